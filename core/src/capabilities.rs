@@ -1,0 +1,29 @@
+//! What a backend can do.
+
+/// The operations a backend supports. A backend that lacks one answers
+/// [`Error::Unsupported`](crate::Error::Unsupported) for it; it never panics and never returns a
+/// silent `Ok`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// `UserRepo` works.
+    pub users: bool,
+    /// `ChatRepo`, `MessageRepo` and `TagRepo` work.
+    pub chats: bool,
+    /// `FileRepo` works.
+    pub files: bool,
+    /// `VectorRepo` works.
+    pub vectors: bool,
+    /// Bulk writes are all-or-nothing.
+    pub atomic_bulk: bool,
+}
+
+impl Capabilities {
+    /// Every capability.
+    pub const ALL: Capabilities = Capabilities {
+        users: true,
+        chats: true,
+        files: true,
+        vectors: true,
+        atomic_bulk: true,
+    };
+}

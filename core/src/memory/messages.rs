@@ -1,0 +1,93 @@
+use async_trait::async_trait;
+
+use super::{MemoryBackend, State};
+use crate::messages::{Message, MessageRepo, NewMessage, message_key};
+use crate::query::validate_scan_limit;
+use crate::{Error, Result, blob, validate};
+
+impl State {
+    fn upsert_message(&mut self, message: NewMessage) -> Result<Message> {
+        message.validate()?;
+        let mut chat = self.chat(&message.chat_id)?.clone();
+        let key = (message.chat_id.clone(), message.id.clone());
+        let existing = self.messages.get(&key);
+        let message = message.into_stored(&chat, existing, validate::now())?;
+        blob::upsert_message(&mut chat.chat, &message);
+        chat.updated_at = chat.updated_at.max(message.updated_at);
+        self.chats.insert(chat.id.clone(), chat);
+        self.messages.insert(key, message.clone());
+        Ok(message)
+    }
+}
+
+#[async_trait]
+impl MessageRepo for MemoryBackend {
+    async fn upsert(&self, message: NewMessage) -> Result<Message> {
+        self.transaction(|s| s.upsert_message(message))
+    }
+
+    async fn upsert_many(&self, chat_id: &str, messages: Vec<NewMessage>) -> Result<Vec<Message>> {
+        validate::id("chat id", chat_id)?;
+        if let Some(m) = messages.iter().find(|m| m.chat_id != chat_id) {
+            return Err(Error::invalid(format!(
+                "message {:?} belongs to chat {:?}, not {chat_id:?}",
+                m.id, m.chat_id
+            )));
+        }
+        self.transaction(|s| {
+            s.chat(chat_id)?;
+            messages.into_iter().map(|m| s.upsert_message(m)).collect()
+        })
+    }
+
+    async fn get(&self, chat_id: &str, id: &str) -> Result<Message> {
+        let s = self.lock()?;
+        s.chat(chat_id)?;
+        s.messages
+            .get(&(chat_id.to_owned(), id.to_owned()))
+            .cloned()
+            .ok_or_else(|| Error::not_found("message", message_key(chat_id, id)))
+    }
+
+    async fn list(&self, chat_id: &str) -> Result<Vec<Message>> {
+        let s = self.lock()?;
+        s.chat(chat_id)?;
+        let mut out: Vec<Message> = s
+            .messages
+            .range((chat_id.to_owned(), String::new())..)
+            .take_while(|((c, _), _)| c == chat_id)
+            .map(|(_, m)| m.clone())
+            .collect();
+        blob::sort_messages(&mut out);
+        Ok(out)
+    }
+
+    async fn delete(&self, chat_id: &str, id: &str) -> Result<()> {
+        self.transaction(|s| {
+            let mut chat = s.chat(chat_id)?.clone();
+            s.messages
+                .remove(&(chat_id.to_owned(), id.to_owned()))
+                .ok_or_else(|| Error::not_found("message", message_key(chat_id, id)))?;
+            blob::remove_message(&mut chat.chat, id);
+            s.chats.insert(chat.id.clone(), chat);
+            Ok(())
+        })
+    }
+
+    async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
+        validate_scan_limit(limit)?;
+        let s = self.lock()?;
+        let mut all: Vec<(String, &Message)> = s
+            .messages
+            .values()
+            .map(|m| (m.key(), m))
+            .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all
+            .into_iter()
+            .take(limit as usize)
+            .map(|(_, m)| m.clone())
+            .collect())
+    }
+}

@@ -1,0 +1,107 @@
+use async_trait::async_trait;
+
+use super::MemoryBackend;
+use crate::query::validate_scan_limit;
+use crate::tags::{Tag, TagKey, TagRepo, TagUsage, tag_id, tag_id_checked, validate_tag};
+use crate::{Error, Result, validate};
+
+#[async_trait]
+impl TagRepo for MemoryBackend {
+    async fn list(&self, user_id: &str) -> Result<Vec<Tag>> {
+        validate::id("user_id", user_id)?;
+        let s = self.lock()?;
+        Ok(s.tags
+            .values()
+            .filter(|t| t.user_id == user_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn usage(&self, user_id: &str) -> Result<Vec<TagUsage>> {
+        validate::id("user_id", user_id)?;
+        let s = self.lock()?;
+        Ok(s.tags
+            .values()
+            .filter(|t| t.user_id == user_id)
+            .map(|t| TagUsage {
+                tag: t.clone(),
+                chats: s
+                    .chats
+                    .values()
+                    .filter(|c| c.user_id == user_id && !c.is_internal() && c.tags.contains(&t.id))
+                    .count() as u64,
+            })
+            .collect())
+    }
+
+    async fn get(&self, user_id: &str, name_or_id: &str) -> Result<Tag> {
+        validate::id("user_id", user_id)?;
+        let key = TagKey {
+            user_id: user_id.to_owned(),
+            id: tag_id(name_or_id),
+        };
+        let s = self.lock()?;
+        s.tags
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| Error::not_found("tag", name_or_id))
+    }
+
+    async fn ensure(&self, user_id: &str, name: &str) -> Result<Tag> {
+        validate::id("user_id", user_id)?;
+        let id = tag_id_checked(name)?;
+        let mut s = self.lock()?;
+        Ok(s.ensure_tag(user_id, &id, name))
+    }
+
+    async fn create_many(&self, tags: Vec<Tag>) -> Result<()> {
+        for tag in &tags {
+            validate_tag(tag)?;
+        }
+        self.transaction(|s| {
+            for tag in tags {
+                let key = TagKey {
+                    user_id: tag.user_id.clone(),
+                    id: tag.id.clone(),
+                };
+                if s.tags.contains_key(&key) {
+                    return Err(Error::conflict(
+                        "tag",
+                        format!("user {:?} has tag {:?}", key.user_id, key.id),
+                    ));
+                }
+                s.tags.insert(key, tag);
+            }
+            Ok(())
+        })
+    }
+
+    async fn delete(&self, user_id: &str, name_or_id: &str) -> Result<()> {
+        validate::id("user_id", user_id)?;
+        let id = tag_id(name_or_id);
+        self.transaction(|s| {
+            let key = TagKey {
+                user_id: user_id.to_owned(),
+                id: id.clone(),
+            };
+            if s.tags.remove(&key).is_none() {
+                return Err(Error::not_found("tag", name_or_id));
+            }
+            for chat in s.chats.values_mut().filter(|c| c.user_id == user_id) {
+                chat.tags.remove(&id);
+            }
+            Ok(())
+        })
+    }
+
+    async fn scan(&self, after: Option<&TagKey>, limit: u32) -> Result<Vec<Tag>> {
+        validate_scan_limit(limit)?;
+        let s = self.lock()?;
+        Ok(s.tags
+            .iter()
+            .filter(|(k, _)| after.is_none_or(|a| *k > a))
+            .take(limit as usize)
+            .map(|(_, t)| t.clone())
+            .collect())
+    }
+}

@@ -1,0 +1,112 @@
+use async_trait::async_trait;
+
+use super::{MemoryBackend, State};
+use crate::query::{Page, PageRequest, validate_scan_limit};
+use crate::users::{NewUser, User, UserPatch, UserRepo};
+use crate::{Error, Result, validate};
+
+fn email_taken(state: &State, email: &str, except: Option<&str>) -> bool {
+    let wanted = email.to_lowercase();
+    state
+        .users
+        .values()
+        .any(|u| Some(u.id.as_str()) != except && u.email.to_lowercase() == wanted)
+}
+
+fn insert(state: &mut State, user: NewUser) -> Result<User> {
+    let user = user.into_user(validate::now())?;
+    if state.users.contains_key(&user.id) {
+        return Err(Error::conflict("user", format!("id {:?} exists", user.id)));
+    }
+    if email_taken(state, &user.email, None) {
+        return Err(Error::conflict(
+            "user",
+            format!("email {:?} is taken", user.email),
+        ));
+    }
+    state.users.insert(user.id.clone(), user.clone());
+    Ok(user)
+}
+
+#[async_trait]
+impl UserRepo for MemoryBackend {
+    async fn create(&self, user: NewUser) -> Result<User> {
+        self.transaction(|s| insert(s, user))
+    }
+
+    async fn create_many(&self, users: Vec<NewUser>) -> Result<Vec<User>> {
+        self.transaction(|s| users.into_iter().map(|u| insert(s, u)).collect())
+    }
+
+    async fn get(&self, id: &str) -> Result<User> {
+        let s = self.lock()?;
+        s.users
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("user", id))
+    }
+
+    async fn get_by_email(&self, email: &str) -> Result<User> {
+        let wanted = email.to_lowercase();
+        let s = self.lock()?;
+        s.users
+            .values()
+            .find(|u| u.email.to_lowercase() == wanted)
+            .cloned()
+            .ok_or_else(|| Error::not_found("user", email))
+    }
+
+    async fn update(&self, id: &str, patch: UserPatch) -> Result<User> {
+        self.transaction(|s| {
+            let mut user = s
+                .users
+                .get(id)
+                .cloned()
+                .ok_or_else(|| Error::not_found("user", id))?;
+            patch.apply(&mut user, validate::now())?;
+            if patch.email.is_some() && email_taken(s, &user.email, Some(id)) {
+                return Err(Error::conflict(
+                    "user",
+                    format!("email {:?} is taken", user.email),
+                ));
+            }
+            s.users.insert(id.to_owned(), user.clone());
+            Ok(user)
+        })
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        let mut s = self.lock()?;
+        s.users
+            .remove(id)
+            .map(|_| ())
+            .ok_or_else(|| Error::not_found("user", id))
+    }
+
+    async fn list(&self, page: PageRequest) -> Result<Page<User>> {
+        page.validate()?;
+        let s = self.lock()?;
+        let mut users: Vec<User> = s.users.values().cloned().collect();
+        users.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        let total = users.len() as u64;
+        Ok(Page {
+            items: page.slice(users),
+            total,
+        })
+    }
+
+    async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>> {
+        validate_scan_limit(limit)?;
+        let s = self.lock()?;
+        Ok(s.users
+            .values()
+            .filter(|u| after.is_none_or(|a| u.id.as_str() > a))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+}

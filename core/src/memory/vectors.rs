@@ -1,0 +1,161 @@
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+
+use super::{MemoryBackend, State};
+use crate::vectors::{
+    MAX_DIMENSION, SearchHit, VectorFilter, VectorItem, VectorRepo, exact_search,
+    validate_collection, validate_items, validate_search,
+};
+use crate::{Error, Result};
+
+impl State {
+    fn collection_dim(&self, collection: &str, except: &[&str]) -> Option<usize> {
+        self.vectors
+            .values()
+            .find(|(c, item)| c == collection && !except.contains(&item.id.as_str()))
+            .map(|(_, item)| item.vector.len())
+    }
+
+    fn items_of<'a>(&'a self, collection: &'a str) -> impl Iterator<Item = &'a VectorItem> + 'a {
+        self.vectors
+            .values()
+            .filter(move |(c, _)| c == collection)
+            .map(|(_, item)| item)
+    }
+}
+
+#[async_trait]
+impl VectorRepo for MemoryBackend {
+    async fn has_collection(&self, name: &str) -> Result<bool> {
+        validate_collection(name)?;
+        Ok(self.lock()?.items_of(name).next().is_some())
+    }
+
+    async fn delete_collection(&self, name: &str) -> Result<()> {
+        validate_collection(name)?;
+        self.lock()?.vectors.retain(|_, (c, _)| c != name);
+        Ok(())
+    }
+
+    async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
+        validate_collection(collection)?;
+        let mut s = self.lock()?;
+        validate_items(&items, s.collection_dim(collection, &[]), MAX_DIMENSION)?;
+        if let Some(item) = items.iter().find(|i| s.vectors.contains_key(&i.id)) {
+            return Err(Error::conflict(
+                "vector",
+                format!("item id {:?} exists", item.id),
+            ));
+        }
+        for item in items {
+            s.vectors
+                .insert(item.id.clone(), (collection.to_owned(), item));
+        }
+        Ok(())
+    }
+
+    async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
+        validate_collection(collection)?;
+        let mut s = self.lock()?;
+        let replaced: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        validate_items(
+            &items,
+            s.collection_dim(collection, &replaced),
+            MAX_DIMENSION,
+        )?;
+        for item in items {
+            s.vectors
+                .insert(item.id.clone(), (collection.to_owned(), item));
+        }
+        Ok(())
+    }
+
+    async fn search(
+        &self,
+        collection: &str,
+        vectors: &[Vec<f32>],
+        filter: Option<&VectorFilter>,
+        limit: u32,
+    ) -> Result<Vec<Vec<SearchHit>>> {
+        validate_collection(collection)?;
+        if let Some(f) = filter {
+            f.validate()?;
+        }
+        let s = self.lock()?;
+        validate_search(
+            vectors,
+            s.collection_dim(collection, &[]),
+            limit,
+            MAX_DIMENSION,
+        )?;
+        let items: Vec<&VectorItem> = s.items_of(collection).collect();
+        Ok(vectors
+            .iter()
+            .map(|q| exact_search(&items, q, filter, limit))
+            .collect())
+    }
+
+    async fn query(
+        &self,
+        collection: &str,
+        filter: &VectorFilter,
+        limit: Option<u32>,
+    ) -> Result<Vec<VectorItem>> {
+        validate_collection(collection)?;
+        filter.validate()?;
+        if limit == Some(0) {
+            return Err(Error::invalid(
+                "query limit must be at least 1 (use None for no limit)",
+            ));
+        }
+        let s = self.lock()?;
+        Ok(s.items_of(collection)
+            .filter(|i| filter.matches(&i.metadata))
+            .take(limit.map_or(usize::MAX, |l| l as usize))
+            .cloned()
+            .collect())
+    }
+
+    async fn get(&self, collection: &str) -> Result<Vec<VectorItem>> {
+        validate_collection(collection)?;
+        Ok(self.lock()?.items_of(collection).cloned().collect())
+    }
+
+    async fn delete(
+        &self,
+        collection: &str,
+        ids: Option<&[String]>,
+        filter: Option<&VectorFilter>,
+    ) -> Result<u64> {
+        validate_collection(collection)?;
+        if ids.is_none() && filter.is_none() {
+            return Err(Error::invalid(
+                "delete needs ids or a filter; use delete_collection to delete everything",
+            ));
+        }
+        if let Some(f) = filter {
+            f.validate()?;
+        }
+        let mut s = self.lock()?;
+        let before = s.vectors.len();
+        s.vectors.retain(|id, (c, item)| {
+            let hit = c == collection
+                && ids.is_none_or(|ids| ids.iter().any(|i| i == id))
+                && filter.is_none_or(|f| f.matches(&item.metadata));
+            !hit
+        });
+        Ok((before - s.vectors.len()) as u64)
+    }
+
+    async fn reset(&self) -> Result<()> {
+        self.lock()?.vectors.clear();
+        Ok(())
+    }
+
+    async fn collections(&self) -> Result<Vec<String>> {
+        let s = self.lock()?;
+        let names: BTreeSet<String> = s.vectors.values().map(|(c, _)| c.clone()).collect();
+        Ok(names.into_iter().collect())
+    }
+}

@@ -1,0 +1,245 @@
+//! Pagination and the query structs of list operations.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Which slice of an ordered list to return. `limit: None` means "all the rest".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PageRequest {
+    /// How many items of the ordered list to skip.
+    pub offset: u64,
+    /// How many items to return at most; `None` returns every remaining item.
+    pub limit: Option<u64>,
+}
+
+impl PageRequest {
+    /// The first `limit` items.
+    pub fn first(limit: u64) -> Self {
+        PageRequest {
+            offset: 0,
+            limit: Some(limit),
+        }
+    }
+
+    /// `limit` items after skipping `offset`.
+    pub fn new(offset: u64, limit: u64) -> Self {
+        PageRequest {
+            offset,
+            limit: Some(limit),
+        }
+    }
+
+    /// Checks the request: a limit of 0 asks for nothing and is refused; offsets and limits
+    /// beyond `i64::MAX` cannot be passed to SQL.
+    pub fn validate(&self) -> Result<()> {
+        if self.limit == Some(0) {
+            return Err(Error::invalid(
+                "page limit must be at least 1 (use None for no limit)",
+            ));
+        }
+        if self.offset > i64::MAX as u64 || self.limit.is_some_and(|l| l > i64::MAX as u64) {
+            return Err(Error::invalid("page offset and limit must fit in i64"));
+        }
+        Ok(())
+    }
+
+    /// Applies the request to an already ordered vector (the memory backend's way).
+    pub fn slice<T>(&self, items: Vec<T>) -> Vec<T> {
+        let offset = usize::try_from(self.offset).unwrap_or(usize::MAX);
+        let iter = items.into_iter().skip(offset);
+        match self.limit {
+            Some(limit) => iter
+                .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                .collect(),
+            None => iter.collect(),
+        }
+    }
+}
+
+/// One page of an ordered list and the total number of matching items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items of the page, in order.
+    pub items: Vec<T>,
+    /// How many items match the query in all pages.
+    pub total: u64,
+}
+
+/// How many records a keyset scan returns at most per call.
+pub const MAX_SCAN_LIMIT: u32 = 10_000;
+
+/// Checks a keyset scan's limit.
+pub fn validate_scan_limit(limit: u32) -> Result<()> {
+    if limit == 0 || limit > MAX_SCAN_LIMIT {
+        return Err(Error::invalid(format!(
+            "scan limit must be between 1 and {MAX_SCAN_LIMIT}, got {limit}"
+        )));
+    }
+    Ok(())
+}
+
+/// Which chats to list by their tags.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum TagFilter {
+    /// Tags do not matter.
+    #[default]
+    Any,
+    /// Chats that have every one of these tags (names or ids; normalised to ids).
+    AllOf(Vec<String>),
+    /// Chats that have no tag at all (`tag:none`).
+    Untagged,
+}
+
+/// Which chats to list by their folder.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum FolderFilter {
+    /// Folders do not matter.
+    #[default]
+    Any,
+    /// Chats in no folder.
+    NoFolder,
+    /// Chats in this folder.
+    In(String),
+}
+
+/// The order of a chat list. Every order ends with `id` ascending, so it is total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ChatOrder {
+    /// `updated_at DESC, id` (the default everywhere).
+    #[default]
+    UpdatedDesc,
+    /// `created_at DESC, id`.
+    CreatedDesc,
+    /// `title ASC, id` (byte order of the title).
+    TitleAsc,
+}
+
+/// A list of one user's chats. Internal chats (`meta.internal = true`) are never listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatQuery {
+    /// Whose chats.
+    pub user_id: String,
+    /// `Some(false)` (the default) hides archived chats, `Some(true)` lists only them, `None` both.
+    pub archived: Option<bool>,
+    /// `Some(b)` lists only chats whose `pinned` is `b`.
+    pub pinned: Option<bool>,
+    /// Folder filter.
+    pub folder: FolderFilter,
+    /// Tag filter.
+    pub tags: TagFilter,
+    /// Case-insensitive (Unicode) substring of the title.
+    pub title: Option<String>,
+    /// Order of the list.
+    pub order: ChatOrder,
+    /// Which page.
+    pub page: PageRequest,
+}
+
+impl ChatQuery {
+    /// All non-archived chats of `user_id`, newest first.
+    pub fn for_user(user_id: impl Into<String>) -> Self {
+        ChatQuery {
+            user_id: user_id.into(),
+            archived: Some(false),
+            pinned: None,
+            folder: FolderFilter::Any,
+            tags: TagFilter::Any,
+            title: None,
+            order: ChatOrder::UpdatedDesc,
+            page: PageRequest::default(),
+        }
+    }
+
+    /// Only chats having all of these tags (names are normalised to tag ids).
+    pub fn with_tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tags = TagFilter::AllOf(tags.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Only chats with no tag.
+    pub fn untagged(mut self) -> Self {
+        self.tags = TagFilter::Untagged;
+        self
+    }
+
+    /// Only chats whose title contains `text`, case-insensitively.
+    pub fn with_title(mut self, text: impl Into<String>) -> Self {
+        self.title = Some(text.into());
+        self
+    }
+
+    /// Archived filter (`None` lists archived and active chats).
+    pub fn archived(mut self, archived: Option<bool>) -> Self {
+        self.archived = archived;
+        self
+    }
+
+    /// Pinned filter.
+    pub fn pinned(mut self, pinned: Option<bool>) -> Self {
+        self.pinned = pinned;
+        self
+    }
+
+    /// Folder filter.
+    pub fn folder(mut self, folder: FolderFilter) -> Self {
+        self.folder = folder;
+        self
+    }
+
+    /// Order.
+    pub fn order(mut self, order: ChatOrder) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// Page.
+    pub fn page(mut self, page: PageRequest) -> Self {
+        self.page = page;
+        self
+    }
+
+    /// Checks the query and returns the tag ids of its tag filter, normalised.
+    pub fn validate(&self) -> Result<Vec<String>> {
+        crate::validate::id("user_id", &self.user_id)?;
+        self.page.validate()?;
+        if let FolderFilter::In(folder) = &self.folder {
+            crate::validate::id("folder_id", folder)?;
+        }
+        if let Some(title) = &self.title {
+            crate::validate::text("title filter", title)?;
+        }
+        match &self.tags {
+            TagFilter::AllOf(names) => {
+                if names.is_empty() {
+                    return Err(Error::invalid(
+                        "tag filter AllOf needs at least one tag; use TagFilter::Any for no filter",
+                    ));
+                }
+                let mut ids = Vec::with_capacity(names.len());
+                for name in names {
+                    let id = crate::tags::tag_id_checked(name)?;
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+                ids.sort();
+                Ok(ids)
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
+/// A list of files.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FileQuery {
+    /// Only this user's files; `None` lists everyone's.
+    pub user_id: Option<String>,
+    /// Which page, in the order `updated_at DESC, id`.
+    pub page: PageRequest,
+}

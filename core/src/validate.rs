@@ -1,0 +1,136 @@
+//! Input checks shared by every backend, so that bad input gets the same
+//! [`Error::InvalidInput`](crate::Error::InvalidInput) everywhere and changes nothing.
+
+use crate::{Error, Result};
+
+/// The longest id chatstore accepts (Open WebUI ids are 36-character uuids; composite message
+/// ids are two of them).
+pub const MAX_ID_LEN: usize = 255;
+
+/// An id: non-empty, at most [`MAX_ID_LEN`] bytes, no control characters, no `/` or `\`
+/// (PocketBase forbids them, and they would make file paths).
+pub fn id(what: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(format!("{what} must not be empty")));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(Error::invalid(format!(
+            "{what} is {} bytes long; at most {MAX_ID_LEN} are allowed",
+            value.len()
+        )));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| c.is_control() || *c == '/' || *c == '\\' || c.is_whitespace())
+    {
+        return Err(Error::invalid(format!(
+            "{what} {value:?} contains {c:?}; ids may not contain whitespace, control characters, '/' or '\\'"
+        )));
+    }
+    Ok(())
+}
+
+/// Free text stored in a text column: no NUL bytes (PostgreSQL rejects them in text).
+pub fn text(what: &str, value: &str) -> Result<()> {
+    if value.contains('\0') {
+        return Err(Error::invalid(format!("{what} must not contain NUL bytes")));
+    }
+    Ok(())
+}
+
+/// A timestamp in epoch seconds: not negative.
+pub fn timestamp(what: &str, value: i64) -> Result<()> {
+    if value < 0 {
+        return Err(Error::invalid(format!(
+            "{what} must be epoch seconds >= 0, got {value}"
+        )));
+    }
+    Ok(())
+}
+
+/// A JSON value that must be an object.
+pub fn object(what: &str, value: &serde_json::Value) -> Result<()> {
+    if !value.is_object() {
+        return Err(Error::invalid(format!(
+            "{what} must be a JSON object, got {}",
+            json_type(value)
+        )));
+    }
+    json_text(what, value)
+}
+
+/// A JSON value: strings and keys must not hold NUL (PostgreSQL's json rejects `\u0000`).
+pub fn json_text(what: &str, value: &serde_json::Value) -> Result<()> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => text(what, s),
+        Value::Array(items) => items.iter().try_for_each(|v| json_text(what, v)),
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            text(what, k)?;
+            json_text(what, v)
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The JSON type name of a value, for messages.
+pub fn json_type(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Checks an email address: non-empty, one `@` with text on both sides, no whitespace.
+pub fn email(value: &str) -> Result<()> {
+    let well_formed = value
+        .split_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+        && value.len() <= MAX_ID_LEN;
+    if !well_formed {
+        return Err(Error::invalid(format!(
+            "email {value:?} is not an address like name@example.com"
+        )));
+    }
+    Ok(())
+}
+
+/// The current time in epoch seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A fresh uuid4 id, as Open WebUI makes them.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_reject_empty_slash_and_whitespace() {
+        assert!(id("id", "").is_err());
+        assert!(id("id", "a/b").is_err());
+        assert!(id("id", "a b").is_err());
+        assert!(id("id", "0b1e-uuid_like-ID").is_ok());
+    }
+
+    #[test]
+    fn emails_need_an_at_sign() {
+        assert!(email("a@b").is_ok());
+        assert!(email("ab").is_err());
+        assert!(email("@b").is_err());
+        assert!(email("a b@c").is_err());
+    }
+}

@@ -1,0 +1,407 @@
+//! Vectors: Open WebUI's `VectorDBBase` (collections of embedded text chunks).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{Error, Result, validate};
+
+/// The largest dimension any backend accepts (pgvector's limit for `vector`); backends with a
+/// smaller limit refuse larger vectors with `InvalidInput`.
+pub const MAX_DIMENSION: usize = 16_000;
+
+/// The most query vectors one search takes.
+pub const MAX_QUERY_VECTORS: usize = 1_000;
+
+/// The most neighbours one search returns per query vector.
+pub const MAX_SEARCH_LIMIT: u32 = 10_000;
+
+/// A chunk of text with its embedding. Ids are unique across all collections (Open WebUI's
+/// `document_chunk` key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VectorItem {
+    /// Id.
+    pub id: String,
+    /// The text.
+    pub text: String,
+    /// The embedding.
+    pub vector: Vec<f32>,
+    /// Metadata object.
+    pub metadata: Map<String, Value>,
+}
+
+/// One neighbour found by a search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// Item id.
+    pub id: String,
+    /// Item text.
+    pub text: String,
+    /// Item metadata.
+    pub metadata: Map<String, Value>,
+    /// Cosine distance to the query vector, in [0, 2].
+    pub distance: f64,
+    /// Open WebUI's score: `(2 - distance) / 2`, in [0, 1], higher is nearer.
+    pub score: f64,
+}
+
+/// Open WebUI's score of a cosine distance.
+pub fn score(distance: f64) -> f64 {
+    (2.0 - distance) / 2.0
+}
+
+/// Cosine distance `1 - cos(a, b)`, computed in f64. Both vectors must be non-zero and of the
+/// same length (checked by [`validate_vector`]).
+pub fn cosine_distance(a: &[f32], b: &[f32]) -> f64 {
+    let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(*x), f64::from(*y));
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    1.0 - dot / (na.sqrt() * nb.sqrt())
+}
+
+/// Checks one vector: 1..=`max_dim` finite components, not all zero (cosine distance is
+/// undefined for a zero vector).
+pub fn validate_vector(what: &str, vector: &[f32], max_dim: usize) -> Result<()> {
+    if vector.is_empty() {
+        return Err(Error::invalid(format!("{what} is empty")));
+    }
+    if vector.len() > max_dim {
+        return Err(Error::invalid(format!(
+            "{what} has {} dimensions; this backend takes at most {max_dim}",
+            vector.len()
+        )));
+    }
+    if let Some(i) = vector.iter().position(|x| !x.is_finite()) {
+        return Err(Error::invalid(format!(
+            "{what} has a non-finite component at index {i}"
+        )));
+    }
+    if vector.iter().all(|x| *x == 0.0) {
+        return Err(Error::invalid(format!(
+            "{what} is all zeros; cosine distance is undefined for it"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a collection name: an id of at most 255 bytes.
+pub fn validate_collection(name: &str) -> Result<()> {
+    validate::id("collection name", name)
+}
+
+/// Checks items to insert: valid ids, text and metadata, one dimension for all of them (and
+/// equal to `dim` when the collection already has one), no id twice.
+pub fn validate_items(items: &[VectorItem], dim: Option<usize>, max_dim: usize) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    let mut expected = dim;
+    for item in items {
+        validate::id("vector item id", &item.id)?;
+        if !seen.insert(item.id.as_str()) {
+            return Err(Error::invalid(format!(
+                "vector item id {:?} appears twice in one call",
+                item.id
+            )));
+        }
+        validate::text("vector item text", &item.text)?;
+        validate::json_text(
+            "vector item metadata",
+            &Value::Object(item.metadata.clone()),
+        )?;
+        validate_vector(
+            &format!("vector of item {:?}", item.id),
+            &item.vector,
+            max_dim,
+        )?;
+        match expected {
+            Some(d) if d != item.vector.len() => {
+                return Err(Error::invalid(format!(
+                    "vector of item {:?} has {} dimensions but the collection's vectors have {d}",
+                    item.id,
+                    item.vector.len()
+                )));
+            }
+            Some(_) => {}
+            None => expected = Some(item.vector.len()),
+        }
+    }
+    Ok(())
+}
+
+/// Checks a search: 1..=[`MAX_QUERY_VECTORS`] query vectors of the collection's dimension
+/// (when known) and a limit in 1..=[`MAX_SEARCH_LIMIT`].
+pub fn validate_search(
+    vectors: &[Vec<f32>],
+    dim: Option<usize>,
+    limit: u32,
+    max_dim: usize,
+) -> Result<()> {
+    if vectors.is_empty() {
+        return Err(Error::invalid("search needs at least one query vector"));
+    }
+    if vectors.len() > MAX_QUERY_VECTORS {
+        return Err(Error::invalid(format!(
+            "search takes at most {MAX_QUERY_VECTORS} query vectors, got {}",
+            vectors.len()
+        )));
+    }
+    if limit == 0 || limit > MAX_SEARCH_LIMIT {
+        return Err(Error::invalid(format!(
+            "search limit must be between 1 and {MAX_SEARCH_LIMIT}, got {limit}"
+        )));
+    }
+    for (i, v) in vectors.iter().enumerate() {
+        validate_vector(&format!("query vector {i}"), v, max_dim)?;
+        if let Some(d) = dim
+            && v.len() != d
+        {
+            return Err(Error::invalid(format!(
+                "query vector {i} has {} dimensions but the collection's vectors have {d}",
+                v.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One condition of a [`VectorFilter`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Condition {
+    /// `{key: value}`: the metadata value equals this one.
+    Eq(Value),
+    /// `{key: {"$in": [...]}}`: the metadata value equals one of these.
+    In(Vec<Value>),
+}
+
+/// A metadata filter in Open WebUI's dialect: `{key: value}` and `{key: {"$in": [..]}}`, all
+/// conditions ANDed. Values compare as text the way PostgreSQL's `->>` renders them: a string
+/// as itself, anything else as its JSON text (so `1` matches `1` and `"1"`, `true` matches
+/// `true` and `"true"`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct VectorFilter {
+    /// `(key, condition)` pairs, sorted by key.
+    pub conditions: Vec<(String, Condition)>,
+}
+
+impl VectorFilter {
+    /// `{key: value}`.
+    pub fn eq(key: impl Into<String>, value: impl Into<Value>) -> Self {
+        VectorFilter::default().and_eq(key, value)
+    }
+
+    /// Adds `{key: value}`.
+    pub fn and_eq(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.conditions
+            .push((key.into(), Condition::Eq(value.into())));
+        self.conditions.sort_by(|a, b| a.0.cmp(&b.0));
+        self
+    }
+
+    /// Adds `{key: {"$in": values}}`.
+    pub fn and_in(mut self, key: impl Into<String>, values: Vec<Value>) -> Self {
+        self.conditions.push((key.into(), Condition::In(values)));
+        self.conditions.sort_by(|a, b| a.0.cmp(&b.0));
+        self
+    }
+
+    /// Parses Open WebUI's JSON form; anything else is `InvalidInput`.
+    pub fn from_json(value: &Value) -> Result<Self> {
+        let Value::Object(map) = value else {
+            return Err(Error::invalid(format!(
+                "a vector filter must be an object like {{\"file_id\": \"x\"}}, got {}",
+                validate::json_type(value)
+            )));
+        };
+        let mut conditions = Vec::with_capacity(map.len());
+        for (key, v) in map {
+            let condition = match v {
+                Value::Object(op) => {
+                    let Some(Value::Array(values)) = op.get("$in").filter(|_| op.len() == 1) else {
+                        return Err(Error::invalid(format!(
+                            "filter on {key:?}: the only operator is {{\"$in\": [...]}}"
+                        )));
+                    };
+                    Condition::In(values.clone())
+                }
+                other => Condition::Eq(other.clone()),
+            };
+            conditions.push((key.clone(), condition));
+        }
+        let filter = VectorFilter { conditions };
+        filter.validate()?;
+        Ok(filter)
+    }
+
+    /// The JSON form.
+    pub fn to_json(&self) -> Value {
+        let mut map = Map::new();
+        for (key, condition) in &self.conditions {
+            let v = match condition {
+                Condition::Eq(v) => v.clone(),
+                Condition::In(values) => serde_json::json!({ "$in": values }),
+            };
+            map.insert(key.clone(), v);
+        }
+        Value::Object(map)
+    }
+
+    /// Checks keys and values: keys non-empty, values scalars (no null, object or array),
+    /// `$in` lists non-empty.
+    pub fn validate(&self) -> Result<()> {
+        for (key, condition) in &self.conditions {
+            if key.is_empty() {
+                return Err(Error::invalid("a vector filter key must not be empty"));
+            }
+            validate::text("vector filter key", key)?;
+            let values: &[Value] = match condition {
+                Condition::Eq(v) => std::slice::from_ref(v),
+                Condition::In(values) => {
+                    if values.is_empty() {
+                        return Err(Error::invalid(format!(
+                            "filter on {key:?}: $in needs at least one value"
+                        )));
+                    }
+                    values
+                }
+            };
+            for v in values {
+                match v {
+                    Value::String(s) => validate::text("vector filter value", s)?,
+                    Value::Number(_) | Value::Bool(_) => {}
+                    other => {
+                        return Err(Error::invalid(format!(
+                            "filter on {key:?}: values must be strings, numbers or booleans, got {}",
+                            validate::json_type(other)
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether metadata satisfies every condition.
+    pub fn matches(&self, metadata: &Map<String, Value>) -> bool {
+        self.conditions.iter().all(|(key, condition)| {
+            let Some(actual) = metadata.get(key).filter(|v| !v.is_null()) else {
+                return false;
+            };
+            let actual = as_text(actual);
+            match condition {
+                Condition::Eq(v) => as_text(v) == actual,
+                Condition::In(values) => values.iter().any(|v| as_text(v) == actual),
+            }
+        })
+    }
+}
+
+/// A JSON value as PostgreSQL's `->>` renders it.
+pub fn as_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Storage of vectors, Open WebUI's `VectorDBBase`. A collection exists while it has items.
+#[async_trait]
+pub trait VectorRepo: Send + Sync {
+    /// Whether the collection has any item.
+    async fn has_collection(&self, name: &str) -> Result<bool>;
+    /// Deletes every item of the collection (a no-op when it has none).
+    async fn delete_collection(&self, name: &str) -> Result<()>;
+    /// Inserts items, all or nothing; `Conflict` when an id exists (in any collection).
+    async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()>;
+    /// Inserts or replaces items (an id from another collection moves into this one).
+    async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()>;
+    /// For each query vector, the `limit` nearest items of the collection inside the filter,
+    /// by cosine distance then id. A missing collection gives empty lists.
+    async fn search(
+        &self,
+        collection: &str,
+        vectors: &[Vec<f32>],
+        filter: Option<&VectorFilter>,
+        limit: u32,
+    ) -> Result<Vec<Vec<SearchHit>>>;
+    /// Items of the collection matching the filter, ordered by id, at most `limit`.
+    async fn query(
+        &self,
+        collection: &str,
+        filter: &VectorFilter,
+        limit: Option<u32>,
+    ) -> Result<Vec<VectorItem>>;
+    /// Every item of the collection, ordered by id.
+    async fn get(&self, collection: &str) -> Result<Vec<VectorItem>>;
+    /// Deletes items of the collection by id and/or filter (both given: both must hold; neither:
+    /// `InvalidInput`, use `delete_collection`); returns how many were deleted.
+    async fn delete(
+        &self,
+        collection: &str,
+        ids: Option<&[String]>,
+        filter: Option<&VectorFilter>,
+    ) -> Result<u64>;
+    /// Deletes every item of every collection.
+    async fn reset(&self) -> Result<()>;
+    /// The names of the collections that have items, sorted.
+    async fn collections(&self) -> Result<Vec<String>>;
+}
+
+/// Exact search over items in memory: the reference semantics (ties broken by id).
+pub fn exact_search(
+    items: &[&VectorItem],
+    query: &[f32],
+    filter: Option<&VectorFilter>,
+    limit: u32,
+) -> Vec<SearchHit> {
+    let mut hits: Vec<SearchHit> = items
+        .iter()
+        .filter(|item| filter.is_none_or(|f| f.matches(&item.metadata)))
+        .map(|item| {
+            let distance = cosine_distance(&item.vector, query);
+            SearchHit {
+                id: item.id.clone(),
+                text: item.text.clone(),
+                metadata: item.metadata.clone(),
+                distance,
+                score: score(distance),
+            }
+        })
+        .collect();
+    hits.sort_by(|a, b| {
+        a.distance
+            .total_cmp(&b.distance)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    hits.truncate(limit as usize);
+    hits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn filters_parse_open_webui_dialect() {
+        let f = VectorFilter::from_json(&json!({"file_id": "a", "page": {"$in": [1, 2]}}))
+            .expect("valid");
+        let meta = json!({"file_id": "a", "page": 2})
+            .as_object()
+            .cloned()
+            .expect("object");
+        assert!(f.matches(&meta));
+        assert!(VectorFilter::from_json(&json!({"a": {"$gt": 1}})).is_err());
+        assert!(VectorFilter::from_json(&json!({"a": {"$in": []}})).is_err());
+        assert!(VectorFilter::from_json(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn identical_vectors_score_one() {
+        let d = cosine_distance(&[1.0, 2.0], &[2.0, 4.0]);
+        assert!(d.abs() < 1e-12);
+        assert!((score(d) - 1.0).abs() < 1e-12);
+    }
+}
