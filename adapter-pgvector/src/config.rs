@@ -1,0 +1,136 @@
+//! Configuration of the pgvector adapter, from code or from the environment (Open WebUI's own
+//! variable names are accepted where they mean the same).
+
+use chatstore_core::{Error, Result};
+
+/// How to reach the database and how to shape a new table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgVectorConfig {
+    /// `postgres://...` URL.
+    pub url: String,
+    /// Most connections the pool opens (Open WebUI: `PGVECTOR_POOL_SIZE`).
+    pub pool_size: u32,
+    /// Dimension of the vector column of a new table; shorter vectors are zero-padded to it
+    /// (Open WebUI: `PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH`, default 1536). An existing table
+    /// keeps its own.
+    pub dimension: usize,
+    /// Create a new table with a `halfvec` column (Open WebUI: `PGVECTOR_USE_HALFVEC`).
+    pub use_halfvec: bool,
+    /// Run `CREATE EXTENSION vector` when it is missing (Open WebUI: `PGVECTOR_CREATE_EXTENSION`).
+    pub create_extension: bool,
+    /// Collections with at most this many rows are always searched exactly; `optimize` gives
+    /// larger ones a partial HNSW index.
+    pub exact_max_rows: i64,
+    /// Recall@10 an HNSW plan must reach on `optimize`'s sample, or the collection stays exact.
+    pub target_recall: f64,
+    /// Rows per `INSERT ... SELECT FROM unnest(...)` statement.
+    pub batch_rows: usize,
+}
+
+impl Default for PgVectorConfig {
+    fn default() -> Self {
+        PgVectorConfig {
+            url: String::new(),
+            pool_size: 10,
+            dimension: 1536,
+            use_halfvec: false,
+            create_extension: true,
+            exact_max_rows: 5_000,
+            target_recall: 0.995,
+            batch_rows: 1_000,
+        }
+    }
+}
+
+impl PgVectorConfig {
+    /// Defaults with this URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        PgVectorConfig {
+            url: url.into(),
+            ..PgVectorConfig::default()
+        }
+    }
+
+    /// Sets the pool size.
+    pub fn pool_size(mut self, n: u32) -> Self {
+        self.pool_size = n;
+        self
+    }
+
+    /// Sets the dimension of a new table's vector column.
+    pub fn dimension(mut self, d: usize) -> Self {
+        self.dimension = d;
+        self
+    }
+
+    /// Sets the exact-search threshold (rows per collection).
+    pub fn exact_max_rows(mut self, rows: i64) -> Self {
+        self.exact_max_rows = rows;
+        self
+    }
+
+    /// Reads `CHATSTORE_PGVECTOR_URL` (or `PGVECTOR_DB_URL`, then `DATABASE_URL`),
+    /// `CHATSTORE_PGVECTOR_POOL_SIZE` (or `PGVECTOR_POOL_SIZE`),
+    /// `PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH`, `PGVECTOR_USE_HALFVEC`,
+    /// `PGVECTOR_CREATE_EXTENSION` and `CHATSTORE_PGVECTOR_EXACT_MAX_ROWS`.
+    pub fn from_env() -> Result<Self> {
+        let var = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+        };
+        let url = var(&["CHATSTORE_PGVECTOR_URL", "PGVECTOR_DB_URL", "DATABASE_URL"]).ok_or_else(
+            || {
+                Error::invalid(
+                    "set CHATSTORE_PGVECTOR_URL (or PGVECTOR_DB_URL) to a postgres:// URL",
+                )
+            },
+        )?;
+        let mut config = PgVectorConfig::new(url);
+        if let Some(v) = var(&["CHATSTORE_PGVECTOR_POOL_SIZE", "PGVECTOR_POOL_SIZE"]) {
+            config.pool_size = parse("PGVECTOR_POOL_SIZE", &v)?;
+        }
+        if let Some(v) = var(&["PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH"]) {
+            config.dimension = parse("PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH", &v)?;
+        }
+        if let Some(v) = var(&["PGVECTOR_USE_HALFVEC"]) {
+            config.use_halfvec = parse_bool("PGVECTOR_USE_HALFVEC", &v)?;
+        }
+        if let Some(v) = var(&["PGVECTOR_CREATE_EXTENSION"]) {
+            config.create_extension = parse_bool("PGVECTOR_CREATE_EXTENSION", &v)?;
+        }
+        if let Some(v) = var(&["CHATSTORE_PGVECTOR_EXACT_MAX_ROWS"]) {
+            config.exact_max_rows = parse("CHATSTORE_PGVECTOR_EXACT_MAX_ROWS", &v)?;
+        }
+        Ok(config)
+    }
+}
+
+fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| Error::invalid(format!("{name}={value:?} is not a valid number")))
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::invalid(format!(
+            "{name}={value:?} is not a boolean (true/false)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn booleans_parse_like_open_webui() {
+        assert!(parse_bool("X", "True").expect("bool"));
+        assert!(!parse_bool("X", "0").expect("bool"));
+        assert!(parse_bool("X", "maybe").is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! # chatstore-pgvector
+//!
+//! chatstore's [`VectorRepo`](chatstore_core::VectorRepo) on PostgreSQL with the pgvector
+//! extension, on **Open WebUI's own `document_chunk` table** (`id, vector, collection_name,
+//! text, vmetadata`), so Open WebUI and chatstore can share one database.
+//!
+//! - On an empty database it creates the `vector` extension (when allowed), the table, the
+//!   `collection_name` index and a small side table `chatstore_collection` that remembers each
+//!   collection's true dimension (vectors shorter than the column are zero-padded, as Open WebUI
+//!   does, which hides it) and its search plan. On an existing database it detects the column
+//!   type (`vector` or `halfvec`), its dimension and the pgvector version, and adapts.
+//! - Search returns the **true** top-k inside the collection and the metadata filter, whatever
+//!   the collection's share of the table: small collections and filtered searches are exact
+//!   scans that no ANN index can short-cut; [`PgVectorStore::optimize`] gives a large
+//!   collection its own partial HNSW index and keeps it only with an `ef_search` whose recall it
+//!   has measured against exact search. Search statements are unnamed (never a cached generic
+//!   plan), so the planner always sees the collection.
+//! - Inserts and upserts go in batches through `INSERT ... SELECT FROM unnest(...)` with
+//!   binary-encoded arrays: one round trip per batch, all batches in one transaction.
+//!
+//! ```no_run
+//! use chatstore_core::{VectorFilter, VectorItem, VectorRepo};
+//! use chatstore_pgvector::{PgVectorConfig, PgVectorStore};
+//!
+//! # async fn example() -> chatstore_core::Result<()> {
+//! let config = PgVectorConfig::new("postgres://postgres@127.0.0.1:5432/chatstore").pool_size(8);
+//! let vectors = PgVectorStore::connect(config).await?;
+//! let item = VectorItem {
+//!     id: "chunk-1".into(),
+//!     text: "Ada wrote the first program.".into(),
+//!     vector: vec![0.1, 0.7, 0.2],
+//!     metadata: serde_json::json!({"file_id": "f1"}).as_object().cloned().unwrap_or_default(),
+//! };
+//! vectors.insert("kb-history", vec![item]).await?;
+//! let hits = vectors
+//!     .search("kb-history", &[vec![0.1, 0.6, 0.3]], Some(&VectorFilter::eq("file_id", "f1")), 5)
+//!     .await?;
+//! assert_eq!(hits[0][0].id, "chunk-1");
+//! // After a bulk load: index the large collections and calibrate their search.
+//! vectors.optimize_all().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod error;
+mod filter;
+mod ingest;
+mod schema;
+mod search;
+mod vectors;
+
+use std::sync::Arc;
+
+use chatstore_core::{Result, Store, StoreParts};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+pub use config::PgVectorConfig;
+pub use schema::{ColumnType, Schema};
+pub use search::{CollectionPlan, SearchPlan};
+
+/// The name this backend reports.
+pub const BACKEND: &str = "pgvector";
+
+/// Vectors in PostgreSQL + pgvector, on Open WebUI's `document_chunk` table. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PgVectorStore {
+    pool: PgPool,
+    schema: Schema,
+    config: Arc<PgVectorConfig>,
+    statements: Arc<Statements>,
+}
+
+/// SQL that depends on the detected column type, built once.
+#[derive(Debug)]
+struct Statements {
+    insert: String,
+    upsert: String,
+    /// The vector column as a `vector` (a `halfvec` column is cast).
+    vector_expr: &'static str,
+}
+
+impl PgVectorStore {
+    /// Opens a pool of `config.pool_size` connections and ensures the schema.
+    pub async fn connect(config: PgVectorConfig) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(config.pool_size.max(1))
+            .connect(&config.url)
+            .await
+            .map_err(error::during("connecting to PostgreSQL"))?;
+        Self::from_pool(pool, config).await
+    }
+
+    /// Uses an existing pool (its size is the caller's); `config.url` and `pool_size` are
+    /// ignored.
+    pub async fn from_pool(pool: PgPool, config: PgVectorConfig) -> Result<Self> {
+        let schema = schema::ensure(&pool, &config).await?;
+        let statements = Statements::new(schema.column_type);
+        Ok(PgVectorStore {
+            pool,
+            schema,
+            config: Arc::new(config),
+            statements: Arc::new(statements),
+        })
+    }
+
+    /// What the database holds: column type, dimension, pgvector version.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A [`Store`] whose vectors are this store and whose other repositories come from `base`.
+    pub fn into_store(self, base: &Store) -> Store {
+        let name = format!("{}+{BACKEND}", base.backend_name());
+        Store::new(
+            name,
+            base.capabilities(),
+            StoreParts {
+                users: base.users.clone(),
+                chats: base.chats.clone(),
+                messages: base.messages.clone(),
+                tags: base.tags.clone(),
+                files: base.files.clone(),
+                vectors: Arc::new(self),
+            },
+        )
+    }
+
+    /// Creates Open WebUI's global index `idx_document_chunk_vector` (HNSW, m 16,
+    /// ef_construction 64) when it is missing. chatstore's own searches never rely on it (a
+    /// global index loses neighbours of small collections), and it slows every insert about
+    /// 150-fold; create it only for Open WebUI's sake, after bulk loads.
+    pub async fn create_global_index(&self) -> Result<()> {
+        if self.schema.pgvector_version < (0, 5, 0) || !self.schema.supports_hnsw() {
+            return Err(chatstore_core::Error::unsupported(
+                BACKEND,
+                "an HNSW index on this column (pgvector 0.5+ and at most 2000 dimensions, 4000 for halfvec)",
+            ));
+        }
+        let sql = format!(
+            "CREATE INDEX IF NOT EXISTS idx_document_chunk_vector ON document_chunk \
+             USING hnsw (vector {}) WITH (m = 16, ef_construction = 64)",
+            self.schema.column_type.cosine_ops()
+        );
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(error::during("opening a transaction"))?;
+        sqlx::raw_sql("SET LOCAL maintenance_work_mem = '512MB'")
+            .execute(&mut *tx)
+            .await
+            .map_err(error::during("raising maintenance_work_mem"))?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await
+            .map_err(error::during("creating the global HNSW index"))?;
+        tx.commit()
+            .await
+            .map_err(error::during("committing the global index"))
+    }
+
+    /// Zero-pads a validated vector to the column's dimension.
+    fn to_column(&self, v: &[f32]) -> pgvector::Vector {
+        let mut padded = v.to_vec();
+        if let Some(d) = self.schema.dimension {
+            padded.resize(d.max(v.len()), 0.0);
+        }
+        pgvector::Vector::from(padded)
+    }
+}
+
+impl Statements {
+    fn new(column_type: ColumnType) -> Self {
+        let ty = column_type.sql_name();
+        let insert = format!(
+            "INSERT INTO document_chunk (id, vector, collection_name, text, vmetadata) \
+             SELECT u.id, u.v, $5, u.t, u.m \
+             FROM unnest($1::text[], $2::{ty}[], $3::text[], $4::jsonb[]) AS u(id, v, t, m)"
+        );
+        let upsert = format!(
+            "{insert} ON CONFLICT (id) DO UPDATE SET vector = EXCLUDED.vector, \
+             collection_name = EXCLUDED.collection_name, text = EXCLUDED.text, \
+             vmetadata = EXCLUDED.vmetadata"
+        );
+        let vector_expr = match column_type {
+            ColumnType::Vector => "vector",
+            ColumnType::HalfVec => "vector::vector",
+        };
+        Statements {
+            insert,
+            upsert,
+            vector_expr,
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! [`VectorRepo`] for [`PgVectorStore`]: reads, deletes and the side table that remembers each
+//! collection's dimension. Inserts live in `ingest.rs`, searches in `search.rs`.
+
+use async_trait::async_trait;
+use chatstore_core::vectors::{
+    SearchHit, VectorFilter, VectorItem, VectorRepo, validate_collection,
+};
+use chatstore_core::{Error, Result};
+use serde_json::{Map, Value};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+
+use crate::PgVectorStore;
+use crate::error::during;
+use crate::filter;
+
+const HAS_COLLECTION: &str =
+    "SELECT EXISTS (SELECT 1 FROM document_chunk WHERE collection_name = $1)";
+const COLLECTIONS: &str = "SELECT collection_name FROM document_chunk \
+     GROUP BY collection_name ORDER BY collection_name COLLATE \"C\"";
+const DELETE_COLLECTION: &str = "DELETE FROM document_chunk WHERE collection_name = $1";
+const RESET: &str = "DELETE FROM document_chunk";
+const FORGET_ALL: &str = "DELETE FROM chatstore_collection RETURNING index_name";
+const INFO: &str =
+    "SELECT dimension, hnsw_ef, index_name FROM chatstore_collection WHERE name = $1";
+const LOCK_INFO: &str = "SELECT dimension FROM chatstore_collection WHERE name = $1 FOR UPDATE";
+const FORGET: &str = "DELETE FROM chatstore_collection WHERE name = $1 \
+     AND NOT EXISTS (SELECT 1 FROM document_chunk WHERE collection_name = $1) \
+     RETURNING index_name";
+
+/// What the side table knows about a collection.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CollectionInfo {
+    /// The true dimension of its vectors (unknown for rows another program wrote).
+    pub dimension: Option<usize>,
+    /// `ef_search` of its calibrated partial HNSW index; `None`: search exactly.
+    pub hnsw_ef: Option<u32>,
+}
+
+pub(crate) async fn collection_info(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<Option<CollectionInfo>> {
+    let row = sqlx::query(INFO)
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(during("reading the collection's dimension"))?;
+    row.map(|row| {
+        let dimension: Option<i32> = row.try_get(0).map_err(during("reading dimension"))?;
+        let ef: Option<i32> = row.try_get(1).map_err(during("reading hnsw_ef"))?;
+        Ok(CollectionInfo {
+            dimension: dimension.and_then(|d| usize::try_from(d).ok()),
+            hnsw_ef: ef.and_then(|e| u32::try_from(e).ok()),
+        })
+    })
+    .transpose()
+}
+
+/// Locks the collection's side-table row (if any) until the transaction ends, so deletes and
+/// inserts of one collection serialise on it.
+pub(crate) async fn lock_collection(conn: &mut PgConnection, name: &str) -> Result<()> {
+    sqlx::query(LOCK_INFO)
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(during("locking the collection"))?;
+    Ok(())
+}
+
+/// When the collection has no rows left, forgets its dimension and drops its partial index: a
+/// collection exists only while it has rows.
+pub(crate) async fn forget_if_empty(conn: &mut PgConnection, name: &str) -> Result<()> {
+    let index: Option<Option<String>> = sqlx::query_scalar(FORGET)
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(during("forgetting an empty collection"))?;
+    if let Some(Some(index)) = index {
+        drop_index(conn, &index).await?;
+    }
+    Ok(())
+}
+
+/// Drops one of chatstore's partial indexes; refuses any other name.
+pub(crate) async fn drop_index(conn: &mut PgConnection, index: &str) -> Result<()> {
+    if !crate::search::is_own_index_name(index) {
+        return Err(Error::backend_msg(format!(
+            "chatstore_collection names index {index:?}, which chatstore did not create"
+        )));
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP INDEX IF EXISTS {index}")))
+        .execute(&mut *conn)
+        .await
+        .map_err(during("dropping a collection's HNSW index"))?;
+    Ok(())
+}
+
+impl PgVectorStore {
+    /// Decodes `(id, text, vmetadata, vector)` at columns 0..4, cutting padding to `dim`.
+    fn item_from_row(&self, row: &PgRow, dim: Option<usize>) -> Result<VectorItem> {
+        let id: String = row.try_get(0).map_err(during("reading id"))?;
+        let text: Option<String> = row.try_get(1).map_err(during("reading text"))?;
+        let metadata: Option<Value> = row.try_get(2).map_err(during("reading vmetadata"))?;
+        let vector: Option<pgvector::Vector> = row.try_get(3).map_err(during("reading vector"))?;
+        let mut vector = vector.map(|v| v.to_vec()).unwrap_or_default();
+        if let Some(d) = dim {
+            vector.truncate(d);
+        }
+        Ok(VectorItem {
+            id,
+            text: text.unwrap_or_default(),
+            vector,
+            metadata: metadata_object(metadata),
+        })
+    }
+
+    async fn select_items(
+        &self,
+        collection: &str,
+        filter: Option<&VectorFilter>,
+        limit: Option<u32>,
+    ) -> Result<Vec<VectorItem>> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(during("acquiring a connection"))?;
+        let dim = collection_info(&mut conn, collection)
+            .await?
+            .and_then(|i| i.dimension);
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+            "SELECT d.id, d.text, d.vmetadata, d.{} FROM document_chunk d WHERE d.collection_name = ",
+            self.statements.vector_expr
+        ));
+        qb.push_bind(collection.to_owned());
+        filter::push(&mut qb, "d", filter);
+        qb.push(" ORDER BY d.id COLLATE \"C\"");
+        if let Some(limit) = limit {
+            qb.push(" LIMIT ");
+            qb.push_bind(i64::from(limit));
+        }
+        let rows = qb
+            .build()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(during("reading vectors"))?;
+        rows.iter().map(|r| self.item_from_row(r, dim)).collect()
+    }
+}
+
+/// Metadata as an object; Open WebUI always writes one, anything else reads as empty.
+pub(crate) fn metadata_object(value: Option<Value>) -> Map<String, Value> {
+    match value {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+#[async_trait]
+impl VectorRepo for PgVectorStore {
+    async fn has_collection(&self, name: &str) -> Result<bool> {
+        validate_collection(name)?;
+        sqlx::query_scalar(HAS_COLLECTION)
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(during("looking for a collection"))
+    }
+
+    async fn delete_collection(&self, name: &str) -> Result<()> {
+        validate_collection(name)?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(during("opening a transaction"))?;
+        lock_collection(&mut tx, name).await?;
+        sqlx::query(DELETE_COLLECTION)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(during("deleting a collection"))?;
+        forget_if_empty(&mut tx, name).await?;
+        tx.commit().await.map_err(during("committing a delete"))
+    }
+
+    async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
+        self.write(collection, items, crate::ingest::Mode::Insert)
+            .await
+    }
+
+    async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
+        self.write(collection, items, crate::ingest::Mode::Upsert)
+            .await
+    }
+
+    async fn search(
+        &self,
+        collection: &str,
+        vectors: &[Vec<f32>],
+        filter: Option<&VectorFilter>,
+        limit: u32,
+    ) -> Result<Vec<Vec<SearchHit>>> {
+        self.search_impl(collection, vectors, filter, limit).await
+    }
+
+    async fn query(
+        &self,
+        collection: &str,
+        filter: &VectorFilter,
+        limit: Option<u32>,
+    ) -> Result<Vec<VectorItem>> {
+        validate_collection(collection)?;
+        filter.validate()?;
+        if limit == Some(0) {
+            return Err(Error::invalid(
+                "query limit must be at least 1 (use None for no limit)",
+            ));
+        }
+        self.select_items(collection, Some(filter), limit).await
+    }
+
+    async fn get(&self, collection: &str) -> Result<Vec<VectorItem>> {
+        validate_collection(collection)?;
+        self.select_items(collection, None, None).await
+    }
+
+    async fn delete(
+        &self,
+        collection: &str,
+        ids: Option<&[String]>,
+        filter: Option<&VectorFilter>,
+    ) -> Result<u64> {
+        validate_collection(collection)?;
+        if ids.is_none() && filter.is_none() {
+            return Err(Error::invalid(
+                "delete needs ids or a filter; use delete_collection to delete everything",
+            ));
+        }
+        if let Some(f) = filter {
+            f.validate()?;
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(during("opening a transaction"))?;
+        lock_collection(&mut tx, collection).await?;
+        let mut qb: QueryBuilder<Postgres> =
+            QueryBuilder::new("DELETE FROM document_chunk d WHERE d.collection_name = ");
+        qb.push_bind(collection.to_owned());
+        if let Some(ids) = ids {
+            qb.push(" AND d.id = ANY(");
+            qb.push_bind(ids.to_vec());
+            qb.push(")");
+        }
+        filter::push(&mut qb, "d", filter);
+        let deleted = qb
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(during("deleting vectors"))?
+            .rows_affected();
+        forget_if_empty(&mut tx, collection).await?;
+        tx.commit().await.map_err(during("committing a delete"))?;
+        Ok(deleted)
+    }
+
+    async fn reset(&self) -> Result<()> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(during("opening a transaction"))?;
+        let indexes: Vec<Option<String>> = sqlx::query_scalar(FORGET_ALL)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(during("forgetting collections"))?;
+        sqlx::query(RESET)
+            .execute(&mut *tx)
+            .await
+            .map_err(during("deleting every vector"))?;
+        for index in indexes.into_iter().flatten() {
+            drop_index(&mut tx, &index).await?;
+        }
+        tx.commit().await.map_err(during("committing a reset"))
+    }
+
+    async fn collections(&self) -> Result<Vec<String>> {
+        sqlx::query_scalar(COLLECTIONS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(during("listing collections"))
+    }
+}

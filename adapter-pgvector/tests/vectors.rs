@@ -1,0 +1,501 @@
+//! The pgvector backend against the memory reference model, on a fresh database per test.
+
+mod common;
+
+use chatstore_core::ErrorKind;
+use chatstore_core::memory::MemoryBackend;
+use chatstore_core::vectors::{SearchHit, VectorFilter, VectorItem, VectorRepo};
+use chatstore_pgvector::{PgVectorConfig, PgVectorStore, SearchPlan};
+use common::{Rng, fresh_database, fresh_store};
+use serde_json::{Map, Value, json};
+
+fn meta(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().expect("object")
+}
+
+fn item(id: &str, vector: Vec<f32>, metadata: Value) -> VectorItem {
+    VectorItem {
+        id: id.to_owned(),
+        text: format!("text of {id}"),
+        vector,
+        metadata: meta(metadata),
+    }
+}
+
+fn random_items(rng: &mut Rng, prefix: &str, n: usize, dim: usize) -> Vec<VectorItem> {
+    (0..n)
+        .map(|i| {
+            let vector = rng.unit_vector(dim);
+            let file = rng.below(4);
+            item(
+                &format!("{prefix}-{i:04}"),
+                vector,
+                json!({"file_id": format!("f{file}"), "page": file, "flag": file.is_multiple_of(2)}),
+            )
+        })
+        .collect()
+}
+
+fn assert_same_hits(got: &[Vec<SearchHit>], want: &[Vec<SearchHit>]) {
+    assert_eq!(got.len(), want.len(), "one list per query vector");
+    for (g, w) in got.iter().zip(want) {
+        let gi: Vec<&str> = g.iter().map(|h| h.id.as_str()).collect();
+        let wi: Vec<&str> = w.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(gi, wi, "same neighbours in the same order");
+        for (a, b) in g.iter().zip(w) {
+            assert!(
+                (a.distance - b.distance).abs() < 1e-5,
+                "{} vs {}",
+                a.distance,
+                b.distance
+            );
+            assert!((a.score - (2.0 - a.distance) / 2.0).abs() < 1e-12);
+            assert_eq!(a.metadata, b.metadata);
+            assert_eq!(a.text, b.text);
+        }
+    }
+}
+
+/// Search, get and query agree with the memory model, with and without filters, for many query
+/// vectors at once; vectors shorter than the column come back at their own dimension.
+#[tokio::test]
+async fn search_get_and_query_match_the_memory_model() {
+    let Some(store) = fresh_store(64).await else {
+        return;
+    };
+    let model = MemoryBackend::new();
+    let mut rng = Rng::new(11);
+    for (name, n, dim) in [("small", 30, 16), ("big", 300, 16), ("wide", 40, 64)] {
+        let items = random_items(&mut rng, name, n, dim);
+        store.insert(name, items.clone()).await.expect("insert");
+        model.insert(name, items).await.expect("model insert");
+    }
+    let filters = [
+        None,
+        Some(VectorFilter::eq("file_id", "f1")),
+        Some(VectorFilter::eq("page", 2)),
+        Some(VectorFilter::eq("page", "2")),
+        Some(VectorFilter::eq("flag", true)),
+        Some(VectorFilter::default().and_in("file_id", vec![json!("f0"), json!("f3")])),
+        Some(VectorFilter::eq("file_id", "f1").and_eq("page", 3)),
+        Some(VectorFilter::eq("missing", "x")),
+    ];
+    for (name, dim) in [("small", 16), ("big", 16), ("wide", 64)] {
+        let queries: Vec<Vec<f32>> = (0..5).map(|_| rng.unit_vector(dim)).collect();
+        for f in &filters {
+            for limit in [1, 7, 50] {
+                let got = store
+                    .search(name, &queries, f.as_ref(), limit)
+                    .await
+                    .expect("search");
+                let want = model
+                    .search(name, &queries, f.as_ref(), limit)
+                    .await
+                    .expect("model");
+                assert_same_hits(&got, &want);
+            }
+            if let Some(f) = f {
+                let got = store.query(name, f, Some(5)).await.expect("query");
+                let want = model.query(name, f, Some(5)).await.expect("model query");
+                assert_eq!(got.len(), want.len());
+                let got = store.query(name, f, None).await.expect("query");
+                let want = model.query(name, f, None).await.expect("model query");
+                assert_eq!(got, want);
+            }
+        }
+        assert_eq!(
+            store.get(name).await.expect("get"),
+            model.get(name).await.expect("model get")
+        );
+    }
+    assert_eq!(
+        store.collections().await.expect("collections"),
+        vec!["big", "small", "wide"]
+    );
+}
+
+/// Ties in distance are broken by id, byte order (not the database's collation).
+#[tokio::test]
+async fn equal_distances_are_ordered_by_id() {
+    let Some(store) = fresh_store(8).await else {
+        return;
+    };
+    let v = vec![1.0, 0.0, 0.0];
+    let items = vec![
+        item("b", v.clone(), json!({})),
+        item("B", v.clone(), json!({})),
+        item("a", v.clone(), json!({})),
+        item("_", v.clone(), json!({})),
+    ];
+    store.insert("c", items).await.expect("insert");
+    let hits = store
+        .search("c", &[vec![2.0, 0.0, 0.0]], None, 10)
+        .await
+        .expect("search");
+    let ids: Vec<&str> = hits[0].iter().map(|h| h.id.as_str()).collect();
+    assert_eq!(ids, vec!["B", "_", "a", "b"]);
+    assert!(hits[0][0].distance.abs() < 1e-6);
+    assert!((hits[0][0].score - 1.0).abs() < 1e-6);
+    let got: Vec<String> = store
+        .get("c")
+        .await
+        .expect("get")
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(got, vec!["B", "_", "a", "b"]);
+}
+
+/// Inserting an id that exists in any collection is a conflict and inserts nothing.
+#[tokio::test]
+async fn insert_with_an_existing_id_conflicts_and_changes_nothing() {
+    let Some(store) = fresh_store(8).await else {
+        return;
+    };
+    store
+        .insert("one", vec![item("x", vec![1.0, 2.0], json!({}))])
+        .await
+        .expect("insert");
+    let err = store
+        .insert(
+            "two",
+            vec![
+                item("y", vec![1.0, 0.0], json!({})),
+                item("x", vec![0.0, 1.0], json!({})),
+            ],
+        )
+        .await
+        .expect_err("duplicate id");
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert!(!store.has_collection("two").await.expect("has"));
+    assert_eq!(store.get("one").await.expect("get").len(), 1);
+    // The failed insert left no dimension behind: "two" takes any dimension now.
+    store
+        .insert("two", vec![item("z", vec![1.0, 0.0, 3.0], json!({}))])
+        .await
+        .expect("fresh collection");
+}
+
+/// Bad input is InvalidInput and changes nothing: mismatched and oversized dimensions, zero
+/// vectors, ids twice in a call, bad limits, delete with neither ids nor filter.
+#[tokio::test]
+async fn bad_input_is_invalid_and_changes_nothing() {
+    let Some(store) = fresh_store(8).await else {
+        return;
+    };
+    store
+        .insert("c", vec![item("a", vec![1.0, 2.0, 3.0], json!({"k": 1}))])
+        .await
+        .expect("insert");
+    let cases: Vec<Vec<VectorItem>> = vec![
+        vec![item("b", vec![1.0, 2.0], json!({}))],
+        vec![item("b", vec![1.0; 9], json!({}))],
+        vec![item("b", vec![0.0, 0.0, 0.0], json!({}))],
+        vec![item("b", vec![f32::NAN, 0.0, 1.0], json!({}))],
+        vec![
+            item("b", vec![1.0, 2.0, 3.0], json!({})),
+            item("b", vec![1.0, 2.0, 3.0], json!({})),
+        ],
+        vec![item("b", vec![1.0, 2.0, 3.0], json!({"t": "nul\u{0}"}))],
+        vec![item("b c", vec![1.0, 2.0, 3.0], json!({}))],
+    ];
+    for items in cases {
+        let e = store
+            .insert("c", items.clone())
+            .await
+            .expect_err("insert refused");
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        let e = store.upsert("c", items).await.expect_err("upsert refused");
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    }
+    // A vector longer than the column is refused even for a new collection.
+    let e = store
+        .insert("new", vec![item("b", vec![1.0; 9], json!({}))])
+        .await
+        .expect_err("too long");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("at most 8"), "{e}");
+    for (vectors, limit) in [
+        (vec![vec![1.0, 2.0]], 3),
+        (vec![], 3),
+        (vec![vec![1.0, 2.0, 3.0]], 0),
+        (vec![vec![0.0, 0.0, 0.0]], 3),
+    ] {
+        let e = store
+            .search("c", &vectors, None, limit)
+            .await
+            .expect_err("search refused");
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    }
+    let e = store
+        .delete("c", None, None)
+        .await
+        .expect_err("delete refused");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    let e = store
+        .query("c", &VectorFilter::eq("k", 1), Some(0))
+        .await
+        .expect_err("limit 0");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    let e = store.get("a/b").await.expect_err("bad name");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert_eq!(store.get("c").await.expect("get").len(), 1);
+    assert_eq!(store.collections().await.expect("list"), vec!["c"]);
+}
+
+/// A collection exists while it has rows; searching a missing one gives empty lists; once the
+/// last row goes, the name takes a new dimension.
+#[tokio::test]
+async fn collections_live_while_they_have_rows() {
+    let Some(store) = fresh_store(8).await else {
+        return;
+    };
+    let hits = store
+        .search("none", &[vec![1.0], vec![0.5]], None, 3)
+        .await
+        .expect("search missing");
+    assert_eq!(hits, vec![Vec::<SearchHit>::new(), Vec::new()]);
+    store
+        .insert(
+            "c",
+            vec![
+                item("a", vec![1.0, 0.0], json!({"f": "x"})),
+                item("b", vec![0.0, 1.0], json!({"f": "y"})),
+            ],
+        )
+        .await
+        .expect("insert");
+    assert!(store.has_collection("c").await.expect("has"));
+    assert_eq!(
+        store
+            .delete("c", None, Some(&VectorFilter::eq("f", "x")))
+            .await
+            .expect("delete by filter"),
+        1
+    );
+    assert_eq!(
+        store
+            .delete(
+                "c",
+                Some(&["b".to_owned(), "zz".to_owned()]),
+                Some(&VectorFilter::eq("f", "x"))
+            )
+            .await
+            .expect("ids and filter must both hold"),
+        0
+    );
+    assert_eq!(
+        store
+            .delete("c", Some(&["b".to_owned()]), None)
+            .await
+            .expect("delete by id"),
+        1
+    );
+    assert!(!store.has_collection("c").await.expect("has"));
+    store
+        .insert("c", vec![item("a", vec![1.0, 0.0, 1.0, 1.0], json!({}))])
+        .await
+        .expect("new dimension after the collection emptied");
+    store
+        .delete_collection("c")
+        .await
+        .expect("delete collection");
+    store
+        .delete_collection("c")
+        .await
+        .expect("deleting a missing collection is a no-op");
+    store
+        .insert("d", vec![item("a", vec![1.0], json!({}))])
+        .await
+        .expect("insert");
+    store.reset().await.expect("reset");
+    assert!(store.collections().await.expect("list").is_empty());
+}
+
+/// Upsert replaces an item, moves an id from another collection (which disappears when
+/// emptied), and may change the dimension only when it replaces every row.
+#[tokio::test]
+async fn upsert_replaces_and_moves_items() {
+    let Some(store) = fresh_store(8).await else {
+        return;
+    };
+    let model = MemoryBackend::new();
+    let steps: Vec<(&str, Vec<VectorItem>)> = vec![
+        (
+            "a",
+            vec![
+                item("1", vec![1.0, 0.0], json!({"v": 1})),
+                item("2", vec![0.0, 1.0], json!({})),
+            ],
+        ),
+        ("b", vec![item("3", vec![1.0, 1.0], json!({}))]),
+        ("a", vec![item("1", vec![1.0, 2.0], json!({"v": 2}))]),
+        ("b", vec![item("1", vec![2.0, 1.0], json!({"moved": true}))]),
+        ("a", vec![item("2", vec![1.0, 2.0, 3.0], json!({}))]),
+        ("b", vec![item("4", vec![1.0, 2.0, 3.0], json!({}))]),
+    ];
+    for (collection, items) in steps {
+        let got = store
+            .upsert(collection, items.clone())
+            .await
+            .map_err(|e| e.kind());
+        let want = model.upsert(collection, items).await.map_err(|e| e.kind());
+        assert_eq!(got, want, "upsert into {collection}");
+        for c in ["a", "b"] {
+            assert_eq!(
+                store.get(c).await.expect("get"),
+                model.get(c).await.expect("get")
+            );
+        }
+        assert_eq!(
+            store.collections().await.expect("list"),
+            model.collections().await.expect("list")
+        );
+    }
+    // Moving the last item out of a collection removes it.
+    store
+        .upsert("c", vec![item("2", vec![0.0, 0.0, 1.0], json!({}))])
+        .await
+        .expect("move");
+    assert!(!store.has_collection("a").await.expect("has"));
+    store
+        .insert("a", vec![item("9", vec![1.0], json!({}))])
+        .await
+        .expect("a is new again, any dimension");
+}
+
+/// An Open WebUI table (vector(1536), created by Open WebUI's DDL) is detected and used as is;
+/// small vectors are zero-padded into it and come back unpadded.
+#[tokio::test]
+async fn an_open_webui_table_is_detected_and_padded() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    sqlx::raw_sql(
+        "CREATE EXTENSION IF NOT EXISTS vector; \
+         CREATE TABLE document_chunk (id TEXT NOT NULL, vector VECTOR(1536), \
+         collection_name TEXT NOT NULL, text TEXT, vmetadata JSONB, PRIMARY KEY (id)); \
+         CREATE INDEX idx_document_chunk_collection_name ON document_chunk (collection_name); \
+         CREATE INDEX idx_document_chunk_vector ON document_chunk USING hnsw \
+         (vector vector_cosine_ops) WITH (m = 16, ef_construction = 64)",
+    )
+    .execute(&pool)
+    .await
+    .expect("Open WebUI DDL");
+    let store = PgVectorStore::from_pool(pool.clone(), PgVectorConfig::new("").dimension(8))
+        .await
+        .expect("open");
+    assert_eq!(store.schema().dimension, Some(1536));
+    assert!(store.schema().pgvector_version >= (0, 5, 0));
+    store
+        .insert(
+            "kb",
+            vec![item("a", vec![3.0, 4.0], json!({"file_id": "f"}))],
+        )
+        .await
+        .expect("insert");
+    let stored: i32 = sqlx::query_scalar("SELECT vector_dims(vector) FROM document_chunk")
+        .fetch_one(&pool)
+        .await
+        .expect("dims");
+    assert_eq!(stored, 1536);
+    assert_eq!(
+        store.get("kb").await.expect("get")[0].vector,
+        vec![3.0, 4.0]
+    );
+    let e = store
+        .insert("kb2", vec![item("b", vec![1.0; 1537], json!({}))])
+        .await
+        .expect_err("longer than the column");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+}
+
+/// A halfvec column is detected; vectors go in and come out through casts.
+#[tokio::test]
+async fn a_halfvec_table_works() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let mut config = PgVectorConfig::new(url).dimension(16);
+    config.use_halfvec = true;
+    let store = PgVectorStore::connect(config).await.expect("open");
+    assert_eq!(
+        store.schema().column_type,
+        chatstore_pgvector::ColumnType::HalfVec
+    );
+    store
+        .insert(
+            "h",
+            vec![
+                item("a", vec![0.5, 0.25], json!({})),
+                item("b", vec![0.25, 0.5], json!({})),
+            ],
+        )
+        .await
+        .expect("insert");
+    let hits = store
+        .search("h", &[vec![1.0, 0.0]], None, 2)
+        .await
+        .expect("search");
+    assert_eq!(hits[0][0].id, "a");
+    assert_eq!(
+        store.get("h").await.expect("get")[0].vector,
+        vec![0.5, 0.25]
+    );
+}
+
+/// A database without the extension, with creation disabled, is a clear error.
+#[tokio::test]
+async fn a_database_without_the_extension_is_a_clear_error() {
+    let Some(url) = fresh_database("template0").await else {
+        return;
+    };
+    let mut config = PgVectorConfig::new(url);
+    config.create_extension = false;
+    let e = PgVectorStore::connect(config)
+        .await
+        .expect_err("no extension");
+    assert!(e.to_string().contains("vector"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Backend);
+}
+
+/// Reused statements never fall back to a generic plan: searching many times, alternating a
+/// large HNSW-indexed collection and a tiny one, keeps the tiny one's results exact.
+#[tokio::test]
+async fn repeated_searches_keep_exact_results_in_small_collections() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let store = PgVectorStore::connect(
+        PgVectorConfig::new(url)
+            .dimension(16)
+            .exact_max_rows(500)
+            .pool_size(1),
+    )
+    .await
+    .expect("open");
+    let model = MemoryBackend::new();
+    let mut rng = Rng::new(5);
+    for (name, n) in [("large", 3_000), ("tiny", 20)] {
+        let items = random_items(&mut rng, name, n, 16);
+        store.insert(name, items.clone()).await.expect("insert");
+        model.insert(name, items).await.expect("insert");
+    }
+    store.create_global_index().await.expect("global index");
+    let plan = store.optimize("large").await.expect("optimize");
+    assert_eq!(plan.rows, 3_000);
+    assert!(plan.measured_recall.is_some());
+    assert_eq!(store.plan("tiny").await.expect("plan"), SearchPlan::Exact);
+    for i in 0..12 {
+        let name = if i.is_multiple_of(2) { "large" } else { "tiny" };
+        let q = vec![rng.unit_vector(16)];
+        let got = store.search(name, &q, None, 10).await.expect("search");
+        if name == "tiny" {
+            let want = model.search(name, &q, None, 10).await.expect("model");
+            assert_same_hits(&got, &want);
+        } else {
+            assert_eq!(got[0].len(), 10);
+        }
+    }
+}
