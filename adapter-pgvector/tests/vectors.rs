@@ -487,7 +487,7 @@ async fn repeated_searches_keep_exact_results_in_small_collections() {
     assert_eq!(plan.rows, 3_000);
     assert!(plan.measured_recall.is_some());
     assert_eq!(store.plan("tiny").await.expect("plan"), SearchPlan::Exact);
-    for i in 0..12 {
+    for i in 0..12u32 {
         let name = if i.is_multiple_of(2) { "large" } else { "tiny" };
         let q = vec![rng.unit_vector(16)];
         let got = store.search(name, &q, None, 10).await.expect("search");
