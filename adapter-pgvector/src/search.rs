@@ -16,6 +16,7 @@
 //! collection name, never with a cached generic plan that cannot see the partial index.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use chatstore_core::vectors::{
     SearchHit, VectorFilter, score, validate_collection, validate_search,
@@ -260,9 +261,9 @@ impl PgVectorStore {
     /// exact (and lose a partial index they had); a larger one gets its own partial HNSW index
     /// (built now; run this after bulk loads, as building is far faster than inserting into an
     /// index), then the smallest `ef_search` whose recall@10 against exact search, measured on
-    /// a sample of the collection's own vectors, reaches `target_recall`. When none does (data
-    /// without structure, such as uniform random vectors), the index is dropped and the
-    /// collection stays exact.
+    /// a sample of the collection's own vectors, reaches `target_recall` while still beating
+    /// the exact scan on the same sample. When none does (data without structure, such as
+    /// uniform random vectors), the index is dropped and the collection stays exact.
     pub async fn optimize(&self, collection: &str) -> Result<CollectionPlan> {
         validate_collection(collection)?;
         let rows: i64 = sqlx::query_scalar(COUNT)
@@ -379,18 +380,26 @@ impl PgVectorStore {
             return Ok((SearchPlan::Exact, None));
         }
         let k = u32::try_from(CALIBRATION_K + 1).unwrap_or(11);
+        let started = Instant::now();
         let truth = self
             .run(&mut conn, collection, &queries, None, k, SearchPlan::Exact)
             .await?;
+        let exact_time = started.elapsed();
         let mut best = None;
         for &ef in EF_STEPS {
             let plan = SearchPlan::Hnsw { ef_search: ef };
+            let started = Instant::now();
             let found = self
                 .run(&mut conn, collection, &queries, None, k, plan)
                 .await?;
+            let hnsw_time = started.elapsed();
             let recall = mean_recall(&ids, &truth, &found);
-            tracing::debug!(collection, ef, recall, "calibrating HNSW");
+            tracing::debug!(collection, ef, recall, ?hnsw_time, ?exact_time, "calibrating HNSW");
             best = Some(recall);
+            if hnsw_time >= exact_time {
+                // Higher ef only gets slower: the index cannot beat the exact scan here.
+                break;
+            }
             if recall >= self.config.target_recall {
                 sqlx::query(SET_EF)
                     .bind(collection)
