@@ -1,0 +1,32 @@
+//! The vector contracts against PostgreSQL + pgvector, on a fresh database per test whose
+//! `document_chunk` table chatstore creates (vector(1536), Open WebUI's default size).
+
+use chatstore_core::Store;
+use chatstore_core::memory::MemoryBackend;
+use chatstore_pgvector::{PgVectorConfig, PgVectorStore};
+use sqlx::Connection;
+
+/// Creates an empty database `t_<uuid>` on the test server and returns its URL.
+async fn fresh_database() -> Option<String> {
+    let url = chatstore_contract::require_env("CHATSTORE_TEST_PGVECTOR_URL")?;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("connect to the test server");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create a test database");
+    let base = url.rsplit_once('/').map(|(b, _)| b).expect("url has a path");
+    Some(format!("{base}/{name}"))
+}
+
+async fn fresh() -> Option<Store> {
+    let url = fresh_database().await?;
+    let vectors = PgVectorStore::connect(PgVectorConfig::new(url).pool_size(2))
+        .await
+        .expect("open the pgvector store");
+    Some(vectors.into_store(&MemoryBackend::new().store()))
+}
+
+chatstore_contract::contract_suite!(pgvector, fresh, [vectors]);

@@ -1,0 +1,49 @@
+//! The vector contracts against PostgreSQL + pgvector on a database laid out by Open WebUI
+//! itself: `document_chunk` with a vector(1536) column, its collection index and its global
+//! HNSW index, created by Open WebUI's DDL before chatstore connects. Smaller vectors are
+//! zero-padded into the column and come back at their own dimension.
+
+use chatstore_core::Store;
+use chatstore_core::memory::MemoryBackend;
+use chatstore_pgvector::{PgVectorConfig, PgVectorStore};
+use sqlx::Connection;
+
+/// Open WebUI 0.12.4's pgvector DDL (`retrieval/vector/dbs/pgvector.py`, default settings with
+/// `PGVECTOR_INDEX_METHOD=hnsw`).
+const OPEN_WEBUI_DDL: &str = "CREATE EXTENSION IF NOT EXISTS vector; \
+    CREATE TABLE document_chunk (id TEXT NOT NULL, vector VECTOR(1536), \
+    collection_name TEXT NOT NULL, text TEXT, vmetadata JSONB, PRIMARY KEY (id)); \
+    CREATE INDEX IF NOT EXISTS idx_document_chunk_collection_name ON document_chunk (collection_name); \
+    CREATE INDEX IF NOT EXISTS idx_document_chunk_vector ON document_chunk \
+    USING hnsw (vector vector_cosine_ops) WITH (m = 16, ef_construction = 64); \
+    CREATE INDEX IF NOT EXISTS idx_document_chunk_text_search ON document_chunk \
+    USING GIN (to_tsvector('simple', coalesce(text, '')))";
+
+async fn fresh() -> Option<Store> {
+    let url = chatstore_contract::require_env("CHATSTORE_TEST_PGVECTOR_URL")?;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("connect to the test server");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create a test database");
+    let base = url.rsplit_once('/').map(|(b, _)| b).expect("url has a path");
+    let url = format!("{base}/{name}");
+    let mut conn = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("connect to the test database");
+    sqlx::raw_sql(OPEN_WEBUI_DDL)
+        .execute(&mut conn)
+        .await
+        .expect("Open WebUI's DDL");
+    // A config asking for another size must not change an existing table.
+    let vectors = PgVectorStore::connect(PgVectorConfig::new(url).dimension(384).pool_size(2))
+        .await
+        .expect("open the pgvector store");
+    assert_eq!(vectors.schema().dimension, Some(1536));
+    Some(vectors.into_store(&MemoryBackend::new().store()))
+}
+
+chatstore_contract::contract_suite!(pgvector_owui, fresh, [vectors]);
