@@ -394,7 +394,14 @@ impl PgVectorStore {
                 .await?;
             let hnsw_time = started.elapsed();
             let recall = mean_recall(&ids, &truth, &found);
-            tracing::debug!(collection, ef, recall, ?hnsw_time, ?exact_time, "calibrating HNSW");
+            tracing::debug!(
+                collection,
+                ef,
+                recall,
+                ?hnsw_time,
+                ?exact_time,
+                "calibrating HNSW"
+            );
             best = Some(recall);
             if hnsw_time >= exact_time {
                 // Higher ef only gets slower: the index cannot beat the exact scan here.

@@ -22,7 +22,8 @@ const DIM: usize = 384;
 const ROWS: usize = 20_000;
 const QUERIES: usize = 50;
 const K: u32 = 10;
-const COLLECTIONS: [(&str, usize); 3] = [("kb_1pct", 200), ("kb_10pct", 2_000), ("kb_89pct", 17_800)];
+const COLLECTIONS: [(&str, usize); 3] =
+    [("kb_1pct", 200), ("kb_10pct", 2_000), ("kb_89pct", 17_800)];
 
 enum Data {
     Clustered { centres: Vec<Vec<f64>> },
@@ -58,7 +59,9 @@ impl Data {
 }
 
 async fn check_recall(label: &str, data: Data, rng: &mut Rng) {
-    let Some(url) = fresh_database("template1").await else { return };
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
     let store = PgVectorStore::connect(PgVectorConfig::new(url).dimension(DIM).pool_size(4))
         .await
         .expect("open store");
@@ -94,7 +97,10 @@ async fn check_recall(label: &str, data: Data, rng: &mut Rng) {
     }
     let ingest = started.elapsed();
     let started = Instant::now();
-    store.create_global_index().await.expect("global HNSW index");
+    store
+        .create_global_index()
+        .await
+        .expect("global HNSW index");
     let global = started.elapsed();
     let started = Instant::now();
     let plans = store.optimize_all().await.expect("optimize");
@@ -150,7 +156,10 @@ async fn check_recall(label: &str, data: Data, rng: &mut Rng) {
             }
         }
     }
-    assert!(failures.is_empty(), "[{label}] recall below 0.99: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "[{label}] recall below 0.99: {failures:?}"
+    );
 }
 
 /// Clustered data (100 Gaussian clusters): recall@10 ≥ 0.99 in every collection share.

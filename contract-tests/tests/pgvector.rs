@@ -17,7 +17,10 @@ async fn fresh_database() -> Option<String> {
         .execute(&mut admin)
         .await
         .expect("create a test database");
-    let base = url.rsplit_once('/').map(|(b, _)| b).expect("url has a path");
+    let base = url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .expect("url has a path");
     Some(format!("{base}/{name}"))
 }
 

@@ -29,7 +29,10 @@ async fn fresh() -> Option<Store> {
         .execute(&mut admin)
         .await
         .expect("create a test database");
-    let base = url.rsplit_once('/').map(|(b, _)| b).expect("url has a path");
+    let base = url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .expect("url has a path");
     let url = format!("{base}/{name}");
     let mut conn = sqlx::PgConnection::connect(&url)
         .await
