@@ -1,0 +1,465 @@
+//! pgvector adapter benchmarks (issue 5): ingest rows/s and search latency, each next to its
+//! references measured in the same run on the same server.
+//!
+//! - Ingest: chatstore `insert` and `upsert` (batched `unnest` with binary arrays) against the
+//!   ceiling (binary `COPY` of the same rows into the same table) and the per-row baselines of
+//!   Open WebUI's ORM (one INSERT per row in one transaction; for upsert a SELECT then an
+//!   UPDATE or INSERT per row).
+//! - Search: k = 10 in collections holding 1 %, 10 % and 89 % of the table (random membership,
+//!   clustered data), after `optimize_all`, with and without a metadata filter, against an exact
+//!   scan of the collection. Recall@10 and p50/p95 are printed next to criterion's estimates.
+//!
+//! Rows have 384 dimensions, stored in a vector(384) and in a vector(1536) column (Open WebUI's
+//! default size, zero-padded). Scale: `CHATSTORE_BENCH_SCALE` rows (default 10000; 100000 for
+//! the issue's second size). Needs `CHATSTORE_TEST_PGVECTOR_URL` (scripts/services.sh).
+//!
+//! `cargo bench -p chatstore-pgvector --bench pgvector`
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use chatstore_core::vectors::{VectorFilter, VectorItem, VectorRepo};
+use chatstore_pgvector::{PgVectorConfig, PgVectorStore};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::json;
+use sqlx::{Connection, PgPool};
+use tokio::runtime::Runtime;
+
+const DIM: usize = 384;
+const K: u32 = 10;
+const SHARES: [(&str, f64); 3] = [("kb_1pct", 0.01), ("kb_10pct", 0.10), ("kb_89pct", 0.89)];
+
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    fn gaussian(&mut self) -> f64 {
+        let u1 = self.unit().max(1e-300);
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * self.unit()).cos()
+    }
+}
+
+fn normalise(v: &[f64]) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+    v.iter().map(|x| (x / n) as f32).collect()
+}
+
+/// 100 Gaussian clusters on the unit sphere (pgvector.md's "clustered" data).
+struct Clusters(Vec<Vec<f64>>);
+
+impl Clusters {
+    fn new(rng: &mut Rng) -> Self {
+        Clusters(
+            (0..100)
+                .map(|_| {
+                    let v: Vec<f64> = (0..DIM).map(|_| rng.gaussian()).collect();
+                    normalise(&v).into_iter().map(f64::from).collect()
+                })
+                .collect(),
+        )
+    }
+    fn draw(&self, rng: &mut Rng) -> Vec<f32> {
+        let c = &self.0[rng.below(self.0.len())];
+        let sd = 1.0 / (DIM as f64).sqrt();
+        let v: Vec<f64> = c.iter().map(|x| x + sd * rng.gaussian()).collect();
+        normalise(&v)
+    }
+}
+
+fn words(rng: &mut Rng) -> String {
+    let mut s = String::with_capacity(520);
+    while s.len() < 500 {
+        let len = 3 + rng.below(8);
+        for _ in 0..len {
+            s.push((b'a' + rng.below(26) as u8) as char);
+        }
+        s.push(' ');
+    }
+    s.truncate(500);
+    s
+}
+
+/// `n` rows: (collection, item), collections by share, random membership.
+fn rows(n: usize, seed: u64) -> Vec<(&'static str, VectorItem)> {
+    let mut rng = Rng(seed);
+    let clusters = Clusters::new(&mut rng);
+    (0..n)
+        .map(|i| {
+            let u = rng.unit();
+            let collection = if u < SHARES[0].1 {
+                SHARES[0].0
+            } else if u < SHARES[0].1 + SHARES[1].1 {
+                SHARES[1].0
+            } else {
+                SHARES[2].0
+            };
+            let f = rng.below(10);
+            let item = VectorItem {
+                id: format!("{:016x}-{i:08}", rng.next_u64()),
+                text: words(&mut rng),
+                vector: clusters.draw(&mut rng),
+                metadata: json!({
+                    "file_id": format!("{collection}-file-{f}"),
+                    "name": format!("doc_{f}.pdf"),
+                    "source": format!("doc_{f}.pdf"),
+                    "created_by": "0b9c6d3e-8f00-4d2e-9d8e-1f2a3b4c5d6e",
+                    "start_index": i,
+                    "embedding_config": {"engine": "", "model": "sentence-transformers/all-MiniLM-L6-v2"}
+                })
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            };
+            (collection, item)
+        })
+        .collect()
+}
+
+fn scale() -> usize {
+    std::env::var("CHATSTORE_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(10_000)
+}
+
+async fn fresh_store(server: &str, column: usize) -> PgVectorStore {
+    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(server).await.expect("connect");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let base = server.rsplit_once('/').map(|(b, _)| b).expect("url path");
+    PgVectorStore::connect(PgVectorConfig::new(format!("{base}/{name}")).dimension(column))
+        .await
+        .expect("open store")
+}
+
+async fn truncate(pool: &PgPool) {
+    sqlx::raw_sql("TRUNCATE document_chunk; TRUNCATE chatstore_collection; CHECKPOINT")
+        .execute(pool)
+        .await
+        .expect("truncate");
+}
+
+fn padded(v: &[f32], column: usize) -> Vec<f32> {
+    let mut p = v.to_vec();
+    p.resize(column, 0.0);
+    p
+}
+
+/// The rows as one binary COPY payload (built before the timer starts).
+fn copy_payload(rows: &[(&str, VectorItem)], column: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rows.len() * (column * 4 + 800));
+    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    out.extend_from_slice(&0i32.to_be_bytes());
+    out.extend_from_slice(&0i32.to_be_bytes());
+    for (collection, item) in rows {
+        out.extend_from_slice(&5i16.to_be_bytes());
+        let field = |out: &mut Vec<u8>, bytes: &[u8]| {
+            out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+            out.extend_from_slice(bytes);
+        };
+        field(&mut out, item.id.as_bytes());
+        let mut v = Vec::with_capacity(4 + column * 4);
+        v.extend_from_slice(&(column as u16).to_be_bytes());
+        v.extend_from_slice(&0u16.to_be_bytes());
+        for x in padded(&item.vector, column) {
+            v.extend_from_slice(&x.to_be_bytes());
+        }
+        field(&mut out, &v);
+        field(&mut out, collection.as_bytes());
+        field(&mut out, item.text.as_bytes());
+        let mut j = vec![1u8];
+        j.extend_from_slice(
+            serde_json::Value::Object(item.metadata.clone())
+                .to_string()
+                .as_bytes(),
+        );
+        field(&mut out, &j);
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out
+}
+
+async fn copy_rows(pool: &PgPool, payload: &[u8]) {
+    let mut conn = pool.acquire().await.expect("conn");
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY document_chunk (id, vector, collection_name, text, vmetadata) FROM STDIN (FORMAT binary)",
+        )
+        .await
+        .expect("copy");
+    copy.send(payload).await.expect("send");
+    copy.finish().await.expect("finish");
+}
+
+const ROW_INSERT: &str = "INSERT INTO document_chunk (id, vector, collection_name, text, vmetadata) \
+     VALUES ($1, $2, $3, $4, $5)";
+const ROW_SELECT: &str = "SELECT id FROM document_chunk WHERE id = $1";
+const ROW_UPDATE: &str = "UPDATE document_chunk SET vector = $2, collection_name = $3, text = $4, \
+     vmetadata = $5 WHERE id = $1";
+
+async fn per_row(pool: &PgPool, rows: &[(&str, VectorItem)], column: usize, upsert: bool) {
+    let mut tx = pool.begin().await.expect("tx");
+    for (collection, item) in rows {
+        let exists = upsert
+            && sqlx::query(ROW_SELECT)
+                .bind(&item.id)
+                .fetch_optional(&mut *tx)
+                .await
+                .expect("select")
+                .is_some();
+        let sql = if exists { ROW_UPDATE } else { ROW_INSERT };
+        sqlx::query(sql)
+            .bind(&item.id)
+            .bind(pgvector::Vector::from(padded(&item.vector, column)))
+            .bind(*collection)
+            .bind(&item.text)
+            .bind(serde_json::Value::Object(item.metadata.clone()))
+            .execute(&mut *tx)
+            .await
+            .expect("row");
+    }
+    tx.commit().await.expect("commit");
+}
+
+async fn chatstore_write(store: &PgVectorStore, rows: &[(&str, VectorItem)], upsert: bool) {
+    for (collection, _) in SHARES {
+        let items: Vec<VectorItem> = rows
+            .iter()
+            .filter(|(c, _)| *c == collection)
+            .map(|(_, i)| i.clone())
+            .collect();
+        for batch in items.chunks(5_000) {
+            if upsert {
+                store
+                    .upsert(collection, batch.to_vec())
+                    .await
+                    .expect("upsert");
+            } else {
+                store
+                    .insert(collection, batch.to_vec())
+                    .await
+                    .expect("insert");
+            }
+        }
+    }
+}
+
+fn ingest(c: &mut Criterion, rt: &Runtime, server: &str) {
+    let n = scale();
+    let data = rows(n, 7);
+    let mut group = c.benchmark_group("pgvector_ingest");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Elements(n as u64));
+    for column in [384, 1536] {
+        let store = rt.block_on(fresh_store(server, column));
+        let pool = store.pool().clone();
+        let payload = copy_payload(&data, column);
+        let label = |what: &str| BenchmarkId::new(what, format!("{n}x384_in_vector{column}"));
+        group.bench_function(label("copy_binary_ceiling"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        truncate(&pool).await;
+                        let t = Instant::now();
+                        copy_rows(&pool, &payload).await;
+                        total += t.elapsed();
+                    }
+                    total
+                })
+            })
+        });
+        group.bench_function(label("chatstore_insert"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        truncate(&pool).await;
+                        let t = Instant::now();
+                        chatstore_write(&store, &data, false).await;
+                        total += t.elapsed();
+                    }
+                    total
+                })
+            })
+        });
+        group.bench_function(label("per_row_insert_baseline"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        truncate(&pool).await;
+                        let t = Instant::now();
+                        per_row(&pool, &data, column, false).await;
+                        total += t.elapsed();
+                    }
+                    total
+                })
+            })
+        });
+        // Upserts replace rows that exist (every id is already stored).
+        rt.block_on(async {
+            truncate(&pool).await;
+            chatstore_write(&store, &data, false).await;
+        });
+        group.bench_function(label("chatstore_upsert_existing"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        chatstore_write(&store, &data, true).await;
+                    }
+                    t.elapsed()
+                })
+            })
+        });
+        group.bench_function(label("per_row_upsert_baseline"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        per_row(&pool, &data, column, true).await;
+                    }
+                    t.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Exact reference: the collection scanned with no index able to order it.
+const EXACT: &str = "SELECT id FROM (SELECT id, vector <=> $1 AS d FROM document_chunk \
+     WHERE collection_name = $2 OFFSET 0) s ORDER BY d, id COLLATE \"C\" LIMIT 10";
+
+fn search(c: &mut Criterion, rt: &Runtime, server: &str) {
+    let n = scale();
+    let data = rows(n, 11);
+    let mut qrng = Rng(99);
+    let clusters = {
+        let mut rng = Rng(11);
+        Clusters::new(&mut rng)
+    };
+    let queries: Vec<Vec<f32>> = (0..50).map(|_| clusters.draw(&mut qrng)).collect();
+    let mut group = c.benchmark_group("pgvector_search");
+    group.sample_size(20);
+    for column in [384, 1536] {
+        let store = rt.block_on(fresh_store(server, column));
+        let pool = store.pool().clone();
+        let plans = rt.block_on(async {
+            chatstore_write(&store, &data, false).await;
+            store.optimize_all().await.expect("optimize")
+        });
+        eprintln!("[vector{column}] {n} rows, plans: {plans:?}");
+        for (collection, _) in SHARES {
+            let filter = VectorFilter::eq("file_id", format!("{collection}-file-0"));
+            for (what, f) in [("no_filter", None), ("filter_10pct", Some(&filter))] {
+                // Recall and latency percentiles over the 50 queries, then criterion's run.
+                let (recall, p50, p95, exact_p50) = rt.block_on(async {
+                    let mut lat = Vec::new();
+                    let mut exact_lat = Vec::new();
+                    let mut recall = 0.0;
+                    for q in &queries {
+                        let t = Instant::now();
+                        let hits = store
+                            .search(collection, std::slice::from_ref(q), f, K)
+                            .await
+                            .expect("search");
+                        lat.push(t.elapsed());
+                        let t = Instant::now();
+                        let exact: Vec<String> = if f.is_none() {
+                            sqlx::query_scalar(EXACT)
+                                .bind(pgvector::Vector::from(padded(q, column)))
+                                .bind(collection)
+                                .fetch_all(&pool)
+                                .await
+                                .expect("exact")
+                        } else {
+                            // The filtered plan is the exact scan itself.
+                            hits[0].iter().map(|h| h.id.clone()).collect()
+                        };
+                        exact_lat.push(t.elapsed());
+                        let want: HashSet<&str> = exact.iter().map(String::as_str).collect();
+                        let got = hits[0]
+                            .iter()
+                            .filter(|h| want.contains(h.id.as_str()))
+                            .count();
+                        recall += got as f64 / want.len().max(1) as f64;
+                    }
+                    lat.sort();
+                    exact_lat.sort();
+                    (
+                        recall / queries.len() as f64,
+                        percentile(&lat, 0.5),
+                        percentile(&lat, 0.95),
+                        percentile(&exact_lat, 0.5),
+                    )
+                });
+                let plan = rt.block_on(store.plan(collection)).expect("plan");
+                eprintln!(
+                    "[vector{column}] {collection} {what}: recall@10 {recall:.3} p50 {p50:.2?} p95 {p95:.2?} \
+                     (exact scan p50 {exact_p50:.2?}) plan {plan:?}"
+                );
+                let id = BenchmarkId::new(
+                    format!("{collection}_{what}"),
+                    format!("{n}x384_in_vector{column}"),
+                );
+                let mut i = 0usize;
+                group.bench_function(id, |b| {
+                    b.iter(|| {
+                        i = (i + 1) % queries.len();
+                        rt.block_on(store.search(
+                            collection,
+                            std::slice::from_ref(&queries[i]),
+                            f,
+                            K,
+                        ))
+                        .expect("search")
+                    })
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let Ok(server) = std::env::var("CHATSTORE_TEST_PGVECTOR_URL") else {
+        eprintln!(
+            "SKIPPED: set CHATSTORE_TEST_PGVECTOR_URL (eval \"$(scripts/services.sh start)\")"
+        );
+        return;
+    };
+    let rt = Runtime::new().expect("runtime");
+    let only = std::env::var("CHATSTORE_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "ingest" {
+        ingest(c, &rt, &server);
+    }
+    if only.is_empty() || only == "search" {
+        search(c, &rt, &server);
+    }
+}
+
+criterion_group!(pgvector_benches, benches);
+criterion_main!(pgvector_benches);
