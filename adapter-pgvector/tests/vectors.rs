@@ -499,3 +499,74 @@ async fn repeated_searches_keep_exact_results_in_small_collections() {
         }
     }
 }
+
+async fn own_indexes(store: &PgVectorStore) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'document_chunk' \
+         AND indexname LIKE 'chatstore_hnsw_%'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("count indexes")
+}
+
+/// A large collection gets its own partial HNSW index; it goes when the collection shrinks
+/// below the threshold (on the next optimize) or loses its last row.
+#[tokio::test]
+async fn partial_indexes_follow_the_collection_size() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let store = PgVectorStore::connect(PgVectorConfig::new(url).dimension(8).exact_max_rows(300))
+        .await
+        .expect("open");
+    let mut rng = Rng::new(9);
+    // Low-dimensional clustered data: HNSW reaches the target recall here.
+    let items = random_items(&mut rng, "big", 3_000, 4);
+    store.insert("big", items.clone()).await.expect("insert");
+    store
+        .insert("small", random_items(&mut rng, "small", 50, 4))
+        .await
+        .expect("insert");
+    let plans = store.optimize_all().await.expect("optimize");
+    assert_eq!(
+        plans.len(),
+        1,
+        "only the large collection is optimised: {plans:?}"
+    );
+    assert_eq!(plans[0].collection, "big");
+    assert!(
+        matches!(plans[0].plan, SearchPlan::Hnsw { .. }),
+        "{plans:?}"
+    );
+    assert!(plans[0].measured_recall.is_some_and(|r| r >= 0.995));
+    assert_eq!(own_indexes(&store).await, 1);
+    assert_eq!(store.plan("big").await.expect("plan"), plans[0].plan);
+
+    let ids: Vec<String> = items.iter().skip(100).map(|i| i.id.clone()).collect();
+    assert_eq!(
+        store.delete("big", Some(&ids), None).await.expect("delete"),
+        2_900
+    );
+    let plan = store.optimize("big").await.expect("optimize");
+    assert_eq!(plan.plan, SearchPlan::Exact);
+    assert_eq!(own_indexes(&store).await, 0);
+
+    store.optimize("big").await.expect("optimize again");
+    store.delete_collection("big").await.expect("delete");
+    assert_eq!(own_indexes(&store).await, 0);
+    store
+        .insert("big", random_items(&mut rng, "big", 3_000, 4))
+        .await
+        .expect("insert");
+    let plan = store.optimize("big").await.expect("optimize");
+    assert!(matches!(plan.plan, SearchPlan::Hnsw { .. }), "{plan:?}");
+    assert_eq!(own_indexes(&store).await, 1);
+    store.delete_collection("big").await.expect("delete");
+    assert_eq!(
+        own_indexes(&store).await,
+        0,
+        "the index goes with the last row"
+    );
+    assert_eq!(store.plan("big").await.expect("plan"), SearchPlan::Exact);
+}
