@@ -2,13 +2,14 @@
 //! with binary-encoded arrays (one round trip per batch, no per-row statements, no vector text
 //! parsing on the server), every batch of one call in one transaction.
 
-use chatstore_core::Result;
 use chatstore_core::vectors::{VectorItem, validate_collection, validate_items};
+use chatstore_core::{Error, Result};
 use serde_json::Value;
+use sqlx::PgConnection;
 
-use crate::PgVectorStore;
 use crate::error::during;
 use crate::vectors::forget_if_empty;
+use crate::{ColumnType, PgVectorStore};
 
 /// Claims the collection's side-table row (creating it with this dimension, or locking the
 /// existing one) and returns the dimension it holds.
@@ -23,6 +24,21 @@ const SET_DIMENSION: &str = "UPDATE chatstore_collection SET dimension = $2 WHER
 /// The other collections the ids of an upsert now belong to.
 const SOURCES: &str = "SELECT DISTINCT collection_name FROM document_chunk \
      WHERE id = ANY($1) AND collection_name <> $2";
+
+/// Binary COPY straight into the table (inserts into a `vector` column).
+const COPY_INSERT: &str = "COPY document_chunk (id, vector, collection_name, text, vmetadata) \
+     FROM STDIN (FORMAT binary)";
+/// A per-session staging table, emptied at every commit.
+const STAGE: &str = "CREATE TEMP TABLE IF NOT EXISTS chatstore_staging \
+     (id TEXT, vector vector, text TEXT, vmetadata JSONB) ON COMMIT DELETE ROWS";
+const COPY_STAGE: &str =
+    "COPY chatstore_staging (id, vector, text, vmetadata) FROM STDIN (FORMAT binary)";
+/// From this many rows on, upserts go through COPY into the staging table; fewer go through
+/// one `unnest` statement.
+const STAGING_MIN_ROWS: usize = 256;
+const COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+/// COPY data is sent in chunks of about this many bytes.
+const COPY_CHUNK: usize = 1 << 20;
 
 /// Insert (a duplicate id is a conflict) or upsert (a duplicate id is replaced and moved).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,13 +109,54 @@ impl PgVectorStore {
             Vec::new()
         };
 
+        if mode == Mode::Insert && self.schema.column_type == ColumnType::Vector {
+            // A duplicate id fails the whole COPY: the insert's all-or-nothing for free.
+            self.copy_rows(&mut tx, COPY_INSERT, &items, Some(collection))
+                .await?;
+        } else if items.len() >= STAGING_MIN_ROWS {
+            sqlx::raw_sql(STAGE)
+                .execute(&mut *tx)
+                .await
+                .map_err(during("creating the staging table"))?;
+            self.copy_rows(&mut tx, COPY_STAGE, &items, None).await?;
+            let sql = match mode {
+                Mode::Insert => &self.statements.insert_staged,
+                Mode::Upsert => &self.statements.upsert_staged,
+            };
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(collection)
+                .execute(&mut *tx)
+                .await
+                .map_err(during(what(mode)))?;
+        } else {
+            self.unnest_rows(&mut tx, &items, collection, mode).await?;
+        }
+        for source in &sources {
+            forget_if_empty(&mut tx, source).await?;
+        }
+        tx.commit().await.map_err(during("committing vectors"))
+    }
+}
+
+fn what(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Insert => "inserting vectors",
+        Mode::Upsert => "upserting vectors",
+    }
+}
+
+impl PgVectorStore {
+    /// Small writes: `INSERT ... SELECT FROM unnest(...)` in batches, one round trip each.
+    async fn unnest_rows(
+        &self,
+        conn: &mut PgConnection,
+        items: &[VectorItem],
+        collection: &str,
+        mode: Mode,
+    ) -> Result<()> {
         let sql = match mode {
             Mode::Insert => &self.statements.insert,
             Mode::Upsert => &self.statements.upsert,
-        };
-        let what = match mode {
-            Mode::Insert => "inserting vectors",
-            Mode::Upsert => "upserting vectors",
         };
         for batch in items.chunks(self.config.batch_rows.max(1)) {
             let mut ids = Vec::with_capacity(batch.len());
@@ -118,13 +175,86 @@ impl PgVectorStore {
                 .bind(texts)
                 .bind(metadata)
                 .bind(collection)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
-                .map_err(during(what))?;
+                .map_err(during(what(mode)))?;
         }
-        for source in &sources {
-            forget_if_empty(&mut tx, source).await?;
-        }
-        tx.commit().await.map_err(during("committing vectors"))
+        Ok(())
     }
+
+    /// Streams the items as binary COPY rows: `(id, vector, [collection,] text, vmetadata)`,
+    /// with the collection column only when `collection` is given. Encoding overlaps the
+    /// server's work: a chunk goes out whenever about 1 MiB is ready.
+    async fn copy_rows(
+        &self,
+        conn: &mut PgConnection,
+        statement: &str,
+        items: &[VectorItem],
+        collection: Option<&str>,
+    ) -> Result<()> {
+        let mut copy = conn
+            .copy_in_raw(statement)
+            .await
+            .map_err(during("starting COPY"))?;
+        let mut buf: Vec<u8> = Vec::with_capacity(COPY_CHUNK + 64 * 1024);
+        buf.extend_from_slice(COPY_SIGNATURE);
+        buf.extend_from_slice(&0i32.to_be_bytes());
+        buf.extend_from_slice(&0i32.to_be_bytes());
+        let fields: i16 = if collection.is_some() { 5 } else { 4 };
+        for item in items {
+            buf.extend_from_slice(&fields.to_be_bytes());
+            put_field(&mut buf, item.id.as_bytes());
+            let dim = self
+                .schema
+                .dimension
+                .unwrap_or(item.vector.len())
+                .max(item.vector.len());
+            let dim16 = u16::try_from(dim)
+                .map_err(|_| Error::invalid(format!("{dim} dimensions do not fit pgvector")))?;
+            put_len(&mut buf, 4 + 4 * dim);
+            buf.extend_from_slice(&dim16.to_be_bytes());
+            buf.extend_from_slice(&0u16.to_be_bytes());
+            for x in &item.vector {
+                buf.extend_from_slice(&x.to_be_bytes());
+            }
+            for _ in item.vector.len()..dim {
+                buf.extend_from_slice(&0f32.to_be_bytes());
+            }
+            if let Some(c) = collection {
+                put_field(&mut buf, c.as_bytes());
+            }
+            put_field(&mut buf, item.text.as_bytes());
+            // jsonb's binary form: version 1, then the JSON text.
+            let start = buf.len();
+            put_len(&mut buf, 0);
+            buf.push(1);
+            serde_json::to_writer(&mut buf, &item.metadata)
+                .map_err(|e| Error::invalid(format!("metadata of {:?}: {e}", item.id)))?;
+            let len = buf.len() - start - 4;
+            let len = i32::try_from(len)
+                .map_err(|_| Error::invalid(format!("metadata of {:?} is too large", item.id)))?;
+            buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+            if buf.len() >= COPY_CHUNK {
+                copy.send(std::mem::take(&mut buf))
+                    .await
+                    .map_err(during("sending COPY data"))?;
+                buf.reserve(COPY_CHUNK + 64 * 1024);
+            }
+        }
+        buf.extend_from_slice(&(-1i16).to_be_bytes());
+        copy.send(buf).await.map_err(during("sending COPY data"))?;
+        copy.finish().await.map_err(during("writing vectors"))?;
+        Ok(())
+    }
+}
+
+fn put_len(buf: &mut Vec<u8>, len: usize) {
+    // Lengths are bounded by validation (ids 255 bytes, vectors 16,000 dimensions) or checked.
+    let len = i32::try_from(len).unwrap_or(i32::MAX);
+    buf.extend_from_slice(&len.to_be_bytes());
+}
+
+fn put_field(buf: &mut Vec<u8>, bytes: &[u8]) {
+    put_len(buf, bytes.len());
+    buf.extend_from_slice(bytes);
 }

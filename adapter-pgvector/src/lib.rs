@@ -77,6 +77,8 @@ pub struct PgVectorStore {
 struct Statements {
     insert: String,
     upsert: String,
+    insert_staged: String,
+    upsert_staged: String,
     /// The vector column as a `vector` (a `halfvec` column is cast).
     vector_expr: &'static str,
 }
@@ -176,6 +178,11 @@ impl PgVectorStore {
     }
 }
 
+/// Open WebUI's upsert: an existing id takes the new vector, collection, text and metadata.
+const ON_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET vector = EXCLUDED.vector, \
+     collection_name = EXCLUDED.collection_name, text = EXCLUDED.text, \
+     vmetadata = EXCLUDED.vmetadata";
+
 impl Statements {
     fn new(column_type: ColumnType) -> Self {
         let ty = column_type.sql_name();
@@ -184,18 +191,21 @@ impl Statements {
              SELECT u.id, u.v, $5, u.t, u.m \
              FROM unnest($1::text[], $2::{ty}[], $3::text[], $4::jsonb[]) AS u(id, v, t, m)"
         );
-        let upsert = format!(
-            "{insert} ON CONFLICT (id) DO UPDATE SET vector = EXCLUDED.vector, \
-             collection_name = EXCLUDED.collection_name, text = EXCLUDED.text, \
-             vmetadata = EXCLUDED.vmetadata"
-        );
+        let upsert = format!("{insert}{ON_CONFLICT}");
         let vector_expr = match column_type {
             ColumnType::Vector => "vector",
             ColumnType::HalfVec => "vector::vector",
         };
+        let insert_staged = format!(
+            "INSERT INTO document_chunk (id, vector, collection_name, text, vmetadata) \
+             SELECT s.id, s.vector::{ty}, $1, s.text, s.vmetadata FROM chatstore_staging s"
+        );
+        let upsert_staged = format!("{insert_staged}{ON_CONFLICT}");
         Statements {
             insert,
             upsert,
+            insert_staged,
+            upsert_staged,
             vector_expr,
         }
     }

@@ -570,3 +570,73 @@ async fn partial_indexes_follow_the_collection_size() {
     );
     assert_eq!(store.plan("big").await.expect("plan"), SearchPlan::Exact);
 }
+
+/// Large batches (binary COPY straight into the table, or through the staging table) keep the
+/// same semantics as small ones: all-or-nothing inserts, upserts that replace and move.
+#[tokio::test]
+async fn large_batches_keep_the_semantics() {
+    let Some(store) = fresh_store(32).await else {
+        return;
+    };
+    let model = MemoryBackend::new();
+    let mut rng = Rng::new(21);
+    let first = random_items(&mut rng, "x", 600, 16);
+    for s in [&store as &dyn VectorRepo, &model] {
+        s.insert("a", first[..400].to_vec()).await.expect("insert");
+        s.insert("b", first[400..].to_vec()).await.expect("insert");
+    }
+    // A large insert with one taken id inserts nothing.
+    let mut clash = random_items(&mut rng, "y", 500, 16);
+    clash[250].id = first[10].id.clone();
+    let e = store
+        .insert("c", clash.clone())
+        .await
+        .expect_err("taken id");
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(!store.has_collection("c").await.expect("has"));
+    // A large upsert replaces ids of "a", moves every id of "b" and adds new ones.
+    let mut batch: Vec<VectorItem> = first[300..].to_vec();
+    for it in &mut batch {
+        it.vector = rng.unit_vector(16);
+        it.text = format!("new {}", it.id);
+    }
+    batch.extend(random_items(&mut rng, "z", 100, 16));
+    for s in [&store as &dyn VectorRepo, &model] {
+        s.upsert("a", batch.clone()).await.expect("upsert");
+    }
+    for c in ["a", "b"] {
+        assert_eq!(
+            store.get(c).await.expect("get"),
+            model.get(c).await.expect("get")
+        );
+    }
+    assert_eq!(store.collections().await.expect("list"), vec!["a"]);
+    let q = vec![rng.unit_vector(16), rng.unit_vector(16)];
+    assert_same_hits(
+        &store.search("a", &q, None, 20).await.expect("search"),
+        &model.search("a", &q, None, 20).await.expect("search"),
+    );
+}
+
+/// A halfvec column takes large batches through the staging table.
+#[tokio::test]
+async fn a_halfvec_table_takes_large_batches() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let mut config = PgVectorConfig::new(url).dimension(16);
+    config.use_halfvec = true;
+    let store = PgVectorStore::connect(config).await.expect("open");
+    let mut rng = Rng::new(3);
+    let items = random_items(&mut rng, "h", 300, 8);
+    store.insert("h", items.clone()).await.expect("insert");
+    store.upsert("h", items.clone()).await.expect("upsert");
+    let got = store.get("h").await.expect("get");
+    assert_eq!(got.len(), 300);
+    for (g, w) in got.iter().zip(&items) {
+        assert_eq!(g.id, w.id);
+        for (a, b) in g.vector.iter().zip(&w.vector) {
+            assert!((a - b).abs() < 2e-3, "halfvec keeps about 3 digits");
+        }
+    }
+}
