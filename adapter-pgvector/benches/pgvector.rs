@@ -313,7 +313,35 @@ fn ingest(c: &mut Criterion, rt: &Runtime, server: &str) {
                 })
             })
         });
-        // Upserts replace rows that exist (every id is already stored).
+        group.bench_function(label("chatstore_upsert_new"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        truncate(&pool).await;
+                        let t = Instant::now();
+                        chatstore_write(&store, &data, true).await;
+                        total += t.elapsed();
+                    }
+                    total
+                })
+            })
+        });
+        group.bench_function(label("per_row_upsert_new_baseline"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        truncate(&pool).await;
+                        let t = Instant::now();
+                        per_row(&pool, &data, column, true).await;
+                        total += t.elapsed();
+                    }
+                    total
+                })
+            })
+        });
+        // Upserts that replace rows that exist (every id is already stored).
         rt.block_on(async {
             truncate(&pool).await;
             chatstore_write(&store, &data, false).await;
@@ -329,7 +357,7 @@ fn ingest(c: &mut Criterion, rt: &Runtime, server: &str) {
                 })
             })
         });
-        group.bench_function(label("per_row_upsert_baseline"), |b| {
+        group.bench_function(label("per_row_upsert_existing_baseline"), |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
                     let t = Instant::now();
@@ -348,10 +376,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
-
-/// Exact reference: the collection scanned with no index able to order it.
-const EXACT: &str = "SELECT id FROM (SELECT id, vector <=> $1 AS d FROM document_chunk \
-     WHERE collection_name = $2 OFFSET 0) s ORDER BY d, id COLLATE \"C\" LIMIT 10";
 
 fn search(c: &mut Criterion, rt: &Runtime, server: &str) {
     let n = scale();
@@ -388,17 +412,23 @@ fn search(c: &mut Criterion, rt: &Runtime, server: &str) {
                             .expect("search");
                         lat.push(t.elapsed());
                         let t = Instant::now();
-                        let exact: Vec<String> = if f.is_none() {
-                            sqlx::query_scalar(EXACT)
-                                .bind(pgvector::Vector::from(padded(q, column)))
-                                .bind(collection)
-                                .fetch_all(&pool)
-                                .await
-                                .expect("exact")
-                        } else {
-                            // The filtered plan is the exact scan itself.
-                            hits[0].iter().map(|h| h.id.clone()).collect()
-                        };
+                        let mut exact = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                            "SELECT id FROM (SELECT id, vector <=> ",
+                        );
+                        exact.push_bind(pgvector::Vector::from(padded(q, column)));
+                        exact.push(" AS d FROM document_chunk WHERE collection_name = ");
+                        exact.push_bind(collection);
+                        if f.is_some() {
+                            exact.push(" AND vmetadata ->> 'file_id' = ");
+                            exact.push_bind(format!("{collection}-file-0"));
+                        }
+                        exact.push(" OFFSET 0) s ORDER BY d, id COLLATE \"C\" LIMIT 10");
+                        let exact: Vec<String> = exact
+                            .build_query_scalar()
+                            .persistent(false)
+                            .fetch_all(&pool)
+                            .await
+                            .expect("exact");
                         exact_lat.push(t.elapsed());
                         let want: HashSet<&str> = exact.iter().map(String::as_str).collect();
                         let got = hits[0]
