@@ -11,6 +11,9 @@ use crate::error::during;
 /// Advisory lock key that serialises schema creation across processes ("chatstore" in ASCII).
 const SCHEMA_LOCK: i64 = 0x6368_6174_7374_6f72;
 
+/// Up to this dimension a new table keeps vectors inline (STORAGE MAIN).
+const INLINE_MAX_DIMENSION: usize = 1024;
+
 /// The vector column's type as found or created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
@@ -184,10 +187,14 @@ pub async fn ensure(pool: &PgPool, config: &PgVectorConfig) -> Result<Schema> {
                 .map_err(during("creating table document_chunk"))?;
             // PostgreSQL: `vector` defaults to STORAGE EXTERNAL, which moves every 384+ dim
             // vector out of line and makes exact scans 3.5-4x slower; MAIN keeps it inline.
-            sqlx::raw_sql("ALTER TABLE document_chunk ALTER COLUMN vector SET STORAGE MAIN")
-                .execute(&mut *tx)
-                .await
-                .map_err(during("setting the vector column's storage"))?;
+            // Past about 1000 dimensions a row fills most of a page, and scans that only read
+            // metadata (filtered searches) would read every vector: keep EXTERNAL there.
+            if config.dimension <= INLINE_MAX_DIMENSION {
+                sqlx::raw_sql("ALTER TABLE document_chunk ALTER COLUMN vector SET STORAGE MAIN")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(during("setting the vector column's storage"))?;
+            }
             (column_type, Some(config.dimension))
         }
     };
