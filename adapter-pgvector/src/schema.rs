@@ -92,6 +92,8 @@ const COLUMN_TYPES: &str = "SELECT a.attname::text, format_type(a.atttypid, a.at
      AND a.attname IN ('id', 'collection_name', 'text', 'vmetadata') AND NOT a.attisdropped";
 const COLLECTION_INDEX: &str = "CREATE INDEX IF NOT EXISTS idx_document_chunk_collection_name \
      ON document_chunk (collection_name)";
+const FILE_ID_INDEX: &str = "CREATE INDEX IF NOT EXISTS chatstore_document_chunk_file_id \
+     ON document_chunk (collection_name, (vmetadata ->> 'file_id'))";
 /// chatstore's side table: the dimension each collection was created with (zero padding hides
 /// it in `document_chunk`) and the search plan `optimize` chose for it.
 const SIDE_TABLE: &str = "CREATE TABLE IF NOT EXISTS chatstore_collection (\
@@ -195,6 +197,12 @@ pub async fn ensure(pool: &PgPool, config: &PgVectorConfig) -> Result<Schema> {
                     .await
                     .map_err(during("setting the vector column's storage"))?;
             }
+            // Open WebUI filters knowledge-base searches by file_id: with this index a filtered
+            // exact search reads only the matching rows, not the whole collection.
+            sqlx::raw_sql(FILE_ID_INDEX)
+                .execute(&mut *tx)
+                .await
+                .map_err(during("creating the file_id index"))?;
             (column_type, Some(config.dimension))
         }
     };

@@ -59,7 +59,6 @@ const ANALYZE: &str = "ANALYZE document_chunk";
 const SAMPLE: &str = "SELECT id, vector::vector FROM document_chunk WHERE collection_name = $1 \
      ORDER BY random() LIMIT $2";
 const SET_EF_SEARCH: &str = "SELECT set_config('hnsw.ef_search', $1, true)";
-const SET_ITERATIVE_OFF: &str = "SELECT set_config('hnsw.iterative_scan', 'off', true)";
 
 /// How a collection is searched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,12 +201,6 @@ impl PgVectorStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(during("setting hnsw.ef_search"))?;
-                if self.schema.pgvector_version >= (0, 8, 0) {
-                    sqlx::query(SET_ITERATIVE_OFF)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(during("setting hnsw.iterative_scan"))?;
-                }
                 let rows = query
                     .fetch_all(&mut *tx)
                     .await
