@@ -1,6 +1,10 @@
-//! Inserts and upserts: batches of `INSERT ... SELECT FROM unnest($1::text[], $2::vector[], ...)`
-//! with binary-encoded arrays (one round trip per batch, no per-row statements, no vector text
-//! parsing on the server), every batch of one call in one transaction.
+//! Inserts and upserts, each call one transaction, vectors always binary-encoded (the server
+//! never parses vector text):
+//! - inserts, and upserts of ids that do not exist yet: binary COPY straight into the table;
+//! - other large upserts: binary COPY into a staging table, then one `INSERT ... SELECT ... ON
+//!   CONFLICT DO UPDATE`;
+//! - small writes: `INSERT ... SELECT FROM unnest($1::text[], $2::vector[], ...)`, one round
+//!   trip per batch.
 
 use chatstore_core::vectors::{VectorItem, validate_collection, validate_items};
 use chatstore_core::{Error, Result};
@@ -21,9 +25,8 @@ const CLAIM: &str = "INSERT INTO chatstore_collection (name, dimension) VALUES (
 const HAS_OTHER_ROWS: &str = "SELECT EXISTS (SELECT 1 FROM document_chunk \
      WHERE collection_name = $1 AND NOT (id = ANY($2)))";
 const SET_DIMENSION: &str = "UPDATE chatstore_collection SET dimension = $2 WHERE name = $1";
-/// The other collections the ids of an upsert now belong to.
-const SOURCES: &str = "SELECT DISTINCT collection_name FROM document_chunk \
-     WHERE id = ANY($1) AND collection_name <> $2";
+/// The collections the ids of an upsert belong to now.
+const HOLDERS: &str = "SELECT DISTINCT collection_name FROM document_chunk WHERE id = ANY($1)";
 
 /// Binary COPY straight into the table (inserts into a `vector` column).
 const COPY_INSERT: &str = "COPY document_chunk (id, vector, collection_name, text, vmetadata) \
@@ -98,40 +101,52 @@ impl PgVectorStore {
                 .map_err(during("recording the collection's dimension"))?;
         }
 
-        let sources: Vec<String> = if mode == Mode::Upsert {
-            sqlx::query_scalar(SOURCES)
+        // The collections the upserted ids live in now (this one included).
+        let holders: Vec<String> = if mode == Mode::Upsert {
+            sqlx::query_scalar(HOLDERS)
                 .bind(&ids)
-                .bind(collection)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(during("finding the collections upserted ids come from"))?
         } else {
             Vec::new()
         };
+        let sources: Vec<&String> = holders.iter().filter(|c| *c != collection).collect();
+        let copyable = self.schema.column_type == ColumnType::Vector;
 
-        if mode == Mode::Insert && self.schema.column_type == ColumnType::Vector {
+        if mode == Mode::Insert && copyable {
             // A duplicate id fails the whole COPY: the insert's all-or-nothing for free.
             self.copy_rows(&mut tx, COPY_INSERT, &items, Some(collection))
                 .await?;
-        } else if items.len() >= STAGING_MIN_ROWS {
-            sqlx::raw_sql(STAGE)
-                .execute(&mut *tx)
-                .await
-                .map_err(during("creating the staging table"))?;
-            self.copy_rows(&mut tx, COPY_STAGE, &items, None).await?;
-            let sql = match mode {
-                Mode::Insert => &self.statements.insert_staged,
-                Mode::Upsert => &self.statements.upsert_staged,
-            };
-            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(collection)
-                .execute(&mut *tx)
-                .await
-                .map_err(during(what(mode)))?;
-        } else {
+        } else if items.len() < STAGING_MIN_ROWS {
             self.unnest_rows(&mut tx, &items, collection, mode).await?;
+        } else if copyable && holders.is_empty() {
+            // An upsert of new ids only is an insert: COPY straight into the table, under a
+            // savepoint in case another writer adds one of the ids meanwhile.
+            let mut savepoint = sqlx::Connection::begin(&mut *tx)
+                .await
+                .map_err(during("opening a savepoint"))?;
+            match self
+                .copy_rows(&mut savepoint, COPY_INSERT, &items, Some(collection))
+                .await
+            {
+                Ok(()) => savepoint
+                    .commit()
+                    .await
+                    .map_err(during("releasing a savepoint"))?,
+                Err(e) if e.kind() == chatstore_core::ErrorKind::Conflict => {
+                    savepoint
+                        .rollback()
+                        .await
+                        .map_err(during("rolling back a savepoint"))?;
+                    self.staged_rows(&mut tx, &items, collection, mode).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            self.staged_rows(&mut tx, &items, collection, mode).await?;
         }
-        for source in &sources {
+        for source in sources {
             forget_if_empty(&mut tx, source).await?;
         }
         tx.commit().await.map_err(during("committing vectors"))
@@ -146,6 +161,32 @@ fn what(mode: Mode) -> &'static str {
 }
 
 impl PgVectorStore {
+    /// Large upserts (and inserts into `halfvec`): binary COPY into the session's staging
+    /// table, then one `INSERT ... SELECT` (with `ON CONFLICT DO UPDATE` for upserts).
+    async fn staged_rows(
+        &self,
+        conn: &mut PgConnection,
+        items: &[VectorItem],
+        collection: &str,
+        mode: Mode,
+    ) -> Result<()> {
+        sqlx::raw_sql(STAGE)
+            .execute(&mut *conn)
+            .await
+            .map_err(during("creating the staging table"))?;
+        self.copy_rows(conn, COPY_STAGE, items, None).await?;
+        let sql = match mode {
+            Mode::Insert => &self.statements.insert_staged,
+            Mode::Upsert => &self.statements.upsert_staged,
+        };
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(collection)
+            .execute(&mut *conn)
+            .await
+            .map_err(during(what(mode)))?;
+        Ok(())
+    }
+
     /// Small writes: `INSERT ... SELECT FROM unnest(...)` in batches, one round trip each.
     async fn unnest_rows(
         &self,

@@ -604,13 +604,18 @@ async fn large_batches_keep_the_semantics() {
     for s in [&store as &dyn VectorRepo, &model] {
         s.upsert("a", batch.clone()).await.expect("upsert");
     }
-    for c in ["a", "b"] {
+    // A large upsert of new ids only goes straight into the table.
+    let fresh = random_items(&mut rng, "w", 300, 16);
+    for s in [&store as &dyn VectorRepo, &model] {
+        s.upsert("d", fresh.clone()).await.expect("upsert new ids");
+    }
+    for c in ["a", "b", "d"] {
         assert_eq!(
             store.get(c).await.expect("get"),
             model.get(c).await.expect("get")
         );
     }
-    assert_eq!(store.collections().await.expect("list"), vec!["a"]);
+    assert_eq!(store.collections().await.expect("list"), vec!["a", "d"]);
     let q = vec![rng.unit_vector(16), rng.unit_vector(16)];
     assert_same_hits(
         &store.search("a", &q, None, 20).await.expect("search"),
