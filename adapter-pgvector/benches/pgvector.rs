@@ -11,7 +11,8 @@
 //!
 //! Rows have 384 dimensions, stored in a vector(384) and in a vector(1536) column (Open WebUI's
 //! default size, zero-padded). Scale: `CHATSTORE_BENCH_SCALE` rows (default 10000; 100000 for
-//! the second size). Needs `CHATSTORE_TEST_PGVECTOR_URL` (scripts/services.sh).
+//! the second size), `CHATSTORE_BENCH_COLUMNS` (default `384,1536`),
+//! `CHATSTORE_BENCH_ONLY` (`ingest` or `search`). Needs `CHATSTORE_TEST_PGVECTOR_URL` (scripts/services.sh).
 //!
 //! `cargo bench -p chatstore-pgvector --bench pgvector`
 
@@ -125,6 +126,15 @@ fn rows(n: usize, seed: u64) -> Vec<(&'static str, VectorItem)> {
             (collection, item)
         })
         .collect()
+}
+
+/// Column sizes to run: `CHATSTORE_BENCH_COLUMNS` (e.g. `1536`), default both.
+fn columns() -> Vec<usize> {
+    std::env::var("CHATSTORE_BENCH_COLUMNS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|c| c.trim().parse().ok()).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![384, 1536])
 }
 
 fn scale() -> usize {
@@ -274,7 +284,7 @@ fn ingest(c: &mut Criterion, rt: &Runtime, server: &str) {
     group
         .sample_size(10)
         .throughput(Throughput::Elements(n as u64));
-    for column in [384, 1536] {
+    for column in columns() {
         let store = rt.block_on(fresh_store(server, column));
         let pool = store.pool().clone();
         let payload = copy_payload(&data, column);
@@ -401,7 +411,7 @@ fn search(c: &mut Criterion, rt: &Runtime, server: &str) {
     let queries: Vec<Vec<f32>> = (0..50).map(|_| clusters.draw(&mut qrng)).collect();
     let mut group = c.benchmark_group("pgvector_search");
     group.sample_size(20);
-    for column in [384, 1536] {
+    for column in columns() {
         let store = rt.block_on(fresh_store(server, column));
         let pool = store.pool().clone();
         let plans = rt.block_on(async {
