@@ -15,8 +15,10 @@
 //!   collection its own partial HNSW index and keeps it only with an `ef_search` whose recall it
 //!   has measured against exact search. Search statements are unnamed (never a cached generic
 //!   plan), so the planner always sees the collection.
-//! - Inserts and upserts go in batches through `INSERT ... SELECT FROM unnest(...)` with
-//!   binary-encoded arrays: one round trip per batch, all batches in one transaction.
+//! - Inserts go by binary `COPY` straight into the table (a taken id fails the whole call with
+//!   `Conflict`); large upserts by binary `COPY` into a staging table and one `INSERT ... ON
+//!   CONFLICT`; small writes by one `INSERT ... SELECT FROM unnest(...)` with binary arrays.
+//!   Each call is one transaction.
 //!
 //! ```no_run
 //! use chatstore_core::{VectorFilter, VectorItem, VectorRepo};
