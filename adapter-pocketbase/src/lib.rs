@@ -1,0 +1,195 @@
+//! # chatstore-pocketbase
+//!
+//! The PocketBase backend of chatstore: [`UserRepo`](chatstore_core::UserRepo),
+//! [`ChatRepo`](chatstore_core::ChatRepo), [`MessageRepo`](chatstore_core::MessageRepo),
+//! [`TagRepo`](chatstore_core::TagRepo) and [`FileRepo`](chatstore_core::FileRepo) over the
+//! HTTP API of a PocketBase 0.23+ server (tested on 0.40). Vectors are not stored here:
+//! its `VectorRepo` answers `Unsupported`.
+//!
+//! [`PocketBase::connect`] logs in as a superuser, brings the schema up to date (collections
+//! import, never deleting anything), enables the batch API and checks that the server serves
+//! the chatstore routes of `pb_hooks/chatstore.pb.js` (start PocketBase with
+//! `--hooksDir adapter-pocketbase/pb_hooks`). Multi-record writes run in one transaction on
+//! the server (the batch API, or the `tx` route for conditional writes); writes to a chat's
+//! blob use optimistic concurrency, so two writers never lose each other's update.
+//!
+//! ```no_run
+//! use chatstore_core::{ChatQuery, NewChat, NewUser};
+//! use chatstore_pocketbase::{PocketBase, PocketBaseConfig};
+//!
+//! # async fn demo() -> chatstore_core::Result<()> {
+//! // CHATSTORE_POCKETBASE_URL, CHATSTORE_POCKETBASE_ADMIN_EMAIL, ..._ADMIN_PASSWORD
+//! let pb = PocketBase::connect(PocketBaseConfig::from_env()?).await?;
+//! let store = pb.store();
+//! let user = store.users.create(NewUser::new("ada@example.com", "Ada")).await?;
+//! store.chats.create(NewChat::new(&user.id, "Engines").with_tags(["work"])).await?;
+//! let page = store.chats.list(&ChatQuery::for_user(&user.id).with_tags(["work"])).await?;
+//! assert_eq!(page.total, 1);
+//! # Ok(())
+//! # }
+//! ```
+
+mod chats;
+pub mod client;
+pub mod error;
+mod files;
+pub mod filter;
+mod messages;
+mod record;
+pub mod schema;
+mod tags;
+mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatstore_core::unsupported::NoVectors;
+use chatstore_core::{Capabilities, Error, Result, Store, StoreParts};
+
+use crate::client::Client;
+pub use crate::schema::Collections;
+
+/// The name this backend reports.
+pub const BACKEND: &str = "pocketbase";
+
+/// How to reach a PocketBase server.
+#[derive(Clone)]
+pub struct PocketBaseConfig {
+    /// Base URL, e.g. `http://127.0.0.1:8090`.
+    pub url: String,
+    /// Superuser email.
+    pub admin_email: String,
+    /// Superuser password.
+    pub admin_password: String,
+    /// Prefix of the collection names (`""`: `owui_users`, ...); lets several independent
+    /// stores share one server (the tests use one per test).
+    pub collection_prefix: String,
+    /// Timeout of one HTTP request.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for PocketBaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PocketBaseConfig")
+            .field("url", &self.url)
+            .field("admin_email", &self.admin_email)
+            .field("admin_password", &"***")
+            .field("collection_prefix", &self.collection_prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl PocketBaseConfig {
+    /// A config for the server at `url` with these superuser credentials.
+    pub fn new(
+        url: impl Into<String>,
+        admin_email: impl Into<String>,
+        admin_password: impl Into<String>,
+    ) -> Self {
+        PocketBaseConfig {
+            url: url.into(),
+            admin_email: admin_email.into(),
+            admin_password: admin_password.into(),
+            collection_prefix: String::new(),
+            timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// From `CHATSTORE_POCKETBASE_URL`, `CHATSTORE_POCKETBASE_ADMIN_EMAIL`,
+    /// `CHATSTORE_POCKETBASE_ADMIN_PASSWORD` and optionally
+    /// `CHATSTORE_POCKETBASE_COLLECTION_PREFIX`.
+    pub fn from_env() -> Result<Self> {
+        let var = |name: &str| {
+            std::env::var(name).map_err(|_| Error::invalid(format!("{name} is not set")))
+        };
+        let mut config = PocketBaseConfig::new(
+            var("CHATSTORE_POCKETBASE_URL")?,
+            var("CHATSTORE_POCKETBASE_ADMIN_EMAIL")?,
+            var("CHATSTORE_POCKETBASE_ADMIN_PASSWORD")?,
+        );
+        if let Ok(prefix) = std::env::var("CHATSTORE_POCKETBASE_COLLECTION_PREFIX") {
+            config.collection_prefix = prefix;
+        }
+        Ok(config)
+    }
+
+    /// With this collection name prefix.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.collection_prefix = prefix.into();
+        self
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: Client,
+    cols: Collections,
+}
+
+/// A connected PocketBase backend; cheap to clone (clones share the connection pool).
+#[derive(Debug, Clone)]
+pub struct PocketBase {
+    inner: Arc<Inner>,
+}
+
+impl PocketBase {
+    /// Logs in, brings the schema up to date and checks the server's chatstore routes. A
+    /// server whose schema cannot be brought up to date is an error naming what is wrong.
+    pub async fn connect(config: PocketBaseConfig) -> Result<Self> {
+        let cols = Collections::new(&config.collection_prefix)?;
+        let client = Client::new(
+            &config.url,
+            &config.admin_email,
+            &config.admin_password,
+            config.timeout,
+        )?;
+        client.authenticate().await?;
+        schema::ensure(&client, &cols).await?;
+        Ok(PocketBase {
+            inner: Arc::new(Inner { client, cols }),
+        })
+    }
+
+    /// A [`Store`] whose users, chats, messages, tags and files live on this server; vectors
+    /// answer `Unsupported`.
+    pub fn store(&self) -> Store {
+        let repo = Arc::new(self.clone());
+        Store::new(
+            BACKEND,
+            Capabilities {
+                users: true,
+                chats: true,
+                files: true,
+                vectors: false,
+                atomic_bulk: true,
+            },
+            StoreParts {
+                users: repo.clone(),
+                chats: repo.clone(),
+                messages: repo.clone(),
+                tags: repo.clone(),
+                files: repo,
+                vectors: Arc::new(NoVectors { backend: BACKEND }),
+            },
+        )
+    }
+
+    /// The collection names in use.
+    pub fn collections(&self) -> &Collections {
+        &self.inner.cols
+    }
+
+    /// Deletes this store's collections and everything in them (for throwaway test stores).
+    pub async fn drop_collections(&self) -> Result<()> {
+        schema::drop_collections(&self.inner.client, &self.inner.cols).await
+    }
+
+    fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    fn cols(&self) -> &Collections {
+        &self.inner.cols
+    }
+}
