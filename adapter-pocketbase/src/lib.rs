@@ -66,6 +66,9 @@ pub struct PocketBaseConfig {
     pub collection_prefix: String,
     /// Timeout of one HTTP request.
     pub timeout: Duration,
+    /// Delete the collections when the last handle of the backend is dropped (throwaway
+    /// test stores with their own prefix).
+    pub drop_collections_on_drop: bool,
 }
 
 impl std::fmt::Debug for PocketBaseConfig {
@@ -76,6 +79,7 @@ impl std::fmt::Debug for PocketBaseConfig {
             .field("admin_password", &"***")
             .field("collection_prefix", &self.collection_prefix)
             .field("timeout", &self.timeout)
+            .field("drop_collections_on_drop", &self.drop_collections_on_drop)
             .finish()
     }
 }
@@ -93,6 +97,7 @@ impl PocketBaseConfig {
             admin_password: admin_password.into(),
             collection_prefix: String::new(),
             timeout: Duration::from_secs(120),
+            drop_collections_on_drop: false,
         }
     }
 
@@ -114,6 +119,13 @@ impl PocketBaseConfig {
         Ok(config)
     }
 
+    /// Deletes the collections (and all their data) when the backend is dropped; for
+    /// throwaway test stores with a prefix of their own.
+    pub fn dropping_collections_on_drop(mut self) -> Self {
+        self.drop_collections_on_drop = true;
+        self
+    }
+
     /// With this collection name prefix.
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.collection_prefix = prefix.into();
@@ -125,6 +137,38 @@ impl PocketBaseConfig {
 struct Inner {
     client: Client,
     cols: Collections,
+    config: PocketBaseConfig,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.config.drop_collections_on_drop {
+            return;
+        }
+        // The caller's runtime may be shutting down: clean up on a thread with a runtime and
+        // a client of its own, and wait for it so the server is tidy when the test ends.
+        let config = self.config.clone();
+        let cols = self.cols.clone();
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let client = Client::new(
+                    &config.url,
+                    &config.admin_email,
+                    &config.admin_password,
+                    config.timeout,
+                )?;
+                schema::drop_collections(&client, &cols).await
+            })
+            .unwrap_or_else(|e| tracing::warn!("dropping collections {cols:?}: {e}"));
+        });
+        let _ = cleanup.join();
+    }
 }
 
 /// A connected PocketBase backend; cheap to clone (clones share the connection pool).
@@ -147,7 +191,11 @@ impl PocketBase {
         client.authenticate().await?;
         schema::ensure(&client, &cols).await?;
         Ok(PocketBase {
-            inner: Arc::new(Inner { client, cols }),
+            inner: Arc::new(Inner {
+                client,
+                cols,
+                config,
+            }),
         })
     }
 
