@@ -142,7 +142,12 @@ impl PocketBase {
     pub(crate) async fn read_chat(&self, id: &str) -> Result<(Chat, i64)> {
         let r = self
             .client()
-            .get_record(&self.cols().chats, id, Some("tags"), Subject::new("chat", id))
+            .get_record(
+                &self.cols().chats,
+                id,
+                Some("tags"),
+                Subject::new("chat", id),
+            )
             .await?;
         from_record(&r)
     }
@@ -178,9 +183,11 @@ impl PocketBase {
         let chat = &p.chat;
         let mut ops = Vec::new();
         if let Some(share) = &chat.share_id {
-            ops.push(json!({"op": "unique", "collection": self.cols().chats, "entity": "chat",
+            ops.push(
+                json!({"op": "unique", "collection": self.cols().chats, "entity": "chat",
                             "field": "share_id", "value": share, "except": chat.id,
-                            "message": format!("share id {share:?} is taken")}));
+                            "message": format!("share id {share:?} is taken")}),
+            );
         }
         for (id, name) in &p.tags {
             ops.push(self.ensure_tag_op(&chat.user_id, id, name));
@@ -192,8 +199,10 @@ impl PocketBase {
                 .map(|t| tag_record_id(&chat.user_id, t))
                 .collect::<Vec<_>>()
         );
-        ops.push(json!({"op": "create", "collection": self.cols().chats, "entity": "chat",
-                        "id": chat.id, "fields": body}));
+        ops.push(
+            json!({"op": "create", "collection": self.cols().chats, "entity": "chat",
+                        "id": chat.id, "fields": body}),
+        );
         for message in &p.messages {
             ops.push(self.upsert_message_op(message));
         }
@@ -217,8 +226,10 @@ impl PocketBase {
             .iter()
             .map(|t| tag_record_id(&chat.user_id, t))
             .collect();
-        ops.push(json!({"op": "update", "collection": self.cols().chats, "entity": "chat",
-                        "id": id, "fields": {"tags": record_ids, "version": version + 1}}));
+        ops.push(
+            json!({"op": "update", "collection": self.cols().chats, "entity": "chat",
+                        "id": id, "fields": {"tags": record_ids, "version": version + 1}}),
+        );
         let removed: Vec<String> = old.difference(&chat.tags).cloned().collect();
         if !removed.is_empty() {
             ops.push(self.drop_orphans_op(&chat.user_id, removed));
@@ -232,9 +243,11 @@ impl PocketBase {
         patch.apply(&mut chat, validate::now())?;
         let mut ops = vec![self.expect_version_op(id, version)];
         if let Some(Some(share)) = &patch.share_id {
-            ops.push(json!({"op": "unique", "collection": self.cols().chats, "entity": "chat",
+            ops.push(
+                json!({"op": "unique", "collection": self.cols().chats, "entity": "chat",
                             "field": "share_id", "value": share, "except": id,
-                            "message": format!("share id {share:?} is taken")}));
+                            "message": format!("share id {share:?} is taken")}),
+            );
         }
         ops.push(self.update_chat_op(&chat, version + 1));
         self.client().tx(ops, Subject::new("chat", id)).await?;
@@ -255,7 +268,11 @@ impl PocketBase {
         Ok(())
     }
 
-    async fn list_by_tags(&self, query: &ChatQuery, tag_ids: &[String]) -> Result<Page<ChatSummary>> {
+    async fn list_by_tags(
+        &self,
+        query: &ChatQuery,
+        tag_ids: &[String],
+    ) -> Result<Page<ChatSummary>> {
         let c = self.cols();
         let mut params: Vec<(&str, String)> = vec![
             ("chats", c.chats.clone()),
@@ -323,7 +340,10 @@ impl PocketBase {
     }
 
     async fn list_plain(&self, query: &ChatQuery) -> Result<Page<ChatSummary>> {
-        let mut parts = vec![filter::eq("user_id", &query.user_id), "internal = false".to_owned()];
+        let mut parts = vec![
+            filter::eq("user_id", &query.user_id),
+            "internal = false".to_owned(),
+        ];
         if let Some(a) = query.archived {
             parts.push(format!("archived = {a}"));
         }
@@ -336,7 +356,10 @@ impl PocketBase {
             FolderFilter::In(f) => parts.push(filter::eq("folder_id", f)),
         }
         if let Some(t) = &query.title {
-            parts.push(format!("title_lower ~ {}", filter::contains(&t.to_lowercase())));
+            parts.push(format!(
+                "title_lower ~ {}",
+                filter::contains(&t.to_lowercase())
+            ));
         }
         let sort = match query.order {
             ChatOrder::UpdatedDesc => "-updated_at,id",
@@ -415,10 +438,14 @@ impl ChatRepo for PocketBase {
         let mut ops = Vec::new();
         for r in &chats {
             let id = record::text(r, "id")?;
-            ops.push(json!({"op": "delete", "collection": self.cols().chats, "entity": "chat",
-                            "id": id}));
-            ops.push(json!({"op": "delete_where", "collection": self.cols().messages,
-                            "field": "chat_id", "value": id}));
+            ops.push(
+                json!({"op": "delete", "collection": self.cols().chats, "entity": "chat",
+                            "id": id}),
+            );
+            ops.push(
+                json!({"op": "delete_where", "collection": self.cols().messages,
+                            "field": "chat_id", "value": id}),
+            );
         }
         ops.push(json!({"op": "delete_where", "collection": self.cols().tags,
                         "field": "user_id", "value": user_id}));
@@ -490,7 +517,10 @@ impl ChatRepo for PocketBase {
                 Subject::new("chat", ""),
             )
             .await?;
-        items.iter().map(|r| from_record(r).map(|(c, _)| c)).collect()
+        items
+            .iter()
+            .map(|r| from_record(r).map(|(c, _)| c))
+            .collect()
     }
 }
 
@@ -503,4 +533,3 @@ fn dedup_pairs(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
     }
     out
 }
-

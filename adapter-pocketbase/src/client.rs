@@ -99,7 +99,10 @@ impl Client {
     }
 
     async fn login(&self) -> Result<Token> {
-        let url = format!("{}/api/collections/_superusers/auth-with-password", self.base);
+        let url = format!(
+            "{}/api/collections/_superusers/auth-with-password",
+            self.base
+        );
         let body = json!({"identity": self.email, "password": self.password});
         let call = || async {
             let resp = self
@@ -200,9 +203,8 @@ impl Client {
             let value: Value = if bytes.is_empty() {
                 Value::Null
             } else {
-                serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                    Value::String(String::from_utf8_lossy(&bytes).into_owned())
-                })
+                serde_json::from_slice(&bytes)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
             };
             if status.is_success() {
                 return Ok(value);
@@ -245,12 +247,13 @@ impl Client {
         if id.is_empty() {
             return Err(Error::not_found(subject.entity, id));
         }
-        let path = format!(
-            "/api/collections/{collection}/records/{}",
-            path_segment(id)
-        );
-        let query: Vec<(&str, String)> = expand.map(|e| ("expand", e.to_owned())).into_iter().collect();
-        self.send(Method::GET, &path, &query, None, subject, true).await
+        let path = format!("/api/collections/{collection}/records/{}", path_segment(id));
+        let query: Vec<(&str, String)> = expand
+            .map(|e| ("expand", e.to_owned()))
+            .into_iter()
+            .collect();
+        self.send(Method::GET, &path, &query, None, subject, true)
+            .await
     }
 
     /// The record, or `None` when it does not exist.
@@ -288,10 +291,7 @@ impl Client {
         body: &Value,
         subject: Subject<'_>,
     ) -> Result<Value> {
-        let path = format!(
-            "/api/collections/{collection}/records/{}",
-            path_segment(id)
-        );
+        let path = format!("/api/collections/{collection}/records/{}", path_segment(id));
         self.send(Method::PATCH, &path, &[], Some(body), subject, false)
             .await
     }
@@ -306,10 +306,7 @@ impl Client {
         if id.is_empty() {
             return Err(Error::not_found(subject.entity, id));
         }
-        let path = format!(
-            "/api/collections/{collection}/records/{}",
-            path_segment(id)
-        );
+        let path = format!("/api/collections/{collection}/records/{}", path_segment(id));
         self.send(Method::DELETE, &path, &[], None, subject, false)
             .await
             .map(|_| ())
@@ -327,7 +324,8 @@ impl Client {
         subject: Subject<'_>,
     ) -> Result<(Vec<Value>, u64)> {
         let per_page = match limit {
-            Some(l) if l <= MAX_PER_PAGE && offset % l == 0 => l,
+            Some(0) => return Ok((Vec::new(), 0)),
+            Some(l) if l <= MAX_PER_PAGE && offset.is_multiple_of(l) => l,
             _ => MAX_PER_PAGE,
         };
         let mut page = offset / per_page + 1;
@@ -509,7 +507,9 @@ impl Client {
             }
             return Err(error::from_status(status.as_u16(), value, subject));
         }
-        Err(Error::backend_msg("PocketBase refused the superuser token twice"))
+        Err(Error::backend_msg(
+            "PocketBase refused the superuser token twice",
+        ))
     }
 
     async fn file_token(&self) -> Result<String> {
@@ -608,7 +608,8 @@ mod tests {
 
     #[test]
     fn jwt_expiry_reads_the_exp_claim() {
-        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":1700000000,"type":"auth"}"#);
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"exp":1700000000,"type":"auth"}"#);
         assert_eq!(jwt_expiry(&format!("h.{payload}.s")), Some(1_700_000_000));
         assert_eq!(jwt_expiry("garbage"), None);
     }

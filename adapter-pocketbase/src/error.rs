@@ -129,7 +129,10 @@ pub fn from_status(status: u16, body: Value, subject: Subject<'_>) -> Error {
         {
             Error::conflict(subject.entity, message)
         }
-        400 | 413 => Error::invalid(format!("PocketBase refused the {}: {message}", subject.entity)),
+        400 | 413 => Error::invalid(format!(
+            "PocketBase refused the {}: {message}",
+            subject.entity
+        )),
         429 | 500..=599 => Error::unavailable(format!("PocketBase: {message}"), server),
         _ => Error::backend(format!("PocketBase: {message}"), server),
     }
@@ -140,7 +143,10 @@ pub fn from_transport(error: reqwest::Error) -> Error {
     if error.is_connect() || error.is_timeout() || error.is_request() {
         Error::unavailable(format!("PocketBase unreachable: {error}"), error)
     } else if error.is_decode() {
-        Error::backend(format!("PocketBase sent an unreadable answer: {error}"), error)
+        Error::backend(
+            format!("PocketBase sent an unreadable answer: {error}"),
+            error,
+        )
     } else {
         Error::unavailable(format!("PocketBase connection failed: {error}"), error)
     }

@@ -200,12 +200,11 @@ impl FileRepo for PocketBase {
 
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
         validate::id("user_id", user_id)?;
-        let ops = vec![json!({"op": "delete_where", "collection": self.cols().files,
-                              "field": "user_id", "value": user_id})];
-        let resp = self
-            .client()
-            .tx(ops, Subject::new("file", user_id))
-            .await?;
+        let ops = vec![
+            json!({"op": "delete_where", "collection": self.cols().files,
+                              "field": "user_id", "value": user_id}),
+        ];
+        let resp = self.client().tx(ops, Subject::new("file", user_id)).await?;
         resp.get("results")
             .and_then(|r| r.get(0))
             .and_then(Value::as_u64)

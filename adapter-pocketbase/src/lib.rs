@@ -233,7 +233,8 @@ impl PocketBase {
         schema::drop_collections(&self.inner.client, &self.inner.cols).await
     }
 
-    fn client(&self) -> &Client {
+    /// The authenticated HTTP client (for tooling and tests that talk to PocketBase directly).
+    pub fn client(&self) -> &Client {
         &self.inner.client
     }
 

@@ -200,7 +200,9 @@ pub fn collections_json(c: &Collections) -> Vec<Value> {
                 number("version"),
             ],
             vec![
-                format!("CREATE UNIQUE INDEX idx_{ch}_share ON {ch} (share_id) WHERE share_id != ''"),
+                format!(
+                    "CREATE UNIQUE INDEX idx_{ch}_share ON {ch} (share_id) WHERE share_id != ''"
+                ),
                 format!("CREATE INDEX idx_{ch}_user_updated ON {ch} (user_id, updated_at)"),
             ],
         ),
@@ -254,7 +256,14 @@ pub async fn ensure(client: &Client, c: &Collections) -> Result<()> {
     let wanted = collections_json(c);
     let body = json!({"collections": wanted, "deleteMissing": false});
     client
-        .send(Method::PUT, "/api/collections/import", &[], Some(&body), subject, true)
+        .send(
+            Method::PUT,
+            "/api/collections/import",
+            &[],
+            Some(&body),
+            subject,
+            true,
+        )
         .await
         .map_err(|e| startup_error("the collections import was refused", e))?;
     for want in &wanted {
@@ -278,7 +287,12 @@ pub async fn ensure(client: &Client, c: &Collections) -> Result<()> {
 
 /// Checks that `have` holds every field of `want` with the same type.
 fn check_fields(name: &str, want: &Value, have: &Value) -> Result<()> {
-    let fields = |v: &Value| v.get("fields").and_then(Value::as_array).cloned().unwrap_or_default();
+    let fields = |v: &Value| {
+        v.get("fields")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
     let have_fields = fields(have);
     for field in fields(want) {
         let fname = field["name"].as_str().unwrap_or_default();
@@ -322,7 +336,14 @@ async fn ensure_batch(client: &Client) -> Result<()> {
         "maxBodySize": batch["maxBodySize"].as_u64().unwrap_or(0),
     }});
     client
-        .send(Method::PATCH, "/api/settings", &[], Some(&body), subject, true)
+        .send(
+            Method::PATCH,
+            "/api/settings",
+            &[],
+            Some(&body),
+            subject,
+            true,
+        )
         .await
         .map_err(|e| startup_error("enabling the batch API", e))?;
     Ok(())
@@ -393,11 +414,15 @@ mod tests {
             std::fs::write(path, js).expect("write migration");
         }
         let js = std::fs::read_to_string(path).expect("migration file exists");
-        let start = js.find("/* schema:begin */").expect("begin marker") + "/* schema:begin */".len();
+        let start =
+            js.find("/* schema:begin */").expect("begin marker") + "/* schema:begin */".len();
         let end = js.find("/* schema:end */").expect("end marker");
         let shipped: Value = serde_json::from_str(js[start..end].trim()).expect("schema is JSON");
         let expected: Value = serde_json::from_str(&expected).expect("json");
-        assert_eq!(shipped, expected, "run with CHATSTORE_WRITE_MIGRATION=1 to regenerate");
+        assert_eq!(
+            shipped, expected,
+            "run with CHATSTORE_WRITE_MIGRATION=1 to regenerate"
+        );
     }
 
     fn migration_js(schema: &str) -> String {

@@ -87,10 +87,12 @@ impl TagRepo for PocketBase {
     async fn ensure(&self, user_id: &str, name: &str) -> Result<Tag> {
         validate::id("user_id", user_id)?;
         let id = tag_id_checked(name)?;
-        let ops = vec![json!({"op": "ensure", "collection": self.cols().tags, "entity": "tag",
+        let ops = vec![
+            json!({"op": "ensure", "collection": self.cols().tags, "entity": "tag",
                               "id": tag_record_id(user_id, &id),
                               "fields": {"user_id": user_id, "tag_id": id, "name": name,
-                                         "meta": null}})];
+                                         "meta": null}}),
+        ];
         self.client().tx(ops, Subject::new("tag", &id)).await?;
         TagRepo::get(self, user_id, &id).await
     }

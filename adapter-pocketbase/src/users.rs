@@ -52,7 +52,11 @@ impl UserRepo for PocketBase {
     async fn create(&self, user: NewUser) -> Result<User> {
         let user = user.into_user(validate::now())?;
         self.client()
-            .create_record(&self.cols().users, &with_id(&user), Subject::new("user", &user.id))
+            .create_record(
+                &self.cols().users,
+                &with_id(&user),
+                Subject::new("user", &user.id),
+            )
             .await?;
         Ok(user)
     }
@@ -86,7 +90,13 @@ impl UserRepo for PocketBase {
         };
         let (items, _) = self
             .client()
-            .list(&self.cols().users, &q, 0, Some(1), Subject::new("user", email))
+            .list(
+                &self.cols().users,
+                &q,
+                0,
+                Some(1),
+                Subject::new("user", email),
+            )
             .await?;
         match items.first() {
             Some(r) => from_record(r),
@@ -98,7 +108,12 @@ impl UserRepo for PocketBase {
         let mut user = UserRepo::get(self, id).await?;
         patch.apply(&mut user, validate::now())?;
         self.client()
-            .update_record(&self.cols().users, id, &fields(&user), Subject::new("user", id))
+            .update_record(
+                &self.cols().users,
+                id,
+                &fields(&user),
+                Subject::new("user", id),
+            )
             .await?;
         Ok(user)
     }
@@ -117,7 +132,13 @@ impl UserRepo for PocketBase {
         };
         let (items, total) = self
             .client()
-            .list(&self.cols().users, &q, page.offset, page.limit, Subject::new("user", ""))
+            .list(
+                &self.cols().users,
+                &q,
+                page.offset,
+                page.limit,
+                Subject::new("user", ""),
+            )
             .await?;
         Ok(Page {
             items: items.iter().map(from_record).collect::<Result<_>>()?,
@@ -128,14 +149,22 @@ impl UserRepo for PocketBase {
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>> {
         validate_scan_limit(limit)?;
         let q = ListQuery {
-            filter: after.map(|a| format!("id > {}", filter::literal(a))).unwrap_or_default(),
+            filter: after
+                .map(|a| format!("id > {}", filter::literal(a)))
+                .unwrap_or_default(),
             sort: "id".to_owned(),
             skip_total: true,
             ..ListQuery::default()
         };
         let (items, _) = self
             .client()
-            .list(&self.cols().users, &q, 0, Some(u64::from(limit)), Subject::new("user", ""))
+            .list(
+                &self.cols().users,
+                &q,
+                0,
+                Some(u64::from(limit)),
+                Subject::new("user", ""),
+            )
             .await?;
         items.iter().map(from_record).collect()
     }
