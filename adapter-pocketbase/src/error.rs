@@ -94,22 +94,35 @@ fn message_of(body: &Value) -> String {
 }
 
 fn collect_details(body: &Value, prefix: &str, out: &mut Vec<String>) {
-    let Some(data) = body.get("data").and_then(Value::as_object) else {
+    if let Some(data) = body.get("data") {
+        walk_details(data, prefix, out);
+    }
+}
+
+/// Every `{"code", "message"}` below `value`, named by its path (`requests.1.response...`
+/// answers of the batch API are followed into their inner error).
+fn walk_details(value: &Value, path: &str, out: &mut Vec<String>) {
+    let Some(map) = value.as_object() else {
         return;
     };
-    for (key, value) in data {
-        if key == "requests" {
-            if let Some(requests) = value.as_object() {
-                for (n, request) in requests {
-                    if let Some(inner) = request.get("response") {
-                        collect_details(inner, &format!("request {n}: "), out);
-                    }
-                }
-            }
-            continue;
-        }
-        if let Some(msg) = value.get("message").and_then(Value::as_str) {
-            out.push(format!("{prefix}{key}: {msg}"));
+    if let (Some(code), Some(msg)) = (
+        map.get("code").and_then(Value::as_str),
+        map.get("message").and_then(Value::as_str),
+    ) && code != "batch_request_failed"
+    {
+        out.push(format!("{path}: {msg}"));
+        return;
+    }
+    for (key, inner) in map {
+        let path = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        if key == "response" {
+            collect_details(inner, &path, out);
+        } else {
+            walk_details(inner, &path, out);
         }
     }
 }
