@@ -17,8 +17,13 @@ async fn write(store: Arc<Store>, chat: String, writer: usize) {
         store
             .messages
             .upsert(
-                NewMessage::text(&chat, format!("w{writer}-m{i:02}"), "user", format!("{writer}/{i}"))
-                    .at(1_700_000_000 + i as i64),
+                NewMessage::text(
+                    &chat,
+                    format!("w{writer}-m{i:02}"),
+                    "user",
+                    format!("{writer}/{i}"),
+                )
+                .at(1_700_000_000 + i as i64),
             )
             .await
             .expect("upsert under contention");
@@ -59,14 +64,26 @@ async fn concurrent_upserts_on_one_chat_lose_nothing() {
     let elapsed = started.elapsed();
 
     let rows = store.messages.list(&chat.id).await.expect("list");
-    assert_eq!(rows.len(), WRITERS * PER_WRITER, "every message row is there");
+    assert_eq!(
+        rows.len(),
+        WRITERS * PER_WRITER,
+        "every message row is there"
+    );
     let stored = store.chats.get(&chat.id).await.expect("chat");
     let history = stored.chat["history"]["messages"]
         .as_object()
         .expect("history.messages");
-    assert_eq!(history.len(), WRITERS * PER_WRITER, "every message is in the blob");
+    assert_eq!(
+        history.len(),
+        WRITERS * PER_WRITER,
+        "every message is in the blob"
+    );
     for m in &rows {
-        assert_eq!(history[&m.id]["content"], m.content, "blob entry of {}", m.id);
+        assert_eq!(
+            history[&m.id]["content"], m.content,
+            "blob entry of {}",
+            m.id
+        );
     }
     assert_eq!(stored.title, "race 4");
     assert_eq!(stored.chat["title"], "race 4");

@@ -8,8 +8,8 @@ mod common;
 use std::collections::BTreeSet;
 
 use chatstore_core::{
-    ChatQuery, FileQuery, FolderFilter, NewChat, NewFile, NewMessage, NewUser, PageRequest,
-    TagKey, tag_id,
+    ChatQuery, FileQuery, FolderFilter, NewChat, NewFile, NewMessage, NewUser, PageRequest, TagKey,
+    tag_id,
 };
 
 /// Strings that break a filter when pasted into it unescaped.
@@ -104,7 +104,11 @@ async fn hostile_strings_match_only_literally_in_every_filter() {
     for (n, h) in ids.iter().enumerate() {
         store
             .chats
-            .create(NewChat::new(h.clone(), "mine").with_id(format!("cu{n}")).with_tags([h.clone()]))
+            .create(
+                NewChat::new(h.clone(), "mine")
+                    .with_id(format!("cu{n}"))
+                    .with_tags([h.clone()]),
+            )
             .await
             .expect("chat of a hostile user");
     }
@@ -197,7 +201,12 @@ async fn hostile_strings_match_only_literally_in_every_filter() {
     for (n, h) in ids.iter().enumerate() {
         store
             .messages
-            .upsert(NewMessage::text(format!("cu{n}"), h.clone(), "user", h.clone()))
+            .upsert(NewMessage::text(
+                format!("cu{n}"),
+                h.clone(),
+                "user",
+                h.clone(),
+            ))
             .await
             .expect("message");
     }
@@ -234,7 +243,10 @@ async fn hostile_strings_match_only_literally_in_every_filter() {
     for (n, h) in ids.iter().enumerate() {
         store
             .files
-            .put(NewFile::new(h.clone(), format!("{h}.txt"), h.as_bytes().to_vec()).with_id(format!("f{n}")))
+            .put(
+                NewFile::new(h.clone(), format!("{h}.txt"), h.as_bytes().to_vec())
+                    .with_id(format!("f{n}")),
+            )
             .await
             .expect("file");
     }
@@ -253,7 +265,10 @@ async fn hostile_strings_match_only_literally_in_every_filter() {
     let first = &ids[0];
     assert_eq!(store.files.delete_for_user(first).await.expect("delete"), 1);
     assert_eq!(store.chats.delete_for_user(first).await.expect("delete"), 1);
-    assert_eq!(store.files.scan(None, 1000).await.expect("scan").len(), ids.len() - 1);
+    assert_eq!(
+        store.files.scan(None, 1000).await.expect("scan").len(),
+        ids.len() - 1
+    );
     let chats_left = store.chats.scan(None, 1000).await.expect("scan");
     assert_eq!(chats_left.len(), HOSTILE.len() + ids.len() - 1);
 }
@@ -268,11 +283,20 @@ async fn ids_with_characters_pocketbase_forbids_are_invalid_input() {
     let store = pb.store();
     for c in PB_FORBIDDEN {
         let id = format!("a{c}b");
-        let user = store.users.create(NewUser::new(format!("{c}@x.io"), "x").with_id(&id)).await;
+        let user = store
+            .users
+            .create(NewUser::new(format!("{c}@x.io"), "x").with_id(&id))
+            .await;
         chatstore_contract::assert_kind!(user, InvalidInput);
-        let chat = store.chats.create(NewChat::new("u", "t").with_id(&id).with_tags(["x"])).await;
+        let chat = store
+            .chats
+            .create(NewChat::new("u", "t").with_id(&id).with_tags(["x"]))
+            .await;
         chatstore_contract::assert_kind!(chat, InvalidInput);
-        let file = store.files.put(NewFile::new("u", "f", vec![1]).with_id(&id)).await;
+        let file = store
+            .files
+            .put(NewFile::new("u", "f", vec![1]).with_id(&id))
+            .await;
         chatstore_contract::assert_kind!(file, InvalidInput);
     }
     assert!(store.users.scan(None, 100).await.expect("scan").is_empty());

@@ -50,11 +50,7 @@ async fn a_fresh_server_gets_the_whole_schema() {
     let client = raw_client(&config);
     let pb = PocketBase::connect(config).await.expect("connect");
     let cols = pb.collections();
-    for (name, want) in cols
-        .all()
-        .iter()
-        .zip(schema::collections_json(cols).iter())
-    {
+    for (name, want) in cols.all().iter().zip(schema::collections_json(cols).iter()) {
         let have = collection(&client, name).await;
         assert_eq!(have["id"], want["id"], "stable collection id of {name}");
         for f in want["fields"].as_array().expect("fields") {
@@ -73,7 +69,14 @@ async fn a_fresh_server_gets_the_whole_schema() {
         .expect("id field");
     assert_eq!(id["max"], 255, "ids as long as chatstore allows");
     let settings = client
-        .send(Method::GET, "/api/settings", &[], None, Subject::new("settings", ""), true)
+        .send(
+            Method::GET,
+            "/api/settings",
+            &[],
+            None,
+            Subject::new("settings", ""),
+            true,
+        )
         .await
         .expect("settings");
     assert_eq!(settings["batch"]["enabled"], true);
@@ -152,7 +155,9 @@ async fn an_older_schema_is_brought_up_to_date_without_data_loss() {
         .await
         .expect("old chat");
 
-    let pb = PocketBase::connect(config.clone()).await.expect("boot brings it up to date");
+    let pb = PocketBase::connect(config.clone())
+        .await
+        .expect("boot brings it up to date");
     let users = collection(&client, &cols.users).await;
     assert!(field(&users, "settings").is_some());
     assert!(users["indexes"].to_string().contains("_created ON"));
@@ -161,9 +166,15 @@ async fn an_older_schema_is_brought_up_to_date_without_data_loss() {
 
     let store = pb.store();
     let user = store.users.get("old-user").await.expect("old user kept");
-    assert_eq!((user.email.as_str(), user.created_at, user.settings), ("old@x.io", 5, None));
+    assert_eq!(
+        (user.email.as_str(), user.created_at, user.settings),
+        ("old@x.io", 5, None)
+    );
     let chat = store.chats.get("old-chat").await.expect("old chat kept");
-    assert_eq!((chat.title.as_str(), chat.pinned, chat.share_id), ("Old chat", false, None));
+    assert_eq!(
+        (chat.title.as_str(), chat.pinned, chat.share_id),
+        ("Old chat", false, None)
+    );
     let page = store
         .chats
         .list(&ChatQuery::for_user("old-user"))
@@ -253,7 +264,10 @@ async fn dropped_indexes_and_lowered_limits_are_restored_at_boot() {
     let pb = PocketBase::connect(config).await.expect("boot repairs it");
     let have = collection(&client, &chats).await;
     let indexes = have["indexes"].to_string();
-    assert!(indexes.contains("_user_updated ON") && indexes.contains("_share ON"), "{indexes}");
+    assert!(
+        indexes.contains("_user_updated ON") && indexes.contains("_share ON"),
+        "{indexes}"
+    );
     assert_eq!(field(&have, "title").expect("title")["max"], 2_147_483_647);
     let long = "t".repeat(6000);
     let chat = pb
