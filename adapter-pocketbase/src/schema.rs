@@ -248,6 +248,11 @@ fn startup_error(what: &str, source: Error) -> Error {
     )
 }
 
+/// Serialises schema changes made by this process. PocketBase reloads its cache of
+/// collections after every schema change; two changes at once can leave the cache without
+/// the collections of one of them (seen with parallel tests: "Missing collection context").
+static SCHEMA_CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Creates or updates the collections (never deleting a collection, field or record), checks
 /// that every field has the type chatstore needs, enables and sizes the batch API, and checks
 /// that the chatstore routes of `pb_hooks/` are served.
@@ -255,19 +260,49 @@ pub async fn ensure(client: &Client, c: &Collections) -> Result<()> {
     let subject = Subject::new("schema", "");
     let wanted = collections_json(c);
     let body = json!({"collections": wanted, "deleteMissing": false});
-    client
-        .send(
-            Method::PUT,
-            "/api/collections/import",
-            &[],
-            Some(&body),
-            subject,
-            true,
-        )
-        .await
-        .map_err(|e| startup_error("the collections import was refused", e))?;
-    for want in &wanted {
+    {
+        let _serial = SCHEMA_CHANGES.lock().await;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let imported = client
+                .send(
+                    Method::PUT,
+                    "/api/collections/import",
+                    &[],
+                    Some(&body),
+                    subject,
+                    true,
+                )
+                .await;
+            match imported {
+                Ok(_) => {}
+                // PocketBase: an import racing with another process's schema change can be
+                // refused once; a schema that cannot take ours is refused every time.
+                Err(Error::InvalidInput { .. }) if attempt < 3 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                    continue;
+                }
+                Err(e) => return Err(startup_error("the collections import was refused", e)),
+            }
+            match check_collections(client, &wanted).await {
+                // PocketBase: a concurrent schema change by another process can leave a stale
+                // collections cache; importing again reloads it.
+                Err(Error::NotFound { .. }) if attempt < 5 => continue,
+                other => break other?,
+            }
+        }
+    }
+    ensure_batch(client).await?;
+    check_hooks(client).await
+}
+
+/// Reads every wanted collection back (from the collections API and the records API, which
+/// uses PocketBase's cache) and checks its fields.
+async fn check_collections(client: &Client, wanted: &[Value]) -> Result<()> {
+    for want in wanted {
         let name = want["name"].as_str().unwrap_or_default();
+        let subject = Subject::new("collection", name);
         let have = client
             .send(
                 Method::GET,
@@ -277,12 +312,20 @@ pub async fn ensure(client: &Client, c: &Collections) -> Result<()> {
                 subject,
                 true,
             )
-            .await
-            .map_err(|e| startup_error(&format!("reading collection {name}"), e))?;
+            .await?;
         check_fields(name, want, &have)?;
+        client
+            .send(
+                Method::GET,
+                &format!("/api/collections/{name}/records"),
+                &[("perPage", "1".to_owned()), ("skipTotal", "1".to_owned())],
+                None,
+                subject,
+                true,
+            )
+            .await?;
     }
-    ensure_batch(client).await?;
-    check_hooks(client).await
+    Ok(())
 }
 
 /// Checks that `have` holds every field of `want` with the same type.
@@ -375,6 +418,7 @@ async fn check_hooks(client: &Client) -> Result<()> {
 
 /// Deletes the collections (for throwaway test stores); missing ones are skipped.
 pub async fn drop_collections(client: &Client, c: &Collections) -> Result<()> {
+    let _serial = SCHEMA_CHANGES.lock().await;
     for name in [&c.files, &c.messages, &c.chats, &c.tags, &c.users] {
         match client
             .send(
