@@ -92,3 +92,38 @@ async fn concurrent_upserts_on_one_chat_lose_nothing() {
         WRITERS * PER_WRITER
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_upserts_keep_rows_and_blob_equal() {
+    let Some(pb) = common::backend().await else {
+        return;
+    };
+    let store = pb.store();
+    let chat = store
+        .chats
+        .create(NewChat::new("u1", "seq"))
+        .await
+        .expect("chat");
+    const N: usize = 100;
+    let started = Instant::now();
+    let mut parent: Option<String> = None;
+    for i in 0..N {
+        let mut m = NewMessage::text(&chat.id, format!("m{i:03}"), "user", format!("n{i}"))
+            .at(1_700_000_000 + i as i64);
+        m.parent_id = parent.clone();
+        store.messages.upsert(m).await.expect("upsert");
+        parent = Some(format!("m{i:03}"));
+    }
+    let elapsed = started.elapsed();
+    let stored = store.chats.get(&chat.id).await.expect("chat");
+    assert_eq!(stored.chat["history"]["currentId"], format!("m{:03}", N - 1));
+    assert_eq!(
+        stored.chat["history"]["messages"]["m000"]["childrenIds"],
+        serde_json::json!(["m001"])
+    );
+    assert_eq!(store.messages.list(&chat.id).await.expect("list").len(), N);
+    eprintln!(
+        "{N} sequential message upserts: {elapsed:?} ({:.0}/s)",
+        N as f64 / elapsed.as_secs_f64()
+    );
+}
