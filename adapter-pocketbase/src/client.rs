@@ -67,6 +67,11 @@ fn jwt_expiry(token: &str) -> Option<u64> {
     claims.get("exp").and_then(Value::as_u64)
 }
 
+/// Whether a token expiring at `expires_at` is refreshed at `now` (shortly before expiry).
+fn needs_refresh(expires_at: u64, now: u64) -> bool {
+    expires_at <= now.saturating_add(REFRESH_MARGIN_SECS)
+}
+
 fn backoff() -> ExponentialBuilder {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(50))
@@ -154,9 +159,7 @@ impl Client {
         let mut guard = self.token.lock().await;
         let token = match guard.take() {
             None => self.login().await?,
-            Some(t) if t.expires_at <= now_secs() + REFRESH_MARGIN_SECS => {
-                self.refresh(&t.value).await?
-            }
+            Some(t) if needs_refresh(t.expires_at, now_secs()) => self.refresh(&t.value).await?,
             Some(t) => t,
         };
         let value = token.value.clone();
@@ -612,6 +615,15 @@ mod tests {
             .encode(br#"{"exp":1700000000,"type":"auth"}"#);
         assert_eq!(jwt_expiry(&format!("h.{payload}.s")), Some(1_700_000_000));
         assert_eq!(jwt_expiry("garbage"), None);
+    }
+
+    #[test]
+    fn tokens_are_refreshed_shortly_before_they_expire() {
+        let now = 1_700_000_000;
+        assert!(!needs_refresh(now + 86_400, now));
+        assert!(!needs_refresh(now + REFRESH_MARGIN_SECS + 1, now));
+        assert!(needs_refresh(now + REFRESH_MARGIN_SECS, now));
+        assert!(needs_refresh(now - 5, now));
     }
 
     #[test]

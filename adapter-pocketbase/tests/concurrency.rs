@@ -116,7 +116,10 @@ async fn sequential_upserts_keep_rows_and_blob_equal() {
     }
     let elapsed = started.elapsed();
     let stored = store.chats.get(&chat.id).await.expect("chat");
-    assert_eq!(stored.chat["history"]["currentId"], format!("m{:03}", N - 1));
+    assert_eq!(
+        stored.chat["history"]["currentId"],
+        format!("m{:03}", N - 1)
+    );
     assert_eq!(
         stored.chat["history"]["messages"]["m000"]["childrenIds"],
         serde_json::json!(["m001"])
@@ -126,4 +129,38 @@ async fn sequential_upserts_keep_rows_and_blob_equal() {
         "{N} sequential message upserts: {elapsed:?} ({:.0}/s)",
         N as f64 / elapsed.as_secs_f64()
     );
+}
+
+/// A chat whose blob outgrows PocketBase's default 32 MiB request body still takes messages
+/// (the tx route raises its body limit; the json fields allow 256 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_blob_beyond_32_mib_still_takes_messages() {
+    let Some(pb) = common::backend().await else {
+        return;
+    };
+    let store = pb.store();
+    let chat = store
+        .chats
+        .create(NewChat::new("u1", "big"))
+        .await
+        .expect("chat");
+    let big = "x".repeat(34 * 1024 * 1024);
+    store
+        .messages
+        .upsert(NewMessage::text(&chat.id, "m1", "user", big.clone()))
+        .await
+        .expect("34 MiB message");
+    store
+        .messages
+        .upsert(NewMessage::text(&chat.id, "m2", "assistant", "ok").with_parent("m1"))
+        .await
+        .expect("a message after it");
+    let stored = store.chats.get(&chat.id).await.expect("chat");
+    assert_eq!(
+        stored.chat["history"]["messages"]["m1"]["content"]
+            .as_str()
+            .map(str::len),
+        Some(big.len())
+    );
+    assert_eq!(stored.chat["history"]["currentId"], "m2");
 }
