@@ -167,6 +167,18 @@ impl Client {
         Ok(value)
     }
 
+    /// Refreshes the superuser token now (it is otherwise refreshed shortly before it expires);
+    /// logs in again when PocketBase refuses the refresh.
+    pub async fn refresh_token(&self) -> Result<()> {
+        let mut guard = self.token.lock().await;
+        let token = match guard.take() {
+            Some(t) => self.refresh(&t.value).await?,
+            None => self.login().await?,
+        };
+        *guard = Some(token);
+        Ok(())
+    }
+
     async fn forget_token(&self) {
         *self.token.lock().await = None;
     }

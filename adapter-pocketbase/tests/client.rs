@@ -33,6 +33,21 @@ async fn wrong_credentials_are_a_clear_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_refreshes_and_calls_go_on() {
+    let Some(pb) = common::backend().await else {
+        return;
+    };
+    let store = pb.store();
+    store
+        .users
+        .create(NewUser::new("a@x.io", "A").with_id("u1"))
+        .await
+        .expect("create");
+    pb.client().refresh_token().await.expect("auth-refresh");
+    assert_eq!(store.users.get("u1").await.expect("get after refresh").id, "u1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_writes_beyond_one_batch_are_all_or_nothing() {
     let Some(pb) = common::backend().await else {
         return;
