@@ -101,18 +101,32 @@ impl PocketBaseConfig {
         }
     }
 
+    /// From chatstore's [`Config`](chatstore_core::config::Config): its PocketBase URL and
+    /// superuser credentials (`InvalidInput` naming the variable when one is missing).
+    pub fn from_config(config: &chatstore_core::config::Config) -> Result<Self> {
+        let need = |value: &Option<String>, name: &str| {
+            value
+                .clone()
+                .ok_or_else(|| Error::invalid(format!("{name} is not set")))
+        };
+        Ok(PocketBaseConfig::new(
+            need(&config.pocketbase_url, "CHATSTORE_POCKETBASE_URL")?,
+            need(
+                &config.pocketbase_admin_email,
+                "CHATSTORE_POCKETBASE_ADMIN_EMAIL",
+            )?,
+            need(
+                &config.pocketbase_admin_password,
+                "CHATSTORE_POCKETBASE_ADMIN_PASSWORD",
+            )?,
+        ))
+    }
+
     /// From `CHATSTORE_POCKETBASE_URL`, `CHATSTORE_POCKETBASE_ADMIN_EMAIL`,
     /// `CHATSTORE_POCKETBASE_ADMIN_PASSWORD` and optionally
     /// `CHATSTORE_POCKETBASE_COLLECTION_PREFIX`.
     pub fn from_env() -> Result<Self> {
-        let var = |name: &str| {
-            std::env::var(name).map_err(|_| Error::invalid(format!("{name} is not set")))
-        };
-        let mut config = PocketBaseConfig::new(
-            var("CHATSTORE_POCKETBASE_URL")?,
-            var("CHATSTORE_POCKETBASE_ADMIN_EMAIL")?,
-            var("CHATSTORE_POCKETBASE_ADMIN_PASSWORD")?,
-        );
+        let mut config = Self::from_config(&chatstore_core::config::Config::from_env()?)?;
         if let Ok(prefix) = std::env::var("CHATSTORE_POCKETBASE_COLLECTION_PREFIX") {
             config.collection_prefix = prefix;
         }
@@ -240,5 +254,40 @@ impl PocketBase {
 
     fn cols(&self) -> &Collections {
         &self.inner.cols
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_comes_from_chatstores_config_and_names_what_is_missing() {
+        let mut core = chatstore_core::Config {
+            pocketbase_url: Some("http://127.0.0.1:8090".into()),
+            pocketbase_admin_email: Some("a@x.io".into()),
+            ..chatstore_core::Config::default()
+        };
+        let err = PocketBaseConfig::from_config(&core).expect_err("no password");
+        assert_eq!(err.kind(), chatstore_core::ErrorKind::InvalidInput);
+        assert!(
+            err.to_string()
+                .contains("CHATSTORE_POCKETBASE_ADMIN_PASSWORD")
+        );
+        core.pocketbase_admin_password = Some("pw".into());
+        let config = PocketBaseConfig::from_config(&core).expect("complete");
+        assert_eq!(config.url, "http://127.0.0.1:8090");
+        assert!(config.collection_prefix.is_empty());
+        assert!(
+            !format!("{config:?}").contains("pw\""),
+            "the password is not printed"
+        );
+    }
+
+    #[test]
+    fn prefixes_are_checked() {
+        assert!(Collections::new("t1_").is_ok());
+        assert!(Collections::new("bad-prefix").is_err());
+        assert!(Collections::new("x\"; DROP").is_err());
     }
 }

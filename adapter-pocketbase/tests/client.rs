@@ -44,7 +44,10 @@ async fn the_token_refreshes_and_calls_go_on() {
         .await
         .expect("create");
     pb.client().refresh_token().await.expect("auth-refresh");
-    assert_eq!(store.users.get("u1").await.expect("get after refresh").id, "u1");
+    assert_eq!(
+        store.users.get("u1").await.expect("get after refresh").id,
+        "u1"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
