@@ -140,14 +140,19 @@ fn from_route_row(r: &Value) -> Result<ChatSummary> {
 impl PocketBase {
     /// The chat with its version; `NotFound` when missing.
     pub(crate) async fn read_chat(&self, id: &str) -> Result<(Chat, i64)> {
+        self.read_chat_with(id, Some("tags")).await
+    }
+
+    /// The chat with its version but an empty tag set, for writes that only change the blob
+    /// (saves PocketBase the expand query).
+    pub(crate) async fn read_chat_untagged(&self, id: &str) -> Result<(Chat, i64)> {
+        self.read_chat_with(id, None).await
+    }
+
+    async fn read_chat_with(&self, id: &str, expand: Option<&str>) -> Result<(Chat, i64)> {
         let r = self
             .client()
-            .get_record(
-                &self.cols().chats,
-                id,
-                Some("tags"),
-                Subject::new("chat", id),
-            )
+            .get_record(&self.cols().chats, id, expand, Subject::new("chat", id))
             .await?;
         from_record(&r)
     }

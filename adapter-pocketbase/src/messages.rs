@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chatstore_core::messages::message_key;
 use chatstore_core::query::validate_scan_limit;
-use chatstore_core::{Error, Message, MessageRepo, NewMessage, Result, blob, validate};
+use chatstore_core::{Chat, Error, Message, MessageRepo, NewMessage, Result, blob, validate};
 use serde_json::{Value, json};
 
 use crate::PocketBase;
@@ -68,20 +68,23 @@ impl PocketBase {
     }
 
     async fn upsert_once(&self, chat_id: &str, messages: &[NewMessage]) -> Result<Vec<Message>> {
-        let (mut chat, version) = self.read_chat(chat_id).await?;
-        let mut existing: HashMap<String, Message> = if messages.len() == 1 {
-            self.find_message(chat_id, &messages[0].id)
-                .await?
-                .map(|m| (m.id.clone(), m))
-                .into_iter()
-                .collect()
-        } else {
-            self.messages_of(chat_id)
-                .await?
-                .into_iter()
-                .map(|m| (m.id.clone(), m))
-                .collect()
+        // The chat and the stored messages are read concurrently; the chat's version guards
+        // both (every message write bumps it).
+        let stored_messages = async {
+            if let [single] = messages {
+                Ok(self
+                    .find_message(chat_id, &single.id)
+                    .await?
+                    .into_iter()
+                    .collect())
+            } else {
+                self.messages_of(chat_id).await
+            }
         };
+        let ((mut chat, version), current): ((Chat, i64), Vec<Message>) =
+            tokio::try_join!(self.read_chat_untagged(chat_id), stored_messages)?;
+        let mut existing: HashMap<String, Message> =
+            current.into_iter().map(|m| (m.id.clone(), m)).collect();
         let now = validate::now();
         let mut stored = Vec::with_capacity(messages.len());
         for message in messages {
@@ -105,8 +108,11 @@ impl PocketBase {
     }
 
     async fn delete_message_once(&self, chat_id: &str, id: &str) -> Result<()> {
-        let (mut chat, version) = self.read_chat(chat_id).await?;
-        if self.find_message(chat_id, id).await?.is_none() {
+        let ((mut chat, version), found) = tokio::try_join!(
+            self.read_chat_untagged(chat_id),
+            self.find_message(chat_id, id)
+        )?;
+        if found.is_none() {
             return Err(Error::not_found("message", message_key(chat_id, id)));
         }
         blob::remove_message(&mut chat.chat, id);
