@@ -149,6 +149,29 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
             results.push(dropped);
             break;
           }
+          case "delete_tag": {
+            // op.collection: the tags; op.chats: the chats. Takes the tag out of every chat
+            // (bumping each chat's version, so a concurrent writer re-reads it), then deletes it.
+            const chats = collection(tx, op.chats);
+            const tag = find(tx, col, op.id);
+            if (!tag) stop(404, entity + " " + op.id + " not found");
+            const rows = arrayOf(new DynamicModel({ id: "" }));
+            tx.db()
+              .newQuery(
+                "SELECT DISTINCT c.id AS id FROM `" + chats.name + "` c, json_each(CASE WHEN json_valid(c.tags) THEN c.tags ELSE '[]' END) je WHERE je.value = {:id}"
+              )
+              .bind({ id: op.id })
+              .all(rows);
+            for (const row of rows) {
+              const chat = tx.findRecordById(chats, row.id);
+              chat.set("tags", chat.getStringSlice("tags").filter((t) => t !== op.id));
+              chat.set("version", chat.getInt("version") + 1);
+              save(tx, chat, "chat");
+            }
+            tx.delete(tag);
+            results.push(rows.length);
+            break;
+          }
           default:
             stop(400, "unknown op " + op.op);
         }

@@ -215,11 +215,17 @@ impl PocketBase {
     }
 
     /// Replaces the chat's tags with `pairs` (`(id, name)`), creating missing tag rows and
-    /// deleting those no chat of the user carries any more.
-    async fn write_tags(&self, id: &str, pairs: &[(String, String)]) -> Result<Chat> {
-        let (mut chat, version) = self.read_chat(id).await?;
+    /// deleting those no chat of the user carries any more. `chat` is the chat as read at
+    /// `version`, the read `pairs` was computed from: the write fails as stale (and the caller
+    /// retries) when the chat changed since.
+    async fn write_tags(
+        &self,
+        mut chat: Chat,
+        version: i64,
+        pairs: &[(String, String)],
+    ) -> Result<Chat> {
         let old = std::mem::take(&mut chat.tags);
-        let mut ops = vec![self.expect_version_op(id, version)];
+        let mut ops = vec![self.expect_version_op(&chat.id, version)];
         for (tag, name) in pairs {
             if !old.contains(tag) {
                 ops.push(self.ensure_tag_op(&chat.user_id, tag, name));
@@ -233,13 +239,15 @@ impl PocketBase {
             .collect();
         ops.push(
             json!({"op": "update", "collection": self.cols().chats, "entity": "chat",
-                        "id": id, "fields": {"tags": record_ids, "version": version + 1}}),
+                        "id": chat.id, "fields": {"tags": record_ids, "version": version + 1}}),
         );
         let removed: Vec<String> = old.difference(&chat.tags).cloned().collect();
         if !removed.is_empty() {
             ops.push(self.drop_orphans_op(&chat.user_id, removed));
         }
-        self.client().tx(ops, Subject::new("chat", id)).await?;
+        self.client()
+            .tx(ops, Subject::new("chat", &chat.id))
+            .await?;
         Ok(chat)
     }
 
@@ -468,18 +476,22 @@ impl ChatRepo for PocketBase {
 
     async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {
         let pairs = tag_pairs(names)?;
-        retry_stale(|| self.write_tags(id, &pairs)).await
+        retry_stale(|| async {
+            let (chat, version) = self.read_chat(id).await?;
+            self.write_tags(chat, version, &pairs).await
+        })
+        .await
     }
 
     async fn add_tag(&self, id: &str, name: &str) -> Result<Chat> {
         let pairs = tag_pairs(&[name.to_owned()])?;
         retry_stale(|| async {
-            let chat = self.read_chat(id).await?.0;
+            let (chat, version) = self.read_chat(id).await?;
             let mut all: Vec<(String, String)> =
                 chat.tags.iter().map(|t| (t.clone(), t.clone())).collect();
             all.extend(pairs.iter().cloned());
             let all = dedup_pairs(all);
-            self.write_tags(id, &all).await
+            self.write_tags(chat, version, &all).await
         })
         .await
     }
@@ -490,14 +502,14 @@ impl ChatRepo for PocketBase {
         }
         let target = tag_id(name_or_id);
         retry_stale(|| async {
-            let chat = self.read_chat(id).await?.0;
+            let (chat, version) = self.read_chat(id).await?;
             let kept: Vec<(String, String)> = chat
                 .tags
                 .iter()
                 .filter(|t| **t != target)
                 .map(|t| (t.clone(), t.clone()))
                 .collect();
-            self.write_tags(id, &kept).await
+            self.write_tags(chat, version, &kept).await
         })
         .await
     }

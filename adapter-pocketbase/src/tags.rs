@@ -1,11 +1,12 @@
 //! Tags in the `owui_tags` collection: one record per `(user_id, tag_id)`, its record id
 //! derived from both (`chats::tag_record_id`), so chats point at it through their `tags`
-//! relation. PocketBase removes a deleted tag from every chat's relation by itself.
+//! relation. Deleting a tag takes it out of every chat and bumps their versions in the same
+//! transaction (the `delete_tag` op), so a concurrent chat writer re-reads the chat.
 
 use async_trait::async_trait;
 use chatstore_core::query::validate_scan_limit;
 use chatstore_core::tags::{tag_id_checked, validate_tag};
-use chatstore_core::{Result, Tag, TagKey, TagRepo, TagUsage, tag_id, validate};
+use chatstore_core::{Error, Result, Tag, TagKey, TagRepo, TagUsage, tag_id, validate};
 use serde_json::{Value, json};
 
 use crate::PocketBase;
@@ -109,13 +110,13 @@ impl TagRepo for PocketBase {
 
     async fn delete(&self, user_id: &str, name_or_id: &str) -> Result<()> {
         validate::id("user_id", user_id)?;
-        self.client()
-            .delete_record(
-                &self.cols().tags,
-                &tag_record_id(user_id, &tag_id(name_or_id)),
-                Subject::new("tag", name_or_id),
-            )
-            .await
+        let ops = vec![json!({"op": "delete_tag", "collection": self.cols().tags,
+                              "chats": self.cols().chats, "entity": "tag",
+                              "id": tag_record_id(user_id, &tag_id(name_or_id))})];
+        match self.client().tx(ops, Subject::new("tag", name_or_id)).await {
+            Err(Error::NotFound { .. }) => Err(Error::not_found("tag", name_or_id)),
+            other => other.map(|_| ()),
+        }
     }
 
     async fn scan(&self, after: Option<&TagKey>, limit: u32) -> Result<Vec<Tag>> {

@@ -164,3 +164,68 @@ async fn a_chat_blob_beyond_32_mib_still_takes_messages() {
     );
     assert_eq!(stored.chat["history"]["currentId"], "m2");
 }
+
+/// Deleting a tag takes it out of its chats in the same transaction and bumps their versions,
+/// so a chat writer that read the chat before cannot write the deleted tag back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_tag_bumps_the_version_of_its_chats() {
+    let Some(pb) = common::backend().await else {
+        return;
+    };
+    let store = pb.store();
+    let chat = store
+        .chats
+        .create(NewChat::new("u1", "t").with_tags(["a", "b"]))
+        .await
+        .expect("chat");
+    let version = |pb: chatstore_pocketbase::PocketBase, id: String| async move {
+        pb.client()
+            .get_record(
+                &pb.collections().chats,
+                &id,
+                None,
+                chatstore_pocketbase::error::Subject::new("chat", &id),
+            )
+            .await
+            .expect("record")["version"]
+            .as_i64()
+            .expect("version")
+    };
+    let before = version(pb.clone(), chat.id.clone()).await;
+    store.tags.delete("u1", "a").await.expect("delete tag");
+    let after = version(pb.clone(), chat.id.clone()).await;
+    assert_eq!(after, before + 1);
+    let stored = store.chats.get(&chat.id).await.expect("chat");
+    assert_eq!(
+        stored.tags.into_iter().collect::<Vec<_>>(),
+        vec!["b".to_owned()]
+    );
+    assert_eq!(
+        stored.updated_at, chat.updated_at,
+        "tag ops do not touch updated_at"
+    );
+    // Concurrent tag writers and a tag deletion on the same chats never fail or resurrect it.
+    let writers = (0..4).map(|n| {
+        let store = store.clone();
+        let id = chat.id.clone();
+        tokio::spawn(async move {
+            store
+                .chats
+                .add_tag(&id, &format!("w{n}"))
+                .await
+                .expect("add_tag");
+        })
+    });
+    let deleter = {
+        let store = store.clone();
+        tokio::spawn(async move { store.tags.delete("u1", "b").await.expect("delete b") })
+    };
+    for w in join_all(writers).await {
+        w.expect("writer");
+    }
+    deleter.await.expect("deleter");
+    let stored = store.chats.get(&chat.id).await.expect("chat");
+    let tags: Vec<String> = stored.tags.into_iter().collect();
+    assert_eq!(tags, vec!["w0", "w1", "w2", "w3"]);
+    assert!(store.tags.get("u1", "b").await.is_err());
+}
