@@ -107,15 +107,39 @@ impl UserRepo for PocketBase {
     async fn update(&self, id: &str, patch: UserPatch) -> Result<User> {
         let mut user = UserRepo::get(self, id).await?;
         patch.apply(&mut user, validate::now())?;
-        self.client()
+        // Only the fields the patch sets are sent, so concurrent patches of different fields
+        // both land; the answer is the record as stored.
+        let all = fields(&user);
+        let mut body = serde_json::Map::new();
+        let mut send = |key: &str| {
+            body.insert(key.to_owned(), all[key].clone());
+        };
+        if patch.email.is_some() {
+            send("email");
+            send("email_key");
+        }
+        for (set, key) in [
+            (patch.name.is_some(), "name"),
+            (patch.role.is_some(), "role"),
+            (patch.profile_image_url.is_some(), "profile_image_url"),
+            (patch.info.is_some(), "info"),
+            (patch.settings.is_some(), "settings"),
+            (true, "updated_at"),
+        ] {
+            if set {
+                send(key);
+            }
+        }
+        let stored = self
+            .client()
             .update_record(
                 &self.cols().users,
                 id,
-                &fields(&user),
+                &Value::Object(body),
                 Subject::new("user", id),
             )
             .await?;
-        Ok(user)
+        from_record(&stored)
     }
 
     async fn delete(&self, id: &str) -> Result<()> {

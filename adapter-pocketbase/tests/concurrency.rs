@@ -229,3 +229,36 @@ async fn deleting_a_tag_bumps_the_version_of_its_chats() {
     assert_eq!(tags, vec!["w0", "w1", "w2", "w3"]);
     assert!(store.tags.get("u1", "b").await.is_err());
 }
+
+/// Concurrent patches of different user fields both land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_user_patches_of_different_fields_both_land() {
+    let Some(pb) = common::backend().await else {
+        return;
+    };
+    let store = pb.store();
+    for round in 0..10 {
+        let id = format!("u{round}");
+        store
+            .users
+            .create(chatstore_core::NewUser::new(format!("{id}@x.io"), "A").with_id(&id))
+            .await
+            .expect("user");
+        let name = chatstore_core::UserPatch {
+            name: Some("Renamed".into()),
+            ..Default::default()
+        };
+        let role = chatstore_core::UserPatch {
+            role: Some("admin".into()),
+            ..Default::default()
+        };
+        let (a, b) = tokio::join!(store.users.update(&id, name), store.users.update(&id, role));
+        a.expect("name patch");
+        b.expect("role patch");
+        let user = store.users.get(&id).await.expect("get");
+        assert_eq!(
+            (user.name.as_str(), user.role.as_str()),
+            ("Renamed", "admin")
+        );
+    }
+}
