@@ -6,10 +6,12 @@
 //! once in the fixture, so a timed iteration costs the store call plus a clone of its input,
 //! the same for the adapter and for its raw baseline.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chatstore_core::{
-    Capabilities, ChatQuery, NewChat, NewFile, NewMessage, PageRequest, Result, Store, VectorItem,
+    Capabilities, ChatQuery, ErrorKind, NewChat, NewFile, NewMessage, PageRequest, Result, Store,
+    VectorItem,
 };
 use serde_json::Map;
 
@@ -147,6 +149,14 @@ impl Op {
         }
     }
 
+    /// Whether the operation leaves records behind that [`Fixture::clean_up`] deletes.
+    pub fn creates_records(self) -> bool {
+        matches!(
+            self,
+            Op::CreateChat | Op::UpsertMessage | Op::PutFile | Op::VectorInsertBatch
+        )
+    }
+
     /// The operation whose slug or name is `s`.
     pub fn from_slug(s: &str) -> Option<Op> {
         Op::ALL
@@ -202,6 +212,16 @@ pub struct Fixture {
     /// Query vectors for searches.
     pub query_vectors: Vec<Vec<f32>>,
     next: AtomicU64,
+    created: Mutex<Vec<Created>>,
+}
+
+/// A record a write operation created, to delete again in [`Fixture::clean_up`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Created {
+    Chat(String),
+    Message { chat: String, id: String },
+    File(String),
+    Vectors,
 }
 
 impl Fixture {
@@ -247,6 +267,7 @@ impl Fixture {
             insert_batch,
             query_vectors: (0..64).map(|q| w.query_vector(q)).collect(),
             next: AtomicU64::new(0),
+            created: Mutex::new(Vec::new()),
         }
     }
 
@@ -278,10 +299,44 @@ impl Fixture {
             .map_or(&[], Vec::as_slice)
     }
 
+    fn remember(&self, created: Created) {
+        if let Ok(mut list) = self.created.lock() {
+            list.push(created);
+        }
+    }
+
+    /// Deletes what the write operations created since the last clean-up (chats, messages,
+    /// files, inserted vectors), so that every operation sees the loaded data set and repeated
+    /// runs do not let the store grow. Records that are already gone are passed over.
+    pub async fn clean_up(&self, store: &Store) -> Result<()> {
+        let mut created = match self.created.lock() {
+            Ok(mut list) => std::mem::take(&mut *list),
+            Err(_) => return Ok(()),
+        };
+        created.dedup();
+        for record in created {
+            let result = match &record {
+                Created::Chat(id) => store.chats.delete(id).await,
+                Created::Message { chat, id } => store.messages.delete(chat, id).await,
+                Created::File(id) => store.files.delete(id).await,
+                Created::Vectors => store.vectors.delete_collection(INSERT_COLLECTION).await,
+            };
+            match result {
+                Err(e) if !matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Unsupported) => {
+                    return Err(e);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// The chat that iteration `i` of `create_chat` creates, with a fresh id.
     pub fn new_chat(&self, i: u64) -> NewChat {
         let mut chat = self.new_chats[(i % self.new_chats.len() as u64) as usize].clone();
-        chat.id = Some(self.fresh_id());
+        let id = self.fresh_id();
+        self.remember(Created::Chat(id.clone()));
+        chat.id = Some(id);
         chat.created_at = None;
         chat.updated_at = None;
         chat
@@ -290,23 +345,31 @@ impl Fixture {
     /// The message that iteration `i` of `upsert_message` writes, with a fresh id.
     pub fn new_message(&self, i: u64) -> NewMessage {
         let text = pick(&self.message_texts, i);
-        NewMessage::text(self.chat_id(i), self.fresh_id(), "user", text)
+        let id = self.fresh_id();
+        self.remember(Created::Message {
+            chat: self.chat_id(i).to_owned(),
+            id: id.clone(),
+        });
+        NewMessage::text(self.chat_id(i), id, "user", text)
     }
 
     /// The file that iteration `i` of `put_file` stores, with a fresh id.
     pub fn new_file(&self, i: u64) -> NewFile {
+        let id = self.fresh_id();
+        self.remember(Created::File(id.clone()));
         let mut file = NewFile::new(
             self.user_id(i),
             format!("upload-{i}.md"),
             self.file_bytes.clone(),
         )
-        .with_id(self.fresh_id());
+        .with_id(id);
         file.content_type = Some("text/markdown".into());
         file
     }
 
     /// The chunks that one insert batch writes, with fresh ids.
     pub fn new_batch(&self) -> Vec<VectorItem> {
+        self.remember(Created::Vectors);
         self.insert_batch
             .iter()
             .map(|item| VectorItem {

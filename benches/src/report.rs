@@ -214,7 +214,12 @@ async fn run_backend(
     for op in Op::ALL {
         bar.set_message(format!("{}: {}", spec.name, op.name()));
         let before = bar.position();
-        ops.push(measure_op(&store, opened.baseline.as_deref(), &fx, op, config, &bar).await);
+        let mut result =
+            measure_op(&store, opened.baseline.as_deref(), &fx, op, config, &bar).await;
+        if let Err(e) = fx.clean_up(&store).await {
+            result.adapter = Outcome::Failed(format!("cleaning up after the operation: {e}"));
+        }
+        ops.push(result);
         bar.set_position(before + per_op);
     }
     bar.finish_and_clear();

@@ -44,8 +44,16 @@ async fn report_covers_every_operation_with_a_table_and_a_chart() {
         assert!(md.contains(&format!("({}.svg)", op.slug())));
         let svg = std::fs::read_to_string(dir.path().join(format!("{}.svg", op.slug())))
             .unwrap_or_else(|e| panic!("chart of {}: {e}", op.slug()));
-        assert!(svg.starts_with("<svg") || svg.contains("<svg"), "{} is not SVG", op.slug());
-        assert!(svg.contains("memory"), "chart of {} lacks the backend", op.slug());
+        assert!(
+            svg.starts_with("<svg") || svg.contains("<svg"),
+            "{} is not SVG",
+            op.slug()
+        );
+        assert!(
+            svg.contains("memory"),
+            "chart of {} lacks the backend",
+            op.slug()
+        );
         let run = &report.runs[0];
         let result = run.result(op).expect("every op has a result");
         let stats = result.adapter.stats().expect("memory measures every op");
@@ -63,5 +71,8 @@ async fn unknown_backends_are_refused_with_the_known_names() {
     config.backends = vec!["oracle".to_owned()];
     let err = report::run(&config).await.expect_err("unknown backend");
     let message = err.to_string();
-    assert!(message.contains("oracle") && message.contains("memory"), "{message}");
+    assert!(
+        message.contains("oracle") && message.contains("memory"),
+        "{message}"
+    );
 }
