@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use plotters::coord::ranged1d::{IntoSegmentedCoord, SegmentValue};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::BenchError;
 use crate::stats::format_duration;
@@ -60,14 +61,15 @@ pub fn draw(path: &Path, title: &str, bars: &[Bar]) -> Result<(), BenchError> {
         .x_label_area_size(36)
         .y_label_area_size(80)
         .build_cartesian_2d(
-            (0..bars.len() as u32).into_segmented(),
+            // Integer ranges are inclusive in plotters: 0..n-1 gives n segments.
+            (0..bars.len().saturating_sub(1) as u32).into_segmented(),
             (low..high).log_scale(),
         )
         .map_err(|e| fail(&e))?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .y_desc("µs (log scale)")
+        .y_desc("latency (log scale)")
         .x_label_formatter(&|v| match v {
             SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => bars
                 .get(*i as usize)
@@ -108,8 +110,9 @@ pub fn draw(path: &Path, title: &str, bars: &[Bar]) -> Result<(), BenchError> {
         .draw_series(bars.iter().enumerate().map(|(i, b)| {
             Text::new(
                 format!("{} / {}", format_duration(b.p50), format_duration(b.p95)),
-                (SegmentValue::Exact(i as u32), micros(b.p95) * 1.25),
-                ("sans-serif", 12),
+                (SegmentValue::CenterOf(i as u32), micros(b.p95) * 1.1),
+                TextStyle::from(("sans-serif", 12).into_font())
+                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
             )
         }))
         .map_err(|e| fail(&e))?;

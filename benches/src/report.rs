@@ -282,17 +282,28 @@ async fn measure_op(
     let mut adapter = Side::new((!supported).then_some(Outcome::Unsupported));
     let mut baseline = Side::new(raw.is_none().then_some(Outcome::Unsupported));
     let samples = config.samples.max(1);
-    let warmup = (samples / 10).clamp(1, 20);
+    let mut warmup = (samples / 10).clamp(1, 20);
     let started = Instant::now();
-    for k in 0..warmup + samples {
+    let mut measuring_since = started;
+    let mut k = 0;
+    while k < warmup + samples {
+        // Warm up for at most a tenth of the budget, so that slow operations keep their time
+        // for timed samples.
+        if k < warmup && k > 0 && started.elapsed() > config.max_time_per_op / 10 {
+            warmup = k;
+        }
         let timed = k >= warmup;
+        if k == warmup {
+            measuring_since = Instant::now();
+        }
         if timed
             && k - warmup >= MIN_SAMPLES.min(samples)
-            && started.elapsed() > config.max_time_per_op
+            && measuring_since.elapsed() > config.max_time_per_op
         {
             break;
         }
         let i = k as u64;
+        k += 1;
         // Alternate which side goes first, so neither always runs on a warmer cache.
         for raw_turn in [k % 2 == 1, k % 2 == 0] {
             if raw_turn {
