@@ -4,7 +4,8 @@
 //! `CHATSTORE_BENCH_SCALE` sets the workload (`1k` by default, so `cargo bench` finishes in
 //! minutes; `10k`, `100k` for more). Backends whose server variable is unset are skipped with a
 //! line on stderr. Write operations delete what they created every 64 iterations, outside the
-//! timed part, so the store does not grow while criterion samples it.
+//! timed part, so the store does not grow while criterion samples it; they use flat sampling
+//! with 10 samples, since a write can take milliseconds.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use chatstore_benches::workload::DEFAULT_SEED;
 use chatstore_benches::{Fixture, Op, Opened, Scale, Workload, baseline, registry};
 use chatstore_core::ErrorKind;
-use criterion::Criterion;
+use criterion::{Criterion, SamplingMode};
 
 /// Iterations between two clean-ups of what write operations created.
 const CLEAN_EVERY: u64 = 64;
@@ -55,6 +56,11 @@ fn main() {
         .configure_from_args();
     for op in Op::ALL {
         let mut group = criterion.benchmark_group(op.slug());
+        if op.creates_records() || op == Op::AddRemoveTag {
+            // Writes can take milliseconds (the memory backend copies its state per write):
+            // flat sampling keeps criterion from running thousands of them per sample.
+            group.sampling_mode(SamplingMode::Flat).sample_size(10);
+        }
         for (name, opened) in &backends {
             if op.supported_by(opened.store.capabilities()) {
                 group.bench_function(*name, |b| {
