@@ -143,6 +143,15 @@ pub async fn run(config: &ReportConfig) -> Result<Report, BenchError> {
 /// Runs the workload on every selected backend without writing anything.
 pub async fn measure(config: &ReportConfig) -> Result<Report, BenchError> {
     let specs = backends::select(&config.backends).map_err(BenchError::Config)?;
+    measure_backends(specs, config).await
+}
+
+/// Runs the workload on the given backends (ignoring `config.backends`) without writing
+/// anything; for backends that are not in the registry, such as test doubles.
+pub async fn measure_backends(
+    specs: Vec<BackendSpec>,
+    config: &ReportConfig,
+) -> Result<Report, BenchError> {
     let workload = Workload::new(config.scale, config.seed);
     let mut report = Report {
         workload,

@@ -76,3 +76,68 @@ async fn unknown_backends_are_refused_with_the_known_names() {
         "{message}"
     );
 }
+
+/// A store used as its own "raw baseline", so the baseline path (interleaved runs, the raw row,
+/// the ratio column, target misses) is exercised before any adapter with a real one lands.
+struct SameStore(chatstore_core::Store);
+
+#[async_trait::async_trait]
+impl chatstore_benches::RawBaseline for SameStore {
+    fn name(&self) -> &'static str {
+        "same store"
+    }
+
+    async fn get_chat(
+        &self,
+        fx: &chatstore_benches::Fixture,
+        i: u64,
+    ) -> chatstore_core::Result<()> {
+        Op::GetChat.run(&self.0, fx, i).await
+    }
+
+    async fn create_chat(
+        &self,
+        fx: &chatstore_benches::Fixture,
+        i: u64,
+    ) -> chatstore_core::Result<()> {
+        Op::CreateChat.run(&self.0, fx, i).await
+    }
+}
+
+/// A backend with a raw baseline gets a baseline row and a ratio for the operations the
+/// baseline implements, none for the others, and every ratio over its target is reported
+/// with the size of the miss.
+#[tokio::test]
+async fn baselines_give_ratios_and_target_misses_are_reported() {
+    use chatstore_benches::backends::{BackendSpec, Opened};
+
+    let spec = BackendSpec::embedded("memory-with-baseline", |_| {
+        Box::pin(async {
+            let store = chatstore_core::memory::store();
+            Ok(Opened::new(store.clone()).with_baseline(SameStore(store)))
+        })
+    })
+    // An impossible target, so that every measured ratio misses it.
+    .with_baseline_target(0.01);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = tiny(dir.path());
+    let report = report::measure_backends(vec![spec], &config)
+        .await
+        .expect("report runs");
+    assert!(report.failures().is_empty(), "{:?}", report.failures());
+    let run = &report.runs[0];
+    assert_eq!(run.baseline, Some("same store"));
+    for op in Op::ALL {
+        let result = run.result(op).expect("result");
+        let has_raw = matches!(op, Op::GetChat | Op::CreateChat);
+        assert_eq!(result.raw.stats().is_some(), has_raw, "{}", op.slug());
+    }
+    let misses = report.target_misses();
+    assert_eq!(misses.len(), 2, "{misses:?}");
+    report.write(dir.path()).expect("write");
+    let md = std::fs::read_to_string(dir.path().join(REPORT_FILE)).expect("report.md");
+    assert!(md.contains("| ↳ same store |"));
+    assert!(md.contains("missed by"));
+    let svg = std::fs::read_to_string(dir.path().join("get_chat.svg")).expect("chart");
+    assert!(svg.contains("memory-with-baseline (same store)"));
+}
