@@ -69,6 +69,9 @@ pub struct BackendSpec {
     /// The largest acceptable ratio of adapter to raw-baseline latency (p50), when the project
     /// sets one; the report says by how much a miss misses.
     pub baseline_target: Option<f64>,
+    /// The smallest acceptable ratio of the adapter's load throughput to the raw baseline's
+    /// bulk import, when the project sets one.
+    pub import_target: Option<f64>,
     open: OpenFn,
 }
 
@@ -79,6 +82,7 @@ impl BackendSpec {
             name,
             server_env: None,
             baseline_target: None,
+            import_target: None,
             open,
         }
     }
@@ -90,6 +94,7 @@ impl BackendSpec {
             name,
             server_env: Some(env),
             baseline_target: None,
+            import_target: None,
             open,
         }
     }
@@ -97,6 +102,12 @@ impl BackendSpec {
     /// Sets the largest acceptable adapter/raw p50 ratio.
     pub fn with_baseline_target(mut self, ratio: f64) -> Self {
         self.baseline_target = Some(ratio);
+        self
+    }
+
+    /// Sets the smallest acceptable adapter/raw bulk-import throughput ratio (e.g. `0.8`).
+    pub fn with_import_target(mut self, ratio: f64) -> Self {
+        self.import_target = Some(ratio);
         self
     }
 

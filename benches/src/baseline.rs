@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use chatstore_core::{Error, Result};
 
 use crate::ops::{Fixture, Op};
+use crate::workload::Workload;
 
 /// The same operations as [`crate::ops`], written against a driver instead of a `Store`.
 /// Every method is iteration `i` of the operation of the same name.
@@ -20,6 +21,15 @@ use crate::ops::{Fixture, Op};
 pub trait RawBaseline: Send + Sync {
     /// What the baseline is, for the report (`"raw sqlx"`, `"raw HTTP"`).
     fn name(&self) -> &'static str;
+
+    /// Loads the whole workload into this baseline's database the driver's own bulk way
+    /// (PocketBase's batch API, multi-row `INSERT`s), calling `progress` with the records
+    /// written. The report calls it on a second, fresh opening of the backend and compares its
+    /// records/s with the adapter's load (PocketBase's target: the adapter's bulk import at
+    /// least 80% of the batch API's throughput).
+    async fn import(&self, _workload: &Workload, _progress: &(dyn Fn(u64) + Sync)) -> Result<()> {
+        Err(Error::unsupported("raw baseline", "import"))
+    }
 
     /// See [`crate::ops::create_chat`].
     async fn create_chat(&self, _fx: &Fixture, _i: u64) -> Result<()> {

@@ -102,6 +102,11 @@ pub struct BackendRun {
     pub load_time: Duration,
     /// Records loaded.
     pub records: u64,
+    /// The raw baseline's bulk import of the same workload into a second, fresh opening of
+    /// the backend (a single sample; `Unsupported` when there is none).
+    pub raw_import: Outcome,
+    /// The smallest acceptable adapter/raw import throughput ratio.
+    pub import_target: Option<f64>,
     /// Every operation, in [`Op::ALL`] order.
     pub ops: Vec<OpResult>,
 }
@@ -201,7 +206,7 @@ async fn run_backend(
     config: &ReportConfig,
 ) -> Result<BackendRun, BenchError> {
     let fail = |e| BenchError::store(spec.name, e);
-    let opened = spec.open(url).await.map_err(fail)?;
+    let opened = spec.open(url.clone()).await.map_err(fail)?;
     let store = opened.store;
     if let Ok(existing) = store.chats.scan(None, 1).await
         && !existing.is_empty()
@@ -231,6 +236,13 @@ async fn run_backend(
         ops.push(result);
         bar.set_position(before + per_op);
     }
+    let raw_import = match &opened.baseline {
+        Some(_) => {
+            bar.set_message(format!("{}: raw import", spec.name));
+            raw_import(spec, url, workload).await
+        }
+        None => Outcome::Unsupported,
+    };
     bar.finish_and_clear();
     Ok(BackendRun {
         name: spec.name.to_owned(),
@@ -238,8 +250,28 @@ async fn run_backend(
         baseline_target: spec.baseline_target,
         load_time,
         records: workload.records(),
+        raw_import,
+        import_target: spec.import_target,
         ops,
     })
+}
+
+/// Times the raw baseline's bulk import of the workload into a second, fresh opening of the
+/// backend.
+async fn raw_import(spec: &BackendSpec, url: Option<String>, workload: Workload) -> Outcome {
+    let opened = match spec.open(url).await {
+        Ok(opened) => opened,
+        Err(e) => return Outcome::Failed(format!("opening a second store: {e}")),
+    };
+    let Some(raw) = opened.baseline else {
+        return Outcome::Unsupported;
+    };
+    let started = Instant::now();
+    match raw.import(&workload, &|_| {}).await {
+        Ok(()) => Stats::of(&[started.elapsed()]).map_or(Outcome::Unsupported, Outcome::Measured),
+        Err(e) if e.kind() == ErrorKind::Unsupported => Outcome::Unsupported,
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
 }
 
 /// One side of a measurement: samples so far, or why it stopped.
@@ -354,6 +386,9 @@ impl Report {
             .map(|(name, e)| format!("{name}: {e}"))
             .collect();
         for run in &self.runs {
+            if let Outcome::Failed(e) = &run.raw_import {
+                out.push(format!("{} raw import: {e}", run.name));
+            }
             for r in &run.ops {
                 if let Outcome::Failed(e) = &r.adapter {
                     out.push(format!("{} {}: {e}", run.name, r.op.slug()));
@@ -423,6 +458,21 @@ impl Report {
         out
     }
 
+    /// Import misses: `(backend, share, target)` where the adapter loads the workload at less
+    /// than `target` of its raw baseline's bulk-import throughput.
+    pub fn import_misses(&self) -> Vec<(String, f64, f64)> {
+        let mut out = Vec::new();
+        for run in &self.runs {
+            if let (Some(target), Some(raw)) = (run.import_target, run.raw_import.stats()) {
+                let share = raw.mean.as_secs_f64() / run.load_time.as_secs_f64().max(1e-9);
+                if share < target {
+                    out.push((run.name.clone(), share, target));
+                }
+            }
+        }
+        out
+    }
+
     /// The report as Markdown; charts are linked as `{op slug}.svg` next to it.
     pub fn to_markdown(&self) -> String {
         let mut md = String::new();
@@ -478,6 +528,33 @@ impl Report {
                     (None, _) => "no raw baseline".to_owned(),
                 }
             );
+            match &run.raw_import {
+                Outcome::Measured(s) => {
+                    let raw_rate = run.records as f64 / s.mean.as_secs_f64().max(1e-9);
+                    let share = rate / raw_rate;
+                    let verdict = match run.import_target {
+                        Some(t) if share < t => format!(
+                            " (target ≥ {:.0}%: **missed by {:.0} points**)",
+                            t * 100.0,
+                            (t - share) * 100.0
+                        ),
+                        Some(t) => format!(" (target ≥ {:.0}%: met)", t * 100.0),
+                        None => String::new(),
+                    };
+                    let _ = writeln!(
+                        md,
+                        "  - raw bulk import of the same workload: {:.2} s ({} records/s); \
+                         the adapter loads at {:.0}% of it{verdict}.",
+                        s.mean.as_secs_f64(),
+                        format_rate(raw_rate),
+                        share * 100.0
+                    );
+                }
+                Outcome::Failed(e) => {
+                    let _ = writeln!(md, "  - raw bulk import **failed**: {e}");
+                }
+                Outcome::Unsupported => {}
+            }
         }
         for (name, reason) in &self.skipped {
             let _ = writeln!(md, "- {name}: left out of this report: {reason}.");
@@ -532,13 +609,16 @@ impl Report {
         let with_target: Vec<&BackendRun> = self
             .runs
             .iter()
-            .filter(|r| r.baseline.is_some() && r.baseline_target.is_some())
+            .filter(|r| {
+                r.baseline.is_some() && (r.baseline_target.is_some() || r.import_target.is_some())
+            })
             .collect();
         if with_target.is_empty() {
             let _ = writeln!(
                 md,
                 "No backend in this run has a raw baseline with a target (the SQL and PocketBase \
-                 adapters must stay within 1.15× of raw sqlx / raw HTTP per operation)."
+                 adapters must stay within 1.15× of raw sqlx / raw HTTP per operation, and \
+                 PocketBase's bulk import must reach 80% of the batch API's throughput)."
             );
             return;
         }

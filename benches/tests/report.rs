@@ -87,6 +87,14 @@ impl chatstore_benches::RawBaseline for SameStore {
         "same store"
     }
 
+    async fn import(
+        &self,
+        workload: &chatstore_benches::Workload,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> chatstore_core::Result<()> {
+        workload.load(&self.0, progress).await
+    }
+
     async fn get_chat(
         &self,
         fx: &chatstore_benches::Fixture,
@@ -105,8 +113,8 @@ impl chatstore_benches::RawBaseline for SameStore {
 }
 
 /// A backend with a raw baseline gets a baseline row and a ratio for the operations the
-/// baseline implements, none for the others, and every ratio over its target is reported
-/// with the size of the miss.
+/// baseline implements, none for the others, a raw bulk import into a second fresh store, and
+/// every ratio beyond its target is reported with the size of the miss.
 #[tokio::test]
 async fn baselines_give_ratios_and_target_misses_are_reported() {
     use chatstore_benches::backends::{BackendSpec, Opened};
@@ -117,8 +125,9 @@ async fn baselines_give_ratios_and_target_misses_are_reported() {
             Ok(Opened::new(store.clone()).with_baseline(SameStore(store)))
         })
     })
-    // An impossible target, so that every measured ratio misses it.
-    .with_baseline_target(0.01);
+    // Impossible targets, so that every measured ratio misses them.
+    .with_baseline_target(0.01)
+    .with_import_target(100.0);
     let dir = tempfile::tempdir().expect("temp dir");
     let config = tiny(dir.path());
     let report = report::measure_backends(vec![spec], &config)
@@ -134,10 +143,13 @@ async fn baselines_give_ratios_and_target_misses_are_reported() {
     }
     let misses = report.target_misses();
     assert_eq!(misses.len(), 2, "{misses:?}");
+    assert!(run.raw_import.stats().is_some(), "{:?}", run.raw_import);
+    assert_eq!(report.import_misses().len(), 1);
     report.write(dir.path()).expect("write");
     let md = std::fs::read_to_string(dir.path().join(REPORT_FILE)).expect("report.md");
     assert!(md.contains("| ↳ same store |"));
     assert!(md.contains("missed by"));
+    assert!(md.contains("bulk import"));
     let svg = std::fs::read_to_string(dir.path().join("get_chat.svg")).expect("chart");
     assert!(svg.contains("memory-with-baseline (same store)"));
 }
