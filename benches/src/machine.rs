@@ -14,6 +14,9 @@ pub struct Machine {
     pub memory: String,
     /// Kernel release from `/proc/sys/kernel/osrelease`.
     pub kernel: String,
+    /// Load average (1, 5, 15 minutes) from `/proc/loadavg` when the run started: other work
+    /// on the machine makes figures noisier.
+    pub load: String,
     /// UTC date and time of the run, `YYYY-MM-DD HH:MM UTC`.
     pub date: String,
     /// `git rev-parse --short HEAD` of the working directory, `+dirty` when it has changes.
@@ -53,7 +56,11 @@ impl Machine {
             }
             None => "unknown".to_owned(),
         };
+        let load = std::fs::read_to_string("/proc/loadavg")
+            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "unknown".to_owned());
         Machine {
+            load,
             cpu,
             nproc: std::thread::available_parallelism().map_or(1, usize::from),
             memory,

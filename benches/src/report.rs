@@ -501,6 +501,7 @@ impl Report {
         let _ = writeln!(md, "| cores (`nproc`) | {} |", m.nproc);
         let _ = writeln!(md, "| memory | {} |", m.memory);
         let _ = writeln!(md, "| kernel | {} |", m.kernel);
+        let _ = writeln!(md, "| load average at start | {} |", m.load);
         let _ = writeln!(md, "| date | {} |", m.date);
         let _ = writeln!(md, "| git commit | `{}` |", m.commit);
         let _ = writeln!(md, "| build | {} ({}) |", m.build, m.rustc);
