@@ -92,7 +92,8 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
             if (!rec) stop(404, entity + " " + op.id + " not found");
             setFields(rec, op.fields);
             save(tx, rec, entity);
-            results.push(true);
+            // "return": the record as stored (read and written inside this transaction).
+            results.push(op["return"] ? rec : true);
             break;
           }
           case "delete": {

@@ -107,8 +107,9 @@ impl UserRepo for PocketBase {
     async fn update(&self, id: &str, patch: UserPatch) -> Result<User> {
         let mut user = UserRepo::get(self, id).await?;
         patch.apply(&mut user, validate::now())?;
-        // Only the fields the patch sets are sent, so concurrent patches of different fields
-        // both land; the answer is the record as stored.
+        // Only the fields the patch sets are written, read and written inside one transaction
+        // of the tx route: concurrent patches of different fields both land. (A PATCH of the
+        // records API would not do: PocketBase reads the record, then saves every column.)
         let all = fields(&user);
         let mut body = serde_json::Map::new();
         let mut send = |key: &str| {
@@ -130,16 +131,16 @@ impl UserRepo for PocketBase {
                 send(key);
             }
         }
-        let stored = self
-            .client()
-            .update_record(
-                &self.cols().users,
-                id,
-                &Value::Object(body),
-                Subject::new("user", id),
-            )
-            .await?;
-        from_record(&stored)
+        let ops = vec![
+            json!({"op": "update", "collection": self.cols().users, "entity": "user",
+                              "id": id, "fields": body, "return": true}),
+        ];
+        let answer = self.client().tx(ops, Subject::new("user", id)).await?;
+        let stored = answer
+            .get("results")
+            .and_then(|r| r.get(0))
+            .ok_or_else(|| crate::error::malformed("tx answer without the updated user"))?;
+        from_record(stored)
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
