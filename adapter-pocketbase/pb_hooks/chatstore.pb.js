@@ -150,6 +150,20 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
             results.push(dropped);
             break;
           }
+          case "delete_user_chats": {
+            // op.collection: the chats; op.messages, op.tags: their messages and tags. Deletes
+            // every chat of op.user_id with its messages, then every tag of the user.
+            const messages = collection(tx, op.messages);
+            const tags = collection(tx, op.tags);
+            const chats = tx.findAllRecords(col, $dbx.hashExp({ user_id: op.user_id }));
+            for (const chat of chats) {
+              for (const m of tx.findAllRecords(messages, $dbx.hashExp({ chat_id: chat.id }))) tx.delete(m);
+              tx.delete(chat);
+            }
+            for (const t of tx.findAllRecords(tags, $dbx.hashExp({ user_id: op.user_id }))) tx.delete(t);
+            results.push(chats.length);
+            break;
+          }
           case "delete_tag": {
             // op.collection: the tags; op.chats: the chats. Takes the tag out of every chat
             // (bumping each chat's version, so a concurrent writer re-reads it), then deletes it.

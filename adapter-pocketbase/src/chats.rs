@@ -439,31 +439,15 @@ impl ChatRepo for PocketBase {
 
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
         validate::id("user_id", user_id)?;
-        let q = ListQuery {
-            filter: filter::eq("user_id", user_id),
-            sort: "id".to_owned(),
-            ..ListQuery::default()
-        };
-        let chats = self
-            .client()
-            .list_all(&self.cols().chats, &q, Subject::new("chat", ""))
-            .await?;
-        let mut ops = Vec::new();
-        for r in &chats {
-            let id = record::text(r, "id")?;
-            ops.push(
-                json!({"op": "delete", "collection": self.cols().chats, "entity": "chat",
-                            "id": id}),
-            );
-            ops.push(
-                json!({"op": "delete_where", "collection": self.cols().messages,
-                            "field": "chat_id", "value": id}),
-            );
-        }
-        ops.push(json!({"op": "delete_where", "collection": self.cols().tags,
-                        "field": "user_id", "value": user_id}));
-        self.client().tx(ops, Subject::new("chat", "")).await?;
-        Ok(chats.len() as u64)
+        let c = self.cols();
+        let ops = vec![json!({"op": "delete_user_chats", "collection": c.chats,
+                              "messages": c.messages, "tags": c.tags, "user_id": user_id})];
+        let answer = self.client().tx(ops, Subject::new("chat", "")).await?;
+        answer
+            .get("results")
+            .and_then(|r| r.get(0))
+            .and_then(Value::as_u64)
+            .ok_or_else(|| malformed("tx answer without a delete count"))
     }
 
     async fn list(&self, query: &ChatQuery) -> Result<Page<ChatSummary>> {
