@@ -14,7 +14,7 @@
 //! the second size), `CHATSTORE_BENCH_COLUMNS` (default `384,1536`),
 //! `CHATSTORE_BENCH_ONLY` (`ingest` or `search`). Needs `CHATSTORE_TEST_PGVECTOR_URL` (scripts/services.sh).
 //!
-//! `cargo bench -p chatstore-pgvector --bench pgvector`
+//! `cargo bench -p chatstore-benches --bench pgvector`
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
