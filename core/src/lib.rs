@@ -37,6 +37,7 @@
 pub mod blob;
 pub mod capabilities;
 pub mod chats;
+pub mod config;
 pub mod error;
 pub mod files;
 pub mod memory;
@@ -51,6 +52,7 @@ pub mod vectors;
 
 pub use capabilities::Capabilities;
 pub use chats::{Chat, ChatPatch, ChatRepo, ChatSummary, NewChat};
+pub use config::Config;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use files::{FileMeta, FileRepo, NewFile};
 pub use messages::{Message, MessageRepo, NewMessage};

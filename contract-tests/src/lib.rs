@@ -1,0 +1,277 @@
+//! # chatstore-contract
+//!
+//! The contract suite of chatstore: every rule a backend must keep, written once as a plain
+//! `async fn(&Store) -> Result<()>` with a one-line `///` that states it, grouped by aggregate
+//! ([`users`], [`chats`], [`tags`], [`messages`], [`files`], [`vectors`], [`store`]), plus a
+//! property test ([`model`]) that drives random operation sequences against a backend and the
+//! memory reference model at once and compares every result.
+//!
+//! A backend's test file is a few lines: a factory giving a fresh, empty store, and the macro
+//! that expands the whole suite into one `#[tokio::test]` per contract:
+//!
+//! ```ignore
+//! async fn fresh() -> Option<chatstore_core::Store> {
+//!     Some(chatstore_core::memory::store())
+//! }
+//! chatstore_contract::contract_suite!(memory, fresh);
+//! ```
+//!
+//! Test names carry the backend, so `cargo test -p chatstore-contract sqlite::` selects one.
+//! A backend that needs a server finds it with [`require_env`]: unset locally, the suite says
+//! loudly that it skipped; unset under `CI=true`, the run fails.
+
+pub mod chats;
+pub mod files;
+pub mod fixtures;
+pub mod messages;
+pub mod model;
+pub mod store;
+pub mod tags;
+pub mod users;
+pub mod vectors;
+
+use std::future::Future;
+
+pub use chatstore_core::{Result, Store};
+
+/// The value of a server variable such as `CHATSTORE_TEST_POSTGRES_URL`. Unset or empty:
+/// `None` after a loud message, or a panic when `CI=true` (a missing server fails CI).
+pub fn require_env(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Some(value),
+        _ => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            if ci {
+                panic!(
+                    "{name} is not set but CI=true: start the servers with `scripts/services.sh start` \
+                     (scripts/test.sh does it) so this backend is tested"
+                );
+            }
+            eprintln!(
+                "SKIPPED: {name} is not set, so this backend's contract test did not run. \
+                 Run `eval \"$(scripts/services.sh start)\"` first, or use scripts/test.sh."
+            );
+            None
+        }
+    }
+}
+
+/// Runs one contract against a fresh store from `factory`; skips (loudly, in
+/// [`require_env`]) when the factory has no server.
+pub async fn run<F, Fut, C, CFut>(factory: F, contract: C)
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Option<Store>>,
+    C: FnOnce(Store) -> CFut,
+    CFut: Future<Output = Result<()>>,
+{
+    let Some(store) = factory().await else {
+        return;
+    };
+    if let Err(error) = contract(store).await {
+        panic!("contract failed with an error: {error} ({error:?})");
+    }
+}
+
+/// Expands the contract suite into one `#[tokio::test]` per contract, in a module named
+/// `$backend`, for the factory `$factory` (an `async fn() -> Option<Store>` in scope).
+/// An optional list restricts the groups: `contract_suite!(pgvector, fresh, [vectors])`.
+/// The property test against the memory model comes with every group list.
+#[macro_export]
+macro_rules! contract_suite {
+    ($backend:ident, $factory:path) => {
+        $crate::contract_suite!($backend, $factory, [users, chats, tags, messages, files, vectors, store]);
+    };
+    ($backend:ident, $factory:path, [$($group:ident),* $(,)?]) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+            $( $crate::__contract_group!($group, $factory); )*
+
+            /// Random operation sequences give the same results here as on the memory model.
+            #[test]
+            fn behaves_like_the_memory_model() {
+                $crate::model::check_against_memory(|| $factory(), &[$(stringify!($group)),*]);
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contract_tests {
+    ($factory:path, $module:ident; $($test:ident),* $(,)?) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    $crate::run($factory, |store| async move {
+                        $crate::$module::$test(&store).await
+                    })
+                    .await;
+                }
+            )*
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contract_group {
+    (users, $f:path) => {
+        $crate::__contract_tests!($f, users;
+            create_then_get_returns_the_same_user,
+            create_keeps_given_id_and_timestamps,
+            create_fills_in_defaults,
+            duplicate_user_id_is_a_conflict,
+            email_is_unique_case_insensitively,
+            get_by_email_ignores_case,
+            missing_user_is_not_found,
+            update_changes_only_given_fields,
+            update_to_a_taken_email_is_a_conflict_and_changes_nothing,
+            invalid_user_input_is_refused_and_changes_nothing,
+            users_list_newest_first_with_ties_by_id,
+            user_scan_walks_every_user_by_id,
+            create_many_users_is_all_or_nothing,
+        );
+    };
+    (chats, $f:path) => {
+        $crate::__contract_tests!($f, chats;
+            create_then_get_round_trips_a_chat,
+            title_is_mirrored_into_the_blob,
+            title_defaults_to_the_blob_title_then_new_chat,
+            duplicate_chat_id_is_a_conflict,
+            share_id_is_unique,
+            missing_chat_is_not_found,
+            update_changes_given_fields_and_updated_at,
+            update_cannot_replace_the_message_history,
+            list_orders_by_updated_at_desc_then_id,
+            pagination_is_stable_and_total_counts_every_match,
+            archived_chats_are_hidden_by_default,
+            pinned_filter_selects_by_pinned,
+            folder_filter_selects_by_folder,
+            title_search_is_case_insensitive_for_unicode,
+            title_search_treats_wildcards_literally,
+            internal_chats_are_never_listed_or_counted,
+            list_can_order_by_created_at_and_title,
+            deleting_a_chat_removes_its_messages,
+            delete_for_user_removes_only_that_users_chats,
+            invalid_chat_input_is_refused_and_changes_nothing,
+            chat_scan_walks_every_chat_including_internal,
+            create_many_chats_is_all_or_nothing,
+            meta_tags_of_a_new_chat_become_its_tags,
+            history_in_a_new_chat_becomes_messages,
+            lists_of_another_user_are_empty,
+        );
+    };
+    (tags, $f:path) => {
+        $crate::__contract_tests!($f, tags;
+            tag_ids_derive_from_names,
+            chat_tags_are_a_set,
+            tag_filter_means_all_of,
+            tag_filter_accepts_names_or_ids,
+            untagged_filter_lists_chats_without_tags,
+            removing_the_last_use_deletes_the_tag,
+            a_tag_used_by_another_chat_survives,
+            deleting_a_chat_removes_its_orphan_tags,
+            set_tags_replaces_the_set_and_cleans_up,
+            tags_are_per_user,
+            none_is_reserved,
+            tag_operations_do_not_touch_updated_at,
+            tag_usage_counts_chats_without_internal_ones,
+            deleting_a_tag_removes_it_from_chats,
+            the_first_spelling_of_a_tag_name_is_kept,
+            create_many_tags_is_all_or_nothing,
+            tag_scan_walks_by_user_then_id,
+            tag_operations_on_a_missing_chat_are_not_found,
+            an_empty_all_of_filter_is_invalid,
+            removing_an_absent_tag_changes_nothing,
+        );
+    };
+    (messages, $f:path) => {
+        $crate::__contract_tests!($f, messages;
+            upsert_then_get_and_list_in_created_order,
+            upsert_mirrors_the_message_into_the_blob,
+            upsert_replaces_and_keeps_created_at,
+            deleting_a_message_removes_row_and_blob_entry,
+            message_for_a_missing_chat_is_not_found,
+            missing_message_is_not_found,
+            message_ids_are_scoped_to_their_chat,
+            upsert_raises_the_chat_updated_at,
+            invalid_message_is_refused_and_changes_nothing,
+            upsert_many_is_all_or_nothing,
+            message_scan_walks_by_key,
+            block_content_round_trips,
+            author_defaults_to_the_chat_owner,
+            optional_message_fields_round_trip,
+        );
+    };
+    (files, $f:path) => {
+        $crate::__contract_tests!($f, files;
+            put_then_read_round_trips_bytes,
+            sha256_of_the_bytes_is_recorded,
+            empty_files_are_allowed,
+            duplicate_file_id_is_a_conflict,
+            missing_file_is_not_found,
+            files_list_newest_first_with_total,
+            delete_removes_metadata_and_bytes,
+            invalid_file_is_refused_and_changes_nothing,
+            put_many_is_all_or_nothing,
+            file_scan_walks_by_id,
+            delete_for_user_removes_only_that_users_files,
+        );
+    };
+    (vectors, $f:path) => {
+        $crate::__contract_tests!($f, vectors;
+            insert_then_get_returns_items_by_id,
+            has_collection_follows_its_rows,
+            search_returns_nearest_first_with_open_webui_scores,
+            search_takes_many_query_vectors,
+            search_stays_inside_the_collection,
+            search_filter_equality,
+            search_filter_in,
+            filter_values_compare_as_text,
+            searching_a_missing_collection_gives_empty_lists,
+            inserting_a_taken_id_is_a_conflict_and_inserts_nothing,
+            upsert_replaces_and_moves_items,
+            a_wrong_dimension_is_refused,
+            bad_vectors_filters_and_limits_are_refused,
+            query_filters_without_a_vector,
+            delete_by_ids_and_by_filter,
+            delete_collection_and_reset,
+            collections_are_listed,
+            filtered_search_is_exact_in_a_small_share,
+            delete_needs_ids_or_a_filter,
+        );
+    };
+    (store, $f:path) => {
+        $crate::__contract_tests!($f, store;
+            deleting_a_user_deletes_everything_the_user_owns,
+            deleting_a_missing_user_is_not_found,
+            missing_capabilities_answer_unsupported,
+            backend_reports_a_name,
+        );
+    };
+}
+
+/// Asserts that a result is an error of the given kind.
+#[macro_export]
+macro_rules! assert_kind {
+    ($result:expr, $kind:ident) => {
+        match $result {
+            Ok(value) => panic!(
+                "expected {} but the call succeeded with {:?}",
+                stringify!($kind),
+                value
+            ),
+            Err(error) => assert_eq!(
+                error.kind(),
+                chatstore_core::ErrorKind::$kind,
+                "expected {} but got {error}",
+                stringify!($kind)
+            ),
+        }
+    };
+}

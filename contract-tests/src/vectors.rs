@@ -1,0 +1,446 @@
+//! Contracts of `VectorRepo`: Open WebUI's vector store interface.
+
+use chatstore_core::vectors::exact_search;
+use chatstore_core::{Result, SearchHit, Store, VectorFilter, VectorItem};
+use serde_json::json;
+
+use crate::assert_kind;
+use crate::fixtures::{ids, item, pseudo_random_vector};
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-5
+}
+
+fn assert_hits(got: &[SearchHit], want: &[SearchHit]) {
+    assert_eq!(ids(got), ids(want), "neighbour ids in order");
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            close(g.distance, w.distance),
+            "distance of {}: {} vs {}",
+            g.id,
+            g.distance,
+            w.distance
+        );
+        assert!(close(g.score, w.score), "score of {}", g.id);
+        assert_eq!(g.text, w.text);
+        assert_eq!(g.metadata, w.metadata);
+    }
+}
+
+fn axis_items() -> Vec<VectorItem> {
+    vec![
+        item("x", &[1.0, 0.0, 0.0], json!({"file_id": "f1", "page": 1})),
+        item("y", &[0.0, 1.0, 0.0], json!({"file_id": "f1", "page": 2})),
+        item("z", &[0.0, 0.0, 1.0], json!({"file_id": "f2", "page": 3})),
+        item(
+            "xy",
+            &[1.0, 1.0, 0.0],
+            json!({"file_id": "f2", "page": "1"}),
+        ),
+    ]
+}
+
+/// Inserted items read back with text, vector and metadata, ordered by id.
+pub async fn insert_then_get_returns_items_by_id(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    let got = store.vectors.get("kb").await?;
+    assert_eq!(ids(&got), ["x", "xy", "y", "z"]);
+    let x = &got[0];
+    assert_eq!(x.text, "text of x");
+    assert_eq!(x.vector, vec![1.0, 0.0, 0.0]);
+    assert_eq!(x.metadata["file_id"], "f1");
+    assert!(store.vectors.get("other").await?.is_empty());
+    Ok(())
+}
+
+/// A collection exists exactly while it has items.
+pub async fn has_collection_follows_its_rows(store: &Store) -> Result<()> {
+    assert!(!store.vectors.has_collection("kb").await?);
+    store.vectors.insert("kb", axis_items()).await?;
+    assert!(store.vectors.has_collection("kb").await?);
+    store
+        .vectors
+        .delete(
+            "kb",
+            Some(&["x".into(), "y".into(), "z".into(), "xy".into()]),
+            None,
+        )
+        .await?;
+    assert!(!store.vectors.has_collection("kb").await?);
+    Ok(())
+}
+
+/// Search returns the nearest items first by cosine distance, scored `(2 - d) / 2`.
+pub async fn search_returns_nearest_first_with_open_webui_scores(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    let hits = store
+        .vectors
+        .search("kb", &[vec![1.0, 0.2, 0.0]], None, 3)
+        .await?;
+    assert_eq!(hits.len(), 1);
+    assert_eq!(ids(&hits[0]), ["x", "xy", "y"]);
+    let q = [1.0f32, 0.2, 0.0];
+    let norm = (1.0f64 + 0.04).sqrt();
+    let d_x = 1.0 - 1.0 / norm;
+    assert!(close(hits[0][0].distance, d_x));
+    assert!(close(hits[0][0].score, (2.0 - d_x) / 2.0));
+    let items = axis_items();
+    let refs: Vec<&VectorItem> = items.iter().collect();
+    assert_hits(&hits[0], &exact_search(&refs, &q, None, 3));
+    Ok(())
+}
+
+/// One search takes several query vectors and answers each in order.
+pub async fn search_takes_many_query_vectors(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    let hits = store
+        .vectors
+        .search(
+            "kb",
+            &[
+                vec![0.0, 0.0, 2.0],
+                vec![0.0, 3.0, 0.1],
+                vec![5.0, 4.0, 0.0],
+            ],
+            None,
+            1,
+        )
+        .await?;
+    let firsts: Vec<&str> = hits.iter().map(|h| h[0].id.as_str()).collect();
+    assert_eq!(firsts, ["z", "y", "xy"]);
+    Ok(())
+}
+
+/// Search never returns items of another collection.
+pub async fn search_stays_inside_the_collection(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    store
+        .vectors
+        .insert("other", vec![item("o1", &[1.0, 0.0, 0.0], json!({}))])
+        .await?;
+    let hits = store
+        .vectors
+        .search("other", &[vec![0.0, 1.0, 0.0]], None, 10)
+        .await?;
+    assert_eq!(ids(&hits[0]), ["o1"]);
+    let hits = store
+        .vectors
+        .search("kb", &[vec![1.0, 0.0, 0.0]], None, 10)
+        .await?;
+    assert_eq!(hits[0].len(), 4);
+    Ok(())
+}
+
+/// `{key: value}` filters keep only items whose metadata equals the value.
+pub async fn search_filter_equality(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    let f = VectorFilter::eq("file_id", "f2");
+    let hits = store
+        .vectors
+        .search("kb", &[vec![1.0, 0.0, 0.0]], Some(&f), 10)
+        .await?;
+    assert_eq!(ids(&hits[0]), ["xy", "z"]);
+    let none = VectorFilter::eq("file_id", "f9");
+    assert!(
+        store
+            .vectors
+            .search("kb", &[vec![1.0, 0.0, 0.0]], Some(&none), 10)
+            .await?[0]
+            .is_empty()
+    );
+    Ok(())
+}
+
+/// `{key: {"$in": [...]}}` filters keep items whose metadata equals any listed value.
+pub async fn search_filter_in(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    let f = VectorFilter::from_json(
+        &json!({"page": {"$in": [2, 3]}, "file_id": {"$in": ["f1", "f2"]}}),
+    )?;
+    let hits = store
+        .vectors
+        .search("kb", &[vec![0.0, 1.0, 1.0]], Some(&f), 10)
+        .await?;
+    let mut got = ids(&hits[0]);
+    got.sort();
+    assert_eq!(got, ["y", "z"]);
+    Ok(())
+}
+
+/// Filter values compare as text: `1` matches metadata `1` and `"1"`.
+pub async fn filter_values_compare_as_text(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    let f = VectorFilter::eq("page", 1);
+    let got = store.vectors.query("kb", &f, None).await?;
+    assert_eq!(ids(&got), ["x", "xy"]);
+    let f = VectorFilter::eq("page", "3");
+    assert_eq!(ids(&store.vectors.query("kb", &f, None).await?), ["z"]);
+    Ok(())
+}
+
+/// Searching a collection that has no items gives one empty list per query vector.
+pub async fn searching_a_missing_collection_gives_empty_lists(store: &Store) -> Result<()> {
+    let hits = store
+        .vectors
+        .search("nothing", &[vec![1.0, 0.0], vec![0.0, 1.0]], None, 5)
+        .await?;
+    assert_eq!(hits, vec![Vec::<SearchHit>::new(), Vec::new()]);
+    Ok(())
+}
+
+/// Inserting an id that exists in any collection is a `Conflict` and inserts nothing.
+pub async fn inserting_a_taken_id_is_a_conflict_and_inserts_nothing(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    let batch = vec![
+        item("new", &[0.5, 0.5, 0.5], json!({})),
+        item("x", &[0.1, 0.2, 0.3], json!({})),
+    ];
+    assert_kind!(store.vectors.insert("other", batch).await, Conflict);
+    assert!(!store.vectors.has_collection("other").await?);
+    assert_eq!(store.vectors.get("kb").await?.len(), 4);
+    Ok(())
+}
+
+/// Upsert replaces an item by id, and moves it when it lived in another collection.
+pub async fn upsert_replaces_and_moves_items(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    let changed = item("x", &[0.0, 0.0, 5.0], json!({"file_id": "f3"}));
+    store
+        .vectors
+        .upsert(
+            "kb",
+            vec![changed.clone(), item("w", &[1.0, 2.0, 3.0], json!({}))],
+        )
+        .await?;
+    let got = store.vectors.get("kb").await?;
+    assert_eq!(ids(&got), ["w", "x", "xy", "y", "z"]);
+    assert_eq!(got[1], changed);
+    store
+        .vectors
+        .upsert("moved", vec![item("w", &[1.0, 1.0], json!({}))])
+        .await?;
+    assert_eq!(ids(&store.vectors.get("moved").await?), ["w"]);
+    assert_eq!(store.vectors.get("kb").await?.len(), 4);
+    Ok(())
+}
+
+/// A vector whose dimension differs from its collection's is `InvalidInput`, in writes and
+/// searches.
+pub async fn a_wrong_dimension_is_refused(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    assert_kind!(
+        store
+            .vectors
+            .insert("kb", vec![item("four", &[1.0, 2.0, 3.0, 4.0], json!({}))])
+            .await,
+        InvalidInput
+    );
+    assert_kind!(
+        store
+            .vectors
+            .upsert("kb", vec![item("two", &[1.0, 2.0], json!({}))])
+            .await,
+        InvalidInput
+    );
+    assert_kind!(
+        store.vectors.search("kb", &[vec![1.0, 0.0]], None, 1).await,
+        InvalidInput
+    );
+    let mixed = vec![
+        item("a", &[1.0, 0.0], json!({})),
+        item("b", &[1.0, 0.0, 0.0], json!({})),
+    ];
+    assert_kind!(store.vectors.insert("fresh", mixed).await, InvalidInput);
+    assert!(!store.vectors.has_collection("fresh").await?);
+    assert_eq!(store.vectors.get("kb").await?.len(), 4);
+    Ok(())
+}
+
+/// Empty, zero or non-finite vectors, malformed filters, bad limits and empty names are
+/// `InvalidInput` and change nothing.
+pub async fn bad_vectors_filters_and_limits_are_refused(store: &Store) -> Result<()> {
+    for bad in [vec![], vec![0.0, 0.0], vec![1.0, f32::NAN]] {
+        assert_kind!(
+            store
+                .vectors
+                .insert("kb", vec![item("a", &bad, json!({}))])
+                .await,
+            InvalidInput
+        );
+    }
+    assert_kind!(
+        store
+            .vectors
+            .insert("kb", vec![item("", &[1.0], json!({}))])
+            .await,
+        InvalidInput
+    );
+    assert_kind!(
+        store
+            .vectors
+            .insert("", vec![item("a", &[1.0], json!({}))])
+            .await,
+        InvalidInput
+    );
+    let twice = vec![item("a", &[1.0], json!({})), item("a", &[2.0], json!({}))];
+    assert_kind!(store.vectors.insert("kb", twice).await, InvalidInput);
+    assert!(store.vectors.collections().await?.is_empty());
+    store.vectors.insert("kb", axis_items()).await?;
+    assert_kind!(store.vectors.search("kb", &[], None, 1).await, InvalidInput);
+    assert_kind!(
+        store
+            .vectors
+            .search("kb", &[vec![1.0, 0.0, 0.0]], None, 0)
+            .await,
+        InvalidInput
+    );
+    for bad in [
+        json!({"a": {"$gt": 1}}),
+        json!({"a": {"$in": []}}),
+        json!({"a": null}),
+        json!("x"),
+        json!({"a": [1]}),
+    ] {
+        assert_kind!(VectorFilter::from_json(&bad), InvalidInput);
+    }
+    let sneaky = VectorFilter::eq("a", json!({"nested": true}));
+    assert_kind!(
+        store
+            .vectors
+            .search("kb", &[vec![1.0, 0.0, 0.0]], Some(&sneaky), 1)
+            .await,
+        InvalidInput
+    );
+    assert_kind!(store.vectors.query("kb", &sneaky, None).await, InvalidInput);
+    assert_eq!(store.vectors.get("kb").await?.len(), 4);
+    Ok(())
+}
+
+/// `query` returns the items matching a filter, by id, at most `limit`.
+pub async fn query_filters_without_a_vector(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    let f = VectorFilter::eq("file_id", "f1");
+    assert_eq!(ids(&store.vectors.query("kb", &f, None).await?), ["x", "y"]);
+    assert_eq!(ids(&store.vectors.query("kb", &f, Some(1)).await?), ["x"]);
+    let all = store
+        .vectors
+        .query("kb", &VectorFilter::default(), None)
+        .await?;
+    assert_eq!(all.len(), 4);
+    Ok(())
+}
+
+/// `delete` removes items by ids, by filter, or by both at once, inside one collection only.
+pub async fn delete_by_ids_and_by_filter(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    store
+        .vectors
+        .insert(
+            "other",
+            vec![item("o", &[1.0, 0.0, 0.0], json!({"file_id": "f1"}))],
+        )
+        .await?;
+    assert_eq!(
+        store
+            .vectors
+            .delete("kb", Some(&["x".into(), "o".into()]), None)
+            .await?,
+        1
+    );
+    let f = VectorFilter::eq("file_id", "f2");
+    assert_eq!(store.vectors.delete("kb", None, Some(&f)).await?, 2);
+    assert_eq!(ids(&store.vectors.get("kb").await?), ["y"]);
+    let f1 = VectorFilter::eq("file_id", "f1");
+    assert_eq!(
+        store
+            .vectors
+            .delete("kb", Some(&["z".into()]), Some(&f1))
+            .await?,
+        0
+    );
+    assert_eq!(ids(&store.vectors.get("other").await?), ["o"]);
+    Ok(())
+}
+
+/// `delete_collection` empties one collection; `reset` empties all.
+pub async fn delete_collection_and_reset(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    store
+        .vectors
+        .insert("other", vec![item("o", &[1.0], json!({}))])
+        .await?;
+    store.vectors.delete_collection("kb").await?;
+    assert!(!store.vectors.has_collection("kb").await?);
+    assert!(store.vectors.has_collection("other").await?);
+    store.vectors.delete_collection("never-existed").await?;
+    store.vectors.reset().await?;
+    assert!(store.vectors.collections().await?.is_empty());
+    Ok(())
+}
+
+/// `collections` lists the names of collections that have items, sorted.
+pub async fn collections_are_listed(store: &Store) -> Result<()> {
+    store
+        .vectors
+        .insert("b-kb", vec![item("1", &[1.0, 1.0], json!({}))])
+        .await?;
+    store
+        .vectors
+        .insert("a-kb", vec![item("2", &[1.0, 1.0, 1.0], json!({}))])
+        .await?;
+    assert_eq!(store.vectors.collections().await?, ["a-kb", "b-kb"]);
+    Ok(())
+}
+
+/// A collection holding a small share of all items still gets its true nearest neighbours,
+/// with and without a metadata filter.
+pub async fn filtered_search_is_exact_in_a_small_share(store: &Store) -> Result<()> {
+    let dim = 16;
+    let big: Vec<VectorItem> = (0..600u64)
+        .map(|i| {
+            item(
+                &format!("big-{i:04}"),
+                &pseudo_random_vector(i, dim),
+                json!({"file_id": format!("f{}", i % 7)}),
+            )
+        })
+        .collect();
+    for chunk in big.chunks(200) {
+        store.vectors.insert("big", chunk.to_vec()).await?;
+    }
+    let small: Vec<VectorItem> = (0..12u64)
+        .map(|i| {
+            item(
+                &format!("small-{i:02}"),
+                &pseudo_random_vector(10_000 + i, dim),
+                json!({"file_id": format!("f{}", i % 3)}),
+            )
+        })
+        .collect();
+    store.vectors.insert("small", small.clone()).await?;
+    let refs: Vec<&VectorItem> = small.iter().collect();
+    let filter = VectorFilter::eq("file_id", "f1");
+    for q in 0..5u64 {
+        let query = pseudo_random_vector(50_000 + q, dim);
+        let hits = store
+            .vectors
+            .search("small", std::slice::from_ref(&query), None, 5)
+            .await?;
+        assert_hits(&hits[0], &exact_search(&refs, &query, None, 5));
+        let hits = store
+            .vectors
+            .search("small", std::slice::from_ref(&query), Some(&filter), 5)
+            .await?;
+        assert_hits(&hits[0], &exact_search(&refs, &query, Some(&filter), 5));
+        assert_eq!(hits[0].len(), 4);
+    }
+    Ok(())
+}
+
+/// `delete` without ids or a filter is `InvalidInput` (use `delete_collection`).
+pub async fn delete_needs_ids_or_a_filter(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    assert_kind!(store.vectors.delete("kb", None, None).await, InvalidInput);
+    assert_eq!(store.vectors.get("kb").await?.len(), 4);
+    Ok(())
+}
