@@ -31,7 +31,7 @@ pub(crate) fn db_error(entity: &'static str, err: sqlx::Error) -> Error {
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::WorkerCrashed) => {
-            Error::unavailable(format!("{entity}: database unreachable: {e}"), e)
+            Error::unavailable(format!("database unreachable ({entity}): {e}"), e)
         }
         e => Error::backend(format!("{entity}: {e}"), e),
     }

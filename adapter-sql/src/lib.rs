@@ -72,7 +72,8 @@ use std::time::Duration;
 
 use chatstore_core::unsupported::NoVectors;
 use chatstore_core::{Capabilities, Error, Result, Store, StoreParts};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use pool::Dialect;
@@ -312,7 +313,7 @@ async fn open_sqlite(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, Pa
     let pool = pool
         .connect_with(connect)
         .await
-        .map_err(|e| error::db_error("database", e))?;
+        .map_err(|e| error::db_error("connect", e))?;
     Ok((pool::Pool::Sqlite(pool), uploads))
 }
 
@@ -323,12 +324,18 @@ async fn open_postgres(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, 
     if options.read_only {
         connect = connect.options([("default_transaction_read_only", "on")]);
     }
+    // One direct connection first: the pool retries an unreachable server until its acquire
+    // timeout and then reports only "timed out"; this reports the cause at once.
+    let probe = PgConnection::connect_with(&connect)
+        .await
+        .map_err(|e| error::db_error("connect", e))?;
+    let _ = probe.close().await;
     let pool = PgPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
         .connect_with(connect)
         .await
-        .map_err(|e| error::db_error("database", e))?;
+        .map_err(|e| error::db_error("connect", e))?;
     let uploads = options.upload_dir.clone().unwrap_or_else(temp_uploads);
     Ok((pool::Pool::Postgres(pool), uploads))
 }

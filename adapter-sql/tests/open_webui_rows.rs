@@ -111,7 +111,11 @@ async fn users_read_json_nulls_as_none() {
             .users
             .create(NewUser::new("ADA@example.COM", "Twin"))
             .await;
-        assert_eq!(twin.map(|_| ()).unwrap_err().kind(), ErrorKind::Conflict);
+        assert_eq!(
+            twin.map(|_| ()).expect_err("an error").kind(),
+            ErrorKind::Conflict
+        );
+        db.finish().await;
     }
 }
 
@@ -167,6 +171,7 @@ async fn tags_come_from_chat_meta_and_filter_like_open_webui() {
             store.tags.get("u1", "Travel").await.expect("tag").name,
             "Travel"
         );
+        db.finish().await;
     }
 }
 
@@ -182,6 +187,7 @@ async fn internal_chats_are_hidden_from_lists_and_counts() {
         assert_eq!(page.total, 3);
         assert!(page.items.iter().all(|s| s.id != "c4"));
         assert!(store.chats.get("c4").await.expect("c4").is_internal());
+        db.finish().await;
     }
 }
 
@@ -209,6 +215,7 @@ async fn message_rows_read_back_with_millisecond_timestamps_normalised() {
             scanned.iter().map(|m| m.key()).collect::<Vec<_>>(),
             ["c1-m1", "c1-m2"]
         );
+        db.finish().await;
     }
 }
 
@@ -227,7 +234,12 @@ async fn a_legacy_flat_messages_list_is_read_and_backfilled_on_write() {
             json!("answer")
         );
         assert_eq!(
-            store.messages.get("c2", "zz").await.unwrap_err().kind(),
+            store
+                .messages
+                .get("c2", "zz")
+                .await
+                .expect_err("an error")
+                .kind(),
             ErrorKind::NotFound
         );
 
@@ -264,6 +276,7 @@ async fn a_legacy_flat_messages_list_is_read_and_backfilled_on_write() {
             blob["history"]["messages"]["b"]["childrenIds"],
             json!(["c"])
         );
+        db.finish().await;
     }
 }
 
@@ -293,6 +306,7 @@ async fn messages_only_in_the_blob_are_read_and_deletable() {
         let blob = store.chats.get("c3").await.expect("c3").chat;
         assert_eq!(blob["history"]["currentId"], "x");
         assert!(blob["history"]["messages"].get("y").is_none());
+        db.finish().await;
     }
 }
 
@@ -318,9 +332,15 @@ async fn deleting_a_chat_removes_rows_and_orphan_tags() {
         assert_eq!(tags, ["ideas", "travel"]);
         store.chats.delete("c4").await.expect("delete c4");
         assert_eq!(
-            store.tags.get("u1", "travel").await.unwrap_err().kind(),
+            store
+                .tags
+                .get("u1", "travel")
+                .await
+                .expect_err("an error")
+                .kind(),
             ErrorKind::NotFound
         );
+        db.finish().await;
     }
 }
 
@@ -465,6 +485,7 @@ async fn chatstore_writes_open_webuis_storage_form() {
                 .as_deref(),
             Some("notes/today.txt")
         );
+        db.finish().await;
     }
 }
 
@@ -507,12 +528,12 @@ async fn open_webui_file_rows_map_to_file_meta_and_bytes_are_verified() {
 
         std::fs::write(&path, b"tampered").expect("tamper");
         assert_eq!(
-            store.files.read("f7").await.unwrap_err().kind(),
+            store.files.read("f7").await.expect_err("an error").kind(),
             ErrorKind::Backend
         );
         std::fs::remove_file(&path).expect("remove");
         assert_eq!(
-            store.files.read("f7").await.unwrap_err().kind(),
+            store.files.read("f7").await.expect_err("an error").kind(),
             ErrorKind::Backend
         );
         store
@@ -520,6 +541,7 @@ async fn open_webui_file_rows_map_to_file_meta_and_bytes_are_verified() {
             .delete("f7")
             .await
             .expect("delete with bytes already gone");
+        db.finish().await;
     }
 }
 
@@ -539,6 +561,7 @@ async fn deleting_a_file_removes_its_bytes() {
         assert!(std::path::Path::new(&path).exists());
         store.files.delete("fa").await.expect("delete");
         assert!(!std::path::Path::new(&path).exists());
+        db.finish().await;
     }
 }
 
@@ -558,7 +581,7 @@ async fn a_failed_file_put_leaves_no_bytes_behind() {
                 NewFile::new("u1", "a.txt", b"clobber".to_vec()).with_id("dup"),
             ])
             .await;
-        assert_eq!(again.unwrap_err().kind(), ErrorKind::Conflict);
+        assert_eq!(again.expect_err("an error").kind(), ErrorKind::Conflict);
         assert_eq!(
             store.files.read("dup").await.expect("first bytes kept"),
             b"first"
@@ -568,6 +591,7 @@ async fn a_failed_file_put_leaves_no_bytes_behind() {
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(files, ["dup_a.txt"]);
+        db.finish().await;
     }
 }
 
@@ -583,5 +607,6 @@ async fn tag_ids_follow_open_webui_in_rows() {
                 .as_deref(),
             Some("Été Plans")
         );
+        db.finish().await;
     }
 }

@@ -21,9 +21,28 @@ pub struct Db {
     pub url: String,
     pub raw: Raw,
     pub folder: PathBuf,
+    /// The PostgreSQL database to drop when done.
+    database: Option<String>,
 }
 
 impl Db {
+    /// Drops the PostgreSQL database and removes the folder (a failing test leaves them).
+    pub async fn finish(self) {
+        if let (Raw::Postgres(pool), Some(name)) = (&self.raw, &self.database) {
+            pool.close().await;
+            if let Ok(server) = std::env::var("CHATSTORE_TEST_POSTGRES_URL") {
+                let mut admin = sqlx::PgConnection::connect(&server)
+                    .await
+                    .expect("connect to the test server");
+                sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
+                    .execute(&mut admin)
+                    .await
+                    .expect("drop the test database");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+
     /// Runs literal SQL (test data, several statements allowed).
     pub async fn exec(&self, sql: &str) {
         let sql = AssertSqlSafe(sql.to_owned());
@@ -116,6 +135,7 @@ pub async fn sqlite_empty() -> Db {
         url,
         raw: Raw::Sqlite(raw),
         folder,
+        database: None,
     }
 }
 
@@ -144,6 +164,7 @@ pub async fn postgres_empty() -> Option<Db> {
         url,
         raw: Raw::Postgres(raw),
         folder: temp_folder("postgres"),
+        database: Some(name),
     })
 }
 
