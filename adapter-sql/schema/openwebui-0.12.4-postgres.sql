@@ -1,6 +1,6 @@
 -- Open WebUI 0.12.4: PostgreSQL schema after alembic upgrade head (0bd252b206fb) on an empty DB
 -- (pg_dump --schema-only of PostgreSQL 15), with psql meta-commands, session SETs and the
--- `public.` qualifiers removed so that it runs through a driver into the current schema.
+-- schema qualifiers (public) removed so that it runs through a driver into the current schema.
 --
 -- PostgreSQL database dump
 --

@@ -6,7 +6,9 @@
 //! - anything else is [`Error::Backend`], with the driver's error kept as its source.
 
 use chatstore_core::Error;
-use sqlx::error::ErrorKind;
+use sqlx::error::{DatabaseError, ErrorKind};
+use sqlx::postgres::PgDatabaseError;
+use sqlx::sqlite::SqliteError;
 
 /// SQLite's primary result codes that mean "another connection holds the lock".
 const SQLITE_BUSY: i64 = 5;
@@ -19,9 +21,15 @@ pub(crate) fn db_error(entity: &'static str, err: sqlx::Error) -> Error {
             if db.kind() == ErrorKind::UniqueViolation {
                 return Error::conflict(entity, db.message().to_owned());
             }
-            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            let retryable = if let Some(e) = db.try_downcast_ref::<SqliteError>() {
+                sqlite_retryable(e.code())
+            } else if let Some(e) = db.try_downcast_ref::<PgDatabaseError>() {
+                pg_retryable(e.code())
+            } else {
+                false
+            };
             let message = format!("{entity}: {}", db.message());
-            if is_retryable_code(&code) {
+            if retryable {
                 Error::unavailable(message, sqlx::Error::Database(db))
             } else {
                 Error::backend(message, sqlx::Error::Database(db))
@@ -37,14 +45,15 @@ pub(crate) fn db_error(entity: &'static str, err: sqlx::Error) -> Error {
     }
 }
 
-/// Whether a driver error code (SQLite result code or PostgreSQL SQLSTATE) is worth a retry.
-fn is_retryable_code(code: &str) -> bool {
-    if let Ok(n) = code.parse::<i64>() {
-        // SQLite: extended codes keep the primary code in the low byte.
-        return matches!(n & 0xff, SQLITE_BUSY | SQLITE_LOCKED);
-    }
-    // PostgreSQL: connection exceptions, server shutting down or starting, too many
-    // connections, lock timeout, statement timeout, serialization failure, deadlock.
+/// SQLite: `BUSY` or `LOCKED`, primary or extended (the low byte is the primary code).
+fn sqlite_retryable(code: Option<std::borrow::Cow<'_, str>>) -> bool {
+    code.and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|n| matches!(n & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+}
+
+/// PostgreSQL: connection exceptions, server shutting down or starting, too many connections,
+/// lock timeout, statement timeout, serialization failure, deadlock.
+fn pg_retryable(code: &str) -> bool {
     code.starts_with("08")
         || matches!(
             code,
@@ -54,19 +63,26 @@ fn is_retryable_code(code: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_retryable_code;
+    use super::{pg_retryable, sqlite_retryable};
 
     #[test]
-    fn busy_locked_and_connection_errors_are_retryable() {
-        assert!(is_retryable_code("5"));
-        assert!(is_retryable_code("517")); // SQLITE_BUSY_SNAPSHOT
-        assert!(is_retryable_code("6"));
-        assert!(is_retryable_code("262")); // SQLITE_LOCKED_SHAREDCACHE
-        assert!(is_retryable_code("08006"));
-        assert!(is_retryable_code("40001"));
-        assert!(!is_retryable_code("19"));
-        assert!(!is_retryable_code("2067"));
-        assert!(!is_retryable_code("23505"));
-        assert!(!is_retryable_code("42P01"));
+    fn busy_and_locked_are_retryable_on_sqlite() {
+        for code in ["5", "517", "6", "262"] {
+            assert!(sqlite_retryable(Some(code.into())), "{code}");
+        }
+        for code in ["19", "2067", "1555", "14"] {
+            assert!(!sqlite_retryable(Some(code.into())), "{code}");
+        }
+        assert!(!sqlite_retryable(None));
+    }
+
+    #[test]
+    fn connection_and_lock_errors_are_retryable_on_postgres() {
+        for code in ["08006", "08001", "40001", "40P01", "57P01", "55P03"] {
+            assert!(pg_retryable(code), "{code}");
+        }
+        for code in ["23505", "42P01", "22P02", "25006"] {
+            assert!(!pg_retryable(code), "{code}");
+        }
     }
 }
