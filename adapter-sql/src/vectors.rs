@@ -66,8 +66,8 @@ const RESET: Sql = Sql::both("DELETE FROM chatstore_vector");
 const COLLECTIONS: Sql =
     Sql::both("SELECT DISTINCT collection_name FROM chatstore_vector ORDER BY collection_name");
 
-/// Above this many filter values the SQL pre-filter is skipped (SQLite limits bound values);
-/// the exact filter in Rust still applies.
+/// At most this many values are bound for the SQL pre-filter (SQLite limits bound values);
+/// conditions beyond it are left to the exact filter in Rust, which always applies.
 const MAX_PREFILTER_VALUES: usize = 500;
 
 fn to_blob(vector: &[f32]) -> Vec<u8> {
@@ -116,14 +116,16 @@ fn candidates(collection: &str, ids: Option<&[String]>, filter: Option<&VectorFi
             .bind(ids_json(ids.iter().cloned()))
             .sql("))");
     }
+    let mut budget = MAX_PREFILTER_VALUES;
     for (key, condition) in filter.map(|f| f.conditions.as_slice()).unwrap_or_default() {
         let values: &[Value] = match condition {
             Condition::Eq(v) => std::slice::from_ref(v),
             Condition::In(values) => values,
         };
-        if values.len() > MAX_PREFILTER_VALUES {
+        if values.len() + 1 > budget {
             continue;
         }
+        budget -= values.len() + 1;
         d.sql(
             " AND EXISTS (SELECT 1 FROM json_each(chatstore_vector.vmetadata) AS m WHERE m.key = ",
         )
