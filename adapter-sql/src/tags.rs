@@ -1,6 +1,8 @@
 //! Tags: Open WebUI's `tag` table, keyed `(id, user_id)`; a chat carries a tag when the id is
 //! in its `meta.tags`.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chatstore_core::query::validate_scan_limit;
 use chatstore_core::tags::{tag_id_checked, validate_tag};
@@ -17,23 +19,21 @@ const LIST: Sql = Sql::each(
     "SELECT id, name, user_id, meta FROM tag WHERE user_id = $1 ORDER BY id COLLATE \"C\"",
 );
 
-/// The user's tags with the number of their non-internal chats carrying each.
-const USAGE: Sql = Sql::each(
+/// How many of the user's non-internal chats carry each tag id, in one pass over the chats.
+const USAGE_COUNTS: Sql = Sql::each(
     concat!(
-        "SELECT tag.id, tag.name, tag.user_id, tag.meta, (SELECT count(*) FROM chat \
-         WHERE chat.user_id = tag.user_id AND ",
+        "SELECT t.value AS id, count(DISTINCT chat.id) AS chats \
+         FROM chat, json_each(chat.meta, '$.tags') AS t WHERE chat.user_id = $1 AND ",
         sqlite_not_internal!(),
-        " AND ",
-        sqlite_has_tag!("tag.id"),
-        ") AS chats FROM tag WHERE tag.user_id = $1 ORDER BY tag.id"
+        " AND json_type(chat.meta, '$.tags') = 'array' AND t.type = 'text' GROUP BY t.value"
     ),
     concat!(
-        "SELECT tag.id, tag.name, tag.user_id, tag.meta, (SELECT count(*) FROM chat \
-         WHERE chat.user_id = tag.user_id AND ",
+        "SELECT t.v #>> '{}' AS id, count(DISTINCT chat.id) AS chats \
+         FROM chat CROSS JOIN LATERAL json_array_elements(CASE WHEN \
+         json_typeof(chat.meta -> 'tags') = 'array' THEN chat.meta -> 'tags' \
+         ELSE '[]'::json END) AS t(v) WHERE chat.user_id = $1 AND ",
         pg_not_internal!(),
-        " AND ",
-        pg_has_tag!("tag.id"),
-        ") AS chats FROM tag WHERE tag.user_id = $1 ORDER BY tag.id COLLATE \"C\""
+        " AND json_typeof(t.v) = 'string' GROUP BY 1"
     ),
 );
 
@@ -95,14 +95,22 @@ impl TagRepo for SqlStore {
 
     async fn usage(&self, user_id: &str) -> Result<Vec<TagUsage>> {
         validate::id("user_id", user_id)?;
-        self.pool()
-            .fetch_all("tag", USAGE, args![user_id])
+        let mut tx = self.pool().begin("tag", Mode::Read).await?;
+        let tags = tx.fetch_all(LIST, args![user_id]).await?;
+        let counts: HashMap<String, i64> = tx
+            .fetch_all(USAGE_COUNTS, args![user_id])
             .await?
             .iter()
+            .map(|row| Ok((row.text("id")?, row.int("chats")?)))
+            .collect::<Result<_>>()?;
+        tx.commit().await?;
+        tags.iter()
             .map(|row| {
+                let tag = tag_from_row(row)?;
+                let chats = counts.get(&tag.id).copied().unwrap_or(0);
                 Ok(TagUsage {
-                    tag: tag_from_row(row)?,
-                    chats: u64::try_from(row.int("chats")?).unwrap_or_default(),
+                    tag,
+                    chats: u64::try_from(chats).unwrap_or_default(),
                 })
             })
             .collect()
