@@ -2,7 +2,10 @@
 //!
 //! - `chatstore demo [--database-url URL]` fills a store with a small data set and shows a
 //!   tag-filtered chat list, a message thread and a vector search.
+//! - `chatstore bench [--backends ...] [--scale ...] [--out DIR]` runs the benchmark workload
+//!   on every configured backend and writes `report.md` with one SVG chart per operation.
 
+mod bench;
 mod demo;
 mod embed;
 mod open;
@@ -28,6 +31,8 @@ enum Command {
         #[arg(long, env = "CHATSTORE_DATABASE_URL")]
         database_url: Option<String>,
     },
+    /// Benchmark the backends on one seeded Open WebUI workload; writes report.md and charts.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,11 +52,12 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo { database_url } => {
                 let url = open::resolve_url(database_url);
-                let store = open::open(&url).await?;
-                let report = demo::run(&store).await?;
+                let store = open::open(&url).await.map_err(|e| e.to_string())?;
+                let report = demo::run(&store).await.map_err(|e| e.to_string())?;
                 demo::print(&report, &open::describe(&url));
-                Ok::<(), chatstore_core::Error>(())
+                Ok(())
             }
+            Command::Bench(args) => bench::run(args).await.map_err(|e| e.to_string()),
         }
     });
     match result {

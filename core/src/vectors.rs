@@ -356,27 +356,23 @@ pub fn exact_search(
     filter: Option<&VectorFilter>,
     limit: u32,
 ) -> Vec<SearchHit> {
-    let mut hits: Vec<SearchHit> = items
+    let mut scored: Vec<(f64, &VectorItem)> = items
         .iter()
         .filter(|item| filter.is_none_or(|f| f.matches(&item.metadata)))
-        .map(|item| {
-            let distance = cosine_distance(&item.vector, query);
-            SearchHit {
-                id: item.id.clone(),
-                text: item.text.clone(),
-                metadata: item.metadata.clone(),
-                distance,
-                score: score(distance),
-            }
-        })
+        .map(|item| (cosine_distance(&item.vector, query), *item))
         .collect();
-    hits.sort_by(|a, b| {
-        a.distance
-            .total_cmp(&b.distance)
-            .then_with(|| a.id.cmp(&b.id))
-    });
-    hits.truncate(limit as usize);
-    hits
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    scored
+        .into_iter()
+        .take(limit as usize)
+        .map(|(distance, item)| SearchHit {
+            id: item.id.clone(),
+            text: item.text.clone(),
+            metadata: item.metadata.clone(),
+            distance,
+            score: score(distance),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ impl State {
 #[async_trait]
 impl ChatRepo for MemoryBackend {
     async fn create(&self, chat: NewChat) -> Result<Chat> {
-        self.transaction(|s| s.insert_chat(chat))
+        self.write(|s| s.insert_chat(chat))
     }
 
     async fn create_many(&self, chats: Vec<NewChat>) -> Result<Vec<Chat>> {
@@ -128,7 +128,7 @@ impl ChatRepo for MemoryBackend {
     }
 
     async fn update(&self, id: &str, patch: ChatPatch) -> Result<Chat> {
-        self.transaction(|s| {
+        self.write(|s| {
             let mut chat = s.chat(id)?.clone();
             patch.apply(&mut chat, validate::now())?;
             if let Some(Some(share)) = &patch.share_id
@@ -147,11 +147,11 @@ impl ChatRepo for MemoryBackend {
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
-        self.transaction(|s| s.delete_chat(id))
+        self.write(|s| s.delete_chat(id))
     }
 
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
-        self.transaction(|s| {
+        self.write(|s| {
             let ids: Vec<String> = s
                 .chats
                 .values()
@@ -185,12 +185,12 @@ impl ChatRepo for MemoryBackend {
 
     async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {
         let pairs = tag_pairs(names)?;
-        self.transaction(|s| s.set_chat_tags(id, pairs))
+        self.write(|s| s.set_chat_tags(id, pairs))
     }
 
     async fn add_tag(&self, id: &str, name: &str) -> Result<Chat> {
         let pairs = tag_pairs(&[name.to_owned()])?;
-        self.transaction(|s| {
+        self.write(|s| {
             let chat = s.chat(id)?.clone();
             let mut all: Vec<(String, String)> =
                 chat.tags.iter().map(|t| (t.clone(), t.clone())).collect();
@@ -204,7 +204,7 @@ impl ChatRepo for MemoryBackend {
             return Err(Error::invalid("tag name must not be empty"));
         }
         let target = tag_id(name_or_id);
-        self.transaction(|s| {
+        self.write(|s| {
             let chat = s.chat(id)?.clone();
             let kept: Vec<(String, String)> = chat
                 .tags

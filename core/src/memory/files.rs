@@ -20,7 +20,7 @@ impl State {
 #[async_trait]
 impl FileRepo for MemoryBackend {
     async fn put(&self, file: NewFile) -> Result<FileMeta> {
-        self.transaction(|s| s.put_file(file))
+        self.write(|s| s.put_file(file))
     }
 
     async fn put_many(&self, files: Vec<NewFile>) -> Result<Vec<FileMeta>> {

@@ -23,7 +23,7 @@ impl State {
 #[async_trait]
 impl MessageRepo for MemoryBackend {
     async fn upsert(&self, message: NewMessage) -> Result<Message> {
-        self.transaction(|s| s.upsert_message(message))
+        self.write(|s| s.upsert_message(message))
     }
 
     async fn upsert_many(&self, chat_id: &str, messages: Vec<NewMessage>) -> Result<Vec<Message>> {
@@ -63,7 +63,7 @@ impl MessageRepo for MemoryBackend {
     }
 
     async fn delete(&self, chat_id: &str, id: &str) -> Result<()> {
-        self.transaction(|s| {
+        self.write(|s| {
             let mut chat = s.chat(chat_id)?.clone();
             s.messages
                 .remove(&(chat_id.to_owned(), id.to_owned()))

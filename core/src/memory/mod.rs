@@ -71,8 +71,15 @@ impl MemoryBackend {
             .map_err(|_| Error::backend_msg("memory backend state is poisoned by an earlier panic"))
     }
 
-    /// Runs `f` on a copy of the state and keeps the copy only when `f` succeeds, so that a
-    /// failing multi-step write changes nothing.
+    /// Runs a single-record write. Such writes check everything that can fail before they
+    /// change anything, so they work on the state in place.
+    fn write<T>(&self, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        let mut guard = self.lock()?;
+        f(&mut guard)
+    }
+
+    /// Runs a bulk write on a copy of the state and keeps the copy only when `f` succeeds, so
+    /// that a batch failing part way changes nothing.
     fn transaction<T>(&self, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
         let mut guard = self.lock()?;
         let mut copy = guard.clone();

@@ -79,7 +79,7 @@ impl TagRepo for MemoryBackend {
     async fn delete(&self, user_id: &str, name_or_id: &str) -> Result<()> {
         validate::id("user_id", user_id)?;
         let id = tag_id(name_or_id);
-        self.transaction(|s| {
+        self.write(|s| {
             let key = TagKey {
                 user_id: user_id.to_owned(),
                 id: id.clone(),

@@ -31,7 +31,7 @@ fn insert(state: &mut State, user: NewUser) -> Result<User> {
 #[async_trait]
 impl UserRepo for MemoryBackend {
     async fn create(&self, user: NewUser) -> Result<User> {
-        self.transaction(|s| insert(s, user))
+        self.write(|s| insert(s, user))
     }
 
     async fn create_many(&self, users: Vec<NewUser>) -> Result<Vec<User>> {
@@ -57,7 +57,7 @@ impl UserRepo for MemoryBackend {
     }
 
     async fn update(&self, id: &str, patch: UserPatch) -> Result<User> {
-        self.transaction(|s| {
+        self.write(|s| {
             let mut user = s
                 .users
                 .get(id)

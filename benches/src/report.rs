@@ -1,0 +1,746 @@
+//! The comparison report: the workload run once per configured backend, every operation timed
+//! through the `Store` and through the backend's raw baseline, written as `report.md` with one
+//! SVG chart per operation next to it.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chatstore_core::{ErrorKind, Store};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::backends::{self, BackendSpec, NOT_YET_BUILT};
+use crate::baseline::{self, RawBaseline};
+use crate::chart::{self, Bar};
+use crate::error::BenchError;
+use crate::machine::Machine;
+use crate::ops::{Fixture, Op};
+use crate::stats::{Stats, format_duration, format_rate, group_thousands};
+use crate::workload::{DEFAULT_SEED, Scale, Workload};
+
+/// The name of the Markdown file a report is written to.
+pub const REPORT_FILE: &str = "report.md";
+
+/// Fewer samples than this are never taken because of the time budget.
+const MIN_SAMPLES: usize = 10;
+
+/// What to run and where to write it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportConfig {
+    /// Workload size.
+    pub scale: Scale,
+    /// Workload seed.
+    pub seed: u64,
+    /// Backends to run by name; empty runs every registered one.
+    pub backends: Vec<String>,
+    /// Folder for `report.md` and the SVG charts (created when missing).
+    pub out_dir: PathBuf,
+    /// Timed samples per operation and backend (and as many for the raw baseline).
+    pub samples: usize,
+    /// Time after which an operation stops sampling (once it has 10 samples).
+    pub max_time_per_op: Duration,
+    /// Whether to draw a progress bar on the terminal.
+    pub progress: bool,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            scale: Scale::SMALL,
+            seed: DEFAULT_SEED,
+            backends: Vec::new(),
+            out_dir: PathBuf::from("bench-report"),
+            samples: 200,
+            max_time_per_op: Duration::from_secs(5),
+            progress: true,
+        }
+    }
+}
+
+/// How one side (adapter or raw baseline) of one operation went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Timed.
+    Measured(Stats),
+    /// The backend or baseline does not do this operation.
+    Unsupported,
+    /// The operation failed; the message says how.
+    Failed(String),
+}
+
+impl Outcome {
+    /// The figures, when measured.
+    pub fn stats(&self) -> Option<&Stats> {
+        match self {
+            Outcome::Measured(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// One operation on one backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpResult {
+    /// The operation.
+    pub op: Op,
+    /// Through the `Store`.
+    pub adapter: Outcome,
+    /// Through the raw baseline (`Unsupported` when the backend has none).
+    pub raw: Outcome,
+}
+
+/// One backend's run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendRun {
+    /// Backend name.
+    pub name: String,
+    /// The raw baseline's name, when the backend has one.
+    pub baseline: Option<&'static str>,
+    /// The largest acceptable adapter/raw ratio.
+    pub baseline_target: Option<f64>,
+    /// Time to load the workload.
+    pub load_time: Duration,
+    /// Records loaded.
+    pub records: u64,
+    /// The raw baseline's bulk import of the same workload into a second, fresh opening of
+    /// the backend (a single sample; `Unsupported` when there is none).
+    pub raw_import: Outcome,
+    /// The smallest acceptable adapter/raw import throughput ratio.
+    pub import_target: Option<f64>,
+    /// Every operation, in [`Op::ALL`] order.
+    pub ops: Vec<OpResult>,
+}
+
+impl BackendRun {
+    /// This backend's result for `op`.
+    pub fn result(&self, op: Op) -> Option<&OpResult> {
+        self.ops.iter().find(|r| r.op == op)
+    }
+}
+
+/// A finished comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// The workload.
+    pub workload: Workload,
+    /// Samples asked for per operation.
+    pub samples: usize,
+    /// Time budget per operation.
+    pub max_time_per_op: Duration,
+    /// Where it ran.
+    pub machine: Machine,
+    /// The backends that ran.
+    pub runs: Vec<BackendRun>,
+    /// Backends left out, with the reason.
+    pub skipped: Vec<(String, String)>,
+    /// Backends that failed to open or load, with the error.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Runs the workload on every selected backend and writes `report.md` and the charts into
+/// `config.out_dir`. Returns the report; check [`Report::failures`] before trusting it.
+pub async fn run(config: &ReportConfig) -> Result<Report, BenchError> {
+    let report = measure(config).await?;
+    report.write(&config.out_dir)?;
+    Ok(report)
+}
+
+/// Runs the workload on every selected backend without writing anything.
+pub async fn measure(config: &ReportConfig) -> Result<Report, BenchError> {
+    let specs = backends::select(&config.backends).map_err(BenchError::Config)?;
+    measure_backends(specs, config).await
+}
+
+/// Runs the workload on the given backends (ignoring `config.backends`) without writing
+/// anything; for backends that are not in the registry, such as test doubles.
+pub async fn measure_backends(
+    specs: Vec<BackendSpec>,
+    config: &ReportConfig,
+) -> Result<Report, BenchError> {
+    let workload = Workload::new(config.scale, config.seed);
+    let mut report = Report {
+        workload,
+        samples: config.samples.max(1),
+        max_time_per_op: config.max_time_per_op,
+        machine: Machine::detect(),
+        runs: Vec::new(),
+        skipped: Vec::new(),
+        failed: Vec::new(),
+    };
+    for spec in specs {
+        let url = match spec.availability() {
+            Ok(url) => url,
+            Err(reason) => {
+                if config.progress {
+                    eprintln!("skipping {}: {reason}", spec.name);
+                }
+                report.skipped.push((spec.name.to_owned(), reason));
+                continue;
+            }
+        };
+        match run_backend(&spec, url, workload, config).await {
+            Ok(run) => report.runs.push(run),
+            Err(e) => report.failed.push((spec.name.to_owned(), e.to_string())),
+        }
+    }
+    Ok(report)
+}
+
+fn progress_bar(config: &ReportConfig, len: u64) -> ProgressBar {
+    if !config.progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:34} [{bar:32.cyan/blue}] {percent:>3}% {elapsed_precise} (eta {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+async fn run_backend(
+    spec: &BackendSpec,
+    url: Option<String>,
+    workload: Workload,
+    config: &ReportConfig,
+) -> Result<BackendRun, BenchError> {
+    let fail = |e| BenchError::store(spec.name, e);
+    let opened = spec.open(url.clone()).await.map_err(fail)?;
+    let store = opened.store;
+    if let Ok(existing) = store.chats.scan(None, 1).await
+        && !existing.is_empty()
+    {
+        return Err(BenchError::Config(format!(
+            "{}: the store is not empty; a backend's open function must give a fresh store",
+            spec.name
+        )));
+    }
+    let samples = config.samples.max(1) as u64;
+    let per_op = samples * if opened.baseline.is_some() { 2 } else { 1 };
+    let bar = progress_bar(config, workload.records() + per_op * Op::ALL.len() as u64);
+    bar.set_message(format!("{}: loading", spec.name));
+    let started = Instant::now();
+    workload.load(&store, &|n| bar.inc(n)).await.map_err(fail)?;
+    let load_time = started.elapsed();
+    let fx = Fixture::new(workload);
+    let mut ops = Vec::with_capacity(Op::ALL.len());
+    for op in Op::ALL {
+        bar.set_message(format!("{}: {}", spec.name, op.name()));
+        let before = bar.position();
+        let mut result =
+            measure_op(&store, opened.baseline.as_deref(), &fx, op, config, &bar).await;
+        if let Err(e) = fx.clean_up(&store).await {
+            result.adapter = Outcome::Failed(format!("cleaning up after the operation: {e}"));
+        }
+        ops.push(result);
+        bar.set_position(before + per_op);
+    }
+    let raw_import = match &opened.baseline {
+        Some(_) => {
+            bar.set_message(format!("{}: raw import", spec.name));
+            raw_import(spec, url, workload).await
+        }
+        None => Outcome::Unsupported,
+    };
+    bar.finish_and_clear();
+    Ok(BackendRun {
+        name: spec.name.to_owned(),
+        baseline: opened.baseline.as_ref().map(|b| b.name()),
+        baseline_target: spec.baseline_target,
+        load_time,
+        records: workload.records(),
+        raw_import,
+        import_target: spec.import_target,
+        ops,
+    })
+}
+
+/// Times the raw baseline's bulk import of the workload into a second, fresh opening of the
+/// backend.
+async fn raw_import(spec: &BackendSpec, url: Option<String>, workload: Workload) -> Outcome {
+    let opened = match spec.open(url).await {
+        Ok(opened) => opened,
+        Err(e) => return Outcome::Failed(format!("opening a second store: {e}")),
+    };
+    let Some(raw) = opened.baseline else {
+        return Outcome::Unsupported;
+    };
+    let started = Instant::now();
+    match raw.import(&workload, &|_| {}).await {
+        Ok(()) => Stats::of(&[started.elapsed()]).map_or(Outcome::Unsupported, Outcome::Measured),
+        Err(e) if e.kind() == ErrorKind::Unsupported => Outcome::Unsupported,
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+/// One side of a measurement: samples so far, or why it stopped.
+struct Side {
+    samples: Vec<Duration>,
+    stopped: Option<Outcome>,
+}
+
+impl Side {
+    fn new(stopped: Option<Outcome>) -> Self {
+        Side {
+            samples: Vec::new(),
+            stopped,
+        }
+    }
+
+    fn active(&self) -> bool {
+        self.stopped.is_none()
+    }
+
+    fn record(&mut self, result: chatstore_core::Result<()>, took: Duration, timed: bool) {
+        match result {
+            Ok(()) if timed => self.samples.push(took),
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::Unsupported => {
+                self.stopped = Some(Outcome::Unsupported)
+            }
+            Err(e) => self.stopped = Some(Outcome::Failed(e.to_string())),
+        }
+    }
+
+    fn outcome(self) -> Outcome {
+        match self.stopped {
+            Some(outcome) => outcome,
+            None => Stats::of(&self.samples).map_or(Outcome::Unsupported, Outcome::Measured),
+        }
+    }
+}
+
+async fn measure_op(
+    store: &Store,
+    raw: Option<&dyn RawBaseline>,
+    fx: &Fixture,
+    op: Op,
+    config: &ReportConfig,
+    bar: &ProgressBar,
+) -> OpResult {
+    let supported = op.supported_by(store.capabilities());
+    let mut adapter = Side::new((!supported).then_some(Outcome::Unsupported));
+    let mut baseline = Side::new(raw.is_none().then_some(Outcome::Unsupported));
+    let samples = config.samples.max(1);
+    let mut warmup = (samples / 10).clamp(1, 20);
+    let started = Instant::now();
+    let mut measuring_since = started;
+    let mut k = 0;
+    while k < warmup + samples {
+        // Warm up for at most a tenth of the budget, so that slow operations keep their time
+        // for timed samples.
+        if k < warmup && k > 0 && started.elapsed() > config.max_time_per_op / 10 {
+            warmup = k;
+        }
+        let timed = k >= warmup;
+        if k == warmup {
+            measuring_since = Instant::now();
+        }
+        if timed
+            && k - warmup >= MIN_SAMPLES.min(samples)
+            && measuring_since.elapsed() > config.max_time_per_op
+        {
+            break;
+        }
+        let i = k as u64;
+        k += 1;
+        // Alternate which side goes first, so neither always runs on a warmer cache.
+        for raw_turn in [k % 2 == 1, k % 2 == 0] {
+            if raw_turn {
+                if let (Some(raw), true) = (raw, baseline.active()) {
+                    let t = Instant::now();
+                    let result = baseline::run(raw, op, fx, i).await;
+                    baseline.record(result, t.elapsed(), timed);
+                    if timed {
+                        bar.inc(1);
+                    }
+                }
+            } else if adapter.active() {
+                let t = Instant::now();
+                let result = op.run(store, fx, i).await;
+                adapter.record(result, t.elapsed(), timed);
+                if timed {
+                    bar.inc(1);
+                }
+            }
+        }
+        if !adapter.active() && !baseline.active() {
+            break;
+        }
+    }
+    OpResult {
+        op,
+        adapter: adapter.outcome(),
+        raw: baseline.outcome(),
+    }
+}
+
+impl Report {
+    /// Everything that went wrong: backends that failed to open or load, operations that
+    /// failed. Empty when the report can be trusted.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .failed
+            .iter()
+            .map(|(name, e)| format!("{name}: {e}"))
+            .collect();
+        for run in &self.runs {
+            if let Outcome::Failed(e) = &run.raw_import {
+                out.push(format!("{} raw import: {e}", run.name));
+            }
+            for r in &run.ops {
+                if let Outcome::Failed(e) = &r.adapter {
+                    out.push(format!("{} {}: {e}", run.name, r.op.slug()));
+                }
+                if let Outcome::Failed(e) = &r.raw {
+                    out.push(format!(
+                        "{} {} {}: {e}",
+                        run.name,
+                        run.baseline.unwrap_or("baseline"),
+                        r.op.slug()
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The fastest adapter p50 of `op` across backends.
+    pub fn fastest(&self, op: Op) -> Option<Duration> {
+        self.runs
+            .iter()
+            .filter_map(|run| run.result(op)?.adapter.stats().map(|s| s.p50))
+            .min()
+    }
+
+    /// The chart of `op`: one bar per backend and per raw baseline that measured it.
+    pub fn bars(&self, op: Op) -> Vec<Bar> {
+        let mut bars = Vec::new();
+        for run in &self.runs {
+            let Some(r) = run.result(op) else { continue };
+            if let Some(s) = r.adapter.stats() {
+                bars.push(Bar {
+                    label: run.name.clone(),
+                    p50: s.p50,
+                    p95: s.p95,
+                    raw: false,
+                });
+            }
+            if let Some(s) = r.raw.stats() {
+                bars.push(Bar {
+                    label: format!("{} ({})", run.name, run.baseline.unwrap_or("raw")),
+                    p50: s.p50,
+                    p95: s.p95,
+                    raw: true,
+                });
+            }
+        }
+        bars
+    }
+
+    /// Target misses: `(backend, op, ratio, target)` where the adapter is slower than its raw
+    /// baseline by more than the project accepts.
+    pub fn target_misses(&self) -> Vec<(String, Op, f64, f64)> {
+        let mut out = Vec::new();
+        for run in &self.runs {
+            let Some(target) = run.baseline_target else {
+                continue;
+            };
+            for r in &run.ops {
+                if let Some(ratio) = raw_ratio(r)
+                    && ratio > target
+                {
+                    out.push((run.name.clone(), r.op, ratio, target));
+                }
+            }
+        }
+        out
+    }
+
+    /// Import misses: `(backend, share, target)` where the adapter loads the workload at less
+    /// than `target` of its raw baseline's bulk-import throughput.
+    pub fn import_misses(&self) -> Vec<(String, f64, f64)> {
+        let mut out = Vec::new();
+        for run in &self.runs {
+            if let (Some(target), Some(raw)) = (run.import_target, run.raw_import.stats()) {
+                let share = raw.mean.as_secs_f64() / run.load_time.as_secs_f64().max(1e-9);
+                if share < target {
+                    out.push((run.name.clone(), share, target));
+                }
+            }
+        }
+        out
+    }
+
+    /// The report as Markdown; charts are linked as `{op slug}.svg` next to it.
+    pub fn to_markdown(&self) -> String {
+        let mut md = String::new();
+        let w = &self.workload;
+        let m = &self.machine;
+        let _ = writeln!(md, "# chatstore benchmark report\n");
+        let _ = writeln!(
+            md,
+            "Workload at scale **{}**: {} chats of {} users (the heavy user owns {}), {} files, \
+             {} vector chunks of 384 dimensions; seed `{:#x}`. Up to {} timed samples per \
+             operation and backend after a warm-up, at most {:.0} s each; operations run one at \
+             a time. p50 and p95 are nearest-rank percentiles; ops/s is 1 / mean latency.\n",
+            w.scale,
+            group_thousands(w.chats()),
+            group_thousands(w.users()),
+            group_thousands(w.heavy_user_chats()),
+            group_thousands(w.files()),
+            group_thousands(w.chats()),
+            w.seed,
+            self.samples,
+            self.max_time_per_op.as_secs_f64()
+        );
+        let _ = writeln!(md, "## Machine\n");
+        let _ = writeln!(md, "| | |\n|---|---|");
+        let _ = writeln!(md, "| CPU | {} |", m.cpu);
+        let _ = writeln!(md, "| cores (`nproc`) | {} |", m.nproc);
+        let _ = writeln!(md, "| memory | {} |", m.memory);
+        let _ = writeln!(md, "| kernel | {} |", m.kernel);
+        let _ = writeln!(md, "| load average at start | {} |", m.load);
+        let _ = writeln!(md, "| date | {} |", m.date);
+        let _ = writeln!(md, "| git commit | `{}` |", m.commit);
+        let _ = writeln!(md, "| build | {} ({}) |", m.build, m.rustc);
+        if m.build == "debug" {
+            let _ = writeln!(
+                md,
+                "\n**Debug build:** these figures are not comparable with release builds; run \
+                 `cargo run --release -p chatstore-cli -- bench` for real numbers."
+            );
+        }
+        let _ = writeln!(md, "\n## Backends\n");
+        for run in &self.runs {
+            let rate = run.records as f64 / run.load_time.as_secs_f64().max(1e-9);
+            let _ = writeln!(
+                md,
+                "- **{}**: loaded {} records in {:.2} s ({} records/s); {}.",
+                run.name,
+                group_thousands(run.records),
+                run.load_time.as_secs_f64(),
+                format_rate(rate),
+                match (run.baseline, run.baseline_target) {
+                    (Some(b), Some(t)) =>
+                        format!("raw baseline: {b} (target: adapter ≤ {t:.2}× raw)"),
+                    (Some(b), None) => format!("raw baseline: {b}"),
+                    (None, _) => "no raw baseline".to_owned(),
+                }
+            );
+            match &run.raw_import {
+                Outcome::Measured(s) => {
+                    let raw_rate = run.records as f64 / s.mean.as_secs_f64().max(1e-9);
+                    let share = rate / raw_rate;
+                    let verdict = match run.import_target {
+                        Some(t) if share < t => format!(
+                            " (target ≥ {:.0}%: **missed by {:.0} points**)",
+                            t * 100.0,
+                            (t - share) * 100.0
+                        ),
+                        Some(t) => format!(" (target ≥ {:.0}%: met)", t * 100.0),
+                        None => String::new(),
+                    };
+                    let _ = writeln!(
+                        md,
+                        "  - raw bulk import of the same workload: {:.2} s ({} records/s); \
+                         the adapter loads at {:.0}% of it{verdict}.",
+                        s.mean.as_secs_f64(),
+                        format_rate(raw_rate),
+                        share * 100.0
+                    );
+                }
+                Outcome::Failed(e) => {
+                    let _ = writeln!(md, "  - raw bulk import **failed**: {e}");
+                }
+                Outcome::Unsupported => {}
+            }
+        }
+        for (name, reason) in &self.skipped {
+            let _ = writeln!(md, "- {name}: left out of this report: {reason}.");
+        }
+        for (name, error) in &self.failed {
+            let _ = writeln!(md, "- {name}: **failed**: {error}");
+        }
+        let in_build: Vec<String> = self
+            .runs
+            .iter()
+            .map(|r| r.name.clone())
+            .chain(self.skipped.iter().map(|(n, _)| n.clone()))
+            .chain(self.failed.iter().map(|(n, _)| n.clone()))
+            .collect();
+        for (name, krate) in NOT_YET_BUILT {
+            if !in_build.iter().any(|n| n == name) {
+                let _ = writeln!(
+                    md,
+                    "- {name}: left out of this report: not in this build yet (waits for `{krate}`)."
+                );
+            }
+        }
+        self.summary_markdown(&mut md);
+        self.targets_markdown(&mut md);
+        for op in Op::ALL {
+            self.op_markdown(&mut md, op);
+        }
+        md
+    }
+
+    fn summary_markdown(&self, md: &mut String) {
+        let _ = writeln!(md, "\n## Summary (p50)\n");
+        let mut header = "| operation |".to_owned();
+        let mut rule = "|---|".to_owned();
+        for run in &self.runs {
+            header.push_str(&format!(" {} |", run.name));
+            rule.push_str("---:|");
+        }
+        let _ = writeln!(md, "{header}\n{rule}");
+        for op in Op::ALL {
+            let mut row = format!("| [{}](#{}) |", op.name(), anchor(op.name()));
+            for run in &self.runs {
+                let cell = run.result(op).map_or("—".to_owned(), |r| cell(&r.adapter));
+                row.push_str(&format!(" {cell} |"));
+            }
+            let _ = writeln!(md, "{row}");
+        }
+    }
+
+    fn targets_markdown(&self, md: &mut String) {
+        let _ = writeln!(md, "\n## Targets\n");
+        let with_target: Vec<&BackendRun> = self
+            .runs
+            .iter()
+            .filter(|r| {
+                r.baseline.is_some() && (r.baseline_target.is_some() || r.import_target.is_some())
+            })
+            .collect();
+        if with_target.is_empty() {
+            let _ = writeln!(
+                md,
+                "No backend in this run has a raw baseline with a target (the SQL and PocketBase \
+                 adapters must stay within 1.15× of raw sqlx / raw HTTP per operation, and \
+                 PocketBase's bulk import must reach 80% of the batch API's throughput)."
+            );
+            return;
+        }
+        let misses = self.target_misses();
+        if misses.is_empty() {
+            let _ = writeln!(
+                md,
+                "Every adapter is within its target of its raw baseline."
+            );
+        }
+        for (name, op, ratio, target) in misses {
+            let _ = writeln!(
+                md,
+                "- **{name}, {}**: {ratio:.2}× raw, target ≤ {target:.2}×: missed by {:.0}%.",
+                op.name(),
+                (ratio / target - 1.0) * 100.0
+            );
+        }
+    }
+
+    fn op_markdown(&self, md: &mut String, op: Op) {
+        let _ = writeln!(md, "\n## {}\n", op.name());
+        let _ = writeln!(md, "{}.\n", op.describe());
+        let _ = writeln!(
+            md,
+            "| backend | p50 | p95 | ops/s | × fastest | × raw | samples |\n|---|---:|---:|---:|---:|---:|---:|"
+        );
+        let fastest = self.fastest(op);
+        for run in &self.runs {
+            let Some(r) = run.result(op) else { continue };
+            match &r.adapter {
+                Outcome::Measured(s) => {
+                    let vs_fastest =
+                        fastest.map_or("—".to_owned(), |f| format!("{:.2}", ratio(s.p50, f)));
+                    let vs_raw = match (raw_ratio(r), run.baseline_target) {
+                        (Some(x), Some(t)) if x > t => {
+                            format!(
+                                "**{x:.2}** (target ≤ {t:.2}: over by {:.0}%)",
+                                (x / t - 1.0) * 100.0
+                            )
+                        }
+                        (Some(x), _) => format!("{x:.2}"),
+                        (None, _) => "—".to_owned(),
+                    };
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {} | {} | {vs_fastest} | {vs_raw} | {} |",
+                        run.name,
+                        format_duration(s.p50),
+                        format_duration(s.p95),
+                        format_rate(s.ops_per_sec),
+                        s.samples
+                    );
+                }
+                other => {
+                    let _ = writeln!(md, "| {} | {} | | | | | |", run.name, cell(other));
+                }
+            }
+            if let Outcome::Measured(s) = &r.raw {
+                let _ = writeln!(
+                    md,
+                    "| ↳ {} | {} | {} | {} | | | {} |",
+                    run.baseline.unwrap_or("raw"),
+                    format_duration(s.p50),
+                    format_duration(s.p95),
+                    format_rate(s.ops_per_sec),
+                    s.samples
+                );
+            } else if let Outcome::Failed(e) = &r.raw {
+                let _ = writeln!(
+                    md,
+                    "| ↳ {} | failed: {e} | | | | | |",
+                    run.baseline.unwrap_or("raw")
+                );
+            }
+        }
+        let _ = writeln!(md, "\n![{}]({}.svg)", op.name(), op.slug());
+    }
+
+    /// Writes `report.md` and one `{op slug}.svg` per operation into `dir` (created when
+    /// missing); returns the paths written.
+    pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, BenchError> {
+        std::fs::create_dir_all(dir).map_err(|e| BenchError::io(dir, e))?;
+        let mut written = Vec::with_capacity(Op::ALL.len() + 1);
+        for op in Op::ALL {
+            let path = dir.join(format!("{}.svg", op.slug()));
+            chart::draw(&path, op.name(), &self.bars(op))?;
+            written.push(path);
+        }
+        let path = dir.join(REPORT_FILE);
+        std::fs::write(&path, self.to_markdown()).map_err(|e| BenchError::io(&path, e))?;
+        written.push(path);
+        Ok(written)
+    }
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-12)
+}
+
+fn raw_ratio(r: &OpResult) -> Option<f64> {
+    Some(ratio(r.adapter.stats()?.p50, r.raw.stats()?.p50))
+}
+
+fn cell(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Measured(s) => format_duration(s.p50),
+        Outcome::Unsupported => "not supported".to_owned(),
+        Outcome::Failed(e) => format!("failed: {e}"),
+    }
+}
+
+/// GitHub's heading anchor for a heading text.
+fn anchor(heading: &str) -> String {
+    heading
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,155 @@
+//! The comparison report end to end, at a tiny scale on the memory backend, so CI exercises
+//! the workload, every operation, the Markdown and the charts in a few seconds.
+
+use std::time::Duration;
+
+use chatstore_benches::report::{self, REPORT_FILE, ReportConfig};
+use chatstore_benches::{Op, Scale};
+
+fn tiny(out: &std::path::Path) -> ReportConfig {
+    ReportConfig {
+        scale: Scale::new(60),
+        samples: 12,
+        max_time_per_op: Duration::from_secs(2),
+        backends: vec!["memory".to_owned()],
+        out_dir: out.to_owned(),
+        progress: false,
+        ..ReportConfig::default()
+    }
+}
+
+/// A report run writes `report.md` naming every operation and the machine, and one SVG chart
+/// per operation with the backend in it.
+#[tokio::test]
+async fn report_covers_every_operation_with_a_table_and_a_chart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let report = report::run(&tiny(dir.path())).await.expect("report runs");
+    assert!(
+        report.failures().is_empty(),
+        "failures: {:?}",
+        report.failures()
+    );
+    assert_eq!(report.runs.len(), 1);
+
+    let md = std::fs::read_to_string(dir.path().join(REPORT_FILE)).expect("report.md");
+    for needle in ["## Machine", "nproc", "CPU", "memory", "git commit", "date"] {
+        assert!(md.contains(needle), "report.md lacks {needle:?}");
+    }
+    for op in Op::ALL {
+        assert!(
+            md.contains(&format!("\n## {}\n", op.name())),
+            "report.md has no section for {}",
+            op.name()
+        );
+        assert!(md.contains(&format!("({}.svg)", op.slug())));
+        let svg = std::fs::read_to_string(dir.path().join(format!("{}.svg", op.slug())))
+            .unwrap_or_else(|e| panic!("chart of {}: {e}", op.slug()));
+        assert!(
+            svg.starts_with("<svg") || svg.contains("<svg"),
+            "{} is not SVG",
+            op.slug()
+        );
+        assert!(
+            svg.contains("memory"),
+            "chart of {} lacks the backend",
+            op.slug()
+        );
+        let run = &report.runs[0];
+        let result = run.result(op).expect("every op has a result");
+        let stats = result.adapter.stats().expect("memory measures every op");
+        assert!(stats.samples >= 10 && stats.p50 <= stats.p95);
+    }
+    assert!(md.contains("| memory |"));
+    assert!(md.contains("left out of this report"));
+}
+
+/// Asking for a backend this build does not know is an error that names the known ones.
+#[tokio::test]
+async fn unknown_backends_are_refused_with_the_known_names() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = tiny(dir.path());
+    config.backends = vec!["oracle".to_owned()];
+    let err = report::run(&config).await.expect_err("unknown backend");
+    let message = err.to_string();
+    assert!(
+        message.contains("oracle") && message.contains("memory"),
+        "{message}"
+    );
+}
+
+/// A store used as its own "raw baseline", so the baseline path (interleaved runs, the raw row,
+/// the ratio column, target misses) is exercised before any adapter with a real one lands.
+struct SameStore(chatstore_core::Store);
+
+#[async_trait::async_trait]
+impl chatstore_benches::RawBaseline for SameStore {
+    fn name(&self) -> &'static str {
+        "same store"
+    }
+
+    async fn import(
+        &self,
+        workload: &chatstore_benches::Workload,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> chatstore_core::Result<()> {
+        workload.load(&self.0, progress).await
+    }
+
+    async fn get_chat(
+        &self,
+        fx: &chatstore_benches::Fixture,
+        i: u64,
+    ) -> chatstore_core::Result<()> {
+        Op::GetChat.run(&self.0, fx, i).await
+    }
+
+    async fn create_chat(
+        &self,
+        fx: &chatstore_benches::Fixture,
+        i: u64,
+    ) -> chatstore_core::Result<()> {
+        Op::CreateChat.run(&self.0, fx, i).await
+    }
+}
+
+/// A backend with a raw baseline gets a baseline row and a ratio for the operations the
+/// baseline implements, none for the others, a raw bulk import into a second fresh store, and
+/// every ratio beyond its target is reported with the size of the miss.
+#[tokio::test]
+async fn baselines_give_ratios_and_target_misses_are_reported() {
+    use chatstore_benches::backends::{BackendSpec, Opened};
+
+    let spec = BackendSpec::embedded("memory-with-baseline", |_| {
+        Box::pin(async {
+            let store = chatstore_core::memory::store();
+            Ok(Opened::new(store.clone()).with_baseline(SameStore(store)))
+        })
+    })
+    // Impossible targets, so that every measured ratio misses them.
+    .with_baseline_target(0.01)
+    .with_import_target(100.0);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = tiny(dir.path());
+    let report = report::measure_backends(vec![spec], &config)
+        .await
+        .expect("report runs");
+    assert!(report.failures().is_empty(), "{:?}", report.failures());
+    let run = &report.runs[0];
+    assert_eq!(run.baseline, Some("same store"));
+    for op in Op::ALL {
+        let result = run.result(op).expect("result");
+        let has_raw = matches!(op, Op::GetChat | Op::CreateChat);
+        assert_eq!(result.raw.stats().is_some(), has_raw, "{}", op.slug());
+    }
+    let misses = report.target_misses();
+    assert_eq!(misses.len(), 2, "{misses:?}");
+    assert!(run.raw_import.stats().is_some(), "{:?}", run.raw_import);
+    assert_eq!(report.import_misses().len(), 1);
+    report.write(dir.path()).expect("write");
+    let md = std::fs::read_to_string(dir.path().join(REPORT_FILE)).expect("report.md");
+    assert!(md.contains("| ↳ same store |"));
+    assert!(md.contains("missed by"));
+    assert!(md.contains("bulk import"));
+    let svg = std::fs::read_to_string(dir.path().join("get_chat.svg")).expect("chart");
+    assert!(svg.contains("memory-with-baseline (same store)"));
+}
