@@ -56,6 +56,7 @@
 mod chats;
 mod error;
 mod files;
+mod inspect;
 mod json;
 mod messages;
 mod pool;
@@ -76,6 +77,7 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use inspect::TableCounts;
 pub use pool::Dialect;
 
 /// How to open a database.
