@@ -99,6 +99,13 @@ const GET_FOR_UPDATE: Sql = Sql::each(
     ),
 );
 
+/// PostgreSQL: serialises the tag changes of one user (tag rows are shared by the user's chats:
+/// without it, removing an orphan tag could race with another chat taking the tag on).
+/// SQLite write transactions are serialised already.
+const LOCK_USER_TAGS: Sql = Sql::both("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
+
+const OWNER: Sql = Sql::both("SELECT user_id FROM chat WHERE id = $1");
+
 const UPDATE: Sql = Sql::both(
     "UPDATE chat SET title = $2, chat = $3, meta = $4, archived = $5, pinned = $6, \
      folder_id = $7, share_id = $8, updated_at = $9, current_message_id = $10 WHERE id = $1",
@@ -235,6 +242,39 @@ pub(crate) async fn lock(tx: &mut Tx, id: &str) -> Result<Chat> {
         Some(row) => chat_from_row(&row),
         None => Err(Error::not_found("chat", id)),
     }
+}
+
+/// Takes the tag lock of `user_id` for the rest of the transaction (PostgreSQL; a no-op on
+/// SQLite). Taken before any row lock, so that lock order is always the same.
+pub(crate) async fn lock_user_tags(tx: &mut Tx, user_id: &str) -> Result<()> {
+    if tx.dialect() == Dialect::Postgres {
+        tx.execute(LOCK_USER_TAGS, args![user_id]).await?;
+    }
+    Ok(())
+}
+
+/// [`lock`] for a change of the chat's tags: the owner's tag lock first, then the row.
+async fn lock_for_tags(tx: &mut Tx, id: &str) -> Result<Chat> {
+    if tx.dialect() == Dialect::Postgres
+        && storable(id)
+        && let Some(row) = tx.fetch_optional(OWNER, args![id]).await?
+    {
+        lock_user_tags(tx, &row.text("user_id")?).await?;
+    }
+    lock(tx, id).await
+}
+
+/// Takes the tag locks of the owners of chats about to be created, in one order.
+async fn lock_owners(tx: &mut Tx, chats: &[NewChat]) -> Result<()> {
+    let owners: BTreeSet<&str> = chats
+        .iter()
+        .filter(|c| storable(&c.user_id))
+        .map(|c| c.user_id.as_str())
+        .collect();
+    for owner in owners {
+        lock_user_tags(tx, owner).await?;
+    }
+    Ok(())
 }
 
 /// Writes the blob, `updated_at` and `current_message_id` of a chat (after message changes).
@@ -413,6 +453,7 @@ fn order_by(dialect: Dialect, order: ChatOrder) -> &'static str {
 impl ChatRepo for SqlStore {
     async fn create(&self, chat: NewChat) -> Result<Chat> {
         let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        lock_owners(&mut tx, std::slice::from_ref(&chat)).await?;
         let chat = insert(&mut tx, chat).await?;
         tx.commit().await?;
         Ok(chat)
@@ -420,6 +461,7 @@ impl ChatRepo for SqlStore {
 
     async fn create_many(&self, chats: Vec<NewChat>) -> Result<Vec<Chat>> {
         let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        lock_owners(&mut tx, &chats).await?;
         let mut out = Vec::with_capacity(chats.len());
         for chat in chats {
             out.push(insert(&mut tx, chat).await?);
@@ -464,7 +506,7 @@ impl ChatRepo for SqlStore {
 
     async fn delete(&self, id: &str) -> Result<()> {
         let mut tx = self.pool().begin("chat", Mode::Write).await?;
-        let chat = lock(&mut tx, id).await?;
+        let chat = lock_for_tags(&mut tx, id).await?;
         delete_locked(&mut tx, &chat).await?;
         tx.commit().await
     }
@@ -474,6 +516,7 @@ impl ChatRepo for SqlStore {
             return Ok(0);
         }
         let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        lock_user_tags(&mut tx, user_id).await?;
         tx.execute(DELETE_USER_MESSAGES, args![user_id]).await?;
         let deleted = tx.execute(DELETE_USER_CHATS, args![user_id]).await?;
         tx.execute(DELETE_USER_TAGS, args![user_id]).await?;
@@ -539,7 +582,7 @@ impl ChatRepo for SqlStore {
     async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {
         let pairs = tag_pairs(names)?;
         let mut tx = self.pool().begin("chat", Mode::Write).await?;
-        let chat = lock(&mut tx, id).await?;
+        let chat = lock_for_tags(&mut tx, id).await?;
         let chat = set_locked_tags(&mut tx, chat, pairs).await?;
         tx.commit().await?;
         Ok(chat)
@@ -548,7 +591,7 @@ impl ChatRepo for SqlStore {
     async fn add_tag(&self, id: &str, name: &str) -> Result<Chat> {
         let pairs = tag_pairs(&[name.to_owned()])?;
         let mut tx = self.pool().begin("chat", Mode::Write).await?;
-        let chat = lock(&mut tx, id).await?;
+        let chat = lock_for_tags(&mut tx, id).await?;
         let mut all: Vec<(String, String)> =
             chat.tags.iter().map(|t| (t.clone(), t.clone())).collect();
         all.extend(pairs);
@@ -563,7 +606,7 @@ impl ChatRepo for SqlStore {
         }
         let target = tag_id(name_or_id);
         let mut tx = self.pool().begin("chat", Mode::Write).await?;
-        let chat = lock(&mut tx, id).await?;
+        let chat = lock_for_tags(&mut tx, id).await?;
         let kept: Vec<(String, String)> = chat
             .tags
             .iter()

@@ -304,7 +304,10 @@ impl FileRepo for SqlStore {
             Some(row) => row.opt_text("path")?,
             None => return Err(Error::not_found("file", id)),
         };
-        tx.execute(DELETE, args![id]).await?;
+        if tx.execute(DELETE, args![id]).await? == 0 {
+            // Deleted by a concurrent call since the read.
+            return Err(Error::not_found("file", id));
+        }
         tx.commit().await?;
         if let Some(path) = path {
             remove_bytes(Path::new(&path)).await;

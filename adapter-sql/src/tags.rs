@@ -9,7 +9,9 @@ use chatstore_core::tags::{tag_id_checked, validate_tag};
 use chatstore_core::{Error, Result, Tag, TagKey, TagRepo, TagUsage, tag_id, validate};
 use serde_json::Value;
 
-use crate::chats::{pg_has_tag, pg_not_internal, sqlite_has_tag, sqlite_not_internal};
+use crate::chats::{
+    lock_user_tags, pg_has_tag, pg_not_internal, sqlite_has_tag, sqlite_not_internal,
+};
 use crate::pool::{Arg, Mode, Row, Sql, args};
 use crate::users::{cursor, storable};
 use crate::{SqlStore, json};
@@ -57,7 +59,8 @@ const CHATS_WITH_TAG: Sql = Sql::each(
     ),
     concat!(
         "SELECT id, meta FROM chat WHERE chat.user_id = $1 AND ",
-        pg_has_tag!("$2")
+        pg_has_tag!("$2"),
+        " FOR UPDATE"
     ),
 );
 
@@ -171,6 +174,7 @@ impl TagRepo for SqlStore {
             return Err(Error::not_found("tag", name_or_id));
         }
         let mut tx = self.pool().begin("tag", Mode::Write).await?;
+        lock_user_tags(&mut tx, user_id).await?;
         if tx.execute(DELETE, args![user_id, id.as_str()]).await? == 0 {
             return Err(Error::not_found("tag", name_or_id));
         }

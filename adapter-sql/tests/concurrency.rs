@@ -114,3 +114,52 @@ async fn racing_creates_of_one_email_let_exactly_one_win() {
         db.finish().await;
     }
 }
+
+/// Every tag a chat carries has its tag row.
+async fn carried_tags_have_rows(store: &Store, user: &str, chats: &[&str]) {
+    let rows: Vec<String> = store
+        .tags
+        .list(user)
+        .await
+        .expect("tags")
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    for chat in chats {
+        for tag in store.chats.get(chat).await.expect("chat").tags {
+            assert!(
+                rows.contains(&tag),
+                "chat {chat} carries {tag} but its row is gone"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moving_a_tag_between_chats_concurrently_never_orphans_a_chat() {
+    for db in empty_databases().await {
+        let (a, b) = two_stores(&db).await;
+        for (id, tags) in [("c1", vec!["x"]), ("c2", vec![])] {
+            a.chats
+                .create(NewChat::new("u1", id).with_id(id).with_tags(tags))
+                .await
+                .expect("chat");
+        }
+        for round in 0..25 {
+            // The tag moves from one chat to the other while the other side does the reverse.
+            let (from, to) = if round % 2 == 0 {
+                ("c1", "c2")
+            } else {
+                ("c2", "c1")
+            };
+            let remover = a.clone();
+            let adder = b.clone();
+            let removing = tokio::spawn(async move { remover.chats.remove_tag(from, "x").await });
+            let adding = tokio::spawn(async move { adder.chats.add_tag(to, "x").await });
+            removing.await.expect("task").expect("remove");
+            adding.await.expect("task").expect("add");
+            carried_tags_have_rows(&a, "u1", &["c1", "c2"]).await;
+        }
+        db.finish().await;
+    }
+}

@@ -20,7 +20,10 @@ fn outcome<T: Debug>(r: Result<T>) -> std::result::Result<String, ErrorKind> {
 async fn seed(store: &Store) {
     store
         .users
-        .create(NewUser::new("a@example.com", "A").with_id("u1"))
+        .create(NewUser {
+            created_at: Some(1_700_000_000),
+            ..NewUser::new("a@example.com", "A").with_id("u1")
+        })
         .await
         .expect("user");
     let mut chat = NewChat::new("u1", "🦀 Ferris & 𝔘𝔫𝔦𝔠𝔬𝔡𝔢")
