@@ -19,8 +19,7 @@ use chatstore_core::{
 };
 use serde_json::{Map, Value};
 
-use crate::pool::{Arg, Dialect, Dyn, Mode, Row, Sql, Tx, args};
-use crate::users::{cursor, page_args, storable};
+use crate::pool::{Arg, Dialect, Dyn, Mode, Row, Sql, Tx, args, cursor, page_args, storable};
 use crate::{SqlStore, json, messages};
 
 macro_rules! chat_columns {

@@ -16,8 +16,7 @@ use chatstore_core::query::validate_scan_limit;
 use chatstore_core::{Error, FileMeta, FileQuery, FileRepo, NewFile, Page, Result, validate};
 use serde_json::{Value, json};
 
-use crate::pool::{Arg, Mode, Row, Sql, Tx, args};
-use crate::users::{cursor, page_args, storable};
+use crate::pool::{Arg, Mode, Row, Sql, Tx, args, cursor, page_args, storable};
 use crate::{SqlStore, json};
 
 macro_rules! file_columns {

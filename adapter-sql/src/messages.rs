@@ -14,8 +14,7 @@ use chatstore_core::{Chat, Error, Message, MessageRepo, NewMessage, Result, blob
 use serde_json::{Map, Value, json};
 
 use crate::chats::{self, chat_from_row};
-use crate::pool::{Arg, Mode, Row, Sql, Tx, args};
-use crate::users::{cursor, storable};
+use crate::pool::{Arg, Mode, Row, Sql, Tx, args, cursor, storable};
 use crate::{SqlStore, json};
 
 macro_rules! message_columns {

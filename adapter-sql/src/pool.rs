@@ -1,6 +1,7 @@
 //! One connection pool of either dialect, and the few ways the repositories talk to it: static
 //! statements ([`Sql`]) with bound [`Arg`]s, dynamic statements ([`Dyn`], run through
-//! `sqlx::QueryBuilder`), rows read by column name ([`Row`]) and write transactions ([`Tx`]).
+//! `sqlx::QueryBuilder`), rows read by column name ([`Row`]), transactions ([`Tx`]), and keys and
+//! pages as they are bound ([`storable`], [`cursor`], [`page_args`]).
 //!
 //! Every repository writes its SQL once with `$N` placeholders (SQLite accepts them too); where
 //! the dialects differ (JSON functions, `COLLATE "C"`, `FOR UPDATE`) a [`Sql`] carries both texts.
@@ -10,10 +11,32 @@ use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Database, Decode, PgPool, Postgres, QueryBuilder, Row as _, Sqlite, SqlitePool, Type};
 
-use chatstore_core::Result;
+use chatstore_core::{PageRequest, Result};
 
 use crate::error::db_error;
 use crate::json::JsonText;
+
+/// Whether `s` can be a stored key at all: PostgreSQL text cannot hold NUL, so a lookup by
+/// such a key finds nothing rather than failing.
+pub(crate) fn storable(s: &str) -> bool {
+    !s.contains('\0')
+}
+
+/// A keyset cursor PostgreSQL can bind: no stored key holds NUL, so cutting `after` at its
+/// first NUL selects exactly the same keys.
+pub(crate) fn cursor(after: Option<&str>) -> String {
+    let after = after.unwrap_or_default();
+    after.split('\0').next().unwrap_or_default().to_owned()
+}
+
+/// `LIMIT`/`OFFSET` values of a page (validated to fit `i64`).
+pub(crate) fn page_args(page: &PageRequest) -> (i64, i64) {
+    let limit = page
+        .limit
+        .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    let offset = i64::try_from(page.offset).unwrap_or(i64::MAX);
+    (limit, offset)
+}
 
 /// The SQL dialect of a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,8 +12,7 @@ use serde_json::Value;
 use crate::chats::{
     lock_user_tags, pg_has_tag, pg_not_internal, sqlite_has_tag, sqlite_not_internal,
 };
-use crate::pool::{Arg, Mode, Row, Sql, args};
-use crate::users::{cursor, storable};
+use crate::pool::{Arg, Mode, Row, Sql, args, cursor, storable};
 use crate::{SqlStore, json};
 
 const LIST: Sql = Sql::each(

@@ -11,7 +11,7 @@ use chatstore_core::{
     Error, NewUser, Page, PageRequest, Result, User, UserPatch, UserRepo, validate,
 };
 
-use crate::pool::{Mode, Row, Sql, Tx, args};
+use crate::pool::{Mode, Row, Sql, Tx, args, cursor, page_args, storable};
 use crate::{SqlStore, json};
 
 macro_rules! user_columns {
@@ -174,28 +174,6 @@ async fn insert(tx: &mut Tx, user: NewUser) -> Result<User> {
     )
     .await?;
     Ok(user)
-}
-
-/// Whether `s` can be a stored key at all: PostgreSQL text cannot hold NUL, so a lookup by
-/// such a key finds nothing rather than failing.
-pub(crate) fn storable(s: &str) -> bool {
-    !s.contains('\0')
-}
-
-/// A keyset cursor PostgreSQL can bind: no stored key holds NUL, so cutting `after` at its
-/// first NUL selects exactly the same keys.
-pub(crate) fn cursor(after: Option<&str>) -> String {
-    let after = after.unwrap_or_default();
-    after.split('\0').next().unwrap_or_default().to_owned()
-}
-
-/// `LIMIT`/`OFFSET` values of a page (validated to fit `i64`).
-pub(crate) fn page_args(page: &PageRequest) -> (i64, i64) {
-    let limit = page
-        .limit
-        .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
-    let offset = i64::try_from(page.offset).unwrap_or(i64::MAX);
-    (limit, offset)
 }
 
 #[async_trait]
