@@ -163,3 +163,38 @@ async fn moving_a_tag_between_chats_concurrently_never_orphans_a_chat() {
         db.finish().await;
     }
 }
+
+#[tokio::test]
+async fn a_sqlite_lock_held_past_the_busy_timeout_is_unavailable() {
+    let db = support::sqlite_empty().await;
+    let store = chatstore_sql::SqlStore::connect(
+        &db.url,
+        db.options()
+            .busy_timeout(std::time::Duration::from_millis(100)),
+    )
+    .await
+    .expect("open")
+    .store();
+    let support::Raw::Sqlite(raw) = &db.raw else {
+        unreachable!("sqlite_empty gives SQLite");
+    };
+    let mut holder = raw.acquire().await.expect("a raw connection");
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut *holder)
+        .await
+        .expect("take the write lock");
+    let blocked = store.users.create(NewUser::new("a@example.com", "A")).await;
+    let error = blocked.expect_err("the write lock is held elsewhere");
+    assert_eq!(error.kind(), ErrorKind::Unavailable, "{error}");
+    assert!(error.is_retryable());
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut *holder)
+        .await
+        .expect("release the lock");
+    store
+        .users
+        .create(NewUser::new("a@example.com", "A"))
+        .await
+        .expect("the retry succeeds");
+    db.finish().await;
+}
