@@ -408,7 +408,13 @@ cmd_start() {
         || { cat "$START_DATA_ROOT/pocketbase-upsert.log" >&2; die "pocketbase superuser upsert failed"; }
     log "starting PocketBase on 127.0.0.1:$pb_port"
     # Daemon: no inherited stdout (would block `$(services.sh start)`), no lock fd.
-    nohup "$PB_BIN" serve --http "127.0.0.1:$pb_port" --dir "$pbdata" \
+    # The PocketBase adapter's custom routes (adapter-pocketbase/pb_hooks/*.pb.js) are served
+    # straight from the checkout when it has them.
+    local pb_args=(serve --http "127.0.0.1:$pb_port" --dir "$pbdata")
+    if [[ -d "$REPO_ROOT/adapter-pocketbase/pb_hooks" ]]; then
+        pb_args+=(--hooksDir "$REPO_ROOT/adapter-pocketbase/pb_hooks")
+    fi
+    nohup "$PB_BIN" "${pb_args[@]}" \
         >"$START_DATA_ROOT/pocketbase.log" 2>&1 </dev/null 9>&- &
     START_PB_PID=$!
     disown "$START_PB_PID" 2>/dev/null || true

@@ -1,0 +1,536 @@
+//! Chats in the `owui_chats` collection, their tag set as the multi relation `tags` to
+//! `owui_tags` records whose id is derived from `(user_id, tag_id)`.
+//!
+//! Every write that changes a chat row goes through the chatstore `tx` route with an
+//! `expect_version` check on the chat's `version` field (optimistic concurrency): a writer
+//! that lost the race reads the chat again and retries, so no update is lost.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chatstore_core::chats::{PreparedChat, tag_pairs};
+use chatstore_core::query::validate_scan_limit;
+use chatstore_core::{
+    Chat, ChatOrder, ChatPatch, ChatQuery, ChatRepo, ChatSummary, Error, FolderFilter, NewChat,
+    Page, Result, TagFilter, tag_id, validate,
+};
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+
+use crate::PocketBase;
+use crate::client::ListQuery;
+use crate::error::{Subject, is_stale, malformed};
+use crate::{filter, record};
+
+/// How often a chat write is retried after losing a race with another writer.
+const MAX_CAS_ATTEMPTS: u32 = 200;
+
+/// The record id of tag `tag_id` of `user_id` (Open WebUI keys tags by both).
+pub(crate) fn tag_record_id(user_id: &str, tag_id: &str) -> String {
+    record::derived_id(&["tag", user_id, tag_id])
+}
+
+/// Runs `attempt` again while it fails because the chat changed under it.
+pub(crate) async fn retry_stale<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut delay_ms = 1u64;
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        match attempt().await {
+            Err(e) if is_stale(&e) => {
+                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 8);
+                tokio::time::sleep(Duration::from_millis(delay_ms + jitter)).await;
+                delay_ms = (delay_ms * 2).min(50);
+            }
+            other => return other,
+        }
+    }
+    Err(Error::Unavailable {
+        message: format!(
+            "a chat kept changing under this write; gave up after {MAX_CAS_ATTEMPTS} attempts"
+        ),
+        source: None,
+    })
+}
+
+/// The chat row's fields (not its id or tags).
+fn fields(chat: &Chat, version: i64) -> Value {
+    json!({
+        "user_id": chat.user_id,
+        "title": chat.title,
+        "title_lower": chat.title.to_lowercase(),
+        "chat": record::json_value(&chat.chat),
+        "meta": record::json_value(&Value::Object(chat.meta.clone())),
+        "archived": chat.archived,
+        "pinned": chat.pinned,
+        "internal": chat.is_internal(),
+        "folder_id": chat.folder_id.clone().unwrap_or_default(),
+        "share_id": chat.share_id.clone().unwrap_or_default(),
+        "created_at": chat.created_at,
+        "updated_at": chat.updated_at,
+        "version": version,
+    })
+}
+
+fn tag_ids_of(r: &Value) -> BTreeSet<String> {
+    r.get("expand")
+        .and_then(|e| e.get("tags"))
+        .and_then(Value::as_array)
+        .map(|tags| {
+            tags.iter()
+                .filter_map(|t| t.get("tag_id").and_then(Value::as_str))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A chat and its version from a record read with `expand=tags`.
+fn from_record(r: &Value) -> Result<(Chat, i64)> {
+    let meta = match record::json(r, "meta") {
+        Some(Value::Object(map)) => map,
+        None => Map::new(),
+        Some(other) => return Err(malformed(format!("chat meta {other}"))),
+    };
+    let chat = Chat {
+        id: record::text(r, "id")?,
+        user_id: record::text(r, "user_id")?,
+        title: record::text(r, "title")?,
+        chat: record::json(r, "chat").unwrap_or_else(|| Value::Object(Map::new())),
+        meta,
+        tags: tag_ids_of(r),
+        archived: record::boolean(r, "archived")?,
+        pinned: record::boolean(r, "pinned")?,
+        folder_id: record::opt_text(r, "folder_id")?,
+        share_id: record::opt_text(r, "share_id")?,
+        created_at: record::int(r, "created_at")?,
+        updated_at: record::int(r, "updated_at")?,
+    };
+    Ok((chat, record::int(r, "version")?))
+}
+
+fn flag(value: &Value) -> bool {
+    value
+        .as_bool()
+        .unwrap_or_else(|| value.as_i64().is_some_and(|n| n != 0))
+}
+
+/// A summary row of the chats-by-tags route.
+fn from_route_row(r: &Value) -> Result<ChatSummary> {
+    let tags_text = record::text(r, "tag_ids")?;
+    let tags: Vec<String> = serde_json::from_str(&tags_text)
+        .map_err(|e| malformed(format!("tag_ids {tags_text:?}: {e}")))?;
+    Ok(ChatSummary {
+        id: record::text(r, "id")?,
+        user_id: record::text(r, "user_id")?,
+        title: record::text(r, "title")?,
+        tags: tags.into_iter().collect(),
+        archived: r.get("archived").is_some_and(flag),
+        pinned: r.get("pinned").is_some_and(flag),
+        folder_id: record::opt_text(r, "folder_id")?,
+        created_at: record::int(r, "created_at")?,
+        updated_at: record::int(r, "updated_at")?,
+    })
+}
+
+impl PocketBase {
+    /// The chat with its version; `NotFound` when missing.
+    pub(crate) async fn read_chat(&self, id: &str) -> Result<(Chat, i64)> {
+        self.read_chat_with(id, Some("tags")).await
+    }
+
+    /// The chat with its version but an empty tag set, for writes that only change the blob
+    /// (saves PocketBase the expand query).
+    pub(crate) async fn read_chat_untagged(&self, id: &str) -> Result<(Chat, i64)> {
+        self.read_chat_with(id, None).await
+    }
+
+    async fn read_chat_with(&self, id: &str, expand: Option<&str>) -> Result<(Chat, i64)> {
+        let r = self
+            .client()
+            .get_record(&self.cols().chats, id, expand, Subject::new("chat", id))
+            .await?;
+        from_record(&r)
+    }
+
+    /// The op that makes the tx fail with 412 when the chat's version is not `version`.
+    pub(crate) fn expect_version_op(&self, id: &str, version: i64) -> Value {
+        json!({"op": "expect_version", "collection": self.cols().chats, "entity": "chat",
+               "id": id, "version": version})
+    }
+
+    /// The op that writes the chat row (not its tags) at `version`.
+    pub(crate) fn update_chat_op(&self, chat: &Chat, version: i64) -> Value {
+        json!({"op": "update", "collection": self.cols().chats, "entity": "chat",
+               "id": chat.id, "fields": fields(chat, version)})
+    }
+
+    fn ensure_tag_op(&self, user_id: &str, id: &str, name: &str) -> Value {
+        json!({"op": "ensure", "collection": self.cols().tags, "entity": "tag",
+               "id": tag_record_id(user_id, id),
+               "fields": {"user_id": user_id, "tag_id": id, "name": name, "meta": null}})
+    }
+
+    fn drop_orphans_op(&self, user_id: &str, tag_ids: impl IntoIterator<Item = String>) -> Value {
+        let ids: Vec<String> = tag_ids
+            .into_iter()
+            .map(|t| tag_record_id(user_id, &t))
+            .collect();
+        json!({"op": "drop_orphan_tags", "collection": self.cols().tags,
+               "chats": self.cols().chats, "ids": ids})
+    }
+
+    fn create_ops(&self, p: &PreparedChat) -> Vec<Value> {
+        let chat = &p.chat;
+        let mut ops = Vec::new();
+        if let Some(share) = &chat.share_id {
+            ops.push(
+                json!({"op": "unique", "collection": self.cols().chats, "entity": "chat",
+                            "field": "share_id", "value": share, "except": chat.id,
+                            "message": format!("share id {share:?} is taken")}),
+            );
+        }
+        for (id, name) in &p.tags {
+            ops.push(self.ensure_tag_op(&chat.user_id, id, name));
+        }
+        let mut body = fields(chat, 0);
+        body["tags"] = json!(
+            chat.tags
+                .iter()
+                .map(|t| tag_record_id(&chat.user_id, t))
+                .collect::<Vec<_>>()
+        );
+        ops.push(
+            json!({"op": "create", "collection": self.cols().chats, "entity": "chat",
+                        "id": chat.id, "fields": body}),
+        );
+        for message in &p.messages {
+            ops.push(self.upsert_message_op(message));
+        }
+        ops
+    }
+
+    /// Replaces the chat's tags with `pairs` (`(id, name)`), creating missing tag rows and
+    /// deleting those no chat of the user carries any more. `chat` is the chat as read at
+    /// `version`, the read `pairs` was computed from: the write fails as stale (and the caller
+    /// retries) when the chat changed since.
+    async fn write_tags(
+        &self,
+        mut chat: Chat,
+        version: i64,
+        pairs: &[(String, String)],
+    ) -> Result<Chat> {
+        let old = std::mem::take(&mut chat.tags);
+        let mut ops = vec![self.expect_version_op(&chat.id, version)];
+        for (tag, name) in pairs {
+            if !old.contains(tag) {
+                ops.push(self.ensure_tag_op(&chat.user_id, tag, name));
+            }
+        }
+        chat.tags = pairs.iter().map(|(t, _)| t.clone()).collect();
+        let record_ids: Vec<String> = chat
+            .tags
+            .iter()
+            .map(|t| tag_record_id(&chat.user_id, t))
+            .collect();
+        ops.push(
+            json!({"op": "update", "collection": self.cols().chats, "entity": "chat",
+                        "id": chat.id, "fields": {"tags": record_ids, "version": version + 1}}),
+        );
+        let removed: Vec<String> = old.difference(&chat.tags).cloned().collect();
+        if !removed.is_empty() {
+            ops.push(self.drop_orphans_op(&chat.user_id, removed));
+        }
+        self.client()
+            .tx(ops, Subject::new("chat", &chat.id))
+            .await?;
+        Ok(chat)
+    }
+
+    async fn update_once(&self, id: &str, patch: &ChatPatch) -> Result<Chat> {
+        let (mut chat, version) = self.read_chat(id).await?;
+        patch.apply(&mut chat, validate::now())?;
+        let mut ops = vec![self.expect_version_op(id, version)];
+        if let Some(Some(share)) = &patch.share_id {
+            ops.push(
+                json!({"op": "unique", "collection": self.cols().chats, "entity": "chat",
+                            "field": "share_id", "value": share, "except": id,
+                            "message": format!("share id {share:?} is taken")}),
+            );
+        }
+        ops.push(self.update_chat_op(&chat, version + 1));
+        self.client().tx(ops, Subject::new("chat", id)).await?;
+        Ok(chat)
+    }
+
+    async fn delete_once(&self, id: &str) -> Result<()> {
+        let (chat, version) = self.read_chat(id).await?;
+        let ops = vec![
+            self.expect_version_op(id, version),
+            json!({"op": "delete", "collection": self.cols().chats, "entity": "chat", "id": id,
+                   "must_exist": true}),
+            json!({"op": "delete_where", "collection": self.cols().messages,
+                   "field": "chat_id", "value": id}),
+            self.drop_orphans_op(&chat.user_id, chat.tags.iter().cloned()),
+        ];
+        self.client().tx(ops, Subject::new("chat", id)).await?;
+        Ok(())
+    }
+
+    async fn list_by_tags(
+        &self,
+        query: &ChatQuery,
+        tag_ids: &[String],
+    ) -> Result<Page<ChatSummary>> {
+        let c = self.cols();
+        let mut params: Vec<(&str, String)> = vec![
+            ("chats", c.chats.clone()),
+            ("tags_collection", c.tags.clone()),
+            ("user", query.user_id.clone()),
+        ];
+        match &query.tags {
+            TagFilter::Untagged => params.push(("untagged", "1".to_owned())),
+            _ => {
+                let ids: Vec<String> = tag_ids
+                    .iter()
+                    .map(|t| tag_record_id(&query.user_id, t))
+                    .collect();
+                params.push(("tags", json!(ids).to_string()));
+            }
+        }
+        if let Some(a) = query.archived {
+            params.push(("archived", if a { "1" } else { "0" }.to_owned()));
+        }
+        if let Some(p) = query.pinned {
+            params.push(("pinned", if p { "1" } else { "0" }.to_owned()));
+        }
+        match &query.folder {
+            FolderFilter::Any => {}
+            FolderFilter::NoFolder => params.push(("nofolder", "1".to_owned())),
+            FolderFilter::In(f) => params.push(("folder", f.clone())),
+        }
+        if let Some(t) = &query.title {
+            params.push(("title", t.to_lowercase()));
+        }
+        let order = match query.order {
+            ChatOrder::UpdatedDesc => "updated",
+            ChatOrder::CreatedDesc => "created",
+            ChatOrder::TitleAsc => "title",
+        };
+        params.push(("order", order.to_owned()));
+        params.push((
+            "limit",
+            query.page.limit.map_or(-1, |l| l as i64).to_string(),
+        ));
+        params.push(("offset", query.page.offset.to_string()));
+        let resp = self
+            .client()
+            .send(
+                Method::GET,
+                "/api/chatstore/chats-by-tags",
+                &params,
+                None,
+                Subject::new("chat list", &query.user_id),
+                true,
+            )
+            .await?;
+        let items = resp
+            .get("items")
+            .and_then(Value::as_array)
+            .ok_or_else(|| malformed("chats-by-tags without items"))?
+            .iter()
+            .map(from_route_row)
+            .collect::<Result<Vec<_>>>()?;
+        let total = resp
+            .get("total")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| malformed("chats-by-tags without total"))?;
+        Ok(Page { items, total })
+    }
+
+    async fn list_plain(&self, query: &ChatQuery) -> Result<Page<ChatSummary>> {
+        let mut parts = vec![
+            filter::eq("user_id", &query.user_id),
+            "internal = false".to_owned(),
+        ];
+        if let Some(a) = query.archived {
+            parts.push(format!("archived = {a}"));
+        }
+        if let Some(p) = query.pinned {
+            parts.push(format!("pinned = {p}"));
+        }
+        match &query.folder {
+            FolderFilter::Any => {}
+            FolderFilter::NoFolder => parts.push(filter::eq("folder_id", "")),
+            FolderFilter::In(f) => parts.push(filter::eq("folder_id", f)),
+        }
+        if let Some(t) = &query.title {
+            parts.push(format!(
+                "title_lower ~ {}",
+                filter::contains(&t.to_lowercase())
+            ));
+        }
+        let sort = match query.order {
+            ChatOrder::UpdatedDesc => "-updated_at,id",
+            ChatOrder::CreatedDesc => "-created_at,id",
+            ChatOrder::TitleAsc => "title,id",
+        };
+        let q = ListQuery {
+            filter: parts.join(" && "),
+            sort: sort.to_owned(),
+            expand: Some("tags"),
+            skip_total: false,
+        };
+        let (items, total) = self
+            .client()
+            .list(
+                &self.cols().chats,
+                &q,
+                query.page.offset,
+                query.page.limit,
+                Subject::new("chat list", &query.user_id),
+            )
+            .await?;
+        let items = items
+            .iter()
+            .map(|r| from_record(r).map(|(c, _)| c.summary()))
+            .collect::<Result<_>>()?;
+        Ok(Page { items, total })
+    }
+}
+
+#[async_trait]
+impl ChatRepo for PocketBase {
+    async fn create(&self, chat: NewChat) -> Result<Chat> {
+        let prepared = chat.prepare(validate::now())?;
+        let ops = self.create_ops(&prepared);
+        self.client()
+            .tx(ops, Subject::new("chat", &prepared.chat.id))
+            .await?;
+        Ok(prepared.chat)
+    }
+
+    async fn create_many(&self, chats: Vec<NewChat>) -> Result<Vec<Chat>> {
+        let now = validate::now();
+        let prepared = chats
+            .into_iter()
+            .map(|c| c.prepare(now))
+            .collect::<Result<Vec<_>>>()?;
+        let ops = prepared.iter().flat_map(|p| self.create_ops(p)).collect();
+        self.client().tx(ops, Subject::new("chat", "")).await?;
+        Ok(prepared.into_iter().map(|p| p.chat).collect())
+    }
+
+    async fn get(&self, id: &str) -> Result<Chat> {
+        Ok(self.read_chat(id).await?.0)
+    }
+
+    async fn update(&self, id: &str, patch: ChatPatch) -> Result<Chat> {
+        retry_stale(|| self.update_once(id, &patch)).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        retry_stale(|| self.delete_once(id)).await
+    }
+
+    async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
+        validate::id("user_id", user_id)?;
+        let c = self.cols();
+        let ops = vec![json!({"op": "delete_user_chats", "collection": c.chats,
+                              "messages": c.messages, "tags": c.tags, "user_id": user_id})];
+        let answer = self.client().tx(ops, Subject::new("chat", "")).await?;
+        answer
+            .get("results")
+            .and_then(|r| r.get(0))
+            .and_then(Value::as_u64)
+            .ok_or_else(|| malformed("tx answer without a delete count"))
+    }
+
+    async fn list(&self, query: &ChatQuery) -> Result<Page<ChatSummary>> {
+        let tag_ids = query.validate()?;
+        match query.tags {
+            TagFilter::Any => self.list_plain(query).await,
+            _ => self.list_by_tags(query, &tag_ids).await,
+        }
+    }
+
+    async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {
+        let pairs = tag_pairs(names)?;
+        retry_stale(|| async {
+            let (chat, version) = self.read_chat(id).await?;
+            self.write_tags(chat, version, &pairs).await
+        })
+        .await
+    }
+
+    async fn add_tag(&self, id: &str, name: &str) -> Result<Chat> {
+        let pairs = tag_pairs(&[name.to_owned()])?;
+        retry_stale(|| async {
+            let (chat, version) = self.read_chat(id).await?;
+            let mut all: Vec<(String, String)> =
+                chat.tags.iter().map(|t| (t.clone(), t.clone())).collect();
+            all.extend(pairs.iter().cloned());
+            let all = dedup_pairs(all);
+            self.write_tags(chat, version, &all).await
+        })
+        .await
+    }
+
+    async fn remove_tag(&self, id: &str, name_or_id: &str) -> Result<Chat> {
+        if name_or_id.is_empty() {
+            return Err(Error::invalid("tag name must not be empty"));
+        }
+        let target = tag_id(name_or_id);
+        retry_stale(|| async {
+            let (chat, version) = self.read_chat(id).await?;
+            let kept: Vec<(String, String)> = chat
+                .tags
+                .iter()
+                .filter(|t| **t != target)
+                .map(|t| (t.clone(), t.clone()))
+                .collect();
+            self.write_tags(chat, version, &kept).await
+        })
+        .await
+    }
+
+    async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Chat>> {
+        validate_scan_limit(limit)?;
+        let q = ListQuery {
+            filter: after
+                .map(|a| format!("id > {}", filter::literal(a)))
+                .unwrap_or_default(),
+            sort: "id".to_owned(),
+            expand: Some("tags"),
+            skip_total: true,
+        };
+        let (items, _) = self
+            .client()
+            .list(
+                &self.cols().chats,
+                &q,
+                0,
+                Some(u64::from(limit)),
+                Subject::new("chat", ""),
+            )
+            .await?;
+        items
+            .iter()
+            .map(|r| from_record(r).map(|(c, _)| c))
+            .collect()
+    }
+}
+
+fn dedup_pairs(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+    for (id, name) in pairs {
+        if !out.iter().any(|(seen, _)| *seen == id) {
+            out.push((id, name));
+        }
+    }
+    out
+}

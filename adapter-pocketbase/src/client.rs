@@ -1,0 +1,646 @@
+//! The HTTP client: one keep-alive connection pool, superuser auth with refresh before expiry,
+//! retries with backoff on idempotent calls, and the PocketBase endpoints chatstore uses
+//! (records, batch, files, and the chatstore routes of `pb_hooks/`).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use backon::{ExponentialBuilder, Retryable};
+use base64::Engine;
+use chatstore_core::{Error, Result};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::error::{self, Subject};
+
+/// Refresh the superuser token when it expires within this many seconds.
+const REFRESH_MARGIN_SECS: u64 = 600;
+/// PocketBase: a file token lasts 180 s; reuse one for at most this long.
+const FILE_TOKEN_SECS: u64 = 120;
+/// PocketBase: `perPage` is clamped to 1000.
+pub const MAX_PER_PAGE: u64 = 1000;
+
+#[derive(Debug, Clone)]
+struct Token {
+    value: String,
+    expires_at: u64,
+}
+
+/// What to list from a collection.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// A filter built with [`crate::filter`] only.
+    pub filter: String,
+    /// Sort fields (`-updated_at,id`).
+    pub sort: String,
+    /// Relations to expand.
+    pub expand: Option<&'static str>,
+    /// Skip the COUNT query (the total is then not known).
+    pub skip_total: bool,
+}
+
+/// A PocketBase client authenticated as a superuser.
+#[derive(Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    email: String,
+    password: String,
+    token: Mutex<Option<Token>>,
+    file_token: Mutex<Option<Token>>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The `exp` claim of a JWT, without checking its signature (PocketBase checks it).
+fn jwt_expiry(token: &str) -> Option<u64> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("exp").and_then(Value::as_u64)
+}
+
+/// Whether a token expiring at `expires_at` is refreshed at `now` (shortly before expiry).
+fn needs_refresh(expires_at: u64, now: u64) -> bool {
+    expires_at <= now.saturating_add(REFRESH_MARGIN_SECS)
+}
+
+fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(2))
+        .with_max_times(4)
+        .with_jitter()
+}
+
+impl Client {
+    /// A client for the server at `base` (e.g. `http://127.0.0.1:8090`); it logs in lazily.
+    pub fn new(base: &str, email: &str, password: &str, timeout: Duration) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::backend("cannot build the HTTP client", e))?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            email: email.to_owned(),
+            password: password.to_owned(),
+            token: Mutex::new(None),
+            file_token: Mutex::new(None),
+        })
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn login(&self) -> Result<Token> {
+        let url = format!(
+            "{}/api/collections/_superusers/auth-with-password",
+            self.base
+        );
+        let body = json!({"identity": self.email, "password": self.password});
+        let call = || async {
+            let resp = self
+                .http
+                .post(&url)
+                .json(&body)
+                .send()
+                .await
+                .map_err(error::from_transport)?;
+            let status = resp.status();
+            let value: Value = resp.json().await.unwrap_or(Value::Null);
+            if !status.is_success() {
+                let err = error::from_status(status.as_u16(), value, Subject::new("login", ""));
+                if err.is_retryable() {
+                    return Err(err);
+                }
+                return Err(Error::backend_msg(format!(
+                    "PocketBase superuser login as {:?} failed ({status}): check \
+                     CHATSTORE_POCKETBASE_ADMIN_EMAIL and CHATSTORE_POCKETBASE_ADMIN_PASSWORD",
+                    self.email
+                )));
+            }
+            token_of(&value)
+        };
+        call.retry(backoff())
+            .when(|e: &Error| e.is_retryable())
+            .await
+    }
+
+    async fn refresh(&self, current: &str) -> Result<Token> {
+        let url = format!("{}/api/collections/_superusers/auth-refresh", self.base);
+        let resp = self
+            .http
+            .post(&url)
+            .header("Authorization", current)
+            .send()
+            .await
+            .map_err(error::from_transport)?;
+        if !resp.status().is_success() {
+            return self.login().await;
+        }
+        let value: Value = resp.json().await.map_err(error::from_transport)?;
+        token_of(&value)
+    }
+
+    /// A valid superuser token: logs in when there is none, refreshes it shortly before it
+    /// expires.
+    async fn token(&self) -> Result<String> {
+        let mut guard = self.token.lock().await;
+        let token = match guard.take() {
+            None => self.login().await?,
+            Some(t) if needs_refresh(t.expires_at, now_secs()) => self.refresh(&t.value).await?,
+            Some(t) => t,
+        };
+        let value = token.value.clone();
+        *guard = Some(token);
+        Ok(value)
+    }
+
+    /// Refreshes the superuser token now (it is otherwise refreshed shortly before it expires);
+    /// logs in again when PocketBase refuses the refresh.
+    pub async fn refresh_token(&self) -> Result<()> {
+        let mut guard = self.token.lock().await;
+        let token = match guard.take() {
+            Some(t) => self.refresh(&t.value).await?,
+            None => self.login().await?,
+        };
+        *guard = Some(token);
+        Ok(())
+    }
+
+    async fn forget_token(&self) {
+        *self.token.lock().await = None;
+    }
+
+    /// Checks the credentials now (and caches the token).
+    pub async fn authenticate(&self) -> Result<()> {
+        self.token().await.map(|_| ())
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        subject: Subject<'_>,
+    ) -> Result<Value> {
+        for attempt in 0..2 {
+            let token = self.token().await?;
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base))
+                .header("Authorization", token)
+                .query(query);
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            let resp = req.send().await.map_err(error::from_transport)?;
+            let status = resp.status();
+            if status == StatusCode::UNAUTHORIZED && attempt == 0 {
+                // PocketBase: a token invalidated server-side (password change, restart with
+                // a new secret); log in again once.
+                self.forget_token().await;
+                continue;
+            }
+            let bytes = resp.bytes().await.map_err(error::from_transport)?;
+            let value: Value = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            };
+            if status.is_success() {
+                return Ok(value);
+            }
+            return Err(error::from_status(status.as_u16(), value, subject));
+        }
+        Err(Error::backend_msg(
+            "PocketBase refused the superuser token twice",
+        ))
+    }
+
+    /// Sends a JSON request. `idempotent` calls are retried with backoff while PocketBase is
+    /// unavailable.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        subject: Subject<'_>,
+        idempotent: bool,
+    ) -> Result<Value> {
+        if !idempotent {
+            return self.send_once(&method, path, query, body, subject).await;
+        }
+        let call = || self.send_once(&method, path, query, body, subject);
+        call.retry(backoff())
+            .when(|e: &Error| e.is_retryable())
+            .await
+    }
+
+    /// `GET /api/collections/{collection}/records/{id}`.
+    pub async fn get_record(
+        &self,
+        collection: &str,
+        id: &str,
+        expand: Option<&str>,
+        subject: Subject<'_>,
+    ) -> Result<Value> {
+        if id.is_empty() {
+            return Err(Error::not_found(subject.entity, id));
+        }
+        let path = format!("/api/collections/{collection}/records/{}", path_segment(id));
+        let query: Vec<(&str, String)> = expand
+            .map(|e| ("expand", e.to_owned()))
+            .into_iter()
+            .collect();
+        self.send(Method::GET, &path, &query, None, subject, true)
+            .await
+    }
+
+    /// The record, or `None` when it does not exist.
+    pub async fn find_record(
+        &self,
+        collection: &str,
+        id: &str,
+        expand: Option<&str>,
+        subject: Subject<'_>,
+    ) -> Result<Option<Value>> {
+        match self.get_record(collection, id, expand, subject).await {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /api/collections/{collection}/records` with a JSON body.
+    pub async fn create_record(
+        &self,
+        collection: &str,
+        body: &Value,
+        subject: Subject<'_>,
+    ) -> Result<Value> {
+        let path = format!("/api/collections/{collection}/records");
+        self.send(Method::POST, &path, &[], Some(body), subject, false)
+            .await
+    }
+
+    /// `PATCH /api/collections/{collection}/records/{id}`.
+    pub async fn update_record(
+        &self,
+        collection: &str,
+        id: &str,
+        body: &Value,
+        subject: Subject<'_>,
+    ) -> Result<Value> {
+        let path = format!("/api/collections/{collection}/records/{}", path_segment(id));
+        self.send(Method::PATCH, &path, &[], Some(body), subject, false)
+            .await
+    }
+
+    /// `DELETE /api/collections/{collection}/records/{id}`.
+    pub async fn delete_record(
+        &self,
+        collection: &str,
+        id: &str,
+        subject: Subject<'_>,
+    ) -> Result<()> {
+        if id.is_empty() {
+            return Err(Error::not_found(subject.entity, id));
+        }
+        let path = format!("/api/collections/{collection}/records/{}", path_segment(id));
+        self.send(Method::DELETE, &path, &[], None, subject, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// Items `offset .. offset + limit` of a list (all the rest when `limit` is `None`) and the
+    /// total (0 when `skip_total`). PocketBase pages by `page`/`perPage` (at most 1000), so the
+    /// range is read from as many pages as it spans.
+    pub async fn list(
+        &self,
+        collection: &str,
+        q: &ListQuery,
+        offset: u64,
+        limit: Option<u64>,
+        subject: Subject<'_>,
+    ) -> Result<(Vec<Value>, u64)> {
+        let per_page = match limit {
+            Some(0) => return Ok((Vec::new(), 0)),
+            Some(l) if l <= MAX_PER_PAGE && offset.is_multiple_of(l) => l,
+            _ => MAX_PER_PAGE,
+        };
+        let mut page = offset / per_page + 1;
+        let mut skip = offset % per_page;
+        let path = format!("/api/collections/{collection}/records");
+        let mut out = Vec::new();
+        let mut total = None;
+        loop {
+            let mut query = vec![
+                ("page", page.to_string()),
+                ("perPage", per_page.to_string()),
+            ];
+            if !q.filter.is_empty() {
+                query.push(("filter", q.filter.clone()));
+            }
+            if !q.sort.is_empty() {
+                query.push(("sort", q.sort.clone()));
+            }
+            if let Some(expand) = q.expand {
+                query.push(("expand", expand.to_owned()));
+            }
+            if q.skip_total || total.is_some() {
+                query.push(("skipTotal", "1".to_owned()));
+            }
+            let resp = self
+                .send(Method::GET, &path, &query, None, subject, true)
+                .await?;
+            if total.is_none() && !q.skip_total {
+                let t = resp
+                    .get("totalItems")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| error::malformed("a list without totalItems"))?;
+                total = Some(t);
+            }
+            let items = match resp.get("items") {
+                Some(Value::Array(items)) => items.clone(),
+                _ => return Err(error::malformed("a list without items")),
+            };
+            let full = items.len() as u64 == per_page;
+            out.extend(items.into_iter().skip(skip as usize));
+            skip = 0;
+            if limit.is_some_and(|l| out.len() as u64 >= l) || !full {
+                break;
+            }
+            page += 1;
+        }
+        if let Some(l) = limit {
+            out.truncate(usize::try_from(l).unwrap_or(usize::MAX));
+        }
+        Ok((out, total.unwrap_or(0)))
+    }
+
+    /// Every record matching `q`.
+    pub async fn list_all(
+        &self,
+        collection: &str,
+        q: &ListQuery,
+        subject: Subject<'_>,
+    ) -> Result<Vec<Value>> {
+        let q = ListQuery {
+            skip_total: true,
+            ..q.clone()
+        };
+        Ok(self.list(collection, &q, 0, None, subject).await?.0)
+    }
+
+    /// How many records match `filter`.
+    pub async fn count(&self, collection: &str, filter: &str, subject: Subject<'_>) -> Result<u64> {
+        let q = ListQuery {
+            filter: filter.to_owned(),
+            ..ListQuery::default()
+        };
+        // PocketBase: perPage=1 still runs the COUNT query and returns totalItems.
+        let path = format!("/api/collections/{collection}/records");
+        let query = vec![
+            ("page", "1".to_owned()),
+            ("perPage", "1".to_owned()),
+            ("filter", q.filter),
+            ("fields", "id".to_owned()),
+        ];
+        let resp = self
+            .send(Method::GET, &path, &query, None, subject, true)
+            .await?;
+        resp.get("totalItems")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| error::malformed("a count without totalItems"))
+    }
+
+    /// `POST /api/batch`: the requests run in one transaction, all or nothing.
+    pub async fn batch(&self, requests: Vec<Value>, subject: Subject<'_>) -> Result<Vec<Value>> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let body = json!({ "requests": requests });
+        let resp = self
+            .send(Method::POST, "/api/batch", &[], Some(&body), subject, false)
+            .await?;
+        match resp {
+            Value::Array(items) => Ok(items),
+            other => Err(error::malformed(format!("a batch answer {other}"))),
+        }
+    }
+
+    /// Creates records in one transaction, all or nothing: through the batch API when they fit
+    /// one batch, else through the tx route. Each body carries its `id`.
+    pub async fn create_all(
+        &self,
+        collection: &str,
+        bodies: Vec<Value>,
+        subject: Subject<'_>,
+    ) -> Result<()> {
+        if bodies.len() as u64 <= crate::schema::BATCH_MAX_REQUESTS {
+            let url = format!("/api/collections/{collection}/records?fields=id");
+            let requests = bodies
+                .into_iter()
+                .map(|body| json!({"method": "POST", "url": url, "body": body}))
+                .collect();
+            self.batch(requests, subject).await?;
+            return Ok(());
+        }
+        let ops = bodies
+            .into_iter()
+            .map(|mut body| {
+                let id = body
+                    .as_object_mut()
+                    .and_then(|m| m.remove("id"))
+                    .unwrap_or(Value::Null);
+                json!({"op": "create", "collection": collection, "entity": subject.entity,
+                       "id": id, "fields": body})
+            })
+            .collect();
+        self.tx(ops, subject).await.map(|_| ())
+    }
+
+    /// `POST /api/chatstore/tx` (pb_hooks/chatstore.pb.js): the operations run in one
+    /// transaction, all or nothing.
+    pub async fn tx(&self, ops: Vec<Value>, subject: Subject<'_>) -> Result<Value> {
+        if ops.is_empty() {
+            return Ok(Value::Null);
+        }
+        let body = json!({ "ops": ops });
+        self.send(
+            Method::POST,
+            "/api/chatstore/tx",
+            &[],
+            Some(&body),
+            subject,
+            false,
+        )
+        .await
+    }
+
+    /// Sends a multipart form (a record with a file); never retried.
+    pub async fn send_multipart(
+        &self,
+        method: Method,
+        path: &str,
+        form: impl Fn() -> reqwest::multipart::Form,
+        subject: Subject<'_>,
+    ) -> Result<Value> {
+        for attempt in 0..2 {
+            let token = self.token().await?;
+            let resp = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base))
+                .header("Authorization", token)
+                .multipart(form())
+                .send()
+                .await
+                .map_err(error::from_transport)?;
+            let status = resp.status();
+            if status == StatusCode::UNAUTHORIZED && attempt == 0 {
+                self.forget_token().await;
+                continue;
+            }
+            let value: Value = resp.json().await.unwrap_or(Value::Null);
+            if status.is_success() {
+                return Ok(value);
+            }
+            return Err(error::from_status(status.as_u16(), value, subject));
+        }
+        Err(Error::backend_msg(
+            "PocketBase refused the superuser token twice",
+        ))
+    }
+
+    async fn file_token(&self) -> Result<String> {
+        let mut guard = self.file_token.lock().await;
+        if let Some(t) = guard.as_ref()
+            && t.expires_at > now_secs()
+        {
+            return Ok(t.value.clone());
+        }
+        let resp = self
+            .send(
+                Method::POST,
+                "/api/files/token",
+                &[],
+                None,
+                Subject::new("file token", ""),
+                true,
+            )
+            .await?;
+        let value = resp
+            .get("token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| error::malformed("a file token answer without token"))?
+            .to_owned();
+        *guard = Some(Token {
+            value: value.clone(),
+            expires_at: now_secs() + FILE_TOKEN_SECS,
+        });
+        Ok(value)
+    }
+
+    /// The bytes of a protected file, read with a file token.
+    pub async fn download(
+        &self,
+        collection: &str,
+        id: &str,
+        filename: &str,
+        subject: Subject<'_>,
+    ) -> Result<Vec<u8>> {
+        let url = format!(
+            "{}/api/files/{collection}/{}/{}",
+            self.base,
+            path_segment(id),
+            path_segment(filename)
+        );
+        let call = || async {
+            let token = self.file_token().await?;
+            let resp = self
+                .http
+                .get(&url)
+                .query(&[("token", token)])
+                .send()
+                .await
+                .map_err(error::from_transport)?;
+            let status = resp.status();
+            if !status.is_success() {
+                let value: Value = resp.json().await.unwrap_or(Value::Null);
+                return Err(error::from_status(status.as_u16(), value, subject));
+            }
+            Ok(resp.bytes().await.map_err(error::from_transport)?.to_vec())
+        };
+        call.retry(backoff())
+            .when(|e: &Error| e.is_retryable())
+            .await
+    }
+}
+
+fn token_of(value: &Value) -> Result<Token> {
+    let token = value
+        .get("token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| error::malformed("an auth answer without token"))?;
+    Ok(Token {
+        value: token.to_owned(),
+        // Without a readable expiry, refresh within the margin (next call).
+        expires_at: jwt_expiry(token).unwrap_or_else(now_secs),
+    })
+}
+
+/// A path segment with everything but unreserved characters percent-encoded.
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwt_expiry_reads_the_exp_claim() {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"exp":1700000000,"type":"auth"}"#);
+        assert_eq!(jwt_expiry(&format!("h.{payload}.s")), Some(1_700_000_000));
+        assert_eq!(jwt_expiry("garbage"), None);
+    }
+
+    #[test]
+    fn tokens_are_refreshed_shortly_before_they_expire() {
+        let now = 1_700_000_000;
+        assert!(!needs_refresh(now + 86_400, now));
+        assert!(!needs_refresh(now + REFRESH_MARGIN_SECS + 1, now));
+        assert!(needs_refresh(now + REFRESH_MARGIN_SECS, now));
+        assert!(needs_refresh(now - 5, now));
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(path_segment("a b?c"), "a%20b%3Fc");
+        assert_eq!(path_segment("é"), "%C3%A9");
+    }
+}

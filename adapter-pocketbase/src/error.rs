@@ -1,0 +1,197 @@
+//! PocketBase answers mapped to [`chatstore_core::Error`], once, at the edge.
+//!
+//! | PocketBase | chatstore |
+//! |---|---|
+//! | 404 | `NotFound` |
+//! | 400 with a `validation_not_unique` or `validation_pk_invalid` field code, 409 | `Conflict` |
+//! | other 400, 413 | `InvalidInput` |
+//! | connection errors, timeouts, 429, 5xx | `Unavailable` (retried on idempotent calls) |
+//! | anything else | `Backend` |
+
+use chatstore_core::Error;
+use serde_json::Value;
+
+/// What a failed call was about, so that errors name the record.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// `"user"`, `"chat"`, ...
+    pub entity: &'static str,
+    /// The id looked for.
+    pub id: &'a str,
+}
+
+impl<'a> Subject<'a> {
+    /// A subject.
+    pub fn new(entity: &'static str, id: &'a str) -> Self {
+        Subject { entity, id }
+    }
+}
+
+/// PocketBase: the status the chatstore tx route answers when a chat changed since it was
+/// read (optimistic concurrency); the caller reads again and retries.
+pub const STALE_STATUS: u16 = 412;
+
+/// An error answer of PocketBase (`{"status", "message", "data"}`).
+#[derive(Debug)]
+pub struct ServerError {
+    /// HTTP status.
+    pub status: u16,
+    /// The body, parsed when it is JSON.
+    pub body: Value,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PocketBase answered {}: {}", self.status, self.body)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// Whether the error is the tx route's "changed concurrently" answer.
+pub fn is_stale(error: &Error) -> bool {
+    matches!(error, Error::Backend { source: Some(s), .. }
+        if s.downcast_ref::<ServerError>().is_some_and(|e| e.status == STALE_STATUS))
+}
+
+/// The field codes of a validation error body (`data.<field>.code`), batch answers included
+/// (`data.requests.<n>.response.data.<field>.code`).
+fn field_codes(body: &Value, out: &mut Vec<String>) {
+    let Some(data) = body.get("data").and_then(Value::as_object) else {
+        return;
+    };
+    for (key, value) in data {
+        if key == "requests" {
+            if let Some(requests) = value.as_object() {
+                for request in requests.values() {
+                    if let Some(inner) = request.get("response") {
+                        field_codes(inner, out);
+                    }
+                }
+            }
+            continue;
+        }
+        if let Some(code) = value.get("code").and_then(Value::as_str) {
+            out.push(code.to_owned());
+        }
+    }
+}
+
+fn message_of(body: &Value) -> String {
+    let mut message = body
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("no message")
+        .to_owned();
+    let mut details = Vec::new();
+    collect_details(body, "", &mut details);
+    if !details.is_empty() {
+        message.push_str(" (");
+        message.push_str(&details.join("; "));
+        message.push(')');
+    }
+    message
+}
+
+fn collect_details(body: &Value, prefix: &str, out: &mut Vec<String>) {
+    if let Some(data) = body.get("data") {
+        walk_details(data, prefix, out);
+    }
+}
+
+/// Every `{"code", "message"}` below `value`, named by its path (`requests.1.response...`
+/// answers of the batch API are followed into their inner error).
+fn walk_details(value: &Value, path: &str, out: &mut Vec<String>) {
+    let Some(map) = value.as_object() else {
+        return;
+    };
+    if let (Some(code), Some(msg)) = (
+        map.get("code").and_then(Value::as_str),
+        map.get("message").and_then(Value::as_str),
+    ) && code != "batch_request_failed"
+    {
+        out.push(format!("{path}: {msg}"));
+        return;
+    }
+    for (key, inner) in map {
+        let path = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        if key == "response" {
+            collect_details(inner, &path, out);
+        } else {
+            walk_details(inner, &path, out);
+        }
+    }
+}
+
+/// Maps an error answer of PocketBase.
+pub fn from_status(status: u16, body: Value, subject: Subject<'_>) -> Error {
+    let mut codes = Vec::new();
+    field_codes(&body, &mut codes);
+    let message = message_of(&body);
+    let server = ServerError { status, body };
+    match status {
+        404 => Error::not_found(subject.entity, subject.id),
+        409 => Error::conflict(subject.entity, message),
+        400 if codes
+            .iter()
+            .any(|c| c == "validation_not_unique" || c == "validation_pk_invalid") =>
+        {
+            Error::conflict(subject.entity, message)
+        }
+        400 | 413 => Error::invalid(format!(
+            "PocketBase refused the {}: {message}",
+            subject.entity
+        )),
+        429 | 500..=599 => Error::unavailable(format!("PocketBase: {message}"), server),
+        _ => Error::backend(format!("PocketBase: {message}"), server),
+    }
+}
+
+/// Maps a transport error of reqwest.
+pub fn from_transport(error: reqwest::Error) -> Error {
+    if error.is_connect() || error.is_timeout() || error.is_request() {
+        Error::unavailable(format!("PocketBase unreachable: {error}"), error)
+    } else if error.is_decode() {
+        Error::backend(
+            format!("PocketBase sent an unreadable answer: {error}"),
+            error,
+        )
+    } else {
+        Error::unavailable(format!("PocketBase connection failed: {error}"), error)
+    }
+}
+
+/// A record or answer of PocketBase that lacks what chatstore needs.
+pub fn malformed(what: impl std::fmt::Display) -> Error {
+    Error::backend_msg(format!("PocketBase sent a malformed answer: {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatstore_core::ErrorKind;
+    use serde_json::json;
+
+    #[test]
+    fn statuses_and_codes_map_to_kinds() {
+        let s = Subject::new("user", "u1");
+        let kind = |status, body| from_status(status, body, s).kind();
+        assert_eq!(kind(404, json!({})), ErrorKind::NotFound);
+        let dup = json!({"data": {"id": {"code": "validation_pk_invalid", "message": "x"}}});
+        assert_eq!(kind(400, dup), ErrorKind::Conflict);
+        let batch = json!({"data": {"requests": {"1": {"response": {"data": {"email_key": {"code": "validation_not_unique"}}}}}}});
+        assert_eq!(kind(400, batch), ErrorKind::Conflict);
+        assert_eq!(kind(400, json!({"data": {}})), ErrorKind::InvalidInput);
+        assert_eq!(kind(503, json!({})), ErrorKind::Unavailable);
+        assert_eq!(kind(401, json!({})), ErrorKind::Backend);
+        assert!(is_stale(&kind_err(412)));
+    }
+
+    fn kind_err(status: u16) -> Error {
+        from_status(status, json!({}), Subject::new("chat", "c"))
+    }
+}

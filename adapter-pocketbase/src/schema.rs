@@ -1,0 +1,494 @@
+//! The PocketBase schema of chatstore, enforced at start-up.
+//!
+//! Five base collections (`owui_users`, `owui_chats`, `owui_messages`, `owui_tags`,
+//! `owui_files`, each optionally prefixed) with stable collection and field ids, brought up to
+//! date through `PUT /api/collections/import` with `deleteMissing: false` (collections and
+//! fields are added or updated, nothing is deleted). The same schema ships as the JS
+//! migration `pb_migrations/1763769600_chatstore_schema.js` for operators who run
+//! `pocketbase migrate`; a test keeps the two identical.
+
+use chatstore_core::files::MAX_FILE_BYTES;
+use chatstore_core::{Error, Result};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::client::Client;
+use crate::error::Subject;
+
+/// The version of the chatstore routes in `pb_hooks/chatstore.pb.js` this adapter needs.
+pub const HOOKS_VERSION: u64 = 1;
+
+/// PocketBase: the id of the `id` field every base collection has; reusing it makes the import
+/// update the existing field instead of adding a second primary key.
+const ID_FIELD_ID: &str = "text3208210256";
+/// Ids: anything but `/` and `\` (PocketBase forbids both anyway); chatstore's own validation
+/// already refuses empty ids, whitespace and control characters.
+const ID_PATTERN: &str = r"^[^/\\]+$";
+/// Text without a practical limit (PocketBase: `max: 0` would mean 5000 characters).
+const TEXT_MAX: u64 = 2_147_483_647;
+/// JSON fields (PocketBase: `maxSize: 0` would mean 1 MiB).
+const JSON_MAX: u64 = 268_435_456;
+/// Most tags a chat can carry.
+const MAX_TAGS_PER_CHAT: u64 = 100_000;
+
+/// The batch settings chatstore needs: bulk writes of up to this many records per batch.
+pub const BATCH_MAX_REQUESTS: u64 = 1000;
+/// Seconds a batch may run (PocketBase's default of 3 s is easy to hit).
+pub const BATCH_TIMEOUT_SECS: u64 = 60;
+
+/// The names of chatstore's collections on one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collections {
+    /// Users.
+    pub users: String,
+    /// Chats.
+    pub chats: String,
+    /// Messages.
+    pub messages: String,
+    /// Tags.
+    pub tags: String,
+    /// Files.
+    pub files: String,
+}
+
+impl Collections {
+    /// The collection names with `prefix` (letters, digits and `_`; may be empty).
+    pub fn new(prefix: &str) -> Result<Self> {
+        if prefix.len() > 40
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(Error::invalid(format!(
+                "PocketBase collection prefix {prefix:?} must be at most 40 characters of a-z, 0-9 and _"
+            )));
+        }
+        Ok(Collections {
+            users: format!("{prefix}owui_users"),
+            chats: format!("{prefix}owui_chats"),
+            messages: format!("{prefix}owui_messages"),
+            tags: format!("{prefix}owui_tags"),
+            files: format!("{prefix}owui_files"),
+        })
+    }
+
+    /// All names, in the order they are created.
+    pub fn all(&self) -> [&str; 5] {
+        [
+            &self.users,
+            &self.tags,
+            &self.chats,
+            &self.messages,
+            &self.files,
+        ]
+    }
+}
+
+/// The stable collection id of a collection name.
+pub fn collection_id(name: &str) -> String {
+    format!("pbc_{name}")
+}
+
+fn id_field(max: u64) -> Value {
+    json!({"id": ID_FIELD_ID, "name": "id", "type": "text", "primaryKey": true, "system": true,
+           "required": true, "min": 1, "max": max, "pattern": ID_PATTERN,
+           "autogeneratePattern": "[a-z0-9]{15}", "hidden": false, "presentable": false})
+}
+
+fn text(name: &str, max: u64) -> Value {
+    json!({"id": format!("cs_{name}"), "name": name, "type": "text", "min": 0, "max": max,
+           "pattern": "", "autogeneratePattern": "", "required": false, "primaryKey": false,
+           "system": false, "hidden": false, "presentable": false})
+}
+
+fn number(name: &str) -> Value {
+    json!({"id": format!("cs_{name}"), "name": name, "type": "number", "onlyInt": false,
+           "min": null, "max": null, "required": false, "system": false, "hidden": false,
+           "presentable": false})
+}
+
+fn boolean(name: &str) -> Value {
+    json!({"id": format!("cs_{name}"), "name": name, "type": "bool", "required": false,
+           "system": false, "hidden": false, "presentable": false})
+}
+
+fn json_field(name: &str) -> Value {
+    json!({"id": format!("cs_{name}"), "name": name, "type": "json", "maxSize": JSON_MAX,
+           "required": false, "system": false, "hidden": false, "presentable": false})
+}
+
+fn relation(name: &str, target: &str, max_select: u64) -> Value {
+    json!({"id": format!("cs_{name}"), "name": name, "type": "relation",
+           "collectionId": collection_id(target), "cascadeDelete": false, "minSelect": 0,
+           "maxSelect": max_select, "required": false, "system": false, "hidden": false,
+           "presentable": false})
+}
+
+fn file(name: &str) -> Value {
+    json!({"id": format!("cs_{name}"), "name": name, "type": "file", "maxSelect": 1,
+           "maxSize": MAX_FILE_BYTES, "mimeTypes": [], "thumbs": [], "protected": true,
+           "required": false, "system": false, "hidden": false, "presentable": false})
+}
+
+fn collection(name: &str, fields: Vec<Value>, indexes: Vec<String>) -> Value {
+    let mut all = vec![format!(
+        "CREATE UNIQUE INDEX idx_{name}_id_nocase ON {name} (id COLLATE NOCASE)"
+    )];
+    all.extend(indexes);
+    json!({"id": collection_id(name), "name": name, "type": "base", "system": false,
+           "listRule": null, "viewRule": null, "createRule": null, "updateRule": null,
+           "deleteRule": null, "fields": fields, "indexes": all})
+}
+
+/// The collections of the schema, as `PUT /api/collections/import` takes them.
+///
+/// PocketBase: every collection has a custom id (Open WebUI uuids) and therefore the
+/// `(id COLLATE NOCASE)` unique index; without it every insert scans the table.
+pub fn collections_json(c: &Collections) -> Vec<Value> {
+    let (u, t, ch, m, f) = (&c.users, &c.tags, &c.chats, &c.messages, &c.files);
+    vec![
+        collection(
+            u,
+            vec![
+                id_field(255),
+                text("email", 255),
+                text("email_key", 255),
+                text("name", TEXT_MAX),
+                text("role", 255),
+                text("profile_image_url", TEXT_MAX),
+                json_field("info"),
+                json_field("settings"),
+                number("created_at"),
+                number("updated_at"),
+                number("last_active_at"),
+            ],
+            vec![
+                format!("CREATE UNIQUE INDEX idx_{u}_email_key ON {u} (email_key)"),
+                format!("CREATE INDEX idx_{u}_created ON {u} (created_at)"),
+            ],
+        ),
+        collection(
+            t,
+            vec![
+                id_field(64),
+                text("user_id", 255),
+                text("tag_id", TEXT_MAX),
+                text("name", TEXT_MAX),
+                json_field("meta"),
+            ],
+            vec![format!(
+                "CREATE UNIQUE INDEX idx_{t}_user_tag ON {t} (user_id, tag_id)"
+            )],
+        ),
+        collection(
+            ch,
+            vec![
+                id_field(255),
+                text("user_id", 255),
+                text("title", TEXT_MAX),
+                text("title_lower", TEXT_MAX),
+                json_field("chat"),
+                json_field("meta"),
+                relation("tags", t, MAX_TAGS_PER_CHAT),
+                boolean("archived"),
+                boolean("pinned"),
+                boolean("internal"),
+                text("folder_id", 255),
+                text("share_id", 255),
+                number("created_at"),
+                number("updated_at"),
+                number("version"),
+            ],
+            vec![
+                format!(
+                    "CREATE UNIQUE INDEX idx_{ch}_share ON {ch} (share_id) WHERE share_id != ''"
+                ),
+                format!("CREATE INDEX idx_{ch}_user_updated ON {ch} (user_id, updated_at)"),
+            ],
+        ),
+        collection(
+            m,
+            vec![
+                id_field(64),
+                text("chat_id", 255),
+                text("msg_id", 255),
+                text("key", 600),
+                number("created_at"),
+                json_field("doc"),
+            ],
+            vec![
+                format!("CREATE INDEX idx_{m}_chat ON {m} (chat_id, created_at)"),
+                format!("CREATE INDEX idx_{m}_key ON {m} (key)"),
+            ],
+        ),
+        collection(
+            f,
+            vec![
+                id_field(255),
+                text("user_id", 255),
+                text("filename", TEXT_MAX),
+                text("sha256", 64),
+                number("size"),
+                file("blob"),
+                json_field("doc"),
+                number("created_at"),
+                number("updated_at"),
+            ],
+            vec![format!(
+                "CREATE INDEX idx_{f}_user_updated ON {f} (user_id, updated_at)"
+            )],
+        ),
+    ]
+}
+
+fn startup_error(what: &str, source: Error) -> Error {
+    Error::backend(
+        format!("PocketBase schema of chatstore cannot be brought up to date: {what}: {source}"),
+        source,
+    )
+}
+
+/// Serialises schema changes made by this process. PocketBase reloads its cache of
+/// collections after every schema change; two changes at once can leave the cache without
+/// the collections of one of them (seen with parallel tests: "Missing collection context").
+static SCHEMA_CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Creates or updates the collections (never deleting a collection, field or record), checks
+/// that every field has the type chatstore needs, enables and sizes the batch API, and checks
+/// that the chatstore routes of `pb_hooks/` are served.
+pub async fn ensure(client: &Client, c: &Collections) -> Result<()> {
+    let subject = Subject::new("schema", "");
+    let wanted = collections_json(c);
+    let body = json!({"collections": wanted, "deleteMissing": false});
+    {
+        let _serial = SCHEMA_CHANGES.lock().await;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let imported = client
+                .send(
+                    Method::PUT,
+                    "/api/collections/import",
+                    &[],
+                    Some(&body),
+                    subject,
+                    true,
+                )
+                .await;
+            match imported {
+                Ok(_) => {}
+                // PocketBase: an import racing with another process's schema change can be
+                // refused once; a schema that cannot take ours is refused every time.
+                Err(Error::InvalidInput { .. }) if attempt < 3 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                    continue;
+                }
+                Err(e) => return Err(startup_error("the collections import was refused", e)),
+            }
+            match check_collections(client, &wanted).await {
+                // PocketBase: a concurrent schema change by another process can leave a stale
+                // collections cache; importing again reloads it.
+                Err(Error::NotFound { .. }) if attempt < 5 => continue,
+                other => break other?,
+            }
+        }
+    }
+    ensure_batch(client).await?;
+    check_hooks(client).await
+}
+
+/// Reads every wanted collection back (from the collections API and the records API, which
+/// uses PocketBase's cache) and checks its fields.
+async fn check_collections(client: &Client, wanted: &[Value]) -> Result<()> {
+    for want in wanted {
+        let name = want["name"].as_str().unwrap_or_default();
+        let subject = Subject::new("collection", name);
+        let have = client
+            .send(
+                Method::GET,
+                &format!("/api/collections/{name}"),
+                &[],
+                None,
+                subject,
+                true,
+            )
+            .await?;
+        check_fields(name, want, &have)?;
+        client
+            .send(
+                Method::GET,
+                &format!("/api/collections/{name}/records"),
+                &[("perPage", "1".to_owned()), ("skipTotal", "1".to_owned())],
+                None,
+                subject,
+                true,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Checks that `have` holds every field of `want` with the same type.
+fn check_fields(name: &str, want: &Value, have: &Value) -> Result<()> {
+    let fields = |v: &Value| {
+        v.get("fields")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let have_fields = fields(have);
+    for field in fields(want) {
+        let fname = field["name"].as_str().unwrap_or_default();
+        let ftype = field["type"].as_str().unwrap_or_default();
+        match have_fields.iter().find(|f| f["name"] == fname) {
+            Some(f) if f["type"] == ftype => {}
+            Some(f) => {
+                return Err(Error::backend_msg(format!(
+                    "PocketBase schema of chatstore is not up to date: field {name}.{fname} is {}, \
+                     chatstore needs {ftype}; fix the collection by hand or restore it from pb_migrations/",
+                    f["type"]
+                )));
+            }
+            None => {
+                return Err(Error::backend_msg(format!(
+                    "PocketBase schema of chatstore is not up to date: collection {name} has no field {fname}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn ensure_batch(client: &Client) -> Result<()> {
+    let subject = Subject::new("settings", "");
+    let settings = client
+        .send(Method::GET, "/api/settings", &[], None, subject, true)
+        .await
+        .map_err(|e| startup_error("reading the settings", e))?;
+    let batch = &settings["batch"];
+    let enabled = batch["enabled"].as_bool().unwrap_or(false);
+    let max_requests = batch["maxRequests"].as_u64().unwrap_or(0);
+    let timeout = batch["timeout"].as_u64().unwrap_or(0);
+    if enabled && max_requests >= BATCH_MAX_REQUESTS && timeout >= BATCH_TIMEOUT_SECS {
+        return Ok(());
+    }
+    let body = json!({"batch": {
+        "enabled": true,
+        "maxRequests": max_requests.max(BATCH_MAX_REQUESTS),
+        "timeout": timeout.max(BATCH_TIMEOUT_SECS),
+        "maxBodySize": batch["maxBodySize"].as_u64().unwrap_or(0),
+    }});
+    client
+        .send(
+            Method::PATCH,
+            "/api/settings",
+            &[],
+            Some(&body),
+            subject,
+            true,
+        )
+        .await
+        .map_err(|e| startup_error("enabling the batch API", e))?;
+    Ok(())
+}
+
+async fn check_hooks(client: &Client) -> Result<()> {
+    let subject = Subject::new("chatstore routes", "");
+    let info = client
+        .send(Method::GET, "/api/chatstore/info", &[], None, subject, true)
+        .await
+        .map_err(|e| {
+            Error::backend(
+                "PocketBase does not serve the chatstore routes: start it with \
+                 --hooksDir pointing at adapter-pocketbase/pb_hooks (or copy chatstore.pb.js \
+                 into its pb_hooks folder)"
+                    .to_owned(),
+                e,
+            )
+        })?;
+    let version = info["version"].as_u64().unwrap_or(0);
+    if version != HOOKS_VERSION {
+        return Err(Error::backend_msg(format!(
+            "PocketBase serves chatstore routes of version {version}, this adapter needs \
+             {HOOKS_VERSION}: update pb_hooks/chatstore.pb.js on the server"
+        )));
+    }
+    Ok(())
+}
+
+/// Deletes the collections (for throwaway test stores); missing ones are skipped.
+pub async fn drop_collections(client: &Client, c: &Collections) -> Result<()> {
+    let _serial = SCHEMA_CHANGES.lock().await;
+    for name in [&c.files, &c.messages, &c.chats, &c.tags, &c.users] {
+        match client
+            .send(
+                Method::DELETE,
+                &format!("/api/collections/{name}"),
+                &[],
+                None,
+                Subject::new("collection", name),
+                false,
+            )
+            .await
+        {
+            Ok(_) | Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The migration shipped in pb_migrations/ holds exactly the schema enforced at boot.
+    #[test]
+    fn migration_holds_the_boot_schema() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/pb_migrations/1763769600_chatstore_schema.js"
+        );
+        let expected = serde_json::to_string_pretty(&collections_json(
+            &Collections::new("").expect("empty prefix"),
+        ))
+        .expect("schema serialises");
+        if std::env::var_os("CHATSTORE_WRITE_MIGRATION").is_some() {
+            let js = migration_js(&expected);
+            std::fs::write(path, js).expect("write migration");
+        }
+        let js = std::fs::read_to_string(path).expect("migration file exists");
+        let start =
+            js.find("/* schema:begin */").expect("begin marker") + "/* schema:begin */".len();
+        let end = js.find("/* schema:end */").expect("end marker");
+        let shipped: Value = serde_json::from_str(js[start..end].trim()).expect("schema is JSON");
+        let expected: Value = serde_json::from_str(&expected).expect("json");
+        assert_eq!(
+            shipped, expected,
+            "run with CHATSTORE_WRITE_MIGRATION=1 to regenerate"
+        );
+    }
+
+    fn migration_js(schema: &str) -> String {
+        format!(
+            "/// <reference path=\"../pb_data/types.d.ts\" />\n\
+// chatstore schema (generated from adapter-pocketbase/src/schema.rs by\n\
+// `CHATSTORE_WRITE_MIGRATION=1 cargo test -p chatstore-pocketbase migration_holds_the_boot_schema`).\n\
+// The adapter enforces the same schema at start-up; this migration is for operators who run\n\
+// `pocketbase migrate up --migrationsDir adapter-pocketbase/pb_migrations`.\n\
+migrate((app) => {{\n\
+  const collections = /* schema:begin */ {schema} /* schema:end */;\n\
+  app.importCollections(collections, false);\n\
+  const settings = app.settings();\n\
+  settings.batch.enabled = true;\n\
+  settings.batch.maxRequests = Math.max(settings.batch.maxRequests, {BATCH_MAX_REQUESTS});\n\
+  settings.batch.timeout = Math.max(settings.batch.timeout, {BATCH_TIMEOUT_SECS});\n\
+  app.save(settings);\n\
+}}, (app) => {{\n\
+  for (const name of [\"owui_files\", \"owui_messages\", \"owui_chats\", \"owui_tags\", \"owui_users\"]) {{\n\
+    try {{ app.delete(app.findCollectionByNameOrId(name)); }} catch (_) {{}}\n\
+  }}\n\
+}});\n"
+        )
+    }
+}
