@@ -72,7 +72,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use chatstore_core::unsupported::NoVectors;
-use chatstore_core::{Capabilities, Error, Result, Store, StoreParts};
+use chatstore_core::{Capabilities, Error, Result, Store, StoreParts, VectorRepo};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -240,6 +240,28 @@ impl SqlStore {
                 },
             ),
         }
+    }
+
+    /// A [`Store`] of this database whose vectors come from another repository (e.g. the
+    /// pgvector adapter on the same PostgreSQL), named `backend` (e.g. `"postgres+pgvector"`).
+    pub fn store_with_vectors(
+        &self,
+        backend: impl Into<String>,
+        vectors: Arc<dyn VectorRepo>,
+    ) -> Store {
+        let repo = Arc::new(self.clone());
+        Store::new(
+            backend,
+            Capabilities::ALL,
+            StoreParts {
+                users: repo.clone(),
+                chats: repo.clone(),
+                messages: repo.clone(),
+                tags: repo.clone(),
+                files: repo,
+                vectors,
+            },
+        )
     }
 
     /// The database's dialect.

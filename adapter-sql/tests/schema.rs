@@ -276,3 +276,32 @@ async fn a_sqlite_file_in_a_missing_folder_fails_clearly() {
     .expect_err("no such folder");
     assert_ne!(error.kind(), ErrorKind::Unavailable, "{error}");
 }
+
+#[tokio::test]
+async fn vectors_can_come_from_another_repository() {
+    let db = support::sqlite_empty().await;
+    let sql = db.sql_store().await;
+    let store = sql.store_with_vectors(
+        "sqlite+memory",
+        std::sync::Arc::new(chatstore_core::memory::MemoryBackend::new()),
+    );
+    assert_eq!(store.backend_name(), "sqlite+memory");
+    assert!(store.capabilities().vectors);
+    assert!(
+        store
+            .vectors
+            .collections()
+            .await
+            .expect("memory vectors")
+            .is_empty()
+    );
+    assert!(
+        sql.store()
+            .vectors
+            .collections()
+            .await
+            .expect("sqlite vectors")
+            .is_empty()
+    );
+    db.finish().await;
+}
