@@ -7,6 +7,10 @@
 //! same rule the domain value is read with. The title filter is Unicode case-insensitive: SQLite's
 //! `lower()` and `LIKE` fold ASCII only, so it is applied in Rust to the rows the SQL filters
 //! select (on both dialects, so both fold exactly like the memory backend).
+//!
+//! Writes lock the chat row (`FOR UPDATE` on PostgreSQL; SQLite write transactions begin
+//! `IMMEDIATE`). On PostgreSQL a change to a user's tag set also takes that user's advisory
+//! transaction lock first, since tag rows are shared by the user's chats.
 
 use std::collections::BTreeSet;
 
