@@ -305,3 +305,33 @@ async fn vectors_can_come_from_another_repository() {
     );
     db.finish().await;
 }
+
+#[tokio::test]
+async fn a_postgres_schema_other_than_public_is_used_as_given() {
+    let Some(db) = support::postgres_empty().await else {
+        return;
+    };
+    db.exec("CREATE SCHEMA owui").await;
+    let url = format!("{}?options=-c%20search_path%3Dowui", db.url);
+    let store = SqlStore::connect(&url, db.options())
+        .await
+        .expect("open with search_path=owui")
+        .store();
+    store
+        .users
+        .create(NewUser::new("a@example.com", "A").with_id("u1"))
+        .await
+        .expect("user");
+    assert_eq!(
+        db.int("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'owui'")
+            .await,
+        48
+    );
+    assert_eq!(db.int("SELECT count(*) FROM owui.\"user\"").await, 1);
+    assert_eq!(
+        db.int("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+            .await,
+        0
+    );
+    db.finish().await;
+}
