@@ -11,6 +11,7 @@ use chatstore_core::{
     ChatQuery, FileQuery, FolderFilter, NewChat, NewFile, NewMessage, NewUser, PageRequest, TagKey,
     tag_id,
 };
+use chatstore_core::validate::RESERVED_ID_CHARS;
 
 /// Strings that break a filter when pasted into it unescaped.
 const HOSTILE: &[&str] = &[
@@ -32,11 +33,16 @@ const HOSTILE: &[&str] = &[
     "plain",
 ];
 
-/// Hostile strings usable as ids (chatstore ids have no whitespace, `/` or `\`).
+/// Hostile strings usable as ids (chatstore ids have no whitespace and none of
+/// `RESERVED_ID_CHARS`); quotes and `%` still reach filters through emails, titles and tags.
 fn hostile_ids() -> Vec<String> {
     HOSTILE
         .iter()
-        .map(|h| h.replace([' ', '\\', '/'], ""))
+        .map(|h| {
+            h.chars()
+                .filter(|c| !c.is_whitespace() && !RESERVED_ID_CHARS.contains(c))
+                .collect::<String>()
+        })
         .filter(|h| !h.is_empty())
         .collect::<BTreeSet<_>>()
         .into_iter()

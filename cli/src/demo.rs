@@ -262,10 +262,12 @@ async fn vector_demo(store: &Store) -> Result<Vec<(f64, String, String)>> {
         .collect())
 }
 
-/// Prints the report as tables.
-pub fn print(report: &DemoReport, backend: &str) {
-    println!("chatstore demo on {backend}\n");
-    println!("Ada's chats tagged both \"work\" and \"rust\":");
+/// Renders the report as tables.
+pub fn render(report: &DemoReport, backend: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "chatstore demo on {backend}\n");
+    let _ = writeln!(out, "Ada's chats tagged both \"work\" and \"rust\":");
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_header(["title", "tags", "updated"]);
@@ -273,15 +275,15 @@ pub fn print(report: &DemoReport, backend: &str) {
     for (title, tags, updated) in &report.tagged {
         t.add_row([title.clone(), tags.clone(), age(now - updated)]);
     }
-    println!("{t}\n");
-    println!("Thread of \"Borrow checker puzzles\":");
+    let _ = writeln!(out, "{t}\n");
+    let _ = writeln!(out, "Thread of \"Borrow checker puzzles\":");
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_header(["role", "content"]);
     for (role, content) in &report.thread {
         t.add_row([role.clone(), content.clone()]);
     }
-    println!("{t}\n");
+    let _ = writeln!(out, "{t}\n");
     if report.vectors {
         println!(
             "Vector search for \"how does the borrow checker treat references and lifetimes\":"
@@ -292,10 +294,14 @@ pub fn print(report: &DemoReport, backend: &str) {
         for (score, source, text) in &report.hits {
             t.add_row([format!("{score:.3}"), source.clone(), text.clone()]);
         }
-        println!("{t}");
+        let _ = writeln!(out, "{t}");
     } else {
-        println!("This backend stores no vectors; the vector search was left out.");
+        let _ = writeln!(
+            out,
+            "This backend stores no vectors; the vector search was left out."
+        );
     }
+    out
 }
 
 fn age(seconds: i64) -> String {

@@ -2,12 +2,15 @@
 //!
 //! - `chatstore demo [--database-url URL]` fills a store with a small data set and shows a
 //!   tag-filtered chat list, a message thread and a vector search.
+//! - `chatstore inspect --database-url URL [--json]` opens a database read-only and prints its
+//!   schema version, row counts and each user's tags with their chat counts.
 //! - `chatstore bench [--backends ...] [--scale ...] [--out DIR]` runs the benchmark workload
 //!   on every configured backend and writes `report.md` with one SVG chart per operation.
 
 mod bench;
 mod demo;
 mod embed;
+mod inspect;
 mod open;
 
 use std::process::ExitCode;
@@ -31,8 +34,24 @@ enum Command {
         #[arg(long, env = "CHATSTORE_DATABASE_URL")]
         database_url: Option<String>,
     },
+    /// Show a database's schema version, row counts and tags per user, without changing it.
+    Inspect {
+        /// The database: `sqlite://path/to/webui.db` or `postgres://...` (Open WebUI's
+        /// `DATABASE_URL` is accepted).
+        #[arg(long, env = "CHATSTORE_DATABASE_URL")]
+        database_url: Option<String>,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmark the backends on one seeded Open WebUI workload; writes report.md and charts.
     Bench(bench::BenchArgs),
+}
+
+/// Writes to stdout; a closed pipe (`chatstore demo | head`) is not an error worth a panic.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn main() -> ExitCode {
@@ -54,7 +73,16 @@ fn main() -> ExitCode {
                 let url = open::resolve_url(database_url);
                 let store = open::open(&url).await.map_err(|e| e.to_string())?;
                 let report = demo::run(&store).await.map_err(|e| e.to_string())?;
-                demo::print(&report, &open::describe(&url));
+                emit(&demo::render(&report, &open::describe(&url)));
+                Ok(())
+            }
+            Command::Inspect { database_url, json } => {
+                let url = database_url
+                    .or_else(|| std::env::var("DATABASE_URL").ok())
+                    .filter(|u| !u.trim().is_empty())
+                    .ok_or("inspect needs --database-url URL (or CHATSTORE_DATABASE_URL / DATABASE_URL)")?;
+                let text = inspect::run(&url, json).await.map_err(|e| e.to_string())?;
+                emit(&text);
                 Ok(())
             }
             Command::Bench(args) => bench::run(args).await.map_err(|e| e.to_string()),

@@ -1,6 +1,9 @@
 //! Opening a store from a database URL.
 
+use std::path::Path;
+
 use chatstore_core::{Error, Result, Store, memory};
+use chatstore_sql::{SqlOptions, SqlStore};
 
 /// The URL the demo uses when none is given: an embedded SQLite file in the working directory.
 pub const DEFAULT_DEMO_URL: &str = "sqlite://chatstore-demo.db";
@@ -17,14 +20,31 @@ pub fn resolve_url(flag: Option<String>) -> String {
         .unwrap_or_else(|| DEFAULT_DEMO_URL.to_owned())
 }
 
-/// Opens the store a URL names.
+/// Opens the store a URL names: `memory`, or a SQLite/PostgreSQL URL through `chatstore-sql`
+/// (created with Open WebUI's schema when empty).
 pub async fn open(url: &str) -> Result<Store> {
     if url == "memory" {
         return Ok(memory::store());
     }
-    Err(Error::invalid(format!(
-        "cannot open {url:?}: this build knows only `memory`"
-    )))
+    Ok(SqlStore::connect(url, SqlOptions::default()).await?.store())
+}
+
+/// Opens an existing SQL database read-only, refusing a SQLite path that does not exist
+/// (read-only opening must not create one).
+pub async fn open_existing_read_only(url: &str) -> Result<SqlStore> {
+    if let Some(path) = sqlite_path(url)
+        && !Path::new(path).is_file()
+    {
+        return Err(Error::invalid(format!("no SQLite database at {path:?}")));
+    }
+    SqlStore::connect(url, SqlOptions::default().read_only(true)).await
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let path = rest.trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or(path);
+    (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
 /// A short description of where the data lives, without credentials.
@@ -35,5 +55,29 @@ pub fn describe(url: &str) -> String {
             format!("{scheme}://…@{host}")
         }
         None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_not_shown() {
+        assert_eq!(
+            describe("postgres://me:secret@db:5432/webui"),
+            "postgres://…@db:5432/webui"
+        );
+        assert_eq!(describe("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn sqlite_paths_are_found_in_urls() {
+        assert_eq!(
+            sqlite_path("sqlite://data/webui.db?mode=ro"),
+            Some("data/webui.db")
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://x"), None);
     }
 }

@@ -202,3 +202,35 @@ pub async fn create_many_users_is_all_or_nothing(store: &Store) -> Result<()> {
     assert_eq!(store.users.list(PageRequest::default()).await?.total, 2);
     Ok(())
 }
+
+/// Ids holding characters some backend cannot store (`.`, `:`, `%`, quotes, ...) are
+/// `InvalidInput` everywhere, for users, chats and files alike; uuids are fine.
+pub async fn ids_with_reserved_characters_are_refused(store: &Store) -> Result<()> {
+    for bad in ["a.b", "a:b", "50%", "it's", "x|y", "$id", "a*"] {
+        assert_kind!(
+            store.users.create(new_user(1).with_id(bad)).await,
+            InvalidInput
+        );
+        assert_kind!(
+            store
+                .chats
+                .create(crate::fixtures::new_chat("user-1", bad, "t", T0))
+                .await,
+            InvalidInput
+        );
+        assert_kind!(
+            store
+                .files
+                .put(crate::fixtures::new_file("user-1", bad, b"x", T0))
+                .await,
+            InvalidInput
+        );
+    }
+    assert_eq!(store.users.list(PageRequest::default()).await?.total, 0);
+    let uuid = "0b7e3f4c-9d1a-4f5e-8c2b-6a7d8e9f0a1b";
+    assert_eq!(
+        store.users.create(new_user(1).with_id(uuid)).await?.id,
+        uuid
+    );
+    Ok(())
+}

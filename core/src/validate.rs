@@ -7,8 +7,14 @@ use crate::{Error, Result};
 /// ids are two of them).
 pub const MAX_ID_LEN: usize = 255;
 
-/// An id: non-empty, at most [`MAX_ID_LEN`] bytes, no control characters, no `/` or `\`
-/// (PocketBase forbids them, and they would make file paths).
+/// Characters no id may hold: path separators, and those PocketBase refuses in record ids.
+/// Open WebUI's uuids never contain them; refusing them everywhere keeps every backend alike.
+pub const RESERVED_ID_CHARS: &[char] = &[
+    '/', '\\', '.', '|', '"', '\'', '`', '<', '>', ':', '?', '*', '%', '$',
+];
+
+/// An id: non-empty, at most [`MAX_ID_LEN`] bytes, no whitespace, no control characters and
+/// none of [`RESERVED_ID_CHARS`].
 pub fn id(what: &str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(format!("{what} must not be empty")));
@@ -21,10 +27,11 @@ pub fn id(what: &str, value: &str) -> Result<()> {
     }
     if let Some(c) = value
         .chars()
-        .find(|c| c.is_control() || *c == '/' || *c == '\\' || c.is_whitespace())
+        .find(|c| c.is_control() || c.is_whitespace() || RESERVED_ID_CHARS.contains(c))
     {
         return Err(Error::invalid(format!(
-            "{what} {value:?} contains {c:?}; ids may not contain whitespace, control characters, '/' or '\\'"
+            "{what} {value:?} contains {c:?}; ids may hold letters, digits, '-' and '_' \
+             (uuids fit), not whitespace, control characters or any of / \\ . | \" ' ` < > : ? * % $"
         )));
     }
     Ok(())

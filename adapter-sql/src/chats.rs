@@ -1,0 +1,644 @@
+//! Chats: Open WebUI's `chat` table. The conversation blob is `chat.chat`, the tag set is the
+//! id list `chat.meta.tags` (there is no join table), internal chats (`meta.internal = true`)
+//! are left out of every list and count.
+//!
+//! Tag filters run on each dialect's JSON functions (`json_each` on SQLite,
+//! `json_array_elements` on PostgreSQL); only string elements of an array count as tags, the
+//! same rule the domain value is read with. The title filter is Unicode case-insensitive: SQLite's
+//! `lower()` and `LIKE` fold ASCII only, so it is applied in Rust to the rows the SQL filters
+//! select (on both dialects, so both fold exactly like the memory backend).
+//!
+//! Writes lock the chat row (`FOR UPDATE` on PostgreSQL; SQLite write transactions begin
+//! `IMMEDIATE`). On PostgreSQL a change to a user's tag set also takes that user's advisory
+//! transaction lock first, since tag rows are shared by the user's chats.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use chatstore_core::chats::{PreparedChat, tag_pairs};
+use chatstore_core::query::validate_scan_limit;
+use chatstore_core::{
+    Chat, ChatOrder, ChatPatch, ChatQuery, ChatRepo, ChatSummary, Error, FolderFilter, NewChat,
+    Page, Result, TagFilter, tag_id, validate,
+};
+use serde_json::{Map, Value};
+
+use crate::pool::{Arg, Dialect, Dyn, Mode, Row, Sql, Tx, args, cursor, page_args, storable};
+use crate::{SqlStore, json, messages};
+
+macro_rules! chat_columns {
+    () => {
+        "id, user_id, COALESCE(title, 'New Chat') AS title, chat, meta, archived, pinned, \
+         folder_id, share_id, created_at, updated_at"
+    };
+}
+
+macro_rules! summary_columns {
+    () => {
+        "id, user_id, COALESCE(title, 'New Chat') AS title, meta, archived, pinned, folder_id, \
+         created_at, updated_at"
+    };
+}
+
+/// SQLite: "the chat's `meta.tags` is an array holding the string parameter `$param`".
+macro_rules! sqlite_has_tag {
+    ($param:literal) => {
+        concat!(
+            "(json_type(chat.meta, '$.tags') = 'array' AND EXISTS (SELECT 1 FROM \
+             json_each(chat.meta, '$.tags') AS t WHERE t.type = 'text' AND t.value = ",
+            $param,
+            "))"
+        )
+    };
+}
+
+/// PostgreSQL: the same test on the `json` column.
+macro_rules! pg_has_tag {
+    ($param:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM json_array_elements(CASE WHEN json_typeof(chat.meta -> 'tags') \
+             = 'array' THEN chat.meta -> 'tags' ELSE '[]'::json END) AS t(v) \
+             WHERE json_typeof(t.v) = 'string' AND (t.v #>> '{}') = ",
+            $param,
+            ")"
+        )
+    };
+}
+
+/// SQLite: the chat is not internal (`meta.internal` is not JSON `true`).
+macro_rules! sqlite_not_internal {
+    () => {
+        "COALESCE(json_type(chat.meta, '$.internal'), '') <> 'true'"
+    };
+}
+
+/// PostgreSQL: the same test.
+macro_rules! pg_not_internal {
+    () => {
+        "COALESCE(json_typeof(chat.meta -> 'internal') = 'boolean' \
+         AND (chat.meta ->> 'internal') = 'true', FALSE) = FALSE"
+    };
+}
+pub(crate) use {pg_has_tag, pg_not_internal, sqlite_has_tag, sqlite_not_internal};
+
+const INSERT: Sql = Sql::both(
+    "INSERT INTO chat (id, user_id, title, chat, meta, archived, pinned, folder_id, share_id, \
+     created_at, updated_at, last_read_at, current_message_id, tasks) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, 'null')",
+);
+
+const GET: Sql = Sql::both(concat!(
+    "SELECT ",
+    chat_columns!(),
+    " FROM chat WHERE id = $1"
+));
+
+const GET_FOR_UPDATE: Sql = Sql::each(
+    concat!("SELECT ", chat_columns!(), " FROM chat WHERE id = $1"),
+    concat!(
+        "SELECT ",
+        chat_columns!(),
+        " FROM chat WHERE id = $1 FOR UPDATE"
+    ),
+);
+
+/// PostgreSQL: serialises the tag changes of one user (tag rows are shared by the user's chats:
+/// without it, removing an orphan tag could race with another chat taking the tag on).
+/// SQLite write transactions are serialised already.
+const LOCK_USER_TAGS: Sql = Sql::both("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
+
+const OWNER: Sql = Sql::both("SELECT user_id FROM chat WHERE id = $1");
+
+const UPDATE: Sql = Sql::both(
+    "UPDATE chat SET title = $2, chat = $3, meta = $4, archived = $5, pinned = $6, \
+     folder_id = $7, share_id = $8, updated_at = $9, current_message_id = $10 WHERE id = $1",
+);
+
+const UPDATE_BLOB: Sql =
+    Sql::both("UPDATE chat SET chat = $2, updated_at = $3, current_message_id = $4 WHERE id = $1");
+
+const UPDATE_META: Sql = Sql::both("UPDATE chat SET meta = $2 WHERE id = $1");
+
+const ENSURE_TAG: Sql = Sql::both(
+    "INSERT INTO tag (id, name, user_id, meta) VALUES ($1, $2, $3, NULL) \
+     ON CONFLICT (id, user_id) DO NOTHING",
+);
+
+/// Deletes tag `$1` of user `$2` unless a chat of the user still carries it.
+const DELETE_ORPHAN_TAG: Sql = Sql::each(
+    concat!(
+        "DELETE FROM tag WHERE id = $1 AND user_id = $2 AND NOT EXISTS (SELECT 1 FROM chat \
+         WHERE chat.user_id = $2 AND ",
+        sqlite_has_tag!("$1"),
+        ")"
+    ),
+    concat!(
+        "DELETE FROM tag WHERE id = $1 AND user_id = $2 AND NOT EXISTS (SELECT 1 FROM chat \
+         WHERE chat.user_id = $2 AND ",
+        pg_has_tag!("$1"),
+        ")"
+    ),
+);
+
+const DELETE_MESSAGES: Sql = Sql::both("DELETE FROM chat_message WHERE chat_id = $1");
+
+const DELETE: Sql = Sql::both("DELETE FROM chat WHERE id = $1");
+
+const DELETE_USER_MESSAGES: Sql =
+    Sql::both("DELETE FROM chat_message WHERE chat_id IN (SELECT id FROM chat WHERE user_id = $1)");
+
+const DELETE_USER_CHATS: Sql = Sql::both("DELETE FROM chat WHERE user_id = $1");
+
+const DELETE_USER_TAGS: Sql = Sql::both("DELETE FROM tag WHERE user_id = $1");
+
+const SCAN: Sql = Sql::each(
+    concat!(
+        "SELECT ",
+        chat_columns!(),
+        " FROM chat WHERE id > $1 ORDER BY id LIMIT $2"
+    ),
+    concat!(
+        "SELECT ",
+        chat_columns!(),
+        " FROM chat WHERE id COLLATE \"C\" > $1 ORDER BY id COLLATE \"C\" LIMIT $2"
+    ),
+);
+
+/// Splits a stored `chat.meta` into the domain meta (without `tags`) and the tag set (the
+/// string elements of `meta.tags` when it is an array).
+pub(crate) fn split_meta(text: Option<String>) -> Result<(Map<String, Value>, BTreeSet<String>)> {
+    let mut meta = json::parse_object("chat.meta", text)?;
+    let tags = match meta.remove("tags") {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        _ => BTreeSet::new(),
+    };
+    Ok((meta, tags))
+}
+
+/// The stored `chat.meta` of a chat: its meta plus `tags` (sorted ids) when it has any.
+fn meta_arg(chat: &Chat) -> Arg {
+    let mut meta = chat.meta.clone();
+    if !chat.tags.is_empty() {
+        meta.insert(
+            "tags".to_owned(),
+            Value::Array(chat.tags.iter().cloned().map(Value::String).collect()),
+        );
+    }
+    Arg::Json(Some(json::to_text(&Value::Object(meta))))
+}
+
+/// `chat.current_message_id`: the blob's `history.currentId`.
+fn current_message_id(blob: &Value) -> Option<String> {
+    blob.get("history")
+        .and_then(|h| h.get("currentId"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+pub(crate) fn chat_from_row(row: &Row) -> Result<Chat> {
+    let (meta, tags) = split_meta(row.json_text("meta")?)?;
+    Ok(Chat {
+        id: row.text("id")?,
+        user_id: row.text("user_id")?,
+        title: row.text("title")?,
+        chat: json::parse("chat.chat", row.json_text("chat")?)?
+            .unwrap_or_else(|| Value::Object(Map::new())),
+        meta,
+        tags,
+        archived: row.flag("archived", false)?,
+        pinned: row.flag("pinned", false)?,
+        folder_id: row.opt_text("folder_id")?,
+        share_id: row.opt_text("share_id")?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+    })
+}
+
+fn summary_from_row(row: &Row) -> Result<ChatSummary> {
+    let (_, tags) = split_meta(row.json_text("meta")?)?;
+    Ok(ChatSummary {
+        id: row.text("id")?,
+        user_id: row.text("user_id")?,
+        title: row.text("title")?,
+        tags,
+        archived: row.flag("archived", false)?,
+        pinned: row.flag("pinned", false)?,
+        folder_id: row.opt_text("folder_id")?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+    })
+}
+
+/// The chat with this id, locked for the rest of the transaction (`FOR UPDATE` on
+/// PostgreSQL; SQLite write transactions hold the database lock already).
+pub(crate) async fn lock(tx: &mut Tx, id: &str) -> Result<Chat> {
+    if !storable(id) {
+        return Err(Error::not_found("chat", id));
+    }
+    match tx.fetch_optional(GET_FOR_UPDATE, args![id]).await? {
+        Some(row) => chat_from_row(&row),
+        None => Err(Error::not_found("chat", id)),
+    }
+}
+
+/// Takes the tag lock of `user_id` for the rest of the transaction (PostgreSQL; a no-op on
+/// SQLite). Taken before any row lock, so that lock order is always the same.
+pub(crate) async fn lock_user_tags(tx: &mut Tx, user_id: &str) -> Result<()> {
+    if tx.dialect() == Dialect::Postgres {
+        tx.execute(LOCK_USER_TAGS, args![user_id]).await?;
+    }
+    Ok(())
+}
+
+/// [`lock`] for a change of the chat's tags: the owner's tag lock first, then the row.
+async fn lock_for_tags(tx: &mut Tx, id: &str) -> Result<Chat> {
+    if tx.dialect() == Dialect::Postgres
+        && storable(id)
+        && let Some(row) = tx.fetch_optional(OWNER, args![id]).await?
+    {
+        lock_user_tags(tx, &row.text("user_id")?).await?;
+    }
+    lock(tx, id).await
+}
+
+/// Takes the tag locks of the owners of chats about to be created, in one order.
+async fn lock_owners(tx: &mut Tx, chats: &[NewChat]) -> Result<()> {
+    let owners: BTreeSet<&str> = chats
+        .iter()
+        .filter(|c| storable(&c.user_id))
+        .map(|c| c.user_id.as_str())
+        .collect();
+    for owner in owners {
+        lock_user_tags(tx, owner).await?;
+    }
+    Ok(())
+}
+
+/// Writes the blob, `updated_at` and `current_message_id` of a chat (after message changes).
+pub(crate) async fn write_blob(tx: &mut Tx, chat: &Chat) -> Result<()> {
+    tx.execute(
+        UPDATE_BLOB,
+        args![
+            chat.id.as_str(),
+            Arg::Json(Some(json::to_text(&chat.chat))),
+            chat.updated_at,
+            current_message_id(&chat.chat),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Creates the tag row `(id, user_id)` named `name` unless it exists.
+pub(crate) async fn ensure_tag(tx: &mut Tx, user_id: &str, id: &str, name: &str) -> Result<()> {
+    tx.execute(ENSURE_TAG, args![id, name, user_id]).await?;
+    Ok(())
+}
+
+/// Deletes those of `ids` that no chat of the user carries any more.
+async fn remove_orphan_tags<'a>(
+    tx: &mut Tx,
+    user_id: &str,
+    ids: impl IntoIterator<Item = &'a String>,
+) -> Result<()> {
+    for id in ids {
+        tx.execute(DELETE_ORPHAN_TAG, args![id.as_str(), user_id])
+            .await?;
+    }
+    Ok(())
+}
+
+async fn insert(tx: &mut Tx, chat: NewChat) -> Result<Chat> {
+    let PreparedChat {
+        chat,
+        messages,
+        tags,
+    } = chat.prepare(validate::now())?;
+    tx.execute(
+        INSERT,
+        args![
+            chat.id.as_str(),
+            chat.user_id.as_str(),
+            chat.title.as_str(),
+            Arg::Json(Some(json::to_text(&chat.chat))),
+            meta_arg(&chat),
+            chat.archived,
+            chat.pinned,
+            &chat.folder_id,
+            &chat.share_id,
+            chat.created_at,
+            chat.updated_at,
+            current_message_id(&chat.chat),
+        ],
+    )
+    .await?;
+    for message in &messages {
+        messages::upsert_row(tx, message).await?;
+    }
+    for (id, name) in &tags {
+        ensure_tag(tx, &chat.user_id, id, name).await?;
+    }
+    Ok(chat)
+}
+
+async fn delete_locked(tx: &mut Tx, chat: &Chat) -> Result<()> {
+    tx.execute(DELETE_MESSAGES, args![chat.id.as_str()]).await?;
+    tx.execute(DELETE, args![chat.id.as_str()]).await?;
+    remove_orphan_tags(tx, &chat.user_id, &chat.tags).await
+}
+
+/// Replaces the tags of a locked chat: ensures the new tag rows, writes `meta.tags`, removes
+/// the tags it dropped that no other chat of the user carries. `updated_at` is kept.
+async fn set_locked_tags(
+    tx: &mut Tx,
+    mut chat: Chat,
+    pairs: Vec<(String, String)>,
+) -> Result<Chat> {
+    let old = std::mem::take(&mut chat.tags);
+    for (id, name) in &pairs {
+        ensure_tag(tx, &chat.user_id, id, name).await?;
+    }
+    chat.tags = pairs.into_iter().map(|(id, _)| id).collect();
+    tx.execute(UPDATE_META, args![chat.id.as_str(), meta_arg(&chat)])
+        .await?;
+    let removed: Vec<String> = old.difference(&chat.tags).cloned().collect();
+    remove_orphan_tags(tx, &chat.user_id, &removed).await?;
+    Ok(chat)
+}
+
+/// The `WHERE` clause of a chat list (everything but the title filter).
+fn push_filters(d: &mut Dyn, dialect: Dialect, query: &ChatQuery, tag_ids: &[String]) {
+    let sqlite = dialect == Dialect::Sqlite;
+    d.sql(" FROM chat WHERE chat.user_id = ")
+        .bind(query.user_id.as_str())
+        .sql(" AND ")
+        .sql(if sqlite {
+            sqlite_not_internal!()
+        } else {
+            pg_not_internal!()
+        });
+    if let Some(archived) = query.archived {
+        d.sql(" AND COALESCE(chat.archived, FALSE) = ")
+            .bind(archived);
+    }
+    if let Some(pinned) = query.pinned {
+        d.sql(" AND COALESCE(chat.pinned, FALSE) = ").bind(pinned);
+    }
+    match &query.folder {
+        FolderFilter::Any => {}
+        FolderFilter::NoFolder => {
+            d.sql(" AND chat.folder_id IS NULL");
+        }
+        FolderFilter::In(folder) => {
+            d.sql(" AND chat.folder_id = ").bind(folder.as_str());
+        }
+    }
+    match &query.tags {
+        TagFilter::Any => {}
+        TagFilter::AllOf(_) => {
+            for id in tag_ids {
+                if sqlite {
+                    d.sql(
+                        " AND json_type(chat.meta, '$.tags') = 'array' AND EXISTS (SELECT 1 FROM \
+                         json_each(chat.meta, '$.tags') AS t WHERE t.type = 'text' AND t.value = ",
+                    );
+                } else {
+                    d.sql(
+                        " AND EXISTS (SELECT 1 FROM json_array_elements(CASE WHEN \
+                         json_typeof(chat.meta -> 'tags') = 'array' THEN chat.meta -> 'tags' \
+                         ELSE '[]'::json END) AS t(v) WHERE json_typeof(t.v) = 'string' \
+                         AND (t.v #>> '{}') = ",
+                    );
+                }
+                d.bind(id.as_str()).sql(")");
+            }
+        }
+        TagFilter::Untagged => {
+            d.sql(if sqlite {
+                " AND NOT (COALESCE(json_type(chat.meta, '$.tags'), '') = 'array' AND EXISTS \
+                 (SELECT 1 FROM json_each(chat.meta, '$.tags') AS t WHERE t.type = 'text'))"
+            } else {
+                " AND NOT EXISTS (SELECT 1 FROM json_array_elements(CASE WHEN \
+                 json_typeof(chat.meta -> 'tags') = 'array' THEN chat.meta -> 'tags' \
+                 ELSE '[]'::json END) AS t(v) WHERE json_typeof(t.v) = 'string')"
+            });
+        }
+    }
+}
+
+/// `ORDER BY` of a chat list; text compares bytewise on both dialects (as Rust does).
+fn order_by(dialect: Dialect, order: ChatOrder) -> &'static str {
+    match (dialect, order) {
+        (Dialect::Sqlite, ChatOrder::UpdatedDesc) => " ORDER BY chat.updated_at DESC, chat.id",
+        (Dialect::Sqlite, ChatOrder::CreatedDesc) => " ORDER BY chat.created_at DESC, chat.id",
+        (Dialect::Sqlite, ChatOrder::TitleAsc) => {
+            " ORDER BY COALESCE(chat.title, 'New Chat'), chat.id"
+        }
+        (Dialect::Postgres, ChatOrder::UpdatedDesc) => {
+            " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\""
+        }
+        (Dialect::Postgres, ChatOrder::CreatedDesc) => {
+            " ORDER BY chat.created_at DESC NULLS LAST, chat.id COLLATE \"C\""
+        }
+        (Dialect::Postgres, ChatOrder::TitleAsc) => {
+            " ORDER BY COALESCE(chat.title, 'New Chat') COLLATE \"C\", chat.id COLLATE \"C\""
+        }
+    }
+}
+
+#[async_trait]
+impl ChatRepo for SqlStore {
+    async fn create(&self, chat: NewChat) -> Result<Chat> {
+        let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        lock_owners(&mut tx, std::slice::from_ref(&chat)).await?;
+        let chat = insert(&mut tx, chat).await?;
+        tx.commit().await?;
+        Ok(chat)
+    }
+
+    async fn create_many(&self, chats: Vec<NewChat>) -> Result<Vec<Chat>> {
+        let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        lock_owners(&mut tx, &chats).await?;
+        let mut out = Vec::with_capacity(chats.len());
+        for chat in chats {
+            out.push(insert(&mut tx, chat).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn get(&self, id: &str) -> Result<Chat> {
+        if !storable(id) {
+            return Err(Error::not_found("chat", id));
+        }
+        match self.pool().fetch_optional("chat", GET, args![id]).await? {
+            Some(row) => chat_from_row(&row),
+            None => Err(Error::not_found("chat", id)),
+        }
+    }
+
+    async fn update(&self, id: &str, patch: ChatPatch) -> Result<Chat> {
+        let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        let mut chat = lock(&mut tx, id).await?;
+        patch.apply(&mut chat, validate::now())?;
+        tx.execute(
+            UPDATE,
+            args![
+                chat.id.as_str(),
+                chat.title.as_str(),
+                Arg::Json(Some(json::to_text(&chat.chat))),
+                meta_arg(&chat),
+                chat.archived,
+                chat.pinned,
+                &chat.folder_id,
+                &chat.share_id,
+                chat.updated_at,
+                current_message_id(&chat.chat),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(chat)
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        let chat = lock_for_tags(&mut tx, id).await?;
+        delete_locked(&mut tx, &chat).await?;
+        tx.commit().await
+    }
+
+    async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
+        if !storable(user_id) {
+            return Ok(0);
+        }
+        let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        lock_user_tags(&mut tx, user_id).await?;
+        tx.execute(DELETE_USER_MESSAGES, args![user_id]).await?;
+        let deleted = tx.execute(DELETE_USER_CHATS, args![user_id]).await?;
+        tx.execute(DELETE_USER_TAGS, args![user_id]).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn list(&self, query: &ChatQuery) -> Result<Page<ChatSummary>> {
+        let tag_ids = query.validate()?;
+        let dialect = self.dialect();
+        let mut tx = self.pool().begin("chat", Mode::Read).await?;
+        let mut select = Dyn::default();
+        select.sql(concat!("SELECT ", summary_columns!()));
+        push_filters(&mut select, dialect, query, &tag_ids);
+        select.sql(order_by(dialect, query.order));
+        let page = if let Some(text) = &query.title {
+            // Every row the SQL filters select, then the Unicode title match and the page.
+            let wanted = text.to_lowercase();
+            let items: Vec<ChatSummary> = tx
+                .fetch_dyn(select)
+                .await?
+                .iter()
+                .map(summary_from_row)
+                .filter(|s| {
+                    s.as_ref()
+                        .map_or(true, |s| s.title.to_lowercase().contains(&wanted))
+                })
+                .collect::<Result<_>>()?;
+            let total = items.len() as u64;
+            Page {
+                items: query.page.slice(items),
+                total,
+            }
+        } else {
+            let mut count = Dyn::default();
+            count.sql("SELECT count(*) AS n");
+            push_filters(&mut count, dialect, query, &tag_ids);
+            let total = match tx.fetch_dyn(count).await?.first() {
+                Some(row) => row.int("n")?,
+                None => 0,
+            };
+            let (limit, offset) = page_args(&query.page);
+            select
+                .sql(" LIMIT ")
+                .bind(limit)
+                .sql(" OFFSET ")
+                .bind(offset);
+            let items = tx
+                .fetch_dyn(select)
+                .await?
+                .iter()
+                .map(summary_from_row)
+                .collect::<Result<_>>()?;
+            Page {
+                items,
+                total: u64::try_from(total).unwrap_or_default(),
+            }
+        };
+        tx.commit().await?;
+        Ok(page)
+    }
+
+    async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {
+        let pairs = tag_pairs(names)?;
+        let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        let chat = lock_for_tags(&mut tx, id).await?;
+        let chat = set_locked_tags(&mut tx, chat, pairs).await?;
+        tx.commit().await?;
+        Ok(chat)
+    }
+
+    async fn add_tag(&self, id: &str, name: &str) -> Result<Chat> {
+        let pairs = tag_pairs(&[name.to_owned()])?;
+        let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        let chat = lock_for_tags(&mut tx, id).await?;
+        let mut all: Vec<(String, String)> =
+            chat.tags.iter().map(|t| (t.clone(), t.clone())).collect();
+        all.extend(pairs);
+        let chat = set_locked_tags(&mut tx, chat, dedup_pairs(all)).await?;
+        tx.commit().await?;
+        Ok(chat)
+    }
+
+    async fn remove_tag(&self, id: &str, name_or_id: &str) -> Result<Chat> {
+        if name_or_id.is_empty() {
+            return Err(Error::invalid("tag name must not be empty"));
+        }
+        let target = tag_id(name_or_id);
+        let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        let chat = lock_for_tags(&mut tx, id).await?;
+        let kept: Vec<(String, String)> = chat
+            .tags
+            .iter()
+            .filter(|t| **t != target)
+            .map(|t| (t.clone(), t.clone()))
+            .collect();
+        let chat = set_locked_tags(&mut tx, chat, kept).await?;
+        tx.commit().await?;
+        Ok(chat)
+    }
+
+    async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Chat>> {
+        validate_scan_limit(limit)?;
+        self.pool()
+            .fetch_all("chat", SCAN, args![cursor(after), i64::from(limit)])
+            .await?
+            .iter()
+            .map(chat_from_row)
+            .collect()
+    }
+}
+
+/// Keeps the first pair of each tag id.
+fn dedup_pairs(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+    for (id, name) in pairs {
+        if !out.iter().any(|(seen, _)| *seen == id) {
+            out.push((id, name));
+        }
+    }
+    out
+}

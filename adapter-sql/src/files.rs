@@ -1,0 +1,359 @@
+//! Files: Open WebUI's `file` table, with the bytes in a local upload folder the way Open WebUI
+//! keeps uploads (`{upload_dir}/{id}_{filename}`, the full path in `file.path`).
+//!
+//! `file.meta` holds `{name, content_type, size, file_hash, ...}`: the first four are fields of
+//! [`FileMeta`], the rest is its `meta`. `file.data` is its `data`, `file.hash` its `hash`. The
+//! sha256 in `meta.file_hash` is checked whenever the bytes are read.
+//!
+//! A write inserts the rows first (so a taken id fails before any byte is written), then writes
+//! the bytes, then commits; if anything fails the rows roll back and the new files are removed.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use chatstore_core::files::{RESERVED_META_KEYS, sha256_hex, verify};
+use chatstore_core::query::validate_scan_limit;
+use chatstore_core::{Error, FileMeta, FileQuery, FileRepo, NewFile, Page, Result, validate};
+use serde_json::{Value, json};
+
+use crate::pool::{Arg, Mode, Row, Sql, Tx, args, cursor, page_args, storable};
+use crate::{SqlStore, json};
+
+macro_rules! file_columns {
+    () => {
+        "id, user_id, hash, filename, path, data, meta, created_at, updated_at"
+    };
+}
+
+const INSERT: Sql = Sql::both(
+    "INSERT INTO \"file\" (id, user_id, hash, filename, path, data, meta, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+);
+
+const GET: Sql = Sql::both(concat!(
+    "SELECT ",
+    file_columns!(),
+    " FROM \"file\" WHERE id = $1"
+));
+
+const DELETE: Sql = Sql::both("DELETE FROM \"file\" WHERE id = $1");
+
+const USER_PATHS: Sql = Sql::both("SELECT path FROM \"file\" WHERE user_id = $1");
+
+const DELETE_USER: Sql = Sql::both("DELETE FROM \"file\" WHERE user_id = $1");
+
+const COUNT: Sql =
+    Sql::both("SELECT count(*) AS n FROM \"file\" WHERE ($1 IS NULL OR user_id = $1)");
+
+const LIST: Sql = Sql::each(
+    concat!(
+        "SELECT ",
+        file_columns!(),
+        " FROM \"file\" WHERE ($1 IS NULL OR user_id = $1) \
+         ORDER BY COALESCE(updated_at, 0) DESC, id LIMIT $2 OFFSET $3"
+    ),
+    concat!(
+        "SELECT ",
+        file_columns!(),
+        " FROM \"file\" WHERE ($1 IS NULL OR user_id = $1) \
+         ORDER BY COALESCE(updated_at, 0) DESC, id COLLATE \"C\" LIMIT $2 OFFSET $3"
+    ),
+);
+
+const SCAN: Sql = Sql::each(
+    concat!(
+        "SELECT ",
+        file_columns!(),
+        " FROM \"file\" WHERE id > $1 ORDER BY id LIMIT $2"
+    ),
+    concat!(
+        "SELECT ",
+        file_columns!(),
+        " FROM \"file\" WHERE id COLLATE \"C\" > $1 ORDER BY id COLLATE \"C\" LIMIT $2"
+    ),
+);
+
+fn file_from_row(row: &Row) -> Result<FileMeta> {
+    let mut meta = json::parse_object("file.meta", row.json_text("meta")?)?;
+    let text = |v: Option<Value>| match v {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
+    let name = text(meta.remove("name"));
+    let content_type = text(meta.remove("content_type"));
+    let size = meta.remove("size").and_then(|v| v.as_u64()).unwrap_or(0);
+    let sha256 = text(meta.remove("file_hash")).unwrap_or_default();
+    for key in RESERVED_META_KEYS {
+        meta.remove(key);
+    }
+    Ok(FileMeta {
+        id: row.text("id")?,
+        user_id: row.text("user_id")?,
+        filename: row.opt_text("filename")?.or(name).unwrap_or_default(),
+        content_type,
+        size,
+        sha256,
+        hash: row.opt_text("hash")?,
+        data: json::parse_object("file.data", row.json_text("data")?)?,
+        meta,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+    })
+}
+
+/// Open WebUI's `file.meta` of a file.
+fn stored_meta(file: &FileMeta) -> Value {
+    let mut meta = file.meta.clone();
+    meta.insert("name".to_owned(), json!(file.filename));
+    meta.insert("content_type".to_owned(), json!(file.content_type));
+    meta.insert("size".to_owned(), json!(file.size));
+    meta.insert("file_hash".to_owned(), json!(file.sha256));
+    Value::Object(meta)
+}
+
+/// The longest file name chatstore writes (file systems allow 255 bytes).
+const MAX_DISK_NAME: usize = 200;
+
+/// `{id}_{filename}` made safe as one file name: separators and control characters become
+/// `_`; a long id is replaced by its sha256 so that names stay unique per id.
+fn disk_name(id: &str, filename: &str) -> String {
+    let id = if id.len() > 100 {
+        sha256_hex(id.as_bytes())
+    } else {
+        id.to_owned()
+    };
+    let mut name = format!("{id}_");
+    for c in filename.chars() {
+        let c = if c == '/' || c == '\\' || c == ':' || c.is_control() {
+            '_'
+        } else {
+            c
+        };
+        if name.len() + c.len_utf8() > MAX_DISK_NAME {
+            break;
+        }
+        name.push(c);
+    }
+    name
+}
+
+fn io_error(what: String, e: std::io::Error) -> Error {
+    Error::backend(what, e)
+}
+
+impl SqlStore {
+    fn file_path(&self, meta: &FileMeta) -> Result<PathBuf> {
+        let dir = std::path::absolute(self.upload_dir()).map_err(|e| {
+            io_error(
+                format!(
+                    "upload folder {} has no absolute path",
+                    self.upload_dir().display()
+                ),
+                e,
+            )
+        })?;
+        Ok(dir.join(disk_name(&meta.id, &meta.filename)))
+    }
+
+    /// Inserts the row of a file and returns where its bytes go.
+    async fn insert_file(&self, tx: &mut Tx, file: &NewFile) -> Result<(FileMeta, PathBuf)> {
+        let meta = file.prepare(validate::now())?;
+        let path = self.file_path(&meta)?;
+        tx.execute(
+            INSERT,
+            args![
+                meta.id.as_str(),
+                meta.user_id.as_str(),
+                &meta.hash,
+                meta.filename.as_str(),
+                path.to_string_lossy().into_owned(),
+                Arg::Json(Some(json::to_text(&Value::Object(meta.data.clone())))),
+                Arg::Json(Some(json::to_text(&stored_meta(&meta)))),
+                meta.created_at,
+                meta.updated_at,
+            ],
+        )
+        .await?;
+        Ok((meta, path))
+    }
+
+    async fn put_files(&self, files: Vec<NewFile>) -> Result<Vec<FileMeta>> {
+        let mut tx = self.pool().begin("file", Mode::Write).await?;
+        let mut planned = Vec::with_capacity(files.len());
+        for file in &files {
+            planned.push(self.insert_file(&mut tx, file).await?);
+        }
+        let mut written: Vec<&Path> = Vec::with_capacity(planned.len());
+        let mut outcome = Ok(());
+        for ((_, path), file) in planned.iter().zip(&files) {
+            if let Err(e) = write_bytes(path, &file.bytes).await {
+                outcome = Err(e);
+                break;
+            }
+            written.push(path);
+        }
+        if outcome.is_ok() {
+            outcome = tx.commit().await;
+        }
+        if let Err(e) = outcome {
+            for path in written {
+                remove_bytes(path).await;
+            }
+            return Err(e);
+        }
+        Ok(planned.into_iter().map(|(meta, _)| meta).collect())
+    }
+}
+
+/// Writes bytes through a temporary file renamed into place, so a reader never sees half a file.
+async fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| io_error(format!("cannot create upload folder {}", dir.display()), e))?;
+    let tmp = dir.join(format!(".{}.part", uuid::Uuid::new_v4()));
+    if let Err(e) = tokio::fs::write(&tmp, bytes).await {
+        remove_bytes(&tmp).await;
+        return Err(io_error(format!("cannot write {}", tmp.display()), e));
+    }
+    tokio::fs::rename(&tmp, path)
+        .await
+        .map_err(|e| io_error(format!("cannot move file bytes into {}", path.display()), e))
+}
+
+/// Removes stored bytes; a file that is already gone is fine, other failures are logged (the
+/// row is gone, so the bytes are only an orphan).
+async fn remove_bytes(path: &Path) {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("cannot remove file bytes {}: {e}", path.display()),
+    }
+}
+
+#[async_trait]
+impl FileRepo for SqlStore {
+    async fn put(&self, file: NewFile) -> Result<FileMeta> {
+        let mut out = self.put_files(vec![file]).await?;
+        out.pop()
+            .ok_or_else(|| Error::backend_msg("storing a file returned no metadata"))
+    }
+
+    async fn put_many(&self, files: Vec<NewFile>) -> Result<Vec<FileMeta>> {
+        self.put_files(files).await
+    }
+
+    async fn get(&self, id: &str) -> Result<FileMeta> {
+        if !storable(id) {
+            return Err(Error::not_found("file", id));
+        }
+        match self.pool().fetch_optional("file", GET, args![id]).await? {
+            Some(row) => file_from_row(&row),
+            None => Err(Error::not_found("file", id)),
+        }
+    }
+
+    async fn read(&self, id: &str) -> Result<Vec<u8>> {
+        if !storable(id) {
+            return Err(Error::not_found("file", id));
+        }
+        let row = self
+            .pool()
+            .fetch_optional("file", GET, args![id])
+            .await?
+            .ok_or_else(|| Error::not_found("file", id))?;
+        let meta = file_from_row(&row)?;
+        let path = row.opt_text("path")?.ok_or_else(|| {
+            Error::backend_msg(format!("file {id:?} has no path: its bytes are not stored"))
+        })?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| io_error(format!("cannot read the bytes of file {id:?} at {path}"), e))?;
+        verify(&meta, &bytes)?;
+        Ok(bytes)
+    }
+
+    async fn list(&self, query: &FileQuery) -> Result<Page<FileMeta>> {
+        query.page.validate()?;
+        if let Some(user) = &query.user_id {
+            validate::id("user_id", user)?;
+        }
+        let (limit, offset) = page_args(&query.page);
+        let mut tx = self.pool().begin("file", Mode::Read).await?;
+        let total = tx.fetch_one(COUNT, args![&query.user_id]).await?.int("n")?;
+        let items = tx
+            .fetch_all(LIST, args![&query.user_id, limit, offset])
+            .await?
+            .iter()
+            .map(file_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().await?;
+        Ok(Page {
+            items,
+            total: u64::try_from(total).unwrap_or_default(),
+        })
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        if !storable(id) {
+            return Err(Error::not_found("file", id));
+        }
+        let mut tx = self.pool().begin("file", Mode::Write).await?;
+        let path = match tx.fetch_optional(GET, args![id]).await? {
+            Some(row) => row.opt_text("path")?,
+            None => return Err(Error::not_found("file", id)),
+        };
+        if tx.execute(DELETE, args![id]).await? == 0 {
+            // Deleted by a concurrent call since the read.
+            return Err(Error::not_found("file", id));
+        }
+        tx.commit().await?;
+        if let Some(path) = path {
+            remove_bytes(Path::new(&path)).await;
+        }
+        Ok(())
+    }
+
+    async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
+        validate::id("user_id", user_id)?;
+        let mut tx = self.pool().begin("file", Mode::Write).await?;
+        let paths: Vec<Option<String>> = tx
+            .fetch_all(USER_PATHS, args![user_id])
+            .await?
+            .iter()
+            .map(|r| r.opt_text("path"))
+            .collect::<Result<_>>()?;
+        let deleted = tx.execute(DELETE_USER, args![user_id]).await?;
+        tx.commit().await?;
+        for path in paths.into_iter().flatten() {
+            remove_bytes(Path::new(&path)).await;
+        }
+        Ok(deleted)
+    }
+
+    async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<FileMeta>> {
+        validate_scan_limit(limit)?;
+        self.pool()
+            .fetch_all("file", SCAN, args![cursor(after), i64::from(limit)])
+            .await?
+            .iter()
+            .map(file_from_row)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::disk_name;
+
+    #[test]
+    fn disk_names_are_single_safe_components() {
+        assert_eq!(disk_name("f1", "a/b\\c.txt"), "f1_a_b_c.txt");
+        let long = disk_name(&"x".repeat(255), &"é".repeat(300));
+        assert!(long.len() <= 200);
+        assert_ne!(
+            disk_name(&"a".repeat(150), "n"),
+            disk_name(&"a".repeat(151), "n")
+        );
+    }
+}

@@ -1,0 +1,384 @@
+//! # chatstore-sql
+//!
+//! chatstore on SQLite and PostgreSQL through sqlx, reading and writing **Open WebUI 0.12.4's
+//! own tables** (`user`, `auth`, `chat`, `chat_message`, `tag`, `file`), so it can be pointed at
+//! an existing `webui.db` or Open WebUI Postgres database, and Open WebUI starts on a database
+//! chatstore created.
+//!
+//! [`SqlStore`] implements [`UserRepo`], [`ChatRepo`], [`MessageRepo`], [`TagRepo`] and
+//! [`FileRepo`] on both dialects, and [`VectorRepo`] on SQLite (the embedded default vector
+//! store: exact cosine search over its own `chatstore_vector` table, no server). On PostgreSQL
+//! the store's vectors answer `Unsupported`; the pgvector adapter provides them there.
+//!
+//! Construct it from a URL (`sqlite://path/webui.db`, `sqlite::memory:`,
+//! `postgres://user@host/db`) with [`SqlStore::connect`] or [`connect`]:
+//!
+//! - an empty database gets Open WebUI 0.12.4's complete schema and its `alembic_version` row;
+//! - an existing one must be at that revision with the tables and columns chatstore needs,
+//!   otherwise opening fails with a message naming what is wrong; its schema is never altered;
+//! - SQLite runs in WAL mode with a busy timeout; every store has one pool of configurable size;
+//! - file bytes go to a local upload folder (`file.path`), by default `uploads/` next to the
+//!   SQLite file, as Open WebUI keeps them.
+//!
+//! ```
+//! use chatstore_core::{ChatQuery, NewChat, NewMessage, NewUser};
+//! use chatstore_sql::{SqlOptions, connect};
+//!
+//! # tokio_test_block(async {
+//! let store = connect("sqlite::memory:", SqlOptions::default()).await?;
+//! let user = store.users.create(NewUser::new("ada@example.com", "Ada")).await?;
+//! let chat = store
+//!     .chats
+//!     .create(NewChat::new(&user.id, "Engines").with_tags(["Work", "math"]))
+//!     .await?;
+//! store
+//!     .messages
+//!     .upsert(NewMessage::text(&chat.id, "m1", "user", "Hello"))
+//!     .await?;
+//! let page = store.chats.list(&ChatQuery::for_user(&user.id).with_tags(["work"])).await?;
+//! assert_eq!(page.total, 1);
+//! let chat = store.chats.get(&chat.id).await?;
+//! assert_eq!(chat.chat["history"]["currentId"], "m1");
+//! # Ok::<(), chatstore_core::Error>(())
+//! # });
+//! # fn tokio_test_block<F: std::future::Future<Output = Result<(), chatstore_core::Error>>>(f: F) {
+//! #     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f).expect("example");
+//! # }
+//! ```
+//!
+//! [`UserRepo`]: chatstore_core::UserRepo
+//! [`ChatRepo`]: chatstore_core::ChatRepo
+//! [`MessageRepo`]: chatstore_core::MessageRepo
+//! [`TagRepo`]: chatstore_core::TagRepo
+//! [`FileRepo`]: chatstore_core::FileRepo
+//! [`VectorRepo`]: chatstore_core::VectorRepo
+
+mod chats;
+mod error;
+mod files;
+mod inspect;
+mod json;
+mod messages;
+mod pool;
+pub mod schema;
+mod tags;
+mod users;
+mod vectors;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use chatstore_core::unsupported::NoVectors;
+use chatstore_core::{Capabilities, Error, Result, Store, StoreParts, VectorRepo};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use inspect::TableCounts;
+pub use pool::Dialect;
+
+/// How to open a database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqlOptions {
+    /// Connections in the pool (an in-memory SQLite database always uses one).
+    pub max_connections: u32,
+    /// How long a call waits for a free connection before failing with `Unavailable`.
+    pub acquire_timeout: Duration,
+    /// How long SQLite waits on a lock held by another connection before `Unavailable`.
+    pub busy_timeout: Duration,
+    /// Where file bytes are written. Default: `uploads/` next to the SQLite file (Open WebUI's
+    /// `DATA_DIR/uploads`); for an in-memory database or PostgreSQL a fresh folder under the
+    /// system temp folder, so set it for anything that should outlive the process.
+    pub upload_dir: Option<PathBuf>,
+    /// Opens the database read-only: nothing is created, every write fails.
+    pub read_only: bool,
+}
+
+impl Default for SqlOptions {
+    fn default() -> Self {
+        SqlOptions {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(30),
+            busy_timeout: Duration::from_secs(5),
+            upload_dir: None,
+            read_only: false,
+        }
+    }
+}
+
+impl SqlOptions {
+    /// With this pool size.
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// With this upload folder.
+    pub fn upload_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.upload_dir = Some(dir.into());
+        self
+    }
+
+    /// Read-only (or not).
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// With this SQLite busy timeout.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// With this pool acquire timeout.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+}
+
+/// A SQLite or PostgreSQL database with Open WebUI 0.12.4's schema; cheap to clone (clones share
+/// the pool). Implements every repository trait; see [`SqlStore::store`].
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: pool::Pool,
+    uploads: PathBuf,
+    /// Set once `chatstore_vector` is known to exist.
+    vectors_ready: AtomicBool,
+}
+
+/// Opens the database at `url` and gives a [`Store`] of it (see [`SqlStore::connect`]).
+pub async fn connect(url: &str, options: SqlOptions) -> Result<Store> {
+    Ok(SqlStore::connect(url, options).await?.store())
+}
+
+impl SqlStore {
+    /// Opens the database at `url` (`sqlite://path`, `sqlite::memory:`, `postgres://...`;
+    /// Open WebUI's `postgresql+psycopg2://` spellings are accepted), creating Open WebUI's
+    /// schema on an empty database and checking it on an existing one.
+    ///
+    /// `InvalidInput` for a URL chatstore cannot use, `Unavailable` when the server cannot be
+    /// reached, `Backend` when the schema is not one chatstore can work on (the message says why).
+    pub async fn connect(url: &str, options: SqlOptions) -> Result<SqlStore> {
+        if options.max_connections == 0 {
+            return Err(Error::invalid("max_connections must be at least 1"));
+        }
+        let (pool, uploads) = if let Some(rest) = strip_scheme(url, &["sqlite:"]) {
+            open_sqlite(rest, &options).await?
+        } else if let Some(rest) = strip_scheme(
+            url,
+            &[
+                "postgres://",
+                "postgresql://",
+                "postgresql+psycopg://",
+                "postgresql+psycopg2://",
+            ],
+        ) {
+            open_postgres(rest, &options).await?
+        } else {
+            let scheme = url.split(':').next().unwrap_or_default();
+            return Err(Error::invalid(format!(
+                "database URL scheme {scheme:?} is not supported; use sqlite://PATH, \
+                 sqlite::memory: or postgres://USER@HOST/DB"
+            )));
+        };
+        if let Err(e) = schema::prepare(&pool, options.read_only).await {
+            pool.close().await;
+            return Err(e);
+        }
+        Ok(SqlStore {
+            inner: Arc::new(Inner {
+                pool,
+                uploads,
+                vectors_ready: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// A [`Store`] whose repositories are this database. On PostgreSQL, vectors answer
+    /// `Unsupported`.
+    pub fn store(&self) -> Store {
+        let repo = Arc::new(self.clone());
+        match self.dialect() {
+            Dialect::Sqlite => Store::new(
+                "sqlite",
+                Capabilities::ALL,
+                StoreParts {
+                    users: repo.clone(),
+                    chats: repo.clone(),
+                    messages: repo.clone(),
+                    tags: repo.clone(),
+                    files: repo.clone(),
+                    vectors: repo,
+                },
+            ),
+            Dialect::Postgres => Store::new(
+                "postgres",
+                Capabilities {
+                    vectors: false,
+                    ..Capabilities::ALL
+                },
+                StoreParts {
+                    users: repo.clone(),
+                    chats: repo.clone(),
+                    messages: repo.clone(),
+                    tags: repo.clone(),
+                    files: repo,
+                    vectors: Arc::new(NoVectors {
+                        backend: "postgres",
+                    }),
+                },
+            ),
+        }
+    }
+
+    /// A [`Store`] of this database whose vectors come from another repository (e.g. the
+    /// pgvector adapter on the same PostgreSQL), named `backend` (e.g. `"postgres+pgvector"`).
+    pub fn store_with_vectors(
+        &self,
+        backend: impl Into<String>,
+        vectors: Arc<dyn VectorRepo>,
+    ) -> Store {
+        let repo = Arc::new(self.clone());
+        Store::new(
+            backend,
+            Capabilities::ALL,
+            StoreParts {
+                users: repo.clone(),
+                chats: repo.clone(),
+                messages: repo.clone(),
+                tags: repo.clone(),
+                files: repo,
+                vectors,
+            },
+        )
+    }
+
+    /// The database's dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.inner.pool.dialect()
+    }
+
+    /// The folder file bytes are written to.
+    pub fn upload_dir(&self) -> &Path {
+        &self.inner.uploads
+    }
+
+    /// Closes the pool; later calls fail.
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &pool::Pool {
+        &self.inner.pool
+    }
+}
+
+fn strip_scheme<'a>(url: &'a str, schemes: &[&str]) -> Option<&'a str> {
+    schemes.iter().find_map(|s| {
+        url.get(..s.len())
+            .filter(|head| head.eq_ignore_ascii_case(s))
+            .map(|_| &url[s.len()..])
+    })
+}
+
+fn temp_uploads() -> PathBuf {
+    std::env::temp_dir().join(format!("chatstore-uploads-{}", uuid::Uuid::new_v4()))
+}
+
+async fn open_sqlite(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, PathBuf)> {
+    let in_memory = rest.contains(":memory:") || rest.contains("mode=memory");
+    let url = format!("sqlite:{rest}");
+    let mut connect = SqliteConnectOptions::from_str(&url)
+        .map_err(|e| Error::invalid(format!("bad SQLite URL {url:?}: {e}")))?
+        .busy_timeout(options.busy_timeout)
+        .foreign_keys(true);
+    if options.read_only {
+        connect = connect.read_only(true);
+    } else {
+        connect = connect.create_if_missing(true);
+        if !in_memory {
+            connect = connect
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+        }
+    }
+    let uploads = match (&options.upload_dir, in_memory) {
+        (Some(dir), _) => dir.clone(),
+        (None, true) => temp_uploads(),
+        (None, false) => {
+            let file = connect.get_filename();
+            file.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .join("uploads")
+        }
+    };
+    let mut pool = SqlitePoolOptions::new().acquire_timeout(options.acquire_timeout);
+    pool = if in_memory {
+        // An in-memory database lives as long as its last connection: keep exactly one.
+        pool.max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        pool.max_connections(options.max_connections)
+    };
+    let pool = pool
+        .connect_with(connect)
+        .await
+        .map_err(|e| error::db_error("connect", e))?;
+    Ok((pool::Pool::Sqlite(pool), uploads))
+}
+
+async fn open_postgres(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, PathBuf)> {
+    let url = format!("postgres://{rest}");
+    let mut connect = PgConnectOptions::from_str(&url)
+        .map_err(|e| Error::invalid(format!("bad PostgreSQL URL: {e}")))?;
+    if options.read_only {
+        connect = connect.options([("default_transaction_read_only", "on")]);
+    }
+    // One direct connection first: the pool retries an unreachable server until its acquire
+    // timeout and then reports only "timed out"; this reports the cause at once.
+    let probe = PgConnection::connect_with(&connect)
+        .await
+        .map_err(|e| error::db_error("connect", e))?;
+    let _ = probe.close().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(options.max_connections)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect)
+        .await
+        .map_err(|e| error::db_error("connect", e))?;
+    let uploads = options.upload_dir.clone().unwrap_or_else(temp_uploads);
+    Ok((pool::Pool::Postgres(pool), uploads))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_scheme;
+
+    #[test]
+    fn schemes_are_matched_case_insensitively() {
+        assert_eq!(
+            strip_scheme("SQLite::memory:", &["sqlite:"]),
+            Some(":memory:")
+        );
+        assert_eq!(
+            strip_scheme("postgresql+psycopg2://u@h/db", &["postgresql+psycopg2://"]),
+            Some("u@h/db")
+        );
+        assert_eq!(strip_scheme("mysql://x", &["sqlite:"]), None);
+        assert_eq!(strip_scheme("é", &["sqlite:"]), None);
+    }
+}

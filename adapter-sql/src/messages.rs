@@ -1,0 +1,372 @@
+//! Messages: Open WebUI's `chat_message` rows, keyed `"{chat_id}-{message_id}"`, mirrored
+//! into the chat blob's `history` in the same transaction (the chat row is locked for the
+//! read-modify-write: `FOR UPDATE` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite).
+//!
+//! Chats written before Open WebUI had `chat_message` (or imported without rows) keep their
+//! messages only in the blob, as `history.messages` or a legacy flat `messages` list. Reads of
+//! such a chat fall back to the blob, like Open WebUI's; the first message write to it stores
+//! the blob's messages as rows first (Open WebUI's backfill), so rows and blob agree afterwards.
+
+use async_trait::async_trait;
+use chatstore_core::messages::message_key;
+use chatstore_core::query::validate_scan_limit;
+use chatstore_core::{Chat, Error, Message, MessageRepo, NewMessage, Result, blob, validate};
+use serde_json::{Map, Value, json};
+
+use crate::chats::{self, chat_from_row};
+use crate::pool::{Arg, Mode, Row, Sql, Tx, args, cursor, storable};
+use crate::{SqlStore, json};
+
+macro_rules! message_columns {
+    () => {
+        "id, chat_id, user_id, role, parent_id, content, output, model_id, files, sources, \
+         embeds, done, status_history, error, usage, created_at, updated_at, context_summary, meta"
+    };
+}
+
+/// Inserts or replaces a row; a row with the same key that belongs to another chat is left
+/// alone (no row changes, which the caller reports as a conflict).
+const UPSERT: Sql = Sql::both(
+    "INSERT INTO chat_message (id, chat_id, user_id, role, parent_id, content, output, model_id, \
+     files, sources, embeds, done, status_history, error, usage, created_at, updated_at, \
+     context_summary, meta) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+     ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, role = excluded.role, \
+     parent_id = excluded.parent_id, content = excluded.content, output = excluded.output, \
+     model_id = excluded.model_id, files = excluded.files, sources = excluded.sources, \
+     embeds = excluded.embeds, done = excluded.done, status_history = excluded.status_history, \
+     error = excluded.error, usage = excluded.usage, created_at = excluded.created_at, \
+     updated_at = excluded.updated_at, context_summary = excluded.context_summary, \
+     meta = excluded.meta WHERE chat_message.chat_id = excluded.chat_id",
+);
+
+const GET: Sql = Sql::both(concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM chat_message WHERE id = $1 AND chat_id = $2"
+));
+
+const LIST: Sql = Sql::both(concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM chat_message WHERE chat_id = $1"
+));
+
+const COUNT: Sql = Sql::both("SELECT count(*) AS n FROM chat_message WHERE chat_id = $1");
+
+const DELETE: Sql = Sql::both("DELETE FROM chat_message WHERE id = $1 AND chat_id = $2");
+
+const CHAT_EXISTS: Sql = Sql::both("SELECT id FROM chat WHERE id = $1");
+
+const CHAT: Sql = Sql::both(
+    "SELECT id, user_id, COALESCE(title, 'New Chat') AS title, chat, meta, archived, pinned, \
+     folder_id, share_id, created_at, updated_at FROM chat WHERE id = $1",
+);
+
+const SCAN: Sql = Sql::each(
+    concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM chat_message WHERE id > $1 ORDER BY id LIMIT $2"
+    ),
+    concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM chat_message WHERE id COLLATE \"C\" > $1 ORDER BY id COLLATE \"C\" LIMIT $2"
+    ),
+);
+
+fn message_from_row(row: &Row) -> Result<Message> {
+    let key = row.text("id")?;
+    let chat_id = row.text("chat_id")?;
+    let id = key
+        .strip_prefix(chat_id.as_str())
+        .and_then(|rest| rest.strip_prefix('-'))
+        .map_or_else(|| key.clone(), str::to_owned);
+    let opt = |column: &'static str| -> Result<Option<Value>> {
+        json::parse(column, row.json_text(column)?)
+    };
+    let updated_at = row.opt_int("updated_at")?;
+    // Open WebUI's `created_at` is the message timestamp, milliseconds in legacy rows.
+    let created_at = row
+        .opt_int("created_at")?
+        .map(blob::normalize_timestamp)
+        .or(updated_at)
+        .unwrap_or(0);
+    Ok(Message {
+        id,
+        chat_id,
+        user_id: row.opt_text("user_id")?,
+        role: row.text("role")?,
+        parent_id: row.opt_text("parent_id")?,
+        content: opt("content")?.unwrap_or_else(|| Value::String(String::new())),
+        model_id: row.opt_text("model_id")?,
+        done: row.flag("done", true)?,
+        output: opt("output")?,
+        files: opt("files")?,
+        sources: opt("sources")?,
+        embeds: opt("embeds")?,
+        status_history: opt("status_history")?,
+        error: opt("error")?,
+        usage: opt("usage")?,
+        meta: opt("meta")?,
+        context_summary: row.opt_text("context_summary")?,
+        created_at,
+        updated_at: updated_at.unwrap_or(created_at),
+    })
+}
+
+/// Writes a message row. `Conflict` when its key `"{chat_id}-{id}"` is taken by a message of
+/// another chat (Open WebUI's key can collide when ids contain `-`).
+pub(crate) async fn upsert_row(tx: &mut Tx, m: &Message) -> Result<()> {
+    let key = m.key();
+    let changed = tx
+        .execute(
+            UPSERT,
+            args![
+                key.as_str(),
+                m.chat_id.as_str(),
+                &m.user_id,
+                m.role.as_str(),
+                &m.parent_id,
+                Arg::Json(Some(json::to_text(&m.content))),
+                json::arg(m.output.as_ref()),
+                &m.model_id,
+                json::arg(m.files.as_ref()),
+                json::arg(m.sources.as_ref()),
+                json::arg(m.embeds.as_ref()),
+                m.done,
+                json::arg(m.status_history.as_ref()),
+                json::arg(m.error.as_ref()),
+                json::arg(m.usage.as_ref()),
+                m.created_at,
+                m.updated_at,
+                &m.context_summary,
+                json::arg(m.meta.as_ref()),
+            ],
+        )
+        .await?;
+    if changed == 0 {
+        return Err(Error::conflict(
+            "message",
+            format!(
+                "row id {key:?} of message {:?} in chat {:?} is taken by a message of another chat",
+                m.id, m.chat_id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The messages a chat blob holds (`history.messages`, or a legacy flat `messages` list),
+/// skipping entries that are not readable messages.
+pub(crate) fn blob_messages(chat: &Chat) -> Vec<Message> {
+    let entries: Vec<Value> = match chat.chat.get("history").and_then(|h| h.get("messages")) {
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| {
+                let mut one = Map::new();
+                one.insert(k.clone(), v.clone());
+                json!({ "history": { "messages": one } })
+            })
+            .collect(),
+        _ => match chat.chat.get("messages") {
+            Some(Value::Array(items)) => items.iter().map(|v| json!({ "messages": [v] })).collect(),
+            _ => Vec::new(),
+        },
+    };
+    let mut out: Vec<Message> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Ok(parsed) = blob::messages_in_blob(&entry, &chat.user_id, chat.created_at) else {
+            continue;
+        };
+        for mut new in parsed {
+            new.chat_id = chat.id.clone();
+            if let Ok(message) = new.into_message(chat, chat.updated_at)
+                && !out.iter().any(|m| m.id == message.id)
+            {
+                out.push(message);
+            }
+        }
+    }
+    out
+}
+
+async fn row_count(tx: &mut Tx, chat_id: &str) -> Result<i64> {
+    tx.fetch_one(COUNT, args![chat_id]).await?.int("n")
+}
+
+/// Stores the blob's messages as rows when the chat has none (a chat from before
+/// `chat_message`); a legacy flat list is rewritten into `history` at the same time.
+async fn backfill(tx: &mut Tx, chat: &mut Chat) -> Result<()> {
+    if row_count(tx, &chat.id).await? > 0 {
+        return Ok(());
+    }
+    let messages = blob_messages(chat);
+    if messages.is_empty() {
+        return Ok(());
+    }
+    for message in &messages {
+        upsert_row(tx, message).await?;
+    }
+    let has_history = chat
+        .chat
+        .get("history")
+        .and_then(|h| h.get("messages"))
+        .is_some_and(Value::is_object);
+    if !has_history {
+        blob::rebuild_history(&mut chat.chat, &messages);
+    }
+    Ok(())
+}
+
+/// Upserts one message into a locked chat (row now, blob in memory; the caller writes it).
+async fn upsert_locked(tx: &mut Tx, chat: &mut Chat, message: NewMessage) -> Result<Message> {
+    message.validate()?;
+    let existing = match tx
+        .fetch_optional(
+            GET,
+            args![message_key(&chat.id, &message.id), chat.id.as_str()],
+        )
+        .await?
+    {
+        Some(row) => Some(message_from_row(&row)?),
+        None => None,
+    };
+    let message = message.into_stored(chat, existing.as_ref(), validate::now())?;
+    upsert_row(tx, &message).await?;
+    blob::upsert_message(&mut chat.chat, &message);
+    chat.updated_at = chat.updated_at.max(message.updated_at);
+    Ok(message)
+}
+
+impl SqlStore {
+    /// A chat's messages from its rows, or from its blob when it has no rows.
+    async fn chat_messages(&self, chat_id: &str) -> Result<Vec<Message>> {
+        if !storable(chat_id) {
+            return Err(Error::not_found("chat", chat_id));
+        }
+        let mut tx = self.pool().begin("message", Mode::Read).await?;
+        if tx
+            .fetch_optional(CHAT_EXISTS, args![chat_id])
+            .await?
+            .is_none()
+        {
+            return Err(Error::not_found("chat", chat_id));
+        }
+        let rows = tx.fetch_all(LIST, args![chat_id]).await?;
+        let mut messages = if rows.is_empty() {
+            match tx.fetch_optional(CHAT, args![chat_id]).await? {
+                Some(row) => blob_messages(&chat_from_row(&row)?),
+                None => Vec::new(),
+            }
+        } else {
+            rows.iter().map(message_from_row).collect::<Result<_>>()?
+        };
+        tx.commit().await?;
+        blob::sort_messages(&mut messages);
+        Ok(messages)
+    }
+}
+
+#[async_trait]
+impl MessageRepo for SqlStore {
+    async fn upsert(&self, message: NewMessage) -> Result<Message> {
+        message.validate()?;
+        let mut tx = self.pool().begin("message", Mode::Write).await?;
+        let mut chat = chats::lock(&mut tx, &message.chat_id).await?;
+        backfill(&mut tx, &mut chat).await?;
+        let message = upsert_locked(&mut tx, &mut chat, message).await?;
+        chats::write_blob(&mut tx, &chat).await?;
+        tx.commit().await?;
+        Ok(message)
+    }
+
+    async fn upsert_many(&self, chat_id: &str, messages: Vec<NewMessage>) -> Result<Vec<Message>> {
+        validate::id("chat id", chat_id)?;
+        if let Some(m) = messages.iter().find(|m| m.chat_id != chat_id) {
+            return Err(Error::invalid(format!(
+                "message {:?} belongs to chat {:?}, not {chat_id:?}",
+                m.id, m.chat_id
+            )));
+        }
+        let mut tx = self.pool().begin("message", Mode::Write).await?;
+        let mut chat = chats::lock(&mut tx, chat_id).await?;
+        backfill(&mut tx, &mut chat).await?;
+        let mut out = Vec::with_capacity(messages.len());
+        for message in messages {
+            out.push(upsert_locked(&mut tx, &mut chat, message).await?);
+        }
+        chats::write_blob(&mut tx, &chat).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn get(&self, chat_id: &str, id: &str) -> Result<Message> {
+        if !storable(chat_id) {
+            return Err(Error::not_found("chat", chat_id));
+        }
+        let not_found = || Error::not_found("message", message_key(chat_id, id));
+        let mut tx = self.pool().begin("message", Mode::Read).await?;
+        if tx
+            .fetch_optional(CHAT_EXISTS, args![chat_id])
+            .await?
+            .is_none()
+        {
+            return Err(Error::not_found("chat", chat_id));
+        }
+        if !storable(id) {
+            return Err(not_found());
+        }
+        let found = match tx
+            .fetch_optional(GET, args![message_key(chat_id, id), chat_id])
+            .await?
+        {
+            Some(row) => Some(message_from_row(&row)?),
+            None if row_count(&mut tx, chat_id).await? == 0 => {
+                match tx.fetch_optional(CHAT, args![chat_id]).await? {
+                    Some(row) => blob_messages(&chat_from_row(&row)?)
+                        .into_iter()
+                        .find(|m| m.id == id),
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        tx.commit().await?;
+        found.ok_or_else(not_found)
+    }
+
+    async fn list(&self, chat_id: &str) -> Result<Vec<Message>> {
+        self.chat_messages(chat_id).await
+    }
+
+    async fn delete(&self, chat_id: &str, id: &str) -> Result<()> {
+        let mut tx = self.pool().begin("message", Mode::Write).await?;
+        let mut chat = chats::lock(&mut tx, chat_id).await?;
+        if !storable(id) {
+            return Err(Error::not_found("message", message_key(chat_id, id)));
+        }
+        backfill(&mut tx, &mut chat).await?;
+        if tx
+            .execute(DELETE, args![message_key(chat_id, id), chat_id])
+            .await?
+            == 0
+        {
+            return Err(Error::not_found("message", message_key(chat_id, id)));
+        }
+        blob::remove_message(&mut chat.chat, id);
+        chats::write_blob(&mut tx, &chat).await?;
+        tx.commit().await
+    }
+
+    async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
+        validate_scan_limit(limit)?;
+        self.pool()
+            .fetch_all("message", SCAN, args![cursor(after), i64::from(limit)])
+            .await?
+            .iter()
+            .map(message_from_row)
+            .collect()
+    }
+}

@@ -1,0 +1,519 @@
+//! One connection pool of either dialect, and the few ways the repositories talk to it: static
+//! statements ([`Sql`]) with bound [`Arg`]s, dynamic statements ([`Dyn`], run through
+//! `sqlx::QueryBuilder`), rows read by column name ([`Row`]), transactions ([`Tx`]), and keys and
+//! pages as they are bound ([`storable`], [`cursor`], [`page_args`]).
+//!
+//! Every repository writes its SQL once with `$N` placeholders (SQLite accepts them too); where
+//! the dialects differ (JSON functions, `COLLATE "C"`, `FOR UPDATE`) a [`Sql`] carries both texts.
+
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Database, Decode, PgPool, Postgres, QueryBuilder, Row as _, Sqlite, SqlitePool, Type};
+
+use chatstore_core::{PageRequest, Result};
+
+use crate::error::db_error;
+use crate::json::JsonText;
+
+/// Whether `s` can be a stored key at all: PostgreSQL text cannot hold NUL, so a lookup by
+/// such a key finds nothing rather than failing.
+pub(crate) fn storable(s: &str) -> bool {
+    !s.contains('\0')
+}
+
+/// A keyset cursor PostgreSQL can bind: no stored key holds NUL, so cutting `after` at its
+/// first NUL selects exactly the same keys.
+pub(crate) fn cursor(after: Option<&str>) -> String {
+    let after = after.unwrap_or_default();
+    after.split('\0').next().unwrap_or_default().to_owned()
+}
+
+/// `LIMIT`/`OFFSET` values of a page (validated to fit `i64`).
+pub(crate) fn page_args(page: &PageRequest) -> (i64, i64) {
+    let limit = page
+        .limit
+        .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    let offset = i64::try_from(page.offset).unwrap_or(i64::MAX);
+    (limit, offset)
+}
+
+/// The SQL dialect of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite (file or in-memory).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A statement in both dialects. Most statements are the same text in both.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sql {
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+impl Sql {
+    /// The same text in both dialects.
+    pub(crate) const fn both(sql: &'static str) -> Sql {
+        Sql {
+            sqlite: sql,
+            postgres: sql,
+        }
+    }
+
+    /// One text per dialect.
+    pub(crate) const fn each(sqlite: &'static str, postgres: &'static str) -> Sql {
+        Sql { sqlite, postgres }
+    }
+
+    /// The text for `dialect`.
+    pub(crate) fn text(&self, dialect: Dialect) -> &'static str {
+        match dialect {
+            Dialect::Sqlite => self.sqlite,
+            Dialect::Postgres => self.postgres,
+        }
+    }
+}
+
+/// A bound parameter. `None` binds SQL NULL of the variant's type.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Bool(Option<bool>),
+    /// JSON text for a `JSON` column (`json` on PostgreSQL, TEXT on SQLite).
+    Json(Option<String>),
+    Blob(Option<Vec<u8>>),
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(Some(v.to_owned()))
+    }
+}
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Arg::Text(Some(v.clone()))
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Self {
+        Arg::Text(v)
+    }
+}
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Self {
+        Arg::Text(v.map(str::to_owned))
+    }
+}
+impl From<&Option<String>> for Arg {
+    fn from(v: &Option<String>) -> Self {
+        Arg::Text(v.clone())
+    }
+}
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::Bool(Some(v))
+    }
+}
+impl From<Vec<u8>> for Arg {
+    fn from(v: Vec<u8>) -> Self {
+        Arg::Blob(Some(v))
+    }
+}
+
+/// Builds a `Vec<Arg>` from values convertible into [`Arg`].
+macro_rules! args {
+    () => { Vec::<$crate::pool::Arg>::new() };
+    ($($v:expr),+ $(,)?) => { vec![$($crate::pool::Arg::from($v)),+] };
+}
+pub(crate) use args;
+
+/// A statement put together at run time from static SQL pieces and bound values (never from
+/// user text), turned into a `sqlx::QueryBuilder` of the pool's dialect when run.
+#[derive(Debug, Default)]
+pub(crate) struct Dyn {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug)]
+enum Part {
+    Sql(&'static str),
+    Bind(Arg),
+}
+
+impl Dyn {
+    /// Appends SQL text.
+    pub(crate) fn sql(&mut self, sql: &'static str) -> &mut Self {
+        self.parts.push(Part::Sql(sql));
+        self
+    }
+
+    /// Appends a bound value.
+    pub(crate) fn bind(&mut self, arg: impl Into<Arg>) -> &mut Self {
+        self.parts.push(Part::Bind(arg.into()));
+        self
+    }
+
+    fn builder<DB: Binder>(self) -> QueryBuilder<DB> {
+        let mut qb = QueryBuilder::<DB>::new("");
+        for part in self.parts {
+            match part {
+                Part::Sql(s) => {
+                    qb.push(s);
+                }
+                Part::Bind(arg) => DB::push_arg(&mut qb, arg),
+            }
+        }
+        qb
+    }
+}
+
+/// What the two drivers share for binding an [`Arg`].
+trait Binder: Database {
+    fn push_arg(qb: &mut QueryBuilder<Self>, arg: Arg);
+    fn bind_arg<'q>(
+        q: Query<'q, Self, <Self as Database>::Arguments>,
+        arg: Arg,
+    ) -> Query<'q, Self, <Self as Database>::Arguments>;
+}
+
+macro_rules! impl_binder {
+    ($db:ty) => {
+        impl Binder for $db {
+            fn push_arg(qb: &mut QueryBuilder<Self>, arg: Arg) {
+                match arg {
+                    Arg::Text(v) => qb.push_bind(v),
+                    Arg::Int(v) => qb.push_bind(v),
+                    Arg::Bool(v) => qb.push_bind(v),
+                    Arg::Json(v) => qb.push_bind(v.map(JsonText)),
+                    Arg::Blob(v) => qb.push_bind(v),
+                };
+            }
+
+            fn bind_arg<'q>(
+                q: Query<'q, Self, <Self as Database>::Arguments>,
+                arg: Arg,
+            ) -> Query<'q, Self, <Self as Database>::Arguments> {
+                match arg {
+                    Arg::Text(v) => q.bind(v),
+                    Arg::Int(v) => q.bind(v),
+                    Arg::Bool(v) => q.bind(v),
+                    Arg::Json(v) => q.bind(v.map(JsonText)),
+                    Arg::Blob(v) => q.bind(v),
+                }
+            }
+        }
+    };
+}
+impl_binder!(Sqlite);
+impl_binder!(Postgres);
+
+fn sqlite_query(sql: &'static str, args: Vec<Arg>) -> Query<'static, Sqlite, SqliteArguments> {
+    args.into_iter()
+        .fold(sqlx::query(sql), <Sqlite as Binder>::bind_arg)
+}
+
+fn pg_query(sql: &'static str, args: Vec<Arg>) -> Query<'static, Postgres, PgArguments> {
+    args.into_iter()
+        .fold(sqlx::query(sql), <Postgres as Binder>::bind_arg)
+}
+
+/// A value that both drivers decode.
+pub(crate) trait Column:
+    for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>
+{
+}
+impl<T> Column for T where
+    T: for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>
+{
+}
+
+/// A result row of either dialect.
+pub(crate) enum Row {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+}
+
+impl Row {
+    /// The value of column `name`.
+    pub(crate) fn get<T: Column>(&self, name: &str) -> Result<T> {
+        let out = match self {
+            Row::Sqlite(r) => r.try_get::<T, _>(name),
+            Row::Postgres(r) => r.try_get::<T, _>(name),
+        };
+        out.map_err(|e| db_error("row", e))
+    }
+
+    /// A text column; SQL NULL reads as `""`.
+    pub(crate) fn text(&self, name: &str) -> Result<String> {
+        Ok(self.get::<Option<String>>(name)?.unwrap_or_default())
+    }
+
+    /// A nullable text column.
+    pub(crate) fn opt_text(&self, name: &str) -> Result<Option<String>> {
+        self.get(name)
+    }
+
+    /// An integer column; SQL NULL reads as 0.
+    pub(crate) fn int(&self, name: &str) -> Result<i64> {
+        Ok(self.get::<Option<i64>>(name)?.unwrap_or(0))
+    }
+
+    /// A nullable integer column.
+    pub(crate) fn opt_int(&self, name: &str) -> Result<Option<i64>> {
+        self.get(name)
+    }
+
+    /// A boolean column; SQL NULL reads as `default`.
+    pub(crate) fn flag(&self, name: &str, default: bool) -> Result<bool> {
+        Ok(self.get::<Option<bool>>(name)?.unwrap_or(default))
+    }
+
+    /// A JSON column as text (SQL NULL is `None`; JSON `null` is `Some("null")`).
+    pub(crate) fn json_text(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.get::<Option<JsonText>>(name)?.map(|j| j.0))
+    }
+}
+
+/// One pool of either dialect.
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// How a transaction begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Will write: SQLite takes the write lock at once (`BEGIN IMMEDIATE`), so a
+    /// read-modify-write never fails half way on a lock upgrade.
+    Write,
+    /// Only reads, from one snapshot.
+    Read,
+}
+
+impl Pool {
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self {
+            Pool::Sqlite(_) => Dialect::Sqlite,
+            Pool::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Begins a transaction; `entity` names what it works on, for error messages.
+    pub(crate) async fn begin(&self, entity: &'static str, mode: Mode) -> Result<Tx> {
+        let inner = match (self, mode) {
+            (Pool::Sqlite(p), Mode::Write) => {
+                p.begin_with("BEGIN IMMEDIATE").await.map(TxInner::Sqlite)
+            }
+            (Pool::Sqlite(p), Mode::Read) => p.begin().await.map(TxInner::Sqlite),
+            (Pool::Postgres(p), Mode::Write) => p.begin().await.map(TxInner::Postgres),
+            (Pool::Postgres(p), Mode::Read) => p
+                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await
+                .map(TxInner::Postgres),
+        }
+        .map_err(|e| db_error(entity, e))?;
+        Ok(Tx { inner, entity })
+    }
+
+    /// Runs a statement outside a transaction; returns the number of rows affected.
+    pub(crate) async fn execute(
+        &self,
+        entity: &'static str,
+        sql: Sql,
+        args: Vec<Arg>,
+    ) -> Result<u64> {
+        let out = match self {
+            Pool::Sqlite(p) => sqlite_query(sql.text(Dialect::Sqlite), args)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+            Pool::Postgres(p) => pg_query(sql.text(Dialect::Postgres), args)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+        };
+        out.map_err(|e| db_error(entity, e))
+    }
+
+    /// All rows of a statement.
+    pub(crate) async fn fetch_all(
+        &self,
+        entity: &'static str,
+        sql: Sql,
+        args: Vec<Arg>,
+    ) -> Result<Vec<Row>> {
+        let out = match self {
+            Pool::Sqlite(p) => sqlite_query(sql.text(Dialect::Sqlite), args)
+                .fetch_all(p)
+                .await
+                .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
+            Pool::Postgres(p) => pg_query(sql.text(Dialect::Postgres), args)
+                .fetch_all(p)
+                .await
+                .map(|rows| rows.into_iter().map(Row::Postgres).collect()),
+        };
+        out.map_err(|e| db_error(entity, e))
+    }
+
+    /// The first row of a statement, if any.
+    pub(crate) async fn fetch_optional(
+        &self,
+        entity: &'static str,
+        sql: Sql,
+        args: Vec<Arg>,
+    ) -> Result<Option<Row>> {
+        let out = match self {
+            Pool::Sqlite(p) => sqlite_query(sql.text(Dialect::Sqlite), args)
+                .fetch_optional(p)
+                .await
+                .map(|r| r.map(Row::Sqlite)),
+            Pool::Postgres(p) => pg_query(sql.text(Dialect::Postgres), args)
+                .fetch_optional(p)
+                .await
+                .map(|r| r.map(Row::Postgres)),
+        };
+        out.map_err(|e| db_error(entity, e))
+    }
+
+    /// Closes every connection.
+    pub(crate) async fn close(&self) {
+        match self {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+enum TxInner {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// A transaction; dropped without [`Tx::commit`] it rolls back.
+pub(crate) struct Tx {
+    inner: TxInner,
+    entity: &'static str,
+}
+
+impl Tx {
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self.inner {
+            TxInner::Sqlite(_) => Dialect::Sqlite,
+            TxInner::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Runs a statement; returns the number of rows affected.
+    pub(crate) async fn execute(&mut self, sql: Sql, args: Vec<Arg>) -> Result<u64> {
+        let out = match &mut self.inner {
+            TxInner::Sqlite(t) => sqlite_query(sql.text(Dialect::Sqlite), args)
+                .execute(&mut **t)
+                .await
+                .map(|r| r.rows_affected()),
+            TxInner::Postgres(t) => pg_query(sql.text(Dialect::Postgres), args)
+                .execute(&mut **t)
+                .await
+                .map(|r| r.rows_affected()),
+        };
+        out.map_err(|e| db_error(self.entity, e))
+    }
+
+    /// All rows of a statement.
+    pub(crate) async fn fetch_all(&mut self, sql: Sql, args: Vec<Arg>) -> Result<Vec<Row>> {
+        let out = match &mut self.inner {
+            TxInner::Sqlite(t) => sqlite_query(sql.text(Dialect::Sqlite), args)
+                .fetch_all(&mut **t)
+                .await
+                .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
+            TxInner::Postgres(t) => pg_query(sql.text(Dialect::Postgres), args)
+                .fetch_all(&mut **t)
+                .await
+                .map(|rows| rows.into_iter().map(Row::Postgres).collect()),
+        };
+        out.map_err(|e| db_error(self.entity, e))
+    }
+
+    /// The first row of a statement, if any.
+    pub(crate) async fn fetch_optional(&mut self, sql: Sql, args: Vec<Arg>) -> Result<Option<Row>> {
+        let out = match &mut self.inner {
+            TxInner::Sqlite(t) => sqlite_query(sql.text(Dialect::Sqlite), args)
+                .fetch_optional(&mut **t)
+                .await
+                .map(|r| r.map(Row::Sqlite)),
+            TxInner::Postgres(t) => pg_query(sql.text(Dialect::Postgres), args)
+                .fetch_optional(&mut **t)
+                .await
+                .map(|r| r.map(Row::Postgres)),
+        };
+        out.map_err(|e| db_error(self.entity, e))
+    }
+
+    /// The single row of a statement that always returns one (e.g. `count(*)`).
+    pub(crate) async fn fetch_one(&mut self, sql: Sql, args: Vec<Arg>) -> Result<Row> {
+        self.fetch_optional(sql, args).await?.ok_or_else(|| {
+            chatstore_core::Error::backend_msg(format!(
+                "a statement on {} returned no row",
+                self.entity
+            ))
+        })
+    }
+
+    /// All rows of a dynamic statement.
+    pub(crate) async fn fetch_dyn(&mut self, statement: Dyn) -> Result<Vec<Row>> {
+        let out = match &mut self.inner {
+            TxInner::Sqlite(t) => {
+                let mut qb = statement.builder::<Sqlite>();
+                qb.build()
+                    .fetch_all(&mut **t)
+                    .await
+                    .map(|rows| rows.into_iter().map(Row::Sqlite).collect())
+            }
+            TxInner::Postgres(t) => {
+                let mut qb = statement.builder::<Postgres>();
+                qb.build()
+                    .fetch_all(&mut **t)
+                    .await
+                    .map(|rows| rows.into_iter().map(Row::Postgres).collect())
+            }
+        };
+        out.map_err(|e| db_error(self.entity, e))
+    }
+
+    /// Runs a script of several statements (DDL).
+    pub(crate) async fn execute_script(&mut self, script: &'static str) -> Result<()> {
+        let out = match &mut self.inner {
+            TxInner::Sqlite(t) => sqlx::raw_sql(script).execute(&mut **t).await.map(|_| ()),
+            TxInner::Postgres(t) => sqlx::raw_sql(script).execute(&mut **t).await.map(|_| ()),
+        };
+        out.map_err(|e| db_error(self.entity, e))
+    }
+
+    /// Commits.
+    pub(crate) async fn commit(self) -> Result<()> {
+        let out = match self.inner {
+            TxInner::Sqlite(t) => t.commit().await,
+            TxInner::Postgres(t) => t.commit().await,
+        };
+        out.map_err(|e| db_error(self.entity, e))
+    }
+}

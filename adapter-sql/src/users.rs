@@ -1,0 +1,305 @@
+//! Users: Open WebUI's `user` table, with the matching `auth` row.
+//!
+//! Emails are unique case-insensitively with Unicode case folding, like the memory backend.
+//! The `uq_user_email_lower` index only folds ASCII on SQLite, so chatstore checks in Rust: the
+//! SQL narrows the candidates to the ASCII emails that fold to the same text plus every
+//! non-ASCII email, and Rust compares their full lower-case forms.
+
+use async_trait::async_trait;
+use chatstore_core::query::validate_scan_limit;
+use chatstore_core::{
+    Error, NewUser, Page, PageRequest, Result, User, UserPatch, UserRepo, validate,
+};
+
+use crate::pool::{Mode, Row, Sql, Tx, args, cursor, page_args, storable};
+use crate::{SqlStore, json};
+
+macro_rules! user_columns {
+    () => {
+        "id, name, email, role, profile_image_url, info, settings, created_at, updated_at, \
+         last_active_at"
+    };
+}
+
+/// Open WebUI writes Python `None` into `oauth` and `scim` as JSON `null`.
+const INSERT: Sql = Sql::both(
+    "INSERT INTO \"user\" (id, name, email, role, profile_image_url, last_active_at, updated_at, \
+     created_at, oauth, info, settings, scim) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'null', $9, $10, 'null')",
+);
+
+/// Open WebUI expects an `auth` row per user; an empty password cannot log in.
+const INSERT_AUTH: Sql = Sql::both(
+    "INSERT INTO auth (id, email, password, active, session_stamp) VALUES ($1, $2, '', TRUE, $3) \
+     ON CONFLICT (id) DO NOTHING",
+);
+
+const GET: Sql = Sql::both(concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM \"user\" WHERE id = $1"
+));
+
+const GET_FOR_UPDATE: Sql = Sql::each(
+    concat!("SELECT ", user_columns!(), " FROM \"user\" WHERE id = $1"),
+    concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM \"user\" WHERE id = $1 FOR UPDATE"
+    ),
+);
+
+/// ASCII emails whose lower case is `$1`, and every email holding a non-ASCII character.
+const EMAIL_CANDIDATES: Sql = Sql::each(
+    concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM \"user\" WHERE lower(email) = $1 \
+         OR email GLOB '*[^' || char(1) || '-' || char(127) || ']*' ORDER BY id"
+    ),
+    concat!(
+        "SELECT ",
+        user_columns!(),
+        r#" FROM "user" WHERE lower(email) = $1 OR email ~ '[^\x01-\x7f]' ORDER BY id COLLATE "C""#
+    ),
+);
+
+const UPDATE: Sql = Sql::both(
+    "UPDATE \"user\" SET name = $2, email = $3, role = $4, profile_image_url = $5, \
+     info = COALESCE($6, info), settings = COALESCE($7, settings), updated_at = $8 WHERE id = $1",
+);
+
+const UPDATE_AUTH_EMAIL: Sql = Sql::both("UPDATE auth SET email = $2 WHERE id = $1");
+
+const DELETE: Sql = Sql::both("DELETE FROM \"user\" WHERE id = $1");
+
+const DELETE_AUTH: Sql = Sql::both("DELETE FROM auth WHERE id = $1");
+
+const COUNT: Sql = Sql::both("SELECT count(*) AS n FROM \"user\"");
+
+const LIST: Sql = Sql::each(
+    concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM \"user\" ORDER BY COALESCE(created_at, 0) DESC, id LIMIT $1 OFFSET $2"
+    ),
+    concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM \"user\" ORDER BY COALESCE(created_at, 0) DESC, id COLLATE \"C\" LIMIT $1 OFFSET $2"
+    ),
+);
+
+const SCAN: Sql = Sql::each(
+    concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM \"user\" WHERE id > $1 ORDER BY id LIMIT $2"
+    ),
+    concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM \"user\" WHERE id COLLATE \"C\" > $1 ORDER BY id COLLATE \"C\" LIMIT $2"
+    ),
+);
+
+fn user_from_row(row: &Row) -> Result<User> {
+    Ok(User {
+        id: row.text("id")?,
+        email: row.text("email")?,
+        name: row.text("name")?,
+        role: row
+            .opt_text("role")?
+            .unwrap_or_else(|| "pending".to_owned()),
+        profile_image_url: row
+            .opt_text("profile_image_url")?
+            .unwrap_or_else(|| "/user.png".to_owned()),
+        info: json::parse("user.info", row.json_text("info")?)?,
+        settings: json::parse("user.settings", row.json_text("settings")?)?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+        last_active_at: row.int("last_active_at")?,
+    })
+}
+
+/// Whether another user (not `except`) has `email`, compared with Unicode case folding.
+async fn email_taken(tx: &mut Tx, email: &str, except: Option<&str>) -> Result<bool> {
+    let wanted = email.to_lowercase();
+    for row in tx
+        .fetch_all(EMAIL_CANDIDATES, args![wanted.as_str()])
+        .await?
+    {
+        let user = user_from_row(&row)?;
+        if Some(user.id.as_str()) != except && user.email.to_lowercase() == wanted {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+async fn insert(tx: &mut Tx, user: NewUser) -> Result<User> {
+    let user = user.into_user(validate::now())?;
+    if tx
+        .fetch_optional(GET, args![user.id.as_str()])
+        .await?
+        .is_some()
+    {
+        return Err(Error::conflict("user", format!("id {:?} exists", user.id)));
+    }
+    if email_taken(tx, &user.email, None).await? {
+        return Err(Error::conflict(
+            "user",
+            format!("email {:?} is taken", user.email),
+        ));
+    }
+    tx.execute(
+        INSERT,
+        args![
+            user.id.as_str(),
+            user.name.as_str(),
+            user.email.as_str(),
+            user.role.as_str(),
+            user.profile_image_url.as_str(),
+            user.last_active_at,
+            user.updated_at,
+            user.created_at,
+            json::arg(user.info.as_ref()),
+            json::arg(user.settings.as_ref()),
+        ],
+    )
+    .await?;
+    tx.execute(
+        INSERT_AUTH,
+        args![user.id.as_str(), user.email.as_str(), validate::new_id(),],
+    )
+    .await?;
+    Ok(user)
+}
+
+#[async_trait]
+impl UserRepo for SqlStore {
+    async fn create(&self, user: NewUser) -> Result<User> {
+        let mut tx = self.pool().begin("user", Mode::Write).await?;
+        let user = insert(&mut tx, user).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn create_many(&self, users: Vec<NewUser>) -> Result<Vec<User>> {
+        let mut tx = self.pool().begin("user", Mode::Write).await?;
+        let mut out = Vec::with_capacity(users.len());
+        for user in users {
+            out.push(insert(&mut tx, user).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn get(&self, id: &str) -> Result<User> {
+        if !storable(id) {
+            return Err(Error::not_found("user", id));
+        }
+        match self.pool().fetch_optional("user", GET, args![id]).await? {
+            Some(row) => user_from_row(&row),
+            None => Err(Error::not_found("user", id)),
+        }
+    }
+
+    async fn get_by_email(&self, email: &str) -> Result<User> {
+        if !storable(email) {
+            return Err(Error::not_found("user", email));
+        }
+        let wanted = email.to_lowercase();
+        let rows = self
+            .pool()
+            .fetch_all("user", EMAIL_CANDIDATES, args![wanted.as_str()])
+            .await?;
+        for row in rows {
+            let user = user_from_row(&row)?;
+            if user.email.to_lowercase() == wanted {
+                return Ok(user);
+            }
+        }
+        Err(Error::not_found("user", email))
+    }
+
+    async fn update(&self, id: &str, patch: UserPatch) -> Result<User> {
+        if !storable(id) {
+            return Err(Error::not_found("user", id));
+        }
+        let mut tx = self.pool().begin("user", Mode::Write).await?;
+        let row = tx
+            .fetch_optional(GET_FOR_UPDATE, args![id])
+            .await?
+            .ok_or_else(|| Error::not_found("user", id))?;
+        let mut user = user_from_row(&row)?;
+        let old_email = user.email.clone();
+        patch.apply(&mut user, validate::now())?;
+        if patch.email.is_some() && email_taken(&mut tx, &user.email, Some(id)).await? {
+            return Err(Error::conflict(
+                "user",
+                format!("email {:?} is taken", user.email),
+            ));
+        }
+        tx.execute(
+            UPDATE,
+            args![
+                id,
+                user.name.as_str(),
+                user.email.as_str(),
+                user.role.as_str(),
+                user.profile_image_url.as_str(),
+                json::opt_arg(patch.info.as_ref()),
+                json::opt_arg(patch.settings.as_ref()),
+                user.updated_at,
+            ],
+        )
+        .await?;
+        if user.email != old_email {
+            tx.execute(UPDATE_AUTH_EMAIL, args![id, user.email.as_str()])
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        if !storable(id) {
+            return Err(Error::not_found("user", id));
+        }
+        let mut tx = self.pool().begin("user", Mode::Write).await?;
+        if tx.execute(DELETE, args![id]).await? == 0 {
+            return Err(Error::not_found("user", id));
+        }
+        tx.execute(DELETE_AUTH, args![id]).await?;
+        tx.commit().await
+    }
+
+    async fn list(&self, page: PageRequest) -> Result<Page<User>> {
+        page.validate()?;
+        let (limit, offset) = page_args(&page);
+        let mut tx = self.pool().begin("user", Mode::Read).await?;
+        let total = tx.fetch_one(COUNT, args![]).await?.int("n")?;
+        let items = tx
+            .fetch_all(LIST, args![limit, offset])
+            .await?
+            .iter()
+            .map(user_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().await?;
+        Ok(Page {
+            items,
+            total: u64::try_from(total).unwrap_or_default(),
+        })
+    }
+
+    async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>> {
+        validate_scan_limit(limit)?;
+        self.pool()
+            .fetch_all("user", SCAN, args![cursor(after), i64::from(limit)])
+            .await?
+            .iter()
+            .map(user_from_row)
+            .collect()
+    }
+}

@@ -1,0 +1,421 @@
+//! Vectors on SQLite: the embedded default vector store, no server.
+//!
+//! Items live in chatstore's own table `chatstore_vector (id, collection_name, text, vector,
+//! vmetadata)`, created on first write, vectors as little-endian `f32` BLOBs. Search is exact:
+//! the collection's rows (narrowed in SQL by the metadata filter) are scanned and ranked in Rust
+//! with the reference cosine distance, so results equal the memory backend's, ties included,
+//! however small a share of the table the filter selects.
+//!
+//! On PostgreSQL every call answers `Unsupported` (the pgvector adapter stores vectors there).
+
+use std::sync::atomic::Ordering;
+
+use async_trait::async_trait;
+use chatstore_core::vectors::{
+    Condition, MAX_DIMENSION, as_text, exact_search, validate_collection, validate_items,
+    validate_search,
+};
+use chatstore_core::{Error, Result, SearchHit, VectorFilter, VectorItem, VectorRepo};
+use serde_json::Value;
+
+use crate::pool::{Arg, Dialect, Dyn, Mode, Row, Sql, Tx, args};
+use crate::{SqlStore, json};
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS chatstore_vector (\
+     id TEXT NOT NULL PRIMARY KEY, \
+     collection_name TEXT NOT NULL, \
+     text TEXT, \
+     vector BLOB NOT NULL, \
+     vmetadata JSON); \
+     CREATE INDEX IF NOT EXISTS chatstore_vector_collection_idx \
+     ON chatstore_vector (collection_name, id);";
+
+const TABLE_EXISTS: Sql =
+    Sql::both("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'chatstore_vector'");
+
+/// The dimension of the collection's vectors, ignoring the items whose ids are in the JSON
+/// array `$2` (they are being replaced).
+const DIMENSION: Sql = Sql::both(
+    "SELECT length(vector) / 4 AS dim FROM chatstore_vector WHERE collection_name = $1 \
+     AND id NOT IN (SELECT value FROM json_each($2)) ORDER BY id LIMIT 1",
+);
+
+const INSERT: Sql = Sql::both(
+    "INSERT INTO chatstore_vector (id, collection_name, text, vector, vmetadata) \
+     VALUES ($1, $2, $3, $4, $5)",
+);
+
+const UPSERT: Sql = Sql::both(
+    "INSERT INTO chatstore_vector (id, collection_name, text, vector, vmetadata) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET \
+     collection_name = excluded.collection_name, text = excluded.text, \
+     vector = excluded.vector, vmetadata = excluded.vmetadata",
+);
+
+const HAS_COLLECTION: Sql =
+    Sql::both("SELECT id FROM chatstore_vector WHERE collection_name = $1 LIMIT 1");
+
+const DELETE_COLLECTION: Sql = Sql::both("DELETE FROM chatstore_vector WHERE collection_name = $1");
+
+/// Deletes the items whose ids are in the JSON array `$1`.
+const DELETE_IDS: Sql =
+    Sql::both("DELETE FROM chatstore_vector WHERE id IN (SELECT value FROM json_each($1))");
+
+const RESET: Sql = Sql::both("DELETE FROM chatstore_vector");
+
+const COLLECTIONS: Sql =
+    Sql::both("SELECT DISTINCT collection_name FROM chatstore_vector ORDER BY collection_name");
+
+/// At most this many values are bound for the SQL pre-filter (SQLite limits bound values);
+/// conditions beyond it are left to the exact filter in Rust, which always applies.
+const MAX_PREFILTER_VALUES: usize = 500;
+
+fn to_blob(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn from_blob(id: &str, bytes: &[u8]) -> Result<Vec<f32>> {
+    if !bytes.len().is_multiple_of(4) {
+        return Err(Error::backend_msg(format!(
+            "vector of item {id:?} is {} bytes, not a whole number of f32 values",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+fn item_from_row(row: &Row) -> Result<VectorItem> {
+    let id = row.text("id")?;
+    let vector = from_blob(&id, &row.get::<Vec<u8>>("vector")?)?;
+    Ok(VectorItem {
+        text: row.text("text")?,
+        metadata: json::parse_object("chatstore_vector.vmetadata", row.json_text("vmetadata")?)?,
+        vector,
+        id,
+    })
+}
+
+fn ids_json(ids: impl IntoIterator<Item = String>) -> Arg {
+    Arg::Text(Some(json::to_text(&Value::Array(
+        ids.into_iter().map(Value::String).collect(),
+    ))))
+}
+
+/// The collection's items (only `ids` when given), narrowed by the filter in SQL to a superset
+/// of its matches: a text value must be one of the filter's values as text; other values pass
+/// to the exact filter in Rust.
+fn candidates(collection: &str, ids: Option<&[String]>, filter: Option<&VectorFilter>) -> Dyn {
+    let mut d = Dyn::default();
+    d.sql("SELECT id, text, vector, vmetadata FROM chatstore_vector WHERE collection_name = ")
+        .bind(collection);
+    if let Some(ids) = ids {
+        d.sql(" AND id IN (SELECT value FROM json_each(")
+            .bind(ids_json(ids.iter().cloned()))
+            .sql("))");
+    }
+    let mut budget = MAX_PREFILTER_VALUES;
+    for (key, condition) in filter.map(|f| f.conditions.as_slice()).unwrap_or_default() {
+        let values: &[Value] = match condition {
+            Condition::Eq(v) => std::slice::from_ref(v),
+            Condition::In(values) => values,
+        };
+        if values.len() + 1 > budget {
+            continue;
+        }
+        budget -= values.len() + 1;
+        d.sql(
+            " AND EXISTS (SELECT 1 FROM json_each(chatstore_vector.vmetadata) AS m WHERE m.key = ",
+        )
+        .bind(key.as_str())
+        .sql(" AND (m.type NOT IN ('text', 'null') OR m.value IN (");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                d.sql(", ");
+            }
+            d.bind(as_text(v));
+        }
+        d.sql(")))");
+    }
+    d.sql(" ORDER BY id");
+    d
+}
+
+async fn dimension(tx: &mut Tx, collection: &str, except: &[&str]) -> Result<Option<usize>> {
+    let except = ids_json(except.iter().map(|s| (*s).to_owned()));
+    match tx
+        .fetch_optional(DIMENSION, vec![Arg::from(collection), except])
+        .await?
+    {
+        Some(row) => Ok(Some(usize::try_from(row.int("dim")?).unwrap_or(0))),
+        None => Ok(None),
+    }
+}
+
+async fn matching_items(
+    tx: &mut Tx,
+    collection: &str,
+    ids: Option<&[String]>,
+    filter: Option<&VectorFilter>,
+) -> Result<Vec<VectorItem>> {
+    let rows = tx.fetch_dyn(candidates(collection, ids, filter)).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let item = item_from_row(row)?;
+        if filter.is_none_or(|f| f.matches(&item.metadata)) {
+            items.push(item);
+        }
+    }
+    Ok(items)
+}
+
+impl SqlStore {
+    fn sqlite_only(&self, operation: &'static str) -> Result<()> {
+        match self.dialect() {
+            Dialect::Sqlite => Ok(()),
+            Dialect::Postgres => Err(Error::unsupported("postgres", operation)),
+        }
+    }
+
+    /// Whether `chatstore_vector` exists (remembered once seen).
+    async fn vector_table(&self) -> Result<bool> {
+        if self.inner.vectors_ready.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        let exists = self
+            .pool()
+            .fetch_optional("vector", TABLE_EXISTS, args![])
+            .await?
+            .is_some();
+        if exists {
+            self.inner.vectors_ready.store(true, Ordering::Release);
+        }
+        Ok(exists)
+    }
+
+    async fn create_vector_table(&self) -> Result<()> {
+        let mut tx = self.pool().begin("vector", Mode::Write).await?;
+        tx.execute_script(CREATE_TABLE).await?;
+        tx.commit().await?;
+        self.inner.vectors_ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Writes items: `replace` upserts, otherwise a taken id is a `Conflict`.
+    async fn write_items(
+        &self,
+        collection: &str,
+        items: Vec<VectorItem>,
+        replace: bool,
+    ) -> Result<()> {
+        validate_collection(collection)?;
+        if !self.vector_table().await? {
+            validate_items(&items, None, MAX_DIMENSION)?;
+            if items.is_empty() {
+                return Ok(());
+            }
+            self.create_vector_table().await?;
+        }
+        let mut tx = self.pool().begin("vector", Mode::Write).await?;
+        let replaced: Vec<&str> = if replace {
+            items.iter().map(|i| i.id.as_str()).collect()
+        } else {
+            Vec::new()
+        };
+        let dim = dimension(&mut tx, collection, &replaced).await?;
+        validate_items(&items, dim, MAX_DIMENSION)?;
+        let sql = if replace { UPSERT } else { INSERT };
+        for item in &items {
+            tx.execute(
+                sql,
+                args![
+                    item.id.as_str(),
+                    collection,
+                    item.text.as_str(),
+                    to_blob(&item.vector),
+                    Arg::Json(Some(json::to_text(&Value::Object(item.metadata.clone())))),
+                ],
+            )
+            .await
+            .map_err(|e| match e {
+                Error::Conflict { .. } => {
+                    Error::conflict("vector", format!("item id {:?} exists", item.id))
+                }
+                other => other,
+            })?;
+        }
+        tx.commit().await
+    }
+}
+
+#[async_trait]
+impl VectorRepo for SqlStore {
+    async fn has_collection(&self, name: &str) -> Result<bool> {
+        self.sqlite_only("vectors.has_collection")?;
+        validate_collection(name)?;
+        if !self.vector_table().await? {
+            return Ok(false);
+        }
+        Ok(self
+            .pool()
+            .fetch_optional("vector", HAS_COLLECTION, args![name])
+            .await?
+            .is_some())
+    }
+
+    async fn delete_collection(&self, name: &str) -> Result<()> {
+        self.sqlite_only("vectors.delete_collection")?;
+        validate_collection(name)?;
+        if self.vector_table().await? {
+            self.pool()
+                .execute("vector", DELETE_COLLECTION, args![name])
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
+        self.sqlite_only("vectors.insert")?;
+        self.write_items(collection, items, false).await
+    }
+
+    async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
+        self.sqlite_only("vectors.upsert")?;
+        self.write_items(collection, items, true).await
+    }
+
+    async fn search(
+        &self,
+        collection: &str,
+        vectors: &[Vec<f32>],
+        filter: Option<&VectorFilter>,
+        limit: u32,
+    ) -> Result<Vec<Vec<SearchHit>>> {
+        self.sqlite_only("vectors.search")?;
+        validate_collection(collection)?;
+        if let Some(f) = filter {
+            f.validate()?;
+        }
+        if !self.vector_table().await? {
+            validate_search(vectors, None, limit, MAX_DIMENSION)?;
+            return Ok(vec![Vec::new(); vectors.len()]);
+        }
+        let mut tx = self.pool().begin("vector", Mode::Read).await?;
+        let dim = dimension(&mut tx, collection, &[]).await?;
+        validate_search(vectors, dim, limit, MAX_DIMENSION)?;
+        let items = matching_items(&mut tx, collection, None, filter).await?;
+        tx.commit().await?;
+        let refs: Vec<&VectorItem> = items.iter().collect();
+        Ok(vectors
+            .iter()
+            .map(|q| exact_search(&refs, q, None, limit))
+            .collect())
+    }
+
+    async fn query(
+        &self,
+        collection: &str,
+        filter: &VectorFilter,
+        limit: Option<u32>,
+    ) -> Result<Vec<VectorItem>> {
+        self.sqlite_only("vectors.query")?;
+        validate_collection(collection)?;
+        filter.validate()?;
+        if limit == Some(0) {
+            return Err(Error::invalid(
+                "query limit must be at least 1 (use None for no limit)",
+            ));
+        }
+        if !self.vector_table().await? {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool().begin("vector", Mode::Read).await?;
+        let mut items = matching_items(&mut tx, collection, None, Some(filter)).await?;
+        tx.commit().await?;
+        if let Some(limit) = limit {
+            items.truncate(limit as usize);
+        }
+        Ok(items)
+    }
+
+    async fn get(&self, collection: &str) -> Result<Vec<VectorItem>> {
+        self.sqlite_only("vectors.get")?;
+        validate_collection(collection)?;
+        if !self.vector_table().await? {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool().begin("vector", Mode::Read).await?;
+        let items = matching_items(&mut tx, collection, None, None).await?;
+        tx.commit().await?;
+        Ok(items)
+    }
+
+    async fn delete(
+        &self,
+        collection: &str,
+        ids: Option<&[String]>,
+        filter: Option<&VectorFilter>,
+    ) -> Result<u64> {
+        self.sqlite_only("vectors.delete")?;
+        validate_collection(collection)?;
+        if ids.is_none() && filter.is_none() {
+            return Err(Error::invalid(
+                "delete needs ids or a filter; use delete_collection to delete everything",
+            ));
+        }
+        if let Some(f) = filter {
+            f.validate()?;
+        }
+        if !self.vector_table().await? {
+            return Ok(0);
+        }
+        let mut tx = self.pool().begin("vector", Mode::Write).await?;
+        let doomed: Vec<String> = matching_items(&mut tx, collection, ids, filter)
+            .await?
+            .into_iter()
+            .map(|item| item.id)
+            .collect();
+        let deleted = if doomed.is_empty() {
+            0
+        } else {
+            tx.execute(DELETE_IDS, vec![ids_json(doomed)]).await?
+        };
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn reset(&self) -> Result<()> {
+        self.sqlite_only("vectors.reset")?;
+        if self.vector_table().await? {
+            self.pool().execute("vector", RESET, args![]).await?;
+        }
+        Ok(())
+    }
+
+    async fn collections(&self) -> Result<Vec<String>> {
+        self.sqlite_only("vectors.collections")?;
+        if !self.vector_table().await? {
+            return Ok(Vec::new());
+        }
+        self.pool()
+            .fetch_all("vector", COLLECTIONS, args![])
+            .await?
+            .iter()
+            .map(|r| r.text("collection_name"))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{from_blob, to_blob};
+
+    #[test]
+    fn vectors_round_trip_through_blobs() {
+        let v = vec![1.5f32, -0.25, 3.0e-7, f32::MAX];
+        assert_eq!(from_blob("x", &to_blob(&v)).expect("whole floats"), v);
+        assert!(from_blob("x", &[1, 2, 3]).is_err());
+    }
+}

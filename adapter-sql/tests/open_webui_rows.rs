@@ -1,0 +1,612 @@
+//! Rows in Open WebUI's exact storage form, inserted with raw SQL the way Open WebUI 0.12.4
+//! writes them (JSON `null`s, legacy millisecond timestamps, tags in `chat.meta`, a legacy flat
+//! `messages` list, messages only in the blob), read back as the right domain values; and rows
+//! chatstore writes, inspected in the form Open WebUI reads. Each test runs on SQLite and, when
+//! `CHATSTORE_TEST_POSTGRES_URL` is set, on PostgreSQL.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use chatstore_core::files::sha256_hex;
+use chatstore_core::{ChatQuery, ErrorKind, NewChat, NewFile, NewMessage, NewUser, tag_id};
+use serde_json::{Value, json};
+use support::{Db, open_webui_databases};
+
+const USERS: &str = r#"
+INSERT INTO "user" (id, name, email, role, profile_image_url, last_active_at, updated_at,
+    created_at, oauth, info, settings, scim)
+VALUES ('u1', 'Ada', 'Ada@Example.com', 'admin', '/user.png', 1700000300, 1700000200,
+    1700000100, 'null', 'null', 'null', 'null');
+INSERT INTO "user" (id, name, email, role, profile_image_url, last_active_at, updated_at,
+    created_at, info, settings)
+VALUES ('u2', 'Bob', 'bob@example.com', 'user', '/user.png', 5, 5, 5,
+    '{"location":"Paris"}', '{"ui":{"theme":"dark"}}');
+INSERT INTO auth (id, email, password, active) VALUES ('u1', 'Ada@Example.com', '$2b$12$x', TRUE);
+"#;
+
+/// A chat whose blob and rows Open WebUI wrote: tags in meta, a millisecond timestamp on the
+/// first message (blob and row), JSON `null`s in the row's optional columns.
+const CHAT_WITH_ROWS: &str = r#"
+INSERT INTO chat (id, user_id, title, chat, created_at, updated_at, share_id, archived, pinned,
+    meta, folder_id, tasks, last_read_at, current_message_id)
+VALUES ('c1', 'u1', 'Trip to Zürich',
+    '{"title":"Trip to Zürich","models":["llama3"],"history":{"messages":{"m1":{"id":"m1","parentId":null,"childrenIds":["m2"],"role":"user","content":"hi é","timestamp":1700000000123,"models":["llama3"]},"m2":{"id":"m2","parentId":"m1","childrenIds":[],"role":"assistant","content":[{"type":"text","text":"hello"}],"model":"llama3","done":true,"timestamp":1700000001,"usage":{"input_tokens":3}}},"currentId":"m2"},"timestamp":1700000000123}',
+    1700000000, 1700000500, NULL, FALSE, FALSE, '{"tags":["travel","ideas"]}', NULL, 'null',
+    1700000500, 'm2');
+INSERT INTO chat_message (id, chat_id, user_id, role, parent_id, content, output, model_id,
+    files, sources, embeds, done, status_history, error, usage, created_at, updated_at,
+    context_summary, meta)
+VALUES
+    ('c1-m1', 'c1', 'u1', 'user', NULL, '"hi é"', 'null', NULL, 'null', 'null', 'null', TRUE,
+     'null', 'null', 'null', 1700000000123, 1700000000, NULL, 'null'),
+    ('c1-m2', 'c1', 'u1', 'assistant', 'm1', '[{"type":"text","text":"hello"}]', 'null',
+     'llama3', 'null', 'null', 'null', TRUE, 'null', 'null', '{"input_tokens":3}', 1700000001,
+     1700000001, NULL, 'null');
+INSERT INTO tag (id, name, user_id, meta) VALUES ('travel', 'Travel', 'u1', NULL),
+    ('ideas', 'Ideas', 'u1', NULL);
+"#;
+
+/// A chat from before `chat_message`: a legacy flat `messages` list, no rows.
+const LEGACY_CHAT: &str = r#"
+INSERT INTO chat (id, user_id, title, chat, created_at, updated_at, archived, pinned, meta)
+VALUES ('c2', 'u1', 'Old times',
+    '{"title":"Old times","messages":[{"id":"a","role":"user","content":"question","timestamp":1600000000000},{"id":"b","parentId":"a","role":"assistant","content":"answer","timestamp":1600000001}]}',
+    1600000000, 1600000001, FALSE, FALSE, '{}');
+"#;
+
+/// A chat with its messages only in the blob's history (rows never written).
+const BLOB_ONLY_CHAT: &str = r#"
+INSERT INTO chat (id, user_id, title, chat, created_at, updated_at, archived, pinned, meta)
+VALUES ('c3', 'u1', 'Blob only',
+    '{"title":"Blob only","history":{"messages":{"x":{"id":"x","parentId":null,"childrenIds":["y"],"role":"user","content":"one","timestamp":1650000000},"y":{"id":"y","parentId":"x","childrenIds":[],"role":"assistant","content":"two","timestamp":1650000005}},"currentId":"y"}}',
+    1650000000, 1650000005, FALSE, TRUE, '{"tags":["ideas"]}');
+"#;
+
+/// An internal chat (a task chat Open WebUI hides).
+const INTERNAL_CHAT: &str = r#"
+INSERT INTO chat (id, user_id, title, chat, created_at, updated_at, archived, pinned, meta)
+VALUES ('c4', 'u1', 'Internal', '{"title":"Internal"}', 1800000000, 1800000000, FALSE, FALSE,
+    '{"internal":true,"tags":["travel"]}');
+"#;
+
+async fn seeded() -> Vec<Db> {
+    let dbs = open_webui_databases().await;
+    for db in &dbs {
+        db.exec(USERS).await;
+        db.exec(CHAT_WITH_ROWS).await;
+        db.exec(LEGACY_CHAT).await;
+        db.exec(BLOB_ONLY_CHAT).await;
+        db.exec(INTERNAL_CHAT).await;
+    }
+    dbs
+}
+
+#[tokio::test]
+async fn users_read_json_nulls_as_none() {
+    for db in seeded().await {
+        let store = db.store().await;
+        let ada = store.users.get("u1").await.expect("u1");
+        assert_eq!(ada.email, "Ada@Example.com");
+        assert_eq!(ada.role, "admin");
+        assert_eq!(ada.info, None);
+        assert_eq!(ada.settings, None);
+        assert_eq!(
+            (ada.created_at, ada.updated_at, ada.last_active_at),
+            (1700000100, 1700000200, 1700000300)
+        );
+        let bob = store.users.get("u2").await.expect("u2");
+        assert_eq!(bob.info, Some(json!({"location": "Paris"})));
+        assert_eq!(bob.settings, Some(json!({"ui": {"theme": "dark"}})));
+        assert_eq!(
+            store
+                .users
+                .get_by_email("ada@EXAMPLE.com")
+                .await
+                .expect("by email")
+                .id,
+            "u1"
+        );
+        let twin = store
+            .users
+            .create(NewUser::new("ADA@example.COM", "Twin"))
+            .await;
+        assert_eq!(
+            twin.map(|_| ()).expect_err("an error").kind(),
+            ErrorKind::Conflict
+        );
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn tags_come_from_chat_meta_and_filter_like_open_webui() {
+    for db in seeded().await {
+        let store = db.store().await;
+        let chat = store.chats.get("c1").await.expect("c1");
+        assert_eq!(
+            chat.tags,
+            BTreeSet::from(["ideas".to_owned(), "travel".to_owned()])
+        );
+        assert!(chat.meta.is_empty(), "meta without tags: {:?}", chat.meta);
+        assert_eq!(chat.title, "Trip to Zürich");
+        let ids = |page: chatstore_core::Page<chatstore_core::ChatSummary>| {
+            page.items.into_iter().map(|s| s.id).collect::<Vec<_>>()
+        };
+        let q = ChatQuery::for_user("u1");
+        assert_eq!(
+            ids(store
+                .chats
+                .list(&q.clone().with_tags(["Travel"]))
+                .await
+                .expect("list")),
+            ["c1"]
+        );
+        assert_eq!(
+            ids(store
+                .chats
+                .list(&q.clone().with_tags(["ideas"]))
+                .await
+                .expect("list")),
+            ["c1", "c3"]
+        );
+        assert_eq!(
+            ids(store.chats.list(&q.clone().untagged()).await.expect("list")),
+            ["c2"]
+        );
+        assert_eq!(
+            ids(store
+                .chats
+                .list(&q.clone().with_title("zürich"))
+                .await
+                .expect("list")),
+            ["c1"]
+        );
+        let usage = store.tags.usage("u1").await.expect("usage");
+        let counts: Vec<(String, u64)> =
+            usage.iter().map(|u| (u.tag.id.clone(), u.chats)).collect();
+        // c4 is internal: it carries `travel` but is not counted.
+        assert_eq!(counts, [("ideas".to_owned(), 2), ("travel".to_owned(), 1)]);
+        assert_eq!(
+            store.tags.get("u1", "Travel").await.expect("tag").name,
+            "Travel"
+        );
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn internal_chats_are_hidden_from_lists_and_counts() {
+    for db in seeded().await {
+        let store = db.store().await;
+        let page = store
+            .chats
+            .list(&ChatQuery::for_user("u1").archived(None))
+            .await
+            .expect("list");
+        assert_eq!(page.total, 3);
+        assert!(page.items.iter().all(|s| s.id != "c4"));
+        assert!(store.chats.get("c4").await.expect("c4").is_internal());
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn message_rows_read_back_with_millisecond_timestamps_normalised() {
+    for db in seeded().await {
+        let store = db.store().await;
+        let messages = store.messages.list("c1").await.expect("list");
+        let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["m1", "m2"]);
+        let (m1, m2) = (&messages[0], &messages[1]);
+        assert_eq!(m1.created_at, 1_700_000_000);
+        assert_eq!(m1.content, json!("hi é"));
+        assert_eq!(m1.output, None);
+        assert_eq!(m1.usage, None);
+        assert_eq!(m1.user_id.as_deref(), Some("u1"));
+        assert_eq!(m2.parent_id.as_deref(), Some("m1"));
+        assert_eq!(m2.content, json!([{"type": "text", "text": "hello"}]));
+        assert_eq!(m2.model_id.as_deref(), Some("llama3"));
+        assert_eq!(m2.usage, Some(json!({"input_tokens": 3})));
+        assert!(m2.done);
+        assert_eq!(store.messages.get("c1", "m2").await.expect("m2"), *m2);
+        let scanned = store.messages.scan(None, 100).await.expect("scan");
+        assert_eq!(
+            scanned.iter().map(|m| m.key()).collect::<Vec<_>>(),
+            ["c1-m1", "c1-m2"]
+        );
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_legacy_flat_messages_list_is_read_and_backfilled_on_write() {
+    for db in seeded().await {
+        let store = db.store().await;
+        let messages = store.messages.list("c2").await.expect("list");
+        let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(messages[0].created_at, 1_600_000_000);
+        assert_eq!(messages[1].parent_id.as_deref(), Some("a"));
+        assert_eq!(messages[0].user_id.as_deref(), Some("u1"));
+        assert_eq!(
+            store.messages.get("c2", "b").await.expect("b").content,
+            json!("answer")
+        );
+        assert_eq!(
+            store
+                .messages
+                .get("c2", "zz")
+                .await
+                .expect_err("an error")
+                .kind(),
+            ErrorKind::NotFound
+        );
+
+        store
+            .messages
+            .upsert(
+                NewMessage::text("c2", "c", "user", "more")
+                    .with_parent("b")
+                    .at(1600000100),
+            )
+            .await
+            .expect("upsert into a legacy chat");
+        let ids: Vec<String> = store
+            .messages
+            .list("c2")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(
+            db.int("SELECT count(*) FROM chat_message WHERE chat_id = 'c2'")
+                .await,
+            3
+        );
+        let blob = store.chats.get("c2").await.expect("c2").chat;
+        assert!(
+            blob.get("messages").is_none(),
+            "legacy list rewritten: {blob}"
+        );
+        assert_eq!(blob["history"]["currentId"], "c");
+        assert_eq!(
+            blob["history"]["messages"]["b"]["childrenIds"],
+            json!(["c"])
+        );
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn messages_only_in_the_blob_are_read_and_deletable() {
+    for db in seeded().await {
+        let store = db.store().await;
+        let messages = store.messages.list("c3").await.expect("list");
+        assert_eq!(
+            messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+            ["x", "y"]
+        );
+        assert_eq!(
+            store.messages.get("c3", "y").await.expect("y").content,
+            json!("two")
+        );
+        store.messages.delete("c3", "y").await.expect("delete y");
+        let left: Vec<String> = store
+            .messages
+            .list("c3")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(left, ["x"]);
+        let blob = store.chats.get("c3").await.expect("c3").chat;
+        assert_eq!(blob["history"]["currentId"], "x");
+        assert!(blob["history"]["messages"].get("y").is_none());
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_chat_removes_rows_and_orphan_tags() {
+    for db in seeded().await {
+        let store = db.store().await;
+        store.chats.delete("c1").await.expect("delete c1");
+        assert_eq!(
+            db.int("SELECT count(*) FROM chat_message WHERE chat_id = 'c1'")
+                .await,
+            0
+        );
+        // `ideas` is still on c3; `travel` is still on the internal c4.
+        let tags: Vec<String> = store
+            .tags
+            .list("u1")
+            .await
+            .expect("tags")
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(tags, ["ideas", "travel"]);
+        store.chats.delete("c4").await.expect("delete c4");
+        assert_eq!(
+            store
+                .tags
+                .get("u1", "travel")
+                .await
+                .expect_err("an error")
+                .kind(),
+            ErrorKind::NotFound
+        );
+        db.finish().await;
+    }
+}
+
+/// JSON text of a column as stored (PostgreSQL's `json` keeps the text it was given).
+async fn stored(db: &Db, column: &str, table: &str, id: &str) -> Option<String> {
+    db.text(&format!(
+        "SELECT CAST({column} AS TEXT) FROM {table} WHERE id = '{id}'"
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn chatstore_writes_open_webuis_storage_form() {
+    for db in open_webui_databases().await {
+        let store = db.store().await;
+        let user = store
+            .users
+            .create(NewUser::new("zoë@example.com", "Zoë").with_id("u9"))
+            .await
+            .expect("user");
+        assert_eq!(
+            stored(&db, "oauth", "\"user\"", "u9").await.as_deref(),
+            Some("null")
+        );
+        assert_eq!(
+            stored(&db, "info", "\"user\"", "u9").await.as_deref(),
+            Some("null")
+        );
+        assert_eq!(stored(&db, "variables", "\"user\"", "u9").await, None);
+        assert_eq!(
+            db.text("SELECT email FROM auth WHERE id = 'u9'")
+                .await
+                .as_deref(),
+            Some("zoë@example.com")
+        );
+
+        let mut new = NewChat::new(&user.id, "Café ☕")
+            .with_id("k1")
+            .with_tags(["Deep Work"]);
+        new.chat = Some(json!({"models": ["llama3"], "params": {"temperature": 0.5}}));
+        store.chats.create(new).await.expect("chat");
+        store
+            .messages
+            .upsert(NewMessage::text("k1", "m1", "user", "Grüße"))
+            .await
+            .expect("message");
+
+        let blob = stored(&db, "chat", "chat", "k1").await.expect("blob");
+        assert!(
+            blob.contains("Café ☕") && blob.contains("Grüße"),
+            "raw UTF-8: {blob}"
+        );
+        assert!(
+            !blob.contains(": ") && !blob.contains(", "),
+            "compact: {blob}"
+        );
+        let blob: Value = serde_json::from_str(&blob).expect("blob is JSON");
+        assert_eq!(blob["title"], "Café ☕");
+        assert_eq!(blob["history"]["messages"]["m1"]["content"], "Grüße");
+        assert_eq!(
+            stored(&db, "meta", "chat", "k1").await.as_deref(),
+            Some(r#"{"tags":["deep_work"]}"#)
+        );
+        assert_eq!(
+            stored(&db, "tasks", "chat", "k1").await.as_deref(),
+            Some("null")
+        );
+        assert_eq!(
+            db.text("SELECT current_message_id FROM chat WHERE id = 'k1'")
+                .await
+                .as_deref(),
+            Some("m1")
+        );
+        assert_eq!(
+            db.text("SELECT title FROM chat WHERE id = 'k1'")
+                .await
+                .as_deref(),
+            Some("Café ☕")
+        );
+
+        assert_eq!(
+            db.text("SELECT chat_id FROM chat_message WHERE id = 'k1-m1'")
+                .await
+                .as_deref(),
+            Some("k1")
+        );
+        assert_eq!(
+            stored(&db, "content", "chat_message", "k1-m1")
+                .await
+                .as_deref(),
+            Some(r#""Grüße""#)
+        );
+        assert_eq!(
+            stored(&db, "output", "chat_message", "k1-m1")
+                .await
+                .as_deref(),
+            Some("null")
+        );
+        assert_eq!(
+            db.text("SELECT name FROM tag WHERE id = 'deep_work' AND user_id = 'u9'")
+                .await
+                .as_deref(),
+            Some("Deep Work")
+        );
+        assert_eq!(
+            db.text("SELECT CAST(meta AS TEXT) FROM tag WHERE id = 'deep_work'")
+                .await,
+            None
+        );
+
+        let file = store
+            .files
+            .put(NewFile {
+                content_type: Some("text/plain".into()),
+                ..NewFile::new("u9", "notes/today.txt", b"hello".to_vec()).with_id("f1")
+            })
+            .await
+            .expect("file");
+        let path = db
+            .text("SELECT path FROM \"file\" WHERE id = 'f1'")
+            .await
+            .expect("path");
+        assert!(std::path::Path::new(&path).is_absolute(), "{path}");
+        assert!(path.ends_with("f1_notes_today.txt"), "{path}");
+        assert_eq!(std::fs::read(&path).expect("bytes on disk"), b"hello");
+        let meta: Value =
+            serde_json::from_str(&stored(&db, "meta", "\"file\"", "f1").await.expect("meta"))
+                .expect("file.meta is JSON");
+        assert_eq!(
+            meta,
+            json!({"name": "notes/today.txt", "content_type": "text/plain", "size": 5,
+                   "file_hash": sha256_hex(b"hello")})
+        );
+        assert_eq!(file.sha256, sha256_hex(b"hello"));
+        assert_eq!(
+            stored(&db, "data", "\"file\"", "f1").await.as_deref(),
+            Some("{}")
+        );
+        assert_eq!(
+            db.text("SELECT filename FROM \"file\" WHERE id = 'f1'")
+                .await
+                .as_deref(),
+            Some("notes/today.txt")
+        );
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn open_webui_file_rows_map_to_file_meta_and_bytes_are_verified() {
+    for db in open_webui_databases().await {
+        let uploads = db.folder.join("owui-uploads");
+        std::fs::create_dir_all(&uploads).expect("uploads");
+        let path = uploads.join("f7_report.pdf");
+        std::fs::write(&path, b"%PDF-1.7 ...").expect("write upload");
+        let sha = sha256_hex(b"%PDF-1.7 ...");
+        db.exec(&format!(
+            r#"INSERT INTO "file" (id, user_id, hash, filename, path, data, meta, created_at, updated_at)
+               VALUES ('f7', 'u1', 'texthash', 'report.pdf', '{}',
+               '{{"status":"completed","content":"extracted"}}',
+               '{{"name":"report.pdf","content_type":"application/pdf","size":12,"file_hash":"{sha}","data":{{"knowledge_id":"kb1"}},"collection_name":"file-f7"}}',
+               1700000000, 1700000050)"#,
+            path.display()
+        ))
+        .await;
+        let store = db.store().await;
+        let meta = store.files.get("f7").await.expect("f7");
+        assert_eq!(meta.filename, "report.pdf");
+        assert_eq!(meta.content_type.as_deref(), Some("application/pdf"));
+        assert_eq!(meta.size, 12);
+        assert_eq!(meta.sha256, sha);
+        assert_eq!(meta.hash.as_deref(), Some("texthash"));
+        assert_eq!(
+            Value::Object(meta.data.clone()),
+            json!({"status": "completed", "content": "extracted"})
+        );
+        assert_eq!(
+            Value::Object(meta.meta.clone()),
+            json!({"data": {"knowledge_id": "kb1"}, "collection_name": "file-f7"})
+        );
+        assert_eq!(
+            store.files.read("f7").await.expect("bytes"),
+            b"%PDF-1.7 ..."
+        );
+
+        std::fs::write(&path, b"tampered").expect("tamper");
+        assert_eq!(
+            store.files.read("f7").await.expect_err("an error").kind(),
+            ErrorKind::Backend
+        );
+        std::fs::remove_file(&path).expect("remove");
+        assert_eq!(
+            store.files.read("f7").await.expect_err("an error").kind(),
+            ErrorKind::Backend
+        );
+        store
+            .files
+            .delete("f7")
+            .await
+            .expect("delete with bytes already gone");
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_file_removes_its_bytes() {
+    for db in open_webui_databases().await {
+        let store = db.store().await;
+        store
+            .files
+            .put(NewFile::new("u1", "a.txt", b"abc".to_vec()).with_id("fa"))
+            .await
+            .expect("put");
+        let path = db
+            .text("SELECT path FROM \"file\" WHERE id = 'fa'")
+            .await
+            .expect("path");
+        assert!(std::path::Path::new(&path).exists());
+        store.files.delete("fa").await.expect("delete");
+        assert!(!std::path::Path::new(&path).exists());
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_failed_file_put_leaves_no_bytes_behind() {
+    for db in open_webui_databases().await {
+        let store = db.store().await;
+        store
+            .files
+            .put(NewFile::new("u1", "a.txt", b"first".to_vec()).with_id("dup"))
+            .await
+            .expect("put");
+        let again = store
+            .files
+            .put_many(vec![
+                NewFile::new("u1", "b.txt", b"second".to_vec()).with_id("new1"),
+                NewFile::new("u1", "a.txt", b"clobber".to_vec()).with_id("dup"),
+            ])
+            .await;
+        assert_eq!(again.expect_err("an error").kind(), ErrorKind::Conflict);
+        assert_eq!(
+            store.files.read("dup").await.expect("first bytes kept"),
+            b"first"
+        );
+        let files: Vec<String> = std::fs::read_dir(db.folder.join("uploads"))
+            .expect("uploads")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files, ["dup_a.txt"]);
+        db.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn tag_ids_follow_open_webui_in_rows() {
+    for db in open_webui_databases().await {
+        let store = db.store().await;
+        let tag = store.tags.ensure("u1", "Été Plans").await.expect("ensure");
+        assert_eq!(tag.id, tag_id("Été Plans"));
+        assert_eq!(
+            db.text("SELECT name FROM tag WHERE id = 'été_plans'")
+                .await
+                .as_deref(),
+            Some("Été Plans")
+        );
+        db.finish().await;
+    }
+}

@@ -1,0 +1,111 @@
+//! The `chatstore` binary as a user runs it: the demo on the embedded default, `inspect` of
+//! what it wrote, and one clear error line with a non-zero exit for bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn chatstore(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chatstore"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CHATSTORE_DATABASE_URL")
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("the chatstore binary runs")
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("chatstore-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn demo_writes_an_open_webui_sqlite_file_and_inspect_reads_it_back() {
+    let dir = temp_dir("demo");
+    let out = chatstore(&dir, &["demo"]);
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Borrow checker puzzles"), "{text}");
+    assert!(text.contains("Async traits in 2026"));
+    assert!(
+        !text.contains("Sourdough schedule"),
+        "the tag filter keeps only work+rust chats"
+    );
+    assert!(
+        text.contains("rust-book.md"),
+        "the vector search answers from the demo chunks"
+    );
+    assert!(dir.join("chatstore-demo.db").is_file());
+
+    let again = chatstore(&dir, &["demo"]);
+    assert!(
+        again.status.success(),
+        "a second run replaces the demo data"
+    );
+
+    let out = chatstore(
+        &dir,
+        &[
+            "inspect",
+            "--database-url",
+            "sqlite://chatstore-demo.db",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("inspect --json prints JSON");
+    assert_eq!(doc["schema_version"], "0bd252b206fb");
+    assert_eq!(doc["counts"]["users"], 2);
+    assert_eq!(doc["counts"]["chats"], 5);
+    assert_eq!(doc["counts"]["messages"], 12);
+    assert_eq!(doc["counts"]["files"], 1);
+    let ada = doc["users"]
+        .as_array()
+        .and_then(|users| users.iter().find(|u| u["email"] == "ada@example.com"))
+        .expect("ada is listed");
+    let work = ada["tags"]
+        .as_array()
+        .and_then(|tags| tags.iter().find(|t| t["id"] == "work"))
+        .expect("ada has the work tag");
+    assert_eq!(work["chats"], 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn inspect_of_a_missing_file_is_one_clear_line_and_a_failure() {
+    let dir = temp_dir("missing");
+    let out = chatstore(&dir, &["inspect", "--database-url", "sqlite://nowhere.db"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("nowhere.db"), "{err}");
+    assert!(
+        !dir.join("nowhere.db").exists(),
+        "inspect never creates a database"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_urls_and_unreachable_servers_fail_with_one_line() {
+    let dir = temp_dir("bad-url");
+    for url in ["mysql://x/y", "postgres://nobody@127.0.0.1:1/db"] {
+        let out = chatstore(&dir, &["demo", "--database-url", url]);
+        assert!(!out.status.success(), "{url} must fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{url}: {err}");
+        assert!(err.starts_with("error: "), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
