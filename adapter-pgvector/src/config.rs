@@ -25,6 +25,8 @@ pub struct PgVectorConfig {
     pub target_recall: f64,
     /// Rows per `INSERT ... SELECT FROM unnest(...)` statement.
     pub batch_rows: usize,
+    /// How long to wait for a connection before answering `Unavailable`.
+    pub acquire_timeout: std::time::Duration,
 }
 
 impl Default for PgVectorConfig {
@@ -38,6 +40,7 @@ impl Default for PgVectorConfig {
             exact_max_rows: 5_000,
             target_recall: 0.995,
             batch_rows: 1_000,
+            acquire_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -60,6 +63,12 @@ impl PgVectorConfig {
     /// Sets the dimension of a new table's vector column.
     pub fn dimension(mut self, d: usize) -> Self {
         self.dimension = d;
+        self
+    }
+
+    /// Sets how long to wait for a connection.
+    pub fn acquire_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.acquire_timeout = timeout;
         self
     }
 

@@ -90,6 +90,7 @@ impl PgVectorStore {
     pub async fn connect(config: PgVectorConfig) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(config.pool_size.max(1))
+            .acquire_timeout(config.acquire_timeout)
             .connect(&config.url)
             .await
             .map_err(error::during("connecting to PostgreSQL"))?;

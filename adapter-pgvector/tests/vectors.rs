@@ -645,3 +645,59 @@ async fn a_halfvec_table_takes_large_batches() {
         }
     }
 }
+
+/// Several processes opening one empty database at once create the schema once, without errors.
+#[tokio::test]
+async fn concurrent_opens_create_the_schema_once() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let opens = (0..4).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            PgVectorStore::connect(PgVectorConfig::new(url).dimension(8).pool_size(1)).await
+        })
+    });
+    for open in opens {
+        open.await.expect("task").expect("open");
+    }
+    let store = PgVectorStore::connect(PgVectorConfig::new(url).pool_size(1))
+        .await
+        .expect("open again");
+    assert_eq!(store.schema().dimension, Some(8), "the first table stays");
+}
+
+/// A table encrypted by Open WebUI's PGVECTOR_PGCRYPTO (bytea text and metadata) is refused.
+#[tokio::test]
+async fn a_pgcrypto_table_is_refused() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    sqlx::raw_sql(
+        "CREATE EXTENSION IF NOT EXISTS vector; \
+         CREATE TABLE document_chunk (id TEXT NOT NULL, vector VECTOR(1536), \
+         collection_name TEXT NOT NULL, text BYTEA, vmetadata BYTEA, PRIMARY KEY (id))",
+    )
+    .execute(&pool)
+    .await
+    .expect("pgcrypto layout");
+    let e = PgVectorStore::from_pool(pool, PgVectorConfig::new(""))
+        .await
+        .expect_err("refused");
+    assert!(e.to_string().contains("PGCRYPTO"), "{e}");
+}
+
+/// A server that cannot be reached is Unavailable (retryable), not a panic.
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable() {
+    // Port 1 on loopback: nothing listens there.
+    let config = PgVectorConfig::new("postgres://postgres@127.0.0.1:1/none")
+        .pool_size(1)
+        .acquire_timeout(std::time::Duration::from_secs(2));
+    let e = PgVectorStore::connect(config)
+        .await
+        .expect_err("unreachable");
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.is_retryable());
+}

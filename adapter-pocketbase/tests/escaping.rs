@@ -7,11 +7,11 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use chatstore_core::validate::RESERVED_ID_CHARS;
 use chatstore_core::{
     ChatQuery, FileQuery, FolderFilter, NewChat, NewFile, NewMessage, NewUser, PageRequest, TagKey,
     tag_id,
 };
-use chatstore_core::validate::RESERVED_ID_CHARS;
 
 /// Strings that break a filter when pasted into it unescaped.
 const HOSTILE: &[&str] = &[
