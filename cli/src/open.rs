@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use chatstore_core::{Error, Result, Store, memory};
-use chatstore_sql::{SqlOptions, SqlStore};
+use chatstore_core::{Config, Error, Result, Store, memory};
+use chatstore_pgvector::{PgVectorConfig, PgVectorStore};
+use chatstore_sql::{Dialect, SqlOptions, SqlStore};
 
 /// The URL the demo uses when none is given: an embedded SQLite file in the working directory.
 pub const DEFAULT_DEMO_URL: &str = "sqlite://chatstore-demo.db";
@@ -21,12 +22,33 @@ pub fn resolve_url(flag: Option<String>) -> String {
 }
 
 /// Opens the store a URL names: `memory`, or a SQLite/PostgreSQL URL through `chatstore-sql`
-/// (created with Open WebUI's schema when empty).
+/// (created with Open WebUI's schema when empty). On PostgreSQL, vectors go to pgvector's
+/// `document_chunk` in the database `CHATSTORE_PGVECTOR_URL`/`PGVECTOR_DB_URL` names, else the
+/// same database, as Open WebUI does; without the `vector` extension they are left out with a
+/// warning.
 pub async fn open(url: &str) -> Result<Store> {
     if url == "memory" {
         return Ok(memory::store());
     }
-    Ok(SqlStore::connect(url, SqlOptions::default()).await?.store())
+    let sql = SqlStore::connect(url, SqlOptions::default()).await?;
+    if sql.dialect() != Dialect::Postgres {
+        return Ok(sql.store());
+    }
+    let config = Config::from_env()?;
+    let vectors_url = config.pgvector_url.unwrap_or_else(|| url.to_owned());
+    let mut pg = PgVectorConfig::new(vectors_url);
+    if let Some(n) = config.pool_size {
+        pg = pg.pool_size(n);
+    }
+    match PgVectorStore::connect(pg).await {
+        Ok(vectors) => Ok(vectors.into_store(&sql.store())),
+        Err(e) => {
+            eprintln!(
+                "warning: vectors are unavailable on this database ({e}); continuing without them"
+            );
+            Ok(sql.store())
+        }
+    }
 }
 
 /// Opens an existing SQL database read-only, refusing a SQLite path that does not exist

@@ -109,3 +109,54 @@ fn bad_urls_and_unreachable_servers_fail_with_one_line() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn demo_and_inspect_work_on_postgres_with_pgvector() {
+    let Some(base) = chatstore_contract::require_env("CHATSTORE_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let name = format!("cli_{}", uuid::Uuid::new_v4().simple());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(&base)
+            .await
+            .expect("connect to the test server");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create a fresh database");
+    });
+    let url = match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("CHATSTORE_TEST_POSTGRES_URL has no database part: {base}"),
+    };
+    let dir = temp_dir("pg");
+    let out = chatstore(&dir, &["demo", "--database-url", &url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("rust-book.md"),
+        "pgvector answers the demo search: {text}"
+    );
+    let out = chatstore(&dir, &["inspect", "--database-url", &url, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["counts"]["chats"], 5);
+    assert!(
+        !doc["database"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("postgres@"),
+        "no credentials shown"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
