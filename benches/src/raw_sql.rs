@@ -1,0 +1,599 @@
+//! [`RawSqlx`]: the SQL adapter's operations written directly against sqlx, with the adapter's
+//! own SQL (copied from `adapter-sql`'s `chats.rs`, `files.rs` and `vectors.rs`), one text per
+//! dialect where the adapter has one, so that the report's ratio is the abstraction's overhead.
+//!
+//! Each method does the same logical work as the `Store` call it is compared with: the same
+//! statements in the same transactions (a read-only snapshot for lists, as the adapter takes),
+//! every column decoded and JSON columns parsed, file bytes read and their sha256 checked,
+//! vector rows decoded and ranked by cosine similarity. What it leaves out is the abstraction:
+//! the `Store`'s dynamic dispatch, the adapter's `Arg`/`Row` layer, its `Dyn` statement builder,
+//! validation and mapping into domain types.
+//!
+//! The operations that write through several adapter steps (create chat, upsert message, put
+//! file) are not written here yet; their rows in the report have no baseline ratio.
+
+use async_trait::async_trait;
+use chatstore_core::files::sha256_hex;
+use chatstore_core::vectors::exact_search;
+use chatstore_core::{Error, Result, VectorItem, tag_id};
+use chatstore_sql::SqlOptions;
+use serde_json::{Map, Value};
+use sqlx::Row as _;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::types::Json;
+
+use crate::baseline::RawBaseline;
+use crate::ops::{BENCH_TAG, Fixture, INSERT_COLLECTION, SEARCH_K};
+use crate::workload::{KNOWLEDGE_COLLECTION, PAGE_SIZE, SEARCH_TERM};
+
+const GET_CHAT: &str = "SELECT id, user_id, COALESCE(title, 'New Chat') AS title, chat, meta, \
+     archived, pinned, folder_id, share_id, created_at, updated_at FROM chat WHERE id = $1";
+
+macro_rules! summary_select {
+    () => {
+        "SELECT id, user_id, COALESCE(title, 'New Chat') AS title, meta, archived, pinned, \
+         folder_id, created_at, updated_at"
+    };
+}
+
+macro_rules! sqlite_user_chats {
+    () => {
+        " FROM chat WHERE chat.user_id = $1 AND \
+         COALESCE(json_type(chat.meta, '$.internal'), '') <> 'true' \
+         AND COALESCE(chat.archived, FALSE) = $2"
+    };
+}
+
+macro_rules! pg_user_chats {
+    () => {
+        " FROM chat WHERE chat.user_id = $1 AND \
+         COALESCE(json_typeof(chat.meta -> 'internal') = 'boolean' \
+         AND (chat.meta ->> 'internal') = 'true', FALSE) = FALSE \
+         AND COALESCE(chat.archived, FALSE) = $2"
+    };
+}
+
+macro_rules! sqlite_tag {
+    ($p:literal) => {
+        concat!(
+            " AND json_type(chat.meta, '$.tags') = 'array' AND EXISTS (SELECT 1 FROM \
+             json_each(chat.meta, '$.tags') AS t WHERE t.type = 'text' AND t.value = ",
+            $p,
+            ")"
+        )
+    };
+}
+
+macro_rules! pg_tag {
+    ($p:literal) => {
+        concat!(
+            " AND EXISTS (SELECT 1 FROM json_array_elements(CASE WHEN \
+             json_typeof(chat.meta -> 'tags') = 'array' THEN chat.meta -> 'tags' \
+             ELSE '[]'::json END) AS t(v) WHERE json_typeof(t.v) = 'string' \
+             AND (t.v #>> '{}') = ",
+            $p,
+            ")"
+        )
+    };
+}
+
+/// One chat list in both dialects: the count, the page (`LIMIT`/`OFFSET` bound after the
+/// filter's parameters) and, for the title search, every row (filtered in Rust, as the adapter
+/// does for a Unicode case-insensitive match).
+struct ListSql {
+    count: &'static str,
+    page: &'static str,
+    all: &'static str,
+}
+
+const SQLITE_LIST: ListSql = ListSql {
+    count: concat!("SELECT count(*) AS n", sqlite_user_chats!()),
+    page: concat!(
+        summary_select!(),
+        sqlite_user_chats!(),
+        " ORDER BY chat.updated_at DESC, chat.id LIMIT $3 OFFSET $4"
+    ),
+    all: concat!(
+        summary_select!(),
+        sqlite_user_chats!(),
+        " ORDER BY chat.updated_at DESC, chat.id"
+    ),
+};
+
+const PG_LIST: ListSql = ListSql {
+    count: concat!("SELECT count(*) AS n", pg_user_chats!()),
+    page: concat!(
+        summary_select!(),
+        pg_user_chats!(),
+        " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\" LIMIT $3 OFFSET $4"
+    ),
+    all: concat!(
+        summary_select!(),
+        pg_user_chats!(),
+        " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\""
+    ),
+};
+
+const SQLITE_TWO_TAGS: ListSql = ListSql {
+    count: concat!(
+        "SELECT count(*) AS n",
+        sqlite_user_chats!(),
+        sqlite_tag!("$3"),
+        sqlite_tag!("$4")
+    ),
+    page: concat!(
+        summary_select!(),
+        sqlite_user_chats!(),
+        sqlite_tag!("$3"),
+        sqlite_tag!("$4"),
+        " ORDER BY chat.updated_at DESC, chat.id LIMIT $5 OFFSET $6"
+    ),
+    all: "",
+};
+
+const PG_TWO_TAGS: ListSql = ListSql {
+    count: concat!(
+        "SELECT count(*) AS n",
+        pg_user_chats!(),
+        pg_tag!("$3"),
+        pg_tag!("$4")
+    ),
+    page: concat!(
+        summary_select!(),
+        pg_user_chats!(),
+        pg_tag!("$3"),
+        pg_tag!("$4"),
+        " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\" LIMIT $5 OFFSET $6"
+    ),
+    all: "",
+};
+
+const PG_READ_TX: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+const GET_FILE: &str = "SELECT id, user_id, hash, filename, path, data, meta, created_at, \
+     updated_at FROM \"file\" WHERE id = $1";
+
+const VECTOR_DIMENSION: &str = "SELECT length(vector) / 4 AS dim FROM chatstore_vector WHERE \
+     collection_name = $1 AND id NOT IN (SELECT value FROM json_each($2)) ORDER BY id LIMIT 1";
+
+const VECTOR_CANDIDATES: &str = "SELECT id, text, vector, vmetadata FROM chatstore_vector \
+     WHERE collection_name = $1 ORDER BY id";
+
+const VECTOR_INSERT: &str = "INSERT INTO chatstore_vector (id, collection_name, text, vector, \
+     vmetadata) VALUES ($1, $2, $3, $4, $5)";
+
+const OWNER: &str = "SELECT user_id FROM chat WHERE id = $1";
+const LOCK_USER_TAGS: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+const SQLITE_LOCK_CHAT: &str = GET_CHAT;
+const PG_LOCK_CHAT: &str = "SELECT id, user_id, COALESCE(title, 'New Chat') AS title, chat, \
+     meta, archived, pinned, folder_id, share_id, created_at, updated_at FROM chat WHERE id = $1 \
+     FOR UPDATE";
+const ENSURE_TAG: &str = "INSERT INTO tag (id, name, user_id, meta) VALUES ($1, $2, $3, NULL) \
+     ON CONFLICT (id, user_id) DO NOTHING";
+const UPDATE_META: &str = "UPDATE chat SET meta = $2 WHERE id = $1";
+const SQLITE_DELETE_ORPHAN_TAG: &str = "DELETE FROM tag WHERE id = $1 AND user_id = $2 AND NOT EXISTS (SELECT 1 FROM chat \
+     WHERE chat.user_id = $2 AND (json_type(chat.meta, '$.tags') = 'array' AND EXISTS \
+     (SELECT 1 FROM json_each(chat.meta, '$.tags') AS t WHERE t.type = 'text' AND t.value = $1)))";
+const PG_DELETE_ORPHAN_TAG: &str = "DELETE FROM tag WHERE id = $1 AND user_id = $2 AND NOT EXISTS (SELECT 1 FROM chat \
+     WHERE chat.user_id = $2 AND EXISTS (SELECT 1 FROM json_array_elements(CASE WHEN \
+     json_typeof(chat.meta -> 'tags') = 'array' THEN chat.meta -> 'tags' ELSE '[]'::json END) \
+     AS t(v) WHERE json_typeof(t.v) = 'string' AND (t.v #>> '{}') = $1))";
+
+/// A pool of either dialect.
+#[derive(Debug, Clone)]
+enum RawPool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The SQL adapter's operations written directly against sqlx (see the module docs).
+#[derive(Debug, Clone)]
+pub struct RawSqlx {
+    pool: RawPool,
+}
+
+fn db(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |e| Error::backend(format!("raw sqlx: {what}"), e)
+}
+
+/// Runs the same code on whichever pool `$raw` holds, with `$p` bound to it and `$d` to
+/// `true` on SQLite.
+macro_rules! on_pool {
+    ($raw:expr, $p:ident, $sqlite:ident => $body:expr) => {
+        match &$raw.pool {
+            RawPool::Sqlite($p) => {
+                let $sqlite = true;
+                $body
+            }
+            RawPool::Postgres($p) => {
+                let $sqlite = false;
+                $body
+            }
+        }
+    };
+}
+
+/// A chat row decoded as a driver user would: every column, JSON parsed.
+type ChatRow = (
+    String,
+    String,
+    String,
+    Option<Json<Value>>,
+    Option<Json<Value>>,
+    Option<bool>,
+    Option<bool>,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+/// A summary row: every selected column, `meta` parsed.
+type SummaryRow = (
+    String,
+    String,
+    String,
+    Option<Json<Value>>,
+    Option<bool>,
+    Option<bool>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+impl RawSqlx {
+    /// Raw sqlx on the SQLite file of `url` (`sqlite://PATH`), with the connection settings the
+    /// adapter uses (WAL, `synchronous = NORMAL`, busy timeout, foreign keys, pool size).
+    pub async fn sqlite(url: &str, options: &SqlOptions) -> Result<Self> {
+        let connect: SqliteConnectOptions = url
+            .parse::<SqliteConnectOptions>()
+            .map_err(|e| Error::invalid(format!("bad SQLite URL {url:?}: {e}")))?
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(db("connect"))?;
+        Ok(RawSqlx {
+            pool: RawPool::Sqlite(pool),
+        })
+    }
+
+    /// Raw sqlx on the PostgreSQL database of `url`, with the adapter's pool size.
+    pub async fn postgres(url: &str, options: &SqlOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect(url)
+            .await
+            .map_err(db("connect"))?;
+        Ok(RawSqlx {
+            pool: RawPool::Postgres(pool),
+        })
+    }
+
+    /// A list in a read-only snapshot: the count, then the page (as the adapter runs it).
+    async fn list_page(
+        &self,
+        sql_sqlite: &ListSql,
+        sql_pg: &ListSql,
+        user: &str,
+        tags: Option<[String; 2]>,
+        offset: u64,
+    ) -> Result<()> {
+        let limit = PAGE_SIZE as i64;
+        let offset = offset as i64;
+        on_pool!(self, p, sqlite => {
+            let sql = if sqlite { sql_sqlite } else { sql_pg };
+            let mut tx = if sqlite {
+                p.begin().await
+            } else {
+                p.begin_with(PG_READ_TX).await
+            }
+            .map_err(db("begin"))?;
+            let mut count = sqlx::query(sql.count).bind(user).bind(false);
+            let mut page = sqlx::query_as::<_, SummaryRow>(sql.page).bind(user).bind(false);
+            if let Some([a, b]) = &tags {
+                count = count.bind(a.as_str()).bind(b.as_str());
+                page = page.bind(a.as_str()).bind(b.as_str());
+            }
+            let total: i64 = count
+                .fetch_one(&mut *tx)
+                .await
+                .and_then(|row| row.try_get("n"))
+                .map_err(db("count"))?;
+            let rows = page
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db("list"))?;
+            tx.commit().await.map_err(db("commit"))?;
+            std::hint::black_box((total, rows));
+            Ok(())
+        })
+    }
+
+    /// Reads a file row and returns it with the bytes' path and recorded hash.
+    async fn file_row(&self, id: &str) -> Result<(Option<String>, Option<String>)> {
+        type FileRow = (
+            String,
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+            Option<Json<Value>>,
+            Option<Json<Value>>,
+            i64,
+            i64,
+        );
+        let row: FileRow = on_pool!(self, p, _sqlite => sqlx::query_as(GET_FILE)
+            .bind(id)
+            .fetch_one(p)
+            .await
+            .map_err(db("get file"))?);
+        let (_, _, hash, _, path, ..) = row;
+        Ok((path, hash))
+    }
+
+    /// One side of add + remove tag: the chat locked, its `meta.tags` rewritten, the dropped
+    /// tag's row removed when no chat of the user carries it any more (the adapter's
+    /// `set_locked_tags`).
+    async fn set_bench_tag(&self, chat: &str, add: bool) -> Result<()> {
+        let tag = tag_id(BENCH_TAG);
+        on_pool!(self, p, sqlite => {
+            let mut tx = if sqlite {
+                p.begin_with("BEGIN IMMEDIATE").await
+            } else {
+                p.begin().await
+            }
+            .map_err(db("begin"))?;
+            if !sqlite {
+                let owner: Option<(String,)> = sqlx::query_as(OWNER)
+                    .bind(chat)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db("owner"))?;
+                if let Some((owner,)) = owner {
+                    sqlx::query(LOCK_USER_TAGS)
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db("tag lock"))?;
+                }
+            }
+            let row: ChatRow = sqlx::query_as(if sqlite { SQLITE_LOCK_CHAT } else { PG_LOCK_CHAT })
+                .bind(chat)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db("lock chat"))?;
+            let user = row.1.clone();
+            let mut meta = match row.4 {
+                Some(Json(Value::Object(m))) => m,
+                _ => Map::new(),
+            };
+            let mut tags: std::collections::BTreeSet<String> = match meta.remove("tags") {
+                Some(Value::Array(items)) => items
+                    .into_iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                _ => Default::default(),
+            };
+            if add {
+                sqlx::query(ENSURE_TAG)
+                    .bind(tag.as_str())
+                    .bind(BENCH_TAG)
+                    .bind(user.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("ensure tag"))?;
+                tags.insert(tag.clone());
+            } else {
+                tags.remove(&tag);
+            }
+            if !tags.is_empty() {
+                meta.insert(
+                    "tags".to_owned(),
+                    Value::Array(tags.into_iter().map(Value::String).collect()),
+                );
+            }
+            sqlx::query(UPDATE_META)
+                .bind(chat)
+                .bind(Json(Value::Object(meta)))
+                .execute(&mut *tx)
+                .await
+                .map_err(db("update meta"))?;
+            if !add {
+                sqlx::query(if sqlite { SQLITE_DELETE_ORPHAN_TAG } else { PG_DELETE_ORPHAN_TAG })
+                    .bind(tag.as_str())
+                    .bind(user.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("orphan tag"))?;
+            }
+            tx.commit().await.map_err(db("commit"))
+        })
+    }
+
+    fn sqlite_pool(&self, op: &'static str) -> Result<&SqlitePool> {
+        match &self.pool {
+            RawPool::Sqlite(p) => Ok(p),
+            // The SQL adapter keeps vectors on SQLite only (pgvector has its own adapter).
+            RawPool::Postgres(_) => Err(Error::unsupported("raw sqlx on postgres", op)),
+        }
+    }
+}
+
+#[async_trait]
+impl RawBaseline for RawSqlx {
+    fn name(&self) -> &'static str {
+        "raw sqlx"
+    }
+
+    async fn get_chat(&self, fx: &Fixture, i: u64) -> Result<()> {
+        let id = fx.chat_id(i);
+        let row: ChatRow = on_pool!(self, p, _sqlite => sqlx::query_as(GET_CHAT)
+            .bind(id)
+            .fetch_one(p)
+            .await
+            .map_err(db("get chat"))?);
+        std::hint::black_box(row);
+        Ok(())
+    }
+
+    async fn list_chats_first_page(&self, fx: &Fixture, _i: u64) -> Result<()> {
+        self.list_page(&SQLITE_LIST, &PG_LIST, &fx.heavy_user_id, None, 0)
+            .await
+    }
+
+    async fn list_chats_deep_page(&self, fx: &Fixture, _i: u64) -> Result<()> {
+        self.list_page(
+            &SQLITE_LIST,
+            &PG_LIST,
+            &fx.heavy_user_id,
+            None,
+            fx.deep_offset,
+        )
+        .await
+    }
+
+    async fn list_by_two_tags(&self, fx: &Fixture, _i: u64) -> Result<()> {
+        let tags = [tag_id(&fx.two_tags[0]), tag_id(&fx.two_tags[1])];
+        self.list_page(
+            &SQLITE_TWO_TAGS,
+            &PG_TWO_TAGS,
+            &fx.heavy_user_id,
+            Some(tags),
+            0,
+        )
+        .await
+    }
+
+    async fn search_title(&self, fx: &Fixture, _i: u64) -> Result<()> {
+        // The adapter matches titles in Rust (Unicode case folding, which SQLite's LIKE lacks):
+        // every row of the user's list, then the match and the first page.
+        let wanted = SEARCH_TERM.to_lowercase();
+        let user = fx.heavy_user_id.as_str();
+        let rows: Vec<SummaryRow> = on_pool!(self, p, sqlite => {
+            let sql = if sqlite { SQLITE_LIST.all } else { PG_LIST.all };
+            let mut tx = if sqlite {
+                p.begin().await
+            } else {
+                p.begin_with(PG_READ_TX).await
+            }
+            .map_err(db("begin"))?;
+            let rows = sqlx::query_as(sql)
+                .bind(user)
+                .bind(false)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db("search title"))?;
+            tx.commit().await.map_err(db("commit"))?;
+            rows
+        });
+        let matching: Vec<SummaryRow> = rows
+            .into_iter()
+            .filter(|r| r.2.to_lowercase().contains(&wanted))
+            .collect();
+        let total = matching.len();
+        let page: Vec<SummaryRow> = matching.into_iter().take(PAGE_SIZE as usize).collect();
+        std::hint::black_box((total, page));
+        Ok(())
+    }
+
+    async fn add_remove_tag(&self, fx: &Fixture, i: u64) -> Result<()> {
+        let chat = fx.chat_id(i);
+        self.set_bench_tag(chat, true).await?;
+        self.set_bench_tag(chat, false).await
+    }
+
+    async fn get_file(&self, fx: &Fixture, i: u64) -> Result<()> {
+        // The operation is `files.get` then `files.read`, two calls that each read the row:
+        // the baseline reads it twice too.
+        let id = fx.file_id(i);
+        self.file_row(id).await?;
+        let (path, hash) = self.file_row(id).await?;
+        let path = path.ok_or_else(|| Error::backend_msg("raw sqlx: file without a path"))?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| Error::backend(format!("raw sqlx: reading {path}"), e))?;
+        if hash.as_deref().is_some_and(|h| h != sha256_hex(&bytes)) {
+            return Err(Error::backend_msg("raw sqlx: file bytes do not match"));
+        }
+        std::hint::black_box(bytes);
+        Ok(())
+    }
+
+    async fn vector_insert_batch(&self, fx: &Fixture, _i: u64) -> Result<()> {
+        let p = self.sqlite_pool("vector_insert_batch")?;
+        let items = fx.new_batch();
+        let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(db("begin"))?;
+        let dim: Option<(i64,)> = sqlx::query_as(VECTOR_DIMENSION)
+            .bind(INSERT_COLLECTION)
+            .bind("[]")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db("dimension"))?;
+        std::hint::black_box(dim);
+        for item in &items {
+            let blob: Vec<u8> = item.vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+            sqlx::query(VECTOR_INSERT)
+                .bind(item.id.as_str())
+                .bind(INSERT_COLLECTION)
+                .bind(item.text.as_str())
+                .bind(blob)
+                .bind(Json(&item.metadata))
+                .execute(&mut *tx)
+                .await
+                .map_err(db("insert vector"))?;
+        }
+        tx.commit().await.map_err(db("commit"))
+    }
+
+    async fn vector_search(&self, fx: &Fixture, i: u64) -> Result<()> {
+        let p = self.sqlite_pool("vector_search")?;
+        let query = fx.query_vector(i);
+        let mut tx = p.begin().await.map_err(db("begin"))?;
+        let dim: Option<(i64,)> = sqlx::query_as(VECTOR_DIMENSION)
+            .bind(KNOWLEDGE_COLLECTION)
+            .bind("[]")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db("dimension"))?;
+        let rows: Vec<(
+            String,
+            Option<String>,
+            Vec<u8>,
+            Option<Json<Map<String, Value>>>,
+        )> = sqlx::query_as(VECTOR_CANDIDATES)
+            .bind(KNOWLEDGE_COLLECTION)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db("candidates"))?;
+        tx.commit().await.map_err(db("commit"))?;
+        std::hint::black_box(dim);
+        let items: Vec<VectorItem> = rows
+            .into_iter()
+            .map(|(id, text, blob, meta)| VectorItem {
+                id,
+                text: text.unwrap_or_default(),
+                vector: blob
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+                metadata: meta.map(|m| m.0).unwrap_or_default(),
+            })
+            .collect();
+        // The ranking is core's exact cosine search, the function the adapter ranks with.
+        let refs: Vec<&VectorItem> = items.iter().collect();
+        std::hint::black_box(exact_search(&refs, query, None, SEARCH_K));
+        Ok(())
+    }
+}
