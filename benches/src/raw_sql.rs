@@ -9,13 +9,15 @@
 //! the `Store`'s dynamic dispatch, the adapter's `Arg`/`Row` layer, its `Dyn` statement builder,
 //! validation and mapping into domain types.
 //!
-//! The operations that write through several adapter steps (create chat, upsert message, put
-//! file) are not written here yet; their rows in the report have no baseline ratio.
+//! Put file is not written here (the adapter's upload-folder layout is private to it); its row
+//! in the report has no baseline ratio.
 
 use async_trait::async_trait;
+use chatstore_core::chats::PreparedChat;
 use chatstore_core::files::sha256_hex;
+use chatstore_core::messages::message_key;
 use chatstore_core::vectors::exact_search;
-use chatstore_core::{Error, Result, VectorItem, tag_id};
+use chatstore_core::{Chat, Error, Result, VectorItem, blob, tag_id, validate};
 use chatstore_sql::SqlOptions;
 use serde_json::{Map, Value};
 use sqlx::Row as _;
@@ -165,6 +167,31 @@ const VECTOR_CANDIDATES: &str = "SELECT id, text, vector, vmetadata FROM chatsto
 const VECTOR_INSERT: &str = "INSERT INTO chatstore_vector (id, collection_name, text, vector, \
      vmetadata) VALUES ($1, $2, $3, $4, $5)";
 
+const INSERT_CHAT: &str = "INSERT INTO chat (id, user_id, title, chat, meta, archived, pinned, \
+     folder_id, share_id, created_at, updated_at, last_read_at, current_message_id, tasks) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, 'null')";
+
+const UPSERT_MESSAGE: &str = "INSERT INTO chat_message (id, chat_id, user_id, role, parent_id, \
+     content, output, model_id, files, sources, embeds, done, status_history, error, usage, \
+     created_at, updated_at, context_summary, meta) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+     ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, role = excluded.role, \
+     parent_id = excluded.parent_id, content = excluded.content, output = excluded.output, \
+     model_id = excluded.model_id, files = excluded.files, sources = excluded.sources, \
+     embeds = excluded.embeds, done = excluded.done, status_history = excluded.status_history, \
+     error = excluded.error, usage = excluded.usage, created_at = excluded.created_at, \
+     updated_at = excluded.updated_at, context_summary = excluded.context_summary, \
+     meta = excluded.meta WHERE chat_message.chat_id = excluded.chat_id";
+
+const COUNT_MESSAGES: &str = "SELECT count(*) AS n FROM chat_message WHERE chat_id = $1";
+
+const GET_MESSAGE: &str = "SELECT id, chat_id, user_id, role, parent_id, content, output, \
+     model_id, files, sources, embeds, done, status_history, error, usage, created_at, \
+     updated_at, context_summary, meta FROM chat_message WHERE id = $1 AND chat_id = $2";
+
+const UPDATE_BLOB: &str =
+    "UPDATE chat SET chat = $2, updated_at = $3, current_message_id = $4 WHERE id = $1";
+
 const OWNER: &str = "SELECT user_id FROM chat WHERE id = $1";
 const LOCK_USER_TAGS: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 const SQLITE_LOCK_CHAT: &str = GET_CHAT;
@@ -216,6 +243,40 @@ macro_rules! on_pool {
     };
 }
 
+/// Writes one message row inside transaction `$tx` (the adapter's `upsert_row`).
+macro_rules! upsert_message_row {
+    ($tx:expr, $m:expr) => {{
+        let m = $m;
+        let changed = sqlx::query(UPSERT_MESSAGE)
+            .bind(m.key())
+            .bind(m.chat_id.as_str())
+            .bind(m.user_id.as_deref())
+            .bind(m.role.as_str())
+            .bind(m.parent_id.as_deref())
+            .bind(Json(&m.content))
+            .bind(m.output.as_ref().map(Json))
+            .bind(m.model_id.as_deref())
+            .bind(m.files.as_ref().map(Json))
+            .bind(m.sources.as_ref().map(Json))
+            .bind(m.embeds.as_ref().map(Json))
+            .bind(m.done)
+            .bind(m.status_history.as_ref().map(Json))
+            .bind(m.error.as_ref().map(Json))
+            .bind(m.usage.as_ref().map(Json))
+            .bind(m.created_at)
+            .bind(m.updated_at)
+            .bind(m.context_summary.as_deref())
+            .bind(m.meta.as_ref().map(Json))
+            .execute(&mut *$tx)
+            .await
+            .map_err(db("upsert message"))?
+            .rows_affected();
+        if changed == 0 {
+            return Err(Error::backend_msg("raw sqlx: message key taken"));
+        }
+    }};
+}
+
 /// A chat row decoded as a driver user would: every column, JSON parsed.
 type ChatRow = (
     String,
@@ -243,6 +304,57 @@ type SummaryRow = (
     i64,
     i64,
 );
+
+/// The domain chat of a row, as the message upsert needs it (its blob is rewritten).
+fn chat_of(row: ChatRow) -> Chat {
+    let (id, user_id, title, blob, meta, archived, pinned, folder_id, share_id, created, updated) =
+        row;
+    let mut meta = match meta {
+        Some(Json(Value::Object(m))) => m,
+        _ => Map::new(),
+    };
+    let tags = match meta.remove("tags") {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Default::default(),
+    };
+    Chat {
+        id,
+        user_id,
+        title,
+        chat: blob.map_or_else(|| Value::Object(Map::new()), |b| b.0),
+        meta,
+        tags,
+        archived: archived.unwrap_or(false),
+        pinned: pinned.unwrap_or(false),
+        folder_id,
+        share_id,
+        created_at: created,
+        updated_at: updated,
+    }
+}
+
+/// The stored `chat.meta`: the chat's meta plus its sorted tag ids.
+fn meta_json(chat: &Chat) -> Value {
+    let mut meta = chat.meta.clone();
+    if !chat.tags.is_empty() {
+        meta.insert(
+            "tags".to_owned(),
+            Value::Array(chat.tags.iter().cloned().map(Value::String).collect()),
+        );
+    }
+    Value::Object(meta)
+}
+
+/// `chat.current_message_id`: the blob's `history.currentId`.
+fn current_message_id(blob: &Value) -> Option<String> {
+    blob.get("history")
+        .and_then(|h| h.get("currentId"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
 
 impl RawSqlx {
     /// Raw sqlx on the SQLite file of `url` (`sqlite://PATH`), with the connection settings the
@@ -435,6 +547,118 @@ impl RawSqlx {
 impl RawBaseline for RawSqlx {
     fn name(&self) -> &'static str {
         "raw sqlx"
+    }
+
+    async fn create_chat(&self, fx: &Fixture, i: u64) -> Result<()> {
+        // The chat is prepared by core (`NewChat::prepare`: id, timestamps, the messages of its
+        // blob, its tag ids), as the adapter does; then the adapter's statements: the owner's
+        // tag lock (PostgreSQL), the chat row, a row per message, a row per tag.
+        let PreparedChat {
+            chat,
+            messages,
+            tags,
+        } = fx.new_chat(i).prepare(validate::now())?;
+        on_pool!(self, p, sqlite => {
+            let mut tx = if sqlite {
+                p.begin_with("BEGIN IMMEDIATE").await
+            } else {
+                p.begin().await
+            }
+            .map_err(db("begin"))?;
+            if !sqlite {
+                sqlx::query(LOCK_USER_TAGS)
+                    .bind(chat.user_id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("tag lock"))?;
+            }
+            sqlx::query(INSERT_CHAT)
+                .bind(chat.id.as_str())
+                .bind(chat.user_id.as_str())
+                .bind(chat.title.as_str())
+                .bind(Json(&chat.chat))
+                .bind(Json(meta_json(&chat)))
+                .bind(chat.archived)
+                .bind(chat.pinned)
+                .bind(chat.folder_id.as_deref())
+                .bind(chat.share_id.as_deref())
+                .bind(chat.created_at)
+                .bind(chat.updated_at)
+                .bind(current_message_id(&chat.chat))
+                .execute(&mut *tx)
+                .await
+                .map_err(db("insert chat"))?;
+            for m in &messages {
+                upsert_message_row!(tx, m);
+            }
+            for (id, name) in &tags {
+                sqlx::query(ENSURE_TAG)
+                    .bind(id.as_str())
+                    .bind(name.as_str())
+                    .bind(chat.user_id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("ensure tag"))?;
+            }
+            tx.commit().await.map_err(db("commit"))
+        })
+    }
+
+    async fn upsert_message(&self, fx: &Fixture, i: u64) -> Result<()> {
+        // The adapter keeps Open WebUI's two copies in step: the `chat_message` row and the
+        // chat blob's `history`. So does the baseline, with the same statements: the chat
+        // locked and read, its message count (the adapter's backfill check), the existing
+        // row, the row upserted, the blob rewritten. The message and blob edits are core's
+        // (`NewMessage::into_stored`, `blob::upsert_message`), as in the adapter.
+        let message = fx.new_message(i);
+        let key = message_key(&message.chat_id, &message.id);
+        on_pool!(self, p, sqlite => {
+            let mut tx = if sqlite {
+                p.begin_with("BEGIN IMMEDIATE").await
+            } else {
+                p.begin().await
+            }
+            .map_err(db("begin"))?;
+            let row: ChatRow = sqlx::query_as(if sqlite { SQLITE_LOCK_CHAT } else { PG_LOCK_CHAT })
+                .bind(message.chat_id.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db("lock chat"))?;
+            let mut chat = chat_of(row);
+            let count: i64 = sqlx::query(COUNT_MESSAGES)
+                .bind(chat.id.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .and_then(|row| row.try_get("n"))
+                .map_err(db("count messages"))?;
+            if count == 0 {
+                return Err(Error::backend_msg(
+                    "raw sqlx: a chat without message rows (the backfill is not written here)",
+                ));
+            }
+            let existing = sqlx::query(GET_MESSAGE)
+                .bind(key.as_str())
+                .bind(chat.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db("get message"))?;
+            if existing.is_some() {
+                return Err(Error::backend_msg("raw sqlx: the fresh message exists"));
+            }
+            let stored = message.into_stored(&chat, None, validate::now())?;
+            upsert_message_row!(tx, &stored);
+            blob::upsert_message(&mut chat.chat, &stored);
+            chat.updated_at = chat.updated_at.max(stored.updated_at);
+            sqlx::query(UPDATE_BLOB)
+                .bind(chat.id.as_str())
+                .bind(Json(&chat.chat))
+                .bind(chat.updated_at)
+                .bind(current_message_id(&chat.chat))
+                .execute(&mut *tx)
+                .await
+                .map_err(db("write blob"))?;
+            tx.commit().await.map_err(db("commit"))
+        })
     }
 
     async fn get_chat(&self, fx: &Fixture, i: u64) -> Result<()> {
