@@ -399,8 +399,12 @@ impl RawBaseline for RawHttp {
             .bytes()
             .await
             .map_err(http_err("download body"))?;
-        let hash = record.get("hash").and_then(Value::as_str);
-        if hash.is_some_and(|h| h != sha256_hex(&bytes)) {
+        // The adapter checks the bytes against the record's `sha256` field.
+        let sha256 = record
+            .get("sha256")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if sha256_hex(&bytes) != sha256 {
             return Err(Error::backend_msg("raw HTTP: file bytes do not match"));
         }
         std::hint::black_box(bytes);

@@ -433,7 +433,8 @@ impl RawSqlx {
         })
     }
 
-    /// Reads a file row and returns it with the bytes' path and recorded hash.
+    /// Reads a file row and returns the bytes' path and their recorded sha256 (Open WebUI's
+    /// `file.meta.file_hash`, the value the adapter checks the bytes against).
     async fn file_row(&self, id: &str) -> Result<(Option<String>, Option<String>)> {
         type FileRow = (
             String,
@@ -451,8 +452,9 @@ impl RawSqlx {
             .fetch_one(p)
             .await
             .map_err(db("get file"))?);
-        let (_, _, hash, _, path, ..) = row;
-        Ok((path, hash))
+        let (_, _, _, _, path, _, meta, ..) = row;
+        let sha256 = meta.and_then(|Json(m)| m.get("file_hash")?.as_str().map(str::to_owned));
+        Ok((path, sha256))
     }
 
     /// One side of add + remove tag: the chat locked, its `meta.tags` rewritten, the dropped
@@ -743,12 +745,12 @@ impl RawBaseline for RawSqlx {
         // the baseline reads it twice too.
         let id = fx.file_id(i);
         self.file_row(id).await?;
-        let (path, hash) = self.file_row(id).await?;
+        let (path, sha256) = self.file_row(id).await?;
         let path = path.ok_or_else(|| Error::backend_msg("raw sqlx: file without a path"))?;
         let bytes = tokio::fs::read(&path)
             .await
             .map_err(|e| Error::backend(format!("raw sqlx: reading {path}"), e))?;
-        if hash.as_deref().is_some_and(|h| h != sha256_hex(&bytes)) {
+        if sha256_hex(&bytes) != sha256.unwrap_or_default() {
             return Err(Error::backend_msg("raw sqlx: file bytes do not match"));
         }
         std::hint::black_box(bytes);
