@@ -213,8 +213,20 @@ async fn open_sqlite() -> Result<Opened> {
     let dir = fresh_dir("sqlite")?;
     let url = format!("sqlite://{}", dir.join("webui.db").display());
     let options = SqlOptions::default().upload_dir(dir.join("uploads"));
-    let sql = SqlStore::connect(&url, options.clone()).await?;
-    let raw = RawSqlx::sqlite(&url, &options).await?;
+    let opened = async {
+        let sql = SqlStore::connect(&url, options.clone()).await?;
+        let raw = RawSqlx::sqlite(&url, &options).await?;
+        Ok::<_, Error>((sql, raw))
+    }
+    .await;
+    let (sql, raw) = match opened {
+        Ok(pair) => pair,
+        Err(e) => {
+            // Nothing will tear this opening down: remove its folder now.
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
     let teardown_sql = sql.clone();
     Ok(Opened::new(sql.store())
         .with_baseline(raw)
@@ -234,8 +246,21 @@ async fn open_postgres(url: String) -> Result<Opened> {
     let (db_url, name) = create_postgres_database(&url).await?;
     let uploads = fresh_dir("postgres-uploads")?;
     let options = SqlOptions::default().upload_dir(&uploads);
-    let sql = SqlStore::connect(&db_url, options.clone()).await?;
-    let raw = RawSqlx::postgres(&db_url, &options).await?;
+    let opened = async {
+        let sql = SqlStore::connect(&db_url, options.clone()).await?;
+        let raw = RawSqlx::postgres(&db_url, &options).await?;
+        Ok::<_, Error>((sql, raw))
+    }
+    .await;
+    let (sql, raw) = match opened {
+        Ok(pair) => pair,
+        Err(e) => {
+            // Nothing will tear this opening down: drop its database and folder now.
+            let _ = std::fs::remove_dir_all(&uploads);
+            let _ = drop_postgres_database(&url, &name).await;
+            return Err(e);
+        }
+    };
     let teardown_sql = sql.clone();
     Ok(Opened::new(sql.store())
         .with_baseline(raw)
