@@ -28,7 +28,7 @@ use crate::{filter, record};
 const MAX_CAS_ATTEMPTS: u32 = 200;
 
 /// The record id of tag `tag_id` of `user_id` (Open WebUI keys tags by both).
-pub(crate) fn tag_record_id(user_id: &str, tag_id: &str) -> String {
+pub fn tag_record_id(user_id: &str, tag_id: &str) -> String {
     record::derived_id(&["tag", user_id, tag_id])
 }
 

@@ -46,7 +46,9 @@ use std::time::Duration;
 use chatstore_core::unsupported::NoVectors;
 use chatstore_core::{Capabilities, Error, Result, Store, StoreParts};
 
+pub use crate::chats::tag_record_id;
 use crate::client::Client;
+pub use crate::messages::message_record_id;
 pub use crate::schema::Collections;
 
 /// The name this backend reports.

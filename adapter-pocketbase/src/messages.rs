@@ -20,7 +20,7 @@ use crate::error::{Subject, malformed};
 use crate::{filter, record};
 
 /// The record id of message `id` of chat `chat_id`.
-pub(crate) fn message_record_id(chat_id: &str, id: &str) -> String {
+pub fn message_record_id(chat_id: &str, id: &str) -> String {
     record::derived_id(&["message", chat_id, id])
 }
 

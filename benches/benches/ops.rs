@@ -92,6 +92,11 @@ fn main() {
         }
     }
     criterion.final_summary();
+    for (name, opened) in backends {
+        if let Err(e) = runtime.block_on(opened.close()) {
+            eprintln!("chatstore-benches: tearing {name} down: {e}");
+        }
+    }
 }
 
 static ITERATION: AtomicU64 = AtomicU64::new(0);

@@ -23,11 +23,12 @@
 //! let config = ReportConfig {
 //!     scale: Scale::new(40),
 //!     samples: 5,
+//!     backends: vec!["memory".to_owned()],
 //!     out_dir: dir.clone(),
 //!     progress: false,
 //!     ..ReportConfig::default()
 //! };
-//! let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
 //! let report = runtime.block_on(report::run(&config)).expect("report");
 //! assert!(report.failures().is_empty());
 //! assert!(dir.join("report.md").exists());
@@ -40,6 +41,8 @@ pub mod chart;
 pub mod error;
 pub mod machine;
 pub mod ops;
+pub mod raw_pocketbase;
+pub mod raw_sql;
 pub mod report;
 pub mod rng;
 pub mod stats;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chatstore_core::{ErrorKind, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::backends::{self, BackendSpec, NOT_YET_BUILT};
+use crate::backends::{self, BackendSpec, NOT_YET_BUILT, Opened};
 use crate::baseline::{self, RawBaseline};
 use crate::chart::{self, Bar};
 use crate::error::BenchError;
@@ -207,7 +207,22 @@ async fn run_backend(
 ) -> Result<BackendRun, BenchError> {
     let fail = |e| BenchError::store(spec.name, e);
     let opened = spec.open(url.clone()).await.map_err(fail)?;
-    let store = opened.store;
+    let outcome = measure_opened(spec, url, workload, config, &opened).await;
+    let closed = opened.close().await;
+    let run = outcome?;
+    closed.map_err(fail)?;
+    Ok(run)
+}
+
+async fn measure_opened(
+    spec: &BackendSpec,
+    url: Option<String>,
+    workload: Workload,
+    config: &ReportConfig,
+    opened: &Opened,
+) -> Result<BackendRun, BenchError> {
+    let fail = |e| BenchError::store(spec.name, e);
+    let store = &opened.store;
     if let Ok(existing) = store.chats.scan(None, 1).await
         && !existing.is_empty()
     {
@@ -221,16 +236,15 @@ async fn run_backend(
     let bar = progress_bar(config, workload.records() + per_op * Op::ALL.len() as u64);
     bar.set_message(format!("{}: loading", spec.name));
     let started = Instant::now();
-    workload.load(&store, &|n| bar.inc(n)).await.map_err(fail)?;
+    workload.load(store, &|n| bar.inc(n)).await.map_err(fail)?;
     let load_time = started.elapsed();
     let fx = Fixture::new(workload);
     let mut ops = Vec::with_capacity(Op::ALL.len());
     for op in Op::ALL {
         bar.set_message(format!("{}: {}", spec.name, op.name()));
         let before = bar.position();
-        let mut result =
-            measure_op(&store, opened.baseline.as_deref(), &fx, op, config, &bar).await;
-        if let Err(e) = fx.clean_up(&store).await {
+        let mut result = measure_op(store, opened.baseline.as_deref(), &fx, op, config, &bar).await;
+        if let Err(e) = fx.clean_up(store).await {
             result.adapter = Outcome::Failed(format!("cleaning up after the operation: {e}"));
         }
         ops.push(result);
@@ -263,14 +277,24 @@ async fn raw_import(spec: &BackendSpec, url: Option<String>, workload: Workload)
         Ok(opened) => opened,
         Err(e) => return Outcome::Failed(format!("opening a second store: {e}")),
     };
-    let Some(raw) = opened.baseline else {
-        return Outcome::Unsupported;
+    let outcome = match &opened.baseline {
+        None => Outcome::Unsupported,
+        Some(raw) => {
+            let started = Instant::now();
+            match raw.import(&workload, &|_| {}).await {
+                Ok(()) => {
+                    Stats::of(&[started.elapsed()]).map_or(Outcome::Unsupported, Outcome::Measured)
+                }
+                Err(e) if e.kind() == ErrorKind::Unsupported => Outcome::Unsupported,
+                Err(e) => Outcome::Failed(e.to_string()),
+            }
+        }
     };
-    let started = Instant::now();
-    match raw.import(&workload, &|_| {}).await {
-        Ok(()) => Stats::of(&[started.elapsed()]).map_or(Outcome::Unsupported, Outcome::Measured),
-        Err(e) if e.kind() == ErrorKind::Unsupported => Outcome::Unsupported,
-        Err(e) => Outcome::Failed(e.to_string()),
+    match opened.close().await {
+        Err(e) if !matches!(outcome, Outcome::Failed(_)) => {
+            Outcome::Failed(format!("closing the second store: {e}"))
+        }
+        _ => outcome,
     }
 }
 

@@ -153,3 +153,49 @@ async fn baselines_give_ratios_and_target_misses_are_reported() {
     let svg = std::fs::read_to_string(dir.path().join("get_chat.svg")).expect("chart");
     assert!(svg.contains("memory-with-baseline (same store)"));
 }
+
+/// The sqlite backend (no server needed) runs in the report at a tiny scale: every operation,
+/// vectors included, measured through the store and compared with raw sqlx, and its temporary
+/// folder is removed afterwards.
+#[tokio::test]
+async fn sqlite_runs_in_the_report_with_its_raw_sqlx_baseline() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = ReportConfig {
+        scale: Scale::new(40),
+        samples: 5,
+        backends: vec!["sqlite".to_owned()],
+        ..tiny(dir.path())
+    };
+    let report = report::run(&config).await.expect("report runs");
+    assert!(
+        report.failures().is_empty(),
+        "failures: {:?}",
+        report.failures()
+    );
+    let run = &report.runs[0];
+    assert_eq!(run.name, "sqlite");
+    assert_eq!(run.baseline, Some("raw sqlx"));
+    for op in Op::ALL {
+        let result = run.result(op).expect("every op has a result");
+        assert!(
+            result.adapter.stats().is_some(),
+            "sqlite did not measure {}",
+            op.slug()
+        );
+    }
+    for op in [
+        Op::GetChat,
+        Op::ListChatsFirstPage,
+        Op::GetFile,
+        Op::VectorSearch,
+    ] {
+        let result = run.result(op).expect("every op has a result");
+        assert!(
+            result.raw.stats().is_some(),
+            "raw sqlx did not measure {}",
+            op.slug()
+        );
+    }
+    let md = std::fs::read_to_string(dir.path().join(REPORT_FILE)).expect("report.md");
+    assert!(md.contains("raw sqlx"));
+}

@@ -1,0 +1,487 @@
+//! [`RawHttp`]: the PocketBase adapter's operations as direct reqwest calls to the same
+//! endpoints (the records API with the same filters, sorts and expands; the file download with
+//! a file token), so that the report's ratio is the abstraction's overhead.
+//!
+//! Each call decodes the answer as JSON, as the adapter does; what it leaves out is the
+//! abstraction: the `Store`'s dynamic dispatch, the adapter's client layer (token checks,
+//! retries, error mapping) and the mapping of records into domain types.
+//!
+//! Written: get chat, the lists (page 1, deep page, title search through the records API; two
+//! tags through the adapter's hooks route `/api/chatstore/chats-by-tags`), get file, and
+//! [`RawBaseline::import`]: the whole workload through PocketBase's batch API (`/api/batch`,
+//! up to 1,000 record creations per request, files as multipart parts), the yardstick of the
+//! issue's "bulk import at least 80% of the batch API's throughput". Create chat sends the
+//! adapter's operation list to the same transaction route (`/api/chatstore/tx`); put file is
+//! the same multipart record creation. Upsert message and add + remove tag (read, then a
+//! versioned transaction, retried when stale) have no baseline yet, so those rows have no ratio.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chatstore_core::chats::PreparedChat;
+use chatstore_core::files::sha256_hex;
+use chatstore_core::{Error, Result};
+use chatstore_core::{FileMeta, User, validate};
+use chatstore_pocketbase::{
+    Collections, PocketBaseConfig, filter, message_record_id, tag_record_id,
+};
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::baseline::RawBaseline;
+use crate::ops::Fixture;
+use crate::workload::{PAGE_SIZE, SEARCH_TERM, Workload};
+
+/// Record creations per batch request (the adapter configures PocketBase's batch API for
+/// this many).
+const BATCH: usize = 1000;
+
+/// PocketBase json fields are sent as serialised text (the adapter's `record::json_value`:
+/// given an object, PocketBase would re-encode its numbers through float64).
+fn json_text(value: &Value) -> Value {
+    Value::String(value.to_string())
+}
+
+fn user_body(user: &User) -> Value {
+    json!({
+        "id": user.id,
+        "email": user.email,
+        "email_key": user.email.to_lowercase(),
+        "name": user.name,
+        "role": user.role,
+        "profile_image_url": user.profile_image_url,
+        "info": user.info.as_ref().map(json_text),
+        "settings": user.settings.as_ref().map(json_text),
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+        "last_active_at": user.last_active_at,
+    })
+}
+
+fn chat_body(p: &PreparedChat) -> Value {
+    let chat = &p.chat;
+    json!({
+        "id": chat.id,
+        "user_id": chat.user_id,
+        "title": chat.title,
+        "title_lower": chat.title.to_lowercase(),
+        "chat": json_text(&chat.chat),
+        "meta": json_text(&Value::Object(chat.meta.clone())),
+        "archived": chat.archived,
+        "pinned": chat.pinned,
+        "internal": chat.is_internal(),
+        "folder_id": chat.folder_id.clone().unwrap_or_default(),
+        "share_id": chat.share_id.clone().unwrap_or_default(),
+        "created_at": chat.created_at,
+        "updated_at": chat.updated_at,
+        "version": 0,
+        "tags": chat.tags.iter().map(|t| tag_record_id(&chat.user_id, t)).collect::<Vec<_>>(),
+    })
+}
+
+fn message_body(m: &chatstore_core::Message) -> Value {
+    let doc = serde_json::to_value(m).unwrap_or(Value::Null);
+    json!({"chat_id": m.chat_id, "msg_id": m.id, "key": m.key(), "created_at": m.created_at,
+           "doc": json_text(&doc)})
+}
+
+fn file_body(meta: &FileMeta) -> Value {
+    let doc = json!({
+        "content_type": meta.content_type,
+        "hash": meta.hash,
+        "data": meta.data,
+        "meta": meta.meta,
+    });
+    json!({
+        "id": meta.id,
+        "user_id": meta.user_id,
+        "filename": meta.filename,
+        "sha256": meta.sha256,
+        "size": meta.size,
+        "doc": json_text(&doc),
+        "created_at": meta.created_at,
+        "updated_at": meta.updated_at,
+    })
+}
+
+/// How long a file token is reused (PocketBase's file tokens live a few minutes).
+const FILE_TOKEN_REUSE: Duration = Duration::from_secs(60);
+
+/// The PocketBase adapter's operations as direct HTTP calls (see the module docs).
+#[derive(Debug)]
+pub struct RawHttp {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    cols: Collections,
+    file_token: Mutex<Option<(String, Instant)>>,
+}
+
+fn http_err(what: &'static str) -> impl FnOnce(reqwest::Error) -> Error {
+    move |e| Error::backend(format!("raw HTTP: {what}"), e)
+}
+
+impl RawHttp {
+    /// Logs in as the config's superuser and works on the collections `cols`.
+    pub async fn connect(config: &PocketBaseConfig, cols: &Collections) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(http_err("client"))?;
+        let base = config.url.trim_end_matches('/').to_owned();
+        let answer: Value = http
+            .post(format!(
+                "{base}/api/collections/_superusers/auth-with-password"
+            ))
+            .json(&json!({"identity": config.admin_email, "password": config.admin_password}))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(http_err("login"))?
+            .json()
+            .await
+            .map_err(http_err("login answer"))?;
+        let token = answer
+            .get("token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::backend_msg("raw HTTP: login answer without a token"))?
+            .to_owned();
+        Ok(RawHttp {
+            http,
+            base,
+            token,
+            cols: cols.clone(),
+            file_token: Mutex::new(None),
+        })
+    }
+
+    async fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", &self.token)
+            .query(query)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(http_err("GET"))?
+            .json()
+            .await
+            .map_err(http_err("GET answer"))
+    }
+
+    /// The heavy user's chat list page through the records API, as the adapter's
+    /// `list_plain` asks for it.
+    async fn list(&self, fx: &Fixture, offset: u64, title: Option<&str>) -> Result<()> {
+        let mut parts = vec![
+            filter::eq("user_id", &fx.heavy_user_id),
+            "internal = false".to_owned(),
+            "archived = false".to_owned(),
+        ];
+        if let Some(t) = title {
+            parts.push(format!(
+                "title_lower ~ {}",
+                filter::contains(&t.to_lowercase())
+            ));
+        }
+        let query = [
+            ("page", (offset / PAGE_SIZE + 1).to_string()),
+            ("perPage", PAGE_SIZE.to_string()),
+            ("filter", parts.join(" && ")),
+            ("sort", "-updated_at,id".to_owned()),
+            ("expand", "tags".to_owned()),
+        ];
+        let path = format!("/api/collections/{}/records", self.cols.chats);
+        std::hint::black_box(self.get_json(&path, &query).await?);
+        Ok(())
+    }
+
+    /// Creates `bodies` in `collection` through the batch API, [`BATCH`] per request.
+    async fn batch_create(
+        &self,
+        collection: &str,
+        bodies: Vec<Value>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<()> {
+        let url = format!("/api/collections/{collection}/records?fields=id");
+        for chunk in bodies.chunks(BATCH) {
+            let requests: Vec<Value> = chunk
+                .iter()
+                .map(|body| json!({"method": "POST", "url": url, "body": body}))
+                .collect();
+            self.http
+                .post(format!("{}/api/batch", self.base))
+                .header("Authorization", &self.token)
+                .json(&json!({ "requests": requests }))
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(http_err("batch"))?;
+            progress(chunk.len() as u64);
+        }
+        Ok(())
+    }
+
+    async fn file_token(&self) -> Result<String> {
+        let mut guard = self.file_token.lock().await;
+        if let Some((token, at)) = guard.as_ref()
+            && at.elapsed() < FILE_TOKEN_REUSE
+        {
+            return Ok(token.clone());
+        }
+        let answer: Value = self
+            .http
+            .post(format!("{}/api/files/token", self.base))
+            .header("Authorization", &self.token)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(http_err("file token"))?
+            .json()
+            .await
+            .map_err(http_err("file token answer"))?;
+        let token = answer
+            .get("token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::backend_msg("raw HTTP: file token answer without a token"))?
+            .to_owned();
+        *guard = Some((token.clone(), Instant::now()));
+        Ok(token)
+    }
+}
+
+#[async_trait]
+impl RawBaseline for RawHttp {
+    fn name(&self) -> &'static str {
+        "raw HTTP"
+    }
+
+    async fn import(&self, workload: &Workload, progress: &(dyn Fn(u64) + Sync)) -> Result<()> {
+        // The records the adapter's load writes (users, tag rows, chats with their tag
+        // relations, message rows, files with their bytes), prepared by core as the adapter
+        // prepares them, created through the batch API.
+        let now = validate::now();
+        let users = (0..workload.users())
+            .map(|i| workload.user(i).into_user(now).map(|u| user_body(&u)))
+            .collect::<Result<Vec<_>>>()?;
+        self.batch_create(&self.cols.users, users, progress).await?;
+        let chats = (0..workload.chats())
+            .map(|i| workload.chat(i).prepare(now))
+            .collect::<Result<Vec<_>>>()?;
+        let mut tags = std::collections::BTreeMap::new();
+        for p in &chats {
+            for (id, name) in &p.tags {
+                let record = tag_record_id(&p.chat.user_id, id);
+                tags.entry(record.clone()).or_insert_with(|| {
+                    json!({"id": record, "user_id": p.chat.user_id, "tag_id": id,
+                           "name": name, "meta": null})
+                });
+            }
+        }
+        self.batch_create(&self.cols.tags, tags.into_values().collect(), &|_| {})
+            .await?;
+        let messages: Vec<Value> = chats
+            .iter()
+            .flat_map(|p| &p.messages)
+            .map(|m| {
+                let mut body = message_body(m);
+                body["id"] = json!(message_record_id(&m.chat_id, &m.id));
+                body
+            })
+            .collect();
+        let chat_bodies = chats.iter().map(chat_body).collect();
+        self.batch_create(&self.cols.chats, chat_bodies, progress)
+            .await?;
+        self.batch_create(&self.cols.messages, messages, &|_| {})
+            .await?;
+        let files: Vec<_> = (0..workload.files()).map(|i| workload.file(i)).collect();
+        let url = format!("/api/collections/{}/records?fields=id", self.cols.files);
+        for chunk in files.chunks(BATCH) {
+            let metas = chunk
+                .iter()
+                .map(|f| f.prepare(now))
+                .collect::<Result<Vec<_>>>()?;
+            let requests: Vec<Value> = metas
+                .iter()
+                .map(|m| json!({"method": "POST", "url": url, "body": file_body(m)}))
+                .collect();
+            // PocketBase batch: the files of request N go in the parts `requests.N.<field>`.
+            let mut form =
+                Form::new().text("@jsonPayload", json!({ "requests": requests }).to_string());
+            for (n, f) in chunk.iter().enumerate() {
+                if !f.bytes.is_empty() {
+                    form = form.part(
+                        format!("requests.{n}.blob"),
+                        Part::bytes(f.bytes.clone()).file_name("blob.bin"),
+                    );
+                }
+            }
+            self.http
+                .post(format!("{}/api/batch", self.base))
+                .header("Authorization", &self.token)
+                .multipart(form)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(http_err("file batch"))?;
+            progress(chunk.len() as u64);
+        }
+        Ok(())
+    }
+
+    async fn create_chat(&self, fx: &Fixture, i: u64) -> Result<()> {
+        // The adapter's operation list for one chat (its tag rows ensured, the chat record with
+        // its tag relations, one upsert per message), prepared by core as the adapter does,
+        // sent to the same all-or-nothing transaction route.
+        let p = fx.new_chat(i).prepare(validate::now())?;
+        let chat = &p.chat;
+        let mut ops = Vec::new();
+        for (id, name) in &p.tags {
+            ops.push(
+                json!({"op": "ensure", "collection": self.cols.tags, "entity": "tag",
+                "id": tag_record_id(&chat.user_id, id),
+                "fields": {"user_id": chat.user_id, "tag_id": id, "name": name, "meta": null}}),
+            );
+        }
+        let mut fields = chat_body(&p);
+        if let Some(body) = fields.as_object_mut() {
+            body.remove("id");
+        }
+        ops.push(
+            json!({"op": "create", "collection": self.cols.chats, "entity": "chat",
+                        "id": chat.id, "fields": fields}),
+        );
+        for m in &p.messages {
+            ops.push(json!({"op": "upsert", "collection": self.cols.messages,
+                            "entity": "message", "id": message_record_id(&m.chat_id, &m.id),
+                            "fields": message_body(m)}));
+        }
+        let answer: Value = self
+            .http
+            .post(format!("{}/api/chatstore/tx", self.base))
+            .header("Authorization", &self.token)
+            .json(&json!({ "ops": ops }))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(http_err("tx"))?
+            .json()
+            .await
+            .map_err(http_err("tx answer"))?;
+        std::hint::black_box(answer);
+        Ok(())
+    }
+
+    async fn put_file(&self, fx: &Fixture, i: u64) -> Result<()> {
+        let file = fx.new_file(i);
+        let meta = file.prepare(validate::now())?;
+        let form = Form::new()
+            .text("@jsonPayload", file_body(&meta).to_string())
+            .part("blob", Part::bytes(file.bytes).file_name("blob.bin"));
+        let answer: Value = self
+            .http
+            .post(format!(
+                "{}/api/collections/{}/records",
+                self.base, self.cols.files
+            ))
+            .header("Authorization", &self.token)
+            .multipart(form)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(http_err("put file"))?
+            .json()
+            .await
+            .map_err(http_err("put file answer"))?;
+        std::hint::black_box(answer);
+        Ok(())
+    }
+
+    async fn list_by_two_tags(&self, fx: &Fixture, _i: u64) -> Result<()> {
+        // The adapter's tag filter is a hooks route (one SQL query on the server).
+        let user = fx.heavy_user_id.as_str();
+        let tags: Vec<String> = fx
+            .two_tags
+            .iter()
+            .map(|t| tag_record_id(user, &chatstore_core::tag_id(t)))
+            .collect();
+        let query = [
+            ("chats", self.cols.chats.clone()),
+            ("tags_collection", self.cols.tags.clone()),
+            ("user", user.to_owned()),
+            ("tags", json!(tags).to_string()),
+            ("archived", "0".to_owned()),
+            ("order", "updated".to_owned()),
+            ("limit", PAGE_SIZE.to_string()),
+            ("offset", "0".to_owned()),
+        ];
+        std::hint::black_box(
+            self.get_json("/api/chatstore/chats-by-tags", &query)
+                .await?,
+        );
+        Ok(())
+    }
+
+    async fn get_chat(&self, fx: &Fixture, i: u64) -> Result<()> {
+        let path = format!(
+            "/api/collections/{}/records/{}",
+            self.cols.chats,
+            fx.chat_id(i)
+        );
+        std::hint::black_box(
+            self.get_json(&path, &[("expand", "tags".to_owned())])
+                .await?,
+        );
+        Ok(())
+    }
+
+    async fn list_chats_first_page(&self, fx: &Fixture, _i: u64) -> Result<()> {
+        self.list(fx, 0, None).await
+    }
+
+    async fn list_chats_deep_page(&self, fx: &Fixture, _i: u64) -> Result<()> {
+        self.list(fx, fx.deep_offset, None).await
+    }
+
+    async fn search_title(&self, fx: &Fixture, _i: u64) -> Result<()> {
+        self.list(fx, 0, Some(SEARCH_TERM)).await
+    }
+
+    async fn get_file(&self, fx: &Fixture, i: u64) -> Result<()> {
+        // The operation is `files.get` then `files.read`, two calls that each read the record:
+        // the baseline reads it twice too, then downloads the bytes and checks their hash.
+        let id = fx.file_id(i);
+        let path = format!("/api/collections/{}/records/{id}", self.cols.files);
+        std::hint::black_box(self.get_json(&path, &[]).await?);
+        let record = self.get_json(&path, &[]).await?;
+        let blob = record
+            .get("blob")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let token = self.file_token().await?;
+        let bytes = self
+            .http
+            .get(format!(
+                "{}/api/files/{}/{id}/{blob}",
+                self.base, self.cols.files
+            ))
+            .query(&[("token", token)])
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(http_err("download"))?
+            .bytes()
+            .await
+            .map_err(http_err("download body"))?;
+        // The adapter checks the bytes against the record's `sha256` field.
+        let sha256 = record
+            .get("sha256")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if sha256_hex(&bytes) != sha256 {
+            return Err(Error::backend_msg("raw HTTP: file bytes do not match"));
+        }
+        std::hint::black_box(bytes);
+        Ok(())
+    }
+}

@@ -1,0 +1,825 @@
+//! [`RawSqlx`]: the SQL adapter's operations written directly against sqlx, with the adapter's
+//! own SQL (copied from `adapter-sql`'s `chats.rs`, `files.rs` and `vectors.rs`), one text per
+//! dialect where the adapter has one, so that the report's ratio is the abstraction's overhead.
+//!
+//! Each method does the same logical work as the `Store` call it is compared with: the same
+//! statements in the same transactions (a read-only snapshot for lists, as the adapter takes),
+//! every column decoded and JSON columns parsed, file bytes read and their sha256 checked,
+//! vector rows decoded and ranked by cosine similarity. What it leaves out is the abstraction:
+//! the `Store`'s dynamic dispatch, the adapter's `Arg`/`Row` layer, its `Dyn` statement builder,
+//! validation and mapping into domain types.
+//!
+//! Put file is not written here (the adapter's upload-folder layout is private to it); its row
+//! in the report has no baseline ratio.
+
+use async_trait::async_trait;
+use chatstore_core::chats::PreparedChat;
+use chatstore_core::files::sha256_hex;
+use chatstore_core::messages::message_key;
+use chatstore_core::vectors::exact_search;
+use chatstore_core::{Chat, Error, Result, VectorItem, blob, tag_id, validate};
+use chatstore_sql::SqlOptions;
+use serde_json::{Map, Value};
+use sqlx::Row as _;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::types::Json;
+
+use crate::baseline::RawBaseline;
+use crate::ops::{BENCH_TAG, Fixture, INSERT_COLLECTION, SEARCH_K};
+use crate::workload::{KNOWLEDGE_COLLECTION, PAGE_SIZE, SEARCH_TERM};
+
+const GET_CHAT: &str = "SELECT id, user_id, COALESCE(title, 'New Chat') AS title, chat, meta, \
+     archived, pinned, folder_id, share_id, created_at, updated_at FROM chat WHERE id = $1";
+
+macro_rules! summary_select {
+    () => {
+        "SELECT id, user_id, COALESCE(title, 'New Chat') AS title, meta, archived, pinned, \
+         folder_id, created_at, updated_at"
+    };
+}
+
+macro_rules! sqlite_user_chats {
+    () => {
+        " FROM chat WHERE chat.user_id = $1 AND \
+         COALESCE(json_type(chat.meta, '$.internal'), '') <> 'true' \
+         AND COALESCE(chat.archived, FALSE) = $2"
+    };
+}
+
+macro_rules! pg_user_chats {
+    () => {
+        " FROM chat WHERE chat.user_id = $1 AND \
+         COALESCE(json_typeof(chat.meta -> 'internal') = 'boolean' \
+         AND (chat.meta ->> 'internal') = 'true', FALSE) = FALSE \
+         AND COALESCE(chat.archived, FALSE) = $2"
+    };
+}
+
+macro_rules! sqlite_tag {
+    ($p:literal) => {
+        concat!(
+            " AND json_type(chat.meta, '$.tags') = 'array' AND EXISTS (SELECT 1 FROM \
+             json_each(chat.meta, '$.tags') AS t WHERE t.type = 'text' AND t.value = ",
+            $p,
+            ")"
+        )
+    };
+}
+
+macro_rules! pg_tag {
+    ($p:literal) => {
+        concat!(
+            " AND EXISTS (SELECT 1 FROM json_array_elements(CASE WHEN \
+             json_typeof(chat.meta -> 'tags') = 'array' THEN chat.meta -> 'tags' \
+             ELSE '[]'::json END) AS t(v) WHERE json_typeof(t.v) = 'string' \
+             AND (t.v #>> '{}') = ",
+            $p,
+            ")"
+        )
+    };
+}
+
+/// One chat list in both dialects: the count, the page (`LIMIT`/`OFFSET` bound after the
+/// filter's parameters) and, for the title search, every row (filtered in Rust, as the adapter
+/// does for a Unicode case-insensitive match).
+struct ListSql {
+    count: &'static str,
+    page: &'static str,
+    all: &'static str,
+}
+
+const SQLITE_LIST: ListSql = ListSql {
+    count: concat!("SELECT count(*) AS n", sqlite_user_chats!()),
+    page: concat!(
+        summary_select!(),
+        sqlite_user_chats!(),
+        " ORDER BY chat.updated_at DESC, chat.id LIMIT $3 OFFSET $4"
+    ),
+    all: concat!(
+        summary_select!(),
+        sqlite_user_chats!(),
+        " ORDER BY chat.updated_at DESC, chat.id"
+    ),
+};
+
+const PG_LIST: ListSql = ListSql {
+    count: concat!("SELECT count(*) AS n", pg_user_chats!()),
+    page: concat!(
+        summary_select!(),
+        pg_user_chats!(),
+        " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\" LIMIT $3 OFFSET $4"
+    ),
+    all: concat!(
+        summary_select!(),
+        pg_user_chats!(),
+        " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\""
+    ),
+};
+
+const SQLITE_TWO_TAGS: ListSql = ListSql {
+    count: concat!(
+        "SELECT count(*) AS n",
+        sqlite_user_chats!(),
+        sqlite_tag!("$3"),
+        sqlite_tag!("$4")
+    ),
+    page: concat!(
+        summary_select!(),
+        sqlite_user_chats!(),
+        sqlite_tag!("$3"),
+        sqlite_tag!("$4"),
+        " ORDER BY chat.updated_at DESC, chat.id LIMIT $5 OFFSET $6"
+    ),
+    all: "",
+};
+
+const PG_TWO_TAGS: ListSql = ListSql {
+    count: concat!(
+        "SELECT count(*) AS n",
+        pg_user_chats!(),
+        pg_tag!("$3"),
+        pg_tag!("$4")
+    ),
+    page: concat!(
+        summary_select!(),
+        pg_user_chats!(),
+        pg_tag!("$3"),
+        pg_tag!("$4"),
+        " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\" LIMIT $5 OFFSET $6"
+    ),
+    all: "",
+};
+
+const PG_READ_TX: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+const GET_FILE: &str = "SELECT id, user_id, hash, filename, path, data, meta, created_at, \
+     updated_at FROM \"file\" WHERE id = $1";
+
+const VECTOR_DIMENSION: &str = "SELECT length(vector) / 4 AS dim FROM chatstore_vector WHERE \
+     collection_name = $1 AND id NOT IN (SELECT value FROM json_each($2)) ORDER BY id LIMIT 1";
+
+const VECTOR_CANDIDATES: &str = "SELECT id, text, vector, vmetadata FROM chatstore_vector \
+     WHERE collection_name = $1 ORDER BY id";
+
+const VECTOR_INSERT: &str = "INSERT INTO chatstore_vector (id, collection_name, text, vector, \
+     vmetadata) VALUES ($1, $2, $3, $4, $5)";
+
+const INSERT_CHAT: &str = "INSERT INTO chat (id, user_id, title, chat, meta, archived, pinned, \
+     folder_id, share_id, created_at, updated_at, last_read_at, current_message_id, tasks) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, 'null')";
+
+const UPSERT_MESSAGE: &str = "INSERT INTO chat_message (id, chat_id, user_id, role, parent_id, \
+     content, output, model_id, files, sources, embeds, done, status_history, error, usage, \
+     created_at, updated_at, context_summary, meta) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+     ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, role = excluded.role, \
+     parent_id = excluded.parent_id, content = excluded.content, output = excluded.output, \
+     model_id = excluded.model_id, files = excluded.files, sources = excluded.sources, \
+     embeds = excluded.embeds, done = excluded.done, status_history = excluded.status_history, \
+     error = excluded.error, usage = excluded.usage, created_at = excluded.created_at, \
+     updated_at = excluded.updated_at, context_summary = excluded.context_summary, \
+     meta = excluded.meta WHERE chat_message.chat_id = excluded.chat_id";
+
+const COUNT_MESSAGES: &str = "SELECT count(*) AS n FROM chat_message WHERE chat_id = $1";
+
+const GET_MESSAGE: &str = "SELECT id, chat_id, user_id, role, parent_id, content, output, \
+     model_id, files, sources, embeds, done, status_history, error, usage, created_at, \
+     updated_at, context_summary, meta FROM chat_message WHERE id = $1 AND chat_id = $2";
+
+const UPDATE_BLOB: &str =
+    "UPDATE chat SET chat = $2, updated_at = $3, current_message_id = $4 WHERE id = $1";
+
+const OWNER: &str = "SELECT user_id FROM chat WHERE id = $1";
+const LOCK_USER_TAGS: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+const SQLITE_LOCK_CHAT: &str = GET_CHAT;
+const PG_LOCK_CHAT: &str = "SELECT id, user_id, COALESCE(title, 'New Chat') AS title, chat, \
+     meta, archived, pinned, folder_id, share_id, created_at, updated_at FROM chat WHERE id = $1 \
+     FOR UPDATE";
+const ENSURE_TAG: &str = "INSERT INTO tag (id, name, user_id, meta) VALUES ($1, $2, $3, NULL) \
+     ON CONFLICT (id, user_id) DO NOTHING";
+const UPDATE_META: &str = "UPDATE chat SET meta = $2 WHERE id = $1";
+const SQLITE_DELETE_ORPHAN_TAG: &str = "DELETE FROM tag WHERE id = $1 AND user_id = $2 AND NOT EXISTS (SELECT 1 FROM chat \
+     WHERE chat.user_id = $2 AND (json_type(chat.meta, '$.tags') = 'array' AND EXISTS \
+     (SELECT 1 FROM json_each(chat.meta, '$.tags') AS t WHERE t.type = 'text' AND t.value = $1)))";
+const PG_DELETE_ORPHAN_TAG: &str = "DELETE FROM tag WHERE id = $1 AND user_id = $2 AND NOT EXISTS (SELECT 1 FROM chat \
+     WHERE chat.user_id = $2 AND EXISTS (SELECT 1 FROM json_array_elements(CASE WHEN \
+     json_typeof(chat.meta -> 'tags') = 'array' THEN chat.meta -> 'tags' ELSE '[]'::json END) \
+     AS t(v) WHERE json_typeof(t.v) = 'string' AND (t.v #>> '{}') = $1))";
+
+/// A pool of either dialect.
+#[derive(Debug, Clone)]
+enum RawPool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The SQL adapter's operations written directly against sqlx (see the module docs).
+#[derive(Debug, Clone)]
+pub struct RawSqlx {
+    pool: RawPool,
+}
+
+fn db(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |e| Error::backend(format!("raw sqlx: {what}"), e)
+}
+
+/// Runs the same code on whichever pool `$raw` holds, with `$p` bound to it and `$d` to
+/// `true` on SQLite.
+macro_rules! on_pool {
+    ($raw:expr, $p:ident, $sqlite:ident => $body:expr) => {
+        match &$raw.pool {
+            RawPool::Sqlite($p) => {
+                let $sqlite = true;
+                $body
+            }
+            RawPool::Postgres($p) => {
+                let $sqlite = false;
+                $body
+            }
+        }
+    };
+}
+
+/// Writes one message row inside transaction `$tx` (the adapter's `upsert_row`).
+macro_rules! upsert_message_row {
+    ($tx:expr, $m:expr) => {{
+        let m = $m;
+        let changed = sqlx::query(UPSERT_MESSAGE)
+            .bind(m.key())
+            .bind(m.chat_id.as_str())
+            .bind(m.user_id.as_deref())
+            .bind(m.role.as_str())
+            .bind(m.parent_id.as_deref())
+            .bind(Json(&m.content))
+            .bind(m.output.as_ref().map(Json))
+            .bind(m.model_id.as_deref())
+            .bind(m.files.as_ref().map(Json))
+            .bind(m.sources.as_ref().map(Json))
+            .bind(m.embeds.as_ref().map(Json))
+            .bind(m.done)
+            .bind(m.status_history.as_ref().map(Json))
+            .bind(m.error.as_ref().map(Json))
+            .bind(m.usage.as_ref().map(Json))
+            .bind(m.created_at)
+            .bind(m.updated_at)
+            .bind(m.context_summary.as_deref())
+            .bind(m.meta.as_ref().map(Json))
+            .execute(&mut *$tx)
+            .await
+            .map_err(db("upsert message"))?
+            .rows_affected();
+        if changed == 0 {
+            return Err(Error::backend_msg("raw sqlx: message key taken"));
+        }
+    }};
+}
+
+/// A chat row decoded as a driver user would: every column, JSON parsed.
+type ChatRow = (
+    String,
+    String,
+    String,
+    Option<Json<Value>>,
+    Option<Json<Value>>,
+    Option<bool>,
+    Option<bool>,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+/// A summary row: every selected column, `meta` parsed.
+type SummaryRow = (
+    String,
+    String,
+    String,
+    Option<Json<Value>>,
+    Option<bool>,
+    Option<bool>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+/// The domain chat of a row, as the message upsert needs it (its blob is rewritten).
+fn chat_of(row: ChatRow) -> Chat {
+    let (id, user_id, title, blob, meta, archived, pinned, folder_id, share_id, created, updated) =
+        row;
+    let mut meta = match meta {
+        Some(Json(Value::Object(m))) => m,
+        _ => Map::new(),
+    };
+    let tags = match meta.remove("tags") {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Default::default(),
+    };
+    Chat {
+        id,
+        user_id,
+        title,
+        chat: blob.map_or_else(|| Value::Object(Map::new()), |b| b.0),
+        meta,
+        tags,
+        archived: archived.unwrap_or(false),
+        pinned: pinned.unwrap_or(false),
+        folder_id,
+        share_id,
+        created_at: created,
+        updated_at: updated,
+    }
+}
+
+/// The stored `chat.meta`: the chat's meta plus its sorted tag ids.
+fn meta_json(chat: &Chat) -> Value {
+    let mut meta = chat.meta.clone();
+    if !chat.tags.is_empty() {
+        meta.insert(
+            "tags".to_owned(),
+            Value::Array(chat.tags.iter().cloned().map(Value::String).collect()),
+        );
+    }
+    Value::Object(meta)
+}
+
+/// `chat.current_message_id`: the blob's `history.currentId`.
+fn current_message_id(blob: &Value) -> Option<String> {
+    blob.get("history")
+        .and_then(|h| h.get("currentId"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+impl RawSqlx {
+    /// Raw sqlx on the SQLite file of `url` (`sqlite://PATH`), with the connection settings the
+    /// adapter uses (WAL, `synchronous = NORMAL`, busy timeout, foreign keys, pool size).
+    pub async fn sqlite(url: &str, options: &SqlOptions) -> Result<Self> {
+        let connect: SqliteConnectOptions = url
+            .parse::<SqliteConnectOptions>()
+            .map_err(|e| Error::invalid(format!("bad SQLite URL {url:?}: {e}")))?
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(db("connect"))?;
+        Ok(RawSqlx {
+            pool: RawPool::Sqlite(pool),
+        })
+    }
+
+    /// Raw sqlx on the PostgreSQL database of `url`, with the adapter's pool size.
+    pub async fn postgres(url: &str, options: &SqlOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect(url)
+            .await
+            .map_err(db("connect"))?;
+        Ok(RawSqlx {
+            pool: RawPool::Postgres(pool),
+        })
+    }
+
+    /// A list in a read-only snapshot: the count, then the page (as the adapter runs it).
+    async fn list_page(
+        &self,
+        sql_sqlite: &ListSql,
+        sql_pg: &ListSql,
+        user: &str,
+        tags: Option<[String; 2]>,
+        offset: u64,
+    ) -> Result<()> {
+        let limit = PAGE_SIZE as i64;
+        let offset = offset as i64;
+        on_pool!(self, p, sqlite => {
+            let sql = if sqlite { sql_sqlite } else { sql_pg };
+            let mut tx = if sqlite {
+                p.begin().await
+            } else {
+                p.begin_with(PG_READ_TX).await
+            }
+            .map_err(db("begin"))?;
+            let mut count = sqlx::query(sql.count).bind(user).bind(false);
+            let mut page = sqlx::query_as::<_, SummaryRow>(sql.page).bind(user).bind(false);
+            if let Some([a, b]) = &tags {
+                count = count.bind(a.as_str()).bind(b.as_str());
+                page = page.bind(a.as_str()).bind(b.as_str());
+            }
+            let total: i64 = count
+                .fetch_one(&mut *tx)
+                .await
+                .and_then(|row| row.try_get("n"))
+                .map_err(db("count"))?;
+            let rows = page
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db("list"))?;
+            tx.commit().await.map_err(db("commit"))?;
+            std::hint::black_box((total, rows));
+            Ok(())
+        })
+    }
+
+    /// Reads a file row and returns the bytes' path and their recorded sha256 (Open WebUI's
+    /// `file.meta.file_hash`, the value the adapter checks the bytes against).
+    async fn file_row(&self, id: &str) -> Result<(Option<String>, Option<String>)> {
+        type FileRow = (
+            String,
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+            Option<Json<Value>>,
+            Option<Json<Value>>,
+            i64,
+            i64,
+        );
+        let row: FileRow = on_pool!(self, p, _sqlite => sqlx::query_as(GET_FILE)
+            .bind(id)
+            .fetch_one(p)
+            .await
+            .map_err(db("get file"))?);
+        let (_, _, _, _, path, _, meta, ..) = row;
+        let sha256 = meta.and_then(|Json(m)| m.get("file_hash")?.as_str().map(str::to_owned));
+        Ok((path, sha256))
+    }
+
+    /// One side of add + remove tag: the chat locked, its `meta.tags` rewritten, the dropped
+    /// tag's row removed when no chat of the user carries it any more (the adapter's
+    /// `set_locked_tags`).
+    async fn set_bench_tag(&self, chat: &str, add: bool) -> Result<()> {
+        let tag = tag_id(BENCH_TAG);
+        on_pool!(self, p, sqlite => {
+            let mut tx = if sqlite {
+                p.begin_with("BEGIN IMMEDIATE").await
+            } else {
+                p.begin().await
+            }
+            .map_err(db("begin"))?;
+            if !sqlite {
+                let owner: Option<(String,)> = sqlx::query_as(OWNER)
+                    .bind(chat)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db("owner"))?;
+                if let Some((owner,)) = owner {
+                    sqlx::query(LOCK_USER_TAGS)
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db("tag lock"))?;
+                }
+            }
+            let row: ChatRow = sqlx::query_as(if sqlite { SQLITE_LOCK_CHAT } else { PG_LOCK_CHAT })
+                .bind(chat)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db("lock chat"))?;
+            let user = row.1.clone();
+            let mut meta = match row.4 {
+                Some(Json(Value::Object(m))) => m,
+                _ => Map::new(),
+            };
+            let mut tags: std::collections::BTreeSet<String> = match meta.remove("tags") {
+                Some(Value::Array(items)) => items
+                    .into_iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                _ => Default::default(),
+            };
+            if add {
+                sqlx::query(ENSURE_TAG)
+                    .bind(tag.as_str())
+                    .bind(BENCH_TAG)
+                    .bind(user.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("ensure tag"))?;
+                tags.insert(tag.clone());
+            } else {
+                tags.remove(&tag);
+            }
+            if !tags.is_empty() {
+                meta.insert(
+                    "tags".to_owned(),
+                    Value::Array(tags.into_iter().map(Value::String).collect()),
+                );
+            }
+            sqlx::query(UPDATE_META)
+                .bind(chat)
+                .bind(Json(Value::Object(meta)))
+                .execute(&mut *tx)
+                .await
+                .map_err(db("update meta"))?;
+            if !add {
+                sqlx::query(if sqlite { SQLITE_DELETE_ORPHAN_TAG } else { PG_DELETE_ORPHAN_TAG })
+                    .bind(tag.as_str())
+                    .bind(user.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("orphan tag"))?;
+            }
+            tx.commit().await.map_err(db("commit"))
+        })
+    }
+
+    fn sqlite_pool(&self, op: &'static str) -> Result<&SqlitePool> {
+        match &self.pool {
+            RawPool::Sqlite(p) => Ok(p),
+            // The SQL adapter keeps vectors on SQLite only (pgvector has its own adapter).
+            RawPool::Postgres(_) => Err(Error::unsupported("raw sqlx on postgres", op)),
+        }
+    }
+}
+
+#[async_trait]
+impl RawBaseline for RawSqlx {
+    fn name(&self) -> &'static str {
+        "raw sqlx"
+    }
+
+    async fn create_chat(&self, fx: &Fixture, i: u64) -> Result<()> {
+        // The chat is prepared by core (`NewChat::prepare`: id, timestamps, the messages of its
+        // blob, its tag ids), as the adapter does; then the adapter's statements: the owner's
+        // tag lock (PostgreSQL), the chat row, a row per message, a row per tag.
+        let PreparedChat {
+            chat,
+            messages,
+            tags,
+        } = fx.new_chat(i).prepare(validate::now())?;
+        on_pool!(self, p, sqlite => {
+            let mut tx = if sqlite {
+                p.begin_with("BEGIN IMMEDIATE").await
+            } else {
+                p.begin().await
+            }
+            .map_err(db("begin"))?;
+            if !sqlite {
+                sqlx::query(LOCK_USER_TAGS)
+                    .bind(chat.user_id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("tag lock"))?;
+            }
+            sqlx::query(INSERT_CHAT)
+                .bind(chat.id.as_str())
+                .bind(chat.user_id.as_str())
+                .bind(chat.title.as_str())
+                .bind(Json(&chat.chat))
+                .bind(Json(meta_json(&chat)))
+                .bind(chat.archived)
+                .bind(chat.pinned)
+                .bind(chat.folder_id.as_deref())
+                .bind(chat.share_id.as_deref())
+                .bind(chat.created_at)
+                .bind(chat.updated_at)
+                .bind(current_message_id(&chat.chat))
+                .execute(&mut *tx)
+                .await
+                .map_err(db("insert chat"))?;
+            for m in &messages {
+                upsert_message_row!(tx, m);
+            }
+            for (id, name) in &tags {
+                sqlx::query(ENSURE_TAG)
+                    .bind(id.as_str())
+                    .bind(name.as_str())
+                    .bind(chat.user_id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("ensure tag"))?;
+            }
+            tx.commit().await.map_err(db("commit"))
+        })
+    }
+
+    async fn upsert_message(&self, fx: &Fixture, i: u64) -> Result<()> {
+        // The adapter keeps Open WebUI's two copies in step: the `chat_message` row and the
+        // chat blob's `history`. So does the baseline, with the same statements: the chat
+        // locked and read, its message count (the adapter's backfill check), the existing
+        // row, the row upserted, the blob rewritten. The message and blob edits are core's
+        // (`NewMessage::into_stored`, `blob::upsert_message`), as in the adapter.
+        let message = fx.new_message(i);
+        let key = message_key(&message.chat_id, &message.id);
+        on_pool!(self, p, sqlite => {
+            let mut tx = if sqlite {
+                p.begin_with("BEGIN IMMEDIATE").await
+            } else {
+                p.begin().await
+            }
+            .map_err(db("begin"))?;
+            let row: ChatRow = sqlx::query_as(if sqlite { SQLITE_LOCK_CHAT } else { PG_LOCK_CHAT })
+                .bind(message.chat_id.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db("lock chat"))?;
+            let mut chat = chat_of(row);
+            let count: i64 = sqlx::query(COUNT_MESSAGES)
+                .bind(chat.id.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .and_then(|row| row.try_get("n"))
+                .map_err(db("count messages"))?;
+            if count == 0 {
+                return Err(Error::backend_msg(
+                    "raw sqlx: a chat without message rows (the backfill is not written here)",
+                ));
+            }
+            let existing = sqlx::query(GET_MESSAGE)
+                .bind(key.as_str())
+                .bind(chat.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db("get message"))?;
+            if existing.is_some() {
+                return Err(Error::backend_msg("raw sqlx: the fresh message exists"));
+            }
+            let stored = message.into_stored(&chat, None, validate::now())?;
+            upsert_message_row!(tx, &stored);
+            blob::upsert_message(&mut chat.chat, &stored);
+            chat.updated_at = chat.updated_at.max(stored.updated_at);
+            sqlx::query(UPDATE_BLOB)
+                .bind(chat.id.as_str())
+                .bind(Json(&chat.chat))
+                .bind(chat.updated_at)
+                .bind(current_message_id(&chat.chat))
+                .execute(&mut *tx)
+                .await
+                .map_err(db("write blob"))?;
+            tx.commit().await.map_err(db("commit"))
+        })
+    }
+
+    async fn get_chat(&self, fx: &Fixture, i: u64) -> Result<()> {
+        let id = fx.chat_id(i);
+        let row: ChatRow = on_pool!(self, p, _sqlite => sqlx::query_as(GET_CHAT)
+            .bind(id)
+            .fetch_one(p)
+            .await
+            .map_err(db("get chat"))?);
+        std::hint::black_box(row);
+        Ok(())
+    }
+
+    async fn list_chats_first_page(&self, fx: &Fixture, _i: u64) -> Result<()> {
+        self.list_page(&SQLITE_LIST, &PG_LIST, &fx.heavy_user_id, None, 0)
+            .await
+    }
+
+    async fn list_chats_deep_page(&self, fx: &Fixture, _i: u64) -> Result<()> {
+        self.list_page(
+            &SQLITE_LIST,
+            &PG_LIST,
+            &fx.heavy_user_id,
+            None,
+            fx.deep_offset,
+        )
+        .await
+    }
+
+    async fn list_by_two_tags(&self, fx: &Fixture, _i: u64) -> Result<()> {
+        let tags = [tag_id(&fx.two_tags[0]), tag_id(&fx.two_tags[1])];
+        self.list_page(
+            &SQLITE_TWO_TAGS,
+            &PG_TWO_TAGS,
+            &fx.heavy_user_id,
+            Some(tags),
+            0,
+        )
+        .await
+    }
+
+    async fn search_title(&self, fx: &Fixture, _i: u64) -> Result<()> {
+        // The adapter matches titles in Rust (Unicode case folding, which SQLite's LIKE lacks):
+        // every row of the user's list, then the match and the first page.
+        let wanted = SEARCH_TERM.to_lowercase();
+        let user = fx.heavy_user_id.as_str();
+        let rows: Vec<SummaryRow> = on_pool!(self, p, sqlite => {
+            let sql = if sqlite { SQLITE_LIST.all } else { PG_LIST.all };
+            let mut tx = if sqlite {
+                p.begin().await
+            } else {
+                p.begin_with(PG_READ_TX).await
+            }
+            .map_err(db("begin"))?;
+            let rows = sqlx::query_as(sql)
+                .bind(user)
+                .bind(false)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db("search title"))?;
+            tx.commit().await.map_err(db("commit"))?;
+            rows
+        });
+        let matching: Vec<SummaryRow> = rows
+            .into_iter()
+            .filter(|r| r.2.to_lowercase().contains(&wanted))
+            .collect();
+        let total = matching.len();
+        let page: Vec<SummaryRow> = matching.into_iter().take(PAGE_SIZE as usize).collect();
+        std::hint::black_box((total, page));
+        Ok(())
+    }
+
+    async fn add_remove_tag(&self, fx: &Fixture, i: u64) -> Result<()> {
+        let chat = fx.chat_id(i);
+        self.set_bench_tag(chat, true).await?;
+        self.set_bench_tag(chat, false).await
+    }
+
+    async fn get_file(&self, fx: &Fixture, i: u64) -> Result<()> {
+        // The operation is `files.get` then `files.read`, two calls that each read the row:
+        // the baseline reads it twice too.
+        let id = fx.file_id(i);
+        self.file_row(id).await?;
+        let (path, sha256) = self.file_row(id).await?;
+        let path = path.ok_or_else(|| Error::backend_msg("raw sqlx: file without a path"))?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| Error::backend(format!("raw sqlx: reading {path}"), e))?;
+        if sha256_hex(&bytes) != sha256.unwrap_or_default() {
+            return Err(Error::backend_msg("raw sqlx: file bytes do not match"));
+        }
+        std::hint::black_box(bytes);
+        Ok(())
+    }
+
+    async fn vector_insert_batch(&self, fx: &Fixture, _i: u64) -> Result<()> {
+        let p = self.sqlite_pool("vector_insert_batch")?;
+        let items = fx.new_batch();
+        let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(db("begin"))?;
+        let dim: Option<(i64,)> = sqlx::query_as(VECTOR_DIMENSION)
+            .bind(INSERT_COLLECTION)
+            .bind("[]")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db("dimension"))?;
+        std::hint::black_box(dim);
+        for item in &items {
+            let blob: Vec<u8> = item.vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+            sqlx::query(VECTOR_INSERT)
+                .bind(item.id.as_str())
+                .bind(INSERT_COLLECTION)
+                .bind(item.text.as_str())
+                .bind(blob)
+                .bind(Json(&item.metadata))
+                .execute(&mut *tx)
+                .await
+                .map_err(db("insert vector"))?;
+        }
+        tx.commit().await.map_err(db("commit"))
+    }
+
+    async fn vector_search(&self, fx: &Fixture, i: u64) -> Result<()> {
+        let p = self.sqlite_pool("vector_search")?;
+        let query = fx.query_vector(i);
+        let mut tx = p.begin().await.map_err(db("begin"))?;
+        let dim: Option<(i64,)> = sqlx::query_as(VECTOR_DIMENSION)
+            .bind(KNOWLEDGE_COLLECTION)
+            .bind("[]")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db("dimension"))?;
+        let rows: Vec<(
+            String,
+            Option<String>,
+            Vec<u8>,
+            Option<Json<Map<String, Value>>>,
+        )> = sqlx::query_as(VECTOR_CANDIDATES)
+            .bind(KNOWLEDGE_COLLECTION)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db("candidates"))?;
+        tx.commit().await.map_err(db("commit"))?;
+        std::hint::black_box(dim);
+        let items: Vec<VectorItem> = rows
+            .into_iter()
+            .map(|(id, text, blob, meta)| VectorItem {
+                id,
+                text: text.unwrap_or_default(),
+                vector: blob
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+                metadata: meta.map(|m| m.0).unwrap_or_default(),
+            })
+            .collect();
+        // The ranking is core's exact cosine search, the function the adapter ranks with.
+        let refs: Vec<&VectorItem> = items.iter().collect();
+        std::hint::black_box(exact_search(&refs, query, None, SEARCH_K));
+        Ok(())
+    }
+}
