@@ -26,6 +26,7 @@ use std::pin::Pin;
 use std::path::PathBuf;
 
 use chatstore_core::{Error, Result, Store, memory};
+use chatstore_pgvector::{PgVectorConfig, PgVectorStore};
 use chatstore_pocketbase::{PocketBase, PocketBaseConfig};
 use chatstore_sql::{SqlOptions, SqlStore};
 use sqlx::postgres::PgConnectOptions;
@@ -248,12 +249,13 @@ async fn open_postgres(url: String) -> Result<Opened> {
     let options = SqlOptions::default().upload_dir(&uploads);
     let opened = async {
         let sql = SqlStore::connect(&db_url, options.clone()).await?;
+        let vectors = PgVectorStore::connect(PgVectorConfig::new(db_url.clone())).await?;
         let raw = RawSqlx::postgres(&db_url, &options).await?;
-        Ok::<_, Error>((sql, raw))
+        Ok::<_, Error>((sql, vectors, raw))
     }
     .await;
-    let (sql, raw) = match opened {
-        Ok(pair) => pair,
+    let (sql, vectors, raw) = match opened {
+        Ok(parts) => parts,
         Err(e) => {
             // Nothing will tear this opening down: drop its database and folder now.
             let _ = std::fs::remove_dir_all(&uploads);
@@ -262,7 +264,9 @@ async fn open_postgres(url: String) -> Result<Opened> {
         }
     };
     let teardown_sql = sql.clone();
-    Ok(Opened::new(sql.store())
+    // Vectors on the same database through pgvector (Open WebUI's default layout: a 1536-wide
+    // `document_chunk`, shorter vectors padded).
+    Ok(Opened::new(vectors.into_store(&sql.store()))
         .with_baseline(raw)
         .with_teardown(Box::new(move || {
             Box::pin(async move {
@@ -344,7 +348,7 @@ fn fresh_prefix() -> String {
 ///
 /// SQLite vectors are not a backend of their own: they are the `sqlite` store's vectors (its
 /// `VectorRepo`), measured in that backend's vector rows.
-pub const NOT_YET_BUILT: [(&str, &str); 1] = [("pgvector", "adapter-pgvector")];
+pub const NOT_YET_BUILT: [(&str, &str); 0] = [];
 
 /// The registered backends named in `names` (all of them when `names` is empty), or an error
 /// naming the unknown ones and the known ones.
