@@ -123,9 +123,11 @@ impl PgVectorStore {
     /// A [`Store`] whose vectors are this store and whose other repositories come from `base`.
     pub fn into_store(self, base: &Store) -> Store {
         let name = format!("{}+{BACKEND}", base.backend_name());
+        let mut capabilities = base.capabilities();
+        capabilities.vectors = true;
         Store::new(
             name,
-            base.capabilities(),
+            capabilities,
             StoreParts {
                 users: base.users.clone(),
                 chats: base.chats.clone(),

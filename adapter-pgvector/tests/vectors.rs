@@ -701,3 +701,40 @@ async fn an_unreachable_server_is_unavailable() {
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     assert!(e.is_retryable());
 }
+
+/// A store built on a base without vectors (PostgreSQL app data) reports the vectors
+/// capability once pgvector supplies them, and its vectors answer.
+#[tokio::test]
+async fn into_store_reports_the_vectors_capability() {
+    let Some(vectors) = fresh_store(8).await else {
+        return;
+    };
+    let memory = MemoryBackend::new().store();
+    let base = chatstore_core::Store::new(
+        "app-only",
+        chatstore_core::Capabilities {
+            vectors: false,
+            ..chatstore_core::Capabilities::ALL
+        },
+        chatstore_core::StoreParts {
+            users: memory.users.clone(),
+            chats: memory.chats.clone(),
+            messages: memory.messages.clone(),
+            tags: memory.tags.clone(),
+            files: memory.files.clone(),
+            vectors: std::sync::Arc::new(chatstore_core::unsupported::NoVectors {
+                backend: "app-only",
+            }),
+        },
+    );
+    let store = vectors.into_store(&base);
+    assert!(store.capabilities().vectors);
+    assert_eq!(store.backend_name(), "app-only+pgvector");
+    assert!(
+        !store
+            .vectors
+            .has_collection("kb")
+            .await
+            .expect("pgvector answers")
+    );
+}
