@@ -47,13 +47,16 @@ const INDEXED: &str = "SELECT name FROM chatstore_collection WHERE index_name IS
 const LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
 /// The DDL of a partial index; PostgreSQL's `format` quotes the name and the collection.
 const INDEX_DDL: &str = "SELECT format('CREATE INDEX IF NOT EXISTS %I ON document_chunk \
-     USING hnsw (vector %s) WITH (m = 16, ef_construction = 64) WHERE collection_name = %L', \
-     $1::text, $2::text, $3::text)";
+     USING hnsw (vector %s) WITH (m = %s, ef_construction = %s) WHERE collection_name = %L', \
+     $1::text, $2::text, $4::int, $5::int, $3::text)";
 const MARK_INDEXED: &str = "INSERT INTO chatstore_collection (name, index_name) VALUES ($1, $2) \
      ON CONFLICT (name) DO UPDATE SET index_name = EXCLUDED.index_name, hnsw_ef = NULL";
 const SET_EF: &str = "UPDATE chatstore_collection SET hnsw_ef = $2 WHERE name = $1";
 const MARK_EXACT: &str = "UPDATE chatstore_collection SET hnsw_ef = NULL, index_name = NULL \
      WHERE name = $1 RETURNING index_name";
+/// The storage options (`m=…`, `ef_construction=…`) of an existing index.
+const INDEX_OPTIONS: &str = "SELECT coalesce(reloptions, '{}')::text[] FROM pg_class \
+     WHERE oid = to_regclass($1) AND relkind = 'i'";
 const CURRENT_INDEX: &str = "SELECT index_name FROM chatstore_collection WHERE name = $1";
 const ANALYZE: &str = "ANALYZE document_chunk";
 const SAMPLE: &str = "SELECT id, vector::vector FROM document_chunk WHERE collection_name = $1 \
@@ -325,14 +328,34 @@ impl PgVectorStore {
             .execute(&mut *tx)
             .await
             .map_err(during("locking the collection for indexing"))?;
-        sqlx::raw_sql("SET LOCAL maintenance_work_mem = '512MB'")
-            .execute(&mut *tx)
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL maintenance_work_mem = '{}MB'",
+            self.config.index_build_memory_mb.max(1)
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(during("raising maintenance_work_mem"))?;
+        // An index built with other parameters (e.g. before they changed) is rebuilt.
+        let options: Option<Vec<String>> = sqlx::query_scalar(INDEX_OPTIONS)
+            .bind(&index)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(during("raising maintenance_work_mem"))?;
+            .map_err(during("reading a collection's index options"))?;
+        if let Some(options) = options {
+            let wanted = [
+                format!("m={}", self.config.hnsw_m),
+                format!("ef_construction={}", self.config.hnsw_ef_construction),
+            ];
+            if !wanted.iter().all(|w| options.contains(w)) {
+                drop_index(&mut tx, &index).await?;
+            }
+        }
         let ddl: String = sqlx::query_scalar(INDEX_DDL)
             .bind(&index)
             .bind(self.schema.column_type.cosine_ops())
             .bind(collection)
+            .bind(i32::try_from(self.config.hnsw_m).unwrap_or(i32::MAX))
+            .bind(i32::try_from(self.config.hnsw_ef_construction).unwrap_or(i32::MAX))
             .fetch_one(&mut *tx)
             .await
             .map_err(during("quoting the index DDL"))?;

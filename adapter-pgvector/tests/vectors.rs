@@ -571,6 +571,50 @@ async fn partial_indexes_follow_the_collection_size() {
     assert_eq!(store.plan("big").await.expect("plan"), SearchPlan::Exact);
 }
 
+async fn own_index_options(store: &PgVectorStore) -> Vec<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT coalesce(c.reloptions, '{}')::text[] FROM pg_class c \
+         WHERE c.relkind = 'i' AND c.relname LIKE 'chatstore_hnsw_%' ORDER BY c.relname",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("index options")
+}
+
+/// `optimize` builds the partial index with the configured `m` / `ef_construction` (default
+/// 32 / 128), and rebuilds an index that was built with other parameters.
+#[tokio::test]
+async fn partial_indexes_use_the_configured_parameters() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let config = PgVectorConfig::new(url).dimension(8).exact_max_rows(300);
+    assert_eq!((config.hnsw_m, config.hnsw_ef_construction), (32, 128));
+    let store = PgVectorStore::connect(config.clone().hnsw(8, 32))
+        .await
+        .expect("open");
+    let mut rng = Rng::new(10);
+    store
+        .insert("big", random_items(&mut rng, "big", 1_000, 4))
+        .await
+        .expect("insert");
+    store.optimize("big").await.expect("optimize");
+    assert_eq!(
+        own_index_options(&store).await,
+        vec![vec!["m=8".to_owned(), "ef_construction=32".to_owned()]]
+    );
+    // Same parameters: the index stays; new ones (here the defaults): it is rebuilt.
+    store.optimize("big").await.expect("optimize again");
+    assert_eq!(own_index_options(&store).await.len(), 1);
+    let store = PgVectorStore::connect(config).await.expect("reopen");
+    let plan = store.optimize("big").await.expect("optimize with defaults");
+    assert!(matches!(plan.plan, SearchPlan::Hnsw { .. }), "{plan:?}");
+    assert_eq!(
+        own_index_options(&store).await,
+        vec![vec!["m=32".to_owned(), "ef_construction=128".to_owned()]]
+    );
+}
+
 /// Large batches (binary COPY straight into the table, or through the staging table) keep the
 /// same semantics as small ones: all-or-nothing inserts, upserts that replace and move.
 #[tokio::test]
