@@ -232,15 +232,7 @@ impl VectorRepo for PgVectorStore {
         ids: Option<&[String]>,
         filter: Option<&VectorFilter>,
     ) -> Result<u64> {
-        validate_collection(collection)?;
-        if ids.is_none() && filter.is_none() {
-            return Err(Error::invalid(
-                "delete needs ids or a filter; use delete_collection to delete everything",
-            ));
-        }
-        if let Some(f) = filter {
-            f.validate()?;
-        }
+        chatstore_core::vectors::validate_delete(collection, ids, filter)?;
         let mut tx = self
             .pool
             .begin()

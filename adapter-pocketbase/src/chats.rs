@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chatstore_core::chats::{PreparedChat, tag_pairs};
-use chatstore_core::query::validate_scan_limit;
 use chatstore_core::{
     Chat, ChatOrder, ChatPatch, ChatQuery, ChatRepo, ChatSummary, Error, FolderFilter, NewChat,
     Page, Result, TagFilter, tag_id, validate,
@@ -499,22 +498,13 @@ impl ChatRepo for PocketBase {
     }
 
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Chat>> {
-        validate_scan_limit(limit)?;
-        let q = ListQuery {
-            filter: after
-                .map(|a| format!("id > {}", filter::literal(a)))
-                .unwrap_or_default(),
-            sort: "id".to_owned(),
-            expand: Some("tags"),
-            skip_total: true,
-        };
-        let (items, _) = self
+        let items = self
             .client()
-            .list(
+            .scan_by_id(
                 &self.cols().chats,
-                &q,
-                0,
-                Some(u64::from(limit)),
+                after,
+                limit,
+                Some("tags"),
                 Subject::new("chat", ""),
             )
             .await?;

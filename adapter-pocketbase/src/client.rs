@@ -393,6 +393,31 @@ impl Client {
         Ok((out, total.unwrap_or(0)))
     }
 
+    /// Up to `limit` records of `collection` with an id greater than `after`, ordered by id:
+    /// the keyset scan behind every repository's `scan`.
+    pub async fn scan_by_id(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: u32,
+        expand: Option<&'static str>,
+        subject: Subject<'_>,
+    ) -> Result<Vec<Value>> {
+        chatstore_core::query::validate_scan_limit(limit)?;
+        let q = ListQuery {
+            filter: after
+                .map(|a| format!("id > {}", crate::filter::literal(a)))
+                .unwrap_or_default(),
+            sort: "id".to_owned(),
+            expand,
+            skip_total: true,
+        };
+        let (items, _) = self
+            .list(collection, &q, 0, Some(u64::from(limit)), subject)
+            .await?;
+        Ok(items)
+    }
+
     /// Every record matching `q`.
     pub async fn list_all(
         &self,

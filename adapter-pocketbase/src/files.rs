@@ -5,7 +5,6 @@
 
 use async_trait::async_trait;
 use chatstore_core::files::verify;
-use chatstore_core::query::validate_scan_limit;
 use chatstore_core::{FileMeta, FileQuery, FileRepo, NewFile, Page, Result, validate};
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
@@ -212,22 +211,13 @@ impl FileRepo for PocketBase {
     }
 
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<FileMeta>> {
-        validate_scan_limit(limit)?;
-        let q = ListQuery {
-            filter: after
-                .map(|a| format!("id > {}", filter::literal(a)))
-                .unwrap_or_default(),
-            sort: "id".to_owned(),
-            skip_total: true,
-            ..ListQuery::default()
-        };
-        let (items, _) = self
+        let items = self
             .client()
-            .list(
+            .scan_by_id(
                 &self.cols().files,
-                &q,
-                0,
-                Some(u64::from(limit)),
+                after,
+                limit,
+                None,
                 Subject::new("file", ""),
             )
             .await?;

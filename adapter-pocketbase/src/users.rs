@@ -2,7 +2,6 @@
 //! unique index on `email_key` (the email in lower case, Unicode-aware like the memory model).
 
 use async_trait::async_trait;
-use chatstore_core::query::validate_scan_limit;
 use chatstore_core::{NewUser, Page, PageRequest, Result, User, UserPatch, UserRepo, validate};
 use serde_json::{Value, json};
 
@@ -172,22 +171,13 @@ impl UserRepo for PocketBase {
     }
 
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>> {
-        validate_scan_limit(limit)?;
-        let q = ListQuery {
-            filter: after
-                .map(|a| format!("id > {}", filter::literal(a)))
-                .unwrap_or_default(),
-            sort: "id".to_owned(),
-            skip_total: true,
-            ..ListQuery::default()
-        };
-        let (items, _) = self
+        let items = self
             .client()
-            .list(
+            .scan_by_id(
                 &self.cols().users,
-                &q,
-                0,
-                Some(u64::from(limit)),
+                after,
+                limit,
+                None,
                 Subject::new("user", ""),
             )
             .await?;

@@ -359,15 +359,7 @@ impl VectorRepo for SqlStore {
         filter: Option<&VectorFilter>,
     ) -> Result<u64> {
         self.sqlite_only("vectors.delete")?;
-        validate_collection(collection)?;
-        if ids.is_none() && filter.is_none() {
-            return Err(Error::invalid(
-                "delete needs ids or a filter; use delete_collection to delete everything",
-            ));
-        }
-        if let Some(f) = filter {
-            f.validate()?;
-        }
+        chatstore_core::vectors::validate_delete(collection, ids, filter)?;
         if !self.vector_table().await? {
             return Ok(0);
         }

@@ -167,6 +167,25 @@ pub fn validate_search(
     Ok(())
 }
 
+/// Checks a delete: a valid collection name, and ids or a filter (deleting a whole collection
+/// is `delete_collection`'s job), the filter well formed.
+pub fn validate_delete(
+    collection: &str,
+    ids: Option<&[String]>,
+    filter: Option<&VectorFilter>,
+) -> Result<()> {
+    validate_collection(collection)?;
+    if ids.is_none() && filter.is_none() {
+        return Err(Error::invalid(
+            "delete needs ids or a filter; use delete_collection to delete everything",
+        ));
+    }
+    if let Some(f) = filter {
+        f.validate()?;
+    }
+    Ok(())
+}
+
 /// One condition of a [`VectorFilter`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Condition {

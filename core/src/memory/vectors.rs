@@ -128,15 +128,7 @@ impl VectorRepo for MemoryBackend {
         ids: Option<&[String]>,
         filter: Option<&VectorFilter>,
     ) -> Result<u64> {
-        validate_collection(collection)?;
-        if ids.is_none() && filter.is_none() {
-            return Err(Error::invalid(
-                "delete needs ids or a filter; use delete_collection to delete everything",
-            ));
-        }
-        if let Some(f) = filter {
-            f.validate()?;
-        }
+        crate::vectors::validate_delete(collection, ids, filter)?;
         let mut s = self.lock()?;
         let before = s.vectors.len();
         s.vectors.retain(|id, (c, item)| {
