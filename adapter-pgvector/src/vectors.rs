@@ -211,13 +211,7 @@ impl VectorRepo for PgVectorStore {
         filter: &VectorFilter,
         limit: Option<u32>,
     ) -> Result<Vec<VectorItem>> {
-        validate_collection(collection)?;
-        filter.validate()?;
-        if limit == Some(0) {
-            return Err(Error::invalid(
-                "query limit must be at least 1 (use None for no limit)",
-            ));
-        }
+        chatstore_core::vectors::validate_query(collection, filter, limit)?;
         self.select_items(collection, Some(filter), limit).await
     }
 

@@ -321,13 +321,7 @@ impl VectorRepo for SqlStore {
         limit: Option<u32>,
     ) -> Result<Vec<VectorItem>> {
         self.sqlite_only("vectors.query")?;
-        validate_collection(collection)?;
-        filter.validate()?;
-        if limit == Some(0) {
-            return Err(Error::invalid(
-                "query limit must be at least 1 (use None for no limit)",
-            ));
-        }
+        chatstore_core::vectors::validate_query(collection, filter, limit)?;
         if !self.vector_table().await? {
             return Ok(Vec::new());
         }

@@ -290,6 +290,27 @@ async fn chatstore_write(
     }
 }
 
+/// The body of criterion's `iter_custom` for a write: each iteration runs `setup` untimed
+/// (emptying the table, cloning the batches) and times only `write` on what it prepared.
+fn timed_writes<S, SFut, T, W, WFut>(rt: &Runtime, iters: u64, setup: S, mut write: W) -> Duration
+where
+    S: Fn() -> SFut,
+    SFut: std::future::Future<Output = T>,
+    W: FnMut(T) -> WFut,
+    WFut: std::future::Future<Output = ()>,
+{
+    rt.block_on(async {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            let prepared = setup().await;
+            let t = Instant::now();
+            write(prepared).await;
+            total += t.elapsed();
+        }
+        total
+    })
+}
+
 fn ingest(c: &mut Criterion, rt: &Runtime, server: &str) {
     let n = scale();
     let data = rows(n, 7);
@@ -302,95 +323,52 @@ fn ingest(c: &mut Criterion, rt: &Runtime, server: &str) {
         let pool = store.pool().clone();
         let payload = copy_payload(&data, column);
         let label = |what: &str| BenchmarkId::new(what, format!("{n}x384_in_vector{column}"));
+        let (pool, store, data, payload) = (&pool, &store, &data, &payload);
+        let fresh = move || async move { truncate(pool).await };
         group.bench_function(label("copy_binary_ceiling"), |b| {
             b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        truncate(&pool).await;
-                        let t = Instant::now();
-                        copy_rows(&pool, &payload).await;
-                        total += t.elapsed();
-                    }
-                    total
+                timed_writes(rt, iters, fresh, |()| async move {
+                    copy_rows(pool, payload).await
                 })
             })
         });
         group.bench_function(label("chatstore_insert"), |b| {
             b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        truncate(&pool).await;
-                        let b = batches(&data);
-                        let t = Instant::now();
-                        chatstore_write(&store, b, false).await;
-                        total += t.elapsed();
-                    }
-                    total
-                })
+                let setup = move || async move {
+                    truncate(pool).await;
+                    batches(data)
+                };
+                timed_writes(rt, iters, setup, |b| chatstore_write(store, b, false))
             })
         });
         group.bench_function(label("per_row_insert_baseline"), |b| {
             b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        truncate(&pool).await;
-                        let t = Instant::now();
-                        per_row(&pool, &data, column, false).await;
-                        total += t.elapsed();
-                    }
-                    total
-                })
+                timed_writes(rt, iters, fresh, |()| per_row(pool, data, column, false))
             })
         });
         group.bench_function(label("chatstore_upsert_new"), |b| {
             b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        truncate(&pool).await;
-                        let b = batches(&data);
-                        let t = Instant::now();
-                        chatstore_write(&store, b, true).await;
-                        total += t.elapsed();
-                    }
-                    total
-                })
+                let setup = move || async move {
+                    truncate(pool).await;
+                    batches(data)
+                };
+                timed_writes(rt, iters, setup, |b| chatstore_write(store, b, true))
             })
         });
         group.bench_function(label("per_row_upsert_new_baseline"), |b| {
             b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        truncate(&pool).await;
-                        let t = Instant::now();
-                        per_row(&pool, &data, column, true).await;
-                        total += t.elapsed();
-                    }
-                    total
-                })
+                timed_writes(rt, iters, fresh, |()| per_row(pool, data, column, true))
             })
         });
         // Upserts that replace rows that exist (every id is already stored).
         rt.block_on(async {
-            truncate(&pool).await;
-            chatstore_write(&store, batches(&data), false).await;
+            truncate(pool).await;
+            chatstore_write(store, batches(data), false).await;
         });
         group.bench_function(label("chatstore_upsert_existing"), |b| {
             b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let b = batches(&data);
-                        let t = Instant::now();
-                        chatstore_write(&store, b, true).await;
-                        total += t.elapsed();
-                    }
-                    total
-                })
+                let setup = move || async move { batches(data) };
+                timed_writes(rt, iters, setup, |b| chatstore_write(store, b, true))
             })
         });
         group.bench_function(label("per_row_upsert_existing_baseline"), |b| {
@@ -398,7 +376,7 @@ fn ingest(c: &mut Criterion, rt: &Runtime, server: &str) {
                 rt.block_on(async {
                     let t = Instant::now();
                     for _ in 0..iters {
-                        per_row(&pool, &data, column, true).await;
+                        per_row(pool, data, column, true).await;
                     }
                     t.elapsed()
                 })

@@ -167,6 +167,19 @@ pub fn validate_search(
     Ok(())
 }
 
+/// Checks a metadata query: a valid collection name, a well-formed filter, and a limit of at
+/// least 1 when one is given.
+pub fn validate_query(collection: &str, filter: &VectorFilter, limit: Option<u32>) -> Result<()> {
+    validate_collection(collection)?;
+    filter.validate()?;
+    if limit == Some(0) {
+        return Err(Error::invalid(
+            "query limit must be at least 1 (use None for no limit)",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a delete: a valid collection name, and ids or a filter (deleting a whole collection
 /// is `delete_collection`'s job), the filter well formed.
 pub fn validate_delete(

@@ -102,13 +102,7 @@ impl VectorRepo for MemoryBackend {
         filter: &VectorFilter,
         limit: Option<u32>,
     ) -> Result<Vec<VectorItem>> {
-        validate_collection(collection)?;
-        filter.validate()?;
-        if limit == Some(0) {
-            return Err(Error::invalid(
-                "query limit must be at least 1 (use None for no limit)",
-            ));
-        }
+        crate::vectors::validate_query(collection, filter, limit)?;
         let s = self.lock()?;
         Ok(s.items_of(collection)
             .filter(|i| filter.matches(&i.metadata))
