@@ -704,33 +704,9 @@ pub async fn snapshot(store: &Store, groups: &[&str]) -> Vec<(&'static str, Outc
     out_list
 }
 
-/// JSON equality where numbers that are not both integers compare within 1e-6 (distances
-/// and scores are floating point, computed differently by each backend).
-pub fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            if x.is_f64() || y.is_f64() {
-                match (x.as_f64(), y.as_f64()) {
-                    (Some(x), Some(y)) => (x - y).abs() < 1e-6,
-                    _ => false,
-                }
-            } else {
-                x == y
-            }
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-        }
-        _ => a == b,
-    }
-}
-
 fn same_outcome(a: &Outcome, b: &Outcome) -> bool {
     match (a, b) {
-        (Ok(x), Ok(y)) => same(x, y),
+        (Ok(x), Ok(y)) => chatstore_core::compare::same(x, y),
         (Err(x), Err(y)) => x == y,
         _ => false,
     }

@@ -65,6 +65,18 @@ impl Store {
         }
     }
 
+    /// Clones of the repositories, to wrap them (see [`Layer`](crate::Layer)) or rebuild a store.
+    pub fn parts(&self) -> StoreParts {
+        StoreParts {
+            users: self.users.clone(),
+            chats: self.chats.clone(),
+            messages: self.messages.clone(),
+            tags: self.tags.clone(),
+            files: self.files.clone(),
+            vectors: self.vectors.clone(),
+        }
+    }
+
     /// The backend's name.
     pub fn backend_name(&self) -> &str {
         &self.backend

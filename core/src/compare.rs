@@ -1,0 +1,186 @@
+//! The one normalised comparison of domain values, shared by shadow reads (router),
+//! verification (migration) and the model-based property test.
+//!
+//! Domain values are compared as JSON: objects by key whatever their order, integers exactly,
+//! numbers that are not both integers within `1e-6` (distances, scores and embeddings are
+//! floating point, computed or stored differently by each backend). Sets (a chat's tags) are
+//! already ordered in the domain types, so they compare as sorted lists.
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result};
+
+/// How far apart two non-integer numbers may be and still compare equal.
+pub const FLOAT_TOLERANCE: f64 = 1e-6;
+
+/// The value as JSON with object keys sorted (whatever `serde_json`'s map order is).
+pub fn canonical<T: Serialize + ?Sized>(value: &T) -> Result<Value> {
+    let value = serde_json::to_value(value)
+        .map_err(|e| Error::backend("a domain value could not be turned into JSON", e))?;
+    Ok(sorted(value))
+}
+
+fn sorted(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> =
+                map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+/// Whether two JSON values hold the same data (see the module header for the rules).
+pub fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => same_number(x, y),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn same_number(x: &serde_json::Number, y: &serde_json::Number) -> bool {
+    if x.is_f64() || y.is_f64() {
+        match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x == y || (x - y).abs() < FLOAT_TOLERANCE,
+            _ => false,
+        }
+    } else {
+        x == y
+    }
+}
+
+/// One field where two values differ.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldDiff {
+    /// The field's JSON pointer (`/chat/history/currentId`; `""` for the whole value).
+    pub path: String,
+    /// The value on the left side (`null` when the field is missing there).
+    pub left: Value,
+    /// The value on the right side (`null` when the field is missing there).
+    pub right: Value,
+}
+
+/// The fields where `a` and `b` differ, deepest first reached, in key order. Arrays of
+/// different lengths differ as a whole; arrays of the same length are compared item by item.
+pub fn diff(a: &Value, b: &Value) -> Vec<FieldDiff> {
+    let mut out = Vec::new();
+    diff_into(&mut String::new(), a, b, &mut out);
+    out
+}
+
+fn diff_into(path: &mut String, a: &Value, b: &Value, out: &mut Vec<FieldDiff>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for key in keys {
+                let len = path.len();
+                path.push('/');
+                push_pointer_token(path, key);
+                match (x.get(key), y.get(key)) {
+                    (Some(v), Some(w)) => diff_into(path, v, w, out),
+                    (v, w) => out.push(FieldDiff {
+                        path: path.clone(),
+                        left: v.cloned().unwrap_or(Value::Null),
+                        right: w.cloned().unwrap_or(Value::Null),
+                    }),
+                }
+                path.truncate(len);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                let len = path.len();
+                path.push('/');
+                path.push_str(&i.to_string());
+                diff_into(path, v, w, out);
+                path.truncate(len);
+            }
+        }
+        _ if same(a, b) => {}
+        _ => out.push(FieldDiff {
+            path: path.clone(),
+            left: a.clone(),
+            right: b.clone(),
+        }),
+    }
+}
+
+/// RFC 6901 escaping of one pointer token.
+fn push_pointer_token(path: &mut String, key: &str) {
+    for c in key.chars() {
+        match c {
+            '~' => path.push_str("~0"),
+            '/' => path.push_str("~1"),
+            c => path.push(c),
+        }
+    }
+}
+
+/// Lower-case hex sha256 of the value's canonical JSON text (keys sorted). Two records hash
+/// alike exactly when their canonical JSON is identical; use [`same`] where floats computed by
+/// different backends must be compared within the tolerance.
+pub fn content_hash<T: Serialize + ?Sized>(value: &T) -> Result<String> {
+    let canonical = canonical(value)?;
+    let text = serde_json::to_vec(&canonical)
+        .map_err(|e| Error::backend("a domain value could not be written as JSON", e))?;
+    let digest = Sha256::digest(&text);
+    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn key_order_does_not_change_the_hash() {
+        let a = json!({"b": 1, "a": {"y": [1, 2], "x": null}});
+        let b: Value =
+            serde_json::from_str(r#"{"a": {"x": null, "y": [1, 2]}, "b": 1}"#).expect("valid json");
+        assert_eq!(
+            content_hash(&a).expect("hash"),
+            content_hash(&b).expect("hash")
+        );
+        assert_ne!(
+            content_hash(&a).expect("hash"),
+            content_hash(&json!({"b": 2, "a": {"y": [1, 2], "x": null}})).expect("hash")
+        );
+    }
+
+    #[test]
+    fn floats_compare_within_the_tolerance_and_integers_exactly() {
+        assert!(same(&json!(0.1f32 as f64), &json!(0.1)));
+        assert!(!same(&json!(0.1), &json!(0.2)));
+        assert!(!same(&json!(1), &json!(2)));
+        assert!(same(
+            &json!({"a": 1, "b": [0.5]}),
+            &json!({"b": [0.5], "a": 1})
+        ));
+    }
+
+    #[test]
+    fn diff_names_each_differing_field_by_pointer() {
+        let a = json!({"title": "x", "meta": {"a/b": 1, "gone": true}, "tags": ["a", "b"]});
+        let b = json!({"title": "y", "meta": {"a/b": 2}, "tags": ["a", "c"]});
+        let paths: Vec<String> = diff(&a, &b).into_iter().map(|d| d.path).collect();
+        assert_eq!(paths, ["/meta/a~1b", "/meta/gone", "/tags/1", "/title"]);
+        assert!(diff(&a, &a).is_empty());
+        let whole = diff(&json!([1]), &json!([1, 2]));
+        assert_eq!(whole.len(), 1);
+        assert_eq!(whole[0].path, "");
+    }
+}
