@@ -6,8 +6,11 @@
 //!   schema version, row counts and each user's tags with their chat counts.
 //! - `chatstore bench [--backends ...] [--scale ...] [--out DIR]` runs the benchmark workload
 //!   on every configured backend and writes `report.md` with one SVG chart per operation.
+//! - `chatstore bridge --database-url URL --listen ADDR` serves the realtime bridge: Open
+//!   WebUI's Socket.IO events for every change the store's change feed reports.
 
 mod bench;
+mod bridge;
 mod demo;
 mod embed;
 mod inspect;
@@ -46,6 +49,8 @@ enum Command {
     },
     /// Benchmark the backends on one seeded Open WebUI workload; writes report.md and charts.
     Bench(bench::BenchArgs),
+    /// Serve Open WebUI's Socket.IO chat events for the store's changes, plus /health.
+    Bridge(bridge::BridgeArgs),
 }
 
 /// Writes to stdout; a closed pipe (`chatstore demo | head`) is not an error worth a panic.
@@ -86,6 +91,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Bench(args) => bench::run(args).await.map_err(|e| e.to_string()),
+            Command::Bridge(args) => bridge::run(args).await,
         }
     });
     match result {

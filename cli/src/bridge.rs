@@ -1,0 +1,52 @@
+//! `chatstore bridge`: serves the realtime bridge (Socket.IO at `/ws/socket.io`, `/health`)
+//! over a store until interrupted.
+
+use std::net::SocketAddr;
+
+use chatstore_bridge::{BridgeConfig, BridgeState, router};
+use clap::Args;
+
+use crate::open;
+
+/// Arguments of `chatstore bridge`.
+#[derive(Debug, Args)]
+pub struct BridgeArgs {
+    /// The store to follow: `postgres://...`, `sqlite://...`, `memory`.
+    #[arg(long, env = "CHATSTORE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Where to listen.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8090",
+        env = "CHATSTORE_BRIDGE_LISTEN"
+    )]
+    pub listen: SocketAddr,
+    /// The key Open WebUI signs session tokens with.
+    #[arg(long, env = "WEBUI_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+}
+
+/// Opens the store and serves until Ctrl-C.
+pub async fn run(args: BridgeArgs) -> Result<(), String> {
+    let url = open::resolve_url(args.database_url);
+    let store = open::open(&url).await.map_err(|e| e.to_string())?;
+    let mut config = BridgeConfig::default();
+    if let Some(key) = args.secret_key.filter(|k| !k.is_empty()) {
+        config = config.secret_key(key);
+    }
+    let app = router(BridgeState::new(store, config));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    eprintln!(
+        "chatstore bridge on http://{addr} ({})",
+        open::describe(&url)
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| format!("bridge server failed: {e}"))
+}
