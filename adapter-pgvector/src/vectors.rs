@@ -119,6 +119,7 @@ impl PgVectorStore {
         &self,
         collection: &str,
         filter: Option<&VectorFilter>,
+        after: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Vec<VectorItem>> {
         let mut conn = self
@@ -135,6 +136,10 @@ impl PgVectorStore {
         ));
         qb.push_bind(collection.to_owned());
         filter::push(&mut qb, "d", filter);
+        if let Some(after) = after {
+            qb.push(" AND d.id COLLATE \"C\" > ");
+            qb.push_bind(after.to_owned());
+        }
         qb.push(" ORDER BY d.id COLLATE \"C\"");
         if let Some(limit) = limit {
             qb.push(" LIMIT ");
@@ -212,12 +217,33 @@ impl VectorRepo for PgVectorStore {
         limit: Option<u32>,
     ) -> Result<Vec<VectorItem>> {
         chatstore_core::vectors::validate_query(collection, filter, limit)?;
-        self.select_items(collection, Some(filter), limit).await
+        self.select_items(collection, Some(filter), None, limit)
+            .await
     }
 
     async fn get(&self, collection: &str) -> Result<Vec<VectorItem>> {
         validate_collection(collection)?;
-        self.select_items(collection, None, None).await
+        self.select_items(collection, None, None, None).await
+    }
+
+    async fn scan(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<VectorItem>> {
+        chatstore_core::vectors::validate_scan(collection, limit)?;
+        self.select_items(
+            collection,
+            None,
+            Some(after.unwrap_or_default()),
+            Some(limit),
+        )
+        .await
+    }
+
+    async fn optimize(&self, collection: &str) -> Result<()> {
+        PgVectorStore::optimize(self, collection).await.map(|_| ())
     }
 
     async fn delete(

@@ -18,7 +18,7 @@ use chatstore_core::vectors::{
 use chatstore_core::{Error, Result, SearchHit, VectorFilter, VectorItem, VectorRepo};
 use serde_json::Value;
 
-use crate::pool::{Arg, Dialect, Dyn, Mode, Row, Sql, Tx, args};
+use crate::pool::{Arg, Dialect, Dyn, Mode, Row, Sql, Tx, args, cursor};
 use crate::{SqlStore, json};
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS chatstore_vector (\
@@ -62,6 +62,12 @@ const DELETE_IDS: Sql =
     Sql::both("DELETE FROM chatstore_vector WHERE id IN (SELECT value FROM json_each($1))");
 
 const RESET: Sql = Sql::both("DELETE FROM chatstore_vector");
+
+/// One page of a collection by id, after the cursor `$2` (`''` for the start).
+const SCAN: Sql = Sql::both(
+    "SELECT id, text, vector, vmetadata FROM chatstore_vector WHERE collection_name = $1 \
+     AND id > $2 ORDER BY id LIMIT $3",
+);
 
 const COLLECTIONS: Sql =
     Sql::both("SELECT DISTINCT collection_name FROM chatstore_vector ORDER BY collection_name");
@@ -390,6 +396,29 @@ impl VectorRepo for SqlStore {
             .await?
             .iter()
             .map(|r| r.text("collection_name"))
+            .collect()
+    }
+
+    async fn scan(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<VectorItem>> {
+        self.sqlite_only("vectors.scan")?;
+        chatstore_core::vectors::validate_scan(collection, limit)?;
+        if !self.vector_table().await? {
+            return Ok(Vec::new());
+        }
+        self.pool()
+            .fetch_all(
+                "vector",
+                SCAN,
+                args![collection, cursor(after), i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(item_from_row)
             .collect()
     }
 }

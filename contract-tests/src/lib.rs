@@ -245,6 +245,7 @@ macro_rules! __contract_group {
             collections_are_listed,
             filtered_search_is_exact_in_a_small_share,
             delete_needs_ids_or_a_filter,
+            vector_scan_walks_a_collection_by_id,
         );
     };
     (store, $f:path) => {

@@ -444,3 +444,32 @@ pub async fn delete_needs_ids_or_a_filter(store: &Store) -> Result<()> {
     assert_eq!(store.vectors.get("kb").await?.len(), 4);
     Ok(())
 }
+
+/// A keyset scan walks one collection by id in byte order, page by page, with whole items;
+/// other collections' items never appear, and a missing collection gives an empty page.
+pub async fn vector_scan_walks_a_collection_by_id(store: &Store) -> Result<()> {
+    let mut kb = axis_items();
+    kb.push(item("B", &[0.5, 0.5, 0.5], json!({"file_id": "f3"})));
+    store.vectors.insert("kb", kb).await?;
+    store
+        .vectors
+        .insert("other", vec![item("xa", &[1.0, 2.0], json!({}))])
+        .await?;
+    let first = store.vectors.scan("kb", None, 2).await?;
+    assert_eq!(ids(&first), ["B", "x"]);
+    assert_eq!(first[1].vector, vec![1.0, 0.0, 0.0]);
+    assert_eq!(first[1].text, "text of x");
+    assert_eq!(first[1].metadata["page"], 1);
+    assert_eq!(
+        ids(&store.vectors.scan("kb", Some("x"), 2).await?),
+        ["xy", "y"]
+    );
+    assert_eq!(ids(&store.vectors.scan("kb", Some("y"), 2).await?), ["z"]);
+    assert!(store.vectors.scan("kb", Some("z"), 2).await?.is_empty());
+    assert_eq!(ids(&store.vectors.scan("other", None, 10).await?), ["xa"]);
+    assert!(store.vectors.scan("missing", None, 10).await?.is_empty());
+    assert_kind!(store.vectors.scan("kb", None, 0).await, InvalidInput);
+    store.vectors.optimize("kb").await?;
+    assert_eq!(store.vectors.scan("kb", None, 10).await?.len(), 5);
+    Ok(())
+}

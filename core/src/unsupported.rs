@@ -56,4 +56,10 @@ impl VectorRepo for NoVectors {
     async fn collections(&self) -> Result<Vec<String>> {
         self.no("vectors.collections")
     }
+    async fn scan(&self, _: &str, _: Option<&str>, _: u32) -> Result<Vec<VectorItem>> {
+        self.no("vectors.scan")
+    }
+    async fn optimize(&self, _: &str) -> Result<()> {
+        self.no("vectors.optimize")
+    }
 }

@@ -379,6 +379,27 @@ pub trait VectorRepo: Send + Sync {
     async fn reset(&self) -> Result<()>;
     /// The names of the collections that have items, sorted.
     async fn collections(&self) -> Result<Vec<String>>;
+    /// Up to `limit` items of the collection with an id greater than `after`, ordered by id
+    /// (byte order), for export: a collection is walked page by page, never loaded whole.
+    /// A missing collection gives an empty list.
+    async fn scan(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<VectorItem>>;
+    /// Prepares a collection for searching after a bulk load (pgvector builds and calibrates
+    /// its index). Backends that search without preparation have nothing to do and return
+    /// `Ok`.
+    async fn optimize(&self, collection: &str) -> Result<()> {
+        validate_collection(collection)
+    }
+}
+
+/// Checks a vector scan: a valid collection name and a limit in 1..=`MAX_SCAN_LIMIT`.
+pub fn validate_scan(collection: &str, limit: u32) -> Result<()> {
+    validate_collection(collection)?;
+    crate::query::validate_scan_limit(limit)
 }
 
 /// Exact search over items in memory: the reference semantics (ties broken by id).

@@ -1,4 +1,5 @@
 use std::collections::BTreeSet;
+use std::ops::Bound;
 
 use async_trait::async_trait;
 
@@ -143,5 +144,25 @@ impl VectorRepo for MemoryBackend {
         let s = self.lock()?;
         let names: BTreeSet<String> = s.vectors.values().map(|(c, _)| c.clone()).collect();
         Ok(names.into_iter().collect())
+    }
+
+    async fn scan(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<VectorItem>> {
+        crate::vectors::validate_scan(collection, limit)?;
+        let s = self.lock()?;
+        let start = match after {
+            Some(a) => Bound::Excluded(a.to_owned()),
+            None => Bound::Unbounded,
+        };
+        Ok(s.vectors
+            .range((start, Bound::Unbounded))
+            .filter(|(_, (c, _))| c == collection)
+            .take(limit as usize)
+            .map(|(_, (_, item))| item.clone())
+            .collect())
     }
 }
