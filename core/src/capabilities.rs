@@ -15,6 +15,8 @@ pub struct Capabilities {
     pub vectors: bool,
     /// Bulk writes are all-or-nothing.
     pub atomic_bulk: bool,
+    /// [`Store::changes`](crate::Store::changes) gives a change feed (set by the store itself).
+    pub change_feed: bool,
 }
 
 impl Capabilities {
@@ -25,5 +27,6 @@ impl Capabilities {
         files: true,
         vectors: true,
         atomic_bulk: true,
+        change_feed: true,
     };
 }

@@ -31,7 +31,13 @@ pub trait Layer: Send + Sync {
 
 impl Store {
     /// This store wrapped in `layer`.
+    /// The change feed stays the inner store's unless the layer gives the store another.
     pub fn with_layer<L: Layer + ?Sized>(self, layer: &L) -> Store {
-        layer.layer(self)
+        let changes = self.changes();
+        let layered = layer.layer(self);
+        match (layered.changes(), changes) {
+            (None, Some(feed)) => layered.with_changes(feed),
+            _ => layered,
+        }
     }
 }

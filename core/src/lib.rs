@@ -36,6 +36,7 @@
 
 pub mod blob;
 pub mod capabilities;
+pub mod changes;
 pub mod chats;
 pub mod compare;
 pub mod config;
@@ -54,6 +55,7 @@ pub mod validate;
 pub mod vectors;
 
 pub use capabilities::Capabilities;
+pub use changes::{ChangeEvent, ChangeFeed, ChangeFilter, ChangeKind};
 pub use chats::{Chat, ChatPatch, ChatRepo, ChatSummary, NewChat};
 pub use config::Config;
 pub use error::{BoxError, Error, ErrorKind, Result};

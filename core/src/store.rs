@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::changes::ChangeFeed;
 use crate::{Capabilities, ChatRepo, FileRepo, MessageRepo, Result, TagRepo, UserRepo, VectorRepo};
 
 /// A bundle of one repository per aggregate. Chats, messages and tags must come from one
@@ -23,6 +24,7 @@ pub struct Store {
     pub vectors: Arc<dyn VectorRepo>,
     backend: String,
     capabilities: Capabilities,
+    changes: Option<Arc<dyn ChangeFeed>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -62,6 +64,7 @@ impl Store {
             vectors: parts.vectors,
             backend: backend.into(),
             capabilities,
+            changes: None,
         }
     }
 
@@ -82,9 +85,23 @@ impl Store {
         &self.backend
     }
 
-    /// What the backend can do.
+    /// What the backend can do. `change_feed` is set exactly when [`Store::changes`] has a feed.
     pub fn capabilities(&self) -> Capabilities {
-        self.capabilities
+        Capabilities {
+            change_feed: self.changes.is_some(),
+            ..self.capabilities
+        }
+    }
+
+    /// The store's change feed (see [`changes`](crate::changes)), if its backend has one.
+    pub fn changes(&self) -> Option<Arc<dyn ChangeFeed>> {
+        self.changes.clone()
+    }
+
+    /// This store with `feed` as its change feed.
+    pub fn with_changes(mut self, feed: Arc<dyn ChangeFeed>) -> Store {
+        self.changes = Some(feed);
+        self
     }
 
     /// Deletes a user and everything the user owns: chats (with their messages and tags) and

@@ -3,6 +3,7 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 
 use super::{MemoryBackend, State};
+use crate::changes::{ChangeEvent, ChangeKind, field, patch_fields};
 use crate::chats::{
     Chat, ChatPatch, ChatRepo, ChatSummary, NewChat, matches_query, sort_summaries, tag_pairs,
 };
@@ -78,6 +79,7 @@ impl State {
                 .insert((chat.id.clone(), message.id.clone()), message);
         }
         self.chats.insert(chat.id.clone(), chat.clone());
+        self.announce(ChangeEvent::chat(ChangeKind::Created, &chat, &[]));
         Ok(chat)
     }
 
@@ -96,6 +98,7 @@ impl State {
             self.messages.remove(&key);
         }
         self.remove_orphan_tags(&chat.user_id, &chat.tags);
+        self.announce(ChangeEvent::chat(ChangeKind::Deleted, &chat, &[]));
         Ok(())
     }
 
@@ -109,6 +112,11 @@ impl State {
         let removed: BTreeSet<String> = old.difference(&chat.tags).cloned().collect();
         self.chats.insert(id.to_owned(), chat.clone());
         self.remove_orphan_tags(&chat.user_id, &removed);
+        self.announce(ChangeEvent::chat(
+            ChangeKind::Updated,
+            &chat,
+            &[field::TAGS],
+        ));
         Ok(chat)
     }
 }
@@ -142,6 +150,11 @@ impl ChatRepo for MemoryBackend {
                 ));
             }
             s.chats.insert(id.to_owned(), chat.clone());
+            s.announce(ChangeEvent::chat(
+                ChangeKind::Updated,
+                &chat,
+                &patch_fields(&patch),
+            ));
             Ok(chat)
         })
     }

@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 
 use super::{MemoryBackend, State};
+use crate::changes::{ChangeEvent, ChangeKind};
 use crate::files::{FileMeta, FileRepo, NewFile, verify};
 use crate::query::{FileQuery, Page, validate_scan_limit};
 use crate::{Error, Result, validate};
@@ -13,6 +14,7 @@ impl State {
         }
         self.files
             .insert(meta.id.clone(), (meta.clone(), file.bytes));
+        self.announce(ChangeEvent::file(ChangeKind::Created, &meta));
         Ok(meta)
     }
 }
@@ -70,19 +72,31 @@ impl FileRepo for MemoryBackend {
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
-        let mut s = self.lock()?;
-        s.files
-            .remove(id)
-            .map(|_| ())
-            .ok_or_else(|| Error::not_found("file", id))
+        self.write(|s| {
+            let (meta, _) = s
+                .files
+                .remove(id)
+                .ok_or_else(|| Error::not_found("file", id))?;
+            s.announce(ChangeEvent::file(ChangeKind::Deleted, &meta));
+            Ok(())
+        })
     }
 
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
         validate::id("user_id", user_id)?;
-        let mut s = self.lock()?;
-        let before = s.files.len();
-        s.files.retain(|_, (m, _)| m.user_id != user_id);
-        Ok((before - s.files.len()) as u64)
+        self.write(|s| {
+            let gone: Vec<FileMeta> = s
+                .files
+                .values()
+                .filter(|(m, _)| m.user_id == user_id)
+                .map(|(m, _)| m.clone())
+                .collect();
+            for meta in &gone {
+                s.files.remove(&meta.id);
+                s.announce(ChangeEvent::file(ChangeKind::Deleted, meta));
+            }
+            Ok(gone.len() as u64)
+        })
     }
 
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<FileMeta>> {

@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 
 use super::{MemoryBackend, State};
+use crate::changes::{ChangeEvent, ChangeKind};
 use crate::messages::{Message, MessageRepo, NewMessage, message_key};
 use crate::query::validate_scan_limit;
 use crate::{Error, Result, blob, validate};
@@ -11,11 +12,18 @@ impl State {
         let mut chat = self.chat(&message.chat_id)?.clone();
         let key = (message.chat_id.clone(), message.id.clone());
         let existing = self.messages.get(&key);
+        let kind = if existing.is_some() {
+            ChangeKind::Updated
+        } else {
+            ChangeKind::Created
+        };
         let message = message.into_stored(&chat, existing, validate::now())?;
+        let event = ChangeEvent::message(kind, &chat.user_id, &message);
         blob::upsert_message(&mut chat.chat, &message);
         chat.updated_at = chat.updated_at.max(message.updated_at);
         self.chats.insert(chat.id.clone(), chat);
         self.messages.insert(key, message.clone());
+        self.announce(event);
         Ok(message)
     }
 }
@@ -69,6 +77,12 @@ impl MessageRepo for MemoryBackend {
                 .remove(&(chat_id.to_owned(), id.to_owned()))
                 .ok_or_else(|| Error::not_found("message", message_key(chat_id, id)))?;
             blob::remove_message(&mut chat.chat, id);
+            s.announce(ChangeEvent::message_ids(
+                ChangeKind::Deleted,
+                &chat.user_id,
+                chat_id,
+                id,
+            ));
             s.chats.insert(chat.id.clone(), chat);
             Ok(())
         })

@@ -3,6 +3,7 @@
 //! All six repositories share one state behind a mutex, so operations that touch several
 //! aggregates (deleting a chat removes its messages and orphan tags) are atomic.
 
+mod changes;
 mod chats;
 mod files;
 mod messages;
@@ -10,9 +11,12 @@ mod tags;
 mod users;
 mod vectors;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::changes::{
+    ChangeEvent, ChangeFeed, ChangeHub, ChangeKind, TOMBSTONE_RETENTION_SECS, now_ms,
+};
 use crate::chats::Chat;
 use crate::files::FileMeta;
 use crate::messages::Message;
@@ -34,12 +38,24 @@ struct State {
     files: BTreeMap<String, (FileMeta, Vec<u8>)>,
     /// Keyed by item id: `(collection, item)`.
     vectors: BTreeMap<String, (String, VectorItem)>,
+    /// Changes of the write in progress, published once it succeeds.
+    pending: Vec<ChangeEvent>,
+    /// Deletions, oldest first, kept for catch-up for [`TOMBSTONE_RETENTION_SECS`].
+    tombstones: VecDeque<ChangeEvent>,
+}
+
+impl State {
+    /// Records a change of the write in progress.
+    fn announce(&mut self, event: ChangeEvent) {
+        self.pending.push(event);
+    }
 }
 
 /// The in-memory backend; cheap to clone (clones share the data).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryBackend {
     state: Arc<Mutex<State>>,
+    hub: Arc<ChangeHub>,
 }
 
 impl MemoryBackend {
@@ -48,9 +64,11 @@ impl MemoryBackend {
         MemoryBackend::default()
     }
 
-    /// A [`Store`] whose six repositories are this backend.
+    /// A [`Store`] whose six repositories are this backend, with its change feed (an
+    /// in-process broadcast of its own writes).
     pub fn store(&self) -> Store {
         let repo = Arc::new(self.clone());
+        let feed: Arc<dyn ChangeFeed> = repo.clone();
         Store::new(
             BACKEND,
             Capabilities::ALL,
@@ -63,6 +81,7 @@ impl MemoryBackend {
                 vectors: repo,
             },
         )
+        .with_changes(feed)
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>> {
@@ -75,7 +94,26 @@ impl MemoryBackend {
     /// change anything, so they work on the state in place.
     fn write<T>(&self, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
         let mut guard = self.lock()?;
-        f(&mut guard)
+        let out = f(&mut guard);
+        let events = std::mem::take(&mut guard.pending);
+        if out.is_ok() {
+            self.publish(&mut guard, events);
+        }
+        out
+    }
+
+    /// Publishes the changes of a successful write, remembering deletions.
+    fn publish(&self, state: &mut State, events: Vec<ChangeEvent>) {
+        let horizon = now_ms() - TOMBSTONE_RETENTION_SECS * 1000;
+        while state.tombstones.front().is_some_and(|t| t.at < horizon) {
+            state.tombstones.pop_front();
+        }
+        for event in events {
+            if event.kind == ChangeKind::Deleted {
+                state.tombstones.push_back(event.clone());
+            }
+            self.hub.publish(event);
+        }
     }
 
     /// Runs a bulk write on a copy of the state and keeps the copy only when `f` succeeds, so
@@ -84,7 +122,9 @@ impl MemoryBackend {
         let mut guard = self.lock()?;
         let mut copy = guard.clone();
         let out = f(&mut copy)?;
+        let events = std::mem::take(&mut copy.pending);
         *guard = copy;
+        self.publish(&mut guard, events);
         Ok(out)
     }
 }

@@ -1,3 +1,4 @@
+use crate::changes::{ChangeEvent, ChangeKind, field};
 use async_trait::async_trait;
 
 use super::MemoryBackend;
@@ -87,8 +88,14 @@ impl TagRepo for MemoryBackend {
             if s.tags.remove(&key).is_none() {
                 return Err(Error::not_found("tag", name_or_id));
             }
+            let mut touched = Vec::new();
             for chat in s.chats.values_mut().filter(|c| c.user_id == user_id) {
-                chat.tags.remove(&id);
+                if chat.tags.remove(&id) {
+                    touched.push(ChangeEvent::chat(ChangeKind::Updated, chat, &[field::TAGS]));
+                }
+            }
+            for event in touched {
+                s.announce(event);
             }
             Ok(())
         })

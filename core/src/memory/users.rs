@@ -1,3 +1,4 @@
+use crate::changes::{ChangeEvent, ChangeKind};
 use async_trait::async_trait;
 
 use super::{MemoryBackend, State};
@@ -25,6 +26,7 @@ fn insert(state: &mut State, user: NewUser) -> Result<User> {
         ));
     }
     state.users.insert(user.id.clone(), user.clone());
+    state.announce(ChangeEvent::user(ChangeKind::Created, &user));
     Ok(user)
 }
 
@@ -71,16 +73,19 @@ impl UserRepo for MemoryBackend {
                 ));
             }
             s.users.insert(id.to_owned(), user.clone());
+            s.announce(ChangeEvent::user(ChangeKind::Updated, &user));
             Ok(user)
         })
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
-        let mut s = self.lock()?;
-        s.users
-            .remove(id)
-            .map(|_| ())
-            .ok_or_else(|| Error::not_found("user", id))
+        self.write(|s| {
+            s.users
+                .remove(id)
+                .ok_or_else(|| Error::not_found("user", id))?;
+            s.announce(ChangeEvent::user_deleted(id));
+            Ok(())
+        })
     }
 
     async fn list(&self, page: PageRequest) -> Result<Page<User>> {

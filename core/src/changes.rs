@@ -1,0 +1,492 @@
+//! The change feed: what chatstore announces when it writes, for realtime consumers (the bridge
+//! that tells Open WebUI's browsers about renamed, tagged or deleted chats).
+//!
+//! A backend that has a feed gives it through [`Store::changes`](crate::Store::changes) (and
+//! sets [`Capabilities::change_feed`](crate::Capabilities::change_feed)). Every feed works the same way:
+//!
+//! - a background source (in-process broadcast of the store's own writes on memory and SQLite,
+//!   `LISTEN` on PostgreSQL, the realtime SSE stream on PocketBase) publishes [`ChangeEvent`]s
+//!   into the feed's [`ChangeHub`];
+//! - after any reconnect of that source, the feed reads back from the store what changed since
+//!   the last event it delivered ([`ChangeFeed::changes_since`], from `updated_at` and a small
+//!   tombstone record of deletions) and publishes that too, because neither PostgreSQL NOTIFY
+//!   nor PocketBase's realtime API replays what a disconnected listener missed;
+//! - [`subscribe`] gives a consumer a [`ChangeStream`] for one user or for everyone; a
+//!   consumer too slow for the hub's buffer catches up the same way.
+//!
+//! Delivery is **at least once**: an event may arrive twice (a live event and its catch-up
+//! twin), never zero times. [`ChangeEvent::key`] is the same for both deliveries of one live
+//! event; consumers that must not act twice remember recent keys.
+//!
+//! Known limit: catch-up finds updates by the record's `updated_at`, so a write that sets an
+//! `updated_at` older than the catch-up window (a migration keeping historic timestamps) is
+//! delivered live but not re-read after a reconnect.
+//!
+//! ```
+//! use chatstore_core::changes::{ChangeFilter, ChangeKind, subscribe};
+//! use chatstore_core::{memory, ModelGroup, NewChat, NewUser};
+//! use futures::StreamExt;
+//!
+//! # tokio_test_block(async {
+//! let store = memory::store();
+//! let feed = store.changes().expect("the memory backend has a change feed");
+//! let user = store.users.create(NewUser::new("ada@example.com", "Ada")).await?;
+//! let mut events = subscribe(feed, ChangeFilter::user(&user.id));
+//! let chat = store.chats.create(NewChat::new(&user.id, "Engines")).await?;
+//! let event = events.next().await.expect("an event");
+//! assert_eq!((event.group, event.kind), (ModelGroup::Chats, ChangeKind::Created));
+//! assert_eq!(event.chat_id.as_deref(), Some(chat.id.as_str()));
+//! # Ok::<(), chatstore_core::Error>(())
+//! # });
+//! # fn tokio_test_block<F: std::future::Future<Output = Result<(), chatstore_core::Error>>>(f: F) {
+//! #     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f).expect("example");
+//! # }
+//! ```
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::{Chat, FileMeta, Message, ModelGroup, Result, User};
+
+/// What happened to a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// The record was created.
+    Created,
+    /// The record changed.
+    Updated,
+    /// The record was deleted.
+    Deleted,
+}
+
+impl ChangeKind {
+    /// `created`, `updated` or `deleted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Created => "created",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Deleted => "deleted",
+        }
+    }
+}
+
+/// A chat field an update changed, when the writer knows it ([`ChangeEvent::fields`]).
+pub mod field {
+    /// The title.
+    pub const TITLE: &str = "title";
+    /// The tag set.
+    pub const TAGS: &str = "tags";
+    /// Archived or not.
+    pub const ARCHIVED: &str = "archived";
+    /// Pinned or not.
+    pub const PINNED: &str = "pinned";
+    /// The folder.
+    pub const FOLDER: &str = "folder_id";
+    /// The share id.
+    pub const SHARE: &str = "share_id";
+    /// The conversation blob.
+    pub const CHAT: &str = "chat";
+    /// The meta object.
+    pub const META: &str = "meta";
+}
+
+/// One change of one record, carrying ids only (payloads stay small: PostgreSQL NOTIFY allows
+/// 8000 bytes). Consumers read the record itself when they need its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeEvent {
+    /// The model group of the record (`users`, `chats` for chats and messages, `files`).
+    pub group: ModelGroup,
+    /// Created, updated or deleted.
+    pub kind: ChangeKind,
+    /// The user the record belongs to (for the users group, the user itself). Every event
+    /// has one: it decides who may hear about it.
+    pub user_id: String,
+    /// The chat, for chat and message events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<String>,
+    /// The message, for message events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The file, for file events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    /// For a chat update, the fields it changed (see [`field`]); empty when unknown, which a
+    /// consumer reads as "anything may have changed".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// When the change happened, epoch milliseconds (for events read back after a reconnect,
+    /// the record's `updated_at`, or the deletion time).
+    pub at: i64,
+    /// The same for every delivery of one change; different for different changes.
+    pub key: String,
+}
+
+impl ChangeEvent {
+    fn new(group: ModelGroup, kind: ChangeKind, user_id: &str, at: i64) -> Self {
+        ChangeEvent {
+            group,
+            kind,
+            user_id: user_id.to_owned(),
+            chat_id: None,
+            message_id: None,
+            file_id: None,
+            fields: Vec::new(),
+            at,
+            key: new_key(),
+        }
+    }
+
+    /// A user created, updated or deleted, now.
+    pub fn user(kind: ChangeKind, user: &User) -> Self {
+        ChangeEvent::new(ModelGroup::Users, kind, &user.id, now_ms())
+    }
+
+    /// A user deleted, by id, now.
+    pub fn user_deleted(user_id: &str) -> Self {
+        ChangeEvent::new(ModelGroup::Users, ChangeKind::Deleted, user_id, now_ms())
+    }
+
+    /// A chat created, updated (with the `fields` that changed, if known) or deleted, now.
+    pub fn chat(kind: ChangeKind, chat: &Chat, fields: &[&str]) -> Self {
+        ChangeEvent::chat_ids(kind, &chat.user_id, &chat.id, fields)
+    }
+
+    /// A chat change from its ids, now.
+    pub fn chat_ids(kind: ChangeKind, user_id: &str, chat_id: &str, fields: &[&str]) -> Self {
+        let mut event = ChangeEvent::new(ModelGroup::Chats, kind, user_id, now_ms());
+        event.chat_id = Some(chat_id.to_owned());
+        event.fields = fields.iter().map(|f| (*f).to_owned()).collect();
+        event
+    }
+
+    /// Every chat of a user deleted at once (no single chat id), now.
+    pub fn chats_of_user_deleted(user_id: &str) -> Self {
+        ChangeEvent::new(ModelGroup::Chats, ChangeKind::Deleted, user_id, now_ms())
+    }
+
+    /// A message created, updated or deleted in a chat of `owner`, now.
+    pub fn message(kind: ChangeKind, owner: &str, message: &Message) -> Self {
+        ChangeEvent::message_ids(kind, owner, &message.chat_id, &message.id)
+    }
+
+    /// A message change from its ids, now.
+    pub fn message_ids(kind: ChangeKind, owner: &str, chat_id: &str, message_id: &str) -> Self {
+        let mut event = ChangeEvent::new(ModelGroup::Chats, kind, owner, now_ms());
+        event.chat_id = Some(chat_id.to_owned());
+        event.message_id = Some(message_id.to_owned());
+        event
+    }
+
+    /// A file created, updated or deleted, now.
+    pub fn file(kind: ChangeKind, file: &FileMeta) -> Self {
+        ChangeEvent::file_ids(kind, &file.user_id, &file.id)
+    }
+
+    /// A file change from its ids, now.
+    pub fn file_ids(kind: ChangeKind, user_id: &str, file_id: &str) -> Self {
+        let mut event = ChangeEvent::new(ModelGroup::Files, kind, user_id, now_ms());
+        event.file_id = Some(file_id.to_owned());
+        event
+    }
+
+    /// An event read back from the store after a gap: the record's state at `updated_at`
+    /// (epoch seconds). Its key is derived from the record and time, so reading the same
+    /// record twice gives the same key.
+    pub fn read_back(mut self, updated_at_secs: i64) -> Self {
+        self.at = updated_at_secs.saturating_mul(1000);
+        self.key = format!(
+            "{}:{}:{}:{}:{}",
+            self.group.as_str(),
+            self.kind.as_str(),
+            self.message_id
+                .as_deref()
+                .or(self.file_id.as_deref())
+                .or(self.chat_id.as_deref())
+                .unwrap_or(&self.user_id),
+            self.chat_id.as_deref().unwrap_or(""),
+            self.at
+        );
+        self
+    }
+
+    /// The id of the record the event is about.
+    pub fn record_id(&self) -> &str {
+        self.message_id
+            .as_deref()
+            .or(self.file_id.as_deref())
+            .or(self.chat_id.as_deref())
+            .unwrap_or(&self.user_id)
+    }
+}
+
+/// The current time in epoch milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn new_key() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Seconds subtracted from a cursor before reading back, for clocks of several writers that
+/// disagree a little and for `updated_at` kept in whole seconds.
+pub const CATCH_UP_SKEW_SECS: i64 = 2;
+
+/// How long deletions are remembered for catch-up (tombstones older than this are pruned).
+pub const TOMBSTONE_RETENTION_SECS: i64 = 7 * 24 * 3600;
+
+/// The first `updated_at` (epoch seconds, inclusive) to read back for a cursor of epoch
+/// milliseconds.
+pub fn catch_up_from(cursor_ms: i64) -> i64 {
+    cursor_ms.div_euclid(1000) - CATCH_UP_SKEW_SECS
+}
+
+/// Whose changes a subscription wants, and from when.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeFilter {
+    /// Only this user's changes; `None` for everyone's.
+    pub user_id: Option<String>,
+    /// Also deliver what changed since this time (epoch milliseconds, e.g. the `at` of the
+    /// last event a consumer handled before it restarted), read back from the store first.
+    pub since: Option<i64>,
+}
+
+impl ChangeFilter {
+    /// Everyone's changes, from now on.
+    pub fn all() -> Self {
+        ChangeFilter::default()
+    }
+
+    /// One user's changes, from now on.
+    pub fn user(user_id: impl Into<String>) -> Self {
+        ChangeFilter {
+            user_id: Some(user_id.into()),
+            since: None,
+        }
+    }
+
+    /// Also what changed since `cursor` (epoch milliseconds).
+    pub fn since(mut self, cursor: i64) -> Self {
+        self.since = Some(cursor);
+        self
+    }
+
+    /// Whether `event` is for this subscription.
+    pub fn wants(&self, event: &ChangeEvent) -> bool {
+        self.user_id.as_ref().is_none_or(|u| *u == event.user_id)
+    }
+}
+
+/// A backend's change feed. Implementations publish into a [`ChangeHub`] from a background
+/// source and can read back what changed since a time; [`subscribe`] does the rest.
+#[async_trait]
+pub trait ChangeFeed: Send + Sync {
+    /// The hub the feed's source publishes to.
+    fn hub(&self) -> &ChangeHub;
+
+    /// What changed since `since_secs` (epoch seconds, inclusive), read back from the store:
+    /// one `Created`/`Updated` event per record whose `updated_at` is at or after it (reported
+    /// as `Updated`: the store cannot tell which), and one `Deleted` event per remembered
+    /// deletion. Limited to one user when `user_id` is given. Oldest first.
+    async fn changes_since(
+        &self,
+        since_secs: i64,
+        user_id: Option<&str>,
+    ) -> Result<Vec<ChangeEvent>>;
+}
+
+/// The fan-out point of a feed, with its counters; cheap to share.
+#[derive(Debug)]
+pub struct ChangeHub {
+    sender: broadcast::Sender<ChangeEvent>,
+    published: AtomicU64,
+    reconnects: AtomicU64,
+    last_at: AtomicI64,
+    lag_ms: AtomicI64,
+    connected: AtomicBool,
+}
+
+/// The counters of a [`ChangeHub`], for `/metrics` and `/health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FeedStatus {
+    /// Events published so far (live and read back).
+    pub published: u64,
+    /// Times the source reconnected (each followed by a catch-up).
+    pub reconnects: u64,
+    /// `at` of the newest event published (epoch ms), 0 before the first.
+    pub last_at: i64,
+    /// Milliseconds between the change and its publication, for the newest live event.
+    pub lag_ms: i64,
+    /// Whether the source is connected now.
+    pub connected: bool,
+}
+
+/// Events a subscriber may fall behind by before it catches up from the store.
+pub const HUB_CAPACITY: usize = 8192;
+
+impl Default for ChangeHub {
+    fn default() -> Self {
+        ChangeHub::new(HUB_CAPACITY)
+    }
+}
+
+impl ChangeHub {
+    /// A hub whose subscribers may fall `capacity` events behind.
+    pub fn new(capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity.max(1));
+        ChangeHub {
+            sender,
+            published: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            last_at: AtomicI64::new(0),
+            lag_ms: AtomicI64::new(0),
+            connected: AtomicBool::new(true),
+        }
+    }
+
+    /// Publishes one event to every subscriber (none listening is fine).
+    pub fn publish(&self, event: ChangeEvent) {
+        self.published.fetch_add(1, Ordering::Relaxed);
+        self.last_at.fetch_max(event.at, Ordering::Relaxed);
+        self.lag_ms
+            .store((now_ms() - event.at).max(0), Ordering::Relaxed);
+        let _ = self.sender.send(event);
+    }
+
+    /// Records that the source lost its connection.
+    pub fn disconnected(&self) {
+        self.connected.store(false, Ordering::Relaxed);
+    }
+
+    /// Records that the source is connected (again); a reconnect counts when it was down.
+    pub fn connected(&self) {
+        if !self.connected.swap(true, Ordering::Relaxed) {
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records one reconnect of the source.
+    pub fn reconnected(&self) {
+        self.connected.store(true, Ordering::Relaxed);
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters.
+    pub fn status(&self) -> FeedStatus {
+        FeedStatus {
+            published: self.published.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            last_at: self.last_at.load(Ordering::Relaxed),
+            lag_ms: self.lag_ms.load(Ordering::Relaxed),
+            connected: self.connected.load(Ordering::Relaxed),
+        }
+    }
+
+    fn receiver(&self) -> broadcast::Receiver<ChangeEvent> {
+        self.sender.subscribe()
+    }
+}
+
+/// A stream of change events.
+pub type ChangeStream = Pin<Box<dyn Stream<Item = ChangeEvent> + Send>>;
+
+struct Subscription {
+    feed: Arc<dyn ChangeFeed>,
+    receiver: broadcast::Receiver<ChangeEvent>,
+    filter: ChangeFilter,
+    pending: VecDeque<ChangeEvent>,
+    /// `at` of the newest event delivered (or the filter's `since`).
+    cursor: i64,
+    /// A read-back is due before the next live event.
+    catch_up: bool,
+}
+
+/// Subscribes to `feed`: events for `filter` from now on, after the read-back of
+/// `filter.since` when given. A subscriber that falls behind the hub's buffer catches up from
+/// the store (so it may see some events twice). The stream ends only when the feed is dropped.
+pub fn subscribe(feed: Arc<dyn ChangeFeed>, filter: ChangeFilter) -> ChangeStream {
+    let receiver = feed.hub().receiver();
+    let state = Subscription {
+        feed,
+        receiver,
+        catch_up: filter.since.is_some(),
+        cursor: filter.since.unwrap_or_else(now_ms),
+        filter,
+        pending: VecDeque::new(),
+    };
+    Box::pin(futures::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(event) = s.pending.pop_front() {
+                s.cursor = s.cursor.max(event.at);
+                return Some((event, s));
+            }
+            if s.catch_up {
+                let since = catch_up_from(s.cursor);
+                match s
+                    .feed
+                    .changes_since(since, s.filter.user_id.as_deref())
+                    .await
+                {
+                    Ok(events) => {
+                        s.catch_up = false;
+                        s.pending
+                            .extend(events.into_iter().filter(|e| s.filter.wants(e)));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change feed catch-up failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                }
+                continue;
+            }
+            match s.receiver.recv().await {
+                Ok(event) => {
+                    if s.filter.wants(&event) {
+                        s.cursor = s.cursor.max(event.at);
+                        return Some((event, s));
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => s.catch_up = true,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }))
+}
+
+/// The chat fields a patch changes (see [`field`]); a new blob may carry a new title.
+pub fn patch_fields(patch: &crate::ChatPatch) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    if patch.title.is_some() || patch.chat.is_some() {
+        fields.push(field::TITLE);
+    }
+    if patch.chat.is_some() {
+        fields.push(field::CHAT);
+    }
+    if patch.meta.is_some() {
+        fields.push(field::META);
+    }
+    if patch.archived.is_some() {
+        fields.push(field::ARCHIVED);
+    }
+    if patch.pinned.is_some() {
+        fields.push(field::PINNED);
+    }
+    if patch.folder_id.is_some() {
+        fields.push(field::FOLDER);
+    }
+    if patch.share_id.is_some() {
+        fields.push(field::SHARE);
+    }
+    fields
+}
