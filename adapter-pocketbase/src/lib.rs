@@ -227,6 +227,7 @@ impl PocketBase {
                 files: true,
                 vectors: false,
                 atomic_bulk: true,
+                change_feed: false,
             },
             StoreParts {
                 users: repo.clone(),
