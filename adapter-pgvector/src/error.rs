@@ -1,41 +1,38 @@
 //! sqlx errors -> [`chatstore_core::Error`], mapped once at the adapter's edge.
 
 use chatstore_core::Error;
+use chatstore_core::sqlstate::{PgFailure, pg_error};
 
-/// SQLSTATE classes and codes that mean "try again": serialization failure, deadlock, too many
-/// connections, the server shutting down or starting up, a cancelled statement.
-const RETRYABLE_CODES: &[&str] = &[
-    "40001", "40P01", "53300", "57P01", "57P02", "57P03", "57014",
-];
-
-/// Maps a sqlx error to chatstore's error kinds, keeping the source. `what` says what was being
-/// done ("inserting vectors"); it leads the message.
+/// Maps a sqlx error to chatstore's error kinds through core's one PostgreSQL classification
+/// ([`chatstore_core::sqlstate`], shared with the SQL adapter), keeping the source. `what` says
+/// what was being done ("inserting vectors"); it leads the message.
 pub(crate) fn map(what: &str, err: sqlx::Error) -> Error {
-    match &err {
-        sqlx::Error::Database(db) => {
-            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            if code == "23505" {
-                let detail = db.message().to_owned();
-                return Error::conflict("vector", format!("{what}: {detail}"));
-            }
-            if RETRYABLE_CODES.contains(&code.as_str()) || code.starts_with("08") {
-                return Error::unavailable(format!("{what}: {}", db.message()), err);
-            }
-            if code.starts_with("22") {
-                // pgvector: dimension or value errors the validation should have caught first.
-                return Error::InvalidInput {
-                    message: format!("{what}: {}", db.message()),
-                };
-            }
-            Error::backend(format!("{what}: {} (SQLSTATE {code})", db.message()), err)
-        }
+    let code = match &err {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    };
+    let failure = match &err {
+        sqlx::Error::Database(_) => code
+            .as_deref()
+            .map_or(PgFailure::Other, PgFailure::Sqlstate),
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => Error::unavailable(format!("{what}: {err}"), err),
-        _ => Error::backend(format!("{what}: {err}"), err),
-    }
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => PgFailure::Connection,
+        sqlx::Error::PoolTimedOut => PgFailure::PoolTimedOut,
+        sqlx::Error::PoolClosed => PgFailure::PoolClosed,
+        _ => PgFailure::Other,
+    };
+    let message = match &err {
+        sqlx::Error::Database(db) => format!(
+            "{what}: {} (SQLSTATE {})",
+            db.message(),
+            code.as_deref().unwrap_or("?")
+        ),
+        e => format!("{what}: {e}"),
+    };
+    pg_error(&failure, "vector", message, err)
 }
 
 /// `map` with its first argument bound, for `map_err`.

@@ -1,13 +1,17 @@
 //! sqlx errors mapped to chatstore's [`Error`], in one place.
 //!
-//! - a unique or primary-key violation is a [`Error::Conflict`];
-//! - SQLite `BUSY`/`LOCKED`, PostgreSQL connection failures, lock timeouts, serialization
-//!   failures and deadlocks, I/O errors and pool timeouts are [`Error::Unavailable`] (retryable);
+//! - PostgreSQL failures go through core's one classification
+//!   ([`chatstore_core::sqlstate`]), the same the pgvector adapter uses: unique violations are
+//!   conflicts; lost connections, shutdowns, lock timeouts, serialization failures, deadlocks,
+//!   pool timeouts and a closed pool are [`Error::Unavailable`]; data exceptions are
+//!   [`Error::InvalidInput`];
+//! - SQLite: a unique or primary-key violation is a [`Error::Conflict`], `BUSY`/`LOCKED` (the
+//!   busy timeout ran out) is [`Error::Unavailable`];
 //! - anything else is [`Error::Backend`], with the driver's error kept as its source.
 
 use chatstore_core::Error;
+use chatstore_core::sqlstate::{PgFailure, pg_error};
 use sqlx::error::{DatabaseError, ErrorKind};
-use sqlx::postgres::PgDatabaseError;
 use sqlx::sqlite::SqliteError;
 
 /// SQLite's primary result codes that mean "another connection holds the lock".
@@ -16,32 +20,47 @@ const SQLITE_LOCKED: i64 = 6;
 
 /// Maps a sqlx error met while working on `entity` (`"user"`, `"chat"`, ...).
 pub(crate) fn db_error(entity: &'static str, err: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &err
+        && let Some(e) = db.try_downcast_ref::<SqliteError>()
+    {
+        let message = format!("{entity}: {}", e.message());
+        return if db.kind() == ErrorKind::UniqueViolation {
+            Error::conflict(entity, db.message().to_owned())
+        } else if sqlite_retryable(e.code()) {
+            Error::unavailable(message, err)
+        } else {
+            Error::backend(message, err)
+        };
+    }
+    let code = match &err {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    };
+    let failure = pg_failure(&err, code.as_deref());
+    let message = match &err {
+        sqlx::Error::Database(db) => format!(
+            "{entity}: {} (SQLSTATE {})",
+            db.message(),
+            code.as_deref().unwrap_or("?")
+        ),
+        e if failure == PgFailure::Other => format!("{entity}: {e}"),
+        e => format!("database unreachable ({entity}): {e}"),
+    };
+    pg_error(&failure, entity, message, err)
+}
+
+/// What sqlx reported, in the words of core's PostgreSQL classification.
+fn pg_failure<'a>(err: &sqlx::Error, code: Option<&'a str>) -> PgFailure<'a> {
     match err {
-        sqlx::Error::Database(db) => {
-            if db.kind() == ErrorKind::UniqueViolation {
-                return Error::conflict(entity, db.message().to_owned());
-            }
-            let retryable = if let Some(e) = db.try_downcast_ref::<SqliteError>() {
-                sqlite_retryable(e.code())
-            } else if let Some(e) = db.try_downcast_ref::<PgDatabaseError>() {
-                pg_retryable(e.code())
-            } else {
-                false
-            };
-            let message = format!("{entity}: {}", db.message());
-            if retryable {
-                Error::unavailable(message, sqlx::Error::Database(db))
-            } else {
-                Error::backend(message, sqlx::Error::Database(db))
-            }
-        }
-        e @ (sqlx::Error::Io(_)
+        sqlx::Error::Database(_) => code.map_or(PgFailure::Other, PgFailure::Sqlstate),
+        sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::WorkerCrashed) => {
-            Error::unavailable(format!("database unreachable ({entity}): {e}"), e)
-        }
-        e => Error::backend(format!("{entity}: {e}"), e),
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => PgFailure::Connection,
+        sqlx::Error::PoolTimedOut => PgFailure::PoolTimedOut,
+        sqlx::Error::PoolClosed => PgFailure::PoolClosed,
+        _ => PgFailure::Other,
     }
 }
 
@@ -51,19 +70,10 @@ fn sqlite_retryable(code: Option<std::borrow::Cow<'_, str>>) -> bool {
         .is_some_and(|n| matches!(n & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
 }
 
-/// PostgreSQL: connection exceptions, server shutting down or starting, too many connections,
-/// lock timeout, statement timeout, serialization failure, deadlock.
-fn pg_retryable(code: &str) -> bool {
-    code.starts_with("08")
-        || matches!(
-            code,
-            "57P01" | "57P02" | "57P03" | "53300" | "55P03" | "57014" | "40001" | "40P01"
-        )
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{pg_retryable, sqlite_retryable};
+    use super::*;
+    use chatstore_core::ErrorKind as Kind;
 
     #[test]
     fn busy_and_locked_are_retryable_on_sqlite() {
@@ -77,12 +87,18 @@ mod tests {
     }
 
     #[test]
-    fn connection_and_lock_errors_are_retryable_on_postgres() {
-        for code in ["08006", "08001", "40001", "40P01", "57P01", "55P03"] {
-            assert!(pg_retryable(code), "{code}");
+    fn lost_connections_and_closed_pools_are_unavailable() {
+        for err in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::WorkerCrashed,
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
+        ] {
+            assert_eq!(db_error("chat", err).kind(), Kind::Unavailable);
         }
-        for code in ["23505", "42P01", "22P02", "25006"] {
-            assert!(!pg_retryable(code), "{code}");
-        }
+        assert_eq!(
+            db_error("chat", sqlx::Error::RowNotFound).kind(),
+            Kind::Backend
+        );
     }
 }

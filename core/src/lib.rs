@@ -47,6 +47,7 @@ pub mod layer;
 pub mod memory;
 pub mod messages;
 pub mod query;
+pub mod sqlstate;
 pub mod store;
 pub mod tags;
 pub mod unsupported;
