@@ -151,6 +151,12 @@ const DELETE_USER_CHATS: Sql = Sql::both("DELETE FROM chat WHERE user_id = $1");
 
 const DELETE_USER_TAGS: Sql = Sql::both("DELETE FROM tag WHERE user_id = $1");
 
+/// The ids of a scan page, read without decoding the rows.
+const SCAN_IDS: Sql = Sql::each(
+    "SELECT id FROM chat WHERE id > $1 ORDER BY id LIMIT $2",
+    "SELECT id FROM chat WHERE id COLLATE \"C\" > $1 ORDER BY id COLLATE \"C\" LIMIT $2",
+);
+
 const SCAN: Sql = Sql::each(
     concat!(
         "SELECT ",
@@ -628,6 +634,16 @@ impl ChatRepo for SqlStore {
             .await?
             .iter()
             .map(chat_from_row)
+            .collect()
+    }
+
+    async fn scan_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        validate_scan_limit(limit)?;
+        self.pool()
+            .fetch_all("chat", SCAN_IDS, args![cursor(after), i64::from(limit)])
+            .await?
+            .iter()
+            .map(|r| r.text("id"))
             .collect()
     }
 }

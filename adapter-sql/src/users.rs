@@ -90,6 +90,12 @@ const LIST: Sql = Sql::each(
     ),
 );
 
+/// The ids of a scan page, read without decoding the rows.
+const SCAN_IDS: Sql = Sql::each(
+    "SELECT id FROM \"user\" WHERE id > $1 ORDER BY id LIMIT $2",
+    "SELECT id FROM \"user\" WHERE id COLLATE \"C\" > $1 ORDER BY id COLLATE \"C\" LIMIT $2",
+);
+
 const SCAN: Sql = Sql::each(
     concat!(
         "SELECT ",
@@ -300,6 +306,16 @@ impl UserRepo for SqlStore {
             .await?
             .iter()
             .map(user_from_row)
+            .collect()
+    }
+
+    async fn scan_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        validate_scan_limit(limit)?;
+        self.pool()
+            .fetch_all("user", SCAN_IDS, args![cursor(after), i64::from(limit)])
+            .await?
+            .iter()
+            .map(|r| r.text("id"))
             .collect()
     }
 }

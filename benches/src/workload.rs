@@ -373,6 +373,7 @@ impl Workload {
             ),
             created_at: Some(created),
             updated_at: Some(created),
+            last_active_at: None,
         }
     }
 

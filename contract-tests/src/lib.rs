@@ -136,6 +136,7 @@ macro_rules! __contract_group {
             user_scan_walks_every_user_by_id,
             create_many_users_is_all_or_nothing,
             ids_with_reserved_characters_are_refused,
+            last_active_at_is_kept_and_scan_ids_follow_scan,
         );
     };
     (chats, $f:path) => {

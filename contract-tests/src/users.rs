@@ -234,3 +234,28 @@ pub async fn ids_with_reserved_characters_are_refused(store: &Store) -> Result<(
     );
     Ok(())
 }
+
+/// A migration keeps `last_active_at` when given; `scan_ids` lists what `scan` would, by id.
+pub async fn last_active_at_is_kept_and_scan_ids_follow_scan(store: &Store) -> Result<()> {
+    let mut u = new_user(2);
+    u.updated_at = Some(T0 + 10);
+    u.last_active_at = Some(T0 + 20);
+    let created = store.users.create(u).await?;
+    assert_eq!(created.last_active_at, T0 + 20);
+    assert_eq!(store.users.get("user-2").await?.last_active_at, T0 + 20);
+    assert_eq!(user(store, 1).await?.last_active_at, T0 + 1);
+    assert_eq!(store.users.scan_ids(None, 1).await?, ["user-1"]);
+    assert_eq!(store.users.scan_ids(Some("user-1"), 5).await?, ["user-2"]);
+    assert!(store.users.scan_ids(Some("user-2"), 5).await?.is_empty());
+    store
+        .chats
+        .create(crate::fixtures::new_chat("user-1", "b", "B", T0))
+        .await?;
+    store
+        .chats
+        .create(crate::fixtures::new_chat("user-1", "a", "A", T0))
+        .await?;
+    assert_eq!(store.chats.scan_ids(None, 5).await?, ["a", "b"]);
+    assert_eq!(store.chats.scan_ids(Some("a"), 5).await?, ["b"]);
+    Ok(())
+}

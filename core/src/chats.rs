@@ -372,6 +372,16 @@ pub trait ChatRepo: Send + Sync {
     async fn remove_tag(&self, id: &str, name_or_id: &str) -> Result<Chat>;
     /// Up to `limit` chats (internal ones included) with an id greater than `after`, by id.
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Chat>>;
+    /// The ids [`scan`](Self::scan) would return, without decoding the records: an export
+    /// finds the id of a record it cannot read this way and sets that record aside.
+    async fn scan_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        Ok(self
+            .scan(after, limit)
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect())
+    }
 }
 
 /// The orders and filters of [`ChatQuery`] applied to chats in memory: the reference

@@ -171,4 +171,14 @@ pub trait FileRepo: Send + Sync {
     async fn delete_for_user(&self, user_id: &str) -> Result<u64>;
     /// Up to `limit` files with an id greater than `after`, by id.
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<FileMeta>>;
+    /// The ids [`scan`](Self::scan) would return, without decoding the records: an export
+    /// finds the id of a record it cannot read this way and sets that record aside.
+    async fn scan_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        Ok(self
+            .scan(after, limit)
+            .await?
+            .into_iter()
+            .map(|f| f.id)
+            .collect())
+    }
 }

@@ -56,6 +56,9 @@ pub struct NewUser {
     pub created_at: Option<i64>,
     /// Updated; `created_at` when `None`.
     pub updated_at: Option<i64>,
+    /// Last seen; `updated_at` when `None` (a migration keeps the source's).
+    #[serde(default)]
+    pub last_active_at: Option<i64>,
 }
 
 impl NewUser {
@@ -95,6 +98,8 @@ impl NewUser {
         validate::timestamp("created_at", created_at)?;
         let updated_at = self.updated_at.unwrap_or(created_at);
         validate::timestamp("updated_at", updated_at)?;
+        let last_active_at = self.last_active_at.unwrap_or(updated_at);
+        validate::timestamp("last_active_at", last_active_at)?;
         Ok(User {
             id,
             email: self.email,
@@ -105,7 +110,7 @@ impl NewUser {
             settings: self.settings,
             created_at,
             updated_at,
-            last_active_at: updated_at,
+            last_active_at,
         })
     }
 }
@@ -202,4 +207,14 @@ pub trait UserRepo: Send + Sync {
     async fn list(&self, page: PageRequest) -> Result<Page<User>>;
     /// Up to `limit` users with an id greater than `after`, ordered by id (for export).
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>>;
+    /// The ids [`scan`](Self::scan) would return, without decoding the records: an export
+    /// finds the id of a record it cannot read this way and sets that record aside.
+    async fn scan_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        Ok(self
+            .scan(after, limit)
+            .await?
+            .into_iter()
+            .map(|u| u.id)
+            .collect())
+    }
 }

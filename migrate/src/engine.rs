@@ -1,0 +1,894 @@
+//! The migration engine: copies the groups in order (users; chats with tag rows, chats and
+//! their messages, then a pass that sets aside message rows whose chat does not exist; files
+//! with their bytes; vectors collection by collection), in keyset batches by id, checkpointing
+//! after every committed batch.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chatstore_core::blob::rebuild_history;
+use chatstore_core::{
+    Chat, Error, ErrorKind, FileMeta, Message, ModelGroup, NewChat, NewFile, NewMessage, NewUser,
+    Result, Store, Tag, TagKey, User, VectorItem,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::deadletter::{DeadLetter, DeadLetters};
+use crate::progress::{BatchPoint, Progress};
+use crate::read::{Read, page, retrying};
+use crate::sink::{self, ChatItem, Pending, Sink};
+use crate::state::{Counts, GroupState, State, StateFile};
+
+/// The default number of records per batch.
+pub const DEFAULT_BATCH_SIZE: u32 = 500;
+
+/// The default budget of file bytes held in memory for one batch of files.
+pub const DEFAULT_FILE_BATCH_BYTES: usize = 64 * 1024 * 1024;
+
+/// What to copy and where to keep the run's files.
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    /// The source's identity (its URL; `--from-vectors` appended when given). The state file is
+    /// bound to it.
+    pub source: String,
+    /// The target's identity.
+    pub target: String,
+    /// The groups to copy, copied in [`ModelGroup::ALL`] order.
+    pub groups: Vec<ModelGroup>,
+    /// Records per batch (1..=10 000). May change between a run and its resumption.
+    pub batch_size: u32,
+    /// Bytes of file content one batch may hold; a file larger than this is a batch alone.
+    pub file_batch_bytes: usize,
+    /// The checkpoint file.
+    pub state: PathBuf,
+    /// The dead-letter JSONL file.
+    pub dead_letters: PathBuf,
+}
+
+impl MigrateOptions {
+    /// Every group, default batch sizes, the state and dead letters in these files.
+    pub fn new(
+        source: impl Into<String>,
+        target: impl Into<String>,
+        state: impl Into<PathBuf>,
+        dead_letters: impl Into<PathBuf>,
+    ) -> Self {
+        MigrateOptions {
+            source: source.into(),
+            target: target.into(),
+            groups: ModelGroup::ALL.to_vec(),
+            batch_size: DEFAULT_BATCH_SIZE,
+            file_batch_bytes: DEFAULT_FILE_BATCH_BYTES,
+            state: state.into(),
+            dead_letters: dead_letters.into(),
+        }
+    }
+}
+
+/// What a run did to one group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    /// The group.
+    pub group: ModelGroup,
+    /// Counts over the whole migration (earlier, interrupted runs included).
+    pub counts: Counts,
+    /// Seconds this run spent on the group.
+    pub seconds: f64,
+    /// Records written per second in this run.
+    pub records_per_second: f64,
+    /// Why the group was not copied, when it was not.
+    pub skipped: Option<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Per group, in order.
+    pub groups: Vec<GroupSummary>,
+    /// Records in the dead-letter file (all runs).
+    pub dead_letters: u64,
+    /// Seconds of this run.
+    pub seconds: f64,
+}
+
+/// One migration from `source` into `target`.
+pub struct Migration<'a> {
+    source: &'a Store,
+    target: &'a Store,
+    options: MigrateOptions,
+    progress: &'a dyn Progress,
+}
+
+struct Run {
+    state: State,
+    file: StateFile,
+    dead: DeadLetters,
+    batches: u64,
+}
+
+impl Run {
+    fn checkpoint(
+        &mut self,
+        group: ModelGroup,
+        gs: &GroupState,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        self.dead.flush()?;
+        self.state.set_group(group, gs.clone());
+        self.file.save(&self.state)?;
+        progress.batch(group, self.batches, BatchPoint::Checkpointed);
+        progress.advanced(group, &gs.counts);
+        Ok(())
+    }
+
+    fn letter(
+        &mut self,
+        gs: &mut GroupState,
+        group: ModelGroup,
+        entity: &str,
+        id: String,
+        record: Value,
+        error: &Error,
+    ) {
+        let fresh = self.dead.push(DeadLetter {
+            group,
+            entity: entity.to_owned(),
+            id,
+            record,
+            error: error.to_string(),
+            kind: error.kind().to_string(),
+        });
+        if fresh {
+            gs.counts.dead_lettered += 1;
+        }
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+fn cursor_str(gs: &GroupState) -> Option<String> {
+    gs.cursor
+        .as_ref()
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// The user to create for a source user: every field kept.
+pub fn new_user(u: &User) -> NewUser {
+    NewUser {
+        id: Some(u.id.clone()),
+        email: u.email.clone(),
+        name: u.name.clone(),
+        role: Some(u.role.clone()),
+        profile_image_url: Some(u.profile_image_url.clone()),
+        info: u.info.clone(),
+        settings: u.settings.clone(),
+        created_at: Some(u.created_at),
+        updated_at: Some(u.updated_at),
+        last_active_at: Some(u.last_active_at),
+    }
+}
+
+/// The message to write for a source message: every field kept.
+pub fn new_message(m: &Message) -> NewMessage {
+    NewMessage {
+        id: m.id.clone(),
+        chat_id: m.chat_id.clone(),
+        user_id: m.user_id.clone(),
+        role: m.role.clone(),
+        parent_id: m.parent_id.clone(),
+        content: m.content.clone(),
+        model_id: m.model_id.clone(),
+        done: Some(m.done),
+        output: m.output.clone(),
+        files: m.files.clone(),
+        sources: m.sources.clone(),
+        embeds: m.embeds.clone(),
+        status_history: m.status_history.clone(),
+        error: m.error.clone(),
+        usage: m.usage.clone(),
+        meta: m.meta.clone(),
+        context_summary: m.context_summary.clone(),
+        created_at: Some(m.created_at),
+        updated_at: Some(m.updated_at),
+    }
+}
+
+/// The chat's `history.currentId` as creating it from `messages` leaves it: kept when it names
+/// one of them, else the last in list order.
+pub fn current_id(chat: &Chat, messages: &[Message]) -> Option<String> {
+    let mut blob = chat.chat.clone();
+    rebuild_history(&mut blob, messages);
+    blob.get("history")
+        .and_then(|h| h.get("currentId"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// The chat to create for a source chat and its messages (as the source lists them): the blob's
+/// history rebuilt from those messages, tags by id (their names come from the tag rows copied
+/// first), and the messages whose `updated_at` the blob cannot carry.
+pub fn chat_item_for(chat: &Chat, messages: &[Message]) -> (NewChat, Vec<NewMessage>) {
+    let mut blob = chat.chat.clone();
+    rebuild_history(&mut blob, messages);
+    let new = NewChat {
+        id: Some(chat.id.clone()),
+        user_id: chat.user_id.clone(),
+        title: Some(chat.title.clone()),
+        chat: Some(blob),
+        meta: Some(chat.meta.clone()),
+        tags: chat.tags.iter().cloned().collect(),
+        archived: chat.archived,
+        pinned: chat.pinned,
+        folder_id: chat.folder_id.clone(),
+        share_id: chat.share_id.clone(),
+        created_at: Some(chat.created_at),
+        updated_at: Some(chat.updated_at),
+    };
+    let mut fixups: Vec<NewMessage> = messages
+        .iter()
+        .filter(|m| m.updated_at != m.created_at)
+        .map(new_message)
+        .collect();
+    if !fixups.is_empty()
+        && let Some(current) = current_id(chat, messages)
+    {
+        fixups.retain(|m| m.id != current);
+        if let Some(m) = messages.iter().find(|m| m.id == current) {
+            fixups.push(new_message(m));
+        }
+    }
+    (new, fixups)
+}
+
+/// The file to write for a source file and its bytes.
+pub fn new_file(meta: &FileMeta, bytes: Vec<u8>) -> NewFile {
+    NewFile {
+        id: Some(meta.id.clone()),
+        user_id: meta.user_id.clone(),
+        filename: meta.filename.clone(),
+        content_type: meta.content_type.clone(),
+        bytes,
+        hash: meta.hash.clone(),
+        data: meta.data.clone(),
+        meta: meta.meta.clone(),
+        created_at: Some(meta.created_at),
+        updated_at: Some(meta.updated_at),
+    }
+}
+
+fn tag_key_id(t: &TagKey) -> String {
+    format!("{}/{}", t.user_id, t.id)
+}
+
+/// Whether a store holds this group at all (`Unsupported` otherwise).
+async fn supports(store: &Store, group: ModelGroup) -> Result<bool> {
+    let probe = match group {
+        ModelGroup::Users => store.users.scan_ids(None, 1).await.map(|_| ()),
+        ModelGroup::Chats => store.chats.scan_ids(None, 1).await.map(|_| ()),
+        ModelGroup::Files => store.files.scan_ids(None, 1).await.map(|_| ()),
+        ModelGroup::Vectors => store.vectors.collections().await.map(|_| ()),
+    };
+    match probe {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::Unsupported => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a group has any record in a store that supports it.
+async fn has_records(store: &Store, group: ModelGroup) -> Result<bool> {
+    Ok(match group {
+        ModelGroup::Users => !store.users.scan_ids(None, 1).await?.is_empty(),
+        ModelGroup::Chats => {
+            !store.chats.scan_ids(None, 1).await?.is_empty()
+                || !store.tags.scan(None, 1).await?.is_empty()
+        }
+        ModelGroup::Files => !store.files.scan_ids(None, 1).await?.is_empty(),
+        ModelGroup::Vectors => !store.vectors.collections().await?.is_empty(),
+    })
+}
+
+/// Counts a group's source records by walking their ids (vectors: items of every collection).
+pub async fn count(store: &Store, group: ModelGroup) -> Result<u64> {
+    const PAGE: u32 = chatstore_core::query::MAX_SCAN_LIMIT;
+    let mut n = 0u64;
+    let mut after: Option<String> = None;
+    match group {
+        ModelGroup::Users | ModelGroup::Chats | ModelGroup::Files => loop {
+            let ids = match group {
+                ModelGroup::Users => store.users.scan_ids(after.as_deref(), PAGE).await?,
+                ModelGroup::Chats => store.chats.scan_ids(after.as_deref(), PAGE).await?,
+                _ => store.files.scan_ids(after.as_deref(), PAGE).await?,
+            };
+            n += ids.len() as u64;
+            match ids.last() {
+                Some(last) if ids.len() == PAGE as usize => after = Some(last.clone()),
+                _ => break,
+            }
+        },
+        ModelGroup::Vectors => {
+            for c in store.vectors.collections().await? {
+                after = None;
+                loop {
+                    let items = store.vectors.scan(&c, after.as_deref(), PAGE).await?;
+                    n += items.len() as u64;
+                    match items.last() {
+                        Some(last) if items.len() == PAGE as usize => after = Some(last.id.clone()),
+                        _ => break,
+                    }
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
+impl<'a> Migration<'a> {
+    /// A migration of `source` into `target`, reporting to `progress`.
+    pub fn new(
+        source: &'a Store,
+        target: &'a Store,
+        options: MigrateOptions,
+        progress: &'a dyn Progress,
+    ) -> Self {
+        Migration {
+            source,
+            target,
+            options,
+            progress,
+        }
+    }
+
+    /// Copies every group, resuming from the state file when it holds this run's progress.
+    /// Returns the summary; records set aside are in the dead-letter file (count in the
+    /// summary). Stops with an error, checkpoint intact, when an end stays unavailable.
+    pub async fn run(&self) -> Result<Summary> {
+        let o = &self.options;
+        if o.batch_size == 0 || o.batch_size > chatstore_core::query::MAX_SCAN_LIMIT {
+            return Err(Error::invalid(format!(
+                "batch size must be between 1 and {}, got {}",
+                chatstore_core::query::MAX_SCAN_LIMIT,
+                o.batch_size
+            )));
+        }
+        let mut groups = o.groups.clone();
+        groups.sort();
+        groups.dedup();
+        let file = StateFile::new(&o.state);
+        let state = file.load_or_new(&o.source, &o.target, &groups)?;
+        let dead = DeadLetters::open(&o.dead_letters)?;
+        let mut run = Run {
+            state,
+            file,
+            dead,
+            batches: 0,
+        };
+        let started = Instant::now();
+        let mut summaries = Vec::new();
+        for group in groups {
+            let t0 = Instant::now();
+            let mut gs = run.state.group(group);
+            let before = gs.counts;
+            let mut skipped = None;
+            if !gs.done {
+                skipped = self.check_ends(group).await?;
+                if skipped.is_none() {
+                    let total = if self.progress.wants_totals() {
+                        Some(count(self.source, group).await?)
+                    } else {
+                        None
+                    };
+                    self.progress.group_started(group, total, &gs.counts);
+                    tracing::info!(group = %group, "copying");
+                    run.batches = 0;
+                    match group {
+                        ModelGroup::Users => self.users(&mut run, &mut gs).await?,
+                        ModelGroup::Chats => self.chats(&mut run, &mut gs).await?,
+                        ModelGroup::Files => self.files(&mut run, &mut gs).await?,
+                        ModelGroup::Vectors => self.vectors(&mut run, &mut gs).await?,
+                    }
+                }
+                gs.done = true;
+                run.checkpoint(group, &gs, self.progress)?;
+                self.progress.group_finished(group, &gs.counts);
+            }
+            let seconds = t0.elapsed().as_secs_f64();
+            let written = (gs.counts.written - before.written) as f64;
+            summaries.push(GroupSummary {
+                group,
+                counts: gs.counts,
+                seconds,
+                records_per_second: if seconds > 0.0 {
+                    written / seconds
+                } else {
+                    0.0
+                },
+                skipped,
+            });
+        }
+        Ok(Summary {
+            groups: summaries,
+            dead_letters: run.dead.len() as u64,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// `Some(reason)` when the group is left out because the source does not hold it; an
+    /// error when the source holds records of it that the target cannot take.
+    async fn check_ends(&self, group: ModelGroup) -> Result<Option<String>> {
+        if !supports(self.source, group).await? {
+            let reason = format!(
+                "the source ({}) does not store {group}",
+                self.source.backend_name()
+            );
+            self.progress.note(&format!("{group}: skipped, {reason}"));
+            return Ok(Some(reason));
+        }
+        if !supports(self.target, group).await? && has_records(self.source, group).await? {
+            return Err(Error::invalid(format!(
+                "the target ({}) cannot store {group}, which the source holds; \
+                 give a target that does (e.g. --to-vectors) or leave the group out with --groups",
+                self.target.backend_name()
+            )));
+        }
+        if !supports(self.target, group).await? {
+            let reason = format!(
+                "the target ({}) does not store {group} and the source has none",
+                self.target.backend_name()
+            );
+            return Ok(Some(reason));
+        }
+        Ok(None)
+    }
+
+    async fn commit<S: Sink>(
+        &self,
+        run: &mut Run,
+        gs: &mut GroupState,
+        group: ModelGroup,
+        entity: &str,
+        sink: &S,
+        batch: Vec<Pending<S::Item>>,
+    ) -> Result<Vec<Pending<S::Item>>> {
+        let what = format!("writing {entity}s to the target");
+        let outcome = sink::write(sink, &what, batch).await?;
+        gs.counts.written += outcome.written.len() as u64;
+        gs.counts.skipped += outcome.skipped;
+        for (p, e) in outcome.rejected {
+            run.letter(gs, group, entity, p.id, p.record, &e);
+        }
+        Ok(outcome.written)
+    }
+
+    fn unreadable(
+        &self,
+        run: &mut Run,
+        gs: &mut GroupState,
+        group: ModelGroup,
+        entity: &str,
+        id: String,
+        e: &Error,
+    ) {
+        let e = Error::backend_msg(format!("the source could not read it: {e}"));
+        run.letter(gs, group, entity, id, Value::Null, &e);
+    }
+
+    fn batch_done(&self, run: &mut Run, group: ModelGroup) {
+        run.batches += 1;
+        self.progress.batch(group, run.batches, BatchPoint::Written);
+    }
+
+    async fn users(&self, run: &mut Run, gs: &mut GroupState) -> Result<()> {
+        let (src, limit, group) = (
+            &self.source.users,
+            self.options.batch_size,
+            ModelGroup::Users,
+        );
+        loop {
+            let after = cursor_str(gs);
+            let page: Vec<Read<User>> = page(
+                "reading users",
+                || src.scan(after.as_deref(), limit),
+                || src.scan_ids(after.as_deref(), limit),
+                |id| async move { src.get(&id).await },
+            )
+            .await?;
+            let Some(last) = page.last().map(|r| match r {
+                Ok(u) => u.id.clone(),
+                Err((id, _)) => id.clone(),
+            }) else {
+                return Ok(());
+            };
+            gs.counts.read += page.len() as u64;
+            let mut batch = Vec::with_capacity(page.len());
+            for r in page {
+                match r {
+                    Ok(u) => batch.push(Pending {
+                        id: u.id.clone(),
+                        record: json(&u),
+                        item: new_user(&u),
+                    }),
+                    Err((id, e)) => self.unreadable(run, gs, group, "user", id, &e),
+                }
+            }
+            self.commit(run, gs, group, "user", &sink::Users(self.target), batch)
+                .await?;
+            self.batch_done(run, group);
+            gs.cursor = Some(Value::String(last));
+            run.checkpoint(group, gs, self.progress)?;
+        }
+    }
+
+    async fn chats(&self, run: &mut Run, gs: &mut GroupState) -> Result<()> {
+        let group = ModelGroup::Chats;
+        if gs.stage.is_none() {
+            gs.stage = Some("tags".into());
+        }
+        if gs.stage.as_deref() == Some("tags") {
+            self.tag_rows(run, gs).await?;
+            gs.stage = Some("chats".into());
+            gs.cursor = None;
+            run.checkpoint(group, gs, self.progress)?;
+        }
+        if gs.stage.as_deref() == Some("chats") {
+            self.chat_rows(run, gs).await?;
+            gs.stage = Some("orphans".into());
+            gs.cursor = None;
+            run.checkpoint(group, gs, self.progress)?;
+        }
+        if gs.stage.as_deref() == Some("orphans") {
+            self.orphan_messages(run, gs).await?;
+        }
+        Ok(())
+    }
+
+    async fn tag_rows(&self, run: &mut Run, gs: &mut GroupState) -> Result<()> {
+        let (src, limit, group) = (
+            &self.source.tags,
+            self.options.batch_size,
+            ModelGroup::Chats,
+        );
+        loop {
+            let after: Option<TagKey> = gs
+                .cursor
+                .clone()
+                .and_then(|v| serde_json::from_value(v).ok());
+            let tags: Vec<Tag> =
+                retrying("reading tags", || src.scan(after.as_ref(), limit)).await?;
+            let Some(last) = tags.last().map(|t| TagKey {
+                user_id: t.user_id.clone(),
+                id: t.id.clone(),
+            }) else {
+                return Ok(());
+            };
+            gs.counts.read += tags.len() as u64;
+            let batch = tags
+                .into_iter()
+                .map(|t| Pending {
+                    id: tag_key_id(&TagKey {
+                        user_id: t.user_id.clone(),
+                        id: t.id.clone(),
+                    }),
+                    record: json(&t),
+                    item: t,
+                })
+                .collect();
+            self.commit(run, gs, group, "tag", &sink::Tags(self.target), batch)
+                .await?;
+            self.batch_done(run, group);
+            gs.cursor = Some(json(&last));
+            run.checkpoint(group, gs, self.progress)?;
+        }
+    }
+
+    async fn chat_rows(&self, run: &mut Run, gs: &mut GroupState) -> Result<()> {
+        let (src, limit, group) = (
+            &self.source.chats,
+            self.options.batch_size,
+            ModelGroup::Chats,
+        );
+        loop {
+            let after = cursor_str(gs);
+            let page: Vec<Read<Chat>> = page(
+                "reading chats",
+                || src.scan(after.as_deref(), limit),
+                || src.scan_ids(after.as_deref(), limit),
+                |id| async move { src.get(&id).await },
+            )
+            .await?;
+            let Some(last) = page.last().map(|r| match r {
+                Ok(c) => c.id.clone(),
+                Err((id, _)) => id.clone(),
+            }) else {
+                return Ok(());
+            };
+            gs.counts.read += page.len() as u64;
+            let mut batch = Vec::with_capacity(page.len());
+            for r in page {
+                let chat = match r {
+                    Ok(c) => c,
+                    Err((id, e)) => {
+                        self.unreadable(run, gs, group, "chat", id, &e);
+                        continue;
+                    }
+                };
+                let messages = match retrying("reading a chat's messages", || {
+                    self.source.messages.list(&chat.id)
+                })
+                .await
+                {
+                    Ok(m) => m,
+                    Err(e) if e.is_retryable() => return Err(e),
+                    Err(e) => {
+                        let e = Error::backend_msg(format!(
+                            "the source could not read the chat's messages: {e}"
+                        ));
+                        run.letter(gs, group, "chat", chat.id.clone(), json(&chat), &e);
+                        continue;
+                    }
+                };
+                let (new, fixups) = chat_item_for(&chat, &messages);
+                batch.push(Pending {
+                    id: chat.id.clone(),
+                    record: json(&chat),
+                    item: ChatItem {
+                        chat: new,
+                        fixups,
+                        updated_at: chat.updated_at,
+                    },
+                });
+            }
+            self.commit(run, gs, group, "chat", &sink::Chats(self.target), batch)
+                .await?;
+            self.batch_done(run, group);
+            gs.cursor = Some(Value::String(last));
+            run.checkpoint(group, gs, self.progress)?;
+        }
+    }
+
+    /// Message rows whose chat the source does not hold: set aside (the others arrived with
+    /// their chats).
+    async fn orphan_messages(&self, run: &mut Run, gs: &mut GroupState) -> Result<()> {
+        let (src, limit, group) = (
+            &self.source.messages,
+            self.options.batch_size,
+            ModelGroup::Chats,
+        );
+        let mut known: HashMap<String, bool> = HashMap::new();
+        loop {
+            let after = cursor_str(gs);
+            let messages: Vec<Message> =
+                retrying("reading messages", || src.scan(after.as_deref(), limit)).await?;
+            let Some(last) = messages.last().map(Message::key) else {
+                return Ok(());
+            };
+            for m in messages {
+                let exists = match known.get(&m.chat_id) {
+                    Some(e) => *e,
+                    None => {
+                        let e = match retrying("looking up a message's chat", || {
+                            self.source.chats.get(&m.chat_id)
+                        })
+                        .await
+                        {
+                            Ok(_) => true,
+                            Err(e) if e.kind() == ErrorKind::NotFound => false,
+                            Err(e) if e.is_retryable() => return Err(e),
+                            // An unreadable chat was set aside with its messages.
+                            Err(_) => true,
+                        };
+                        if known.len() > 10_000 {
+                            known.clear();
+                        }
+                        known.insert(m.chat_id.clone(), e);
+                        e
+                    }
+                };
+                if !exists {
+                    let e = Error::not_found("chat", m.chat_id.clone());
+                    let e = Error::invalid(format!(
+                        "message {:?} belongs to a chat the source does not hold ({e})",
+                        m.key()
+                    ));
+                    run.letter(gs, group, "message", m.key(), json(&m), &e);
+                }
+            }
+            self.batch_done(run, group);
+            gs.cursor = Some(Value::String(last));
+            run.checkpoint(group, gs, self.progress)?;
+        }
+    }
+
+    async fn files(&self, run: &mut Run, gs: &mut GroupState) -> Result<()> {
+        let (src, limit, group) = (
+            &self.source.files,
+            self.options.batch_size,
+            ModelGroup::Files,
+        );
+        loop {
+            let after = cursor_str(gs);
+            let page: Vec<Read<FileMeta>> = page(
+                "reading files",
+                || src.scan(after.as_deref(), limit),
+                || src.scan_ids(after.as_deref(), limit),
+                |id| async move { src.get(&id).await },
+            )
+            .await?;
+            let Some(page_last) = page.last().map(|r| match r {
+                Ok(m) => m.id.clone(),
+                Err((id, _)) => id.clone(),
+            }) else {
+                return Ok(());
+            };
+            gs.counts.read += page.len() as u64;
+            let mut batch: Vec<Pending<NewFile>> = Vec::new();
+            let mut metas: HashMap<String, FileMeta> = HashMap::new();
+            let mut bytes_held = 0usize;
+            for r in page {
+                let meta = match r {
+                    Ok(m) => m,
+                    Err((id, e)) => {
+                        self.unreadable(run, gs, group, "file", id, &e);
+                        continue;
+                    }
+                };
+                let bytes = match retrying("reading a file's bytes", || src.read(&meta.id)).await {
+                    Ok(b) => b,
+                    Err(e) if e.is_retryable() => return Err(e),
+                    Err(e) => {
+                        let e = Error::backend_msg(format!(
+                            "the source's bytes of this file are missing or do not match its sha256: {e}"
+                        ));
+                        run.letter(gs, group, "file", meta.id.clone(), json(&meta), &e);
+                        continue;
+                    }
+                };
+                bytes_held += bytes.len();
+                batch.push(Pending {
+                    id: meta.id.clone(),
+                    record: json(&meta),
+                    item: new_file(&meta, bytes),
+                });
+                metas.insert(meta.id.clone(), meta);
+                if bytes_held >= self.options.file_batch_bytes {
+                    self.file_batch(run, gs, std::mem::take(&mut batch), &metas)
+                        .await?;
+                    bytes_held = 0;
+                }
+            }
+            self.file_batch(run, gs, batch, &metas).await?;
+            gs.cursor = Some(Value::String(page_last));
+            run.checkpoint(group, gs, self.progress)?;
+        }
+    }
+
+    /// Writes files, checks the target's sha256 of each against the source's, checkpoints.
+    async fn file_batch(
+        &self,
+        run: &mut Run,
+        gs: &mut GroupState,
+        batch: Vec<Pending<NewFile>>,
+        metas: &HashMap<String, FileMeta>,
+    ) -> Result<()> {
+        let group = ModelGroup::Files;
+        let Some(last) = batch.last().map(|p| p.id.clone()) else {
+            return Ok(());
+        };
+        let written = self
+            .commit(run, gs, group, "file", &sink::Files(self.target), batch)
+            .await?;
+        for p in written {
+            let Some(source) = metas.get(&p.id) else {
+                continue;
+            };
+            let stored =
+                retrying("checking an uploaded file", || self.target.files.get(&p.id)).await?;
+            if stored.sha256 != source.sha256 || stored.size != source.size {
+                let e = Error::backend_msg(format!(
+                    "after upload the target records sha256 {} ({} bytes), the source {} ({} bytes)",
+                    stored.sha256, stored.size, source.sha256, source.size
+                ));
+                gs.counts.written -= 1;
+                run.letter(gs, group, "file", p.id, p.record, &e);
+            }
+        }
+        self.batch_done(run, group);
+        gs.cursor = Some(Value::String(last));
+        run.checkpoint(group, gs, self.progress)
+    }
+
+    async fn vectors(&self, run: &mut Run, gs: &mut GroupState) -> Result<()> {
+        let (src, limit, group) = (
+            &self.source.vectors,
+            self.options.batch_size,
+            ModelGroup::Vectors,
+        );
+        let collections = retrying("listing collections", || src.collections()).await?;
+        for collection in collections {
+            if let Some(stage) = &gs.stage
+                && collection.as_str() < stage.as_str()
+            {
+                continue;
+            }
+            if gs.stage.as_deref() != Some(collection.as_str()) {
+                gs.stage = Some(collection.clone());
+                gs.cursor = None;
+            }
+            loop {
+                let after = cursor_str(gs);
+                let items: Vec<VectorItem> = retrying("reading vectors", || {
+                    src.scan(&collection, after.as_deref(), limit)
+                })
+                .await?;
+                let Some(last) = items.last().map(|i| i.id.clone()) else {
+                    break;
+                };
+                gs.counts.read += items.len() as u64;
+                self.vector_batch(run, gs, &collection, items).await?;
+                self.batch_done(run, group);
+                gs.cursor = Some(Value::String(last));
+                run.checkpoint(group, gs, self.progress)?;
+            }
+            match self.target.vectors.optimize(&collection).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Unsupported => {}
+                Err(e) => self.progress.note(&format!(
+                    "vectors: optimizing collection {collection:?} failed ({e}); searches stay exact"
+                )),
+            }
+        }
+        Ok(())
+    }
+
+    /// Upserts a batch of one collection (idempotent: a resumed batch writes the same rows);
+    /// items the target refuses are set aside one by one.
+    async fn vector_batch(
+        &self,
+        run: &mut Run,
+        gs: &mut GroupState,
+        collection: &str,
+        items: Vec<VectorItem>,
+    ) -> Result<()> {
+        let target = &self.target.vectors;
+        let n = items.len() as u64;
+        match retrying("writing vectors", || {
+            target.upsert(collection, items.clone())
+        })
+        .await
+        {
+            Ok(()) => {
+                gs.counts.written += n;
+                return Ok(());
+            }
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(_) => {}
+        }
+        for item in items {
+            match retrying("writing a vector", || {
+                target.upsert(collection, vec![item.clone()])
+            })
+            .await
+            {
+                Ok(()) => gs.counts.written += 1,
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => {
+                    let record = serde_json::json!({"collection": collection, "item": item});
+                    run.letter(
+                        gs,
+                        ModelGroup::Vectors,
+                        "vector",
+                        item.id.clone(),
+                        record,
+                        &e,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}

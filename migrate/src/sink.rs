@@ -1,0 +1,220 @@
+//! Writing one batch to the target: the bulk call first; when the target refuses it, each
+//! record alone, so one bad record is set aside and the rest arrive. A record the target
+//! already holds (a batch written before a crash, not yet checkpointed) counts as skipped:
+//! every batch can be written again without duplicates.
+
+use async_trait::async_trait;
+use chatstore_core::{
+    ChatPatch, Error, ErrorKind, NewChat, NewFile, NewMessage, NewUser, Result, Store, Tag,
+};
+use serde_json::Value;
+
+use crate::read::retrying;
+
+/// A target repository seen as a place to put records of one kind.
+#[async_trait]
+pub(crate) trait Sink: Send + Sync {
+    /// What is written.
+    type Item: Clone + Send + Sync;
+    /// Writes every item (all or nothing where the backend's bulk writes are atomic).
+    async fn bulk(&self, items: Vec<Self::Item>) -> Result<()>;
+    /// Writes one item.
+    async fn one(&self, item: Self::Item) -> Result<()>;
+    /// After a `Conflict`: whether the target holds this record already (finishing what a
+    /// crash may have left undone), rather than another one in its way.
+    async fn present(&self, item: &Self::Item) -> Result<bool>;
+}
+
+/// A record on its way: its id, its source form for the dead letters, and what is written.
+pub(crate) struct Pending<I> {
+    pub id: String,
+    pub record: Value,
+    pub item: I,
+}
+
+/// What became of a batch.
+pub(crate) struct Outcome<I> {
+    pub written: Vec<Pending<I>>,
+    pub skipped: u64,
+    pub rejected: Vec<(Pending<I>, Error)>,
+}
+
+fn found<T>(r: Result<T>) -> Result<bool> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes a batch; `Err` only when the target stays unavailable (nothing is then known about
+/// the batch, and the run stops before its checkpoint).
+pub(crate) async fn write<S: Sink>(
+    sink: &S,
+    what: &str,
+    batch: Vec<Pending<S::Item>>,
+) -> Result<Outcome<S::Item>> {
+    let mut out = Outcome {
+        written: Vec::new(),
+        skipped: 0,
+        rejected: Vec::new(),
+    };
+    if batch.is_empty() {
+        return Ok(out);
+    }
+    let items: Vec<S::Item> = batch.iter().map(|p| p.item.clone()).collect();
+    match retrying(what, || sink.bulk(items.clone())).await {
+        Ok(()) => {
+            out.written = batch;
+            return Ok(out);
+        }
+        Err(e) if e.is_retryable() => return Err(e),
+        Err(e) => tracing::debug!(%what, error = %e, "bulk write refused; writing one by one"),
+    }
+    for p in batch {
+        match retrying(what, || sink.one(p.item.clone())).await {
+            Ok(()) => out.written.push(p),
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                match retrying(what, || sink.present(&p.item)).await {
+                    Ok(true) => out.skipped += 1,
+                    Ok(false) => out.rejected.push((p, e)),
+                    Err(e2) if e2.is_retryable() => return Err(e2),
+                    Err(_) => out.rejected.push((p, e)),
+                }
+            }
+            Err(e) => out.rejected.push((p, e)),
+        }
+    }
+    Ok(out)
+}
+
+/// Users.
+pub(crate) struct Users<'a>(pub &'a Store);
+
+#[async_trait]
+impl Sink for Users<'_> {
+    type Item = NewUser;
+    async fn bulk(&self, items: Vec<NewUser>) -> Result<()> {
+        self.0.users.create_many(items).await.map(|_| ())
+    }
+    async fn one(&self, item: NewUser) -> Result<()> {
+        self.0.users.create(item).await.map(|_| ())
+    }
+    async fn present(&self, item: &NewUser) -> Result<bool> {
+        found(
+            self.0
+                .users
+                .get(item.id.as_deref().unwrap_or_default())
+                .await,
+        )
+    }
+}
+
+/// Tag rows, exactly as the source holds them.
+pub(crate) struct Tags<'a>(pub &'a Store);
+
+#[async_trait]
+impl Sink for Tags<'_> {
+    type Item = Tag;
+    async fn bulk(&self, items: Vec<Tag>) -> Result<()> {
+        self.0.tags.create_many(items).await
+    }
+    async fn one(&self, item: Tag) -> Result<()> {
+        self.0.tags.create_many(vec![item]).await
+    }
+    async fn present(&self, item: &Tag) -> Result<bool> {
+        found(self.0.tags.get(&item.user_id, &item.id).await)
+    }
+}
+
+/// A chat to create, and what makes its messages exact afterwards.
+#[derive(Clone)]
+pub(crate) struct ChatItem {
+    /// The chat; its blob's history holds the source's messages.
+    pub chat: NewChat,
+    /// Messages whose `updated_at` the blob cannot carry, written again as rows, the chat's
+    /// current message last (an upsert makes its message the current one).
+    pub fixups: Vec<NewMessage>,
+    /// The source chat's `updated_at` (message upserts raise it).
+    pub updated_at: i64,
+}
+
+/// Chats with their messages and tag sets.
+pub(crate) struct Chats<'a>(pub &'a Store);
+
+impl Chats<'_> {
+    async fn finish(&self, item: &ChatItem) -> Result<()> {
+        if item.fixups.is_empty() {
+            return Ok(());
+        }
+        let id = item.chat.id.clone().unwrap_or_default();
+        self.0
+            .messages
+            .upsert_many(&id, item.fixups.clone())
+            .await?;
+        let latest = item
+            .fixups
+            .iter()
+            .filter_map(|m| m.updated_at)
+            .max()
+            .unwrap_or(i64::MIN);
+        if latest > item.updated_at {
+            let patch = ChatPatch {
+                updated_at: Some(item.updated_at),
+                ..ChatPatch::default()
+            };
+            self.0.chats.update(&id, patch).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Sink for Chats<'_> {
+    type Item = ChatItem;
+    async fn bulk(&self, items: Vec<ChatItem>) -> Result<()> {
+        self.0
+            .chats
+            .create_many(items.iter().map(|i| i.chat.clone()).collect())
+            .await?;
+        for item in &items {
+            self.finish(item).await?;
+        }
+        Ok(())
+    }
+    async fn one(&self, item: ChatItem) -> Result<()> {
+        self.0.chats.create(item.chat.clone()).await?;
+        self.finish(&item).await
+    }
+    async fn present(&self, item: &ChatItem) -> Result<bool> {
+        let id = item.chat.id.as_deref().unwrap_or_default();
+        if !found(self.0.chats.get(id).await)? {
+            return Ok(false);
+        }
+        self.finish(item).await?;
+        Ok(true)
+    }
+}
+
+/// Files with their bytes.
+pub(crate) struct Files<'a>(pub &'a Store);
+
+#[async_trait]
+impl Sink for Files<'_> {
+    type Item = NewFile;
+    async fn bulk(&self, items: Vec<NewFile>) -> Result<()> {
+        self.0.files.put_many(items).await.map(|_| ())
+    }
+    async fn one(&self, item: NewFile) -> Result<()> {
+        self.0.files.put(item).await.map(|_| ())
+    }
+    async fn present(&self, item: &NewFile) -> Result<bool> {
+        found(
+            self.0
+                .files
+                .get(item.id.as_deref().unwrap_or_default())
+                .await,
+        )
+    }
+}

@@ -1,0 +1,201 @@
+//! The engine and verification between two in-memory stores: every kind of record arrives
+//! exactly, a second run over a finished target writes nothing and duplicates nothing, and
+//! verification finds a changed field, a missing record and an extra one.
+
+use chatstore_core::{
+    ChatPatch, ModelGroup, NewChat, NewFile, NewMessage, NewUser, Store, Tag, VectorItem, memory,
+};
+use chatstore_migrate::{MigrateOptions, Migration, Silent, verify};
+use serde_json::json;
+
+async fn seeded() -> Store {
+    let s = memory::store();
+    for i in 0..7 {
+        let mut u =
+            NewUser::new(format!("u{i}@example.com"), format!("User {i}")).with_id(format!("u{i}"));
+        u.created_at = Some(100 + i);
+        u.updated_at = Some(200 + i);
+        u.last_active_at = Some(300 + i);
+        s.users.create(u).await.expect("user");
+    }
+    s.tags
+        .create_many(vec![Tag {
+            id: "unused".into(),
+            name: "Unused".into(),
+            user_id: "u1".into(),
+            meta: Some(json!({"color": "red"})),
+        }])
+        .await
+        .expect("tag row");
+    s.tags.ensure("u1", "Deep Work").await.expect("tag");
+    for i in 0..12 {
+        let mut c = NewChat::new(format!("u{}", i % 3), format!("Chat {i}"))
+            .with_id(format!("c{i:02}"))
+            .with_tags(if i % 2 == 0 {
+                vec!["deep_work"]
+            } else {
+                vec!["Travel"]
+            });
+        c.created_at = Some(1000 + i);
+        c.updated_at = Some(5000 + i);
+        c.meta = Some(json!({"k": i}).as_object().cloned().expect("object"));
+        s.chats.create(c).await.expect("chat");
+        for m in 0..3 {
+            let mut msg = NewMessage::text(format!("c{i:02}"), format!("m{m}"), "user", "hi");
+            if m > 0 {
+                msg.parent_id = Some(format!("m{}", m - 1));
+            }
+            msg.created_at = Some(2000 + m);
+            msg.updated_at = Some(if m == 1 { 9000 } else { 2000 + m });
+            s.messages.upsert(msg).await.expect("message");
+        }
+        s.chats
+            .update(
+                &format!("c{i:02}"),
+                ChatPatch {
+                    updated_at: Some(5000 + i),
+                    ..ChatPatch::default()
+                },
+            )
+            .await
+            .expect("restore updated_at");
+    }
+    for i in 0..5 {
+        s.files
+            .put(
+                NewFile::new("u0", format!("f{i}.txt"), vec![i as u8; 10 * i])
+                    .with_id(format!("f{i}")),
+            )
+            .await
+            .expect("file");
+    }
+    let items = (0..30)
+        .map(|i| VectorItem {
+            id: format!("v{i:02}"),
+            text: format!("chunk {i}"),
+            vector: vec![1.0, i as f32, 0.5],
+            metadata: json!({"file_id": "f1"})
+                .as_object()
+                .cloned()
+                .expect("object"),
+        })
+        .collect();
+    s.vectors.insert("kb", items).await.expect("vectors");
+    s
+}
+
+fn options(dir: &tempfile::TempDir) -> MigrateOptions {
+    let mut o = MigrateOptions::new(
+        "memory:a",
+        "memory:b",
+        dir.path().join("state.json"),
+        dir.path().join("dead.jsonl"),
+    );
+    o.batch_size = 4;
+    o
+}
+
+#[tokio::test]
+async fn everything_arrives_and_a_second_run_writes_nothing() {
+    let source = seeded().await;
+    let target = memory::store();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let summary = Migration::new(&source, &target, options(&dir), &Silent)
+        .run()
+        .await
+        .expect("migrate");
+    assert_eq!(summary.dead_letters, 0, "{summary:?}");
+    let report = verify(&source, &target, &ModelGroup::ALL, &Silent)
+        .await
+        .expect("verify");
+    assert!(report.equal, "{:#?}", report.differing_ids());
+    let users = &summary.groups[0];
+    assert_eq!((users.counts.read, users.counts.written), (7, 7));
+
+    std::fs::remove_file(dir.path().join("state.json")).expect("forget the state");
+    let again = Migration::new(&source, &target, options(&dir), &Silent)
+        .run()
+        .await
+        .expect("migrate again");
+    for g in &again.groups {
+        if g.group != ModelGroup::Vectors {
+            assert_eq!(g.counts.written, 0, "{g:?}");
+        }
+    }
+    assert_eq!(target.users.scan(None, 100).await.expect("scan").len(), 7);
+    assert_eq!(
+        target.messages.scan(None, 100).await.expect("scan").len(),
+        36
+    );
+    let report = verify(&source, &target, &ModelGroup::ALL, &Silent)
+        .await
+        .expect("verify");
+    assert!(report.equal, "{:#?}", report.differing_ids());
+}
+
+#[tokio::test]
+async fn verification_names_what_differs() {
+    let source = seeded().await;
+    let target = memory::store();
+    let dir = tempfile::tempdir().expect("tempdir");
+    Migration::new(&source, &target, options(&dir), &Silent)
+        .run()
+        .await
+        .expect("migrate");
+    target
+        .chats
+        .update(
+            "c03",
+            ChatPatch {
+                title: Some("Changed".into()),
+                updated_at: Some(5003),
+                ..ChatPatch::default()
+            },
+        )
+        .await
+        .expect("change");
+    target.files.delete("f2").await.expect("delete");
+    target
+        .users
+        .create(NewUser::new("extra@example.com", "Extra").with_id("zz"))
+        .await
+        .expect("extra");
+    let report = verify(&source, &target, &ModelGroup::ALL, &Silent)
+        .await
+        .expect("verify");
+    assert!(!report.equal);
+    let ids = report.differing_ids();
+    assert!(
+        ids.iter()
+            .any(|d| d.contains("c03") && d.contains("/chat/title")),
+        "{ids:?}"
+    );
+    assert!(
+        ids.iter().any(|d| d.contains("f2 (only in the source)")),
+        "{ids:?}"
+    );
+    assert!(
+        ids.iter().any(|d| d.contains("zz (only in the target)")),
+        "{ids:?}"
+    );
+    assert_eq!(ids.len(), 3, "{ids:?}");
+}
+
+#[tokio::test]
+async fn a_state_for_another_target_is_refused() {
+    let source = seeded().await;
+    let target = memory::store();
+    let dir = tempfile::tempdir().expect("tempdir");
+    Migration::new(&source, &target, options(&dir), &Silent)
+        .run()
+        .await
+        .expect("migrate");
+    let mut other = options(&dir);
+    other.target = "memory:c".into();
+    let err = Migration::new(&source, &target, other, &Silent)
+        .run()
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind(), chatstore_core::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("another migration"), "{err}");
+}
