@@ -228,6 +228,7 @@ impl PocketBase {
                 vectors: false,
                 atomic_bulk: true,
                 change_feed: false,
+                exact_vectors: true,
             },
             StoreParts {
                 users: repo.clone(),

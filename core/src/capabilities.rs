@@ -17,6 +17,10 @@ pub struct Capabilities {
     pub atomic_bulk: bool,
     /// [`Store::changes`](crate::Store::changes) gives a change feed (set by the store itself).
     pub change_feed: bool,
+    /// Vectors read back bit for bit as written. Chroma keeps a cosine collection's vectors
+    /// normalised with their norm, so a component can come back a few ulps off; compare such
+    /// vectors within f32 rounding.
+    pub exact_vectors: bool,
 }
 
 impl Capabilities {
@@ -28,5 +32,6 @@ impl Capabilities {
         vectors: true,
         atomic_bulk: true,
         change_feed: true,
+        exact_vectors: true,
     };
 }

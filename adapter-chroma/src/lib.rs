@@ -1,0 +1,136 @@
+//! # chatstore-chroma
+//!
+//! chatstore's [`VectorRepo`](chatstore_core::VectorRepo) over **Chroma's HTTP API v2** (tested
+//! on `chroma run` from `chromadb` 1.5.9, the version Open WebUI 0.12.4 pins), so that a
+//! deployment's Chroma collections can be read, searched and copied (to pgvector) as they are.
+//!
+//! - Collections are Open WebUI's: created in cosine space (`{"hnsw:space": "cosine"}`) under
+//!   their own names (`file-{id}`, knowledge ids, `user-memory-{id}`, `web-search-...`); names
+//!   Chroma refuses (`kb`, anything with spaces) are stored encoded, see the crate README.
+//! - Search keeps the contract: scores `(2 - distance) / 2`, ties broken by id, metadata
+//!   filters `{k: v}` and `{k: {"$in": [...]}}` compared as text, and exact results up to
+//!   [`ChromaConfig::exact_max_candidates`] candidates (the collection or the items inside the
+//!   filter), because then Chroma is asked for every candidate and its HNSW walk is
+//!   exhaustive. Larger searches get Chroma's approximate HNSW answer.
+//! - Ids are unique across collections ([`IdScope::Database`], the default): every write first
+//!   asks each collection of the database for the ids it writes, one request per collection.
+//!   Writes of one store are serialised so that check and write cannot interleave.
+//! - What Chroma cannot keep is reported in [`Capabilities`](chatstore_core::Capabilities):
+//!   bulk writes are not atomic (`atomic_bulk = false`: a write larger than Chroma's batch
+//!   limit is several requests, and a failed one is undone only best-effort; an upsert that
+//!   moves ids deletes them from their old collection after writing), and vectors read back
+//!   within f32 rounding, not bit for bit (`exact_vectors = false`: Chroma keeps a cosine
+//!   collection's vectors normalised, with their norm).
+//! - `scan` walks a collection by id in pages (Chroma itself pages only by
+//!   offset in its own order, which skips or repeats records when the collection changes).
+//!
+//! ```no_run
+//! use chatstore_chroma::{ChromaConfig, ChromaStore};
+//! use chatstore_core::{VectorFilter, VectorItem, VectorRepo};
+//!
+//! # async fn example() -> chatstore_core::Result<()> {
+//! let vectors = ChromaStore::connect(ChromaConfig::new("chroma://127.0.0.1:8000")?).await?;
+//! let item = VectorItem {
+//!     id: "chunk-1".into(),
+//!     text: "Ada wrote the first program.".into(),
+//!     vector: vec![0.1, 0.7, 0.2],
+//!     metadata: serde_json::json!({"file_id": "f1"}).as_object().cloned().unwrap_or_default(),
+//! };
+//! vectors.insert("file-f1", vec![item]).await?;
+//! let hits = vectors
+//!     .search("file-f1", &[vec![0.1, 0.6, 0.3]], Some(&VectorFilter::eq("file_id", "f1")), 5)
+//!     .await?;
+//! assert_eq!(hits[0][0].id, "chunk-1");
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+mod config;
+mod error;
+mod filter;
+mod names;
+mod scan;
+mod vectors;
+
+use std::sync::Arc;
+
+use chatstore_core::{Result, Store, StoreParts};
+
+pub use config::{ChromaConfig, DEFAULT_PORT, IdScope};
+pub use error::ServerError;
+
+/// The name this backend reports.
+pub const BACKEND: &str = "chroma";
+
+/// Vectors in a Chroma database (one tenant and database). Cheap to clone; clones share the
+/// connection pool and the write lock.
+#[derive(Debug, Clone)]
+pub struct ChromaStore {
+    client: client::Client,
+    config: Arc<ChromaConfig>,
+    /// Serialises this store's writes, so that the id check and the write cannot interleave
+    /// with another write of the same store.
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+    snapshots: Arc<scan::Snapshots>,
+}
+
+impl ChromaStore {
+    /// Connects: checks that the server answers, reads its batch limit, and opens (or, with
+    /// `create_database`, creates) the database.
+    pub async fn connect(config: ChromaConfig) -> Result<Self> {
+        let client = client::Client::connect(&config).await?;
+        Ok(ChromaStore {
+            client,
+            config: Arc::new(config),
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            snapshots: Arc::new(scan::Snapshots::default()),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ChromaConfig {
+        &self.config
+    }
+
+    /// Chroma's limit of records per write request.
+    pub fn max_batch_size(&self) -> usize {
+        self.client.max_batch
+    }
+
+    /// A [`Store`] whose vectors are this store and whose other repositories come from `base`.
+    pub fn into_store(self, base: &Store) -> Store {
+        let name = format!("{}+{BACKEND}", base.backend_name());
+        let mut capabilities = base.capabilities();
+        capabilities.vectors = true;
+        capabilities.atomic_bulk = false;
+        capabilities.exact_vectors = false;
+        Store::new(
+            name,
+            capabilities,
+            StoreParts {
+                users: base.users.clone(),
+                chats: base.chats.clone(),
+                messages: base.messages.clone(),
+                tags: base.tags.clone(),
+                files: base.files.clone(),
+                vectors: Arc::new(self),
+            },
+        )
+    }
+}
+
+/// Runs `f` over `items` with at most `n` futures in flight, keeping the input order.
+pub(crate) async fn fan_out<T, R, F, Fut>(items: Vec<T>, n: usize, f: F) -> Result<Vec<R>>
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = Result<R>>,
+{
+    use futures::StreamExt;
+    futures::stream::iter(items.into_iter().map(f))
+        .buffered(n.max(1))
+        .collect::<Vec<Result<R>>>()
+        .await
+        .into_iter()
+        .collect()
+}

@@ -1,0 +1,519 @@
+//! [`VectorRepo`] for [`ChromaStore`].
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use chatstore_core::vectors::{
+    MAX_DIMENSION, SearchHit, VectorFilter, VectorItem, VectorRepo, score, validate_collection,
+    validate_delete, validate_items, validate_query, validate_search,
+};
+use chatstore_core::{Error, Result};
+use serde_json::{Map, Value};
+
+use crate::client::{Collection, GetResponse, Include, Record};
+use crate::config::IdScope;
+use crate::filter::{check_metadata, to_where};
+use crate::names::{from_chroma, to_chroma};
+use crate::{ChromaStore, fan_out};
+
+/// Ids per `get` request.
+const IDS_PER_REQUEST: usize = 1_000;
+/// Beyond the exact threshold, this many neighbours more than asked for are fetched, so that
+/// ties at the cut are ordered by id.
+const TIE_SLACK: usize = 16;
+/// Most (query vectors x results) asked in one `query` request.
+const QUERY_BUDGET: usize = 200_000;
+
+/// Items of a `get` answer, in Chroma's order.
+pub(crate) fn items_of(answer: GetResponse) -> Vec<VectorItem> {
+    let GetResponse {
+        ids,
+        embeddings,
+        documents,
+        metadatas,
+    } = answer;
+    let mut embeddings = embeddings.unwrap_or_default().into_iter();
+    let mut documents = documents.unwrap_or_default().into_iter();
+    let mut metadatas = metadatas.unwrap_or_default().into_iter();
+    ids.into_iter()
+        .map(|id| VectorItem {
+            id,
+            vector: embeddings.next().flatten().unwrap_or_default(),
+            text: documents.next().flatten().unwrap_or_default(),
+            metadata: metadatas.next().flatten().unwrap_or_default(),
+        })
+        .collect()
+}
+
+impl ChromaStore {
+    pub(crate) async fn resolve(&self, collection: &str) -> Result<Option<Collection>> {
+        self.client.collection(&to_chroma(collection)).await
+    }
+
+    /// Every id of the collection, sorted.
+    pub(crate) async fn all_ids(&self, coll: &str) -> Result<Vec<String>> {
+        let mut ids = self
+            .client
+            .get(coll, None, None, Include::NOTHING, None, None)
+            .await?
+            .ids;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// The ids (sorted) of the records inside `filter` and, when given, among `ids`.
+    async fn matching_ids(
+        &self,
+        coll: &str,
+        filter: Option<&VectorFilter>,
+        ids: Option<&[String]>,
+    ) -> Result<Vec<String>> {
+        let filter = filter.filter(|f| !f.conditions.is_empty());
+        let where_ = filter.and_then(to_where);
+        let include = Include {
+            metadatas: filter.is_some(),
+            ..Include::NOTHING
+        };
+        let answers = match ids {
+            None if filter.is_none() => return self.all_ids(coll).await,
+            None => vec![
+                self.client
+                    .get(coll, None, where_.as_ref(), include, None, None)
+                    .await?,
+            ],
+            Some(ids) => {
+                let chunks: Vec<Vec<String>> = ids
+                    .chunks(IDS_PER_REQUEST)
+                    .map(<[String]>::to_vec)
+                    .collect();
+                let where_ = &where_;
+                fan_out(chunks, self.config.fan_out, |chunk| async move {
+                    self.client
+                        .get(coll, Some(&chunk), where_.as_ref(), include, None, None)
+                        .await
+                })
+                .await?
+            }
+        };
+        let mut out = Vec::new();
+        for answer in answers {
+            for item in items_of(answer) {
+                if filter.is_none_or(|f| f.matches(&item.metadata)) {
+                    out.push(item.id);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The items with these ids, in this order (ids that no longer exist are left out).
+    pub(crate) async fn fetch(&self, coll: &str, ids: &[String]) -> Result<Vec<VectorItem>> {
+        let chunks: Vec<Vec<String>> = ids
+            .chunks(IDS_PER_REQUEST)
+            .map(<[String]>::to_vec)
+            .collect();
+        let answers = fan_out(chunks, self.config.fan_out, |chunk| async move {
+            self.client
+                .get(coll, Some(&chunk), None, Include::ITEMS, None, None)
+                .await
+        })
+        .await?;
+        let mut by_id: HashMap<String, VectorItem> = answers
+            .into_iter()
+            .flat_map(items_of)
+            .map(|item| (item.id.clone(), item))
+            .collect();
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
+    /// The metadata of these ids.
+    async fn fetch_metadata(
+        &self,
+        coll: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, Map<String, Value>)>> {
+        let chunks: Vec<Vec<String>> = ids
+            .chunks(IDS_PER_REQUEST)
+            .map(<[String]>::to_vec)
+            .collect();
+        let include = Include {
+            metadatas: true,
+            ..Include::NOTHING
+        };
+        let answers = fan_out(chunks, self.config.fan_out, |chunk| async move {
+            self.client
+                .get(coll, Some(&chunk), None, include, None, None)
+                .await
+        })
+        .await?;
+        Ok(answers
+            .into_iter()
+            .flat_map(items_of)
+            .map(|i| (i.id, i.metadata))
+            .collect())
+    }
+
+    /// For each collection of the database holding some of `ids`: the collection and those
+    /// ids. One request per collection, `fan_out` at a time.
+    async fn holders(&self, ids: &[String]) -> Result<Vec<(Collection, Vec<String>)>> {
+        let collections = self.client.list_collections().await?;
+        let found = fan_out(collections, self.config.fan_out, |c| async move {
+            let ids = self.matching_ids(&c.id, None, Some(ids)).await?;
+            Ok((c, ids))
+        })
+        .await?;
+        Ok(found
+            .into_iter()
+            .filter(|(_, ids)| !ids.is_empty())
+            .collect())
+    }
+
+    async fn write(&self, collection: &str, items: Vec<VectorItem>, upsert: bool) -> Result<()> {
+        validate_collection(collection)?;
+        validate_items(&items, None, MAX_DIMENSION)?;
+        for item in &items {
+            check_metadata(&item.id, &item.metadata)?;
+        }
+        let Some(first) = items.first() else {
+            return Ok(());
+        };
+        let dim = first.vector.len();
+        let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
+        let chroma_name = to_chroma(collection);
+
+        let _guard = self.write_lock.lock().await;
+        let existing = self.client.collection(&chroma_name).await?;
+        // Chroma fixes a collection's dimension at its first write, for good. chatstore's rule
+        // is that only the rows that stay pin it: a collection without such rows is made anew.
+        let mut recreate = false;
+        if let Some(c) = &existing
+            && let Some(d) = c.dimension
+            && d != dim
+        {
+            let count = self.client.count(&c.id).await?;
+            let replaced = if upsert {
+                self.matching_ids(&c.id, None, Some(&ids)).await?.len() as u64
+            } else {
+                0
+            };
+            if count > replaced {
+                validate_items(&items, Some(d), MAX_DIMENSION)?;
+            }
+            recreate = true;
+        }
+        let holders = match (self.config.id_scope, &existing) {
+            (IdScope::Database, _) => self.holders(&ids).await?,
+            (IdScope::Collection, Some(c)) => {
+                let found = self.matching_ids(&c.id, None, Some(&ids)).await?;
+                vec![(c.clone(), found)]
+            }
+            (IdScope::Collection, None) => Vec::new(),
+        };
+        if !upsert && let Some((c, found)) = holders.iter().find(|(_, f)| !f.is_empty()) {
+            return Err(Error::conflict(
+                "vector",
+                format!(
+                    "vector id {:?} exists in collection {:?}",
+                    found[0],
+                    from_chroma(&c.name)
+                ),
+            ));
+        }
+        if recreate {
+            self.client.delete_collection(&chroma_name).await?;
+        }
+        let target = self.client.get_or_create(&chroma_name).await?;
+        self.snapshots.forget(&target.id);
+        // Chroma's upsert merges metadata into the stored one; chatstore's replaces it. Keys
+        // the new metadata lacks are sent as null, which removes them.
+        let mut metadata: Vec<Map<String, Value>> =
+            items.iter().map(|i| i.metadata.clone()).collect();
+        if upsert && !recreate {
+            let replaced: Vec<String> = holders
+                .iter()
+                .filter(|(c, _)| c.name == chroma_name)
+                .flat_map(|(_, found)| found.iter().cloned())
+                .collect();
+            if !replaced.is_empty() {
+                let old: HashMap<String, Map<String, Value>> = self
+                    .fetch_metadata(&target.id, &replaced)
+                    .await?
+                    .into_iter()
+                    .collect();
+                for (item, meta) in items.iter().zip(metadata.iter_mut()) {
+                    for key in old.get(&item.id).into_iter().flat_map(Map::keys) {
+                        if !meta.contains_key(key) {
+                            meta.insert(key.clone(), Value::Null);
+                        }
+                    }
+                }
+            }
+        }
+        let mut written: Vec<String> = Vec::new();
+        let batch = self.client.max_batch;
+        for (chunk, metas) in items.chunks(batch).zip(metadata.chunks(batch)) {
+            let records: Vec<Record<'_>> = chunk
+                .iter()
+                .zip(metas)
+                .map(|(i, m)| Record {
+                    id: &i.id,
+                    vector: &i.vector,
+                    text: &i.text,
+                    metadata: m,
+                })
+                .collect();
+            if let Err(e) = self.client.write(&target.id, &records, upsert).await {
+                if !upsert && !written.is_empty() {
+                    // Best effort: an insert that failed half way takes back what it added.
+                    if let Err(undo) = self.client.delete_records(&target.id, &written).await {
+                        tracing::warn!(error = %undo, "could not undo a partly failed Chroma insert");
+                    }
+                }
+                return Err(e);
+            }
+            written.extend(chunk.iter().map(|i| i.id.clone()));
+        }
+        if upsert {
+            for (c, found) in holders {
+                if c.name != chroma_name {
+                    self.client.delete_records(&c.id, &found).await?;
+                    self.snapshots.forget(&c.id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn search_impl(
+        &self,
+        collection: &str,
+        vectors: &[Vec<f32>],
+        filter: Option<&VectorFilter>,
+        limit: u32,
+    ) -> Result<Vec<Vec<SearchHit>>> {
+        validate_collection(collection)?;
+        validate_search(vectors, None, limit, MAX_DIMENSION)?;
+        if let Some(f) = filter {
+            f.validate()?;
+        }
+        let empty = vec![Vec::new(); vectors.len()];
+        let Some(coll) = self.resolve(collection).await? else {
+            return Ok(empty);
+        };
+        let count = usize::try_from(self.client.count(&coll.id).await?).unwrap_or(usize::MAX);
+        if count == 0 {
+            return Ok(empty);
+        }
+        if let Some(d) = coll.dimension {
+            validate_search(vectors, Some(d), limit, MAX_DIMENSION)?;
+        }
+        let allowed = match filter.filter(|f| !f.conditions.is_empty()) {
+            Some(f) => {
+                let ids = self.matching_ids(&coll.id, Some(f), None).await?;
+                if ids.is_empty() {
+                    return Ok(empty);
+                }
+                Some(ids)
+            }
+            None => None,
+        };
+        let candidates = allowed.as_ref().map_or(count, Vec::len);
+        let limit = limit as usize;
+        // Asking for every candidate makes Chroma's HNSW walk visit them all: exact.
+        let n_results = if candidates <= self.config.exact_max_candidates {
+            candidates
+        } else {
+            (limit + TIE_SLACK).min(candidates)
+        };
+        let per_request = (QUERY_BUDGET / n_results.max(1)).max(1);
+        let mut ranked: Vec<Vec<(String, f64)>> = Vec::with_capacity(vectors.len());
+        for group in vectors.chunks(per_request) {
+            let answer = self
+                .client
+                .query(&coll.id, group, allowed.as_deref(), n_results)
+                .await?;
+            let distances = answer.distances.unwrap_or_default();
+            for (i, ids) in answer.ids.into_iter().enumerate() {
+                let mut pairs = Vec::with_capacity(ids.len());
+                for (j, id) in ids.into_iter().enumerate() {
+                    let d = distances
+                        .get(i)
+                        .and_then(|row| row.get(j).copied().flatten())
+                        .ok_or_else(|| {
+                            Error::backend_msg("Chroma answered a search without distances")
+                        })?;
+                    pairs.push((id, d.clamp(0.0, 2.0)));
+                }
+                pairs.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+                pairs.truncate(limit);
+                ranked.push(pairs);
+            }
+        }
+        let wanted: Vec<String> = ranked
+            .iter()
+            .flatten()
+            .map(|(id, _)| id.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let chunks: Vec<Vec<String>> = wanted
+            .chunks(IDS_PER_REQUEST)
+            .map(<[String]>::to_vec)
+            .collect();
+        let include = Include {
+            documents: true,
+            metadatas: true,
+            ..Include::NOTHING
+        };
+        let coll_id = coll.id.as_str();
+        let answers = fan_out(chunks, self.config.fan_out, |chunk| async move {
+            self.client
+                .get(coll_id, Some(&chunk), None, include, None, None)
+                .await
+        })
+        .await?;
+        let details: HashMap<String, (String, Map<String, Value>)> = answers
+            .into_iter()
+            .flat_map(items_of)
+            .map(|i| (i.id, (i.text, i.metadata)))
+            .collect();
+        Ok(ranked
+            .into_iter()
+            .map(|pairs| {
+                pairs
+                    .into_iter()
+                    .filter_map(|(id, distance)| {
+                        // A record deleted between the two requests is left out.
+                        let (text, metadata) = details.get(&id)?.clone();
+                        Some(SearchHit {
+                            id,
+                            text,
+                            metadata,
+                            distance,
+                            score: score(distance),
+                        })
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl VectorRepo for ChromaStore {
+    async fn has_collection(&self, name: &str) -> Result<bool> {
+        validate_collection(name)?;
+        match self.resolve(name).await? {
+            Some(c) => Ok(self.client.count(&c.id).await? > 0),
+            None => Ok(false),
+        }
+    }
+
+    async fn delete_collection(&self, name: &str) -> Result<()> {
+        validate_collection(name)?;
+        let _guard = self.write_lock.lock().await;
+        self.client.delete_collection(&to_chroma(name)).await
+    }
+
+    async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
+        self.write(collection, items, false).await
+    }
+
+    async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
+        self.write(collection, items, true).await
+    }
+
+    async fn search(
+        &self,
+        collection: &str,
+        vectors: &[Vec<f32>],
+        filter: Option<&VectorFilter>,
+        limit: u32,
+    ) -> Result<Vec<Vec<SearchHit>>> {
+        self.search_impl(collection, vectors, filter, limit).await
+    }
+
+    async fn query(
+        &self,
+        collection: &str,
+        filter: &VectorFilter,
+        limit: Option<u32>,
+    ) -> Result<Vec<VectorItem>> {
+        validate_query(collection, filter, limit)?;
+        let Some(coll) = self.resolve(collection).await? else {
+            return Ok(Vec::new());
+        };
+        let mut ids = self.matching_ids(&coll.id, Some(filter), None).await?;
+        if let Some(l) = limit {
+            ids.truncate(l as usize);
+        }
+        self.fetch(&coll.id, &ids).await
+    }
+
+    async fn get(&self, collection: &str) -> Result<Vec<VectorItem>> {
+        validate_collection(collection)?;
+        let Some(coll) = self.resolve(collection).await? else {
+            return Ok(Vec::new());
+        };
+        let ids = self.all_ids(&coll.id).await?;
+        self.fetch(&coll.id, &ids).await
+    }
+
+    async fn delete(
+        &self,
+        collection: &str,
+        ids: Option<&[String]>,
+        filter: Option<&VectorFilter>,
+    ) -> Result<u64> {
+        validate_delete(collection, ids, filter)?;
+        if ids.is_some_and(<[String]>::is_empty) {
+            return Ok(0);
+        }
+        let _guard = self.write_lock.lock().await;
+        let Some(coll) = self.resolve(collection).await? else {
+            return Ok(0);
+        };
+        let targets = self.matching_ids(&coll.id, filter, ids).await?;
+        if targets.is_empty() {
+            return Ok(0);
+        }
+        self.snapshots.forget(&coll.id);
+        self.client.delete_records(&coll.id, &targets).await
+    }
+
+    async fn reset(&self) -> Result<()> {
+        let _guard = self.write_lock.lock().await;
+        let collections = self.client.list_collections().await?;
+        fan_out(collections, self.config.fan_out, |c| async move {
+            self.client.delete_collection(&c.name).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn scan(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<VectorItem>> {
+        self.scan_page(collection, after, limit).await
+    }
+
+    async fn collections(&self) -> Result<Vec<String>> {
+        let collections = self.client.list_collections().await?;
+        let counted = fan_out(collections, self.config.fan_out, |c| async move {
+            Ok((self.client.count(&c.id).await?, c.name))
+        })
+        .await?;
+        let mut names: Vec<String> = counted
+            .into_iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(_, name)| from_chroma(&name))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
