@@ -7,7 +7,8 @@
 //! memory reference model at once and compares every result.
 //!
 //! A backend's test file is a few lines: a factory giving a fresh, empty store, and the macro
-//! that expands the whole suite into one `#[tokio::test]` per contract:
+//! that expands the suite into one test per contract of every group the store's
+//! `Capabilities` promise (the file needs `harness = false`, see [`harness`]):
 //!
 //! ```ignore
 //! async fn fresh() -> Option<chatstore_core::Store> {
@@ -18,11 +19,13 @@
 //!
 //! Test names carry the backend, so `cargo test -p chatstore-contract sqlite::` selects one.
 //! A backend that needs a server finds it with [`require_env`]: unset locally, the suite says
-//! loudly that it skipped; unset under `CI=true`, the run fails.
+//! loudly that it skipped and every contract shows as ignored; unset under `CI=true`, the run
+//! fails.
 
 pub mod chats;
 pub mod files;
 pub mod fixtures;
+pub mod harness;
 pub mod messages;
 pub mod model;
 pub mod store;
@@ -73,26 +76,40 @@ where
     }
 }
 
-/// Expands the contract suite into one `#[tokio::test]` per contract, in a module named
-/// `$backend`, for the factory `$factory` (an `async fn() -> Option<Store>` in scope).
-/// An optional list restricts the groups: `contract_suite!(pgvector, fresh, [vectors])`.
-/// The property test against the memory model comes with every group list.
+/// Expands the contract suite into a test `main` for the factory `$factory` (an
+/// `async fn() -> Option<Store>` in scope): the groups run are the ones the store's
+/// `Capabilities` promise (see [`harness`]), one test per contract named
+/// `$backend::group::contract`, plus the property test against the memory model. The test file
+/// needs `harness = false` in `contract-tests/Cargo.toml`.
+///
+/// An optional group list narrows the run further (`contract_suite!(x, fresh, [users])`);
+/// normally the capabilities decide.
 #[macro_export]
 macro_rules! contract_suite {
     ($backend:ident, $factory:path) => {
         $crate::contract_suite!($backend, $factory, [users, chats, tags, messages, files, vectors, store]);
     };
     ($backend:ident, $factory:path, [$($group:ident),* $(,)?]) => {
+        // Only the libtest harness runs `#[test]` functions: this one fails a file that was
+        // left on it (its `main` would be dead code and nothing would run).
+        #[test]
+        fn contract_suite_needs_harness_false() {
+            panic!(
+                "contract_suite! brings its own test harness: give this file a `[[test]]` \
+                 entry with `harness = false` in contract-tests/Cargo.toml"
+            );
+        }
+
         mod $backend {
             #[allow(unused_imports)]
             use super::*;
             $( $crate::__contract_group!($group, $factory); )*
+        }
 
-            /// Random operation sequences give the same results here as on the memory model.
-            #[test]
-            fn behaves_like_the_memory_model() {
-                $crate::model::check_against_memory(|| $factory(), &[$(stringify!($group)),*]);
-            }
+        fn main() -> std::process::ExitCode {
+            let mut contracts = Vec::new();
+            $( contracts.extend($backend::$group::contracts()); )*
+            $crate::harness::run_suite(stringify!($backend), $factory, contracts)
         }
     };
 }
@@ -101,18 +118,18 @@ macro_rules! contract_suite {
 #[macro_export]
 macro_rules! __contract_tests {
     ($factory:path, $module:ident; $($test:ident),* $(,)?) => {
-        mod $module {
-            #[allow(unused_imports)]
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    $crate::run($factory, |store| async move {
-                        $crate::$module::$test(&store).await
-                    })
-                    .await;
-                }
-            )*
+        pub(crate) mod $module {
+            pub(crate) fn contracts() -> Vec<$crate::harness::Contract> {
+                vec![$(
+                    $crate::harness::Contract {
+                        group: stringify!($module),
+                        name: stringify!($test),
+                        run: |store| -> $crate::harness::ContractFuture {
+                            Box::pin(async move { $crate::$module::$test(&store).await })
+                        },
+                    },
+                )*]
+            }
         }
     };
 }

@@ -36,8 +36,4 @@ async fn fresh() -> Option<chatstore_core::Store> {
     }
 }
 
-chatstore_contract::contract_suite!(
-    pocketbase,
-    fresh,
-    [users, chats, tags, messages, files, store]
-);
+chatstore_contract::contract_suite!(pocketbase, fresh);

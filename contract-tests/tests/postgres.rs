@@ -7,8 +7,4 @@ async fn fresh() -> Option<chatstore_core::Store> {
     common::postgres_fresh().await
 }
 
-chatstore_contract::contract_suite!(
-    postgres,
-    fresh,
-    [users, chats, tags, messages, files, store]
-);
+chatstore_contract::contract_suite!(postgres, fresh);

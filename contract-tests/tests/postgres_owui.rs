@@ -6,8 +6,4 @@ async fn fresh() -> Option<chatstore_core::Store> {
     common::postgres_from_dump().await
 }
 
-chatstore_contract::contract_suite!(
-    postgres_owui,
-    fresh,
-    [users, chats, tags, messages, files, store]
-);
+chatstore_contract::contract_suite!(postgres_owui, fresh);
