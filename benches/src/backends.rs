@@ -1,5 +1,8 @@
 //! The registry of benchmarkable backends.
 //!
+//! Stores are opened through chatstore-registry, as every chatstore tool opens them; only the
+//! raw baselines talk to the drivers.
+//!
 //! A backend is a name, the environment variable that points at its server (none for an
 //! embedded backend), a function that opens a fresh, empty [`Store`] on it, and optionally a
 //! [`RawBaseline`] doing the same operations directly on the driver. [`registry`] lists them;
@@ -13,7 +16,7 @@
 //! BackendSpec::server("postgres", "CHATSTORE_TEST_POSTGRES_URL", |url| {
 //!     Box::pin(async move {
 //!         let url = url.unwrap_or_default();
-//!         let store = chatstore_sql::open_fresh(&url).await?;
+//!         let store = chatstore_registry::open(&url).await?;
 //!         Ok(Opened::new(store))
 //!     })
 //! })
@@ -25,10 +28,10 @@ use std::pin::Pin;
 
 use std::path::PathBuf;
 
-use chatstore_core::{Error, Result, Store, memory};
-use chatstore_pgvector::{PgVectorConfig, PgVectorStore};
-use chatstore_pocketbase::{PocketBase, PocketBaseConfig};
-use chatstore_sql::{SqlOptions, SqlStore};
+use chatstore_core::{Error, Result, Store};
+use chatstore_pocketbase::{Collections, PocketBaseConfig};
+use chatstore_registry::OpenOptions;
+use chatstore_sql::SqlOptions;
 use sqlx::postgres::PgConnectOptions;
 
 use crate::baseline::RawBaseline;
@@ -173,8 +176,8 @@ impl BackendSpec {
 /// Every backend this build can benchmark, in report order.
 pub fn registry() -> Vec<BackendSpec> {
     vec![
-        BackendSpec::embedded(memory::BACKEND, |_| {
-            Box::pin(async { Ok(Opened::new(memory::store())) })
+        BackendSpec::embedded(chatstore_core::memory::BACKEND, |_| {
+            Box::pin(async { Ok(Opened::new(OpenOptions::new("memory").open().await?)) })
         }),
         BackendSpec::embedded("sqlite", |_| Box::pin(open_sqlite())).with_baseline_target(1.15),
         BackendSpec::server("postgres", POSTGRES_ENV, |url| {
@@ -215,12 +218,15 @@ async fn open_sqlite() -> Result<Opened> {
     let url = format!("sqlite://{}", dir.join("webui.db").display());
     let options = SqlOptions::default().upload_dir(dir.join("uploads"));
     let opened = async {
-        let sql = SqlStore::connect(&url, options.clone()).await?;
+        let store = OpenOptions::new(&url)
+            .upload_dir(dir.join("uploads"))
+            .open()
+            .await?;
         let raw = RawSqlx::sqlite(&url, &options).await?;
-        Ok::<_, Error>((sql, raw))
+        Ok::<_, Error>((store, raw))
     }
     .await;
-    let (sql, raw) = match opened {
+    let (store, raw) = match opened {
         Ok(pair) => pair,
         Err(e) => {
             // Nothing will tear this opening down: remove its folder now.
@@ -228,12 +234,10 @@ async fn open_sqlite() -> Result<Opened> {
             return Err(e);
         }
     };
-    let teardown_sql = sql.clone();
-    Ok(Opened::new(sql.store())
+    Ok(Opened::new(store)
         .with_baseline(raw)
         .with_teardown(Box::new(move || {
             Box::pin(async move {
-                teardown_sql.close().await;
                 std::fs::remove_dir_all(&dir).map_err(|e| {
                     Error::backend(format!("removing the bench folder {}", dir.display()), e)
                 })
@@ -248,13 +252,23 @@ async fn open_postgres(url: String) -> Result<Opened> {
     let uploads = fresh_dir("postgres-uploads")?;
     let options = SqlOptions::default().upload_dir(&uploads);
     let opened = async {
-        let sql = SqlStore::connect(&db_url, options.clone()).await?;
-        let vectors = PgVectorStore::connect(PgVectorConfig::new(db_url.clone())).await?;
+        // Vectors on the same database through pgvector (Open WebUI's default layout: a
+        // 1536-wide `document_chunk`, shorter vectors padded).
+        let store = OpenOptions::new(&db_url)
+            .upload_dir(&uploads)
+            .open()
+            .await?;
+        if !store.capabilities().vectors {
+            return Err(Error::invalid(format!(
+                "the bench database has no pgvector vectors ({})",
+                store.backend_name()
+            )));
+        }
         let raw = RawSqlx::postgres(&db_url, &options).await?;
-        Ok::<_, Error>((sql, vectors, raw))
+        Ok::<_, Error>((store, raw))
     }
     .await;
-    let (sql, vectors, raw) = match opened {
+    let (store, raw) = match opened {
         Ok(parts) => parts,
         Err(e) => {
             // Nothing will tear this opening down: drop its database and folder now.
@@ -263,14 +277,10 @@ async fn open_postgres(url: String) -> Result<Opened> {
             return Err(e);
         }
     };
-    let teardown_sql = sql.clone();
-    // Vectors on the same database through pgvector (Open WebUI's default layout: a 1536-wide
-    // `document_chunk`, shorter vectors padded).
-    Ok(Opened::new(vectors.into_store(&sql.store()))
+    Ok(Opened::new(store)
         .with_baseline(raw)
         .with_teardown(Box::new(move || {
             Box::pin(async move {
-                teardown_sql.close().await;
                 let _ = std::fs::remove_dir_all(&uploads);
                 drop_postgres_database(&url, &name).await
             })
@@ -325,16 +335,24 @@ pub async fn drop_postgres_database(url: &str, name: &str) -> Result<()> {
 async fn open_pocketbase(url: String) -> Result<Opened> {
     let var =
         |name: &str| std::env::var(name).map_err(|_| Error::invalid(format!("{name} is not set")));
-    let config = PocketBaseConfig::new(
-        url,
+    let (email, password) = (
         var("CHATSTORE_TEST_POCKETBASE_ADMIN_EMAIL")?,
         var("CHATSTORE_TEST_POCKETBASE_ADMIN_PASSWORD")?,
-    )
-    .with_prefix(fresh_prefix())
-    .dropping_collections_on_drop();
-    let pb = PocketBase::connect(config.clone()).await?;
-    let raw = RawHttp::connect(&config, pb.collections()).await?;
-    Ok(Opened::new(pb.store()).with_baseline(raw))
+    );
+    let prefix = fresh_prefix();
+    let host = url.trim_end_matches('/');
+    let host = host
+        .strip_prefix("http://")
+        .ok_or_else(|| Error::invalid(format!("{POCKETBASE_ENV} must be an http:// URL")))?;
+    let store = OpenOptions::new(format!("pocketbase://{host}"))
+        .pocketbase_superuser(&email, &password)
+        .pocketbase_prefix(&prefix)
+        .throwaway(true)
+        .open()
+        .await?;
+    let config = PocketBaseConfig::new(url, email, password);
+    let raw = RawHttp::connect(&config, &Collections::new(&prefix)?).await?;
+    Ok(Opened::new(store).with_baseline(raw))
 }
 
 /// A PocketBase collection prefix no other opening uses (letters and digits, then `_`).

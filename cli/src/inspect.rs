@@ -1,27 +1,58 @@
-//! `chatstore inspect`: a read-only overview of a database (an Open WebUI one included):
+//! `chatstore inspect`: a read-only overview of a store (an Open WebUI database included):
 //! schema version, row counts, and each user's tags with their chat counts.
 
-use chatstore_core::{PageRequest, Result};
+use chatstore_core::{PageRequest, Result, Store, TagKey};
+use chatstore_registry::{OpenOptions, StoreUrl, Target};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::json;
 
 use crate::open;
 
+/// Records per keyset page when counting a store without a cheap count.
+const SCAN_PAGE: u32 = 1000;
+
+/// Records of each aggregate.
+struct Counts {
+    users: u64,
+    chats: u64,
+    messages: u64,
+    tags: u64,
+    files: u64,
+}
+
 /// Opens `url` read-only and renders the overview, as tables or as JSON.
 pub async fn run(url: &str, as_json: bool) -> Result<String> {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let sql = open::open_existing_read_only(url).await?;
-    let version = sql.schema_version().await?;
-    let counts = sql.counts().await?;
-    let store = sql.store();
+    let options = OpenOptions::for_url(url)?.read_only(true);
+    let (version, counts, store) = match StoreUrl::parse(url)?.target() {
+        // SQL: Open WebUI's schema revision and COUNT(*) of each table.
+        Target::Sqlite { .. } | Target::Postgres { .. } => {
+            let sql = options.open_sql_database().await?;
+            let version = sql.schema_version().await?;
+            let c = sql.counts().await?;
+            let counts = Counts {
+                users: c.users,
+                chats: c.chats,
+                messages: c.messages,
+                tags: c.tags,
+                files: c.files,
+            };
+            (version, counts, sql.store())
+        }
+        _ => {
+            let store = options.open().await?;
+            let counts = count_by_scan(&store).await?;
+            (format!("n/a ({})", store.backend_name()), counts, store)
+        }
+    };
     let users = store.users.list(PageRequest::default()).await?.items;
     let mut per_user = Vec::with_capacity(users.len());
     for user in &users {
         let usage = store.tags.usage(&user.id).await?;
         per_user.push((user, usage));
     }
-    sql.close().await;
+    drop(store);
     if as_json {
         let users_json: Vec<_> = per_user
             .iter()
@@ -78,4 +109,58 @@ pub async fn run(url: &str, as_json: bool) -> Result<String> {
     }
     let _ = writeln!(out, "{t}");
     Ok(out)
+}
+
+/// Counts every record by walking each aggregate in keyset pages.
+async fn count_by_scan(store: &Store) -> Result<Counts> {
+    let id = |id: &String| id.clone();
+    Ok(Counts {
+        users: count_pages(
+            |a| async move { store.users.scan(a.as_deref(), SCAN_PAGE).await },
+            |u| id(&u.id),
+        )
+        .await?,
+        chats: count_pages(
+            |a| async move { store.chats.scan(a.as_deref(), SCAN_PAGE).await },
+            |c| id(&c.id),
+        )
+        .await?,
+        messages: count_pages(
+            |a| async move { store.messages.scan(a.as_deref(), SCAN_PAGE).await },
+            |m| m.key(),
+        )
+        .await?,
+        tags: count_pages(
+            |a| async move { store.tags.scan(a.as_ref(), SCAN_PAGE).await },
+            |t| TagKey {
+                user_id: t.user_id.clone(),
+                id: t.id.clone(),
+            },
+        )
+        .await?,
+        files: count_pages(
+            |a| async move { store.files.scan(a.as_deref(), SCAN_PAGE).await },
+            |f| id(&f.id),
+        )
+        .await?,
+    })
+}
+
+/// How many records `next` gives, page after page, each page starting after the key of the
+/// previous page's last record.
+async fn count_pages<T, K, F, Fut>(mut next: F, key: impl Fn(&T) -> K) -> Result<u64>
+where
+    F: FnMut(Option<K>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>>>,
+{
+    let mut total = 0;
+    let mut after = None;
+    loop {
+        let page = next(after.take()).await?;
+        total += page.len() as u64;
+        match page.last() {
+            Some(last) if page.len() == SCAN_PAGE as usize => after = Some(key(last)),
+            _ => return Ok(total),
+        }
+    }
 }

@@ -33,14 +33,18 @@ enum Command {
     /// Create demo users, chats, messages, tags, a file and vectors, then show what they answer.
     Demo {
         /// Where to store: `sqlite://chatstore-demo.db` (default), `sqlite::memory:`,
-        /// `postgres://...`, or `memory`.
+        /// `postgres://...`, `pocketbase://HOST:PORT`, or `memory`.
         #[arg(long, env = "CHATSTORE_DATABASE_URL")]
         database_url: Option<String>,
+        /// Where vectors go, when not in the store itself: `postgres://...` (pgvector),
+        /// `sqlite://PATH`, `memory`.
+        #[arg(long, env = "CHATSTORE_VECTOR_URL")]
+        vectors_url: Option<String>,
     },
     /// Show a database's schema version, row counts and tags per user, without changing it.
     Inspect {
-        /// The database: `sqlite://path/to/webui.db` or `postgres://...` (Open WebUI's
-        /// `DATABASE_URL` is accepted).
+        /// The store: `sqlite://path/to/webui.db`, `postgres://...` or `pocketbase://HOST:PORT`
+        /// (Open WebUI's `DATABASE_URL` is accepted).
         #[arg(long, env = "CHATSTORE_DATABASE_URL")]
         database_url: Option<String>,
         /// Print JSON instead of tables.
@@ -74,9 +78,14 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Demo { database_url } => {
+            Command::Demo {
+                database_url,
+                vectors_url,
+            } => {
                 let url = open::resolve_url(database_url);
-                let store = open::open(&url).await.map_err(|e| e.to_string())?;
+                let store = open::open(&url, vectors_url)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let report = demo::run(&store).await.map_err(|e| e.to_string())?;
                 emit(&demo::render(&report, &open::describe(&url)));
                 Ok(())

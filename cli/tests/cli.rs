@@ -100,12 +100,21 @@ fn inspect_of_a_missing_file_is_one_clear_line_and_a_failure() {
 #[test]
 fn bad_urls_and_unreachable_servers_fail_with_one_line() {
     let dir = temp_dir("bad-url");
-    for url in ["mysql://x/y", "postgres://nobody@127.0.0.1:1/db"] {
-        let out = chatstore(&dir, &["demo", "--database-url", url]);
-        assert!(!out.status.success(), "{url} must fail");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.lines().count(), 1, "{url}: {err}");
-        assert!(err.starts_with("error: "), "{err}");
+    for url in [
+        "mysql://x/y",
+        "postgres://nobody:hunter2@127.0.0.1:1/db",
+        "pocketbase://a%40b.c:hunter2@127.0.0.1:1",
+        "pocketbase://",
+        "webui.db",
+    ] {
+        for command in ["demo", "inspect"] {
+            let out = chatstore(&dir, &[command, "--database-url", url]);
+            assert!(!out.status.success(), "{command} {url} must fail");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(err.lines().count(), 1, "{url}: {err}");
+            assert!(err.starts_with("error: "), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -158,5 +167,84 @@ fn demo_and_inspect_work_on_postgres_with_pgvector() {
             .contains("postgres@"),
         "no credentials shown"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn demo_and_inspect_work_on_pocketbase() {
+    let Some(base) = chatstore_contract::require_env("CHATSTORE_TEST_POCKETBASE_URL") else {
+        return;
+    };
+    let email = std::env::var("CHATSTORE_TEST_POCKETBASE_ADMIN_EMAIL").expect("email set");
+    let password = std::env::var("CHATSTORE_TEST_POCKETBASE_ADMIN_PASSWORD").expect("password set");
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    // Collections of its own, so parallel tests on the server do not meet.
+    let prefix = format!("cli{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let url = format!("pocketbase://{host}?prefix={prefix}");
+    let dir = temp_dir("pocketbase");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_chatstore"))
+            .args(args)
+            .current_dir(&dir)
+            .env_remove("CHATSTORE_DATABASE_URL")
+            .env_remove("DATABASE_URL")
+            .env_remove("CHATSTORE_VECTOR_URL")
+            .env("CHATSTORE_POCKETBASE_ADMIN_EMAIL", &email)
+            .env("CHATSTORE_POCKETBASE_ADMIN_PASSWORD", &password)
+            .output()
+            .expect("the chatstore binary runs")
+    };
+    let out = run(&["demo", "--database-url", &url, "--vectors-url", "memory"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Borrow checker puzzles"), "{text}");
+    assert!(
+        text.contains("rust-book.md"),
+        "vectors from --vectors-url: {text}"
+    );
+    assert!(!text.contains(&password));
+
+    let out = run(&["inspect", "--database-url", &url, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["counts"]["users"], 2);
+    assert_eq!(doc["counts"]["chats"], 5);
+    assert_eq!(doc["counts"]["messages"], 12);
+    assert_eq!(doc["counts"]["files"], 1);
+
+    // The superuser may be written into the URL instead; a wrong password is one line that
+    // does not show it.
+    let wrong = format!(
+        "pocketbase://{}:Wr0ng-hunter2@{host}",
+        email.replace('@', "%40")
+    );
+    let out = chatstore(&dir, &["inspect", "--database-url", &wrong]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && !err.contains("Wr0ng-hunter2"),
+        "{err}"
+    );
+
+    // Drop the demo's collections.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = chatstore_registry::OpenOptions::new(&url)
+            .pocketbase_superuser(&email, &password)
+            .throwaway(true)
+            .open()
+            .await
+            .expect("reopen to clean up");
+        drop(store);
+    });
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,56 @@
+//! # chatstore-registry
+//!
+//! One URL (or the environment) in, one [`Store`] out, for every chatstore backend: the only
+//! library crate that names the adapters. The `chatstore` command, the benchmarks, the rollout
+//! router and the migration tool open stores through it.
+//!
+//! | URL | store |
+//! |---|---|
+//! | `sqlite://PATH`, `sqlite::memory:` | SQLite through chatstore-sql, vectors in the same file |
+//! | `postgres://USER:PASSWORD@HOST:PORT/DB` | PostgreSQL through chatstore-sql, vectors in pgvector on the same database |
+//! | `pocketbase://HOST:PORT`, `pocketbases://HOST` (TLS) | PocketBase; no vectors unless a vector URL names some |
+//! | `memory` | the in-process memory backend |
+//!
+//! A separate vector URL ([`OpenOptions::vectors_url`], `CHATSTORE_VECTOR_URL`) takes the
+//! store's vectors from another backend: `postgres://` (pgvector), `sqlite://PATH`, `memory`.
+//! Passwords never appear in errors, `Debug` or `Display` ([`StoreUrl`] shows `***`).
+//!
+//! ```
+//! # tokio_test_block(async {
+//! let store = chatstore_registry::open("sqlite::memory:").await?;
+//! assert_eq!(store.backend_name(), "sqlite");
+//!
+//! let err = chatstore_registry::open("mysql://owui:hunter2@db/webui").await.unwrap_err();
+//! assert_eq!(err.kind(), chatstore_core::ErrorKind::InvalidInput);
+//! assert!(!err.to_string().contains("hunter2"));
+//! # Ok::<(), chatstore_core::Error>(())
+//! # });
+//! # fn tokio_test_block<F: std::future::Future<Output = Result<(), chatstore_core::Error>>>(f: F) {
+//! #     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f).expect("example");
+//! # }
+//! ```
+//!
+//! Cargo features, all on by default: `sql` (SQLite and PostgreSQL), `pgvector`, `pocketbase`.
+//! A URL whose backend was left out of the build is `InvalidInput` naming the feature.
+
+mod open;
+pub mod options;
+pub mod store_url;
+
+use chatstore_core::{Result, Store};
+
+pub use options::OpenOptions;
+pub use store_url::{Secret, StoreUrl, Target};
+
+/// Opens the store at `url`, with the settings of the environment (pool size, PocketBase
+/// superuser, upload folder; see [`OpenOptions::with_settings_from`]). The vector URL of the
+/// environment is not read: `url` names the whole store.
+pub async fn open(url: &str) -> Result<Store> {
+    OpenOptions::for_url(url)?.open().await
+}
+
+/// Opens the store the environment names (`CHATSTORE_DATABASE_URL`, `CHATSTORE_VECTOR_URL`
+/// and the settings; see [`OpenOptions::from_env`]).
+pub async fn open_from_env() -> Result<Store> {
+    OpenOptions::from_env()?.open().await
+}

@@ -1,0 +1,208 @@
+//! Opening each backend a URL names; the only place that names the adapters.
+
+use std::sync::Arc;
+
+use chatstore_core::{Error, Result, Store, VectorRepo, memory};
+
+use crate::options::OpenOptions;
+use crate::store_url::{StoreUrl, Target};
+
+impl OpenOptions {
+    /// Opens the store: its backend from the database URL, its vectors from the vector URL
+    /// when one is set. A URL is checked before anything is opened (`InvalidInput` saying what
+    /// to write instead); a server that cannot be reached is `Unavailable`.
+    pub async fn open(&self) -> Result<Store> {
+        let url = StoreUrl::parse(&self.database_url)?;
+        let vectors_url = match &self.vectors_url {
+            Some(v) => Some(vector_url(v)?),
+            None => None,
+        };
+        let base = self.open_base(&url, vectors_url.is_none()).await?;
+        let Some(vectors_url) = vectors_url else {
+            return Ok(base);
+        };
+        let (name, vectors) = self.open_vectors(&vectors_url).await?;
+        Ok(with_vectors(&base, name, vectors))
+    }
+
+    async fn open_base(&self, url: &StoreUrl, own_vectors: bool) -> Result<Store> {
+        match url.target() {
+            Target::Memory => Ok(memory::store()),
+            Target::Sqlite { .. } | Target::Postgres { .. } => {
+                self.open_sql(url, own_vectors).await
+            }
+            Target::PocketBase { .. } => self.open_pocketbase(url).await,
+        }
+    }
+
+    #[cfg(feature = "sql")]
+    async fn open_sql(&self, url: &StoreUrl, own_vectors: bool) -> Result<Store> {
+        let sql = self.connect_sql(url).await?;
+        let raw = match url.target() {
+            Target::Postgres { url: raw } if own_vectors => raw.expose(),
+            _ => return Ok(sql.store()),
+        };
+        // PostgreSQL keeps its vectors next to the data, in pgvector's `document_chunk`, as
+        // Open WebUI does; a database without the `vector` extension still opens.
+        match self.connect_pgvector(raw).await {
+            Ok(vectors) => Ok(sql.store_with_vectors("postgres+pgvector", vectors)),
+            Err(e) if e.is_retryable() => Err(e),
+            Err(e) => {
+                tracing::warn!(
+                    database = %url,
+                    "vectors are unavailable on this database ({e}); opening without them"
+                );
+                Ok(sql.store())
+            }
+        }
+    }
+
+    /// The SQL database itself (`sqlite://`, `postgres://`), for tools that need more than a
+    /// [`Store`]: its Open WebUI schema revision and row counts (`chatstore inspect`).
+    /// `InvalidInput` for a URL of another backend.
+    #[cfg(feature = "sql")]
+    pub async fn open_sql_database(&self) -> Result<chatstore_sql::SqlStore> {
+        self.connect_sql(&StoreUrl::parse(&self.database_url)?)
+            .await
+    }
+
+    #[cfg(feature = "sql")]
+    async fn connect_sql(&self, url: &StoreUrl) -> Result<chatstore_sql::SqlStore> {
+        use chatstore_sql::{SqlOptions, SqlStore};
+        let raw = match url.target() {
+            Target::Sqlite { url: raw, path } => {
+                if self.read_only
+                    && let Some(path) = path
+                    && !path.is_file()
+                {
+                    return Err(Error::invalid(format!(
+                        "no SQLite database at {path:?} (read-only opening never creates one)"
+                    )));
+                }
+                raw.as_str()
+            }
+            Target::Postgres { url: raw } => raw.expose(),
+            _ => {
+                return Err(Error::invalid(format!(
+                    "{url} is not a SQL database (sqlite:// or postgres://)"
+                )));
+            }
+        };
+        let mut options = SqlOptions::default().read_only(self.read_only);
+        if let Some(n) = self.pool_size {
+            options = options.max_connections(n);
+        }
+        if let Some(dir) = &self.upload_dir {
+            options = options.upload_dir(dir);
+        }
+        SqlStore::connect(raw, options).await
+    }
+
+    #[cfg(not(feature = "sql"))]
+    async fn open_sql(&self, url: &StoreUrl, _own_vectors: bool) -> Result<Store> {
+        Err(missing_feature(url, "sql"))
+    }
+
+    #[cfg(feature = "pgvector")]
+    async fn connect_pgvector(&self, raw: &str) -> Result<Arc<dyn VectorRepo>> {
+        use chatstore_pgvector::{PgVectorConfig, PgVectorStore};
+        let mut config = PgVectorConfig::new(raw);
+        if let Some(n) = self.pool_size {
+            config = config.pool_size(n);
+        }
+        Ok(Arc::new(PgVectorStore::connect(config).await?))
+    }
+
+    #[cfg(not(feature = "pgvector"))]
+    async fn connect_pgvector(&self, _raw: &str) -> Result<Arc<dyn VectorRepo>> {
+        Err(Error::invalid(
+            "this build of chatstore-registry has no pgvector support (cargo feature \"pgvector\")",
+        ))
+    }
+
+    #[cfg(feature = "pocketbase")]
+    async fn open_pocketbase(&self, url: &StoreUrl) -> Result<Store> {
+        use crate::options::{POCKETBASE_EMAIL_ENV, POCKETBASE_PASSWORD_ENV};
+        use chatstore_pocketbase::{PocketBase, PocketBaseConfig};
+        let Target::PocketBase {
+            base_url,
+            email,
+            password,
+            prefix,
+        } = url.target()
+        else {
+            return Err(Error::invalid(format!("{url} is not a PocketBase server")));
+        };
+        let email = email.clone().or_else(|| self.pocketbase_email.clone());
+        let password = password
+            .clone()
+            .or_else(|| self.pocketbase_password.clone());
+        let (Some(email), Some(password)) = (email, password) else {
+            return Err(Error::invalid(format!(
+                "{url} needs a superuser: set {POCKETBASE_EMAIL_ENV} and {POCKETBASE_PASSWORD_ENV}, \
+                 or write it into the URL as pocketbase://EMAIL:PASSWORD@HOST:PORT \
+                 (percent-encoded: @ is %40)"
+            )));
+        };
+        let mut config = PocketBaseConfig::new(base_url, email, password.expose());
+        if let Some(prefix) = prefix.clone().or_else(|| self.pocketbase_prefix.clone()) {
+            config = config.with_prefix(prefix);
+        }
+        if self.throwaway {
+            config = config.dropping_collections_on_drop();
+        }
+        Ok(PocketBase::connect(config).await?.store())
+    }
+
+    #[cfg(not(feature = "pocketbase"))]
+    async fn open_pocketbase(&self, url: &StoreUrl) -> Result<Store> {
+        Err(missing_feature(url, "pocketbase"))
+    }
+
+    /// The vector repository at a vector URL, with the backend name it adds to the store's.
+    async fn open_vectors(&self, url: &StoreUrl) -> Result<(String, Arc<dyn VectorRepo>)> {
+        match url.target() {
+            Target::Postgres { url: raw } => Ok((
+                "pgvector".to_owned(),
+                self.connect_pgvector(raw.expose()).await?,
+            )),
+            _ => {
+                let store = self.open_base(url, true).await?;
+                Ok((store.backend_name().to_owned(), store.parts().vectors))
+            }
+        }
+    }
+}
+
+/// Parses a vector URL, refusing backends that hold no vectors.
+fn vector_url(raw: &str) -> Result<StoreUrl> {
+    let url = StoreUrl::parse(raw)?;
+    if let Target::PocketBase { .. } = url.target() {
+        return Err(Error::invalid(format!(
+            "PocketBase stores no vectors ({url}); for the vector URL use postgres://... \
+             (pgvector), sqlite://PATH or memory"
+        )));
+    }
+    Ok(url)
+}
+
+/// `base` with its vectors replaced by `vectors`, named `base+name`.
+fn with_vectors(base: &Store, name: String, vectors: Arc<dyn VectorRepo>) -> Store {
+    let mut capabilities = base.capabilities();
+    capabilities.vectors = true;
+    let mut parts = base.parts();
+    parts.vectors = vectors;
+    Store::new(
+        format!("{}+{name}", base.backend_name()),
+        capabilities,
+        parts,
+    )
+}
+
+#[cfg(any(not(feature = "sql"), not(feature = "pocketbase")))]
+fn missing_feature(url: &StoreUrl, feature: &str) -> Error {
+    Error::invalid(format!(
+        "{url}: this build of chatstore-registry has no {} support (cargo feature {feature:?})",
+        url.backend()
+    ))
+}

@@ -1,0 +1,262 @@
+//! What to open and how: the database URL, the vector URL and the settings every backend
+//! reads, from code or from the environment.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use chatstore_core::{Config, Error, Result};
+
+use crate::store_url::{Secret, redact_raw};
+
+/// The environment variable naming the store (Open WebUI's `DATABASE_URL` is accepted too).
+pub const DATABASE_URL_ENV: &str = "CHATSTORE_DATABASE_URL";
+/// The environment variable naming a separate vector store.
+pub const VECTOR_URL_ENV: &str = "CHATSTORE_VECTOR_URL";
+/// The environment variable holding the PocketBase superuser's email.
+pub const POCKETBASE_EMAIL_ENV: &str = "CHATSTORE_POCKETBASE_ADMIN_EMAIL";
+/// The environment variable holding the PocketBase superuser's password.
+pub const POCKETBASE_PASSWORD_ENV: &str = "CHATSTORE_POCKETBASE_ADMIN_PASSWORD";
+/// The environment variable holding the PocketBase collection name prefix.
+pub const POCKETBASE_PREFIX_ENV: &str = "CHATSTORE_POCKETBASE_COLLECTION_PREFIX";
+/// The environment variable naming the folder file bytes are written to (SQL backends).
+pub const UPLOAD_DIR_ENV: &str = "CHATSTORE_UPLOAD_DIR";
+
+/// How to open a store: [`OpenOptions::open`] gives the [`Store`](chatstore_core::Store).
+///
+/// `Debug` never shows a password.
+///
+/// ```
+/// use chatstore_registry::OpenOptions;
+///
+/// # tokio_test_block(async {
+/// let store = OpenOptions::new("sqlite::memory:")
+///     .vectors_url("memory")
+///     .open()
+///     .await?;
+/// assert_eq!(store.backend_name(), "sqlite+memory");
+/// # Ok::<(), chatstore_core::Error>(())
+/// # });
+/// # fn tokio_test_block<F: std::future::Future<Output = Result<(), chatstore_core::Error>>>(f: F) {
+/// #     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f).expect("example");
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct OpenOptions {
+    pub(crate) database_url: String,
+    pub(crate) vectors_url: Option<String>,
+    pub(crate) read_only: bool,
+    pub(crate) pool_size: Option<u32>,
+    pub(crate) upload_dir: Option<PathBuf>,
+    pub(crate) pocketbase_email: Option<String>,
+    pub(crate) pocketbase_password: Option<Secret>,
+    pub(crate) pocketbase_prefix: Option<String>,
+    pub(crate) throwaway: bool,
+}
+
+impl fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("database_url", &redact(&self.database_url))
+            .field("vectors_url", &self.vectors_url.as_deref().map(redact))
+            .field("read_only", &self.read_only)
+            .field("pool_size", &self.pool_size)
+            .field("upload_dir", &self.upload_dir)
+            .field("pocketbase_email", &self.pocketbase_email)
+            .field("pocketbase_password", &self.pocketbase_password)
+            .field("pocketbase_prefix", &self.pocketbase_prefix)
+            .field("throwaway", &self.throwaway)
+            .finish()
+    }
+}
+
+fn redact(url: &str) -> String {
+    crate::StoreUrl::parse(url)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| redact_raw(url))
+}
+
+impl OpenOptions {
+    /// Options for the store at `database_url`, with nothing read from the environment.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        OpenOptions {
+            database_url: database_url.into(),
+            ..OpenOptions::default()
+        }
+    }
+
+    /// Options for the store at `database_url` with the settings of the process environment
+    /// (see [`OpenOptions::with_settings_from`]); the vector URL is not read.
+    pub fn for_url(database_url: impl Into<String>) -> Result<Self> {
+        OpenOptions::new(database_url).with_settings_from(|n| std::env::var(n).ok())
+    }
+
+    /// Everything from the process environment: the store from `CHATSTORE_DATABASE_URL`
+    /// (else `DATABASE_URL`), the vector store from `CHATSTORE_VECTOR_URL` (else, as Open WebUI
+    /// does, `CHATSTORE_PGVECTOR_URL` / `PGVECTOR_DB_URL` when set), and the settings.
+    pub fn from_env() -> Result<Self> {
+        OpenOptions::from_lookup(|n| std::env::var(n).ok())
+    }
+
+    /// [`OpenOptions::from_env`] reading variables through `lookup` (tests, embedding).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| lookup(n).filter(|v| !v.trim().is_empty()))
+        };
+        let database_url = get(&[DATABASE_URL_ENV, "DATABASE_URL"]).ok_or_else(|| {
+            Error::invalid(format!(
+                "no store configured: set {DATABASE_URL_ENV} (or DATABASE_URL) to a URL such as \
+                 sqlite://webui.db, postgres://USER@HOST/DB or pocketbase://HOST:PORT"
+            ))
+        })?;
+        let vectors_url = get(&[VECTOR_URL_ENV, "CHATSTORE_PGVECTOR_URL", "PGVECTOR_DB_URL"]);
+        let mut options = OpenOptions::new(database_url).with_settings_from(&lookup)?;
+        options.vectors_url = vectors_url;
+        Ok(options)
+    }
+
+    /// Reads the settings that are not URLs through `lookup`: pool size
+    /// (`CHATSTORE_POOL_SIZE` / `DATABASE_POOL_SIZE`), PocketBase superuser
+    /// (`CHATSTORE_POCKETBASE_ADMIN_EMAIL` / `_PASSWORD`) and collection prefix
+    /// (`CHATSTORE_POCKETBASE_COLLECTION_PREFIX`), upload folder (`CHATSTORE_UPLOAD_DIR`).
+    /// Values already set on `self` win.
+    pub fn with_settings_from(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let config = Config::from_lookup(&lookup)?;
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        self.pool_size = self.pool_size.or(config.pool_size);
+        self.pocketbase_email = self.pocketbase_email.or(config.pocketbase_admin_email);
+        self.pocketbase_password = self
+            .pocketbase_password
+            .or(config.pocketbase_admin_password.map(Secret::new));
+        self.pocketbase_prefix = self.pocketbase_prefix.or(get(POCKETBASE_PREFIX_ENV));
+        self.upload_dir = self.upload_dir.or(get(UPLOAD_DIR_ENV).map(PathBuf::from));
+        Ok(self)
+    }
+
+    /// The store's URL.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
+    /// Takes vectors from the store at `url` instead (`postgres://` for pgvector,
+    /// `sqlite://PATH`, `memory`).
+    pub fn vectors_url(mut self, url: impl Into<String>) -> Self {
+        self.vectors_url = Some(url.into());
+        self
+    }
+
+    /// Sets or clears the vector URL (an empty one clears it).
+    pub fn maybe_vectors_url(mut self, url: Option<String>) -> Self {
+        self.vectors_url = url.filter(|u| !u.trim().is_empty());
+        self
+    }
+
+    /// Opens without creating or changing anything: a SQLite file must exist, SQL writes fail,
+    /// no schema is created.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Connections per pool.
+    pub fn pool_size(mut self, n: u32) -> Self {
+        self.pool_size = Some(n);
+        self
+    }
+
+    /// The folder SQL backends write file bytes to (default: `uploads/` next to a SQLite file,
+    /// a temporary folder for PostgreSQL and in-memory SQLite).
+    pub fn upload_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.upload_dir = Some(dir.into());
+        self
+    }
+
+    /// The PocketBase superuser, when the URL does not carry it.
+    pub fn pocketbase_superuser(
+        mut self,
+        email: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        self.pocketbase_email = Some(email.into());
+        self.pocketbase_password = Some(Secret::new(password));
+        self
+    }
+
+    /// The PocketBase collection name prefix (`""` by default: `owui_users`, ...).
+    pub fn pocketbase_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.pocketbase_prefix = Some(prefix.into());
+        self
+    }
+
+    /// A throwaway store (tests, benchmarks): PocketBase collections are deleted when the last
+    /// handle of the store is dropped.
+    pub fn throwaway(mut self, throwaway: bool) -> Self {
+        self.throwaway = throwaway;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_environment_names_store_vectors_and_superuser() {
+        let options = OpenOptions::from_lookup(lookup(&[
+            ("DATABASE_URL", "sqlite://a.db"),
+            ("CHATSTORE_DATABASE_URL", "pocketbase://h:1"),
+            ("CHATSTORE_VECTOR_URL", "postgres://u@h/v"),
+            ("PGVECTOR_DB_URL", "postgres://u@h/other"),
+            ("CHATSTORE_POCKETBASE_ADMIN_EMAIL", "a@b.c"),
+            ("CHATSTORE_POCKETBASE_ADMIN_PASSWORD", "hunter2"),
+            ("CHATSTORE_POOL_SIZE", "4"),
+        ]))
+        .expect("valid");
+        assert_eq!(options.database_url, "pocketbase://h:1");
+        assert_eq!(options.vectors_url.as_deref(), Some("postgres://u@h/v"));
+        assert_eq!(options.pocketbase_email.as_deref(), Some("a@b.c"));
+        assert_eq!(options.pool_size, Some(4));
+        assert!(!format!("{options:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn open_webui_pgvector_url_is_the_vector_url_when_no_chatstore_one_is_set() {
+        let options = OpenOptions::from_lookup(lookup(&[
+            ("DATABASE_URL", "postgres://u@h/app"),
+            ("PGVECTOR_DB_URL", "postgres://u@h/vectors"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            options.vectors_url.as_deref(),
+            Some("postgres://u@h/vectors")
+        );
+    }
+
+    #[test]
+    fn no_store_configured_says_which_variable_to_set() {
+        let err = OpenOptions::from_lookup(lookup(&[])).expect_err("refused");
+        assert_eq!(err.kind(), chatstore_core::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("CHATSTORE_DATABASE_URL"));
+    }
+
+    #[test]
+    fn debug_hides_passwords_in_urls_and_settings() {
+        let options = OpenOptions::new("postgres://u:hunter2@h/db")
+            .vectors_url("postgres://u:hunter3@h/v")
+            .pocketbase_superuser("a@b.c", "hunter4");
+        let shown = format!("{options:?}");
+        for secret in ["hunter2", "hunter3", "hunter4"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Opening every real backend through the registry: the servers come from the environment
+//! (`CHATSTORE_TEST_POSTGRES_URL`, `CHATSTORE_TEST_POCKETBASE_URL` and its superuser;
+//! `scripts/services.sh start` sets them). Unset locally: skipped loudly; unset under CI: failed.
+
+use chatstore_contract::require_env;
+use chatstore_core::{ErrorKind, NewUser, Store, VectorItem};
+use chatstore_registry::{OpenOptions, open};
+use sqlx::{AssertSqlSafe, Connection};
+
+/// A new, empty database on the test PostgreSQL server; its URL.
+async fn postgres_database() -> Option<String> {
+    let server = require_env("CHATSTORE_TEST_POSTGRES_URL")?;
+    let name = format!("reg_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&server)
+        .await
+        .expect("connect to the test PostgreSQL server");
+    // The name is a generated uuid, not input.
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create a test database");
+    admin.close().await.expect("close the admin connection");
+    let mut url = url::Url::parse(&server).expect("the test server URL parses");
+    url.set_path(&name);
+    Some(url.to_string())
+}
+
+/// The test PocketBase server as `pocketbase://EMAIL:PASSWORD@HOST:PORT?prefix=...` with a
+/// fresh collection prefix, and its password.
+fn pocketbase_url() -> Option<(String, String)> {
+    let base = require_env("CHATSTORE_TEST_POCKETBASE_URL")?;
+    let email = std::env::var("CHATSTORE_TEST_POCKETBASE_ADMIN_EMAIL").expect("email set");
+    let password = std::env::var("CHATSTORE_TEST_POCKETBASE_ADMIN_PASSWORD").expect("password set");
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let enc = |s: &str| {
+        s.replace('%', "%25")
+            .replace('@', "%40")
+            .replace(':', "%3A")
+    };
+    let prefix = format!("r{}_", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let url = format!(
+        "pocketbase://{}:{}@{host}?prefix={prefix}",
+        enc(&email),
+        enc(&password)
+    );
+    Some((url, password))
+}
+
+/// A user goes in and comes back out.
+async fn round_trip(store: &Store) {
+    let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+    let user = store
+        .users
+        .create(NewUser::new(&email, "Ada"))
+        .await
+        .expect("create a user");
+    assert_eq!(
+        store
+            .users
+            .get_by_email(&email)
+            .await
+            .expect("read back")
+            .id,
+        user.id
+    );
+}
+
+/// Vectors go in and are found.
+async fn vectors_work(store: &Store) {
+    let item = VectorItem {
+        id: "v1".into(),
+        text: "text".into(),
+        vector: vec![1.0, 0.0, 0.0],
+        metadata: Default::default(),
+    };
+    store
+        .vectors
+        .upsert("registry-test", vec![item])
+        .await
+        .expect("upsert a vector");
+    assert!(
+        store
+            .vectors
+            .has_collection("registry-test")
+            .await
+            .expect("has")
+    );
+}
+
+/// A SQLite file opens with its vectors in the same file.
+#[tokio::test]
+async fn a_sqlite_file_opens_with_its_own_vectors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("webui.db").display());
+    let store = open(&url).await.expect("open SQLite");
+    assert_eq!(store.backend_name(), "sqlite");
+    round_trip(&store).await;
+    vectors_work(&store).await;
+}
+
+/// Read-only opening never creates a SQLite file, and refuses writes on an existing one.
+#[tokio::test]
+async fn read_only_opening_creates_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("webui.db").display());
+    let err = OpenOptions::new(&url)
+        .read_only(true)
+        .open()
+        .await
+        .expect_err("no file yet");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(!dir.path().join("webui.db").exists());
+    drop(open(&url).await.expect("create it"));
+    let store = OpenOptions::new(&url)
+        .read_only(true)
+        .open()
+        .await
+        .expect("open read-only");
+    assert!(
+        store
+            .users
+            .create(NewUser::new("a@b.c", "A"))
+            .await
+            .is_err()
+    );
+}
+
+/// PostgreSQL opens with pgvector's vectors on the same database.
+#[tokio::test]
+async fn postgres_opens_with_pgvector_on_the_same_database() {
+    let Some(url) = postgres_database().await else {
+        return;
+    };
+    let store = open(&url).await.expect("open PostgreSQL");
+    assert_eq!(store.backend_name(), "postgres+pgvector");
+    assert!(store.capabilities().vectors);
+    round_trip(&store).await;
+    vectors_work(&store).await;
+}
+
+/// PocketBase opens with the superuser written (percent-encoded) into the URL.
+#[tokio::test]
+async fn pocketbase_opens_with_the_superuser_in_the_url() {
+    let Some((url, password)) = pocketbase_url() else {
+        return;
+    };
+    let store = OpenOptions::new(&url)
+        .throwaway(true)
+        .open()
+        .await
+        .expect("open PocketBase");
+    assert_eq!(store.backend_name(), "pocketbase");
+    assert!(!store.capabilities().vectors);
+    round_trip(&store).await;
+    assert!(!format!("{store:?}").contains(&password));
+}
+
+/// A wrong PocketBase password fails without showing it.
+#[tokio::test]
+async fn a_wrong_pocketbase_password_is_not_shown() {
+    let Some((url, password)) = pocketbase_url() else {
+        return;
+    };
+    let wrong = url.replace(&password.replace('%', "%25"), "Wr0ng-hunter2");
+    let err = open(&wrong).await.expect_err("refused");
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("Wr0ng-hunter2"), "{shown}");
+}
+
+/// Without a superuser anywhere, PocketBase is InvalidInput naming the variables.
+#[tokio::test]
+async fn pocketbase_without_a_superuser_names_the_variables() {
+    let err = OpenOptions::new("pocketbase://127.0.0.1:9")
+        .open()
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("CHATSTORE_POCKETBASE_ADMIN_EMAIL"));
+}
+
+/// A vector URL takes the vectors from another backend: PocketBase with pgvector.
+#[tokio::test]
+async fn a_vector_url_puts_pgvector_under_pocketbase() {
+    let (Some((url, _)), Some(vectors)) = (pocketbase_url(), postgres_database().await) else {
+        return;
+    };
+    let store = OpenOptions::new(&url)
+        .vectors_url(&vectors)
+        .throwaway(true)
+        .open()
+        .await
+        .expect("open PocketBase + pgvector");
+    assert_eq!(store.backend_name(), "pocketbase+pgvector");
+    assert!(store.capabilities().vectors);
+    round_trip(&store).await;
+    vectors_work(&store).await;
+}
+
+/// A vector URL that names PocketBase is refused before anything is opened.
+#[tokio::test]
+async fn pocketbase_cannot_be_a_vector_store() {
+    let err = OpenOptions::new("memory")
+        .vectors_url("pocketbase://a:hunter2@h:1")
+        .open()
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(!err.to_string().contains("hunter2"));
+}
+
+/// A server that does not answer is Unavailable, and the password is not in the message.
+#[tokio::test]
+async fn an_unreachable_postgres_is_unavailable_without_its_password() {
+    let err = open("postgres://owui:hunter2@127.0.0.1:9/webui")
+        .await
+        .expect_err("nothing listens on port 9");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(!format!("{err} {err:?}").contains("hunter2"));
+}
