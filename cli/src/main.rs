@@ -83,7 +83,7 @@ fn main() -> ExitCode {
                 vectors_url,
             } => {
                 let url = open::resolve_url(database_url);
-                let store = open::open(&url, vectors_url)
+                let store = open::open_with_vectors(&url, vectors_url)
                     .await
                     .map_err(|e| e.to_string())?;
                 let report = demo::run(&store).await.map_err(|e| e.to_string())?;

@@ -2,6 +2,7 @@
 //! chatstore-registry.
 
 use chatstore_core::{Result, Store};
+use chatstore_registry::options::VECTOR_URL_ENV;
 use chatstore_registry::{OpenOptions, StoreUrl, store_url::redact_raw};
 
 /// The URL the demo uses when none is given: an embedded SQLite file in the working directory.
@@ -19,9 +20,15 @@ pub fn resolve_url(flag: Option<String>) -> String {
         .unwrap_or_else(|| DEFAULT_DEMO_URL.to_owned())
 }
 
+/// Opens the store at `url` with the settings of the environment, its vectors from
+/// `CHATSTORE_VECTOR_URL` when that is set.
+pub async fn open(url: &str) -> Result<Store> {
+    open_with_vectors(url, std::env::var(VECTOR_URL_ENV).ok()).await
+}
+
 /// Opens the store at `url` (vectors from `vectors_url` when given), with the settings of the
 /// environment.
-pub async fn open(url: &str, vectors_url: Option<String>) -> Result<Store> {
+pub async fn open_with_vectors(url: &str, vectors_url: Option<String>) -> Result<Store> {
     OpenOptions::for_url(url)?
         .maybe_vectors_url(vectors_url)
         .open()
