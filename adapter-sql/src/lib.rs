@@ -17,8 +17,11 @@
 //! - an existing one must be at that revision with the tables and columns chatstore needs,
 //!   otherwise opening fails with a message naming what is wrong; its schema is never altered;
 //! - SQLite runs in WAL mode with a busy timeout; every store has one pool of configurable size;
-//! - file bytes go to a local upload folder (`file.path`), by default `uploads/` next to the
-//!   SQLite file, as Open WebUI keeps them.
+//! - file bytes go to an upload folder (`file.path`), chosen as Open WebUI chooses it:
+//!   `CHATSTORE_UPLOAD_DIR`, else `UPLOAD_DIR`, else `DATA_DIR/uploads`, else `uploads/` next to
+//!   the SQLite file or `data/uploads` in the working folder for PostgreSQL. It is never a
+//!   temporary folder for a database that outlives the process (only `sqlite::memory:` gets
+//!   one); replicas on one PostgreSQL share it through a common volume.
 //!
 //! ```
 //! use chatstore_core::{ChatQuery, NewChat, NewMessage, NewUser};
@@ -90,9 +93,12 @@ pub struct SqlOptions {
     pub acquire_timeout: Duration,
     /// How long SQLite waits on a lock held by another connection before `Unavailable`.
     pub busy_timeout: Duration,
-    /// Where file bytes are written. Default: `uploads/` next to the SQLite file (Open WebUI's
-    /// `DATA_DIR/uploads`); for an in-memory database or PostgreSQL a fresh folder under the
-    /// system temp folder, so set it for anything that should outlive the process.
+    /// Where file bytes are written; `None` follows Open WebUI's rule (see
+    /// [`SqlStore::connect`]): `CHATSTORE_UPLOAD_DIR`, else `UPLOAD_DIR`, else
+    /// `DATA_DIR/uploads`; else `uploads/` next to a SQLite file, and `data/uploads` under the
+    /// working folder for PostgreSQL. Only an in-memory SQLite database, which dies with the
+    /// process, gets a temporary folder. Replicas sharing a PostgreSQL database must share this
+    /// folder too (one volume mounted at the same path): `file.path` records where bytes are.
     pub upload_dir: Option<PathBuf>,
     /// Opens the database read-only: nothing is created, every write fails.
     pub read_only: bool,
@@ -196,6 +202,9 @@ impl SqlStore {
             pool.close().await;
             return Err(e);
         }
+        // Absolute, so `file.path` names the same bytes whatever folder a replica runs in.
+        let uploads = std::path::absolute(&uploads).unwrap_or(uploads);
+        tracing::info!(upload_dir = %uploads.display(), "file bytes go to the upload folder");
         Ok(SqlStore {
             inner: Arc::new(Inner {
                 pool,
@@ -292,6 +301,9 @@ fn strip_scheme<'a>(url: &'a str, schemes: &[&str]) -> Option<&'a str> {
     })
 }
 
+/// Open WebUI's default `DATA_DIR`, relative to where it runs.
+const OPEN_WEBUI_DATA_DIR: &str = "data";
+
 fn temp_uploads() -> PathBuf {
     std::env::temp_dir().join(format!("chatstore-uploads-{}", uuid::Uuid::new_v4()))
 }
@@ -315,14 +327,15 @@ async fn open_sqlite(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, Pa
     }
     let uploads = match (&options.upload_dir, in_memory) {
         (Some(dir), _) => dir.clone(),
+        // The database dies with the process; so may its files.
         (None, true) => temp_uploads(),
-        (None, false) => {
+        (None, false) => chatstore_core::config::upload_dir_from_env().unwrap_or_else(|| {
             let file = connect.get_filename();
             file.parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."))
                 .join("uploads")
-        }
+        }),
     };
     let mut pool = SqlitePoolOptions::new().acquire_timeout(options.acquire_timeout);
     pool = if in_memory {
@@ -360,7 +373,11 @@ async fn open_postgres(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, 
         .connect_with(connect)
         .await
         .map_err(|e| error::db_error("connect", e))?;
-    let uploads = options.upload_dir.clone().unwrap_or_else(temp_uploads);
+    let uploads = options
+        .upload_dir
+        .clone()
+        .or_else(chatstore_core::config::upload_dir_from_env)
+        .unwrap_or_else(|| Path::new(OPEN_WEBUI_DATA_DIR).join("uploads"));
     Ok((pool::Pool::Postgres(pool), uploads))
 }
 

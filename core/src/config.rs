@@ -7,6 +7,7 @@
 //! | pool size | `CHATSTORE_POOL_SIZE` | `DATABASE_POOL_SIZE` |
 //! | vector backend | `CHATSTORE_VECTOR_DB` | `VECTOR_DB` |
 //! | pgvector database | `CHATSTORE_PGVECTOR_URL` | `PGVECTOR_DB_URL` |
+//! | upload folder | `CHATSTORE_UPLOAD_DIR` | `UPLOAD_DIR`, else `DATA_DIR/uploads` |
 //! | PocketBase | `CHATSTORE_POCKETBASE_URL`, `CHATSTORE_POCKETBASE_ADMIN_EMAIL`, `CHATSTORE_POCKETBASE_ADMIN_PASSWORD` | |
 //!
 //! The chatstore name wins when both are set.
@@ -24,6 +25,8 @@ pub struct Config {
     pub vector_db: Option<String>,
     /// The pgvector database URL; Open WebUI defaults it to the app database.
     pub pgvector_url: Option<String>,
+    /// The folder file bytes are written to (see [`upload_dir_from`]); `None` when unset.
+    pub upload_dir: Option<std::path::PathBuf>,
     /// PocketBase base URL.
     pub pocketbase_url: Option<String>,
     /// PocketBase superuser email.
@@ -65,11 +68,28 @@ impl Config {
             pool_size,
             vector_db: get(&["CHATSTORE_VECTOR_DB", "VECTOR_DB"]).map(|v| v.to_lowercase()),
             pgvector_url,
+            upload_dir: upload_dir_from(&lookup),
             pocketbase_url: get(&["CHATSTORE_POCKETBASE_URL"]),
             pocketbase_admin_email: get(&["CHATSTORE_POCKETBASE_ADMIN_EMAIL"]),
             pocketbase_admin_password: get(&["CHATSTORE_POCKETBASE_ADMIN_PASSWORD"]),
         })
     }
+}
+
+/// The upload folder the environment names, by Open WebUI's rule: `CHATSTORE_UPLOAD_DIR`, else
+/// `UPLOAD_DIR`, else `DATA_DIR/uploads`; `None` when none is set. Every replica must see the
+/// same folder (a shared volume), since `file.path` records where the bytes are.
+pub fn upload_dir_from(lookup: impl Fn(&str) -> Option<String>) -> Option<std::path::PathBuf> {
+    let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    get("CHATSTORE_UPLOAD_DIR")
+        .or_else(|| get("UPLOAD_DIR"))
+        .map(std::path::PathBuf::from)
+        .or_else(|| get("DATA_DIR").map(|d| std::path::Path::new(&d).join("uploads")))
+}
+
+/// [`upload_dir_from`] the process environment.
+pub fn upload_dir_from_env() -> Option<std::path::PathBuf> {
+    upload_dir_from(|name| std::env::var(name).ok())
 }
 
 #[cfg(test)]
@@ -104,6 +124,25 @@ mod tests {
         .expect("valid");
         assert_eq!(c.database_url.as_deref(), Some("sqlite://y.db"));
         assert_eq!(c.pgvector_url, None);
+    }
+
+    #[test]
+    fn upload_dir_follows_open_webui_and_chatstore_wins() {
+        let dir = |vars: &[(&str, &str)]| config(vars).expect("valid").upload_dir;
+        assert_eq!(dir(&[]), None);
+        assert_eq!(
+            dir(&[("DATA_DIR", "/srv/data")]),
+            Some("/srv/data/uploads".into())
+        );
+        assert_eq!(
+            dir(&[("DATA_DIR", "/srv/data"), ("UPLOAD_DIR", "/mnt/up")]),
+            Some("/mnt/up".into())
+        );
+        assert_eq!(
+            dir(&[("UPLOAD_DIR", "/mnt/up"), ("CHATSTORE_UPLOAD_DIR", "/cs")]),
+            Some("/cs".into())
+        );
+        assert_eq!(dir(&[("UPLOAD_DIR", " ")]), None);
     }
 
     #[test]

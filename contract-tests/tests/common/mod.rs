@@ -82,7 +82,9 @@ pub async fn postgres_database() -> Option<String> {
 }
 
 fn pg_options() -> SqlOptions {
-    SqlOptions::default().max_connections(4)
+    SqlOptions::default()
+        .max_connections(4)
+        .upload_dir(temp_folder("postgres-uploads"))
 }
 
 /// A new PostgreSQL database, schema created by chatstore.
