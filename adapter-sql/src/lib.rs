@@ -64,6 +64,7 @@ mod json;
 mod messages;
 mod pool;
 pub mod schema;
+pub mod tables;
 mod tags;
 mod users;
 mod vectors;

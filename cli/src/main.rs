@@ -6,6 +6,8 @@
 //!   schema version, row counts and each user's tags with their chat counts.
 //! - `chatstore bench [--backends ...] [--scale ...] [--out DIR]` runs the benchmark workload
 //!   on every configured backend and writes `report.md` with one SVG chart per operation.
+//! - `chatstore migrate --from URL --to URL [...]` copies one store into another, resumably,
+//!   ending with a verification; `chatstore verify --from URL --to URL` compares two stores.
 //! - `chatstore bridge --database-url URL --listen ADDR` serves the realtime bridge: Open
 //!   WebUI's Socket.IO events for every change the store's change feed reports.
 
@@ -13,7 +15,9 @@ mod bench;
 mod bridge;
 mod demo;
 mod embed;
+mod ends;
 mod inspect;
+mod migrate;
 mod open;
 
 use std::process::ExitCode;
@@ -55,6 +59,11 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve Open WebUI's Socket.IO chat events for the store's changes, plus /health.
     Bridge(bridge::BridgeArgs),
+    /// Copy one store into another (resumable, verified); every Open WebUI table between SQL
+    /// databases.
+    Migrate(migrate::MigrateArgs),
+    /// Compare two stores record by record; exit 1 listing what differs.
+    Verify(migrate::VerifyArgs),
 }
 
 /// Writes to stdout; a closed pipe (`chatstore demo | head`) is not an error worth a panic.
@@ -101,6 +110,8 @@ fn main() -> ExitCode {
             }
             Command::Bench(args) => bench::run(args).await.map_err(|e| e.to_string()),
             Command::Bridge(args) => bridge::run(args).await,
+            Command::Migrate(args) => migrate::run(args).await,
+            Command::Verify(args) => migrate::run_verify(args).await,
         }
     });
     match result {

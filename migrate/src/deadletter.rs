@@ -5,15 +5,16 @@ use std::collections::HashSet;
 use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use chatstore_core::{Error, ModelGroup, Result};
+use chatstore_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// One record set aside.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
-    /// The group being copied.
-    pub group: ModelGroup,
+    /// The group being copied (`users`, `chats`, `files`, `vectors`; `tables` for rows of the
+    /// SQL table copy).
+    pub group: String,
     /// What kind of record (`user`, `chat`, `message`, `tag`, `file`, `vector`).
     pub entity: String,
     /// Its id (a message's key, a tag's `user_id/id`).

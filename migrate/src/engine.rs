@@ -133,7 +133,7 @@ impl Run {
         error: &Error,
     ) {
         let fresh = self.dead.push(DeadLetter {
-            group,
+            group: group.as_str().to_owned(),
             entity: entity.to_owned(),
             id,
             record,
