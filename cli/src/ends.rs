@@ -23,9 +23,7 @@ pub async fn open(url: &str, vectors: Option<&str>, read_only: bool) -> Result<E
         .read_only(read_only);
     let store = options.open().await?;
     let sql = match StoreUrl::parse(url)?.target() {
-        Target::Sqlite { .. } | Target::Postgres { .. } => {
-            Some(options.open_sql_database().await?)
-        }
+        Target::Sqlite { .. } | Target::Postgres { .. } => Some(options.open_sql_database().await?),
         _ => None,
     };
     Ok(End { store, sql })

@@ -370,13 +370,20 @@ impl<'a> Migration<'a> {
         };
         let started = Instant::now();
         let mut summaries = Vec::new();
+        // Every group's ends are checked before anything is written.
+        let mut skips = HashMap::new();
+        for group in &groups {
+            if !run.state.group(*group).done {
+                skips.insert(*group, self.check_ends(*group).await?);
+            }
+        }
         for group in groups {
             let t0 = Instant::now();
             let mut gs = run.state.group(group);
             let before = gs.counts;
             let mut skipped = None;
             if !gs.done {
-                skipped = self.check_ends(group).await?;
+                skipped = skips.remove(&group).flatten();
                 if skipped.is_none() {
                     let total = if self.progress.wants_totals() {
                         Some(count(self.source, group).await?)
