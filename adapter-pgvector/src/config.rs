@@ -35,6 +35,13 @@ pub struct PgVectorConfig {
     /// `maintenance_work_mem` set for the index build's transaction, in MiB. An HNSW build
     /// that outgrows it slows down sharply.
     pub index_build_memory_mb: u32,
+    /// Build (or recalibrate) a collection's index in the background by itself when it
+    /// crosses `exact_max_rows` or grows by `auto_index_growth` (`CHATSTORE_PGVECTOR_AUTO_INDEX`).
+    pub auto_index: bool,
+    /// Growth factor since the last build that starts the next one.
+    pub auto_index_growth: f64,
+    /// How long a collection must go without writes before its automatic build starts.
+    pub auto_index_delay: std::time::Duration,
 }
 
 /// Default `m` of chatstore's partial HNSW indexes. Measured at 100k x 384 on clustered data
@@ -60,6 +67,9 @@ impl Default for PgVectorConfig {
             hnsw_m: HNSW_M,
             hnsw_ef_construction: HNSW_EF_CONSTRUCTION,
             index_build_memory_mb: 1024,
+            auto_index: true,
+            auto_index_growth: 2.0,
+            auto_index_delay: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -98,6 +108,18 @@ impl PgVectorConfig {
         self
     }
 
+    /// Turns the automatic background index builds on or off.
+    pub fn auto_index(mut self, on: bool) -> Self {
+        self.auto_index = on;
+        self
+    }
+
+    /// Sets how long a collection must go without writes before its automatic build starts.
+    pub fn auto_index_delay(mut self, delay: std::time::Duration) -> Self {
+        self.auto_index_delay = delay;
+        self
+    }
+
     /// Sets the exact-search threshold (rows per collection).
     pub fn exact_max_rows(mut self, rows: i64) -> Self {
         self.exact_max_rows = rows;
@@ -107,7 +129,8 @@ impl PgVectorConfig {
     /// Reads `CHATSTORE_PGVECTOR_URL` (or `PGVECTOR_DB_URL`, then `DATABASE_URL`),
     /// `CHATSTORE_PGVECTOR_POOL_SIZE` (or `PGVECTOR_POOL_SIZE`),
     /// `PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH`, `PGVECTOR_USE_HALFVEC`,
-    /// `PGVECTOR_CREATE_EXTENSION` and `CHATSTORE_PGVECTOR_EXACT_MAX_ROWS`.
+    /// `PGVECTOR_CREATE_EXTENSION`, `CHATSTORE_PGVECTOR_EXACT_MAX_ROWS` and
+    /// `CHATSTORE_PGVECTOR_AUTO_INDEX`.
     pub fn from_env() -> Result<Self> {
         let var = |names: &[&str]| {
             names
@@ -136,6 +159,9 @@ impl PgVectorConfig {
         }
         if let Some(v) = var(&["CHATSTORE_PGVECTOR_EXACT_MAX_ROWS"]) {
             config.exact_max_rows = parse("CHATSTORE_PGVECTOR_EXACT_MAX_ROWS", &v)?;
+        }
+        if let Some(v) = var(&["CHATSTORE_PGVECTOR_AUTO_INDEX"]) {
+            config.auto_index = parse_bool("CHATSTORE_PGVECTOR_AUTO_INDEX", &v)?;
         }
         Ok(config)
     }

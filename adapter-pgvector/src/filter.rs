@@ -5,13 +5,24 @@
 use chatstore_core::vectors::{Condition, VectorFilter, as_text};
 use sqlx::{Postgres, QueryBuilder};
 
+use crate::schema::FILTER_KEYS;
+
 /// Appends ` AND (d.vmetadata ->> $k) = $v ...` for every condition of `filter`; `alias` is the
 /// table alias of `document_chunk` in the query.
 pub(crate) fn push(qb: &mut QueryBuilder<Postgres>, alias: &str, filter: Option<&VectorFilter>) {
     let Some(filter) = filter else { return };
     for (key, condition) in &filter.conditions {
         qb.push(format_args!(" AND ({alias}.vmetadata ->> "));
-        qb.push_bind(key.clone());
+        match FILTER_KEYS.iter().find(|k| **k == key.as_str()) {
+            // A key with a filter index is written as the index's own constant, so the planner
+            // matches the expression (it is one of chatstore's constants, never user text).
+            Some(indexed) => {
+                qb.push(format_args!("'{indexed}'"));
+            }
+            None => {
+                qb.push_bind(key.clone());
+            }
+        }
         match condition {
             Condition::Eq(v) => {
                 qb.push(") = ");

@@ -1,8 +1,9 @@
 //! Inserts and upserts, each call one transaction, vectors always binary-encoded (the server
 //! never parses vector text):
-//! - inserts, and upserts of ids that do not exist yet: binary COPY straight into the table;
-//! - other large upserts: binary COPY into a staging table, then one `INSERT ... SELECT ... ON
-//!   CONFLICT DO UPDATE`;
+//! - inserts and large upserts: binary COPY straight into the table (an upsert first deletes
+//!   the rows it replaces, in the same transaction), so every row is written once;
+//! - a large upsert racing another writer of the same ids, and halfvec columns: binary COPY
+//!   into a staging table, then one `INSERT ... SELECT ... ON CONFLICT DO UPDATE`;
 //! - small writes: `INSERT ... SELECT FROM unnest($1::text[], $2::vector[], ...)`, one round
 //!   trip per batch.
 
@@ -17,16 +18,20 @@ use crate::{ColumnType, PgVectorStore};
 
 /// Claims the collection's side-table row (creating it with this dimension, or locking the
 /// existing one) and returns the dimension it holds.
-const CLAIM: &str = "INSERT INTO chatstore_collection (name, dimension) VALUES ($1, $2) \
+/// Counts the rows written since the collection's last `optimize` (for automatic builds).
+const CLAIM: &str = "INSERT INTO chatstore_collection (name, dimension, written) VALUES ($1, $2, $3) \
      ON CONFLICT (name) DO UPDATE \
-     SET dimension = COALESCE(chatstore_collection.dimension, EXCLUDED.dimension) \
-     RETURNING dimension";
+     SET dimension = COALESCE(chatstore_collection.dimension, EXCLUDED.dimension), \
+         written = chatstore_collection.written + EXCLUDED.written \
+     RETURNING dimension, written, indexed_rows";
 /// Whether the collection keeps rows other than the given ids.
 const HAS_OTHER_ROWS: &str = "SELECT EXISTS (SELECT 1 FROM document_chunk \
      WHERE collection_name = $1 AND NOT (id = ANY($2)))";
 const SET_DIMENSION: &str = "UPDATE chatstore_collection SET dimension = $2 WHERE name = $1";
 /// The collections the ids of an upsert belong to now.
 const HOLDERS: &str = "SELECT DISTINCT collection_name FROM document_chunk WHERE id = ANY($1)";
+/// The rows an upsert replaces (in whichever collection they are).
+const DELETE_IDS: &str = "DELETE FROM document_chunk WHERE id = ANY($1)";
 
 /// Binary COPY straight into the table (inserts into a `vector` column).
 const COPY_INSERT: &str = "COPY document_chunk (id, vector, collection_name, text, vmetadata) \
@@ -72,9 +77,10 @@ impl PgVectorStore {
             .begin()
             .await
             .map_err(during("opening a transaction"))?;
-        let held: Option<i32> = sqlx::query_scalar(CLAIM)
+        let (held, written, indexed_rows): (Option<i32>, i64, Option<i64>) = sqlx::query_as(CLAIM)
             .bind(collection)
             .bind(dim_i32)
+            .bind(i64::try_from(items.len()).unwrap_or(i64::MAX))
             .fetch_one(&mut *tx)
             .await
             .map_err(during("claiming the collection"))?;
@@ -120,12 +126,22 @@ impl PgVectorStore {
                 .await?;
         } else if items.len() < STAGING_MIN_ROWS {
             self.unnest_rows(&mut tx, &items, collection, mode).await?;
-        } else if copyable && holders.is_empty() {
-            // An upsert of new ids only is an insert: COPY straight into the table, under a
-            // savepoint in case another writer adds one of the ids meanwhile.
+        } else if copyable {
+            // An upsert writes each row once, straight into the table: the ids it replaces are
+            // deleted, then everything is COPYed in (not COPYed into a staging table and then
+            // merged by `INSERT ... ON CONFLICT`, which writes every row twice). Under a
+            // savepoint: a concurrent writer that adds one of the ids meanwhile makes the COPY
+            // fail, and the merge below then replaces it.
             let mut savepoint = sqlx::Connection::begin(&mut *tx)
                 .await
                 .map_err(during("opening a savepoint"))?;
+            if !holders.is_empty() {
+                sqlx::query(DELETE_IDS)
+                    .bind(&ids)
+                    .execute(&mut *savepoint)
+                    .await
+                    .map_err(during("replacing vectors"))?;
+            }
             match self
                 .copy_rows(&mut savepoint, COPY_INSERT, &items, Some(collection))
                 .await
@@ -149,7 +165,9 @@ impl PgVectorStore {
         for source in sources {
             forget_if_empty(&mut tx, source).await?;
         }
-        tx.commit().await.map_err(during("committing vectors"))
+        tx.commit().await.map_err(during("committing vectors"))?;
+        self.after_write(collection, self.index_due(written, indexed_rows));
+        Ok(())
     }
 }
 

@@ -10,15 +10,16 @@
 //!   does, which hides it) and its search plan. On an existing database it detects the column
 //!   type (`vector` or `halfvec`), its dimension and the pgvector version, and adapts.
 //! - Search returns the **true** top-k inside the collection and the metadata filter, whatever
-//!   the collection's share of the table: small collections and filtered searches are exact
-//!   scans that no ANN index can short-cut; [`PgVectorStore::optimize`] gives a large
-//!   collection its own partial HNSW index and keeps it only with an `ef_search` whose recall it
-//!   has measured against exact search. Search statements are unnamed (never a cached generic
-//!   plan), so the planner always sees the collection.
-//! - Inserts go by binary `COPY` straight into the table (a taken id fails the whole call with
-//!   `Conflict`); large upserts by binary `COPY` into a staging table and one `INSERT ... ON
-//!   CONFLICT`; small writes by one `INSERT ... SELECT FROM unnest(...)` with binary arrays.
-//!   Each call is one transaction.
+//!   the collection's share of the table: small collections are exact scans that no ANN index
+//!   can short-cut; a large collection gets its own partial HNSW index (built `CONCURRENTLY` in
+//!   the background once it crosses `exact_max_rows`, or at once by
+//!   [`PgVectorStore::optimize`]), kept only with an `ef_search` whose recall was measured
+//!   against exact search. A filtered search is an exact scan of the matching rows when an
+//!   index on the key ([`FILTER_KEYS`]) finds few enough of them, else an iterative index walk.
+//!   Search statements are unnamed (never a cached generic plan).
+//! - Inserts and large upserts go by binary `COPY` straight into the table (an upsert deletes
+//!   the rows it replaces first; a taken id fails an insert with `Conflict`); small writes by
+//!   one `INSERT ... SELECT FROM unnest(...)` with binary arrays. Each call is one transaction.
 //!
 //! ```no_run
 //! use chatstore_core::{VectorFilter, VectorItem, VectorRepo};
@@ -47,6 +48,7 @@
 mod config;
 mod error;
 mod filter;
+mod indexes;
 mod ingest;
 mod schema;
 mod search;
@@ -60,7 +62,9 @@ use sqlx::postgres::PgPoolOptions;
 
 pub use config::PgVectorConfig;
 pub use schema::{ColumnType, Schema};
-pub use search::{CollectionPlan, SearchPlan};
+pub use indexes::CollectionPlan;
+pub use schema::FILTER_KEYS;
+pub use search::SearchPlan;
 
 /// The name this backend reports.
 pub const BACKEND: &str = "pgvector";
@@ -72,6 +76,7 @@ pub struct PgVectorStore {
     schema: Schema,
     config: Arc<PgVectorConfig>,
     statements: Arc<Statements>,
+    builder: Arc<indexes::Builder>,
 }
 
 /// SQL that depends on the detected column type, built once.
@@ -107,6 +112,7 @@ impl PgVectorStore {
             schema,
             config: Arc::new(config),
             statements: Arc::new(statements),
+            builder: Arc::new(indexes::Builder::default()),
         })
     }
 

@@ -92,8 +92,20 @@ const COLUMN_TYPES: &str = "SELECT a.attname::text, format_type(a.atttypid, a.at
      AND a.attname IN ('id', 'collection_name', 'text', 'vmetadata') AND NOT a.attisdropped";
 const COLLECTION_INDEX: &str = "CREATE INDEX IF NOT EXISTS idx_document_chunk_collection_name \
      ON document_chunk (collection_name)";
-const FILE_ID_INDEX: &str = "CREATE INDEX IF NOT EXISTS chatstore_document_chunk_file_id \
-     ON document_chunk (collection_name, (vmetadata ->> 'file_id'))";
+/// The metadata keys Open WebUI filters knowledge searches by. chatstore gives each an index
+/// `chatstore_document_chunk_<key>` on `(collection_name, (vmetadata ->> '<key>'))`, so a
+/// selective filter reads only its own rows; Open WebUI's columns stay as they are.
+pub const FILTER_KEYS: [&str; 4] = ["file_id", "hash", "source", "name"];
+/// Whether a filter index exists and is valid (a failed concurrent build leaves it invalid).
+const INDEX_VALID: &str = "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)";
+/// Serialises the concurrent filter-index builds of processes that connect together.
+const FILTER_INDEX_LOCK: i64 = 0x6368_6174_6669_6c74;
+/// Side-table columns added after its first version (an older side table gains them).
+const SIDE_TABLE_COLUMNS: &str = "ALTER TABLE chatstore_collection \
+     ADD COLUMN IF NOT EXISTS written BIGINT NOT NULL DEFAULT 0, \
+     ADD COLUMN IF NOT EXISTS indexed_rows BIGINT, \
+     ADD COLUMN IF NOT EXISTS exact_filter_rows BIGINT, \
+     ADD COLUMN IF NOT EXISTS value_counts JSONB";
 /// chatstore's side table: the dimension each collection was created with (zero padding hides
 /// it in `document_chunk`) and the search plan `optimize` chose for it.
 const SIDE_TABLE: &str = "CREATE TABLE IF NOT EXISTS chatstore_collection (\
@@ -197,12 +209,15 @@ pub async fn ensure(pool: &PgPool, config: &PgVectorConfig) -> Result<Schema> {
                     .await
                     .map_err(during("setting the vector column's storage"))?;
             }
-            // Open WebUI filters knowledge-base searches by file_id: with this index a filtered
-            // exact search reads only the matching rows, not the whole collection.
-            sqlx::raw_sql(FILE_ID_INDEX)
-                .execute(&mut *tx)
-                .await
-                .map_err(during("creating the file_id index"))?;
+            // Open WebUI filters knowledge-base searches by these keys: with their indexes a
+            // selective filtered search reads only the matching rows. The table is empty, so
+            // building them here costs nothing.
+            for key in FILTER_KEYS {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(filter_index_ddl(key, false)))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(during("creating a metadata filter index"))?;
+            }
             (column_type, Some(config.dimension))
         }
     };
@@ -215,12 +230,84 @@ pub async fn ensure(pool: &PgPool, config: &PgVectorConfig) -> Result<Schema> {
         .execute(&mut *tx)
         .await
         .map_err(during("creating table chatstore_collection"))?;
+    sqlx::raw_sql(SIDE_TABLE_COLUMNS)
+        .execute(&mut *tx)
+        .await
+        .map_err(during("adding columns to chatstore_collection"))?;
     tx.commit().await.map_err(during("committing the schema"))?;
+    ensure_filter_indexes(pool).await?;
     Ok(Schema {
         column_type,
         dimension,
         pgvector_version,
     })
+}
+
+/// The name of the filter index on `key` (one of [`FILTER_KEYS`]).
+pub(crate) fn filter_index_name(key: &str) -> String {
+    format!("chatstore_document_chunk_{key}")
+}
+
+/// `CREATE INDEX [CONCURRENTLY] IF NOT EXISTS` of the filter index on `key` (a constant of
+/// [`FILTER_KEYS`], never user input).
+fn filter_index_ddl(key: &str, concurrently: bool) -> String {
+    format!(
+        "CREATE INDEX {}IF NOT EXISTS {} ON document_chunk (collection_name, (vmetadata ->> '{key}'))",
+        if concurrently { "CONCURRENTLY " } else { "" },
+        filter_index_name(key)
+    )
+}
+
+/// Gives an existing table the filter indexes it lacks, built `CONCURRENTLY` (writers go on;
+/// an Open WebUI table may be large). An invalid leftover of a failed build is dropped and
+/// built again. Processes that connect together take turns on an advisory lock.
+async fn ensure_filter_indexes(pool: &PgPool) -> Result<()> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(during("acquiring a connection"))?;
+    let mut missing = Vec::new();
+    for key in FILTER_KEYS {
+        let valid: Option<bool> = sqlx::query_scalar(INDEX_VALID)
+            .bind(filter_index_name(key))
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(during("looking for a filter index"))?;
+        if valid != Some(true) {
+            missing.push((key, valid.is_some()));
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(FILTER_INDEX_LOCK)
+        .execute(&mut *conn)
+        .await
+        .map_err(during("taking the filter index lock"))?;
+    let mut result = Ok(());
+    for (key, invalid) in missing {
+        if invalid {
+            let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {}", filter_index_name(key));
+            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut *conn).await {
+                result = Err(during("dropping an invalid filter index")(e));
+                break;
+            }
+        }
+        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(filter_index_ddl(key, true)))
+            .execute(&mut *conn)
+            .await
+        {
+            result = Err(during("creating a metadata filter index")(e));
+            break;
+        }
+    }
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(FILTER_INDEX_LOCK)
+        .execute(&mut *conn)
+        .await
+        .map_err(during("releasing the filter index lock"));
+    result.and(unlocked.map(drop))
 }
 
 async fn detect_column(tx: &mut sqlx::PgConnection) -> Result<Option<(ColumnType, Option<usize>)>> {

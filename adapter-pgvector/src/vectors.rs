@@ -21,8 +21,8 @@ const COLLECTIONS: &str = "SELECT collection_name FROM document_chunk \
 const DELETE_COLLECTION: &str = "DELETE FROM document_chunk WHERE collection_name = $1";
 const RESET: &str = "DELETE FROM document_chunk";
 const FORGET_ALL: &str = "DELETE FROM chatstore_collection RETURNING index_name";
-const INFO: &str =
-    "SELECT dimension, hnsw_ef, index_name FROM chatstore_collection WHERE name = $1";
+const INFO: &str = "SELECT dimension, hnsw_ef, indexed_rows, exact_filter_rows, value_counts \
+     FROM chatstore_collection WHERE name = $1";
 const LOCK_INFO: &str = "SELECT dimension FROM chatstore_collection WHERE name = $1 FOR UPDATE";
 const FORGET: &str = "DELETE FROM chatstore_collection WHERE name = $1 \
      AND NOT EXISTS (SELECT 1 FROM document_chunk WHERE collection_name = $1) \
@@ -35,6 +35,12 @@ pub(crate) struct CollectionInfo {
     pub dimension: Option<usize>,
     /// `ef_search` of its calibrated partial HNSW index; `None`: search exactly.
     pub hnsw_ef: Option<u32>,
+    /// Its rows when the index was calibrated.
+    pub indexed_rows: Option<i64>,
+    /// Filters matching at most this many rows are searched exactly (through their index).
+    pub exact_filter_rows: Option<i64>,
+    /// The most frequent values of the filter keys and their rows (see `search.rs`).
+    pub value_counts: Option<Value>,
 }
 
 pub(crate) async fn collection_info(
@@ -52,6 +58,9 @@ pub(crate) async fn collection_info(
         Ok(CollectionInfo {
             dimension: dimension.and_then(|d| usize::try_from(d).ok()),
             hnsw_ef: ef.and_then(|e| u32::try_from(e).ok()),
+            indexed_rows: row.try_get(2).map_err(during("reading indexed_rows"))?,
+            exact_filter_rows: row.try_get(3).map_err(during("reading exact_filter_rows"))?,
+            value_counts: row.try_get(4).map_err(during("reading value_counts"))?,
         })
     })
     .transpose()
@@ -84,7 +93,7 @@ pub(crate) async fn forget_if_empty(conn: &mut PgConnection, name: &str) -> Resu
 
 /// Drops one of chatstore's partial indexes; refuses any other name.
 pub(crate) async fn drop_index(conn: &mut PgConnection, index: &str) -> Result<()> {
-    if !crate::search::is_own_index_name(index) {
+    if !crate::indexes::is_own_index_name(index) {
         return Err(Error::backend_msg(format!(
             "chatstore_collection names index {index:?}, which chatstore did not create"
         )));

@@ -471,6 +471,7 @@ async fn repeated_searches_keep_exact_results_in_small_collections() {
         PgVectorConfig::new(url)
             .dimension(16)
             .exact_max_rows(500)
+            .auto_index(false)
             .pool_size(1),
     )
     .await
@@ -517,9 +518,14 @@ async fn partial_indexes_follow_the_collection_size() {
     let Some(url) = fresh_database("template1").await else {
         return;
     };
-    let store = PgVectorStore::connect(PgVectorConfig::new(url).dimension(8).exact_max_rows(300))
-        .await
-        .expect("open");
+    let store = PgVectorStore::connect(
+        PgVectorConfig::new(url)
+            .dimension(8)
+            .exact_max_rows(300)
+            .auto_index(false),
+    )
+    .await
+    .expect("open");
     let mut rng = Rng::new(9);
     // Low-dimensional clustered data: HNSW reaches the target recall here.
     let items = random_items(&mut rng, "big", 3_000, 4);
@@ -588,7 +594,10 @@ async fn partial_indexes_use_the_configured_parameters() {
     let Some(url) = fresh_database("template1").await else {
         return;
     };
-    let config = PgVectorConfig::new(url).dimension(8).exact_max_rows(300);
+    let config = PgVectorConfig::new(url)
+        .dimension(8)
+        .exact_max_rows(300)
+        .auto_index(false);
     assert_eq!((config.hnsw_m, config.hnsw_ef_construction), (32, 128));
     let store = PgVectorStore::connect(config.clone().hnsw(8, 32))
         .await
@@ -781,4 +790,123 @@ async fn into_store_reports_the_vectors_capability() {
             .await
             .expect("pgvector answers")
     );
+}
+
+async fn index_builds_running(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_progress_create_index WHERE datname = current_database()",
+    )
+    .fetch_one(conn)
+    .await
+    .expect("progress")
+}
+
+/// A collection that crosses `exact_max_rows` gets its index by itself, in the background and
+/// `CONCURRENTLY`: writes go through while it builds, searches stay exact until the index is
+/// calibrated, and afterwards the collection is searched through it.
+#[tokio::test]
+async fn background_builds_let_writes_through_and_keep_searches_exact() {
+    use sqlx::Connection;
+    use std::time::{Duration, Instant};
+
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let store = PgVectorStore::connect(
+        PgVectorConfig::new(url.clone())
+            .dimension(8)
+            .exact_max_rows(500)
+            .auto_index_delay(Duration::from_millis(100)),
+    )
+    .await
+    .expect("open");
+    let model = MemoryBackend::new();
+    let mut rng = Rng::new(31);
+    // A transaction with an older snapshot holds the concurrent build in its last phase until
+    // it ends, so the test can write and search while the build is certainly running.
+    let mut holder = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let mut monitor = sqlx::PgConnection::connect(&url).await.expect("connect");
+    sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    sqlx::raw_sql("SELECT count(*) FROM chatstore_collection")
+        .execute(&mut holder)
+        .await
+        .expect("snapshot");
+
+    let items = random_items(&mut rng, "big", 2_000, 4);
+    store.insert("big", items.clone()).await.expect("insert");
+    model.insert("big", items).await.expect("insert");
+    let started = Instant::now();
+    while index_builds_running(&mut monitor).await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no background build started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Writes to the collection and to others go through during the build.
+    for (name, n) in [("big", 40), ("other", 30)] {
+        let more = random_items(&mut rng, &format!("{name}-more"), n, 4);
+        let t = Instant::now();
+        store.insert(name, more.clone()).await.expect("insert");
+        model.insert(name, more).await.expect("insert");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "a write waited for the build"
+        );
+    }
+    let victims = vec!["big-0001".to_owned(), "big-0002".to_owned()];
+    assert_eq!(
+        store.delete("big", Some(&victims), None).await.expect("delete"),
+        2
+    );
+    model.delete("big", Some(&victims), None).await.expect("delete");
+    assert!(
+        index_builds_running(&mut monitor).await > 0,
+        "the writes finished while the build ran"
+    );
+    // Searches are exact meanwhile, with and without a filter.
+    assert_eq!(store.plan("big").await.expect("plan"), SearchPlan::Exact);
+    let filter = VectorFilter::eq("file_id", "f1");
+    for _ in 0..5 {
+        let q = vec![rng.unit_vector(4)];
+        for f in [None, Some(&filter)] {
+            let got = store.search("big", &q, f, 10).await.expect("search");
+            let want = model.search("big", &q, f, 10).await.expect("model");
+            assert_same_hits(&got, &want);
+        }
+    }
+
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut holder)
+        .await
+        .expect("commit");
+    tokio::time::timeout(Duration::from_secs(120), store.wait_for_index_builds())
+        .await
+        .expect("the background build ends");
+    assert!(
+        matches!(store.plan("big").await.expect("plan"), SearchPlan::Hnsw { .. }),
+        "the collection is searched through its index"
+    );
+    assert_eq!(own_indexes(&store).await, 1);
+    // Through the index the answers keep their neighbours; filtered ones stay complete.
+    let mut recall = 0.0;
+    for _ in 0..20 {
+        let q = vec![rng.unit_vector(4)];
+        let got = store.search("big", &q, None, 10).await.expect("search");
+        let want = model.search("big", &q, None, 10).await.expect("model");
+        let want_ids: Vec<&str> = want[0].iter().map(|h| h.id.as_str()).collect();
+        recall += got[0]
+            .iter()
+            .filter(|h| want_ids.contains(&h.id.as_str()))
+            .count() as f64
+            / 10.0;
+        let got = store.search("big", &q, Some(&filter), 10).await.expect("search");
+        let want = model.search("big", &q, Some(&filter), 10).await.expect("model");
+        assert_eq!(got[0].len(), want[0].len(), "filtered searches stay complete");
+    }
+    assert!(recall / 20.0 >= 0.95, "recall {}", recall / 20.0);
 }

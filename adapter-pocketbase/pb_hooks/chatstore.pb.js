@@ -129,22 +129,23 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
           }
           case "drop_orphan_tags": {
             // op.collection: the tags; op.chats: the chats whose `tags` relation points at them.
+            // Only the tag's own user's chats can carry it: the check reads those through the
+            // (user_id, updated_at) index, never every chat of every user.
             const chats = collection(tx, op.chats);
             const dropped = [];
             for (const id of op.ids || []) {
+              const rec = find(tx, col, id);
+              if (!rec) continue;
               const row = new DynamicModel({ n: 0 });
               tx.db()
                 .newQuery(
-                  "SELECT COUNT(*) AS n FROM `" + chats.name + "` c, json_each(CASE WHEN json_valid(c.tags) THEN c.tags ELSE '[]' END) je WHERE je.value = {:id}"
+                  "SELECT COUNT(*) AS n FROM (SELECT 1 FROM `" + chats.name + "` c, json_each(CASE WHEN json_valid(c.tags) THEN c.tags ELSE '[]' END) je WHERE c.user_id = {:user} AND je.value = {:id} LIMIT 1)"
                 )
-                .bind({ id: id })
+                .bind({ id: id, user: rec.getString("user_id") })
                 .one(row);
               if (row.n === 0) {
-                const rec = find(tx, col, id);
-                if (rec) {
-                  tx.delete(rec);
-                  dropped.push(id);
-                }
+                tx.delete(rec);
+                dropped.push(id);
               }
             }
             results.push(dropped);
@@ -173,9 +174,9 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
             const rows = arrayOf(new DynamicModel({ id: "" }));
             tx.db()
               .newQuery(
-                "SELECT DISTINCT c.id AS id FROM `" + chats.name + "` c, json_each(CASE WHEN json_valid(c.tags) THEN c.tags ELSE '[]' END) je WHERE je.value = {:id}"
+                "SELECT DISTINCT c.id AS id FROM `" + chats.name + "` c, json_each(CASE WHEN json_valid(c.tags) THEN c.tags ELSE '[]' END) je WHERE c.user_id = {:user} AND je.value = {:id}"
               )
-              .bind({ id: op.id })
+              .bind({ id: op.id, user: tag.getString("user_id") })
               .all(rows);
             for (const row of rows) {
               const chat = tx.findRecordById(chats, row.id);

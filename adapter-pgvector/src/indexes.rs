@@ -1,0 +1,661 @@
+//! The per-collection HNSW indexes: built `CONCURRENTLY` (writers never wait), calibrated
+//! against exact search, swapped in, and started by themselves in the background when a
+//! collection crosses `exact_max_rows` or grows by `auto_index_growth`.
+//!
+//! - A build runs on a connection of its own that holds a session advisory lock, so one build
+//!   runs at a time in the database (across processes), and within a process one `optimize`
+//!   at a time.
+//! - A rebuild (other `m` / `ef_construction`) builds the new index under the collection's
+//!   other index name next to the old one, points the side table at it, then drops the old
+//!   one `CONCURRENTLY`. Until calibration records an `ef_search`, searches of a collection
+//!   that had no index stay exact, so they are exact-correct while a build runs.
+//! - The background builder waits until the collection has had no write for
+//!   `auto_index_delay` (a bulk load is not slowed by an index built in its middle), then runs
+//!   [`PgVectorStore::optimize`]; one build at a time, in the order they became due.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use chatstore_core::Result;
+use chatstore_core::vectors::{SearchHit, validate_collection};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::{Connection, PgConnection, Row};
+
+use crate::PgVectorStore;
+use crate::error::during;
+use crate::schema::FILTER_KEYS;
+use crate::search::SearchPlan;
+
+/// Prefix of chatstore's partial HNSW indexes.
+const INDEX_PREFIX: &str = "chatstore_hnsw_";
+/// Suffix of a collection's second index name (used while a rebuild runs next to the first).
+const SECOND_SUFFIX: &str = "_b";
+/// `ef_search` values `optimize` tries, in order; pgvector caps it at 1000.
+const EF_STEPS: &[u32] = &[40, 64, 100, 160, 250, 400, 640, 1000];
+/// Query vectors `optimize` samples from the collection to measure recall.
+const CALIBRATION_QUERIES: i64 = 100;
+/// Single queries timed each way to set a collection's exact-filter threshold.
+const LATENCY_QUERIES: usize = 5;
+/// Neighbours measured per calibration query.
+const CALIBRATION_K: usize = 10;
+/// Session advisory lock held while an index is built: one build at a time in the database.
+const BUILD_LOCK: i64 = 0x6368_6174_6275_696c;
+
+const RESET_WRITTEN: &str = "UPDATE chatstore_collection SET written = 0 WHERE name = $1";
+const COUNT: &str = "SELECT count(*) FROM document_chunk WHERE collection_name = $1";
+const COUNTS: &str = "SELECT collection_name, count(*) FROM document_chunk \
+     GROUP BY collection_name ORDER BY collection_name COLLATE \"C\"";
+const INDEXED: &str = "SELECT name FROM chatstore_collection WHERE index_name IS NOT NULL";
+const LOCK_BUILDS: &str = "SELECT pg_advisory_lock($1)";
+/// The DDL of a partial index; PostgreSQL's `format` quotes the name and the collection.
+const INDEX_DDL: &str = "SELECT format('CREATE INDEX CONCURRENTLY %I ON document_chunk \
+     USING hnsw (vector %s) WITH (m = %s, ef_construction = %s) WHERE collection_name = %L', \
+     $1::text, $2::text, $4::int, $5::int, $3::text)";
+/// Points the side table at a new index; a calibrated `ef_search` of the old one stays until
+/// the new one is calibrated.
+const MARK_INDEXED: &str = "INSERT INTO chatstore_collection (name, index_name) VALUES ($1, $2) \
+     ON CONFLICT (name) DO UPDATE SET index_name = EXCLUDED.index_name";
+/// The calibrated plan and the statistics filtered searches choose by.
+const SET_PLAN: &str = "UPDATE chatstore_collection SET hnsw_ef = $2, indexed_rows = $3, \
+     exact_filter_rows = $4, value_counts = $5 WHERE name = $1";
+/// The most frequent values of each filter key in a collection (at most [`VALUES_KEPT`] + 1
+/// per key, the last one only telling how many rows the values left out have at most).
+const VALUE_COUNTS: &str = "SELECT key, value, n FROM (\
+     SELECT key, value, n, row_number() OVER (PARTITION BY key ORDER BY n DESC, value) AS r \
+     FROM (SELECT k.key, d.vmetadata ->> k.key AS value, count(*) AS n \
+           FROM document_chunk d CROSS JOIN unnest($2::text[]) AS k(key) \
+           WHERE d.collection_name = $1 AND d.vmetadata ->> k.key IS NOT NULL \
+           GROUP BY 1, 2) c) t \
+     WHERE r <= $3";
+/// Values kept per filter key in a collection's statistics.
+const VALUES_KEPT: i64 = 256;
+/// Searches go exact; the rows are remembered, so the next automatic build waits for growth.
+const MARK_EXACT: &str = "UPDATE chatstore_collection SET hnsw_ef = NULL, index_name = NULL, \
+     indexed_rows = $2, exact_filter_rows = NULL, value_counts = NULL WHERE name = $1";
+/// The storage options (`m=…`, `ef_construction=…`) of an existing valid index.
+const INDEX_OPTIONS: &str = "SELECT coalesce(c.reloptions, '{}')::text[] FROM pg_class c \
+     JOIN pg_index i ON i.indexrelid = c.oid WHERE c.oid = to_regclass($1) AND i.indisvalid";
+/// Indexes of the given names that a failed concurrent build left invalid.
+const INVALID: &str = "SELECT c.relname::text FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid \
+     WHERE c.relname = ANY($1) AND NOT i.indisvalid";
+const EXISTS: &str = "SELECT to_regclass($1) IS NOT NULL";
+const CURRENT_INDEX: &str = "SELECT index_name FROM chatstore_collection WHERE name = $1";
+const ANALYZE: &str = "ANALYZE document_chunk";
+const SAMPLE: &str = "SELECT id, vector::vector FROM document_chunk WHERE collection_name = $1 \
+     ORDER BY random() LIMIT $2";
+
+/// What [`PgVectorStore::optimize`] decided for a collection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionPlan {
+    /// The collection.
+    pub collection: String,
+    /// Its rows when it was optimised.
+    pub rows: i64,
+    /// The plan unfiltered searches use from now on (filtered ones choose per query).
+    pub plan: SearchPlan,
+    /// Mean recall@10 the HNSW plan reached on the calibration sample, when one was tried.
+    pub measured_recall: Option<f64>,
+}
+
+/// The partial index name of a collection: a hash, as names may be longer than an identifier.
+pub(crate) fn index_name(collection: &str) -> String {
+    let digest = Sha256::digest(collection.as_bytes());
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("{INDEX_PREFIX}{hex}")
+}
+
+/// The other name a collection's index takes while it is rebuilt (the two alternate, so the
+/// new index is built next to the old one and swapped in).
+fn other_index_name(collection: &str, current: &str) -> String {
+    let first = index_name(collection);
+    if current == first {
+        format!("{first}{SECOND_SUFFIX}")
+    } else {
+        first
+    }
+}
+
+/// Whether `name` is one of chatstore's partial index names (safe to put into DDL).
+pub(crate) fn is_own_index_name(name: &str) -> bool {
+    name.strip_prefix(INDEX_PREFIX).is_some_and(|rest| {
+        let hex = rest.strip_suffix(SECOND_SUFFIX).unwrap_or(rest);
+        hex.len() == 24
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+
+/// Drops one of chatstore's partial indexes `CONCURRENTLY` (outside any transaction);
+/// refuses any other name.
+async fn drop_concurrently(conn: &mut PgConnection, index: &str) -> Result<()> {
+    if !is_own_index_name(index) {
+        return Err(chatstore_core::Error::backend_msg(format!(
+            "refusing to drop index {index:?}, which chatstore did not create"
+        )));
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP INDEX CONCURRENTLY IF EXISTS {index}"
+    )))
+    .execute(&mut *conn)
+    .await
+    .map_err(during("dropping a collection's HNSW index"))?;
+    Ok(())
+}
+
+/// The background builder's state, shared by the clones of a store.
+#[derive(Debug)]
+pub(crate) struct Builder {
+    state: Mutex<BuildState>,
+    /// `true` while no build is queued or running.
+    idle: tokio::sync::watch::Sender<bool>,
+    /// One `optimize` at a time in this process (explicit calls wait for background builds).
+    running: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct BuildState {
+    queued: VecDeque<String>,
+    /// When each collection was last written by this process.
+    last_write: HashMap<String, Instant>,
+    worker: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            state: Mutex::new(BuildState::default()),
+            idle: tokio::sync::watch::Sender::new(true),
+            running: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl Builder {
+    fn state(&self) -> std::sync::MutexGuard<'_, BuildState> {
+        // The state stays consistent even if a holder panicked: every change is one statement.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl PgVectorStore {
+    /// Whether a collection that has seen `written` rows written since its last `optimize`
+    /// (which found `indexed_rows` rows, if it ran) is due for an automatic build.
+    pub(crate) fn index_due(&self, written: i64, indexed_rows: Option<i64>) -> bool {
+        if !self.config.auto_index || !self.schema.supports_hnsw() {
+            return false;
+        }
+        match indexed_rows {
+            None => written > self.config.exact_max_rows,
+            Some(rows) => {
+                let base = rows.max(self.config.exact_max_rows).max(1) as f64;
+                written as f64 >= (self.config.auto_index_growth - 1.0).max(0.01) * base
+            }
+        }
+    }
+
+    /// Notes a write to `collection`; when `due`, queues it for a background build (started
+    /// once the collection has been quiet for `auto_index_delay`).
+    pub(crate) fn after_write(&self, collection: &str, due: bool) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut state = self.builder.state();
+        if state.last_write.contains_key(collection) || due {
+            state
+                .last_write
+                .insert(collection.to_owned(), Instant::now());
+        }
+        if !due || state.queued.iter().any(|c| c == collection) {
+            return;
+        }
+        state.queued.push_back(collection.to_owned());
+        self.builder.idle.send_replace(false);
+        if !state.worker {
+            state.worker = true;
+            let store = self.clone();
+            runtime.spawn(async move { store.build_in_background().await });
+        }
+    }
+
+    async fn build_in_background(self) {
+        loop {
+            let next = {
+                let mut state = self.builder.state();
+                match state.queued.pop_front() {
+                    Some(c) => c,
+                    None => {
+                        state.worker = false;
+                        state.last_write.clear();
+                        self.builder.idle.send_replace(true);
+                        return;
+                    }
+                }
+            };
+            // Wait for the collection's writes to pause: building into a bulk load would make
+            // the rest of the load insert into the index, about 150x slower.
+            loop {
+                let quiet_for = self
+                    .builder
+                    .state()
+                    .last_write
+                    .get(&next)
+                    .map(Instant::elapsed)
+                    .unwrap_or(self.config.auto_index_delay);
+                if quiet_for >= self.config.auto_index_delay {
+                    break;
+                }
+                tokio::time::sleep(self.config.auto_index_delay - quiet_for).await;
+            }
+            self.builder.state().last_write.remove(&next);
+            match self.optimize(&next).await {
+                Ok(plan) => tracing::info!(collection = %next, ?plan, "background index build"),
+                Err(e) => tracing::warn!(collection = %next, error = %e, "background index build failed"),
+            }
+        }
+    }
+
+    /// Waits until no automatic index build is queued or running in this process (benchmarks
+    /// and tests call it after a load; searches never need to).
+    pub async fn wait_for_index_builds(&self) {
+        let mut idle = self.builder.idle.subscribe();
+        // The sender lives as long as the store, so this only ends when the builder is idle.
+        let _ = idle.wait_for(|idle| *idle).await;
+    }
+
+    /// Chooses `collection`'s search plan by its size: at most `exact_max_rows` rows stay
+    /// exact (and lose a partial index they had); a larger one gets its own partial HNSW index,
+    /// built `CONCURRENTLY` (writes go on; searches stay exact until it is calibrated), then
+    /// the smallest `ef_search` whose recall@10 against exact search, measured on a sample of
+    /// the collection's own vectors, reaches `target_recall` while still beating the exact
+    /// scan on the same sample, plus one step of margin (when that still beats it). When none
+    /// does (data without structure, such as uniform random vectors), the index is dropped and
+    /// the collection stays exact. The collection's value counts of the filter keys are
+    /// recorded with the plan, for filtered searches. Runs by itself in the background (see
+    /// `PgVectorConfig::auto_index`); call it after bulk loads to have the plan at once.
+    pub async fn optimize(&self, collection: &str) -> Result<CollectionPlan> {
+        validate_collection(collection)?;
+        let _one_at_a_time = self.builder.running.lock().await;
+        sqlx::query(RESET_WRITTEN)
+            .bind(collection)
+            .execute(&self.pool)
+            .await
+            .map_err(during("resetting a collection's write count"))?;
+        let rows: i64 = sqlx::query_scalar(COUNT)
+            .bind(collection)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(during("counting a collection"))?;
+        if rows <= self.config.exact_max_rows || !self.schema.supports_hnsw() {
+            self.mark_exact(collection, rows).await?;
+            return Ok(CollectionPlan {
+                collection: collection.to_owned(),
+                rows,
+                plan: SearchPlan::Exact,
+                measured_recall: None,
+            });
+        }
+        self.build_index(collection).await?;
+        let (plan, recall) = self.calibrate(collection, rows).await?;
+        if plan == SearchPlan::Exact {
+            self.mark_exact(collection, rows).await?;
+        }
+        Ok(CollectionPlan {
+            collection: collection.to_owned(),
+            rows,
+            plan,
+            measured_recall: recall,
+        })
+    }
+
+    /// [`optimize`](Self::optimize) for every collection that is large or has an index.
+    pub async fn optimize_all(&self) -> Result<Vec<CollectionPlan>> {
+        let counts: Vec<(String, i64)> = sqlx::query_as(COUNTS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(during("counting collections"))?;
+        let indexed: HashSet<String> = sqlx::query_scalar(INDEXED)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(during("listing indexed collections"))?
+            .into_iter()
+            .collect();
+        let mut plans = Vec::new();
+        for (collection, rows) in counts {
+            if rows > self.config.exact_max_rows || indexed.contains(&collection) {
+                plans.push(self.optimize(&collection).await?);
+            }
+        }
+        Ok(plans)
+    }
+
+    /// A connection of its own for DDL that cannot run in a transaction; closing it releases
+    /// its session settings and advisory lock, whatever happened.
+    async fn ddl_connection(&self) -> Result<PgConnection> {
+        let options = self.pool.connect_options();
+        PgConnection::connect_with(&options)
+            .await
+            .map_err(during("connecting for an index build"))
+    }
+
+    /// Makes sure the collection has a valid partial index with the configured parameters:
+    /// keeps a fitting one, else builds one `CONCURRENTLY` under the other name and swaps it in.
+    async fn build_index(&self, collection: &str) -> Result<()> {
+        let mut conn = self.ddl_connection().await?;
+        let result = self.build_on(&mut conn, collection).await;
+        let closed = conn
+            .close()
+            .await
+            .map_err(during("closing the index build connection"));
+        result.and(closed)
+    }
+
+    async fn build_on(&self, conn: &mut PgConnection, collection: &str) -> Result<()> {
+        sqlx::query(LOCK_BUILDS)
+            .bind(BUILD_LOCK)
+            .execute(&mut *conn)
+            .await
+            .map_err(during("waiting for other index builds"))?;
+        let first = index_name(collection);
+        let names = vec![first.clone(), format!("{first}{SECOND_SUFFIX}")];
+        let invalid: Vec<String> = sqlx::query_scalar(INVALID)
+            .bind(&names)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(during("looking for failed index builds"))?;
+        for index in invalid {
+            drop_concurrently(conn, &index).await?;
+        }
+        let current: Option<Option<String>> = sqlx::query_scalar(CURRENT_INDEX)
+            .bind(collection)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(during("reading a collection's index"))?;
+        let current = current.flatten().filter(|name| is_own_index_name(name));
+        if let Some(current) = &current {
+            let options: Option<Vec<String>> = sqlx::query_scalar(INDEX_OPTIONS)
+                .bind(current)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(during("reading a collection's index options"))?;
+            let wanted = [
+                format!("m={}", self.config.hnsw_m),
+                format!("ef_construction={}", self.config.hnsw_ef_construction),
+            ];
+            if options.is_some_and(|o| wanted.iter().all(|w| o.contains(w))) {
+                return Ok(());
+            }
+        }
+        let new = match &current {
+            Some(current) => other_index_name(collection, current),
+            None => first,
+        };
+        // A valid index of that name that the side table does not point at (an interrupted
+        // swap) is rebuilt, as its parameters are unknown.
+        let stray: bool = sqlx::query_scalar(EXISTS)
+            .bind(&new)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(during("looking for an index"))?;
+        if stray {
+            drop_concurrently(conn, &new).await?;
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET maintenance_work_mem = '{}MB'",
+            self.config.index_build_memory_mb.max(1)
+        )))
+        .execute(&mut *conn)
+        .await
+        .map_err(during("raising maintenance_work_mem"))?;
+        let ddl: String = sqlx::query_scalar(INDEX_DDL)
+            .bind(&new)
+            .bind(self.schema.column_type.cosine_ops())
+            .bind(collection)
+            .bind(i32::try_from(self.config.hnsw_m).unwrap_or(i32::MAX))
+            .bind(i32::try_from(self.config.hnsw_ef_construction).unwrap_or(i32::MAX))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(during("quoting the index DDL"))?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
+            .execute(&mut *conn)
+            .await
+            .map_err(during("building a collection's HNSW index"))?;
+        sqlx::query(MARK_INDEXED)
+            .bind(collection)
+            .bind(&new)
+            .execute(&mut *conn)
+            .await
+            .map_err(during("recording a collection's index"))?;
+        if let Some(old) = current {
+            drop_concurrently(conn, &old).await?;
+        }
+        sqlx::raw_sql(ANALYZE)
+            .execute(&mut *conn)
+            .await
+            .map_err(during("analysing document_chunk"))?;
+        Ok(())
+    }
+
+    /// Measures recall@10 of the HNSW plan against exact search at increasing `ef_search`.
+    async fn calibrate(&self, collection: &str, rows: i64) -> Result<(SearchPlan, Option<f64>)> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(during("acquiring a connection"))?;
+        let sample = sqlx::query(SAMPLE)
+            .bind(collection)
+            .bind(CALIBRATION_QUERIES)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(during("sampling a collection"))?;
+        let mut ids = Vec::with_capacity(sample.len());
+        let mut queries = Vec::with_capacity(sample.len());
+        for row in &sample {
+            let id: String = row.try_get(0).map_err(during("reading a sample"))?;
+            let v: pgvector::Vector = row.try_get(1).map_err(during("reading a sample"))?;
+            ids.push(id);
+            queries.push(v.to_vec());
+        }
+        if queries.is_empty() {
+            return Ok((SearchPlan::Exact, None));
+        }
+        let k = u32::try_from(CALIBRATION_K + 1).unwrap_or(11);
+        let started = Instant::now();
+        let truth = self
+            .run(&mut conn, collection, &queries, None, k, SearchPlan::Exact)
+            .await?;
+        let exact_time = started.elapsed();
+        let mut best = None;
+        let mut reached: Option<(u32, f64)> = None;
+        for &ef in EF_STEPS {
+            let plan = SearchPlan::Hnsw { ef_search: ef };
+            let started = Instant::now();
+            let found = self
+                .run(&mut conn, collection, &queries, None, k, plan)
+                .await?;
+            let hnsw_time = started.elapsed();
+            let recall = mean_recall(&ids, &truth, &found);
+            tracing::debug!(
+                collection,
+                ef,
+                recall,
+                ?hnsw_time,
+                ?exact_time,
+                "calibrating HNSW"
+            );
+            if hnsw_time >= exact_time {
+                // Higher ef only gets slower: the index cannot beat the exact scan here.
+                break;
+            }
+            if let Some((_, r)) = reached {
+                // One step of margin past the target: the sample is only 100 queries.
+                reached = Some((ef, recall.max(r)));
+                break;
+            }
+            best = Some(recall);
+            if recall >= self.config.target_recall {
+                reached = Some((ef, recall));
+            }
+        }
+        if let Some((ef, recall)) = reached {
+            // A filter matching up to this many rows is cheaper to search exactly (through its
+            // index) than to walk the index: one search's latency each way, single queries as
+            // callers send them, the exact scan's per row.
+            let hnsw = self
+                .single_latency(&mut conn, collection, &queries, SearchPlan::Hnsw { ef_search: ef })
+                .await?;
+            let exact = self
+                .single_latency(&mut conn, collection, &queries, SearchPlan::Exact)
+                .await?;
+            let per_row = exact.as_secs_f64() / (rows.max(1) as f64);
+            let exact_filter_rows = (hnsw.as_secs_f64() / per_row.max(1e-12)) as i64;
+            tracing::debug!(collection, ?hnsw, ?exact, exact_filter_rows, "filter threshold");
+            let counts = self.value_counts(&mut conn, collection).await?;
+            sqlx::query(SET_PLAN)
+                .bind(collection)
+                .bind(i32::try_from(ef).unwrap_or(1_000))
+                .bind(rows)
+                .bind(exact_filter_rows)
+                .bind(counts)
+                .execute(&mut *conn)
+                .await
+                .map_err(during("recording ef_search"))?;
+            return Ok((SearchPlan::Hnsw { ef_search: ef }, Some(recall)));
+        }
+        Ok((SearchPlan::Exact, best))
+    }
+
+    /// The median latency of single-query searches with `plan` (a few of the sample's vectors).
+    async fn single_latency(
+        &self,
+        conn: &mut PgConnection,
+        collection: &str,
+        queries: &[Vec<f32>],
+        plan: SearchPlan,
+    ) -> Result<std::time::Duration> {
+        let mut times = Vec::with_capacity(LATENCY_QUERIES);
+        for q in queries.iter().take(LATENCY_QUERIES) {
+            let started = Instant::now();
+            self.run(conn, collection, std::slice::from_ref(q), None, 10, plan)
+                .await?;
+            times.push(started.elapsed());
+        }
+        times.sort();
+        Ok(times.get(times.len() / 2).copied().unwrap_or_default())
+    }
+
+    /// Counts the rows of each value of the filter keys in `collection`:
+    /// `{"<key>": {"values": {"<value>": rows, ...}, "rest": rows}}` with the most frequent
+    /// values, `rest` bounding the rows of any value left out (0 when none was).
+    async fn value_counts(&self, conn: &mut PgConnection, collection: &str) -> Result<Value> {
+        let keys: Vec<String> = FILTER_KEYS.iter().map(|k| (*k).to_owned()).collect();
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(VALUE_COUNTS)
+            .bind(collection)
+            .bind(keys)
+            .bind(VALUES_KEPT + 1)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(during("counting a collection's metadata values"))?;
+        let mut out = serde_json::Map::new();
+        for key in FILTER_KEYS {
+            let mut values: Vec<(&String, i64)> = rows
+                .iter()
+                .filter(|(k, _, _)| k == key)
+                .map(|(_, v, n)| (v, *n))
+                .collect();
+            values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+            let kept = usize::try_from(VALUES_KEPT).unwrap_or(256);
+            let rest = values.get(kept).map_or(0, |(_, n)| *n);
+            values.truncate(kept);
+            let values: serde_json::Map<String, Value> = values
+                .into_iter()
+                .map(|(v, n)| (v.clone(), Value::from(n)))
+                .collect();
+            out.insert(
+                key.to_owned(),
+                serde_json::json!({"values": values, "rest": rest}),
+            );
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// Searches go exact; the index (if any) is dropped `CONCURRENTLY` after the side table
+    /// stopped pointing at it.
+    async fn mark_exact(&self, collection: &str, rows: i64) -> Result<()> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(during("opening a transaction"))?;
+        let index: Option<Option<String>> = sqlx::query_scalar(CURRENT_INDEX)
+            .bind(collection)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(during("reading a collection's index"))?;
+        sqlx::query(MARK_EXACT)
+            .bind(collection)
+            .bind(rows)
+            .execute(&mut *tx)
+            .await
+            .map_err(during("marking a collection exact"))?;
+        tx.commit().await.map_err(during("committing a plan"))?;
+        if let Some(Some(index)) = index {
+            let mut conn = self.ddl_connection().await?;
+            let dropped = drop_concurrently(&mut conn, &index).await;
+            let closed = conn
+                .close()
+                .await
+                .map_err(during("closing the index build connection"));
+            dropped.and(closed)?;
+        }
+        Ok(())
+    }
+}
+
+/// Mean over queries of |found ∩ truth| / |truth|, each list without the query's own id and cut
+/// to [`CALIBRATION_K`].
+fn mean_recall(ids: &[String], truth: &[Vec<SearchHit>], found: &[Vec<SearchHit>]) -> f64 {
+    let mut total = 0.0;
+    for ((own, t), f) in ids.iter().zip(truth).zip(found) {
+        let t: Vec<&str> = t
+            .iter()
+            .map(|h| h.id.as_str())
+            .filter(|id| id != own)
+            .take(CALIBRATION_K)
+            .collect();
+        let f: HashSet<&str> = f
+            .iter()
+            .map(|h| h.id.as_str())
+            .filter(|id| id != own)
+            .take(CALIBRATION_K)
+            .collect();
+        total += if t.is_empty() {
+            1.0
+        } else {
+            t.iter().filter(|id| f.contains(*id)).count() as f64 / t.len() as f64
+        };
+    }
+    total / ids.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_names_are_own_and_safe() {
+        let name = index_name("kb'; DROP TABLE x; --");
+        assert!(is_own_index_name(&name));
+        assert!(name.len() < 63);
+        assert!(!is_own_index_name("idx_document_chunk_vector"));
+        assert!(!is_own_index_name("chatstore_hnsw_zz; DROP"));
+        let second = other_index_name("kb", &index_name("kb"));
+        assert!(is_own_index_name(&second));
+        assert_ne!(second, index_name("kb"));
+        assert_eq!(other_index_name("kb", &second), index_name("kb"));
+    }
+}
