@@ -128,7 +128,6 @@ pub(crate) fn is_own_index_name(name: &str) -> bool {
     })
 }
 
-
 /// Drops one of chatstore's partial indexes `CONCURRENTLY` (outside any transaction);
 /// refuses any other name.
 async fn drop_concurrently(conn: &mut PgConnection, index: &str) -> Result<()> {
@@ -177,7 +176,9 @@ impl Default for Builder {
 impl Builder {
     fn state(&self) -> std::sync::MutexGuard<'_, BuildState> {
         // The state stays consistent even if a holder panicked: every change is one statement.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -253,7 +254,9 @@ impl PgVectorStore {
             self.builder.state().last_write.remove(&next);
             match self.optimize(&next).await {
                 Ok(plan) => tracing::info!(collection = %next, ?plan, "background index build"),
-                Err(e) => tracing::warn!(collection = %next, error = %e, "background index build failed"),
+                Err(e) => {
+                    tracing::warn!(collection = %next, error = %e, "background index build failed")
+                }
             }
         }
     }
@@ -506,14 +509,25 @@ impl PgVectorStore {
             // index) than to walk the index: one search's latency each way, single queries as
             // callers send them, the exact scan's per row.
             let hnsw = self
-                .single_latency(&mut conn, collection, &queries, SearchPlan::Hnsw { ef_search: ef })
+                .single_latency(
+                    &mut conn,
+                    collection,
+                    &queries,
+                    SearchPlan::Hnsw { ef_search: ef },
+                )
                 .await?;
             let exact = self
                 .single_latency(&mut conn, collection, &queries, SearchPlan::Exact)
                 .await?;
             let per_row = exact.as_secs_f64() / (rows.max(1) as f64);
             let exact_filter_rows = (hnsw.as_secs_f64() / per_row.max(1e-12)) as i64;
-            tracing::debug!(collection, ?hnsw, ?exact, exact_filter_rows, "filter threshold");
+            tracing::debug!(
+                collection,
+                ?hnsw,
+                ?exact,
+                exact_filter_rows,
+                "filter threshold"
+            );
             let counts = self.value_counts(&mut conn, collection).await?;
             sqlx::query(SET_PLAN)
                 .bind(collection)

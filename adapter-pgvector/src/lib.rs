@@ -61,9 +61,9 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 pub use config::PgVectorConfig;
-pub use schema::{ColumnType, Schema};
 pub use indexes::CollectionPlan;
 pub use schema::FILTER_KEYS;
+pub use schema::{ColumnType, Schema};
 pub use search::SearchPlan;
 
 /// The name this backend reports.

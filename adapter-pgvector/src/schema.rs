@@ -97,7 +97,8 @@ const COLLECTION_INDEX: &str = "CREATE INDEX IF NOT EXISTS idx_document_chunk_co
 /// selective filter reads only its own rows; Open WebUI's columns stay as they are.
 pub const FILTER_KEYS: [&str; 4] = ["file_id", "hash", "source", "name"];
 /// Whether a filter index exists and is valid (a failed concurrent build leaves it invalid).
-const INDEX_VALID: &str = "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)";
+const INDEX_VALID: &str =
+    "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)";
 /// Serialises the concurrent filter-index builds of processes that connect together.
 const FILTER_INDEX_LOCK: i64 = 0x6368_6174_6669_6c74;
 /// Side-table columns added after its first version (an older side table gains them).
@@ -288,8 +289,14 @@ async fn ensure_filter_indexes(pool: &PgPool) -> Result<()> {
     let mut result = Ok(());
     for (key, invalid) in missing {
         if invalid {
-            let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {}", filter_index_name(key));
-            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut *conn).await {
+            let drop = format!(
+                "DROP INDEX CONCURRENTLY IF EXISTS {}",
+                filter_index_name(key)
+            );
+            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+                .execute(&mut *conn)
+                .await
+            {
                 result = Err(during("dropping an invalid filter index")(e));
                 break;
             }

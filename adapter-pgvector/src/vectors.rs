@@ -59,7 +59,9 @@ pub(crate) async fn collection_info(
             dimension: dimension.and_then(|d| usize::try_from(d).ok()),
             hnsw_ef: ef.and_then(|e| u32::try_from(e).ok()),
             indexed_rows: row.try_get(2).map_err(during("reading indexed_rows"))?,
-            exact_filter_rows: row.try_get(3).map_err(during("reading exact_filter_rows"))?,
+            exact_filter_rows: row
+                .try_get(3)
+                .map_err(during("reading exact_filter_rows"))?,
             value_counts: row.try_get(4).map_err(during("reading value_counts"))?,
         })
     })

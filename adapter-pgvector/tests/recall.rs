@@ -41,7 +41,10 @@ fn filters() -> Vec<(&'static str, Option<VectorFilter>)> {
         ("hash 1%", Some(VectorFilter::eq("hash", "h-7"))),
         (
             "hash $in 3%",
-            Some(VectorFilter::default().and_in("hash", vec![json!("h-1"), json!("h-2"), json!("h-3")])),
+            Some(
+                VectorFilter::default()
+                    .and_in("hash", vec![json!("h-1"), json!("h-2"), json!("h-3")]),
+            ),
         ),
         ("file_id 10%", Some(VectorFilter::eq("file_id", "f-0"))),
         ("page 25% (no index)", Some(VectorFilter::eq("page", 2))),
@@ -107,9 +110,7 @@ async fn check_recall(label: &str, data: Data, rng: &mut Rng) {
         .dimension(DIM)
         .pool_size(4)
         .auto_index(false);
-    let store = PgVectorStore::connect(config)
-        .await
-        .expect("open store");
+    let store = PgVectorStore::connect(config).await.expect("open store");
 
     // Random membership: shuffle the collection labels over the rows.
     let total = rows();

@@ -860,10 +860,16 @@ async fn background_builds_let_writes_through_and_keep_searches_exact() {
     }
     let victims = vec!["big-0001".to_owned(), "big-0002".to_owned()];
     assert_eq!(
-        store.delete("big", Some(&victims), None).await.expect("delete"),
+        store
+            .delete("big", Some(&victims), None)
+            .await
+            .expect("delete"),
         2
     );
-    model.delete("big", Some(&victims), None).await.expect("delete");
+    model
+        .delete("big", Some(&victims), None)
+        .await
+        .expect("delete");
     assert!(
         index_builds_running(&mut monitor).await > 0,
         "the writes finished while the build ran"
@@ -888,7 +894,10 @@ async fn background_builds_let_writes_through_and_keep_searches_exact() {
         .await
         .expect("the background build ends");
     assert!(
-        matches!(store.plan("big").await.expect("plan"), SearchPlan::Hnsw { .. }),
+        matches!(
+            store.plan("big").await.expect("plan"),
+            SearchPlan::Hnsw { .. }
+        ),
         "the collection is searched through its index"
     );
     assert_eq!(own_indexes(&store).await, 1);
@@ -904,9 +913,19 @@ async fn background_builds_let_writes_through_and_keep_searches_exact() {
             .filter(|h| want_ids.contains(&h.id.as_str()))
             .count() as f64
             / 10.0;
-        let got = store.search("big", &q, Some(&filter), 10).await.expect("search");
-        let want = model.search("big", &q, Some(&filter), 10).await.expect("model");
-        assert_eq!(got[0].len(), want[0].len(), "filtered searches stay complete");
+        let got = store
+            .search("big", &q, Some(&filter), 10)
+            .await
+            .expect("search");
+        let want = model
+            .search("big", &q, Some(&filter), 10)
+            .await
+            .expect("model");
+        assert_eq!(
+            got[0].len(),
+            want[0].len(),
+            "filtered searches stay complete"
+        );
     }
     assert!(recall / 20.0 >= 0.95, "recall {}", recall / 20.0);
 }
