@@ -99,6 +99,10 @@ impl PgVectorStore {
             .connect(&config.url)
             .await
             .map_err(error::during("connecting to PostgreSQL"))?;
+        if let Err(e) = check_pool_budget(&pool, &config).await {
+            pool.close().await;
+            return Err(e);
+        }
         Self::from_pool(pool, config).await
     }
 
@@ -220,4 +224,40 @@ impl Statements {
             vector_expr,
         }
     }
+}
+
+/// Refuses a pool that cannot fit in the server's connection budget (see
+/// [`chatstore_core::pool_budget`]); the pool's own open connections are not counted. Through a
+/// pooler, or when the server will not say, the pool is let through.
+async fn check_pool_budget(pool: &PgPool, config: &PgVectorConfig) -> Result<()> {
+    use chatstore_core::pool_budget::{POSTGRES_QUERY, PoolBudget, behind_pooler};
+    use sqlx::Row as _;
+    let row = match sqlx::query(POSTGRES_QUERY).fetch_one(pool).await {
+        Ok(row) => row,
+        Err(e) => {
+            tracing::warn!("cannot read the server's connection budget: {e}");
+            return Ok(());
+        }
+    };
+    let number = |name: &str| {
+        row.try_get::<i32, _>(name)
+            .map(|n| u32::try_from(n).unwrap_or(0))
+            .unwrap_or(0)
+    };
+    let server_port = row.try_get::<Option<i32>, _>("server_port").ok().flatten();
+    let dialled = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&config.url)
+        .ok()
+        .filter(|o| o.get_socket().is_none())
+        .map(|o| o.get_port());
+    if behind_pooler(dialled, server_port) {
+        tracing::info!("PostgreSQL is reached through a pooler: its connection budget applies");
+        return Ok(());
+    }
+    PoolBudget {
+        max_connections: number("max_connections"),
+        superuser_reserved: number("superuser_reserved"),
+        reserved: number("reserved"),
+        in_use: number("in_use").saturating_sub(pool.size()),
+    }
+    .check(config.pool_size.max(1))
 }

@@ -364,10 +364,13 @@ async fn open_postgres(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, 
     }
     // One direct connection first: the pool retries an unreachable server until its acquire
     // timeout and then reports only "timed out"; this reports the cause at once.
-    let probe = PgConnection::connect_with(&connect)
+    let mut probe = PgConnection::connect_with(&connect)
         .await
         .map_err(|e| error::db_error("connect", e))?;
+    let dialled = connect.get_socket().is_none().then(|| connect.get_port());
+    let budget = check_pool_budget(&mut probe, dialled, options.max_connections).await;
     let _ = probe.close().await;
+    budget?;
     let pool = PgPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
@@ -380,6 +383,42 @@ async fn open_postgres(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, 
         .or_else(chatstore_core::config::upload_dir_from_env)
         .unwrap_or_else(|| Path::new(OPEN_WEBUI_DATA_DIR).join("uploads"));
     Ok((pool::Pool::Postgres(pool), uploads))
+}
+
+/// Refuses a pool that cannot fit in the server's connection budget (see
+/// [`chatstore_core::pool_budget`]); `probe` is one connection of our own, not counted. Through
+/// a pooler, or when the server will not say, the pool is let through.
+async fn check_pool_budget(
+    probe: &mut PgConnection,
+    dialled_port: Option<u16>,
+    pool_size: u32,
+) -> Result<()> {
+    use chatstore_core::pool_budget::{POSTGRES_QUERY, PoolBudget, behind_pooler};
+    use sqlx::Row as _;
+    let row = match sqlx::query(POSTGRES_QUERY).fetch_one(&mut *probe).await {
+        Ok(row) => row,
+        Err(e) => {
+            tracing::warn!("cannot read the server's connection budget: {e}");
+            return Ok(());
+        }
+    };
+    let number = |name: &str| {
+        row.try_get::<i32, _>(name)
+            .map(|n| u32::try_from(n).unwrap_or(0))
+            .unwrap_or(0)
+    };
+    let server_port = row.try_get::<Option<i32>, _>("server_port").ok().flatten();
+    if behind_pooler(dialled_port, server_port) {
+        tracing::info!("PostgreSQL is reached through a pooler: its connection budget applies");
+        return Ok(());
+    }
+    PoolBudget {
+        max_connections: number("max_connections"),
+        superuser_reserved: number("superuser_reserved"),
+        reserved: number("reserved"),
+        in_use: number("in_use").saturating_sub(1),
+    }
+    .check(pool_size)
 }
 
 #[cfg(test)]

@@ -139,3 +139,27 @@ async fn postgres_uploads_default_to_a_durable_folder() {
     store.close().await;
     db.finish().await;
 }
+
+/// A pool larger than the server's `max_connections` allows is refused when the store opens,
+/// with the numbers and the fix, instead of failing later under load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_the_server_cannot_hold_is_refused() {
+    let Some(db) = support::postgres_empty().await else {
+        return;
+    };
+    let err = SqlStore::connect(&db.url, db.options().max_connections(100_000))
+        .await
+        .map(|_| ())
+        .expect_err("a pool of 100000 connections");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let text = err.to_string();
+    for needle in [
+        "100000 connections",
+        "max_connections",
+        "in use",
+        "CHATSTORE_POOL_SIZE",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from {text}");
+    }
+    db.finish().await;
+}

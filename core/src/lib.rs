@@ -46,6 +46,7 @@ pub mod groups;
 pub mod layer;
 pub mod memory;
 pub mod messages;
+pub mod pool_budget;
 pub mod query;
 pub mod sqlstate;
 pub mod store;
