@@ -8,6 +8,10 @@
 //! in keyset batches by its primary key, written with multi-row statements that replace a row
 //! already there, so copying a table again (a resumed run) changes nothing.
 //!
+//! Statements are built per table and batch size, and a column's values may change type from
+//! row to row on SQLite, so they are never cached as prepared statements (PostgreSQL would
+//! otherwise reuse the parameter types of the first execution).
+//!
 //! The migration engine copies the aggregates' tables (`user`, `chat`, `chat_message`, `tag`,
 //! `file`) through the domain model; [`RowMode::UpdateOnly`] then brings the columns the model
 //! does not carry (a user's `oauth`, a chat's `tasks`, the blob exactly as stored) onto the rows
@@ -468,7 +472,7 @@ impl SqlStore {
         let after = after.unwrap_or_default();
         match self.pool_ref() {
             Pool::Sqlite(p) => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
                 for c in after {
                     q = bind_sqlite(q, c.clone());
                 }
@@ -478,7 +482,7 @@ impl SqlStore {
                     .collect()
             }
             Pool::Postgres(p) => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
                 for c in after {
                     q = bind_pg(q, c.clone());
                 }
@@ -649,7 +653,7 @@ impl SqlStore {
             Pool::Sqlite(p) => {
                 let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(entity)?;
                 for (sql, binds) in statements {
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
                     for b in binds {
                         q = bind_sqlite(q, b);
                     }
@@ -660,7 +664,7 @@ impl SqlStore {
             Pool::Postgres(p) => {
                 let mut tx = p.begin().await.map_err(entity)?;
                 for (sql, binds) in statements {
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
                     for b in binds {
                         q = bind_pg(q, b);
                     }

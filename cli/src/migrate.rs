@@ -23,7 +23,8 @@ use crate::ends::{self, End};
 
 /// The environment variable of the test hook that stops a run at a batch:
 /// `GROUP:N:written` (the target holds batch N, its checkpoint is not written yet) or
-/// `GROUP:N:checkpointed`. The run then waits, so that a test can kill it at that point.
+/// `GROUP:N:checkpointed`. The run then waits for ever, so that a test can kill it at that
+/// point; with a fourth field `:SECONDS` it waits that long and goes on.
 pub const PAUSE_ENV: &str = "CHATSTORE_MIGRATE_PAUSE";
 
 /// `chatstore migrate`.
@@ -92,18 +93,19 @@ pub struct VerifyArgs {
 struct Bars {
     multi: Option<MultiProgress>,
     bars: Mutex<HashMap<ModelGroup, (ProgressBar, Instant)>>,
-    pause: Option<(String, u64, String)>,
+    pause: Option<(String, u64, String, Option<u64>)>,
 }
 
 impl Bars {
     fn new(quiet: bool) -> Self {
         let terminal = std::io::stderr().is_terminal() && !quiet;
         let pause = std::env::var(PAUSE_ENV).ok().and_then(|v| {
-            let mut parts = v.splitn(3, ':');
+            let mut parts = v.split(':');
             let group = parts.next()?.to_owned();
             let n = parts.next()?.parse().ok()?;
             let point = parts.next()?.to_owned();
-            Some((group, n, point))
+            let seconds = parts.next().and_then(|s| s.parse().ok());
+            Some((group, n, point, seconds))
         });
         Bars {
             multi: terminal.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
@@ -190,15 +192,20 @@ impl Progress for Bars {
     }
 
     fn batch(&self, group: ModelGroup, number: u64, point: BatchPoint) {
-        let Some((g, n, p)) = &self.pause else { return };
+        let Some((g, n, p, seconds)) = &self.pause else {
+            return;
+        };
         let point = match point {
             BatchPoint::Written => "written",
             BatchPoint::Checkpointed => "checkpointed",
         };
         if g == group.as_str() && *n == number && p == point {
             eprintln!("paused: {group} batch {number} {point}");
-            loop {
-                std::thread::sleep(Duration::from_secs(3600));
+            match seconds {
+                Some(s) => std::thread::sleep(Duration::from_secs(*s)),
+                None => loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                },
             }
         }
     }

@@ -9,19 +9,18 @@
 //!   from the messages on every backend), the current message, and the chat's messages as its
 //!   store lists them (rows or, for chats Open WebUI never gave rows, the blob); tag rows by
 //!   `(user_id, id)` with name and meta. A tag row only the target holds is accepted when a
-//!   source chat of that user carries the tag (the source kept that tag only in `meta.tags`);
+//!   source chat of that user carries the tag (the source kept that tag only in `meta.tags`;
+//!   the set of such `(user, tag)` pairs is held while walking, one entry per tag);
 //! - files: the metadata (sha256 and size included), and the target's bytes read back and
 //!   checked against that sha256;
 //! - vectors: every collection's items (text, metadata, embedding within 1e-6).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 
 use chatstore_core::blob::set_title;
 use chatstore_core::compare::{FieldDiff, canonical, content_hash, diff, same};
-use chatstore_core::{
-    Chat, ChatQuery, ErrorKind, Message, ModelGroup, PageRequest, Result, Store, Tag, TagKey,
-};
+use chatstore_core::{Chat, ErrorKind, Message, ModelGroup, Result, Store, Tag, TagKey};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -449,7 +448,15 @@ async fn chats(source: &Store, target: &Store, g: &mut GroupReport) -> Result<()
         |after| chat_side(target, after),
         read_key,
     );
+    // The (user, tag) pairs source chats carry: a tag row only the target holds is one of
+    // these when the source kept the tag only in `meta.tags` (one entry per tag, not per chat).
+    let mut carried = HashSet::new();
     while let Some(step) = m.next().await? {
+        if let Step::Both(_, Ok(a), _) | Step::Left(_, Ok(a)) = &step {
+            for t in &a.tags {
+                carried.insert((a.user_id.clone(), t.clone()));
+            }
+        }
         let Step::Both(k, Ok(a), Ok(b)) = step else {
             pair(g, "chat", step, |_| Ok((String::new(), Value::Null)))?;
             continue;
@@ -471,7 +478,7 @@ async fn chats(source: &Store, target: &Store, g: &mut GroupReport) -> Result<()
         }
     }
     (g.source, g.target) = m.counts();
-    tags(source, target, g).await
+    tags(source, target, &carried, g).await
 }
 
 async fn tag_side(s: &Store, after: Option<String>) -> Result<Vec<Read<Tag>>> {
@@ -485,21 +492,12 @@ async fn tag_side(s: &Store, after: Option<String>) -> Result<Vec<Read<Tag>>> {
     )
 }
 
-/// Whether a source chat of `user_id` carries tag `id` (the tag lived only in `meta.tags`).
-async fn carried(source: &Store, user_id: &str, id: &str) -> Result<bool> {
-    let q = ChatQuery::for_user(user_id)
-        .with_tags([id])
-        .archived(None)
-        .page(PageRequest::new(0, 1));
-    Ok(
-        retrying("looking for a tag's chats", || source.chats.list(&q))
-            .await?
-            .total
-            > 0,
-    )
-}
-
-async fn tags(source: &Store, target: &Store, g: &mut GroupReport) -> Result<()> {
+async fn tags(
+    source: &Store,
+    target: &Store,
+    carried: &HashSet<(String, String)>,
+    g: &mut GroupReport,
+) -> Result<()> {
     let mut m = Merge::new(
         |after| tag_side(source, after),
         |after| tag_side(target, after),
@@ -508,7 +506,7 @@ async fn tags(source: &Store, target: &Store, g: &mut GroupReport) -> Result<()>
     while let Some(step) = m.next().await? {
         match step {
             Step::Right(k, Ok(t)) => {
-                if carried(source, &t.user_id, &t.id).await? {
+                if carried.contains(&(t.user_id.clone(), t.id.clone())) {
                     g.equal += 1;
                 } else {
                     g.only_target(format!("tag {}", shown(&k)));

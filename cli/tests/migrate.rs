@@ -1,0 +1,699 @@
+//! `chatstore migrate` on the real servers, run as the operator runs it (the binary):
+//! Open WebUI-shaped rows (JSON nulls, millisecond timestamps, a legacy flat message list,
+//! messages only in the blob, tags only in `meta`, a file on disk, other Open WebUI tables)
+//! moved SQLite -> PostgreSQL -> SQLite and SQLite -> PocketBase -> SQLite and verified; a
+//! run killed with SIGKILL at several points and resumed; a target server killed mid-run; bad
+//! source rows set aside with their reasons. PostgreSQL and PocketBase come from
+//! `scripts/services.sh` (`CHATSTORE_TEST_*`); without them those tests say so and pass, unless
+//! CI=true.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use chatstore_core::files::sha256_hex;
+use chatstore_core::{NewChat, NewFile, NewMessage, NewUser};
+use chatstore_sql::{SqlOptions, SqlStore};
+use serde_json::Value;
+use sqlx::{AssertSqlSafe, Connection as _, Row as _};
+
+const BIN: &str = env!("CARGO_BIN_EXE_chatstore");
+
+/// Users (one with JSON nulls and an auth row with a password), chats of every shape, tag rows,
+/// and rows of tables outside the aggregates.
+const OWUI_ROWS: &str = r#"
+INSERT INTO "user" (id, name, email, role, profile_image_url, last_active_at, updated_at,
+    created_at, oauth, info, settings, scim)
+VALUES ('u1', 'Ada', 'Ada@Example.com', 'admin', '/user.png', 1700000300, 1700000200,
+    1700000100, '{"sub":"oidc|1"}', 'null', 'null', 'null');
+INSERT INTO "user" (id, name, email, role, profile_image_url, last_active_at, updated_at,
+    created_at, info, settings)
+VALUES ('u2', 'Bob', 'bob@example.com', 'user', '/user.png', 5, 5, 5,
+    '{"location":"Paris"}', '{"ui":{"theme":"dark"}}');
+INSERT INTO auth (id, email, password, active) VALUES ('u1', 'Ada@Example.com', '$2b$12$x', TRUE),
+    ('u2', 'bob@example.com', '$2b$12$y', TRUE);
+INSERT INTO chat (id, user_id, title, chat, created_at, updated_at, share_id, archived, pinned,
+    meta, folder_id, tasks, last_read_at, current_message_id)
+VALUES ('c1', 'u1', 'Trip to Zürich',
+    '{"title":"Trip to Zürich","models":["llama3"],"history":{"messages":{"m1":{"id":"m1","parentId":null,"childrenIds":["m2"],"role":"user","content":"hi é","timestamp":1700000000123,"models":["llama3"]},"m2":{"id":"m2","parentId":"m1","childrenIds":[],"role":"assistant","content":[{"type":"text","text":"hello"}],"model":"llama3","done":true,"timestamp":1700000001,"usage":{"input_tokens":3}}},"currentId":"m2"},"timestamp":1700000000123}',
+    1700000000, 1700000500, NULL, FALSE, FALSE, '{"tags":["travel","ideas"]}', NULL, 'null',
+    1700000500, 'm2');
+INSERT INTO chat_message (id, chat_id, user_id, role, parent_id, content, output, model_id,
+    files, sources, embeds, done, status_history, error, usage, created_at, updated_at,
+    context_summary, meta)
+VALUES
+    ('c1-m1', 'c1', 'u1', 'user', NULL, '"hi é"', 'null', NULL, 'null', 'null', 'null', TRUE,
+     'null', 'null', 'null', 1700000000123, 1700000000, NULL, 'null'),
+    ('c1-m2', 'c1', 'u1', 'assistant', 'm1', '[{"type":"text","text":"hello"}]', 'null',
+     'llama3', 'null', 'null', 'null', TRUE, 'null', 'null', '{"input_tokens":3}', 1700000001,
+     1700000009, NULL, 'null');
+INSERT INTO tag (id, name, user_id, meta) VALUES ('travel', 'Travel', 'u1', NULL),
+    ('unused', 'Unused', 'u2', '{"color":"red"}');
+INSERT INTO chat (id, user_id, title, chat, created_at, updated_at, archived, pinned, meta)
+VALUES ('c2', 'u1', 'Old times',
+    '{"title":"Old times","messages":[{"id":"a","role":"user","content":"question","timestamp":1600000000000},{"id":"b","parentId":"a","role":"assistant","content":"answer","timestamp":1600000001}]}',
+    1600000000, 1600000001, FALSE, FALSE, '{}');
+INSERT INTO chat (id, user_id, title, chat, created_at, updated_at, archived, pinned, meta)
+VALUES ('c3', 'u1', 'Blob only',
+    '{"title":"Blob only","history":{"messages":{"x":{"id":"x","parentId":null,"childrenIds":["y"],"role":"user","content":"one","timestamp":1650000000},"y":{"id":"y","parentId":"x","childrenIds":[],"role":"assistant","content":"two","timestamp":1650000005}},"currentId":"y"}}',
+    1650000000, 1650000005, FALSE, TRUE, '{"tags":["ideas"]}');
+INSERT INTO chat (id, user_id, title, chat, created_at, updated_at, archived, pinned, meta)
+VALUES ('c4', 'u2', 'Internal', '{"title":"Internal"}', 1800000000, 1800000000, FALSE, FALSE,
+    '{"internal":true,"tags":["travel"]}');
+INSERT INTO folder (id, parent_id, user_id, name, items, meta, is_expanded, created_at, updated_at)
+VALUES ('fo1', NULL, 'u1', 'Work', 'null', '{"icon":"x"}', FALSE, 1700000000, 1700000000);
+INSERT INTO memory (id, user_id, content, updated_at, created_at)
+VALUES ('me1', 'u1', 'likes tea', 1700000000, 1700000000);
+"#;
+
+fn env_or_skip(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(!ci, "{name} is not set but CI=true");
+            eprintln!("SKIPPED: {name} is not set (scripts/services.sh start sets it)");
+            None
+        }
+    }
+}
+
+fn folder() -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("chatstore-migrate-tests")
+        .join(uuid::Uuid::new_v4().simple().to_string());
+    std::fs::create_dir_all(&dir).expect("temp folder");
+    dir
+}
+
+fn sqlite_url(dir: &Path, name: &str) -> String {
+    format!("sqlite://{}", dir.join(name).display())
+}
+
+/// Runs literal SQL on a database.
+async fn exec(url: &str, sql: &str) {
+    let sql = AssertSqlSafe(sql.to_owned());
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.expect("connect");
+        sqlx::raw_sql(sql).execute(&mut c).await.expect("test SQL");
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::raw_sql(sql).execute(&mut c).await.expect("test SQL");
+    }
+}
+
+/// The first column of the first row as text.
+async fn text(url: &str, sql: &str) -> Option<String> {
+    let sql = AssertSqlSafe(sql.to_owned());
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.expect("connect");
+        let row = sqlx::query(sql)
+            .fetch_optional(&mut c)
+            .await
+            .expect("query");
+        row.and_then(|r| r.try_get::<Option<String>, _>(0).expect("text"))
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
+        let row = sqlx::query(sql)
+            .fetch_optional(&mut c)
+            .await
+            .expect("query");
+        row.and_then(|r| r.try_get::<Option<String>, _>(0).expect("text"))
+    }
+}
+
+async fn count(url: &str, table: &str) -> i64 {
+    let sql = AssertSqlSafe(format!("SELECT count(*) FROM \"{table}\""));
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.expect("connect");
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut c)
+            .await
+            .expect("count")
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut c)
+            .await
+            .expect("count")
+    }
+}
+
+/// An Open WebUI SQLite database (rollback journal, as Open WebUI leaves it) with
+/// [`OWUI_ROWS`], a file on disk, and `extra` more chats with messages.
+async fn owui_sqlite(dir: &Path, extra: usize) -> String {
+    let url = sqlite_url(dir, "webui.db");
+    let store = SqlStore::connect(&url, SqlOptions::default().upload_dir(dir.join("uploads")))
+        .await
+        .expect("create the source");
+    exec(&url, OWUI_ROWS).await;
+    let s = store.store();
+    let report = dir.join("owui-uploads");
+    std::fs::create_dir_all(&report).expect("uploads");
+    let path = report.join("f7_report.pdf");
+    std::fs::write(&path, b"%PDF-1.7 ...").expect("upload");
+    exec(
+        &url,
+        &format!(
+            r#"INSERT INTO "file" (id, user_id, hash, filename, path, data, meta, created_at, updated_at)
+               VALUES ('f7', 'u1', 'texthash', 'report.pdf', '{}',
+               '{{"status":"completed"}}',
+               '{{"name":"report.pdf","content_type":"application/pdf","size":12,"file_hash":"{}","collection_name":"file-f7"}}',
+               1700000000, 1700000050)"#,
+            path.display(),
+            sha256_hex(b"%PDF-1.7 ...")
+        ),
+    )
+    .await;
+    for i in 0..extra {
+        let user = format!("x{:03}", i % 7);
+        if i < 7 {
+            s.users
+                .create(NewUser::new(format!("{user}@example.com"), "X").with_id(&user))
+                .await
+                .expect("user");
+        }
+        let id = format!("k{i:03}");
+        let mut c = NewChat::new(&user, format!("chat {i}"))
+            .with_id(&id)
+            .with_tags([format!("t{}", i % 3)]);
+        c.created_at = Some(1_700_000_000 + i as i64);
+        c.updated_at = Some(1_800_000_000);
+        s.chats.create(c).await.expect("chat");
+        s.messages
+            .upsert_many(
+                &id,
+                vec![
+                    NewMessage::text(&id, "q", "user", "question").at(1_700_000_100),
+                    NewMessage::text(&id, "a", "assistant", "answer")
+                        .with_parent("q")
+                        .at(1_700_000_200),
+                ],
+            )
+            .await
+            .expect("messages");
+        if i % 8 == 0 {
+            s.files
+                .put(
+                    NewFile::new(&user, "notes.txt", vec![b'n'; i + 1])
+                        .with_id(format!("fx{i:03}")),
+                )
+                .await
+                .expect("file");
+        }
+    }
+    store.close().await;
+    let mut c = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::query("PRAGMA journal_mode=DELETE")
+        .execute(&mut c)
+        .await
+        .expect("rollback journal");
+    c.close().await.expect("close");
+    url
+}
+
+async fn fresh_postgres() -> Option<String> {
+    let server = env_or_skip("CHATSTORE_TEST_POSTGRES_URL")?;
+    let name = format!("mig_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&server).await.expect("connect");
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let (base, _) = server.rsplit_once('/').expect("a database in the URL");
+    Some(format!("{base}/{name}"))
+}
+
+fn pocketbase_env() -> Option<(String, String, String)> {
+    let url = env_or_skip("CHATSTORE_TEST_POCKETBASE_URL")?;
+    let email = std::env::var("CHATSTORE_TEST_POCKETBASE_ADMIN_EMAIL").expect("email");
+    let password = std::env::var("CHATSTORE_TEST_POCKETBASE_ADMIN_PASSWORD").expect("password");
+    Some((url, email, password))
+}
+
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args);
+    if args.first() == Some(&"migrate") {
+        c.arg("--state")
+            .arg(dir.join("state.json"))
+            .arg("--dead-letter")
+            .arg(dir.join("dead.jsonl"));
+    }
+    c.env_remove("CHATSTORE_VECTOR_URL")
+        .env("CHATSTORE_UPLOAD_DIR", dir.join("target-uploads"));
+    if let Ok(email) = std::env::var("CHATSTORE_TEST_POCKETBASE_ADMIN_EMAIL") {
+        c.env("CHATSTORE_POCKETBASE_ADMIN_EMAIL", email);
+    }
+    if let Ok(p) = std::env::var("CHATSTORE_TEST_POCKETBASE_ADMIN_PASSWORD") {
+        c.env("CHATSTORE_POCKETBASE_ADMIN_PASSWORD", p);
+    }
+    c
+}
+
+fn migrate(dir: &Path, args: &[&str]) -> Output {
+    let mut full = vec!["migrate"];
+    full.extend_from_slice(args);
+    command(dir, &full).output().expect("run chatstore")
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn dead_letters(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("dead.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+#[tokio::test]
+async fn sqlite_to_postgres_copies_every_table_and_back_again() {
+    let Some(pg) = fresh_postgres().await else {
+        return;
+    };
+    let dir = folder();
+    let src = owui_sqlite(&dir, 10).await;
+    let file = dir.join("webui.db");
+    let before = sha256_hex(&std::fs::read(&file).expect("source file"));
+
+    let out = migrate(&dir, &["--from", &src, "--to", &pg, "--batch-size", "3"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("the target equals the source"),
+        "{}",
+        show(&out)
+    );
+    // The source is untouched: same bytes, still a rollback journal.
+    assert_eq!(
+        sha256_hex(&std::fs::read(&file).expect("source file")),
+        before
+    );
+    assert!(!dir.join("webui.db-wal").exists());
+    assert_eq!(
+        text(&src, "PRAGMA journal_mode").await.as_deref(),
+        Some("delete")
+    );
+    // Rows unchanged, in the tables outside the aggregates and in columns the model lacks.
+    assert_eq!(
+        text(&pg, "SELECT password FROM auth WHERE id = 'u1'")
+            .await
+            .as_deref(),
+        Some("$2b$12$x")
+    );
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT CAST(oauth AS TEXT) FROM \"user\" WHERE id = 'u1'"
+        )
+        .await
+        .as_deref(),
+        Some(r#"{"sub":"oidc|1"}"#)
+    );
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT CAST(created_at AS TEXT) FROM chat_message WHERE id = 'c1-m1'"
+        )
+        .await
+        .as_deref(),
+        Some("1700000000123")
+    );
+    let blob = text(&pg, "SELECT CAST(chat AS TEXT) FROM chat WHERE id = 'c1'")
+        .await
+        .expect("blob");
+    let blob_src = text(&src, "SELECT chat FROM chat WHERE id = 'c1'").await;
+    assert_eq!(Some(blob), blob_src, "the blob as Open WebUI wrote it");
+    assert_eq!(
+        text(&pg, "SELECT name FROM folder WHERE id = 'fo1'")
+            .await
+            .as_deref(),
+        Some("Work")
+    );
+    assert_eq!(
+        text(
+            &pg,
+            "SELECT CAST(is_expanded AS TEXT) FROM folder WHERE id = 'fo1'"
+        )
+        .await
+        .as_deref(),
+        Some("false")
+    );
+    assert_eq!(count(&pg, "memory").await, 1);
+    for t in ["user", "chat", "chat_message", "tag", "file", "auth"] {
+        assert_eq!(
+            count(&pg, t).await,
+            count(&src, t).await + extra_rows(t),
+            "{t}"
+        );
+    }
+
+    let back = sqlite_url(&dir, "back.db");
+    std::fs::remove_file(dir.join("state.json")).expect("new run");
+    let out = migrate(&dir, &["--from", &pg, "--to", &back]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        text(&back, "SELECT password FROM auth WHERE id = 'u2'")
+            .await
+            .as_deref(),
+        Some("$2b$12$y")
+    );
+    assert_eq!(
+        text(
+            &back,
+            "SELECT CAST(is_expanded AS TEXT) FROM folder WHERE id = 'fo1'"
+        )
+        .await
+        .as_deref(),
+        Some("0")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rows the target has beyond the source's: message rows written for chats whose messages
+/// Open WebUI kept only in the blob (c2: a, b; c3: x, y), tag rows for tags only in `meta`.
+fn extra_rows(table: &str) -> i64 {
+    match table {
+        "chat_message" => 4,
+        // Tags Open WebUI kept only in `chat.meta.tags` (u1's `ideas`, u2's `travel`) become
+        // tag rows.
+        "tag" => 2,
+        _ => 0,
+    }
+}
+
+#[tokio::test]
+async fn sqlite_to_pocketbase_and_back_to_sqlite() {
+    let Some((pb, _, _)) = pocketbase_env() else {
+        return;
+    };
+    let dir = folder();
+    let src = owui_sqlite(&dir, 6).await;
+    let prefix = format!("m{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let target = format!(
+        "pocketbase://{}?prefix={prefix}",
+        pb.trim_start_matches("http://")
+    );
+    let groups = ["--groups", "users,chats,files"];
+
+    let out = migrate(
+        &dir,
+        &[&["--from", &src, "--to", &target][..], &groups].concat(),
+    );
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("auth (")
+            && err.contains("folder (1 rows)")
+            && err.contains("--skip-unmodelled"),
+        "{}",
+        show(&out)
+    );
+    assert!(!dir.join("state.json").exists(), "nothing was started");
+
+    let out = migrate(
+        &dir,
+        &[
+            &["--from", &src, "--to", &target, "--skip-unmodelled"][..],
+            &groups,
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("left out (--skip-unmodelled): auth"));
+
+    std::fs::remove_file(dir.join("state.json")).expect("new run");
+    let back = sqlite_url(&dir, "back.db");
+    let out = migrate(
+        &dir,
+        &[&["--from", &target, "--to", &back][..], &groups].concat(),
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let verify = command(
+        &dir,
+        &[
+            "verify",
+            "--from",
+            &src,
+            "--to",
+            &back,
+            "--groups",
+            "users,chats,files",
+        ],
+    )
+    .output()
+    .expect("verify");
+    assert!(verify.status.success(), "{}", show(&verify));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn bad_source_rows_are_set_aside_with_their_reasons() {
+    let dir = folder();
+    let src = owui_sqlite(&dir, 3).await;
+    exec(
+        &src,
+        r#"PRAGMA foreign_keys = OFF;
+           INSERT INTO chat (id, user_id, title, chat, created_at, updated_at, archived, pinned, meta)
+           VALUES ('c9', 'u1', 'Broken', '{not json', 1, 1, FALSE, FALSE, '{}');
+           INSERT INTO chat_message (id, chat_id, user_id, role, content, done, created_at, updated_at)
+           VALUES ('ghost-m1', 'ghost', 'u1', 'user', '"boo"', TRUE, 1, 1);
+           INSERT INTO "file" (id, user_id, filename, path, data, meta, created_at, updated_at)
+           VALUES ('f8', 'u1', 'gone.txt', '/nonexistent/f8_gone.txt', '{}',
+           '{"name":"gone.txt","size":3,"file_hash":"abc"}', 1, 1);"#,
+    )
+    .await;
+    let target = sqlite_url(&dir, "target.db");
+    let out = migrate(
+        &dir,
+        &[
+            "--from",
+            &src,
+            "--to",
+            &target,
+            "--groups",
+            "users,chats,files",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let letters = dead_letters(&dir);
+    let find = |entity: &str, id: &str| {
+        letters
+            .iter()
+            .find(|l| l["entity"] == entity && l["id"] == id)
+            .unwrap_or_else(|| panic!("no dead letter for {entity} {id}: {letters:#?}"))
+    };
+    assert!(
+        find("chat", "c9")["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("could not read"))
+    );
+    assert!(
+        find("message", "ghost-m1")["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("chat the source does not hold"))
+    );
+    let f8 = find("file", "f8");
+    assert!(
+        f8["error"].as_str().is_some_and(|e| e.contains("missing")),
+        "{f8}"
+    );
+    assert_eq!(f8["record"]["filename"], "gone.txt");
+    assert_eq!(letters.len(), 3, "{letters:#?}");
+    // Everything else arrived.
+    for (table, n) in [("chat", 7), ("user", 5), ("file", 2)] {
+        assert_eq!(count(&target, table).await, n, "{table}\n{}", show(&out));
+    }
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 records were set aside"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts a run that stops at `pause` (see `CHATSTORE_MIGRATE_PAUSE`) and kills it there with
+/// SIGKILL.
+fn run_and_kill(dir: &Path, args: &[&str], pause: &str) {
+    let mut full = vec!["migrate"];
+    full.extend_from_slice(args);
+    let mut child = command(dir, &full)
+        .env("CHATSTORE_MIGRATE_PAUSE", pause)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chatstore");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut seen = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("stderr line");
+        let paused = line.starts_with("paused:");
+        seen.push(line);
+        if paused {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.starts_with("paused:")),
+        "the run never reached {pause}:\n{}",
+        seen.join("\n")
+    );
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+}
+
+#[tokio::test]
+async fn a_run_killed_at_any_point_resumes_without_loss_or_duplicates() {
+    let dir = folder();
+    let src = owui_sqlite(&dir, 24).await;
+    let target = sqlite_url(&dir, "target.db");
+    let args = [
+        "--from",
+        src.as_str(),
+        "--to",
+        target.as_str(),
+        "--batch-size",
+        "4",
+    ];
+    // Mid-batch (written, not checkpointed), between groups (the last user batch is
+    // checkpointed, the group is not marked done), in the middle of chats and during files.
+    run_and_kill(&dir, &args, "users:2:written");
+    run_and_kill(&dir, &args, "users:2:checkpointed");
+    run_and_kill(&dir, &args, "chats:3:written");
+    run_and_kill(&dir, &args, "files:1:written");
+    let out = migrate(&dir, &args);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the target equals the source"));
+    for t in ["user", "chat", "chat_message", "tag", "file", "auth"] {
+        assert_eq!(
+            count(&target, t).await,
+            count(&src, t).await + extra_rows(t),
+            "{t}"
+        );
+    }
+    assert!(dead_letters(&dir).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A PocketBase server of this test's own (own folder, own port), never the shared one.
+struct PrivatePocketBase {
+    child: std::process::Child,
+    bin: String,
+    data: PathBuf,
+    port: u16,
+}
+
+impl PrivatePocketBase {
+    fn start(bin: &str, data: &Path, port: u16) -> Self {
+        let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../adapter-pocketbase/pb_hooks");
+        let mut c = Command::new(bin);
+        c.args(["serve", "--http", &format!("127.0.0.1:{port}"), "--dir"])
+            .arg(data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if hooks.is_dir() {
+            c.arg("--hooksDir").arg(&hooks);
+        }
+        let child = c.spawn().expect("start PocketBase");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        PrivatePocketBase {
+            child,
+            bin: bin.to_owned(),
+            data: data.to_owned(),
+            port,
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivatePocketBase {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn a_target_server_lost_mid_run_stops_the_run_and_it_resumes_after_the_restart() {
+    let Some(bin) = env_or_skip("CHATSTORE_POCKETBASE_BIN") else {
+        return;
+    };
+    let dir = folder();
+    let data = dir.join("pb");
+    let (email, password) = ("admin@migrate.test", "Pb-migrate-test-1");
+    let status = Command::new(&bin)
+        .args(["superuser", "upsert", email, password, "--dir"])
+        .arg(&data)
+        .output()
+        .expect("superuser");
+    assert!(status.status.success(), "{}", show(&status));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut pb = PrivatePocketBase::start(&bin, &data, port);
+    let src = owui_sqlite(&dir, 20).await;
+    let target = format!("pocketbase://127.0.0.1:{port}");
+    let args = [
+        "migrate",
+        "--from",
+        &src,
+        "--to",
+        &target,
+        "--groups",
+        "users,chats,files",
+        "--batch-size",
+        "4",
+        "--skip-unmodelled",
+    ];
+    let mut child = command(&dir, &args)
+        .env("CHATSTORE_POCKETBASE_ADMIN_EMAIL", email)
+        .env("CHATSTORE_POCKETBASE_ADMIN_PASSWORD", password)
+        .env("CHATSTORE_MIGRATE_PAUSE", "chats:2:checkpointed:3")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chatstore");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("stderr line");
+        let paused = line.starts_with("paused:");
+        seen.push(line);
+        if paused {
+            break;
+        }
+    }
+    // The run waits 3 s at the pause; the server goes away meanwhile.
+    pb.kill();
+    seen.extend(lines.map(|l| l.unwrap_or_default()));
+    let status = child.wait().expect("the run ends");
+    let err = seen.join("\n");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("unavailable") && err.contains("run the same command again to resume"),
+        "{err}"
+    );
+    let _pb = PrivatePocketBase::start(&pb.bin, &pb.data, pb.port);
+    let out = command(&dir, &args)
+        .env("CHATSTORE_POCKETBASE_ADMIN_EMAIL", email)
+        .env("CHATSTORE_POCKETBASE_ADMIN_PASSWORD", password)
+        .output()
+        .expect("resume");
+    assert!(out.status.success(), "{}", show(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
