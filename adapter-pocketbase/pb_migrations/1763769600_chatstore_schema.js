@@ -616,7 +616,7 @@ const collections = /* schema:begin */ [
         "hidden": false,
         "id": "cs_blob",
         "maxSelect": 1,
-        "maxSize": 268435456,
+        "maxSize": 68719476736,
         "mimeTypes": [],
         "name": "blob",
         "presentable": false,

@@ -15,8 +15,9 @@ use crate::error::{self, Subject};
 
 /// Refresh the superuser token when it expires within this many seconds.
 const REFRESH_MARGIN_SECS: u64 = 600;
-/// PocketBase: a file token lasts 180 s; reuse one for at most this long.
-const FILE_TOKEN_SECS: u64 = 120;
+/// PocketBase: a file token lasts 180 s by default (the `_superusers` collection's
+/// `fileToken.duration`); a cached one is reused until this many seconds before its `exp`.
+const FILE_TOKEN_MARGIN_SECS: u64 = 60;
 /// PocketBase: `perPage` is clamped to 1000.
 pub const MAX_PER_PAGE: u64 = 1000;
 
@@ -43,6 +44,9 @@ pub struct ListQuery {
 #[derive(Debug)]
 pub struct Client {
     http: reqwest::Client,
+    /// For file bytes: no limit on a whole transfer (a large file takes long), only on the
+    /// connection and on each wait for data.
+    transfers: reqwest::Client,
     base: String,
     email: String,
     password: String,
@@ -88,8 +92,15 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| Error::backend("cannot build the HTTP client", e))?;
+        let transfers = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .read_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::backend("cannot build the HTTP client", e))?;
         Ok(Client {
             http,
+            transfers,
             base: base.trim_end_matches('/').to_owned(),
             email: email.to_owned(),
             password: password.to_owned(),
@@ -552,13 +563,8 @@ impl Client {
         ))
     }
 
-    async fn file_token(&self) -> Result<String> {
-        let mut guard = self.file_token.lock().await;
-        if let Some(t) = guard.as_ref()
-            && t.expires_at > now_secs()
-        {
-            return Ok(t.value.clone());
-        }
+    /// A new file token (`POST /api/files/token`) with its expiry (the JWT's `exp`).
+    pub async fn new_file_token(&self) -> Result<(String, u64)> {
         let resp = self
             .send(
                 Method::POST,
@@ -574,11 +580,33 @@ impl Client {
             .and_then(Value::as_str)
             .ok_or_else(|| error::malformed("a file token answer without token"))?
             .to_owned();
+        let expires_at = jwt_expiry(&value).unwrap_or_else(|| now_secs() + 120);
+        Ok((value, expires_at))
+    }
+
+    async fn file_token(&self) -> Result<String> {
+        let mut guard = self.file_token.lock().await;
+        if let Some(t) = guard.as_ref()
+            && t.expires_at > now_secs() + FILE_TOKEN_MARGIN_SECS
+        {
+            return Ok(t.value.clone());
+        }
+        let (value, expires_at) = self.new_file_token().await?;
         *guard = Some(Token {
             value: value.clone(),
-            expires_at: now_secs() + FILE_TOKEN_SECS,
+            expires_at,
         });
         Ok(value)
+    }
+
+    /// The URL of a stored file (without a token).
+    pub fn file_url(&self, collection: &str, id: &str, filename: &str) -> String {
+        format!(
+            "{}/api/files/{collection}/{}/{}",
+            self.base,
+            path_segment(id),
+            path_segment(filename)
+        )
     }
 
     /// The bytes of a protected file, read with a file token.
@@ -589,31 +617,76 @@ impl Client {
         filename: &str,
         subject: Subject<'_>,
     ) -> Result<Vec<u8>> {
-        let url = format!(
-            "{}/api/files/{collection}/{}/{}",
-            self.base,
-            path_segment(id),
-            path_segment(filename)
-        );
+        let resp = self
+            .download_stream(collection, id, filename, None, subject)
+            .await?;
+        Ok(resp.bytes().await.map_err(error::from_transport)?.to_vec())
+    }
+
+    /// Starts reading a protected file with a file token: bytes `range` (`start..end`) when
+    /// given, answered with 206. Retried while PocketBase is unavailable, until it answers.
+    pub async fn download_stream(
+        &self,
+        collection: &str,
+        id: &str,
+        filename: &str,
+        range: Option<(u64, u64)>,
+        subject: Subject<'_>,
+    ) -> Result<reqwest::Response> {
+        let url = self.file_url(collection, id, filename);
         let call = || async {
             let token = self.file_token().await?;
-            let resp = self
-                .http
-                .get(&url)
-                .query(&[("token", token)])
-                .send()
-                .await
-                .map_err(error::from_transport)?;
+            let mut req = self.transfers.get(&url).query(&[("token", token)]);
+            if let Some((start, end)) = range {
+                req = req.header(reqwest::header::RANGE, format!("bytes={start}-{}", end - 1));
+            }
+            let resp = req.send().await.map_err(error::from_transport)?;
             let status = resp.status();
-            if !status.is_success() {
+            let expected = if range.is_some() {
+                StatusCode::PARTIAL_CONTENT
+            } else {
+                StatusCode::OK
+            };
+            if status != expected {
                 let value: Value = resp.json().await.unwrap_or(Value::Null);
+                if status.is_success() {
+                    return Err(error::malformed(format!(
+                        "PocketBase answered a file read with {status}, not {expected}"
+                    )));
+                }
                 return Err(error::from_status(status.as_u16(), value, subject));
             }
-            Ok(resp.bytes().await.map_err(error::from_transport)?.to_vec())
+            Ok(resp)
         };
         call.retry(backoff())
             .when(|e: &Error| e.is_retryable())
             .await
+    }
+
+    /// Sends a multipart form whose parts stream (a large file): once, never retried (a stream
+    /// cannot be replayed), on the transfer client.
+    pub async fn send_multipart_stream(
+        &self,
+        method: Method,
+        path: &str,
+        form: reqwest::multipart::Form,
+        subject: Subject<'_>,
+    ) -> Result<Value> {
+        let token = self.token().await?;
+        let resp = self
+            .transfers
+            .request(method, format!("{}{path}", self.base))
+            .header("Authorization", token)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(error::from_transport)?;
+        let status = resp.status();
+        let value: Value = resp.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(value);
+        }
+        Err(error::from_status(status.as_u16(), value, subject))
     }
 }
 

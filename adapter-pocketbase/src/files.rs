@@ -2,13 +2,32 @@
 //! limit raised to chatstore's `MAX_FILE_BYTES`), the original name and the sha256 in fields
 //! of their own (PocketBase mangles stored file names). Reads use a file token and check the
 //! sha256 of what comes back.
+//!
+//! Streamed uploads send one multipart request whose file part streams from the caller's
+//! stream, hashed as it passes; the record's fields (size and sha256 among them) go in a
+//! `@jsonPayload` part *after* the file, filled in once the stream has ended. A stream that
+//! fails, or whose hash differs from the expected one, aborts the request before its end, so
+//! PocketBase creates no record. Streamed reads ask for the file with a file token (and a
+//! `Range` header for byte ranges) and pass the answer's body on chunk by chunk.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chatstore_core::files::verify;
-use chatstore_core::{FileMeta, FileQuery, FileRepo, NewFile, Page, Result, validate};
-use reqwest::Method;
+use chatstore_core::signing::validate_ttl;
+use chatstore_core::transfer::{Hashing, MAX_STREAMED_FILE_BYTES, stream_bytes};
+use chatstore_core::{
+    ByteRange, ByteStream, Error, FileMeta, FileQuery, FileRepo, FileStream, NewFile, Page, Result,
+    SignedUrl, validate,
+};
+use futures::StreamExt;
 use reqwest::multipart::{Form, Part};
+use reqwest::{Body, Method};
 use serde_json::{Map, Value, json};
+use tokio::sync::oneshot;
 
 use crate::PocketBase;
 use crate::client::ListQuery;
@@ -61,6 +80,97 @@ fn from_record(r: &Value) -> Result<FileMeta> {
     })
 }
 
+/// What a streamed upload's file part saw, for the caller once the request is over.
+type Outcome = Arc<Mutex<Option<Result<FileMeta>>>>;
+
+/// The file part of a streamed upload: passes the caller's chunks on while hashing them; at
+/// the end checks the hash and hands the record's fields to the `@jsonPayload` part, or ends
+/// with an error that aborts the request.
+struct Upload {
+    hashing: Hashing,
+    first: Option<Bytes>,
+    pending: FileMeta,
+    expected: Option<String>,
+    payload: Option<oneshot::Sender<String>>,
+    outcome: Outcome,
+    done: bool,
+}
+
+impl Upload {
+    fn settle(&self, result: Result<FileMeta>) {
+        if let Ok(mut slot) = self.outcome.lock() {
+            *slot = Some(result);
+        }
+    }
+
+    async fn next(mut self) -> Option<(io::Result<Bytes>, Upload)> {
+        if self.done {
+            return None;
+        }
+        if let Some(first) = self.first.take() {
+            return Some((Ok(first), self));
+        }
+        let failed = match self.hashing.next_chunk().await {
+            Ok(Some(chunk)) => return Some((Ok(chunk), self)),
+            Ok(None) => match self.hashing.received() {
+                Some(received) => match received.check(self.expected.as_deref()) {
+                    Ok(()) => {
+                        let meta = self.pending.clone().finish(&received);
+                        let sent = self
+                            .payload
+                            .take()
+                            .map(|tx| tx.send(body(&meta).to_string()).is_ok());
+                        self.settle(Ok(meta));
+                        if sent == Some(true) {
+                            return None;
+                        }
+                        Error::backend_msg("the upload request ended before its fields were sent")
+                    }
+                    Err(e) => e,
+                },
+                None => Error::backend_msg("the upload stream did not end"),
+            },
+            Err(e) => e,
+        };
+        let message = failed.to_string();
+        self.settle(Err(failed));
+        self.done = true;
+        Some((Err(io::Error::other(message)), self))
+    }
+}
+
+impl PocketBase {
+    /// Creates the record of a file without bytes (PocketBase cannot store an empty file).
+    async fn create_empty(&self, meta: FileMeta) -> Result<FileMeta> {
+        let payload = body(&meta).to_string();
+        let path = format!("/api/collections/{}/records", self.cols().files);
+        self.client()
+            .send_multipart(
+                Method::POST,
+                &path,
+                || Form::new().text("@jsonPayload", payload.clone()),
+                Subject::new("file", &meta.id),
+            )
+            .await?;
+        Ok(meta)
+    }
+
+    /// A file's metadata and the stored name of its bytes (empty for an empty file).
+    async fn record(&self, id: &str) -> Result<(FileMeta, String)> {
+        let r = self
+            .client()
+            .get_record(&self.cols().files, id, None, Subject::new("file", id))
+            .await?;
+        let meta = from_record(&r)?;
+        let stored = r
+            .get("blob")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Ok((meta, stored))
+    }
+}
+
 fn bytes_part(bytes: &[u8]) -> Part {
     Part::bytes(bytes.to_vec())
         .file_name(UPLOAD_NAME)
@@ -70,27 +180,10 @@ fn bytes_part(bytes: &[u8]) -> Part {
 
 #[async_trait]
 impl FileRepo for PocketBase {
-    async fn put(&self, file: NewFile) -> Result<FileMeta> {
-        let meta = file.prepare(validate::now())?;
-        let payload = body(&meta).to_string();
-        let path = format!("/api/collections/{}/records", self.cols().files);
-        self.client()
-            .send_multipart(
-                Method::POST,
-                &path,
-                || {
-                    let form = Form::new().text("@jsonPayload", payload.clone());
-                    // PocketBase cannot store an empty file: no bytes, no file.
-                    if file.bytes.is_empty() {
-                        form
-                    } else {
-                        form.part("blob", bytes_part(&file.bytes))
-                    }
-                },
-                Subject::new("file", &meta.id),
-            )
-            .await?;
-        Ok(meta)
+    async fn put(&self, mut file: NewFile) -> Result<FileMeta> {
+        file.prepare(validate::now())?;
+        let body = stream_bytes(std::mem::take(&mut file.bytes));
+        self.put_stream(file, body, None).await
     }
 
     async fn put_many(&self, files: Vec<NewFile>) -> Result<Vec<FileMeta>> {
@@ -144,17 +237,12 @@ impl FileRepo for PocketBase {
 
     async fn read(&self, id: &str) -> Result<Vec<u8>> {
         let subject = Subject::new("file", id);
-        let r = self
-            .client()
-            .get_record(&self.cols().files, id, None, subject)
-            .await?;
-        let meta = from_record(&r)?;
-        let stored = r.get("blob").and_then(Value::as_str).unwrap_or_default();
+        let (meta, stored) = self.record(id).await?;
         let bytes = if stored.is_empty() {
             Vec::new()
         } else {
             self.client()
-                .download(&self.cols().files, id, stored, subject)
+                .download(&self.cols().files, id, &stored, subject)
                 .await?
         };
         verify(&meta, &bytes)?;
@@ -222,5 +310,118 @@ impl FileRepo for PocketBase {
             )
             .await?;
         items.iter().map(from_record).collect()
+    }
+
+    async fn put_stream(
+        &self,
+        file: NewFile,
+        body: ByteStream,
+        expected_sha256: Option<&str>,
+    ) -> Result<FileMeta> {
+        let pending = file.prepare_stream(validate::now(), expected_sha256)?;
+        let mut hashing = Hashing::new(body, MAX_STREAMED_FILE_BYTES);
+        // PocketBase cannot store an empty file: find out whether there is a first byte.
+        let mut first = None;
+        while first.is_none() {
+            match hashing.next_chunk().await? {
+                Some(chunk) if chunk.is_empty() => {}
+                Some(chunk) => first = Some(chunk),
+                None => break,
+            }
+        }
+        if first.is_none() {
+            let received = hashing
+                .received()
+                .ok_or_else(|| Error::backend_msg("the upload stream did not end"))?;
+            received.check(expected_sha256)?;
+            return self.create_empty(pending.finish(&received)).await;
+        }
+        let id = pending.id.clone();
+        let (payload_tx, payload_rx) = oneshot::channel::<String>();
+        let outcome: Outcome = Arc::new(Mutex::new(None));
+        let upload = Upload {
+            hashing,
+            first,
+            pending,
+            expected: expected_sha256.map(str::to_owned),
+            payload: Some(payload_tx),
+            outcome: outcome.clone(),
+            done: false,
+        };
+        let blob = futures::stream::unfold(upload, Upload::next);
+        let fields = futures::stream::once(async move {
+            payload_rx
+                .await
+                .map(Bytes::from)
+                .map_err(|_| io::Error::other("the upload was abandoned"))
+        });
+        let blob_part = Part::stream(Body::wrap_stream(blob))
+            .file_name(UPLOAD_NAME)
+            .mime_str("application/octet-stream")
+            .map_err(|e| Error::backend("cannot build the upload", e))?;
+        // PocketBase reads the whole form before it looks at the fields, so they may come last.
+        let form = Form::new()
+            .part("blob", blob_part)
+            .part("@jsonPayload", Part::stream(Body::wrap_stream(fields)));
+        let path = format!("/api/collections/{}/records", self.cols().files);
+        let sent = self
+            .client()
+            .send_multipart_stream(Method::POST, &path, form, Subject::new("file", &id))
+            .await;
+        let seen = outcome.lock().ok().and_then(|mut slot| slot.take());
+        match (sent, seen) {
+            // The stream's own failure (a hash mismatch, a broken source) explains the abort.
+            (_, Some(Err(e))) => Err(e),
+            (Ok(_), Some(Ok(meta))) => Ok(meta),
+            (Err(e), _) => Err(e),
+            (Ok(_), None) => Err(Error::backend_msg(
+                "PocketBase answered before the upload was complete",
+            )),
+        }
+    }
+
+    async fn read_stream(&self, id: &str, range: Option<ByteRange>) -> Result<FileStream> {
+        let (meta, stored) = self.record(id).await?;
+        let (start, end) = match range {
+            Some(r) => r.resolve(meta.size)?,
+            None => (0, meta.size),
+        };
+        if stored.is_empty() {
+            let body = stream_bytes(Bytes::new());
+            return Ok(FileStream::checked(meta, start, end, body));
+        }
+        let whole = start == 0 && end == meta.size;
+        let resp = self
+            .client()
+            .download_stream(
+                &self.cols().files,
+                id,
+                &stored,
+                (!whole).then_some((start, end)),
+                Subject::new("file", id),
+            )
+            .await?;
+        let body: ByteStream = Box::pin(resp.bytes_stream().map(|r| r.map_err(io::Error::other)));
+        Ok(FileStream::checked(meta, start, end, body))
+    }
+
+    /// PocketBase: the file's own URL with a fresh file token. The token's life is the
+    /// server's (`_superusers` `fileToken.duration`, 180 s by default), whatever `ttl` asks;
+    /// `expires_at` says when the link stops working.
+    async fn download_url(&self, id: &str, ttl: Duration) -> Result<SignedUrl> {
+        validate_ttl(ttl)?;
+        let (_, stored) = self.record(id).await?;
+        if stored.is_empty() {
+            return Err(Error::unsupported(
+                crate::BACKEND,
+                "files.download_url of an empty file (PocketBase stores no bytes for it)",
+            ));
+        }
+        let (token, expires_at) = self.client().new_file_token().await?;
+        let url = self.client().file_url(&self.cols().files, id, &stored);
+        Ok(SignedUrl {
+            url: format!("{url}?token={token}"),
+            expires_at: i64::try_from(expires_at).unwrap_or(i64::MAX),
+        })
     }
 }

@@ -7,7 +7,7 @@
 //! migration `pb_migrations/1763769600_chatstore_schema.js` for operators who run
 //! `pocketbase migrate`; a test keeps the two identical.
 
-use chatstore_core::files::MAX_FILE_BYTES;
+use chatstore_core::transfer::MAX_STREAMED_FILE_BYTES;
 use chatstore_core::{Error, Result};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -126,7 +126,7 @@ fn relation(name: &str, target: &str, max_select: u64) -> Value {
 
 fn file(name: &str) -> Value {
     json!({"id": format!("cs_{name}"), "name": name, "type": "file", "maxSelect": 1,
-           "maxSize": MAX_FILE_BYTES, "mimeTypes": [], "thumbs": [], "protected": true,
+           "maxSize": MAX_STREAMED_FILE_BYTES, "mimeTypes": [], "thumbs": [], "protected": true,
            "required": false, "system": false, "hidden": false, "presentable": false})
 }
 

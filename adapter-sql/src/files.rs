@@ -5,16 +5,34 @@
 //! [`FileMeta`], the rest is its `meta`. `file.data` is its `data`, `file.hash` its `hash`. The
 //! sha256 in `meta.file_hash` is checked whenever the bytes are read.
 //!
-//! A write inserts the rows first (so a taken id fails before any byte is written), then writes
-//! the bytes, then commits; if anything fails the rows roll back and the new files are removed.
+//! A streamed upload (`put_stream`, and `put` on top of it) writes the bytes to a temporary
+//! file in the upload folder while hashing them, syncs it to disk, and only then opens the
+//! transaction: the row is inserted (a taken id fails here), the file is renamed into place and
+//! the folder synced, then the transaction commits. A failed, refused or interrupted upload
+//! (even one whose future is dropped half way) leaves no row and no file behind: the temporary
+//! file is removed by a guard. Reads stream the file in chunks, checked against its sha256.
+//!
+//! A bulk `put_many` inserts the rows first (so a taken id fails before any byte is written),
+//! then writes the bytes durably, then commits; if anything fails the rows roll back and the new
+//! files are removed.
 
+use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chatstore_core::files::{RESERVED_META_KEYS, sha256_hex, verify};
 use chatstore_core::query::validate_scan_limit;
-use chatstore_core::{Error, FileMeta, FileQuery, FileRepo, NewFile, Page, Result, validate};
+use chatstore_core::signing::local_download_url;
+use chatstore_core::transfer::{
+    CHUNK_BYTES, Hashing, MAX_STREAMED_FILE_BYTES, Received, stream_bytes,
+};
+use chatstore_core::{
+    ByteRange, ByteStream, Error, FileMeta, FileQuery, FileRepo, FileStream, NewFile, Page, Result,
+    SignedUrl, validate,
+};
 use serde_json::{Value, json};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::pool::{Arg, Mode, Row, Sql, Tx, args, cursor, page_args, storable};
 use crate::{SqlStore, json};
@@ -143,6 +161,26 @@ fn disk_name(id: &str, filename: &str) -> String {
     name
 }
 
+/// Inserts a file's row, its bytes at `path`.
+async fn insert_row(tx: &mut Tx, meta: &FileMeta, path: &Path) -> Result<()> {
+    tx.execute(
+        INSERT,
+        args![
+            meta.id.as_str(),
+            meta.user_id.as_str(),
+            &meta.hash,
+            meta.filename.as_str(),
+            path.to_string_lossy().into_owned(),
+            Arg::Json(Some(json::to_text(&Value::Object(meta.data.clone())))),
+            Arg::Json(Some(json::to_text(&stored_meta(meta)))),
+            meta.created_at,
+            meta.updated_at,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 fn io_error(what: String, e: std::io::Error) -> Error {
     Error::backend(what, e)
 }
@@ -165,21 +203,7 @@ impl SqlStore {
     async fn insert_file(&self, tx: &mut Tx, file: &NewFile) -> Result<(FileMeta, PathBuf)> {
         let meta = file.prepare(validate::now())?;
         let path = self.file_path(&meta)?;
-        tx.execute(
-            INSERT,
-            args![
-                meta.id.as_str(),
-                meta.user_id.as_str(),
-                &meta.hash,
-                meta.filename.as_str(),
-                path.to_string_lossy().into_owned(),
-                Arg::Json(Some(json::to_text(&Value::Object(meta.data.clone())))),
-                Arg::Json(Some(json::to_text(&stored_meta(&meta)))),
-                meta.created_at,
-                meta.updated_at,
-            ],
-        )
-        .await?;
+        insert_row(tx, &meta, &path).await?;
         Ok((meta, path))
     }
 
@@ -189,42 +213,155 @@ impl SqlStore {
         for file in &files {
             planned.push(self.insert_file(&mut tx, file).await?);
         }
-        let mut written: Vec<&Path> = Vec::with_capacity(planned.len());
-        let mut outcome = Ok(());
+        // The guards remove every written file unless the commit succeeds.
+        let mut written = Vec::with_capacity(planned.len());
         for ((_, path), file) in planned.iter().zip(&files) {
-            if let Err(e) = write_bytes(path, &file.bytes).await {
-                outcome = Err(e);
-                break;
-            }
-            written.push(path);
+            written.push(write_bytes(path, &file.bytes).await?);
         }
-        if outcome.is_ok() {
-            outcome = tx.commit().await;
-        }
-        if let Err(e) = outcome {
-            for path in written {
-                remove_bytes(path).await;
-            }
-            return Err(e);
-        }
+        tx.commit().await?;
+        written.into_iter().for_each(Discard::keep);
         Ok(planned.into_iter().map(|(meta, _)| meta).collect())
+    }
+
+    fn backend_name(&self) -> &'static str {
+        match self.dialect() {
+            crate::Dialect::Sqlite => "sqlite",
+            crate::Dialect::Postgres => "postgres",
+        }
+    }
+
+    /// A file's row: metadata and the path of its bytes.
+    async fn file_row(&self, id: &str) -> Result<(FileMeta, String)> {
+        if !storable(id) {
+            return Err(Error::not_found("file", id));
+        }
+        let row = self
+            .pool()
+            .fetch_optional("file", GET, args![id])
+            .await?
+            .ok_or_else(|| Error::not_found("file", id))?;
+        let meta = file_from_row(&row)?;
+        let path = row.opt_text("path")?.ok_or_else(|| {
+            Error::backend_msg(format!("file {id:?} has no path: its bytes are not stored"))
+        })?;
+        Ok((meta, path))
     }
 }
 
-/// Writes bytes through a temporary file renamed into place, so a reader never sees half a file.
-async fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+/// A file that is removed when the guard is dropped unless [`Discard::keep`] was called: the
+/// temporary file of an upload, or its final file until the row is committed.
+struct Discard {
+    path: Option<PathBuf>,
+}
+
+impl Discard {
+    fn new(path: PathBuf) -> Self {
+        Discard { path: Some(path) }
+    }
+
+    fn keep(mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for Discard {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            // Runs on every exit path, a dropped future included, so it must be synchronous.
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!("cannot remove {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+async fn create_folder(dir: &Path) -> Result<()> {
     tokio::fs::create_dir_all(dir)
         .await
-        .map_err(|e| io_error(format!("cannot create upload folder {}", dir.display()), e))?;
+        .map_err(|e| io_error(format!("cannot create upload folder {}", dir.display()), e))
+}
+
+/// A new temporary file in `dir` (the upload folder, so the rename into place stays on one
+/// file system), removed when its guard drops.
+async fn temp_file(dir: &Path) -> Result<(tokio::fs::File, Discard)> {
+    create_folder(dir).await?;
     let tmp = dir.join(format!(".{}.part", uuid::Uuid::new_v4()));
-    if let Err(e) = tokio::fs::write(&tmp, bytes).await {
-        remove_bytes(&tmp).await;
-        return Err(io_error(format!("cannot write {}", tmp.display()), e));
-    }
-    tokio::fs::rename(&tmp, path)
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
         .await
-        .map_err(|e| io_error(format!("cannot move file bytes into {}", path.display()), e))
+        .map_err(|e| io_error(format!("cannot create {}", tmp.display()), e))?;
+    Ok((file, Discard::new(tmp)))
+}
+
+/// Flushes and syncs a written file to disk.
+async fn sync_file(mut file: tokio::fs::File, path: &Path) -> Result<()> {
+    file.flush()
+        .await
+        .map_err(|e| io_error(format!("cannot write {}", path.display()), e))?;
+    file.sync_all()
+        .await
+        .map_err(|e| io_error(format!("cannot sync {} to disk", path.display()), e))
+}
+
+/// Syncs a folder, so that a rename into it survives a crash.
+async fn sync_folder(dir: &Path) -> Result<()> {
+    let folder = tokio::fs::File::open(dir)
+        .await
+        .map_err(|e| io_error(format!("cannot open upload folder {}", dir.display()), e))?;
+    folder
+        .sync_all()
+        .await
+        .map_err(|e| io_error(format!("cannot sync upload folder {}", dir.display()), e))
+}
+
+/// Moves a synced temporary file to `path` and syncs the folder; the returned guard removes
+/// `path` unless kept.
+async fn move_into_place(tmp: Discard, path: &Path) -> Result<Discard> {
+    let Some(from) = tmp.path.as_deref() else {
+        return Err(Error::backend_msg("the temporary upload file is gone"));
+    };
+    tokio::fs::rename(from, path)
+        .await
+        .map_err(|e| io_error(format!("cannot move file bytes into {}", path.display()), e))?;
+    tmp.keep();
+    let placed = Discard::new(path.to_owned());
+    sync_folder(path.parent().unwrap_or(Path::new("."))).await?;
+    Ok(placed)
+}
+
+/// Receives an upload into a synced temporary file in `dir`, hashing it; gives what was
+/// received and the file's guard.
+async fn receive(dir: &Path, body: ByteStream) -> Result<(Received, Discard)> {
+    let (mut file, guard) = temp_file(dir).await?;
+    let tmp = guard.path.clone().unwrap_or_default();
+    let mut hashing = Hashing::new(body, MAX_STREAMED_FILE_BYTES);
+    while let Some(chunk) = hashing.next_chunk().await? {
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| io_error(format!("cannot write {}", tmp.display()), e))?;
+    }
+    sync_file(file, &tmp).await?;
+    let received = hashing
+        .received()
+        .ok_or_else(|| Error::backend_msg("the upload stream did not end"))?;
+    Ok((received, guard))
+}
+
+/// Writes bytes durably through a temporary file renamed into place, so a reader never sees
+/// half a file; the guard removes the file unless kept.
+async fn write_bytes(path: &Path, bytes: &[u8]) -> Result<Discard> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let (mut file, guard) = temp_file(dir).await?;
+    let tmp = guard.path.clone().unwrap_or_default();
+    file.write_all(bytes)
+        .await
+        .map_err(|e| io_error(format!("cannot write {}", tmp.display()), e))?;
+    sync_file(file, &tmp).await?;
+    move_into_place(guard, path).await
 }
 
 /// Removes stored bytes; a file that is already gone is fine, other failures are logged (the
@@ -239,10 +376,10 @@ async fn remove_bytes(path: &Path) {
 
 #[async_trait]
 impl FileRepo for SqlStore {
-    async fn put(&self, file: NewFile) -> Result<FileMeta> {
-        let mut out = self.put_files(vec![file]).await?;
-        out.pop()
-            .ok_or_else(|| Error::backend_msg("storing a file returned no metadata"))
+    async fn put(&self, mut file: NewFile) -> Result<FileMeta> {
+        file.prepare(validate::now())?;
+        let body = stream_bytes(std::mem::take(&mut file.bytes));
+        self.put_stream(file, body, None).await
     }
 
     async fn put_many(&self, files: Vec<NewFile>) -> Result<Vec<FileMeta>> {
@@ -260,18 +397,7 @@ impl FileRepo for SqlStore {
     }
 
     async fn read(&self, id: &str) -> Result<Vec<u8>> {
-        if !storable(id) {
-            return Err(Error::not_found("file", id));
-        }
-        let row = self
-            .pool()
-            .fetch_optional("file", GET, args![id])
-            .await?
-            .ok_or_else(|| Error::not_found("file", id))?;
-        let meta = file_from_row(&row)?;
-        let path = row.opt_text("path")?.ok_or_else(|| {
-            Error::backend_msg(format!("file {id:?} has no path: its bytes are not stored"))
-        })?;
+        let (meta, path) = self.file_row(id).await?;
         let bytes = tokio::fs::read(&path)
             .await
             .map_err(|e| io_error(format!("cannot read the bytes of file {id:?} at {path}"), e))?;
@@ -355,6 +481,62 @@ impl FileRepo for SqlStore {
             .iter()
             .map(|r| r.text("id"))
             .collect()
+    }
+
+    async fn put_stream(
+        &self,
+        file: NewFile,
+        body: ByteStream,
+        expected_sha256: Option<&str>,
+    ) -> Result<FileMeta> {
+        let pending = file.prepare_stream(validate::now(), expected_sha256)?;
+        let path = self.file_path(&pending)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let (received, tmp) = receive(dir, body).await?;
+        received.check(expected_sha256)?;
+        let meta = pending.finish(&received);
+        let mut tx = self.pool().begin("file", Mode::Write).await?;
+        insert_row(&mut tx, &meta, &path).await?;
+        let placed = move_into_place(tmp, &path).await?;
+        tx.commit().await?;
+        placed.keep();
+        Ok(meta)
+    }
+
+    async fn read_stream(&self, id: &str, range: Option<ByteRange>) -> Result<FileStream> {
+        let (meta, path) = self.file_row(id).await?;
+        let (start, end) = match range {
+            Some(r) => r.resolve(meta.size)?,
+            None => (0, meta.size),
+        };
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| io_error(format!("cannot read the bytes of file {id:?} at {path}"), e))?;
+        let on_disk = file
+            .metadata()
+            .await
+            .map_err(|e| io_error(format!("cannot read the size of {path}"), e))?
+            .len();
+        if on_disk != meta.size {
+            return Err(Error::backend_msg(format!(
+                "file {id:?} is corrupt: {on_disk} bytes at {path}, {} recorded",
+                meta.size
+            )));
+        }
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(|e| io_error(format!("cannot seek in {path}"), e))?;
+        let reader = tokio::io::AsyncReadExt::take(file, end - start);
+        let body = Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            reader,
+            CHUNK_BYTES,
+        ));
+        Ok(FileStream::checked(meta, start, end, body))
+    }
+
+    async fn download_url(&self, id: &str, ttl: Duration) -> Result<SignedUrl> {
+        self.file_row(id).await?;
+        local_download_url(self.backend_name(), self.urls.as_ref(), id, ttl)
     }
 }
 

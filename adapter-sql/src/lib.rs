@@ -154,6 +154,8 @@ impl SqlOptions {
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     inner: Arc<Inner>,
+    /// Where `download_url` points; the environment's when `None`.
+    urls: Option<chatstore_core::LocalUrls>,
 }
 
 #[derive(Debug)]
@@ -212,6 +214,7 @@ impl SqlStore {
                 uploads,
                 vectors_ready: AtomicBool::new(false),
             }),
+            urls: None,
         })
     }
 
@@ -277,6 +280,13 @@ impl SqlStore {
     /// The database's dialect.
     pub fn dialect(&self) -> Dialect {
         self.inner.pool.dialect()
+    }
+
+    /// Signs download links for the proxy at `urls` (instead of `CHATSTORE_PUBLIC_URL` and
+    /// `CHATSTORE_SIGNING_KEY` from the environment).
+    pub fn with_download_urls(mut self, urls: chatstore_core::LocalUrls) -> Self {
+        self.urls = Some(urls);
+        self
     }
 
     /// The folder file bytes are written to.

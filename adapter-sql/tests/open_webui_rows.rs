@@ -610,3 +610,57 @@ async fn tag_ids_follow_open_webui_in_rows() {
         db.finish().await;
     }
 }
+
+#[tokio::test]
+async fn failed_streamed_uploads_leave_no_row_and_no_partial_file() {
+    use chatstore_core::transfer::stream_bytes;
+    use futures::StreamExt;
+    for db in open_webui_databases().await {
+        let store = db.store().await;
+        store
+            .files
+            .put(NewFile::new("u1", "a.txt", b"first".to_vec()).with_id("dup"))
+            .await
+            .expect("put");
+        let bytes = vec![7u8; 300_000];
+        let pending = || NewFile::new("u1", "b.txt", Vec::new()).with_id("new1");
+        let cut_off = stream_bytes(bytes.clone()).chain(futures::stream::once(async {
+            Err(std::io::Error::other("client went away"))
+        }));
+        let cut = store
+            .files
+            .put_stream(pending(), Box::pin(cut_off), None)
+            .await;
+        assert!(cut.is_err(), "a cut-off upload fails");
+        let wrong = "0".repeat(64);
+        let mismatch = store
+            .files
+            .put_stream(pending(), stream_bytes(bytes.clone()), Some(&wrong))
+            .await;
+        assert_eq!(
+            mismatch.expect_err("refused").kind(),
+            ErrorKind::InvalidInput
+        );
+        let taken = NewFile::new("u1", "a.txt", Vec::new()).with_id("dup");
+        let conflict = store
+            .files
+            .put_stream(taken, stream_bytes(bytes.clone()), None)
+            .await;
+        assert_eq!(conflict.expect_err("taken").kind(), ErrorKind::Conflict);
+        let stalled = stream_bytes(bytes.clone()).chain(futures::stream::pending());
+        let dropped = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            store.files.put_stream(pending(), Box::pin(stalled), None),
+        )
+        .await;
+        assert!(dropped.is_err(), "a stalled upload never completes");
+        assert_eq!(db.int("SELECT count(*) FROM file").await, 1);
+        let files: Vec<String> = std::fs::read_dir(db.folder.join("uploads"))
+            .expect("uploads")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files, ["dup_a.txt"], "no partial or orphan file is left");
+        assert_eq!(store.files.read("dup").await.expect("kept"), b"first");
+        db.finish().await;
+    }
+}

@@ -115,6 +115,51 @@ pub async fn file(store: &Store, user: &str, id: &str, bytes: &[u8], ts: i64) ->
     store.files.put(new_file(user, id, bytes, ts)).await
 }
 
+/// The metadata of a streamed file: [`new_file`] without bytes.
+pub fn new_stream_file(user: &str, id: &str, ts: i64) -> NewFile {
+    new_file(user, id, b"", ts)
+}
+
+/// Deterministic bytes that are not a repeating short pattern.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i as u64).wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+/// A stream of `bytes` in chunks of the given sizes, cycled (uneven chunks on purpose).
+pub fn chunked(bytes: &[u8], sizes: &[usize]) -> chatstore_core::ByteStream {
+    let mut chunks = Vec::new();
+    let mut at = 0;
+    let mut n = 0;
+    while at < bytes.len() {
+        let size = sizes[n % sizes.len()].max(1);
+        let end = (at + size).min(bytes.len());
+        chunks.push(Ok(bytes::Bytes::copy_from_slice(&bytes[at..end])));
+        at = end;
+        n += 1;
+    }
+    Box::pin(futures::stream::iter(chunks))
+}
+
+/// A stream that yields `bytes` and then fails, as a connection cut off mid-upload does.
+pub fn cut_off(bytes: &[u8]) -> chatstore_core::ByteStream {
+    let head = chunked(bytes, &[16 * 1024]);
+    let fail = futures::stream::once(async {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "client went away",
+        ))
+    });
+    Box::pin(futures::StreamExt::chain(head, fail))
+}
+
+/// A stream that yields `bytes` and then waits forever (the caller gives up on it).
+pub fn stalled(bytes: &[u8]) -> chatstore_core::ByteStream {
+    let head = chunked(bytes, &[16 * 1024]);
+    Box::pin(futures::StreamExt::chain(head, futures::stream::pending()))
+}
+
 /// A JSON object from a `json!` literal.
 pub fn obj(value: Value) -> Map<String, Value> {
     match value {

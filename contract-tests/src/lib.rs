@@ -240,6 +240,15 @@ macro_rules! __contract_group {
             put_many_is_all_or_nothing,
             file_scan_walks_by_id,
             delete_for_user_removes_only_that_users_files,
+            streamed_upload_round_trips_and_records_size_and_hash,
+            byte_ranges_read_exactly_the_asked_bytes,
+            a_range_outside_the_file_is_invalid,
+            a_hash_mismatch_is_refused_and_stores_nothing,
+            an_upload_cut_off_mid_stream_stores_nothing,
+            an_upload_dropped_half_way_stores_nothing,
+            a_streamed_upload_to_a_taken_id_is_a_conflict,
+            an_empty_streamed_file_is_a_file,
+            download_url_is_a_signed_link_or_unsupported,
         );
     };
     (vectors, $f:path) => {

@@ -1,11 +1,17 @@
 //! Files: bytes plus Open WebUI's `file` metadata, with the sha256 of the bytes recorded.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::query::{FileQuery, Page};
+use crate::signing::SignedUrl;
+use crate::transfer::{
+    ByteRange, ByteStream, FileStream, Received, collect, stream_bytes, validate_sha256,
+};
 use crate::{Error, Result, validate};
 
 /// The largest file chatstore stores (Open WebUI's uploads are bounded by the operator; this is
@@ -86,6 +92,24 @@ impl NewFile {
 
     /// Validates the input and gives the metadata to store (with the sha256 of the bytes).
     pub fn prepare(&self, now: i64) -> Result<FileMeta> {
+        if self.bytes.len() > MAX_FILE_BYTES {
+            return Err(Error::invalid(format!(
+                "file is {} bytes; at most {MAX_FILE_BYTES} are allowed in one buffer \
+                 (stream larger files with put_stream)",
+                self.bytes.len()
+            )));
+        }
+        let pending = self.prepare_upload(now)?;
+        Ok(pending.finish(&Received {
+            size: self.bytes.len() as u64,
+            sha256: sha256_hex(&self.bytes),
+        }))
+    }
+
+    /// Validates everything but the bytes, for a streamed upload: its metadata is complete once
+    /// the stream has ended ([`FileMeta::finish`]). `InvalidInput` when `bytes` is not empty
+    /// (a streamed file takes its bytes from the stream only).
+    pub fn prepare_upload(&self, now: i64) -> Result<FileMeta> {
         let id = self.id.clone().unwrap_or_else(validate::new_id);
         validate::id("file id", &id)?;
         validate::id("file user_id", &self.user_id)?;
@@ -95,12 +119,6 @@ impl NewFile {
         validate::text("file name", &self.filename)?;
         if let Some(ct) = &self.content_type {
             validate::text("content_type", ct)?;
-        }
-        if self.bytes.len() > MAX_FILE_BYTES {
-            return Err(Error::invalid(format!(
-                "file is {} bytes; at most {MAX_FILE_BYTES} are allowed",
-                self.bytes.len()
-            )));
         }
         if let Some(key) = RESERVED_META_KEYS
             .iter()
@@ -121,8 +139,8 @@ impl NewFile {
             user_id: self.user_id.clone(),
             filename: self.filename.clone(),
             content_type: self.content_type.clone(),
-            size: self.bytes.len() as u64,
-            sha256: sha256_hex(&self.bytes),
+            size: 0,
+            sha256: String::new(),
             hash: self.hash.clone(),
             data: self.data.clone(),
             meta: self.meta.clone(),
@@ -130,14 +148,44 @@ impl NewFile {
             updated_at,
         })
     }
+
+    /// Checks a streamed upload's arguments before any byte moves and gives its pending
+    /// metadata: the file is valid, carries no buffered bytes, and the expected sha256 (if
+    /// any) is 64 hex digits.
+    pub fn prepare_stream(&self, now: i64, expected_sha256: Option<&str>) -> Result<FileMeta> {
+        if !self.bytes.is_empty() {
+            return Err(Error::invalid(
+                "a streamed file takes its bytes from the stream; leave NewFile::bytes empty",
+            ));
+        }
+        validate_sha256(expected_sha256)?;
+        self.prepare_upload(now)
+    }
+}
+
+impl FileMeta {
+    /// The metadata of a pending upload completed with what its stream delivered.
+    pub fn finish(mut self, received: &Received) -> FileMeta {
+        self.size = received.size;
+        self.sha256 = received.sha256.clone();
+        self
+    }
 }
 
 /// Lower-case hex sha256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 /// Checks bytes read back against their recorded hash.
@@ -153,6 +201,12 @@ pub fn verify(meta: &FileMeta, bytes: &[u8]) -> Result<()> {
 }
 
 /// Storage of files.
+///
+/// Bytes move either as whole buffers (`put`, `read`: conveniences for small files, capped at
+/// [`MAX_FILE_BYTES`]) or as streams (`put_stream`, `read_stream`) whose memory per transfer is
+/// bounded by a chunk size whatever the file size. The streaming methods have buffering
+/// defaults so that wrappers keep compiling; every backend overrides them, and a wrapper
+/// should forward them.
 #[async_trait]
 pub trait FileRepo: Send + Sync {
     /// Stores bytes and metadata; `Conflict` when the id is taken.
@@ -180,5 +234,49 @@ pub trait FileRepo: Send + Sync {
             .into_iter()
             .map(|f| f.id)
             .collect())
+    }
+
+    /// Stores a file whose bytes arrive as `body` (`file.bytes` stays empty), hashing them as
+    /// they pass. When `expected_sha256` is given and the bytes hash to something else, the
+    /// upload is refused with `InvalidInput`. A refused, failed or interrupted upload (the
+    /// stream yields an error or the call is dropped) stores nothing: no record, no bytes.
+    async fn put_stream(
+        &self,
+        file: NewFile,
+        body: ByteStream,
+        expected_sha256: Option<&str>,
+    ) -> Result<FileMeta> {
+        file.prepare_stream(validate::now(), expected_sha256)?;
+        let bytes = collect(body, MAX_FILE_BYTES as u64).await?;
+        Received {
+            size: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+        }
+        .check(expected_sha256)?;
+        self.put(NewFile { bytes, ..file }).await
+    }
+
+    /// A file's bytes as a stream: the whole file (checked against its sha256 as it passes)
+    /// or `range` of it. `NotFound` for a missing file, `InvalidInput` for a range outside it.
+    async fn read_stream(&self, id: &str, range: Option<ByteRange>) -> Result<FileStream> {
+        let meta = self.get(id).await?;
+        let bytes = self.read(id).await?;
+        let (start, end) = match range {
+            Some(r) => r.resolve(meta.size)?,
+            None => (0, meta.size),
+        };
+        let slice = bytes
+            .get(start as usize..end as usize)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
+        Ok(FileStream::checked(meta, start, end, stream_bytes(slice)))
+    }
+
+    /// A URL a browser can fetch the file from without other credentials, valid for `ttl`
+    /// (1 s to 7 days). `Unsupported` when the backend cannot sign links, `NotFound` for a
+    /// missing file.
+    async fn download_url(&self, id: &str, ttl: Duration) -> Result<SignedUrl> {
+        let _ = (id, ttl);
+        Err(Error::unsupported("this file store", "files.download_url"))
     }
 }

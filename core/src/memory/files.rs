@@ -1,19 +1,29 @@
+use std::time::Duration;
+
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use super::{MemoryBackend, State};
 use crate::changes::{ChangeEvent, ChangeKind};
 use crate::files::{FileMeta, FileRepo, NewFile, verify};
 use crate::query::{FileQuery, Page, validate_scan_limit};
+use crate::signing::{SignedUrl, local_download_url};
+use crate::transfer::{
+    ByteRange, ByteStream, FileStream, Hashing, MAX_STREAMED_FILE_BYTES, stream_bytes,
+};
 use crate::{Error, Result, validate};
 
 impl State {
     fn put_file(&mut self, file: NewFile) -> Result<FileMeta> {
         let meta = file.prepare(validate::now())?;
+        self.insert_file(meta, file.bytes.into())
+    }
+
+    fn insert_file(&mut self, meta: FileMeta, bytes: Bytes) -> Result<FileMeta> {
         if self.files.contains_key(&meta.id) {
             return Err(Error::conflict("file", format!("id {:?} exists", meta.id)));
         }
-        self.files
-            .insert(meta.id.clone(), (meta.clone(), file.bytes));
+        self.files.insert(meta.id.clone(), (meta.clone(), bytes));
         self.announce(ChangeEvent::file(ChangeKind::Created, &meta));
         Ok(meta)
     }
@@ -44,7 +54,7 @@ impl FileRepo for MemoryBackend {
             .get(id)
             .ok_or_else(|| Error::not_found("file", id))?;
         verify(meta, bytes)?;
-        Ok(bytes.clone())
+        Ok(bytes.to_vec())
     }
 
     async fn list(&self, query: &FileQuery) -> Result<Page<FileMeta>> {
@@ -108,5 +118,57 @@ impl FileRepo for MemoryBackend {
             .take(limit as usize)
             .map(|(m, _)| m.clone())
             .collect())
+    }
+
+    /// Memory: the file is held in memory anyway; the upload is received chunk by chunk and
+    /// becomes visible only once complete and checked.
+    async fn put_stream(
+        &self,
+        file: NewFile,
+        body: ByteStream,
+        expected_sha256: Option<&str>,
+    ) -> Result<FileMeta> {
+        let pending = file.prepare_stream(validate::now(), expected_sha256)?;
+        let mut hashing = Hashing::new(body, MAX_STREAMED_FILE_BYTES);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = hashing.next_chunk().await? {
+            bytes.extend_from_slice(&chunk);
+        }
+        let received = hashing
+            .received()
+            .ok_or_else(|| Error::backend_msg("the upload stream did not end"))?;
+        received.check(expected_sha256)?;
+        let meta = pending.finish(&received);
+        self.write(|s| s.insert_file(meta, bytes.into()))
+    }
+
+    async fn read_stream(&self, id: &str, range: Option<ByteRange>) -> Result<FileStream> {
+        let (meta, bytes) = {
+            let s = self.lock()?;
+            s.files
+                .get(id)
+                .cloned()
+                .ok_or_else(|| Error::not_found("file", id))?
+        };
+        let (start, end) = match range {
+            Some(r) => r.resolve(meta.size)?,
+            None => (0, meta.size),
+        };
+        let slice = bytes
+            .get(start as usize..end as usize)
+            .map(|s| bytes.slice_ref(s))
+            .ok_or_else(|| {
+                Error::backend_msg(format!(
+                    "file {id:?} holds {} bytes, not the {} recorded",
+                    bytes.len(),
+                    meta.size
+                ))
+            })?;
+        Ok(FileStream::checked(meta, start, end, stream_bytes(slice)))
+    }
+
+    async fn download_url(&self, id: &str, ttl: Duration) -> Result<SignedUrl> {
+        self.get(id).await?;
+        local_download_url("memory", self.urls.as_ref(), id, ttl)
     }
 }

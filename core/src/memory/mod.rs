@@ -35,7 +35,7 @@ struct State {
     /// Keyed by `(chat_id, message id)`.
     messages: BTreeMap<(String, String), Message>,
     tags: BTreeMap<TagKey, Tag>,
-    files: BTreeMap<String, (FileMeta, Vec<u8>)>,
+    files: BTreeMap<String, (FileMeta, bytes::Bytes)>,
     /// Keyed by item id: `(collection, item)`.
     vectors: BTreeMap<String, (String, VectorItem)>,
     /// Changes of the write in progress, published once it succeeds.
@@ -56,12 +56,21 @@ impl State {
 pub struct MemoryBackend {
     state: Arc<Mutex<State>>,
     hub: Arc<ChangeHub>,
+    /// Where `download_url` points; the environment's when `None`.
+    urls: Option<crate::signing::LocalUrls>,
 }
 
 impl MemoryBackend {
     /// An empty backend.
     pub fn new() -> Self {
         MemoryBackend::default()
+    }
+
+    /// Signs download links for the proxy at `urls` (instead of `CHATSTORE_PUBLIC_URL` and
+    /// `CHATSTORE_SIGNING_KEY` from the environment).
+    pub fn with_urls(mut self, urls: crate::signing::LocalUrls) -> Self {
+        self.urls = Some(urls);
+        self
     }
 
     /// A [`Store`] whose six repositories are this backend, with its change feed (an
