@@ -272,6 +272,7 @@ pub async fn run(args: MigrateArgs) -> std::result::Result<(), String> {
             "dead_letters": dead.len(),
             "dead_letter_file": args.dead_letter,
             "seconds": summary.seconds,
+            "peak_rss_kib": peak_rss_kib(),
             "verification": report,
         });
         crate::emit(&format!("{out}\n"));
@@ -484,6 +485,13 @@ async fn dry_run(
         ));
     }
     Ok(())
+}
+
+/// The process's peak resident set size (Linux `VmHWM`), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 async fn schema_of(e: &End) -> Option<String> {

@@ -203,6 +203,20 @@ async fn owui_sqlite(dir: &Path, extra: usize) -> String {
                 .expect("file");
         }
     }
+    for (collection, n) in [("file-f7", 7usize), ("knowledge-kb1", 12)] {
+        let items = (0..n)
+            .map(|i| chatstore_core::VectorItem {
+                id: format!("{collection}-{i:02}"),
+                text: format!("chunk {i}"),
+                vector: vec![1.0, i as f32 / 3.0, 0.25, -0.5],
+                metadata: serde_json::json!({"file_id": "f7", "page": i})
+                    .as_object()
+                    .cloned()
+                    .expect("object"),
+            })
+            .collect();
+        s.vectors.insert(collection, items).await.expect("vectors");
+    }
     store.close().await;
     let mut c = sqlx::SqliteConnection::connect(&url)
         .await
@@ -350,6 +364,11 @@ async fn sqlite_to_postgres_copies_every_table_and_back_again() {
         Some("false")
     );
     assert_eq!(count(&pg, "memory").await, 1);
+    assert_eq!(
+        count(&pg, "document_chunk").await,
+        19,
+        "vectors in pgvector"
+    );
     for t in ["user", "chat", "chat_message", "tag", "file", "auth"] {
         assert_eq!(
             count(&pg, t).await,
@@ -696,4 +715,211 @@ async fn a_target_server_lost_mid_run_stops_the_run_and_it_resumes_after_the_res
         .expect("resume");
     assert!(out.status.success(), "{}", show(&out));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Records written per second by a `chatstore migrate --json` run, per group, and its peak RSS.
+fn rates(out: &Output) -> (Vec<(String, f64, u64)>, u64) {
+    assert!(out.status.success(), "{}", show(out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    let groups = v["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| {
+            (
+                g["group"].as_str().unwrap_or("?").to_owned(),
+                g["records_per_second"].as_f64().unwrap_or(0.0),
+                g["counts"]["written"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    (groups, v["peak_rss_kib"].as_u64().unwrap_or(0))
+}
+
+/// A source of `chats` chats (4 messages each, 20 users) and `vectors` 384-dimension vectors.
+async fn bench_source(dir: &Path, chats: usize, vectors: usize) -> String {
+    let url = sqlite_url(dir, "bench.db");
+    let sql = SqlStore::connect(&url, SqlOptions::default().upload_dir(dir.join("uploads")))
+        .await
+        .expect("source");
+    let s = sql.store();
+    let users = (0..20)
+        .map(|u| NewUser::new(format!("b{u}@example.com"), "B").with_id(format!("b{u:02}")))
+        .collect();
+    s.users.create_many(users).await.expect("users");
+    for start in (0..chats).step_by(500) {
+        let batch = (start..(start + 500).min(chats))
+            .map(|i| {
+                let mut c = NewChat::new(format!("b{:02}", i % 20), format!("chat {i}"))
+                    .with_id(format!("c{i:06}"))
+                    .with_tags([format!("t{}", i % 5)]);
+                let msgs: serde_json::Map<String, Value> = (0..4)
+                    .map(|m| {
+                        (
+                            format!("m{m}"),
+                            serde_json::json!({"id": format!("m{m}"), "role": if m % 2 == 0 {"user"} else {"assistant"},
+                                "parentId": if m == 0 { Value::Null } else { Value::String(format!("m{}", m - 1)) },
+                                "content": "some words of a message ".repeat(8), "timestamp": 1_700_000_000 + m}),
+                        )
+                    })
+                    .collect();
+                c.chat = Some(serde_json::json!({"history": {"messages": msgs, "currentId": "m3"}}));
+                c.created_at = Some(1_700_000_000);
+                c
+            })
+            .collect();
+        s.chats.create_many(batch).await.expect("chats");
+    }
+    for start in (0..vectors).step_by(1000) {
+        let items = (start..(start + 1000).min(vectors))
+            .map(|i| chatstore_core::VectorItem {
+                id: format!("v{i:07}"),
+                text: format!("chunk {i}"),
+                vector: (0..384)
+                    .map(|d| ((i * 31 + d * 7) % 97) as f32 / 97.0 + 0.01)
+                    .collect(),
+                metadata: serde_json::json!({"file_id": format!("f{}", i % 10)})
+                    .as_object()
+                    .cloned()
+                    .expect("object"),
+            })
+            .collect();
+        s.vectors.insert("kb", items).await.expect("vectors");
+    }
+    sql.close().await;
+    url
+}
+
+/// Throughput against raw baselines and peak memory at two sizes; run with
+/// `CHATSTORE_MIGRATE_BENCH=2000 cargo test -p chatstore-cli --test migrate migration_throughput -- --nocapture`
+/// (chats at the small size; the large size is four times that). Skipped unless the variable
+/// is set: it takes minutes, and ratios in a debug build say less than in release.
+#[tokio::test]
+async fn migration_throughput_against_raw_loads() {
+    let Some(n) = std::env::var("CHATSTORE_MIGRATE_BENCH")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    else {
+        eprintln!("SKIPPED: set CHATSTORE_MIGRATE_BENCH=CHATS to measure");
+        return;
+    };
+    let Some(_) = env_or_skip("CHATSTORE_TEST_POSTGRES_URL") else {
+        return;
+    };
+    for size in [n, 4 * n] {
+        let dir = folder();
+        let src = bench_source(&dir, size, size).await;
+        let source = SqlStore::connect(&src, SqlOptions::default().read_only(true))
+            .await
+            .expect("source");
+
+        // Raw multi-row load of the same rows (chatstore-sql's table copy: one INSERT per
+        // batch of rows, values unchanged) into a fresh database.
+        let raw_pg = fresh_postgres().await.expect("postgres");
+        let raw = SqlStore::connect(&raw_pg, SqlOptions::default())
+            .await
+            .expect("raw target");
+        let t0 = std::time::Instant::now();
+        let mut rows = 0;
+        for table in ["user", "chat", "tag", "chat_message"] {
+            rows += source
+                .copy_table(
+                    &raw,
+                    table,
+                    chatstore_sql::tables::RowMode::Upsert,
+                    500,
+                    &mut |_| {},
+                )
+                .await
+                .expect("raw copy")
+                .written;
+        }
+        let raw_rate = rows as f64 / t0.elapsed().as_secs_f64();
+
+        // Binary COPY of the vectors into pgvector: one insert of every item.
+        let items: Vec<chatstore_core::VectorItem> = {
+            let s = source.store();
+            let mut all = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = s
+                    .vectors
+                    .scan("kb", after.as_deref(), 5000)
+                    .await
+                    .expect("scan");
+                let Some(last) = page.last() else { break };
+                after = Some(last.id.clone());
+                all.extend(page);
+            }
+            all
+        };
+        let pgv = chatstore_pgvector::PgVectorStore::connect(
+            chatstore_pgvector::PgVectorConfig::new(&raw_pg),
+        )
+        .await
+        .expect("pgvector");
+        use chatstore_core::VectorRepo as _;
+        let t0 = std::time::Instant::now();
+        let count_items = items.len();
+        pgv.insert("kb", items).await.expect("COPY");
+        let copy_rate = count_items as f64 / t0.elapsed().as_secs_f64();
+
+        let pg = fresh_postgres().await.expect("postgres");
+        let out = migrate(
+            &dir,
+            &[
+                "--from",
+                &src,
+                "--to",
+                &pg,
+                "--json",
+                "--batch-size",
+                "1000",
+            ],
+        );
+        let (groups, rss) = rates(&out);
+        let rate = |g: &str| groups.iter().find(|x| x.0 == g).map(|x| x.1).unwrap_or(0.0);
+        // Chats count chats only; the raw load counts users, chats, tags and messages.
+        let chat_records = 6.0 * rate("chats") / 1.0;
+        eprintln!(
+            "size {size}: migrate->postgres chats {:.0} chats/s (~{:.0} rows/s incl. 4 messages + tag) vs raw multi-row {raw_rate:.0} rows/s; \
+             vectors {:.0}/s vs binary COPY {copy_rate:.0}/s; peak RSS {rss} KiB",
+            rate("chats"),
+            chat_records,
+            rate("vectors"),
+        );
+        if let Some((pb, _, _)) = pocketbase_env() {
+            std::fs::remove_file(dir.join("state.json")).ok();
+            let prefix = format!("b{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+            let target = format!(
+                "pocketbase://{}?prefix={prefix}",
+                pb.trim_start_matches("http://")
+            );
+            let out = migrate(
+                &dir,
+                &[
+                    "--from",
+                    &src,
+                    "--to",
+                    &target,
+                    "--json",
+                    "--groups",
+                    "users,chats",
+                    "--skip-unmodelled",
+                    "--batch-size",
+                    "500",
+                ],
+            );
+            let (groups, rss) = rates(&out);
+            let chats = groups
+                .iter()
+                .find(|x| x.0 == "chats")
+                .map(|x| x.1)
+                .unwrap_or(0.0);
+            eprintln!(
+                "size {size}: migrate->pocketbase chats {chats:.0} chats/s; peak RSS {rss} KiB"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
