@@ -50,6 +50,7 @@ mod error;
 mod filter;
 mod indexes;
 mod ingest;
+mod open_webui;
 mod schema;
 mod search;
 mod vectors;
@@ -62,6 +63,7 @@ use sqlx::postgres::PgPoolOptions;
 
 pub use config::PgVectorConfig;
 pub use indexes::CollectionPlan;
+pub use open_webui::OpenWebUiIndex;
 pub use schema::FILTER_KEYS;
 pub use schema::{ColumnType, Schema};
 pub use search::SearchPlan;

@@ -257,6 +257,11 @@ impl VectorRepo for PgVectorStore {
         PgVectorStore::optimize(self, collection).await.map(|_| ())
     }
 
+    async fn finish_load(&self) -> Result<()> {
+        let settings = crate::OpenWebUiIndex::from_env();
+        self.build_open_webui_index(&settings).await.map(|_| ())
+    }
+
     async fn delete(
         &self,
         collection: &str,

@@ -394,6 +394,13 @@ pub trait VectorRepo: Send + Sync {
     async fn optimize(&self, collection: &str) -> Result<()> {
         validate_collection(collection)
     }
+    /// Called once after a bulk load of the whole store (a migration's vectors group), to leave
+    /// it ready for the other programs that read it: pgvector builds Open WebUI's own vector
+    /// index with the memory the build needs, so Open WebUI's start-up finds it instead of
+    /// failing to build it on default settings. Backends with nothing to do return `Ok`.
+    async fn finish_load(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Checks a vector scan: a valid collection name and a limit in 1..=`MAX_SCAN_LIMIT`.

@@ -849,7 +849,13 @@ impl<'a> Migration<'a> {
                 )),
             }
         }
-        Ok(())
+        // pgvector: Open WebUI's own index, which its start-up cannot build on default
+        // settings once the table is large; a failure here stops the run (Open WebUI would not
+        // start on this target), and the next run builds it again.
+        retrying("preparing the target for its readers", || {
+            self.target.vectors.finish_load()
+        })
+        .await
     }
 
     /// Upserts a batch of one collection (idempotent: a resumed batch writes the same rows);
