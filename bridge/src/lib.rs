@@ -18,6 +18,7 @@
 //! # let _ = app;
 //! ```
 
+pub mod downloads;
 mod health;
 
 use std::sync::Arc;
@@ -35,9 +36,18 @@ pub struct BridgeConfig {
     /// The key Open WebUI signs its session tokens with (`WEBUI_SECRET_KEY`). Without one,
     /// every Socket.IO connection is refused.
     pub secret_key: Option<String>,
+    /// The key download links are signed with (`CHATSTORE_SIGNING_KEY`, else
+    /// `WEBUI_SECRET_KEY`). Without one, `GET /files/{id}` refuses every request.
+    pub download_signer: Option<chatstore_core::UrlSigner>,
 }
 
 impl BridgeConfig {
+    /// With this download link signer (see [`downloads`]).
+    pub fn download_signer(mut self, signer: chatstore_core::UrlSigner) -> Self {
+        self.download_signer = Some(signer);
+        self
+    }
+
     /// With this token signing key.
     pub fn secret_key(mut self, key: impl Into<String>) -> Self {
         self.secret_key = Some(key.into());
@@ -76,10 +86,16 @@ impl BridgeState {
     }
 }
 
-/// The bridge's routes: `GET /health`. Merge further routes into the result
-/// (`router(state).merge(other)`); serve it with `axum::serve`.
+/// The bridge's routes: `GET /health` and the download proxy `GET /files/{id}` (see
+/// [`downloads`]). Merge further routes into the result (`router(state).merge(other)`); serve
+/// it with `axum::serve`.
 pub fn router(state: BridgeState) -> Router {
+    let downloads = downloads::Downloads::new(
+        state.store().files.clone(),
+        state.config().download_signer.clone(),
+    );
     Router::new()
         .route("/health", get(health::health))
         .with_state(state)
+        .merge(downloads.router())
 }
