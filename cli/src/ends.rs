@@ -21,10 +21,24 @@ pub async fn open(url: &str, vectors: Option<&str>, read_only: bool) -> Result<E
     let options = OpenOptions::for_url(url)?
         .maybe_vectors_url(vectors.map(str::to_owned))
         .read_only(read_only);
-    let store = options.open().await?;
-    let sql = match StoreUrl::parse(url)?.target() {
+    let target = StoreUrl::parse(url)?;
+    let sql = match target.target() {
         Target::Sqlite { .. } | Target::Postgres { .. } => Some(options.open_sql_database().await?),
         _ => None,
     };
+    // A PostgreSQL source without pgvector's table is opened without vectors: attaching
+    // pgvector would create its table there.
+    if read_only
+        && vectors.is_none()
+        && matches!(target.target(), Target::Postgres { .. })
+        && let Some(db) = &sql
+        && db.row_count("document_chunk").await.is_err()
+    {
+        return Ok(End {
+            store: db.store(),
+            sql,
+        });
+    }
+    let store = options.open().await?;
     Ok(End { store, sql })
 }

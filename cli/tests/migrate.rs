@@ -923,3 +923,32 @@ async fn migration_throughput_against_raw_loads() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[tokio::test]
+async fn a_postgres_source_gains_no_table() {
+    let Some(pg) = fresh_postgres().await else {
+        return;
+    };
+    let db = SqlStore::connect(&pg, SqlOptions::default())
+        .await
+        .expect("schema");
+    db.store()
+        .users
+        .create(NewUser::new("p@example.com", "P").with_id("p1"))
+        .await
+        .expect("user");
+    db.close().await;
+    let tables = || async {
+        text(
+            &pg,
+            "SELECT string_agg(table_name::text, ',' ORDER BY table_name) FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+        .await
+    };
+    let before = tables().await;
+    let dir = folder();
+    let out = migrate(&dir, &["--from", &pg, "--to", &sqlite_url(&dir, "t.db")]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(tables().await, before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
