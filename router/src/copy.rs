@@ -1,0 +1,308 @@
+//! Re-copying records by key: the state of a record on one store (its absence included) made
+//! the state of the other. Every function here is idempotent, so a repair can be replayed any
+//! number of times, and it converges whatever the other store held before.
+
+use std::collections::BTreeSet;
+
+use chatstore_core::chats::{Chat, ChatPatch, NewChat};
+use chatstore_core::files::NewFile;
+use chatstore_core::messages::{Message, NewMessage};
+use chatstore_core::users::{NewUser, UserPatch};
+use chatstore_core::{ChatQuery, Error, ErrorKind, FileQuery, PageRequest, Result, Store};
+
+use crate::repair::RepairKey;
+
+/// Items per vector upsert while copying a collection.
+const VECTOR_BATCH: usize = 500;
+/// Items per page while listing a user's chats or files.
+const LIST_PAGE: u64 = 500;
+
+/// Makes `key`'s records on `to` what they are on `from`.
+pub async fn copy_key(key: &RepairKey, from: &Store, to: &Store) -> Result<()> {
+    match key {
+        RepairKey::User(id) => copy_user(id, from, to).await,
+        RepairKey::Chat(id) => copy_chat(id, from, to).await,
+        RepairKey::ChatsOf(user) => copy_chats_of(user, from, to).await,
+        RepairKey::Tags(user) => copy_tags(user, from, to).await,
+        RepairKey::File(id) => copy_file(id, from, to).await,
+        RepairKey::FilesOf(user) => copy_files_of(user, from, to).await,
+        RepairKey::Collection(name) => copy_collection(name, from, to).await,
+        RepairKey::AllVectors => copy_all_vectors(from, to).await,
+    }
+}
+
+/// `Ok` also when the record was not there.
+fn absent_ok(result: Result<()>) -> Result<()> {
+    match result {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// `None` for `NotFound`.
+fn found<T>(result: Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn copy_user(id: &str, from: &Store, to: &Store) -> Result<()> {
+    let Some(user) = found(from.users.get(id).await)? else {
+        return absent_ok(to.users.delete(id).await);
+    };
+    if found(to.users.get(id).await)?.as_ref() == Some(&user) {
+        return Ok(());
+    }
+    absent_ok(to.users.delete(id).await)?;
+    // A new user's last_active_at is its updated_at; the real updated_at follows in a patch.
+    to.users
+        .create(NewUser {
+            id: Some(user.id.clone()),
+            email: user.email.clone(),
+            name: user.name.clone(),
+            role: Some(user.role.clone()),
+            profile_image_url: Some(user.profile_image_url.clone()),
+            info: user.info.clone(),
+            settings: user.settings.clone(),
+            created_at: Some(user.created_at),
+            updated_at: Some(user.last_active_at),
+        })
+        .await?;
+    if user.updated_at != user.last_active_at {
+        to.users
+            .update(
+                id,
+                UserPatch {
+                    updated_at: Some(user.updated_at),
+                    ..UserPatch::default()
+                },
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+fn message_input(m: &Message) -> NewMessage {
+    NewMessage {
+        id: m.id.clone(),
+        chat_id: m.chat_id.clone(),
+        user_id: m.user_id.clone(),
+        role: m.role.clone(),
+        parent_id: m.parent_id.clone(),
+        content: m.content.clone(),
+        model_id: m.model_id.clone(),
+        done: Some(m.done),
+        output: m.output.clone(),
+        files: m.files.clone(),
+        sources: m.sources.clone(),
+        embeds: m.embeds.clone(),
+        status_history: m.status_history.clone(),
+        error: m.error.clone(),
+        usage: m.usage.clone(),
+        meta: m.meta.clone(),
+        context_summary: m.context_summary.clone(),
+        created_at: Some(m.created_at),
+        updated_at: Some(m.updated_at),
+    }
+}
+
+/// Same chat and same messages on both stores (tags and blob included).
+async fn chat_matches(chat: &Chat, messages: &[Message], to: &Store) -> Result<bool> {
+    let Some(theirs) = found(to.chats.get(&chat.id).await)? else {
+        return Ok(false);
+    };
+    if theirs != *chat {
+        return Ok(false);
+    }
+    Ok(to.messages.list(&chat.id).await? == messages)
+}
+
+async fn copy_chat(id: &str, from: &Store, to: &Store) -> Result<()> {
+    let Some(chat) = found(from.chats.get(id).await)? else {
+        if let Some(theirs) = found(to.chats.get(id).await)? {
+            absent_ok(to.chats.delete(id).await)?;
+            copy_tags(&theirs.user_id, from, to).await?;
+        }
+        return Ok(());
+    };
+    let messages = from.messages.list(id).await?;
+    if chat_matches(&chat, &messages, to).await? {
+        return copy_tags(&chat.user_id, from, to).await;
+    }
+    let mut names = Vec::with_capacity(chat.tags.len());
+    for tag in &chat.tags {
+        let name =
+            found(from.tags.get(&chat.user_id, tag).await)?.map_or_else(|| tag.clone(), |t| t.name);
+        names.push(name);
+    }
+    absent_ok(to.chats.delete(id).await)?;
+    to.chats
+        .create(NewChat {
+            id: Some(chat.id.clone()),
+            user_id: chat.user_id.clone(),
+            title: Some(chat.title.clone()),
+            chat: Some(chat.chat.clone()),
+            meta: Some(chat.meta.clone()),
+            tags: names,
+            archived: chat.archived,
+            pinned: chat.pinned,
+            folder_id: chat.folder_id.clone(),
+            share_id: chat.share_id.clone(),
+            created_at: Some(chat.created_at),
+            updated_at: Some(chat.updated_at),
+        })
+        .await?;
+    if !messages.is_empty() {
+        // The blob's messages became rows with their timestamps; writing the rows again sets
+        // every field exactly. The blob's current message goes last, since each write makes
+        // the message written current.
+        let current = chat
+            .chat
+            .pointer("/history/currentId")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let mut inputs: Vec<NewMessage> = messages.iter().map(message_input).collect();
+        if let Some(current) = current
+            && let Some(i) = inputs.iter().position(|m| m.id == current)
+        {
+            let last = inputs.remove(i);
+            inputs.push(last);
+        }
+        to.messages.upsert_many(id, inputs).await?;
+        // Writing messages may raise the chat's updated_at: put it back.
+        to.chats
+            .update(
+                id,
+                ChatPatch {
+                    updated_at: Some(chat.updated_at),
+                    ..ChatPatch::default()
+                },
+            )
+            .await?;
+    }
+    copy_tags(&chat.user_id, from, to).await
+}
+
+/// The ids of a user's listed chats (every archive state; internal chats are never listed).
+async fn chat_ids_of(user: &str, store: &Store) -> Result<BTreeSet<String>> {
+    let mut ids = BTreeSet::new();
+    let mut offset = 0;
+    loop {
+        let query = ChatQuery::for_user(user)
+            .archived(None)
+            .page(PageRequest::new(offset, LIST_PAGE));
+        let page = store.chats.list(&query).await?;
+        let n = page.items.len() as u64;
+        ids.extend(page.items.into_iter().map(|c| c.id));
+        if n < LIST_PAGE {
+            return Ok(ids);
+        }
+        offset += n;
+    }
+}
+
+async fn copy_chats_of(user: &str, from: &Store, to: &Store) -> Result<()> {
+    let mut ids = chat_ids_of(user, from).await?;
+    ids.extend(chat_ids_of(user, to).await?);
+    for id in &ids {
+        copy_chat(id, from, to).await?;
+    }
+    copy_tags(user, from, to).await
+}
+
+async fn copy_tags(user: &str, from: &Store, to: &Store) -> Result<()> {
+    let wanted = from.tags.list(user).await?;
+    let have = to.tags.list(user).await?;
+    for tag in &have {
+        if !wanted.iter().any(|t| t.id == tag.id) {
+            absent_ok(to.tags.delete(user, &tag.id).await)?;
+        }
+    }
+    let missing: Vec<_> = wanted
+        .iter()
+        .filter(|t| !have.iter().any(|h| h.id == t.id))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        to.tags.create_many(missing).await?;
+    }
+    Ok(())
+}
+
+async fn copy_file(id: &str, from: &Store, to: &Store) -> Result<()> {
+    let Some(meta) = found(from.files.get(id).await)? else {
+        return absent_ok(to.files.delete(id).await);
+    };
+    if found(to.files.get(id).await)?.as_ref() == Some(&meta) {
+        return Ok(());
+    }
+    let bytes = from.files.read(id).await?;
+    absent_ok(to.files.delete(id).await)?;
+    to.files
+        .put(NewFile {
+            id: Some(meta.id.clone()),
+            user_id: meta.user_id.clone(),
+            filename: meta.filename.clone(),
+            content_type: meta.content_type.clone(),
+            bytes,
+            hash: meta.hash.clone(),
+            data: meta.data.clone(),
+            meta: meta.meta.clone(),
+            created_at: Some(meta.created_at),
+            updated_at: Some(meta.updated_at),
+        })
+        .await?;
+    Ok(())
+}
+
+async fn file_ids_of(user: &str, store: &Store) -> Result<BTreeSet<String>> {
+    let mut ids = BTreeSet::new();
+    let mut offset = 0;
+    loop {
+        let query = FileQuery {
+            user_id: Some(user.to_owned()),
+            page: PageRequest::new(offset, LIST_PAGE),
+        };
+        let page = store.files.list(&query).await?;
+        let n = page.items.len() as u64;
+        ids.extend(page.items.into_iter().map(|f| f.id));
+        if n < LIST_PAGE {
+            return Ok(ids);
+        }
+        offset += n;
+    }
+}
+
+async fn copy_files_of(user: &str, from: &Store, to: &Store) -> Result<()> {
+    let mut ids = file_ids_of(user, from).await?;
+    ids.extend(file_ids_of(user, to).await?);
+    for id in &ids {
+        copy_file(id, from, to).await?;
+    }
+    Ok(())
+}
+
+async fn copy_collection(name: &str, from: &Store, to: &Store) -> Result<()> {
+    let items = from.vectors.get(name).await?;
+    to.vectors.delete_collection(name).await?;
+    for batch in items.chunks(VECTOR_BATCH) {
+        to.vectors.upsert(name, batch.to_vec()).await?;
+    }
+    Ok(())
+}
+
+async fn copy_all_vectors(from: &Store, to: &Store) -> Result<()> {
+    let collections = from.vectors.collections().await?;
+    to.vectors.reset().await?;
+    for name in &collections {
+        copy_collection(name, from, to).await?;
+    }
+    if collections.is_empty() && !to.vectors.collections().await?.is_empty() {
+        return Err(Error::backend_msg(
+            "vectors: the store still has collections after a reset",
+        ));
+    }
+    Ok(())
+}

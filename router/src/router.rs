@@ -1,0 +1,689 @@
+//! The router: an old and a new [`Store`] behind one, with a phase per model group.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chatstore_core::compare;
+use chatstore_core::{Capabilities, Error, ModelGroup, Result, Store, StoreParts};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{Mutex, MutexGuard, Notify, oneshot};
+
+use crate::phase::Phase;
+use crate::repair::{self, RepairKey, RepairLog, Side};
+use crate::shadow::{self, DiffLog, DiffRecord, Outcome, Verdict};
+use crate::{chats, files, messages, tags, users, vectors};
+
+/// How long a shadow read may take before it is abandoned, by default.
+pub const DEFAULT_SHADOW_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the non-authoritative write may take before it is logged for repair, by default.
+pub const DEFAULT_SECONDARY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most shadow reads in flight at once; more are skipped (and counted), so a slow new
+/// store cannot pile up work.
+pub const MAX_SHADOW_IN_FLIGHT: usize = 1024;
+const LOCK_STRIPES: usize = 64;
+
+/// Counters of a router since it was built (the same figures go to the `metrics` facade).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RouterStats {
+    /// Shadow reads compared.
+    pub shadow_reads: u64,
+    /// Shadow reads whose answers differed (each is a line of the diff log).
+    pub shadow_diffs: u64,
+    /// Shadow reads the new store could not answer (unavailable).
+    pub shadow_errors: u64,
+    /// Shadow reads abandoned after the shadow timeout.
+    pub shadow_timeouts: u64,
+    /// Reads not shadowed because too many shadow reads were in flight.
+    pub shadow_skipped: u64,
+    /// Repair-log entries written.
+    pub repairs_logged: u64,
+    /// Repair-log entries that could not be written (the error is logged with `tracing`).
+    pub repair_log_failures: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    shadow_reads: AtomicU64,
+    shadow_diffs: AtomicU64,
+    shadow_errors: AtomicU64,
+    shadow_timeouts: AtomicU64,
+    shadow_skipped: AtomicU64,
+    repairs_logged: AtomicU64,
+    repair_log_failures: AtomicU64,
+}
+
+pub(crate) struct Shared {
+    pub(crate) old: Store,
+    pub(crate) new: [Option<Store>; 4],
+    phases: [AtomicU8; 4],
+    pub(crate) repair: RepairLog,
+    diffs: Option<DiffLog>,
+    sample: AtomicU8,
+    sample_counter: AtomicU64,
+    shadow_timeout: Duration,
+    secondary_timeout: Duration,
+    counters: Counters,
+    in_flight: AtomicUsize,
+    idle: Notify,
+    stripes: Vec<Mutex<()>>,
+}
+
+fn index(group: ModelGroup) -> usize {
+    match group {
+        ModelGroup::Users => 0,
+        ModelGroup::Chats => 1,
+        ModelGroup::Files => 2,
+        ModelGroup::Vectors => 3,
+    }
+}
+
+fn group_cap(caps: Capabilities, group: ModelGroup) -> bool {
+    match group {
+        ModelGroup::Users => caps.users,
+        ModelGroup::Chats => caps.chats,
+        ModelGroup::Files => caps.files,
+        ModelGroup::Vectors => caps.vectors,
+    }
+}
+
+/// Builds a [`Router`]: the old store, a new store and a phase per group, the log files.
+pub struct RouterBuilder {
+    old: Store,
+    new: BTreeMap<ModelGroup, Store>,
+    phases: BTreeMap<ModelGroup, Phase>,
+    repair_log: PathBuf,
+    shadow_log: Option<PathBuf>,
+    sample: u8,
+    shadow_timeout: Duration,
+    secondary_timeout: Duration,
+}
+
+impl RouterBuilder {
+    /// The new store of `group`.
+    pub fn new_store(mut self, group: ModelGroup, store: Store) -> Self {
+        self.new.insert(group, store);
+        self
+    }
+
+    /// The same new store for every group it is capable of.
+    pub fn new_store_for_all(mut self, store: &Store) -> Self {
+        for group in ModelGroup::ALL {
+            if group_cap(store.capabilities(), group) {
+                self.new.insert(group, store.clone());
+            }
+        }
+        self
+    }
+
+    /// The starting phase of `group` (`old` when not given).
+    pub fn phase(mut self, group: ModelGroup, phase: Phase) -> Self {
+        self.phases.insert(group, phase);
+        self
+    }
+
+    /// The same starting phase for every group that has a new store.
+    pub fn phase_for_all(mut self, phase: Phase) -> Self {
+        for group in self.new.keys() {
+            self.phases.insert(*group, phase);
+        }
+        self
+    }
+
+    /// Where the repair log lives (default `chatstore-repair.jsonl`).
+    pub fn repair_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.repair_log = path.into();
+        self
+    }
+
+    /// Where shadow-read differences are written; `None` sends them to `tracing` only.
+    pub fn shadow_log(mut self, path: Option<PathBuf>) -> Self {
+        self.shadow_log = path;
+        self
+    }
+
+    /// The percentage (0-100) of reads shadowed in the `shadow` phase (default 100).
+    pub fn shadow_sample(mut self, percent: u8) -> Self {
+        self.sample = percent.min(100);
+        self
+    }
+
+    /// How long a shadow read may take before it is abandoned.
+    pub fn shadow_timeout(mut self, timeout: Duration) -> Self {
+        self.shadow_timeout = timeout;
+        self
+    }
+
+    /// How long the non-authoritative write may take before it is logged for repair.
+    pub fn secondary_timeout(mut self, timeout: Duration) -> Self {
+        self.secondary_timeout = timeout;
+        self
+    }
+
+    /// Checks the configuration and opens the logs.
+    pub fn build(self) -> Result<Router> {
+        for (group, store) in &self.new {
+            if !group_cap(store.capabilities(), *group) {
+                return Err(Error::invalid(format!(
+                    "the new store for {group} ({}) cannot store {group}",
+                    store.backend_name()
+                )));
+            }
+            if !group_cap(self.old.capabilities(), *group) {
+                return Err(Error::invalid(format!(
+                    "the old store ({}) cannot store {group}, so there is nothing to route",
+                    self.old.backend_name()
+                )));
+            }
+        }
+        for (group, phase) in &self.phases {
+            if phase.needs_new() && !self.new.contains_key(group) {
+                return Err(Error::invalid(format!(
+                    "phase {phase} for {group} needs a new store: set CHATSTORE_{}_NEW_URL",
+                    group.env_name()
+                )));
+            }
+        }
+        let repair = RepairLog::open(&self.repair_log)?;
+        let diffs = self.shadow_log.map(DiffLog::open).transpose()?;
+        let mut new: [Option<Store>; 4] = [None, None, None, None];
+        for (group, store) in self.new {
+            new[index(group)] = Some(store);
+        }
+        let phases = ModelGroup::ALL
+            .map(|g| AtomicU8::new(self.phases.get(&g).copied().unwrap_or(Phase::Old).to_u8()));
+        let shared = Shared {
+            old: self.old,
+            new,
+            phases,
+            repair,
+            diffs,
+            sample: AtomicU8::new(self.sample),
+            sample_counter: AtomicU64::new(0),
+            shadow_timeout: self.shadow_timeout,
+            secondary_timeout: self.secondary_timeout,
+            counters: Counters::default(),
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+            stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+        };
+        Ok(Router {
+            shared: Arc::new(shared),
+        })
+    }
+}
+
+/// A handle on a router: its [`Store`], its phases (changeable at run time), its counters and
+/// its repair log. Clones share everything.
+#[derive(Clone)]
+pub struct Router {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("phases", &self.phases())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    /// A builder around the old store.
+    pub fn builder(old: Store) -> RouterBuilder {
+        RouterBuilder {
+            old,
+            new: BTreeMap::new(),
+            phases: BTreeMap::new(),
+            repair_log: PathBuf::from(crate::config::DEFAULT_REPAIR_LOG),
+            shadow_log: None,
+            sample: 100,
+            shadow_timeout: DEFAULT_SHADOW_TIMEOUT,
+            secondary_timeout: DEFAULT_SECONDARY_TIMEOUT,
+        }
+    }
+
+    /// The routed store. Every repository follows the phases of this router, changes
+    /// included; `Store::delete_user` goes through the routed repositories.
+    pub fn store(&self) -> Store {
+        let s = &self.shared;
+        let mut caps = s.old.capabilities();
+        for store in s.new.iter().flatten() {
+            caps.atomic_bulk &= store.capabilities().atomic_bulk;
+        }
+        let news: BTreeSet<&str> = s.new.iter().flatten().map(|n| n.backend_name()).collect();
+        let name = if news.is_empty() {
+            format!("router({})", s.old.backend_name())
+        } else {
+            let news: Vec<&str> = news.into_iter().collect();
+            format!("router({} -> {})", s.old.backend_name(), news.join(", "))
+        };
+        Store::new(
+            name,
+            caps,
+            StoreParts {
+                users: Arc::new(users::Users(s.clone())),
+                chats: Arc::new(chats::Chats(s.clone())),
+                messages: Arc::new(messages::Messages(s.clone())),
+                tags: Arc::new(tags::Tags(s.clone())),
+                files: Arc::new(files::Files(s.clone())),
+                vectors: Arc::new(vectors::Vectors(s.clone())),
+            },
+        )
+    }
+
+    /// The old store.
+    pub fn old(&self) -> &Store {
+        &self.shared.old
+    }
+
+    /// The new store of `group`, if one is configured.
+    pub fn new_store(&self, group: ModelGroup) -> Option<&Store> {
+        self.shared.new[index(group)].as_ref()
+    }
+
+    /// The phase of `group` now.
+    pub fn phase(&self, group: ModelGroup) -> Phase {
+        self.shared.phase(group)
+    }
+
+    /// Every group's phase now.
+    pub fn phases(&self) -> BTreeMap<ModelGroup, Phase> {
+        ModelGroup::ALL
+            .into_iter()
+            .map(|g| (g, self.phase(g)))
+            .collect()
+    }
+
+    /// Moves `group` to `phase`, effective for the next call (calls in flight finish in the
+    /// phase they started in).
+    ///
+    /// Refused with `InvalidInput`: any phase but `old` without a new store; entering
+    /// `new-only` while repairs of the group are pending (the new store would become the only
+    /// one while missing writes: run `reconcile` first); leaving `new-only` (the old store has
+    /// not been written since, so a flag flip would lose those writes: copy new into old with
+    /// `chatstore migrate` first, then restart with the phase wanted).
+    pub fn set_phase(&self, group: ModelGroup, phase: Phase) -> Result<()> {
+        let current = self.phase(group);
+        if current == phase {
+            return Ok(());
+        }
+        if phase.needs_new() && self.new_store(group).is_none() {
+            return Err(Error::invalid(format!(
+                "phase {phase} for {group} needs a new store: set CHATSTORE_{}_NEW_URL",
+                group.env_name()
+            )));
+        }
+        if current == Phase::NewOnly {
+            return Err(Error::invalid(format!(
+                "{group} is new-only: the old store has not been written since, so moving back \
+                 would hide those writes; copy new into old first (chatstore migrate --from NEW \
+                 --to OLD --groups {group}), then restart with CHATSTORE_{}_PHASE",
+                group.env_name()
+            )));
+        }
+        if phase == Phase::NewOnly {
+            let pending = self
+                .shared
+                .repair
+                .pending()?
+                .iter()
+                .filter(|e| e.group == group)
+                .count();
+            if pending > 0 {
+                return Err(Error::invalid(format!(
+                    "{pending} repair(s) of {group} are pending in {}: run `chatstore reconcile` \
+                     before moving {group} to new-only",
+                    self.shared.repair.path().display()
+                )));
+            }
+        }
+        self.shared.phases[index(group)].store(phase.to_u8(), Ordering::SeqCst);
+        tracing::info!(%group, from = %current, to = %phase, "router phase changed");
+        Ok(())
+    }
+
+    /// Changes the share of reads shadowed in the `shadow` phase (0-100).
+    pub fn set_shadow_sample(&self, percent: u8) {
+        self.shared
+            .sample
+            .store(percent.min(100), Ordering::Relaxed);
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> RouterStats {
+        let c = &self.shared.counters;
+        RouterStats {
+            shadow_reads: c.shadow_reads.load(Ordering::Relaxed),
+            shadow_diffs: c.shadow_diffs.load(Ordering::Relaxed),
+            shadow_errors: c.shadow_errors.load(Ordering::Relaxed),
+            shadow_timeouts: c.shadow_timeouts.load(Ordering::Relaxed),
+            shadow_skipped: c.shadow_skipped.load(Ordering::Relaxed),
+            repairs_logged: c.repairs_logged.load(Ordering::Relaxed),
+            repair_log_failures: c.repair_log_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The repair log.
+    pub fn repair_log(&self) -> &RepairLog {
+        &self.shared.repair
+    }
+
+    /// Waits until every shadow read started so far has been compared and logged.
+    pub async fn shadow_settled(&self) {
+        loop {
+            let notified = self.shared.idle.notified();
+            if self.shared.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Decrements the in-flight count of shadow reads when the background task ends.
+struct InFlight(Arc<Shared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl Shared {
+    pub(crate) fn phase(&self, group: ModelGroup) -> Phase {
+        Phase::from_u8(self.phases[index(group)].load(Ordering::SeqCst))
+    }
+
+    pub(crate) fn new_of(&self, group: ModelGroup) -> Result<&Store> {
+        self.new[index(group)].as_ref().ok_or_else(|| {
+            Error::invalid(format!(
+                "{group} has no new store: set CHATSTORE_{}_NEW_URL",
+                group.env_name()
+            ))
+        })
+    }
+
+    pub(crate) fn side(&self, group: ModelGroup, side: Side) -> Result<&Store> {
+        match side {
+            Side::Old => Ok(&self.old),
+            Side::New => self.new_of(group),
+        }
+    }
+
+    fn sampled(&self) -> bool {
+        let sample = u64::from(self.sample.load(Ordering::Relaxed));
+        if sample >= 100 {
+            return true;
+        }
+        let n = self.sample_counter.fetch_add(1, Ordering::Relaxed);
+        // Spreads `sample` of every 100 reads evenly: read n is taken when the running share
+        // crosses a whole number.
+        (n * sample) / 100 != ((n + 1) * sample) / 100
+    }
+
+    /// Locks the stripes of `keys` (sorted, so two writers never wait on each other in a
+    /// cycle): writes to one record through this router reach both stores in the same order.
+    pub(crate) async fn lock_keys(&self, keys: &[RepairKey]) -> Vec<MutexGuard<'_, ()>> {
+        let stripes: BTreeSet<usize> = keys
+            .iter()
+            .map(|k| {
+                let mut h = DefaultHasher::new();
+                k.hash(&mut h);
+                (h.finish() % LOCK_STRIPES as u64) as usize
+            })
+            .collect();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for i in stripes {
+            guards.push(self.stripes[i].lock().await);
+        }
+        guards
+    }
+
+    /// A read in the group's phase. In `shadow`, the new store runs the same read in the
+    /// background, and `canon` turns both answers into the JSON that is compared.
+    pub(crate) async fn read<T, F, Fut>(
+        self: &Arc<Self>,
+        group: ModelGroup,
+        operation: &'static str,
+        ids: Vec<String>,
+        canon: fn(&T) -> Result<Value>,
+        call: F,
+    ) -> Result<T>
+    where
+        T: Clone + Send + 'static,
+        F: Fn(&Store) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        match self.phase(group) {
+            Phase::Old | Phase::Dual => call(&self.old).await,
+            Phase::New | Phase::NewOnly => call(self.new_of(group)?).await,
+            Phase::Shadow => {
+                let Some(new) = self.new[index(group)].as_ref() else {
+                    return call(&self.old).await;
+                };
+                if !self.sampled() {
+                    return call(&self.old).await;
+                }
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                    return call(&self.old).await;
+                };
+                if self.in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_SHADOW_IN_FLIGHT {
+                    drop(InFlight(self.clone()));
+                    self.counters.shadow_skipped.fetch_add(1, Ordering::Relaxed);
+                    return call(&self.old).await;
+                }
+                let guard = InFlight(self.clone());
+                let (tx, rx) = oneshot::channel::<Outcome>();
+                let shadow = call(new);
+                let timeout = self.shadow_timeout;
+                let shared = self.clone();
+                runtime.spawn(async move {
+                    let _guard = guard;
+                    let answer = tokio::time::timeout(timeout, shadow).await;
+                    let Ok(old) = rx.await else {
+                        return; // the caller gave up on the old read: nothing to compare
+                    };
+                    let new = match answer {
+                        Err(_) => {
+                            shared.count_timeout(group, operation);
+                            return;
+                        }
+                        Ok(Ok(v)) => match canon(&v) {
+                            Ok(v) => Outcome::Value(v),
+                            Err(e) => Outcome::Failed(e.kind()),
+                        },
+                        Ok(Err(e)) => Outcome::Failed(e.kind()),
+                    };
+                    shared.record_shadow(group, operation, ids, &old, &new);
+                });
+                let answer = call(&self.old).await;
+                let outcome = match &answer {
+                    Ok(v) => match canon(v) {
+                        Ok(v) => Outcome::Value(v),
+                        Err(e) => Outcome::Failed(e.kind()),
+                    },
+                    Err(e) => Outcome::Failed(e.kind()),
+                };
+                let _ = tx.send(outcome);
+                answer
+            }
+        }
+    }
+
+    fn count_timeout(&self, group: ModelGroup, operation: &'static str) {
+        self.counters
+            .shadow_timeouts
+            .fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("chatstore_router_shadow_timeouts_total",
+            "group" => group.as_str(), "operation" => operation)
+        .increment(1);
+    }
+
+    fn record_shadow(
+        &self,
+        group: ModelGroup,
+        operation: &'static str,
+        ids: Vec<String>,
+        old: &Outcome,
+        new: &Outcome,
+    ) {
+        self.counters.shadow_reads.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("chatstore_router_shadow_reads_total",
+            "group" => group.as_str(), "operation" => operation)
+        .increment(1);
+        match shadow::judge(old, new) {
+            Verdict::Same => {}
+            Verdict::NewUnavailable => {
+                self.counters.shadow_errors.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("chatstore_router_shadow_errors_total",
+                    "group" => group.as_str(), "operation" => operation)
+                .increment(1);
+            }
+            Verdict::Different(fields) => {
+                self.counters.shadow_diffs.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("chatstore_router_shadow_diffs_total",
+                    "group" => group.as_str(), "operation" => operation)
+                .increment(1);
+                let paths: Vec<&str> = fields.iter().map(|f| f.path.as_str()).collect();
+                tracing::warn!(%group, operation, ?ids, ?paths, "shadow read differs");
+                let record = DiffRecord {
+                    time: shadow::now_millis(),
+                    group,
+                    operation: operation.to_owned(),
+                    ids,
+                    fields,
+                };
+                if let Some(log) = &self.diffs
+                    && let Err(e) = log.write(&record)
+                {
+                    tracing::error!(error = %e, "cannot write the shadow diff log");
+                }
+            }
+        }
+    }
+
+    /// A write in the group's phase. Where both stores are written, they are written at the
+    /// same time; the old store's answer is the caller's; any sign that the new store did not
+    /// end up like the old one (an error, a timeout, a different answer, or success where the
+    /// old store failed) logs `keys` for repair.
+    pub(crate) async fn write<T, F, Fut>(
+        &self,
+        group: ModelGroup,
+        operation: &'static str,
+        keys: Vec<RepairKey>,
+        call: F,
+    ) -> Result<T>
+    where
+        T: Serialize,
+        F: Fn(&Store) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let phase = self.phase(group);
+        match phase {
+            Phase::Old => call(&self.old).await,
+            Phase::NewOnly => call(self.new_of(group)?).await,
+            Phase::Dual | Phase::Shadow | Phase::New => {
+                let new = self.new_of(group)?;
+                let _locks = self.lock_keys(&keys).await;
+                let (old, new) = futures::join!(
+                    call(&self.old),
+                    tokio::time::timeout(self.secondary_timeout, call(new))
+                );
+                let reason = match (&old, &new) {
+                    (_, Err(_)) => Some(format!(
+                        "the new store did not answer within {:?}",
+                        self.secondary_timeout
+                    )),
+                    (Ok(a), Ok(Ok(b))) => {
+                        (!same_answer(a, b)).then(|| "the stores answered differently".to_owned())
+                    }
+                    (Ok(_), Ok(Err(e))) => Some(format!("the new store failed: {e}")),
+                    (Err(e), Ok(Ok(_))) => Some(format!(
+                        "the old store failed ({e}) but the new store succeeded"
+                    )),
+                    (Err(a), Ok(Err(b))) => (a.kind() != b.kind())
+                        .then(|| format!("the stores failed differently: old {a}, new {b}")),
+                };
+                if let Some(reason) = reason {
+                    self.log_repairs(operation, keys, Side::Old, &reason);
+                }
+                old
+            }
+        }
+    }
+
+    pub(crate) fn log_repairs(
+        &self,
+        operation: &str,
+        keys: Vec<RepairKey>,
+        source: Side,
+        reason: &str,
+    ) {
+        let entries: Vec<_> = keys
+            .into_iter()
+            .map(|k| repair::entry(k, operation, source, reason))
+            .collect();
+        tracing::warn!(
+            operation,
+            reason,
+            count = entries.len(),
+            "write logged for repair"
+        );
+        match self.repair.append(&entries) {
+            Ok(()) => {
+                self.counters
+                    .repairs_logged
+                    .fetch_add(entries.len() as u64, Ordering::Relaxed);
+                for e in &entries {
+                    metrics::counter!("chatstore_router_repairs_logged_total",
+                        "group" => e.group.as_str())
+                    .increment(1);
+                }
+            }
+            Err(e) => {
+                // The caller's write stands on the authoritative store; what is lost is the
+                // record that the other store lags. Loud, counted, and `verify` finds it.
+                self.counters
+                    .repair_log_failures
+                    .fetch_add(entries.len() as u64, Ordering::Relaxed);
+                metrics::counter!("chatstore_router_repair_log_failures_total")
+                    .increment(entries.len() as u64);
+                tracing::error!(error = %e, ?entries, "cannot write the repair log");
+            }
+        }
+    }
+}
+
+fn same_answer<T: Serialize>(a: &T, b: &T) -> bool {
+    match (compare::canonical(a), compare::canonical(b)) {
+        (Ok(a), Ok(b)) => compare::same(&a, &b),
+        _ => false,
+    }
+}
+
+/// The canonical JSON of a value (the usual `canon` of a shadow read).
+pub(crate) fn canon<T: Serialize>(value: &T) -> Result<Value> {
+    compare::canonical(value)
+}
+
+/// Runs `call` on a clone of `$repo` of the store with clones of the named arguments, as a
+/// `'static` future (shadow reads outlive the caller's borrow).
+macro_rules! on {
+    ($repo:ident, [$($arg:ident),*], |$r:ident| $body:expr) => {
+        move |s: &chatstore_core::Store| {
+            let $r = s.$repo.clone();
+            $(let $arg = $arg.clone();)*
+            async move { $body }
+        }
+    };
+}
+pub(crate) use on;

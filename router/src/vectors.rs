@@ -1,0 +1,171 @@
+//! Routed vectors: a write is repaired by re-copying its whole collection.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chatstore_core::vectors::{SearchHit, VectorFilter, VectorItem, VectorRepo};
+use chatstore_core::{ModelGroup, Result};
+
+use crate::repair::RepairKey;
+use crate::router::{Shared, canon, on};
+
+const G: ModelGroup = ModelGroup::Vectors;
+
+pub(crate) struct Vectors(pub(crate) Arc<Shared>);
+
+fn collection_key(name: &str) -> Vec<RepairKey> {
+    vec![RepairKey::Collection(name.to_owned())]
+}
+
+#[async_trait]
+impl VectorRepo for Vectors {
+    async fn has_collection(&self, name: &str) -> Result<bool> {
+        let name = name.to_owned();
+        self.0
+            .read(
+                G,
+                "vectors.has_collection",
+                vec![name.clone()],
+                canon,
+                on!(vectors, [name], |r| r.has_collection(&name).await),
+            )
+            .await
+    }
+
+    async fn delete_collection(&self, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.0
+            .write(
+                G,
+                "vectors.delete_collection",
+                collection_key(&name),
+                on!(vectors, [name], |r| r.delete_collection(&name).await),
+            )
+            .await
+    }
+
+    async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
+        let name = collection.to_owned();
+        self.0
+            .write(
+                G,
+                "vectors.insert",
+                collection_key(&name),
+                on!(vectors, [name, items], |r| r.insert(&name, items).await),
+            )
+            .await
+    }
+
+    async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
+        let name = collection.to_owned();
+        self.0
+            .write(
+                G,
+                "vectors.upsert",
+                collection_key(&name),
+                on!(vectors, [name, items], |r| r.upsert(&name, items).await),
+            )
+            .await
+    }
+
+    async fn search(
+        &self,
+        collection: &str,
+        vectors: &[Vec<f32>],
+        filter: Option<&VectorFilter>,
+        limit: u32,
+    ) -> Result<Vec<Vec<SearchHit>>> {
+        let name = collection.to_owned();
+        let queries = vectors.to_vec();
+        let filter = filter.cloned();
+        self.0
+            .read(
+                G,
+                "vectors.search",
+                vec![name.clone()],
+                canon,
+                on!(vectors, [name, queries, filter, limit], |r| r
+                    .search(&name, &queries, filter.as_ref(), limit)
+                    .await),
+            )
+            .await
+    }
+
+    async fn query(
+        &self,
+        collection: &str,
+        filter: &VectorFilter,
+        limit: Option<u32>,
+    ) -> Result<Vec<VectorItem>> {
+        let name = collection.to_owned();
+        let filter = filter.clone();
+        self.0
+            .read(
+                G,
+                "vectors.query",
+                vec![name.clone()],
+                canon,
+                on!(vectors, [name, filter, limit], |r| r
+                    .query(&name, &filter, limit)
+                    .await),
+            )
+            .await
+    }
+
+    async fn get(&self, collection: &str) -> Result<Vec<VectorItem>> {
+        let name = collection.to_owned();
+        self.0
+            .read(
+                G,
+                "vectors.get",
+                vec![name.clone()],
+                canon,
+                on!(vectors, [name], |r| r.get(&name).await),
+            )
+            .await
+    }
+
+    async fn delete(
+        &self,
+        collection: &str,
+        ids: Option<&[String]>,
+        filter: Option<&VectorFilter>,
+    ) -> Result<u64> {
+        let name = collection.to_owned();
+        let ids = ids.map(<[String]>::to_vec);
+        let filter = filter.cloned();
+        self.0
+            .write(
+                G,
+                "vectors.delete",
+                collection_key(&name),
+                on!(vectors, [name, ids, filter], |r| r
+                    .delete(&name, ids.as_deref(), filter.as_ref())
+                    .await),
+            )
+            .await
+    }
+
+    async fn reset(&self) -> Result<()> {
+        self.0
+            .write(
+                G,
+                "vectors.reset",
+                vec![RepairKey::AllVectors],
+                on!(vectors, [], |r| r.reset().await),
+            )
+            .await
+    }
+
+    async fn collections(&self) -> Result<Vec<String>> {
+        self.0
+            .read(
+                G,
+                "vectors.collections",
+                Vec::new(),
+                canon,
+                on!(vectors, [], |r| r.collections().await),
+            )
+            .await
+    }
+}

@@ -1,0 +1,107 @@
+//! Fresh stores and routers for the router's tests: SQLite files, PostgreSQL databases and
+//! PocketBase collection sets of their own, and log files in a folder of their own.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use chatstore_core::Store;
+use chatstore_pocketbase::{PocketBase, PocketBaseConfig};
+use chatstore_router::{Phase, Router};
+use chatstore_sql::SqlOptions;
+use sqlx::{AssertSqlSafe, Connection};
+
+/// A new folder under the system temp folder.
+pub fn temp_folder(kind: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("chatstore-router-tests")
+        .join(format!("{kind}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("create a temp folder");
+    dir
+}
+
+/// A router over `old` and `new` (for every group `new` can store) with every such group in
+/// `phase`, logs in a new folder.
+pub fn router(old: Store, new: &Store, phase: Phase) -> Router {
+    let dir = temp_folder("logs");
+    Router::builder(old)
+        .new_store_for_all(new)
+        .phase_for_all(phase)
+        .repair_log(dir.join("repair.jsonl"))
+        .shadow_log(Some(dir.join("diffs.jsonl")))
+        .build()
+        .expect("build a router")
+}
+
+/// A new SQLite file.
+pub async fn sqlite() -> Store {
+    let dir = temp_folder("sqlite");
+    let url = format!("sqlite://{}", dir.join("webui.db").display());
+    chatstore_sql::connect(&url, SqlOptions::default())
+        .await
+        .expect("open a new SQLite file")
+}
+
+/// A new PostgreSQL database on the test server, or `None` without one.
+pub async fn postgres() -> Option<Store> {
+    let server = chatstore_contract::require_env("CHATSTORE_TEST_POSTGRES_URL")?;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&server)
+        .await
+        .expect("connect to the test PostgreSQL server");
+    // The name is a generated uuid, not input.
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create a test database");
+    admin.close().await.expect("close the admin connection");
+    let (base, _) = server.rsplit_once('/').expect("the URL names a database");
+    let url = format!("{base}/{name}");
+    Some(
+        chatstore_sql::connect(&url, SqlOptions::default().max_connections(4))
+            .await
+            .expect("open a new PostgreSQL database"),
+    )
+}
+
+fn fresh_prefix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("r{:x}{:x}{n}_", std::process::id(), nanos % 0xffff_ffff)
+}
+
+/// The shared test PocketBase's URL and superuser, or `None` without one.
+pub fn pocketbase_server() -> Option<(String, String, String)> {
+    let url = chatstore_contract::require_env("CHATSTORE_TEST_POCKETBASE_URL")?;
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set with the URL"))
+    };
+    Some((
+        url,
+        var("CHATSTORE_TEST_POCKETBASE_ADMIN_EMAIL"),
+        var("CHATSTORE_TEST_POCKETBASE_ADMIN_PASSWORD"),
+    ))
+}
+
+/// Collections of their own on a PocketBase server, dropped with the store.
+pub async fn pocketbase_at(url: &str, email: &str, password: &str) -> Store {
+    let config = PocketBaseConfig::new(url, email, password)
+        .with_prefix(fresh_prefix())
+        .dropping_collections_on_drop();
+    match PocketBase::connect(config).await {
+        Ok(pb) => pb.store(),
+        Err(e) => panic!("cannot connect to PocketBase: {e}"),
+    }
+}
+
+/// Collections of their own on the shared test PocketBase, or `None` without one.
+pub async fn pocketbase() -> Option<Store> {
+    let (url, email, password) = pocketbase_server()?;
+    Some(pocketbase_at(&url, &email, &password).await)
+}
