@@ -264,7 +264,7 @@ impl Router {
             let news: Vec<&str> = news.into_iter().collect();
             format!("router({} -> {})", s.old.backend_name(), news.join(", "))
         };
-        Store::new(
+        let store = Store::new(
             name,
             caps,
             StoreParts {
@@ -275,7 +275,13 @@ impl Router {
                 files: Arc::new(files::Files(s.clone())),
                 vectors: Arc::new(vectors::Vectors(s.clone())),
             },
-        )
+        );
+        // Writes reach the old store in every phase but new-only, so its change feed (when it
+        // has one) announces them.
+        match s.old.changes() {
+            Some(feed) => store.with_changes(feed),
+            None => store,
+        }
     }
 
     /// The old store.
@@ -613,7 +619,7 @@ impl Shared {
                     (Err(a), Ok(Err(b))) => (a.kind() != b.kind())
                         .then(|| format!("the stores failed differently: old {a}, new {b}")),
                 };
-                if let Some(reason) = reason {
+                if let Some(reason) = reason.filter(|_| !keys.is_empty()) {
                     self.log_repairs(operation, keys, Side::Old, &reason);
                 }
                 old

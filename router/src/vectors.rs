@@ -157,6 +157,40 @@ impl VectorRepo for Vectors {
             .await
     }
 
+    async fn scan(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<VectorItem>> {
+        let name = collection.to_owned();
+        let after = after.map(str::to_owned);
+        self.0
+            .read(
+                G,
+                "vectors.scan",
+                vec![format!("{name} after={after:?} limit={limit}")],
+                canon,
+                on!(vectors, [name, after, limit], |r| r
+                    .scan(&name, after.as_deref(), limit)
+                    .await),
+            )
+            .await
+    }
+
+    async fn optimize(&self, collection: &str) -> Result<()> {
+        let name = collection.to_owned();
+        // No data changes: nothing to repair when the stores answer differently.
+        self.0
+            .write(
+                G,
+                "vectors.optimize",
+                Vec::new(),
+                on!(vectors, [name], |r| r.optimize(&name).await),
+            )
+            .await
+    }
+
     async fn collections(&self) -> Result<Vec<String>> {
         self.0
             .read(
