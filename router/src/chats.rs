@@ -171,4 +171,19 @@ impl ChatRepo for Chats {
             )
             .await
     }
+
+    async fn scan_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        let after = after.map(str::to_owned);
+        self.0
+            .read(
+                G,
+                "chats.scan_ids",
+                vec![format!("after={after:?} limit={limit}")],
+                canon,
+                on!(chats, [after, limit], |r| r
+                    .scan_ids(after.as_deref(), limit)
+                    .await),
+            )
+            .await
+    }
 }

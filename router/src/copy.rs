@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use chatstore_core::chats::{Chat, ChatPatch, NewChat};
 use chatstore_core::files::NewFile;
 use chatstore_core::messages::{Message, NewMessage};
-use chatstore_core::users::{NewUser, UserPatch};
+use chatstore_core::users::NewUser;
 use chatstore_core::{ChatQuery, Error, ErrorKind, FileQuery, PageRequest, Result, Store};
 
 use crate::repair::RepairKey;
@@ -56,7 +56,6 @@ async fn copy_user(id: &str, from: &Store, to: &Store) -> Result<()> {
         return Ok(());
     }
     absent_ok(to.users.delete(id).await)?;
-    // A new user's last_active_at is its updated_at; the real updated_at follows in a patch.
     to.users
         .create(NewUser {
             id: Some(user.id.clone()),
@@ -67,20 +66,10 @@ async fn copy_user(id: &str, from: &Store, to: &Store) -> Result<()> {
             info: user.info.clone(),
             settings: user.settings.clone(),
             created_at: Some(user.created_at),
-            updated_at: Some(user.last_active_at),
+            updated_at: Some(user.updated_at),
+            last_active_at: Some(user.last_active_at),
         })
         .await?;
-    if user.updated_at != user.last_active_at {
-        to.users
-            .update(
-                id,
-                UserPatch {
-                    updated_at: Some(user.updated_at),
-                    ..UserPatch::default()
-                },
-            )
-            .await?;
-    }
     Ok(())
 }
 

@@ -138,4 +138,19 @@ impl FileRepo for Files {
             )
             .await
     }
+
+    async fn scan_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        let after = after.map(str::to_owned);
+        self.0
+            .read(
+                G,
+                "files.scan_ids",
+                vec![format!("after={after:?} limit={limit}")],
+                canon,
+                on!(files, [after, limit], |r| r
+                    .scan_ids(after.as_deref(), limit)
+                    .await),
+            )
+            .await
+    }
 }

@@ -130,4 +130,19 @@ impl UserRepo for Users {
             )
             .await
     }
+
+    async fn scan_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        let after = after.map(str::to_owned);
+        self.0
+            .read(
+                G,
+                "users.scan_ids",
+                vec![format!("after={after:?} limit={limit}")],
+                canon,
+                on!(users, [after, limit], |r| r
+                    .scan_ids(after.as_deref(), limit)
+                    .await),
+            )
+            .await
+    }
 }
