@@ -521,6 +521,8 @@ cmd_start() {
         printf 'export CHATSTORE_TEST_POCKETBASE_URL=%q\n' "http://127.0.0.1:$pb_port"
         printf 'export CHATSTORE_TEST_POCKETBASE_ADMIN_EMAIL=%q\n' "$PB_ADMIN_EMAIL"
         printf 'export CHATSTORE_TEST_POCKETBASE_ADMIN_PASSWORD=%q\n' "$pb_password"
+        # The binary itself, for tests that start (and stop) a PocketBase of their own.
+        printf 'export CHATSTORE_TEST_POCKETBASE_BIN=%q\n' "$PB_BIN"
         printf 'export CHATSTORE_PG_BIN=%q\n' "$PG_BIN"
         printf 'export CHATSTORE_POCKETBASE_BIN=%q\n' "$PB_BIN"
         printf 'export CHATSTORE_TEST_CHROMA_URL=%q\n' "http://127.0.0.1:$chroma_port"

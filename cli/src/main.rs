@@ -8,6 +8,9 @@
 //!   on every configured backend and writes `report.md` with one SVG chart per operation.
 //! - `chatstore migrate --from URL --to URL [...]` copies one store into another, resumably,
 //!   ending with a verification; `chatstore verify --from URL --to URL` compares two stores.
+//! - `chatstore reconcile [--database-url URL]` replays the rollout router's repair log (the
+//!   router is configured by the environment, as for every command) and exits 0 only when
+//!   nothing is left pending.
 //! - `chatstore bridge --database-url URL --listen ADDR` serves the realtime bridge: Open
 //!   WebUI's Socket.IO events for every change the store's change feed reports.
 
@@ -19,6 +22,7 @@ mod ends;
 mod inspect;
 mod migrate;
 mod open;
+mod reconcile;
 
 use std::process::ExitCode;
 
@@ -64,6 +68,9 @@ enum Command {
     Migrate(migrate::MigrateArgs),
     /// Compare two stores record by record; exit 1 listing what differs.
     Verify(migrate::VerifyArgs),
+    /// Replay the rollout router's repair log: re-copy every record the new store missed.
+    /// Safe to re-run; exits 0 only when nothing is left pending.
+    Reconcile(reconcile::ReconcileArgs),
 }
 
 /// Writes to stdout; a closed pipe (`chatstore demo | head`) is not an error worth a panic.
@@ -112,6 +119,7 @@ fn main() -> ExitCode {
             Command::Bridge(args) => bridge::run(args).await,
             Command::Migrate(args) => migrate::run(args).await,
             Command::Verify(args) => migrate::run_verify(args).await,
+            Command::Reconcile(args) => reconcile::run(args).await,
         }
     });
     match result {

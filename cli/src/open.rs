@@ -1,9 +1,11 @@
 //! Which store a command opens: the URL from the flag or the environment, opened through
-//! chatstore-registry.
+//! chatstore-registry, and wrapped in the rollout router when the environment configures one
+//! (`CHATSTORE_<GROUP>_NEW_URL`, `CHATSTORE_<GROUP>_PHASE`, ...; see chatstore-router).
 
-use chatstore_core::{Result, Store};
+use chatstore_core::{Error, Result, Store};
 use chatstore_registry::options::VECTOR_URL_ENV;
 use chatstore_registry::{OpenOptions, StoreUrl, store_url::redact_raw};
+use chatstore_router::{Router, RouterConfig};
 
 /// The URL the demo uses when none is given: an embedded SQLite file in the working directory.
 pub const DEFAULT_DEMO_URL: &str = "sqlite://chatstore-demo.db";
@@ -27,8 +29,41 @@ pub async fn open(url: &str) -> Result<Store> {
 }
 
 /// Opens the store at `url` (vectors from `vectors_url` when given), with the settings of the
-/// environment.
+/// environment; when the environment gives any group a new store, the result is the router
+/// over the two in the configured phases. Every command that opens a store comes here.
 pub async fn open_with_vectors(url: &str, vectors_url: Option<String>) -> Result<Store> {
+    let config = RouterConfig::from_env()?;
+    let old = open_direct(url, vectors_url).await?;
+    if !config.is_routed() {
+        return Ok(old);
+    }
+    Ok(routed(&config, old).await?.store())
+}
+
+/// The rollout router the environment configures, over the store at `url` (the old store);
+/// `InvalidInput` when no group has a new store.
+pub async fn open_router(url: &str, vectors_url: Option<String>) -> Result<Router> {
+    let config = RouterConfig::from_env()?;
+    if !config.is_routed() {
+        return Err(Error::invalid(
+            "no group has a new store: set CHATSTORE_<GROUP>_NEW_URL (GROUP: USERS, CHATS, \
+             FILES, VECTORS) as when the router ran",
+        ));
+    }
+    let old = open_direct(url, vectors_url).await?;
+    routed(&config, old).await
+}
+
+async fn routed(config: &RouterConfig, old: Store) -> Result<Router> {
+    config
+        .open(old, |new_url| async move {
+            chatstore_registry::open(&new_url).await
+        })
+        .await
+}
+
+/// Opens the store at `url` itself, never routed.
+async fn open_direct(url: &str, vectors_url: Option<String>) -> Result<Store> {
     OpenOptions::for_url(url)?
         .maybe_vectors_url(vectors_url)
         .open()

@@ -18,7 +18,8 @@ use std::pin::Pin;
 use std::process::ExitCode;
 
 use chatstore_core::{Capabilities, Result, Store};
-use libtest_mimic::{Arguments, Failed, Trial};
+pub use libtest_mimic::Trial;
+use libtest_mimic::{Arguments, Failed};
 
 /// A contract's future.
 pub type ContractFuture = Pin<Box<dyn Future<Output = Result<()>>>>;
@@ -72,7 +73,27 @@ where
     F: Fn() -> Fut + Copy + Send + 'static,
     Fut: Future<Output = Option<Store>>,
 {
-    let args = Arguments::from_args();
+    run_trials(suite_trials(backend, factory, contracts))
+}
+
+/// Runs trials gathered from several suites (a file that runs the suite against several
+/// stores, e.g. a router in every phase) with the command line's filters.
+pub fn run_trials(trials: Vec<Trial>) -> ExitCode {
+    libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
+}
+
+/// The trials of one suite, named `backend::group::contract`, without running them: the
+/// groups `factory`'s store can do (read from one store opened up front) plus the property
+/// test, all ignored when the factory has no server.
+pub fn suite_trials<F, Fut>(
+    backend: &'static str,
+    factory: F,
+    contracts: Vec<Contract>,
+) -> Vec<Trial>
+where
+    F: Fn() -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Option<Store>>,
+{
     // One store up front, only to read what the backend can do.
     let probe = match runtime() {
         Ok(rt) => rt.block_on(async {
@@ -124,7 +145,7 @@ where
         },
     );
     trials.push(model.with_ignored_flag(skipped));
-    libtest_mimic::run(&args, trials).exit_code()
+    trials
 }
 
 #[cfg(test)]

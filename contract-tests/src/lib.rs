@@ -285,6 +285,29 @@ macro_rules! __contract_group {
     };
 }
 
+/// Every contract of every group, for a harness that runs the suite against several stores in
+/// one test binary (see [`harness::suite_trials`]).
+pub fn every_contract() -> Vec<harness::Contract> {
+    mod every {
+        crate::__contract_group!(users, unused);
+        crate::__contract_group!(chats, unused);
+        crate::__contract_group!(tags, unused);
+        crate::__contract_group!(messages, unused);
+        crate::__contract_group!(files, unused);
+        crate::__contract_group!(vectors, unused);
+        crate::__contract_group!(store, unused);
+    }
+    let mut all = Vec::new();
+    all.extend(every::users::contracts());
+    all.extend(every::chats::contracts());
+    all.extend(every::tags::contracts());
+    all.extend(every::messages::contracts());
+    all.extend(every::files::contracts());
+    all.extend(every::vectors::contracts());
+    all.extend(every::store::contracts());
+    all
+}
+
 /// Asserts that a result is an error of the given kind.
 #[macro_export]
 macro_rules! assert_kind {

@@ -1,29 +1,44 @@
 //! The whole contract suite against a routed memory + memory store, in every phase
-//! (`cargo test -p chatstore-router --test contract_memory shadow::` picks one).
+//! (`cargo test -p chatstore-router --test contract_memory -- shadow::` picks one).
 
 mod common;
 
+use std::process::ExitCode;
+
+use chatstore_contract::{every_contract, harness};
 use chatstore_core::{Store, memory};
 use chatstore_router::Phase;
 
-macro_rules! in_every_phase {
-    ($($phase:ident => $value:expr),* $(,)?) => {$(
-        mod $phase {
-            use super::*;
-
-            async fn fresh() -> Option<Store> {
-                Some(common::router(memory::store(), &memory::store(), $value).store())
-            }
-
-            chatstore_contract::contract_suite!(memory_memory, fresh);
-        }
-    )*};
+async fn routed(phase: Phase) -> Option<Store> {
+    Some(common::router(memory::store(), &memory::store(), phase).store())
 }
 
-in_every_phase!(
-    old => Phase::Old,
-    dual => Phase::Dual,
-    shadow => Phase::Shadow,
-    new => Phase::New,
-    new_only => Phase::NewOnly,
-);
+fn main() -> ExitCode {
+    let mut trials = Vec::new();
+    trials.extend(harness::suite_trials(
+        "old",
+        || routed(Phase::Old),
+        every_contract(),
+    ));
+    trials.extend(harness::suite_trials(
+        "dual",
+        || routed(Phase::Dual),
+        every_contract(),
+    ));
+    trials.extend(harness::suite_trials(
+        "shadow",
+        || routed(Phase::Shadow),
+        every_contract(),
+    ));
+    trials.extend(harness::suite_trials(
+        "new",
+        || routed(Phase::New),
+        every_contract(),
+    ));
+    trials.extend(harness::suite_trials(
+        "new_only",
+        || routed(Phase::NewOnly),
+        every_contract(),
+    ));
+    harness::run_trials(trials)
+}

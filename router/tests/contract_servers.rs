@@ -7,69 +7,60 @@
 //! `old` and `new-only` send every call to one store (whose own suite runs too) and memory +
 //! memory runs every phase. A full pair run takes about a minute on a loaded 2-core machine,
 //! so the full matrix (every phase, both pairs) runs with `CHATSTORE_ROUTER_ALL_PHASES=1`;
-//! the tests it leaves out say so loudly.
+//! the suites it leaves out show as ignored.
 
 mod common;
 
+use std::process::ExitCode;
+
+use chatstore_contract::{every_contract, harness};
 use chatstore_core::Store;
 use chatstore_router::Phase;
 
+/// Whether the full matrix was asked for.
+fn every_phase() -> bool {
+    std::env::var("CHATSTORE_ROUTER_ALL_PHASES").is_ok_and(|v| v == "1")
+}
+
+/// SQLite (old) + PocketBase (new) in `phase`; `None` (the suite shows as ignored) without a
+/// PocketBase server or when the phase is not part of this run.
 async fn sqlite_pocketbase(phase: Phase) -> Option<Store> {
+    if phase != Phase::Shadow && !every_phase() {
+        return None;
+    }
     let new = common::pocketbase().await?;
     Some(common::router(common::sqlite().await, &new, phase).store())
 }
 
+/// PostgreSQL (old) + PocketBase (new) in `phase` (see [`sqlite_pocketbase`]).
 async fn postgres_pocketbase(phase: Phase) -> Option<Store> {
+    if phase != Phase::New && !every_phase() {
+        return None;
+    }
     let new = common::pocketbase().await?;
     let old = common::postgres().await?;
     Some(common::router(old, &new, phase).store())
 }
 
-/// Whether this pair runs in this phase: by default only the chosen ones.
-fn selected(pair: &str, phase: Phase, default: bool) -> bool {
-    if default || std::env::var("CHATSTORE_ROUTER_ALL_PHASES").is_ok_and(|v| v == "1") {
-        return true;
-    }
-    eprintln!(
-        "SKIPPED: {pair} in phase {phase} runs with CHATSTORE_ROUTER_ALL_PHASES=1 (the default \
-         run covers one phase per server pair)"
-    );
-    false
-}
-
-macro_rules! pairs {
-    ($($phase:ident => $value:expr, sqlite: $sqlite:expr, postgres: $postgres:expr);* $(;)?) => {$(
-        mod $phase {
-            use super::*;
-
-            async fn sqlite_fresh() -> Option<Store> {
-                if !selected("sqlite+pocketbase", $value, $sqlite) {
-                    return None;
-                }
-                sqlite_pocketbase($value).await
-            }
-
-            async fn postgres_fresh() -> Option<Store> {
-                if !selected("postgres+pocketbase", $value, $postgres) {
-                    return None;
-                }
-                postgres_pocketbase($value).await
-            }
-
-            chatstore_contract::contract_suite!(sqlite_pocketbase, sqlite_fresh);
-            chatstore_contract::contract_suite!(
-                postgres_pocketbase,
-                postgres_fresh,
-                [users, chats, tags, messages, files, store]
-            );
-        }
+macro_rules! suites {
+    ($trials:ident; $($name:literal => $pair:ident($phase:expr)),* $(,)?) => {$(
+        $trials.extend(harness::suite_trials($name, || $pair($phase), every_contract()));
     )*};
 }
 
-pairs!(
-    old => Phase::Old, sqlite: false, postgres: false;
-    dual => Phase::Dual, sqlite: false, postgres: false;
-    shadow => Phase::Shadow, sqlite: true, postgres: false;
-    new => Phase::New, sqlite: false, postgres: true;
-    new_only => Phase::NewOnly, sqlite: false, postgres: false;
-);
+fn main() -> ExitCode {
+    let mut trials = Vec::new();
+    suites!(trials;
+        "sqlite_pocketbase::old" => sqlite_pocketbase(Phase::Old),
+        "sqlite_pocketbase::dual" => sqlite_pocketbase(Phase::Dual),
+        "sqlite_pocketbase::shadow" => sqlite_pocketbase(Phase::Shadow),
+        "sqlite_pocketbase::new" => sqlite_pocketbase(Phase::New),
+        "sqlite_pocketbase::new_only" => sqlite_pocketbase(Phase::NewOnly),
+        "postgres_pocketbase::old" => postgres_pocketbase(Phase::Old),
+        "postgres_pocketbase::dual" => postgres_pocketbase(Phase::Dual),
+        "postgres_pocketbase::shadow" => postgres_pocketbase(Phase::Shadow),
+        "postgres_pocketbase::new" => postgres_pocketbase(Phase::New),
+        "postgres_pocketbase::new_only" => postgres_pocketbase(Phase::NewOnly),
+    );
+    harness::run_trials(trials)
+}

@@ -1,0 +1,336 @@
+//! The rollout router against a PocketBase process of the test's own, stopped and started
+//! again: with the new store down during `dual` and `shadow`, every call succeeds and the
+//! repair log records each missed write; once it is back, `chatstore reconcile` empties the
+//! log and the two stores compare equal record by record.
+//!
+//! Needs `CHATSTORE_TEST_POCKETBASE_BIN` (`scripts/services.sh start` sets it). The shared
+//! test PocketBase is never touched.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chatstore_core::{ModelGroup, NewChat, NewFile, NewMessage, NewUser, UserPatch};
+use chatstore_router::{Phase, RepairKey, RouterConfig};
+
+const EMAIL: &str = "faults@chatstore.test";
+const PASSWORD: &str = "Faults-0123456789";
+
+/// A PocketBase server of this test: its own data folder and port.
+struct PrivatePocketBase {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn hooks_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../adapter-pocketbase/pb_hooks")
+}
+
+impl PrivatePocketBase {
+    fn new(bin: PathBuf, dir: PathBuf) -> Self {
+        let status = Command::new(&bin)
+            .args(["superuser", "upsert", EMAIL, PASSWORD, "--dir"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run pocketbase superuser upsert");
+        assert!(status.success(), "pocketbase superuser upsert failed");
+        PrivatePocketBase {
+            bin,
+            dir,
+            port: free_port(),
+            child: None,
+        }
+    }
+
+    /// The store URL, superuser included (percent-encoded).
+    fn url(&self) -> String {
+        format!(
+            "pocketbase://{}:{PASSWORD}@127.0.0.1:{}",
+            EMAIL.replace('@', "%40"),
+            self.port
+        )
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::File::create(self.dir.join("pocketbase.log")).expect("log file");
+        let child = Command::new(&self.bin)
+            .arg("serve")
+            .arg("--http")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--hooksDir")
+            .arg(hooks_dir())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start pocketbase");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.healthy() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the private PocketBase did not answer /api/health within 30 s");
+    }
+
+    fn healthy(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let request = "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        let mut answer = String::new();
+        stream.write_all(request.as_bytes()).is_ok()
+            && stream.read_to_string(&mut answer).is_ok()
+            && answer.starts_with("HTTP/1.1 200")
+    }
+
+    /// Stops the process (SIGKILL, as a crash would) and waits for it.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivatePocketBase {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn temp_folder() -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("chatstore-router-faults")
+        .join(uuid::Uuid::new_v4().simple().to_string());
+    std::fs::create_dir_all(&dir).expect("create a temp folder");
+    dir
+}
+
+/// Runs `chatstore` with `vars`; returns its exit status and stdout.
+fn chatstore(args: &[&str], vars: &HashMap<String, String>) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_chatstore"))
+        .args(args)
+        .envs(vars)
+        .output()
+        .expect("run chatstore");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Every user call succeeds while PocketBase is down in `dual` and `shadow`; the repair log
+/// has an entry for each write PocketBase missed; after PocketBase is back, `chatstore
+/// reconcile` (twice: it is safe to re-run) leaves nothing pending and the stores are equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pocketbase_down_during_dual_and_shadow_loses_nothing() {
+    let Some(bin) = chatstore_contract::require_env("CHATSTORE_TEST_POCKETBASE_BIN") else {
+        return;
+    };
+    let dir = temp_folder();
+    let mut pb = PrivatePocketBase::new(PathBuf::from(bin), dir.join("pb"));
+    pb.start();
+    let old_url = format!("sqlite://{}", dir.join("old.db").display());
+    let mut vars: HashMap<String, String> = HashMap::new();
+    vars.insert("CHATSTORE_DATABASE_URL".into(), old_url.clone());
+    for group in ["USERS", "CHATS", "FILES"] {
+        vars.insert(format!("CHATSTORE_{group}_NEW_URL"), pb.url());
+        vars.insert(format!("CHATSTORE_{group}_PHASE"), "dual".into());
+    }
+    vars.insert(
+        "CHATSTORE_REPAIR_LOG".into(),
+        dir.join("repair.jsonl").display().to_string(),
+    );
+    vars.insert(
+        "CHATSTORE_SHADOW_LOG".into(),
+        dir.join("diffs.jsonl").display().to_string(),
+    );
+    // A dead store fails fast instead of after the adapter's retries.
+    vars.insert("CHATSTORE_SECONDARY_TIMEOUT_MS".into(), "3000".into());
+    let config = RouterConfig::from_lookup(|name| vars.get(name).cloned()).expect("config");
+    let old = chatstore_registry::open(&old_url)
+        .await
+        .expect("open SQLite");
+    let router = config
+        .open(
+            old,
+            |url| async move { chatstore_registry::open(&url).await },
+        )
+        .await
+        .expect("open the router");
+    let store = router.store();
+
+    // Both stores up: nothing to repair.
+    store
+        .users
+        .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+        .await
+        .expect("create u1");
+    store
+        .chats
+        .create(
+            NewChat::new("u1", "Engines")
+                .with_id("c1")
+                .with_tags(["work"]),
+        )
+        .await
+        .expect("create c1");
+    store
+        .messages
+        .upsert(NewMessage::text("c1", "m1", "user", "Hello"))
+        .await
+        .expect("message m1");
+    store
+        .files
+        .put(NewFile::new("u1", "notes.txt", b"first".to_vec()).with_id("f1"))
+        .await
+        .expect("put f1");
+    assert!(router.repair_log().pending().expect("read log").is_empty());
+
+    pb.stop();
+    // dual, PocketBase down: every call succeeds.
+    store
+        .users
+        .create(NewUser::new("bob@example.com", "Bob").with_id("u2"))
+        .await
+        .expect("create u2 with the new store down");
+    store
+        .users
+        .update(
+            "u1",
+            UserPatch {
+                name: Some("Ada L.".into()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("update u1");
+    store
+        .chats
+        .create(
+            NewChat::new("u2", "Looms")
+                .with_id("c2")
+                .with_tags(["Work", "cards"]),
+        )
+        .await
+        .expect("create c2");
+    store
+        .messages
+        .upsert(NewMessage::text("c1", "m2", "assistant", "Hi").with_parent("m1"))
+        .await
+        .expect("message m2");
+    store.chats.add_tag("c1", "later").await.expect("add a tag");
+    store
+        .files
+        .put(NewFile::new("u2", "cards.txt", b"second".to_vec()).with_id("f2"))
+        .await
+        .expect("put f2");
+    store.files.delete("f1").await.expect("delete f1");
+    assert_eq!(store.chats.get("c1").await.expect("read c1").tags.len(), 2);
+
+    // shadow, still down.
+    for group in [ModelGroup::Users, ModelGroup::Chats, ModelGroup::Files] {
+        router
+            .set_phase(group, Phase::Shadow)
+            .expect("move to shadow");
+    }
+    store
+        .users
+        .create(NewUser::new("cy@example.com", "Cy").with_id("u3"))
+        .await
+        .expect("create u3");
+    store
+        .chats
+        .update(
+            "c2",
+            chatstore_core::ChatPatch {
+                title: Some("Looms and cards".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("rename c2");
+    store
+        .messages
+        .upsert(NewMessage::text("c2", "m1", "user", "Punch cards?"))
+        .await
+        .expect("message in c2");
+    assert_eq!(
+        store.chats.get("c2").await.expect("shadowed read").title,
+        "Looms and cards"
+    );
+    assert_eq!(
+        store.users.get("u3").await.expect("shadowed read").name,
+        "Cy"
+    );
+    router.shadow_settled().await;
+    let stats = router.stats();
+    assert_eq!(stats.shadow_diffs, 0, "an outage is not a difference");
+    assert!(
+        stats.shadow_errors + stats.shadow_timeouts >= 2,
+        "{stats:?}"
+    );
+
+    // One entry per missed write.
+    let pending = router.repair_log().pending().expect("read log");
+    assert_eq!(pending.len(), 10, "{pending:#?}");
+    let keys: BTreeSet<RepairKey> = pending.iter().map(|e| e.key.clone()).collect();
+    let want: BTreeSet<RepairKey> = [
+        RepairKey::User("u1".into()),
+        RepairKey::User("u2".into()),
+        RepairKey::User("u3".into()),
+        RepairKey::Chat("c1".into()),
+        RepairKey::Chat("c2".into()),
+        RepairKey::File("f1".into()),
+        RepairKey::File("f2".into()),
+    ]
+    .into();
+    assert_eq!(keys, want);
+
+    pb.start();
+    let (ok, out, err) = chatstore(&["reconcile"], &vars);
+    assert!(ok, "reconcile failed:\n{out}\n{err}");
+    assert!(out.contains("0 failed, 0 pending"), "{out}");
+    let (ok, out, err) = chatstore(&["reconcile"], &vars);
+    assert!(
+        ok && out.contains("0 entries read"),
+        "re-run:\n{out}\n{err}"
+    );
+
+    let new = router
+        .new_store(ModelGroup::Chats)
+        .expect("new store")
+        .clone();
+    let report = chatstore_migrate::verify(
+        router.old(),
+        &new,
+        &[ModelGroup::Users, ModelGroup::Chats, ModelGroup::Files],
+        &chatstore_migrate::Silent,
+    )
+    .await
+    .expect("verify");
+    assert!(report.equal, "{:?}", report.differing_ids());
+    assert_eq!(new.users.get("u1").await.expect("u1").name, "Ada L.");
+    assert_eq!(new.messages.list("c1").await.expect("c1 messages").len(), 2);
+    assert!(new.files.get("f1").await.is_err());
+    assert_eq!(new.files.read("f2").await.expect("f2"), b"second");
+}
