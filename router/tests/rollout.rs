@@ -1,0 +1,220 @@
+//! Rollout scenarios on SQLite (old) + PocketBase (new): a record changed on the new store
+//! behind the router's back is reported by a shadow read and by verification; writes made in
+//! `new` are all on the old store after moving back to `old`; the phase changes that would
+//! lose writes are refused.
+
+mod common;
+
+use chatstore_core::{
+    ChatPatch, ErrorKind, ModelGroup, NewChat, NewFile, NewMessage, NewUser, Store, UserPatch,
+};
+use chatstore_router::{Phase, Router};
+
+const GROUPS: [ModelGroup; 3] = [ModelGroup::Users, ModelGroup::Chats, ModelGroup::Files];
+
+/// A router over a new SQLite file and fresh PocketBase collections, with its log folder.
+async fn sqlite_pocketbase(phase: Phase) -> Option<(Router, Store, std::path::PathBuf)> {
+    let new = common::pocketbase().await?;
+    let dir = common::temp_folder("rollout");
+    let router = Router::builder(common::sqlite().await)
+        .new_store_for_all(&new)
+        .phase_for_all(phase)
+        .repair_log(dir.join("repair.jsonl"))
+        .shadow_log(Some(dir.join("diffs.jsonl")))
+        .build()
+        .expect("build a router");
+    Some((router, new, dir))
+}
+
+async fn verify(router: &Router, new: &Store) -> chatstore_migrate::VerifyReport {
+    chatstore_migrate::verify(router.old(), new, &GROUPS, &chatstore_migrate::Silent)
+        .await
+        .expect("verify")
+}
+
+/// A chat retitled on the new store directly is one line in the diff log (group, operation,
+/// id, field path, both values), one count, and a difference `verify` lists; the caller
+/// still gets the old store's chat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_behind_the_routers_back_is_reported_by_shadow_reads_and_verify() {
+    let Some((router, new, dir)) = sqlite_pocketbase(Phase::Shadow).await else {
+        return;
+    };
+    let store = router.store();
+    store
+        .users
+        .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+        .await
+        .expect("create u1");
+    store
+        .chats
+        .create(NewChat::new("u1", "Engines").with_id("c1"))
+        .await
+        .expect("create c1");
+    assert!(verify(&router, &new).await.equal);
+    assert_eq!(store.chats.get("c1").await.expect("read").title, "Engines");
+    router.shadow_settled().await;
+    assert_eq!(router.stats().shadow_diffs, 0);
+
+    new.chats
+        .update(
+            "c1",
+            ChatPatch {
+                title: Some("Tampered".into()),
+                ..ChatPatch::default()
+            },
+        )
+        .await
+        .expect("change the new store directly");
+    assert_eq!(
+        store.chats.get("c1").await.expect("shadowed read").title,
+        "Engines",
+        "the caller gets the old answer"
+    );
+    router.shadow_settled().await;
+    let stats = router.stats();
+    assert_eq!(stats.shadow_diffs, 1, "{stats:?}");
+    let log = std::fs::read_to_string(dir.join("diffs.jsonl")).expect("diff log");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    let line = &lines[0];
+    assert_eq!(line["group"], "chats");
+    assert_eq!(line["operation"], "chats.get");
+    assert_eq!(line["ids"], serde_json::json!(["c1"]));
+    assert!(line["time"].as_i64().is_some_and(|t| t > 0));
+    let title = line["fields"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["path"] == "/title"))
+        .expect("the title is among the differing fields");
+    assert_eq!(title["old"], "Engines");
+    assert_eq!(title["new"], "Tampered");
+
+    let report = verify(&router, &new).await;
+    assert!(!report.equal);
+    assert!(
+        report.differing_ids().iter().any(|id| id.contains("c1")),
+        "{:?}",
+        report.differing_ids()
+    );
+}
+
+/// Writes made in `new` (read from PocketBase) all reach the old store: after moving every
+/// group back to `old`, the old store answers them and `verify` finds the stores equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backout_from_new_to_old_loses_nothing() {
+    let Some((router, new, _dir)) = sqlite_pocketbase(Phase::New).await else {
+        return;
+    };
+    let store = router.store();
+    store
+        .users
+        .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+        .await
+        .expect("create u1");
+    store
+        .users
+        .update(
+            "u1",
+            UserPatch {
+                name: Some("Ada L.".into()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("update u1");
+    for (id, title) in [("c1", "Engines"), ("c2", "Looms")] {
+        store
+            .chats
+            .create(NewChat::new("u1", title).with_id(id).with_tags(["work"]))
+            .await
+            .expect("create a chat");
+    }
+    store
+        .messages
+        .upsert(NewMessage::text("c1", "m1", "user", "Hello"))
+        .await
+        .expect("message");
+    store
+        .messages
+        .upsert(NewMessage::text("c1", "m2", "assistant", "Hi").with_parent("m1"))
+        .await
+        .expect("reply");
+    store.chats.add_tag("c1", "Later").await.expect("tag");
+    store.chats.delete("c2").await.expect("delete c2");
+    store
+        .files
+        .put(NewFile::new("u1", "notes.txt", b"bytes".to_vec()).with_id("f1"))
+        .await
+        .expect("file");
+    assert!(router.repair_log().pending().expect("log").is_empty());
+
+    for group in GROUPS {
+        router
+            .set_phase(group, Phase::Old)
+            .expect("move back to old");
+    }
+    let chat = store.chats.get("c1").await.expect("c1 on the old store");
+    assert_eq!(chat.tags.len(), 2);
+    assert_eq!(store.messages.list("c1").await.expect("messages").len(), 2);
+    assert_eq!(store.users.get("u1").await.expect("u1").name, "Ada L.");
+    assert_eq!(
+        store.chats.get("c2").await.map(|_| ()).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(store.files.read("f1").await.expect("f1"), b"bytes");
+    let report = verify(&router, &new).await;
+    assert!(report.equal, "{:?}", report.differing_ids());
+}
+
+/// Entering `new-only` with repairs pending, and leaving `new-only` at run time, are refused:
+/// both would make writes invisible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phase_changes_that_would_lose_writes_are_refused() {
+    let old = chatstore_core::memory::store();
+    let new = chatstore_core::memory::store();
+    let dir = common::temp_folder("refused");
+    let router = Router::builder(old)
+        .new_store_for_all(&new)
+        .phase_for_all(Phase::Dual)
+        .repair_log(dir.join("repair.jsonl"))
+        .build()
+        .expect("router");
+    let store = router.store();
+    store
+        .users
+        .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+        .await
+        .expect("create u1");
+    // The new store lags: a user deleted there behind the router's back.
+    new.users.delete("u1").await.expect("delete on new");
+    store
+        .users
+        .update(
+            "u1",
+            UserPatch {
+                name: Some("Ada L.".into()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("the old store decides the answer");
+    assert_eq!(router.repair_log().pending().expect("log").len(), 1);
+    let refused = router.set_phase(ModelGroup::Users, Phase::NewOnly);
+    assert_eq!(refused.map_err(|e| e.kind()), Err(ErrorKind::InvalidInput));
+
+    let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
+    assert_eq!((report.repaired, report.remaining), (1, 0));
+    assert_eq!(
+        new.users.get("u1").await.expect("copied back").name,
+        "Ada L."
+    );
+    router
+        .set_phase(ModelGroup::Users, Phase::NewOnly)
+        .expect("nothing pending");
+    let refused = router.set_phase(ModelGroup::Users, Phase::New);
+    assert_eq!(refused.map_err(|e| e.kind()), Err(ErrorKind::InvalidInput));
+    assert_eq!(router.phase(ModelGroup::Users), Phase::NewOnly);
+}
