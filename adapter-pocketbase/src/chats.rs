@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 use crate::PocketBase;
 use crate::client::ListQuery;
 use crate::error::{Subject, is_stale, malformed};
+use crate::tx::TxOp;
 use crate::{filter, record};
 
 /// How often a chat write is retried after losing a race with another writer.
@@ -157,41 +158,84 @@ impl PocketBase {
     }
 
     /// The op that makes the tx fail with 412 when the chat's version is not `version`.
-    pub(crate) fn expect_version_op(&self, id: &str, version: i64) -> Value {
-        json!({"op": "expect_version", "collection": self.cols().chats, "entity": "chat",
-               "id": id, "version": version})
+    pub(crate) fn expect_version_op(&self, id: &str, version: i64) -> TxOp {
+        TxOp::ExpectVersion {
+            collection: self.cols().chats.clone(),
+            entity: "chat",
+            id: id.to_owned(),
+            version,
+        }
     }
 
     /// The op that writes the chat row (not its tags) at `version`.
-    pub(crate) fn update_chat_op(&self, chat: &Chat, version: i64) -> Value {
-        json!({"op": "update", "collection": self.cols().chats, "entity": "chat",
-               "id": chat.id, "fields": fields(chat, version)})
+    pub(crate) fn update_chat_op(&self, chat: &Chat, version: i64) -> TxOp {
+        TxOp::Update {
+            collection: self.cols().chats.clone(),
+            entity: "chat",
+            id: chat.id.clone(),
+            fields: fields(chat, version),
+            return_record: false,
+        }
     }
 
-    fn ensure_tag_op(&self, user_id: &str, id: &str, name: &str) -> Value {
-        json!({"op": "ensure", "collection": self.cols().tags, "entity": "tag",
-               "id": tag_record_id(user_id, id),
-               "fields": {"user_id": user_id, "tag_id": id, "name": name, "meta": null}})
+    /// The op that creates tag `id` of `user_id` unless it exists.
+    pub fn ensure_tag_op(&self, user_id: &str, id: &str, name: &str) -> TxOp {
+        TxOp::Ensure {
+            collection: self.cols().tags.clone(),
+            entity: "tag",
+            id: tag_record_id(user_id, id),
+            fields: json!({"user_id": user_id, "tag_id": id, "name": name, "meta": null}),
+        }
     }
 
-    fn drop_orphans_op(&self, user_id: &str, tag_ids: impl IntoIterator<Item = String>) -> Value {
-        let ids: Vec<String> = tag_ids
-            .into_iter()
-            .map(|t| tag_record_id(user_id, &t))
+    /// The op that deletes those of the user's tags `tag_ids` no chat of the user carries.
+    pub fn drop_orphans_op(
+        &self,
+        user_id: &str,
+        tag_ids: impl IntoIterator<Item = String>,
+    ) -> TxOp {
+        TxOp::DropOrphanTags {
+            collection: self.cols().tags.clone(),
+            chats: self.cols().chats.clone(),
+            ids: tag_ids
+                .into_iter()
+                .map(|t| tag_record_id(user_id, &t))
+                .collect(),
+        }
+    }
+
+    /// The op that sets a chat's tag relation (tag ids of its user) and its version.
+    pub fn set_chat_tags_op(&self, chat: &Chat, version: i64) -> TxOp {
+        let record_ids: Vec<String> = chat
+            .tags
+            .iter()
+            .map(|t| tag_record_id(&chat.user_id, t))
             .collect();
-        json!({"op": "drop_orphan_tags", "collection": self.cols().tags,
-               "chats": self.cols().chats, "ids": ids})
+        TxOp::Update {
+            collection: self.cols().chats.clone(),
+            entity: "chat",
+            id: chat.id.clone(),
+            fields: json!({"tags": record_ids, "version": version}),
+            return_record: false,
+        }
     }
 
-    fn create_ops(&self, p: &PreparedChat) -> Vec<Value> {
+    fn unique_share_op(&self, chat_id: &str, share: &str) -> TxOp {
+        TxOp::Unique {
+            collection: self.cols().chats.clone(),
+            entity: "chat",
+            field: "share_id",
+            value: share.to_owned(),
+            except: chat_id.to_owned(),
+            message: format!("share id {share:?} is taken"),
+        }
+    }
+
+    fn create_ops(&self, p: &PreparedChat) -> Vec<TxOp> {
         let chat = &p.chat;
         let mut ops = Vec::new();
         if let Some(share) = &chat.share_id {
-            ops.push(
-                json!({"op": "unique", "collection": self.cols().chats, "entity": "chat",
-                            "field": "share_id", "value": share, "except": chat.id,
-                            "message": format!("share id {share:?} is taken")}),
-            );
+            ops.push(self.unique_share_op(&chat.id, share));
         }
         for (id, name) in &p.tags {
             ops.push(self.ensure_tag_op(&chat.user_id, id, name));
@@ -203,10 +247,12 @@ impl PocketBase {
                 .map(|t| tag_record_id(&chat.user_id, t))
                 .collect::<Vec<_>>()
         );
-        ops.push(
-            json!({"op": "create", "collection": self.cols().chats, "entity": "chat",
-                        "id": chat.id, "fields": body}),
-        );
+        ops.push(TxOp::Create {
+            collection: self.cols().chats.clone(),
+            entity: "chat",
+            id: chat.id.clone(),
+            fields: body,
+        });
         for message in &p.messages {
             ops.push(self.upsert_message_op(message));
         }
@@ -231,15 +277,7 @@ impl PocketBase {
             }
         }
         chat.tags = pairs.iter().map(|(t, _)| t.clone()).collect();
-        let record_ids: Vec<String> = chat
-            .tags
-            .iter()
-            .map(|t| tag_record_id(&chat.user_id, t))
-            .collect();
-        ops.push(
-            json!({"op": "update", "collection": self.cols().chats, "entity": "chat",
-                        "id": chat.id, "fields": {"tags": record_ids, "version": version + 1}}),
-        );
+        ops.push(self.set_chat_tags_op(&chat, version + 1));
         let removed: Vec<String> = old.difference(&chat.tags).cloned().collect();
         if !removed.is_empty() {
             ops.push(self.drop_orphans_op(&chat.user_id, removed));
@@ -255,11 +293,7 @@ impl PocketBase {
         patch.apply(&mut chat, validate::now())?;
         let mut ops = vec![self.expect_version_op(id, version)];
         if let Some(Some(share)) = &patch.share_id {
-            ops.push(
-                json!({"op": "unique", "collection": self.cols().chats, "entity": "chat",
-                            "field": "share_id", "value": share, "except": id,
-                            "message": format!("share id {share:?} is taken")}),
-            );
+            ops.push(self.unique_share_op(id, share));
         }
         ops.push(self.update_chat_op(&chat, version + 1));
         self.client().tx(ops, Subject::new("chat", id)).await?;
@@ -270,10 +304,17 @@ impl PocketBase {
         let (chat, version) = self.read_chat(id).await?;
         let ops = vec![
             self.expect_version_op(id, version),
-            json!({"op": "delete", "collection": self.cols().chats, "entity": "chat", "id": id,
-                   "must_exist": true}),
-            json!({"op": "delete_where", "collection": self.cols().messages,
-                   "field": "chat_id", "value": id}),
+            TxOp::Delete {
+                collection: self.cols().chats.clone(),
+                entity: "chat",
+                id: id.to_owned(),
+                must_exist: true,
+            },
+            TxOp::DeleteWhere {
+                collection: self.cols().messages.clone(),
+                field: "chat_id",
+                value: id.to_owned(),
+            },
             self.drop_orphans_op(&chat.user_id, chat.tags.iter().cloned()),
         ];
         self.client().tx(ops, Subject::new("chat", id)).await?;
@@ -439,8 +480,12 @@ impl ChatRepo for PocketBase {
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
         validate::id("user_id", user_id)?;
         let c = self.cols();
-        let ops = vec![json!({"op": "delete_user_chats", "collection": c.chats,
-                              "messages": c.messages, "tags": c.tags, "user_id": user_id})];
+        let ops = vec![TxOp::DeleteUserChats {
+            collection: c.chats.clone(),
+            messages: c.messages.clone(),
+            tags: c.tags.clone(),
+            user_id: user_id.to_owned(),
+        }];
         let answer = self.client().tx(ops, Subject::new("chat", "")).await?;
         answer
             .get("results")

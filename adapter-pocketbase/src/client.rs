@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::error::{self, Subject};
+use crate::tx::{TxOp, TxRequest};
 
 /// Refresh the superuser token when it expires within this many seconds.
 const REFRESH_MARGIN_SECS: u64 = 600;
@@ -504,8 +505,12 @@ impl Client {
                     .as_object_mut()
                     .and_then(|m| m.remove("id"))
                     .unwrap_or(Value::Null);
-                json!({"op": "create", "collection": collection, "entity": subject.entity,
-                       "id": id, "fields": body})
+                TxOp::Create {
+                    collection: collection.to_owned(),
+                    entity: subject.entity,
+                    id: id.as_str().map(str::to_owned).unwrap_or_default(),
+                    fields: body,
+                }
             })
             .collect();
         self.tx(ops, subject).await.map(|_| ())
@@ -513,11 +518,12 @@ impl Client {
 
     /// `POST /api/chatstore/tx` (pb_hooks/chatstore.pb.js): the operations run in one
     /// transaction, all or nothing.
-    pub async fn tx(&self, ops: Vec<Value>, subject: Subject<'_>) -> Result<Value> {
+    pub async fn tx(&self, ops: Vec<TxOp>, subject: Subject<'_>) -> Result<Value> {
         if ops.is_empty() {
             return Ok(Value::Null);
         }
-        let body = json!({ "ops": ops });
+        let body = serde_json::to_value(TxRequest { ops: &ops })
+            .map_err(|e| Error::invalid(format!("a tx operation does not serialise: {e}")))?;
         self.send(
             Method::POST,
             "/api/chatstore/tx",

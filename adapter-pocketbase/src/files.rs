@@ -32,6 +32,7 @@ use tokio::sync::oneshot;
 use crate::PocketBase;
 use crate::client::ListQuery;
 use crate::error::{Subject, malformed};
+use crate::tx::TxOp;
 use crate::{filter, record};
 
 /// PocketBase: the name the bytes are uploaded under (it is mangled anyway; the original
@@ -287,10 +288,11 @@ impl FileRepo for PocketBase {
 
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
         validate::id("user_id", user_id)?;
-        let ops = vec![
-            json!({"op": "delete_where", "collection": self.cols().files,
-                              "field": "user_id", "value": user_id}),
-        ];
+        let ops = vec![TxOp::DeleteWhere {
+            collection: self.cols().files.clone(),
+            field: "user_id",
+            value: user_id.to_owned(),
+        }];
         let resp = self.client().tx(ops, Subject::new("file", user_id)).await?;
         resp.get("results")
             .and_then(|r| r.get(0))

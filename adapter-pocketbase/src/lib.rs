@@ -38,6 +38,7 @@ mod messages;
 mod record;
 pub mod schema;
 mod tags;
+pub mod tx;
 mod users;
 
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub use crate::chats::tag_record_id;
 use crate::client::Client;
 pub use crate::messages::message_record_id;
 pub use crate::schema::Collections;
+pub use crate::tx::TxOp;
 
 /// The name this backend reports.
 pub const BACKEND: &str = "pocketbase";

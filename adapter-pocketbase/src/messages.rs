@@ -17,6 +17,7 @@ use crate::PocketBase;
 use crate::chats::retry_stale;
 use crate::client::ListQuery;
 use crate::error::{Subject, malformed};
+use crate::tx::TxOp;
 use crate::{filter, record};
 
 /// The record id of message `id` of chat `chat_id`.
@@ -31,12 +32,15 @@ fn from_record(r: &Value) -> Result<Message> {
 
 impl PocketBase {
     /// The op that inserts or replaces a message record.
-    pub(crate) fn upsert_message_op(&self, m: &Message) -> Value {
+    pub fn upsert_message_op(&self, m: &Message) -> TxOp {
         let doc = serde_json::to_value(m).unwrap_or(Value::Null);
-        json!({"op": "upsert", "collection": self.cols().messages, "entity": "message",
-               "id": message_record_id(&m.chat_id, &m.id),
-               "fields": {"chat_id": m.chat_id, "msg_id": m.id, "key": m.key(),
-                          "created_at": m.created_at, "doc": record::json_value(&doc)}})
+        TxOp::Upsert {
+            collection: self.cols().messages.clone(),
+            entity: "message",
+            id: message_record_id(&m.chat_id, &m.id),
+            fields: json!({"chat_id": m.chat_id, "msg_id": m.id, "key": m.key(),
+                           "created_at": m.created_at, "doc": record::json_value(&doc)}),
+        }
     }
 
     async fn find_message(&self, chat_id: &str, id: &str) -> Result<Option<Message>> {
@@ -119,8 +123,12 @@ impl PocketBase {
         let ops = vec![
             self.expect_version_op(chat_id, version),
             self.update_chat_op(&chat, version + 1),
-            json!({"op": "delete", "collection": self.cols().messages, "entity": "message",
-                   "id": message_record_id(chat_id, id), "must_exist": true}),
+            TxOp::Delete {
+                collection: self.cols().messages.clone(),
+                entity: "message",
+                id: message_record_id(chat_id, id),
+                must_exist: true,
+            },
         ];
         self.client()
             .tx(ops, Subject::new("message", &message_key(chat_id, id)))

@@ -13,6 +13,7 @@ use crate::PocketBase;
 use crate::chats::tag_record_id;
 use crate::client::ListQuery;
 use crate::error::Subject;
+use crate::tx::TxOp;
 use crate::{filter, record};
 
 /// The tag record to create. `meta` is stored wrapped in a one-element array so that
@@ -88,12 +89,7 @@ impl TagRepo for PocketBase {
     async fn ensure(&self, user_id: &str, name: &str) -> Result<Tag> {
         validate::id("user_id", user_id)?;
         let id = tag_id_checked(name)?;
-        let ops = vec![
-            json!({"op": "ensure", "collection": self.cols().tags, "entity": "tag",
-                              "id": tag_record_id(user_id, &id),
-                              "fields": {"user_id": user_id, "tag_id": id, "name": name,
-                                         "meta": null}}),
-        ];
+        let ops = vec![self.ensure_tag_op(user_id, &id, name)];
         self.client().tx(ops, Subject::new("tag", &id)).await?;
         TagRepo::get(self, user_id, &id).await
     }
@@ -110,9 +106,12 @@ impl TagRepo for PocketBase {
 
     async fn delete(&self, user_id: &str, name_or_id: &str) -> Result<()> {
         validate::id("user_id", user_id)?;
-        let ops = vec![json!({"op": "delete_tag", "collection": self.cols().tags,
-                              "chats": self.cols().chats, "entity": "tag",
-                              "id": tag_record_id(user_id, &tag_id(name_or_id))})];
+        let ops = vec![TxOp::DeleteTag {
+            collection: self.cols().tags.clone(),
+            chats: self.cols().chats.clone(),
+            entity: "tag",
+            id: tag_record_id(user_id, &tag_id(name_or_id)),
+        }];
         match self.client().tx(ops, Subject::new("tag", name_or_id)).await {
             Err(Error::NotFound { .. }) => Err(Error::not_found("tag", name_or_id)),
             other => other.map(|_| ()),

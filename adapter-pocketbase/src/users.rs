@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::PocketBase;
 use crate::client::ListQuery;
 use crate::error::Subject;
+use crate::tx::TxOp;
 use crate::{filter, record};
 
 fn fields(user: &User) -> Value {
@@ -130,10 +131,13 @@ impl UserRepo for PocketBase {
                 send(key);
             }
         }
-        let ops = vec![
-            json!({"op": "update", "collection": self.cols().users, "entity": "user",
-                              "id": id, "fields": body, "return": true}),
-        ];
+        let ops = vec![TxOp::Update {
+            collection: self.cols().users.clone(),
+            entity: "user",
+            id: id.to_owned(),
+            fields: Value::Object(body),
+            return_record: true,
+        }];
         let answer = self.client().tx(ops, Subject::new("user", id)).await?;
         let stored = answer
             .get("results")

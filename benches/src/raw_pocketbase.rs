@@ -12,8 +12,9 @@
 //! up to 1,000 record creations per request, files as multipart parts), the yardstick of the
 //! issue's "bulk import at least 80% of the batch API's throughput". Create chat sends the
 //! adapter's operation list to the same transaction route (`/api/chatstore/tx`); put file is
-//! the same multipart record creation. Upsert message and add + remove tag (read, then a
-//! versioned transaction, retried when stale) have no baseline yet, so those rows have no ratio.
+//! the same multipart record creation. Upsert message and add + remove tag do the adapter's
+//! reads, then send the adapter's versioned transactions (typed [`TxOp`]s, the same enum the
+//! adapter builds them from) to the same route.
 
 use std::time::{Duration, Instant};
 
@@ -22,15 +23,16 @@ use chatstore_core::chats::PreparedChat;
 use chatstore_core::files::sha256_hex;
 use chatstore_core::{Error, Result};
 use chatstore_core::{FileMeta, User, validate};
+use chatstore_pocketbase::tx::TxRequest;
 use chatstore_pocketbase::{
-    Collections, PocketBaseConfig, filter, message_record_id, tag_record_id,
+    Collections, PocketBaseConfig, TxOp, filter, message_record_id, tag_record_id,
 };
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::baseline::RawBaseline;
-use crate::ops::Fixture;
+use crate::ops::{BENCH_TAG, Fixture};
 use crate::workload::{PAGE_SIZE, SEARCH_TERM, Workload};
 
 /// Record creations per batch request (the adapter configures PocketBase's batch API for
@@ -154,6 +156,86 @@ impl RawHttp {
             cols: cols.clone(),
             file_token: Mutex::new(None),
         })
+    }
+
+    /// `POST /api/chatstore/tx` with typed operations, as the adapter sends them.
+    async fn tx(&self, ops: &[TxOp]) -> Result<Value> {
+        self.http
+            .post(format!("{}/api/chatstore/tx", self.base))
+            .header("Authorization", &self.token)
+            .json(&TxRequest { ops })
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(http_err("tx"))?
+            .json()
+            .await
+            .map_err(http_err("tx answer"))
+    }
+
+    /// A record, or `None` on 404.
+    async fn find_json(&self, collection: &str, id: &str) -> Result<Option<Value>> {
+        let resp = self
+            .http
+            .get(format!(
+                "{}/api/collections/{collection}/records/{id}",
+                self.base
+            ))
+            .header("Authorization", &self.token)
+            .send()
+            .await
+            .map_err(http_err("GET"))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        resp.error_for_status()
+            .map_err(http_err("GET"))?
+            .json()
+            .await
+            .map(Some)
+            .map_err(http_err("GET answer"))
+    }
+
+    /// Chat `id` with its tag relations expanded, as the adapter reads it for tag changes:
+    /// its tag ids, owner and version.
+    async fn chat_tags(&self, id: &str) -> Result<(Vec<String>, String, i64)> {
+        let r = self
+            .get_json(
+                &format!("/api/collections/{}/records/{id}", self.cols.chats),
+                &[("expand", "tags".to_owned())],
+            )
+            .await?;
+        let tags = r["expand"]["tags"]
+            .as_array()
+            .map(|ts| {
+                ts.iter()
+                    .filter_map(|t| t["tag_id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let user = r["user_id"].as_str().unwrap_or_default().to_owned();
+        Ok((tags, user, r["version"].as_i64().unwrap_or(0)))
+    }
+
+    /// The transaction that sets chat `id`'s tags (ids of `user`) at `version` + 1.
+    fn set_tags_op(&self, id: &str, user: &str, tags: &[String], version: i64) -> TxOp {
+        let ids: Vec<String> = tags.iter().map(|t| tag_record_id(user, t)).collect();
+        TxOp::Update {
+            collection: self.cols.chats.clone(),
+            entity: "chat",
+            id: id.to_owned(),
+            fields: json!({"tags": ids, "version": version + 1}),
+            return_record: false,
+        }
+    }
+
+    fn expect_version(&self, id: &str, version: i64) -> TxOp {
+        TxOp::ExpectVersion {
+            collection: self.cols.chats.clone(),
+            entity: "chat",
+            id: id.to_owned(),
+            version,
+        }
     }
 
     async fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
@@ -337,38 +419,142 @@ impl RawBaseline for RawHttp {
         let chat = &p.chat;
         let mut ops = Vec::new();
         for (id, name) in &p.tags {
-            ops.push(
-                json!({"op": "ensure", "collection": self.cols.tags, "entity": "tag",
-                "id": tag_record_id(&chat.user_id, id),
-                "fields": {"user_id": chat.user_id, "tag_id": id, "name": name, "meta": null}}),
-            );
+            ops.push(TxOp::Ensure {
+                collection: self.cols.tags.clone(),
+                entity: "tag",
+                id: tag_record_id(&chat.user_id, id),
+                fields: json!({"user_id": chat.user_id, "tag_id": id, "name": name, "meta": null}),
+            });
         }
         let mut fields = chat_body(&p);
         if let Some(body) = fields.as_object_mut() {
             body.remove("id");
         }
-        ops.push(
-            json!({"op": "create", "collection": self.cols.chats, "entity": "chat",
-                        "id": chat.id, "fields": fields}),
-        );
+        ops.push(TxOp::Create {
+            collection: self.cols.chats.clone(),
+            entity: "chat",
+            id: chat.id.clone(),
+            fields,
+        });
         for m in &p.messages {
-            ops.push(json!({"op": "upsert", "collection": self.cols.messages,
-                            "entity": "message", "id": message_record_id(&m.chat_id, &m.id),
-                            "fields": message_body(m)}));
+            ops.push(TxOp::Upsert {
+                collection: self.cols.messages.clone(),
+                entity: "message",
+                id: message_record_id(&m.chat_id, &m.id),
+                fields: message_body(m),
+            });
         }
-        let answer: Value = self
-            .http
-            .post(format!("{}/api/chatstore/tx", self.base))
-            .header("Authorization", &self.token)
-            .json(&json!({ "ops": ops }))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(http_err("tx"))?
-            .json()
-            .await
-            .map_err(http_err("tx answer"))?;
-        std::hint::black_box(answer);
+        std::hint::black_box(self.tx(&ops).await?);
+        Ok(())
+    }
+
+    async fn upsert_message(&self, fx: &Fixture, i: u64) -> Result<()> {
+        // The adapter's work: the chat record and the stored message read together, the
+        // message stored by core's rules and written into the blob, then one versioned
+        // transaction (chat row, message record) on the same route.
+        let new = fx.new_message(i);
+        let chat_id = new.chat_id.clone();
+        let record = message_record_id(&chat_id, &new.id);
+        let chat_path = format!("/api/collections/{}/records/{chat_id}", self.cols.chats);
+        let (r, found) = tokio::try_join!(
+            self.get_json(&chat_path, &[]),
+            self.find_json(&self.cols.messages, &record)
+        )?;
+        let existing: Option<chatstore_core::Message> = found
+            .and_then(|m| m["doc"].as_str().map(str::to_owned))
+            .map(|doc| serde_json::from_str(&doc))
+            .transpose()
+            .map_err(|e| Error::backend("raw message doc", e))?;
+        let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+        let blob: Value = serde_json::from_str(r["chat"].as_str().unwrap_or("{}"))
+            .map_err(|e| Error::backend("raw chat blob", e))?;
+        let meta = serde_json::from_str(r["meta"].as_str().unwrap_or("{}"))
+            .map_err(|e| Error::backend("raw chat meta", e))?;
+        let mut chat = chatstore_core::Chat {
+            id: chat_id.clone(),
+            user_id: text("user_id"),
+            title: text("title"),
+            chat: blob,
+            meta,
+            tags: Default::default(),
+            archived: r["archived"].as_bool().unwrap_or(false),
+            pinned: r["pinned"].as_bool().unwrap_or(false),
+            folder_id: Some(text("folder_id")).filter(|f| !f.is_empty()),
+            share_id: Some(text("share_id")).filter(|f| !f.is_empty()),
+            created_at: r["created_at"].as_i64().unwrap_or(0),
+            updated_at: r["updated_at"].as_i64().unwrap_or(0),
+        };
+        let version = r["version"].as_i64().unwrap_or(0);
+        let m = new.into_stored(&chat, existing.as_ref(), validate::now())?;
+        chatstore_core::blob::upsert_message(&mut chat.chat, &m);
+        chat.updated_at = chat.updated_at.max(m.updated_at);
+        let ops = [
+            self.expect_version(&chat_id, version),
+            TxOp::Update {
+                collection: self.cols.chats.clone(),
+                entity: "chat",
+                id: chat_id.clone(),
+                fields: json!({
+                    "user_id": chat.user_id,
+                    "title": chat.title,
+                    "title_lower": chat.title.to_lowercase(),
+                    "chat": json_text(&chat.chat),
+                    "meta": json_text(&Value::Object(chat.meta.clone())),
+                    "archived": chat.archived,
+                    "pinned": chat.pinned,
+                    "internal": chat.is_internal(),
+                    "folder_id": chat.folder_id.clone().unwrap_or_default(),
+                    "share_id": chat.share_id.clone().unwrap_or_default(),
+                    "created_at": chat.created_at,
+                    "updated_at": chat.updated_at,
+                    "version": version + 1,
+                }),
+                return_record: false,
+            },
+            TxOp::Upsert {
+                collection: self.cols.messages.clone(),
+                entity: "message",
+                id: record,
+                fields: message_body(&m),
+            },
+        ];
+        std::hint::black_box(self.tx(&ops).await?);
+        Ok(())
+    }
+
+    async fn add_remove_tag(&self, fx: &Fixture, i: u64) -> Result<()> {
+        // The adapter's two calls: each reads the chat with its tags, then one versioned
+        // transaction; adding ensures the tag row, removing drops it when no chat of the
+        // user carries it any more.
+        let chat = fx.chat_id(i);
+        let tag = chatstore_core::tag_id(BENCH_TAG);
+        let (mut tags, user, version) = self.chat_tags(chat).await?;
+        let mut ops = vec![self.expect_version(chat, version)];
+        if !tags.contains(&tag) {
+            ops.push(TxOp::Ensure {
+                collection: self.cols.tags.clone(),
+                entity: "tag",
+                id: tag_record_id(&user, &tag),
+                fields: json!({"user_id": user, "tag_id": tag, "name": BENCH_TAG, "meta": null}),
+            });
+            tags.push(tag.clone());
+        }
+        tags.sort();
+        ops.push(self.set_tags_op(chat, &user, &tags, version));
+        std::hint::black_box(self.tx(&ops).await?);
+
+        let (tags, user, version) = self.chat_tags(chat).await?;
+        let kept: Vec<String> = tags.into_iter().filter(|t| *t != tag).collect();
+        let ops = [
+            self.expect_version(chat, version),
+            self.set_tags_op(chat, &user, &kept, version),
+            TxOp::DropOrphanTags {
+                collection: self.cols.tags.clone(),
+                chats: self.cols.chats.clone(),
+                ids: vec![tag_record_id(&user, &tag)],
+            },
+        ];
+        std::hint::black_box(self.tx(&ops).await?);
         Ok(())
     }
 

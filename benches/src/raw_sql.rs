@@ -28,6 +28,59 @@ use sqlx::sqlite::{
 use sqlx::types::Json;
 
 use crate::baseline::RawBaseline;
+
+/// A JSON column argument bound the way chatstore-sql binds it: compact JSON text as a
+/// PostgreSQL `json` parameter (sqlx's `Json` would bind `jsonb`, which PostgreSQL parses and
+/// re-renders, so the two would not run the same statements) and as TEXT on SQLite; `None`
+/// is the JSON literal `null`, as Open WebUI stores Python's `None`.
+struct JsonText(String);
+
+impl JsonText {
+    fn of(value: &Value) -> Self {
+        JsonText(value.to_string())
+    }
+
+    fn of_map(map: &Map<String, Value>) -> Self {
+        JsonText(serde_json::to_string(map).unwrap_or_else(|_| "{}".to_owned()))
+    }
+
+    fn or_null(value: Option<&Value>) -> Self {
+        value.map_or_else(|| JsonText("null".to_owned()), JsonText::of)
+    }
+}
+
+impl sqlx::Type<sqlx::Postgres> for JsonText {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        // PostgreSQL's `json` (oid 114).
+        sqlx::postgres::PgTypeInfo::with_oid(sqlx::postgres::types::Oid(114))
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for JsonText {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        // The binary form of `json` is its text.
+        buf.extend_from_slice(self.0.as_bytes());
+        Ok(sqlx::encode::IsNull::No)
+    }
+}
+
+impl sqlx::Type<sqlx::Sqlite> for JsonText {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <String as sqlx::Type<sqlx::Sqlite>>::type_info()
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Sqlite> for JsonText {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::sqlite::SqliteArgumentsBuffer,
+    ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <String as sqlx::Encode<'_, sqlx::Sqlite>>::encode_by_ref(&self.0, buf)
+    }
+}
 use crate::ops::{BENCH_TAG, Fixture, INSERT_COLLECTION, SEARCH_K};
 use crate::workload::{KNOWLEDGE_COLLECTION, PAGE_SIZE, SEARCH_TERM};
 
@@ -253,20 +306,20 @@ macro_rules! upsert_message_row {
             .bind(m.user_id.as_deref())
             .bind(m.role.as_str())
             .bind(m.parent_id.as_deref())
-            .bind(Json(&m.content))
-            .bind(m.output.as_ref().map(Json))
+            .bind(JsonText::of(&m.content))
+            .bind(JsonText::or_null(m.output.as_ref()))
             .bind(m.model_id.as_deref())
-            .bind(m.files.as_ref().map(Json))
-            .bind(m.sources.as_ref().map(Json))
-            .bind(m.embeds.as_ref().map(Json))
+            .bind(JsonText::or_null(m.files.as_ref()))
+            .bind(JsonText::or_null(m.sources.as_ref()))
+            .bind(JsonText::or_null(m.embeds.as_ref()))
             .bind(m.done)
-            .bind(m.status_history.as_ref().map(Json))
-            .bind(m.error.as_ref().map(Json))
-            .bind(m.usage.as_ref().map(Json))
+            .bind(JsonText::or_null(m.status_history.as_ref()))
+            .bind(JsonText::or_null(m.error.as_ref()))
+            .bind(JsonText::or_null(m.usage.as_ref()))
             .bind(m.created_at)
             .bind(m.updated_at)
             .bind(m.context_summary.as_deref())
-            .bind(m.meta.as_ref().map(Json))
+            .bind(JsonText::or_null(m.meta.as_ref()))
             .execute(&mut *$tx)
             .await
             .map_err(db("upsert message"))?
@@ -520,7 +573,7 @@ impl RawSqlx {
             }
             sqlx::query(UPDATE_META)
                 .bind(chat)
-                .bind(Json(Value::Object(meta)))
+                .bind(JsonText::of(&Value::Object(meta)))
                 .execute(&mut *tx)
                 .await
                 .map_err(db("update meta"))?;
@@ -578,8 +631,8 @@ impl RawBaseline for RawSqlx {
                 .bind(chat.id.as_str())
                 .bind(chat.user_id.as_str())
                 .bind(chat.title.as_str())
-                .bind(Json(&chat.chat))
-                .bind(Json(meta_json(&chat)))
+                .bind(JsonText::of(&chat.chat))
+                .bind(JsonText::of(&meta_json(&chat)))
                 .bind(chat.archived)
                 .bind(chat.pinned)
                 .bind(chat.folder_id.as_deref())
@@ -653,7 +706,7 @@ impl RawBaseline for RawSqlx {
             chat.updated_at = chat.updated_at.max(stored.updated_at);
             sqlx::query(UPDATE_BLOB)
                 .bind(chat.id.as_str())
-                .bind(Json(&chat.chat))
+                .bind(JsonText::of(&chat.chat))
                 .bind(chat.updated_at)
                 .bind(current_message_id(&chat.chat))
                 .execute(&mut *tx)
@@ -775,7 +828,7 @@ impl RawBaseline for RawSqlx {
                 .bind(INSERT_COLLECTION)
                 .bind(item.text.as_str())
                 .bind(blob)
-                .bind(Json(&item.metadata))
+                .bind(JsonText::of_map(&item.metadata))
                 .execute(&mut *tx)
                 .await
                 .map_err(db("insert vector"))?;

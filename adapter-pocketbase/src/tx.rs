@@ -1,0 +1,244 @@
+//! The operations of the `POST /api/chatstore/tx` route (`pb_hooks/chatstore.pb.js`), one
+//! typed enum mirrored by the route's `switch (op.op)`: every variant here is a `case` there,
+//! with the same field names. The adapter and the raw HTTP baseline build their operation
+//! lists from it, never from loose JSON.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// One operation of a `tx` request; the list runs in one PocketBase transaction, all or
+/// nothing. `collection` is always the collection the operation writes; `entity` names the
+/// record kind in error messages.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum TxOp {
+    /// Fails the transaction with 412 unless record `id` has `version` (optimistic check).
+    ExpectVersion {
+        /// The collection of the record.
+        collection: String,
+        /// The record kind, for messages.
+        entity: &'static str,
+        /// The record id.
+        id: String,
+        /// The version the caller read.
+        version: i64,
+    },
+    /// Creates record `id`; 409 when it exists.
+    Create {
+        /// The collection.
+        collection: String,
+        /// The record kind.
+        entity: &'static str,
+        /// The record id.
+        id: String,
+        /// The record's fields.
+        fields: Value,
+    },
+    /// Creates record `id` unless it exists (then leaves it as it is).
+    Ensure {
+        /// The collection.
+        collection: String,
+        /// The record kind.
+        entity: &'static str,
+        /// The record id.
+        id: String,
+        /// The record's fields.
+        fields: Value,
+    },
+    /// Creates record `id` or sets these fields on it.
+    Upsert {
+        /// The collection.
+        collection: String,
+        /// The record kind.
+        entity: &'static str,
+        /// The record id.
+        id: String,
+        /// The fields to write.
+        fields: Value,
+    },
+    /// Sets these fields on record `id`; 404 when it is missing.
+    Update {
+        /// The collection.
+        collection: String,
+        /// The record kind.
+        entity: &'static str,
+        /// The record id.
+        id: String,
+        /// The fields to write.
+        fields: Value,
+        /// Answer the record as stored instead of `true`.
+        #[serde(rename = "return")]
+        return_record: bool,
+    },
+    /// Deletes record `id` (404 when `must_exist` and it is missing).
+    Delete {
+        /// The collection.
+        collection: String,
+        /// The record kind.
+        entity: &'static str,
+        /// The record id.
+        id: String,
+        /// Whether a missing record fails the transaction.
+        must_exist: bool,
+    },
+    /// Deletes every record whose `field` equals `value`; answers how many.
+    DeleteWhere {
+        /// The collection.
+        collection: String,
+        /// The field compared (a plain field name).
+        field: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// Fails with 409 (and `message`) when a record other than `except` has `field` = `value`.
+    Unique {
+        /// The collection.
+        collection: String,
+        /// The record kind.
+        entity: &'static str,
+        /// The field (a plain field name).
+        field: &'static str,
+        /// The value that must be free.
+        value: String,
+        /// The record allowed to hold it.
+        except: String,
+        /// The conflict message.
+        message: String,
+    },
+    /// Deletes those of the tag records `ids` that no chat of their user carries any more.
+    DropOrphanTags {
+        /// The tags collection.
+        collection: String,
+        /// The chats collection.
+        chats: String,
+        /// Tag record ids.
+        ids: Vec<String>,
+    },
+    /// Deletes every chat of `user_id` with its messages, then the user's tags.
+    DeleteUserChats {
+        /// The chats collection.
+        collection: String,
+        /// The messages collection.
+        messages: String,
+        /// The tags collection.
+        tags: String,
+        /// The user.
+        user_id: String,
+    },
+    /// Takes tag record `id` out of every chat of its user (bumping their versions), then
+    /// deletes it; 404 when it is missing.
+    DeleteTag {
+        /// The tags collection.
+        collection: String,
+        /// The chats collection.
+        chats: String,
+        /// The record kind.
+        entity: &'static str,
+        /// The tag record id.
+        id: String,
+    },
+}
+
+/// The body of a `tx` request.
+#[derive(Debug, Serialize)]
+pub struct TxRequest<'a> {
+    /// The operations, in order.
+    pub ops: &'a [TxOp],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant's `op` name has its `case` in the route, so the two cannot drift apart.
+    #[test]
+    fn every_op_has_its_case_in_the_route() {
+        let hooks = include_str!("../pb_hooks/chatstore.pb.js");
+        let s = |v: &str| v.to_owned();
+        let all = [
+            TxOp::ExpectVersion {
+                collection: s("c"),
+                entity: "chat",
+                id: s("i"),
+                version: 1,
+            },
+            TxOp::Create {
+                collection: s("c"),
+                entity: "chat",
+                id: s("i"),
+                fields: Value::Null,
+            },
+            TxOp::Ensure {
+                collection: s("c"),
+                entity: "tag",
+                id: s("i"),
+                fields: Value::Null,
+            },
+            TxOp::Upsert {
+                collection: s("c"),
+                entity: "message",
+                id: s("i"),
+                fields: Value::Null,
+            },
+            TxOp::Update {
+                collection: s("c"),
+                entity: "chat",
+                id: s("i"),
+                fields: Value::Null,
+                return_record: true,
+            },
+            TxOp::Delete {
+                collection: s("c"),
+                entity: "chat",
+                id: s("i"),
+                must_exist: true,
+            },
+            TxOp::DeleteWhere {
+                collection: s("c"),
+                field: "chat_id",
+                value: s("v"),
+            },
+            TxOp::Unique {
+                collection: s("c"),
+                entity: "chat",
+                field: "share_id",
+                value: s("v"),
+                except: s("i"),
+                message: s("m"),
+            },
+            TxOp::DropOrphanTags {
+                collection: s("t"),
+                chats: s("c"),
+                ids: vec![],
+            },
+            TxOp::DeleteUserChats {
+                collection: s("c"),
+                messages: s("m"),
+                tags: s("t"),
+                user_id: s("u"),
+            },
+            TxOp::DeleteTag {
+                collection: s("t"),
+                chats: s("c"),
+                entity: "tag",
+                id: s("i"),
+            },
+        ];
+        for op in all {
+            let json = serde_json::to_value(&op).expect("serialise");
+            let name = json["op"].as_str().expect("op name");
+            assert!(
+                hooks.contains(&format!("case \"{name}\":")),
+                "the tx route has no case for {name}"
+            );
+            for key in json.as_object().expect("object").keys() {
+                assert!(
+                    key == "op"
+                        || hooks.contains(&format!("op.{key}"))
+                        || hooks.contains(&format!("op[\"{key}\"]")),
+                    "the tx route never reads {key} of {name}"
+                );
+            }
+        }
+    }
+}
