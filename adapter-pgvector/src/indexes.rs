@@ -43,6 +43,7 @@ const CALIBRATION_K: usize = 10;
 /// Session advisory lock held while an index is built: one build at a time in the database.
 const BUILD_LOCK: i64 = 0x6368_6174_6275_696c;
 
+const WRITTEN: &str = "SELECT written, indexed_rows FROM chatstore_collection WHERE name = $1";
 const RESET_WRITTEN: &str = "UPDATE chatstore_collection SET written = 0 WHERE name = $1";
 const COUNT: &str = "SELECT count(*) FROM document_chunk WHERE collection_name = $1";
 const COUNTS: &str = "SELECT collection_name, count(*) FROM document_chunk \
@@ -252,6 +253,15 @@ impl PgVectorStore {
                 tokio::time::sleep(self.config.auto_index_delay - quiet_for).await;
             }
             self.builder.state().last_write.remove(&next);
+            // An explicit optimize since it was queued may have done the work already.
+            match self.still_due(&next).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(collection = %next, error = %e, "background index build skipped");
+                    continue;
+                }
+            }
             match self.optimize(&next).await {
                 Ok(plan) => tracing::info!(collection = %next, ?plan, "background index build"),
                 Err(e) => {
@@ -259,6 +269,16 @@ impl PgVectorStore {
                 }
             }
         }
+    }
+
+    /// Whether the collection is still due for a build by its side-table counts.
+    async fn still_due(&self, collection: &str) -> Result<bool> {
+        let row: Option<(i64, Option<i64>)> = sqlx::query_as(WRITTEN)
+            .bind(collection)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(during("reading a collection's write count"))?;
+        Ok(row.is_some_and(|(written, rows)| self.index_due(written, rows)))
     }
 
     /// Waits until no automatic index build is queued or running in this process (benchmarks
