@@ -7,6 +7,9 @@
 #   scripts/services.sh status   human-readable status on stderr (exit 0 if running, 1 if not)
 #   scripts/services.sh stop     stop the servers and remove their data (idempotent)
 #
+# PgBouncer (Debian package `pgbouncer`, installed with apt-get when missing and run as root) sits
+# in front of that PostgreSQL in transaction pooling mode: CHATSTORE_TEST_PGBOUNCER_URL.
+#
 # Typical use:  eval "$(scripts/services.sh start)"
 #
 # Only `export` lines go to stdout; all progress goes to stderr.
@@ -288,6 +291,70 @@ print_env() {
     grep '^export ' "$STATE_FILE"
 }
 
+# PgBouncer: the Debian package; installed here when missing and this script runs as root.
+PGBOUNCER_BIN=""
+install_pgbouncer() {
+    PGBOUNCER_BIN="$(command -v pgbouncer || true)"
+    [[ -z "$PGBOUNCER_BIN" && -x /usr/sbin/pgbouncer ]] && PGBOUNCER_BIN=/usr/sbin/pgbouncer
+    [[ -n "$PGBOUNCER_BIN" ]] && return 0
+    (( IS_ROOT )) || die "pgbouncer is not installed: run 'apt-get install pgbouncer' as root"
+    log "installing pgbouncer (apt-get) ..."
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer >&2 </dev/null \
+        || { apt-get update -q >&2 </dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer >&2 </dev/null; } \
+        || die "apt-get install pgbouncer failed"
+    PGBOUNCER_BIN=/usr/sbin/pgbouncer
+}
+
+# start_pgbouncer DIR PG_PORT PORT: transaction pooling in front of PostgreSQL, every database.
+start_pgbouncer() {
+    local dir="$1" pg_port="$2" port="$3" i
+    as_pg mkdir -p "$dir"
+    echo '"postgres" ""' | as_pg tee "$dir/userlist.txt" >/dev/null
+    # Few server connections per test database, closed soon when idle, and a cap for the user:
+    # tests create many databases, and the server's max_connections must hold them all.
+    as_pg tee "$dir/pgbouncer.ini" >/dev/null <<INI
+[databases]
+* = host=127.0.0.1 port=$pg_port
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/userlist.txt
+pool_mode = transaction
+max_client_conn = 2000
+default_pool_size = 20
+max_user_connections = 100
+server_idle_timeout = 5
+ignore_startup_parameters = extra_float_digits
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+INI
+    log "starting PgBouncer (transaction mode) on 127.0.0.1:$port"
+    as_pg "$PGBOUNCER_BIN" -d -q "$dir/pgbouncer.ini" </dev/null >/dev/null 2>&1 \
+        || { tail -n 20 "$dir/pgbouncer.log" >&2 2>/dev/null; die "pgbouncer failed to start"; }
+    for ((i = 0; i < 100; i++)); do
+        # Not psql_run: PgBouncer refuses the `options` startup parameter PGOPTIONS sends.
+        if PGCONNECT_TIMEOUT=5 "$PG_BIN/psql" -X -q -At -h 127.0.0.1 -p "$port" -U postgres \
+            -d "$PG_DATABASE" -c 'SELECT 1' </dev/null >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    die "PgBouncer does not accept connections on 127.0.0.1:$port"
+}
+
+# stop_pgbouncer DATA_ROOT: best effort.
+stop_pgbouncer() {
+    local pidfile="$1/pgbouncer/pgbouncer.pid" pid i
+    [[ -f "$pidfile" ]] || return 0
+    pid="$(cat "$pidfile" 2>/dev/null || true)"
+    if [[ -n "$pid" ]] && pid_alive "$pid" && grep -q pgbouncer "/proc/$pid/cmdline" 2>/dev/null; then
+        log "stopping PgBouncer (pid $pid)"
+        kill -INT "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do pid_alive "$pid" || break; sleep 0.1; done
+        pid_alive "$pid" && { kill -KILL "$pid" 2>/dev/null || true; }
+    fi
+}
+
 # ---------------------------------------------------------------------------------------------
 # Stop
 # ---------------------------------------------------------------------------------------------
@@ -306,6 +373,7 @@ stop_instance() {
         kill -TERM "$pb_pid" 2>/dev/null || true
         pb_live=1
     fi
+    [[ -n "$data_root" ]] && stop_pgbouncer "$data_root"
     pgp="$(pg_pid "$pgdata")"
     if [[ -n "$pgp" ]] && pid_alive "$pgp"; then
         log "stopping PostgreSQL (pid $pgp)"
@@ -402,6 +470,7 @@ cmd_start() {
     install_postgres
     install_pocketbase
     install_chroma
+    install_pgbouncer
     log "installation ready ($(elapsed "$t_install")): PostgreSQL in $PG_BIN, PocketBase $PB_BIN, Chroma $CHROMA_BIN"
 
     t_start="$(now_ms)"
@@ -456,6 +525,9 @@ cmd_start() {
     psql_run "$pg_port" template1 'CREATE EXTENSION IF NOT EXISTS vector' >/dev/null
     psql_run "$pg_port" postgres "CREATE DATABASE $PG_DATABASE" >/dev/null
     psql_run "$pg_port" "$PG_DATABASE" 'CREATE EXTENSION IF NOT EXISTS vector' >/dev/null
+    local bouncer_port
+    bouncer_port="$(free_port)"
+    start_pgbouncer "$START_DATA_ROOT/pgbouncer" "$pg_port" "$bouncer_port"
 
     # --- PocketBase ---
     local pb_password
@@ -525,6 +597,7 @@ cmd_start() {
         printf 'export CHATSTORE_TEST_POCKETBASE_BIN=%q\n' "$PB_BIN"
         printf 'export CHATSTORE_PG_BIN=%q\n' "$PG_BIN"
         printf 'export CHATSTORE_POCKETBASE_BIN=%q\n' "$PB_BIN"
+        printf 'export CHATSTORE_TEST_PGBOUNCER_URL=%q\n' "postgres://postgres@127.0.0.1:$bouncer_port/$PG_DATABASE"
         printf 'export CHATSTORE_TEST_CHROMA_URL=%q\n' "http://127.0.0.1:$chroma_port"
         printf 'export CHATSTORE_CHROMA_BIN=%q\n' "$CHROMA_BIN"
         printf 'SVC_DATA_ROOT=%q\n' "$START_DATA_ROOT"

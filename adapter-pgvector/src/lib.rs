@@ -234,7 +234,16 @@ impl Statements {
 async fn check_pool_budget(pool: &PgPool, config: &PgVectorConfig) -> Result<()> {
     use chatstore_core::pool_budget::{POSTGRES_QUERY, PoolBudget, behind_pooler};
     use sqlx::Row as _;
-    let row = match sqlx::query(POSTGRES_QUERY).fetch_one(pool).await {
+    let read = async {
+        let mut tx = pool.begin().await?;
+        let row = sqlx::query(POSTGRES_QUERY)
+            .persistent(false)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(row)
+    };
+    let row = match read.await {
         Ok(row) => row,
         Err(e) => {
             tracing::warn!("cannot read the server's connection budget: {e}");

@@ -378,9 +378,18 @@ async fn open_postgres(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, 
         .await
         .map_err(|e| error::db_error("connect", e))?;
     let dialled = connect.get_socket().is_none().then(|| connect.get_port());
-    let budget = check_pool_budget(&mut probe, dialled, options.max_connections).await;
+    let pooled = check_pool_budget(&mut probe, dialled, options.max_connections).await;
     let _ = probe.close().await;
-    budget?;
+    let statements = if pooled? {
+        tracing::info!(
+            "PostgreSQL is reached through a pooler: unnamed statements in transactions"
+        );
+        // PgBouncer (transaction mode) cannot keep named statements between transactions.
+        connect = connect.statement_cache_capacity(0);
+        pool::Statements::Unnamed
+    } else {
+        pool::Statements::Cached
+    };
     let pool = PgPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
@@ -392,24 +401,36 @@ async fn open_postgres(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, 
         .clone()
         .or_else(chatstore_core::config::upload_dir_from_env)
         .unwrap_or_else(|| Path::new(OPEN_WEBUI_DATA_DIR).join("uploads"));
-    Ok((pool::Pool::Postgres(pool), uploads))
+    Ok((pool::Pool::Postgres(pool, statements), uploads))
 }
 
 /// Refuses a pool that cannot fit in the server's connection budget (see
 /// [`chatstore_core::pool_budget`]); `probe` is one connection of our own, not counted. Through
-/// a pooler, or when the server will not say, the pool is let through.
+/// a pooler, or when the server will not say, the pool is let through. `Ok(true)` when the
+/// connection goes through a pooler such as PgBouncer.
 async fn check_pool_budget(
     probe: &mut PgConnection,
     dialled_port: Option<u16>,
     pool_size: u32,
-) -> Result<()> {
+) -> Result<bool> {
     use chatstore_core::pool_budget::{POSTGRES_QUERY, PoolBudget, behind_pooler};
     use sqlx::Row as _;
-    let row = match sqlx::query(POSTGRES_QUERY).fetch_one(&mut *probe).await {
+    // In a transaction with an unnamed statement: through PgBouncer in transaction mode
+    // that is the only way a statement reliably stays on one server connection.
+    let read = async {
+        let mut tx = sqlx::Connection::begin(&mut *probe).await?;
+        let row = sqlx::query(POSTGRES_QUERY)
+            .persistent(false)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(row)
+    };
+    let row = match read.await {
         Ok(row) => row,
         Err(e) => {
             tracing::warn!("cannot read the server's connection budget: {e}");
-            return Ok(());
+            return Ok(false);
         }
     };
     let number = |name: &str| {
@@ -419,8 +440,7 @@ async fn check_pool_budget(
     };
     let server_port = row.try_get::<Option<i32>, _>("server_port").ok().flatten();
     if behind_pooler(dialled_port, server_port) {
-        tracing::info!("PostgreSQL is reached through a pooler: its connection budget applies");
-        return Ok(());
+        return Ok(true);
     }
     PoolBudget {
         max_connections: number("max_connections"),
@@ -428,7 +448,8 @@ async fn check_pool_budget(
         reserved: number("reserved"),
         in_use: number("in_use").saturating_sub(1),
     }
-    .check(pool_size)
+    .check(pool_size)?;
+    Ok(false)
 }
 
 #[cfg(test)]

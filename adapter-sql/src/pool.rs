@@ -231,9 +231,25 @@ fn sqlite_query(sql: &'static str, args: Vec<Arg>) -> Query<'static, Sqlite, Sql
         .fold(sqlx::query(sql), <Sqlite as Binder>::bind_arg)
 }
 
-fn pg_query(sql: &'static str, args: Vec<Arg>) -> Query<'static, Postgres, PgArguments> {
+fn pg_query(
+    sql: &'static str,
+    args: Vec<Arg>,
+    statements: Statements,
+) -> Query<'static, Postgres, PgArguments> {
     args.into_iter()
         .fold(sqlx::query(sql), <Postgres as Binder>::bind_arg)
+        .persistent(statements == Statements::Cached)
+}
+
+/// How PostgreSQL statements are prepared on a pool's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Statements {
+    /// Named and cached per connection (a direct connection to the server).
+    Cached,
+    /// Unnamed, and only inside transactions: PgBouncer in transaction mode hands each
+    /// transaction to any server connection, where a named statement prepared by another
+    /// transaction does not exist (or, left behind by another client, collides).
+    Unnamed,
 }
 
 /// A value that both drivers decode.
@@ -297,7 +313,7 @@ impl Row {
 #[derive(Debug, Clone)]
 pub(crate) enum Pool {
     Sqlite(SqlitePool),
-    Postgres(PgPool),
+    Postgres(PgPool, Statements),
 }
 
 /// How a transaction begins.
@@ -314,7 +330,7 @@ impl Pool {
     pub(crate) fn dialect(&self) -> Dialect {
         match self {
             Pool::Sqlite(_) => Dialect::Sqlite,
-            Pool::Postgres(_) => Dialect::Postgres,
+            Pool::Postgres(..) => Dialect::Postgres,
         }
     }
 
@@ -325,11 +341,13 @@ impl Pool {
                 p.begin_with("BEGIN IMMEDIATE").await.map(TxInner::Sqlite)
             }
             (Pool::Sqlite(p), Mode::Read) => p.begin().await.map(TxInner::Sqlite),
-            (Pool::Postgres(p), Mode::Write) => p.begin().await.map(TxInner::Postgres),
-            (Pool::Postgres(p), Mode::Read) => p
+            (Pool::Postgres(p, s), Mode::Write) => {
+                p.begin().await.map(|t| TxInner::Postgres(t, *s))
+            }
+            (Pool::Postgres(p, s), Mode::Read) => p
                 .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 .await
-                .map(TxInner::Postgres),
+                .map(|t| TxInner::Postgres(t, *s)),
         }
         .map_err(|e| db_error(entity, e))?;
         Ok(Tx { inner, entity })
@@ -342,12 +360,18 @@ impl Pool {
         sql: Sql,
         args: Vec<Arg>,
     ) -> Result<u64> {
+        if let Pool::Postgres(_, Statements::Unnamed) = self {
+            let mut tx = self.begin(entity, Mode::Write).await?;
+            let n = tx.execute(sql, args).await?;
+            tx.commit().await?;
+            return Ok(n);
+        }
         let out = match self {
             Pool::Sqlite(p) => sqlite_query(sql.text(Dialect::Sqlite), args)
                 .execute(p)
                 .await
                 .map(|r| r.rows_affected()),
-            Pool::Postgres(p) => pg_query(sql.text(Dialect::Postgres), args)
+            Pool::Postgres(p, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
                 .execute(p)
                 .await
                 .map(|r| r.rows_affected()),
@@ -362,12 +386,18 @@ impl Pool {
         sql: Sql,
         args: Vec<Arg>,
     ) -> Result<Vec<Row>> {
+        if let Pool::Postgres(_, Statements::Unnamed) = self {
+            let mut tx = self.begin(entity, Mode::Read).await?;
+            let rows = tx.fetch_all(sql, args).await?;
+            tx.commit().await?;
+            return Ok(rows);
+        }
         let out = match self {
             Pool::Sqlite(p) => sqlite_query(sql.text(Dialect::Sqlite), args)
                 .fetch_all(p)
                 .await
                 .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
-            Pool::Postgres(p) => pg_query(sql.text(Dialect::Postgres), args)
+            Pool::Postgres(p, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
                 .fetch_all(p)
                 .await
                 .map(|rows| rows.into_iter().map(Row::Postgres).collect()),
@@ -382,12 +412,18 @@ impl Pool {
         sql: Sql,
         args: Vec<Arg>,
     ) -> Result<Option<Row>> {
+        if let Pool::Postgres(_, Statements::Unnamed) = self {
+            let mut tx = self.begin(entity, Mode::Read).await?;
+            let row = tx.fetch_optional(sql, args).await?;
+            tx.commit().await?;
+            return Ok(row);
+        }
         let out = match self {
             Pool::Sqlite(p) => sqlite_query(sql.text(Dialect::Sqlite), args)
                 .fetch_optional(p)
                 .await
                 .map(|r| r.map(Row::Sqlite)),
-            Pool::Postgres(p) => pg_query(sql.text(Dialect::Postgres), args)
+            Pool::Postgres(p, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
                 .fetch_optional(p)
                 .await
                 .map(|r| r.map(Row::Postgres)),
@@ -399,14 +435,14 @@ impl Pool {
     pub(crate) async fn close(&self) {
         match self {
             Pool::Sqlite(p) => p.close().await,
-            Pool::Postgres(p) => p.close().await,
+            Pool::Postgres(p, _) => p.close().await,
         }
     }
 }
 
 enum TxInner {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
-    Postgres(sqlx::Transaction<'static, Postgres>),
+    Postgres(sqlx::Transaction<'static, Postgres>, Statements),
 }
 
 /// A transaction; dropped without [`Tx::commit`] it rolls back.
@@ -419,7 +455,7 @@ impl Tx {
     pub(crate) fn dialect(&self) -> Dialect {
         match self.inner {
             TxInner::Sqlite(_) => Dialect::Sqlite,
-            TxInner::Postgres(_) => Dialect::Postgres,
+            TxInner::Postgres(..) => Dialect::Postgres,
         }
     }
 
@@ -430,7 +466,7 @@ impl Tx {
                 .execute(&mut **t)
                 .await
                 .map(|r| r.rows_affected()),
-            TxInner::Postgres(t) => pg_query(sql.text(Dialect::Postgres), args)
+            TxInner::Postgres(t, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
                 .execute(&mut **t)
                 .await
                 .map(|r| r.rows_affected()),
@@ -445,7 +481,7 @@ impl Tx {
                 .fetch_all(&mut **t)
                 .await
                 .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
-            TxInner::Postgres(t) => pg_query(sql.text(Dialect::Postgres), args)
+            TxInner::Postgres(t, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
                 .fetch_all(&mut **t)
                 .await
                 .map(|rows| rows.into_iter().map(Row::Postgres).collect()),
@@ -460,7 +496,7 @@ impl Tx {
                 .fetch_optional(&mut **t)
                 .await
                 .map(|r| r.map(Row::Sqlite)),
-            TxInner::Postgres(t) => pg_query(sql.text(Dialect::Postgres), args)
+            TxInner::Postgres(t, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
                 .fetch_optional(&mut **t)
                 .await
                 .map(|r| r.map(Row::Postgres)),
@@ -488,9 +524,10 @@ impl Tx {
                     .await
                     .map(|rows| rows.into_iter().map(Row::Sqlite).collect())
             }
-            TxInner::Postgres(t) => {
+            TxInner::Postgres(t, s) => {
                 let mut qb = statement.builder::<Postgres>();
                 qb.build()
+                    .persistent(*s == Statements::Cached)
                     .fetch_all(&mut **t)
                     .await
                     .map(|rows| rows.into_iter().map(Row::Postgres).collect())
@@ -503,7 +540,7 @@ impl Tx {
     pub(crate) async fn execute_script(&mut self, script: &'static str) -> Result<()> {
         let out = match &mut self.inner {
             TxInner::Sqlite(t) => sqlx::raw_sql(script).execute(&mut **t).await.map(|_| ()),
-            TxInner::Postgres(t) => sqlx::raw_sql(script).execute(&mut **t).await.map(|_| ()),
+            TxInner::Postgres(t, _) => sqlx::raw_sql(script).execute(&mut **t).await.map(|_| ()),
         };
         out.map_err(|e| db_error(self.entity, e))
     }
@@ -512,7 +549,7 @@ impl Tx {
     pub(crate) async fn commit(self) -> Result<()> {
         let out = match self.inner {
             TxInner::Sqlite(t) => t.commit().await,
-            TxInner::Postgres(t) => t.commit().await,
+            TxInner::Postgres(t, _) => t.commit().await,
         };
         out.map_err(|e| db_error(self.entity, e))
     }

@@ -187,7 +187,7 @@ impl SqlStore {
             .fetch_all(p)
             .await
             .map_err(entity),
-            Pool::Postgres(p) => sqlx::query_scalar(
+            Pool::Postgres(p, _) => sqlx::query_scalar(
                 "SELECT table_name::text FROM information_schema.tables \
                  WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
                  ORDER BY table_name",
@@ -218,7 +218,7 @@ impl SqlStore {
                 }
                 Ok(out)
             }
-            Pool::Postgres(p) => sqlx::query_as(
+            Pool::Postgres(p, _) => sqlx::query_as(
                 "SELECT c.conrelid::regclass::text, c.confrelid::regclass::text \
                  FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace \
                  WHERE c.contype = 'f' AND n.nspname = current_schema()",
@@ -267,7 +267,7 @@ impl SqlStore {
                 key.sort();
                 (columns, key.into_iter().map(|(_, c)| c).collect())
             }
-            Pool::Postgres(p) => {
+            Pool::Postgres(p, _) => {
                 let rows: Vec<(String, String, String)> = sqlx::query_as(
                     "SELECT column_name::text, data_type::text, \
                      format_type(a.atttypid, a.atttypmod) \
@@ -340,7 +340,7 @@ impl SqlStore {
                     .fetch_one(p)
                     .await
             }
-            Pool::Postgres(p) => {
+            Pool::Postgres(p, _) => {
                 sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                     .fetch_one(p)
                     .await
@@ -444,7 +444,7 @@ impl SqlStore {
         after: Option<&[Cell]>,
         limit: usize,
     ) -> Result<Vec<Vec<Cell>>> {
-        let dialect_pg = matches!(self.pool_ref(), Pool::Postgres(_));
+        let dialect_pg = matches!(self.pool_ref(), Pool::Postgres(..));
         let select: Vec<String> = t
             .columns
             .iter()
@@ -481,7 +481,7 @@ impl SqlStore {
                     .map(|r| sqlite_cells(r, t.columns.len()))
                     .collect()
             }
-            Pool::Postgres(p) => {
+            Pool::Postgres(p, _) => {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
                 for c in after {
                     q = bind_pg(q, c.clone());
@@ -561,7 +561,7 @@ impl SqlStore {
         mode: RowMode,
         rows: &[Vec<Cell>],
     ) -> Result<u64> {
-        let pg = matches!(self.pool_ref(), Pool::Postgres(_));
+        let pg = matches!(self.pool_ref(), Pool::Postgres(..));
         let names: Vec<String> = columns.iter().map(|c| quote(&c.name)).collect();
         let key: Vec<String> = t.key.iter().map(|k| quote(k)).collect();
         let non_key: Vec<&&Column> = columns
@@ -661,7 +661,7 @@ impl SqlStore {
                 }
                 tx.commit().await.map_err(entity)?;
             }
-            Pool::Postgres(p) => {
+            Pool::Postgres(p, _) => {
                 let mut tx = p.begin().await.map_err(entity)?;
                 for (sql, binds) in statements {
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);

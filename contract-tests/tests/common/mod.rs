@@ -127,3 +127,23 @@ fn database_names_are_replaced_in_urls() {
     );
     assert_eq!(with_database("postgres://u@h", "t_1"), "postgres://u@h/t_1");
 }
+
+/// A new PostgreSQL database reached through PgBouncer in transaction mode
+/// (`CHATSTORE_TEST_PGBOUNCER_URL`, in front of `CHATSTORE_TEST_POSTGRES_URL`), schema created
+/// by chatstore through PgBouncer, or `None` when either is not configured.
+pub async fn postgres_via_pgbouncer() -> Option<Store> {
+    let bouncer = chatstore_contract::require_env("CHATSTORE_TEST_PGBOUNCER_URL")?;
+    let direct = postgres_database().await?;
+    let name = direct
+        .split('?')
+        .next()
+        .and_then(|base| base.rsplit('/').next())
+        .expect("the database URL names a database")
+        .to_owned();
+    let url = with_database(&bouncer, &name);
+    Some(
+        chatstore_sql::connect(&url, pg_options())
+            .await
+            .expect("open a new PostgreSQL database through PgBouncer"),
+    )
+}
