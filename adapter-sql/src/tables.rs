@@ -773,3 +773,40 @@ fn pg_cells(r: &PgRow, columns: &[Column]) -> Result<Vec<Cell>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_sqlite_types_map_to_kinds() {
+        assert_eq!(sqlite_kind("BIGINT"), Kind::Int);
+        assert_eq!(sqlite_kind("BOOLEAN"), Kind::Bool);
+        assert_eq!(sqlite_kind("JSON"), Kind::Text);
+        assert_eq!(sqlite_kind("VARCHAR(255)"), Kind::Text);
+        assert_eq!(sqlite_kind("FLOAT"), Kind::Real);
+        assert_eq!(sqlite_kind("BLOB"), Kind::Bytes);
+        assert_eq!(pg_kind("double precision"), Kind::Real);
+        assert_eq!(pg_kind("json"), Kind::Text);
+    }
+
+    #[test]
+    fn values_take_the_target_columns_form() {
+        assert_eq!(convert(&Cell::Int(1), Kind::Bool, true), Cell::Bool(true));
+        assert_eq!(convert(&Cell::Bool(false), Kind::Bool, false), Cell::Int(0));
+        assert_eq!(
+            convert(&Cell::Int(1_700_000_000_123), Kind::Int, true),
+            Cell::Int(1_700_000_000_123)
+        );
+        assert_eq!(
+            convert(&Cell::Int(5), Kind::Text, true),
+            Cell::Text("5".into())
+        );
+        assert_eq!(
+            convert(&Cell::Text("null".into()), Kind::Text, true),
+            Cell::Text("null".into())
+        );
+        assert_eq!(convert(&Cell::Null, Kind::Bool, true), Cell::Null);
+        assert_eq!(quote("a\"b"), "\"a\"\"b\"");
+    }
+}

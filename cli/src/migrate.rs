@@ -228,12 +228,34 @@ pub async fn run(args: MigrateArgs) -> std::result::Result<(), String> {
     let source = ends::open(&args.from, args.from_vectors.as_deref(), true)
         .await
         .map_err(|e| format!("cannot open the source {}: {e}", redact(&args.from)))?;
-    let target = ends::open(&args.to, args.to_vectors.as_deref(), false)
-        .await
-        .map_err(|e| format!("cannot open the target {}: {e}", redact(&args.to)))?;
+    // A dry run opens the target read-only too; a SQLite target that does not exist yet (the
+    // run would create it) is looked at as an empty database.
+    let mut target_exists = true;
+    let target = match ends::open(&args.to, args.to_vectors.as_deref(), args.dry_run).await {
+        Ok(t) => t,
+        Err(e)
+            if args.dry_run
+                && e.kind() == chatstore_core::ErrorKind::InvalidInput
+                && args.to.starts_with("sqlite:") =>
+        {
+            target_exists = false;
+            ends::open("sqlite::memory:", None, false)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(format!("cannot open the target {}: {e}", redact(&args.to))),
+    };
     let tables_plan = plan_tables(&source, &target, args.skip_unmodelled).await?;
     if args.dry_run {
-        return dry_run(&args, &source, &target, &groups, &tables_plan).await;
+        return dry_run(
+            &args,
+            &source,
+            &target,
+            target_exists,
+            &groups,
+            &tables_plan,
+        )
+        .await;
     }
     let bars = Bars::new(args.json);
     let mut options = MigrateOptions::new(
@@ -428,6 +450,7 @@ async fn dry_run(
     args: &MigrateArgs,
     source: &End,
     target: &End,
+    target_exists: bool,
     groups: &[ModelGroup],
     tables: &TablesPlan,
 ) -> std::result::Result<(), String> {
@@ -468,7 +491,8 @@ async fn dry_run(
         "source": {"url": redact(&args.from), "backend": source.store.backend_name(),
                    "schema": schema_of(source).await,
                    "capabilities": format!("{:?}", source.store.capabilities())},
-        "target": {"url": redact(&args.to), "backend": target.store.backend_name(),
+        "target": {"url": redact(&args.to), "exists": target_exists,
+                   "backend": target.store.backend_name(),
                    "schema": schema_of(target).await,
                    "capabilities": format!("{:?}", target.store.capabilities())},
         "groups": rows,

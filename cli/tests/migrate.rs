@@ -952,3 +952,36 @@ async fn a_postgres_source_gains_no_table() {
     assert_eq!(tables().await, before);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_dry_run_counts_and_writes_nothing() {
+    let dir = folder();
+    let src = owui_sqlite(&dir, 2).await;
+    let target = sqlite_url(&dir, "t.db");
+    let out = migrate(
+        &dir,
+        &["--from", &src, "--to", &target, "--dry-run", "--json"],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let groups = v["groups"].as_array().expect("groups");
+    assert_eq!(groups[0]["group"], "users");
+    assert_eq!(groups[0]["source"], 4);
+    assert_eq!(groups[0]["target"], 0);
+    assert_eq!(groups[1]["source"], 6, "chats");
+    assert_eq!(v["file_bytes_to_copy"], 12 + 1);
+    assert_eq!(v["source"]["schema"], "0bd252b206fb");
+    let other: Vec<&str> = v["other_tables"]["copied"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .filter(|t| t["rows"].as_u64() > Some(0))
+        .filter_map(|t| t["table"].as_str())
+        .collect();
+    assert_eq!(other, ["auth", "folder", "memory"]);
+    assert!(!dir.join("state.json").exists());
+    assert!(!dir.join("dead.jsonl").exists());
+    assert_eq!(v["target"]["exists"], false);
+    assert!(!dir.join("t.db").exists(), "a dry run creates no target");
+    let _ = std::fs::remove_dir_all(&dir);
+}
