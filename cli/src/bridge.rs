@@ -34,6 +34,12 @@ pub async fn run(args: BridgeArgs) -> Result<(), String> {
     if let Some(key) = args.secret_key.filter(|k| !k.is_empty()) {
         config = config.secret_key(key);
     }
+    // Download links (`GET /files/{id}`): CHATSTORE_SIGNING_KEY, else WEBUI_SECRET_KEY.
+    if let Some(signer) = chatstore_core::UrlSigner::from_lookup(|n| std::env::var(n).ok())
+        .map_err(|e| e.to_string())?
+    {
+        config = config.download_signer(signer);
+    }
     let app = router(BridgeState::new(store, config));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

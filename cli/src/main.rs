@@ -19,6 +19,7 @@ mod bridge;
 mod demo;
 mod embed;
 mod ends;
+mod files;
 mod inspect;
 mod migrate;
 mod open;
@@ -71,6 +72,8 @@ enum Command {
     /// Replay the rollout router's repair log: re-copy every record the new store missed.
     /// Safe to re-run; exits 0 only when nothing is left pending.
     Reconcile(reconcile::ReconcileArgs),
+    /// Put, get, link and list files, streaming (`files put|get|url|ls`).
+    Files(files::FilesArgs),
 }
 
 /// Writes to stdout; a closed pipe (`chatstore demo | head`) is not an error worth a panic.
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
             Command::Migrate(args) => migrate::run(args).await,
             Command::Verify(args) => migrate::run_verify(args).await,
             Command::Reconcile(args) => reconcile::run(args).await,
+            Command::Files(args) => files::run(args).await,
         }
     });
     match result {
