@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use chatstore_core::{Error, Result, Store};
 use chatstore_pocketbase::{Collections, PocketBaseConfig};
 use chatstore_registry::OpenOptions;
+use chatstore_router::{Phase, Router};
 use chatstore_sql::SqlOptions;
 use sqlx::postgres::PgConnectOptions;
 
@@ -189,7 +190,62 @@ pub fn registry() -> Vec<BackendSpec> {
         })
         .with_baseline_target(1.15)
         .with_import_target(0.8),
+        // The rollout router over SQLite (old) and PocketBase (new), one backend per phase;
+        // compare with `sqlite` (reads, shadow overhead) and `pocketbase` (dual writes, the
+        // slower store) in the same run.
+        BackendSpec::server("router-old", POCKETBASE_ENV, |url| {
+            Box::pin(open_routed(url.unwrap_or_default(), Phase::Old))
+        }),
+        BackendSpec::server("router-dual", POCKETBASE_ENV, |url| {
+            Box::pin(open_routed(url.unwrap_or_default(), Phase::Dual))
+        }),
+        BackendSpec::server("router-shadow", POCKETBASE_ENV, |url| {
+            Box::pin(open_routed(url.unwrap_or_default(), Phase::Shadow))
+        }),
+        BackendSpec::server("router-new", POCKETBASE_ENV, |url| {
+            Box::pin(open_routed(url.unwrap_or_default(), Phase::New))
+        }),
+        BackendSpec::server("router-new-only", POCKETBASE_ENV, |url| {
+            Box::pin(open_routed(url.unwrap_or_default(), Phase::NewOnly))
+        }),
     ]
+}
+
+/// The rollout router in `phase` over a fresh SQLite store (old) and fresh PocketBase
+/// collections (new), every group PocketBase stores routed, logs in a fresh folder; both
+/// stores are torn down with the run.
+async fn open_routed(pocketbase_url: String, phase: Phase) -> Result<Opened> {
+    let old = open_sqlite().await?;
+    let new = match open_pocketbase(pocketbase_url).await {
+        Ok(new) => new,
+        Err(e) => {
+            let _ = old.close().await;
+            return Err(e);
+        }
+    };
+    let dir = fresh_dir("router")?;
+    let router = Router::builder(old.store.clone())
+        .new_store_for_all(&new.store)
+        .phase_for_all(phase)
+        .repair_log(dir.join("repair.jsonl"))
+        .shadow_log(Some(dir.join("shadow-diffs.jsonl")))
+        .build();
+    let router = match router {
+        Ok(router) => router,
+        Err(e) => {
+            let _ = old.close().await;
+            let _ = new.close().await;
+            return Err(e);
+        }
+    };
+    Ok(Opened::new(router.store()).with_teardown(Box::new(move || {
+        Box::pin(async move {
+            let old = old.close().await;
+            let new = new.close().await;
+            let _ = std::fs::remove_dir_all(&dir);
+            old.and(new)
+        })
+    })))
 }
 
 /// The variable holding the PostgreSQL server's URL (the contract tests' own).
