@@ -49,7 +49,7 @@ const COUNT: &str = "SELECT count(*) FROM document_chunk WHERE collection_name =
 const COUNTS: &str = "SELECT collection_name, count(*) FROM document_chunk \
      GROUP BY collection_name ORDER BY collection_name COLLATE \"C\"";
 const INDEXED: &str = "SELECT name FROM chatstore_collection WHERE index_name IS NOT NULL";
-const LOCK_BUILDS: &str = "SELECT pg_advisory_lock($1)";
+const TRY_LOCK_BUILDS: &str = "SELECT pg_try_advisory_lock($1)";
 /// The DDL of a partial index; PostgreSQL's `format` quotes the name and the collection.
 const INDEX_DDL: &str = "SELECT format('CREATE INDEX CONCURRENTLY %I ON document_chunk \
      USING hnsw (vector %s) WITH (m = %s, ef_construction = %s) WHERE collection_name = %L', \
@@ -377,11 +377,20 @@ impl PgVectorStore {
     }
 
     async fn build_on(&self, conn: &mut PgConnection, collection: &str) -> Result<()> {
-        sqlx::query(LOCK_BUILDS)
-            .bind(BUILD_LOCK)
-            .execute(&mut *conn)
-            .await
-            .map_err(during("waiting for other index builds"))?;
+        // Polled, not waited for: a session blocked in pg_advisory_lock holds a snapshot, and
+        // the running build's CREATE INDEX CONCURRENTLY would wait for that snapshot while the
+        // waiter waits for its lock (a deadlock across processes).
+        loop {
+            let locked: bool = sqlx::query_scalar(TRY_LOCK_BUILDS)
+                .bind(BUILD_LOCK)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(during("waiting for other index builds"))?;
+            if locked {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
         let first = index_name(collection);
         let names = vec![first.clone(), format!("{first}{SECOND_SUFFIX}")];
         let invalid: Vec<String> = sqlx::query_scalar(INVALID)

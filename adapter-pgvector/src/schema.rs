@@ -261,7 +261,8 @@ fn filter_index_ddl(key: &str, concurrently: bool) -> String {
 
 /// Gives an existing table the filter indexes it lacks, built `CONCURRENTLY` (writers go on;
 /// an Open WebUI table may be large). An invalid leftover of a failed build is dropped and
-/// built again. Processes that connect together take turns on an advisory lock.
+/// built again. Of processes that connect together, the one holding an advisory lock builds
+/// them; the others go on without waiting.
 async fn ensure_filter_indexes(pool: &PgPool) -> Result<()> {
     let mut conn = pool
         .acquire()
@@ -281,11 +282,16 @@ async fn ensure_filter_indexes(pool: &PgPool) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    sqlx::query("SELECT pg_advisory_lock($1)")
+    // Another process building them: leave it to that one (searches are correct without
+    // them). Waiting for its lock would hold a snapshot its concurrent build waits for.
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(FILTER_INDEX_LOCK)
-        .execute(&mut *conn)
+        .fetch_one(&mut *conn)
         .await
         .map_err(during("taking the filter index lock"))?;
+    if !locked {
+        return Ok(());
+    }
     let mut result = Ok(());
     for (key, invalid) in missing {
         if invalid {
