@@ -1,0 +1,221 @@
+//! Faults with real processes: a private PostgreSQL (durable defaults) restarted fast and
+//! immediately while several writers upsert messages into shared chats, connections killed
+//! with `pg_terminate_backend`, and connections reset by a TCP proxy. During a fault a call
+//! answers `Unavailable` or succeeds, never panics and never hangs past its timeout; afterwards
+//! every acknowledged write is there exactly once and each chat's blob history equals its
+//! message rows.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chatstore_core::{ErrorKind, NewChat, NewMessage, NewUser, Store};
+use chatstore_sql::SqlOptions;
+use chatstore_testkit::{FaultProxy, PrivatePostgres, Shutdown};
+use sqlx::Connection;
+
+/// Longest a call may take during a fault: the acquire timeout plus slack.
+const CALL_LIMIT: Duration = Duration::from_secs(8);
+
+fn options() -> SqlOptions {
+    SqlOptions::default()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(3))
+        .upload_dir(std::env::temp_dir().join("chatstore-faults-uploads"))
+}
+
+/// Writers upserting messages `w{writer}-{n}` into `chats` until `stop`; returns the ids
+/// acknowledged per chat. Every failure must be `Unavailable` and every call must end in time.
+async fn write_until(
+    store: Store,
+    chats: Vec<String>,
+    writer: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<(String, String)> {
+    let mut acknowledged = Vec::new();
+    let mut n = 0usize;
+    while !*stop.borrow() {
+        let chat = &chats[n % chats.len()];
+        let id = format!("w{writer}-{n}");
+        let call = store
+            .messages
+            .upsert(NewMessage::text(chat, &id, "user", "hello"));
+        match tokio::time::timeout(CALL_LIMIT, call).await {
+            Err(_) => panic!("an upsert hung for more than {CALL_LIMIT:?} during a fault"),
+            Ok(Ok(_)) => acknowledged.push((chat.clone(), id)),
+            Ok(Err(e)) => {
+                assert_eq!(e.kind(), ErrorKind::Unavailable, "during a fault: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        n += 1;
+    }
+    acknowledged
+}
+
+/// Every acknowledged message is a row once, and each chat's blob history holds exactly its
+/// message rows.
+async fn assert_nothing_lost(store: &Store, chats: &[String], acknowledged: &[(String, String)]) {
+    for chat in chats {
+        let rows: Vec<String> = store
+            .messages
+            .list(chat)
+            .await
+            .expect("list messages after the fault")
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        let unique: BTreeSet<&String> = rows.iter().collect();
+        assert_eq!(unique.len(), rows.len(), "a message row is doubled");
+        for (c, id) in acknowledged.iter().filter(|(c, _)| c == chat) {
+            assert!(
+                unique.contains(id),
+                "acknowledged message {id} of {c} is lost"
+            );
+        }
+        let blob = store.chats.get(chat).await.expect("chat after the fault");
+        let history: BTreeSet<String> = blob.chat["history"]["messages"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let rows: BTreeSet<String> = rows.into_iter().collect();
+        assert_eq!(history, rows, "blob history and message rows differ");
+    }
+}
+
+async fn seed(store: &Store) -> Vec<String> {
+    let user = store
+        .users
+        .create(NewUser::new("f@example.com", "F"))
+        .await
+        .expect("user");
+    let mut chats = Vec::new();
+    for i in 0..3 {
+        let chat = store
+            .chats
+            .create(NewChat::new(&user.id, format!("shared {i}")))
+            .await
+            .expect("chat");
+        chats.push(chat.id);
+    }
+    chats
+}
+
+/// Runs three writers (pools of their own, like replicas) while `fault` happens, then checks
+/// that nothing acknowledged was lost.
+async fn survive<F, Fut>(url: &str, fault: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(chatstore_sql::connect(url, options()).await.expect("open"));
+    }
+    let chats = seed(&replicas[0]).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let writers: Vec<_> = replicas
+        .iter()
+        .enumerate()
+        .map(|(w, store)| {
+            tokio::spawn(write_until(
+                store.clone(),
+                chats.clone(),
+                w,
+                stop_rx.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    fault().await;
+    // Long enough for the pools to reconnect and write again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = stop_tx.send(true);
+    let mut acknowledged = Vec::new();
+    for w in writers {
+        acknowledged.extend(w.await.expect("a writer panicked"));
+    }
+    assert!(!acknowledged.is_empty(), "nothing was written");
+    // A fresh pool reads what the server kept.
+    let reader = chatstore_sql::connect(url, options())
+        .await
+        .expect("reopen");
+    assert_nothing_lost(&reader, &chats, &acknowledged).await;
+}
+
+/// A fast and then an immediate restart of a durable PostgreSQL lose no acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_lose_no_acknowledged_write() {
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    let url = pg.url();
+    for how in [Shutdown::Fast, Shutdown::Immediate] {
+        let db = chatstore_testkit::fresh_postgres_database(&url).await;
+        survive(&db, || async {
+            pg.stop(how);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            pg.start_again();
+        })
+        .await;
+    }
+}
+
+/// Connections killed with `pg_terminate_backend` cost at most `Unavailable` answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_backends_lose_no_acknowledged_write() {
+    let Some(server) = chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let db = chatstore_testkit::fresh_postgres_database(&server).await;
+    let name = db
+        .rsplit('/')
+        .next()
+        .and_then(|s| s.split('?').next())
+        .expect("database name")
+        .to_owned();
+    let admin_url = server.clone();
+    survive(&db, || async move {
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("admin");
+        for _ in 0..3 {
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(&name)
+            .execute(&mut admin)
+            .await
+            .expect("terminate the store's connections");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let _ = admin.close().await;
+    })
+    .await;
+}
+
+/// Every connection reset by the network (a proxy closing them) costs at most `Unavailable`
+/// answers, and the store works again afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_connections_lose_no_acknowledged_write() {
+    let Some(server) = chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let direct = chatstore_testkit::fresh_postgres_database(&server).await;
+    let parsed = url::Url::parse(&direct).expect("url");
+    let target = format!(
+        "{}:{}",
+        parsed.host_str().expect("host"),
+        parsed.port().unwrap_or(5432)
+    );
+    let proxy = FaultProxy::start(&target).await.expect("proxy");
+    let mut via = parsed.clone();
+    via.set_port(Some(proxy.port())).expect("port");
+    let via = via.to_string();
+    survive(&via, || async {
+        proxy.reset();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        proxy.reset();
+    })
+    .await;
+}

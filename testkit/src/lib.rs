@@ -1,0 +1,53 @@
+//! # chatstore-testkit
+//!
+//! What chatstore's tests share, in one place (a dev-dependency only):
+//!
+//! - [`require_env`]: a server handle from the environment with the one CI rule (unset locally:
+//!   a loud skip; unset under `CI=true`: a failure);
+//! - [`fresh_postgres_database`]: a new, empty database on a test server, its URL built with a
+//!   real URL parser so `?sslmode=` and other parameters survive;
+//! - [`FaultProxy`]: a TCP proxy in front of a server that can pause traffic and reset every
+//!   connection, for network faults;
+//! - [`PrivatePostgres`]: a PostgreSQL server of the test's own (own data folder, own port,
+//!   PostgreSQL's durable defaults) that can be restarted fast or immediately.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let Some(server) = chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL") else {
+//!     return;
+//! };
+//! let url = chatstore_testkit::fresh_postgres_database(&server).await;
+//! # let _ = url;
+//! # }
+//! ```
+
+mod postgres;
+mod proxy;
+
+pub use postgres::{PrivatePostgres, Shutdown, fresh_postgres_database, with_database};
+pub use proxy::FaultProxy;
+
+/// The value of a server variable such as `CHATSTORE_TEST_POSTGRES_URL`. Unset or empty:
+/// `None` after a loud message, or a panic when `CI=true` (a missing server fails CI).
+pub fn require_env(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Some(value),
+        _ => {
+            assert!(
+                !in_ci(),
+                "{name} is not set but CI=true: start the servers with `scripts/services.sh start` \
+                 (scripts/test.sh does it) so this test runs"
+            );
+            eprintln!(
+                "SKIPPED: {name} is not set, so this test did not run. \
+                 Run `eval \"$(scripts/services.sh start)\"` first, or use scripts/test.sh."
+            );
+            None
+        }
+    }
+}
+
+/// Whether this is a CI run (`CI=true` or `CI=1`).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}

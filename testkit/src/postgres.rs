@@ -1,0 +1,212 @@
+//! Fresh databases on a shared test server, and private PostgreSQL servers for fault tests.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sqlx::{AssertSqlSafe, Connection};
+
+/// `url` with its database (the path) replaced by `database`; user, password, host, port and
+/// query parameters (`?sslmode=require`) are kept.
+pub fn with_database(url: &str, database: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            parsed.set_path(&format!("/{database}"));
+            parsed.to_string()
+        }
+        Err(e) => panic!("test server URL {url:?} does not parse: {e}"),
+    }
+}
+
+/// Creates a new, empty database `t_<uuid>` on the server at `server_url` and returns its URL.
+pub async fn fresh_postgres_database(server_url: &str) -> String {
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(server_url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to the test PostgreSQL server: {e}"));
+    // The name is a generated uuid, not input.
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("create a test database: {e}"));
+    let _ = admin.close().await;
+    with_database(server_url, &name)
+}
+
+/// How a [`PrivatePostgres`] is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// `pg_ctl stop -m fast`: sessions are terminated (SQLSTATE 57P01), a checkpoint is written.
+    Fast,
+    /// `pg_ctl stop -m immediate`: the server quits at once; recovery replays the WAL at start.
+    Immediate,
+}
+
+/// A PostgreSQL server of the test's own: its own data folder and port, PostgreSQL's durable
+/// defaults (fsync, synchronous_commit and full_page_writes on), stopped and removed on drop.
+/// Needs `CHATSTORE_PG_BIN` (set by `scripts/services.sh`); as root it runs as `nobody`.
+#[derive(Debug)]
+pub struct PrivatePostgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Runs a PostgreSQL program, as `nobody` when root (PostgreSQL refuses root).
+fn pg_command(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--"]).arg(program);
+        c.current_dir("/");
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+impl PrivatePostgres {
+    /// Starts a new server, or `None` when `CHATSTORE_PG_BIN` is not set (see [`require_env`]).
+    ///
+    /// [`require_env`]: crate::require_env
+    pub fn start() -> Option<PrivatePostgres> {
+        let bin = PathBuf::from(crate::require_env("CHATSTORE_PG_BIN")?);
+        let dir = std::env::temp_dir().join(format!(
+            "chatstore-private-pg-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {dir:?}: {e}"));
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "nobody"])
+                .arg(&dir)
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "chown {dir:?} to nobody");
+        }
+        let data = dir.join("data");
+        let out = pg_command(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-N",
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("run initdb: {e}"));
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let server = PrivatePostgres {
+            bin,
+            dir,
+            port: free_port(),
+        };
+        server.launch();
+        Some(server)
+    }
+
+    /// The URL of database `postgres` on this server.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn launch(&self) {
+        let data = self.dir.join("data");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=100",
+            self.port,
+            data.display()
+        );
+        let out = pg_command(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-o", &options, "-l"])
+            .arg(self.dir.join("postgres.log"))
+            .args(["-w", "-t", "60", "start"])
+            .output()
+            .unwrap_or_else(|e| panic!("run pg_ctl start: {e}"));
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the server the given way.
+    pub fn stop(&self, how: Shutdown) {
+        let mode = match how {
+            Shutdown::Fast => "fast",
+            Shutdown::Immediate => "immediate",
+        };
+        let _ = pg_command(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", mode, "-w", "-t", "60", "stop"])
+            .output();
+    }
+
+    /// Starts the server again after [`stop`](Self::stop), on the same port and data.
+    pub fn start_again(&self) {
+        self.launch();
+    }
+
+    /// Stops the server the given way and starts it again; returns how long it was down.
+    pub fn restart(&self, how: Shutdown) -> Duration {
+        let t = Instant::now();
+        self.stop(how);
+        self.launch();
+        t.elapsed()
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.stop(Shutdown::Immediate);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_names_are_replaced_and_parameters_kept() {
+        assert_eq!(
+            with_database("postgres://u@h:5/chatstore", "t_1"),
+            "postgres://u@h:5/t_1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p%40w@h:5/db?sslmode=require&x=1", "t_1"),
+            "postgres://u:p%40w@h:5/t_1?sslmode=require&x=1"
+        );
+        assert_eq!(with_database("postgres://u@h", "t_1"), "postgres://u@h/t_1");
+    }
+}
