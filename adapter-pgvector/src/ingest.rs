@@ -7,7 +7,7 @@
 //! - small writes: `INSERT ... SELECT FROM unnest($1::text[], $2::vector[], ...)`, one round
 //!   trip per batch.
 
-use chatstore_core::vectors::{VectorItem, validate_collection, validate_items};
+use chatstore_core::vectors::{VectorItem, validate_items};
 use chatstore_core::{Error, Result};
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -62,7 +62,6 @@ impl PgVectorStore {
         items: Vec<VectorItem>,
         mode: Mode,
     ) -> Result<()> {
-        validate_collection(collection)?;
         let max_dim = self.schema.max_dimension();
         validate_items(&items, None, max_dim)?;
         let Some(first) = items.first() else {

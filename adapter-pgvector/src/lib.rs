@@ -137,18 +137,11 @@ impl PgVectorStore {
         let name = format!("{}+{BACKEND}", base.backend_name());
         let mut capabilities = base.capabilities();
         capabilities.vectors = true;
-        Store::new(
-            name,
-            capabilities,
-            StoreParts {
-                users: base.users.clone(),
-                chats: base.chats.clone(),
-                messages: base.messages.clone(),
-                tags: base.tags.clone(),
-                files: base.files.clone(),
-                vectors: Arc::new(self),
-            },
-        )
+        let parts = StoreParts {
+            vectors: Arc::new(self),
+            ..base.parts()
+        };
+        base.rebuild(name, capabilities, parts)
     }
 
     /// Creates Open WebUI's global index `idx_document_chunk_vector` (HNSW, m 16,

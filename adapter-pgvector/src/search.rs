@@ -78,10 +78,6 @@ impl PgVectorStore {
         filter: Option<&VectorFilter>,
         limit: u32,
     ) -> Result<Vec<Vec<SearchHit>>> {
-        validate_collection(collection)?;
-        if let Some(f) = filter {
-            f.validate()?;
-        }
         let mut conn = self
             .pool
             .acquire()

@@ -2,9 +2,7 @@
 //! collection's dimension. Inserts live in `ingest.rs`, searches in `search.rs`.
 
 use async_trait::async_trait;
-use chatstore_core::vectors::{
-    SearchHit, VectorFilter, VectorItem, VectorRepo, validate_collection,
-};
+use chatstore_core::vectors::{SearchHit, VectorFilter, VectorItem, VectorRepo};
 use chatstore_core::{Error, Result};
 use serde_json::{Map, Value};
 use sqlx::postgres::PgRow;
@@ -176,7 +174,6 @@ pub(crate) fn metadata_object(value: Option<Value>) -> Map<String, Value> {
 #[async_trait]
 impl VectorRepo for PgVectorStore {
     async fn has_collection(&self, name: &str) -> Result<bool> {
-        validate_collection(name)?;
         sqlx::query_scalar(HAS_COLLECTION)
             .bind(name)
             .fetch_one(&self.pool)
@@ -185,7 +182,6 @@ impl VectorRepo for PgVectorStore {
     }
 
     async fn delete_collection(&self, name: &str) -> Result<()> {
-        validate_collection(name)?;
         let mut tx = self
             .pool
             .begin()
@@ -227,13 +223,11 @@ impl VectorRepo for PgVectorStore {
         filter: &VectorFilter,
         limit: Option<u32>,
     ) -> Result<Vec<VectorItem>> {
-        chatstore_core::vectors::validate_query(collection, filter, limit)?;
         self.select_items(collection, Some(filter), None, limit)
             .await
     }
 
     async fn get(&self, collection: &str) -> Result<Vec<VectorItem>> {
-        validate_collection(collection)?;
         self.select_items(collection, None, None, None).await
     }
 
@@ -243,7 +237,6 @@ impl VectorRepo for PgVectorStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<VectorItem>> {
-        chatstore_core::vectors::validate_scan(collection, limit)?;
         self.select_items(
             collection,
             None,
@@ -268,7 +261,6 @@ impl VectorRepo for PgVectorStore {
         ids: Option<&[String]>,
         filter: Option<&VectorFilter>,
     ) -> Result<u64> {
-        chatstore_core::vectors::validate_delete(collection, ids, filter)?;
         let mut tx = self
             .pool
             .begin()

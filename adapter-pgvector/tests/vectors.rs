@@ -177,12 +177,15 @@ async fn insert_with_an_existing_id_conflicts_and_changes_nothing() {
 }
 
 /// Bad input is InvalidInput and changes nothing: mismatched and oversized dimensions, zero
-/// vectors, ids twice in a call, bad limits, delete with neither ids nor filter.
+/// vectors, ids twice in a call, bad limits, delete with neither ids nor filter (through a
+/// Store, as every caller reaches the backend).
 #[tokio::test]
 async fn bad_input_is_invalid_and_changes_nothing() {
     let Some(store) = fresh_store(8).await else {
         return;
     };
+    // Input checks shared by every backend live in the validation layer every Store has.
+    let store = store.into_store(&chatstore_core::memory::store()).vectors;
     store
         .insert("c", vec![item("a", vec![1.0, 2.0, 3.0], json!({"k": 1}))])
         .await

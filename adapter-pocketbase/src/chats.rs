@@ -10,7 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chatstore_core::chats::{PreparedChat, tag_pairs};
+use chatstore_core::chats::{PreparedChat, unique_tags};
 use chatstore_core::{
     Chat, ChatOrder, ChatPatch, ChatQuery, ChatRepo, ChatSummary, Error, FolderFilter, NewChat,
     Page, Result, TagFilter, tag_id, validate,
@@ -478,7 +478,6 @@ impl ChatRepo for PocketBase {
     }
 
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
-        validate::id("user_id", user_id)?;
         let c = self.cols();
         let ops = vec![TxOp::DeleteUserChats {
             collection: c.chats.clone(),
@@ -495,7 +494,7 @@ impl ChatRepo for PocketBase {
     }
 
     async fn list(&self, query: &ChatQuery) -> Result<Page<ChatSummary>> {
-        let tag_ids = query.validate()?;
+        let tag_ids = query.tag_ids();
         match query.tags {
             TagFilter::Any => self.list_plain(query).await,
             _ => self.list_by_tags(query, &tag_ids).await,
@@ -503,7 +502,7 @@ impl ChatRepo for PocketBase {
     }
 
     async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {
-        let pairs = tag_pairs(names)?;
+        let pairs = unique_tags(names);
         retry_stale(|| async {
             let (chat, version) = self.read_chat(id).await?;
             self.write_tags(chat, version, &pairs).await
@@ -512,7 +511,7 @@ impl ChatRepo for PocketBase {
     }
 
     async fn add_tag(&self, id: &str, name: &str) -> Result<Chat> {
-        let pairs = tag_pairs(&[name.to_owned()])?;
+        let pairs = unique_tags(&[name.to_owned()]);
         retry_stale(|| async {
             let (chat, version) = self.read_chat(id).await?;
             let mut all: Vec<(String, String)> =
@@ -525,9 +524,6 @@ impl ChatRepo for PocketBase {
     }
 
     async fn remove_tag(&self, id: &str, name_or_id: &str) -> Result<Chat> {
-        if name_or_id.is_empty() {
-            return Err(Error::invalid("tag name must not be empty"));
-        }
         let target = tag_id(name_or_id);
         retry_stale(|| async {
             let (chat, version) = self.read_chat(id).await?;

@@ -251,10 +251,6 @@ impl FileRepo for PocketBase {
     }
 
     async fn list(&self, query: &FileQuery) -> Result<Page<FileMeta>> {
-        query.page.validate()?;
-        if let Some(user) = &query.user_id {
-            validate::id("user_id", user)?;
-        }
         let q = ListQuery {
             filter: query
                 .user_id
@@ -287,7 +283,6 @@ impl FileRepo for PocketBase {
     }
 
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
-        validate::id("user_id", user_id)?;
         let ops = vec![TxOp::DeleteWhere {
             collection: self.cols().files.clone(),
             field: "user_id",

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chatstore_core::messages::message_key;
-use chatstore_core::query::validate_scan_limit;
 use chatstore_core::{Chat, Error, Message, MessageRepo, NewMessage, Result, blob, validate};
 use serde_json::{Value, json};
 
@@ -140,7 +139,6 @@ impl PocketBase {
 #[async_trait]
 impl MessageRepo for PocketBase {
     async fn upsert(&self, message: NewMessage) -> Result<Message> {
-        message.validate()?;
         let chat_id = message.chat_id.clone();
         let batch = [message];
         let mut stored = retry_stale(|| self.upsert_once(&chat_id, &batch)).await?;
@@ -150,13 +148,6 @@ impl MessageRepo for PocketBase {
     }
 
     async fn upsert_many(&self, chat_id: &str, messages: Vec<NewMessage>) -> Result<Vec<Message>> {
-        validate::id("chat id", chat_id)?;
-        if let Some(m) = messages.iter().find(|m| m.chat_id != chat_id) {
-            return Err(Error::invalid(format!(
-                "message {:?} belongs to chat {:?}, not {chat_id:?}",
-                m.id, m.chat_id
-            )));
-        }
         if messages.is_empty() {
             self.read_chat(chat_id).await?;
             return Ok(Vec::new());
@@ -183,7 +174,6 @@ impl MessageRepo for PocketBase {
     }
 
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
-        validate_scan_limit(limit)?;
         let q = ListQuery {
             filter: after
                 .map(|a| format!("key > {}", filter::literal(a)))

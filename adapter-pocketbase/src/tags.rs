@@ -4,9 +4,7 @@
 //! transaction (the `delete_tag` op), so a concurrent chat writer re-reads the chat.
 
 use async_trait::async_trait;
-use chatstore_core::query::validate_scan_limit;
-use chatstore_core::tags::{tag_id_checked, validate_tag};
-use chatstore_core::{Error, Result, Tag, TagKey, TagRepo, TagUsage, tag_id, validate};
+use chatstore_core::{Error, Result, Tag, TagKey, TagRepo, TagUsage, tag_id};
 use serde_json::{Value, json};
 
 use crate::PocketBase;
@@ -40,7 +38,6 @@ fn from_record(r: &Value) -> Result<Tag> {
 #[async_trait]
 impl TagRepo for PocketBase {
     async fn list(&self, user_id: &str) -> Result<Vec<Tag>> {
-        validate::id("user_id", user_id)?;
         let q = ListQuery {
             filter: filter::eq("user_id", user_id),
             sort: "tag_id".to_owned(),
@@ -73,7 +70,6 @@ impl TagRepo for PocketBase {
     }
 
     async fn get(&self, user_id: &str, name_or_id: &str) -> Result<Tag> {
-        validate::id("user_id", user_id)?;
         let r = self
             .client()
             .get_record(
@@ -87,17 +83,13 @@ impl TagRepo for PocketBase {
     }
 
     async fn ensure(&self, user_id: &str, name: &str) -> Result<Tag> {
-        validate::id("user_id", user_id)?;
-        let id = tag_id_checked(name)?;
+        let id = tag_id(name);
         let ops = vec![self.ensure_tag_op(user_id, &id, name)];
         self.client().tx(ops, Subject::new("tag", &id)).await?;
         TagRepo::get(self, user_id, &id).await
     }
 
     async fn create_many(&self, tags: Vec<Tag>) -> Result<()> {
-        for tag in &tags {
-            validate_tag(tag)?;
-        }
         let bodies = tags.iter().map(body).collect();
         self.client()
             .create_all(&self.cols().tags, bodies, Subject::new("tag", ""))
@@ -105,7 +97,6 @@ impl TagRepo for PocketBase {
     }
 
     async fn delete(&self, user_id: &str, name_or_id: &str) -> Result<()> {
-        validate::id("user_id", user_id)?;
         let ops = vec![TxOp::DeleteTag {
             collection: self.cols().tags.clone(),
             chats: self.cols().chats.clone(),
@@ -119,7 +110,6 @@ impl TagRepo for PocketBase {
     }
 
     async fn scan(&self, after: Option<&TagKey>, limit: u32) -> Result<Vec<Tag>> {
-        validate_scan_limit(limit)?;
         let q = ListQuery {
             filter: after
                 .map(|a| {

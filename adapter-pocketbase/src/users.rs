@@ -153,7 +153,6 @@ impl UserRepo for PocketBase {
     }
 
     async fn list(&self, page: PageRequest) -> Result<Page<User>> {
-        page.validate()?;
         let q = ListQuery {
             sort: "-created_at,id".to_owned(),
             ..ListQuery::default()

@@ -15,8 +15,7 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use chatstore_core::chats::{PreparedChat, tag_pairs};
-use chatstore_core::query::validate_scan_limit;
+use chatstore_core::chats::{PreparedChat, unique_tags};
 use chatstore_core::{
     Chat, ChatOrder, ChatPatch, ChatQuery, ChatRepo, ChatSummary, Error, FolderFilter, NewChat,
     Page, Result, TagFilter, tag_id, validate,
@@ -534,7 +533,7 @@ impl ChatRepo for SqlStore {
     }
 
     async fn list(&self, query: &ChatQuery) -> Result<Page<ChatSummary>> {
-        let tag_ids = query.validate()?;
+        let tag_ids = query.tag_ids();
         let dialect = self.dialect();
         let mut tx = self.pool().begin("chat", Mode::Read).await?;
         let mut select = Dyn::default();
@@ -589,7 +588,7 @@ impl ChatRepo for SqlStore {
     }
 
     async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {
-        let pairs = tag_pairs(names)?;
+        let pairs = unique_tags(names);
         let mut tx = self.pool().begin("chat", Mode::Write).await?;
         let chat = lock_for_tags(&mut tx, id).await?;
         let chat = set_locked_tags(&mut tx, chat, pairs).await?;
@@ -598,7 +597,7 @@ impl ChatRepo for SqlStore {
     }
 
     async fn add_tag(&self, id: &str, name: &str) -> Result<Chat> {
-        let pairs = tag_pairs(&[name.to_owned()])?;
+        let pairs = unique_tags(&[name.to_owned()]);
         let mut tx = self.pool().begin("chat", Mode::Write).await?;
         let chat = lock_for_tags(&mut tx, id).await?;
         let mut all: Vec<(String, String)> =
@@ -610,9 +609,6 @@ impl ChatRepo for SqlStore {
     }
 
     async fn remove_tag(&self, id: &str, name_or_id: &str) -> Result<Chat> {
-        if name_or_id.is_empty() {
-            return Err(Error::invalid("tag name must not be empty"));
-        }
         let target = tag_id(name_or_id);
         let mut tx = self.pool().begin("chat", Mode::Write).await?;
         let chat = lock_for_tags(&mut tx, id).await?;
@@ -628,7 +624,6 @@ impl ChatRepo for SqlStore {
     }
 
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Chat>> {
-        validate_scan_limit(limit)?;
         self.pool()
             .fetch_all("chat", SCAN, args![cursor(after), i64::from(limit)])
             .await?
@@ -638,7 +633,6 @@ impl ChatRepo for SqlStore {
     }
 
     async fn scan_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
-        validate_scan_limit(limit)?;
         self.pool()
             .fetch_all("chat", SCAN_IDS, args![cursor(after), i64::from(limit)])
             .await?

@@ -406,10 +406,6 @@ impl FileRepo for SqlStore {
     }
 
     async fn list(&self, query: &FileQuery) -> Result<Page<FileMeta>> {
-        query.page.validate()?;
-        if let Some(user) = &query.user_id {
-            validate::id("user_id", user)?;
-        }
         let (limit, offset) = page_args(&query.page);
         let mut tx = self.pool().begin("file", Mode::Read).await?;
         let total = tx.fetch_one(COUNT, args![&query.user_id]).await?.int("n")?;
@@ -447,7 +443,6 @@ impl FileRepo for SqlStore {
     }
 
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
-        validate::id("user_id", user_id)?;
         let mut tx = self.pool().begin("file", Mode::Write).await?;
         let paths: Vec<Option<String>> = tx
             .fetch_all(USER_PATHS, args![user_id])
@@ -464,7 +459,6 @@ impl FileRepo for SqlStore {
     }
 
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<FileMeta>> {
-        validate_scan_limit(limit)?;
         self.pool()
             .fetch_all("file", SCAN, args![cursor(after), i64::from(limit)])
             .await?
@@ -474,7 +468,6 @@ impl FileRepo for SqlStore {
     }
 
     async fn scan_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
-        validate_scan_limit(limit)?;
         self.pool()
             .fetch_all("file", SCAN_IDS, args![cursor(after), i64::from(limit)])
             .await?

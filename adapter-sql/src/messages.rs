@@ -9,7 +9,6 @@
 
 use async_trait::async_trait;
 use chatstore_core::messages::message_key;
-use chatstore_core::query::validate_scan_limit;
 use chatstore_core::{Chat, Error, Message, MessageRepo, NewMessage, Result, blob, validate};
 use serde_json::{Map, Value, json};
 
@@ -222,7 +221,6 @@ async fn backfill(tx: &mut Tx, chat: &mut Chat) -> Result<()> {
 
 /// Upserts one message into a locked chat (row now, blob in memory; the caller writes it).
 async fn upsert_locked(tx: &mut Tx, chat: &mut Chat, message: NewMessage) -> Result<Message> {
-    message.validate()?;
     let existing = match tx
         .fetch_optional(
             GET,
@@ -272,7 +270,6 @@ impl SqlStore {
 #[async_trait]
 impl MessageRepo for SqlStore {
     async fn upsert(&self, message: NewMessage) -> Result<Message> {
-        message.validate()?;
         let mut tx = self.pool().begin("message", Mode::Write).await?;
         let mut chat = chats::lock(&mut tx, &message.chat_id).await?;
         backfill(&mut tx, &mut chat).await?;
@@ -283,13 +280,6 @@ impl MessageRepo for SqlStore {
     }
 
     async fn upsert_many(&self, chat_id: &str, messages: Vec<NewMessage>) -> Result<Vec<Message>> {
-        validate::id("chat id", chat_id)?;
-        if let Some(m) = messages.iter().find(|m| m.chat_id != chat_id) {
-            return Err(Error::invalid(format!(
-                "message {:?} belongs to chat {:?}, not {chat_id:?}",
-                m.id, m.chat_id
-            )));
-        }
         let mut tx = self.pool().begin("message", Mode::Write).await?;
         let mut chat = chats::lock(&mut tx, chat_id).await?;
         backfill(&mut tx, &mut chat).await?;
@@ -361,7 +351,6 @@ impl MessageRepo for SqlStore {
     }
 
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
-        validate_scan_limit(limit)?;
         self.pool()
             .fetch_all("message", SCAN, args![cursor(after), i64::from(limit)])
             .await?

@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use chatstore_core::query::validate_scan_limit;
-use chatstore_core::tags::{tag_id_checked, validate_tag};
-use chatstore_core::{Error, Result, Tag, TagKey, TagRepo, TagUsage, tag_id, validate};
+use chatstore_core::{Error, Result, Tag, TagKey, TagRepo, TagUsage, tag_id};
 use serde_json::Value;
 
 use crate::chats::{
@@ -86,7 +84,6 @@ fn tag_from_row(row: &Row) -> Result<Tag> {
 #[async_trait]
 impl TagRepo for SqlStore {
     async fn list(&self, user_id: &str) -> Result<Vec<Tag>> {
-        validate::id("user_id", user_id)?;
         self.pool()
             .fetch_all("tag", LIST, args![user_id])
             .await?
@@ -96,7 +93,6 @@ impl TagRepo for SqlStore {
     }
 
     async fn usage(&self, user_id: &str) -> Result<Vec<TagUsage>> {
-        validate::id("user_id", user_id)?;
         let mut tx = self.pool().begin("tag", Mode::Read).await?;
         let tags = tx.fetch_all(LIST, args![user_id]).await?;
         let counts: HashMap<String, i64> = tx
@@ -119,7 +115,6 @@ impl TagRepo for SqlStore {
     }
 
     async fn get(&self, user_id: &str, name_or_id: &str) -> Result<Tag> {
-        validate::id("user_id", user_id)?;
         let id = tag_id(name_or_id);
         if !storable(&id) {
             return Err(Error::not_found("tag", name_or_id));
@@ -135,8 +130,7 @@ impl TagRepo for SqlStore {
     }
 
     async fn ensure(&self, user_id: &str, name: &str) -> Result<Tag> {
-        validate::id("user_id", user_id)?;
-        let id = tag_id_checked(name)?;
+        let id = tag_id(name);
         let mut tx = self.pool().begin("tag", Mode::Write).await?;
         tx.execute(ENSURE, args![id.as_str(), name, user_id])
             .await?;
@@ -147,9 +141,6 @@ impl TagRepo for SqlStore {
     }
 
     async fn create_many(&self, tags: Vec<Tag>) -> Result<()> {
-        for tag in &tags {
-            validate_tag(tag)?;
-        }
         let mut tx = self.pool().begin("tag", Mode::Write).await?;
         for tag in &tags {
             tx.execute(
@@ -167,7 +158,6 @@ impl TagRepo for SqlStore {
     }
 
     async fn delete(&self, user_id: &str, name_or_id: &str) -> Result<()> {
-        validate::id("user_id", user_id)?;
         let id = tag_id(name_or_id);
         if !storable(&id) {
             return Err(Error::not_found("tag", name_or_id));
@@ -199,7 +189,6 @@ impl TagRepo for SqlStore {
     }
 
     async fn scan(&self, after: Option<&TagKey>, limit: u32) -> Result<Vec<Tag>> {
-        validate_scan_limit(limit)?;
         let (user, id) = match after {
             Some(key) => (cursor(Some(&key.user_id)), cursor(Some(&key.id))),
             None => (String::new(), String::new()),

@@ -6,7 +6,6 @@
 //! non-ASCII email, and Rust compares their full lower-case forms.
 
 use async_trait::async_trait;
-use chatstore_core::query::validate_scan_limit;
 use chatstore_core::{
     Error, NewUser, Page, PageRequest, Result, User, UserPatch, UserRepo, validate,
 };
@@ -282,7 +281,6 @@ impl UserRepo for SqlStore {
     }
 
     async fn list(&self, page: PageRequest) -> Result<Page<User>> {
-        page.validate()?;
         let (limit, offset) = page_args(&page);
         let mut tx = self.pool().begin("user", Mode::Read).await?;
         let total = tx.fetch_one(COUNT, args![]).await?.int("n")?;
@@ -300,7 +298,6 @@ impl UserRepo for SqlStore {
     }
 
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>> {
-        validate_scan_limit(limit)?;
         self.pool()
             .fetch_all("user", SCAN, args![cursor(after), i64::from(limit)])
             .await?
@@ -310,7 +307,6 @@ impl UserRepo for SqlStore {
     }
 
     async fn scan_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
-        validate_scan_limit(limit)?;
         self.pool()
             .fetch_all("user", SCAN_IDS, args![cursor(after), i64::from(limit)])
             .await?

@@ -12,8 +12,7 @@ use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use chatstore_core::vectors::{
-    Condition, MAX_DIMENSION, as_text, exact_search, validate_collection, validate_items,
-    validate_search,
+    Condition, as_text, exact_search, validate_item_dimension, validate_query_dimension,
 };
 use chatstore_core::{Error, Result, SearchHit, VectorFilter, VectorItem, VectorRepo};
 use serde_json::Value;
@@ -216,9 +215,7 @@ impl SqlStore {
         items: Vec<VectorItem>,
         replace: bool,
     ) -> Result<()> {
-        validate_collection(collection)?;
         if !self.vector_table().await? {
-            validate_items(&items, None, MAX_DIMENSION)?;
             if items.is_empty() {
                 return Ok(());
             }
@@ -231,7 +228,7 @@ impl SqlStore {
             Vec::new()
         };
         let dim = dimension(&mut tx, collection, &replaced).await?;
-        validate_items(&items, dim, MAX_DIMENSION)?;
+        validate_item_dimension(&items, dim)?;
         let sql = if replace { UPSERT } else { INSERT };
         for item in &items {
             tx.execute(
@@ -260,7 +257,6 @@ impl SqlStore {
 impl VectorRepo for SqlStore {
     async fn has_collection(&self, name: &str) -> Result<bool> {
         self.sqlite_only("vectors.has_collection")?;
-        validate_collection(name)?;
         if !self.vector_table().await? {
             return Ok(false);
         }
@@ -273,7 +269,6 @@ impl VectorRepo for SqlStore {
 
     async fn delete_collection(&self, name: &str) -> Result<()> {
         self.sqlite_only("vectors.delete_collection")?;
-        validate_collection(name)?;
         if self.vector_table().await? {
             self.pool()
                 .execute("vector", DELETE_COLLECTION, args![name])
@@ -300,17 +295,12 @@ impl VectorRepo for SqlStore {
         limit: u32,
     ) -> Result<Vec<Vec<SearchHit>>> {
         self.sqlite_only("vectors.search")?;
-        validate_collection(collection)?;
-        if let Some(f) = filter {
-            f.validate()?;
-        }
         if !self.vector_table().await? {
-            validate_search(vectors, None, limit, MAX_DIMENSION)?;
             return Ok(vec![Vec::new(); vectors.len()]);
         }
         let mut tx = self.pool().begin("vector", Mode::Read).await?;
         let dim = dimension(&mut tx, collection, &[]).await?;
-        validate_search(vectors, dim, limit, MAX_DIMENSION)?;
+        validate_query_dimension(vectors, dim)?;
         let items = matching_items(&mut tx, collection, None, filter).await?;
         tx.commit().await?;
         let refs: Vec<&VectorItem> = items.iter().collect();
@@ -327,7 +317,6 @@ impl VectorRepo for SqlStore {
         limit: Option<u32>,
     ) -> Result<Vec<VectorItem>> {
         self.sqlite_only("vectors.query")?;
-        chatstore_core::vectors::validate_query(collection, filter, limit)?;
         if !self.vector_table().await? {
             return Ok(Vec::new());
         }
@@ -342,7 +331,6 @@ impl VectorRepo for SqlStore {
 
     async fn get(&self, collection: &str) -> Result<Vec<VectorItem>> {
         self.sqlite_only("vectors.get")?;
-        validate_collection(collection)?;
         if !self.vector_table().await? {
             return Ok(Vec::new());
         }
@@ -359,7 +347,6 @@ impl VectorRepo for SqlStore {
         filter: Option<&VectorFilter>,
     ) -> Result<u64> {
         self.sqlite_only("vectors.delete")?;
-        chatstore_core::vectors::validate_delete(collection, ids, filter)?;
         if !self.vector_table().await? {
             return Ok(0);
         }
@@ -406,7 +393,6 @@ impl VectorRepo for SqlStore {
         limit: u32,
     ) -> Result<Vec<VectorItem>> {
         self.sqlite_only("vectors.scan")?;
-        chatstore_core::vectors::validate_scan(collection, limit)?;
         if !self.vector_table().await? {
             return Ok(Vec::new());
         }

@@ -247,14 +247,23 @@ pub struct PreparedChat {
 
 /// Normalises tag names to `(id, name)` pairs, first spelling kept, duplicates dropped.
 pub fn tag_pairs(names: &[String]) -> Result<Vec<(String, String)>> {
+    for name in names {
+        tags::tag_id_checked(name)?;
+    }
+    Ok(unique_tags(names))
+}
+
+/// `(tag id, name)` of each name, the first name of each id only, in order; for backends,
+/// behind the validation layer that checked the names with [`tag_pairs`].
+pub fn unique_tags(names: &[String]) -> Vec<(String, String)> {
     let mut pairs: Vec<(String, String)> = Vec::with_capacity(names.len());
     for name in names {
-        let id = tags::tag_id_checked(name)?;
+        let id = tags::tag_id(name);
         if !pairs.iter().any(|(seen, _)| *seen == id) {
             pairs.push((id, name.clone()));
         }
     }
-    Ok(pairs)
+    pairs
 }
 
 /// Changes to a chat; `None` leaves a field as it is.

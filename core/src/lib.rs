@@ -44,6 +44,7 @@ pub mod error;
 pub mod files;
 pub mod groups;
 pub mod layer;
+pub mod layers;
 pub mod memory;
 pub mod messages;
 pub mod pool_budget;

@@ -220,17 +220,26 @@ impl ChatQuery {
                         "tag filter AllOf needs at least one tag; use TagFilter::Any for no filter",
                     ));
                 }
-                let mut ids = Vec::with_capacity(names.len());
                 for name in names {
-                    let id = crate::tags::tag_id_checked(name)?;
-                    if !ids.contains(&id) {
-                        ids.push(id);
-                    }
+                    crate::tags::tag_id_checked(name)?;
                 }
-                ids.sort();
-                Ok(ids)
+                Ok(self.tag_ids())
             }
             _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The tag ids of an `AllOf` tag filter, sorted, each once (empty for other filters); for
+    /// backends, behind the validation layer that ran [`ChatQuery::validate`].
+    pub fn tag_ids(&self) -> Vec<String> {
+        match &self.tags {
+            TagFilter::AllOf(names) => {
+                let mut ids: Vec<String> = names.iter().map(|n| crate::tags::tag_id(n)).collect();
+                ids.sort();
+                ids.dedup();
+                ids
+            }
+            _ => Vec::new(),
         }
     }
 }

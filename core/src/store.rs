@@ -8,6 +8,10 @@ use crate::{Capabilities, ChatRepo, FileRepo, MessageRepo, Result, TagRepo, User
 
 /// A bundle of one repository per aggregate. Chats, messages and tags must come from one
 /// backend (they move together); users, files and vectors may each come from another.
+///
+/// Every store checks its input in one place: [`Store::new`] puts the
+/// [validation layer](crate::layers::validate) in front of the repositories, so the public
+/// fields refuse bad input before any backend is touched.
 #[derive(Clone)]
 pub struct Store {
     /// Users.
@@ -25,6 +29,8 @@ pub struct Store {
     backend: String,
     capabilities: Capabilities,
     changes: Option<Arc<dyn ChangeFeed>>,
+    /// The repositories under the validation layer.
+    inner: Arc<StoreParts>,
 }
 
 impl std::fmt::Debug for Store {
@@ -37,6 +43,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// The parts of a [`Store`].
+#[derive(Clone)]
 pub struct StoreParts {
     /// Users.
     pub users: Arc<dyn UserRepo>,
@@ -53,30 +60,44 @@ pub struct StoreParts {
 }
 
 impl Store {
-    /// A store from its parts, named `backend` (e.g. `"sqlite"`, `"postgres+pgvector"`).
+    /// A store from its parts, named `backend` (e.g. `"sqlite"`, `"postgres+pgvector"`),
+    /// behind the [validation layer](crate::layers::validate) for every group `capabilities`
+    /// has.
     pub fn new(backend: impl Into<String>, capabilities: Capabilities, parts: StoreParts) -> Self {
+        let checked = crate::layers::validate::validated(&parts, capabilities);
         Store {
-            users: parts.users,
-            chats: parts.chats,
-            messages: parts.messages,
-            tags: parts.tags,
-            files: parts.files,
-            vectors: parts.vectors,
+            users: checked.users,
+            chats: checked.chats,
+            messages: checked.messages,
+            tags: checked.tags,
+            files: checked.files,
+            vectors: checked.vectors,
             backend: backend.into(),
             capabilities,
             changes: None,
+            inner: Arc::new(parts),
         }
     }
 
-    /// Clones of the repositories, to wrap them (see [`Layer`](crate::Layer)) or rebuild a store.
+    /// Clones of the repositories as given to [`Store::new`], under the validation layer: a
+    /// [`Layer`](crate::Layer) wraps these and builds its store with [`Store::new`], which puts
+    /// validation back in front, so the input is checked once, before any layer sees it.
     pub fn parts(&self) -> StoreParts {
-        StoreParts {
-            users: self.users.clone(),
-            chats: self.chats.clone(),
-            messages: self.messages.clone(),
-            tags: self.tags.clone(),
-            files: self.files.clone(),
-            vectors: self.vectors.clone(),
+        (*self.inner).clone()
+    }
+
+    /// A store of `parts`, named `backend`, with `capabilities`, keeping this store's change
+    /// feed: what a [`Layer`](crate::Layer) builds.
+    pub fn rebuild(
+        &self,
+        backend: impl Into<String>,
+        capabilities: Capabilities,
+        parts: StoreParts,
+    ) -> Store {
+        let store = Store::new(backend, capabilities, parts);
+        match self.changes() {
+            Some(feed) => store.with_changes(feed),
+            None => store,
         }
     }
 

@@ -131,6 +131,38 @@ pub fn validate_items(items: &[VectorItem], dim: Option<usize>, max_dim: usize) 
     Ok(())
 }
 
+/// Checks items against the dimension of the collection they go to (`None`: it has none
+/// yet): the part of [`validate_items`] that needs the stored data, for backends behind the
+/// validation layer.
+pub fn validate_item_dimension(items: &[VectorItem], dim: Option<usize>) -> Result<()> {
+    let Some(d) = dim else {
+        return Ok(());
+    };
+    match items.iter().find(|item| item.vector.len() != d) {
+        Some(item) => Err(Error::invalid(format!(
+            "vector of item {:?} has {} dimensions but the collection's vectors have {d}",
+            item.id,
+            item.vector.len()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Checks query vectors against the collection's dimension (`None`: unknown): the part of
+/// [`validate_search`] that needs the stored data, for backends behind the validation layer.
+pub fn validate_query_dimension(vectors: &[Vec<f32>], dim: Option<usize>) -> Result<()> {
+    let Some(d) = dim else {
+        return Ok(());
+    };
+    match vectors.iter().enumerate().find(|(_, v)| v.len() != d) {
+        Some((i, v)) => Err(Error::invalid(format!(
+            "query vector {i} has {} dimensions but the collection's vectors have {d}",
+            v.len()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Checks a search: 1..=[`MAX_QUERY_VECTORS`] query vectors of the collection's dimension
 /// (when known) and a limit in 1..=[`MAX_SEARCH_LIMIT`].
 pub fn validate_search(

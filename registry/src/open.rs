@@ -192,7 +192,7 @@ fn with_vectors(base: &Store, name: String, vectors: Arc<dyn VectorRepo>) -> Sto
     capabilities.vectors = true;
     let mut parts = base.parts();
     parts.vectors = vectors;
-    Store::new(
+    base.rebuild(
         format!("{}+{name}", base.backend_name()),
         capabilities,
         parts,

@@ -5,9 +5,9 @@ use async_trait::async_trait;
 use super::{MemoryBackend, State};
 use crate::changes::{ChangeEvent, ChangeKind, field, patch_fields};
 use crate::chats::{
-    Chat, ChatPatch, ChatRepo, ChatSummary, NewChat, matches_query, sort_summaries, tag_pairs,
+    Chat, ChatPatch, ChatRepo, ChatSummary, NewChat, matches_query, sort_summaries, unique_tags,
 };
-use crate::query::{ChatQuery, Page, validate_scan_limit};
+use crate::query::{ChatQuery, Page};
 use crate::tags::{Tag, TagKey, tag_id};
 use crate::{Error, Result, validate};
 
@@ -180,7 +180,7 @@ impl ChatRepo for MemoryBackend {
     }
 
     async fn list(&self, query: &ChatQuery) -> Result<Page<ChatSummary>> {
-        let tag_ids = query.validate()?;
+        let tag_ids = query.tag_ids();
         let s = self.lock()?;
         let mut items: Vec<ChatSummary> = s
             .chats
@@ -197,12 +197,12 @@ impl ChatRepo for MemoryBackend {
     }
 
     async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {
-        let pairs = tag_pairs(names)?;
+        let pairs = unique_tags(names);
         self.write(|s| s.set_chat_tags(id, pairs))
     }
 
     async fn add_tag(&self, id: &str, name: &str) -> Result<Chat> {
-        let pairs = tag_pairs(&[name.to_owned()])?;
+        let pairs = unique_tags(&[name.to_owned()]);
         self.write(|s| {
             let chat = s.chat(id)?.clone();
             let mut all: Vec<(String, String)> =
@@ -213,9 +213,6 @@ impl ChatRepo for MemoryBackend {
     }
 
     async fn remove_tag(&self, id: &str, name_or_id: &str) -> Result<Chat> {
-        if name_or_id.is_empty() {
-            return Err(Error::invalid("tag name must not be empty"));
-        }
         let target = tag_id(name_or_id);
         self.write(|s| {
             let chat = s.chat(id)?.clone();
@@ -230,7 +227,6 @@ impl ChatRepo for MemoryBackend {
     }
 
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Chat>> {
-        validate_scan_limit(limit)?;
         let s = self.lock()?;
         Ok(s.chats
             .values()

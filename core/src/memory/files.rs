@@ -58,10 +58,6 @@ impl FileRepo for MemoryBackend {
     }
 
     async fn list(&self, query: &FileQuery) -> Result<Page<FileMeta>> {
-        query.page.validate()?;
-        if let Some(user) = &query.user_id {
-            validate::id("user_id", user)?;
-        }
         let s = self.lock()?;
         let mut items: Vec<FileMeta> = s
             .files
@@ -93,7 +89,6 @@ impl FileRepo for MemoryBackend {
     }
 
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
-        validate::id("user_id", user_id)?;
         self.write(|s| {
             let gone: Vec<FileMeta> = s
                 .files
@@ -110,7 +105,6 @@ impl FileRepo for MemoryBackend {
     }
 
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<FileMeta>> {
-        validate_scan_limit(limit)?;
         let s = self.lock()?;
         Ok(s.files
             .values()

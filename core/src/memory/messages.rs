@@ -3,12 +3,10 @@ use async_trait::async_trait;
 use super::{MemoryBackend, State};
 use crate::changes::{ChangeEvent, ChangeKind};
 use crate::messages::{Message, MessageRepo, NewMessage, message_key};
-use crate::query::validate_scan_limit;
 use crate::{Error, Result, blob, validate};
 
 impl State {
     fn upsert_message(&mut self, message: NewMessage) -> Result<Message> {
-        message.validate()?;
         let mut chat = self.chat(&message.chat_id)?.clone();
         let key = (message.chat_id.clone(), message.id.clone());
         let existing = self.messages.get(&key);
@@ -35,13 +33,6 @@ impl MessageRepo for MemoryBackend {
     }
 
     async fn upsert_many(&self, chat_id: &str, messages: Vec<NewMessage>) -> Result<Vec<Message>> {
-        validate::id("chat id", chat_id)?;
-        if let Some(m) = messages.iter().find(|m| m.chat_id != chat_id) {
-            return Err(Error::invalid(format!(
-                "message {:?} belongs to chat {:?}, not {chat_id:?}",
-                m.id, m.chat_id
-            )));
-        }
         self.transaction(|s| {
             s.chat(chat_id)?;
             messages.into_iter().map(|m| s.upsert_message(m)).collect()
@@ -89,7 +80,6 @@ impl MessageRepo for MemoryBackend {
     }
 
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
-        validate_scan_limit(limit)?;
         let s = self.lock()?;
         let mut all: Vec<(String, &Message)> = s
             .messages

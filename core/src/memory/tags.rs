@@ -2,14 +2,12 @@ use crate::changes::{ChangeEvent, ChangeKind, field};
 use async_trait::async_trait;
 
 use super::MemoryBackend;
-use crate::query::validate_scan_limit;
-use crate::tags::{Tag, TagKey, TagRepo, TagUsage, tag_id, tag_id_checked, validate_tag};
-use crate::{Error, Result, validate};
+use crate::tags::{Tag, TagKey, TagRepo, TagUsage, tag_id};
+use crate::{Error, Result};
 
 #[async_trait]
 impl TagRepo for MemoryBackend {
     async fn list(&self, user_id: &str) -> Result<Vec<Tag>> {
-        validate::id("user_id", user_id)?;
         let s = self.lock()?;
         Ok(s.tags
             .values()
@@ -19,7 +17,6 @@ impl TagRepo for MemoryBackend {
     }
 
     async fn usage(&self, user_id: &str) -> Result<Vec<TagUsage>> {
-        validate::id("user_id", user_id)?;
         let s = self.lock()?;
         Ok(s.tags
             .values()
@@ -36,7 +33,6 @@ impl TagRepo for MemoryBackend {
     }
 
     async fn get(&self, user_id: &str, name_or_id: &str) -> Result<Tag> {
-        validate::id("user_id", user_id)?;
         let key = TagKey {
             user_id: user_id.to_owned(),
             id: tag_id(name_or_id),
@@ -49,16 +45,12 @@ impl TagRepo for MemoryBackend {
     }
 
     async fn ensure(&self, user_id: &str, name: &str) -> Result<Tag> {
-        validate::id("user_id", user_id)?;
-        let id = tag_id_checked(name)?;
+        let id = tag_id(name);
         let mut s = self.lock()?;
         Ok(s.ensure_tag(user_id, &id, name))
     }
 
     async fn create_many(&self, tags: Vec<Tag>) -> Result<()> {
-        for tag in &tags {
-            validate_tag(tag)?;
-        }
         self.transaction(|s| {
             for tag in tags {
                 let key = TagKey {
@@ -78,7 +70,6 @@ impl TagRepo for MemoryBackend {
     }
 
     async fn delete(&self, user_id: &str, name_or_id: &str) -> Result<()> {
-        validate::id("user_id", user_id)?;
         let id = tag_id(name_or_id);
         self.write(|s| {
             let key = TagKey {
@@ -102,7 +93,6 @@ impl TagRepo for MemoryBackend {
     }
 
     async fn scan(&self, after: Option<&TagKey>, limit: u32) -> Result<Vec<Tag>> {
-        validate_scan_limit(limit)?;
         let s = self.lock()?;
         Ok(s.tags
             .iter()

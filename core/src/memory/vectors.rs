@@ -5,8 +5,8 @@ use async_trait::async_trait;
 
 use super::{MemoryBackend, State};
 use crate::vectors::{
-    MAX_DIMENSION, SearchHit, VectorFilter, VectorItem, VectorRepo, exact_search,
-    validate_collection, validate_items, validate_search,
+    SearchHit, VectorFilter, VectorItem, VectorRepo, exact_search, validate_item_dimension,
+    validate_query_dimension,
 };
 use crate::{Error, Result};
 
@@ -29,20 +29,17 @@ impl State {
 #[async_trait]
 impl VectorRepo for MemoryBackend {
     async fn has_collection(&self, name: &str) -> Result<bool> {
-        validate_collection(name)?;
         Ok(self.lock()?.items_of(name).next().is_some())
     }
 
     async fn delete_collection(&self, name: &str) -> Result<()> {
-        validate_collection(name)?;
         self.lock()?.vectors.retain(|_, (c, _)| c != name);
         Ok(())
     }
 
     async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
-        validate_collection(collection)?;
         let mut s = self.lock()?;
-        validate_items(&items, s.collection_dim(collection, &[]), MAX_DIMENSION)?;
+        validate_item_dimension(&items, s.collection_dim(collection, &[]))?;
         if let Some(item) = items.iter().find(|i| s.vectors.contains_key(&i.id)) {
             return Err(Error::conflict(
                 "vector",
@@ -57,14 +54,9 @@ impl VectorRepo for MemoryBackend {
     }
 
     async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
-        validate_collection(collection)?;
         let mut s = self.lock()?;
         let replaced: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
-        validate_items(
-            &items,
-            s.collection_dim(collection, &replaced),
-            MAX_DIMENSION,
-        )?;
+        validate_item_dimension(&items, s.collection_dim(collection, &replaced))?;
         for item in items {
             s.vectors
                 .insert(item.id.clone(), (collection.to_owned(), item));
@@ -79,17 +71,8 @@ impl VectorRepo for MemoryBackend {
         filter: Option<&VectorFilter>,
         limit: u32,
     ) -> Result<Vec<Vec<SearchHit>>> {
-        validate_collection(collection)?;
-        if let Some(f) = filter {
-            f.validate()?;
-        }
         let s = self.lock()?;
-        validate_search(
-            vectors,
-            s.collection_dim(collection, &[]),
-            limit,
-            MAX_DIMENSION,
-        )?;
+        validate_query_dimension(vectors, s.collection_dim(collection, &[]))?;
         let items: Vec<&VectorItem> = s.items_of(collection).collect();
         Ok(vectors
             .iter()
@@ -103,7 +86,6 @@ impl VectorRepo for MemoryBackend {
         filter: &VectorFilter,
         limit: Option<u32>,
     ) -> Result<Vec<VectorItem>> {
-        crate::vectors::validate_query(collection, filter, limit)?;
         let s = self.lock()?;
         Ok(s.items_of(collection)
             .filter(|i| filter.matches(&i.metadata))
@@ -113,7 +95,6 @@ impl VectorRepo for MemoryBackend {
     }
 
     async fn get(&self, collection: &str) -> Result<Vec<VectorItem>> {
-        validate_collection(collection)?;
         Ok(self.lock()?.items_of(collection).cloned().collect())
     }
 
@@ -123,7 +104,6 @@ impl VectorRepo for MemoryBackend {
         ids: Option<&[String]>,
         filter: Option<&VectorFilter>,
     ) -> Result<u64> {
-        crate::vectors::validate_delete(collection, ids, filter)?;
         let mut s = self.lock()?;
         let before = s.vectors.len();
         s.vectors.retain(|id, (c, item)| {
@@ -152,7 +132,6 @@ impl VectorRepo for MemoryBackend {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<VectorItem>> {
-        crate::vectors::validate_scan(collection, limit)?;
         let s = self.lock()?;
         let start = match after {
             Some(a) => Bound::Excluded(a.to_owned()),
