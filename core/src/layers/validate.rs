@@ -28,6 +28,7 @@
 //! whatever the input.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -39,9 +40,9 @@ use crate::vectors::{
     validate_items, validate_query, validate_scan, validate_search,
 };
 use crate::{
-    Capabilities, Chat, ChatPatch, ChatRepo, ChatSummary, Error, FileMeta, FileRepo, Message,
-    MessageRepo, NewChat, NewFile, NewMessage, NewUser, Result, StoreParts, Tag, TagRepo, TagUsage,
-    User, UserPatch, UserRepo, VectorRepo, validate,
+    ByteRange, ByteStream, Capabilities, Chat, ChatPatch, ChatRepo, ChatSummary, Error, FileMeta,
+    FileRepo, FileStream, Message, MessageRepo, NewChat, NewFile, NewMessage, NewUser, Result,
+    SignedUrl, StoreParts, Tag, TagRepo, TagUsage, User, UserPatch, UserRepo, VectorRepo, validate,
 };
 
 /// Wraps every repository whose group `capabilities` has in the validation layer.
@@ -271,6 +272,20 @@ impl FileRepo for Validated<dyn FileRepo> {
     async fn scan_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
         validate_scan_limit(limit)?;
         self.0.scan_ids(after, limit).await
+    }
+    async fn put_stream(
+        &self,
+        file: NewFile,
+        body: ByteStream,
+        expected_sha256: Option<&str>,
+    ) -> Result<FileMeta> {
+        self.0.put_stream(file, body, expected_sha256).await
+    }
+    async fn read_stream(&self, id: &str, range: Option<ByteRange>) -> Result<FileStream> {
+        self.0.read_stream(id, range).await
+    }
+    async fn download_url(&self, id: &str, ttl: Duration) -> Result<SignedUrl> {
+        self.0.download_url(id, ttl).await
     }
 }
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::{MemoryBackend, State};
 use crate::changes::{ChangeEvent, ChangeKind};
 use crate::files::{FileMeta, FileRepo, NewFile, verify};
-use crate::query::{FileQuery, Page, validate_scan_limit};
+use crate::query::{FileQuery, Page};
 use crate::signing::{SignedUrl, local_download_url};
 use crate::transfer::{
     ByteRange, ByteStream, FileStream, Hashing, MAX_STREAMED_FILE_BYTES, stream_bytes,
