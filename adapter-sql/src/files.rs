@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chatstore_core::files::{RESERVED_META_KEYS, sha256_hex, verify};
-use chatstore_core::query::validate_scan_limit;
 use chatstore_core::signing::local_download_url;
 use chatstore_core::transfer::{
     CHUNK_BYTES, Hashing, MAX_STREAMED_FILE_BYTES, Received, stream_bytes,
