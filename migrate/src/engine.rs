@@ -265,6 +265,27 @@ fn tag_key_id(t: &TagKey) -> String {
     format!("{}/{}", t.user_id, t.id)
 }
 
+/// Whether the store holds a chat with this id, asked by id only (an unreadable chat exists:
+/// it was set aside with its messages).
+async fn chat_exists(store: &Store, id: &str) -> Result<bool> {
+    const PAGE: u32 = 8;
+    // Every id below `id` that could sort after this cursor starts with it.
+    let mut after = id.to_owned();
+    after.pop();
+    loop {
+        let ids = store.chats.scan_ids(Some(&after), PAGE).await?;
+        if ids.iter().any(|i| i == id) {
+            return Ok(true);
+        }
+        match ids.last() {
+            Some(last) if ids.len() == PAGE as usize && last.as_str() < id => {
+                after = last.clone();
+            }
+            _ => return Ok(false),
+        }
+    }
+}
+
 /// Whether a store holds this group at all (`Unsupported` otherwise).
 async fn supports(store: &Store, group: ModelGroup) -> Result<bool> {
     let probe = match group {
@@ -678,17 +699,10 @@ impl<'a> Migration<'a> {
                 let exists = match known.get(&m.chat_id) {
                     Some(e) => *e,
                     None => {
-                        let e = match retrying("looking up a message's chat", || {
-                            self.source.chats.get(&m.chat_id)
+                        let e = retrying("looking up a message's chat", || {
+                            chat_exists(self.source, &m.chat_id)
                         })
-                        .await
-                        {
-                            Ok(_) => true,
-                            Err(e) if e.kind() == ErrorKind::NotFound => false,
-                            Err(e) if e.is_retryable() => return Err(e),
-                            // An unreadable chat was set aside with its messages.
-                            Err(_) => true,
-                        };
+                        .await?;
                         if known.len() > 10_000 {
                             known.clear();
                         }
