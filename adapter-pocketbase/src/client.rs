@@ -19,6 +19,8 @@ const REFRESH_MARGIN_SECS: u64 = 600;
 /// PocketBase: a file token lasts 180 s by default (the `_superusers` collection's
 /// `fileToken.duration`); a cached one is reused until this many seconds before its `exp`.
 const FILE_TOKEN_MARGIN_SECS: u64 = 60;
+/// The longest a file transfer waits for the server without a byte moving.
+const TRANSFER_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// PocketBase: `perPage` is clamped to 1000.
 pub const MAX_PER_PAGE: u64 = 1000;
 
@@ -95,7 +97,8 @@ impl Client {
             .map_err(|e| Error::backend("cannot build the HTTP client", e))?;
         let transfers = reqwest::Client::builder()
             .connect_timeout(timeout)
-            .read_timeout(timeout)
+            // PocketBase answers a large upload only after copying it into its storage.
+            .read_timeout(timeout.max(TRANSFER_IDLE_TIMEOUT))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| Error::backend("cannot build the HTTP client", e))?;

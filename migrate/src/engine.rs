@@ -27,6 +27,10 @@ pub const DEFAULT_BATCH_SIZE: u32 = 500;
 /// The default budget of file bytes held in memory for one batch of files.
 pub const DEFAULT_FILE_BATCH_BYTES: usize = 64 * 1024 * 1024;
 
+/// Files at least this large are streamed from source to target one by one (the bytes never
+/// held whole, whatever the size); smaller ones are batched with their bytes in memory.
+pub const STREAM_FILE_BYTES: u64 = 8 * 1024 * 1024;
+
 /// What to copy and where to keep the run's files.
 #[derive(Debug, Clone)]
 pub struct MigrateOptions {
@@ -758,6 +762,14 @@ impl<'a> Migration<'a> {
                         continue;
                     }
                 };
+                if meta.size >= STREAM_FILE_BYTES {
+                    // Batched files go first, so the cursor stays in id order.
+                    self.file_batch(run, gs, std::mem::take(&mut batch), &metas)
+                        .await?;
+                    bytes_held = 0;
+                    self.stream_file(run, gs, meta).await?;
+                    continue;
+                }
                 let bytes = match retrying("reading a file's bytes", || src.read(&meta.id)).await {
                     Ok(b) => b,
                     Err(e) if e.is_retryable() => return Err(e),
@@ -786,6 +798,45 @@ impl<'a> Migration<'a> {
             gs.cursor = Some(Value::String(page_last));
             run.checkpoint(group, gs, self.progress)?;
         }
+    }
+
+    /// Streams one large file from the source to the target, the source's sha256 expected
+    /// (a mismatch stores nothing), then checkpoints. A file the target already holds with the
+    /// same sha256 (a resumed run) is skipped.
+    async fn stream_file(&self, run: &mut Run, gs: &mut GroupState, meta: FileMeta) -> Result<()> {
+        let group = ModelGroup::Files;
+        let (src, dst) = (&self.source.files, &self.target.files);
+        let copied = retrying("streaming a file to the target", || async {
+            let stream = src.read_stream(&meta.id, None).await?;
+            dst.put_stream(new_file(&meta, Vec::new()), stream.body, Some(&meta.sha256))
+                .await
+        })
+        .await;
+        match copied {
+            Ok(_) => gs.counts.written += 1,
+            Err(e) if e.kind() == chatstore_core::ErrorKind::Conflict => {
+                let stored = retrying("checking an uploaded file", || dst.get(&meta.id)).await?;
+                if stored.sha256 == meta.sha256 && stored.size == meta.size {
+                    gs.counts.skipped += 1;
+                } else {
+                    let e = Error::backend_msg(format!(
+                        "the target holds another file under this id (sha256 {}, {} bytes)",
+                        stored.sha256, stored.size
+                    ));
+                    run.letter(gs, group, "file", meta.id.clone(), json(&meta), &e);
+                }
+            }
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(e) => {
+                let e = Error::backend_msg(format!(
+                    "the file could not be streamed (source bytes missing or not matching its sha256, or refused by the target): {e}"
+                ));
+                run.letter(gs, group, "file", meta.id.clone(), json(&meta), &e);
+            }
+        }
+        self.batch_done(run, group);
+        gs.cursor = Some(Value::String(meta.id));
+        run.checkpoint(group, gs, self.progress)
     }
 
     /// Writes files, checks the target's sha256 of each against the source's, checkpoints.

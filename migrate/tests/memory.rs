@@ -199,3 +199,44 @@ async fn a_state_for_another_target_is_refused() {
     assert_eq!(err.kind(), chatstore_core::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("another migration"), "{err}");
 }
+
+#[tokio::test]
+async fn large_files_are_streamed_between_small_batched_ones_and_resume_cleanly() {
+    let source = memory::store();
+    let big: Vec<u8> = (0..9 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    for (id, bytes) in [
+        ("a", b"small".to_vec()),
+        ("b", big.clone()),
+        ("c", b"tiny".to_vec()),
+    ] {
+        source
+            .files
+            .put(NewFile::new("u0", format!("{id}.bin"), bytes).with_id(id))
+            .await
+            .expect("file");
+    }
+    let target = memory::store();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let summary = Migration::new(&source, &target, options(&dir), &Silent)
+        .run()
+        .await
+        .expect("migrate");
+    assert_eq!(summary.dead_letters, 0, "{summary:?}");
+    assert_eq!(target.files.read("b").await.expect("big file"), big);
+    assert_eq!(target.files.read("c").await.expect("small file"), b"tiny");
+    std::fs::remove_file(dir.path().join("state.json")).expect("forget the state");
+    let again = Migration::new(&source, &target, options(&dir), &Silent)
+        .run()
+        .await
+        .expect("migrate again");
+    let files = again
+        .groups
+        .iter()
+        .find(|g| g.group == ModelGroup::Files)
+        .expect("files group");
+    assert_eq!(
+        (files.counts.written, files.counts.skipped),
+        (0, 3),
+        "{files:?}"
+    );
+}
