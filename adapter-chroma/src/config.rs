@@ -206,6 +206,14 @@ impl ChromaConfig {
     }
 }
 
+/// Open WebUI's `CHROMA_HTTP_HEADERS` (`key=value,key=value`), empty when unset.
+pub fn headers_from_env() -> Result<Vec<(String, String)>> {
+    match std::env::var("CHROMA_HTTP_HEADERS") {
+        Ok(v) if !v.trim().is_empty() => parse_headers(&v),
+        _ => Ok(Vec::new()),
+    }
+}
+
 fn parse_headers(value: &str) -> Result<Vec<(String, String)>> {
     value
         .split(',')

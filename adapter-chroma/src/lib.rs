@@ -21,6 +21,8 @@
 //!   moves ids deletes them from their old collection after writing), and vectors read back
 //!   within f32 rounding, not bit for bit (`exact_vectors = false`: Chroma keeps a cosine
 //!   collection's vectors normalised, with their norm).
+//! - [`ChromaStore::open_dir`] reads an Open WebUI vector folder (`DATA_DIR/vector_db`)
+//!   through a private `chroma run` on a copy of it; the original is never written.
 //! - `scan` walks a collection by id in pages (Chroma itself pages only by
 //!   offset in its own order, which skips or repeats records when the collection changes).
 //!
@@ -49,6 +51,7 @@ mod client;
 mod config;
 mod error;
 mod filter;
+mod local;
 mod names;
 mod scan;
 mod vectors;
@@ -57,8 +60,9 @@ use std::sync::Arc;
 
 use chatstore_core::{Result, Store, StoreParts};
 
-pub use config::{ChromaConfig, DEFAULT_PORT, IdScope};
+pub use config::{ChromaConfig, DEFAULT_PORT, IdScope, headers_from_env};
 pub use error::ServerError;
+pub use local::LocalChroma;
 
 /// The name this backend reports.
 pub const BACKEND: &str = "chroma";
@@ -73,6 +77,8 @@ pub struct ChromaStore {
     /// with another write of the same store.
     write_lock: Arc<tokio::sync::Mutex<()>>,
     snapshots: Arc<scan::Snapshots>,
+    /// The private server this store reads, when opened on a folder; stopped with the last clone.
+    local: Option<Arc<LocalChroma>>,
 }
 
 impl ChromaStore {
@@ -85,7 +91,19 @@ impl ChromaStore {
             config: Arc::new(config),
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             snapshots: Arc::new(scan::Snapshots::default()),
+            local: None,
         })
+    }
+
+    /// Opens a Chroma folder (Open WebUI's `DATA_DIR/vector_db`) through a private server on a
+    /// copy of it ([`LocalChroma`]); the original folder is never written. The server stops and
+    /// the copy is deleted when the last clone of the store is dropped.
+    pub async fn open_dir(folder: &std::path::Path) -> Result<Self> {
+        let server = LocalChroma::start(folder).await?;
+        let config = ChromaConfig::new(server.url())?;
+        let mut store = ChromaStore::connect(config).await?;
+        store.local = Some(Arc::new(server));
+        Ok(store)
     }
 
     /// The configuration.

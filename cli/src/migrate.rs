@@ -31,12 +31,15 @@ pub const PAUSE_ENV: &str = "CHATSTORE_MIGRATE_PAUSE";
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
     /// The store to copy from, opened read-only: sqlite://PATH, postgres://..., pocketbase://HOST:PORT, memory.
-    #[arg(long)]
+    /// May be left out with --groups vectors and --from-vectors.
+    #[arg(long, default_value = "", hide_default_value = true)]
     from: String,
-    /// The store to copy into.
-    #[arg(long)]
+    /// The store to copy into. May be left out with --groups vectors and --to-vectors.
+    #[arg(long, default_value = "", hide_default_value = true)]
     to: String,
-    /// Where the source's vectors live, when not in --from (postgres:// for pgvector, sqlite://).
+    /// Where the source's vectors live, when not in --from (postgres:// for pgvector, sqlite://,
+    /// chroma://HOST:PORT, chroma-dir://PATH for Open WebUI's DATA_DIR/vector_db, read through a
+    /// private Chroma server on a copy).
     #[arg(long)]
     from_vectors: Option<String>,
     /// Where the target's vectors go, when not in --to.
@@ -68,11 +71,11 @@ pub struct MigrateArgs {
 /// `chatstore verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// One store.
-    #[arg(long)]
+    /// One store (may be left out with --groups vectors and --from-vectors).
+    #[arg(long, default_value = "", hide_default_value = true)]
     from: String,
-    /// The other store.
-    #[arg(long)]
+    /// The other store (may be left out with --groups vectors and --to-vectors).
+    #[arg(long, default_value = "", hide_default_value = true)]
     to: String,
     /// Vectors of --from, when elsewhere.
     #[arg(long)]
@@ -215,6 +218,25 @@ impl Progress for Bars {
     }
 }
 
+/// An end's store URL: the one given, or `memory` (holding nothing) when only its vectors are
+/// named and only vectors are copied.
+fn end_url(
+    url: &mut String,
+    vectors: &Option<String>,
+    groups: &[ModelGroup],
+    flag: &str,
+) -> std::result::Result<(), String> {
+    if url.is_empty() {
+        if vectors.is_none() || groups.iter().any(|g| *g != ModelGroup::Vectors) {
+            return Err(format!(
+                "--{flag} is required (it may be left out only with --groups vectors and --{flag}-vectors)"
+            ));
+        }
+        *url = "memory".to_owned();
+    }
+    Ok(())
+}
+
 fn identity(url: &str, vectors: &Option<String>) -> String {
     match vectors {
         Some(v) => format!("{url} vectors={v}"),
@@ -223,8 +245,10 @@ fn identity(url: &str, vectors: &Option<String>) -> String {
 }
 
 /// Runs `chatstore migrate`; `Err` carries the reason for a non-zero exit.
-pub async fn run(args: MigrateArgs) -> std::result::Result<(), String> {
+pub async fn run(mut args: MigrateArgs) -> std::result::Result<(), String> {
     let groups = parse_groups(&args.groups).map_err(|e| e.to_string())?;
+    end_url(&mut args.from, &args.from_vectors, &groups, "from")?;
+    end_url(&mut args.to, &args.to_vectors, &groups, "to")?;
     let source = ends::open(&args.from, args.from_vectors.as_deref(), true)
         .await
         .map_err(|e| format!("cannot open the source {}: {e}", redact(&args.from)))?;
@@ -548,8 +572,10 @@ fn render_report(report: &VerifyReport) -> String {
 }
 
 /// Runs `chatstore verify`.
-pub async fn run_verify(args: VerifyArgs) -> std::result::Result<(), String> {
+pub async fn run_verify(mut args: VerifyArgs) -> std::result::Result<(), String> {
     let groups = parse_groups(&args.groups).map_err(|e| e.to_string())?;
+    end_url(&mut args.from, &args.from_vectors, &groups, "from")?;
+    end_url(&mut args.to, &args.to_vectors, &groups, "to")?;
     let a = ends::open(&args.from, args.from_vectors.as_deref(), true)
         .await
         .map_err(|e| format!("cannot open {}: {e}", redact(&args.from)))?;

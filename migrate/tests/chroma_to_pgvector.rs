@@ -472,3 +472,93 @@ async fn a_copy_resumes_after_the_chroma_server_is_killed() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// Copy rate against its two ceilings, measured in one run on the same data: reading every
+/// collection from Chroma alone (the engine's page size), and writing the same items into an
+/// empty pgvector table by binary COPY alone. Gated (it loads Chroma first):
+/// `CHATSTORE_CHROMA_BENCH=10000 cargo test --release -p chatstore-migrate --test
+/// chroma_to_pgvector copy_rate -- --nocapture` (the number is the large collection's size).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_rate_against_reading_chroma_and_copy_into_pgvector() {
+    let Some(big) = std::env::var("CHATSTORE_CHROMA_BENCH")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    else {
+        eprintln!("SKIPPED: set CHATSTORE_CHROMA_BENCH=N to measure the copy rate");
+        return;
+    };
+    let (Some(chroma_url), Some(pg_url)) = (
+        env("CHATSTORE_TEST_CHROMA_URL"),
+        env("CHATSTORE_TEST_PGVECTOR_URL"),
+    ) else {
+        return;
+    };
+    let config = ChromaConfig::new(&chroma_url)
+        .expect("Chroma URL")
+        .database(format!("t_{}", uuid::Uuid::new_v4().simple()))
+        .create_database(true);
+    let chroma = ChromaStore::connect(config).await.expect("open Chroma");
+    let data = open_webui_collections(big);
+    let total: usize = data.iter().map(|(_, i)| i.len()).sum();
+    load(&chroma, &data).await;
+    let source = chroma_store(chroma);
+    let batch = 2_000u32;
+
+    // 1. Reading alone.
+    let t = Instant::now();
+    let mut read = 0usize;
+    for c in source.vectors.collections().await.expect("collections") {
+        let mut after: Option<String> = None;
+        loop {
+            let page = source
+                .vectors
+                .scan(&c, after.as_deref(), batch)
+                .await
+                .expect("scan");
+            read += page.len();
+            match page.last() {
+                Some(last) => after = Some(last.id.clone()),
+                None => break,
+            }
+        }
+    }
+    let read_rate = read as f64 / t.elapsed().as_secs_f64();
+
+    // 2. Binary COPY alone (pgvector's insert of new ids is one binary COPY per call).
+    let copy_target = pg_store(&fresh_pg_database(&pg_url).await).await;
+    let t = Instant::now();
+    for (name, items) in &data {
+        for chunk in items.chunks(batch as usize) {
+            copy_target
+                .vectors
+                .insert(name, chunk.to_vec())
+                .await
+                .expect("COPY");
+        }
+    }
+    let copy_rate = total as f64 / t.elapsed().as_secs_f64();
+
+    // 3. The migration.
+    let target = pg_store(&fresh_pg_database(&pg_url).await).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut options = MigrateOptions::new(
+        "chroma-bench",
+        "pgvector-bench",
+        dir.path().join("state.json"),
+        dir.path().join("dead.jsonl"),
+    );
+    options.groups = vec![ModelGroup::Vectors];
+    options.batch_size = batch;
+    let t = Instant::now();
+    Migration::new(&source, &target, options, &Silent)
+        .run()
+        .await
+        .expect("migrate");
+    let migrate_rate = total as f64 / t.elapsed().as_secs_f64();
+    let ceiling = read_rate.min(copy_rate);
+    eprintln!(
+        "{total} items ({DIM} dims into vector(1536)): read Chroma alone {read_rate:.0}/s, \
+         binary COPY alone {copy_rate:.0}/s, migration {migrate_rate:.0}/s = {:.0}% of the slower",
+        100.0 * migrate_rate / ceiling
+    );
+}

@@ -10,9 +10,12 @@
 //! | `postgres://USER:PASSWORD@HOST:PORT/DB` | PostgreSQL through chatstore-sql, vectors in pgvector on the same database |
 //! | `pocketbase://HOST:PORT`, `pocketbases://HOST` (TLS) | PocketBase; no vectors unless a vector URL names some |
 //! | `memory` | the in-process memory backend |
+//! | `chroma://HOST:PORT`, `chromas://HOST:PORT` (TLS), `?tenant=T&database=D` | vectors only (a vector URL): a Chroma server through chatstore-chroma |
+//! | `chroma-dir://PATH` | vectors only: an Open WebUI `DATA_DIR/vector_db` folder, read through a private `chroma run` on a copy (the original is never written; server and copy go with the store) |
 //!
 //! A separate vector URL ([`OpenOptions::vectors_url`], `CHATSTORE_VECTOR_URL`) takes the
-//! store's vectors from another backend: `postgres://` (pgvector), `sqlite://PATH`, `memory`.
+//! store's vectors from another backend: `postgres://` (pgvector), `sqlite://PATH`, `memory`,
+//! `chroma://`, `chroma-dir://`.
 //! Passwords never appear in errors, `Debug` or `Display` ([`StoreUrl`] shows `***`).
 //!
 //! ```
@@ -30,7 +33,8 @@
 //! # }
 //! ```
 //!
-//! Cargo features, all on by default: `sql` (SQLite and PostgreSQL), `pgvector`, `pocketbase`.
+//! Cargo features, all on by default: `sql` (SQLite and PostgreSQL), `pgvector`, `pocketbase`,
+//! `chroma`.
 //! A URL whose backend was left out of the build is `InvalidInput` naming the feature.
 
 mod open;

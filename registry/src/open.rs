@@ -22,7 +22,19 @@ impl OpenOptions {
             return Ok(base);
         };
         let (name, vectors) = self.open_vectors(&vectors_url).await?;
-        Ok(with_vectors(&base, name, vectors))
+        let mut store = with_vectors(&base, name, vectors);
+        if matches!(
+            vectors_url.target(),
+            Target::Chroma { .. } | Target::ChromaDir { .. }
+        ) {
+            // Chroma: writes are not atomic across batches and collections, and cosine vectors
+            // read back within f32 rounding (see chatstore-chroma's README).
+            let mut capabilities = store.capabilities();
+            capabilities.atomic_bulk = false;
+            capabilities.exact_vectors = false;
+            store = Store::new(store.backend_name().to_owned(), capabilities, store.parts());
+        }
+        Ok(store)
     }
 
     async fn open_base(&self, url: &StoreUrl, own_vectors: bool) -> Result<Store> {
@@ -32,6 +44,10 @@ impl OpenOptions {
                 self.open_sql(url, own_vectors).await
             }
             Target::PocketBase { .. } => self.open_pocketbase(url).await,
+            Target::Chroma { .. } | Target::ChromaDir { .. } => Err(Error::invalid(format!(
+                "{url} holds only vectors; give it as the vector URL (--from-vectors, \
+                 --to-vectors, CHATSTORE_VECTOR_URL) beside a database URL"
+            ))),
         }
     }
 
@@ -120,6 +136,40 @@ impl OpenOptions {
         ))
     }
 
+    /// Chroma: a server, or a folder read through a private server on a copy of it. Open
+    /// WebUI's `CHROMA_TENANT`, `CHROMA_DATABASE` and `CHROMA_HTTP_HEADERS` apply.
+    #[cfg(feature = "chroma")]
+    async fn connect_chroma(&self, url: &StoreUrl) -> Result<Arc<dyn VectorRepo>> {
+        use chatstore_chroma::{ChromaConfig, ChromaStore};
+        match url.target() {
+            Target::Chroma { url: raw } => {
+                let mut config = ChromaConfig::new(raw)?;
+                let env = |n: &str| std::env::var(n).ok().filter(|v| !v.trim().is_empty());
+                if !raw.contains("tenant=")
+                    && let Some(t) = env("CHROMA_TENANT")
+                {
+                    config = config.tenant(t);
+                }
+                if !raw.contains("database=")
+                    && let Some(d) = env("CHROMA_DATABASE")
+                {
+                    config = config.database(d);
+                }
+                config.headers = chatstore_chroma::headers_from_env()?;
+                Ok(Arc::new(ChromaStore::connect(config).await?))
+            }
+            Target::ChromaDir { path } => Ok(Arc::new(ChromaStore::open_dir(path).await?)),
+            _ => Err(Error::invalid(format!("{url} is not a Chroma URL"))),
+        }
+    }
+
+    #[cfg(not(feature = "chroma"))]
+    async fn connect_chroma(&self, url: &StoreUrl) -> Result<Arc<dyn VectorRepo>> {
+        Err(Error::invalid(format!(
+            "{url}: this build of chatstore-registry has no Chroma support (cargo feature \"chroma\")"
+        )))
+    }
+
     #[cfg(feature = "pocketbase")]
     async fn open_pocketbase(&self, url: &StoreUrl) -> Result<Store> {
         use crate::options::{POCKETBASE_EMAIL_ENV, POCKETBASE_PASSWORD_ENV};
@@ -166,6 +216,9 @@ impl OpenOptions {
                 "pgvector".to_owned(),
                 self.connect_pgvector(raw.expose()).await?,
             )),
+            Target::Chroma { .. } | Target::ChromaDir { .. } => {
+                Ok((url.backend().to_owned(), self.connect_chroma(url).await?))
+            }
             _ => {
                 let store = self.open_base(url, true).await?;
                 Ok((store.backend_name().to_owned(), store.parts().vectors))
@@ -180,7 +233,7 @@ fn vector_url(raw: &str) -> Result<StoreUrl> {
     if let Target::PocketBase { .. } = url.target() {
         return Err(Error::invalid(format!(
             "PocketBase stores no vectors ({url}); for the vector URL use postgres://... \
-             (pgvector), sqlite://PATH or memory"
+             (pgvector), sqlite://PATH, chroma://HOST:PORT, chroma-dir://PATH or memory"
         )));
     }
     Ok(url)

@@ -60,6 +60,18 @@ pub enum Target {
         /// The URL, password included.
         url: Secret,
     },
+    /// A Chroma server (`chroma://HOST:PORT`, `chromas://` for TLS, optionally
+    /// `?tenant=T&database=D`): vectors only.
+    Chroma {
+        /// The URL as given.
+        url: String,
+    },
+    /// A Chroma folder (`chroma-dir://PATH`, Open WebUI's `DATA_DIR/vector_db`), read through a
+    /// private Chroma server on a copy of it: vectors only.
+    ChromaDir {
+        /// The folder.
+        path: PathBuf,
+    },
     /// A PocketBase server.
     PocketBase {
         /// `http://HOST:PORT[/PATH]` (`https://` for `pocketbases://`), without credentials.
@@ -135,6 +147,8 @@ impl StoreUrl {
             "postgres" | "postgresql" | "postgresql+psycopg" | "postgresql+psycopg2" => {
                 postgres(s, rest)
             }
+            "chroma" | "chromas" => chroma(s, rest),
+            "chroma-dir" => chroma_dir(s, rest),
             "pocketbase" => pocketbase(s, rest, false),
             "pocketbases" => pocketbase(s, rest, true),
             "http" | "https" => Err(Error::invalid(format!(
@@ -167,6 +181,8 @@ impl StoreUrl {
             Target::Sqlite { .. } => "sqlite",
             Target::Postgres { .. } => "postgres",
             Target::PocketBase { .. } => "pocketbase",
+            Target::Chroma { .. } => "chroma",
+            Target::ChromaDir { .. } => "chroma-dir",
         }
     }
 
@@ -230,6 +246,35 @@ fn postgres(s: &str, rest: &str) -> Result<StoreUrl> {
         target: Target::Postgres {
             url: Secret(normalised),
         },
+    })
+}
+
+fn chroma(s: &str, rest: &str) -> Result<StoreUrl> {
+    let host = rest.strip_prefix("//").unwrap_or("");
+    if host.is_empty() || host.starts_with(['/', '?', ':']) {
+        return Err(Error::invalid(format!(
+            "{} names no Chroma server; write chroma://HOST:PORT (chromas://HOST:PORT for TLS)",
+            redact_raw(s)
+        )));
+    }
+    Ok(StoreUrl {
+        target: Target::Chroma { url: s.to_owned() },
+        shown: s.to_owned(),
+    })
+}
+
+fn chroma_dir(s: &str, rest: &str) -> Result<StoreUrl> {
+    let path = rest.strip_prefix("//").unwrap_or(rest);
+    if path.is_empty() {
+        return Err(Error::invalid(format!(
+            "{s:?} names no folder; write chroma-dir:///data/vector_db (Open WebUI's DATA_DIR/vector_db)"
+        )));
+    }
+    Ok(StoreUrl {
+        target: Target::ChromaDir {
+            path: PathBuf::from(path),
+        },
+        shown: s.to_owned(),
     })
 }
 
