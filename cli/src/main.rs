@@ -21,6 +21,7 @@ mod embed;
 mod ends;
 mod files;
 mod inspect;
+mod load;
 mod migrate;
 mod open;
 mod reconcile;
@@ -74,6 +75,12 @@ enum Command {
     Reconcile(reconcile::ReconcileArgs),
     /// Put, get, link and list files, streaming (`files put|get|url|ls`).
     Files(files::FilesArgs),
+    /// Drive N replica processes against one store for S seconds; check that nothing
+    /// acknowledged was lost and print throughput and p50/p95/p99 per operation.
+    Load(load::LoadArgs),
+    /// One replica of `chatstore load` (started by it).
+    #[command(hide = true)]
+    LoadWorker(load::WorkerArgs),
 }
 
 /// Writes to stdout; a closed pipe (`chatstore demo | head`) is not an error worth a panic.
@@ -124,6 +131,8 @@ fn main() -> ExitCode {
             Command::Verify(args) => migrate::run_verify(args).await,
             Command::Reconcile(args) => reconcile::run(args).await,
             Command::Files(args) => files::run(args).await,
+            Command::Load(args) => load::run(args).await,
+            Command::LoadWorker(args) => load::run_worker(args).await,
         }
     });
     match result {

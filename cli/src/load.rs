@@ -1,0 +1,506 @@
+//! `chatstore load`: N replica processes (this binary re-invoked as `load-worker`), each with
+//! its own store and pool, drive a realistic mix of calls into the same user's shared chats for
+//! S seconds; then the invariants are checked on the database and throughput, p50/p95/p99 per
+//! operation and errors by kind are printed.
+//!
+//! Invariants: every acknowledged message is a row exactly once and is in its chat's blob
+//! history (no lost update between replicas upserting into one chat); each blob history equals
+//! the chat's message rows; every acknowledged chat exists; each tag's usage equals the chats
+//! whose tag set holds it; no orphan tags.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use chatstore_core::{
+    ChatQuery, NewChat, NewFile, NewMessage, NewUser, PageRequest, Store, VectorItem,
+};
+use clap::Args;
+use serde_json::{Value, json};
+
+/// Arguments of `chatstore load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The store every replica opens (`postgres://...`, `sqlite://PATH`, `pocketbase://...`).
+    #[arg(long, env = "CHATSTORE_DATABASE_URL")]
+    database_url: String,
+    /// Replica processes.
+    #[arg(long, default_value_t = 2)]
+    replicas: usize,
+    /// Concurrent clients per replica.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// How long the load runs.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of the hidden `chatstore load-worker` (one replica of a load run).
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[arg(long)]
+    database_url: String,
+    #[arg(long)]
+    worker: usize,
+    #[arg(long)]
+    clients: usize,
+    #[arg(long)]
+    seconds: u64,
+    #[arg(long)]
+    user: String,
+    /// Comma-separated ids of the chats every replica writes into.
+    #[arg(long)]
+    chats: String,
+}
+
+const SHARED_CHATS: usize = 4;
+const TAGS: [&str; 3] = ["load-a", "load-b", "load-c"];
+const DIMENSION: usize = 8;
+
+/// What one client did: latencies per operation, errors by kind, acknowledged writes.
+#[derive(Default)]
+struct Tally {
+    latencies: BTreeMap<&'static str, Vec<f64>>,
+    errors: BTreeMap<String, u64>,
+    messages: Vec<(String, String)>,
+    chats: Vec<String>,
+}
+
+impl Tally {
+    fn record<T>(
+        &mut self,
+        op: &'static str,
+        started: Instant,
+        result: &chatstore_core::Result<T>,
+    ) {
+        match result {
+            Ok(_) => self
+                .latencies
+                .entry(op)
+                .or_default()
+                .push(started.elapsed().as_secs_f64() * 1000.0),
+            Err(e) => {
+                *self
+                    .errors
+                    .entry(format!("{op}: {}", e.kind()))
+                    .or_default() += 1
+            }
+        }
+    }
+}
+
+async fn client(store: Store, args: &WorkerArgs, chats: &[String], client: usize) -> Tally {
+    let mut tally = Tally::default();
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let caps = store.capabilities();
+    let collection = format!("load_{}_{client}", args.worker);
+    let mut n = 0usize;
+    while Instant::now() < deadline {
+        let chat = &chats[(n + args.worker + client) % chats.len()];
+        let t = Instant::now();
+        match n % 10 {
+            0..=3 => {
+                let id = format!("m-{}-{client}-{n}", args.worker);
+                let r = store
+                    .messages
+                    .upsert(NewMessage::text(chat, &id, "user", "load"))
+                    .await;
+                tally.record("upsert message", t, &r);
+                if r.is_ok() {
+                    tally.messages.push((chat.clone(), id));
+                }
+            }
+            4 => {
+                let r = store
+                    .chats
+                    .create(NewChat::new(&args.user, format!("load {n}")))
+                    .await;
+                tally.record("create chat", t, &r);
+                if let Ok(c) = r {
+                    tally.chats.push(c.id);
+                }
+            }
+            5 => {
+                let tag = TAGS[n % TAGS.len()];
+                let r = if n % 20 < 10 {
+                    store.chats.add_tag(chat, tag).await
+                } else {
+                    store.chats.remove_tag(chat, tag).await
+                };
+                tally.record("tag change", t, &r);
+            }
+            6 => {
+                let mut q = ChatQuery::for_user(&args.user);
+                q.page = PageRequest {
+                    offset: 0,
+                    limit: Some(20),
+                };
+                let r = store.chats.list(&q).await;
+                tally.record("list chats", t, &r);
+            }
+            7 => {
+                let mut q = ChatQuery::for_user(&args.user);
+                q.title = Some("shared".into());
+                let r = store.chats.list(&q).await;
+                tally.record("search titles", t, &r);
+            }
+            8 if caps.files => {
+                let bytes = format!("load file {n}").into_bytes();
+                let r = store
+                    .files
+                    .put(NewFile::new(&args.user, "load.txt", bytes))
+                    .await;
+                tally.record("put file", t, &r);
+                if let Ok(meta) = r {
+                    let t = Instant::now();
+                    let r = store.files.read(&meta.id).await;
+                    tally.record("get file", t, &r);
+                }
+            }
+            9 if caps.vectors => {
+                let vector: Vec<f32> = (0..DIMENSION).map(|i| ((n + i) % 7) as f32 + 1.0).collect();
+                let item = VectorItem {
+                    id: format!("v-{}-{client}-{n}", args.worker),
+                    text: "load".into(),
+                    vector: vector.clone(),
+                    metadata: serde_json::Map::new(),
+                };
+                let r = store.vectors.upsert(&collection, vec![item]).await;
+                tally.record("insert vector", t, &r);
+                let t = Instant::now();
+                let r = store.vectors.search(&collection, &[vector], None, 5).await;
+                tally.record("search vectors", t, &r);
+            }
+            _ => {}
+        }
+        n += 1;
+    }
+    tally
+}
+
+/// Runs one replica: its clients, then one JSON line on stdout.
+pub async fn run_worker(args: WorkerArgs) -> Result<(), String> {
+    let store = open_retrying(&args.database_url).await?;
+    let chats: Vec<String> = args.chats.split(',').map(str::to_owned).collect();
+    let args = std::sync::Arc::new(args);
+    let mut tasks = Vec::new();
+    for c in 0..args.clients {
+        let store = store.clone();
+        let chats = chats.clone();
+        let args = args.clone();
+        tasks.push(tokio::spawn(async move {
+            client(store, &args, &chats, c).await
+        }));
+    }
+    let mut out = Tally::default();
+    for task in tasks {
+        let t = task
+            .await
+            .map_err(|e| format!("a load client failed: {e}"))?;
+        for (op, mut l) in t.latencies {
+            out.latencies.entry(op).or_default().append(&mut l);
+        }
+        for (k, v) in t.errors {
+            *out.errors.entry(k).or_default() += v;
+        }
+        out.messages.extend(t.messages);
+        out.chats.extend(t.chats);
+    }
+    let doc = json!({
+        "latencies": out.latencies,
+        "errors": out.errors,
+        "messages": out.messages,
+        "chats": out.chats,
+    });
+    crate::emit(&format!("{doc}\n"));
+    Ok(())
+}
+
+/// Opens the store, retrying what may succeed when tried again: replicas starting together
+/// race to create the schema (a deadlock or serialization failure answers `Unavailable`).
+async fn open_retrying(url: &str) -> Result<Store, String> {
+    let mut wait = Duration::from_millis(100);
+    for _ in 0..8 {
+        match crate::open::open(url).await {
+            Ok(store) => return Ok(store),
+            Err(e) if e.is_retryable() => {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    crate::open::open(url).await.map_err(|e| e.to_string())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Runs `chatstore load`.
+pub async fn run(args: LoadArgs) -> Result<(), String> {
+    if args.replicas == 0 || args.clients == 0 || args.seconds == 0 {
+        return Err("--replicas, --clients and --seconds must be at least 1".into());
+    }
+    let store = crate::open::open(&args.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let run_id = uuid_like();
+    let user = store
+        .users
+        .create(NewUser::new(format!("load-{run_id}@example.com"), "Load"))
+        .await
+        .map_err(|e| format!("cannot create the load user: {e}"))?;
+    let mut chats = Vec::new();
+    for i in 0..SHARED_CHATS {
+        let chat = store
+            .chats
+            .create(NewChat::new(&user.id, format!("shared {i}")))
+            .await
+            .map_err(|e| format!("cannot create a shared chat: {e}"))?;
+        chats.push(chat.id);
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let started = Instant::now();
+    let mut children = Vec::new();
+    for w in 0..args.replicas {
+        let child = tokio::process::Command::new(&exe)
+            .arg("load-worker")
+            .args(["--database-url", &args.database_url])
+            .args(["--worker", &w.to_string()])
+            .args(["--clients", &args.clients.to_string()])
+            .args(["--seconds", &args.seconds.to_string()])
+            .args(["--user", &user.id])
+            .args(["--chats", &chats.join(",")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start replica {w}: {e}"))?;
+        children.push(child);
+    }
+    let mut latencies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut messages: Vec<(String, String)> = Vec::new();
+    let mut created: Vec<String> = Vec::new();
+    for (w, child) in children.into_iter().enumerate() {
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| format!("replica {w}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("replica {w} failed ({})", out.status));
+        }
+        let doc: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("replica {w} reported no result: {e}"))?;
+        let field = |name: &str| doc[name].clone();
+        let lat: BTreeMap<String, Vec<f64>> =
+            serde_json::from_value(field("latencies")).unwrap_or_default();
+        let errs: BTreeMap<String, u64> =
+            serde_json::from_value(field("errors")).unwrap_or_default();
+        let acked: Vec<(String, String)> =
+            serde_json::from_value(field("messages")).unwrap_or_default();
+        let made: Vec<String> = serde_json::from_value(field("chats")).unwrap_or_default();
+        for (op, mut l) in lat {
+            latencies.entry(op).or_default().append(&mut l);
+        }
+        for (k, v) in errs {
+            *errors.entry(k).or_default() += v;
+        }
+        messages.extend(acked);
+        created.extend(made);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let violations = check_invariants(&store, &user.id, &chats, &messages, &created).await;
+    let mut ops = serde_json::Map::new();
+    let mut total = 0usize;
+    for (op, l) in &mut latencies {
+        l.sort_by(f64::total_cmp);
+        total += l.len();
+        ops.insert(
+            op.clone(),
+            json!({
+                "count": l.len(),
+                "per_second": l.len() as f64 / args.seconds as f64,
+                "p50_ms": percentile(l, 50.0),
+                "p95_ms": percentile(l, 95.0),
+                "p99_ms": percentile(l, 99.0),
+            }),
+        );
+    }
+    let report = json!({
+        "backend": store.backend_name(),
+        "replicas": args.replicas,
+        "clients_per_replica": args.clients,
+        "seconds": args.seconds,
+        "wall_seconds": elapsed,
+        "calls": total,
+        "throughput_per_second": total as f64 / args.seconds as f64,
+        "operations": ops,
+        "errors": errors,
+        "acknowledged_messages": messages.len(),
+        "invariant_violations": violations,
+    });
+    if args.json {
+        crate::emit(&format!("{report:#}\n"));
+    } else {
+        crate::emit(&render(&report));
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} invariant(s) violated", violations.len()))
+    }
+}
+
+fn render(report: &Value) -> String {
+    let mut out = format!(
+        "{} replicas x {} clients on {} for {} s: {} calls, {:.1} calls/s\n",
+        report["replicas"],
+        report["clients_per_replica"],
+        report["backend"].as_str().unwrap_or_default(),
+        report["seconds"],
+        report["calls"],
+        report["throughput_per_second"].as_f64().unwrap_or_default(),
+    );
+    out.push_str(&format!(
+        "{:<16} {:>8} {:>9} {:>9} {:>9} {:>9}\n",
+        "operation", "count", "per s", "p50 ms", "p95 ms", "p99 ms"
+    ));
+    if let Some(ops) = report["operations"].as_object() {
+        for (op, v) in ops {
+            out.push_str(&format!(
+                "{op:<16} {:>8} {:>9.1} {:>9.2} {:>9.2} {:>9.2}\n",
+                v["count"].as_u64().unwrap_or_default(),
+                v["per_second"].as_f64().unwrap_or_default(),
+                v["p50_ms"].as_f64().unwrap_or_default(),
+                v["p95_ms"].as_f64().unwrap_or_default(),
+                v["p99_ms"].as_f64().unwrap_or_default(),
+            ));
+        }
+    }
+    match report["errors"].as_object() {
+        Some(e) if !e.is_empty() => {
+            out.push_str("errors by kind:\n");
+            for (k, v) in e {
+                out.push_str(&format!("  {k}: {v}\n"));
+            }
+        }
+        _ => out.push_str("errors: none\n"),
+    }
+    match report["invariant_violations"].as_array() {
+        Some(v) if !v.is_empty() => {
+            out.push_str("INVARIANTS VIOLATED:\n");
+            for line in v {
+                out.push_str(&format!("  {}\n", line.as_str().unwrap_or_default()));
+            }
+        }
+        _ => out.push_str(&format!(
+            "invariants hold: {} acknowledged messages present once, blob histories = rows, tag sets = tag links, no orphan tags\n",
+            report["acknowledged_messages"]
+        )),
+    }
+    out
+}
+
+/// Every invariant the run must keep; one line per violation.
+async fn check_invariants(
+    store: &Store,
+    user_id: &str,
+    chats: &[String],
+    messages: &[(String, String)],
+    created: &[String],
+) -> Vec<String> {
+    let mut bad = Vec::new();
+    for chat in chats {
+        let rows = match store.messages.list(chat).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                bad.push(format!("cannot list messages of {chat}: {e}"));
+                continue;
+            }
+        };
+        let ids: Vec<String> = rows.into_iter().map(|m| m.id).collect();
+        let unique: BTreeSet<String> = ids.iter().cloned().collect();
+        if unique.len() != ids.len() {
+            bad.push(format!("chat {chat}: a message row is doubled"));
+        }
+        let lost = messages
+            .iter()
+            .filter(|(c, id)| c == chat && !unique.contains(id))
+            .count();
+        if lost > 0 {
+            bad.push(format!("chat {chat}: {lost} acknowledged messages lost"));
+        }
+        match store.chats.get(chat).await {
+            Ok(c) => {
+                let history: BTreeSet<String> = c.chat["history"]["messages"]
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default();
+                if history != unique {
+                    bad.push(format!(
+                        "chat {chat}: blob history ({}) differs from message rows ({})",
+                        history.len(),
+                        unique.len()
+                    ));
+                }
+            }
+            Err(e) => bad.push(format!("cannot read chat {chat}: {e}")),
+        }
+    }
+    let mut missing = 0;
+    for id in created {
+        if store.chats.get(id).await.is_err() {
+            missing += 1;
+        }
+    }
+    if missing > 0 {
+        bad.push(format!("{missing} acknowledged chats missing"));
+    }
+    // Tag sets against tag links, and orphans.
+    let mut by_tag: BTreeMap<String, u64> = BTreeMap::new();
+    for chat in chats.iter().chain(created) {
+        if let Ok(c) = store.chats.get(chat).await {
+            for t in c.tags {
+                *by_tag.entry(t).or_default() += 1;
+            }
+        }
+    }
+    match store.tags.usage(user_id).await {
+        Ok(usage) => {
+            for u in usage {
+                if u.chats == 0 {
+                    bad.push(format!("orphan tag {}", u.tag.id));
+                }
+                let expected = by_tag.remove(&u.tag.id).unwrap_or(0);
+                if expected != u.chats {
+                    bad.push(format!(
+                        "tag {}: {} links but {expected} chats carry it",
+                        u.tag.id, u.chats
+                    ));
+                }
+            }
+            for (t, n) in by_tag {
+                bad.push(format!("tag {t} carried by {n} chats has no tag record"));
+            }
+        }
+        Err(e) => bad.push(format!("cannot read tag usage: {e}")),
+    }
+    bad
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}{:x}", std::process::id(), nanos)
+}
