@@ -891,20 +891,27 @@ impl<'a> Migration<'a> {
                 gs.stage = Some(collection.clone());
                 gs.cursor = None;
             }
-            loop {
-                let after = cursor_str(gs);
-                let items: Vec<VectorItem> = retrying("reading vectors", || {
-                    src.scan(&collection, after.as_deref(), limit)
-                })
-                .await?;
-                let Some(last) = items.last().map(|i| i.id.clone()) else {
-                    break;
-                };
+            let after = cursor_str(gs);
+            let mut items: Vec<VectorItem> = retrying("reading vectors", || {
+                src.scan(&collection, after.as_deref(), limit)
+            })
+            .await?;
+            while let Some(last) = items.last().map(|i| i.id.clone()) {
                 gs.counts.read += items.len() as u64;
-                self.vector_batch(run, gs, &collection, items).await?;
+                // The next page is read while this one is written: a copy then runs at the
+                // pace of the slower end instead of the sum of both. The checkpoint still
+                // follows the write, and a failed read-ahead stops the run only after it.
+                let (written, ahead) = tokio::join!(
+                    self.vector_batch(run, gs, &collection, items),
+                    retrying("reading vectors", || {
+                        src.scan(&collection, Some(last.as_str()), limit)
+                    })
+                );
+                written?;
                 self.batch_done(run, group);
                 gs.cursor = Some(Value::String(last));
                 run.checkpoint(group, gs, self.progress)?;
+                items = ahead?;
             }
             match self.target.vectors.optimize(&collection).await {
                 Ok(()) => {}
