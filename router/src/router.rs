@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chatstore_core::compare;
-use chatstore_core::{Capabilities, Error, ModelGroup, Result, Store, StoreParts};
+use chatstore_core::{Capabilities, Error, ErrorKind, ModelGroup, Result, Store, StoreParts};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard, Notify, oneshot};
@@ -488,7 +488,9 @@ impl Shared {
                     return call(&self.old).await;
                 }
                 let guard = InFlight(self.clone());
-                let (tx, rx) = oneshot::channel::<Outcome>();
+                // The old answer goes over as a clone: turning it into JSON happens in the
+                // background too, never on the caller's path.
+                let (tx, rx) = oneshot::channel::<std::result::Result<T, ErrorKind>>();
                 let shadow = call(new);
                 let timeout = self.shadow_timeout;
                 let shared = self.clone();
@@ -497,6 +499,13 @@ impl Shared {
                     let answer = tokio::time::timeout(timeout, shadow).await;
                     let Ok(old) = rx.await else {
                         return; // the caller gave up on the old read: nothing to compare
+                    };
+                    let old = match old {
+                        Ok(v) => match canon(&v) {
+                            Ok(v) => Outcome::Value(v),
+                            Err(e) => Outcome::Failed(e.kind()),
+                        },
+                        Err(kind) => Outcome::Failed(kind),
                     };
                     let new = match answer {
                         Err(_) => {
@@ -512,14 +521,10 @@ impl Shared {
                     shared.record_shadow(group, operation, ids, &old, &new);
                 });
                 let answer = call(&self.old).await;
-                let outcome = match &answer {
-                    Ok(v) => match canon(v) {
-                        Ok(v) => Outcome::Value(v),
-                        Err(e) => Outcome::Failed(e.kind()),
-                    },
-                    Err(e) => Outcome::Failed(e.kind()),
-                };
-                let _ = tx.send(outcome);
+                let _ = tx.send(match &answer {
+                    Ok(v) => Ok(v.clone()),
+                    Err(e) => Err(e.kind()),
+                });
                 answer
             }
         }
