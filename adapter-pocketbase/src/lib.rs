@@ -217,6 +217,28 @@ impl PocketBase {
         })
     }
 
+    /// Logs in and checks, changing nothing, that the schema is there and the chatstore routes
+    /// are served: for read-only tools such as `chatstore inspect`. (The superuser could still
+    /// write through the store; read-only tools do not.)
+    pub async fn connect_existing(config: PocketBaseConfig) -> Result<Self> {
+        let cols = Collections::new(&config.collection_prefix)?;
+        let client = Client::new(
+            &config.url,
+            &config.admin_email,
+            &config.admin_password,
+            config.timeout,
+        )?;
+        client.authenticate().await?;
+        schema::check(&client, &cols).await?;
+        Ok(PocketBase {
+            inner: Arc::new(Inner {
+                client,
+                cols,
+                config,
+            }),
+        })
+    }
+
     /// A [`Store`] whose users, chats, messages, tags and files live on this server; vectors
     /// answer `Unsupported`.
     pub fn store(&self) -> Store {

@@ -297,6 +297,24 @@ pub async fn ensure(client: &Client, c: &Collections) -> Result<()> {
     check_hooks(client).await
 }
 
+/// Checks, changing nothing, that the server has chatstore's collections with the field types
+/// chatstore needs and serves the chatstore routes (for read-only opening). A server without
+/// the collections is `InvalidInput` saying so.
+pub async fn check(client: &Client, c: &Collections) -> Result<()> {
+    match check_collections(client, &collections_json(c)).await {
+        Ok(()) => {}
+        Err(Error::NotFound { .. }) => {
+            return Err(Error::invalid(format!(
+                "this PocketBase server lacks chatstore's collections ({:?}, ...); \
+                 read-only opening creates nothing",
+                c.users
+            )));
+        }
+        Err(e) => return Err(e),
+    }
+    check_hooks(client).await
+}
+
 /// Reads every wanted collection back (from the collections API and the records API, which
 /// uses PocketBase's cache) and checks its fields.
 async fn check_collections(client: &Client, wanted: &[Value]) -> Result<()> {

@@ -18,21 +18,28 @@ impl OpenOptions {
             None => None,
         };
         let base = self.open_base(&url, vectors_url.is_none()).await?;
-        let Some(vectors_url) = vectors_url else {
-            return Ok(base);
+        let mut store = match &vectors_url {
+            None => base,
+            Some(vectors_url) => {
+                let (name, vectors) = self.open_vectors(vectors_url).await?;
+                with_vectors(&base, name, vectors)
+            }
         };
-        let (name, vectors) = self.open_vectors(&vectors_url).await?;
-        let mut store = with_vectors(&base, name, vectors);
-        if matches!(
-            vectors_url.target(),
-            Target::Chroma { .. } | Target::ChromaDir { .. }
-        ) {
+        if let Some(vectors_url) = &vectors_url
+            && matches!(
+                vectors_url.target(),
+                Target::Chroma { .. } | Target::ChromaDir { .. }
+            )
+        {
             // Chroma: writes are not atomic across batches and collections, and cosine vectors
             // read back within f32 rounding (see chatstore-chroma's README).
             let mut capabilities = store.capabilities();
             capabilities.atomic_bulk = false;
             capabilities.exact_vectors = false;
-            store = Store::new(store.backend_name().to_owned(), capabilities, store.parts());
+            store = store.rebuild(store.backend_name().to_owned(), capabilities, store.parts());
+        }
+        if self.metrics {
+            return Ok(store.with_layer(&chatstore_core::layers::metrics::Metrics::new()));
         }
         Ok(store)
     }
@@ -201,7 +208,12 @@ impl OpenOptions {
         if self.throwaway {
             config = config.dropping_collections_on_drop();
         }
-        Ok(PocketBase::connect(config).await?.store())
+        let pb = if self.read_only {
+            PocketBase::connect_existing(config).await?
+        } else {
+            PocketBase::connect(config).await?
+        };
+        Ok(pb.store())
     }
 
     #[cfg(not(feature = "pocketbase"))]

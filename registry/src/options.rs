@@ -51,6 +51,7 @@ pub struct OpenOptions {
     pub(crate) pocketbase_password: Option<Secret>,
     pub(crate) pocketbase_prefix: Option<String>,
     pub(crate) throwaway: bool,
+    pub(crate) metrics: bool,
 }
 
 impl fmt::Debug for OpenOptions {
@@ -65,6 +66,7 @@ impl fmt::Debug for OpenOptions {
             .field("pocketbase_password", &self.pocketbase_password)
             .field("pocketbase_prefix", &self.pocketbase_prefix)
             .field("throwaway", &self.throwaway)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -153,7 +155,7 @@ impl OpenOptions {
     }
 
     /// Opens without creating or changing anything: a SQLite file must exist, SQL writes fail,
-    /// no schema is created.
+    /// no schema is created (PocketBase: the collections must exist and are only checked).
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
         self
@@ -186,6 +188,14 @@ impl OpenOptions {
     /// The PocketBase collection name prefix (`""` by default: `owui_users`, ...).
     pub fn pocketbase_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.pocketbase_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Records every call on the `metrics` facade
+    /// ([`Metrics`](chatstore_core::layers::metrics::Metrics) layer: calls, errors by kind and
+    /// latency per backend, group and operation); the binary installs the exporter.
+    pub fn metrics(mut self, metrics: bool) -> Self {
+        self.metrics = metrics;
         self
     }
 

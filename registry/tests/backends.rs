@@ -217,3 +217,47 @@ async fn an_unreachable_postgres_is_unavailable_without_its_password() {
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(!format!("{err} {err:?}").contains("hunter2"));
 }
+
+/// Read-only opening of PocketBase checks the schema and creates nothing: a prefix without
+/// collections is InvalidInput, one with them opens and reads.
+#[tokio::test]
+async fn read_only_pocketbase_creates_nothing() {
+    let Some((url, _)) = pocketbase_url() else {
+        return;
+    };
+    let err = OpenOptions::new(&url)
+        .read_only(true)
+        .open()
+        .await
+        .expect_err("no collections under this prefix yet");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let writer = OpenOptions::new(&url)
+        .throwaway(true)
+        .open()
+        .await
+        .expect("create the collections");
+    round_trip(&writer).await;
+    let reader = OpenOptions::new(&url)
+        .read_only(true)
+        .open()
+        .await
+        .expect("open read-only");
+    let users = reader
+        .users
+        .list(chatstore_core::PageRequest::default())
+        .await
+        .expect("read");
+    assert_eq!(users.items.len(), 1);
+}
+
+/// `metrics(true)` puts the metrics layer on the opened store (the contract is unchanged).
+#[tokio::test]
+async fn metrics_can_be_switched_on_when_opening() {
+    let store = OpenOptions::new("sqlite::memory:")
+        .metrics(true)
+        .open()
+        .await
+        .expect("open");
+    assert_eq!(store.backend_name(), "sqlite");
+    round_trip(&store).await;
+}
