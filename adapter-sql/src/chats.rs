@@ -15,6 +15,7 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
+use chatstore_core::changes::{ChangeEvent, ChangeKind, field, patch_fields};
 use chatstore_core::chats::{PreparedChat, unique_tags};
 use chatstore_core::{
     Chat, ChatOrder, ChatPatch, ChatQuery, ChatRepo, ChatSummary, Error, FolderFilter, NewChat,
@@ -349,12 +350,14 @@ async fn insert(tx: &mut Tx, chat: NewChat) -> Result<Chat> {
     for (id, name) in &tags {
         ensure_tag(tx, &chat.user_id, id, name).await?;
     }
+    tx.announce(ChangeEvent::chat(ChangeKind::Created, &chat, &[]));
     Ok(chat)
 }
 
 async fn delete_locked(tx: &mut Tx, chat: &Chat) -> Result<()> {
     tx.execute(DELETE_MESSAGES, args![chat.id.as_str()]).await?;
     tx.execute(DELETE, args![chat.id.as_str()]).await?;
+    tx.announce(ChangeEvent::chat(ChangeKind::Deleted, chat, &[]));
     remove_orphan_tags(tx, &chat.user_id, &chat.tags).await
 }
 
@@ -374,6 +377,11 @@ async fn set_locked_tags(
         .await?;
     let removed: Vec<String> = old.difference(&chat.tags).cloned().collect();
     remove_orphan_tags(tx, &chat.user_id, &removed).await?;
+    tx.announce(ChangeEvent::chat(
+        ChangeKind::Updated,
+        &chat,
+        &[field::TAGS],
+    ));
     Ok(chat)
 }
 
@@ -460,7 +468,7 @@ fn order_by(dialect: Dialect, order: ChatOrder) -> &'static str {
 #[async_trait]
 impl ChatRepo for SqlStore {
     async fn create(&self, chat: NewChat) -> Result<Chat> {
-        let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        let mut tx = self.begin("chat", Mode::Write).await?;
         lock_owners(&mut tx, std::slice::from_ref(&chat)).await?;
         let chat = insert(&mut tx, chat).await?;
         tx.commit().await?;
@@ -468,7 +476,7 @@ impl ChatRepo for SqlStore {
     }
 
     async fn create_many(&self, chats: Vec<NewChat>) -> Result<Vec<Chat>> {
-        let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        let mut tx = self.begin("chat", Mode::Write).await?;
         lock_owners(&mut tx, &chats).await?;
         let mut out = Vec::with_capacity(chats.len());
         for chat in chats {
@@ -489,7 +497,7 @@ impl ChatRepo for SqlStore {
     }
 
     async fn update(&self, id: &str, patch: ChatPatch) -> Result<Chat> {
-        let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        let mut tx = self.begin("chat", Mode::Write).await?;
         let mut chat = lock(&mut tx, id).await?;
         patch.apply(&mut chat, validate::now())?;
         tx.execute(
@@ -508,12 +516,17 @@ impl ChatRepo for SqlStore {
             ],
         )
         .await?;
+        tx.announce(ChangeEvent::chat(
+            ChangeKind::Updated,
+            &chat,
+            &patch_fields(&patch),
+        ));
         tx.commit().await?;
         Ok(chat)
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
-        let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        let mut tx = self.begin("chat", Mode::Write).await?;
         let chat = lock_for_tags(&mut tx, id).await?;
         delete_locked(&mut tx, &chat).await?;
         tx.commit().await
@@ -523,11 +536,14 @@ impl ChatRepo for SqlStore {
         if !storable(user_id) {
             return Ok(0);
         }
-        let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        let mut tx = self.begin("chat", Mode::Write).await?;
         lock_user_tags(&mut tx, user_id).await?;
         tx.execute(DELETE_USER_MESSAGES, args![user_id]).await?;
         let deleted = tx.execute(DELETE_USER_CHATS, args![user_id]).await?;
         tx.execute(DELETE_USER_TAGS, args![user_id]).await?;
+        if deleted > 0 {
+            tx.announce(ChangeEvent::chats_of_user_deleted(user_id));
+        }
         tx.commit().await?;
         Ok(deleted)
     }
@@ -535,7 +551,7 @@ impl ChatRepo for SqlStore {
     async fn list(&self, query: &ChatQuery) -> Result<Page<ChatSummary>> {
         let tag_ids = query.tag_ids();
         let dialect = self.dialect();
-        let mut tx = self.pool().begin("chat", Mode::Read).await?;
+        let mut tx = self.begin("chat", Mode::Read).await?;
         let mut select = Dyn::default();
         select.sql(concat!("SELECT ", summary_columns!()));
         push_filters(&mut select, dialect, query, &tag_ids);
@@ -589,7 +605,7 @@ impl ChatRepo for SqlStore {
 
     async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {
         let pairs = unique_tags(names);
-        let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        let mut tx = self.begin("chat", Mode::Write).await?;
         let chat = lock_for_tags(&mut tx, id).await?;
         let chat = set_locked_tags(&mut tx, chat, pairs).await?;
         tx.commit().await?;
@@ -598,7 +614,7 @@ impl ChatRepo for SqlStore {
 
     async fn add_tag(&self, id: &str, name: &str) -> Result<Chat> {
         let pairs = unique_tags(&[name.to_owned()]);
-        let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        let mut tx = self.begin("chat", Mode::Write).await?;
         let chat = lock_for_tags(&mut tx, id).await?;
         let mut all: Vec<(String, String)> =
             chat.tags.iter().map(|t| (t.clone(), t.clone())).collect();
@@ -610,7 +626,7 @@ impl ChatRepo for SqlStore {
 
     async fn remove_tag(&self, id: &str, name_or_id: &str) -> Result<Chat> {
         let target = tag_id(name_or_id);
-        let mut tx = self.pool().begin("chat", Mode::Write).await?;
+        let mut tx = self.begin("chat", Mode::Write).await?;
         let chat = lock_for_tags(&mut tx, id).await?;
         let kept: Vec<(String, String)> = chat
             .tags

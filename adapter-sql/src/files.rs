@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chatstore_core::changes::{ChangeEvent, ChangeKind};
 use chatstore_core::files::{RESERVED_META_KEYS, sha256_hex, verify};
 use chatstore_core::signing::local_download_url;
 use chatstore_core::transfer::{
@@ -55,7 +56,7 @@ const GET: Sql = Sql::both(concat!(
 
 const DELETE: Sql = Sql::both("DELETE FROM \"file\" WHERE id = $1");
 
-const USER_PATHS: Sql = Sql::both("SELECT path FROM \"file\" WHERE user_id = $1");
+const USER_PATHS: Sql = Sql::both("SELECT id, path FROM \"file\" WHERE user_id = $1");
 
 const DELETE_USER: Sql = Sql::both("DELETE FROM \"file\" WHERE user_id = $1");
 
@@ -177,6 +178,7 @@ async fn insert_row(tx: &mut Tx, meta: &FileMeta, path: &Path) -> Result<()> {
         ],
     )
     .await?;
+    tx.announce(ChangeEvent::file(ChangeKind::Created, meta));
     Ok(())
 }
 
@@ -207,7 +209,7 @@ impl SqlStore {
     }
 
     async fn put_files(&self, files: Vec<NewFile>) -> Result<Vec<FileMeta>> {
-        let mut tx = self.pool().begin("file", Mode::Write).await?;
+        let mut tx = self.begin("file", Mode::Write).await?;
         let mut planned = Vec::with_capacity(files.len());
         for file in &files {
             planned.push(self.insert_file(&mut tx, file).await?);
@@ -406,7 +408,7 @@ impl FileRepo for SqlStore {
 
     async fn list(&self, query: &FileQuery) -> Result<Page<FileMeta>> {
         let (limit, offset) = page_args(&query.page);
-        let mut tx = self.pool().begin("file", Mode::Read).await?;
+        let mut tx = self.begin("file", Mode::Read).await?;
         let total = tx.fetch_one(COUNT, args![&query.user_id]).await?.int("n")?;
         let items = tx
             .fetch_all(LIST, args![&query.user_id, limit, offset])
@@ -425,15 +427,16 @@ impl FileRepo for SqlStore {
         if !storable(id) {
             return Err(Error::not_found("file", id));
         }
-        let mut tx = self.pool().begin("file", Mode::Write).await?;
-        let path = match tx.fetch_optional(GET, args![id]).await? {
-            Some(row) => row.opt_text("path")?,
+        let mut tx = self.begin("file", Mode::Write).await?;
+        let (path, owner) = match tx.fetch_optional(GET, args![id]).await? {
+            Some(row) => (row.opt_text("path")?, row.text("user_id")?),
             None => return Err(Error::not_found("file", id)),
         };
         if tx.execute(DELETE, args![id]).await? == 0 {
             // Deleted by a concurrent call since the read.
             return Err(Error::not_found("file", id));
         }
+        tx.announce(ChangeEvent::file_ids(ChangeKind::Deleted, &owner, id));
         tx.commit().await?;
         if let Some(path) = path {
             remove_bytes(Path::new(&path)).await;
@@ -442,13 +445,17 @@ impl FileRepo for SqlStore {
     }
 
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
-        let mut tx = self.pool().begin("file", Mode::Write).await?;
-        let paths: Vec<Option<String>> = tx
-            .fetch_all(USER_PATHS, args![user_id])
-            .await?
-            .iter()
-            .map(|r| r.opt_text("path"))
-            .collect::<Result<_>>()?;
+        let mut tx = self.begin("file", Mode::Write).await?;
+        let rows = tx.fetch_all(USER_PATHS, args![user_id]).await?;
+        let mut paths: Vec<Option<String>> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            paths.push(row.opt_text("path")?);
+            tx.announce(ChangeEvent::file_ids(
+                ChangeKind::Deleted,
+                user_id,
+                &row.text("id")?,
+            ));
+        }
         let deleted = tx.execute(DELETE_USER, args![user_id]).await?;
         tx.commit().await?;
         for path in paths.into_iter().flatten() {
@@ -487,7 +494,7 @@ impl FileRepo for SqlStore {
         let (received, tmp) = receive(dir, body).await?;
         received.check(expected_sha256)?;
         let meta = pending.finish(&received);
-        let mut tx = self.pool().begin("file", Mode::Write).await?;
+        let mut tx = self.begin("file", Mode::Write).await?;
         insert_row(&mut tx, &meta, &path).await?;
         let placed = move_into_place(tmp, &path).await?;
         tx.commit().await?;

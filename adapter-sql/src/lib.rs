@@ -56,6 +56,7 @@
 //! [`FileRepo`]: chatstore_core::FileRepo
 //! [`VectorRepo`]: chatstore_core::VectorRepo
 
+pub mod changes;
 mod chats;
 mod error;
 mod files;
@@ -71,16 +72,18 @@ mod vectors;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use chatstore_core::changes::{ChangeFeed, ChangeHub};
 use chatstore_core::unsupported::NoVectors;
 use chatstore_core::{Capabilities, Error, Result, Store, StoreParts, VectorRepo};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use changes::SqlFeed;
 pub use inspect::TableCounts;
 pub use pool::Dialect;
 
@@ -103,6 +106,9 @@ pub struct SqlOptions {
     pub upload_dir: Option<PathBuf>,
     /// Opens the database read-only: nothing is created, every write fails.
     pub read_only: bool,
+    /// PostgreSQL: where the change feed `LISTEN`s, when the store's URL goes through a
+    /// transaction-pooling PgBouncer (which cannot `LISTEN`); default: the store's URL.
+    pub listen_url: Option<String>,
 }
 
 impl Default for SqlOptions {
@@ -113,6 +119,7 @@ impl Default for SqlOptions {
             busy_timeout: Duration::from_secs(5),
             upload_dir: None,
             read_only: false,
+            listen_url: None,
         }
     }
 }
@@ -142,6 +149,12 @@ impl SqlOptions {
         self
     }
 
+    /// With this direct PostgreSQL URL for the change feed's `LISTEN` connection.
+    pub fn listen_url(mut self, url: impl Into<String>) -> Self {
+        self.listen_url = Some(url.into());
+        self
+    }
+
     /// With this pool acquire timeout.
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
@@ -164,6 +177,21 @@ struct Inner {
     uploads: PathBuf,
     /// Set once `chatstore_vector` is known to exist.
     vectors_ready: AtomicBool,
+    /// The change feed's hub: SQLite publishes committed writes to it, PostgreSQL's listener
+    /// what it hears.
+    hub: Arc<ChangeHub>,
+    /// PostgreSQL: how the listener connects.
+    listen: Option<PgConnectOptions>,
+    /// PostgreSQL: the listener task, once a subscriber started it.
+    listener: OnceLock<tokio::task::AbortHandle>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self.listener.get() {
+            task.abort();
+        }
+    }
 }
 
 /// Opens the database at `url` and gives a [`Store`] of it (see [`SqlStore::connect`]).
@@ -182,6 +210,7 @@ impl SqlStore {
         if options.max_connections == 0 {
             return Err(Error::invalid("max_connections must be at least 1"));
         }
+        let mut listen = None;
         let (pool, uploads) = if let Some(rest) = strip_scheme(url, &["sqlite:"]) {
             open_sqlite(rest, &options).await?
         } else if let Some(rest) = strip_scheme(
@@ -193,6 +222,14 @@ impl SqlStore {
                 "postgresql+psycopg2://",
             ],
         ) {
+            let listen_url = match &options.listen_url {
+                Some(u) => u.clone(),
+                None => format!("postgres://{rest}"),
+            };
+            listen = Some(
+                PgConnectOptions::from_str(&listen_url)
+                    .map_err(|e| Error::invalid(format!("bad PostgreSQL listen URL: {e}")))?,
+            );
             open_postgres(rest, &options).await?
         } else {
             let scheme = url.split(':').next().unwrap_or_default();
@@ -213,16 +250,19 @@ impl SqlStore {
                 pool,
                 uploads,
                 vectors_ready: AtomicBool::new(false),
+                hub: Arc::new(ChangeHub::default()),
+                listen,
+                listener: OnceLock::new(),
             }),
             urls: None,
         })
     }
 
-    /// A [`Store`] whose repositories are this database. On PostgreSQL, vectors answer
-    /// `Unsupported`.
+    /// A [`Store`] whose repositories are this database, with its change feed. On PostgreSQL,
+    /// vectors answer `Unsupported`.
     pub fn store(&self) -> Store {
         let repo = Arc::new(self.clone());
-        match self.dialect() {
+        let store = match self.dialect() {
             Dialect::Sqlite => Store::new(
                 "sqlite",
                 Capabilities::ALL,
@@ -252,7 +292,49 @@ impl SqlStore {
                     }),
                 },
             ),
+        };
+        store.with_changes(self.changes())
+    }
+
+    /// The change feed of this database (see [`changes`](crate::changes)).
+    pub fn changes(&self) -> Arc<dyn ChangeFeed> {
+        Arc::new(SqlFeed::new(self.clone()))
+    }
+
+    pub(crate) fn hub(&self) -> &ChangeHub {
+        &self.inner.hub
+    }
+
+    /// PostgreSQL: starts the listener task unless it runs (needs a Tokio runtime).
+    pub(crate) fn start_listener(&self) {
+        let Some(options) = &self.inner.listen else {
+            return;
+        };
+        if self.inner.listener.get().is_some() {
+            return;
         }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("change feed: no Tokio runtime to listen on; nothing will be heard");
+            return;
+        };
+        let _ = self.inner.listener.get_or_init(|| {
+            runtime
+                .spawn(changes::listen(
+                    Arc::downgrade(&self.inner),
+                    options.clone(),
+                    self.inner.hub.clone(),
+                ))
+                .abort_handle()
+        });
+    }
+
+    /// Begins a transaction whose announced changes reach the feed.
+    pub(crate) async fn begin(&self, entity: &'static str, mode: pool::Mode) -> Result<pool::Tx> {
+        let mut tx = self.pool().begin(entity, mode).await?;
+        if self.dialect() == Dialect::Sqlite {
+            tx.publish_to(self.inner.hub.clone());
+        }
+        Ok(tx)
     }
 
     /// A [`Store`] of this database whose vectors come from another repository (e.g. the
@@ -263,7 +345,7 @@ impl SqlStore {
         vectors: Arc<dyn VectorRepo>,
     ) -> Store {
         let repo = Arc::new(self.clone());
-        Store::new(
+        let store = Store::new(
             backend,
             Capabilities::ALL,
             StoreParts {
@@ -274,7 +356,8 @@ impl SqlStore {
                 files: repo,
                 vectors,
             },
-        )
+        );
+        store.with_changes(self.changes())
     }
 
     /// The database's dialect.

@@ -8,6 +8,7 @@
 //! the blob's messages as rows first (Open WebUI's backfill), so rows and blob agree afterwards.
 
 use async_trait::async_trait;
+use chatstore_core::changes::{ChangeEvent, ChangeKind};
 use chatstore_core::messages::message_key;
 use chatstore_core::{Chat, Error, Message, MessageRepo, NewMessage, Result, blob, validate};
 use serde_json::{Map, Value, json};
@@ -231,8 +232,14 @@ async fn upsert_locked(tx: &mut Tx, chat: &mut Chat, message: NewMessage) -> Res
         Some(row) => Some(message_from_row(&row)?),
         None => None,
     };
+    let kind = if existing.is_some() {
+        ChangeKind::Updated
+    } else {
+        ChangeKind::Created
+    };
     let message = message.into_stored(chat, existing.as_ref(), validate::now())?;
     upsert_row(tx, &message).await?;
+    tx.announce(ChangeEvent::message(kind, &chat.user_id, &message));
     blob::upsert_message(&mut chat.chat, &message);
     chat.updated_at = chat.updated_at.max(message.updated_at);
     Ok(message)
@@ -244,7 +251,7 @@ impl SqlStore {
         if !storable(chat_id) {
             return Err(Error::not_found("chat", chat_id));
         }
-        let mut tx = self.pool().begin("message", Mode::Read).await?;
+        let mut tx = self.begin("message", Mode::Read).await?;
         if tx
             .fetch_optional(CHAT_EXISTS, args![chat_id])
             .await?
@@ -270,7 +277,7 @@ impl SqlStore {
 #[async_trait]
 impl MessageRepo for SqlStore {
     async fn upsert(&self, message: NewMessage) -> Result<Message> {
-        let mut tx = self.pool().begin("message", Mode::Write).await?;
+        let mut tx = self.begin("message", Mode::Write).await?;
         let mut chat = chats::lock(&mut tx, &message.chat_id).await?;
         backfill(&mut tx, &mut chat).await?;
         let message = upsert_locked(&mut tx, &mut chat, message).await?;
@@ -280,7 +287,7 @@ impl MessageRepo for SqlStore {
     }
 
     async fn upsert_many(&self, chat_id: &str, messages: Vec<NewMessage>) -> Result<Vec<Message>> {
-        let mut tx = self.pool().begin("message", Mode::Write).await?;
+        let mut tx = self.begin("message", Mode::Write).await?;
         let mut chat = chats::lock(&mut tx, chat_id).await?;
         backfill(&mut tx, &mut chat).await?;
         let mut out = Vec::with_capacity(messages.len());
@@ -297,7 +304,7 @@ impl MessageRepo for SqlStore {
             return Err(Error::not_found("chat", chat_id));
         }
         let not_found = || Error::not_found("message", message_key(chat_id, id));
-        let mut tx = self.pool().begin("message", Mode::Read).await?;
+        let mut tx = self.begin("message", Mode::Read).await?;
         if tx
             .fetch_optional(CHAT_EXISTS, args![chat_id])
             .await?
@@ -332,7 +339,7 @@ impl MessageRepo for SqlStore {
     }
 
     async fn delete(&self, chat_id: &str, id: &str) -> Result<()> {
-        let mut tx = self.pool().begin("message", Mode::Write).await?;
+        let mut tx = self.begin("message", Mode::Write).await?;
         let mut chat = chats::lock(&mut tx, chat_id).await?;
         if !storable(id) {
             return Err(Error::not_found("message", message_key(chat_id, id)));
@@ -347,6 +354,12 @@ impl MessageRepo for SqlStore {
         }
         blob::remove_message(&mut chat.chat, id);
         chats::write_blob(&mut tx, &chat).await?;
+        tx.announce(ChangeEvent::message_ids(
+            ChangeKind::Deleted,
+            &chat.user_id,
+            chat_id,
+            id,
+        ));
         tx.commit().await
     }
 

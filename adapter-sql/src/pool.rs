@@ -11,6 +11,9 @@ use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Database, Decode, PgPool, Postgres, QueryBuilder, Row as _, Sqlite, SqlitePool, Type};
 
+use std::sync::Arc;
+
+use chatstore_core::changes::{ChangeEvent, ChangeHub};
 use chatstore_core::{PageRequest, Result};
 
 use crate::error::db_error;
@@ -350,7 +353,12 @@ impl Pool {
                 .map(|t| TxInner::Postgres(t, *s)),
         }
         .map_err(|e| db_error(entity, e))?;
-        Ok(Tx { inner, entity })
+        Ok(Tx {
+            inner,
+            entity,
+            changes: Vec::new(),
+            local: None,
+        })
     }
 
     /// Runs a statement outside a transaction; returns the number of rows affected.
@@ -445,10 +453,14 @@ enum TxInner {
     Postgres(sqlx::Transaction<'static, Postgres>, Statements),
 }
 
-/// A transaction; dropped without [`Tx::commit`] it rolls back.
+/// A transaction; dropped without [`Tx::commit`] it rolls back. Changes announced in it
+/// ([`Tx::announce`]) are recorded and notified on commit (see [`crate::changes`]).
 pub(crate) struct Tx {
     inner: TxInner,
     entity: &'static str,
+    changes: Vec<ChangeEvent>,
+    /// Where SQLite publishes the changes once committed (PostgreSQL notifies instead).
+    local: Option<Arc<ChangeHub>>,
 }
 
 impl Tx {
@@ -545,12 +557,35 @@ impl Tx {
         out.map_err(|e| db_error(self.entity, e))
     }
 
-    /// Commits.
-    pub(crate) async fn commit(self) -> Result<()> {
+    /// Publishes committed changes of SQLite to `hub` (in-process feed).
+    pub(crate) fn publish_to(&mut self, hub: Arc<ChangeHub>) {
+        self.local = Some(hub);
+    }
+
+    /// Records a change this transaction makes; it is announced only if the transaction
+    /// commits.
+    pub(crate) fn announce(&mut self, event: ChangeEvent) {
+        self.changes.push(event);
+    }
+
+    /// Commits: first, inside the transaction, records the changes catch-up cannot find by
+    /// `updated_at` and (PostgreSQL) notifies the listeners; then publishes to the in-process
+    /// feed (SQLite).
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        let changes = std::mem::take(&mut self.changes);
+        if !changes.is_empty() {
+            crate::changes::record(&mut self, &changes).await?;
+        }
         let out = match self.inner {
             TxInner::Sqlite(t) => t.commit().await,
             TxInner::Postgres(t, _) => t.commit().await,
         };
-        out.map_err(|e| db_error(self.entity, e))
+        out.map_err(|e| db_error(self.entity, e))?;
+        if let Some(hub) = &self.local {
+            for event in changes {
+                hub.publish(event);
+            }
+        }
+        Ok(())
     }
 }

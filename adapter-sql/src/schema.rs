@@ -5,7 +5,8 @@
 //! Open WebUI re-runs its migrations and crashes. An existing database must be at that revision
 //! and have every table and column chatstore reads or writes; otherwise opening it fails with a
 //! message naming what is wrong. chatstore never alters an existing Open WebUI schema; the only
-//! table it adds is its own `chatstore_vector` (SQLite vectors), on first use.
+//! tables it adds are its own: `chatstore_vector` (SQLite vectors, on first use) and
+//! `chatstore_change` (what the change feed's catch-up cannot read from Open WebUI's tables).
 
 use chatstore_core::{Error, Result};
 
@@ -172,6 +173,9 @@ pub(crate) async fn prepare(pool: &Pool, read_only: bool) -> Result<()> {
     }
     check_revision(&mut tx, &have).await?;
     check_columns(&mut tx, &have).await?;
+    if !read_only {
+        tx.execute_script(crate::changes::CREATE_TABLE).await?;
+    }
     tx.commit().await
 }
 

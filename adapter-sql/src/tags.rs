@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use chatstore_core::changes::{ChangeEvent, ChangeKind, field};
 use chatstore_core::{Error, Result, Tag, TagKey, TagRepo, TagUsage, tag_id};
 use serde_json::Value;
 
@@ -93,7 +94,7 @@ impl TagRepo for SqlStore {
     }
 
     async fn usage(&self, user_id: &str) -> Result<Vec<TagUsage>> {
-        let mut tx = self.pool().begin("tag", Mode::Read).await?;
+        let mut tx = self.begin("tag", Mode::Read).await?;
         let tags = tx.fetch_all(LIST, args![user_id]).await?;
         let counts: HashMap<String, i64> = tx
             .fetch_all(USAGE_COUNTS, args![user_id])
@@ -131,7 +132,7 @@ impl TagRepo for SqlStore {
 
     async fn ensure(&self, user_id: &str, name: &str) -> Result<Tag> {
         let id = tag_id(name);
-        let mut tx = self.pool().begin("tag", Mode::Write).await?;
+        let mut tx = self.begin("tag", Mode::Write).await?;
         tx.execute(ENSURE, args![id.as_str(), name, user_id])
             .await?;
         let row = tx.fetch_one(GET, args![user_id, id.as_str()]).await?;
@@ -141,7 +142,7 @@ impl TagRepo for SqlStore {
     }
 
     async fn create_many(&self, tags: Vec<Tag>) -> Result<()> {
-        let mut tx = self.pool().begin("tag", Mode::Write).await?;
+        let mut tx = self.begin("tag", Mode::Write).await?;
         for tag in &tags {
             tx.execute(
                 INSERT,
@@ -162,7 +163,7 @@ impl TagRepo for SqlStore {
         if !storable(&id) {
             return Err(Error::not_found("tag", name_or_id));
         }
-        let mut tx = self.pool().begin("tag", Mode::Write).await?;
+        let mut tx = self.begin("tag", Mode::Write).await?;
         lock_user_tags(&mut tx, user_id).await?;
         if tx.execute(DELETE, args![user_id, id.as_str()]).await? == 0 {
             return Err(Error::not_found("tag", name_or_id));
@@ -172,6 +173,12 @@ impl TagRepo for SqlStore {
             .await?
         {
             let chat_id = row.text("id")?;
+            tx.announce(ChangeEvent::chat_ids(
+                ChangeKind::Updated,
+                user_id,
+                &chat_id,
+                &[field::TAGS],
+            ));
             let mut meta = json::parse_object("chat.meta", row.json_text("meta")?)?;
             if let Some(Value::Array(items)) = meta.get_mut("tags") {
                 items.retain(|v| v.as_str() != Some(id.as_str()));

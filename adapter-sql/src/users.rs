@@ -6,6 +6,7 @@
 //! non-ASCII email, and Rust compares their full lower-case forms.
 
 use async_trait::async_trait;
+use chatstore_core::changes::{ChangeEvent, ChangeKind};
 use chatstore_core::{
     Error, NewUser, Page, PageRequest, Result, User, UserPatch, UserRepo, validate,
 };
@@ -178,20 +179,21 @@ async fn insert(tx: &mut Tx, user: NewUser) -> Result<User> {
         args![user.id.as_str(), user.email.as_str(), validate::new_id(),],
     )
     .await?;
+    tx.announce(ChangeEvent::user(ChangeKind::Created, &user));
     Ok(user)
 }
 
 #[async_trait]
 impl UserRepo for SqlStore {
     async fn create(&self, user: NewUser) -> Result<User> {
-        let mut tx = self.pool().begin("user", Mode::Write).await?;
+        let mut tx = self.begin("user", Mode::Write).await?;
         let user = insert(&mut tx, user).await?;
         tx.commit().await?;
         Ok(user)
     }
 
     async fn create_many(&self, users: Vec<NewUser>) -> Result<Vec<User>> {
-        let mut tx = self.pool().begin("user", Mode::Write).await?;
+        let mut tx = self.begin("user", Mode::Write).await?;
         let mut out = Vec::with_capacity(users.len());
         for user in users {
             out.push(insert(&mut tx, user).await?);
@@ -232,7 +234,7 @@ impl UserRepo for SqlStore {
         if !storable(id) {
             return Err(Error::not_found("user", id));
         }
-        let mut tx = self.pool().begin("user", Mode::Write).await?;
+        let mut tx = self.begin("user", Mode::Write).await?;
         let row = tx
             .fetch_optional(GET_FOR_UPDATE, args![id])
             .await?
@@ -264,6 +266,7 @@ impl UserRepo for SqlStore {
             tx.execute(UPDATE_AUTH_EMAIL, args![id, user.email.as_str()])
                 .await?;
         }
+        tx.announce(ChangeEvent::user(ChangeKind::Updated, &user));
         tx.commit().await?;
         Ok(user)
     }
@@ -272,17 +275,18 @@ impl UserRepo for SqlStore {
         if !storable(id) {
             return Err(Error::not_found("user", id));
         }
-        let mut tx = self.pool().begin("user", Mode::Write).await?;
+        let mut tx = self.begin("user", Mode::Write).await?;
         if tx.execute(DELETE, args![id]).await? == 0 {
             return Err(Error::not_found("user", id));
         }
         tx.execute(DELETE_AUTH, args![id]).await?;
+        tx.announce(ChangeEvent::user_deleted(id));
         tx.commit().await
     }
 
     async fn list(&self, page: PageRequest) -> Result<Page<User>> {
         let (limit, offset) = page_args(&page);
-        let mut tx = self.pool().begin("user", Mode::Read).await?;
+        let mut tx = self.begin("user", Mode::Read).await?;
         let total = tx.fetch_one(COUNT, args![]).await?.int("n")?;
         let items = tx
             .fetch_all(LIST, args![limit, offset])

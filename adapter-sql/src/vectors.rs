@@ -201,7 +201,7 @@ impl SqlStore {
     }
 
     async fn create_vector_table(&self) -> Result<()> {
-        let mut tx = self.pool().begin("vector", Mode::Write).await?;
+        let mut tx = self.begin("vector", Mode::Write).await?;
         tx.execute_script(CREATE_TABLE).await?;
         tx.commit().await?;
         self.inner.vectors_ready.store(true, Ordering::Release);
@@ -221,7 +221,7 @@ impl SqlStore {
             }
             self.create_vector_table().await?;
         }
-        let mut tx = self.pool().begin("vector", Mode::Write).await?;
+        let mut tx = self.begin("vector", Mode::Write).await?;
         let replaced: Vec<&str> = if replace {
             items.iter().map(|i| i.id.as_str()).collect()
         } else {
@@ -298,7 +298,7 @@ impl VectorRepo for SqlStore {
         if !self.vector_table().await? {
             return Ok(vec![Vec::new(); vectors.len()]);
         }
-        let mut tx = self.pool().begin("vector", Mode::Read).await?;
+        let mut tx = self.begin("vector", Mode::Read).await?;
         let dim = dimension(&mut tx, collection, &[]).await?;
         validate_query_dimension(vectors, dim)?;
         let items = matching_items(&mut tx, collection, None, filter).await?;
@@ -320,7 +320,7 @@ impl VectorRepo for SqlStore {
         if !self.vector_table().await? {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool().begin("vector", Mode::Read).await?;
+        let mut tx = self.begin("vector", Mode::Read).await?;
         let mut items = matching_items(&mut tx, collection, None, Some(filter)).await?;
         tx.commit().await?;
         if let Some(limit) = limit {
@@ -334,7 +334,7 @@ impl VectorRepo for SqlStore {
         if !self.vector_table().await? {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool().begin("vector", Mode::Read).await?;
+        let mut tx = self.begin("vector", Mode::Read).await?;
         let items = matching_items(&mut tx, collection, None, None).await?;
         tx.commit().await?;
         Ok(items)
@@ -350,7 +350,7 @@ impl VectorRepo for SqlStore {
         if !self.vector_table().await? {
             return Ok(0);
         }
-        let mut tx = self.pool().begin("vector", Mode::Write).await?;
+        let mut tx = self.begin("vector", Mode::Write).await?;
         let doomed: Vec<String> = matching_items(&mut tx, collection, ids, filter)
             .await?
             .into_iter()

@@ -11,31 +11,35 @@ use chatstore_sql::schema::{OPEN_WEBUI_REVISION, REQUIRED_COLUMNS};
 use chatstore_sql::{SqlOptions, SqlStore};
 use support::{Db, empty_databases, open_webui_databases};
 
+/// Open WebUI's tables (chatstore's own `chatstore_*` tables are not counted).
 fn table_count_sql(db: &Db) -> &'static str {
     if db.is_postgres() {
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() \
+         AND substr(table_name, 1, 10) <> 'chatstore_'"
     } else {
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+         AND substr(name, 1, 10) <> 'chatstore_'"
     }
 }
 
-/// Every column of every table, as `table.column type` lines, sorted.
+/// Every column of every table but chatstore's own, as `table.column type` lines, sorted.
 async fn schema_snapshot(db: &Db) -> String {
     let sql = if db.is_postgres() {
         "SELECT string_agg(table_name || '.' || column_name || ' ' || data_type || ' ' || \
          is_nullable, E'\\n' ORDER BY table_name, column_name) FROM information_schema.columns \
-         WHERE table_schema = current_schema() AND table_name <> 'chatstore_vector'"
+         WHERE table_schema = current_schema() AND substr(table_name, 1, 10) <> 'chatstore_'"
     } else {
         "SELECT group_concat(line, char(10)) FROM (SELECT m.name || '.' || p.name || ' ' || \
          p.type || ' ' || p.\"notnull\" AS line FROM sqlite_master m, pragma_table_info(m.name) p \
-         WHERE m.type = 'table' AND m.name <> 'chatstore_vector' ORDER BY 1)"
+         WHERE m.type = 'table' AND substr(m.name, 1, 10) <> 'chatstore_' ORDER BY 1)"
     };
     let indexes = if db.is_postgres() {
         "SELECT string_agg(indexdef, E'\\n' ORDER BY indexname) FROM pg_indexes \
-         WHERE schemaname = current_schema()"
+         WHERE schemaname = current_schema() AND substr(tablename, 1, 10) <> 'chatstore_'"
     } else {
         "SELECT group_concat(sql, char(10)) FROM (SELECT sql FROM sqlite_master \
-         WHERE type = 'index' AND sql IS NOT NULL AND tbl_name <> 'chatstore_vector' ORDER BY name)"
+         WHERE type = 'index' AND sql IS NOT NULL AND substr(tbl_name, 1, 10) <> 'chatstore_' \
+         ORDER BY name)"
     };
     format!(
         "{}\n{}",
@@ -323,8 +327,11 @@ async fn a_postgres_schema_other_than_public_is_used_as_given() {
         .await
         .expect("user");
     assert_eq!(
-        db.int("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'owui'")
-            .await,
+        db.int(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'owui' \
+             AND substr(table_name, 1, 10) <> 'chatstore_'"
+        )
+        .await,
         48
     );
     assert_eq!(db.int("SELECT count(*) FROM owui.\"user\"").await, 1);

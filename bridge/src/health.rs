@@ -1,7 +1,9 @@
-//! `GET /health`: whether the bridge can serve, as JSON.
+//! `GET /health` (whether the bridge can serve, as JSON) and `GET /metrics`.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::BridgeState;
@@ -9,15 +11,44 @@ use crate::BridgeState;
 /// The body of `GET /health`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Health {
-    /// `"ok"`.
+    /// `"ok"`, or `"degraded"` while the change feed's source is disconnected or the store
+    /// has no feed.
     pub status: &'static str,
     /// The backend the bridge reads from.
     pub backend: String,
+    /// Whether the store has a change feed.
+    pub change_feed: bool,
+    /// Whether the feed's source is connected.
+    pub feed_connected: bool,
+    /// Times the feed's source reconnected.
+    pub feed_reconnects: u64,
+    /// Sockets connected now.
+    pub sockets: i64,
 }
 
-pub(crate) async fn health(State(state): State<BridgeState>) -> Json<Health> {
-    Json(Health {
-        status: "ok",
+pub(crate) async fn health(State(state): State<BridgeState>) -> Response {
+    let feed = state.store().changes().map(|f| f.hub().status());
+    let ok = feed.is_some_and(|s| s.connected);
+    let body = Health {
+        status: if ok { "ok" } else { "degraded" },
         backend: state.store().backend_name().to_owned(),
-    })
+        change_feed: feed.is_some(),
+        feed_connected: ok,
+        feed_reconnects: feed.map_or(0, |s| s.reconnects),
+        sockets: state.sockets(),
+    };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+pub(crate) async fn metrics(State(state): State<BridgeState>) -> Response {
+    let text = state
+        .metrics_render()
+        .map(|render| render())
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

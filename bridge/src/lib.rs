@@ -1,36 +1,63 @@
 //! # chatstore-bridge
 //!
-//! The realtime server of chatstore: an axum application that serves Open WebUI's Socket.IO
-//! protocol at `/ws/socket.io` and turns a store's change feed into the `events` envelopes
+//! The realtime server of chatstore: an axum application that serves Open WebUI 0.12.4's
+//! Socket.IO protocol at `/ws/socket.io` (Engine.IO 4 / Socket.IO 5, websocket and polling)
+//! and turns a store's change feed ([`chatstore_core::changes`]) into the `events` envelopes
 //! Open WebUI's web client reacts to, so that a chat renamed, tagged, archived or deleted in
-//! one tab (or on another replica) shows up in every other tab at once.
+//! one tab, device or replica shows up in every other tab at once.
+//!
+//! - A socket connects with `auth: {token}`: an HS256 JWT signed with `WEBUI_SECRET_KEY`, as
+//!   Open WebUI issues them (claim `id`, optional `exp`). The user must exist and have the
+//!   role `user` or `admin`; anything else is refused with `connect_error`. The token and the
+//!   user are checked again every [`BridgeConfig::recheck_interval`] and whenever the user
+//!   changes; a socket that fails is disconnected.
+//! - The socket joins `user:{id}`. `events:chat` `{type: "join" | "leave", chat_id}` joins or
+//!   leaves `chat:{id}`, only for a chat the user owns.
+//! - Each change becomes `events` `{chat_id, message_id, data: {type, data}}` (see
+//!   [`envelopes`]): `chat:list`, `chat:title`, `chat:tags` to the owner's `user:{id}` room,
+//!   message changes to `chat:{id}`. A user never receives another user's event.
 //!
 //! The bridge depends on `chatstore-core` only: it is given a [`Store`] (opened by the caller,
-//! e.g. through the registry) and builds an [`axum::Router`] with [`router`]. Other routes (file
-//! downloads, ...) merge into that router; servers, exporters and listeners live in binaries
-//! (`chatstore bridge`).
+//! e.g. through the registry) and builds an [`axum::Router`] with [`router`]. Other routes
+//! merge into that router. It reports through the `metrics` facade (see [`metric`]); the
+//! binary installs the Prometheus exporter and hands its rendering to
+//! [`BridgeState::with_metrics`] for `GET /metrics`.
 //!
 //! ```
 //! use chatstore_bridge::{BridgeConfig, BridgeState, router};
 //!
-//! let state = BridgeState::new(chatstore_core::memory::store(), BridgeConfig::default());
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(async {
+//! let config = BridgeConfig::default().secret_key("t0p-secret");
+//! let state = BridgeState::new(chatstore_core::memory::store(), config);
 //! let app: axum::Router = router(state);
 //! # let _ = app;
+//! # });
 //! ```
 
+mod auth;
 pub mod downloads;
+mod envelope;
 mod health;
+pub mod metric;
+mod sockets;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use chatstore_core::Store;
 
+pub use auth::{Claims, sign_token};
+pub use envelope::{Envelope, envelopes};
 pub use health::Health;
 
+/// The path Open WebUI's client connects to.
+pub const SOCKET_PATH: &str = "/ws/socket.io";
+
 /// How the bridge runs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct BridgeConfig {
     /// The key Open WebUI signs its session tokens with (`WEBUI_SECRET_KEY`). Without one,
@@ -39,6 +66,22 @@ pub struct BridgeConfig {
     /// The key download links are signed with (`CHATSTORE_SIGNING_KEY`, else
     /// `WEBUI_SECRET_KEY`). Without one, `GET /files/{id}` refuses every request.
     pub download_signer: Option<chatstore_core::UrlSigner>,
+    /// How often a connected socket's token and user are checked again (Open WebUI: 30 s).
+    pub recheck_interval: Duration,
+    /// How many changes are translated at once (reads of titles, tags, messages run
+    /// concurrently; envelopes still go out in the feed's order).
+    pub concurrency: usize,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig {
+            secret_key: None,
+            download_signer: None,
+            recheck_interval: Duration::from_secs(30),
+            concurrency: 64,
+        }
+    }
 }
 
 impl BridgeConfig {
@@ -53,25 +96,61 @@ impl BridgeConfig {
         self.secret_key = Some(key.into());
         self
     }
+
+    /// With this re-check interval.
+    pub fn recheck_interval(mut self, every: Duration) -> Self {
+        self.recheck_interval = every;
+        self
+    }
 }
 
+/// Renders the metrics text for `GET /metrics` (the binary's Prometheus exporter).
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// What every route of the bridge shares; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BridgeState {
     inner: Arc<Shared>,
 }
 
-#[derive(Debug)]
 struct Shared {
     store: Store,
     config: BridgeConfig,
+    metrics: Option<MetricsRender>,
+    sockets: AtomicI64,
+}
+
+impl std::fmt::Debug for BridgeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BridgeState")
+            .field("store", &self.inner.store)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BridgeState {
     /// The state of a bridge over `store`.
     pub fn new(store: Store, config: BridgeConfig) -> Self {
         BridgeState {
-            inner: Arc::new(Shared { store, config }),
+            inner: Arc::new(Shared {
+                store,
+                config,
+                metrics: None,
+                sockets: AtomicI64::new(0),
+            }),
+        }
+    }
+
+    /// With `GET /metrics` answering `render()` (call before [`router`]).
+    pub fn with_metrics(self, render: MetricsRender) -> Self {
+        BridgeState {
+            inner: Arc::new(Shared {
+                store: self.inner.store.clone(),
+                config: self.inner.config.clone(),
+                metrics: Some(render),
+                sockets: AtomicI64::new(self.sockets()),
+            }),
         }
     }
 
@@ -84,18 +163,36 @@ impl BridgeState {
     pub fn config(&self) -> &BridgeConfig {
         &self.inner.config
     }
+
+    /// Sockets connected now.
+    pub fn sockets(&self) -> i64 {
+        self.inner.sockets.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn socket_delta(&self, delta: i64) {
+        let now = self.inner.sockets.fetch_add(delta, Ordering::Relaxed) + delta;
+        metrics::gauge!(metric::SOCKETS).set(now as f64);
+    }
+
+    pub(crate) fn metrics_render(&self) -> Option<&MetricsRender> {
+        self.inner.metrics.as_ref()
+    }
 }
 
-/// The bridge's routes: `GET /health` and the download proxy `GET /files/{id}` (see
-/// [`downloads`]). Merge further routes into the result (`router(state).merge(other)`); serve
-/// it with `axum::serve`.
+/// The bridge's routes: Socket.IO at [`SOCKET_PATH`], `GET /health`, the download proxy
+/// `GET /files/{id}` (see [`downloads`]), and `GET /metrics` when
+/// [`BridgeState::with_metrics`] was given. Merge further routes into the result
+/// (`router(state).merge(other)`); serve it with `axum::serve`. Must run inside a Tokio
+/// runtime: it starts the task that follows the store's change feed (if the store has one).
 pub fn router(state: BridgeState) -> Router {
+    let layer = sockets::layer(state.clone());
+    let mut app = Router::new().route("/health", get(health::health));
+    if state.metrics_render().is_some() {
+        app = app.route("/metrics", get(health::metrics));
+    }
     let downloads = downloads::Downloads::new(
         state.store().files.clone(),
         state.config().download_signer.clone(),
     );
-    Router::new()
-        .route("/health", get(health::health))
-        .with_state(state)
-        .merge(downloads.router())
+    app.with_state(state).merge(downloads.router()).layer(layer)
 }

@@ -1,5 +1,5 @@
-//! `chatstore bridge`: serves the realtime bridge (Socket.IO at `/ws/socket.io`, `/health`)
-//! over a store until interrupted.
+//! `chatstore bridge`: serves the realtime bridge (Socket.IO at `/ws/socket.io`, `/health`,
+//! `/metrics` in Prometheus text) over a store until interrupted.
 
 use std::net::SocketAddr;
 
@@ -40,7 +40,12 @@ pub async fn run(args: BridgeArgs) -> Result<(), String> {
     {
         config = config.download_signer(signer);
     }
-    let app = router(BridgeState::new(store, config));
+    let mut state = BridgeState::new(store, config);
+    match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => state = state.with_metrics(std::sync::Arc::new(move || handle.render())),
+        Err(e) => eprintln!("warning: /metrics is off: {e}"),
+    }
+    let app = router(state);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

@@ -151,7 +151,12 @@ impl ChangeEvent {
 
     /// A user deleted, by id, now.
     pub fn user_deleted(user_id: &str) -> Self {
-        ChangeEvent::new(ModelGroup::Users, ChangeKind::Deleted, user_id, now_ms())
+        ChangeEvent::user_ids(ChangeKind::Deleted, user_id)
+    }
+
+    /// A user change from the user's id, now.
+    pub fn user_ids(kind: ChangeKind, user_id: &str) -> Self {
+        ChangeEvent::new(ModelGroup::Users, kind, user_id, now_ms())
     }
 
     /// A chat created, updated (with the `fields` that changed, if known) or deleted, now.
@@ -245,6 +250,13 @@ pub const CATCH_UP_SKEW_SECS: i64 = 2;
 
 /// How long deletions are remembered for catch-up (tombstones older than this are pruned).
 pub const TOMBSTONE_RETENTION_SECS: i64 = 7 * 24 * 3600;
+
+/// Whether a store must remember `event` for catch-up because its tables cannot show it by
+/// `updated_at`: deletions, and tag changes (Open WebUI keeps a chat's `updated_at` when its
+/// tags change).
+pub fn kept_for_catch_up(event: &ChangeEvent) -> bool {
+    event.kind == ChangeKind::Deleted || event.fields.iter().any(|f| f == field::TAGS)
+}
 
 /// The first `updated_at` (epoch seconds, inclusive) to read back for a cursor of epoch
 /// milliseconds.

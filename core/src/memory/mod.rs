@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::changes::{
-    ChangeEvent, ChangeFeed, ChangeHub, ChangeKind, TOMBSTONE_RETENTION_SECS, now_ms,
+    ChangeEvent, ChangeFeed, ChangeHub, TOMBSTONE_RETENTION_SECS, kept_for_catch_up, now_ms,
 };
 use crate::chats::Chat;
 use crate::files::FileMeta;
@@ -40,7 +40,7 @@ struct State {
     vectors: BTreeMap<String, (String, VectorItem)>,
     /// Changes of the write in progress, published once it succeeds.
     pending: Vec<ChangeEvent>,
-    /// Deletions, oldest first, kept for catch-up for [`TOMBSTONE_RETENTION_SECS`].
+    /// Deletions and tag changes, oldest first, kept for catch-up for [`TOMBSTONE_RETENTION_SECS`].
     tombstones: VecDeque<ChangeEvent>,
 }
 
@@ -118,7 +118,7 @@ impl MemoryBackend {
             state.tombstones.pop_front();
         }
         for event in events {
-            if event.kind == ChangeKind::Deleted {
+            if kept_for_catch_up(&event) {
                 state.tombstones.push_back(event.clone());
             }
             self.hub.publish(event);

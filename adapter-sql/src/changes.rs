@@ -1,0 +1,328 @@
+//! The change feed of a SQL store (see [`chatstore_core::changes`]).
+//!
+//! Every write transaction announces its changes ([`Tx::announce`]); on commit, inside the
+//! transaction:
+//! - the changes that `updated_at` cannot show later (deletions, tag changes) are recorded in
+//!   chatstore's own table `chatstore_change` (pruned after
+//!   [`TOMBSTONE_RETENTION_SECS`]); Open WebUI's tables are not touched;
+//! - on PostgreSQL, `pg_notify('chatstore_change', ...)` carries the events (ids only, JSON
+//!   arrays kept under 8000 bytes), delivered to every listener when the transaction commits,
+//!   so every process writing through chatstore is heard by every process listening.
+//!
+//! SQLite publishes the committed events to its in-process hub. PostgreSQL's feed `LISTEN`s on
+//! a dedicated connection (by default to the store's database; [`SqlOptions::listen_url`] points
+//! it past a transaction-pooling PgBouncer, which cannot `LISTEN`), started by the first
+//! subscriber. Whenever that connection is (re)established it reads back what changed since
+//! the last event it delivered, so a dropped connection loses nothing.
+//!
+//! [`SqlOptions::listen_url`]: crate::SqlOptions::listen_url
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chatstore_core::changes::{
+    ChangeEvent, ChangeFeed, ChangeHub, ChangeKind, TOMBSTONE_RETENTION_SECS, catch_up_from,
+    kept_for_catch_up, now_ms,
+};
+use chatstore_core::{Error, Result};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+
+use crate::SqlStore;
+use crate::pool::{Arg, Dialect, Mode, Sql, Tx, args};
+
+/// The PostgreSQL notification channel chatstore announces on.
+pub const CHANNEL: &str = "chatstore_change";
+
+/// The `application_name` of the listening connection (to find it in `pg_stat_activity`).
+pub const LISTENER_APPLICATION_NAME: &str = "chatstore-listener";
+
+/// Largest NOTIFY payload chatstore sends (PostgreSQL's limit is 8000 bytes).
+const MAX_PAYLOAD: usize = 7500;
+
+/// chatstore's own table of changes catch-up cannot find by `updated_at`.
+pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS chatstore_change (\
+     key TEXT NOT NULL PRIMARY KEY, \
+     user_id TEXT NOT NULL, \
+     at BIGINT NOT NULL, \
+     event TEXT NOT NULL); \
+     CREATE INDEX IF NOT EXISTS chatstore_change_at_idx ON chatstore_change (at);";
+
+const RECORD: Sql = Sql::both(
+    "INSERT INTO chatstore_change (key, user_id, at, event) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (key) DO NOTHING",
+);
+
+const PRUNE: Sql = Sql::both("DELETE FROM chatstore_change WHERE at < $1");
+
+const NOTIFY: Sql = Sql::both("SELECT pg_notify($1, $2)");
+
+const RECORDED_SINCE: Sql = Sql::both(
+    "SELECT event FROM chatstore_change WHERE at >= $1 AND ($2 IS NULL OR user_id = $2) \
+     ORDER BY at, key",
+);
+
+const USERS_SINCE: Sql = Sql::each(
+    "SELECT id, updated_at FROM user WHERE updated_at >= $1 AND ($2 IS NULL OR id = $2)",
+    "SELECT id, updated_at FROM \"user\" WHERE updated_at >= $1 AND ($2::text IS NULL OR id = $2)",
+);
+
+const CHATS_SINCE: Sql = Sql::each(
+    "SELECT id, user_id, updated_at FROM chat WHERE updated_at >= $1 \
+     AND ($2 IS NULL OR user_id = $2)",
+    "SELECT id, user_id, updated_at FROM chat WHERE updated_at >= $1 \
+     AND ($2::text IS NULL OR user_id = $2)",
+);
+
+const MESSAGES_SINCE: Sql = Sql::each(
+    "SELECT m.id, m.chat_id, c.user_id, m.updated_at FROM chat_message m \
+     JOIN chat c ON c.id = m.chat_id WHERE m.updated_at >= $1 \
+     AND ($2 IS NULL OR c.user_id = $2)",
+    "SELECT m.id, m.chat_id, c.user_id, m.updated_at FROM chat_message m \
+     JOIN chat c ON c.id = m.chat_id WHERE m.updated_at >= $1 \
+     AND ($2::text IS NULL OR c.user_id = $2)",
+);
+
+const FILES_SINCE: Sql = Sql::each(
+    "SELECT id, user_id, updated_at FROM file WHERE updated_at >= $1 \
+     AND ($2 IS NULL OR user_id = $2)",
+    "SELECT id, user_id, updated_at FROM file WHERE updated_at >= $1 \
+     AND ($2::text IS NULL OR user_id = $2)",
+);
+
+/// Records and notifies the changes of a transaction about to commit (see the module doc).
+pub(crate) async fn record(tx: &mut Tx, changes: &[ChangeEvent]) -> Result<()> {
+    let mut recorded = false;
+    for event in changes.iter().filter(|e| kept_for_catch_up(e)) {
+        let text =
+            serde_json::to_string(event).map_err(|e| Error::backend("encode change event", e))?;
+        tx.execute(
+            RECORD,
+            args![event.key.as_str(), event.user_id.as_str(), event.at, text],
+        )
+        .await?;
+        recorded = true;
+    }
+    if recorded {
+        tx.execute(PRUNE, args![now_ms() - TOMBSTONE_RETENTION_SECS * 1000])
+            .await?;
+    }
+    if tx.dialect() == Dialect::Postgres {
+        for payload in payloads(changes)? {
+            tx.fetch_all(NOTIFY, args![CHANNEL, payload]).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The events as JSON arrays of at most [`MAX_PAYLOAD`] bytes each (an event alone always
+/// fits: ids are short).
+fn payloads(changes: &[ChangeEvent]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut current = String::from("[");
+    for event in changes {
+        let text =
+            serde_json::to_string(event).map_err(|e| Error::backend("encode change event", e))?;
+        if current.len() > 1 && current.len() + text.len() + 2 > MAX_PAYLOAD {
+            current.push(']');
+            out.push(std::mem::replace(&mut current, String::from("[")));
+        }
+        if current.len() > 1 {
+            current.push(',');
+        }
+        current.push_str(&text);
+    }
+    if current.len() > 1 {
+        current.push(']');
+        out.push(current);
+    }
+    Ok(out)
+}
+
+/// Everything that changed since `since_secs`, read back from the tables (see
+/// [`ChangeFeed::changes_since`]).
+pub(crate) async fn changes_since(
+    store: &SqlStore,
+    since_secs: i64,
+    user_id: Option<&str>,
+) -> Result<Vec<ChangeEvent>> {
+    let user = Arg::Text(user_id.map(str::to_owned));
+    let mut tx = store.pool().begin("change", Mode::Read).await?;
+    let mut out = Vec::new();
+    for row in tx
+        .fetch_all(USERS_SINCE, vec![Arg::from(since_secs), user.clone()])
+        .await?
+    {
+        out.push(
+            ChangeEvent::user_ids(ChangeKind::Updated, &row.text("id")?)
+                .read_back(row.int("updated_at")?),
+        );
+    }
+    for row in tx
+        .fetch_all(CHATS_SINCE, vec![Arg::from(since_secs), user.clone()])
+        .await?
+    {
+        out.push(
+            ChangeEvent::chat_ids(
+                ChangeKind::Updated,
+                &row.text("user_id")?,
+                &row.text("id")?,
+                &[],
+            )
+            .read_back(row.int("updated_at")?),
+        );
+    }
+    for row in tx
+        .fetch_all(MESSAGES_SINCE, vec![Arg::from(since_secs), user.clone()])
+        .await?
+    {
+        out.push(
+            ChangeEvent::message_ids(
+                ChangeKind::Updated,
+                &row.text("user_id")?,
+                &row.text("chat_id")?,
+                &row.text("id")?,
+            )
+            .read_back(row.int("updated_at")?),
+        );
+    }
+    for row in tx
+        .fetch_all(FILES_SINCE, vec![Arg::from(since_secs), user.clone()])
+        .await?
+    {
+        out.push(
+            ChangeEvent::file_ids(ChangeKind::Updated, &row.text("user_id")?, &row.text("id")?)
+                .read_back(row.int("updated_at")?),
+        );
+    }
+    for row in tx
+        .fetch_all(
+            RECORDED_SINCE,
+            vec![Arg::from(since_secs.saturating_mul(1000)), user],
+        )
+        .await?
+    {
+        let text = row.text("event")?;
+        match serde_json::from_str::<ChangeEvent>(&text) {
+            Ok(event) => out.push(event),
+            Err(e) => tracing::warn!(error = %e, "skipping an unreadable chatstore_change row"),
+        }
+    }
+    tx.commit().await?;
+    out.sort_by_key(|e| e.at);
+    Ok(out)
+}
+
+/// The change feed of a [`SqlStore`].
+#[derive(Debug, Clone)]
+pub struct SqlFeed {
+    store: SqlStore,
+}
+
+impl SqlFeed {
+    pub(crate) fn new(store: SqlStore) -> Self {
+        SqlFeed { store }
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for SqlFeed {
+    fn hub(&self) -> &ChangeHub {
+        if self.store.dialect() == Dialect::Postgres {
+            self.store.start_listener();
+        }
+        self.store.hub()
+    }
+
+    async fn changes_since(
+        &self,
+        since_secs: i64,
+        user_id: Option<&str>,
+    ) -> Result<Vec<ChangeEvent>> {
+        changes_since(&self.store, since_secs, user_id).await
+    }
+}
+
+/// Listens on PostgreSQL for as long as the store lives: publishes every notification, and
+/// after every (re)connection the changes made since the last event it published.
+pub(crate) async fn listen(
+    store: std::sync::Weak<crate::Inner>,
+    options: PgConnectOptions,
+    hub: Arc<ChangeHub>,
+) {
+    let options = options.application_name(LISTENER_APPLICATION_NAME);
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(options);
+    let mut cursor = now_ms();
+    let mut first = true;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(inner) = store.upgrade() else { return };
+        let sql = SqlStore { inner, urls: None };
+        let mut listener = match connect(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                drop(sql);
+                hub.disconnected();
+                tracing::warn!(error = %e, "change feed: cannot LISTEN; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        if first {
+            first = false;
+        } else {
+            hub.reconnected();
+        }
+        hub.connected();
+        // LISTEN is active: whatever commits from now on is heard; read back what came before.
+        match changes_since(&sql, catch_up_from(cursor), None).await {
+            Ok(events) => {
+                for event in events {
+                    cursor = cursor.max(event.at);
+                    hub.publish(event);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "change feed: catch-up failed; reconnecting");
+                hub.disconnected();
+                continue;
+            }
+        }
+        drop(sql);
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(note)) => match serde_json::from_str::<Vec<ChangeEvent>>(note.payload()) {
+                    Ok(events) => {
+                        for event in events {
+                            cursor = cursor.max(event.at);
+                            hub.publish(event);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "change feed: unreadable notification"),
+                },
+                Ok(None) | Err(_) => {
+                    hub.disconnected();
+                    tracing::info!("change feed: listening connection lost; reconnecting");
+                    break;
+                }
+            }
+            if store.strong_count() == 0 {
+                return;
+            }
+        }
+    }
+}
+
+async fn connect(pool: &sqlx::PgPool) -> std::result::Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    // Reconnection is ours: a fresh connection is followed by a catch-up.
+    listener.eager_reconnect(false);
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}

@@ -1,0 +1,230 @@
+//! The SQL change feed: SQLite's in-process broadcast, PostgreSQL's NOTIFY heard by another
+//! process's store, and nothing lost when the listening connection is killed.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chatstore_core::changes::{ChangeFilter, ChangeKind, ChangeStream, field, now_ms, subscribe};
+use chatstore_core::{ChangeEvent, ChatPatch, ModelGroup, NewChat, NewUser, Store};
+use futures::StreamExt;
+use sqlx::Connection;
+
+async fn next(events: &mut ChangeStream) -> ChangeEvent {
+    tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("an event within 10 s")
+        .expect("the stream goes on")
+}
+
+/// Reads events until every chat id in `want` was seen created (live) or read back.
+async fn until_all(events: &mut ChangeStream, want: &BTreeSet<String>) {
+    let mut seen = BTreeSet::new();
+    while !want.is_subset(&seen) {
+        let event = next(events).await;
+        if event.kind != ChangeKind::Deleted
+            && let Some(chat) = event.chat_id
+        {
+            seen.insert(chat);
+        }
+    }
+}
+
+async fn exercise(store: &Store, feed_store: &Store) {
+    let ada = store
+        .users
+        .create(NewUser::new("ada@example.com", "Ada"))
+        .await
+        .expect("user");
+    let mut events = subscribe(
+        feed_store.changes().expect("a SQL store has a feed"),
+        ChangeFilter::user(&ada.id),
+    );
+    // PostgreSQL's listener starts with the first subscriber; give it a moment so the
+    // events below arrive live (a late start would still deliver them, by catch-up).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let chat = store
+        .chats
+        .create(NewChat::new(&ada.id, "Engines"))
+        .await
+        .expect("chat");
+    store
+        .chats
+        .update(
+            &chat.id,
+            ChatPatch {
+                archived: Some(true),
+                ..ChatPatch::default()
+            },
+        )
+        .await
+        .expect("archive");
+    store.chats.add_tag(&chat.id, "Work").await.expect("tag");
+    store.chats.delete(&chat.id).await.expect("delete");
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let e = next(&mut events).await;
+        if e.group == ModelGroup::Chats {
+            got.push(e);
+        }
+    }
+    assert_eq!(got[0].kind, ChangeKind::Created);
+    assert_eq!(got[1].fields, vec![field::ARCHIVED.to_owned()]);
+    assert_eq!(got[2].fields, vec![field::TAGS.to_owned()]);
+    assert_eq!(got[3].kind, ChangeKind::Deleted);
+    assert!(
+        got.iter()
+            .all(|e| e.chat_id.as_deref() == Some(chat.id.as_str()))
+    );
+    assert!(got.iter().all(|e| e.user_id == ada.id));
+}
+
+/// SQLite: a subscriber hears the store's own committed writes.
+#[tokio::test]
+async fn sqlite_announces_its_own_writes() {
+    let db = support::sqlite_empty().await;
+    let store = db.store().await;
+    exercise(&store, &store).await;
+    db.finish().await;
+}
+
+/// A write that fails announces nothing.
+#[tokio::test]
+async fn a_failed_write_announces_nothing() {
+    let db = support::sqlite_empty().await;
+    let store = db.store().await;
+    let ada = store
+        .users
+        .create(NewUser::new("ada@example.com", "Ada"))
+        .await
+        .expect("user");
+    let mut events = subscribe(store.changes().expect("feed"), ChangeFilter::user(&ada.id));
+    let chat = store
+        .chats
+        .create(NewChat::new(&ada.id, "one").with_id("c-1"))
+        .await
+        .expect("chat");
+    let duplicate = store
+        .chats
+        .create(NewChat::new(&ada.id, "two").with_id("c-1"))
+        .await;
+    assert!(duplicate.is_err());
+    store.chats.delete(&chat.id).await.expect("delete");
+    assert_eq!(next(&mut events).await.kind, ChangeKind::Created);
+    assert_eq!(next(&mut events).await.kind, ChangeKind::Deleted);
+    db.finish().await;
+}
+
+/// A subscription from a cursor reads back updates, tag changes and deletions made before it.
+#[tokio::test]
+async fn a_cursor_reads_back_what_the_tables_and_records_hold() {
+    for db in support::empty_databases().await {
+        let store = db.store().await;
+        let ada = store
+            .users
+            .create(NewUser::new("ada@example.com", "Ada"))
+            .await
+            .expect("user");
+        let cursor = now_ms();
+        let kept = store
+            .chats
+            .create(NewChat::new(&ada.id, "kept"))
+            .await
+            .expect("chat");
+        store.chats.add_tag(&kept.id, "Work").await.expect("tag");
+        let gone = store
+            .chats
+            .create(NewChat::new(&ada.id, "gone"))
+            .await
+            .expect("chat");
+        store.chats.delete(&gone.id).await.expect("delete");
+        let events = store
+            .changes()
+            .expect("feed")
+            .changes_since(
+                chatstore_core::changes::catch_up_from(cursor),
+                Some(&ada.id),
+            )
+            .await
+            .expect("read back");
+        let has = |id: &str, kind: ChangeKind, tags: bool| {
+            events.iter().any(|e| {
+                e.chat_id.as_deref() == Some(id)
+                    && e.kind == kind
+                    && (!tags || e.fields.iter().any(|f| f == field::TAGS))
+            })
+        };
+        assert!(has(&kept.id, ChangeKind::Updated, false), "{events:?}");
+        assert!(has(&kept.id, ChangeKind::Updated, true), "{events:?}");
+        assert!(has(&gone.id, ChangeKind::Deleted, false), "{events:?}");
+        assert!(events.iter().all(|e| e.user_id == ada.id));
+        db.finish().await;
+    }
+}
+
+/// PostgreSQL: a write through one store (process) is heard by another store's feed.
+#[tokio::test]
+async fn postgres_writes_are_heard_by_another_store() {
+    let Some(db) = support::postgres_empty().await else {
+        return;
+    };
+    let writer = db.store().await;
+    let listener = db.store().await;
+    exercise(&writer, &listener).await;
+    db.finish().await;
+}
+
+/// PostgreSQL: killing the listening connection while writes go on loses nothing; the feed
+/// reconnects and reads back what it missed.
+#[tokio::test]
+async fn postgres_listener_killed_mid_stream_loses_nothing() {
+    let Some(db) = support::postgres_empty().await else {
+        return;
+    };
+    let writer = db.store().await;
+    let follower = db.store().await;
+    let ada = writer
+        .users
+        .create(NewUser::new("ada@example.com", "Ada"))
+        .await
+        .expect("user");
+    let feed = follower.changes().expect("feed");
+    let mut events = subscribe(feed.clone(), ChangeFilter::user(&ada.id));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let writes = {
+        let writer = writer.clone();
+        let user = ada.id.clone();
+        tokio::spawn(async move {
+            let mut ids = BTreeSet::new();
+            for i in 0..60 {
+                let chat = writer
+                    .chats
+                    .create(NewChat::new(&user, format!("chat {i}")))
+                    .await
+                    .expect("chat");
+                ids.insert(chat.id);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            ids
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let mut admin = sqlx::PgConnection::connect(&db.url)
+        .await
+        .expect("admin connection");
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = $1 AND datname = current_database()) t",
+    )
+    .bind(chatstore_sql::changes::LISTENER_APPLICATION_NAME)
+    .fetch_one(&mut admin)
+    .await
+    .expect("terminate the listener");
+    assert_eq!(killed, 1, "exactly one listening connection");
+    let ids = writes.await.expect("writer task");
+    until_all(&mut events, &ids).await;
+    assert!(feed.hub().status().reconnects >= 1);
+    let _ = admin.close().await;
+    db.finish().await;
+}

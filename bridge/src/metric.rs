@@ -1,0 +1,15 @@
+//! The names of the bridge's metrics (reported through the `metrics` facade; the binary
+//! exports them in Prometheus text at `GET /metrics`).
+
+/// Counter: changes received from the feed.
+pub const EVENTS_IN: &str = "chatstore_bridge_events_in_total";
+/// Counter: `events` emissions sent to a room.
+pub const EVENTS_OUT: &str = "chatstore_bridge_events_out_total";
+/// Gauge: sockets connected.
+pub const SOCKETS: &str = "chatstore_bridge_connected_sockets";
+/// Gauge: seconds between the newest change and its arrival at the bridge.
+pub const FEED_LAG: &str = "chatstore_bridge_feed_lag_seconds";
+/// Gauge: times the feed's source reconnected (each followed by a catch-up).
+pub const FEED_RECONNECTS: &str = "chatstore_bridge_feed_reconnects";
+/// Gauge: 1 while the feed's source is connected.
+pub const FEED_CONNECTED: &str = "chatstore_bridge_feed_connected";

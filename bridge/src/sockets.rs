@@ -1,0 +1,202 @@
+//! The Socket.IO side: who may connect, the rooms, and the task that turns the change feed
+//! into `events` emissions.
+
+use std::time::Duration;
+
+use chatstore_core::changes::{ChangeFilter, subscribe};
+use chatstore_core::{ChangeEvent, ErrorKind, ModelGroup};
+use futures::StreamExt;
+use serde::Deserialize;
+use socketioxide::extract::{AckSender, Data, SocketRef, State, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::{SocketIo, TransportType};
+
+use crate::auth::{Refusal, check_user, verify};
+use crate::envelope::envelopes;
+use crate::{BridgeState, SOCKET_PATH, metric};
+
+/// What a connected socket carries: whose it is, and the token to check again.
+#[derive(Debug, Clone)]
+struct Session {
+    user_id: String,
+    token: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Auth {
+    token: Option<String>,
+}
+
+/// `events:chat` from the client.
+#[derive(Debug, Deserialize)]
+struct ChatRoom {
+    #[serde(rename = "type")]
+    kind: String,
+    chat_id: String,
+}
+
+/// The Socket.IO layer at [`SOCKET_PATH`], with the feed task started.
+pub(crate) fn layer(state: BridgeState) -> SocketIoLayer {
+    let (layer, io) = SocketIo::builder()
+        .req_path(SOCKET_PATH)
+        .ping_interval(Duration::from_secs(25))
+        .ping_timeout(Duration::from_secs(20))
+        .transports([TransportType::Polling, TransportType::Websocket])
+        .with_state(state.clone())
+        .build_layer();
+    io.ns("/", on_connect.with(authenticate));
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(follow(io, state));
+        }
+        Err(_) => tracing::error!("bridge: no Tokio runtime; changes will not be sent"),
+    }
+    layer
+}
+
+async fn session_check(state: &BridgeState, session: &Session) -> Result<(), Refusal> {
+    let claims = verify(state.config().secret_key.as_deref(), &session.token)?;
+    if claims.id != session.user_id {
+        return Err(Refusal::BadToken);
+    }
+    check_user(state.store(), &session.user_id).await
+}
+
+async fn authenticate(
+    socket: SocketRef,
+    TryData(auth): TryData<Auth>,
+    State(state): State<BridgeState>,
+) -> Result<(), Refusal> {
+    let token = auth
+        .ok()
+        .and_then(|a| a.token)
+        .filter(|t| !t.is_empty())
+        .ok_or(Refusal::NoToken)?;
+    let claims = verify(state.config().secret_key.as_deref(), &token)?;
+    check_user(state.store(), &claims.id).await?;
+    socket.extensions.insert(Session {
+        user_id: claims.id,
+        token,
+    });
+    Ok(())
+}
+
+async fn on_connect(socket: SocketRef, State(state): State<BridgeState>) {
+    let Some(session) = socket.extensions.get::<Session>() else {
+        let _ = socket.disconnect();
+        return;
+    };
+    socket.join(format!("user:{}", session.user_id));
+    state.socket_delta(1);
+    socket.on("events:chat", on_chat_room);
+    let counted = state.clone();
+    socket.on_disconnect(async move || counted.socket_delta(-1));
+    let every = state.config().recheck_interval;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if !socket.connected() {
+                return;
+            }
+            if session_check(&state, &session).await.is_err() {
+                tracing::info!(user = %session.user_id, "bridge: session no longer valid; disconnecting");
+                let _ = socket.disconnect();
+                return;
+            }
+        }
+    });
+}
+
+/// Joins or leaves `chat:{id}`; acknowledges `{ok}` when the client asked for an ack.
+async fn on_chat_room(
+    socket: SocketRef,
+    Data(request): Data<ChatRoom>,
+    State(state): State<BridgeState>,
+    ack: AckSender,
+) {
+    let Some(session) = socket.extensions.get::<Session>() else {
+        return;
+    };
+    let room = format!("chat:{}", request.chat_id);
+    let ok = match request.kind.as_str() {
+        "join" => match state.store().chats.get(&request.chat_id).await {
+            Ok(chat) if chat.user_id == session.user_id => {
+                socket.join(room);
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                if e.kind() != ErrorKind::NotFound {
+                    tracing::warn!(error = %e, "bridge: cannot check a chat's owner");
+                }
+                false
+            }
+        },
+        "leave" => {
+            socket.leave(room);
+            true
+        }
+        _ => false,
+    };
+    let _ = ack.send(&serde_json::json!({ "ok": ok }));
+}
+
+/// Follows the store's change feed for as long as the server runs.
+async fn follow(io: SocketIo, state: BridgeState) {
+    let Some(feed) = state.store().changes() else {
+        tracing::warn!(
+            backend = state.store().backend_name(),
+            "bridge: the store has no change feed; no events will be sent"
+        );
+        return;
+    };
+    let hub_feed = feed.clone();
+    let reporter = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let status = hub_feed.hub().status();
+            metrics::gauge!(metric::FEED_RECONNECTS).set(status.reconnects as f64);
+            metrics::gauge!(metric::FEED_CONNECTED).set(f64::from(u8::from(status.connected)));
+        }
+    });
+    let store = state.store().clone();
+    let concurrency = state.config().concurrency.max(1);
+    let mut translated = subscribe(feed, ChangeFilter::all())
+        .map(|event| {
+            let store = store.clone();
+            async move {
+                metrics::counter!(metric::EVENTS_IN).increment(1);
+                let lag = chatstore_core::changes::now_ms() - event.at;
+                metrics::gauge!(metric::FEED_LAG).set(lag.max(0) as f64 / 1000.0);
+                let out = envelopes(&store, &event).await;
+                (event, out)
+            }
+        })
+        .buffered(concurrency);
+    while let Some((event, out)) = translated.next().await {
+        for envelope in out {
+            match io.to(envelope.room).emit("events", &envelope.payload).await {
+                Ok(()) => metrics::counter!(metric::EVENTS_OUT).increment(1),
+                Err(e) => tracing::debug!(error = %e, "bridge: emit failed"),
+            }
+        }
+        if event.group == ModelGroup::Users {
+            recheck_user(&io, &state, &event).await;
+        }
+    }
+    reporter.abort();
+}
+
+/// A user changed (role, deletion): checks that user's sockets again at once.
+async fn recheck_user(io: &SocketIo, state: &BridgeState, event: &ChangeEvent) {
+    if check_user(state.store(), &event.user_id).await.is_ok() {
+        return;
+    }
+    for socket in io.to(format!("user:{}", event.user_id)).sockets() {
+        let _ = socket.disconnect();
+    }
+}

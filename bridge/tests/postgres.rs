@@ -1,0 +1,126 @@
+//! The bridge on PostgreSQL with a real Socket.IO client: replicas hear each other, and a
+//! killed listening connection loses nothing.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chatstore_core::{NewChat, NewUser, Store};
+use chatstore_sql::{SqlOptions, connect};
+use sqlx::Connection;
+use support::{Client, Transport, is, token};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn open(url: &str) -> Store {
+    connect(url, SqlOptions::default().max_connections(4))
+        .await
+        .expect("open the test database")
+}
+
+async fn user(store: &Store) -> String {
+    store
+        .users
+        .create(NewUser {
+            role: Some("user".into()),
+            ..NewUser::new("ada@example.com", "Ada")
+        })
+        .await
+        .expect("user")
+        .id
+}
+
+/// Two bridges on one database (each with its own store, pool and LISTEN connection, as two
+/// replicas have): a write through a third store, then through one bridge's store, reaches
+/// the clients of both bridges.
+#[tokio::test]
+async fn two_bridges_on_one_postgres_both_deliver() {
+    let Some((url, name)) = support::postgres_database().await else {
+        return;
+    };
+    let writer = open(&url).await;
+    let ada = user(&writer).await;
+    let store_a = open(&url).await;
+    let store_b = open(&url).await;
+    let a = support::serve(store_a.clone()).await;
+    let b = support::serve(store_b).await;
+    let Some(mut client_a) = Client::start(a, Some(&token(&ada)), Transport::Websocket, &[]).await
+    else {
+        return;
+    };
+    let mut client_b = Client::start(b, Some(&token(&ada)), Transport::Polling, &[])
+        .await
+        .expect("client");
+    assert!(client_a.ready().await && client_b.ready().await);
+    for via in [&writer, &store_a] {
+        let chat = via
+            .chats
+            .create(NewChat::new(&ada, "replicated"))
+            .await
+            .expect("chat");
+        client_a.envelope(WAIT, is("chat:list", &chat.id)).await;
+        client_b.envelope(WAIT, is("chat:list", &chat.id)).await;
+    }
+    client_a.stop().await;
+    client_b.stop().await;
+    support::drop_database(&name).await;
+}
+
+/// The bridge's LISTEN connection is killed (`pg_terminate_backend`) while another process
+/// keeps writing: the client still receives a `chat:list` for every chat created.
+#[tokio::test]
+async fn a_killed_listener_loses_no_event() {
+    let Some((url, name)) = support::postgres_database().await else {
+        return;
+    };
+    let writer = open(&url).await;
+    let ada = user(&writer).await;
+    let addr = support::serve(open(&url).await).await;
+    let Some(mut client) = Client::start(addr, Some(&token(&ada)), Transport::Websocket, &[]).await
+    else {
+        return;
+    };
+    assert!(client.ready().await);
+    let writes = {
+        let writer = writer.clone();
+        let ada = ada.clone();
+        tokio::spawn(async move {
+            let mut ids = BTreeSet::new();
+            for i in 0..40 {
+                let chat = writer
+                    .chats
+                    .create(NewChat::new(&ada, format!("chat {i}")))
+                    .await
+                    .expect("chat");
+                ids.insert(chat.id);
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+            ids
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut admin = sqlx::PgConnection::connect(&url).await.expect("admin");
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = $1 AND datname = current_database()) t",
+    )
+    .bind(chatstore_sql::changes::LISTENER_APPLICATION_NAME)
+    .fetch_one(&mut admin)
+    .await
+    .expect("terminate the listener");
+    assert_eq!(killed, 1);
+    let _ = admin.close().await;
+    let ids = writes.await.expect("writer");
+    let mut seen = BTreeSet::new();
+    while !ids.is_subset(&seen) {
+        let envelope = client
+            .envelope(WAIT, |v| v["data"]["type"] == "chat:list")
+            .await;
+        if let Some(id) = envelope["chat_id"].as_str() {
+            seen.insert(id.to_owned());
+        }
+    }
+    client.stop().await;
+    support::drop_database(&name).await;
+}

@@ -1,0 +1,82 @@
+"""A real Socket.IO client for the bridge tests (python-socketio, as Open WebUI pins it).
+
+Connects to URL with auth {token} (none when --token is absent), joins the chats given with
+--join through `events:chat` (waiting for the ack), then prints one JSON line per thing that
+happens: {"event": "connect"}, {"event": "connect_error", "data": ...}, {"event": "joined",
+"data": {...}}, {"event": "ready"}, {"event": "events", "data": ENVELOPE},
+{"event": "disconnect"}. It stays connected until its stdin closes.
+"""
+
+import argparse
+import json
+import sys
+import threading
+
+import socketio
+
+
+def say(kind, data=None):
+    line = {"event": kind}
+    if data is not None:
+        line["data"] = data
+    sys.stdout.write(json.dumps(line) + "\n")
+    sys.stdout.flush()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--token")
+    parser.add_argument("--transport", choices=["websocket", "polling"], default="websocket")
+    parser.add_argument("--join", action="append", default=[])
+    args = parser.parse_args()
+
+    sio = socketio.Client(reconnection=False)
+
+    @sio.on("events")
+    def on_events(data):
+        say("events", data)
+
+    @sio.event
+    def connect():
+        say("connect")
+
+    @sio.event
+    def connect_error(data):
+        say("connect_error", str(data))
+
+    @sio.event
+    def disconnect(*_):
+        say("disconnect")
+
+    auth = {"token": args.token} if args.token is not None else None
+    try:
+        sio.connect(
+            args.url,
+            socketio_path="/ws/socket.io",
+            auth=auth,
+            transports=[args.transport],
+            wait_timeout=10,
+        )
+    except socketio.exceptions.ConnectionError as e:
+        say("connect_error", str(e))
+        return
+    for chat_id in args.join:
+        reply = sio.call("events:chat", {"type": "join", "chat_id": chat_id}, timeout=10)
+        say("joined", {"chat_id": chat_id, "reply": reply})
+    say("ready")
+    done = threading.Event()
+
+    def wait_stdin():
+        sys.stdin.read()
+        done.set()
+
+    threading.Thread(target=wait_stdin, daemon=True).start()
+    while not done.is_set() and sio.connected:
+        done.wait(0.2)
+    if sio.connected:
+        sio.disconnect()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+//! Test kit of the bridge: a bridge served on loopback, real Socket.IO clients
+//! (python-socketio from `scripts/services.sh`) driven as child processes, and tokens.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use chatstore_bridge::{BridgeConfig, BridgeState, Claims, router, sign_token};
+use chatstore_core::Store;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// The key the test bridges verify tokens with.
+pub const SECRET: &str = "bridge-test-secret";
+
+/// Whether an env var the tests need is set; under CI a missing one fails the test.
+pub fn require_env(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(
+                !ci,
+                "{name} is not set but CI=true (run scripts/services.sh start)"
+            );
+            eprintln!("SKIPPED: {name} is not set (run `eval \"$(scripts/services.sh start)\"`)");
+            None
+        }
+    }
+}
+
+/// A token for `user_id`, valid for an hour.
+pub fn token(user_id: &str) -> String {
+    token_with(SECRET, user_id, Some(now_secs() + 3600))
+}
+
+/// A token signed with `key`, expiring at `exp`.
+pub fn token_with(key: &str, user_id: &str, exp: Option<u64>) -> String {
+    sign_token(
+        key,
+        &Claims {
+            id: user_id.to_owned(),
+            exp,
+        },
+    )
+    .expect("sign a test token")
+}
+
+/// Epoch seconds now.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// Serves a bridge over `store` on a free loopback port.
+pub async fn serve(store: Store) -> SocketAddr {
+    serve_with(store, BridgeConfig::default().secret_key(SECRET)).await
+}
+
+/// Serves a bridge with this configuration.
+pub async fn serve_with(store: Store, config: BridgeConfig) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let app = router(BridgeState::new(store, config));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// A python-socketio client process.
+pub struct Client {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<Value>,
+}
+
+/// Which transport a client uses.
+#[derive(Debug, Clone, Copy)]
+pub enum Transport {
+    /// Engine.IO websocket.
+    Websocket,
+    /// Engine.IO long polling.
+    Polling,
+}
+
+impl Client {
+    /// Starts a client of the bridge at `addr` with this token (none: no auth at all),
+    /// joining these chats. `None` when the client is not installed (outside CI).
+    pub async fn start(
+        addr: SocketAddr,
+        token: Option<&str>,
+        transport: Transport,
+        join: &[&str],
+    ) -> Option<Client> {
+        let path = require_env("CHATSTORE_TEST_SOCKETIO_PYTHONPATH")?;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/socketio_client.py");
+        let mut cmd = Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()));
+        cmd.arg(script)
+            .arg("--url")
+            .arg(format!("http://{addr}"))
+            .arg("--transport")
+            .arg(match transport {
+                Transport::Websocket => "websocket",
+                Transport::Polling => "polling",
+            })
+            .env("PYTHONPATH", path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(token) = token {
+            cmd.arg("--token").arg(token);
+        }
+        for chat in join {
+            cmd.arg("--join").arg(chat);
+        }
+        let mut child = cmd.spawn().expect("start the python-socketio client");
+        let stdout = child.stdout.take().expect("client stdout");
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        if tx.send(v).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => eprintln!("client: {line}"),
+                }
+            }
+        });
+        Some(Client { child, lines })
+    }
+
+    /// The next line of kind `event`, skipping others; panics after `within`.
+    pub async fn expect(&mut self, event: &str, within: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {event:?} from the client within {within:?}"))
+                .unwrap_or_else(|| panic!("the client ended before {event:?}"));
+            if line["event"] == event {
+                return line;
+            }
+        }
+    }
+
+    /// Waits until the client connected and joined its chats; returns false when refused.
+    pub async fn ready(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.recv())
+                .await
+                .expect("the client connects or is refused within 20 s")
+                .expect("the client ended before connecting");
+            match line["event"].as_str() {
+                Some("ready") => return true,
+                Some("connect_error") => return false,
+                _ => {}
+            }
+        }
+    }
+
+    /// The next `events` envelope for which `pred` holds (others skipped).
+    pub async fn envelope(&mut self, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no matching envelope within {within:?}"))
+                .expect("the client ended while waiting for an envelope");
+            if line["event"] == "events" && pred(&line["data"]) {
+                return line["data"].clone();
+            }
+        }
+    }
+
+    /// Every line received within `window`.
+    pub async fn drain(&mut self, window: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + window;
+        let mut out = Vec::new();
+        while let Ok(Some(line)) = tokio::time::timeout_at(deadline, self.lines.recv()).await {
+            out.push(line);
+        }
+        out
+    }
+
+    /// Ends the client.
+    pub async fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        let _ = self.child.kill().await;
+    }
+}
+
+/// `envelope["data"]["type"] == kind` and the chat matches.
+pub fn is(kind: &str, chat_id: &str) -> impl Fn(&Value) -> bool {
+    let kind = kind.to_owned();
+    let chat_id = chat_id.to_owned();
+    move |v: &Value| v["data"]["type"] == kind.as_str() && v["chat_id"] == chat_id.as_str()
+}
+
+/// A fresh PostgreSQL database on the test server (dropped by [`drop_database`]); `None`
+/// when the server is not configured (outside CI).
+pub async fn postgres_database() -> Option<(String, String)> {
+    use sqlx::Connection;
+    let server = require_env("CHATSTORE_TEST_POSTGRES_URL")?;
+    let name = format!("bridge_{}", uuid_like());
+    let mut admin = sqlx::PgConnection::connect(&server)
+        .await
+        .expect("connect to the test server");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create a test database");
+    let _ = admin.close().await;
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+    Some((format!("{base}/{name}"), name))
+}
+
+/// Drops a database made by [`postgres_database`].
+pub async fn drop_database(name: &str) {
+    use sqlx::Connection;
+    if let Ok(server) = std::env::var("CHATSTORE_TEST_POSTGRES_URL")
+        && let Ok(mut admin) = sqlx::PgConnection::connect(&server).await
+    {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await;
+    }
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:x}_{}", nanos, std::process::id())
+}
