@@ -50,6 +50,9 @@ pub(crate) fn from_status(what: &str, status: u16, body: Value) -> Error {
         409 => Error::conflict("vector", message),
         400 | 422 => Error::invalid(message),
         429 | 502..=504 => Error::unavailable(message, server),
+        // Chroma 1.5.9: a get by ids that races with a delete of one of those ids answers 500
+        // "Error finding id"; the same read succeeds when asked again.
+        500 if server.message().contains("Error finding id") => Error::unavailable(message, server),
         _ => Error::backend(message, server),
     }
 }

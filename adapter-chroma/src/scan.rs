@@ -102,9 +102,24 @@ impl ChromaStore {
         // a short page always means the end.
         while out.len() < limit && start < ids.len() {
             let end = (start + (limit - out.len())).min(ids.len());
-            out.extend(self.fetch(&coll.id, &ids[start..end]).await?);
+            out.extend(self.fetch_retrying(&coll.id, &ids[start..end]).await?);
             start = end;
         }
         Ok(out)
+    }
+
+    /// [`fetch`](Self::fetch), asked again (a read changes nothing) while Chroma answers with a
+    /// retryable error, up to five times.
+    async fn fetch_retrying(&self, coll: &str, ids: &[String]) -> Result<Vec<VectorItem>> {
+        let mut attempt = 0u64;
+        loop {
+            match self.fetch(coll, ids).await {
+                Err(e) if e.is_retryable() && attempt < 5 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
     }
 }
