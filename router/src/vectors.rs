@@ -191,6 +191,18 @@ impl VectorRepo for Vectors {
             .await
     }
 
+    async fn finish_load(&self) -> Result<()> {
+        // No data changes: nothing to repair when the stores answer differently.
+        self.0
+            .write(
+                G,
+                "vectors.finish_load",
+                Vec::new(),
+                on!(vectors, [], |r| r.finish_load().await),
+            )
+            .await
+    }
+
     async fn collections(&self) -> Result<Vec<String>> {
         self.0
             .read(

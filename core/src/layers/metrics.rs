@@ -414,4 +414,8 @@ impl VectorRepo for Metered<dyn VectorRepo> {
         self.observe("vectors.optimize", self.0.optimize(collection))
             .await
     }
+    async fn finish_load(&self) -> Result<()> {
+        self.observe("vectors.finish_load", self.0.finish_load())
+            .await
+    }
 }

@@ -364,4 +364,7 @@ impl VectorRepo for Validated<dyn VectorRepo> {
         validate_collection(collection)?;
         self.0.optimize(collection).await
     }
+    async fn finish_load(&self) -> Result<()> {
+        self.0.finish_load().await
+    }
 }
