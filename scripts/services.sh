@@ -387,8 +387,9 @@ stop_pgbouncer() {
         log "stopping PgBouncer (pid $pid)"
         kill -INT "$pid" 2>/dev/null || true
         for ((i = 0; i < 50; i++)); do pid_alive "$pid" || break; sleep 0.1; done
-        pid_alive "$pid" && { kill -KILL "$pid" 2>/dev/null || true; }
+        if pid_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
     fi
+    return 0
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -409,7 +410,7 @@ stop_instance() {
         kill -TERM "$pb_pid" 2>/dev/null || true
         pb_live=1
     fi
-    [[ -n "$data_root" ]] && stop_pgbouncer "$data_root"
+    if [[ -n "$data_root" ]]; then stop_pgbouncer "$data_root"; fi
     pgp="$(pg_pid "$pgdata")"
     if [[ -n "$pgp" ]] && pid_alive "$pgp"; then
         log "stopping PostgreSQL (pid $pgp)"
@@ -419,21 +420,22 @@ stop_instance() {
         if pid_alive "$pgp"; then
             kill -INT "$pgp" 2>/dev/null || true
             for ((i = 0; i < 100; i++)); do pid_alive "$pgp" || break; sleep 0.1; done
-            pid_alive "$pgp" && { kill -KILL "$pgp" 2>/dev/null || true; }
+            if pid_alive "$pgp"; then kill -KILL "$pgp" 2>/dev/null || true; fi
         fi
     fi
     if (( pb_live )); then
         for ((i = 0; i < 100; i++)); do pid_alive "$pb_pid" || break; sleep 0.1; done
-        pid_alive "$pb_pid" && { kill -KILL "$pb_pid" 2>/dev/null || true; }
+        if pid_alive "$pb_pid"; then kill -KILL "$pb_pid" 2>/dev/null || true; fi
     fi
     if (( chroma_live )); then
         for ((i = 0; i < 100; i++)); do pid_alive "$chroma_pid" || break; sleep 0.1; done
-        pid_alive "$chroma_pid" && { kill -KILL "$chroma_pid" 2>/dev/null || true; }
+        if pid_alive "$chroma_pid"; then kill -KILL "$chroma_pid" 2>/dev/null || true; fi
     fi
     # Only ever remove folders this script created.
     if [[ -n "$data_root" && -d "$data_root" && "$(basename "$data_root")" == chatstore-services.* ]]; then
         rm -rf "$data_root"
     fi
+    return 0
 }
 
 cmd_stop() {

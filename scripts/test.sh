@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export CHATSTORE_PROPTEST_CASES="${CHATSTORE_PROPTEST_CASES:-32}"
+# A clean CI build gains nothing from incremental caches: they only cost disk and link time.
+if [[ "${CI:-}" == "true" ]]; then
+    export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+fi
 
 section() { printf '\n==> %s\n' "$*" >&2; }
 
