@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::changes::ChangeFeed;
+use crate::rows::RowStore;
 use crate::{Capabilities, ChatRepo, FileRepo, MessageRepo, Result, TagRepo, UserRepo, VectorRepo};
 
 /// A bundle of one repository per aggregate. Chats, messages and tags must come from one
@@ -29,6 +30,8 @@ pub struct Store {
     backend: String,
     capabilities: Capabilities,
     changes: Option<Arc<dyn ChangeFeed>>,
+    /// Open WebUI's remaining tables (see [`crate::rows`]), behind the row check.
+    rows: Option<Arc<dyn RowStore>>,
     /// The repositories under the validation layer.
     inner: Arc<StoreParts>,
 }
@@ -75,6 +78,7 @@ impl Store {
             backend: backend.into(),
             capabilities,
             changes: None,
+            rows: None,
             inner: Arc::new(parts),
         }
     }
@@ -94,11 +98,10 @@ impl Store {
         capabilities: Capabilities,
         parts: StoreParts,
     ) -> Store {
-        let store = Store::new(backend, capabilities, parts);
-        match self.changes() {
-            Some(feed) => store.with_changes(feed),
-            None => store,
-        }
+        let mut store = Store::new(backend, capabilities, parts);
+        store.changes = self.changes.clone();
+        store.rows = self.rows.clone();
+        store
     }
 
     /// The backend's name.
@@ -122,6 +125,35 @@ impl Store {
     /// This store with `feed` as its change feed.
     pub fn with_changes(mut self, feed: Arc<dyn ChangeFeed>) -> Store {
         self.changes = Some(feed);
+        self
+    }
+
+    /// The store's rows: Open WebUI's remaining tables (folders, knowledge, notes, ...; see
+    /// [`crate::rows`]), checked before the backend sees them. `Unsupported` when the backend
+    /// has none.
+    pub fn rows(&self) -> Result<Arc<dyn RowStore>> {
+        self.rows
+            .clone()
+            .ok_or_else(|| crate::Error::unsupported("store", "rows (Open WebUI's other tables)"))
+    }
+
+    /// Whether the store has rows (see [`Store::rows`]).
+    pub fn has_rows(&self) -> bool {
+        self.rows.is_some()
+    }
+
+    /// This store with `rows` as its row store, behind the row check
+    /// ([`crate::rows::Checked`]): every query and write is checked once, here, for every
+    /// backend.
+    pub fn with_rows(mut self, rows: Arc<dyn RowStore>) -> Store {
+        self.rows = Some(Arc::new(crate::rows::Checked(rows)));
+        self
+    }
+
+    /// This store with `rows` exactly as given (a layer that wraps an already checked row
+    /// store, such as the router, uses this so the check runs once).
+    pub fn with_checked_rows(mut self, rows: Arc<dyn RowStore>) -> Store {
+        self.rows = Some(rows);
         self
     }
 

@@ -7,6 +7,9 @@ mod changes;
 mod chats;
 mod files;
 mod messages;
+mod rows;
+
+pub use rows::MemoryRows;
 mod tags;
 mod users;
 mod vectors;
@@ -55,6 +58,7 @@ impl State {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryBackend {
     state: Arc<Mutex<State>>,
+    rows: rows::MemoryRows,
     hub: Arc<ChangeHub>,
     /// Where `download_url` points; the environment's when `None`.
     urls: Option<crate::signing::LocalUrls>,
@@ -73,7 +77,7 @@ impl MemoryBackend {
         self
     }
 
-    /// A [`Store`] whose six repositories are this backend, with its change feed (an
+    /// A [`Store`] whose six repositories and rows are this backend, with its change feed (an
     /// in-process broadcast of its own writes).
     pub fn store(&self) -> Store {
         let repo = Arc::new(self.clone());
@@ -91,6 +95,7 @@ impl MemoryBackend {
             },
         )
         .with_changes(feed)
+        .with_rows(Arc::new(self.rows.clone()))
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>> {
