@@ -242,7 +242,6 @@ async fn open_webui_start_up(url: &str) -> Result<(), sqlx::Error> {
 /// Every collection arrives unchanged, verification (records and searches) passes, and Open
 /// WebUI's start-up statements succeed on default settings against the 10k-row table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known defect: after the layers landed the migration no longer leaves Open WebUI's ivfflat index built, so its start-up fails on this 10k-row 1536 table; run with --ignored"]
 async fn chroma_collections_arrive_in_pgvector_and_open_webui_starts() {
     let (Some(chroma_url), Some(pg_url)) = (
         env("CHATSTORE_TEST_CHROMA_URL"),
