@@ -1,14 +1,26 @@
 //! Routed files.
 
+//!
+//! Streaming calls follow the group's phase like the others: `read_stream` and `download_url`
+//! go to the store reads come from (byte streams are not shadow-compared; `read` is). In the
+//! phases that write both stores, `put_stream` streams the upload into the old store, then
+//! streams the stored bytes from there into the new store, checked against the sha256 the old
+//! store computed; memory stays a few chunks whatever the size. When the copy fails, the
+//! caller still gets the old store's answer and the file is logged for repair.
+
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chatstore_core::files::{FileMeta, FileRepo, NewFile, sha256_hex};
+use chatstore_core::signing::SignedUrl;
+use chatstore_core::transfer::{ByteRange, ByteStream, FileStream};
 use chatstore_core::validate::{new_id, now};
-use chatstore_core::{FileQuery, ModelGroup, Page, Result};
+use chatstore_core::{FileQuery, ModelGroup, Page, Result, Store};
 use serde_json::Value;
 
-use crate::repair::RepairKey;
+use crate::phase::Phase;
+use crate::repair::{RepairKey, Side};
 use crate::router::{Shared, canon, on};
 
 const G: ModelGroup = ModelGroup::Files;
@@ -32,8 +44,89 @@ fn bytes_hash(bytes: &Vec<u8>) -> Result<Value> {
     Ok(Value::String(sha256_hex(bytes)))
 }
 
+impl Files {
+    /// The store reads come from in the group's phase.
+    fn reader(&self) -> Result<&Store> {
+        if self.0.phase(G).reads_new() {
+            self.0.new_of(G)
+        } else {
+            Ok(&self.0.old)
+        }
+    }
+
+    /// Copies a file the old store holds into the new one, streaming, checked against the
+    /// old store's sha256.
+    async fn copy_to_new(&self, new: &Store, file: NewFile, stored: &FileMeta) -> Result<FileMeta> {
+        let source = self.0.old.files.read_stream(&stored.id, None).await?;
+        new.files
+            .put_stream(file, source.body, Some(&stored.sha256))
+            .await
+    }
+}
+
 #[async_trait]
 impl FileRepo for Files {
+    async fn put_stream(
+        &self,
+        file: NewFile,
+        body: ByteStream,
+        expected_sha256: Option<&str>,
+    ) -> Result<FileMeta> {
+        let file = fixed(file);
+        match self.0.phase(G) {
+            Phase::Old => {
+                self.0
+                    .old
+                    .files
+                    .put_stream(file, body, expected_sha256)
+                    .await
+            }
+            Phase::NewOnly => {
+                let new = self.0.new_of(G)?;
+                new.files.put_stream(file, body, expected_sha256).await
+            }
+            Phase::Dual | Phase::Shadow | Phase::New => {
+                let new = self.0.new_of(G)?;
+                let keys = vec![key(&file)];
+                let _locks = self.0.lock_keys(&keys).await;
+                let stored = self
+                    .0
+                    .old
+                    .files
+                    .put_stream(file.clone(), body, expected_sha256)
+                    .await?;
+                let copy = tokio::time::timeout(
+                    self.0.secondary_timeout(),
+                    self.copy_to_new(new, file, &stored),
+                )
+                .await;
+                let reason = match copy {
+                    Err(_) => Some(format!(
+                        "the new store did not take the file within {:?}",
+                        self.0.secondary_timeout()
+                    )),
+                    Ok(Err(e)) => Some(format!("the new store failed: {e}")),
+                    Ok(Ok(copied)) => (copied.sha256 != stored.sha256
+                        || copied.size != stored.size)
+                        .then(|| "the stores hold different bytes".to_owned()),
+                };
+                if let Some(reason) = reason {
+                    self.0
+                        .log_repairs("files.put_stream", keys, Side::Old, &reason);
+                }
+                Ok(stored)
+            }
+        }
+    }
+
+    async fn read_stream(&self, id: &str, range: Option<ByteRange>) -> Result<FileStream> {
+        self.reader()?.files.read_stream(id, range).await
+    }
+
+    async fn download_url(&self, id: &str, ttl: Duration) -> Result<SignedUrl> {
+        self.reader()?.files.download_url(id, ttl).await
+    }
+
     async fn put(&self, file: NewFile) -> Result<FileMeta> {
         let file = fixed(file);
         let keys = vec![key(&file)];

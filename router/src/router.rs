@@ -409,6 +409,11 @@ impl Shared {
         Phase::from_u8(self.phases[index(group)].load(Ordering::SeqCst))
     }
 
+    /// How long a write waits for the new store.
+    pub(crate) fn secondary_timeout(&self) -> Duration {
+        self.secondary_timeout
+    }
+
     pub(crate) fn new_of(&self, group: ModelGroup) -> Result<&Store> {
         self.new[index(group)].as_ref().ok_or_else(|| {
             Error::invalid(format!(
