@@ -46,6 +46,9 @@ pub fn group_applies(group: &str, caps: &Capabilities) -> bool {
         // Cascades across users, chats, messages, tags and files, and the check that every
         // missing capability answers Unsupported.
         "store" => caps.users && caps.chats,
+        // Open WebUI's remaining tables: every store that keeps app data must have rows (not
+        // gated on `Store::has_rows`: a store without fails them).
+        group if crate::ROWS_GROUPS.contains(&group) => caps.users && caps.chats,
         _ => false,
     }
 }

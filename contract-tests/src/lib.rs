@@ -25,13 +25,18 @@
 pub mod chats;
 pub mod files;
 pub mod fixtures;
+pub mod folders;
+pub mod groups;
 pub mod harness;
+pub mod memories;
 pub mod messages;
 pub mod model;
+pub mod rows;
 pub mod store;
 pub mod tags;
 pub mod users;
 pub mod vectors;
+pub mod workspace;
 
 use std::future::Future;
 
@@ -87,7 +92,11 @@ where
 #[macro_export]
 macro_rules! contract_suite {
     ($backend:ident, $factory:path) => {
-        $crate::contract_suite!($backend, $factory, [users, chats, tags, messages, files, vectors, store]);
+        $crate::contract_suite!(
+            $backend,
+            $factory,
+            [users, chats, tags, messages, files, vectors, store, rows, folders, groups, memories, workspace]
+        );
     };
     ($backend:ident, $factory:path, [$($group:ident),* $(,)?]) => {
         // Only the libtest harness runs `#[test]` functions: this one fails a file that was
@@ -275,6 +284,72 @@ macro_rules! __contract_group {
             vector_scan_walks_a_collection_by_id,
         );
     };
+    (rows, $f:path) => {
+        $crate::__contract_tests!($f, rows;
+            inserted_rows_read_back_whole,
+            values_of_every_kind_round_trip,
+            inserting_a_taken_key_is_a_conflict,
+            unique_values_clash_but_nulls_do_not,
+            upsert_replaces_the_whole_row,
+            upsert_onto_another_rows_unique_is_a_conflict,
+            update_sets_columns_on_matching_rows,
+            update_to_a_taken_unique_is_a_conflict,
+            delete_removes_matching_rows,
+            a_failing_batch_changes_nothing,
+            eq_and_ne_treat_null_as_a_value,
+            in_matches_listed_values,
+            null_checks_split_rows,
+            ranges_compare_numbers_and_text_bytes,
+            contains_ci_ignores_ascii_case_only,
+            any_is_an_or_of_ands,
+            order_puts_nulls_first_ascending_and_breaks_ties_by_key,
+            pages_over_ties_neither_skip_nor_repeat,
+            unknown_columns_are_refused,
+            values_that_do_not_fit_are_refused,
+            conditions_that_cannot_apply_are_refused,
+            unfiltered_or_key_changing_writes_are_refused,
+            tables_are_separate_and_counts_follow_filters,
+        );
+    };
+    (folders, $f:path) => {
+        $crate::__contract_tests!($f, folders;
+            create_then_get_round_trips_a_folder,
+            sibling_names_are_unique_ignoring_case,
+            a_parent_must_be_the_users_folder,
+            children_and_subtrees_follow_nesting,
+            update_merges_renames_and_refuses_clashes,
+            a_folder_cannot_move_into_its_subtree,
+            deleting_a_folder_deletes_its_subtree_and_chats,
+            deleting_a_folder_can_detach_its_chats,
+            invalid_folder_input_is_refused,
+        );
+    };
+    (groups, $f:path) => {
+        $crate::__contract_tests!($f, groups;
+            create_then_get_round_trips_a_group,
+            members_are_added_once_and_removed,
+            membership_is_inherited_upwards,
+            group_nesting_refuses_cycles,
+            deleting_a_group_promotes_children_and_drops_members,
+            grants_are_a_set_per_resource,
+            access_follows_user_group_and_public_grants,
+            invalid_grants_are_refused,
+        );
+    };
+    (memories, $f:path) => {
+        $crate::__contract_tests!($f, memories;
+            memories_round_trip_with_normalised_types,
+            memories_list_per_user_oldest_first,
+            memory_updates_merge_and_respect_the_owner,
+            delete_for_user_removes_only_their_memories,
+            invalid_memories_are_refused,
+        );
+    };
+    (workspace, $f:path) => {
+        $crate::__contract_tests!($f, workspace;
+            deleting_a_user_deletes_their_rows_in_every_table,
+        );
+    };
     (store, $f:path) => {
         $crate::__contract_tests!($f, store;
             deleting_a_user_deletes_everything_the_user_owns,
@@ -307,6 +382,30 @@ pub fn every_contract() -> Vec<harness::Contract> {
     all.extend(every::store::contracts());
     all
 }
+
+/// Every contract of the groups over rows (the row store and the models of Open WebUI's
+/// remaining tables), for a harness that runs them against a store made of others (the router
+/// adds these once it routes rows).
+pub fn every_rows_contract() -> Vec<harness::Contract> {
+    mod every {
+        crate::__contract_group!(rows, unused);
+        crate::__contract_group!(folders, unused);
+        crate::__contract_group!(groups, unused);
+        crate::__contract_group!(memories, unused);
+        crate::__contract_group!(workspace, unused);
+    }
+    let mut all = Vec::new();
+    all.extend(every::rows::contracts());
+    all.extend(every::folders::contracts());
+    all.extend(every::groups::contracts());
+    all.extend(every::memories::contracts());
+    all.extend(every::workspace::contracts());
+    all
+}
+
+/// The contract groups over rows: they run on every store that keeps app data (users and
+/// chats), which must have rows; a store without fails them.
+pub const ROWS_GROUPS: &[&str] = &["rows", "folders", "groups", "memories", "workspace"];
 
 /// Asserts that a result is an error of the given kind.
 #[macro_export]

@@ -8,4 +8,10 @@ async fn fresh() -> Option<chatstore_core::Store> {
     common::postgres_via_pgbouncer().await
 }
 
-chatstore_contract::contract_suite!(pgbouncer, fresh);
+// The groups over rows (`chatstore_contract::ROWS_GROUPS`) join once this backend's row store
+// is on main; until then they would fail here, as a store without rows must.
+chatstore_contract::contract_suite!(
+    pgbouncer,
+    fresh,
+    [users, chats, tags, messages, files, vectors, store]
+);

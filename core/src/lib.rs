@@ -47,6 +47,7 @@ pub mod layer;
 pub mod layers;
 pub mod memory;
 pub mod messages;
+pub mod models;
 pub mod pool_budget;
 pub mod query;
 pub mod rows;

@@ -157,13 +157,37 @@ impl Store {
         self
     }
 
-    /// Deletes a user and everything the user owns: chats (with their messages and tags) and
-    /// files. `NotFound` when the user does not exist. The user row goes last, so a failure
-    /// part way leaves a user whose deletion can be retried.
+    /// The typed models of Open WebUI's remaining tables (folders, knowledge, notes, memories,
+    /// prompts, models, groups, channels, feedback, shared chats) over this store's rows and
+    /// chats: see [`crate::models`]. `Unsupported` when the backend has no rows.
+    pub fn workspace(&self) -> Result<crate::models::Workspace> {
+        Ok(crate::models::Workspace::new(
+            self.rows()?,
+            self.chats.clone(),
+        ))
+    }
+
+    /// Deletes a user and everything the user owns: chats (with their messages and tags),
+    /// files, the rows the user owns in every other table (see
+    /// [`Workspace::delete_user`](crate::models::Workspace::delete_user)) and the vectors of
+    /// the user's memories. `NotFound` when the user does not exist. The user row goes last,
+    /// so a failure part way leaves a user whose deletion can be retried.
     pub async fn delete_user(&self, id: &str) -> Result<()> {
         self.users.get(id).await?;
+        if let Ok(workspace) = self.workspace() {
+            workspace.delete_user(id).await?;
+        }
         self.chats.delete_for_user(id).await?;
         self.files.delete_for_user(id).await?;
+        if self.capabilities.vectors {
+            let collection = crate::models::memory_collection(id);
+            match self.vectors.has_collection(&collection).await {
+                Ok(true) => self.vectors.delete_collection(&collection).await?,
+                Ok(false) => {}
+                Err(e) if e.kind() == crate::ErrorKind::Unsupported => {}
+                Err(e) => return Err(e),
+            }
+        }
         self.users.delete(id).await
     }
 }
