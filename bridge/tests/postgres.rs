@@ -36,7 +36,7 @@ async fn user(store: &Store) -> String {
 /// the clients of both bridges.
 #[tokio::test]
 async fn two_bridges_on_one_postgres_both_deliver() {
-    let Some((url, name)) = support::postgres_database().await else {
+    let Some(url) = support::postgres_database().await else {
         return;
     };
     let writer = open(&url).await;
@@ -64,14 +64,14 @@ async fn two_bridges_on_one_postgres_both_deliver() {
     }
     client_a.stop().await;
     client_b.stop().await;
-    support::drop_database(&name).await;
+    support::drop_database(&url).await;
 }
 
 /// The bridge's LISTEN connection is killed (`pg_terminate_backend`) while another process
 /// keeps writing: the client still receives a `chat:list` for every chat created.
 #[tokio::test]
 async fn a_killed_listener_loses_no_event() {
-    let Some((url, name)) = support::postgres_database().await else {
+    let Some(url) = support::postgres_database().await else {
         return;
     };
     let writer = open(&url).await;
@@ -122,5 +122,5 @@ async fn a_killed_listener_loses_no_event() {
         }
     }
     client.stop().await;
-    support::drop_database(&name).await;
+    support::drop_database(&url).await;
 }

@@ -4,24 +4,11 @@
 use chatstore_core::memory::MemoryBackend;
 use chatstore_core::{Capabilities, Store};
 use chatstore_pgvector::{PgVectorConfig, PgVectorStore};
-use sqlx::Connection;
 
 /// Creates an empty database `t_<uuid>` on the test server and returns its URL.
 async fn fresh_database() -> Option<String> {
     let url = chatstore_contract::require_env("CHATSTORE_TEST_PGVECTOR_URL")?;
-    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&url)
-        .await
-        .expect("connect to the test server");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create a test database");
-    let base = url
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .expect("url has a path");
-    Some(format!("{base}/{name}"))
+    Some(chatstore_testkit::fresh_postgres_database(&url).await)
 }
 
 async fn fresh() -> Option<Store> {

@@ -21,19 +21,7 @@ const OPEN_WEBUI_DDL: &str = "CREATE EXTENSION IF NOT EXISTS vector; \
 
 async fn fresh() -> Option<Store> {
     let url = chatstore_contract::require_env("CHATSTORE_TEST_PGVECTOR_URL")?;
-    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&url)
-        .await
-        .expect("connect to the test server");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create a test database");
-    let base = url
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .expect("url has a path");
-    let url = format!("{base}/{name}");
+    let url = chatstore_testkit::fresh_postgres_database(&url).await;
     let mut conn = sqlx::PgConnection::connect(&url)
         .await
         .expect("connect to the test database");

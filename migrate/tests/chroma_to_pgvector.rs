@@ -149,19 +149,7 @@ async fn load(chroma: &ChromaStore, data: &[(String, Vec<VectorItem>)]) {
 }
 
 async fn fresh_pg_database(base_url: &str) -> String {
-    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(base_url)
-        .await
-        .expect("connect to the test PostgreSQL");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create a test database");
-    let base = base_url
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .expect("url has a path");
-    format!("{base}/{name}")
+    chatstore_testkit::fresh_postgres_database(base_url).await
 }
 
 async fn pg_store(url: &str) -> Store {

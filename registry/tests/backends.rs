@@ -5,24 +5,11 @@
 use chatstore_contract::require_env;
 use chatstore_core::{ErrorKind, NewUser, Store, VectorItem};
 use chatstore_registry::{OpenOptions, open};
-use sqlx::{AssertSqlSafe, Connection};
 
 /// A new, empty database on the test PostgreSQL server; its URL.
 async fn postgres_database() -> Option<String> {
     let server = require_env("CHATSTORE_TEST_POSTGRES_URL")?;
-    let name = format!("reg_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&server)
-        .await
-        .expect("connect to the test PostgreSQL server");
-    // The name is a generated uuid, not input.
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create a test database");
-    admin.close().await.expect("close the admin connection");
-    let mut url = url::Url::parse(&server).expect("the test server URL parses");
-    url.set_path(&name);
-    Some(url.to_string())
+    Some(chatstore_testkit::fresh_postgres_database(&server).await)
 }
 
 /// The test PocketBase server as `pocketbase://EMAIL:PASSWORD@HOST:PORT?prefix=...` with a

@@ -24,7 +24,9 @@
 mod postgres;
 mod proxy;
 
-pub use postgres::{PrivatePostgres, Shutdown, fresh_postgres_database, with_database};
+pub use postgres::{
+    PrivatePostgres, Shutdown, drop_postgres_database, fresh_postgres_database, with_database,
+};
 pub use proxy::FaultProxy;
 
 /// The value of a server variable such as `CHATSTORE_TEST_POSTGRES_URL`. Unset or empty:

@@ -34,6 +34,30 @@ pub async fn fresh_postgres_database(server_url: &str) -> String {
     with_database(server_url, &name)
 }
 
+/// Drops a database made by [`fresh_postgres_database`] (its URL), closing its sessions;
+/// best effort: a test that ends early leaves it to the server's own clean-up (`services.sh
+/// stop` removes the whole server).
+pub async fn drop_postgres_database(server_url: &str, database_url: &str) {
+    let Some(name) = url::Url::parse(database_url)
+        .ok()
+        .map(|u| u.path().trim_start_matches('/').to_owned())
+        .filter(|n| {
+            n.starts_with("t_") && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    else {
+        return;
+    };
+    if let Ok(mut admin) = sqlx::PgConnection::connect(server_url).await {
+        // The name is one of ours (checked above), not input.
+        let _ = sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await;
+        let _ = admin.close().await;
+    }
+}
+
 /// How a [`PrivatePostgres`] is stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shutdown {

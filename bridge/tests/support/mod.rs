@@ -209,40 +209,15 @@ pub fn is(kind: &str, chat_id: &str) -> impl Fn(&Value) -> bool {
 
 /// A fresh PostgreSQL database on the test server (dropped by [`drop_database`]); `None`
 /// when the server is not configured (outside CI).
-pub async fn postgres_database() -> Option<(String, String)> {
-    use sqlx::Connection;
+pub async fn postgres_database() -> Option<String> {
     let server = require_env("CHATSTORE_TEST_POSTGRES_URL")?;
-    let name = format!("bridge_{}", uuid_like());
-    let mut admin = sqlx::PgConnection::connect(&server)
-        .await
-        .expect("connect to the test server");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create a test database");
-    let _ = admin.close().await;
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-    Some((format!("{base}/{name}"), name))
+    Some(chatstore_testkit::fresh_postgres_database(&server).await)
 }
 
-/// Drops a database made by [`postgres_database`].
-pub async fn drop_database(name: &str) {
-    use sqlx::Connection;
-    if let Ok(server) = std::env::var("CHATSTORE_TEST_POSTGRES_URL")
-        && let Ok(mut admin) = sqlx::PgConnection::connect(&server).await
-    {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut admin)
-        .await;
+/// Drops a database made by [`postgres_database`] (its URL).
+pub async fn drop_database(url: &str) {
+    if let Ok(server) = std::env::var("CHATSTORE_TEST_POSTGRES_URL") {
+        chatstore_testkit::drop_postgres_database(&server, url).await;
     }
 }
 
-fn uuid_like() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{:x}_{}", nanos, std::process::id())
-}
