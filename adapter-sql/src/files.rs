@@ -278,6 +278,60 @@ impl Drop for Discard {
     }
 }
 
+/// How old a partial upload (`.<uuid>.part`) must be before [`sweep_partial_uploads`] removes
+/// it: a live upload writes to its file all the time, so only a process that died part way
+/// (killed, crashed, power lost) leaves one this old.
+pub const PARTIAL_UPLOAD_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Whether `name` is a partial upload's file name (`.<uuid>.part`).
+fn is_partial_upload(name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|n| n.strip_suffix(".part"))
+        .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok())
+}
+
+/// Removes the partial uploads in `dir` last written more than `older_than` ago (what a process
+/// that died during an upload leaves behind); returns how many it removed. Other files, and
+/// partial uploads still in progress (on this or another replica), are left alone. A missing
+/// folder holds nothing to sweep.
+pub async fn sweep_partial_uploads(dir: &Path, older_than: std::time::Duration) -> Result<u64> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_error(format!("cannot list {}", dir.display()), e)),
+        };
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if !name.to_str().is_some_and(is_partial_upload) {
+                continue;
+            }
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > older_than);
+            if stale {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => tracing::warn!("cannot remove {}: {e}", entry.path().display()),
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, folder = %dir.display(), "removed partial uploads left by an interrupted process");
+        }
+        Ok(removed)
+    })
+    .await
+    .map_err(|e| Error::backend("sweeping partial uploads", e))?
+}
+
 async fn create_folder(dir: &Path) -> Result<()> {
     tokio::fs::create_dir_all(dir)
         .await

@@ -84,6 +84,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use changes::SqlFeed;
+pub use files::PARTIAL_UPLOAD_MAX_AGE;
 pub use inspect::TableCounts;
 pub use pool::Dialect;
 
@@ -245,6 +246,19 @@ impl SqlStore {
         // Absolute, so `file.path` names the same bytes whatever folder a replica runs in.
         let uploads = std::path::absolute(&uploads).unwrap_or(uploads);
         tracing::info!(upload_dir = %uploads.display(), "file bytes go to the upload folder");
+        if !options.read_only
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            // In the background: an upload folder can hold many files, and start-up need not wait.
+            let dir = uploads.clone();
+            runtime.spawn(async move {
+                if let Err(e) =
+                    files::sweep_partial_uploads(&dir, files::PARTIAL_UPLOAD_MAX_AGE).await
+                {
+                    tracing::warn!(error = %e, "cannot sweep partial uploads");
+                }
+            });
+        }
         Ok(SqlStore {
             inner: Arc::new(Inner {
                 pool,
@@ -370,6 +384,13 @@ impl SqlStore {
     pub fn with_download_urls(mut self, urls: chatstore_core::LocalUrls) -> Self {
         self.urls = Some(urls);
         self
+    }
+
+    /// Removes partial uploads older than `older_than` from the upload folder (left by a
+    /// process that died during an upload); returns how many. Opening a writable store does
+    /// this in the background with [`PARTIAL_UPLOAD_MAX_AGE`].
+    pub async fn sweep_partial_uploads(&self, older_than: std::time::Duration) -> Result<u64> {
+        files::sweep_partial_uploads(&self.inner.uploads, older_than).await
     }
 
     /// The folder file bytes are written to.

@@ -664,3 +664,42 @@ async fn failed_streamed_uploads_leave_no_row_and_no_partial_file() {
         db.finish().await;
     }
 }
+
+/// A partial upload left by a process that died part way is removed once it is old; a fresh
+/// one (an upload in progress, maybe on another replica) and every other file stay.
+#[tokio::test]
+async fn partial_uploads_left_by_a_dead_process_are_swept() {
+    for db in open_webui_databases().await {
+        let sql = db.sql_store().await;
+        let dir = sql.upload_dir().to_owned();
+        std::fs::create_dir_all(&dir).expect("upload folder");
+        let stale = dir.join(format!(".{}.part", uuid::Uuid::new_v4()));
+        let live = dir.join(format!(".{}.part", uuid::Uuid::new_v4()));
+        let other = dir.join(".notes.part");
+        let kept = dir.join("f1_report.pdf");
+        for path in [&stale, &live, &other, &kept] {
+            std::fs::write(path, b"bytes").expect("write");
+        }
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        for path in [&stale, &other, &kept] {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_modified(two_hours_ago))
+                .expect("age the file");
+        }
+        // Opening the store started the same sweep in the background; either may remove it.
+        let removed = sql
+            .sweep_partial_uploads(chatstore_sql::PARTIAL_UPLOAD_MAX_AGE)
+            .await
+            .expect("sweep");
+        assert!(
+            removed <= 1,
+            "only the stale partial upload goes: {removed}"
+        );
+        assert!(!stale.exists(), "the stale partial upload is gone");
+        assert!(live.exists(), "an upload in progress stays");
+        assert!(other.exists() && kept.exists(), "other files stay");
+        db.finish().await;
+    }
+}

@@ -220,4 +220,3 @@ pub async fn drop_database(url: &str) {
         chatstore_testkit::drop_postgres_database(&server, url).await;
     }
 }
-
