@@ -8,6 +8,10 @@
 //! - SQLite: a unique or primary-key violation is a [`Error::Conflict`], `BUSY`/`LOCKED` (the
 //!   busy timeout ran out) is [`Error::Unavailable`];
 //! - anything else is [`Error::Backend`], with the driver's error kept as its source.
+//!
+//! Row writes ([`crate::rows`]) classify one step further with [`integrity`]: a foreign key,
+//! check or not-null rule the database refused becomes [`Error::InvalidInput`] with a message
+//! naming the table and column (see the rows module).
 
 use chatstore_core::Error;
 use chatstore_core::sqlstate::{PgFailure, pg_error};
@@ -47,6 +51,34 @@ pub(crate) fn db_error(entity: &'static str, err: sqlx::Error) -> Error {
         e => format!("database unreachable ({entity}): {e}"),
     };
     pg_error(&failure, entity, message, err)
+}
+
+/// An integrity rule a write broke, other than a unique key (a unique key is a conflict,
+/// mapped by [`db_error`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Integrity {
+    /// A foreign key: a row names a parent that does not exist (or a parent still has
+    /// children). `detail` is PostgreSQL's `Key (column)=(value) is not present in table "t".`
+    ForeignKey { detail: Option<String> },
+    /// A `CHECK` constraint or a `NOT NULL` column.
+    Rule,
+}
+
+/// The integrity rule `err` reports, if it reports one (same on both dialects).
+pub(crate) fn integrity(err: &sqlx::Error) -> Option<Integrity> {
+    let sqlx::Error::Database(db) = err else {
+        return None;
+    };
+    match db.kind() {
+        ErrorKind::ForeignKeyViolation => Some(Integrity::ForeignKey {
+            detail: db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .and_then(|e| e.detail())
+                .map(str::to_owned),
+        }),
+        ErrorKind::CheckViolation | ErrorKind::NotNullViolation => Some(Integrity::Rule),
+        _ => None,
+    }
 }
 
 /// What sqlx reported, in the words of core's PostgreSQL classification.

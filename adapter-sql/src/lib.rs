@@ -9,6 +9,8 @@
 //! [`FileRepo`] on both dialects, and [`VectorRepo`] on SQLite (the embedded default vector
 //! store: exact cosine search over its own `chatstore_vector` table, no server). On PostgreSQL
 //! the store's vectors answer `Unsupported`; the pgvector adapter provides them there.
+//! [`SqlRows`] implements [`RowStore`] on Open WebUI's other tables (folders, knowledge, notes,
+//! models, channels, ...; see [`rows`]); the [`Store`] of a [`SqlStore`] carries it.
 //!
 //! Construct it from a URL (`sqlite://path/webui.db`, `sqlite::memory:`,
 //! `postgres://user@host/db`) with [`SqlStore::connect`] or [`connect`]:
@@ -55,6 +57,7 @@
 //! [`TagRepo`]: chatstore_core::TagRepo
 //! [`FileRepo`]: chatstore_core::FileRepo
 //! [`VectorRepo`]: chatstore_core::VectorRepo
+//! [`RowStore`]: chatstore_core::RowStore
 
 pub mod changes;
 mod chats;
@@ -64,6 +67,7 @@ mod inspect;
 mod json;
 mod messages;
 mod pool;
+pub mod rows;
 pub mod schema;
 pub mod tables;
 mod tags;
@@ -87,6 +91,7 @@ pub use changes::SqlFeed;
 pub use files::PARTIAL_UPLOAD_MAX_AGE;
 pub use inspect::TableCounts;
 pub use pool::Dialect;
+pub use rows::SqlRows;
 
 /// How to open a database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,8 +277,9 @@ impl SqlStore {
         })
     }
 
-    /// A [`Store`] whose repositories are this database, with its change feed. On PostgreSQL,
-    /// vectors answer `Unsupported`.
+    /// A [`Store`] whose repositories are this database, with its change feed and its row
+    /// store (Open WebUI's other tables, see [`rows`]). On PostgreSQL, vectors
+    /// answer `Unsupported`.
     pub fn store(&self) -> Store {
         let repo = Arc::new(self.clone());
         let store = match self.dialect() {
@@ -307,7 +313,9 @@ impl SqlStore {
                 },
             ),
         };
-        store.with_changes(self.changes())
+        store
+            .with_changes(self.changes())
+            .with_rows(Arc::new(self.rows()))
     }
 
     /// The change feed of this database (see [`changes`](crate::changes)).
@@ -371,7 +379,9 @@ impl SqlStore {
                 vectors,
             },
         );
-        store.with_changes(self.changes())
+        store
+            .with_changes(self.changes())
+            .with_rows(Arc::new(self.rows()))
     }
 
     /// The database's dialect.

@@ -89,6 +89,55 @@ pub(crate) enum Arg {
     /// JSON text for a `JSON` column (`json` on PostgreSQL, TEXT on SQLite).
     Json(Option<String>),
     Blob(Option<Vec<u8>>),
+    /// A list of values for a membership test: a PostgreSQL array (`= ANY($1)`), a JSON
+    /// array on SQLite (`IN (SELECT value FROM json_each($1))`).
+    List(List),
+}
+
+/// The values of an [`Arg::List`], all of one kind (nulls left out: they never match).
+#[derive(Debug, Clone)]
+pub(crate) enum List {
+    Text(Vec<String>),
+    Int(Vec<i64>),
+    Bool(Vec<bool>),
+}
+
+impl Type<Postgres> for List {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <Vec<String> as Type<Postgres>>::type_info()
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for List {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        match self {
+            List::Text(v) => <Vec<String> as sqlx::Encode<'_, Postgres>>::encode_by_ref(v, buf),
+            List::Int(v) => <Vec<i64> as sqlx::Encode<'_, Postgres>>::encode_by_ref(v, buf),
+            List::Bool(v) => <Vec<bool> as sqlx::Encode<'_, Postgres>>::encode_by_ref(v, buf),
+        }
+    }
+
+    fn produces(&self) -> Option<sqlx::postgres::PgTypeInfo> {
+        Some(match self {
+            List::Text(_) => <Vec<String> as Type<Postgres>>::type_info(),
+            List::Int(_) => <Vec<i64> as Type<Postgres>>::type_info(),
+            List::Bool(_) => <Vec<bool> as Type<Postgres>>::type_info(),
+        })
+    }
+}
+
+impl List {
+    /// The list as JSON array text (SQLite's `json_each` reads it).
+    fn json(&self) -> String {
+        match self {
+            List::Text(v) => serde_json::Value::from(v.clone()).to_string(),
+            List::Int(v) => serde_json::Value::from(v.clone()).to_string(),
+            List::Bool(v) => serde_json::Value::from(v.clone()).to_string(),
+        }
+    }
 }
 
 impl From<&str> for Arg {
@@ -154,11 +203,16 @@ pub(crate) use args;
 #[derive(Debug, Default)]
 pub(crate) struct Dyn {
     parts: Vec<Part>,
+    /// Run once and not kept as a prepared statement (e.g. a multi-row insert whose shape
+    /// depends on the batch size).
+    one_off: bool,
 }
 
 #[derive(Debug)]
 enum Part {
     Sql(&'static str),
+    /// A table or column name from chatstore's static table specs, double-quoted.
+    Ident(&'static str),
     Bind(Arg),
 }
 
@@ -175,12 +229,30 @@ impl Dyn {
         self
     }
 
+    /// Appends a table or column name (from code, never from input), double-quoted: both
+    /// dialects then read reserved words such as `group` as names.
+    pub(crate) fn ident(&mut self, name: &'static str) -> &mut Self {
+        self.parts.push(Part::Ident(name));
+        self
+    }
+
+    /// Marks the statement as run once: it is not kept as a prepared statement.
+    pub(crate) fn one_off(&mut self) -> &mut Self {
+        self.one_off = true;
+        self
+    }
+
     fn builder<DB: Binder>(self) -> QueryBuilder<DB> {
         let mut qb = QueryBuilder::<DB>::new("");
         for part in self.parts {
             match part {
                 Part::Sql(s) => {
                     qb.push(s);
+                }
+                Part::Ident(name) => {
+                    qb.push('"');
+                    qb.push(name.replace('"', "\"\""));
+                    qb.push('"');
                 }
                 Part::Bind(arg) => DB::push_arg(&mut qb, arg),
             }
@@ -199,7 +271,7 @@ trait Binder: Database {
 }
 
 macro_rules! impl_binder {
-    ($db:ty) => {
+    ($db:ty, |$list:ident| $to_bound:expr) => {
         impl Binder for $db {
             fn push_arg(qb: &mut QueryBuilder<Self>, arg: Arg) {
                 match arg {
@@ -208,6 +280,7 @@ macro_rules! impl_binder {
                     Arg::Bool(v) => qb.push_bind(v),
                     Arg::Json(v) => qb.push_bind(v.map(JsonText)),
                     Arg::Blob(v) => qb.push_bind(v),
+                    Arg::List($list) => qb.push_bind($to_bound),
                 };
             }
 
@@ -221,13 +294,14 @@ macro_rules! impl_binder {
                     Arg::Bool(v) => q.bind(v),
                     Arg::Json(v) => q.bind(v.map(JsonText)),
                     Arg::Blob(v) => q.bind(v),
+                    Arg::List($list) => q.bind($to_bound),
                 }
             }
         }
     };
 }
-impl_binder!(Sqlite);
-impl_binder!(Postgres);
+impl_binder!(Sqlite, |list| list.json());
+impl_binder!(Postgres, |list| list);
 
 fn sqlite_query(sql: &'static str, args: Vec<Arg>) -> Query<'static, Sqlite, SqliteArguments> {
     args.into_iter()
@@ -439,6 +513,36 @@ impl Pool {
         out.map_err(|e| db_error(entity, e))
     }
 
+    /// All rows of a dynamic statement, outside a transaction (one round trip).
+    pub(crate) async fn fetch_dyn(&self, entity: &'static str, statement: Dyn) -> Result<Vec<Row>> {
+        let persistent = !statement.one_off;
+        let out = match self {
+            Pool::Postgres(_, Statements::Unnamed) => {
+                let mut tx = self.begin(entity, Mode::Read).await?;
+                let rows = tx.fetch_dyn(statement).await?;
+                tx.commit().await?;
+                return Ok(rows);
+            }
+            Pool::Sqlite(p) => {
+                let mut qb = statement.builder::<Sqlite>();
+                qb.build()
+                    .persistent(persistent)
+                    .fetch_all(p)
+                    .await
+                    .map(|rows| rows.into_iter().map(Row::Sqlite).collect())
+            }
+            Pool::Postgres(p, Statements::Cached) => {
+                let mut qb = statement.builder::<Postgres>();
+                qb.build()
+                    .persistent(persistent)
+                    .fetch_all(p)
+                    .await
+                    .map(|rows| rows.into_iter().map(Row::Postgres).collect())
+            }
+        };
+        out.map_err(|e| db_error(entity, e))
+    }
+
     /// Closes every connection.
     pub(crate) async fn close(&self) {
         match self {
@@ -528,10 +632,24 @@ impl Tx {
 
     /// All rows of a dynamic statement.
     pub(crate) async fn fetch_dyn(&mut self, statement: Dyn) -> Result<Vec<Row>> {
-        let out = match &mut self.inner {
+        let entity = self.entity;
+        self.try_fetch_dyn(statement)
+            .await
+            .map_err(|e| db_error(entity, e))
+    }
+
+    /// All rows of a dynamic statement; the driver's error as it is, for callers that
+    /// classify it further.
+    pub(crate) async fn try_fetch_dyn(
+        &mut self,
+        statement: Dyn,
+    ) -> std::result::Result<Vec<Row>, sqlx::Error> {
+        let persistent = !statement.one_off;
+        match &mut self.inner {
             TxInner::Sqlite(t) => {
                 let mut qb = statement.builder::<Sqlite>();
                 qb.build()
+                    .persistent(persistent)
                     .fetch_all(&mut **t)
                     .await
                     .map(|rows| rows.into_iter().map(Row::Sqlite).collect())
@@ -539,13 +657,39 @@ impl Tx {
             TxInner::Postgres(t, s) => {
                 let mut qb = statement.builder::<Postgres>();
                 qb.build()
-                    .persistent(*s == Statements::Cached)
+                    .persistent(persistent && *s == Statements::Cached)
                     .fetch_all(&mut **t)
                     .await
                     .map(|rows| rows.into_iter().map(Row::Postgres).collect())
             }
-        };
-        out.map_err(|e| db_error(self.entity, e))
+        }
+    }
+
+    /// Runs a dynamic statement; returns the number of rows affected, or the driver's error as
+    /// it is, for callers that classify it further.
+    pub(crate) async fn try_execute_dyn(
+        &mut self,
+        statement: Dyn,
+    ) -> std::result::Result<u64, sqlx::Error> {
+        let persistent = !statement.one_off;
+        match &mut self.inner {
+            TxInner::Sqlite(t) => {
+                let mut qb = statement.builder::<Sqlite>();
+                qb.build()
+                    .persistent(persistent)
+                    .execute(&mut **t)
+                    .await
+                    .map(|r| r.rows_affected())
+            }
+            TxInner::Postgres(t, s) => {
+                let mut qb = statement.builder::<Postgres>();
+                qb.build()
+                    .persistent(persistent && *s == Statements::Cached)
+                    .execute(&mut **t)
+                    .await
+                    .map(|r| r.rows_affected())
+            }
+        }
     }
 
     /// Runs a script of several statements (DDL).

@@ -6,8 +6,8 @@
 //!
 //! | URL | store |
 //! |---|---|
-//! | `sqlite://PATH`, `sqlite::memory:` | SQLite through chatstore-sql, vectors in the same file |
-//! | `postgres://USER:PASSWORD@HOST:PORT/DB` | PostgreSQL through chatstore-sql, vectors in pgvector on the same database |
+//! | `sqlite://PATH`, `sqlite::memory:` | SQLite through chatstore-sql, vectors in the same file, rows in Open WebUI's own tables |
+//! | `postgres://USER:PASSWORD@HOST:PORT/DB` | PostgreSQL through chatstore-sql, vectors in pgvector on the same database, rows in Open WebUI's own tables |
 //! | `pocketbase://HOST:PORT`, `pocketbases://HOST` (TLS) | PocketBase; no vectors unless a vector URL names some |
 //! | `memory` | the in-process memory backend |
 //! | `chroma://HOST:PORT`, `chromas://HOST:PORT` (TLS), `?tenant=T&database=D` | vectors only (a vector URL): a Chroma server through chatstore-chroma |
@@ -22,6 +22,7 @@
 //! # tokio_test_block(async {
 //! let store = chatstore_registry::open("sqlite::memory:").await?;
 //! assert_eq!(store.backend_name(), "sqlite");
+//! assert!(store.has_rows()); // folders, notes, knowledge, ...: chatstore_core::rows
 //!
 //! let err = chatstore_registry::open("mysql://owui:hunter2@db/webui").await.unwrap_err();
 //! assert_eq!(err.kind(), chatstore_core::ErrorKind::InvalidInput);

@@ -52,6 +52,29 @@ async fn round_trip(store: &Store) {
     );
 }
 
+/// A row of Open WebUI's other tables goes in and comes back out.
+async fn rows_work(store: &Store) {
+    use chatstore_core::rows::tables::NOTE;
+    use chatstore_core::rows::{Cond, RowQuery, row};
+    let rows = store.rows().expect("a SQL store has rows");
+    let note = row([
+        ("id", serde_json::json!("n1")),
+        ("title", serde_json::json!("Notes")),
+    ]);
+    rows.write(vec![chatstore_core::RowOp::Insert {
+        table: &NOTE,
+        row: note,
+    }])
+    .await
+    .expect("insert a note");
+    let found = rows
+        .select(&NOTE, &RowQuery::filter(vec![Cond::Eq("id", "n1".into())]))
+        .await
+        .expect("select it");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["title"], "Notes");
+}
+
 /// Vectors go in and are found.
 async fn vectors_work(store: &Store) {
     let item = VectorItem {
@@ -83,6 +106,7 @@ async fn a_sqlite_file_opens_with_its_own_vectors() {
     assert_eq!(store.backend_name(), "sqlite");
     round_trip(&store).await;
     vectors_work(&store).await;
+    rows_work(&store).await;
 }
 
 /// Read-only opening never creates a SQLite file, and refuses writes on an existing one.
@@ -123,6 +147,7 @@ async fn postgres_opens_with_pgvector_on_the_same_database() {
     assert!(store.capabilities().vectors);
     round_trip(&store).await;
     vectors_work(&store).await;
+    rows_work(&store).await;
 }
 
 /// PocketBase opens with the superuser written (percent-encoded) into the URL.
