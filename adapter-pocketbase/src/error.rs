@@ -2,7 +2,7 @@
 //!
 //! | PocketBase | chatstore |
 //! |---|---|
-//! | 404 | `NotFound` |
+//! | 404, or a batch whose failed request answered 404 | `NotFound` |
 //! | 400 with a `validation_not_unique` or `validation_pk_invalid` field code, 409 | `Conflict` |
 //! | other 400, 413 | `InvalidInput` |
 //! | connection errors, timeouts, 429, 5xx | `Unavailable` (retried on idempotent calls) |
@@ -127,10 +127,30 @@ fn walk_details(value: &Value, path: &str, out: &mut Vec<String>) {
     }
 }
 
+/// The statuses of the failed requests of a batch answer
+/// (`data.requests.<n>.response.status`).
+fn batch_statuses(body: &Value) -> Vec<u64> {
+    body.get("data")
+        .and_then(|d| d.get("requests"))
+        .and_then(Value::as_object)
+        .map(|requests| {
+            requests
+                .values()
+                .filter_map(|r| r.get("response")?.get("status")?.as_u64())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Maps an error answer of PocketBase.
 pub fn from_status(status: u16, body: Value, subject: Subject<'_>) -> Error {
     let mut codes = Vec::new();
     field_codes(&body, &mut codes);
+    // PocketBase: a batch fails as a whole with 400; a request in it that found no record
+    // answers 404 inside.
+    if status == 400 && codes.is_empty() && batch_statuses(&body).contains(&404) {
+        return Error::not_found(subject.entity, subject.id);
+    }
     let message = message_of(&body);
     let server = ServerError { status, body };
     match status {
@@ -186,6 +206,8 @@ mod tests {
         let batch = json!({"data": {"requests": {"1": {"response": {"data": {"email_key": {"code": "validation_not_unique"}}}}}}});
         assert_eq!(kind(400, batch), ErrorKind::Conflict);
         assert_eq!(kind(400, json!({"data": {}})), ErrorKind::InvalidInput);
+        let gone = json!({"data": {"requests": {"0": {"code": "batch_request_failed", "response": {"data": {}, "status": 404}}}}});
+        assert_eq!(kind(400, gone), ErrorKind::NotFound);
         assert_eq!(kind(503, json!({})), ErrorKind::Unavailable);
         assert_eq!(kind(401, json!({})), ErrorKind::Backend);
         assert!(is_stale(&kind_err(412)));

@@ -2,7 +2,8 @@
 //!
 //! The PocketBase backend of chatstore: [`UserRepo`](chatstore_core::UserRepo),
 //! [`ChatRepo`](chatstore_core::ChatRepo), [`MessageRepo`](chatstore_core::MessageRepo),
-//! [`TagRepo`](chatstore_core::TagRepo) and [`FileRepo`](chatstore_core::FileRepo) over the
+//! [`TagRepo`](chatstore_core::TagRepo), [`FileRepo`](chatstore_core::FileRepo) and
+//! [`RowStore`](chatstore_core::rows::RowStore) (Open WebUI's remaining tables, [`rows`]) over the
 //! HTTP API of a PocketBase 0.23+ server (tested on 0.40). Vectors are not stored here:
 //! its `VectorRepo` answers `Unsupported`.
 //!
@@ -36,6 +37,7 @@ mod files;
 pub mod filter;
 mod messages;
 mod record;
+pub mod rows;
 pub mod schema;
 mod tags;
 pub mod tx;
@@ -239,8 +241,8 @@ impl PocketBase {
         })
     }
 
-    /// A [`Store`] whose users, chats, messages, tags and files live on this server; vectors
-    /// answer `Unsupported`.
+    /// A [`Store`] whose users, chats, messages, tags and files, and the rows of Open WebUI's
+    /// remaining tables ([`rows`]), live on this server; vectors answer `Unsupported`.
     pub fn store(&self) -> Store {
         let repo = Arc::new(self.clone());
         Store::new(
@@ -263,6 +265,7 @@ impl PocketBase {
                 vectors: Arc::new(NoVectors { backend: BACKEND }),
             },
         )
+        .with_rows(Arc::new(self.clone()))
     }
 
     /// The collection names in use.

@@ -5,7 +5,8 @@
 //! date through `PUT /api/collections/import` with `deleteMissing: false` (collections and
 //! fields are added or updated, nothing is deleted). The same schema ships as the JS
 //! migration `pb_migrations/1763769600_chatstore_schema.js` for operators who run
-//! `pocketbase migrate`; a test keeps the two identical.
+//! `pocketbase migrate`; a test keeps the two identical. The collections of Open WebUI's
+//! remaining tables ([`crate::rows::collections`], `owui_rows_<table>`) go in the same import.
 
 use chatstore_core::transfer::MAX_STREAMED_FILE_BYTES;
 use chatstore_core::{Error, Result};
@@ -49,6 +50,8 @@ pub struct Collections {
     pub tags: String,
     /// Files.
     pub files: String,
+    /// The prefix (of the row collections too, see [`Collections::rows`]).
+    prefix: String,
 }
 
 impl Collections {
@@ -69,7 +72,14 @@ impl Collections {
             messages: format!("{prefix}owui_messages"),
             tags: format!("{prefix}owui_tags"),
             files: format!("{prefix}owui_files"),
+            prefix: prefix.to_owned(),
         })
+    }
+
+    /// The collection of one of Open WebUI's remaining tables: `owui_rows_<table>`, prefixed
+    /// (see [`crate::rows`]).
+    pub fn rows(&self, table: &chatstore_core::rows::Table) -> String {
+        format!("{}owui_rows_{}", self.prefix, table.name)
     }
 
     /// All names, in the order they are created.
@@ -89,13 +99,13 @@ pub fn collection_id(name: &str) -> String {
     format!("pbc_{name}")
 }
 
-fn id_field(max: u64) -> Value {
+pub(crate) fn id_field(max: u64) -> Value {
     json!({"id": ID_FIELD_ID, "name": "id", "type": "text", "primaryKey": true, "system": true,
            "required": true, "min": 1, "max": max, "pattern": ID_PATTERN,
            "autogeneratePattern": "[a-z0-9]{15}", "hidden": false, "presentable": false})
 }
 
-fn text(name: &str, max: u64) -> Value {
+pub(crate) fn text_field(name: &str, max: u64) -> Value {
     json!({"id": format!("cs_{name}"), "name": name, "type": "text", "min": 0, "max": max,
            "pattern": "", "autogeneratePattern": "", "required": false, "primaryKey": false,
            "system": false, "hidden": false, "presentable": false})
@@ -107,12 +117,12 @@ fn number(name: &str) -> Value {
            "presentable": false})
 }
 
-fn boolean(name: &str) -> Value {
+pub(crate) fn bool_field(name: &str) -> Value {
     json!({"id": format!("cs_{name}"), "name": name, "type": "bool", "required": false,
            "system": false, "hidden": false, "presentable": false})
 }
 
-fn json_field(name: &str) -> Value {
+pub(crate) fn json_field(name: &str) -> Value {
     json!({"id": format!("cs_{name}"), "name": name, "type": "json", "maxSize": JSON_MAX,
            "required": false, "system": false, "hidden": false, "presentable": false})
 }
@@ -130,7 +140,7 @@ fn file(name: &str) -> Value {
            "required": false, "system": false, "hidden": false, "presentable": false})
 }
 
-fn collection(name: &str, fields: Vec<Value>, indexes: Vec<String>) -> Value {
+pub(crate) fn collection(name: &str, fields: Vec<Value>, indexes: Vec<String>) -> Value {
     let mut all = vec![format!(
         "CREATE UNIQUE INDEX idx_{name}_id_nocase ON {name} (id COLLATE NOCASE)"
     )];
@@ -151,11 +161,11 @@ pub fn collections_json(c: &Collections) -> Vec<Value> {
             u,
             vec![
                 id_field(255),
-                text("email", 255),
-                text("email_key", 255),
-                text("name", TEXT_MAX),
-                text("role", 255),
-                text("profile_image_url", TEXT_MAX),
+                text_field("email", 255),
+                text_field("email_key", 255),
+                text_field("name", TEXT_MAX),
+                text_field("role", 255),
+                text_field("profile_image_url", TEXT_MAX),
                 json_field("info"),
                 json_field("settings"),
                 number("created_at"),
@@ -171,9 +181,9 @@ pub fn collections_json(c: &Collections) -> Vec<Value> {
             t,
             vec![
                 id_field(64),
-                text("user_id", 255),
-                text("tag_id", TEXT_MAX),
-                text("name", TEXT_MAX),
+                text_field("user_id", 255),
+                text_field("tag_id", TEXT_MAX),
+                text_field("name", TEXT_MAX),
                 json_field("meta"),
             ],
             vec![format!(
@@ -184,17 +194,17 @@ pub fn collections_json(c: &Collections) -> Vec<Value> {
             ch,
             vec![
                 id_field(255),
-                text("user_id", 255),
-                text("title", TEXT_MAX),
-                text("title_lower", TEXT_MAX),
+                text_field("user_id", 255),
+                text_field("title", TEXT_MAX),
+                text_field("title_lower", TEXT_MAX),
                 json_field("chat"),
                 json_field("meta"),
                 relation("tags", t, MAX_TAGS_PER_CHAT),
-                boolean("archived"),
-                boolean("pinned"),
-                boolean("internal"),
-                text("folder_id", 255),
-                text("share_id", 255),
+                bool_field("archived"),
+                bool_field("pinned"),
+                bool_field("internal"),
+                text_field("folder_id", 255),
+                text_field("share_id", 255),
                 number("created_at"),
                 number("updated_at"),
                 number("version"),
@@ -210,9 +220,9 @@ pub fn collections_json(c: &Collections) -> Vec<Value> {
             m,
             vec![
                 id_field(64),
-                text("chat_id", 255),
-                text("msg_id", 255),
-                text("key", 600),
+                text_field("chat_id", 255),
+                text_field("msg_id", 255),
+                text_field("key", 600),
                 number("created_at"),
                 json_field("doc"),
             ],
@@ -225,9 +235,9 @@ pub fn collections_json(c: &Collections) -> Vec<Value> {
             f,
             vec![
                 id_field(255),
-                text("user_id", 255),
-                text("filename", TEXT_MAX),
-                text("sha256", 64),
+                text_field("user_id", 255),
+                text_field("filename", TEXT_MAX),
+                text_field("sha256", 64),
                 number("size"),
                 file("blob"),
                 json_field("doc"),
@@ -239,6 +249,14 @@ pub fn collections_json(c: &Collections) -> Vec<Value> {
             )],
         ),
     ]
+}
+
+/// Every collection of the schema: the aggregates' ([`collections_json`]) and those of Open
+/// WebUI's remaining tables ([`crate::rows::collections_json`]), in one import.
+pub fn all_collections_json(c: &Collections) -> Vec<Value> {
+    let mut all = collections_json(c);
+    all.extend(crate::rows::collections_json(c));
+    all
 }
 
 fn startup_error(what: &str, source: Error) -> Error {
@@ -258,7 +276,7 @@ static SCHEMA_CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(()
 /// that the chatstore routes of `pb_hooks/` are served.
 pub async fn ensure(client: &Client, c: &Collections) -> Result<()> {
     let subject = Subject::new("schema", "");
-    let wanted = collections_json(c);
+    let wanted = all_collections_json(c);
     let body = json!({"collections": wanted, "deleteMissing": false});
     {
         let _serial = SCHEMA_CHANGES.lock().await;
@@ -301,7 +319,7 @@ pub async fn ensure(client: &Client, c: &Collections) -> Result<()> {
 /// chatstore needs and serves the chatstore routes (for read-only opening). A server without
 /// the collections is `InvalidInput` saying so.
 pub async fn check(client: &Client, c: &Collections) -> Result<()> {
-    match check_collections(client, &collections_json(c)).await {
+    match check_collections(client, &all_collections_json(c)).await {
         Ok(()) => {}
         Err(Error::NotFound { .. }) => {
             return Err(Error::invalid(format!(
@@ -437,14 +455,21 @@ async fn check_hooks(client: &Client) -> Result<()> {
 /// Deletes the collections (for throwaway test stores); missing ones are skipped.
 pub async fn drop_collections(client: &Client, c: &Collections) -> Result<()> {
     let _serial = SCHEMA_CHANGES.lock().await;
-    for name in [&c.files, &c.messages, &c.chats, &c.tags, &c.users] {
+    let rows = chatstore_core::rows::ALL_TABLES
+        .iter()
+        .rev()
+        .map(|t| c.rows(t));
+    let aggregates = [&c.files, &c.messages, &c.chats, &c.tags, &c.users]
+        .into_iter()
+        .cloned();
+    for name in rows.chain(aggregates) {
         match client
             .send(
                 Method::DELETE,
                 &format!("/api/collections/{name}"),
                 &[],
                 None,
-                Subject::new("collection", name),
+                Subject::new("collection", &name),
                 false,
             )
             .await

@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use chatstore_core::rows::tables::NOTE;
+use chatstore_core::rows::{RowOp, RowQuery, row};
 use chatstore_core::{ChatQuery, NewChat};
 use chatstore_pocketbase::{PocketBase, PocketBaseConfig};
+use serde_json::{Value, json};
 
 const CRATE: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -61,6 +64,10 @@ async fn the_shipped_migration_builds_the_schema_the_adapter_enforces() {
         text.contains("Applied 1763769600_chatstore_schema.js"),
         "{text}"
     );
+    assert!(
+        text.contains("Applied 1764547200_chatstore_rows.js"),
+        "{text}"
+    );
 
     let (email, password) = ("migrate@chatstore.test", "Migrate-Passw0rd");
     let status = Command::new(&bin)
@@ -110,6 +117,27 @@ async fn the_shipped_migration_builds_the_schema_the_adapter_enforces() {
         .await
         .expect("tag route on the migrated schema");
     assert_eq!(page.total, 1);
+    let rows = store.rows().expect("rows");
+    let note = row([
+        ("id", json!("n.1")),
+        ("user_id", json!("u1")),
+        ("title", Value::Null),
+        ("data", json!({"content": "x"})),
+        ("meta", Value::Null),
+        ("created_at", json!(1_764_000_000_123_456_789_i64)),
+        ("updated_at", Value::Null),
+    ]);
+    rows.write(vec![RowOp::Insert {
+        table: &NOTE,
+        row: note.clone(),
+    }])
+    .await
+    .expect("a row on the migrated schema");
+    let read = rows
+        .select(&NOTE, &RowQuery::default())
+        .await
+        .expect("rows on the migrated schema");
+    assert_eq!(read, vec![note]);
     drop(pb);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,0 +1,560 @@
+//! Rows (Open WebUI's remaining tables) on PocketBase: what this adapter adds to the row
+//! contracts of chatstore-contract. Values of every kind come back exactly (nanosecond
+//! integers beyond 2^53, text `""` apart from null, ids PocketBase would refuse), every
+//! condition and order answers what the memory model answers (user text full of filter
+//! syntax), pages never skip or repeat, and a write is all or nothing.
+
+mod common;
+
+use std::sync::Arc;
+
+use chatstore_core::rows::tables::{CHANNEL, CHANNEL_MEMBER, FOLDER, KNOWLEDGE_DIRECTORY, PROMPT};
+use chatstore_core::rows::{Cond, Dir, Row, RowOp, RowQuery, RowStore, Table, row};
+use chatstore_core::{ErrorKind, memory};
+use serde_json::{Value, json};
+
+/// The PocketBase row store (behind the store's check) and the memory model's.
+async fn stores() -> Option<(
+    chatstore_pocketbase::PocketBase,
+    Arc<dyn RowStore>,
+    Arc<dyn RowStore>,
+)> {
+    let pb = common::backend().await?;
+    let rows = pb.store().rows().expect("PocketBase stores have rows");
+    let model = memory::store().rows().expect("the memory model has rows");
+    Some((pb, rows, model))
+}
+
+const NASTY: [&str; 8] = [
+    "x\" || id != \"",
+    "50%_off",
+    "a\\",
+    "back\\\\slash\\\"q",
+    "it's && ok",
+    "%",
+    "_",
+    "Ünï AbC",
+];
+
+fn channel(i: usize) -> Row {
+    let name = match i % 5 {
+        0 => Value::Null,
+        1 => json!(""),
+        _ => json!(format!("{} {i}", NASTY[i % NASTY.len()])),
+    };
+    row([
+        ("id", json!(format!("ch/{:02}.x:{}", i % 7, i))),
+        (
+            "user_id",
+            if i.is_multiple_of(4) {
+                Value::Null
+            } else {
+                json!(format!("u{}", i % 3))
+            },
+        ),
+        ("name", name),
+        ("description", json!(NASTY[(i + 3) % NASTY.len()])),
+        (
+            "data",
+            if i.is_multiple_of(2) {
+                Value::Null
+            } else {
+                json!({"n": i, "big": 1_764_000_000_123_456_789_i64})
+            },
+        ),
+        ("meta", json!([i, "x", null, 1.5])),
+        (
+            "created_at",
+            json!(1_764_000_000_123_456_789_i64 + (i % 4) as i64),
+        ),
+        (
+            "updated_at",
+            if i.is_multiple_of(3) {
+                Value::Null
+            } else {
+                json!(-(i as i64) * 1_000_000_007)
+            },
+        ),
+        ("type", json!(["group", "dm", "GROUP"][i % 3])),
+        (
+            "is_private",
+            match i % 3 {
+                0 => Value::Null,
+                1 => json!(false),
+                _ => json!(true),
+            },
+        ),
+        ("archived_at", Value::Null),
+        ("archived_by", Value::Null),
+        ("deleted_at", Value::Null),
+        ("deleted_by", Value::Null),
+        ("updated_by", json!("")),
+    ])
+}
+
+async fn fill(store: &Arc<dyn RowStore>, n: usize) {
+    let ops = (0..n)
+        .map(|i| RowOp::Insert {
+            table: &CHANNEL,
+            row: channel(i),
+        })
+        .collect();
+    store.write(ops).await.expect("insert channels");
+}
+
+async fn same(
+    pb: &Arc<dyn RowStore>,
+    model: &Arc<dyn RowStore>,
+    table: &'static Table,
+    q: &RowQuery,
+) {
+    let got = pb
+        .select(table, q)
+        .await
+        .unwrap_or_else(|e| panic!("{q:?}: {e}"));
+    let want = model.select(table, q).await.expect("model select");
+    assert_eq!(got, want, "{q:?}");
+    let count = pb.count(table, &q.filter).await.expect("count");
+    assert_eq!(
+        count,
+        model.count(table, &q.filter).await.expect("model count"),
+        "count {q:?}"
+    );
+}
+
+/// Every kind reads back exactly as written: i64 nanoseconds beyond 2^53, negative integers,
+/// `""` apart from null for text and false apart from null for booleans, JSON of any shape,
+/// and ids with characters PocketBase forbids in record ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_round_trips_exactly() {
+    let Some((_pb, rows, _)) = stores().await else {
+        return;
+    };
+    let written: Vec<Row> = (0..6).map(channel).collect();
+    rows.write(
+        written
+            .iter()
+            .cloned()
+            .map(|row| RowOp::Insert {
+                table: &CHANNEL,
+                row,
+            })
+            .collect(),
+    )
+    .await
+    .expect("insert");
+    let read = rows
+        .select(&CHANNEL, &RowQuery::default().order_by("id", Dir::Asc))
+        .await
+        .expect("select");
+    let mut want = written.clone();
+    want.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    assert_eq!(read, want);
+    let exact = rows
+        .select(
+            &CHANNEL,
+            &RowQuery::filter(vec![Cond::Eq(
+                "created_at",
+                json!(1_764_000_000_123_456_789_i64),
+            )]),
+        )
+        .await
+        .expect("by nanosecond");
+    assert!(!exact.is_empty());
+    assert!(
+        exact
+            .iter()
+            .all(|r| r["created_at"] == json!(1_764_000_000_123_456_789_i64))
+    );
+}
+
+/// Every condition, nulls and user text full of filter syntax included, selects and counts
+/// exactly what the memory model does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_condition_answers_like_the_memory_model() {
+    let Some((_pb, rows, model)) = stores().await else {
+        return;
+    };
+    fill(&rows, 40).await;
+    fill(&model, 40).await;
+    let ns = 1_764_000_000_123_456_789_i64;
+    let mut conds = vec![
+        vec![Cond::Eq("name", Value::Null)],
+        vec![Cond::Eq("name", json!(""))],
+        vec![Cond::Ne("name", json!(""))],
+        vec![Cond::Ne("name", Value::Null)],
+        vec![Cond::Eq("is_private", json!(false))],
+        vec![Cond::Ne("is_private", json!(false))],
+        vec![Cond::Ne("is_private", json!(true))],
+        vec![Cond::IsNull("is_private")],
+        vec![Cond::NotNull("updated_at")],
+        vec![Cond::IsNull("data")],
+        vec![Cond::NotNull("data")],
+        vec![Cond::In(
+            "user_id",
+            vec![json!("u1"), Value::Null, json!("u2")],
+        )],
+        vec![Cond::In("user_id", vec![])],
+        vec![Cond::Gt("created_at", json!(ns + 1))],
+        vec![Cond::Ge("created_at", json!(ns + 1))],
+        vec![Cond::Lt("updated_at", json!(-20_000_000_140_i64))],
+        vec![Cond::Le("updated_at", json!(0))],
+        vec![Cond::Lt("name", json!("b"))],
+        vec![Cond::Ge("name", json!(""))],
+        vec![Cond::Gt("id", json!("ch/03"))],
+        vec![Cond::Eq("id", json!("ch/05.x:12"))],
+        vec![Cond::ContainsCi("type", "group".into())],
+        vec![Cond::ContainsCi("name", String::new())],
+        vec![Cond::ContainsCi("id", "/01.X:".into())],
+        vec![Cond::Any(vec![
+            vec![Cond::Eq("type", json!("dm")), Cond::IsNull("user_id")],
+            vec![Cond::ContainsCi("name", "ünï abc".into())],
+        ])],
+        vec![
+            Cond::Eq("user_id", json!("u1")),
+            Cond::NotNull("is_private"),
+            Cond::Le("created_at", json!(ns + 2)),
+        ],
+    ];
+    for text in NASTY {
+        conds.push(vec![Cond::Eq("description", json!(text))]);
+        conds.push(vec![Cond::Ne("description", json!(text))]);
+        conds.push(vec![Cond::ContainsCi("name", text.to_owned())]);
+        conds.push(vec![Cond::ContainsCi("description", text.to_uppercase())]);
+        conds.push(vec![Cond::Lt("description", json!(text))]);
+    }
+    for filter in conds {
+        same(&rows, &model, &CHANNEL, &RowQuery::filter(filter)).await;
+    }
+}
+
+/// Orders put nulls first ascending and last descending, ties go by id, and pages of any
+/// offset and limit neither skip nor repeat a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_and_pages_match_the_memory_model() {
+    let Some((_pb, rows, model)) = stores().await else {
+        return;
+    };
+    fill(&rows, 30).await;
+    fill(&model, 30).await;
+    let orders: [&[(&'static str, Dir)]; 6] = [
+        &[("name", Dir::Asc)],
+        &[("name", Dir::Desc)],
+        &[("updated_at", Dir::Asc)],
+        &[("is_private", Dir::Desc), ("created_at", Dir::Asc)],
+        &[("created_at", Dir::Desc)],
+        &[("user_id", Dir::Asc), ("updated_at", Dir::Desc)],
+    ];
+    for order in orders {
+        let q = RowQuery {
+            order: order.to_vec(),
+            ..RowQuery::default()
+        };
+        same(&rows, &model, &CHANNEL, &q).await;
+        let mut paged = Vec::new();
+        for start in (0..31).step_by(7) {
+            let page = rows
+                .select(&CHANNEL, &q.clone().page(start, Some(7)))
+                .await
+                .expect("page");
+            paged.extend(page);
+        }
+        let all = model.select(&CHANNEL, &q).await.expect("model");
+        assert_eq!(paged, all, "{order:?}");
+        for (offset, limit) in [(3, Some(5)), (29, None), (31, Some(2)), (0, Some(0))] {
+            same(&rows, &model, &CHANNEL, &q.clone().page(offset, limit)).await;
+        }
+    }
+}
+
+/// A write is all or nothing: a failing op (a taken key) undoes the ops before it; updates
+/// and deletes count what they change, earlier ops of the same write included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_all_or_nothing_and_count_what_they_change() {
+    let Some((_pb, rows, _)) = stores().await else {
+        return;
+    };
+    fill(&rows, 3).await;
+    let before = rows.count(&CHANNEL, &[]).await.expect("count");
+    let err = rows
+        .write(vec![
+            RowOp::Insert {
+                table: &CHANNEL,
+                row: channel(10),
+            },
+            RowOp::Delete {
+                table: &CHANNEL,
+                filter: vec![Cond::Eq("id", channel(1)["id"].clone())],
+            },
+            RowOp::Insert {
+                table: &CHANNEL,
+                row: channel(2),
+            },
+        ])
+        .await
+        .expect_err("the last insert takes an existing id");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(
+        rows.count(&CHANNEL, &[]).await.expect("count"),
+        before,
+        "nothing changed"
+    );
+
+    let counts = rows
+        .write(vec![
+            RowOp::Insert {
+                table: &CHANNEL,
+                row: channel(10),
+            },
+            RowOp::Update {
+                table: &CHANNEL,
+                filter: vec![Cond::NotNull("created_at")],
+                set: row([("name", json!("renamed")), ("is_private", Value::Null)]),
+            },
+            RowOp::Upsert {
+                table: &CHANNEL,
+                row: channel(0),
+            },
+            RowOp::Delete {
+                table: &CHANNEL,
+                filter: vec![Cond::Eq("name", json!("renamed"))],
+            },
+        ])
+        .await
+        .expect("write");
+    assert_eq!(counts, vec![1, 4, 1, 3]);
+    let left = rows
+        .select(&CHANNEL, &RowQuery::default())
+        .await
+        .expect("select");
+    assert_eq!(
+        left,
+        vec![channel(0)],
+        "the upsert replaced the renamed row whole"
+    );
+}
+
+/// Inserts conflict on a taken key and on a taken unique value, upserts on another row's
+/// unique value; NULLs in a unique never clash (SQL), and `""` is not NULL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_uniques_conflict_but_nulls_never_clash() {
+    let Some((_pb, rows, _)) = stores().await else {
+        return;
+    };
+    let prompt = |id: &str, command: Value| {
+        row([
+            ("id", json!(id)),
+            ("command", command),
+            ("user_id", json!("u1")),
+            ("name", json!("n")),
+            ("content", json!("c")),
+            ("data", Value::Null),
+            ("meta", Value::Null),
+            ("is_active", json!(true)),
+            ("version_id", Value::Null),
+            ("tags", json!([])),
+            ("created_at", json!(1)),
+            ("updated_at", json!(2)),
+        ])
+    };
+    let insert = |row: Row| {
+        vec![RowOp::Insert {
+            table: &PROMPT,
+            row,
+        }]
+    };
+    rows.write(insert(prompt("p1", json!("/hi"))))
+        .await
+        .expect("first");
+    for row in [prompt("p1", json!("/other")), prompt("p2", json!("/hi"))] {
+        let err = rows.write(insert(row)).await.expect_err("taken");
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    }
+    let err = rows
+        .write(vec![RowOp::Upsert {
+            table: &PROMPT,
+            row: prompt("p9", json!("/hi")),
+        }])
+        .await
+        .expect_err("another row's unique");
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    for id in ["n1", "n2", "n3"] {
+        rows.write(insert(prompt(id, Value::Null)))
+            .await
+            .expect("null commands never clash");
+    }
+    rows.write(insert(prompt("e1", json!(""))))
+        .await
+        .expect("one empty command");
+    let err = rows
+        .write(insert(prompt("e2", json!(""))))
+        .await
+        .expect_err("\"\" is a value");
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    // Ids differing only in case are different rows (PocketBase compares record ids ignoring case).
+    rows.write(insert(prompt("Case", json!("/a"))))
+        .await
+        .expect("Case");
+    rows.write(insert(prompt("case", json!("/b"))))
+        .await
+        .expect("case");
+
+    // Several nullable columns in one unique: a NULL parent never clashes.
+    let dir = |id: &str, parent: Value| {
+        row([
+            ("id", json!(id)),
+            ("knowledge_id", json!("k")),
+            ("parent_id", parent),
+            ("name", json!("docs")),
+            ("user_id", json!("u1")),
+            ("created_at", json!(1)),
+            ("updated_at", json!(1)),
+        ])
+    };
+    for (id, parent) in [
+        ("d1", Value::Null),
+        ("d2", Value::Null),
+        ("d3", json!("d1")),
+    ] {
+        rows.write(vec![RowOp::Insert {
+            table: &KNOWLEDGE_DIRECTORY,
+            row: dir(id, parent),
+        }])
+        .await
+        .expect("distinct or null parents");
+    }
+    let err = rows
+        .write(vec![RowOp::Insert {
+            table: &KNOWLEDGE_DIRECTORY,
+            row: dir("d4", json!("d1")),
+        }])
+        .await
+        .expect_err("same parent and name");
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+}
+
+/// An `In` of hundreds of values (beyond PocketBase's filter limits) is answered exactly, and
+/// a write of more records than one batch takes is still one transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_in_lists_and_big_writes_work() {
+    let Some((_pb, rows, model)) = stores().await else {
+        return;
+    };
+    let member = |i: usize| {
+        row([
+            ("id", json!(format!("m{i:05}"))),
+            ("channel_id", json!(format!("c{}", i % 3))),
+            ("user_id", json!(format!("user-{i}"))),
+            ("created_at", Value::Null),
+            ("status", Value::Null),
+            ("is_active", json!(true)),
+            ("is_channel_muted", json!(false)),
+            ("is_channel_pinned", json!(false)),
+            ("data", Value::Null),
+            ("meta", Value::Null),
+            ("joined_at", json!(i)),
+            ("left_at", Value::Null),
+            ("last_read_at", Value::Null),
+            ("updated_at", Value::Null),
+            ("role", Value::Null),
+            ("invited_by", Value::Null),
+            ("invited_at", Value::Null),
+            ("app_id", Value::Null),
+        ])
+    };
+    let mut ops: Vec<RowOp> = (0..1100)
+        .map(|i| RowOp::Insert {
+            table: &CHANNEL_MEMBER,
+            row: member(i),
+        })
+        .collect();
+    ops.push(RowOp::Insert {
+        table: &CHANNEL_MEMBER,
+        row: member(7),
+    });
+    let err = rows
+        .write(ops.clone())
+        .await
+        .expect_err("the last insert repeats an id");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(
+        rows.count(&CHANNEL_MEMBER, &[]).await.expect("count"),
+        0,
+        "nothing written"
+    );
+    ops.pop();
+    rows.write(ops.clone())
+        .await
+        .expect("1100 inserts in one transaction");
+    model.write(ops).await.expect("model");
+    let users: Vec<Value> = (0..1200)
+        .step_by(3)
+        .map(|i| json!(format!("user-{i}")))
+        .collect();
+    let q = RowQuery::filter(vec![
+        Cond::In("user_id", users.clone()),
+        Cond::Ne("channel_id", json!("c1")),
+    ])
+    .order_by("joined_at", Dir::Desc)
+    .page(10, Some(50));
+    same(&rows, &model, &CHANNEL_MEMBER, &q).await;
+    let q = RowQuery::filter(vec![Cond::Any(
+        users
+            .iter()
+            .map(|u| vec![Cond::Eq("user_id", u.clone())])
+            .collect(),
+    )])
+    .order_by("joined_at", Dir::Asc)
+    .page(0, Some(20));
+    same(&rows, &model, &CHANNEL_MEMBER, &q).await;
+}
+
+/// Folders are keyed by (id, user_id) in Open WebUI; here by id (unique everywhere), and a
+/// root folder's NULL parent is told apart from a parent `""`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_parents_tell_null_from_empty() {
+    let Some((_pb, rows, _)) = stores().await else {
+        return;
+    };
+    let folder = |id: &str, parent: Value| {
+        row([
+            ("id", json!(id)),
+            ("parent_id", parent),
+            ("user_id", json!("u1")),
+            ("name", json!(id)),
+            ("items", Value::Null),
+            ("meta", json!({})),
+            ("data", Value::Null),
+            ("is_expanded", json!(false)),
+            ("created_at", json!(1_700_000_000)),
+            ("updated_at", json!(1_700_000_000)),
+        ])
+    };
+    rows.write(vec![
+        RowOp::Insert {
+            table: &FOLDER,
+            row: folder("root", Value::Null),
+        },
+        RowOp::Insert {
+            table: &FOLDER,
+            row: folder("odd", json!("")),
+        },
+        RowOp::Insert {
+            table: &FOLDER,
+            row: folder("child", json!("root")),
+        },
+    ])
+    .await
+    .expect("folders");
+    let roots = rows
+        .select(
+            &FOLDER,
+            &RowQuery::filter(vec![
+                Cond::Eq("user_id", json!("u1")),
+                Cond::IsNull("parent_id"),
+            ]),
+        )
+        .await
+        .expect("roots");
+    assert_eq!(roots, vec![folder("root", Value::Null)]);
+}
