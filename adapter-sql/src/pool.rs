@@ -249,10 +249,11 @@ impl Dyn {
                 Part::Sql(s) => {
                     qb.push(s);
                 }
+                Part::Ident(name) if !name.contains('"') => {
+                    qb.push('"').push(name).push('"');
+                }
                 Part::Ident(name) => {
-                    qb.push('"');
-                    qb.push(name.replace('"', "\"\""));
-                    qb.push('"');
+                    qb.push('"').push(name.replace('"', "\"\"")).push('"');
                 }
                 Part::Bind(arg) => DB::push_arg(&mut qb, arg),
             }

@@ -41,11 +41,11 @@ use async_trait::async_trait;
 use chatstore_core::rows::{Column, ColumnKind, Cond, Dir, Row, RowOp, RowQuery, RowStore, Table};
 use chatstore_core::{Error, Result};
 use serde_json::Value;
+use sqlx::postgres::PgValueFormat;
 use sqlx::{Row as _, TypeInfo as _, ValueRef as _};
 
 use crate::SqlStore;
 use crate::error::{Integrity, db_error, integrity};
-use crate::json::JsonText;
 use crate::pool::{Arg, Dialect, Dyn, List, Mode, Row as DbRow, Tx};
 
 /// Values bound in one statement at most (SQLite allows 32 766, PostgreSQL 65 535).
@@ -732,6 +732,7 @@ fn unreadable(table: &Table, column: &Column, so_far: &Row, err: CellError) -> E
     let what = format!("{}.{} of row {id:?}", table.name, column.name);
     match err {
         CellError::Driver(e) => Error::backend(format!("{what} cannot be read"), e),
+        CellError::Decode(e) => Error::backend(format!("{what} cannot be read"), e),
         CellError::Json(e) => Error::backend(format!("{what} does not hold valid JSON"), e),
         CellError::Kind(found) => Error::backend_msg(format!(
             "{what} holds {found}, which is not {}",
@@ -747,6 +748,7 @@ fn unreadable(table: &Table, column: &Column, so_far: &Row, err: CellError) -> E
 
 enum CellError {
     Driver(sqlx::Error),
+    Decode(sqlx::error::BoxDynError),
     Json(serde_json::Error),
     Kind(String),
 }
@@ -770,53 +772,67 @@ fn text_bool(text: &str) -> Option<bool> {
     }
 }
 
-/// SQLite: the cell as stored (SQLite keeps a type per value, not per column).
+/// SQLite's storage classes (SQLite keeps a type per value, not per column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    Integer,
+    Real,
+    Text,
+    Blob,
+}
+
+/// SQLite: the cell as stored, decoded straight from the value (one lookup per cell).
 fn sqlite_value(
     r: &sqlx::sqlite::SqliteRow,
     i: usize,
     column: &Column,
 ) -> std::result::Result<Value, CellError> {
+    use sqlx::{Decode, Sqlite};
     let raw = r.try_get_raw(i)?;
     if raw.is_null() {
         return Ok(Value::Null);
     }
-    let stored = raw.type_info().name().to_owned();
-    Ok(match (column.kind, stored.as_str()) {
-        (ColumnKind::Int, "INTEGER") => Value::from(r.try_get::<i64, _>(i)?),
-        (ColumnKind::Int, "REAL") => {
-            let f = r.try_get::<f64, _>(i)?;
+    let stored = match raw.type_info().name() {
+        "INTEGER" | "BOOLEAN" => Stored::Integer,
+        "REAL" => Stored::Real,
+        "TEXT" => Stored::Text,
+        _ => Stored::Blob,
+    };
+    let int = |raw| <i64 as Decode<Sqlite>>::decode(raw).map_err(CellError::Decode);
+    let real = |raw| <f64 as Decode<Sqlite>>::decode(raw).map_err(CellError::Decode);
+    let text = |raw| <&str as Decode<Sqlite>>::decode(raw).map_err(CellError::Decode);
+    Ok(match (column.kind, stored) {
+        (ColumnKind::Int, Stored::Integer) => Value::from(int(raw)?),
+        (ColumnKind::Int, Stored::Real) => {
+            let f = real(raw)?;
             if f.is_finite() && f.fract() == 0.0 {
                 Value::from(f as i64)
             } else {
                 return Err(CellError::Kind(format!("the real number {f}")));
             }
         }
-        (ColumnKind::Int, "TEXT") => {
-            let s = r.try_get::<String, _>(i)?;
+        (ColumnKind::Int, Stored::Text) => {
+            let s = text(raw)?;
             Value::from(
                 s.trim()
                     .parse::<i64>()
                     .map_err(|_| CellError::Kind(format!("the text {s:?}")))?,
             )
         }
-        (ColumnKind::Bool, "INTEGER" | "BOOLEAN") => Value::Bool(r.try_get::<i64, _>(i)? != 0),
-        (ColumnKind::Bool, "REAL") => Value::Bool(r.try_get::<f64, _>(i)? != 0.0),
-        (ColumnKind::Bool, "TEXT") => {
-            let s = r.try_get::<String, _>(i)?;
-            Value::Bool(text_bool(&s).ok_or_else(|| CellError::Kind(format!("the text {s:?}")))?)
+        (ColumnKind::Bool, Stored::Integer) => Value::Bool(int(raw)? != 0),
+        (ColumnKind::Bool, Stored::Real) => Value::Bool(real(raw)? != 0.0),
+        (ColumnKind::Bool, Stored::Text) => {
+            let s = text(raw)?;
+            Value::Bool(text_bool(s).ok_or_else(|| CellError::Kind(format!("the text {s:?}")))?)
         }
-        (ColumnKind::Text, "TEXT") => Value::String(r.try_get::<String, _>(i)?),
-        (ColumnKind::Text, "INTEGER") => Value::String(r.try_get::<i64, _>(i)?.to_string()),
-        (ColumnKind::Text, "REAL") => Value::String(r.try_get::<f64, _>(i)?.to_string()),
-        (ColumnKind::Json | ColumnKind::JsonText, "TEXT") => {
-            parse_json(&r.try_get::<String, _>(i)?)?
-        }
+        (ColumnKind::Text, Stored::Text) => Value::String(text(raw)?.to_owned()),
+        (ColumnKind::Text, Stored::Integer) => Value::String(int(raw)?.to_string()),
+        (ColumnKind::Text, Stored::Real) => Value::String(real(raw)?.to_string()),
+        (ColumnKind::Json | ColumnKind::JsonText, Stored::Text) => parse_json(text(raw)?)?,
         // A column declared JSON has numeric affinity: SQLite keeps JSON numbers as numbers.
-        (ColumnKind::Json | ColumnKind::JsonText, "INTEGER") => {
-            Value::from(r.try_get::<i64, _>(i)?)
-        }
-        (ColumnKind::Json | ColumnKind::JsonText, "REAL") => Value::from(r.try_get::<f64, _>(i)?),
-        (_, other) => return Err(CellError::Kind(format!("a {other} value"))),
+        (ColumnKind::Json | ColumnKind::JsonText, Stored::Integer) => Value::from(int(raw)?),
+        (ColumnKind::Json | ColumnKind::JsonText, Stored::Real) => Value::from(real(raw)?),
+        (_, Stored::Blob) => return Err(CellError::Kind("a blob".to_owned())),
     })
 }
 
@@ -841,15 +857,35 @@ fn pg_value(
             .try_get::<Option<bool>, _>(i)?
             .map_or(Value::Null, Value::Bool),
         ColumnKind::Json | ColumnKind::JsonText => {
-            let text = match r.try_get::<Option<JsonText>, _>(i) {
-                Ok(v) => v.map(|j| j.0),
-                Err(sqlx::Error::ColumnDecode { .. }) => r.try_get::<Option<String>, _>(i)?,
-                Err(e) => return Err(e.into()),
-            };
-            match text {
-                Some(text) => parse_json(&text)?,
-                None => Value::Null,
+            // Parsed straight from the value's bytes: `json` and `text` send their text,
+            // `jsonb` in binary form a version byte first.
+            let raw = r.try_get_raw(i)?;
+            if raw.is_null() {
+                return Ok(Value::Null);
             }
+            let skip = usize::from(
+                raw.format() == PgValueFormat::Binary && raw.type_info().name() == "JSONB",
+            );
+            let bytes = raw.as_bytes().map_err(CellError::Decode)?;
+            serde_json::from_slice(bytes.get(skip..).unwrap_or_default())
+                .map_err(CellError::Json)?
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_pg_detail;
+
+    #[test]
+    fn postgres_foreign_key_details_name_column_value_and_parent() {
+        assert_eq!(
+            parse_pg_detail(r#"Key (file_id)=(f-1) is not present in table "file"."#),
+            Some(("file_id", "f-1", "file"))
+        );
+        assert_eq!(
+            parse_pg_detail(r#"Key (id)=(k1) is still referenced from table "x"."#),
+            None
+        );
+    }
 }

@@ -687,3 +687,58 @@ async fn foreign_key_list_is_the_schemas() {
         db.finish().await;
     }
 }
+
+/// SQLite keeps a type per value: booleans written as text, JSON numbers kept as numbers and
+/// integers written as whole reals read as their column's kind; a JSON column that does not
+/// parse is a `Backend` error naming the table, column and row, never a panic.
+#[tokio::test]
+async fn odd_sqlite_values_read_as_their_kind_or_fail_clearly() {
+    let db = support::sqlite_empty().await;
+    let store = db.store().await;
+    let rows = rows_of(&store).await;
+    db.exec(
+        "INSERT INTO channel (id, is_private, data, created_at) VALUES \
+         ('c1', 'true', '12', 1700000000.0), ('c2', 'FALSE', '1.5', NULL), ('c3', 1, ' null ', 3)",
+    )
+    .await;
+    let channels = all(&*rows, &CHANNEL).await;
+    let seen: Vec<(Value, Value, Value)> = channels
+        .iter()
+        .map(|c| {
+            (
+                c["is_private"].clone(),
+                c["data"].clone(),
+                c["created_at"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (json!(true), json!(12), json!(1_700_000_000)),
+            (json!(false), json!(1.5), Value::Null),
+            (json!(true), Value::Null, json!(3)),
+        ]
+    );
+    let nulls = ids(
+        &*rows,
+        &CHANNEL,
+        RowQuery::filter(vec![Cond::IsNull("data")]),
+    )
+    .await;
+    assert_eq!(nulls, vec!["c3"]);
+    db.exec("INSERT INTO note (id, data) VALUES ('bad', '{not json')")
+        .await;
+    let err = rows
+        .select(&NOTE, &RowQuery::default())
+        .await
+        .expect_err("a JSON column that does not parse");
+    assert_eq!(err.kind(), ErrorKind::Backend);
+    let message = err.to_string();
+    assert!(
+        message.contains("note.data") && message.contains("bad"),
+        "{message}"
+    );
+    drop(store);
+    db.finish().await;
+}
