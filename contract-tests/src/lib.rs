@@ -22,16 +22,23 @@
 //! loudly that it skipped and every contract shows as ignored; unset under `CI=true`, the run
 //! fails.
 
+pub mod channels;
 pub mod chats;
+pub mod feedback;
 pub mod files;
 pub mod fixtures;
 pub mod folders;
 pub mod groups;
 pub mod harness;
+pub mod knowledge;
 pub mod memories;
 pub mod messages;
 pub mod model;
+pub mod notes;
+pub mod presets;
+pub mod prompts;
 pub mod rows;
+pub mod shared_chats;
 pub mod store;
 pub mod tags;
 pub mod users;
@@ -95,7 +102,11 @@ macro_rules! contract_suite {
         $crate::contract_suite!(
             $backend,
             $factory,
-            [users, chats, tags, messages, files, vectors, store, rows, folders, groups, memories, workspace]
+            [
+                users, chats, tags, messages, files, vectors, store, rows, folders, groups,
+                memories, knowledge, notes, prompts, presets, channels, feedback, shared_chats,
+                workspace
+            ]
         );
     };
     ($backend:ident, $factory:path, [$($group:ident),* $(,)?]) => {
@@ -345,6 +356,55 @@ macro_rules! __contract_group {
             invalid_memories_are_refused,
         );
     };
+    (knowledge, $f:path) => {
+        $crate::__contract_tests!($f, knowledge;
+            knowledge_round_trips_and_updates,
+            knowledge_search_follows_access,
+            knowledge_files_are_a_set_with_directories,
+        );
+    };
+    (notes, $f:path) => {
+        $crate::__contract_tests!($f, notes;
+            notes_keep_nanoseconds_and_merge,
+            pins_are_per_user_and_follow_access,
+            note_search_matches_titles,
+        );
+    };
+    (prompts, $f:path) => {
+        $crate::__contract_tests!($f, prompts;
+            prompts_are_addressed_by_unique_commands,
+            every_change_records_a_version,
+            versions_restore_and_delete,
+            prompt_search_matches_text_and_access,
+        );
+    };
+    (presets, $f:path) => {
+        $crate::__contract_tests!($f, presets;
+            models_keep_their_ids,
+            model_versions_follow_the_snapshot,
+            model_search_lists_accessible_presets,
+        );
+    };
+    (channels, $f:path) => {
+        $crate::__contract_tests!($f, channels;
+            users_see_member_and_granted_channels,
+            membership_follows_joins_leaves_and_posts,
+            threads_list_apart_and_delete_together,
+        );
+    };
+    (feedback, $f:path) => {
+        $crate::__contract_tests!($f, feedback;
+            feedback_round_trips_with_its_snapshot,
+            feedback_lists_sort_and_page,
+            feedback_changes_belong_to_their_author,
+        );
+    };
+    (shared_chats, $f:path) => {
+        $crate::__contract_tests!($f, shared_chats;
+            sharing_snapshots_refreshes_and_unshares,
+            shared_chats_list_per_user,
+        );
+    };
     (workspace, $f:path) => {
         $crate::__contract_tests!($f, workspace;
             deleting_a_user_deletes_their_rows_in_every_table,
@@ -392,6 +452,13 @@ pub fn every_rows_contract() -> Vec<harness::Contract> {
         crate::__contract_group!(folders, unused);
         crate::__contract_group!(groups, unused);
         crate::__contract_group!(memories, unused);
+        crate::__contract_group!(knowledge, unused);
+        crate::__contract_group!(notes, unused);
+        crate::__contract_group!(prompts, unused);
+        crate::__contract_group!(presets, unused);
+        crate::__contract_group!(channels, unused);
+        crate::__contract_group!(feedback, unused);
+        crate::__contract_group!(shared_chats, unused);
         crate::__contract_group!(workspace, unused);
     }
     let mut all = Vec::new();
@@ -399,13 +466,33 @@ pub fn every_rows_contract() -> Vec<harness::Contract> {
     all.extend(every::folders::contracts());
     all.extend(every::groups::contracts());
     all.extend(every::memories::contracts());
+    all.extend(every::knowledge::contracts());
+    all.extend(every::notes::contracts());
+    all.extend(every::prompts::contracts());
+    all.extend(every::presets::contracts());
+    all.extend(every::channels::contracts());
+    all.extend(every::feedback::contracts());
+    all.extend(every::shared_chats::contracts());
     all.extend(every::workspace::contracts());
     all
 }
 
 /// The contract groups over rows: they run on every store that keeps app data (users and
 /// chats), which must have rows; a store without fails them.
-pub const ROWS_GROUPS: &[&str] = &["rows", "folders", "groups", "memories", "workspace"];
+pub const ROWS_GROUPS: &[&str] = &[
+    "rows",
+    "folders",
+    "groups",
+    "memories",
+    "knowledge",
+    "notes",
+    "prompts",
+    "presets",
+    "channels",
+    "feedback",
+    "shared_chats",
+    "workspace",
+];
 
 /// Asserts that a result is an error of the given kind.
 #[macro_export]

@@ -30,11 +30,18 @@
 //! ```
 
 pub mod access;
+pub mod channels;
+pub mod feedback;
 pub mod folders;
 pub mod groups;
 pub mod history;
+pub mod knowledge;
 pub mod memories;
+pub mod notes;
+pub mod presets;
+pub mod prompts;
 pub mod record;
+pub mod shared_chats;
 
 use std::sync::Arc;
 
@@ -44,11 +51,23 @@ pub use access::{
     AccessGrant, AccessGrants, EVERYONE, Grant, Permission, Principal, Search, Shared, SortBy,
     View, Viewer,
 };
+pub use channels::{
+    Channel, ChannelMember, ChannelMessage, ChannelPatch, Channels, MessageReaction, NewChannel,
+    NewChannelMessage,
+};
+pub use feedback::{Feedback, FeedbackOrder, FeedbackPatch, Feedbacks, NewFeedback};
 pub use folders::{Folder, FolderChats, FolderPatch, Folders, NewFolder};
 pub use groups::{Group, GroupMember, GroupPatch, Groups, NewGroup};
 pub use history::{History, HistoryEntry, ModelVersion, PromptVersion};
+pub use knowledge::{
+    Knowledge, KnowledgeBases, KnowledgeDirectory, KnowledgeFile, KnowledgePatch, NewKnowledge,
+};
 pub use memories::{Memories, Memory, MemoryPatch, NewMemory, memory_collection};
+pub use notes::{NewNote, Note, NotePatch, Notes, PinnedNote};
+pub use presets::{Model, ModelPatch, Models, NewModel};
+pub use prompts::{NewPrompt, Prompt, PromptPatch, Prompts};
 pub use record::{Record, Records};
+pub use shared_chats::{SharedChat, SharedChatOrder, SharedChats};
 
 use crate::rows::{ALL_TABLES, Cond, RowOp, RowQuery, RowStore, Table, tables};
 use crate::{ChatRepo, Result};
@@ -81,6 +100,41 @@ impl Workspace {
     /// Memories.
     pub fn memories(&self) -> Memories {
         Memories::new(self.rows.clone())
+    }
+
+    /// Knowledge bases, their files and directories.
+    pub fn knowledge(&self) -> KnowledgeBases {
+        KnowledgeBases::new(self.rows.clone())
+    }
+
+    /// Notes and pins.
+    pub fn notes(&self) -> Notes {
+        Notes::new(self.rows.clone())
+    }
+
+    /// Prompts and their versions.
+    pub fn prompts(&self) -> Prompts {
+        Prompts::new(self.rows.clone())
+    }
+
+    /// Models and their versions.
+    pub fn models(&self) -> Models {
+        Models::new(self.rows.clone())
+    }
+
+    /// Channels, members, messages and reactions.
+    pub fn channels(&self) -> Channels {
+        Channels::new(self.rows.clone())
+    }
+
+    /// Ratings.
+    pub fn feedback(&self) -> Feedbacks {
+        Feedbacks::new(self.rows.clone())
+    }
+
+    /// Shared chat snapshots.
+    pub fn shared_chats(&self) -> SharedChats {
+        SharedChats::new(self.rows.clone(), self.chats.clone())
     }
 
     /// Groups and members.
@@ -182,6 +236,55 @@ mod tests {
         assert_eq!(keys, columns, "{}", T::TABLE.name);
         crate::rows::check_row(T::TABLE, &row, true).expect("a valid row");
         assert_eq!(T::from_row(row).expect("from_row"), record);
+    }
+
+    /// A row of `T`'s table with every column: required ones set, nullable ones null.
+    fn full_row<T: Record>() -> crate::rows::Row {
+        use crate::rows::ColumnKind;
+        T::TABLE
+            .columns
+            .iter()
+            .map(|c| {
+                let v = match c.kind {
+                    _ if c.nullable => serde_json::Value::Null,
+                    ColumnKind::Text => json!("x"),
+                    ColumnKind::Int => json!(7),
+                    ColumnKind::Bool => json!(true),
+                    ColumnKind::Json | ColumnKind::JsonText => json!({"k": [1]}),
+                };
+                (c.name.to_owned(), v)
+            })
+            .collect()
+    }
+
+    fn round_trips<T: Record>() {
+        let row = full_row::<T>();
+        let record = T::from_row(row.clone()).expect("from_row");
+        assert_eq!(record.to_row().expect("to_row"), row, "{}", T::TABLE.name);
+    }
+
+    #[test]
+    fn every_record_round_trips_its_tables_row() {
+        round_trips::<Folder>();
+        round_trips::<Group>();
+        round_trips::<GroupMember>();
+        round_trips::<AccessGrant>();
+        round_trips::<Knowledge>();
+        round_trips::<KnowledgeDirectory>();
+        round_trips::<KnowledgeFile>();
+        round_trips::<Note>();
+        round_trips::<PinnedNote>();
+        round_trips::<Memory>();
+        round_trips::<Prompt>();
+        round_trips::<PromptVersion>();
+        round_trips::<Model>();
+        round_trips::<ModelVersion>();
+        round_trips::<Channel>();
+        round_trips::<ChannelMember>();
+        round_trips::<ChannelMessage>();
+        round_trips::<MessageReaction>();
+        round_trips::<Feedback>();
+        round_trips::<SharedChat>();
     }
 
     #[test]
