@@ -390,8 +390,11 @@ impl Client {
                     .ok_or_else(|| error::malformed("a list without totalItems"))?;
                 total = Some(t);
             }
-            let items = match resp.get("items") {
-                Some(Value::Array(items)) => items.clone(),
+            let items = match resp {
+                Value::Object(mut map) => match map.remove("items") {
+                    Some(Value::Array(items)) => items,
+                    _ => return Err(error::malformed("a list without items")),
+                },
                 _ => return Err(error::malformed("a list without items")),
             };
             let full = items.len() as u64 == per_page;

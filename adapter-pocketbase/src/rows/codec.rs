@@ -188,17 +188,26 @@ pub fn patch_of(table: &Table, set: &Row) -> Result<Value> {
     Ok(Value::Object(fields))
 }
 
-/// The row a record holds.
-pub fn row_of(table: &Table, record: &Value) -> Result<Row> {
+/// The row a record holds (its values are moved, not copied: JSON columns can be large).
+pub fn row_of(table: &Table, record: Value) -> Result<Row> {
+    let Value::Object(mut record) = record else {
+        return Err(malformed(format!(
+            "a {} record that is not an object",
+            table.name
+        )));
+    };
     let mut row = Map::new();
     for column in table.columns {
-        let field = record.get(column.name).unwrap_or(&Value::Null);
+        let field = record.remove(column.name).unwrap_or(Value::Null);
         let is_null = has_null_field(column)
-            && record.get(null_field(column.name)).and_then(Value::as_bool) == Some(true);
+            && record
+                .get(&null_field(column.name))
+                .and_then(Value::as_bool)
+                == Some(true);
         let value = match column.kind {
             _ if is_null => Value::Null,
-            ColumnKind::Text if column.name == "id" => match record.get(ID_FIELD) {
-                Some(Value::String(id)) if !id.is_empty() => Value::String(id.clone()),
+            ColumnKind::Text if column.name == "id" => match record.remove(ID_FIELD) {
+                Some(Value::String(id)) if !id.is_empty() => Value::String(id),
                 _ => {
                     let id = field
                         .as_str()
@@ -207,8 +216,7 @@ pub fn row_of(table: &Table, record: &Value) -> Result<Row> {
                 }
             },
             ColumnKind::Text => match field {
-                Value::String(s) => Value::String(s.clone()),
-                Value::Null => Value::Null,
+                Value::String(_) | Value::Null => field,
                 other => {
                     return Err(malformed(format!(
                         "{}.{} is {other}",
@@ -226,10 +234,10 @@ pub fn row_of(table: &Table, record: &Value) -> Result<Row> {
                 })?),
             },
             ColumnKind::Bool => match field {
-                Value::Bool(b) => Value::Bool(*b),
+                Value::Bool(_) => field,
                 _ => Value::Null,
             },
-            ColumnKind::Json | ColumnKind::JsonText => field.clone(),
+            ColumnKind::Json | ColumnKind::JsonText => field,
         };
         row.insert(column.name.to_owned(), value);
     }

@@ -277,7 +277,10 @@ impl PocketBase {
                 Subject::new(table.name, ""),
             )
             .await?;
-        records.iter().map(|r| codec::row_of(table, r)).collect()
+        records
+            .into_iter()
+            .map(|r| codec::row_of(table, r))
+            .collect()
     }
 
     /// The rows an `Update` or `Delete` with `filter` changes, given the earlier ops' rows.
