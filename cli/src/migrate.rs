@@ -1,6 +1,12 @@
 //! `chatstore migrate` and `chatstore verify`: the migration engine (chatstore-migrate) with
 //! progress bars on a terminal and plain lines otherwise, the copy of every other Open WebUI
 //! table between SQL databases, and the final verification.
+//!
+//! Open WebUI's remaining tables (`chatstore_core::rows::ALL_TABLES`: folders, knowledge,
+//! notes, channels, ...) belong to the workspace group: when it is copied, the row-for-row
+//! copy between SQL databases leaves them alone and a PocketBase target needs no
+//! `--skip-unmodelled` for them. When it is left out, or an end has no rows, the row-for-row
+//! copy carries them between SQL databases as before.
 
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
@@ -46,7 +52,7 @@ pub struct MigrateArgs {
     #[arg(long)]
     to_vectors: Option<String>,
     /// The groups to copy, comma separated.
-    #[arg(long, default_value = "users,chats,files,vectors")]
+    #[arg(long, default_value = "users,chats,files,workspace,vectors")]
     groups: String,
     /// Records per batch (1..=10000).
     #[arg(long, default_value_t = chatstore_migrate::engine::DEFAULT_BATCH_SIZE)]
@@ -63,7 +69,9 @@ pub struct MigrateArgs {
     /// Print one JSON summary object instead of text.
     #[arg(long)]
     json: bool,
-    /// Into a store that has no place for Open WebUI's other tables (PocketBase): leave them.
+    /// Into a store that has no place for some of Open WebUI's other tables (PocketBase: auth,
+    /// config, tools, functions...): leave them. The tables of the workspace group (folders,
+    /// knowledge, notes, channels, ...) are copied through rows and need no such leave.
     #[arg(long)]
     skip_unmodelled: bool,
 }
@@ -84,7 +92,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     to_vectors: Option<String>,
     /// The groups to compare, comma separated.
-    #[arg(long, default_value = "users,chats,files,vectors")]
+    #[arg(long, default_value = "users,chats,files,workspace,vectors")]
     groups: String,
     /// Print the report as JSON.
     #[arg(long)]
@@ -269,7 +277,8 @@ pub async fn run(mut args: MigrateArgs) -> std::result::Result<(), String> {
         }
         Err(e) => return Err(format!("cannot open the target {}: {e}", redact(&args.to))),
     };
-    let tables_plan = plan_tables(&source, &target, args.skip_unmodelled).await?;
+    let owned = row_tables_owned(&groups, &source, &target);
+    let tables_plan = plan_tables(&source, &target, args.skip_unmodelled, &owned).await?;
     if args.dry_run {
         return dry_run(
             &args,
@@ -278,6 +287,7 @@ pub async fn run(mut args: MigrateArgs) -> std::result::Result<(), String> {
             target_exists,
             &groups,
             &tables_plan,
+            &owned,
         )
         .await;
     }
@@ -299,9 +309,16 @@ pub async fn run(mut args: MigrateArgs) -> std::result::Result<(), String> {
                 args.state.display()
             )
         })?;
+    // The workspace group copied Open WebUI's remaining tables through the stores' rows
+    // (unless it was left out or skipped): the row-for-row copy leaves them alone.
+    let rows_copied = summary
+        .groups
+        .iter()
+        .any(|g| g.group == ModelGroup::Workspace && g.skipped.is_none());
+    let owned = if rows_copied { owned } else { Vec::new() };
     let tables = match (&tables_plan, &source.sql, &target.sql) {
         (TablesPlan::Copy, Some(s), Some(t)) => {
-            copy_tables(s, t, args.batch_size, &args.dead_letter, &bars).await?
+            copy_tables(s, t, args.batch_size, &args.dead_letter, &bars, &owned).await?
         }
         _ => Vec::new(),
     };
@@ -378,10 +395,26 @@ enum TablesPlan {
     Skip(Vec<(String, u64)>),
 }
 
+/// The tables the workspace group copies through the stores' rows
+/// ([`chatstore_core::rows::ALL_TABLES`]) when it is among `groups` and both ends have rows;
+/// empty otherwise (the row-for-row copy between SQL databases then carries them).
+fn row_tables_owned(groups: &[ModelGroup], source: &End, target: &End) -> Vec<&'static str> {
+    if groups.contains(&ModelGroup::Workspace) && source.store.has_rows() && target.store.has_rows()
+    {
+        chatstore_core::rows::ALL_TABLES
+            .iter()
+            .map(|t| t.name)
+            .collect()
+    } else {
+        Vec::new()
+    }
+}
+
 async fn plan_tables(
     source: &End,
     target: &End,
     skip: bool,
+    owned: &[&str],
 ) -> std::result::Result<TablesPlan, String> {
     let Some(s) = &source.sql else {
         return Ok(TablesPlan::None);
@@ -394,7 +427,7 @@ async fn plan_tables(
         .await
         .map_err(|e| e.to_string())?
         .into_iter()
-        .filter(|t| t.rows > 0)
+        .filter(|t| t.rows > 0 && !owned.contains(&t.name.as_str()))
         .map(|t| (t.name, t.rows))
         .collect();
     if with_rows.is_empty() {
@@ -416,13 +449,15 @@ async fn plan_tables(
 }
 
 /// Copies every table in foreign-key order: the aggregates' tables only update the rows the
-/// engine wrote (bringing the columns the model does not carry), the others are upserted.
+/// engine wrote (bringing the columns the model does not carry), the tables in `owned` (copied
+/// by the workspace group) are left alone, the others are upserted.
 async fn copy_tables(
     source: &chatstore_sql::SqlStore,
     target: &chatstore_sql::SqlStore,
     batch: u32,
     dead_letter: &PathBuf,
     bars: &Bars,
+    owned: &[&str],
 ) -> std::result::Result<Vec<(String, u64, usize)>, String> {
     let mut dead = DeadLetters::open(dead_letter).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -431,7 +466,7 @@ async fn copy_tables(
         .await
         .map_err(|e| e.to_string())?;
     for table in order {
-        if NOT_COPIED.contains(&table.as_str()) {
+        if NOT_COPIED.contains(&table.as_str()) || owned.contains(&table.as_str()) {
             continue;
         }
         let mode = if MODELLED_TABLES.contains(&table.as_str()) {
@@ -477,6 +512,7 @@ async fn dry_run(
     target_exists: bool,
     groups: &[ModelGroup],
     tables: &TablesPlan,
+    owned: &[&str],
 ) -> std::result::Result<(), String> {
     let mut rows = Vec::new();
     for g in groups {
@@ -503,7 +539,9 @@ async fn dry_run(
             let mut list = Vec::new();
             if let Some(s) = &source.sql {
                 for t in s.unmodelled_tables().await.map_err(|e| e.to_string())? {
-                    list.push(json!({"table": t.name, "rows": t.rows}));
+                    if !owned.contains(&t.name.as_str()) {
+                        list.push(json!({"table": t.name, "rows": t.rows}));
+                    }
                 }
             }
             json!({"copied": list})

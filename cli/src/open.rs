@@ -47,7 +47,7 @@ pub async fn open_router(url: &str, vectors_url: Option<String>) -> Result<Route
     if !config.is_routed() {
         return Err(Error::invalid(
             "no group has a new store: set CHATSTORE_<GROUP>_NEW_URL (GROUP: USERS, CHATS, \
-             FILES, VECTORS) as when the router ran",
+             FILES, WORKSPACE, VECTORS) as when the router ran",
         ));
     }
     let old = open_direct(url, vectors_url).await?;

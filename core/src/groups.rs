@@ -10,7 +10,11 @@ use crate::{Error, Result};
 /// A group of aggregates that moves between backends together.
 ///
 /// `Chats` covers chats, their messages and their tags: a chat's tag set and message rows live
-/// in the same backend as the chat.
+/// in the same backend as the chat. `Workspace` covers Open WebUI's remaining tables, every
+/// table of [`crate::rows::ALL_TABLES`] (folders, groups, knowledge, notes, memories, prompts,
+/// models, channels, feedback, shared chats, chat files...), which reach the backend through
+/// its [`crate::rows::RowStore`]; it comes after files because `knowledge_file`, `chat_file`
+/// and `channel_file` point at files and chats, and before vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelGroup {
@@ -20,25 +24,29 @@ pub enum ModelGroup {
     Chats,
     /// Files (metadata and bytes).
     Files,
+    /// Open WebUI's remaining tables, through the store's rows ([`crate::Store::rows`]).
+    Workspace,
     /// Vector collections.
     Vectors,
 }
 
 impl ModelGroup {
     /// Every group, in dependency order (users before what they own).
-    pub const ALL: [ModelGroup; 4] = [
+    pub const ALL: [ModelGroup; 5] = [
         ModelGroup::Users,
         ModelGroup::Chats,
         ModelGroup::Files,
+        ModelGroup::Workspace,
         ModelGroup::Vectors,
     ];
 
-    /// The lower-case name: `users`, `chats`, `files`, `vectors`.
+    /// The lower-case name: `users`, `chats`, `files`, `workspace`, `vectors`.
     pub fn as_str(self) -> &'static str {
         match self {
             ModelGroup::Users => "users",
             ModelGroup::Chats => "chats",
             ModelGroup::Files => "files",
+            ModelGroup::Workspace => "workspace",
             ModelGroup::Vectors => "vectors",
         }
     }
@@ -49,6 +57,7 @@ impl ModelGroup {
             ModelGroup::Users => "USERS",
             ModelGroup::Chats => "CHATS",
             ModelGroup::Files => "FILES",
+            ModelGroup::Workspace => "WORKSPACE",
             ModelGroup::Vectors => "VECTORS",
         }
     }
@@ -70,7 +79,7 @@ impl FromStr for ModelGroup {
             .find(|g| g.as_str() == name)
             .ok_or_else(|| {
                 Error::invalid(format!(
-                    "unknown model group {s:?}: use one of users, chats, files, vectors"
+                    "unknown model group {s:?}: use one of users, chats, files, workspace, vectors"
                 ))
             })
     }
@@ -88,7 +97,7 @@ pub fn parse_groups(list: &str) -> Result<Vec<ModelGroup>> {
     }
     if groups.is_empty() {
         return Err(Error::invalid(
-            "no model group given: use a comma-separated list of users, chats, files, vectors",
+            "no model group given: use a comma-separated list of users, chats, files, workspace, vectors",
         ));
     }
     groups.sort();
@@ -101,10 +110,15 @@ mod tests {
 
     #[test]
     fn groups_parse_in_dependency_order_without_repeats() {
-        let groups = parse_groups("vectors, Chats,users,chats").expect("valid list");
+        let groups = parse_groups("vectors, Chats,users,chats,WORKSPACE").expect("valid list");
         assert_eq!(
             groups,
-            [ModelGroup::Users, ModelGroup::Chats, ModelGroup::Vectors]
+            [
+                ModelGroup::Users,
+                ModelGroup::Chats,
+                ModelGroup::Workspace,
+                ModelGroup::Vectors
+            ]
         );
     }
 

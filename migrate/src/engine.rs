@@ -1,13 +1,15 @@
 //! The migration engine: copies the groups in order (users; chats with tag rows, chats and
 //! their messages, then a pass that sets aside message rows whose chat does not exist; files
-//! with their bytes; vectors collection by collection), in keyset batches by id, checkpointing
-//! after every committed batch.
+//! with their bytes; Open WebUI's remaining tables table by table through the stores' rows;
+//! vectors collection by collection), in keyset batches by id, checkpointing after every
+//! committed batch.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use chatstore_core::blob::rebuild_history;
+use chatstore_core::rows::{ALL_TABLES, Row, RowOp, RowQuery, RowStore, Table, tables};
 use chatstore_core::{
     Chat, Error, ErrorKind, FileMeta, Message, ModelGroup, NewChat, NewFile, NewMessage, NewUser,
     Result, Store, Tag, TagKey, User, VectorItem,
@@ -18,6 +20,7 @@ use serde_json::Value;
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::progress::{BatchPoint, Progress};
 use crate::read::{Read, page, retrying};
+use crate::rows::{key_value, page_after, parents_first};
 use crate::sink::{self, ChatItem, Pending, Sink};
 use crate::state::{Counts, GroupState, State, StateFile};
 
@@ -296,6 +299,15 @@ async fn supports(store: &Store, group: ModelGroup) -> Result<bool> {
         ModelGroup::Users => store.users.scan_ids(None, 1).await.map(|_| ()),
         ModelGroup::Chats => store.chats.scan_ids(None, 1).await.map(|_| ()),
         ModelGroup::Files => store.files.scan_ids(None, 1).await.map(|_| ()),
+        ModelGroup::Workspace => match store.rows() {
+            Ok(rows) => {
+                let first = ALL_TABLES.first().copied().unwrap_or(&tables::FOLDER);
+                rows.select(first, &RowQuery::default().page(0, Some(1)))
+                    .await
+                    .map(|_| ())
+            }
+            Err(e) => Err(e),
+        },
         ModelGroup::Vectors => store.vectors.collections().await.map(|_| ()),
     };
     match probe {
@@ -314,11 +326,22 @@ async fn has_records(store: &Store, group: ModelGroup) -> Result<bool> {
                 || !store.tags.scan(None, 1).await?.is_empty()
         }
         ModelGroup::Files => !store.files.scan_ids(None, 1).await?.is_empty(),
+        ModelGroup::Workspace => {
+            let rows = store.rows()?;
+            let one = RowQuery::default().page(0, Some(1));
+            for table in ALL_TABLES {
+                if !rows.select(table, &one).await?.is_empty() {
+                    return Ok(true);
+                }
+            }
+            false
+        }
         ModelGroup::Vectors => !store.vectors.collections().await?.is_empty(),
     })
 }
 
-/// Counts a group's source records by walking their ids (vectors: items of every collection).
+/// Counts a group's source records by walking their ids (vectors: items of every collection;
+/// workspace: the rows of every table, as the store counts them).
 pub async fn count(store: &Store, group: ModelGroup) -> Result<u64> {
     const PAGE: u32 = chatstore_core::query::MAX_SCAN_LIMIT;
     let mut n = 0u64;
@@ -336,6 +359,12 @@ pub async fn count(store: &Store, group: ModelGroup) -> Result<u64> {
                 _ => break,
             }
         },
+        ModelGroup::Workspace => {
+            let rows = store.rows()?;
+            for table in ALL_TABLES {
+                n += rows.count(table, &[]).await?;
+            }
+        }
         ModelGroup::Vectors => {
             for c in store.vectors.collections().await? {
                 after = None;
@@ -422,6 +451,7 @@ impl<'a> Migration<'a> {
                         ModelGroup::Users => self.users(&mut run, &mut gs).await?,
                         ModelGroup::Chats => self.chats(&mut run, &mut gs).await?,
                         ModelGroup::Files => self.files(&mut run, &mut gs).await?,
+                        ModelGroup::Workspace => self.workspace(&mut run, &mut gs).await?,
                         ModelGroup::Vectors => self.vectors(&mut run, &mut gs).await?,
                     }
                 }
@@ -872,6 +902,83 @@ impl<'a> Migration<'a> {
         self.batch_done(run, group);
         gs.cursor = Some(Value::String(last));
         run.checkpoint(group, gs, self.progress)
+    }
+
+    /// Open WebUI's remaining tables, in [`ALL_TABLES`] order (parents first), each in keyset
+    /// batches by primary key, upserted (a resumed batch writes the same rows again).
+    async fn workspace(&self, run: &mut Run, gs: &mut GroupState) -> Result<()> {
+        let (src, dst) = (self.source.rows()?, self.target.rows()?);
+        let limit = self.options.batch_size;
+        let start = gs
+            .stage
+            .as_deref()
+            .and_then(|s| ALL_TABLES.iter().position(|t| t.name == s))
+            .unwrap_or(0);
+        for table in ALL_TABLES.iter().copied().skip(start) {
+            if gs.stage.as_deref() != Some(table.name) {
+                gs.stage = Some(table.name.to_owned());
+                gs.cursor = None;
+            }
+            loop {
+                let query = page_after(table, gs.cursor.as_ref(), limit)?;
+                let what = format!("reading {}", table.name);
+                let rows = retrying(&what, || src.select(table, &query)).await?;
+                let Some(last) = rows.last().map(|r| key_value(table, r)) else {
+                    break;
+                };
+                gs.counts.read += rows.len() as u64;
+                self.row_batch(run, gs, &*src, &*dst, table, rows).await?;
+                self.batch_done(run, ModelGroup::Workspace);
+                gs.cursor = Some(last);
+                run.checkpoint(ModelGroup::Workspace, gs, self.progress)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Upserts one batch of a table in one atomic write; when the target refuses it, row by
+    /// row, setting aside the rows it still refuses with the reason.
+    async fn row_batch(
+        &self,
+        run: &mut Run,
+        gs: &mut GroupState,
+        src: &dyn RowStore,
+        dst: &dyn RowStore,
+        table: &'static Table,
+        rows: Vec<Row>,
+    ) -> Result<()> {
+        let group = ModelGroup::Workspace;
+        let n = rows.len() as u64;
+        let rows = parents_first(src, table, rows).await?;
+        let upsert = |row: &Row| RowOp::Upsert {
+            table,
+            row: row.clone(),
+        };
+        let what = format!("writing {} rows", table.name);
+        let ops: Vec<RowOp> = rows.iter().map(|(r, _)| upsert(r)).collect();
+        match retrying(&what, || dst.write(ops.clone())).await {
+            Ok(_) => {
+                gs.counts.written += n;
+                return Ok(());
+            }
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(e) => tracing::debug!(table = table.name, error = %e,
+                "batch refused; writing row by row"),
+        }
+        for (row, early) in &rows {
+            match retrying(&what, || dst.write(vec![upsert(row)])).await {
+                Ok(_) if !early => gs.counts.written += 1,
+                Ok(_) => {}
+                Err(e) if e.is_retryable() => return Err(e),
+                // A parent read ahead is set aside in its own batch, with its own reason.
+                Err(_) if *early => {}
+                Err(e) => {
+                    let id = table.key_of(row);
+                    run.letter(gs, group, table.name, id, Value::Object(row.clone()), &e);
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn vectors(&self, run: &mut Run, gs: &mut GroupState) -> Result<()> {

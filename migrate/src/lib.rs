@@ -19,6 +19,7 @@ pub mod deadletter;
 pub mod engine;
 pub mod progress;
 pub mod read;
+pub mod rows;
 pub mod searches;
 mod sink;
 pub mod state;

@@ -13,6 +13,9 @@
 //!   the set of such `(user, tag)` pairs is held while walking, one entry per tag);
 //! - files: the metadata (sha256 and size included), and the target's bytes read back and
 //!   checked against that sha256;
+//! - workspace: every table of Open WebUI's remaining tables (`chatstore_core::rows`), row by
+//!   row by primary key, every column (a JSON `null` and a missing value alike); differing rows
+//!   are listed as `table:key`;
 //! - vectors: every collection's items (text, metadata, embedding within 1e-6).
 
 use std::collections::{HashSet, VecDeque};
@@ -20,6 +23,7 @@ use std::future::Future;
 
 use chatstore_core::blob::set_title;
 use chatstore_core::compare::{FieldDiff, canonical, content_hash, diff, same};
+use chatstore_core::rows::{ALL_TABLES, Row, Table};
 use chatstore_core::{Chat, ErrorKind, Message, ModelGroup, Result, Store, Tag, TagKey};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -27,6 +31,7 @@ use serde_json::{Value, json};
 use crate::engine::current_id;
 use crate::progress::Progress;
 use crate::read::{Read, page, retrying};
+use crate::rows::{merge_key, normalised, page_after};
 
 /// At most this many ids are listed per kind of difference and group (all are counted).
 pub const MAX_LISTED: usize = 1_000;
@@ -303,6 +308,15 @@ impl Keyed for Tag {
         format!("{}\u{0}{}", self.user_id, self.id)
     }
 }
+/// A row with its merge key (its table's primary key values).
+struct KeyedRow(String, Row);
+
+impl Keyed for KeyedRow {
+    fn key(&self) -> String {
+        self.0.clone()
+    }
+}
+
 impl Keyed for chatstore_core::VectorItem {
     fn key(&self) -> String {
         self.id.clone()
@@ -344,6 +358,7 @@ pub async fn verify(
             ModelGroup::Users => users(source, target, &mut g).await,
             ModelGroup::Chats => chats(source, target, &mut g).await,
             ModelGroup::Files => files(source, target, &mut g).await,
+            ModelGroup::Workspace => workspace(source, target, &mut g).await,
             ModelGroup::Vectors => vectors(source, target, &mut g).await,
         };
         match result {
@@ -590,6 +605,61 @@ async fn vectors(source: &Store, target: &Store, g: &mut GroupReport) -> Result<
                 Step::Right(k, b) => Step::Right(format!("{c}/{k}"), b),
             };
             pair(g, "vector", step, hashed)?;
+        }
+        let (s, t) = m.counts();
+        g.source += s;
+        g.target += t;
+    }
+    Ok(())
+}
+
+/// One side's page of `table` after the merge key `after`.
+async fn row_side(
+    s: &Store,
+    table: &'static Table,
+    after: Option<String>,
+) -> Result<Vec<Read<KeyedRow>>> {
+    let rows = s.rows()?;
+    let cursor = after.map(|a| {
+        let values = a.split('\u{0}').map(|v| Value::String(v.to_owned()));
+        Value::Object(
+            table
+                .primary_key
+                .iter()
+                .map(|k| (*k).to_owned())
+                .zip(values)
+                .collect(),
+        )
+    });
+    let query = page_after(table, cursor.as_ref(), PAGE)?;
+    let what = format!("reading {}", table.name);
+    Ok(retrying(&what, || rows.select(table, &query))
+        .await?
+        .into_iter()
+        .map(|r| Ok(KeyedRow(merge_key(table, &r), r)))
+        .collect())
+}
+
+async fn workspace(source: &Store, target: &Store, g: &mut GroupReport) -> Result<()> {
+    // Both sides must have rows: `Unsupported` leaves the group out of the comparison.
+    source.rows()?;
+    target.rows()?;
+    for table in ALL_TABLES.iter().copied() {
+        let mut m = Merge::new(
+            |after| row_side(source, table, after),
+            |after| row_side(target, table, after),
+            read_key,
+        );
+        while let Some(step) = m.next().await? {
+            let named = |k: String| format!("{}:{k}", table.name);
+            let step = match step {
+                Step::Both(k, a, b) => Step::Both(named(k), a, b),
+                Step::Left(k, a) => Step::Left(named(k), a),
+                Step::Right(k, b) => Step::Right(named(k), b),
+            };
+            pair(g, table.name, step, |r: &KeyedRow| {
+                hashed(&normalised(table, &r.1))
+            })?;
         }
         let (s, t) = m.counts();
         g.source += s;

@@ -2,6 +2,7 @@
 //! exactly, a second run over a finished target writes nothing and duplicates nothing, and
 //! verification finds a changed field, a missing record and an extra one.
 
+use chatstore_core::rows::{ALL_TABLES, ColumnKind, Cond, Row, RowOp, RowQuery, Table};
 use chatstore_core::{
     ChatPatch, ModelGroup, NewChat, NewFile, NewMessage, NewUser, Store, Tag, VectorItem, memory,
 };
@@ -81,7 +82,53 @@ async fn seeded() -> Store {
         })
         .collect();
     s.vectors.insert("kb", items).await.expect("vectors");
+    seed_rows(&s, ROWS_PER_TABLE).await;
     s
+}
+
+const ROWS_PER_TABLE: usize = 6;
+
+/// Row `i` of `table`: every column filled after its kind (JSON columns alternate between an
+/// object and null), the ids in reverse so that a row's parent (`parent_id` and friends point
+/// at row `i + 1`) sorts before it.
+fn sample_row(table: &Table, i: usize, n: usize) -> Row {
+    let id = |i: usize| json!(format!("{}-{:02}", table.name, n - i));
+    table
+        .columns
+        .iter()
+        .map(|c| {
+            let v = match (c.name, c.kind) {
+                ("id", _) => id(i),
+                ("parent_id" | "parent_group_id", _) if i + 1 < n => id(i + 1),
+                ("parent_id" | "parent_group_id", _) => json!(null),
+                (_, ColumnKind::Text) => json!(format!("{}.{} {i}", table.name, c.name)),
+                (_, ColumnKind::Int) => json!(1_700_000_000_000_000_000i64 + i as i64),
+                (_, ColumnKind::Bool) => json!(i.is_multiple_of(2)),
+                (_, ColumnKind::Json | ColumnKind::JsonText)
+                    if i.is_multiple_of(2) && c.nullable =>
+                {
+                    json!(null)
+                }
+                (_, ColumnKind::Json | ColumnKind::JsonText) => {
+                    json!({"n": i, "list": [1, "two", null], "nested": {"ok": true}})
+                }
+            };
+            (c.name.to_owned(), v)
+        })
+        .collect()
+}
+
+async fn seed_rows(s: &Store, n: usize) {
+    let rows = s.rows().expect("rows");
+    for table in ALL_TABLES.iter().copied() {
+        let ops = (0..n)
+            .map(|i| RowOp::Insert {
+                table,
+                row: sample_row(table, i, n),
+            })
+            .collect();
+        rows.write(ops).await.expect("rows of every table");
+    }
 }
 
 fn options(dir: &tempfile::TempDir) -> MigrateOptions {
@@ -118,10 +165,29 @@ async fn everything_arrives_and_a_second_run_writes_nothing() {
         .await
         .expect("migrate again");
     for g in &again.groups {
-        if g.group != ModelGroup::Vectors {
+        // Vectors and rows are upserted: writing them again is how a resumed batch completes.
+        if g.group != ModelGroup::Vectors && g.group != ModelGroup::Workspace {
             assert_eq!(g.counts.written, 0, "{g:?}");
         }
     }
+    let rows = target.rows().expect("rows");
+    for table in ALL_TABLES.iter().copied() {
+        assert_eq!(
+            rows.count(table, &[]).await.expect("count"),
+            ROWS_PER_TABLE as u64,
+            "{}",
+            table.name
+        );
+    }
+    let workspace = again
+        .groups
+        .iter()
+        .find(|g| g.group == ModelGroup::Workspace)
+        .expect("workspace group");
+    assert_eq!(
+        workspace.counts.read,
+        (ROWS_PER_TABLE * ALL_TABLES.len()) as u64
+    );
     assert_eq!(target.users.scan(None, 100).await.expect("scan").len(), 7);
     assert_eq!(
         target.messages.scan(None, 100).await.expect("scan").len(),
@@ -160,6 +226,22 @@ async fn verification_names_what_differs() {
         .create(NewUser::new("extra@example.com", "Extra").with_id("zz"))
         .await
         .expect("extra");
+    let note = chatstore_core::rows::table("note").expect("note table");
+    let prompt = chatstore_core::rows::table("prompt").expect("prompt table");
+    let rows = target.rows().expect("rows");
+    rows.write(vec![
+        RowOp::Update {
+            table: note,
+            filter: vec![Cond::Eq("id", json!("note-03"))],
+            set: chatstore_core::rows::row([("title", json!("Changed"))]),
+        },
+        RowOp::Delete {
+            table: prompt,
+            filter: vec![Cond::Eq("id", json!("prompt-01"))],
+        },
+    ])
+    .await
+    .expect("change rows");
     let report = verify(&source, &target, &ModelGroup::ALL, &Silent)
         .await
         .expect("verify");
@@ -178,7 +260,17 @@ async fn verification_names_what_differs() {
         ids.iter().any(|d| d.contains("zz (only in the target)")),
         "{ids:?}"
     );
-    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert!(
+        ids.iter()
+            .any(|d| d.contains("note:note-03") && d.contains("/title")),
+        "{ids:?}"
+    );
+    assert!(
+        ids.iter()
+            .any(|d| d.contains("prompt:prompt-01 (only in the source)")),
+        "{ids:?}"
+    );
+    assert_eq!(ids.len(), 5, "{ids:?}");
 }
 
 #[tokio::test]
@@ -238,5 +330,65 @@ async fn large_files_are_streamed_between_small_batched_ones_and_resume_cleanly(
         (files.counts.written, files.counts.skipped),
         (0, 3),
         "{files:?}"
+    );
+}
+
+/// A row the target refuses is set aside with its reason and the rest of its batch arrives; a
+/// parent that sorts after its child arrives first.
+#[tokio::test]
+async fn a_refused_row_is_set_aside_and_the_rest_of_its_batch_arrives() {
+    let source = memory::store();
+    seed_rows(&source, ROWS_PER_TABLE).await;
+    let target = memory::store();
+    // The target holds another prompt with the command of prompt-03 (`prompt.command` is
+    // unique): that row is refused, the others of its batch are not.
+    let prompt = chatstore_core::rows::table("prompt").expect("prompt table");
+    let mut squatter = sample_row(prompt, 2, ROWS_PER_TABLE);
+    squatter.insert("id".into(), json!("zz-squatter"));
+    target
+        .rows()
+        .expect("rows")
+        .write(vec![RowOp::Insert {
+            table: prompt,
+            row: squatter,
+        }])
+        .await
+        .expect("squatter");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = options(&dir);
+    o.groups = vec![ModelGroup::Workspace];
+    let summary = Migration::new(&source, &target, o, &Silent)
+        .run()
+        .await
+        .expect("migrate");
+    assert_eq!(summary.dead_letters, 1, "{summary:?}");
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).expect("dead letters");
+    let letter: serde_json::Value = serde_json::from_str(dead.trim()).expect("one JSON line");
+    assert_eq!(letter["group"], "workspace");
+    assert_eq!(letter["entity"], "prompt");
+    assert_eq!(letter["id"], format!("prompt-{:02}", ROWS_PER_TABLE - 2));
+    assert_eq!(letter["kind"], "Conflict");
+    let rows = target.rows().expect("rows");
+    assert_eq!(
+        rows.count(prompt, &[]).await.expect("count"),
+        ROWS_PER_TABLE as u64,
+        "five of six copied, plus the squatter"
+    );
+    let report = verify(&source, &target, &[ModelGroup::Workspace], &Silent)
+        .await
+        .expect("verify");
+    assert_eq!(
+        report.groups[0].differences,
+        2,
+        "{:?}",
+        report.differing_ids()
+    );
+    let group = chatstore_core::rows::table("group").expect("group table");
+    assert_eq!(
+        rows.select(group, &RowQuery::default())
+            .await
+            .expect("groups")
+            .len(),
+        ROWS_PER_TABLE
     );
 }

@@ -3,7 +3,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `CHATSTORE_DATABASE_URL` (+ `CHATSTORE_VECTOR_URL`) | the old store (opened by the caller) | |
-//! | `CHATSTORE_<GROUP>_NEW_URL` | the new store of a group (`USERS`, `CHATS`, `FILES`, `VECTORS`) | none |
+//! | `CHATSTORE_<GROUP>_NEW_URL` | the new store of a group (`USERS`, `CHATS`, `FILES`, `WORKSPACE`, `VECTORS`) | none |
 //! | `CHATSTORE_<GROUP>_PHASE` | `old`, `dual`, `shadow`, `new`, `new-only` | `old` |
 //! | `CHATSTORE_SHADOW_SAMPLE` | percentage of reads shadowed, 0-100 | `100` |
 //! | `CHATSTORE_SHADOW_LOG` | JSONL file of shadow-read differences | `chatstore-shadow-diffs.jsonl` |

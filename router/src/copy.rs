@@ -26,6 +26,7 @@ pub async fn copy_key(key: &RepairKey, from: &Store, to: &Store) -> Result<()> {
         RepairKey::Tags(user) => copy_tags(user, from, to).await,
         RepairKey::File(id) => copy_file(id, from, to).await,
         RepairKey::FilesOf(user) => copy_files_of(user, from, to).await,
+        RepairKey::Row { table, key } => crate::rows::copy_row(table, key, from, to).await,
         RepairKey::Collection(name) => copy_collection(name, from, to).await,
         RepairKey::AllVectors => copy_all_vectors(from, to).await,
     }

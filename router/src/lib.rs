@@ -2,7 +2,8 @@
 //!
 //! A [`Store`](chatstore_core::Store) made of two stores, an old one and a new one, with a
 //! rollout [`Phase`] per [`ModelGroup`](chatstore_core::ModelGroup) (users; chats with their
-//! messages and tags; files; vectors), changeable at run time:
+//! messages and tags; files; workspace, Open WebUI's remaining tables through each store's
+//! rows; vectors), changeable at run time:
 //!
 //! - `old`: the old store only. `new-only`: the new store only.
 //! - `dual`: writes go to both at once, with the ids and timestamps fixed by the router first
@@ -50,6 +51,7 @@ pub mod phase;
 pub mod reconcile;
 pub mod repair;
 mod router;
+mod rows;
 pub mod shadow;
 mod tags;
 mod users;

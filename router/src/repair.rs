@@ -7,7 +7,7 @@
 //! `fsync`), so a crash never loses an acknowledged entry; when nothing is pending any more the
 //! file is truncated. Several processes may append to one log (the lock is the file's own).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -62,6 +62,13 @@ pub enum RepairKey {
     File(String),
     /// Every file of a user.
     FilesOf(String),
+    /// One row of Open WebUI's remaining tables, by table and primary key values.
+    Row {
+        /// The table (`note`, `folder`, ...).
+        table: String,
+        /// Primary key column -> value.
+        key: BTreeMap<String, String>,
+    },
     /// One vector collection.
     Collection(String),
     /// Every vector collection.
@@ -75,6 +82,7 @@ impl RepairKey {
             RepairKey::User(_) => ModelGroup::Users,
             RepairKey::Chat(_) | RepairKey::ChatsOf(_) | RepairKey::Tags(_) => ModelGroup::Chats,
             RepairKey::File(_) | RepairKey::FilesOf(_) => ModelGroup::Files,
+            RepairKey::Row { .. } => ModelGroup::Workspace,
             RepairKey::Collection(_) | RepairKey::AllVectors => ModelGroup::Vectors,
         }
     }
@@ -88,6 +96,10 @@ impl RepairKey {
             RepairKey::Tags(id) => format!("tags:{id}"),
             RepairKey::File(id) => format!("file:{id}"),
             RepairKey::FilesOf(id) => format!("files-of:{id}"),
+            RepairKey::Row { table, key } => format!(
+                "row:{table}/{}",
+                key.values().cloned().collect::<Vec<_>>().join("/")
+            ),
             RepairKey::Collection(name) => format!("collection:{name}"),
             RepairKey::AllVectors => "all-vectors".to_owned(),
         }

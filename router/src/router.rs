@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chatstore_core::compare;
-use chatstore_core::{Capabilities, Error, ErrorKind, ModelGroup, Result, Store, StoreParts};
+use chatstore_core::{Error, ErrorKind, ModelGroup, Result, Store, StoreParts};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard, Notify, oneshot};
@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, MutexGuard, Notify, oneshot};
 use crate::phase::Phase;
 use crate::repair::{self, RepairKey, RepairLog, Side};
 use crate::shadow::{self, DiffLog, DiffRecord, Outcome, Verdict};
-use crate::{chats, files, messages, tags, users, vectors};
+use crate::{chats, files, messages, rows, tags, users, vectors};
 
 /// How long a shadow read may take before it is abandoned, by default.
 pub const DEFAULT_SHADOW_TIMEOUT: Duration = Duration::from_secs(2);
@@ -60,34 +60,40 @@ struct Counters {
 
 pub(crate) struct Shared {
     pub(crate) old: Store,
-    pub(crate) new: [Option<Store>; 4],
-    phases: [AtomicU8; 4],
+    pub(crate) new: [Option<Store>; GROUPS],
+    phases: [AtomicU8; GROUPS],
     pub(crate) repair: RepairLog,
     diffs: Option<DiffLog>,
     sample: AtomicU8,
     sample_counter: AtomicU64,
     shadow_timeout: Duration,
-    secondary_timeout: Duration,
+    pub(crate) secondary_timeout: Duration,
     counters: Counters,
     in_flight: AtomicUsize,
     idle: Notify,
     stripes: Vec<Mutex<()>>,
 }
 
+const GROUPS: usize = ModelGroup::ALL.len();
+
 fn index(group: ModelGroup) -> usize {
     match group {
         ModelGroup::Users => 0,
         ModelGroup::Chats => 1,
         ModelGroup::Files => 2,
-        ModelGroup::Vectors => 3,
+        ModelGroup::Workspace => 3,
+        ModelGroup::Vectors => 4,
     }
 }
 
-fn group_cap(caps: Capabilities, group: ModelGroup) -> bool {
+/// Whether `store` holds `group` (the workspace group: whether it has rows).
+fn group_cap(store: &Store, group: ModelGroup) -> bool {
+    let caps = store.capabilities();
     match group {
         ModelGroup::Users => caps.users,
         ModelGroup::Chats => caps.chats,
         ModelGroup::Files => caps.files,
+        ModelGroup::Workspace => store.has_rows(),
         ModelGroup::Vectors => caps.vectors,
     }
 }
@@ -114,7 +120,7 @@ impl RouterBuilder {
     /// The same new store for every group it is capable of.
     pub fn new_store_for_all(mut self, store: &Store) -> Self {
         for group in ModelGroup::ALL {
-            if group_cap(store.capabilities(), group) {
+            if group_cap(store, group) {
                 self.new.insert(group, store.clone());
             }
         }
@@ -168,13 +174,13 @@ impl RouterBuilder {
     /// Checks the configuration and opens the logs.
     pub fn build(self) -> Result<Router> {
         for (group, store) in &self.new {
-            if !group_cap(store.capabilities(), *group) {
+            if !group_cap(store, *group) {
                 return Err(Error::invalid(format!(
                     "the new store for {group} ({}) cannot store {group}",
                     store.backend_name()
                 )));
             }
-            if !group_cap(self.old.capabilities(), *group) {
+            if !group_cap(&self.old, *group) {
                 return Err(Error::invalid(format!(
                     "the old store ({}) cannot store {group}, so there is nothing to route",
                     self.old.backend_name()
@@ -191,7 +197,7 @@ impl RouterBuilder {
         }
         let repair = RepairLog::open(&self.repair_log)?;
         let diffs = self.shadow_log.map(DiffLog::open).transpose()?;
-        let mut new: [Option<Store>; 4] = [None, None, None, None];
+        let mut new: [Option<Store>; GROUPS] = Default::default();
         for (group, store) in self.new {
             new[index(group)] = Some(store);
         }
@@ -276,6 +282,13 @@ impl Router {
                 vectors: Arc::new(vectors::Vectors(s.clone())),
             },
         );
+        // Rows follow the workspace group's phase; each store checks them, so the router's
+        // own row store goes in unwrapped.
+        let store = if s.old.has_rows() {
+            store.with_checked_rows(Arc::new(rows::Rows(s.clone())))
+        } else {
+            store
+        };
         // Writes reach the old store in every phase but new-only, so its change feed (when it
         // has one) announces them.
         match s.old.changes() {

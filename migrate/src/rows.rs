@@ -1,0 +1,272 @@
+//! Open WebUI's remaining tables (the `workspace` group) as the migration walks them: keyset
+//! pages by primary key through [`RowStore::select`], rows compared with every column present,
+//! and the order a batch is written in so that a row never arrives before the row of the same
+//! table it points at.
+
+use std::collections::{HashMap, HashSet};
+
+use chatstore_core::rows::{Cond, Dir, Row, RowQuery, RowStore, Table};
+use chatstore_core::{Error, Result};
+use serde_json::{Map, Value};
+
+use crate::read::retrying;
+
+/// Columns that point at a row of the same table (`(table, column)`, always at its `id`). A
+/// child may sort before its parent by id, and PostgreSQL (foreign keys `fk_group_parent`,
+/// `knowledge_directory_parent_id_fkey`) or a PocketBase relation refuses it until the parent
+/// is there: a batch brings the parents it points at first.
+pub const SELF_REFERENCES: &[(&str, &str)] = &[
+    ("folder", "parent_id"),
+    ("group", "parent_group_id"),
+    ("knowledge_directory", "parent_id"),
+    ("message", "parent_id"),
+    ("message", "reply_to_id"),
+];
+
+/// How many parents up a chain a batch follows before giving up (a cycle in the source).
+const MAX_DEPTH: usize = 64;
+
+/// The primary key of `row` as an object (column -> value): the form a cursor is saved in.
+pub fn key_value(table: &Table, row: &Row) -> Value {
+    let key: Map<String, Value> = table
+        .primary_key
+        .iter()
+        .map(|k| ((*k).to_owned(), row.get(*k).cloned().unwrap_or(Value::Null)))
+        .collect();
+    Value::Object(key)
+}
+
+/// The merge key of a row: its primary key values joined by NUL, which sorts exactly as the
+/// key columns do one after the other (byte order, as every backend sorts text).
+pub fn merge_key(table: &Table, row: &Row) -> String {
+    table
+        .primary_key
+        .iter()
+        .map(|k| match row.get(*k) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        })
+        .collect::<Vec<_>>()
+        .join("\u{0}")
+}
+
+/// The rows after `cursor` (a saved [`key_value`]) in primary key order, at most `limit`:
+/// `id > last` for one key column; for `(a, b)`, `a > x OR (a = x AND b > y)`.
+pub fn page_after(table: &'static Table, cursor: Option<&Value>, limit: u32) -> Result<RowQuery> {
+    let mut query = RowQuery::default();
+    for k in table.primary_key {
+        query = query.order_by(k, Dir::Asc);
+    }
+    query = query.page(0, Some(u64::from(limit)));
+    let Some(cursor) = cursor else {
+        return Ok(query);
+    };
+    let values: Vec<Value> = table
+        .primary_key
+        .iter()
+        .map(|k| cursor.get(*k).cloned().unwrap_or(Value::Null))
+        .collect();
+    if values.iter().any(Value::is_null) {
+        return Err(Error::invalid(format!(
+            "the state file's cursor for {} ({cursor}) does not hold its primary key {:?}; \
+             remove the state file to start over",
+            table.name, table.primary_key
+        )));
+    }
+    let mut alternatives = Vec::new();
+    for (i, k) in table.primary_key.iter().enumerate() {
+        let mut all: Vec<Cond> = table.primary_key[..i]
+            .iter()
+            .zip(&values)
+            .map(|(e, v)| Cond::Eq(e, v.clone()))
+            .collect();
+        all.push(Cond::Gt(k, values[i].clone()));
+        alternatives.push(all);
+    }
+    query.filter = if alternatives.len() == 1 {
+        alternatives.pop().unwrap_or_default()
+    } else {
+        vec![Cond::Any(alternatives)]
+    };
+    Ok(query)
+}
+
+/// The row as compared: every column of the table (a missing one as `null`), no other key.
+pub fn normalised(table: &Table, row: &Row) -> Row {
+    table
+        .columns
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_owned(),
+                row.get(c.name).cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect()
+}
+
+fn parent_columns(table: &Table) -> Vec<&'static str> {
+    SELF_REFERENCES
+        .iter()
+        .filter(|(t, _)| *t == table.name)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+fn id_of(row: &Row) -> Option<&str> {
+    row.get("id").and_then(Value::as_str)
+}
+
+/// The batch in the order it is written: every row after the rows of this table it points at
+/// (parents in the batch first; parents the source holds beyond the batch, read from the
+/// source, put in front). A parent written early is written again, unchanged, in its own batch.
+/// Returns the rows to write, each with whether it is such an early parent.
+pub async fn parents_first(
+    source: &dyn RowStore,
+    table: &'static Table,
+    batch: Vec<Row>,
+) -> Result<Vec<(Row, bool)>> {
+    let columns = parent_columns(table);
+    if columns.is_empty() {
+        return Ok(batch.into_iter().map(|r| (r, false)).collect());
+    }
+    let parents_of = |row: &Row| -> Vec<String> {
+        columns
+            .iter()
+            .filter_map(|c| row.get(*c).and_then(Value::as_str))
+            .filter(|p| Some(*p) != id_of(row))
+            .map(str::to_owned)
+            .collect()
+    };
+    // Parents outside the batch, fetched from the source, level by level.
+    let mut known: HashSet<String> = batch
+        .iter()
+        .filter_map(|r| id_of(r).map(str::to_owned))
+        .collect();
+    let mut early: Vec<Row> = Vec::new();
+    let mut wanted: Vec<String> = batch
+        .iter()
+        .flat_map(parents_of)
+        .filter(|p| !known.contains(p))
+        .collect();
+    for _ in 0..MAX_DEPTH {
+        wanted.sort();
+        wanted.dedup();
+        wanted.retain(|p| !known.contains(p));
+        if wanted.is_empty() {
+            break;
+        }
+        let ids: Vec<Value> = wanted.iter().cloned().map(Value::String).collect();
+        let query = RowQuery::filter(vec![Cond::In("id", ids)]);
+        let found = retrying("reading parent rows", || source.select(table, &query)).await?;
+        known.extend(wanted.drain(..));
+        for row in found {
+            wanted.extend(parents_of(&row));
+            early.push(row);
+        }
+    }
+    let n_early = early.len();
+    let mut all = early;
+    all.extend(batch);
+    let flags: Vec<bool> = (0..all.len()).map(|i| i < n_early).collect();
+    let sequence = order(&all, &parents_of);
+    let mut slots: Vec<Option<Row>> = all.into_iter().map(Some).collect();
+    Ok(sequence
+        .into_iter()
+        .filter_map(|i| Some((slots.get_mut(i)?.take()?, flags[i])))
+        .collect())
+}
+
+/// The positions of `rows` in an order where each comes after the rows it points at (a
+/// stable depth-first order; rows in a cycle keep their place).
+fn order(rows: &[Row], parents_of: &dyn Fn(&Row) -> Vec<String>) -> Vec<usize> {
+    let index: HashMap<String, usize> = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| id_of(r).map(|id| (id.to_owned(), i)))
+        .collect();
+    let mut placed = vec![false; rows.len()];
+    let mut out_order = Vec::with_capacity(rows.len());
+    for start in 0..rows.len() {
+        // Walk up to the highest unplaced ancestor, then place downwards.
+        let mut chain = vec![start];
+        let mut seen: HashSet<usize> = HashSet::from([start]);
+        while let Some(&i) = chain.last() {
+            let next = parents_of(&rows[i])
+                .iter()
+                .filter_map(|p| index.get(p).copied())
+                .find(|j| !placed[*j] && !seen.contains(j));
+            match next {
+                Some(j) if chain.len() < MAX_DEPTH * 4 => {
+                    seen.insert(j);
+                    chain.push(j);
+                }
+                _ => break,
+            }
+        }
+        for i in chain.into_iter().rev() {
+            if !placed[i] {
+                placed[i] = true;
+                out_order.push(i);
+            }
+        }
+    }
+    out_order
+}
+
+#[cfg(test)]
+mod tests {
+    use chatstore_core::rows::tables::{FOLDER, GROUP, NOTE};
+    use serde_json::json;
+
+    use super::*;
+
+    fn row(v: Value) -> Row {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_composite_key_pages_on_both_columns() {
+        let q =
+            page_after(&FOLDER, Some(&json!({"id": "f1", "user_id": "u1"})), 10).expect("query");
+        assert_eq!(
+            q.filter,
+            vec![Cond::Any(vec![
+                vec![Cond::Gt("id", json!("f1"))],
+                vec![
+                    Cond::Eq("id", json!("f1")),
+                    Cond::Gt("user_id", json!("u1"))
+                ],
+            ])]
+        );
+        assert_eq!(q.order, vec![("id", Dir::Asc), ("user_id", Dir::Asc)]);
+        let q = page_after(&NOTE, Some(&json!({"id": "n1"})), 10).expect("query");
+        assert_eq!(q.filter, vec![Cond::Gt("id", json!("n1"))]);
+        assert_eq!(q.limit, Some(10));
+        assert!(page_after(&NOTE, Some(&json!({"x": 1})), 10).is_err());
+    }
+
+    #[test]
+    fn children_come_after_their_parents() {
+        let rows = vec![
+            row(json!({"id": "a", "parent_group_id": "c"})),
+            row(json!({"id": "b", "parent_group_id": null})),
+            row(json!({"id": "c", "parent_group_id": "b"})),
+            row(json!({"id": "d", "parent_group_id": "d"})),
+        ];
+        let parents = |r: &Row| -> Vec<String> {
+            r.get("parent_group_id")
+                .and_then(Value::as_str)
+                .filter(|p| Some(*p) != id_of(r))
+                .map(|p| vec![p.to_owned()])
+                .unwrap_or_default()
+        };
+        let ids: Vec<String> = order(&rows, &parents)
+            .into_iter()
+            .filter_map(|i| id_of(&rows[i]).map(str::to_owned))
+            .collect();
+        assert_eq!(ids, ["b", "c", "a", "d"]);
+        assert_eq!(parent_columns(&GROUP), ["parent_group_id"]);
+    }
+}

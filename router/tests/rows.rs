@@ -1,0 +1,300 @@
+//! The workspace group (Open WebUI's remaining tables, through each store's rows) behind the
+//! router, on memory + memory: dual writes reach both stores, a write the new store misses is
+//! logged by table and primary key and `reconcile` re-copies it, a row changed behind the
+//! router's back is reported by a shadow read, and moving back from `new` loses nothing.
+
+mod common;
+
+use chatstore_core::rows::{Cond, Row, RowOp, RowQuery, row, table};
+use chatstore_core::{ModelGroup, Store, memory};
+use chatstore_router::{Phase, RepairKey, Router};
+use serde_json::json;
+
+fn note(id: &str, user: &str, title: &str) -> Row {
+    row([
+        ("id", json!(id)),
+        ("user_id", json!(user)),
+        ("title", json!(title)),
+        ("data", json!({"content": {"md": "# hi"}})),
+        ("meta", json!(null)),
+        ("created_at", json!(1_700_000_000_000_000_000i64)),
+        ("updated_at", json!(1_700_000_000_000_000_001i64)),
+    ])
+}
+
+fn prompt(id: &str, command: &str) -> Row {
+    row([
+        ("id", json!(id)),
+        ("command", json!(command)),
+        ("user_id", json!("u1")),
+        ("name", json!("Summarise")),
+        ("content", json!("Summarise {{text}}")),
+        ("is_active", json!(true)),
+        ("created_at", json!(1_700_000_000i64)),
+        ("updated_at", json!(1_700_000_000i64)),
+    ])
+}
+
+fn notes() -> &'static chatstore_core::rows::Table {
+    table("note").expect("note table")
+}
+
+fn prompts() -> &'static chatstore_core::rows::Table {
+    table("prompt").expect("prompt table")
+}
+
+fn router(phase: Phase) -> (Router, Store, std::path::PathBuf) {
+    let new = memory::store();
+    let dir = common::temp_folder("rows");
+    let router = Router::builder(memory::store())
+        .new_store(ModelGroup::Workspace, new.clone())
+        .phase(ModelGroup::Workspace, phase)
+        .repair_log(dir.join("repair.jsonl"))
+        .shadow_log(Some(dir.join("diffs.jsonl")))
+        .build()
+        .expect("build a router");
+    (router, new, dir)
+}
+
+async fn equal(router: &Router, new: &Store) -> bool {
+    let report = chatstore_migrate::verify(
+        router.old(),
+        new,
+        &[ModelGroup::Workspace],
+        &chatstore_migrate::Silent,
+    )
+    .await
+    .expect("verify");
+    if !report.equal {
+        eprintln!("{:?}", report.differing_ids());
+    }
+    report.equal
+}
+
+/// In `dual`, a batch reaches both stores; a batch the new store refuses still succeeds for
+/// the caller, its rows are logged by table and primary key, and `reconcile` re-copies them
+/// from the old store once the cause is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_new_store_refuses_is_logged_by_key_and_reconciled() {
+    let (router, new, _dir) = router(Phase::Dual);
+    let rows = router.store().rows().expect("routed rows");
+    rows.write(vec![
+        RowOp::Insert {
+            table: notes(),
+            row: note("n1", "u1", "Groceries"),
+        },
+        RowOp::Insert {
+            table: notes(),
+            row: note("n2", "u1", "Books"),
+        },
+    ])
+    .await
+    .expect("insert notes");
+    assert!(equal(&router, &new).await);
+
+    // Behind the router's back, the new store holds another prompt with the command `/sum`.
+    let squatter = prompt("zz", "/sum");
+    new.rows()
+        .expect("rows")
+        .write(vec![RowOp::Insert {
+            table: prompts(),
+            row: squatter,
+        }])
+        .await
+        .expect("squatter");
+    rows.write(vec![RowOp::Insert {
+        table: prompts(),
+        row: prompt("p1", "/sum"),
+    }])
+    .await
+    .expect("the old store decides the answer");
+    let pending = router.repair_log().pending().expect("log");
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].group, ModelGroup::Workspace);
+    assert_eq!(
+        pending[0].key,
+        RepairKey::Row {
+            table: "prompt".into(),
+            key: [("id".to_owned(), "p1".to_owned())].into()
+        }
+    );
+
+    // A refused batch never reaches the new store.
+    let refused = rows
+        .write(vec![
+            RowOp::Insert {
+                table: notes(),
+                row: note("n3", "u1", "Films"),
+            },
+            RowOp::Insert {
+                table: notes(),
+                row: note("n1", "u1", "Taken"),
+            },
+        ])
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(
+        new.rows()
+            .expect("rows")
+            .count(notes(), &[])
+            .await
+            .expect("count"),
+        2
+    );
+
+    new.rows()
+        .expect("rows")
+        .write(vec![RowOp::Delete {
+            table: prompts(),
+            filter: vec![Cond::Eq("id", json!("zz"))],
+        }])
+        .await
+        .expect("the operator removes the squatter");
+    let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
+    assert_eq!((report.repaired, report.remaining), (1, 0), "{report:?}");
+    assert!(equal(&router, &new).await);
+}
+
+/// An update or delete by filter logs every row it matched on the old store when the new
+/// store changed a different number of rows (it lagged behind); reconcile brings each row,
+/// its absence included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_and_deletes_by_filter_are_repaired_row_by_row() {
+    let (router, new, _dir) = router(Phase::Old);
+    let rows = router.store().rows().expect("routed rows");
+    let seed: Vec<RowOp> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| RowOp::Insert {
+            table: notes(),
+            row: note(id, "u1", "Draft"),
+        })
+        .collect();
+    rows.write(seed)
+        .await
+        .expect("notes written before the rollout");
+    router
+        .set_phase(ModelGroup::Workspace, Phase::Shadow)
+        .expect("shadow");
+    let counts = rows
+        .write(vec![
+            RowOp::Update {
+                table: notes(),
+                filter: vec![Cond::Eq("user_id", json!("u1"))],
+                set: row([("title", json!("Final"))]),
+            },
+            RowOp::Delete {
+                table: notes(),
+                filter: vec![Cond::Eq("id", json!("n3"))],
+            },
+        ])
+        .await
+        .expect("the old store decides the answer");
+    assert_eq!(counts, [3, 1]);
+    let mut keys: Vec<String> = router
+        .repair_log()
+        .pending()
+        .expect("log")
+        .iter()
+        .map(|e| e.key.describe())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["row:note/n1", "row:note/n2", "row:note/n3"]);
+    let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
+    assert_eq!((report.repaired, report.remaining), (3, 0), "{report:?}");
+    assert!(equal(&router, &new).await);
+    let titles: Vec<_> = new
+        .rows()
+        .expect("rows")
+        .select(notes(), &RowQuery::default())
+        .await
+        .expect("notes")
+        .into_iter()
+        .map(|r| r["title"].clone())
+        .collect();
+    assert_eq!(titles, [json!("Final"), json!("Final")]);
+}
+
+/// A row changed on the new store directly is one line in the diff log (group `workspace`,
+/// operation `rows.select`, the field and both values) while the caller gets the old rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_changed_behind_the_routers_back_is_reported_by_a_shadow_read() {
+    let (router, new, dir) = router(Phase::Shadow);
+    let rows = router.store().rows().expect("routed rows");
+    rows.write(vec![RowOp::Insert {
+        table: notes(),
+        row: note("n1", "u1", "Groceries"),
+    }])
+    .await
+    .expect("insert");
+    new.rows()
+        .expect("rows")
+        .write(vec![RowOp::Update {
+            table: notes(),
+            filter: vec![Cond::Eq("id", json!("n1"))],
+            set: row([("title", json!("Tampered"))]),
+        }])
+        .await
+        .expect("change the new store directly");
+    let read = rows
+        .select(
+            notes(),
+            &RowQuery::filter(vec![Cond::Eq("user_id", json!("u1"))]),
+        )
+        .await
+        .expect("shadowed read");
+    assert_eq!(
+        read[0]["title"], "Groceries",
+        "the caller gets the old rows"
+    );
+    router.shadow_settled().await;
+    assert_eq!(router.stats().shadow_diffs, 1);
+    let log = std::fs::read_to_string(dir.join("diffs.jsonl")).expect("diff log");
+    let line: serde_json::Value = serde_json::from_str(log.trim()).expect("one JSON line");
+    assert_eq!(line["group"], "workspace");
+    assert_eq!(line["operation"], "rows.select");
+    let field = &line["fields"][0];
+    assert_eq!(field["path"], "/0/title");
+    assert_eq!(
+        (&field["old"], &field["new"]),
+        (&json!("Groceries"), &json!("Tampered"))
+    );
+    assert!(!equal(&router, &new).await);
+}
+
+/// Rows written in `new` (read from the new store) are all on the old store after moving
+/// back to `old`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backout_from_new_to_old_loses_no_row() {
+    let (router, new, _dir) = router(Phase::New);
+    let rows = router.store().rows().expect("routed rows");
+    rows.write(vec![
+        RowOp::Insert {
+            table: notes(),
+            row: note("n1", "u1", "Groceries"),
+        },
+        RowOp::Insert {
+            table: prompts(),
+            row: prompt("p1", "/sum"),
+        },
+    ])
+    .await
+    .expect("insert");
+    rows.write(vec![RowOp::Update {
+        table: notes(),
+        filter: vec![Cond::Eq("id", json!("n1"))],
+        set: row([("title", json!("Groceries, Sunday"))]),
+    }])
+    .await
+    .expect("update");
+    assert_eq!(rows.count(notes(), &[]).await.expect("count from new"), 1);
+    router
+        .set_phase(ModelGroup::Workspace, Phase::Old)
+        .expect("back out");
+    let back = rows
+        .select(notes(), &RowQuery::default())
+        .await
+        .expect("old rows");
+    assert_eq!(back[0]["title"], "Groceries, Sunday");
+    assert!(router.repair_log().pending().expect("log").is_empty());
+    assert!(equal(&router, &new).await);
+}
