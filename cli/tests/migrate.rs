@@ -969,6 +969,10 @@ async fn a_dry_run_counts_and_writes_nothing() {
     assert_eq!(groups[0]["source"], 4);
     assert_eq!(groups[0]["target"], 0);
     assert_eq!(groups[1]["source"], 6, "chats");
+    // Open WebUI's remaining tables move with the workspace group (a folder and a memory).
+    assert_eq!(groups[3]["group"], "workspace");
+    assert_eq!(groups[3]["source"], 2);
+    assert_eq!(groups[3]["target"], 0);
     assert_eq!(v["file_bytes_to_copy"], 12 + 1);
     assert_eq!(v["source"]["schema"], "0bd252b206fb");
     let other: Vec<&str> = v["other_tables"]["copied"]
@@ -978,7 +982,7 @@ async fn a_dry_run_counts_and_writes_nothing() {
         .filter(|t| t["rows"].as_u64() > Some(0))
         .filter_map(|t| t["table"].as_str())
         .collect();
-    assert_eq!(other, ["auth", "folder", "memory"]);
+    assert_eq!(other, ["auth"], "the rest is the workspace group's");
     assert!(!dir.join("state.json").exists());
     assert!(!dir.join("dead.jsonl").exists());
     assert_eq!(v["target"]["exists"], false);
