@@ -34,6 +34,7 @@ pub mod knowledge;
 pub mod memories;
 pub mod messages;
 pub mod model;
+pub mod model_rows;
 pub mod notes;
 pub mod presets;
 pub mod prompts;

@@ -160,6 +160,7 @@ pub enum Op {
     DeleteCollection {
         coll: u8,
     },
+    Rows(crate::model_rows::RowsOp),
 }
 
 fn op_strategy(groups: &[&str]) -> BoxedStrategy<Op> {
@@ -389,10 +390,16 @@ fn op_strategy(groups: &[&str]) -> BoxedStrategy<Op> {
                 .boxed(),
         );
     }
+    options.extend(
+        crate::model_rows::strategies(groups)
+            .into_iter()
+            .map(|s| s.prop_map(Op::Rows).boxed()),
+    );
     proptest::strategy::Union::new(options).boxed()
 }
 
-type Outcome = Result<Value, ErrorKind>;
+/// A result as the property test compares it: the value as JSON, or the error's kind.
+pub type Outcome = Result<Value, ErrorKind>;
 
 fn out<T: Serialize>(result: chatstore_core::Result<T>) -> Outcome {
     match result {
@@ -677,6 +684,7 @@ pub async fn apply(store: &Store, op: &Op) -> Outcome {
             .vectors
             .delete_collection(&format!("coll{coll}"))
             .await),
+        Op::Rows(op) => crate::model_rows::apply(store, op).await,
     }
 }
 
@@ -701,6 +709,7 @@ pub async fn snapshot(store: &Store, groups: &[&str]) -> Vec<(&'static str, Outc
             out_list.push(("vectors", out(store.vectors.get(&format!("coll{c}")).await)));
         }
     }
+    out_list.extend(crate::model_rows::snapshot(store, groups).await);
     out_list
 }
 
