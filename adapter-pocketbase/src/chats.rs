@@ -423,6 +423,7 @@ impl PocketBase {
             filter: parts.join(" && "),
             sort: sort.to_owned(),
             expand: Some("tags"),
+            fields: None,
             skip_total: false,
         };
         let (items, total) = self

@@ -39,6 +39,8 @@ pub struct ListQuery {
     pub sort: String,
     /// Relations to expand.
     pub expand: Option<&'static str>,
+    /// Only these fields of each record (`fields=`); all when `None`.
+    pub fields: Option<&'static str>,
     /// Skip the COUNT query (the total is then not known).
     pub skip_total: bool,
 }
@@ -377,6 +379,9 @@ impl Client {
             if let Some(expand) = q.expand {
                 query.push(("expand", expand.to_owned()));
             }
+            if let Some(fields) = q.fields {
+                query.push(("fields", fields.to_owned()));
+            }
             if q.skip_total || total.is_some() {
                 query.push(("skipTotal", "1".to_owned()));
             }
@@ -428,6 +433,7 @@ impl Client {
                 .unwrap_or_default(),
             sort: "id".to_owned(),
             expand,
+            fields: None,
             skip_total: true,
         };
         let (items, _) = self

@@ -334,33 +334,44 @@ pub async fn check(client: &Client, c: &Collections) -> Result<()> {
 }
 
 /// Reads every wanted collection back (from the collections API and the records API, which
-/// uses PocketBase's cache) and checks its fields.
+/// uses PocketBase's cache) and checks its fields; a few collections at a time.
 async fn check_collections(client: &Client, wanted: &[Value]) -> Result<()> {
-    for want in wanted {
-        let name = want["name"].as_str().unwrap_or_default();
-        let subject = Subject::new("collection", name);
-        let have = client
-            .send(
-                Method::GET,
-                &format!("/api/collections/{name}"),
-                &[],
-                None,
-                subject,
-                true,
-            )
-            .await?;
-        check_fields(name, want, &have)?;
-        client
-            .send(
-                Method::GET,
-                &format!("/api/collections/{name}/records"),
-                &[("perPage", "1".to_owned()), ("skipTotal", "1".to_owned())],
-                None,
-                subject,
-                true,
-            )
-            .await?;
-    }
+    use futures::{StreamExt, TryStreamExt};
+    futures::stream::iter(wanted)
+        .map(|want| check_collection(client, want))
+        .buffer_unordered(CHECK_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(|_| ())
+}
+
+/// How many collections [`check_collections`] reads at once.
+const CHECK_CONCURRENCY: usize = 6;
+
+async fn check_collection(client: &Client, want: &Value) -> Result<()> {
+    let name = want["name"].as_str().unwrap_or_default();
+    let subject = Subject::new("collection", name);
+    let have = client
+        .send(
+            Method::GET,
+            &format!("/api/collections/{name}"),
+            &[],
+            None,
+            subject,
+            true,
+        )
+        .await?;
+    check_fields(name, want, &have)?;
+    client
+        .send(
+            Method::GET,
+            &format!("/api/collections/{name}/records"),
+            &[("perPage", "1".to_owned()), ("skipTotal", "1".to_owned())],
+            None,
+            subject,
+            true,
+        )
+        .await?;
     Ok(())
 }
 

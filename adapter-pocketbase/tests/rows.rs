@@ -450,8 +450,18 @@ async fn big_in_lists_and_big_writes_work() {
             ("is_active", json!(true)),
             ("is_channel_muted", json!(false)),
             ("is_channel_pinned", json!(false)),
-            ("data", Value::Null),
-            ("meta", Value::Null),
+            (
+                "data",
+                json!({"i": i, "at": 1_764_000_000_123_456_789_i64, "f": 1.5}),
+            ),
+            (
+                "meta",
+                if i.is_multiple_of(2) {
+                    json!("text")
+                } else {
+                    Value::Null
+                },
+            ),
             ("joined_at", json!(i)),
             ("left_at", Value::Null),
             ("last_read_at", Value::Null),
@@ -462,7 +472,7 @@ async fn big_in_lists_and_big_writes_work() {
             ("app_id", Value::Null),
         ])
     };
-    let mut ops: Vec<RowOp> = (0..1100)
+    let mut ops: Vec<RowOp> = (0..1001)
         .map(|i| RowOp::Insert {
             table: &CHANNEL_MEMBER,
             row: member(i),
@@ -485,9 +495,40 @@ async fn big_in_lists_and_big_writes_work() {
     ops.pop();
     rows.write(ops.clone())
         .await
-        .expect("1100 inserts in one transaction");
+        .expect("1001 inserts in one transaction");
     model.write(ops).await.expect("model");
-    let users: Vec<Value> = (0..1200)
+    // More than one batch takes, through the tx route: updates and upserts too.
+    let more = vec![
+        RowOp::Update {
+            table: &CHANNEL_MEMBER,
+            filter: vec![Cond::NotNull("joined_at")],
+            set: row([("data", json!([1, {"x": null}])), ("role", json!("admin"))]),
+        },
+        RowOp::Upsert {
+            table: &CHANNEL_MEMBER,
+            row: member(3),
+        },
+        RowOp::Upsert {
+            table: &CHANNEL_MEMBER,
+            row: member(5000),
+        },
+    ];
+    assert_eq!(
+        rows.write(more.clone())
+            .await
+            .expect("upserts and an update"),
+        model.write(more).await.expect("model")
+    );
+    same(
+        &rows,
+        &model,
+        &CHANNEL_MEMBER,
+        &RowQuery::default().page(0, Some(40)),
+    )
+    .await;
+    let admins = RowQuery::filter(vec![Cond::Eq("role", json!("admin"))]).page(900, Some(40));
+    same(&rows, &model, &CHANNEL_MEMBER, &admins).await;
+    let users: Vec<Value> = (0..1100)
         .step_by(3)
         .map(|i| json!(format!("user-{i}")))
         .collect();

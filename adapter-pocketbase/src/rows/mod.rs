@@ -44,6 +44,8 @@ use crate::tx::TxOp;
 pub const BATCH_MAX_BYTES: usize = 100 << 20;
 /// The largest body sent to the `tx` route (PocketBase's body limit for routes is 32 MiB).
 pub const TX_MAX_BYTES: usize = 30 << 20;
+/// The fields read when only a record's id is needed.
+const ID_FIELDS: &str = "id,owui_id";
 /// How often a write whose rows changed under it is planned and sent again.
 pub const WRITE_ATTEMPTS: usize = 3;
 
@@ -247,10 +249,51 @@ fn id_of(row: &Row) -> String {
 }
 
 impl PocketBase {
-    /// Every row matching `filter` (unordered), read the way [`plan`] says.
-    async fn matching(&self, table: &'static Table, filter: &[Cond]) -> Result<Vec<Row>> {
+    /// Every row matching `filter` (unordered); with `ids_only`, rows may hold just their id.
+    async fn matching(
+        &self,
+        table: &'static Table,
+        filter: &[Cond],
+        ids_only: bool,
+    ) -> Result<Vec<Row>> {
         let q = RowQuery::filter(filter.to_vec());
-        self.select(table, &q).await
+        self.read(table, &q, ids_only.then_some(ID_FIELDS)).await
+    }
+
+    /// The rows of a select, read the way [`plan`] says; `fields` narrows the records read
+    /// where PocketBase filters exactly (a wider filter needs whole rows to check).
+    async fn read(
+        &self,
+        table: &'static Table,
+        query: &RowQuery,
+        fields: Option<&'static str>,
+    ) -> Result<Vec<Row>> {
+        if query.limit == Some(0) {
+            return Ok(Vec::new());
+        }
+        let sort = query::sort(table, &query.order)?;
+        let (filters, exact) = match plan(table, &query.filter)? {
+            Plan::Nothing => return Ok(Vec::new()),
+            Plan::Exact(f) => {
+                return self
+                    .fetch(table, &f, &sort, query.offset, query.limit, fields)
+                    .await;
+            }
+            Plan::Split(fs) => (fs, true),
+            Plan::Wider(f) => (vec![f], false),
+        };
+        let fields = if exact { fields } else { None };
+        let mut rows = Vec::new();
+        let mut seen = HashSet::new();
+        for f in filters {
+            for row in self.fetch(table, &f, "", 0, None, fields).await? {
+                if seen.insert(id_of(&row)) && (exact || rows::matches(&row, &query.filter)) {
+                    rows.push(row);
+                }
+            }
+        }
+        rows::sort_rows(table, &mut rows, &query.order);
+        Ok(page(rows, query.offset, query.limit))
     }
 
     async fn fetch(
@@ -260,11 +303,13 @@ impl PocketBase {
         sort: &str,
         offset: u64,
         limit: Option<u64>,
+        fields: Option<&'static str>,
     ) -> Result<Vec<Row>> {
         let q = ListQuery {
             filter: filter.to_owned(),
             sort: sort.to_owned(),
             expand: None,
+            fields,
             skip_total: true,
         };
         let (records, _) = self
@@ -284,14 +329,17 @@ impl PocketBase {
     }
 
     /// The rows an `Update` or `Delete` with `filter` changes, given the earlier ops' rows.
+    /// With `ids_only`, rows read from PocketBase may hold just their id (when no later op of
+    /// the write needs to match them).
     async fn targets(
         &self,
         table: &'static Table,
         filter: &[Cond],
         overlay: &Overlay,
+        ids_only: bool,
     ) -> Result<Vec<Row>> {
         let mut rows: Vec<Row> = self
-            .matching(table, filter)
+            .matching(table, filter, ids_only)
             .await?
             .into_iter()
             .filter(|row| !overlay.contains_key(&(table.name, id_of(row))))
@@ -312,8 +360,14 @@ impl PocketBase {
         let mut overlay = Overlay::new();
         let mut writes = Vec::new();
         let mut counts = Vec::with_capacity(ops.len());
-        for op in ops {
+        for (at, op) in ops.iter().enumerate() {
             let table = op.table();
+            // The rows an Update or Delete reads are matched again only by a later Update or
+            // Delete of the same table; otherwise their ids are enough.
+            let ids_only = !ops[at + 1..].iter().any(|later| {
+                later.table().name == table.name
+                    && matches!(later, RowOp::Update { .. } | RowOp::Delete { .. })
+            });
             let collection = self.cols().rows(table);
             match op {
                 RowOp::Insert { row, .. } | RowOp::Upsert { row, .. } => {
@@ -341,7 +395,7 @@ impl PocketBase {
                     counts.push(1);
                 }
                 RowOp::Update { filter, set, .. } => {
-                    let targets = self.targets(table, filter, &overlay).await?;
+                    let targets = self.targets(table, filter, &overlay, ids_only).await?;
                     let fields = codec::patch_of(table, set)?;
                     counts.push(targets.len() as u64);
                     for mut row in targets {
@@ -358,7 +412,7 @@ impl PocketBase {
                     }
                 }
                 RowOp::Delete { filter, .. } => {
-                    let targets = self.targets(table, filter, &overlay).await?;
+                    let targets = self.targets(table, filter, &overlay, ids_only).await?;
                     counts.push(targets.len() as u64);
                     for row in targets {
                         let id = id_of(&row);
@@ -406,31 +460,7 @@ impl PocketBase {
 #[async_trait]
 impl RowStore for PocketBase {
     async fn select(&self, table: &'static Table, query: &RowQuery) -> Result<Vec<Row>> {
-        if query.limit == Some(0) {
-            return Ok(Vec::new());
-        }
-        let sort = query::sort(table, &query.order)?;
-        let (filters, exact) = match plan(table, &query.filter)? {
-            Plan::Nothing => return Ok(Vec::new()),
-            Plan::Exact(f) => {
-                return self
-                    .fetch(table, &f, &sort, query.offset, query.limit)
-                    .await;
-            }
-            Plan::Split(fs) => (fs, true),
-            Plan::Wider(f) => (vec![f], false),
-        };
-        let mut rows = Vec::new();
-        let mut seen = HashSet::new();
-        for f in filters {
-            for row in self.fetch(table, &f, "", 0, None).await? {
-                if seen.insert(id_of(&row)) && (exact || rows::matches(&row, &query.filter)) {
-                    rows.push(row);
-                }
-            }
-        }
-        rows::sort_rows(table, &mut rows, &query.order);
-        Ok(page(rows, query.offset, query.limit))
+        self.read(table, query, None).await
     }
 
     async fn count(&self, table: &'static Table, filter: &[Cond]) -> Result<u64> {
@@ -447,7 +477,7 @@ impl RowStore for PocketBase {
                 }
                 Ok(total)
             }
-            Plan::Wider(_) => Ok(self.matching(table, filter).await?.len() as u64),
+            Plan::Wider(_) => Ok(self.matching(table, filter, false).await?.len() as u64),
         }
     }
 
