@@ -989,3 +989,308 @@ async fn a_dry_run_counts_and_writes_nothing() {
     assert!(!dir.join("t.db").exists(), "a dry run creates no target");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Rows in every one of Open WebUI's remaining tables (`chatstore_core::rows::ALL_TABLES`), as
+/// Open WebUI writes them: JSON as Python's `json.dumps` leaves it (with and without spaces),
+/// the JSON literal `null` beside SQL `NULL`, booleans as 0/1, nanosecond timestamps for
+/// notes, channels and channel messages, a group and a knowledge directory whose parent sorts
+/// after them, a channel message answering one that sorts after it. They point at the users,
+/// chats and file of [`OWUI_ROWS`] (`u1`, `u2`, `c1`, `f7`).
+const WORKSPACE_ROWS: &str = r#"
+INSERT INTO folder (id, parent_id, user_id, name, items, meta, is_expanded, created_at, updated_at, data)
+VALUES ('fo2', 'fo9', 'u1', 'Child before parent', 'null', NULL, 1, 1700000001, 1700000002, '{"files": []}'),
+    ('fo9', NULL, 'u2', 'Ünïcode 📁', '{"chats": ["c1"]}', '{"icon": "x"}', 0, 1700000003, 1700000004, 'null');
+INSERT INTO "group" (id, user_id, name, description, data, meta, permissions, created_at, updated_at, parent_group_id)
+VALUES ('g-a', 'u1', 'Readers', 'sorts before its parent', 'null', NULL, '{"workspace":{"models":false}}', 1700000000, 1700000000, 'g-z'),
+    ('g-z', 'u1', 'Everyone', NULL, '{"config": {"share": true}}', 'null', 'null', 1700000000, 1700000001, NULL);
+INSERT INTO group_member (id, group_id, user_id, created_at, updated_at)
+VALUES ('gm1', 'g-a', 'u2', 1700000000, 1700000000), ('gm2', 'g-z', 'u1', NULL, NULL);
+INSERT INTO access_grant (id, resource_type, resource_id, principal_type, principal_id, permission, created_at)
+VALUES ('ag1', 'knowledge', 'kb1', 'group', 'g-a', 'read', 1700000000),
+    ('ag2', 'note', 'n1', 'user', '*', 'read', 1700000001);
+INSERT INTO knowledge (id, user_id, name, description, meta, created_at, updated_at, data)
+VALUES ('kb1', 'u1', 'Manuals', 'Product docs', '{"document": true}', 1700000000, 1700000100, '{"file_ids":["f7"]}');
+INSERT INTO knowledge_directory (id, knowledge_id, parent_id, name, user_id, created_at, updated_at)
+VALUES ('kd-a', 'kb1', 'kd-b', 'Sub', 'u1', 1700000000, 1700000000),
+    ('kd-b', 'kb1', NULL, 'Top', 'u1', 1700000000, 1700000000);
+INSERT INTO knowledge_file (id, user_id, knowledge_id, file_id, created_at, updated_at, directory_id)
+VALUES ('kf1', 'u1', 'kb1', 'f7', 1700000000, 1700000000, 'kd-a');
+INSERT INTO note (id, user_id, title, data, meta, created_at, updated_at)
+VALUES ('n1', 'u1', 'Groceries', '{"content":{"json":null,"html":"<p>milk</p>","md":"milk"}}', 'null', 1732000000123456789, 1732000000987654321),
+    ('n2', 'u2', NULL, NULL, NULL, NULL, NULL);
+INSERT INTO pinned_note (id, user_id, note_id, created_at)
+VALUES ('pn1', 'u1', 'n1', 1732000000123456789);
+INSERT INTO memory (id, user_id, content, updated_at, created_at, type, path, meta)
+VALUES ('me2', 'u2', 'speaks French', 1700000000, 1700000000, 'fact', '/prefs', '{"source": "chat"}');
+INSERT INTO prompt (id, command, user_id, name, content, data, meta, is_active, version_id, tags, created_at, updated_at)
+VALUES ('p1', '/summarise', 'u1', 'Summarise', 'Summarise {{CLIPBOARD}}', 'null', '{"tags": []}', 1, 'ph1', '["writing"]', 1700000000, 1700000001),
+    ('p2', NULL, 'u2', 'No command', 'text', NULL, NULL, 0, NULL, NULL, 1, 2);
+INSERT INTO prompt_history (id, prompt_id, parent_id, snapshot, user_id, commit_message, created_at)
+VALUES ('ph1', 'p1', NULL, '{"name":"Summarise","content":"Summarise {{CLIPBOARD}}"}', 'u1', 'first', 1700000000);
+INSERT INTO model (id, user_id, base_model_id, name, params, meta, updated_at, created_at, is_active, version_id)
+VALUES ('llama3:custom', 'u1', 'llama3', 'Custom', '{"temperature": 0.7, "stop": null}', '{"description": "x", "profile_image_url": "/static/favicon.png"}', 1700000001, 1700000000, 1, 'mh1'),
+    ('arena-model', 'u2', NULL, NULL, '{}', 'null', NULL, NULL, 0, NULL);
+INSERT INTO model_history (id, model_id, parent_id, snapshot, user_id, commit_message, created_at)
+VALUES ('mh1', 'llama3:custom', NULL, '{"params":{"temperature":0.7}}', 'u1', NULL, 1700000000);
+INSERT INTO channel (id, user_id, name, description, data, meta, created_at, updated_at, type, is_private, archived_at, archived_by, deleted_at, deleted_by, updated_by)
+VALUES ('ch1', 'u1', 'general', 'All of us', 'null', '{"color": "blue"}', 1732000000000000001, 1732000000000000002, NULL, 0, NULL, NULL, NULL, NULL, NULL),
+    ('ch2', 'u2', 'dm', NULL, NULL, NULL, 1732000000000000003, 1732000000000000004, 'dm', 1, 1732000000000000005, 'u2', NULL, NULL, 'u2');
+INSERT INTO channel_member (id, channel_id, user_id, created_at, status, is_active, is_channel_muted, is_channel_pinned, data, meta, joined_at, left_at, last_read_at, updated_at, role, invited_by, invited_at, app_id)
+VALUES ('cm1', 'ch1', 'u1', 1732000000000000001, 'joined', 1, 0, 1, 'null', NULL, 1732000000000000001, NULL, 1732000000000000009, 1732000000000000009, 'owner', NULL, NULL, NULL),
+    ('cm2', 'ch1', NULL, 1732000000000000002, NULL, 1, 0, 0, NULL, '{"bot": true}', 1732000000000000002, NULL, NULL, NULL, NULL, 'u1', 1732000000000000002, 'bot-1');
+INSERT INTO message (id, user_id, channel_id, content, data, meta, created_at, updated_at, parent_id, reply_to_id, is_pinned, pinned_at, pinned_by, app_id)
+VALUES ('msg-b', 'u1', 'ch1', 'hello **all**', '{"files": []}', 'null', 1732000000000000010, 1732000000000000010, NULL, NULL, 0, NULL, NULL, NULL),
+    ('msg-a', 'u2', 'ch1', 'a reply in the thread', NULL, NULL, 1732000000000000020, 1732000000000000021, 'msg-b', 'msg-b', 1, 1732000000000000030, 'u1', NULL);
+INSERT INTO message_reaction (id, user_id, message_id, name, created_at)
+VALUES ('mr1', 'u2', 'msg-b', '👍', 1732000000000000040);
+INSERT INTO channel_file (id, user_id, channel_id, file_id, created_at, updated_at, message_id)
+VALUES ('cf1', 'u1', 'ch1', 'f7', 1700000000, 1700000000, 'msg-b');
+INSERT INTO feedback (id, user_id, version, type, data, meta, snapshot, created_at, updated_at)
+VALUES ('fb1', 'u1', 0, 'rating', '{"rating": 1, "model_id": "llama3", "reason": "", "comment": "good"}', '{"chat_id": "c1", "message_id": "m2"}', '{"chat": {"title": "Trip"}}', 1700000000, 1700000001);
+INSERT INTO shared_chat (id, chat_id, user_id, title, chat, created_at, updated_at)
+VALUES ('sc1', 'c1', 'u1', 'Trip to Zürich', '{"title":"Trip to Zürich","history":{"messages":{},"currentId":null}}', 1700000000, 1700000000);
+INSERT INTO chat_file (id, user_id, chat_id, message_id, file_id, created_at, updated_at)
+VALUES ('chf1', 'u1', 'c1', 'm1', 'f7', 1700000000, 1700000000);
+"#;
+
+/// [`owui_sqlite`] with [`WORKSPACE_ROWS`]: rows in every table.
+async fn owui_sqlite_with_workspace(dir: &Path, extra: usize) -> String {
+    let url = owui_sqlite(dir, extra).await;
+    exec(&url, WORKSPACE_ROWS).await;
+    for table in chatstore_core::rows::ALL_TABLES {
+        assert!(count(&url, table.name).await > 0, "{} has rows", table.name);
+    }
+    url
+}
+
+/// Every table of the workspace group holds the source's rows, no more.
+async fn same_counts(src: &str, target: &str) {
+    for table in chatstore_core::rows::ALL_TABLES {
+        assert_eq!(
+            count(target, table.name).await,
+            count(src, table.name).await,
+            "{}",
+            table.name
+        );
+    }
+}
+
+/// An Open WebUI SQLite database with rows in every one of its remaining tables moves to
+/// PostgreSQL through the workspace group (not the row-for-row copy, which carries only the
+/// tables outside it) with its values exact (nanosecond timestamps, parents before children
+/// under PostgreSQL's foreign keys), and `verify` finds the two equal.
+#[tokio::test]
+async fn every_open_webui_table_moves_to_postgres_through_the_workspace_group() {
+    let Some(pg) = fresh_postgres().await else {
+        return;
+    };
+    let dir = folder();
+    let src = owui_sqlite_with_workspace(&dir, 0).await;
+    let out = migrate(&dir, &["--from", &src, "--to", &pg, "--batch-size", "1"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("the target equals the source"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        stdout.contains("verify workspace: source 35, target 35, equal 35, differences 0"),
+        "{}",
+        show(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("table auth: 2 rows"), "{}", show(&out));
+    assert!(
+        !stderr.contains("table folder:") && !stderr.contains("table note:"),
+        "the row-for-row copy leaves the workspace tables alone\n{}",
+        show(&out)
+    );
+    same_counts(&src, &pg).await;
+    for (sql, want) in [
+        (
+            "SELECT CAST(created_at AS TEXT) FROM note WHERE id = 'n1'",
+            "1732000000123456789",
+        ),
+        (
+            "SELECT CAST(pinned_at AS TEXT) FROM message WHERE id = 'msg-a'",
+            "1732000000000000030",
+        ),
+        (
+            "SELECT parent_group_id FROM \"group\" WHERE id = 'g-a'",
+            "g-z",
+        ),
+        ("SELECT name FROM folder WHERE id = 'fo9'", "Ünïcode 📁"),
+        (
+            "SELECT CAST(is_expanded AS TEXT) FROM folder WHERE id = 'fo2'",
+            "true",
+        ),
+    ] {
+        assert_eq!(text(&pg, sql).await.as_deref(), Some(want), "{sql}");
+    }
+    let verify = command(
+        &dir,
+        &[
+            "verify",
+            "--from",
+            &src,
+            "--to",
+            &pg,
+            "--groups",
+            "workspace",
+        ],
+    )
+    .output()
+    .expect("verify");
+    assert!(verify.status.success(), "{}", show(&verify));
+    // A row changed behind the copy's back is named by table and key.
+    exec(&pg, "UPDATE note SET title = 'Changed' WHERE id = 'n1'").await;
+    let verify = command(
+        &dir,
+        &[
+            "verify",
+            "--from",
+            &src,
+            "--to",
+            &pg,
+            "--groups",
+            "workspace",
+        ],
+    )
+    .output()
+    .expect("verify");
+    assert_eq!(verify.status.code(), Some(1), "{}", show(&verify));
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("note:n1 differs at /title"),
+        "{}",
+        show(&verify)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Into PocketBase the workspace tables need no `--skip-unmodelled` (only the tables outside
+/// every group, here `auth`, do), arrive with every value, verify equal, and come back to a
+/// new SQLite file equal again.
+#[tokio::test]
+async fn every_open_webui_table_moves_to_pocketbase_and_back() {
+    let Some((pb, _, _)) = pocketbase_env() else {
+        return;
+    };
+    let dir = folder();
+    let src = owui_sqlite_with_workspace(&dir, 0).await;
+    let prefix = format!("w{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let target = format!(
+        "pocketbase://{}?prefix={prefix}",
+        pb.trim_start_matches("http://")
+    );
+    // PocketBase stores no vectors: those stay for a vector store of their own.
+    let groups = ["--groups", "users,chats,files,workspace"];
+    let out = migrate(
+        &dir,
+        &[&["--from", &src, "--to", &target][..], &groups].concat(),
+    );
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("auth (2 rows)") && err.contains("--skip-unmodelled"),
+        "{}",
+        show(&out)
+    );
+    for table in chatstore_core::rows::ALL_TABLES {
+        assert!(
+            !err.contains(&format!(" {} (", table.name)),
+            "{} is not left behind\n{}",
+            table.name,
+            show(&out)
+        );
+    }
+
+    let out = migrate(
+        &dir,
+        &[
+            &[
+                "--from",
+                &src,
+                "--to",
+                &target,
+                "--skip-unmodelled",
+                "--batch-size",
+                "2",
+            ][..],
+            &groups,
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("left out (--skip-unmodelled): auth (2 rows)\n"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        stdout.contains("verify workspace: source 35, target 35, equal 35, differences 0"),
+        "{}",
+        show(&out)
+    );
+
+    std::fs::remove_file(dir.join("state.json")).expect("new run");
+    let back = sqlite_url(&dir, "back.db");
+    let out = migrate(
+        &dir,
+        &[&["--from", &target, "--to", &back][..], &groups].concat(),
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    same_counts(&src, &back).await;
+    assert_eq!(
+        text(
+            &back,
+            "SELECT CAST(updated_at AS TEXT) FROM note WHERE id = 'n1'"
+        )
+        .await
+        .as_deref(),
+        Some("1732000000987654321")
+    );
+    let verify = command(
+        &dir,
+        &[
+            "verify",
+            "--from",
+            &src,
+            "--to",
+            &back,
+            "--groups",
+            "users,chats,files,workspace",
+        ],
+    )
+    .output()
+    .expect("verify");
+    assert!(verify.status.success(), "{}", show(&verify));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A run killed in the workspace group (mid-batch and right after a checkpoint, in several
+/// tables) and resumed ends with exactly the source's rows in every table.
+#[tokio::test]
+async fn a_run_killed_in_the_workspace_group_resumes_without_loss_or_duplicates() {
+    let dir = folder();
+    let src = owui_sqlite_with_workspace(&dir, 0).await;
+    let target = sqlite_url(&dir, "target.db");
+    let args = [
+        "--from",
+        src.as_str(),
+        "--to",
+        target.as_str(),
+        "--batch-size",
+        "1",
+    ];
+    run_and_kill(&dir, &args, "workspace:2:written");
+    run_and_kill(&dir, &args, "workspace:5:checkpointed");
+    run_and_kill(&dir, &args, "workspace:11:written");
+    let out = migrate(&dir, &args);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the target equals the source"));
+    same_counts(&src, &target).await;
+    assert!(dead_letters(&dir).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
