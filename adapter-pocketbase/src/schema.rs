@@ -334,19 +334,13 @@ pub async fn check(client: &Client, c: &Collections) -> Result<()> {
 }
 
 /// Reads every wanted collection back (from the collections API and the records API, which
-/// uses PocketBase's cache) and checks its fields; a few collections at a time.
+/// uses PocketBase's cache) and checks its fields.
 async fn check_collections(client: &Client, wanted: &[Value]) -> Result<()> {
-    use futures::{StreamExt, TryStreamExt};
-    futures::stream::iter(wanted)
-        .map(|want| check_collection(client, want))
-        .buffer_unordered(CHECK_CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await
-        .map(|_| ())
+    for want in wanted {
+        check_collection(client, want).await?;
+    }
+    Ok(())
 }
-
-/// How many collections [`check_collections`] reads at once.
-const CHECK_CONCURRENCY: usize = 6;
 
 async fn check_collection(client: &Client, want: &Value) -> Result<()> {
     let name = want["name"].as_str().unwrap_or_default();
