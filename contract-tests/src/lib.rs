@@ -409,6 +409,8 @@ macro_rules! __contract_group {
     (workspace, $f:path) => {
         $crate::__contract_tests!($f, workspace;
             deleting_a_user_deletes_their_rows_in_every_table,
+            deleting_a_user_deletes_their_memory_vectors,
+            records_scan_by_id_in_keyset_pages,
         );
     };
     (store, $f:path) => {

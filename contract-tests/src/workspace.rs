@@ -6,7 +6,9 @@ use chatstore_core::rows::{Cond, Row, RowOp, RowQuery, Table, row};
 use chatstore_core::{Result, Store};
 use serde_json::{Value, json};
 
-use crate::fixtures::{T0, chat, file, user};
+use chatstore_core::models::{NewFolder, NewMemory, memory_collection};
+
+use crate::fixtures::{T0, chat, file, item, user};
 use crate::folders::workspace;
 
 /// The row a foreign key column of the fixture points at: every `*_id` column names the row
@@ -130,5 +132,90 @@ pub async fn deleting_a_user_deletes_their_rows_in_every_table(store: &Store) ->
         .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_owned))
         .collect();
     assert_eq!(grants, vec!["g3"]);
+    Ok(())
+}
+
+/// Deleting a user deletes the vectors of the user's memories (`user-memory-{id}`), where the
+/// store has vectors.
+pub async fn deleting_a_user_deletes_their_memory_vectors(store: &Store) -> Result<()> {
+    workspace(store)?;
+    user(store, 1).await?;
+    user(store, 2).await?;
+    if !store.capabilities().vectors {
+        return Ok(());
+    }
+    for who in ["user-1", "user-2"] {
+        store
+            .vectors
+            .insert(
+                &memory_collection(who),
+                vec![item(
+                    &format!("v-{who}"),
+                    &[1.0, 0.0],
+                    json!({"created_at": T0}),
+                )],
+            )
+            .await?;
+    }
+    store.delete_user("user-1").await?;
+    assert!(
+        !store
+            .vectors
+            .has_collection(&memory_collection("user-1"))
+            .await?
+    );
+    assert!(
+        store
+            .vectors
+            .has_collection(&memory_collection("user-2"))
+            .await?
+    );
+    Ok(())
+}
+
+/// Every model's records walk their whole table by id in keyset pages, never repeating or
+/// skipping one; a scan limit of 0 is refused.
+pub async fn records_scan_by_id_in_keyset_pages(store: &Store) -> Result<()> {
+    let ws = workspace(store)?;
+    let memories = ws.memories();
+    for id in ["m3", "m1", "m5", "m2", "m4"] {
+        memories
+            .create(NewMemory {
+                id: Some(id.into()),
+                created_at: Some(T0),
+                ..NewMemory::new("u1", format!("memory {id}"))
+            })
+            .await?;
+    }
+    let folders = ws.folders();
+    for (user, id) in [("u2", "f2"), ("u1", "f1"), ("u1", "f3")] {
+        folders
+            .create(NewFolder {
+                id: Some(id.into()),
+                ..NewFolder::new(user, id)
+            })
+            .await?;
+    }
+    let records = memories.records();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = records.scan(after.as_deref(), 2).await?;
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|m| m.id.clone());
+        seen.extend(page.into_iter().map(|m| m.id));
+    }
+    assert_eq!(seen, vec!["m1", "m2", "m3", "m4", "m5"]);
+    let all: Vec<String> = folders
+        .records()
+        .scan(None, 10)
+        .await?
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(all, vec!["f1", "f2", "f3"]);
+    crate::assert_kind!(records.scan(None, 0).await, InvalidInput);
     Ok(())
 }
