@@ -65,6 +65,14 @@ pub async fn feedback_lists_sort_and_page(store: &Store) -> Result<()> {
     let mine = feedback.for_user("u1", PageRequest::first(1)).await?;
     assert_eq!(mine.total, 2);
     assert_eq!(ids(mine), vec!["f1"]);
+    let mut other = rating("f4", "u1", 4, 4);
+    other.data = Some(json!({"rating": -1, "model_id": "mistral"}));
+    feedback.create(other).await?;
+    let llama = feedback
+        .for_model("llama3", FeedbackOrder::CreatedDesc, PageRequest::new(1, 1))
+        .await?;
+    assert_eq!(llama.total, 3);
+    assert_eq!(ids(llama), vec!["f2"]);
     Ok(())
 }
 

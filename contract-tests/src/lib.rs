@@ -377,6 +377,7 @@ macro_rules! __contract_group {
             every_change_records_a_version,
             versions_restore_and_delete,
             prompt_search_matches_text_and_access,
+            prompt_tags_filter_searches_and_list,
         );
     };
     (presets, $f:path) => {
@@ -384,6 +385,7 @@ macro_rules! __contract_group {
             models_keep_their_ids,
             model_versions_follow_the_snapshot,
             model_search_lists_accessible_presets,
+            model_tags_come_from_meta,
         );
     };
     (channels, $f:path) => {

@@ -139,3 +139,23 @@ pub async fn model_search_lists_accessible_presets(store: &Store) -> Result<()> 
     );
     Ok(())
 }
+
+/// A tagged model search matches `meta.tags` names (case ignored); the tag list is sorted.
+pub async fn model_tags_come_from_meta(store: &Store) -> Result<()> {
+    let models = workspace(store)?.models();
+    let mut a = model("a", Some("base"), "A");
+    a.meta = Some(json!({"tags": [{"name": "Coding"}, {"name": "fast"}]}));
+    models.create(a).await?;
+    let mut b = model("b", Some("base"), "B");
+    b.meta = Some(json!({"tags": ["coding"]}));
+    models.create(b).await?;
+    models.create(model("c", Some("base"), "C")).await?;
+    let found = models.search(&Search::for_user("u1").tag("coding")).await?;
+    assert_eq!(found.total, 2);
+    let viewer = chatstore_core::models::Viewer::User("u1".into());
+    assert_eq!(
+        models.tags(&viewer).await?,
+        vec!["Coding", "coding", "fast"]
+    );
+    Ok(())
+}

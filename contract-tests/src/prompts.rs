@@ -170,3 +170,41 @@ pub async fn prompt_search_matches_text_and_access(store: &Store) -> Result<()> 
     );
     Ok(())
 }
+
+/// A tagged search keeps prompts carrying the tag (case ignored) with a total over them; the
+/// tag list holds the distinct tags of the prompts the viewer may read.
+pub async fn prompt_tags_filter_searches_and_list(store: &Store) -> Result<()> {
+    let prompts = workspace(store)?.prompts();
+    let mut a = prompt("p1", "/a", "A");
+    a.tags = vec!["Writing".into(), "mail".into()];
+    prompts.create(a).await?;
+    let mut b = prompt("p2", "/b", "B");
+    b.tags = vec!["writing".into()];
+    prompts.create(b).await?;
+    let mut c = prompt("p3", "/c", "C");
+    c.user_id = "u2".into();
+    c.tags = vec!["secret".into()];
+    prompts.create(c).await?;
+    let page = prompts
+        .search(
+            &Search::for_user("u1")
+                .tag("WRITING")
+                .page(PageRequest::new(1, 5)),
+        )
+        .await?;
+    assert_eq!(page.total, 2);
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(
+        prompts
+            .search(&Search::for_user("u1").tag("secret"))
+            .await?
+            .total,
+        0
+    );
+    let viewer = chatstore_core::models::Viewer::User("u1".into());
+    assert_eq!(
+        prompts.tags(&viewer).await?,
+        vec!["Writing", "mail", "writing"]
+    );
+    Ok(())
+}

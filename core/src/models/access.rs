@@ -173,6 +173,9 @@ pub struct Search {
     pub view: View,
     /// Text the name (or the model's other text columns) must contain, ASCII case ignored.
     pub text: Option<String>,
+    /// A tag the record must carry (case ignored): a prompt's `tags`, a model's `meta.tags`.
+    /// Tags live in JSON, so a tagged search filters in process after the access filter.
+    pub tag: Option<String>,
     /// Sort key.
     pub sort: SortBy,
     /// Sort direction (descending unless set).
@@ -188,6 +191,7 @@ impl Default for Search {
             permission: Permission::Read,
             view: View::All,
             text: None,
+            tag: None,
             sort: SortBy::UpdatedAt,
             dir: Dir::Desc,
             page: PageRequest::default(),
@@ -222,6 +226,12 @@ impl Search {
         self
     }
 
+    /// The same search for records tagged `tag`.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = Some(tag.into());
+        self
+    }
+
     /// The same search sorted by `sort` in `dir`.
     pub fn sort(mut self, sort: SortBy, dir: Dir) -> Self {
         self.sort = sort;
@@ -246,6 +256,11 @@ pub trait Shared: Record {
     const NAME: &'static str = "name";
     /// The text columns a search's `text` looks in.
     const TEXT: &'static [&'static str];
+
+    /// The record's tags (none unless the model has tags).
+    fn tags(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Access grants, and the access filter of every shared model.
@@ -529,9 +544,45 @@ impl AccessGrants {
             SortBy::CreatedAt => "created_at",
             SortBy::UpdatedAt => "updated_at",
         };
-        records
-            .page(extra, &[(column, search.dir)], search.page)
-            .await
+        let Some(tag) = &search.tag else {
+            return records
+                .page(extra, &[(column, search.dir)], search.page)
+                .await;
+        };
+        crate::validate::text("search tag", tag)?;
+        let tag = tag.to_lowercase();
+        let tagged: Vec<T> = records
+            .list(extra, &[(column, search.dir)])
+            .await?
+            .into_iter()
+            .filter(|r| r.tags().iter().any(|t| t.to_lowercase() == tag))
+            .collect();
+        Ok(Page {
+            total: tagged.len() as u64,
+            items: search.page.slice(tagged),
+        })
+    }
+
+    /// The distinct tags of the records of `T` that `viewer` may read, sorted (Open WebUI's
+    /// tag lists of prompts and models).
+    pub async fn tags<T: Shared>(
+        &self,
+        records: &Records<T>,
+        viewer: &Viewer,
+    ) -> Result<Vec<String>> {
+        let filter = self
+            .access_filter::<T>(viewer, Permission::Read)
+            .await?
+            .into_iter()
+            .collect();
+        let tags: BTreeSet<String> = records
+            .list(filter, &[])
+            .await?
+            .iter()
+            .flat_map(Shared::tags)
+            .filter(|t| !t.is_empty())
+            .collect();
+        Ok(tags.into_iter().collect())
     }
 
     /// The ops deleting every grant given to `user_id` by name (what deleting the user does).

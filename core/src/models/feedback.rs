@@ -151,6 +151,39 @@ impl Feedbacks {
         self.feedback.page(Vec::new(), &[sort], page).await
     }
 
+    /// The ratings of one model (`data.model_id`), in `order`, one page. The model id lives in
+    /// JSON, so the ratings are filtered in process.
+    pub async fn for_model(
+        &self,
+        model_id: &str,
+        order: FeedbackOrder,
+        page: PageRequest,
+    ) -> Result<Page<Feedback>> {
+        page.validate()?;
+        let sort = match order {
+            FeedbackOrder::CreatedDesc => ("created_at", Dir::Desc),
+            FeedbackOrder::UpdatedDesc => ("updated_at", Dir::Desc),
+            FeedbackOrder::UpdatedAsc => ("updated_at", Dir::Asc),
+        };
+        let matching: Vec<Feedback> = self
+            .feedback
+            .list(Vec::new(), &[sort])
+            .await?
+            .into_iter()
+            .filter(|f| {
+                f.data
+                    .as_ref()
+                    .and_then(|d| d.get("model_id"))
+                    .and_then(Value::as_str)
+                    == Some(model_id)
+            })
+            .collect();
+        Ok(Page {
+            total: matching.len() as u64,
+            items: page.slice(matching),
+        })
+    }
+
     /// One user's ratings, newest update first, one page.
     pub async fn for_user(&self, user_id: &str, page: PageRequest) -> Result<Page<Feedback>> {
         self.feedback

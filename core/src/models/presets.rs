@@ -54,6 +54,23 @@ impl Record for Model {
 impl Shared for Model {
     const RESOURCE: &'static str = "model";
     const TEXT: &'static [&'static str] = &["name", "id"];
+
+    /// `meta.tags`: a list of `{"name": ...}` objects (or plain strings).
+    fn tags(&self) -> Vec<String> {
+        self.meta
+            .as_ref()
+            .and_then(|m| m.get("tags"))
+            .and_then(Value::as_array)
+            .map(|tags| {
+                tags.iter()
+                    .filter_map(|t| match t {
+                        Value::String(s) => Some(s.clone()),
+                        other => other.get("name").and_then(Value::as_str).map(str::to_owned),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// A model to create.
@@ -194,6 +211,11 @@ impl Models {
         self.grants
             .search(&self.models, search, vec![Cond::NotNull("base_model_id")])
             .await
+    }
+
+    /// The distinct tags of the models `viewer` may read, sorted.
+    pub async fn tags(&self, viewer: &super::access::Viewer) -> Result<Vec<String>> {
+        self.grants.tags(&self.models, viewer).await
     }
 
     /// The base models (no `base_model_id`), by id.

@@ -58,6 +58,19 @@ impl Record for Prompt {
 impl Shared for Prompt {
     const RESOURCE: &'static str = "prompt";
     const TEXT: &'static [&'static str] = &["name", "command", "content"];
+
+    fn tags(&self) -> Vec<String> {
+        self.tags
+            .as_ref()
+            .and_then(Value::as_array)
+            .map(|tags| {
+                tags.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// A prompt to create.
@@ -289,6 +302,11 @@ impl Prompts {
     /// Prompts by a [`Search`].
     pub async fn search(&self, search: &Search) -> Result<Page<Prompt>> {
         self.grants.search(&self.prompts, search, Vec::new()).await
+    }
+
+    /// The distinct tags of the prompts `viewer` may read, sorted.
+    pub async fn tags(&self, viewer: &super::access::Viewer) -> Result<Vec<String>> {
+        self.grants.tags(&self.prompts, viewer).await
     }
 
     /// Saves changes to a prompt by `author`: when anything changed, a new version is
