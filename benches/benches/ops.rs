@@ -43,6 +43,11 @@ fn main() {
                     .unwrap_or_else(|e| {
                         panic!("loading the {scale} workload into {}: {e}", spec.name)
                     });
+                runtime
+                    .block_on(workload.load_rows(&opened.store, &|_| {}))
+                    .unwrap_or_else(|e| {
+                        panic!("loading the {scale} notes into {}: {e}", spec.name)
+                    });
                 backends.push((spec.name, opened));
             }
             Err(reason) => eprintln!("chatstore-benches: skipping {}: {reason}", spec.name),

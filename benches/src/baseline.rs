@@ -71,6 +71,14 @@ pub trait RawBaseline: Send + Sync {
     async fn get_file(&self, _fx: &Fixture, _i: u64) -> Result<()> {
         Err(unsupported(Op::GetFile))
     }
+    /// See [`crate::ops::list_notes`].
+    async fn list_notes(&self, _fx: &Fixture, _i: u64) -> Result<()> {
+        Err(unsupported(Op::ListNotes))
+    }
+    /// See [`crate::ops::get_note`].
+    async fn get_note(&self, _fx: &Fixture, _i: u64) -> Result<()> {
+        Err(unsupported(Op::GetNote))
+    }
     /// See [`crate::ops::vector_insert_batch`].
     async fn vector_insert_batch(&self, _fx: &Fixture, _i: u64) -> Result<()> {
         Err(unsupported(Op::VectorInsertBatch))
@@ -94,6 +102,8 @@ pub async fn run(baseline: &dyn RawBaseline, op: Op, fx: &Fixture, i: u64) -> Re
         Op::AddRemoveTag => baseline.add_remove_tag(fx, i).await,
         Op::PutFile => baseline.put_file(fx, i).await,
         Op::GetFile => baseline.get_file(fx, i).await,
+        Op::ListNotes => baseline.list_notes(fx, i).await,
+        Op::GetNote => baseline.get_note(fx, i).await,
         Op::VectorInsertBatch => baseline.vector_insert_batch(fx, i).await,
         Op::VectorSearch => baseline.vector_search(fx, i).await,
     }

@@ -9,6 +9,8 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use chatstore_core::rows::tables::NOTE;
+use chatstore_core::rows::{Cond, Dir, RowQuery};
 use chatstore_core::{
     Capabilities, ChatQuery, ErrorKind, NewChat, NewFile, NewMessage, PageRequest, Result, Store,
     VectorItem,
@@ -53,6 +55,10 @@ pub enum Op {
     PutFile,
     /// Read a file's metadata and bytes.
     GetFile,
+    /// The heavy user's first page of notes (a row table), newest first.
+    ListNotes,
+    /// Read a note (a row table) by id.
+    GetNote,
     /// Insert 32 vector chunks.
     VectorInsertBatch,
     /// Find the 5 nearest chunks of the knowledge collection.
@@ -61,7 +67,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation, in report order.
-    pub const ALL: [Op; 12] = [
+    pub const ALL: [Op; 14] = [
         Op::CreateChat,
         Op::UpsertMessage,
         Op::GetChat,
@@ -72,6 +78,8 @@ impl Op {
         Op::AddRemoveTag,
         Op::PutFile,
         Op::GetFile,
+        Op::ListNotes,
+        Op::GetNote,
         Op::VectorInsertBatch,
         Op::VectorSearch,
     ];
@@ -89,6 +97,8 @@ impl Op {
             Op::AddRemoveTag => "add + remove tag",
             Op::PutFile => "put file",
             Op::GetFile => "get file",
+            Op::ListNotes => "list notes, page 1",
+            Op::GetNote => "get note",
             Op::VectorInsertBatch => "vector insert batch",
             Op::VectorSearch => "vector search",
         }
@@ -107,6 +117,8 @@ impl Op {
             Op::AddRemoveTag => "add_remove_tag",
             Op::PutFile => "put_file",
             Op::GetFile => "get_file",
+            Op::ListNotes => "list_notes_page1",
+            Op::GetNote => "get_note",
             Op::VectorInsertBatch => "vector_insert_batch",
             Op::VectorSearch => "vector_search",
         }
@@ -133,6 +145,10 @@ impl Op {
             Op::AddRemoveTag => "`chats.add_tag` then `chats.remove_tag` on an existing chat",
             Op::PutFile => "`files.put` of 4 KiB of Markdown",
             Op::GetFile => "`files.get` then `files.read` (sha256 checked) of an existing file",
+            Op::ListNotes => {
+                "`rows.select` of the heavy user's `note` rows, newest first, first page of 60"
+            }
+            Op::GetNote => "`rows.select` of one `note` row by id",
             Op::VectorInsertBatch => "`vectors.insert` of 32 chunks of 384 dimensions",
             Op::VectorSearch => {
                 "`vectors.search` of one 384-dimension query, k = 5, in the knowledge collection"
@@ -177,6 +193,8 @@ impl Op {
             Op::AddRemoveTag => add_remove_tag(store, fx, i).await,
             Op::PutFile => put_file(store, fx, i).await,
             Op::GetFile => get_file(store, fx, i).await,
+            Op::ListNotes => list_notes(store, fx, i).await,
+            Op::GetNote => get_note(store, fx, i).await,
             Op::VectorInsertBatch => vector_insert_batch(store, fx, i).await,
             Op::VectorSearch => vector_search(store, fx, i).await,
         }
@@ -201,6 +219,8 @@ pub struct Fixture {
     pub two_tags: [String; 2],
     /// Ids of every loaded file, by index.
     pub file_ids: Vec<String>,
+    /// Ids of every loaded note, by index.
+    pub note_ids: Vec<String>,
     /// Chats to create (fresh ids are set per iteration).
     pub new_chats: Vec<NewChat>,
     /// Message texts to upsert.
@@ -261,6 +281,7 @@ impl Fixture {
             deep_offset,
             two_tags: [a.to_owned(), b.to_owned()],
             file_ids: (0..w.files()).map(|f| w.file_id(f)).collect(),
+            note_ids: (0..w.notes()).map(|n| w.note_id(n)).collect(),
             new_chats,
             message_texts,
             file_bytes,
@@ -290,6 +311,26 @@ impl Fixture {
     /// Existing file number `i` (modulo the number of files).
     pub fn file_id(&self, i: u64) -> &str {
         pick(&self.file_ids, i)
+    }
+
+    /// Existing note number `i` (modulo the number of notes).
+    pub fn note_id(&self, i: u64) -> &str {
+        pick(&self.note_ids, i)
+    }
+
+    /// The heavy user's first page of notes, newest first.
+    pub fn notes_query(&self) -> RowQuery {
+        RowQuery::filter(vec![Cond::Eq(
+            "user_id",
+            self.heavy_user_id.as_str().into(),
+        )])
+        .order_by("updated_at", Dir::Desc)
+        .page(0, Some(PAGE_SIZE))
+    }
+
+    /// Note `i` by id.
+    pub fn note_query(&self, i: u64) -> RowQuery {
+        RowQuery::filter(vec![Cond::Eq("id", self.note_id(i).into())])
     }
 
     /// Query vector number `i` (modulo their number).
@@ -458,6 +499,24 @@ pub async fn get_file(store: &Store, fx: &Fixture, i: u64) -> Result<()> {
     let id = fx.file_id(i);
     store.files.get(id).await?;
     store.files.read(id).await.map(drop)
+}
+
+/// Reads the heavy user's first page of notes, newest first.
+pub async fn list_notes(store: &Store, fx: &Fixture, _i: u64) -> Result<()> {
+    store
+        .rows()?
+        .select(&NOTE, &fx.notes_query())
+        .await
+        .map(drop)
+}
+
+/// Reads note `i` by id.
+pub async fn get_note(store: &Store, fx: &Fixture, i: u64) -> Result<()> {
+    store
+        .rows()?
+        .select(&NOTE, &fx.note_query(i))
+        .await
+        .map(drop)
 }
 
 /// Inserts a batch of [`INSERT_BATCH`] chunks into [`INSERT_COLLECTION`].

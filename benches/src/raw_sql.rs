@@ -84,6 +84,38 @@ impl sqlx::Encode<'_, sqlx::Sqlite> for JsonText {
 use crate::ops::{BENCH_TAG, Fixture, INSERT_COLLECTION, SEARCH_K};
 use crate::workload::{KNOWLEDGE_COLLECTION, PAGE_SIZE, SEARCH_TERM};
 
+/// The row store's statements for `note` (chatstore-sql `rows.rs` builds exactly these texts:
+/// every column quoted, SQLite's `?` placeholders, text sorted by bytes on PostgreSQL).
+macro_rules! note_select {
+    () => {
+        r#"SELECT "id", "user_id", "title", "data", "meta", "created_at", "updated_at" FROM "note""#
+    };
+}
+const SQLITE_NOTES: &str = concat!(
+    note_select!(),
+    r#" WHERE "user_id" = ? ORDER BY "updated_at" DESC NULLS LAST, "id" LIMIT ?"#
+);
+const PG_NOTES: &str = concat!(
+    note_select!(),
+    r#" WHERE "user_id" = $1 ORDER BY "updated_at" DESC NULLS LAST, "id" COLLATE "C" LIMIT $2"#
+);
+const SQLITE_NOTE: &str = concat!(note_select!(), r#" WHERE "id" = ? ORDER BY "id""#);
+const PG_NOTE: &str = concat!(
+    note_select!(),
+    r#" WHERE "id" = $1 ORDER BY "id" COLLATE "C""#
+);
+
+/// A `note` row decoded the way a hand-written repository would: typed columns, JSON parsed.
+type NoteRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<Json<Value>>,
+    Option<Json<Value>>,
+    Option<i64>,
+    Option<i64>,
+);
+
 const GET_CHAT: &str = "SELECT id, user_id, COALESCE(title, 'New Chat') AS title, chat, meta, \
      archived, pinned, folder_id, share_id, created_at, updated_at FROM chat WHERE id = $1";
 
@@ -807,6 +839,32 @@ impl RawBaseline for RawSqlx {
             return Err(Error::backend_msg("raw sqlx: file bytes do not match"));
         }
         std::hint::black_box(bytes);
+        Ok(())
+    }
+
+    async fn list_notes(&self, fx: &Fixture, _i: u64) -> Result<()> {
+        let limit = i64::try_from(PAGE_SIZE).unwrap_or(i64::MAX);
+        let rows: Vec<NoteRow> = on_pool!(self, p, sqlite => sqlx::query_as(
+            if sqlite { SQLITE_NOTES } else { PG_NOTES }
+        )
+        .bind(fx.heavy_user_id.as_str())
+        .bind(limit)
+        .fetch_all(p)
+        .await
+        .map_err(db("list notes"))?);
+        std::hint::black_box(rows);
+        Ok(())
+    }
+
+    async fn get_note(&self, fx: &Fixture, i: u64) -> Result<()> {
+        let rows: Vec<NoteRow> = on_pool!(self, p, sqlite => sqlx::query_as(
+            if sqlite { SQLITE_NOTE } else { PG_NOTE }
+        )
+        .bind(fx.note_id(i))
+        .fetch_all(p)
+        .await
+        .map_err(db("get note"))?);
+        std::hint::black_box(rows);
         Ok(())
     }
 

@@ -489,6 +489,64 @@ impl Workload {
         }
     }
 
+    /// Number of notes (rows of Open WebUI's `note` table): one per two chats, at least one;
+    /// the heavy user owns a tenth of them, like its chats.
+    pub fn notes(&self) -> u64 {
+        (self.chats() / 2).max(1)
+    }
+
+    /// The id of note `i`.
+    pub fn note_id(&self, i: u64) -> String {
+        self.rng("note-id", i).uuid()
+    }
+
+    /// Note `i` as the row Open WebUI stores: Markdown and HTML content in `data`, no `meta`,
+    /// nanosecond timestamps, owned by the owner of chat `2 i`.
+    pub fn note(&self, i: u64) -> chatstore_core::Row {
+        let mut rng = self.rng("note", i);
+        let owner = self.chat_owner((i * 2).min(self.chats() - 1));
+        let topic = TOPICS[rng.below(TOPICS.len() as u64) as usize];
+        let len = rng.range(200, 2_000) as usize;
+        let md = prose(&mut rng, len);
+        let created = (BASE_TIME + i as i64) * 1_000_000_000;
+        let updated = created + rng.below(86_400 * 30) as i64 * 1_000_000_000;
+        chatstore_core::rows::row([
+            ("id", json!(self.note_id(i))),
+            ("user_id", json!(self.user_id(owner))),
+            ("title", json!(format!("Notes on {topic} {i}"))),
+            (
+                "data",
+                json!({"content": {"json": null, "html": format!("<p>{md}</p>"), "md": md}}),
+            ),
+            ("meta", Value::Null),
+            ("created_at", json!(created)),
+            ("updated_at", json!(updated)),
+        ])
+    }
+
+    /// Loads the notes into `store`'s rows (nothing when it has none), calling `progress` with
+    /// the notes written. Apart from [`Workload::load`] so the bulk-import comparison keeps
+    /// comparing the same records.
+    pub async fn load_rows(&self, store: &Store, progress: &(dyn Fn(u64) + Sync)) -> Result<()> {
+        const BATCH: u64 = 500;
+        let Ok(rows) = store.rows() else {
+            progress(self.notes());
+            return Ok(());
+        };
+        for start in (0..self.notes()).step_by(BATCH as usize) {
+            let end = (start + BATCH).min(self.notes());
+            let ops = (start..end)
+                .map(|i| chatstore_core::RowOp::Upsert {
+                    table: &chatstore_core::rows::tables::NOTE,
+                    row: self.note(i),
+                })
+                .collect();
+            rows.write(ops).await?;
+            progress(end - start);
+        }
+        Ok(())
+    }
+
     /// The id of file `i`.
     pub fn file_id(&self, i: u64) -> String {
         self.rng("file-id", i).uuid()

@@ -190,6 +190,8 @@ async fn sqlite_runs_in_the_report_with_its_raw_sqlx_baseline() {
         Op::GetChat,
         Op::ListChatsFirstPage,
         Op::GetFile,
+        Op::ListNotes,
+        Op::GetNote,
         Op::VectorSearch,
     ] {
         let result = run.result(op).expect("every op has a result");
