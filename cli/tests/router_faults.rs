@@ -1,7 +1,8 @@
 //! The rollout router against a PocketBase process of the test's own, stopped and started
 //! again: with the new store down during `dual` and `shadow`, every call succeeds and the
 //! repair log records each missed write; once it is back, `chatstore reconcile` empties the
-//! log and the two stores compare equal record by record.
+//! log and the two stores compare equal record by record. Rows of Open WebUI's remaining
+//! tables (the workspace group) go the same way, repaired by table and primary key.
 //!
 //! Needs `CHATSTORE_TEST_POCKETBASE_BIN` (`scripts/services.sh start` sets it). The shared
 //! test PocketBase is never touched.
@@ -13,8 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use chatstore_core::rows::{Cond, Row, RowOp, Table};
 use chatstore_core::{ModelGroup, NewChat, NewFile, NewMessage, NewUser, UserPatch};
 use chatstore_router::{Phase, RepairKey, RouterConfig};
+use serde_json::json;
 
 const EMAIL: &str = "faults@chatstore.test";
 const PASSWORD: &str = "Faults-0123456789";
@@ -124,6 +127,44 @@ fn temp_folder() -> PathBuf {
     dir
 }
 
+fn table(name: &str) -> &'static Table {
+    chatstore_core::rows::table(name).expect("an Open WebUI table")
+}
+
+fn note(id: &str, title: &str) -> Row {
+    chatstore_core::rows::row([
+        ("id", json!(id)),
+        ("user_id", json!("u1")),
+        ("title", json!(title)),
+        ("data", json!({"content": {"md": title}})),
+        ("meta", json!(null)),
+        ("created_at", json!(1_732_000_000_123_456_789i64)),
+        ("updated_at", json!(1_732_000_000_123_456_789i64)),
+    ])
+}
+
+fn folder(id: &str) -> Row {
+    chatstore_core::rows::row([
+        ("id", json!(id)),
+        ("parent_id", json!(null)),
+        ("user_id", json!("u1")),
+        ("name", json!("Work")),
+        ("is_expanded", json!(false)),
+        ("created_at", json!(1_700_000_000i64)),
+        ("updated_at", json!(1_700_000_000i64)),
+    ])
+}
+
+fn row_key(table: &str, key: &[(&str, &str)]) -> RepairKey {
+    RepairKey::Row {
+        table: table.to_owned(),
+        key: key
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
 /// Runs `chatstore` with `vars`; returns its exit status and stdout.
 fn chatstore(args: &[&str], vars: &HashMap<String, String>) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_chatstore"))
@@ -153,7 +194,7 @@ async fn pocketbase_down_during_dual_and_shadow_loses_nothing() {
     let old_url = format!("sqlite://{}", dir.join("old.db").display());
     let mut vars: HashMap<String, String> = HashMap::new();
     vars.insert("CHATSTORE_DATABASE_URL".into(), old_url.clone());
-    for group in ["USERS", "CHATS", "FILES"] {
+    for group in ["USERS", "CHATS", "FILES", "WORKSPACE"] {
         vars.insert(format!("CHATSTORE_{group}_NEW_URL"), pb.url());
         vars.insert(format!("CHATSTORE_{group}_PHASE"), "dual".into());
     }
@@ -205,6 +246,19 @@ async fn pocketbase_down_during_dual_and_shadow_loses_nothing() {
         .put(NewFile::new("u1", "notes.txt", b"first".to_vec()).with_id("f1"))
         .await
         .expect("put f1");
+    let rows = store.rows().expect("routed rows");
+    rows.write(vec![
+        RowOp::Insert {
+            table: table("note"),
+            row: note("n1", "Groceries"),
+        },
+        RowOp::Insert {
+            table: table("folder"),
+            row: folder("fo1"),
+        },
+    ])
+    .await
+    .expect("rows on both stores");
     assert!(router.repair_log().pending().expect("read log").is_empty());
 
     pb.stop();
@@ -247,13 +301,43 @@ async fn pocketbase_down_during_dual_and_shadow_loses_nothing() {
         .expect("put f2");
     store.files.delete("f1").await.expect("delete f1");
     assert_eq!(store.chats.get("c1").await.expect("read c1").tags.len(), 2);
+    rows.write(vec![
+        RowOp::Insert {
+            table: table("note"),
+            row: note("n2", "Books"),
+        },
+        RowOp::Update {
+            table: table("note"),
+            filter: vec![Cond::Eq("id", json!("n1"))],
+            set: chatstore_core::rows::row([("title", json!("Groceries, Sunday"))]),
+        },
+    ])
+    .await
+    .expect("rows with the new store down");
 
     // shadow, still down.
-    for group in [ModelGroup::Users, ModelGroup::Chats, ModelGroup::Files] {
+    for group in [
+        ModelGroup::Users,
+        ModelGroup::Chats,
+        ModelGroup::Files,
+        ModelGroup::Workspace,
+    ] {
         router
             .set_phase(group, Phase::Shadow)
             .expect("move to shadow");
     }
+    rows.write(vec![RowOp::Delete {
+        table: table("folder"),
+        filter: vec![Cond::Eq("user_id", json!("u1"))],
+    }])
+    .await
+    .expect("delete a folder with the new store down");
+    assert_eq!(
+        rows.count(table("note"), &[])
+            .await
+            .expect("shadowed count"),
+        2
+    );
     store
         .users
         .create(NewUser::new("cy@example.com", "Cy").with_id("u3"))
@@ -293,7 +377,7 @@ async fn pocketbase_down_during_dual_and_shadow_loses_nothing() {
 
     // One entry per missed write.
     let pending = router.repair_log().pending().expect("read log");
-    assert_eq!(pending.len(), 10, "{pending:#?}");
+    assert_eq!(pending.len(), 13, "{pending:#?}");
     let keys: BTreeSet<RepairKey> = pending.iter().map(|e| e.key.clone()).collect();
     let want: BTreeSet<RepairKey> = [
         RepairKey::User("u1".into()),
@@ -303,6 +387,9 @@ async fn pocketbase_down_during_dual_and_shadow_loses_nothing() {
         RepairKey::Chat("c2".into()),
         RepairKey::File("f1".into()),
         RepairKey::File("f2".into()),
+        row_key("note", &[("id", "n1")]),
+        row_key("note", &[("id", "n2")]),
+        row_key("folder", &[("id", "fo1"), ("user_id", "u1")]),
     ]
     .into();
     assert_eq!(keys, want);
@@ -325,11 +412,15 @@ async fn pocketbase_down_during_dual_and_shadow_loses_nothing() {
             "--to",
             &pb.url(),
             "--groups",
-            "users,chats,files",
+            "users,chats,files,workspace",
         ],
         &vars,
     );
     assert!(ok, "verify found differences:\n{out}\n{err}");
+    assert!(
+        out.contains("verify workspace: source 2, target 2"),
+        "{out}"
+    );
     let new = router
         .new_store(ModelGroup::Chats)
         .expect("new store")
@@ -338,4 +429,20 @@ async fn pocketbase_down_during_dual_and_shadow_loses_nothing() {
     assert_eq!(new.messages.list("c1").await.expect("c1 messages").len(), 2);
     assert!(new.files.get("f1").await.is_err());
     assert_eq!(new.files.read("f2").await.expect("f2"), b"second");
+    let notes = new
+        .rows()
+        .expect("rows")
+        .select(table("note"), &Default::default())
+        .await
+        .expect("notes on PocketBase");
+    assert_eq!(notes.len(), 2);
+    assert_eq!(notes[0]["title"], "Groceries, Sunday");
+    assert_eq!(
+        new.rows()
+            .expect("rows")
+            .count(table("folder"), &[])
+            .await
+            .expect("folders"),
+        0
+    );
 }
