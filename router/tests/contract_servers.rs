@@ -7,13 +7,14 @@
 //! `old` and `new-only` send every call to one store (whose own suite runs too) and memory +
 //! memory runs every phase. A full pair run takes about a minute on a loaded 2-core machine,
 //! so the full matrix (every phase, both pairs) runs with `CHATSTORE_ROUTER_ALL_PHASES=1`;
-//! the suites it leaves out show as ignored.
+//! the suites it leaves out show as ignored. The full matrix also runs the rows contracts
+//! (the workspace group) on SQLite + PocketBase in `dual`, `shadow` and `new`.
 
 mod common;
 
 use std::process::ExitCode;
 
-use chatstore_contract::{every_contract, harness};
+use chatstore_contract::{every_contract, every_rows_contract, harness};
 use chatstore_core::Store;
 use chatstore_router::Phase;
 
@@ -26,6 +27,18 @@ fn every_phase() -> bool {
 /// PocketBase server or when the phase is not part of this run.
 async fn sqlite_pocketbase(phase: Phase) -> Option<Store> {
     if phase != Phase::Shadow && !every_phase() {
+        return None;
+    }
+    let new = common::pocketbase().await?;
+    Some(common::router(common::sqlite().await, &new, phase).store())
+}
+
+/// SQLite (old) + PocketBase (new) in `phase` for the rows contracts (the row store and the
+/// models over it, routed by the workspace group): only with the full matrix, since every
+/// phase of them runs on memory + memory and `tests/rows.rs` covers the routed rows on these
+/// servers.
+async fn sqlite_pocketbase_rows(phase: Phase) -> Option<Store> {
+    if !every_phase() {
         return None;
     }
     let new = common::pocketbase().await?;
@@ -62,5 +75,16 @@ fn main() -> ExitCode {
         "postgres_pocketbase::new" => postgres_pocketbase(Phase::New),
         "postgres_pocketbase::new_only" => postgres_pocketbase(Phase::NewOnly),
     );
+    for (name, phase) in [
+        ("sqlite_pocketbase_rows::dual", Phase::Dual),
+        ("sqlite_pocketbase_rows::shadow", Phase::Shadow),
+        ("sqlite_pocketbase_rows::new", Phase::New),
+    ] {
+        trials.extend(harness::suite_trials(
+            name,
+            move || sqlite_pocketbase_rows(phase),
+            every_rows_contract(),
+        ));
+    }
     harness::run_trials(trials)
 }

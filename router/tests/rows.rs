@@ -1,7 +1,9 @@
 //! The workspace group (Open WebUI's remaining tables, through each store's rows) behind the
-//! router, on memory + memory: dual writes reach both stores, a write the new store misses is
-//! logged by table and primary key and `reconcile` re-copies it, a row changed behind the
-//! router's back is reported by a shadow read, and moving back from `new` loses nothing.
+//! router: dual writes reach both stores, a write the new store misses is logged by table and
+//! primary key and `reconcile` re-copies it, a row changed behind the router's back is
+//! reported by a shadow read, and moving back from `new` loses nothing. Each scenario runs on
+//! memory + memory and on SQLite (old) + PocketBase (new); the PostgreSQL (old) + PocketBase
+//! (new) pair runs the repair scenario (`CHATSTORE_TEST_*` servers from `scripts/services.sh`).
 
 mod common;
 
@@ -43,17 +45,41 @@ fn prompts() -> &'static chatstore_core::rows::Table {
     table("prompt").expect("prompt table")
 }
 
-fn router(phase: Phase) -> (Router, Store, std::path::PathBuf) {
-    let new = memory::store();
+/// Which stores a scenario runs on.
+#[derive(Clone, Copy)]
+enum Pair {
+    Memory,
+    SqlitePocketBase,
+    PostgresPocketBase,
+}
+
+/// The old and the new store of `pair`, or `None` without its servers.
+async fn stores(pair: Pair) -> Option<(Store, Store)> {
+    Some(match pair {
+        Pair::Memory => (memory::store(), memory::store()),
+        Pair::SqlitePocketBase => {
+            let new = common::pocketbase().await?;
+            (common::sqlite().await, new)
+        }
+        Pair::PostgresPocketBase => {
+            let new = common::pocketbase().await?;
+            (common::postgres().await?, new)
+        }
+    })
+}
+
+/// A router routing only the workspace group, in `phase`.
+async fn router(pair: Pair, phase: Phase) -> Option<(Router, Store, std::path::PathBuf)> {
+    let (old, new) = stores(pair).await?;
     let dir = common::temp_folder("rows");
-    let router = Router::builder(memory::store())
+    let router = Router::builder(old)
         .new_store(ModelGroup::Workspace, new.clone())
         .phase(ModelGroup::Workspace, phase)
         .repair_log(dir.join("repair.jsonl"))
         .shadow_log(Some(dir.join("diffs.jsonl")))
         .build()
         .expect("build a router");
-    (router, new, dir)
+    Some((router, new, dir))
 }
 
 async fn equal(router: &Router, new: &Store) -> bool {
@@ -74,9 +100,10 @@ async fn equal(router: &Router, new: &Store) -> bool {
 /// In `dual`, a batch reaches both stores; a batch the new store refuses still succeeds for
 /// the caller, its rows are logged by table and primary key, and `reconcile` re-copies them
 /// from the old store once the cause is gone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_the_new_store_refuses_is_logged_by_key_and_reconciled() {
-    let (router, new, _dir) = router(Phase::Dual);
+async fn a_write_the_new_store_refuses_is_logged_by_key_and_reconciled(pair: Pair) {
+    let Some((router, new, _dir)) = router(pair, Phase::Dual).await else {
+        return;
+    };
     let rows = router.store().rows().expect("routed rows");
     rows.write(vec![
         RowOp::Insert {
@@ -158,9 +185,10 @@ async fn a_write_the_new_store_refuses_is_logged_by_key_and_reconciled() {
 /// An update or delete by filter logs every row it matched on the old store when the new
 /// store changed a different number of rows (it lagged behind); reconcile brings each row,
 /// its absence included.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn updates_and_deletes_by_filter_are_repaired_row_by_row() {
-    let (router, new, _dir) = router(Phase::Old);
+async fn updates_and_deletes_by_filter_are_repaired_row_by_row(pair: Pair) {
+    let Some((router, new, _dir)) = router(pair, Phase::Old).await else {
+        return;
+    };
     let rows = router.store().rows().expect("routed rows");
     let seed: Vec<RowOp> = ["n1", "n2", "n3"]
         .iter()
@@ -216,9 +244,10 @@ async fn updates_and_deletes_by_filter_are_repaired_row_by_row() {
 
 /// A row changed on the new store directly is one line in the diff log (group `workspace`,
 /// operation `rows.select`, the field and both values) while the caller gets the old rows.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_row_changed_behind_the_routers_back_is_reported_by_a_shadow_read() {
-    let (router, new, dir) = router(Phase::Shadow);
+async fn a_row_changed_behind_the_routers_back_is_reported_by_a_shadow_read(pair: Pair) {
+    let Some((router, new, dir)) = router(pair, Phase::Shadow).await else {
+        return;
+    };
     let rows = router.store().rows().expect("routed rows");
     rows.write(vec![RowOp::Insert {
         table: notes(),
@@ -263,9 +292,10 @@ async fn a_row_changed_behind_the_routers_back_is_reported_by_a_shadow_read() {
 
 /// Rows written in `new` (read from the new store) are all on the old store after moving
 /// back to `old`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backout_from_new_to_old_loses_no_row() {
-    let (router, new, _dir) = router(Phase::New);
+async fn backout_from_new_to_old_loses_no_row(pair: Pair) {
+    let Some((router, new, _dir)) = router(pair, Phase::New).await else {
+        return;
+    };
     let rows = router.store().rows().expect("routed rows");
     rows.write(vec![
         RowOp::Insert {
@@ -297,4 +327,33 @@ async fn backout_from_new_to_old_loses_no_row() {
     assert_eq!(back[0]["title"], "Groceries, Sunday");
     assert!(router.repair_log().pending().expect("log").is_empty());
     assert!(equal(&router, &new).await);
+}
+
+macro_rules! on_every_pair {
+    ($($scenario:ident),* $(,)?) => {
+        mod memory_memory {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                super::$scenario(super::Pair::Memory).await;
+            }
+        )*}
+        mod sqlite_pocketbase {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                super::$scenario(super::Pair::SqlitePocketBase).await;
+            }
+        )*}
+    };
+}
+
+on_every_pair!(
+    a_write_the_new_store_refuses_is_logged_by_key_and_reconciled,
+    updates_and_deletes_by_filter_are_repaired_row_by_row,
+    a_row_changed_behind_the_routers_back_is_reported_by_a_shadow_read,
+    backout_from_new_to_old_loses_no_row,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_pocketbase_repairs_rows_by_key() {
+    a_write_the_new_store_refuses_is_logged_by_key_and_reconciled(Pair::PostgresPocketBase).await;
 }
