@@ -115,6 +115,11 @@ pub struct BackendSpec {
     /// The smallest acceptable ratio of the adapter's load throughput to the raw baseline's
     /// bulk import, when the project sets one.
     pub import_target: Option<f64>,
+    /// Whether the report streams files through this backend (see [`crate::streaming`]).
+    pub streams: bool,
+    /// The smallest acceptable ratio of the adapter's streaming throughput to the raw
+    /// client's, when the project sets one.
+    pub stream_target: Option<f64>,
     open: OpenFn,
 }
 
@@ -126,6 +131,8 @@ impl BackendSpec {
             server_env: None,
             baseline_target: None,
             import_target: None,
+            streams: true,
+            stream_target: None,
             open,
         }
     }
@@ -138,6 +145,8 @@ impl BackendSpec {
             server_env: Some(env),
             baseline_target: None,
             import_target: None,
+            streams: true,
+            stream_target: None,
             open,
         }
     }
@@ -151,6 +160,19 @@ impl BackendSpec {
     /// Sets the smallest acceptable adapter/raw bulk-import throughput ratio (e.g. `0.8`).
     pub fn with_import_target(mut self, ratio: f64) -> Self {
         self.import_target = Some(ratio);
+        self
+    }
+
+    /// Leaves the backend out of the streaming section (an in-memory store holds every file
+    /// by design; the router's phases are compositions of backends streamed on their own).
+    pub fn without_streaming(mut self) -> Self {
+        self.streams = false;
+        self
+    }
+
+    /// Sets the smallest acceptable adapter/raw streaming throughput ratio (e.g. `0.8`).
+    pub fn with_stream_target(mut self, ratio: f64) -> Self {
+        self.stream_target = Some(ratio);
         self
     }
 
@@ -179,35 +201,45 @@ pub fn registry() -> Vec<BackendSpec> {
     vec![
         BackendSpec::embedded(chatstore_core::memory::BACKEND, |_| {
             Box::pin(async { Ok(Opened::new(OpenOptions::new("memory").open().await?)) })
-        }),
-        BackendSpec::embedded("sqlite", |_| Box::pin(open_sqlite())).with_baseline_target(1.15),
+        })
+        .without_streaming(),
+        BackendSpec::embedded("sqlite", |_| Box::pin(open_sqlite()))
+            .with_baseline_target(1.15)
+            .with_stream_target(0.8),
         BackendSpec::server("postgres", POSTGRES_ENV, |url| {
             Box::pin(open_postgres(url.unwrap_or_default()))
         })
-        .with_baseline_target(1.15),
+        .with_baseline_target(1.15)
+        .with_stream_target(0.8),
         BackendSpec::server("pocketbase", POCKETBASE_ENV, |url| {
             Box::pin(open_pocketbase(url.unwrap_or_default()))
         })
         .with_baseline_target(1.15)
-        .with_import_target(0.8),
+        .with_import_target(0.8)
+        .with_stream_target(0.8),
         // The rollout router over SQLite (old) and PocketBase (new), one backend per phase;
         // compare with `sqlite` (reads, shadow overhead) and `pocketbase` (dual writes, the
         // slower store) in the same run.
         BackendSpec::server("router-old", POCKETBASE_ENV, |url| {
             Box::pin(open_routed(url.unwrap_or_default(), Phase::Old))
-        }),
+        })
+        .without_streaming(),
         BackendSpec::server("router-dual", POCKETBASE_ENV, |url| {
             Box::pin(open_routed(url.unwrap_or_default(), Phase::Dual))
-        }),
+        })
+        .without_streaming(),
         BackendSpec::server("router-shadow", POCKETBASE_ENV, |url| {
             Box::pin(open_routed(url.unwrap_or_default(), Phase::Shadow))
-        }),
+        })
+        .without_streaming(),
         BackendSpec::server("router-new", POCKETBASE_ENV, |url| {
             Box::pin(open_routed(url.unwrap_or_default(), Phase::New))
-        }),
+        })
+        .without_streaming(),
         BackendSpec::server("router-new-only", POCKETBASE_ENV, |url| {
             Box::pin(open_routed(url.unwrap_or_default(), Phase::NewOnly))
-        }),
+        })
+        .without_streaming(),
     ]
 }
 

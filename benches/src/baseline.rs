@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use chatstore_core::{Error, Result};
 
 use crate::ops::{Fixture, Op};
+use crate::streaming::Source;
 use crate::workload::Workload;
 
 /// The same operations as [`crate::ops`], written against a driver instead of a `Store`.
@@ -86,6 +87,23 @@ pub trait RawBaseline: Send + Sync {
     /// See [`crate::ops::vector_search`].
     async fn vector_search(&self, _fx: &Fixture, _i: u64) -> Result<()> {
         Err(unsupported(Op::VectorSearch))
+    }
+
+    /// Stores the bytes of `source` under `id` (a file of `user_id`) the raw client's way,
+    /// streamed from disk: the yardstick of [`crate::streaming`] for `files.put_stream`.
+    async fn upload(&self, _id: &str, _source: &Source, _user_id: &str) -> Result<()> {
+        Err(Error::unsupported("raw baseline", "upload"))
+    }
+
+    /// Reads back what [`RawBaseline::upload`] stored under `id`, chunk by chunk, giving the
+    /// number of bytes: the yardstick for `files.read_stream`.
+    async fn download(&self, _id: &str) -> Result<u64> {
+        Err(Error::unsupported("raw baseline", "download"))
+    }
+
+    /// Removes what [`RawBaseline::upload`] stored under `id` (not timed).
+    async fn remove_upload(&self, _id: &str) -> Result<()> {
+        Err(Error::unsupported("raw baseline", "remove_upload"))
     }
 }
 

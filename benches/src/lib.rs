@@ -6,7 +6,9 @@
 //! page, list by two tags, search titles, add and remove a tag, put and get a file, insert a
 //! batch of vectors and search them) are timed through the [`Store`](chatstore_core::Store)
 //! and, where the backend has one, through its raw [`baseline`] written directly against the
-//! driver, so the abstraction's overhead is a ratio.
+//! driver, so the abstraction's overhead is a ratio. The report's [`streaming`] section streams
+//! a 1 MB and a 100 MB file through each backend and through its raw client, with the memory
+//! each transfer takes.
 //!
 //! Two ways to run it:
 //! - `cargo bench -p chatstore-benches`: criterion, one group per operation, one function per
@@ -46,6 +48,7 @@ pub mod raw_sql;
 pub mod report;
 pub mod rng;
 pub mod stats;
+pub mod streaming;
 pub mod workload;
 
 pub use backends::{BackendSpec, Opened, registry};

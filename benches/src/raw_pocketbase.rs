@@ -15,24 +15,32 @@
 //! the same multipart record creation. Upsert message and add + remove tag do the adapter's
 //! reads, then send the adapter's versioned transactions (typed [`TxOp`]s, the same enum the
 //! adapter builds them from) to the same route.
+//!
+//! For the streaming section, [`RawBaseline::upload`] is the adapter's streamed upload as one
+//! raw multipart record creation (the record's fields, then the bytes streamed from disk) and
+//! [`RawBaseline::download`] reads the record and GETs the file with a file token, chunk by
+//! chunk.
 
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chatstore_core::chats::PreparedChat;
 use chatstore_core::files::sha256_hex;
+use chatstore_core::transfer::Received;
 use chatstore_core::{Error, Result};
-use chatstore_core::{FileMeta, User, validate};
+use chatstore_core::{FileMeta, NewFile, User, validate};
 use chatstore_pocketbase::tx::TxRequest;
 use chatstore_pocketbase::{
     Collections, PocketBaseConfig, TxOp, filter, message_record_id, tag_record_id,
 };
+use futures::StreamExt;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::baseline::RawBaseline;
 use crate::ops::{BENCH_TAG, Fixture};
+use crate::streaming::Source;
 use crate::workload::{PAGE_SIZE, SEARCH_TERM, Workload};
 
 /// Record creations per batch request (the adapter configures PocketBase's batch API for
@@ -114,6 +122,8 @@ const FILE_TOKEN_REUSE: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct RawHttp {
     http: reqwest::Client,
+    /// For streamed file bytes: no limit on a whole transfer, as the adapter's transfer client.
+    transfers: reqwest::Client,
     base: String,
     token: String,
     cols: Collections,
@@ -129,6 +139,11 @@ impl RawHttp {
     pub async fn connect(config: &PocketBaseConfig, cols: &Collections) -> Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
+            .build()
+            .map_err(http_err("client"))?;
+        let transfers = reqwest::Client::builder()
+            .connect_timeout(config.timeout)
+            .read_timeout(config.timeout.max(Duration::from_secs(60)))
             .build()
             .map_err(http_err("client"))?;
         let base = config.url.trim_end_matches('/').to_owned();
@@ -151,6 +166,7 @@ impl RawHttp {
             .to_owned();
         Ok(RawHttp {
             http,
+            transfers,
             base,
             token,
             cols: cols.clone(),
@@ -631,6 +647,87 @@ impl RawBaseline for RawHttp {
 
     async fn search_title(&self, fx: &Fixture, _i: u64) -> Result<()> {
         self.list(fx, 0, Some(SEARCH_TERM)).await
+    }
+
+    async fn upload(&self, id: &str, source: &Source, user_id: &str) -> Result<()> {
+        // The adapter's streamed upload: one multipart record creation on the same collection,
+        // the record's fields (core's, for these bytes) in `@jsonPayload`, the bytes streamed
+        // from disk as the `blob` part. The raw client knows the hash beforehand; the adapter
+        // computes it on the way and sends the fields after the bytes.
+        let meta = NewFile::new(user_id, "stream.bin", Vec::new())
+            .with_id(id)
+            .prepare_upload(validate::now())?
+            .finish(&Received {
+                size: source.size,
+                sha256: source.sha256.clone(),
+            });
+        let blob = Part::stream(reqwest::Body::wrap_stream(source.stream().await?))
+            .file_name("blob.bin")
+            .mime_str("application/octet-stream")
+            .map_err(http_err("upload part"))?;
+        let form = Form::new()
+            .text("@jsonPayload", file_body(&meta).to_string())
+            .part("blob", blob);
+        let answer: Value = self
+            .transfers
+            .post(format!(
+                "{}/api/collections/{}/records",
+                self.base, self.cols.files
+            ))
+            .header("Authorization", &self.token)
+            .multipart(form)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(http_err("upload"))?
+            .json()
+            .await
+            .map_err(http_err("upload answer"))?;
+        std::hint::black_box(answer);
+        Ok(())
+    }
+
+    async fn download(&self, id: &str) -> Result<u64> {
+        // The adapter's streamed read: the record (for the stored name), then a GET of the
+        // file with a file token, its body taken chunk by chunk.
+        let path = format!("/api/collections/{}/records/{id}", self.cols.files);
+        let record = self.get_json(&path, &[]).await?;
+        let blob = record
+            .get("blob")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let token = self.file_token().await?;
+        let mut body = self
+            .transfers
+            .get(format!(
+                "{}/api/files/{}/{id}/{blob}",
+                self.base, self.cols.files
+            ))
+            .query(&[("token", token)])
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(http_err("download"))?
+            .bytes_stream();
+        let mut n = 0u64;
+        while let Some(chunk) = body.next().await {
+            n += chunk.map_err(http_err("download body"))?.len() as u64;
+        }
+        Ok(n)
+    }
+
+    async fn remove_upload(&self, id: &str) -> Result<()> {
+        self.http
+            .delete(format!(
+                "{}/api/collections/{}/records/{id}",
+                self.base, self.cols.files
+            ))
+            .header("Authorization", &self.token)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(http_err("delete upload"))
+            .map(drop)
     }
 
     async fn get_file(&self, fx: &Fixture, i: u64) -> Result<()> {

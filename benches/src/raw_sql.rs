@@ -10,12 +10,17 @@
 //! validation and mapping into domain types.
 //!
 //! Put file is not written here (the adapter's upload-folder layout is private to it); its row
-//! in the report has no baseline ratio.
+//! in the report has no baseline ratio. For the streaming section, the raw client of local
+//! storage is the file system: [`RawBaseline::upload`] copies the source file into the
+//! adapter's upload folder and syncs it, [`RawBaseline::download`] reads it in 64 KiB chunks.
+
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use chatstore_core::chats::PreparedChat;
 use chatstore_core::files::sha256_hex;
 use chatstore_core::messages::message_key;
+use chatstore_core::transfer::CHUNK_BYTES;
 use chatstore_core::vectors::exact_search;
 use chatstore_core::{Chat, Error, Result, VectorItem, blob, tag_id, validate};
 use chatstore_sql::SqlOptions;
@@ -26,8 +31,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::types::Json;
+use tokio::io::AsyncReadExt;
 
 use crate::baseline::RawBaseline;
+use crate::streaming::Source;
 
 /// A JSON column argument bound the way chatstore-sql binds it: compact JSON text as a
 /// PostgreSQL `json` parameter (sqlx's `Json` would bind `jsonb`, which PostgreSQL parses and
@@ -305,6 +312,8 @@ enum RawPool {
 #[derive(Debug, Clone)]
 pub struct RawSqlx {
     pool: RawPool,
+    /// The adapter's upload folder: where the raw file copies of the streaming benchmark go.
+    upload_dir: Option<PathBuf>,
 }
 
 fn db(what: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
@@ -460,6 +469,7 @@ impl RawSqlx {
             .map_err(db("connect"))?;
         Ok(RawSqlx {
             pool: RawPool::Sqlite(pool),
+            upload_dir: options.upload_dir.clone(),
         })
     }
 
@@ -473,7 +483,16 @@ impl RawSqlx {
             .map_err(db("connect"))?;
         Ok(RawSqlx {
             pool: RawPool::Postgres(pool),
+            upload_dir: options.upload_dir.clone(),
         })
+    }
+
+    /// Where the raw copy of streamed file `id` goes: the adapter's upload folder.
+    fn raw_upload_path(&self, id: &str) -> Result<PathBuf> {
+        let dir = self.upload_dir.as_ref().ok_or_else(|| {
+            Error::unsupported("raw sqlx", "file copies without a known upload folder")
+        })?;
+        Ok(dir.join(format!("raw-{id}.bin")))
     }
 
     /// A list in a read-only snapshot: the count, then the page (as the adapter runs it).
@@ -866,6 +885,49 @@ impl RawBaseline for RawSqlx {
         .map_err(db("get note"))?);
         std::hint::black_box(rows);
         Ok(())
+    }
+
+    async fn upload(&self, id: &str, source: &Source, _user_id: &str) -> Result<()> {
+        // Local storage's raw client is the file system: a file copy into the adapter's
+        // upload folder, synced to disk (the adapter syncs what it writes too).
+        let path = self.raw_upload_path(id)?;
+        tokio::fs::copy(&source.path, &path)
+            .await
+            .map_err(|e| Error::backend(format!("raw copy to {}", path.display()), e))?;
+        tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| Error::backend(format!("raw open {}", path.display()), e))?
+            .sync_all()
+            .await
+            .map_err(|e| Error::backend(format!("raw sync {}", path.display()), e))
+    }
+
+    async fn download(&self, id: &str) -> Result<u64> {
+        // Read in the adapter's chunk size, as its `read_stream` does.
+        let path = self.raw_upload_path(id)?;
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| Error::backend(format!("raw open {}", path.display()), e))?;
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        let mut n = 0u64;
+        loop {
+            let k = file
+                .read(&mut buf)
+                .await
+                .map_err(|e| Error::backend(format!("raw read {}", path.display()), e))?;
+            if k == 0 {
+                return Ok(n);
+            }
+            n += k as u64;
+            std::hint::black_box(&buf[..k]);
+        }
+    }
+
+    async fn remove_upload(&self, id: &str) -> Result<()> {
+        let path = self.raw_upload_path(id)?;
+        tokio::fs::remove_file(&path)
+            .await
+            .map_err(|e| Error::backend(format!("raw remove {}", path.display()), e))
     }
 
     async fn vector_insert_batch(&self, fx: &Fixture, _i: u64) -> Result<()> {

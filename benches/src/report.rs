@@ -16,6 +16,10 @@ use crate::error::BenchError;
 use crate::machine::Machine;
 use crate::ops::{Fixture, Op};
 use crate::stats::{Stats, format_duration, format_rate, group_thousands};
+use crate::streaming::{
+    self, FLAT_SLACK_BYTES, RssMethod, Sources, StreamOutcome, StreamResult, Transfers, format_mib,
+    format_size,
+};
 use crate::workload::{DEFAULT_SEED, KNOWLEDGE_COLLECTION, Scale, Workload};
 
 /// The name of the Markdown file a report is written to.
@@ -41,6 +45,10 @@ pub struct ReportConfig {
     pub max_time_per_op: Duration,
     /// Whether to draw a progress bar on the terminal.
     pub progress: bool,
+    /// File sizes (bytes) of the streaming section; empty leaves it out.
+    pub stream_sizes: Vec<u64>,
+    /// Transfers per size and side in the streaming section; 0 leaves it out.
+    pub stream_runs: usize,
 }
 
 impl Default for ReportConfig {
@@ -53,6 +61,8 @@ impl Default for ReportConfig {
             samples: 200,
             max_time_per_op: Duration::from_secs(5),
             progress: true,
+            stream_sizes: streaming::DEFAULT_SIZES.to_vec(),
+            stream_runs: streaming::DEFAULT_RUNS,
         }
     }
 }
@@ -109,6 +119,10 @@ pub struct BackendRun {
     pub import_target: Option<f64>,
     /// Every operation, in [`Op::ALL`] order.
     pub ops: Vec<OpResult>,
+    /// The streaming section, one entry per file size (empty when not streamed).
+    pub streaming: Vec<StreamResult>,
+    /// The smallest acceptable adapter/raw streaming throughput ratio.
+    pub stream_target: Option<f64>,
 }
 
 impl BackendRun {
@@ -135,6 +149,12 @@ pub struct Report {
     pub skipped: Vec<(String, String)>,
     /// Backends that failed to open or load, with the error.
     pub failed: Vec<(String, String)>,
+    /// Transfers per size and side in the streaming section (0: not streamed).
+    pub stream_runs: usize,
+    /// How memory per transfer was measured.
+    pub rss_method: RssMethod,
+    /// Backends left out of the streaming section, with the reason.
+    pub stream_skipped: Vec<(String, String)>,
 }
 
 /// Runs the workload on every selected backend and writes `report.md` and the charts into
@@ -166,6 +186,23 @@ pub async fn measure_backends(
         runs: Vec::new(),
         skipped: Vec::new(),
         failed: Vec::new(),
+        stream_runs: 0,
+        rss_method: streaming::rss_method(),
+        stream_skipped: Vec::new(),
+    };
+    // The streaming section's source files, written once for every backend.
+    let streamed = config.stream_runs > 0 && !config.stream_sizes.is_empty();
+    if streamed {
+        report.stream_runs = config.stream_runs;
+    }
+    let sources = if streamed && specs.iter().any(|s| s.streams) {
+        Some(
+            Sources::create(&config.stream_sizes, config.seed)
+                .await
+                .map_err(|e| BenchError::store("streaming sources", e))?,
+        )
+    } else {
+        None
     };
     for spec in specs {
         let url = match spec.availability() {
@@ -178,7 +215,15 @@ pub async fn measure_backends(
                 continue;
             }
         };
-        match run_backend(&spec, url, workload, config).await {
+        if streamed && !spec.streams {
+            report.stream_skipped.push((
+                spec.name.to_owned(),
+                "holds files in memory by design, or composes backends streamed on their own"
+                    .to_owned(),
+            ));
+        }
+        let sources = sources.as_ref().filter(|_| spec.streams);
+        match run_backend(&spec, url, workload, config, sources).await {
             Ok(run) => report.runs.push(run),
             Err(e) => report.failed.push((spec.name.to_owned(), e.to_string())),
         }
@@ -204,10 +249,11 @@ async fn run_backend(
     url: Option<String>,
     workload: Workload,
     config: &ReportConfig,
+    sources: Option<&Sources>,
 ) -> Result<BackendRun, BenchError> {
     let fail = |e| BenchError::store(spec.name, e);
     let opened = spec.open(url.clone()).await.map_err(fail)?;
-    let outcome = measure_opened(spec, url, workload, config, &opened).await;
+    let outcome = measure_opened(spec, url, workload, config, &opened, sources).await;
     let closed = opened.close().await;
     let run = outcome?;
     closed.map_err(fail)?;
@@ -220,6 +266,7 @@ async fn measure_opened(
     workload: Workload,
     config: &ReportConfig,
     opened: &Opened,
+    sources: Option<&Sources>,
 ) -> Result<BackendRun, BenchError> {
     let fail = |e| BenchError::store(spec.name, e);
     let store = &opened.store;
@@ -233,9 +280,11 @@ async fn measure_opened(
     }
     let samples = config.samples.max(1) as u64;
     let per_op = samples * if opened.baseline.is_some() { 2 } else { 1 };
+    let sources = sources.filter(|_| store.capabilities().files);
+    let transfers = sources.map_or(0, |s| (s.files.len() * config.stream_runs * 2) as u64);
     let bar = progress_bar(
         config,
-        workload.records() + workload.notes() + per_op * Op::ALL.len() as u64,
+        workload.records() + workload.notes() + per_op * Op::ALL.len() as u64 + transfers,
     );
     bar.set_message(format!("{}: loading", spec.name));
     let started = Instant::now();
@@ -269,6 +318,21 @@ async fn measure_opened(
         ops.push(result);
         bar.set_position(before + per_op);
     }
+    let streaming = match sources {
+        Some(sources) => {
+            bar.set_message(format!("{}: streaming files", spec.name));
+            streaming::measure(
+                store,
+                opened.baseline.as_deref(),
+                &fx.heavy_user_id,
+                sources,
+                config.stream_runs,
+                &|| bar.inc(1),
+            )
+            .await
+        }
+        None => Vec::new(),
+    };
     let raw_import = match &opened.baseline {
         Some(_) => {
             bar.set_message(format!("{}: raw import", spec.name));
@@ -291,6 +355,8 @@ async fn measure_opened(
         raw_import,
         import_target: spec.import_target,
         ops,
+        streaming,
+        stream_target: spec.stream_target,
     })
 }
 
@@ -437,6 +503,23 @@ impl Report {
             if let Outcome::Failed(e) = &run.raw_import {
                 out.push(format!("{} raw import: {e}", run.name));
             }
+            for s in &run.streaming {
+                if let StreamOutcome::Failed(e) = &s.adapter {
+                    out.push(format!(
+                        "{} streaming {}: {e}",
+                        run.name,
+                        format_size(s.size)
+                    ));
+                }
+                if let StreamOutcome::Failed(e) = &s.raw {
+                    out.push(format!(
+                        "{} {} streaming {}: {e}",
+                        run.name,
+                        run.baseline.unwrap_or("baseline"),
+                        format_size(s.size)
+                    ));
+                }
+            }
             for r in &run.ops {
                 if let Outcome::Failed(e) = &r.adapter {
                     out.push(format!("{} {}: {e}", run.name, r.op.slug()));
@@ -500,6 +583,57 @@ impl Report {
                     && ratio > target
                 {
                     out.push((run.name.clone(), r.op, ratio, target));
+                }
+            }
+        }
+        out
+    }
+
+    /// Streaming misses: `(backend, size, direction, share, target)` where the adapter's
+    /// throughput is below `target` of its raw client's (`direction` is `put` or `get`).
+    pub fn stream_misses(&self) -> Vec<(String, u64, &'static str, f64, f64)> {
+        let mut out = Vec::new();
+        for run in &self.runs {
+            let Some(target) = run.stream_target else {
+                continue;
+            };
+            for s in &run.streaming {
+                if let Some((put, get)) = s.shares() {
+                    for (direction, share) in [("put", put), ("get", get)] {
+                        if share < target {
+                            out.push((run.name.clone(), s.size, direction, share, target));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Backends whose largest streamed size grew the resident set by more than
+    /// [`FLAT_SLACK_BYTES`] over the smallest, `(backend, direction, small, large)` in bytes.
+    pub fn memory_not_flat(&self) -> Vec<(String, &'static str, u64, u64)> {
+        let mut out = Vec::new();
+        for run in &self.runs {
+            let measured: Vec<&Transfers> = run
+                .streaming
+                .iter()
+                .filter_map(|s| s.adapter.transfers())
+                .collect();
+            let (Some(first), Some(last)) = (measured.first(), measured.last()) else {
+                continue;
+            };
+            if measured.len() < 2 {
+                continue;
+            }
+            for (direction, small, large) in [
+                ("put", first.put_rss, last.put_rss),
+                ("get", first.get_rss, last.get_rss),
+            ] {
+                if let (Some(small), Some(large)) = (small, large)
+                    && large > small + FLAT_SLACK_BYTES
+                {
+                    out.push((run.name.clone(), direction, small, large));
                 }
             }
         }
@@ -628,10 +762,125 @@ impl Report {
         }
         self.summary_markdown(&mut md);
         self.targets_markdown(&mut md);
+        self.streaming_markdown(&mut md);
         for op in Op::ALL {
             self.op_markdown(&mut md, op);
         }
         md
+    }
+
+    fn streaming_markdown(&self, md: &mut String) {
+        let streamed: Vec<&BackendRun> = self
+            .runs
+            .iter()
+            .filter(|r| !r.streaming.is_empty())
+            .collect();
+        if self.stream_runs == 0 || (streamed.is_empty() && self.stream_skipped.is_empty()) {
+            return;
+        }
+        let _ = writeln!(md, "\n## Streaming files\n");
+        let _ = writeln!(
+            md,
+            "`files.put_stream` of a file read from disk in 64 KiB chunks, then `files.read_stream` \
+             of it drained (sha256 checked on the way), against the backend's raw client copying \
+             the same bytes: for local storage a file copy into the upload folder synced to disk \
+             (`tokio::fs::copy` + `sync_all`) and a read of it in 64 KiB chunks; for PocketBase a \
+             raw multipart record creation on the same collection with the bytes streamed from \
+             disk, and the record read plus a GET of the file with a file token, its body taken \
+             chunk by chunk. {} transfers per size and side, the sides taking turns; MB/s is \
+             decimal megabytes over the median time; share is adapter / raw throughput. Memory \
+             per transfer is the growth of this process's resident set during one transfer, the \
+             largest of the runs: {} (the server's own memory, PocketBase's or PostgreSQL's, is \
+             not counted). Memory is flat when the largest size grows it by at most {} more than \
+             the smallest.\n",
+            self.stream_runs,
+            self.rss_method.describe(),
+            format_mib(Some(FLAT_SLACK_BYTES))
+        );
+        if !streamed.is_empty() {
+            let _ = writeln!(
+                md,
+                "| backend | size | put MB/s | raw put MB/s | put share | get MB/s | raw get MB/s \
+                 | get share | memory per put | per get | raw: per put | per get |\n\
+                 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
+        }
+        for run in &streamed {
+            for s in &run.streaming {
+                let size = format_size(s.size);
+                let mut row = format!("| {} | {size} |", run.name);
+                let (a, r) = (s.adapter.transfers(), s.raw.transfers());
+                let share = |x: f64| match run.stream_target {
+                    Some(t) if x < t => format!(
+                        "**{:.0}%** (target ≥ {:.0}%: missed by {:.0} points)",
+                        x * 100.0,
+                        t * 100.0,
+                        (t - x) * 100.0
+                    ),
+                    _ => format!("{:.0}%", x * 100.0),
+                };
+                let shares = s.shares();
+                for (k, direction) in ["put", "get"].into_iter().enumerate() {
+                    let rate = |t: &Transfers| {
+                        if direction == "put" {
+                            t.put_mbps(s.size)
+                        } else {
+                            t.get_mbps(s.size)
+                        }
+                    };
+                    let adapter = match &s.adapter {
+                        StreamOutcome::Measured(t) => format!("{:.0}", rate(t)),
+                        other => stream_cell(other),
+                    };
+                    let raw = match &s.raw {
+                        StreamOutcome::Measured(t) => format!("{:.0}", rate(t)),
+                        other => stream_cell(other),
+                    };
+                    let ratio =
+                        shares.map_or("—".to_owned(), |(p, g)| share(if k == 0 { p } else { g }));
+                    row.push_str(&format!(" {adapter} | {raw} | {ratio} |"));
+                }
+                for t in [a, r] {
+                    row.push_str(&format!(
+                        " {} | {} |",
+                        format_mib(t.and_then(|t| t.put_rss)),
+                        format_mib(t.and_then(|t| t.get_rss))
+                    ));
+                }
+                let _ = writeln!(md, "{row}");
+            }
+        }
+        for run in &streamed {
+            let measured: Vec<(u64, &Transfers)> = run
+                .streaming
+                .iter()
+                .filter_map(|s| Some((s.size, s.adapter.transfers()?)))
+                .collect();
+            if let (Some((small, a)), Some((large, b)), true) =
+                (measured.first(), measured.last(), measured.len() > 1)
+            {
+                let flat = !self
+                    .memory_not_flat()
+                    .iter()
+                    .any(|(name, ..)| *name == run.name);
+                let _ = writeln!(
+                    md,
+                    "\n- **{}**: memory per transfer {} between {} and {} (put {} → {}, get {} → \
+                     {}).",
+                    run.name,
+                    if flat { "flat" } else { "**not flat**" },
+                    format_size(*small),
+                    format_size(*large),
+                    format_mib(a.put_rss),
+                    format_mib(b.put_rss),
+                    format_mib(a.get_rss),
+                    format_mib(b.get_rss)
+                );
+            }
+        }
+        for (name, reason) in &self.stream_skipped {
+            let _ = writeln!(md, "\n- {name}: not streamed: {reason}.");
+        }
     }
 
     fn summary_markdown(&self, md: &mut String) {
@@ -659,7 +908,10 @@ impl Report {
             .runs
             .iter()
             .filter(|r| {
-                r.baseline.is_some() && (r.baseline_target.is_some() || r.import_target.is_some())
+                r.baseline.is_some()
+                    && (r.baseline_target.is_some()
+                        || r.import_target.is_some()
+                        || r.stream_target.is_some())
             })
             .collect();
         if with_target.is_empty() {
@@ -671,8 +923,29 @@ impl Report {
             );
             return;
         }
+        for (name, size, direction, share, target) in self.stream_misses() {
+            let _ = writeln!(
+                md,
+                "- **{name}, streaming {direction} of {}**: {:.0}% of the raw client's throughput, \
+                 target ≥ {:.0}%: missed by {:.0} points.",
+                format_size(size),
+                share * 100.0,
+                target * 100.0,
+                (target - share) * 100.0
+            );
+        }
+        for (name, direction, small, large) in self.memory_not_flat() {
+            let _ = writeln!(
+                md,
+                "- **{name}, streaming {direction}**: memory per transfer not flat ({} at the \
+                 smallest size, {} at the largest).",
+                format_mib(Some(small)),
+                format_mib(Some(large))
+            );
+        }
         let misses = self.target_misses();
-        if misses.is_empty() {
+        if misses.is_empty() && self.stream_misses().is_empty() && self.memory_not_flat().is_empty()
+        {
             let _ = writeln!(
                 md,
                 "Every adapter is within its target of its raw baseline."
@@ -770,6 +1043,14 @@ fn ratio(a: Duration, b: Duration) -> f64 {
 
 fn raw_ratio(r: &OpResult) -> Option<f64> {
     Some(ratio(r.adapter.stats()?.p50, r.raw.stats()?.p50))
+}
+
+fn stream_cell(outcome: &StreamOutcome) -> String {
+    match outcome {
+        StreamOutcome::Measured(_) => String::new(),
+        StreamOutcome::Unsupported => "—".to_owned(),
+        StreamOutcome::Failed(e) => format!("failed: {e}"),
+    }
 }
 
 fn cell(outcome: &Outcome) -> String {

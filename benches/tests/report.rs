@@ -14,6 +14,9 @@ fn tiny(out: &std::path::Path) -> ReportConfig {
         backends: vec!["memory".to_owned()],
         out_dir: out.to_owned(),
         progress: false,
+        // Small files: the streaming section's path, not its figures.
+        stream_sizes: vec![150_000, 600_000],
+        stream_runs: 2,
         ..ReportConfig::default()
     }
 }
@@ -60,6 +63,10 @@ async fn report_covers_every_operation_with_a_table_and_a_chart() {
         assert!(stats.samples >= 10 && stats.p50 <= stats.p95);
     }
     assert!(md.contains("| memory |"));
+    assert!(
+        report.runs[0].streaming.is_empty() && md.contains("memory: not streamed"),
+        "the memory backend is left out of the streaming section, with a line saying so"
+    );
     assert!(
         !md.contains("| sqlite |") && !md.contains("| postgres |"),
         "only the backends asked for are measured"
@@ -201,6 +208,19 @@ async fn sqlite_runs_in_the_report_with_its_raw_sqlx_baseline() {
             op.slug()
         );
     }
+    assert_eq!(run.streaming.len(), 2, "one streaming entry per size");
+    for s in &run.streaming {
+        let adapter = s
+            .adapter
+            .transfers()
+            .expect("put_stream/read_stream measured");
+        let raw = s.raw.transfers().expect("the raw file copy measured");
+        assert_eq!((adapter.put.len(), raw.get.len()), (2, 2));
+        assert!(s.shares().is_some_and(|(put, get)| put > 0.0 && get > 0.0));
+    }
     let md = std::fs::read_to_string(dir.path().join(REPORT_FILE)).expect("report.md");
     assert!(md.contains("raw sqlx"));
+    assert!(md.contains("## Streaming files"));
+    assert!(md.contains("| sqlite | 600 kB |"), "{md}");
+    assert!(md.contains("memory per transfer"));
 }

@@ -30,6 +30,12 @@ pub struct BenchArgs {
     /// Workload seed.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
+    /// File sizes of the streaming section in MB (decimal), comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,100")]
+    pub stream_sizes: Vec<f64>,
+    /// Transfers per size and side in the streaming section; 0 leaves the section out.
+    #[arg(long, default_value_t = chatstore_benches::streaming::DEFAULT_RUNS)]
+    pub stream_runs: usize,
 }
 
 /// Runs the benchmark and prints where the report went. Failed operations make it an error
@@ -41,6 +47,15 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
             args.max_seconds
         )));
     }
+    if let Some(bad) = args
+        .stream_sizes
+        .iter()
+        .find(|mb| !(mb.is_finite() && **mb > 0.0))
+    {
+        return Err(BenchError::Config(format!(
+            "--stream-sizes takes positive sizes in MB, got {bad}"
+        )));
+    }
     let config = ReportConfig {
         scale: args.scale,
         seed: args.seed,
@@ -49,6 +64,12 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         samples: args.samples.max(1),
         max_time_per_op: Duration::from_secs_f64(args.max_seconds),
         progress: true,
+        stream_sizes: args
+            .stream_sizes
+            .iter()
+            .map(|mb| (mb * 1e6).round() as u64)
+            .collect(),
+        stream_runs: args.stream_runs,
     };
     let report = report::run(&config).await?;
     let path = config.out_dir.join(REPORT_FILE);
