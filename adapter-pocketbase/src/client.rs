@@ -357,8 +357,8 @@ impl Client {
     ) -> Result<(Vec<Value>, u64)> {
         let per_page = match limit {
             Some(0) => return Ok((Vec::new(), 0)),
-            Some(l) if l <= MAX_PER_PAGE && offset.is_multiple_of(l) => l,
-            _ => MAX_PER_PAGE,
+            Some(l) => one_page_for(offset, l).unwrap_or(MAX_PER_PAGE),
+            None => MAX_PER_PAGE,
         };
         let mut page = offset / per_page + 1;
         let mut skip = offset % per_page;
@@ -708,6 +708,13 @@ impl Client {
     }
 }
 
+/// The smallest `perPage` whose one page holds items `offset .. offset + limit`, if one of at
+/// most [`MAX_PER_PAGE`] does (PocketBase pages by `page`/`perPage`, not by offset).
+fn one_page_for(offset: u64, limit: u64) -> Option<u64> {
+    let last = offset.checked_add(limit)?.checked_sub(1)?;
+    (limit..=MAX_PER_PAGE).find(|p| offset / p == last / p)
+}
+
 fn token_of(value: &Value) -> Result<Token> {
     let token = value
         .get("token")
@@ -752,6 +759,20 @@ mod tests {
         assert!(!needs_refresh(now + REFRESH_MARGIN_SECS + 1, now));
         assert!(needs_refresh(now + REFRESH_MARGIN_SECS, now));
         assert!(needs_refresh(now - 5, now));
+    }
+
+    #[test]
+    fn a_range_is_read_from_one_page_when_one_fits() {
+        assert_eq!(one_page_for(0, 30), Some(30));
+        assert_eq!(one_page_for(60, 30), Some(30));
+        assert_eq!(one_page_for(7, 5), Some(6));
+        assert_eq!(one_page_for(999, 3), Some(3));
+        assert_eq!(one_page_for(1000, 3), Some(4));
+        assert_eq!(one_page_for(7, 1001), None);
+        for (offset, limit) in [(7, 5), (999, 3), (5, 1), (123, 77)] {
+            let p = one_page_for(offset, limit).expect("fits");
+            assert_eq!(offset / p, (offset + limit - 1) / p);
+        }
     }
 
     #[test]

@@ -321,10 +321,11 @@ pub async fn ensure(client: &Client, c: &Collections) -> Result<()> {
 pub async fn check(client: &Client, c: &Collections) -> Result<()> {
     match check_collections(client, &all_collections_json(c)).await {
         Ok(()) => {}
-        Err(Error::NotFound { .. }) => {
+        Err(e @ Error::NotFound { .. }) => {
             return Err(Error::invalid(format!(
-                "this PocketBase server lacks chatstore's collections ({:?}, ...); \
-                 read-only opening creates nothing",
+                "this PocketBase server lacks chatstore's collections ({:?}, ...: {e}); \
+                 read-only opening creates nothing: open it once writable, or apply \
+                 adapter-pocketbase/pb_migrations, to create them",
                 c.users
             )));
         }
