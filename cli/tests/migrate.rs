@@ -1294,3 +1294,70 @@ async fn a_run_killed_in_the_workspace_group_resumes_without_loss_or_duplicates(
     assert!(dead_letters(&dir).is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A workspace row the source cannot read (invalid JSON in a cell, one with a one-column key
+/// and one with a two-column key) is set aside with its key and reason, and so is the row
+/// the target then refuses for pointing at it (a pin of the unreadable note); every other row
+/// arrives, and the run exits non-zero.
+#[tokio::test]
+async fn unreadable_workspace_rows_are_set_aside_with_their_keys() {
+    let dir = folder();
+    let src = owui_sqlite_with_workspace(&dir, 0).await;
+    exec(
+        &src,
+        "UPDATE note SET data = '{not json' WHERE id = 'n1';
+         UPDATE folder SET meta = '{\"icon\":' WHERE id = 'fo2';",
+    )
+    .await;
+    let target = sqlite_url(&dir, "target.db");
+    let out = migrate(
+        &dir,
+        &[
+            "--from",
+            &src,
+            "--to",
+            &target,
+            "--groups",
+            "users,chats,files,workspace",
+            "--batch-size",
+            "2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let letters = dead_letters(&dir);
+    let ids: Vec<(String, String)> = letters
+        .iter()
+        .map(|l| {
+            (
+                l["entity"].as_str().unwrap_or_default().to_owned(),
+                l["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("folder".to_owned(), "fo2/u1".to_owned()),
+            ("note".to_owned(), "n1".to_owned()),
+            ("pinned_note".to_owned(), "pn1".to_owned())
+        ],
+        "{letters:#?}"
+    );
+    assert!(
+        letters[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("valid JSON")),
+        "{letters:#?}"
+    );
+    assert_eq!(count(&target, "note").await, 1);
+    assert_eq!(count(&target, "folder").await, 2);
+    assert_eq!(count(&target, "pinned_note").await, 0);
+    assert_eq!(count(&target, "channel").await, 2);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("verify workspace: source 35, target 32"),
+        "{}",
+        show(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

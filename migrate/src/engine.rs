@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use chatstore_core::blob::rebuild_history;
-use chatstore_core::rows::{ALL_TABLES, Row, RowOp, RowQuery, RowStore, Table, tables};
+use chatstore_core::rows::{ALL_TABLES, Cond, Row, RowOp, RowQuery, RowStore, Table, tables};
 use chatstore_core::{
     Chat, Error, ErrorKind, FileMeta, Message, ModelGroup, NewChat, NewFile, NewMessage, NewUser,
     Result, Store, Tag, TagKey, User, VectorItem,
@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::progress::{BatchPoint, Progress};
 use crate::read::{Read, page, retrying};
-use crate::rows::{key_value, page_after, parents_first};
+use crate::rows::{key_value, min_text, page_after, parents_first};
 use crate::sink::{self, ChatItem, Pending, Sink};
 use crate::state::{Counts, GroupState, State, StateFile};
 
@@ -922,7 +922,14 @@ impl<'a> Migration<'a> {
             loop {
                 let query = page_after(table, gs.cursor.as_ref(), limit)?;
                 let what = format!("reading {}", table.name);
-                let rows = retrying(&what, || src.select(table, &query)).await?;
+                let rows = match retrying(&what, || src.select(table, &query)).await {
+                    Ok(rows) => rows,
+                    Err(e) if e.is_retryable() => return Err(e),
+                    Err(e) => match self.unreadable_row(run, gs, &*src, table, e).await? {
+                        Some(rows) => rows,
+                        None => continue,
+                    },
+                };
                 let Some(last) = rows.last().map(|r| key_value(table, r)) else {
                     break;
                 };
@@ -934,6 +941,50 @@ impl<'a> Migration<'a> {
             }
         }
         Ok(())
+    }
+
+    /// After a page of `table` failed to read for a reason other than availability: the next
+    /// row alone, when it reads (`Some`, copied as a page of one); else its key, learnt with
+    /// counts ([`min_text`]), set aside with the error and passed (`None`). The cursor is
+    /// checkpointed past it.
+    async fn unreadable_row(
+        &self,
+        run: &mut Run,
+        gs: &mut GroupState,
+        src: &dyn RowStore,
+        table: &'static Table,
+        page_error: Error,
+    ) -> Result<Option<Vec<Row>>> {
+        let group = ModelGroup::Workspace;
+        tracing::warn!(table = table.name, error = %page_error,
+            "a page could not be read whole; reading its rows one by one");
+        let one = page_after(table, gs.cursor.as_ref(), 1)?;
+        let error = match retrying("reading a row", || src.select(table, &one)).await {
+            Ok(rows) => return Ok(Some(rows)),
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(e) => e,
+        };
+        // The key of the row after the cursor, column by column.
+        let mut filter = one.filter.clone();
+        let mut key = serde_json::Map::new();
+        for column in table.primary_key {
+            let Some(value) = min_text(src, table, &filter, column).await? else {
+                return Err(Error::backend_msg(format!(
+                    "{}: a row after {:?} cannot be read ({error}) and its key cannot be found",
+                    table.name, gs.cursor
+                )));
+            };
+            filter.push(Cond::Eq(column, Value::String(value.clone())));
+            key.insert((*column).to_owned(), Value::String(value));
+        }
+        let id = table.key_of(&key);
+        gs.counts.read += 1;
+        let e = Error::backend_msg(format!("the source could not read it: {error}"));
+        run.letter(gs, group, table.name, id, Value::Null, &e);
+        self.batch_done(run, group);
+        gs.cursor = Some(Value::Object(key));
+        run.checkpoint(group, gs, self.progress)?;
+        Ok(None)
     }
 
     /// Upserts one batch of a table in one atomic write; when the target refuses it, row by

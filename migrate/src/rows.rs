@@ -215,6 +215,77 @@ fn order(rows: &[Row], parents_of: &dyn Fn(&Row) -> Vec<String>) -> Vec<usize> {
     out_order
 }
 
+/// The smallest value of the text `column` among the rows matching `filter`, found with
+/// counts only (never reading a row): how the key of a row the source cannot read (invalid
+/// JSON in one of its cells) is learnt, so that the row is set aside and the walk goes on.
+/// One character at a time, each by a binary search over code points (about 21 counts a
+/// character). `None` when no row matches.
+pub async fn min_text(
+    rows: &dyn RowStore,
+    table: &'static Table,
+    filter: &[Cond],
+    column: &'static str,
+) -> Result<Option<String>> {
+    let count = |extra: Vec<Cond>| {
+        let mut all = filter.to_vec();
+        all.extend(extra);
+        async move {
+            retrying("counting rows around an unreadable one", || {
+                rows.count(table, &all)
+            })
+            .await
+        }
+    };
+    if count(Vec::new()).await? == 0 {
+        return Ok(None);
+    }
+    let below = |prefix: &str, c: char| {
+        let mut bound = prefix.to_owned();
+        bound.push(c);
+        vec![Cond::Lt(column, Value::String(bound))]
+    };
+    let mut prefix = String::new();
+    // Keys are short; a longer walk means the store does not order as expected.
+    for _ in 0..1024 {
+        if !prefix.is_empty()
+            && count(vec![Cond::Eq(column, Value::String(prefix.clone()))]).await? > 0
+        {
+            return Ok(Some(prefix));
+        }
+        // The next character c is the largest one with no value below `prefix + c`.
+        let (mut lo, mut hi) = ('\u{1}', char::MAX);
+        if count(below(&prefix, hi)).await? == 0 {
+            prefix.push(hi);
+            continue;
+        }
+        while let Some(mid) = middle(lo, hi) {
+            if count(below(&prefix, mid)).await? > 0 {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        prefix.push(lo);
+    }
+    Err(Error::backend_msg(format!(
+        "{}: the key of an unreadable row could not be found",
+        table.name
+    )))
+}
+
+/// A character strictly between `lo` and `hi` (code point order, surrogates skipped), if any.
+fn middle(lo: char, hi: char) -> Option<char> {
+    let (a, b) = (u32::from(lo), u32::from(hi));
+    if b <= a + 1 {
+        return None;
+    }
+    let mid = a + (b - a) / 2;
+    char::from_u32(mid)
+        .or_else(|| char::from_u32(0xE000).filter(|c| *c < hi))
+        .or_else(|| char::from_u32(0xD7FF).filter(|c| *c > lo))
+        .filter(|c| *c > lo && *c < hi)
+}
+
 #[cfg(test)]
 mod tests {
     use chatstore_core::rows::tables::{FOLDER, GROUP, NOTE};

@@ -23,7 +23,7 @@ use std::future::Future;
 
 use chatstore_core::blob::set_title;
 use chatstore_core::compare::{FieldDiff, canonical, content_hash, diff, same};
-use chatstore_core::rows::{ALL_TABLES, Row, Table};
+use chatstore_core::rows::{ALL_TABLES, Cond, Row, Table};
 use chatstore_core::{Chat, ErrorKind, Message, ModelGroup, Result, Store, Tag, TagKey};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use crate::engine::current_id;
 use crate::progress::Progress;
 use crate::read::{Read, page, retrying};
-use crate::rows::{merge_key, normalised, page_after};
+use crate::rows::{merge_key, min_text, normalised, page_after};
 
 /// At most this many ids are listed per kind of difference and group (all are counted).
 pub const MAX_LISTED: usize = 1_000;
@@ -633,11 +633,33 @@ async fn row_side(
     });
     let query = page_after(table, cursor.as_ref(), PAGE)?;
     let what = format!("reading {}", table.name);
-    Ok(retrying(&what, || rows.select(table, &query))
-        .await?
-        .into_iter()
-        .map(|r| Ok(KeyedRow(merge_key(table, &r), r)))
-        .collect())
+    let keyed = |rows: Vec<Row>| -> Vec<Read<KeyedRow>> {
+        rows.into_iter()
+            .map(|r| Ok(KeyedRow(merge_key(table, &r), r)))
+            .collect()
+    };
+    match retrying(&what, || rows.select(table, &query)).await {
+        Ok(page) => return Ok(keyed(page)),
+        Err(e) if e.is_retryable() => return Err(e),
+        Err(_) => {}
+    }
+    // A row of this page cannot be read: the next row alone, or its key and the error.
+    let one = page_after(table, cursor.as_ref(), 1)?;
+    let error = match retrying(&what, || rows.select(table, &one)).await {
+        Ok(page) => return Ok(keyed(page)),
+        Err(e) if e.is_retryable() => return Err(e),
+        Err(e) => e,
+    };
+    let mut filter = one.filter.clone();
+    let mut key = Vec::new();
+    for column in table.primary_key {
+        let Some(value) = min_text(&*rows, table, &filter, column).await? else {
+            return Err(error);
+        };
+        filter.push(Cond::Eq(column, Value::String(value.clone())));
+        key.push(value);
+    }
+    Ok(vec![Err((key.join("\u{0}"), error))])
 }
 
 async fn workspace(source: &Store, target: &Store, g: &mut GroupReport) -> Result<()> {
