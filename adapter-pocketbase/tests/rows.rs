@@ -608,3 +608,41 @@ async fn folder_parents_tell_null_from_empty() {
         .expect("roots");
     assert_eq!(roots, vec![folder("root", Value::Null)]);
 }
+
+/// Deletes racing over the same rows all succeed and delete each row once: a write whose
+/// rows another writer deleted after it read them is planned again, not failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_deletes_each_remove_a_row_once() {
+    let Some((_pb, rows, _)) = stores().await else {
+        return;
+    };
+    fill(&rows, 24).await;
+    let racers = (0..3).map(|_| {
+        let rows = rows.clone();
+        tokio::spawn(async move {
+            rows.write(vec![
+                RowOp::Update {
+                    table: &CHANNEL,
+                    filter: vec![Cond::NotNull("created_at")],
+                    set: row([("description", json!("raced"))]),
+                },
+                RowOp::Delete {
+                    table: &CHANNEL,
+                    filter: vec![Cond::NotNull("created_at")],
+                },
+            ])
+            .await
+        })
+    });
+    let mut deleted = 0;
+    for racer in racers {
+        let counts = racer
+            .await
+            .expect("joins")
+            .expect("a racing write succeeds");
+        assert_eq!(counts[0], counts[1], "it updated what it then deleted");
+        deleted += counts[1];
+    }
+    assert_eq!(deleted, 24, "every row deleted exactly once");
+    assert_eq!(rows.count(&CHANNEL, &[]).await.expect("count"), 0);
+}
