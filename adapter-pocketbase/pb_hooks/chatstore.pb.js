@@ -7,7 +7,7 @@
 
 // GET /api/chatstore/info: the routes' version (the adapter refuses to start on a mismatch).
 routerAdd("GET", "/api/chatstore/info", (e) => {
-  return e.json(200, { version: 1 });
+  return e.json(200, { version: 2 });
 }, $apis.requireSuperuserAuth());
 
 // POST /api/chatstore/tx {"ops": [...]}: runs record operations in one transaction, all or
@@ -292,3 +292,20 @@ routerAdd("GET", "/api/chatstore/chats-by-tags", (e) => {
     .all(rows);
   return e.json(200, { items: rows, total: count.n });
 }, $apis.requireSuperuserAuth());
+
+// Change records for the adapter's change feed (see chatstore_changes.js): every deletion of a
+// user, chat, message or file and every change of a chat's tag set, recorded inside the
+// deleting or updating transaction.
+onRecordDelete((e) => {
+  e.next();
+  require(`${__hooks}/chatstore_changes.js`).record(e.app, e.record, "deleted", []);
+});
+
+onRecordUpdate((e) => {
+  const name = e.record.collection().name;
+  const tagsChanged =
+    /owui_chats$/.test(name) &&
+    JSON.stringify(e.record.original().get("tags")) !== JSON.stringify(e.record.get("tags"));
+  e.next();
+  if (tagsChanged) require(`${__hooks}/chatstore_changes.js`).record(e.app, e.record, "updated", ["tags"]);
+});

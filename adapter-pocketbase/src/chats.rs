@@ -425,6 +425,7 @@ impl PocketBase {
             expand: Some("tags"),
             fields: None,
             skip_total: false,
+            fields: None,
         };
         let (items, total) = self
             .client()

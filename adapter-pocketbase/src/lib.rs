@@ -30,6 +30,7 @@
 //! # }
 //! ```
 
+pub mod changes;
 mod chats;
 pub mod client;
 pub mod error;
@@ -158,6 +159,10 @@ struct Inner {
     client: Client,
     cols: Collections,
     config: PocketBaseConfig,
+    /// Where the change feed publishes.
+    hub: Arc<chatstore_core::changes::ChangeHub>,
+    /// Set once the realtime listener runs.
+    listener: std::sync::OnceLock<()>,
 }
 
 impl Drop for Inner {
@@ -215,6 +220,8 @@ impl PocketBase {
                 client,
                 cols,
                 config,
+                hub: Arc::new(chatstore_core::changes::ChangeHub::default()),
+                listener: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -237,12 +244,16 @@ impl PocketBase {
                 client,
                 cols,
                 config,
+                hub: Arc::new(chatstore_core::changes::ChangeHub::default()),
+                listener: std::sync::OnceLock::new(),
             }),
         })
     }
 
     /// A [`Store`] whose users, chats, messages, tags and files, and the rows of Open WebUI's
-    /// remaining tables ([`rows`]), live on this server; vectors answer `Unsupported`.
+    /// remaining tables ([`rows`]), live on this server, with its [change feed](changes)
+    /// (PocketBase's realtime API, caught up after every reconnect); vectors answer
+    /// `Unsupported`.
     pub fn store(&self) -> Store {
         let repo = Arc::new(self.clone());
         Store::new(
@@ -266,6 +277,7 @@ impl PocketBase {
             },
         )
         .with_rows(Arc::new(self.clone()))
+        .with_changes(Arc::new(changes::PocketBaseFeed::new(self.clone())))
     }
 
     /// The collection names in use.

@@ -1,11 +1,12 @@
 //! The PocketBase schema of chatstore, enforced at start-up.
 //!
-//! Five base collections (`owui_users`, `owui_chats`, `owui_messages`, `owui_tags`,
-//! `owui_files`, each optionally prefixed) with stable collection and field ids, brought up to
-//! date through `PUT /api/collections/import` with `deleteMissing: false` (collections and
-//! fields are added or updated, nothing is deleted). The same schema ships as the JS
-//! migration `pb_migrations/1763769600_chatstore_schema.js` for operators who run
-//! `pocketbase migrate`; a test keeps the two identical. The collections of Open WebUI's
+//! Six base collections (`owui_users`, `owui_chats`, `owui_messages`, `owui_tags`,
+//! `owui_files`, and `owui_changes` for the change feed, each optionally prefixed) with stable
+//! collection and field ids, brought up to date through `PUT /api/collections/import` with
+//! `deleteMissing: false` (collections and fields are added or updated, nothing is deleted).
+//! The same schema ships as the JS migrations in `pb_migrations/` for operators who run
+//! `pocketbase migrate` (the newest, `1764633600_chatstore_change_feed.js`, holds the whole
+//! current schema of the aggregates; a test keeps it identical to this one). The collections of Open WebUI's
 //! remaining tables ([`crate::rows::collections`], `owui_rows_<table>`) go in the same import.
 
 use chatstore_core::transfer::MAX_STREAMED_FILE_BYTES;
@@ -17,7 +18,7 @@ use crate::client::Client;
 use crate::error::Subject;
 
 /// The version of the chatstore routes in `pb_hooks/chatstore.pb.js` this adapter needs.
-pub const HOOKS_VERSION: u64 = 1;
+pub const HOOKS_VERSION: u64 = 2;
 
 /// PocketBase: the id of the `id` field every base collection has; reusing it makes the import
 /// update the existing field instead of adding a second primary key.
@@ -50,6 +51,9 @@ pub struct Collections {
     pub tags: String,
     /// Files.
     pub files: String,
+    /// Change records of the change feed (deletions and tag changes, written by
+    /// `pb_hooks/chatstore.pb.js`; see [`crate::changes`]).
+    pub changes: String,
     /// The prefix (of the row collections too, see [`Collections::rows`]).
     prefix: String,
 }
@@ -72,6 +76,7 @@ impl Collections {
             messages: format!("{prefix}owui_messages"),
             tags: format!("{prefix}owui_tags"),
             files: format!("{prefix}owui_files"),
+            changes: format!("{prefix}owui_changes"),
             prefix: prefix.to_owned(),
         })
     }
@@ -155,7 +160,14 @@ pub(crate) fn collection(name: &str, fields: Vec<Value>, indexes: Vec<String>) -
 /// PocketBase: every collection has a custom id (Open WebUI uuids) and therefore the
 /// `(id COLLATE NOCASE)` unique index; without it every insert scans the table.
 pub fn collections_json(c: &Collections) -> Vec<Value> {
-    let (u, t, ch, m, f) = (&c.users, &c.tags, &c.chats, &c.messages, &c.files);
+    let (u, t, ch, m, f, x) = (
+        &c.users,
+        &c.tags,
+        &c.chats,
+        &c.messages,
+        &c.files,
+        &c.changes,
+    );
     vec![
         collection(
             u,
@@ -175,6 +187,7 @@ pub fn collections_json(c: &Collections) -> Vec<Value> {
             vec![
                 format!("CREATE UNIQUE INDEX idx_{u}_email_key ON {u} (email_key)"),
                 format!("CREATE INDEX idx_{u}_created ON {u} (created_at)"),
+                format!("CREATE INDEX idx_{u}_updated ON {u} (updated_at)"),
             ],
         ),
         collection(
@@ -229,6 +242,7 @@ pub fn collections_json(c: &Collections) -> Vec<Value> {
             vec![
                 format!("CREATE INDEX idx_{m}_chat ON {m} (chat_id, created_at)"),
                 format!("CREATE INDEX idx_{m}_key ON {m} (key)"),
+                format!("CREATE INDEX idx_{m}_created ON {m} (created_at)"),
             ],
         ),
         collection(
@@ -244,9 +258,23 @@ pub fn collections_json(c: &Collections) -> Vec<Value> {
                 number("created_at"),
                 number("updated_at"),
             ],
-            vec![format!(
-                "CREATE INDEX idx_{f}_user_updated ON {f} (user_id, updated_at)"
-            )],
+            vec![
+                format!("CREATE INDEX idx_{f}_user_updated ON {f} (user_id, updated_at)"),
+                format!("CREATE INDEX idx_{f}_updated ON {f} (updated_at)"),
+            ],
+        ),
+        collection(
+            x,
+            vec![
+                id_field(64),
+                text_field("user_id", 255),
+                number("at"),
+                json_field("event"),
+            ],
+            vec![
+                format!("CREATE INDEX idx_{x}_at ON {x} (at)"),
+                format!("CREATE INDEX idx_{x}_user_at ON {x} (user_id, at)"),
+            ],
         ),
     ]
 }
@@ -465,9 +493,16 @@ pub async fn drop_collections(client: &Client, c: &Collections) -> Result<()> {
         .iter()
         .rev()
         .map(|t| c.rows(t));
-    let aggregates = [&c.files, &c.messages, &c.chats, &c.tags, &c.users]
-        .into_iter()
-        .cloned();
+    let aggregates = [
+        &c.changes,
+        &c.files,
+        &c.messages,
+        &c.chats,
+        &c.tags,
+        &c.users,
+    ]
+    .into_iter()
+    .cloned();
     for name in rows.chain(aggregates) {
         match client
             .send(
@@ -491,12 +526,13 @@ pub async fn drop_collections(client: &Client, c: &Collections) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// The migration shipped in pb_migrations/ holds exactly the schema enforced at boot.
+    /// The newest aggregate migration in pb_migrations/ holds exactly the schema enforced at boot
+    /// (older ones stay as shipped: PocketBase applies each file once).
     #[test]
     fn migration_holds_the_boot_schema() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/pb_migrations/1763769600_chatstore_schema.js"
+            "/pb_migrations/1764633600_chatstore_change_feed.js"
         );
         let expected = serde_json::to_string_pretty(&collections_json(
             &Collections::new("").expect("empty prefix"),

@@ -9,7 +9,8 @@
 //! - [`FaultProxy`]: a TCP proxy in front of a server that can pause traffic and reset every
 //!   connection, for network faults;
 //! - [`PrivatePostgres`]: a PostgreSQL server of the test's own (own data folder, own port,
-//!   PostgreSQL's durable defaults) that can be restarted fast or immediately.
+//!   PostgreSQL's durable defaults) that can be restarted fast or immediately;
+//! - [`PrivatePocketBase`]: a PocketBase server of the test's own, killed and started again.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -21,9 +22,11 @@
 //! # }
 //! ```
 
+mod pocketbase;
 mod postgres;
 mod proxy;
 
+pub use pocketbase::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD, PrivatePocketBase};
 pub use postgres::{
     PrivatePostgres, Shutdown, drop_postgres_database, fresh_postgres_database, with_database,
 };

@@ -311,6 +311,7 @@ impl PocketBase {
             expand: None,
             fields,
             skip_total: true,
+            fields: None,
         };
         let (records, _) = self
             .client()
