@@ -425,7 +425,6 @@ impl PocketBase {
             expand: Some("tags"),
             fields: None,
             skip_total: false,
-            fields: None,
         };
         let (items, total) = self
             .client()

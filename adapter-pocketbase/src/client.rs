@@ -43,8 +43,6 @@ pub struct ListQuery {
     pub fields: Option<&'static str>,
     /// Skip the COUNT query (the total is then not known).
     pub skip_total: bool,
-    /// Only these fields of each record (`id,updated_at`); every field when `None`.
-    pub fields: Option<&'static str>,
 }
 
 /// A PocketBase client authenticated as a superuser.
@@ -437,7 +435,6 @@ impl Client {
             expand,
             fields: None,
             skip_total: true,
-            fields: None,
         };
         let (items, _) = self
             .list(collection, &q, 0, Some(u64::from(limit)), subject)

@@ -311,7 +311,6 @@ impl PocketBase {
             expand: None,
             fields,
             skip_total: true,
-            fields: None,
         };
         let (records, _) = self
             .client()
