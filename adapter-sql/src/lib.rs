@@ -90,7 +90,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use changes::SqlFeed;
 pub use files::PARTIAL_UPLOAD_MAX_AGE;
 pub use inspect::TableCounts;
-pub use pool::Dialect;
+pub use pool::{Bound, Dialect};
 pub use rows::SqlRows;
 
 /// How to open a database.

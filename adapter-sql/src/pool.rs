@@ -262,6 +262,69 @@ impl Dyn {
     }
 }
 
+/// A bound value of a statement, as [`crate::rows::select_text`] shows it: what the row store
+/// binds, for raw baselines that must send exactly its statements.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bound {
+    /// Text (or SQL `NULL`).
+    Text(Option<String>),
+    /// An integer.
+    Int(Option<i64>),
+    /// A boolean.
+    Bool(Option<bool>),
+    /// JSON text for a `JSON` column (`json` on PostgreSQL, TEXT on SQLite).
+    Json(Option<String>),
+    /// Bytes.
+    Blob(Option<Vec<u8>>),
+    /// A membership list: a PostgreSQL array of text; on SQLite it is bound as the JSON array
+    /// text in [`Bound::Json`]'s place (`json_each` reads it).
+    TextList(Vec<String>),
+    /// A PostgreSQL array of integers (SQLite: JSON array text).
+    IntList(Vec<i64>),
+    /// A PostgreSQL array of booleans (SQLite: JSON array text).
+    BoolList(Vec<bool>),
+}
+
+impl Dyn {
+    /// The statement's text with the dialect's placeholders (`?` on SQLite, `$n` on
+    /// PostgreSQL) and its bound values, in order. A list is bound as JSON text on SQLite.
+    pub(crate) fn render(self, dialect: Dialect) -> (String, Vec<Bound>) {
+        let mut sql = String::new();
+        let mut binds = Vec::new();
+        for part in self.parts {
+            match part {
+                Part::Sql(s) => sql.push_str(s),
+                Part::Ident(name) => {
+                    sql.push('"');
+                    sql.push_str(&name.replace('"', "\"\""));
+                    sql.push('"');
+                }
+                Part::Bind(arg) => {
+                    binds.push(match (arg, dialect) {
+                        (Arg::Text(v), _) => Bound::Text(v),
+                        (Arg::Int(v), _) => Bound::Int(v),
+                        (Arg::Bool(v), _) => Bound::Bool(v),
+                        (Arg::Json(v), _) => Bound::Json(v),
+                        (Arg::Blob(v), _) => Bound::Blob(v),
+                        (Arg::List(list), Dialect::Sqlite) => Bound::Text(Some(list.json())),
+                        (Arg::List(List::Text(v)), Dialect::Postgres) => Bound::TextList(v),
+                        (Arg::List(List::Int(v)), Dialect::Postgres) => Bound::IntList(v),
+                        (Arg::List(List::Bool(v)), Dialect::Postgres) => Bound::BoolList(v),
+                    });
+                    match dialect {
+                        Dialect::Sqlite => sql.push('?'),
+                        Dialect::Postgres => {
+                            sql.push('$');
+                            sql.push_str(&binds.len().to_string());
+                        }
+                    }
+                }
+            }
+        }
+        (sql, binds)
+    }
+}
+
 /// What the two drivers share for binding an [`Arg`].
 trait Binder: Database {
     fn push_arg(qb: &mut QueryBuilder<Self>, arg: Arg);

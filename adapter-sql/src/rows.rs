@@ -46,7 +46,7 @@ use sqlx::{Row as _, TypeInfo as _, ValueRef as _};
 
 use crate::SqlStore;
 use crate::error::{Integrity, db_error, integrity};
-use crate::pool::{Arg, Dialect, Dyn, List, Mode, Row as DbRow, Tx};
+use crate::pool::{Arg, Bound, Dialect, Dyn, List, Mode, Row as DbRow, Tx};
 
 /// Values bound in one statement at most (SQLite allows 32 766, PostgreSQL 65 535).
 pub const MAX_BINDS: usize = 30_000;
@@ -143,10 +143,7 @@ impl RowStore for SqlRows {
     }
 
     async fn count(&self, table: &'static Table, filter: &[Cond]) -> Result<u64> {
-        let dialect = self.store.dialect();
-        let mut d = Dyn::default();
-        d.sql("SELECT count(*) FROM ").ident(table.name);
-        push_where(&mut d, table, filter, dialect)?;
+        let d = count_statement(table, filter, self.store.dialect())?;
         let rows = self.store.pool().fetch_dyn(table.name, d).await?;
         let n = match rows.first() {
             Some(DbRow::Sqlite(r)) => r.try_get::<i64, _>(0),
@@ -397,6 +394,34 @@ fn push_columns(d: &mut Dyn, table: &'static Table) {
         }
         d.ident(column.name);
     }
+}
+
+/// The text and bound values of the statement [`SqlRows::select`] sends for `query` on
+/// `table` in `dialect`: for raw baselines (chatstore-benches) that must send exactly the row
+/// store's statements.
+pub fn select_text(
+    table: &'static Table,
+    query: &RowQuery,
+    dialect: Dialect,
+) -> Result<(String, Vec<Bound>)> {
+    Ok(select_statement(table, query, dialect)?.render(dialect))
+}
+
+/// The text and bound values of the statement [`SqlRows::count`] sends (see [`select_text`]).
+pub fn count_text(
+    table: &'static Table,
+    filter: &[Cond],
+    dialect: Dialect,
+) -> Result<(String, Vec<Bound>)> {
+    Ok(count_statement(table, filter, dialect)?.render(dialect))
+}
+
+/// `SELECT count(*)` of the rows of `table` matching `filter`.
+fn count_statement(table: &'static Table, filter: &[Cond], dialect: Dialect) -> Result<Dyn> {
+    let mut d = Dyn::default();
+    d.sql("SELECT count(*) FROM ").ident(table.name);
+    push_where(&mut d, table, filter, dialect)?;
+    Ok(d)
 }
 
 /// `SELECT` every column of `table` for `query`.
@@ -875,7 +900,37 @@ fn pg_value(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_pg_detail;
+    use super::{Bound, Dialect, parse_pg_detail, select_text};
+    use chatstore_core::rows::{Cond, Dir, RowQuery, tables};
+
+    /// The statement text shown to raw baselines is the one the row store sends: quoted names,
+    /// the dialect's placeholders, binds in order, text keys by bytes on PostgreSQL.
+    #[test]
+    fn select_text_renders_the_row_stores_statement() {
+        let query = RowQuery::filter(vec![Cond::Eq("user_id", "u1".into())])
+            .order_by("updated_at", Dir::Desc)
+            .page(0, Some(60));
+        let columns =
+            "\"id\", \"user_id\", \"title\", \"data\", \"meta\", \"created_at\", \"updated_at\"";
+        let (sqlite, binds) =
+            select_text(&tables::NOTE, &query, Dialect::Sqlite).expect("sqlite text");
+        assert_eq!(
+            sqlite,
+            format!(
+                "SELECT {columns} FROM \"note\" WHERE \"user_id\" = ? \
+                 ORDER BY \"updated_at\" DESC NULLS LAST, \"id\" LIMIT ?"
+            )
+        );
+        assert_eq!(
+            binds,
+            vec![Bound::Text(Some("u1".into())), Bound::Int(Some(60))]
+        );
+        let (pg, _) = select_text(&tables::NOTE, &query, Dialect::Postgres).expect("pg text");
+        assert!(
+            pg.ends_with("WHERE \"user_id\" = $1 ORDER BY \"updated_at\" DESC NULLS LAST, \"id\" COLLATE \"C\" LIMIT $2"),
+            "{pg}"
+        );
+    }
 
     #[test]
     fn postgres_foreign_key_details_name_column_value_and_parent() {

@@ -54,6 +54,11 @@ fn main() {
         }
     }
     let fx = Fixture::new(workload);
+    for (name, opened) in &backends {
+        runtime
+            .block_on(fx.record_row_plans(&opened.store))
+            .unwrap_or_else(|e| panic!("recording the model reads on {name}: {e}"));
+    }
     let mut criterion = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))

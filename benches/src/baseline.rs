@@ -12,6 +12,7 @@
 use async_trait::async_trait;
 use chatstore_core::{Error, Result};
 
+use crate::models::RowPlan;
 use crate::ops::{Fixture, Op};
 use crate::streaming::Source;
 use crate::workload::Workload;
@@ -72,13 +73,10 @@ pub trait RawBaseline: Send + Sync {
     async fn get_file(&self, _fx: &Fixture, _i: u64) -> Result<()> {
         Err(unsupported(Op::GetFile))
     }
-    /// See [`crate::ops::list_notes`].
-    async fn list_notes(&self, _fx: &Fixture, _i: u64) -> Result<()> {
-        Err(unsupported(Op::ListNotes))
-    }
-    /// See [`crate::ops::get_note`].
-    async fn get_note(&self, _fx: &Fixture, _i: u64) -> Result<()> {
-        Err(unsupported(Op::GetNote))
+    /// A model operation ([`Op::List`], [`Op::Get`]): the row-store reads the typed call
+    /// made, recorded before timing ([`Fixture::row_plan`]), sent the driver's way.
+    async fn rows(&self, _plan: &RowPlan) -> Result<()> {
+        Err(Error::unsupported("raw baseline", "rows"))
     }
     /// See [`crate::ops::vector_insert_batch`].
     async fn vector_insert_batch(&self, _fx: &Fixture, _i: u64) -> Result<()> {
@@ -120,8 +118,13 @@ pub async fn run(baseline: &dyn RawBaseline, op: Op, fx: &Fixture, i: u64) -> Re
         Op::AddRemoveTag => baseline.add_remove_tag(fx, i).await,
         Op::PutFile => baseline.put_file(fx, i).await,
         Op::GetFile => baseline.get_file(fx, i).await,
-        Op::ListNotes => baseline.list_notes(fx, i).await,
-        Op::GetNote => baseline.get_note(fx, i).await,
+        Op::List(_) | Op::Get(_) => match fx.row_plan(op, i) {
+            Some(plan) => baseline.rows(&plan).await,
+            None => Err(Error::unsupported(
+                "raw baseline",
+                "an unrecorded model operation",
+            )),
+        },
         Op::VectorInsertBatch => baseline.vector_insert_batch(fx, i).await,
         Op::VectorSearch => baseline.vector_search(fx, i).await,
     }

@@ -42,6 +42,7 @@ pub mod baseline;
 pub mod chart;
 pub mod error;
 pub mod machine;
+pub mod models;
 pub mod ops;
 pub mod raw_pocketbase;
 pub mod raw_sql;

@@ -9,14 +9,16 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chatstore_core::rows::tables::NOTE;
-use chatstore_core::rows::{Cond, Dir, RowQuery};
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use chatstore_core::{
     Capabilities, ChatQuery, ErrorKind, NewChat, NewFile, NewMessage, PageRequest, Result, Store,
     VectorItem,
 };
 use serde_json::Map;
 
+use crate::models::{self, Model, RowPlan};
 use crate::rng::Rng;
 use crate::workload::{self, KNOWLEDGE_COLLECTION, PAGE_SIZE, SEARCH_TERM, TAG_NAMES, Workload};
 
@@ -28,6 +30,9 @@ pub const SEARCH_K: u32 = 5;
 
 /// The collection that insert batches go to.
 pub const INSERT_COLLECTION: &str = "bench-insert";
+
+/// Distinct inputs of a model's get (record `i mod PLAN_INPUTS`): each has its recorded plan.
+pub const PLAN_INPUTS: u64 = 8;
 
 /// The tag that the add/remove benchmark adds and removes again.
 pub const BENCH_TAG: &str = "Bench Tag";
@@ -55,10 +60,10 @@ pub enum Op {
     PutFile,
     /// Read a file's metadata and bytes.
     GetFile,
-    /// The heavy user's first page of notes (a row table), newest first.
-    ListNotes,
-    /// Read a note (a row table) by id.
-    GetNote,
+    /// A model's main list for the heavy user, through the typed API.
+    List(Model),
+    /// One record of a model by id, through the typed API.
+    Get(Model),
     /// Insert 32 vector chunks.
     VectorInsertBatch,
     /// Find the 5 nearest chunks of the knowledge collection.
@@ -67,7 +72,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation, in report order.
-    pub const ALL: [Op; 14] = [
+    pub const ALL: [Op; 32] = [
         Op::CreateChat,
         Op::UpsertMessage,
         Op::GetChat,
@@ -78,10 +83,28 @@ impl Op {
         Op::AddRemoveTag,
         Op::PutFile,
         Op::GetFile,
-        Op::ListNotes,
-        Op::GetNote,
         Op::VectorInsertBatch,
         Op::VectorSearch,
+        Op::List(Model::Folders),
+        Op::Get(Model::Folders),
+        Op::List(Model::Knowledge),
+        Op::Get(Model::Knowledge),
+        Op::List(Model::Notes),
+        Op::Get(Model::Notes),
+        Op::List(Model::Memories),
+        Op::Get(Model::Memories),
+        Op::List(Model::Prompts),
+        Op::Get(Model::Prompts),
+        Op::List(Model::Models),
+        Op::Get(Model::Models),
+        Op::List(Model::Groups),
+        Op::Get(Model::Groups),
+        Op::List(Model::Channels),
+        Op::Get(Model::Channels),
+        Op::List(Model::ChannelMessages),
+        Op::Get(Model::ChannelMessages),
+        Op::List(Model::Feedback),
+        Op::Get(Model::Feedback),
     ];
 
     /// A short name for tables and charts.
@@ -97,8 +120,8 @@ impl Op {
             Op::AddRemoveTag => "add + remove tag",
             Op::PutFile => "put file",
             Op::GetFile => "get file",
-            Op::ListNotes => "list notes, page 1",
-            Op::GetNote => "get note",
+            Op::List(m) => m.list_name(),
+            Op::Get(m) => m.get_name(),
             Op::VectorInsertBatch => "vector insert batch",
             Op::VectorSearch => "vector search",
         }
@@ -117,8 +140,8 @@ impl Op {
             Op::AddRemoveTag => "add_remove_tag",
             Op::PutFile => "put_file",
             Op::GetFile => "get_file",
-            Op::ListNotes => "list_notes_page1",
-            Op::GetNote => "get_note",
+            Op::List(m) => m.list_slug(),
+            Op::Get(m) => m.get_slug(),
             Op::VectorInsertBatch => "vector_insert_batch",
             Op::VectorSearch => "vector_search",
         }
@@ -145,10 +168,8 @@ impl Op {
             Op::AddRemoveTag => "`chats.add_tag` then `chats.remove_tag` on an existing chat",
             Op::PutFile => "`files.put` of 4 KiB of Markdown",
             Op::GetFile => "`files.get` then `files.read` (sha256 checked) of an existing file",
-            Op::ListNotes => {
-                "`rows.select` of the heavy user's `note` rows, newest first, first page of 60"
-            }
-            Op::GetNote => "`rows.select` of one `note` row by id",
+            Op::List(m) => m.list_call(),
+            Op::Get(_) => "the model's typed `get` of an existing record by id",
             Op::VectorInsertBatch => "`vectors.insert` of 32 chunks of 384 dimensions",
             Op::VectorSearch => {
                 "`vectors.search` of one 384-dimension query, k = 5, in the knowledge collection"
@@ -161,6 +182,8 @@ impl Op {
         match self {
             Op::PutFile | Op::GetFile => caps.files,
             Op::VectorInsertBatch | Op::VectorSearch => caps.vectors,
+            // A store without rows answers Unsupported from `Store::workspace`.
+            Op::List(_) | Op::Get(_) => caps.chats,
             _ => caps.chats,
         }
     }
@@ -193,8 +216,8 @@ impl Op {
             Op::AddRemoveTag => add_remove_tag(store, fx, i).await,
             Op::PutFile => put_file(store, fx, i).await,
             Op::GetFile => get_file(store, fx, i).await,
-            Op::ListNotes => list_notes(store, fx, i).await,
-            Op::GetNote => get_note(store, fx, i).await,
+            Op::List(m) => models::list(&store.workspace()?, &fx.workload, m).await,
+            Op::Get(m) => models::get(&store.workspace()?, &fx.workload, m, i % PLAN_INPUTS).await,
             Op::VectorInsertBatch => vector_insert_batch(store, fx, i).await,
             Op::VectorSearch => vector_search(store, fx, i).await,
         }
@@ -221,6 +244,9 @@ pub struct Fixture {
     pub file_ids: Vec<String>,
     /// Ids of every loaded note, by index.
     pub note_ids: Vec<String>,
+    /// The row-store reads each model operation makes, per input (see
+    /// [`Fixture::record_row_plans`]), for raw baselines.
+    row_plans: Mutex<HashMap<(Op, u64), Arc<RowPlan>>>,
     /// Chats to create (fresh ids are set per iteration).
     pub new_chats: Vec<NewChat>,
     /// Message texts to upsert.
@@ -282,6 +308,7 @@ impl Fixture {
             two_tags: [a.to_owned(), b.to_owned()],
             file_ids: (0..w.files()).map(|f| w.file_id(f)).collect(),
             note_ids: (0..w.notes()).map(|n| w.note_id(n)).collect(),
+            row_plans: Mutex::new(HashMap::new()),
             new_chats,
             message_texts,
             file_bytes,
@@ -318,19 +345,41 @@ impl Fixture {
         pick(&self.note_ids, i)
     }
 
-    /// The heavy user's first page of notes, newest first.
-    pub fn notes_query(&self) -> RowQuery {
-        RowQuery::filter(vec![Cond::Eq(
-            "user_id",
-            self.heavy_user_id.as_str().into(),
-        )])
-        .order_by("updated_at", Dir::Desc)
-        .page(0, Some(PAGE_SIZE))
+    /// Records, once per input, the row-store reads every model operation makes on `store`
+    /// (through its typed API, on the loaded data), for raw baselines to replay. A store
+    /// without rows records nothing.
+    pub async fn record_row_plans(&self, store: &Store) -> Result<()> {
+        for op in Op::ALL {
+            let inputs = match op {
+                Op::List(_) => 1,
+                Op::Get(_) => PLAN_INPUTS,
+                _ => continue,
+            };
+            for i in 0..inputs {
+                let w = &self.workload;
+                let plan = models::record(store, |ws| async move {
+                    match op {
+                        Op::List(m) => models::list(&ws, w, m).await,
+                        Op::Get(m) => models::get(&ws, w, m, i).await,
+                        _ => Ok(()),
+                    }
+                })
+                .await?;
+                if let (Some(plan), Ok(mut plans)) = (plan, self.row_plans.lock()) {
+                    plans.insert((op, i), Arc::new(plan));
+                }
+            }
+        }
+        Ok(())
     }
 
-    /// Note `i` by id.
-    pub fn note_query(&self, i: u64) -> RowQuery {
-        RowQuery::filter(vec![Cond::Eq("id", self.note_id(i).into())])
+    /// The row-store reads of iteration `i` of a model operation, when recorded.
+    pub fn row_plan(&self, op: Op, i: u64) -> Option<Arc<RowPlan>> {
+        let key = match op {
+            Op::Get(_) => (op, i % PLAN_INPUTS),
+            _ => (op, 0),
+        };
+        self.row_plans.lock().ok()?.get(&key).cloned()
     }
 
     /// Query vector number `i` (modulo their number).
@@ -499,24 +548,6 @@ pub async fn get_file(store: &Store, fx: &Fixture, i: u64) -> Result<()> {
     let id = fx.file_id(i);
     store.files.get(id).await?;
     store.files.read(id).await.map(drop)
-}
-
-/// Reads the heavy user's first page of notes, newest first.
-pub async fn list_notes(store: &Store, fx: &Fixture, _i: u64) -> Result<()> {
-    store
-        .rows()?
-        .select(&NOTE, &fx.notes_query())
-        .await
-        .map(drop)
-}
-
-/// Reads note `i` by id.
-pub async fn get_note(store: &Store, fx: &Fixture, i: u64) -> Result<()> {
-    store
-        .rows()?
-        .select(&NOTE, &fx.note_query(i))
-        .await
-        .map(drop)
 }
 
 /// Inserts a batch of [`INSERT_BATCH`] chunks into [`INSERT_COLLECTION`].

@@ -20,10 +20,11 @@ use async_trait::async_trait;
 use chatstore_core::chats::PreparedChat;
 use chatstore_core::files::sha256_hex;
 use chatstore_core::messages::message_key;
+use chatstore_core::rows::ColumnKind;
 use chatstore_core::transfer::CHUNK_BYTES;
 use chatstore_core::vectors::exact_search;
 use chatstore_core::{Chat, Error, Result, VectorItem, blob, tag_id, validate};
-use chatstore_sql::SqlOptions;
+use chatstore_sql::{Bound, SqlOptions};
 use serde_json::{Map, Value};
 use sqlx::Row as _;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -34,6 +35,7 @@ use sqlx::types::Json;
 use tokio::io::AsyncReadExt;
 
 use crate::baseline::RawBaseline;
+use crate::models::RowPlan;
 use crate::streaming::Source;
 
 /// A JSON column argument bound the way chatstore-sql binds it: compact JSON text as a
@@ -90,38 +92,6 @@ impl sqlx::Encode<'_, sqlx::Sqlite> for JsonText {
 }
 use crate::ops::{BENCH_TAG, Fixture, INSERT_COLLECTION, SEARCH_K};
 use crate::workload::{KNOWLEDGE_COLLECTION, PAGE_SIZE, SEARCH_TERM};
-
-/// The row store's statements for `note` (chatstore-sql `rows.rs` builds exactly these texts:
-/// every column quoted, SQLite's `?` placeholders, text sorted by bytes on PostgreSQL).
-macro_rules! note_select {
-    () => {
-        r#"SELECT "id", "user_id", "title", "data", "meta", "created_at", "updated_at" FROM "note""#
-    };
-}
-const SQLITE_NOTES: &str = concat!(
-    note_select!(),
-    r#" WHERE "user_id" = ? ORDER BY "updated_at" DESC NULLS LAST, "id" LIMIT ?"#
-);
-const PG_NOTES: &str = concat!(
-    note_select!(),
-    r#" WHERE "user_id" = $1 ORDER BY "updated_at" DESC NULLS LAST, "id" COLLATE "C" LIMIT $2"#
-);
-const SQLITE_NOTE: &str = concat!(note_select!(), r#" WHERE "id" = ? ORDER BY "id""#);
-const PG_NOTE: &str = concat!(
-    note_select!(),
-    r#" WHERE "id" = $1 ORDER BY "id" COLLATE "C""#
-);
-
-/// A `note` row decoded the way a hand-written repository would: typed columns, JSON parsed.
-type NoteRow = (
-    String,
-    Option<String>,
-    Option<String>,
-    Option<Json<Value>>,
-    Option<Json<Value>>,
-    Option<i64>,
-    Option<i64>,
-);
 
 const GET_CHAT: &str = "SELECT id, user_id, COALESCE(title, 'New Chat') AS title, chat, meta, \
      archived, pinned, folder_id, share_id, created_at, updated_at FROM chat WHERE id = $1";
@@ -300,6 +270,90 @@ const PG_DELETE_ORPHAN_TAG: &str = "DELETE FROM tag WHERE id = $1 AND user_id = 
      WHERE chat.user_id = $2 AND EXISTS (SELECT 1 FROM json_array_elements(CASE WHEN \
      json_typeof(chat.meta -> 'tags') = 'array' THEN chat.meta -> 'tags' ELSE '[]'::json END) \
      AS t(v) WHERE json_typeof(t.v) = 'string' AND (t.v #>> '{}') = $1))";
+
+type SqliteQuery = sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+type PgQuery = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds one of the row store's values as chatstore-sql binds it on SQLite (lists arrive as
+/// JSON array text already).
+fn bind_sqlite(q: SqliteQuery, bound: &Bound) -> SqliteQuery {
+    match bound {
+        Bound::Text(v) | Bound::Json(v) => q.bind(v.clone()),
+        Bound::Int(v) => q.bind(*v),
+        Bound::Bool(v) => q.bind(*v),
+        Bound::Blob(v) => q.bind(v.clone()),
+        Bound::TextList(v) => q.bind(Value::from(v.clone()).to_string()),
+        Bound::IntList(v) => q.bind(Value::from(v.clone()).to_string()),
+        Bound::BoolList(v) => q.bind(Value::from(v.clone()).to_string()),
+    }
+}
+
+/// Binds one of the row store's values as chatstore-sql binds it on PostgreSQL: JSON as
+/// `json`, lists as arrays.
+fn bind_pg(q: PgQuery, bound: &Bound) -> PgQuery {
+    match bound {
+        Bound::Text(v) => q.bind(v.clone()),
+        Bound::Json(v) => q.bind(v.as_ref().map(|t| JsonText(t.clone()))),
+        Bound::Int(v) => q.bind(*v),
+        Bound::Bool(v) => q.bind(*v),
+        Bound::Blob(v) => q.bind(v.clone()),
+        Bound::TextList(v) => q.bind(v.clone()),
+        Bound::IntList(v) => q.bind(v.clone()),
+        Bound::BoolList(v) => q.bind(v.clone()),
+    }
+}
+
+/// Every column of a row read by its kind, as a hand-written repository decodes it: text,
+/// integers (PostgreSQL `integer` or `bigint`), booleans, JSON parsed.
+macro_rules! decode_row {
+    ($row:expr, $table:expr) => {{
+        let row = $row;
+        let mut cells: Vec<Value> = Vec::with_capacity($table.columns.len());
+        for (k, column) in $table.columns.iter().enumerate() {
+            let cell = match column.kind {
+                ColumnKind::Text => row
+                    .try_get::<Option<String>, _>(k)
+                    .map(|v| v.map_or(Value::Null, Value::from)),
+                ColumnKind::Int => row
+                    .try_get::<Option<i64>, _>(k)
+                    .or_else(|_| row.try_get::<Option<i32>, _>(k).map(|v| v.map(i64::from)))
+                    .map(|v| v.map_or(Value::Null, Value::from)),
+                ColumnKind::Bool => row
+                    .try_get::<Option<bool>, _>(k)
+                    .map(|v| v.map_or(Value::Null, Value::from)),
+                ColumnKind::Json => row
+                    .try_get::<Option<Json<Value>>, _>(k)
+                    .map(|v| v.map_or(Value::Null, |j| j.0)),
+                ColumnKind::JsonText => row.try_get::<Option<String>, _>(k).map(|v| {
+                    v.and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or(Value::Null)
+                }),
+            }
+            .map_err(db("decode row"))?;
+            cells.push(cell);
+        }
+        cells
+    }};
+}
+
+/// A count's number, or every row decoded.
+macro_rules! read_rows {
+    ($rows:expr, $call:expr) => {
+        if $call.count {
+            let n: i64 = $rows
+                .first()
+                .map(|r| r.try_get(0))
+                .transpose()
+                .map_err(db("count"))?
+                .unwrap_or(0);
+            std::hint::black_box(n);
+        } else {
+            for row in &$rows {
+                std::hint::black_box(decode_row!(row, $call.table));
+            }
+        }
+    };
+}
 
 /// A pool of either dialect.
 #[derive(Debug, Clone)]
@@ -861,29 +915,30 @@ impl RawBaseline for RawSqlx {
         Ok(())
     }
 
-    async fn list_notes(&self, fx: &Fixture, _i: u64) -> Result<()> {
-        let limit = i64::try_from(PAGE_SIZE).unwrap_or(i64::MAX);
-        let rows: Vec<NoteRow> = on_pool!(self, p, sqlite => sqlx::query_as(
-            if sqlite { SQLITE_NOTES } else { PG_NOTES }
-        )
-        .bind(fx.heavy_user_id.as_str())
-        .bind(limit)
-        .fetch_all(p)
-        .await
-        .map_err(db("list notes"))?);
-        std::hint::black_box(rows);
-        Ok(())
-    }
-
-    async fn get_note(&self, fx: &Fixture, i: u64) -> Result<()> {
-        let rows: Vec<NoteRow> = on_pool!(self, p, sqlite => sqlx::query_as(
-            if sqlite { SQLITE_NOTE } else { PG_NOTE }
-        )
-        .bind(fx.note_id(i))
-        .fetch_all(p)
-        .await
-        .map_err(db("get note"))?);
-        std::hint::black_box(rows);
+    async fn rows(&self, plan: &RowPlan) -> Result<()> {
+        // Each read the typed call made, as chatstore-sql's own statement text with its binds
+        // (no transaction, as the row store reads), every column decoded by its kind.
+        for call in plan {
+            let missing = || Error::backend_msg("raw sqlx: a row read without SQL");
+            match &self.pool {
+                RawPool::Sqlite(p) => {
+                    let (sql, binds) = call.sqlite.as_ref().ok_or_else(missing)?;
+                    let q = binds
+                        .iter()
+                        .fold(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), bind_sqlite);
+                    let rows = q.fetch_all(p).await.map_err(db("row read"))?;
+                    read_rows!(rows, call);
+                }
+                RawPool::Postgres(p) => {
+                    let (sql, binds) = call.postgres.as_ref().ok_or_else(missing)?;
+                    let q = binds
+                        .iter()
+                        .fold(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), bind_pg);
+                    let rows = q.fetch_all(p).await.map_err(db("row read"))?;
+                    read_rows!(rows, call);
+                }
+            }
+        }
         Ok(())
     }
 

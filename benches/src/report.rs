@@ -284,7 +284,11 @@ async fn measure_opened(
     let transfers = sources.map_or(0, |s| (s.files.len() * config.stream_runs * 2) as u64);
     let bar = progress_bar(
         config,
-        workload.records() + workload.notes() + per_op * Op::ALL.len() as u64 + transfers,
+        workload.records()
+            + workload.notes()
+            + crate::models::records(&workload)
+            + per_op * Op::ALL.len() as u64
+            + transfers,
     );
     bar.set_message(format!("{}: loading", spec.name));
     let started = Instant::now();
@@ -307,6 +311,7 @@ async fn measure_opened(
             .map_err(fail)?;
     }
     let fx = Fixture::new(workload);
+    fx.record_row_plans(store).await.map_err(fail)?;
     let mut ops = Vec::with_capacity(Op::ALL.len());
     for op in Op::ALL {
         bar.set_message(format!("{}: {}", spec.name, op.name()));

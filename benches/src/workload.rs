@@ -119,7 +119,7 @@ pub const TAG_NAMES: [&str; 24] = [
 ];
 
 /// Topics that titles are made of; [`SEARCH_TERM`] is one of them.
-const TOPICS: [&str; 20] = [
+pub const TOPICS: [&str; 20] = [
     "Kubernetes",
     "sourdough",
     "tax return",
@@ -524,8 +524,9 @@ impl Workload {
         ])
     }
 
-    /// Loads the notes into `store`'s rows (nothing when it has none), calling `progress` with
-    /// the notes written. Apart from [`Workload::load`] so the bulk-import comparison keeps
+    /// Loads the notes into `store`'s rows, then the other models' records ([`crate::models`])
+    /// through the typed API (nothing when the store has no rows), calling `progress` with the
+    /// records written. Apart from [`Workload::load`] so the bulk-import comparison keeps
     /// comparing the same records.
     pub async fn load_rows(&self, store: &Store, progress: &(dyn Fn(u64) + Sync)) -> Result<()> {
         const BATCH: u64 = 500;
@@ -544,7 +545,8 @@ impl Workload {
             rows.write(ops).await?;
             progress(end - start);
         }
-        Ok(())
+        // The other models through their typed API (folders, knowledge, memories, ...).
+        crate::models::load(self, store, progress).await
     }
 
     /// The id of file `i`.

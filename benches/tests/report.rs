@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chatstore_benches::models::Model;
 use chatstore_benches::report::{self, REPORT_FILE, ReportConfig};
 use chatstore_benches::{Op, Scale};
 
@@ -197,8 +198,11 @@ async fn sqlite_runs_in_the_report_with_its_raw_sqlx_baseline() {
         Op::GetChat,
         Op::ListChatsFirstPage,
         Op::GetFile,
-        Op::ListNotes,
-        Op::GetNote,
+        Op::List(Model::Notes),
+        Op::Get(Model::Notes),
+        Op::List(Model::Knowledge),
+        Op::Get(Model::Folders),
+        Op::List(Model::ChannelMessages),
         Op::VectorSearch,
     ] {
         let result = run.result(op).expect("every op has a result");
