@@ -355,11 +355,10 @@ impl Client {
         limit: Option<u64>,
         subject: Subject<'_>,
     ) -> Result<(Vec<Value>, u64)> {
-        let per_page = match limit {
-            Some(0) => return Ok((Vec::new(), 0)),
-            Some(l) => one_page_for(offset, l).unwrap_or(MAX_PER_PAGE),
-            None => MAX_PER_PAGE,
-        };
+        if limit == Some(0) {
+            return Ok((Vec::new(), 0));
+        }
+        let per_page = page_size(offset, limit);
         let mut page = offset / per_page + 1;
         let mut skip = offset % per_page;
         let path = format!("/api/collections/{collection}/records");
@@ -706,6 +705,14 @@ impl Client {
         }
         Err(error::from_status(status.as_u16(), value, subject))
     }
+}
+
+/// The `perPage` [`Client::list`] reads items `offset .. offset + limit` with: one page when
+/// one of at most [`MAX_PER_PAGE`] holds them, else pages of [`MAX_PER_PAGE`].
+pub fn page_size(offset: u64, limit: Option<u64>) -> u64 {
+    limit
+        .and_then(|l| one_page_for(offset, l))
+        .unwrap_or(MAX_PER_PAGE)
 }
 
 /// The smallest `perPage` whose one page holds items `offset .. offset + limit`, if one of at

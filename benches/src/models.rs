@@ -7,7 +7,9 @@
 //! with their queries) the typed call made, recorded once per input before timing, so that the
 //! baseline sends exactly the adapter's statements: raw sqlx runs the SQL adapter's own text
 //! for each call with the same binds ([`chatstore_sql::rows::select_text`]) and decodes every
-//! column; what it leaves out is the typed layer (access filtering, records into structs), the
+//! column; raw HTTP on PocketBase sends the row store's records-API lists (filter and sort
+//! from `chatstore_pocketbase::rows::exact_list`, the same pages) and parses the JSON; what
+//! they leave out is the typed layer (access filtering, records into structs), the
 //! `Store`'s dispatch and the adapter's row layer.
 
 use std::sync::{Arc, Mutex};
@@ -446,6 +448,9 @@ pub struct RowCall {
     pub table: &'static Table,
     /// Whether it was a `count` (else a `select`).
     pub count: bool,
+    /// The query of a select (a count's: its filter only), for baselines that build requests
+    /// from it (raw HTTP on PocketBase, through the adapter's own filter builder).
+    pub query: RowQuery,
     /// The statement chatstore-sql sends on SQLite: text and binds.
     pub sqlite: Option<(String, Vec<Bound>)>,
     /// The statement chatstore-sql sends on PostgreSQL: text and binds.
@@ -458,6 +463,7 @@ impl RowCall {
         RowCall {
             table,
             count: false,
+            query: query.clone(),
             sqlite: text(Dialect::Sqlite),
             postgres: text(Dialect::Postgres),
         }
@@ -468,6 +474,7 @@ impl RowCall {
         RowCall {
             table,
             count: true,
+            query: RowQuery::filter(filter.to_vec()),
             sqlite: text(Dialect::Sqlite),
             postgres: text(Dialect::Postgres),
         }

@@ -33,12 +33,14 @@ use chatstore_pocketbase::tx::TxRequest;
 use chatstore_pocketbase::{
     Collections, PocketBaseConfig, TxOp, filter, message_record_id, tag_record_id,
 };
+use chatstore_pocketbase::{client, rows};
 use futures::StreamExt;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::baseline::RawBaseline;
+use crate::models::RowPlan;
 use crate::ops::{BENCH_TAG, Fixture};
 use crate::streaming::Source;
 use crate::workload::{PAGE_SIZE, SEARCH_TERM, Workload};
@@ -639,6 +641,53 @@ impl RawBaseline for RawHttp {
 
     async fn list_chats_first_page(&self, fx: &Fixture, _i: u64) -> Result<()> {
         self.list(fx, 0, None).await
+    }
+
+    async fn rows(&self, plan: &RowPlan) -> Result<()> {
+        // Each read the typed call made, as the row store sends it: one records-API list with
+        // the adapter's filter and sort, `skipTotal`, the same pages (a count: one item and
+        // the total); the answers are parsed, not decoded into rows.
+        for call in plan {
+            let (filter, sort) = rows::exact_list(call.table, &call.query)?.ok_or_else(|| {
+                Error::backend_msg("raw HTTP: a row read the adapter splits or checks in process")
+            })?;
+            let path = format!("/api/collections/{}/records", self.cols.rows(call.table));
+            if call.count {
+                let query = [
+                    ("page", "1".to_owned()),
+                    ("perPage", "1".to_owned()),
+                    ("filter", filter),
+                    ("fields", "id".to_owned()),
+                ];
+                std::hint::black_box(self.get_json(&path, &query).await?);
+                continue;
+            }
+            let (offset, limit) = (call.query.offset, call.query.limit);
+            if limit == Some(0) {
+                continue;
+            }
+            let per_page = client::page_size(offset, limit);
+            let (mut page, mut skip, mut got) = (offset / per_page + 1, offset % per_page, 0);
+            loop {
+                let query = [
+                    ("page", page.to_string()),
+                    ("perPage", per_page.to_string()),
+                    ("filter", filter.clone()),
+                    ("sort", sort.clone()),
+                    ("skipTotal", "1".to_owned()),
+                ];
+                let answer = self.get_json(&path, &query).await?;
+                let n = answer["items"].as_array().map_or(0, Vec::len) as u64;
+                got += n.saturating_sub(skip);
+                skip = 0;
+                std::hint::black_box(answer);
+                if n < per_page || limit.is_some_and(|l| got >= l) {
+                    break;
+                }
+                page += 1;
+            }
+        }
+        Ok(())
     }
 
     async fn list_chats_deep_page(&self, fx: &Fixture, _i: u64) -> Result<()> {

@@ -137,6 +137,17 @@ fn split_largest_in(table: &Table, filter: &[Cond]) -> Result<Option<Plan>> {
     }
 }
 
+/// The filter and sort of the one records-API list a select of `query` sends, when it is one
+/// exact list (`None` when nothing can match, or the filter is split or checked in process):
+/// for raw baselines that replay the row store's requests. The pages are
+/// `client::page_size` wide.
+pub fn exact_list(table: &Table, query: &RowQuery) -> Result<Option<(String, String)>> {
+    match plan(table, &query.filter)? {
+        Plan::Exact(filter) => Ok(Some((filter, query::sort(table, &query.order)?))),
+        _ => Ok(None),
+    }
+}
+
 fn page(rows: Vec<Row>, offset: u64, limit: Option<u64>) -> Vec<Row> {
     let skip = usize::try_from(offset).unwrap_or(usize::MAX);
     let take = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
