@@ -19,7 +19,19 @@ pub fn with_database(url: &str, database: &str) -> String {
     }
 }
 
+/// How many of the newest test databases (`t_*`) [`fresh_postgres_database`] keeps; older ones
+/// nobody is connected to are dropped, so a whole test run stays within a few GB of disk
+/// (an empty database with Open WebUI's schema takes about 10 MB).
+pub const KEEP_TEST_DATABASES: i64 = 300;
+
+const OLD_TEST_DATABASES: &str = "SELECT d.datname::text FROM pg_database d \
+     WHERE d.datname LIKE 't\\_%' \
+     AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname) \
+     AND d.oid < (SELECT min(oid) FROM (SELECT oid FROM pg_database WHERE datname LIKE 't\\_%' \
+                  ORDER BY oid DESC LIMIT $1) newest)";
+
 /// Creates a new, empty database `t_<uuid>` on the server at `server_url` and returns its URL.
+/// Drops test databases older than the newest [`KEEP_TEST_DATABASES`] that have no session.
 pub async fn fresh_postgres_database(server_url: &str) -> String {
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(server_url)
@@ -30,6 +42,19 @@ pub async fn fresh_postgres_database(server_url: &str) -> String {
         .execute(&mut admin)
         .await
         .unwrap_or_else(|e| panic!("create a test database: {e}"));
+    let old: Vec<String> = sqlx::query_scalar(OLD_TEST_DATABASES)
+        .bind(KEEP_TEST_DATABASES)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap_or_default();
+    for db in old {
+        if db.starts_with("t_") && db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            // Without FORCE: a database someone connected to meanwhile stays.
+            let _ = sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db}")))
+                .execute(&mut admin)
+                .await;
+        }
+    }
     let _ = admin.close().await;
     with_database(server_url, &name)
 }

@@ -5,7 +5,7 @@
 
 use chatstore_core::Store;
 use chatstore_sql::{SqlOptions, schema};
-use sqlx::{AssertSqlSafe, Connection};
+use sqlx::Connection;
 
 /// A folder of its own under the system temp folder.
 fn temp_folder(kind: &str) -> std::path::PathBuf {
@@ -68,17 +68,7 @@ pub fn with_database(url: &str, database: &str) -> String {
 /// or `None` when the server is not configured.
 pub async fn postgres_database() -> Option<String> {
     let server = chatstore_contract::require_env("CHATSTORE_TEST_POSTGRES_URL")?;
-    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&server)
-        .await
-        .expect("connect to the test PostgreSQL server");
-    // The name is a generated uuid, not input.
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create a test database");
-    admin.close().await.expect("close the admin connection");
-    Some(with_database(&server, &name))
+    Some(chatstore_testkit::fresh_postgres_database(&server).await)
 }
 
 fn pg_options() -> SqlOptions {
