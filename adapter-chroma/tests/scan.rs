@@ -102,6 +102,14 @@ async fn walk_while_written(ttl: Duration) {
             break;
         }
         after = page.last().map(|i| i.id.clone());
+        // The walk must overlap the writes: after the first page, wait for the writer to
+        // finish a batch (a fast machine could otherwise read everything first).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while batches_done.load(std::sync::atomic::Ordering::SeqCst) == at_start
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let at_end = batches_done.load(std::sync::atomic::Ordering::SeqCst);
