@@ -101,6 +101,8 @@ fn kind_of(action: &str) -> Option<ChangeKind> {
     }
 }
 
+/// A text field of a record, borrowed; `""` when absent (realtime and list records always
+/// carry the fields asked for).
 fn text<'a>(record: &'a Value, field: &str) -> &'a str {
     record
         .get(field)
@@ -108,11 +110,15 @@ fn text<'a>(record: &'a Value, field: &str) -> &'a str {
         .unwrap_or_default()
 }
 
+/// A number field of a record, 0 when absent.
 fn int(record: &Value, field: &str) -> i64 {
-    record
-        .get(field)
-        .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
-        .unwrap_or_default()
+    crate::record::int(record, field).unwrap_or_default()
+}
+
+/// Waits `backoff`, then doubles it (5 s at most).
+async fn pause(backoff: &mut Duration) {
+    tokio::time::sleep(*backoff).await;
+    *backoff = (*backoff * 2).min(Duration::from_secs(5));
 }
 
 /// Remembered chat owners, for message events.
@@ -251,15 +257,13 @@ async fn listen(store: Weak<Inner>) {
             Ok(resp) => {
                 hub.disconnected();
                 tracing::warn!(status = %resp.status(), "change feed: realtime refused; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                pause(&mut backoff).await;
                 continue;
             }
             Err(e) => {
                 hub.disconnected();
                 tracing::warn!(error = %e, "change feed: cannot reach the realtime API; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                pause(&mut backoff).await;
                 continue;
             }
         };
@@ -272,8 +276,7 @@ async fn listen(store: Weak<Inner>) {
         };
         let Some(client_id) = client_id else {
             hub.disconnected();
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            pause(&mut backoff).await;
             continue;
         };
         let Some(inner) = store.upgrade() else { return };
@@ -282,8 +285,7 @@ async fn listen(store: Weak<Inner>) {
             hub.disconnected();
             tracing::warn!(error = %e, "change feed: cannot subscribe; reconnecting");
             drop(pb);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            pause(&mut backoff).await;
             continue;
         }
         backoff = Duration::from_millis(100);

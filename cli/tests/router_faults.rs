@@ -4,120 +4,19 @@
 //! log and the two stores compare equal record by record. Rows of Open WebUI's remaining
 //! tables (the workspace group) go the same way, repaired by table and primary key.
 //!
-//! Needs `CHATSTORE_TEST_POCKETBASE_BIN` (`scripts/services.sh start` sets it). The shared
+//! Needs `CHATSTORE_TEST_POCKETBASE_BIN` (`scripts/services.sh start` sets it); the server is
+//! chatstore-testkit's `PrivatePocketBase`. The shared
 //! test PocketBase is never touched.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
 
 use chatstore_core::rows::{Cond, Row, RowOp, Table};
 use chatstore_core::{ModelGroup, NewChat, NewFile, NewMessage, NewUser, UserPatch};
 use chatstore_router::{Phase, RepairKey, RouterConfig};
+use chatstore_testkit::PrivatePocketBase;
 use serde_json::json;
-
-const EMAIL: &str = "faults@chatstore.test";
-const PASSWORD: &str = "Faults-0123456789";
-
-/// A PocketBase server of this test: its own data folder and port.
-struct PrivatePocketBase {
-    bin: PathBuf,
-    dir: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn hooks_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../adapter-pocketbase/pb_hooks")
-}
-
-impl PrivatePocketBase {
-    fn new(bin: PathBuf, dir: PathBuf) -> Self {
-        let status = Command::new(&bin)
-            .args(["superuser", "upsert", EMAIL, PASSWORD, "--dir"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run pocketbase superuser upsert");
-        assert!(status.success(), "pocketbase superuser upsert failed");
-        PrivatePocketBase {
-            bin,
-            dir,
-            port: free_port(),
-            child: None,
-        }
-    }
-
-    /// The store URL, superuser included (percent-encoded).
-    fn url(&self) -> String {
-        format!(
-            "pocketbase://{}:{PASSWORD}@127.0.0.1:{}",
-            EMAIL.replace('@', "%40"),
-            self.port
-        )
-    }
-
-    fn start(&mut self) {
-        let log = std::fs::File::create(self.dir.join("pocketbase.log")).expect("log file");
-        let child = Command::new(&self.bin)
-            .arg("serve")
-            .arg("--http")
-            .arg(format!("127.0.0.1:{}", self.port))
-            .arg("--dir")
-            .arg(&self.dir)
-            .arg("--hooksDir")
-            .arg(hooks_dir())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start pocketbase");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if self.healthy() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("the private PocketBase did not answer /api/health within 30 s");
-    }
-
-    fn healthy(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let request = "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-        let mut answer = String::new();
-        stream.write_all(request.as_bytes()).is_ok()
-            && stream.read_to_string(&mut answer).is_ok()
-            && answer.starts_with("HTTP/1.1 200")
-    }
-
-    /// Stops the process (SIGKILL, as a crash would) and waits for it.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivatePocketBase {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 fn temp_folder() -> PathBuf {
     let dir = std::env::temp_dir()
@@ -185,17 +84,15 @@ fn chatstore(args: &[&str], vars: &HashMap<String, String>) -> (bool, String, St
 /// finds the stores equal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pocketbase_down_during_dual_and_shadow_loses_nothing() {
-    let Some(bin) = chatstore_contract::require_env("CHATSTORE_TEST_POCKETBASE_BIN") else {
+    let Some(mut pb) = PrivatePocketBase::start() else {
         return;
     };
     let dir = temp_folder();
-    let mut pb = PrivatePocketBase::new(PathBuf::from(bin), dir.join("pb"));
-    pb.start();
     let old_url = format!("sqlite://{}", dir.join("old.db").display());
     let mut vars: HashMap<String, String> = HashMap::new();
     vars.insert("CHATSTORE_DATABASE_URL".into(), old_url.clone());
     for group in ["USERS", "CHATS", "FILES", "WORKSPACE"] {
-        vars.insert(format!("CHATSTORE_{group}_NEW_URL"), pb.url());
+        vars.insert(format!("CHATSTORE_{group}_NEW_URL"), pb.store_url());
         vars.insert(format!("CHATSTORE_{group}_PHASE"), "dual".into());
     }
     vars.insert(
@@ -261,7 +158,7 @@ async fn pocketbase_down_during_dual_and_shadow_loses_nothing() {
     .expect("rows on both stores");
     assert!(router.repair_log().pending().expect("read log").is_empty());
 
-    pb.stop();
+    pb.kill();
     // dual, PocketBase down: every call succeeds.
     store
         .users
@@ -394,7 +291,7 @@ async fn pocketbase_down_during_dual_and_shadow_loses_nothing() {
     .into();
     assert_eq!(keys, want);
 
-    pb.start();
+    pb.start_again();
     let (ok, out, err) = chatstore(&["reconcile"], &vars);
     assert!(ok, "reconcile failed:\n{out}\n{err}");
     assert!(out.contains("0 failed, 0 pending"), "{out}");
@@ -410,7 +307,7 @@ async fn pocketbase_down_during_dual_and_shadow_loses_nothing() {
             "--from",
             &old_url,
             "--to",
-            &pb.url(),
+            &pb.store_url(),
             "--groups",
             "users,chats,files,workspace",
         ],
