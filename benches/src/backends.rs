@@ -52,6 +52,10 @@ pub type TeardownFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// What to do once a run of a backend is over.
 pub type Teardown = Box<dyn FnOnce() -> TeardownFuture + Send>;
 
+/// Waits until a store's background work (the router's shadow reads) has finished, so the
+/// next timed call does not share the machine with the previous call's leftovers.
+pub type Settle = Box<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 /// A backend opened for one benchmark run: a fresh, empty store and, when the backend has
 /// one, its raw baseline on the same database.
 pub struct Opened {
@@ -62,6 +66,9 @@ pub struct Opened {
     /// Called when the run is over: closes pools, removes temporary folders, drops the
     /// bench database.
     pub teardown: Option<Teardown>,
+    /// Run (untimed) after every timed call of the store, when the store works in the
+    /// background after answering.
+    pub settle: Option<Settle>,
 }
 
 impl Opened {
@@ -71,7 +78,14 @@ impl Opened {
             store,
             baseline: None,
             teardown: None,
+            settle: None,
         }
+    }
+
+    /// With a wait for the store's background work, run after each of its timed calls.
+    pub fn with_settle(mut self, settle: Settle) -> Self {
+        self.settle = Some(settle);
+        self
     }
 
     /// With a raw baseline that works on the same database as the store.
@@ -92,7 +106,9 @@ impl Opened {
             store,
             baseline,
             teardown,
+            settle,
         } = self;
+        drop(settle);
         drop(baseline);
         drop(store);
         match teardown {
@@ -270,14 +286,20 @@ async fn open_routed(pocketbase_url: String, phase: Phase) -> Result<Opened> {
             return Err(e);
         }
     };
-    Ok(Opened::new(router.store()).with_teardown(Box::new(move || {
-        Box::pin(async move {
-            let old = old.close().await;
-            let new = new.close().await;
-            let _ = std::fs::remove_dir_all(&dir);
-            old.and(new)
-        })
-    })))
+    let settled = router.clone();
+    Ok(Opened::new(router.store())
+        .with_settle(Box::new(move || {
+            let router = settled.clone();
+            Box::pin(async move { router.shadow_settled().await })
+        }))
+        .with_teardown(Box::new(move || {
+            Box::pin(async move {
+                let old = old.close().await;
+                let new = new.close().await;
+                let _ = std::fs::remove_dir_all(&dir);
+                old.and(new)
+            })
+        })))
 }
 
 /// The variable holding the PostgreSQL server's URL (the contract tests' own).

@@ -48,6 +48,7 @@ pub mod raw_pocketbase;
 pub mod raw_sql;
 pub mod report;
 pub mod rng;
+pub mod rollout;
 pub mod stats;
 pub mod streaming;
 pub mod workload;

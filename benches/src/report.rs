@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chatstore_core::{ErrorKind, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::backends::{self, BackendSpec, NOT_YET_BUILT, Opened};
+use crate::backends::{self, BackendSpec, NOT_YET_BUILT, Opened, Settle};
 use crate::baseline::{self, RawBaseline};
 use crate::chart::{self, Bar};
 use crate::error::BenchError;
@@ -316,7 +316,16 @@ async fn measure_opened(
     for op in Op::ALL {
         bar.set_message(format!("{}: {}", spec.name, op.name()));
         let before = bar.position();
-        let mut result = measure_op(store, opened.baseline.as_deref(), &fx, op, config, &bar).await;
+        let mut result = measure_op(
+            store,
+            opened.baseline.as_deref(),
+            opened.settle.as_ref(),
+            &fx,
+            op,
+            config,
+            &bar,
+        )
+        .await;
         if let Err(e) = fx.clean_up(store).await {
             result.adapter = Outcome::Failed(format!("cleaning up after the operation: {e}"));
         }
@@ -433,6 +442,7 @@ impl Side {
 async fn measure_op(
     store: &Store,
     raw: Option<&dyn RawBaseline>,
+    settle: Option<&Settle>,
     fx: &Fixture,
     op: Op,
     config: &ReportConfig,
@@ -479,6 +489,9 @@ async fn measure_op(
                 let t = Instant::now();
                 let result = op.run(store, fx, i).await;
                 adapter.record(result, t.elapsed(), timed);
+                if let Some(settle) = settle {
+                    settle().await;
+                }
                 if timed {
                     bar.inc(1);
                 }
@@ -767,6 +780,7 @@ impl Report {
         }
         self.summary_markdown(&mut md);
         self.targets_markdown(&mut md);
+        crate::rollout::markdown(self, &mut md);
         self.streaming_markdown(&mut md);
         for op in Op::ALL {
             self.op_markdown(&mut md, op);
