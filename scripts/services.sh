@@ -39,13 +39,17 @@ PB_PKG_VERSION=0.40.6
 CHROMA_PKG_NAME=chromadb
 CHROMA_PKG_VERSION=1.5.9
 # The Socket.IO client the bridge tests use: python-socketio as Open WebUI 0.12.4 pins it, with
-# its client dependencies (requests for polling, websocket-client for websockets), every wheel
-# pure Python and pinned, unpacked into one folder exported as CHATSTORE_TEST_SOCKETIO_PYTHONPATH.
+# its client dependencies (requests for polling, websocket-client for websockets; aiohttp and its
+# dependencies for the asyncio client of the realtime benchmark), every wheel pure Python and
+# pinned, unpacked into one folder exported as CHATSTORE_TEST_SOCKETIO_PYTHONPATH.
 SOCKETIO_CLIENT_VERSION=5.16.2
 SOCKETIO_CLIENT_WHEELS=(python-socketio==5.16.2 python-engineio==4.15.1 bidict==0.24.1
     simple-websocket==1.1.0 wsproto==1.3.2 h11==0.16.0 websocket-client==1.9.2 requests==2.34.2
     urllib3==2.8.0 idna==3.20 certifi==2026.10.19.post1 charset-normalizer==3.5.3
-    typing-extensions==4.16.0)
+    typing-extensions==4.16.0 aiohttp==3.14.5 aiohappyeyeballs==2.7.1 aiosignal==1.4.0
+    attrs==26.1.0 frozenlist==1.8.0 multidict==7.2.1 propcache==0.5.4 yarl==1.25.1)
+# Bumped whenever the wheel list changes, so an existing install is replaced.
+SOCKETIO_CLIENT_SET=2
 PB_ADMIN_EMAIL=admin@chatstore.test
 PG_DATABASE=chatstore
 PG_MAX_CONNECTIONS=300
@@ -152,7 +156,7 @@ finish_install() {
 }
 
 install_socketio_client() {
-    SIO_INSTALL="$SVC_DIR/python-socketio-${SOCKETIO_CLIENT_VERSION}"
+    SIO_INSTALL="$SVC_DIR/python-socketio-${SOCKETIO_CLIENT_VERSION}-${SOCKETIO_CLIENT_SET}"
     if [[ -f "$SIO_INSTALL/.installed" ]]; then
         return
     fi
@@ -174,7 +178,7 @@ install_socketio_client() {
         fi
         "$PYTHON" -m zipfile -e "$whl" "$tmp" || { rm -rf "$tmp"; die "cannot unpack $whl"; }
     done
-    PYTHONPATH="$tmp" "$PYTHON" -c 'import socketio, requests, websocket' \
+    PYTHONPATH="$tmp" "$PYTHON" -c 'import socketio, requests, websocket, aiohttp' \
         || { rm -rf "$tmp"; die "the unpacked python-socketio client does not import"; }
     finish_install "$tmp" "$SIO_INSTALL"
 }

@@ -8,7 +8,9 @@
 //! and, where the backend has one, through its raw [`baseline`] written directly against the
 //! driver, so the abstraction's overhead is a ratio. The report's [`streaming`] section streams
 //! a 1 MB and a 100 MB file through each backend and through its raw client, with the memory
-//! each transfer takes.
+//! each transfer takes. [`realtime`] measures the realtime bridge apart (`chatstore
+//! bench-realtime`, `realtime.md`): commit → Socket.IO client latency on PostgreSQL and
+//! PocketBase and envelopes/s delivered to 1,000 python-socketio clients.
 //!
 //! Two ways to run it:
 //! - `cargo bench -p chatstore-benches`: criterion, one group per operation, one function per
@@ -46,6 +48,7 @@ pub mod models;
 pub mod ops;
 pub mod raw_pocketbase;
 pub mod raw_sql;
+pub mod realtime;
 pub mod report;
 pub mod rng;
 pub mod rollout;

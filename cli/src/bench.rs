@@ -1,9 +1,11 @@
 //! `chatstore bench`: runs the benchmark workload once per configured backend, with a progress
-//! bar, and writes `report.md` plus one SVG chart per operation.
+//! bar, and writes `report.md` plus one SVG chart per operation; `chatstore bench-realtime`
+//! measures the realtime bridge and writes `realtime.md` beside it.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chatstore_benches::realtime;
 use chatstore_benches::report::{self, REPORT_FILE, ReportConfig};
 use chatstore_benches::workload::DEFAULT_SEED;
 use chatstore_benches::{BenchError, Scale};
@@ -87,6 +89,72 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
             "{} operation(s) failed: {}",
             failures.len(),
             failures.join("; ")
+        )))
+    }
+}
+
+/// The options of `chatstore bench-realtime` (servers from `scripts/services.sh`:
+/// `CHATSTORE_TEST_POSTGRES_URL`, `CHATSTORE_TEST_POCKETBASE_URL` and its superuser,
+/// `CHATSTORE_TEST_SOCKETIO_PYTHONPATH`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RealtimeArgs {
+    /// Backends, comma separated: postgres, pocketbase (default: both, when configured).
+    #[arg(long, value_delimiter = ',')]
+    pub backends: Vec<String>,
+    /// Sockets connected to the bridge.
+    #[arg(long, default_value_t = 1000)]
+    pub sockets: usize,
+    /// Users the sockets log in as (a chat reaches sockets/users sockets).
+    #[arg(long, default_value_t = 100)]
+    pub users: usize,
+    /// Python processes holding the sockets.
+    #[arg(long, default_value_t = 4)]
+    pub processes: usize,
+    /// Chats created one at a time (latency of an idle bridge).
+    #[arg(long, default_value_t = 300)]
+    pub paced_events: usize,
+    /// Milliseconds between two paced writes.
+    #[arg(long, default_value_t = 20)]
+    pub pace_ms: u64,
+    /// Chats created by concurrent writers (deliveries per second).
+    #[arg(long, default_value_t = 3000)]
+    pub burst_events: usize,
+    /// Concurrent writers in the burst.
+    #[arg(long, default_value_t = 16)]
+    pub writers: usize,
+    /// Folder for realtime.md.
+    #[arg(long, default_value = "bench-report")]
+    pub out: PathBuf,
+}
+
+/// Runs the realtime benchmark and prints the section it wrote. Envelopes not delivered make
+/// it an error after the file is written.
+pub async fn run_realtime(args: RealtimeArgs) -> Result<(), BenchError> {
+    let config = realtime::RealtimeConfig {
+        backends: args.backends,
+        sockets: args.sockets,
+        users: args.users,
+        processes: args.processes,
+        paced_events: args.paced_events,
+        pace: Duration::from_millis(args.pace_ms),
+        burst_events: args.burst_events,
+        writers: args.writers,
+        out_dir: args.out,
+        ..realtime::RealtimeConfig::default()
+    };
+    let report = realtime::run(&config).await?;
+    println!("{}", report.to_markdown());
+    println!(
+        "wrote {}",
+        config.out_dir.join(realtime::REALTIME_FILE).display()
+    );
+    let losses = report.losses();
+    if losses.is_empty() {
+        Ok(())
+    } else {
+        Err(BenchError::Config(format!(
+            "envelopes lost: {}",
+            losses.join("; ")
         )))
     }
 }

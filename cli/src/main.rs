@@ -6,6 +6,8 @@
 //!   schema version, row counts and each user's tags with their chat counts.
 //! - `chatstore bench [--backends ...] [--scale ...] [--out DIR]` runs the benchmark workload
 //!   on every configured backend and writes `report.md` with one SVG chart per operation.
+//! - `chatstore bench-realtime [--sockets 1000 ...] [--out DIR]` measures commit → Socket.IO
+//!   client latency and delivered envelopes/s of one bridge; writes `realtime.md`.
 //! - `chatstore migrate --from URL --to URL [...]` copies one store into another, resumably,
 //!   ending with a verification; `chatstore verify --from URL --to URL` compares two stores.
 //! - `chatstore reconcile [--database-url URL]` replays the rollout router's repair log (the
@@ -63,6 +65,9 @@ enum Command {
     },
     /// Benchmark the backends on one seeded Open WebUI workload; writes report.md and charts.
     Bench(bench::BenchArgs),
+    /// Measure the realtime bridge: commit → client latency on PostgreSQL and PocketBase and
+    /// envelopes/s to many python-socketio clients; writes realtime.md.
+    BenchRealtime(bench::RealtimeArgs),
     /// Serve Open WebUI's Socket.IO chat events for the store's changes, plus /health.
     Bridge(bridge::BridgeArgs),
     /// Copy one store into another (resumable, verified); every Open WebUI table between SQL
@@ -126,6 +131,9 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Bench(args) => bench::run(args).await.map_err(|e| e.to_string()),
+            Command::BenchRealtime(args) => bench::run_realtime(args)
+                .await
+                .map_err(|e| e.to_string()),
             Command::Bridge(args) => bridge::run(args).await,
             Command::Migrate(args) => migrate::run(args).await,
             Command::Verify(args) => migrate::run_verify(args).await,
