@@ -5,6 +5,9 @@
 pub const EVENTS_IN: &str = "chatstore_bridge_events_in_total";
 /// Counter: `events` emissions sent to a room.
 pub const EVENTS_OUT: &str = "chatstore_bridge_events_out_total";
+/// Counter: sockets an `events` emission could not be queued for (the socket closed, or its
+/// buffer of packets waiting to be written was full).
+pub const EMIT_FAILURES: &str = "chatstore_bridge_emit_failures_total";
 /// Gauge: sockets connected.
 pub const SOCKETS: &str = "chatstore_bridge_connected_sockets";
 /// Gauge: seconds between the newest change and its arrival at the bridge.

@@ -16,6 +16,11 @@ use crate::auth::{Refusal, check_user, verify};
 use crate::envelope::envelopes;
 use crate::{BridgeState, SOCKET_PATH, metric};
 
+/// Packets a socket may have waiting to be written before an emit to it fails (socketioxide's
+/// default is 128): a burst of changes to one user (a chat imported with its messages) must
+/// not overflow the tab of a client on a slow link.
+const SOCKET_BUFFER: usize = 2048;
+
 /// What a connected socket carries: whose it is, and the token to check again.
 #[derive(Debug, Clone)]
 struct Session {
@@ -43,6 +48,7 @@ pub(crate) fn layer(state: BridgeState) -> SocketIoLayer {
         .ping_interval(Duration::from_secs(25))
         .ping_timeout(Duration::from_secs(20))
         .transports([TransportType::Polling, TransportType::Websocket])
+        .max_buffer_size(SOCKET_BUFFER)
         .with_state(state.clone())
         .build_layer();
     io.ns("/", on_connect.with(authenticate));
@@ -181,7 +187,14 @@ async fn follow(io: SocketIo, state: BridgeState) {
         for envelope in out {
             match io.to(envelope.room).emit("events", &envelope.payload).await {
                 Ok(()) => metrics::counter!(metric::EVENTS_OUT).increment(1),
-                Err(e) => tracing::debug!(error = %e, "bridge: emit failed"),
+                Err(e) => {
+                    let failed = match &e {
+                        socketioxide::BroadcastError::Socket(sockets) => sockets.len(),
+                        _ => 1,
+                    };
+                    metrics::counter!(metric::EMIT_FAILURES).increment(failed as u64);
+                    tracing::warn!(error = %e, "bridge: an envelope did not reach every socket of its room");
+                }
             }
         }
         if event.group == ModelGroup::Users {
