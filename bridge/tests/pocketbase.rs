@@ -78,3 +78,16 @@ async fn two_bridges_on_one_pocketbase_deliver_across_a_restart() {
     client_a.stop().await;
     client_b.stop().await;
 }
+
+/// On PocketBase, with the writes made through another store (replica): the owner hears every
+/// envelope kind, another user nothing.
+#[tokio::test]
+async fn every_envelope_kind_on_pocketbase_reaches_only_the_owner() {
+    let Some(server) = PrivatePocketBase::start() else {
+        return;
+    };
+    let url = server.http_url();
+    let writer = open(&url, "bk_").await;
+    support::every_envelope_kind_reaches_only_the_owner(&writer, open(&url, "bk_").await).await;
+    drop(server);
+}

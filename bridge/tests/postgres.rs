@@ -67,6 +67,18 @@ async fn two_bridges_on_one_postgres_both_deliver() {
     support::drop_database(&url).await;
 }
 
+/// On PostgreSQL, with the writes made through another store (replica): the owner hears every
+/// envelope kind, another user nothing.
+#[tokio::test]
+async fn every_envelope_kind_on_postgres_reaches_only_the_owner() {
+    let Some(url) = support::postgres_database().await else {
+        return;
+    };
+    let writer = open(&url).await;
+    support::every_envelope_kind_reaches_only_the_owner(&writer, open(&url).await).await;
+    support::drop_database(&url).await;
+}
+
 /// The bridge's LISTEN connection is killed (`pg_terminate_backend`) while another process
 /// keeps writing: the client still receives a `chat:list` for every chat created.
 #[tokio::test]

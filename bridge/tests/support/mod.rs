@@ -220,3 +220,99 @@ pub async fn drop_database(url: &str) {
         chatstore_testkit::drop_postgres_database(&server, url).await;
     }
 }
+
+/// Every envelope kind through a real backend: `bridge` is served, `writer` (another store on
+/// the same database, as another replica) creates, renames, tags, writes a message in and
+/// deletes a chat of a new user; that user's client (joined to the chat) receives `chat:list`,
+/// `chat:title`, `chat:tags`, `chat:message` and the deletion's `chat:list`; another user's
+/// client, asking to join the same chat, is refused and receives nothing.
+pub async fn every_envelope_kind_reaches_only_the_owner(writer: &Store, bridge: Store) {
+    use chatstore_core::{ChatPatch, NewChat, NewMessage, NewUser};
+    let wait = Duration::from_secs(20);
+    let mut ids = Vec::new();
+    for email in ["kind-owner@example.com", "kind-other@example.com"] {
+        let user = writer
+            .users
+            .create(NewUser {
+                role: Some("user".into()),
+                ..NewUser::new(email, "K")
+            })
+            .await
+            .expect("user");
+        ids.push(user.id);
+    }
+    let (owner_id, other_id) = (&ids[0], &ids[1]);
+    let chat = writer
+        .chats
+        .create(NewChat::new(owner_id, "Engines"))
+        .await
+        .expect("chat");
+    let addr = serve(bridge).await;
+    let Some(mut owner) = Client::start(
+        addr,
+        Some(&token(owner_id)),
+        Transport::Websocket,
+        &[chat.id.as_str()],
+    )
+    .await
+    else {
+        return;
+    };
+    let mut other = Client::start(
+        addr,
+        Some(&token(other_id)),
+        Transport::Websocket,
+        &[chat.id.as_str()],
+    )
+    .await
+    .expect("client");
+    assert_eq!(
+        owner.expect("joined", wait).await["data"]["reply"]["ok"],
+        true
+    );
+    assert_eq!(
+        other.expect("joined", wait).await["data"]["reply"]["ok"],
+        false
+    );
+    assert!(owner.ready().await && other.ready().await);
+
+    writer
+        .chats
+        .update(
+            &chat.id,
+            ChatPatch {
+                title: Some("Analytical engines".into()),
+                ..ChatPatch::default()
+            },
+        )
+        .await
+        .expect("rename");
+    let title = owner.envelope(wait, is("chat:title", &chat.id)).await;
+    assert_eq!(title["data"]["data"], "Analytical engines");
+    writer.chats.add_tag(&chat.id, "Work").await.expect("tag");
+    let tags = owner
+        .envelope(wait, |v| {
+            is("chat:tags", &chat.id)(v) && v["data"]["data"] == serde_json::json!(["work"])
+        })
+        .await;
+    assert_eq!(tags["chat_id"], chat.id.as_str());
+    writer
+        .messages
+        .upsert(NewMessage::text(&chat.id, "m1", "user", "Hello"))
+        .await
+        .expect("message");
+    let message = owner.envelope(wait, is("chat:message", &chat.id)).await;
+    assert_eq!(message["message_id"], "m1");
+    assert_eq!(message["data"]["data"]["content"], "Hello");
+    writer.chats.delete(&chat.id).await.expect("delete");
+    // The deletion: a chat:list after the message (a read-back may repeat earlier kinds).
+    owner.envelope(wait, is("chat:list", &chat.id)).await;
+
+    let heard = other.drain(Duration::from_millis(500)).await;
+    assert!(
+        heard.iter().all(|l| l["event"] != "events"),
+        "another user heard the owner's events: {heard:?}"
+    );
+    owner.stop().await;
+    other.stop().await;
+}

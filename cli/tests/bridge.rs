@@ -1,0 +1,245 @@
+//! `chatstore bridge` as an operator runs it: a process of its own on PostgreSQL, a real
+//! python-socketio client, writes made by another process (this test) through chatstore, and
+//! the Prometheus counters at `/metrics`.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use chatstore_bridge::{Claims, sign_token};
+use chatstore_core::{ChatPatch, NewChat, NewUser, Store};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+const SECRET: &str = "cli-bridge-test-secret";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A plain HTTP GET on loopback: status code and body.
+async fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.ok()?;
+    let mut raw = String::new();
+    conn.read_to_string(&mut raw).await.ok()?;
+    let status = raw.split_whitespace().nth(1)?.parse().ok()?;
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((status, body))
+}
+
+/// One python-socketio client (bridge/tests/socketio_client.py) and its JSON lines.
+struct Client {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<Value>,
+}
+
+impl Client {
+    fn start(pythonpath: &str, port: u16, token: &str) -> Client {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../bridge/tests/socketio_client.py"
+        );
+        let mut child = Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
+            .arg(script)
+            .args([
+                "--url",
+                &format!("http://127.0.0.1:{port}"),
+                "--token",
+                token,
+            ])
+            .env("PYTHONPATH", pythonpath)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the python-socketio client");
+        let stdout = child.stdout.take().expect("client stdout");
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && tx.send(v).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Client { child, lines }
+    }
+
+    /// The next line of kind `event`.
+    async fn expect(&mut self, event: &str) -> Value {
+        loop {
+            let line = tokio::time::timeout(WAIT, self.lines.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {event:?} within {WAIT:?}"))
+                .expect("the client ended");
+            if line["event"] == event {
+                return line;
+            }
+        }
+    }
+
+    /// The `events` envelopes received within `window`.
+    async fn drain(&mut self, window: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + window;
+        let mut out = Vec::new();
+        while let Ok(Some(line)) = tokio::time::timeout_at(deadline, self.lines.recv()).await {
+            if line["event"] == "events" {
+                out.push(line["data"].clone());
+            }
+        }
+        out
+    }
+
+    async fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+}
+
+async fn user(store: &Store, email: &str) -> String {
+    store
+        .users
+        .create(NewUser {
+            role: Some("user".into()),
+            ..NewUser::new(email, "U")
+        })
+        .await
+        .expect("user")
+        .id
+}
+
+fn token(user_id: &str) -> String {
+    sign_token(
+        SECRET,
+        &Claims {
+            id: user_id.to_owned(),
+            exp: None,
+        },
+    )
+    .expect("token")
+}
+
+/// The value of an unlabelled metric in Prometheus text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("/metrics has no {name}:\n{text}"))
+}
+
+/// The bridge binary on PostgreSQL: a chat created and renamed by another process reaches the
+/// owner's client as `chat:list` and `chat:title` and never another user's client; `/health`
+/// is 200 and `/metrics` counts the changes in, the envelopes out and the two sockets.
+#[tokio::test]
+async fn the_bridge_command_delivers_another_process_writes_and_counts_them() {
+    let (Some(server), Some(pythonpath)) = (
+        chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL"),
+        chatstore_testkit::require_env("CHATSTORE_TEST_SOCKETIO_PYTHONPATH"),
+    ) else {
+        return;
+    };
+    let url = chatstore_testkit::fresh_postgres_database(&server).await;
+    let store = chatstore_registry::open(&url)
+        .await
+        .expect("open the store");
+    let ada = user(&store, "ada@example.com").await;
+    let bob = user(&store, "bob@example.com").await;
+
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("addr").port()
+    };
+    let mut bridge = Command::new(env!("CARGO_BIN_EXE_chatstore"))
+        .args(["bridge", "--database-url", &url, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("WEBUI_SECRET_KEY", SECRET)
+        .env_remove("CHATSTORE_DATABASE_URL")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chatstore bridge");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some((200, body)) = get(port, "/health").await {
+            assert!(body.contains("\"feed_connected\":true"), "{body}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the bridge did not become healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut owner = Client::start(&pythonpath, port, &token(&ada));
+    let mut other = Client::start(&pythonpath, port, &token(&bob));
+    owner.expect("ready").await;
+    other.expect("ready").await;
+
+    let chat = store
+        .chats
+        .create(NewChat::new(&ada, "first"))
+        .await
+        .expect("chat");
+    store
+        .chats
+        .update(
+            &chat.id,
+            ChatPatch {
+                title: Some("renamed".into()),
+                ..ChatPatch::default()
+            },
+        )
+        .await
+        .expect("rename");
+    let mut kinds = Vec::new();
+    while !(kinds.contains(&"chat:list".to_owned()) && kinds.contains(&"chat:title".to_owned())) {
+        let line = owner.expect("events").await;
+        assert_eq!(line["data"]["chat_id"], chat.id.as_str(), "{line}");
+        if line["data"]["data"]["type"] == "chat:title" {
+            assert_eq!(line["data"]["data"]["data"], "renamed");
+        }
+        kinds.push(
+            line["data"]["data"]["type"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+        );
+    }
+    let heard = other.drain(Duration::from_millis(500)).await;
+    assert!(heard.is_empty(), "another user heard {heard:?}");
+
+    let (status, text) = get(port, "/metrics").await.expect("/metrics answers");
+    assert_eq!(status, 200);
+    assert!(
+        metric(&text, "chatstore_bridge_events_in_total") >= 2.0,
+        "{text}"
+    );
+    assert!(
+        metric(&text, "chatstore_bridge_events_out_total") >= 2.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "chatstore_bridge_connected_sockets"),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "chatstore_bridge_feed_connected"),
+        1.0,
+        "{text}"
+    );
+
+    owner.stop().await;
+    other.stop().await;
+    let _ = bridge.kill().await;
+    drop(store);
+    chatstore_testkit::drop_postgres_database(&server, &url).await;
+}
