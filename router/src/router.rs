@@ -12,7 +12,7 @@ use chatstore_core::compare;
 use chatstore_core::{Error, ErrorKind, ModelGroup, Result, Store, StoreParts};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{Mutex, MutexGuard, Notify, oneshot};
+use tokio::sync::{Mutex, MutexGuard, Notify};
 
 use crate::phase::Phase;
 use crate::repair::{self, RepairKey, RepairLog, Side};
@@ -506,18 +506,20 @@ impl Shared {
                     return call(&self.old).await;
                 }
                 let guard = InFlight(self.clone());
-                // The old answer goes over as a clone: turning it into JSON happens in the
-                // background too, never on the caller's path.
-                let (tx, rx) = oneshot::channel::<std::result::Result<T, ErrorKind>>();
+                // The old store answers first, alone: the caller's read never shares the
+                // machine or a connection with the shadow. The new store's read starts as the
+                // old answer is handed back, and the comparison runs in the background too.
+                let answer = call(&self.old).await;
+                let old = match &answer {
+                    Ok(v) => Ok(v.clone()),
+                    Err(e) => Err(e.kind()),
+                };
                 let shadow = call(new);
                 let timeout = self.shadow_timeout;
                 let shared = self.clone();
                 runtime.spawn(async move {
                     let _guard = guard;
                     let answer = tokio::time::timeout(timeout, shadow).await;
-                    let Ok(old) = rx.await else {
-                        return; // the caller gave up on the old read: nothing to compare
-                    };
                     let old = match old {
                         Ok(v) => match canon(&v) {
                             Ok(v) => Outcome::Value(v),
@@ -537,11 +539,6 @@ impl Shared {
                         Ok(Err(e)) => Outcome::Failed(e.kind()),
                     };
                     shared.record_shadow(group, operation, ids, &old, &new);
-                });
-                let answer = call(&self.old).await;
-                let _ = tx.send(match &answer {
-                    Ok(v) => Ok(v.clone()),
-                    Err(e) => Err(e.kind()),
                 });
                 answer
             }
