@@ -9,6 +9,8 @@
 #
 # PgBouncer (Debian package `pgbouncer`, installed with apt-get when missing and run as root) sits
 # in front of that PostgreSQL in transaction pooling mode: CHATSTORE_TEST_PGBOUNCER_URL.
+# Redis (Debian package `redis-server`, installed the same way), unpersisted, on loopback:
+# CHATSTORE_TEST_REDIS_URL (the bridge publishes into Open WebUI's Redis manager channel).
 #
 # Typical use:  eval "$(scripts/services.sh start)"
 #
@@ -47,9 +49,10 @@ SOCKETIO_CLIENT_WHEELS=(python-socketio==5.16.2 python-engineio==4.15.1 bidict==
     simple-websocket==1.1.0 wsproto==1.3.2 h11==0.16.0 websocket-client==1.9.2 requests==2.34.2
     urllib3==2.8.0 idna==3.20 certifi==2026.10.19.post1 charset-normalizer==3.5.3
     typing-extensions==4.16.0 aiohttp==3.14.5 aiohappyeyeballs==2.7.1 aiosignal==1.4.0
-    attrs==26.1.0 frozenlist==1.8.0 multidict==7.2.1 propcache==0.5.4 yarl==1.25.1)
+    attrs==26.1.0 frozenlist==1.8.0 multidict==7.2.1 propcache==0.5.4 yarl==1.25.1
+    redis==8.1.0)
 # Bumped whenever the wheel list changes, so an existing install is replaced.
-SOCKETIO_CLIENT_SET=2
+SOCKETIO_CLIENT_SET=3
 PB_ADMIN_EMAIL=admin@chatstore.test
 PG_DATABASE=chatstore
 PG_MAX_CONNECTIONS=300
@@ -178,7 +181,7 @@ install_socketio_client() {
         fi
         "$PYTHON" -m zipfile -e "$whl" "$tmp" || { rm -rf "$tmp"; die "cannot unpack $whl"; }
     done
-    PYTHONPATH="$tmp" "$PYTHON" -c 'import socketio, requests, websocket, aiohttp' \
+    PYTHONPATH="$tmp" "$PYTHON" -c 'import socketio, requests, websocket, aiohttp, redis' \
         || { rm -rf "$tmp"; die "the unpacked python-socketio client does not import"; }
     finish_install "$tmp" "$SIO_INSTALL"
 }
@@ -396,6 +399,56 @@ stop_pgbouncer() {
     return 0
 }
 
+# Redis: the Debian package (`redis-server`), for the bridge's publishing into Open WebUI's
+# Redis manager channel; installed here when missing and this script runs as root.
+REDIS_BIN=""
+install_redis() {
+    REDIS_BIN="$(command -v redis-server || true)"
+    [[ -z "$REDIS_BIN" && -x /usr/bin/redis-server ]] && REDIS_BIN=/usr/bin/redis-server
+    [[ -n "$REDIS_BIN" ]] && return 0
+    (( IS_ROOT )) || die "redis-server is not installed: run 'apt-get install redis-server' as root"
+    log "installing redis-server (apt-get) ..."
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >&2 </dev/null \
+        || { apt-get update -q >&2 </dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >&2 </dev/null; } \
+        || die "apt-get install redis-server failed"
+    REDIS_BIN=/usr/bin/redis-server
+}
+
+# start_redis DIR PORT: an unpersisted Redis on loopback, daemonised with its pid in DIR.
+start_redis() {
+    local dir="$1" port="$2" i
+    mkdir -p "$dir"
+    log "starting Redis on 127.0.0.1:$port"
+    (cd / && "$REDIS_BIN" --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+        --daemonize yes --pidfile "$dir/redis.pid" --dir "$dir" --logfile "$dir/redis.log") \
+        </dev/null >/dev/null 2>&1 9>&- || die "redis-server failed to start"
+    for ((i = 0; i < 100; i++)); do
+        if "$PYTHON" - "$port" <<'PY' 2>/dev/null; then return 0; fi
+import socket, sys
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1) as s:
+    s.sendall(b"PING\r\n")
+    sys.exit(0 if s.recv(16).startswith(b"+PONG") else 1)
+PY
+        sleep 0.1
+    done
+    tail -n 20 "$dir/redis.log" >&2 2>/dev/null || true
+    die "Redis does not answer PING on 127.0.0.1:$port"
+}
+
+# stop_redis DATA_ROOT: best effort.
+stop_redis() {
+    local pidfile="$1/redis/redis.pid" pid i
+    [[ -f "$pidfile" ]] || return 0
+    pid="$(cat "$pidfile" 2>/dev/null || true)"
+    if [[ -n "$pid" ]] && pid_alive "$pid" && grep -q redis-server "/proc/$pid/cmdline" 2>/dev/null; then
+        log "stopping Redis (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do pid_alive "$pid" || break; sleep 0.1; done
+        if pid_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    fi
+    return 0
+}
+
 # ---------------------------------------------------------------------------------------------
 # Stop
 # ---------------------------------------------------------------------------------------------
@@ -414,7 +467,7 @@ stop_instance() {
         kill -TERM "$pb_pid" 2>/dev/null || true
         pb_live=1
     fi
-    if [[ -n "$data_root" ]]; then stop_pgbouncer "$data_root"; fi
+    if [[ -n "$data_root" ]]; then stop_pgbouncer "$data_root"; stop_redis "$data_root"; fi
     pgp="$(pg_pid "$pgdata")"
     if [[ -n "$pgp" ]] && pid_alive "$pgp"; then
         log "stopping PostgreSQL (pid $pgp)"
@@ -514,6 +567,7 @@ cmd_start() {
     install_chroma
     install_pgbouncer
     install_socketio_client
+    install_redis
     log "installation ready ($(elapsed "$t_install")): PostgreSQL in $PG_BIN, PocketBase $PB_BIN, Chroma $CHROMA_BIN"
 
     t_start="$(now_ms)"
@@ -571,6 +625,9 @@ cmd_start() {
     local bouncer_port
     bouncer_port="$(free_port)"
     start_pgbouncer "$START_DATA_ROOT/pgbouncer" "$pg_port" "$bouncer_port"
+    local redis_port
+    redis_port="$(free_port)"
+    start_redis "$START_DATA_ROOT/redis" "$redis_port"
 
     # --- PocketBase ---
     local pb_password
@@ -644,6 +701,7 @@ cmd_start() {
         printf 'export CHATSTORE_TEST_CHROMA_URL=%q\n' "http://127.0.0.1:$chroma_port"
         printf 'export CHATSTORE_CHROMA_BIN=%q\n' "$CHROMA_BIN"
         printf 'export CHATSTORE_TEST_SOCKETIO_PYTHONPATH=%q\n' "$SIO_INSTALL"
+        printf 'export CHATSTORE_TEST_REDIS_URL=%q\n' "redis://127.0.0.1:$redis_port"
         printf 'SVC_DATA_ROOT=%q\n' "$START_DATA_ROOT"
         printf 'SVC_PGDATA=%q\n' "$START_PGDATA"
         printf 'SVC_PG_BIN=%q\n' "$PG_BIN"

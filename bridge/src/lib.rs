@@ -17,6 +17,9 @@
 //!   [`envelopes`]): `chat:list`, `chat:title`, `chat:tags` to the owner's `user:{id}` room,
 //!   message changes to `chat:{id}`. A user never receives another user's event.
 //!
+//! - With [`BridgeConfig::redis`], every envelope is also published into Open WebUI's own
+//!   Redis manager channel, so browsers connected to Open WebUI's replicas get it too.
+//!
 //! The bridge depends on `chatstore-core` only: it is given a [`Store`] (opened by the caller,
 //! e.g. through the registry) and builds an [`axum::Router`] with [`router`]. Other routes
 //! merge into that router. It reports through the `metrics` facade (see [`metric`]); the
@@ -39,6 +42,7 @@ pub mod downloads;
 mod envelope;
 mod health;
 pub mod metric;
+mod redis;
 mod sockets;
 
 use std::sync::Arc;
@@ -52,6 +56,7 @@ use chatstore_core::Store;
 pub use auth::{Claims, sign_token};
 pub use envelope::{Envelope, envelopes};
 pub use health::Health;
+pub use redis::RedisTarget;
 
 /// The path Open WebUI's client connects to.
 pub const SOCKET_PATH: &str = "/ws/socket.io";
@@ -71,6 +76,9 @@ pub struct BridgeConfig {
     /// How many changes are translated at once (reads of titles, tags, messages run
     /// concurrently; envelopes still go out in the feed's order).
     pub concurrency: usize,
+    /// Also publish every envelope into Open WebUI's Redis manager channel (its replicas'
+    /// `WEBSOCKET_MANAGER=redis`), so browsers connected to Open WebUI itself get them.
+    pub redis: Option<RedisTarget>,
 }
 
 impl Default for BridgeConfig {
@@ -80,6 +88,7 @@ impl Default for BridgeConfig {
             download_signer: None,
             recheck_interval: Duration::from_secs(30),
             concurrency: 64,
+            redis: None,
         }
     }
 }
@@ -94,6 +103,12 @@ impl BridgeConfig {
     /// With this token signing key.
     pub fn secret_key(mut self, key: impl Into<String>) -> Self {
         self.secret_key = Some(key.into());
+        self
+    }
+
+    /// Publishing into Open WebUI's Redis manager channel too.
+    pub fn redis(mut self, target: RedisTarget) -> Self {
+        self.redis = Some(target);
         self
     }
 

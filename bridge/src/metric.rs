@@ -16,3 +16,9 @@ pub const FEED_LAG: &str = "chatstore_bridge_feed_lag_seconds";
 pub const FEED_RECONNECTS: &str = "chatstore_bridge_feed_reconnects";
 /// Gauge: 1 while the feed's source is connected.
 pub const FEED_CONNECTED: &str = "chatstore_bridge_feed_connected";
+/// Counter: envelopes published into Open WebUI's Redis manager channel.
+pub const REDIS_PUBLISHED: &str = "chatstore_bridge_redis_published_total";
+/// Counter: envelopes dropped because Redis was unreachable for too long (queue full).
+pub const REDIS_DROPPED: &str = "chatstore_bridge_redis_dropped_total";
+/// Gauge: 1 while the connection to Redis is up.
+pub const REDIS_CONNECTED: &str = "chatstore_bridge_redis_connected";

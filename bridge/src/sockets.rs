@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chatstore_core::changes::{ChangeFilter, subscribe};
+use chatstore_core::changes::{ChangeFilter, ChangeStream, subscribe};
 use chatstore_core::{ChangeEvent, ErrorKind, ModelGroup};
 use futures::StreamExt;
 use serde::Deserialize;
@@ -14,6 +14,7 @@ use socketioxide::{SocketIo, TransportType};
 
 use crate::auth::{Refusal, check_user, verify};
 use crate::envelope::envelopes;
+use crate::redis::RedisPublisher;
 use crate::{BridgeState, SOCKET_PATH, metric};
 
 /// Packets a socket may have waiting to be written before an emit to it fails (socketioxide's
@@ -54,7 +55,13 @@ pub(crate) fn layer(state: BridgeState) -> SocketIoLayer {
     io.ns("/", on_connect.with(authenticate));
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
-            runtime.spawn(follow(io, state));
+            // Subscribed before the router is handed out, so no change made after that is
+            // missed (the feed task may start later).
+            let changes = state
+                .store()
+                .changes()
+                .map(|feed| subscribe(feed, ChangeFilter::all()));
+            runtime.spawn(follow(io, state, changes));
         }
         Err(_) => tracing::error!("bridge: no Tokio runtime; changes will not be sent"),
     }
@@ -151,8 +158,8 @@ async fn on_chat_room(
 }
 
 /// Follows the store's change feed for as long as the server runs.
-async fn follow(io: SocketIo, state: BridgeState) {
-    let Some(feed) = state.store().changes() else {
+async fn follow(io: SocketIo, state: BridgeState, changes: Option<ChangeStream>) {
+    let (Some(feed), Some(changes)) = (state.store().changes(), changes) else {
         tracing::warn!(
             backend = state.store().backend_name(),
             "bridge: the store has no change feed; no events will be sent"
@@ -170,8 +177,9 @@ async fn follow(io: SocketIo, state: BridgeState) {
         }
     });
     let store = state.store().clone();
+    let redis = state.config().redis.clone().map(RedisPublisher::start);
     let concurrency = state.config().concurrency.max(1);
-    let mut translated = subscribe(feed, ChangeFilter::all())
+    let mut translated = changes
         .map(|event| {
             let store = store.clone();
             async move {
@@ -185,6 +193,9 @@ async fn follow(io: SocketIo, state: BridgeState) {
         .buffered(concurrency);
     while let Some((event, out)) = translated.next().await {
         for envelope in out {
+            if let Some(redis) = &redis {
+                redis.publish(&envelope.room, &envelope.payload);
+            }
             match io.to(envelope.room).emit("events", &envelope.payload).await {
                 Ok(()) => metrics::counter!(metric::EVENTS_OUT).increment(1),
                 Err(e) => {

@@ -24,6 +24,17 @@ pub struct BridgeArgs {
     /// The key Open WebUI signs session tokens with.
     #[arg(long, env = "WEBUI_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// Also publish every envelope into Open WebUI's Redis manager (its replicas run with
+    /// WEBSOCKET_MANAGER=redis): their WEBSOCKET_REDIS_URL, e.g. `redis://127.0.0.1:6379/0`.
+    #[arg(long, env = "CHATSTORE_BRIDGE_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// The pub/sub channel of that manager (python-socketio's default).
+    #[arg(
+        long,
+        default_value = "socketio",
+        env = "CHATSTORE_BRIDGE_REDIS_CHANNEL"
+    )]
+    pub redis_channel: String,
 }
 
 /// Opens the store and serves until Ctrl-C.
@@ -33,6 +44,11 @@ pub async fn run(args: BridgeArgs) -> Result<(), String> {
     let mut config = BridgeConfig::default();
     if let Some(key) = args.secret_key.filter(|k| !k.is_empty()) {
         config = config.secret_key(key);
+    }
+    if let Some(url) = args.redis_url.filter(|u| !u.trim().is_empty()) {
+        let target = chatstore_bridge::RedisTarget::parse(&url, args.redis_channel)
+            .map_err(|e| e.to_string())?;
+        config = config.redis(target);
     }
     // Download links (`GET /files/{id}`): CHATSTORE_SIGNING_KEY, else WEBUI_SECRET_KEY.
     if let Some(signer) = chatstore_core::UrlSigner::from_lookup(|n| std::env::var(n).ok())
