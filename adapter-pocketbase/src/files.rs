@@ -8,7 +8,8 @@
 //! `@jsonPayload` part *after* the file, filled in once the stream has ended. A stream that
 //! fails, or whose hash differs from the expected one, aborts the request before its end, so
 //! PocketBase creates no record. Streamed reads ask for the file with a file token (and a
-//! `Range` header for byte ranges) and pass the answer's body on chunk by chunk.
+//! `Range` header for byte ranges) and pass the answer's body on chunk by chunk, received a
+//! few chunks ahead of the caller so that the connection and the hashing overlap.
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chatstore_core::files::verify;
 use chatstore_core::signing::validate_ttl;
-use chatstore_core::transfer::{Hashing, MAX_STREAMED_FILE_BYTES, stream_bytes};
+use chatstore_core::transfer::{Hashing, MAX_STREAMED_FILE_BYTES, read_ahead, stream_bytes};
 use chatstore_core::{
     ByteRange, ByteStream, Error, FileMeta, FileQuery, FileRepo, FileStream, NewFile, Page, Result,
     SignedUrl, validate,
@@ -38,6 +39,10 @@ use crate::{filter, record};
 /// PocketBase: the name the bytes are uploaded under (it is mangled anyway; the original
 /// name lives in `filename`).
 const UPLOAD_NAME: &str = "blob.bin";
+
+/// How many chunks of a download's body (hyper's reads, at most about 400 KiB each) are
+/// received ahead of the caller.
+const READ_AHEAD_CHUNKS: usize = 4;
 
 fn body(meta: &FileMeta) -> Value {
     let doc = json!({
@@ -399,6 +404,8 @@ impl FileRepo for PocketBase {
             )
             .await?;
         let body: ByteStream = Box::pin(resp.bytes_stream().map(|r| r.map_err(io::Error::other)));
+        // The connection keeps receiving while the caller hashes (and forwards) what came.
+        let body = read_ahead(body, READ_AHEAD_CHUNKS);
         Ok(FileStream::checked(meta, start, end, body))
     }
 

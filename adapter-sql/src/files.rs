@@ -6,33 +6,38 @@
 //! sha256 in `meta.file_hash` is checked whenever the bytes are read.
 //!
 //! A streamed upload (`put_stream`, and `put` on top of it) writes the bytes to a temporary
-//! file in the upload folder while hashing them, syncs it to disk, and only then opens the
-//! transaction: the row is inserted (a taken id fails here), the file is renamed into place and
-//! the folder synced, then the transaction commits. A failed, refused or interrupted upload
-//! (even one whose future is dropped half way) leaves no row and no file behind: the temporary
-//! file is removed by a guard. Reads stream the file in chunks, checked against its sha256.
+//! file in the upload folder while hashing them (in [`WRITE_BYTES`] writes, each one on the
+//! blocking pool while the next is hashed), then opens the transaction: the row is inserted (a
+//! taken id fails here), the file is renamed into place, synced, and the folder synced, then
+//! the transaction commits. Syncing after the rename makes one file-system journal commit
+//! cover the bytes and the new name, as a plain durable file copy needs; a large upload syncs
+//! its bytes once more before the transaction ([`SYNC_BEFORE_LOCK_BYTES`]) so that SQLite's
+//! write lock is never held while a big file goes to disk. A failed, refused or interrupted
+//! upload (even one whose future is dropped half way) leaves no row and no file behind: the
+//! temporary (or renamed) file is removed by a guard. Reads stream the file in [`READ_BYTES`]
+//! chunks, the next one read on the blocking pool while the caller handles the last, checked
+//! against its sha256.
 //!
 //! A bulk `put_many` inserts the rows first (so a taken id fails before any byte is written),
 //! then writes the bytes durably, then commits; if anything fails the rows roll back and the new
 //! files are removed.
 
-use std::io::SeekFrom;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chatstore_core::changes::{ChangeEvent, ChangeKind};
 use chatstore_core::files::{RESERVED_META_KEYS, sha256_hex, verify};
 use chatstore_core::signing::local_download_url;
-use chatstore_core::transfer::{
-    CHUNK_BYTES, Hashing, MAX_STREAMED_FILE_BYTES, Received, stream_bytes,
-};
+use chatstore_core::transfer::{Hashing, MAX_STREAMED_FILE_BYTES, Received, stream_bytes};
 use chatstore_core::{
     ByteRange, ByteStream, Error, FileMeta, FileQuery, FileRepo, FileStream, NewFile, Page, Result,
     SignedUrl, validate,
 };
 use serde_json::{Value, json};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncWriteExt, BufWriter};
 
 use crate::pool::{Arg, Mode, Row, Sql, Tx, args, cursor, page_args, storable};
 use crate::{SqlStore, json};
@@ -373,9 +378,8 @@ async fn sync_folder(dir: &Path) -> Result<()> {
         .map_err(|e| io_error(format!("cannot sync upload folder {}", dir.display()), e))
 }
 
-/// Moves a synced temporary file to `path` and syncs the folder; the returned guard removes
-/// `path` unless kept.
-async fn move_into_place(tmp: Discard, path: &Path) -> Result<Discard> {
+/// Moves a temporary file to `path`; the returned guard removes `path` unless kept.
+async fn rename_into_place(tmp: Discard, path: &Path) -> Result<Discard> {
     let Some(from) = tmp.path.as_deref() else {
         return Err(Error::backend_msg("the temporary upload file is gone"));
     };
@@ -383,27 +387,42 @@ async fn move_into_place(tmp: Discard, path: &Path) -> Result<Discard> {
         .await
         .map_err(|e| io_error(format!("cannot move file bytes into {}", path.display()), e))?;
     tmp.keep();
-    let placed = Discard::new(path.to_owned());
+    Ok(Discard::new(path.to_owned()))
+}
+
+/// Moves a synced temporary file to `path` and syncs the folder; the returned guard removes
+/// `path` unless kept.
+async fn move_into_place(tmp: Discard, path: &Path) -> Result<Discard> {
+    let placed = rename_into_place(tmp, path).await?;
     sync_folder(path.parent().unwrap_or(Path::new("."))).await?;
     Ok(placed)
 }
 
-/// Receives an upload into a synced temporary file in `dir`, hashing it; gives what was
-/// received and the file's guard.
-async fn receive(dir: &Path, body: ByteStream) -> Result<(Received, Discard)> {
-    let (mut file, guard) = temp_file(dir).await?;
+/// How many bytes an upload hands to the file system at a time: the bytes of one write are
+/// written on the blocking pool while the next ones are received and hashed.
+pub const WRITE_BYTES: usize = 1024 * 1024;
+
+/// Uploads at least this large are synced before the transaction opens as well as after the
+/// rename, so that the transaction (SQLite's write lock) is not held while their bytes go to
+/// disk; smaller ones are synced once, after the rename.
+pub const SYNC_BEFORE_LOCK_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Receives an upload into a temporary file in `dir`, hashing it; gives what was received,
+/// the written (not yet synced) file and its guard.
+async fn receive(dir: &Path, body: ByteStream) -> Result<(Received, tokio::fs::File, Discard)> {
+    let (file, guard) = temp_file(dir).await?;
     let tmp = guard.path.clone().unwrap_or_default();
+    let write_failed = |e| io_error(format!("cannot write {}", tmp.display()), e);
+    let mut out = BufWriter::with_capacity(WRITE_BYTES, file);
     let mut hashing = Hashing::new(body, MAX_STREAMED_FILE_BYTES);
     while let Some(chunk) = hashing.next_chunk().await? {
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| io_error(format!("cannot write {}", tmp.display()), e))?;
+        out.write_all(&chunk).await.map_err(write_failed)?;
     }
-    sync_file(file, &tmp).await?;
+    out.flush().await.map_err(write_failed)?;
     let received = hashing
         .received()
         .ok_or_else(|| Error::backend_msg("the upload stream did not end"))?;
-    Ok((received, guard))
+    Ok((received, out.into_inner(), guard))
 }
 
 /// Writes bytes durably through a temporary file renamed into place, so a reader never sees
@@ -417,6 +436,62 @@ async fn write_bytes(path: &Path, bytes: &[u8]) -> Result<Discard> {
         .map_err(|e| io_error(format!("cannot write {}", tmp.display()), e))?;
     sync_file(file, &tmp).await?;
     move_into_place(guard, path).await
+}
+
+/// How many bytes a read of stored bytes takes from disk at a time.
+pub const READ_BYTES: usize = 256 * 1024;
+
+/// What a chunk read leaves for the next: the file, where it is and how much is left.
+struct Reading {
+    file: std::fs::File,
+    at: u64,
+    left: u64,
+}
+
+/// Reads the next chunk (at most [`READ_BYTES`]); an empty chunk means the file ended early.
+fn read_chunk(mut r: Reading) -> (Reading, std::io::Result<Bytes>) {
+    let want = r.left.min(READ_BYTES as u64);
+    let mut buf = Vec::with_capacity(want as usize);
+    let read = r
+        .file
+        .seek(SeekFrom::Start(r.at))
+        .and_then(|_| (&mut r.file).take(want).read_to_end(&mut buf));
+    match read {
+        Ok(n) => {
+            r.at += n as u64;
+            r.left -= n as u64;
+            (r, Ok(Bytes::from(buf)))
+        }
+        Err(e) => (r, Err(e)),
+    }
+}
+
+/// Bytes `start..end` of `file` as a stream: each chunk is read on the blocking pool while the
+/// caller handles the one before (hashes it, sends it on), so disk and caller overlap, and no
+/// thread is held while the caller is slow. Memory: two chunks.
+fn read_ahead(file: std::fs::File, start: u64, end: u64) -> ByteStream {
+    let first = Reading {
+        file,
+        at: start,
+        left: end - start,
+    };
+    let next = (first.left > 0).then(|| tokio::task::spawn_blocking(move || read_chunk(first)));
+    Box::pin(futures::stream::unfold(next, |next| async move {
+        let (reading, chunk) = match next?.await {
+            Ok(done) => done,
+            Err(e) => return Some((Err(std::io::Error::other(e)), None)),
+        };
+        match chunk {
+            // The file ended early: the checked stream reports the short read.
+            Ok(chunk) if chunk.is_empty() => None,
+            Ok(chunk) => {
+                let next = (reading.left > 0)
+                    .then(|| tokio::task::spawn_blocking(move || read_chunk(reading)));
+                Some((Ok(chunk), next))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    }))
 }
 
 /// Removes stored bytes; a file that is already gone is fine, other failures are logged (the
@@ -545,12 +620,21 @@ impl FileRepo for SqlStore {
         let pending = file.prepare_stream(validate::now(), expected_sha256)?;
         let path = self.file_path(&pending)?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        let (received, tmp) = receive(dir, body).await?;
+        let (received, written, tmp) = receive(dir, body).await?;
         received.check(expected_sha256)?;
+        let tmp_path = tmp.path.clone().unwrap_or_default();
+        if received.size >= SYNC_BEFORE_LOCK_BYTES {
+            written
+                .sync_data()
+                .await
+                .map_err(|e| io_error(format!("cannot sync {} to disk", tmp_path.display()), e))?;
+        }
         let meta = pending.finish(&received);
         let mut tx = self.begin("file", Mode::Write).await?;
         insert_row(&mut tx, &meta, &path).await?;
-        let placed = move_into_place(tmp, &path).await?;
+        let placed = rename_into_place(tmp, &path).await?;
+        sync_file(written, &path).await?;
+        sync_folder(dir).await?;
         tx.commit().await?;
         placed.keep();
         Ok(meta)
@@ -562,7 +646,7 @@ impl FileRepo for SqlStore {
             Some(r) => r.resolve(meta.size)?,
             None => (0, meta.size),
         };
-        let mut file = tokio::fs::File::open(&path)
+        let file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| io_error(format!("cannot read the bytes of file {id:?} at {path}"), e))?;
         let on_disk = file
@@ -576,14 +660,7 @@ impl FileRepo for SqlStore {
                 meta.size
             )));
         }
-        file.seek(SeekFrom::Start(start))
-            .await
-            .map_err(|e| io_error(format!("cannot seek in {path}"), e))?;
-        let reader = tokio::io::AsyncReadExt::take(file, end - start);
-        let body = Box::pin(tokio_util::io::ReaderStream::with_capacity(
-            reader,
-            CHUNK_BYTES,
-        ));
+        let body = read_ahead(file.into_std().await, start, end);
         Ok(FileStream::checked(meta, start, end, body))
     }
 

@@ -88,7 +88,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use changes::SqlFeed;
-pub use files::PARTIAL_UPLOAD_MAX_AGE;
+pub use files::{PARTIAL_UPLOAD_MAX_AGE, READ_BYTES, WRITE_BYTES};
 pub use inspect::TableCounts;
 pub use pool::{Bound, Dialect};
 pub use rows::SqlRows;

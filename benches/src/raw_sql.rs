@@ -11,8 +11,10 @@
 //!
 //! Put file is not written here (the adapter's upload-folder layout is private to it); its row
 //! in the report has no baseline ratio. For the streaming section, the raw client of local
-//! storage is the file system: [`RawBaseline::upload`] copies the source file into the
-//! adapter's upload folder and syncs it, [`RawBaseline::download`] reads it in 64 KiB chunks.
+//! storage is the file system: [`RawBaseline::upload`] writes the same upload stream into a
+//! new file in the adapter's upload folder in its write size and syncs the file and the folder
+//! (a durable copy), [`RawBaseline::download`] reads it back in the adapter's read size; neither
+//! hashes nor touches a row, which is the store's own work.
 
 use std::path::PathBuf;
 
@@ -21,10 +23,10 @@ use chatstore_core::chats::PreparedChat;
 use chatstore_core::files::sha256_hex;
 use chatstore_core::messages::message_key;
 use chatstore_core::rows::ColumnKind;
-use chatstore_core::transfer::CHUNK_BYTES;
 use chatstore_core::vectors::exact_search;
 use chatstore_core::{Chat, Error, Result, VectorItem, blob, tag_id, validate};
-use chatstore_sql::{Bound, SqlOptions};
+use chatstore_sql::{Bound, READ_BYTES, SqlOptions, WRITE_BYTES};
+use futures::StreamExt;
 use serde_json::{Map, Value};
 use sqlx::Row as _;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -32,7 +34,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::types::Json;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::baseline::RawBaseline;
 use crate::models::RowPlan;
@@ -943,27 +945,43 @@ impl RawBaseline for RawSqlx {
     }
 
     async fn upload(&self, id: &str, source: &Source, _user_id: &str) -> Result<()> {
-        // Local storage's raw client is the file system: a file copy into the adapter's
-        // upload folder, synced to disk (the adapter syncs what it writes too).
+        // Local storage's raw client is the file system. An application that stores uploads
+        // without chatstore writes the upload stream into a new file in the upload folder and
+        // makes it durable (the file synced, then the folder, so the new name survives a
+        // crash), in the adapter's write size. Hashing and the row are the store's own work.
         let path = self.raw_upload_path(id)?;
-        tokio::fs::copy(&source.path, &path)
+        let fail = |what: &str, e| Error::backend(format!("raw {what} {}", path.display()), e);
+        let file = tokio::fs::File::create_new(&path)
             .await
-            .map_err(|e| Error::backend(format!("raw copy to {}", path.display()), e))?;
-        tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| Error::backend(format!("raw open {}", path.display()), e))?
+            .map_err(|e| fail("create", e))?;
+        let mut out = tokio::io::BufWriter::with_capacity(WRITE_BYTES, file);
+        let mut body = source.stream().await?;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| fail("read the source for", e))?;
+            out.write_all(&chunk).await.map_err(|e| fail("write", e))?;
+        }
+        out.flush().await.map_err(|e| fail("write", e))?;
+        out.into_inner()
             .sync_all()
             .await
-            .map_err(|e| Error::backend(format!("raw sync {}", path.display()), e))
+            .map_err(|e| fail("sync", e))?;
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        tokio::fs::File::open(dir)
+            .await
+            .map_err(|e| fail("open the folder of", e))?
+            .sync_all()
+            .await
+            .map_err(|e| fail("sync the folder of", e))
     }
 
     async fn download(&self, id: &str) -> Result<u64> {
-        // Read in the adapter's chunk size, as its `read_stream` does.
+        // The stored file read in the adapter's read size; no hash (the store checks its
+        // sha256 on every whole read: its own work).
         let path = self.raw_upload_path(id)?;
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| Error::backend(format!("raw open {}", path.display()), e))?;
-        let mut buf = vec![0u8; CHUNK_BYTES];
+        let mut buf = vec![0u8; READ_BYTES];
         let mut n = 0u64;
         loop {
             let k = file

@@ -49,6 +49,9 @@ pub struct ReportConfig {
     pub stream_sizes: Vec<u64>,
     /// Transfers per size and side in the streaming section; 0 leaves it out.
     pub stream_runs: usize,
+    /// Only the streaming section: the workload's records are loaded (its users own the
+    /// files), but no operation is timed and no bulk import runs.
+    pub streaming_only: bool,
 }
 
 impl Default for ReportConfig {
@@ -63,6 +66,7 @@ impl Default for ReportConfig {
             progress: true,
             stream_sizes: streaming::DEFAULT_SIZES.to_vec(),
             stream_runs: streaming::DEFAULT_RUNS,
+            streaming_only: false,
         }
     }
 }
@@ -280,6 +284,7 @@ async fn measure_opened(
     }
     let samples = config.samples.max(1) as u64;
     let per_op = samples * if opened.baseline.is_some() { 2 } else { 1 };
+    let timed_ops: &[Op] = if config.streaming_only { &[] } else { &Op::ALL };
     let sources = sources.filter(|_| store.capabilities().files);
     let transfers = sources.map_or(0, |s| (s.files.len() * config.stream_runs * 2) as u64);
     let bar = progress_bar(
@@ -287,33 +292,35 @@ async fn measure_opened(
         workload.records()
             + workload.notes()
             + crate::models::records(&workload)
-            + per_op * Op::ALL.len() as u64
+            + per_op * timed_ops.len() as u64
             + transfers,
     );
     bar.set_message(format!("{}: loading", spec.name));
     let started = Instant::now();
     workload.load(store, &|n| bar.inc(n)).await.map_err(fail)?;
     let load_time = started.elapsed();
-    // Rows (Open WebUI's other tables) are loaded apart: the bulk-import comparison keeps
-    // comparing the same records on both sides.
-    workload
-        .load_rows(store, &|n| bar.inc(n))
-        .await
-        .map_err(fail)?;
-    if store.capabilities().vectors {
-        // What an operator does after a bulk load (pgvector indexes and calibrates the
-        // collection now rather than in the background during the measurements).
-        bar.set_message(format!("{}: preparing vectors", spec.name));
-        store
-            .vectors
-            .optimize(KNOWLEDGE_COLLECTION)
+    let fx = Fixture::new(workload);
+    if !config.streaming_only {
+        // Rows (Open WebUI's other tables) are loaded apart: the bulk-import comparison keeps
+        // comparing the same records on both sides.
+        workload
+            .load_rows(store, &|n| bar.inc(n))
             .await
             .map_err(fail)?;
+        if store.capabilities().vectors {
+            // What an operator does after a bulk load (pgvector indexes and calibrates the
+            // collection now rather than in the background during the measurements).
+            bar.set_message(format!("{}: preparing vectors", spec.name));
+            store
+                .vectors
+                .optimize(KNOWLEDGE_COLLECTION)
+                .await
+                .map_err(fail)?;
+        }
+        fx.record_row_plans(store).await.map_err(fail)?;
     }
-    let fx = Fixture::new(workload);
-    fx.record_row_plans(store).await.map_err(fail)?;
-    let mut ops = Vec::with_capacity(Op::ALL.len());
-    for op in Op::ALL {
+    let mut ops = Vec::with_capacity(timed_ops.len());
+    for &op in timed_ops {
         bar.set_message(format!("{}: {}", spec.name, op.name()));
         let before = bar.position();
         let mut result = measure_op(
@@ -348,11 +355,11 @@ async fn measure_opened(
         None => Vec::new(),
     };
     let raw_import = match &opened.baseline {
-        Some(_) => {
+        Some(_) if !config.streaming_only => {
             bar.set_message(format!("{}: raw import", spec.name));
             raw_import(spec, url, workload).await
         }
-        None => Outcome::Unsupported,
+        _ => Outcome::Unsupported,
     };
     bar.finish_and_clear();
     // The store's name tells where its vectors live ("postgres+pgvector" -> "postgres (pgvector)").
@@ -802,8 +809,10 @@ impl Report {
             md,
             "`files.put_stream` of a file read from disk in 64 KiB chunks, then `files.read_stream` \
              of it drained (sha256 checked on the way), against the backend's raw client copying \
-             the same bytes: for local storage a file copy into the upload folder synced to disk \
-             (`tokio::fs::copy` + `sync_all`) and a read of it in 64 KiB chunks; for PocketBase a \
+             the same bytes: for local storage the same upload stream written into a new file in \
+             the upload folder in 1 MiB writes, the file and then the folder synced (a durable \
+             file copy, without the store's sha256 and row), and a read of it in 256 KiB chunks \
+             without a hash check; for PocketBase a \
              raw multipart record creation on the same collection with the bytes streamed from \
              disk, and the record read plus a GET of the file with a file token, its body taken \
              chunk by chunk. {} transfers per size and side, the sides taking turns; MB/s is \

@@ -38,6 +38,17 @@ pub struct BenchArgs {
     /// Transfers per size and side in the streaming section; 0 leaves the section out.
     #[arg(long, default_value_t = chatstore_benches::streaming::DEFAULT_RUNS)]
     pub stream_runs: usize,
+    /// Run only this section: `streaming` (file transfers against the raw client; the
+    /// workload is still loaded, so a small `--scale` keeps it quick).
+    #[arg(long, value_enum)]
+    pub only: Option<Section>,
+}
+
+/// A part of the report that can be run alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    /// The streaming files section.
+    Streaming,
 }
 
 /// Runs the benchmark and prints where the report went. Failed operations make it an error
@@ -72,6 +83,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
             .map(|mb| (mb * 1e6).round() as u64)
             .collect(),
         stream_runs: args.stream_runs,
+        streaming_only: args.only == Some(Section::Streaming),
     };
     let report = report::run(&config).await?;
     let path = config.out_dir.join(REPORT_FILE);

@@ -37,6 +37,31 @@ pub fn stream_bytes(bytes: impl Into<Bytes>) -> ByteStream {
     Box::pin(futures::stream::iter(chunks.into_iter().map(Ok)))
 }
 
+/// `inner` pulled on a task of its own, up to `chunks` chunks ahead of the consumer, so that
+/// what produces the bytes (a socket, a server) and what the consumer does with them (hashing,
+/// sending them on) overlap instead of taking turns. Memory: `chunks` more of `inner`'s
+/// chunks. Dropping the returned stream stops the task and drops `inner`. Call it inside a
+/// tokio runtime.
+pub fn read_ahead(mut inner: ByteStream, chunks: usize) -> ByteStream {
+    let (tx, rx) = tokio::sync::mpsc::channel(chunks.max(1));
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                next = inner.next() => next,
+                () = tx.closed() => return,
+            };
+            let Some(item) = next else { return };
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
 /// Reads a whole stream into memory, refusing more than `limit` bytes with `InvalidInput`.
 pub async fn collect(mut body: ByteStream, limit: u64) -> Result<Vec<u8>> {
     let mut out = Vec::new();
@@ -379,6 +404,21 @@ mod tests {
         assert!(block_on(bad.into_vec()).is_err());
         let short = FileStream::checked(meta(&data), 0, 200_000, stream_bytes(vec![7u8; 10]));
         assert!(block_on(short.into_vec()).is_err());
+    }
+
+    #[test]
+    fn read_ahead_passes_every_chunk_and_the_error_that_ends_a_stream() {
+        block_on(async {
+            let data: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+            let ahead = read_ahead(stream_bytes(data.clone()), 2);
+            assert_eq!(collect(ahead, u64::MAX).await.expect("whole"), data);
+            let broken: ByteStream = Box::pin(futures::stream::iter(vec![
+                Ok(Bytes::from_static(b"ab")),
+                Err(io::Error::other("cut off")),
+                Ok(Bytes::from_static(b"never")),
+            ]));
+            assert!(collect(read_ahead(broken, 2), u64::MAX).await.is_err());
+        });
     }
 
     #[test]
