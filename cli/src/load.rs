@@ -36,6 +36,13 @@ pub struct LoadArgs {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
+    /// A command run (through `sh -c`) during the load, to inject a fault: restart the
+    /// database, kill a connection, cut the network. The report then measures the recovery.
+    #[arg(long)]
+    fault: Option<String>,
+    /// Seconds after the replicas start when `--fault` runs.
+    #[arg(long, default_value_t = 2.0, requires = "fault")]
+    fault_at: f64,
 }
 
 /// Arguments of the hidden `chatstore load-worker` (one replica of a load run).
@@ -60,13 +67,43 @@ const SHARED_CHATS: usize = 4;
 const TAGS: [&str; 3] = ["load-a", "load-b", "load-c"];
 const DIMENSION: usize = 8;
 
-/// What one client did: latencies per operation, errors by kind, acknowledged writes.
+/// What one client did: every call (when, what, how it ended, how long), acknowledged writes.
 #[derive(Default)]
 struct Tally {
-    latencies: BTreeMap<&'static str, Vec<f64>>,
-    errors: BTreeMap<String, u64>,
+    calls: Vec<Call>,
     messages: Vec<(String, String)>,
     chats: Vec<String>,
+}
+
+/// One call of a load run, as a replica reports it: `[start, operation, error kind or null,
+/// milliseconds]`, the start in Unix milliseconds so the replicas' timelines line up.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Call(u64, String, Option<String>, f64);
+
+impl Call {
+    fn start(&self) -> u64 {
+        self.0
+    }
+    fn op(&self) -> &str {
+        &self.1
+    }
+    fn error(&self) -> Option<&str> {
+        self.2.as_deref()
+    }
+    fn end(&self) -> u64 {
+        self.0 + self.3.max(0.0).ceil() as u64
+    }
+    fn millis(&self) -> f64 {
+        self.3
+    }
+}
+
+/// Unix time in milliseconds.
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 impl Tally {
@@ -76,19 +113,14 @@ impl Tally {
         started: Instant,
         result: &chatstore_core::Result<T>,
     ) {
-        match result {
-            Ok(_) => self
-                .latencies
-                .entry(op)
-                .or_default()
-                .push(started.elapsed().as_secs_f64() * 1000.0),
-            Err(e) => {
-                *self
-                    .errors
-                    .entry(format!("{op}: {}", e.kind()))
-                    .or_default() += 1
-            }
-        }
+        let took = started.elapsed();
+        let start = unix_millis().saturating_sub(u64::try_from(took.as_millis()).unwrap_or(0));
+        self.calls.push(Call(
+            start,
+            op.to_owned(),
+            result.as_ref().err().map(|e| e.kind().to_string()),
+            took.as_secs_f64() * 1000.0,
+        ));
     }
 }
 
@@ -200,18 +232,12 @@ pub async fn run_worker(args: WorkerArgs) -> Result<(), String> {
         let t = task
             .await
             .map_err(|e| format!("a load client failed: {e}"))?;
-        for (op, mut l) in t.latencies {
-            out.latencies.entry(op).or_default().append(&mut l);
-        }
-        for (k, v) in t.errors {
-            *out.errors.entry(k).or_default() += v;
-        }
+        out.calls.extend(t.calls);
         out.messages.extend(t.messages);
         out.chats.extend(t.chats);
     }
     let doc = json!({
-        "latencies": out.latencies,
-        "errors": out.errors,
+        "calls": out.calls,
         "messages": out.messages,
         "chats": out.chats,
     });
@@ -234,6 +260,111 @@ async fn open_retrying(url: &str) -> Result<Store, String> {
         }
     }
     crate::open::open(url).await.map_err(|e| e.to_string())
+}
+
+/// Count, rate and percentiles per operation of successful calls.
+fn per_operation(ok: &[&Call], seconds: f64) -> serde_json::Map<String, Value> {
+    let mut latencies: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for c in ok {
+        latencies.entry(c.op()).or_default().push(c.millis());
+    }
+    let mut ops = serde_json::Map::new();
+    for (op, mut l) in latencies {
+        l.sort_by(f64::total_cmp);
+        ops.insert(
+            op.to_owned(),
+            json!({
+                "count": l.len(),
+                "per_second": l.len() as f64 / seconds.max(1e-9),
+                "p50_ms": percentile(&l, 50.0),
+                "p95_ms": percentile(&l, 95.0),
+                "p99_ms": percentile(&l, 99.0),
+                "max_ms": l.last().copied().unwrap_or_default(),
+            }),
+        );
+    }
+    ops
+}
+
+/// A fault injected during a run: the command, when it ran, how it ended.
+struct Fault {
+    command: String,
+    started_ms: u64,
+    ended_ms: u64,
+    outcome: std::result::Result<(), String>,
+}
+
+/// Runs `command` through `sh -c` once `at` seconds have passed.
+async fn inject(command: &str, at: f64) -> Fault {
+    tokio::time::sleep(Duration::from_secs_f64(at.max(0.0))).await;
+    let started_ms = unix_millis();
+    let outcome = match tokio::process::Command::new("sh")
+        .args(["-c", command])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .await
+    {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("exited with {status}")),
+        Err(e) => Err(format!("could not run: {e}")),
+    };
+    Fault {
+        command: command.to_owned(),
+        started_ms,
+        ended_ms: unix_millis(),
+        outcome,
+    }
+}
+
+impl Fault {
+    /// What the fault did to the calls: how long calls kept failing, when every call
+    /// succeeded again (the recovery, from the fault's start), and the latencies of the calls
+    /// made in between, per operation.
+    fn report(&self, calls: &[Call], run_started_ms: u64) -> Value {
+        let since = |ms: u64| ms.saturating_sub(self.started_ms) as f64 / 1000.0;
+        let failed: Vec<&Call> = calls
+            .iter()
+            .filter(|c| c.error().is_some() && c.end() >= self.started_ms)
+            .collect();
+        let last_failure = failed.iter().map(|c| c.end()).max();
+        // Recovered: the first successful call started after the last failure ended (or after
+        // the fault's command ended, when no call failed).
+        let settled_after = last_failure.unwrap_or(self.ended_ms).max(self.started_ms);
+        let recovered = calls
+            .iter()
+            .filter(|c| c.error().is_none() && c.start() >= settled_after)
+            .map(|c| c.end())
+            .min();
+        let window_end = recovered.unwrap_or(u64::MAX);
+        let window: Vec<&Call> = calls
+            .iter()
+            .filter(|c| {
+                c.error().is_none() && c.end() >= self.started_ms && c.start() <= window_end
+            })
+            .collect();
+        let seconds =
+            (window_end.min(unix_millis()) - self.started_ms.min(window_end)) as f64 / 1000.0;
+        let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+        for c in &failed {
+            *errors
+                .entry(c.error().unwrap_or_default().to_owned())
+                .or_default() += 1;
+        }
+        json!({
+            "command": self.command,
+            "at_seconds": self.started_ms.saturating_sub(run_started_ms) as f64 / 1000.0,
+            "took_seconds": (self.ended_ms - self.started_ms.min(self.ended_ms)) as f64 / 1000.0,
+            "succeeded": self.outcome.is_ok(),
+            "error": self.outcome.as_ref().err(),
+            "failed_calls": failed.len(),
+            "errors_by_kind": errors,
+            "failing_seconds": last_failure.map_or(0.0, since),
+            "recovery_seconds": recovered.map(since),
+            "window": per_operation(&window, seconds.max(1e-3)),
+        })
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -269,6 +400,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let started = Instant::now();
+    let started_ms = unix_millis();
     let mut children = Vec::new();
     for w in 0..args.replicas {
         let child = tokio::process::Command::new(&exe)
@@ -286,8 +418,11 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot start replica {w}: {e}"))?;
         children.push(child);
     }
-    let mut latencies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let fault = match &args.fault {
+        Some(command) => Some(inject(command, args.fault_at).await),
+        None => None,
+    };
+    let mut calls: Vec<Call> = Vec::new();
     let mut messages: Vec<(String, String)> = Vec::new();
     let mut created: Vec<String> = Vec::new();
     for (w, child) in children.into_iter().enumerate() {
@@ -301,40 +436,26 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         let doc: Value = serde_json::from_slice(&out.stdout)
             .map_err(|e| format!("replica {w} reported no result: {e}"))?;
         let field = |name: &str| doc[name].clone();
-        let lat: BTreeMap<String, Vec<f64>> =
-            serde_json::from_value(field("latencies")).unwrap_or_default();
-        let errs: BTreeMap<String, u64> =
-            serde_json::from_value(field("errors")).unwrap_or_default();
+        let made_calls: Vec<Call> = serde_json::from_value(field("calls"))
+            .map_err(|e| format!("replica {w} reported unreadable calls: {e}"))?;
         let acked: Vec<(String, String)> =
             serde_json::from_value(field("messages")).unwrap_or_default();
         let made: Vec<String> = serde_json::from_value(field("chats")).unwrap_or_default();
-        for (op, mut l) in lat {
-            latencies.entry(op).or_default().append(&mut l);
-        }
-        for (k, v) in errs {
-            *errors.entry(k).or_default() += v;
-        }
+        calls.extend(made_calls);
         messages.extend(acked);
         created.extend(made);
     }
     let elapsed = started.elapsed().as_secs_f64();
     let violations = check_invariants(&store, &user.id, &chats, &messages, &created).await;
-    let mut ops = serde_json::Map::new();
-    let mut total = 0usize;
-    for (op, l) in &mut latencies {
-        l.sort_by(f64::total_cmp);
-        total += l.len();
-        ops.insert(
-            op.clone(),
-            json!({
-                "count": l.len(),
-                "per_second": l.len() as f64 / args.seconds as f64,
-                "p50_ms": percentile(l, 50.0),
-                "p95_ms": percentile(l, 95.0),
-                "p99_ms": percentile(l, 99.0),
-            }),
-        );
+    calls.sort_by_key(Call::start);
+    let ok: Vec<&Call> = calls.iter().filter(|c| c.error().is_none()).collect();
+    let total = ok.len();
+    let ops = per_operation(&ok, args.seconds as f64);
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    for c in calls.iter().filter_map(|c| Some((c.op(), c.error()?))) {
+        *errors.entry(format!("{}: {}", c.0, c.1)).or_default() += 1;
     }
+    let fault = fault.map(|f| f.report(&calls, started_ms));
     let report = json!({
         "backend": store.backend_name(),
         "replicas": args.replicas,
@@ -345,6 +466,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         "throughput_per_second": total as f64 / args.seconds as f64,
         "operations": ops,
         "errors": errors,
+        "fault": fault,
         "acknowledged_messages": messages.len(),
         "invariant_violations": violations,
     });
@@ -394,6 +516,27 @@ fn render(report: &Value) -> String {
             }
         }
         _ => out.push_str("errors: none\n"),
+    }
+    if let Some(f) = report["fault"].as_object() {
+        out.push_str(&format!(
+            "fault `{}` at {:.1} s (took {:.2} s, {}): calls failed for {:.2} s, all calls succeed again {:.2} s after it began\n",
+            f["command"].as_str().unwrap_or_default(),
+            f["at_seconds"].as_f64().unwrap_or_default(),
+            f["took_seconds"].as_f64().unwrap_or_default(),
+            if f["succeeded"].as_bool().unwrap_or(false) { "succeeded" } else { "FAILED" },
+            f["failing_seconds"].as_f64().unwrap_or_default(),
+            f["recovery_seconds"].as_f64().unwrap_or_default(),
+        ));
+        if let Some(window) = f["window"].as_object() {
+            for (op, v) in window {
+                out.push_str(&format!(
+                    "  during the fault {op:<16} {:>6} ok  p99 {:>9.2} ms  max {:>9.2} ms\n",
+                    v["count"].as_u64().unwrap_or_default(),
+                    v["p99_ms"].as_f64().unwrap_or_default(),
+                    v["max_ms"].as_f64().unwrap_or_default(),
+                ));
+            }
+        }
     }
     match report["invariant_violations"].as_array() {
         Some(v) if !v.is_empty() => {

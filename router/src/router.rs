@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chatstore_core::compare;
-use chatstore_core::{Error, ErrorKind, ModelGroup, Result, Store, StoreParts};
+use chatstore_core::{Error, ModelGroup, Result, Store, StoreParts};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard, Notify};
