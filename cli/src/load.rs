@@ -329,12 +329,12 @@ impl Fault {
             .filter(|c| c.error().is_some() && c.end() >= self.started_ms)
             .collect();
         let last_failure = failed.iter().map(|c| c.end()).max();
-        // Recovered: the first successful call started after the last failure ended (or after
-        // the fault's command ended, when no call failed).
-        let settled_after = last_failure.unwrap_or(self.ended_ms).max(self.started_ms);
+        // Recovered: the first call to succeed once the fault's command is over (the server
+        // back, for a restart) and the last failing call has answered.
+        let settled_after = last_failure.unwrap_or(0).max(self.ended_ms);
         let recovered = calls
             .iter()
-            .filter(|c| c.error().is_none() && c.start() >= settled_after)
+            .filter(|c| c.error().is_none() && c.end() >= settled_after)
             .map(|c| c.end())
             .min();
         let window_end = recovered.unwrap_or(u64::MAX);

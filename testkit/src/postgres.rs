@@ -226,6 +226,33 @@ impl PrivatePostgres {
         self.launch();
     }
 
+    /// A shell command that restarts this server the given way (for `chatstore load --fault`):
+    /// `pg_ctl restart`, as `nobody` when root, keeping the port, socket folder and log.
+    pub fn restart_command(&self, how: Shutdown) -> String {
+        let mode = match how {
+            Shutdown::Fast => "fast",
+            Shutdown::Immediate => "immediate",
+        };
+        format!(
+            "{}{} -D {} -l {} -m {mode} -w -t 60 restart",
+            if is_root() { "runuser -u nobody -- " } else { "" },
+            quote(&self.bin.join("pg_ctl")),
+            quote(&self.dir.join("data")),
+            quote(&self.dir.join("postgres.log")),
+        )
+    }
+
+    /// A shell command that ends every client connection to this server with
+    /// `pg_terminate_backend` (for `chatstore load --fault`).
+    pub fn terminate_command(&self) -> String {
+        format!(
+            "{} -h 127.0.0.1 -p {} -U postgres -d postgres -Atqc \"SELECT count(pg_terminate_backend(pid)) \
+             FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'\"",
+            quote(&self.bin.join("psql")),
+            self.port
+        )
+    }
+
     /// Stops the server the given way and starts it again; returns how long it was down.
     pub fn restart(&self, how: Shutdown) -> Duration {
         let t = Instant::now();
@@ -233,6 +260,11 @@ impl PrivatePostgres {
         self.launch();
         t.elapsed()
     }
+}
+
+/// A path in single quotes for `sh -c`.
+fn quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }
 
 impl Drop for PrivatePostgres {
