@@ -243,7 +243,7 @@ async fn a_stalled_network_during_load_loses_nothing() {
     let proxy = FaultProxy::start(&target).await.expect("proxy");
     let url = direct.replacen(&target, &format!("127.0.0.1:{}", proxy.port()), 1);
     let dir = folder();
-    let mut child = load_command(&dir, &url, 2, 8)
+    let child = load_command(&dir, &url, 2, 8)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -274,7 +274,7 @@ fn pocketbase_killed_during_load_loses_nothing() {
     };
     let url = pb.store_url();
     let dir = folder();
-    let mut child = load_command(&dir, &url, 2, 8)
+    let child = load_command(&dir, &url, 2, 8)
         .env("CHATSTORE_POCKETBASE_ADMIN_EMAIL", POCKETBASE_EMAIL)
         .env("CHATSTORE_POCKETBASE_ADMIN_PASSWORD", POCKETBASE_PASSWORD)
         .stdout(Stdio::piped())

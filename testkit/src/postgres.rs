@@ -235,7 +235,11 @@ impl PrivatePostgres {
         };
         format!(
             "{}{} -D {} -l {} -m {mode} -w -t 60 restart",
-            if is_root() { "runuser -u nobody -- " } else { "" },
+            if is_root() {
+                "runuser -u nobody -- "
+            } else {
+                ""
+            },
             quote(&self.bin.join("pg_ctl")),
             quote(&self.dir.join("data")),
             quote(&self.dir.join("postgres.log")),
