@@ -114,6 +114,45 @@ pub(crate) struct Record<'a> {
     pub metadata: &'a Map<String, Value>,
 }
 
+/// Adds the CA certificates of `config.ca_cert` to the system's for `chromas://`.
+#[cfg(feature = "tls")]
+fn trust_ca(
+    builder: reqwest::ClientBuilder,
+    config: &ChromaConfig,
+) -> Result<reqwest::ClientBuilder> {
+    use crate::config::CA_CERT_ENV;
+    let Some(path) = &config.ca_cert else {
+        return Ok(builder);
+    };
+    let pem = std::fs::read(path).map_err(|e| {
+        Error::invalid(format!(
+            "reading the CA certificate file {} ({CA_CERT_ENV}): {e}",
+            path.display()
+        ))
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .ok()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{} ({CA_CERT_ENV}) holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ))
+        })?;
+    Ok(builder.tls_certs_merge(certs))
+}
+
+#[cfg(not(feature = "tls"))]
+fn trust_ca(
+    _builder: reqwest::ClientBuilder,
+    _config: &ChromaConfig,
+) -> Result<reqwest::ClientBuilder> {
+    Err(Error::invalid(
+        "this build of chatstore-chroma has no TLS; build it with the `tls` feature (on by \
+         default) for chromas:// and https:// URLs",
+    ))
+}
+
 /// The HTTP client of one tenant and database.
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
@@ -129,12 +168,6 @@ impl Client {
     /// the database.
     pub async fn connect(config: &ChromaConfig) -> Result<Self> {
         config.check()?;
-        if config.url.starts_with("https://") && !cfg!(feature = "tls") {
-            return Err(Error::invalid(
-                "this build of chatstore-chroma has no TLS; build it with the `tls` feature for \
-                 chromas:// and https:// URLs",
-            ));
-        }
         let mut headers = HeaderMap::new();
         for (k, v) in &config.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
@@ -143,10 +176,14 @@ impl Client {
                 .map_err(|e| Error::invalid(format!("HTTP header {k:?} value: {e}")))?;
             headers.insert(name, value);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .pool_idle_timeout(std::time::Duration::from_secs(60))
-            .default_headers(headers)
+            .default_headers(headers);
+        if config.url.starts_with("https://") {
+            builder = trust_ca(builder, config)?;
+        }
+        let http = builder
             .build()
             .map_err(|e| Error::backend("building the HTTP client", e))?;
         let root = format!("{}/api/v2", config.url.trim_end_matches('/'));

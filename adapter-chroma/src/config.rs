@@ -1,6 +1,7 @@
 //! Configuration of the Chroma adapter, from code, a URL or the environment (Open WebUI's own
 //! variable names are accepted where they mean the same).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chatstore_core::{Error, Result};
@@ -45,6 +46,19 @@ pub struct ChromaConfig {
     pub scan_snapshot_ttl: Duration,
     /// Requests in flight at once when a call fans out over many collections.
     pub fan_out: usize,
+    /// A PEM file of CA certificates trusted for `chromas://` besides the system's (a private
+    /// CA or a self-signed server certificate); environment: [`CA_CERT_ENV`].
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// The environment variable naming a PEM file of extra CA certificates for `chromas://`.
+pub const CA_CERT_ENV: &str = "CHATSTORE_CHROMA_CA_CERT";
+
+/// The PEM file named by [`CA_CERT_ENV`], when set.
+pub fn ca_cert_from_env() -> Option<PathBuf> {
+    std::env::var_os(CA_CERT_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// Chroma's default port.
@@ -63,6 +77,7 @@ impl Default for ChromaConfig {
             exact_max_candidates: 10_000,
             scan_snapshot_ttl: Duration::from_secs(30),
             fan_out: 8,
+            ca_cert: None,
         }
     }
 }
@@ -152,6 +167,12 @@ impl ChromaConfig {
         self
     }
 
+    /// Trusts the CA certificates of this PEM file for `chromas://`, besides the system's.
+    pub fn ca_cert(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.ca_cert = Some(pem_file.into());
+        self
+    }
+
     /// Sets the request timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -159,8 +180,8 @@ impl ChromaConfig {
     }
 
     /// Reads `CHATSTORE_CHROMA_URL`, or Open WebUI's `CHROMA_HTTP_HOST`, `CHROMA_HTTP_PORT`
-    /// and `CHROMA_HTTP_SSL`; then `CHROMA_TENANT`, `CHROMA_DATABASE` and
-    /// `CHROMA_HTTP_HEADERS`.
+    /// and `CHROMA_HTTP_SSL`; then `CHROMA_TENANT`, `CHROMA_DATABASE`,
+    /// `CHROMA_HTTP_HEADERS` and [`CA_CERT_ENV`].
     pub fn from_env() -> Result<Self> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let mut config = if let Some(url) = var("CHATSTORE_CHROMA_URL") {
@@ -185,6 +206,7 @@ impl ChromaConfig {
         if let Some(h) = var("CHROMA_HTTP_HEADERS") {
             config.headers = parse_headers(&h)?;
         }
+        config.ca_cert = ca_cert_from_env();
         config.check()?;
         Ok(config)
     }

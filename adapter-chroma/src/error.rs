@@ -57,13 +57,76 @@ pub(crate) fn from_status(what: &str, status: u16, body: Value) -> Error {
     }
 }
 
-/// Maps a transport error.
+/// Maps a transport error. A TLS certificate the client refuses is not retryable and says
+/// how to trust it.
 pub(crate) fn from_reqwest(what: &str, err: reqwest::Error) -> Error {
-    if err.is_connect() || err.is_timeout() || err.is_request() {
-        Error::unavailable(format!("{what}: {err}"), err)
-    } else {
-        Error::backend(format!("{what}: {err}"), err)
+    if let Some(detail) = tls_refusal(&err) {
+        return Error::backend(
+            format!(
+                "{what}: {detail}: the server's TLS certificate was refused; when it is signed \
+                 by a private CA or self-signed, give that CA certificate (PEM file) with \
+                 {} or ChromaConfig::ca_cert",
+                crate::config::CA_CERT_ENV
+            ),
+            err,
+        );
     }
+    let message = format!("{what}: {}", describe(&err));
+    if err.url().is_some_and(|u| u.scheme() == "https") && speaks_no_tls(&message) {
+        return Error::backend(
+            format!(
+                "{message}: the server does not answer TLS; use chroma:// for a plain-HTTP \
+                 Chroma server"
+            ),
+            err,
+        );
+    }
+    if err.is_connect() || err.is_timeout() || err.is_request() {
+        Error::unavailable(message, err)
+    } else {
+        Error::backend(message, err)
+    }
+}
+
+/// The error and its causes, each once (reqwest's own message leaves the causes out).
+fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = e.source();
+    }
+    out
+}
+
+/// OpenSSL's words for a TLS handshake answered by a plain-HTTP server.
+fn speaks_no_tls(message: &str) -> bool {
+    [
+        "wrong version number",
+        "packet length too long",
+        "http request",
+    ]
+    .iter()
+    .any(|w| message.to_ascii_lowercase().contains(w))
+}
+
+/// The innermost message of an error chain that speaks of a certificate (OpenSSL: "certificate
+/// verify failed", "self-signed certificate", "certificate has expired", a name mismatch).
+fn tls_refusal(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut found = None;
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if text.contains("certificate") {
+            found = Some(text);
+        }
+        next = e.source();
+    }
+    found
 }
 
 #[cfg(test)]

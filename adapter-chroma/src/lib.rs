@@ -60,7 +60,9 @@ use std::sync::Arc;
 
 use chatstore_core::{Result, Store, StoreParts};
 
-pub use config::{ChromaConfig, DEFAULT_PORT, IdScope, headers_from_env};
+pub use config::{
+    CA_CERT_ENV, ChromaConfig, DEFAULT_PORT, IdScope, ca_cert_from_env, headers_from_env,
+};
 pub use error::ServerError;
 pub use local::LocalChroma;
 

@@ -10,7 +10,7 @@
 //! | `postgres://USER:PASSWORD@HOST:PORT/DB` | PostgreSQL through chatstore-sql, vectors in pgvector on the same database, rows in Open WebUI's own tables |
 //! | `pocketbase://HOST:PORT`, `pocketbases://HOST` (TLS) | PocketBase, with rows (Open WebUI's remaining tables); no vectors unless a vector URL names some |
 //! | `memory` | the in-process memory backend |
-//! | `chroma://HOST:PORT`, `chromas://HOST:PORT` (TLS), `?tenant=T&database=D` | vectors only (a vector URL): a Chroma server through chatstore-chroma |
+//! | `chroma://HOST:PORT`, `chromas://HOST:PORT` (TLS; a private CA's PEM file in `CHATSTORE_CHROMA_CA_CERT`), `?tenant=T&database=D` | vectors only (a vector URL): a Chroma server through chatstore-chroma |
 //! | `chroma-dir://PATH` | vectors only: an Open WebUI `DATA_DIR/vector_db` folder, read through a private `chroma run` on a copy (the original is never written; server and copy go with the store) |
 //!
 //! A separate vector URL ([`OpenOptions::vectors_url`], `CHATSTORE_VECTOR_URL`) takes the

@@ -144,7 +144,8 @@ impl OpenOptions {
     }
 
     /// Chroma: a server, or a folder read through a private server on a copy of it. Open
-    /// WebUI's `CHROMA_TENANT`, `CHROMA_DATABASE` and `CHROMA_HTTP_HEADERS` apply.
+    /// WebUI's `CHROMA_TENANT`, `CHROMA_DATABASE` and `CHROMA_HTTP_HEADERS` apply, and
+    /// `CHATSTORE_CHROMA_CA_CERT` (a PEM file of CAs trusted for `chromas://`).
     #[cfg(feature = "chroma")]
     async fn connect_chroma(&self, url: &StoreUrl) -> Result<Arc<dyn VectorRepo>> {
         use chatstore_chroma::{ChromaConfig, ChromaStore};
@@ -163,6 +164,7 @@ impl OpenOptions {
                     config = config.database(d);
                 }
                 config.headers = chatstore_chroma::headers_from_env()?;
+                config.ca_cert = chatstore_chroma::ca_cert_from_env();
                 Ok(Arc::new(ChromaStore::connect(config).await?))
             }
             Target::ChromaDir { path } => Ok(Arc::new(ChromaStore::open_dir(path).await?)),

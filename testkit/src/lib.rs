@@ -10,7 +10,9 @@
 //!   connection, for network faults;
 //! - [`PrivatePostgres`]: a PostgreSQL server of the test's own (own data folder, own port,
 //!   PostgreSQL's durable defaults) that can be restarted fast or immediately;
-//! - [`PrivatePocketBase`]: a PocketBase server of the test's own, killed and started again.
+//! - [`PrivatePocketBase`]: a PocketBase server of the test's own, killed and started again;
+//! - `TlsTerminator` (feature `tls`): TLS in front of a plain server, its certificate signed
+//!   by a throwaway CA made at start, for testing `https` clients against the real server.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -25,12 +27,16 @@
 mod pocketbase;
 mod postgres;
 mod proxy;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use pocketbase::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD, PrivatePocketBase};
 pub use postgres::{
     PrivatePostgres, Shutdown, drop_postgres_database, fresh_postgres_database, with_database,
 };
 pub use proxy::FaultProxy;
+#[cfg(feature = "tls")]
+pub use tls::TlsTerminator;
 
 /// The value of a server variable such as `CHATSTORE_TEST_POSTGRES_URL`. Unset or empty:
 /// `None` after a loud message, or a panic when `CI=true` (a missing server fails CI).
