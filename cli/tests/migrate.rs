@@ -586,10 +586,22 @@ async fn a_run_killed_at_any_point_resumes_without_loss_or_duplicates() {
     run_and_kill(&dir, &args, "users:2:checkpointed");
     run_and_kill(&dir, &args, "chats:3:written");
     run_and_kill(&dir, &args, "files:1:written");
+    // Vectors read ahead of the write: killed with a page written but not checkpointed (the
+    // second page of `file-f7`), then right after a checkpoint in the next collection.
+    run_and_kill(&dir, &args, "vectors:2:written");
+    run_and_kill(&dir, &args, "vectors:3:checkpointed");
     let out = migrate(&dir, &args);
     assert!(out.status.success(), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("the target equals the source"));
-    for t in ["user", "chat", "chat_message", "tag", "file", "auth"] {
+    for t in [
+        "user",
+        "chat",
+        "chat_message",
+        "tag",
+        "file",
+        "auth",
+        "chatstore_vector",
+    ] {
         assert_eq!(
             count(&target, t).await,
             count(&src, t).await + extra_rows(t),

@@ -1,8 +1,8 @@
 //! The migration engine: copies the groups in order (users; chats with tag rows, chats and
 //! their messages, then a pass that sets aside message rows whose chat does not exist; files
 //! with their bytes; Open WebUI's remaining tables table by table through the stores' rows;
-//! vectors collection by collection), in keyset batches by id, checkpointing after every
-//! committed batch.
+//! vectors collection by collection, reading ahead while writing: see `vectors.rs`), in
+//! keyset batches by id, checkpointing after committed batches.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use chatstore_core::blob::rebuild_history;
 use chatstore_core::rows::{ALL_TABLES, Cond, Row, RowOp, RowQuery, RowStore, Table, tables};
 use chatstore_core::{
     Chat, Error, ErrorKind, FileMeta, Message, ModelGroup, NewChat, NewFile, NewMessage, NewUser,
-    Result, Store, Tag, TagKey, User, VectorItem,
+    Result, Store, Tag, TagKey, User,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -22,6 +22,8 @@ use crate::progress::{BatchPoint, Progress};
 use crate::read::{Read, page, retrying};
 use crate::rows::{key_value, min_text, page_after, parents_first};
 use crate::sink::{self, ChatItem, Pending, Sink};
+
+mod vectors;
 use crate::state::{Counts, GroupState, State, StateFile};
 
 /// The default number of records per batch.
@@ -1026,109 +1028,6 @@ impl<'a> Migration<'a> {
                 Err(e) => {
                     let id = table.key_of(row);
                     run.letter(gs, group, table.name, id, Value::Object(row.clone()), &e);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn vectors(&self, run: &mut Run, gs: &mut GroupState) -> Result<()> {
-        let (src, limit, group) = (
-            &self.source.vectors,
-            self.options.batch_size,
-            ModelGroup::Vectors,
-        );
-        let collections = retrying("listing collections", || src.collections()).await?;
-        for collection in collections {
-            if let Some(stage) = &gs.stage
-                && collection.as_str() < stage.as_str()
-            {
-                continue;
-            }
-            if gs.stage.as_deref() != Some(collection.as_str()) {
-                gs.stage = Some(collection.clone());
-                gs.cursor = None;
-            }
-            let after = cursor_str(gs);
-            let mut items: Vec<VectorItem> = retrying("reading vectors", || {
-                src.scan(&collection, after.as_deref(), limit)
-            })
-            .await?;
-            while let Some(last) = items.last().map(|i| i.id.clone()) {
-                gs.counts.read += items.len() as u64;
-                // The next page is read while this one is written: a copy then runs at the
-                // pace of the slower end instead of the sum of both. The checkpoint still
-                // follows the write, and a failed read-ahead stops the run only after it.
-                let (written, ahead) = tokio::join!(
-                    self.vector_batch(run, gs, &collection, items),
-                    retrying("reading vectors", || {
-                        src.scan(&collection, Some(last.as_str()), limit)
-                    })
-                );
-                written?;
-                self.batch_done(run, group);
-                gs.cursor = Some(Value::String(last));
-                run.checkpoint(group, gs, self.progress)?;
-                items = ahead?;
-            }
-            match self.target.vectors.optimize(&collection).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::Unsupported => {}
-                Err(e) => self.progress.note(&format!(
-                    "vectors: optimizing collection {collection:?} failed ({e}); searches stay exact"
-                )),
-            }
-        }
-        // pgvector: Open WebUI's own index, which its start-up cannot build on default
-        // settings once the table is large; a failure here stops the run (Open WebUI would not
-        // start on this target), and the next run builds it again.
-        retrying("preparing the target for its readers", || {
-            self.target.vectors.finish_load()
-        })
-        .await
-    }
-
-    /// Upserts a batch of one collection (idempotent: a resumed batch writes the same rows);
-    /// items the target refuses are set aside one by one.
-    async fn vector_batch(
-        &self,
-        run: &mut Run,
-        gs: &mut GroupState,
-        collection: &str,
-        items: Vec<VectorItem>,
-    ) -> Result<()> {
-        let target = &self.target.vectors;
-        let n = items.len() as u64;
-        match retrying("writing vectors", || {
-            target.upsert(collection, items.clone())
-        })
-        .await
-        {
-            Ok(()) => {
-                gs.counts.written += n;
-                return Ok(());
-            }
-            Err(e) if e.is_retryable() => return Err(e),
-            Err(_) => {}
-        }
-        for item in items {
-            match retrying("writing a vector", || {
-                target.upsert(collection, vec![item.clone()])
-            })
-            .await
-            {
-                Ok(()) => gs.counts.written += 1,
-                Err(e) if e.is_retryable() => return Err(e),
-                Err(e) => {
-                    let record = serde_json::json!({"collection": collection, "item": item});
-                    run.letter(
-                        gs,
-                        ModelGroup::Vectors,
-                        "vector",
-                        item.id.clone(),
-                        record,
-                        &e,
-                    );
                 }
             }
         }

@@ -2,8 +2,10 @@
 //!
 //! Copies any chatstore [`Store`](chatstore_core::Store) into any other, group by group
 //! (users; chats with their tag rows and messages; files with their bytes; vectors collection by
-//! collection), in keyset batches by id, keeping ids and timestamps. After every committed
-//! batch a checkpoint is written atomically, so a run killed at any moment resumes with no loss
+//! collection), in keyset batches by id, keeping ids and timestamps. After committed batches
+//! (every batch; for vectors at least a batch's worth of records or 2 s, since Open WebUI's many
+//! small collections would otherwise cost one synced state file each) a checkpoint is written
+//! atomically, so a run killed at any moment resumes with no loss
 //! and no duplicates (every batch can be written again: records the target holds already are
 //! skipped, vectors are upserted). Records the source cannot read or the target refuses go to a
 //! dead-letter JSONL file and the run goes on. [`verify`] compares two stores record by record
