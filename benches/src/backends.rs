@@ -233,6 +233,12 @@ pub fn registry() -> Vec<BackendSpec> {
         .with_baseline_target(1.15)
         .with_import_target(0.8)
         .with_stream_target(0.8),
+        // Vectors only (Chroma stores nothing else): the vector rows of the report, beside
+        // SQLite's and pgvector's.
+        BackendSpec::server("chroma", CHROMA_ENV, |url| {
+            Box::pin(open_chroma(url.unwrap_or_default()))
+        })
+        .without_streaming(),
         // The rollout router over SQLite (old) and PocketBase (new), one backend per phase;
         // compare with `sqlite` (reads, shadow overhead) and `pocketbase` (dual writes, the
         // slower store) in the same run.
@@ -308,6 +314,92 @@ pub const POSTGRES_ENV: &str = "CHATSTORE_TEST_POSTGRES_URL";
 /// The variable holding the PocketBase server's URL; its superuser's credentials are in
 /// `CHATSTORE_TEST_POCKETBASE_ADMIN_EMAIL` and `CHATSTORE_TEST_POCKETBASE_ADMIN_PASSWORD`.
 pub const POCKETBASE_ENV: &str = "CHATSTORE_TEST_POCKETBASE_URL";
+
+/// The variable holding the Chroma server's URL (`http://HOST:PORT` or `chroma://HOST:PORT`).
+pub const CHROMA_ENV: &str = "CHATSTORE_TEST_CHROMA_URL";
+
+/// The variable holding the PostgreSQL + pgvector server's URL.
+pub const PGVECTOR_ENV: &str = "CHATSTORE_TEST_PGVECTOR_URL";
+
+/// A Chroma database `bench_<uuid>` created on the server at `url` (`http://HOST:PORT` or
+/// `chroma://HOST:PORT`), opened through the registry as a vectors-only store (every other
+/// aggregate answers "not supported"); the database is deleted when the run ends.
+async fn open_chroma(url: String) -> Result<Opened> {
+    let database = create_chroma_database(&url).await?;
+    let vectors_url = format!("chroma://{}?database={database}", chroma_authority(&url));
+    let opened = OpenOptions::new("memory")
+        .vectors_url(vectors_url)
+        .open()
+        .await;
+    let store = match opened {
+        Ok(store) => vectors_only("chroma", &store),
+        Err(e) => {
+            let _ = drop_chroma_database(&url, &database).await;
+            return Err(e);
+        }
+    };
+    Ok(Opened::new(store).with_teardown(Box::new(move || {
+        Box::pin(async move { drop_chroma_database(&url, &database).await })
+    })))
+}
+
+/// `store`'s vectors as a store of their own, named `name`: users, chats and files answer
+/// "not supported" (a backend that holds only vectors).
+pub fn vectors_only(name: &str, store: &Store) -> Store {
+    let capabilities = chatstore_core::Capabilities {
+        users: false,
+        chats: false,
+        files: false,
+        vectors: true,
+        atomic_bulk: false,
+        change_feed: false,
+        exact_vectors: store.capabilities().exact_vectors,
+    };
+    Store::new(name, capabilities, store.parts())
+}
+
+/// `HOST:PORT` of a Chroma server URL (`http://`, `chroma://` or bare).
+pub fn chroma_authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split(['/', '?']).next().unwrap_or(rest)
+}
+
+/// The database URL prefix of Chroma's HTTP API v2 for the default tenant.
+fn chroma_databases(url: &str) -> String {
+    format!(
+        "http://{}/api/v2/tenants/default_tenant/databases",
+        chroma_authority(url)
+    )
+}
+
+/// Creates an empty Chroma database `bench_<uuid>` (default tenant); gives its name.
+pub async fn create_chroma_database(url: &str) -> Result<String> {
+    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    let answer = reqwest::Client::new()
+        .post(chroma_databases(url))
+        .json(&serde_json::json!({ "name": name }))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status);
+    match answer {
+        Ok(_) => Ok(name),
+        Err(e) => Err(Error::unavailable(
+            format!("creating the Chroma bench database on {url}"),
+            e,
+        )),
+    }
+}
+
+/// Deletes the Chroma database `name` (default tenant) with everything in it.
+pub async fn drop_chroma_database(url: &str, name: &str) -> Result<()> {
+    reqwest::Client::new()
+        .delete(format!("{}/{name}", chroma_databases(url)))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map(drop)
+        .map_err(|e| Error::backend(format!("dropping the Chroma bench database {name}"), e))
+}
 
 /// A new, empty folder under the system's temporary folder, for one opening of an embedded
 /// backend.

@@ -54,6 +54,7 @@ pub mod rng;
 pub mod rollout;
 pub mod stats;
 pub mod streaming;
+pub mod vector_copy;
 pub mod workload;
 
 pub use backends::{BackendSpec, Opened, registry};

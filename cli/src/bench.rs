@@ -42,6 +42,9 @@ pub struct BenchArgs {
     /// workload is still loaded, so a small `--scale` keeps it quick).
     #[arg(long, value_enum)]
     pub only: Option<Section>,
+    /// Vectors of the Chroma → pgvector copy section (when `chroma` runs); 0 leaves it out.
+    #[arg(long, default_value_t = chatstore_benches::vector_copy::DEFAULT_ITEMS)]
+    pub copy_items: u64,
 }
 
 /// A part of the report that can be run alone.
@@ -84,6 +87,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
             .collect(),
         stream_runs: args.stream_runs,
         streaming_only: args.only == Some(Section::Streaming),
+        copy_items: args.copy_items,
     };
     let report = report::run(&config).await?;
     let path = config.out_dir.join(REPORT_FILE);

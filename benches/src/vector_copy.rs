@@ -1,0 +1,359 @@
+//! The report's **Chroma → pgvector copy** section: the copy rate of `chatstore migrate
+//! --groups vectors` from Chroma into pgvector, against its two ceilings measured in the same
+//! run on the same data:
+//!
+//! - **reading Chroma alone**: every collection walked through the Chroma adapter's keyset
+//!   `scan`, in the migration's page size, nothing written;
+//! - **binary COPY alone**: the same items written into an empty `document_chunk` by raw sqlx
+//!   binary `COPY` (the rows the pgvector adapter writes: id, the vector zero-padded to the
+//!   column, collection, text, `vmetadata` as jsonb), one transaction per batch.
+//!
+//! The copy time runs from the start of the migration to its last written batch; the whole run
+//! adds what comes after the copy (pgvector's per-collection plan and Open WebUI's ivfflat
+//! index, built so that Open WebUI starts on the table), shown apart. The target: the copy at
+//! least [`COPY_TARGET`] of the slower ceiling.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chatstore_core::{Error, ModelGroup, Result, VectorItem};
+use chatstore_migrate::{BatchPoint, MigrateOptions, Migration, Progress};
+use chatstore_registry::OpenOptions;
+use sqlx::Connection;
+
+use crate::backends::{
+    chroma_authority, create_chroma_database, create_postgres_database, drop_chroma_database,
+    drop_postgres_database, vectors_only,
+};
+use crate::workload::{KNOWLEDGE_COLLECTION, Scale, Workload};
+
+/// Items copied by default (about Open WebUI's ivfflat threshold of 5,000 rows, twice).
+pub const DEFAULT_ITEMS: u64 = 10_000;
+
+/// The copy rate's target: at least this share of the slower ceiling.
+pub const COPY_TARGET: f64 = 0.8;
+
+/// Rounds of the three measurements; each figure is the best of its rounds (a shared machine
+/// slows one side or the other at random).
+pub const ROUNDS: usize = 2;
+
+/// One measurement of the section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyResult {
+    /// Items in Chroma.
+    pub items: u64,
+    /// Collections they are in.
+    pub collections: usize,
+    /// Records per batch (the migration's default).
+    pub batch: u32,
+    /// Reading every collection from Chroma, nothing written.
+    pub read_alone: Duration,
+    /// Raw binary COPY of the same items into an empty pgvector table.
+    pub copy_alone: Duration,
+    /// The migration, from its start to its last written batch.
+    pub migration_copy: Duration,
+    /// The whole migration run (the copy, then the target's preparation for its readers).
+    pub migration_total: Duration,
+}
+
+impl CopyResult {
+    /// Items per second over `d`.
+    pub fn rate(&self, d: Duration) -> f64 {
+        self.items as f64 / d.as_secs_f64().max(1e-9)
+    }
+
+    /// The copy's rate as a share of the slower ceiling.
+    pub fn share(&self) -> f64 {
+        let ceiling = self.rate(self.read_alone).min(self.rate(self.copy_alone));
+        self.rate(self.migration_copy) / ceiling
+    }
+}
+
+/// How the section went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CopyOutcome {
+    /// Measured.
+    Measured(CopyResult),
+    /// Not run, with the reason.
+    Skipped(String),
+    /// Failed, with the error.
+    Failed(String),
+}
+
+/// Runs the section: loads `items` vectors of the seeded workload (its `file-{id}`
+/// collections and its knowledge collection) into a fresh Chroma database on `chroma_url`,
+/// then measures the two ceilings and the migration on fresh databases of `pg_url`; every
+/// database is removed afterwards.
+pub async fn measure(chroma_url: &str, pg_url: &str, items: u64, seed: u64) -> CopyOutcome {
+    let database = match create_chroma_database(chroma_url).await {
+        Ok(name) => name,
+        Err(e) => return CopyOutcome::Failed(e.to_string()),
+    };
+    let mut pg_databases = Vec::new();
+    let outcome = run(
+        chroma_url,
+        &database,
+        pg_url,
+        &mut pg_databases,
+        items,
+        seed,
+    )
+    .await;
+    let mut cleanup = drop_chroma_database(chroma_url, &database).await;
+    for name in pg_databases {
+        cleanup = cleanup.and(drop_postgres_database(pg_url, &name).await);
+    }
+    match (outcome, cleanup) {
+        (Ok(result), Ok(())) => CopyOutcome::Measured(result),
+        (Ok(_), Err(e)) => CopyOutcome::Failed(format!("cleaning up: {e}")),
+        (Err(e), _) => CopyOutcome::Failed(e.to_string()),
+    }
+}
+
+async fn run(
+    chroma_url: &str,
+    database: &str,
+    pg_url: &str,
+    pg_databases: &mut Vec<String>,
+    items: u64,
+    seed: u64,
+) -> Result<CopyResult> {
+    let vectors_url = format!(
+        "chroma://{}?database={database}",
+        chroma_authority(chroma_url)
+    );
+    let source = OpenOptions::new("memory")
+        .vectors_url(vectors_url)
+        .open()
+        .await?;
+    let source = vectors_only("chroma", &source);
+    let workload = Workload::new(Scale::new(items), seed);
+    workload.load(&source, &|_| {}).await?;
+    let batches = batches(
+        &workload,
+        chatstore_migrate::engine::DEFAULT_BATCH_SIZE as usize,
+    );
+    let batch = chatstore_migrate::engine::DEFAULT_BATCH_SIZE;
+    let collections = source.vectors.collections().await?;
+    let count: u64 = batches.iter().map(|(_, b)| b.len() as u64).sum();
+
+    let mut best: Option<CopyResult> = None;
+    for _ in 0..ROUNDS {
+        let round = round(
+            &source,
+            &collections,
+            &batches,
+            count,
+            batch,
+            pg_url,
+            pg_databases,
+        )
+        .await?;
+        best = Some(match best {
+            None => round,
+            Some(b) => CopyResult {
+                read_alone: b.read_alone.min(round.read_alone),
+                copy_alone: b.copy_alone.min(round.copy_alone),
+                migration_copy: b.migration_copy.min(round.migration_copy),
+                migration_total: b.migration_total.min(round.migration_total),
+                ..b
+            },
+        });
+    }
+    best.ok_or_else(|| Error::backend_msg("no round ran"))
+}
+
+/// One round of the three measurements, in this order: reading alone, COPY alone, migration.
+async fn round(
+    source: &chatstore_core::Store,
+    collections: &[String],
+    batches: &[(String, Vec<VectorItem>)],
+    count: u64,
+    batch: u32,
+    pg_url: &str,
+    pg_databases: &mut Vec<String>,
+) -> Result<CopyResult> {
+    // 1. Reading Chroma alone, as the migration reads: page by page until an empty page.
+    let started = Instant::now();
+    let mut read = 0u64;
+    for c in collections {
+        let mut after: Option<String> = None;
+        loop {
+            let page = source.vectors.scan(c, after.as_deref(), batch).await?;
+            read += page.len() as u64;
+            match page.last() {
+                Some(last) => after = Some(last.id.clone()),
+                None => break,
+            }
+        }
+    }
+    let read_alone = started.elapsed();
+    if read != count {
+        return Err(Error::backend_msg(format!(
+            "read {read} vectors back from Chroma, loaded {count}"
+        )));
+    }
+
+    // 2. Raw binary COPY alone into an empty document_chunk (the schema made by the adapter).
+    let (copy_url, name) = create_postgres_database(pg_url).await?;
+    pg_databases.push(name);
+    let copy_store = OpenOptions::new("memory")
+        .vectors_url(copy_url.clone())
+        .open()
+        .await?;
+    drop(copy_store);
+    let copy_alone = raw_copy(&copy_url, batches).await?;
+
+    // 3. The migration into another empty one.
+    let (target_url, name) = create_postgres_database(pg_url).await?;
+    pg_databases.push(name);
+    let target = OpenOptions::new("memory")
+        .vectors_url(target_url)
+        .open()
+        .await?;
+    let target = vectors_only("pgvector", &target);
+    let dir = crate::backends::fresh_dir("vector-copy")?;
+    let mut options = MigrateOptions::new(
+        "chroma-bench",
+        "pgvector-bench",
+        dir.join("state.json"),
+        dir.join("dead.jsonl"),
+    );
+    options.groups = vec![ModelGroup::Vectors];
+    options.batch_size = batch;
+    let last = LastBatch(Mutex::new(None));
+    let started = Instant::now();
+    let summary = Migration::new(source, &target, options, &last).run().await;
+    let migration_total = started.elapsed();
+    let _ = std::fs::remove_dir_all(&dir);
+    let summary = summary?;
+    let written: u64 = summary.groups.iter().map(|g| g.counts.written).sum();
+    if written != count || summary.dead_letters != 0 {
+        return Err(Error::backend_msg(format!(
+            "the migration wrote {written} of {count} vectors ({} dead letters)",
+            summary.dead_letters
+        )));
+    }
+    let migration_copy = last
+        .0
+        .lock()
+        .ok()
+        .and_then(|t| *t)
+        .map_or(migration_total, |t| t.duration_since(started));
+    Ok(CopyResult {
+        items: count,
+        collections: collections.len(),
+        batch,
+        read_alone,
+        copy_alone,
+        migration_copy,
+        migration_total,
+    })
+}
+
+/// When the last batch was written (the end of the copy).
+struct LastBatch(Mutex<Option<Instant>>);
+
+impl Progress for LastBatch {
+    fn batch(&self, _group: ModelGroup, _number: u64, point: BatchPoint) {
+        if point == BatchPoint::Written
+            && let Ok(mut last) = self.0.lock()
+        {
+            *last = Some(Instant::now());
+        }
+    }
+}
+
+/// The workload's vectors as the migration pages them: per collection, batches of `size`.
+fn batches(workload: &Workload, size: usize) -> Vec<(String, Vec<VectorItem>)> {
+    let mut out = Vec::new();
+    for i in 0..workload.files() {
+        let items = (0..crate::workload::CHUNKS_PER_FILE)
+            .map(|k| workload.file_chunk(i, k))
+            .collect();
+        out.push((workload.file_collection(i), items));
+    }
+    let knowledge: Vec<VectorItem> = (0..workload.knowledge_chunks())
+        .map(|i| workload.knowledge_chunk(i))
+        .collect();
+    for chunk in knowledge.chunks(size.max(1)) {
+        out.push((KNOWLEDGE_COLLECTION.to_owned(), chunk.to_vec()));
+    }
+    out
+}
+
+const COPY: &str = "COPY document_chunk (id, vector, collection_name, text, vmetadata) \
+     FROM STDIN (FORMAT binary)";
+const DIMENSION: &str = "SELECT atttypmod FROM pg_attribute \
+     WHERE attrelid = 'document_chunk'::regclass AND attname = 'vector'";
+
+/// Binary COPY of every batch, one transaction each, on one connection; returns the time.
+async fn raw_copy(url: &str, batches: &[(String, Vec<VectorItem>)]) -> Result<Duration> {
+    let raw = |what: &'static str| move |e: sqlx::Error| Error::backend(what, e);
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(raw("raw COPY: connecting"))?;
+    let dim: i32 = sqlx::query_scalar(DIMENSION)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(raw("raw COPY: reading the column's dimension"))?;
+    let dim = usize::try_from(dim).unwrap_or(0);
+    // Encoded before timing: the ceiling is the server's side and the wire.
+    let encoded: Vec<Vec<u8>> = batches
+        .iter()
+        .map(|(collection, items)| encode(collection, items, dim))
+        .collect();
+    let started = Instant::now();
+    for data in encoded {
+        let mut tx = conn.begin().await.map_err(raw("raw COPY: BEGIN"))?;
+        let mut copy = tx
+            .copy_in_raw(COPY)
+            .await
+            .map_err(raw("raw COPY: starting"))?;
+        copy.send(data).await.map_err(raw("raw COPY: sending"))?;
+        copy.finish().await.map_err(raw("raw COPY: finishing"))?;
+        tx.commit().await.map_err(raw("raw COPY: COMMIT"))?;
+    }
+    let took = started.elapsed();
+    let _ = conn.close().await;
+    Ok(took)
+}
+
+/// The binary COPY stream of `items`: `(id, vector padded to dim, collection, text, jsonb)`.
+fn encode(collection: &str, items: &[VectorItem], dim: usize) -> Vec<u8> {
+    fn field(buf: &mut Vec<u8>, bytes: &[u8]) {
+        buf.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+        buf.extend_from_slice(bytes);
+    }
+    let mut buf = b"PGCOPY\n\xff\r\n\0".to_vec();
+    buf.extend_from_slice(&0i32.to_be_bytes());
+    buf.extend_from_slice(&0i32.to_be_bytes());
+    for item in items {
+        let dim = dim.max(item.vector.len());
+        buf.extend_from_slice(&5i16.to_be_bytes());
+        field(&mut buf, item.id.as_bytes());
+        buf.extend_from_slice(&((4 + 4 * dim) as i32).to_be_bytes());
+        buf.extend_from_slice(&(dim as u16).to_be_bytes());
+        buf.extend_from_slice(&0u16.to_be_bytes());
+        for x in item
+            .vector
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(0.0))
+            .take(dim)
+        {
+            buf.extend_from_slice(&x.to_be_bytes());
+        }
+        field(&mut buf, collection.as_bytes());
+        field(&mut buf, item.text.as_bytes());
+        let mut json = vec![1u8];
+        json.extend_from_slice(
+            serde_json::to_string(&item.metadata)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        field(&mut buf, &json);
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    buf
+}
