@@ -1,4 +1,4 @@
-//! `chatstore files put|get|url|ls` on a SQLite store, through the binary.
+//! `chatstore files put|get|url|ls` on a SQLite store and on PocketBase, through the binary.
 
 use std::process::{Command, Output};
 
@@ -103,4 +103,88 @@ fn files_put_get_url_and_ls_stream_through_the_store() {
         "{link}"
     );
     assert!(link.contains("&sig="));
+}
+
+/// The status code and body of a plain HTTP/1.0 GET of `url` (`http://host:port/path?query`).
+fn plain_get(url: &str) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("an http link");
+    let (host, path) = rest.split_at(rest.find('/').expect("a path"));
+    let mut conn = std::net::TcpStream::connect(host).expect("connect to PocketBase");
+    write!(conn, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("send the request");
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).expect("read the answer");
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers end");
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    (status, answer[split + 4..].to_vec())
+}
+
+#[test]
+fn files_put_get_url_and_ls_work_on_pocketbase() {
+    let Some(base) = chatstore_contract::require_env("CHATSTORE_TEST_POCKETBASE_URL") else {
+        return;
+    };
+    let email = std::env::var("CHATSTORE_TEST_POCKETBASE_ADMIN_EMAIL").expect("email set");
+    let password = std::env::var("CHATSTORE_TEST_POCKETBASE_ADMIN_PASSWORD").expect("password set");
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    // Collections of its own, so parallel tests on the server do not meet.
+    let prefix = format!("clif{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let url = format!("pocketbase://{host}?prefix={prefix}");
+    let env = [
+        ("CHATSTORE_POCKETBASE_ADMIN_EMAIL", email.as_str()),
+        ("CHATSTORE_POCKETBASE_ADMIN_PASSWORD", password.as_str()),
+    ];
+    let dir = tempfile::tempdir().expect("temp folder");
+    let source = dir.path().join("voice memo.m4a");
+    let bytes: Vec<u8> = (0..2_500_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    std::fs::write(&source, &bytes).expect("write the source file");
+    let src = source.to_str().expect("utf-8 path");
+
+    let id = stdout(&chatstore(
+        &["files", "put", "--database-url", &url, "--user", "u1", src],
+        &env,
+    ))
+    .trim()
+    .to_owned();
+    let listed = stdout(&chatstore(
+        &["files", "ls", "--database-url", &url, "--user", "u1"],
+        &env,
+    ));
+    let sha = chatstore_core::files::sha256_hex(&bytes);
+    assert_eq!(
+        listed.trim(),
+        format!("{id}\tu1\t2500000\t{sha}\tvoice memo.m4a")
+    );
+    let out = dir.path().join("copy.m4a");
+    let out_path = out.to_str().expect("utf-8");
+    stdout(&chatstore(
+        &["files", "get", "--database-url", &url, &id, out_path],
+        &env,
+    ));
+    assert_eq!(std::fs::read(&out).expect("written"), bytes);
+
+    // PocketBase signs its own links: the file URL with a file token, fetched by a plain
+    // client without any other credential.
+    let link = stdout(&chatstore(
+        &["files", "url", "--database-url", &url, &id, "--ttl", "60"],
+        &env,
+    ));
+    let link = link.trim();
+    assert!(link.contains("token="), "{link}");
+    let (status, body) = plain_get(link);
+    assert_eq!(status, 200, "{link}");
+    assert_eq!(body, bytes);
+    let (status, _) = plain_get(link.split("?token=").next().expect("the file URL"));
+    assert!(
+        status == 403 || status == 404,
+        "without its token the protected file is refused, got {status}"
+    );
 }
