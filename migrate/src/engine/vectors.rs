@@ -6,7 +6,9 @@
 //! boundaries too (Open WebUI keeps one small `file-{id}` collection per upload, so a copy
 //! that waited at each collection's end would run at the sum of both ends' pace instead of the
 //! slower one). At most `PAGES_AHEAD + 2` pages are held at once: the one being written, those
-//! waiting in the channel, and the one being read.
+//! waiting in the channel, and the one being read. A copied collection is prepared for
+//! searching (`VectorRepo::optimize`) beside the copy of the next ones, one at a time, and
+//! every preparation ends before the target's `finish_load`.
 //!
 //! Checkpoints stay exact: the state names the collection and the last id of a page only once
 //! the target committed that page and every page before it. They are written once at least a
@@ -58,41 +60,60 @@ impl Migration<'_> {
 
         let (sender, mut pages) = mpsc::channel(PAGES_AHEAD);
         let reader = tokio::spawn(read_ahead(src, collections, resume, limit, sender));
-        let mut unsaved = 0u64;
-        let mut saved_at = Instant::now();
-        let outcome = loop {
-            let Some(next) = pages.recv().await else {
-                break Ok(());
-            };
-            match next {
-                Ok(Ahead::Page(collection, items)) => {
-                    let n = items.len() as u64;
-                    let last = items.last().map(|i| i.id.clone());
-                    gs.counts.read += n;
-                    if let Err(e) = self.vector_batch(run, gs, &collection, items).await {
-                        break Err(e);
-                    }
-                    self.batch_done(run, group);
-                    gs.stage = Some(collection);
-                    gs.cursor = last.map(Value::String);
-                    unsaved += n;
-                    if unsaved >= u64::from(limit) || saved_at.elapsed() >= CHECKPOINT_EVERY {
-                        run.checkpoint(group, gs, self.progress)?;
-                        (unsaved, saved_at) = (0, Instant::now());
-                    }
-                }
-                Ok(Ahead::Done(collection)) => self.optimize(&collection).await,
-                // A read that failed for good: what was written is saved first.
-                Err(e) => break Err(e),
+        // Copied collections are prepared for searching beside the copy, not in its way
+        // (pgvector: a few statements per collection, each its own commit).
+        let (copied, mut to_optimize) = mpsc::unbounded_channel::<String>();
+        let optimizer = async {
+            while let Some(collection) = to_optimize.recv().await {
+                self.optimize(&collection).await;
             }
         };
-        drop(pages);
-        if outcome.is_err() {
-            reader.abort();
-        }
-        if unsaved > 0 {
-            run.checkpoint(group, gs, self.progress)?;
-        }
+        let writer = async {
+            let mut unsaved = 0u64;
+            let mut saved_at = Instant::now();
+            let outcome = loop {
+                let Some(next) = pages.recv().await else {
+                    break Ok(());
+                };
+                match next {
+                    Ok(Ahead::Page(collection, items)) => {
+                        let n = items.len() as u64;
+                        let last = items.last().map(|i| i.id.clone());
+                        gs.counts.read += n;
+                        if let Err(e) = self.vector_batch(run, gs, &collection, items).await {
+                            break Err(e);
+                        }
+                        self.batch_done(run, group);
+                        gs.stage = Some(collection);
+                        gs.cursor = last.map(Value::String);
+                        unsaved += n;
+                        if unsaved >= u64::from(limit) || saved_at.elapsed() >= CHECKPOINT_EVERY {
+                            if let Err(e) = run.checkpoint(group, gs, self.progress) {
+                                break Err(e);
+                            }
+                            (unsaved, saved_at) = (0, Instant::now());
+                        }
+                    }
+                    Ok(Ahead::Done(collection)) => {
+                        let _ = copied.send(collection);
+                    }
+                    // A read that failed for good: what was written is saved first.
+                    Err(e) => break Err(e),
+                }
+            };
+            drop(copied);
+            drop(pages);
+            if outcome.is_err() {
+                reader.abort();
+            }
+            let saved = if unsaved > 0 {
+                run.checkpoint(group, gs, self.progress)
+            } else {
+                Ok(())
+            };
+            outcome.and(saved)
+        };
+        let (outcome, ()) = tokio::join!(writer, optimizer);
         outcome?;
         match reader.await {
             Ok(()) => {}
