@@ -30,7 +30,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chatstore_bridge::{BridgeConfig, BridgeState, Claims, sign_token};
@@ -61,8 +61,13 @@ pub const LATENCY_AIM: Duration = Duration::from_millis(50);
 pub const DELIVERY_AIM: f64 = 10_000.0;
 
 /// The backends the realtime benchmark knows, with the variable naming each one's server.
-pub const BACKENDS: [(&str, &str); 2] =
-    [("postgres", POSTGRES_ENV), ("pocketbase", POCKETBASE_ENV)];
+/// `memory` (no server: the writer is the bridge's own store, its feed an in-process
+/// broadcast) shows the bridge's own ceiling, with a source that costs next to nothing.
+pub const BACKENDS: [(&str, Option<&str>); 3] = [
+    ("postgres", Some(POSTGRES_ENV)),
+    ("pocketbase", Some(POCKETBASE_ENV)),
+    ("memory", None),
+];
 
 /// The key the benchmark's bridge verifies its clients' tokens with.
 const SECRET: &str = "chatstore-realtime-bench";
@@ -70,7 +75,8 @@ const SECRET: &str = "chatstore-realtime-bench";
 /// How the realtime benchmark runs.
 #[derive(Debug, Clone)]
 pub struct RealtimeConfig {
-    /// Backends to measure (`postgres`, `pocketbase`); empty: every one whose server is set.
+    /// Backends to measure (`postgres`, `pocketbase`, `memory`); empty: every one whose server
+    /// is set, and memory.
     pub backends: Vec<String>,
     /// Sockets connected to the bridge.
     pub sockets: usize,
@@ -176,6 +182,9 @@ pub struct PhaseResult {
     pub cpu_clients: f64,
     /// Wall seconds of the phase (first write start to last receipt).
     pub wall: f64,
+    /// The largest delay between a change and its arrival at the bridge's feed seen during
+    /// the phase (sampled every few milliseconds): what is queued before the bridge.
+    pub feed_lag_max: Duration,
 }
 
 /// The realtime measurements of one backend.
@@ -227,9 +236,15 @@ pub async fn measure(config: &RealtimeConfig) -> Result<RealtimeReport, BenchErr
         if !config.backends.is_empty() && !config.backends.iter().any(|b| b == name) {
             continue;
         }
-        let Some(url) = std::env::var(env).ok().filter(|u| !u.is_empty()) else {
-            skipped.push((name.to_owned(), format!("{env} is not set")));
-            continue;
+        let url = match env {
+            None => String::new(),
+            Some(env) => match std::env::var(env).ok().filter(|u| !u.is_empty()) {
+                Some(url) => url,
+                None => {
+                    skipped.push((name.to_owned(), format!("{env} is not set")));
+                    continue;
+                }
+            },
         };
         runs.push(run_backend(config, name, &url).await?);
     }
@@ -253,7 +268,7 @@ fn check(config: &RealtimeConfig) -> Result<(), BenchError> {
         .find(|b| !BACKENDS.iter().any(|(n, _)| n == b))
     {
         return Err(BenchError::Config(format!(
-            "the realtime benchmark knows postgres and pocketbase, not {unknown:?}"
+            "the realtime benchmark knows postgres, pocketbase and memory, not {unknown:?}"
         )));
     }
     if config.sockets == 0 || config.users == 0 || config.processes == 0 {
@@ -282,6 +297,14 @@ struct Stores {
 }
 
 async fn open_stores(name: &str, url: &str) -> chatstore_core::Result<Stores> {
+    if name == "memory" {
+        let store = chatstore_core::memory::store();
+        return Ok(Stores {
+            bridge: store.clone(),
+            writer: store,
+            teardown: None,
+        });
+    }
     if name == "postgres" {
         let (db_url, db) = create_postgres_database(url).await?;
         let opened = async {
@@ -462,6 +485,18 @@ async fn phase(
 ) -> Result<PhaseResult, BenchError> {
     let name = stores.writer.backend_name().to_owned();
     let cpu_before = (cpu_seconds(std::process::id()), clients.cpu_seconds());
+    let stop = Arc::new(AtomicBool::new(false));
+    let lag = stores.bridge.changes().map(|feed| {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut max = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                max = max.max(feed.hub().status().lag_ms);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            max
+        })
+    });
     let events = match mode {
         Mode::Paced => config.paced_events,
         Mode::Burst => config.burst_events,
@@ -518,6 +553,11 @@ async fn phase(
     let received = clients
         .collect(&expected_per_process, config.settle)
         .await?;
+    stop.store(true, Ordering::Relaxed);
+    let feed_lag_max = match lag {
+        Some(task) => Duration::from_millis(task.await.unwrap_or(0).max(0) as u64),
+        None => Duration::ZERO,
+    };
     let cpu_after = (cpu_seconds(std::process::id()), clients.cpu_seconds());
     let by_chat: HashMap<&str, &Write> = writes.iter().map(|w| (w.chat_id.as_str(), w)).collect();
     let mut from_commit = Vec::with_capacity(received.len());
@@ -556,6 +596,7 @@ async fn phase(
         cpu_bench: cpu_after.0 - cpu_before.0,
         cpu_clients: cpu_after.1 - cpu_before.1,
         wall,
+        feed_lag_max,
     })
 }
 
@@ -819,6 +860,15 @@ fn ms(ns: i64) -> String {
     format!("{:.1} ms", ns as f64 / 1e6)
 }
 
+/// Envelopes per CPU second, or "n/a" below the 10 ms the kernel counts in.
+fn per_cpu(envelopes: usize, cpu: f64) -> String {
+    if cpu < 0.01 {
+        "n/a".to_owned()
+    } else {
+        group_thousands((envelopes as f64 / cpu).round() as u64)
+    }
+}
+
 fn latency_cell(l: Option<Latency>) -> String {
     match l {
         Some(l) => format!("{} / {}", ms(l.p50), ms(l.p99)),
@@ -879,7 +929,8 @@ impl RealtimeReport {
             "One `chatstore-bridge` in the benchmark's process, {} python-socketio 5.16.2 \
              `AsyncClient` websockets in {} Python processes, logged in as {} users ({:.0} \
              sockets each, so a chat created reaches {:.0} sockets as `chat:list`). A second \
-             store (another replica) writes. Paced: {} chats one at a time every {} ms. \
+             store (another replica) writes; on `memory` the writer is the bridge's own store \
+             (in-process feed), which shows the bridge's and the clients' ceiling. Paced: {} chats one at a time every {} ms. \
              Burst: {} chats from {} concurrent writers. Latency is the receipt time in the \
              client minus the writer's commit acknowledgement (and minus the start of the \
              write), same clock; deliveries/s count every socket's receipt, from the first \
@@ -896,13 +947,13 @@ impl RealtimeReport {
         );
         let _ = writeln!(
             md,
-            "| backend | sockets | paced p50 / p99 from commit | from write start | burst writes/s | burst envelopes/s | burst p50 / p99 from commit | delivered | CPU s in the burst (bench / clients, wall) |"
+            "| backend | sockets | paced p50 / p99 from commit | from write start | burst writes/s | burst envelopes/s | burst p50 / p99 from commit | burst feed lag max | delivered | CPU s in the burst: bench / clients of wall × cores | envelopes per CPU s: bench / clients |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
         for r in &self.runs {
             let _ = writeln!(
                 md,
-                "| {} | {} ({} failed, {:.1} s to connect) | {} | {} | {:.0} | {} | {} | {} / {} | {:.1} / {:.1} of {:.1} s × {} cores |",
+                "| {} | {} ({} failed, {:.1} s to connect) | {} | {} | {:.0} | {} | {} | {} ms | {} / {} | {:.1} / {:.1} of {:.1} s × {} | {} / {} |",
                 r.backend,
                 group_thousands(r.connected as u64),
                 r.failed,
@@ -912,12 +963,15 @@ impl RealtimeReport {
                 r.burst.written_per_sec,
                 group_thousands(r.burst.delivered_per_sec.round() as u64),
                 latency_cell(r.burst.from_commit),
+                r.burst.feed_lag_max.as_millis(),
                 group_thousands((r.paced.delivered + r.burst.delivered) as u64),
                 group_thousands((r.paced.expected + r.burst.expected) as u64),
                 r.burst.cpu_bench,
                 r.burst.cpu_clients,
                 r.burst.wall,
-                m.nproc
+                m.nproc,
+                per_cpu(r.burst.delivered, r.burst.cpu_bench),
+                per_cpu(r.burst.delivered, r.burst.cpu_clients),
             );
         }
         for (name, why) in &self.skipped {

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use chatstore_benches::realtime::{self, REALTIME_FILE, RealtimeConfig};
 
-/// Every envelope of both phases reaches every socket of its user on both backends, each
-/// receipt is matched to its write, and the section names the figures and the reproduce
-/// command.
+/// Every envelope of both phases reaches every socket of its user on PostgreSQL, PocketBase
+/// and memory, each receipt is matched to its write, and the section names the figures and
+/// the reproduce command.
 #[tokio::test]
-async fn the_realtime_benchmark_delivers_every_envelope_on_both_backends() {
+async fn the_realtime_benchmark_delivers_every_envelope_on_every_backend() {
     let needed = [
         "CHATSTORE_TEST_POSTGRES_URL",
         "CHATSTORE_TEST_POCKETBASE_URL",
@@ -35,7 +35,7 @@ async fn the_realtime_benchmark_delivers_every_envelope_on_both_backends() {
         ..RealtimeConfig::default()
     };
     let report = realtime::run(&config).await.expect("the benchmark runs");
-    assert_eq!(report.runs.len(), 2, "skipped: {:?}", report.skipped);
+    assert_eq!(report.runs.len(), 3, "skipped: {:?}", report.skipped);
     assert!(report.losses().is_empty(), "lost: {:?}", report.losses());
     for run in &report.runs {
         assert_eq!((run.connected, run.failed), (6, 0), "{}", run.backend);

@@ -114,7 +114,8 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
 /// `CHATSTORE_TEST_SOCKETIO_PYTHONPATH`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RealtimeArgs {
-    /// Backends, comma separated: postgres, pocketbase (default: both, when configured).
+    /// Backends, comma separated: postgres, pocketbase, memory (the bridge's own ceiling);
+    /// default: every one whose server is configured, and memory.
     #[arg(long, value_delimiter = ',')]
     pub backends: Vec<String>,
     /// Sockets connected to the bridge.
