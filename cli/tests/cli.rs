@@ -124,22 +124,8 @@ fn demo_and_inspect_work_on_postgres_with_pgvector() {
     let Some(base) = chatstore_contract::require_env("CHATSTORE_TEST_POSTGRES_URL") else {
         return;
     };
-    let name = format!("cli_{}", uuid::Uuid::new_v4().simple());
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        use sqlx::Connection as _;
-        let mut conn = sqlx::PgConnection::connect(&base)
-            .await
-            .expect("connect to the test server");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create a fresh database");
-    });
-    let url = match base.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => panic!("CHATSTORE_TEST_POSTGRES_URL has no database part: {base}"),
-    };
+    let url = rt.block_on(chatstore_testkit::fresh_postgres_database(&base));
     let dir = temp_dir("pg");
     let out = chatstore(&dir, &["demo", "--database-url", &url]);
     assert!(

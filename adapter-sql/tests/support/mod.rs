@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use chatstore_core::Store;
 use chatstore_sql::{SqlOptions, SqlStore};
-use sqlx::{AssertSqlSafe, Connection, PgPool, Row as _, SqlitePool};
+use sqlx::{AssertSqlSafe, PgPool, Row as _, SqlitePool};
 
 /// A raw pool next to a store.
 pub enum Raw {
@@ -21,24 +21,16 @@ pub struct Db {
     pub url: String,
     pub raw: Raw,
     pub folder: PathBuf,
-    /// The PostgreSQL database to drop when done.
-    database: Option<String>,
+    /// The PostgreSQL server and database to drop when done.
+    database: Option<(String, String)>,
 }
 
 impl Db {
     /// Drops the PostgreSQL database and removes the folder (a failing test leaves them).
     pub async fn finish(self) {
-        if let (Raw::Postgres(pool), Some(name)) = (&self.raw, &self.database) {
+        if let (Raw::Postgres(pool), Some((server, url))) = (&self.raw, &self.database) {
             pool.close().await;
-            if let Ok(server) = std::env::var("CHATSTORE_TEST_POSTGRES_URL") {
-                let mut admin = sqlx::PgConnection::connect(&server)
-                    .await
-                    .expect("connect to the test server");
-                sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-                    .execute(&mut admin)
-                    .await
-                    .expect("drop the test database");
-            }
+            chatstore_testkit::drop_postgres_database(server, url).await;
         }
         let _ = std::fs::remove_dir_all(&self.folder);
     }
@@ -141,30 +133,16 @@ pub async fn sqlite_empty() -> Db {
 
 /// A new, empty PostgreSQL database, or `None` when no server is configured.
 pub async fn postgres_empty() -> Option<Db> {
-    let Ok(server) = std::env::var("CHATSTORE_TEST_POSTGRES_URL") else {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(!ci, "CHATSTORE_TEST_POSTGRES_URL is not set but CI=true");
-        eprintln!("SKIPPED the PostgreSQL half: CHATSTORE_TEST_POSTGRES_URL is not set");
-        return None;
-    };
-    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&server)
-        .await
-        .expect("connect to the test server");
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create a test database");
-    admin.close().await.expect("close");
-    let url = with_database(&server, &name);
+    let server = chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL")?;
+    let url = chatstore_testkit::fresh_postgres_database(&server).await;
     let raw = PgPool::connect(&url)
         .await
         .expect("connect to the test database");
     Some(Db {
-        url,
+        url: url.clone(),
         raw: Raw::Postgres(raw),
         folder: temp_folder("postgres"),
-        database: Some(name),
+        database: Some((server, url)),
     })
 }
 
@@ -187,19 +165,4 @@ pub async fn open_webui_databases() -> Vec<Db> {
         db.exec(ddl).await;
     }
     dbs
-}
-
-/// `url` with its database name replaced.
-pub fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    match query {
-        Some(q) => format!("{}/{database}?{q}", &base[..host_end]),
-        None => format!("{}/{database}", &base[..host_end]),
-    }
 }

@@ -11,7 +11,6 @@ use chatstore_core::Store;
 use chatstore_pocketbase::{PocketBase, PocketBaseConfig};
 use chatstore_router::{Phase, Router};
 use chatstore_sql::SqlOptions;
-use sqlx::{AssertSqlSafe, Connection};
 
 /// A new folder under the system temp folder.
 pub fn temp_folder(kind: &str) -> PathBuf {
@@ -46,19 +45,8 @@ pub async fn sqlite() -> Store {
 
 /// A new PostgreSQL database on the test server, or `None` without one.
 pub async fn postgres() -> Option<Store> {
-    let server = chatstore_contract::require_env("CHATSTORE_TEST_POSTGRES_URL")?;
-    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&server)
-        .await
-        .expect("connect to the test PostgreSQL server");
-    // The name is a generated uuid, not input.
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create a test database");
-    admin.close().await.expect("close the admin connection");
-    let (base, _) = server.rsplit_once('/').expect("the URL names a database");
-    let url = format!("{base}/{name}");
+    let server = chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL")?;
+    let url = chatstore_testkit::fresh_postgres_database(&server).await;
     Some(
         chatstore_sql::connect(&url, SqlOptions::default().max_connections(4))
             .await
