@@ -337,24 +337,46 @@ pub async fn sweep_partial_uploads(dir: &Path, older_than: std::time::Duration) 
     .map_err(|e| Error::backend("sweeping partial uploads", e))?
 }
 
-async fn create_folder(dir: &Path) -> Result<()> {
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|e| io_error(format!("cannot create upload folder {}", dir.display()), e))
+/// A new temporary file in `dir` (the upload folder, so the rename into place stays on one
+/// file system), removed when its guard drops. The folder is created when missing.
+async fn temp_file(dir: &Path) -> Result<(tokio::fs::File, Discard)> {
+    let tmp = dir.join(format!(".{}.part", uuid::Uuid::new_v4()));
+    let (folder, path) = (dir.to_owned(), tmp.clone());
+    // One trip to the blocking pool for both steps: on a busy machine each trip waits its turn.
+    let created = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&folder).map_err(|e| {
+            io_error(
+                format!("cannot create upload folder {}", folder.display()),
+                e,
+            )
+        })?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| io_error(format!("cannot create {}", path.display()), e))
+    })
+    .await
+    .map_err(|e| Error::backend("creating an upload file", e))?;
+    let guard = Discard::new(tmp);
+    Ok((tokio::fs::File::from_std(created?), guard))
 }
 
-/// A new temporary file in `dir` (the upload folder, so the rename into place stays on one
-/// file system), removed when its guard drops.
-async fn temp_file(dir: &Path) -> Result<(tokio::fs::File, Discard)> {
-    create_folder(dir).await?;
-    let tmp = dir.join(format!(".{}.part", uuid::Uuid::new_v4()));
-    let file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .await
-        .map_err(|e| io_error(format!("cannot create {}", tmp.display()), e))?;
-    Ok((file, Discard::new(tmp)))
+/// Syncs a file that was renamed to `path`, then its folder, in one trip to the blocking
+/// pool: after this the bytes and the name survive a crash.
+async fn sync_placed(file: tokio::fs::File, path: &Path) -> Result<()> {
+    let file = file.into_std().await;
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        file.sync_all()
+            .map_err(|e| io_error(format!("cannot sync {} to disk", path.display()), e))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::File::open(dir)
+            .and_then(|folder| folder.sync_all())
+            .map_err(|e| io_error(format!("cannot sync upload folder {}", dir.display()), e))
+    })
+    .await
+    .map_err(|e| Error::backend("syncing an upload", e))?
 }
 
 /// Flushes and syncs a written file to disk.
@@ -633,8 +655,7 @@ impl FileRepo for SqlStore {
         let mut tx = self.begin("file", Mode::Write).await?;
         insert_row(&mut tx, &meta, &path).await?;
         let placed = rename_into_place(tmp, &path).await?;
-        sync_file(written, &path).await?;
-        sync_folder(dir).await?;
+        sync_placed(written, &path).await?;
         tx.commit().await?;
         placed.keep();
         Ok(meta)
@@ -646,21 +667,25 @@ impl FileRepo for SqlStore {
             Some(r) => r.resolve(meta.size)?,
             None => (0, meta.size),
         };
-        let file = tokio::fs::File::open(&path)
+        let opened = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || {
+                let file = std::fs::File::open(&path)?;
+                let len = file.metadata()?.len();
+                Ok::<_, std::io::Error>((file, len))
+            })
             .await
+            .map_err(|e| Error::backend("opening a stored file", e))?
+        };
+        let (file, on_disk) = opened
             .map_err(|e| io_error(format!("cannot read the bytes of file {id:?} at {path}"), e))?;
-        let on_disk = file
-            .metadata()
-            .await
-            .map_err(|e| io_error(format!("cannot read the size of {path}"), e))?
-            .len();
         if on_disk != meta.size {
             return Err(Error::backend_msg(format!(
                 "file {id:?} is corrupt: {on_disk} bytes at {path}, {} recorded",
                 meta.size
             )));
         }
-        let body = read_ahead(file.into_std().await, start, end);
+        let body = read_ahead(file, start, end);
         Ok(FileStream::checked(meta, start, end, body))
     }
 
