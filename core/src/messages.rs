@@ -109,6 +109,34 @@ pub struct NewMessage {
     pub updated_at: Option<i64>,
 }
 
+/// The input that writes this message again elsewhere with every field kept (timestamps
+/// included): how a migration or a repair copies a message into another store.
+impl From<&Message> for NewMessage {
+    fn from(m: &Message) -> Self {
+        NewMessage {
+            id: m.id.clone(),
+            chat_id: m.chat_id.clone(),
+            user_id: m.user_id.clone(),
+            role: m.role.clone(),
+            parent_id: m.parent_id.clone(),
+            content: m.content.clone(),
+            model_id: m.model_id.clone(),
+            done: Some(m.done),
+            output: m.output.clone(),
+            files: m.files.clone(),
+            sources: m.sources.clone(),
+            embeds: m.embeds.clone(),
+            status_history: m.status_history.clone(),
+            error: m.error.clone(),
+            usage: m.usage.clone(),
+            meta: m.meta.clone(),
+            context_summary: m.context_summary.clone(),
+            created_at: Some(m.created_at),
+            updated_at: Some(m.updated_at),
+        }
+    }
+}
+
 impl NewMessage {
     /// A message with text content.
     pub fn text(

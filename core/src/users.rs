@@ -61,6 +61,25 @@ pub struct NewUser {
     pub last_active_at: Option<i64>,
 }
 
+/// The input that creates this user again elsewhere with every field kept (id and timestamps
+/// included): how a migration or a repair copies a user into another store.
+impl From<&User> for NewUser {
+    fn from(u: &User) -> Self {
+        NewUser {
+            id: Some(u.id.clone()),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            role: Some(u.role.clone()),
+            profile_image_url: Some(u.profile_image_url.clone()),
+            info: u.info.clone(),
+            settings: u.settings.clone(),
+            created_at: Some(u.created_at),
+            updated_at: Some(u.updated_at),
+            last_active_at: Some(u.last_active_at),
+        }
+    }
+}
+
 impl NewUser {
     /// A user with this email and name, everything else defaulted.
     pub fn new(email: impl Into<String>, name: impl Into<String>) -> Self {

@@ -4,7 +4,7 @@
 //! vectors collection by collection, reading ahead while writing: see `vectors.rs`), in
 //! keyset batches by id, checkpointing after committed batches.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -14,6 +14,7 @@ use chatstore_core::{
     Chat, Error, ErrorKind, FileMeta, Message, ModelGroup, NewChat, NewFile, NewMessage, NewUser,
     Result, Store, Tag, TagKey, User,
 };
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -166,47 +167,6 @@ fn cursor_str(gs: &GroupState) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The user to create for a source user: every field kept.
-pub fn new_user(u: &User) -> NewUser {
-    NewUser {
-        id: Some(u.id.clone()),
-        email: u.email.clone(),
-        name: u.name.clone(),
-        role: Some(u.role.clone()),
-        profile_image_url: Some(u.profile_image_url.clone()),
-        info: u.info.clone(),
-        settings: u.settings.clone(),
-        created_at: Some(u.created_at),
-        updated_at: Some(u.updated_at),
-        last_active_at: Some(u.last_active_at),
-    }
-}
-
-/// The message to write for a source message: every field kept.
-pub fn new_message(m: &Message) -> NewMessage {
-    NewMessage {
-        id: m.id.clone(),
-        chat_id: m.chat_id.clone(),
-        user_id: m.user_id.clone(),
-        role: m.role.clone(),
-        parent_id: m.parent_id.clone(),
-        content: m.content.clone(),
-        model_id: m.model_id.clone(),
-        done: Some(m.done),
-        output: m.output.clone(),
-        files: m.files.clone(),
-        sources: m.sources.clone(),
-        embeds: m.embeds.clone(),
-        status_history: m.status_history.clone(),
-        error: m.error.clone(),
-        usage: m.usage.clone(),
-        meta: m.meta.clone(),
-        context_summary: m.context_summary.clone(),
-        created_at: Some(m.created_at),
-        updated_at: Some(m.updated_at),
-    }
-}
-
 /// The chat's `history.currentId` as creating it from `messages` leaves it: kept when it names
 /// one of them, else the last in list order.
 pub fn current_id(chat: &Chat, messages: &[Message]) -> Option<String> {
@@ -241,14 +201,14 @@ pub fn chat_item_for(chat: &Chat, messages: &[Message]) -> (NewChat, Vec<NewMess
     let mut fixups: Vec<NewMessage> = messages
         .iter()
         .filter(|m| m.updated_at != m.created_at)
-        .map(new_message)
+        .map(NewMessage::from)
         .collect();
     if !fixups.is_empty()
         && let Some(current) = current_id(chat, messages)
     {
         fixups.retain(|m| m.id != current);
         if let Some(m) = messages.iter().find(|m| m.id == current) {
-            fixups.push(new_message(m));
+            fixups.push(NewMessage::from(m));
         }
     }
     (new, fixups)
@@ -268,6 +228,16 @@ pub fn new_file(meta: &FileMeta, bytes: Vec<u8>) -> NewFile {
         created_at: Some(meta.created_at),
         updated_at: Some(meta.updated_at),
     }
+}
+
+/// A source chat as read for the copy.
+enum ChatRead {
+    /// The chat and its messages.
+    Chat(Chat, Vec<Message>),
+    /// The chat could not be read: its id and why.
+    Unreadable(String, Error),
+    /// The chat was read but not its messages.
+    NoMessages(Chat, Error),
 }
 
 fn tag_key_id(t: &TagKey) -> String {
@@ -291,6 +261,44 @@ async fn chat_exists(store: &Store, id: &str) -> Result<bool> {
                 after = last.clone();
             }
             _ => return Ok(false),
+        }
+    }
+}
+
+/// Which of `ids` (sorted, distinct) the store holds as chats, asked by id only: one keyset
+/// walk of the chat ids from the smallest to the largest of them, or lookups one by one for
+/// the rest when that range holds many more chats than were asked about.
+async fn chats_among(store: &Store, ids: &[String]) -> Result<HashSet<String>> {
+    const PAGE: u32 = 500;
+    let mut held = HashSet::new();
+    let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
+        return Ok(held);
+    };
+    // Every id from `first` on sorts after `first` without its last character.
+    let mut after = first.clone();
+    after.pop();
+    let mut walked = 0usize;
+    loop {
+        let page = store.chats.scan_ids(Some(&after), PAGE).await?;
+        walked += page.len();
+        for id in &page {
+            if ids.binary_search(id).is_ok() {
+                held.insert(id.clone());
+            }
+        }
+        match page.last() {
+            Some(end) if page.len() == PAGE as usize && end.as_str() < last.as_str() => {
+                if walked > 4 * ids.len() + PAGE as usize {
+                    for id in ids.iter().filter(|id| id.as_str() > end.as_str()) {
+                        if chat_exists(store, id).await? {
+                            held.insert(id.clone());
+                        }
+                    }
+                    return Ok(held);
+                }
+                after = end.clone();
+            }
+            _ => return Ok(held),
         }
     }
 }
@@ -575,7 +583,7 @@ impl<'a> Migration<'a> {
                     Ok(u) => batch.push(Pending {
                         id: u.id.clone(),
                         record: json(&u),
-                        item: new_user(&u),
+                        item: NewUser::from(&u),
                     }),
                     Err((id, e)) => self.unreadable(run, gs, group, "user", id, &e),
                 }
@@ -650,45 +658,62 @@ impl<'a> Migration<'a> {
         }
     }
 
-    async fn chat_rows(&self, run: &mut Run, gs: &mut GroupState) -> Result<()> {
-        let (src, limit, group) = (
-            &self.source.chats,
-            self.options.batch_size,
-            ModelGroup::Chats,
-        );
-        loop {
-            let after = cursor_str(gs);
-            let page: Vec<Read<Chat>> = page(
-                "reading chats",
-                || src.scan(after.as_deref(), limit),
-                || src.scan_ids(after.as_deref(), limit),
-                |id| async move { src.get(&id).await },
-            )
-            .await?;
-            let Some(last) = page.last().map(|r| match r {
-                Ok(c) => c.id.clone(),
-                Err((id, _)) => id.clone(),
-            }) else {
-                return Ok(());
-            };
-            gs.counts.read += page.len() as u64;
-            let mut batch = Vec::with_capacity(page.len());
-            for r in page {
+    /// Reads the page of chats after `after` with every chat's messages (several chats' at a
+    /// time); `None` past the last chat.
+    async fn read_chats(&self, after: Option<String>) -> Result<Option<(String, Vec<ChatRead>)>> {
+        /// Chats whose messages are read at the same time.
+        const MESSAGE_READS: usize = 8;
+        let (src, limit) = (&self.source.chats, self.options.batch_size);
+        let page: Vec<Read<Chat>> = page(
+            "reading chats",
+            || src.scan(after.as_deref(), limit),
+            || src.scan_ids(after.as_deref(), limit),
+            |id| async move { src.get(&id).await },
+        )
+        .await?;
+        let Some(last) = page.last().map(|r| match r {
+            Ok(c) => c.id.clone(),
+            Err((id, _)) => id.clone(),
+        }) else {
+            return Ok(None);
+        };
+        let reads: Vec<ChatRead> = futures::stream::iter(page)
+            .map(|r| async move {
                 let chat = match r {
                     Ok(c) => c,
-                    Err((id, e)) => {
-                        self.unreadable(run, gs, group, "chat", id, &e);
-                        continue;
-                    }
+                    Err((id, e)) => return Ok(ChatRead::Unreadable(id, e)),
                 };
-                let messages = match retrying("reading a chat's messages", || {
+                match retrying("reading a chat's messages", || {
                     self.source.messages.list(&chat.id)
                 })
                 .await
                 {
-                    Ok(m) => m,
-                    Err(e) if e.is_retryable() => return Err(e),
-                    Err(e) => {
+                    Ok(messages) => Ok(ChatRead::Chat(chat, messages)),
+                    Err(e) if e.is_retryable() => Err(e),
+                    Err(e) => Ok(ChatRead::NoMessages(chat, e)),
+                }
+            })
+            .buffered(MESSAGE_READS)
+            .try_collect()
+            .await?;
+        Ok(Some((last, reads)))
+    }
+
+    async fn chat_rows(&self, run: &mut Run, gs: &mut GroupState) -> Result<()> {
+        let group = ModelGroup::Chats;
+        let sink = sink::Chats(self.target);
+        let mut next = self.read_chats(cursor_str(gs)).await?;
+        while let Some((last, reads)) = next {
+            gs.counts.read += reads.len() as u64;
+            let mut batch = Vec::with_capacity(reads.len());
+            for read in reads {
+                let (chat, messages) = match read {
+                    ChatRead::Chat(chat, messages) => (chat, messages),
+                    ChatRead::Unreadable(id, e) => {
+                        self.unreadable(run, gs, group, "chat", id, &e);
+                        continue;
+                    }
+                    ChatRead::NoMessages(chat, e) => {
                         let e = Error::backend_msg(format!(
                             "the source could not read the chat's messages: {e}"
                         ));
@@ -707,12 +732,19 @@ impl<'a> Migration<'a> {
                     },
                 });
             }
-            self.commit(run, gs, group, "chat", &sink::Chats(self.target), batch)
-                .await?;
+            // The next page is read while this one is written (as for vectors); the checkpoint
+            // still follows the write, and a failed read-ahead stops the run only after it.
+            let (written, ahead) = tokio::join!(
+                self.commit(run, gs, group, "chat", &sink, batch),
+                self.read_chats(Some(last.clone()))
+            );
+            written?;
             self.batch_done(run, group);
             gs.cursor = Some(Value::String(last));
             run.checkpoint(group, gs, self.progress)?;
+            next = ahead?;
         }
+        Ok(())
     }
 
     /// Message rows whose chat the source does not hold: set aside (the others arrived with
@@ -731,21 +763,29 @@ impl<'a> Migration<'a> {
             let Some(last) = messages.last().map(Message::key) else {
                 return Ok(());
             };
+            // The page's chats are looked up together, by one walk of the chat ids.
+            if known.len() > 10_000 {
+                known.clear();
+            }
+            let mut unknown: Vec<String> = messages
+                .iter()
+                .filter(|m| !known.contains_key(&m.chat_id))
+                .map(|m| m.chat_id.clone())
+                .collect();
+            unknown.sort_unstable();
+            unknown.dedup();
+            if !unknown.is_empty() {
+                let held = retrying("looking up the messages' chats", || {
+                    chats_among(self.source, &unknown)
+                })
+                .await?;
+                for id in unknown {
+                    let exists = held.contains(&id);
+                    known.insert(id, exists);
+                }
+            }
             for m in messages {
-                let exists = match known.get(&m.chat_id) {
-                    Some(e) => *e,
-                    None => {
-                        let e = retrying("looking up a message's chat", || {
-                            chat_exists(self.source, &m.chat_id)
-                        })
-                        .await?;
-                        if known.len() > 10_000 {
-                            known.clear();
-                        }
-                        known.insert(m.chat_id.clone(), e);
-                        e
-                    }
-                };
+                let exists = known.get(&m.chat_id).copied().unwrap_or(false);
                 if !exists {
                     let e = Error::not_found("chat", m.chat_id.clone());
                     let e = Error::invalid(format!(

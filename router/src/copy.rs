@@ -57,45 +57,8 @@ async fn copy_user(id: &str, from: &Store, to: &Store) -> Result<()> {
         return Ok(());
     }
     absent_ok(to.users.delete(id).await)?;
-    to.users
-        .create(NewUser {
-            id: Some(user.id.clone()),
-            email: user.email.clone(),
-            name: user.name.clone(),
-            role: Some(user.role.clone()),
-            profile_image_url: Some(user.profile_image_url.clone()),
-            info: user.info.clone(),
-            settings: user.settings.clone(),
-            created_at: Some(user.created_at),
-            updated_at: Some(user.updated_at),
-            last_active_at: Some(user.last_active_at),
-        })
-        .await?;
+    to.users.create(NewUser::from(&user)).await?;
     Ok(())
-}
-
-fn message_input(m: &Message) -> NewMessage {
-    NewMessage {
-        id: m.id.clone(),
-        chat_id: m.chat_id.clone(),
-        user_id: m.user_id.clone(),
-        role: m.role.clone(),
-        parent_id: m.parent_id.clone(),
-        content: m.content.clone(),
-        model_id: m.model_id.clone(),
-        done: Some(m.done),
-        output: m.output.clone(),
-        files: m.files.clone(),
-        sources: m.sources.clone(),
-        embeds: m.embeds.clone(),
-        status_history: m.status_history.clone(),
-        error: m.error.clone(),
-        usage: m.usage.clone(),
-        meta: m.meta.clone(),
-        context_summary: m.context_summary.clone(),
-        created_at: Some(m.created_at),
-        updated_at: Some(m.updated_at),
-    }
 }
 
 /// Same chat and same messages on both stores (tags and blob included).
@@ -153,7 +116,7 @@ async fn copy_chat(id: &str, from: &Store, to: &Store) -> Result<()> {
             .pointer("/history/currentId")
             .and_then(|v| v.as_str())
             .map(str::to_owned);
-        let mut inputs: Vec<NewMessage> = messages.iter().map(message_input).collect();
+        let mut inputs: Vec<NewMessage> = messages.iter().map(NewMessage::from).collect();
         if let Some(current) = current
             && let Some(i) = inputs.iter().position(|m| m.id == current)
         {
