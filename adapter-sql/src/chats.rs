@@ -354,6 +354,105 @@ async fn insert(tx: &mut Tx, chat: NewChat) -> Result<Chat> {
     Ok(chat)
 }
 
+/// Chat rows per multi-row statement of [`insert_many`] (12 parameters a row).
+const CHATS_PER_STATEMENT: usize = 2_000;
+
+/// Tag rows per multi-row statement of [`insert_many`] (3 parameters a row).
+const TAGS_PER_STATEMENT: usize = 5_000;
+
+/// [`INSERT`] for many rows: the head before the rows' values.
+const INSERT_MANY_HEAD: &str = "INSERT INTO chat (id, user_id, title, chat, meta, archived, \
+     pinned, folder_id, share_id, created_at, updated_at, last_read_at, current_message_id, \
+     tasks) VALUES ";
+
+/// [`ENSURE_TAG`] for many rows: the head before the rows' values, and the tail.
+const ENSURE_TAGS_HEAD: &str = "INSERT INTO tag (id, name, user_id, meta) VALUES ";
+const ENSURE_TAGS_TAIL: &str = " ON CONFLICT (id, user_id) DO NOTHING";
+
+/// Creates several chats with multi-row statements (the chat rows, then every message row,
+/// then every tag row the chats name): the rows [`insert`] writes for each, in a few round
+/// trips instead of several per chat.
+async fn insert_many(tx: &mut Tx, chats: Vec<NewChat>) -> Result<Vec<Chat>> {
+    let now = validate::now();
+    let prepared = chats
+        .into_iter()
+        .map(|c| c.prepare(now))
+        .collect::<Result<Vec<PreparedChat>>>()?;
+    for chunk in prepared.chunks(CHATS_PER_STATEMENT) {
+        let mut d = Dyn::default();
+        d.sql(INSERT_MANY_HEAD);
+        for (k, p) in chunk.iter().enumerate() {
+            let chat = &p.chat;
+            d.sql(if k == 0 { "(" } else { ", (" });
+            d.bind(chat.id.as_str())
+                .sql(", ")
+                .bind(chat.user_id.as_str())
+                .sql(", ")
+                .bind(chat.title.as_str())
+                .sql(", ")
+                .bind(Arg::Json(Some(json::to_text(&chat.chat))))
+                .sql(", ")
+                .bind(meta_arg(chat))
+                .sql(", ")
+                .bind(chat.archived)
+                .sql(", ")
+                .bind(chat.pinned)
+                .sql(", ")
+                .bind(&chat.folder_id)
+                .sql(", ")
+                .bind(&chat.share_id)
+                .sql(", ")
+                .bind(chat.created_at)
+                .sql(", ")
+                .bind(chat.updated_at)
+                .sql(", ")
+                .bind(chat.updated_at)
+                .sql(", ")
+                .bind(current_message_id(&chat.chat))
+                .sql(", 'null')");
+        }
+        d.one_off();
+        tx.execute_dyn(d).await?;
+    }
+    let messages: Vec<&chatstore_core::Message> =
+        prepared.iter().flat_map(|p| &p.messages).collect();
+    messages::upsert_rows(tx, &messages).await?;
+    // Each tag once, named as the first chat naming it names it (what `ensure_tag` per chat
+    // leaves).
+    let mut seen = BTreeSet::new();
+    let tags: Vec<(&str, &str, &str)> = prepared
+        .iter()
+        .flat_map(|p| {
+            p.tags
+                .iter()
+                .map(|(id, name)| (id.as_str(), name.as_str(), p.chat.user_id.as_str()))
+        })
+        .filter(|(id, _, user)| seen.insert((*id, *user)))
+        .collect();
+    for chunk in tags.chunks(TAGS_PER_STATEMENT) {
+        let mut d = Dyn::default();
+        d.sql(ENSURE_TAGS_HEAD);
+        for (k, (id, name, user_id)) in chunk.iter().enumerate() {
+            d.sql(if k == 0 { "(" } else { ", (" });
+            d.bind(*id)
+                .sql(", ")
+                .bind(*name)
+                .sql(", ")
+                .bind(*user_id)
+                .sql(", NULL)");
+        }
+        d.sql(ENSURE_TAGS_TAIL).one_off();
+        tx.execute_dyn(d).await?;
+    }
+    Ok(prepared
+        .into_iter()
+        .map(|p| {
+            tx.announce(ChangeEvent::chat(ChangeKind::Created, &p.chat, &[]));
+            p.chat
+        })
+        .collect())
+}
+
 async fn delete_locked(tx: &mut Tx, chat: &Chat) -> Result<()> {
     tx.execute(DELETE_MESSAGES, args![chat.id.as_str()]).await?;
     tx.execute(DELETE, args![chat.id.as_str()]).await?;
@@ -478,10 +577,7 @@ impl ChatRepo for SqlStore {
     async fn create_many(&self, chats: Vec<NewChat>) -> Result<Vec<Chat>> {
         let mut tx = self.begin("chat", Mode::Write).await?;
         lock_owners(&mut tx, &chats).await?;
-        let mut out = Vec::with_capacity(chats.len());
-        for chat in chats {
-            out.push(insert(&mut tx, chat).await?);
-        }
+        let out = insert_many(&mut tx, chats).await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -7,6 +7,8 @@
 //! such a chat fall back to the blob, like Open WebUI's; the first message write to it stores
 //! the blob's messages as rows first (Open WebUI's backfill), so rows and blob agree afterwards.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chatstore_core::changes::{ChangeEvent, ChangeKind};
 use chatstore_core::messages::message_key;
@@ -14,7 +16,7 @@ use chatstore_core::{Chat, Error, Message, MessageRepo, NewMessage, Result, blob
 use serde_json::{Map, Value, json};
 
 use crate::chats::{self, chat_from_row};
-use crate::pool::{Arg, Mode, Row, Sql, Tx, args, cursor, storable};
+use crate::pool::{Arg, Dyn, Mode, Row, Sql, Tx, args, cursor, storable};
 use crate::{SqlStore, json};
 
 macro_rules! message_columns {
@@ -39,6 +41,22 @@ const UPSERT: Sql = Sql::both(
      updated_at = excluded.updated_at, context_summary = excluded.context_summary, \
      meta = excluded.meta WHERE chat_message.chat_id = excluded.chat_id",
 );
+
+/// [`UPSERT`] for many rows: the head before the rows' values...
+const UPSERT_MANY_HEAD: &str = "INSERT INTO chat_message (id, chat_id, user_id, role, parent_id, \
+     content, output, model_id, files, sources, embeds, done, status_history, error, usage, \
+     created_at, updated_at, context_summary, meta) VALUES ";
+
+/// ...and the tail after them, returning the keys it wrote (a key taken by another chat's
+/// message is neither inserted nor updated).
+const UPSERT_MANY_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, \
+     role = excluded.role, parent_id = excluded.parent_id, content = excluded.content, \
+     output = excluded.output, model_id = excluded.model_id, files = excluded.files, \
+     sources = excluded.sources, embeds = excluded.embeds, done = excluded.done, \
+     status_history = excluded.status_history, error = excluded.error, usage = excluded.usage, \
+     created_at = excluded.created_at, updated_at = excluded.updated_at, \
+     context_summary = excluded.context_summary, meta = excluded.meta \
+     WHERE chat_message.chat_id = excluded.chat_id RETURNING id";
 
 const GET: Sql = Sql::both(concat!(
     "SELECT ",
@@ -147,15 +165,102 @@ pub(crate) async fn upsert_row(tx: &mut Tx, m: &Message) -> Result<()> {
         )
         .await?;
     if changed == 0 {
-        return Err(Error::conflict(
-            "message",
-            format!(
-                "row id {key:?} of message {:?} in chat {:?} is taken by a message of another chat",
-                m.id, m.chat_id
-            ),
-        ));
+        return Err(taken(&key, m));
     }
     Ok(())
+}
+
+/// Rows per multi-row statement of [`upsert_rows`]: a message row binds 19 parameters, and
+/// PostgreSQL takes at most 65,535 per statement (SQLite 32,766).
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// Writes message rows of several chats with multi-row statements: the same rows and the same
+/// `Conflict` as [`upsert_row`] for each, in far fewer round trips. Keys that repeat within
+/// `messages` (Open WebUI's key `"{chat_id}-{id}"` can collide when ids contain `-`) are
+/// written row by row, so that the collision is refused as it would be alone.
+pub(crate) async fn upsert_rows(tx: &mut Tx, messages: &[&Message]) -> Result<()> {
+    let keys: Vec<String> = messages.iter().map(|m| m.key()).collect();
+    let distinct: HashSet<&str> = keys.iter().map(String::as_str).collect();
+    if distinct.len() < keys.len() {
+        for m in messages {
+            upsert_row(tx, m).await?;
+        }
+        return Ok(());
+    }
+    for (chunk, chunk_keys) in messages
+        .chunks(ROWS_PER_STATEMENT)
+        .zip(keys.chunks(ROWS_PER_STATEMENT))
+    {
+        let mut d = Dyn::default();
+        d.sql(UPSERT_MANY_HEAD);
+        for (k, (m, key)) in chunk.iter().zip(chunk_keys).enumerate() {
+            d.sql(if k == 0 { "(" } else { ", (" });
+            d.bind(key.as_str())
+                .sql(", ")
+                .bind(m.chat_id.as_str())
+                .sql(", ")
+                .bind(&m.user_id)
+                .sql(", ")
+                .bind(m.role.as_str())
+                .sql(", ")
+                .bind(&m.parent_id)
+                .sql(", ")
+                .bind(Arg::Json(Some(json::to_text(&m.content))))
+                .sql(", ")
+                .bind(json::arg(m.output.as_ref()))
+                .sql(", ")
+                .bind(&m.model_id)
+                .sql(", ")
+                .bind(json::arg(m.files.as_ref()))
+                .sql(", ")
+                .bind(json::arg(m.sources.as_ref()))
+                .sql(", ")
+                .bind(json::arg(m.embeds.as_ref()))
+                .sql(", ")
+                .bind(m.done)
+                .sql(", ")
+                .bind(json::arg(m.status_history.as_ref()))
+                .sql(", ")
+                .bind(json::arg(m.error.as_ref()))
+                .sql(", ")
+                .bind(json::arg(m.usage.as_ref()))
+                .sql(", ")
+                .bind(m.created_at)
+                .sql(", ")
+                .bind(m.updated_at)
+                .sql(", ")
+                .bind(&m.context_summary)
+                .sql(", ")
+                .bind(json::arg(m.meta.as_ref()))
+                .sql(")");
+        }
+        d.sql(UPSERT_MANY_TAIL).one_off();
+        let written = tx.fetch_dyn(d).await?;
+        if written.len() < chunk.len() {
+            let written: HashSet<String> = written
+                .iter()
+                .map(|r| r.text("id"))
+                .collect::<Result<_>>()?;
+            if let Some((m, key)) = chunk
+                .iter()
+                .zip(chunk_keys)
+                .find(|(_, key)| !written.contains(key.as_str()))
+            {
+                return Err(taken(key, m));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn taken(key: &str, m: &Message) -> Error {
+    Error::conflict(
+        "message",
+        format!(
+            "row id {key:?} of message {:?} in chat {:?} is taken by a message of another chat",
+            m.id, m.chat_id
+        ),
+    )
 }
 
 /// The messages a chat blob holds (`history.messages`, or a legacy flat `messages` list),

@@ -756,6 +756,14 @@ impl Tx {
         }
     }
 
+    /// Runs a dynamic statement; returns the number of rows affected.
+    pub(crate) async fn execute_dyn(&mut self, statement: Dyn) -> Result<u64> {
+        let entity = self.entity;
+        self.try_execute_dyn(statement)
+            .await
+            .map_err(|e| db_error(entity, e))
+    }
+
     /// Runs a script of several statements (DDL).
     pub(crate) async fn execute_script(&mut self, script: &'static str) -> Result<()> {
         let out = match &mut self.inner {
