@@ -33,6 +33,20 @@ pub trait RawBaseline: Send + Sync {
         Err(Error::unsupported("raw baseline", "import"))
     }
 
+    /// Loads the workload's users and chats only (user rows, tag rows, chats, message rows; no
+    /// files, no vectors) the driver's own bulk way: the raw side of the report's migration
+    /// section, which copies the users and chats groups.
+    async fn import_chats(
+        &self,
+        _workload: &Workload,
+        _progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<()> {
+        Err(Error::unsupported(
+            "raw baseline",
+            "import of users and chats",
+        ))
+    }
+
     /// See [`crate::ops::create_chat`].
     async fn create_chat(&self, _fx: &Fixture, _i: u64) -> Result<()> {
         Err(unsupported(Op::CreateChat))

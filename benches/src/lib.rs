@@ -44,6 +44,7 @@ pub mod baseline;
 pub mod chart;
 pub mod error;
 pub mod machine;
+pub mod migration;
 pub mod models;
 pub mod ops;
 pub mod raw_pocketbase;

@@ -360,6 +360,48 @@ impl RawBaseline for RawHttp {
         // The records the adapter's load writes (users, tag rows, chats with their tag
         // relations, message rows, files with their bytes), prepared by core as the adapter
         // prepares them, created through the batch API.
+        self.import_chats(workload, progress).await?;
+        let now = validate::now();
+        let files: Vec<_> = (0..workload.files()).map(|i| workload.file(i)).collect();
+        let url = format!("/api/collections/{}/records?fields=id", self.cols.files);
+        for chunk in files.chunks(BATCH) {
+            let metas = chunk
+                .iter()
+                .map(|f| f.prepare(now))
+                .collect::<Result<Vec<_>>>()?;
+            let requests: Vec<Value> = metas
+                .iter()
+                .map(|m| json!({"method": "POST", "url": url, "body": file_body(m)}))
+                .collect();
+            // PocketBase batch: the files of request N go in the parts `requests.N.<field>`.
+            let mut form =
+                Form::new().text("@jsonPayload", json!({ "requests": requests }).to_string());
+            for (n, f) in chunk.iter().enumerate() {
+                if !f.bytes.is_empty() {
+                    form = form.part(
+                        format!("requests.{n}.blob"),
+                        Part::bytes(f.bytes.clone()).file_name("blob.bin"),
+                    );
+                }
+            }
+            self.http
+                .post(format!("{}/api/batch", self.base))
+                .header("Authorization", &self.token)
+                .multipart(form)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(http_err("file batch"))?;
+            progress(chunk.len() as u64);
+        }
+        Ok(())
+    }
+
+    async fn import_chats(
+        &self,
+        workload: &Workload,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<()> {
         let now = validate::now();
         let users = (0..workload.users())
             .map(|i| workload.user(i).into_user(now).map(|u| user_body(&u)))
@@ -394,38 +436,6 @@ impl RawBaseline for RawHttp {
             .await?;
         self.batch_create(&self.cols.messages, messages, &|_| {})
             .await?;
-        let files: Vec<_> = (0..workload.files()).map(|i| workload.file(i)).collect();
-        let url = format!("/api/collections/{}/records?fields=id", self.cols.files);
-        for chunk in files.chunks(BATCH) {
-            let metas = chunk
-                .iter()
-                .map(|f| f.prepare(now))
-                .collect::<Result<Vec<_>>>()?;
-            let requests: Vec<Value> = metas
-                .iter()
-                .map(|m| json!({"method": "POST", "url": url, "body": file_body(m)}))
-                .collect();
-            // PocketBase batch: the files of request N go in the parts `requests.N.<field>`.
-            let mut form =
-                Form::new().text("@jsonPayload", json!({ "requests": requests }).to_string());
-            for (n, f) in chunk.iter().enumerate() {
-                if !f.bytes.is_empty() {
-                    form = form.part(
-                        format!("requests.{n}.blob"),
-                        Part::bytes(f.bytes.clone()).file_name("blob.bin"),
-                    );
-                }
-            }
-            self.http
-                .post(format!("{}/api/batch", self.base))
-                .header("Authorization", &self.token)
-                .multipart(form)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .map_err(http_err("file batch"))?;
-            progress(chunk.len() as u64);
-        }
         Ok(())
     }
 

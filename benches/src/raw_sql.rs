@@ -93,7 +93,7 @@ impl sqlx::Encode<'_, sqlx::Sqlite> for JsonText {
     }
 }
 use crate::ops::{BENCH_TAG, Fixture, INSERT_COLLECTION, SEARCH_K};
-use crate::workload::{KNOWLEDGE_COLLECTION, PAGE_SIZE, SEARCH_TERM};
+use crate::workload::{KNOWLEDGE_COLLECTION, PAGE_SIZE, SEARCH_TERM, Workload};
 
 const GET_CHAT: &str = "SELECT id, user_id, COALESCE(title, 'New Chat') AS title, chat, meta, \
      archived, pinned, folder_id, share_id, created_at, updated_at FROM chat WHERE id = $1";
@@ -711,6 +711,20 @@ impl RawBaseline for RawSqlx {
         "raw sqlx"
     }
 
+    async fn import_chats(
+        &self,
+        workload: &Workload,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<()> {
+        match &self.pool {
+            RawPool::Postgres(pool) => Self::pg_import_chats(pool, workload, progress).await,
+            RawPool::Sqlite(_) => Err(Error::unsupported(
+                "raw sqlx on SQLite",
+                "import of users and chats",
+            )),
+        }
+    }
+
     async fn create_chat(&self, fx: &Fixture, i: u64) -> Result<()> {
         // The chat is prepared by core (`NewChat::prepare`: id, timestamps, the messages of its
         // blob, its tag ids), as the adapter does; then the adapter's statements: the owner's
@@ -1066,6 +1080,178 @@ impl RawBaseline for RawSqlx {
         // The ranking is core's exact cosine search, the function the adapter ranks with.
         let refs: Vec<&VectorItem> = items.iter().collect();
         std::hint::black_box(exact_search(&refs, query, None, SEARCH_K));
+        Ok(())
+    }
+}
+
+/// Records per transaction of the raw bulk import (the migration's default batch size).
+const IMPORT_BATCH: usize = 500;
+
+/// Rows per multi-row statement: PostgreSQL takes at most 65,535 bound parameters, and a
+/// message row has 19.
+const ROWS_PER_STATEMENT: usize = 2_000;
+
+const INSERT_USERS: &str = "INSERT INTO \"user\" (id, name, email, role, profile_image_url, \
+     last_active_at, updated_at, created_at, oauth, info, settings, scim) ";
+
+const INSERT_AUTHS: &str = "INSERT INTO auth (id, email, password, active, session_stamp) ";
+
+const INSERT_CHATS: &str = "INSERT INTO chat (id, user_id, title, chat, meta, archived, pinned, \
+     folder_id, share_id, created_at, updated_at, last_read_at, current_message_id, tasks) ";
+
+const INSERT_MESSAGES: &str = "INSERT INTO chat_message (id, chat_id, user_id, role, parent_id, \
+     content, output, model_id, files, sources, embeds, done, status_history, error, usage, \
+     created_at, updated_at, context_summary, meta) ";
+
+const INSERT_TAGS: &str = "INSERT INTO tag (id, name, user_id, meta) ";
+
+/// Runs `rows` as multi-row `INSERT`s of at most [`ROWS_PER_STATEMENT`] rows: `head` is the
+/// statement up to `VALUES`, `push` binds one row, `tail` follows the values.
+async fn insert_rows<T>(
+    tx: &mut sqlx::PgConnection,
+    head: &'static str,
+    tail: &'static str,
+    rows: &[T],
+    push: impl Fn(sqlx::query_builder::Separated<'_, sqlx::Postgres, &'static str>, &T) + Copy,
+) -> Result<()> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(head);
+        qb.push_values(chunk, push);
+        qb.push(tail);
+        qb.build()
+            .persistent(false)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("multi-row insert"))?;
+    }
+    Ok(())
+}
+
+impl RawSqlx {
+    /// PostgreSQL: the workload's users and chats as multi-row `INSERT`s, [`IMPORT_BATCH`]
+    /// records per transaction: a user's row and its `auth` row; a chat's row, its message rows
+    /// and its tag rows, prepared by core (`NewChat::prepare`) as the adapter prepares them, with
+    /// the adapter's column values (JSON as `json` text, `null` for Python's `None`).
+    async fn pg_import_chats(
+        pool: &PgPool,
+        workload: &Workload,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<()> {
+        let now = validate::now();
+        let users: Vec<u64> = (0..workload.users()).collect();
+        for chunk in users.chunks(IMPORT_BATCH) {
+            let users = chunk
+                .iter()
+                .map(|i| workload.user(*i).into_user(now))
+                .collect::<Result<Vec<_>>>()?;
+            let mut tx = pool.begin().await.map_err(db("begin"))?;
+            insert_rows(&mut tx, INSERT_USERS, "", &users, |mut b, u| {
+                b.push_bind(u.id.as_str())
+                    .push_bind(u.name.as_str())
+                    .push_bind(u.email.as_str())
+                    .push_bind(u.role.as_str())
+                    .push_bind(u.profile_image_url.as_str())
+                    .push_bind(u.last_active_at)
+                    .push_bind(u.updated_at)
+                    .push_bind(u.created_at)
+                    .push("'null'")
+                    .push_bind(JsonText::or_null(u.info.as_ref()))
+                    .push_bind(JsonText::or_null(u.settings.as_ref()))
+                    .push("'null'");
+            })
+            .await?;
+            insert_rows(
+                &mut tx,
+                INSERT_AUTHS,
+                " ON CONFLICT (id) DO NOTHING",
+                &users,
+                |mut b, u| {
+                    b.push_bind(u.id.as_str())
+                        .push_bind(u.email.as_str())
+                        .push("''")
+                        .push("TRUE")
+                        .push_bind(validate::new_id());
+                },
+            )
+            .await?;
+            tx.commit().await.map_err(db("commit"))?;
+            progress(users.len() as u64);
+        }
+        let chats: Vec<u64> = (0..workload.chats()).collect();
+        for chunk in chats.chunks(IMPORT_BATCH) {
+            let prepared = chunk
+                .iter()
+                .map(|i| workload.chat(*i).prepare(now))
+                .collect::<Result<Vec<PreparedChat>>>()?;
+            let mut tags: Vec<(&str, &str, &str)> = prepared
+                .iter()
+                .flat_map(|p| {
+                    p.tags
+                        .iter()
+                        .map(|(id, name)| (id.as_str(), name.as_str(), p.chat.user_id.as_str()))
+                })
+                .collect();
+            tags.sort_unstable();
+            tags.dedup_by(|a, b| a.0 == b.0 && a.2 == b.2);
+            let messages: Vec<&chatstore_core::Message> =
+                prepared.iter().flat_map(|p| &p.messages).collect();
+            let mut tx = pool.begin().await.map_err(db("begin"))?;
+            insert_rows(&mut tx, INSERT_CHATS, "", &prepared, |mut b, p| {
+                let chat = &p.chat;
+                b.push_bind(chat.id.as_str())
+                    .push_bind(chat.user_id.as_str())
+                    .push_bind(chat.title.as_str())
+                    .push_bind(JsonText::of(&chat.chat))
+                    .push_bind(JsonText::of(&meta_json(chat)))
+                    .push_bind(chat.archived)
+                    .push_bind(chat.pinned)
+                    .push_bind(chat.folder_id.as_deref())
+                    .push_bind(chat.share_id.as_deref())
+                    .push_bind(chat.created_at)
+                    .push_bind(chat.updated_at)
+                    .push_bind(chat.updated_at)
+                    .push_bind(current_message_id(&chat.chat))
+                    .push("'null'");
+            })
+            .await?;
+            insert_rows(&mut tx, INSERT_MESSAGES, "", &messages, |mut b, m| {
+                b.push_bind(m.key())
+                    .push_bind(m.chat_id.as_str())
+                    .push_bind(m.user_id.as_deref())
+                    .push_bind(m.role.as_str())
+                    .push_bind(m.parent_id.as_deref())
+                    .push_bind(JsonText::of(&m.content))
+                    .push_bind(JsonText::or_null(m.output.as_ref()))
+                    .push_bind(m.model_id.as_deref())
+                    .push_bind(JsonText::or_null(m.files.as_ref()))
+                    .push_bind(JsonText::or_null(m.sources.as_ref()))
+                    .push_bind(JsonText::or_null(m.embeds.as_ref()))
+                    .push_bind(m.done)
+                    .push_bind(JsonText::or_null(m.status_history.as_ref()))
+                    .push_bind(JsonText::or_null(m.error.as_ref()))
+                    .push_bind(JsonText::or_null(m.usage.as_ref()))
+                    .push_bind(m.created_at)
+                    .push_bind(m.updated_at)
+                    .push_bind(m.context_summary.as_deref())
+                    .push_bind(JsonText::or_null(m.meta.as_ref()));
+            })
+            .await?;
+            insert_rows(
+                &mut tx,
+                INSERT_TAGS,
+                " ON CONFLICT (id, user_id) DO NOTHING",
+                &tags,
+                |mut b, (id, name, user_id)| {
+                    b.push_bind(*id)
+                        .push_bind(*name)
+                        .push_bind(*user_id)
+                        .push("NULL");
+                },
+            )
+            .await?;
+            tx.commit().await.map_err(db("commit"))?;
+            progress(prepared.len() as u64);
+        }
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ use crate::baseline::{self, RawBaseline};
 use crate::chart::{self, Bar};
 use crate::error::BenchError;
 use crate::machine::Machine;
+use crate::migration::{MigrationConfig, MigrationReport};
 use crate::ops::{Fixture, Op};
 use crate::stats::{Stats, format_duration, format_rate, group_thousands};
 use crate::streaming::{
@@ -58,6 +59,8 @@ pub struct ReportConfig {
     /// Vectors of the Chroma → pgvector copy section (run when `chroma` is among the backends
     /// and a pgvector server is configured); 0 leaves it out.
     pub copy_items: u64,
+    /// The migration section (see [`crate::migration`]); `None` leaves it out.
+    pub migration: Option<MigrationConfig>,
 }
 
 impl Default for ReportConfig {
@@ -74,6 +77,7 @@ impl Default for ReportConfig {
             stream_runs: streaming::DEFAULT_RUNS,
             streaming_only: false,
             copy_items: vector_copy::DEFAULT_ITEMS,
+            migration: None,
         }
     }
 }
@@ -168,6 +172,8 @@ pub struct Report {
     pub stream_skipped: Vec<(String, String)>,
     /// The Chroma → pgvector copy section, when `chroma` ran.
     pub vector_copy: Option<CopyOutcome>,
+    /// The migration section, when it ran.
+    pub migration: Option<MigrationReport>,
 }
 
 /// Runs the workload on every selected backend and writes `report.md` and the charts into
@@ -181,7 +187,14 @@ pub async fn run(config: &ReportConfig) -> Result<Report, BenchError> {
 /// Runs the workload on every selected backend without writing anything.
 pub async fn measure(config: &ReportConfig) -> Result<Report, BenchError> {
     let specs = backends::select(&config.backends).map_err(BenchError::Config)?;
-    measure_backends(specs, config).await
+    let mut report = measure_backends(specs, config).await?;
+    if let Some(migration) = &config.migration {
+        match crate::migration::measure(migration).await {
+            Ok(m) => report.migration = Some(m),
+            Err(e) => report.failed.push(("migration".to_owned(), e.to_string())),
+        }
+    }
+    Ok(report)
 }
 
 /// Runs the workload on the given backends (ignoring `config.backends`) without writing
@@ -203,6 +216,7 @@ pub async fn measure_backends(
         rss_method: streaming::rss_method(),
         stream_skipped: Vec::new(),
         vector_copy: None,
+        migration: None,
     };
     // The streaming section's source files, written once for every backend.
     let streamed = config.stream_runs > 0 && !config.stream_sizes.is_empty();
@@ -559,6 +573,9 @@ impl Report {
         if let Some(CopyOutcome::Failed(e)) = &self.vector_copy {
             out.push(format!("chroma → pgvector copy: {e}"));
         }
+        if let Some(migration) = &self.migration {
+            out.extend(migration.failures());
+        }
         for run in &self.runs {
             if let Outcome::Failed(e) = &run.raw_import {
                 out.push(format!("{} raw import: {e}", run.name));
@@ -825,6 +842,9 @@ impl Report {
         crate::rollout::markdown(self, &mut md);
         self.streaming_markdown(&mut md);
         self.vector_copy_markdown(&mut md);
+        if let Some(migration) = &self.migration {
+            let _ = writeln!(md, "\n{}", migration.to_markdown());
+        }
         for op in Op::ALL {
             self.op_markdown(&mut md, op);
         }

@@ -166,15 +166,15 @@ fn reset_peak() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
-/// Measures the growth of the resident set across one transfer.
-struct RssWatch {
+/// Measures the growth of the resident set across one transfer (or one migration).
+pub(crate) struct RssWatch {
     before: u64,
     method: RssMethod,
     sampler: Option<(Arc<AtomicBool>, Arc<AtomicU64>, std::thread::JoinHandle<()>)>,
 }
 
 impl RssWatch {
-    fn start() -> RssWatch {
+    pub(crate) fn start() -> RssWatch {
         let Some(before) = status_bytes("VmRSS") else {
             return RssWatch {
                 before: 0,
@@ -210,7 +210,7 @@ impl RssWatch {
     }
 
     /// The growth in bytes (`None` when not measurable).
-    fn finish(self) -> Option<u64> {
+    pub(crate) fn finish(self) -> Option<u64> {
         let peak = match (self.method, self.sampler) {
             (RssMethod::PeakReset, _) => status_bytes("VmHWM")?,
             (RssMethod::Sampling, Some((stop, peak, thread))) => {

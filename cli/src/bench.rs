@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chatstore_benches::migration::MigrationConfig;
 use chatstore_benches::realtime;
 use chatstore_benches::report::{self, REPORT_FILE, ReportConfig};
 use chatstore_benches::workload::DEFAULT_SEED;
@@ -39,12 +40,21 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = chatstore_benches::streaming::DEFAULT_RUNS)]
     pub stream_runs: usize,
     /// Run only this section: `streaming` (file transfers against the raw client; the
-    /// workload is still loaded, so a small `--scale` keeps it quick).
+    /// workload is still loaded, so a small `--scale` keeps it quick), `migration` (the
+    /// migration section alone).
     #[arg(long, value_enum)]
     pub only: Option<Section>,
     /// Vectors of the Chroma → pgvector copy section (when `chroma` runs); 0 leaves it out.
     #[arg(long, default_value_t = chatstore_benches::vector_copy::DEFAULT_ITEMS)]
     pub copy_items: u64,
+    /// Adds the migration section: `chatstore migrate`'s engine against the raw bulk import of
+    /// the same records into PostgreSQL and PocketBase, and its memory at two source sizes.
+    #[arg(long)]
+    pub migration: bool,
+    /// The larger source size of the migration's memory measurement (default: ten times
+    /// --scale).
+    #[arg(long)]
+    pub migration_memory_scale: Option<Scale>,
 }
 
 /// A part of the report that can be run alone.
@@ -52,6 +62,8 @@ pub struct BenchArgs {
 pub enum Section {
     /// The streaming files section.
     Streaming,
+    /// The migration section (written alone as report.md).
+    Migration,
 }
 
 /// Runs the benchmark and prints where the report went. Failed operations make it an error
@@ -72,6 +84,28 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
             "--stream-sizes takes positive sizes in MB, got {bad}"
         )));
     }
+    let migration_only = args.only == Some(Section::Migration);
+    let migration = (args.migration || migration_only).then(|| {
+        let mut m = MigrationConfig::new(args.scale, args.seed);
+        if let Some(large) = args.migration_memory_scale {
+            m.memory_scales = vec![args.scale, large];
+        }
+        if !args.backends.is_empty() {
+            m.targets.retain(|t| args.backends.contains(t));
+        }
+        m.progress = true;
+        m
+    });
+    if let (true, Some(m)) = (migration_only, &migration) {
+        let (report, path) = chatstore_benches::migration::run_alone(m, &args.out).await?;
+        println!("wrote {}", path.display());
+        let failures = report.failures();
+        return if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(BenchError::Config(failures.join("; ")))
+        };
+    }
     let config = ReportConfig {
         scale: args.scale,
         seed: args.seed,
@@ -88,6 +122,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         stream_runs: args.stream_runs,
         streaming_only: args.only == Some(Section::Streaming),
         copy_items: args.copy_items,
+        migration,
     };
     let report = report::run(&config).await?;
     let path = config.out_dir.join(REPORT_FILE);

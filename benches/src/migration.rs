@@ -1,0 +1,505 @@
+//! The report's migration section: `chatstore migrate`'s engine (chatstore-migrate) against the
+//! raw bulk import of the same records, and its memory at two source sizes.
+//!
+//! A SQLite source (fresh folder) is loaded with the workload's users and chats (untimed). For
+//! each target backend with a raw bulk import (PostgreSQL: multi-row `INSERT`s; PocketBase: the
+//! batch API), one fresh opening receives the migration of the users and chats groups (user
+//! rows, tag rows, chats, message rows; default batch size, state and dead-letter files on
+//! disk, a checkpoint after every batch), timed from start to summary; a second fresh opening
+//! receives [`RawBaseline::import_chats`] of the same records, prepared in memory from the
+//! workload (no source read, so the raw side is the target's write ceiling). The share is raw
+//! time / migration time; the issue's target is at least 80%. The verification pass that
+//! `chatstore migrate` runs afterwards is timed apart.
+//!
+//! Memory: for each of two source sizes (by default the report's scale and ten times it), the
+//! migration into PostgreSQL with the resident set's growth measured as the streaming section
+//! measures it (peak-RSS reset, then `VmHWM`); bounded memory means the two growths are about
+//! the same.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chatstore_core::{ModelGroup, Result, Store};
+use chatstore_migrate::{BatchPoint, MigrateOptions, Migration, Progress, Silent};
+
+use crate::backends::{self, BackendSpec, Opened};
+use crate::baseline::RawBaseline;
+use crate::streaming::{self, RssMethod, RssWatch};
+use crate::workload::{Scale, Workload};
+
+/// The groups the section copies: the records both raw imports write.
+pub const GROUPS: [ModelGroup; 2] = [ModelGroup::Users, ModelGroup::Chats];
+
+/// The smallest acceptable share of the raw import's throughput (issue 10).
+pub const TARGET_SHARE: f64 = 0.8;
+
+/// What the section measures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationConfig {
+    /// Chats in the source of the throughput comparison.
+    pub scale: Scale,
+    /// Source sizes of the memory measurement (empty: not measured).
+    pub memory_scales: Vec<Scale>,
+    /// The engine's batch size.
+    pub batch_size: u32,
+    /// Workload seed.
+    pub seed: u64,
+    /// Target backends (by registry name); those without a raw import are left out.
+    pub targets: Vec<String>,
+    /// Lines on stderr as it goes.
+    pub progress: bool,
+}
+
+impl MigrationConfig {
+    /// PostgreSQL and PocketBase at `scale`, memory at `scale` and ten times it.
+    pub fn new(scale: Scale, seed: u64) -> Self {
+        MigrationConfig {
+            scale,
+            memory_scales: vec![scale, Scale::new(scale.chats() * 10)],
+            batch_size: chatstore_migrate::engine::DEFAULT_BATCH_SIZE,
+            seed,
+            targets: vec!["postgres".to_owned(), "pocketbase".to_owned()],
+            progress: false,
+        }
+    }
+}
+
+/// One target's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetRun {
+    /// The target backend.
+    pub target: String,
+    /// The raw side's name (`raw sqlx`, `raw HTTP`).
+    pub baseline: &'static str,
+    /// The migration, start to summary.
+    pub migrate: std::result::Result<Duration, String>,
+    /// The verification pass after it.
+    pub verify: std::result::Result<Duration, String>,
+    /// The raw bulk import of the same records.
+    pub raw: std::result::Result<Duration, String>,
+}
+
+impl TargetRun {
+    /// Raw time / migration time, when both ran.
+    pub fn share(&self) -> Option<f64> {
+        match (&self.migrate, &self.raw) {
+            (Ok(m), Ok(r)) => Some(r.as_secs_f64() / m.as_secs_f64().max(1e-9)),
+            _ => None,
+        }
+    }
+}
+
+/// The memory of one migration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryRun {
+    /// Chats in the source.
+    pub chats: u64,
+    /// Records copied (users, tag rows, chats, messages).
+    pub records: u64,
+    /// Seconds the migration took.
+    pub seconds: f64,
+    /// Growth of the resident set during it, or why it was not measured.
+    pub growth: std::result::Result<Option<u64>, String>,
+}
+
+/// The section's results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationReport {
+    /// Chats in the source of the throughput comparison.
+    pub chats: u64,
+    /// Records per copy: users, tag rows, chats and message rows.
+    pub records: u64,
+    /// The engine's batch size.
+    pub batch_size: u32,
+    /// Per target.
+    pub targets: Vec<TargetRun>,
+    /// Per memory size.
+    pub memory: Vec<MemoryRun>,
+    /// How memory was measured.
+    pub rss_method: RssMethod,
+    /// Targets left out, with the reason.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Records one copy of the workload's users and chats holds: users, distinct tag rows, chats,
+/// message rows.
+pub fn record_count(workload: &Workload) -> Result<u64> {
+    let now = chatstore_core::validate::now();
+    let mut tags = std::collections::BTreeSet::new();
+    let mut messages = 0u64;
+    for i in 0..workload.chats() {
+        let p = workload.chat(i).prepare(now)?;
+        messages += p.messages.len() as u64;
+        for (id, _) in p.tags {
+            tags.insert((p.chat.user_id.clone(), id));
+        }
+    }
+    Ok(workload.users() + tags.len() as u64 + workload.chats() + messages)
+}
+
+/// Loads the workload's users and chats into `store` (the migration's source).
+async fn load_source(store: &Store, workload: &Workload) -> Result<()> {
+    const BATCH: u64 = 500;
+    for start in (0..workload.users()).step_by(BATCH as usize) {
+        let end = (start + BATCH).min(workload.users());
+        store
+            .users
+            .create_many((start..end).map(|i| workload.user(i)).collect())
+            .await?;
+    }
+    for start in (0..workload.chats()).step_by(BATCH as usize) {
+        let end = (start + BATCH).min(workload.chats());
+        store
+            .chats
+            .create_many((start..end).map(|i| workload.chat(i)).collect())
+            .await?;
+    }
+    Ok(())
+}
+
+fn spec(name: &str) -> std::result::Result<BackendSpec, String> {
+    backends::select(&[name.to_owned()]).and_then(|mut specs| {
+        specs
+            .pop()
+            .ok_or_else(|| format!("{name} is not a registered backend"))
+    })
+}
+
+/// Progress that prints when each batch is checkpointed, seconds since the migration started
+/// (where the time goes: users, tag rows, chats, the orphan-message pass).
+struct Timeline {
+    started: Instant,
+    print: bool,
+}
+
+impl Progress for Timeline {
+    fn batch(&self, group: ModelGroup, number: u64, point: BatchPoint) {
+        if self.print && point == BatchPoint::Checkpointed {
+            eprintln!(
+                "migration:   {group} batch {number} checkpointed at {:.2} s",
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+/// A scratch folder for the migration's state and dead-letter files.
+fn scratch() -> Result<PathBuf> {
+    backends::fresh_dir("migration")
+}
+
+/// Migrates `source` into `target` (users and chats), returning the time it took; the
+/// verification pass is timed apart and must find the two equal.
+async fn migrate(
+    source: &Store,
+    target: &Store,
+    batch_size: u32,
+    print: bool,
+) -> Result<(Duration, std::result::Result<Duration, String>)> {
+    let dir = scratch()?;
+    let mut options = MigrateOptions::new(
+        "bench-source",
+        "bench-target",
+        dir.join("state.json"),
+        dir.join("dead-letters.jsonl"),
+    );
+    options.groups = GROUPS.to_vec();
+    options.batch_size = batch_size;
+    let started = Instant::now();
+    let timeline = Timeline { started, print };
+    let summary = Migration::new(source, target, options, &timeline)
+        .run()
+        .await;
+    let took = started.elapsed();
+    let _ = std::fs::remove_dir_all(&dir);
+    let summary = summary?;
+    if summary.dead_letters > 0 {
+        return Err(chatstore_core::Error::backend_msg(format!(
+            "the migration set {} record(s) aside",
+            summary.dead_letters
+        )));
+    }
+    let started = Instant::now();
+    let verify = match chatstore_migrate::verify(source, target, &GROUPS, &Silent).await {
+        Ok(r) if r.equal => Ok(started.elapsed()),
+        Ok(r) => Err(format!(
+            "the target differs: {}",
+            r.differing_ids().join(", ")
+        )),
+        Err(e) => Err(e.to_string()),
+    };
+    Ok((took, verify))
+}
+
+async fn close(opened: Opened) {
+    if let Err(e) = opened.close().await {
+        eprintln!("migration bench: closing an opening failed: {e}");
+    }
+}
+
+/// Runs the section.
+pub async fn measure(config: &MigrationConfig) -> Result<MigrationReport> {
+    let say = |line: String| {
+        if config.progress {
+            eprintln!("{line}");
+        }
+    };
+    let workload = Workload::new(config.scale, config.seed);
+    let mut report = MigrationReport {
+        chats: workload.chats(),
+        records: record_count(&workload)?,
+        batch_size: config.batch_size,
+        targets: Vec::new(),
+        memory: Vec::new(),
+        rss_method: streaming::rss_method(),
+        skipped: Vec::new(),
+    };
+    let sqlite = spec("sqlite").map_err(chatstore_core::Error::invalid)?;
+    say(format!(
+        "migration: loading a SQLite source with {} chats",
+        workload.chats()
+    ));
+    let source = sqlite.open(None).await?;
+    if let Err(e) = load_source(&source.store, &workload).await {
+        close(source).await;
+        return Err(e);
+    }
+    for name in &config.targets {
+        let spec = match spec(name) {
+            Ok(s) => s,
+            Err(reason) => {
+                report.skipped.push((name.clone(), reason));
+                continue;
+            }
+        };
+        let url = match spec.availability() {
+            Ok(url) => url,
+            Err(reason) => {
+                report.skipped.push((name.clone(), reason));
+                continue;
+            }
+        };
+        say(format!("migration: {name}: migrating"));
+        let target = spec.open(url.clone()).await?;
+        let (migrate_time, verify) = match migrate(
+            &source.store,
+            &target.store,
+            config.batch_size,
+            config.progress,
+        )
+        .await
+        {
+            Ok((m, v)) => (Ok(m), v),
+            Err(e) => (Err(e.to_string()), Err("not run".to_owned())),
+        };
+        close(target).await;
+        say(format!("migration: {name}: raw import"));
+        let raw_side = spec.open(url).await?;
+        let Some(baseline) = raw_side.baseline.as_deref() else {
+            report
+                .skipped
+                .push((name.clone(), "no raw baseline".to_owned()));
+            close(raw_side).await;
+            continue;
+        };
+        let started = Instant::now();
+        let raw = baseline
+            .import_chats(&workload, &|_| {})
+            .await
+            .map(|()| started.elapsed())
+            .map_err(|e| e.to_string());
+        let baseline_name = RawBaseline::name(baseline);
+        close(raw_side).await;
+        report.targets.push(TargetRun {
+            target: name.clone(),
+            baseline: baseline_name,
+            migrate: migrate_time,
+            verify,
+            raw,
+        });
+    }
+    close(source).await;
+    let postgres = spec("postgres").ok().and_then(|s| {
+        let url = s.availability().ok()?;
+        Some((s, url))
+    });
+    for scale in &config.memory_scales {
+        let Some((spec, url)) = &postgres else {
+            report.skipped.push((
+                "memory".to_owned(),
+                "PostgreSQL is not configured".to_owned(),
+            ));
+            break;
+        };
+        let workload = Workload::new(*scale, config.seed);
+        say(format!(
+            "migration: memory at {} chats: loading the source",
+            workload.chats()
+        ));
+        let source = sqlite.open(None).await?;
+        if let Err(e) = load_source(&source.store, &workload).await {
+            close(source).await;
+            return Err(e);
+        }
+        let target = spec.open(url.clone()).await?;
+        say(format!(
+            "migration: memory at {} chats: migrating",
+            workload.chats()
+        ));
+        let watch = RssWatch::start();
+        let started = Instant::now();
+        let outcome = migrate(&source.store, &target.store, config.batch_size, false).await;
+        let seconds = started.elapsed().as_secs_f64();
+        let growth = watch.finish();
+        close(target).await;
+        close(source).await;
+        report.memory.push(MemoryRun {
+            chats: workload.chats(),
+            records: record_count(&workload)?,
+            seconds,
+            growth: outcome.map(|_| growth).map_err(|e| e.to_string()),
+        });
+    }
+    Ok(report)
+}
+
+impl MigrationReport {
+    /// What failed, one line each.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in &self.targets {
+            for (what, r) in [
+                ("migration", &t.migrate),
+                ("verification", &t.verify),
+                ("raw import", &t.raw),
+            ] {
+                if let Err(e) = r {
+                    out.push(format!("migration into {}: {what}: {e}", t.target));
+                }
+            }
+        }
+        for m in &self.memory {
+            if let Err(e) = &m.growth {
+                out.push(format!("migration memory at {} chats: {e}", m.chats));
+            }
+        }
+        out
+    }
+
+    /// Targets whose migration ran below [`TARGET_SHARE`] of the raw import: (target, share).
+    pub fn misses(&self) -> Vec<(String, f64)> {
+        self.targets
+            .iter()
+            .filter_map(|t| Some((t.target.clone(), t.share()?)))
+            .filter(|(_, s)| *s < TARGET_SHARE)
+            .collect()
+    }
+
+    /// The section as Markdown.
+    pub fn to_markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "## Migration\n");
+        let _ = writeln!(
+            md,
+            "`chatstore migrate`'s engine copying the users and chats groups ({} records: users, \
+             tag rows, {} chats and their message rows) from a SQLite source into a fresh \
+             target, batch size {}, a checkpoint after every batch; against the raw bulk import \
+             of the same records into a second fresh opening of the target (prepared in memory \
+             from the workload, no source read: the target's write ceiling). Share = raw time / \
+             migration time (target: at least {:.0}%). The verification pass `chatstore \
+             migrate` runs afterwards is timed apart.\n",
+            crate::stats::group_thousands(self.records),
+            crate::stats::group_thousands(self.chats),
+            self.batch_size,
+            TARGET_SHARE * 100.0
+        );
+        if !self.targets.is_empty() {
+            let _ = writeln!(
+                md,
+                "| target | migration | records/s | raw import | records/s | share | verify |"
+            );
+            let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+        }
+        let rate = |d: &Duration| self.records as f64 / d.as_secs_f64().max(1e-9);
+        let cell = |r: &std::result::Result<Duration, String>| match r {
+            Ok(d) => (
+                format!("{:.2} s", d.as_secs_f64()),
+                crate::stats::format_rate(rate(d)),
+            ),
+            Err(e) => (format!("failed: {e}"), String::new()),
+        };
+        for t in &self.targets {
+            let (m, m_rate) = cell(&t.migrate);
+            let (r, r_rate) = cell(&t.raw);
+            let share = match t.share() {
+                Some(s) if s < TARGET_SHARE => format!("**{:.0}%**", s * 100.0),
+                Some(s) => format!("{:.0}%", s * 100.0),
+                None => String::new(),
+            };
+            let verify = match &t.verify {
+                Ok(d) => format!("{:.2} s, equal", d.as_secs_f64()),
+                Err(e) => format!("**{e}**"),
+            };
+            let _ = writeln!(
+                md,
+                "| {} ({}) | {m} | {m_rate} | {r} | {r_rate} | {share} | {verify} |",
+                t.target, t.baseline
+            );
+        }
+        for (name, reason) in &self.skipped {
+            let _ = writeln!(md, "\n- {name}: left out: {reason}.");
+        }
+        if !self.memory.is_empty() {
+            let _ = writeln!(
+                md,
+                "\nMemory: the migration into PostgreSQL at two source sizes; growth of the \
+                 resident set during the migration and its verification, measured with {}.\n",
+                self.rss_method.describe()
+            );
+            let _ = writeln!(md, "| source chats | records | seconds | memory growth |");
+            let _ = writeln!(md, "|---:|---:|---:|---:|");
+            for m in &self.memory {
+                let growth = match &m.growth {
+                    Ok(g) => streaming::format_mib(*g),
+                    Err(e) => format!("failed: {e}"),
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {:.1} | {growth} |",
+                    crate::stats::group_thousands(m.chats),
+                    crate::stats::group_thousands(m.records),
+                    m.seconds
+                );
+            }
+        }
+        md
+    }
+}
+
+/// Runs the section alone and writes it as `report.md` in `dir` (created when missing), with
+/// the machine it ran on; returns the report and the path written.
+pub async fn run_alone(
+    config: &MigrationConfig,
+    dir: &std::path::Path,
+) -> std::result::Result<(MigrationReport, PathBuf), crate::BenchError> {
+    let machine = crate::machine::Machine::detect();
+    let report = measure(config)
+        .await
+        .map_err(|e| crate::BenchError::store("migration section", e))?;
+    let mut md = String::new();
+    let _ = writeln!(md, "# chatstore migration benchmark\n");
+    let _ = writeln!(md, "| | |\n|---|---|");
+    let _ = writeln!(md, "| CPU | {} |", machine.cpu);
+    let _ = writeln!(md, "| cores (`nproc`) | {} |", machine.nproc);
+    let _ = writeln!(md, "| memory | {} |", machine.memory);
+    let _ = writeln!(md, "| load average at start | {} |", machine.load);
+    let _ = writeln!(md, "| date | {} |", machine.date);
+    let _ = writeln!(md, "| git commit | `{}` |", machine.commit);
+    let _ = writeln!(md, "| build | {} ({}) |\n", machine.build, machine.rustc);
+    md.push_str(&report.to_markdown());
+    std::fs::create_dir_all(dir).map_err(|e| crate::BenchError::io(dir, e))?;
+    let path = dir.join(crate::report::REPORT_FILE);
+    std::fs::write(&path, md).map_err(|e| crate::BenchError::io(&path, e))?;
+    Ok((report, path))
+}
