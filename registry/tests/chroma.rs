@@ -53,6 +53,17 @@ async fn a_chroma_vector_url_opens_chroma_beside_the_database() {
         "{}?database={database}",
         url.replace("http://", "chroma://")
     );
+    // CHATSTORE_VECTOR_URL takes a Chroma URL the same way.
+    let from_env = OpenOptions::from_lookup(|name| match name {
+        "CHATSTORE_DATABASE_URL" => Some("memory".to_owned()),
+        "CHATSTORE_VECTOR_URL" => Some(vector_url.clone()),
+        _ => None,
+    })
+    .expect("options from the environment")
+    .open()
+    .await
+    .expect("open memory + chroma from CHATSTORE_VECTOR_URL");
+    assert_eq!(from_env.backend_name(), "memory+chroma");
     let store = OpenOptions::new("memory")
         .vectors_url(vector_url)
         .open()
