@@ -934,7 +934,11 @@ impl RealtimeReport {
              Burst: {} chats from {} concurrent writers. Latency is the receipt time in the \
              client minus the writer's commit acknowledgement (and minus the start of the \
              write), same clock; deliveries/s count every socket's receipt, from the first \
-             write to the last receipt. Aims: p99 ≤ 50 ms, ≥ 10,000 envelopes/s.\n",
+             write to the last receipt. Feed lag: the largest delay between a change's time \
+             and its arrival at the bridge's feed (PocketBase's feed stamps events when they \
+             arrive, so it reads 0 there). Envelopes per CPU second: of the benchmark process \
+             (bridge, and the writers except on memory) and of the client processes. Aims: \
+             p99 ≤ 50 ms, ≥ 10,000 envelopes/s.\n",
             group_thousands(c.sockets as u64),
             c.processes,
             c.users,
