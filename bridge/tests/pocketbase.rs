@@ -10,7 +10,9 @@ use chatstore_pocketbase::{PocketBase, PocketBaseConfig};
 use chatstore_testkit::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD, PrivatePocketBase};
 use support::{Client, Transport, is, token};
 
-const WAIT: Duration = Duration::from_secs(20);
+/// How long a client waits for an envelope (it returns as soon as one arrives): generous, for a
+/// PocketBase restart and the listener's reconnection on a loaded 2-core machine.
+const WAIT: Duration = Duration::from_secs(60);
 
 async fn open(url: &str, prefix: &str) -> Store {
     PocketBase::connect(
