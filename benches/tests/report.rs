@@ -228,3 +228,24 @@ async fn sqlite_runs_in_the_report_with_its_raw_sqlx_baseline() {
     assert!(md.contains("| sqlite | 600 kB |"), "{md}");
     assert!(md.contains("memory per transfer"));
 }
+
+/// `streaming_only` (`chatstore bench --only streaming`) streams files through the backend and
+/// its raw client and times no operation and no bulk import.
+#[tokio::test]
+async fn the_streaming_section_runs_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = ReportConfig {
+        scale: Scale::new(10),
+        backends: vec!["sqlite".to_owned()],
+        stream_sizes: vec![300_000],
+        streaming_only: true,
+        ..tiny(dir.path())
+    };
+    let report = report::run(&config).await.expect("report runs");
+    assert!(report.failures().is_empty(), "{:?}", report.failures());
+    let run = &report.runs[0];
+    assert!(run.ops.is_empty(), "no operation is timed");
+    assert!(run.raw_import.stats().is_none(), "no bulk import runs");
+    let streamed = &run.streaming[0];
+    assert!(streamed.adapter.transfers().is_some() && streamed.raw.transfers().is_some());
+}
