@@ -128,7 +128,21 @@ async fn run(
         .await?;
     let source = vectors_only("chroma", &source);
     let workload = Workload::new(Scale::new(items), seed);
-    workload.load(&source, &|_| {}).await?;
+    // Loaded without the adapter's cross-collection id check (one request per collection
+    // per write: quadratic over a thousand `file-{id}` collections); the workload's ids are
+    // unique anyway. The copy reads through the store opened above, as the migration does.
+    let loader = chatstore_chroma::ChromaStore::connect(
+        chatstore_chroma::ChromaConfig::new(&format!(
+            "chroma://{}?database={database}",
+            chroma_authority(chroma_url)
+        ))?
+        .id_scope(chatstore_chroma::IdScope::Collection),
+    )
+    .await?
+    .into_store(&chatstore_core::memory::store());
+    workload
+        .load(&vectors_only("chroma", &loader), &|_| {})
+        .await?;
     let batches = batches(
         &workload,
         chatstore_migrate::engine::DEFAULT_BATCH_SIZE as usize,
