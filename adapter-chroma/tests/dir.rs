@@ -33,16 +33,9 @@ fn fingerprint(dir: &Path) -> BTreeMap<String, (u64, std::time::SystemTime, Vec<
     out
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// A Chroma folder written by Chroma itself: a server on `folder`, some records, server stopped.
 async fn write_folder(bin: &str, folder: &Path) -> Vec<VectorItem> {
-    let port = free_port();
+    let port = chatstore_testkit::free_port();
     let mut child = Command::new(bin)
         .args(["run", "--path"])
         .arg(folder)

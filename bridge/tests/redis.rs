@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use chatstore_bridge::{BridgeConfig, RedisTarget};
-use chatstore_core::{ChatPatch, NewChat, NewUser, Store, memory};
+use chatstore_core::{NewChat, NewUser, Store, memory};
 use support::{Client, SECRET, Transport, is};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -123,24 +123,10 @@ async fn envelopes_reach_clients_of_open_webui_replicas_through_redis() {
         .await
         .expect("chat");
     owner.envelope(WAIT, is("chat:list", &chat.id)).await;
-    store
-        .chats
-        .update(
-            &chat.id,
-            ChatPatch {
-                title: Some("renamed".into()),
-                ..ChatPatch::default()
-            },
-        )
-        .await
-        .expect("rename");
+    support::rename(&store, &chat.id, "renamed").await;
     let title = owner.envelope(WAIT, is("chat:title", &chat.id)).await;
     assert_eq!(title["data"]["data"], "renamed");
-    let heard = other.drain(Duration::from_millis(500)).await;
-    assert!(
-        heard.iter().all(|l| l["event"] != "events"),
-        "another user heard the owner's events: {heard:?}"
-    );
+    other.assert_hears_no_events("another user").await;
     owner.stop().await;
     other.stop().await;
     drop(server.stdin.take());

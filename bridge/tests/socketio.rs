@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use chatstore_core::{ChatPatch, NewChat, NewMessage, NewUser, Store, UserPatch, memory};
+use chatstore_core::{NewChat, NewMessage, NewUser, Store, UserPatch, memory};
 use support::{Client, SECRET, Transport, is, token, token_with};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -69,17 +69,7 @@ async fn the_owner_hears_chat_events_and_no_one_else_does() {
         .await
         .expect("chat");
     owner.envelope(WAIT, is("chat:list", &chat.id)).await;
-    store
-        .chats
-        .update(
-            &chat.id,
-            ChatPatch {
-                title: Some("Analytical engines".into()),
-                ..ChatPatch::default()
-            },
-        )
-        .await
-        .expect("rename");
+    support::rename(&store, &chat.id, "Analytical engines").await;
     let title = owner.envelope(WAIT, is("chat:title", &chat.id)).await;
     assert_eq!(title["data"]["data"], "Analytical engines");
     assert!(title["message_id"].is_null());
@@ -97,11 +87,7 @@ async fn the_owner_hears_chat_events_and_no_one_else_does() {
     store.chats.delete(&chat.id).await.expect("delete");
     owner.envelope(WAIT, is("chat:list", &chat.id)).await;
 
-    let heard = other.drain(Duration::from_millis(500)).await;
-    assert!(
-        heard.iter().all(|l| l["event"] != "events"),
-        "bob heard ada's events: {heard:?}"
-    );
+    other.assert_hears_no_events("bob").await;
     owner.stop().await;
     other.stop().await;
 }

@@ -14,13 +14,6 @@ use sqlx::Connection;
 
 const BIN: &str = env!("CARGO_BIN_EXE_chatstore");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn item(collection: &str, i: usize) -> VectorItem {
     VectorItem {
         id: format!("{collection}-{i:04}"),
@@ -36,7 +29,7 @@ fn item(collection: &str, i: usize) -> VectorItem {
 /// Open WebUI's kinds of collections written into `folder` by a real Chroma server, which is
 /// stopped afterwards (Open WebUI is stopped before its folder is moved).
 async fn write_folder(bin: &str, folder: &Path) -> usize {
-    let port = free_port();
+    let port = chatstore_testkit::free_port();
     let mut server = Command::new(bin)
         .args(["run", "--path"])
         .arg(folder)

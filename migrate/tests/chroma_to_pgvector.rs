@@ -348,16 +348,9 @@ impl Progress for KillAfter {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// Starts `chroma run` on `path` and waits for its heartbeat.
 async fn start_chroma(bin: &str, path: &std::path::Path) -> (Child, String) {
-    let port = free_port();
+    let port = chatstore_testkit::free_port();
     let mut child = Command::new(bin)
         .args(["run", "--path"])
         .arg(path)

@@ -58,6 +58,14 @@ pub fn require_env(name: &str) -> Option<String> {
     }
 }
 
+/// A loopback port nobody listens on right now, for a server a test starts itself.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
 /// Whether this is a CI run (`CI=true` or `CI=1`).
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")

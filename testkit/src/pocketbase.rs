@@ -2,7 +2,7 @@
 //! started again on the same data folder and port.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,13 +21,6 @@ pub struct PrivatePocketBase {
     dir: PathBuf,
     port: u16,
     child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
 /// chatstore's PocketBase hooks (`adapter-pocketbase/pb_hooks`).
@@ -61,7 +54,7 @@ impl PrivatePocketBase {
         let mut server = PrivatePocketBase {
             bin,
             dir,
-            port: free_port(),
+            port: crate::free_port(),
             child: None,
         };
         server.start_again();

@@ -1,6 +1,5 @@
 //! Fresh databases on a shared test server, and private PostgreSQL servers for fault tests.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -102,13 +101,6 @@ pub struct PrivatePostgres {
     port: u16,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
-}
-
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -170,7 +162,7 @@ impl PrivatePostgres {
         let server = PrivatePostgres {
             bin,
             dir,
-            port: free_port(),
+            port: crate::free_port(),
         };
         server.launch();
         Some(server)

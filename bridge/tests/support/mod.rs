@@ -192,6 +192,16 @@ impl Client {
         out
     }
 
+    /// Listens for half a second and fails if any `events` envelope arrived: `who` (another
+    /// user, a refused client) must hear nothing of the owner's changes.
+    pub async fn assert_hears_no_events(&mut self, who: &str) {
+        let heard = self.drain(Duration::from_millis(500)).await;
+        assert!(
+            heard.iter().all(|l| l["event"] != "events"),
+            "{who} heard the owner's events: {heard:?}"
+        );
+    }
+
     /// Ends the client.
     pub async fn stop(mut self) {
         drop(self.child.stdin.take());
@@ -227,7 +237,7 @@ pub async fn drop_database(url: &str) {
 /// `chat:title`, `chat:tags`, `chat:message` and the deletion's `chat:list`; another user's
 /// client, asking to join the same chat, is refused and receives nothing.
 pub async fn every_envelope_kind_reaches_only_the_owner(writer: &Store, bridge: Store) {
-    use chatstore_core::{ChatPatch, NewChat, NewMessage, NewUser};
+    use chatstore_core::{NewChat, NewMessage, NewUser};
     let wait = Duration::from_secs(20);
     let mut ids = Vec::new();
     for email in ["kind-owner@example.com", "kind-other@example.com"] {
@@ -276,17 +286,7 @@ pub async fn every_envelope_kind_reaches_only_the_owner(writer: &Store, bridge: 
     );
     assert!(owner.ready().await && other.ready().await);
 
-    writer
-        .chats
-        .update(
-            &chat.id,
-            ChatPatch {
-                title: Some("Analytical engines".into()),
-                ..ChatPatch::default()
-            },
-        )
-        .await
-        .expect("rename");
+    rename(writer, &chat.id, "Analytical engines").await;
     let title = owner.envelope(wait, is("chat:title", &chat.id)).await;
     assert_eq!(title["data"]["data"], "Analytical engines");
     writer.chats.add_tag(&chat.id, "Work").await.expect("tag");
@@ -308,11 +308,22 @@ pub async fn every_envelope_kind_reaches_only_the_owner(writer: &Store, bridge: 
     // The deletion: a chat:list after the message (a read-back may repeat earlier kinds).
     owner.envelope(wait, is("chat:list", &chat.id)).await;
 
-    let heard = other.drain(Duration::from_millis(500)).await;
-    assert!(
-        heard.iter().all(|l| l["event"] != "events"),
-        "another user heard the owner's events: {heard:?}"
-    );
+    other.assert_hears_no_events("another user").await;
     owner.stop().await;
     other.stop().await;
+}
+
+/// Renames a chat through `store`.
+pub async fn rename(store: &chatstore_core::Store, chat_id: &str, title: &str) {
+    store
+        .chats
+        .update(
+            chat_id,
+            chatstore_core::ChatPatch {
+                title: Some(title.into()),
+                ..chatstore_core::ChatPatch::default()
+            },
+        )
+        .await
+        .expect("rename");
 }
