@@ -598,9 +598,12 @@ impl Shared {
     }
 
     /// A write in the group's phase. Where both stores are written, they are written at the
-    /// same time; the old store's answer is the caller's; any sign that the new store did not
-    /// end up like the old one (an error, a timeout, a different answer, or success where the
-    /// old store failed) logs `keys` for repair.
+    /// same time: the new store's write runs on a task of its own, so its CPU work (building
+    /// the request, the other store's client) overlaps the old store's instead of waiting for
+    /// it in one task. The old store's answer is the caller's; any sign that the new store did
+    /// not end up like the old one (an error, a timeout, a different answer, success where the
+    /// old store failed, or a caller that went away before both answered) logs `keys` for
+    /// repair.
     pub(crate) async fn write<T, F, Fut>(
         &self,
         group: ModelGroup,
@@ -609,9 +612,9 @@ impl Shared {
         call: F,
     ) -> Result<T>
     where
-        T: Serialize,
+        T: Serialize + Send + 'static,
         F: Fn(&Store) -> Fut,
-        Fut: Future<Output = Result<T>>,
+        Fut: Future<Output = Result<T>> + Send + 'static,
     {
         let phase = self.phase(group);
         match phase {
@@ -620,23 +623,40 @@ impl Shared {
             Phase::Dual | Phase::Shadow | Phase::New => {
                 let new = self.new_of(group)?;
                 let _locks = self.lock_keys(&keys).await;
-                let (old, new) = futures::join!(
-                    call(&self.old),
-                    tokio::time::timeout(self.secondary_timeout, call(new))
-                );
+                // Logs the keys if this future is dropped before both stores answered: the
+                // new store's task goes on, the old store's write may not have finished.
+                let mut unfinished = Unfinished {
+                    shared: self,
+                    operation,
+                    keys: Some(keys),
+                };
+                let new_write = tokio::time::timeout(self.secondary_timeout, call(new));
+                let (old, new) = match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => {
+                        let task = runtime.spawn(new_write);
+                        let old = call(&self.old).await;
+                        (old, task.await.map_err(|e| e.to_string()))
+                    }
+                    Err(_) => {
+                        let (old, new) = futures::join!(call(&self.old), new_write);
+                        (old, Ok(new))
+                    }
+                };
+                let keys = unfinished.keys.take().unwrap_or_default();
                 let reason = match (&old, &new) {
-                    (_, Err(_)) => Some(format!(
+                    (_, Err(e)) => Some(format!("the new store's write did not finish: {e}")),
+                    (_, Ok(Err(_))) => Some(format!(
                         "the new store did not answer within {:?}",
                         self.secondary_timeout
                     )),
-                    (Ok(a), Ok(Ok(b))) => {
+                    (Ok(a), Ok(Ok(Ok(b)))) => {
                         (!same_answer(a, b)).then(|| "the stores answered differently".to_owned())
                     }
-                    (Ok(_), Ok(Err(e))) => Some(format!("the new store failed: {e}")),
-                    (Err(e), Ok(Ok(_))) => Some(format!(
+                    (Ok(_), Ok(Ok(Err(e)))) => Some(format!("the new store failed: {e}")),
+                    (Err(e), Ok(Ok(Ok(_)))) => Some(format!(
                         "the old store failed ({e}) but the new store succeeded"
                     )),
-                    (Err(a), Ok(Err(b))) => (a.kind() != b.kind())
+                    (Err(a), Ok(Ok(Err(b)))) => (a.kind() != b.kind())
                         .then(|| format!("the stores failed differently: old {a}, new {b}")),
                 };
                 if let Some(reason) = reason.filter(|_| !keys.is_empty()) {
@@ -685,6 +705,27 @@ impl Shared {
                     .increment(entries.len() as u64);
                 tracing::error!(error = %e, ?entries, "cannot write the repair log");
             }
+        }
+    }
+}
+
+/// The keys of a dual write still in flight; logged for repair if the caller drops the write
+/// before both stores answered.
+struct Unfinished<'a> {
+    shared: &'a Shared,
+    operation: &'static str,
+    keys: Option<Vec<RepairKey>>,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if let Some(keys) = self.keys.take().filter(|k| !k.is_empty()) {
+            self.shared.log_repairs(
+                self.operation,
+                keys,
+                Side::Old,
+                "the caller went away before both stores answered",
+            );
         }
     }
 }

@@ -223,3 +223,48 @@ async fn phase_changes_that_would_lose_writes_are_refused() {
     assert_eq!(refused.map_err(|e| e.kind()), Err(ErrorKind::InvalidInput));
     assert_eq!(router.phase(ModelGroup::Users), Phase::NewOnly);
 }
+
+/// A dual write whose caller goes away before both stores answered is logged for repair (the
+/// new store's write runs on a task of its own and goes on; the old store's may not), and
+/// reconciling then leaves both stores alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dual_write_its_caller_abandons_is_logged_for_repair() {
+    let new = chatstore_core::memory::store();
+    let dir = common::temp_folder("abandoned");
+    let router = Router::builder(common::sqlite().await)
+        .new_store_for_all(&new)
+        .phase_for_all(Phase::Dual)
+        .repair_log(dir.join("repair.jsonl"))
+        .build()
+        .expect("router");
+    let store = router.store();
+    store
+        .users
+        .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+        .await
+        .expect("create u1");
+    assert!(router.repair_log().pending().expect("log").is_empty());
+
+    // SQLite answers on a worker thread, so the first poll is always pending.
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_nanos(1),
+        store
+            .chats
+            .create(NewChat::new("u1", "Engines").with_id("c1")),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the write finished at its first poll");
+    let pending = router.repair_log().pending().expect("log");
+    assert_eq!(pending.len(), 1, "{pending:?}");
+
+    // Whatever each store did with the abandoned write, reconciling makes them agree.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
+    assert_eq!((report.repaired, report.remaining), (1, 0), "{report:?}");
+    let old_chat = router.old().chats.get("c1").await.map(|c| c.title);
+    let new_chat = new.chats.get("c1").await.map(|c| c.title);
+    assert_eq!(
+        old_chat.map_err(|e| e.kind()),
+        new_chat.map_err(|e| e.kind())
+    );
+}
