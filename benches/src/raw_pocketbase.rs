@@ -21,6 +21,7 @@
 //! [`RawBaseline::download`] reads the record and GETs the file with a file token, chunk by
 //! chunk.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -37,12 +38,13 @@ use chatstore_pocketbase::{client, rows};
 use futures::StreamExt;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use crate::baseline::RawBaseline;
 use crate::models::RowPlan;
 use crate::ops::{BENCH_TAG, Fixture};
-use crate::streaming::Source;
+use crate::streaming::{Source, check_digest, hex_digest};
 use crate::workload::{PAGE_SIZE, SEARCH_TERM, Workload};
 
 /// Record creations per batch request (the adapter configures PocketBase's batch API for
@@ -711,8 +713,9 @@ impl RawBaseline for RawHttp {
     async fn upload(&self, id: &str, source: &Source, user_id: &str) -> Result<()> {
         // The adapter's streamed upload: one multipart record creation on the same collection,
         // the record's fields (core's, for these bytes) in `@jsonPayload`, the bytes streamed
-        // from disk as the `blob` part. The raw client knows the hash beforehand; the adapter
-        // computes it on the way and sends the fields after the bytes.
+        // from disk as the `blob` part. The raw client knows the hash beforehand (it checks
+        // the bytes it sent against it); the adapter computes it on the way and sends the
+        // fields after the bytes.
         let meta = NewFile::new(user_id, "stream.bin", Vec::new())
             .with_id(id)
             .prepare_upload(validate::now())?
@@ -720,7 +723,16 @@ impl RawBaseline for RawHttp {
                 size: source.size,
                 sha256: source.sha256.clone(),
             });
-        let blob = Part::stream(reqwest::Body::wrap_stream(source.stream().await?))
+        let hashed = Arc::new(std::sync::Mutex::new(Some(Sha256::new())));
+        let on_the_way = hashed.clone();
+        let body = source.stream().await?.inspect(move |chunk| {
+            if let (Ok(chunk), Ok(mut hasher)) = (chunk, on_the_way.lock())
+                && let Some(h) = hasher.as_mut()
+            {
+                h.update(chunk);
+            }
+        });
+        let blob = Part::stream(reqwest::Body::wrap_stream(body))
             .file_name("blob.bin")
             .mime_str("application/octet-stream")
             .map_err(http_err("upload part"))?;
@@ -743,12 +755,14 @@ impl RawBaseline for RawHttp {
             .await
             .map_err(http_err("upload answer"))?;
         std::hint::black_box(answer);
-        Ok(())
+        let hasher = hashed.lock().ok().and_then(|mut h| h.take());
+        let digest = hasher.map(hex_digest).unwrap_or_default();
+        check_digest("upload", &digest, source)
     }
 
     async fn download(&self, id: &str) -> Result<u64> {
         // The adapter's streamed read: the record (for the stored name), then a GET of the
-        // file with a file token, its body taken chunk by chunk.
+        // file with a file token, its body taken chunk by chunk and hashed (a checked read).
         let path = format!("/api/collections/{}/records/{id}", self.cols.files);
         let record = self.get_json(&path, &[]).await?;
         let blob = record
@@ -769,9 +783,13 @@ impl RawBaseline for RawHttp {
             .map_err(http_err("download"))?
             .bytes_stream();
         let mut n = 0u64;
+        let mut hasher = Sha256::new();
         while let Some(chunk) = body.next().await {
-            n += chunk.map_err(http_err("download body"))?.len() as u64;
+            let chunk = chunk.map_err(http_err("download body"))?;
+            n += chunk.len() as u64;
+            hasher.update(&chunk);
         }
+        std::hint::black_box(hex_digest(hasher));
         Ok(n)
     }
 

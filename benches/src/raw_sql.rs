@@ -28,6 +28,7 @@ use chatstore_core::{Chat, Error, Result, VectorItem, blob, tag_id, validate};
 use chatstore_sql::{Bound, READ_BYTES, SqlOptions, WRITE_BYTES};
 use futures::StreamExt;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use sqlx::Row as _;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -38,7 +39,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::baseline::RawBaseline;
 use crate::models::RowPlan;
-use crate::streaming::Source;
+use crate::streaming::{Source, check_digest, hex_digest};
 
 /// A JSON column argument bound the way chatstore-sql binds it: compact JSON text as a
 /// PostgreSQL `json` parameter (sqlx's `Json` would bind `jsonb`, which PostgreSQL parses and
@@ -962,7 +963,8 @@ impl RawBaseline for RawSqlx {
         // Local storage's raw client is the file system. An application that stores uploads
         // without chatstore writes the upload stream into a new file in the upload folder and
         // makes it durable (the file synced, then the folder, so the new name survives a
-        // crash), in the adapter's write size. Hashing and the row are the store's own work.
+        // crash), in the adapter's write size, and hashes the bytes on the way (Open WebUI
+        // records a file's sha256). The row is the store's own work.
         let path = self.raw_upload_path(id)?;
         let fail = |what: &str, e| Error::backend(format!("raw {what} {}", path.display()), e);
         let file = tokio::fs::File::create_new(&path)
@@ -970,11 +972,14 @@ impl RawBaseline for RawSqlx {
             .map_err(|e| fail("create", e))?;
         let mut out = tokio::io::BufWriter::with_capacity(WRITE_BYTES, file);
         let mut body = source.stream().await?;
+        let mut hasher = Sha256::new();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| fail("read the source for", e))?;
+            hasher.update(&chunk);
             out.write_all(&chunk).await.map_err(|e| fail("write", e))?;
         }
         out.flush().await.map_err(|e| fail("write", e))?;
+        check_digest("upload", &hex_digest(hasher), source)?;
         out.into_inner()
             .sync_all()
             .await
@@ -989,24 +994,26 @@ impl RawBaseline for RawSqlx {
     }
 
     async fn download(&self, id: &str) -> Result<u64> {
-        // The stored file read in the adapter's read size; no hash (the store checks its
-        // sha256 on every whole read: its own work).
+        // The stored file read in the adapter's read size and hashed on the way: a read an
+        // application can trust is checked against the recorded sha256, as the store's is.
         let path = self.raw_upload_path(id)?;
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| Error::backend(format!("raw open {}", path.display()), e))?;
         let mut buf = vec![0u8; READ_BYTES];
         let mut n = 0u64;
+        let mut hasher = Sha256::new();
         loop {
             let k = file
                 .read(&mut buf)
                 .await
                 .map_err(|e| Error::backend(format!("raw read {}", path.display()), e))?;
             if k == 0 {
+                std::hint::black_box(hex_digest(hasher));
                 return Ok(n);
             }
             n += k as u64;
-            std::hint::black_box(&buf[..k]);
+            hasher.update(&buf[..k]);
         }
     }
 

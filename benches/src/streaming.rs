@@ -468,6 +468,30 @@ async fn raw_transfer(
     Ok((put, put_rss, get, get_rss))
 }
 
+/// The lower-case hex sha256 a raw client computes of the bytes it moves: the hash Open WebUI
+/// records for a file (`file.hash`) and a checked read compares, so the raw clients do that
+/// work too and the comparison is of the same logical work.
+pub(crate) fn hex_digest(hasher: sha2::Sha256) -> String {
+    use sha2::Digest;
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A raw client's hash that differs from the source's: the bytes did not arrive intact.
+pub(crate) fn check_digest(what: &str, got: &str, source: &Source) -> Result<()> {
+    if got == source.sha256 {
+        Ok(())
+    } else {
+        Err(Error::backend_msg(format!(
+            "raw {what}: sha256 {got} of the bytes moved, the source has {}",
+            source.sha256
+        )))
+    }
+}
+
 fn check_size(n: u64, source: &Source) -> Result<()> {
     if n == source.size {
         Ok(())
