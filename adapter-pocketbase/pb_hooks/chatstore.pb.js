@@ -7,7 +7,7 @@
 
 // GET /api/chatstore/info: the routes' version (the adapter refuses to start on a mismatch).
 routerAdd("GET", "/api/chatstore/info", (e) => {
-  return e.json(200, { version: 2 });
+  return e.json(200, { version: 3 });
 }, $apis.requireSuperuserAuth());
 
 // POST /api/chatstore/tx {"ops": [...]}: runs record operations in one transaction, all or
@@ -186,6 +186,190 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
             }
             tx.delete(tag);
             results.push(rows.length);
+            break;
+          }
+          case "upsert_messages": {
+            // op.collection: the chats; op.messages: their messages. Writes op.items into chat
+            // op.chat_id as core's `blob::upsert_message` does (the message record; its entry in
+            // the blob's history.messages, the old and the new parent's childrenIds,
+            // history.currentId), raises the chat's updated_at and bumps its version, all read
+            // and written inside this transaction (PocketBase runs one write transaction at a
+            // time, so nothing can change the chat between the read and the write). Message
+            // contents are JSON text from the adapter and reach the blob only through SQLite's
+            // JSON functions: JSON.parse would pass their numbers through float64 (1.0 -> 1).
+            const messages = collection(tx, op.messages);
+            const chat = find(tx, col, op.chat_id);
+            if (!chat) stop(404, entity + " " + op.chat_id + " not found");
+            const owner = chat.getString("user_id");
+            const one = (sql, params, model) => {
+              tx.db().newQuery(sql).bind(params).one(model);
+              return model;
+            };
+            let blob = one(
+              "SELECT CASE WHEN chat IS NULL OR chat = '' OR json_type(chat) = 'null' THEN '{}' ELSE chat END AS b FROM `" + col.name + "` WHERE id = {:id}",
+              { id: op.chat_id },
+              new DynamicModel({ b: "" })
+            ).b;
+            const shape = one(
+              "SELECT COALESCE(json_type({:b}), '') AS t, COALESCE(json_type({:b}, '$.history'), '') AS h, COALESCE(json_type({:b}, '$.history.messages'), '') AS m",
+              { b: blob },
+              new DynamicModel({ t: "", h: "", m: "" })
+            );
+            // The blob's history entries, reduced to what the rules read: whether the entry is an
+            // object, its string `id` and `parentId`, its integer `timestamp` (else 0) and the
+            // strings of its `childrenIds`.
+            const entries = new Map();
+            if (shape.t === "object" && shape.h === "object" && shape.m === "object") {
+              const rows = arrayOf(new DynamicModel({ k: "", obj: 0, has_id: 0, id: "", has_parent: 0, parent: "", ts: 0, kids: "" }));
+              tx.db()
+                .newQuery(
+                  "SELECT je.key AS k, je.type = 'object' AS obj," +
+                    " CASE WHEN je.type = 'object' THEN json_type(je.value, '$.id') = 'text' ELSE 0 END AS has_id," +
+                    " CASE WHEN je.type = 'object' AND json_type(je.value, '$.id') = 'text' THEN json_extract(je.value, '$.id') ELSE '' END AS id," +
+                    " CASE WHEN je.type = 'object' THEN json_type(je.value, '$.parentId') = 'text' ELSE 0 END AS has_parent," +
+                    " CASE WHEN je.type = 'object' AND json_type(je.value, '$.parentId') = 'text' THEN json_extract(je.value, '$.parentId') ELSE '' END AS parent," +
+                    " CASE WHEN je.type = 'object' AND json_type(je.value, '$.timestamp') = 'integer' THEN json_extract(je.value, '$.timestamp') ELSE 0 END AS ts," +
+                    " CASE WHEN je.type = 'object' AND json_type(je.value, '$.childrenIds') = 'array'" +
+                    " THEN (SELECT json_group_array(c.value) FROM json_each(je.value, '$.childrenIds') c WHERE c.type = 'text') ELSE '[]' END AS kids" +
+                    " FROM json_each({:b}, '$.history.messages') je"
+                )
+                .bind({ b: blob })
+                .all(rows);
+              for (const r of rows) {
+                entries.set(r.k, {
+                  obj: !!r.obj,
+                  id: r.has_id ? r.id : null,
+                  parent: r.has_parent ? r.parent : null,
+                  ts: r.ts,
+                  kids: JSON.parse(r.kids),
+                  entry: null,
+                });
+              }
+            }
+            // Rust orders strings by their UTF-8 bytes, which is code point order.
+            const byCodePoints = (a, b) => {
+              const x = Array.from(a);
+              const y = Array.from(b);
+              for (let i = 0; i < x.length && i < y.length; i++) {
+                const d = x[i].codePointAt(0) - y[i].codePointAt(0);
+                if (d !== 0) return d;
+              }
+              return x.length - y.length;
+            };
+            const touched = new Set();
+            const stored = [];
+            let updated = chat.getInt("updated_at");
+            for (let n = 0; n < (op.items || []).length; n++) {
+              const it = op.items[n];
+              if (typeof it.id !== "string" || typeof it.record !== "string" || typeof it.doc !== "string" || typeof it.entry !== "string") {
+                stop(400, "invalid message item");
+              }
+              // The record: created_at is the stored message's unless the caller gave one.
+              let rec = find(tx, messages, it.record);
+              let created = it.created_at;
+              if (rec && it.keep_created_at) {
+                created = one(
+                  "SELECT CAST(json_extract(doc, '$.created_at') AS INTEGER) AS t FROM `" + messages.name + "` WHERE id = {:id}",
+                  { id: it.record },
+                  new DynamicModel({ t: 0 })
+                ).t;
+              }
+              const author = it.owner_is_author ? owner : null;
+              const doc = one(
+                "SELECT json_set(json({:doc}), '$.created_at', {:t}" + (author === null ? "" : ", '$.user_id', {:u}") + ") AS d",
+                { doc: it.doc, t: created, u: author || "" },
+                new DynamicModel({ d: "" })
+              ).d;
+              if (!rec) {
+                rec = new Record(messages);
+                rec.set("id", it.record);
+              }
+              rec.set("chat_id", op.chat_id);
+              rec.set("msg_id", it.id);
+              rec.set("key", op.chat_id + "-" + it.id);
+              rec.set("created_at", created);
+              rec.set("doc", doc);
+              save(tx, rec, "message");
+              stored.push({ created_at: created, user_id: author });
+              if (it.updated_at > updated) updated = it.updated_at;
+              if (shape.t !== "object") continue;
+              // core's blob::upsert_message on the entries.
+              const parent = typeof it.parent_id === "string" ? it.parent_id : null;
+              const previous = entries.get(it.id);
+              let kids;
+              if (previous) {
+                kids = previous.obj ? previous.kids.slice() : [];
+              } else {
+                const found = [];
+                for (const e of entries.values()) {
+                  if (e.obj && e.parent === it.id && e.id !== null) found.push(e);
+                }
+                found.sort((a, b) => (a.ts !== b.ts ? (a.ts < b.ts ? -1 : 1) : byCodePoints(a.id, b.id)));
+                kids = found.map((e) => e.id);
+              }
+              const oldParent = previous && previous.obj ? previous.parent : null;
+              if (oldParent !== parent && oldParent !== null) {
+                const old = entries.get(oldParent);
+                if (old && old.obj) {
+                  old.kids = old.kids.filter((c) => c !== it.id);
+                  touched.add(oldParent);
+                }
+              }
+              if (parent !== null) {
+                const p = entries.get(parent);
+                if (p && p.obj && p.kids.indexOf(it.id) < 0) {
+                  p.kids.push(it.id);
+                  touched.add(parent);
+                }
+              }
+              entries.set(it.id, { obj: true, id: it.id, parent: parent, ts: created, kids: kids, entry: { text: it.entry, author: author } });
+              touched.add(it.id);
+            }
+            if (shape.t === "object" && op.items.length > 0) {
+              blob = one(
+                "SELECT CASE WHEN json_type({:b}, '$.history') = 'object' THEN" +
+                  " CASE WHEN json_type({:b}, '$.history.messages') = 'object' THEN {:b} ELSE json_set({:b}, '$.history.messages', json('{}')) END" +
+                  " ELSE json_set({:b}, '$.history', json('{\"messages\":{},\"currentId\":null}')) END AS b",
+                { b: blob },
+                new DynamicModel({ b: "" })
+              ).b;
+              // The touched entries, written with json_set in slices of 50 (SQLite caps a
+              // function's arguments).
+              const keys = Array.from(touched);
+              for (let start = 0; start < keys.length; start += 50) {
+                const args = [];
+                const params = { b: blob };
+                keys.slice(start, start + 50).forEach((key, i) => {
+                  if (key.indexOf('"') >= 0 || key.indexOf("\\") >= 0) stop(400, "chat " + op.chat_id + ": history key " + key + " cannot be written");
+                  const e = entries.get(key);
+                  const path = '$.history.messages."' + key + '"';
+                  params["k" + i] = JSON.stringify(e.kids);
+                  if (e.entry) {
+                    params["e" + i] = e.entry.text;
+                    params["t" + i] = e.ts;
+                    let value = "json_set(json({:e" + i + "}), '$.childrenIds', json({:k" + i + "}), '$.timestamp', {:t" + i + "}";
+                    if (e.entry.author !== null) {
+                      params["u" + i] = e.entry.author;
+                      value += ", '$.user_id', {:u" + i + "}";
+                    }
+                    args.push("'" + path + "', " + value + ")");
+                  } else {
+                    args.push("'" + path + ".childrenIds', json({:k" + i + "})");
+                  }
+                });
+                blob = one("SELECT json_set({:b}, " + args.join(", ") + ") AS b", params, new DynamicModel({ b: "" })).b;
+              }
+              blob = one(
+                "SELECT json_set({:b}, '$.history.currentId', {:cur}) AS b",
+                { b: blob, cur: op.items[op.items.length - 1].id },
+                new DynamicModel({ b: "" })
+              ).b;
+            }
+            chat.set("chat", blob);
+            chat.set("updated_at", updated);
+            chat.set("version", chat.getInt("version") + 1);
+            save(tx, chat, "chat");
+            results.push(stored);
             break;
           }
           default:

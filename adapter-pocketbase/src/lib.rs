@@ -52,9 +52,9 @@ use chatstore_core::{Capabilities, Error, Result, Store, StoreParts};
 
 pub use crate::chats::tag_record_id;
 use crate::client::Client;
-pub use crate::messages::message_record_id;
+pub use crate::messages::{message_record_id, message_write};
 pub use crate::schema::Collections;
-pub use crate::tx::TxOp;
+pub use crate::tx::{MessageWrite, TxOp};
 
 /// The name this backend reports.
 pub const BACKEND: &str = "pocketbase";

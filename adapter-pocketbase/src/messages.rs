@@ -1,22 +1,26 @@
 //! Messages in the `owui_messages` collection, one record per `(chat_id, id)` (record id
 //! derived from both), the message itself kept whole in the json field `doc`.
 //!
-//! Every write also rewrites the chat blob's `history` with the core's `blob` functions and
-//! commits both in one transaction of the `tx` route, guarded by the chat's version: two
-//! writers on one chat never lose each other's message.
+//! An upsert is one request: the `upsert_messages` op of the `tx` route reads the chat and the
+//! stored messages, writes the messages into the blob's `history` by core's `blob` rules
+//! (ported to the route; `tests/message_blob.rs` checks the two give the same blob) and
+//! commits everything in one transaction, bumping the chat's version. A deletion reads the
+//! chat, rewrites the blob with core's `blob` functions and commits both in one transaction
+//! guarded by the chat's version. Either way two writers on one chat never lose each other's
+//! message.
 
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use chatstore_core::messages::message_key;
 use chatstore_core::{Chat, Error, Message, MessageRepo, NewMessage, Result, blob, validate};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::PocketBase;
 use crate::chats::retry_stale;
 use crate::client::ListQuery;
 use crate::error::{Subject, malformed};
-use crate::tx::TxOp;
+use crate::tx::{MessageWrite, TxOp};
 use crate::{filter, record};
 
 /// The record id of message `id` of chat `chat_id`.
@@ -27,6 +31,42 @@ pub fn message_record_id(chat_id: &str, id: &str) -> String {
 fn from_record(r: &Value) -> Result<Message> {
     let doc = record::json(r, "doc").ok_or_else(|| malformed("message without doc"))?;
     serde_json::from_value(doc).map_err(|e| malformed(format!("message doc: {e}")))
+}
+
+/// The `upsert_messages` item of one message, and the message as stored up to the two
+/// defaults only the route can fill from what it reads (the author when none is given:
+/// the chat's owner; `created_at` when none is given: the stored message's, if any).
+pub fn message_write(chat_id: &str, new: &NewMessage, now: i64) -> Result<(MessageWrite, Message)> {
+    // Core's rules with an owner to be filled in by the route.
+    let unread = Chat {
+        id: chat_id.to_owned(),
+        user_id: String::new(),
+        title: String::new(),
+        chat: Value::Null,
+        meta: Map::new(),
+        tags: BTreeSet::new(),
+        archived: false,
+        pinned: false,
+        folder_id: None,
+        share_id: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let m = new.clone().into_stored(&unread, None, now)?;
+    let doc = serde_json::to_string(&m)
+        .map_err(|e| Error::invalid(format!("message {:?} does not serialise: {e}", m.id)))?;
+    let write = MessageWrite {
+        id: m.id.clone(),
+        record: message_record_id(chat_id, &m.id),
+        parent_id: m.parent_id.clone(),
+        doc,
+        entry: blob::message_json(&m, Vec::new()).to_string(),
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        keep_created_at: new.created_at.is_none(),
+        owner_is_author: new.user_id.is_none(),
+    };
+    Ok((write, m))
 }
 
 impl PocketBase {
@@ -70,43 +110,53 @@ impl PocketBase {
             .collect()
     }
 
-    async fn upsert_once(&self, chat_id: &str, messages: &[NewMessage]) -> Result<Vec<Message>> {
-        // The chat and the stored messages are read concurrently; the chat's version guards
-        // both (every message write bumps it).
-        let stored_messages = async {
-            if let [single] = messages {
-                Ok(self
-                    .find_message(chat_id, &single.id)
-                    .await?
-                    .into_iter()
-                    .collect())
-            } else {
-                self.messages_of(chat_id).await
+    /// Upserts `messages` into chat `chat_id` in one request: the `upsert_messages` op of the
+    /// `tx` route reads the chat and the stored messages, applies core's blob rules and writes
+    /// everything in one transaction.
+    async fn upsert_in_route(
+        &self,
+        chat_id: &str,
+        messages: &[NewMessage],
+    ) -> Result<Vec<Message>> {
+        let now = validate::now();
+        let planned = messages
+            .iter()
+            .map(|m| message_write(chat_id, m, now))
+            .collect::<Result<Vec<_>>>();
+        let (items, mut stored): (Vec<MessageWrite>, Vec<Message>) = match planned {
+            Ok(planned) => planned.into_iter().unzip(),
+            Err(e) => {
+                // A missing chat is reported before a bad message, as everywhere else.
+                self.read_chat_untagged(chat_id).await?;
+                return Err(e);
             }
         };
-        let ((mut chat, version), current): ((Chat, i64), Vec<Message>) =
-            tokio::try_join!(self.read_chat_untagged(chat_id), stored_messages)?;
-        let mut existing: HashMap<String, Message> =
-            current.into_iter().map(|m| (m.id.clone(), m)).collect();
-        let now = validate::now();
-        let mut stored = Vec::with_capacity(messages.len());
-        for message in messages {
-            let m = message
-                .clone()
-                .into_stored(&chat, existing.get(&message.id), now)?;
-            blob::upsert_message(&mut chat.chat, &m);
-            chat.updated_at = chat.updated_at.max(m.updated_at);
-            existing.insert(m.id.clone(), m.clone());
-            stored.push(m);
-        }
-        let mut ops = vec![
-            self.expect_version_op(chat_id, version),
-            self.update_chat_op(&chat, version + 1),
-        ];
-        ops.extend(stored.iter().map(|m| self.upsert_message_op(m)));
-        self.client()
-            .tx(ops, Subject::new("message", chat_id))
+        let op = TxOp::UpsertMessages {
+            collection: self.cols().chats.clone(),
+            entity: "chat",
+            messages: self.cols().messages.clone(),
+            chat_id: chat_id.to_owned(),
+            items,
+        };
+        let answer = self
+            .client()
+            .tx(vec![op], Subject::new("chat", chat_id))
             .await?;
+        let filled = answer
+            .get("results")
+            .and_then(|r| r.get(0))
+            .and_then(Value::as_array)
+            .filter(|f| f.len() == stored.len())
+            .ok_or_else(|| malformed("upsert_messages answer without one result per message"))?;
+        for (m, f) in stored.iter_mut().zip(filled) {
+            m.created_at = f
+                .get("created_at")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| malformed("upsert_messages answer without created_at"))?;
+            if let Some(author) = f.get("user_id").and_then(Value::as_str) {
+                m.user_id = Some(author.to_owned());
+            }
+        }
         Ok(stored)
     }
 
@@ -140,8 +190,7 @@ impl PocketBase {
 impl MessageRepo for PocketBase {
     async fn upsert(&self, message: NewMessage) -> Result<Message> {
         let chat_id = message.chat_id.clone();
-        let batch = [message];
-        let mut stored = retry_stale(|| self.upsert_once(&chat_id, &batch)).await?;
+        let mut stored = self.upsert_in_route(&chat_id, &[message]).await?;
         stored
             .pop()
             .ok_or_else(|| Error::backend_msg("message upsert stored nothing"))
@@ -152,7 +201,7 @@ impl MessageRepo for PocketBase {
             self.read_chat(chat_id).await?;
             return Ok(Vec::new());
         }
-        retry_stale(|| self.upsert_once(chat_id, &messages)).await
+        self.upsert_in_route(chat_id, &messages).await
     }
 
     async fn get(&self, chat_id: &str, id: &str) -> Result<Message> {

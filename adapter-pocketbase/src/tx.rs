@@ -137,6 +137,47 @@ pub enum TxOp {
         /// The tag record id.
         id: String,
     },
+    /// Upserts messages of chat `chat_id` and their entries in its blob, as core's
+    /// `blob::upsert_message` does, reading and writing the chat in this one transaction;
+    /// answers each message's `created_at` and author as stored. 404 when the chat is missing.
+    UpsertMessages {
+        /// The chats collection.
+        collection: String,
+        /// The record kind (`chat`, for a missing chat).
+        entity: &'static str,
+        /// The messages collection.
+        messages: String,
+        /// The chat.
+        chat_id: String,
+        /// The messages, in order.
+        items: Vec<MessageWrite>,
+    },
+}
+
+/// One message of [`TxOp::UpsertMessages`], prepared by core's rules for everything the
+/// adapter can decide without reading the chat.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageWrite {
+    /// The message id within the chat.
+    pub id: String,
+    /// The message's record id.
+    pub record: String,
+    /// The parent message id.
+    pub parent_id: Option<String>,
+    /// The message as stored (`doc`), JSON text; the route sets `created_at` (and `user_id`
+    /// when `owner_is_author`).
+    pub doc: String,
+    /// The message's entry in `history.messages` (`blob::message_json`), JSON text; the route
+    /// sets `childrenIds`, `timestamp` (and `user_id` when `owner_is_author`).
+    pub entry: String,
+    /// Created, when the stored message's is not kept.
+    pub created_at: i64,
+    /// Updated; raises the chat's `updated_at`.
+    pub updated_at: i64,
+    /// No `created_at` was given: a stored message with this id keeps its own.
+    pub keep_created_at: bool,
+    /// No author was given: the chat's owner is the author.
+    pub owner_is_author: bool,
 }
 
 /// The body of a `tx` request.
@@ -155,6 +196,17 @@ mod tests {
     fn every_op_has_its_case_in_the_route() {
         let hooks = include_str!("../pb_hooks/chatstore.pb.js");
         let s = |v: &str| v.to_owned();
+        let item = MessageWrite {
+            id: s("m"),
+            record: s("r"),
+            parent_id: None,
+            doc: s("{}"),
+            entry: s("{}"),
+            created_at: 1,
+            updated_at: 1,
+            keep_created_at: true,
+            owner_is_author: true,
+        };
         let all = [
             TxOp::ExpectVersion {
                 collection: s("c"),
@@ -223,7 +275,21 @@ mod tests {
                 entity: "tag",
                 id: s("i"),
             },
+            TxOp::UpsertMessages {
+                collection: s("c"),
+                entity: "chat",
+                messages: s("m"),
+                chat_id: s("i"),
+                items: vec![item.clone()],
+            },
         ];
+        let item_json = serde_json::to_value(&item).expect("serialise");
+        for key in item_json.as_object().expect("object").keys() {
+            assert!(
+                hooks.contains(&format!("it.{key}")),
+                "the upsert_messages case never reads {key} of a message"
+            );
+        }
         for op in all {
             let json = serde_json::to_value(&op).expect("serialise");
             let name = json["op"].as_str().expect("op name");

@@ -12,9 +12,11 @@
 //! up to 1,000 record creations per request, files as multipart parts), the yardstick of the
 //! issue's "bulk import at least 80% of the batch API's throughput". Create chat sends the
 //! adapter's operation list to the same transaction route (`/api/chatstore/tx`); put file is
-//! the same multipart record creation. Upsert message and add + remove tag do the adapter's
-//! reads, then send the adapter's versioned transactions (typed [`TxOp`]s, the same enum the
-//! adapter builds them from) to the same route.
+//! the same multipart record creation. Upsert message sends the adapter's one typed
+//! `upsert_messages` op (the route reads, applies the blob rules and writes in one
+//! transaction); add + remove tag does the adapter's reads, then sends the adapter's versioned
+//! transactions (typed [`TxOp`]s, the same enum the adapter builds them from) to the same
+//! route.
 //!
 //! For the streaming section, [`RawBaseline::upload`] is the adapter's streamed upload as one
 //! raw multipart record creation (the record's fields, then the bytes streamed from disk) and
@@ -32,7 +34,7 @@ use chatstore_core::{Error, Result};
 use chatstore_core::{FileMeta, NewFile, User, validate};
 use chatstore_pocketbase::tx::TxRequest;
 use chatstore_pocketbase::{
-    Collections, PocketBaseConfig, TxOp, filter, message_record_id, tag_record_id,
+    Collections, PocketBaseConfig, TxOp, filter, message_record_id, message_write, tag_record_id,
 };
 use chatstore_pocketbase::{client, rows};
 use futures::StreamExt;
@@ -191,29 +193,6 @@ impl RawHttp {
             .json()
             .await
             .map_err(http_err("tx answer"))
-    }
-
-    /// A record, or `None` on 404.
-    async fn find_json(&self, collection: &str, id: &str) -> Result<Option<Value>> {
-        let resp = self
-            .http
-            .get(format!(
-                "{}/api/collections/{collection}/records/{id}",
-                self.base
-            ))
-            .header("Authorization", &self.token)
-            .send()
-            .await
-            .map_err(http_err("GET"))?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        resp.error_for_status()
-            .map_err(http_err("GET"))?
-            .json()
-            .await
-            .map(Some)
-            .map_err(http_err("GET answer"))
     }
 
     /// Chat `id` with its tag relations expanded, as the adapter reads it for tag changes:
@@ -479,75 +458,19 @@ impl RawBaseline for RawHttp {
     }
 
     async fn upsert_message(&self, fx: &Fixture, i: u64) -> Result<()> {
-        // The adapter's work: the chat record and the stored message read together, the
-        // message stored by core's rules and written into the blob, then one versioned
-        // transaction (chat row, message record) on the same route.
+        // The adapter's one request: the message prepared by core's rules as the adapter
+        // prepares it, then the typed `upsert_messages` op on the same transaction route
+        // (which reads the chat and the stored message, writes the blob by core's rules and
+        // upserts the record in one transaction).
         let new = fx.new_message(i);
-        let chat_id = new.chat_id.clone();
-        let record = message_record_id(&chat_id, &new.id);
-        let chat_path = format!("/api/collections/{}/records/{chat_id}", self.cols.chats);
-        let (r, found) = tokio::try_join!(
-            self.get_json(&chat_path, &[]),
-            self.find_json(&self.cols.messages, &record)
-        )?;
-        let existing: Option<chatstore_core::Message> = found
-            .and_then(|m| m["doc"].as_str().map(str::to_owned))
-            .map(|doc| serde_json::from_str(&doc))
-            .transpose()
-            .map_err(|e| Error::backend("raw message doc", e))?;
-        let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
-        let blob: Value = serde_json::from_str(r["chat"].as_str().unwrap_or("{}"))
-            .map_err(|e| Error::backend("raw chat blob", e))?;
-        let meta = serde_json::from_str(r["meta"].as_str().unwrap_or("{}"))
-            .map_err(|e| Error::backend("raw chat meta", e))?;
-        let mut chat = chatstore_core::Chat {
-            id: chat_id.clone(),
-            user_id: text("user_id"),
-            title: text("title"),
-            chat: blob,
-            meta,
-            tags: Default::default(),
-            archived: r["archived"].as_bool().unwrap_or(false),
-            pinned: r["pinned"].as_bool().unwrap_or(false),
-            folder_id: Some(text("folder_id")).filter(|f| !f.is_empty()),
-            share_id: Some(text("share_id")).filter(|f| !f.is_empty()),
-            created_at: r["created_at"].as_i64().unwrap_or(0),
-            updated_at: r["updated_at"].as_i64().unwrap_or(0),
-        };
-        let version = r["version"].as_i64().unwrap_or(0);
-        let m = new.into_stored(&chat, existing.as_ref(), validate::now())?;
-        chatstore_core::blob::upsert_message(&mut chat.chat, &m);
-        chat.updated_at = chat.updated_at.max(m.updated_at);
-        let ops = [
-            self.expect_version(&chat_id, version),
-            TxOp::Update {
-                collection: self.cols.chats.clone(),
-                entity: "chat",
-                id: chat_id.clone(),
-                fields: json!({
-                    "user_id": chat.user_id,
-                    "title": chat.title,
-                    "title_lower": chat.title.to_lowercase(),
-                    "chat": json_text(&chat.chat),
-                    "meta": json_text(&Value::Object(chat.meta.clone())),
-                    "archived": chat.archived,
-                    "pinned": chat.pinned,
-                    "internal": chat.is_internal(),
-                    "folder_id": chat.folder_id.clone().unwrap_or_default(),
-                    "share_id": chat.share_id.clone().unwrap_or_default(),
-                    "created_at": chat.created_at,
-                    "updated_at": chat.updated_at,
-                    "version": version + 1,
-                }),
-                return_record: false,
-            },
-            TxOp::Upsert {
-                collection: self.cols.messages.clone(),
-                entity: "message",
-                id: record,
-                fields: message_body(&m),
-            },
-        ];
+        let (item, _) = message_write(&new.chat_id, &new, validate::now())?;
+        let ops = [TxOp::UpsertMessages {
+            collection: self.cols.chats.clone(),
+            entity: "chat",
+            messages: self.cols.messages.clone(),
+            chat_id: new.chat_id.clone(),
+            items: vec![item],
+        }];
         std::hint::black_box(self.tx(&ops).await?);
         Ok(())
     }
