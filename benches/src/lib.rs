@@ -17,7 +17,9 @@
 //!   backend (`CHATSTORE_BENCH_SCALE` picks the scale, default `1k`).
 //! - `chatstore bench [--backends ...] [--scale ...] [--out DIR]`, or [`report::run`] from
 //!   code: every configured backend once, with a progress bar, written as `report.md` plus one
-//!   SVG chart per operation.
+//!   SVG chart per operation. `--scales 1k,10k,100k` runs one report per size (each in a
+//!   folder named after it) and writes [`scaling`]'s table of every operation's p50 at each
+//!   size side by side (`scaling.md`).
 //!
 //! ```
 //! use chatstore_benches::report::{self, ReportConfig};
@@ -53,6 +55,7 @@ pub mod realtime;
 pub mod report;
 pub mod rng;
 pub mod rollout;
+pub mod scaling;
 pub mod stats;
 pub mod streaming;
 pub mod vector_copy;

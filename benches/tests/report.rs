@@ -249,3 +249,47 @@ async fn the_streaming_section_runs_alone() {
     let streamed = &run.streaming[0];
     assert!(streamed.adapter.transfers().is_some() && streamed.raw.transfers().is_some());
 }
+
+/// Two sizes give one scaling table: every operation of the backend with a p50 per size, the
+/// growth, the target of the operations it judges, and each run's load.
+#[tokio::test]
+async fn the_scaling_table_puts_every_size_side_by_side() {
+    use chatstore_benches::scaling::{self, SCALING_FILE};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut reports = Vec::new();
+    for chats in [40, 80] {
+        let config = ReportConfig {
+            scale: Scale::new(chats),
+            samples: 10,
+            stream_runs: 0,
+            out_dir: dir.path().join(chats.to_string()),
+            ..tiny(dir.path())
+        };
+        reports.push((
+            config.scale,
+            report::run(&config).await.expect("report runs"),
+        ));
+    }
+    let runs: Vec<_> = reports.iter().map(|(s, r)| (*s, r)).collect();
+    let path = scaling::write(&runs, dir.path()).expect("scaling.md");
+    assert_eq!(path, dir.path().join(SCALING_FILE));
+    let md = std::fs::read_to_string(&path).expect("read scaling.md");
+    assert!(
+        md.contains("| [40](40/report.md) | 40 |") && md.contains("| [80](80/report.md) | 80 |")
+    );
+    assert!(
+        md.contains(&reports[0].1.machine.load),
+        "each run's load is shown"
+    );
+    assert!(md.contains("\n## memory\n\n| operation | 40 | 80 | growth | target |"));
+    let rows = scaling::rows(&runs);
+    for op in Op::ALL {
+        let row = rows
+            .iter()
+            .find(|r| r.op == op)
+            .unwrap_or_else(|| panic!("{} has no row", op.name()));
+        assert!(row.p50.iter().all(Option::is_some) && row.growth.is_some());
+        assert!(md.contains(&format!("| {} |", op.name())));
+    }
+    assert!(md.contains("≤ 1.5×") && md.contains("≤ 3×"));
+}

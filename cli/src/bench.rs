@@ -8,6 +8,7 @@ use std::time::Duration;
 use chatstore_benches::migration::MigrationConfig;
 use chatstore_benches::realtime;
 use chatstore_benches::report::{self, REPORT_FILE, ReportConfig};
+use chatstore_benches::scaling;
 use chatstore_benches::workload::DEFAULT_SEED;
 use chatstore_benches::{BenchError, Scale};
 
@@ -21,6 +22,11 @@ pub struct BenchArgs {
     /// Workload size in chats: 1k, 10k, 100k, or a plain number.
     #[arg(long, default_value = "1k")]
     pub scale: Scale,
+    /// Several workload sizes, comma separated (e.g. `1k,10k,100k`): one full report per size
+    /// in `<out>/<size>/`, and `<out>/scaling.md` with every operation's p50 at each size side
+    /// by side. Replaces --scale.
+    #[arg(long, value_delimiter = ',', conflicts_with = "scale")]
+    pub scales: Vec<Scale>,
     /// Folder for report.md and the SVG charts.
     #[arg(long, default_value = "bench-report")]
     pub out: PathBuf,
@@ -84,19 +90,16 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
             "--stream-sizes takes positive sizes in MB, got {bad}"
         )));
     }
+    if !args.scales.is_empty() {
+        if args.only.is_some() {
+            return Err(BenchError::Config(
+                "--scales runs whole reports; --only takes one --scale".to_owned(),
+            ));
+        }
+        return run_scales(args).await;
+    }
     let migration_only = args.only == Some(Section::Migration);
-    let migration = (args.migration || migration_only).then(|| {
-        let mut m = MigrationConfig::new(args.scale, args.seed);
-        if let Some(large) = args.migration_memory_scale {
-            m.memory_scales = vec![args.scale, large];
-        }
-        if !args.backends.is_empty() {
-            m.targets.retain(|t| args.backends.contains(t));
-        }
-        m.progress = true;
-        m
-    });
-    if let (true, Some(m)) = (migration_only, &migration) {
+    if let (true, Some(m)) = (migration_only, &migration_config(&args)) {
         let (report, path) = chatstore_benches::migration::run_alone(m, &args.out).await?;
         println!("wrote {}", path.display());
         let failures = report.failures();
@@ -106,11 +109,50 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
             Err(BenchError::Config(failures.join("; ")))
         };
     }
-    let config = ReportConfig {
+    let config = report_config(&args);
+    let report = report::run(&config).await?;
+    let path = config.out_dir.join(REPORT_FILE);
+    println!(
+        "wrote {} ({} backend(s) measured, {} left out) and one SVG chart per operation",
+        path.display(),
+        report.runs.len(),
+        report.skipped.len()
+    );
+    let failures = report.failures();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(BenchError::Config(format!(
+            "{} operation(s) failed: {}",
+            failures.len(),
+            failures.join("; ")
+        )))
+    }
+}
+
+/// The migration section asked for by `args`, if any.
+fn migration_config(args: &BenchArgs) -> Option<MigrationConfig> {
+    let migration_only = args.only == Some(Section::Migration);
+    (args.migration || migration_only).then(|| {
+        let mut m = MigrationConfig::new(args.scale, args.seed);
+        if let Some(large) = args.migration_memory_scale {
+            m.memory_scales = vec![args.scale, large];
+        }
+        if !args.backends.is_empty() {
+            m.targets.retain(|t| args.backends.contains(t));
+        }
+        m.progress = true;
+        m
+    })
+}
+
+/// The report run `args` ask for, at `args.scale`.
+fn report_config(args: &BenchArgs) -> ReportConfig {
+    ReportConfig {
         scale: args.scale,
         seed: args.seed,
-        backends: args.backends,
-        out_dir: args.out,
+        backends: args.backends.clone(),
+        out_dir: args.out.clone(),
         samples: args.samples.max(1),
         max_time_per_op: Duration::from_secs_f64(args.max_seconds),
         progress: true,
@@ -122,17 +164,36 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         stream_runs: args.stream_runs,
         streaming_only: args.only == Some(Section::Streaming),
         copy_items: args.copy_items,
-        migration,
-    };
-    let report = report::run(&config).await?;
-    let path = config.out_dir.join(REPORT_FILE);
-    println!(
-        "wrote {} ({} backend(s) measured, {} left out) and one SVG chart per operation",
-        path.display(),
-        report.runs.len(),
-        report.skipped.len()
-    );
-    let failures = report.failures();
+        migration: migration_config(args),
+    }
+}
+
+/// `--scales`: one report per size, each in its own folder, then the scaling table.
+async fn run_scales(args: BenchArgs) -> Result<(), BenchError> {
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for scale in args.scales.clone() {
+        let one = BenchArgs {
+            scale,
+            scales: Vec::new(),
+            out: args.out.join(scale.to_string()),
+            ..args.clone()
+        };
+        println!("scale {scale}:");
+        let config = report_config(&one);
+        let report = report::run(&config).await?;
+        println!("wrote {}", config.out_dir.join(REPORT_FILE).display());
+        failures.extend(
+            report
+                .failures()
+                .into_iter()
+                .map(|f| format!("{scale}: {f}")),
+        );
+        reports.push((scale, report));
+    }
+    let runs: Vec<_> = reports.iter().map(|(s, r)| (*s, r)).collect();
+    let path = scaling::write(&runs, &args.out)?;
+    println!("wrote {}", path.display());
     if failures.is_empty() {
         Ok(())
     } else {
