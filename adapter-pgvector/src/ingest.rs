@@ -30,8 +30,10 @@ const HAS_OTHER_ROWS: &str = "SELECT EXISTS (SELECT 1 FROM document_chunk \
 const SET_DIMENSION: &str = "UPDATE chatstore_collection SET dimension = $2 WHERE name = $1";
 /// The collections the ids of an upsert belong to now.
 const HOLDERS: &str = "SELECT DISTINCT collection_name FROM document_chunk WHERE id = ANY($1)";
-/// The rows an upsert replaces (in whichever collection they are).
-const DELETE_IDS: &str = "DELETE FROM document_chunk WHERE id = ANY($1)";
+/// Deletes the rows an upsert replaces (in whichever collection they are); returns the
+/// collections they were in.
+const DELETE_IDS: &str = "WITH gone AS (DELETE FROM document_chunk WHERE id = ANY($1) \
+     RETURNING collection_name) SELECT DISTINCT collection_name FROM gone";
 
 /// Binary COPY straight into the table (inserts into a `vector` column).
 const COPY_INSERT: &str = "COPY document_chunk (id, vector, collection_name, text, vmetadata) \
@@ -106,41 +108,43 @@ impl PgVectorStore {
                 .map_err(during("recording the collection's dimension"))?;
         }
 
-        // The collections the upserted ids live in now (this one included).
-        let holders: Vec<String> = if mode == Mode::Upsert {
-            sqlx::query_scalar(HOLDERS)
-                .bind(&ids)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(during("finding the collections upserted ids come from"))?
-        } else {
-            Vec::new()
-        };
-        let sources: Vec<&String> = holders.iter().filter(|c| *c != collection).collect();
         let copyable = self.schema.column_type == ColumnType::Vector;
+        // The collections the upserted ids lived in (this one included), for forgetting the
+        // ones an upsert empties.
+        let mut holders: Vec<String> = Vec::new();
 
         if mode == Mode::Insert && copyable {
             // A duplicate id fails the whole COPY: the insert's all-or-nothing for free.
             self.copy_rows(&mut tx, COPY_INSERT, &items, Some(collection))
                 .await?;
-        } else if items.len() < STAGING_MIN_ROWS {
-            self.unnest_rows(&mut tx, &items, collection, mode).await?;
-        } else if copyable {
+        } else if items.len() < STAGING_MIN_ROWS || !copyable {
+            if mode == Mode::Upsert {
+                holders = sqlx::query_scalar(HOLDERS)
+                    .bind(&ids)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(during("finding the collections upserted ids come from"))?;
+            }
+            if items.len() < STAGING_MIN_ROWS {
+                self.unnest_rows(&mut tx, &items, collection, mode).await?;
+            } else {
+                self.staged_rows(&mut tx, &items, collection, mode).await?;
+            }
+        } else {
             // An upsert writes each row once, straight into the table: the ids it replaces are
-            // deleted, then everything is COPYed in (not COPYed into a staging table and then
-            // merged by `INSERT ... ON CONFLICT`, which writes every row twice). Under a
-            // savepoint: a concurrent writer that adds one of the ids meanwhile makes the COPY
-            // fail, and the merge below then replaces it.
+            // deleted (one pass over the ids, which also tells the collections they lived in),
+            // then everything is COPYed in (not COPYed into a staging table and then merged by
+            // `INSERT ... ON CONFLICT`, which writes every row twice). Under a savepoint: a
+            // concurrent writer that adds one of the ids meanwhile makes the COPY fail, and
+            // the merge below then replaces it.
             let mut savepoint = sqlx::Connection::begin(&mut *tx)
                 .await
                 .map_err(during("opening a savepoint"))?;
-            if !holders.is_empty() {
-                sqlx::query(DELETE_IDS)
-                    .bind(&ids)
-                    .execute(&mut *savepoint)
-                    .await
-                    .map_err(during("replacing vectors"))?;
-            }
+            holders = sqlx::query_scalar(DELETE_IDS)
+                .bind(&ids)
+                .fetch_all(&mut *savepoint)
+                .await
+                .map_err(during("replacing vectors"))?;
             match self
                 .copy_rows(&mut savepoint, COPY_INSERT, &items, Some(collection))
                 .await
@@ -158,10 +162,8 @@ impl PgVectorStore {
                 }
                 Err(e) => return Err(e),
             }
-        } else {
-            self.staged_rows(&mut tx, &items, collection, mode).await?;
         }
-        for source in sources {
+        for source in holders.iter().filter(|c| *c != collection) {
             forget_if_empty(&mut tx, source).await?;
         }
         tx.commit().await.map_err(during("committing vectors"))?;

@@ -6,7 +6,8 @@
 //! worst case for post-filtering), with Open WebUI's global HNSW index present and
 //! `optimize_all` run after the bulk load. 50 fresh query vectors per collection, unfiltered
 //! and filtered on each metadata key Open WebUI filters by (`hash` 1 %, `file_id` 10 %,
-//! `source` 50 %, `name` 100 % of the collection; an `$in` of three hashes, 3 %) and on a key
+//! `source` 50 %, `name` 100 % of the collection; an `$in` of two, three and five hashes: 2, 3
+//! and 5 %, where the plan switches from an exact scan to the index walk) and on a key
 //! without an index (`page`, 25 %): recall@10 against exact search must be at least 0.99 in
 //! every cell, on clustered data (100 Gaussian clusters) and on uniform random vectors (where
 //! any ANN index fails and exactness must still hold).
@@ -39,18 +40,20 @@ fn filters() -> Vec<(&'static str, Option<VectorFilter>)> {
     vec![
         ("no filter", None),
         ("hash 1%", Some(VectorFilter::eq("hash", "h-7"))),
-        (
-            "hash $in 3%",
-            Some(
-                VectorFilter::default()
-                    .and_in("hash", vec![json!("h-1"), json!("h-2"), json!("h-3")]),
-            ),
-        ),
+        ("hash $in 2%", Some(hashes(2))),
+        ("hash $in 3%", Some(hashes(3))),
+        ("hash $in 5%", Some(hashes(5))),
         ("file_id 10%", Some(VectorFilter::eq("file_id", "f-0"))),
         ("page 25% (no index)", Some(VectorFilter::eq("page", 2))),
         ("source 50%", Some(VectorFilter::eq("source", "s-1"))),
         ("name 100%", Some(VectorFilter::eq("name", "doc.pdf"))),
     ]
+}
+
+/// `hash` in `n` of its 100 values: about `n` % of a collection (around the share where
+/// filtered searches switch from the exact scan to the index walk).
+fn hashes(n: usize) -> VectorFilter {
+    VectorFilter::default().and_in("hash", (1..=n).map(|i| json!(format!("h-{i}"))).collect())
 }
 
 /// The metadata of row `row`: keys Open WebUI filters by, and one it does not.
