@@ -2,7 +2,9 @@
 //! unique index on `email_key` (the email in lower case, Unicode-aware like the memory model).
 
 use async_trait::async_trait;
-use chatstore_core::{NewUser, Page, PageRequest, Result, User, UserPatch, UserRepo, validate};
+use chatstore_core::{
+    Error, NewUser, Page, PageRequest, Result, User, UserPatch, UserRepo, validate,
+};
 use serde_json::{Value, json};
 
 use crate::PocketBase;
@@ -49,6 +51,11 @@ fn from_record(r: &Value) -> Result<User> {
 
 #[async_trait]
 impl UserRepo for PocketBase {
+    async fn session_stamp(&self, _id: &str) -> Result<Option<String>> {
+        // Credentials (Open WebUI's `auth` table) are not moved to PocketBase.
+        Err(Error::unsupported("pocketbase", "users.session_stamp"))
+    }
+
     async fn create(&self, user: NewUser) -> Result<User> {
         let user = user.into_user(validate::now())?;
         self.client()

@@ -34,6 +34,11 @@ const INSERT_AUTH: Sql = Sql::both(
      ON CONFLICT (id) DO NOTHING",
 );
 
+/// The user's id (to tell a missing user from a missing stamp) and `auth.session_stamp`.
+const SESSION_STAMP: Sql = Sql::both(
+    "SELECT u.id, a.session_stamp FROM \"user\" u LEFT JOIN auth a ON a.id = u.id WHERE u.id = $1",
+);
+
 const GET: Sql = Sql::both(concat!(
     "SELECT ",
     user_columns!(),
@@ -208,6 +213,20 @@ impl UserRepo for SqlStore {
         }
         match self.pool().fetch_optional("user", GET, args![id]).await? {
             Some(row) => user_from_row(&row),
+            None => Err(Error::not_found("user", id)),
+        }
+    }
+
+    async fn session_stamp(&self, id: &str) -> Result<Option<String>> {
+        if !storable(id) {
+            return Err(Error::not_found("user", id));
+        }
+        match self
+            .pool()
+            .fetch_optional("user", SESSION_STAMP, args![id])
+            .await?
+        {
+            Some(row) => row.opt_text("session_stamp"),
             None => Err(Error::not_found("user", id)),
         }
     }

@@ -119,6 +119,46 @@ async fn users_read_json_nulls_as_none() {
     }
 }
 
+/// Session stamps come from Open WebUI's `auth` row: a row without one, and a user without an
+/// `auth` row, have none; a user chatstore creates gets one (a uuid4, as Open WebUI's
+/// `insert_new_auth`); an unknown user is `NotFound`.
+#[tokio::test]
+async fn session_stamps_come_from_the_auth_row() {
+    for db in seeded().await {
+        let store = db.store().await;
+        assert_eq!(store.users.session_stamp("u1").await.expect("u1"), None);
+        assert_eq!(store.users.session_stamp("u2").await.expect("u2"), None);
+        let cy = store
+            .users
+            .create(NewUser::new("cy@example.com", "Cy"))
+            .await
+            .expect("create");
+        let stamp = store
+            .users
+            .session_stamp(&cy.id)
+            .await
+            .expect("stamp")
+            .expect("a new user has a stamp");
+        assert!(uuid_shaped(&stamp), "{stamp}");
+        assert_eq!(
+            store
+                .users
+                .session_stamp("nobody")
+                .await
+                .map_err(|e| e.kind()),
+            Err(ErrorKind::NotFound)
+        );
+        db.finish().await;
+    }
+}
+
+fn uuid_shaped(s: &str) -> bool {
+    s.len() == 36
+        && s.chars().enumerate().all(|(i, c)| {
+            matches!(i, 8 | 13 | 18 | 23) == (c == '-') && (c == '-' || c.is_ascii_hexdigit())
+        })
+}
+
 #[tokio::test]
 async fn tags_come_from_chat_meta_and_filter_like_open_webui() {
     for db in seeded().await {

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use chatstore_bridge::{BridgeConfig, BridgeState, Claims, sign_token};
+use chatstore_bridge::{BridgeConfig, BridgeState, issue_token};
 use chatstore_core::{NewChat, NewUser, Store};
 use chatstore_registry::OpenOptions;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -393,19 +393,14 @@ async fn run_opened(
         users.push(user.id);
     }
     let exp = Some(epoch_ns() as u64 / 1_000_000_000 + 3600);
-    let tokens = users
-        .iter()
-        .map(|id| {
-            sign_token(
-                SECRET,
-                &Claims {
-                    id: id.clone(),
-                    exp,
-                },
-            )
-        })
-        .collect::<chatstore_core::Result<Vec<_>>>()
-        .map_err(err)?;
+    let mut tokens = Vec::with_capacity(users.len());
+    for id in &users {
+        tokens.push(
+            issue_token(&stores.writer, SECRET, id, exp)
+                .await
+                .map_err(err)?,
+        );
+    }
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

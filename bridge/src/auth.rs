@@ -7,8 +7,8 @@ use chatstore_core::{Error, ErrorKind, Store};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-/// The claims the bridge reads from an Open WebUI token (Open WebUI also sets `jti`, `iat`,
-/// `session_stamp`, `typ`; they are ignored).
+/// The claims the bridge reads from an Open WebUI token (Open WebUI also sets `jti`, `iat` and
+/// `typ`; they are ignored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// The user id.
@@ -16,6 +16,10 @@ pub struct Claims {
     /// Expiry, epoch seconds; Open WebUI leaves it out when tokens never expire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<u64>,
+    /// The user's session stamp when the token was issued (`auth.session_stamp`); Open WebUI
+    /// rotates the stamp to revoke every token issued before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_stamp: Option<String>,
 }
 
 /// Why a socket is refused.
@@ -26,6 +30,7 @@ pub(crate) enum Refusal {
     BadToken,
     NoUser,
     Role,
+    Revoked,
     Store,
 }
 
@@ -37,6 +42,7 @@ impl std::fmt::Display for Refusal {
             Refusal::BadToken => "invalid or expired token",
             Refusal::NoUser => "no such user",
             Refusal::Role => "the user is not allowed (pending)",
+            Refusal::Revoked => "the session was revoked (session stamp changed)",
             Refusal::Store => "the store is unavailable",
         })
     }
@@ -48,6 +54,28 @@ pub fn sign_token(secret_key: &str, claims: &Claims) -> chatstore_core::Result<S
         .map_err(|e| Error::invalid(format!("cannot use the secret key: {e}")))?;
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key)
         .map_err(|e| Error::invalid(format!("cannot sign a token: {e}")))
+}
+
+/// A token for `user_id` as Open WebUI issues one: signed with `secret_key`, expiring at `exp`
+/// (epoch seconds), carrying the user's current session stamp where the store keeps one (for
+/// tests and tools).
+pub async fn issue_token(
+    store: &Store,
+    secret_key: &str,
+    user_id: &str,
+    exp: Option<u64>,
+) -> chatstore_core::Result<String> {
+    let session_stamp = match store.users.session_stamp(user_id).await {
+        Ok(stamp) => stamp,
+        Err(e) if e.kind() == ErrorKind::Unsupported => None,
+        Err(e) => return Err(e),
+    };
+    let claims = Claims {
+        id: user_id.to_owned(),
+        exp,
+        session_stamp,
+    };
+    sign_token(secret_key, &claims)
 }
 
 /// The claims of a valid token: signed with `secret_key` by HS256, not expired.
@@ -73,6 +101,26 @@ pub(crate) async fn check_user(store: &Store, user_id: &str) -> Result<(), Refus
         Err(e) if e.kind() == ErrorKind::NotFound => Err(Refusal::NoUser),
         Err(e) => {
             tracing::warn!(error = %e, "bridge: cannot check a user");
+            Err(Refusal::Store)
+        }
+    }
+}
+
+/// Checks a token's user ([`check_user`]) and its session: where the store keeps Open WebUI's
+/// credentials and the user's `auth` row has a session stamp, the token must carry that same
+/// stamp (a rotated stamp revokes every token issued before it). A row without a stamp has
+/// nothing to compare; a store without credentials (`Unsupported`: PocketBase, memory) leaves
+/// the session unchecked, as the application's own login does there.
+pub(crate) async fn check_session(store: &Store, claims: &Claims) -> Result<(), Refusal> {
+    check_user(store, &claims.id).await?;
+    match store.users.session_stamp(&claims.id).await {
+        Ok(Some(stamp)) if claims.session_stamp.as_deref() == Some(stamp.as_str()) => Ok(()),
+        Ok(Some(_)) => Err(Refusal::Revoked),
+        Ok(None) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::Unsupported => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(Refusal::NoUser),
+        Err(e) => {
+            tracing::warn!(error = %e, "bridge: cannot check a session stamp");
             Err(Refusal::Store)
         }
     }

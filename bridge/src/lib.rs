@@ -53,7 +53,7 @@ use axum::Router;
 use axum::routing::get;
 use chatstore_core::Store;
 
-pub use auth::{Claims, sign_token};
+pub use auth::{Claims, issue_token, sign_token};
 pub use envelope::{Envelope, envelopes};
 pub use health::Health;
 pub use redis::RedisTarget;

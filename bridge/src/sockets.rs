@@ -12,7 +12,7 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::{SocketIo, TransportType};
 
-use crate::auth::{Refusal, check_user, verify};
+use crate::auth::{Refusal, check_session, check_user, verify};
 use crate::envelope::envelopes;
 use crate::redis::RedisPublisher;
 use crate::{BridgeState, SOCKET_PATH, metric};
@@ -73,7 +73,7 @@ async fn session_check(state: &BridgeState, session: &Session) -> Result<(), Ref
     if claims.id != session.user_id {
         return Err(Refusal::BadToken);
     }
-    check_user(state.store(), &session.user_id).await
+    check_session(state.store(), &claims).await
 }
 
 async fn authenticate(
@@ -87,7 +87,7 @@ async fn authenticate(
         .filter(|t| !t.is_empty())
         .ok_or(Refusal::NoToken)?;
     let claims = verify(state.config().secret_key.as_deref(), &token)?;
-    check_user(state.store(), &claims.id).await?;
+    check_session(state.store(), &claims).await?;
     socket.extensions.insert(Session {
         user_id: claims.id,
         token,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chatstore_core::{NewChat, NewUser, Store};
 use chatstore_sql::{SqlOptions, connect};
 use sqlx::Connection;
-use support::{Client, Transport, is, token};
+use support::{Client, Transport, is, token_for};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -45,11 +45,11 @@ async fn two_bridges_on_one_postgres_both_deliver() {
     let store_b = open(&url).await;
     let a = support::serve(store_a.clone()).await;
     let b = support::serve(store_b).await;
-    let Some(mut client_a) = Client::start(a, Some(&token(&ada)), Transport::Websocket, &[]).await
-    else {
+    let token = token_for(&writer, &ada).await;
+    let Some(mut client_a) = Client::start(a, Some(&token), Transport::Websocket, &[]).await else {
         return;
     };
-    let mut client_b = Client::start(b, Some(&token(&ada)), Transport::Polling, &[])
+    let mut client_b = Client::start(b, Some(&token), Transport::Polling, &[])
         .await
         .expect("client");
     assert!(client_a.ready().await && client_b.ready().await);
@@ -89,7 +89,8 @@ async fn a_killed_listener_loses_no_event() {
     let writer = open(&url).await;
     let ada = user(&writer).await;
     let addr = support::serve(open(&url).await).await;
-    let Some(mut client) = Client::start(addr, Some(&token(&ada)), Transport::Websocket, &[]).await
+    let token = token_for(&writer, &ada).await;
+    let Some(mut client) = Client::start(addr, Some(&token), Transport::Websocket, &[]).await
     else {
         return;
     };
@@ -133,6 +134,68 @@ async fn a_killed_listener_loses_no_event() {
             seen.insert(id.to_owned());
         }
     }
+    client.stop().await;
+    support::drop_database(&url).await;
+}
+
+/// Open WebUI's session stamp: a token must carry the user's current `auth.session_stamp`. One
+/// without a stamp, or with another, is refused; rotating the stamp (as Open WebUI does to
+/// revoke a user's sessions) disconnects a connected socket at its next check.
+#[tokio::test]
+async fn a_revoked_session_is_refused_and_disconnected() {
+    let Some(url) = support::postgres_database().await else {
+        return;
+    };
+    let store = open(&url).await;
+    let ada = user(&store).await;
+    let stamp = store
+        .users
+        .session_stamp(&ada)
+        .await
+        .expect("read the stamp")
+        .expect("the SQL store gives every new user a stamp");
+    let config = chatstore_bridge::BridgeConfig::default()
+        .secret_key(support::SECRET)
+        .recheck_interval(Duration::from_millis(300));
+    let addr = support::serve_with(store.clone(), config).await;
+    let forged = |session_stamp: Option<&str>| {
+        chatstore_bridge::sign_token(
+            support::SECRET,
+            &chatstore_bridge::Claims {
+                id: ada.clone(),
+                exp: None,
+                session_stamp: session_stamp.map(str::to_owned),
+            },
+        )
+        .expect("sign")
+    };
+    for (what, token) in [
+        ("no stamp", forged(None)),
+        ("another stamp", forged(Some("not-the-stamp"))),
+    ] {
+        let Some(mut client) = Client::start(addr, Some(&token), Transport::Websocket, &[]).await
+        else {
+            return;
+        };
+        assert!(!client.ready().await, "{what}: must be refused");
+        client.stop().await;
+    }
+
+    let Some(mut client) =
+        Client::start(addr, Some(&forged(Some(&stamp))), Transport::Websocket, &[]).await
+    else {
+        return;
+    };
+    assert!(client.ready().await, "the current stamp is accepted");
+    let mut admin = sqlx::PgConnection::connect(&url).await.expect("admin");
+    sqlx::query("UPDATE auth SET session_stamp = $1 WHERE id = $2")
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(&ada)
+        .execute(&mut admin)
+        .await
+        .expect("rotate the stamp");
+    let _ = admin.close().await;
+    client.expect("disconnect", WAIT).await;
     client.stop().await;
     support::drop_database(&url).await;
 }

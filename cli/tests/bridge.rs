@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use chatstore_bridge::{Claims, sign_token};
+use chatstore_bridge::issue_token;
 use chatstore_core::{ChatPatch, NewChat, NewUser, Store};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -113,15 +113,11 @@ async fn user(store: &Store, email: &str) -> String {
         .id
 }
 
-fn token(user_id: &str) -> String {
-    sign_token(
-        SECRET,
-        &Claims {
-            id: user_id.to_owned(),
-            exp: None,
-        },
-    )
-    .expect("token")
+/// A token as Open WebUI issues it, with the user's session stamp.
+async fn token(store: &Store, user_id: &str) -> String {
+    issue_token(store, SECRET, user_id, None)
+        .await
+        .expect("token")
 }
 
 /// The value of an unlabelled metric in Prometheus text.
@@ -178,8 +174,8 @@ async fn the_bridge_command_delivers_another_process_writes_and_counts_them() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let mut owner = Client::start(&pythonpath, port, &token(&ada));
-    let mut other = Client::start(&pythonpath, port, &token(&bob));
+    let mut owner = Client::start(&pythonpath, port, &token(&store, &ada).await);
+    let mut other = Client::start(&pythonpath, port, &token(&store, &bob).await);
     owner.expect("ready").await;
     other.expect("ready").await;
 

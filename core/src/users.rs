@@ -226,6 +226,12 @@ pub trait UserRepo: Send + Sync {
     async fn list(&self, page: PageRequest) -> Result<Page<User>>;
     /// Up to `limit` users with an id greater than `after`, ordered by id (for export).
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>>;
+    /// The user's session stamp, where the store keeps Open WebUI's credentials (`auth`):
+    /// Open WebUI puts it into every token it issues and rotates it to revoke them all (a
+    /// password change, "sign out everywhere"). `Ok(None)` when the user has none (an `auth`
+    /// row without one, or no `auth` row), `NotFound` when there is no such user, and
+    /// `Unsupported` on a store that keeps no credentials.
+    async fn session_stamp(&self, id: &str) -> Result<Option<String>>;
     /// The ids [`scan`](Self::scan) would return, without decoding the records: an export
     /// finds the id of a record it cannot read this way and sets that record aside.
     async fn scan_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {

@@ -7,6 +7,7 @@ use chatstore_core::users::{NewUser, User, UserPatch, UserRepo};
 use chatstore_core::validate::{new_id, now};
 use chatstore_core::{ModelGroup, Page, PageRequest, Result};
 
+use crate::phase::Phase;
 use crate::repair::RepairKey;
 use crate::router::{Shared, canon, on};
 
@@ -51,6 +52,16 @@ impl UserRepo for Users {
                 on!(users, [users], |r| r.create_many(users).await),
             )
             .await
+    }
+
+    async fn session_stamp(&self, id: &str) -> Result<Option<String>> {
+        // Credentials stay where Open WebUI keeps them (a store without them answers
+        // `Unsupported`): the old store answers in every phase but `new-only`, and no shadow
+        // read compares it.
+        match self.0.phase(G) {
+            Phase::NewOnly => self.0.new_of(G)?.users.session_stamp(id).await,
+            _ => self.0.old.users.session_stamp(id).await,
+        }
     }
 
     async fn get(&self, id: &str) -> Result<User> {

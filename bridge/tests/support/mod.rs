@@ -45,9 +45,18 @@ pub fn token_with(key: &str, user_id: &str, exp: Option<u64>) -> String {
         &Claims {
             id: user_id.to_owned(),
             exp,
+            session_stamp: None,
         },
     )
     .expect("sign a test token")
+}
+
+/// A token for `user_id` as Open WebUI issues it, with the user's session stamp in `store`,
+/// valid for an hour.
+pub async fn token_for(store: &Store, user_id: &str) -> String {
+    chatstore_bridge::issue_token(store, SECRET, user_id, Some(now_secs() + 3600))
+        .await
+        .expect("issue a test token")
 }
 
 /// Epoch seconds now.
@@ -260,7 +269,7 @@ pub async fn every_envelope_kind_reaches_only_the_owner(writer: &Store, bridge: 
     let addr = serve(bridge).await;
     let Some(mut owner) = Client::start(
         addr,
-        Some(&token(owner_id)),
+        Some(&token_for(writer, owner_id).await),
         Transport::Websocket,
         &[chat.id.as_str()],
     )
@@ -270,7 +279,7 @@ pub async fn every_envelope_kind_reaches_only_the_owner(writer: &Store, bridge: 
     };
     let mut other = Client::start(
         addr,
-        Some(&token(other_id)),
+        Some(&token_for(writer, other_id).await),
         Transport::Websocket,
         &[chat.id.as_str()],
     )

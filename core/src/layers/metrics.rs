@@ -183,6 +183,10 @@ impl UserRepo for Metered<dyn UserRepo> {
         self.observe("users.scan_ids", self.0.scan_ids(after, limit))
             .await
     }
+    async fn session_stamp(&self, id: &str) -> Result<Option<String>> {
+        self.observe("users.session_stamp", self.0.session_stamp(id))
+            .await
+    }
 }
 
 #[async_trait]

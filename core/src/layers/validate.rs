@@ -121,6 +121,10 @@ impl UserRepo for Validated<dyn UserRepo> {
         validate_scan_limit(limit)?;
         self.0.scan_ids(after, limit).await
     }
+    async fn session_stamp(&self, id: &str) -> Result<Option<String>> {
+        user_id(id)?;
+        self.0.session_stamp(id).await
+    }
 }
 
 #[async_trait]

@@ -40,6 +40,11 @@ impl UserRepo for MemoryBackend {
         self.transaction(|s| users.into_iter().map(|u| insert(s, u)).collect())
     }
 
+    async fn session_stamp(&self, _id: &str) -> Result<Option<String>> {
+        // Credentials are Open WebUI's `auth` table; the memory model keeps none.
+        Err(Error::unsupported("memory", "users.session_stamp"))
+    }
+
     async fn get(&self, id: &str) -> Result<User> {
         let s = self.lock()?;
         s.users
