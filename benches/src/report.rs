@@ -931,12 +931,13 @@ impl Report {
             "`files.put_stream` of a file read from disk in 64 KiB chunks, then `files.read_stream` \
              of it drained (sha256 checked on the way), against the backend's raw client copying \
              the same bytes: for local storage the same upload stream written into a new file in \
-             the upload folder in 1 MiB writes, the file and then the folder synced (a durable \
-             file copy, without the store's sha256 and row), and a read of it in 256 KiB chunks \
-             without a hash check; for PocketBase a \
+             the upload folder in 1 MiB writes and hashed on the way, the file and then the \
+             folder synced (a durable, hashed file copy, without the store's row), and a read of \
+             it in 256 KiB chunks, hashed; for PocketBase a \
              raw multipart record creation on the same collection with the bytes streamed from \
-             disk, and the record read plus a GET of the file with a file token, its body taken \
-             chunk by chunk. {} transfers per size and side, the sides taking turns; MB/s is \
+             disk and hashed, and the record read plus a GET of the file with a file token, its \
+             body taken chunk by chunk and hashed. Both sides do the same logical work: the \
+             sha256 Open WebUI records for a file, and the check a trusted read makes. {} transfers per size and side, the sides taking turns; MB/s is \
              decimal megabytes over the median time; share is adapter / raw throughput. Memory \
              per transfer is the growth of this process's resident set during one transfer, the \
              largest of the runs: {} (the server's own memory, PocketBase's or PostgreSQL's, is \
