@@ -544,6 +544,30 @@ fn push_filters(d: &mut Dyn, dialect: Dialect, query: &ChatQuery, tag_ids: &[Str
     }
 }
 
+/// The title search's SQL prefilter, a superset of Rust's match
+/// (`title.to_lowercase().contains(wanted)`, `wanted` already lower case): a title of
+/// printable ASCII only is matched exactly in SQL (ASCII lower case is Unicode lower case
+/// there); any other title passes, and Rust decides. The match then reads only the matching
+/// rows (and the non-ASCII titles) instead of every chat of the user.
+fn push_title_prefilter(d: &mut Dyn, dialect: Dialect, wanted: &str) {
+    if dialect == Dialect::Sqlite {
+        // SQLite's lower() folds ASCII only; GLOB classes are by code point.
+        d.sql(
+            " AND (COALESCE(chat.title, 'New Chat') GLOB '*[^ -~]*' \
+             OR instr(lower(COALESCE(chat.title, 'New Chat')), ",
+        );
+    } else {
+        // translate() folds ASCII whatever the database's locale (lower() in a Turkish one
+        // would fold `I` to a dotless i).
+        d.sql(
+            " AND (COALESCE(chat.title, 'New Chat') ~ '[^ -~]' \
+             OR strpos(translate(COALESCE(chat.title, 'New Chat'), \
+             'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), ",
+        );
+    }
+    d.bind(wanted.to_owned()).sql(") > 0)");
+}
+
 /// `ORDER BY` of a chat list; text compares bytewise on both dialects (as Rust does).
 fn order_by(dialect: Dialect, order: ChatOrder) -> &'static str {
     match (dialect, order) {
@@ -651,10 +675,14 @@ impl ChatRepo for SqlStore {
         let mut select = Dyn::default();
         select.sql(concat!("SELECT ", summary_columns!()));
         push_filters(&mut select, dialect, query, &tag_ids);
+        let wanted = query.title.as_ref().map(|t| t.to_lowercase());
+        if let Some(wanted) = &wanted {
+            push_title_prefilter(&mut select, dialect, wanted);
+        }
         select.sql(order_by(dialect, query.order));
-        let page = if let Some(text) = &query.title {
-            // Every row the SQL filters select, then the Unicode title match and the page.
-            let wanted = text.to_lowercase();
+        let page = if let Some(wanted) = &wanted {
+            // The rows the SQL filters and the title prefilter select, then the exact Unicode
+            // title match and the page.
             let items: Vec<ChatSummary> = tx
                 .fetch_dyn(select)
                 .await?
@@ -662,7 +690,7 @@ impl ChatRepo for SqlStore {
                 .map(summary_from_row)
                 .filter(|s| {
                     s.as_ref()
-                        .map_or(true, |s| s.title.to_lowercase().contains(&wanted))
+                        .map_or(true, |s| s.title.to_lowercase().contains(wanted))
                 })
                 .collect::<Result<_>>()?;
             let total = items.len() as u64;

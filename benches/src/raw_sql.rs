@@ -153,7 +153,6 @@ macro_rules! pg_tag {
 struct ListSql {
     count: &'static str,
     page: &'static str,
-    all: &'static str,
 }
 
 const SQLITE_LIST: ListSql = ListSql {
@@ -163,12 +162,26 @@ const SQLITE_LIST: ListSql = ListSql {
         sqlite_user_chats!(),
         " ORDER BY chat.updated_at DESC, chat.id LIMIT $3 OFFSET $4"
     ),
-    all: concat!(
-        summary_select!(),
-        sqlite_user_chats!(),
-        " ORDER BY chat.updated_at DESC, chat.id"
-    ),
 };
+
+/// The title search: the list with chatstore-sql's title prefilter.
+const SQLITE_TITLE_SEARCH: &str = concat!(
+    summary_select!(),
+    sqlite_user_chats!(),
+    " AND (COALESCE(chat.title, 'New Chat') GLOB '*[^ -~]*' \
+     OR instr(lower(COALESCE(chat.title, 'New Chat')), $3) > 0)",
+    " ORDER BY chat.updated_at DESC, chat.id"
+);
+
+/// The title search on PostgreSQL.
+const PG_TITLE_SEARCH: &str = concat!(
+    summary_select!(),
+    pg_user_chats!(),
+    " AND (COALESCE(chat.title, 'New Chat') ~ '[^ -~]' \
+     OR strpos(translate(COALESCE(chat.title, 'New Chat'), \
+     'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), $3) > 0)",
+    " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\""
+);
 
 const PG_LIST: ListSql = ListSql {
     count: concat!("SELECT count(*) AS n", pg_user_chats!()),
@@ -176,11 +189,6 @@ const PG_LIST: ListSql = ListSql {
         summary_select!(),
         pg_user_chats!(),
         " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\" LIMIT $3 OFFSET $4"
-    ),
-    all: concat!(
-        summary_select!(),
-        pg_user_chats!(),
-        " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\""
     ),
 };
 
@@ -198,7 +206,6 @@ const SQLITE_TWO_TAGS: ListSql = ListSql {
         sqlite_tag!("$4"),
         " ORDER BY chat.updated_at DESC, chat.id LIMIT $5 OFFSET $6"
     ),
-    all: "",
 };
 
 const PG_TWO_TAGS: ListSql = ListSql {
@@ -215,7 +222,6 @@ const PG_TWO_TAGS: ListSql = ListSql {
         pg_tag!("$4"),
         " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\" LIMIT $5 OFFSET $6"
     ),
-    all: "",
 };
 
 const PG_READ_TX: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
@@ -878,12 +884,13 @@ impl RawBaseline for RawSqlx {
     }
 
     async fn search_title(&self, fx: &Fixture, _i: u64) -> Result<()> {
-        // The adapter matches titles in Rust (Unicode case folding, which SQLite's LIKE lacks):
-        // every row of the user's list, then the match and the first page.
+        // The adapter's statement: the user's list with its title prefilter (printable ASCII
+        // titles matched in SQL, the others passed on), then the exact Unicode match in Rust
+        // and the first page.
         let wanted = SEARCH_TERM.to_lowercase();
         let user = fx.heavy_user_id.as_str();
         let rows: Vec<SummaryRow> = on_pool!(self, p, sqlite => {
-            let sql = if sqlite { SQLITE_LIST.all } else { PG_LIST.all };
+            let sql = if sqlite { SQLITE_TITLE_SEARCH } else { PG_TITLE_SEARCH };
             let mut tx = if sqlite {
                 p.begin().await
             } else {
@@ -893,6 +900,7 @@ impl RawBaseline for RawSqlx {
             let rows = sqlx::query_as(sql)
                 .bind(user)
                 .bind(false)
+                .bind(wanted.as_str())
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db("search title"))?;

@@ -251,12 +251,16 @@ pub async fn folder_filter_selects_by_folder(store: &Store) -> Result<()> {
     Ok(())
 }
 
-/// Title search matches a substring case-insensitively, non-ASCII letters included.
+/// Title search matches a substring case-insensitively (Unicode lower case), non-ASCII
+/// letters included.
 pub async fn title_search_is_case_insensitive_for_unicode(store: &Store) -> Result<()> {
     chat(store, "user-1", "a", "Mon ÉCOLE préférée", T0).await?;
     chat(store, "user-1", "b", "Straße und Ölpreis", T0 + 1).await?;
     chat(store, "user-1", "c", "plain ascii", T0 + 2).await?;
+    // The Kelvin sign lower-cases to an ASCII `k`: an ASCII search finds a non-ASCII title.
+    chat(store, "user-1", "d", "\u{212A}elvin scale", T0 + 3).await?;
     let q = |t: &str| ChatQuery::for_user("user-1").with_title(t);
+    assert_eq!(list_ids(store, q("kelvin")).await?, ["d"]);
     assert_eq!(list_ids(store, q("école")).await?, ["a"]);
     assert_eq!(list_ids(store, q("ÖLPREIS")).await?, ["b"]);
     assert_eq!(list_ids(store, q("ASCII")).await?, ["c"]);
