@@ -8,6 +8,12 @@ use chatstore_core::{Error, Result};
 pub struct PgVectorConfig {
     /// `postgres://...` URL.
     pub url: String,
+    /// A URL of the PostgreSQL server itself, for the work that needs a session of its own
+    /// (index builds `CONCURRENTLY` under a session advisory lock) when `url` goes through a
+    /// transaction pooler such as PgBouncer (`CHATSTORE_PGVECTOR_DIRECT_URL`). Without it,
+    /// behind a pooler, collections are searched exactly and never indexed. Unused when `url`
+    /// reaches the server directly.
+    pub direct_url: Option<String>,
     /// Most connections the pool opens (Open WebUI: `PGVECTOR_POOL_SIZE`).
     pub pool_size: u32,
     /// Dimension of the vector column of a new table; shorter vectors are zero-padded to it
@@ -44,6 +50,9 @@ pub struct PgVectorConfig {
     pub auto_index_delay: std::time::Duration,
 }
 
+/// The environment variable holding [`PgVectorConfig::direct_url`].
+pub const DIRECT_URL_ENV: &str = "CHATSTORE_PGVECTOR_DIRECT_URL";
+
 /// Default `m` of chatstore's partial HNSW indexes. Measured at 100k x 384 on clustered data
 /// (README, "Choosing m and ef_construction"): Open WebUI's m 16 / ef_construction 64 levelled
 /// off near recall@10 0.99 in an 89k-row collection (ef_search 640, 6 ms, or an exact scan);
@@ -56,6 +65,7 @@ impl Default for PgVectorConfig {
     fn default() -> Self {
         PgVectorConfig {
             url: String::new(),
+            direct_url: None,
             pool_size: 10,
             dimension: 1536,
             use_halfvec: false,
@@ -81,6 +91,13 @@ impl PgVectorConfig {
             url: url.into(),
             ..PgVectorConfig::default()
         }
+    }
+
+    /// Sets the server's own URL for index builds behind a transaction pooler (see
+    /// [`PgVectorConfig::direct_url`]).
+    pub fn direct_url(mut self, url: impl Into<String>) -> Self {
+        self.direct_url = Some(url.into());
+        self
     }
 
     /// Sets the pool size.
@@ -127,6 +144,7 @@ impl PgVectorConfig {
     }
 
     /// Reads `CHATSTORE_PGVECTOR_URL` (or `PGVECTOR_DB_URL`, then `DATABASE_URL`),
+    /// `CHATSTORE_PGVECTOR_DIRECT_URL`,
     /// `CHATSTORE_PGVECTOR_POOL_SIZE` (or `PGVECTOR_POOL_SIZE`),
     /// `PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH`, `PGVECTOR_USE_HALFVEC`,
     /// `PGVECTOR_CREATE_EXTENSION`, `CHATSTORE_PGVECTOR_EXACT_MAX_ROWS` and
@@ -145,6 +163,7 @@ impl PgVectorConfig {
             },
         )?;
         let mut config = PgVectorConfig::new(url);
+        config.direct_url = var(&[DIRECT_URL_ENV]);
         if let Some(v) = var(&["CHATSTORE_PGVECTOR_POOL_SIZE", "PGVECTOR_POOL_SIZE"]) {
             config.pool_size = parse("PGVECTOR_POOL_SIZE", &v)?;
         }

@@ -89,7 +89,8 @@ const SAMPLE_IDS: &str = "SELECT id FROM document_chunk WHERE collection_name = 
      ORDER BY random() LIMIT $2";
 /// At most this many scattered rows are timed (about a 5 % filter of a 100k-row collection).
 const SCATTERED_ROWS: i64 = 4_000;
-const SAMPLE: &str = "SELECT id, vector::vector FROM document_chunk WHERE collection_name = $1 \
+/// `{vector}` is the vector column as it is read (`Statements::vector_expr`).
+const SAMPLE: &str = "SELECT id, {vector} FROM document_chunk WHERE collection_name = $1 \
      ORDER BY random() LIMIT $2";
 
 /// What [`PgVectorStore::optimize`] decided for a collection.
@@ -192,7 +193,7 @@ impl PgVectorStore {
     /// Whether a collection that has seen `written` rows written since its last `optimize`
     /// (which found `indexed_rows` rows, if it ran) is due for an automatic build.
     pub(crate) fn index_due(&self, written: i64, indexed_rows: Option<i64>) -> bool {
-        if !self.config.auto_index || !self.schema.supports_hnsw() {
+        if !self.config.auto_index || !self.schema.supports_hnsw() || self.own_session.is_none() {
             return false;
         }
         match indexed_rows {
@@ -278,11 +279,15 @@ impl PgVectorStore {
 
     /// Whether the collection is still due for a build by its side-table counts.
     async fn still_due(&self, collection: &str) -> Result<bool> {
-        let row: Option<(i64, Option<i64>)> = sqlx::query_as(WRITTEN)
+        let mut session = self.session().await?;
+        let row: Option<(i64, Option<i64>)> = self
+            .prepare
+            .rows(WRITTEN)
             .bind(collection)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *session)
             .await
             .map_err(during("reading a collection's write count"))?;
+        session.finish().await?;
         Ok(row.is_some_and(|(written, rows)| self.index_due(written, rows)))
     }
 
@@ -307,16 +312,21 @@ impl PgVectorStore {
     pub async fn optimize(&self, collection: &str) -> Result<CollectionPlan> {
         validate_collection(collection)?;
         let _one_at_a_time = self.builder.running.lock().await;
-        sqlx::query(RESET_WRITTEN)
+        let mut session = self.session().await?;
+        self.prepare
+            .query(RESET_WRITTEN)
             .bind(collection)
-            .execute(&self.pool)
+            .execute(&mut *session)
             .await
             .map_err(during("resetting a collection's write count"))?;
-        let rows: i64 = sqlx::query_scalar(COUNT)
+        let rows: i64 = self
+            .prepare
+            .scalar(COUNT)
             .bind(collection)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *session)
             .await
             .map_err(during("counting a collection"))?;
+        session.finish().await?;
         if rows <= self.config.exact_max_rows || !self.schema.supports_hnsw() {
             self.mark_exact(collection, rows).await?;
             return Ok(CollectionPlan {
@@ -341,16 +351,22 @@ impl PgVectorStore {
 
     /// [`optimize`](Self::optimize) for every collection that is large or has an index.
     pub async fn optimize_all(&self) -> Result<Vec<CollectionPlan>> {
-        let counts: Vec<(String, i64)> = sqlx::query_as(COUNTS)
-            .fetch_all(&self.pool)
+        let mut session = self.session().await?;
+        let counts: Vec<(String, i64)> = self
+            .prepare
+            .rows(COUNTS)
+            .fetch_all(&mut *session)
             .await
             .map_err(during("counting collections"))?;
-        let indexed: HashSet<String> = sqlx::query_scalar(INDEXED)
-            .fetch_all(&self.pool)
+        let indexed: HashSet<String> = self
+            .prepare
+            .scalar(INDEXED)
+            .fetch_all(&mut *session)
             .await
             .map_err(during("listing indexed collections"))?
             .into_iter()
             .collect();
+        session.finish().await?;
         let mut plans = Vec::new();
         for (collection, rows) in counts {
             if rows > self.config.exact_max_rows || indexed.contains(&collection) {
@@ -361,10 +377,19 @@ impl PgVectorStore {
     }
 
     /// A connection of its own for DDL that cannot run in a transaction; closing it releases
-    /// its session settings and advisory lock, whatever happened.
+    /// its session settings and advisory lock, whatever happened. Behind a transaction pooler
+    /// it goes to `PgVectorConfig::direct_url`; without one, `Unsupported`.
     async fn ddl_connection(&self) -> Result<PgConnection> {
-        let options = self.pool.connect_options();
-        PgConnection::connect_with(&options)
+        let options = self.own_session.as_ref().ok_or_else(|| {
+            chatstore_core::Error::unsupported(
+                crate::BACKEND,
+                "building a collection's HNSW index through a transaction pooler: the build \
+                 (CREATE INDEX CONCURRENTLY under a session advisory lock) needs a connection \
+                 of its own; set CHATSTORE_PGVECTOR_DIRECT_URL (PgVectorConfig::direct_url) to \
+                 the PostgreSQL server's own URL (searches stay exact until then)",
+            )
+        })?;
+        PgConnection::connect_with(options)
             .await
             .map_err(during("connecting for an index build"))
     }
@@ -478,12 +503,12 @@ impl PgVectorStore {
 
     /// Measures recall@10 of the HNSW plan against exact search at increasing `ef_search`.
     async fn calibrate(&self, collection: &str, rows: i64) -> Result<(SearchPlan, Option<f64>)> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(during("acquiring a connection"))?;
-        let sample = sqlx::query(SAMPLE)
+        let mut conn = self.session().await?;
+        let sample = self
+            .prepare
+            .query(sqlx::AssertSqlSafe(
+                SAMPLE.replace("{vector}", self.statements.vector_expr),
+            ))
             .bind(collection)
             .bind(CALIBRATION_QUERIES)
             .fetch_all(&mut *conn)
@@ -493,11 +518,16 @@ impl PgVectorStore {
         let mut queries = Vec::with_capacity(sample.len());
         for row in &sample {
             let id: String = row.try_get(0).map_err(during("reading a sample"))?;
-            let v: pgvector::Vector = row.try_get(1).map_err(during("reading a sample"))?;
-            ids.push(id);
-            queries.push(v.to_vec());
+            let v = self
+                .read_vector(row, 1)
+                .map_err(during("reading a sample"))?;
+            if let Some(v) = v {
+                ids.push(id);
+                queries.push(v);
+            }
         }
         if queries.is_empty() {
+            conn.finish().await?;
             return Ok((SearchPlan::Exact, None));
         }
         let k = u32::try_from(CALIBRATION_K + 1).unwrap_or(11);
@@ -556,7 +586,9 @@ impl PgVectorStore {
             // whole collection in order (measured 4-6x at 100k rows). So the exact scan is
             // timed on random subsets of the collection's rows, found by id: a large and a
             // small one, whose difference is the per-row cost without the statement's own.
-            let scattered: Vec<String> = sqlx::query_scalar(SAMPLE_IDS)
+            let scattered: Vec<String> = self
+                .prepare
+                .scalar(SAMPLE_IDS)
                 .bind(collection)
                 .bind((rows / 20).clamp(100, SCATTERED_ROWS))
                 .fetch_all(&mut *conn)
@@ -599,7 +631,8 @@ impl PgVectorStore {
                 "filter threshold"
             );
             let counts = self.value_counts(&mut conn, collection).await?;
-            sqlx::query(SET_PLAN)
+            self.prepare
+                .query(SET_PLAN)
                 .bind(collection)
                 .bind(i32::try_from(ef).unwrap_or(1_000))
                 .bind(rows)
@@ -608,8 +641,10 @@ impl PgVectorStore {
                 .execute(&mut *conn)
                 .await
                 .map_err(during("recording ef_search"))?;
+            conn.finish().await?;
             return Ok((SearchPlan::Hnsw { ef_search: ef }, Some(recall)));
         }
+        conn.finish().await?;
         Ok((SearchPlan::Exact, best))
     }
 
@@ -647,7 +682,9 @@ impl PgVectorStore {
     /// values, `rest` bounding the rows of any value left out (0 when none was).
     async fn value_counts(&self, conn: &mut PgConnection, collection: &str) -> Result<Value> {
         let keys: Vec<String> = FILTER_KEYS.iter().map(|k| (*k).to_owned()).collect();
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(VALUE_COUNTS)
+        let rows: Vec<(String, String, i64)> = self
+            .prepare
+            .rows(VALUE_COUNTS)
             .bind(collection)
             .bind(keys)
             .bind(VALUES_KEPT + 1)
@@ -685,12 +722,15 @@ impl PgVectorStore {
             .begin()
             .await
             .map_err(during("opening a transaction"))?;
-        let index: Option<Option<String>> = sqlx::query_scalar(CURRENT_INDEX)
+        let index: Option<Option<String>> = self
+            .prepare
+            .scalar(CURRENT_INDEX)
             .bind(collection)
             .fetch_optional(&mut *tx)
             .await
             .map_err(during("reading a collection's index"))?;
-        sqlx::query(MARK_EXACT)
+        self.prepare
+            .query(MARK_EXACT)
             .bind(collection)
             .bind(rows)
             .execute(&mut *tx)

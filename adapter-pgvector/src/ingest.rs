@@ -13,6 +13,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 
 use crate::error::during;
+use crate::session::Prepare;
 use crate::vectors::forget_if_empty;
 use crate::{ColumnType, PgVectorStore};
 
@@ -41,6 +42,10 @@ const COPY_INSERT: &str = "COPY document_chunk (id, vector, collection_name, tex
 /// A per-session staging table, emptied at every commit.
 const STAGE: &str = "CREATE TEMP TABLE IF NOT EXISTS chatstore_staging \
      (id TEXT, vector vector, text TEXT, vmetadata JSONB) ON COMMIT DELETE ROWS";
+/// [`STAGE`] through a transaction pooler: the staging table lives only as long as its
+/// transaction, leaving nothing behind on a server connection other clients get next.
+const STAGE_POOLED: &str = "CREATE TEMP TABLE IF NOT EXISTS chatstore_staging \
+     (id TEXT, vector vector, text TEXT, vmetadata JSONB) ON COMMIT DROP";
 const COPY_STAGE: &str =
     "COPY chatstore_staging (id, vector, text, vmetadata) FROM STDIN (FORMAT binary)";
 /// From this many rows on, upserts go through COPY into the staging table; fewer go through
@@ -78,7 +83,9 @@ impl PgVectorStore {
             .begin()
             .await
             .map_err(during("opening a transaction"))?;
-        let (held, written, indexed_rows): (Option<i32>, i64, Option<i64>) = sqlx::query_as(CLAIM)
+        let (held, written, indexed_rows): (Option<i32>, i64, Option<i64>) = self
+            .prepare
+            .rows(CLAIM)
             .bind(collection)
             .bind(dim_i32)
             .bind(i64::try_from(items.len()).unwrap_or(i64::MAX))
@@ -91,7 +98,9 @@ impl PgVectorStore {
             // An insert keeps every existing row; an upsert replaces its own ids, so only the
             // other rows pin the dimension (as in the memory model).
             let except: &[String] = if mode == Mode::Upsert { &ids } else { &[] };
-            let pinned: bool = sqlx::query_scalar(HAS_OTHER_ROWS)
+            let pinned: bool = self
+                .prepare
+                .scalar(HAS_OTHER_ROWS)
                 .bind(collection)
                 .bind(except)
                 .fetch_one(&mut *tx)
@@ -100,7 +109,8 @@ impl PgVectorStore {
             if pinned {
                 validate_items(&items, Some(held), max_dim)?;
             }
-            sqlx::query(SET_DIMENSION)
+            self.prepare
+                .query(SET_DIMENSION)
                 .bind(collection)
                 .bind(dim_i32)
                 .execute(&mut *tx)
@@ -119,7 +129,9 @@ impl PgVectorStore {
                 .await?;
         } else if items.len() < STAGING_MIN_ROWS || !copyable {
             if mode == Mode::Upsert {
-                holders = sqlx::query_scalar(HOLDERS)
+                holders = self
+                    .prepare
+                    .scalar(HOLDERS)
                     .bind(&ids)
                     .fetch_all(&mut *tx)
                     .await
@@ -140,7 +152,9 @@ impl PgVectorStore {
             let mut savepoint = sqlx::Connection::begin(&mut *tx)
                 .await
                 .map_err(during("opening a savepoint"))?;
-            holders = sqlx::query_scalar(DELETE_IDS)
+            holders = self
+                .prepare
+                .scalar(DELETE_IDS)
                 .bind(&ids)
                 .fetch_all(&mut *savepoint)
                 .await
@@ -164,7 +178,7 @@ impl PgVectorStore {
             }
         }
         for source in holders.iter().filter(|c| *c != collection) {
-            forget_if_empty(&mut tx, source).await?;
+            forget_if_empty(&mut tx, source, self.prepare).await?;
         }
         tx.commit().await.map_err(during("committing vectors"))?;
         self.after_write(collection, self.index_due(written, indexed_rows));
@@ -189,7 +203,11 @@ impl PgVectorStore {
         collection: &str,
         mode: Mode,
     ) -> Result<()> {
-        sqlx::raw_sql(STAGE)
+        let stage = match self.prepare {
+            Prepare::Named => STAGE,
+            Prepare::Unnamed => STAGE_POOLED,
+        };
+        sqlx::raw_sql(stage)
             .execute(&mut *conn)
             .await
             .map_err(during("creating the staging table"))?;
@@ -198,7 +216,8 @@ impl PgVectorStore {
             Mode::Insert => &self.statements.insert_staged,
             Mode::Upsert => &self.statements.upsert_staged,
         };
-        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+        self.prepare
+            .query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(collection)
             .execute(&mut *conn)
             .await
@@ -229,7 +248,8 @@ impl PgVectorStore {
                 texts.push(item.text.as_str());
                 metadata.push(Value::Object(item.metadata.clone()));
             }
-            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            self.prepare
+                .query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(ids)
                 .bind(vectors)
                 .bind(texts)

@@ -20,6 +20,9 @@
 //! - Inserts and large upserts go by binary `COPY` straight into the table (an upsert deletes
 //!   the rows it replaces first; a taken id fails an insert with `Conflict`); small writes by
 //!   one `INSERT ... SELECT FROM unnest(...)` with binary arrays. Each call is one transaction.
+//! - Through PgBouncer in transaction mode (detected at open) every statement is unnamed and
+//!   every call one transaction; index builds, which need a session of their own, connect to
+//!   [`PgVectorConfig::direct_url`] (README, "Behind PgBouncer").
 //!
 //! ```no_run
 //! use chatstore_core::{VectorFilter, VectorItem, VectorRepo};
@@ -53,15 +56,18 @@ mod ingest;
 mod open_webui;
 mod schema;
 mod search;
+mod session;
 mod vectors;
 
 use std::sync::Arc;
 
 use chatstore_core::{Result, Store, StoreParts};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 
-pub use config::PgVectorConfig;
+use crate::session::Prepare;
+
+pub use config::{DIRECT_URL_ENV, PgVectorConfig};
 pub use indexes::CollectionPlan;
 pub use open_webui::OpenWebUiIndex;
 pub use schema::FILTER_KEYS;
@@ -79,6 +85,11 @@ pub struct PgVectorStore {
     config: Arc<PgVectorConfig>,
     statements: Arc<Statements>,
     builder: Arc<indexes::Builder>,
+    /// Named statements (direct) or unnamed ones in transactions (through a pooler).
+    prepare: Prepare,
+    /// Where work that needs a session of its own connects: the pool's server when it is
+    /// reached directly, `config.direct_url` behind a pooler, `None` when there is none.
+    own_session: Option<PgConnectOptions>,
 }
 
 /// SQL that depends on the detected column type, built once.
@@ -88,12 +99,16 @@ struct Statements {
     upsert: String,
     insert_staged: String,
     upsert_staged: String,
-    /// The vector column as a `vector` (a `halfvec` column is cast).
+    /// The vector column as a `vector` (a `halfvec` column is cast), or as `real[]` through a
+    /// pooler; [`PgVectorStore::read_vector`] decodes either.
     vector_expr: &'static str,
 }
 
 impl PgVectorStore {
-    /// Opens a pool of `config.pool_size` connections and ensures the schema.
+    /// Opens a pool of `config.pool_size` connections and ensures the schema. Through a
+    /// transaction pooler (PgBouncer in transaction mode, detected by the server's port) every
+    /// statement is unnamed and runs in a transaction; see [`PgVectorConfig::direct_url`] for
+    /// index builds there.
     pub async fn connect(config: PgVectorConfig) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(config.pool_size.max(1))
@@ -101,25 +116,72 @@ impl PgVectorStore {
             .connect(&config.url)
             .await
             .map_err(error::during("connecting to PostgreSQL"))?;
-        if let Err(e) = check_pool_budget(&pool, &config).await {
-            pool.close().await;
-            return Err(e);
-        }
-        Self::from_pool(pool, config).await
+        let pooled = match check_pool_budget(&pool, &config).await {
+            Ok(pooled) => pooled,
+            Err(e) => {
+                pool.close().await;
+                return Err(e);
+            }
+        };
+        Self::open(pool, config, pooled).await
     }
 
     /// Uses an existing pool (its size is the caller's); `config.url` and `pool_size` are
-    /// ignored.
+    /// ignored. A pool that reaches the server through a transaction pooler is detected as in
+    /// [`connect`](Self::connect).
     pub async fn from_pool(pool: PgPool, config: PgVectorConfig) -> Result<Self> {
-        let schema = schema::ensure(&pool, &config).await?;
-        let statements = Statements::new(schema.column_type);
+        let pooled = match server_facts(&pool).await {
+            Some(row) => reached_through_pooler(&pool.connect_options(), &row),
+            None => false,
+        };
+        Self::open(pool, config, pooled).await
+    }
+
+    async fn open(pool: PgPool, config: PgVectorConfig, pooled: bool) -> Result<Self> {
+        let (prepare, own_session) = if pooled {
+            let direct = match &config.direct_url {
+                Some(url) => Some(url.parse::<PgConnectOptions>().map_err(|e| {
+                    chatstore_core::Error::invalid(format!(
+                        "bad PostgreSQL URL in the pgvector direct URL ({DIRECT_URL_ENV}): {e}"
+                    ))
+                })?),
+                None => {
+                    tracing::warn!(
+                        "pgvector is reached through a transaction pooler and has no direct URL \
+                         ({DIRECT_URL_ENV}): collections are searched exactly, none is indexed"
+                    );
+                    None
+                }
+            };
+            tracing::info!(
+                "pgvector is reached through a pooler: unnamed statements in transactions"
+            );
+            (Prepare::Unnamed, direct)
+        } else {
+            (Prepare::Named, Some((*pool.connect_options()).clone()))
+        };
+        let schema = schema::ensure(&pool, &config, prepare, own_session.as_ref()).await?;
+        let statements = Statements::new(schema.column_type, prepare);
         Ok(PgVectorStore {
             pool,
             schema,
             config: Arc::new(config),
             statements: Arc::new(statements),
             builder: Arc::new(indexes::Builder::default()),
+            prepare,
+            own_session,
         })
+    }
+
+    /// Whether the store reaches PostgreSQL through a transaction pooler (statements unnamed,
+    /// each call in a transaction).
+    pub fn through_pooler(&self) -> bool {
+        self.prepare == Prepare::Unnamed
+    }
+
+    /// A connection for a few statements (a transaction through a pooler).
+    pub(crate) async fn session(&self) -> Result<session::Session> {
+        session::Session::open(&self.pool, self.prepare).await
     }
 
     /// What the database holds: column type, dimension, pgvector version.
@@ -178,6 +240,21 @@ impl PgVectorStore {
             .map_err(error::during("committing the global index"))
     }
 
+    /// Decodes column `i` of a row holding [`Statements::vector_expr`].
+    fn read_vector(
+        &self,
+        row: &PgRow,
+        i: usize,
+    ) -> std::result::Result<Option<Vec<f32>>, sqlx::Error> {
+        use sqlx::Row as _;
+        match self.prepare {
+            Prepare::Named => Ok(row
+                .try_get::<Option<pgvector::Vector>, _>(i)?
+                .map(|v| v.to_vec())),
+            Prepare::Unnamed => row.try_get::<Option<Vec<f32>>, _>(i),
+        }
+    }
+
     /// Zero-pads a validated vector to the column's dimension.
     fn to_column(&self, v: &[f32]) -> pgvector::Vector {
         let mut padded = v.to_vec();
@@ -194,7 +271,7 @@ const ON_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET vector = EXCLUDED.vec
      vmetadata = EXCLUDED.vmetadata";
 
 impl Statements {
-    fn new(column_type: ColumnType) -> Self {
+    fn new(column_type: ColumnType, prepare: Prepare) -> Self {
         let ty = column_type.sql_name();
         let insert = format!(
             "INSERT INTO document_chunk (id, vector, collection_name, text, vmetadata) \
@@ -202,9 +279,14 @@ impl Statements {
              FROM unnest($1::text[], $2::{ty}[], $3::text[], $4::jsonb[]) AS u(id, v, t, m)"
         );
         let upsert = format!("{insert}{ON_CONFLICT}");
-        let vector_expr = match column_type {
-            ColumnType::Vector => "vector",
-            ColumnType::HalfVec => "vector::vector",
+        // Through a pooler a result column of type `vector` is read as `real[]`: sqlx looks an
+        // unknown result type up with a simple query between Parse and Bind, and a simple
+        // query drops the unnamed statement (SQLSTATE 26000 at Bind).
+        let vector_expr = match (column_type, prepare) {
+            (ColumnType::Vector, Prepare::Named) => "vector",
+            (ColumnType::HalfVec, Prepare::Named) => "vector::vector",
+            (ColumnType::Vector, Prepare::Unnamed) => "vector::real[]",
+            (ColumnType::HalfVec, Prepare::Unnamed) => "vector::vector::real[]",
         };
         let insert_staged = format!(
             "INSERT INTO document_chunk (id, vector, collection_name, text, vmetadata) \
@@ -221,47 +303,58 @@ impl Statements {
     }
 }
 
-/// Refuses a pool that cannot fit in the server's connection budget (see
-/// [`chatstore_core::pool_budget`]); the pool's own open connections are not counted. Through a
-/// pooler, or when the server will not say, the pool is let through.
-async fn check_pool_budget(pool: &PgPool, config: &PgVectorConfig) -> Result<()> {
-    use chatstore_core::pool_budget::{POSTGRES_QUERY, PoolBudget, behind_pooler};
-    use sqlx::Row as _;
+/// `chatstore_core::pool_budget`'s row (connection budget and the server's port), read with an
+/// unnamed statement in a transaction, the one form that works through any pooler; `None`
+/// (logged) when the server will not say.
+async fn server_facts(pool: &PgPool) -> Option<PgRow> {
     let read = async {
         let mut tx = pool.begin().await?;
-        let row = sqlx::query(POSTGRES_QUERY)
+        let row = sqlx::query(chatstore_core::pool_budget::POSTGRES_QUERY)
             .persistent(false)
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok::<_, sqlx::Error>(row)
     };
-    let row = match read.await {
-        Ok(row) => row,
-        Err(e) => {
-            tracing::warn!("cannot read the server's connection budget: {e}");
-            return Ok(());
-        }
+    read.await
+        .inspect_err(|e| tracing::warn!("cannot read the server's connection budget: {e}"))
+        .ok()
+}
+
+/// Whether the server answering on `options`' port says it listens on another one (a pooler
+/// in between).
+fn reached_through_pooler(options: &PgConnectOptions, row: &PgRow) -> bool {
+    use sqlx::Row as _;
+    let server_port = row.try_get::<Option<i32>, _>("server_port").ok().flatten();
+    let dialled = options.get_socket().is_none().then(|| options.get_port());
+    chatstore_core::pool_budget::behind_pooler(dialled, server_port)
+}
+
+/// Refuses a pool that cannot fit in the server's connection budget (see
+/// [`chatstore_core::pool_budget`]); the pool's own open connections are not counted. Through a
+/// pooler, or when the server will not say, the pool is let through. `Ok(true)` when the pool
+/// goes through a pooler.
+async fn check_pool_budget(pool: &PgPool, config: &PgVectorConfig) -> Result<bool> {
+    use chatstore_core::pool_budget::PoolBudget;
+    use sqlx::Row as _;
+    let Some(row) = server_facts(pool).await else {
+        return Ok(false);
     };
+    if reached_through_pooler(&pool.connect_options(), &row) {
+        tracing::info!("PostgreSQL is reached through a pooler: its connection budget applies");
+        return Ok(true);
+    }
     let number = |name: &str| {
         row.try_get::<i32, _>(name)
             .map(|n| u32::try_from(n).unwrap_or(0))
             .unwrap_or(0)
     };
-    let server_port = row.try_get::<Option<i32>, _>("server_port").ok().flatten();
-    let dialled = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&config.url)
-        .ok()
-        .filter(|o| o.get_socket().is_none())
-        .map(|o| o.get_port());
-    if behind_pooler(dialled, server_port) {
-        tracing::info!("PostgreSQL is reached through a pooler: its connection budget applies");
-        return Ok(());
-    }
     PoolBudget {
         max_connections: number("max_connections"),
         superuser_reserved: number("superuser_reserved"),
         reserved: number("reserved"),
         in_use: number("in_use").saturating_sub(pool.size()),
     }
-    .check(config.pool_size.max(1))
+    .check(config.pool_size.max(1))?;
+    Ok(false)
 }

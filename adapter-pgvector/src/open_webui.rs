@@ -91,7 +91,9 @@ impl PgVectorStore {
             .begin()
             .await
             .map_err(during("opening a transaction"))?;
-        let existing: Option<String> = sqlx::query_scalar(EXISTING)
+        let existing: Option<String> = self
+            .prepare
+            .scalar(EXISTING)
             .fetch_optional(&mut *tx)
             .await
             .map_err(during("looking for Open WebUI's vector index"))?;
@@ -102,7 +104,9 @@ impl PgVectorStore {
         {
             return Ok(false);
         }
-        let rows: i64 = sqlx::query_scalar(ROWS)
+        let rows: i64 = self
+            .prepare
+            .scalar(ROWS)
             .fetch_one(&mut *tx)
             .await
             .map_err(during("counting document_chunk"))?;

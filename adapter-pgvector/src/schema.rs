@@ -3,10 +3,12 @@
 //! version) and adapts to it.
 
 use chatstore_core::{Error, Result};
-use sqlx::{PgPool, Row};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use crate::config::PgVectorConfig;
 use crate::error::during;
+use crate::session::{Prepare, Session};
 
 /// Advisory lock key that serialises schema creation across processes ("chatstore" in ASCII).
 const SCHEMA_LOCK: i64 = 0x6368_6174_7374_6f72;
@@ -117,24 +119,33 @@ const SIDE_TABLE: &str = "CREATE TABLE IF NOT EXISTS chatstore_collection (\
 
 /// Ensures the extension, the table, its indexes and the side table exist; returns what was
 /// found. Runs in one transaction under an advisory lock, so processes starting together do not
-/// race.
-pub async fn ensure(pool: &PgPool, config: &PgVectorConfig) -> Result<Schema> {
+/// race. The filter indexes an existing table lacks are built afterwards on `own_session` (a
+/// connection of its own to the server), or left out when there is none.
+pub(crate) async fn ensure(
+    pool: &PgPool,
+    config: &PgVectorConfig,
+    prepare: Prepare,
+    own_session: Option<&PgConnectOptions>,
+) -> Result<Schema> {
     let mut tx = pool
         .begin()
         .await
         .map_err(during("opening a transaction"))?;
-    sqlx::query(LOCK)
+    prepare
+        .query(LOCK)
         .bind(SCHEMA_LOCK)
         .execute(&mut *tx)
         .await
         .map_err(during("taking the schema lock"))?;
 
-    let mut version: Option<String> = sqlx::query_scalar(EXTENSION_VERSION)
+    let mut version: Option<String> = prepare
+        .scalar(EXTENSION_VERSION)
         .fetch_optional(&mut *tx)
         .await
         .map_err(during("reading the pgvector version"))?;
     if version.is_none() {
-        let available: bool = sqlx::query_scalar(EXTENSION_AVAILABLE)
+        let available: bool = prepare
+            .scalar(EXTENSION_AVAILABLE)
             .fetch_one(&mut *tx)
             .await
             .map_err(during("looking for the pgvector extension"))?;
@@ -150,7 +161,8 @@ pub async fn ensure(pool: &PgPool, config: &PgVectorConfig) -> Result<Schema> {
                  (PGVECTOR_CREATE_EXTENSION=false); run `CREATE EXTENSION vector` as a privileged user",
             ));
         }
-        sqlx::query(CREATE_EXTENSION)
+        prepare
+            .query(CREATE_EXTENSION)
             .execute(&mut *tx)
             .await
             .map_err(|e| {
@@ -161,7 +173,8 @@ pub async fn ensure(pool: &PgPool, config: &PgVectorConfig) -> Result<Schema> {
                     e,
                 )
             })?;
-        version = sqlx::query_scalar(EXTENSION_VERSION)
+        version = prepare
+            .scalar(EXTENSION_VERSION)
             .fetch_optional(&mut *tx)
             .await
             .map_err(during("reading the pgvector version"))?;
@@ -169,7 +182,7 @@ pub async fn ensure(pool: &PgPool, config: &PgVectorConfig) -> Result<Schema> {
     let version = version.ok_or_else(|| Error::backend_msg("the `vector` extension vanished"))?;
     let pgvector_version = parse_version(&version);
 
-    let column = detect_column(&mut tx).await?;
+    let column = detect_column(&mut tx, prepare).await?;
     let (column_type, dimension) = match column {
         Some(found) => found,
         None => {
@@ -222,7 +235,7 @@ pub async fn ensure(pool: &PgPool, config: &PgVectorConfig) -> Result<Schema> {
             (column_type, Some(config.dimension))
         }
     };
-    check_other_columns(&mut tx).await?;
+    check_other_columns(&mut tx, prepare).await?;
     sqlx::raw_sql(COLLECTION_INDEX)
         .execute(&mut *tx)
         .await
@@ -236,7 +249,7 @@ pub async fn ensure(pool: &PgPool, config: &PgVectorConfig) -> Result<Schema> {
         .await
         .map_err(during("adding columns to chatstore_collection"))?;
     tx.commit().await.map_err(during("committing the schema"))?;
-    ensure_filter_indexes(pool).await?;
+    ensure_filter_indexes(pool, prepare, own_session).await?;
     Ok(Schema {
         column_type,
         dimension,
@@ -260,28 +273,56 @@ fn filter_index_ddl(key: &str, concurrently: bool) -> String {
 }
 
 /// Gives an existing table the filter indexes it lacks, built `CONCURRENTLY` (writers go on;
-/// an Open WebUI table may be large). An invalid leftover of a failed build is dropped and
-/// built again. Of processes that connect together, the one holding an advisory lock builds
-/// them; the others go on without waiting.
-async fn ensure_filter_indexes(pool: &PgPool) -> Result<()> {
-    let mut conn = pool
-        .acquire()
-        .await
-        .map_err(during("acquiring a connection"))?;
+/// an Open WebUI table may be large) on `own_session`. An invalid leftover of a failed build
+/// is dropped and built again. Of processes that connect together, the one holding an advisory
+/// lock builds them; the others go on without waiting. Without a session of its own (behind a
+/// pooler with no direct URL) they are left out, with a warning: searches are exact without
+/// them, only slower when filtered.
+async fn ensure_filter_indexes(
+    pool: &PgPool,
+    prepare: Prepare,
+    own_session: Option<&PgConnectOptions>,
+) -> Result<()> {
+    let mut session = Session::open(pool, prepare).await?;
     let mut missing = Vec::new();
     for key in FILTER_KEYS {
-        let valid: Option<bool> = sqlx::query_scalar(INDEX_VALID)
+        let valid: Option<bool> = prepare
+            .scalar(INDEX_VALID)
             .bind(filter_index_name(key))
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&mut *session)
             .await
             .map_err(during("looking for a filter index"))?;
         if valid != Some(true) {
             missing.push((key, valid.is_some()));
         }
     }
+    session.finish().await?;
     if missing.is_empty() {
         return Ok(());
     }
+    let Some(options) = own_session else {
+        tracing::warn!(
+            "document_chunk lacks chatstore's metadata filter indexes, which need a connection \
+             of their own to build (CREATE INDEX CONCURRENTLY): set {} to the PostgreSQL \
+             server's own URL to have them built",
+            crate::DIRECT_URL_ENV
+        );
+        return Ok(());
+    };
+    let mut conn = PgConnection::connect_with(options)
+        .await
+        .map_err(during("connecting for the filter index builds"))?;
+    let result = build_filter_indexes(&mut conn, &missing).await;
+    let closed = conn
+        .close()
+        .await
+        .map_err(during("closing the filter index connection"));
+    result.and(closed)
+}
+
+/// Builds the `missing` filter indexes (`(key, invalid leftover)`) under the filter index
+/// lock, on a connection of their own (closing it releases the lock whatever happened).
+async fn build_filter_indexes(conn: &mut PgConnection, missing: &[(&str, bool)]) -> Result<()> {
     // Another process building them: leave it to that one (searches are correct without
     // them). Waiting for its lock would hold a snapshot its concurrent build waits for.
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
@@ -292,39 +333,31 @@ async fn ensure_filter_indexes(pool: &PgPool) -> Result<()> {
     if !locked {
         return Ok(());
     }
-    let mut result = Ok(());
-    for (key, invalid) in missing {
+    for &(key, invalid) in missing {
         if invalid {
             let drop = format!(
                 "DROP INDEX CONCURRENTLY IF EXISTS {}",
                 filter_index_name(key)
             );
-            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+            sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
                 .execute(&mut *conn)
                 .await
-            {
-                result = Err(during("dropping an invalid filter index")(e));
-                break;
-            }
+                .map_err(during("dropping an invalid filter index"))?;
         }
-        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(filter_index_ddl(key, true)))
+        sqlx::raw_sql(sqlx::AssertSqlSafe(filter_index_ddl(key, true)))
             .execute(&mut *conn)
             .await
-        {
-            result = Err(during("creating a metadata filter index")(e));
-            break;
-        }
+            .map_err(during("creating a metadata filter index"))?;
     }
-    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(FILTER_INDEX_LOCK)
-        .execute(&mut *conn)
-        .await
-        .map_err(during("releasing the filter index lock"));
-    result.and(unlocked.map(drop))
+    Ok(())
 }
 
-async fn detect_column(tx: &mut sqlx::PgConnection) -> Result<Option<(ColumnType, Option<usize>)>> {
-    let row = sqlx::query(VECTOR_COLUMN)
+async fn detect_column(
+    tx: &mut PgConnection,
+    prepare: Prepare,
+) -> Result<Option<(ColumnType, Option<usize>)>> {
+    let row = prepare
+        .query(VECTOR_COLUMN)
         .fetch_optional(&mut *tx)
         .await
         .map_err(during("reading document_chunk's vector column"))?;
@@ -344,8 +377,9 @@ async fn detect_column(tx: &mut sqlx::PgConnection) -> Result<Option<(ColumnType
     Ok(Some((column_type, dimension)))
 }
 
-async fn check_other_columns(tx: &mut sqlx::PgConnection) -> Result<()> {
-    let rows = sqlx::query(COLUMN_TYPES)
+async fn check_other_columns(tx: &mut PgConnection, prepare: Prepare) -> Result<()> {
+    let rows = prepare
+        .query(COLUMN_TYPES)
         .fetch_all(&mut *tx)
         .await
         .map_err(during("reading document_chunk's columns"))?;

@@ -80,12 +80,8 @@ impl PgVectorStore {
         filter: Option<&VectorFilter>,
         limit: u32,
     ) -> Result<Vec<Vec<SearchHit>>> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(during("acquiring a connection"))?;
-        let info = collection_info(&mut conn, collection).await?;
+        let mut conn = self.session().await?;
+        let info = collection_info(&mut conn, collection, self.prepare).await?;
         validate_search(
             vectors,
             info.as_ref().and_then(|i| i.dimension),
@@ -120,6 +116,7 @@ impl PgVectorStore {
                 }
             }
         }
+        conn.finish().await?;
         Ok(hits)
     }
 
@@ -187,12 +184,9 @@ impl PgVectorStore {
         limit: u32,
     ) -> Result<SearchPlan> {
         validate_collection(collection)?;
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(during("acquiring a connection"))?;
-        let info = collection_info(&mut conn, collection).await?;
+        let mut conn = self.session().await?;
+        let info = collection_info(&mut conn, collection, self.prepare).await?;
+        conn.finish().await?;
         Ok(self.choose(info.as_ref(), filter, limit))
     }
 
@@ -279,10 +273,15 @@ impl PgVectorStore {
                 let setup = match plan {
                     SearchPlan::FilteredHnsw {
                         max_scan_tuples, ..
-                    } => sqlx::query(SET_ITERATIVE)
+                    } => self
+                        .prepare
+                        .query(SET_ITERATIVE)
                         .bind(ef_search.min(1_000).to_string())
                         .bind(max_scan_tuples.to_string()),
-                    _ => sqlx::query(SET_HNSW).bind(ef_search.min(1_000).to_string()),
+                    _ => self
+                        .prepare
+                        .query(SET_HNSW)
+                        .bind(ef_search.min(1_000).to_string()),
                 };
                 setup
                     .execute(&mut *tx)
@@ -292,7 +291,10 @@ impl PgVectorStore {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(during("searching vectors"))?;
-                tx.commit().await.map_err(during("ending a search"))?;
+                // Rolled back, not committed: the settings end with it, also when it is a
+                // savepoint inside a longer transaction (through a pooler), where a committed
+                // `set_config(.., true)` would last until that transaction ends.
+                tx.rollback().await.map_err(during("ending a search"))?;
                 rows
             }
         };
@@ -323,16 +325,11 @@ impl PgVectorStore {
     /// The plan unfiltered searches of `collection` use now.
     pub async fn plan(&self, collection: &str) -> Result<SearchPlan> {
         validate_collection(collection)?;
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(during("acquiring a connection"))?;
-        Ok(match collection_info(&mut conn, collection).await? {
-            Some(info) => match info.hnsw_ef {
-                Some(ef_search) => SearchPlan::Hnsw { ef_search },
-                None => SearchPlan::Exact,
-            },
+        let mut conn = self.session().await?;
+        let info = collection_info(&mut conn, collection, self.prepare).await?;
+        conn.finish().await?;
+        Ok(match info.and_then(|i| i.hnsw_ef) {
+            Some(ef_search) => SearchPlan::Hnsw { ef_search },
             None => SearchPlan::Exact,
         })
     }

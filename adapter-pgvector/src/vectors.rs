@@ -11,6 +11,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use crate::PgVectorStore;
 use crate::error::during;
 use crate::filter;
+use crate::session::Prepare;
 
 const HAS_COLLECTION: &str =
     "SELECT EXISTS (SELECT 1 FROM document_chunk WHERE collection_name = $1)";
@@ -44,8 +45,10 @@ pub(crate) struct CollectionInfo {
 pub(crate) async fn collection_info(
     conn: &mut PgConnection,
     name: &str,
+    prepare: Prepare,
 ) -> Result<Option<CollectionInfo>> {
-    let row = sqlx::query(INFO)
+    let row = prepare
+        .query(INFO)
         .bind(name)
         .fetch_optional(&mut *conn)
         .await
@@ -68,8 +71,13 @@ pub(crate) async fn collection_info(
 
 /// Locks the collection's side-table row (if any) until the transaction ends, so deletes and
 /// inserts of one collection serialise on it.
-pub(crate) async fn lock_collection(conn: &mut PgConnection, name: &str) -> Result<()> {
-    sqlx::query(LOCK_INFO)
+pub(crate) async fn lock_collection(
+    conn: &mut PgConnection,
+    name: &str,
+    prepare: Prepare,
+) -> Result<()> {
+    prepare
+        .query(LOCK_INFO)
         .bind(name)
         .fetch_optional(&mut *conn)
         .await
@@ -79,8 +87,13 @@ pub(crate) async fn lock_collection(conn: &mut PgConnection, name: &str) -> Resu
 
 /// When the collection has no rows left, forgets its dimension and drops its partial index: a
 /// collection exists only while it has rows.
-pub(crate) async fn forget_if_empty(conn: &mut PgConnection, name: &str) -> Result<()> {
-    let index: Option<Option<String>> = sqlx::query_scalar(FORGET)
+pub(crate) async fn forget_if_empty(
+    conn: &mut PgConnection,
+    name: &str,
+    prepare: Prepare,
+) -> Result<()> {
+    let index: Option<Option<String>> = prepare
+        .scalar(FORGET)
         .bind(name)
         .fetch_optional(&mut *conn)
         .await
@@ -111,8 +124,8 @@ impl PgVectorStore {
         let id: String = row.try_get(0).map_err(during("reading id"))?;
         let text: Option<String> = row.try_get(1).map_err(during("reading text"))?;
         let metadata: Option<Value> = row.try_get(2).map_err(during("reading vmetadata"))?;
-        let vector: Option<pgvector::Vector> = row.try_get(3).map_err(during("reading vector"))?;
-        let mut vector = vector.map(|v| v.to_vec()).unwrap_or_default();
+        let vector = self.read_vector(row, 3).map_err(during("reading vector"))?;
+        let mut vector = vector.unwrap_or_default();
         if let Some(d) = dim {
             vector.truncate(d);
         }
@@ -131,12 +144,8 @@ impl PgVectorStore {
         after: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Vec<VectorItem>> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(during("acquiring a connection"))?;
-        let dim = collection_info(&mut conn, collection)
+        let mut session = self.session().await?;
+        let dim = collection_info(&mut session, collection, self.prepare)
             .await?
             .and_then(|i| i.dimension);
         let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
@@ -154,11 +163,13 @@ impl PgVectorStore {
             qb.push(" LIMIT ");
             qb.push_bind(i64::from(limit));
         }
-        let rows = qb
-            .build()
-            .fetch_all(&mut *conn)
+        let rows = self
+            .prepare
+            .built(qb.build())
+            .fetch_all(&mut *session)
             .await
             .map_err(during("reading vectors"))?;
+        session.finish().await?;
         rows.iter().map(|r| self.item_from_row(r, dim)).collect()
     }
 }
@@ -174,11 +185,16 @@ pub(crate) fn metadata_object(value: Option<Value>) -> Map<String, Value> {
 #[async_trait]
 impl VectorRepo for PgVectorStore {
     async fn has_collection(&self, name: &str) -> Result<bool> {
-        sqlx::query_scalar(HAS_COLLECTION)
+        let mut session = self.session().await?;
+        let found = self
+            .prepare
+            .scalar(HAS_COLLECTION)
             .bind(name)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *session)
             .await
-            .map_err(during("looking for a collection"))
+            .map_err(during("looking for a collection"))?;
+        session.finish().await?;
+        Ok(found)
     }
 
     async fn delete_collection(&self, name: &str) -> Result<()> {
@@ -187,13 +203,14 @@ impl VectorRepo for PgVectorStore {
             .begin()
             .await
             .map_err(during("opening a transaction"))?;
-        lock_collection(&mut tx, name).await?;
-        sqlx::query(DELETE_COLLECTION)
+        lock_collection(&mut tx, name, self.prepare).await?;
+        self.prepare
+            .query(DELETE_COLLECTION)
             .bind(name)
             .execute(&mut *tx)
             .await
             .map_err(during("deleting a collection"))?;
-        forget_if_empty(&mut tx, name).await?;
+        forget_if_empty(&mut tx, name, self.prepare).await?;
         tx.commit().await.map_err(during("committing a delete"))
     }
 
@@ -247,7 +264,16 @@ impl VectorRepo for PgVectorStore {
     }
 
     async fn optimize(&self, collection: &str) -> Result<()> {
-        PgVectorStore::optimize(self, collection).await.map(|_| ())
+        match PgVectorStore::optimize(self, collection).await {
+            Ok(_) => Ok(()),
+            // Behind a pooler without a direct URL no index can be built: the collection
+            // stays exact, which searches correctly without any preparation.
+            Err(e) if e.kind() == chatstore_core::ErrorKind::Unsupported => {
+                tracing::warn!(collection, "not indexed: {e}");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn finish_load(&self) -> Result<()> {
@@ -266,7 +292,7 @@ impl VectorRepo for PgVectorStore {
             .begin()
             .await
             .map_err(during("opening a transaction"))?;
-        lock_collection(&mut tx, collection).await?;
+        lock_collection(&mut tx, collection, self.prepare).await?;
         let mut qb: QueryBuilder<Postgres> =
             QueryBuilder::new("DELETE FROM document_chunk d WHERE d.collection_name = ");
         qb.push_bind(collection.to_owned());
@@ -276,13 +302,14 @@ impl VectorRepo for PgVectorStore {
             qb.push(")");
         }
         filter::push(&mut qb, "d", filter);
-        let deleted = qb
-            .build()
+        let deleted = self
+            .prepare
+            .built(qb.build())
             .execute(&mut *tx)
             .await
             .map_err(during("deleting vectors"))?
             .rows_affected();
-        forget_if_empty(&mut tx, collection).await?;
+        forget_if_empty(&mut tx, collection, self.prepare).await?;
         tx.commit().await.map_err(during("committing a delete"))?;
         Ok(deleted)
     }
@@ -293,11 +320,14 @@ impl VectorRepo for PgVectorStore {
             .begin()
             .await
             .map_err(during("opening a transaction"))?;
-        let indexes: Vec<Option<String>> = sqlx::query_scalar(FORGET_ALL)
+        let indexes: Vec<Option<String>> = self
+            .prepare
+            .scalar(FORGET_ALL)
             .fetch_all(&mut *tx)
             .await
             .map_err(during("forgetting collections"))?;
-        sqlx::query(RESET)
+        self.prepare
+            .query(RESET)
             .execute(&mut *tx)
             .await
             .map_err(during("deleting every vector"))?;
@@ -308,9 +338,14 @@ impl VectorRepo for PgVectorStore {
     }
 
     async fn collections(&self) -> Result<Vec<String>> {
-        sqlx::query_scalar(COLLECTIONS)
-            .fetch_all(&self.pool)
+        let mut session = self.session().await?;
+        let names = self
+            .prepare
+            .scalar(COLLECTIONS)
+            .fetch_all(&mut *session)
             .await
-            .map_err(during("listing collections"))
+            .map_err(during("listing collections"))?;
+        session.finish().await?;
+        Ok(names)
     }
 }

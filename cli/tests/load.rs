@@ -129,9 +129,7 @@ async fn three_replicas_on_one_postgres_keep_every_invariant() {
 }
 
 /// Three replicas on one PostgreSQL database through PgBouncer in transaction pooling mode,
-/// their vectors on a direct connection: the pgvector adapter keeps named prepared statements,
-/// which PgBouncer 1.18's transaction mode cannot carry (calls then fail at random with
-/// `Backend`), so its README asks for a direct vector URL behind a pooler.
+/// vectors included (unnamed statements inside transactions, as behind any pooler).
 #[tokio::test]
 async fn three_replicas_through_pgbouncer_keep_every_invariant() {
     let Some(server) = require_env("CHATSTORE_TEST_POSTGRES_URL") else {
@@ -149,10 +147,7 @@ async fn three_replicas_through_pgbouncer_keep_every_invariant() {
         .to_owned();
     let url = with_database(&bouncer, &name);
     let dir = folder();
-    let out = load_command(&dir, &url, 3, 2)
-        .env("CHATSTORE_VECTOR_URL", &direct)
-        .output()
-        .expect("runs");
+    let out = load_command(&dir, &url, 3, 2).output().expect("runs");
     let report = report(
         &out,
         &[&SQL_OPS[..], &["insert vector", "search vectors"]].concat(),

@@ -133,6 +133,9 @@ impl OpenOptions {
         if let Some(n) = self.pool_size {
             config = config.pool_size(n);
         }
+        if let Some(direct) = &self.pgvector_direct_url {
+            config = config.direct_url(direct.expose());
+        }
         Ok(Arc::new(PgVectorStore::connect(config).await?))
     }
 

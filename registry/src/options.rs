@@ -18,6 +18,9 @@ pub const POCKETBASE_EMAIL_ENV: &str = "CHATSTORE_POCKETBASE_ADMIN_EMAIL";
 pub const POCKETBASE_PASSWORD_ENV: &str = "CHATSTORE_POCKETBASE_ADMIN_PASSWORD";
 /// The environment variable holding the PocketBase collection name prefix.
 pub const POCKETBASE_PREFIX_ENV: &str = "CHATSTORE_POCKETBASE_COLLECTION_PREFIX";
+/// The environment variable naming the PostgreSQL server's own URL for pgvector's index builds
+/// when the vector URL goes through a transaction pooler such as PgBouncer.
+pub const PGVECTOR_DIRECT_URL_ENV: &str = "CHATSTORE_PGVECTOR_DIRECT_URL";
 /// The environment variable naming the folder file bytes are written to (SQL backends).
 pub const UPLOAD_DIR_ENV: &str = "CHATSTORE_UPLOAD_DIR";
 
@@ -47,6 +50,7 @@ pub struct OpenOptions {
     pub(crate) read_only: bool,
     pub(crate) pool_size: Option<u32>,
     pub(crate) upload_dir: Option<PathBuf>,
+    pub(crate) pgvector_direct_url: Option<Secret>,
     pub(crate) pocketbase_email: Option<String>,
     pub(crate) pocketbase_password: Option<Secret>,
     pub(crate) pocketbase_prefix: Option<String>,
@@ -62,6 +66,7 @@ impl fmt::Debug for OpenOptions {
             .field("read_only", &self.read_only)
             .field("pool_size", &self.pool_size)
             .field("upload_dir", &self.upload_dir)
+            .field("pgvector_direct_url", &self.pgvector_direct_url)
             .field("pocketbase_email", &self.pocketbase_email)
             .field("pocketbase_password", &self.pocketbase_password)
             .field("pocketbase_prefix", &self.pocketbase_prefix)
@@ -121,7 +126,8 @@ impl OpenOptions {
     /// Reads the settings that are not URLs through `lookup`: pool size
     /// (`CHATSTORE_POOL_SIZE` / `DATABASE_POOL_SIZE`), PocketBase superuser
     /// (`CHATSTORE_POCKETBASE_ADMIN_EMAIL` / `_PASSWORD`) and collection prefix
-    /// (`CHATSTORE_POCKETBASE_COLLECTION_PREFIX`), upload folder (`CHATSTORE_UPLOAD_DIR`).
+    /// (`CHATSTORE_POCKETBASE_COLLECTION_PREFIX`), upload folder (`CHATSTORE_UPLOAD_DIR`),
+    /// pgvector's direct URL behind a pooler (`CHATSTORE_PGVECTOR_DIRECT_URL`).
     /// Values already set on `self` win.
     pub fn with_settings_from(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let config = Config::from_lookup(&lookup)?;
@@ -133,6 +139,9 @@ impl OpenOptions {
             .or(config.pocketbase_admin_password.map(Secret::new));
         self.pocketbase_prefix = self.pocketbase_prefix.or(get(POCKETBASE_PREFIX_ENV));
         self.upload_dir = self.upload_dir.or(get(UPLOAD_DIR_ENV).map(PathBuf::from));
+        self.pgvector_direct_url = self
+            .pgvector_direct_url
+            .or(get(PGVECTOR_DIRECT_URL_ENV).map(Secret::new));
         Ok(self)
     }
 
@@ -171,6 +180,13 @@ impl OpenOptions {
     /// a temporary folder for PostgreSQL and in-memory SQLite).
     pub fn upload_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.upload_dir = Some(dir.into());
+        self
+    }
+
+    /// The PostgreSQL server's own URL for pgvector's index builds, when the vector URL goes
+    /// through a transaction pooler (PgBouncer): they need a connection of their own.
+    pub fn pgvector_direct_url(mut self, url: impl Into<String>) -> Self {
+        self.pgvector_direct_url = Some(Secret::new(url));
         self
     }
 

@@ -32,7 +32,8 @@ mod tls;
 
 pub use pocketbase::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD, PrivatePocketBase};
 pub use postgres::{
-    PrivatePostgres, Shutdown, drop_postgres_database, fresh_postgres_database, with_database,
+    PrivatePostgres, Shutdown, drop_postgres_database, fresh_postgres_database,
+    fresh_postgres_database_from, with_database,
 };
 pub use proxy::FaultProxy;
 #[cfg(feature = "tls")]

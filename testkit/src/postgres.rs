@@ -32,15 +32,30 @@ const OLD_TEST_DATABASES: &str = "SELECT d.datname::text FROM pg_database d \
 /// Creates a new, empty database `t_<uuid>` on the server at `server_url` and returns its URL.
 /// Drops test databases older than the newest [`KEEP_TEST_DATABASES`] that have no session.
 pub async fn fresh_postgres_database(server_url: &str) -> String {
+    fresh_postgres_database_from(server_url, "template1").await
+}
+
+/// [`fresh_postgres_database`] copied from another template database: `template0` has none of
+/// what an installation added to `template1` (such as an extension created there).
+pub async fn fresh_postgres_database_from(server_url: &str, template: &str) -> String {
+    assert!(
+        !template.is_empty()
+            && template
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "template database name {template:?} is not a plain identifier"
+    );
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(server_url)
         .await
         .unwrap_or_else(|e| panic!("connect to the test PostgreSQL server: {e}"));
-    // The name is a generated uuid, not input.
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap_or_else(|e| panic!("create a test database: {e}"));
+    // The name is a generated uuid, the template a checked identifier: not input.
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE DATABASE {name} TEMPLATE {template}"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap_or_else(|e| panic!("create a test database: {e}"));
     let old: Vec<String> = sqlx::query_scalar(OLD_TEST_DATABASES)
         .bind(KEEP_TEST_DATABASES)
         .fetch_all(&mut admin)

@@ -1,0 +1,246 @@
+//! The pgvector backend through PgBouncer in transaction pooling mode
+//! (`CHATSTORE_TEST_PGBOUNCER_URL`, in front of `CHATSTORE_TEST_PGVECTOR_URL`): every path of a
+//! call (small writes, COPY, the staging table, searches with their plan settings, reads) under
+//! concurrency, and index builds, which need a direct URL there.
+
+mod common;
+
+use std::collections::HashSet;
+
+use chatstore_core::ErrorKind;
+use chatstore_core::memory::MemoryBackend;
+use chatstore_core::vectors::{VectorFilter, VectorItem, VectorRepo};
+use chatstore_pgvector::{PgVectorConfig, PgVectorStore, SearchPlan};
+use common::{Rng, fresh_database};
+use serde_json::json;
+
+/// A fresh database: its direct URL and its URL through PgBouncer
+/// (`CHATSTORE_TEST_PGBOUNCER_URL`, a URL of the form `postgres://user@host:port/db`).
+async fn fresh_pair() -> Option<(String, String)> {
+    let bouncer = match std::env::var("CHATSTORE_TEST_PGBOUNCER_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "CHATSTORE_TEST_PGBOUNCER_URL is unset under CI=true"
+            );
+            eprintln!("SKIPPED: set CHATSTORE_TEST_PGBOUNCER_URL (scripts/services.sh start)");
+            return None;
+        }
+    };
+    let direct = fresh_database("template1").await?;
+    let name = direct.rsplit('/').next().expect("a database name");
+    let base = bouncer
+        .rsplit_once('/')
+        .map_or(bouncer.as_str(), |(b, _)| b);
+    let through = format!("{base}/{name}");
+    Some((direct, through))
+}
+
+fn items(rng: &mut Rng, prefix: &str, n: usize, clusters: &[Vec<f32>]) -> Vec<VectorItem> {
+    (0..n)
+        .map(|i| {
+            let centre = &clusters[rng.below(clusters.len())];
+            let noise = rng.unit_vector(centre.len());
+            let vector: Vec<f32> = centre
+                .iter()
+                .zip(noise)
+                .map(|(c, e)| c + 0.05 * e)
+                .collect();
+            let file = rng.below(4);
+            VectorItem {
+                id: format!("{prefix}-{i:05}"),
+                text: format!("text {i}"),
+                vector,
+                metadata: json!({"file_id": format!("f{file}")})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+fn ids(items: &[VectorItem]) -> Vec<&str> {
+    items.iter().map(|i| i.id.as_str()).collect()
+}
+
+/// One worker's calls on its own collection, checked against the memory model: inserts (COPY),
+/// small upserts (one `unnest` statement), large upserts of existing ids (DELETE + COPY) and
+/// of new and existing ids together, searches with and without a filter, reads, deletes.
+async fn worker(store: PgVectorStore, n: usize) {
+    let model = MemoryBackend::new();
+    let mut rng = Rng::new(n as u64 + 7);
+    let clusters: Vec<Vec<f32>> = (0..4).map(|_| rng.unit_vector(8)).collect();
+    let coll = format!("c{n}");
+    let first = items(&mut rng, &coll, 300, &clusters);
+    for repo in [&store as &dyn VectorRepo, &model] {
+        repo.insert(&coll, first.clone()).await.expect("insert");
+    }
+    for round in 0..4 {
+        let small = items(&mut rng, &format!("{coll}-s{round}"), 20, &clusters);
+        let large = items(&mut rng, &coll, 280, &clusters);
+        for repo in [&store as &dyn VectorRepo, &model] {
+            repo.upsert(&coll, small.clone()).await.expect("upsert");
+            repo.upsert(&coll, large.clone())
+                .await
+                .expect("large upsert");
+        }
+        let q = vec![rng.unit_vector(8), rng.unit_vector(8)];
+        let filter = VectorFilter::eq("file_id", "f1");
+        for f in [None, Some(&filter)] {
+            let got = store.search(&coll, &q, f, 5).await.expect("search");
+            let want = model.search(&coll, &q, f, 5).await.expect("model");
+            let got: Vec<Vec<&str>> = got
+                .iter()
+                .map(|h| h.iter().map(|h| h.id.as_str()).collect())
+                .collect();
+            let want: Vec<Vec<&str>> = want
+                .iter()
+                .map(|h| h.iter().map(|h| h.id.as_str()).collect())
+                .collect();
+            assert_eq!(got, want, "round {round}");
+        }
+        let victims = vec![format!("{coll}-s{round}-00001")];
+        assert_eq!(
+            store
+                .delete(&coll, Some(&victims), None)
+                .await
+                .expect("delete"),
+            1
+        );
+        model
+            .delete(&coll, Some(&victims), None)
+            .await
+            .expect("delete");
+    }
+    let got = store.get(&coll).await.expect("get");
+    let want = model.get(&coll).await.expect("get");
+    assert_eq!(ids(&got), ids(&want));
+    assert_eq!(got, want);
+    let filtered = store
+        .query(&coll, &VectorFilter::eq("file_id", "f2"), Some(7))
+        .await
+        .expect("query");
+    assert_eq!(
+        filtered,
+        model
+            .query(&coll, &VectorFilter::eq("file_id", "f2"), Some(7))
+            .await
+            .expect("query")
+    );
+}
+
+/// Eight workers on four pooled connections through PgBouncer: every call answers as the memory
+/// model does (no statement lost between server connections, no session state relied on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_works_through_pgbouncer_under_concurrency() {
+    let Some((_, url)) = fresh_pair().await else {
+        return;
+    };
+    let store = PgVectorStore::connect(PgVectorConfig::new(url).dimension(8).pool_size(4))
+        .await
+        .expect("open through PgBouncer");
+    assert!(store.through_pooler(), "PgBouncer was not detected");
+    let tasks: Vec<_> = (0..8)
+        .map(|n| tokio::spawn(worker(store.clone(), n)))
+        .collect();
+    for task in tasks {
+        task.await.expect("worker");
+    }
+    let collections: HashSet<String> = store
+        .collections()
+        .await
+        .expect("collections")
+        .into_iter()
+        .collect();
+    assert_eq!(collections.len(), 8);
+}
+
+/// Behind PgBouncer with a direct URL, `optimize` builds and calibrates the collection's index
+/// on the direct connection, and searches through the pooler use the plan it chose.
+#[tokio::test]
+async fn index_builds_through_pgbouncer_use_the_direct_url() {
+    let Some((direct, url)) = fresh_pair().await else {
+        return;
+    };
+    let store = PgVectorStore::connect(
+        PgVectorConfig::new(url)
+            .direct_url(direct)
+            .dimension(8)
+            .exact_max_rows(300)
+            .auto_index(false),
+    )
+    .await
+    .expect("open through PgBouncer");
+    let mut rng = Rng::new(5);
+    let clusters: Vec<Vec<f32>> = (0..8).map(|_| rng.unit_vector(8)).collect();
+    store
+        .insert("big", items(&mut rng, "big", 1_500, &clusters))
+        .await
+        .expect("insert");
+    // Built on the direct connection and calibrated (without a direct URL this is refused;
+    // whether the index is kept depends on timings: the collection may stay exact).
+    let plan = store.optimize("big").await.expect("optimize");
+    assert_eq!(plan.rows, 1_500);
+    assert_eq!(store.plan("big").await.expect("plan"), plan.plan);
+    let q = vec![rng.unit_vector(8)];
+    let hits = store.search("big", &q, None, 10).await.expect("search");
+    assert_eq!(hits[0].len(), 10);
+    let filter = VectorFilter::eq("file_id", "f1");
+    let hits = store
+        .search("big", &q, Some(&filter), 10)
+        .await
+        .expect("filtered search");
+    assert_eq!(hits[0].len(), 10);
+    assert!(hits[0].iter().all(|h| h.metadata["file_id"] == "f1"));
+}
+
+/// Behind PgBouncer without a direct URL, an index build is refused with `Unsupported` naming
+/// the setting; `VectorRepo::optimize` leaves the collection exact, and searches stay exact.
+#[tokio::test]
+async fn index_builds_through_pgbouncer_without_a_direct_url_are_refused() {
+    let Some((_, url)) = fresh_pair().await else {
+        return;
+    };
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .expect("a pool through PgBouncer");
+    let store = PgVectorStore::from_pool(
+        pool,
+        PgVectorConfig::new("")
+            .dimension(8)
+            .exact_max_rows(300)
+            .auto_index(false),
+    )
+    .await
+    .expect("open through PgBouncer");
+    assert!(store.through_pooler(), "PgBouncer was not detected");
+    let mut rng = Rng::new(9);
+    let clusters: Vec<Vec<f32>> = (0..8).map(|_| rng.unit_vector(8)).collect();
+    let big = items(&mut rng, "big", 600, &clusters);
+    let model = MemoryBackend::new();
+    store.insert("big", big.clone()).await.expect("insert");
+    model.insert("big", big).await.expect("insert");
+    let refused = store.optimize("big").await.expect_err("no direct URL");
+    assert_eq!(refused.kind(), ErrorKind::Unsupported);
+    assert!(
+        refused
+            .to_string()
+            .contains(chatstore_pgvector::DIRECT_URL_ENV),
+        "{refused}"
+    );
+    VectorRepo::optimize(&store, "big")
+        .await
+        .expect("the trait's optimize leaves it exact");
+    assert_eq!(store.plan("big").await.expect("plan"), SearchPlan::Exact);
+    let q = vec![rng.unit_vector(8)];
+    let got = store.search("big", &q, None, 10).await.expect("search");
+    let want = model.search("big", &q, None, 10).await.expect("model");
+    assert_eq!(
+        got[0].iter().map(|h| &h.id).collect::<Vec<_>>(),
+        want[0].iter().map(|h| &h.id).collect::<Vec<_>>()
+    );
+}
