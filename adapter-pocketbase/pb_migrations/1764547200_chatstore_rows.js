@@ -159,7 +159,7 @@ const collections = /* schema:begin */ [
     "id": "pbc_owui_rows_folder",
     "indexes": [
       "CREATE UNIQUE INDEX idx_owui_rows_folder_id_nocase ON owui_rows_folder (id COLLATE NOCASE)",
-      "CREATE UNIQUE INDEX idx_owui_rows_folder_owui_id ON owui_rows_folder (`owui_id`)",
+      "CREATE UNIQUE INDEX idx_owui_rows_folder_key ON owui_rows_folder (`owui_id`, `user_id`)",
       "CREATE INDEX idx_owui_rows_folder_user_id_parent_id ON owui_rows_folder (`user_id`, `parent_id`)"
     ],
     "listRule": null,

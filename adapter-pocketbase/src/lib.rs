@@ -215,7 +215,7 @@ impl PocketBase {
         )?;
         client.authenticate().await?;
         schema::ensure(&client, &cols).await?;
-        Ok(PocketBase {
+        let store = PocketBase {
             inner: Arc::new(Inner {
                 client,
                 cols,
@@ -223,7 +223,9 @@ impl PocketBase {
                 hub: Arc::new(chatstore_core::changes::ChangeHub::default()),
                 listener: std::sync::OnceLock::new(),
             }),
-        })
+        };
+        store.rekey_rows().await?;
+        Ok(store)
     }
 
     /// Logs in and checks, changing nothing, that the schema is there and the chatstore routes

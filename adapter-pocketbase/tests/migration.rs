@@ -72,6 +72,10 @@ async fn the_shipped_migration_builds_the_schema_the_adapter_enforces() {
         text.contains("Applied 1764633600_chatstore_change_feed.js"),
         "{text}"
     );
+    assert!(
+        text.contains("Applied 1764720000_chatstore_composite_keys.js"),
+        "{text}"
+    );
 
     let (email, password) = ("migrate@chatstore.test", "Migrate-Passw0rd");
     let status = Command::new(&bin)

@@ -646,3 +646,152 @@ async fn racing_deletes_each_remove_a_row_once() {
     assert_eq!(deleted, 24, "every row deleted exactly once");
     assert_eq!(rows.count(&CHANNEL, &[]).await.expect("count"), 0);
 }
+
+fn user_folder(id: &str, user: &str, name: &str) -> Row {
+    row([
+        ("id", json!(id)),
+        ("parent_id", Value::Null),
+        ("user_id", json!(user)),
+        ("name", json!(name)),
+        ("items", Value::Null),
+        ("meta", json!({})),
+        ("data", Value::Null),
+        ("is_expanded", json!(false)),
+        ("created_at", json!(1_700_000_000)),
+        ("updated_at", json!(1_700_000_000)),
+    ])
+}
+
+/// Open WebUI keys a folder by `(id, user_id)`: two users' folders with one id are two rows,
+/// read, updated and deleted apart, as in the memory model; the same key twice conflicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_folders_may_share_an_id() {
+    let Some((_pb, rows, model)) = stores().await else {
+        return;
+    };
+    for store in [&rows, &model] {
+        store
+            .write(vec![
+                RowOp::Insert {
+                    table: &FOLDER,
+                    row: user_folder("f.1", "u2", "theirs"),
+                },
+                RowOp::Insert {
+                    table: &FOLDER,
+                    row: user_folder("f.1", "u1", "mine"),
+                },
+            ])
+            .await
+            .expect("one id, two users");
+        let err = store
+            .write(vec![RowOp::Insert {
+                table: &FOLDER,
+                row: user_folder("f.1", "u1", "again"),
+            }])
+            .await
+            .expect_err("the same key");
+        assert_eq!(err.kind(), ErrorKind::Conflict);
+        let set = row([("name", json!("renamed"))]);
+        let filter = vec![
+            Cond::Eq("id", json!("f.1")),
+            Cond::Eq("user_id", json!("u2")),
+        ];
+        let counts = store
+            .write(vec![RowOp::Update {
+                table: &FOLDER,
+                filter: filter.clone(),
+                set,
+            }])
+            .await
+            .expect("update one user's");
+        assert_eq!(counts, vec![1]);
+        store
+            .write(vec![RowOp::Upsert {
+                table: &FOLDER,
+                row: user_folder("f.1", "u1", "upserted"),
+            }])
+            .await
+            .expect("upsert one user's");
+    }
+    let all = RowQuery::filter(vec![Cond::Eq("id", json!("f.1"))]);
+    let got = rows.select(&FOLDER, &all).await.expect("select");
+    assert_eq!(got, model.select(&FOLDER, &all).await.expect("model"));
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0]["user_id"], "u1", "ties on id break on user_id");
+    assert_eq!(got[0]["name"], "upserted");
+    assert_eq!(got[1]["name"], "renamed");
+    let mine = vec![
+        Cond::Eq("id", json!("f.1")),
+        Cond::Eq("user_id", json!("u1")),
+    ];
+    for store in [&rows, &model] {
+        let counts = store
+            .write(vec![RowOp::Delete {
+                table: &FOLDER,
+                filter: mine.clone(),
+            }])
+            .await
+            .expect("delete one user's");
+        assert_eq!(counts, vec![1]);
+    }
+    let got = rows.select(&FOLDER, &all).await.expect("select");
+    assert_eq!(got, model.select(&FOLDER, &all).await.expect("model"));
+    assert_eq!(got.len(), 1);
+}
+
+/// A folder an earlier version stored under its id alone (record id `old~2E1`) is stored under
+/// its whole key (`old~2E1~~u1`) once the adapter starts again, and reads as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folders_stored_under_their_id_alone_are_rekeyed_at_start() {
+    let Some(config) = common::config() else {
+        return;
+    };
+    let first = chatstore_pocketbase::PocketBase::connect(config.clone())
+        .await
+        .expect("connect");
+    let collection = chatstore_pocketbase::Collections::new(&config.collection_prefix)
+        .expect("prefix")
+        .rows(&FOLDER);
+    let folder = user_folder("old.1", "u1", "kept");
+    let mut body = chatstore_pocketbase::rows::codec::record_of(&FOLDER, &folder).expect("encodes");
+    body["id"] = json!("old~2E1");
+    let subject = chatstore_pocketbase::error::Subject::new("folder", "old.1");
+    first
+        .client()
+        .create_record(&collection, &body, subject)
+        .await
+        .expect("an old-style record");
+    let again = chatstore_pocketbase::PocketBase::connect(config)
+        .await
+        .expect("connect again");
+    let client = again.client();
+    assert!(
+        client
+            .find_record(&collection, "old~2E1", None, subject)
+            .await
+            .expect("read")
+            .is_none(),
+        "the old record is gone"
+    );
+    assert!(
+        client
+            .find_record(&collection, "old~2E1~~u1", None, subject)
+            .await
+            .expect("read")
+            .is_some(),
+        "the record is under its whole key"
+    );
+    let rows = again.store().rows().expect("rows");
+    let read = rows
+        .select(&FOLDER, &RowQuery::default())
+        .await
+        .expect("select");
+    assert_eq!(read, vec![folder]);
+    rows.write(vec![RowOp::Insert {
+        table: &FOLDER,
+        row: user_folder("old.1", "u2", "another user's"),
+    }])
+    .await
+    .expect("the id is free for another user");
+    drop(first);
+}

@@ -253,17 +253,11 @@ pub fn strategies(groups: &[&str]) -> Vec<BoxedStrategy<RowsOp>> {
     options
 }
 
-/// Folder ids: user 0's match the folders the chat operations put chats in (`folder0`,
-/// `folder1`); user 1's have ids of their own. Open WebUI keys a folder by (id, user_id), but
-/// chatstore's PocketBase row store keeps one record per id, so the same folder id for two
-/// users is a `Conflict` there (a known limit, in adapter-pocketbase's README; Open WebUI's
-/// folder ids are uuids and never meet it).
-fn folder(u: u8, f: u8) -> String {
-    if u == 0 {
-        format!("folder{f}")
-    } else {
-        format!("u{u}-folder{f}")
-    }
+/// Folder ids match the folders the chat operations put chats in (`folder0`, `folder1`), and
+/// both users use the same ones: Open WebUI keys a folder by `(id, user_id)`, so two users'
+/// folders may share an id, and every backend must keep them apart.
+fn folder(f: u8) -> String {
+    format!("folder{f}")
 }
 
 fn memory_row(id: u8, u: u8, c: Option<u8>, ts: Option<u8>) -> Row {
@@ -380,8 +374,8 @@ pub async fn apply(store: &Store, op: &RowsOp) -> Outcome {
         RowsOp::CreateFolder { u, f, parent, name } => out(ws
             .folders()
             .create(NewFolder {
-                id: Some(folder(*u, *f)),
-                parent_id: parent.map(|p| folder(*u, p)),
+                id: Some(folder(*f)),
+                parent_id: parent.map(folder),
                 created_at: Some(T0 + i64::from(*f)),
                 ..NewFolder::new(user(u), FOLDER_NAMES[*name as usize])
             })
@@ -390,7 +384,7 @@ pub async fn apply(store: &Store, op: &RowsOp) -> Outcome {
             .folders()
             .update(
                 &user(u),
-                &folder(*u, *f),
+                &folder(*f),
                 FolderPatch {
                     name: Some(FOLDER_NAMES[*name as usize].into()),
                     ..FolderPatch::default()
@@ -402,9 +396,9 @@ pub async fn apply(store: &Store, op: &RowsOp) -> Outcome {
             .folders()
             .update(
                 &user(u),
-                &folder(*u, *f),
+                &folder(*f),
                 FolderPatch {
-                    parent_id: Some(parent.map(|p| folder(*u, p))),
+                    parent_id: Some(parent.map(folder)),
                     ..FolderPatch::default()
                 },
             )
@@ -418,7 +412,7 @@ pub async fn apply(store: &Store, op: &RowsOp) -> Outcome {
             };
             out(ws
                 .folders()
-                .delete(&user(u), &folder(*u, *f), chats)
+                .delete(&user(u), &folder(*f), chats)
                 .await
                 .map(|mut ids| {
                     ids.sort();

@@ -2,7 +2,7 @@
 //!
 //! | Open WebUI column | PocketBase field | SQL `NULL` |
 //! |---|---|---|
-//! | `id` | the record id, escaped by [`encode_id`], and the text field `owui_id` as it is | never |
+//! | `id` | the record id ([`record_id`]: the escaped id, or the whole escaped primary key), and the text field `owui_id` as it is | never |
 //! | text | text | `""` plus the bool field `<column>__null` = true |
 //! | integer | text: [`encode_int`], 19 digits, ordered like the integers | `""` |
 //! | boolean | bool | false plus `<column>__null` = true |
@@ -93,6 +93,36 @@ pub fn encode_id(id: &str) -> String {
     out
 }
 
+/// What separates the escaped columns of a composite primary key in a record id:
+/// [`encode_id`] never writes two `~` in a row.
+pub const KEY_SEPARATOR: &str = "~~";
+
+/// The record id of a row: its escaped `id` ([`encode_id`]), or, for a table whose primary key
+/// has more columns (`folder`: `(id, user_id)`), every key column escaped and joined by
+/// [`KEY_SEPARATOR`] (`f1~~u1`), so two users' rows with one id are two records. Different
+/// keys never get record ids equal ignoring case.
+pub fn record_id(table: &Table, row: &Row) -> String {
+    let part = |column: &str| {
+        let text = match row.get(column) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        encode_id(&text)
+    };
+    table
+        .primary_key
+        .iter()
+        .map(|c| part(c))
+        .collect::<Vec<_>>()
+        .join(KEY_SEPARATOR)
+}
+
+/// Whether records of `table` are keyed by more than the `id` column.
+pub fn composite_key(table: &Table) -> bool {
+    table.primary_key != ["id"]
+}
+
 /// The Open WebUI id of a record id written by [`encode_id`].
 pub fn decode_id(record_id: &str) -> Result<String> {
     if !record_id.contains('~') {
@@ -162,7 +192,8 @@ pub fn put(
     Ok(())
 }
 
-/// The record body of a whole row (every column; missing ones are null).
+/// The record body of a whole row (every column; missing ones are null), its record id
+/// included ([`record_id`]).
 pub fn record_of(table: &Table, row: &Row) -> Result<Value> {
     let mut fields = Map::new();
     for column in table.columns {
@@ -172,6 +203,9 @@ pub fn record_of(table: &Table, row: &Row) -> Result<Value> {
             column,
             row.get(column.name).unwrap_or(&Value::Null),
         )?;
+    }
+    if composite_key(table) {
+        fields.insert("id".to_owned(), Value::String(record_id(table, row)));
     }
     Ok(Value::Object(fields))
 }
@@ -212,6 +246,7 @@ pub fn row_of(table: &Table, record: Value) -> Result<Row> {
                     let id = field
                         .as_str()
                         .ok_or_else(|| malformed("a record without id"))?;
+                    let id = id.split(KEY_SEPARATOR).next().unwrap_or_default();
                     Value::String(decode_id(id)?)
                 }
             },
@@ -303,5 +338,31 @@ mod tests {
         assert_eq!(encode_id("llama3.1:8b"), "llama3~2E1~3A8b");
         assert_ne!(encode_id("A").to_lowercase(), encode_id("a").to_lowercase());
         assert!(decode_id("bad~zz").is_err());
+    }
+
+    #[test]
+    fn composite_keys_make_one_record_id_per_key() {
+        use chatstore_core::rows::tables::{FOLDER, NOTE};
+        let folder = |id: &str, user: &str| {
+            let mut row = Row::new();
+            row.insert("id".into(), Value::from(id));
+            row.insert("user_id".into(), Value::from(user));
+            row
+        };
+        assert_eq!(record_id(&FOLDER, &folder("f1", "u1")), "f1~~u1");
+        assert_ne!(
+            record_id(&FOLDER, &folder("f1", "u1")),
+            record_id(&FOLDER, &folder("f1", "u2"))
+        );
+        // The separator cannot be forged by the parts: `~` itself is escaped.
+        assert_ne!(
+            record_id(&FOLDER, &folder("a~~b", "c")).to_lowercase(),
+            record_id(&FOLDER, &folder("a", "b~~c")).to_lowercase()
+        );
+        assert_eq!(record_id(&FOLDER, &folder("A.b", "u")), "~41~2Eb~~u");
+        assert_eq!(record_id(&NOTE, &folder("n.1", "u")), "n~2E1");
+        let record = record_of(&FOLDER, &folder("f1", "u1")).expect("encodes");
+        assert_eq!(record["id"], "f1~~u1");
+        assert_eq!(record["owui_id"], "f1");
     }
 }

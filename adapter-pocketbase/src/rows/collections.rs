@@ -7,7 +7,8 @@
 //! `owui_messages`, ... (Open WebUI's channel `message` table is `owui_rows_message`).
 //!
 //! Fields: see [`super::codec`]. Indexes: the record id `COLLATE NOCASE` (PocketBase's id
-//! check), `owui_id` (unique), one per [`Table::indexes`] entry, and one unique index per
+//! check), `owui_id` (unique; with the other primary key columns where the key has more, as
+//! `folder`'s `(id, user_id)`), one per [`Table::indexes`] entry, and one unique index per
 //! [`Table::unique`] entry that only covers rows whose unique columns are all non-null (SQL:
 //! `NULL`s never clash; PocketBase would otherwise see two stored `""` as equal).
 //!
@@ -51,6 +52,24 @@ fn columns_sql(columns: &[&str]) -> String {
         .join(", ")
 }
 
+/// The unique index on a table's primary key: `owui_id`, or `owui_id` and the other key
+/// columns (folder: `user_id`), under another name so an import replaces the index on
+/// `owui_id` alone that earlier versions made.
+fn key_index(name: &str, table: &Table) -> String {
+    if !super::codec::composite_key(table) {
+        return format!("CREATE UNIQUE INDEX idx_{name}_owui_id ON {name} (`{ID_FIELD}`)");
+    }
+    let columns: Vec<&str> = table
+        .primary_key
+        .iter()
+        .map(|c| if *c == "id" { ID_FIELD } else { c })
+        .collect();
+    format!(
+        "CREATE UNIQUE INDEX idx_{name}_key ON {name} ({})",
+        columns_sql(&columns)
+    )
+}
+
 /// The collection of one table.
 pub fn collection_json(c: &Collections, table: &Table) -> Value {
     let name = c.rows(table);
@@ -64,9 +83,7 @@ pub fn collection_json(c: &Collections, table: &Table) -> Value {
             fields.push(schema::bool_field(&null_field(column.name)));
         }
     }
-    let mut indexes = vec![format!(
-        "CREATE UNIQUE INDEX idx_{name}_owui_id ON {name} (`{ID_FIELD}`)"
-    )];
+    let mut indexes = vec![key_index(&name, table)];
     for columns in table.indexes {
         indexes.push(format!(
             "CREATE INDEX idx_{name}_{} ON {name} ({})",

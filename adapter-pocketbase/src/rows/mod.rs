@@ -249,18 +249,12 @@ impl Write {
     }
 }
 
-/// The rows earlier ops of one write have set (`None`: deleted), by table and id.
+/// The rows earlier ops of one write have set (`None`: deleted), by table and record id.
 type Overlay = HashMap<(&'static str, String), Option<Row>>;
 
-fn id_of(row: &Row) -> String {
-    row.get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
 impl PocketBase {
-    /// Every row matching `filter` (unordered); with `ids_only`, rows may hold just their id.
+    /// Every row matching `filter` (unordered); with `ids_only`, rows may hold just their id
+    /// (whole rows where the key has more columns than the id).
     async fn matching(
         &self,
         table: &'static Table,
@@ -268,6 +262,7 @@ impl PocketBase {
         ids_only: bool,
     ) -> Result<Vec<Row>> {
         let q = RowQuery::filter(filter.to_vec());
+        let ids_only = ids_only && !codec::composite_key(table);
         self.read(table, &q, ids_only.then_some(ID_FIELDS)).await
     }
 
@@ -298,7 +293,9 @@ impl PocketBase {
         let mut seen = HashSet::new();
         for f in filters {
             for row in self.fetch(table, &f, "", 0, None, fields).await? {
-                if seen.insert(id_of(&row)) && (exact || rows::matches(&row, &query.filter)) {
+                if seen.insert(codec::record_id(table, &row))
+                    && (exact || rows::matches(&row, &query.filter))
+                {
                     rows.push(row);
                 }
             }
@@ -353,7 +350,7 @@ impl PocketBase {
             .matching(table, filter, ids_only)
             .await?
             .into_iter()
-            .filter(|row| !overlay.contains_key(&(table.name, id_of(row))))
+            .filter(|row| !overlay.contains_key(&(table.name, codec::record_id(table, row))))
             .collect();
         rows.extend(
             overlay
@@ -382,9 +379,8 @@ impl PocketBase {
             let collection = self.cols().rows(table);
             match op {
                 RowOp::Insert { row, .. } | RowOp::Upsert { row, .. } => {
-                    let id = id_of(row);
                     let fields = codec::record_of(table, row)?;
-                    let stored = codec::encode_id(&id);
+                    let stored = codec::record_id(table, row);
                     writes.push(if matches!(op, RowOp::Insert { .. }) {
                         Write::Create {
                             collection,
@@ -402,7 +398,7 @@ impl PocketBase {
                     for column in table.columns {
                         full.entry(column.name).or_insert(Value::Null);
                     }
-                    overlay.insert((table.name, id), Some(full));
+                    overlay.insert((table.name, codec::record_id(table, row)), Some(full));
                     counts.push(1);
                 }
                 RowOp::Update { filter, set, .. } => {
@@ -410,10 +406,10 @@ impl PocketBase {
                     let fields = codec::patch_of(table, set)?;
                     counts.push(targets.len() as u64);
                     for mut row in targets {
-                        let id = id_of(&row);
+                        let id = codec::record_id(table, &row);
                         writes.push(Write::Patch {
                             collection: collection.clone(),
-                            id: codec::encode_id(&id),
+                            id: id.clone(),
                             fields: fields.clone(),
                         });
                         for (k, v) in set {
@@ -426,10 +422,10 @@ impl PocketBase {
                     let targets = self.targets(table, filter, &overlay, ids_only).await?;
                     counts.push(targets.len() as u64);
                     for row in targets {
-                        let id = id_of(&row);
+                        let id = codec::record_id(table, &row);
                         writes.push(Write::Delete {
                             collection: collection.clone(),
-                            id: codec::encode_id(&id),
+                            id: id.clone(),
                         });
                         overlay.insert((table.name, id), None);
                     }
@@ -465,6 +461,70 @@ impl PocketBase {
             BATCH_MAX_BYTES >> 20,
             TX_MAX_BYTES >> 20
         )))
+    }
+}
+
+/// Records re-keyed per batch (a delete and a create each).
+const REKEY_BATCH: u64 = BATCH_MAX_REQUESTS / 2;
+
+impl PocketBase {
+    /// Gives the records of tables keyed by more than their id (`folder`: `(id, user_id)`)
+    /// their whole-key record id ([`codec::record_id`]) where an earlier version of chatstore
+    /// wrote them under the id alone: each such record is deleted and written again under its
+    /// new id, in one batch per [`REKEY_BATCH`] records. Idempotent; two processes doing it at
+    /// once are fine (the loser's batch fails and the records are read again).
+    /// `pb_migrations/1764720000_chatstore_composite_keys.js` does the same for deployments
+    /// that apply the migrations.
+    pub(crate) async fn rekey_rows(&self) -> Result<()> {
+        let old = format!("id !~ {}", crate::filter::contains(codec::KEY_SEPARATOR));
+        for table in rows::ALL_TABLES.iter().filter(|t| codec::composite_key(t)) {
+            let collection = self.cols().rows(table);
+            let subject = Subject::new(table.name, "");
+            let mut attempts = 0;
+            loop {
+                let q = ListQuery {
+                    filter: old.clone(),
+                    sort: String::new(),
+                    expand: None,
+                    fields: None,
+                    skip_total: true,
+                };
+                let (records, _) = self
+                    .client()
+                    .list(&collection, &q, 0, Some(REKEY_BATCH), subject)
+                    .await?;
+                if records.is_empty() {
+                    break;
+                }
+                let mut requests = Vec::with_capacity(records.len() * 2);
+                for record in records {
+                    let stored = record
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    let row = codec::row_of(table, record)?;
+                    requests.push(Write::Delete {
+                        collection: collection.clone(),
+                        id: stored,
+                    });
+                    requests.push(Write::Create {
+                        collection: collection.clone(),
+                        id: codec::record_id(table, &row),
+                        fields: codec::record_of(table, &row)?,
+                    });
+                }
+                let requests = requests.iter().map(Write::batch_request).collect();
+                match self.client().batch(requests, subject).await {
+                    Ok(_) => {}
+                    Err(Error::NotFound { .. } | Error::Conflict { .. }) if attempts < 5 => {
+                        attempts += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -262,9 +262,12 @@ pub fn sort(table: &Table, order: &[(&'static str, Dir)]) -> Result<String> {
             }
         }
     }
-    // Open WebUI ids are unique in every table (the record id is the escaped id): the last key.
-    if !order.iter().any(|(name, _)| *name == "id") {
-        keys.push(super::codec::ID_FIELD.to_owned());
+    // The primary key is the last key (as in core's `sort_rows`): the id, then the other key
+    // columns of a composite key (folder: `user_id`).
+    for key in table.primary_key {
+        if !order.iter().any(|(name, _)| name == key) {
+            keys.push(field_name(column(table, key)?).to_owned());
+        }
     }
     Ok(keys.join(","))
 }

@@ -67,7 +67,7 @@ pub struct Table {
     /// Every column chatstore reads and writes, in Open WebUI's order.
     pub columns: &'static [Column],
     /// The primary key columns (`["id"]` everywhere except `folder`: `["id", "user_id"]`).
-    /// The `id` column alone is unique in every table (uuids), and backends may key by it.
+    /// Backends key rows by all of them: two users' folders may share an id.
     pub primary_key: &'static [&'static str],
     /// Unique constraints besides the primary key.
     pub unique: &'static [&'static [&'static str]],
