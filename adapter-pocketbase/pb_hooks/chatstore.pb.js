@@ -37,6 +37,17 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
       return null;
     }
   };
+  // Deletes tag records by SQL. PocketBase's record delete would also take each tag out of
+  // the `tags` relation of every record pointing at it, which reads every chat of every user
+  // (measured: add + remove tag 11 ms at 1k chats, 147 ms at 10k); the callers only delete
+  // tags that no chat carries (checked among the tag's own user's chats, the only ones that
+  // can), so there is nothing to take out. Tags have no files and no change records.
+  const deleteTags = (tx, tags, where, params) => {
+    tx.db()
+      .newQuery("DELETE FROM `" + tags.name + "` WHERE " + where)
+      .bind(params)
+      .execute();
+  };
   const setFields = (rec, fields) => {
     for (const k of Object.keys(fields || {})) rec.set(k, fields[k]);
   };
@@ -144,7 +155,7 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
                 .bind({ id: id, user: rec.getString("user_id") })
                 .one(row);
               if (row.n === 0) {
-                tx.delete(rec);
+                deleteTags(tx, col, "id = {:id}", { id: id });
                 dropped.push(id);
               }
             }
@@ -161,7 +172,7 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
               for (const m of tx.findAllRecords(messages, $dbx.hashExp({ chat_id: chat.id }))) tx.delete(m);
               tx.delete(chat);
             }
-            for (const t of tx.findAllRecords(tags, $dbx.hashExp({ user_id: op.user_id }))) tx.delete(t);
+            deleteTags(tx, tags, "user_id = {:user}", { user: op.user_id });
             results.push(chats.length);
             break;
           }
@@ -184,7 +195,7 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
               chat.set("version", chat.getInt("version") + 1);
               save(tx, chat, "chat");
             }
-            tx.delete(tag);
+            deleteTags(tx, col, "id = {:id}", { id: op.id });
             results.push(rows.length);
             break;
           }
