@@ -84,8 +84,9 @@ const INVALID: &str = "SELECT c.relname::text FROM pg_class c JOIN pg_index i ON
 const EXISTS: &str = "SELECT to_regclass($1) IS NOT NULL";
 const CURRENT_INDEX: &str = "SELECT index_name FROM chatstore_collection WHERE name = $1";
 const ANALYZE: &str = "ANALYZE document_chunk";
-/// Random ids of a collection (the scattered rows calibration times exact scans of).
-const SAMPLE_IDS: &str = "SELECT id FROM document_chunk WHERE collection_name = $1 \
+/// Random rows of a collection, by `ctid` (the scattered rows calibration times exact scans
+/// of).
+const SAMPLE_CTIDS: &str = "SELECT ctid::text FROM document_chunk WHERE collection_name = $1 \
      ORDER BY random() LIMIT $2";
 /// At most this many scattered rows are timed (about a 5 % filter of a 100k-row collection).
 const SCATTERED_ROWS: i64 = 4_000;
@@ -584,16 +585,18 @@ impl PgVectorStore {
             // A filter's rows lie scattered over the table: the exact scan reads them through
             // an index, about one page per row, several times the per-row cost of reading the
             // whole collection in order (measured 4-6x at 100k rows). So the exact scan is
-            // timed on random subsets of the collection's rows, found by id: a large and a
-            // small one, whose difference is the per-row cost without the statement's own.
+            // timed on random subsets of the collection's rows, read by their ctid (a TID scan,
+            // page by page as a bitmap scan reads them; looking each row up by id would add a
+            // btree descent per row): a large and a small subset, whose difference is the
+            // per-row cost without the statement's own.
             let scattered: Vec<String> = self
                 .prepare
-                .scalar(SAMPLE_IDS)
+                .scalar(SAMPLE_CTIDS)
                 .bind(collection)
                 .bind((rows / 20).clamp(100, SCATTERED_ROWS))
                 .fetch_all(&mut *conn)
                 .await
-                .map_err(during("sampling a collection's ids"))?;
+                .map_err(during("sampling a collection's rows"))?;
             let few = &scattered[..scattered.len() / 8];
             let large = self
                 .single_latency(
@@ -649,14 +652,14 @@ impl PgVectorStore {
     }
 
     /// The median latency of single-query searches with `plan` (a few of the sample's
-    /// vectors), over the collection or only the rows with the given ids.
+    /// vectors), over the collection or only the rows at the given `ctid`s.
     async fn single_latency(
         &self,
         conn: &mut PgConnection,
         collection: &str,
         queries: &[Vec<f32>],
         plan: SearchPlan,
-        ids: Option<&[String]>,
+        ctids: Option<&[String]>,
     ) -> Result<std::time::Duration> {
         let mut times = Vec::with_capacity(LATENCY_QUERIES);
         for q in queries.iter().take(LATENCY_QUERIES) {
@@ -666,7 +669,7 @@ impl PgVectorStore {
                 collection,
                 std::slice::from_ref(q),
                 None,
-                ids,
+                ctids,
                 10,
                 plan,
             )
