@@ -26,6 +26,25 @@ async fn sqlite_pocketbase(phase: Phase) -> Option<(Router, Store, std::path::Pa
     Some((router, new, dir))
 }
 
+/// A router in `dual` over `old` and `new` with its repair log in a new folder, and `u1` (Ada)
+/// created through it.
+async fn dual_with_ada(old: Store, new: &Store, kind: &str) -> Router {
+    let dir = common::temp_folder(kind);
+    let router = Router::builder(old)
+        .new_store_for_all(new)
+        .phase_for_all(Phase::Dual)
+        .repair_log(dir.join("repair.jsonl"))
+        .build()
+        .expect("router");
+    router
+        .store()
+        .users
+        .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+        .await
+        .expect("create u1");
+    router
+}
+
 async fn verify(router: &Router, new: &Store) -> chatstore_migrate::VerifyReport {
     chatstore_migrate::verify(router.old(), new, &GROUPS, &chatstore_migrate::Silent)
         .await
@@ -178,21 +197,9 @@ async fn backout_from_new_to_old_loses_nothing() {
 /// both would make writes invisible.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phase_changes_that_would_lose_writes_are_refused() {
-    let old = chatstore_core::memory::store();
     let new = chatstore_core::memory::store();
-    let dir = common::temp_folder("refused");
-    let router = Router::builder(old)
-        .new_store_for_all(&new)
-        .phase_for_all(Phase::Dual)
-        .repair_log(dir.join("repair.jsonl"))
-        .build()
-        .expect("router");
+    let router = dual_with_ada(chatstore_core::memory::store(), &new, "refused").await;
     let store = router.store();
-    store
-        .users
-        .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
-        .await
-        .expect("create u1");
     // The new store lags: a user deleted there behind the router's back.
     new.users.delete("u1").await.expect("delete on new");
     store
@@ -226,39 +233,48 @@ async fn phase_changes_that_would_lose_writes_are_refused() {
 
 /// A dual write whose caller goes away before both stores answered is logged for repair (the
 /// new store's write runs on a task of its own and goes on; the old store's may not), and
-/// reconciling then leaves both stores alike.
+/// reconciling then leaves both stores alike. The old store is a SQLite file another
+/// connection holds the write lock of, so its write is still waiting when the caller leaves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dual_write_its_caller_abandons_is_logged_for_repair() {
-    let new = chatstore_core::memory::store();
-    let dir = common::temp_folder("abandoned");
-    let router = Router::builder(common::sqlite().await)
-        .new_store_for_all(&new)
-        .phase_for_all(Phase::Dual)
-        .repair_log(dir.join("repair.jsonl"))
-        .build()
-        .expect("router");
-    let store = router.store();
-    store
-        .users
-        .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+    use sqlx::Connection as _;
+    let file = common::temp_folder("abandoned").join("webui.db");
+    let url = format!("sqlite://{}", file.display());
+    let old = chatstore_sql::connect(&url, chatstore_sql::SqlOptions::default())
         .await
-        .expect("create u1");
+        .expect("open a new SQLite file");
+    let new = chatstore_core::memory::store();
+    let router = dual_with_ada(old, &new, "abandoned").await;
     assert!(router.repair_log().pending().expect("log").is_empty());
 
-    // SQLite answers on a worker thread, so the first poll is always pending.
+    let mut locker = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut locker)
+        .await
+        .expect("take the write lock");
     let abandoned = tokio::time::timeout(
-        std::time::Duration::from_nanos(1),
-        store
+        std::time::Duration::from_millis(200),
+        router
+            .store()
             .chats
             .create(NewChat::new("u1", "Engines").with_id("c1")),
     )
     .await;
-    assert!(abandoned.is_err(), "the write finished at its first poll");
+    assert!(
+        abandoned.is_err(),
+        "the old store wrote through a held lock"
+    );
     let pending = router.repair_log().pending().expect("log");
     assert_eq!(pending.len(), 1, "{pending:?}");
+    sqlx::query("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .expect("release the lock");
+    let _ = locker.close().await;
 
     // Whatever each store did with the abandoned write, reconciling makes them agree.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
     assert_eq!((report.repaired, report.remaining), (1, 0), "{report:?}");
     let old_chat = router.old().chats.get("c1").await.map(|c| c.title);
