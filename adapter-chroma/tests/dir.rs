@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use chatstore_chroma::{ChromaConfig, ChromaStore};
 use chatstore_core::{VectorItem, VectorRepo};
@@ -34,30 +32,10 @@ fn fingerprint(dir: &Path) -> BTreeMap<String, (u64, std::time::SystemTime, Vec<
 }
 
 /// A Chroma folder written by Chroma itself: a server on `folder`, some records, server stopped.
-async fn write_folder(bin: &str, folder: &Path) -> Vec<VectorItem> {
-    let port = chatstore_testkit::free_port();
-    let mut child = Command::new(bin)
-        .args(["run", "--path"])
-        .arg(folder)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start Chroma");
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let store = loop {
-        if let Ok(s) = ChromaStore::connect(ChromaConfig::new(&url).expect("url")).await {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("Chroma did not start on {url}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+async fn write_folder(server: chatstore_testkit::PrivateChroma) -> Vec<VectorItem> {
+    let store = ChromaStore::connect(ChromaConfig::new(&server.url()).expect("url"))
+        .await
+        .expect("open the private Chroma");
     let items: Vec<VectorItem> = (0..50u32)
         .map(|i| VectorItem {
             id: format!("chunk-{i:03}"),
@@ -74,8 +52,7 @@ async fn write_folder(bin: &str, folder: &Path) -> Vec<VectorItem> {
         .await
         .expect("write records");
     drop(store);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     items
 }
 
@@ -83,19 +60,11 @@ async fn write_folder(bin: &str, folder: &Path) -> Vec<VectorItem> {
 /// nothing is left behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vector_folder_is_read_from_a_copy_and_left_untouched() {
-    let Some(bin) = std::env::var("CHATSTORE_CHROMA_BIN")
-        .ok()
-        .filter(|b| !b.is_empty())
-    else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CHATSTORE_CHROMA_BIN is not set but CI=true: start scripts/services.sh"
-        );
-        eprintln!("SKIPPED: CHATSTORE_CHROMA_BIN is not set");
+    let folder = tempfile_dir();
+    let Some(server) = chatstore_testkit::PrivateChroma::start(&folder).await else {
         return;
     };
-    let folder = tempfile_dir();
-    let items = write_folder(&bin, &folder).await;
+    let items = write_folder(server).await;
     let before = fingerprint(&folder);
 
     let store = ChromaStore::open_dir(&folder)

@@ -14,26 +14,12 @@ use chatstore_pgvector::{PgVectorConfig, PgVectorStore, SearchPlan};
 use common::{Rng, fresh_database};
 use serde_json::json;
 
-/// A fresh database: its direct URL and its URL through PgBouncer
-/// (`CHATSTORE_TEST_PGBOUNCER_URL`, a URL of the form `postgres://user@host:port/db`).
+/// A fresh database: its direct URL and its URL through PgBouncer.
 async fn fresh_pair() -> Option<(String, String)> {
-    let bouncer = match std::env::var("CHATSTORE_TEST_PGBOUNCER_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "CHATSTORE_TEST_PGBOUNCER_URL is unset under CI=true"
-            );
-            eprintln!("SKIPPED: set CHATSTORE_TEST_PGBOUNCER_URL (scripts/services.sh start)");
-            return None;
-        }
-    };
+    let bouncer = chatstore_testkit::require_env("CHATSTORE_TEST_PGBOUNCER_URL")?;
     let direct = fresh_database("template1").await?;
     let name = direct.rsplit('/').next().expect("a database name");
-    let base = bouncer
-        .rsplit_once('/')
-        .map_or(bouncer.as_str(), |(b, _)| b);
-    let through = format!("{base}/{name}");
+    let through = chatstore_testkit::with_database(&bouncer, name);
     Some((direct, through))
 }
 

@@ -142,7 +142,11 @@ async fn the_bridge_command_delivers_another_process_writes_and_counts_them() {
         return;
     };
     let url = chatstore_testkit::fresh_postgres_database(&server).await;
-    let store = chatstore_registry::open(&url)
+    // File bytes in a folder of the test's own, not `data/uploads` under the crate's folder.
+    let uploads = tempfile::tempdir().expect("a temp folder");
+    let store = chatstore_registry::OpenOptions::new(&url)
+        .upload_dir(uploads.path())
+        .open()
         .await
         .expect("open the store");
     let ada = user(&store, "ada@example.com").await;
@@ -156,6 +160,7 @@ async fn the_bridge_command_delivers_another_process_writes_and_counts_them() {
         .args(["bridge", "--database-url", &url, "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .env("WEBUI_SECRET_KEY", SECRET)
+        .env("CHATSTORE_UPLOAD_DIR", uploads.path())
         .env_remove("CHATSTORE_DATABASE_URL")
         .stdout(Stdio::null())
         .kill_on_drop(true)

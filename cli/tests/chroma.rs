@@ -5,8 +5,7 @@
 //! `CHATSTORE_TEST_PGVECTOR_URL` (scripts/services.sh exports them).
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use chatstore_core::VectorItem;
 use serde_json::json;
@@ -26,33 +25,15 @@ fn item(collection: &str, i: usize) -> VectorItem {
     }
 }
 
-/// Open WebUI's kinds of collections written into `folder` by a real Chroma server, which is
-/// stopped afterwards (Open WebUI is stopped before its folder is moved).
-async fn write_folder(bin: &str, folder: &Path) -> usize {
-    let port = chatstore_testkit::free_port();
-    let mut server = Command::new(bin)
-        .args(["run", "--path"])
-        .arg(folder)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .env("ANONYMIZED_TELEMETRY", "False")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start Chroma");
-    let url = format!("chroma://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let store = loop {
-        match chatstore_registry::OpenOptions::new("memory")
-            .vectors_url(url.clone())
-            .open()
-            .await
-        {
-            Ok(store) => break store,
-            Err(e) if Instant::now() > deadline => panic!("Chroma did not answer: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    };
+/// Open WebUI's kinds of collections written into the folder of a real Chroma server, which
+/// is stopped afterwards (Open WebUI is stopped before its folder is moved).
+async fn write_folder(server: chatstore_testkit::PrivateChroma) -> usize {
+    let url = format!("chroma://127.0.0.1:{}", server.port());
+    let store = chatstore_registry::OpenOptions::new("memory")
+        .vectors_url(url)
+        .open()
+        .await
+        .expect("open the private Chroma");
     let mut total = 0;
     for (collection, n) in [
         ("file-3f2a9c1e-0b7d-4c55-9a61-2f8e4d1c7b90", 40),
@@ -68,8 +49,7 @@ async fn write_folder(bin: &str, folder: &Path) -> usize {
         total += n;
     }
     drop(store);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     total
 }
 
@@ -100,16 +80,16 @@ fn show(o: &Output) -> String {
 /// finds them equal; the folder is read through a private server on a copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_webui_vector_folder_moves_to_pgvector_through_the_binary() {
-    let (Some(bin), Some(pg)) = (
-        chatstore_testkit::require_env("CHATSTORE_CHROMA_BIN"),
-        chatstore_testkit::require_env("CHATSTORE_TEST_PGVECTOR_URL"),
-    ) else {
+    let Some(pg) = chatstore_testkit::require_env("CHATSTORE_TEST_PGVECTOR_URL") else {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let folder = dir.path().join("vector_db");
     std::fs::create_dir_all(&folder).expect("folder");
-    let total = write_folder(&bin, &folder).await;
+    let Some(server) = chatstore_testkit::PrivateChroma::start(&folder).await else {
+        return;
+    };
+    let total = write_folder(server).await;
     let target = chatstore_testkit::fresh_postgres_database(&pg).await;
     let source = format!("chroma-dir://{}", folder.display());
 

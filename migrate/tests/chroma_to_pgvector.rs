@@ -8,9 +8,8 @@
 //! Needs `CHATSTORE_TEST_CHROMA_URL`, `CHATSTORE_TEST_PGVECTOR_URL` and `CHATSTORE_CHROMA_BIN`
 //! (scripts/services.sh exports them).
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chatstore_chroma::{ChromaConfig, ChromaStore};
 use chatstore_core::{ModelGroup, Store, VectorItem, VectorRepo, memory};
@@ -18,6 +17,7 @@ use chatstore_migrate::{
     BatchPoint, MigrateOptions, Migration, Progress, Silent, compare_searches, verify,
 };
 use chatstore_pgvector::{PgVectorConfig, PgVectorStore};
+use chatstore_testkit::PrivateChroma;
 use serde_json::{Map, Value, json};
 use sqlx::Connection;
 
@@ -332,7 +332,7 @@ async fn chroma_collections_arrive_in_pgvector_and_open_webui_starts() {
 /// Kills the private Chroma server once a few batches are checkpointed.
 struct KillAfter {
     batches: u64,
-    server: Mutex<Option<Child>>,
+    server: Mutex<Option<PrivateChroma>>,
 }
 
 impl Progress for KillAfter {
@@ -340,57 +340,25 @@ impl Progress for KillAfter {
         if number >= self.batches
             && matches!(point, BatchPoint::Checkpointed)
             && let Ok(mut server) = self.server.lock()
-            && let Some(mut child) = server.take()
+            && let Some(mut server) = server.take()
         {
-            let _ = child.kill();
-            let _ = child.wait();
+            server.stop();
         }
     }
-}
-
-/// Starts `chroma run` on `path` and waits for its heartbeat.
-async fn start_chroma(bin: &str, path: &std::path::Path) -> (Child, String) {
-    let port = chatstore_testkit::free_port();
-    let mut child = Command::new(bin)
-        .args(["run", "--path"])
-        .arg(path)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .env("ANONYMIZED_TELEMETRY", "False")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start a private Chroma server");
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && ChromaStore::connect(ChromaConfig::new(&url).expect("url"))
-                .await
-                .is_ok()
-        {
-            return (child, url);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the private Chroma server did not answer on {url}");
 }
 
 /// A copy whose Chroma server dies mid-way stops with its checkpoint; after a restart it
 /// resumes there and finishes with nothing lost or doubled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_resumes_after_the_chroma_server_is_killed() {
-    let (Some(bin), Some(pg_url)) = (
-        env("CHATSTORE_CHROMA_BIN"),
-        env("CHATSTORE_TEST_PGVECTOR_URL"),
-    ) else {
+    let Some(pg_url) = env("CHATSTORE_TEST_PGVECTOR_URL") else {
         return;
     };
     let folder = tempfile::tempdir().expect("temp dir");
-    let (server, url) = start_chroma(&bin, folder.path()).await;
-    let chroma = ChromaStore::connect(ChromaConfig::new(&url).expect("url"))
+    let Some(server) = PrivateChroma::start(folder.path()).await else {
+        return;
+    };
+    let chroma = ChromaStore::connect(ChromaConfig::new(&server.url()).expect("url"))
         .await
         .expect("open the private Chroma");
     let data = open_webui_collections(1_500);
@@ -431,9 +399,11 @@ async fn a_copy_resumes_after_the_chroma_server_is_killed() {
     );
 
     // Restart Chroma on the same folder (a new port), resume with the same state.
-    let (mut server, url) = start_chroma(&bin, folder.path()).await;
+    let Some(server) = PrivateChroma::start(folder.path()).await else {
+        return;
+    };
     let source = chroma_store(
-        ChromaStore::connect(ChromaConfig::new(&url).expect("url"))
+        ChromaStore::connect(ChromaConfig::new(&server.url()).expect("url"))
             .await
             .expect("reopen Chroma"),
     );
@@ -450,8 +420,7 @@ async fn a_copy_resumes_after_the_chroma_server_is_killed() {
         .await
         .expect("verify");
     assert!(report.equal, "verification: {:?}", report.differing_ids());
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 /// Copy rate against its two ceilings, measured in one run on the same data: reading every

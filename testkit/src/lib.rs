@@ -11,6 +11,7 @@
 //! - [`PrivatePostgres`]: a PostgreSQL server of the test's own (own data folder, own port,
 //!   PostgreSQL's durable defaults) that can be restarted fast or immediately;
 //! - [`PrivatePocketBase`]: a PocketBase server of the test's own, killed and started again;
+//! - [`PrivateChroma`]: `chroma run` on a folder of the test's choosing, killed on drop;
 //! - `TlsTerminator` (feature `tls`): TLS in front of a plain server, its certificate signed
 //!   by a throwaway CA made at start, for testing `https` clients against the real server.
 //!
@@ -24,12 +25,14 @@
 //! # }
 //! ```
 
+mod chroma;
 mod pocketbase;
 mod postgres;
 mod proxy;
 #[cfg(feature = "tls")]
 mod tls;
 
+pub use chroma::PrivateChroma;
 pub use pocketbase::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD, PrivatePocketBase};
 pub use postgres::{
     PrivatePostgres, Shutdown, drop_postgres_database, fresh_postgres_database,

@@ -3,40 +3,16 @@
 #![allow(dead_code)]
 
 use chatstore_pgvector::{PgVectorConfig, PgVectorStore};
-use sqlx::Connection;
 
-/// The server URL; `None` (with a loud note) when unset locally, a panic under CI.
+/// The server URL (`CHATSTORE_TEST_PGVECTOR_URL`), by the test kit's one CI rule.
 pub fn server_url() -> Option<String> {
-    match std::env::var("CHATSTORE_TEST_PGVECTOR_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CHATSTORE_TEST_PGVECTOR_URL is unset under CI=true");
-            }
-            eprintln!("SKIPPED: set CHATSTORE_TEST_PGVECTOR_URL (scripts/services.sh start)");
-            None
-        }
-    }
+    chatstore_testkit::require_env("CHATSTORE_TEST_PGVECTOR_URL")
 }
 
-/// Creates an empty database `t_<uuid>` and returns its URL.
+/// Creates an empty database `t_<uuid>` from `template` and returns its URL.
 pub async fn fresh_database(template: &str) -> Option<String> {
     let url = server_url()?;
-    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&url)
-        .await
-        .expect("connect to the test server");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE DATABASE {name} TEMPLATE {template}"
-    )))
-    .execute(&mut admin)
-    .await
-    .expect("create a test database");
-    let base = url
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .expect("url has a path");
-    Some(format!("{base}/{name}"))
+    Some(chatstore_testkit::fresh_postgres_database_from(&url, template).await)
 }
 
 /// A store on a fresh database, its table created with `dimension` columns.

@@ -43,12 +43,17 @@ pub async fn sqlite() -> Store {
         .expect("open a new SQLite file")
 }
 
-/// A new PostgreSQL database on the test server, or `None` without one.
+/// A new PostgreSQL database on the test server, or `None` without one; its file bytes go to a
+/// temporary folder (PostgreSQL's default, `data/uploads` in the working folder, would be the
+/// crate's own folder under `cargo test`).
 pub async fn postgres() -> Option<Store> {
     let server = chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL")?;
     let url = chatstore_testkit::fresh_postgres_database(&server).await;
+    let options = SqlOptions::default()
+        .max_connections(4)
+        .upload_dir(temp_folder("uploads"));
     Some(
-        chatstore_sql::connect(&url, SqlOptions::default().max_connections(4))
+        chatstore_sql::connect(&url, options)
             .await
             .expect("open a new PostgreSQL database"),
     )
