@@ -176,7 +176,11 @@ impl PgVectorStore {
         }
         let share = matches.map_or(1.0, |m| (m as f64 / rows as f64).clamp(1e-6, 1.0));
         SearchPlan::FilteredHnsw {
-            ef_search: filtered_ef(ef_search, share),
+            // The calibrated beam, not a wider one: the iterative scan goes on past it by
+            // itself until it has `limit` rows inside the filter. Widening it by 1/√share
+            // bought no recall (1.000 from ef_search 64 on at 2-10 % of 89k rows) and made the
+            // 10 % walk cost 2.4x the unfiltered search at ef_search 1000.
+            ef_search,
             max_scan_tuples: max_scan_tuples(limit, share, rows),
         }
     }
@@ -367,14 +371,6 @@ pub(crate) fn indexed_matches(filter: &VectorFilter, counts: &Value) -> Option<i
         best = Some(best.map_or(n, |b| b.min(n)));
     }
     best
-}
-
-/// `ef_search` of a filtered index walk, for a filter keeping `share` of the collection: the
-/// walk sees only that share of its candidates, so it needs a wider beam than an unfiltered one
-/// for the same recall.
-pub(crate) fn filtered_ef(ef_search: u32, share: f64) -> u32 {
-    let widened = f64::from(ef_search) / share.clamp(0.01, 1.0).sqrt();
-    (widened.ceil() as u32).clamp(ef_search, 1_000)
 }
 
 /// What an iterative walk for a filter keeping `share` of a collection costs, in unfiltered
