@@ -567,18 +567,9 @@ async fn folder_parents_tell_null_from_empty() {
         return;
     };
     let folder = |id: &str, parent: Value| {
-        row([
-            ("id", json!(id)),
-            ("parent_id", parent),
-            ("user_id", json!("u1")),
-            ("name", json!(id)),
-            ("items", Value::Null),
-            ("meta", json!({})),
-            ("data", Value::Null),
-            ("is_expanded", json!(false)),
-            ("created_at", json!(1_700_000_000)),
-            ("updated_at", json!(1_700_000_000)),
-        ])
+        let mut folder = user_folder(id, "u1", id);
+        folder.insert("parent_id".to_owned(), parent);
+        folder
     };
     rows.write(vec![
         RowOp::Insert {

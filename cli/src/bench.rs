@@ -118,16 +118,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         report.runs.len(),
         report.skipped.len()
     );
-    let failures = report.failures();
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(BenchError::Config(format!(
-            "{} operation(s) failed: {}",
-            failures.len(),
-            failures.join("; ")
-        )))
-    }
+    failed(report.failures())
 }
 
 /// The migration section asked for by `args`, if any.
@@ -194,6 +185,11 @@ async fn run_scales(args: BenchArgs) -> Result<(), BenchError> {
     let runs: Vec<_> = reports.iter().map(|(s, r)| (*s, r)).collect();
     let path = scaling::write(&runs, &args.out)?;
     println!("wrote {}", path.display());
+    failed(failures)
+}
+
+/// `Ok` when no operation failed, else one error naming them all.
+fn failed(failures: Vec<String>) -> Result<(), BenchError> {
     if failures.is_empty() {
         Ok(())
     } else {
