@@ -651,13 +651,11 @@ impl RawBaseline for RawHttp {
                 size: source.size,
                 sha256: source.sha256.clone(),
             });
-        let hashed = Arc::new(std::sync::Mutex::new(Some(Sha256::new())));
+        let hashed = Arc::new(std::sync::Mutex::new(Sha256::new()));
         let on_the_way = hashed.clone();
         let body = source.stream().await?.inspect(move |chunk| {
-            if let (Ok(chunk), Ok(mut hasher)) = (chunk, on_the_way.lock())
-                && let Some(h) = hasher.as_mut()
-            {
-                h.update(chunk);
+            if let (Ok(chunk), Ok(mut hasher)) = (chunk, on_the_way.lock()) {
+                hasher.update(chunk);
             }
         });
         let blob = Part::stream(reqwest::Body::wrap_stream(body))
@@ -683,8 +681,10 @@ impl RawBaseline for RawHttp {
             .await
             .map_err(http_err("upload answer"))?;
         std::hint::black_box(answer);
-        let hasher = hashed.lock().ok().and_then(|mut h| h.take());
-        let digest = hasher.map(hex_digest).unwrap_or_default();
+        let digest = hashed
+            .lock()
+            .map(|h| hex_digest(h.clone()))
+            .unwrap_or_default();
         check_digest("upload", &digest, source)
     }
 

@@ -473,11 +473,7 @@ async fn raw_transfer(
 /// work too and the comparison is of the same logical work.
 pub(crate) fn hex_digest(hasher: sha2::Sha256) -> String {
     use sha2::Digest;
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    chatstore_core::files::hex(&hasher.finalize())
 }
 
 /// A raw client's hash that differs from the source's: the bytes did not arrive intact.
