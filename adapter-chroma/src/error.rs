@@ -9,6 +9,7 @@
 //! | anything else | `Backend` |
 
 use chatstore_core::Error;
+use chatstore_core::error::caused_by;
 use serde_json::Value;
 
 /// An error answer of Chroma (`{"error": "...", "message": "..."}`).
@@ -81,7 +82,10 @@ pub(crate) fn from_reqwest(what: &str, err: reqwest::Error) -> Error {
             err,
         );
     }
-    if err.is_connect() || err.is_timeout() || err.is_request() {
+    // reqwest reports a body cut off on the way (a server killed mid-answer) as a decode
+    // error too: only an answer that arrived whole and does not parse is `Backend`.
+    let cut_off = (err.is_decode() || err.is_body()) && !caused_by::<serde_json::Error>(&err);
+    if err.is_connect() || err.is_timeout() || err.is_request() || cut_off {
         Error::unavailable(message, err)
     } else {
         Error::backend(message, err)
@@ -152,5 +156,14 @@ mod tests {
         );
         assert!(from_status("x", 503, body.clone()).is_retryable());
         assert_eq!(from_status("x", 500, body).kind(), ErrorKind::Backend);
+    }
+
+    #[tokio::test]
+    async fn an_answer_cut_off_is_unavailable() {
+        let cut = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"id\":";
+        let url = chatstore_testkit::answer_once(cut);
+        let resp = reqwest::get(&url).await.expect("the head arrives");
+        let err = resp.bytes().await.expect_err("the body is cut off");
+        assert_eq!(from_reqwest("read", err).kind(), ErrorKind::Unavailable);
     }
 }

@@ -5,7 +5,8 @@
 //! | 404, or a batch whose failed request answered 404 | `NotFound` |
 //! | 400 with a `validation_not_unique` or `validation_pk_invalid` field code, 409 | `Conflict` |
 //! | other 400, 413 | `InvalidInput` |
-//! | connection errors, timeouts, 429, 5xx | `Unavailable` (retried on idempotent calls) |
+//! | connection errors, answers cut off, timeouts, 429, 5xx | `Unavailable` (retried on idempotent calls) |
+//! | an answer that arrived whole but does not parse | `Backend` |
 //! | anything else | `Backend` |
 
 use chatstore_core::Error;
@@ -175,7 +176,9 @@ pub fn from_status(status: u16, body: Value, subject: Subject<'_>) -> Error {
 pub fn from_transport(error: reqwest::Error) -> Error {
     if error.is_connect() || error.is_timeout() || error.is_request() {
         Error::unavailable(format!("PocketBase unreachable: {error}"), error)
-    } else if error.is_decode() {
+    } else if error.is_decode() && chatstore_core::error::caused_by::<serde_json::Error>(&error) {
+        // reqwest reports a body read that failed (a server killed mid-answer) as a decode
+        // error too: only an answer that arrived whole and does not parse is `Backend`.
         Error::backend(
             format!("PocketBase sent an unreadable answer: {error}"),
             error,
@@ -211,6 +214,23 @@ mod tests {
         assert_eq!(kind(503, json!({})), ErrorKind::Unavailable);
         assert_eq!(kind(401, json!({})), ErrorKind::Backend);
         assert!(is_stale(&kind_err(412)));
+    }
+
+    async fn body_error(answer: &'static str) -> Error {
+        let url = chatstore_testkit::answer_once(answer);
+        let resp = reqwest::get(&url).await.expect("the head arrives");
+        match resp.json::<Value>().await {
+            Ok(v) => panic!("the answer parsed: {v}"),
+            Err(e) => from_transport(e),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_cut_off_is_unavailable_and_a_garbled_one_is_backend() {
+        let cut = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"id\":";
+        assert_eq!(body_error(cut).await.kind(), ErrorKind::Unavailable);
+        let garbled = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\n{\"id\":";
+        assert_eq!(body_error(garbled).await.kind(), ErrorKind::Backend);
     }
 
     fn kind_err(status: u16) -> Error {

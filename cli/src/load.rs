@@ -73,6 +73,8 @@ struct Tally {
     calls: Vec<Call>,
     messages: Vec<(String, String)>,
     chats: Vec<String>,
+    /// The first error message seen per `"operation: kind"`, so a report names its failures.
+    samples: BTreeMap<String, String>,
 }
 
 /// One call of a load run, as a replica reports it: `[start, operation, error kind or null,
@@ -115,6 +117,11 @@ impl Tally {
     ) {
         let took = started.elapsed();
         let start = unix_millis().saturating_sub(u64::try_from(took.as_millis()).unwrap_or(0));
+        if let Err(e) = result {
+            self.samples
+                .entry(format!("{op}: {}", e.kind()))
+                .or_insert_with(|| e.to_string());
+        }
         self.calls.push(Call(
             start,
             op.to_owned(),
@@ -235,11 +242,15 @@ pub async fn run_worker(args: WorkerArgs) -> Result<(), String> {
         out.calls.extend(t.calls);
         out.messages.extend(t.messages);
         out.chats.extend(t.chats);
+        for (key, message) in t.samples {
+            out.samples.entry(key).or_insert(message);
+        }
     }
     let doc = json!({
         "calls": out.calls,
         "messages": out.messages,
         "chats": out.chats,
+        "error_samples": out.samples,
     });
     crate::emit(&format!("{doc}\n"));
     Ok(())
@@ -425,6 +436,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     let mut calls: Vec<Call> = Vec::new();
     let mut messages: Vec<(String, String)> = Vec::new();
     let mut created: Vec<String> = Vec::new();
+    let mut samples: BTreeMap<String, String> = BTreeMap::new();
     for (w, child) in children.into_iter().enumerate() {
         let out = child
             .wait_with_output()
@@ -441,6 +453,11 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         let acked: Vec<(String, String)> =
             serde_json::from_value(field("messages")).unwrap_or_default();
         let made: Vec<String> = serde_json::from_value(field("chats")).unwrap_or_default();
+        let seen: BTreeMap<String, String> =
+            serde_json::from_value(field("error_samples")).unwrap_or_default();
+        for (key, message) in seen {
+            samples.entry(key).or_insert(message);
+        }
         calls.extend(made_calls);
         messages.extend(acked);
         created.extend(made);
@@ -466,6 +483,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         "throughput_per_second": total as f64 / args.seconds as f64,
         "operations": ops,
         "errors": errors,
+        "error_samples": samples,
         "fault": fault,
         "acknowledged_messages": messages.len(),
         "invariant_violations": violations,
@@ -513,6 +531,9 @@ fn render(report: &Value) -> String {
             out.push_str("errors by kind:\n");
             for (k, v) in e {
                 out.push_str(&format!("  {k}: {v}\n"));
+                if let Some(sample) = report["error_samples"][k].as_str() {
+                    out.push_str(&format!("    e.g. {sample}\n"));
+                }
             }
         }
         _ => out.push_str("errors: none\n"),

@@ -157,9 +157,33 @@ impl Error {
     }
 }
 
+/// Whether `error` or one of its causes (its `source` chain) is a `T`: how an adapter tells,
+/// say, an answer that does not parse from one whose connection broke, when its client reports
+/// both as one kind of error.
+pub fn caused_by<T: std::error::Error + 'static>(
+    error: &(dyn std::error::Error + 'static),
+) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<T>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caused_by_follows_the_source_chain() {
+        let parse = "x".parse::<u8>().expect_err("not a number");
+        let wrapped = Error::backend("bad answer", parse);
+        assert!(caused_by::<std::num::ParseIntError>(&wrapped));
+        assert!(!caused_by::<std::io::Error>(&wrapped));
+    }
 
     #[test]
     fn only_unavailable_is_retryable() {

@@ -70,6 +70,26 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
+/// The URL of a loopback HTTP server that answers one request with `raw` (status line,
+/// headers and body, as sent) and closes the connection: how a test gets an answer a real
+/// server sends only when it dies mid-answer, such as a body shorter than its `Content-Length`.
+pub fn answer_once(raw: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap_or_else(|e| panic!("no loopback port: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("no local address: {e}"));
+    std::thread::spawn(move || {
+        if let Ok((mut conn, _)) = listener.accept() {
+            let mut request = [0u8; 8192];
+            let _ = conn.read(&mut request);
+            let _ = conn.write_all(raw.as_bytes());
+        }
+    });
+    format!("http://{addr}/")
+}
+
 /// Whether this is a CI run (`CI=true` or `CI=1`).
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
