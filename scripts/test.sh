@@ -30,6 +30,7 @@ section "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 section "cargo test --workspace $* (CHATSTORE_PROPTEST_CASES=$CHATSTORE_PROPTEST_CASES)"
-cargo test --workspace "$@"
+# Every test binary runs even after one fails, so a red run lists every failure at once.
+cargo test --workspace --no-fail-fast "$@"
 
 section "all checks passed"
