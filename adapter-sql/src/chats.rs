@@ -2,9 +2,11 @@
 //! id list `chat.meta.tags` (there is no join table), internal chats (`meta.internal = true`)
 //! are left out of every list and count.
 //!
-//! Tag filters run on each dialect's JSON functions (`json_each` on SQLite,
-//! `json_array_elements` on PostgreSQL); only string elements of an array count as tags, the
-//! same rule the domain value is read with. The title filter is Unicode case-insensitive: SQLite's
+//! Tag filters run on each dialect's JSON functions (`json_each` on SQLite, after a cheap text
+//! prefilter; one jsonb containment `@>` for all the tags of a list on PostgreSQL,
+//! `json_array_elements` elsewhere); only string elements of an array count as tags, the same
+//! rule the domain value is read with. Lists use chatstore's `chatstore_chat_list` index
+//! (see `indexes`): their `WHERE` carries its internal test and their order is its order. The title filter is Unicode case-insensitive: SQLite's
 //! `lower()` and `LIKE` fold ASCII only, so it is applied in Rust to the rows the SQL filters
 //! select (on both dialects, so both fold exactly like the memory backend).
 //!
@@ -513,22 +515,29 @@ fn push_filters(d: &mut Dyn, dialect: Dialect, query: &ChatQuery, tag_ids: &[Str
     }
     match &query.tags {
         TagFilter::Any => {}
-        TagFilter::AllOf(_) => {
+        TagFilter::AllOf(_) if sqlite => {
+            // The cheap text test first (the JSON test parses `meta` once per tag and row).
+            for id in tag_ids.iter().filter(|id| written_verbatim(id)) {
+                d.sql(" AND instr(chat.meta, ")
+                    .bind(format!("\"{id}\""))
+                    .sql(") > 0");
+            }
             for id in tag_ids {
-                if sqlite {
-                    d.sql(
-                        " AND json_type(chat.meta, '$.tags') = 'array' AND EXISTS (SELECT 1 FROM \
-                         json_each(chat.meta, '$.tags') AS t WHERE t.type = 'text' AND t.value = ",
-                    );
-                } else {
-                    d.sql(
-                        " AND EXISTS (SELECT 1 FROM json_array_elements(CASE WHEN \
-                         json_typeof(chat.meta -> 'tags') = 'array' THEN chat.meta -> 'tags' \
-                         ELSE '[]'::json END) AS t(v) WHERE json_typeof(t.v) = 'string' \
-                         AND (t.v #>> '{}') = ",
-                    );
-                }
+                d.sql(
+                    " AND json_type(chat.meta, '$.tags') = 'array' AND EXISTS (SELECT 1 FROM \
+                     json_each(chat.meta, '$.tags') AS t WHERE t.type = 'text' AND t.value = ",
+                );
                 d.bind(id.as_str()).sql(")");
+            }
+        }
+        TagFilter::AllOf(_) => {
+            // jsonb containment of an array of strings: `tags` is an array holding each of
+            // them as a string element (a nested array or an object does not match), one
+            // parse per row for all the tags.
+            if !tag_ids.is_empty() {
+                d.sql(" AND (chat.meta -> 'tags')::jsonb @> ")
+                    .bind(Value::from(tag_ids.to_vec()).to_string())
+                    .sql("::jsonb");
             }
         }
         TagFilter::Untagged => {
@@ -544,25 +553,35 @@ fn push_filters(d: &mut Dyn, dialect: Dialect, query: &ChatQuery, tag_ids: &[Str
     }
 }
 
+/// Whether every JSON writer puts the tag id `id` into `meta`'s text as `"id"`, so the text
+/// test can only pass over a chat that has it: letters, digits, `_`, `-` and `.` are never
+/// escaped, while `/`, `<`, `>`, `&` and anything non-ASCII may be.
+fn written_verbatim(id: &str) -> bool {
+    id.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
 /// The title search's SQL prefilter, a superset of Rust's match
 /// (`title.to_lowercase().contains(wanted)`, `wanted` already lower case): a title of
-/// printable ASCII only is matched exactly in SQL (ASCII lower case is Unicode lower case
-/// there); any other title passes, and Rust decides. The match then reads only the matching
+/// ASCII only is matched exactly in SQL (ASCII lower case is Unicode lower case there); any
+/// other title passes, and Rust decides. The match then reads only the matching
 /// rows (and the non-ASCII titles) instead of every chat of the user.
 fn push_title_prefilter(d: &mut Dyn, dialect: Dialect, wanted: &str) {
     if dialect == Dialect::Sqlite {
-        // SQLite's lower() folds ASCII only; GLOB classes are by code point.
+        // SQLite's lower() folds ASCII only. A title whose character count is its byte count
+        // is ASCII (a NUL ends the character count early: such a title goes to Rust too).
         d.sql(
-            " AND (COALESCE(chat.title, 'New Chat') GLOB '*[^ -~]*' \
+            " AND (length(COALESCE(chat.title, 'New Chat')) \
+             <> length(CAST(COALESCE(chat.title, 'New Chat') AS BLOB)) \
              OR instr(lower(COALESCE(chat.title, 'New Chat')), ",
         );
     } else {
-        // translate() folds ASCII whatever the database's locale (lower() in a Turkish one
-        // would fold `I` to a dotless i).
+        // lower() in the "C" collation folds ASCII only, whatever the database's locale (in a
+        // Turkish one `I` would become a dotless i); translate() did the same at ten times the
+        // cost.
         d.sql(
             " AND (COALESCE(chat.title, 'New Chat') ~ '[^ -~]' \
-             OR strpos(translate(COALESCE(chat.title, 'New Chat'), \
-             'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), ",
+             OR strpos(lower(COALESCE(chat.title, 'New Chat') COLLATE \"C\"), ",
         );
     }
     d.bind(wanted.to_owned()).sql(") > 0)");
@@ -707,13 +726,34 @@ impl ChatRepo for SqlStore {
                 None => 0,
             };
             let (limit, offset) = page_args(&query.page);
-            select
-                .sql(" LIMIT ")
-                .bind(limit)
-                .sql(" OFFSET ")
-                .bind(offset);
+            let page = if dialect == Dialect::Postgres {
+                // The page's ids from the list index alone (an offset skips index entries, not
+                // table rows), then its rows by id.
+                let mut ids = Dyn::default();
+                ids.sql(concat!(
+                    "SELECT ",
+                    summary_columns!(),
+                    " FROM chat WHERE chat.id IN (SELECT chat.id"
+                ));
+                push_filters(&mut ids, dialect, query, &tag_ids);
+                ids.sql(order_by(dialect, query.order))
+                    .sql(" LIMIT ")
+                    .bind(limit)
+                    .sql(" OFFSET ")
+                    .bind(offset)
+                    .sql(")")
+                    .sql(order_by(dialect, query.order));
+                ids
+            } else {
+                select
+                    .sql(" LIMIT ")
+                    .bind(limit)
+                    .sql(" OFFSET ")
+                    .bind(offset);
+                select
+            };
             let items = tx
-                .fetch_dyn(select)
+                .fetch_dyn(page)
                 .await?
                 .iter()
                 .map(summary_from_row)

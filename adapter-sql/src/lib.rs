@@ -17,7 +17,8 @@
 //!
 //! - an empty database gets Open WebUI 0.12.4's complete schema and its `alembic_version` row;
 //! - an existing one must be at that revision with the tables and columns chatstore needs,
-//!   otherwise opening fails with a message naming what is wrong; its schema is never altered;
+//!   otherwise opening fails with a message naming what is wrong; its tables and columns are
+//!   never altered (chatstore adds its own `chatstore_chat_list` index, which lists use);
 //! - SQLite runs in WAL mode with a busy timeout; every store has one pool of configurable size;
 //! - file bytes go to an upload folder (`file.path`), chosen as Open WebUI chooses it:
 //!   `CHATSTORE_UPLOAD_DIR`, else `UPLOAD_DIR`, else `DATA_DIR/uploads`, else `uploads/` next to
@@ -63,6 +64,7 @@ pub mod changes;
 mod chats;
 mod error;
 mod files;
+mod indexes;
 mod inspect;
 mod json;
 mod messages;
@@ -247,6 +249,9 @@ impl SqlStore {
         if let Err(e) = schema::prepare(&pool, options.read_only).await {
             pool.close().await;
             return Err(e);
+        }
+        if !options.read_only {
+            build_indexes(&pool, url, &options).await;
         }
         // Absolute, so `file.path` names the same bytes whatever folder a replica runs in.
         let uploads = std::path::absolute(&uploads).unwrap_or(uploads);
@@ -477,6 +482,67 @@ async fn open_sqlite(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, Pa
         .await
         .map_err(|e| error::db_error("connect", e))?;
     Ok((pool::Pool::Sqlite(pool), uploads))
+}
+
+/// Builds chatstore's own indexes ([`indexes`]). A failure is logged, not returned: lists are
+/// correct without them, only slower, and the next open tries again.
+async fn build_indexes(pool: &pool::Pool, url: &str, options: &SqlOptions) {
+    let outcome = match pool {
+        pool::Pool::Sqlite(_) => indexes::ensure_sqlite(pool).await.map(|()| None),
+        pool::Pool::Postgres(_, statements) => {
+            // A build needs a session of its own (the advisory lock, `CONCURRENTLY` outside a
+            // transaction): through a transaction pooler only the direct listen URL gives one.
+            let direct = match (&options.listen_url, statements) {
+                (Some(listen), _) => Some(listen.clone()),
+                (None, pool::Statements::Cached) => Some(url.to_owned()),
+                (None, pool::Statements::Unnamed) => None,
+            };
+            match direct {
+                None => {
+                    tracing::warn!(
+                        "chatstore's list index is not built through a connection pooler; \
+                         set a direct listen URL, or open the database once directly"
+                    );
+                    return;
+                }
+                Some(direct) => match postgres_options(&direct) {
+                    Ok(o) => indexes::ensure_postgres_with(&o).await.map(Some),
+                    Err(e) => Err(e),
+                },
+            }
+        }
+    };
+    match outcome {
+        Ok(Some(built @ indexes::IndexBuild::Built { .. })) => {
+            tracing::info!(?built, "built {}", indexes::CHAT_LIST_INDEX);
+        }
+        Ok(Some(indexes::IndexBuild::BuiltElsewhere)) => tracing::info!(
+            "another connection is building {}; lists use it once it is valid",
+            indexes::CHAT_LIST_INDEX
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            error = %e,
+            "cannot build {}; chat lists stay correct but read every chat of a user",
+            indexes::CHAT_LIST_INDEX
+        ),
+    }
+}
+
+/// The connect options of a PostgreSQL URL in any of the accepted spellings.
+fn postgres_options(url: &str) -> Result<PgConnectOptions> {
+    let rest = strip_scheme(
+        url,
+        &[
+            "postgres://",
+            "postgresql://",
+            "postgresql+psycopg://",
+            "postgresql+psycopg2://",
+        ],
+    )
+    .unwrap_or(url);
+    PgConnectOptions::from_str(&format!("postgres://{rest}"))
+        .map_err(|e| Error::invalid(format!("bad PostgreSQL URL: {e}")))
 }
 
 async fn open_postgres(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, PathBuf)> {

@@ -4,9 +4,10 @@
 //! exact DDL dumps in `schema/`, including the `alembic_version` row `0bd252b206fb` without which
 //! Open WebUI re-runs its migrations and crashes. An existing database must be at that revision
 //! and have every table and column chatstore reads or writes; otherwise opening it fails with a
-//! message naming what is wrong. chatstore never alters an existing Open WebUI schema; the only
-//! tables it adds are its own: `chatstore_vector` (SQLite vectors, on first use) and
-//! `chatstore_change` (what the change feed's catch-up cannot read from Open WebUI's tables).
+//! message naming what is wrong. chatstore never alters an existing Open WebUI table or column;
+//! the only tables it adds are its own: `chatstore_vector` (SQLite vectors, on first use) and
+//! `chatstore_change` (what the change feed's catch-up cannot read from Open WebUI's tables),
+//! and its own `chatstore_*` indexes (see `indexes`).
 
 use chatstore_core::{Error, Result};
 

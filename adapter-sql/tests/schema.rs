@@ -22,7 +22,8 @@ fn table_count_sql(db: &Db) -> &'static str {
     }
 }
 
-/// Every column of every table but chatstore's own, as `table.column type` lines, sorted.
+/// Every column of every table but chatstore's own, as `table.column type` lines, sorted, then
+/// every index but chatstore's own (`chatstore_*`, which it adds to Open WebUI's tables).
 async fn schema_snapshot(db: &Db) -> String {
     let sql = if db.is_postgres() {
         "SELECT string_agg(table_name || '.' || column_name || ' ' || data_type || ' ' || \
@@ -35,11 +36,12 @@ async fn schema_snapshot(db: &Db) -> String {
     };
     let indexes = if db.is_postgres() {
         "SELECT string_agg(indexdef, E'\\n' ORDER BY indexname) FROM pg_indexes \
-         WHERE schemaname = current_schema() AND substr(tablename, 1, 10) <> 'chatstore_'"
+         WHERE schemaname = current_schema() AND substr(tablename, 1, 10) <> 'chatstore_' \
+         AND substr(indexname, 1, 10) <> 'chatstore_'"
     } else {
         "SELECT group_concat(sql, char(10)) FROM (SELECT sql FROM sqlite_master \
          WHERE type = 'index' AND sql IS NOT NULL AND substr(tbl_name, 1, 10) <> 'chatstore_' \
-         ORDER BY name)"
+         AND substr(name, 1, 10) <> 'chatstore_' ORDER BY name)"
     };
     format!(
         "{}\n{}",

@@ -1,0 +1,157 @@
+//! chatstore's own `chatstore_chat_list` index: there after every open (an empty database and
+//! an existing Open WebUI one), valid on PostgreSQL, built once when replicas open at once, and
+//! rebuilt when an interrupted `CREATE INDEX CONCURRENTLY` left it `INVALID`.
+
+mod support;
+
+use std::time::Duration;
+
+use chatstore_core::{ChatQuery, NewChat, NewUser};
+use chatstore_sql::SqlStore;
+use sqlx::{Connection, PgConnection};
+use support::{Db, empty_databases, open_webui_databases};
+
+/// 1 when the index exists (and, on PostgreSQL, is valid), else 0.
+async fn index_ready(db: &Db) -> i64 {
+    let sql = if db.is_postgres() {
+        "SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('chatstore_chat_list') \
+         AND indisvalid"
+    } else {
+        "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'chatstore_chat_list'"
+    };
+    db.int(sql).await
+}
+
+async fn index_definition(db: &Db) -> String {
+    let sql = if db.is_postgres() {
+        "SELECT pg_get_indexdef(to_regclass('chatstore_chat_list'))"
+    } else {
+        "SELECT sql FROM sqlite_master WHERE name = 'chatstore_chat_list'"
+    };
+    db.text(sql).await.unwrap_or_default()
+}
+
+/// Opening a database (empty or Open WebUI's) leaves the list index in place, and lists
+/// answer as before.
+#[tokio::test]
+async fn the_list_index_exists_after_open() {
+    let mut dbs = empty_databases().await;
+    dbs.extend(open_webui_databases().await);
+    for db in dbs {
+        let store = db.store().await;
+        assert_eq!(index_ready(&db).await, 1, "{}", db.url);
+        let definition = index_definition(&db).await;
+        assert!(definition.contains("updated_at DESC"), "{definition}");
+        let user = store
+            .users
+            .create(NewUser::new("i@example.com", "I"))
+            .await
+            .expect("user");
+        for title in ["b", "a"] {
+            store
+                .chats
+                .create(NewChat::new(&user.id, title).with_tags(["x"]))
+                .await
+                .expect("chat");
+        }
+        let page = store
+            .chats
+            .list(&ChatQuery::for_user(&user.id).with_tags(["x"]))
+            .await
+            .expect("list");
+        assert_eq!(page.total, 2);
+        // Opening again finds it and changes nothing.
+        db.store().await;
+        assert_eq!(index_definition(&db).await, definition);
+        db.finish().await;
+    }
+}
+
+/// Replicas opening one database at once all open, and the index is built once, valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_opening_at_once_build_the_index_once() {
+    for db in open_webui_databases().await {
+        let opens = (0..3).map(|_| SqlStore::connect(&db.url, db.options().max_connections(2)));
+        for store in futures::future::join_all(opens).await {
+            store.expect("every replica opens");
+        }
+        // A replica that found another one building goes on without waiting; the builder
+        // finishes before its own open returns.
+        assert_eq!(index_ready(&db).await, 1, "{}", db.url);
+        db.finish().await;
+    }
+}
+
+/// An index an interrupted `CREATE INDEX CONCURRENTLY` left `INVALID` is dropped and built
+/// again by the next open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_leftover_is_rebuilt() {
+    let Some(db) = support::postgres_empty().await else {
+        return;
+    };
+    db.exec(chatstore_sql::schema::POSTGRES_DDL).await;
+    // A writer holds its lock on `chat`, so the concurrent build waits for it; cancelled
+    // while it waits, the build leaves its index behind, INVALID.
+    let mut writer = PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::raw_sql("BEGIN; LOCK TABLE chat IN ROW EXCLUSIVE MODE")
+        .execute(&mut writer)
+        .await
+        .expect("hold a writer's lock");
+    let mut builder = PgConnection::connect(&db.url).await.expect("connect");
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut builder)
+        .await
+        .expect("pid");
+    let build = tokio::spawn(async move {
+        sqlx::raw_sql("CREATE INDEX CONCURRENTLY chatstore_chat_list ON chat (user_id)")
+            .execute(&mut builder)
+            .await
+    });
+    let mut admin = PgConnection::connect(&db.url).await.expect("connect");
+    let mut cancelled = false;
+    for _ in 0..200 {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT count(*) > 0 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'",
+        )
+        .bind(pid)
+        .fetch_one(&mut admin)
+        .await
+        .expect("activity");
+        if waiting {
+            cancelled = sqlx::query_scalar("SELECT pg_cancel_backend($1)")
+                .bind(pid)
+                .fetch_one(&mut admin)
+                .await
+                .expect("cancel");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        cancelled,
+        "the concurrent build never waited for the writer"
+    );
+    let outcome = build.await.expect("the build task");
+    assert!(outcome.is_err(), "the cancelled build must fail");
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut writer)
+        .await
+        .expect("rollback");
+    assert_eq!(
+        db.int(
+            "SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('chatstore_chat_list') \
+             AND NOT indisvalid"
+        )
+        .await,
+        1,
+        "the interrupted build left an INVALID index"
+    );
+    db.store().await;
+    assert_eq!(index_ready(&db).await, 1);
+    let definition = index_definition(&db).await;
+    assert!(
+        definition.contains("updated_at DESC"),
+        "the leftover was replaced by chatstore's index: {definition}"
+    );
+    db.finish().await;
+}
