@@ -15,6 +15,7 @@ routerAdd("GET", "/api/chatstore/info", (e) => {
 // changed since the caller read it: read again and retry) or 400.
 routerAdd("POST", "/api/chatstore/tx", (e) => {
   const NAME = /^[A-Za-z0-9_]+$/;
+  const { carriesText, quoted } = require(`${__hooks}/chatstore_tags.js`);
   const body = e.requestInfo().body || {};
   let fail = null;
   const stop = (status, message) => {
@@ -150,9 +151,9 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
               const row = new DynamicModel({ n: 0 });
               tx.db()
                 .newQuery(
-                  "SELECT COUNT(*) AS n FROM (SELECT 1 FROM `" + chats.name + "` c, json_each(CASE WHEN json_valid(c.tags) THEN c.tags ELSE '[]' END) je WHERE c.user_id = {:user} AND je.value = {:id} LIMIT 1)"
+                  "SELECT COUNT(*) AS n FROM (SELECT 1 FROM `" + chats.name + "` c, json_each(CASE WHEN json_valid(c.tags) THEN c.tags ELSE '[]' END) je WHERE c.user_id = {:user}" + carriesText("{:quoted}", id) + " AND je.value = {:id} LIMIT 1)"
                 )
-                .bind({ id: id, user: rec.getString("user_id") })
+                .bind({ id: id, quoted: quoted(id), user: rec.getString("user_id") })
                 .one(row);
               if (row.n === 0) {
                 deleteTags(tx, col, "id = {:id}", { id: id });
@@ -185,9 +186,9 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
             const rows = arrayOf(new DynamicModel({ id: "" }));
             tx.db()
               .newQuery(
-                "SELECT DISTINCT c.id AS id FROM `" + chats.name + "` c, json_each(CASE WHEN json_valid(c.tags) THEN c.tags ELSE '[]' END) je WHERE c.user_id = {:user} AND je.value = {:id}"
+                "SELECT DISTINCT c.id AS id FROM `" + chats.name + "` c, json_each(CASE WHEN json_valid(c.tags) THEN c.tags ELSE '[]' END) je WHERE c.user_id = {:user}" + carriesText("{:quoted}", op.id) + " AND je.value = {:id}"
               )
-              .bind({ id: op.id, user: tag.getString("user_id") })
+              .bind({ id: op.id, quoted: quoted(op.id), user: tag.getString("user_id") })
               .all(rows);
             for (const row of rows) {
               const chat = tx.findRecordById(chats, row.id);
@@ -404,6 +405,7 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
 // limit (-1: all), offset. Answer: {"items": [summary], "total": n}.
 routerAdd("GET", "/api/chatstore/chats-by-tags", (e) => {
   const NAME = /^[A-Za-z0-9_]+$/;
+  const { carriesText, quoted } = require(`${__hooks}/chatstore_tags.js`);
   const q = e.request.url.query();
   const chats = q.get("chats");
   const tagsCol = q.get("tags_collection");
@@ -428,6 +430,14 @@ routerAdd("GET", "/api/chatstore/chats-by-tags", (e) => {
     const unique = Array.from(new Set(wanted));
     params.tags = JSON.stringify(unique);
     params.need = unique.length;
+    // The cheap text test first: the JSON test below parses every candidate's `tags`.
+    unique.forEach((id, k) => {
+      const text = carriesText("{:t" + k + "}", id);
+      if (text) {
+        params["t" + k] = quoted(id);
+        where.push(text.replace(/^ AND /, ""));
+      }
+    });
     where.push(
       "(SELECT COUNT(DISTINCT je.value) FROM " + tagsOf + " je WHERE je.value IN (SELECT value FROM json_each({:tags}))) = {:need}"
     );

@@ -5,7 +5,7 @@
 //! collection and field ids, brought up to date through `PUT /api/collections/import` with
 //! `deleteMissing: false` (collections and fields are added or updated, nothing is deleted).
 //! The same schema ships as the JS migrations in `pb_migrations/` for operators who run
-//! `pocketbase migrate` (the newest, `1764633600_chatstore_change_feed.js`, holds the whole
+//! `pocketbase migrate` (the newest, `1764806400_chatstore_list_index.js`, holds the whole
 //! current schema of the aggregates; a test keeps it identical to this one). The collections of Open WebUI's
 //! remaining tables ([`crate::rows::collections`], `owui_rows_<table>`) go in the same import.
 
@@ -227,6 +227,13 @@ pub fn collections_json(c: &Collections) -> Vec<Value> {
                     "CREATE UNIQUE INDEX idx_{ch}_share ON {ch} (share_id) WHERE share_id != ''"
                 ),
                 format!("CREATE INDEX idx_{ch}_user_updated ON {ch} (user_id, updated_at)"),
+                // Lists: a user's chats in list order with everything a list filters by. The
+                // table's columns are in name order, so without it every list, count and
+                // filter read past each chat's blob (`chat`) to reach `user_id` and `internal`.
+                format!(
+                    "CREATE INDEX idx_{ch}_user_list ON {ch} (user_id, internal, archived, \
+                     updated_at DESC, id, pinned, folder_id, title_lower, tags)"
+                ),
             ],
         ),
         collection(
@@ -532,7 +539,7 @@ mod tests {
     fn migration_holds_the_boot_schema() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/pb_migrations/1764633600_chatstore_change_feed.js"
+            "/pb_migrations/1764806400_chatstore_list_index.js"
         );
         let expected = serde_json::to_string_pretty(&collections_json(
             &Collections::new("").expect("empty prefix"),

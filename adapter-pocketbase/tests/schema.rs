@@ -99,8 +99,9 @@ async fn an_older_schema_is_brought_up_to_date_without_data_loss() {
     };
     let client = raw_client(&config);
     let cols = Collections::new(&config.collection_prefix).expect("prefix");
-    // An older schema: chats without `pinned` and `share_id`, users without `settings` and
-    // without the created_at index. (PocketBase itself refuses to drop the NOCASE id index.)
+    // An older schema: chats without `pinned`, `share_id` and the list index, users without
+    // `settings` and without the created_at index. (PocketBase itself refuses to drop the NOCASE
+    // id index.)
     let mut old = schema::collections_json(&cols);
     for c in &mut old {
         let drop: &[&str] = if c["name"] == cols.chats.as_str() {
@@ -116,7 +117,7 @@ async fn an_older_schema_is_brought_up_to_date_without_data_loss() {
         if let Some(indexes) = c["indexes"].as_array_mut() {
             indexes.retain(|i| {
                 let i = i.as_str().unwrap_or_default();
-                !i.contains("_created") && !i.contains("share_id")
+                !i.contains("_created") && !i.contains("share_id") && !i.contains("_user_list")
             });
         }
     }
@@ -163,6 +164,7 @@ async fn an_older_schema_is_brought_up_to_date_without_data_loss() {
     assert!(users["indexes"].to_string().contains("_created ON"));
     let chats = collection(&client, &cols.chats).await;
     assert!(field(&chats, "pinned").is_some() && field(&chats, "share_id").is_some());
+    assert!(chats["indexes"].to_string().contains("_user_list ON"));
 
     let store = pb.store();
     let user = store.users.get("old-user").await.expect("old user kept");
