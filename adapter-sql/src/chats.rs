@@ -81,7 +81,23 @@ macro_rules! pg_not_internal {
          AND (chat.meta ->> 'internal') = 'true', FALSE) = FALSE"
     };
 }
-pub(crate) use {pg_has_tag, pg_not_internal, sqlite_has_tag, sqlite_not_internal};
+/// SQLite: the chat is internal (the exact complement of [`sqlite_not_internal`]).
+macro_rules! sqlite_internal {
+    () => {
+        "COALESCE(json_type(chat.meta, '$.internal'), '') = 'true'"
+    };
+}
+
+/// PostgreSQL: the chat is internal (the exact complement of [`pg_not_internal`]).
+macro_rules! pg_internal {
+    () => {
+        "COALESCE(json_typeof(chat.meta -> 'internal') = 'boolean' \
+         AND (chat.meta ->> 'internal') = 'true', FALSE)"
+    };
+}
+pub(crate) use {
+    pg_has_tag, pg_internal, pg_not_internal, sqlite_has_tag, sqlite_internal, sqlite_not_internal,
+};
 
 const INSERT: Sql = Sql::both(
     "INSERT INTO chat (id, user_id, title, chat, meta, archived, pinned, folder_id, share_id, \
@@ -127,16 +143,31 @@ const ENSURE_TAG: Sql = Sql::both(
 );
 
 /// Deletes tag `$1` of user `$2` unless a chat of the user still carries it.
+/// Deletes tag `$1` of user `$2` unless a chat of the user, internal or not, carries it. The
+/// two kinds are asked apart, each through its own partial index (`chatstore_chat_list`,
+/// `chatstore_chat_internal`), so the check reads index entries, not every chat of the user;
+/// on SQLite the text of `meta` is tested first where the tag id is written verbatim there.
 const DELETE_ORPHAN_TAG: Sql = Sql::each(
     concat!(
         "DELETE FROM tag WHERE id = $1 AND user_id = $2 AND NOT EXISTS (SELECT 1 FROM chat \
          WHERE chat.user_id = $2 AND ",
+        sqlite_not_internal!(),
+        " AND ($1 GLOB '*[^A-Za-z0-9_.-]*' OR instr(chat.meta, '\"' || $1 || '\"') > 0) AND ",
+        sqlite_has_tag!("$1"),
+        ") AND NOT EXISTS (SELECT 1 FROM chat WHERE chat.user_id = $2 AND ",
+        sqlite_internal!(),
+        " AND ",
         sqlite_has_tag!("$1"),
         ")"
     ),
     concat!(
         "DELETE FROM tag WHERE id = $1 AND user_id = $2 AND NOT EXISTS (SELECT 1 FROM chat \
          WHERE chat.user_id = $2 AND ",
+        pg_not_internal!(),
+        " AND (chat.meta -> 'tags')::jsonb @> jsonb_build_array($1::text)) \
+         AND NOT EXISTS (SELECT 1 FROM chat WHERE chat.user_id = $2 AND ",
+        pg_internal!(),
+        " AND ",
         pg_has_tag!("$1"),
         ")"
     ),

@@ -13,6 +13,9 @@
 //!   `user_id_folder_unread_idx` already holds (an index entry has a size limit, and a long
 //!   title or meta must never make Open WebUI's write fail), so counts and page offsets are
 //!   index-only scans and the page's rows are read by id.
+//! - `chatstore_chat_internal` holds the internal chats of each user (few): a tag no chat of its
+//!   user carries any more is deleted, and "no chat" includes internal ones, which the list
+//!   index leaves out; with both, that check reads index entries instead of every chat.
 //!
 //! SQLite builds it at open (`CREATE INDEX IF NOT EXISTS`; about a second per 100,000 chats,
 //! once). PostgreSQL builds it `CONCURRENTLY`, so writers never wait, on a connection of its
@@ -23,71 +26,115 @@
 use chatstore_core::{Error, Result};
 use sqlx::{Connection, PgConnection, Row as _};
 
-use crate::chats::{pg_not_internal, sqlite_not_internal};
+use crate::chats::{pg_internal, pg_not_internal, sqlite_internal, sqlite_not_internal};
 use crate::error::db_error;
 use crate::pool::{Pool, Sql, args};
 
-/// The chat list index's name.
-pub(crate) const CHAT_LIST_INDEX: &str = "chatstore_chat_list";
+/// One of chatstore's indexes: its name and its DDL on each dialect.
+struct OwnIndex {
+    name: &'static str,
+    sqlite: Sql,
+    postgres: &'static str,
+    drop_postgres: &'static str,
+}
 
-/// SQLite: every column a list reads or filters by, so lists never read the table.
-const SQLITE_CHAT_LIST: Sql = Sql::both(concat!(
-    "CREATE INDEX IF NOT EXISTS chatstore_chat_list ON chat (user_id, COALESCE(archived, FALSE), \
-     updated_at DESC, id, pinned, folder_id, title, created_at, meta) WHERE ",
-    sqlite_not_internal!()
-));
+/// chatstore's indexes, in the order they are built.
+const INDEXES: &[OwnIndex] = &[
+    OwnIndex {
+        name: "chatstore_chat_list",
+        // SQLite: every column a list reads or filters by, so lists never read the table.
+        sqlite: Sql::both(concat!(
+            "CREATE INDEX IF NOT EXISTS chatstore_chat_list ON chat (user_id, \
+             COALESCE(archived, FALSE), updated_at DESC, id, pinned, folder_id, title, \
+             created_at, meta) WHERE ",
+            sqlite_not_internal!()
+        )),
+        // PostgreSQL: the list's key and order; `INCLUDE` holds only columns Open WebUI's own
+        // `user_id_folder_unread_idx` holds too, so no entry can be larger than one of that
+        // index.
+        postgres: concat!(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS chatstore_chat_list ON chat (user_id, \
+             (COALESCE(archived, FALSE)), updated_at DESC NULLS LAST, id COLLATE \"C\") \
+             INCLUDE (archived, pinned, folder_id) WHERE ",
+            pg_not_internal!()
+        ),
+        drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_chat_list",
+    },
+    OwnIndex {
+        name: "chatstore_chat_internal",
+        sqlite: Sql::both(concat!(
+            "CREATE INDEX IF NOT EXISTS chatstore_chat_internal ON chat (user_id, meta) WHERE ",
+            sqlite_internal!()
+        )),
+        postgres: concat!(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS chatstore_chat_internal ON chat (user_id) \
+             WHERE ",
+            pg_internal!()
+        ),
+        drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_chat_internal",
+    },
+];
 
-/// PostgreSQL: the list's key and order; `INCLUDE` holds only columns Open WebUI's own
-/// `user_id_folder_unread_idx` holds too, so no entry can be larger than one of that index.
-const PG_CHAT_LIST: &str = concat!(
-    "CREATE INDEX CONCURRENTLY IF NOT EXISTS chatstore_chat_list ON chat (user_id, \
-     (COALESCE(archived, FALSE)), updated_at DESC NULLS LAST, id COLLATE \"C\") \
-     INCLUDE (archived, pinned, folder_id) WHERE ",
-    pg_not_internal!()
+/// Whether an index exists and is valid (no row: it does not exist).
+const PG_VALID: &str = "SELECT i.indisvalid AS valid FROM pg_index i \
+     WHERE i.indexrelid = to_regclass($1)";
+
+/// How many of chatstore's indexes exist and are valid (one round trip through the pool).
+const PG_VALID_COUNT: Sql = Sql::both(
+    "SELECT count(*) AS n FROM pg_index WHERE indisvalid AND indexrelid IN \
+     (to_regclass('chatstore_chat_list'), to_regclass('chatstore_chat_internal'))",
 );
 
-/// Whether the index exists and is valid (`NULL`: it does not exist).
-const PG_VALID: &str = "SELECT i.indisvalid AS valid FROM pg_index i \
-     WHERE i.indexrelid = to_regclass('chatstore_chat_list')";
-
-const PG_DROP_INVALID: &str = "DROP INDEX CONCURRENTLY IF EXISTS chatstore_chat_list";
-
-/// Session advisory lock held while chatstore builds one of its indexes ("chatlist").
+/// Session advisory lock held while chatstore builds its indexes ("chatlist").
 const PG_BUILD_LOCK: i64 = 0x6368_6174_6c69_7374;
 
 /// What [`ensure_postgres`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IndexBuild {
-    /// The index was there and valid.
+    /// Every index was there and valid.
     Present,
-    /// The index was built now (after dropping an invalid leftover, if there was one).
+    /// Missing indexes were built now (after dropping invalid leftovers, if there were any).
     Built {
-        /// Whether an `INVALID` leftover of an interrupted build was dropped first.
-        replaced_invalid: bool,
+        /// How many `INVALID` leftovers of interrupted builds were dropped first.
+        replaced_invalid: usize,
     },
-    /// Another connection holds the build lock: it is building the index.
+    /// Another connection holds the build lock: it is building them.
     BuiltElsewhere,
 }
 
-/// SQLite: creates the index if it is missing (one statement; a no-op once it exists).
+/// SQLite: creates the indexes that are missing (a no-op once they exist).
 pub(crate) async fn ensure_sqlite(pool: &Pool) -> Result<()> {
-    pool.execute("chat list index", SQLITE_CHAT_LIST, args![])
-        .await
-        .map(drop)
+    for index in INDEXES {
+        pool.execute(index.name, index.sqlite, args![]).await?;
+    }
+    Ok(())
 }
 
-/// PostgreSQL: makes sure the chat list index exists and is valid, building it
+/// PostgreSQL: whether every index exists and is valid, asked through the pool (so an open
+/// that finds them needs no connection of its own, even through a transaction pooler).
+pub(crate) async fn all_valid_pooled(pool: &Pool) -> Result<bool> {
+    let n = match pool
+        .fetch_optional("chatstore indexes", PG_VALID_COUNT, args![])
+        .await?
+    {
+        Some(row) => row.int("n")?,
+        None => 0,
+    };
+    Ok(usize::try_from(n).is_ok_and(|n| n == INDEXES.len()))
+}
+
+/// PostgreSQL: makes sure every index exists and is valid, building the missing ones
 /// `CONCURRENTLY` on `conn` (a connection of its own, outside any transaction, that the caller
 /// closes afterwards, which also releases the build lock if a step failed).
 pub(crate) async fn ensure_postgres(conn: &mut PgConnection) -> Result<IndexBuild> {
-    if valid(conn).await? == Some(true) {
+    if all_valid(conn).await? {
         return Ok(IndexBuild::Present);
     }
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(PG_BUILD_LOCK)
         .fetch_one(&mut *conn)
         .await
-        .map_err(|e| db_error("chat list index", e))?;
+        .map_err(|e| db_error("chatstore indexes", e))?;
     if !locked {
         return Ok(IndexBuild::BuiltElsewhere);
     }
@@ -96,60 +143,98 @@ pub(crate) async fn ensure_postgres(conn: &mut PgConnection) -> Result<IndexBuil
         .bind(PG_BUILD_LOCK)
         .execute(&mut *conn)
         .await
-        .map_err(|e| db_error("chat list index", e));
+        .map_err(|e| db_error("chatstore indexes", e));
     let outcome = outcome?;
     unlocked?;
     Ok(outcome)
 }
 
+async fn all_valid(conn: &mut PgConnection) -> Result<bool> {
+    for index in INDEXES {
+        if valid(conn, index.name).await? != Some(true) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// The build itself, under the lock: nobody else is building, so an invalid index is a
 /// leftover.
 async fn build_locked(conn: &mut PgConnection) -> Result<IndexBuild> {
-    let replaced_invalid = match valid(conn).await? {
-        Some(true) => return Ok(IndexBuild::Present),
-        Some(false) => {
-            tracing::warn!(
-                "dropping the INVALID index {CHAT_LIST_INDEX} an interrupted build left, to \
-                 build it again"
-            );
-            sqlx::raw_sql(PG_DROP_INVALID)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| db_error("chat list index", e))?;
-            true
+    let mut built = false;
+    let mut replaced_invalid = 0;
+    for index in INDEXES {
+        match valid(conn, index.name).await? {
+            Some(true) => continue,
+            Some(false) => {
+                tracing::warn!(
+                    "dropping the INVALID index {} an interrupted build left, to build it again",
+                    index.name
+                );
+                sqlx::raw_sql(index.drop_postgres)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| db_error(index.name, e))?;
+                replaced_invalid += 1;
+            }
+            None => {}
         }
-        None => false,
-    };
-    sqlx::raw_sql(PG_CHAT_LIST)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| db_error("chat list index", e))?;
-    match valid(conn).await? {
-        Some(true) => Ok(IndexBuild::Built { replaced_invalid }),
-        _ => Err(Error::backend_msg(format!(
-            "{CHAT_LIST_INDEX} is not valid after CREATE INDEX CONCURRENTLY"
-        ))),
+        sqlx::raw_sql(index.postgres)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| db_error(index.name, e))?;
+        if valid(conn, index.name).await? != Some(true) {
+            return Err(Error::backend_msg(format!(
+                "{} is not valid after CREATE INDEX CONCURRENTLY",
+                index.name
+            )));
+        }
+        built = true;
     }
+    Ok(if built {
+        IndexBuild::Built { replaced_invalid }
+    } else {
+        IndexBuild::Present
+    })
 }
 
-async fn valid(conn: &mut PgConnection) -> Result<Option<bool>> {
+async fn valid(conn: &mut PgConnection, name: &str) -> Result<Option<bool>> {
     let row = sqlx::query(PG_VALID)
+        .bind(name)
         .fetch_optional(&mut *conn)
         .await
-        .map_err(|e| db_error("chat list index", e))?;
+        .map_err(|e| db_error("chatstore indexes", e))?;
     row.map(|r| r.try_get::<bool, _>("valid"))
         .transpose()
-        .map_err(|e| db_error("chat list index", e))
+        .map_err(|e| db_error("chatstore indexes", e))
 }
 
-/// Builds the index on a new connection made with `options` (closed afterwards).
+/// Builds the indexes on a new connection made with `options` (closed afterwards).
 pub(crate) async fn ensure_postgres_with(
     options: &sqlx::postgres::PgConnectOptions,
 ) -> Result<IndexBuild> {
     let mut conn = PgConnection::connect_with(options)
         .await
-        .map_err(|e| db_error("chat list index", e))?;
+        .map_err(|e| db_error("chatstore indexes", e))?;
     let outcome = ensure_postgres(&mut conn).await;
     let _ = conn.close().await;
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::Dialect;
+
+    #[test]
+    fn the_pooled_check_names_every_index() {
+        let check = PG_VALID_COUNT.text(Dialect::Postgres);
+        for index in INDEXES {
+            assert!(check.contains(&format!("to_regclass('{}')", index.name)));
+            assert!(
+                index.postgres.contains(index.name) && index.drop_postgres.contains(index.name)
+            );
+            assert!(index.sqlite.text(Dialect::Sqlite).contains(index.name));
+        }
+    }
 }

@@ -490,6 +490,14 @@ async fn build_indexes(pool: &pool::Pool, url: &str, options: &SqlOptions) {
     let outcome = match pool {
         pool::Pool::Sqlite(_) => indexes::ensure_sqlite(pool).await.map(|()| None),
         pool::Pool::Postgres(_, statements) => {
+            match indexes::all_valid_pooled(pool).await {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot check chatstore's indexes");
+                    return;
+                }
+            }
             // A build needs a session of its own (the advisory lock, `CONCURRENTLY` outside a
             // transaction): through a transaction pooler only the direct listen URL gives one.
             let direct = match (&options.listen_url, statements) {
@@ -500,7 +508,7 @@ async fn build_indexes(pool: &pool::Pool, url: &str, options: &SqlOptions) {
             match direct {
                 None => {
                     tracing::warn!(
-                        "chatstore's list index is not built through a connection pooler; \
+                        "chatstore's indexes are not built through a connection pooler; \
                          set a direct listen URL, or open the database once directly"
                     );
                     return;
@@ -514,17 +522,16 @@ async fn build_indexes(pool: &pool::Pool, url: &str, options: &SqlOptions) {
     };
     match outcome {
         Ok(Some(built @ indexes::IndexBuild::Built { .. })) => {
-            tracing::info!(?built, "built {}", indexes::CHAT_LIST_INDEX);
+            tracing::info!(?built, "built chatstore's indexes");
         }
         Ok(Some(indexes::IndexBuild::BuiltElsewhere)) => tracing::info!(
-            "another connection is building {}; lists use it once it is valid",
-            indexes::CHAT_LIST_INDEX
+            "another connection is building chatstore's indexes; lists use them once valid"
         ),
         Ok(_) => {}
         Err(e) => tracing::warn!(
             error = %e,
-            "cannot build {}; chat lists stay correct but read every chat of a user",
-            indexes::CHAT_LIST_INDEX
+            "cannot build chatstore's indexes; chat lists stay correct but read every chat of \
+             a user"
         ),
     }
 }

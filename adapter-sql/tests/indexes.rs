@@ -1,6 +1,7 @@
-//! chatstore's own `chatstore_chat_list` index: there after every open (an empty database and
-//! an existing Open WebUI one), valid on PostgreSQL, built once when replicas open at once, and
-//! rebuilt when an interrupted `CREATE INDEX CONCURRENTLY` left it `INVALID`.
+//! chatstore's own indexes (`chatstore_chat_list`, `chatstore_chat_internal`): there after every
+//! open (an empty database and an existing Open WebUI one), valid on PostgreSQL, built once when
+//! replicas open at once, and rebuilt when an interrupted `CREATE INDEX CONCURRENTLY` left one
+//! `INVALID`; the orphan-tag check they split in two still sees internal chats.
 
 mod support;
 
@@ -11,13 +12,14 @@ use chatstore_sql::SqlStore;
 use sqlx::{Connection, PgConnection};
 use support::{Db, empty_databases, open_webui_databases};
 
-/// 1 when the index exists (and, on PostgreSQL, is valid), else 0.
+/// How many of chatstore's two indexes exist (and, on PostgreSQL, are valid).
 async fn index_ready(db: &Db) -> i64 {
     let sql = if db.is_postgres() {
-        "SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('chatstore_chat_list') \
-         AND indisvalid"
+        "SELECT count(*) FROM pg_index WHERE indisvalid AND indexrelid IN \
+         (to_regclass('chatstore_chat_list'), to_regclass('chatstore_chat_internal'))"
     } else {
-        "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'chatstore_chat_list'"
+        "SELECT count(*) FROM sqlite_master WHERE type = 'index' \
+         AND name IN ('chatstore_chat_list', 'chatstore_chat_internal')"
     };
     db.int(sql).await
 }
@@ -39,7 +41,7 @@ async fn the_list_index_exists_after_open() {
     dbs.extend(open_webui_databases().await);
     for db in dbs {
         let store = db.store().await;
-        assert_eq!(index_ready(&db).await, 1, "{}", db.url);
+        assert_eq!(index_ready(&db).await, 2, "{}", db.url);
         let definition = index_definition(&db).await;
         assert!(definition.contains("updated_at DESC"), "{definition}");
         let user = store
@@ -77,7 +79,7 @@ async fn replicas_opening_at_once_build_the_index_once() {
         }
         // A replica that found another one building goes on without waiting; the builder
         // finishes before its own open returns.
-        assert_eq!(index_ready(&db).await, 1, "{}", db.url);
+        assert_eq!(index_ready(&db).await, 2, "{}", db.url);
         db.finish().await;
     }
 }
@@ -147,11 +149,49 @@ async fn an_invalid_leftover_is_rebuilt() {
         "the interrupted build left an INVALID index"
     );
     db.store().await;
-    assert_eq!(index_ready(&db).await, 1);
+    assert_eq!(index_ready(&db).await, 2);
     let definition = index_definition(&db).await;
     assert!(
         definition.contains("updated_at DESC"),
         "the leftover was replaced by chatstore's index: {definition}"
     );
     db.finish().await;
+}
+
+/// A tag is deleted when the last chat of its user carrying it lets it go, and kept while an
+/// internal chat (which lists and the list index leave out) still carries it.
+#[tokio::test]
+async fn an_orphan_tag_is_deleted_and_one_on_an_internal_chat_kept() {
+    for db in empty_databases().await {
+        let store = db.store().await;
+        let user = store
+            .users
+            .create(NewUser::new("o@example.com", "O"))
+            .await
+            .expect("user");
+        let listed = store
+            .chats
+            .create(NewChat::new(&user.id, "listed").with_tags(["kept", "gone", "a/b"]))
+            .await
+            .expect("chat");
+        let mut internal = NewChat::new(&user.id, "internal").with_tags(["kept"]);
+        internal.meta = Some(
+            serde_json::json!({"internal": true})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        store.chats.create(internal).await.expect("internal chat");
+        store.chats.set_tags(&listed.id, &[]).await.expect("untag");
+        let left: Vec<String> = store
+            .tags
+            .list(&user.id)
+            .await
+            .expect("tags")
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(left, vec!["kept".to_owned()], "{}", db.url);
+        db.finish().await;
+    }
 }
