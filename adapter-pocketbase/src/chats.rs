@@ -89,6 +89,10 @@ fn tag_ids_of(r: &Value) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// What a chat list asks PocketBase for: every field but the blob, and the tags' ids.
+const SUMMARY_FIELDS: &str = "id,user_id,title,meta,archived,pinned,folder_id,share_id,\
+     created_at,updated_at,version,expand.tags.tag_id";
+
 /// A chat and its version from a record read with `expand=tags`.
 fn from_record(r: &Value) -> Result<(Chat, i64)> {
     let meta = match record::json(r, "meta") {
@@ -423,7 +427,8 @@ impl PocketBase {
             filter: parts.join(" && "),
             sort: sort.to_owned(),
             expand: Some("tags"),
-            fields: None,
+            // A summary needs no conversation blob: 60 of them were most of a page's bytes.
+            fields: Some(SUMMARY_FIELDS),
             skip_total: false,
         };
         let (items, total) = self

@@ -18,7 +18,7 @@
 //! - an empty database gets Open WebUI 0.12.4's complete schema and its `alembic_version` row;
 //! - an existing one must be at that revision with the tables and columns chatstore needs,
 //!   otherwise opening fails with a message naming what is wrong; its tables and columns are
-//!   never altered (chatstore adds its own `chatstore_chat_list` index, which lists use);
+//!   never altered (chatstore adds its own `chatstore_*` indexes, which lists use);
 //! - SQLite runs in WAL mode with a busy timeout; every store has one pool of configurable size;
 //! - file bytes go to an upload folder (`file.path`), chosen as Open WebUI chooses it:
 //!   `CHATSTORE_UPLOAD_DIR`, else `UPLOAD_DIR`, else `DATA_DIR/uploads`, else `uploads/` next to
