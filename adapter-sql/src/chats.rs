@@ -722,32 +722,50 @@ impl ChatRepo for SqlStore {
         let tag_ids = query.tag_ids();
         let dialect = self.dialect();
         let mut tx = self.begin("chat", Mode::Read).await?;
-        let mut select = Dyn::default();
-        select.sql(concat!("SELECT ", summary_columns!()));
-        push_filters(&mut select, dialect, query, &tag_ids);
         let wanted = query.title.as_ref().map(|t| t.to_lowercase());
-        if let Some(wanted) = &wanted {
-            push_title_prefilter(&mut select, dialect, wanted);
-        }
-        select.sql(order_by(dialect, query.order));
         let page = if let Some(wanted) = &wanted {
-            // The rows the SQL filters and the title prefilter select, then the exact Unicode
-            // title match and the page.
-            let items: Vec<ChatSummary> = tx
-                .fetch_dyn(select)
-                .await?
-                .iter()
-                .map(summary_from_row)
-                .filter(|s| {
-                    s.as_ref()
-                        .map_or(true, |s| s.title.to_lowercase().contains(wanted))
-                })
-                .collect::<Result<_>>()?;
-            let total = items.len() as u64;
-            Page {
-                items: query.page.slice(items),
-                total,
+            // The ids and titles the SQL filters and the title prefilter select, the exact
+            // Unicode title match in Rust, then the page's rows by id: a match costs a short
+            // row, not a whole summary, however many there are.
+            let mut candidates = Dyn::default();
+            candidates.sql("SELECT chat.id AS id, COALESCE(chat.title, 'New Chat') AS title");
+            push_filters(&mut candidates, dialect, query, &tag_ids);
+            push_title_prefilter(&mut candidates, dialect, wanted);
+            candidates.sql(order_by(dialect, query.order));
+            let mut matched = Vec::new();
+            for row in tx.fetch_dyn(candidates).await? {
+                if row.text("title")?.to_lowercase().contains(wanted) {
+                    matched.push(Value::String(row.text("id")?));
+                }
             }
+            let total = matched.len() as u64;
+            let ids = query.page.slice(matched);
+            let items = if ids.is_empty() {
+                Vec::new()
+            } else {
+                let mut rows = Dyn::default();
+                rows.sql(concat!(
+                    "SELECT ",
+                    summary_columns!(),
+                    " FROM chat WHERE chat.id IN "
+                ));
+                if dialect == Dialect::Sqlite {
+                    rows.sql("(SELECT value FROM json_each(")
+                        .bind(Value::Array(ids).to_string())
+                        .sql("))");
+                } else {
+                    rows.sql("(SELECT json_array_elements_text(")
+                        .bind(Value::Array(ids).to_string())
+                        .sql("::json))");
+                }
+                rows.sql(order_by(dialect, query.order));
+                tx.fetch_dyn(rows)
+                    .await?
+                    .iter()
+                    .map(summary_from_row)
+                    .collect::<Result<_>>()?
+            };
+            Page { items, total }
         } else {
             let mut count = Dyn::default();
             count.sql("SELECT count(*) AS n");
@@ -776,7 +794,11 @@ impl ChatRepo for SqlStore {
                     .sql(order_by(dialect, query.order));
                 ids
             } else {
+                let mut select = Dyn::default();
+                select.sql(concat!("SELECT ", summary_columns!()));
+                push_filters(&mut select, dialect, query, &tag_ids);
                 select
+                    .sql(order_by(dialect, query.order))
                     .sql(" LIMIT ")
                     .bind(limit)
                     .sql(" OFFSET ")
