@@ -28,6 +28,13 @@ pub fn message_record_id(chat_id: &str, id: &str) -> String {
     record::derived_id(&["message", chat_id, id])
 }
 
+/// The fields of a message's record (not its id).
+pub(crate) fn message_fields(m: &Message) -> Value {
+    let doc = serde_json::to_value(m).unwrap_or(Value::Null);
+    json!({"chat_id": m.chat_id, "msg_id": m.id, "key": m.key(),
+           "created_at": m.created_at, "doc": record::json_value(&doc)})
+}
+
 fn from_record(r: &Value) -> Result<Message> {
     let doc = record::json(r, "doc").ok_or_else(|| malformed("message without doc"))?;
     serde_json::from_value(doc).map_err(|e| malformed(format!("message doc: {e}")))
@@ -72,13 +79,11 @@ pub fn message_write(chat_id: &str, new: &NewMessage, now: i64) -> Result<(Messa
 impl PocketBase {
     /// The op that inserts or replaces a message record.
     pub fn upsert_message_op(&self, m: &Message) -> TxOp {
-        let doc = serde_json::to_value(m).unwrap_or(Value::Null);
         TxOp::Upsert {
             collection: self.cols().messages.clone(),
             entity: "message",
             id: message_record_id(&m.chat_id, &m.id),
-            fields: json!({"chat_id": m.chat_id, "msg_id": m.id, "key": m.key(),
-                           "created_at": m.created_at, "doc": record::json_value(&doc)}),
+            fields: message_fields(m),
         }
     }
 

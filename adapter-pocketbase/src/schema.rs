@@ -35,6 +35,10 @@ const MAX_TAGS_PER_CHAT: u64 = 100_000;
 
 /// The batch settings chatstore needs: bulk writes of up to this many records per batch.
 pub const BATCH_MAX_REQUESTS: u64 = 1000;
+/// Requests one chat import may send as a single batch (its chats, their messages and the tags
+/// they add: a migration batch of 500 chats with a few dozen messages each). The server's batch
+/// limit is raised to it at start-up; an import larger than this goes through the tx route.
+pub const CHAT_BATCH_MAX_REQUESTS: u64 = 20_000;
 /// Seconds a batch may run (PocketBase's default of 3 s is easy to hit).
 pub const BATCH_TIMEOUT_SECS: u64 = 60;
 
@@ -446,12 +450,13 @@ async fn ensure_batch(client: &Client) -> Result<()> {
     let enabled = batch["enabled"].as_bool().unwrap_or(false);
     let max_requests = batch["maxRequests"].as_u64().unwrap_or(0);
     let timeout = batch["timeout"].as_u64().unwrap_or(0);
-    if enabled && max_requests >= BATCH_MAX_REQUESTS && timeout >= BATCH_TIMEOUT_SECS {
+    let wanted = BATCH_MAX_REQUESTS.max(CHAT_BATCH_MAX_REQUESTS);
+    if enabled && max_requests >= wanted && timeout >= BATCH_TIMEOUT_SECS {
         return Ok(());
     }
     let body = json!({"batch": {
         "enabled": true,
-        "maxRequests": max_requests.max(BATCH_MAX_REQUESTS),
+        "maxRequests": max_requests.max(wanted),
         "timeout": timeout.max(BATCH_TIMEOUT_SECS),
         "maxBodySize": batch["maxBodySize"].as_u64().unwrap_or(0),
     }});

@@ -81,6 +81,22 @@ const CHAT: Sql = Sql::both(
      folder_id, share_id, created_at, updated_at FROM chat WHERE id = $1",
 );
 
+/// [`SCAN`] of the rows whose chat does not exist (Open WebUI has no foreign key there).
+const SCAN_ORPHANS: Sql = Sql::each(
+    concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM chat_message WHERE id > $1 AND NOT EXISTS (SELECT 1 FROM chat \
+         WHERE chat.id = chat_message.chat_id) ORDER BY id LIMIT $2"
+    ),
+    concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM chat_message WHERE id COLLATE \"C\" > $1 AND NOT EXISTS (SELECT 1 FROM chat \
+         WHERE chat.id = chat_message.chat_id) ORDER BY id COLLATE \"C\" LIMIT $2"
+    ),
+);
+
 const SCAN: Sql = Sql::each(
     concat!(
         "SELECT ",
@@ -377,6 +393,77 @@ impl SqlStore {
         blob::sort_messages(&mut messages);
         Ok(messages)
     }
+
+    /// [`SqlStore::chat_messages`] of several chats in one read transaction: which exist, their
+    /// rows, and the blobs of those without rows, three statements in all.
+    async fn chats_messages(&self, chat_ids: &[String]) -> Result<Vec<Vec<Message>>> {
+        if chat_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(id) = chat_ids.iter().find(|id| !storable(id)) {
+            return Err(Error::not_found("chat", id.as_str()));
+        }
+        let any_of = |head: &'static str| {
+            let mut d = Dyn::default();
+            d.sql(head);
+            for (k, id) in chat_ids.iter().enumerate() {
+                d.sql(if k == 0 { "" } else { ", " }).bind(id.as_str());
+            }
+            d.sql(")").one_off();
+            d
+        };
+        let mut tx = self.begin("message", Mode::Read).await?;
+        let held: HashSet<String> = tx
+            .fetch_dyn(any_of("SELECT id FROM chat WHERE id IN ("))
+            .await?
+            .iter()
+            .map(|r| r.text("id"))
+            .collect::<Result<_>>()?;
+        if let Some(id) = chat_ids.iter().find(|id| !held.contains(id.as_str())) {
+            return Err(Error::not_found("chat", id.as_str()));
+        }
+        let mut by_chat: std::collections::HashMap<String, Vec<Message>> =
+            std::collections::HashMap::new();
+        let rows = tx
+            .fetch_dyn(any_of(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM chat_message WHERE chat_id IN ("
+            )))
+            .await?;
+        for row in &rows {
+            let m = message_from_row(row)?;
+            by_chat.entry(m.chat_id.clone()).or_default().push(m);
+        }
+        let blob_only: Vec<&String> = chat_ids
+            .iter()
+            .filter(|id| !by_chat.contains_key(id.as_str()))
+            .collect();
+        if !blob_only.is_empty() {
+            let mut d = Dyn::default();
+            d.sql(
+                "SELECT id, user_id, COALESCE(title, 'New Chat') AS title, chat, meta, archived, \
+                 pinned, folder_id, share_id, created_at, updated_at FROM chat WHERE id IN (",
+            );
+            for (k, id) in blob_only.iter().enumerate() {
+                d.sql(if k == 0 { "" } else { ", " }).bind(id.as_str());
+            }
+            d.sql(")").one_off();
+            for row in tx.fetch_dyn(d).await? {
+                let chat = chat_from_row(&row)?;
+                by_chat.insert(chat.id.clone(), blob_messages(&chat));
+            }
+        }
+        tx.commit().await?;
+        Ok(chat_ids
+            .iter()
+            .map(|id| {
+                let mut messages = by_chat.remove(id.as_str()).unwrap_or_default();
+                blob::sort_messages(&mut messages);
+                messages
+            })
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -443,6 +530,10 @@ impl MessageRepo for SqlStore {
         self.chat_messages(chat_id).await
     }
 
+    async fn list_many(&self, chat_ids: &[String]) -> Result<Vec<Vec<Message>>> {
+        self.chats_messages(chat_ids).await
+    }
+
     async fn delete(&self, chat_id: &str, id: &str) -> Result<()> {
         let mut tx = self.begin("message", Mode::Write).await?;
         let mut chat = chats::lock(&mut tx, chat_id).await?;
@@ -471,6 +562,19 @@ impl MessageRepo for SqlStore {
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
         self.pool()
             .fetch_all("message", SCAN, args![cursor(after), i64::from(limit)])
+            .await?
+            .iter()
+            .map(message_from_row)
+            .collect()
+    }
+
+    async fn scan_orphans(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
+        self.pool()
+            .fetch_all(
+                "message",
+                SCAN_ORPHANS,
+                args![cursor(after), i64::from(limit)],
+            )
             .await?
             .iter()
             .map(message_from_row)

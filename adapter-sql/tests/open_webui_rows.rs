@@ -350,6 +350,63 @@ async fn messages_only_in_the_blob_are_read_and_deletable() {
     }
 }
 
+/// Message rows whose chat is gone (Open WebUI has no foreign key there) are what
+/// `scan_orphans` finds, by key, and nothing else.
+#[tokio::test]
+async fn messages_without_their_chat_are_found_by_the_orphan_scan() {
+    for db in seeded().await {
+        // The 0.12.4 schema declares the foreign key; databases from before it hold such rows.
+        let (off, on) = if db.is_postgres() {
+            (
+                "SET session_replication_role = replica; ",
+                "; SET session_replication_role = DEFAULT",
+            )
+        } else {
+            ("PRAGMA foreign_keys = OFF; ", "; PRAGMA foreign_keys = ON")
+        };
+        db.exec(&format!(
+            "{off}INSERT INTO chat_message (id, chat_id, user_id, role, parent_id, content, output, \
+             model_id, files, sources, embeds, done, status_history, error, usage, created_at, \
+             updated_at, context_summary, meta) VALUES \
+             ('gone-b', 'gone', 'u1', 'user', NULL, '\"x\"', 'null', NULL, 'null', 'null', \
+              'null', TRUE, 'null', 'null', 'null', 5, 5, NULL, 'null'), \
+             ('c9-a', 'c9', 'u1', 'user', NULL, '\"y\"', 'null', NULL, 'null', 'null', \
+              'null', TRUE, 'null', 'null', 'null', 6, 6, NULL, 'null'){on}"
+        ))
+        .await;
+        let store = db.store().await;
+        let keys = |ms: Vec<chatstore_core::Message>| -> Vec<String> {
+            ms.iter().map(|m| m.key()).collect()
+        };
+        // Rows, a legacy flat list, a blob only, nothing: listed together as one by one.
+        let chats: Vec<String> = ["c3", "c1", "c2", "c4"].map(str::to_owned).to_vec();
+        let mut each = Vec::new();
+        for id in &chats {
+            each.push(store.messages.list(id).await.expect("list"));
+        }
+        assert_eq!(each.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 2, 0]);
+        assert_eq!(
+            store.messages.list_many(&chats).await.expect("list_many"),
+            each
+        );
+        let all = store
+            .messages
+            .scan_orphans(None, 10)
+            .await
+            .expect("orphans");
+        assert_eq!(keys(all), ["c9-a", "gone-b"]);
+        let first = store.messages.scan_orphans(None, 1).await.expect("page");
+        assert_eq!(keys(first), ["c9-a"]);
+        let rest = store
+            .messages
+            .scan_orphans(Some("c9-a"), 10)
+            .await
+            .expect("after");
+        assert_eq!(keys(rest), ["gone-b"]);
+        db.finish().await;
+    }
+}
+
 #[tokio::test]
 async fn deleting_a_chat_removes_rows_and_orphan_tags() {
     for db in seeded().await {

@@ -443,6 +443,45 @@ pub async fn create_many_chats_is_all_or_nothing(store: &Store) -> Result<()> {
     Ok(())
 }
 
+/// A bulk create adds the tags its chats name that the user lacks (named as the first chat
+/// naming one names it), leaves the user's existing tags as they are, and stores every chat's
+/// messages.
+pub async fn create_many_chats_adds_missing_tags_and_keeps_existing_ones(
+    store: &Store,
+) -> Result<()> {
+    store.tags.ensure("user-1", "Deep Work").await?;
+    let mut with_history = new_chat("user-1", "n2", "t", T0).with_tags(["fresh", "Deep Work"]);
+    with_history.chat = Some(json!({"history": {"currentId": "m2", "messages": {
+        "m1": {"id": "m1", "parentId": null, "role": "user", "content": "hi", "timestamp": T0},
+        "m2": {"id": "m2", "parentId": "m1", "role": "assistant", "content": "yo", "timestamp": T0 + 1}
+    }}}));
+    let made = store
+        .chats
+        .create_many(vec![
+            new_chat("user-1", "n1", "t", T0).with_tags(["deep work", "Fresh"]),
+            with_history,
+            new_chat("user-2", "n3", "t", T0).with_tags(["fresh"]),
+        ])
+        .await?;
+    assert_eq!(ids(&made), ["n1", "n2", "n3"]);
+    assert_eq!(
+        store.tags.get("user-1", "deep_work").await?.name,
+        "Deep Work"
+    );
+    assert_eq!(store.tags.get("user-1", "fresh").await?.name, "Fresh");
+    assert_eq!(store.tags.get("user-2", "fresh").await?.name, "fresh");
+    for (id, tags) in [
+        ("n1", vec!["deep_work", "fresh"]),
+        ("n2", vec!["deep_work", "fresh"]),
+    ] {
+        let got = store.chats.get(id).await?.tags;
+        assert_eq!(got.iter().map(String::as_str).collect::<Vec<_>>(), tags);
+    }
+    assert_eq!(ids(&store.messages.list("n2").await?), ["m1", "m2"]);
+    assert!(store.messages.list("n1").await?.is_empty());
+    Ok(())
+}
+
 /// Tags given in a new chat's `meta.tags` (Open WebUI's storage) become its tag set and leave
 /// `meta`.
 pub async fn meta_tags_of_a_new_chat_become_its_tags(store: &Store) -> Result<()> {

@@ -1,6 +1,6 @@
 //! Contracts of `MessageRepo`: rows and the chat blob's `history` kept in sync.
 
-use chatstore_core::{NewMessage, Result, Store};
+use chatstore_core::{ErrorKind, NewMessage, Result, Store};
 use serde_json::json;
 
 use crate::assert_kind;
@@ -196,6 +196,53 @@ pub async fn message_scan_walks_by_key(store: &Store) -> Result<()> {
         .map(|m| m.key())
         .collect();
     assert_eq!(rest, ["b-1"]);
+    Ok(())
+}
+
+/// Listing several chats' messages at once answers what listing each answers, in the order
+/// asked; a missing chat among them is `NotFound`.
+pub async fn list_many_answers_each_chats_list(store: &Store) -> Result<()> {
+    chat(store, "user-1", "a", "t", T0).await?;
+    chat(store, "user-1", "b", "t", T0).await?;
+    chat(store, "user-1", "c", "t", T0).await?;
+    message(store, "a", "2", None, T0).await?;
+    message(store, "a", "1", None, T0 + 5).await?;
+    message(store, "b", "1", None, T0).await?;
+    let asked: Vec<String> = ["b", "a", "c"].map(str::to_owned).to_vec();
+    let mut each = Vec::new();
+    for id in &asked {
+        each.push(store.messages.list(id).await?);
+    }
+    assert_eq!(store.messages.list_many(&asked).await?, each);
+    assert_eq!(ids(&each[1]), ["2", "1"]);
+    assert!(store.messages.list_many(&[]).await?.is_empty());
+    let with_ghost: Vec<String> = ["a", "ghost"].map(str::to_owned).to_vec();
+    assert_kind!(store.messages.list_many(&with_ghost).await, NotFound);
+    Ok(())
+}
+
+/// The orphan scan finds no message while every message's chat exists (a store that cannot
+/// answer it says `Unsupported`), also after a chat is deleted with its messages.
+pub async fn orphan_scan_finds_nothing_while_chats_hold_their_messages(
+    store: &Store,
+) -> Result<()> {
+    chat(store, "user-1", "a", "t", T0).await?;
+    chat(store, "user-1", "b", "t", T0).await?;
+    message(store, "a", "1", None, T0).await?;
+    message(store, "b", "1", None, T0).await?;
+    match store.messages.scan_orphans(None, 10).await {
+        Err(e) if e.kind() == ErrorKind::Unsupported => return Ok(()),
+        other => assert!(other?.is_empty()),
+    }
+    store.chats.delete("a").await?;
+    assert!(store.messages.scan_orphans(None, 10).await?.is_empty());
+    assert!(
+        store
+            .messages
+            .scan_orphans(Some("a-1"), 10)
+            .await?
+            .is_empty()
+    );
     Ok(())
 }
 

@@ -296,8 +296,28 @@ pub trait MessageRepo: Send + Sync {
     async fn get(&self, chat_id: &str, id: &str) -> Result<Message>;
     /// The chat's messages ordered by `created_at, id`; `NotFound` when the chat is missing.
     async fn list(&self, chat_id: &str) -> Result<Vec<Message>>;
+    /// [`MessageRepo::list`] of several chats at once (at most
+    /// [`MAX_SCAN_LIMIT`](crate::query::MAX_SCAN_LIMIT)): one list per id, in the order given;
+    /// `NotFound` when any of them is missing. A migration reads a page of chats' messages so,
+    /// in one read where the store allows it; by default, one `list` after the other.
+    async fn list_many(&self, chat_ids: &[String]) -> Result<Vec<Vec<Message>>> {
+        let mut out = Vec::with_capacity(chat_ids.len());
+        for id in chat_ids {
+            out.push(self.list(id).await?);
+        }
+        Ok(out)
+    }
     /// Deletes a message from the rows and the blob; `NotFound` when missing.
     async fn delete(&self, chat_id: &str, id: &str) -> Result<()>;
     /// Up to `limit` messages whose key (`"{chat_id}-{id}"`) is greater than `after`, by key.
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>>;
+    /// Like [`MessageRepo::scan`], but only the messages whose chat the store does not hold
+    /// (Open WebUI's `chat_message` has no foreign key to `chat`, so a broken import can leave
+    /// such rows). A migration sets them aside with one walk the store answers by itself
+    /// instead of reading every message. `Unsupported` by default: the caller then walks
+    /// [`MessageRepo::scan`] and looks the chats up.
+    async fn scan_orphans(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
+        let _ = (after, limit);
+        Err(crate::Error::unsupported("messages", "scan_orphans"))
+    }
 }

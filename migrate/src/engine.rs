@@ -240,6 +240,15 @@ enum ChatRead {
     NoMessages(Chat, Error),
 }
 
+/// Why a message row whose chat the source does not hold is set aside.
+fn orphan_error(m: &Message) -> Error {
+    let e = Error::not_found("chat", m.chat_id.clone());
+    Error::invalid(format!(
+        "message {:?} belongs to a chat the source does not hold ({e})",
+        m.key()
+    ))
+}
+
 fn tag_key_id(t: &TagKey) -> String {
     format!("{}/{}", t.user_id, t.id)
 }
@@ -661,8 +670,8 @@ impl<'a> Migration<'a> {
     /// Reads the page of chats after `after` with every chat's messages (several chats' at a
     /// time); `None` past the last chat.
     async fn read_chats(&self, after: Option<String>) -> Result<Option<(String, Vec<ChatRead>)>> {
-        /// Chats whose messages are read at the same time.
-        const MESSAGE_READS: usize = 8;
+        /// Reads of chats' messages made at the same time.
+        const MESSAGE_READS: usize = 4;
         let (src, limit) = (&self.source.chats, self.options.batch_size);
         let page: Vec<Read<Chat>> = page(
             "reading chats",
@@ -677,6 +686,40 @@ impl<'a> Migration<'a> {
         }) else {
             return Ok(None);
         };
+        // Every readable chat's messages in one call; when that fails (a message row that does
+        // not decode), chat by chat, so that only the chat holding it is set aside.
+        let ids: Vec<String> = page
+            .iter()
+            .filter_map(|r| r.as_ref().ok().map(|c| c.id.clone()))
+            .collect();
+        // A few calls at a time, so that a store with several connections decodes in parallel.
+        let chunk = ids.len().div_ceil(MESSAGE_READS).max(1);
+        let lists: Result<Vec<Vec<Vec<Message>>>> = futures::stream::iter(ids.chunks(chunk))
+            .map(|some| {
+                retrying("reading the chats' messages", move || {
+                    self.source.messages.list_many(some)
+                })
+            })
+            .buffered(MESSAGE_READS)
+            .try_collect()
+            .await;
+        match lists.map(|l| l.into_iter().flatten().collect::<Vec<_>>()) {
+            Ok(lists) if lists.len() == ids.len() => {
+                let mut lists = lists.into_iter();
+                let reads = page
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(chat) => ChatRead::Chat(chat, lists.next().unwrap_or_default()),
+                        Err((id, e)) => ChatRead::Unreadable(id, e),
+                    })
+                    .collect();
+                return Ok(Some((last, reads)));
+            }
+            Ok(_) => {}
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(e) => tracing::debug!(error = %e,
+                "a page of chats' messages could not be read at once; reading chat by chat"),
+        }
         let reads: Vec<ChatRead> = futures::stream::iter(page)
             .map(|r| async move {
                 let chat = match r {
@@ -748,8 +791,44 @@ impl<'a> Migration<'a> {
     }
 
     /// Message rows whose chat the source does not hold: set aside (the others arrived with
-    /// their chats).
+    /// their chats). Asked of the source when it can find them by itself
+    /// ([`MessageRepo::scan_orphans`](chatstore_core::MessageRepo::scan_orphans)), else found
+    /// by reading every message and looking its chat up.
     async fn orphan_messages(&self, run: &mut Run, gs: &mut GroupState) -> Result<()> {
+        let (src, limit, group) = (
+            &self.source.messages,
+            self.options.batch_size,
+            ModelGroup::Chats,
+        );
+        loop {
+            let after = cursor_str(gs);
+            let orphans = match retrying("reading messages without a chat", || {
+                src.scan_orphans(after.as_deref(), limit)
+            })
+            .await
+            {
+                Ok(orphans) => orphans,
+                Err(e) if e.kind() == ErrorKind::Unsupported => {
+                    return self.orphan_walk(run, gs).await;
+                }
+                Err(e) => return Err(e),
+            };
+            let Some(last) = orphans.last().map(Message::key) else {
+                return Ok(());
+            };
+            for m in orphans {
+                let e = orphan_error(&m);
+                run.letter(gs, group, "message", m.key(), json(&m), &e);
+            }
+            self.batch_done(run, group);
+            gs.cursor = Some(Value::String(last));
+            run.checkpoint(group, gs, self.progress)?;
+        }
+    }
+
+    /// [`Migration::orphan_messages`] by reading every message row of the source and looking
+    /// their chats up, page by page.
+    async fn orphan_walk(&self, run: &mut Run, gs: &mut GroupState) -> Result<()> {
         let (src, limit, group) = (
             &self.source.messages,
             self.options.batch_size,
@@ -787,11 +866,7 @@ impl<'a> Migration<'a> {
             for m in messages {
                 let exists = known.get(&m.chat_id).copied().unwrap_or(false);
                 if !exists {
-                    let e = Error::not_found("chat", m.chat_id.clone());
-                    let e = Error::invalid(format!(
-                        "message {:?} belongs to a chat the source does not hold ({e})",
-                        m.key()
-                    ));
+                    let e = orphan_error(&m);
                     run.letter(gs, group, "message", m.key(), json(&m), &e);
                 }
             }

@@ -254,12 +254,20 @@ impl MessageRepo for Metered<dyn MessageRepo> {
     async fn list(&self, chat_id: &str) -> Result<Vec<Message>> {
         self.observe("messages.list", self.0.list(chat_id)).await
     }
+    async fn list_many(&self, chat_ids: &[String]) -> Result<Vec<Vec<Message>>> {
+        self.observe("messages.list_many", self.0.list_many(chat_ids))
+            .await
+    }
     async fn delete(&self, chat_id: &str, id: &str) -> Result<()> {
         self.observe("messages.delete", self.0.delete(chat_id, id))
             .await
     }
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
         self.observe("messages.scan", self.0.scan(after, limit))
+            .await
+    }
+    async fn scan_orphans(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
+        self.observe("messages.scan_orphans", self.0.scan_orphans(after, limit))
             .await
     }
 }

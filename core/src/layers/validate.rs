@@ -199,12 +199,23 @@ impl MessageRepo for Validated<dyn MessageRepo> {
     async fn list(&self, chat_id: &str) -> Result<Vec<Message>> {
         self.0.list(chat_id).await
     }
+    async fn list_many(&self, chat_ids: &[String]) -> Result<Vec<Vec<Message>>> {
+        if chat_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        validate_scan_limit(u32::try_from(chat_ids.len()).unwrap_or(u32::MAX))?;
+        self.0.list_many(chat_ids).await
+    }
     async fn delete(&self, chat_id: &str, id: &str) -> Result<()> {
         self.0.delete(chat_id, id).await
     }
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
         validate_scan_limit(limit)?;
         self.0.scan(after, limit).await
+    }
+    async fn scan_orphans(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
+        validate_scan_limit(limit)?;
+        self.0.scan_orphans(after, limit).await
     }
 }
 

@@ -94,4 +94,21 @@ impl MessageRepo for MemoryBackend {
             .map(|(_, m)| m.clone())
             .collect())
     }
+
+    async fn scan_orphans(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
+        let s = self.lock()?;
+        let mut all: Vec<(String, &Message)> = s
+            .messages
+            .values()
+            .filter(|m| !s.chats.contains_key(&m.chat_id))
+            .map(|m| (m.key(), m))
+            .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all
+            .into_iter()
+            .take(limit as usize)
+            .map(|(_, m)| m.clone())
+            .collect())
+    }
 }
