@@ -22,7 +22,7 @@ use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::progress::{BatchPoint, Progress};
 use crate::read::{Read, page, retrying};
 use crate::rows::{key_value, min_text, page_after, parents_first};
-use crate::sink::{self, ChatItem, Pending, Sink};
+use crate::sink::{self, ChatItem, Pending, Record, Sink};
 
 mod vectors;
 use crate::state::{Counts, GroupState, State, StateFile};
@@ -541,7 +541,7 @@ impl<'a> Migration<'a> {
         gs.counts.written += outcome.written.len() as u64;
         gs.counts.skipped += outcome.skipped;
         for (p, e) in outcome.rejected {
-            run.letter(gs, group, entity, p.id, p.record, &e);
+            run.letter(gs, group, entity, p.id, p.record.into_value(), &e);
         }
         Ok(outcome.written)
     }
@@ -591,7 +591,7 @@ impl<'a> Migration<'a> {
                 match r {
                     Ok(u) => batch.push(Pending {
                         id: u.id.clone(),
-                        record: json(&u),
+                        record: Record::value(json(&u)),
                         item: NewUser::from(&u),
                     }),
                     Err((id, e)) => self.unreadable(run, gs, group, "user", id, &e),
@@ -655,7 +655,7 @@ impl<'a> Migration<'a> {
                         user_id: t.user_id.clone(),
                         id: t.id.clone(),
                     }),
-                    record: json(&t),
+                    record: Record::value(json(&t)),
                     item: t,
                 })
                 .collect();
@@ -767,12 +767,12 @@ impl<'a> Migration<'a> {
                 let (new, fixups) = chat_item_for(&chat, &messages);
                 batch.push(Pending {
                     id: chat.id.clone(),
-                    record: json(&chat),
                     item: ChatItem {
                         chat: new,
                         fixups,
                         updated_at: chat.updated_at,
                     },
+                    record: Record::of(chat),
                 });
             }
             // The next page is read while this one is written (as for vectors); the checkpoint
@@ -931,7 +931,7 @@ impl<'a> Migration<'a> {
                 bytes_held += bytes.len();
                 batch.push(Pending {
                     id: meta.id.clone(),
-                    record: json(&meta),
+                    record: Record::value(json(&meta)),
                     item: new_file(&meta, bytes),
                 });
                 metas.insert(meta.id.clone(), meta);
@@ -1013,7 +1013,7 @@ impl<'a> Migration<'a> {
                     stored.sha256, stored.size, source.sha256, source.size
                 ));
                 gs.counts.written -= 1;
-                run.letter(gs, group, "file", p.id, p.record, &e);
+                run.letter(gs, group, "file", p.id, p.record.into_value(), &e);
             }
         }
         self.batch_done(run, group);

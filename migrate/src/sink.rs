@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use chatstore_core::{
     ChatPatch, Error, ErrorKind, NewChat, NewFile, NewMessage, NewUser, Result, Store, Tag,
 };
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::read::retrying;
@@ -17,7 +18,7 @@ pub(crate) trait Sink: Send + Sync {
     /// What is written.
     type Item: Clone + Send + Sync;
     /// Writes every item (all or nothing where the backend's bulk writes are atomic).
-    async fn bulk(&self, items: Vec<Self::Item>) -> Result<()>;
+    async fn bulk(&self, items: &[Self::Item]) -> Result<()>;
     /// Writes one item.
     async fn one(&self, item: Self::Item) -> Result<()>;
     /// After a `Conflict`: whether the target holds this record already (finishing what a
@@ -28,8 +29,31 @@ pub(crate) trait Sink: Send + Sync {
 /// A record on its way: its id, its source form for the dead letters, and what is written.
 pub(crate) struct Pending<I> {
     pub id: String,
-    pub record: Value,
+    pub record: Record,
     pub item: I,
+}
+
+/// A record's source form for the dead letters, encoded only when one is written (a chat's is
+/// as large as its conversation, and nearly every chat arrives).
+pub(crate) struct Record(Box<dyn FnOnce() -> Value + Send + Sync>);
+
+impl Record {
+    /// A form already encoded.
+    pub fn value(v: Value) -> Self {
+        Record(Box::new(move || v))
+    }
+
+    /// The record itself, encoded when asked.
+    pub fn of<T: Serialize + Send + Sync + 'static>(record: T) -> Self {
+        Record(Box::new(move || {
+            serde_json::to_value(&record).unwrap_or(Value::Null)
+        }))
+    }
+
+    /// The encoded form.
+    pub fn into_value(self) -> Value {
+        (self.0)()
+    }
 }
 
 /// What became of a batch.
@@ -62,10 +86,18 @@ pub(crate) async fn write<S: Sink>(
     if batch.is_empty() {
         return Ok(out);
     }
-    let items: Vec<S::Item> = batch.iter().map(|p| p.item.clone()).collect();
-    match retrying(what, || sink.bulk(items.clone())).await {
+    let (heads, items): (Vec<(String, Record)>, Vec<S::Item>) = batch
+        .into_iter()
+        .map(|p| ((p.id, p.record), p.item))
+        .unzip();
+    let bulk = retrying(what, || sink.bulk(&items)).await;
+    let batch = heads
+        .into_iter()
+        .zip(items)
+        .map(|((id, record), item)| Pending { id, record, item });
+    match bulk {
         Ok(()) => {
-            out.written = batch;
+            out.written = batch.collect();
             return Ok(out);
         }
         Err(e) if e.is_retryable() => return Err(e),
@@ -95,8 +127,8 @@ pub(crate) struct Users<'a>(pub &'a Store);
 #[async_trait]
 impl Sink for Users<'_> {
     type Item = NewUser;
-    async fn bulk(&self, items: Vec<NewUser>) -> Result<()> {
-        self.0.users.create_many(items).await.map(|_| ())
+    async fn bulk(&self, items: &[NewUser]) -> Result<()> {
+        self.0.users.create_many(items.to_vec()).await.map(|_| ())
     }
     async fn one(&self, item: NewUser) -> Result<()> {
         self.0.users.create(item).await.map(|_| ())
@@ -117,8 +149,8 @@ pub(crate) struct Tags<'a>(pub &'a Store);
 #[async_trait]
 impl Sink for Tags<'_> {
     type Item = Tag;
-    async fn bulk(&self, items: Vec<Tag>) -> Result<()> {
-        self.0.tags.create_many(items).await
+    async fn bulk(&self, items: &[Tag]) -> Result<()> {
+        self.0.tags.create_many(items.to_vec()).await
     }
     async fn one(&self, item: Tag) -> Result<()> {
         self.0.tags.create_many(vec![item]).await
@@ -173,12 +205,12 @@ impl Chats<'_> {
 #[async_trait]
 impl Sink for Chats<'_> {
     type Item = ChatItem;
-    async fn bulk(&self, items: Vec<ChatItem>) -> Result<()> {
+    async fn bulk(&self, items: &[ChatItem]) -> Result<()> {
         self.0
             .chats
             .create_many(items.iter().map(|i| i.chat.clone()).collect())
             .await?;
-        for item in &items {
+        for item in items {
             self.finish(item).await?;
         }
         Ok(())
@@ -203,8 +235,8 @@ pub(crate) struct Files<'a>(pub &'a Store);
 #[async_trait]
 impl Sink for Files<'_> {
     type Item = NewFile;
-    async fn bulk(&self, items: Vec<NewFile>) -> Result<()> {
-        self.0.files.put_many(items).await.map(|_| ())
+    async fn bulk(&self, items: &[NewFile]) -> Result<()> {
+        self.0.files.put_many(items.to_vec()).await.map(|_| ())
     }
     async fn one(&self, item: NewFile) -> Result<()> {
         self.0.files.put(item).await.map(|_| ())
