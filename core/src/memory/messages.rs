@@ -81,34 +81,33 @@ impl MessageRepo for MemoryBackend {
 
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
         let s = self.lock()?;
-        let mut all: Vec<(String, &Message)> = s
-            .messages
-            .values()
-            .map(|m| (m.key(), m))
-            .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(all
-            .into_iter()
-            .take(limit as usize)
-            .map(|(_, m)| m.clone())
-            .collect())
+        scan_where(&s, after, limit, |_| true)
     }
 
     async fn scan_orphans(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
         let s = self.lock()?;
-        let mut all: Vec<(String, &Message)> = s
-            .messages
-            .values()
-            .filter(|m| !s.chats.contains_key(&m.chat_id))
-            .map(|m| (m.key(), m))
-            .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(all
-            .into_iter()
-            .take(limit as usize)
-            .map(|(_, m)| m.clone())
-            .collect())
+        scan_where(&s, after, limit, |m| !s.chats.contains_key(&m.chat_id))
     }
+}
+
+/// Up to `limit` messages that `keep` accepts, by key, after `after`.
+fn scan_where(
+    s: &State,
+    after: Option<&str>,
+    limit: u32,
+    keep: impl Fn(&Message) -> bool,
+) -> Result<Vec<Message>> {
+    let mut all: Vec<(String, &Message)> = s
+        .messages
+        .values()
+        .filter(|m| keep(m))
+        .map(|m| (m.key(), m))
+        .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a))
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(all
+        .into_iter()
+        .take(limit as usize)
+        .map(|(_, m)| m.clone())
+        .collect())
 }
