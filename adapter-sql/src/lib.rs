@@ -114,9 +114,15 @@ pub struct SqlOptions {
     pub upload_dir: Option<PathBuf>,
     /// Opens the database read-only: nothing is created, every write fails.
     pub read_only: bool,
-    /// PostgreSQL: where the change feed `LISTEN`s, when the store's URL goes through a
-    /// transaction-pooling PgBouncer (which cannot `LISTEN`); default: the store's URL.
+    /// PostgreSQL: the server's own URL, for what needs a session of its own: the change
+    /// feed's `LISTEN` and the builds of chatstore's indexes. Needed when the store's URL goes
+    /// through a transaction-pooling PgBouncer (which can do neither); default: the store's URL.
+    /// Through a pooler without it, the store has no change feed and builds no index (both
+    /// logged at open).
     pub listen_url: Option<String>,
+    /// Builds chatstore's own indexes (see [`SqlStore::indexes_ready`]) when they are missing:
+    /// SQLite at open, PostgreSQL `CONCURRENTLY` in the background. Default on.
+    pub build_indexes: bool,
 }
 
 impl Default for SqlOptions {
@@ -128,6 +134,7 @@ impl Default for SqlOptions {
             upload_dir: None,
             read_only: false,
             listen_url: None,
+            build_indexes: true,
         }
     }
 }
@@ -157,9 +164,16 @@ impl SqlOptions {
         self
     }
 
-    /// With this direct PostgreSQL URL for the change feed's `LISTEN` connection.
+    /// With this direct PostgreSQL URL for the change feed's `LISTEN` connection and index
+    /// builds (see [`SqlOptions::listen_url`](SqlOptions#structfield.listen_url)).
     pub fn listen_url(mut self, url: impl Into<String>) -> Self {
         self.listen_url = Some(url.into());
+        self
+    }
+
+    /// Builds chatstore's missing indexes, or leaves them to an operator (`false`).
+    pub fn build_indexes(mut self, build: bool) -> Self {
+        self.build_indexes = build;
         self
     }
 
@@ -192,6 +206,9 @@ struct Inner {
     listen: Option<PgConnectOptions>,
     /// PostgreSQL: the listener task, once a subscriber started it.
     listener: OnceLock<tokio::task::AbortHandle>,
+    /// Becomes `true` once chatstore's indexes are dealt with (built, found, or given up on);
+    /// see [`SqlStore::indexes_ready`].
+    indexes: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Drop for Inner {
@@ -250,9 +267,23 @@ impl SqlStore {
             pool.close().await;
             return Err(e);
         }
-        if !options.read_only {
-            build_indexes(&pool, url, &options).await;
+        if let pool::Pool::Postgres(_, pool::Statements::Unnamed) = pool
+            && options.listen_url.is_none()
+        {
+            // `LISTEN` through a transaction pooler is accepted and then hears nothing: a feed
+            // that silently misses events is worse than none.
+            tracing::warn!(
+                "PostgreSQL is reached through a pooler and no direct URL is set: this store \
+                 has no change feed and builds no index (set CHATSTORE_POSTGRES_DIRECT_URL, \
+                 or SqlOptions::listen_url, to the server's own address)"
+            );
+            listen = None;
         }
+        let indexes = if options.read_only || !options.build_indexes {
+            tokio::sync::watch::channel(true).1
+        } else {
+            build_indexes(&pool, url, &options).await
+        };
         // Absolute, so `file.path` names the same bytes whatever folder a replica runs in.
         let uploads = std::path::absolute(&uploads).unwrap_or(uploads);
         tracing::info!(upload_dir = %uploads.display(), "file bytes go to the upload folder");
@@ -277,9 +308,20 @@ impl SqlStore {
                 hub: Arc::new(ChangeHub::default()),
                 listen,
                 listener: OnceLock::new(),
+                indexes,
             }),
             urls: None,
         })
+    }
+
+    /// Waits until chatstore's own indexes are dealt with: built, found valid, being built by
+    /// another process (which this one does not wait for), or given up on (logged). SQLite
+    /// builds them at open, so it never waits; PostgreSQL builds them in the background after
+    /// open (lists are correct meanwhile, only slower). For tests and operators' tools.
+    pub async fn indexes_ready(&self) {
+        let mut indexes = self.inner.indexes.clone();
+        // An error means the build task is gone (its runtime shut down): nothing to wait for.
+        let _ = indexes.wait_for(|done| *done).await;
     }
 
     /// A [`Store`] whose repositories are this database, with its change feed and its row
@@ -318,9 +360,12 @@ impl SqlStore {
                 },
             ),
         };
-        store
-            .with_changes(self.changes())
-            .with_rows(Arc::new(self.rows()))
+        let store = store.with_rows(Arc::new(self.rows()));
+        match (self.dialect(), &self.inner.listen) {
+            // Through a pooler without a direct URL: no feed (see `SqlOptions::listen_url`).
+            (Dialect::Postgres, None) => store,
+            _ => store.with_changes(self.changes()),
+        }
     }
 
     /// The change feed of this database (see [`changes`](crate::changes)).
@@ -384,9 +429,12 @@ impl SqlStore {
                 vectors,
             },
         );
-        store
-            .with_changes(self.changes())
-            .with_rows(Arc::new(self.rows()))
+        let store = store.with_rows(Arc::new(self.rows()));
+        match (self.dialect(), &self.inner.listen) {
+            // Through a pooler without a direct URL: no feed (see `SqlOptions::listen_url`).
+            (Dialect::Postgres, None) => store,
+            _ => store.with_changes(self.changes()),
+        }
     }
 
     /// The database's dialect.
@@ -484,56 +532,90 @@ async fn open_sqlite(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, Pa
     Ok((pool::Pool::Sqlite(pool), uploads))
 }
 
-/// Builds chatstore's own indexes ([`indexes`]). A failure is logged, not returned: lists are
-/// correct without them, only slower, and the next open tries again.
-async fn build_indexes(pool: &pool::Pool, url: &str, options: &SqlOptions) {
-    let outcome = match pool {
-        pool::Pool::Sqlite(_) => indexes::ensure_sqlite(pool).await.map(|()| None),
+/// Builds chatstore's own indexes ([`indexes`]) and gives the flag that turns `true` once
+/// that is done. A failure is logged, not returned: lists are correct without the indexes,
+/// only slower, and the next open tries again.
+///
+/// SQLite builds them here (about a second per 100,000 chats, once). PostgreSQL checks them
+/// here and, when one is missing or invalid, builds it on a task of its own: a
+/// `CREATE INDEX CONCURRENTLY` waits for every transaction older than it (an idle session
+/// holding one open would hold the open up) and reads the whole table, so `open` must not wait
+/// for it. Without a Tokio runtime to run on, it is built here.
+async fn build_indexes(
+    pool: &pool::Pool,
+    url: &str,
+    options: &SqlOptions,
+) -> tokio::sync::watch::Receiver<bool> {
+    let (done, ready) = tokio::sync::watch::channel(false);
+    let direct = match pool {
+        pool::Pool::Sqlite(_) => {
+            if let Err(e) = indexes::ensure_sqlite(pool).await {
+                log_index_failure(&e);
+            }
+            let _ = done.send(true);
+            return ready;
+        }
         pool::Pool::Postgres(_, statements) => {
             match indexes::all_valid_pooled(pool).await {
-                Ok(true) => return,
+                Ok(true) => {
+                    let _ = done.send(true);
+                    return ready;
+                }
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot check chatstore's indexes");
-                    return;
+                    let _ = done.send(true);
+                    return ready;
                 }
             }
             // A build needs a session of its own (the advisory lock, `CONCURRENTLY` outside a
-            // transaction): through a transaction pooler only the direct listen URL gives one.
-            let direct = match (&options.listen_url, statements) {
-                (Some(listen), _) => Some(listen.clone()),
-                (None, pool::Statements::Cached) => Some(url.to_owned()),
-                (None, pool::Statements::Unnamed) => None,
-            };
-            match direct {
-                None => {
-                    tracing::warn!(
-                        "chatstore's indexes are not built through a connection pooler; \
-                         set a direct listen URL, or open the database once directly"
-                    );
-                    return;
+            // transaction): through a transaction pooler only the direct URL gives one.
+            match (&options.listen_url, statements) {
+                (Some(listen), _) => listen.clone(),
+                (None, pool::Statements::Cached) => url.to_owned(),
+                (None, pool::Statements::Unnamed) => {
+                    let _ = done.send(true);
+                    return ready;
                 }
-                Some(direct) => match postgres_options(&direct) {
-                    Ok(o) => indexes::ensure_postgres_with(&o).await.map(Some),
-                    Err(e) => Err(e),
-                },
             }
         }
     };
-    match outcome {
-        Ok(Some(built @ indexes::IndexBuild::Built { .. })) => {
-            tracing::info!(?built, "built chatstore's indexes");
+    let connect = match postgres_options(&direct) {
+        Ok(o) => o,
+        Err(e) => {
+            log_index_failure(&e);
+            let _ = done.send(true);
+            return ready;
         }
-        Ok(Some(indexes::IndexBuild::BuiltElsewhere)) => tracing::info!(
-            "another connection is building chatstore's indexes; lists use them once valid"
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(
-            error = %e,
-            "cannot build chatstore's indexes; chat lists stay correct but read every chat of \
-             a user"
-        ),
+    };
+    let build = async move {
+        match indexes::ensure_postgres_with(&connect).await {
+            Ok(built @ indexes::IndexBuild::Built { .. }) => {
+                tracing::info!(?built, "built chatstore's indexes");
+            }
+            Ok(indexes::IndexBuild::BuiltElsewhere) => tracing::info!(
+                "another connection is building chatstore's indexes; lists use them once valid"
+            ),
+            Ok(indexes::IndexBuild::Present) => {}
+            Err(e) => log_index_failure(&e),
+        }
+        let _ = done.send(true);
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            tracing::info!("building chatstore's indexes in the background");
+            runtime.spawn(build);
+        }
+        Err(_) => build.await,
     }
+    ready
+}
+
+fn log_index_failure(e: &Error) {
+    tracing::warn!(
+        error = %e,
+        "cannot build chatstore's indexes; chat lists stay correct but read every chat of a user"
+    );
 }
 
 /// The connect options of a PostgreSQL URL in any of the accepted spellings.

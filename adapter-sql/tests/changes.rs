@@ -228,3 +228,59 @@ async fn postgres_listener_killed_mid_stream_loses_nothing() {
     let _ = admin.close().await;
     db.finish().await;
 }
+
+/// Through a transaction-pooling PgBouncer, `LISTEN` is accepted and then hears nothing. A store
+/// opened there without a direct URL has no change feed (and says so in its capabilities)
+/// instead of one that silently misses events; with the server's own URL as its listen URL,
+/// it hears what is written through PgBouncer, and builds its indexes there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_pgbouncer_the_feed_needs_the_direct_url() {
+    let Some(bouncer) = chatstore_testkit::require_env("CHATSTORE_TEST_PGBOUNCER_URL") else {
+        return;
+    };
+    let Some(db) = support::postgres_empty().await else {
+        return;
+    };
+    let name = db
+        .url
+        .split('?')
+        .next()
+        .and_then(|base| base.rsplit('/').next())
+        .expect("the database URL names a database")
+        .to_owned();
+    let pooled = chatstore_testkit::with_database(&bouncer, &name);
+
+    let without = chatstore_sql::SqlStore::connect(&pooled, db.options())
+        .await
+        .expect("open through PgBouncer");
+    let store = without.store();
+    assert!(store.changes().is_none(), "no feed through a pooler alone");
+    assert!(!store.capabilities().change_feed);
+    without.indexes_ready().await;
+    assert_eq!(
+        db.int(
+            "SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('chatstore_chat_list')"
+        )
+        .await,
+        0,
+        "no index is built through a pooler"
+    );
+
+    let with = chatstore_sql::SqlStore::connect(&pooled, db.options().listen_url(&db.url))
+        .await
+        .expect("open through PgBouncer with the direct URL");
+    with.indexes_ready().await;
+    assert_eq!(
+        db.int(
+            "SELECT count(*) FROM pg_index WHERE indisvalid \
+             AND indexrelid = to_regclass('chatstore_chat_list')"
+        )
+        .await,
+        1,
+        "the direct URL builds the indexes"
+    );
+    let store = with.store();
+    assert!(store.capabilities().change_feed);
+    exercise(&store, &store).await;
+    db.finish().await;
+}

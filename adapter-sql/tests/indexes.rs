@@ -40,7 +40,9 @@ async fn the_list_index_exists_after_open() {
     let mut dbs = empty_databases().await;
     dbs.extend(open_webui_databases().await);
     for db in dbs {
-        let store = db.store().await;
+        let sql = db.sql_store().await;
+        sql.indexes_ready().await;
+        let store = sql.store();
         assert_eq!(index_ready(&db).await, 2, "{}", db.url);
         let definition = index_definition(&db).await;
         assert!(definition.contains("updated_at DESC"), "{definition}");
@@ -63,7 +65,7 @@ async fn the_list_index_exists_after_open() {
             .expect("list");
         assert_eq!(page.total, 2);
         // Opening again finds it and changes nothing.
-        db.store().await;
+        db.sql_store().await.indexes_ready().await;
         assert_eq!(index_definition(&db).await, definition);
         db.finish().await;
     }
@@ -74,11 +76,16 @@ async fn the_list_index_exists_after_open() {
 async fn replicas_opening_at_once_build_the_index_once() {
     for db in open_webui_databases().await {
         let opens = (0..3).map(|_| SqlStore::connect(&db.url, db.options().max_connections(2)));
-        for store in futures::future::join_all(opens).await {
-            store.expect("every replica opens");
+        let stores: Vec<SqlStore> = futures::future::join_all(opens)
+            .await
+            .into_iter()
+            .map(|store| store.expect("every replica opens"))
+            .collect();
+        // A replica that found another one building goes on without waiting; the builder's
+        // own wait ends when its build does.
+        for store in &stores {
+            store.indexes_ready().await;
         }
-        // A replica that found another one building goes on without waiting; the builder
-        // finishes before its own open returns.
         assert_eq!(index_ready(&db).await, 2, "{}", db.url);
         db.finish().await;
     }
@@ -148,13 +155,66 @@ async fn an_invalid_leftover_is_rebuilt() {
         1,
         "the interrupted build left an INVALID index"
     );
-    db.store().await;
+    db.sql_store().await.indexes_ready().await;
     assert_eq!(index_ready(&db).await, 2);
     let definition = index_definition(&db).await;
     assert!(
         definition.contains("updated_at DESC"),
         "the leftover was replaced by chatstore's index: {definition}"
     );
+    db.finish().await;
+}
+
+/// `CREATE INDEX CONCURRENTLY` waits for every older transaction that could write the table;
+/// an open that found the indexes missing does not wait with it: it returns, reads and writes
+/// work while the build waits, and the build finishes once the old transaction ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_does_not_wait_for_a_build_held_up_by_an_old_transaction() {
+    let Some(db) = support::postgres_empty().await else {
+        return;
+    };
+    db.exec(chatstore_sql::schema::POSTGRES_DDL).await;
+    let mut writer = PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::raw_sql("BEGIN; LOCK TABLE chat IN ROW EXCLUSIVE MODE")
+        .execute(&mut writer)
+        .await
+        .expect("hold a writer's lock");
+    // A hang guard, not a timing: before, open waited for the writer for ever.
+    let sql = tokio::time::timeout(Duration::from_secs(60), db.sql_store())
+        .await
+        .expect("open returns while the build waits for the old transaction");
+    let store = sql.store();
+    let user = store
+        .users
+        .create(NewUser::new("w@example.com", "W"))
+        .await
+        .expect("a write while the index is being built");
+    store
+        .chats
+        .create(NewChat::new(&user.id, "during the build"))
+        .await
+        .expect("a chat write while the index is being built");
+    let page = store
+        .chats
+        .list(&ChatQuery::for_user(&user.id))
+        .await
+        .expect("a list while the index is being built");
+    assert_eq!(page.total, 1);
+    assert_eq!(index_ready(&db).await, 0, "the build waits for the writer");
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut writer)
+        .await
+        .expect("rollback");
+    tokio::time::timeout(Duration::from_secs(60), sql.indexes_ready())
+        .await
+        .expect("the build ends once the old transaction has");
+    assert_eq!(index_ready(&db).await, 2);
+    let page = store
+        .chats
+        .list(&ChatQuery::for_user(&user.id))
+        .await
+        .expect("list");
+    assert_eq!(page.total, 1);
     db.finish().await;
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chatstore_core::{Error, Result, Store, VectorRepo, memory};
 
 use crate::options::OpenOptions;
-use crate::store_url::{StoreUrl, Target};
+use crate::store_url::{Secret, StoreUrl, Target};
 
 impl OpenOptions {
     /// Opens the store: its backend from the database URL, its vectors from the vector URL
@@ -67,7 +67,12 @@ impl OpenOptions {
         };
         // PostgreSQL keeps its vectors next to the data, in pgvector's `document_chunk`, as
         // Open WebUI does; a database without the `vector` extension still opens.
-        match self.connect_pgvector(raw).await {
+        // Same database: its own direct URL serves pgvector's index builds too.
+        let direct = self
+            .pgvector_direct_url
+            .as_ref()
+            .or(self.postgres_direct_url.as_ref());
+        match self.connect_pgvector(raw, direct).await {
             Ok(vectors) => Ok(sql.store_with_vectors("postgres+pgvector", vectors)),
             Err(e) if e.is_retryable() => Err(e),
             Err(e) => {
@@ -118,6 +123,9 @@ impl OpenOptions {
         if let Some(dir) = &self.upload_dir {
             options = options.upload_dir(dir);
         }
+        if let Some(direct) = &self.postgres_direct_url {
+            options = options.listen_url(direct.expose());
+        }
         SqlStore::connect(raw, options).await
     }
 
@@ -127,20 +135,28 @@ impl OpenOptions {
     }
 
     #[cfg(feature = "pgvector")]
-    async fn connect_pgvector(&self, raw: &str) -> Result<Arc<dyn VectorRepo>> {
+    async fn connect_pgvector(
+        &self,
+        raw: &str,
+        direct: Option<&Secret>,
+    ) -> Result<Arc<dyn VectorRepo>> {
         use chatstore_pgvector::{PgVectorConfig, PgVectorStore};
         let mut config = PgVectorConfig::new(raw);
         if let Some(n) = self.pool_size {
             config = config.pool_size(n);
         }
-        if let Some(direct) = &self.pgvector_direct_url {
+        if let Some(direct) = direct {
             config = config.direct_url(direct.expose());
         }
         Ok(Arc::new(PgVectorStore::connect(config).await?))
     }
 
     #[cfg(not(feature = "pgvector"))]
-    async fn connect_pgvector(&self, _raw: &str) -> Result<Arc<dyn VectorRepo>> {
+    async fn connect_pgvector(
+        &self,
+        _raw: &str,
+        _direct: Option<&Secret>,
+    ) -> Result<Arc<dyn VectorRepo>> {
         Err(Error::invalid(
             "this build of chatstore-registry has no pgvector support (cargo feature \"pgvector\")",
         ))
@@ -231,7 +247,9 @@ impl OpenOptions {
         match url.target() {
             Target::Postgres { url: raw } => Ok((
                 "pgvector".to_owned(),
-                self.connect_pgvector(raw.expose()).await?,
+                // Another URL than the store's: only pgvector's own direct URL applies.
+                self.connect_pgvector(raw.expose(), self.pgvector_direct_url.as_ref())
+                    .await?,
             )),
             Target::Chroma { .. } | Target::ChromaDir { .. } => {
                 Ok((url.backend().to_owned(), self.connect_chroma(url).await?))

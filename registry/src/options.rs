@@ -21,6 +21,11 @@ pub const POCKETBASE_PREFIX_ENV: &str = "CHATSTORE_POCKETBASE_COLLECTION_PREFIX"
 /// The environment variable naming the PostgreSQL server's own URL for pgvector's index builds
 /// when the vector URL goes through a transaction pooler such as PgBouncer.
 pub const PGVECTOR_DIRECT_URL_ENV: &str = "CHATSTORE_PGVECTOR_DIRECT_URL";
+/// The environment variable naming the PostgreSQL server's own URL (past a transaction pooler
+/// such as PgBouncer) for the SQL store's change feed (`LISTEN`) and index builds; pgvector's
+/// index builds use it too when its own direct URL is not set and the vectors live in the same
+/// database.
+pub const POSTGRES_DIRECT_URL_ENV: &str = "CHATSTORE_POSTGRES_DIRECT_URL";
 /// The environment variable naming the folder file bytes are written to (SQL backends).
 pub const UPLOAD_DIR_ENV: &str = "CHATSTORE_UPLOAD_DIR";
 
@@ -51,6 +56,7 @@ pub struct OpenOptions {
     pub(crate) pool_size: Option<u32>,
     pub(crate) upload_dir: Option<PathBuf>,
     pub(crate) pgvector_direct_url: Option<Secret>,
+    pub(crate) postgres_direct_url: Option<Secret>,
     pub(crate) pocketbase_email: Option<String>,
     pub(crate) pocketbase_password: Option<Secret>,
     pub(crate) pocketbase_prefix: Option<String>,
@@ -67,6 +73,7 @@ impl fmt::Debug for OpenOptions {
             .field("pool_size", &self.pool_size)
             .field("upload_dir", &self.upload_dir)
             .field("pgvector_direct_url", &self.pgvector_direct_url)
+            .field("postgres_direct_url", &self.postgres_direct_url)
             .field("pocketbase_email", &self.pocketbase_email)
             .field("pocketbase_password", &self.pocketbase_password)
             .field("pocketbase_prefix", &self.pocketbase_prefix)
@@ -127,8 +134,8 @@ impl OpenOptions {
     /// (`CHATSTORE_POOL_SIZE` / `DATABASE_POOL_SIZE`), PocketBase superuser
     /// (`CHATSTORE_POCKETBASE_ADMIN_EMAIL` / `_PASSWORD`) and collection prefix
     /// (`CHATSTORE_POCKETBASE_COLLECTION_PREFIX`), upload folder (`CHATSTORE_UPLOAD_DIR`),
-    /// pgvector's direct URL behind a pooler (`CHATSTORE_PGVECTOR_DIRECT_URL`).
-    /// Values already set on `self` win.
+    /// the PostgreSQL server's own URL behind a pooler (`CHATSTORE_POSTGRES_DIRECT_URL`,
+    /// and pgvector's `CHATSTORE_PGVECTOR_DIRECT_URL`). Values already set on `self` win.
     pub fn with_settings_from(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let config = Config::from_lookup(&lookup)?;
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
@@ -142,6 +149,9 @@ impl OpenOptions {
         self.pgvector_direct_url = self
             .pgvector_direct_url
             .or(get(PGVECTOR_DIRECT_URL_ENV).map(Secret::new));
+        self.postgres_direct_url = self
+            .postgres_direct_url
+            .or(get(POSTGRES_DIRECT_URL_ENV).map(Secret::new));
         Ok(self)
     }
 
@@ -187,6 +197,14 @@ impl OpenOptions {
     /// through a transaction pooler (PgBouncer): they need a connection of their own.
     pub fn pgvector_direct_url(mut self, url: impl Into<String>) -> Self {
         self.pgvector_direct_url = Some(Secret::new(url));
+        self
+    }
+
+    /// The PostgreSQL server's own URL, when the database URL goes through a transaction
+    /// pooler (PgBouncer): the change feed `LISTEN`s there and chatstore's indexes are built
+    /// there. Without it, a store opened through a pooler has no change feed.
+    pub fn postgres_direct_url(mut self, url: impl Into<String>) -> Self {
+        self.postgres_direct_url = Some(Secret::new(url));
         self
     }
 
@@ -266,6 +284,23 @@ mod tests {
             options.vectors_url.as_deref(),
             Some("postgres://u@h/vectors")
         );
+    }
+
+    #[test]
+    fn the_postgres_direct_url_is_read_and_never_shown() {
+        let options = OpenOptions::from_lookup(lookup(&[
+            ("CHATSTORE_DATABASE_URL", "postgres://u@bouncer:6432/app"),
+            (
+                "CHATSTORE_POSTGRES_DIRECT_URL",
+                "postgres://u:hunter5@db:5432/app",
+            ),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            options.postgres_direct_url.as_ref().map(Secret::expose),
+            Some("postgres://u:hunter5@db:5432/app")
+        );
+        assert!(!format!("{options:?}").contains("hunter5"));
     }
 
     #[test]
