@@ -402,7 +402,8 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
 // array of tag record ids) or, with untagged=1, no tag; internal chats never count.
 // Query: chats, tags_collection, user, tags | untagged=1, archived=0|1, pinned=0|1,
 // folder=<id> | nofolder=1, title=<lower-case substring>, order=updated|created|title,
-// limit (-1: all), offset. Answer: {"items": [summary], "total": n}.
+// limit (-1: all), offset, skip_total=1 (no count: Open WebUI's lists page without one).
+// Answer: {"items": [summary], "total": n} (total null with skip_total=1).
 routerAdd("GET", "/api/chatstore/chats-by-tags", (e) => {
   const NAME = /^[A-Za-z0-9_]+$/;
   const { carriesText, quoted } = require(`${__hooks}/chatstore_tags.js`);
@@ -471,8 +472,9 @@ routerAdd("GET", "/api/chatstore/chats-by-tags", (e) => {
   params.offset = parseInt(q.get("offset") || "0", 10);
   if (isNaN(params.limit) || isNaN(params.offset) || params.offset < 0) throw new BadRequestError("bad page");
   const from = " FROM `" + chats + "` c WHERE " + where.join(" AND ");
+  const skipTotal = q.get("skip_total") === "1";
   const count = new DynamicModel({ n: 0 });
-  e.app.db().newQuery("SELECT COUNT(*) AS n" + from).bind(params).one(count);
+  if (!skipTotal) e.app.db().newQuery("SELECT COUNT(*) AS n" + from).bind(params).one(count);
   const rows = arrayOf(
     new DynamicModel({
       id: "",
@@ -495,7 +497,7 @@ routerAdd("GET", "/api/chatstore/chats-by-tags", (e) => {
     )
     .bind(params)
     .all(rows);
-  return e.json(200, { items: rows, total: count.n });
+  return e.json(200, { items: rows, total: skipTotal ? null : count.n });
 }, $apis.requireSuperuserAuth());
 
 // Change records for the adapter's change feed (see chatstore_changes.js): every deletion of a

@@ -440,11 +440,14 @@ impl PocketBase {
         Ok(())
     }
 
+    /// A list with a tag filter, through the hooks route; the total when `with_total` (the
+    /// route then counts every match as well).
     async fn list_by_tags(
         &self,
         query: &ChatQuery,
         tag_ids: &[String],
-    ) -> Result<Page<ChatSummary>> {
+        with_total: bool,
+    ) -> Result<(Vec<ChatSummary>, Option<u64>)> {
         let c = self.cols();
         let mut params: Vec<(&str, String)> = vec![
             ("chats", c.chats.clone()),
@@ -486,6 +489,9 @@ impl PocketBase {
             query.page.limit.map_or(-1, |l| l as i64).to_string(),
         ));
         params.push(("offset", query.page.offset.to_string()));
+        if !with_total {
+            params.push(("skip_total", "1".to_owned()));
+        }
         let resp = self
             .client()
             .send(
@@ -504,14 +510,23 @@ impl PocketBase {
             .iter()
             .map(from_route_row)
             .collect::<Result<Vec<_>>>()?;
+        if !with_total {
+            return Ok((items, None));
+        }
         let total = resp
             .get("total")
             .and_then(Value::as_u64)
             .ok_or_else(|| malformed("chats-by-tags without total"))?;
-        Ok(Page { items, total })
+        Ok((items, Some(total)))
     }
 
-    async fn list_plain(&self, query: &ChatQuery) -> Result<Page<ChatSummary>> {
+    /// A list without a tag filter, through the records API; the total when `with_total`
+    /// (without it the request says `skipTotal=1`, so PocketBase runs no count).
+    async fn list_plain(
+        &self,
+        query: &ChatQuery,
+        with_total: bool,
+    ) -> Result<(Vec<ChatSummary>, Option<u64>)> {
         let mut parts = vec![
             filter::eq("user_id", &query.user_id),
             "internal = false".to_owned(),
@@ -544,7 +559,7 @@ impl PocketBase {
             expand: Some("tags"),
             // A summary needs no conversation blob: 60 of them were most of a page's bytes.
             fields: Some(SUMMARY_FIELDS),
-            skip_total: false,
+            skip_total: !with_total,
         };
         let (items, total) = self
             .client()
@@ -560,7 +575,19 @@ impl PocketBase {
             .iter()
             .map(|r| from_record(r).map(|(c, _)| c.summary()))
             .collect::<Result<_>>()?;
-        Ok(Page { items, total })
+        Ok((items, with_total.then_some(total)))
+    }
+
+    /// One page of a list, with its total when `with_total`.
+    async fn list_page(
+        &self,
+        query: &ChatQuery,
+        with_total: bool,
+    ) -> Result<(Vec<ChatSummary>, Option<u64>)> {
+        match query.tags {
+            TagFilter::Any => self.list_plain(query, with_total).await,
+            _ => self.list_by_tags(query, &query.tag_ids(), with_total).await,
+        }
     }
 }
 
@@ -618,11 +645,13 @@ impl ChatRepo for PocketBase {
     }
 
     async fn list(&self, query: &ChatQuery) -> Result<Page<ChatSummary>> {
-        let tag_ids = query.tag_ids();
-        match query.tags {
-            TagFilter::Any => self.list_plain(query).await,
-            _ => self.list_by_tags(query, &tag_ids).await,
-        }
+        let (items, total) = self.list_page(query, true).await?;
+        let total = total.ok_or_else(|| malformed("a chat list without its total"))?;
+        Ok(Page { items, total })
+    }
+
+    async fn list_items(&self, query: &ChatQuery) -> Result<Vec<ChatSummary>> {
+        Ok(self.list_page(query, false).await?.0)
     }
 
     async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {

@@ -638,6 +638,166 @@ fn order_by(dialect: Dialect, order: ChatOrder) -> &'static str {
     }
 }
 
+impl SqlStore {
+    /// One page of a chat list, and its total when `with_total`. Without it nothing counts:
+    /// the plain list reads the index entries up to the page's end, the title search reads
+    /// candidates only until the page is full.
+    async fn list_page(
+        &self,
+        query: &ChatQuery,
+        with_total: bool,
+    ) -> Result<(Vec<ChatSummary>, Option<u64>)> {
+        let tag_ids = query.tag_ids();
+        let dialect = self.dialect();
+        let mut tx = self.begin("chat", Mode::Read).await?;
+        let page = if let Some(wanted) = query.title.as_ref().map(|t| t.to_lowercase()) {
+            let (ids, total) = title_matches(&mut tx, query, &tag_ids, &wanted, with_total).await?;
+            let items = if ids.is_empty() {
+                Vec::new()
+            } else {
+                let mut rows = Dyn::default();
+                rows.sql(concat!(
+                    "SELECT ",
+                    summary_columns!(),
+                    " FROM chat WHERE chat.id IN "
+                ));
+                if dialect == Dialect::Sqlite {
+                    rows.sql("(SELECT value FROM json_each(")
+                        .bind(Value::Array(ids).to_string())
+                        .sql("))");
+                } else {
+                    rows.sql("(SELECT json_array_elements_text(")
+                        .bind(Value::Array(ids).to_string())
+                        .sql("::json))");
+                }
+                rows.sql(order_by(dialect, query.order));
+                tx.fetch_dyn(rows)
+                    .await?
+                    .iter()
+                    .map(summary_from_row)
+                    .collect::<Result<_>>()?
+            };
+            (items, total)
+        } else {
+            let total = if with_total {
+                let mut count = Dyn::default();
+                count.sql("SELECT count(*) AS n");
+                push_filters(&mut count, dialect, query, &tag_ids);
+                let n = match tx.fetch_dyn(count).await?.first() {
+                    Some(row) => row.int("n")?,
+                    None => 0,
+                };
+                Some(u64::try_from(n).unwrap_or_default())
+            } else {
+                None
+            };
+            let (limit, offset) = page_args(&query.page);
+            let page = if dialect == Dialect::Postgres {
+                // The page's ids from the list index alone (an offset skips index entries, not
+                // table rows), then its rows by id.
+                let mut ids = Dyn::default();
+                ids.sql(concat!(
+                    "SELECT ",
+                    summary_columns!(),
+                    " FROM chat WHERE chat.id IN (SELECT chat.id"
+                ));
+                push_filters(&mut ids, dialect, query, &tag_ids);
+                ids.sql(order_by(dialect, query.order))
+                    .sql(" LIMIT ")
+                    .bind(limit)
+                    .sql(" OFFSET ")
+                    .bind(offset)
+                    .sql(")")
+                    .sql(order_by(dialect, query.order));
+                ids
+            } else {
+                let mut select = Dyn::default();
+                select.sql(concat!("SELECT ", summary_columns!()));
+                push_filters(&mut select, dialect, query, &tag_ids);
+                select
+                    .sql(order_by(dialect, query.order))
+                    .sql(" LIMIT ")
+                    .bind(limit)
+                    .sql(" OFFSET ")
+                    .bind(offset);
+                select
+            };
+            let items = tx
+                .fetch_dyn(page)
+                .await?
+                .iter()
+                .map(summary_from_row)
+                .collect::<Result<_>>()?;
+            (items, total)
+        };
+        tx.commit().await?;
+        Ok(page)
+    }
+}
+
+/// Candidates a title search reads per statement at least, when it needs no total.
+const TITLE_CANDIDATES: i64 = 128;
+
+/// The ids of a title search's page, in order, and the number of matches when `with_total`.
+/// The ids and titles the SQL filters and the title prefilter select, the exact Unicode title
+/// match in Rust: a match costs a short row, not a whole summary. With a total every
+/// candidate is read; without one (and with a page limit) candidates are read in growing
+/// slices of the same order until the page is full or they run out, so a search costs the
+/// candidates up to its page's end, not every match of the user.
+async fn title_matches(
+    tx: &mut Tx,
+    query: &ChatQuery,
+    tag_ids: &[String],
+    wanted: &str,
+    with_total: bool,
+) -> Result<(Vec<Value>, Option<u64>)> {
+    let dialect = tx.dialect();
+    let candidates = |slice: Option<(i64, i64)>| {
+        let mut d = Dyn::default();
+        d.sql("SELECT chat.id AS id, COALESCE(chat.title, 'New Chat') AS title");
+        push_filters(&mut d, dialect, query, tag_ids);
+        push_title_prefilter(&mut d, dialect, wanted);
+        d.sql(order_by(dialect, query.order));
+        if let Some((limit, offset)) = slice {
+            d.sql(" LIMIT ").bind(limit).sql(" OFFSET ").bind(offset);
+        }
+        d
+    };
+    let mut matched = Vec::new();
+    let needed = query
+        .page
+        .limit
+        .filter(|_| !with_total)
+        .map(|limit| query.page.offset.saturating_add(limit));
+    let Some(needed) = needed else {
+        for row in tx.fetch_dyn(candidates(None)).await? {
+            if row.text("title")?.to_lowercase().contains(wanted) {
+                matched.push(Value::String(row.text("id")?));
+            }
+        }
+        let total = matched.len() as u64;
+        return Ok((query.page.slice(matched), with_total.then_some(total)));
+    };
+    let needed = i64::try_from(needed).unwrap_or(i64::MAX);
+    let mut read: i64 = 0;
+    let mut slice = needed.max(TITLE_CANDIDATES);
+    loop {
+        let rows = tx.fetch_dyn(candidates(Some((slice, read)))).await?;
+        let got = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        for row in rows {
+            if row.text("title")?.to_lowercase().contains(wanted) {
+                matched.push(Value::String(row.text("id")?));
+            }
+        }
+        read = read.saturating_add(got);
+        if got < slice || i64::try_from(matched.len()).unwrap_or(i64::MAX) >= needed {
+            break;
+        }
+        slice = slice.saturating_mul(2);
+    }
+    Ok((query.page.slice(matched), None))
+}
+
 #[async_trait]
 impl ChatRepo for SqlStore {
     async fn create(&self, chat: NewChat) -> Result<Chat> {
@@ -719,105 +879,15 @@ impl ChatRepo for SqlStore {
     }
 
     async fn list(&self, query: &ChatQuery) -> Result<Page<ChatSummary>> {
-        let tag_ids = query.tag_ids();
-        let dialect = self.dialect();
-        let mut tx = self.begin("chat", Mode::Read).await?;
-        let wanted = query.title.as_ref().map(|t| t.to_lowercase());
-        let page = if let Some(wanted) = &wanted {
-            // The ids and titles the SQL filters and the title prefilter select, the exact
-            // Unicode title match in Rust, then the page's rows by id: a match costs a short
-            // row, not a whole summary, however many there are.
-            let mut candidates = Dyn::default();
-            candidates.sql("SELECT chat.id AS id, COALESCE(chat.title, 'New Chat') AS title");
-            push_filters(&mut candidates, dialect, query, &tag_ids);
-            push_title_prefilter(&mut candidates, dialect, wanted);
-            candidates.sql(order_by(dialect, query.order));
-            let mut matched = Vec::new();
-            for row in tx.fetch_dyn(candidates).await? {
-                if row.text("title")?.to_lowercase().contains(wanted) {
-                    matched.push(Value::String(row.text("id")?));
-                }
-            }
-            let total = matched.len() as u64;
-            let ids = query.page.slice(matched);
-            let items = if ids.is_empty() {
-                Vec::new()
-            } else {
-                let mut rows = Dyn::default();
-                rows.sql(concat!(
-                    "SELECT ",
-                    summary_columns!(),
-                    " FROM chat WHERE chat.id IN "
-                ));
-                if dialect == Dialect::Sqlite {
-                    rows.sql("(SELECT value FROM json_each(")
-                        .bind(Value::Array(ids).to_string())
-                        .sql("))");
-                } else {
-                    rows.sql("(SELECT json_array_elements_text(")
-                        .bind(Value::Array(ids).to_string())
-                        .sql("::json))");
-                }
-                rows.sql(order_by(dialect, query.order));
-                tx.fetch_dyn(rows)
-                    .await?
-                    .iter()
-                    .map(summary_from_row)
-                    .collect::<Result<_>>()?
-            };
-            Page { items, total }
-        } else {
-            let mut count = Dyn::default();
-            count.sql("SELECT count(*) AS n");
-            push_filters(&mut count, dialect, query, &tag_ids);
-            let total = match tx.fetch_dyn(count).await?.first() {
-                Some(row) => row.int("n")?,
-                None => 0,
-            };
-            let (limit, offset) = page_args(&query.page);
-            let page = if dialect == Dialect::Postgres {
-                // The page's ids from the list index alone (an offset skips index entries, not
-                // table rows), then its rows by id.
-                let mut ids = Dyn::default();
-                ids.sql(concat!(
-                    "SELECT ",
-                    summary_columns!(),
-                    " FROM chat WHERE chat.id IN (SELECT chat.id"
-                ));
-                push_filters(&mut ids, dialect, query, &tag_ids);
-                ids.sql(order_by(dialect, query.order))
-                    .sql(" LIMIT ")
-                    .bind(limit)
-                    .sql(" OFFSET ")
-                    .bind(offset)
-                    .sql(")")
-                    .sql(order_by(dialect, query.order));
-                ids
-            } else {
-                let mut select = Dyn::default();
-                select.sql(concat!("SELECT ", summary_columns!()));
-                push_filters(&mut select, dialect, query, &tag_ids);
-                select
-                    .sql(order_by(dialect, query.order))
-                    .sql(" LIMIT ")
-                    .bind(limit)
-                    .sql(" OFFSET ")
-                    .bind(offset);
-                select
-            };
-            let items = tx
-                .fetch_dyn(page)
-                .await?
-                .iter()
-                .map(summary_from_row)
-                .collect::<Result<_>>()?;
-            Page {
-                items,
-                total: u64::try_from(total).unwrap_or_default(),
-            }
-        };
-        tx.commit().await?;
-        Ok(page)
+        let (items, total) = self.list_page(query, true).await?;
+        Ok(Page {
+            items,
+            total: total.unwrap_or_default(),
+        })
+    }
+
+    async fn list_items(&self, query: &ChatQuery) -> Result<Vec<ChatSummary>> {
+        Ok(self.list_page(query, false).await?.0)
     }
 
     async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {

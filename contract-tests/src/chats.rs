@@ -6,10 +6,10 @@ use chatstore_core::{
 use serde_json::json;
 
 use crate::assert_kind;
-use crate::fixtures::{T0, chat, ids, message, new_chat, obj, tagged_chat, user};
+use crate::fixtures::{T0, chat, ids, listed, message, new_chat, obj, tagged_chat, user};
 
 async fn list_ids(store: &Store, query: ChatQuery) -> Result<Vec<String>> {
-    Ok(ids(&store.chats.list(&query).await?.items))
+    Ok(ids(&listed(store, &query).await?.items))
 }
 
 /// A created chat reads back with its blob, meta, tags, flags and timestamps.
@@ -178,18 +178,20 @@ pub async fn pagination_is_stable_and_total_counts_every_match(store: &Store) ->
     assert_eq!(all.len(), 7);
     let mut paged = Vec::new();
     for offset in (0..7).step_by(3) {
-        let page = store
-            .chats
-            .list(&ChatQuery::for_user("user-1").page(PageRequest::new(offset, 3)))
-            .await?;
+        let page = listed(
+            store,
+            &ChatQuery::for_user("user-1").page(PageRequest::new(offset, 3)),
+        )
+        .await?;
         assert_eq!(page.total, 7);
         paged.extend(ids(&page.items));
     }
     assert_eq!(paged, all);
-    let beyond = store
-        .chats
-        .list(&ChatQuery::for_user("user-1").page(PageRequest::new(50, 3)))
-        .await?;
+    let beyond = listed(
+        store,
+        &ChatQuery::for_user("user-1").page(PageRequest::new(50, 3)),
+    )
+    .await?;
     assert!(beyond.items.is_empty());
     assert_eq!(beyond.total, 7);
     Ok(())
@@ -294,10 +296,7 @@ pub async fn internal_chats_are_never_listed_or_counted(store: &Store) -> Result
     let mut not_internal = new_chat("user-1", "falsy", "f", T0 + 1);
     not_internal.meta = Some(obj(json!({"internal": false})));
     store.chats.create(not_internal).await?;
-    let page = store
-        .chats
-        .list(&ChatQuery::for_user("user-1").archived(None))
-        .await?;
+    let page = listed(store, &ChatQuery::for_user("user-1").archived(None)).await?;
     assert_eq!(ids(&page.items), ["falsy", "visible"]);
     assert_eq!(page.total, 2);
     assert!(
@@ -542,19 +541,49 @@ pub async fn history_in_a_new_chat_becomes_messages(store: &Store) -> Result<()>
 /// A user's list never shows another user's chats.
 pub async fn lists_of_another_user_are_empty(store: &Store) -> Result<()> {
     chat(store, "user-1", "c1", "t", T0).await?;
-    let page = store.chats.list(&ChatQuery::for_user("user-2")).await?;
+    let page = listed(store, &ChatQuery::for_user("user-2")).await?;
     assert!(page.items.is_empty());
     assert_eq!(page.total, 0);
-    assert_kind!(
-        store.chats.list(&ChatQuery::for_user("")).await,
-        InvalidInput
+    for bad in [
+        ChatQuery::for_user(""),
+        ChatQuery::for_user("user-1").page(PageRequest::new(0, 0)),
+    ] {
+        assert_kind!(store.chats.list(&bad).await, InvalidInput);
+        assert_kind!(store.chats.list_items(&bad).await, InvalidInput);
+    }
+    Ok(())
+}
+
+/// A title search without a total reads candidates only until its page is full: pages of a
+/// search whose matches lie far apart among titles the SQL prefilter cannot decide (not
+/// ASCII) are the pages `list` cuts, the last one short and one past the end empty.
+pub async fn title_search_pages_without_a_total_match_list(store: &Store) -> Result<()> {
+    let chats = (0..150)
+        .map(|i| {
+            let title = if i % 50 == 0 {
+                format!("Zeta ÄBC {i}")
+            } else {
+                format!("Émile {i}")
+            };
+            new_chat("user-1", &format!("c{i:03}"), &title, T0 + i64::from(i))
+        })
+        .collect();
+    store.chats.create_many(chats).await?;
+    let q = |offset, limit| {
+        ChatQuery::for_user("user-1")
+            .with_title("äbc")
+            .page(PageRequest::new(offset, limit))
+    };
+    assert_eq!(
+        ids(&listed(store, &q(0, 60)).await?.items),
+        ["c100", "c050", "c000"]
     );
-    assert_kind!(
-        store
-            .chats
-            .list(&ChatQuery::for_user("user-1").page(PageRequest::new(0, 0)))
-            .await,
-        InvalidInput
+    assert_eq!(ids(&listed(store, &q(1, 2)).await?.items), ["c050", "c000"]);
+    assert_eq!(ids(&listed(store, &q(2, 1)).await?.items), ["c000"]);
+    assert!(listed(store, &q(3, 5)).await?.items.is_empty());
+    assert_eq!(
+        ids(&listed(store, &q(0, 2).with_title("émile 14")).await?.items),
+        ["c149", "c148"]
     );
     Ok(())
 }

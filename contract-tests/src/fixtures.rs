@@ -2,7 +2,8 @@
 //! and timestamps, so every backend receives exactly the same input.
 
 use chatstore_core::{
-    Chat, FileMeta, Message, NewChat, NewFile, NewMessage, NewUser, Result, Store, User, VectorItem,
+    Chat, ChatQuery, ChatSummary, FileMeta, Message, NewChat, NewFile, NewMessage, NewUser, Page,
+    Result, Store, User, VectorItem,
 };
 use serde_json::{Map, Value, json};
 
@@ -41,6 +42,20 @@ pub fn new_chat(user: &str, id: &str, title: &str, ts: i64) -> NewChat {
 /// Creates [`new_chat`].
 pub async fn chat(store: &Store, user: &str, id: &str, title: &str, ts: i64) -> Result<Chat> {
     store.chats.create(new_chat(user, id, title, ts)).await
+}
+
+/// `chats.list` of `query`, after checking that `chats.list_items` (the list without a
+/// total) answers exactly its items: every chat-list contract holds for both calls.
+pub async fn listed(store: &Store, query: &ChatQuery) -> Result<Page<ChatSummary>> {
+    let page = store.chats.list(query).await?;
+    let items = store.chats.list_items(query).await?;
+    assert_eq!(
+        ids(&items),
+        ids(&page.items),
+        "list_items differs from list's items for {query:?}"
+    );
+    assert_eq!(items, page.items, "list_items' summaries for {query:?}");
+    Ok(page)
 }
 
 /// Creates a chat with tags.

@@ -205,6 +205,7 @@ macro_rules! __contract_group {
             meta_tags_of_a_new_chat_become_its_tags,
             history_in_a_new_chat_becomes_messages,
             lists_of_another_user_are_empty,
+            title_search_pages_without_a_total_match_list,
         );
     };
     (tags, $f:path) => {

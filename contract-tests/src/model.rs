@@ -597,7 +597,12 @@ pub async fn apply(store: &Store, op: &Op) -> Outcome {
                 Some(t) => TagFilter::AllOf(tag_names(t)),
             };
             q.title = title.map(|i| TITLE_FILTERS[i as usize].to_owned());
-            out(store.chats.list(&q).await)
+            // Both list calls: the page with its total, and the items without one.
+            let listed = match store.chats.list(&q).await {
+                Ok(page) => store.chats.list_items(&q).await.map(|items| (page, items)),
+                Err(e) => Err(e),
+            };
+            out(listed)
         }
         Op::UpsertMessage {
             c,

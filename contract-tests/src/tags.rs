@@ -4,18 +4,19 @@ use chatstore_core::{ChatPatch, ChatQuery, Result, Store, Tag, TagKey};
 use serde_json::json;
 
 use crate::assert_kind;
-use crate::fixtures::{T0, chat, ids, new_chat, obj, tagged_chat};
+use crate::fixtures::{T0, chat, ids, listed, new_chat, obj, tagged_chat};
 
 async fn tag_ids(store: &Store, user: &str) -> Result<Vec<String>> {
     Ok(ids(&store.tags.list(user).await?))
 }
 
 async fn with_tags(store: &Store, user: &str, tags: &[&str]) -> Result<Vec<String>> {
-    Ok(ids(&store
-        .chats
-        .list(&ChatQuery::for_user(user).with_tags(tags.iter().copied()))
-        .await?
-        .items))
+    Ok(ids(&listed(
+        store,
+        &ChatQuery::for_user(user).with_tags(tags.iter().copied()),
+    )
+    .await?
+    .items))
 }
 
 /// A tag's id is its name with spaces as `_`, lower-cased; its name keeps the spelling.
@@ -56,10 +57,7 @@ pub async fn tag_filter_means_all_of(store: &Store) -> Result<()> {
         ["all", "only-a", "both"]
     );
     assert!(with_tags(store, "user-1", &["a", "zzz"]).await?.is_empty());
-    let page = store
-        .chats
-        .list(&ChatQuery::for_user("user-1").with_tags(["b", "a"]))
-        .await?;
+    let page = listed(store, &ChatQuery::for_user("user-1").with_tags(["b", "a"])).await?;
     assert_eq!(page.total, 2);
     Ok(())
 }
@@ -78,10 +76,7 @@ pub async fn untagged_filter_lists_chats_without_tags(store: &Store) -> Result<(
     chat(store, "user-1", "u1", "u", T0 + 1).await?;
     tagged_chat(store, "user-1", "u2", T0 + 2, &["x"]).await?;
     store.chats.remove_tag("u2", "x").await?;
-    let page = store
-        .chats
-        .list(&ChatQuery::for_user("user-1").untagged())
-        .await?;
+    let page = listed(store, &ChatQuery::for_user("user-1").untagged()).await?;
     assert_eq!(ids(&page.items), ["u2", "u1"]);
     assert_eq!(page.total, 2);
     Ok(())
@@ -279,6 +274,7 @@ pub async fn tag_operations_on_a_missing_chat_are_not_found(store: &Store) -> Re
 pub async fn an_empty_all_of_filter_is_invalid(store: &Store) -> Result<()> {
     let q = ChatQuery::for_user("user-1").with_tags(Vec::<String>::new());
     assert_kind!(store.chats.list(&q).await, InvalidInput);
+    assert_kind!(store.chats.list_items(&q).await, InvalidInput);
     Ok(())
 }
 

@@ -372,6 +372,14 @@ pub trait ChatRepo: Send + Sync {
     async fn delete_for_user(&self, user_id: &str) -> Result<u64>;
     /// One page of a user's chats; internal chats never appear, not even in `total`.
     async fn list(&self, query: &ChatQuery) -> Result<Page<ChatSummary>>;
+    /// The items [`list`](Self::list) returns for the same query, without the total: Open
+    /// WebUI's chat lists (the sidebar, the search) page with skip and limit and take a page
+    /// shorter than its limit as the last, so they never need every match counted. A backend
+    /// that can skip the count overrides this (the count sees every match of the user, the
+    /// page only the entries up to its end); the default answers from `list`.
+    async fn list_items(&self, query: &ChatQuery) -> Result<Vec<ChatSummary>> {
+        Ok(self.list(query).await?.items)
+    }
     /// Replaces the chat's tags with these names; returns the chat.
     async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat>;
     /// Adds a tag (created for the owner if new); adding a present tag changes nothing.

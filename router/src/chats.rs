@@ -118,6 +118,20 @@ impl ChatRepo for Chats {
             .await
     }
 
+    async fn list_items(&self, query: &ChatQuery) -> Result<Vec<ChatSummary>> {
+        let query = query.clone();
+        let ids = vec![serde_json::to_string(&query).unwrap_or_default()];
+        self.0
+            .read(
+                G,
+                "chats.list_items",
+                ids,
+                canon,
+                on!(chats, [query], |r| r.list_items(&query).await),
+            )
+            .await
+    }
+
     async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {
         let id = id.to_owned();
         let names = names.to_vec();

@@ -214,6 +214,10 @@ impl ChatRepo for Metered<dyn ChatRepo> {
     async fn list(&self, query: &ChatQuery) -> Result<Page<ChatSummary>> {
         self.observe("chats.list", self.0.list(query)).await
     }
+    async fn list_items(&self, query: &ChatQuery) -> Result<Vec<ChatSummary>> {
+        self.observe("chats.list_items", self.0.list_items(query))
+            .await
+    }
     async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {
         self.observe("chats.set_tags", self.0.set_tags(id, names))
             .await

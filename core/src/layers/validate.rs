@@ -11,7 +11,7 @@
 //! |---|---|
 //! | `users.list` | the page |
 //! | `*.scan`, `*.scan_ids` | the limit (and the collection name for vectors) |
-//! | `chats.list` | the whole query: user id, page, folder, title, tag filter names |
+//! | `chats.list`, `chats.list_items` | the whole query: user id, page, folder, title, tag filter names |
 //! | `chats.set_tags`, `add_tag` | every tag name (not empty, not `none`, no control characters) |
 //! | `chats.remove_tag` | a name or id is given |
 //! | `chats.delete_for_user`, `files.delete_for_user` | the user id |
@@ -151,6 +151,10 @@ impl ChatRepo for Validated<dyn ChatRepo> {
     async fn list(&self, query: &ChatQuery) -> Result<Page<ChatSummary>> {
         query.validate()?;
         self.0.list(query).await
+    }
+    async fn list_items(&self, query: &ChatQuery) -> Result<Vec<ChatSummary>> {
+        query.validate()?;
+        self.0.list_items(query).await
     }
     async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {
         tag_pairs(names)?;

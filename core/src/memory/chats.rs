@@ -121,6 +121,22 @@ impl State {
     }
 }
 
+impl MemoryBackend {
+    /// Every chat `query` selects, as summaries in its order (before paging).
+    fn matching(&self, query: &ChatQuery) -> Result<Vec<ChatSummary>> {
+        let tag_ids = query.tag_ids();
+        let s = self.lock()?;
+        let mut items: Vec<ChatSummary> = s
+            .chats
+            .values()
+            .filter(|c| matches_query(c, query, &tag_ids))
+            .map(Chat::summary)
+            .collect();
+        sort_summaries(&mut items, query.order);
+        Ok(items)
+    }
+}
+
 #[async_trait]
 impl ChatRepo for MemoryBackend {
     async fn create(&self, chat: NewChat) -> Result<Chat> {
@@ -180,20 +196,16 @@ impl ChatRepo for MemoryBackend {
     }
 
     async fn list(&self, query: &ChatQuery) -> Result<Page<ChatSummary>> {
-        let tag_ids = query.tag_ids();
-        let s = self.lock()?;
-        let mut items: Vec<ChatSummary> = s
-            .chats
-            .values()
-            .filter(|c| matches_query(c, query, &tag_ids))
-            .map(Chat::summary)
-            .collect();
-        sort_summaries(&mut items, query.order);
+        let items = self.matching(query)?;
         let total = items.len() as u64;
         Ok(Page {
             items: query.page.slice(items),
             total,
         })
+    }
+
+    async fn list_items(&self, query: &ChatQuery) -> Result<Vec<ChatSummary>> {
+        Ok(query.page.slice(self.matching(query)?))
     }
 
     async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {
