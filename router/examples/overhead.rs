@@ -1,6 +1,7 @@
 //! The router's own cost, measured in one process with the calls interleaved: a read through
 //! the router (dual and shadow) against the same read on the old store alone, and a dual write
-//! against the same write on each store alone. SQLite (old, a temporary file) and PocketBase
+//! against the same write on each store alone and against both writes run at once without the
+//! router (what the machine charges for running them together). SQLite (old, a temporary file) and PocketBase
 //! (new, collections of their own on `CHATSTORE_TEST_POCKETBASE_URL`).
 //!
 //! `cargo run --release -p chatstore-router --example overhead` (after
@@ -85,6 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     router.set_phase(ModelGroup::Chats, Phase::Dual)?;
     let (mut o, mut n, mut r, mut ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut both, mut own) = (Vec::new(), Vec::new());
     for k in 0..ROUNDS / 4 {
         let chat = |s: &str| NewChat::new(&user.id, format!("{s} {k}"));
         let t = Instant::now();
@@ -93,20 +95,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         new.chats.create(chat("new")).await?;
         let b = micros(t.elapsed());
+        // The two writes at once without the router (the new one on a task of its own, as
+        // the router runs it): what running both costs on this machine, router aside.
+        let t = Instant::now();
+        let (new_repo, new_chat) = (new.chats.clone(), chat("both new"));
+        let task = tokio::spawn(async move { new_repo.create(new_chat).await });
+        old.chats.create(chat("both old")).await?;
+        task.await??;
+        let p = micros(t.elapsed());
         let t = Instant::now();
         routed.chats.create(chat("routed")).await?;
         let c = micros(t.elapsed());
         o.push(a);
         n.push(b);
+        both.push(p);
         r.push(c);
         ratios.push(c / a.max(b));
+        own.push(c / p);
     }
     println!(
-        "create chat, dual: old alone {:>8.1} µs  new alone {:>8.1} µs  routed {:>8.1} µs  median ratio to the slower {:.3}",
+        "create chat, dual: old alone {:>8.1} µs  new alone {:>8.1} µs  both at once {:>8.1} µs  routed {:>8.1} µs  median ratio to the slower {:.3}, to both at once {:.3}",
         median(o),
         median(n),
+        median(both),
         median(r),
-        median(ratios)
+        median(ratios),
+        median(own)
     );
     println!("repairs logged: {}", router.stats().repairs_logged);
     drop(routed);
