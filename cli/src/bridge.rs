@@ -41,6 +41,15 @@ pub struct BridgeArgs {
 pub async fn run(args: BridgeArgs) -> Result<(), String> {
     let url = open::resolve_url(args.database_url);
     let store = open::open(&url).await.map_err(|e| e.to_string())?;
+    if store.changes().is_none() {
+        // A bridge that starts and never sends an event is the failure an operator notices last.
+        return Err(format!(
+            "{} has no change feed, so the bridge would send no events. Behind a transaction \
+             pooler (PgBouncer), set CHATSTORE_POSTGRES_DIRECT_URL to the PostgreSQL server's \
+             own URL: the feed listens there",
+            open::describe(&url)
+        ));
+    }
     let mut config = BridgeConfig::default();
     if let Some(key) = args.secret_key.filter(|k| !k.is_empty()) {
         config = config.secret_key(key);

@@ -244,3 +244,71 @@ async fn the_bridge_command_delivers_another_process_writes_and_counts_them() {
     drop(store);
     chatstore_testkit::drop_postgres_database(&server, &url).await;
 }
+
+/// Through a transaction-pooling PgBouncer a store has no change feed unless it is given the
+/// server's own URL: `chatstore bridge` refuses to start without it (naming the variable), and
+/// starts with a connected feed when `CHATSTORE_POSTGRES_DIRECT_URL` is set.
+#[tokio::test]
+async fn through_pgbouncer_the_bridge_needs_the_direct_url() {
+    let (Some(server), Some(bouncer)) = (
+        chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL"),
+        chatstore_testkit::require_env("CHATSTORE_TEST_PGBOUNCER_URL"),
+    ) else {
+        return;
+    };
+    let direct = chatstore_testkit::fresh_postgres_database(&server).await;
+    let name = direct
+        .split('?')
+        .next()
+        .and_then(|base| base.rsplit('/').next())
+        .expect("a database name")
+        .to_owned();
+    let pooled = chatstore_testkit::with_database(&bouncer, &name);
+    let uploads = tempfile::tempdir().expect("a temp folder");
+    let bridge = |port: u16| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_chatstore"));
+        c.args(["bridge", "--database-url", &pooled, "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .env("WEBUI_SECRET_KEY", SECRET)
+            .env("CHATSTORE_UPLOAD_DIR", uploads.path())
+            .env_remove("CHATSTORE_DATABASE_URL")
+            .env_remove("CHATSTORE_POSTGRES_DIRECT_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        c
+    };
+    let free_port = || {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("addr").port()
+    };
+
+    let refused = tokio::time::timeout(WAIT, bridge(free_port()).output())
+        .await
+        .expect("the bridge refuses at once")
+        .expect("run chatstore bridge");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("CHATSTORE_POSTGRES_DIRECT_URL"), "{stderr}");
+    assert!(stderr.contains("no change feed"), "{stderr}");
+
+    let port = free_port();
+    let _running = bridge(port)
+        .env("CHATSTORE_POSTGRES_DIRECT_URL", &direct)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chatstore bridge");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some((200, body)) = get(port, "/health").await
+            && body.contains("\"feed_connected\":true")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the bridge with the direct URL did not become healthy with its feed connected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
