@@ -25,7 +25,7 @@ use chatstore_core::{
 };
 use serde_json::{Map, Value};
 
-use crate::pool::{Arg, Dialect, Dyn, Mode, Row, Sql, Tx, args, cursor, page_args, storable};
+use crate::pool::{Arg, Dialect, Dyn, List, Mode, Row, Sql, Tx, args, cursor, page_args, storable};
 use crate::{SqlStore, json, messages};
 
 macro_rules! chat_columns {
@@ -124,6 +124,13 @@ const GET_FOR_UPDATE: Sql = Sql::each(
 /// without it, removing an orphan tag could race with another chat taking the tag on).
 /// SQLite write transactions are serialised already.
 const LOCK_USER_TAGS: Sql = Sql::both("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
+
+/// [`LOCK_USER_TAGS`] for several users in one round trip, in the order of the array (a
+/// function scan of `unnest` yields its elements in order, and each row takes its lock as it
+/// is produced).
+const LOCK_USERS_TAGS: Sql = Sql::both(
+    "SELECT pg_advisory_xact_lock(hashtextextended(owner, 0)) FROM unnest($1::text[]) AS owner",
+);
 
 const OWNER: Sql = Sql::both("SELECT user_id FROM chat WHERE id = $1");
 
@@ -306,15 +313,21 @@ async fn lock_for_tags(tx: &mut Tx, id: &str) -> Result<Chat> {
     lock(tx, id).await
 }
 
-/// Takes the tag locks of the owners of chats about to be created, in one order.
+/// Takes the tag locks of the owners of chats about to be created, in one order (sorted, so
+/// two batches of the same owners cannot deadlock) and one round trip.
 async fn lock_owners(tx: &mut Tx, chats: &[NewChat]) -> Result<()> {
+    if tx.dialect() != Dialect::Postgres {
+        return Ok(());
+    }
     let owners: BTreeSet<&str> = chats
         .iter()
         .filter(|c| storable(&c.user_id))
         .map(|c| c.user_id.as_str())
         .collect();
-    for owner in owners {
-        lock_user_tags(tx, owner).await?;
+    if !owners.is_empty() {
+        let owners = owners.into_iter().map(str::to_owned).collect();
+        tx.execute(LOCK_USERS_TAGS, vec![Arg::List(List::Text(owners))])
+            .await?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::chats::{
     lock_user_tags, pg_has_tag, pg_not_internal, sqlite_has_tag, sqlite_not_internal,
 };
-use crate::pool::{Arg, Mode, Row, Sql, args, cursor, storable};
+use crate::pool::{Arg, Dyn, Mode, Row, Sql, args, cursor, storable};
 use crate::{SqlStore, json};
 
 const LIST: Sql = Sql::each(
@@ -45,7 +45,11 @@ const ENSURE: Sql = Sql::both(
      ON CONFLICT (id, user_id) DO NOTHING",
 );
 
-const INSERT: Sql = Sql::both("INSERT INTO tag (id, name, user_id, meta) VALUES ($1, $2, $3, $4)");
+/// The head of a multi-row insert of tag rows, before the rows' values.
+const INSERT_MANY_HEAD: &str = "INSERT INTO tag (id, name, user_id, meta) VALUES ";
+
+/// Tag rows per multi-row statement (4 parameters a row; SQLite takes at most 32,766).
+const ROWS_PER_STATEMENT: usize = 5_000;
 
 const DELETE: Sql = Sql::both("DELETE FROM tag WHERE user_id = $1 AND id = $2");
 
@@ -143,17 +147,22 @@ impl TagRepo for SqlStore {
 
     async fn create_many(&self, tags: Vec<Tag>) -> Result<()> {
         let mut tx = self.begin("tag", Mode::Write).await?;
-        for tag in &tags {
-            tx.execute(
-                INSERT,
-                args![
-                    tag.id.as_str(),
-                    tag.name.as_str(),
-                    tag.user_id.as_str(),
-                    json::opt_arg(tag.meta.as_ref()),
-                ],
-            )
-            .await?;
+        for chunk in tags.chunks(ROWS_PER_STATEMENT) {
+            let mut d = Dyn::default();
+            d.sql(INSERT_MANY_HEAD);
+            for (k, tag) in chunk.iter().enumerate() {
+                d.sql(if k == 0 { "(" } else { ", (" });
+                d.bind(tag.id.as_str())
+                    .sql(", ")
+                    .bind(tag.name.as_str())
+                    .sql(", ")
+                    .bind(tag.user_id.as_str())
+                    .sql(", ")
+                    .bind(json::opt_arg(tag.meta.as_ref()))
+                    .sql(")");
+            }
+            d.one_off();
+            tx.execute_dyn(d).await?;
         }
         tx.commit().await
     }

@@ -14,7 +14,6 @@ use chatstore_core::{
     Chat, Error, ErrorKind, FileMeta, Message, ModelGroup, NewChat, NewFile, NewMessage, NewUser,
     Result, Store, Tag, TagKey, User,
 };
-use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -22,10 +21,12 @@ use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::progress::{BatchPoint, Progress};
 use crate::read::{Read, page, retrying};
 use crate::rows::{key_value, min_text, page_after, parents_first};
-use crate::sink::{self, ChatItem, Pending, Record, Sink};
-
-mod vectors;
+use crate::sink::{self, Pending, Record, Sink};
 use crate::state::{Counts, GroupState, State, StateFile};
+use chat_pages::{ChatPages, ChatRead};
+
+mod chat_pages;
+mod vectors;
 
 /// The default number of records per batch.
 pub const DEFAULT_BATCH_SIZE: u32 = 500;
@@ -228,16 +229,6 @@ pub fn new_file(meta: &FileMeta, bytes: Vec<u8>) -> NewFile {
         created_at: Some(meta.created_at),
         updated_at: Some(meta.updated_at),
     }
-}
-
-/// A source chat as read for the copy.
-enum ChatRead {
-    /// The chat and its messages.
-    Chat(Chat, Vec<Message>),
-    /// The chat could not be read: its id and why.
-    Unreadable(String, Error),
-    /// The chat was read but not its messages.
-    NoMessages(Chat, Error),
 }
 
 /// Why a message row whose chat the source does not hold is set aside.
@@ -610,6 +601,14 @@ impl<'a> Migration<'a> {
         if gs.stage.is_none() {
             gs.stage = Some("tags".into());
         }
+        // The chats are read from where their stage starts (or resumes), the first page
+        // while the tag rows are copied.
+        let limit = self.options.batch_size;
+        let mut pages = match gs.stage.as_deref() {
+            Some("tags") => Some(ChatPages::start(self.source, limit, None)),
+            Some("chats") => Some(ChatPages::start(self.source, limit, cursor_str(gs))),
+            _ => None,
+        };
         if gs.stage.as_deref() == Some("tags") {
             self.tag_rows(run, gs).await?;
             gs.stage = Some("chats".into());
@@ -617,7 +616,11 @@ impl<'a> Migration<'a> {
             run.checkpoint(group, gs, self.progress)?;
         }
         if gs.stage.as_deref() == Some("chats") {
-            self.chat_rows(run, gs).await?;
+            let pages = match pages.take() {
+                Some(p) => p,
+                None => ChatPages::start(self.source, limit, cursor_str(gs)),
+            };
+            self.chat_rows(run, gs, pages).await?;
             gs.stage = Some("orphans".into());
             gs.cursor = None;
             run.checkpoint(group, gs, self.progress)?;
@@ -667,125 +670,35 @@ impl<'a> Migration<'a> {
         }
     }
 
-    /// Reads the page of chats after `after` with every chat's messages (several chats' at a
-    /// time); `None` past the last chat.
-    async fn read_chats(&self, after: Option<String>) -> Result<Option<(String, Vec<ChatRead>)>> {
-        /// Reads of chats' messages made at the same time.
-        const MESSAGE_READS: usize = 4;
-        let (src, limit) = (&self.source.chats, self.options.batch_size);
-        let page: Vec<Read<Chat>> = page(
-            "reading chats",
-            || src.scan(after.as_deref(), limit),
-            || src.scan_ids(after.as_deref(), limit),
-            |id| async move { src.get(&id).await },
-        )
-        .await?;
-        let Some(last) = page.last().map(|r| match r {
-            Ok(c) => c.id.clone(),
-            Err((id, _)) => id.clone(),
-        }) else {
-            return Ok(None);
-        };
-        // Every readable chat's messages in one call; when that fails (a message row that does
-        // not decode), chat by chat, so that only the chat holding it is set aside.
-        let ids: Vec<String> = page
-            .iter()
-            .filter_map(|r| r.as_ref().ok().map(|c| c.id.clone()))
-            .collect();
-        // A few calls at a time, so that a store with several connections decodes in parallel.
-        let chunk = ids.len().div_ceil(MESSAGE_READS).max(1);
-        let lists: Result<Vec<Vec<Vec<Message>>>> = futures::stream::iter(ids.chunks(chunk))
-            .map(|some| {
-                retrying("reading the chats' messages", move || {
-                    self.source.messages.list_many(some)
-                })
-            })
-            .buffered(MESSAGE_READS)
-            .try_collect()
-            .await;
-        match lists.map(|l| l.into_iter().flatten().collect::<Vec<_>>()) {
-            Ok(lists) if lists.len() == ids.len() => {
-                let mut lists = lists.into_iter();
-                let reads = page
-                    .into_iter()
-                    .map(|r| match r {
-                        Ok(chat) => ChatRead::Chat(chat, lists.next().unwrap_or_default()),
-                        Err((id, e)) => ChatRead::Unreadable(id, e),
-                    })
-                    .collect();
-                return Ok(Some((last, reads)));
-            }
-            Ok(_) => {}
-            Err(e) if e.is_retryable() => return Err(e),
-            Err(e) => tracing::debug!(error = %e,
-                "a page of chats' messages could not be read at once; reading chat by chat"),
-        }
-        let reads: Vec<ChatRead> = futures::stream::iter(page)
-            .map(|r| async move {
-                let chat = match r {
-                    Ok(c) => c,
-                    Err((id, e)) => return Ok(ChatRead::Unreadable(id, e)),
-                };
-                match retrying("reading a chat's messages", || {
-                    self.source.messages.list(&chat.id)
-                })
-                .await
-                {
-                    Ok(messages) => Ok(ChatRead::Chat(chat, messages)),
-                    Err(e) if e.is_retryable() => Err(e),
-                    Err(e) => Ok(ChatRead::NoMessages(chat, e)),
-                }
-            })
-            .buffered(MESSAGE_READS)
-            .try_collect()
-            .await?;
-        Ok(Some((last, reads)))
-    }
-
-    async fn chat_rows(&self, run: &mut Run, gs: &mut GroupState) -> Result<()> {
+    async fn chat_rows(
+        &self,
+        run: &mut Run,
+        gs: &mut GroupState,
+        mut pages: ChatPages,
+    ) -> Result<()> {
         let group = ModelGroup::Chats;
         let sink = sink::Chats(self.target);
-        let mut next = self.read_chats(cursor_str(gs)).await?;
-        while let Some((last, reads)) = next {
+        // The next page is read while this one is written; the checkpoint still follows the
+        // write, and a failed read stops the run only after it.
+        while let Some((last, reads)) = pages.next().await? {
             gs.counts.read += reads.len() as u64;
             let mut batch = Vec::with_capacity(reads.len());
             for read in reads {
-                let (chat, messages) = match read {
-                    ChatRead::Chat(chat, messages) => (chat, messages),
-                    ChatRead::Unreadable(id, e) => {
-                        self.unreadable(run, gs, group, "chat", id, &e);
-                        continue;
-                    }
+                match read {
+                    ChatRead::Chat(pending) => batch.push(pending),
+                    ChatRead::Unreadable(id, e) => self.unreadable(run, gs, group, "chat", id, &e),
                     ChatRead::NoMessages(chat, e) => {
                         let e = Error::backend_msg(format!(
                             "the source could not read the chat's messages: {e}"
                         ));
                         run.letter(gs, group, "chat", chat.id.clone(), json(&chat), &e);
-                        continue;
                     }
-                };
-                let (new, fixups) = chat_item_for(&chat, &messages);
-                batch.push(Pending {
-                    id: chat.id.clone(),
-                    item: ChatItem {
-                        chat: new,
-                        fixups,
-                        updated_at: chat.updated_at,
-                    },
-                    record: Record::of(chat),
-                });
+                }
             }
-            // The next page is read while this one is written (as for vectors); the checkpoint
-            // still follows the write, and a failed read-ahead stops the run only after it.
-            let (written, ahead) = tokio::join!(
-                self.commit(run, gs, group, "chat", &sink, batch),
-                self.read_chats(Some(last.clone()))
-            );
-            written?;
+            self.commit(run, gs, group, "chat", &sink, batch).await?;
             self.batch_done(run, group);
             gs.cursor = Some(Value::String(last));
             run.checkpoint(group, gs, self.progress)?;
-            next = ahead?;
         }
         Ok(())
     }

@@ -1,0 +1,192 @@
+//! The chats' pages, read by a task of their own ahead of the engine's writes.
+//!
+//! The reader starts with the chats group, so the first page (the chats' blobs and their
+//! message rows, decoded) is read while the tag rows are copied, and every later page while the
+//! page before it is written. It runs beside the writer rather than inside its task: decoding a
+//! page is CPU work, and sharing the writer's task would hold back the writer's next statement
+//! until the decoding yields. Each chat is also turned into what the target writes
+//! ([`chat_item_for`]) on the reader's side. At most [`PAGES_AHEAD`] + 2 pages are held at
+//! once: the one being written, the one waiting, the one being read.
+//!
+//! Checkpoints do not change: the engine saves a page's cursor only after the target committed
+//! it. A read that fails for good is handed over after the pages before it, so the run stops
+//! with the checkpoint of the last written page.
+
+use chatstore_core::{Chat, Error, Message, Result, Store};
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::chat_item_for;
+use crate::read::{Read, page, retrying};
+use crate::sink::{ChatItem, Pending, Record};
+
+/// Pages waiting for the writer.
+const PAGES_AHEAD: usize = 1;
+
+/// Reads of chats' messages made at the same time.
+const MESSAGE_READS: usize = 4;
+
+/// A source chat as read for the copy.
+pub(super) enum ChatRead {
+    /// The chat with its messages, ready to write.
+    Chat(Pending<ChatItem>),
+    /// The chat could not be read: its id and why.
+    Unreadable(String, Error),
+    /// The chat was read but not its messages.
+    NoMessages(Chat, Error),
+}
+
+/// A page of chats: the last id in it (the cursor after it) and its chats.
+pub(super) type ChatPage = (String, Vec<ChatRead>);
+
+/// The pages after a cursor, read ahead by a task that stops when this is dropped.
+pub(super) struct ChatPages {
+    pages: mpsc::Receiver<Result<ChatPage>>,
+    reader: JoinHandle<()>,
+}
+
+impl ChatPages {
+    /// Starts reading the chats of `source` after `after`, `limit` a page.
+    pub(super) fn start(source: &Store, limit: u32, after: Option<String>) -> Self {
+        let (sender, pages) = mpsc::channel(PAGES_AHEAD);
+        let reader = tokio::spawn(read_ahead(source.clone(), limit, after, sender));
+        ChatPages { pages, reader }
+    }
+
+    /// The next page; `None` after the last one.
+    pub(super) async fn next(&mut self) -> Result<Option<ChatPage>> {
+        match self.pages.recv().await {
+            Some(page) => page.map(Some),
+            // The reader hung up: past the last page, unless it stopped unexpectedly (it sends
+            // its errors, so only a panic ends it early).
+            None => match (&mut self.reader).await {
+                Err(e) if e.is_panic() => {
+                    Err(Error::backend("the chat reader stopped unexpectedly", e))
+                }
+                _ => Ok(None),
+            },
+        }
+    }
+}
+
+impl Drop for ChatPages {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Reads page after page into `pages` until the last one, a read that fails for good (sent),
+/// or the writer hangs up.
+async fn read_ahead(
+    source: Store,
+    limit: u32,
+    mut after: Option<String>,
+    pages: mpsc::Sender<Result<ChatPage>>,
+) {
+    loop {
+        let sent = match read_chats(&source, limit, after.take()).await {
+            Ok(Some((last, reads))) => {
+                after = Some(last.clone());
+                pages.send(Ok((last, reads))).await
+            }
+            Ok(None) => return,
+            Err(e) => {
+                let _ = pages.send(Err(e)).await;
+                return;
+            }
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+/// What the target is given for a source chat and its messages.
+fn pending(chat: Chat, messages: &[Message]) -> ChatRead {
+    let (new, fixups) = chat_item_for(&chat, messages);
+    ChatRead::Chat(Pending {
+        id: chat.id.clone(),
+        item: ChatItem {
+            chat: new,
+            fixups,
+            updated_at: chat.updated_at,
+        },
+        record: Record::of(chat),
+    })
+}
+
+/// Reads the page of chats after `after` with every chat's messages (several chats' at a
+/// time); `None` past the last chat.
+async fn read_chats(source: &Store, limit: u32, after: Option<String>) -> Result<Option<ChatPage>> {
+    let src = &source.chats;
+    let page: Vec<Read<Chat>> = page(
+        "reading chats",
+        || src.scan(after.as_deref(), limit),
+        || src.scan_ids(after.as_deref(), limit),
+        |id| async move { src.get(&id).await },
+    )
+    .await?;
+    let Some(last) = page.last().map(|r| match r {
+        Ok(c) => c.id.clone(),
+        Err((id, _)) => id.clone(),
+    }) else {
+        return Ok(None);
+    };
+    // Every readable chat's messages in one call; when that fails (a message row that does
+    // not decode), chat by chat, so that only the chat holding it is set aside.
+    let ids: Vec<String> = page
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|c| c.id.clone()))
+        .collect();
+    // A few calls at a time, so that a store with several connections decodes in parallel.
+    let chunk = ids.len().div_ceil(MESSAGE_READS).max(1);
+    let chunks: Vec<Vec<String>> = ids.chunks(chunk).map(<[String]>::to_vec).collect();
+    let lists: Result<Vec<Vec<Vec<Message>>>> = futures::stream::iter(chunks)
+        .map(|some| async move {
+            retrying("reading the chats' messages", || {
+                source.messages.list_many(&some)
+            })
+            .await
+        })
+        .buffered(MESSAGE_READS)
+        .try_collect()
+        .await;
+    match lists.map(|l| l.into_iter().flatten().collect::<Vec<_>>()) {
+        Ok(lists) if lists.len() == ids.len() => {
+            let mut lists = lists.into_iter();
+            let reads = page
+                .into_iter()
+                .map(|r| match r {
+                    Ok(chat) => pending(chat, &lists.next().unwrap_or_default()),
+                    Err((id, e)) => ChatRead::Unreadable(id, e),
+                })
+                .collect();
+            return Ok(Some((last, reads)));
+        }
+        Ok(_) => {}
+        Err(e) if e.is_retryable() => return Err(e),
+        Err(e) => tracing::debug!(error = %e,
+            "a page of chats' messages could not be read at once; reading chat by chat"),
+    }
+    let reads: Vec<ChatRead> = futures::stream::iter(page)
+        .map(|r| async move {
+            let chat = match r {
+                Ok(c) => c,
+                Err((id, e)) => return Ok(ChatRead::Unreadable(id, e)),
+            };
+            match retrying("reading a chat's messages", || {
+                source.messages.list(&chat.id)
+            })
+            .await
+            {
+                Ok(messages) => Ok(pending(chat, &messages)),
+                Err(e) if e.is_retryable() => Err(e),
+                Err(e) => Ok(ChatRead::NoMessages(chat, e)),
+            }
+        })
+        .buffered(MESSAGE_READS)
+        .try_collect()
+        .await?;
+    Ok(Some((last, reads)))
+}
