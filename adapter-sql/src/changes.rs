@@ -29,7 +29,7 @@ use chatstore_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
 use crate::SqlStore;
-use crate::pool::{Arg, Dialect, Mode, Sql, Tx, args};
+use crate::pool::{Arg, Dialect, List, Mode, Sql, Tx, args};
 
 /// The PostgreSQL notification channel chatstore announces on.
 pub const CHANNEL: &str = "chatstore_change";
@@ -55,7 +55,10 @@ const RECORD: Sql = Sql::both(
 
 const PRUNE: Sql = Sql::both("DELETE FROM chatstore_change WHERE at < $1");
 
-const NOTIFY: Sql = Sql::both("SELECT pg_notify($1, $2)");
+/// Sends every payload of a transaction in one round trip, in the order of the array (a
+/// function scan of `unnest` yields its elements in order; PostgreSQL delivers a
+/// transaction's notifications in the order they were sent).
+const NOTIFY: Sql = Sql::both("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload");
 
 const RECORDED_SINCE: Sql = Sql::both(
     "SELECT event FROM chatstore_change WHERE at >= $1 AND ($2 IS NULL OR user_id = $2) \
@@ -108,8 +111,13 @@ pub(crate) async fn record(tx: &mut Tx, changes: &[ChangeEvent]) -> Result<()> {
             .await?;
     }
     if tx.dialect() == Dialect::Postgres {
-        for payload in payloads(changes)? {
-            tx.fetch_all(NOTIFY, args![CHANNEL, payload]).await?;
+        let payloads = payloads(changes)?;
+        if !payloads.is_empty() {
+            tx.execute(
+                NOTIFY,
+                vec![Arg::from(CHANNEL), Arg::List(List::Text(payloads))],
+            )
+            .await?;
         }
     }
     Ok(())

@@ -16,7 +16,7 @@ use chatstore_core::{Chat, Error, Message, MessageRepo, NewMessage, Result, blob
 use serde_json::{Map, Value, json};
 
 use crate::chats::{self, chat_from_row};
-use crate::pool::{Arg, Dyn, Mode, Row, Sql, Tx, args, cursor, storable};
+use crate::pool::{Arg, Dialect, Dyn, Mode, Row, Sql, Tx, args, cursor, storable};
 use crate::{SqlStore, json};
 
 macro_rules! message_columns {
@@ -187,8 +187,14 @@ pub(crate) async fn upsert_row(tx: &mut Tx, m: &Message) -> Result<()> {
 }
 
 /// Rows per multi-row statement of [`upsert_rows`]: a message row binds 19 parameters, and
-/// PostgreSQL takes at most 65,535 per statement (SQLite 32,766).
-const ROWS_PER_STATEMENT: usize = 1_000;
+/// PostgreSQL takes at most 65,535 per statement (SQLite 32,766). A batch of 500 new chats
+/// holds about 2,500 messages: one or two statements on PostgreSQL.
+fn rows_per_statement(dialect: Dialect) -> usize {
+    match dialect {
+        Dialect::Postgres => 3_000,
+        Dialect::Sqlite => 1_000,
+    }
+}
 
 /// Writes message rows of several chats with multi-row statements: the same rows and the same
 /// `Conflict` as [`upsert_row`] for each, in far fewer round trips. Keys that repeat within
@@ -203,10 +209,8 @@ pub(crate) async fn upsert_rows(tx: &mut Tx, messages: &[&Message]) -> Result<()
         }
         return Ok(());
     }
-    for (chunk, chunk_keys) in messages
-        .chunks(ROWS_PER_STATEMENT)
-        .zip(keys.chunks(ROWS_PER_STATEMENT))
-    {
+    let rows = rows_per_statement(tx.dialect());
+    for (chunk, chunk_keys) in messages.chunks(rows).zip(keys.chunks(rows)) {
         let mut d = Dyn::default();
         d.sql(UPSERT_MANY_HEAD);
         for (k, (m, key)) in chunk.iter().zip(chunk_keys).enumerate() {

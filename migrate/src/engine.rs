@@ -117,9 +117,58 @@ struct Run {
     file: StateFile,
     dead: DeadLetters,
     batches: u64,
+    /// A checkpoint being saved beside the next batch (see [`Run::checkpoint_behind`]).
+    saving: Option<Saving>,
+}
+
+/// A checkpoint on its way to the state file, and what to report once it is there.
+struct Saving {
+    task: tokio::task::JoinHandle<Result<()>>,
+    group: ModelGroup,
+    batch: u64,
+    counts: Counts,
 }
 
 impl Run {
+    /// [`Run::checkpoint`] with the state file written and synced by a blocking task while the
+    /// engine goes on with the next batch, so the batches do not wait for the disk. Dead
+    /// letters are synced first, as always; the previous checkpoint is awaited first, so the
+    /// file only ever moves forward, and it still names only pages the target committed (at
+    /// worst one page behind the target after a crash, which the resumed run writes again).
+    /// Progress hears of the checkpoint once it is on disk.
+    async fn checkpoint_behind(
+        &mut self,
+        group: ModelGroup,
+        gs: &GroupState,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        self.saved(progress).await?;
+        self.dead.flush()?;
+        self.state.set_group(group, gs.clone());
+        let (file, state) = (self.file.clone(), self.state.clone());
+        self.saving = Some(Saving {
+            task: tokio::task::spawn_blocking(move || file.save(&state)),
+            group,
+            batch: self.batches,
+            counts: gs.counts,
+        });
+        Ok(())
+    }
+
+    /// Waits for the checkpoint [`Run::checkpoint_behind`] is saving, if any.
+    async fn saved(&mut self, progress: &dyn Progress) -> Result<()> {
+        let Some(saving) = self.saving.take() else {
+            return Ok(());
+        };
+        saving
+            .task
+            .await
+            .map_err(|e| Error::backend("saving the migration state stopped unexpectedly", e))??;
+        progress.batch(saving.group, saving.batch, BatchPoint::Checkpointed);
+        progress.advanced(saving.group, &saving.counts);
+        Ok(())
+    }
+
     fn checkpoint(
         &mut self,
         group: ModelGroup,
@@ -431,6 +480,7 @@ impl<'a> Migration<'a> {
             file,
             dead,
             batches: 0,
+            saving: None,
         };
         let started = Instant::now();
         let mut summaries = Vec::new();
@@ -441,6 +491,12 @@ impl<'a> Migration<'a> {
                 skips.insert(*group, self.check_ends(*group).await?);
             }
         }
+        // The chats are read from the start: their first page while the users and the tag
+        // rows are copied.
+        let mut chat_pages = match skips.get(&ModelGroup::Chats) {
+            Some(None) => self.chat_pages(&run.state.group(ModelGroup::Chats)),
+            _ => None,
+        };
         for group in groups {
             let t0 = Instant::now();
             let mut gs = run.state.group(group);
@@ -459,7 +515,9 @@ impl<'a> Migration<'a> {
                     run.batches = 0;
                     match group {
                         ModelGroup::Users => self.users(&mut run, &mut gs).await?,
-                        ModelGroup::Chats => self.chats(&mut run, &mut gs).await?,
+                        ModelGroup::Chats => {
+                            self.chats(&mut run, &mut gs, chat_pages.take()).await?
+                        }
                         ModelGroup::Files => self.files(&mut run, &mut gs).await?,
                         ModelGroup::Workspace => self.workspace(&mut run, &mut gs).await?,
                         ModelGroup::Vectors => self.vectors(&mut run, &mut gs).await?,
@@ -596,19 +654,28 @@ impl<'a> Migration<'a> {
         }
     }
 
-    async fn chats(&self, run: &mut Run, gs: &mut GroupState) -> Result<()> {
+    /// The chats' pages from where their stage starts or resumes (`None` past it).
+    fn chat_pages(&self, gs: &GroupState) -> Option<ChatPages> {
+        let limit = self.options.batch_size;
+        match gs.stage.as_deref() {
+            None | Some("tags") => Some(ChatPages::start(self.source, limit, None)),
+            Some("chats") => Some(ChatPages::start(self.source, limit, cursor_str(gs))),
+            _ => None,
+        }
+    }
+
+    /// The chats group; `pages` are its chats read ahead when the run started them.
+    async fn chats(
+        &self,
+        run: &mut Run,
+        gs: &mut GroupState,
+        pages: Option<ChatPages>,
+    ) -> Result<()> {
         let group = ModelGroup::Chats;
+        let mut pages = pages.or_else(|| self.chat_pages(gs));
         if gs.stage.is_none() {
             gs.stage = Some("tags".into());
         }
-        // The chats are read from where their stage starts (or resumes), the first page
-        // while the tag rows are copied.
-        let limit = self.options.batch_size;
-        let mut pages = match gs.stage.as_deref() {
-            Some("tags") => Some(ChatPages::start(self.source, limit, None)),
-            Some("chats") => Some(ChatPages::start(self.source, limit, cursor_str(gs))),
-            _ => None,
-        };
         if gs.stage.as_deref() == Some("tags") {
             self.tag_rows(run, gs).await?;
             gs.stage = Some("chats".into());
@@ -618,7 +685,7 @@ impl<'a> Migration<'a> {
         if gs.stage.as_deref() == Some("chats") {
             let pages = match pages.take() {
                 Some(p) => p,
-                None => ChatPages::start(self.source, limit, cursor_str(gs)),
+                None => ChatPages::start(self.source, self.options.batch_size, cursor_str(gs)),
             };
             self.chat_rows(run, gs, pages).await?;
             gs.stage = Some("orphans".into());
@@ -670,7 +737,15 @@ impl<'a> Migration<'a> {
         }
     }
 
-    async fn chat_rows(
+    /// The chats, page by page; each page's checkpoint is saved while the next is written,
+    /// and the last one is on disk when this returns, whatever the outcome.
+    async fn chat_rows(&self, run: &mut Run, gs: &mut GroupState, pages: ChatPages) -> Result<()> {
+        let copied = self.chat_pages_copy(run, gs, pages).await;
+        let saved = run.saved(self.progress).await;
+        copied.and(saved)
+    }
+
+    async fn chat_pages_copy(
         &self,
         run: &mut Run,
         gs: &mut GroupState,
@@ -698,7 +773,7 @@ impl<'a> Migration<'a> {
             self.commit(run, gs, group, "chat", &sink, batch).await?;
             self.batch_done(run, group);
             gs.cursor = Some(Value::String(last));
-            run.checkpoint(group, gs, self.progress)?;
+            run.checkpoint_behind(group, gs, self.progress).await?;
         }
         Ok(())
     }

@@ -1,8 +1,8 @@
 //! The chats' pages, read by a task of their own ahead of the engine's writes.
 //!
-//! The reader starts with the chats group, so the first page (the chats' blobs and their
-//! message rows, decoded) is read while the tag rows are copied, and every later page while the
-//! page before it is written. It runs beside the writer rather than inside its task: decoding a
+//! The engine starts the reader with the run, so the first page (the chats' blobs and their
+//! message rows, decoded) is read while the users and the tag rows are copied, and every later
+//! page while the page before it is written. It runs beside the writer rather than inside its task: decoding a
 //! page is CPU work, and sharing the writer's task would hold back the writer's next statement
 //! until the decoding yields. Each chat is also turned into what the target writes
 //! ([`chat_item_for`]) on the reader's side. At most [`PAGES_AHEAD`] + 2 pages are held at
