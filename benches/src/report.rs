@@ -875,10 +875,11 @@ impl Report {
              of {}), against the two ceilings measured in the same run on the same data: \
              reading every collection through the Chroma adapter's keyset scan alone (same \
              pages, nothing written), and raw binary `COPY` of the same rows into an empty \
-             table alone (one transaction per batch). Each figure is the best of {} rounds \
-             of the three.\n",
+             table alone (transactions of {} rows filled across collections). Each figure is \
+             the best of {} rounds of the three.\n",
             group_thousands(r.items),
             r.collections,
+            r.batch,
             r.batch,
             vector_copy::ROUNDS
         );

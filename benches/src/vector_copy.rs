@@ -3,10 +3,13 @@
 //! run on the same data:
 //!
 //! - **reading Chroma alone**: every collection walked through the Chroma adapter's keyset
-//!   `scan`, in the migration's page size, nothing written;
+//!   `scan`, in the migration's page size, whole collections as many at a time as the
+//!   migration reads first pages ahead, nothing written;
 //! - **binary COPY alone**: the same items written into an empty `document_chunk` by raw sqlx
 //!   binary `COPY` (the rows the pgvector adapter writes: id, the vector zero-padded to the
-//!   column, collection, text, `vmetadata` as jsonb), one transaction per batch.
+//!   column, collection, text, `vmetadata` as jsonb), in transactions of the migration's batch
+//!   size filled across collections (one per collection would make a workload of many small
+//!   collections commit-bound: a ceiling any loader beats).
 //!
 //! The copy time runs from the start of the migration to its last written batch; the whole run
 //! adds what comes after the copy (pgvector's per-collection plan and Open WebUI's ivfflat
@@ -19,6 +22,7 @@ use std::time::{Duration, Instant};
 use chatstore_core::{Error, ModelGroup, Result, VectorItem};
 use chatstore_migrate::{BatchPoint, MigrateOptions, Migration, Progress};
 use chatstore_registry::OpenOptions;
+use futures::{StreamExt, TryStreamExt};
 use sqlx::Connection;
 
 use crate::backends::{
@@ -187,20 +191,31 @@ async fn round(
     pg_url: &str,
     pg_databases: &mut Vec<String>,
 ) -> Result<CopyResult> {
-    // 1. Reading Chroma alone, as the migration reads: page by page until an empty page.
+    // 1. Reading Chroma alone, at least as fast as the migration reads: page by page until a
+    // short page, whole collections `COLLECTIONS_AHEAD` at a time (the migration reads only
+    // their first pages ahead).
     let started = Instant::now();
-    let mut read = 0u64;
-    for c in collections {
-        let mut after: Option<String> = None;
-        loop {
-            let page = source.vectors.scan(c, after.as_deref(), batch).await?;
-            read += page.len() as u64;
-            match page.last() {
-                Some(last) => after = Some(last.id.clone()),
-                None => break,
+    let walk = |c: &String| {
+        let vectors = source.vectors.clone();
+        let c = c.clone();
+        async move {
+            let mut read = 0u64;
+            let mut after: Option<String> = None;
+            loop {
+                let page = vectors.scan(&c, after.as_deref(), batch).await?;
+                read += page.len() as u64;
+                if page.len() < batch as usize {
+                    return Ok::<u64, Error>(read);
+                }
+                after = page.last().map(|last| last.id.clone());
             }
         }
-    }
+    };
+    let read: u64 = futures::stream::iter(collections)
+        .map(walk)
+        .buffered(chatstore_migrate::engine::COLLECTIONS_AHEAD)
+        .try_fold(0u64, |sum, n| async move { Ok(sum + n) })
+        .await?;
     let read_alone = started.elapsed();
     if read != count {
         return Err(Error::backend_msg(format!(
@@ -216,7 +231,7 @@ async fn round(
         .open()
         .await?;
     drop(copy_store);
-    let copy_alone = raw_copy(&copy_url, batches).await?;
+    let copy_alone = raw_copy(&copy_url, batches, batch as usize).await?;
 
     // 3. The migration into another empty one.
     let (target_url, name) = create_postgres_database(pg_url).await?;
@@ -301,8 +316,13 @@ const COPY: &str = "COPY document_chunk (id, vector, collection_name, text, vmet
 const DIMENSION: &str = "SELECT atttypmod FROM pg_attribute \
      WHERE attrelid = 'document_chunk'::regclass AND attname = 'vector'";
 
-/// Binary COPY of every batch, one transaction each, on one connection; returns the time.
-async fn raw_copy(url: &str, batches: &[(String, Vec<VectorItem>)]) -> Result<Duration> {
+/// Binary COPY of every item in transactions of `size` rows (filled across collections, in the
+/// migration's order), on one connection; returns the time.
+async fn raw_copy(
+    url: &str,
+    batches: &[(String, Vec<VectorItem>)],
+    size: usize,
+) -> Result<Duration> {
     let raw = |what: &'static str| move |e: sqlx::Error| Error::backend(what, e);
     let mut conn = sqlx::PgConnection::connect(url)
         .await
@@ -313,9 +333,13 @@ async fn raw_copy(url: &str, batches: &[(String, Vec<VectorItem>)]) -> Result<Du
         .map_err(raw("raw COPY: reading the column's dimension"))?;
     let dim = usize::try_from(dim).unwrap_or(0);
     // Encoded before timing: the ceiling is the server's side and the wire.
-    let encoded: Vec<Vec<u8>> = batches
+    let rows: Vec<(&str, &VectorItem)> = batches
         .iter()
-        .map(|(collection, items)| encode(collection, items, dim))
+        .flat_map(|(collection, items)| items.iter().map(move |item| (collection.as_str(), item)))
+        .collect();
+    let encoded: Vec<Vec<u8>> = rows
+        .chunks(size.max(1))
+        .map(|chunk| encode(chunk, dim))
         .collect();
     let started = Instant::now();
     for data in encoded {
@@ -333,8 +357,8 @@ async fn raw_copy(url: &str, batches: &[(String, Vec<VectorItem>)]) -> Result<Du
     Ok(took)
 }
 
-/// The binary COPY stream of `items`: `(id, vector padded to dim, collection, text, jsonb)`.
-fn encode(collection: &str, items: &[VectorItem], dim: usize) -> Vec<u8> {
+/// The binary COPY stream of `rows`: `(id, vector padded to dim, collection, text, jsonb)`.
+fn encode(rows: &[(&str, &VectorItem)], dim: usize) -> Vec<u8> {
     fn field(buf: &mut Vec<u8>, bytes: &[u8]) {
         buf.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
         buf.extend_from_slice(bytes);
@@ -342,7 +366,7 @@ fn encode(collection: &str, items: &[VectorItem], dim: usize) -> Vec<u8> {
     let mut buf = b"PGCOPY\n\xff\r\n\0".to_vec();
     buf.extend_from_slice(&0i32.to_be_bytes());
     buf.extend_from_slice(&0i32.to_be_bytes());
-    for item in items {
+    for &(collection, item) in rows {
         let dim = dim.max(item.vector.len());
         buf.extend_from_slice(&5i16.to_be_bytes());
         field(&mut buf, item.id.as_bytes());

@@ -413,7 +413,8 @@ pub trait VectorRepo: Send + Sync {
     async fn collections(&self) -> Result<Vec<String>>;
     /// Up to `limit` items of the collection with an id greater than `after`, ordered by id
     /// (byte order), for export: a collection is walked page by page, never loaded whole.
-    /// A missing collection gives an empty list.
+    /// A page is cut short only at the collection's end, so a walk may stop at the first page
+    /// with fewer than `limit` items. A missing collection gives an empty list.
     async fn scan(
         &self,
         collection: &str,

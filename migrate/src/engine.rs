@@ -28,6 +28,8 @@ use chat_pages::{ChatPages, ChatRead};
 mod chat_pages;
 mod vectors;
 
+pub use vectors::COLLECTIONS_AHEAD;
+
 /// The default number of records per batch.
 pub const DEFAULT_BATCH_SIZE: u32 = 500;
 

@@ -5,8 +5,14 @@
 //! channel of [`PAGES_AHEAD`] while the engine writes the previous one, across collection
 //! boundaries too (Open WebUI keeps one small `file-{id}` collection per upload, so a copy
 //! that waited at each collection's end would run at the sum of both ends' pace instead of the
-//! slower one). At most `PAGES_AHEAD + 2` pages are held at once: the one being written, those
-//! waiting in the channel, and the one being read. A copied collection is prepared for
+//! slower one). The first pages of the next [`COLLECTIONS_AHEAD`] collections are read at once,
+//! each on a task of its own (a small collection is one page, and reading it costs a few round
+//! trips to the source whatever its size, so one at a time the reader waited on them in turn);
+//! a collection's later pages are read in order after its first. A page shorter than the limit
+//! is a collection's last (the `VectorRepo::scan` contract), so no empty page is asked for. At
+//! most `PAGES_AHEAD + COLLECTIONS_AHEAD + 2` pages are held at once: the one being written,
+//! those waiting in the channel, the first pages read ahead, and the one being read. A copied
+//! collection is prepared for
 //! searching (`VectorRepo::optimize`) beside the copy of the next ones, one at a time, and
 //! every preparation ends before the target's `finish_load`.
 //!
@@ -29,6 +35,9 @@ use crate::read::retrying;
 
 /// Pages read ahead of the one being written.
 const PAGES_AHEAD: usize = 2;
+
+/// Collections whose first page is read at once, ahead of the writer.
+pub const COLLECTIONS_AHEAD: usize = 4;
 
 /// Longest time between checkpoints while records are written.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
@@ -193,7 +202,8 @@ impl Migration<'_> {
 
 /// Walks `collections` in order (the first from after `resume`), sending every page and each
 /// collection's end; stops at the first read that fails for good (sending the error) or when
-/// the writer hangs up.
+/// the writer hangs up. The first pages of the next [`COLLECTIONS_AHEAD`] collections are read
+/// on tasks of their own while earlier ones are sent; pages still go out in order.
 async fn read_ahead(
     src: Arc<dyn VectorRepo>,
     collections: Vec<String>,
@@ -201,27 +211,59 @@ async fn read_ahead(
     limit: u32,
     pages: mpsc::Sender<Result<Ahead>>,
 ) {
-    for collection in collections {
-        let mut after = resume.take();
-        loop {
-            let page = retrying("reading vectors", || {
+    let first_page = |collection: String, after: Option<String>| {
+        let src = src.clone();
+        tokio::spawn(async move {
+            retrying("reading vectors", || {
                 src.scan(&collection, after.as_deref(), limit)
             })
-            .await;
-            let sent = match page {
-                Ok(items) if items.is_empty() => break,
-                Ok(items) => {
-                    after = items.last().map(|i| i.id.clone());
-                    pages.send(Ok(Ahead::Page(collection.clone(), items))).await
-                }
+            .await
+        })
+    };
+    let mut upcoming = collections.into_iter();
+    let mut window = std::collections::VecDeque::with_capacity(COLLECTIONS_AHEAD);
+    loop {
+        while window.len() < COLLECTIONS_AHEAD {
+            let Some(collection) = upcoming.next() else {
+                break;
+            };
+            let head = first_page(collection.clone(), resume.take());
+            window.push_back((collection, head));
+        }
+        let Some((collection, head)) = window.pop_front() else {
+            return;
+        };
+        let mut page = match head.await {
+            Ok(page) => page,
+            Err(e) => Err(Error::backend("a vector read stopped unexpectedly", e)),
+        };
+        loop {
+            let items = match page {
+                Ok(items) => items,
                 Err(e) => {
                     let _ = pages.send(Err(e)).await;
                     return;
                 }
             };
-            if sent.is_err() {
+            if items.is_empty() {
+                break;
+            }
+            let last_page = items.len() < limit as usize;
+            let after = items.last().map(|i| i.id.clone());
+            if pages
+                .send(Ok(Ahead::Page(collection.clone(), items)))
+                .await
+                .is_err()
+            {
                 return;
             }
+            if last_page {
+                break;
+            }
+            page = retrying("reading vectors", || {
+                src.scan(&collection, after.as_deref(), limit)
+            })
+            .await;
         }
         if pages.send(Ok(Ahead::Done(collection))).await.is_err() {
             return;
