@@ -63,6 +63,10 @@ pub trait RawBaseline: Send + Sync {
     async fn list_chats_first_page(&self, _fx: &Fixture, _i: u64) -> Result<()> {
         Err(unsupported(Op::ListChatsFirstPage))
     }
+    /// See [`crate::ops::list_chats_with_total`].
+    async fn list_chats_with_total(&self, _fx: &Fixture, _i: u64) -> Result<()> {
+        Err(unsupported(Op::ListChatsWithTotal))
+    }
     /// See [`crate::ops::list_chats_deep_page`].
     async fn list_chats_deep_page(&self, _fx: &Fixture, _i: u64) -> Result<()> {
         Err(unsupported(Op::ListChatsDeepPage))
@@ -126,6 +130,7 @@ pub async fn run(baseline: &dyn RawBaseline, op: Op, fx: &Fixture, i: u64) -> Re
         Op::UpsertMessage => baseline.upsert_message(fx, i).await,
         Op::GetChat => baseline.get_chat(fx, i).await,
         Op::ListChatsFirstPage => baseline.list_chats_first_page(fx, i).await,
+        Op::ListChatsWithTotal => baseline.list_chats_with_total(fx, i).await,
         Op::ListChatsDeepPage => baseline.list_chats_deep_page(fx, i).await,
         Op::ListByTwoTags => baseline.list_by_two_tags(fx, i).await,
         Op::SearchTitle => baseline.search_title(fx, i).await,

@@ -48,6 +48,8 @@ pub enum Op {
     GetChat,
     /// The heavy user's first page of chats.
     ListChatsFirstPage,
+    /// The same page with the exact total (every match counted).
+    ListChatsWithTotal,
     /// A page of the heavy user's chats 90% of the way down.
     ListChatsDeepPage,
     /// The heavy user's chats that carry two given tags.
@@ -72,11 +74,12 @@ pub enum Op {
 
 impl Op {
     /// Every operation, in report order.
-    pub const ALL: [Op; 32] = [
+    pub const ALL: [Op; 33] = [
         Op::CreateChat,
         Op::UpsertMessage,
         Op::GetChat,
         Op::ListChatsFirstPage,
+        Op::ListChatsWithTotal,
         Op::ListChatsDeepPage,
         Op::ListByTwoTags,
         Op::SearchTitle,
@@ -114,6 +117,7 @@ impl Op {
             Op::UpsertMessage => "upsert message",
             Op::GetChat => "get chat",
             Op::ListChatsFirstPage => "list chats, page 1",
+            Op::ListChatsWithTotal => "list chats, page 1 + total",
             Op::ListChatsDeepPage => "list chats, deep page",
             Op::ListByTwoTags => "list by two tags",
             Op::SearchTitle => "search title",
@@ -134,6 +138,7 @@ impl Op {
             Op::UpsertMessage => "upsert_message",
             Op::GetChat => "get_chat",
             Op::ListChatsFirstPage => "list_chats_page1",
+            Op::ListChatsWithTotal => "list_chats_page1_total",
             Op::ListChatsDeepPage => "list_chats_deep_page",
             Op::ListByTwoTags => "list_by_two_tags",
             Op::SearchTitle => "search_title",
@@ -157,13 +162,23 @@ impl Op {
                 "`messages.upsert` of a new 300-character message into an existing chat"
             }
             Op::GetChat => "`chats.get` of an existing chat (blob included)",
-            Op::ListChatsFirstPage => "`chats.list` of the heavy user, first page of 60",
-            Op::ListChatsDeepPage => "`chats.list` of the heavy user, the page of 60 at 90% depth",
+            Op::ListChatsFirstPage => {
+                "`chats.list_items` (no total, as Open WebUI's sidebar asks) of the heavy user, \
+                 first page of 60"
+            }
+            Op::ListChatsWithTotal => {
+                "`chats.list` of the heavy user, first page of 60 and the exact total (every \
+                 match counted)"
+            }
+            Op::ListChatsDeepPage => {
+                "`chats.list_items` of the heavy user, the page of 60 at 90% depth"
+            }
             Op::ListByTwoTags => {
-                "`chats.list` of the heavy user filtered by two tags (all of them), first page"
+                "`chats.list_items` of the heavy user filtered by two tags (all of them), first \
+                 page"
             }
             Op::SearchTitle => {
-                "`chats.list` of the heavy user filtered by a title substring, first page"
+                "`chats.list_items` of the heavy user filtered by a title substring, first page"
             }
             Op::AddRemoveTag => "`chats.add_tag` then `chats.remove_tag` on an existing chat",
             Op::PutFile => "`files.put` of 4 KiB of Markdown",
@@ -210,6 +225,7 @@ impl Op {
             Op::UpsertMessage => upsert_message(store, fx, i).await,
             Op::GetChat => get_chat(store, fx, i).await,
             Op::ListChatsFirstPage => list_chats_first_page(store, fx, i).await,
+            Op::ListChatsWithTotal => list_chats_with_total(store, fx, i).await,
             Op::ListChatsDeepPage => list_chats_deep_page(store, fx, i).await,
             Op::ListByTwoTags => list_by_two_tags(store, fx, i).await,
             Op::SearchTitle => search_title(store, fx, i).await,
@@ -513,22 +529,35 @@ pub async fn get_chat(store: &Store, fx: &Fixture, i: u64) -> Result<()> {
 
 /// Lists the heavy user's first page of chats.
 pub async fn list_chats_first_page(store: &Store, fx: &Fixture, _i: u64) -> Result<()> {
+    store
+        .chats
+        .list_items(&fx.first_page_query())
+        .await
+        .map(drop)
+}
+
+/// Lists the heavy user's first page of chats with the exact total.
+pub async fn list_chats_with_total(store: &Store, fx: &Fixture, _i: u64) -> Result<()> {
     store.chats.list(&fx.first_page_query()).await.map(drop)
 }
 
 /// Lists the heavy user's page of chats at 90% depth.
 pub async fn list_chats_deep_page(store: &Store, fx: &Fixture, _i: u64) -> Result<()> {
-    store.chats.list(&fx.deep_page_query()).await.map(drop)
+    store
+        .chats
+        .list_items(&fx.deep_page_query())
+        .await
+        .map(drop)
 }
 
 /// Lists the heavy user's chats that carry both of the fixture's tags.
 pub async fn list_by_two_tags(store: &Store, fx: &Fixture, _i: u64) -> Result<()> {
-    store.chats.list(&fx.two_tags_query()).await.map(drop)
+    store.chats.list_items(&fx.two_tags_query()).await.map(drop)
 }
 
 /// Lists the heavy user's chats whose title contains the search term.
 pub async fn search_title(store: &Store, fx: &Fixture, _i: u64) -> Result<()> {
-    store.chats.list(&fx.title_query()).await.map(drop)
+    store.chats.list_items(&fx.title_query()).await.map(drop)
 }
 
 /// Adds [`BENCH_TAG`] to chat `i` and removes it again.

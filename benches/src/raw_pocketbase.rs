@@ -126,6 +126,11 @@ fn file_body(meta: &FileMeta) -> Value {
     })
 }
 
+/// What the adapter's chat list asks PocketBase for (chatstore-pocketbase's `SUMMARY_FIELDS`):
+/// every field but the blob, and the tags' ids.
+const SUMMARY_FIELDS: &str = "id,user_id,title,meta,archived,pinned,folder_id,share_id,\
+     created_at,updated_at,version,expand.tags.tag_id";
+
 /// How long a file token is reused (PocketBase's file tokens live a few minutes).
 const FILE_TOKEN_REUSE: Duration = Duration::from_secs(60);
 
@@ -257,8 +262,15 @@ impl RawHttp {
     }
 
     /// The heavy user's chat list page through the records API, as the adapter's
-    /// `list_plain` asks for it.
-    async fn list(&self, fx: &Fixture, offset: u64, title: Option<&str>) -> Result<()> {
+    /// `list_plain` asks for it: the summary's fields only, and `skipTotal` unless the total
+    /// is wanted.
+    async fn list(
+        &self,
+        fx: &Fixture,
+        offset: u64,
+        title: Option<&str>,
+        with_total: bool,
+    ) -> Result<()> {
         let mut parts = vec![
             filter::eq("user_id", &fx.heavy_user_id),
             "internal = false".to_owned(),
@@ -270,13 +282,17 @@ impl RawHttp {
                 filter::contains(&t.to_lowercase())
             ));
         }
-        let query = [
+        let mut query = vec![
             ("page", (offset / PAGE_SIZE + 1).to_string()),
             ("perPage", PAGE_SIZE.to_string()),
             ("filter", parts.join(" && ")),
             ("sort", "-updated_at,id".to_owned()),
             ("expand", "tags".to_owned()),
+            ("fields", SUMMARY_FIELDS.to_owned()),
         ];
+        if !with_total {
+            query.push(("skipTotal", "1".to_owned()));
+        }
         let path = format!("/api/collections/{}/records", self.cols.chats);
         std::hint::black_box(self.get_json(&path, &query).await?);
         Ok(())
@@ -558,6 +574,7 @@ impl RawBaseline for RawHttp {
             ("order", "updated".to_owned()),
             ("limit", PAGE_SIZE.to_string()),
             ("offset", "0".to_owned()),
+            ("skip_total", "1".to_owned()),
         ];
         std::hint::black_box(
             self.get_json("/api/chatstore/chats-by-tags", &query)
@@ -580,7 +597,11 @@ impl RawBaseline for RawHttp {
     }
 
     async fn list_chats_first_page(&self, fx: &Fixture, _i: u64) -> Result<()> {
-        self.list(fx, 0, None).await
+        self.list(fx, 0, None, false).await
+    }
+
+    async fn list_chats_with_total(&self, fx: &Fixture, _i: u64) -> Result<()> {
+        self.list(fx, 0, None, true).await
     }
 
     async fn rows(&self, plan: &RowPlan) -> Result<()> {
@@ -631,11 +652,11 @@ impl RawBaseline for RawHttp {
     }
 
     async fn list_chats_deep_page(&self, fx: &Fixture, _i: u64) -> Result<()> {
-        self.list(fx, fx.deep_offset, None).await
+        self.list(fx, fx.deep_offset, None, false).await
     }
 
     async fn search_title(&self, fx: &Fixture, _i: u64) -> Result<()> {
-        self.list(fx, 0, Some(SEARCH_TERM)).await
+        self.list(fx, 0, Some(SEARCH_TERM), false).await
     }
 
     async fn upload(&self, id: &str, source: &Source, user_id: &str) -> Result<()> {

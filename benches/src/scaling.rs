@@ -43,7 +43,9 @@ pub fn target(op: Op) -> Option<f64> {
         | Op::ListByTwoTags
         | Op::SearchTitle
         | Op::List(_) => Some(LIST_TARGET),
-        Op::VectorInsertBatch | Op::VectorSearch => None,
+        // Its count sees every chat of the user, so it grows with them: shown beside the
+        // lists Open WebUI makes (no total), not judged.
+        Op::ListChatsWithTotal | Op::VectorInsertBatch | Op::VectorSearch => None,
     }
 }
 
