@@ -663,8 +663,14 @@ impl SqlStore {
         let tag_ids = query.tag_ids();
         let dialect = self.dialect();
         let mut tx = self.begin("chat", Mode::Read).await?;
-        let page = if let Some(wanted) = query.title.as_ref().map(|t| t.to_lowercase()) {
-            let (ids, total) = title_matches(&mut tx, query, &tag_ids, &wanted, with_total).await?;
+        let wanted = query.title.as_ref().map(|t| t.to_lowercase());
+        let page = if let (Some(wanted), false, Some(limit)) =
+            (&wanted, with_total, query.page.limit)
+        {
+            let items = title_page(&mut tx, query, &tag_ids, wanted, limit).await?;
+            (items, None)
+        } else if let Some(wanted) = &wanted {
+            let (ids, total) = title_matches(&mut tx, query, &tag_ids, wanted, with_total).await?;
             let items = if ids.is_empty() {
                 Vec::new()
             } else {
@@ -748,15 +754,9 @@ impl SqlStore {
     }
 }
 
-/// Candidates a title search reads per statement at least, when it needs no total.
-const TITLE_CANDIDATES: i64 = 128;
-
-/// The ids of a title search's page, in order, and the number of matches when `with_total`.
-/// The ids and titles the SQL filters and the title prefilter select, the exact Unicode title
-/// match in Rust: a match costs a short row, not a whole summary. With a total every
-/// candidate is read; without one (and with a page limit) candidates are read in growing
-/// slices of the same order until the page is full or they run out, so a search costs the
-/// candidates up to its page's end, not every match of the user.
+/// The ids of a title search's matches, in order, sliced to its page, and their number when
+/// `with_total`: the ids and titles the SQL filters and the title prefilter select, the exact
+/// Unicode title match in Rust, so a match costs a short row, not a whole summary.
 async fn title_matches(
     tx: &mut Tx,
     query: &ChatQuery,
@@ -765,50 +765,71 @@ async fn title_matches(
     with_total: bool,
 ) -> Result<(Vec<Value>, Option<u64>)> {
     let dialect = tx.dialect();
-    let candidates = |slice: Option<(i64, i64)>| {
+    let mut d = Dyn::default();
+    d.sql("SELECT chat.id AS id, COALESCE(chat.title, 'New Chat') AS title");
+    push_filters(&mut d, dialect, query, tag_ids);
+    push_title_prefilter(&mut d, dialect, wanted);
+    d.sql(order_by(dialect, query.order));
+    let mut matched = Vec::new();
+    for row in tx.fetch_dyn(d).await? {
+        if row.text("title")?.to_lowercase().contains(wanted) {
+            matched.push(Value::String(row.text("id")?));
+        }
+    }
+    let total = matched.len() as u64;
+    Ok((query.page.slice(matched), with_total.then_some(total)))
+}
+
+/// A title search's page without its total: the summaries' columns of the candidates (the SQL
+/// filters and the title prefilter, which is exact for ASCII titles) in slices of the list's
+/// order, the first as long as the page's end, each next one twice the last, until the page
+/// is full or the candidates run out. Only the page's matches are decoded, and on SQLite the
+/// list index answers it alone, so a search costs the candidates up to its page's end, not
+/// every match of the user.
+async fn title_page(
+    tx: &mut Tx,
+    query: &ChatQuery,
+    tag_ids: &[String],
+    wanted: &str,
+    limit: u64,
+) -> Result<Vec<ChatSummary>> {
+    let dialect = tx.dialect();
+    let offset = query.page.offset;
+    let needed = offset.saturating_add(limit);
+    let mut items = Vec::new();
+    let mut matched: u64 = 0;
+    let mut read: i64 = 0;
+    let mut slice = i64::try_from(needed).unwrap_or(i64::MAX);
+    loop {
         let mut d = Dyn::default();
-        d.sql("SELECT chat.id AS id, COALESCE(chat.title, 'New Chat') AS title");
+        d.sql(concat!("SELECT ", summary_columns!()));
         push_filters(&mut d, dialect, query, tag_ids);
         push_title_prefilter(&mut d, dialect, wanted);
-        d.sql(order_by(dialect, query.order));
-        if let Some((limit, offset)) = slice {
-            d.sql(" LIMIT ").bind(limit).sql(" OFFSET ").bind(offset);
-        }
-        d
-    };
-    let mut matched = Vec::new();
-    let needed = query
-        .page
-        .limit
-        .filter(|_| !with_total)
-        .map(|limit| query.page.offset.saturating_add(limit));
-    let Some(needed) = needed else {
-        for row in tx.fetch_dyn(candidates(None)).await? {
-            if row.text("title")?.to_lowercase().contains(wanted) {
-                matched.push(Value::String(row.text("id")?));
-            }
-        }
-        let total = matched.len() as u64;
-        return Ok((query.page.slice(matched), with_total.then_some(total)));
-    };
-    let needed = i64::try_from(needed).unwrap_or(i64::MAX);
-    let mut read: i64 = 0;
-    let mut slice = needed.max(TITLE_CANDIDATES);
-    loop {
-        let rows = tx.fetch_dyn(candidates(Some((slice, read)))).await?;
+        d.sql(order_by(dialect, query.order))
+            .sql(" LIMIT ")
+            .bind(slice)
+            .sql(" OFFSET ")
+            .bind(read);
+        let rows = tx.fetch_dyn(d).await?;
         let got = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-        for row in rows {
-            if row.text("title")?.to_lowercase().contains(wanted) {
-                matched.push(Value::String(row.text("id")?));
+        for row in &rows {
+            if !row.text("title")?.to_lowercase().contains(wanted) {
+                continue;
             }
+            matched += 1;
+            if matched > offset {
+                items.push(summary_from_row(row)?);
+                if matched >= needed {
+                    return Ok(items);
+                }
+            }
+        }
+        if got < slice {
+            return Ok(items);
         }
         read = read.saturating_add(got);
-        if got < slice || i64::try_from(matched.len()).unwrap_or(i64::MAX) >= needed {
-            break;
-        }
         slice = slice.saturating_mul(2);
     }
-    Ok((query.page.slice(matched), None))
 }
 
 #[async_trait]

@@ -208,10 +208,11 @@ const PG_TWO_TAGS: ListSql = ListSql {
     ),
 };
 
-/// The title search's candidates on SQLite: ids and titles through the adapter's prefilter
-/// (ASCII titles matched in SQL, the others passed on), a slice of them ($4, $5).
+/// The title search's candidates on SQLite, for a page without its total: the summary's
+/// columns through the adapter's prefilter (ASCII titles matched in SQL, the others passed
+/// on), a slice of them ($4, $5).
 const SQLITE_TITLE_CANDIDATES: &str = concat!(
-    "SELECT chat.id AS id, COALESCE(chat.title, 'New Chat') AS title",
+    summary_select!(),
     sqlite_user_chats!(),
     " AND (length(COALESCE(chat.title, 'New Chat')) \
      <> length(CAST(COALESCE(chat.title, 'New Chat') AS BLOB)) \
@@ -221,29 +222,12 @@ const SQLITE_TITLE_CANDIDATES: &str = concat!(
 
 /// The title search's candidates on PostgreSQL.
 const PG_TITLE_CANDIDATES: &str = concat!(
-    "SELECT chat.id AS id, COALESCE(chat.title, 'New Chat') AS title",
+    summary_select!(),
     pg_user_chats!(),
     " AND (COALESCE(chat.title, 'New Chat') ~ '[^ -~]' \
      OR strpos(lower(COALESCE(chat.title, 'New Chat') COLLATE \"C\"), $3) > 0)",
     " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\" LIMIT $4 OFFSET $5"
 );
-
-/// The title search's page: the matches' rows by id ($1, a JSON array), in order.
-const SQLITE_ROWS_BY_ID: &str = concat!(
-    summary_select!(),
-    " FROM chat WHERE chat.id IN (SELECT value FROM json_each($1))",
-    " ORDER BY chat.updated_at DESC, chat.id"
-);
-
-/// The title search's page on PostgreSQL.
-const PG_ROWS_BY_ID: &str = concat!(
-    summary_select!(),
-    " FROM chat WHERE chat.id IN (SELECT json_array_elements_text($1::json))",
-    " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\""
-);
-
-/// The fewest candidates a title search reads per statement (chatstore-sql's slice).
-const TITLE_CANDIDATES: i64 = 128;
 
 const PG_READ_TX: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
@@ -935,12 +919,12 @@ impl RawBaseline for RawSqlx {
 
     async fn search_title(&self, fx: &Fixture, _i: u64) -> Result<()> {
         // The adapter's statements for a first page without a total: slices of the candidates
-        // (ids and titles through the title prefilter), the exact Unicode match in Rust until
-        // the page is full, then the page's rows by id.
+        // (the summary's columns through the title prefilter), the first as long as the page,
+        // the exact Unicode match in Rust until the page is full.
         let wanted = SEARCH_TERM.to_lowercase();
         let user = fx.heavy_user_id.as_str();
-        let needed = PAGE_SIZE as i64;
-        let rows: Vec<SummaryRow> = on_pool!(self, p, sqlite => {
+        let needed = PAGE_SIZE as usize;
+        let page: Vec<SummaryRow> = on_pool!(self, p, sqlite => {
             let mut tx = if sqlite {
                 p.begin().await
             } else {
@@ -948,10 +932,10 @@ impl RawBaseline for RawSqlx {
             }
             .map_err(db("begin"))?;
             let candidates = if sqlite { SQLITE_TITLE_CANDIDATES } else { PG_TITLE_CANDIDATES };
-            let mut matched: Vec<Value> = Vec::new();
-            let (mut read, mut slice) = (0_i64, needed.max(TITLE_CANDIDATES));
+            let mut page: Vec<SummaryRow> = Vec::new();
+            let (mut read, mut slice) = (0_i64, needed as i64);
             loop {
-                let got: Vec<(String, String)> = sqlx::query_as(candidates)
+                let got: Vec<SummaryRow> = sqlx::query_as(candidates)
                     .bind(user)
                     .bind(false)
                     .bind(wanted.as_str())
@@ -961,32 +945,21 @@ impl RawBaseline for RawSqlx {
                     .await
                     .map_err(db("search title"))?;
                 let n = got.len() as i64;
-                matched.extend(
+                page.extend(
                     got.into_iter()
-                        .filter(|(_, title)| title.to_lowercase().contains(&wanted))
-                        .map(|(id, _)| Value::String(id)),
+                        .filter(|r| r.2.to_lowercase().contains(&wanted)),
                 );
-                read += n;
-                if n < slice || matched.len() as i64 >= needed {
+                if n < slice || page.len() >= needed {
                     break;
                 }
+                read += n;
                 slice *= 2;
             }
-            matched.truncate(PAGE_SIZE as usize);
-            let rows = if matched.is_empty() {
-                Vec::new()
-            } else {
-                let by_id = if sqlite { SQLITE_ROWS_BY_ID } else { PG_ROWS_BY_ID };
-                sqlx::query_as(by_id)
-                    .bind(Value::Array(matched).to_string())
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db("search title rows"))?
-            };
+            page.truncate(needed);
             tx.commit().await.map_err(db("commit"))?;
-            rows
+            page
         });
-        std::hint::black_box(rows);
+        std::hint::black_box(page);
         Ok(())
     }
 
