@@ -241,14 +241,8 @@ async fn through_pgbouncer_the_feed_needs_the_direct_url() {
     let Some(db) = support::postgres_empty().await else {
         return;
     };
-    let name = db
-        .url
-        .split('?')
-        .next()
-        .and_then(|base| base.rsplit('/').next())
-        .expect("the database URL names a database")
-        .to_owned();
-    let pooled = chatstore_testkit::with_database(&bouncer, &name);
+    let pooled =
+        chatstore_testkit::with_database(&bouncer, &chatstore_testkit::database_name(&db.url));
 
     let without = chatstore_sql::SqlStore::connect(&pooled, db.options())
         .await

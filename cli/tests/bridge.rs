@@ -256,14 +256,8 @@ async fn through_pgbouncer_the_bridge_needs_the_direct_url() {
     ) else {
         return;
     };
-    let direct = chatstore_testkit::fresh_postgres_database(&server).await;
-    let name = direct
-        .split('?')
-        .next()
-        .and_then(|base| base.rsplit('/').next())
-        .expect("a database name")
-        .to_owned();
-    let pooled = chatstore_testkit::with_database(&bouncer, &name);
+    let (direct, pooled) =
+        chatstore_testkit::fresh_postgres_database_behind(&server, &bouncer).await;
     let uploads = tempfile::tempdir().expect("a temp folder");
     let bridge = |port: u16| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_chatstore"));

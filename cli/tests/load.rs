@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use chatstore_testkit::{
     FaultProxy, POCKETBASE_EMAIL, POCKETBASE_PASSWORD, PrivatePocketBase, PrivatePostgres,
-    Shutdown, drop_postgres_database, fresh_postgres_database, require_env, with_database,
+    Shutdown, drop_postgres_database, fresh_postgres_database, fresh_postgres_database_behind,
+    require_env,
 };
 use serde_json::Value;
 
@@ -138,14 +139,7 @@ async fn three_replicas_through_pgbouncer_keep_every_invariant() {
     let Some(bouncer) = require_env("CHATSTORE_TEST_PGBOUNCER_URL") else {
         return;
     };
-    let direct = fresh_postgres_database(&server).await;
-    let name = direct
-        .split('?')
-        .next()
-        .and_then(|base| base.rsplit('/').next())
-        .expect("a database name")
-        .to_owned();
-    let url = with_database(&bouncer, &name);
+    let (direct, url) = fresh_postgres_database_behind(&server, &bouncer).await;
     let dir = folder();
     let out = load_command(&dir, &url, 3, 2).output().expect("runs");
     let report = report(

@@ -35,8 +35,8 @@ mod tls;
 pub use chroma::PrivateChroma;
 pub use pocketbase::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD, PrivatePocketBase};
 pub use postgres::{
-    PrivatePostgres, Shutdown, drop_postgres_database, fresh_postgres_database,
-    fresh_postgres_database_from, with_database,
+    PrivatePostgres, Shutdown, database_name, drop_postgres_database, fresh_postgres_database,
+    fresh_postgres_database_behind, fresh_postgres_database_from, with_database,
 };
 pub use proxy::FaultProxy;
 #[cfg(feature = "tls")]

@@ -18,6 +18,27 @@ pub fn with_database(url: &str, database: &str) -> String {
     }
 }
 
+/// A new, empty database on the server at `server_url` (see [`fresh_postgres_database`]) and
+/// the same database reached through the pooler at `pooler_url` (PgBouncer, which serves every
+/// database of its server under the same name): `(direct, pooled)`.
+pub async fn fresh_postgres_database_behind(
+    server_url: &str,
+    pooler_url: &str,
+) -> (String, String) {
+    let direct = fresh_postgres_database(server_url).await;
+    let pooled = with_database(pooler_url, &database_name(&direct));
+    (direct, pooled)
+}
+
+/// The database a PostgreSQL URL names (its path).
+pub fn database_name(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.path_segments()?.next().map(str::to_owned))
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| panic!("the URL {url:?} names no database"))
+}
+
 /// How many of the newest test databases (`t_*`) [`fresh_postgres_database`] keeps; older ones
 /// nobody is connected to are dropped, so a whole test run stays within a few GB of disk
 /// (an empty database with Open WebUI's schema takes about 10 MB).

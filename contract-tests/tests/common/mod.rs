@@ -124,13 +124,7 @@ fn database_names_are_replaced_in_urls() {
 pub async fn postgres_via_pgbouncer() -> Option<Store> {
     let bouncer = chatstore_contract::require_env("CHATSTORE_TEST_PGBOUNCER_URL")?;
     let direct = postgres_database().await?;
-    let name = direct
-        .split('?')
-        .next()
-        .and_then(|base| base.rsplit('/').next())
-        .expect("the database URL names a database")
-        .to_owned();
-    let url = with_database(&bouncer, &name);
+    let url = with_database(&bouncer, &chatstore_testkit::database_name(&direct));
     Some(
         chatstore_sql::connect(&url, pg_options())
             .await
