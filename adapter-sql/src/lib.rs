@@ -547,46 +547,9 @@ async fn build_indexes(
     options: &SqlOptions,
 ) -> tokio::sync::watch::Receiver<bool> {
     let (done, ready) = tokio::sync::watch::channel(false);
-    let direct = match pool {
-        pool::Pool::Sqlite(_) => {
-            if let Err(e) = indexes::ensure_sqlite(pool).await {
-                log_index_failure(&e);
-            }
-            let _ = done.send(true);
-            return ready;
-        }
-        pool::Pool::Postgres(_, statements) => {
-            match indexes::all_valid_pooled(pool).await {
-                Ok(true) => {
-                    let _ = done.send(true);
-                    return ready;
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot check chatstore's indexes");
-                    let _ = done.send(true);
-                    return ready;
-                }
-            }
-            // A build needs a session of its own (the advisory lock, `CONCURRENTLY` outside a
-            // transaction): through a transaction pooler only the direct URL gives one.
-            match (&options.listen_url, statements) {
-                (Some(listen), _) => listen.clone(),
-                (None, pool::Statements::Cached) => url.to_owned(),
-                (None, pool::Statements::Unnamed) => {
-                    let _ = done.send(true);
-                    return ready;
-                }
-            }
-        }
-    };
-    let connect = match postgres_options(&direct) {
-        Ok(o) => o,
-        Err(e) => {
-            log_index_failure(&e);
-            let _ = done.send(true);
-            return ready;
-        }
+    let Some(connect) = indexes_to_build(pool, url, options).await else {
+        let _ = done.send(true);
+        return ready;
     };
     let build = async move {
         match indexes::ensure_postgres_with(&connect).await {
@@ -609,6 +572,41 @@ async fn build_indexes(
         Err(_) => build.await,
     }
     ready
+}
+
+/// What [`build_indexes`] has left to do once it returns: SQLite's indexes are built here;
+/// PostgreSQL's are checked here, and when one is missing or invalid, the connect options of
+/// the session to build them on (`None`: nothing to build, or no session to build on).
+async fn indexes_to_build(
+    pool: &pool::Pool,
+    url: &str,
+    options: &SqlOptions,
+) -> Option<PgConnectOptions> {
+    let statements = match pool {
+        pool::Pool::Sqlite(_) => {
+            if let Err(e) = indexes::ensure_sqlite(pool).await {
+                log_index_failure(&e);
+            }
+            return None;
+        }
+        pool::Pool::Postgres(_, statements) => statements,
+    };
+    match indexes::all_valid_pooled(pool).await {
+        Ok(true) => return None,
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check chatstore's indexes");
+            return None;
+        }
+    }
+    // A build needs a session of its own (the advisory lock, `CONCURRENTLY` outside a
+    // transaction): through a transaction pooler only the direct URL gives one.
+    let direct = match (&options.listen_url, statements) {
+        (Some(listen), _) => listen.as_str(),
+        (None, pool::Statements::Cached) => url,
+        (None, pool::Statements::Unnamed) => return None,
+    };
+    postgres_options(direct).inspect_err(log_index_failure).ok()
 }
 
 fn log_index_failure(e: &Error) {

@@ -33,6 +33,17 @@ async fn index_definition(db: &Db) -> String {
     db.text(sql).await.unwrap_or_default()
 }
 
+/// A connection in an open transaction holding a writer's lock on `chat`: a concurrent index
+/// build waits for it until it ends.
+async fn hold_writer_lock(db: &Db) -> PgConnection {
+    let mut writer = PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::raw_sql("BEGIN; LOCK TABLE chat IN ROW EXCLUSIVE MODE")
+        .execute(&mut writer)
+        .await
+        .expect("hold a writer's lock");
+    writer
+}
+
 /// Opening a database (empty or Open WebUI's) leaves the list index in place, and lists
 /// answer as before.
 #[tokio::test]
@@ -101,11 +112,7 @@ async fn an_invalid_leftover_is_rebuilt() {
     db.exec(chatstore_sql::schema::POSTGRES_DDL).await;
     // A writer holds its lock on `chat`, so the concurrent build waits for it; cancelled
     // while it waits, the build leaves its index behind, INVALID.
-    let mut writer = PgConnection::connect(&db.url).await.expect("connect");
-    sqlx::raw_sql("BEGIN; LOCK TABLE chat IN ROW EXCLUSIVE MODE")
-        .execute(&mut writer)
-        .await
-        .expect("hold a writer's lock");
+    let mut writer = hold_writer_lock(&db).await;
     let mut builder = PgConnection::connect(&db.url).await.expect("connect");
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(&mut builder)
@@ -174,11 +181,7 @@ async fn open_does_not_wait_for_a_build_held_up_by_an_old_transaction() {
         return;
     };
     db.exec(chatstore_sql::schema::POSTGRES_DDL).await;
-    let mut writer = PgConnection::connect(&db.url).await.expect("connect");
-    sqlx::raw_sql("BEGIN; LOCK TABLE chat IN ROW EXCLUSIVE MODE")
-        .execute(&mut writer)
-        .await
-        .expect("hold a writer's lock");
+    let mut writer = hold_writer_lock(&db).await;
     // A hang guard, not a timing: before, open waited for the writer for ever.
     let sql = tokio::time::timeout(Duration::from_secs(60), db.sql_store())
         .await

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::progress::{BatchPoint, Progress};
-use crate::read::{Read, page, retrying};
+use crate::read::{Read, page, read_key, retrying};
 use crate::rows::{key_value, min_text, page_after, parents_first};
 use crate::sink::{self, Pending, Record, Sink};
 use crate::state::{Counts, GroupState, State, StateFile};
@@ -630,10 +630,7 @@ impl<'a> Migration<'a> {
                 |id| async move { src.get(&id).await },
             )
             .await?;
-            let Some(last) = page.last().map(|r| match r {
-                Ok(u) => u.id.clone(),
-                Err((id, _)) => id.clone(),
-            }) else {
+            let Some(last) = page.last().map(read_key) else {
                 return Ok(());
             };
             gs.counts.read += page.len() as u64;
@@ -881,10 +878,7 @@ impl<'a> Migration<'a> {
                 |id| async move { src.get(&id).await },
             )
             .await?;
-            let Some(page_last) = page.last().map(|r| match r {
-                Ok(m) => m.id.clone(),
-                Err((id, _)) => id.clone(),
-            }) else {
+            let Some(page_last) = page.last().map(read_key) else {
                 return Ok(());
             };
             gs.counts.read += page.len() as u64;

@@ -40,6 +40,20 @@ where
 /// One record of a source page: read, or its id with the error that kept it from being read.
 pub type Read<T> = std::result::Result<T, (String, Error)>;
 
+/// A record read from the source, by its key in the source's order (a record's id; a tag's
+/// owner and id).
+pub(crate) trait Keyed {
+    fn key(&self) -> String;
+}
+
+/// The key of a read, whether the record decoded or not.
+pub(crate) fn read_key<T: Keyed>(r: &Read<T>) -> String {
+    match r {
+        Ok(t) => t.key(),
+        Err((id, _)) => id.clone(),
+    }
+}
+
 /// A page of records after `after`: the scan when it succeeds; when it fails for a reason other
 /// than availability, the page's ids (read without decoding) and each record fetched alone, so
 /// that one unreadable record costs only itself.

@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 
 use crate::engine::current_id;
 use crate::progress::Progress;
-use crate::read::{Read, page, retrying};
+use crate::read::{Keyed, Read, page, read_key, retrying};
 use crate::rows::{merge_key, min_text, normalised, page_after};
 
 /// At most this many ids are listed per kind of difference and group (all are counted).
@@ -275,17 +275,6 @@ where
 fn pop<T>(p: &mut Pager<T>) -> Result<Read<T>> {
     p.pop()
         .ok_or_else(|| chatstore_core::Error::backend_msg("verification lost its place in a page"))
-}
-
-fn read_key<T: Keyed>(r: &Read<T>) -> String {
-    match r {
-        Ok(t) => t.key(),
-        Err((id, _)) => id.clone(),
-    }
-}
-
-trait Keyed {
-    fn key(&self) -> String;
 }
 
 impl Keyed for chatstore_core::User {

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::chat_item_for;
-use crate::read::{Read, page, retrying};
+use crate::read::{Read, page, read_key, retrying};
 use crate::sink::{ChatItem, Pending, Record};
 
 /// Pages waiting for the writer.
@@ -127,10 +127,7 @@ async fn read_chats(source: &Store, limit: u32, after: Option<String>) -> Result
         |id| async move { src.get(&id).await },
     )
     .await?;
-    let Some(last) = page.last().map(|r| match r {
-        Ok(c) => c.id.clone(),
-        Err((id, _)) => id.clone(),
-    }) else {
+    let Some(last) = page.last().map(read_key) else {
         return Ok(None);
     };
     // Every readable chat's messages in one call; when that fails (a message row that does
