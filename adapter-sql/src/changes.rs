@@ -55,10 +55,20 @@ const RECORD: Sql = Sql::both(
 
 const PRUNE: Sql = Sql::both("DELETE FROM chatstore_change WHERE at < $1");
 
-/// Sends every payload of a transaction in one round trip, in the order of the array (a
-/// function scan of `unnest` yields its elements in order; PostgreSQL delivers a
-/// transaction's notifications in the order they were sent).
-const NOTIFY: Sql = Sql::both("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload");
+/// PostgreSQL: [`RECORD`] for every kept event, [`PRUNE`] when one is kept, and every payload
+/// notified, in one round trip. A data-modifying `WITH` clause always runs to completion,
+/// whether or not the query reads its rows; the prune cannot see the rows inserted beside it
+/// (one snapshot), which are new anyway. The payloads go out in the order of the array (a
+/// function scan of `unnest` yields its elements in order; PostgreSQL delivers a transaction's
+/// notifications in the order they were sent).
+const RECORD_AND_NOTIFY: Sql = Sql::both(
+    "WITH recorded AS (INSERT INTO chatstore_change (key, user_id, at, event) \
+     SELECT r.key, r.user_id, r.at, r.event \
+     FROM unnest($3::text[], $4::text[], $5::bigint[], $6::text[]) AS r(key, user_id, at, event) \
+     ON CONFLICT (key) DO NOTHING), \
+     pruned AS (DELETE FROM chatstore_change WHERE at < $7 AND cardinality($3::text[]) > 0) \
+     SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload",
+);
 
 const RECORDED_SINCE: Sql = Sql::both(
     "SELECT event FROM chatstore_change WHERE at >= $1 AND ($2 IS NULL OR user_id = $2) \
@@ -95,32 +105,58 @@ const FILES_SINCE: Sql = Sql::each(
 
 /// Records and notifies the changes of a transaction about to commit (see the module doc).
 pub(crate) async fn record(tx: &mut Tx, changes: &[ChangeEvent]) -> Result<()> {
+    let kept = changes.iter().filter(|e| kept_for_catch_up(e));
+    let prune_before = now_ms() - TOMBSTONE_RETENTION_SECS * 1000;
+    if tx.dialect() == Dialect::Postgres {
+        let (mut keys, mut users, mut ats, mut events) = (vec![], vec![], vec![], vec![]);
+        for event in kept {
+            keys.push(event.key.clone());
+            users.push(event.user_id.clone());
+            ats.push(event.at);
+            events.push(encode(event)?);
+        }
+        let payloads = payloads(changes)?;
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        tx.execute(
+            RECORD_AND_NOTIFY,
+            vec![
+                Arg::from(CHANNEL),
+                Arg::List(List::Text(payloads)),
+                Arg::List(List::Text(keys)),
+                Arg::List(List::Text(users)),
+                Arg::List(List::Int(ats)),
+                Arg::List(List::Text(events)),
+                Arg::from(prune_before),
+            ],
+        )
+        .await?;
+        return Ok(());
+    }
     let mut recorded = false;
-    for event in changes.iter().filter(|e| kept_for_catch_up(e)) {
-        let text =
-            serde_json::to_string(event).map_err(|e| Error::backend("encode change event", e))?;
+    for event in kept {
         tx.execute(
             RECORD,
-            args![event.key.as_str(), event.user_id.as_str(), event.at, text],
+            args![
+                event.key.as_str(),
+                event.user_id.as_str(),
+                event.at,
+                encode(event)?
+            ],
         )
         .await?;
         recorded = true;
     }
     if recorded {
-        tx.execute(PRUNE, args![now_ms() - TOMBSTONE_RETENTION_SECS * 1000])
-            .await?;
-    }
-    if tx.dialect() == Dialect::Postgres {
-        let payloads = payloads(changes)?;
-        if !payloads.is_empty() {
-            tx.execute(
-                NOTIFY,
-                vec![Arg::from(CHANNEL), Arg::List(List::Text(payloads))],
-            )
-            .await?;
-        }
+        tx.execute(PRUNE, args![prune_before]).await?;
     }
     Ok(())
+}
+
+/// An event as the JSON text recorded and notified.
+fn encode(event: &ChangeEvent) -> Result<String> {
+    serde_json::to_string(event).map_err(|e| Error::backend("encode change event", e))
 }
 
 /// The events as JSON arrays of at most [`MAX_PAYLOAD`] bytes each (an event alone always
@@ -129,8 +165,7 @@ fn payloads(changes: &[ChangeEvent]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut current = String::from("[");
     for event in changes {
-        let text =
-            serde_json::to_string(event).map_err(|e| Error::backend("encode change event", e))?;
+        let text = encode(event)?;
         if current.len() > 1 && current.len() + text.len() + 2 > MAX_PAYLOAD {
             current.push(']');
             out.push(std::mem::replace(&mut current, String::from("[")));

@@ -149,7 +149,13 @@ const ENSURE_TAG: Sql = Sql::both(
      ON CONFLICT (id, user_id) DO NOTHING",
 );
 
-/// Deletes tag `$1` of user `$2` unless a chat of the user still carries it.
+/// [`ENSURE_TAG`] for several tags of user `$3` (ids `$1`, names `$2`) in one round trip
+/// (PostgreSQL only).
+const ENSURE_USER_TAGS: Sql = Sql::both(
+    "INSERT INTO tag (id, name, user_id, meta) SELECT t.id, t.name, $3, NULL \
+     FROM unnest($1::text[], $2::text[]) AS t(id, name) ON CONFLICT (id, user_id) DO NOTHING",
+);
+
 /// Deletes tag `$1` of user `$2` unless a chat of the user, internal or not, carries it. The
 /// two kinds are asked apart, each through its own partial index (`chatstore_chat_list`,
 /// `chatstore_chat_internal`), so the check reads index entries, not every chat of the user;
@@ -353,6 +359,27 @@ pub(crate) async fn ensure_tag(tx: &mut Tx, user_id: &str, id: &str, name: &str)
     Ok(())
 }
 
+/// [`ensure_tag`] for each `(id, name)` pair, in one statement on PostgreSQL.
+async fn ensure_tags(tx: &mut Tx, user_id: &str, pairs: &[(String, String)]) -> Result<()> {
+    if tx.dialect() == Dialect::Postgres && pairs.len() > 1 {
+        let (ids, names) = pairs.iter().cloned().unzip();
+        tx.execute(
+            ENSURE_USER_TAGS,
+            vec![
+                Arg::List(List::Text(ids)),
+                Arg::List(List::Text(names)),
+                Arg::from(user_id),
+            ],
+        )
+        .await?;
+        return Ok(());
+    }
+    for (id, name) in pairs {
+        ensure_tag(tx, user_id, id, name).await?;
+    }
+    Ok(())
+}
+
 /// Deletes those of `ids` that no chat of the user carries any more.
 async fn remove_orphan_tags<'a>(
     tx: &mut Tx,
@@ -514,9 +541,7 @@ async fn set_locked_tags(
     pairs: Vec<(String, String)>,
 ) -> Result<Chat> {
     let old = std::mem::take(&mut chat.tags);
-    for (id, name) in &pairs {
-        ensure_tag(tx, &chat.user_id, id, name).await?;
-    }
+    ensure_tags(tx, &chat.user_id, &pairs).await?;
     chat.tags = pairs.into_iter().map(|(id, _)| id).collect();
     tx.execute(UPDATE_META, args![chat.id.as_str(), meta_arg(&chat)])
         .await?;
