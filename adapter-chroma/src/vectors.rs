@@ -4,8 +4,9 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chatstore_core::vectors::{
-    MAX_DIMENSION, SearchHit, VectorFilter, VectorItem, VectorRepo, score, validate_collection,
-    validate_delete, validate_items, validate_query, validate_search,
+    CollectionItems, MAX_DIMENSION, SearchHit, VectorFilter, VectorItem, VectorRepo, ids_of_many,
+    score, validate_collection, validate_delete, validate_items, validate_many, validate_query,
+    validate_search,
 };
 use chatstore_core::{Error, Result};
 use serde_json::{Map, Value};
@@ -176,33 +177,87 @@ impl ChromaStore {
         for item in &items {
             check_metadata(&item.id, &item.metadata)?;
         }
-        let Some(first) = items.first() else {
-            return Ok(());
+        let replaced: Vec<String> = if upsert {
+            items.iter().map(|i| i.id.clone()).collect()
+        } else {
+            Vec::new()
         };
-        let dim = first.vector.len();
+        let _guard = self.write_lock.lock().await;
+        self.write_locked(collection, items, upsert, &replaced)
+            .await
+    }
+
+    /// `upsert_many`: every entry checked (its collection's dimension included) before the
+    /// first is written, then written one after the other under the write lock. Chroma has no
+    /// transaction across collections: a server lost part way leaves earlier entries written.
+    async fn write_many(&self, entries: Vec<CollectionItems>) -> Result<()> {
+        validate_many(&entries, MAX_DIMENSION)?;
+        for item in entries.iter().flat_map(|(_, items)| items) {
+            check_metadata(&item.id, &item.metadata)?;
+        }
+        let replaced: Vec<String> = ids_of_many(&entries)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let _guard = self.write_lock.lock().await;
+        for (collection, items) in &entries {
+            let existing = self.client.collection(&to_chroma(collection)).await?;
+            self.recreates(existing.as_ref(), items, &replaced).await?;
+        }
+        for (collection, items) in entries {
+            self.write_locked(&collection, items, true, &replaced)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Whether writing `items` into the `existing` collection makes it anew (Chroma fixes a
+    /// collection's dimension at its first write, for good; chatstore's rule is that only the
+    /// rows that stay pin it, so a collection without such rows is made anew);
+    /// `InvalidInput` when rows outside `replaced` stay and have another dimension.
+    async fn recreates(
+        &self,
+        existing: Option<&Collection>,
+        items: &[VectorItem],
+        replaced: &[String],
+    ) -> Result<bool> {
+        let Some(dim) = items.first().map(|i| i.vector.len()) else {
+            return Ok(false);
+        };
+        let Some(c) = existing else {
+            return Ok(false);
+        };
+        let Some(d) = c.dimension.filter(|d| *d != dim) else {
+            return Ok(false);
+        };
+        let count = self.client.count(&c.id).await?;
+        let replaced = if replaced.is_empty() {
+            0
+        } else {
+            self.matching_ids(&c.id, None, Some(replaced)).await?.len() as u64
+        };
+        if count > replaced {
+            validate_items(items, Some(d), MAX_DIMENSION)?;
+        }
+        Ok(true)
+    }
+
+    /// Writes checked items under the write lock; `replaced` are the ids the call replaces
+    /// (empty for an insert).
+    async fn write_locked(
+        &self,
+        collection: &str,
+        items: Vec<VectorItem>,
+        upsert: bool,
+        replaced: &[String],
+    ) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
         let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
         let chroma_name = to_chroma(collection);
-
-        let _guard = self.write_lock.lock().await;
         let existing = self.client.collection(&chroma_name).await?;
-        // Chroma fixes a collection's dimension at its first write, for good. chatstore's rule
-        // is that only the rows that stay pin it: a collection without such rows is made anew.
-        let mut recreate = false;
-        if let Some(c) = &existing
-            && let Some(d) = c.dimension
-            && d != dim
-        {
-            let count = self.client.count(&c.id).await?;
-            let replaced = if upsert {
-                self.matching_ids(&c.id, None, Some(&ids)).await?.len() as u64
-            } else {
-                0
-            };
-            if count > replaced {
-                validate_items(&items, Some(d), MAX_DIMENSION)?;
-            }
-            recreate = true;
-        }
+        let recreate = self.recreates(existing.as_ref(), &items, replaced).await?;
         let holders = match (self.config.id_scope, &existing) {
             (IdScope::Database, _) => self.holders(&ids).await?,
             (IdScope::Collection, Some(c)) => {
@@ -423,6 +478,10 @@ impl VectorRepo for ChromaStore {
 
     async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
         self.write(collection, items, true).await
+    }
+
+    async fn upsert_many(&self, entries: Vec<CollectionItems>) -> Result<()> {
+        self.write_many(entries).await
     }
 
     async fn search(

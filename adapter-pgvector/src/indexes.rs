@@ -75,6 +75,14 @@ const VALUES_KEPT: i64 = 256;
 /// Searches go exact; the rows are remembered, so the next automatic build waits for growth.
 const MARK_EXACT: &str = "UPDATE chatstore_collection SET hnsw_ef = NULL, index_name = NULL, \
      indexed_rows = $2, exact_filter_rows = NULL, value_counts = NULL WHERE name = $1";
+/// [`COUNT`], then [`RESET_WRITTEN`] and [`MARK_EXACT`] in one statement, for a collection
+/// that has no index and stays exact (at most `$2` rows, or no HNSW when `$3` is false);
+/// returns its rows, or nothing when the collection needs the full decision.
+const MARK_SMALL_EXACT: &str = "UPDATE chatstore_collection c SET written = 0, hnsw_ef = NULL, \
+     indexed_rows = n.total, exact_filter_rows = NULL, value_counts = NULL \
+     FROM (SELECT count(*) AS total FROM document_chunk WHERE collection_name = $1) n \
+     WHERE c.name = $1 AND c.index_name IS NULL AND (n.total <= $2 OR NOT $3) \
+     RETURNING n.total";
 /// The storage options (`m=…`, `ef_construction=…`) of an existing valid index.
 const INDEX_OPTIONS: &str = "SELECT coalesce(c.reloptions, '{}')::text[] FROM pg_class c \
      JOIN pg_index i ON i.indexrelid = c.oid WHERE c.oid = to_regclass($1) AND i.indisvalid";
@@ -314,6 +322,26 @@ impl PgVectorStore {
         validate_collection(collection)?;
         let _one_at_a_time = self.builder.running.lock().await;
         let mut session = self.session().await?;
+        // A collection that stays exact and has no index (every `file-{id}` of a few chunks)
+        // is decided and recorded by one statement instead of four and two commits.
+        let small: Option<i64> = self
+            .prepare
+            .scalar(MARK_SMALL_EXACT)
+            .bind(collection)
+            .bind(self.config.exact_max_rows)
+            .bind(self.schema.supports_hnsw())
+            .fetch_optional(&mut *session)
+            .await
+            .map_err(during("marking a small collection exact"))?;
+        if let Some(rows) = small {
+            session.finish().await?;
+            return Ok(CollectionPlan {
+                collection: collection.to_owned(),
+                rows,
+                plan: SearchPlan::Exact,
+                measured_recall: None,
+            });
+        }
         self.prepare
             .query(RESET_WRITTEN)
             .bind(collection)

@@ -7,7 +7,11 @@
 //! - small writes: `INSERT ... SELECT FROM unnest($1::text[], $2::vector[], ...)`, one round
 //!   trip per batch.
 
-use chatstore_core::vectors::{VectorItem, validate_items};
+use std::collections::HashMap;
+
+use chatstore_core::vectors::{
+    CollectionItems, VectorItem, ids_of_many, validate_items, validate_many,
+};
 use chatstore_core::{Error, Result};
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -25,6 +29,13 @@ const CLAIM: &str = "INSERT INTO chatstore_collection (name, dimension, written)
      SET dimension = COALESCE(chatstore_collection.dimension, EXCLUDED.dimension), \
          written = chatstore_collection.written + EXCLUDED.written \
      RETURNING dimension, written, indexed_rows";
+/// [`CLAIM`] for the collections of an `upsert_many` at once (names distinct, in name order).
+const CLAIM_MANY: &str = "INSERT INTO chatstore_collection (name, dimension, written) \
+     SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[]) \
+     ON CONFLICT (name) DO UPDATE \
+     SET dimension = COALESCE(chatstore_collection.dimension, EXCLUDED.dimension), \
+         written = chatstore_collection.written + EXCLUDED.written \
+     RETURNING name, dimension, written, indexed_rows";
 /// Whether the collection keeps rows other than the given ids.
 const HAS_OTHER_ROWS: &str = "SELECT EXISTS (SELECT 1 FROM document_chunk \
      WHERE collection_name = $1 AND NOT (id = ANY($2)))";
@@ -125,7 +136,7 @@ impl PgVectorStore {
 
         if mode == Mode::Insert && copyable {
             // A duplicate id fails the whole COPY: the insert's all-or-nothing for free.
-            self.copy_rows(&mut tx, COPY_INSERT, &items, Some(collection))
+            self.copy_rows(&mut tx, COPY_INSERT, &[(collection, &items)], true)
                 .await?;
         } else if items.len() < STAGING_MIN_ROWS || !copyable {
             if mode == Mode::Upsert {
@@ -160,7 +171,7 @@ impl PgVectorStore {
                 .await
                 .map_err(during("replacing vectors"))?;
             match self
-                .copy_rows(&mut savepoint, COPY_INSERT, &items, Some(collection))
+                .copy_rows(&mut savepoint, COPY_INSERT, &[(collection, &items)], true)
                 .await
             {
                 Ok(()) => savepoint
@@ -183,6 +194,173 @@ impl PgVectorStore {
         tx.commit().await.map_err(during("committing vectors"))?;
         self.after_write(collection, self.index_due(written, indexed_rows));
         Ok(())
+    }
+}
+
+impl PgVectorStore {
+    /// `upsert_many`: every entry in one transaction. The side-table rows of all the
+    /// collections are claimed by one statement (in name order, the order every writer locks
+    /// them in); with a `vector` column and at least [`STAGING_MIN_ROWS`] rows, the replaced
+    /// ids are deleted by one statement and every row is written by one COPY, else each entry
+    /// goes the way a small `upsert` does, in the same transaction.
+    pub(crate) async fn write_many(&self, entries: Vec<CollectionItems>) -> Result<()> {
+        let max_dim = self.schema.max_dimension();
+        validate_many(&entries, max_dim)?;
+        let mut entries: Vec<CollectionItems> = entries
+            .into_iter()
+            .filter(|(_, items)| !items.is_empty())
+            .collect();
+        if entries.len() <= 1 {
+            return match entries.pop() {
+                Some((collection, items)) => self.write(&collection, items, Mode::Upsert).await,
+                None => Ok(()),
+            };
+        }
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let ids: Vec<String> = ids_of_many(&entries)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let names: Vec<&str> = entries.iter().map(|(c, _)| c.as_str()).collect();
+        let dims: Vec<i32> = entries
+            .iter()
+            .map(|(_, items)| {
+                let dim = items.first().map_or(0, |i| i.vector.len());
+                i32::try_from(dim).unwrap_or(i32::MAX)
+            })
+            .collect();
+        let counts: Vec<i64> = entries
+            .iter()
+            .map(|(_, items)| i64::try_from(items.len()).unwrap_or(i64::MAX))
+            .collect();
+
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(during("opening a transaction"))?;
+        let claimed: Vec<(String, Option<i32>, i64, Option<i64>)> = self
+            .prepare
+            .rows(CLAIM_MANY)
+            .bind(&names)
+            .bind(&dims)
+            .bind(&counts)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(during("claiming the collections"))?;
+        let claimed: HashMap<String, (Option<i32>, i64, Option<i64>)> = claimed
+            .into_iter()
+            .map(|(name, held, written, indexed)| (name, (held, written, indexed)))
+            .collect();
+        let mut due = Vec::with_capacity(entries.len());
+        for ((collection, items), dim) in entries.iter().zip(&dims) {
+            let (held, written, indexed_rows) =
+                claimed.get(collection).copied().unwrap_or((None, 0, None));
+            if let Some(held) = held
+                && held != *dim
+            {
+                // Every id of the call ends in its entry's collection: only the other rows
+                // pin a collection's dimension.
+                let pinned: bool = self
+                    .prepare
+                    .scalar(HAS_OTHER_ROWS)
+                    .bind(collection)
+                    .bind(&ids)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(during("checking the collection's rows"))?;
+                if pinned {
+                    validate_items(items, usize::try_from(held).ok(), max_dim)?;
+                }
+                self.prepare
+                    .query(SET_DIMENSION)
+                    .bind(collection)
+                    .bind(dim)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(during("recording the collection's dimension"))?;
+            }
+            due.push(self.index_due(written, indexed_rows));
+        }
+
+        let rows: usize = entries.iter().map(|(_, items)| items.len()).sum();
+        let borrowed: Vec<(&str, &[VectorItem])> = entries
+            .iter()
+            .map(|(c, items)| (c.as_str(), items.as_slice()))
+            .collect();
+        let holders = if self.schema.column_type == ColumnType::Vector && rows >= STAGING_MIN_ROWS {
+            // As a large upsert: the replaced rows deleted, then everything COPYed straight in,
+            // under a savepoint that a concurrent writer of one of the ids makes fail (then
+            // each entry is merged instead).
+            let mut savepoint = sqlx::Connection::begin(&mut *tx)
+                .await
+                .map_err(during("opening a savepoint"))?;
+            let holders: Vec<String> = self
+                .prepare
+                .scalar(DELETE_IDS)
+                .bind(&ids)
+                .fetch_all(&mut *savepoint)
+                .await
+                .map_err(during("replacing vectors"))?;
+            match self
+                .copy_rows(&mut savepoint, COPY_INSERT, &borrowed, true)
+                .await
+            {
+                Ok(()) => {
+                    savepoint
+                        .commit()
+                        .await
+                        .map_err(during("releasing a savepoint"))?;
+                    holders
+                }
+                Err(e) if e.kind() == chatstore_core::ErrorKind::Conflict => {
+                    savepoint
+                        .rollback()
+                        .await
+                        .map_err(during("rolling back a savepoint"))?;
+                    self.merge_entries(&mut tx, &borrowed, &ids).await?
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            self.merge_entries(&mut tx, &borrowed, &ids).await?
+        };
+        for source in holders.iter().filter(|c| !names.contains(&c.as_str())) {
+            forget_if_empty(&mut tx, source, self.prepare).await?;
+        }
+        tx.commit().await.map_err(during("committing vectors"))?;
+        for (collection, due) in names.iter().zip(due) {
+            self.after_write(collection, due);
+        }
+        Ok(())
+    }
+
+    /// Upserts each entry by `INSERT ... ON CONFLICT` (`unnest`, or the staging table for
+    /// large entries and `halfvec` columns) inside `conn`'s transaction; returns the
+    /// collections the ids lived in before.
+    async fn merge_entries(
+        &self,
+        conn: &mut PgConnection,
+        entries: &[(&str, &[VectorItem])],
+        ids: &[String],
+    ) -> Result<Vec<String>> {
+        let holders = self
+            .prepare
+            .scalar(HOLDERS)
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(during("finding the collections upserted ids come from"))?;
+        for &(collection, items) in entries {
+            if items.len() < STAGING_MIN_ROWS {
+                self.unnest_rows(conn, items, collection, Mode::Upsert)
+                    .await?;
+            } else {
+                self.staged_rows(conn, items, collection, Mode::Upsert)
+                    .await?;
+            }
+        }
+        Ok(holders)
     }
 }
 
@@ -211,7 +389,8 @@ impl PgVectorStore {
             .execute(&mut *conn)
             .await
             .map_err(during("creating the staging table"))?;
-        self.copy_rows(conn, COPY_STAGE, items, None).await?;
+        self.copy_rows(conn, COPY_STAGE, &[(collection, items)], false)
+            .await?;
         let sql = match mode {
             Mode::Insert => &self.statements.insert_staged,
             Mode::Upsert => &self.statements.upsert_staged,
@@ -262,15 +441,16 @@ impl PgVectorStore {
         Ok(())
     }
 
-    /// Streams the items as binary COPY rows: `(id, vector, [collection,] text, vmetadata)`,
-    /// with the collection column only when `collection` is given. Encoding overlaps the
-    /// server's work: a chunk goes out whenever about 1 MiB is ready.
+    /// Streams the items of each `(collection, items)` entry as binary COPY rows: `(id, vector,
+    /// [collection,] text, vmetadata)`, with the collection column only when
+    /// `collection_column`. Encoding overlaps the server's work: a chunk goes out whenever
+    /// about 1 MiB is ready.
     async fn copy_rows(
         &self,
         conn: &mut PgConnection,
         statement: &str,
-        items: &[VectorItem],
-        collection: Option<&str>,
+        entries: &[(&str, &[VectorItem])],
+        collection_column: bool,
     ) -> Result<()> {
         let mut copy = conn
             .copy_in_raw(statement)
@@ -280,45 +460,48 @@ impl PgVectorStore {
         buf.extend_from_slice(COPY_SIGNATURE);
         buf.extend_from_slice(&0i32.to_be_bytes());
         buf.extend_from_slice(&0i32.to_be_bytes());
-        let fields: i16 = if collection.is_some() { 5 } else { 4 };
-        for item in items {
-            buf.extend_from_slice(&fields.to_be_bytes());
-            put_field(&mut buf, item.id.as_bytes());
-            let dim = self
-                .schema
-                .dimension
-                .unwrap_or(item.vector.len())
-                .max(item.vector.len());
-            let dim16 = u16::try_from(dim)
-                .map_err(|_| Error::invalid(format!("{dim} dimensions do not fit pgvector")))?;
-            put_len(&mut buf, 4 + 4 * dim);
-            buf.extend_from_slice(&dim16.to_be_bytes());
-            buf.extend_from_slice(&0u16.to_be_bytes());
-            for x in &item.vector {
-                buf.extend_from_slice(&x.to_be_bytes());
-            }
-            for _ in item.vector.len()..dim {
-                buf.extend_from_slice(&0f32.to_be_bytes());
-            }
-            if let Some(c) = collection {
-                put_field(&mut buf, c.as_bytes());
-            }
-            put_field(&mut buf, item.text.as_bytes());
-            // jsonb's binary form: version 1, then the JSON text.
-            let start = buf.len();
-            put_len(&mut buf, 0);
-            buf.push(1);
-            serde_json::to_writer(&mut buf, &item.metadata)
-                .map_err(|e| Error::invalid(format!("metadata of {:?}: {e}", item.id)))?;
-            let len = buf.len() - start - 4;
-            let len = i32::try_from(len)
-                .map_err(|_| Error::invalid(format!("metadata of {:?} is too large", item.id)))?;
-            buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
-            if buf.len() >= COPY_CHUNK {
-                copy.send(std::mem::take(&mut buf))
-                    .await
-                    .map_err(during("sending COPY data"))?;
-                buf.reserve(COPY_CHUNK + 64 * 1024);
+        let fields: i16 = if collection_column { 5 } else { 4 };
+        for &(collection, items) in entries {
+            for item in items {
+                buf.extend_from_slice(&fields.to_be_bytes());
+                put_field(&mut buf, item.id.as_bytes());
+                let dim = self
+                    .schema
+                    .dimension
+                    .unwrap_or(item.vector.len())
+                    .max(item.vector.len());
+                let dim16 = u16::try_from(dim)
+                    .map_err(|_| Error::invalid(format!("{dim} dimensions do not fit pgvector")))?;
+                put_len(&mut buf, 4 + 4 * dim);
+                buf.extend_from_slice(&dim16.to_be_bytes());
+                buf.extend_from_slice(&0u16.to_be_bytes());
+                for x in &item.vector {
+                    buf.extend_from_slice(&x.to_be_bytes());
+                }
+                for _ in item.vector.len()..dim {
+                    buf.extend_from_slice(&0f32.to_be_bytes());
+                }
+                if collection_column {
+                    put_field(&mut buf, collection.as_bytes());
+                }
+                put_field(&mut buf, item.text.as_bytes());
+                // jsonb's binary form: version 1, then the JSON text.
+                let start = buf.len();
+                put_len(&mut buf, 0);
+                buf.push(1);
+                serde_json::to_writer(&mut buf, &item.metadata)
+                    .map_err(|e| Error::invalid(format!("metadata of {:?}: {e}", item.id)))?;
+                let len = buf.len() - start - 4;
+                let len = i32::try_from(len).map_err(|_| {
+                    Error::invalid(format!("metadata of {:?} is too large", item.id))
+                })?;
+                buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+                if buf.len() >= COPY_CHUNK {
+                    copy.send(std::mem::take(&mut buf))
+                        .await
+                        .map_err(during("sending COPY data"))?;
+                    buf.reserve(COPY_CHUNK + 64 * 1024);
+                }
             }
         }
         buf.extend_from_slice(&(-1i16).to_be_bytes());

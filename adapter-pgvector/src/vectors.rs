@@ -2,7 +2,7 @@
 //! collection's dimension. Inserts live in `ingest.rs`, searches in `search.rs`.
 
 use async_trait::async_trait;
-use chatstore_core::vectors::{SearchHit, VectorFilter, VectorItem, VectorRepo};
+use chatstore_core::vectors::{CollectionItems, SearchHit, VectorFilter, VectorItem, VectorRepo};
 use chatstore_core::{Error, Result};
 use serde_json::{Map, Value};
 use sqlx::postgres::PgRow;
@@ -222,6 +222,10 @@ impl VectorRepo for PgVectorStore {
     async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
         self.write(collection, items, crate::ingest::Mode::Upsert)
             .await
+    }
+
+    async fn upsert_many(&self, entries: Vec<CollectionItems>) -> Result<()> {
+        self.write_many(entries).await
     }
 
     async fn search(

@@ -12,7 +12,8 @@ use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use chatstore_core::vectors::{
-    Condition, as_text, exact_search, validate_item_dimension, validate_query_dimension,
+    CollectionItems, Condition, as_text, exact_search, ids_of_many, validate_item_dimension,
+    validate_query_dimension,
 };
 use chatstore_core::{Error, Result, SearchHit, VectorFilter, VectorItem, VectorRepo};
 use serde_json::Value;
@@ -227,30 +228,62 @@ impl SqlStore {
         } else {
             Vec::new()
         };
-        let dim = dimension(&mut tx, collection, &replaced).await?;
-        validate_item_dimension(&items, dim)?;
-        let sql = if replace { UPSERT } else { INSERT };
-        for item in &items {
-            tx.execute(
-                sql,
-                args![
-                    item.id.as_str(),
-                    collection,
-                    item.text.as_str(),
-                    to_blob(&item.vector),
-                    Arg::Json(Some(json::to_text(&Value::Object(item.metadata.clone())))),
-                ],
-            )
-            .await
-            .map_err(|e| match e {
-                Error::Conflict { .. } => {
-                    Error::conflict("vector", format!("item id {:?} exists", item.id))
-                }
-                other => other,
-            })?;
+        write_rows(&mut tx, collection, &items, replace, &replaced).await?;
+        tx.commit().await
+    }
+
+    /// Upserts the entries of an `upsert_many` in one transaction, each checked against its
+    /// collection's rows that the call does not replace.
+    async fn write_many(&self, entries: Vec<CollectionItems>) -> Result<()> {
+        if entries.iter().all(|(_, items)| items.is_empty()) {
+            return Ok(());
+        }
+        if !self.vector_table().await? {
+            self.create_vector_table().await?;
+        }
+        let mut tx = self.begin("vector", Mode::Write).await?;
+        // A refused entry drops the transaction: nothing of the call stays.
+        let replaced = ids_of_many(&entries);
+        for (collection, items) in &entries {
+            write_rows(&mut tx, collection, items, true, &replaced).await?;
         }
         tx.commit().await
     }
+}
+
+/// Writes items into a collection inside `tx`, after checking them against the dimension of
+/// the collection's rows other than `replaced`: `replace` upserts, otherwise a taken id is a
+/// `Conflict`.
+async fn write_rows(
+    tx: &mut Tx,
+    collection: &str,
+    items: &[VectorItem],
+    replace: bool,
+    replaced: &[&str],
+) -> Result<()> {
+    let dim = dimension(tx, collection, replaced).await?;
+    validate_item_dimension(items, dim)?;
+    let sql = if replace { UPSERT } else { INSERT };
+    for item in items {
+        tx.execute(
+            sql,
+            args![
+                item.id.as_str(),
+                collection,
+                item.text.as_str(),
+                to_blob(&item.vector),
+                Arg::Json(Some(json::to_text(&Value::Object(item.metadata.clone())))),
+            ],
+        )
+        .await
+        .map_err(|e| match e {
+            Error::Conflict { .. } => {
+                Error::conflict("vector", format!("item id {:?} exists", item.id))
+            }
+            other => other,
+        })?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -285,6 +318,11 @@ impl VectorRepo for SqlStore {
     async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
         self.sqlite_only("vectors.upsert")?;
         self.write_items(collection, items, true).await
+    }
+
+    async fn upsert_many(&self, entries: Vec<CollectionItems>) -> Result<()> {
+        self.sqlite_only("vectors.upsert_many")?;
+        self.write_many(entries).await
     }
 
     async fn search(

@@ -289,6 +289,8 @@ macro_rules! __contract_group {
             searching_a_missing_collection_gives_empty_lists,
             inserting_a_taken_id_is_a_conflict_and_inserts_nothing,
             upsert_replaces_and_moves_items,
+            upsert_many_writes_each_collection,
+            upsert_many_is_all_or_nothing,
             a_wrong_dimension_is_refused,
             bad_vectors_filters_and_limits_are_refused,
             query_filters_without_a_vector,

@@ -224,6 +224,151 @@ pub async fn upsert_replaces_and_moves_items(store: &Store) -> Result<()> {
     Ok(())
 }
 
+/// `upsert_many` writes every entry's items into its own collection, replaces existing ids
+/// and moves an id from another collection, in small calls and in calls of a few hundred
+/// rows (pgvector's COPY path).
+pub async fn upsert_many_writes_each_collection(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    store
+        .vectors
+        .insert("old", vec![item("w", &[1.0, 1.0], json!({}))])
+        .await?;
+    let changed = item("x", &[0.0, 0.0, 5.0], json!({"file_id": "f3"}));
+    store
+        .vectors
+        .upsert_many(vec![
+            ("kb".to_owned(), vec![changed.clone()]),
+            (
+                "file-1".to_owned(),
+                vec![
+                    item("f1-a", &[1.0, 0.5], json!({"file_id": "1"})),
+                    item("w", &[0.5, 1.0], json!({"file_id": "1"})),
+                ],
+            ),
+            (
+                "file-2".to_owned(),
+                vec![item("f2-a", &[0.0, 1.0, 1.0, 1.0], json!({}))],
+            ),
+            ("empty".to_owned(), vec![]),
+        ])
+        .await?;
+    let kb = store.vectors.get("kb").await?;
+    assert_eq!(ids(&kb), ["x", "xy", "y", "z"]);
+    assert_eq!(kb[0], changed);
+    assert_eq!(ids(&store.vectors.get("file-1").await?), ["f1-a", "w"]);
+    assert_eq!(store.vectors.get("file-2").await?[0].vector.len(), 4);
+    assert!(!store.vectors.has_collection("old").await?);
+    assert!(!store.vectors.has_collection("empty").await?);
+
+    // Enough rows for the bulk paths: 3 collections of 100, one of them replacing itself.
+    let many = |prefix: &str, seed: u64| -> Vec<VectorItem> {
+        (0..100u64)
+            .map(|i| {
+                let mut it = item(
+                    &format!("{prefix}-{i:03}"),
+                    &pseudo_random_vector(seed + i, 3),
+                    json!({"n": i}),
+                );
+                it.text = format!("{prefix} {seed} {i}");
+                it
+            })
+            .collect()
+    };
+    let entries = vec![
+        ("bulk-a".to_owned(), many("a", 1)),
+        ("bulk-b".to_owned(), many("b", 1_000)),
+        ("bulk-c".to_owned(), many("c", 2_000)),
+    ];
+    store.vectors.upsert_many(entries.clone()).await?;
+    let again = vec![("bulk-b".to_owned(), many("b", 5_000)), entries[2].clone()];
+    store.vectors.upsert_many(again.clone()).await?;
+    let want = [&entries[0], &again[0], &again[1]];
+    for (collection, items) in want {
+        let got = store.vectors.get(collection).await?;
+        assert_eq!(got.len(), items.len(), "{collection}");
+        for (g, w) in got.iter().zip(items) {
+            assert_eq!((&g.id, &g.text, &g.metadata), (&w.id, &w.text, &w.metadata));
+            assert!(
+                g.vector
+                    .iter()
+                    .zip(&w.vector)
+                    .all(|(a, b)| (a - b).abs() < 1e-6)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// An `upsert_many` with any bad entry (a bad collection name, an empty id, a dimension its
+/// collection's other rows refuse, a collection or an id twice) is `InvalidInput` and writes
+/// none of its entries.
+pub async fn upsert_many_is_all_or_nothing(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    let before = store.vectors.get("kb").await?;
+    let good = || ("file-1".to_owned(), vec![item("g", &[1.0, 2.0], json!({}))]);
+    let replacing = || {
+        (
+            "kb".to_owned(),
+            vec![item("x", &[2.0, 0.0, 0.0], json!({}))],
+        )
+    };
+    let bad_calls = vec![
+        vec![good(), ("".to_owned(), vec![item("b", &[1.0], json!({}))])],
+        vec![
+            good(),
+            ("file-2".to_owned(), vec![item("", &[1.0], json!({}))]),
+        ],
+        vec![
+            replacing(),
+            good(),
+            (
+                "kb".to_owned(),
+                vec![item("four", &[1.0, 2.0, 3.0, 4.0], json!({}))],
+            ),
+        ],
+        vec![
+            good(),
+            replacing(),
+            (
+                "file-2".to_owned(),
+                vec![item("two", &[1.0, 2.0], json!({}))],
+            ),
+            ("file-3".to_owned(), vec![item("g", &[1.0, 2.0], json!({}))]),
+        ],
+        vec![
+            ("kb".to_owned(), vec![item("k", &[1.0, 2.0], json!({}))]),
+            good(),
+        ],
+        vec![
+            replacing(),
+            good(),
+            (
+                "file-2".to_owned(),
+                vec![item("n", &[1.0, f32::NAN], json!({}))],
+            ),
+        ],
+    ];
+    for call in bad_calls {
+        assert_kind!(store.vectors.upsert_many(call).await, InvalidInput);
+        assert_eq!(store.vectors.get("kb").await?, before);
+        assert_eq!(store.vectors.collections().await?, ["kb"]);
+    }
+    // The wrong dimension in a later entry than the first write: still nothing.
+    assert_kind!(
+        store
+            .vectors
+            .upsert_many(vec![
+                good(),
+                ("kb".to_owned(), vec![item("kb-2", &[1.0, 2.0], json!({}))]),
+            ])
+            .await,
+        InvalidInput
+    );
+    assert_eq!(store.vectors.get("kb").await?, before);
+    assert_eq!(store.vectors.collections().await?, ["kb"]);
+    Ok(())
+}
+
 /// A vector whose dimension differs from its collection's is `InvalidInput`, in writes and
 /// searches.
 pub async fn a_wrong_dimension_is_refused(store: &Store) -> Result<()> {

@@ -131,6 +131,44 @@ pub fn validate_items(items: &[VectorItem], dim: Option<usize>, max_dim: usize) 
     Ok(())
 }
 
+/// One entry of [`VectorRepo::upsert_many`]: a collection and the items to upsert into it.
+pub type CollectionItems = (String, Vec<VectorItem>);
+
+/// Checks an [`VectorRepo::upsert_many`] call: every collection name valid and named by one
+/// entry only, every entry's items as [`validate_items`] checks them (without the stored
+/// dimension), and no id twice in the whole call (an id lives in one collection).
+pub fn validate_many(entries: &[CollectionItems], max_dim: usize) -> Result<()> {
+    let mut collections = std::collections::HashSet::with_capacity(entries.len());
+    let mut ids = std::collections::HashSet::new();
+    for (collection, items) in entries {
+        validate_collection(collection)?;
+        if !collections.insert(collection.as_str()) {
+            return Err(Error::invalid(format!(
+                "collection {collection:?} appears in two entries of one call; put its items in one"
+            )));
+        }
+        validate_items(items, None, max_dim)?;
+        for item in items {
+            if !ids.insert(item.id.as_str()) {
+                return Err(Error::invalid(format!(
+                    "vector item id {:?} appears in two collections of one call",
+                    item.id
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The ids of every item of an [`VectorRepo::upsert_many`] call: the rows it replaces, which
+/// therefore do not pin a collection's dimension.
+pub fn ids_of_many(entries: &[CollectionItems]) -> Vec<&str> {
+    entries
+        .iter()
+        .flat_map(|(_, items)| items.iter().map(|i| i.id.as_str()))
+        .collect()
+}
+
 /// Checks items against the dimension of the collection they go to (`None`: it has none
 /// yet): the part of [`validate_items`] that needs the stored data, for backends behind the
 /// validation layer.
@@ -381,6 +419,22 @@ pub trait VectorRepo: Send + Sync {
     async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()>;
     /// Inserts or replaces items (an id from another collection moves into this one).
     async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()>;
+    /// Upserts the items of several collections in one call, as `upsert` of each
+    /// `(collection, items)` entry would (an id from another collection moves), for bulk loads
+    /// of many small collections (Open WebUI's `file-{id}`): pgvector and SQLite write them in
+    /// one transaction instead of one per collection. A collection is named by one entry at
+    /// most and an id appears once in the call, else `InvalidInput`; an entry's items pass
+    /// the checks of `upsert` (a collection's other rows pin its dimension). Invalid input
+    /// changes nothing. The default checks what needs no stored data, then upserts entry by
+    /// entry: a backend that keeps its own rules overrides it, and a failure part way (a lost
+    /// server) may leave earlier entries written there (a retry of the call is safe).
+    async fn upsert_many(&self, entries: Vec<CollectionItems>) -> Result<()> {
+        validate_many(&entries, MAX_DIMENSION)?;
+        for (collection, items) in entries {
+            self.upsert(&collection, items).await?;
+        }
+        Ok(())
+    }
     /// For each query vector, the `limit` nearest items of the collection inside the filter,
     /// by cosine distance then id. A missing collection gives empty lists.
     async fn search(

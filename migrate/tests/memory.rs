@@ -392,3 +392,64 @@ async fn a_refused_row_is_set_aside_and_the_rest_of_its_batch_arrives() {
         ROWS_PER_TABLE
     );
 }
+
+/// A vector the target refuses is set aside alone: the other collections written in the same
+/// combined write (`upsert_many`) arrive, then the refused collection's items are tried one
+/// by one.
+#[tokio::test]
+async fn a_refused_vector_is_set_aside_and_the_other_collections_arrive() {
+    let item = |id: &str, vector: Vec<f32>| VectorItem {
+        id: id.to_owned(),
+        text: format!("text of {id}"),
+        vector,
+        metadata: serde_json::Map::new(),
+    };
+    let source = memory::store();
+    for f in 0..6 {
+        source
+            .vectors
+            .insert(
+                &format!("file-{f}"),
+                vec![
+                    item(&format!("f{f}-a"), vec![1.0, f as f32]),
+                    item(&format!("f{f}-b"), vec![f as f32, 1.0]),
+                ],
+            )
+            .await
+            .expect("seed vectors");
+    }
+    // The target's file-3 holds a 3-dimensional row, which pins the collection's dimension:
+    // file-3's two-dimensional items are refused, nothing else.
+    let target = memory::store();
+    target
+        .vectors
+        .insert("file-3", vec![item("squatter", vec![1.0, 2.0, 3.0])])
+        .await
+        .expect("squatter");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = options(&dir);
+    o.groups = vec![ModelGroup::Vectors];
+    o.batch_size = 8;
+    let summary = Migration::new(&source, &target, o, &Silent)
+        .run()
+        .await
+        .expect("migrate");
+    assert_eq!(summary.dead_letters, 2, "{summary:?}");
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).expect("dead letters");
+    let mut ids: Vec<String> = dead
+        .lines()
+        .map(|l| {
+            let letter: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            assert_eq!(letter["kind"], "InvalidInput");
+            letter["id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["f3-a", "f3-b"]);
+    for f in (0..6).filter(|f| *f != 3) {
+        let got = target.vectors.get(&format!("file-{f}")).await.expect("get");
+        assert_eq!(got.len(), 2, "file-{f}");
+    }
+    let squatted = target.vectors.get("file-3").await.expect("get");
+    assert_eq!(squatted.len(), 1);
+}

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chatstore_core::vectors::{SearchHit, VectorFilter, VectorItem, VectorRepo};
+use chatstore_core::vectors::{CollectionItems, SearchHit, VectorFilter, VectorItem, VectorRepo};
 use chatstore_core::{ModelGroup, Result};
 
 use crate::repair::RepairKey;
@@ -64,6 +64,21 @@ impl VectorRepo for Vectors {
                 "vectors.upsert",
                 collection_key(&name),
                 on!(vectors, [name, items], |r| r.upsert(&name, items).await),
+            )
+            .await
+    }
+
+    async fn upsert_many(&self, entries: Vec<CollectionItems>) -> Result<()> {
+        let keys = entries
+            .iter()
+            .map(|(name, _)| RepairKey::Collection(name.clone()))
+            .collect();
+        self.0
+            .write(
+                G,
+                "vectors.upsert_many",
+                keys,
+                on!(vectors, [entries], |r| r.upsert_many(entries).await),
             )
             .await
     }

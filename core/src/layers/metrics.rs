@@ -36,7 +36,7 @@ use async_trait::async_trait;
 
 use crate::query::{ChatQuery, FileQuery, Page, PageRequest};
 use crate::tags::TagKey;
-use crate::vectors::{SearchHit, VectorFilter, VectorItem};
+use crate::vectors::{CollectionItems, SearchHit, VectorFilter, VectorItem};
 use crate::{
     ByteRange, ByteStream, Chat, ChatPatch, ChatRepo, ChatSummary, FileMeta, FileRepo, FileStream,
     Layer, Message, MessageRepo, ModelGroup, NewChat, NewFile, NewMessage, NewUser, Result,
@@ -374,6 +374,10 @@ impl VectorRepo for Metered<dyn VectorRepo> {
     }
     async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
         self.observe("vectors.upsert", self.0.upsert(collection, items))
+            .await
+    }
+    async fn upsert_many(&self, entries: Vec<CollectionItems>) -> Result<()> {
+        self.observe("vectors.upsert_many", self.0.upsert_many(entries))
             .await
     }
     async fn search(

@@ -19,6 +19,7 @@
 //! | `messages.upsert_many` | the chat id, every message belongs to it, every message |
 //! | `tags.*` | the user id; `ensure` the name; `create_many` every tag whole |
 //! | `files.list` | the page and the user id |
+//! | `vectors.upsert_many` | every entry as `upsert`, each collection in one entry, no id twice in the call |
 //! | `vectors.*` | the collection name; items (ids, text, metadata, finite non-zero vectors of one dimension, no id twice), searches (1..=16 query vectors, limit), filters, deletes |
 //!
 //! What needs the stored data (a collection's dimension, a chat that must exist) and what a
@@ -36,8 +37,8 @@ use crate::chats::tag_pairs;
 use crate::query::{ChatQuery, FileQuery, Page, PageRequest, validate_scan_limit};
 use crate::tags::{TagKey, tag_id_checked, validate_tag};
 use crate::vectors::{
-    MAX_DIMENSION, SearchHit, VectorFilter, VectorItem, validate_collection, validate_delete,
-    validate_items, validate_query, validate_scan, validate_search,
+    CollectionItems, MAX_DIMENSION, SearchHit, VectorFilter, VectorItem, validate_collection,
+    validate_delete, validate_items, validate_many, validate_query, validate_scan, validate_search,
 };
 use crate::{
     ByteRange, ByteStream, Capabilities, Chat, ChatPatch, ChatRepo, ChatSummary, Error, FileMeta,
@@ -327,6 +328,10 @@ impl VectorRepo for Validated<dyn VectorRepo> {
         validate_collection(collection)?;
         validate_items(&items, None, MAX_DIMENSION)?;
         self.0.upsert(collection, items).await
+    }
+    async fn upsert_many(&self, entries: Vec<CollectionItems>) -> Result<()> {
+        validate_many(&entries, MAX_DIMENSION)?;
+        self.0.upsert_many(entries).await
     }
     async fn search(
         &self,

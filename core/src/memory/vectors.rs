@@ -5,8 +5,8 @@ use async_trait::async_trait;
 
 use super::{MemoryBackend, State};
 use crate::vectors::{
-    SearchHit, VectorFilter, VectorItem, VectorRepo, exact_search, validate_item_dimension,
-    validate_query_dimension,
+    CollectionItems, SearchHit, VectorFilter, VectorItem, VectorRepo, exact_search, ids_of_many,
+    validate_item_dimension, validate_query_dimension,
 };
 use crate::{Error, Result};
 
@@ -60,6 +60,23 @@ impl VectorRepo for MemoryBackend {
         for item in items {
             s.vectors
                 .insert(item.id.clone(), (collection.to_owned(), item));
+        }
+        Ok(())
+    }
+
+    async fn upsert_many(&self, entries: Vec<CollectionItems>) -> Result<()> {
+        let mut s = self.lock()?;
+        // Every id of the call ends in its entry's collection, so none of them pins another
+        // collection's dimension; all are checked before anything is written.
+        let replaced = ids_of_many(&entries);
+        for (collection, items) in &entries {
+            validate_item_dimension(items, s.collection_dim(collection, &replaced))?;
+        }
+        for (collection, items) in entries {
+            for item in items {
+                s.vectors
+                    .insert(item.id.clone(), (collection.clone(), item));
+            }
         }
         Ok(())
     }

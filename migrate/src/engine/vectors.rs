@@ -2,19 +2,29 @@
 //! the target by upsert.
 //!
 //! Reading and writing overlap: a reader task walks the collections and sends pages into a
-//! channel of [`PAGES_AHEAD`] while the engine writes the previous one, across collection
-//! boundaries too (Open WebUI keeps one small `file-{id}` collection per upload, so a copy
-//! that waited at each collection's end would run at the sum of both ends' pace instead of the
-//! slower one). The first pages of the next [`COLLECTIONS_AHEAD`] collections are read at once,
-//! each on a task of its own (a small collection is one page, and reading it costs a few round
-//! trips to the source whatever its size, so one at a time the reader waited on them in turn);
-//! a collection's later pages are read in order after its first. A page shorter than the limit
-//! is a collection's last (the `VectorRepo::scan` contract), so no empty page is asked for. At
-//! most `PAGES_AHEAD + COLLECTIONS_AHEAD + 2` pages are held at once: the one being written,
-//! those waiting in the channel, the first pages read ahead, and the one being read. A copied
-//! collection is prepared for
-//! searching (`VectorRepo::optimize`) beside the copy of the next ones, one at a time, and
-//! every preparation ends before the target's `finish_load`.
+//! channel while the engine writes earlier ones, across collection boundaries too (Open WebUI
+//! keeps one small `file-{id}` collection per upload, so a copy that waited at each
+//! collection's end would run at the sum of both ends' pace instead of the slower one). The
+//! first pages of the next [`COLLECTIONS_AHEAD`] collections are read at once, each on a task
+//! of its own (a small collection is one page, and reading it costs a few round trips to the
+//! source whatever its size, so one at a time the reader waited on them in turn); a
+//! collection's later pages are read in order after its first. A page shorter than the limit
+//! is a collection's last (the `VectorRepo::scan` contract), so no empty page is asked for.
+//!
+//! The writer takes every page that is ready, up to a batch of records (whole pages, so at
+//! most twice the batch size), and writes them in one call: one `upsert` for a single
+//! collection, one `VectorRepo::upsert_many` for several (pgvector: one transaction and one
+//! COPY for hundreds of four-row collections, instead of a transaction each). When the writer
+//! is faster than the reader it writes what one read brought; when it is slower, its calls
+//! grow to a batch. The reader runs at most [`PAGES_AHEAD`] batches of records ahead of what
+//! is written (a semaphore of records, released as they are written), besides the first pages
+//! read ahead and the one being read. A copied collection is prepared for searching
+//! (`VectorRepo::optimize`) beside the copy of the next ones, one at a time, and every
+//! preparation ends before the target's `finish_load`.
+//!
+//! A combined write the target refuses for good (not a retryable failure) is written again
+//! collection by collection, and a collection's refused page item by item, so only the items
+//! the target refuses become dead letters.
 //!
 //! Checkpoints stay exact: the state names the collection and the last id of a page only once
 //! the target committed that page and every page before it. They are written once at least a
@@ -26,14 +36,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chatstore_core::vectors::CollectionItems;
 use chatstore_core::{Error, ErrorKind, ModelGroup, Result, VectorItem, VectorRepo};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::{GroupState, Migration, Run, cursor_str};
 use crate::read::retrying;
 
-/// Pages read ahead of the one being written.
+/// Batches of records read ahead of those being written.
 const PAGES_AHEAD: usize = 2;
 
 /// Collections whose first page is read at once, ahead of the writer.
@@ -43,6 +54,7 @@ pub const COLLECTIONS_AHEAD: usize = 4;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 
 /// What the reader sends.
+#[derive(Debug)]
 enum Ahead {
     /// The next page of a collection (never empty).
     Page(String, Vec<VectorItem>),
@@ -67,8 +79,18 @@ impl Migration<'_> {
             _ => None,
         };
 
-        let (sender, mut pages) = mpsc::channel(PAGES_AHEAD);
-        let reader = tokio::spawn(read_ahead(src, collections, resume, limit, sender));
+        // Unbounded in messages, bounded in records: the reader takes a permit per record it
+        // sends and the writer gives them back once they are written.
+        let (sender, mut pages) = mpsc::unbounded_channel();
+        let budget = Arc::new(Semaphore::new(PAGES_AHEAD * limit as usize));
+        let reader = tokio::spawn(read_ahead(
+            src,
+            collections,
+            resume,
+            limit,
+            sender,
+            budget.clone(),
+        ));
         // Copied collections are prepared for searching beside the copy, not in its way
         // (pgvector: a few statements per collection, each its own commit).
         let (copied, mut to_optimize) = mpsc::unbounded_channel::<String>();
@@ -81,33 +103,64 @@ impl Migration<'_> {
             let mut unsaved = 0u64;
             let mut saved_at = Instant::now();
             let outcome = loop {
-                let Some(next) = pages.recv().await else {
+                let Some(first) = pages.recv().await else {
                     break Ok(());
                 };
-                match next {
-                    Ok(Ahead::Page(collection, items)) => {
-                        let n = items.len() as u64;
-                        let last = items.last().map(|i| i.id.clone());
-                        gs.counts.read += n;
-                        if let Err(e) = self.vector_batch(run, gs, &collection, items).await {
-                            break Err(e);
+                // Whatever else is ready, up to a batch of records.
+                let mut ready = vec![first];
+                let mut records = ready[0].as_ref().map_or(0, Ahead::records);
+                while records < limit as usize {
+                    let Ok(next) = pages.try_recv() else {
+                        break;
+                    };
+                    records += next.as_ref().map_or(0, Ahead::records);
+                    ready.push(next);
+                }
+                let mut entries: Vec<CollectionItems> = Vec::new();
+                let mut done = Vec::new();
+                let mut failed = None;
+                for next in ready {
+                    match next {
+                        Ok(Ahead::Page(collection, items)) => match entries.last_mut() {
+                            Some((last, pending)) if *last == collection => pending.extend(items),
+                            _ => entries.push((collection, items)),
+                        },
+                        Ok(Ahead::Done(collection)) => done.push(collection),
+                        // A read that failed for good: what came before is written and saved.
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
                         }
-                        self.batch_done(run, group);
+                    }
+                }
+                if !entries.is_empty() {
+                    let n: u64 = entries.iter().map(|(_, items)| items.len() as u64).sum();
+                    let last = entries.last().map(|(collection, items)| {
+                        (collection.clone(), items.last().map(|i| i.id.clone()))
+                    });
+                    gs.counts.read += n;
+                    if let Err(e) = self.vector_entries(run, gs, entries).await {
+                        break Err(e);
+                    }
+                    budget.add_permits(usize::try_from(n).unwrap_or(usize::MAX));
+                    self.batch_done(run, group);
+                    if let Some((collection, last)) = last {
                         gs.stage = Some(collection);
                         gs.cursor = last.map(Value::String);
-                        unsaved += n;
-                        if unsaved >= u64::from(limit) || saved_at.elapsed() >= CHECKPOINT_EVERY {
-                            if let Err(e) = run.checkpoint(group, gs, self.progress) {
-                                break Err(e);
-                            }
-                            (unsaved, saved_at) = (0, Instant::now());
+                    }
+                    unsaved += n;
+                    if unsaved >= u64::from(limit) || saved_at.elapsed() >= CHECKPOINT_EVERY {
+                        if let Err(e) = run.checkpoint(group, gs, self.progress) {
+                            break Err(e);
                         }
+                        (unsaved, saved_at) = (0, Instant::now());
                     }
-                    Ok(Ahead::Done(collection)) => {
-                        let _ = copied.send(collection);
-                    }
-                    // A read that failed for good: what was written is saved first.
-                    Err(e) => break Err(e),
+                }
+                for collection in done {
+                    let _ = copied.send(collection);
+                }
+                if let Some(e) = failed {
+                    break Err(e);
                 }
             };
             drop(copied);
@@ -150,6 +203,38 @@ impl Migration<'_> {
                 "vectors: optimizing collection {collection:?} failed ({e}); searches stay exact"
             )),
         }
+    }
+
+    /// Writes the pages taken together: one `upsert` for one collection, one `upsert_many`
+    /// for several; a combined write refused for good is written again collection by
+    /// collection (so only the items the target refuses are set aside).
+    async fn vector_entries(
+        &self,
+        run: &mut Run,
+        gs: &mut GroupState,
+        mut entries: Vec<CollectionItems>,
+    ) -> Result<()> {
+        if entries.len() == 1
+            && let Some((collection, items)) = entries.pop()
+        {
+            return self.vector_batch(run, gs, &collection, items).await;
+        }
+        let target = &self.target.vectors;
+        match retrying("writing vectors", || target.upsert_many(entries.clone())).await {
+            Ok(()) => {
+                gs.counts.written += entries
+                    .iter()
+                    .map(|(_, items)| items.len() as u64)
+                    .sum::<u64>();
+                return Ok(());
+            }
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(_) => {}
+        }
+        for (collection, items) in entries {
+            self.vector_batch(run, gs, &collection, items).await?;
+        }
+        Ok(())
     }
 
     /// Upserts a batch of one collection (idempotent: a resumed batch writes the same rows);
@@ -203,13 +288,15 @@ impl Migration<'_> {
 /// Walks `collections` in order (the first from after `resume`), sending every page and each
 /// collection's end; stops at the first read that fails for good (sending the error) or when
 /// the writer hangs up. The first pages of the next [`COLLECTIONS_AHEAD`] collections are read
-/// on tasks of their own while earlier ones are sent; pages still go out in order.
+/// on tasks of their own while earlier ones are sent; pages still go out in order. A page is
+/// sent once `budget` has a permit for each of its records (the writer gives them back).
 async fn read_ahead(
     src: Arc<dyn VectorRepo>,
     collections: Vec<String>,
     mut resume: Option<String>,
     limit: u32,
-    pages: mpsc::Sender<Result<Ahead>>,
+    pages: mpsc::UnboundedSender<Result<Ahead>>,
+    budget: Arc<Semaphore>,
 ) {
     let first_page = |collection: String, after: Option<String>| {
         let src = src.clone();
@@ -241,7 +328,7 @@ async fn read_ahead(
             let items = match page {
                 Ok(items) => items,
                 Err(e) => {
-                    let _ = pages.send(Err(e)).await;
+                    let _ = pages.send(Err(e));
                     return;
                 }
             };
@@ -250,9 +337,14 @@ async fn read_ahead(
             }
             let last_page = items.len() < limit as usize;
             let after = items.last().map(|i| i.id.clone());
+            // A page is never longer than the limit, so the budget always has room for it.
+            let records = u32::try_from(items.len()).unwrap_or(u32::MAX);
+            match budget.acquire_many(records).await {
+                Ok(permits) => permits.forget(),
+                Err(_) => return,
+            }
             if pages
                 .send(Ok(Ahead::Page(collection.clone(), items)))
-                .await
                 .is_err()
             {
                 return;
@@ -265,8 +357,18 @@ async fn read_ahead(
             })
             .await;
         }
-        if pages.send(Ok(Ahead::Done(collection))).await.is_err() {
+        if pages.send(Ok(Ahead::Done(collection))).is_err() {
             return;
+        }
+    }
+}
+
+impl Ahead {
+    /// The records it carries.
+    fn records(&self) -> usize {
+        match self {
+            Ahead::Page(_, items) => items.len(),
+            Ahead::Done(_) => 0,
         }
     }
 }
