@@ -231,6 +231,9 @@ pub struct RealtimeArgs {
     /// Concurrent writers in the burst.
     #[arg(long, default_value_t = 16)]
     pub writers: usize,
+    /// Chats per create_many transaction of a burst writer (1: one create per chat).
+    #[arg(long, default_value_t = 8)]
+    pub burst_batch: usize,
     /// Folder for realtime.md.
     #[arg(long, default_value = "bench-report")]
     pub out: PathBuf,
@@ -248,6 +251,7 @@ pub async fn run_realtime(args: RealtimeArgs) -> Result<(), BenchError> {
         pace: Duration::from_millis(args.pace_ms),
         burst_events: args.burst_events,
         writers: args.writers,
+        burst_batch: args.burst_batch,
         out_dir: args.out,
         ..realtime::RealtimeConfig::default()
     };
