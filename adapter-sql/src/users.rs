@@ -11,7 +11,9 @@ use chatstore_core::{
     Error, NewUser, Page, PageRequest, Result, User, UserPatch, UserRepo, validate,
 };
 
-use crate::pool::{Mode, Row, Sql, Tx, args, cursor, page_args, storable};
+use std::collections::HashSet;
+
+use crate::pool::{Arg, Dyn, List, Mode, Row, Sql, Tx, args, cursor, page_args, storable};
 use crate::{SqlStore, json};
 
 macro_rules! user_columns {
@@ -68,6 +70,36 @@ const EMAIL_CANDIDATES: Sql = Sql::each(
         r#" FROM "user" WHERE lower(email) = $1 OR email ~ '[^\x01-\x7f]' ORDER BY id COLLATE "C""#
     ),
 );
+
+/// [`EMAIL_CANDIDATES`] for several lower-case emails (`$1`, a list) at once.
+const EMAILS_CANDIDATES: Sql = Sql::each(
+    concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM \"user\" WHERE lower(email) IN (SELECT value FROM json_each($1)) \
+         OR email GLOB '*[^' || char(1) || '-' || char(127) || ']*' ORDER BY id"
+    ),
+    concat!(
+        "SELECT ",
+        user_columns!(),
+        r#" FROM "user" WHERE lower(email) = ANY($1) OR email ~ '[^\x01-\x7f]' ORDER BY id COLLATE "C""#
+    ),
+);
+
+/// Which of the ids (`$1`, a list) are taken.
+const TAKEN_IDS: Sql = Sql::each(
+    "SELECT id FROM \"user\" WHERE id IN (SELECT value FROM json_each($1))",
+    "SELECT id FROM \"user\" WHERE id = ANY($1)",
+);
+
+/// Users per multi-row statement of [`insert_many`] (10 parameters a row).
+const USERS_PER_STATEMENT: usize = 2_000;
+
+/// [`INSERT`] and [`INSERT_AUTH`] for many rows: the heads before the rows' values.
+const INSERT_MANY_HEAD: &str = "INSERT INTO \"user\" (id, name, email, role, profile_image_url, \
+     last_active_at, updated_at, created_at, oauth, info, settings, scim) VALUES ";
+const INSERT_AUTHS_HEAD: &str =
+    "INSERT INTO auth (id, email, password, active, session_stamp) VALUES ";
 
 const UPDATE: Sql = Sql::both(
     "UPDATE \"user\" SET name = $2, email = $3, role = $4, profile_image_url = $5, \
@@ -188,6 +220,93 @@ async fn insert(tx: &mut Tx, user: NewUser) -> Result<User> {
     Ok(user)
 }
 
+/// Creates several users with multi-row statements: the checks [`insert`] makes for each (id
+/// and email free, also within the batch) in two reads for all, then the `user` and `auth`
+/// rows. The first user that cannot be created, in order, gives the error, as one by one.
+async fn insert_many(tx: &mut Tx, users: Vec<NewUser>) -> Result<Vec<User>> {
+    let now = validate::now();
+    let users = users
+        .into_iter()
+        .map(|u| u.into_user(now))
+        .collect::<Result<Vec<User>>>()?;
+    let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+    let wanted: Vec<String> = users.iter().map(|u| u.email.to_lowercase()).collect();
+    let mut taken_ids = HashSet::new();
+    for row in tx
+        .fetch_all(TAKEN_IDS, vec![Arg::List(List::Text(ids))])
+        .await?
+    {
+        taken_ids.insert(row.text("id")?);
+    }
+    let mut taken_emails = HashSet::new();
+    for row in tx
+        .fetch_all(
+            EMAILS_CANDIDATES,
+            vec![Arg::List(List::Text(wanted.clone()))],
+        )
+        .await?
+    {
+        taken_emails.insert(row.text("email")?.to_lowercase());
+    }
+    for (user, email) in users.iter().zip(wanted) {
+        if !taken_ids.insert(user.id.clone()) {
+            return Err(Error::conflict("user", format!("id {:?} exists", user.id)));
+        }
+        if !taken_emails.insert(email) {
+            return Err(Error::conflict(
+                "user",
+                format!("email {:?} is taken", user.email),
+            ));
+        }
+    }
+    for chunk in users.chunks(USERS_PER_STATEMENT) {
+        let mut d = Dyn::default();
+        d.sql(INSERT_MANY_HEAD);
+        for (k, user) in chunk.iter().enumerate() {
+            d.sql(if k == 0 { "(" } else { ", (" });
+            d.bind(user.id.as_str())
+                .sql(", ")
+                .bind(user.name.as_str())
+                .sql(", ")
+                .bind(user.email.as_str())
+                .sql(", ")
+                .bind(user.role.as_str())
+                .sql(", ")
+                .bind(user.profile_image_url.as_str())
+                .sql(", ")
+                .bind(user.last_active_at)
+                .sql(", ")
+                .bind(user.updated_at)
+                .sql(", ")
+                .bind(user.created_at)
+                .sql(", 'null', ")
+                .bind(json::arg(user.info.as_ref()))
+                .sql(", ")
+                .bind(json::arg(user.settings.as_ref()))
+                .sql(", 'null')");
+        }
+        d.one_off();
+        tx.execute_dyn(d).await?;
+        let mut d = Dyn::default();
+        d.sql(INSERT_AUTHS_HEAD);
+        for (k, user) in chunk.iter().enumerate() {
+            d.sql(if k == 0 { "(" } else { ", (" });
+            d.bind(user.id.as_str())
+                .sql(", ")
+                .bind(user.email.as_str())
+                .sql(", '', TRUE, ")
+                .bind(validate::new_id())
+                .sql(")");
+        }
+        d.sql(" ON CONFLICT (id) DO NOTHING").one_off();
+        tx.execute_dyn(d).await?;
+    }
+    for user in &users {
+        tx.announce(ChangeEvent::user(ChangeKind::Created, user));
+    }
+    Ok(users)
+}
+
 #[async_trait]
 impl UserRepo for SqlStore {
     async fn create(&self, user: NewUser) -> Result<User> {
@@ -199,10 +318,15 @@ impl UserRepo for SqlStore {
 
     async fn create_many(&self, users: Vec<NewUser>) -> Result<Vec<User>> {
         let mut tx = self.begin("user", Mode::Write).await?;
-        let mut out = Vec::with_capacity(users.len());
-        for user in users {
-            out.push(insert(&mut tx, user).await?);
-        }
+        let out = if users.len() > 1 {
+            insert_many(&mut tx, users).await?
+        } else {
+            let mut out = Vec::with_capacity(users.len());
+            for user in users {
+                out.push(insert(&mut tx, user).await?);
+            }
+            out
+        };
         tx.commit().await?;
         Ok(out)
     }

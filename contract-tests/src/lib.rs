@@ -173,6 +173,7 @@ macro_rules! __contract_group {
             users_list_newest_first_with_ties_by_id,
             user_scan_walks_every_user_by_id,
             create_many_users_is_all_or_nothing,
+            create_many_users_checks_the_batch_itself,
             ids_with_reserved_characters_are_refused,
             last_active_at_is_kept_and_scan_ids_follow_scan,
         );

@@ -203,6 +203,46 @@ pub async fn create_many_users_is_all_or_nothing(store: &Store) -> Result<()> {
     Ok(())
 }
 
+/// A bulk create checks its users against each other as well as against the store: a repeated
+/// id or an email repeated in another case (Unicode case folding included) is a `Conflict`
+/// and stores none of the batch; a clean batch is found by id and by email.
+pub async fn create_many_users_checks_the_batch_itself(store: &Store) -> Result<()> {
+    let mut accented = new_user(1);
+    accented.email = "ÅSA@example.com".into();
+    user(store, 9).await?;
+    let mut folded = new_user(3);
+    folded.email = "åsa@EXAMPLE.com".into();
+    let batches = [
+        vec![new_user(1), new_user(2), new_user(1)],
+        vec![accented.clone(), new_user(2), folded],
+        vec![new_user(1), new_user(9)],
+    ];
+    for batch in batches {
+        assert_kind!(store.users.create_many(batch).await, Conflict);
+        for gone in ["user-1", "user-2", "user-3"] {
+            assert_kind!(store.users.get(gone).await, NotFound);
+        }
+    }
+    let made = store
+        .users
+        .create_many(vec![accented, new_user(2), new_user(3)])
+        .await?;
+    assert_eq!(ids(&made), ["user-1", "user-2", "user-3"]);
+    assert_eq!(
+        store.users.get_by_email("åsa@example.com").await?.id,
+        "user-1"
+    );
+    assert_eq!(store.users.get("user-3").await?, made[2]);
+    let mut late = new_user(4);
+    late.email = "åSA@example.COM".into();
+    assert_kind!(
+        store.users.create_many(vec![new_user(5), late]).await,
+        Conflict
+    );
+    assert_eq!(store.users.list(PageRequest::default()).await?.total, 4);
+    Ok(())
+}
+
 /// Ids holding characters some backend cannot store (`.`, `:`, `%`, quotes, ...) are
 /// `InvalidInput` everywhere, for users, chats and files alike; uuids are fine.
 pub async fn ids_with_reserved_characters_are_refused(store: &Store) -> Result<()> {
