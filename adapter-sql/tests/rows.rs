@@ -10,6 +10,7 @@ mod support;
 use std::sync::Arc;
 
 use chatstore_core::memory::MemoryRows;
+use chatstore_core::models::{Channel, Note, Record, Records};
 use chatstore_core::rows::tables::{
     CHANNEL, CHANNEL_MEMBER, FOLDER, GROUP, GROUP_MEMBER, KNOWLEDGE, KNOWLEDGE_FILE, MODEL, NOTE,
     PROMPT,
@@ -737,6 +738,28 @@ async fn odd_sqlite_values_read_as_their_kind_or_fail_clearly() {
     let message = err.to_string();
     assert!(
         message.contains("note.data") && message.contains("bad"),
+        "{message}"
+    );
+    // Typed reads decode the same cells without a row map in between (JSON parsed into the
+    // record): the same channels, and the same error for the note that does not parse.
+    let typed = Records::<Channel>::new(rows.clone())
+        .select(&RowQuery::default())
+        .await
+        .expect("typed channels");
+    let from_rows = channels
+        .into_iter()
+        .map(Channel::from_row)
+        .collect::<chatstore_core::Result<Vec<_>>>()
+        .expect("channels from rows");
+    assert_eq!(typed, from_rows);
+    let err = Records::<Note>::new(rows.clone())
+        .get("bad")
+        .await
+        .expect_err("a typed read of JSON that does not parse");
+    assert_eq!(err.kind(), ErrorKind::Backend);
+    let message = err.to_string();
+    assert!(
+        message.contains("note.data does not hold valid JSON") && message.contains("bad"),
         "{message}"
     );
     drop(store);

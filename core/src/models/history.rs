@@ -251,6 +251,16 @@ where
     fn from_row(row: crate::rows::Row) -> Result<Self> {
         HistoryEntry::from_row(row)
     }
+    fn from_cells(cells: Vec<crate::rows::Cell>) -> Result<Self> {
+        // The versioned record's id is a column the entry keeps outside its serde fields.
+        let row = crate::rows::cells::into_row(K::TABLE, cells).map_err(|e| {
+            Error::backend(
+                format!("a {} row does not fit its record type: {e}", K::TABLE.name),
+                e,
+            )
+        })?;
+        HistoryEntry::from_row(row)
+    }
 }
 
 /// A saved version of a prompt.

@@ -261,6 +261,12 @@ mod tests {
         let row = full_row::<T>();
         let record = T::from_row(row.clone()).expect("from_row");
         assert_eq!(record.to_row().expect("to_row"), row, "{}", T::TABLE.name);
+        let cells = crate::rows::cells::from_row(T::TABLE, row);
+        let from_cells = T::from_cells(cells).expect("from_cells");
+        assert_eq!(
+            from_cells.to_row().expect("to_row"),
+            record.to_row().expect("to_row")
+        );
     }
 
     #[test]

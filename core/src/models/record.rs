@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::query::validate_scan_limit;
-use crate::rows::{Cond, Dir, Row, RowOp, RowQuery, RowStore, Table};
+use crate::rows::{Cell, Cond, Dir, Row, RowOp, RowQuery, RowStore, Table, cells};
 use crate::{Error, Page, PageRequest, Result};
 
 /// A typed row of one of Open WebUI's tables: a serde struct whose fields are the table's
@@ -46,6 +46,20 @@ pub trait Record: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
         serde_json::from_value(Value::Object(row)).map_err(|e| {
             Error::backend(
                 format!("a {} row does not fit its record type", Self::TABLE.name),
+                e,
+            )
+        })
+    }
+
+    /// The record a row's [`Cell`]s (in its table's column order) hold, read straight from
+    /// them ([`cells::read`]); the same record [`Record::from_row`] reads from the row's map.
+    fn from_cells(cells: Vec<Cell>) -> Result<Self> {
+        cells::read(Self::TABLE, cells).map_err(|e| {
+            Error::backend(
+                format!(
+                    "a {} row does not fit its record type: {e}",
+                    Self::TABLE.name
+                ),
                 e,
             )
         })
@@ -92,18 +106,18 @@ impl<T: Record> Records<T> {
     pub async fn find(&self, filter: Vec<Cond>) -> Result<Option<T>> {
         let mut rows = self
             .rows
-            .select(T::TABLE, &RowQuery::filter(filter).page(0, Some(1)))
+            .select_cells(T::TABLE, &RowQuery::filter(filter).page(0, Some(1)))
             .await?;
-        rows.pop().map(T::from_row).transpose()
+        rows.pop().map(T::from_cells).transpose()
     }
 
     /// Every record matching the query, in its order.
     pub async fn select(&self, query: &RowQuery) -> Result<Vec<T>> {
         self.rows
-            .select(T::TABLE, query)
+            .select_cells(T::TABLE, query)
             .await?
             .into_iter()
-            .map(T::from_row)
+            .map(T::from_cells)
             .collect()
     }
 

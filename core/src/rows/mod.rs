@@ -17,6 +17,7 @@
 //! they come from code, never from user input, and [`check_op`] / [`check_query`] refuse any
 //! other. Values are always bound (SQL) or escaped by the one escaping function (PocketBase).
 
+pub mod cells;
 pub mod tables;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use serde_json::{Map, Value};
 
 use crate::{Error, Result};
 
+pub use cells::Cell;
 pub use tables::{ALL_TABLES, table};
 
 /// One row: column name -> value. See the [module docs](self) for the value of each kind.
@@ -255,6 +257,23 @@ pub trait RowStore: Send + Sync {
     /// Rows of `table` matching the query, in its order.
     async fn select(&self, table: &'static Table, query: &RowQuery) -> Result<Vec<Row>>;
 
+    /// The same rows as [`RowStore::select`], each as its [`Cell`]s in the table's column
+    /// order: what typed records are read from ([`cells::read`]). The default converts
+    /// `select`'s maps; a backend that decodes cells itself (SQL) hands them over without
+    /// building a map, JSON columns as their text.
+    async fn select_cells(
+        &self,
+        table: &'static Table,
+        query: &RowQuery,
+    ) -> Result<Vec<Vec<Cell>>> {
+        Ok(self
+            .select(table, query)
+            .await?
+            .into_iter()
+            .map(|row| cells::from_row(table, row))
+            .collect())
+    }
+
     /// How many rows of `table` match `filter`.
     async fn count(&self, table: &'static Table, filter: &[Cond]) -> Result<u64>;
 
@@ -453,6 +472,15 @@ impl RowStore for Checked {
     async fn select(&self, table: &'static Table, query: &RowQuery) -> Result<Vec<Row>> {
         check_query(table, query)?;
         self.0.select(table, query).await
+    }
+
+    async fn select_cells(
+        &self,
+        table: &'static Table,
+        query: &RowQuery,
+    ) -> Result<Vec<Vec<Cell>>> {
+        check_query(table, query)?;
+        self.0.select_cells(table, query).await
     }
 
     async fn count(&self, table: &'static Table, filter: &[Cond]) -> Result<u64> {
