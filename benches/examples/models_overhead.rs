@@ -1,7 +1,8 @@
 //! The typed models' overhead over their raw baseline, one operation at a time: loads the
 //! benchmark workload into each configured SQL backend (SQLite always; PostgreSQL when
 //! `CHATSTORE_TEST_POSTGRES_URL` is set), records each model operation's row reads, then runs
-//! the typed call and its raw sqlx replay alternately and prints both medians and their ratio.
+//! the typed call and its raw sqlx replay alternately and prints both medians, their ratio, and the ratio of their 10th percentiles (what the
+//! load of a shared machine disturbs least).
 //! A quicker loop than the whole report for finding where a list or get spends its time.
 //!
 //! `cargo run --release -p chatstore-benches --example models_overhead -- [OP_SLUG...]`
@@ -14,9 +15,11 @@ use std::time::{Duration, Instant};
 use chatstore_benches::workload::DEFAULT_SEED;
 use chatstore_benches::{Fixture, Op, Scale, Workload, baseline, registry};
 
-fn median(mut v: Vec<Duration>) -> Duration {
+/// The `q` quantile (0.5: the median) of the samples.
+fn quantile(v: &mut [Duration], q: f64) -> Duration {
     v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
+    let k = ((v.len() as f64 - 1.0) * q).round() as usize;
+    v.get(k).copied().unwrap_or_default()
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -82,16 +85,23 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     s.push(t.elapsed());
                 }
             }
-            let (a, r, s) = (median(a), median(r), median(s));
+            let ratio = |x: Duration, y: Duration| x.as_secs_f64() / y.as_secs_f64().max(1e-9);
+            let (a10, r10) = (quantile(&mut a, 0.1), quantile(&mut r, 0.1));
+            let (a, r, s) = (
+                quantile(&mut a, 0.5),
+                quantile(&mut r, 0.5),
+                quantile(&mut s, 0.5),
+            );
             println!(
-                "{:8} {:24} adapter {:>9.1?} rows {:>9.1?} raw {:>9.1?} x{:.2} (rows x{:.2})",
+                "{:8} {:24} adapter {:>9.1?} rows {:>9.1?} raw {:>9.1?} x{:.2} (rows x{:.2}, p10 x{:.2})",
                 spec.name,
                 op.slug(),
                 a,
                 s,
                 r,
-                a.as_secs_f64() / r.as_secs_f64().max(1e-9),
-                s.as_secs_f64() / r.as_secs_f64().max(1e-9)
+                ratio(a, r),
+                ratio(s, r),
+                ratio(a10, r10)
             );
         }
         opened.close().await?;
