@@ -8,7 +8,9 @@
 //! `cargo run --release -p chatstore-benches --example models_overhead -- [OP_SLUG...]`
 //! (slugs as in the report, e.g. `list_feedback get_note`; every model operation by default).
 //! `CHATSTORE_OVERHEAD_ROUNDS` sets the rounds (default 400); `CHATSTORE_OVERHEAD_ONLY=adapter`
-//! runs the typed call alone, `raw` the baseline alone (for a profiler).
+//! runs the typed call alone, `raw` the baseline alone (for a profiler);
+//! `CHATSTORE_OVERHEAD_WARM_RAW=N` first runs N baseline calls at once, so that the raw pool
+//! holds as many connections as the loaded adapter's (a diagnosis, not what the report does).
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,15 @@ fn quantile(v: &mut [Duration], q: f64) -> Duration {
     v.sort();
     let k = ((v.len() as f64 - 1.0) * q).round() as usize;
     v.get(k).copied().unwrap_or_default()
+}
+
+fn ops_model(ops: &[Op]) -> chatstore_benches::models::Model {
+    ops.iter()
+        .find_map(|op| match op {
+            Op::List(m) | Op::Get(m) => Some(*m),
+            _ => None,
+        })
+        .unwrap_or(chatstore_benches::models::Model::Folders)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -57,6 +68,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         let fx = Fixture::new(workload);
         fx.record_row_plans(&opened.store).await?;
         let raw = opened.baseline.as_deref().ok_or("no baseline")?;
+        if let Some(n) = std::env::var("CHATSTORE_OVERHEAD_WARM_RAW")
+            .ok()
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            // As many raw connections as the load left the adapter's pool (diagnosis only).
+            let calls = (0..n).map(|i| baseline::run(raw, Op::List(ops_model(&ops)), &fx, i));
+            for r in futures::future::join_all(calls).await {
+                r?;
+            }
+        }
         for &op in &ops {
             let (mut a, mut r, mut s) = (Vec::new(), Vec::new(), Vec::new());
             let rows = opened.store.rows()?;
