@@ -75,14 +75,15 @@ const VALUES_KEPT: i64 = 256;
 /// Searches go exact; the rows are remembered, so the next automatic build waits for growth.
 const MARK_EXACT: &str = "UPDATE chatstore_collection SET hnsw_ef = NULL, index_name = NULL, \
      indexed_rows = $2, exact_filter_rows = NULL, value_counts = NULL WHERE name = $1";
-/// [`COUNT`], then [`RESET_WRITTEN`] and [`MARK_EXACT`] in one statement, for a collection
-/// that has no index and stays exact (at most `$2` rows, or no HNSW when `$3` is false);
-/// returns its rows, or nothing when the collection needs the full decision.
+/// [`COUNT`], then [`RESET_WRITTEN`] and [`MARK_EXACT`] in one statement, for the collections
+/// of `$1` that have no index and stay exact (at most `$2` rows, or no HNSW when `$3` is
+/// false); returns those and their rows (the others need the full decision).
 const MARK_SMALL_EXACT: &str = "UPDATE chatstore_collection c SET written = 0, hnsw_ef = NULL, \
      indexed_rows = n.total, exact_filter_rows = NULL, value_counts = NULL \
-     FROM (SELECT count(*) AS total FROM document_chunk WHERE collection_name = $1) n \
-     WHERE c.name = $1 AND c.index_name IS NULL AND (n.total <= $2 OR NOT $3) \
-     RETURNING n.total";
+     FROM (SELECT name, (SELECT count(*) FROM document_chunk d WHERE d.collection_name = name) \
+           AS total FROM unnest($1::text[]) AS name) n \
+     WHERE c.name = n.name AND c.index_name IS NULL AND (n.total <= $2 OR NOT $3) \
+     RETURNING c.name, n.total";
 /// The storage options (`m=…`, `ef_construction=…`) of an existing valid index.
 const INDEX_OPTIONS: &str = "SELECT coalesce(c.reloptions, '{}')::text[] FROM pg_class c \
      JOIN pg_index i ON i.indexrelid = c.oid WHERE c.oid = to_regclass($1) AND i.indisvalid";
@@ -324,16 +325,16 @@ impl PgVectorStore {
         let mut session = self.session().await?;
         // A collection that stays exact and has no index (every `file-{id}` of a few chunks)
         // is decided and recorded by one statement instead of four and two commits.
-        let small: Option<i64> = self
+        let small: Option<(String, i64)> = self
             .prepare
-            .scalar(MARK_SMALL_EXACT)
-            .bind(collection)
+            .rows(MARK_SMALL_EXACT)
+            .bind([collection])
             .bind(self.config.exact_max_rows)
             .bind(self.schema.supports_hnsw())
             .fetch_optional(&mut *session)
             .await
             .map_err(during("marking a small collection exact"))?;
-        if let Some(rows) = small {
+        if let Some((_, rows)) = small {
             session.finish().await?;
             return Ok(CollectionPlan {
                 collection: collection.to_owned(),
@@ -376,6 +377,36 @@ impl PgVectorStore {
             plan,
             measured_recall: recall,
         })
+    }
+
+    /// The part of [`optimize`](Self::optimize) for many collections at once: those that have
+    /// no index and stay exact are decided by one statement; returns the others (larger ones,
+    /// indexed ones, and those without a side-table row), which need `optimize` one by one.
+    pub(crate) async fn mark_small_exact(&self, collections: &[String]) -> Result<Vec<String>> {
+        for collection in collections {
+            validate_collection(collection)?;
+        }
+        if collections.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _one_at_a_time = self.builder.running.lock().await;
+        let mut session = self.session().await?;
+        let decided: Vec<(String, i64)> = self
+            .prepare
+            .rows(MARK_SMALL_EXACT)
+            .bind(collections)
+            .bind(self.config.exact_max_rows)
+            .bind(self.schema.supports_hnsw())
+            .fetch_all(&mut *session)
+            .await
+            .map_err(during("marking small collections exact"))?;
+        session.finish().await?;
+        let decided: HashSet<String> = decided.into_iter().map(|(name, _)| name).collect();
+        Ok(collections
+            .iter()
+            .filter(|c| !decided.contains(*c))
+            .cloned()
+            .collect())
     }
 
     /// [`optimize`](Self::optimize) for every collection that is large or has an index.

@@ -280,6 +280,13 @@ impl VectorRepo for PgVectorStore {
         }
     }
 
+    async fn optimize_many(&self, collections: &[String]) -> Result<()> {
+        for collection in self.mark_small_exact(collections).await? {
+            VectorRepo::optimize(self, &collection).await?;
+        }
+        Ok(())
+    }
+
     async fn finish_load(&self) -> Result<()> {
         let settings = crate::OpenWebUiIndex::from_env();
         self.build_open_webui_index(&settings).await.map(|_| ())

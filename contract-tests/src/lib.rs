@@ -292,6 +292,7 @@ macro_rules! __contract_group {
             upsert_replaces_and_moves_items,
             upsert_many_writes_each_collection,
             upsert_many_is_all_or_nothing,
+            optimize_many_keeps_searches_exact,
             a_wrong_dimension_is_refused,
             bad_vectors_filters_and_limits_are_refused,
             query_filters_without_a_vector,

@@ -369,6 +369,31 @@ pub async fn upsert_many_is_all_or_nothing(store: &Store) -> Result<()> {
     Ok(())
 }
 
+/// `optimize_many` prepares several collections at once (a missing one has nothing to
+/// prepare) and searches answer as before; a bad collection name is `InvalidInput`.
+pub async fn optimize_many_keeps_searches_exact(store: &Store) -> Result<()> {
+    store.vectors.insert("kb", axis_items()).await?;
+    store
+        .vectors
+        .insert("file-1", vec![item("o", &[1.0, 2.0], json!({}))])
+        .await?;
+    let queries = vec![vec![1.0, 0.2, 0.0]];
+    let before = store.vectors.search("kb", &queries, None, 3).await?;
+    let names = ["kb", "missing", "file-1"].map(str::to_owned);
+    store.vectors.optimize_many(&names).await?;
+    let after = store.vectors.search("kb", &queries, None, 3).await?;
+    assert_hits(&after[0], &before[0]);
+    assert_eq!(store.vectors.get("file-1").await?.len(), 1);
+    assert_kind!(
+        store
+            .vectors
+            .optimize_many(&["kb".to_owned(), String::new()])
+            .await,
+        InvalidInput
+    );
+    Ok(())
+}
+
 /// A vector whose dimension differs from its collection's is `InvalidInput`, in writes and
 /// searches.
 pub async fn a_wrong_dimension_is_refused(store: &Store) -> Result<()> {

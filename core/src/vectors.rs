@@ -481,6 +481,16 @@ pub trait VectorRepo: Send + Sync {
     async fn optimize(&self, collection: &str) -> Result<()> {
         validate_collection(collection)
     }
+    /// Prepares several collections for searching, as `optimize` of each would (the default
+    /// calls it for each in turn): after a bulk load of many collections, pgvector decides all
+    /// its small ones (searched exactly, no index) in one statement instead of one call each.
+    /// A missing collection has nothing to prepare.
+    async fn optimize_many(&self, collections: &[String]) -> Result<()> {
+        for collection in collections {
+            self.optimize(collection).await?;
+        }
+        Ok(())
+    }
     /// Called once after a bulk load of the whole store (a migration's vectors group), to leave
     /// it ready for the other programs that read it: pgvector builds Open WebUI's own vector
     /// index with the memory the build needs, so Open WebUI's start-up finds it instead of

@@ -206,6 +206,19 @@ impl VectorRepo for Vectors {
             .await
     }
 
+    async fn optimize_many(&self, collections: &[String]) -> Result<()> {
+        let names = collections.to_vec();
+        // No data changes: nothing to repair when the stores answer differently.
+        self.0
+            .write(
+                G,
+                "vectors.optimize_many",
+                Vec::new(),
+                on!(vectors, [names], |r| r.optimize_many(&names).await),
+            )
+            .await
+    }
+
     async fn finish_load(&self) -> Result<()> {
         // No data changes: nothing to repair when the stores answer differently.
         self.0

@@ -434,6 +434,10 @@ impl VectorRepo for Metered<dyn VectorRepo> {
         self.observe("vectors.optimize", self.0.optimize(collection))
             .await
     }
+    async fn optimize_many(&self, collections: &[String]) -> Result<()> {
+        self.observe("vectors.optimize_many", self.0.optimize_many(collections))
+            .await
+    }
     async fn finish_load(&self) -> Result<()> {
         self.observe("vectors.finish_load", self.0.finish_load())
             .await

@@ -20,6 +20,7 @@
 //! | `tags.*` | the user id; `ensure` the name; `create_many` every tag whole |
 //! | `files.list` | the page and the user id |
 //! | `vectors.upsert_many` | every entry as `upsert`, each collection in one entry, no id twice in the call |
+//! | `vectors.optimize_many` | every collection name |
 //! | `vectors.*` | the collection name; items (ids, text, metadata, finite non-zero vectors of one dimension, no id twice), searches (1..=16 query vectors, limit), filters, deletes |
 //!
 //! What needs the stored data (a collection's dimension, a chat that must exist) and what a
@@ -387,6 +388,12 @@ impl VectorRepo for Validated<dyn VectorRepo> {
     async fn optimize(&self, collection: &str) -> Result<()> {
         validate_collection(collection)?;
         self.0.optimize(collection).await
+    }
+    async fn optimize_many(&self, collections: &[String]) -> Result<()> {
+        for collection in collections {
+            validate_collection(collection)?;
+        }
+        self.0.optimize_many(collections).await
     }
     async fn finish_load(&self) -> Result<()> {
         self.0.finish_load().await

@@ -11,16 +11,18 @@
 //! collection's later pages are read in order after its first. A page shorter than the limit
 //! is a collection's last (the `VectorRepo::scan` contract), so no empty page is asked for.
 //!
-//! The writer takes every page that is ready, up to a batch of records (whole pages, so at
-//! most twice the batch size), and writes them in one call: one `upsert` for a single
-//! collection, one `VectorRepo::upsert_many` for several (pgvector: one transaction and one
-//! COPY for hundreds of four-row collections, instead of a transaction each). When the writer
-//! is faster than the reader it writes what one read brought; when it is slower, its calls
-//! grow to a batch. The reader runs at most [`PAGES_AHEAD`] batches of records ahead of what
-//! is written (a semaphore of records, released as they are written), besides the first pages
-//! read ahead and the one being read. A copied collection is prepared for searching
-//! (`VectorRepo::optimize`) beside the copy of the next ones, one at a time, and every
-//! preparation ends before the target's `finish_load`.
+//! The writer gathers the pages that follow one another, up to a batch of records (whole
+//! pages, so at most twice the batch size), and writes them in one call: one `upsert` for a
+//! single collection, one `VectorRepo::upsert_many` for several (pgvector: one transaction and
+//! one COPY for a hundred four-row collections, instead of a transaction each). Writing every
+//! page as soon as it was ready made a small transaction per one or two collections, about
+//! 15 ms each on a loaded machine: the writer then held the copy back, not the reader. The
+//! reader runs at most [`PAGES_AHEAD`] batches of records ahead of what is written (a
+//! semaphore of records, given back as they are written), so it reads the next batch while
+//! one is written, besides the first pages read ahead and the one being read. Copied
+//! collections are prepared for searching (`VectorRepo::optimize_many`: pgvector decides all
+//! its small ones in one statement) beside the copy of the next ones, those whose copy ended
+//! meanwhile together, and every preparation ends before the target's `finish_load`.
 //!
 //! A combined write the target refuses for good (not a retryable failure) is written again
 //! collection by collection, and a collection's refused page item by item, so only the items
@@ -93,10 +95,16 @@ impl Migration<'_> {
         ));
         // Copied collections are prepared for searching beside the copy, not in its way
         // (pgvector: a few statements per collection, each its own commit).
+        // Collections whose copy ended while the previous preparation ran are prepared
+        // together.
         let (copied, mut to_optimize) = mpsc::unbounded_channel::<String>();
         let optimizer = async {
-            while let Some(collection) = to_optimize.recv().await {
-                self.optimize(&collection).await;
+            while let Some(first) = to_optimize.recv().await {
+                let mut ready = vec![first];
+                while let Ok(next) = to_optimize.try_recv() {
+                    ready.push(next);
+                }
+                self.optimize(ready).await;
             }
         };
         let writer = async {
@@ -106,11 +114,12 @@ impl Migration<'_> {
                 let Some(first) = pages.recv().await else {
                     break Ok(());
                 };
-                // Whatever else is ready, up to a batch of records.
+                // The pages that follow, up to a batch of records (the reader goes on reading
+                // while it is written), or up to a read error.
                 let mut ready = vec![first];
                 let mut records = ready[0].as_ref().map_or(0, Ahead::records);
-                while records < limit as usize {
-                    let Ok(next) = pages.try_recv() else {
+                while records < limit as usize && ready.last().is_some_and(|r| r.is_ok()) {
+                    let Some(next) = pages.recv().await else {
                         break;
                     };
                     records += next.as_ref().map_or(0, Ahead::records);
@@ -193,15 +202,31 @@ impl Migration<'_> {
         .await
     }
 
-    /// Prepares a copied collection for searching (pgvector: its search plan); a failure is
-    /// noted, not fatal.
-    async fn optimize(&self, collection: &str) {
-        match self.target.vectors.optimize(collection).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::Unsupported => {}
-            Err(e) => self.progress.note(&format!(
-                "vectors: optimizing collection {collection:?} failed ({e}); searches stay exact"
-            )),
+    /// Prepares copied collections for searching (pgvector: their search plans, the small
+    /// ones in one statement); a failure is noted, not fatal. A failed call is tried again
+    /// collection by collection, so one collection's failure does not leave the others
+    /// unprepared.
+    async fn optimize(&self, collections: Vec<String>) {
+        let target = &self.target.vectors;
+        match target.optimize_many(&collections).await {
+            Ok(()) => return,
+            Err(e) if e.kind() == ErrorKind::Unsupported => return,
+            Err(_) if collections.len() > 1 => {}
+            Err(e) => {
+                return self.progress.note(&format!(
+                    "vectors: optimizing collection {:?} failed ({e}); searches stay exact",
+                    collections[0]
+                ));
+            }
+        }
+        for collection in collections {
+            match target.optimize(&collection).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Unsupported => {}
+                Err(e) => self.progress.note(&format!(
+                    "vectors: optimizing collection {collection:?} failed ({e}); searches stay exact"
+                )),
+            }
         }
     }
 
