@@ -969,8 +969,7 @@ impl RealtimeReport {
              sockets each, so a chat created reaches {:.0} sockets as `chat:list`). A second \
              store (another replica) writes; on `memory` the writer is the bridge's own store \
              (in-process feed), which shows the bridge's and the clients' ceiling. Paced: {} chats one at a time every {} ms. \
-             Burst: {} chats from {} concurrent writers, {} per `create_many` transaction \
-             (so the store's commit rate does not bound the feed). Latency is the receipt time in the \
+             Burst: {} chats from {} concurrent writers, {}. Latency is the receipt time in the \
              client minus the writer's commit acknowledgement (and minus the start of the \
              write), same clock; deliveries/s count every socket's receipt, from the first \
              write to the last receipt. Feed lag: the largest delay between a change's time \
@@ -987,7 +986,15 @@ impl RealtimeReport {
             c.pace.as_millis(),
             group_thousands(c.burst_events as u64),
             c.writers,
-            c.burst_batch
+            if c.burst_batch == 1 {
+                "one `create` transaction per chat".to_owned()
+            } else {
+                format!(
+                    "{} per `create_many` transaction (so the store's commit rate does not \
+                     bound the feed)",
+                    c.burst_batch
+                )
+            }
         );
         let _ = writeln!(
             md,
