@@ -109,24 +109,8 @@ impl PgVectorStore {
             // An insert keeps every existing row; an upsert replaces its own ids, so only the
             // other rows pin the dimension (as in the memory model).
             let except: &[String] = if mode == Mode::Upsert { &ids } else { &[] };
-            let pinned: bool = self
-                .prepare
-                .scalar(HAS_OTHER_ROWS)
-                .bind(collection)
-                .bind(except)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(during("checking the collection's rows"))?;
-            if pinned {
-                validate_items(&items, Some(held), max_dim)?;
-            }
-            self.prepare
-                .query(SET_DIMENSION)
-                .bind(collection)
-                .bind(dim_i32)
-                .execute(&mut *tx)
-                .await
-                .map_err(during("recording the collection's dimension"))?;
+            self.redimension(&mut tx, collection, except, &items, Some(held), dim_i32)
+                .await?;
         }
 
         let copyable = self.schema.column_type == ColumnType::Vector;
@@ -261,24 +245,9 @@ impl PgVectorStore {
             {
                 // Every id of the call ends in its entry's collection: only the other rows
                 // pin a collection's dimension.
-                let pinned: bool = self
-                    .prepare
-                    .scalar(HAS_OTHER_ROWS)
-                    .bind(collection)
-                    .bind(&ids)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(during("checking the collection's rows"))?;
-                if pinned {
-                    validate_items(items, usize::try_from(held).ok(), max_dim)?;
-                }
-                self.prepare
-                    .query(SET_DIMENSION)
-                    .bind(collection)
-                    .bind(dim)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(during("recording the collection's dimension"))?;
+                let held = usize::try_from(held).ok();
+                self.redimension(&mut tx, collection, &ids, items, held, *dim)
+                    .await?;
             }
             due.push(self.index_due(written, indexed_rows));
         }
@@ -332,6 +301,38 @@ impl PgVectorStore {
         for (collection, due) in names.iter().zip(due) {
             self.after_write(collection, due);
         }
+        Ok(())
+    }
+
+    /// A collection that held vectors of `held` components gets `dim`: refused when rows other
+    /// than `except` (the ids being replaced) keep the old dimension, else recorded.
+    async fn redimension(
+        &self,
+        conn: &mut PgConnection,
+        collection: &str,
+        except: &[String],
+        items: &[VectorItem],
+        held: Option<usize>,
+        dim: i32,
+    ) -> Result<()> {
+        let pinned: bool = self
+            .prepare
+            .scalar(HAS_OTHER_ROWS)
+            .bind(collection)
+            .bind(except)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(during("checking the collection's rows"))?;
+        if pinned {
+            validate_items(items, held, self.schema.max_dimension())?;
+        }
+        self.prepare
+            .query(SET_DIMENSION)
+            .bind(collection)
+            .bind(dim)
+            .execute(&mut *conn)
+            .await
+            .map_err(during("recording the collection's dimension"))?;
         Ok(())
     }
 
