@@ -138,39 +138,14 @@ impl PgVectorStore {
                 self.staged_rows(&mut tx, &items, collection, mode).await?;
             }
         } else {
-            // An upsert writes each row once, straight into the table: the ids it replaces are
-            // deleted (one pass over the ids, which also tells the collections they lived in),
-            // then everything is COPYed in (not COPYed into a staging table and then merged by
-            // `INSERT ... ON CONFLICT`, which writes every row twice). Under a savepoint: a
-            // concurrent writer that adds one of the ids meanwhile makes the COPY fail, and
-            // the merge below then replaces it.
-            let mut savepoint = sqlx::Connection::begin(&mut *tx)
-                .await
-                .map_err(during("opening a savepoint"))?;
-            holders = self
-                .prepare
-                .scalar(DELETE_IDS)
-                .bind(&ids)
-                .fetch_all(&mut *savepoint)
-                .await
-                .map_err(during("replacing vectors"))?;
-            match self
-                .copy_rows(&mut savepoint, COPY_INSERT, &[(collection, &items)], true)
-                .await
-            {
-                Ok(()) => savepoint
-                    .commit()
-                    .await
-                    .map_err(during("releasing a savepoint"))?,
-                Err(e) if e.kind() == chatstore_core::ErrorKind::Conflict => {
-                    savepoint
-                        .rollback()
-                        .await
-                        .map_err(during("rolling back a savepoint"))?;
-                    self.staged_rows(&mut tx, &items, collection, mode).await?;
-                }
-                Err(e) => return Err(e),
-            }
+            // An upsert writes each row once, straight into the table (see `replace_by_copy`),
+            // not COPYed into a staging table and then merged by `INSERT ... ON CONFLICT`,
+            // which writes every row twice.
+            let entry = [(collection, items.as_slice())];
+            holders = match self.replace_by_copy(&mut tx, &entry, &ids).await? {
+                Some(holders) => holders,
+                None => self.merge_entries(&mut tx, &entry, &ids).await?,
+            };
         }
         for source in holders.iter().filter(|c| *c != collection) {
             forget_if_empty(&mut tx, source, self.prepare).await?;
@@ -258,38 +233,11 @@ impl PgVectorStore {
             .map(|(c, items)| (c.as_str(), items.as_slice()))
             .collect();
         let holders = if self.schema.column_type == ColumnType::Vector && rows >= STAGING_MIN_ROWS {
-            // As a large upsert: the replaced rows deleted, then everything COPYed straight in,
-            // under a savepoint that a concurrent writer of one of the ids makes fail (then
-            // each entry is merged instead).
-            let mut savepoint = sqlx::Connection::begin(&mut *tx)
-                .await
-                .map_err(during("opening a savepoint"))?;
-            let holders: Vec<String> = self
-                .prepare
-                .scalar(DELETE_IDS)
-                .bind(&ids)
-                .fetch_all(&mut *savepoint)
-                .await
-                .map_err(during("replacing vectors"))?;
-            match self
-                .copy_rows(&mut savepoint, COPY_INSERT, &borrowed, true)
-                .await
-            {
-                Ok(()) => {
-                    savepoint
-                        .commit()
-                        .await
-                        .map_err(during("releasing a savepoint"))?;
-                    holders
-                }
-                Err(e) if e.kind() == chatstore_core::ErrorKind::Conflict => {
-                    savepoint
-                        .rollback()
-                        .await
-                        .map_err(during("rolling back a savepoint"))?;
-                    self.merge_entries(&mut tx, &borrowed, &ids).await?
-                }
-                Err(e) => return Err(e),
+            // As a large upsert: the replaced rows deleted, then everything COPYed straight in;
+            // each entry merged instead when a concurrent writer got in the way.
+            match self.replace_by_copy(&mut tx, &borrowed, &ids).await? {
+                Some(holders) => holders,
+                None => self.merge_entries(&mut tx, &borrowed, &ids).await?,
             }
         } else {
             self.merge_entries(&mut tx, &borrowed, &ids).await?
@@ -334,6 +282,48 @@ impl PgVectorStore {
             .await
             .map_err(during("recording the collection's dimension"))?;
         Ok(())
+    }
+
+    /// Upserts `entries` by deleting the `ids` they replace (one pass over the ids, which also
+    /// tells the collections they lived in, returned) and COPYing every row straight in, under
+    /// a savepoint. `None`, with nothing written, when a concurrent writer added one of the
+    /// ids meanwhile and the COPY failed: the caller merges instead.
+    async fn replace_by_copy(
+        &self,
+        conn: &mut PgConnection,
+        entries: &[(&str, &[VectorItem])],
+        ids: &[String],
+    ) -> Result<Option<Vec<String>>> {
+        let mut savepoint = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(during("opening a savepoint"))?;
+        let holders: Vec<String> = self
+            .prepare
+            .scalar(DELETE_IDS)
+            .bind(ids)
+            .fetch_all(&mut *savepoint)
+            .await
+            .map_err(during("replacing vectors"))?;
+        match self
+            .copy_rows(&mut savepoint, COPY_INSERT, entries, true)
+            .await
+        {
+            Ok(()) => {
+                savepoint
+                    .commit()
+                    .await
+                    .map_err(during("releasing a savepoint"))?;
+                Ok(Some(holders))
+            }
+            Err(e) if e.kind() == chatstore_core::ErrorKind::Conflict => {
+                savepoint
+                    .rollback()
+                    .await
+                    .map_err(during("rolling back a savepoint"))?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Upserts each entry by `INSERT ... ON CONFLICT` (`unnest`, or the staging table for
