@@ -16,6 +16,9 @@
 //! - `chatstore_chat_internal` holds the internal chats of each user (few): a tag no chat of its
 //!   user carries any more is deleted, and "no chat" includes internal ones, which the list
 //!   index leaves out; with both, that check reads index entries instead of every chat.
+//! - `chatstore_note_list` serves the notes page: one user's notes, newest first. Open WebUI's
+//!   `note` table has no index but its key, so without it every list of notes read every note
+//!   of every user (93 ms with 50,000 notes on SQLite, against 1.4 ms with 500).
 //!
 //! SQLite builds it at open (`CREATE INDEX IF NOT EXISTS`; about a second per 100,000 chats,
 //! once). PostgreSQL builds it `CONCURRENTLY`, so writers never wait, on a connection of its
@@ -73,6 +76,17 @@ const INDEXES: &[OwnIndex] = &[
         ),
         drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_chat_internal",
     },
+    OwnIndex {
+        name: "chatstore_note_list",
+        // The notes page: a user's notes newest first (`updated_at DESC, id`, the order of
+        // every row-store list sorted by `updated_at`).
+        sqlite: Sql::both(
+            "CREATE INDEX IF NOT EXISTS chatstore_note_list ON note (user_id, updated_at DESC, id)",
+        ),
+        postgres: "CREATE INDEX CONCURRENTLY IF NOT EXISTS chatstore_note_list ON note (user_id, \
+             updated_at DESC NULLS LAST, id COLLATE \"C\")",
+        drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_note_list",
+    },
 ];
 
 /// Whether an index exists and is valid (no row: it does not exist).
@@ -82,7 +96,8 @@ const PG_VALID: &str = "SELECT i.indisvalid AS valid FROM pg_index i \
 /// How many of chatstore's indexes exist and are valid (one round trip through the pool).
 const PG_VALID_COUNT: Sql = Sql::both(
     "SELECT count(*) AS n FROM pg_index WHERE indisvalid AND indexrelid IN \
-     (to_regclass('chatstore_chat_list'), to_regclass('chatstore_chat_internal'))",
+     (to_regclass('chatstore_chat_list'), to_regclass('chatstore_chat_internal'), \
+     to_regclass('chatstore_note_list'))",
 );
 
 /// Session advisory lock held while chatstore builds its indexes ("chatlist").

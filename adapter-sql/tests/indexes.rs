@@ -1,4 +1,5 @@
-//! chatstore's own indexes (`chatstore_chat_list`, `chatstore_chat_internal`): there after every
+//! chatstore's own indexes (`chatstore_chat_list`, `chatstore_chat_internal`,
+//! `chatstore_note_list`): there after every
 //! open (an empty database and an existing Open WebUI one), valid on PostgreSQL, built once when
 //! replicas open at once, and rebuilt when an interrupted `CREATE INDEX CONCURRENTLY` left one
 //! `INVALID`; the orphan-tag check they split in two still sees internal chats.
@@ -12,14 +13,18 @@ use chatstore_sql::SqlStore;
 use sqlx::{Connection, PgConnection};
 use support::{Db, empty_databases, open_webui_databases};
 
-/// How many of chatstore's two indexes exist (and, on PostgreSQL, are valid).
+/// How many indexes chatstore builds.
+const OWN_INDEXES: i64 = 3;
+
+/// How many of chatstore's three indexes exist (and, on PostgreSQL, are valid).
 async fn index_ready(db: &Db) -> i64 {
     let sql = if db.is_postgres() {
         "SELECT count(*) FROM pg_index WHERE indisvalid AND indexrelid IN \
-         (to_regclass('chatstore_chat_list'), to_regclass('chatstore_chat_internal'))"
+         (to_regclass('chatstore_chat_list'), to_regclass('chatstore_chat_internal'), \
+         to_regclass('chatstore_note_list'))"
     } else {
         "SELECT count(*) FROM sqlite_master WHERE type = 'index' \
-         AND name IN ('chatstore_chat_list', 'chatstore_chat_internal')"
+         AND name IN ('chatstore_chat_list', 'chatstore_chat_internal', 'chatstore_note_list')"
     };
     db.int(sql).await
 }
@@ -54,7 +59,7 @@ async fn the_list_index_exists_after_open() {
         let sql = db.sql_store().await;
         sql.indexes_ready().await;
         let store = sql.store();
-        assert_eq!(index_ready(&db).await, 2, "{}", db.url);
+        assert_eq!(index_ready(&db).await, OWN_INDEXES, "{}", db.url);
         let definition = index_definition(&db).await;
         assert!(definition.contains("updated_at DESC"), "{definition}");
         let user = store
@@ -97,7 +102,7 @@ async fn replicas_opening_at_once_build_the_index_once() {
         for store in &stores {
             store.indexes_ready().await;
         }
-        assert_eq!(index_ready(&db).await, 2, "{}", db.url);
+        assert_eq!(index_ready(&db).await, OWN_INDEXES, "{}", db.url);
         db.finish().await;
     }
 }
@@ -163,7 +168,7 @@ async fn an_invalid_leftover_is_rebuilt() {
         "the interrupted build left an INVALID index"
     );
     db.sql_store().await.indexes_ready().await;
-    assert_eq!(index_ready(&db).await, 2);
+    assert_eq!(index_ready(&db).await, OWN_INDEXES);
     let definition = index_definition(&db).await;
     assert!(
         definition.contains("updated_at DESC"),
@@ -211,7 +216,7 @@ async fn open_does_not_wait_for_a_build_held_up_by_an_old_transaction() {
     tokio::time::timeout(Duration::from_secs(60), sql.indexes_ready())
         .await
         .expect("the build ends once the old transaction has");
-    assert_eq!(index_ready(&db).await, 2);
+    assert_eq!(index_ready(&db).await, OWN_INDEXES);
     let page = store
         .chats
         .list(&ChatQuery::for_user(&user.id))
@@ -257,4 +262,32 @@ async fn an_orphan_tag_is_deleted_and_one_on_an_internal_chat_kept() {
         assert_eq!(left, vec!["kept".to_owned()], "{}", db.url);
         db.finish().await;
     }
+}
+
+/// The notes page (a user's notes, newest first) reads `chatstore_note_list` in its order: no
+/// scan of every user's notes, no sort.
+#[tokio::test]
+async fn the_notes_page_reads_the_note_index() {
+    use chatstore_core::rows::{Cond, Dir, RowQuery, tables::NOTE};
+    use chatstore_sql::Dialect;
+    use sqlx::Row as _;
+
+    let db = support::sqlite_empty().await;
+    db.sql_store().await.indexes_ready().await;
+    let mut query = RowQuery::filter(vec![Cond::Eq("user_id", "u1".into())]);
+    query.order = vec![("updated_at", Dir::Desc)];
+    query.limit = Some(60);
+    let (text, _) =
+        chatstore_sql::rows::select_text(&NOTE, &query, Dialect::Sqlite).expect("statement");
+    let pool = sqlx::SqlitePool::connect(&db.url).await.expect("connect");
+    let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {text}")))
+        .fetch_all(&pool)
+        .await
+        .expect("plan")
+        .iter()
+        .map(|r| r.get::<String, _>("detail"))
+        .collect();
+    let plan = plan.join(" | ");
+    assert!(plan.contains("chatstore_note_list"), "{plan}");
+    assert!(!plan.contains("TEMP B-TREE"), "{plan}");
 }

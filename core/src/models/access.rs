@@ -491,8 +491,14 @@ impl AccessGrants {
             return Ok(None);
         };
         let granted = self.granted_ids(user_id, T::RESOURCE, permission).await?;
+        let owned = Cond::Eq(T::OWNER, user_id.as_str().into());
+        if granted.is_empty() {
+            // Owned records alone: a plain equality a store answers from its owner index
+            // (an `OR` with an empty list is still an `OR` to some planners).
+            return Ok(Some(owned));
+        }
         Ok(Some(Cond::Any(vec![
-            vec![Cond::Eq(T::OWNER, user_id.as_str().into())],
+            vec![owned],
             vec![Cond::In(
                 "id",
                 granted.into_iter().map(Value::from).collect(),
