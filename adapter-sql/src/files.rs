@@ -7,12 +7,11 @@
 //!
 //! A streamed upload (`put_stream`, and `put` on top of it) writes the bytes to a temporary
 //! file in the upload folder while hashing them (in [`WRITE_BYTES`] writes, each one on the
-//! blocking pool while the next is hashed), then opens the transaction: the row is inserted (a
-//! taken id fails here), the file is renamed into place, synced, and the folder synced, then
-//! the transaction commits. Syncing after the rename makes one file-system journal commit
-//! cover the bytes and the new name, as a plain durable file copy needs; a large upload syncs
-//! its bytes once more before the transaction ([`SYNC_BEFORE_LOCK_BYTES`]) so that SQLite's
-//! write lock is never held while a big file goes to disk. A failed, refused or interrupted
+//! blocking pool while the next is hashed), then inserts the row in a transaction (a taken id
+//! fails here) while the temporary file is synced to disk, the two at once; then the file is
+//! renamed into place, the folder synced, and the transaction commits. A large upload is
+//! synced before the transaction instead ([`SYNC_BEFORE_LOCK_BYTES`]), so that SQLite's write
+//! lock is never held while a big file goes to disk. A failed, refused or interrupted
 //! upload (even one whose future is dropped half way) leaves no row and no file behind: the
 //! temporary (or renamed) file is removed by a guard. Reads stream the file in [`READ_BYTES`]
 //! chunks, the next one read on the blocking pool while the caller handles the last, checked
@@ -362,23 +361,6 @@ async fn temp_file(dir: &Path) -> Result<(tokio::fs::File, Discard)> {
     Ok((tokio::fs::File::from_std(created?), guard))
 }
 
-/// Syncs a file that was renamed to `path`, then its folder, in one trip to the blocking
-/// pool: after this the bytes and the name survive a crash.
-async fn sync_placed(file: tokio::fs::File, path: &Path) -> Result<()> {
-    let file = file.into_std().await;
-    let path = path.to_owned();
-    tokio::task::spawn_blocking(move || {
-        file.sync_all()
-            .map_err(|e| io_error(format!("cannot sync {} to disk", path.display()), e))?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::File::open(dir)
-            .and_then(|folder| folder.sync_all())
-            .map_err(|e| io_error(format!("cannot sync upload folder {}", dir.display()), e))
-    })
-    .await
-    .map_err(|e| Error::backend("syncing an upload", e))?
-}
-
 /// Flushes and syncs a written file to disk.
 async fn sync_file(mut file: tokio::fs::File, path: &Path) -> Result<()> {
     file.flush()
@@ -424,9 +406,9 @@ async fn move_into_place(tmp: Discard, path: &Path) -> Result<Discard> {
 /// written on the blocking pool while the next ones are received and hashed.
 pub const WRITE_BYTES: usize = 1024 * 1024;
 
-/// Uploads at least this large are synced before the transaction opens as well as after the
-/// rename, so that the transaction (SQLite's write lock) is not held while their bytes go to
-/// disk; smaller ones are synced once, after the rename.
+/// Uploads at least this large are synced before the transaction opens, so that the
+/// transaction (SQLite's write lock) is not held while their bytes go to disk; smaller ones are
+/// synced while their row is inserted.
 pub const SYNC_BEFORE_LOCK_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Receives an upload into a temporary file in `dir`, hashing it; gives what was received,
@@ -488,32 +470,40 @@ fn read_chunk(mut r: Reading) -> (Reading, std::io::Result<Bytes>) {
     }
 }
 
-/// Bytes `start..end` of `file` as a stream: each chunk is read on the blocking pool while the
-/// caller handles the one before (hashes it, sends it on), so disk and caller overlap, and no
-/// thread is held while the caller is slow. Memory: two chunks.
-fn read_ahead(file: std::fs::File, start: u64, end: u64) -> ByteStream {
-    let first = Reading {
-        file,
-        at: start,
-        left: end - start,
-    };
-    let next = (first.left > 0).then(|| tokio::task::spawn_blocking(move || read_chunk(first)));
-    Box::pin(futures::stream::unfold(next, |next| async move {
-        let (reading, chunk) = match next?.await {
-            Ok(done) => done,
-            Err(e) => return Some((Err(std::io::Error::other(e)), None)),
-        };
-        match chunk {
-            // The file ended early: the checked stream reports the short read.
-            Ok(chunk) if chunk.is_empty() => None,
-            Ok(chunk) => {
-                let next = (reading.left > 0)
-                    .then(|| tokio::task::spawn_blocking(move || read_chunk(reading)));
-                Some((Ok(chunk), next))
+/// A chunk read that is done, or under way on the blocking pool.
+enum NextChunk {
+    Done((Reading, std::io::Result<Bytes>)),
+    Reading(tokio::task::JoinHandle<(Reading, std::io::Result<Bytes>)>),
+}
+
+/// The rest of a read as a stream, from its first chunk (read already, on the trip to the
+/// blocking pool that opened the file): each further chunk is read on the blocking pool while
+/// the caller handles the one before (hashes it, sends it on), so disk and caller overlap, and
+/// no thread is held while the caller is slow. Memory: two chunks.
+fn read_ahead(first: Option<(Reading, std::io::Result<Bytes>)>) -> ByteStream {
+    Box::pin(futures::stream::unfold(
+        first.map(NextChunk::Done),
+        |next| async move {
+            let (reading, chunk) = match next? {
+                NextChunk::Done(done) => done,
+                NextChunk::Reading(handle) => match handle.await {
+                    Ok(done) => done,
+                    Err(e) => return Some((Err(std::io::Error::other(e)), None)),
+                },
+            };
+            match chunk {
+                // The file ended early: the checked stream reports the short read.
+                Ok(chunk) if chunk.is_empty() => None,
+                Ok(chunk) => {
+                    let next = (reading.left > 0).then(|| {
+                        NextChunk::Reading(tokio::task::spawn_blocking(move || read_chunk(reading)))
+                    });
+                    Some((Ok(chunk), next))
+                }
+                Err(e) => Some((Err(e), None)),
             }
-            Err(e) => Some((Err(e), None)),
-        }
-    }))
+        },
+    ))
 }
 
 /// Removes stored bytes; a file that is already gone is fine, other failures are logged (the
@@ -645,17 +635,22 @@ impl FileRepo for SqlStore {
         let (received, written, tmp) = receive(dir, body).await?;
         received.check(expected_sha256)?;
         let tmp_path = tmp.path.clone().unwrap_or_default();
-        if received.size >= SYNC_BEFORE_LOCK_BYTES {
-            written
-                .sync_data()
-                .await
-                .map_err(|e| io_error(format!("cannot sync {} to disk", tmp_path.display()), e))?;
-        }
         let meta = pending.finish(&received);
-        let mut tx = self.begin("file", Mode::Write).await?;
-        insert_row(&mut tx, &meta, &path).await?;
-        let placed = rename_into_place(tmp, &path).await?;
-        sync_placed(written, &path).await?;
+        let row = async {
+            let mut tx = self.begin("file", Mode::Write).await?;
+            insert_row(&mut tx, &meta, &path).await?;
+            Ok::<_, Error>(tx)
+        };
+        // The bytes go to disk while the row is inserted (the insert only fails, on a taken
+        // id, before anything is renamed); a large file goes first, outside the transaction,
+        // so SQLite's write lock is never held while it is written out.
+        let tx = if received.size >= SYNC_BEFORE_LOCK_BYTES {
+            sync_file(written, &tmp_path).await?;
+            row.await?
+        } else {
+            tokio::try_join!(row, sync_file(written, &tmp_path))?.0
+        };
+        let placed = move_into_place(tmp, &path).await?;
         tx.commit().await?;
         placed.keep();
         Ok(meta)
@@ -667,25 +662,35 @@ impl FileRepo for SqlStore {
             Some(r) => r.resolve(meta.size)?,
             None => (0, meta.size),
         };
+        // One trip to the blocking pool opens the file, checks its size and reads the first
+        // chunk.
+        let recorded = meta.size;
         let opened = {
             let path = path.clone();
             tokio::task::spawn_blocking(move || {
                 let file = std::fs::File::open(&path)?;
-                let len = file.metadata()?.len();
-                Ok::<_, std::io::Error>((file, len))
+                let on_disk = file.metadata()?.len();
+                if on_disk != recorded {
+                    return Ok(Err(on_disk));
+                }
+                let reading = Reading {
+                    file,
+                    at: start,
+                    left: end - start,
+                };
+                Ok::<_, std::io::Error>(Ok((reading.left > 0).then(|| read_chunk(reading))))
             })
             .await
             .map_err(|e| Error::backend("opening a stored file", e))?
         };
-        let (file, on_disk) = opened
-            .map_err(|e| io_error(format!("cannot read the bytes of file {id:?} at {path}"), e))?;
-        if on_disk != meta.size {
-            return Err(Error::backend_msg(format!(
-                "file {id:?} is corrupt: {on_disk} bytes at {path}, {} recorded",
-                meta.size
-            )));
-        }
-        let body = read_ahead(file, start, end);
+        let first = opened
+            .map_err(|e| io_error(format!("cannot read the bytes of file {id:?} at {path}"), e))?
+            .map_err(|on_disk| {
+                Error::backend_msg(format!(
+                    "file {id:?} is corrupt: {on_disk} bytes at {path}, {recorded} recorded"
+                ))
+            })?;
+        let body = read_ahead(first);
         Ok(FileStream::checked(meta, start, end, body))
     }
 
