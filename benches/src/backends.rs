@@ -69,6 +69,24 @@ pub struct Opened {
     /// Run (untimed) after every timed call of the store, when the store works in the
     /// background after answering.
     pub settle: Option<Settle>,
+    /// Stores measured alone in the same loop as the store under test, each operation's
+    /// samples interleaved with its samples (the router's old and new stores): what the
+    /// rollout router's targets compare with.
+    pub references: Vec<Reference>,
+    /// The router, when the store under test is one: its counters go into the report.
+    pub router: Option<Router>,
+}
+
+/// A store measured alone beside the store under test, in the same loop.
+pub struct Reference {
+    /// Its name in the report (`sqlite`, `pocketbase`).
+    pub name: &'static str,
+    /// The store, alone.
+    pub store: Store,
+    /// Another reference's store that each call also runs on at the same time, on a task of
+    /// its own (as the router runs a dual write's second store); the call is timed until both
+    /// answered. `None` for a store alone.
+    pub alongside: Option<Store>,
 }
 
 impl Opened {
@@ -79,7 +97,31 @@ impl Opened {
             baseline: None,
             teardown: None,
             settle: None,
+            references: Vec::new(),
+            router: None,
         }
+    }
+
+    /// With `store`, measured alone under `name` in the same loop as the store under test.
+    pub fn with_reference(mut self, name: &'static str, store: Store) -> Self {
+        self.references.push(Reference {
+            name,
+            store,
+            alongside: None,
+        });
+        self
+    }
+
+    /// With the same call on two reference stores at once (`second` on a task of its own),
+    /// measured under `name` in the same loop; both stores must be references already (they
+    /// are loaded and cleaned up as such).
+    pub fn with_both_at_once(mut self, name: &'static str, first: Store, second: Store) -> Self {
+        self.references.push(Reference {
+            name,
+            store: first,
+            alongside: Some(second),
+        });
+        self
     }
 
     /// With a wait for the store's background work, run after each of its timed calls.
@@ -107,7 +149,11 @@ impl Opened {
             baseline,
             teardown,
             settle,
+            references,
+            router,
         } = self;
+        drop(router);
+        drop(references);
         drop(settle);
         drop(baseline);
         drop(store);
@@ -265,47 +311,97 @@ pub fn registry() -> Vec<BackendSpec> {
     ]
 }
 
+/// The name of the dual-write run's reference that runs each call on SQLite and PocketBase at
+/// once, without the router.
+pub const BOTH_AT_ONCE: &str = "sqlite + pocketbase at once";
+
 /// The rollout router in `phase` over a fresh SQLite store (old) and fresh PocketBase
 /// collections (new), every group PocketBase stores routed, logs in a fresh folder; both
 /// stores are torn down with the run.
+///
+/// Beside it, a second fresh SQLite store and second fresh PocketBase collections are the run's
+/// references (`sqlite`, `pocketbase`): loaded with the same workload and measured alone in the
+/// same loop as the router, so a routed call and the calls it is compared with are timed under
+/// the same conditions. In `dual`, a third reference runs each call on both of them at once
+/// ([`BOTH_AT_ONCE`]): what the machine charges for two stores' calls together. They are stores of their own, not the router's: a write measured on
+/// one store alone would leave the router's two stores different, and the router would then
+/// (rightly) spend time logging repairs and differences that a real rollout does not have.
 async fn open_routed(pocketbase_url: String, phase: Phase) -> Result<Opened> {
-    let old = open_sqlite().await?;
-    let new = match open_pocketbase(pocketbase_url).await {
-        Ok(new) => new,
-        Err(e) => {
-            let _ = old.close().await;
-            return Err(e);
+    let mut opened: Vec<Opened> = Vec::with_capacity(4);
+    for sqlite in [true, false, true, false] {
+        let next = if sqlite {
+            open_sqlite().await
+        } else {
+            open_pocketbase(pocketbase_url.clone()).await
+        };
+        match next {
+            Ok(next) => opened.push(next),
+            Err(e) => {
+                close_all(opened).await;
+                return Err(e);
+            }
         }
-    };
-    let dir = fresh_dir("router")?;
-    let router = Router::builder(old.store.clone())
-        .new_store_for_all(&new.store)
-        .phase_for_all(phase)
-        .repair_log(dir.join("repair.jsonl"))
-        .shadow_log(Some(dir.join("shadow-diffs.jsonl")))
-        .build();
-    let router = match router {
-        Ok(router) => router,
+    }
+    let (old, new, ref_old, ref_new) = (
+        opened[0].store.clone(),
+        opened[1].store.clone(),
+        opened[2].store.clone(),
+        opened[3].store.clone(),
+    );
+    let router = fresh_dir("router").and_then(|dir| {
+        let router = Router::builder(old)
+            .new_store_for_all(&new)
+            .phase_for_all(phase)
+            .repair_log(dir.join("repair.jsonl"))
+            .shadow_log(Some(dir.join("shadow-diffs.jsonl")))
+            .build();
+        if router.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        router.map(|r| (r, dir))
+    });
+    let (router, dir) = match router {
+        Ok(pair) => pair,
         Err(e) => {
-            let _ = old.close().await;
-            let _ = new.close().await;
+            close_all(opened).await;
             return Err(e);
         }
     };
     let settled = router.clone();
-    Ok(Opened::new(router.store())
+    let mut routed = Opened::new(router.store());
+    routed.router = Some(router);
+    let routed = routed
+        .with_reference("sqlite", ref_old.clone())
+        .with_reference("pocketbase", ref_new.clone());
+    // What running both stores' calls at once costs on this machine without the router: a
+    // dual write cannot be cheaper than that.
+    let routed = if phase == Phase::Dual {
+        routed.with_both_at_once(BOTH_AT_ONCE, ref_old, ref_new)
+    } else {
+        routed
+    };
+    Ok(routed
         .with_settle(Box::new(move || {
             let router = settled.clone();
             Box::pin(async move { router.shadow_settled().await })
         }))
         .with_teardown(Box::new(move || {
             Box::pin(async move {
-                let old = old.close().await;
-                let new = new.close().await;
+                let mut result = Ok(());
+                for store in opened {
+                    result = result.and(store.close().await);
+                }
                 let _ = std::fs::remove_dir_all(&dir);
-                old.and(new)
+                result
             })
         })))
+}
+
+/// Closes every opening (after a failure; errors are dropped, the first one is reported).
+async fn close_all(opened: Vec<Opened>) {
+    for store in opened {
+        let _ = store.close().await;
+    }
 }
 
 /// The variable holding the PostgreSQL server's URL (the contract tests' own).

@@ -415,23 +415,32 @@ impl Fixture {
     /// files, inserted vectors), so that every operation sees the loaded data set and repeated
     /// runs do not let the store grow. Records that are already gone are passed over.
     pub async fn clean_up(&self, store: &Store) -> Result<()> {
+        self.clean_up_on(&[store]).await
+    }
+
+    /// [`Fixture::clean_up`] on each of `stores` in turn (a run that measured several stores
+    /// side by side): every record created since the last clean-up is deleted from each of
+    /// them, wherever it was created.
+    pub async fn clean_up_on(&self, stores: &[&Store]) -> Result<()> {
         let mut created = match self.created.lock() {
             Ok(mut list) => std::mem::take(&mut *list),
             Err(_) => return Ok(()),
         };
         created.dedup();
-        for record in created {
-            let result = match &record {
-                Created::Chat(id) => store.chats.delete(id).await,
-                Created::Message { chat, id } => store.messages.delete(chat, id).await,
-                Created::File(id) => store.files.delete(id).await,
-                Created::Vectors => store.vectors.delete_collection(INSERT_COLLECTION).await,
-            };
-            match result {
-                Err(e) if !matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Unsupported) => {
-                    return Err(e);
+        for store in stores {
+            for record in &created {
+                let result = match record {
+                    Created::Chat(id) => store.chats.delete(id).await,
+                    Created::Message { chat, id } => store.messages.delete(chat, id).await,
+                    Created::File(id) => store.files.delete(id).await,
+                    Created::Vectors => store.vectors.delete_collection(INSERT_COLLECTION).await,
+                };
+                match result {
+                    Err(e) if !matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Unsupported) => {
+                        return Err(e);
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
         Ok(())

@@ -4,13 +4,15 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatstore_core::{ErrorKind, Store};
+use chatstore_router::{Router, RouterStats};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backends::{
-    self, BackendSpec, NOT_YET_BUILT, Opened, PGVECTOR_ENV, POSTGRES_ENV, Settle,
+    self, BackendSpec, NOT_YET_BUILT, Opened, PGVECTOR_ENV, POSTGRES_ENV, Reference, Settle,
 };
 use crate::baseline::{self, RawBaseline};
 use crate::chart::{self, Bar};
@@ -112,6 +114,19 @@ pub struct OpResult {
     pub adapter: Outcome,
     /// Through the raw baseline (`Unsupported` when the backend has none).
     pub raw: Outcome,
+    /// The run's reference stores, each alone, measured in the same loop (see
+    /// [`crate::backends::Reference`]; empty for most backends).
+    pub references: Vec<(&'static str, Outcome)>,
+}
+
+impl OpResult {
+    /// The outcome of the reference store `name`, when the run had one.
+    pub fn reference(&self, name: &str) -> Option<&Outcome> {
+        self.references
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, outcome)| outcome)
+    }
 }
 
 /// One backend's run.
@@ -138,6 +153,10 @@ pub struct BackendRun {
     pub streaming: Vec<StreamResult>,
     /// The smallest acceptable adapter/raw streaming throughput ratio.
     pub stream_target: Option<f64>,
+    /// The router's counters over the timed operations (loading left out), when the backend
+    /// is the rollout router (repairs logged and shadow differences: a clean rollout has
+    /// none).
+    pub router_stats: Option<RouterStats>,
 }
 
 impl BackendRun {
@@ -329,23 +348,27 @@ async fn measure_opened(
         )));
     }
     let samples = config.samples.max(1) as u64;
-    let per_op = samples * if opened.baseline.is_some() { 2 } else { 1 };
+    let sides = 1 + u64::from(opened.baseline.is_some()) + opened.references.len() as u64;
+    let per_op = samples * sides;
     let timed_ops: &[Op] = if config.streaming_only { &[] } else { &Op::ALL };
     let sources = sources.filter(|_| store.capabilities().files);
     let transfers = sources.map_or(0, |s| (s.files.len() * config.stream_runs * 2) as u64);
+    let loaded_per_store =
+        workload.records() + workload.notes() + crate::models::records(&workload);
+    let loaded_references = opened
+        .references
+        .iter()
+        .filter(|r| r.alongside.is_none())
+        .count() as u64;
     let bar = progress_bar(
         config,
-        workload.records()
-            + workload.notes()
-            + crate::models::records(&workload)
-            + per_op * timed_ops.len() as u64
-            + transfers,
+        loaded_per_store * (1 + loaded_references) + per_op * timed_ops.len() as u64 + transfers,
     );
     bar.set_message(format!("{}: loading", spec.name));
     let started = Instant::now();
     workload.load(store, &|n| bar.inc(n)).await.map_err(fail)?;
     let load_time = started.elapsed();
-    let fx = Fixture::new(workload);
+    let fx = Arc::new(Fixture::new(workload));
     if !config.streaming_only {
         // Rows (Open WebUI's other tables) are loaded apart: the bulk-import comparison keeps
         // comparing the same records on both sides.
@@ -364,7 +387,20 @@ async fn measure_opened(
                 .map_err(fail)?;
         }
         fx.record_row_plans(store).await.map_err(fail)?;
+        for reference in opened.references.iter().filter(|r| r.alongside.is_none()) {
+            bar.set_message(format!("{}: loading {} alone", spec.name, reference.name));
+            load_reference(&reference.store, workload, &bar)
+                .await
+                .map_err(fail)?;
+        }
     }
+    // The router's counters from here on: loading races its own shadow reads (a read's
+    // shadow on the new store may run after the loader's next write), the timed calls do not
+    // (each is settled before the next starts).
+    if let Some(settle) = &opened.settle {
+        settle().await;
+    }
+    let router_before = opened.router.as_ref().map(Router::stats);
     let mut ops = Vec::with_capacity(timed_ops.len());
     for &op in timed_ops {
         bar.set_message(format!("{}: {}", spec.name, op.name()));
@@ -372,6 +408,7 @@ async fn measure_opened(
         let mut result = measure_op(
             store,
             opened.baseline.as_deref(),
+            &opened.references,
             opened.settle.as_ref(),
             &fx,
             op,
@@ -379,7 +416,16 @@ async fn measure_opened(
             &bar,
         )
         .await;
-        if let Err(e) = fx.clean_up(store).await {
+        // The references first: what they created is not on the store under test, whose
+        // deletes then find only its own records.
+        let mut stores: Vec<&Store> = opened
+            .references
+            .iter()
+            .filter(|r| r.alongside.is_none())
+            .map(|r| &r.store)
+            .collect();
+        stores.push(store);
+        if let Err(e) = fx.clean_up_on(&stores).await {
             result.adapter = Outcome::Failed(format!("cleaning up after the operation: {e}"));
         }
         ops.push(result);
@@ -424,7 +470,42 @@ async fn measure_opened(
         ops,
         streaming,
         stream_target: spec.stream_target,
+        router_stats: opened
+            .router
+            .as_ref()
+            .zip(router_before)
+            .map(|(router, before)| since(router.stats(), before)),
     })
+}
+
+/// The router's counts between `before` and `after`.
+fn since(after: RouterStats, before: RouterStats) -> RouterStats {
+    RouterStats {
+        shadow_reads: after.shadow_reads.saturating_sub(before.shadow_reads),
+        shadow_diffs: after.shadow_diffs.saturating_sub(before.shadow_diffs),
+        shadow_errors: after.shadow_errors.saturating_sub(before.shadow_errors),
+        shadow_timeouts: after.shadow_timeouts.saturating_sub(before.shadow_timeouts),
+        shadow_skipped: after.shadow_skipped.saturating_sub(before.shadow_skipped),
+        repairs_logged: after.repairs_logged.saturating_sub(before.repairs_logged),
+        repair_log_failures: after
+            .repair_log_failures
+            .saturating_sub(before.repair_log_failures),
+    }
+}
+
+/// Loads a reference store the way the store under test was loaded (records, rows, vectors
+/// prepared).
+async fn load_reference(
+    store: &Store,
+    workload: Workload,
+    bar: &ProgressBar,
+) -> chatstore_core::Result<()> {
+    workload.load(store, &|n| bar.inc(n)).await?;
+    workload.load_rows(store, &|n| bar.inc(n)).await?;
+    if store.capabilities().vectors {
+        store.vectors.optimize(KNOWLEDGE_COLLECTION).await?;
+    }
+    Ok(())
 }
 
 /// Times the raw baseline's bulk import of the workload into a second, fresh opening of the
@@ -492,72 +573,146 @@ impl Side {
     }
 }
 
+/// The order in which `n` sides take their samples: a cycle of `n²` turns in which every side
+/// follows every side (itself included) exactly once. Whatever one call leaves behind (an idle
+/// wait for a router's shadow read, a warm or cold cache, a server still busy) falls on the
+/// next call, and with this order every side is the next call equally often; for two sides it
+/// is `0 0 1 1`, the same as alternating which side goes first.
+///
+/// It is a de Bruijn sequence of order 2: every `a`, then `a b` for every `b > a`.
+fn balanced_order(n: usize) -> Vec<usize> {
+    let mut order = Vec::with_capacity(n * n);
+    for a in 0..n {
+        order.push(a);
+        for b in a + 1..n {
+            order.extend([a, b]);
+        }
+    }
+    order
+}
+
+/// What one side of a measurement runs.
+enum Runner<'a> {
+    /// The store under test (then settled, when it works in the background).
+    Store(&'a Store),
+    /// Its raw baseline.
+    Raw(&'a dyn RawBaseline),
+    /// A reference store, alone, or with a second store called at the same time.
+    Reference(&'a Store, Option<&'a Store>),
+}
+
+/// Times `op` on the store under test, its raw baseline and its references, their samples
+/// interleaved in [`balanced_order`], each side's `i`-th sample on the same input. After every
+/// call of the store under test its background work is settled (untimed) before the next
+/// call of any side starts.
+#[allow(clippy::too_many_arguments)]
 async fn measure_op(
     store: &Store,
     raw: Option<&dyn RawBaseline>,
+    references: &[Reference],
     settle: Option<&Settle>,
-    fx: &Fixture,
+    fx: &Arc<Fixture>,
     op: Op,
     config: &ReportConfig,
     bar: &ProgressBar,
 ) -> OpResult {
     let supported = op.supported_by(store.capabilities());
-    let mut adapter = Side::new((!supported).then_some(Outcome::Unsupported));
-    let mut baseline = Side::new(raw.is_none().then_some(Outcome::Unsupported));
+    let mut runners = vec![Runner::Store(store)];
+    let mut sides = vec![Side::new((!supported).then_some(Outcome::Unsupported))];
+    if let Some(raw) = raw {
+        runners.push(Runner::Raw(raw));
+        sides.push(Side::new(None));
+    }
+    for reference in references {
+        let supported = op.supported_by(reference.store.capabilities());
+        runners.push(Runner::Reference(
+            &reference.store,
+            reference.alongside.as_ref(),
+        ));
+        sides.push(Side::new((!supported).then_some(Outcome::Unsupported)));
+    }
+    let order = balanced_order(runners.len());
     let samples = config.samples.max(1);
     let mut warmup = (samples / 10).clamp(1, 20);
+    let mut taken = vec![0usize; runners.len()];
     let started = Instant::now();
-    let mut measuring_since = started;
-    let mut k = 0;
-    while k < warmup + samples {
-        // Warm up for at most a tenth of the budget, so that slow operations keep their time
-        // for timed samples.
-        if k < warmup && k > 0 && started.elapsed() > config.max_time_per_op / 10 {
-            warmup = k;
+    let mut measuring_since: Option<Instant> = None;
+    for &s in order.iter().cycle() {
+        // The fewest samples any side still sampling has taken.
+        let Some(least) = (0..sides.len())
+            .filter(|&s| sides[s].active())
+            .map(|s| taken[s])
+            .min()
+        else {
+            break;
+        };
+        if least >= warmup + samples {
+            break;
         }
-        let timed = k >= warmup;
-        if k == warmup {
-            measuring_since = Instant::now();
+        if measuring_since.is_none() {
+            // Warm up for at most a tenth of the budget, so that slow operations keep their
+            // time for timed samples.
+            if least > 0 && least < warmup && started.elapsed() > config.max_time_per_op / 10 {
+                warmup = least;
+            }
+            if least >= warmup {
+                measuring_since = Some(Instant::now());
+            }
         }
-        if timed
-            && k - warmup >= MIN_SAMPLES.min(samples)
-            && measuring_since.elapsed() > config.max_time_per_op
+        if let Some(since) = measuring_since
+            && least >= warmup + MIN_SAMPLES.min(samples)
+            && since.elapsed() > config.max_time_per_op
         {
             break;
         }
-        let i = k as u64;
-        k += 1;
-        // Alternate which side goes first, so neither always runs on a warmer cache.
-        for raw_turn in [k % 2 == 1, k % 2 == 0] {
-            if raw_turn {
-                if let (Some(raw), true) = (raw, baseline.active()) {
-                    let t = Instant::now();
-                    let result = baseline::run(raw, op, fx, i).await;
-                    baseline.record(result, t.elapsed(), timed);
-                    if timed {
-                        bar.inc(1);
-                    }
-                }
-            } else if adapter.active() {
-                let t = Instant::now();
-                let result = op.run(store, fx, i).await;
-                adapter.record(result, t.elapsed(), timed);
-                if let Some(settle) = settle {
-                    settle().await;
-                }
-                if timed {
-                    bar.inc(1);
+        if !sides[s].active() || taken[s] >= warmup + samples {
+            continue;
+        }
+        let i = taken[s];
+        taken[s] += 1;
+        let timed = i >= warmup;
+        let t = Instant::now();
+        let result = match runners[s] {
+            Runner::Store(store) | Runner::Reference(store, None) => {
+                op.run(store, fx, i as u64).await
+            }
+            Runner::Reference(first, Some(second)) => {
+                let (second, fixture, i) = (second.clone(), fx.clone(), i as u64);
+                let task = tokio::spawn(async move { op.run(&second, &fixture, i).await });
+                let first = op.run(first, fx, i).await;
+                match task.await {
+                    Ok(second) => first.and(second),
+                    Err(e) => Err(chatstore_core::Error::backend(
+                        "the second store's call did not finish",
+                        e,
+                    )),
                 }
             }
+            Runner::Raw(raw) => baseline::run(raw, op, fx, i as u64).await,
+        };
+        sides[s].record(result, t.elapsed(), timed);
+        if let (Runner::Store(_), Some(settle)) = (&runners[s], settle) {
+            settle().await;
         }
-        if !adapter.active() && !baseline.active() {
-            break;
+        if timed {
+            bar.inc(1);
         }
     }
+    let mut sides = sides.into_iter();
+    let adapter = sides.next().map_or(Outcome::Unsupported, Side::outcome);
+    let raw = match raw {
+        Some(_) => sides.next().map_or(Outcome::Unsupported, Side::outcome),
+        None => Outcome::Unsupported,
+    };
     OpResult {
         op,
-        adapter: adapter.outcome(),
-        raw: baseline.outcome(),
+        adapter,
+        raw,
+        references: references
+            .iter()
+            .map(|r| r.name)
+            .zip(sides.map(Side::outcome))
+            .collect(),
     }
 }
 
@@ -608,6 +763,11 @@ impl Report {
                         run.baseline.unwrap_or("baseline"),
                         r.op.slug()
                     ));
+                }
+                for (name, outcome) in &r.references {
+                    if let Outcome::Failed(e) = outcome {
+                        out.push(format!("{} {name} alone {}: {e}", run.name, r.op.slug()));
+                    }
                 }
             }
         }
@@ -1167,6 +1327,25 @@ impl Report {
                     run.baseline.unwrap_or("raw")
                 );
             }
+            for (name, outcome) in &r.references {
+                match outcome {
+                    Outcome::Measured(s) => {
+                        let _ = writeln!(
+                            md,
+                            "| ↳ {name} alone, same loop | {} | {} | {} | | | {} |",
+                            format_duration(s.p50),
+                            format_duration(s.p95),
+                            format_rate(s.ops_per_sec),
+                            s.samples
+                        );
+                    }
+                    Outcome::Failed(e) => {
+                        let _ =
+                            writeln!(md, "| ↳ {name} alone, same loop | failed: {e} | | | | | |");
+                    }
+                    Outcome::Unsupported => {}
+                }
+            }
         }
         let _ = writeln!(md, "\n![{}]({}.svg)", op.name(), op.slug());
     }
@@ -1223,4 +1402,28 @@ fn anchor(heading: &str) -> String {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::balanced_order;
+
+    /// In one cycle every side takes `n` turns and follows every side (itself included, the
+    /// cycle read round) exactly once.
+    #[test]
+    fn every_side_follows_every_side_once_per_cycle() {
+        for n in 1..=5 {
+            let order = balanced_order(n);
+            assert_eq!(order.len(), n * n, "{order:?}");
+            let mut pairs = std::collections::BTreeSet::new();
+            for k in 0..order.len() {
+                pairs.insert((order[k], order[(k + 1) % order.len()]));
+            }
+            assert_eq!(pairs.len(), n * n, "{n} sides: {order:?}");
+            for side in 0..n {
+                assert_eq!(order.iter().filter(|&&s| s == side).count(), n);
+            }
+        }
+        assert_eq!(balanced_order(2), [0, 0, 1, 1]);
+    }
 }

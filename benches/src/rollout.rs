@@ -2,13 +2,19 @@
 //! alone, a dual write against the slower of the two stores alone.
 //!
 //! The router backends (`router-shadow`, `router-dual`) run over a fresh SQLite store (old) and
-//! fresh PocketBase collections (new), so their references are the `sqlite` and `pocketbase`
-//! runs of the same report.
+//! fresh PocketBase collections (new). Their references are measured in the same run and the
+//! same loop: a second SQLite store and second PocketBase collections, loaded alike, each
+//! alone, their samples interleaved with the router's so that every side follows every side
+//! equally often (see `report::measure_op`). The `sqlite` and `pocketbase` runs of the report,
+//! measured minutes apart, are shown beside them for comparison only.
 
 use std::fmt::Write as _;
 
+use std::time::Duration;
+
+use crate::backends::BOTH_AT_ONCE;
 use crate::ops::Op;
-use crate::report::Report;
+use crate::report::{OpResult, Report};
 use crate::stats::format_duration;
 
 /// The largest acceptable p50 ratio of a shadowed read to the old store alone, and of a dual
@@ -42,8 +48,14 @@ pub struct Check {
     pub reference: &'static str,
     /// Routed p50 / reference p50.
     pub ratio: f64,
-    /// Routed p50, reference p50.
-    pub p50s: (std::time::Duration, std::time::Duration),
+    /// Routed p50, reference p50 (both from the same loop).
+    pub p50s: (Duration, Duration),
+    /// The reference's p50 in its own run of the report (`sqlite` or `pocketbase`), when it
+    /// ran: the same store measured on its own, minutes apart.
+    pub own_run: Option<Duration>,
+    /// For a dual write: the p50 of the same call on both reference stores at once without
+    /// the router, from the same loop (what the machine charges for the two calls together).
+    pub both_at_once: Option<Duration>,
 }
 
 impl Check {
@@ -53,39 +65,64 @@ impl Check {
     }
 }
 
-fn p50(report: &Report, backend: &str, op: Op) -> Option<std::time::Duration> {
-    let run = report.runs.iter().find(|r| r.name == backend)?;
-    run.result(op)?.adapter.stats().map(|s| s.p50)
+fn run_result<'a>(report: &'a Report, backend: &str, op: Op) -> Option<&'a OpResult> {
+    report.runs.iter().find(|r| r.name == backend)?.result(op)
 }
 
-/// Every router figure the report can give (none when the router or its references did not
-/// run).
+/// The p50 of `backend`'s own run of `op`.
+fn p50(report: &Report, backend: &str, op: Op) -> Option<Duration> {
+    run_result(report, backend, op)?
+        .adapter
+        .stats()
+        .map(|s| s.p50)
+}
+
+/// The p50 of the reference `name` measured in `backend`'s run of `op`.
+fn reference_p50(report: &Report, backend: &str, name: &str, op: Op) -> Option<Duration> {
+    run_result(report, backend, op)?
+        .reference(name)?
+        .stats()
+        .map(|s| s.p50)
+}
+
+fn ratio(routed: Duration, reference: Duration) -> f64 {
+    routed.as_secs_f64() / reference.as_secs_f64().max(1e-12)
+}
+
+/// Every router figure the report can give (none when the router did not run).
 pub fn checks(report: &Report) -> Vec<Check> {
     let mut out = Vec::new();
     for op in SHADOWED_READS {
-        if let (Some(routed), Some(old)) = (p50(report, SHADOW, op), p50(report, OLD, op)) {
+        if let (Some(routed), Some(old)) = (
+            p50(report, SHADOW, op),
+            reference_p50(report, SHADOW, OLD, op),
+        ) {
             out.push(Check {
                 backend: SHADOW,
                 op,
                 reference: OLD,
-                ratio: routed.as_secs_f64() / old.as_secs_f64().max(1e-12),
+                ratio: ratio(routed, old),
                 p50s: (routed, old),
+                own_run: p50(report, OLD, op),
+                both_at_once: None,
             });
         }
     }
     for op in DUAL_WRITES {
         if let (Some(routed), Some(old), Some(new)) = (
             p50(report, DUAL, op),
-            p50(report, OLD, op),
-            p50(report, NEW, op),
+            reference_p50(report, DUAL, OLD, op),
+            reference_p50(report, DUAL, NEW, op),
         ) {
             let (reference, slower) = if old >= new { (OLD, old) } else { (NEW, new) };
             out.push(Check {
                 backend: DUAL,
                 op,
                 reference,
-                ratio: routed.as_secs_f64() / slower.as_secs_f64().max(1e-12),
+                ratio: ratio(routed, slower),
                 p50s: (routed, slower),
+                own_run: p50(report, reference, op),
+                both_at_once: reference_p50(report, DUAL, BOTH_AT_ONCE, op),
             });
         }
     }
@@ -103,26 +140,71 @@ pub fn markdown(report: &Report, md: &mut String) {
         md,
         "The router over SQLite (old) and PocketBase (new). A shadowed read (`{SHADOW}`) is held \
          to p50 ≤ {TARGET:.2}× `{OLD}` alone; a dual write (`{DUAL}`) to p50 ≤ {TARGET:.2}× the \
-         slower of `{OLD}` and `{NEW}` alone. Each routed sample starts once the background work \
-         of the samples before it (shadow reads and their comparison) has settled, so it times \
-         one call on a router with spare capacity, as a user sees it.\n"
+         slower of `{OLD}` and `{NEW}` alone.\n\n\
+         The references are measured in the router's run, in the same loop: a second SQLite \
+         store and second PocketBase collections, loaded with the same workload, each called \
+         alone. The router's calls and theirs take turns in an order where each side follows \
+         every side equally often, and after every routed call the router's background work \
+         (shadow reads and their comparison) is waited for, untimed, before the next call of \
+         any side. So whatever a call leaves behind (an idle wait, a server still busy, cold or \
+         warm caches) falls on routed and reference calls alike, and the ratio is the cost a \
+         caller of the router pays over a caller of the store alone.\n\n\
+         For dual writes, `{BOTH_AT_ONCE}` is a third reference in the same loop: the same call \
+         on both reference stores at the same time without the router (the second on a task \
+         of its own, as the router runs it). Its ratio to the slower store is what this \
+         machine charges for running the two calls together (both stores' clients and \
+         PocketBase's server share its cores); routed / both at once is the router's own \
+         share. The last column is the reference store's p50 in its own run of this report \
+         (minutes apart, beside its raw baseline), for comparison with the other sections.\n"
     );
     let _ = writeln!(
         md,
-        "| backend | operation | routed p50 | reference | reference p50 | ratio | target |"
+        "| backend | operation | routed p50 | reference | reference p50 | ratio | target | \
+         both at once, no router | both at once / reference | routed / both at once | \
+         reference in its own run |"
     );
-    let _ = writeln!(md, "|---|---|---:|---|---:|---:|---|");
+    let _ = writeln!(md, "|---|---|---:|---|---:|---:|---|---:|---:|---:|---:|");
     for c in &checks {
+        let (both, machine, own) = match c.both_at_once {
+            Some(both) => (
+                format_duration(both),
+                format!("{:.2}×", ratio(both, c.p50s.1)),
+                format!("{:.2}×", ratio(c.p50s.0, both)),
+            ),
+            None => ("—".to_owned(), "—".to_owned(), "—".to_owned()),
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {:.2}× | {} |",
+            "| {} | {} | {} | {} | {} | {:.2}× | {} | {both} | {machine} | {own} | {} |",
             c.backend,
             c.op.name(),
             format_duration(c.p50s.0),
             c.reference,
             format_duration(c.p50s.1),
             c.ratio,
-            if c.met() { "met" } else { "**missed**" }
+            if c.met() { "met" } else { "**missed**" },
+            c.own_run.map_or("—".to_owned(), format_duration)
         );
+    }
+    let _ = writeln!(
+        md,
+        "\nWhat the routers did in the background during the timed operations (a rollout with \
+         equal stores has no repair and no difference):\n"
+    );
+    for run in &report.runs {
+        if let Some(stats) = run.router_stats {
+            let _ = writeln!(
+                md,
+                "- {}: {} shadow reads compared, {} differing, {} unanswered, {} timed out, {} \
+                 skipped; {} repairs logged.",
+                run.name,
+                stats.shadow_reads,
+                stats.shadow_diffs,
+                stats.shadow_errors,
+                stats.shadow_timeouts,
+                stats.shadow_skipped,
+                stats.repairs_logged
+            );
+        }
     }
 }

@@ -293,3 +293,80 @@ async fn the_scaling_table_puts_every_size_side_by_side() {
     }
     assert!(md.contains("≤ 1.5×") && md.contains("≤ 3×"));
 }
+
+/// The rollout router's runs measure their references (SQLite and PocketBase, each alone) in
+/// the same loop, the router section reads its ratios off them, and the references' writes
+/// leave the router's two stores equal: no repair logged, no shadow difference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_runs_measure_their_references_in_the_same_loop() {
+    if chatstore_testkit::require_env("CHATSTORE_TEST_POCKETBASE_URL").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = ReportConfig {
+        scale: Scale::new(20),
+        samples: 4,
+        max_time_per_op: Duration::from_millis(500),
+        backends: vec!["router-dual".to_owned(), "router-shadow".to_owned()],
+        stream_runs: 0,
+        copy_items: 0,
+        ..tiny(dir.path())
+    };
+    let report = report::run(&config).await.expect("report runs");
+    assert!(
+        report.failures().is_empty(),
+        "failures: {:?}",
+        report.failures()
+    );
+    assert_eq!(report.runs.len(), 2);
+    for run in &report.runs {
+        for op in [Op::GetChat, Op::CreateChat, Op::AddRemoveTag, Op::PutFile] {
+            let result = run.result(op).expect("every op has a result");
+            assert!(result.adapter.stats().is_some(), "{} {op:?}", run.name);
+            for name in ["sqlite", "pocketbase"] {
+                let stats = result
+                    .reference(name)
+                    .and_then(|o| o.stats())
+                    .unwrap_or_else(|| panic!("{} {op:?}: {name} alone not measured", run.name));
+                assert!(stats.samples >= 4, "{stats:?}");
+            }
+        }
+        if run.name == "router-dual" {
+            let both = run
+                .result(Op::CreateChat)
+                .and_then(|r| r.reference(chatstore_benches::backends::BOTH_AT_ONCE))
+                .and_then(|o| o.stats());
+            assert!(both.is_some(), "router-dual runs both stores at once too");
+        }
+        let stats = run.router_stats.expect("a router run reports its counters");
+        assert_eq!(
+            (
+                stats.repairs_logged,
+                stats.shadow_diffs,
+                stats.shadow_errors
+            ),
+            (0, 0, 0),
+            "{}: {stats:?}",
+            run.name
+        );
+    }
+    let shadow = report
+        .runs
+        .iter()
+        .find(|r| r.name == "router-shadow")
+        .and_then(|r| r.router_stats)
+        .expect("router-shadow ran");
+    assert!(shadow.shadow_reads > 0);
+    let checks = chatstore_benches::rollout::checks(&report);
+    assert_eq!(
+        checks.len(),
+        7,
+        "3 shadowed reads, 4 dual writes: {checks:?}"
+    );
+    let md = std::fs::read_to_string(dir.path().join(REPORT_FILE)).expect("report.md");
+    assert!(md.contains("## Rollout router"));
+    assert!(md.contains("same loop"));
+    assert!(md.contains("| ↳ sqlite alone, same loop |"));
+    assert!(md.contains("router-dual: 0 shadow reads compared"), "{md}");
+    assert!(md.contains("routed / both at once"));
+}
