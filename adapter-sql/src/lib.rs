@@ -529,7 +529,15 @@ async fn open_sqlite(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, Pa
         .connect_with(connect)
         .await
         .map_err(|e| error::db_error("connect", e))?;
-    Ok((pool::Pool::Sqlite(pool), uploads))
+    let max_connections = if in_memory {
+        1
+    } else {
+        options.max_connections
+    };
+    Ok((
+        pool::Pool::Sqlite(pool::SqliteHandle::new(pool, max_connections)),
+        uploads,
+    ))
 }
 
 /// Builds chatstore's own indexes ([`indexes`]) and gives the flag that turns `true` once

@@ -27,7 +27,7 @@ use sqlx::{Row as _, TypeInfo as _, ValueRef as _};
 
 use crate::SqlStore;
 use crate::error::db_error;
-use crate::pool::Pool;
+use crate::pool::{Pool, SqliteHandle};
 
 /// The tables of the six aggregates, copied by the migration engine.
 pub const MODELLED_TABLES: &[&str] = &["user", "chat", "chat_message", "tag", "file"];
@@ -180,7 +180,7 @@ fn entity(e: sqlx::Error) -> Error {
 impl SqlStore {
     async fn table_names(&self) -> Result<Vec<String>> {
         match self.pool_ref() {
-            Pool::Sqlite(p) => sqlx::query_scalar(
+            Pool::Sqlite(SqliteHandle { pool: p, .. }) => sqlx::query_scalar(
                 "SELECT name FROM sqlite_master WHERE type = 'table' \
                  AND name NOT LIKE 'sqlite_%' ORDER BY name",
             )
@@ -201,7 +201,7 @@ impl SqlStore {
     /// `(table, referenced table)` pairs of the foreign keys.
     async fn foreign_keys(&self, tables: &[String]) -> Result<Vec<(String, String)>> {
         match self.pool_ref() {
-            Pool::Sqlite(p) => {
+            Pool::Sqlite(SqliteHandle { pool: p, .. }) => {
                 let mut out = Vec::new();
                 for t in tables {
                     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -241,7 +241,7 @@ impl SqlStore {
 
     async fn table(&self, name: &str) -> Result<Table> {
         let (columns, key) = match self.pool_ref() {
-            Pool::Sqlite(p) => {
+            Pool::Sqlite(SqliteHandle { pool: p, .. }) => {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT name, type, pk FROM pragma_table_info({}) ORDER BY cid",
                     sql_string(name)
@@ -335,7 +335,7 @@ impl SqlStore {
     pub async fn row_count(&self, table: &str) -> Result<u64> {
         let sql = format!("SELECT count(*) FROM {}", quote(table));
         let n: i64 = match self.pool_ref() {
-            Pool::Sqlite(p) => {
+            Pool::Sqlite(SqliteHandle { pool: p, .. }) => {
                 sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                     .fetch_one(p)
                     .await
@@ -471,7 +471,7 @@ impl SqlStore {
         sql.push_str(&format!(" ORDER BY {} LIMIT {limit}", key.join(", ")));
         let after = after.unwrap_or_default();
         match self.pool_ref() {
-            Pool::Sqlite(p) => {
+            Pool::Sqlite(SqliteHandle { pool: p, .. }) => {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
                 for c in after {
                     q = bind_sqlite(q, c.clone());
@@ -650,7 +650,7 @@ impl SqlStore {
         }
         let mut written = 0u64;
         match self.pool_ref() {
-            Pool::Sqlite(p) => {
+            Pool::Sqlite(SqliteHandle { pool: p, .. }) => {
                 let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(entity)?;
                 for (sql, binds) in statements {
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);

@@ -1,0 +1,79 @@
+//! SQLite's warm connection (the one that ran the last statement outside a transaction is kept
+//! for the next): it never takes the last connection from transactions, and a store dropped
+//! after its runtime ended closes it without a panic.
+
+mod support;
+
+use std::time::Duration;
+
+use chatstore_core::{NewChat, NewUser};
+use chatstore_sql::SqlStore;
+
+/// With a pool of two, one connection is kept warm for reads and the other serves the
+/// transactions; reads and writes interleaved from many tasks all finish.
+#[tokio::test]
+async fn reads_and_transactions_share_a_pool_of_two() {
+    let db = support::sqlite_empty().await;
+    let store = SqlStore::connect(&db.url, db.options().max_connections(2))
+        .await
+        .expect("open")
+        .store();
+    let user = store
+        .users
+        .create(NewUser::new("w@example.com", "W"))
+        .await
+        .expect("user");
+    let first = store
+        .chats
+        .create(NewChat::new(&user.id, "first"))
+        .await
+        .expect("chat");
+    let tasks = (0..40).map(|i| {
+        let store = store.clone();
+        let (user, first) = (user.id.clone(), first.id.clone());
+        tokio::spawn(async move {
+            if i % 2 == 0 {
+                store.chats.get(&first).await.map(|_| ())
+            } else {
+                let chat = NewChat::new(&user, format!("chat {i}"));
+                store.chats.create(chat).await.map(|_| ())
+            }
+        })
+    });
+    let all = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(tasks))
+        .await
+        .expect("every call finishes: none waits for the warm connection");
+    for outcome in all {
+        outcome.expect("task").expect("call");
+    }
+    let page = store
+        .chats
+        .list(&chatstore_core::ChatQuery::for_user(&user.id))
+        .await
+        .expect("list");
+    assert_eq!(page.total, 21);
+}
+
+/// The warm connection is closed, not handed back to a pool that needs a runtime to take it,
+/// when the store outlives its runtime.
+#[test]
+fn a_store_dropped_after_its_runtime_closes_its_warm_connection() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let store = runtime.block_on(async {
+        let db = support::sqlite_empty().await;
+        let sql = SqlStore::connect(&db.url, db.options())
+            .await
+            .expect("open");
+        let store = sql.store();
+        let user = store
+            .users
+            .create(NewUser::new("d@example.com", "D"))
+            .await
+            .expect("user");
+        // A read outside a transaction leaves its connection warm.
+        store.users.get(&user.id).await.expect("get");
+        (sql, store)
+    });
+    drop(runtime);
+    drop(store);
+}
