@@ -234,7 +234,7 @@ pub(crate) fn split_meta(text: Option<String>) -> Result<(Map<String, Value>, BT
 }
 
 /// The stored `chat.meta` of a chat: its meta plus `tags` (sorted ids) when it has any.
-fn meta_arg(chat: &Chat) -> Arg {
+fn meta_text(chat: &Chat) -> String {
     let mut meta = chat.meta.clone();
     if !chat.tags.is_empty() {
         meta.insert(
@@ -242,7 +242,12 @@ fn meta_arg(chat: &Chat) -> Arg {
             Value::Array(chat.tags.iter().cloned().map(Value::String).collect()),
         );
     }
-    Arg::Json(Some(json::to_text(&Value::Object(meta))))
+    json::to_text(&Value::Object(meta))
+}
+
+/// [`meta_text`] as a JSON argument.
+fn meta_arg(chat: &Chat) -> Arg {
+    Arg::Json(Some(meta_text(chat)))
 }
 
 /// `chat.current_message_id`: the blob's `history.currentId`.
@@ -427,65 +432,69 @@ async fn insert(tx: &mut Tx, chat: NewChat) -> Result<Chat> {
     Ok(chat)
 }
 
-/// Chat rows per multi-row statement of [`insert_many`] (12 parameters a row).
+/// Chat rows per multi-row statement of [`insert_many`] on SQLite (12 parameters a row).
 const CHATS_PER_STATEMENT: usize = 2_000;
 
-/// Tag rows per multi-row statement of [`insert_many`] (3 parameters a row).
+/// Tag rows per multi-row statement of [`insert_many`] on SQLite (3 parameters a row).
 const TAGS_PER_STATEMENT: usize = 5_000;
+
+/// Rows per `unnest` statement of [`insert_many`] on PostgreSQL: no parameter limit applies
+/// (one array a column), this only bounds the size of one message to the server.
+const ROWS_PER_UNNEST: usize = 5_000;
 
 /// [`INSERT`] for many rows: the head before the rows' values.
 const INSERT_MANY_HEAD: &str = "INSERT INTO chat (id, user_id, title, chat, meta, archived, \
      pinned, folder_id, share_id, created_at, updated_at, last_read_at, current_message_id, \
      tasks) VALUES ";
 
+/// PostgreSQL: [`INSERT`] for many rows, one array a column, unnested side by side in the
+/// select list (the arrays have one length, so the rows come out in their order; in the select
+/// list `unnest` hands over one row at a time, where in `FROM` it would first copy every
+/// array into a tuple store). Its text does not depend on the row count, so it is prepared
+/// once per connection and the server neither parses nor plans a row's values; JSON travels
+/// as text and the cast validates it as binding a `json` parameter does.
+const INSERT_UNNEST: Sql = Sql::both(
+    "INSERT INTO chat (id, user_id, title, chat, meta, archived, pinned, folder_id, share_id, \
+     created_at, updated_at, last_read_at, current_message_id, tasks) \
+     SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), \
+     unnest($4::text[])::json, unnest($5::text[])::json, unnest($6::boolean[]), \
+     unnest($7::boolean[]), unnest($8::text[]), unnest($9::text[]), unnest($10::bigint[]), \
+     unnest($11::bigint[]), unnest($11::bigint[]), unnest($12::text[]), 'null'::json",
+);
+
 /// [`ENSURE_TAG`] for many rows: the head before the rows' values, and the tail.
 const ENSURE_TAGS_HEAD: &str = "INSERT INTO tag (id, name, user_id, meta) VALUES ";
 const ENSURE_TAGS_TAIL: &str = " ON CONFLICT (id, user_id) DO NOTHING";
 
-/// Creates several chats with multi-row statements (the chat rows, then every message row,
-/// then every tag row the chats name): the rows [`insert`] writes for each, in a few round
-/// trips instead of several per chat.
+/// PostgreSQL: [`ENSURE_TAG`] for many rows of any users, one array a column (as in
+/// [`INSERT_UNNEST`]).
+const ENSURE_TAGS_UNNEST: Sql = Sql::both(
+    "INSERT INTO tag (id, name, user_id, meta) \
+     SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), NULL \
+     ON CONFLICT (id, user_id) DO NOTHING",
+);
+
+/// Creates several chats with one statement per table (the chat rows, then every message
+/// row, then every tag row the chats name; more only past [`ROWS_PER_UNNEST`] rows on
+/// PostgreSQL or the parameter limit on SQLite): the rows [`insert`] writes for each, in a
+/// few round trips instead of several per chat.
 async fn insert_many(tx: &mut Tx, chats: Vec<NewChat>) -> Result<Vec<Chat>> {
     let now = validate::now();
     let prepared = chats
         .into_iter()
         .map(|c| c.prepare(now))
         .collect::<Result<Vec<PreparedChat>>>()?;
-    for chunk in prepared.chunks(CHATS_PER_STATEMENT) {
-        let mut d = Dyn::default();
-        d.sql(INSERT_MANY_HEAD);
-        for (k, p) in chunk.iter().enumerate() {
-            let chat = &p.chat;
-            d.sql(if k == 0 { "(" } else { ", (" });
-            d.bind(chat.id.as_str())
-                .sql(", ")
-                .bind(chat.user_id.as_str())
-                .sql(", ")
-                .bind(chat.title.as_str())
-                .sql(", ")
-                .bind(Arg::Json(Some(json::to_text(&chat.chat))))
-                .sql(", ")
-                .bind(meta_arg(chat))
-                .sql(", ")
-                .bind(chat.archived)
-                .sql(", ")
-                .bind(chat.pinned)
-                .sql(", ")
-                .bind(&chat.folder_id)
-                .sql(", ")
-                .bind(&chat.share_id)
-                .sql(", ")
-                .bind(chat.created_at)
-                .sql(", ")
-                .bind(chat.updated_at)
-                .sql(", ")
-                .bind(chat.updated_at)
-                .sql(", ")
-                .bind(current_message_id(&chat.chat))
-                .sql(", 'null')");
+    match tx.dialect() {
+        Dialect::Postgres => {
+            for chunk in prepared.chunks(ROWS_PER_UNNEST) {
+                tx.execute(INSERT_UNNEST, chat_columns(chunk)).await?;
+            }
         }
-        d.one_off();
-        tx.execute_dyn(d).await?;
+        Dialect::Sqlite => {
+            for chunk in prepared.chunks(CHATS_PER_STATEMENT) {
+                tx.execute_dyn(chat_values(chunk)).await?;
+            }
+        }
     }
     let messages: Vec<&chatstore_core::Message> =
         prepared.iter().flat_map(|p| &p.messages).collect();
@@ -502,20 +511,36 @@ async fn insert_many(tx: &mut Tx, chats: Vec<NewChat>) -> Result<Vec<Chat>> {
         })
         .filter(|(id, _, user)| seen.insert((*id, *user)))
         .collect();
-    for chunk in tags.chunks(TAGS_PER_STATEMENT) {
-        let mut d = Dyn::default();
-        d.sql(ENSURE_TAGS_HEAD);
-        for (k, (id, name, user_id)) in chunk.iter().enumerate() {
-            d.sql(if k == 0 { "(" } else { ", (" });
-            d.bind(*id)
-                .sql(", ")
-                .bind(*name)
-                .sql(", ")
-                .bind(*user_id)
-                .sql(", NULL)");
+    match tx.dialect() {
+        Dialect::Postgres => {
+            for chunk in tags.chunks(ROWS_PER_UNNEST) {
+                let (mut ids, mut names, mut users) = (vec![], vec![], vec![]);
+                for (id, name, user_id) in chunk {
+                    ids.push((*id).to_owned());
+                    names.push((*name).to_owned());
+                    users.push((*user_id).to_owned());
+                }
+                let args = [ids, names, users].map(|v| Arg::List(List::Text(v)));
+                tx.execute(ENSURE_TAGS_UNNEST, args.into()).await?;
+            }
         }
-        d.sql(ENSURE_TAGS_TAIL).one_off();
-        tx.execute_dyn(d).await?;
+        Dialect::Sqlite => {
+            for chunk in tags.chunks(TAGS_PER_STATEMENT) {
+                let mut d = Dyn::default();
+                d.sql(ENSURE_TAGS_HEAD);
+                for (k, (id, name, user_id)) in chunk.iter().enumerate() {
+                    d.sql(if k == 0 { "(" } else { ", (" });
+                    d.bind(*id)
+                        .sql(", ")
+                        .bind(*name)
+                        .sql(", ")
+                        .bind(*user_id)
+                        .sql(", NULL)");
+                }
+                d.sql(ENSURE_TAGS_TAIL).one_off();
+                tx.execute_dyn(d).await?;
+            }
+        }
     }
     Ok(prepared
         .into_iter()
@@ -524,6 +549,68 @@ async fn insert_many(tx: &mut Tx, chats: Vec<NewChat>) -> Result<Vec<Chat>> {
             p.chat
         })
         .collect())
+}
+
+/// The arguments of [`INSERT_UNNEST`] for these chats: one array a column.
+fn chat_columns(chunk: &[PreparedChat]) -> Vec<Arg> {
+    let chats = || chunk.iter().map(|p| &p.chat);
+    let text = |f: fn(&Chat) -> String| Arg::List(List::Text(chats().map(f).collect()));
+    let opt_text =
+        |f: fn(&Chat) -> Option<String>| Arg::List(List::OptText(chats().map(f).collect()));
+    let flag = |f: fn(&Chat) -> bool| Arg::List(List::Bool(chats().map(f).collect()));
+    let int = |f: fn(&Chat) -> i64| Arg::List(List::Int(chats().map(f).collect()));
+    vec![
+        text(|c| c.id.clone()),
+        text(|c| c.user_id.clone()),
+        text(|c| c.title.clone()),
+        text(|c| json::to_text(&c.chat)),
+        text(meta_text),
+        flag(|c| c.archived),
+        flag(|c| c.pinned),
+        opt_text(|c| c.folder_id.clone()),
+        opt_text(|c| c.share_id.clone()),
+        int(|c| c.created_at),
+        int(|c| c.updated_at),
+        opt_text(|c| current_message_id(&c.chat)),
+    ]
+}
+
+/// A multi-row [`INSERT`] of these chats (SQLite).
+fn chat_values(chunk: &[PreparedChat]) -> Dyn {
+    let mut d = Dyn::default();
+    d.sql(INSERT_MANY_HEAD);
+    for (k, p) in chunk.iter().enumerate() {
+        let chat = &p.chat;
+        d.sql(if k == 0 { "(" } else { ", (" });
+        d.bind(chat.id.as_str())
+            .sql(", ")
+            .bind(chat.user_id.as_str())
+            .sql(", ")
+            .bind(chat.title.as_str())
+            .sql(", ")
+            .bind(Arg::Json(Some(json::to_text(&chat.chat))))
+            .sql(", ")
+            .bind(meta_arg(chat))
+            .sql(", ")
+            .bind(chat.archived)
+            .sql(", ")
+            .bind(chat.pinned)
+            .sql(", ")
+            .bind(&chat.folder_id)
+            .sql(", ")
+            .bind(&chat.share_id)
+            .sql(", ")
+            .bind(chat.created_at)
+            .sql(", ")
+            .bind(chat.updated_at)
+            .sql(", ")
+            .bind(chat.updated_at)
+            .sql(", ")
+            .bind(current_message_id(&chat.chat))
+            .sql(", 'null')");
+    }
+    d.one_off();
+    d
 }
 
 async fn delete_locked(tx: &mut Tx, chat: &Chat) -> Result<()> {

@@ -16,7 +16,7 @@ use chatstore_core::{Chat, Error, Message, MessageRepo, NewMessage, Result, blob
 use serde_json::{Map, Value, json};
 
 use crate::chats::{self, chat_from_row};
-use crate::pool::{Arg, Dialect, Dyn, Mode, Row, Sql, Tx, args, cursor, storable};
+use crate::pool::{Arg, Dialect, Dyn, List, Mode, Row, Sql, Tx, args, cursor, storable};
 use crate::{SqlStore, json};
 
 macro_rules! message_columns {
@@ -57,6 +57,29 @@ const UPSERT_MANY_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET user_id = exclud
      created_at = excluded.created_at, updated_at = excluded.updated_at, \
      context_summary = excluded.context_summary, meta = excluded.meta \
      WHERE chat_message.chat_id = excluded.chat_id RETURNING id";
+
+/// PostgreSQL: [`UPSERT`] for many rows, one array a column unnested in the select list (see
+/// `chats::INSERT_UNNEST`; JSON as text, cast by the server), returning the keys it wrote
+/// like [`UPSERT_MANY_TAIL`]. Its text does not depend on the row count: prepared once per
+/// connection, and no row's values are parsed or planned.
+const UPSERT_UNNEST: Sql = Sql::both(
+    "INSERT INTO chat_message (id, chat_id, user_id, role, parent_id, content, output, model_id, \
+     files, sources, embeds, done, status_history, error, usage, created_at, updated_at, \
+     context_summary, meta) \
+     SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[]), \
+     unnest($5::text[]), unnest($6::text[])::json, unnest($7::text[])::json, \
+     unnest($8::text[]), unnest($9::text[])::json, unnest($10::text[])::json, \
+     unnest($11::text[])::json, unnest($12::boolean[]), unnest($13::text[])::json, \
+     unnest($14::text[])::json, unnest($15::text[])::json, unnest($16::bigint[]), \
+     unnest($17::bigint[]), unnest($18::text[]), unnest($19::text[])::json \
+     ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, role = excluded.role, \
+     parent_id = excluded.parent_id, content = excluded.content, output = excluded.output, \
+     model_id = excluded.model_id, files = excluded.files, sources = excluded.sources, \
+     embeds = excluded.embeds, done = excluded.done, status_history = excluded.status_history, \
+     error = excluded.error, usage = excluded.usage, created_at = excluded.created_at, \
+     updated_at = excluded.updated_at, context_summary = excluded.context_summary, \
+     meta = excluded.meta WHERE chat_message.chat_id = excluded.chat_id RETURNING id",
+);
 
 const GET: Sql = Sql::both(concat!(
     "SELECT ",
@@ -186,20 +209,22 @@ pub(crate) async fn upsert_row(tx: &mut Tx, m: &Message) -> Result<()> {
     Ok(())
 }
 
-/// Rows per multi-row statement of [`upsert_rows`]: a message row binds 19 parameters, and
-/// PostgreSQL takes at most 65,535 per statement (SQLite 32,766). A batch of 500 new chats
-/// holds about 2,500 messages: one or two statements on PostgreSQL.
+/// Rows per statement of [`upsert_rows`]: on SQLite a message row binds 19 parameters of the
+/// 32,766 a statement takes; on PostgreSQL ([`UPSERT_UNNEST`], one array a column) no
+/// parameter limit applies, this only bounds the size of one message to the server. A batch
+/// of 500 new chats holds about 2,500 messages: one statement either way.
 fn rows_per_statement(dialect: Dialect) -> usize {
     match dialect {
-        Dialect::Postgres => 3_000,
+        Dialect::Postgres => 5_000,
         Dialect::Sqlite => 1_000,
     }
 }
 
-/// Writes message rows of several chats with multi-row statements: the same rows and the same
-/// `Conflict` as [`upsert_row`] for each, in far fewer round trips. Keys that repeat within
-/// `messages` (Open WebUI's key `"{chat_id}-{id}"` can collide when ids contain `-`) are
-/// written row by row, so that the collision is refused as it would be alone.
+/// Writes message rows of several chats with one statement per [`rows_per_statement`] rows:
+/// the same rows and the same `Conflict` as [`upsert_row`] for each, in far fewer round
+/// trips. Keys that repeat within `messages` (Open WebUI's key `"{chat_id}-{id}"` can collide
+/// when ids contain `-`) are written row by row, so that the collision is refused as it would
+/// be alone.
 pub(crate) async fn upsert_rows(tx: &mut Tx, messages: &[&Message]) -> Result<()> {
     let keys: Vec<String> = messages.iter().map(|m| m.key()).collect();
     let distinct: HashSet<&str> = keys.iter().map(String::as_str).collect();
@@ -211,51 +236,13 @@ pub(crate) async fn upsert_rows(tx: &mut Tx, messages: &[&Message]) -> Result<()
     }
     let rows = rows_per_statement(tx.dialect());
     for (chunk, chunk_keys) in messages.chunks(rows).zip(keys.chunks(rows)) {
-        let mut d = Dyn::default();
-        d.sql(UPSERT_MANY_HEAD);
-        for (k, (m, key)) in chunk.iter().zip(chunk_keys).enumerate() {
-            d.sql(if k == 0 { "(" } else { ", (" });
-            d.bind(key.as_str())
-                .sql(", ")
-                .bind(m.chat_id.as_str())
-                .sql(", ")
-                .bind(&m.user_id)
-                .sql(", ")
-                .bind(m.role.as_str())
-                .sql(", ")
-                .bind(&m.parent_id)
-                .sql(", ")
-                .bind(Arg::Json(Some(json::to_text(&m.content))))
-                .sql(", ")
-                .bind(json::arg(m.output.as_ref()))
-                .sql(", ")
-                .bind(&m.model_id)
-                .sql(", ")
-                .bind(json::arg(m.files.as_ref()))
-                .sql(", ")
-                .bind(json::arg(m.sources.as_ref()))
-                .sql(", ")
-                .bind(json::arg(m.embeds.as_ref()))
-                .sql(", ")
-                .bind(m.done)
-                .sql(", ")
-                .bind(json::arg(m.status_history.as_ref()))
-                .sql(", ")
-                .bind(json::arg(m.error.as_ref()))
-                .sql(", ")
-                .bind(json::arg(m.usage.as_ref()))
-                .sql(", ")
-                .bind(m.created_at)
-                .sql(", ")
-                .bind(m.updated_at)
-                .sql(", ")
-                .bind(&m.context_summary)
-                .sql(", ")
-                .bind(json::arg(m.meta.as_ref()))
-                .sql(")");
-        }
-        d.sql(UPSERT_MANY_TAIL).one_off();
-        let written = tx.fetch_dyn(d).await?;
+        let written = match tx.dialect() {
+            Dialect::Postgres => {
+                tx.fetch_all(UPSERT_UNNEST, message_columns(chunk, chunk_keys))
+                    .await?
+            }
+            Dialect::Sqlite => tx.fetch_dyn(message_values(chunk, chunk_keys)).await?,
+        };
         if written.len() < chunk.len() {
             let written: HashSet<String> = written
                 .iter()
@@ -271,6 +258,92 @@ pub(crate) async fn upsert_rows(tx: &mut Tx, messages: &[&Message]) -> Result<()
         }
     }
     Ok(())
+}
+
+/// The arguments of [`UPSERT_UNNEST`] for these rows (`keys` their row keys): one array a
+/// column.
+fn message_columns(chunk: &[&Message], keys: &[String]) -> Vec<Arg> {
+    let text =
+        |f: fn(&Message) -> String| Arg::List(List::Text(chunk.iter().map(|m| f(m)).collect()));
+    let opt_text = |f: fn(&Message) -> Option<String>| {
+        Arg::List(List::OptText(chunk.iter().map(|m| f(m)).collect()))
+    };
+    let json_text = |f: fn(&Message) -> Option<&Value>| {
+        Arg::List(List::Text(
+            chunk.iter().map(|m| json::opt_to_text(f(m))).collect(),
+        ))
+    };
+    let int = |f: fn(&Message) -> i64| Arg::List(List::Int(chunk.iter().map(|m| f(m)).collect()));
+    vec![
+        Arg::List(List::Text(keys.to_vec())),
+        text(|m| m.chat_id.clone()),
+        opt_text(|m| m.user_id.clone()),
+        text(|m| m.role.clone()),
+        opt_text(|m| m.parent_id.clone()),
+        json_text(|m| Some(&m.content)),
+        json_text(|m| m.output.as_ref()),
+        opt_text(|m| m.model_id.clone()),
+        json_text(|m| m.files.as_ref()),
+        json_text(|m| m.sources.as_ref()),
+        json_text(|m| m.embeds.as_ref()),
+        Arg::List(List::Bool(chunk.iter().map(|m| m.done).collect())),
+        json_text(|m| m.status_history.as_ref()),
+        json_text(|m| m.error.as_ref()),
+        json_text(|m| m.usage.as_ref()),
+        int(|m| m.created_at),
+        int(|m| m.updated_at),
+        opt_text(|m| m.context_summary.clone()),
+        json_text(|m| m.meta.as_ref()),
+    ]
+}
+
+/// A multi-row [`UPSERT`] of these rows returning the keys it wrote (SQLite).
+fn message_values(chunk: &[&Message], keys: &[String]) -> Dyn {
+    let mut d = Dyn::default();
+    d.sql(UPSERT_MANY_HEAD);
+    for (k, (m, key)) in chunk.iter().zip(keys).enumerate() {
+        d.sql(if k == 0 { "(" } else { ", (" });
+        d.bind(key.as_str())
+            .sql(", ")
+            .bind(m.chat_id.as_str())
+            .sql(", ")
+            .bind(&m.user_id)
+            .sql(", ")
+            .bind(m.role.as_str())
+            .sql(", ")
+            .bind(&m.parent_id)
+            .sql(", ")
+            .bind(Arg::Json(Some(json::to_text(&m.content))))
+            .sql(", ")
+            .bind(json::arg(m.output.as_ref()))
+            .sql(", ")
+            .bind(&m.model_id)
+            .sql(", ")
+            .bind(json::arg(m.files.as_ref()))
+            .sql(", ")
+            .bind(json::arg(m.sources.as_ref()))
+            .sql(", ")
+            .bind(json::arg(m.embeds.as_ref()))
+            .sql(", ")
+            .bind(m.done)
+            .sql(", ")
+            .bind(json::arg(m.status_history.as_ref()))
+            .sql(", ")
+            .bind(json::arg(m.error.as_ref()))
+            .sql(", ")
+            .bind(json::arg(m.usage.as_ref()))
+            .sql(", ")
+            .bind(m.created_at)
+            .sql(", ")
+            .bind(m.updated_at)
+            .sql(", ")
+            .bind(&m.context_summary)
+            .sql(", ")
+            .bind(json::arg(m.meta.as_ref()))
+            .sql(")");
+    }
+    d.sql(UPSERT_MANY_TAIL).one_off();
+    d
 }
 
 fn taken(key: &str, m: &Message) -> Error {

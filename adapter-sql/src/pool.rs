@@ -95,12 +95,15 @@ pub(crate) enum Arg {
     List(List),
 }
 
-/// The values of an [`Arg::List`], all of one kind (nulls left out: they never match).
+/// The values of an [`Arg::List`], all of one kind (nulls left out: they never match), or a
+/// column of rows written with `unnest` (where [`List::OptText`] carries the nulls).
 #[derive(Debug, Clone)]
 pub(crate) enum List {
     Text(Vec<String>),
     Int(Vec<i64>),
     Bool(Vec<bool>),
+    /// Text or SQL `NULL` for each row (a nullable column of an `unnest` insert).
+    OptText(Vec<Option<String>>),
 }
 
 impl Type<Postgres> for List {
@@ -118,6 +121,9 @@ impl sqlx::Encode<'_, Postgres> for List {
             List::Text(v) => <Vec<String> as sqlx::Encode<'_, Postgres>>::encode_by_ref(v, buf),
             List::Int(v) => <Vec<i64> as sqlx::Encode<'_, Postgres>>::encode_by_ref(v, buf),
             List::Bool(v) => <Vec<bool> as sqlx::Encode<'_, Postgres>>::encode_by_ref(v, buf),
+            List::OptText(v) => {
+                <Vec<Option<String>> as sqlx::Encode<'_, Postgres>>::encode_by_ref(v, buf)
+            }
         }
     }
 
@@ -126,6 +132,7 @@ impl sqlx::Encode<'_, Postgres> for List {
             List::Text(_) => <Vec<String> as Type<Postgres>>::type_info(),
             List::Int(_) => <Vec<i64> as Type<Postgres>>::type_info(),
             List::Bool(_) => <Vec<bool> as Type<Postgres>>::type_info(),
+            List::OptText(_) => <Vec<Option<String>> as Type<Postgres>>::type_info(),
         })
     }
 }
@@ -137,6 +144,7 @@ impl List {
             List::Text(v) => serde_json::Value::from(v.clone()).to_string(),
             List::Int(v) => serde_json::Value::from(v.clone()).to_string(),
             List::Bool(v) => serde_json::Value::from(v.clone()).to_string(),
+            List::OptText(v) => serde_json::Value::from(v.clone()).to_string(),
         }
     }
 }
@@ -284,6 +292,8 @@ pub enum Bound {
     IntList(Vec<i64>),
     /// A PostgreSQL array of booleans (SQLite: JSON array text).
     BoolList(Vec<bool>),
+    /// A PostgreSQL array of text with nulls (SQLite: JSON array text).
+    OptTextList(Vec<Option<String>>),
 }
 
 impl Dyn {
@@ -311,6 +321,7 @@ impl Dyn {
                         (Arg::List(List::Text(v)), Dialect::Postgres) => Bound::TextList(v),
                         (Arg::List(List::Int(v)), Dialect::Postgres) => Bound::IntList(v),
                         (Arg::List(List::Bool(v)), Dialect::Postgres) => Bound::BoolList(v),
+                        (Arg::List(List::OptText(v)), Dialect::Postgres) => Bound::OptTextList(v),
                     });
                     match dialect {
                         Dialect::Sqlite => sql.push('?'),

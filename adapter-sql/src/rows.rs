@@ -671,6 +671,7 @@ fn list_is_empty(list: &List) -> bool {
         List::Text(v) => v.is_empty(),
         List::Int(v) => v.is_empty(),
         List::Bool(v) => v.is_empty(),
+        List::OptText(v) => v.is_empty(),
     }
 }
 

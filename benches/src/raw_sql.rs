@@ -299,6 +299,7 @@ fn bind_sqlite(q: SqliteQuery, bound: &Bound) -> SqliteQuery {
         Bound::TextList(v) => q.bind(Value::from(v.clone()).to_string()),
         Bound::IntList(v) => q.bind(Value::from(v.clone()).to_string()),
         Bound::BoolList(v) => q.bind(Value::from(v.clone()).to_string()),
+        Bound::OptTextList(v) => q.bind(Value::from(v.clone()).to_string()),
     }
 }
 
@@ -314,6 +315,7 @@ fn bind_pg(q: PgQuery, bound: &Bound) -> PgQuery {
         Bound::TextList(v) => q.bind(v.clone()),
         Bound::IntList(v) => q.bind(v.clone()),
         Bound::BoolList(v) => q.bind(v.clone()),
+        Bound::OptTextList(v) => q.bind(v.clone()),
     }
 }
 
