@@ -1,7 +1,8 @@
 //! chatstore's own indexes on Open WebUI's tables, where Open WebUI's schema has none that
-//! serves chatstore's queries. They are named `chatstore_*`, never change a column, and are
-//! only ever used by statements that say what their `WHERE` says (they are partial), so Open
-//! WebUI's own queries plan as before.
+//! serves chatstore's queries. They are named `chatstore_*` and never change a column. The chat
+//! indexes are partial, only ever used by statements that say what their `WHERE` says, so Open
+//! WebUI's own chat queries plan as before; the note index may serve Open WebUI's note queries
+//! too, which changes nothing they return.
 //!
 //! - `chatstore_chat_list` serves every chat list: one user's chats that are not internal,
 //!   archived or not, newest first (`updated_at DESC, id`, the list's order). Open WebUI's
