@@ -483,7 +483,7 @@ impl Shared {
         call: F,
     ) -> Result<T>
     where
-        T: Clone + Send + 'static,
+        T: Clone + PartialEq + Send + 'static,
         F: Fn(&Store) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
@@ -520,6 +520,15 @@ impl Shared {
                 runtime.spawn(async move {
                     let _guard = guard;
                     let answer = tokio::time::timeout(timeout, shadow).await;
+                    // Equal answers (nearly every read once the stores agree) are the same
+                    // without turning either into JSON: the comparison's CPU shares the
+                    // machine with the caller's next calls.
+                    if let (Ok(a), Ok(Ok(b))) = (&old, &answer)
+                        && a == b
+                    {
+                        shared.count_shadow_read(group, operation);
+                        return;
+                    }
                     let old = match old {
                         Ok(v) => match canon(&v) {
                             Ok(v) => Outcome::Value(v),
@@ -554,6 +563,13 @@ impl Shared {
         .increment(1);
     }
 
+    fn count_shadow_read(&self, group: ModelGroup, operation: &'static str) {
+        self.counters.shadow_reads.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("chatstore_router_shadow_reads_total",
+            "group" => group.as_str(), "operation" => operation)
+        .increment(1);
+    }
+
     fn record_shadow(
         &self,
         group: ModelGroup,
@@ -562,10 +578,7 @@ impl Shared {
         old: &Outcome,
         new: &Outcome,
     ) {
-        self.counters.shadow_reads.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("chatstore_router_shadow_reads_total",
-            "group" => group.as_str(), "operation" => operation)
-        .increment(1);
+        self.count_shadow_read(group, operation);
         match shadow::judge(old, new) {
             Verdict::Same => {}
             Verdict::NewUnavailable => {
@@ -612,7 +625,7 @@ impl Shared {
         call: F,
     ) -> Result<T>
     where
-        T: Serialize + Send + 'static,
+        T: Serialize + PartialEq + Send + 'static,
         F: Fn(&Store) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
@@ -730,7 +743,15 @@ impl Drop for Unfinished<'_> {
     }
 }
 
-fn same_answer<T: Serialize>(a: &T, b: &T) -> bool {
+/// Whether the two stores' answers to a write are the same: equal values are (the common
+/// case, and a comparison that allocates nothing); others are compared the way shadow reads
+/// are, as canonical JSON (numbers within a tolerance, maps whatever their order). The
+/// caller waits for this, so the cheap test goes first: turning a chat with its blob into
+/// JSON twice cost more than the router's every other step of a dual write together.
+fn same_answer<T: Serialize + PartialEq>(a: &T, b: &T) -> bool {
+    if a == b {
+        return true;
+    }
     match (compare::canonical(a), compare::canonical(b)) {
         (Ok(a), Ok(b)) => compare::same(&a, &b),
         _ => false,
@@ -754,3 +775,24 @@ macro_rules! on {
     };
 }
 pub(crate) use on;
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::same_answer;
+
+    /// Equal answers are the same without JSON; answers that differ only where the canonical
+    /// comparison allows (a float within the tolerance) are still the same; others are not.
+    #[test]
+    fn answers_compare_equal_first_then_as_canonical_json() {
+        let chat = json!({"id": "c1", "title": "Trip", "tags": ["a", "b"], "score": 0.5});
+        assert!(same_answer(&chat, &chat.clone()));
+        let close = json!({"id": "c1", "title": "Trip", "tags": ["a", "b"], "score": 0.5 + 1e-9});
+        assert!(chat != close && same_answer(&chat, &close));
+        let other = json!({"id": "c1", "title": "Trip", "tags": ["a"], "score": 0.5});
+        assert!(!same_answer(&chat, &other));
+        assert!(same_answer(&(), &()));
+        assert!(!same_answer(&Some(1_u64), &None));
+    }
+}
