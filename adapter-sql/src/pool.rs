@@ -6,6 +6,7 @@
 //! Every repository writes its SQL once with `$N` placeholders (SQLite accepts them too); where
 //! the dialects differ (JSON functions, `COLLATE "C"`, `FOR UPDATE`) a [`Sql`] carries both texts.
 
+use futures::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
@@ -547,6 +548,22 @@ impl SqliteHandle {
         Ok(Lease { conn, warm })
     }
 
+    /// Runs one statement on a leased connection (see [`SqliteHandle::lease`]), keeping the
+    /// connection warm when the statement succeeded.
+    async fn run<T>(
+        &self,
+        statement: impl for<'c> FnOnce(
+            &'c mut sqlx::SqliteConnection,
+        ) -> BoxFuture<'c, std::result::Result<T, sqlx::Error>>,
+    ) -> std::result::Result<T, sqlx::Error> {
+        let mut lease = self.lease().await?;
+        let out = statement(&mut lease.conn).await;
+        if out.is_ok() {
+            lease.done();
+        }
+        out
+    }
+
     async fn close(&self) {
         if let Some(warm) = &self.warm {
             let kept = warm.lock().ok().and_then(|mut w| {
@@ -624,18 +641,10 @@ impl Pool {
             return Ok(n);
         }
         let out = match self {
-            Pool::Sqlite(p) => match p.lease().await {
-                Ok(mut lease) => {
-                    let out = sqlite_query(sql.text(Dialect::Sqlite), args)
-                        .execute(&mut *lease.conn)
-                        .await;
-                    if out.is_ok() {
-                        lease.done();
-                    }
-                    out.map(|r| r.rows_affected())
-                }
-                Err(e) => Err(e),
-            },
+            Pool::Sqlite(p) => p
+                .run(|c| Box::pin(sqlite_query(sql.text(Dialect::Sqlite), args).execute(c)))
+                .await
+                .map(|r| r.rows_affected()),
             Pool::Postgres(p, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
                 .execute(p)
                 .await
@@ -658,18 +667,10 @@ impl Pool {
             return Ok(rows);
         }
         let out = match self {
-            Pool::Sqlite(p) => match p.lease().await {
-                Ok(mut lease) => {
-                    let out = sqlite_query(sql.text(Dialect::Sqlite), args)
-                        .fetch_all(&mut *lease.conn)
-                        .await;
-                    if out.is_ok() {
-                        lease.done();
-                    }
-                    out.map(|rows| rows.into_iter().map(Row::Sqlite).collect())
-                }
-                Err(e) => Err(e),
-            },
+            Pool::Sqlite(p) => p
+                .run(|c| Box::pin(sqlite_query(sql.text(Dialect::Sqlite), args).fetch_all(c)))
+                .await
+                .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
             Pool::Postgres(p, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
                 .fetch_all(p)
                 .await
@@ -692,18 +693,10 @@ impl Pool {
             return Ok(row);
         }
         let out = match self {
-            Pool::Sqlite(p) => match p.lease().await {
-                Ok(mut lease) => {
-                    let out = sqlite_query(sql.text(Dialect::Sqlite), args)
-                        .fetch_optional(&mut *lease.conn)
-                        .await;
-                    if out.is_ok() {
-                        lease.done();
-                    }
-                    out.map(|r| r.map(Row::Sqlite))
-                }
-                Err(e) => Err(e),
-            },
+            Pool::Sqlite(p) => p
+                .run(|c| Box::pin(sqlite_query(sql.text(Dialect::Sqlite), args).fetch_optional(c)))
+                .await
+                .map(|r| r.map(Row::Sqlite)),
             Pool::Postgres(p, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
                 .fetch_optional(p)
                 .await
@@ -722,21 +715,15 @@ impl Pool {
                 tx.commit().await?;
                 return Ok(rows);
             }
-            Pool::Sqlite(p) => match p.lease().await {
-                Ok(mut lease) => {
-                    let mut qb = statement.builder::<Sqlite>();
-                    let out = qb
-                        .build()
-                        .persistent(persistent)
-                        .fetch_all(&mut *lease.conn)
-                        .await;
-                    if out.is_ok() {
-                        lease.done();
-                    }
-                    out.map(|rows| rows.into_iter().map(Row::Sqlite).collect())
-                }
-                Err(e) => Err(e),
-            },
+            Pool::Sqlite(p) => p
+                .run(|c| {
+                    Box::pin(async move {
+                        let mut qb = statement.builder::<Sqlite>();
+                        qb.build().persistent(persistent).fetch_all(c).await
+                    })
+                })
+                .await
+                .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
             Pool::Postgres(p, Statements::Cached) => {
                 let mut qb = statement.builder::<Postgres>();
                 qb.build()
