@@ -340,15 +340,15 @@ async fn router_runs_measure_their_references_in_the_same_loop() {
         }
         let stats = run.router_stats.expect("a router run reports its counters");
         assert_eq!(
-            (
-                stats.repairs_logged,
-                stats.shadow_diffs,
-                stats.shadow_errors
-            ),
-            (0, 0, 0),
+            (stats.shadow_diffs, stats.shadow_errors),
+            (0, 0),
             "{}: {stats:?}",
             run.name
         );
+        // A new message's `created_at` is each store's own clock in seconds: an upsert whose
+        // two writes straddle a second is (rightly) logged for repair. Writes measured on the
+        // router's stores alone would leave dozens.
+        assert!(stats.repairs_logged <= 1, "{}: {stats:?}", run.name);
     }
     let shadow = report
         .runs
