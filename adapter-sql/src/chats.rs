@@ -149,13 +149,6 @@ const ENSURE_TAG: Sql = Sql::both(
      ON CONFLICT (id, user_id) DO NOTHING",
 );
 
-/// [`ENSURE_TAG`] for several tags of user `$3` (ids `$1`, names `$2`) in one round trip
-/// (PostgreSQL only).
-const ENSURE_USER_TAGS: Sql = Sql::both(
-    "INSERT INTO tag (id, name, user_id, meta) SELECT t.id, t.name, $3, NULL \
-     FROM unnest($1::text[], $2::text[]) AS t(id, name) ON CONFLICT (id, user_id) DO NOTHING",
-);
-
 /// Deletes tag `$1` of user `$2` unless a chat of the user, internal or not, carries it. The
 /// two kinds are asked apart, each through its own partial index (`chatstore_chat_list`,
 /// `chatstore_chat_internal`), so the check reads index entries, not every chat of the user;
@@ -367,16 +360,10 @@ pub(crate) async fn ensure_tag(tx: &mut Tx, user_id: &str, id: &str, name: &str)
 /// [`ensure_tag`] for each `(id, name)` pair, in one statement on PostgreSQL.
 async fn ensure_tags(tx: &mut Tx, user_id: &str, pairs: &[(String, String)]) -> Result<()> {
     if tx.dialect() == Dialect::Postgres && pairs.len() > 1 {
-        let (ids, names) = pairs.iter().cloned().unzip();
-        tx.execute(
-            ENSURE_USER_TAGS,
-            vec![
-                Arg::List(List::Text(ids)),
-                Arg::List(List::Text(names)),
-                Arg::from(user_id),
-            ],
-        )
-        .await?;
+        let rows = pairs
+            .iter()
+            .map(|(id, name)| (id.as_str(), name.as_str(), user_id));
+        tx.execute(ENSURE_TAGS_UNNEST, tag_columns(rows)).await?;
         return Ok(());
     }
     for (id, name) in pairs {
@@ -467,7 +454,7 @@ const ENSURE_TAGS_HEAD: &str = "INSERT INTO tag (id, name, user_id, meta) VALUES
 const ENSURE_TAGS_TAIL: &str = " ON CONFLICT (id, user_id) DO NOTHING";
 
 /// PostgreSQL: [`ENSURE_TAG`] for many rows of any users, one array a column (as in
-/// [`INSERT_UNNEST`]).
+/// [`INSERT_UNNEST`]): a batch's tag rows, and a tag change's tags of one chat.
 const ENSURE_TAGS_UNNEST: Sql = Sql::both(
     "INSERT INTO tag (id, name, user_id, meta) \
      SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), NULL \
@@ -514,14 +501,8 @@ async fn insert_many(tx: &mut Tx, chats: Vec<NewChat>) -> Result<Vec<Chat>> {
     match tx.dialect() {
         Dialect::Postgres => {
             for chunk in tags.chunks(ROWS_PER_UNNEST) {
-                let (mut ids, mut names, mut users) = (vec![], vec![], vec![]);
-                for (id, name, user_id) in chunk {
-                    ids.push((*id).to_owned());
-                    names.push((*name).to_owned());
-                    users.push((*user_id).to_owned());
-                }
-                let args = [ids, names, users].map(|v| Arg::List(List::Text(v)));
-                tx.execute(ENSURE_TAGS_UNNEST, args.into()).await?;
+                tx.execute(ENSURE_TAGS_UNNEST, tag_columns(chunk.iter().copied()))
+                    .await?;
             }
         }
         Dialect::Sqlite => {
@@ -549,6 +530,17 @@ async fn insert_many(tx: &mut Tx, chats: Vec<NewChat>) -> Result<Vec<Chat>> {
             p.chat
         })
         .collect())
+}
+
+/// The arguments of [`ENSURE_TAGS_UNNEST`] for `(id, name, user_id)` rows: one array a column.
+fn tag_columns<'a>(rows: impl Iterator<Item = (&'a str, &'a str, &'a str)>) -> Vec<Arg> {
+    let (mut ids, mut names, mut users) = (vec![], vec![], vec![]);
+    for (id, name, user_id) in rows {
+        ids.push(id.to_owned());
+        names.push(name.to_owned());
+        users.push(user_id.to_owned());
+    }
+    [ids, names, users].map(|v| Arg::List(List::Text(v))).into()
 }
 
 /// The arguments of [`INSERT_UNNEST`] for these chats: one array a column.

@@ -529,15 +529,7 @@ async fn open_sqlite(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, Pa
         .connect_with(connect)
         .await
         .map_err(|e| error::db_error("connect", e))?;
-    let max_connections = if in_memory {
-        1
-    } else {
-        options.max_connections
-    };
-    Ok((
-        pool::Pool::Sqlite(pool::SqliteHandle::new(pool, max_connections)),
-        uploads,
-    ))
+    Ok((pool::Pool::Sqlite(pool::SqliteHandle::new(pool)), uploads))
 }
 
 /// Builds chatstore's own indexes ([`indexes`]) and gives the flag that turns `true` once

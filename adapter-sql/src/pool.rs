@@ -528,8 +528,8 @@ impl Lease<'_> {
 }
 
 impl SqliteHandle {
-    pub(crate) fn new(pool: SqlitePool, max_connections: u32) -> Self {
-        let warm = (max_connections > 1).then(Default::default);
+    pub(crate) fn new(pool: SqlitePool) -> Self {
+        let warm = (pool.options().get_max_connections() > 1).then(Default::default);
         SqliteHandle { pool, warm }
     }
 
