@@ -96,6 +96,19 @@ fn pg_failure<'a>(err: &sqlx::Error, code: Option<&'a str>) -> PgFailure<'a> {
     }
 }
 
+/// Whether `err` says the connection itself is gone: the socket failed, or the server ended
+/// the session (SQLSTATE class 08, or 57P01-57P03 and 57P05: terminated by an administrator, a server
+/// shutdown or crash, a server still starting, an idle session timed out). Nothing the statement asked for was done on a
+/// connection found lost before its answer, so a read may run again on another connection.
+pub(crate) fn connection_lost(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "57P05")
+        }),
+        err => pg_failure(err, None) == PgFailure::Connection,
+    }
+}
+
 /// SQLite: `BUSY` or `LOCKED`, primary or extended (the low byte is the primary code).
 fn sqlite_retryable(code: Option<std::borrow::Cow<'_, str>>) -> bool {
     code.and_then(|c| c.parse::<i64>().ok())

@@ -529,7 +529,7 @@ async fn open_sqlite(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, Pa
         .connect_with(connect)
         .await
         .map_err(|e| error::db_error("connect", e))?;
-    Ok((pool::Pool::Sqlite(pool::SqliteHandle::new(pool)), uploads))
+    Ok((pool::Pool::Sqlite(pool::Handle::new(pool)), uploads))
 }
 
 /// Builds chatstore's own indexes ([`indexes`]) and gives the flag that turns `true` once
@@ -668,7 +668,10 @@ async fn open_postgres(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, 
         .clone()
         .or_else(chatstore_core::config::upload_dir_from_env)
         .unwrap_or_else(|| Path::new(OPEN_WEBUI_DATA_DIR).join("uploads"));
-    Ok((pool::Pool::Postgres(pool, statements), uploads))
+    Ok((
+        pool::Pool::Postgres(pool::Handle::new(pool), statements),
+        uploads,
+    ))
 }
 
 /// Refuses a pool that cannot fit in the server's connection budget (see

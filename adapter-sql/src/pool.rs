@@ -11,7 +11,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Database, Decode, PgPool, Postgres, QueryBuilder, Row as _, Sqlite, SqlitePool, Type};
+use sqlx::{Database, Decode, Postgres, QueryBuilder, Row as _, Sqlite, Type};
 
 use std::sync::Arc;
 
@@ -210,7 +210,7 @@ pub(crate) use args;
 
 /// A statement put together at run time from static SQL pieces and bound values (never from
 /// user text), turned into a `sqlx::QueryBuilder` of the pool's dialect when run.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Dyn {
     parts: Vec<Part>,
     /// Run once and not kept as a prepared statement (e.g. a multi-row insert whose shape
@@ -218,7 +218,7 @@ pub(crate) struct Dyn {
     one_off: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Part {
     Sql(&'static str),
     /// A table or column name from chatstore's static table specs, double-quoted.
@@ -339,7 +339,10 @@ impl Dyn {
 }
 
 /// What the two drivers share for binding an [`Arg`].
-trait Binder: Database {
+pub(crate) trait Binder: Database {
+    /// Whether a connection can be lost between two statements (a server at the other end),
+    /// so that a read on the warm connection is worth trying again (see [`Handle`]).
+    const REMOTE: bool;
     fn push_arg(qb: &mut QueryBuilder<Self>, arg: Arg);
     fn bind_arg<'q>(
         q: Query<'q, Self, <Self as Database>::Arguments>,
@@ -348,8 +351,10 @@ trait Binder: Database {
 }
 
 macro_rules! impl_binder {
-    ($db:ty, |$list:ident| $to_bound:expr) => {
+    ($db:ty, remote: $remote:expr, |$list:ident| $to_bound:expr) => {
         impl Binder for $db {
+            const REMOTE: bool = $remote;
+
             fn push_arg(qb: &mut QueryBuilder<Self>, arg: Arg) {
                 match arg {
                     Arg::Text(v) => qb.push_bind(v),
@@ -377,8 +382,8 @@ macro_rules! impl_binder {
         }
     };
 }
-impl_binder!(Sqlite, |list| list.json());
-impl_binder!(Postgres, |list| list);
+impl_binder!(Sqlite, remote: false, |list| list.json());
+impl_binder!(Postgres, remote: true, |list| list);
 
 fn sqlite_query(sql: &'static str, args: Vec<Arg>) -> Query<'static, Sqlite, SqliteArguments> {
     args.into_iter()
@@ -463,29 +468,52 @@ impl Row {
     }
 }
 
-/// SQLite's pool, with one warm connection kept aside: the connection that ran the last
-/// statement outside a transaction runs the next one too, when no other call holds it.
+/// A pool with one warm connection kept aside: the connection that ran the last statement
+/// outside a transaction runs the next one too, when no other call holds it.
 ///
-/// sqlx hands idle connections out in turn (first in, first out), so without it a store serving
-/// one call at a time goes round every pooled connection, each with a worker thread of its own
-/// that has slept longest and a page cache of its own. With ten pooled connections that cost
-/// a 24-row list 17% more CPU than the same list on one connection. Transactions take
-/// connections from the pool as before. A pool of one connection keeps none aside (the
-/// transactions need it).
-#[derive(Clone)]
-pub(crate) struct SqliteHandle {
-    pub(crate) pool: SqlitePool,
-    warm: Option<Arc<std::sync::Mutex<Warm>>>,
+/// sqlx hands idle connections out in turn (first in, first out) and checks each one on the
+/// way out and on the way back (a ping: on PostgreSQL a round trip to the server each time).
+/// Without a warm connection a store serving one call at a time therefore goes round every
+/// pooled connection: on SQLite each has a worker thread of its own that has slept longest and
+/// a page cache of its own (with ten pooled connections a 24-row list cost 17% more CPU than on
+/// one connection); on PostgreSQL every read paid a second round trip before its statement.
+/// Transactions take connections from the pool as before. A pool of one connection keeps none
+/// aside (the transactions need it).
+///
+/// A warm connection is not checked before use: a server restarted, or a connection ended by
+/// the server, since the last statement shows as a lost connection on the next one. Only
+/// reads go through [`Handle::run`], and a read that finds its warm connection lost runs once
+/// more on a connection from the pool, which checks it as it always does.
+pub(crate) struct Handle<DB: Database> {
+    pub(crate) pool: sqlx::Pool<DB>,
+    warm: Option<Arc<std::sync::Mutex<Warm<DB>>>>,
+}
+
+impl<DB: Database> Clone for Handle<DB> {
+    fn clone(&self) -> Self {
+        Handle {
+            pool: self.pool.clone(),
+            warm: self.warm.clone(),
+        }
+    }
 }
 
 /// The connection kept aside, and whether the pool is closing (then none is kept).
-#[derive(Default)]
-struct Warm {
-    conn: Option<PoolConnection<Sqlite>>,
+struct Warm<DB: Database> {
+    conn: Option<PoolConnection<DB>>,
     closing: bool,
 }
 
-impl Drop for Warm {
+impl<DB: Database> Default for Warm<DB> {
+    fn default() -> Self {
+        Warm {
+            conn: None,
+            closing: false,
+        }
+    }
+}
+
+impl<DB: Database> Drop for Warm<DB> {
     fn drop(&mut self) {
         // A connection goes back to its pool on a task sqlx spawns, which needs a Tokio
         // runtime; the last handle may go away outside one (a store dropped after its runtime
@@ -498,9 +526,9 @@ impl Drop for Warm {
     }
 }
 
-impl std::fmt::Debug for SqliteHandle {
+impl<DB: Database> std::fmt::Debug for Handle<DB> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteHandle")
+        f.debug_struct("Handle")
             .field("pool", &self.pool)
             .field("warm", &self.warm.is_some())
             .finish()
@@ -508,12 +536,14 @@ impl std::fmt::Debug for SqliteHandle {
 }
 
 /// A connection lent for one statement; [`Lease::done`] keeps it warm for the next.
-struct Lease<'a> {
-    conn: PoolConnection<Sqlite>,
-    warm: Option<&'a std::sync::Mutex<Warm>>,
+struct Lease<'a, DB: Database> {
+    conn: PoolConnection<DB>,
+    warm: Option<&'a std::sync::Mutex<Warm<DB>>>,
+    /// The connection was the warm one (not checked by the pool before this statement).
+    was_warm: bool,
 }
 
-impl Lease<'_> {
+impl<DB: Database> Lease<'_, DB> {
     /// The statement ran to its end: the connection becomes the warm one unless another call
     /// already put one aside or the pool is closing; otherwise it goes back to the pool.
     fn done(self) {
@@ -527,41 +557,59 @@ impl Lease<'_> {
     }
 }
 
-impl SqliteHandle {
-    pub(crate) fn new(pool: SqlitePool) -> Self {
+impl<DB: Binder> Handle<DB> {
+    pub(crate) fn new(pool: sqlx::Pool<DB>) -> Self {
         let warm = (pool.options().get_max_connections() > 1).then(Default::default);
-        SqliteHandle { pool, warm }
+        Handle { pool, warm }
     }
 
     /// The warm connection if no other call holds it, else one from the pool. A statement that
     /// fails or is dropped half way never calls [`Lease::done`]: its connection goes back to
     /// the pool, which checks it as it always does.
-    async fn lease(&self) -> std::result::Result<Lease<'_>, sqlx::Error> {
+    async fn lease(&self) -> std::result::Result<Lease<'_, DB>, sqlx::Error> {
         let warm = self.warm.as_deref();
         let kept = warm
             .and_then(|w| w.lock().ok())
             .and_then(|mut w| w.conn.take());
+        let was_warm = kept.is_some();
         let conn = match kept {
             Some(conn) => conn,
             None => self.pool.acquire().await?,
         };
-        Ok(Lease { conn, warm })
+        Ok(Lease {
+            conn,
+            warm,
+            was_warm,
+        })
     }
 
-    /// Runs one statement on a leased connection (see [`SqliteHandle::lease`]), keeping the
-    /// connection warm when the statement succeeded.
-    async fn run<T>(
+    /// Runs one read with `input` on a leased connection (see [`Handle::lease`]), keeping the
+    /// connection warm when the read succeeded. A read whose warm connection turns out lost
+    /// runs once more, with a copy of `input`, on a connection the pool has checked.
+    async fn run<I: Clone, T>(
         &self,
-        statement: impl for<'c> FnOnce(
-            &'c mut sqlx::SqliteConnection,
+        input: I,
+        read: impl for<'c> Fn(
+            &'c mut <DB as Database>::Connection,
+            I,
         ) -> BoxFuture<'c, std::result::Result<T, sqlx::Error>>,
     ) -> std::result::Result<T, sqlx::Error> {
         let mut lease = self.lease().await?;
-        let out = statement(&mut lease.conn).await;
-        if out.is_ok() {
-            lease.done();
+        let again = (DB::REMOTE && lease.was_warm).then(|| input.clone());
+        let out = read(&mut lease.conn, input).await;
+        match (out, again) {
+            (Ok(out), _) => {
+                lease.done();
+                Ok(out)
+            }
+            (Err(e), Some(input)) if crate::error::connection_lost(&e) => {
+                tracing::info!("the warm connection was lost ({e}); reading on another");
+                drop(lease);
+                let mut conn = self.pool.acquire().await?;
+                read(&mut conn, input).await
+            }
+            (Err(e), _) => Err(e),
         }
-        out
     }
 
     async fn close(&self) {
@@ -579,8 +627,8 @@ impl SqliteHandle {
 /// One pool of either dialect.
 #[derive(Debug, Clone)]
 pub(crate) enum Pool {
-    Sqlite(SqliteHandle),
-    Postgres(PgPool, Statements),
+    Sqlite(Handle<Sqlite>),
+    Postgres(Handle<Postgres>, Statements),
 }
 
 /// How a transaction begins.
@@ -611,9 +659,10 @@ impl Pool {
                 .map(TxInner::Sqlite),
             (Pool::Sqlite(p), Mode::Read) => p.pool.begin().await.map(TxInner::Sqlite),
             (Pool::Postgres(p, s), Mode::Write) => {
-                p.begin().await.map(|t| TxInner::Postgres(t, *s))
+                p.pool.begin().await.map(|t| TxInner::Postgres(t, *s))
             }
             (Pool::Postgres(p, s), Mode::Read) => p
+                .pool
                 .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 .await
                 .map(|t| TxInner::Postgres(t, *s)),
@@ -642,11 +691,14 @@ impl Pool {
         }
         let out = match self {
             Pool::Sqlite(p) => p
-                .run(|c| Box::pin(sqlite_query(sql.text(Dialect::Sqlite), args).execute(c)))
+                .run(args, |c, args| {
+                    Box::pin(sqlite_query(sql.text(Dialect::Sqlite), args).execute(c))
+                })
                 .await
                 .map(|r| r.rows_affected()),
+            // A write is never tried twice: it runs on a connection the pool has checked.
             Pool::Postgres(p, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
-                .execute(p)
+                .execute(&p.pool)
                 .await
                 .map(|r| r.rows_affected()),
         };
@@ -668,11 +720,15 @@ impl Pool {
         }
         let out = match self {
             Pool::Sqlite(p) => p
-                .run(|c| Box::pin(sqlite_query(sql.text(Dialect::Sqlite), args).fetch_all(c)))
+                .run(args, |c, args| {
+                    Box::pin(sqlite_query(sql.text(Dialect::Sqlite), args).fetch_all(c))
+                })
                 .await
                 .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
-            Pool::Postgres(p, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
-                .fetch_all(p)
+            Pool::Postgres(p, s) => p
+                .run(args, |c, args| {
+                    Box::pin(pg_query(sql.text(Dialect::Postgres), args, *s).fetch_all(c))
+                })
                 .await
                 .map(|rows| rows.into_iter().map(Row::Postgres).collect()),
         };
@@ -694,11 +750,15 @@ impl Pool {
         }
         let out = match self {
             Pool::Sqlite(p) => p
-                .run(|c| Box::pin(sqlite_query(sql.text(Dialect::Sqlite), args).fetch_optional(c)))
+                .run(args, |c, args| {
+                    Box::pin(sqlite_query(sql.text(Dialect::Sqlite), args).fetch_optional(c))
+                })
                 .await
                 .map(|r| r.map(Row::Sqlite)),
-            Pool::Postgres(p, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
-                .fetch_optional(p)
+            Pool::Postgres(p, s) => p
+                .run(args, |c, args| {
+                    Box::pin(pg_query(sql.text(Dialect::Postgres), args, *s).fetch_optional(c))
+                })
                 .await
                 .map(|r| r.map(Row::Postgres)),
         };
@@ -716,7 +776,7 @@ impl Pool {
                 return Ok(rows);
             }
             Pool::Sqlite(p) => p
-                .run(|c| {
+                .run(statement, |c, statement| {
                     Box::pin(async move {
                         let mut qb = statement.builder::<Sqlite>();
                         qb.build().persistent(persistent).fetch_all(c).await
@@ -724,14 +784,15 @@ impl Pool {
                 })
                 .await
                 .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
-            Pool::Postgres(p, Statements::Cached) => {
-                let mut qb = statement.builder::<Postgres>();
-                qb.build()
-                    .persistent(persistent)
-                    .fetch_all(p)
-                    .await
-                    .map(|rows| rows.into_iter().map(Row::Postgres).collect())
-            }
+            Pool::Postgres(p, Statements::Cached) => p
+                .run(statement, |c, statement| {
+                    Box::pin(async move {
+                        let mut qb = statement.builder::<Postgres>();
+                        qb.build().persistent(persistent).fetch_all(c).await
+                    })
+                })
+                .await
+                .map(|rows| rows.into_iter().map(Row::Postgres).collect()),
         };
         out.map_err(|e| db_error(entity, e))
     }

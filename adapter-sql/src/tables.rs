@@ -27,7 +27,7 @@ use sqlx::{Row as _, TypeInfo as _, ValueRef as _};
 
 use crate::SqlStore;
 use crate::error::db_error;
-use crate::pool::{Pool, SqliteHandle};
+use crate::pool::{Handle, Pool};
 
 /// The tables of the six aggregates, copied by the migration engine.
 pub const MODELLED_TABLES: &[&str] = &["user", "chat", "chat_message", "tag", "file"];
@@ -180,14 +180,14 @@ fn entity(e: sqlx::Error) -> Error {
 impl SqlStore {
     async fn table_names(&self) -> Result<Vec<String>> {
         match self.pool_ref() {
-            Pool::Sqlite(SqliteHandle { pool: p, .. }) => sqlx::query_scalar(
+            Pool::Sqlite(Handle { pool: p, .. }) => sqlx::query_scalar(
                 "SELECT name FROM sqlite_master WHERE type = 'table' \
                  AND name NOT LIKE 'sqlite_%' ORDER BY name",
             )
             .fetch_all(p)
             .await
             .map_err(entity),
-            Pool::Postgres(p, _) => sqlx::query_scalar(
+            Pool::Postgres(Handle { pool: p, .. }, _) => sqlx::query_scalar(
                 "SELECT table_name::text FROM information_schema.tables \
                  WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
                  ORDER BY table_name",
@@ -201,7 +201,7 @@ impl SqlStore {
     /// `(table, referenced table)` pairs of the foreign keys.
     async fn foreign_keys(&self, tables: &[String]) -> Result<Vec<(String, String)>> {
         match self.pool_ref() {
-            Pool::Sqlite(SqliteHandle { pool: p, .. }) => {
+            Pool::Sqlite(Handle { pool: p, .. }) => {
                 let mut out = Vec::new();
                 for t in tables {
                     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -218,7 +218,7 @@ impl SqlStore {
                 }
                 Ok(out)
             }
-            Pool::Postgres(p, _) => sqlx::query_as(
+            Pool::Postgres(Handle { pool: p, .. }, _) => sqlx::query_as(
                 "SELECT c.conrelid::regclass::text, c.confrelid::regclass::text \
                  FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace \
                  WHERE c.contype = 'f' AND n.nspname = current_schema()",
@@ -241,7 +241,7 @@ impl SqlStore {
 
     async fn table(&self, name: &str) -> Result<Table> {
         let (columns, key) = match self.pool_ref() {
-            Pool::Sqlite(SqliteHandle { pool: p, .. }) => {
+            Pool::Sqlite(Handle { pool: p, .. }) => {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT name, type, pk FROM pragma_table_info({}) ORDER BY cid",
                     sql_string(name)
@@ -267,7 +267,7 @@ impl SqlStore {
                 key.sort();
                 (columns, key.into_iter().map(|(_, c)| c).collect())
             }
-            Pool::Postgres(p, _) => {
+            Pool::Postgres(Handle { pool: p, .. }, _) => {
                 let rows: Vec<(String, String, String)> = sqlx::query_as(
                     "SELECT column_name::text, data_type::text, \
                      format_type(a.atttypid, a.atttypmod) \
@@ -335,12 +335,12 @@ impl SqlStore {
     pub async fn row_count(&self, table: &str) -> Result<u64> {
         let sql = format!("SELECT count(*) FROM {}", quote(table));
         let n: i64 = match self.pool_ref() {
-            Pool::Sqlite(SqliteHandle { pool: p, .. }) => {
+            Pool::Sqlite(Handle { pool: p, .. }) => {
                 sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                     .fetch_one(p)
                     .await
             }
-            Pool::Postgres(p, _) => {
+            Pool::Postgres(Handle { pool: p, .. }, _) => {
                 sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                     .fetch_one(p)
                     .await
@@ -471,7 +471,7 @@ impl SqlStore {
         sql.push_str(&format!(" ORDER BY {} LIMIT {limit}", key.join(", ")));
         let after = after.unwrap_or_default();
         match self.pool_ref() {
-            Pool::Sqlite(SqliteHandle { pool: p, .. }) => {
+            Pool::Sqlite(Handle { pool: p, .. }) => {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
                 for c in after {
                     q = bind_sqlite(q, c.clone());
@@ -481,7 +481,7 @@ impl SqlStore {
                     .map(|r| sqlite_cells(r, t.columns.len()))
                     .collect()
             }
-            Pool::Postgres(p, _) => {
+            Pool::Postgres(Handle { pool: p, .. }, _) => {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
                 for c in after {
                     q = bind_pg(q, c.clone());
@@ -650,7 +650,7 @@ impl SqlStore {
         }
         let mut written = 0u64;
         match self.pool_ref() {
-            Pool::Sqlite(SqliteHandle { pool: p, .. }) => {
+            Pool::Sqlite(Handle { pool: p, .. }) => {
                 let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(entity)?;
                 for (sql, binds) in statements {
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
@@ -661,7 +661,7 @@ impl SqlStore {
                 }
                 tx.commit().await.map_err(entity)?;
             }
-            Pool::Postgres(p, _) => {
+            Pool::Postgres(Handle { pool: p, .. }, _) => {
                 let mut tx = p.begin().await.map_err(entity)?;
                 for (sql, binds) in statements {
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);

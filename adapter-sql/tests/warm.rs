@@ -1,6 +1,7 @@
-//! SQLite's warm connection (the one that ran the last statement outside a transaction is kept
-//! for the next): it never takes the last connection from transactions, and a store dropped
-//! after its runtime ended closes it without a panic.
+//! The warm connection (the one that ran the last read outside a transaction is kept for the
+//! next): it never takes the last connection from transactions, a store dropped after its
+//! runtime ended closes it without a panic, and on PostgreSQL a warm connection the server
+//! ended costs the next read nothing.
 
 mod support;
 
@@ -76,4 +77,65 @@ fn a_store_dropped_after_its_runtime_closes_its_warm_connection() {
     });
     drop(runtime);
     drop(store);
+}
+
+/// PostgreSQL: a warm connection the server has since ended (`pg_terminate_backend`, as a
+/// restart or an idle timeout would) costs the next read nothing: it runs again on a
+/// connection the pool checks, and the read after it keeps a connection warm again.
+#[tokio::test]
+async fn a_read_on_a_lost_warm_connection_runs_again_on_postgres() {
+    let Some(server) = chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let url = chatstore_testkit::fresh_postgres_database(&server).await;
+    let options = chatstore_sql::SqlOptions::default()
+        .max_connections(3)
+        .upload_dir(std::env::temp_dir().join("chatstore-warm-uploads"));
+    let store = SqlStore::connect(&url, options)
+        .await
+        .expect("open")
+        .store();
+    let user = store
+        .users
+        .create(NewUser::new("lost@example.com", "Lost"))
+        .await
+        .expect("user");
+    let database = url
+        .rsplit('/')
+        .next()
+        .and_then(|s| s.split('?').next())
+        .expect("database name")
+        .to_owned();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+        .await
+        .expect("admin connection");
+    for round in 0..3 {
+        // Warm: the read's connection is kept for the next read.
+        store.users.get(&user.id).await.expect("read before");
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&database)
+        .fetch_all(&mut admin)
+        .await
+        .expect("end the store's connections");
+        assert!(
+            !ended.is_empty(),
+            "round {round}: the store held a connection"
+        );
+        let again = store.users.get(&user.id).await;
+        assert_eq!(
+            again.expect("the read after its warm connection ended").id,
+            user.id,
+            "round {round}"
+        );
+        let listed = store
+            .chats
+            .list(&chatstore_core::ChatQuery::for_user(&user.id))
+            .await
+            .expect("a second read");
+        assert_eq!(listed.total, 0);
+    }
+    let _ = sqlx::Connection::close(admin).await;
 }
