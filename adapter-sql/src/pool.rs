@@ -11,7 +11,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Database, Decode, Postgres, QueryBuilder, Row as _, Sqlite, Type};
+use sqlx::{Database, Decode, Postgres, QueryBuilder, Row as _, SqlSafeStr, Sqlite, Type};
+use sqlx_core::transaction::TransactionManager;
 
 use std::sync::Arc;
 
@@ -468,22 +469,23 @@ impl Row {
     }
 }
 
-/// A pool with one warm connection kept aside: the connection that ran the last statement
-/// outside a transaction runs the next one too, when no other call holds it.
+/// A pool with one warm connection kept aside: the connection that ran the last read outside
+/// a transaction, or committed the last transaction, serves the next one too, when no other
+/// call holds it.
 ///
 /// sqlx hands idle connections out in turn (first in, first out) and checks each one on the
 /// way out and on the way back (a ping: on PostgreSQL a round trip to the server each time).
 /// Without a warm connection a store serving one call at a time therefore goes round every
 /// pooled connection: on SQLite each has a worker thread of its own that has slept longest and
 /// a page cache of its own (with ten pooled connections a 24-row list cost 17% more CPU than on
-/// one connection); on PostgreSQL every read paid a second round trip before its statement.
-/// Transactions take connections from the pool as before. A pool of one connection keeps none
-/// aside (the transactions need it).
+/// one connection); on PostgreSQL every call paid a second round trip before its first
+/// statement. A pool of one connection keeps none aside (a second caller needs it).
 ///
 /// A warm connection is not checked before use: a server restarted, or a connection ended by
-/// the server, since the last statement shows as a lost connection on the next one. Only
-/// reads go through [`Handle::run`], and a read that finds its warm connection lost runs once
-/// more on a connection from the pool, which checks it as it always does.
+/// the server, since the last call shows as a lost connection on the next one. A read that
+/// finds its warm connection lost ([`Handle::run`]) runs once more on a connection from the
+/// pool, which checks it as it always does; so does a transaction that finds it lost at
+/// `BEGIN` ([`Handle::begin`]). A PostgreSQL write outside a transaction never takes it.
 pub(crate) struct Handle<DB: Database> {
     pub(crate) pool: sqlx::Pool<DB>,
     warm: Option<Arc<std::sync::Mutex<Warm<DB>>>>,
@@ -547,12 +549,54 @@ impl<DB: Database> Lease<'_, DB> {
     /// The statement ran to its end: the connection becomes the warm one unless another call
     /// already put one aside or the pool is closing; otherwise it goes back to the pool.
     fn done(self) {
-        let Some(warm) = self.warm else { return };
-        if let Ok(mut warm) = warm.lock()
-            && !warm.closing
-            && warm.conn.is_none()
-        {
-            warm.conn = Some(self.conn);
+        keep_warm(self.warm, self.conn);
+    }
+}
+
+/// Makes `conn` the warm connection unless another call already put one aside or the pool is
+/// closing; otherwise it goes back to the pool.
+fn keep_warm<DB: Database>(warm: Option<&std::sync::Mutex<Warm<DB>>>, conn: PoolConnection<DB>) {
+    let Some(warm) = warm else { return };
+    if let Ok(mut warm) = warm.lock()
+        && !warm.closing
+        && warm.conn.is_none()
+    {
+        warm.conn = Some(conn);
+    }
+}
+
+/// A transaction on a connection of a [`Handle`]. Dropped before [`Held::commit`] it rolls
+/// back: the rollback is queued on the connection and sent as the connection goes back to the
+/// pool, as sqlx's own transactions do. Committed, its connection becomes the warm one.
+struct Held<DB: Database> {
+    /// `None` only once committed.
+    conn: Option<PoolConnection<DB>>,
+    warm: Option<Arc<std::sync::Mutex<Warm<DB>>>>,
+}
+
+impl<DB: Database> Held<DB> {
+    /// The connection, for the transaction's statements.
+    fn conn(&mut self) -> std::result::Result<&mut <DB as Database>::Connection, sqlx::Error> {
+        self.conn
+            .as_deref_mut()
+            .ok_or_else(|| sqlx::Error::Protocol("the transaction has already ended".into()))
+    }
+
+    /// Commits; the connection becomes the warm one (see [`keep_warm`]). A failed commit drops
+    /// the transaction, which rolls back what is left of it.
+    async fn commit(mut self) -> std::result::Result<(), sqlx::Error> {
+        DB::TransactionManager::commit(self.conn()?).await?;
+        if let Some(conn) = self.conn.take() {
+            keep_warm(self.warm.as_deref(), conn);
+        }
+        Ok(())
+    }
+}
+
+impl<DB: Database> Drop for Held<DB> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.as_deref_mut() {
+            DB::TransactionManager::start_rollback(conn);
         }
     }
 }
@@ -612,6 +656,36 @@ impl<DB: Binder> Handle<DB> {
         }
     }
 
+    /// Begins a transaction with `statement` (`None`: the dialect's plain `BEGIN`) on a leased
+    /// connection (see [`Handle::lease`]). A warm connection found lost at `BEGIN` has done
+    /// nothing yet: the transaction begins on a connection the pool has checked instead.
+    async fn begin(
+        &self,
+        statement: Option<&'static str>,
+    ) -> std::result::Result<Held<DB>, sqlx::Error> {
+        let lease = self.lease().await?;
+        let was_warm = lease.was_warm;
+        let mut conn = lease.conn;
+        let begun =
+            DB::TransactionManager::begin(&mut conn, statement.map(SqlSafeStr::into_sql_str)).await;
+        let conn = match begun {
+            Ok(()) => conn,
+            Err(e) if DB::REMOTE && was_warm && crate::error::connection_lost(&e) => {
+                tracing::info!("the warm connection was lost ({e}); beginning on another");
+                drop(conn);
+                let mut conn = self.pool.acquire().await?;
+                DB::TransactionManager::begin(&mut conn, statement.map(SqlSafeStr::into_sql_str))
+                    .await?;
+                conn
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Held {
+            conn: Some(conn),
+            warm: self.warm.clone(),
+        })
+    }
+
     async fn close(&self) {
         if let Some(warm) = &self.warm {
             let kept = warm.lock().ok().and_then(|mut w| {
@@ -652,18 +726,15 @@ impl Pool {
     /// Begins a transaction; `entity` names what it works on, for error messages.
     pub(crate) async fn begin(&self, entity: &'static str, mode: Mode) -> Result<Tx> {
         let inner = match (self, mode) {
-            (Pool::Sqlite(p), Mode::Write) => p
-                .pool
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map(TxInner::Sqlite),
-            (Pool::Sqlite(p), Mode::Read) => p.pool.begin().await.map(TxInner::Sqlite),
+            (Pool::Sqlite(p), Mode::Write) => {
+                p.begin(Some("BEGIN IMMEDIATE")).await.map(TxInner::Sqlite)
+            }
+            (Pool::Sqlite(p), Mode::Read) => p.begin(None).await.map(TxInner::Sqlite),
             (Pool::Postgres(p, s), Mode::Write) => {
-                p.pool.begin().await.map(|t| TxInner::Postgres(t, *s))
+                p.begin(None).await.map(|t| TxInner::Postgres(t, *s))
             }
             (Pool::Postgres(p, s), Mode::Read) => p
-                .pool
-                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .begin(Some("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
                 .await
                 .map(|t| TxInner::Postgres(t, *s)),
         }
@@ -807,8 +878,8 @@ impl Pool {
 }
 
 enum TxInner {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
-    Postgres(sqlx::Transaction<'static, Postgres>, Statements),
+    Sqlite(Held<Sqlite>),
+    Postgres(Held<Postgres>, Statements),
 }
 
 /// A transaction; dropped without [`Tx::commit`] it rolls back. Changes announced in it
@@ -831,46 +902,55 @@ impl Tx {
 
     /// Runs a statement; returns the number of rows affected.
     pub(crate) async fn execute(&mut self, sql: Sql, args: Vec<Arg>) -> Result<u64> {
-        let out = match &mut self.inner {
-            TxInner::Sqlite(t) => sqlite_query(sql.text(Dialect::Sqlite), args)
-                .execute(&mut **t)
-                .await
-                .map(|r| r.rows_affected()),
-            TxInner::Postgres(t, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
-                .execute(&mut **t)
-                .await
-                .map(|r| r.rows_affected()),
-        };
+        let out = async {
+            match &mut self.inner {
+                TxInner::Sqlite(t) => sqlite_query(sql.text(Dialect::Sqlite), args)
+                    .execute(t.conn()?)
+                    .await
+                    .map(|r| r.rows_affected()),
+                TxInner::Postgres(t, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
+                    .execute(t.conn()?)
+                    .await
+                    .map(|r| r.rows_affected()),
+            }
+        }
+        .await;
         out.map_err(|e| db_error(self.entity, e))
     }
 
     /// All rows of a statement.
     pub(crate) async fn fetch_all(&mut self, sql: Sql, args: Vec<Arg>) -> Result<Vec<Row>> {
-        let out = match &mut self.inner {
-            TxInner::Sqlite(t) => sqlite_query(sql.text(Dialect::Sqlite), args)
-                .fetch_all(&mut **t)
-                .await
-                .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
-            TxInner::Postgres(t, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
-                .fetch_all(&mut **t)
-                .await
-                .map(|rows| rows.into_iter().map(Row::Postgres).collect()),
-        };
+        let out = async {
+            match &mut self.inner {
+                TxInner::Sqlite(t) => sqlite_query(sql.text(Dialect::Sqlite), args)
+                    .fetch_all(t.conn()?)
+                    .await
+                    .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
+                TxInner::Postgres(t, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
+                    .fetch_all(t.conn()?)
+                    .await
+                    .map(|rows| rows.into_iter().map(Row::Postgres).collect()),
+            }
+        }
+        .await;
         out.map_err(|e| db_error(self.entity, e))
     }
 
     /// The first row of a statement, if any.
     pub(crate) async fn fetch_optional(&mut self, sql: Sql, args: Vec<Arg>) -> Result<Option<Row>> {
-        let out = match &mut self.inner {
-            TxInner::Sqlite(t) => sqlite_query(sql.text(Dialect::Sqlite), args)
-                .fetch_optional(&mut **t)
-                .await
-                .map(|r| r.map(Row::Sqlite)),
-            TxInner::Postgres(t, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
-                .fetch_optional(&mut **t)
-                .await
-                .map(|r| r.map(Row::Postgres)),
-        };
+        let out = async {
+            match &mut self.inner {
+                TxInner::Sqlite(t) => sqlite_query(sql.text(Dialect::Sqlite), args)
+                    .fetch_optional(t.conn()?)
+                    .await
+                    .map(|r| r.map(Row::Sqlite)),
+                TxInner::Postgres(t, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
+                    .fetch_optional(t.conn()?)
+                    .await
+                    .map(|r| r.map(Row::Postgres)),
+            }
+        }
+        .await;
         out.map_err(|e| db_error(self.entity, e))
     }
 
@@ -904,7 +984,7 @@ impl Tx {
                 let mut qb = statement.builder::<Sqlite>();
                 qb.build()
                     .persistent(persistent)
-                    .fetch_all(&mut **t)
+                    .fetch_all(t.conn()?)
                     .await
                     .map(|rows| rows.into_iter().map(Row::Sqlite).collect())
             }
@@ -912,7 +992,7 @@ impl Tx {
                 let mut qb = statement.builder::<Postgres>();
                 qb.build()
                     .persistent(persistent && *s == Statements::Cached)
-                    .fetch_all(&mut **t)
+                    .fetch_all(t.conn()?)
                     .await
                     .map(|rows| rows.into_iter().map(Row::Postgres).collect())
             }
@@ -931,7 +1011,7 @@ impl Tx {
                 let mut qb = statement.builder::<Sqlite>();
                 qb.build()
                     .persistent(persistent)
-                    .execute(&mut **t)
+                    .execute(t.conn()?)
                     .await
                     .map(|r| r.rows_affected())
             }
@@ -939,7 +1019,7 @@ impl Tx {
                 let mut qb = statement.builder::<Postgres>();
                 qb.build()
                     .persistent(persistent && *s == Statements::Cached)
-                    .execute(&mut **t)
+                    .execute(t.conn()?)
                     .await
                     .map(|r| r.rows_affected())
             }
@@ -956,10 +1036,15 @@ impl Tx {
 
     /// Runs a script of several statements (DDL).
     pub(crate) async fn execute_script(&mut self, script: &'static str) -> Result<()> {
-        let out = match &mut self.inner {
-            TxInner::Sqlite(t) => sqlx::raw_sql(script).execute(&mut **t).await.map(|_| ()),
-            TxInner::Postgres(t, _) => sqlx::raw_sql(script).execute(&mut **t).await.map(|_| ()),
-        };
+        let out = async {
+            match &mut self.inner {
+                TxInner::Sqlite(t) => sqlx::raw_sql(script).execute(t.conn()?).await.map(|_| ()),
+                TxInner::Postgres(t, _) => {
+                    sqlx::raw_sql(script).execute(t.conn()?).await.map(|_| ())
+                }
+            }
+        }
+        .await;
         out.map_err(|e| db_error(self.entity, e))
     }
 

@@ -80,8 +80,8 @@ fn a_store_dropped_after_its_runtime_closes_its_warm_connection() {
 }
 
 /// PostgreSQL: a warm connection the server has since ended (`pg_terminate_backend`, as a
-/// restart or an idle timeout would) costs the next read nothing: it runs again on a
-/// connection the pool checks, and the read after it keeps a connection warm again.
+/// restart or an idle timeout would) costs the next read or transaction nothing: it runs
+/// again on a connection the pool checks, and the call after it keeps a connection warm again.
 #[tokio::test]
 async fn a_read_on_a_lost_warm_connection_runs_again_on_postgres() {
     let Some(server) = chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL") else {
@@ -109,7 +109,7 @@ async fn a_read_on_a_lost_warm_connection_runs_again_on_postgres() {
     let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
         .await
         .expect("admin connection");
-    for round in 0..3 {
+    for round in 0..4 {
         // Warm: the read's connection is kept for the next read.
         store.users.get(&user.id).await.expect("read before");
         let ended: Vec<bool> = sqlx::query_scalar(
@@ -124,12 +124,27 @@ async fn a_read_on_a_lost_warm_connection_runs_again_on_postgres() {
             !ended.is_empty(),
             "round {round}: the store held a connection"
         );
-        let again = store.users.get(&user.id).await;
-        assert_eq!(
-            again.expect("the read after its warm connection ended").id,
-            user.id,
-            "round {round}"
-        );
+        if round % 2 == 0 {
+            let again = store.users.get(&user.id).await;
+            assert_eq!(
+                again.expect("the read after its warm connection ended").id,
+                user.id,
+                "round {round}"
+            );
+        } else {
+            // A transaction begins on the warm connection too: found lost at `BEGIN`, it
+            // begins on another, and the write is there once.
+            let email = format!("after-{round}@example.com");
+            let created = store
+                .users
+                .create(NewUser::new(&email, "After"))
+                .await
+                .expect("the write after its warm connection ended");
+            assert_eq!(
+                store.users.get(&created.id).await.expect("read back").email,
+                email
+            );
+        }
         let listed = store
             .chats
             .list(&chatstore_core::ChatQuery::for_user(&user.id))

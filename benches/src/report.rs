@@ -954,9 +954,9 @@ impl Report {
                     let share = rate / raw_rate;
                     let verdict = match run.import_target {
                         Some(t) if share < t => format!(
-                            " (target ≥ {:.0}%: **missed by {:.0} points**)",
+                            " (target ≥ {:.0}%: **missed by {} points**)",
                             t * 100.0,
-                            (t - share) * 100.0
+                            points_short(t, share)
                         ),
                         Some(t) => format!(" (target ≥ {:.0}%: met)", t * 100.0),
                         None => String::new(),
@@ -1123,10 +1123,10 @@ impl Report {
                 let (a, r) = (s.adapter.transfers(), s.raw.transfers());
                 let share = |x: f64| match run.stream_target {
                     Some(t) if x < t => format!(
-                        "**{:.0}%** (target ≥ {:.0}%: missed by {:.0} points)",
-                        x * 100.0,
+                        "**{}** (target ≥ {:.0}%: missed by {} points)",
+                        share_below(x, t),
                         t * 100.0,
-                        (t - x) * 100.0
+                        points_short(t, x)
                     ),
                     _ => format!("{:.0}%", x * 100.0),
                 };
@@ -1237,12 +1237,12 @@ impl Report {
         for (name, size, direction, share, target) in self.stream_misses() {
             let _ = writeln!(
                 md,
-                "- **{name}, streaming {direction} of {}**: {:.0}% of the raw client's throughput, \
-                 target ≥ {:.0}%: missed by {:.0} points.",
+                "- **{name}, streaming {direction} of {}**: {} of the raw client's throughput, \
+                 target ≥ {:.0}%: missed by {} points.",
                 format_size(size),
-                share * 100.0,
+                share_below(share, target),
                 target * 100.0,
-                (target - share) * 100.0
+                points_short(target, share)
             );
         }
         for (name, direction, small, large) in self.memory_not_flat() {
@@ -1367,6 +1367,26 @@ impl Report {
     }
 }
 
+/// How far `share` falls short of `target`, in percentage points: one decimal under a point,
+/// so a near miss never reads "missed by 0 points".
+fn points_short(target: f64, share: f64) -> String {
+    let points = (target - share) * 100.0;
+    if points < 1.0 {
+        format!("{points:.1}")
+    } else {
+        format!("{points:.0}")
+    }
+}
+
+/// `share` as a percentage: one decimal when it rounds to `target` but falls short of it.
+fn share_below(share: f64, target: f64) -> String {
+    if (share * 100.0).round() >= (target * 100.0).round() {
+        format!("{:.1}%", share * 100.0)
+    } else {
+        format!("{:.0}%", share * 100.0)
+    }
+}
+
 fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64().max(1e-12)
 }
@@ -1406,7 +1426,16 @@ fn anchor(heading: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::balanced_order;
+    use super::{balanced_order, points_short, share_below};
+
+    /// A share just under its target never reads as the target or as "missed by 0 points".
+    #[test]
+    fn near_misses_show_a_decimal() {
+        assert_eq!(share_below(0.796, 0.8), "79.6%");
+        assert_eq!(points_short(0.8, 0.796), "0.4");
+        assert_eq!(share_below(0.72, 0.8), "72%");
+        assert_eq!(points_short(0.8, 0.72), "8");
+    }
 
     /// In one cycle every side takes `n` turns and follows every side (itself included, the
     /// cycle read round) exactly once.
