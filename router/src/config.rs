@@ -9,6 +9,7 @@
 //! | `CHATSTORE_SHADOW_LOG` | JSONL file of shadow-read differences | `chatstore-shadow-diffs.jsonl` |
 //! | `CHATSTORE_REPAIR_LOG` | JSONL repair log | `chatstore-repair.jsonl` |
 //! | `CHATSTORE_SHADOW_TIMEOUT_MS` | how long a shadow read may run | `2000` |
+//! | `CHATSTORE_SHADOW_YIELD_MS` | how long a shadow read waits for no caller's call to be running (0: none) | `20` |
 //! | `CHATSTORE_SECONDARY_TIMEOUT_MS` | how long the new store's half of a dual write may run | `10000` |
 
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use chatstore_core::{Error, ModelGroup, Result, Store};
 
 use crate::Router;
 use crate::phase::Phase;
-use crate::router::{DEFAULT_SECONDARY_TIMEOUT, DEFAULT_SHADOW_TIMEOUT};
+use crate::router::{DEFAULT_SECONDARY_TIMEOUT, DEFAULT_SHADOW_TIMEOUT, DEFAULT_SHADOW_YIELD};
 
 /// The repair log's path when `CHATSTORE_REPAIR_LOG` is unset.
 pub const DEFAULT_REPAIR_LOG: &str = "chatstore-repair.jsonl";
@@ -42,6 +43,8 @@ pub struct RouterConfig {
     pub repair_log: PathBuf,
     /// How long a shadow read may run.
     pub shadow_timeout: Duration,
+    /// How long a shadow read waits for a moment when no caller's call is running.
+    pub shadow_yield: Duration,
     /// How long the new store's half of a dual write may run.
     pub secondary_timeout: Duration,
 }
@@ -55,6 +58,7 @@ impl Default for RouterConfig {
             shadow_log: PathBuf::from(DEFAULT_SHADOW_LOG),
             repair_log: PathBuf::from(DEFAULT_REPAIR_LOG),
             shadow_timeout: DEFAULT_SHADOW_TIMEOUT,
+            shadow_yield: DEFAULT_SHADOW_YIELD,
             secondary_timeout: DEFAULT_SECONDARY_TIMEOUT,
         }
     }
@@ -116,6 +120,16 @@ impl RouterConfig {
         if let Some(raw) = get("CHATSTORE_SHADOW_TIMEOUT_MS") {
             config.shadow_timeout = millis("CHATSTORE_SHADOW_TIMEOUT_MS", &raw)?;
         }
+        if let Some(raw) = get("CHATSTORE_SHADOW_YIELD_MS") {
+            config.shadow_yield = match raw.trim().parse::<u64>() {
+                Ok(ms) => Duration::from_millis(ms),
+                Err(_) => {
+                    return Err(Error::invalid(format!(
+                        "CHATSTORE_SHADOW_YIELD_MS={raw:?} is not a whole number of milliseconds"
+                    )));
+                }
+            };
+        }
         if let Some(raw) = get("CHATSTORE_SECONDARY_TIMEOUT_MS") {
             config.secondary_timeout = millis("CHATSTORE_SECONDARY_TIMEOUT_MS", &raw)?;
         }
@@ -140,6 +154,7 @@ impl RouterConfig {
             .shadow_log(Some(self.shadow_log.clone()))
             .shadow_sample(self.shadow_sample)
             .shadow_timeout(self.shadow_timeout)
+            .shadow_yield(self.shadow_yield)
             .secondary_timeout(self.secondary_timeout);
         for (group, url) in &self.new_urls {
             let store = match opened.get(url.as_str()) {
@@ -221,6 +236,14 @@ mod tests {
         assert!(m.contains("CHATSTORE_SHADOW_SAMPLE"), "{m}");
         let m = message_of(config(&[("CHATSTORE_SHADOW_TIMEOUT_MS", "soon")]));
         assert!(m.contains("CHATSTORE_SHADOW_TIMEOUT_MS"), "{m}");
+        let m = message_of(config(&[("CHATSTORE_SHADOW_YIELD_MS", "-1")]));
+        assert!(m.contains("CHATSTORE_SHADOW_YIELD_MS"), "{m}");
+        assert_eq!(
+            config(&[("CHATSTORE_SHADOW_YIELD_MS", "0")])
+                .expect("zero is no wait")
+                .shadow_yield,
+            std::time::Duration::ZERO
+        );
         // `old` needs no new store.
         assert!(config(&[("CHATSTORE_USERS_PHASE", "old")]).is_ok());
     }

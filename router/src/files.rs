@@ -73,6 +73,7 @@ impl FileRepo for Files {
         expected_sha256: Option<&str>,
     ) -> Result<FileMeta> {
         let file = fixed(file);
+        let _foreground = self.0.foreground();
         match self.0.phase(G) {
             Phase::Old => {
                 self.0

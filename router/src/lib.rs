@@ -62,7 +62,7 @@ pub use phase::Phase;
 pub use reconcile::ReconcileReport;
 pub use repair::{RepairEntry, RepairKey, RepairLog, Side};
 pub use router::{
-    DEFAULT_SECONDARY_TIMEOUT, DEFAULT_SHADOW_TIMEOUT, MAX_SHADOW_IN_FLIGHT, Router, RouterBuilder,
-    RouterStats,
+    DEFAULT_SECONDARY_TIMEOUT, DEFAULT_SHADOW_TIMEOUT, DEFAULT_SHADOW_YIELD, MAX_SHADOW_IN_FLIGHT,
+    Router, RouterBuilder, RouterStats,
 };
 pub use shadow::{DiffLog, DiffRecord, FieldChange};

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -21,12 +22,20 @@ use crate::{chats, files, messages, rows, tags, users, vectors};
 
 /// How long a shadow read may take before it is abandoned, by default.
 pub const DEFAULT_SHADOW_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a shadow read waits, by default, for a moment when no caller's call is running
+/// through the router before it starts anyway.
+pub const DEFAULT_SHADOW_YIELD: Duration = Duration::from_millis(20);
 /// How long the non-authoritative write may take before it is logged for repair, by default.
 pub const DEFAULT_SECONDARY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most shadow reads in flight at once; more are skipped (and counted), so a slow new
 /// store cannot pile up work.
 pub const MAX_SHADOW_IN_FLIGHT: usize = 1024;
 const LOCK_STRIPES: usize = 64;
+/// How often the shadow dispatcher looks for queued shadow reads it may start.
+const SHADOW_TICK: Duration = Duration::from_millis(1);
+/// Ticks without a queued shadow read after which the dispatcher stops (the next shadow read
+/// starts it again).
+const SHADOW_IDLE_TICKS: u32 = 100;
 
 /// Counters of a router since it was built (the same figures go to the `metrics` facade).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,10 +76,15 @@ pub(crate) struct Shared {
     sample: AtomicU8,
     sample_counter: AtomicU64,
     shadow_timeout: Duration,
+    shadow_yield: Duration,
     pub(crate) secondary_timeout: Duration,
     counters: Counters,
     in_flight: AtomicUsize,
     idle: Notify,
+    /// Callers' calls running through the router's reads and writes.
+    foreground: AtomicUsize,
+    /// Shadow reads waiting for the dispatcher.
+    queued: std::sync::Mutex<ShadowQueue>,
     stripes: Vec<Mutex<()>>,
 }
 
@@ -107,6 +121,7 @@ pub struct RouterBuilder {
     shadow_log: Option<PathBuf>,
     sample: u8,
     shadow_timeout: Duration,
+    shadow_yield: Duration,
     secondary_timeout: Duration,
 }
 
@@ -165,6 +180,14 @@ impl RouterBuilder {
         self
     }
 
+    /// How long a shadow read waits for a moment when no caller's call is running through the
+    /// router (reads and writes of every group) before it starts anyway (default 20 ms).
+    /// Zero starts it as soon as the old store has answered.
+    pub fn shadow_yield(mut self, wait: Duration) -> Self {
+        self.shadow_yield = wait;
+        self
+    }
+
     /// How long the non-authoritative write may take before it is logged for repair.
     pub fn secondary_timeout(mut self, timeout: Duration) -> Self {
         self.secondary_timeout = timeout;
@@ -212,10 +235,13 @@ impl RouterBuilder {
             sample: AtomicU8::new(self.sample),
             sample_counter: AtomicU64::new(0),
             shadow_timeout: self.shadow_timeout,
+            shadow_yield: self.shadow_yield,
             secondary_timeout: self.secondary_timeout,
             counters: Counters::default(),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
+            foreground: AtomicUsize::new(0),
+            queued: std::sync::Mutex::new(ShadowQueue::default()),
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
         };
         Ok(Router {
@@ -251,6 +277,7 @@ impl Router {
             shadow_log: None,
             sample: 100,
             shadow_timeout: DEFAULT_SHADOW_TIMEOUT,
+            shadow_yield: DEFAULT_SHADOW_YIELD,
             secondary_timeout: DEFAULT_SECONDARY_TIMEOUT,
         }
     }
@@ -417,7 +444,103 @@ impl Drop for InFlight {
     }
 }
 
+/// A shadow read with its comparison, ready to run.
+type ShadowJob = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Shadow reads queued for the dispatcher, each with the moment it was queued.
+#[derive(Default)]
+struct ShadowQueue {
+    jobs: Vec<(tokio::time::Instant, ShadowJob)>,
+    /// Whether a dispatcher task is running.
+    dispatching: bool,
+}
+
+/// A caller's call running through the router.
+pub(crate) struct Foreground<'a>(&'a Shared);
+
+impl Drop for Foreground<'_> {
+    fn drop(&mut self) {
+        self.0.foreground.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Marks the dispatcher stopped if its task is dropped mid-loop (a runtime shutting down):
+/// the next queued shadow read starts a new one.
+struct Dispatching(Option<Arc<Shared>>);
+
+impl Drop for Dispatching {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.queue().dispatching = false;
+        }
+    }
+}
+
 impl Shared {
+    /// Counts a caller's call as running until the guard is dropped.
+    pub(crate) fn foreground(&self) -> Foreground<'_> {
+        self.foreground.fetch_add(1, Ordering::SeqCst);
+        Foreground(self)
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, ShadowQueue> {
+        // Nothing panics while holding the lock; a poisoned queue is still a valid queue.
+        self.queued.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a shadow read for the dispatcher, starting the dispatcher if it is not running.
+    /// The caller neither spawns nor wakes anything else: a task woken at the end of the
+    /// caller's call could take the caller's core before the caller returns.
+    fn queue_shadow(self: &Arc<Self>, runtime: &tokio::runtime::Handle, job: ShadowJob) {
+        let start = {
+            let mut queue = self.queue();
+            queue.jobs.push((tokio::time::Instant::now(), job));
+            !std::mem::replace(&mut queue.dispatching, true)
+        };
+        if start {
+            runtime.spawn(self.clone().dispatch());
+        }
+    }
+
+    /// Every [`SHADOW_TICK`], starts the queued shadow reads once no caller's call is running
+    /// through the router, or once the oldest has waited `shadow_yield`: shadow reads (the new
+    /// store's client here, its server wherever it runs) use the machine while callers do
+    /// not, rather than while they do. Stops after [`SHADOW_IDLE_TICKS`] ticks with nothing
+    /// queued.
+    async fn dispatch(self: Arc<Self>) {
+        let mut running = Dispatching(Some(self.clone()));
+        let mut tick = tokio::time::interval(SHADOW_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut idle = 0;
+        loop {
+            tick.tick().await;
+            let due: Vec<ShadowJob> = {
+                let mut queue = self.queue();
+                let Some((oldest, _)) = queue.jobs.first() else {
+                    idle += 1;
+                    if idle >= SHADOW_IDLE_TICKS {
+                        // Stopped under the lock, so a shadow read queued from now on
+                        // starts a new dispatcher.
+                        queue.dispatching = false;
+                        running.0 = None;
+                        return;
+                    }
+                    continue;
+                };
+                idle = 0;
+                if self.foreground.load(Ordering::SeqCst) > 0
+                    && oldest.elapsed() < self.shadow_yield
+                {
+                    continue;
+                }
+                queue.jobs.drain(..).map(|(_, job)| job).collect()
+            };
+            for job in due {
+                tokio::spawn(job);
+            }
+        }
+    }
+
     pub(crate) fn phase(&self, group: ModelGroup) -> Phase {
         Phase::from_u8(self.phases[index(group)].load(Ordering::SeqCst))
     }
@@ -487,6 +610,7 @@ impl Shared {
         F: Fn(&Store) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
+        let _foreground = self.foreground();
         match self.phase(group) {
             Phase::Old | Phase::Dual => call(&self.old).await,
             Phase::New | Phase::NewOnly => call(self.new_of(group)?).await,
@@ -506,9 +630,10 @@ impl Shared {
                     return call(&self.old).await;
                 }
                 let guard = InFlight(self.clone());
-                // The old store answers first, alone: the caller's read never shares the
-                // machine or a connection with the shadow. The new store's read starts as the
-                // old answer is handed back, and the comparison runs in the background too.
+                // The old store answers first, alone. The new store's read is queued for the
+                // dispatcher, which starts it once no caller's call is running through the
+                // router (at most `shadow_yield` later), so it does not compete with the
+                // caller's next call for the cores; the comparison runs there too.
                 let answer = call(&self.old).await;
                 let old = match &answer {
                     Ok(v) => Ok(v.clone()),
@@ -517,7 +642,7 @@ impl Shared {
                 let shadow = call(new);
                 let timeout = self.shadow_timeout;
                 let shared = self.clone();
-                runtime.spawn(async move {
+                let job = Box::pin(async move {
                     let _guard = guard;
                     let answer = tokio::time::timeout(timeout, shadow).await;
                     // Equal answers (nearly every read once the stores agree) are the same
@@ -549,6 +674,7 @@ impl Shared {
                     };
                     shared.record_shadow(group, operation, ids, &old, &new);
                 });
+                self.queue_shadow(&runtime, job);
                 answer
             }
         }
@@ -629,6 +755,7 @@ impl Shared {
         F: Fn(&Store) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
+        let _foreground = self.foreground();
         let phase = self.phase(group);
         match phase {
             Phase::Old => call(&self.old).await,
@@ -778,9 +905,49 @@ pub(crate) use on;
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use chatstore_core::{NewUser, memory};
     use serde_json::json;
 
-    use super::same_answer;
+    use super::{Router, same_answer};
+    use crate::Phase;
+
+    /// A shadow read waits while a caller's call is running through the router, and starts
+    /// once none is, or once it has waited `shadow_yield`, whichever comes first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shadow_reads_wait_for_callers_at_most_the_shadow_yield() {
+        let log = std::env::temp_dir().join(format!(
+            "chatstore-router-yield-{}.jsonl",
+            std::process::id()
+        ));
+        let router = Router::builder(memory::store())
+            .new_store_for_all(&memory::store())
+            .phase_for_all(Phase::Shadow)
+            .repair_log(&log)
+            .shadow_yield(Duration::from_millis(300))
+            .build()
+            .expect("router");
+        let store = router.store();
+        let ada = NewUser::new("ada@example.com", "Ada").with_id("u1");
+        store.users.create(ada).await.expect("create u1");
+        // A caller's call still running (another request, say).
+        let running = router.shared.foreground();
+        store.users.get("u1").await.expect("read u1");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(router.stats().shadow_reads, 0, "waits while a call runs");
+        drop(running);
+        router.shadow_settled().await;
+        assert_eq!(router.stats().shadow_reads, 1, "starts once none runs");
+        let running = router.shared.foreground();
+        store.users.get("u1").await.expect("read u1");
+        tokio::time::timeout(Duration::from_secs(5), router.shadow_settled())
+            .await
+            .expect("starts after the shadow yield though a call still runs");
+        assert_eq!(router.stats().shadow_reads, 2);
+        drop(running);
+        std::fs::remove_file(&log).ok();
+    }
 
     /// Equal answers are the same without JSON; answers that differ only where the canonical
     /// comparison allows (a float within the tolerance) are still the same; others are not.

@@ -145,6 +145,7 @@ impl RowStore for Rows {
     }
 
     async fn write(&self, ops: Vec<RowOp>) -> Result<Vec<u64>> {
+        let _foreground = self.0.foreground();
         match self.0.phase(G) {
             Phase::Old => rows_of(&self.0.old)?.write(ops).await,
             Phase::NewOnly => rows_of(self.0.new_of(G)?)?.write(ops).await,
