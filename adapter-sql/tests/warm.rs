@@ -100,12 +100,7 @@ async fn a_read_on_a_lost_warm_connection_runs_again_on_postgres() {
         .create(NewUser::new("lost@example.com", "Lost"))
         .await
         .expect("user");
-    let database = url
-        .rsplit('/')
-        .next()
-        .and_then(|s| s.split('?').next())
-        .expect("database name")
-        .to_owned();
+    let database = chatstore_testkit::database_name(&url);
     let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
         .await
         .expect("admin connection");
