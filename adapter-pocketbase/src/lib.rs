@@ -174,7 +174,10 @@ impl Drop for Inner {
         // a client of its own, and wait for it so the server is tidy when the test ends.
         let config = self.config.clone();
         let cols = self.cols.clone();
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let patience = Duration::from_secs(60);
         let cleanup = std::thread::spawn(move || {
+            let _done = done;
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -192,7 +195,25 @@ impl Drop for Inner {
             })
             .unwrap_or_else(|e| tracing::warn!("dropping collections {cols:?}: {e}"));
         });
-        let _ = cleanup.join();
+        // The cleanup waits for this process's schema lock, which a task of the dropping
+        // thread's own runtime may hold: a runtime worker hands its other tasks on while it
+        // waits, and no thread waits longer than a minute (the collections
+        // then stay behind, with a warning) rather than for ever.
+        let wait = || match finished.recv_timeout(patience) {
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = cleanup.join();
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                tracing::warn!("dropping collections {:?}: gave up waiting", self.cols);
+            }
+        };
+        let on_worker = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if on_worker {
+            tokio::task::block_in_place(wait);
+        } else {
+            wait();
+        }
     }
 }
 

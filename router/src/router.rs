@@ -464,14 +464,31 @@ impl Drop for Foreground<'_> {
     }
 }
 
-/// Marks the dispatcher stopped if its task is dropped mid-loop (a runtime shutting down):
-/// the next queued shadow read starts a new one.
+/// The running dispatcher's hold on its router. Made before the dispatcher's task is spawned,
+/// so a task dropped before it first runs or mid-loop (its runtime shutting down) still marks
+/// the dispatcher stopped (the next queued shadow read starts a new one) and drops the shadow
+/// reads it left queued: each holds the router, so a queue nobody dispatches would keep the
+/// router and its stores alive for ever.
 struct Dispatching(Option<Arc<Shared>>);
 
 impl Drop for Dispatching {
     fn drop(&mut self) {
         if let Some(shared) = self.0.take() {
-            shared.queue().dispatching = false;
+            let abandoned = {
+                let mut queue = shared.queue();
+                queue.dispatching = false;
+                std::mem::take(&mut queue.jobs)
+            };
+            if !abandoned.is_empty() {
+                let skipped = abandoned.len() as u64;
+                shared
+                    .counters
+                    .shadow_skipped
+                    .fetch_add(skipped, Ordering::Relaxed);
+            }
+            // Dropped here, outside the queue's lock: a job may hold the last other handle
+            // on the router.
+            drop(abandoned);
         }
     }
 }
@@ -498,7 +515,7 @@ impl Shared {
             !std::mem::replace(&mut queue.dispatching, true)
         };
         if start {
-            runtime.spawn(self.clone().dispatch());
+            runtime.spawn(Self::dispatch(Dispatching(Some(self.clone()))));
         }
     }
 
@@ -507,15 +524,17 @@ impl Shared {
     /// store's client here, its server wherever it runs) use the machine while callers do
     /// not, rather than while they do. Stops after [`SHADOW_IDLE_TICKS`] ticks with nothing
     /// queued.
-    async fn dispatch(self: Arc<Self>) {
-        let mut running = Dispatching(Some(self.clone()));
+    async fn dispatch(mut running: Dispatching) {
+        let Some(shared) = running.0.clone() else {
+            return;
+        };
         let mut tick = tokio::time::interval(SHADOW_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut idle = 0;
         loop {
             tick.tick().await;
             let due: Vec<ShadowJob> = {
-                let mut queue = self.queue();
+                let mut queue = shared.queue();
                 let Some((oldest, _)) = queue.jobs.first() else {
                     idle += 1;
                     if idle >= SHADOW_IDLE_TICKS {
@@ -528,8 +547,8 @@ impl Shared {
                     continue;
                 };
                 idle = 0;
-                if self.foreground.load(Ordering::SeqCst) > 0
-                    && oldest.elapsed() < self.shadow_yield
+                if shared.foreground.load(Ordering::SeqCst) > 0
+                    && oldest.elapsed() < shared.shadow_yield
                 {
                     continue;
                 }
