@@ -726,6 +726,67 @@ fn same_outcome(a: &Outcome, b: &Outcome) -> bool {
     }
 }
 
+/// Whether a backend's search answers the model's, ties aside. Two distances a rounding
+/// apart are a tie: pgvector computes cosine distance in single precision, so hits the model
+/// finds at exactly the same distance can come back a unit in the last place apart, in either
+/// order. Within a run of tied hits the order is free; a run cut by the limit may hold any of
+/// the tied items, so there only the distances are compared.
+fn same_search(got: &Outcome, want: &Outcome) -> bool {
+    const TIE: f64 = 1e-6;
+    let (Ok(Value::Array(got)), Ok(Value::Array(want))) = (got, want) else {
+        return same_outcome(got, want);
+    };
+    let distance = |hit: &Value| hit.get("distance").and_then(Value::as_f64);
+    let id = |hit: &Value| hit.get("id").and_then(Value::as_str).map(str::to_owned);
+    got.len() == want.len()
+        && got.iter().zip(want).all(|(got, want)| {
+            let (Some(got), Some(want)) = (got.as_array(), want.as_array()) else {
+                return chatstore_core::compare::same(got, want);
+            };
+            let mut ids: Vec<Option<String>> = got.iter().map(id).collect();
+            ids.sort();
+            ids.dedup();
+            if got.len() != want.len() || ids.len() != got.len() {
+                return false;
+            }
+            let mut start = 0;
+            while start < want.len() {
+                let Some(first) = distance(&want[start]) else {
+                    return false;
+                };
+                let mut end = start + 1;
+                while end < want.len()
+                    && distance(&want[end]).is_some_and(|d| (d - first).abs() <= TIE)
+                {
+                    end += 1;
+                }
+                let tied = start..end;
+                let distances_agree = tied.clone().all(|i| {
+                    matches!((distance(&got[i]), distance(&want[i])), (Some(g), Some(w)) if (g - w).abs() <= TIE)
+                });
+                if !distances_agree {
+                    return false;
+                }
+                let want_run = &want[tied.clone()];
+                let got_run = &got[tied];
+                // A hit both hold is the same hit; inside the answer the run holds the same
+                // hits (in any order), while the last run may hold other items tied with them.
+                let inside = end < want.len();
+                let all_found = got_run.iter().all(|g| {
+                    match want_run.iter().find(|w| id(w) == id(g)) {
+                        Some(w) => chatstore_core::compare::same(g, w),
+                        None => !inside,
+                    }
+                });
+                if !all_found {
+                    return false;
+                }
+                start = end;
+            }
+            true
+        })
+}
+
 /// The number of generated cases: `CHATSTORE_PROPTEST_CASES`, default 16.
 pub fn cases() -> u32 {
     std::env::var("CHATSTORE_PROPTEST_CASES")
@@ -769,7 +830,11 @@ where
             for (i, op) in ops.iter().enumerate() {
                 let got = apply(&store, op).await;
                 let want = apply(&model, op).await;
-                if !same_outcome(&got, &want) {
+                let same = match op {
+                    Op::Search { .. } => same_search(&got, &want),
+                    _ => same_outcome(&got, &want),
+                };
+                if !same {
                     return Err(TestCaseError::fail(format!(
                         "operation {i} {op:?}\n  backend: {got:?}\n  model:   {want:?}"
                     )));
@@ -789,5 +854,49 @@ where
     });
     if let Err(e) = result {
         panic!("the backend disagrees with the memory model: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::{Outcome, same_search};
+
+    fn hits(list: &[(&str, f64)]) -> Outcome {
+        let hits: Vec<Value> = list
+            .iter()
+            .map(|(id, d)| json!({"id": id, "text": id, "metadata": {}, "distance": d, "score": (2.0 - d) / 2.0}))
+            .collect();
+        Ok(json!([hits]))
+    }
+
+    /// The tie seen on pgvector: [1,0,0] and [2,-1,2] against [2,-2,0] are at the same cosine
+    /// distance, computed a unit in the last place apart.
+    #[test]
+    fn tied_hits_may_come_in_either_order_and_a_cut_run_may_hold_any_tied_item() {
+        let d = 1.0 - std::f64::consts::FRAC_1_SQRT_2;
+        let model = hits(&[("v0", d), ("v1", d), ("v2", 0.9)]);
+        let swapped = hits(&[("v1", d - 1e-9), ("v0", d), ("v2", 0.9)]);
+        assert!(same_search(&swapped, &model));
+        // Cut by the limit: the one tied item returned may be either.
+        assert!(same_search(&hits(&[("v1", d)]), &hits(&[("v0", d)])));
+        // Not ties: another item, a different distance, a doubled hit.
+        assert!(!same_search(
+            &hits(&[("v0", d), ("v3", d), ("v2", 0.9)]),
+            &model
+        ));
+        assert!(!same_search(
+            &hits(&[("v0", d), ("v1", d), ("v2", 0.8)]),
+            &model
+        ));
+        assert!(!same_search(
+            &hits(&[("v0", d), ("v0", d), ("v2", 0.9)]),
+            &model
+        ));
+        assert!(!same_search(
+            &hits(&[("v2", 0.9), ("v0", d), ("v1", d)]),
+            &model
+        ));
     }
 }

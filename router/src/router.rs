@@ -968,6 +968,70 @@ mod tests {
         std::fs::remove_file(&log).ok();
     }
 
+    /// A shadow read still queued when its runtime shuts down is dropped with the dispatcher:
+    /// the router (and the stores it holds) goes when its last handle does, and a router used
+    /// again from another runtime dispatches again.
+    #[test]
+    fn queued_shadow_reads_do_not_outlive_their_runtime() {
+        let log = std::env::temp_dir().join(format!(
+            "chatstore-router-queued-{}.jsonl",
+            std::process::id()
+        ));
+        let runtime = || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime")
+        };
+        let router = Router::builder(memory::store())
+            .new_store_for_all(&memory::store())
+            .phase_for_all(Phase::Shadow)
+            .repair_log(&log)
+            .shadow_yield(Duration::from_secs(600))
+            .build()
+            .expect("router");
+        let store = router.store();
+        let first = runtime();
+        first.block_on(async {
+            let ada = NewUser::new("ada@example.com", "Ada").with_id("u1");
+            store.users.create(ada).await.expect("create u1");
+            // Held as a caller's call, so the shadow read stays queued until the runtime goes.
+            let running = router.shared.foreground();
+            store.users.get("u1").await.expect("read u1");
+            std::mem::forget(running);
+        });
+        drop(first);
+        router
+            .shared
+            .foreground
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+        assert!(router.shared.queue().jobs.is_empty(), "nothing left queued");
+        assert_eq!(
+            router.stats().shadow_skipped,
+            1,
+            "the abandoned read is counted"
+        );
+
+        let second = runtime();
+        second.block_on(async {
+            store.users.get("u1").await.expect("read u1 again");
+            tokio::time::timeout(Duration::from_secs(5), router.shadow_settled())
+                .await
+                .expect("a new runtime dispatches again");
+        });
+        assert_eq!(router.stats().shadow_reads, 1);
+
+        let weak = std::sync::Arc::downgrade(&router.shared);
+        drop((store, router));
+        drop(second);
+        assert!(
+            weak.upgrade().is_none(),
+            "the router is gone with its handles"
+        );
+        std::fs::remove_file(&log).ok();
+    }
+
     /// Equal answers are the same without JSON; answers that differ only where the canonical
     /// comparison allows (a float within the tolerance) are still the same; others are not.
     #[test]
