@@ -421,6 +421,11 @@ pub const PGVECTOR_ENV: &str = "CHATSTORE_TEST_PGVECTOR_URL";
 /// `chroma://HOST:PORT`), opened through the registry as a vectors-only store (every other
 /// aggregate answers "not supported"); the database is deleted when the run ends.
 async fn open_chroma(url: String) -> Result<Opened> {
+    open_chroma_database(url).await.map(|(opened, _)| opened)
+}
+
+/// [`open_chroma`]'s opening with the name of its database (to reach it another way too).
+pub async fn open_chroma_database(url: String) -> Result<(Opened, String)> {
     let database = create_chroma_database(&url).await?;
     let vectors_url = format!("chroma://{}?database={database}", chroma_authority(&url));
     let opened = OpenOptions::new("memory")
@@ -434,9 +439,11 @@ async fn open_chroma(url: String) -> Result<Opened> {
             return Err(e);
         }
     };
-    Ok(Opened::new(store).with_teardown(Box::new(move || {
+    let name = database.clone();
+    let opened = Opened::new(store).with_teardown(Box::new(move || {
         Box::pin(async move { drop_chroma_database(&url, &database).await })
-    })))
+    }));
+    Ok((opened, name))
 }
 
 /// `store`'s vectors as a store of their own, named `name`: users, chats and files answer
@@ -511,7 +518,7 @@ pub fn fresh_dir(backend: &str) -> Result<PathBuf> {
 
 /// SQLite in a fresh temporary folder (database file and uploads), with raw sqlx on the same
 /// file; the folder is removed when the run ends.
-async fn open_sqlite() -> Result<Opened> {
+pub async fn open_sqlite() -> Result<Opened> {
     let dir = fresh_dir("sqlite")?;
     let url = format!("sqlite://{}", dir.join("webui.db").display());
     let options = SqlOptions::default().upload_dir(dir.join("uploads"));

@@ -1,8 +1,8 @@
-//! The report's **Chroma → pgvector copy** section: the copy rate of `chatstore migrate
-//! --groups vectors` from Chroma into pgvector, against its two ceilings measured in the same
-//! run on the same data:
+//! The report's **vector copy** sections, one per source (**Chroma → pgvector**, **SQLite →
+//! pgvector**): the copy rate of `chatstore migrate --groups vectors` from the source into
+//! pgvector, against its two ceilings measured in the same run on the same data:
 //!
-//! - **reading Chroma alone**: every collection walked through the Chroma adapter's keyset
+//! - **reading the source alone**: every collection walked through the source adapter's keyset
 //!   `scan`, in the migration's page size, whole collections as many at a time as the
 //!   migration reads first pages ahead, nothing written;
 //! - **binary COPY alone**: the same items written into an empty `document_chunk` by raw sqlx
@@ -11,23 +11,25 @@
 //!   size filled across collections (one per collection would make a workload of many small
 //!   collections commit-bound: a ceiling any loader beats).
 //!
-//! The copy time runs from the start of the migration to its last written batch; the whole run
-//! adds what comes after the copy (pgvector's per-collection plan and Open WebUI's ivfflat
-//! index, built so that Open WebUI starts on the table), shown apart. The target: the copy at
-//! least [`COPY_TARGET`] of the slower ceiling.
+//! The source is a fresh Chroma database or a fresh SQLite file (chatstore's `chatstore_vector`
+//! table, where an Open WebUI SQLite deployment keeps its vectors), loaded untimed with the
+//! workload's vectors. The copy time runs from the start of the migration to its last written
+//! batch; the whole run adds what comes after the copy (pgvector's per-collection plan and Open
+//! WebUI's ivfflat index, built so that Open WebUI starts on the table), shown apart. The
+//! target: the copy at least [`COPY_TARGET`] of the slower ceiling.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chatstore_core::{Error, ModelGroup, Result, VectorItem};
+use chatstore_core::{Error, ModelGroup, Result, Store, VectorItem};
 use chatstore_migrate::{BatchPoint, MigrateOptions, Migration, Progress};
 use chatstore_registry::OpenOptions;
 use futures::{StreamExt, TryStreamExt};
 use sqlx::Connection;
 
 use crate::backends::{
-    chroma_authority, create_chroma_database, create_postgres_database, drop_chroma_database,
-    drop_postgres_database, vectors_only,
+    Opened, chroma_authority, create_postgres_database, drop_postgres_database,
+    open_chroma_database, open_sqlite, vectors_only,
 };
 use crate::workload::{KNOWLEDGE_COLLECTION, Scale, Workload};
 
@@ -38,19 +40,103 @@ pub const DEFAULT_ITEMS: u64 = 10_000;
 pub const COPY_TARGET: f64 = 0.8;
 
 /// Rounds of the three measurements; each figure is the best of its rounds (a shared machine
-/// slows one side or the other at random).
+/// slows one side or the other at random). COPY alone and the migration take turns going
+/// first (the second finds PostgreSQL's buffers full of the first one's rows to write out).
 pub const ROUNDS: usize = 2;
 
-/// One measurement of the section.
+/// Where a section's vectors are copied from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopySource {
+    /// A fresh database on the Chroma server at this URL (`http://HOST:PORT`).
+    Chroma(String),
+    /// A fresh SQLite file, vectors in chatstore's `chatstore_vector` table.
+    Sqlite,
+}
+
+impl CopySource {
+    /// The source of the report backend `backend` (whose server URL is `url`), when it has a
+    /// section: `chroma` and `sqlite`.
+    pub fn for_backend(backend: &str, url: Option<&str>) -> Option<CopySource> {
+        match (backend, url) {
+            ("chroma", Some(url)) => Some(CopySource::Chroma(url.to_owned())),
+            ("sqlite", _) => Some(CopySource::Sqlite),
+            _ => None,
+        }
+    }
+
+    /// Its name in the report ("Chroma", "SQLite").
+    pub fn name(&self) -> &'static str {
+        match self {
+            CopySource::Chroma(_) => "Chroma",
+            CopySource::Sqlite => "SQLite",
+        }
+    }
+
+    /// What holds the vectors, for the report's text.
+    pub fn holder(&self) -> &'static str {
+        match self {
+            CopySource::Chroma(_) => "a fresh Chroma database",
+            CopySource::Sqlite => {
+                "a fresh SQLite file (chatstore's `chatstore_vector` table, where Open WebUI's \
+                 SQLite database gets its vectors)"
+            }
+        }
+    }
+
+    /// A fresh source holding `workload`'s vectors, opened as a vectors-only store, with its
+    /// clean-up.
+    async fn open_loaded(&self, workload: &Workload) -> Result<Opened> {
+        let opened = match self {
+            CopySource::Chroma(url) => {
+                let (opened, database) = open_chroma_database(url.clone()).await?;
+                // Loaded without the adapter's cross-collection id check (one request per
+                // collection per write: quadratic over a thousand `file-{id}` collections);
+                // the workload's ids are unique anyway. The copy reads through the store
+                // opened above, as the migration does.
+                let loaded = async {
+                    let loader = chatstore_chroma::ChromaStore::connect(
+                        chatstore_chroma::ChromaConfig::new(&format!(
+                            "chroma://{}?database={database}",
+                            chroma_authority(url)
+                        ))?
+                        .id_scope(chatstore_chroma::IdScope::Collection),
+                    )
+                    .await?
+                    .into_store(&chatstore_core::memory::store());
+                    workload
+                        .load(&vectors_only("chroma", &loader), &|_| {})
+                        .await
+                }
+                .await;
+                (opened, loaded)
+            }
+            CopySource::Sqlite => {
+                let mut opened = open_sqlite().await?;
+                opened.store = vectors_only("sqlite", &opened.store);
+                let loaded = workload.load(&opened.store, &|_| {}).await;
+                (opened, loaded)
+            }
+        };
+        match opened {
+            (opened, Ok(())) => Ok(opened),
+            (opened, Err(e)) => {
+                let _ = opened.close().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// One measurement of a section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CopyResult {
-    /// Items in Chroma.
+    /// Items in the source.
     pub items: u64,
     /// Collections they are in.
     pub collections: usize,
     /// Records per batch (the migration's default).
     pub batch: u32,
-    /// Reading every collection from Chroma, nothing written.
+    /// Reading every collection from the source, nothing written.
     pub read_alone: Duration,
     /// Raw binary COPY of the same items into an empty pgvector table.
     pub copy_alone: Duration,
@@ -73,7 +159,7 @@ impl CopyResult {
     }
 }
 
-/// How the section went.
+/// How a section went.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CopyOutcome {
     /// Measured.
@@ -84,26 +170,18 @@ pub enum CopyOutcome {
     Failed(String),
 }
 
-/// Runs the section: loads `items` vectors of the seeded workload (its `file-{id}`
-/// collections and its knowledge collection) into a fresh Chroma database on `chroma_url`,
-/// then measures the two ceilings and the migration on fresh databases of `pg_url`; every
-/// database is removed afterwards.
-pub async fn measure(chroma_url: &str, pg_url: &str, items: u64, seed: u64) -> CopyOutcome {
-    let database = match create_chroma_database(chroma_url).await {
-        Ok(name) => name,
+/// Runs a section: loads `items` vectors of the seeded workload (its `file-{id}` collections
+/// and its knowledge collection) into a fresh `source`, then measures the two ceilings and the
+/// migration on fresh databases of `pg_url`; every database is removed afterwards.
+pub async fn measure(source: &CopySource, pg_url: &str, items: u64, seed: u64) -> CopyOutcome {
+    let workload = Workload::new(Scale::new(items), seed);
+    let opened = match source.open_loaded(&workload).await {
+        Ok(opened) => opened,
         Err(e) => return CopyOutcome::Failed(e.to_string()),
     };
     let mut pg_databases = Vec::new();
-    let outcome = run(
-        chroma_url,
-        &database,
-        pg_url,
-        &mut pg_databases,
-        items,
-        seed,
-    )
-    .await;
-    let mut cleanup = drop_chroma_database(chroma_url, &database).await;
+    let outcome = run(&opened.store, &workload, pg_url, &mut pg_databases).await;
+    let mut cleanup = opened.close().await;
     for name in pg_databases {
         cleanup = cleanup.and(drop_postgres_database(pg_url, &name).await);
     }
@@ -115,40 +193,13 @@ pub async fn measure(chroma_url: &str, pg_url: &str, items: u64, seed: u64) -> C
 }
 
 async fn run(
-    chroma_url: &str,
-    database: &str,
+    source: &Store,
+    workload: &Workload,
     pg_url: &str,
     pg_databases: &mut Vec<String>,
-    items: u64,
-    seed: u64,
 ) -> Result<CopyResult> {
-    let vectors_url = format!(
-        "chroma://{}?database={database}",
-        chroma_authority(chroma_url)
-    );
-    let source = OpenOptions::new("memory")
-        .vectors_url(vectors_url)
-        .open()
-        .await?;
-    let source = vectors_only("chroma", &source);
-    let workload = Workload::new(Scale::new(items), seed);
-    // Loaded without the adapter's cross-collection id check (one request per collection
-    // per write: quadratic over a thousand `file-{id}` collections); the workload's ids are
-    // unique anyway. The copy reads through the store opened above, as the migration does.
-    let loader = chatstore_chroma::ChromaStore::connect(
-        chatstore_chroma::ChromaConfig::new(&format!(
-            "chroma://{}?database={database}",
-            chroma_authority(chroma_url)
-        ))?
-        .id_scope(chatstore_chroma::IdScope::Collection),
-    )
-    .await?
-    .into_store(&chatstore_core::memory::store());
-    workload
-        .load(&vectors_only("chroma", &loader), &|_| {})
-        .await?;
     let batches = batches(
-        &workload,
+        workload,
         chatstore_migrate::engine::DEFAULT_BATCH_SIZE as usize,
     );
     let batch = chatstore_migrate::engine::DEFAULT_BATCH_SIZE;
@@ -156,15 +207,16 @@ async fn run(
     let count: u64 = batches.iter().map(|(_, b)| b.len() as u64).sum();
 
     let mut best: Option<CopyResult> = None;
-    for _ in 0..ROUNDS {
+    for number in 0..ROUNDS {
         let round = round(
-            &source,
+            source,
             &collections,
             &batches,
             count,
             batch,
             pg_url,
             pg_databases,
+            number % 2 == 1,
         )
         .await?;
         best = Some(match best {
@@ -181,18 +233,21 @@ async fn run(
     best.ok_or_else(|| Error::backend_msg("no round ran"))
 }
 
-/// One round of the three measurements, in this order: reading alone, COPY alone, migration.
+/// One round of the three measurements: reading alone, then COPY alone and the migration (the
+/// migration first when `migration_first`).
+#[allow(clippy::too_many_arguments)]
 async fn round(
-    source: &chatstore_core::Store,
+    source: &Store,
     collections: &[String],
     batches: &[(String, Vec<VectorItem>)],
     count: u64,
     batch: u32,
     pg_url: &str,
     pg_databases: &mut Vec<String>,
+    migration_first: bool,
 ) -> Result<CopyResult> {
-    // 1. Reading Chroma alone, at least as fast as the migration reads: page by page until a
-    // short page, whole collections `COLLECTIONS_AHEAD` at a time (the migration reads only
+    // 1. Reading the source alone, at least as fast as the migration reads: page by page until
+    // a short page, whole collections `COLLECTIONS_AHEAD` at a time (the migration reads only
     // their first pages ahead).
     let started = Instant::now();
     let walk = |c: &String| {
@@ -219,11 +274,44 @@ async fn round(
     let read_alone = started.elapsed();
     if read != count {
         return Err(Error::backend_msg(format!(
-            "read {read} vectors back from Chroma, loaded {count}"
+            "read {read} vectors back from the source, loaded {count}"
         )));
     }
 
-    // 2. Raw binary COPY alone into an empty document_chunk (the schema made by the adapter).
+    // 2 and 3. Raw binary COPY alone and the migration, each into an empty document_chunk
+    // (the schema made by the adapter), in turns: whichever runs second finds the server's
+    // buffers full of the first one's rows.
+    let (copy_alone, (migration_copy, migration_total)) = if migration_first {
+        let migration = migrate(source, count, batch, pg_url, pg_databases).await?;
+        (
+            copy_alone(batches, batch, pg_url, pg_databases).await?,
+            migration,
+        )
+    } else {
+        let copy = copy_alone(batches, batch, pg_url, pg_databases).await?;
+        (
+            copy,
+            migrate(source, count, batch, pg_url, pg_databases).await?,
+        )
+    };
+    Ok(CopyResult {
+        items: count,
+        collections: collections.len(),
+        batch,
+        read_alone,
+        copy_alone,
+        migration_copy,
+        migration_total,
+    })
+}
+
+/// Raw binary COPY of `batches` into an empty document_chunk of a fresh database.
+async fn copy_alone(
+    batches: &[(String, Vec<VectorItem>)],
+    batch: u32,
+    pg_url: &str,
+    pg_databases: &mut Vec<String>,
+) -> Result<Duration> {
     let (copy_url, name) = create_postgres_database(pg_url).await?;
     pg_databases.push(name);
     let copy_store = OpenOptions::new("memory")
@@ -231,9 +319,18 @@ async fn round(
         .open()
         .await?;
     drop(copy_store);
-    let copy_alone = raw_copy(&copy_url, batches, batch as usize).await?;
+    raw_copy(&copy_url, batches, batch as usize).await
+}
 
-    // 3. The migration into another empty one.
+/// `chatstore migrate --groups vectors` of `source` (`count` items) into a fresh database:
+/// the copy's time (to its last written batch) and the whole run's.
+async fn migrate(
+    source: &Store,
+    count: u64,
+    batch: u32,
+    pg_url: &str,
+    pg_databases: &mut Vec<String>,
+) -> Result<(Duration, Duration)> {
     let (target_url, name) = create_postgres_database(pg_url).await?;
     pg_databases.push(name);
     let target = OpenOptions::new("memory")
@@ -243,7 +340,7 @@ async fn round(
     let target = vectors_only("pgvector", &target);
     let dir = crate::backends::fresh_dir("vector-copy")?;
     let mut options = MigrateOptions::new(
-        "chroma-bench",
+        format!("{}-bench", source.backend_name()),
         "pgvector-bench",
         dir.join("state.json"),
         dir.join("dead.jsonl"),
@@ -269,15 +366,7 @@ async fn round(
         .ok()
         .and_then(|t| *t)
         .map_or(migration_total, |t| t.duration_since(started));
-    Ok(CopyResult {
-        items: count,
-        collections: collections.len(),
-        batch,
-        read_alone,
-        copy_alone,
-        migration_copy,
-        migration_total,
-    })
+    Ok((migration_copy, migration_total))
 }
 
 /// When the last batch was written (the end of the copy).

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chatstore_benches::models::Model;
 use chatstore_benches::report::{self, REPORT_FILE, ReportConfig};
+use chatstore_benches::vector_copy::{CopyOutcome, CopySource};
 use chatstore_benches::{Op, Scale};
 
 fn tiny(out: &std::path::Path) -> ReportConfig {
@@ -18,6 +19,8 @@ fn tiny(out: &std::path::Path) -> ReportConfig {
         // Small files: the streaming section's path, not its figures.
         stream_sizes: vec![150_000, 600_000],
         stream_runs: 2,
+        // The vector copy sections have a test of their own.
+        copy_items: 0,
         ..ReportConfig::default()
     }
 }
@@ -309,7 +312,6 @@ async fn router_runs_measure_their_references_in_the_same_loop() {
         max_time_per_op: Duration::from_millis(500),
         backends: vec!["router-dual".to_owned(), "router-shadow".to_owned()],
         stream_runs: 0,
-        copy_items: 0,
         ..tiny(dir.path())
     };
     let report = report::run(&config).await.expect("report runs");
@@ -369,4 +371,51 @@ async fn router_runs_measure_their_references_in_the_same_loop() {
     assert!(md.contains("| ↳ sqlite alone, same loop |"));
     assert!(md.contains("router-dual: 0 shadow reads compared"), "{md}");
     assert!(md.contains("routed / both at once"));
+}
+
+/// `vector_copy_only` (`chatstore bench --only vector-copy`) times no backend's operations and
+/// runs a copy section per source backend into pgvector (SQLite's and Chroma's): each measures
+/// the migration's copy and both ceilings on the same vectors, and the report gives each its
+/// own section.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vector_copy_sections_run_alone_one_per_source() {
+    if chatstore_testkit::require_env("CHATSTORE_TEST_PGVECTOR_URL").is_none() {
+        return;
+    }
+    let Some(chroma) = chatstore_testkit::require_env("CHATSTORE_TEST_CHROMA_URL") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = ReportConfig {
+        backends: vec![
+            "memory".to_owned(),
+            "sqlite".to_owned(),
+            "chroma".to_owned(),
+        ],
+        stream_runs: 0,
+        copy_items: 300,
+        vector_copy_only: true,
+        ..tiny(dir.path())
+    };
+    let report = report::run(&config).await.expect("report runs");
+    assert!(report.failures().is_empty(), "{:?}", report.failures());
+    assert!(report.runs.is_empty(), "no backend's workload is timed");
+    let sources: Vec<&CopySource> = report.vector_copies.iter().map(|(s, _)| s).collect();
+    assert_eq!(sources, [&CopySource::Sqlite, &CopySource::Chroma(chroma)]);
+    let md = std::fs::read_to_string(dir.path().join(REPORT_FILE)).expect("report.md written");
+    for (source, outcome) in &report.vector_copies {
+        let CopyOutcome::Measured(r) = outcome else {
+            panic!("{} not measured: {outcome:?}", source.name());
+        };
+        assert!(r.items >= 300 && r.collections > 1, "{r:?}");
+        assert!(r.read_alone > Duration::ZERO && r.copy_alone > Duration::ZERO);
+        assert!(r.migration_copy > Duration::ZERO && r.migration_copy <= r.migration_total);
+        assert!(r.share() > 0.0);
+        let name = source.name();
+        assert!(
+            md.contains(&format!("\n## {name} → pgvector copy\n")),
+            "{name}"
+        );
+        assert!(md.contains(&format!("| reading {name} alone |")), "{name}");
+    }
 }

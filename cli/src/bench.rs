@@ -47,10 +47,12 @@ pub struct BenchArgs {
     pub stream_runs: usize,
     /// Run only this section: `streaming` (file transfers against the raw client; the
     /// workload is still loaded, so a small `--scale` keeps it quick), `migration` (the
-    /// migration section alone).
+    /// migration section alone), `vector-copy` (the vector copy sections of `chroma` and
+    /// `sqlite` alone, no workload timed).
     #[arg(long, value_enum)]
     pub only: Option<Section>,
-    /// Vectors of the Chroma → pgvector copy section (when `chroma` runs); 0 leaves it out.
+    /// Vectors of the Chroma → pgvector and SQLite → pgvector copy sections (when `chroma`,
+    /// `sqlite` run); 0 leaves them out.
     #[arg(long, default_value_t = chatstore_benches::vector_copy::DEFAULT_ITEMS)]
     pub copy_items: u64,
     /// Adds the migration section: `chatstore migrate`'s engine against the raw bulk import of
@@ -70,6 +72,8 @@ pub enum Section {
     Streaming,
     /// The migration section (written alone as report.md).
     Migration,
+    /// The vector copy sections (Chroma → pgvector, SQLite → pgvector).
+    VectorCopy,
 }
 
 /// Runs the benchmark and prints where the report went. Failed operations make it an error
@@ -155,6 +159,7 @@ fn report_config(args: &BenchArgs) -> ReportConfig {
         stream_runs: args.stream_runs,
         streaming_only: args.only == Some(Section::Streaming),
         copy_items: args.copy_items,
+        vector_copy_only: args.only == Some(Section::VectorCopy),
         migration: migration_config(args),
     }
 }
