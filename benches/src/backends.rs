@@ -424,12 +424,13 @@ async fn open_chroma(url: String) -> Result<Opened> {
     open_chroma_database(url).await.map(|(opened, _)| opened)
 }
 
-/// [`open_chroma`]'s opening with the name of its database (to reach it another way too).
+/// [`open_chroma`]'s opening with the vectors URL of its database (to reach it another way
+/// too).
 pub async fn open_chroma_database(url: String) -> Result<(Opened, String)> {
     let database = create_chroma_database(&url).await?;
     let vectors_url = format!("chroma://{}?database={database}", chroma_authority(&url));
     let opened = OpenOptions::new("memory")
-        .vectors_url(vectors_url)
+        .vectors_url(vectors_url.clone())
         .open()
         .await;
     let store = match opened {
@@ -439,11 +440,10 @@ pub async fn open_chroma_database(url: String) -> Result<(Opened, String)> {
             return Err(e);
         }
     };
-    let name = database.clone();
     let opened = Opened::new(store).with_teardown(Box::new(move || {
         Box::pin(async move { drop_chroma_database(&url, &database).await })
     }));
-    Ok((opened, name))
+    Ok((opened, vectors_url))
 }
 
 /// `store`'s vectors as a store of their own, named `name`: users, chats and files answer

@@ -28,8 +28,8 @@ use futures::{StreamExt, TryStreamExt};
 use sqlx::Connection;
 
 use crate::backends::{
-    Opened, chroma_authority, create_postgres_database, drop_postgres_database,
-    open_chroma_database, open_sqlite, vectors_only,
+    Opened, create_postgres_database, drop_postgres_database, open_chroma_database, open_sqlite,
+    vectors_only,
 };
 use crate::workload::{KNOWLEDGE_COLLECTION, Scale, Workload};
 
@@ -88,18 +88,15 @@ impl CopySource {
     async fn open_loaded(&self, workload: &Workload) -> Result<Opened> {
         let opened = match self {
             CopySource::Chroma(url) => {
-                let (opened, database) = open_chroma_database(url.clone()).await?;
+                let (opened, vectors_url) = open_chroma_database(url.clone()).await?;
                 // Loaded without the adapter's cross-collection id check (one request per
                 // collection per write: quadratic over a thousand `file-{id}` collections);
                 // the workload's ids are unique anyway. The copy reads through the store
                 // opened above, as the migration does.
                 let loaded = async {
                     let loader = chatstore_chroma::ChromaStore::connect(
-                        chatstore_chroma::ChromaConfig::new(&format!(
-                            "chroma://{}?database={database}",
-                            chroma_authority(url)
-                        ))?
-                        .id_scope(chatstore_chroma::IdScope::Collection),
+                        chatstore_chroma::ChromaConfig::new(&vectors_url)?
+                            .id_scope(chatstore_chroma::IdScope::Collection),
                     )
                     .await?
                     .into_store(&chatstore_core::memory::store());

@@ -729,10 +729,11 @@ fn same_outcome(a: &Outcome, b: &Outcome) -> bool {
 /// Whether a backend's search answers the model's, ties aside. Two distances a rounding
 /// apart are a tie: pgvector computes cosine distance in single precision, so hits the model
 /// finds at exactly the same distance can come back a unit in the last place apart, in either
-/// order. Within a run of tied hits the order is free; a run cut by the limit may hold any of
-/// the tied items, so there only the distances are compared.
+/// order. Within a run of tied hits the order is free; a run cut by the limit may hold other
+/// items tied with them, so there a hit is compared only where both sides hold it. Ties are
+/// distances within the comparison's float tolerance.
 fn same_search(got: &Outcome, want: &Outcome) -> bool {
-    const TIE: f64 = 1e-6;
+    const TIE: f64 = chatstore_core::compare::FLOAT_TOLERANCE;
     let (Ok(Value::Array(got)), Ok(Value::Array(want))) = (got, want) else {
         return same_outcome(got, want);
     };

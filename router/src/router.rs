@@ -479,13 +479,10 @@ impl Drop for Dispatching {
                 queue.dispatching = false;
                 std::mem::take(&mut queue.jobs)
             };
-            if !abandoned.is_empty() {
-                let skipped = abandoned.len() as u64;
-                shared
-                    .counters
-                    .shadow_skipped
-                    .fetch_add(skipped, Ordering::Relaxed);
-            }
+            shared
+                .counters
+                .shadow_skipped
+                .fetch_add(abandoned.len() as u64, Ordering::Relaxed);
             // Dropped here, outside the queue's lock: a job may hold the last other handle
             // on the router.
             drop(abandoned);
