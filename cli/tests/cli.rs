@@ -1,6 +1,8 @@
 //! The `chatstore` binary as a user runs it: the demo on the embedded default, `inspect` of
 //! what it wrote, and one clear error line with a non-zero exit for bad input.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -165,8 +167,8 @@ fn demo_and_inspect_work_on_pocketbase() {
     let password = std::env::var("CHATSTORE_TEST_POCKETBASE_ADMIN_PASSWORD").expect("password set");
     let host = base.trim_start_matches("http://").trim_end_matches('/');
     // Collections of its own, so parallel tests on the server do not meet.
-    let prefix = format!("cli{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let url = format!("pocketbase://{host}?prefix={prefix}");
+    let collections = common::PocketBasePrefix::new(&base, "cli");
+    let url = collections.url.clone();
     let dir = temp_dir("pocketbase");
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_chatstore"))
@@ -220,17 +222,5 @@ fn demo_and_inspect_work_on_pocketbase() {
         err.starts_with("error: ") && !err.contains("Wr0ng-hunter2"),
         "{err}"
     );
-
-    // Drop the demo's collections.
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let store = chatstore_registry::OpenOptions::new(&url)
-            .pocketbase_superuser(&email, &password)
-            .throwaway(true)
-            .open()
-            .await
-            .expect("reopen to clean up");
-        drop(store);
-    });
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,5 +1,7 @@
 //! `chatstore files put|get|url|ls` on a SQLite store and on PocketBase, through the binary.
 
+mod common;
+
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chatstore");
@@ -134,10 +136,9 @@ fn files_put_get_url_and_ls_work_on_pocketbase() {
     };
     let email = std::env::var("CHATSTORE_TEST_POCKETBASE_ADMIN_EMAIL").expect("email set");
     let password = std::env::var("CHATSTORE_TEST_POCKETBASE_ADMIN_PASSWORD").expect("password set");
-    let host = base.trim_start_matches("http://").trim_end_matches('/');
     // Collections of its own, so parallel tests on the server do not meet.
-    let prefix = format!("clif{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let url = format!("pocketbase://{host}?prefix={prefix}");
+    let collections = common::PocketBasePrefix::new(&base, "clif");
+    let url = collections.url.clone();
     let env = [
         ("CHATSTORE_POCKETBASE_ADMIN_EMAIL", email.as_str()),
         ("CHATSTORE_POCKETBASE_ADMIN_PASSWORD", password.as_str()),

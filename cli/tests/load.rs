@@ -5,6 +5,8 @@
 //! client connection terminated, the network paused, PocketBase killed and started again.
 //! A few seconds each; longer runs by hand (`chatstore load --help`).
 
+mod common;
+
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -157,11 +159,8 @@ fn two_replicas_on_one_pocketbase_keep_every_invariant() {
     let Some(pb) = require_env("CHATSTORE_TEST_POCKETBASE_URL") else {
         return;
     };
-    let prefix = format!("l{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let url = format!(
-        "pocketbase://{}?prefix={prefix}",
-        pb.trim_start_matches("http://")
-    );
+    let collections = common::PocketBasePrefix::new(&pb, "l");
+    let url = collections.url.clone();
     let dir = folder();
     let out = load_command(&dir, &url, 2, 2).output().expect("runs");
     let report = report(&out, &SQL_OPS);

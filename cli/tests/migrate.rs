@@ -7,6 +7,8 @@
 //! `scripts/services.sh` (`CHATSTORE_TEST_*`); without them those tests say so and pass, unless
 //! CI=true.
 
+mod common;
+
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -418,11 +420,8 @@ async fn sqlite_to_pocketbase_and_back_to_sqlite() {
     };
     let dir = folder();
     let src = owui_sqlite(&dir, 6).await;
-    let prefix = format!("m{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let target = format!(
-        "pocketbase://{}?prefix={prefix}",
-        pb.trim_start_matches("http://")
-    );
+    let collections = common::PocketBasePrefix::new(&pb, "m");
+    let target = collections.url.clone();
     let groups = ["--groups", "users,chats,files"];
 
     let out = migrate(
@@ -902,11 +901,8 @@ async fn migration_throughput_against_raw_loads() {
         );
         if let Some((pb, _, _)) = pocketbase_env() {
             std::fs::remove_file(dir.join("state.json")).ok();
-            let prefix = format!("b{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-            let target = format!(
-                "pocketbase://{}?prefix={prefix}",
-                pb.trim_start_matches("http://")
-            );
+            let collections = common::PocketBasePrefix::new(&pb, "b");
+            let target = collections.url.clone();
             let out = migrate(
                 &dir,
                 &[
@@ -1190,11 +1186,8 @@ async fn every_open_webui_table_moves_to_pocketbase_and_back() {
     };
     let dir = folder();
     let src = owui_sqlite_with_workspace(&dir, 0).await;
-    let prefix = format!("w{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let target = format!(
-        "pocketbase://{}?prefix={prefix}",
-        pb.trim_start_matches("http://")
-    );
+    let collections = common::PocketBasePrefix::new(&pb, "w");
+    let target = collections.url.clone();
     // PocketBase stores no vectors: those stay for a vector store of their own.
     let groups = ["--groups", "users,chats,files,workspace"];
     let out = migrate(
