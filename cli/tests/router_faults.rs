@@ -19,11 +19,7 @@ use chatstore_testkit::PrivatePocketBase;
 use serde_json::json;
 
 fn temp_folder() -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("chatstore-router-faults")
-        .join(uuid::Uuid::new_v4().simple().to_string());
-    std::fs::create_dir_all(&dir).expect("create a temp folder");
-    dir
+    chatstore_testkit::scratch_folder("chatstore-router-faults", "run")
 }
 
 fn table(name: &str) -> &'static Table {

@@ -12,6 +12,8 @@
 //!   PostgreSQL's durable defaults) that can be restarted fast or immediately;
 //! - [`PrivatePocketBase`]: a PocketBase server of the test's own, killed and started again;
 //! - [`PrivateChroma`]: `chroma run` on a folder of the test's choosing, killed on drop;
+//! - [`scratch_folder`]: a folder of a test's own under the temp folder, earlier runs'
+//!   leftovers removed;
 //! - `TlsTerminator` (feature `tls`): TLS in front of a plain server, its certificate signed
 //!   by a throwaway CA made at start, for testing `https` clients against the real server.
 //!
@@ -58,6 +60,47 @@ pub fn require_env(name: &str) -> Option<String> {
                  Run `eval \"$(scripts/services.sh start)\"` first, or use scripts/test.sh."
             );
             None
+        }
+    }
+}
+
+/// Scratch folders older than this are left over from earlier runs.
+const SCRATCH_KEPT: std::time::Duration = std::time::Duration::from_secs(3 * 60 * 60);
+
+/// A new folder `KIND-<uuid>` under the system temp folder's `suite` folder, for a test's
+/// files (SQLite databases, uploads, logs). The stores made there outlive the function that
+/// made them, so nothing removes a test's folder when it ends; instead, the first call in a
+/// process removes the suite's folders untouched for three hours (earlier runs' leftovers,
+/// gigabytes after a few days of runs; no test of a run still going is that old).
+pub fn scratch_folder(suite: &str, kind: &str) -> std::path::PathBuf {
+    static SWEPT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let root = std::env::temp_dir().join(suite);
+    if let Ok(mut swept) = SWEPT.lock()
+        && !swept.iter().any(|s| s == suite)
+    {
+        swept.push(suite.to_owned());
+        sweep(&root, SCRATCH_KEPT);
+    }
+    let dir = root.join(format!("{kind}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create the test folder {}: {e}", dir.display()));
+    dir
+}
+
+/// Removes the folders under `root` last changed more than `age` ago (best effort).
+fn sweep(root: &std::path::Path, age: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|elapsed| elapsed > age);
+        if old && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }

@@ -109,11 +109,7 @@ fn sql_head(url: &str) -> String {
 }
 
 fn temp_folder(kind: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("chatstore-sql-tests")
-        .join(format!("{kind}-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("create a temp folder");
-    dir
+    chatstore_testkit::scratch_folder("chatstore-sql-tests", kind)
 }
 
 /// A new, empty SQLite file (no schema yet).

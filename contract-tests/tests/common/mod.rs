@@ -9,11 +9,7 @@ use sqlx::Connection;
 
 /// A folder of its own under the system temp folder.
 fn temp_folder(kind: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir()
-        .join("chatstore-contract")
-        .join(format!("{kind}-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("create a temp folder for the test database");
-    dir
+    chatstore_testkit::scratch_folder("chatstore-contract", kind)
 }
 
 /// A new SQLite file, schema created by chatstore.

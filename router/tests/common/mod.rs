@@ -14,11 +14,7 @@ use chatstore_sql::SqlOptions;
 
 /// A new folder under the system temp folder.
 pub fn temp_folder(kind: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("chatstore-router-tests")
-        .join(format!("{kind}-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("create a temp folder");
-    dir
+    chatstore_testkit::scratch_folder("chatstore-router-tests", kind)
 }
 
 /// A router over `old` and `new` (for every group `new` can store) with every such group in
