@@ -70,6 +70,9 @@ impl LocalChroma {
             .arg(&copy)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .env("ANONYMIZED_TELEMETRY", "False")
+            // Warnings and errors only: at its default level Chroma logs every request (three
+            // or four lines each), work and disk a copy of a large folder does not need.
+            .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err_log)

@@ -29,6 +29,7 @@ impl PrivateChroma {
             .arg(path)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .env("ANONYMIZED_TELEMETRY", "False")
+            .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
