@@ -563,6 +563,7 @@ impl VectorRepo for ChromaStore {
 
     async fn collections(&self) -> Result<Vec<String>> {
         let collections = self.client.list_collections().await?;
+        self.snapshots.listed(&collections);
         let counted = fan_out(collections, self.config.fan_out, |c| async move {
             Ok((self.client.count(&c.id).await?, c.name))
         })
@@ -572,6 +573,15 @@ impl VectorRepo for ChromaStore {
             .filter(|(n, _)| *n > 0)
             .map(|(_, name)| from_chroma(&name))
             .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Every collection of the database, empty ones too: one listing, no count per collection.
+    async fn collection_names(&self) -> Result<Vec<String>> {
+        let collections = self.client.list_collections().await?;
+        self.snapshots.listed(&collections);
+        let mut names: Vec<String> = collections.iter().map(|c| from_chroma(&c.name)).collect();
         names.sort();
         Ok(names)
     }

@@ -9,6 +9,16 @@ use chatstore_core::{VectorItem, VectorRepo};
 use serde_json::json;
 
 async fn fresh(ttl: Duration) -> Option<ChromaStore> {
+    let config = fresh_config(ttl)?;
+    Some(
+        ChromaStore::connect(config)
+            .await
+            .expect("open the Chroma store"),
+    )
+}
+
+/// The configuration of a new database of the test server (`None`, outside CI, without one).
+fn fresh_config(ttl: Duration) -> Option<ChromaConfig> {
     let Ok(url) = std::env::var("CHATSTORE_TEST_CHROMA_URL") else {
         assert!(
             std::env::var("CI").is_err(),
@@ -22,11 +32,7 @@ async fn fresh(ttl: Duration) -> Option<ChromaStore> {
         .database(format!("t_{}", uuid::Uuid::new_v4().simple()))
         .create_database(true);
     config.scan_snapshot_ttl = ttl;
-    Some(
-        ChromaStore::connect(config)
-            .await
-            .expect("open the Chroma store"),
-    )
+    Some(config)
 }
 
 fn item(id: String, i: u64) -> VectorItem {
@@ -173,4 +179,120 @@ async fn scan_of_a_missing_collection_is_empty() {
             .is_empty()
     );
     assert!(store.scan("nothing-here", None, 0).await.is_err());
+}
+
+/// A small collection comes whole in one page, in id order and with every field; a page that
+/// holds exactly the collection is followed by an empty one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_collection_comes_whole_and_sorted() {
+    let Some(store) = fresh(Duration::from_secs(30)).await else {
+        return;
+    };
+    let items: Vec<VectorItem> = (0..40).map(|i| item(id_of("small", i), i)).collect();
+    store
+        .insert("file-small", items.clone())
+        .await
+        .expect("load the collection");
+    let page = store.scan("file-small", None, 500).await.expect("scan");
+    let mut want = items.clone();
+    want.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        page.iter().map(|i| &i.id).collect::<Vec<_>>(),
+        want.iter().map(|i| &i.id).collect::<Vec<_>>(),
+        "every record, in id order"
+    );
+    for (got, want) in page.iter().zip(&want) {
+        assert_eq!(got.text, want.text);
+        assert_eq!(got.metadata, want.metadata);
+        // Chroma keeps cosine collections' vectors normalised: equal within f32 rounding.
+        assert_eq!(got.vector.len(), want.vector.len());
+        for (g, w) in got.vector.iter().zip(&want.vector) {
+            assert!((g - w).abs() <= w.abs() * 1e-6, "{g} for {w}");
+        }
+    }
+
+    // Exactly a page: the next one is empty.
+    let full = store.scan("file-small", None, 40).await.expect("scan 40");
+    assert_eq!(full.len(), 40);
+    let after = full.last().map(|i| i.id.clone());
+    let rest = store
+        .scan("file-small", after.as_deref(), 40)
+        .await
+        .expect("scan after the last");
+    assert!(rest.is_empty(), "nothing after the last record");
+
+    // One short of the collection: the walk goes on to the last record.
+    let first = store.scan("file-small", None, 39).await.expect("scan 39");
+    assert_eq!(first.len(), 39);
+    let after = first.last().map(|i| i.id.clone());
+    let last = store
+        .scan("file-small", after.as_deref(), 39)
+        .await
+        .expect("scan the rest");
+    assert_eq!(
+        last.iter().map(|i| &i.id).collect::<Vec<_>>(),
+        [&want[39].id]
+    );
+}
+
+/// The walk remembers collection ids from the listing; a collection deleted and made again
+/// since (by another client) is read under its new id, and one deleted scans empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_collection_id_that_went_stale_is_looked_up_again() {
+    let Some(config) = fresh_config(Duration::from_secs(30)) else {
+        return;
+    };
+    let store = ChromaStore::connect(config.clone())
+        .await
+        .expect("open the Chroma store");
+    // Another client of the same database (a clone would share what the first remembers).
+    let other = ChromaStore::connect(config.create_database(false))
+        .await
+        .expect("open it again");
+    store
+        .insert("file-remade", vec![item(id_of("old", 1), 1)])
+        .await
+        .expect("load a collection");
+    store
+        .insert("file-gone", vec![item(id_of("gone", 1), 1)])
+        .await
+        .expect("load another");
+    let names = store
+        .collection_names()
+        .await
+        .expect("list the collections");
+    assert_eq!(names, ["file-gone", "file-remade"]);
+
+    other
+        .delete_collection("file-remade")
+        .await
+        .expect("delete behind the first handle's back");
+    let new: Vec<VectorItem> = (2..5).map(|i| item(id_of("new", i), i)).collect();
+    other
+        .insert("file-remade", new.clone())
+        .await
+        .expect("make it again");
+    other
+        .delete_collection("file-gone")
+        .await
+        .expect("delete the other");
+
+    let mut got: Vec<String> = store
+        .scan("file-remade", None, 10)
+        .await
+        .expect("scan the remade collection")
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = new.iter().map(|i| i.id.clone()).collect();
+    want.sort();
+    assert_eq!(got, want, "the new collection's records, not an error");
+    assert!(
+        store
+            .scan("file-gone", None, 10)
+            .await
+            .expect("scan the deleted collection")
+            .is_empty()
+    );
 }

@@ -548,7 +548,8 @@ pub async fn delete_collection_and_reset(store: &Store) -> Result<()> {
     Ok(())
 }
 
-/// `collections` lists the names of collections that have items, sorted.
+/// `collections` lists the names of collections that have items, sorted; `collection_names`
+/// lists them too (sorted, perhaps with emptied ones besides), and an emptied one scans empty.
 pub async fn collections_are_listed(store: &Store) -> Result<()> {
     store
         .vectors
@@ -558,7 +559,22 @@ pub async fn collections_are_listed(store: &Store) -> Result<()> {
         .vectors
         .insert("a-kb", vec![item("2", &[1.0, 1.0, 1.0], json!({}))])
         .await?;
+    store
+        .vectors
+        .insert("c-kb", vec![item("3", &[1.0, 1.0], json!({}))])
+        .await?;
+    store
+        .vectors
+        .delete("c-kb", Some(&["3".to_owned()]), None)
+        .await?;
     assert_eq!(store.vectors.collections().await?, ["a-kb", "b-kb"]);
+    let names = store.vectors.collection_names().await?;
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "collection_names is sorted");
+    let rest: Vec<&String> = names.iter().filter(|n| *n != "c-kb").collect();
+    assert_eq!(rest, ["a-kb", "b-kb"]);
+    assert!(store.vectors.scan("c-kb", None, 10).await?.is_empty());
     Ok(())
 }
 

@@ -465,6 +465,14 @@ pub trait VectorRepo: Send + Sync {
     async fn reset(&self) -> Result<()>;
     /// The names of the collections that have items, sorted.
     async fn collections(&self) -> Result<Vec<String>>;
+    /// The names of the collections, sorted, possibly with some that hold no items: for a
+    /// walk of every collection with [`scan`](Self::scan), where an empty one costs one empty
+    /// page. A backend that must ask each collection whether it is empty to answer
+    /// `collections` (Chroma: one request per collection) lists them all in one request here;
+    /// the default is `collections`.
+    async fn collection_names(&self) -> Result<Vec<String>> {
+        self.collections().await
+    }
     /// Up to `limit` items of the collection with an id greater than `after`, ordered by id
     /// (byte order), for export: a collection is walked page by page, never loaded whole.
     /// A page is cut short only at the collection's end, so a walk may stop at the first page

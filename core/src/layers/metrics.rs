@@ -421,6 +421,10 @@ impl VectorRepo for Metered<dyn VectorRepo> {
         self.observe("vectors.collections", self.0.collections())
             .await
     }
+    async fn collection_names(&self) -> Result<Vec<String>> {
+        self.observe("vectors.collection_names", self.0.collection_names())
+            .await
+    }
     async fn scan(
         &self,
         collection: &str,

@@ -376,6 +376,9 @@ impl VectorRepo for Validated<dyn VectorRepo> {
     async fn collections(&self) -> Result<Vec<String>> {
         self.0.collections().await
     }
+    async fn collection_names(&self) -> Result<Vec<String>> {
+        self.0.collection_names().await
+    }
     async fn scan(
         &self,
         collection: &str,
