@@ -66,6 +66,16 @@ const COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 /// COPY data is sent in chunks of about this many bytes.
 const COPY_CHUNK: usize = 1 << 20;
 
+/// What [`PgVectorStore::write_many`] writes, sorted and measured once for both attempts.
+#[derive(Clone, Copy)]
+struct ManyParts<'a> {
+    entries: &'a [CollectionItems],
+    ids: &'a [String],
+    names: &'a [&'a str],
+    dims: &'a [i32],
+    counts: &'a [i64],
+}
+
 /// Insert (a duplicate id is a conflict) or upsert (a duplicate id is replaced and moved).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -82,8 +92,29 @@ impl PgVectorStore {
     ) -> Result<()> {
         let max_dim = self.schema.max_dimension();
         validate_items(&items, None, max_dim)?;
-        let Some(first) = items.first() else {
+        if items.is_empty() {
             return Ok(());
+        }
+        if !self.write_once(collection, &items, mode, false).await? {
+            // Another writer added one of the ids between this one's delete and its COPY:
+            // everything was rolled back; written again by merging.
+            self.write_once(collection, &items, mode, true).await?;
+        }
+        Ok(())
+    }
+
+    /// One transaction of [`write`](Self::write): `false`, with nothing written, when a large
+    /// upsert's COPY met an id a concurrent writer added (unless `merge`, which upserts by
+    /// `INSERT ... ON CONFLICT` instead of COPY and never meets one).
+    async fn write_once(
+        &self,
+        collection: &str,
+        items: &[VectorItem],
+        mode: Mode,
+        merge: bool,
+    ) -> Result<bool> {
+        let Some(first) = items.first() else {
+            return Ok(true);
         };
         let dim = first.vector.len();
         let dim_i32 = i32::try_from(dim).unwrap_or(i32::MAX);
@@ -109,7 +140,7 @@ impl PgVectorStore {
             // An insert keeps every existing row; an upsert replaces its own ids, so only the
             // other rows pin the dimension (as in the memory model).
             let except: &[String] = if mode == Mode::Upsert { &ids } else { &[] };
-            self.redimension(&mut tx, collection, except, &items, Some(held), dim_i32)
+            self.redimension(&mut tx, collection, except, items, Some(held), dim_i32)
                 .await?;
         }
 
@@ -120,7 +151,7 @@ impl PgVectorStore {
 
         if mode == Mode::Insert && copyable {
             // A duplicate id fails the whole COPY: the insert's all-or-nothing for free.
-            self.copy_rows(&mut tx, COPY_INSERT, &[(collection, &items)], true)
+            self.copy_rows(&mut tx, COPY_INSERT, &[(collection, items)], true)
                 .await?;
         } else if items.len() < STAGING_MIN_ROWS || !copyable {
             if mode == Mode::Upsert {
@@ -133,26 +164,37 @@ impl PgVectorStore {
                     .map_err(during("finding the collections upserted ids come from"))?;
             }
             if items.len() < STAGING_MIN_ROWS {
-                self.unnest_rows(&mut tx, &items, collection, mode).await?;
+                self.unnest_rows(&mut tx, items, collection, mode).await?;
             } else {
-                self.staged_rows(&mut tx, &items, collection, mode).await?;
+                self.staged_rows(&mut tx, items, collection, mode).await?;
             }
+        } else if merge {
+            holders = self
+                .merge_entries(&mut tx, &[(collection, items)], &ids)
+                .await?;
         } else {
             // An upsert writes each row once, straight into the table (see `replace_by_copy`),
             // not COPYed into a staging table and then merged by `INSERT ... ON CONFLICT`,
             // which writes every row twice.
-            let entry = [(collection, items.as_slice())];
-            holders = match self.replace_by_copy(&mut tx, &entry, &ids).await? {
-                Some(holders) => holders,
-                None => self.merge_entries(&mut tx, &entry, &ids).await?,
-            };
+            match self
+                .replace_by_copy(&mut tx, &[(collection, items)], &ids)
+                .await?
+            {
+                Some(replaced) => holders = replaced,
+                None => {
+                    tx.rollback()
+                        .await
+                        .map_err(during("rolling back a raced upsert"))?;
+                    return Ok(false);
+                }
+            }
         }
         for source in holders.iter().filter(|c| *c != collection) {
             forget_if_empty(&mut tx, source, self.prepare).await?;
         }
         tx.commit().await.map_err(during("committing vectors"))?;
         self.after_write(collection, self.index_due(written, indexed_rows));
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -192,7 +234,30 @@ impl PgVectorStore {
             .iter()
             .map(|(_, items)| i64::try_from(items.len()).unwrap_or(i64::MAX))
             .collect();
+        let parts = ManyParts {
+            entries: &entries,
+            ids: &ids,
+            names: &names,
+            dims: &dims,
+            counts: &counts,
+        };
+        if !self.write_many_once(&parts, false).await? {
+            // Raced by another writer of the same ids: rolled back, written again by merging.
+            self.write_many_once(&parts, true).await?;
+        }
+        Ok(())
+    }
 
+    /// One transaction of [`write_many`](Self::write_many); `false` as for
+    /// [`write_once`](Self::write_once).
+    async fn write_many_once(&self, parts: &ManyParts<'_>, merge: bool) -> Result<bool> {
+        let ManyParts {
+            entries,
+            ids,
+            names,
+            dims,
+            counts,
+        } = *parts;
         let mut tx = self
             .pool
             .begin()
@@ -201,9 +266,9 @@ impl PgVectorStore {
         let claimed: Vec<(String, Option<i32>, i64, Option<i64>)> = self
             .prepare
             .rows(CLAIM_MANY)
-            .bind(&names)
-            .bind(&dims)
-            .bind(&counts)
+            .bind(names)
+            .bind(dims)
+            .bind(counts)
             .fetch_all(&mut *tx)
             .await
             .map_err(during("claiming the collections"))?;
@@ -212,7 +277,7 @@ impl PgVectorStore {
             .map(|(name, held, written, indexed)| (name, (held, written, indexed)))
             .collect();
         let mut due = Vec::with_capacity(entries.len());
-        for ((collection, items), dim) in entries.iter().zip(&dims) {
+        for ((collection, items), dim) in entries.iter().zip(dims) {
             let (held, written, indexed_rows) =
                 claimed.get(collection).copied().unwrap_or((None, 0, None));
             if let Some(held) = held
@@ -221,7 +286,7 @@ impl PgVectorStore {
                 // Every id of the call ends in its entry's collection: only the other rows
                 // pin a collection's dimension.
                 let held = usize::try_from(held).ok();
-                self.redimension(&mut tx, collection, &ids, items, held, *dim)
+                self.redimension(&mut tx, collection, ids, items, held, *dim)
                     .await?;
             }
             due.push(self.index_due(written, indexed_rows));
@@ -232,15 +297,22 @@ impl PgVectorStore {
             .iter()
             .map(|(c, items)| (c.as_str(), items.as_slice()))
             .collect();
-        let holders = if self.schema.column_type == ColumnType::Vector && rows >= STAGING_MIN_ROWS {
-            // As a large upsert: the replaced rows deleted, then everything COPYed straight in;
-            // each entry merged instead when a concurrent writer got in the way.
-            match self.replace_by_copy(&mut tx, &borrowed, &ids).await? {
+        let holders = if !merge
+            && self.schema.column_type == ColumnType::Vector
+            && rows >= STAGING_MIN_ROWS
+        {
+            // As a large upsert: the replaced rows deleted, then everything COPYed straight in.
+            match self.replace_by_copy(&mut tx, &borrowed, ids).await? {
                 Some(holders) => holders,
-                None => self.merge_entries(&mut tx, &borrowed, &ids).await?,
+                None => {
+                    tx.rollback()
+                        .await
+                        .map_err(during("rolling back a raced upsert"))?;
+                    return Ok(false);
+                }
             }
         } else {
-            self.merge_entries(&mut tx, &borrowed, &ids).await?
+            self.merge_entries(&mut tx, &borrowed, ids).await?
         };
         for source in holders.iter().filter(|c| !names.contains(&c.as_str())) {
             forget_if_empty(&mut tx, source, self.prepare).await?;
@@ -249,7 +321,7 @@ impl PgVectorStore {
         for (collection, due) in names.iter().zip(due) {
             self.after_write(collection, due);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// A collection that held vectors of `held` components gets `dim`: refused when rows other
@@ -285,43 +357,27 @@ impl PgVectorStore {
     }
 
     /// Upserts `entries` by deleting the `ids` they replace (one pass over the ids, which also
-    /// tells the collections they lived in, returned) and COPYing every row straight in, under
-    /// a savepoint. `None`, with nothing written, when a concurrent writer added one of the
-    /// ids meanwhile and the COPY failed: the caller merges instead.
+    /// tells the collections they lived in, returned) and COPYing every row straight in.
+    /// `None` when a concurrent writer added one of the ids meanwhile and the COPY failed: the
+    /// transaction is then aborted, and the caller rolls it back and merges instead. (No
+    /// savepoint around the two: it cost two round trips on every write for a race that
+    /// needs two writers of the same new ids at once.)
     async fn replace_by_copy(
         &self,
         conn: &mut PgConnection,
         entries: &[(&str, &[VectorItem])],
         ids: &[String],
     ) -> Result<Option<Vec<String>>> {
-        let mut savepoint = sqlx::Connection::begin(&mut *conn)
-            .await
-            .map_err(during("opening a savepoint"))?;
         let holders: Vec<String> = self
             .prepare
             .scalar(DELETE_IDS)
             .bind(ids)
-            .fetch_all(&mut *savepoint)
+            .fetch_all(&mut *conn)
             .await
             .map_err(during("replacing vectors"))?;
-        match self
-            .copy_rows(&mut savepoint, COPY_INSERT, entries, true)
-            .await
-        {
-            Ok(()) => {
-                savepoint
-                    .commit()
-                    .await
-                    .map_err(during("releasing a savepoint"))?;
-                Ok(Some(holders))
-            }
-            Err(e) if e.kind() == chatstore_core::ErrorKind::Conflict => {
-                savepoint
-                    .rollback()
-                    .await
-                    .map_err(during("rolling back a savepoint"))?;
-                Ok(None)
-            }
+        match self.copy_rows(conn, COPY_INSERT, entries, true).await {
+            Ok(()) => Ok(Some(holders)),
+            Err(e) if e.kind() == chatstore_core::ErrorKind::Conflict => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -466,11 +522,12 @@ impl PgVectorStore {
                 put_len(&mut buf, 4 + 4 * dim);
                 buf.extend_from_slice(&dim16.to_be_bytes());
                 buf.extend_from_slice(&0u16.to_be_bytes());
-                for x in &item.vector {
-                    buf.extend_from_slice(&x.to_be_bytes());
-                }
-                for _ in item.vector.len()..dim {
-                    buf.extend_from_slice(&0f32.to_be_bytes());
+                // Zero-filled to the column in one go (the padding is zeros), then the
+                // components written in place, not pushed one at a time.
+                let start = buf.len();
+                buf.resize(start + 4 * dim, 0);
+                for (slot, x) in buf[start..].chunks_exact_mut(4).zip(&item.vector) {
+                    slot.copy_from_slice(&x.to_be_bytes());
                 }
                 if collection_column {
                     put_field(&mut buf, collection.as_bytes());

@@ -934,3 +934,80 @@ async fn background_builds_let_writes_through_and_keep_searches_exact() {
     }
     assert!(recall / 20.0 >= 0.95, "recall {}", recall / 20.0);
 }
+
+/// A large upsert whose COPY meets an id another writer added after the upsert's delete (the
+/// unique index makes the COPY wait for that writer, then fail) is rolled back and written
+/// again by merging: the call succeeds, the id ends in the upserted collection with the
+/// upserted data, and the collection it came from is left empty.
+#[tokio::test]
+async fn a_large_upsert_raced_by_another_writer_is_merged() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let config = PgVectorConfig::new(url.clone()).dimension(16).pool_size(4);
+    let store = PgVectorStore::connect(config).await.expect("open store");
+    let mut rng = Rng::new(31);
+    let items = random_items(&mut rng, "race", 300, 16);
+    let raced = items[150].id.clone();
+
+    // Another writer adds one of the ids and keeps its transaction open.
+    let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql("BEGIN")
+        .execute(&mut other)
+        .await
+        .expect("BEGIN");
+    let zeros = format!("[{}]", vec!["0.5"; 16].join(","));
+    sqlx::query(
+        "INSERT INTO document_chunk (id, vector, collection_name, text, vmetadata) \
+         VALUES ($1, $2::vector, 'other', 'written by another', '{}'::jsonb)",
+    )
+    .bind(&raced)
+    .bind(&zeros)
+    .execute(&mut other)
+    .await
+    .expect("insert the raced id");
+
+    let writer = store.clone();
+    let batch = items.clone();
+    let upsert = tokio::spawn(async move { writer.upsert("kb", batch).await });
+
+    // The upsert's COPY waits on the other writer's row before that one commits.
+    let mut watch = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND query LIKE 'COPY document_chunk%'",
+        )
+        .fetch_one(&mut watch)
+        .await
+        .expect("watch the sessions");
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upsert's COPY never waited on the other writer"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut other)
+        .await
+        .expect("COMMIT");
+
+    upsert
+        .await
+        .expect("the upsert task")
+        .expect("the raced upsert succeeds");
+    let got = store.get("kb").await.expect("get");
+    assert_eq!(got.len(), 300);
+    let moved = got.iter().find(|i| i.id == raced).expect("the raced id");
+    assert_eq!(moved.text, items[150].text);
+    assert!(store.get("other").await.expect("get").is_empty());
+    assert_eq!(store.collections().await.expect("list"), ["kb"]);
+}
