@@ -8,8 +8,8 @@
 //! meanwhile: the position in the walk is an id, not an offset. Records added during the walk
 //! appear when a later snapshot holds them and their id is still ahead.
 //!
-//! Requests are what a walk of many collections costs on Chroma (each one takes its server
-//! about a millisecond of CPU, whatever it carries), so a walk asks as few as it can:
+//! Requests are what a walk of many collections costs on Chroma (a `get` of a few records took
+//! 1.5.9 2.4-4.1 ms of server CPU, whatever it carried), so a walk asks as few as it can:
 //! - a first page asks for the whole collection at once when it is small (at most
 //!   [`SMALL_COLLECTION`] records, and no more than the page): one request with embeddings,
 //!   documents and metadatas, sorted here. Only when more come back than that does the walk
