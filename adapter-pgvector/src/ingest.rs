@@ -153,7 +153,7 @@ impl PgVectorStore {
             // A duplicate id fails the whole COPY: the insert's all-or-nothing for free.
             self.copy_rows(&mut tx, COPY_INSERT, &[(collection, items)], true)
                 .await?;
-        } else if items.len() < STAGING_MIN_ROWS || !copyable {
+        } else if items.len() < STAGING_MIN_ROWS || !copyable || merge {
             if mode == Mode::Upsert {
                 holders = self
                     .prepare
@@ -168,10 +168,6 @@ impl PgVectorStore {
             } else {
                 self.staged_rows(&mut tx, items, collection, mode).await?;
             }
-        } else if merge {
-            holders = self
-                .merge_entries(&mut tx, &[(collection, items)], &ids)
-                .await?;
         } else {
             // An upsert writes each row once, straight into the table (see `replace_by_copy`),
             // not COPYed into a staging table and then merged by `INSERT ... ON CONFLICT`,
