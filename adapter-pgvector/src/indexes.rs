@@ -50,14 +50,22 @@ const COUNTS: &str = "SELECT collection_name, count(*) FROM document_chunk \
      GROUP BY collection_name ORDER BY collection_name COLLATE \"C\"";
 const INDEXED: &str = "SELECT name FROM chatstore_collection WHERE index_name IS NOT NULL";
 const TRY_LOCK_BUILDS: &str = "SELECT pg_try_advisory_lock($1)";
-/// The DDL of a partial index; PostgreSQL's `format` quotes the name and the collection.
+/// The DDL of a partial index; PostgreSQL's `format` quotes the name and the collection. `$6`
+/// is the indexed expression: the column, or a narrow index's leading components (built here
+/// from the side table's integer dimension, never from user text).
 const INDEX_DDL: &str = "SELECT format('CREATE INDEX CONCURRENTLY %I ON document_chunk \
-     USING hnsw (vector %s) WITH (m = %s, ef_construction = %s) WHERE collection_name = %L', \
-     $1::text, $2::text, $4::int, $5::int, $3::text)";
-/// Points the side table at a new index; a calibrated `ef_search` of the old one stays until
-/// the new one is calibrated.
-const MARK_INDEXED: &str = "INSERT INTO chatstore_collection (name, index_name) VALUES ($1, $2) \
-     ON CONFLICT (name) DO UPDATE SET index_name = EXCLUDED.index_name";
+     USING hnsw (%s %s) WITH (m = %s, ef_construction = %s) WHERE collection_name = %L', \
+     $1::text, $6::text, $2::text, $4::int, $5::int, $3::text)";
+/// Points the side table at a new index and records the components it covers; a calibrated
+/// `ef_search` of the old one stays until the new one is calibrated.
+const MARK_INDEXED: &str = "INSERT INTO chatstore_collection (name, index_name, index_dimension) \
+     VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE \
+     SET index_name = EXCLUDED.index_name, index_dimension = EXCLUDED.index_dimension";
+/// Whether a row of the collection has a non-zero component past `$2 - 1` (then no narrow
+/// index: it would rank that row by its leading components only). `{norm}` is the column
+/// type's norm function.
+const WIDE_ROWS: &str = "SELECT EXISTS (SELECT 1 FROM document_chunk WHERE collection_name = $1 \
+     AND {norm}(subvector(vector, $2, $3)) > 0)";
 /// The calibrated plan and the statistics filtered searches choose by.
 const SET_PLAN: &str = "UPDATE chatstore_collection SET hnsw_ef = $2, indexed_rows = $3, \
      exact_filter_rows = $4, value_counts = $5 WHERE name = $1";
@@ -74,7 +82,7 @@ const VALUE_COUNTS: &str = "SELECT key, value, n FROM (\
 const VALUES_KEPT: i64 = 256;
 /// Searches go exact; the rows are remembered, so the next automatic build waits for growth.
 const MARK_EXACT: &str = "UPDATE chatstore_collection SET hnsw_ef = NULL, index_name = NULL, \
-     indexed_rows = $2, exact_filter_rows = NULL, value_counts = NULL WHERE name = $1";
+     index_dimension = NULL, indexed_rows = $2, exact_filter_rows = NULL, value_counts = NULL WHERE name = $1";
 /// [`COUNT`], then [`RESET_WRITTEN`] and [`MARK_EXACT`] in one statement, for the collections
 /// of `$1` that have no index and stay exact (at most `$2` rows, or no HNSW when `$3` is
 /// false); returns those and their rows (the others need the full decision).
@@ -91,7 +99,8 @@ const INDEX_OPTIONS: &str = "SELECT coalesce(c.reloptions, '{}')::text[] FROM pg
 const INVALID: &str = "SELECT c.relname::text FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid \
      WHERE c.relname = ANY($1) AND NOT i.indisvalid";
 const EXISTS: &str = "SELECT to_regclass($1) IS NOT NULL";
-const CURRENT_INDEX: &str = "SELECT index_name FROM chatstore_collection WHERE name = $1";
+const CURRENT_INDEX: &str = "SELECT index_name, index_dimension, dimension \
+     FROM chatstore_collection WHERE name = $1";
 const ANALYZE: &str = "ANALYZE document_chunk";
 /// Random rows of a collection, by `ctid` (the scattered rows calibration times exact scans
 /// of).
@@ -366,8 +375,8 @@ impl PgVectorStore {
                 measured_recall: None,
             });
         }
-        self.build_index(collection).await?;
-        let (plan, recall) = self.calibrate(collection, rows).await?;
+        let prefix = self.build_index(collection).await?;
+        let (plan, recall) = self.calibrate(collection, rows, prefix).await?;
         if plan == SearchPlan::Exact {
             self.mark_exact(collection, rows).await?;
         }
@@ -456,17 +465,21 @@ impl PgVectorStore {
 
     /// Makes sure the collection has a valid partial index with the configured parameters:
     /// keeps a fitting one, else builds one `CONCURRENTLY` under the other name and swaps it in.
-    async fn build_index(&self, collection: &str) -> Result<()> {
+    /// Returns the components the index covers when it is narrow (see "Narrow indexes" in the
+    /// crate README): the collection's dimension, when that is less than the column's and every
+    /// row is zero past it.
+    async fn build_index(&self, collection: &str) -> Result<Option<u32>> {
         let mut conn = self.ddl_connection().await?;
         let result = self.build_on(&mut conn, collection).await;
         let closed = conn
             .close()
             .await
             .map_err(during("closing the index build connection"));
-        result.and(closed)
+        let prefix = result?;
+        closed.map(|()| prefix)
     }
 
-    async fn build_on(&self, conn: &mut PgConnection, collection: &str) -> Result<()> {
+    async fn build_on(&self, conn: &mut PgConnection, collection: &str) -> Result<Option<u32>> {
         // Polled, not waited for: a session blocked in pg_advisory_lock holds a snapshot, and
         // the running build's CREATE INDEX CONCURRENTLY would wait for that snapshot while the
         // waiter waits for its lock (a deadlock across processes).
@@ -491,13 +504,16 @@ impl PgVectorStore {
         for index in invalid {
             drop_concurrently(conn, &index).await?;
         }
-        let current: Option<Option<String>> = sqlx::query_scalar(CURRENT_INDEX)
+        let row: Option<(Option<String>, Option<i32>, Option<i32>)> = sqlx::query_as(CURRENT_INDEX)
             .bind(collection)
             .fetch_optional(&mut *conn)
             .await
             .map_err(during("reading a collection's index"))?;
-        let current = current.flatten().filter(|name| is_own_index_name(name));
-        if let Some(current) = &current {
+        let (current, current_prefix, dimension) = row.unwrap_or_default();
+        let current = current.filter(|name| is_own_index_name(name));
+        let prefix = self.narrow_prefix(conn, collection, dimension).await?;
+        let same_kind = current_prefix.and_then(|p| u32::try_from(p).ok()) == prefix;
+        if let Some(current) = current.as_ref().filter(|_| same_kind) {
             let options: Option<Vec<String>> = sqlx::query_scalar(INDEX_OPTIONS)
                 .bind(current)
                 .fetch_optional(&mut *conn)
@@ -508,7 +524,7 @@ impl PgVectorStore {
                 format!("ef_construction={}", self.config.hnsw_ef_construction),
             ];
             if options.is_some_and(|o| wanted.iter().all(|w| o.contains(w))) {
-                return Ok(());
+                return Ok(prefix);
             }
         }
         let new = match &current {
@@ -532,12 +548,18 @@ impl PgVectorStore {
         .execute(&mut *conn)
         .await
         .map_err(during("raising maintenance_work_mem"))?;
+        let ty = self.schema.column_type.sql_name();
+        let expression = match prefix {
+            Some(p) => format!("(subvector(vector, 1, {p})::{ty}({p}))"),
+            None => "vector".to_owned(),
+        };
         let ddl: String = sqlx::query_scalar(INDEX_DDL)
             .bind(&new)
             .bind(self.schema.column_type.cosine_ops())
             .bind(collection)
             .bind(i32::try_from(self.config.hnsw_m).unwrap_or(i32::MAX))
             .bind(i32::try_from(self.config.hnsw_ef_construction).unwrap_or(i32::MAX))
+            .bind(expression)
             .fetch_one(&mut *conn)
             .await
             .map_err(during("quoting the index DDL"))?;
@@ -548,6 +570,7 @@ impl PgVectorStore {
         sqlx::query(MARK_INDEXED)
             .bind(collection)
             .bind(&new)
+            .bind(prefix.and_then(|p| i32::try_from(p).ok()))
             .execute(&mut *conn)
             .await
             .map_err(during("recording a collection's index"))?;
@@ -558,11 +581,50 @@ impl PgVectorStore {
             .execute(&mut *conn)
             .await
             .map_err(during("analysing document_chunk"))?;
-        Ok(())
+        Ok(prefix)
+    }
+
+    /// The components a narrow index of the collection covers: the collection's dimension
+    /// when it is less than the column's (Open WebUI pads every vector with zeros to the
+    /// column) and no row has a non-zero component past it; `None` for an index on the whole
+    /// column.
+    async fn narrow_prefix(
+        &self,
+        conn: &mut PgConnection,
+        collection: &str,
+        dimension: Option<i32>,
+    ) -> Result<Option<u32>> {
+        let (Some(column), Some(d)) = (
+            self.schema.dimension,
+            dimension.and_then(|d| usize::try_from(d).ok()),
+        ) else {
+            return Ok(None);
+        };
+        // `subvector` came with pgvector 0.7.
+        if d == 0 || d >= column || self.schema.pgvector_version < (0, 7, 0) {
+            return Ok(None);
+        }
+        let norm = match self.schema.column_type {
+            crate::ColumnType::Vector => "vector_norm",
+            crate::ColumnType::HalfVec => "l2_norm",
+        };
+        let wide: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(WIDE_ROWS.replace("{norm}", norm)))
+            .bind(collection)
+            .bind(i32::try_from(d + 1).unwrap_or(i32::MAX))
+            .bind(i32::try_from(column - d).unwrap_or(i32::MAX))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(during("checking a collection's padding"))?;
+        Ok(if wide { None } else { u32::try_from(d).ok() })
     }
 
     /// Measures recall@10 of the HNSW plan against exact search at increasing `ef_search`.
-    async fn calibrate(&self, collection: &str, rows: i64) -> Result<(SearchPlan, Option<f64>)> {
+    async fn calibrate(
+        &self,
+        collection: &str,
+        rows: i64,
+        prefix: Option<u32>,
+    ) -> Result<(SearchPlan, Option<f64>)> {
         let mut conn = self.session().await?;
         let sample = self
             .prepare
@@ -599,7 +661,10 @@ impl PgVectorStore {
         let mut best = None;
         let mut reached: Option<(u32, f64)> = None;
         for &ef in EF_STEPS {
-            let plan = SearchPlan::Hnsw { ef_search: ef };
+            let plan = SearchPlan::Hnsw {
+                ef_search: ef,
+                prefix,
+            };
             let started = Instant::now();
             let found = self
                 .run(&mut conn, collection, &queries, None, k, plan)
@@ -637,7 +702,10 @@ impl PgVectorStore {
                     &mut conn,
                     collection,
                     &queries,
-                    SearchPlan::Hnsw { ef_search: ef },
+                    SearchPlan::Hnsw {
+                        ef_search: ef,
+                        prefix,
+                    },
                     None,
                 )
                 .await?;
@@ -704,7 +772,13 @@ impl PgVectorStore {
                 .await
                 .map_err(during("recording ef_search"))?;
             conn.finish().await?;
-            return Ok((SearchPlan::Hnsw { ef_search: ef }, Some(recall)));
+            return Ok((
+                SearchPlan::Hnsw {
+                    ef_search: ef,
+                    prefix,
+                },
+                Some(recall),
+            ));
         }
         conn.finish().await?;
         Ok((SearchPlan::Exact, best))

@@ -65,6 +65,9 @@ pub enum SearchPlan {
     Hnsw {
         /// The calibrated `hnsw.ef_search`.
         ef_search: u32,
+        /// The leading components the index covers when the collection's vectors are
+        /// narrower than the zero-padded column (a narrow index); `None`: the whole column.
+        prefix: Option<u32>,
     },
     /// A filtered search through the partial HNSW index with pgvector 0.8's iterative scan
     /// (`hnsw.iterative_scan = relaxed_order`): the walk goes on until `limit` rows inside the
@@ -74,6 +77,8 @@ pub enum SearchPlan {
         ef_search: u32,
         /// `hnsw.max_scan_tuples`.
         max_scan_tuples: u32,
+        /// As in [`SearchPlan::Hnsw`].
+        prefix: Option<u32>,
     },
 }
 
@@ -148,12 +153,19 @@ impl PgVectorStore {
         let Some(ef) = info.hnsw_ef else {
             return SearchPlan::Exact;
         };
+        let prefix = info.index_dimension;
+        if prefix.is_some_and(|p| info.dimension != usize::try_from(p).ok()) {
+            // A narrow index orders by the dimension it was built for: once the collection's
+            // rows were replaced by vectors of another dimension, its searches are exact until
+            // the next `optimize` rebuilds it.
+            return SearchPlan::Exact;
+        }
         if limit > 1_000 {
             return SearchPlan::Exact;
         }
         let ef_search = ef.max(limit);
         let Some(filter) = filter else {
-            return SearchPlan::Hnsw { ef_search };
+            return SearchPlan::Hnsw { ef_search, prefix };
         };
         if self.schema.pgvector_version < (0, 8, 0) {
             // No iterative scans: the index walk would lose rows outside the filter.
@@ -182,6 +194,7 @@ impl PgVectorStore {
             // 10 % walk cost 2.4x the unfiltered search at ef_search 1000.
             ef_search,
             max_scan_tuples: max_scan_tuples(limit, share, rows),
+            prefix,
         }
     }
 
@@ -252,7 +265,7 @@ impl PgVectorStore {
                 // The fence: no ANN index can serve an ORDER BY outside this subquery.
                 qb.push(" OFFSET 0) s ORDER BY s.distance, s.id COLLATE \"C\" LIMIT ");
             }
-            SearchPlan::Hnsw { .. } | SearchPlan::FilteredHnsw { .. } => {
+            SearchPlan::Hnsw { prefix, .. } | SearchPlan::FilteredHnsw { prefix, .. } => {
                 qb.push(
                     "SELECT d.id, d.text, d.vmetadata, d.vector <=> q.v AS distance \
                      FROM document_chunk d WHERE d.collection_name = ",
@@ -264,7 +277,16 @@ impl PgVectorStore {
                     qb.push_bind(ctids.to_vec());
                     qb.push("::text[]::tid[])");
                 }
-                qb.push(" ORDER BY d.vector <=> q.v LIMIT ");
+                match prefix {
+                    // The narrow index's own expression, so the planner takes it; `p` is the
+                    // side table's integer, never user text. Distances stay the whole
+                    // column's (equal, as the components past `p` are zeros on both sides).
+                    Some(p) => qb.push(format_args!(
+                        " ORDER BY subvector(d.vector, 1, {p})::{ty}({p}) \
+                         <=> subvector(q.v, 1, {p})::{ty}({p}) LIMIT "
+                    )),
+                    None => qb.push(" ORDER BY d.vector <=> q.v LIMIT "),
+                };
             }
         }
         qb.push_bind(i64::from(limit));
@@ -276,7 +298,7 @@ impl PgVectorStore {
                 .fetch_all(&mut *conn)
                 .await
                 .map_err(during("searching vectors"))?,
-            SearchPlan::Hnsw { ef_search } | SearchPlan::FilteredHnsw { ef_search, .. } => {
+            SearchPlan::Hnsw { ef_search, .. } | SearchPlan::FilteredHnsw { ef_search, .. } => {
                 let mut tx = sqlx::Connection::begin(&mut *conn)
                     .await
                     .map_err(during("opening a transaction"))?;
@@ -338,10 +360,7 @@ impl PgVectorStore {
         let mut conn = self.session().await?;
         let info = collection_info(&mut conn, collection, self.prepare).await?;
         conn.finish().await?;
-        Ok(match info.and_then(|i| i.hnsw_ef) {
-            Some(ef_search) => SearchPlan::Hnsw { ef_search },
-            None => SearchPlan::Exact,
-        })
+        Ok(self.choose(info.as_ref(), None, 10))
     }
 }
 

@@ -20,8 +20,8 @@ const COLLECTIONS: &str = "SELECT collection_name FROM document_chunk \
 const DELETE_COLLECTION: &str = "DELETE FROM document_chunk WHERE collection_name = $1";
 const RESET: &str = "DELETE FROM document_chunk";
 const FORGET_ALL: &str = "DELETE FROM chatstore_collection RETURNING index_name";
-const INFO: &str = "SELECT dimension, hnsw_ef, indexed_rows, exact_filter_rows, value_counts \
-     FROM chatstore_collection WHERE name = $1";
+const INFO: &str = "SELECT dimension, hnsw_ef, indexed_rows, exact_filter_rows, value_counts, \
+     index_dimension FROM chatstore_collection WHERE name = $1";
 const LOCK_INFO: &str = "SELECT dimension FROM chatstore_collection WHERE name = $1 FOR UPDATE";
 const FORGET: &str = "DELETE FROM chatstore_collection WHERE name = $1 \
      AND NOT EXISTS (SELECT 1 FROM document_chunk WHERE collection_name = $1) \
@@ -40,6 +40,9 @@ pub(crate) struct CollectionInfo {
     pub exact_filter_rows: Option<i64>,
     /// The most frequent values of the filter keys and their rows (see `search.rs`).
     pub value_counts: Option<Value>,
+    /// The components its partial index covers, when fewer than the column's (see
+    /// `indexes.rs`, "Narrow indexes").
+    pub index_dimension: Option<u32>,
 }
 
 pub(crate) async fn collection_info(
@@ -64,6 +67,10 @@ pub(crate) async fn collection_info(
                 .try_get(3)
                 .map_err(during("reading exact_filter_rows"))?,
             value_counts: row.try_get(4).map_err(during("reading value_counts"))?,
+            index_dimension: row
+                .try_get::<Option<i32>, _>(5)
+                .map_err(during("reading index_dimension"))?
+                .and_then(|d| u32::try_from(d).ok()),
         })
     })
     .transpose()

@@ -2,12 +2,15 @@
 
 mod common;
 
+use std::collections::HashSet;
+
 use chatstore_core::ErrorKind;
 use chatstore_core::memory::MemoryBackend;
 use chatstore_core::vectors::{SearchHit, VectorFilter, VectorItem, VectorRepo};
 use chatstore_pgvector::{PgVectorConfig, PgVectorStore, SearchPlan};
 use common::{Rng, fresh_database, fresh_store};
 use serde_json::{Map, Value, json};
+use sqlx::Connection;
 
 fn meta(v: Value) -> Map<String, Value> {
     v.as_object().cloned().expect("object")
@@ -626,6 +629,158 @@ async fn partial_indexes_use_the_configured_parameters() {
     assert_eq!(
         own_index_options(&store).await,
         vec![vec!["m=32".to_owned(), "ef_construction=128".to_owned()]]
+    );
+}
+
+async fn own_index_definitions(store: &PgVectorStore) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'document_chunk' \
+         AND indexname LIKE 'chatstore_hnsw_%' ORDER BY indexname",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("index definitions")
+}
+
+/// Index scans of chatstore's partial indexes so far, as the server's statistics count them
+/// (a server process reports its counts when it ends, or in its own time while it lives).
+async fn own_index_scans(url: &str) -> i64 {
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let scans = sqlx::query_scalar(
+        "SELECT coalesce(sum(idx_scan), 0)::bigint FROM pg_stat_user_indexes \
+         WHERE indexrelname LIKE 'chatstore_hnsw_%'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("index scans");
+    conn.close().await.ok();
+    scans
+}
+
+/// A collection whose vectors are narrower than the zero-padded column (Open WebUI's 384-wide
+/// default model in its 1536 column) gets a narrow index on its own components, which searches
+/// use; a collection with a row wider than its dimension (written by another program) gets an
+/// index on the whole column; a collection whose rows are all replaced by another dimension
+/// is searched exactly until `optimize` rebuilds its index for the new one.
+#[tokio::test]
+async fn narrow_collections_get_narrow_indexes() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let config = PgVectorConfig::new(url.clone())
+        .dimension(8)
+        .exact_max_rows(300)
+        .auto_index(false);
+    let store = PgVectorStore::connect(config.clone()).await.expect("open");
+    let mut rng = Rng::new(31);
+    let items = random_items(&mut rng, "narrow", 3_000, 4);
+    store.insert("narrow", items.clone()).await.expect("insert");
+    let plan = store.optimize("narrow").await.expect("optimize");
+    assert!(
+        matches!(
+            plan.plan,
+            SearchPlan::Hnsw {
+                prefix: Some(4),
+                ..
+            }
+        ),
+        "{plan:?}"
+    );
+    assert_eq!(store.plan("narrow").await.expect("plan"), plan.plan);
+    let definitions = own_index_definitions(&store).await;
+    assert_eq!(definitions.len(), 1, "{definitions:?}");
+    assert!(
+        definitions[0].contains("subvector(vector, 1, 4)"),
+        "{definitions:?}"
+    );
+
+    // Searches walk the narrow index and find what an exact search finds.
+    let queries: Vec<Vec<f32>> = (0..20).map(|_| rng.unit_vector(4)).collect();
+    let before = own_index_scans(&url).await;
+    let found = store
+        .search("narrow", &queries, None, 10)
+        .await
+        .expect("search");
+    // The store's server processes end with its pool and report their counts.
+    store.pool().close().await;
+    let mut scans = own_index_scans(&url).await;
+    for _ in 0..50 {
+        if scans > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        scans = own_index_scans(&url).await;
+    }
+    assert!(scans > before, "the search used the narrow index");
+    let store = PgVectorStore::connect(config).await.expect("reopen");
+    let model = MemoryBackend::new();
+    model.insert("narrow", items).await.expect("model insert");
+    let truth = model
+        .search("narrow", &queries, None, 10)
+        .await
+        .expect("model search");
+    let mut shared = 0usize;
+    for (f, t) in found.iter().zip(&truth) {
+        assert_eq!(f.len(), 10);
+        let want: HashSet<&str> = t.iter().map(|h| h.id.as_str()).collect();
+        shared += f.iter().filter(|h| want.contains(h.id.as_str())).count();
+        for (hit, exact) in f.iter().zip(t) {
+            if hit.id == exact.id {
+                assert!((hit.distance - exact.distance).abs() < 1e-5);
+            }
+        }
+    }
+    assert!(shared >= 190, "recall@10 {} of 200", shared);
+
+    // A row another program wrote wider than the collection's dimension: the whole column.
+    store
+        .insert("wide", random_items(&mut rng, "wide", 3_000, 4))
+        .await
+        .expect("insert");
+    sqlx::query(
+        "UPDATE document_chunk SET vector = '[0.5,0.5,0,0,0,0,0,0.7]' \
+         WHERE collection_name = 'wide' AND id = 'wide-0007'",
+    )
+    .execute(store.pool())
+    .await
+    .expect("widen a row");
+    let plan = store.optimize("wide").await.expect("optimize");
+    assert!(
+        matches!(plan.plan, SearchPlan::Hnsw { prefix: None, .. }),
+        "{plan:?}"
+    );
+    let definitions = own_index_definitions(&store).await;
+    assert_eq!(
+        definitions
+            .iter()
+            .filter(|d| !d.contains("subvector"))
+            .count(),
+        1,
+        "{definitions:?}"
+    );
+
+    // Every row replaced by six-dimensional vectors: exact until the next optimize.
+    let wider: Vec<VectorItem> = random_items(&mut rng, "narrow", 3_000, 6);
+    store.upsert("narrow", wider).await.expect("upsert");
+    assert_eq!(store.plan("narrow").await.expect("plan"), SearchPlan::Exact);
+    let plan = store.optimize("narrow").await.expect("optimize");
+    assert!(
+        matches!(
+            plan.plan,
+            SearchPlan::Hnsw {
+                prefix: Some(6),
+                ..
+            }
+        ),
+        "{plan:?}"
+    );
+    let definitions = own_index_definitions(&store).await;
+    assert_eq!(definitions.len(), 2, "{definitions:?}");
+    assert!(
+        definitions
+            .iter()
+            .any(|d| d.contains("subvector(vector, 1, 6)")),
+        "{definitions:?}"
     );
 }
 
