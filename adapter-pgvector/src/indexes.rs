@@ -26,7 +26,7 @@ use sqlx::{Connection, PgConnection, Row};
 use crate::PgVectorStore;
 use crate::error::during;
 use crate::schema::FILTER_KEYS;
-use crate::search::SearchPlan;
+use crate::search::{NARROW_OPS, SearchPlan, narrow_expression};
 
 /// Prefix of chatstore's partial HNSW indexes.
 const INDEX_PREFIX: &str = "chatstore_hnsw_";
@@ -548,14 +548,13 @@ impl PgVectorStore {
         .execute(&mut *conn)
         .await
         .map_err(during("raising maintenance_work_mem"))?;
-        let ty = self.schema.column_type.sql_name();
-        let expression = match prefix {
-            Some(p) => format!("(subvector(vector, 1, {p})::{ty}({p}))"),
-            None => "vector".to_owned(),
+        let (expression, ops) = match prefix {
+            Some(p) => (format!("({})", narrow_expression("vector", p)), NARROW_OPS),
+            None => ("vector".to_owned(), self.schema.column_type.cosine_ops()),
         };
         let ddl: String = sqlx::query_scalar(INDEX_DDL)
             .bind(&new)
-            .bind(self.schema.column_type.cosine_ops())
+            .bind(ops)
             .bind(collection)
             .bind(i32::try_from(self.config.hnsw_m).unwrap_or(i32::MAX))
             .bind(i32::try_from(self.config.hnsw_ef_construction).unwrap_or(i32::MAX))
@@ -600,7 +599,7 @@ impl PgVectorStore {
         ) else {
             return Ok(None);
         };
-        // `subvector` came with pgvector 0.7.
+        // `subvector`, `l2_normalize` and `halfvec` came with pgvector 0.7.
         if d == 0 || d >= column || self.schema.pgvector_version < (0, 7, 0) {
             return Ok(None);
         }

@@ -56,6 +56,18 @@ const SET_ITERATIVE: &str = "SELECT set_config('hnsw.ef_search', $1, true), \
      set_config('enable_sort', 'off', true), set_config('enable_seqscan', 'off', true), \
      set_config('enable_bitmapscan', 'off', true)";
 
+/// The expression a narrow index covers (see "Narrow indexes" in the crate README), over the
+/// vector expression `column`: the leading `prefix` components, scaled to unit length (cosine
+/// distance does not change; every component then fits `halfvec`, which cannot overflow), as
+/// `halfvec`. `prefix` is the side table's integer, never user text. Index and searches build it
+/// here, so the planner matches them.
+pub(crate) fn narrow_expression(column: &str, prefix: u32) -> String {
+    format!("l2_normalize(subvector({column}, 1, {prefix}))::halfvec({prefix})")
+}
+
+/// The operator class of a narrow index.
+pub(crate) const NARROW_OPS: &str = "halfvec_cosine_ops";
+
 /// How a collection is searched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchPlan {
@@ -278,12 +290,14 @@ impl PgVectorStore {
                     qb.push("::text[]::tid[])");
                 }
                 match prefix {
-                    // The narrow index's own expression, so the planner takes it; `p` is the
-                    // side table's integer, never user text. Distances stay the whole
-                    // column's (equal, as the components past `p` are zeros on both sides).
+                    // The narrow index's own expression, so the planner takes it. Distances
+                    // stay the whole column's in full precision (equal to the leading
+                    // components', as the rest are zeros on both sides), and the rows are
+                    // sorted by them below.
                     Some(p) => qb.push(format_args!(
-                        " ORDER BY subvector(d.vector, 1, {p})::{ty}({p}) \
-                         <=> subvector(q.v, 1, {p})::{ty}({p}) LIMIT "
+                        " ORDER BY {} <=> {} LIMIT ",
+                        narrow_expression("d.vector", p),
+                        narrow_expression("q.v", p)
                     )),
                     None => qb.push(" ORDER BY d.vector <=> q.v LIMIT "),
                 };
