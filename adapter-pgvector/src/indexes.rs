@@ -5,10 +5,15 @@
 //! - A build runs on a connection of its own that holds a session advisory lock, so one build
 //!   runs at a time in the database (across processes), and within a process one `optimize`
 //!   at a time.
-//! - A rebuild (other `m` / `ef_construction`) builds the new index under the collection's
-//!   other index name next to the old one, points the side table at it, then drops the old
-//!   one `CONCURRENTLY`. Until calibration records an `ef_search`, searches of a collection
-//!   that had no index stay exact, so they are exact-correct while a build runs.
+//! - A collection narrower than the zero-padded column (Open WebUI's 384-wide default model in
+//!   its 1536 column) gets a narrow index: its own leading components, scaled to unit length,
+//!   as `halfvec` (`search::narrow_expression`), when no row is non-zero past them;
+//!   `index_dimension` in the side table records it (see "Narrow indexes" in the README).
+//! - A rebuild (other `m` / `ef_construction`, or the other kind: narrow or whole column)
+//!   builds the new index under the collection's other index name next to the old one, points
+//!   the side table at it, then drops the old one `CONCURRENTLY`. Until calibration records an
+//!   `ef_search`, searches of a collection that had no index stay exact, so they are
+//!   exact-correct while a build runs.
 //! - The background builder waits until the collection has had no write for
 //!   `auto_index_delay` (a bulk load is not slowed by an index built in its middle), then runs
 //!   [`PgVectorStore::optimize`]; one build at a time, in the order they became due.

@@ -77,8 +77,9 @@ pub enum SearchPlan {
     Hnsw {
         /// The calibrated `hnsw.ef_search`.
         ef_search: u32,
-        /// The leading components the index covers when the collection's vectors are
-        /// narrower than the zero-padded column (a narrow index); `None`: the whole column.
+        /// The leading components the index covers (scaled to unit length, as `halfvec`)
+        /// when the collection's vectors are narrower than the zero-padded column (a narrow
+        /// index); `None`: the whole column.
         prefix: Option<u32>,
     },
     /// A filtered search through the partial HNSW index with pgvector 0.8's iterative scan
