@@ -859,6 +859,55 @@ async fn a_halfvec_table_takes_large_batches() {
     }
 }
 
+/// A halfvec column's narrow collections get narrow indexes too (the padding checked with
+/// halfvec's norm), and searches through them find what exact search finds.
+#[tokio::test]
+async fn a_halfvec_table_gets_narrow_indexes() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let mut config = PgVectorConfig::new(url)
+        .dimension(8)
+        .exact_max_rows(300)
+        .auto_index(false);
+    config.use_halfvec = true;
+    let store = PgVectorStore::connect(config).await.expect("open");
+    let mut rng = Rng::new(33);
+    let items = random_items(&mut rng, "h", 3_000, 4);
+    store.insert("h", items.clone()).await.expect("insert");
+    let plan = store.optimize("h").await.expect("optimize");
+    assert!(
+        matches!(
+            plan.plan,
+            SearchPlan::Hnsw {
+                prefix: Some(4),
+                ..
+            }
+        ),
+        "{plan:?}"
+    );
+    let definitions = own_index_definitions(&store).await;
+    assert!(
+        definitions.len() == 1 && definitions[0].contains("subvector(vector, 1, 4)"),
+        "{definitions:?}"
+    );
+    let queries: Vec<Vec<f32>> = (0..10).map(|_| rng.unit_vector(4)).collect();
+    let found = store.search("h", &queries, None, 10).await.expect("search");
+    let model = MemoryBackend::new();
+    model.insert("h", items).await.expect("model insert");
+    let truth = model
+        .search("h", &queries, None, 10)
+        .await
+        .expect("model search");
+    let mut shared = 0usize;
+    for (f, t) in found.iter().zip(&truth) {
+        assert_eq!(f.len(), 10);
+        let want: HashSet<&str> = t.iter().map(|h| h.id.as_str()).collect();
+        shared += f.iter().filter(|h| want.contains(h.id.as_str())).count();
+    }
+    assert!(shared >= 90, "recall@10 {shared} of 100");
+}
+
 /// Several processes opening one empty database at once create the schema once, without errors.
 #[tokio::test]
 async fn concurrent_opens_create_the_schema_once() {
