@@ -87,7 +87,8 @@ const VALUE_COUNTS: &str = "SELECT key, value, n FROM (\
 const VALUES_KEPT: i64 = 256;
 /// Searches go exact; the rows are remembered, so the next automatic build waits for growth.
 const MARK_EXACT: &str = "UPDATE chatstore_collection SET hnsw_ef = NULL, index_name = NULL, \
-     index_dimension = NULL, indexed_rows = $2, exact_filter_rows = NULL, value_counts = NULL WHERE name = $1";
+     index_dimension = NULL, indexed_rows = $2, exact_filter_rows = NULL, value_counts = NULL \
+     WHERE name = $1";
 /// [`COUNT`], then [`RESET_WRITTEN`] and [`MARK_EXACT`] in one statement, for the collections
 /// of `$1` that have no index and stay exact (at most `$2` rows, or no HNSW when `$3` is
 /// false); returns those and their rows (the others need the full decision).
