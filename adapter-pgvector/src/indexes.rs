@@ -6,8 +6,8 @@
 //!   runs at a time in the database (across processes), and within a process one `optimize`
 //!   at a time.
 //! - A collection narrower than the zero-padded column (Open WebUI's 384-wide default model in
-//!   its 1536 column) gets a narrow index: its own leading components, scaled to unit length,
-//!   as `halfvec` (`search::narrow_expression`), when no row is non-zero past them;
+//!   its 1536 column) gets a narrow index: its own leading components (from 256 on scaled to
+//!   unit length, as `halfvec`: `search::narrow_expression`), when no row is non-zero past them;
 //!   `index_dimension` in the side table records it (see "Narrow indexes" in the README).
 //! - A rebuild (other `m` / `ef_construction`, or the other kind: narrow or whole column)
 //!   builds the new index under the collection's other index name next to the old one, points
@@ -31,7 +31,7 @@ use sqlx::{Connection, PgConnection, Row};
 use crate::PgVectorStore;
 use crate::error::during;
 use crate::schema::FILTER_KEYS;
-use crate::search::{NARROW_OPS, SearchPlan, narrow_expression};
+use crate::search::{SearchPlan, narrow_expression};
 
 /// Prefix of chatstore's partial HNSW indexes.
 const INDEX_PREFIX: &str = "chatstore_hnsw_";
@@ -555,7 +555,10 @@ impl PgVectorStore {
         .await
         .map_err(during("raising maintenance_work_mem"))?;
         let (expression, ops) = match prefix {
-            Some(p) => (format!("({})", narrow_expression("vector", p)), NARROW_OPS),
+            Some(p) => {
+                let (expression, ops) = narrow_expression("vector", p, self.schema.column_type);
+                (format!("({expression})"), ops)
+            }
             None => ("vector".to_owned(), self.schema.column_type.cosine_ops()),
         };
         let ddl: String = sqlx::query_scalar(INDEX_DDL)

@@ -24,11 +24,11 @@ use chatstore_core::{Error, Result};
 use serde_json::Value;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
-use crate::PgVectorStore;
 use crate::error::during;
 use crate::filter;
 use crate::schema::FILTER_KEYS;
 use crate::vectors::{CollectionInfo, collection_info, metadata_object};
+use crate::{ColumnType, PgVectorStore};
 
 /// The smallest share of a collection a filter may keep and still be searched by an iterative
 /// index walk (when an index finds its rows). Measured at 100k rows (89k-row collection,
@@ -56,17 +56,41 @@ const SET_ITERATIVE: &str = "SELECT set_config('hnsw.ef_search', $1, true), \
      set_config('enable_sort', 'off', true), set_config('enable_seqscan', 'off', true), \
      set_config('enable_bitmapscan', 'off', true)";
 
-/// The expression a narrow index covers (see "Narrow indexes" in the crate README), over the
-/// vector expression `column`: the leading `prefix` components, scaled to unit length (cosine
-/// distance does not change; every component then fits `halfvec`, which cannot overflow), as
-/// `halfvec`. `prefix` is the side table's integer, never user text. Index and searches build it
-/// here, so the planner matches them.
-pub(crate) fn narrow_expression(column: &str, prefix: u32) -> String {
-    format!("l2_normalize(subvector({column}, 1, {prefix}))::halfvec({prefix})")
-}
+/// From this many leading components on, a narrow index of a `vector` column keeps them as
+/// `halfvec`. Below it the element is small anyway, and `halfvec`'s three significant digits
+/// would decide near ties among few components (4-dimensional data lost recall 0.007).
+const HALF_NARROW_MIN: u32 = 256;
 
-/// The operator class of a narrow index.
-pub(crate) const NARROW_OPS: &str = "halfvec_cosine_ops";
+/// The expression a narrow index covers (see "Narrow indexes" in the crate README), over the
+/// vector expression `column` of a `column_type` column, and its operator class: the leading
+/// `prefix` components,
+/// - of a `vector` column, from [`HALF_NARROW_MIN`] components on: scaled to unit length
+///   (cosine distance does not change, and every component then fits `halfvec`, which cannot
+///   overflow), as `halfvec`; below it, as `vector`;
+/// - of a `halfvec` column: as they are.
+///
+/// `prefix` is the side table's integer, never user text. The index and the searches build it
+/// here, so the planner matches them (a different rule would need the indexes rebuilt).
+pub(crate) fn narrow_expression(
+    column: &str,
+    prefix: u32,
+    column_type: ColumnType,
+) -> (String, &'static str) {
+    match column_type {
+        ColumnType::Vector if prefix >= HALF_NARROW_MIN => (
+            format!("l2_normalize(subvector({column}, 1, {prefix}))::halfvec({prefix})"),
+            "halfvec_cosine_ops",
+        ),
+        ColumnType::Vector => (
+            format!("subvector({column}, 1, {prefix})::vector({prefix})"),
+            "vector_cosine_ops",
+        ),
+        ColumnType::HalfVec => (
+            format!("subvector({column}, 1, {prefix})::halfvec({prefix})"),
+            "halfvec_cosine_ops",
+        ),
+    }
+}
 
 /// How a collection is searched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,8 +321,8 @@ impl PgVectorStore {
                     // sorted by them below.
                     Some(p) => qb.push(format_args!(
                         " ORDER BY {} <=> {} LIMIT ",
-                        narrow_expression("d.vector", p),
-                        narrow_expression("q.v", p)
+                        narrow_expression("d.vector", p, self.schema.column_type).0,
+                        narrow_expression("q.v", p, self.schema.column_type).0
                     )),
                     None => qb.push(" ORDER BY d.vector <=> q.v LIMIT "),
                 };
