@@ -657,6 +657,36 @@ async fn own_index_scans(url: &str) -> i64 {
     scans
 }
 
+/// The hits of `found` (ten per query) that the memory model's exact search of `items` also
+/// returns for `queries`; where both put the same id at the same rank, the distances agree
+/// within `tolerance` (a halfvec column keeps about three digits).
+async fn shared_with_exact(
+    collection: &str,
+    items: Vec<VectorItem>,
+    queries: &[Vec<f32>],
+    found: &[Vec<SearchHit>],
+    tolerance: f64,
+) -> usize {
+    let model = MemoryBackend::new();
+    model.insert(collection, items).await.expect("model insert");
+    let truth = model
+        .search(collection, queries, None, 10)
+        .await
+        .expect("model search");
+    let mut shared = 0usize;
+    for (f, t) in found.iter().zip(&truth) {
+        assert_eq!(f.len(), 10);
+        let want: HashSet<&str> = t.iter().map(|h| h.id.as_str()).collect();
+        shared += f.iter().filter(|h| want.contains(h.id.as_str())).count();
+        for (hit, exact) in f.iter().zip(t) {
+            if hit.id == exact.id {
+                assert!((hit.distance - exact.distance).abs() < tolerance);
+            }
+        }
+    }
+    shared
+}
+
 /// A collection whose vectors are narrower than the zero-padded column (Open WebUI's 384-wide
 /// default model in its 1536 column) gets a narrow index on its own components, which searches
 /// use; a collection with a row wider than its dimension (written by another program) gets an
@@ -713,23 +743,7 @@ async fn narrow_collections_get_narrow_indexes() {
     }
     assert!(scans > before, "the search used the narrow index");
     let store = PgVectorStore::connect(config).await.expect("reopen");
-    let model = MemoryBackend::new();
-    model.insert("narrow", items).await.expect("model insert");
-    let truth = model
-        .search("narrow", &queries, None, 10)
-        .await
-        .expect("model search");
-    let mut shared = 0usize;
-    for (f, t) in found.iter().zip(&truth) {
-        assert_eq!(f.len(), 10);
-        let want: HashSet<&str> = t.iter().map(|h| h.id.as_str()).collect();
-        shared += f.iter().filter(|h| want.contains(h.id.as_str())).count();
-        for (hit, exact) in f.iter().zip(t) {
-            if hit.id == exact.id {
-                assert!((hit.distance - exact.distance).abs() < 1e-5);
-            }
-        }
-    }
+    let shared = shared_with_exact("narrow", items, &queries, &found, 1e-5).await;
     assert!(shared >= 190, "recall@10 {} of 200", shared);
 
     // A row another program wrote wider than the collection's dimension: the whole column.
@@ -910,23 +924,7 @@ async fn a_wide_narrow_collection_is_indexed_as_unit_halfvec() {
     );
     let queries: Vec<Vec<f32>> = (0..10).map(|_| draw(&mut rng)).collect();
     let found = store.search("w", &queries, None, 10).await.expect("search");
-    let model = MemoryBackend::new();
-    model.insert("w", items).await.expect("model insert");
-    let truth = model
-        .search("w", &queries, None, 10)
-        .await
-        .expect("model search");
-    let mut shared = 0usize;
-    for (f, t) in found.iter().zip(&truth) {
-        assert_eq!(f.len(), 10);
-        let want: HashSet<&str> = t.iter().map(|h| h.id.as_str()).collect();
-        shared += f.iter().filter(|h| want.contains(h.id.as_str())).count();
-        for (hit, exact) in f.iter().zip(t) {
-            if hit.id == exact.id {
-                assert!((hit.distance - exact.distance).abs() < 1e-5);
-            }
-        }
-    }
+    let shared = shared_with_exact("w", items, &queries, &found, 1e-5).await;
     assert!(shared >= 90, "recall@10 {shared} of 100");
 }
 
@@ -966,18 +964,7 @@ async fn a_halfvec_table_gets_narrow_indexes() {
     );
     let queries: Vec<Vec<f32>> = (0..10).map(|_| rng.unit_vector(8)).collect();
     let found = store.search("h", &queries, None, 10).await.expect("search");
-    let model = MemoryBackend::new();
-    model.insert("h", items).await.expect("model insert");
-    let truth = model
-        .search("h", &queries, None, 10)
-        .await
-        .expect("model search");
-    let mut shared = 0usize;
-    for (f, t) in found.iter().zip(&truth) {
-        assert_eq!(f.len(), 10);
-        let want: HashSet<&str> = t.iter().map(|h| h.id.as_str()).collect();
-        shared += f.iter().filter(|h| want.contains(h.id.as_str())).count();
-    }
+    let shared = shared_with_exact("h", items, &queries, &found, 5e-3).await;
     assert!(shared >= 90, "recall@10 {shared} of 100");
 }
 
