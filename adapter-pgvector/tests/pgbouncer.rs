@@ -11,7 +11,7 @@ use chatstore_core::ErrorKind;
 use chatstore_core::memory::MemoryBackend;
 use chatstore_core::vectors::{VectorFilter, VectorItem, VectorRepo};
 use chatstore_pgvector::{PgVectorConfig, PgVectorStore, SearchPlan};
-use common::{Rng, fresh_database};
+use common::{Rng, fresh_database, indexing_config};
 use serde_json::json;
 
 /// A fresh database: its direct URL and its URL through PgBouncer.
@@ -150,15 +150,9 @@ async fn index_builds_through_pgbouncer_use_the_direct_url() {
     let Some((direct, url)) = fresh_pair().await else {
         return;
     };
-    let store = PgVectorStore::connect(
-        PgVectorConfig::new(url)
-            .direct_url(direct)
-            .dimension(8)
-            .exact_max_rows(300)
-            .auto_index(false),
-    )
-    .await
-    .expect("open through PgBouncer");
+    let store = PgVectorStore::connect(indexing_config(url, 8).direct_url(direct))
+        .await
+        .expect("open through PgBouncer");
     let mut rng = Rng::new(5);
     let clusters: Vec<Vec<f32>> = (0..8).map(|_| rng.unit_vector(8)).collect();
     store
@@ -194,15 +188,9 @@ async fn index_builds_through_pgbouncer_without_a_direct_url_are_refused() {
         .connect(&url)
         .await
         .expect("a pool through PgBouncer");
-    let store = PgVectorStore::from_pool(
-        pool,
-        PgVectorConfig::new("")
-            .dimension(8)
-            .exact_max_rows(300)
-            .auto_index(false),
-    )
-    .await
-    .expect("open through PgBouncer");
+    let store = PgVectorStore::from_pool(pool, indexing_config("", 8))
+        .await
+        .expect("open through PgBouncer");
     assert!(store.through_pooler(), "PgBouncer was not detected");
     let mut rng = Rng::new(9);
     let clusters: Vec<Vec<f32>> = (0..8).map(|_| rng.unit_vector(8)).collect();

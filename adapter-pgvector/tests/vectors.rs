@@ -8,7 +8,7 @@ use chatstore_core::ErrorKind;
 use chatstore_core::memory::MemoryBackend;
 use chatstore_core::vectors::{SearchHit, VectorFilter, VectorItem, VectorRepo};
 use chatstore_pgvector::{PgVectorConfig, PgVectorStore, SearchPlan};
-use common::{Rng, fresh_database, fresh_store};
+use common::{Rng, fresh_database, fresh_store, indexing_config};
 use serde_json::{Map, Value, json};
 use sqlx::Connection;
 
@@ -524,14 +524,9 @@ async fn partial_indexes_follow_the_collection_size() {
     let Some(url) = fresh_database("template1").await else {
         return;
     };
-    let store = PgVectorStore::connect(
-        PgVectorConfig::new(url)
-            .dimension(8)
-            .exact_max_rows(300)
-            .auto_index(false),
-    )
-    .await
-    .expect("open");
+    let store = PgVectorStore::connect(indexing_config(url, 8))
+        .await
+        .expect("open");
     let mut rng = Rng::new(9);
     // Low-dimensional clustered data: HNSW reaches the target recall here.
     let items = random_items(&mut rng, "big", 3_000, 4);
@@ -600,10 +595,7 @@ async fn partial_indexes_use_the_configured_parameters() {
     let Some(url) = fresh_database("template1").await else {
         return;
     };
-    let config = PgVectorConfig::new(url)
-        .dimension(8)
-        .exact_max_rows(300)
-        .auto_index(false);
+    let config = indexing_config(url, 8);
     assert_eq!((config.hnsw_m, config.hnsw_ef_construction), (32, 128));
     let store = PgVectorStore::connect(config.clone().hnsw(8, 32))
         .await
@@ -697,10 +689,7 @@ async fn narrow_collections_get_narrow_indexes() {
     let Some(url) = fresh_database("template1").await else {
         return;
     };
-    let config = PgVectorConfig::new(url.clone())
-        .dimension(8)
-        .exact_max_rows(300)
-        .auto_index(false);
+    let config = indexing_config(url.clone(), 8);
     let store = PgVectorStore::connect(config.clone()).await.expect("open");
     let mut rng = Rng::new(31);
     let items = random_items(&mut rng, "narrow", 3_000, 4);
@@ -881,14 +870,9 @@ async fn a_wide_narrow_collection_is_indexed_as_unit_halfvec() {
     let Some(url) = fresh_database("template1").await else {
         return;
     };
-    let store = PgVectorStore::connect(
-        PgVectorConfig::new(url)
-            .dimension(512)
-            .exact_max_rows(300)
-            .auto_index(false),
-    )
-    .await
-    .expect("open");
+    let store = PgVectorStore::connect(indexing_config(url, 512))
+        .await
+        .expect("open");
     let mut rng = Rng::new(35);
     // Twenty tight clusters: HNSW reaches the target recall on them.
     let centres: Vec<Vec<f32>> = (0..20).map(|_| rng.unit_vector(256)).collect();
@@ -937,10 +921,7 @@ async fn a_halfvec_table_gets_narrow_indexes() {
     let Some(url) = fresh_database("template1").await else {
         return;
     };
-    let mut config = PgVectorConfig::new(url)
-        .dimension(16)
-        .exact_max_rows(300)
-        .auto_index(false);
+    let mut config = indexing_config(url, 16);
     config.use_halfvec = true;
     let store = PgVectorStore::connect(config).await.expect("open");
     let mut rng = Rng::new(33);

@@ -22,6 +22,15 @@ pub async fn fresh_store(dimension: usize) -> Option<PgVectorStore> {
     Some(PgVectorStore::connect(config).await.expect("open store"))
 }
 
+/// A store's configuration for tests of the partial indexes: `dimension` columns, collections
+/// of more than 300 rows indexed, no background builds (the tests call `optimize`).
+pub fn indexing_config(url: impl Into<String>, dimension: usize) -> PgVectorConfig {
+    PgVectorConfig::new(url)
+        .dimension(dimension)
+        .exact_max_rows(300)
+        .auto_index(false)
+}
+
 /// splitmix64: small, seeded, good enough for test data.
 pub struct Rng(u64);
 
