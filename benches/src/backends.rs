@@ -87,6 +87,22 @@ pub struct Reference {
     /// its own (as the router runs a dual write's second store); the call is timed until both
     /// answered. `None` for a store alone.
     pub alongside: Option<Store>,
+    /// The store under test's own inner store (the router's old store), called directly:
+    /// loaded and cleaned up through the store under test, and only read (a write on it alone
+    /// would leave the router's two stores different).
+    pub inner: bool,
+}
+
+impl Reference {
+    /// Whether this reference is loaded with the workload and cleaned up on its own.
+    pub fn separate(&self) -> bool {
+        self.alongside.is_none() && !self.inner
+    }
+
+    /// Whether `op` runs on this reference.
+    pub fn runs(&self, op: crate::ops::Op) -> bool {
+        !self.inner || op.is_read()
+    }
 }
 
 impl Opened {
@@ -108,6 +124,19 @@ impl Opened {
             name,
             store,
             alongside: None,
+            inner: false,
+        });
+        self
+    }
+
+    /// With `store`, a store inside the store under test (the router's old store), read
+    /// directly under `name` in the same loop (see [`Reference::inner`]).
+    pub fn with_inner_reference(mut self, name: &'static str, store: Store) -> Self {
+        self.references.push(Reference {
+            name,
+            store,
+            alongside: None,
+            inner: true,
         });
         self
     }
@@ -120,6 +149,7 @@ impl Opened {
             name,
             store: first,
             alongside: Some(second),
+            inner: false,
         });
         self
     }
@@ -311,6 +341,10 @@ pub fn registry() -> Vec<BackendSpec> {
     ]
 }
 
+/// The name of the shadow run's reference that reads the router's own old store directly,
+/// without the router.
+pub const ROUTER_OLD_DIRECT: &str = "the router's sqlite";
+
 /// The name of the dual-write run's reference that runs each call on SQLite and PocketBase at
 /// once, without the router.
 pub const BOTH_AT_ONCE: &str = "sqlite + pocketbase at once";
@@ -342,6 +376,7 @@ async fn open_routed(pocketbase_url: String, phase: Phase) -> Result<Opened> {
             }
         }
     }
+    let old_direct = opened[0].store.clone();
     let (old, new, ref_old, ref_new) = (
         opened[0].store.clone(),
         opened[1].store.clone(),
@@ -373,6 +408,14 @@ async fn open_routed(pocketbase_url: String, phase: Phase) -> Result<Opened> {
     let routed = routed
         .with_reference("sqlite", ref_old.clone())
         .with_reference("pocketbase", ref_new.clone());
+    // A shadowed read against the very store the router reads first, called directly: the
+    // same file, connections and threads, so the ratio holds no difference between two
+    // stores, only the router's.
+    let routed = if phase == Phase::Shadow {
+        routed.with_inner_reference(ROUTER_OLD_DIRECT, old_direct)
+    } else {
+        routed
+    };
     // What running both stores' calls at once costs on this machine without the router: a
     // dual write cannot be cheaper than that.
     let routed = if phase == Phase::Dual {

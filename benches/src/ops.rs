@@ -203,6 +203,18 @@ impl Op {
         }
     }
 
+    /// Whether the operation only reads.
+    pub fn is_read(self) -> bool {
+        !matches!(
+            self,
+            Op::CreateChat
+                | Op::UpsertMessage
+                | Op::AddRemoveTag
+                | Op::PutFile
+                | Op::VectorInsertBatch
+        )
+    }
+
     /// Whether the operation leaves records behind that [`Fixture::clean_up`] deletes.
     pub fn creates_records(self) -> bool {
         matches!(

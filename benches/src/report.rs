@@ -362,11 +362,7 @@ async fn measure_opened(
     let transfers = sources.map_or(0, |s| (s.files.len() * config.stream_runs * 2) as u64);
     let loaded_per_store =
         workload.records() + workload.notes() + crate::models::records(&workload);
-    let loaded_references = opened
-        .references
-        .iter()
-        .filter(|r| r.alongside.is_none())
-        .count() as u64;
+    let loaded_references = opened.references.iter().filter(|r| r.separate()).count() as u64;
     let bar = progress_bar(
         config,
         loaded_per_store * (1 + loaded_references) + per_op * timed_ops.len() as u64 + transfers,
@@ -394,7 +390,7 @@ async fn measure_opened(
                 .map_err(fail)?;
         }
         fx.record_row_plans(store).await.map_err(fail)?;
-        for reference in opened.references.iter().filter(|r| r.alongside.is_none()) {
+        for reference in opened.references.iter().filter(|r| r.separate()) {
             bar.set_message(format!("{}: loading {} alone", spec.name, reference.name));
             load_reference(&reference.store, workload, &bar)
                 .await
@@ -428,7 +424,7 @@ async fn measure_opened(
         let mut stores: Vec<&Store> = opened
             .references
             .iter()
-            .filter(|r| r.alongside.is_none())
+            .filter(|r| r.separate())
             .map(|r| &r.store)
             .collect();
         stores.push(store);
@@ -608,10 +604,16 @@ enum Runner<'a> {
     Reference(&'a Store, Option<&'a Store>),
 }
 
+/// The untimed pause after every call of a store that works in the background (see
+/// [`measure_op`]): longer than a thread spins before it sleeps, so that every call starts
+/// with its store's threads asleep, as after a settled wait.
+const IDLE_GAP: Duration = Duration::from_millis(2);
+
 /// Times `op` on the store under test, its raw baseline and its references, their samples
-/// interleaved in [`balanced_order`], each side's `i`-th sample on the same input. After every
-/// call of the store under test its background work is settled (untimed) before the next
-/// call of any side starts.
+/// interleaved in [`balanced_order`], each side's `i`-th sample on the same input. When the
+/// store under test works in the background (the router's shadow reads), that work is
+/// settled (untimed) after every call of any side, and the next call of any side starts after
+/// the same [`IDLE_GAP`].
 #[allow(clippy::too_many_arguments)]
 async fn measure_op(
     store: &Store,
@@ -631,7 +633,7 @@ async fn measure_op(
         sides.push(Side::new(None));
     }
     for reference in references {
-        let supported = op.supported_by(reference.store.capabilities());
+        let supported = reference.runs(op) && op.supported_by(reference.store.capabilities());
         runners.push(Runner::Reference(
             &reference.store,
             reference.alongside.as_ref(),
@@ -698,8 +700,13 @@ async fn measure_op(
             Runner::Raw(raw) => baseline::run(raw, op, fx, i as u64).await,
         };
         sides[s].record(result, t.elapsed(), timed);
-        if let (Runner::Store(_), Some(settle)) = (&runners[s], settle) {
+        if let Some(settle) = settle {
+            // The store under test's background work is waited for, then every side's next
+            // call, whichever side made this one, starts after the same idle gap: otherwise a
+            // reference call that follows itself would find its threads awake, and a routed
+            // call, which always follows a settled wait, never would.
             settle().await;
+            tokio::time::sleep(IDLE_GAP).await;
         }
         if timed {
             bar.inc(1);

@@ -4,15 +4,16 @@
 //! The router backends (`router-shadow`, `router-dual`) run over a fresh SQLite store (old) and
 //! fresh PocketBase collections (new). Their references are measured in the same run and the
 //! same loop: a second SQLite store and second PocketBase collections, loaded alike, each
-//! alone, their samples interleaved with the router's so that every side follows every side
-//! equally often (see `report::measure_op`). The `sqlite` and `pocketbase` runs of the report,
-//! measured minutes apart, are shown beside them for comparison only.
+//! alone, and for shadowed reads the router's own SQLite store read directly, their samples
+//! interleaved with the router's so that every side follows every side equally often (see
+//! `report::measure_op`). The `sqlite` and `pocketbase` runs of the report, measured minutes
+//! apart, are shown beside them for comparison only.
 
 use std::fmt::Write as _;
 
 use std::time::Duration;
 
-use crate::backends::BOTH_AT_ONCE;
+use crate::backends::{BOTH_AT_ONCE, ROUTER_OLD_DIRECT};
 use crate::ops::Op;
 use crate::report::{OpResult, Report};
 use crate::stats::format_duration;
@@ -44,7 +45,8 @@ pub struct Check {
     pub backend: &'static str,
     /// The operation.
     pub op: Op,
-    /// What the routed p50 is compared with (`sqlite`, or the slower of the two stores).
+    /// What the routed p50 is compared with: for a shadowed read the router's own SQLite
+    /// store read directly, for a dual write the slower of the two stores.
     pub reference: &'static str,
     /// Routed p50 / reference p50.
     pub ratio: f64,
@@ -56,6 +58,9 @@ pub struct Check {
     /// For a dual write: the p50 of the same call on both reference stores at once without
     /// the router, from the same loop (what the machine charges for the two calls together).
     pub both_at_once: Option<Duration>,
+    /// For a shadowed read: the p50 of the second SQLite store alone, from the same loop
+    /// (what two equal stores differ by on this machine).
+    pub second_store: Option<Duration>,
 }
 
 impl Check {
@@ -93,18 +98,20 @@ fn ratio(routed: Duration, reference: Duration) -> f64 {
 pub fn checks(report: &Report) -> Vec<Check> {
     let mut out = Vec::new();
     for op in SHADOWED_READS {
-        if let (Some(routed), Some(old)) = (
-            p50(report, SHADOW, op),
-            reference_p50(report, SHADOW, OLD, op),
-        ) {
+        let second = reference_p50(report, SHADOW, OLD, op);
+        let direct = reference_p50(report, SHADOW, ROUTER_OLD_DIRECT, op)
+            .map(|p| (ROUTER_OLD_DIRECT, p))
+            .or(second.map(|p| (OLD, p)));
+        if let (Some(routed), Some((reference, old))) = (p50(report, SHADOW, op), direct) {
             out.push(Check {
                 backend: SHADOW,
                 op,
-                reference: OLD,
+                reference,
                 ratio: ratio(routed, old),
                 p50s: (routed, old),
                 own_run: p50(report, OLD, op),
                 both_at_once: None,
+                second_store: second.filter(|_| reference != OLD),
             });
         }
     }
@@ -123,6 +130,7 @@ pub fn checks(report: &Report) -> Vec<Check> {
                 p50s: (routed, slower),
                 own_run: p50(report, reference, op),
                 both_at_once: reference_p50(report, DUAL, BOTH_AT_ONCE, op),
+                second_store: None,
             });
         }
     }
@@ -143,12 +151,16 @@ pub fn markdown(report: &Report, md: &mut String) {
          slower of `{OLD}` and `{NEW}` alone.\n\n\
          The references are measured in the router's run, in the same loop: a second SQLite \
          store and second PocketBase collections, loaded with the same workload, each called \
-         alone. The router's calls and theirs take turns in an order where each side follows \
-         every side equally often, and after every routed call the router's background work \
-         (shadow reads and their comparison) is waited for, untimed, before the next call of \
-         any side. So whatever a call leaves behind (an idle wait, a server still busy, cold or \
-         warm caches) falls on routed and reference calls alike, and the ratio is the cost a \
-         caller of the router pays over a caller of the store alone.\n\n\
+         alone, and, for shadowed reads, `{ROUTER_OLD_DIRECT}`: the very SQLite store the router \
+         reads first, called directly (same file, connections and threads), so that the ratio \
+         holds the router's cost and no difference between two stores (the second SQLite \
+         store's ratio is shown beside it: what two equal stores differ by here). The router's \
+         calls and theirs take turns in an order where each side follows every side equally \
+         often; after every call of any side the router's background work (shadow reads and \
+         their comparison) is waited for, untimed, and the next call starts after the same \
+         short idle gap. So whatever a call leaves behind (an idle wait, a server still busy, \
+         threads asleep, cold or warm caches) falls on routed and reference calls alike, and \
+         the ratio is the cost a caller of the router pays over a caller of the store alone.\n\n\
          For dual writes, `{BOTH_AT_ONCE}` is a third reference in the same loop: the same call \
          on both reference stores at the same time without the router (the second on a task \
          of its own, as the router runs it). Its ratio to the slower store is what this \
@@ -161,9 +173,12 @@ pub fn markdown(report: &Report, md: &mut String) {
         md,
         "| backend | operation | routed p50 | reference | reference p50 | ratio | target | \
          both at once, no router | both at once / reference | routed / both at once | \
-         reference in its own run |"
+         a second store alone: p50 · routed / it | reference in its own run |"
     );
-    let _ = writeln!(md, "|---|---|---:|---|---:|---:|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        md,
+        "|---|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|"
+    );
     for c in &checks {
         let (both, machine, own) = match c.both_at_once {
             Some(both) => (
@@ -173,9 +188,12 @@ pub fn markdown(report: &Report, md: &mut String) {
             ),
             None => ("—".to_owned(), "—".to_owned(), "—".to_owned()),
         };
+        let second = c.second_store.map_or("—".to_owned(), |p| {
+            format!("{} · {:.2}×", format_duration(p), ratio(c.p50s.0, p))
+        });
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {:.2}× | {} | {both} | {machine} | {own} | {} |",
+            "| {} | {} | {} | {} | {} | {:.2}× | {} | {both} | {machine} | {own} | {second} | {} |",
             c.backend,
             c.op.name(),
             format_duration(c.p50s.0),

@@ -333,6 +333,20 @@ async fn router_runs_measure_their_references_in_the_same_loop() {
                 assert!(stats.samples >= 4, "{stats:?}");
             }
         }
+        // The shadow run also reads the router's own old store directly, and only reads it.
+        let direct = |op: Op| {
+            run.result(op)
+                .and_then(|r| r.reference(chatstore_benches::backends::ROUTER_OLD_DIRECT))
+                .and_then(|o| o.stats())
+        };
+        if run.name == "router-shadow" {
+            assert!(direct(Op::GetChat).is_some_and(|s| s.samples >= 4));
+            assert!(direct(Op::GetFile).is_some());
+            assert!(direct(Op::CreateChat).is_none(), "no write on it alone");
+            assert!(direct(Op::PutFile).is_none(), "no write on it alone");
+        } else {
+            assert!(direct(Op::GetChat).is_none());
+        }
         if run.name == "router-dual" {
             let both = run
                 .result(Op::CreateChat)
@@ -365,10 +379,19 @@ async fn router_runs_measure_their_references_in_the_same_loop() {
         7,
         "3 shadowed reads, 4 dual writes: {checks:?}"
     );
+    for check in checks.iter().filter(|c| c.backend == "router-shadow") {
+        assert_eq!(
+            check.reference,
+            chatstore_benches::backends::ROUTER_OLD_DIRECT,
+            "{check:?}"
+        );
+        assert!(check.second_store.is_some(), "{check:?}");
+    }
     let md = std::fs::read_to_string(dir.path().join(REPORT_FILE)).expect("report.md");
     assert!(md.contains("## Rollout router"));
     assert!(md.contains("same loop"));
     assert!(md.contains("| ↳ sqlite alone, same loop |"));
+    assert!(md.contains("| ↳ the router's sqlite alone, same loop |"), "{md}");
     assert!(md.contains("router-dual: 0 shadow reads compared"), "{md}");
     assert!(md.contains("routed / both at once"));
 }

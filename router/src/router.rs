@@ -444,6 +444,28 @@ impl Drop for InFlight {
     }
 }
 
+/// What a shadow read's answer from the new store is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Compared {
+    /// A second read of the old store, run beside the new store's read in the background. The
+    /// caller's path copies nothing (copying a chat's blob cost more than the router's other
+    /// work together), and the two compared reads are as close in time as two reads can be,
+    /// so a write landing between the caller's read and the shadow read (which may wait up to
+    /// the shadow yield) is not reported as a difference. It costs the old store one more read
+    /// per shadowed read, run when no call is (`CHATSTORE_SHADOW_SAMPLE` bounds both).
+    ReadAgain,
+    /// A copy of the caller's answer, taken on the caller's path.
+    Answer,
+}
+
+/// The old side of a queued shadow read.
+enum OldSide<T, Fut> {
+    /// The copy of the caller's answer.
+    Kept(std::result::Result<T, chatstore_core::ErrorKind>),
+    /// The second read of the old store, not started yet.
+    Again(Fut),
+}
+
 /// A shadow read with its comparison, ready to run.
 type ShadowJob = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -612,7 +634,8 @@ impl Shared {
     }
 
     /// A read in the group's phase. In `shadow`, the new store runs the same read in the
-    /// background, and `canon` turns both answers into the JSON that is compared.
+    /// background beside a second read of the old store, and `canon` turns both answers into
+    /// the JSON that is compared (see [`Compared`]).
     pub(crate) async fn read<T, F, Fut>(
         self: &Arc<Self>,
         group: ModelGroup,
@@ -620,6 +643,44 @@ impl Shared {
         ids: Vec<String>,
         canon: fn(&T) -> Result<Value>,
         call: F,
+    ) -> Result<T>
+    where
+        T: Clone + PartialEq + Send + 'static,
+        F: Fn(&Store) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        self.read_compared(group, operation, ids, canon, call, Compared::ReadAgain)
+            .await
+    }
+
+    /// [`read`](Self::read) whose shadow read is compared with a copy of the caller's answer
+    /// ([`Compared::Answer`]): for answers that cost less to copy than to read again (file
+    /// bytes, a memory copy against a second read from disk).
+    pub(crate) async fn read_keeping_answer<T, F, Fut>(
+        self: &Arc<Self>,
+        group: ModelGroup,
+        operation: &'static str,
+        ids: Vec<String>,
+        canon: fn(&T) -> Result<Value>,
+        call: F,
+    ) -> Result<T>
+    where
+        T: Clone + PartialEq + Send + 'static,
+        F: Fn(&Store) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        self.read_compared(group, operation, ids, canon, call, Compared::Answer)
+            .await
+    }
+
+    async fn read_compared<T, F, Fut>(
+        self: &Arc<Self>,
+        group: ModelGroup,
+        operation: &'static str,
+        ids: Vec<String>,
+        canon: fn(&T) -> Result<Value>,
+        call: F,
+        compared: Compared,
     ) -> Result<T>
     where
         T: Clone + PartialEq + Send + 'static,
@@ -651,16 +712,38 @@ impl Shared {
                 // router (at most `shadow_yield` later), so it does not compete with the
                 // caller's next call for the cores; the comparison runs there too.
                 let answer = call(&self.old).await;
-                let old = match &answer {
-                    Ok(v) => Ok(v.clone()),
-                    Err(e) => Err(e.kind()),
+                // What the new store's answer is compared with: a second read of the old
+                // store made beside it, or a copy of the caller's answer.
+                let old = match compared {
+                    Compared::ReadAgain => OldSide::Again(call(&self.old)),
+                    Compared::Answer => OldSide::Kept(match &answer {
+                        Ok(v) => Ok(v.clone()),
+                        Err(e) => Err(e.kind()),
+                    }),
                 };
                 let shadow = call(new);
                 let timeout = self.shadow_timeout;
                 let shared = self.clone();
                 let job = Box::pin(async move {
                     let _guard = guard;
-                    let answer = tokio::time::timeout(timeout, shadow).await;
+                    let (old, answer) = match old {
+                        OldSide::Kept(old) => (old, tokio::time::timeout(timeout, shadow).await),
+                        OldSide::Again(again) => {
+                            let (old, new) = tokio::join!(
+                                tokio::time::timeout(timeout, again),
+                                tokio::time::timeout(timeout, shadow)
+                            );
+                            match old {
+                                Ok(old) => (old.map_err(|e| e.kind()), new),
+                                // The old store did not answer again in time: nothing to
+                                // compare with.
+                                Err(_) => {
+                                    shared.count_timeout(group, operation);
+                                    return;
+                                }
+                            }
+                        }
+                    };
                     // Equal answers (nearly every read once the stores agree) are the same
                     // without turning either into JSON: the comparison's CPU shares the
                     // machine with the caller's next calls.
@@ -723,7 +806,7 @@ impl Shared {
         self.count_shadow_read(group, operation);
         match shadow::judge(old, new) {
             Verdict::Same => {}
-            Verdict::NewUnavailable => {
+            Verdict::Unavailable => {
                 self.counters.shadow_errors.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("chatstore_router_shadow_errors_total",
                     "group" => group.as_str(), "operation" => operation)
@@ -923,7 +1006,7 @@ pub(crate) use on;
 mod tests {
     use std::time::Duration;
 
-    use chatstore_core::{NewUser, memory};
+    use chatstore_core::{NewUser, UserPatch, memory};
     use serde_json::json;
 
     use super::{Router, same_answer};
@@ -962,6 +1045,64 @@ mod tests {
             .expect("starts after the shadow yield though a call still runs");
         assert_eq!(router.stats().shadow_reads, 2);
         drop(running);
+        std::fs::remove_file(&log).ok();
+    }
+
+    /// A shadow read compares the new store's answer with a second read of the old store made
+    /// beside it: a write landing between the caller's read and the shadow read (held back
+    /// here by a call still running) is in both and is no difference. A record changed on
+    /// the new store alone still is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_between_the_callers_read_and_its_shadow_is_no_difference() {
+        let log = std::env::temp_dir().join(format!(
+            "chatstore-router-between-{}.jsonl",
+            std::process::id()
+        ));
+        let new = memory::store();
+        let router = Router::builder(memory::store())
+            .new_store_for_all(&new)
+            .phase_for_all(Phase::Shadow)
+            .repair_log(&log)
+            .shadow_yield(Duration::from_secs(600))
+            .build()
+            .expect("router");
+        let store = router.store();
+        let ada = NewUser::new("ada@example.com", "Ada").with_id("u1");
+        store.users.create(ada).await.expect("create u1");
+        let running = router.shared.foreground();
+        let read = store.users.get("u1").await.expect("read u1");
+        assert_eq!(read.name, "Ada");
+        let renamed = UserPatch {
+            name: Some("Ada L.".to_owned()),
+            ..UserPatch::default()
+        };
+        store.users.update("u1", renamed).await.expect("rename u1");
+        drop(running);
+        router.shadow_settled().await;
+        let stats = router.stats();
+        assert_eq!(
+            (stats.shadow_reads, stats.shadow_diffs),
+            (1, 0),
+            "{stats:?}"
+        );
+
+        let behind = UserPatch {
+            name: Some("changed behind the router".to_owned()),
+            ..UserPatch::default()
+        };
+        new.users
+            .update("u1", behind)
+            .await
+            .expect("change the new side");
+        let read = store.users.get("u1").await.expect("read u1 again");
+        assert_eq!(read.name, "Ada L.", "the old store answers");
+        router.shadow_settled().await;
+        let stats = router.stats();
+        assert_eq!(
+            (stats.shadow_reads, stats.shadow_diffs),
+            (2, 1),
+            "{stats:?}"
+        );
         std::fs::remove_file(&log).ok();
     }
 

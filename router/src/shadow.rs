@@ -134,8 +134,10 @@ impl Outcome {
 #[derive(Debug)]
 pub(crate) enum Verdict {
     Same,
-    /// The new side failed in a way worth retrying (down, busy): not a data difference.
-    NewUnavailable,
+    /// A side failed in a way worth retrying (down, busy): not a data difference. (The old
+    /// side is read a second time in the background, and that read can meet an outage the
+    /// caller's did not.)
+    Unavailable,
     Different(Vec<FieldChange>),
 }
 
@@ -155,7 +157,8 @@ pub(crate) fn judge(old: &Outcome, new: &Outcome) -> Verdict {
             }
         }
         (Outcome::Failed(a), Outcome::Failed(b)) if a == b => Verdict::Same,
-        (_, Outcome::Failed(ErrorKind::Unavailable)) => Verdict::NewUnavailable,
+        (_, Outcome::Failed(ErrorKind::Unavailable))
+        | (Outcome::Failed(ErrorKind::Unavailable), _) => Verdict::Unavailable,
         _ => Verdict::Different(vec![FieldChange {
             path: String::new(),
             old: old.to_json(),
@@ -169,7 +172,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_missing_record_on_the_new_side_is_a_difference_but_an_outage_is_not() {
+    fn a_missing_record_on_the_new_side_is_a_difference_but_an_outage_on_either_side_is_not() {
         let found = Outcome::Value(json!({"id": "c1", "title": "a"}));
         assert!(matches!(
             judge(&found, &Outcome::Failed(ErrorKind::NotFound)),
@@ -177,7 +180,11 @@ mod tests {
         ));
         assert!(matches!(
             judge(&found, &Outcome::Failed(ErrorKind::Unavailable)),
-            Verdict::NewUnavailable
+            Verdict::Unavailable
+        ));
+        assert!(matches!(
+            judge(&Outcome::Failed(ErrorKind::Unavailable), &found),
+            Verdict::Unavailable
         ));
         assert!(matches!(
             judge(
