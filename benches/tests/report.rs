@@ -391,7 +391,10 @@ async fn router_runs_measure_their_references_in_the_same_loop() {
     assert!(md.contains("## Rollout router"));
     assert!(md.contains("same loop"));
     assert!(md.contains("| ↳ sqlite alone, same loop |"));
-    assert!(md.contains("| ↳ the router's sqlite alone, same loop |"), "{md}");
+    assert!(
+        md.contains("| ↳ the router's sqlite alone, same loop |"),
+        "{md}"
+    );
     assert!(md.contains("router-dual: 0 shadow reads compared"), "{md}");
     assert!(md.contains("routed / both at once"));
 }

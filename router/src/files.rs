@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::phase::Phase;
 use crate::repair::{RepairKey, Side};
-use crate::router::{Shared, canon, on};
+use crate::router::{Compared, Shared, canon, on};
 
 const G: ModelGroup = ModelGroup::Files;
 
@@ -172,12 +172,13 @@ impl FileRepo for Files {
         // The bytes are compared with a copy of the caller's: a memory copy costs less than
         // reading the file again.
         self.0
-            .read_keeping_answer(
+            .read_compared(
                 G,
                 "files.read",
                 vec![id.clone()],
                 bytes_hash,
                 on!(files, [id], |r| r.read(&id).await),
+                Compared::Answer,
             )
             .await
     }

@@ -653,27 +653,9 @@ impl Shared {
             .await
     }
 
-    /// [`read`](Self::read) whose shadow read is compared with a copy of the caller's answer
-    /// ([`Compared::Answer`]): for answers that cost less to copy than to read again (file
-    /// bytes, a memory copy against a second read from disk).
-    pub(crate) async fn read_keeping_answer<T, F, Fut>(
-        self: &Arc<Self>,
-        group: ModelGroup,
-        operation: &'static str,
-        ids: Vec<String>,
-        canon: fn(&T) -> Result<Value>,
-        call: F,
-    ) -> Result<T>
-    where
-        T: Clone + PartialEq + Send + 'static,
-        F: Fn(&Store) -> Fut,
-        Fut: Future<Output = Result<T>> + Send + 'static,
-    {
-        self.read_compared(group, operation, ids, canon, call, Compared::Answer)
-            .await
-    }
-
-    async fn read_compared<T, F, Fut>(
+    /// [`read`](Self::read) with the shadow read compared as `compared` says
+    /// ([`Compared::Answer`] for answers that cost less to copy than to read again).
+    pub(crate) async fn read_compared<T, F, Fut>(
         self: &Arc<Self>,
         group: ModelGroup,
         operation: &'static str,
@@ -1012,24 +994,36 @@ mod tests {
     use super::{Router, same_answer};
     use crate::Phase;
 
+    /// A router over memory stores (`new` the new one), every group in `shadow` with the given
+    /// shadow yield, its repair log named after `test`, holding user `u1` ("Ada").
+    async fn shadow_router(
+        test: &str,
+        new: &chatstore_core::Store,
+        shadow_yield: Duration,
+    ) -> (Router, std::path::PathBuf) {
+        let log = std::env::temp_dir().join(format!(
+            "chatstore-router-{test}-{}.jsonl",
+            std::process::id()
+        ));
+        let router = Router::builder(memory::store())
+            .new_store_for_all(new)
+            .phase_for_all(Phase::Shadow)
+            .repair_log(&log)
+            .shadow_yield(shadow_yield)
+            .build()
+            .expect("router");
+        let ada = NewUser::new("ada@example.com", "Ada").with_id("u1");
+        router.store().users.create(ada).await.expect("create u1");
+        (router, log)
+    }
+
     /// A shadow read waits while a caller's call is running through the router, and starts
     /// once none is, or once it has waited `shadow_yield`, whichever comes first.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shadow_reads_wait_for_callers_at_most_the_shadow_yield() {
-        let log = std::env::temp_dir().join(format!(
-            "chatstore-router-yield-{}.jsonl",
-            std::process::id()
-        ));
-        let router = Router::builder(memory::store())
-            .new_store_for_all(&memory::store())
-            .phase_for_all(Phase::Shadow)
-            .repair_log(&log)
-            .shadow_yield(Duration::from_millis(300))
-            .build()
-            .expect("router");
+        let (router, log) =
+            shadow_router("yield", &memory::store(), Duration::from_millis(300)).await;
         let store = router.store();
-        let ada = NewUser::new("ada@example.com", "Ada").with_id("u1");
-        store.users.create(ada).await.expect("create u1");
         // A caller's call still running (another request, say).
         let running = router.shared.foreground();
         store.users.get("u1").await.expect("read u1");
@@ -1054,21 +1048,9 @@ mod tests {
     /// the new store alone still is.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_between_the_callers_read_and_its_shadow_is_no_difference() {
-        let log = std::env::temp_dir().join(format!(
-            "chatstore-router-between-{}.jsonl",
-            std::process::id()
-        ));
         let new = memory::store();
-        let router = Router::builder(memory::store())
-            .new_store_for_all(&new)
-            .phase_for_all(Phase::Shadow)
-            .repair_log(&log)
-            .shadow_yield(Duration::from_secs(600))
-            .build()
-            .expect("router");
+        let (router, log) = shadow_router("between", &new, Duration::from_secs(600)).await;
         let store = router.store();
-        let ada = NewUser::new("ada@example.com", "Ada").with_id("u1");
-        store.users.create(ada).await.expect("create u1");
         let running = router.shared.foreground();
         let read = store.users.get("u1").await.expect("read u1");
         assert_eq!(read.name, "Ada");
