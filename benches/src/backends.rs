@@ -376,7 +376,6 @@ async fn open_routed(pocketbase_url: String, phase: Phase) -> Result<Opened> {
             }
         }
     }
-    let old_direct = opened[0].store.clone();
     let (old, new, ref_old, ref_new) = (
         opened[0].store.clone(),
         opened[1].store.clone(),
@@ -412,7 +411,7 @@ async fn open_routed(pocketbase_url: String, phase: Phase) -> Result<Opened> {
     // same file, connections and threads, so the ratio holds no difference between two
     // stores, only the router's.
     let routed = if phase == Phase::Shadow {
-        routed.with_inner_reference(ROUTER_OLD_DIRECT, old_direct)
+        routed.with_inner_reference(ROUTER_OLD_DIRECT, opened[0].store.clone())
     } else {
         routed
     };

@@ -98,20 +98,19 @@ fn ratio(routed: Duration, reference: Duration) -> f64 {
 pub fn checks(report: &Report) -> Vec<Check> {
     let mut out = Vec::new();
     for op in SHADOWED_READS {
-        let second = reference_p50(report, SHADOW, OLD, op);
-        let direct = reference_p50(report, SHADOW, ROUTER_OLD_DIRECT, op)
-            .map(|p| (ROUTER_OLD_DIRECT, p))
-            .or(second.map(|p| (OLD, p)));
-        if let (Some(routed), Some((reference, old))) = (p50(report, SHADOW, op), direct) {
+        if let (Some(routed), Some(old)) = (
+            p50(report, SHADOW, op),
+            reference_p50(report, SHADOW, ROUTER_OLD_DIRECT, op),
+        ) {
             out.push(Check {
                 backend: SHADOW,
                 op,
-                reference,
+                reference: ROUTER_OLD_DIRECT,
                 ratio: ratio(routed, old),
                 p50s: (routed, old),
                 own_run: p50(report, OLD, op),
                 both_at_once: None,
-                second_store: second.filter(|_| reference != OLD),
+                second_store: reference_p50(report, SHADOW, OLD, op),
             });
         }
     }
