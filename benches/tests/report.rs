@@ -420,6 +420,7 @@ async fn vector_copy_sections_run_alone_one_per_source() {
         ],
         stream_runs: 0,
         copy_items: 300,
+        copy_rounds: 2,
         vector_copy_only: true,
         ..tiny(dir.path())
     };
@@ -437,6 +438,7 @@ async fn vector_copy_sections_run_alone_one_per_source() {
         assert!(r.read_alone > Duration::ZERO && r.copy_alone > Duration::ZERO);
         assert!(r.migration_copy > Duration::ZERO && r.migration_copy <= r.migration_total);
         assert!(r.share() > 0.0);
+        assert_eq!(r.round_shares.len(), 2, "{r:?}");
         let name = source.name();
         assert!(
             md.contains(&format!("\n## {name} → pgvector copy\n")),

@@ -55,6 +55,9 @@ pub struct BenchArgs {
     /// `sqlite` run); 0 leaves them out.
     #[arg(long, default_value_t = chatstore_benches::vector_copy::DEFAULT_ITEMS)]
     pub copy_items: u64,
+    /// Rounds of the vector copy sections' three measurements; the share is their median.
+    #[arg(long, default_value_t = chatstore_benches::vector_copy::ROUNDS)]
+    pub copy_rounds: usize,
     /// Adds the migration section: `chatstore migrate`'s engine against the raw bulk import of
     /// the same records into PostgreSQL and PocketBase, and its memory at two source sizes.
     #[arg(long)]
@@ -159,6 +162,7 @@ fn report_config(args: &BenchArgs) -> ReportConfig {
         stream_runs: args.stream_runs,
         streaming_only: args.only == Some(Section::Streaming),
         copy_items: args.copy_items,
+        copy_rounds: args.copy_rounds.max(1),
         vector_copy_only: args.only == Some(Section::VectorCopy),
         migration: migration_config(args),
     }

@@ -3,8 +3,12 @@
 //! verification finds a changed field, a missing record and an extra one.
 
 use chatstore_core::rows::{ALL_TABLES, ColumnKind, Cond, Row, RowOp, RowQuery, Table};
+use std::sync::atomic::Ordering;
+
+use chatstore_core::vectors::{CollectionItems, SearchHit, VectorFilter};
 use chatstore_core::{
-    ChatPatch, ModelGroup, NewChat, NewFile, NewMessage, NewUser, Store, Tag, VectorItem, memory,
+    ChatPatch, Error, ModelGroup, NewChat, NewFile, NewMessage, NewUser, Store, Tag, VectorItem,
+    VectorRepo, memory,
 };
 use chatstore_migrate::{MigrateOptions, Migration, Silent, verify};
 use serde_json::json;
@@ -452,4 +456,151 @@ async fn a_refused_vector_is_set_aside_and_the_other_collections_arrive() {
     }
     let squatted = target.vectors.get("file-3").await.expect("get");
     assert_eq!(squatted.len(), 1);
+}
+
+/// A target whose writes naming `file-2` wait a moment, then fail as unavailable while
+/// `failing` is set; every other call goes to `inner`.
+struct Stalling {
+    inner: std::sync::Arc<dyn VectorRepo>,
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Stalling {
+    async fn gate(&self, collections: &[&str]) -> chatstore_core::Result<()> {
+        if collections.contains(&"file-2") && self.failing.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            return Err(Error::unavailable(
+                "the target went away",
+                std::io::Error::other("stalled"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl VectorRepo for Stalling {
+    async fn has_collection(&self, name: &str) -> chatstore_core::Result<bool> {
+        self.inner.has_collection(name).await
+    }
+    async fn delete_collection(&self, name: &str) -> chatstore_core::Result<()> {
+        self.inner.delete_collection(name).await
+    }
+    async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> chatstore_core::Result<()> {
+        self.gate(&[collection]).await?;
+        self.inner.insert(collection, items).await
+    }
+    async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> chatstore_core::Result<()> {
+        self.gate(&[collection]).await?;
+        self.inner.upsert(collection, items).await
+    }
+    async fn upsert_many(&self, entries: Vec<CollectionItems>) -> chatstore_core::Result<()> {
+        let names: Vec<&str> = entries.iter().map(|(c, _)| c.as_str()).collect();
+        self.gate(&names).await?;
+        self.inner.upsert_many(entries).await
+    }
+    async fn search(
+        &self,
+        collection: &str,
+        vectors: &[Vec<f32>],
+        filter: Option<&VectorFilter>,
+        limit: u32,
+    ) -> chatstore_core::Result<Vec<Vec<SearchHit>>> {
+        self.inner.search(collection, vectors, filter, limit).await
+    }
+    async fn query(
+        &self,
+        collection: &str,
+        filter: &VectorFilter,
+        limit: Option<u32>,
+    ) -> chatstore_core::Result<Vec<VectorItem>> {
+        self.inner.query(collection, filter, limit).await
+    }
+    async fn get(&self, collection: &str) -> chatstore_core::Result<Vec<VectorItem>> {
+        self.inner.get(collection).await
+    }
+    async fn delete(
+        &self,
+        collection: &str,
+        ids: Option<&[String]>,
+        filter: Option<&VectorFilter>,
+    ) -> chatstore_core::Result<u64> {
+        self.inner.delete(collection, ids, filter).await
+    }
+    async fn reset(&self) -> chatstore_core::Result<()> {
+        self.inner.reset().await
+    }
+    async fn collections(&self) -> chatstore_core::Result<Vec<String>> {
+        self.inner.collections().await
+    }
+    async fn scan(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> chatstore_core::Result<Vec<VectorItem>> {
+        self.inner.scan(collection, after, limit).await
+    }
+}
+
+/// Two writes run at once: when the earlier one fails for good while the later one has
+/// committed, the checkpoint stays before the failed one, so the resumed run writes both
+/// again and nothing is skipped.
+#[tokio::test]
+async fn a_write_failing_beside_a_committed_later_one_is_not_skipped_on_resume() {
+    let source = memory::store();
+    for f in 0..8 {
+        let items = (0..2)
+            .map(|k| VectorItem {
+                id: format!("f{f}-{k}"),
+                text: format!("chunk {k} of file {f}"),
+                vector: vec![1.0, f as f32, k as f32],
+                metadata: serde_json::Map::new(),
+            })
+            .collect();
+        source
+            .vectors
+            .insert(&format!("file-{f}"), items)
+            .await
+            .expect("seed vectors");
+    }
+    let memory_target = memory::store();
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut parts = memory_target.parts();
+    parts.vectors = std::sync::Arc::new(Stalling {
+        inner: parts.vectors.clone(),
+        failing: failing.clone(),
+    });
+    let target = Store::new("stalling", memory_target.capabilities(), parts);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = options(&dir);
+    o.groups = vec![ModelGroup::Vectors];
+    // One collection per write: file-2's write fails while file-3's runs beside it.
+    o.batch_size = 2;
+    let failed = Migration::new(&source, &target, o.clone(), &Silent)
+        .run()
+        .await
+        .expect_err("file-2 cannot be written");
+    assert!(failed.is_retryable(), "{failed}");
+    let written = memory_target.vectors.collections().await.expect("list");
+    assert!(
+        written.contains(&"file-3".to_owned()),
+        "file-3 was written beside file-2: {written:?}"
+    );
+    assert!(!written.contains(&"file-2".to_owned()), "{written:?}");
+
+    failing.store(false, Ordering::SeqCst);
+    Migration::new(&source, &target, o, &Silent)
+        .run()
+        .await
+        .expect("resumed");
+    for f in 0..8 {
+        let got = memory_target
+            .vectors
+            .get(&format!("file-{f}"))
+            .await
+            .expect("get");
+        assert_eq!(got.len(), 2, "file-{f}");
+    }
 }

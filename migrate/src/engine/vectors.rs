@@ -18,10 +18,13 @@
 //! single collection, one `VectorRepo::upsert_many` for several (pgvector: one transaction and
 //! one COPY for a hundred four-row collections, instead of a transaction each). Writing every
 //! page as soon as it was ready made a small transaction per one or two collections, about
-//! 15 ms each on a loaded machine: the writer then held the copy back, not the reader. The
-//! reader runs at most [`PAGES_AHEAD`] batches of records ahead of what is written (a
-//! semaphore of records, given back as they are written), so it reads the next batch while
-//! one is written, besides the first pages read ahead and the one being read. Copied
+//! 15 ms each on a loaded machine: the writer then held the copy back, not the reader.
+//! [`WRITES_IN_FLIGHT`] writes run at once, so the target has the next batch's rows while a
+//! write spends its own round trips (transaction, claim, delete, commit); their results are
+//! taken in the order the batches were read, so counts, dead letters, checkpoints and the
+//! collections handed on for preparation follow the source's order whichever write ends
+//! first. The reader runs at most [`PAGES_AHEAD`] batches of records ahead of what the
+//! writes in flight hold (a semaphore of records, given back as they are written). Copied
 //! collections are prepared for searching (`VectorRepo::optimize_many`: pgvector decides all
 //! its small ones in one statement) beside the copy of the next ones, those whose copy ended
 //! meanwhile together, and every preparation ends before the target's `finish_load`.
@@ -31,7 +34,8 @@
 //! the target refuses become dead letters.
 //!
 //! Checkpoints stay exact: the state names the collection and the last id of a page only once
-//! the target committed that page and every page before it. They are written once at least a
+//! the target committed that page and every page before it (a later write that committed
+//! beside a failed earlier one is written again by the resumed run). They are written once at least a
 //! batch of records or [`CHECKPOINT_EVERY`] has passed since the last one (not after every
 //! small collection: each checkpoint syncs the state file and its folder), before a read
 //! error stops the run, and at the end. While the records are written, a checkpoint is saved
@@ -46,6 +50,8 @@ use std::time::{Duration, Instant};
 
 use chatstore_core::vectors::CollectionItems;
 use chatstore_core::{Error, ErrorKind, ModelGroup, Result, VectorItem, VectorRepo};
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -54,6 +60,12 @@ use crate::read::retrying;
 
 /// Batches of records read ahead of those being written.
 const PAGES_AHEAD: usize = 2;
+
+/// Writes running at once. Two keep the target busy while a write's own round trips (its
+/// transaction, the claim of its collections, the delete of the ids it replaces) and the
+/// engine's work run: one at a time, those left the target idle for a fifth of the copy.
+/// Writes of one collection still run one after another (the target's per-collection claim).
+const WRITES_IN_FLIGHT: usize = 2;
 
 /// Collections whose first page is read at once, ahead of the writer.
 pub const COLLECTIONS_AHEAD: usize = 4;
@@ -90,7 +102,9 @@ impl Migration<'_> {
         // Unbounded in messages, bounded in records: the reader takes a permit per record it
         // sends and the writer gives them back once they are written.
         let (sender, mut pages) = mpsc::unbounded_channel();
-        let budget = Arc::new(Semaphore::new(PAGES_AHEAD * limit as usize));
+        let budget = Arc::new(Semaphore::new(
+            (PAGES_AHEAD + WRITES_IN_FLIGHT - 1) * limit as usize,
+        ));
         let reader = tokio::spawn(read_ahead(
             src,
             collections,
@@ -116,68 +130,73 @@ impl Migration<'_> {
         let writer = async {
             let mut unsaved = 0u64;
             let mut saved_at = Instant::now();
+            // Pages received for the next write, the collections they complete, and a read
+            // error that stops the run once what came before it is written.
+            let mut next = Gathered::default();
+            let mut ended = false;
+            let mut in_flight = FuturesOrdered::new();
             let outcome = loop {
-                let Some(first) = pages.recv().await else {
-                    break Ok(());
-                };
-                // The pages that follow, up to a batch of records (the reader goes on reading
-                // while it is written), or up to a read error.
-                let mut ready = vec![first];
-                let mut records = ready[0].as_ref().map_or(0, Ahead::records);
-                while records < limit as usize && ready.last().is_some_and(|r| r.is_ok()) {
-                    let Some(next) = pages.recv().await else {
-                        break;
+                if next.ready(limit, ended)
+                    && in_flight.len()
+                        < std::env::var("DBG_INFLIGHT")
+                            .ok()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(WRITES_IN_FLIGHT)
+                {
+                    in_flight.push_back(self.write_gathered(next.take()));
+                    continue;
+                }
+                if ended && in_flight.is_empty() {
+                    break match next.failed.take() {
+                        Some(e) => Err(e),
+                        None => Ok(()),
                     };
-                    records += next.as_ref().map_or(0, Ahead::records);
-                    ready.push(next);
                 }
-                let mut entries: Vec<CollectionItems> = Vec::new();
-                let mut done = Vec::new();
-                let mut failed = None;
-                for next in ready {
-                    match next {
-                        Ok(Ahead::Page(collection, items)) => match entries.last_mut() {
-                            Some((last, pending)) if *last == collection => pending.extend(items),
-                            _ => entries.push((collection, items)),
-                        },
-                        Ok(Ahead::Done(collection)) => done.push(collection),
-                        // A read that failed for good: what came before is written and saved.
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
+                let receiving = !ended && next.failed.is_none() && next.records < limit as usize;
+                tokio::select! {
+                    page = pages.recv(), if receiving => match page {
+                        Some(page) => next.add(page),
+                        None => ended = true,
+                    },
+                    Some((wrote, last, done)) = in_flight.next() => {
+                        let wrote = match wrote {
+                            Ok(wrote) => wrote,
+                            Err(e) => break Err(e),
+                        };
+                        gs.counts.read += wrote.read;
+                        gs.counts.written += wrote.written;
+                        for letter in wrote.letters {
+                            run.letter(gs, group, "vector", letter.id, letter.record, &letter.error);
                         }
-                    }
-                }
-                if !entries.is_empty() {
-                    let n: u64 = entries.iter().map(|(_, items)| items.len() as u64).sum();
-                    let last = entries.last().map(|(collection, items)| {
-                        (collection.clone(), items.last().map(|i| i.id.clone()))
-                    });
-                    gs.counts.read += n;
-                    if let Err(e) = self.vector_entries(run, gs, entries).await {
-                        break Err(e);
-                    }
-                    budget.add_permits(usize::try_from(n).unwrap_or(usize::MAX));
-                    self.batch_done(run, group);
-                    if let Some((collection, last)) = last {
-                        gs.stage = Some(collection);
-                        gs.cursor = last.map(Value::String);
-                    }
-                    unsaved += n;
-                    if unsaved >= u64::from(limit) || saved_at.elapsed() >= CHECKPOINT_EVERY {
-                        if let Err(e) = run.checkpoint_behind(group, gs, self.progress).await {
-                            break Err(e);
+                        budget.add_permits(usize::try_from(wrote.read).unwrap_or(usize::MAX));
+                        if wrote.read > 0 {
+                            self.batch_done(run, group);
                         }
-                        (unsaved, saved_at) = (0, Instant::now());
-                    }
+                        if let Some((collection, last)) = last {
+                            gs.stage = Some(collection);
+                            gs.cursor = last.map(Value::String);
+                        }
+                        unsaved += wrote.read;
+                        if unsaved >= u64::from(limit) || saved_at.elapsed() >= CHECKPOINT_EVERY {
+                            if let Err(e) = run.checkpoint_behind(group, gs, self.progress).await {
+                                break Err(e);
+                            }
+                            (unsaved, saved_at) = (0, Instant::now());
+                        }
+                        for collection in done {
+                            let _ = copied.send(collection);
+                        }
+                    },
+                    // A read error ends the reading: what came before it is written first.
+                    else => ended = true,
                 }
-                for collection in done {
-                    let _ = copied.send(collection);
-                }
-                if let Some(e) = failed {
-                    break Err(e);
+                if next.failed.is_some() {
+                    ended = true;
                 }
             };
+            // Writes after a failed one are dropped unfinished (rolled back, or committed and
+            // written again by the resumed run: the checkpoint never names them).
+            drop(in_flight);
             drop(copied);
             drop(pages);
             if outcome.is_err() {
@@ -238,47 +257,62 @@ impl Migration<'_> {
         }
     }
 
+    /// Writes a gathered batch; returns what it wrote, with the position it reached (the last
+    /// collection and id) and the collections it completed, for the writer to record in order.
+    async fn write_gathered(&self, batch: Batch) -> (Result<Wrote>, Position, Vec<String>) {
+        let last = batch
+            .entries
+            .last()
+            .map(|(collection, items)| (collection.clone(), items.last().map(|i| i.id.clone())));
+        let read: u64 = batch
+            .entries
+            .iter()
+            .map(|(_, items)| items.len() as u64)
+            .sum();
+        let wrote = if batch.entries.is_empty() {
+            Ok(Wrote::default())
+        } else {
+            self.vector_entries(batch.entries).await.map(|mut wrote| {
+                wrote.read = read;
+                wrote
+            })
+        };
+        (wrote, last, batch.done)
+    }
+
     /// Writes the pages taken together: one `upsert` for one collection, one `upsert_many`
     /// for several; a combined write refused for good is written again collection by
     /// collection (so only the items the target refuses are set aside).
-    async fn vector_entries(
-        &self,
-        run: &mut Run,
-        gs: &mut GroupState,
-        mut entries: Vec<CollectionItems>,
-    ) -> Result<()> {
+    async fn vector_entries(&self, mut entries: Vec<CollectionItems>) -> Result<Wrote> {
         if entries.len() == 1
             && let Some((collection, items)) = entries.pop()
         {
-            return self.vector_batch(run, gs, &collection, items).await;
+            return self.vector_batch(&collection, items).await;
         }
         let target = &self.target.vectors;
         match retrying("writing vectors", || target.upsert_many(entries.clone())).await {
             Ok(()) => {
-                gs.counts.written += entries
-                    .iter()
-                    .map(|(_, items)| items.len() as u64)
-                    .sum::<u64>();
-                return Ok(());
+                let written = entries.iter().map(|(_, items)| items.len() as u64).sum();
+                return Ok(Wrote {
+                    written,
+                    ..Wrote::default()
+                });
             }
             Err(e) if e.is_retryable() => return Err(e),
             Err(_) => {}
         }
+        let mut wrote = Wrote::default();
         for (collection, items) in entries {
-            self.vector_batch(run, gs, &collection, items).await?;
+            let one = self.vector_batch(&collection, items).await?;
+            wrote.written += one.written;
+            wrote.letters.extend(one.letters);
         }
-        Ok(())
+        Ok(wrote)
     }
 
     /// Upserts a batch of one collection (idempotent: a resumed batch writes the same rows);
     /// items the target refuses are set aside one by one.
-    async fn vector_batch(
-        &self,
-        run: &mut Run,
-        gs: &mut GroupState,
-        collection: &str,
-        items: Vec<VectorItem>,
-    ) -> Result<()> {
+    async fn vector_batch(&self, collection: &str, items: Vec<VectorItem>) -> Result<Wrote> {
         let target = &self.target.vectors;
         let n = items.len() as u64;
         match retrying("writing vectors", || {
@@ -287,35 +321,103 @@ impl Migration<'_> {
         .await
         {
             Ok(()) => {
-                gs.counts.written += n;
-                return Ok(());
+                return Ok(Wrote {
+                    written: n,
+                    ..Wrote::default()
+                });
             }
             Err(e) if e.is_retryable() => return Err(e),
             Err(_) => {}
         }
+        let mut wrote = Wrote::default();
         for item in items {
             match retrying("writing a vector", || {
                 target.upsert(collection, vec![item.clone()])
             })
             .await
             {
-                Ok(()) => gs.counts.written += 1,
+                Ok(()) => wrote.written += 1,
                 Err(e) if e.is_retryable() => return Err(e),
-                Err(e) => {
-                    let record = serde_json::json!({"collection": collection, "item": item});
-                    run.letter(
-                        gs,
-                        ModelGroup::Vectors,
-                        "vector",
-                        item.id.clone(),
-                        record,
-                        &e,
-                    );
-                }
+                Err(error) => wrote.letters.push(Letter {
+                    id: item.id.clone(),
+                    record: serde_json::json!({"collection": collection, "item": item}),
+                    error,
+                }),
             }
         }
-        Ok(())
+        Ok(wrote)
     }
+}
+
+/// The last collection a write reached, and its last id.
+type Position = Option<(String, Option<String>)>;
+
+/// What the writer received for its next write.
+#[derive(Default)]
+struct Gathered {
+    /// Pages, those of one collection merged.
+    entries: Vec<CollectionItems>,
+    /// Collections whose every page was received.
+    done: Vec<String>,
+    /// Records in `entries`.
+    records: usize,
+    /// A read that failed for good: what came before is written, then the run stops.
+    failed: Option<Error>,
+}
+
+/// One write's pages and the collections it completes.
+struct Batch {
+    entries: Vec<CollectionItems>,
+    done: Vec<String>,
+}
+
+impl Gathered {
+    fn add(&mut self, received: Result<Ahead>) {
+        match received {
+            Ok(Ahead::Page(collection, items)) => {
+                self.records += items.len();
+                match self.entries.last_mut() {
+                    Some((last, pending)) if *last == collection => pending.extend(items),
+                    _ => self.entries.push((collection, items)),
+                }
+            }
+            Ok(Ahead::Done(collection)) => self.done.push(collection),
+            Err(e) => self.failed = Some(e),
+        }
+    }
+
+    /// Whether a write is due: a batch of records, or whatever is left once nothing more comes.
+    fn ready(&self, limit: u32, ended: bool) -> bool {
+        let something = !self.entries.is_empty() || !self.done.is_empty();
+        something && (ended || self.failed.is_some() || self.records >= limit as usize)
+    }
+
+    /// The next write's pages, leaving a read error behind.
+    fn take(&mut self) -> Batch {
+        self.records = 0;
+        Batch {
+            entries: std::mem::take(&mut self.entries),
+            done: std::mem::take(&mut self.done),
+        }
+    }
+}
+
+/// What one write did.
+#[derive(Default)]
+struct Wrote {
+    /// Records it was given.
+    read: u64,
+    /// Records the target holds.
+    written: u64,
+    /// Records the target refused, to be set aside.
+    letters: Vec<Letter>,
+}
+
+/// A record the target refused, and why.
+struct Letter {
+    id: String,
+    record: Value,
+    error: Error,
 }
 
 /// Walks `collections` in order (the first from after `resume`), sending every page and each
@@ -396,16 +498,6 @@ async fn read_ahead(
         // and nothing to prepare.
         if sent && pages.send(Ok(Ahead::Done(collection))).is_err() {
             return;
-        }
-    }
-}
-
-impl Ahead {
-    /// The records it carries.
-    fn records(&self) -> usize {
-        match self {
-            Ahead::Page(_, items) => items.len(),
-            Ahead::Done(_) => 0,
         }
     }
 }
