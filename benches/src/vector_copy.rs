@@ -533,3 +533,31 @@ fn encode(rows: &[(&str, &VectorItem)], dim: usize) -> Vec<u8> {
     buf.extend_from_slice(&(-1i16).to_be_bytes());
     buf
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CopyResult;
+    use std::time::Duration;
+
+    /// The verdict is the median round; the best times taken together are shown apart.
+    #[test]
+    fn the_share_is_the_median_of_the_rounds() {
+        let r = CopyResult {
+            items: 1000,
+            collections: 2,
+            batch: 500,
+            read_alone: Duration::from_millis(100),
+            copy_alone: Duration::from_millis(400),
+            migration_copy: Duration::from_millis(500),
+            migration_total: Duration::from_millis(900),
+            round_shares: vec![2.3, 0.7, 0.85, 0.9, 0.6, 0.95],
+        };
+        assert!((r.share() - 0.875).abs() < 1e-9);
+        assert!((r.best_share() - 0.8).abs() < 1e-9);
+        let unpaired = CopyResult {
+            round_shares: Vec::new(),
+            ..r
+        };
+        assert!((unpaired.share() - 0.8).abs() < 1e-9);
+    }
+}

@@ -18,6 +18,7 @@ async fn the_migration_section_measures_every_configured_target() {
     let mut config = MigrationConfig::new(Scale::new(30), DEFAULT_SEED);
     config.memory_scales = vec![Scale::new(10), Scale::new(30)];
     config.batch_size = 7;
+    config.rounds = 2;
     let report = migration::measure(&config).await.expect("the section runs");
     assert!(
         report.failures().is_empty(),
@@ -28,6 +29,7 @@ async fn the_migration_section_measures_every_configured_target() {
     assert_eq!(report.targets.len(), expected, "{:?}", report.skipped);
     for t in &report.targets {
         assert!(t.share().is_some_and(|s| s > 0.0), "{t:?}");
+        assert_eq!(t.round_shares.len(), 2, "{t:?}");
     }
     if postgres.is_some() {
         assert_eq!(report.memory.len(), 2);
@@ -36,5 +38,9 @@ async fn the_migration_section_measures_every_configured_target() {
     assert!(md.contains("## Migration"));
     for t in &report.targets {
         assert!(md.contains(&format!("| {} (", t.target)), "{md}");
+        assert!(
+            md.contains(&format!("{}: the rounds' shares", t.target)),
+            "{md}"
+        );
     }
 }

@@ -66,6 +66,10 @@ pub struct BenchArgs {
     /// --scale).
     #[arg(long)]
     pub migration_memory_scale: Option<Scale>,
+    /// Rounds of the migration section's throughput comparison per target; the share is
+    /// their median.
+    #[arg(long, default_value_t = chatstore_benches::migration::ROUNDS)]
+    pub migration_rounds: usize,
 }
 
 /// A part of the report that can be run alone.
@@ -140,6 +144,7 @@ fn migration_config(args: &BenchArgs) -> Option<MigrationConfig> {
             m.targets.retain(|t| args.backends.contains(t));
         }
         m.progress = true;
+        m.rounds = args.migration_rounds.max(1);
         m
     })
 }
