@@ -98,17 +98,8 @@ impl TargetRun {
         let (Ok(m), Ok(r)) = (&self.migrate, &self.raw) else {
             return None;
         };
-        let mut shares = self.round_shares.clone();
-        if shares.is_empty() {
-            return Some(r.as_secs_f64() / m.as_secs_f64().max(1e-9));
-        }
-        shares.sort_by(f64::total_cmp);
-        let mid = shares.len() / 2;
-        Some(if shares.len() % 2 == 1 {
-            shares[mid]
-        } else {
-            (shares[mid - 1] + shares[mid]) / 2.0
-        })
+        crate::stats::median(&self.round_shares)
+            .or_else(|| Some(r.as_secs_f64() / m.as_secs_f64().max(1e-9)))
     }
 }
 

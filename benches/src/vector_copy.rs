@@ -159,17 +159,7 @@ impl CopyResult {
     /// The copy's rate as a share of the slower ceiling: the median of the rounds' shares
     /// (the share of the best times when no round is recorded).
     pub fn share(&self) -> f64 {
-        let mut shares = self.round_shares.clone();
-        if shares.is_empty() {
-            return self.best_share();
-        }
-        shares.sort_by(f64::total_cmp);
-        let mid = shares.len() / 2;
-        if shares.len() % 2 == 1 {
-            shares[mid]
-        } else {
-            (shares[mid - 1] + shares[mid]) / 2.0
-        }
+        crate::stats::median(&self.round_shares).unwrap_or_else(|| self.best_share())
     }
 
     /// The share of the best times, each possibly from another round.
