@@ -136,13 +136,7 @@ impl Migration<'_> {
             let mut ended = false;
             let mut in_flight = FuturesOrdered::new();
             let outcome = loop {
-                if next.ready(limit, ended)
-                    && in_flight.len()
-                        < std::env::var("DBG_INFLIGHT")
-                            .ok()
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(WRITES_IN_FLIGHT)
-                {
+                if next.ready(limit, ended) && in_flight.len() < WRITES_IN_FLIGHT {
                     in_flight.push_back(self.write_gathered(next.take()));
                     continue;
                 }
@@ -187,9 +181,11 @@ impl Migration<'_> {
                             let _ = copied.send(collection);
                         }
                     },
-                    // A read error ends the reading: what came before it is written first.
+                    // Nothing left to wait for: the checks above end the loop first, this
+                    // only keeps it from spinning.
                     else => ended = true,
                 }
+                // A read error ends the reading: what came before it is written first.
                 if next.failed.is_some() {
                     ended = true;
                 }
