@@ -35,9 +35,9 @@
 //!
 //! Checkpoints stay exact: the state names the collection and the last id of a page only once
 //! the target committed that page and every page before it (a later write that committed
-//! beside a failed earlier one is written again by the resumed run). They are written once at least a
-//! batch of records or [`CHECKPOINT_EVERY`] has passed since the last one (not after every
-//! small collection: each checkpoint syncs the state file and its folder), before a read
+//! beside a failed earlier one is written again by the resumed run). They are written once at
+//! least a batch of records or [`CHECKPOINT_EVERY`] has passed since the last one (not after
+//! every small collection: each checkpoint syncs the state file and its folder), before a read
 //! error stops the run, and at the end. While the records are written, a checkpoint is saved
 //! by a blocking task beside the next write, as the chats' pages are (syncing on the writer's
 //! path held every write back by the disk's sync time: 1-6 ms a batch on the test machine,
@@ -160,7 +160,8 @@ impl Migration<'_> {
                         gs.counts.read += wrote.read;
                         gs.counts.written += wrote.written;
                         for letter in wrote.letters {
-                            run.letter(gs, group, "vector", letter.id, letter.record, &letter.error);
+                            let Letter { id, record, error } = letter;
+                            run.letter(gs, group, "vector", id, record, &error);
                         }
                         budget.add_permits(usize::try_from(wrote.read).unwrap_or(usize::MAX));
                         if wrote.read > 0 {
