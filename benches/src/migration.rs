@@ -347,14 +347,13 @@ pub async fn measure(config: &MigrationConfig) -> Result<MigrationReport> {
                 run.round_shares
                     .push(r.as_secs_f64() / m.as_secs_f64().max(1e-9));
             }
-            run.migrate = best(run.migrate, migrate_time);
-            run.raw = best(run.raw, raw);
-            // Every round's verification must find the target equal; the first failure stays.
-            run.verify = match (run.verify, verify) {
-                (Err(e), _) if round > 0 => Err(e),
-                (Ok(a), Ok(b)) => Ok(a.min(b)),
-                (_, v) => v,
-            };
+            if round == 0 {
+                (run.migrate, run.raw, run.verify) = (migrate_time, raw, verify);
+            } else {
+                run.migrate = best_unless_failed(run.migrate, migrate_time);
+                run.raw = best_unless_failed(run.raw, raw);
+                run.verify = best_unless_failed(run.verify, verify);
+            }
         }
         if run.baseline.is_empty() {
             report
@@ -538,15 +537,16 @@ impl MigrationReport {
     }
 }
 
-/// The shorter of two timings; a failure is kept only when neither ran.
-fn best(
+/// The shorter of two rounds' timings, or the first failure of either: a round that failed
+/// (a migration, a raw import, a verification that found a difference) is never hidden by
+/// another that went well.
+fn best_unless_failed(
     a: std::result::Result<Duration, String>,
     b: std::result::Result<Duration, String>,
 ) -> std::result::Result<Duration, String> {
     match (a, b) {
         (Ok(a), Ok(b)) => Ok(a.min(b)),
-        (Ok(a), Err(_)) => Ok(a),
-        (Err(_), b) => b,
+        (Err(e), _) | (_, Err(e)) => Err(e),
     }
 }
 
@@ -602,7 +602,7 @@ pub async fn run_alone(
 
 #[cfg(test)]
 mod tests {
-    use super::TargetRun;
+    use super::{TargetRun, best_unless_failed};
     use std::time::Duration;
 
     fn run(shares: &[f64]) -> TargetRun {
@@ -629,5 +629,15 @@ mod tests {
             ..run(&[0.9])
         };
         assert_eq!(failed.share(), None);
+    }
+
+    /// One failed round fails the target, whichever round it was.
+    #[test]
+    fn a_failed_round_is_never_hidden_by_a_good_one() {
+        let ok = |ms| Ok(Duration::from_millis(ms));
+        let failed = || Err("the stores differ".to_owned());
+        assert_eq!(best_unless_failed(ok(5), ok(3)), ok(3));
+        assert_eq!(best_unless_failed(ok(5), failed()), failed());
+        assert_eq!(best_unless_failed(failed(), ok(3)), failed());
     }
 }
