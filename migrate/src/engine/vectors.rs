@@ -261,11 +261,7 @@ impl Migration<'_> {
             .entries
             .last()
             .map(|(collection, items)| (collection.clone(), items.last().map(|i| i.id.clone())));
-        let read: u64 = batch
-            .entries
-            .iter()
-            .map(|(_, items)| items.len() as u64)
-            .sum();
+        let read = batch.records as u64;
         let wrote = if batch.entries.is_empty() {
             Ok(Wrote::default())
         } else {
@@ -366,6 +362,8 @@ struct Gathered {
 struct Batch {
     entries: Vec<CollectionItems>,
     done: Vec<String>,
+    /// Records in `entries`.
+    records: usize,
 }
 
 impl Gathered {
@@ -391,10 +389,10 @@ impl Gathered {
 
     /// The next write's pages, leaving a read error behind.
     fn take(&mut self) -> Batch {
-        self.records = 0;
         Batch {
             entries: std::mem::take(&mut self.entries),
             done: std::mem::take(&mut self.done),
+            records: std::mem::take(&mut self.records),
         }
     }
 }
