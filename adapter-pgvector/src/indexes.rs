@@ -9,6 +9,9 @@
 //!   its 1536 column) gets a narrow index: its own leading components (from 256 on scaled to
 //!   unit length, as `halfvec`: `search::narrow_expression`), when no row is non-zero past them;
 //!   `index_dimension` in the side table records it (see "Narrow indexes" in the README).
+//! - Any other collection's index orders by the column scaled to unit length
+//!   (`search::IndexKey::Normalised`, recorded as `index_normalised`), an ordering Open
+//!   WebUI's global index cannot serve, so the planner never walks that one instead.
 //! - A rebuild (other `m` / `ef_construction`, or the other kind: narrow or whole column)
 //!   builds the new index under the collection's other index name next to the old one, points
 //!   the side table at it, then drops the old one `CONCURRENTLY`. Until calibration records an
@@ -31,7 +34,7 @@ use sqlx::{Connection, PgConnection, Row};
 use crate::PgVectorStore;
 use crate::error::during;
 use crate::schema::FILTER_KEYS;
-use crate::search::{SearchPlan, narrow_expression};
+use crate::search::{IndexKey, SearchPlan};
 
 /// Prefix of chatstore's partial HNSW indexes.
 const INDEX_PREFIX: &str = "chatstore_hnsw_";
@@ -63,9 +66,11 @@ const INDEX_DDL: &str = "SELECT format('CREATE INDEX CONCURRENTLY %I ON document
      $1::text, $6::text, $2::text, $4::int, $5::int, $3::text)";
 /// Points the side table at a new index and records the components it covers; a calibrated
 /// `ef_search` of the old one stays until the new one is calibrated.
-const MARK_INDEXED: &str = "INSERT INTO chatstore_collection (name, index_name, index_dimension) \
-     VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE \
-     SET index_name = EXCLUDED.index_name, index_dimension = EXCLUDED.index_dimension";
+const MARK_INDEXED: &str = "INSERT INTO chatstore_collection \
+     (name, index_name, index_dimension, index_normalised) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE \
+     SET index_name = EXCLUDED.index_name, index_dimension = EXCLUDED.index_dimension, \
+     index_normalised = EXCLUDED.index_normalised";
 /// Whether a row of the collection has a non-zero component past `$2 - 1` (then no narrow
 /// index: it would rank that row by its leading components only). `{norm}` is the column
 /// type's norm function.
@@ -87,8 +92,8 @@ const VALUE_COUNTS: &str = "SELECT key, value, n FROM (\
 const VALUES_KEPT: i64 = 256;
 /// Searches go exact; the rows are remembered, so the next automatic build waits for growth.
 const MARK_EXACT: &str = "UPDATE chatstore_collection SET hnsw_ef = NULL, index_name = NULL, \
-     index_dimension = NULL, indexed_rows = $2, exact_filter_rows = NULL, value_counts = NULL \
-     WHERE name = $1";
+     index_dimension = NULL, index_normalised = false, indexed_rows = $2, \
+     exact_filter_rows = NULL, value_counts = NULL WHERE name = $1";
 /// [`COUNT`], then [`RESET_WRITTEN`] and [`MARK_EXACT`] in one statement, for the collections
 /// of `$1` that have no index and stay exact (at most `$2` rows, or no HNSW when `$3` is
 /// false); returns those and their rows (the others need the full decision).
@@ -105,7 +110,10 @@ const INDEX_OPTIONS: &str = "SELECT coalesce(c.reloptions, '{}')::text[] FROM pg
 const INVALID: &str = "SELECT c.relname::text FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid \
      WHERE c.relname = ANY($1) AND NOT i.indisvalid";
 const EXISTS: &str = "SELECT to_regclass($1) IS NOT NULL";
-const CURRENT_INDEX: &str = "SELECT index_name, index_dimension, dimension \
+/// [`CURRENT_INDEX`]'s row: the index's name, the components of a narrow one, whether it
+/// orders by the normalised column, and the collection's dimension.
+type CurrentIndex = (Option<String>, Option<i32>, bool, Option<i32>);
+const CURRENT_INDEX: &str = "SELECT index_name, index_dimension, index_normalised, dimension \
      FROM chatstore_collection WHERE name = $1";
 const ANALYZE: &str = "ANALYZE document_chunk";
 /// Random rows of a collection, by `ctid` (the scattered rows calibration times exact scans
@@ -381,8 +389,8 @@ impl PgVectorStore {
                 measured_recall: None,
             });
         }
-        let prefix = self.build_index(collection).await?;
-        let (plan, recall) = self.calibrate(collection, rows, prefix).await?;
+        let key = self.build_index(collection).await?;
+        let (plan, recall) = self.calibrate(collection, rows, key).await?;
         if plan == SearchPlan::Exact {
             self.mark_exact(collection, rows).await?;
         }
@@ -471,21 +479,21 @@ impl PgVectorStore {
 
     /// Makes sure the collection has a valid partial index with the configured parameters:
     /// keeps a fitting one, else builds one `CONCURRENTLY` under the other name and swaps it in.
-    /// Returns the components the index covers when it is narrow (see "Narrow indexes" in the
-    /// crate README): the collection's dimension, when that is less than the column's and every
-    /// row is zero past it.
-    async fn build_index(&self, collection: &str) -> Result<Option<u32>> {
+    /// Returns what the index orders by: a narrow index's components (see "Narrow indexes" in
+    /// the crate README) when the collection's dimension is less than the column's and every
+    /// row is zero past it, else the whole column scaled to unit length (pgvector 0.7+).
+    async fn build_index(&self, collection: &str) -> Result<IndexKey> {
         let mut conn = self.ddl_connection().await?;
         let result = self.build_on(&mut conn, collection).await;
         let closed = conn
             .close()
             .await
             .map_err(during("closing the index build connection"));
-        let prefix = result?;
-        closed.map(|()| prefix)
+        let key = result?;
+        closed.map(|()| key)
     }
 
-    async fn build_on(&self, conn: &mut PgConnection, collection: &str) -> Result<Option<u32>> {
+    async fn build_on(&self, conn: &mut PgConnection, collection: &str) -> Result<IndexKey> {
         // Polled, not waited for: a session blocked in pg_advisory_lock holds a snapshot, and
         // the running build's CREATE INDEX CONCURRENTLY would wait for that snapshot while the
         // waiter waits for its lock (a deadlock across processes).
@@ -510,15 +518,29 @@ impl PgVectorStore {
         for index in invalid {
             drop_concurrently(conn, &index).await?;
         }
-        let row: Option<(Option<String>, Option<i32>, Option<i32>)> = sqlx::query_as(CURRENT_INDEX)
+        let row: Option<CurrentIndex> = sqlx::query_as(CURRENT_INDEX)
             .bind(collection)
             .fetch_optional(&mut *conn)
             .await
             .map_err(during("reading a collection's index"))?;
-        let (current, current_prefix, dimension) = row.unwrap_or_default();
+        let (current, current_prefix, current_normalised, dimension) =
+            row.unwrap_or((None, None, false, None));
         let current = current.filter(|name| is_own_index_name(name));
-        let prefix = self.narrow_prefix(conn, collection, dimension).await?;
-        let same_kind = current_prefix.and_then(|p| u32::try_from(p).ok()) == prefix;
+        let current_key = IndexKey::recorded(
+            current_prefix.and_then(|p| u32::try_from(p).ok()),
+            current_normalised,
+        );
+        let key = match self.narrow_prefix(conn, collection, dimension).await? {
+            Some(p) => IndexKey::Prefix(p),
+            // `l2_normalize` came with pgvector 0.7.
+            None if self.schema.pgvector_version >= (0, 7, 0)
+                && self.schema.dimension.is_some() =>
+            {
+                IndexKey::Normalised
+            }
+            None => IndexKey::Column,
+        };
+        let same_kind = current_key == key;
         if let Some(current) = current.as_ref().filter(|_| same_kind) {
             let options: Option<Vec<String>> = sqlx::query_scalar(INDEX_OPTIONS)
                 .bind(current)
@@ -530,7 +552,7 @@ impl PgVectorStore {
                 format!("ef_construction={}", self.config.hnsw_ef_construction),
             ];
             if options.is_some_and(|o| wanted.iter().all(|w| o.contains(w))) {
-                return Ok(prefix);
+                return Ok(key);
             }
         }
         let new = match &current {
@@ -554,12 +576,10 @@ impl PgVectorStore {
         .execute(&mut *conn)
         .await
         .map_err(during("raising maintenance_work_mem"))?;
-        let (expression, ops) = match prefix {
-            Some(p) => {
-                let (expression, ops) = narrow_expression("vector", p, self.schema.column_type);
-                (format!("({expression})"), ops)
-            }
-            None => ("vector".to_owned(), self.schema.column_type.cosine_ops()),
+        let (expression, ops) = key.expression("vector", &self.schema);
+        let expression = match key {
+            IndexKey::Column => expression,
+            IndexKey::Normalised | IndexKey::Prefix(_) => format!("({expression})"),
         };
         let ddl: String = sqlx::query_scalar(INDEX_DDL)
             .bind(&new)
@@ -578,7 +598,8 @@ impl PgVectorStore {
         sqlx::query(MARK_INDEXED)
             .bind(collection)
             .bind(&new)
-            .bind(prefix.and_then(|p| i32::try_from(p).ok()))
+            .bind(key.prefix().and_then(|p| i32::try_from(p).ok()))
+            .bind(key == IndexKey::Normalised)
             .execute(&mut *conn)
             .await
             .map_err(during("recording a collection's index"))?;
@@ -589,7 +610,7 @@ impl PgVectorStore {
             .execute(&mut *conn)
             .await
             .map_err(during("analysing document_chunk"))?;
-        Ok(prefix)
+        Ok(key)
     }
 
     /// The components a narrow index of the collection covers: the collection's dimension
@@ -631,7 +652,7 @@ impl PgVectorStore {
         &self,
         collection: &str,
         rows: i64,
-        prefix: Option<u32>,
+        key: IndexKey,
     ) -> Result<(SearchPlan, Option<f64>)> {
         let mut conn = self.session().await?;
         let sample = self
@@ -669,10 +690,7 @@ impl PgVectorStore {
         let mut best = None;
         let mut reached: Option<(u32, f64)> = None;
         for &ef in EF_STEPS {
-            let plan = SearchPlan::Hnsw {
-                ef_search: ef,
-                prefix,
-            };
+            let plan = SearchPlan::Hnsw { ef_search: ef, key };
             let started = Instant::now();
             let found = self
                 .run(&mut conn, collection, &queries, None, k, plan)
@@ -710,10 +728,7 @@ impl PgVectorStore {
                     &mut conn,
                     collection,
                     &queries,
-                    SearchPlan::Hnsw {
-                        ef_search: ef,
-                        prefix,
-                    },
+                    SearchPlan::Hnsw { ef_search: ef, key },
                     None,
                 )
                 .await?;
@@ -780,13 +795,7 @@ impl PgVectorStore {
                 .await
                 .map_err(during("recording ef_search"))?;
             conn.finish().await?;
-            return Ok((
-                SearchPlan::Hnsw {
-                    ef_search: ef,
-                    prefix,
-                },
-                Some(recall),
-            ));
+            return Ok((SearchPlan::Hnsw { ef_search: ef, key }, Some(recall)));
         }
         conn.finish().await?;
         Ok((SearchPlan::Exact, best))

@@ -72,7 +72,7 @@ pub use indexes::CollectionPlan;
 pub use open_webui::OpenWebUiIndex;
 pub use schema::FILTER_KEYS;
 pub use schema::{ColumnType, Schema};
-pub use search::SearchPlan;
+pub use search::{IndexKey, SearchPlan};
 
 /// The name this backend reports.
 pub const BACKEND: &str = "pgvector";

@@ -109,7 +109,8 @@ const SIDE_TABLE_COLUMNS: &str = "ALTER TABLE chatstore_collection \
      ADD COLUMN IF NOT EXISTS indexed_rows BIGINT, \
      ADD COLUMN IF NOT EXISTS exact_filter_rows BIGINT, \
      ADD COLUMN IF NOT EXISTS value_counts JSONB, \
-     ADD COLUMN IF NOT EXISTS index_dimension INTEGER";
+     ADD COLUMN IF NOT EXISTS index_dimension INTEGER, \
+     ADD COLUMN IF NOT EXISTS index_normalised BOOLEAN NOT NULL DEFAULT false";
 /// chatstore's side table: the dimension each collection was created with (zero padding hides
 /// it in `document_chunk`) and the search plan `optimize` chose for it.
 const SIDE_TABLE: &str = "CREATE TABLE IF NOT EXISTS chatstore_collection (\

@@ -28,7 +28,7 @@ use crate::error::during;
 use crate::filter;
 use crate::schema::FILTER_KEYS;
 use crate::vectors::{CollectionInfo, collection_info, metadata_object};
-use crate::{ColumnType, PgVectorStore};
+use crate::{ColumnType, PgVectorStore, Schema};
 
 /// The smallest share of a collection a filter may keep and still be searched by an iterative
 /// index walk (when an index finds its rows). Measured at 100k rows (89k-row collection,
@@ -92,6 +92,61 @@ pub(crate) fn narrow_expression(
     }
 }
 
+/// What a collection's partial HNSW index orders by, recorded in the side table
+/// (`index_dimension`, `index_normalised`); searches order by the same expression, so the
+/// planner matches them to that index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexKey {
+    /// The whole column, scaled to unit length (`l2_normalize`, pgvector 0.7+; cosine distance
+    /// does not change). Open WebUI's global index on the bare column cannot serve this
+    /// ordering, so the planner never walks that index (built with `m` 16 instead of the
+    /// partial index's 32, and over every collection) in place of the collection's own.
+    Normalised,
+    /// The bare column: pgvector before 0.7, or an index an earlier chatstore built (kept
+    /// until the next `optimize` rebuilds it as [`IndexKey::Normalised`]).
+    Column,
+    /// A narrow index: the leading components, when the collection's vectors are narrower
+    /// than the zero-padded column (see [`narrow_expression`]).
+    Prefix(u32),
+}
+
+impl IndexKey {
+    /// The key of an index from its side-table record.
+    pub(crate) fn recorded(index_dimension: Option<u32>, normalised: bool) -> Self {
+        match index_dimension {
+            Some(p) => IndexKey::Prefix(p),
+            None if normalised => IndexKey::Normalised,
+            None => IndexKey::Column,
+        }
+    }
+
+    /// The expression the index covers, over the vector expression `column` of the table's
+    /// column (its type and dimension in `schema`), and its operator class. Built here only,
+    /// from the side table's integer and the column's type, never from user text.
+    pub(crate) fn expression(self, column: &str, schema: &Schema) -> (String, &'static str) {
+        let column_type = schema.column_type;
+        match (self, schema.dimension) {
+            // HNSW needs the dimension the function's result does not carry.
+            (IndexKey::Normalised, Some(d)) => (
+                format!("l2_normalize({column})::{}({d})", column_type.sql_name()),
+                column_type.cosine_ops(),
+            ),
+            (IndexKey::Normalised | IndexKey::Column, _) => {
+                (column.to_owned(), column_type.cosine_ops())
+            }
+            (IndexKey::Prefix(p), _) => narrow_expression(column, p, column_type),
+        }
+    }
+
+    /// The components a narrow index covers.
+    pub fn prefix(self) -> Option<u32> {
+        match self {
+            IndexKey::Prefix(p) => Some(p),
+            IndexKey::Normalised | IndexKey::Column => None,
+        }
+    }
+}
+
 /// How a collection is searched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchPlan {
@@ -101,10 +156,8 @@ pub enum SearchPlan {
     Hnsw {
         /// The calibrated `hnsw.ef_search`.
         ef_search: u32,
-        /// The leading components the index covers (scaled to unit length, as `halfvec`)
-        /// when the collection's vectors are narrower than the zero-padded column (a narrow
-        /// index); `None`: the whole column.
-        prefix: Option<u32>,
+        /// What the index orders by.
+        key: IndexKey,
     },
     /// A filtered search through the partial HNSW index with pgvector 0.8's iterative scan
     /// (`hnsw.iterative_scan = relaxed_order`): the walk goes on until `limit` rows inside the
@@ -115,7 +168,7 @@ pub enum SearchPlan {
         /// `hnsw.max_scan_tuples`.
         max_scan_tuples: u32,
         /// As in [`SearchPlan::Hnsw`].
-        prefix: Option<u32>,
+        key: IndexKey,
     },
 }
 
@@ -190,8 +243,11 @@ impl PgVectorStore {
         let Some(ef) = info.hnsw_ef else {
             return SearchPlan::Exact;
         };
-        let prefix = info.index_dimension;
-        if prefix.is_some_and(|p| info.dimension != usize::try_from(p).ok()) {
+        let key = IndexKey::recorded(info.index_dimension, info.index_normalised);
+        if key
+            .prefix()
+            .is_some_and(|p| info.dimension != usize::try_from(p).ok())
+        {
             // A narrow index orders by the dimension it was built for: once the collection's
             // rows were replaced by vectors of another dimension, its searches are exact until
             // the next `optimize` rebuilds it.
@@ -202,7 +258,7 @@ impl PgVectorStore {
         }
         let ef_search = ef.max(limit);
         let Some(filter) = filter else {
-            return SearchPlan::Hnsw { ef_search, prefix };
+            return SearchPlan::Hnsw { ef_search, key };
         };
         if self.schema.pgvector_version < (0, 8, 0) {
             // No iterative scans: the index walk would lose rows outside the filter.
@@ -231,7 +287,7 @@ impl PgVectorStore {
             // 10 % walk cost 2.4x the unfiltered search at ef_search 1000.
             ef_search,
             max_scan_tuples: max_scan_tuples(limit, share, rows),
-            prefix,
+            key,
         }
     }
 
@@ -302,7 +358,7 @@ impl PgVectorStore {
                 // The fence: no ANN index can serve an ORDER BY outside this subquery.
                 qb.push(" OFFSET 0) s ORDER BY s.distance, s.id COLLATE \"C\" LIMIT ");
             }
-            SearchPlan::Hnsw { prefix, .. } | SearchPlan::FilteredHnsw { prefix, .. } => {
+            SearchPlan::Hnsw { key, .. } | SearchPlan::FilteredHnsw { key, .. } => {
                 qb.push(
                     "SELECT d.id, d.text, d.vmetadata, d.vector <=> q.v AS distance \
                      FROM document_chunk d WHERE d.collection_name = ",
@@ -314,18 +370,15 @@ impl PgVectorStore {
                     qb.push_bind(ctids.to_vec());
                     qb.push("::text[]::tid[])");
                 }
-                match prefix {
-                    // The narrow index's own expression, so the planner takes it. Distances
-                    // stay the whole column's in full precision (equal to the leading
-                    // components', as the rest are zeros on both sides), and the rows are
-                    // sorted by them below.
-                    Some(p) => qb.push(format_args!(
-                        " ORDER BY {} <=> {} LIMIT ",
-                        narrow_expression("d.vector", p, self.schema.column_type).0,
-                        narrow_expression("q.v", p, self.schema.column_type).0
-                    )),
-                    None => qb.push(" ORDER BY d.vector <=> q.v LIMIT "),
-                };
+                // The index's own expression, so the planner takes it. Distances stay the
+                // whole column's in full precision (equal to the key's: scaling keeps cosine
+                // distance, and past a narrow index's components both sides are zeros), and
+                // the rows are sorted by them below.
+                qb.push(format_args!(
+                    " ORDER BY {} <=> {} LIMIT ",
+                    key.expression("d.vector", &self.schema).0,
+                    key.expression("q.v", &self.schema).0
+                ));
             }
         }
         qb.push_bind(i64::from(limit));

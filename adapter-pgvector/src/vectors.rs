@@ -21,7 +21,7 @@ const DELETE_COLLECTION: &str = "DELETE FROM document_chunk WHERE collection_nam
 const RESET: &str = "DELETE FROM document_chunk";
 const FORGET_ALL: &str = "DELETE FROM chatstore_collection RETURNING index_name";
 const INFO: &str = "SELECT dimension, hnsw_ef, indexed_rows, exact_filter_rows, value_counts, \
-     index_dimension FROM chatstore_collection WHERE name = $1";
+     index_dimension, index_normalised FROM chatstore_collection WHERE name = $1";
 const LOCK_INFO: &str = "SELECT dimension FROM chatstore_collection WHERE name = $1 FOR UPDATE";
 const FORGET: &str = "DELETE FROM chatstore_collection WHERE name = $1 \
      AND NOT EXISTS (SELECT 1 FROM document_chunk WHERE collection_name = $1) \
@@ -43,6 +43,9 @@ pub(crate) struct CollectionInfo {
     /// The components its partial index covers, when fewer than the column's (see
     /// `indexes.rs`, "Narrow indexes").
     pub index_dimension: Option<u32>,
+    /// Its whole-column index orders by the vectors scaled to unit length (see
+    /// `search::IndexKey`).
+    pub index_normalised: bool,
 }
 
 pub(crate) async fn collection_info(
@@ -71,6 +74,7 @@ pub(crate) async fn collection_info(
                 .try_get::<Option<i32>, _>(5)
                 .map_err(during("reading index_dimension"))?
                 .and_then(|d| u32::try_from(d).ok()),
+            index_normalised: row.try_get(6).map_err(during("reading index_normalised"))?,
         })
     })
     .transpose()

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use chatstore_core::ErrorKind;
 use chatstore_core::memory::MemoryBackend;
 use chatstore_core::vectors::{SearchHit, VectorFilter, VectorItem, VectorRepo};
-use chatstore_pgvector::{PgVectorConfig, PgVectorStore, SearchPlan};
+use chatstore_pgvector::{IndexKey, PgVectorConfig, PgVectorStore, SearchPlan};
 use common::{Rng, fresh_database, fresh_store, indexing_config};
 use serde_json::{Map, Value, json};
 use sqlx::Connection;
@@ -634,18 +634,38 @@ async fn own_index_definitions(store: &PgVectorStore) -> Vec<String> {
     .expect("index definitions")
 }
 
-/// Index scans of chatstore's partial indexes so far, as the server's statistics count them
-/// (a server process reports its counts when it ends, or in its own time while it lives).
-async fn own_index_scans(url: &str) -> i64 {
+/// Index scans of the indexes named `LIKE pattern` so far, as the server's statistics count
+/// them (a server process reports its counts when it ends, or in its own time while it lives).
+async fn index_scans(url: &str, pattern: &str) -> i64 {
     let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
     let scans = sqlx::query_scalar(
         "SELECT coalesce(sum(idx_scan), 0)::bigint FROM pg_stat_user_indexes \
-         WHERE indexrelname LIKE 'chatstore_hnsw_%'",
+         WHERE indexrelname LIKE $1",
     )
+    .bind(pattern)
     .fetch_one(&mut conn)
     .await
     .expect("index scans");
     conn.close().await.ok();
+    scans
+}
+
+/// Index scans of chatstore's partial indexes so far.
+async fn own_index_scans(url: &str) -> i64 {
+    index_scans(url, "chatstore_hnsw_%").await
+}
+
+/// Waits (up to 5 s) until the server has counted more scans of chatstore's partial indexes
+/// than `before`, after the store's pool was closed (its server processes then report).
+async fn own_index_scans_after(url: &str, before: i64) -> i64 {
+    let mut scans = own_index_scans(url).await;
+    for _ in 0..50 {
+        if scans > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        scans = own_index_scans(url).await;
+    }
     scans
 }
 
@@ -679,6 +699,84 @@ async fn shared_with_exact(
     shared
 }
 
+/// Beside Open WebUI's global index (`m` 16, over every collection), a collection holding
+/// most of the table is still searched through its own partial index (`m` 32, calibrated for
+/// it), unfiltered and with an iterative filtered walk: the partial index orders by the
+/// vectors scaled to unit length, an ordering the global index cannot serve. (Ordered by the
+/// bare column, the planner took the global index, whose walk lost neighbours now and then.)
+#[tokio::test]
+async fn a_collection_holding_most_of_the_table_walks_its_own_index() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let store = PgVectorStore::connect(indexing_config(url.clone(), 8))
+        .await
+        .expect("open");
+    let mut rng = Rng::new(41);
+    store
+        .insert("most", random_items(&mut rng, "most", 6_000, 8))
+        .await
+        .expect("insert");
+    store
+        .insert("rest", random_items(&mut rng, "rest", 300, 8))
+        .await
+        .expect("insert");
+    store.create_global_index().await.expect("global index");
+    let plan = store.optimize("most").await.expect("optimize");
+    assert!(
+        matches!(
+            plan.plan,
+            SearchPlan::Hnsw {
+                key: IndexKey::Normalised,
+                ..
+            }
+        ),
+        "{plan:?}"
+    );
+    let definitions = own_index_definitions(&store).await;
+    assert!(
+        definitions.len() == 1 && definitions[0].contains("l2_normalize(vector)"),
+        "{definitions:?}"
+    );
+    let unindexed = VectorFilter::eq("page", 1);
+    assert!(
+        matches!(
+            store
+                .plan_for("most", Some(&unindexed), 10)
+                .await
+                .expect("plan"),
+            SearchPlan::FilteredHnsw {
+                key: IndexKey::Normalised,
+                ..
+            }
+        ),
+        "an iterative walk"
+    );
+
+    let global = "idx_document_chunk_vector";
+    let (own_before, global_before) =
+        (own_index_scans(&url).await, index_scans(&url, global).await);
+    let queries: Vec<Vec<f32>> = (0..20).map(|_| rng.unit_vector(8)).collect();
+    for filter in [None, Some(&unindexed)] {
+        let found = store
+            .search("most", &queries, filter, 10)
+            .await
+            .expect("search");
+        assert!(found.iter().all(|hits| hits.len() == 10));
+    }
+    store.pool().close().await;
+    let own = own_index_scans_after(&url, own_before).await;
+    assert!(
+        own >= own_before + 2,
+        "both searches walked the partial index"
+    );
+    assert_eq!(
+        index_scans(&url, global).await,
+        global_before,
+        "no search walked the global index"
+    );
+}
+
 /// A collection whose vectors are narrower than the zero-padded column (Open WebUI's 384-wide
 /// default model in its 1536 column) gets a narrow index on its own components, which searches
 /// use; a collection with a row wider than its dimension (written by another program) gets an
@@ -699,7 +797,7 @@ async fn narrow_collections_get_narrow_indexes() {
         matches!(
             plan.plan,
             SearchPlan::Hnsw {
-                prefix: Some(4),
+                key: IndexKey::Prefix(4),
                 ..
             }
         ),
@@ -722,14 +820,7 @@ async fn narrow_collections_get_narrow_indexes() {
         .expect("search");
     // The store's server processes end with its pool and report their counts.
     store.pool().close().await;
-    let mut scans = own_index_scans(&url).await;
-    for _ in 0..50 {
-        if scans > before {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        scans = own_index_scans(&url).await;
-    }
+    let scans = own_index_scans_after(&url, before).await;
     assert!(scans > before, "the search used the narrow index");
     let store = PgVectorStore::connect(config).await.expect("reopen");
     let shared = shared_with_exact("narrow", items, &queries, &found, 1e-5).await;
@@ -749,7 +840,13 @@ async fn narrow_collections_get_narrow_indexes() {
     .expect("widen a row");
     let plan = store.optimize("wide").await.expect("optimize");
     assert!(
-        matches!(plan.plan, SearchPlan::Hnsw { prefix: None, .. }),
+        matches!(
+            plan.plan,
+            SearchPlan::Hnsw {
+                key: IndexKey::Normalised,
+                ..
+            }
+        ),
         "{plan:?}"
     );
     let definitions = own_index_definitions(&store).await;
@@ -771,7 +868,7 @@ async fn narrow_collections_get_narrow_indexes() {
         matches!(
             plan.plan,
             SearchPlan::Hnsw {
-                prefix: Some(6),
+                key: IndexKey::Prefix(6),
                 ..
             }
         ),
@@ -893,7 +990,7 @@ async fn a_wide_narrow_collection_is_indexed_as_unit_halfvec() {
         matches!(
             plan.plan,
             SearchPlan::Hnsw {
-                prefix: Some(256),
+                key: IndexKey::Prefix(256),
                 ..
             }
         ),
@@ -932,7 +1029,7 @@ async fn a_halfvec_table_gets_narrow_indexes() {
         matches!(
             plan.plan,
             SearchPlan::Hnsw {
-                prefix: Some(8),
+                key: IndexKey::Prefix(8),
                 ..
             }
         ),
