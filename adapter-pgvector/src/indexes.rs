@@ -42,12 +42,6 @@ const INDEX_PREFIX: &str = "chatstore_hnsw_";
 const SECOND_SUFFIX: &str = "_b";
 /// `ef_search` values `optimize` tries, in order; pgvector caps it at 1000.
 const EF_STEPS: &[u32] = &[40, 64, 100, 160, 250, 400, 640, 1000];
-/// How many times faster than the exact scan (on the calibration queries) the index must be
-/// to be used. Near parity it buys nothing but approximate answers: on uniform random data
-/// (17,800 rows of 384 dimensions) the index reached the target only at `ef_search` 400-640,
-/// 1.4-0.9x the exact scan's speed; clustered data ran 18-20x faster at 64, and the tests'
-/// small low-dimensional collections 2.4-7.5x.
-const MIN_SPEEDUP: f64 = 1.3;
 /// Query vectors `optimize` samples from the collection to measure recall.
 const CALIBRATION_QUERIES: i64 = 100;
 /// Single queries timed each way to set a collection's exact-filter threshold.
@@ -349,7 +343,7 @@ impl PgVectorStore {
     /// built `CONCURRENTLY` (writes go on; searches stay exact until it is calibrated), then
     /// the smallest `ef_search` whose recall@10 against exact search, measured on 100 queries
     /// drawn from the neighbourhoods of sampled rows, reaches `target_recall`, plus one step
-    /// of margin; both must beat the exact scan of the same queries by `MIN_SPEEDUP`. When
+    /// of margin; both must beat the exact scan of the same queries. When
     /// none does (data without structure, such as uniform random vectors), the index is dropped and
     /// the collection stays exact. The collection's value counts of the filter keys are
     /// recorded with the plan, for filtered searches. Runs by itself in the background (see
@@ -700,7 +694,7 @@ impl PgVectorStore {
         let mut best = None;
         // The first `ef_search` reaching the target, then the next one: the plan, one step
         // of margin past the target (the sample is only 100 queries). Both must beat the
-        // exact scan by MIN_SPEEDUP, or the collection stays exact.
+        // exact scan, or the collection stays exact.
         let mut first: Option<f64> = None;
         let mut reached: Option<(u32, f64)> = None;
         for &ef in EF_STEPS {
@@ -719,9 +713,8 @@ impl PgVectorStore {
                 ?exact_time,
                 "calibrating HNSW"
             );
-            if hnsw_time.mul_f64(MIN_SPEEDUP) >= exact_time {
-                // Higher ef only gets slower: the index cannot beat the exact scan here by
-                // enough to be worth an approximate answer.
+            if hnsw_time >= exact_time {
+                // Higher ef only gets slower: the index cannot beat the exact scan here.
                 break;
             }
             if let Some(r) = first {

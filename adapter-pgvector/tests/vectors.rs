@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use chatstore_core::ErrorKind;
 use chatstore_core::memory::MemoryBackend;
 use chatstore_core::vectors::{SearchHit, VectorFilter, VectorItem, VectorRepo};
-use chatstore_pgvector::{IndexKey, PgVectorConfig, PgVectorStore, SearchPlan};
+use chatstore_pgvector::{CollectionPlan, IndexKey, PgVectorConfig, PgVectorStore, SearchPlan};
 use common::{Rng, fresh_database, fresh_store, indexing_config};
 use serde_json::{Map, Value, json};
 use sqlx::Connection;
@@ -507,6 +507,16 @@ async fn repeated_searches_keep_exact_results_in_small_collections() {
     }
 }
 
+/// Optimises `collection` and checks that it is searched through an index keyed by `key`.
+async fn optimize_keyed(store: &PgVectorStore, collection: &str, key: IndexKey) -> CollectionPlan {
+    let plan = store.optimize(collection).await.expect("optimize");
+    assert!(
+        matches!(plan.plan, SearchPlan::Hnsw { key: k, .. } if k == key),
+        "{plan:?}"
+    );
+    plan
+}
+
 async fn own_indexes(store: &PgVectorStore) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM pg_indexes WHERE tablename = 'document_chunk' \
@@ -722,17 +732,7 @@ async fn a_collection_holding_most_of_the_table_walks_its_own_index() {
         .await
         .expect("insert");
     store.create_global_index().await.expect("global index");
-    let plan = store.optimize("most").await.expect("optimize");
-    assert!(
-        matches!(
-            plan.plan,
-            SearchPlan::Hnsw {
-                key: IndexKey::Normalised,
-                ..
-            }
-        ),
-        "{plan:?}"
-    );
+    optimize_keyed(&store, "most", IndexKey::Normalised).await;
     let definitions = own_index_definitions(&store).await;
     assert!(
         definitions.len() == 1 && definitions[0].contains("l2_normalize(vector)"),
@@ -792,17 +792,7 @@ async fn narrow_collections_get_narrow_indexes() {
     let mut rng = Rng::new(31);
     let items = random_items(&mut rng, "narrow", 3_000, 4);
     store.insert("narrow", items.clone()).await.expect("insert");
-    let plan = store.optimize("narrow").await.expect("optimize");
-    assert!(
-        matches!(
-            plan.plan,
-            SearchPlan::Hnsw {
-                key: IndexKey::Prefix(4),
-                ..
-            }
-        ),
-        "{plan:?}"
-    );
+    let plan = optimize_keyed(&store, "narrow", IndexKey::Prefix(4)).await;
     assert_eq!(store.plan("narrow").await.expect("plan"), plan.plan);
     let definitions = own_index_definitions(&store).await;
     assert_eq!(definitions.len(), 1, "{definitions:?}");
@@ -838,17 +828,7 @@ async fn narrow_collections_get_narrow_indexes() {
     .execute(store.pool())
     .await
     .expect("widen a row");
-    let plan = store.optimize("wide").await.expect("optimize");
-    assert!(
-        matches!(
-            plan.plan,
-            SearchPlan::Hnsw {
-                key: IndexKey::Normalised,
-                ..
-            }
-        ),
-        "{plan:?}"
-    );
+    optimize_keyed(&store, "wide", IndexKey::Normalised).await;
     let definitions = own_index_definitions(&store).await;
     assert_eq!(
         definitions
@@ -863,17 +843,7 @@ async fn narrow_collections_get_narrow_indexes() {
     let wider: Vec<VectorItem> = random_items(&mut rng, "narrow", 3_000, 6);
     store.upsert("narrow", wider).await.expect("upsert");
     assert_eq!(store.plan("narrow").await.expect("plan"), SearchPlan::Exact);
-    let plan = store.optimize("narrow").await.expect("optimize");
-    assert!(
-        matches!(
-            plan.plan,
-            SearchPlan::Hnsw {
-                key: IndexKey::Prefix(6),
-                ..
-            }
-        ),
-        "{plan:?}"
-    );
+    optimize_keyed(&store, "narrow", IndexKey::Prefix(6)).await;
     let definitions = own_index_definitions(&store).await;
     assert_eq!(definitions.len(), 2, "{definitions:?}");
     assert!(
@@ -985,17 +955,7 @@ async fn a_wide_narrow_collection_is_indexed_as_unit_halfvec() {
         .map(|i| item(&format!("w-{i:04}"), draw(&mut rng), json!({})))
         .collect();
     store.insert("w", items.clone()).await.expect("insert");
-    let plan = store.optimize("w").await.expect("optimize");
-    assert!(
-        matches!(
-            plan.plan,
-            SearchPlan::Hnsw {
-                key: IndexKey::Prefix(256),
-                ..
-            }
-        ),
-        "{plan:?}"
-    );
+    optimize_keyed(&store, "w", IndexKey::Prefix(256)).await;
     let definitions = own_index_definitions(&store).await;
     assert!(
         definitions.len() == 1
@@ -1024,17 +984,7 @@ async fn a_halfvec_table_gets_narrow_indexes() {
     let mut rng = Rng::new(33);
     let items = random_items(&mut rng, "h", 3_000, 8);
     store.insert("h", items.clone()).await.expect("insert");
-    let plan = store.optimize("h").await.expect("optimize");
-    assert!(
-        matches!(
-            plan.plan,
-            SearchPlan::Hnsw {
-                key: IndexKey::Prefix(8),
-                ..
-            }
-        ),
-        "{plan:?}"
-    );
+    optimize_keyed(&store, "h", IndexKey::Prefix(8)).await;
     let definitions = own_index_definitions(&store).await;
     assert!(
         definitions.len() == 1 && definitions[0].contains("subvector(vector, 1, 8)"),
