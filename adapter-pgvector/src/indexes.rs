@@ -343,7 +343,8 @@ impl PgVectorStore {
     /// built `CONCURRENTLY` (writes go on; searches stay exact until it is calibrated), then
     /// the smallest `ef_search` whose recall@10 against exact search, measured on 100 queries
     /// drawn from the neighbourhoods of sampled rows, reaches `target_recall`, plus one step
-    /// of margin; both must beat the exact scan of the same queries. When
+    /// of margin (none when every query found all its neighbours); both must beat the exact
+    /// scan of the same queries. When
     /// none does (data without structure, such as uniform random vectors), the index is dropped and
     /// the collection stays exact. The collection's value counts of the filter keys are
     /// recorded with the plan, for filtered searches. Runs by itself in the background (see
@@ -694,8 +695,9 @@ impl PgVectorStore {
         let mut best = None;
         // The first `ef_search` reaching the target, then the next one: the plan, one step
         // of margin past the target (the sample is only 100 queries). Both must beat the
-        // exact scan, or the collection stays exact.
-        let mut first: Option<f64> = None;
+        // exact scan, or the collection stays exact, unless the first found every
+        // neighbour of every query (below).
+        let mut first: Option<(u32, f64)> = None;
         let mut reached: Option<(u32, f64)> = None;
         for &ef in EF_STEPS {
             let plan = SearchPlan::Hnsw { ef_search: ef, key };
@@ -717,15 +719,18 @@ impl PgVectorStore {
                 // Higher ef only gets slower: the index cannot beat the exact scan here.
                 break;
             }
-            if let Some(r) = first {
+            if let Some((_, r)) = first {
                 reached = Some((ef, recall.max(r)));
                 break;
             }
             best = Some(recall);
             if recall >= self.config.target_recall {
-                first = Some(recall);
+                first = Some((ef, recall));
             }
         }
+        // A perfect score needs no margin: small easy collections, whose exact scan is so
+        // cheap that the next step may no longer beat it (timing noise under load decides).
+        let reached = reached.or(first.filter(|&(_, recall)| recall >= 1.0));
         if let Some((ef, recall)) = reached {
             // A filter matching up to this many rows is cheaper to search exactly (through its
             // index) than to walk the index: one search's latency each way, single queries as
