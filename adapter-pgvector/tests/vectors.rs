@@ -406,6 +406,12 @@ async fn an_open_webui_table_is_detected_and_padded() {
         .await
         .expect("dims");
     assert_eq!(stored, 1536);
+    let (attstorage, options, _) = storage(&pool).await;
+    assert_eq!(
+        (attstorage.as_str(), options),
+        ("e", None),
+        "Open WebUI's table keeps its storage"
+    );
     assert_eq!(
         store.get("kb").await.expect("get")[0].vector,
         vec![3.0, 4.0]
@@ -415,6 +421,75 @@ async fn an_open_webui_table_is_detected_and_padded() {
         .await
         .expect_err("longer than the column");
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
+}
+
+/// How `document_chunk` stores its rows: the vector column's storage, the table's options and the
+/// bytes its TOAST table holds.
+async fn storage(pool: &sqlx::PgPool) -> (String, Option<Vec<String>>, i64) {
+    sqlx::query_as(
+        "SELECT a.attstorage::text, c.reloptions, pg_relation_size(c.reltoastrelid) \
+         FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid \
+         WHERE c.oid = 'document_chunk'::regclass AND a.attname = 'vector'",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("storage")
+}
+
+/// A table chatstore creates keeps a row whole on its page while it fits one: a 1536-d vector
+/// with a long text and metadata is not moved out of line (TOAST), so exact scans and filters
+/// read one page per row. A vector wider than a page may hold is left to PostgreSQL's default.
+#[tokio::test]
+async fn a_new_table_keeps_rows_whole_on_their_page() {
+    for (dimension, inline) in [(1536, true), (2048, false)] {
+        let Some(url) = fresh_database("template1").await else {
+            return;
+        };
+        let store = PgVectorStore::connect(PgVectorConfig::new(url.clone()).dimension(dimension))
+            .await
+            .expect("open");
+        let text = "a chunk of a document, ".repeat(45);
+        let items: Vec<VectorItem> = (0..20)
+            .map(|i| VectorItem {
+                id: format!("row-{i}"),
+                text: text.clone(),
+                vector: (0..dimension)
+                    .map(|j| ((i * 7 + j) % 13) as f32 - 6.0)
+                    .collect(),
+                metadata: meta(json!({"file_id": format!("f{i}"), "name": "report.pdf",
+                    "source": "report.pdf", "hash": format!("{i:064}")})),
+            })
+            .collect();
+        store.insert("kb", items).await.expect("insert");
+        let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+        let (attstorage, options, toast_bytes) = storage(&pool).await;
+        assert_eq!(
+            options,
+            Some(vec!["toast_tuple_target=8160".to_owned()]),
+            "{dimension}"
+        );
+        if inline {
+            assert_eq!(
+                attstorage, "m",
+                "{dimension}: the vector is the last value to leave"
+            );
+            assert_eq!(toast_bytes, 0, "{dimension}: nothing moved out of line");
+        } else {
+            assert_eq!(attstorage, "e", "{dimension}: too wide for a page");
+            assert!(toast_bytes > 0, "{dimension}: the vectors live in TOAST");
+        }
+        let hits = store
+            .search(
+                "kb",
+                &[vec![1.0; dimension]],
+                Some(&VectorFilter::eq("file_id", "f3")),
+                5,
+            )
+            .await
+            .expect("search");
+        assert_eq!(hits[0].len(), 1);
+        assert_eq!(hits[0][0].text, text);
+    }
 }
 
 /// A halfvec column is detected; vectors go in and come out through casts.
