@@ -56,6 +56,20 @@ pub async fn upsert_replaces_and_keeps_created_at(store: &Store) -> Result<()> {
     Ok(())
 }
 
+/// A new message given `updated_at` but no `created_at` was created at that `updated_at`, not
+/// at the moment the store wrote it: two stores given the same message (the rollout router's
+/// dual writes) store the same timestamps.
+pub async fn a_new_message_without_created_at_takes_its_updated_at(store: &Store) -> Result<()> {
+    chat(store, "user-1", "c1", "t", T0).await?;
+    let mut new = NewMessage::text("c1", "m1", "user", "hello");
+    new.updated_at = Some(T0 + 5);
+    let m = store.messages.upsert(new).await?;
+    assert_eq!((m.created_at, m.updated_at), (T0 + 5, T0 + 5));
+    let stored = store.messages.get("c1", "m1").await?;
+    assert_eq!((stored.created_at, stored.updated_at), (T0 + 5, T0 + 5));
+    Ok(())
+}
+
 /// Deleting a message removes its row and its blob entry, unlinks it from its parent and
 /// moves `currentId` to the parent.
 pub async fn deleting_a_message_removes_row_and_blob_entry(store: &Store) -> Result<()> {

@@ -236,7 +236,10 @@ impl NewMessage {
     }
 
     /// Validates the message for `chat` and gives the message to store. `existing` is the
-    /// stored message with the same id, whose `created_at` is kept when none is given.
+    /// stored message with the same id, whose `created_at` is kept when none is given. A new
+    /// message without `created_at` was created when it was last updated: its `updated_at` when
+    /// given, else `now`. (So two stores given the same message store the same timestamps,
+    /// whatever second each one's clock reads.)
     pub fn into_stored(self, chat: &Chat, existing: Option<&Message>, now: i64) -> Result<Message> {
         self.validate()?;
         if self.chat_id != chat.id {
@@ -248,6 +251,7 @@ impl NewMessage {
         let created_at = self
             .created_at
             .or(existing.map(|m| m.created_at))
+            .or(self.updated_at)
             .unwrap_or(now);
         let updated_at = self.updated_at.unwrap_or(now);
         Ok(Message {

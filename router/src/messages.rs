@@ -15,7 +15,8 @@ const G: ModelGroup = ModelGroup::Chats;
 pub(crate) struct Messages(pub(crate) Arc<Shared>);
 
 /// Fixes `updated_at`. `created_at`, when absent, is each store's stored value (kept on
-/// replace): when the stores disagree the answers differ and the chat is logged for repair.
+/// replace), or for a new message that `updated_at` (core's rule), so both stores write the same
+/// one; when the stores disagree the answers differ and the chat is logged for repair.
 fn fixed(mut message: NewMessage, at: i64) -> NewMessage {
     message.updated_at.get_or_insert(at);
     message
