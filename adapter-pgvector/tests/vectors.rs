@@ -445,7 +445,7 @@ async fn a_new_table_keeps_rows_whole_on_their_page() {
         let Some(url) = fresh_database("template1").await else {
             return;
         };
-        let store = PgVectorStore::connect(PgVectorConfig::new(url.clone()).dimension(dimension))
+        let store = PgVectorStore::connect(PgVectorConfig::new(url).dimension(dimension))
             .await
             .expect("open");
         let text = "a chunk of a document, ".repeat(45);
@@ -461,8 +461,7 @@ async fn a_new_table_keeps_rows_whole_on_their_page() {
             })
             .collect();
         store.insert("kb", items).await.expect("insert");
-        let pool = sqlx::PgPool::connect(&url).await.expect("connect");
-        let (attstorage, options, toast_bytes) = storage(&pool).await;
+        let (attstorage, options, toast_bytes) = storage(store.pool()).await;
         assert_eq!(
             options,
             Some(vec!["toast_tuple_target=8160".to_owned()]),
