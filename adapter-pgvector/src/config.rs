@@ -143,47 +143,79 @@ impl PgVectorConfig {
         self
     }
 
-    /// Reads `CHATSTORE_PGVECTOR_URL` (or `PGVECTOR_DB_URL`, then `DATABASE_URL`),
+    /// Reads `CHATSTORE_PGVECTOR_URL` (or `PGVECTOR_DB_URL`, then `DATABASE_URL`), then the
+    /// settings [`PgVectorConfig::with_env`] reads.
+    pub fn from_env() -> Result<Self> {
+        let url = env_var(&["CHATSTORE_PGVECTOR_URL", "PGVECTOR_DB_URL", "DATABASE_URL"])
+            .ok_or_else(|| {
+                Error::invalid(
+                    "set CHATSTORE_PGVECTOR_URL (or PGVECTOR_DB_URL) to a postgres:// URL",
+                )
+            })?;
+        PgVectorConfig::new(url).with_env()
+    }
+
+    /// Applies the settings of the process environment other than the URL (the variables in
+    /// [`SETTINGS_ENV`]); see [`PgVectorConfig::with_settings_from`].
+    pub fn with_env(self) -> Result<Self> {
+        self.with_settings_from(|n| std::env::var(n).ok())
+    }
+
+    /// Applies the settings other than the URL, read through `lookup`:
     /// `CHATSTORE_PGVECTOR_DIRECT_URL`,
     /// `CHATSTORE_PGVECTOR_POOL_SIZE` (or `PGVECTOR_POOL_SIZE`),
     /// `PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH`, `PGVECTOR_USE_HALFVEC`,
     /// `PGVECTOR_CREATE_EXTENSION`, `CHATSTORE_PGVECTOR_EXACT_MAX_ROWS` and
-    /// `CHATSTORE_PGVECTOR_AUTO_INDEX`.
-    pub fn from_env() -> Result<Self> {
+    /// `CHATSTORE_PGVECTOR_AUTO_INDEX`. An unset or empty variable keeps the value already set;
+    /// a value that does not parse is `InvalidInput` naming the variable.
+    pub fn with_settings_from(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let var = |names: &[&str]| {
             names
                 .iter()
-                .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+                .find_map(|n| lookup(n).filter(|v| !v.trim().is_empty()))
         };
-        let url = var(&["CHATSTORE_PGVECTOR_URL", "PGVECTOR_DB_URL", "DATABASE_URL"]).ok_or_else(
-            || {
-                Error::invalid(
-                    "set CHATSTORE_PGVECTOR_URL (or PGVECTOR_DB_URL) to a postgres:// URL",
-                )
-            },
-        )?;
-        let mut config = PgVectorConfig::new(url);
-        config.direct_url = var(&[DIRECT_URL_ENV]);
+        if let Some(v) = var(&[DIRECT_URL_ENV]) {
+            self.direct_url = Some(v);
+        }
         if let Some(v) = var(&["CHATSTORE_PGVECTOR_POOL_SIZE", "PGVECTOR_POOL_SIZE"]) {
-            config.pool_size = parse("PGVECTOR_POOL_SIZE", &v)?;
+            self.pool_size = parse("PGVECTOR_POOL_SIZE", &v)?;
         }
         if let Some(v) = var(&["PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH"]) {
-            config.dimension = parse("PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH", &v)?;
+            self.dimension = parse("PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH", &v)?;
         }
         if let Some(v) = var(&["PGVECTOR_USE_HALFVEC"]) {
-            config.use_halfvec = parse_bool("PGVECTOR_USE_HALFVEC", &v)?;
+            self.use_halfvec = parse_bool("PGVECTOR_USE_HALFVEC", &v)?;
         }
         if let Some(v) = var(&["PGVECTOR_CREATE_EXTENSION"]) {
-            config.create_extension = parse_bool("PGVECTOR_CREATE_EXTENSION", &v)?;
+            self.create_extension = parse_bool("PGVECTOR_CREATE_EXTENSION", &v)?;
         }
         if let Some(v) = var(&["CHATSTORE_PGVECTOR_EXACT_MAX_ROWS"]) {
-            config.exact_max_rows = parse("CHATSTORE_PGVECTOR_EXACT_MAX_ROWS", &v)?;
+            self.exact_max_rows = parse("CHATSTORE_PGVECTOR_EXACT_MAX_ROWS", &v)?;
         }
         if let Some(v) = var(&["CHATSTORE_PGVECTOR_AUTO_INDEX"]) {
-            config.auto_index = parse_bool("CHATSTORE_PGVECTOR_AUTO_INDEX", &v)?;
+            self.auto_index = parse_bool("CHATSTORE_PGVECTOR_AUTO_INDEX", &v)?;
         }
-        Ok(config)
+        Ok(self)
     }
+}
+
+/// Every variable [`PgVectorConfig::with_settings_from`] reads.
+pub const SETTINGS_ENV: &[&str] = &[
+    DIRECT_URL_ENV,
+    "CHATSTORE_PGVECTOR_POOL_SIZE",
+    "PGVECTOR_POOL_SIZE",
+    "PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH",
+    "PGVECTOR_USE_HALFVEC",
+    "PGVECTOR_CREATE_EXTENSION",
+    "CHATSTORE_PGVECTOR_EXACT_MAX_ROWS",
+    "CHATSTORE_PGVECTOR_AUTO_INDEX",
+];
+
+/// The first of these variables that is set and not empty.
+fn env_var(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
 }
 
 fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
@@ -212,5 +244,39 @@ mod tests {
         assert!(parse_bool("X", "True").expect("bool"));
         assert!(!parse_bool("X", "0").expect("bool"));
         assert!(parse_bool("X", "maybe").is_err());
+    }
+
+    #[test]
+    fn settings_apply_over_the_defaults_and_name_a_bad_variable() {
+        let settings = |pairs: &'static [(&'static str, &'static str)]| {
+            move |n: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let config = PgVectorConfig::new("postgres://db")
+            .with_settings_from(settings(&[
+                ("PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH", "3072"),
+                ("PGVECTOR_USE_HALFVEC", "true"),
+                ("CHATSTORE_PGVECTOR_AUTO_INDEX", "off"),
+                ("PGVECTOR_POOL_SIZE", " "),
+            ]))
+            .expect("settings");
+        assert_eq!(config.dimension, 3072);
+        assert!(config.use_halfvec);
+        assert!(!config.auto_index);
+        assert_eq!(config.pool_size, 10, "an empty variable keeps the default");
+        assert_eq!(config.url, "postgres://db");
+        let err = PgVectorConfig::new("postgres://db")
+            .with_settings_from(settings(&[("CHATSTORE_PGVECTOR_EXACT_MAX_ROWS", "many")]))
+            .expect_err("not a number");
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("CHATSTORE_PGVECTOR_EXACT_MAX_ROWS"),
+            "{err}"
+        );
     }
 }

@@ -60,6 +60,12 @@ impl OpenOptions {
 
     #[cfg(feature = "sql")]
     async fn open_sql(&self, url: &StoreUrl, own_vectors: bool) -> Result<Store> {
+        // A bad pgvector setting is refused before anything is opened, not taken for a
+        // database without pgvector.
+        #[cfg(feature = "pgvector")]
+        if own_vectors && matches!(url.target(), Target::Postgres { .. }) {
+            self.pgvector_config()?;
+        }
         let sql = self.connect_sql(url).await?;
         let raw = match url.target() {
             Target::Postgres { url: raw } if own_vectors => raw.expose(),
@@ -140,15 +146,35 @@ impl OpenOptions {
         raw: &str,
         direct: Option<&Secret>,
     ) -> Result<Arc<dyn VectorRepo>> {
-        use chatstore_pgvector::{PgVectorConfig, PgVectorStore};
-        let mut config = PgVectorConfig::new(raw);
-        if let Some(n) = self.pool_size {
+        use chatstore_pgvector::PgVectorStore;
+        let mut config = self.pgvector_config()?;
+        config.url = raw.to_owned();
+        // pgvector's own pool size (`PGVECTOR_POOL_SIZE`) wins over the store's.
+        let own_pool_size = self
+            .pgvector_settings
+            .iter()
+            .any(|(n, _)| n.ends_with("POOL_SIZE"));
+        if let Some(n) = self.pool_size
+            && !own_pool_size
+        {
             config = config.pool_size(n);
         }
         if let Some(direct) = direct {
             config = config.direct_url(direct.expose());
         }
         Ok(Arc::new(PgVectorStore::connect(config).await?))
+    }
+
+    /// pgvector's configuration from its settings (no URL yet): a setting that does not parse
+    /// is `InvalidInput` naming its variable.
+    #[cfg(feature = "pgvector")]
+    fn pgvector_config(&self) -> Result<chatstore_pgvector::PgVectorConfig> {
+        chatstore_pgvector::PgVectorConfig::default().with_settings_from(|name| {
+            self.pgvector_settings
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        })
     }
 
     #[cfg(not(feature = "pgvector"))]

@@ -60,6 +60,8 @@ pub struct OpenOptions {
     pub(crate) pocketbase_email: Option<String>,
     pub(crate) pocketbase_password: Option<Secret>,
     pub(crate) pocketbase_prefix: Option<String>,
+    /// pgvector's settings that are not URLs (`PGVECTOR_USE_HALFVEC`, ...), as read.
+    pub(crate) pgvector_settings: Vec<(String, String)>,
     pub(crate) throwaway: bool,
     pub(crate) metrics: bool,
 }
@@ -77,6 +79,7 @@ impl fmt::Debug for OpenOptions {
             .field("pocketbase_email", &self.pocketbase_email)
             .field("pocketbase_password", &self.pocketbase_password)
             .field("pocketbase_prefix", &self.pocketbase_prefix)
+            .field("pgvector_settings", &self.pgvector_settings)
             .field("throwaway", &self.throwaway)
             .field("metrics", &self.metrics)
             .finish()
@@ -135,7 +138,10 @@ impl OpenOptions {
     /// (`CHATSTORE_POCKETBASE_ADMIN_EMAIL` / `_PASSWORD`) and collection prefix
     /// (`CHATSTORE_POCKETBASE_COLLECTION_PREFIX`), upload folder (`CHATSTORE_UPLOAD_DIR`),
     /// the PostgreSQL server's own URL behind a pooler (`CHATSTORE_POSTGRES_DIRECT_URL`,
-    /// and pgvector's `CHATSTORE_PGVECTOR_DIRECT_URL`). Values already set on `self` win.
+    /// and pgvector's `CHATSTORE_PGVECTOR_DIRECT_URL`), and pgvector's other settings
+    /// (`PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH`, `PGVECTOR_USE_HALFVEC`,
+    /// `CHATSTORE_PGVECTOR_AUTO_INDEX`, ...: `chatstore_pgvector::SETTINGS_ENV`, checked when a
+    /// pgvector store is opened). Values already set on `self` win.
     pub fn with_settings_from(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let config = Config::from_lookup(&lookup)?;
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
@@ -152,6 +158,17 @@ impl OpenOptions {
         self.postgres_direct_url = self
             .postgres_direct_url
             .or(get(POSTGRES_DIRECT_URL_ENV).map(Secret::new));
+        #[cfg(feature = "pgvector")]
+        for name in chatstore_pgvector::SETTINGS_ENV {
+            // The direct URL holds a password: it is kept apart, as a secret.
+            let known = self.pgvector_settings.iter().any(|(n, _)| n == name);
+            if *name != PGVECTOR_DIRECT_URL_ENV
+                && !known
+                && let Some(value) = get(name)
+            {
+                self.pgvector_settings.push(((*name).to_owned(), value));
+            }
+        }
         Ok(self)
     }
 

@@ -209,6 +209,64 @@ async fn a_vector_url_puts_pgvector_under_pocketbase() {
     vectors_work(&store).await;
 }
 
+/// Open WebUI's pgvector settings reach the store the registry opens: a new table takes the
+/// configured dimension and `halfvec`, and a setting that does not parse is refused by name
+/// before anything is created.
+#[tokio::test]
+async fn pgvector_settings_shape_a_new_table() {
+    let Some(url) = postgres_database().await else {
+        return;
+    };
+    let settings = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    };
+    let err = OpenOptions::new(&url)
+        .with_settings_from(settings(&[("CHATSTORE_PGVECTOR_AUTO_INDEX", "maybe")]))
+        .expect("settings are read")
+        .open()
+        .await
+        .expect_err("a bad setting is refused");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(
+        err.to_string().contains("CHATSTORE_PGVECTOR_AUTO_INDEX"),
+        "{err}"
+    );
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_one(&pool)
+            .await
+            .expect("count tables");
+    assert_eq!(
+        tables, 0,
+        "nothing is created before a bad setting is refused"
+    );
+    let store = OpenOptions::new(&url)
+        .with_settings_from(settings(&[
+            ("PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH", "384"),
+            ("PGVECTOR_USE_HALFVEC", "true"),
+        ]))
+        .expect("settings are read")
+        .open()
+        .await
+        .expect("open PostgreSQL");
+    vectors_work(&store).await;
+    let column: String = sqlx::query_scalar(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+         WHERE attrelid = 'document_chunk'::regclass AND attname = 'vector'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the vector column");
+    assert_eq!(column, "halfvec(384)");
+    pool.close().await;
+}
+
 /// A vector URL that names PocketBase is refused before anything is opened.
 #[tokio::test]
 async fn pocketbase_cannot_be_a_vector_store() {
