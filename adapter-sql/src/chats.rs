@@ -766,8 +766,20 @@ impl SqlStore {
     ) -> Result<(Vec<ChatSummary>, Option<u64>)> {
         let tag_ids = query.tag_ids();
         let dialect = self.dialect();
-        let mut tx = self.begin("chat", Mode::Read).await?;
         let wanted = query.title.as_ref().map(|t| t.to_lowercase());
+        if wanted.is_none() && !with_total {
+            // One statement sees one snapshot by itself: no transaction, two round trips
+            // fewer (`BEGIN`, `COMMIT`).
+            let items = self
+                .pool()
+                .fetch_dyn("chat", plain_page(dialect, query, &tag_ids))
+                .await?
+                .iter()
+                .map(summary_from_row)
+                .collect::<Result<_>>()?;
+            return Ok((items, None));
+        }
+        let mut tx = self.begin("chat", Mode::Read).await?;
         let page = if let (Some(wanted), false, Some(limit)) =
             (&wanted, with_total, query.page.limit)
         {
@@ -814,39 +826,8 @@ impl SqlStore {
             } else {
                 None
             };
-            let (limit, offset) = page_args(&query.page);
-            let page = if dialect == Dialect::Postgres {
-                // The page's ids from the list index alone (an offset skips index entries, not
-                // table rows), then its rows by id.
-                let mut ids = Dyn::default();
-                ids.sql(concat!(
-                    "SELECT ",
-                    summary_columns!(),
-                    " FROM chat WHERE chat.id IN (SELECT chat.id"
-                ));
-                push_filters(&mut ids, dialect, query, &tag_ids);
-                ids.sql(order_by(dialect, query.order))
-                    .sql(" LIMIT ")
-                    .bind(limit)
-                    .sql(" OFFSET ")
-                    .bind(offset)
-                    .sql(")")
-                    .sql(order_by(dialect, query.order));
-                ids
-            } else {
-                let mut select = Dyn::default();
-                select.sql(concat!("SELECT ", summary_columns!()));
-                push_filters(&mut select, dialect, query, &tag_ids);
-                select
-                    .sql(order_by(dialect, query.order))
-                    .sql(" LIMIT ")
-                    .bind(limit)
-                    .sql(" OFFSET ")
-                    .bind(offset);
-                select
-            };
             let items = tx
-                .fetch_dyn(page)
+                .fetch_dyn(plain_page(dialect, query, &tag_ids))
                 .await?
                 .iter()
                 .map(summary_from_row)
@@ -855,6 +836,41 @@ impl SqlStore {
         };
         tx.commit().await?;
         Ok(page)
+    }
+}
+
+/// The statement of a plain list's page (no title search).
+fn plain_page(dialect: Dialect, query: &ChatQuery, tag_ids: &[String]) -> Dyn {
+    let (limit, offset) = page_args(&query.page);
+    if dialect == Dialect::Postgres {
+        // The page's ids from the list index alone (an offset skips index entries, not
+        // table rows), then its rows by id.
+        let mut ids = Dyn::default();
+        ids.sql(concat!(
+            "SELECT ",
+            summary_columns!(),
+            " FROM chat WHERE chat.id IN (SELECT chat.id"
+        ));
+        push_filters(&mut ids, dialect, query, tag_ids);
+        ids.sql(order_by(dialect, query.order))
+            .sql(" LIMIT ")
+            .bind(limit)
+            .sql(" OFFSET ")
+            .bind(offset)
+            .sql(")")
+            .sql(order_by(dialect, query.order));
+        ids
+    } else {
+        let mut select = Dyn::default();
+        select.sql(concat!("SELECT ", summary_columns!()));
+        push_filters(&mut select, dialect, query, tag_ids);
+        select
+            .sql(order_by(dialect, query.order))
+            .sql(" LIMIT ")
+            .bind(limit)
+            .sql(" OFFSET ")
+            .bind(offset);
+        select
     }
 }
 

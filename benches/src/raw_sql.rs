@@ -565,8 +565,9 @@ impl RawSqlx {
         Ok(dir.join(format!("raw-{id}.bin")))
     }
 
-    /// A list in a read-only snapshot, as the adapter runs it: the count when `with_total`,
-    /// then the page. `tags` are the two tag ids of a tag filter.
+    /// A list as the adapter runs it: with `with_total`, the count then the page in one
+    /// read-only snapshot; without, the page's one statement outside a transaction. `tags` are
+    /// the two tag ids of a tag filter.
     async fn list_page(
         &self,
         sql_sqlite: &ListSql,
@@ -580,12 +581,6 @@ impl RawSqlx {
         let offset = offset as i64;
         on_pool!(self, p, sqlite => {
             let sql = if sqlite { sql_sqlite } else { sql_pg };
-            let mut tx = if sqlite {
-                p.begin().await
-            } else {
-                p.begin_with(PG_READ_TX).await
-            }
-            .map_err(db("begin"))?;
             // The tag filter's arguments: SQLite's text tests then JSON tests, PostgreSQL's
             // one array (sorted, as the adapter sorts the ids).
             let mut tag_args: Vec<String> = Vec::new();
@@ -598,31 +593,32 @@ impl RawSqlx {
                     tag_args.push(Value::from(ids.to_vec()).to_string());
                 }
             }
-            let total: Option<i64> = if with_total {
-                let mut count = sqlx::query(sql.count).bind(user).bind(false);
-                for arg in &tag_args {
-                    count = count.bind(arg.as_str());
-                }
-                Some(
-                    count
-                        .fetch_one(&mut *tx)
-                        .await
-                        .and_then(|row| row.try_get("n"))
-                        .map_err(db("count"))?,
-                )
-            } else {
-                None
-            };
             let mut page = sqlx::query_as::<_, SummaryRow>(sql.page).bind(user).bind(false);
             for arg in &tag_args {
                 page = page.bind(arg.as_str());
             }
-            let rows = page
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(&mut *tx)
+            let page = page.bind(limit).bind(offset);
+            if !with_total {
+                let rows = page.fetch_all(p).await.map_err(db("list"))?;
+                std::hint::black_box(rows);
+                return Ok(());
+            }
+            let mut tx = if sqlite {
+                p.begin().await
+            } else {
+                p.begin_with(PG_READ_TX).await
+            }
+            .map_err(db("begin"))?;
+            let mut count = sqlx::query(sql.count).bind(user).bind(false);
+            for arg in &tag_args {
+                count = count.bind(arg.as_str());
+            }
+            let total: i64 = count
+                .fetch_one(&mut *tx)
                 .await
-                .map_err(db("list"))?;
+                .and_then(|row| row.try_get("n"))
+                .map_err(db("count"))?;
+            let rows = page.fetch_all(&mut *tx).await.map_err(db("list"))?;
             tx.commit().await.map_err(db("commit"))?;
             std::hint::black_box((total, rows));
             Ok(())
