@@ -144,21 +144,17 @@ impl PgVectorConfig {
     }
 
     /// Reads `CHATSTORE_PGVECTOR_URL` (or `PGVECTOR_DB_URL`, then `DATABASE_URL`), then the
-    /// settings [`PgVectorConfig::with_env`] reads.
+    /// settings [`PgVectorConfig::with_settings_from`] reads, from the process environment.
     pub fn from_env() -> Result<Self> {
-        let url = env_var(&["CHATSTORE_PGVECTOR_URL", "PGVECTOR_DB_URL", "DATABASE_URL"])
-            .ok_or_else(|| {
-                Error::invalid(
-                    "set CHATSTORE_PGVECTOR_URL (or PGVECTOR_DB_URL) to a postgres:// URL",
-                )
-            })?;
-        PgVectorConfig::new(url).with_env()
-    }
-
-    /// Applies the settings of the process environment other than the URL (the variables in
-    /// [`SETTINGS_ENV`]); see [`PgVectorConfig::with_settings_from`].
-    pub fn with_env(self) -> Result<Self> {
-        self.with_settings_from(|n| std::env::var(n).ok())
+        let env = |name: &str| std::env::var(name).ok();
+        let url = first_set(
+            &env,
+            &["CHATSTORE_PGVECTOR_URL", "PGVECTOR_DB_URL", "DATABASE_URL"],
+        )
+        .ok_or_else(|| {
+            Error::invalid("set CHATSTORE_PGVECTOR_URL (or PGVECTOR_DB_URL) to a postgres:// URL")
+        })?;
+        PgVectorConfig::new(url).with_settings_from(env)
     }
 
     /// Applies the settings other than the URL, read through `lookup`:
@@ -169,11 +165,7 @@ impl PgVectorConfig {
     /// `CHATSTORE_PGVECTOR_AUTO_INDEX`. An unset or empty variable keeps the value already set;
     /// a value that does not parse is `InvalidInput` naming the variable.
     pub fn with_settings_from(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let var = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| lookup(n).filter(|v| !v.trim().is_empty()))
-        };
+        let var = |names: &[&str]| first_set(&lookup, names);
         if let Some(v) = var(&[DIRECT_URL_ENV]) {
             self.direct_url = Some(v);
         }
@@ -211,11 +203,11 @@ pub const SETTINGS_ENV: &[&str] = &[
     "CHATSTORE_PGVECTOR_AUTO_INDEX",
 ];
 
-/// The first of these variables that is set and not empty.
-fn env_var(names: &[&str]) -> Option<String> {
+/// The value of the first of `names` that `lookup` finds set and not blank.
+fn first_set(lookup: &impl Fn(&str) -> Option<String>, names: &[&str]) -> Option<String> {
     names
         .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+        .find_map(|n| lookup(n).filter(|v| !v.trim().is_empty()))
 }
 
 fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
