@@ -7,7 +7,7 @@
 
 // GET /api/chatstore/info: the routes' version (the adapter refuses to start on a mismatch).
 routerAdd("GET", "/api/chatstore/info", (e) => {
-  return e.json(200, { version: 3 });
+  return e.json(200, { version: 4 });
 }, $apis.requireSuperuserAuth());
 
 // POST /api/chatstore/tx {"ops": [...]}: runs record operations in one transaction, all or
@@ -398,13 +398,16 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
   return e.json(200, { results: results });
 }, $apis.requireSuperuserAuth(), $apis.bodyLimit(536870912));
 
-// GET /api/chatstore/chats-by-tags: one page of a user's chats having all of `tags` (a JSON
-// array of tag record ids) or, with untagged=1, no tag; internal chats never count.
-// Query: chats, tags_collection, user, tags | untagged=1, archived=0|1, pinned=0|1,
+// GET /api/chatstore/chat-list: one page of a user's chats, every list the adapter makes:
+// optionally only those having all of `tags` (a JSON array of tag record ids) or, with
+// untagged=1, no tag; internal chats never count. One query of the summary's columns: the
+// records API would load each record whole (its conversation blob included) and serialise it
+// before picking the asked fields.
+// Query: chats, tags_collection, user, [tags | untagged=1], archived=0|1, pinned=0|1,
 // folder=<id> | nofolder=1, title=<lower-case substring>, order=updated|created|title,
 // limit (-1: all), offset, skip_total=1 (no count: Open WebUI's lists page without one).
 // Answer: {"items": [summary], "total": n} (total null with skip_total=1).
-routerAdd("GET", "/api/chatstore/chats-by-tags", (e) => {
+routerAdd("GET", "/api/chatstore/chat-list", (e) => {
   const NAME = /^[A-Za-z0-9_]+$/;
   const { carriesText, quoted } = require(`${__hooks}/chatstore_tags.js`);
   const q = e.request.url.query();
@@ -418,7 +421,7 @@ routerAdd("GET", "/api/chatstore/chats-by-tags", (e) => {
   const tagsOf = "json_each(CASE WHEN json_valid(c.tags) THEN c.tags ELSE '[]' END)";
   if (q.get("untagged") === "1") {
     where.push("NOT EXISTS (SELECT 1 FROM " + tagsOf + ")");
-  } else {
+  } else if (q.has("tags")) {
     let wanted;
     try {
       wanted = JSON.parse(q.get("tags") || "[]");

@@ -90,10 +90,6 @@ fn tag_ids_of(r: &Value) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// What a chat list asks PocketBase for: every field but the blob, and the tags' ids.
-const SUMMARY_FIELDS: &str = "id,user_id,title,meta,archived,pinned,folder_id,share_id,\
-     created_at,updated_at,version,expand.tags.tag_id";
-
 /// A chat and its version from a record read with `expand=tags`.
 fn from_record(r: &Value) -> Result<(Chat, i64)> {
     let meta = match record::json(r, "meta") {
@@ -124,7 +120,7 @@ fn flag(value: &Value) -> bool {
         .unwrap_or_else(|| value.as_i64().is_some_and(|n| n != 0))
 }
 
-/// A summary row of the chats-by-tags route.
+/// A summary row of the chat-list route.
 fn from_route_row(r: &Value) -> Result<ChatSummary> {
     let tags_text = record::text(r, "tag_ids")?;
     let tags: Vec<String> = serde_json::from_str(&tags_text)
@@ -440,12 +436,14 @@ impl PocketBase {
         Ok(())
     }
 
-    /// A list with a tag filter, through the hooks route; the total when `with_total` (the
-    /// route then counts every match as well).
-    async fn list_by_tags(
+    /// One page of a list through the hooks route `chat-list` (one SQL query of the summary's
+    /// columns on the server), with its total when `with_total` (the route then counts every
+    /// match as well). The records API would read each record whole, blob included, and
+    /// serialise it before picking the summary's fields: 13-16 ms for a page of 60 at 1k
+    /// chats, against about 2 ms for the route's pages.
+    async fn list_page(
         &self,
         query: &ChatQuery,
-        tag_ids: &[String],
         with_total: bool,
     ) -> Result<(Vec<ChatSummary>, Option<u64>)> {
         let c = self.cols();
@@ -455,13 +453,18 @@ impl PocketBase {
             ("user", query.user_id.clone()),
         ];
         match &query.tags {
+            TagFilter::Any => {}
             TagFilter::Untagged => params.push(("untagged", "1".to_owned())),
-            _ => {
-                let ids: Vec<String> = tag_ids
+            TagFilter::AllOf(_) => {
+                let ids: Vec<String> = query
+                    .tag_ids()
                     .iter()
                     .map(|t| tag_record_id(&query.user_id, t))
                     .collect();
-                params.push(("tags", json!(ids).to_string()));
+                // All of no tags is every chat.
+                if !ids.is_empty() {
+                    params.push(("tags", json!(ids).to_string()));
+                }
             }
         }
         if let Some(a) = query.archived {
@@ -496,7 +499,7 @@ impl PocketBase {
             .client()
             .send(
                 Method::GET,
-                "/api/chatstore/chats-by-tags",
+                "/api/chatstore/chat-list",
                 &params,
                 None,
                 Subject::new("chat list", &query.user_id),
@@ -506,7 +509,7 @@ impl PocketBase {
         let items = resp
             .get("items")
             .and_then(Value::as_array)
-            .ok_or_else(|| malformed("chats-by-tags without items"))?
+            .ok_or_else(|| malformed("chat-list without items"))?
             .iter()
             .map(from_route_row)
             .collect::<Result<Vec<_>>>()?;
@@ -516,78 +519,8 @@ impl PocketBase {
         let total = resp
             .get("total")
             .and_then(Value::as_u64)
-            .ok_or_else(|| malformed("chats-by-tags without total"))?;
+            .ok_or_else(|| malformed("chat-list without total"))?;
         Ok((items, Some(total)))
-    }
-
-    /// A list without a tag filter, through the records API; the total when `with_total`
-    /// (without it the request says `skipTotal=1`, so PocketBase runs no count).
-    async fn list_plain(
-        &self,
-        query: &ChatQuery,
-        with_total: bool,
-    ) -> Result<(Vec<ChatSummary>, Option<u64>)> {
-        let mut parts = vec![
-            filter::eq("user_id", &query.user_id),
-            "internal = false".to_owned(),
-        ];
-        if let Some(a) = query.archived {
-            parts.push(format!("archived = {a}"));
-        }
-        if let Some(p) = query.pinned {
-            parts.push(format!("pinned = {p}"));
-        }
-        match &query.folder {
-            FolderFilter::Any => {}
-            FolderFilter::NoFolder => parts.push(filter::eq("folder_id", "")),
-            FolderFilter::In(f) => parts.push(filter::eq("folder_id", f)),
-        }
-        if let Some(t) = &query.title {
-            parts.push(format!(
-                "title_lower ~ {}",
-                filter::contains(&t.to_lowercase())
-            ));
-        }
-        let sort = match query.order {
-            ChatOrder::UpdatedDesc => "-updated_at,id",
-            ChatOrder::CreatedDesc => "-created_at,id",
-            ChatOrder::TitleAsc => "title,id",
-        };
-        let q = ListQuery {
-            filter: parts.join(" && "),
-            sort: sort.to_owned(),
-            expand: Some("tags"),
-            // A summary needs no conversation blob: 60 of them were most of a page's bytes.
-            fields: Some(SUMMARY_FIELDS),
-            skip_total: !with_total,
-        };
-        let (items, total) = self
-            .client()
-            .list(
-                &self.cols().chats,
-                &q,
-                query.page.offset,
-                query.page.limit,
-                Subject::new("chat list", &query.user_id),
-            )
-            .await?;
-        let items = items
-            .iter()
-            .map(|r| from_record(r).map(|(c, _)| c.summary()))
-            .collect::<Result<_>>()?;
-        Ok((items, with_total.then_some(total)))
-    }
-
-    /// One page of a list, with its total when `with_total`.
-    async fn list_page(
-        &self,
-        query: &ChatQuery,
-        with_total: bool,
-    ) -> Result<(Vec<ChatSummary>, Option<u64>)> {
-        match query.tags {
-            TagFilter::Any => self.list_plain(query, with_total).await,
-            _ => self.list_by_tags(query, &query.tag_ids(), with_total).await,
-        }
     }
 }
 

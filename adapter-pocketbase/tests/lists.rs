@@ -1,6 +1,6 @@
 //! Lists page exactly like the memory model: any offset and limit (PocketBase pages by
 //! `page`/`perPage` of at most 1000, so ranges span pages), every order with ties by id in
-//! byte order, on both list paths (the records API and the chats-by-tags route).
+//! byte order, through the `chat-list` route with and without a tag filter.
 
 mod common;
 

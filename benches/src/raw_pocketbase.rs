@@ -1,13 +1,13 @@
 //! [`RawHttp`]: the PocketBase adapter's operations as direct reqwest calls to the same
-//! endpoints (the records API with the same filters, sorts and expands; the file download with
+//! endpoints (the records API and the hooks routes with the same parameters; the file download with
 //! a file token), so that the report's ratio is the abstraction's overhead.
 //!
 //! Each call decodes the answer as JSON, as the adapter does; what it leaves out is the
 //! abstraction: the `Store`'s dynamic dispatch, the adapter's client layer (token checks,
 //! retries, error mapping) and the mapping of records into domain types.
 //!
-//! Written: get chat, the lists (page 1, deep page, title search through the records API; two
-//! tags through the adapter's hooks route `/api/chatstore/chats-by-tags`), get file, and
+//! Written: get chat, the lists (page 1, deep page, title search, two tags: the adapter's
+//! hooks route `/api/chatstore/chat-list`), get file, and
 //! [`RawBaseline::import`]: the whole workload through PocketBase's batch API (`/api/batch`,
 //! up to 1,000 record creations per request, files as multipart parts), the yardstick of the
 //! issue's "bulk import at least 80% of the batch API's throughput". Create chat sends the
@@ -34,7 +34,7 @@ use chatstore_core::{Error, Result};
 use chatstore_core::{FileMeta, NewFile, User, validate};
 use chatstore_pocketbase::tx::TxRequest;
 use chatstore_pocketbase::{
-    Collections, PocketBaseConfig, TxOp, filter, message_record_id, message_write, tag_record_id,
+    Collections, PocketBaseConfig, TxOp, message_record_id, message_write, tag_record_id,
 };
 use chatstore_pocketbase::{client, rows};
 use futures::StreamExt;
@@ -125,11 +125,6 @@ fn file_body(meta: &FileMeta) -> Value {
         "updated_at": meta.updated_at,
     })
 }
-
-/// What the adapter's chat list asks PocketBase for (chatstore-pocketbase's `SUMMARY_FIELDS`):
-/// every field but the blob, and the tags' ids.
-const SUMMARY_FIELDS: &str = "id,user_id,title,meta,archived,pinned,folder_id,share_id,\
-     created_at,updated_at,version,expand.tags.tag_id";
 
 /// How long a file token is reused (PocketBase's file tokens live a few minutes).
 const FILE_TOKEN_REUSE: Duration = Duration::from_secs(60);
@@ -261,40 +256,43 @@ impl RawHttp {
             .map_err(http_err("GET answer"))
     }
 
-    /// The heavy user's chat list page through the records API, as the adapter's
-    /// `list_plain` asks for it: the summary's fields only, and `skipTotal` unless the total
-    /// is wanted.
+    /// The heavy user's chat list page through the hooks route `chat-list`, as the adapter's
+    /// `list_page` asks for it: the tag filter's tag record ids when given, the title filter
+    /// lower-cased, and `skip_total` unless the total is wanted.
     async fn list(
         &self,
         fx: &Fixture,
         offset: u64,
+        tags: &[String],
         title: Option<&str>,
         with_total: bool,
     ) -> Result<()> {
-        let mut parts = vec![
-            filter::eq("user_id", &fx.heavy_user_id),
-            "internal = false".to_owned(),
-            "archived = false".to_owned(),
-        ];
-        if let Some(t) = title {
-            parts.push(format!(
-                "title_lower ~ {}",
-                filter::contains(&t.to_lowercase())
-            ));
-        }
+        let user = fx.heavy_user_id.as_str();
         let mut query = vec![
-            ("page", (offset / PAGE_SIZE + 1).to_string()),
-            ("perPage", PAGE_SIZE.to_string()),
-            ("filter", parts.join(" && ")),
-            ("sort", "-updated_at,id".to_owned()),
-            ("expand", "tags".to_owned()),
-            ("fields", SUMMARY_FIELDS.to_owned()),
+            ("chats", self.cols.chats.clone()),
+            ("tags_collection", self.cols.tags.clone()),
+            ("user", user.to_owned()),
         ];
-        if !with_total {
-            query.push(("skipTotal", "1".to_owned()));
+        if !tags.is_empty() {
+            let ids: Vec<String> = tags
+                .iter()
+                .map(|t| tag_record_id(user, &chatstore_core::tag_id(t)))
+                .collect();
+            query.push(("tags", json!(ids).to_string()));
         }
-        let path = format!("/api/collections/{}/records", self.cols.chats);
-        std::hint::black_box(self.get_json(&path, &query).await?);
+        query.push(("archived", "0".to_owned()));
+        if let Some(t) = title {
+            query.push(("title", t.to_lowercase()));
+        }
+        query.extend([
+            ("order", "updated".to_owned()),
+            ("limit", PAGE_SIZE.to_string()),
+            ("offset", offset.to_string()),
+        ]);
+        if !with_total {
+            query.push(("skip_total", "1".to_owned()));
+        }
+        std::hint::black_box(self.get_json("/api/chatstore/chat-list", &query).await?);
         Ok(())
     }
 
@@ -558,29 +556,7 @@ impl RawBaseline for RawHttp {
     }
 
     async fn list_by_two_tags(&self, fx: &Fixture, _i: u64) -> Result<()> {
-        // The adapter's tag filter is a hooks route (one SQL query on the server).
-        let user = fx.heavy_user_id.as_str();
-        let tags: Vec<String> = fx
-            .two_tags
-            .iter()
-            .map(|t| tag_record_id(user, &chatstore_core::tag_id(t)))
-            .collect();
-        let query = [
-            ("chats", self.cols.chats.clone()),
-            ("tags_collection", self.cols.tags.clone()),
-            ("user", user.to_owned()),
-            ("tags", json!(tags).to_string()),
-            ("archived", "0".to_owned()),
-            ("order", "updated".to_owned()),
-            ("limit", PAGE_SIZE.to_string()),
-            ("offset", "0".to_owned()),
-            ("skip_total", "1".to_owned()),
-        ];
-        std::hint::black_box(
-            self.get_json("/api/chatstore/chats-by-tags", &query)
-                .await?,
-        );
-        Ok(())
+        self.list(fx, 0, &fx.two_tags, None, false).await
     }
 
     async fn get_chat(&self, fx: &Fixture, i: u64) -> Result<()> {
@@ -597,11 +573,11 @@ impl RawBaseline for RawHttp {
     }
 
     async fn list_chats_first_page(&self, fx: &Fixture, _i: u64) -> Result<()> {
-        self.list(fx, 0, None, false).await
+        self.list(fx, 0, &[], None, false).await
     }
 
     async fn list_chats_with_total(&self, fx: &Fixture, _i: u64) -> Result<()> {
-        self.list(fx, 0, None, true).await
+        self.list(fx, 0, &[], None, true).await
     }
 
     async fn rows(&self, plan: &RowPlan) -> Result<()> {
@@ -652,11 +628,11 @@ impl RawBaseline for RawHttp {
     }
 
     async fn list_chats_deep_page(&self, fx: &Fixture, _i: u64) -> Result<()> {
-        self.list(fx, fx.deep_offset, None, false).await
+        self.list(fx, fx.deep_offset, &[], None, false).await
     }
 
     async fn search_title(&self, fx: &Fixture, _i: u64) -> Result<()> {
-        self.list(fx, 0, Some(SEARCH_TERM), false).await
+        self.list(fx, 0, &[], Some(SEARCH_TERM), false).await
     }
 
     async fn upload(&self, id: &str, source: &Source, user_id: &str) -> Result<()> {
