@@ -1,6 +1,6 @@
-//! Lists page exactly like the memory model: any offset and limit (PocketBase pages by
-//! `page`/`perPage` of at most 1000, so ranges span pages), every order with ties by id in
-//! byte order, through the `chat-list` route with and without a tag filter.
+//! Lists page exactly like the memory model: any offset and limit (ranges past PocketBase's
+//! 1000-record pages and no limit included), every order with ties by id in byte order,
+//! through the `chat-list` route with and without a tag filter.
 
 mod common;
 
