@@ -490,8 +490,7 @@ fn temp_uploads() -> PathBuf {
 /// SQLite's 2 MiB. A list of a user with 10,000 chats walks about 1.7 MB of
 /// `chatstore_chat_list`; with the default cache every deep page or count of that user read its
 /// pages through the OS again (1.1-1.2 ms at offset 9,000 on the benchmark's 100k database,
-/// 0.62-0.66 ms with 4 or 8 MiB). Memory is taken as pages are read, so a connection that never
-/// lists such a user never holds it.
+/// 0.62-0.66 ms with 4 or 8 MiB). Memory is taken as pages are read.
 const SQLITE_CACHE_SIZE: &str = "-8192";
 
 async fn open_sqlite(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, PathBuf)> {
