@@ -814,18 +814,15 @@ impl SqlStore {
             };
             (items, total)
         } else {
-            let total = if with_total {
-                let mut count = Dyn::default();
-                count.sql("SELECT count(*) AS n");
-                push_filters(&mut count, dialect, query, &tag_ids);
-                let n = match tx.fetch_dyn(count).await?.first() {
-                    Some(row) => row.int("n")?,
-                    None => 0,
-                };
-                Some(u64::try_from(n).unwrap_or_default())
-            } else {
-                None
+            // A plain list here always has its total: without one it returned above.
+            let mut count = Dyn::default();
+            count.sql("SELECT count(*) AS n");
+            push_filters(&mut count, dialect, query, &tag_ids);
+            let n = match tx.fetch_dyn(count).await?.first() {
+                Some(row) => row.int("n")?,
+                None => 0,
             };
+            let total = Some(u64::try_from(n).unwrap_or_default());
             let items = tx
                 .fetch_dyn(plain_page(dialect, query, &tag_ids))
                 .await?
