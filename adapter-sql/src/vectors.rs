@@ -40,16 +40,43 @@ const DIMENSION: Sql = Sql::both(
      AND id NOT IN (SELECT value FROM json_each($2)) ORDER BY id LIMIT 1",
 );
 
-const INSERT: Sql = Sql::both(
-    "INSERT INTO chatstore_vector (id, collection_name, text, vector, vmetadata) \
-     VALUES ($1, $2, $3, $4, $5)",
-);
+/// The head of a multi-row insert; a row per item follows (see [`write_sizes`]).
+const INSERT_HEAD: &str =
+    "INSERT INTO chatstore_vector (id, collection_name, text, vector, vmetadata) VALUES ";
 
-const UPSERT: Sql = Sql::both(
-    "INSERT INTO chatstore_vector (id, collection_name, text, vector, vmetadata) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET \
+/// The tail that makes [`INSERT_HEAD`] an upsert.
+const UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET \
      collection_name = excluded.collection_name, text = excluded.text, \
-     vector = excluded.vector, vmetadata = excluded.vmetadata",
+     vector = excluded.vector, vmetadata = excluded.vmetadata";
+
+/// Rows written by one statement, at most. Every statement is a round trip to the SQLite
+/// connection's worker thread (sqlx runs each connection on a thread of its own), and on a
+/// virtual machine whose idle CPUs halt, waking that thread can cost more than the insert
+/// itself. A file's 32 chunks in one statement take about half the time of a statement per
+/// chunk (one third where idle CPUs halt). Five values a row keep the statement far below
+/// SQLite's limit on bound values.
+const WRITE_ROWS: usize = 64;
+
+/// The sizes of the statements that write `n` rows: [`WRITE_ROWS`] while that many are left,
+/// then the powers of two of the rest, largest first (45 rows: 32, 8, 4, 1). So there are
+/// seven statement shapes in all, each prepared once per connection and kept.
+fn write_sizes(n: usize) -> impl Iterator<Item = usize> {
+    let mut left = n;
+    std::iter::from_fn(move || {
+        let size = match left {
+            0 => return None,
+            l if l >= WRITE_ROWS => WRITE_ROWS,
+            l => 1 << l.ilog2(),
+        };
+        left -= size;
+        Some(size)
+    })
+}
+
+/// The first of the JSON array `$1`'s ids that is stored (the item a refused insert hit).
+const FIRST_TAKEN: Sql = Sql::both(
+    "SELECT id FROM chatstore_vector WHERE id IN (SELECT value FROM json_each($1)) \
+     ORDER BY id LIMIT 1",
 );
 
 const HAS_COLLECTION: Sql =
@@ -263,27 +290,54 @@ async fn write_rows(
 ) -> Result<()> {
     let dim = dimension(tx, collection, replaced).await?;
     validate_item_dimension(items, dim)?;
-    let sql = if replace { UPSERT } else { INSERT };
-    for item in items {
-        tx.execute(
-            sql,
-            args![
-                item.id.as_str(),
-                collection,
-                item.text.as_str(),
-                to_blob(&item.vector),
-                Arg::Json(Some(json::to_text(&Value::Object(item.metadata.clone())))),
-            ],
-        )
-        .await
-        .map_err(|e| match e {
-            Error::Conflict { .. } => {
-                Error::conflict("vector", format!("item id {:?} exists", item.id))
+    let mut rest = items;
+    for size in write_sizes(items.len()) {
+        let (chunk, after) = rest.split_at(size);
+        rest = after;
+        match tx
+            .execute_dyn(write_statement(collection, chunk, replace))
+            .await
+        {
+            Ok(_) => {}
+            // The statement wrote none of its rows; name the item that is taken.
+            Err(Error::Conflict { .. }) if !replace => {
+                let ids = ids_json(chunk.iter().map(|i| i.id.clone()));
+                let message = match tx.fetch_optional(FIRST_TAKEN, vec![ids]).await? {
+                    Some(row) => format!("item id {:?} exists", row.text("id")?),
+                    None => "an item id of this call exists".to_owned(),
+                };
+                return Err(Error::conflict("vector", message));
             }
-            other => other,
-        })?;
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
+}
+
+/// One statement writing `items` (a size of [`write_sizes`]) into `collection`: `replace`
+/// upserts, otherwise a taken id fails the whole statement.
+fn write_statement(collection: &str, items: &[VectorItem], replace: bool) -> Dyn {
+    let mut d = Dyn::default();
+    d.sql(INSERT_HEAD);
+    for (n, item) in items.iter().enumerate() {
+        d.sql(if n == 0 { "(" } else { ", (" })
+            .bind(item.id.as_str())
+            .sql(", ")
+            .bind(collection)
+            .sql(", ")
+            .bind(item.text.as_str())
+            .sql(", ")
+            .bind(to_blob(&item.vector))
+            .sql(", ")
+            .bind(Arg::Json(Some(json::to_text(&Value::Object(
+                item.metadata.clone(),
+            )))))
+            .sql(")");
+    }
+    if replace {
+        d.sql(UPSERT_TAIL);
+    }
+    d
 }
 
 #[async_trait]
@@ -449,12 +503,31 @@ impl VectorRepo for SqlStore {
 
 #[cfg(test)]
 mod tests {
-    use super::{from_blob, to_blob};
+    use super::{WRITE_ROWS, from_blob, to_blob, write_sizes};
 
     #[test]
     fn vectors_round_trip_through_blobs() {
         let v = vec![1.5f32, -0.25, 3.0e-7, f32::MAX];
         assert_eq!(from_blob("x", &to_blob(&v)).expect("whole floats"), v);
         assert!(from_blob("x", &[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn write_sizes_cover_every_row_once_in_seven_shapes() {
+        let mut shapes = std::collections::BTreeSet::new();
+        for n in 0..=300 {
+            let sizes: Vec<usize> = write_sizes(n).collect();
+            assert_eq!(sizes.iter().sum::<usize>(), n, "{n} rows: {sizes:?}");
+            assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{n}: {sizes:?}");
+            assert!(
+                sizes
+                    .iter()
+                    .all(|s| s.is_power_of_two() && *s <= WRITE_ROWS)
+            );
+            shapes.extend(sizes);
+        }
+        assert_eq!(shapes.len(), 7);
+        assert_eq!(write_sizes(45).collect::<Vec<_>>(), [32, 8, 4, 1]);
+        assert_eq!(write_sizes(130).collect::<Vec<_>>(), [64, 64, 2]);
     }
 }

@@ -3,7 +3,7 @@
 
 mod support;
 
-use chatstore_core::{Store, VectorFilter, VectorItem, memory};
+use chatstore_core::{ErrorKind, Store, VectorFilter, VectorItem, memory};
 use serde_json::{Map, json};
 
 /// Deterministic pseudo-random numbers in [-1, 1).
@@ -116,5 +116,46 @@ async fn a_filter_selecting_a_tiny_share_still_finds_its_true_neighbours() {
             .await
             .expect("search")
     );
+    db.finish().await;
+}
+
+/// A call's items go in statements of several rows (64 at most, then powers of two): a taken
+/// id in a later statement refuses the whole call by that id, and upserts of any size replace
+/// what they name and nothing else.
+#[tokio::test]
+async fn writes_of_many_statements_are_all_or_nothing() {
+    let db = support::sqlite_empty().await;
+    let store = db.store().await;
+    let mut rng = Lcg(5);
+    let other = items(&mut rng, "other", 3, 8);
+    load(&store, "other", &other).await;
+    // 150 rows: statements of 64, 64, 16, 4 and 2; row 140 falls in the 16-row one.
+    let mut batch = items(&mut rng, "kb", 150, 8);
+    batch[140].id = other[1].id.clone();
+    let err = store
+        .vectors
+        .insert("kb", batch.clone())
+        .await
+        .expect_err("a taken id");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.to_string().contains(&other[1].id), "{err}");
+    assert!(store.vectors.get("kb").await.expect("get").is_empty());
+    assert_eq!(store.vectors.get("other").await.expect("get"), other);
+
+    // Upsert 150 rows, 10 of them replacing rows already there (and one moving `other`'s).
+    batch[140].id = "kb-00140".into();
+    load(&store, "kb", &batch[..10]).await;
+    let mut again = items(&mut rng, "kb", 150, 8);
+    again[149].id = other[2].id.clone();
+    store
+        .vectors
+        .upsert("kb", again.clone())
+        .await
+        .expect("upsert");
+    let mut got = store.vectors.get("kb").await.expect("get");
+    got.sort_by(|a, b| a.id.cmp(&b.id));
+    again.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(got, again);
+    assert_eq!(store.vectors.get("other").await.expect("get"), other[..2]);
     db.finish().await;
 }

@@ -240,8 +240,22 @@ const VECTOR_DIMENSION: &str = "SELECT length(vector) / 4 AS dim FROM chatstore_
 const VECTOR_CANDIDATES: &str = "SELECT id, text, vector, vmetadata FROM chatstore_vector \
      WHERE collection_name = $1 ORDER BY id";
 
-const VECTOR_INSERT: &str = "INSERT INTO chatstore_vector (id, collection_name, text, vector, \
-     vmetadata) VALUES ($1, $2, $3, $4, $5)";
+/// The adapter's multi-row vector insert: this head, then a row per item, in statements of
+/// 64 rows while that many are left, then of the powers of two of the rest, largest first,
+/// each kept prepared.
+const VECTOR_INSERT_HEAD: &str =
+    "INSERT INTO chatstore_vector (id, collection_name, text, vector, vmetadata) ";
+
+/// The sizes of the adapter's vector insert statements for `n` rows.
+fn vector_write_sizes(mut n: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    while n > 0 {
+        let size = if n >= 64 { 64 } else { 1 << n.ilog2() };
+        sizes.push(size);
+        n -= size;
+    }
+    sizes
+}
 
 const INSERT_CHAT: &str = "INSERT INTO chat (id, user_id, title, chat, meta, archived, pinned, \
      folder_id, share_id, created_at, updated_at, last_read_at, current_message_id, tasks) \
@@ -1087,17 +1101,23 @@ impl RawBaseline for RawSqlx {
             .await
             .map_err(db("dimension"))?;
         std::hint::black_box(dim);
-        for item in &items {
-            let blob: Vec<u8> = item.vector.iter().flat_map(|x| x.to_le_bytes()).collect();
-            sqlx::query(VECTOR_INSERT)
-                .bind(item.id.as_str())
-                .bind(INSERT_COLLECTION)
-                .bind(item.text.as_str())
-                .bind(blob)
-                .bind(JsonText::of_map(&item.metadata))
+        let mut rest = items.as_slice();
+        for size in vector_write_sizes(items.len()) {
+            let (chunk, after) = rest.split_at(size);
+            rest = after;
+            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(VECTOR_INSERT_HEAD);
+            qb.push_values(chunk, |mut row, item| {
+                let blob: Vec<u8> = item.vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+                row.push_bind(item.id.as_str())
+                    .push_bind(INSERT_COLLECTION)
+                    .push_bind(item.text.as_str())
+                    .push_bind(blob)
+                    .push_bind(JsonText::of_map(&item.metadata));
+            });
+            qb.build()
                 .execute(&mut *tx)
                 .await
-                .map_err(db("insert vector"))?;
+                .map_err(db("insert vectors"))?;
         }
         tx.commit().await.map_err(db("commit"))
     }
