@@ -25,6 +25,11 @@ pub struct Machine {
     pub build: &'static str,
     /// The Rust compiler the benchmarks were built with, when `rustc` is on the PATH.
     pub rustc: String,
+    /// How idle CPUs wait (Linux's cpuidle driver, and the guest halt-polling window when the
+    /// driver is `haltpoll`), `"unknown"` elsewhere. On a virtual machine that halts idle CPUs
+    /// at once, waking a thread on another CPU costs tens of microseconds, and a call that
+    /// hands work to a thread per statement (sqlx's SQLite connections do) pays it every time.
+    pub cpu_idle: String,
 }
 
 impl Machine {
@@ -73,7 +78,30 @@ impl Machine {
                 "release"
             },
             rustc: run("rustc", &["--version"]).unwrap_or_else(|| "unknown".to_owned()),
+            cpu_idle: cpu_idle(),
         }
+    }
+}
+
+/// Linux's cpuidle driver and, for `haltpoll`, its guest polling window.
+fn cpu_idle() -> String {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_owned())
+    };
+    let Some(driver) = read("/sys/devices/system/cpu/cpuidle/current_driver") else {
+        return "unknown".to_owned();
+    };
+    match read("/sys/module/haltpoll/parameters/guest_halt_poll_ns") {
+        Some(ns) if driver == "haltpoll" && ns == "0" => {
+            "`haltpoll`, guest halt polling off (`guest_halt_poll_ns` 0): an idle CPU halts at once"
+                .to_owned()
+        }
+        Some(ns) if driver == "haltpoll" => {
+            format!("`haltpoll`, guest halt polling {ns} ns")
+        }
+        _ => format!("`{driver}`"),
     }
 }
 

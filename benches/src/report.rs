@@ -946,6 +946,7 @@ impl Report {
         let _ = writeln!(md, "| cores (`nproc`) | {} |", m.nproc);
         let _ = writeln!(md, "| memory | {} |", m.memory);
         let _ = writeln!(md, "| kernel | {} |", m.kernel);
+        let _ = writeln!(md, "| idle CPUs (cpuidle) | {} |", m.cpu_idle);
         let _ = writeln!(md, "| load average at start | {} |", m.load);
         let _ = writeln!(md, "| date | {} |", m.date);
         let _ = writeln!(md, "| git commit | `{}` |", m.commit);
