@@ -56,19 +56,46 @@ const RECORD: Sql = Sql::both(
 const PRUNE: Sql = Sql::both("DELETE FROM chatstore_change WHERE at < $1");
 
 /// PostgreSQL: [`RECORD`] for every kept event, [`PRUNE`] when one is kept, and every payload
-/// notified, in one round trip. A data-modifying `WITH` clause always runs to completion,
-/// whether or not the query reads its rows; the prune cannot see the rows inserted beside it
-/// (one snapshot), which are new anyway. The payloads go out in the order of the array (a
-/// function scan of `unnest` yields its elements in order; PostgreSQL delivers a transaction's
-/// notifications in the order they were sent).
-const RECORD_AND_NOTIFY: Sql = Sql::both(
-    "WITH recorded AS (INSERT INTO chatstore_change (key, user_id, at, event) \
-     SELECT r.key, r.user_id, r.at, r.event \
-     FROM unnest($3::text[], $4::text[], $5::bigint[], $6::text[]) AS r(key, user_id, at, event) \
-     ON CONFLICT (key) DO NOTHING), \
-     pruned AS (DELETE FROM chatstore_change WHERE at < $7 AND cardinality($3::text[]) > 0) \
-     SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload",
-);
+/// notified, in one statement: the part after `WITH`, its seven parameters (channel, payloads,
+/// keys, user ids, times, events, prune-before) numbered as given, so that a write can run
+/// ahead of it in the same statement (`chats::UPDATE_BLOB_RECORDED`). A data-modifying `WITH`
+/// clause always runs to completion, whether or not the query reads its rows; the prune cannot
+/// see the rows inserted beside it (one snapshot), which are new anyway. The payloads go out in
+/// the order of the array (a function scan of `unnest` yields its elements in order;
+/// PostgreSQL delivers a transaction's notifications in the order they were sent).
+macro_rules! record_and_notify {
+    ($channel:literal, $payloads:literal, $keys:literal, $users:literal, $ats:literal,
+     $events:literal, $prune:literal) => {
+        concat!(
+            "recorded AS (INSERT INTO chatstore_change (key, user_id, at, event) \
+             SELECT r.key, r.user_id, r.at, r.event FROM unnest(",
+            $keys,
+            "::text[], ",
+            $users,
+            "::text[], ",
+            $ats,
+            "::bigint[], ",
+            $events,
+            "::text[]) AS r(key, user_id, at, event) ON CONFLICT (key) DO NOTHING), \
+             pruned AS (DELETE FROM chatstore_change WHERE at < ",
+            $prune,
+            " AND cardinality(",
+            $keys,
+            "::text[]) > 0) SELECT pg_notify(",
+            $channel,
+            ", payload) FROM unnest(",
+            $payloads,
+            "::text[]) AS payload"
+        )
+    };
+}
+pub(crate) use record_and_notify;
+
+/// [`record_and_notify!`] alone, for a commit whose changes no write carried.
+const RECORD_AND_NOTIFY: Sql = Sql::both(concat!(
+    "WITH ",
+    record_and_notify!("$1", "$2", "$3", "$4", "$5", "$6", "$7")
+));
 
 const RECORDED_SINCE: Sql = Sql::both(
     "SELECT event FROM chatstore_change WHERE at >= $1 AND ($2 IS NULL OR user_id = $2) \
@@ -105,35 +132,14 @@ const FILES_SINCE: Sql = Sql::each(
 
 /// Records and notifies the changes of a transaction about to commit (see the module doc).
 pub(crate) async fn record(tx: &mut Tx, changes: &[ChangeEvent]) -> Result<()> {
-    let kept = changes.iter().filter(|e| kept_for_catch_up(e));
-    let prune_before = now_ms() - TOMBSTONE_RETENTION_SECS * 1000;
     if tx.dialect() == Dialect::Postgres {
-        let (mut keys, mut users, mut ats, mut events) = (vec![], vec![], vec![], vec![]);
-        for event in kept {
-            keys.push(event.key.clone());
-            users.push(event.user_id.clone());
-            ats.push(event.at);
-            events.push(encode(event)?);
+        if let Some(args) = postgres_args(changes)? {
+            tx.execute(RECORD_AND_NOTIFY, args).await?;
         }
-        let payloads = payloads(changes)?;
-        if payloads.is_empty() {
-            return Ok(());
-        }
-        tx.execute(
-            RECORD_AND_NOTIFY,
-            vec![
-                Arg::from(CHANNEL),
-                Arg::List(List::Text(payloads)),
-                Arg::List(List::Text(keys)),
-                Arg::List(List::Text(users)),
-                Arg::List(List::Int(ats)),
-                Arg::List(List::Text(events)),
-                Arg::from(prune_before),
-            ],
-        )
-        .await?;
         return Ok(());
     }
+    let kept = changes.iter().filter(|e| kept_for_catch_up(e));
+    let prune_before = now_ms() - TOMBSTONE_RETENTION_SECS * 1000;
     let mut recorded = false;
     for event in kept {
         tx.execute(
@@ -152,6 +158,31 @@ pub(crate) async fn record(tx: &mut Tx, changes: &[ChangeEvent]) -> Result<()> {
         tx.execute(PRUNE, args![prune_before]).await?;
     }
     Ok(())
+}
+
+/// The seven values [`record_and_notify!`] binds for `changes` (PostgreSQL), in its order;
+/// `None` when there is nothing to notify.
+pub(crate) fn postgres_args(changes: &[ChangeEvent]) -> Result<Option<Vec<Arg>>> {
+    let payloads = payloads(changes)?;
+    if payloads.is_empty() {
+        return Ok(None);
+    }
+    let (mut keys, mut users, mut ats, mut events) = (vec![], vec![], vec![], vec![]);
+    for event in changes.iter().filter(|e| kept_for_catch_up(e)) {
+        keys.push(event.key.clone());
+        users.push(event.user_id.clone());
+        ats.push(event.at);
+        events.push(encode(event)?);
+    }
+    Ok(Some(vec![
+        Arg::from(CHANNEL),
+        Arg::List(List::Text(payloads)),
+        Arg::List(List::Text(keys)),
+        Arg::List(List::Text(users)),
+        Arg::List(List::Int(ats)),
+        Arg::List(List::Text(events)),
+        Arg::from(now_ms() - TOMBSTONE_RETENTION_SECS * 1000),
+    ]))
 }
 
 /// An event as the JSON text recorded and notified.

@@ -626,13 +626,13 @@ impl MessageRepo for SqlStore {
             return Err(Error::not_found("message", message_key(chat_id, id)));
         }
         blob::remove_message(&mut chat.chat, id);
-        chats::write_blob(&mut tx, &chat).await?;
         tx.announce(ChangeEvent::message_ids(
             ChangeKind::Deleted,
             &chat.user_id,
             chat_id,
             id,
         ));
+        chats::write_blob(&mut tx, &chat).await?;
         tx.commit().await
     }
 

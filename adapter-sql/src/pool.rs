@@ -1059,6 +1059,28 @@ impl Tx {
         self.changes.push(event);
     }
 
+    /// Runs the write `sql`, or on PostgreSQL, when the transaction has announced changes,
+    /// `recorded`: the same write followed in the same statement by those changes recorded and
+    /// notified (`changes::record_and_notify!`, its values after `args`), which saves the
+    /// commit a round trip. The changes count as recorded once it has run.
+    pub(crate) async fn execute_recording(
+        &mut self,
+        sql: Sql,
+        recorded: Sql,
+        args: Vec<Arg>,
+    ) -> Result<()> {
+        if self.dialect() == Dialect::Postgres
+            && let Some(values) = crate::changes::postgres_args(&self.changes)?
+        {
+            let mut args = args;
+            args.extend(values);
+            self.execute(recorded, args).await?;
+            self.changes.clear();
+            return Ok(());
+        }
+        self.execute(sql, args).await.map(drop)
+    }
+
     /// Commits: first, inside the transaction, records the changes catch-up cannot find by
     /// `updated_at` and (PostgreSQL) notifies the listeners; then publishes to the in-process
     /// feed (SQLite).

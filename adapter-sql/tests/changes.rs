@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chatstore_core::changes::{ChangeFilter, ChangeKind, ChangeStream, field, now_ms, subscribe};
-use chatstore_core::{ChangeEvent, ChatPatch, ModelGroup, NewChat, NewUser, Store};
+use chatstore_core::{ChangeEvent, ChatPatch, ModelGroup, NewChat, NewMessage, NewUser, Store};
 use futures::StreamExt;
 use sqlx::Connection;
 
@@ -61,14 +61,34 @@ async fn exercise(store: &Store, feed_store: &Store) {
         .await
         .expect("archive");
     store.chats.add_tag(&chat.id, "Work").await.expect("tag");
+    // A message written and deleted: on PostgreSQL both events ride on the blob's write.
+    store
+        .messages
+        .upsert(NewMessage::text(&chat.id, "m1", "user", "hello"))
+        .await
+        .expect("message");
+    store
+        .messages
+        .delete(&chat.id, "m1")
+        .await
+        .expect("delete message");
     store.chats.delete(&chat.id).await.expect("delete");
-    let mut got = Vec::new();
-    while got.len() < 4 {
+    let (mut got, mut messages) = (Vec::new(), Vec::new());
+    while got.len() < 4 || messages.len() < 2 {
         let e = next(&mut events).await;
-        if e.group == ModelGroup::Chats {
+        if e.message_id.is_some() {
+            messages.push(e);
+        } else if e.group == ModelGroup::Chats {
             got.push(e);
         }
     }
+    assert_eq!(messages[0].kind, ChangeKind::Created, "{messages:?}");
+    assert_eq!(messages[1].kind, ChangeKind::Deleted, "{messages:?}");
+    assert!(
+        messages
+            .iter()
+            .all(|e| e.message_id.as_deref() == Some("m1") && e.user_id == ada.id)
+    );
     assert_eq!(got[0].kind, ChangeKind::Created);
     assert_eq!(got[1].fields, vec![field::ARCHIVED.to_owned()]);
     assert_eq!(got[2].fields, vec![field::TAGS.to_owned()]);
@@ -133,6 +153,16 @@ async fn a_cursor_reads_back_what_the_tables_and_records_hold() {
             .await
             .expect("chat");
         store.chats.add_tag(&kept.id, "Work").await.expect("tag");
+        store
+            .messages
+            .upsert(NewMessage::text(&kept.id, "m1", "user", "hello"))
+            .await
+            .expect("message");
+        store
+            .messages
+            .delete(&kept.id, "m1")
+            .await
+            .expect("delete message");
         let gone = store
             .chats
             .create(NewChat::new(&ada.id, "gone"))
@@ -158,6 +188,12 @@ async fn a_cursor_reads_back_what_the_tables_and_records_hold() {
         assert!(has(&kept.id, ChangeKind::Updated, false), "{events:?}");
         assert!(has(&kept.id, ChangeKind::Updated, true), "{events:?}");
         assert!(has(&gone.id, ChangeKind::Deleted, false), "{events:?}");
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == ChangeKind::Deleted && e.message_id.as_deref() == Some("m1")),
+            "{events:?}"
+        );
         assert!(events.iter().all(|e| e.user_id == ada.id));
         db.finish().await;
     }
