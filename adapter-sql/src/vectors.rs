@@ -52,9 +52,9 @@ const UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET \
 /// Rows written by one statement, at most. Every statement is a round trip to the SQLite
 /// connection's worker thread (sqlx runs each connection on a thread of its own), and on a
 /// virtual machine whose idle CPUs halt, waking that thread can cost more than the insert
-/// itself. A file's 32 chunks in one statement take about half the time of a statement per
-/// chunk (one third where idle CPUs halt). Five values a row keep the statement far below
-/// SQLite's limit on bound values.
+/// itself. A file's 32 chunks in one statement take about two thirds of the time of a
+/// statement per chunk on one CPU, and half where idle CPUs halt. Five values a row keep the
+/// statement far below SQLite's limit on bound values.
 const WRITE_ROWS: usize = 64;
 
 /// The sizes of the statements that write `n` rows: [`WRITE_ROWS`] while that many are left,
