@@ -94,6 +94,7 @@ pub use files::{PARTIAL_UPLOAD_MAX_AGE, READ_BYTES, WRITE_BYTES};
 pub use inspect::TableCounts;
 pub use pool::{Bound, Dialect};
 pub use rows::SqlRows;
+pub use vectors::vector_write_sizes;
 
 /// How to open a database.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,7 +40,7 @@ const DIMENSION: Sql = Sql::both(
      AND id NOT IN (SELECT value FROM json_each($2)) ORDER BY id LIMIT 1",
 );
 
-/// The head of a multi-row insert; a row per item follows (see [`write_sizes`]).
+/// The head of a multi-row insert; a row per item follows (see [`vector_write_sizes`]).
 const INSERT_HEAD: &str =
     "INSERT INTO chatstore_vector (id, collection_name, text, vector, vmetadata) VALUES ";
 
@@ -59,8 +59,9 @@ const WRITE_ROWS: usize = 64;
 
 /// The sizes of the statements that write `n` rows: [`WRITE_ROWS`] while that many are left,
 /// then the powers of two of the rest, largest first (45 rows: 32, 8, 4, 1). So there are
-/// seven statement shapes in all, each prepared once per connection and kept.
-fn write_sizes(n: usize) -> impl Iterator<Item = usize> {
+/// seven statement shapes in all, each prepared once per connection and kept. Public so that
+/// a raw baseline can send exactly these statements.
+pub fn vector_write_sizes(n: usize) -> impl Iterator<Item = usize> {
     let mut left = n;
     std::iter::from_fn(move || {
         let size = match left {
@@ -291,7 +292,7 @@ async fn write_rows(
     let dim = dimension(tx, collection, replaced).await?;
     validate_item_dimension(items, dim)?;
     let mut rest = items;
-    for size in write_sizes(items.len()) {
+    for size in vector_write_sizes(items.len()) {
         let (chunk, after) = rest.split_at(size);
         rest = after;
         match tx
@@ -314,7 +315,7 @@ async fn write_rows(
     Ok(())
 }
 
-/// One statement writing `items` (a size of [`write_sizes`]) into `collection`: `replace`
+/// One statement writing `items` (a size of [`vector_write_sizes`]) into `collection`: `replace`
 /// upserts, otherwise a taken id fails the whole statement.
 fn write_statement(collection: &str, items: &[VectorItem], replace: bool) -> Dyn {
     let mut d = Dyn::default();
@@ -503,7 +504,7 @@ impl VectorRepo for SqlStore {
 
 #[cfg(test)]
 mod tests {
-    use super::{WRITE_ROWS, from_blob, to_blob, write_sizes};
+    use super::{WRITE_ROWS, from_blob, to_blob, vector_write_sizes};
 
     #[test]
     fn vectors_round_trip_through_blobs() {
@@ -516,7 +517,7 @@ mod tests {
     fn write_sizes_cover_every_row_once_in_seven_shapes() {
         let mut shapes = std::collections::BTreeSet::new();
         for n in 0..=300 {
-            let sizes: Vec<usize> = write_sizes(n).collect();
+            let sizes: Vec<usize> = vector_write_sizes(n).collect();
             assert_eq!(sizes.iter().sum::<usize>(), n, "{n} rows: {sizes:?}");
             assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{n}: {sizes:?}");
             assert!(
@@ -527,7 +528,7 @@ mod tests {
             shapes.extend(sizes);
         }
         assert_eq!(shapes.len(), 7);
-        assert_eq!(write_sizes(45).collect::<Vec<_>>(), [32, 8, 4, 1]);
-        assert_eq!(write_sizes(130).collect::<Vec<_>>(), [64, 64, 2]);
+        assert_eq!(vector_write_sizes(45).collect::<Vec<_>>(), [32, 8, 4, 1]);
+        assert_eq!(vector_write_sizes(130).collect::<Vec<_>>(), [64, 64, 2]);
     }
 }

@@ -62,16 +62,7 @@ async fn exercise(store: &Store, feed_store: &Store) {
         .expect("archive");
     store.chats.add_tag(&chat.id, "Work").await.expect("tag");
     // A message written and deleted: on PostgreSQL both events ride on the blob's write.
-    store
-        .messages
-        .upsert(NewMessage::text(&chat.id, "m1", "user", "hello"))
-        .await
-        .expect("message");
-    store
-        .messages
-        .delete(&chat.id, "m1")
-        .await
-        .expect("delete message");
+    write_and_delete_message(store, &chat.id).await;
     store.chats.delete(&chat.id).await.expect("delete");
     let (mut got, mut messages) = (Vec::new(), Vec::new());
     while got.len() < 4 || messages.len() < 2 {
@@ -98,6 +89,20 @@ async fn exercise(store: &Store, feed_store: &Store) {
             .all(|e| e.chat_id.as_deref() == Some(chat.id.as_str()))
     );
     assert!(got.iter().all(|e| e.user_id == ada.id));
+}
+
+/// Writes message `m1` into the chat and deletes it.
+async fn write_and_delete_message(store: &Store, chat_id: &str) {
+    store
+        .messages
+        .upsert(NewMessage::text(chat_id, "m1", "user", "hello"))
+        .await
+        .expect("message");
+    store
+        .messages
+        .delete(chat_id, "m1")
+        .await
+        .expect("delete message");
 }
 
 /// SQLite: a subscriber hears the store's own committed writes.
@@ -153,16 +158,7 @@ async fn a_cursor_reads_back_what_the_tables_and_records_hold() {
             .await
             .expect("chat");
         store.chats.add_tag(&kept.id, "Work").await.expect("tag");
-        store
-            .messages
-            .upsert(NewMessage::text(&kept.id, "m1", "user", "hello"))
-            .await
-            .expect("message");
-        store
-            .messages
-            .delete(&kept.id, "m1")
-            .await
-            .expect("delete message");
+        write_and_delete_message(&store, &kept.id).await;
         let gone = store
             .chats
             .create(NewChat::new(&ada.id, "gone"))

@@ -25,7 +25,7 @@ use chatstore_core::messages::message_key;
 use chatstore_core::rows::ColumnKind;
 use chatstore_core::vectors::exact_search;
 use chatstore_core::{Chat, Error, Result, VectorItem, blob, tag_id, validate};
-use chatstore_sql::{Bound, READ_BYTES, SqlOptions, WRITE_BYTES};
+use chatstore_sql::{Bound, READ_BYTES, SqlOptions, WRITE_BYTES, vector_write_sizes};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -241,21 +241,9 @@ const VECTOR_CANDIDATES: &str = "SELECT id, text, vector, vmetadata FROM chatsto
      WHERE collection_name = $1 ORDER BY id";
 
 /// The adapter's multi-row vector insert: this head, then a row per item, in statements of
-/// 64 rows while that many are left, then of the powers of two of the rest, largest first,
-/// each kept prepared.
+/// the adapter's sizes ([`vector_write_sizes`]).
 const VECTOR_INSERT_HEAD: &str =
     "INSERT INTO chatstore_vector (id, collection_name, text, vector, vmetadata) ";
-
-/// The sizes of the adapter's vector insert statements for `n` rows.
-fn vector_write_sizes(mut n: usize) -> Vec<usize> {
-    let mut sizes = Vec::new();
-    while n > 0 {
-        let size = if n >= 64 { 64 } else { 1 << n.ilog2() };
-        sizes.push(size);
-        n -= size;
-    }
-    sizes
-}
 
 const INSERT_CHAT: &str = "INSERT INTO chat (id, user_id, title, chat, meta, archived, pinned, \
      folder_id, share_id, created_at, updated_at, last_read_at, current_message_id, tasks) \
