@@ -99,11 +99,24 @@ pub(crate) use {
     pg_has_tag, pg_internal, pg_not_internal, sqlite_has_tag, sqlite_internal, sqlite_not_internal,
 };
 
-const INSERT: Sql = Sql::both(
-    "INSERT INTO chat (id, user_id, title, chat, meta, archived, pinned, folder_id, share_id, \
-     created_at, updated_at, last_read_at, current_message_id, tasks) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, 'null')",
-);
+/// The chat row's insert, its twelve parameters numbered `$1`-`$12`.
+macro_rules! insert_chat {
+    () => {
+        "INSERT INTO chat (id, user_id, title, chat, meta, archived, pinned, folder_id, \
+         share_id, created_at, updated_at, last_read_at, current_message_id, tasks) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, 'null')"
+    };
+}
+
+const INSERT: Sql = Sql::both(insert_chat!());
+
+/// PostgreSQL: [`INSERT`] with the transaction's changes recorded and notified.
+const INSERT_RECORDED: Sql = Sql::both(concat!(
+    "WITH written AS (",
+    insert_chat!(),
+    "), ",
+    crate::changes::record_and_notify!("$13", "$14", "$15", "$16", "$17", "$18", "$19")
+));
 
 const GET: Sql = Sql::both(concat!(
     "SELECT ",
@@ -404,8 +417,12 @@ async fn insert(tx: &mut Tx, chat: NewChat) -> Result<Chat> {
         messages,
         tags,
     } = chat.prepare(validate::now())?;
-    tx.execute(
+    // Announced first, so that the feed's statement rides on the chat's insert (one round trip
+    // fewer at commit); nothing is notified unless the transaction commits.
+    tx.announce(ChangeEvent::chat(ChangeKind::Created, &chat, &[]));
+    tx.execute_recording(
         INSERT,
+        INSERT_RECORDED,
         args![
             chat.id.as_str(),
             chat.user_id.as_str(),
@@ -428,7 +445,6 @@ async fn insert(tx: &mut Tx, chat: NewChat) -> Result<Chat> {
     for (id, name) in &tags {
         ensure_tag(tx, &chat.user_id, id, name).await?;
     }
-    tx.announce(ChangeEvent::chat(ChangeKind::Created, &chat, &[]));
     Ok(chat)
 }
 
