@@ -147,10 +147,23 @@ const LOCK_USERS_TAGS: Sql = Sql::both(
 
 const OWNER: Sql = Sql::both("SELECT user_id FROM chat WHERE id = $1");
 
-const UPDATE: Sql = Sql::both(
-    "UPDATE chat SET title = $2, chat = $3, meta = $4, archived = $5, pinned = $6, \
-     folder_id = $7, share_id = $8, updated_at = $9, current_message_id = $10 WHERE id = $1",
-);
+/// A chat's whole update, its ten parameters numbered `$1`-`$10`.
+macro_rules! update_chat {
+    () => {
+        "UPDATE chat SET title = $2, chat = $3, meta = $4, archived = $5, pinned = $6, \
+         folder_id = $7, share_id = $8, updated_at = $9, current_message_id = $10 WHERE id = $1"
+    };
+}
+
+const UPDATE: Sql = Sql::both(update_chat!());
+
+/// PostgreSQL: [`UPDATE`] with the transaction's changes recorded and notified.
+const UPDATE_RECORDED: Sql = Sql::both(concat!(
+    "WITH written AS (",
+    update_chat!(),
+    "), ",
+    crate::changes::record_and_notify!("$11", "$12", "$13", "$14", "$15", "$16", "$17")
+));
 
 const UPDATE_BLOB: Sql =
     Sql::both("UPDATE chat SET chat = $2, updated_at = $3, current_message_id = $4 WHERE id = $1");
@@ -1015,8 +1028,15 @@ impl ChatRepo for SqlStore {
         let mut tx = self.begin("chat", Mode::Write).await?;
         let mut chat = lock(&mut tx, id).await?;
         patch.apply(&mut chat, validate::now())?;
-        tx.execute(
+        // Announced first, so that the feed's statement rides on the update (PostgreSQL).
+        tx.announce(ChangeEvent::chat(
+            ChangeKind::Updated,
+            &chat,
+            &patch_fields(&patch),
+        ));
+        tx.execute_recording(
             UPDATE,
+            UPDATE_RECORDED,
             args![
                 chat.id.as_str(),
                 chat.title.as_str(),
@@ -1031,11 +1051,6 @@ impl ChatRepo for SqlStore {
             ],
         )
         .await?;
-        tx.announce(ChangeEvent::chat(
-            ChangeKind::Updated,
-            &chat,
-            &patch_fields(&patch),
-        ));
         tx.commit().await?;
         Ok(chat)
     }

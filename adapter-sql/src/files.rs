@@ -47,10 +47,23 @@ macro_rules! file_columns {
     };
 }
 
-const INSERT: Sql = Sql::both(
-    "INSERT INTO \"file\" (id, user_id, hash, filename, path, data, meta, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-);
+/// The file row's insert, its nine parameters numbered `$1`-`$9`.
+macro_rules! insert_file {
+    () => {
+        "INSERT INTO \"file\" (id, user_id, hash, filename, path, data, meta, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    };
+}
+
+const INSERT: Sql = Sql::both(insert_file!());
+
+/// PostgreSQL: [`INSERT`] with the transaction's changes recorded and notified.
+const INSERT_RECORDED: Sql = Sql::both(concat!(
+    "WITH written AS (",
+    insert_file!(),
+    "), ",
+    crate::changes::record_and_notify!("$10", "$11", "$12", "$13", "$14", "$15", "$16")
+));
 
 const GET: Sql = Sql::both(concat!(
     "SELECT ",
@@ -167,8 +180,11 @@ fn disk_name(id: &str, filename: &str) -> String {
 
 /// Inserts a file's row, its bytes at `path`.
 async fn insert_row(tx: &mut Tx, meta: &FileMeta, path: &Path) -> Result<()> {
-    tx.execute(
+    // Announced first, so that the feed's statement rides on the insert (PostgreSQL).
+    tx.announce(ChangeEvent::file(ChangeKind::Created, meta));
+    tx.execute_recording(
         INSERT,
+        INSERT_RECORDED,
         args![
             meta.id.as_str(),
             meta.user_id.as_str(),
@@ -181,9 +197,7 @@ async fn insert_row(tx: &mut Tx, meta: &FileMeta, path: &Path) -> Result<()> {
             meta.updated_at,
         ],
     )
-    .await?;
-    tx.announce(ChangeEvent::file(ChangeKind::Created, meta));
-    Ok(())
+    .await
 }
 
 fn io_error(what: String, e: std::io::Error) -> Error {

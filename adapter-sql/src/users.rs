@@ -30,11 +30,24 @@ const INSERT: Sql = Sql::both(
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'null', $9, $10, 'null')",
 );
 
-/// Open WebUI expects an `auth` row per user; an empty password cannot log in.
-const INSERT_AUTH: Sql = Sql::both(
-    "INSERT INTO auth (id, email, password, active, session_stamp) VALUES ($1, $2, '', TRUE, $3) \
-     ON CONFLICT (id) DO NOTHING",
-);
+/// Open WebUI expects an `auth` row per user; an empty password cannot log in. Its three
+/// parameters numbered `$1`-`$3`.
+macro_rules! insert_auth {
+    () => {
+        "INSERT INTO auth (id, email, password, active, session_stamp) \
+         VALUES ($1, $2, '', TRUE, $3) ON CONFLICT (id) DO NOTHING"
+    };
+}
+
+const INSERT_AUTH: Sql = Sql::both(insert_auth!());
+
+/// PostgreSQL: [`INSERT_AUTH`] with the transaction's changes recorded and notified.
+const INSERT_AUTH_RECORDED: Sql = Sql::both(concat!(
+    "WITH written AS (",
+    insert_auth!(),
+    "), ",
+    crate::changes::record_and_notify!("$4", "$5", "$6", "$7", "$8", "$9", "$10")
+));
 
 /// The user's id (to tell a missing user from a missing stamp) and `auth.session_stamp`.
 const SESSION_STAMP: Sql = Sql::both(
@@ -101,10 +114,24 @@ const INSERT_MANY_HEAD: &str = "INSERT INTO \"user\" (id, name, email, role, pro
 const INSERT_AUTHS_HEAD: &str =
     "INSERT INTO auth (id, email, password, active, session_stamp) VALUES ";
 
-const UPDATE: Sql = Sql::both(
-    "UPDATE \"user\" SET name = $2, email = $3, role = $4, profile_image_url = $5, \
-     info = COALESCE($6, info), settings = COALESCE($7, settings), updated_at = $8 WHERE id = $1",
-);
+/// A user's update, its eight parameters numbered `$1`-`$8`.
+macro_rules! update_user {
+    () => {
+        "UPDATE \"user\" SET name = $2, email = $3, role = $4, profile_image_url = $5, \
+         info = COALESCE($6, info), settings = COALESCE($7, settings), updated_at = $8 \
+         WHERE id = $1"
+    };
+}
+
+const UPDATE: Sql = Sql::both(update_user!());
+
+/// PostgreSQL: [`UPDATE`] with the transaction's changes recorded and notified.
+const UPDATE_RECORDED: Sql = Sql::both(concat!(
+    "WITH written AS (",
+    update_user!(),
+    "), ",
+    crate::changes::record_and_notify!("$9", "$10", "$11", "$12", "$13", "$14", "$15")
+));
 
 const UPDATE_AUTH_EMAIL: Sql = Sql::both("UPDATE auth SET email = $2 WHERE id = $1");
 
@@ -211,12 +238,15 @@ async fn insert(tx: &mut Tx, user: NewUser) -> Result<User> {
         ],
     )
     .await?;
-    tx.execute(
+    // Announced before the last statement, so that the feed's statement rides on it
+    // (PostgreSQL).
+    tx.announce(ChangeEvent::user(ChangeKind::Created, &user));
+    tx.execute_recording(
         INSERT_AUTH,
+        INSERT_AUTH_RECORDED,
         args![user.id.as_str(), user.email.as_str(), validate::new_id(),],
     )
     .await?;
-    tx.announce(ChangeEvent::user(ChangeKind::Created, &user));
     Ok(user)
 }
 
@@ -391,8 +421,11 @@ impl UserRepo for SqlStore {
                 format!("email {:?} is taken", user.email),
             ));
         }
-        tx.execute(
+        // Announced first, so that the feed's statement rides on the update (PostgreSQL).
+        tx.announce(ChangeEvent::user(ChangeKind::Updated, &user));
+        tx.execute_recording(
             UPDATE,
+            UPDATE_RECORDED,
             args![
                 id,
                 user.name.as_str(),
@@ -409,7 +442,6 @@ impl UserRepo for SqlStore {
             tx.execute(UPDATE_AUTH_EMAIL, args![id, user.email.as_str()])
                 .await?;
         }
-        tx.announce(ChangeEvent::user(ChangeKind::Updated, &user));
         tx.commit().await?;
         Ok(user)
     }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use chatstore_core::changes::{ChangeFilter, ChangeKind, ChangeStream, field, now_ms, subscribe};
 use chatstore_core::{
-    ChangeEvent, ChatPatch, Error, ModelGroup, NewChat, NewMessage, NewUser, Store,
+    ChangeEvent, ChatPatch, Error, ModelGroup, NewChat, NewFile, NewMessage, NewUser, Store,
+    UserPatch,
 };
 use futures::StreamExt;
 use sqlx::Connection;
@@ -66,15 +67,42 @@ async fn exercise(store: &Store, feed_store: &Store) {
     // A message written and deleted: on PostgreSQL both events ride on the blob's write.
     write_and_delete_message(store, &chat.id).await;
     store.chats.delete(&chat.id).await.expect("delete");
+    // A user's update and a file's upload: on PostgreSQL their events ride on their writes.
+    // (PostgreSQL's listener may also report the user's creation, read back at its start as
+    // an update at the second of `updated_at`: the live rename is the one from `renamed` on.)
+    let renamed = now_ms();
+    store
+        .users
+        .update(
+            &ada.id,
+            UserPatch {
+                name: Some("Ada L.".to_owned()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("rename");
+    let file = store
+        .files
+        .put(NewFile::new(&ada.id, "notes.txt", b"engines".to_vec()))
+        .await
+        .expect("file");
     let (mut got, mut messages) = (Vec::new(), Vec::new());
-    while got.len() < 4 || messages.len() < 2 {
+    let (mut user_event, mut file_event) = (None, None);
+    while got.len() < 4 || messages.len() < 2 || user_event.is_none() || file_event.is_none() {
         let e = next(&mut events).await;
-        if e.message_id.is_some() {
-            messages.push(e);
-        } else if e.group == ModelGroup::Chats {
-            got.push(e);
+        match e.group {
+            _ if e.message_id.is_some() => messages.push(e),
+            ModelGroup::Chats => got.push(e),
+            ModelGroup::Users if e.at >= renamed => user_event = Some(e),
+            ModelGroup::Files => file_event = Some(e),
+            _ => {}
         }
     }
+    let (user_event, file_event) = (user_event.expect("user"), file_event.expect("file"));
+    assert_eq!(user_event.kind, ChangeKind::Updated, "{user_event:?}");
+    assert_eq!(file_event.kind, ChangeKind::Created, "{file_event:?}");
+    assert_eq!(file_event.file_id.as_deref(), Some(file.id.as_str()));
     assert_eq!(messages[0].kind, ChangeKind::Created, "{messages:?}");
     assert_eq!(messages[1].kind, ChangeKind::Deleted, "{messages:?}");
     assert!(
