@@ -91,6 +91,25 @@ macro_rules! record_and_notify {
 }
 pub(crate) use record_and_notify;
 
+/// PostgreSQL: the write `$write` (SQL text) and, in the same statement after it,
+/// [`record_and_notify!`] with its seven parameters numbered as given (after a `;`, without
+/// commas): the statement
+/// `Tx::execute_recording` runs when the transaction has changes to announce.
+macro_rules! recorded {
+    ($write:expr; $channel:literal $payloads:literal $keys:literal $users:literal
+     $ats:literal $events:literal $prune:literal) => {
+        concat!(
+            "WITH written AS (",
+            $write,
+            "), ",
+            $crate::changes::record_and_notify!(
+                $channel, $payloads, $keys, $users, $ats, $events, $prune
+            )
+        )
+    };
+}
+pub(crate) use recorded;
+
 /// [`record_and_notify!`] alone, for a commit whose changes no write carried.
 const RECORD_AND_NOTIFY: Sql = Sql::both(concat!(
     "WITH ",

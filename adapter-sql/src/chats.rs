@@ -111,11 +111,8 @@ macro_rules! insert_chat {
 const INSERT: Sql = Sql::both(insert_chat!());
 
 /// PostgreSQL: [`INSERT`] with the transaction's changes recorded and notified.
-const INSERT_RECORDED: Sql = Sql::both(concat!(
-    "WITH written AS (",
-    insert_chat!(),
-    "), ",
-    crate::changes::record_and_notify!("$13", "$14", "$15", "$16", "$17", "$18", "$19")
+const INSERT_RECORDED: Sql = Sql::both(crate::changes::recorded!(
+    insert_chat!(); "$13" "$14" "$15" "$16" "$17" "$18" "$19"
 ));
 
 const GET: Sql = Sql::both(concat!(
@@ -158,29 +155,29 @@ macro_rules! update_chat {
 const UPDATE: Sql = Sql::both(update_chat!());
 
 /// PostgreSQL: [`UPDATE`] with the transaction's changes recorded and notified.
-const UPDATE_RECORDED: Sql = Sql::both(concat!(
-    "WITH written AS (",
-    update_chat!(),
-    "), ",
-    crate::changes::record_and_notify!("$11", "$12", "$13", "$14", "$15", "$16", "$17")
+const UPDATE_RECORDED: Sql = Sql::both(crate::changes::recorded!(
+    update_chat!(); "$11" "$12" "$13" "$14" "$15" "$16" "$17"
 ));
 
-const UPDATE_BLOB: Sql =
-    Sql::both("UPDATE chat SET chat = $2, updated_at = $3, current_message_id = $4 WHERE id = $1");
+/// A chat's blob, `updated_at` and `current_message_id` (after message changes).
+macro_rules! update_blob {
+    () => {
+        "UPDATE chat SET chat = $2, updated_at = $3, current_message_id = $4 WHERE id = $1"
+    };
+}
+
+const UPDATE_BLOB: Sql = Sql::both(update_blob!());
 
 /// PostgreSQL: [`UPDATE_BLOB`] with the transaction's changes recorded and notified.
-const UPDATE_BLOB_RECORDED: Sql = Sql::both(concat!(
-    "WITH written AS (UPDATE chat SET chat = $2, updated_at = $3, current_message_id = $4 \
-     WHERE id = $1), ",
-    crate::changes::record_and_notify!("$5", "$6", "$7", "$8", "$9", "$10", "$11")
+const UPDATE_BLOB_RECORDED: Sql = Sql::both(crate::changes::recorded!(
+    update_blob!(); "$5" "$6" "$7" "$8" "$9" "$10" "$11"
 ));
 
 const UPDATE_META: Sql = Sql::both("UPDATE chat SET meta = $2 WHERE id = $1");
 
 /// PostgreSQL: [`UPDATE_META`] with the transaction's changes recorded and notified.
-const UPDATE_META_RECORDED: Sql = Sql::both(concat!(
-    "WITH written AS (UPDATE chat SET meta = $2 WHERE id = $1), ",
-    crate::changes::record_and_notify!("$3", "$4", "$5", "$6", "$7", "$8", "$9")
+const UPDATE_META_RECORDED: Sql = Sql::both(crate::changes::recorded!(
+    "UPDATE chat SET meta = $2 WHERE id = $1"; "$3" "$4" "$5" "$6" "$7" "$8" "$9"
 ));
 
 const ENSURE_TAG: Sql = Sql::both(

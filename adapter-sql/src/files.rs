@@ -58,11 +58,8 @@ macro_rules! insert_file {
 const INSERT: Sql = Sql::both(insert_file!());
 
 /// PostgreSQL: [`INSERT`] with the transaction's changes recorded and notified.
-const INSERT_RECORDED: Sql = Sql::both(concat!(
-    "WITH written AS (",
-    insert_file!(),
-    "), ",
-    crate::changes::record_and_notify!("$10", "$11", "$12", "$13", "$14", "$15", "$16")
+const INSERT_RECORDED: Sql = Sql::both(crate::changes::recorded!(
+    insert_file!(); "$10" "$11" "$12" "$13" "$14" "$15" "$16"
 ));
 
 const GET: Sql = Sql::both(concat!(

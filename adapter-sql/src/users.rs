@@ -42,11 +42,8 @@ macro_rules! insert_auth {
 const INSERT_AUTH: Sql = Sql::both(insert_auth!());
 
 /// PostgreSQL: [`INSERT_AUTH`] with the transaction's changes recorded and notified.
-const INSERT_AUTH_RECORDED: Sql = Sql::both(concat!(
-    "WITH written AS (",
-    insert_auth!(),
-    "), ",
-    crate::changes::record_and_notify!("$4", "$5", "$6", "$7", "$8", "$9", "$10")
+const INSERT_AUTH_RECORDED: Sql = Sql::both(crate::changes::recorded!(
+    insert_auth!(); "$4" "$5" "$6" "$7" "$8" "$9" "$10"
 ));
 
 /// The user's id (to tell a missing user from a missing stamp) and `auth.session_stamp`.
@@ -126,11 +123,8 @@ macro_rules! update_user {
 const UPDATE: Sql = Sql::both(update_user!());
 
 /// PostgreSQL: [`UPDATE`] with the transaction's changes recorded and notified.
-const UPDATE_RECORDED: Sql = Sql::both(concat!(
-    "WITH written AS (",
-    update_user!(),
-    "), ",
-    crate::changes::record_and_notify!("$9", "$10", "$11", "$12", "$13", "$14", "$15")
+const UPDATE_RECORDED: Sql = Sql::both(crate::changes::recorded!(
+    update_user!(); "$9" "$10" "$11" "$12" "$13" "$14" "$15"
 ));
 
 const UPDATE_AUTH_EMAIL: Sql = Sql::both("UPDATE auth SET email = $2 WHERE id = $1");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chatstore_core::changes::{ChangeFilter, ChangeKind, ChangeStream, field, now_ms, subscribe};
 use chatstore_core::{
-    ChangeEvent, ChatPatch, Error, ModelGroup, NewChat, NewFile, NewMessage, NewUser, Store,
+    ChangeEvent, ChatPatch, Error, ModelGroup, NewChat, NewFile, NewMessage, NewUser, Store, User,
     UserPatch,
 };
 use futures::StreamExt;
@@ -34,12 +34,17 @@ async fn until_all(events: &mut ChangeStream, want: &BTreeSet<String>) {
     }
 }
 
-async fn exercise(store: &Store, feed_store: &Store) {
-    let ada = store
+/// Creates the user the tests write as.
+async fn create_ada(store: &Store) -> User {
+    store
         .users
         .create(NewUser::new("ada@example.com", "Ada"))
         .await
-        .expect("user");
+        .expect("user")
+}
+
+async fn exercise(store: &Store, feed_store: &Store) {
+    let ada = create_ada(store).await;
     let mut events = subscribe(
         feed_store.changes().expect("a SQL store has a feed"),
         ChangeFilter::user(&ada.id),
@@ -150,11 +155,7 @@ async fn sqlite_announces_its_own_writes() {
 async fn a_failed_write_announces_nothing() {
     for db in support::empty_databases().await {
         let store = db.store().await;
-        let ada = store
-            .users
-            .create(NewUser::new("ada@example.com", "Ada"))
-            .await
-            .expect("user");
+        let ada = create_ada(&store).await;
         let mut events = subscribe(store.changes().expect("feed"), ChangeFilter::user(&ada.id));
         if db.is_postgres() {
             // The listener starts with the first subscriber (see `exercise`).
@@ -191,11 +192,7 @@ async fn a_failed_write_announces_nothing() {
 async fn a_cursor_reads_back_what_the_tables_and_records_hold() {
     for db in support::empty_databases().await {
         let store = db.store().await;
-        let ada = store
-            .users
-            .create(NewUser::new("ada@example.com", "Ada"))
-            .await
-            .expect("user");
+        let ada = create_ada(&store).await;
         let cursor = now_ms();
         let kept = store
             .chats
@@ -261,11 +258,7 @@ async fn postgres_listener_killed_mid_stream_loses_nothing() {
     };
     let writer = db.store().await;
     let follower = db.store().await;
-    let ada = writer
-        .users
-        .create(NewUser::new("ada@example.com", "Ada"))
-        .await
-        .expect("user");
+    let ada = create_ada(&writer).await;
     let feed = follower.changes().expect("feed");
     let mut events = subscribe(feed.clone(), ChangeFilter::user(&ada.id));
     tokio::time::sleep(Duration::from_millis(300)).await;
