@@ -93,8 +93,8 @@ pub(crate) use record_and_notify;
 
 /// PostgreSQL: the write `$write` (SQL text) and, in the same statement after it,
 /// [`record_and_notify!`] with its seven parameters numbered as given (after a `;`, without
-/// commas): the statement
-/// `Tx::execute_recording` runs when the transaction has changes to announce.
+/// commas): the statement `Tx::execute_recording` runs when the transaction has changes to
+/// announce.
 macro_rules! recorded {
     ($write:expr; $channel:literal $payloads:literal $keys:literal $users:literal
      $ats:literal $events:literal $prune:literal) => {
