@@ -3,8 +3,9 @@
 //! Every write transaction announces its changes ([`Tx::announce`]); on commit, inside the
 //! transaction:
 //! - the changes that `updated_at` cannot show later (deletions, tag changes) are recorded in
-//!   chatstore's own table `chatstore_change` (pruned after
-//!   [`TOMBSTONE_RETENTION_SECS`]); Open WebUI's tables are not touched;
+//!   chatstore's own table `chatstore_change` (pruned after [`TOMBSTONE_RETENTION_SECS`], by
+//!   a recording transaction at most once a minute per store: [`prune_if_due`]); Open WebUI's
+//!   tables are not touched;
 //! - on PostgreSQL, `pg_notify('chatstore_change', ...)` carries the events (ids only, JSON
 //!   arrays kept under 8000 bytes), delivered to every listener when the transaction commits,
 //!   so every process writing through chatstore is heard by every process listening.
@@ -18,6 +19,7 @@
 //! [`SqlOptions::listen_url`]: crate::SqlOptions::listen_url
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -55,17 +57,21 @@ const RECORD: Sql = Sql::both(
 
 const PRUNE: Sql = Sql::both("DELETE FROM chatstore_change WHERE at < $1");
 
-/// PostgreSQL: [`RECORD`] for every kept event, [`PRUNE`] when one is kept, and every payload
-/// notified, in one statement: the part after `WITH`, its seven parameters (channel, payloads,
-/// keys, user ids, times, events, prune-before) numbered as given, so that a write can run
-/// ahead of it in the same statement (`chats::UPDATE_BLOB_RECORDED`). A data-modifying `WITH`
-/// clause always runs to completion, whether or not the query reads its rows; the prune cannot
-/// see the rows inserted beside it (one snapshot), which are new anyway. The payloads go out in
-/// the order of the array (a function scan of `unnest` yields its elements in order;
-/// PostgreSQL delivers a transaction's notifications in the order they were sent).
+/// PostgreSQL: [`RECORD`] for every kept event and every payload notified, in one statement:
+/// the part after `WITH`, its six parameters (channel, payloads, keys, user ids, times,
+/// events) numbered as given, so that a write can run ahead of it in the same statement
+/// (`chats::UPDATE_BLOB_RECORDED`). A data-modifying `WITH` clause always runs to completion,
+/// whether or not the query reads its rows. The payloads go out in the order of the array (a
+/// function scan of `unnest` yields its elements in order; PostgreSQL delivers a
+/// transaction's notifications in the order they were sent).
+///
+/// The prune is not part of it ([`prune_if_due`]): with a `DELETE … WHERE at < $n` beside the
+/// write, the generic plan of the prepared statement was costed as a scan of a third of
+/// `chatstore_change`, so PostgreSQL planned the statement anew on every execution (0.15 ms
+/// of a message upsert's 2 ms); without it the generic plan is taken after five runs.
 macro_rules! record_and_notify {
     ($channel:literal, $payloads:literal, $keys:literal, $users:literal, $ats:literal,
-     $events:literal, $prune:literal) => {
+     $events:literal) => {
         concat!(
             "recorded AS (INSERT INTO chatstore_change (key, user_id, at, event) \
              SELECT r.key, r.user_id, r.at, r.event FROM unnest(",
@@ -76,12 +82,8 @@ macro_rules! record_and_notify {
             $ats,
             "::bigint[], ",
             $events,
-            "::text[]) AS r(key, user_id, at, event) ON CONFLICT (key) DO NOTHING), \
-             pruned AS (DELETE FROM chatstore_change WHERE at < ",
-            $prune,
-            " AND cardinality(",
-            $keys,
-            "::text[]) > 0) SELECT pg_notify(",
+            "::text[]) AS r(key, user_id, at, event) ON CONFLICT (key) DO NOTHING) \
+             SELECT pg_notify(",
             $channel,
             ", payload) FROM unnest(",
             $payloads,
@@ -92,19 +94,17 @@ macro_rules! record_and_notify {
 pub(crate) use record_and_notify;
 
 /// PostgreSQL: the write `$write` (SQL text) and, in the same statement after it,
-/// [`record_and_notify!`] with its seven parameters numbered as given (after a `;`, without
+/// [`record_and_notify!`] with its six parameters numbered as given (after a `;`, without
 /// commas): the statement `Tx::execute_recording` runs when the transaction has changes to
 /// announce.
 macro_rules! recorded {
     ($write:expr; $channel:literal $payloads:literal $keys:literal $users:literal
-     $ats:literal $events:literal $prune:literal) => {
+     $ats:literal $events:literal) => {
         concat!(
             "WITH written AS (",
             $write,
             "), ",
-            $crate::changes::record_and_notify!(
-                $channel, $payloads, $keys, $users, $ats, $events, $prune
-            )
+            $crate::changes::record_and_notify!($channel, $payloads, $keys, $users, $ats, $events)
         )
     };
 }
@@ -113,7 +113,7 @@ pub(crate) use recorded;
 /// [`record_and_notify!`] alone, for a commit whose changes no write carried.
 const RECORD_AND_NOTIFY: Sql = Sql::both(concat!(
     "WITH ",
-    record_and_notify!("$1", "$2", "$3", "$4", "$5", "$6", "$7")
+    record_and_notify!("$1", "$2", "$3", "$4", "$5", "$6")
 ));
 
 const RECORDED_SINCE: Sql = Sql::both(
@@ -155,12 +155,9 @@ pub(crate) async fn record(tx: &mut Tx, changes: &[ChangeEvent]) -> Result<()> {
         if let Some(args) = postgres_args(changes)? {
             tx.execute(RECORD_AND_NOTIFY, args).await?;
         }
-        return Ok(());
+        return prune_if_due(tx, changes).await;
     }
-    let kept = changes.iter().filter(|e| kept_for_catch_up(e));
-    let prune_before = now_ms() - TOMBSTONE_RETENTION_SECS * 1000;
-    let mut recorded = false;
-    for event in kept {
+    for event in changes.iter().filter(|e| kept_for_catch_up(e)) {
         tx.execute(
             RECORD,
             args![
@@ -171,15 +168,49 @@ pub(crate) async fn record(tx: &mut Tx, changes: &[ChangeEvent]) -> Result<()> {
             ],
         )
         .await?;
-        recorded = true;
     }
-    if recorded {
-        tx.execute(PRUNE, args![prune_before]).await?;
+    prune_if_due(tx, changes).await
+}
+
+/// The longest a store goes between two prunes of `chatstore_change` while it records changes.
+const PRUNE_EVERY_MS: i64 = 60_000;
+
+/// When a store prunes `chatstore_change` next (milliseconds since the epoch), shared by all
+/// its transactions.
+#[derive(Debug, Default)]
+pub(crate) struct PruneClock(AtomicI64);
+
+impl PruneClock {
+    /// Whether the caller prunes now: once the time has come, the first caller to ask, and it
+    /// sets the next time. (A transaction that then rolls back leaves the prune to the next
+    /// interval: the rows are days past their retention either way.)
+    fn due(&self) -> bool {
+        let now = now_ms();
+        let next = self.0.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .0
+                .compare_exchange(
+                    next,
+                    now + PRUNE_EVERY_MS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+}
+
+/// Deletes the recorded changes past [`TOMBSTONE_RETENTION_SECS`], inside the transaction that
+/// recorded `changes`, when it recorded one and the store's [`PruneClock`] says it is time.
+pub(crate) async fn prune_if_due(tx: &mut Tx, changes: &[ChangeEvent]) -> Result<()> {
+    if changes.iter().any(kept_for_catch_up) && tx.prune_clock().due() {
+        let before = now_ms() - TOMBSTONE_RETENTION_SECS * 1000;
+        tx.execute(PRUNE, args![before]).await?;
     }
     Ok(())
 }
 
-/// The seven values [`record_and_notify!`] binds for `changes` (PostgreSQL), in its order;
+/// The six values [`record_and_notify!`] binds for `changes` (PostgreSQL), in its order;
 /// `None` when there is nothing to notify.
 pub(crate) fn postgres_args(changes: &[ChangeEvent]) -> Result<Option<Vec<Arg>>> {
     let payloads = payloads(changes)?;
@@ -200,7 +231,6 @@ pub(crate) fn postgres_args(changes: &[ChangeEvent]) -> Result<Option<Vec<Arg>>>
         Arg::List(List::Text(users)),
         Arg::List(List::Int(ats)),
         Arg::List(List::Text(events)),
-        Arg::from(now_ms() - TOMBSTONE_RETENTION_SECS * 1000),
     ]))
 }
 

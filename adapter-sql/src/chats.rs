@@ -112,7 +112,7 @@ const INSERT: Sql = Sql::both(insert_chat!());
 
 /// PostgreSQL: [`INSERT`] with the transaction's changes recorded and notified.
 const INSERT_RECORDED: Sql = Sql::both(crate::changes::recorded!(
-    insert_chat!(); "$13" "$14" "$15" "$16" "$17" "$18" "$19"
+    insert_chat!(); "$13" "$14" "$15" "$16" "$17" "$18"
 ));
 
 const GET: Sql = Sql::both(concat!(
@@ -156,7 +156,7 @@ const UPDATE: Sql = Sql::both(update_chat!());
 
 /// PostgreSQL: [`UPDATE`] with the transaction's changes recorded and notified.
 const UPDATE_RECORDED: Sql = Sql::both(crate::changes::recorded!(
-    update_chat!(); "$11" "$12" "$13" "$14" "$15" "$16" "$17"
+    update_chat!(); "$11" "$12" "$13" "$14" "$15" "$16"
 ));
 
 /// A chat's blob, `updated_at` and `current_message_id` (after message changes).
@@ -170,14 +170,14 @@ const UPDATE_BLOB: Sql = Sql::both(update_blob!());
 
 /// PostgreSQL: [`UPDATE_BLOB`] with the transaction's changes recorded and notified.
 const UPDATE_BLOB_RECORDED: Sql = Sql::both(crate::changes::recorded!(
-    update_blob!(); "$5" "$6" "$7" "$8" "$9" "$10" "$11"
+    update_blob!(); "$5" "$6" "$7" "$8" "$9" "$10"
 ));
 
 const UPDATE_META: Sql = Sql::both("UPDATE chat SET meta = $2 WHERE id = $1");
 
 /// PostgreSQL: [`UPDATE_META`] with the transaction's changes recorded and notified.
 const UPDATE_META_RECORDED: Sql = Sql::both(crate::changes::recorded!(
-    "UPDATE chat SET meta = $2 WHERE id = $1"; "$3" "$4" "$5" "$6" "$7" "$8" "$9"
+    "UPDATE chat SET meta = $2 WHERE id = $1"; "$3" "$4" "$5" "$6" "$7" "$8"
 ));
 
 const ENSURE_TAG: Sql = Sql::both(

@@ -59,7 +59,7 @@ const INSERT: Sql = Sql::both(insert_file!());
 
 /// PostgreSQL: [`INSERT`] with the transaction's changes recorded and notified.
 const INSERT_RECORDED: Sql = Sql::both(crate::changes::recorded!(
-    insert_file!(); "$10" "$11" "$12" "$13" "$14" "$15" "$16"
+    insert_file!(); "$10" "$11" "$12" "$13" "$14" "$15"
 ));
 
 const GET: Sql = Sql::both(concat!(

@@ -16,6 +16,7 @@ use sqlx_core::transaction::TransactionManager;
 
 use std::sync::Arc;
 
+use crate::changes::PruneClock;
 use chatstore_core::changes::{ChangeEvent, ChangeHub};
 use chatstore_core::{PageRequest, Result};
 
@@ -489,6 +490,8 @@ impl Row {
 pub(crate) struct Handle<DB: Database> {
     pub(crate) pool: sqlx::Pool<DB>,
     warm: Option<Arc<std::sync::Mutex<Warm<DB>>>>,
+    /// When the store's transactions prune its recorded changes next.
+    prune: Arc<PruneClock>,
 }
 
 impl<DB: Database> Clone for Handle<DB> {
@@ -496,6 +499,7 @@ impl<DB: Database> Clone for Handle<DB> {
         Handle {
             pool: self.pool.clone(),
             warm: self.warm.clone(),
+            prune: self.prune.clone(),
         }
     }
 }
@@ -604,7 +608,11 @@ impl<DB: Database> Drop for Held<DB> {
 impl<DB: Binder> Handle<DB> {
     pub(crate) fn new(pool: sqlx::Pool<DB>) -> Self {
         let warm = (pool.options().get_max_connections() > 1).then(Default::default);
-        Handle { pool, warm }
+        Handle {
+            pool,
+            warm,
+            prune: Arc::default(),
+        }
     }
 
     /// The warm connection if no other call holds it, else one from the pool. A statement that
@@ -725,6 +733,10 @@ impl Pool {
 
     /// Begins a transaction; `entity` names what it works on, for error messages.
     pub(crate) async fn begin(&self, entity: &'static str, mode: Mode) -> Result<Tx> {
+        let prune = match self {
+            Pool::Sqlite(h) => h.prune.clone(),
+            Pool::Postgres(h, _) => h.prune.clone(),
+        };
         let inner = match (self, mode) {
             (Pool::Sqlite(p), Mode::Write) => {
                 p.begin(Some("BEGIN IMMEDIATE")).await.map(TxInner::Sqlite)
@@ -744,6 +756,7 @@ impl Pool {
             entity,
             changes: Vec::new(),
             local: None,
+            prune,
         })
     }
 
@@ -890,9 +903,16 @@ pub(crate) struct Tx {
     changes: Vec<ChangeEvent>,
     /// Where SQLite publishes the changes once committed (PostgreSQL notifies instead).
     local: Option<Arc<ChangeHub>>,
+    /// The store's [`PruneClock`].
+    prune: Arc<PruneClock>,
 }
 
 impl Tx {
+    /// When this transaction's store prunes its recorded changes next.
+    pub(crate) fn prune_clock(&self) -> &PruneClock {
+        &self.prune
+    }
+
     pub(crate) fn dialect(&self) -> Dialect {
         match self.inner {
             TxInner::Sqlite(_) => Dialect::Sqlite,
@@ -1075,8 +1095,8 @@ impl Tx {
             let mut args = args;
             args.extend(values);
             self.execute(recorded, args).await?;
-            self.changes.clear();
-            return Ok(());
+            let changes = std::mem::take(&mut self.changes);
+            return crate::changes::prune_if_due(self, &changes).await;
         }
         self.execute(sql, args).await.map(drop)
     }

@@ -43,7 +43,7 @@ const INSERT_AUTH: Sql = Sql::both(insert_auth!());
 
 /// PostgreSQL: [`INSERT_AUTH`] with the transaction's changes recorded and notified.
 const INSERT_AUTH_RECORDED: Sql = Sql::both(crate::changes::recorded!(
-    insert_auth!(); "$4" "$5" "$6" "$7" "$8" "$9" "$10"
+    insert_auth!(); "$4" "$5" "$6" "$7" "$8" "$9"
 ));
 
 /// The user's id (to tell a missing user from a missing stamp) and `auth.session_stamp`.
@@ -124,7 +124,7 @@ const UPDATE: Sql = Sql::both(update_user!());
 
 /// PostgreSQL: [`UPDATE`] with the transaction's changes recorded and notified.
 const UPDATE_RECORDED: Sql = Sql::both(crate::changes::recorded!(
-    update_user!(); "$9" "$10" "$11" "$12" "$13" "$14" "$15"
+    update_user!(); "$9" "$10" "$11" "$12" "$13" "$14"
 ));
 
 const UPDATE_AUTH_EMAIL: Sql = Sql::both("UPDATE auth SET email = $2 WHERE id = $1");

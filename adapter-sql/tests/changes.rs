@@ -237,6 +237,58 @@ async fn a_cursor_reads_back_what_the_tables_and_records_hold() {
     }
 }
 
+/// Recorded changes past their retention are pruned by a transaction that records one, at
+/// most once a minute per store: the first deletion removes an expired record, a second one
+/// right after leaves the next expired record for later.
+#[tokio::test]
+async fn expired_records_are_pruned_at_most_once_a_minute() {
+    for db in support::empty_databases().await {
+        let store = db.store().await;
+        let ada = create_ada(&store).await;
+        let expired = now_ms() - (chatstore_core::changes::TOMBSTONE_RETENTION_SECS + 60) * 1000;
+        let old = |key: &str| {
+            format!(
+                "INSERT INTO chatstore_change (key, user_id, at, event) \
+                 VALUES ('{key}', '{}', {expired}, '{{}}')",
+                ada.id
+            )
+        };
+        let count =
+            |key: &str| format!("SELECT count(*) FROM chatstore_change WHERE key = '{key}'");
+        let delete_a_chat = || async {
+            let chat = store
+                .chats
+                .create(NewChat::new(&ada.id, "short-lived"))
+                .await
+                .expect("chat");
+            store.chats.delete(&chat.id).await.expect("delete");
+            chat.id
+        };
+        db.exec(&old("expired-1")).await;
+        let first = delete_a_chat().await;
+        assert_eq!(
+            db.int(&count("expired-1")).await,
+            0,
+            "pruned by the first record"
+        );
+        db.exec(&old("expired-2")).await;
+        let second = delete_a_chat().await;
+        assert_eq!(
+            db.int(&count("expired-2")).await,
+            1,
+            "not pruned again within a minute"
+        );
+        let recorded = db
+            .int(&format!(
+                "SELECT count(*) FROM chatstore_change WHERE event LIKE '%{first}%' \
+                 OR event LIKE '%{second}%'"
+            ))
+            .await;
+        assert_eq!(recorded, 2, "both deletions recorded");
+        db.finish().await;
+    }
+}
+
 /// PostgreSQL: a write through one store (process) is heard by another store's feed.
 #[tokio::test]
 async fn postgres_writes_are_heard_by_another_store() {
