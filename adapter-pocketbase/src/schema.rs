@@ -298,11 +298,16 @@ pub fn all_collections_json(c: &Collections) -> Vec<Value> {
     all
 }
 
+/// Why the schema could not be brought up to date. A server that could not be reached stays
+/// `Unavailable` (a caller may open again once it is back); anything else is `Backend`.
 fn startup_error(what: &str, source: Error) -> Error {
-    Error::backend(
-        format!("PocketBase schema of chatstore cannot be brought up to date: {what}: {source}"),
-        source,
-    )
+    let message =
+        format!("PocketBase schema of chatstore cannot be brought up to date: {what}: {source}");
+    if source.is_retryable() {
+        Error::unavailable(message, source)
+    } else {
+        Error::backend(message, source)
+    }
 }
 
 /// Serialises schema changes made by this process. PocketBase reloads its cache of
@@ -480,6 +485,10 @@ async fn check_hooks(client: &Client) -> Result<()> {
         .send(Method::GET, "/api/chatstore/info", &[], None, subject, true)
         .await
         .map_err(|e| {
+            if e.is_retryable() {
+                // The server went away meanwhile: say so, not that it lacks the routes.
+                return e;
+            }
             Error::backend(
                 "PocketBase does not serve the chatstore routes: start it with \
                  --hooksDir pointing at adapter-pocketbase/pb_hooks (or copy chatstore.pb.js \
@@ -537,6 +546,28 @@ pub async fn drop_collections(client: &Client, c: &Collections) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that went away while the schema was brought up keeps the error retryable (a
+    /// replica starting during a PocketBase restart opens again), with what was being done in
+    /// its message; a refusal stays a `Backend` error.
+    #[test]
+    fn a_schema_step_cut_off_by_the_server_stays_unavailable() {
+        let down = startup_error(
+            "the collections import was refused",
+            Error::unavailable("PocketBase unreachable", std::io::Error::other("refused")),
+        );
+        assert!(down.is_retryable(), "{down}");
+        assert!(down.to_string().contains("collections import"), "{down}");
+        let refused = startup_error(
+            "the collections import was refused",
+            Error::invalid("field type mismatch"),
+        );
+        assert_eq!(
+            refused.kind(),
+            chatstore_core::ErrorKind::Backend,
+            "{refused}"
+        );
+    }
 
     /// The newest aggregate migration in pb_migrations/ holds exactly the schema enforced at boot
     /// (older ones stay as shipped: PocketBase applies each file once).

@@ -391,9 +391,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     if args.replicas == 0 || args.clients == 0 || args.seconds == 0 {
         return Err("--replicas, --clients and --seconds must be at least 1".into());
     }
-    let store = crate::open::open(&args.database_url)
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = open_retrying(&args.database_url).await?;
     let run_id = uuid_like();
     let user = store
         .users
