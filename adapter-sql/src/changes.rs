@@ -67,7 +67,7 @@ const PRUNE: Sql = Sql::both("DELETE FROM chatstore_change WHERE at < $1");
 ///
 /// The prune is not part of it ([`prune_if_due`]): with a `DELETE … WHERE at < $n` beside the
 /// write, the generic plan of the prepared statement was costed as a scan of a third of
-/// `chatstore_change`, so PostgreSQL planned the statement anew on every execution (0.15 ms
+/// `chatstore_change`, so PostgreSQL planned the statement anew on every execution (0.17 ms
 /// of a message upsert's 2 ms); without it the generic plan is taken after five runs.
 macro_rules! record_and_notify {
     ($channel:literal, $payloads:literal, $keys:literal, $users:literal, $ats:literal,
