@@ -165,7 +165,7 @@ impl NewChat {
         };
         validate::text("chat title", &title)?;
         let mut meta = self.meta.unwrap_or_default();
-        validate::json_text("chat meta", &Value::Object(meta.clone()))?;
+        validate::json_map("chat meta", &meta)?;
         let mut names = self.tags;
         if let Some(meta_tags) = meta.remove("tags") {
             match meta_tags {
@@ -302,7 +302,7 @@ impl ChatPatch {
                     "chat meta may not carry tags in an update; use set_tags/add_tag/remove_tag",
                 ));
             }
-            validate::json_text("chat meta", &Value::Object(meta.clone()))?;
+            validate::json_map("chat meta", meta)?;
         }
         if let Some(Some(folder)) = &self.folder_id {
             validate::id("folder_id", folder)?;

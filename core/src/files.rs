@@ -128,8 +128,8 @@ impl NewFile {
                 "file meta key {key:?} is reserved; set the field of the same meaning instead"
             )));
         }
-        validate::json_text("file data", &Value::Object(self.data.clone()))?;
-        validate::json_text("file meta", &Value::Object(self.meta.clone()))?;
+        validate::json_map("file data", &self.data)?;
+        validate::json_map("file meta", &self.meta)?;
         let created_at = self.created_at.unwrap_or(now);
         validate::timestamp("created_at", created_at)?;
         let updated_at = self.updated_at.unwrap_or(created_at);

@@ -72,12 +72,18 @@ pub fn json_text(what: &str, value: &serde_json::Value) -> Result<()> {
     match value {
         Value::String(s) => text(what, s),
         Value::Array(items) => items.iter().try_for_each(|v| json_text(what, v)),
-        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
-            text(what, k)?;
-            json_text(what, v)
-        }),
+        Value::Object(map) => json_map(what, map),
         _ => Ok(()),
     }
+}
+
+/// A JSON object's keys and values, as [`json_text`] checks them (for maps held outside a
+/// `Value`, checked without copying them into one).
+pub fn json_map(what: &str, map: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    map.iter().try_for_each(|(k, v)| {
+        text(what, k)?;
+        json_text(what, v)
+    })
 }
 
 /// The JSON type name of a value, for messages.

@@ -66,26 +66,31 @@ pub fn cosine_distance(a: &[f32], b: &[f32]) -> f64 {
 /// Checks one vector: 1..=`max_dim` finite components, not all zero (cosine distance is
 /// undefined for a zero vector).
 pub fn validate_vector(what: &str, vector: &[f32], max_dim: usize) -> Result<()> {
+    match vector_problem(vector, max_dim) {
+        Some(problem) => Err(Error::invalid(format!("{what} {problem}"))),
+        None => Ok(()),
+    }
+}
+
+/// What [`validate_vector`] refuses in `vector`, as the end of a sentence naming it; `None`
+/// when it is fine. Callers checking many vectors name one only when it fails.
+fn vector_problem(vector: &[f32], max_dim: usize) -> Option<String> {
     if vector.is_empty() {
-        return Err(Error::invalid(format!("{what} is empty")));
+        return Some("is empty".into());
     }
     if vector.len() > max_dim {
-        return Err(Error::invalid(format!(
-            "{what} has {} dimensions; this backend takes at most {max_dim}",
+        return Some(format!(
+            "has {} dimensions; this backend takes at most {max_dim}",
             vector.len()
-        )));
+        ));
     }
     if let Some(i) = vector.iter().position(|x| !x.is_finite()) {
-        return Err(Error::invalid(format!(
-            "{what} has a non-finite component at index {i}"
-        )));
+        return Some(format!("has a non-finite component at index {i}"));
     }
     if vector.iter().all(|x| *x == 0.0) {
-        return Err(Error::invalid(format!(
-            "{what} is all zeros; cosine distance is undefined for it"
-        )));
+        return Some("is all zeros; cosine distance is undefined for it".into());
     }
-    Ok(())
+    None
 }
 
 /// Checks a collection name: an id of at most 255 bytes.
@@ -107,15 +112,13 @@ pub fn validate_items(items: &[VectorItem], dim: Option<usize>, max_dim: usize) 
             )));
         }
         validate::text("vector item text", &item.text)?;
-        validate::json_text(
-            "vector item metadata",
-            &Value::Object(item.metadata.clone()),
-        )?;
-        validate_vector(
-            &format!("vector of item {:?}", item.id),
-            &item.vector,
-            max_dim,
-        )?;
+        validate::json_map("vector item metadata", &item.metadata)?;
+        if let Some(problem) = vector_problem(&item.vector, max_dim) {
+            return Err(Error::invalid(format!(
+                "vector of item {:?} {problem}",
+                item.id
+            )));
+        }
         match expected {
             Some(d) if d != item.vector.len() => {
                 return Err(Error::invalid(format!(

@@ -457,7 +457,7 @@ impl Channels {
             ("channel meta", patch.meta, &mut channel.meta),
         ] {
             if let Some(map) = value {
-                crate::validate::object(what, &Value::Object(map.clone()))?;
+                crate::validate::json_map(what, &map)?;
                 *slot = Some(record::merge(slot.take(), map));
             }
         }
@@ -757,7 +757,7 @@ impl Channels {
             ("message meta", meta, &mut message.meta),
         ] {
             if let Some(map) = value {
-                crate::validate::object(what, &Value::Object(map.clone()))?;
+                crate::validate::json_map(what, &map)?;
                 *slot = Some(record::merge(slot.take(), map));
             }
         }

@@ -253,7 +253,7 @@ impl Folders {
         }
         for (what, value) in [("folder meta", &patch.meta), ("folder data", &patch.data)] {
             if let Some(map) = value {
-                crate::validate::object(what, &Value::Object(map.clone()))?;
+                crate::validate::json_map(what, map)?;
             }
         }
         if let Some(Some(parent)) = &patch.parent_id {

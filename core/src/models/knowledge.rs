@@ -251,7 +251,7 @@ impl KnowledgeBases {
             knowledge.description = Some(description);
         }
         if let Some(meta) = patch.meta {
-            crate::validate::object("knowledge meta", &Value::Object(meta.clone()))?;
+            crate::validate::json_map("knowledge meta", &meta)?;
             knowledge.meta = Some(record::merge(knowledge.meta.take(), meta));
         }
         if let Some(data) = patch.data {

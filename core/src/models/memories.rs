@@ -173,7 +173,7 @@ impl Memories {
             memory.path = path;
         }
         if let Some(meta) = patch.meta {
-            crate::validate::object("memory meta", &Value::Object(meta.clone()))?;
+            crate::validate::json_map("memory meta", &meta)?;
             memory.meta = Some(record::merge(memory.meta.take(), meta));
         }
         memory.updated_at = Some(MEMORY.time_unit.now());

@@ -190,7 +190,7 @@ impl Notes {
             ("note meta", patch.meta, &mut note.meta),
         ] {
             if let Some(map) = value {
-                crate::validate::object(what, &Value::Object(map.clone()))?;
+                crate::validate::json_map(what, &map)?;
                 *slot = Some(record::merge(slot.take(), map));
             }
         }
