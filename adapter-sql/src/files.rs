@@ -30,7 +30,7 @@ use bytes::Bytes;
 use chatstore_core::changes::{ChangeEvent, ChangeKind};
 use chatstore_core::files::{RESERVED_META_KEYS, sha256_hex, verify};
 use chatstore_core::signing::local_download_url;
-use chatstore_core::transfer::{Hashing, MAX_STREAMED_FILE_BYTES, Received, stream_bytes};
+use chatstore_core::transfer::{Hashing, MAX_STREAMED_FILE_BYTES, Received};
 use chatstore_core::{
     ByteRange, ByteStream, Error, FileMeta, FileQuery, FileRepo, FileStream, NewFile, Page, Result,
     SignedUrl, validate,
@@ -223,7 +223,7 @@ impl SqlStore {
         Ok((meta, path))
     }
 
-    async fn put_files(&self, files: Vec<NewFile>) -> Result<Vec<FileMeta>> {
+    async fn put_files(&self, mut files: Vec<NewFile>) -> Result<Vec<FileMeta>> {
         let mut tx = self.begin("file", Mode::Write).await?;
         let mut planned = Vec::with_capacity(files.len());
         for file in &files {
@@ -231,12 +231,44 @@ impl SqlStore {
         }
         // The guards remove every written file unless the commit succeeds.
         let mut written = Vec::with_capacity(planned.len());
-        for ((_, path), file) in planned.iter().zip(&files) {
-            written.push(write_bytes(path, &file.bytes).await?);
+        for ((_, path), file) in planned.iter().zip(&mut files) {
+            written.push(write_bytes(path, std::mem::take(&mut file.bytes)).await?);
         }
         tx.commit().await?;
         written.into_iter().for_each(Discard::keep);
         Ok(planned.into_iter().map(|(meta, _)| meta).collect())
+    }
+
+    /// `put`: the bytes of a validated file written and synced in one trip to the blocking
+    /// pool while its row is inserted (a large file first, as `put_stream` does), then moved
+    /// into place and the row committed. The same steps as a streamed upload, without its
+    /// stream: one write of bytes already in memory, hashed by [`NewFile::prepare`].
+    async fn put_buffered(
+        &self,
+        meta: FileMeta,
+        path: PathBuf,
+        bytes: Vec<u8>,
+    ) -> Result<FileMeta> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let row = async {
+            let mut tx = self.begin("file", Mode::Write).await?;
+            insert_row(&mut tx, &meta, &path).await?;
+            Ok::<_, Error>(tx)
+        };
+        let (tx, tmp) = if bytes.len() as u64 >= SYNC_BEFORE_LOCK_BYTES {
+            let tmp = write_temp_synced(dir, bytes).await?;
+            (row.await?, tmp)
+        } else {
+            // Both end before either result is looked at, so a failed insert never drops the
+            // guard of a file still being written.
+            let (tx, tmp) = tokio::join!(row, write_temp_synced(dir, bytes));
+            let tmp = tmp?;
+            (tx?, tmp)
+        };
+        let placed = move_into_place(tmp, &path).await?;
+        tx.commit().await?;
+        placed.keep();
+        Ok(meta)
     }
 
     fn backend_name(&self) -> &'static str {
@@ -350,26 +382,55 @@ pub async fn sweep_partial_uploads(dir: &Path, older_than: std::time::Duration) 
 /// A new temporary file in `dir` (the upload folder, so the rename into place stays on one
 /// file system), removed when its guard drops. The folder is created when missing.
 async fn temp_file(dir: &Path) -> Result<(tokio::fs::File, Discard)> {
-    let tmp = dir.join(format!(".{}.part", uuid::Uuid::new_v4()));
+    let tmp = temp_path(dir);
     let (folder, path) = (dir.to_owned(), tmp.clone());
     // One trip to the blocking pool for both steps: on a busy machine each trip waits its turn.
-    let created = tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&folder).map_err(|e| {
-            io_error(
-                format!("cannot create upload folder {}", folder.display()),
-                e,
-            )
-        })?;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| io_error(format!("cannot create {}", path.display()), e))
-    })
-    .await
-    .map_err(|e| Error::backend("creating an upload file", e))?;
+    let created = tokio::task::spawn_blocking(move || create_temp(&folder, &path))
+        .await
+        .map_err(|e| Error::backend("creating an upload file", e))?;
     let guard = Discard::new(tmp);
     Ok((tokio::fs::File::from_std(created?), guard))
+}
+
+/// Where the next temporary file in `dir` goes (`.<uuid>.part`, what
+/// [`sweep_partial_uploads`] recognises).
+fn temp_path(dir: &Path) -> PathBuf {
+    dir.join(format!(".{}.part", uuid::Uuid::new_v4()))
+}
+
+/// Creates `folder` when missing and the new file `path` in it (blocking).
+fn create_temp(folder: &Path, path: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(folder).map_err(|e| {
+        io_error(
+            format!("cannot create upload folder {}", folder.display()),
+            e,
+        )
+    })?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| io_error(format!("cannot create {}", path.display()), e))
+}
+
+/// Writes buffered bytes into a new temporary file in `dir` and syncs it, in one trip to the
+/// blocking pool: creating, writing and syncing a small file on three trips cost more than the
+/// writing, and each trip's wake-up competes for the cores with whatever runs beside it (a
+/// router's other store). The guard removes the file unless it is moved into place.
+async fn write_temp_synced(dir: &Path, bytes: Vec<u8>) -> Result<Discard> {
+    let tmp = temp_path(dir);
+    let (folder, path) = (dir.to_owned(), tmp.clone());
+    let guard = Discard::new(tmp);
+    tokio::task::spawn_blocking(move || {
+        let mut file = create_temp(&folder, &path)?;
+        std::io::Write::write_all(&mut file, &bytes)
+            .map_err(|e| io_error(format!("cannot write {}", path.display()), e))?;
+        file.sync_all()
+            .map_err(|e| io_error(format!("cannot sync {} to disk", path.display()), e))
+    })
+    .await
+    .map_err(|e| Error::backend("writing an upload file", e))??;
+    Ok(guard)
 }
 
 /// Flushes and syncs a written file to disk.
@@ -382,34 +443,31 @@ async fn sync_file(mut file: tokio::fs::File, path: &Path) -> Result<()> {
         .map_err(|e| io_error(format!("cannot sync {} to disk", path.display()), e))
 }
 
-/// Syncs a folder, so that a rename into it survives a crash.
-async fn sync_folder(dir: &Path) -> Result<()> {
-    let folder = tokio::fs::File::open(dir)
-        .await
-        .map_err(|e| io_error(format!("cannot open upload folder {}", dir.display()), e))?;
-    folder
+/// Syncs a folder, so that a rename into it survives a crash (blocking).
+fn sync_folder(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .map_err(|e| io_error(format!("cannot open upload folder {}", dir.display()), e))?
         .sync_all()
-        .await
         .map_err(|e| io_error(format!("cannot sync upload folder {}", dir.display()), e))
 }
 
-/// Moves a temporary file to `path`; the returned guard removes `path` unless kept.
-async fn rename_into_place(tmp: Discard, path: &Path) -> Result<Discard> {
-    let Some(from) = tmp.path.as_deref() else {
+/// Moves a synced temporary file to `path` and syncs the folder, in one trip to the blocking
+/// pool; the returned guard removes `path` unless kept (also when the folder's sync fails).
+async fn move_into_place(tmp: Discard, path: &Path) -> Result<Discard> {
+    let Some(from) = tmp.path.clone() else {
         return Err(Error::backend_msg("the temporary upload file is gone"));
     };
-    tokio::fs::rename(from, path)
-        .await
-        .map_err(|e| io_error(format!("cannot move file bytes into {}", path.display()), e))?;
+    let to = path.to_owned();
+    let synced = tokio::task::spawn_blocking(move || {
+        std::fs::rename(&from, &to)
+            .map_err(|e| io_error(format!("cannot move file bytes into {}", to.display()), e))?;
+        Ok::<_, Error>(sync_folder(to.parent().unwrap_or(Path::new("."))))
+    })
+    .await
+    .map_err(|e| Error::backend("moving an upload into place", e))??;
     tmp.keep();
-    Ok(Discard::new(path.to_owned()))
-}
-
-/// Moves a synced temporary file to `path` and syncs the folder; the returned guard removes
-/// `path` unless kept.
-async fn move_into_place(tmp: Discard, path: &Path) -> Result<Discard> {
-    let placed = rename_into_place(tmp, path).await?;
-    sync_folder(path.parent().unwrap_or(Path::new("."))).await?;
+    let placed = Discard::new(path.to_owned());
+    synced?;
     Ok(placed)
 }
 
@@ -442,15 +500,10 @@ async fn receive(dir: &Path, body: ByteStream) -> Result<(Received, tokio::fs::F
 
 /// Writes bytes durably through a temporary file renamed into place, so a reader never sees
 /// half a file; the guard removes the file unless kept.
-async fn write_bytes(path: &Path, bytes: &[u8]) -> Result<Discard> {
+async fn write_bytes(path: &Path, bytes: Vec<u8>) -> Result<Discard> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let (mut file, guard) = temp_file(dir).await?;
-    let tmp = guard.path.clone().unwrap_or_default();
-    file.write_all(bytes)
-        .await
-        .map_err(|e| io_error(format!("cannot write {}", tmp.display()), e))?;
-    sync_file(file, &tmp).await?;
-    move_into_place(guard, path).await
+    let tmp = write_temp_synced(dir, bytes).await?;
+    move_into_place(tmp, path).await
 }
 
 /// How many bytes a read of stored bytes takes from disk at a time.
@@ -530,9 +583,10 @@ async fn remove_bytes(path: &Path) {
 #[async_trait]
 impl FileRepo for SqlStore {
     async fn put(&self, mut file: NewFile) -> Result<FileMeta> {
-        file.prepare(validate::now())?;
-        let body = stream_bytes(std::mem::take(&mut file.bytes));
-        self.put_stream(file, body, None).await
+        let meta = file.prepare(validate::now())?;
+        let path = self.file_path(&meta)?;
+        self.put_buffered(meta, path, std::mem::take(&mut file.bytes))
+            .await
     }
 
     async fn put_many(&self, files: Vec<NewFile>) -> Result<Vec<FileMeta>> {
