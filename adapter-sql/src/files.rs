@@ -239,36 +239,36 @@ impl SqlStore {
         Ok(planned.into_iter().map(|(meta, _)| meta).collect())
     }
 
-    /// `put`: the bytes of a validated file written and synced in one trip to the blocking
-    /// pool while its row is inserted (a large file first, as `put_stream` does), then moved
-    /// into place and the row committed. The same steps as a streamed upload, without its
-    /// stream: one write of bytes already in memory, hashed by [`NewFile::prepare`].
-    async fn put_buffered(
+    /// Stores a file whose bytes `on_disk` brings to a synced temporary file: the row is
+    /// inserted while the bytes go to disk (the insert only fails, on a taken id, before
+    /// anything is renamed); a file of [`SYNC_BEFORE_LOCK_BYTES`] or more goes first, outside
+    /// the transaction, so SQLite's write lock is never held while it is written out. Then the
+    /// file is moved into place and the row committed.
+    async fn store_file(
         &self,
-        meta: FileMeta,
-        path: PathBuf,
-        bytes: Vec<u8>,
-    ) -> Result<FileMeta> {
-        let dir = path.parent().unwrap_or(Path::new("."));
+        meta: &FileMeta,
+        path: &Path,
+        on_disk: impl std::future::Future<Output = Result<Discard>>,
+    ) -> Result<()> {
         let row = async {
             let mut tx = self.begin("file", Mode::Write).await?;
-            insert_row(&mut tx, &meta, &path).await?;
+            insert_row(&mut tx, meta, path).await?;
             Ok::<_, Error>(tx)
         };
-        let (tx, tmp) = if bytes.len() as u64 >= SYNC_BEFORE_LOCK_BYTES {
-            let tmp = write_temp_synced(dir, bytes).await?;
+        let (tx, tmp) = if meta.size >= SYNC_BEFORE_LOCK_BYTES {
+            let tmp = on_disk.await?;
             (row.await?, tmp)
         } else {
             // Both end before either result is looked at, so a failed insert never drops the
             // guard of a file still being written.
-            let (tx, tmp) = tokio::join!(row, write_temp_synced(dir, bytes));
+            let (tx, tmp) = tokio::join!(row, on_disk);
             let tmp = tmp?;
             (tx?, tmp)
         };
-        let placed = move_into_place(tmp, &path).await?;
+        let placed = move_into_place(tmp, path).await?;
         tx.commit().await?;
         placed.keep();
-        Ok(meta)
+        Ok(())
     }
 
     fn backend_name(&self) -> &'static str {
@@ -585,8 +585,11 @@ impl FileRepo for SqlStore {
     async fn put(&self, mut file: NewFile) -> Result<FileMeta> {
         let meta = file.prepare(validate::now())?;
         let path = self.file_path(&meta)?;
-        self.put_buffered(meta, path, std::mem::take(&mut file.bytes))
-            .await
+        let dir = path.parent().unwrap_or(Path::new("."));
+        // Bytes already in memory: created, written and synced in one blocking trip.
+        let on_disk = write_temp_synced(dir, std::mem::take(&mut file.bytes));
+        self.store_file(&meta, &path, on_disk).await?;
+        Ok(meta)
     }
 
     async fn put_many(&self, files: Vec<NewFile>) -> Result<Vec<FileMeta>> {
@@ -701,23 +704,11 @@ impl FileRepo for SqlStore {
         received.check(expected_sha256)?;
         let tmp_path = tmp.path.clone().unwrap_or_default();
         let meta = pending.finish(&received);
-        let row = async {
-            let mut tx = self.begin("file", Mode::Write).await?;
-            insert_row(&mut tx, &meta, &path).await?;
-            Ok::<_, Error>(tx)
-        };
-        // The bytes go to disk while the row is inserted (the insert only fails, on a taken
-        // id, before anything is renamed); a large file goes first, outside the transaction,
-        // so SQLite's write lock is never held while it is written out.
-        let tx = if received.size >= SYNC_BEFORE_LOCK_BYTES {
+        let on_disk = async {
             sync_file(written, &tmp_path).await?;
-            row.await?
-        } else {
-            tokio::try_join!(row, sync_file(written, &tmp_path))?.0
+            Ok(tmp)
         };
-        let placed = move_into_place(tmp, &path).await?;
-        tx.commit().await?;
-        placed.keep();
+        self.store_file(&meta, &path, on_disk).await?;
         Ok(meta)
     }
 
