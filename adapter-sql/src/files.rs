@@ -32,8 +32,8 @@ use chatstore_core::files::{RESERVED_META_KEYS, sha256_hex, verify};
 use chatstore_core::signing::local_download_url;
 use chatstore_core::transfer::{Hashing, MAX_STREAMED_FILE_BYTES, Received};
 use chatstore_core::{
-    ByteRange, ByteStream, Error, FileMeta, FileQuery, FileRepo, FileStream, NewFile, Page, Result,
-    SignedUrl, validate,
+    ByteRange, ByteStream, Error, ErrorKind, FileMeta, FileQuery, FileRepo, FileStream, NewFile,
+    Page, Result, SignedUrl, validate,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -234,8 +234,7 @@ impl SqlStore {
         for ((_, path), file) in planned.iter().zip(&mut files) {
             written.push(write_bytes(path, std::mem::take(&mut file.bytes)).await?);
         }
-        tx.commit().await?;
-        written.into_iter().for_each(Discard::keep);
+        commit_keeping(tx, written).await?;
         Ok(planned.into_iter().map(|(meta, _)| meta).collect())
     }
 
@@ -266,9 +265,7 @@ impl SqlStore {
             (tx?, tmp)
         };
         let placed = move_into_place(tmp, path).await?;
-        tx.commit().await?;
-        placed.keep();
-        Ok(())
+        commit_keeping(tx, vec![placed]).await
     }
 
     fn backend_name(&self) -> &'static str {
@@ -294,6 +291,32 @@ impl SqlStore {
         })?;
         Ok((meta, path))
     }
+}
+
+/// Commits the rows of placed files and keeps their bytes, on a task of its own: once the commit
+/// is sent the rows may be stored whether or not the caller still waits, so a caller that goes
+/// away meanwhile (a cancelled request) must not drop the guards of committed rows' files. A
+/// commit that fails keeps the bytes too when the connection was lost on the way (the outcome is
+/// unknown: a file without a row is harmless, a row without its bytes is not); any other
+/// failure removes them.
+async fn commit_keeping(tx: crate::pool::Tx, placed: Vec<Discard>) -> Result<()> {
+    tokio::spawn(async move {
+        let committed = tx.commit().await;
+        match &committed {
+            Ok(()) => placed.into_iter().for_each(Discard::keep),
+            Err(e) if e.kind() == ErrorKind::Unavailable => {
+                tracing::warn!(
+                    files = placed.len(),
+                    "a file commit's outcome is unknown ({e}); its bytes are kept"
+                );
+                placed.into_iter().for_each(Discard::keep);
+            }
+            Err(_) => drop(placed),
+        }
+        committed
+    })
+    .await
+    .map_err(|e| Error::backend("committing files", e))?
 }
 
 /// A file that is removed when the guard is dropped unless [`Discard::keep`] was called: the
@@ -383,13 +406,17 @@ pub async fn sweep_partial_uploads(dir: &Path, older_than: std::time::Duration) 
 /// file system), removed when its guard drops. The folder is created when missing.
 async fn temp_file(dir: &Path) -> Result<(tokio::fs::File, Discard)> {
     let tmp = temp_path(dir);
-    let (folder, path) = (dir.to_owned(), tmp.clone());
+    let folder = dir.to_owned();
     // One trip to the blocking pool for both steps: on a busy machine each trip waits its turn.
-    let created = tokio::task::spawn_blocking(move || create_temp(&folder, &path))
-        .await
-        .map_err(|e| Error::backend("creating an upload file", e))?;
-    let guard = Discard::new(tmp);
-    Ok((tokio::fs::File::from_std(created?), guard))
+    // The guard travels with the file: a caller gone meanwhile drops both.
+    let (created, guard) = tokio::task::spawn_blocking(move || {
+        let guard = Discard::new(tmp.clone());
+        let created = create_temp(&folder, &tmp)?;
+        Ok::<_, Error>((created, guard))
+    })
+    .await
+    .map_err(|e| Error::backend("creating an upload file", e))??;
+    Ok((tokio::fs::File::from_std(created), guard))
 }
 
 /// Where the next temporary file in `dir` goes (`.<uuid>.part`, what
@@ -419,18 +446,22 @@ fn create_temp(folder: &Path, path: &Path) -> Result<std::fs::File> {
 /// router's other store). The guard removes the file unless it is moved into place.
 async fn write_temp_synced(dir: &Path, bytes: Vec<u8>) -> Result<Discard> {
     let tmp = temp_path(dir);
-    let (folder, path) = (dir.to_owned(), tmp.clone());
-    let guard = Discard::new(tmp);
+    let folder = dir.to_owned();
+    // The guard is made and given back by the blocking task: when the caller is gone before the
+    // task ends, the task's result (the guard) is dropped with it and the file removed, where a
+    // guard left with the caller would have been dropped before the file existed.
     tokio::task::spawn_blocking(move || {
-        let mut file = create_temp(&folder, &path)?;
+        let guard = Discard::new(tmp.clone());
+        let path = tmp.as_path();
+        let mut file = create_temp(&folder, path)?;
         std::io::Write::write_all(&mut file, &bytes)
             .map_err(|e| io_error(format!("cannot write {}", path.display()), e))?;
         file.sync_all()
-            .map_err(|e| io_error(format!("cannot sync {} to disk", path.display()), e))
+            .map_err(|e| io_error(format!("cannot sync {} to disk", path.display()), e))?;
+        Ok(guard)
     })
     .await
-    .map_err(|e| Error::backend("writing an upload file", e))??;
-    Ok(guard)
+    .map_err(|e| Error::backend("writing an upload file", e))?
 }
 
 /// Flushes and syncs a written file to disk.
@@ -454,21 +485,22 @@ fn sync_folder(dir: &Path) -> Result<()> {
 /// Moves a synced temporary file to `path` and syncs the folder, in one trip to the blocking
 /// pool; the returned guard removes `path` unless kept (also when the folder's sync fails).
 async fn move_into_place(tmp: Discard, path: &Path) -> Result<Discard> {
-    let Some(from) = tmp.path.clone() else {
-        return Err(Error::backend_msg("the temporary upload file is gone"));
-    };
     let to = path.to_owned();
-    let synced = tokio::task::spawn_blocking(move || {
+    // Both guards live in the blocking task, which gives back the placed file's: a caller gone
+    // before the task ends drops it with the task's result, removing the file it never recorded.
+    tokio::task::spawn_blocking(move || {
+        let Some(from) = tmp.path.clone() else {
+            return Err(Error::backend_msg("the temporary upload file is gone"));
+        };
         std::fs::rename(&from, &to)
             .map_err(|e| io_error(format!("cannot move file bytes into {}", to.display()), e))?;
-        Ok::<_, Error>(sync_folder(to.parent().unwrap_or(Path::new("."))))
+        tmp.keep();
+        let placed = Discard::new(to.clone());
+        sync_folder(to.parent().unwrap_or(Path::new(".")))?;
+        Ok(placed)
     })
     .await
-    .map_err(|e| Error::backend("moving an upload into place", e))??;
-    tmp.keep();
-    let placed = Discard::new(path.to_owned());
-    synced?;
-    Ok(placed)
+    .map_err(|e| Error::backend("moving an upload into place", e))?
 }
 
 /// How many bytes an upload hands to the file system at a time: the bytes of one write are

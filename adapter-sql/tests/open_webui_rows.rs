@@ -762,6 +762,73 @@ async fn failed_streamed_uploads_leave_no_row_and_no_partial_file() {
     }
 }
 
+/// A put whose caller goes away part way (a request cancelled, a timeout) leaves neither a
+/// temporary file nor bytes without a row, wherever it was stopped: the blocking trips that
+/// create, write, rename and sync the file hand their guards back, so a result nobody waits for
+/// removes its file.
+#[tokio::test]
+async fn a_file_put_dropped_part_way_leaves_no_bytes_behind() {
+    for db in open_webui_databases().await {
+        let store = db.store().await;
+        let mut stored = BTreeSet::new();
+        for (i, polls) in (0..40usize).enumerate() {
+            let id = format!("cut{i}");
+            let put = store
+                .files
+                .put(NewFile::new("u1", "c.txt", vec![b'c'; 64 * 1024]).with_id(&id));
+            let mut put = std::pin::pin!(put);
+            for _ in 0..polls / 2 {
+                if futures::poll!(put.as_mut()).is_ready() {
+                    stored.insert(id.clone());
+                    break;
+                }
+                // Give the blocking trip time to start, run, or end, as a caller would.
+                tokio::time::sleep(std::time::Duration::from_micros(50 * (polls as u64 % 7))).await;
+            }
+        }
+        // Every trip a dropped put started ends by itself; wait for the folder to settle.
+        let uploads = db.folder.join("uploads");
+        let listing = || -> BTreeSet<String> {
+            std::fs::read_dir(&uploads)
+                .map(|dir| {
+                    dir.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while listing().iter().any(|f| f.ends_with(".part")) && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let rows: BTreeSet<String> = store
+            .files
+            .list(&chatstore_core::FileQuery {
+                user_id: Some("u1".into()),
+                page: chatstore_core::PageRequest::default(),
+            })
+            .await
+            .expect("list")
+            .items
+            .into_iter()
+            .map(|m| format!("{}_c.txt", m.id))
+            .collect();
+        assert!(
+            stored
+                .iter()
+                .all(|id| rows.contains(&format!("{id}_c.txt"))),
+            "every completed put has its row"
+        );
+        assert_eq!(
+            listing(),
+            rows,
+            "the folder holds the bytes of the recorded files only: no partial upload, no orphan"
+        );
+        db.finish().await;
+    }
+}
+
 /// A partial upload left by a process that died part way is removed once it is old; a fresh
 /// one (an upload in progress, maybe on another replica) and every other file stay.
 #[tokio::test]

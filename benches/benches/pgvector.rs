@@ -13,8 +13,10 @@
 //! Rows have 384 dimensions, stored in a vector(384) and in a vector(1536) column (Open WebUI's
 //! default size, zero-padded). Scale: `CHATSTORE_BENCH_SCALE` rows (default 10000; 100000 for
 //! the second size), `CHATSTORE_BENCH_COLUMNS` (default `384,1536`),
-//! `CHATSTORE_BENCH_ONLY` (`ingest` or `search`), `CHATSTORE_BENCH_HNSW` (`m,ef_construction` of the
-//! partial indexes; default the adapter's). Needs `CHATSTORE_TEST_PGVECTOR_URL` (scripts/services.sh).
+//! `CHATSTORE_BENCH_ONLY` (`ingest` or `search`), `CHATSTORE_BENCH_HNSW` (`m,ef_construction`
+//! of the partial indexes; default the adapter's), `CHATSTORE_BENCH_KEEP` (keep each run's
+//! `bench_<uuid>` database for psql or pgbench; dropped by default). Needs
+//! `CHATSTORE_TEST_PGVECTOR_URL` (scripts/services.sh).
 //!
 //! `cargo bench -p chatstore-benches --bench pgvector`
 
@@ -161,7 +163,8 @@ fn scale() -> usize {
         .unwrap_or(10_000)
 }
 
-async fn fresh_store(server: &str, column: usize) -> PgVectorStore {
+/// A store on a database of its own (`bench_<uuid>`), returned with that database's name.
+async fn fresh_store(server: &str, column: usize) -> (PgVectorStore, String) {
     let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(server).await.expect("connect");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -175,7 +178,26 @@ async fn fresh_store(server: &str, column: usize) -> PgVectorStore {
             .dimension(column)
             .auto_index(false),
     );
-    PgVectorStore::connect(config).await.expect("open store")
+    let store = PgVectorStore::connect(config).await.expect("open store");
+    (store, name)
+}
+
+/// Closes `store` and drops its database (a 100,000-row database of 1536-d vectors takes
+/// about 1.5 GB), unless `CHATSTORE_BENCH_KEEP` is set: then it is kept for looking into with
+/// psql or pgbench, and its name printed.
+async fn drop_store(server: &str, store: PgVectorStore, name: &str) {
+    if std::env::var_os("CHATSTORE_BENCH_KEEP").is_some() {
+        eprintln!("kept database {name} (CHATSTORE_BENCH_KEEP)");
+        return;
+    }
+    store.pool().close().await;
+    let mut admin = sqlx::PgConnection::connect(server).await.expect("connect");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("drop database");
 }
 
 async fn truncate(pool: &PgPool) {
@@ -330,11 +352,12 @@ fn ingest(c: &mut Criterion, rt: &Runtime, server: &str) {
         .sample_size(10)
         .throughput(Throughput::Elements(n as u64));
     for column in columns() {
-        let store = rt.block_on(fresh_store(server, column));
+        let (store, database) = rt.block_on(fresh_store(server, column));
         let pool = store.pool().clone();
         let payload = copy_payload(&data, column);
         let label = |what: &str| BenchmarkId::new(what, format!("{n}x384_in_vector{column}"));
-        let (pool, store, data, payload) = (&pool, &store, &data, &payload);
+        let owned = store;
+        let (pool, store, data, payload) = (&pool, &owned, &data, &payload);
         let fresh = move || async move { truncate(pool).await };
         // Paired rounds, for a ratio the shared machine's slowly moving load does not skew:
         // the COPY ceiling into the emptied table, then chatstore's upsert replacing every row
@@ -421,6 +444,7 @@ fn ingest(c: &mut Criterion, rt: &Runtime, server: &str) {
                 })
             })
         });
+        rt.block_on(drop_store(server, owned, &database));
     }
     group.finish();
 }
@@ -487,7 +511,7 @@ fn search(c: &mut Criterion, rt: &Runtime, server: &str) {
     let mut group = c.benchmark_group("pgvector_search");
     group.sample_size(20);
     for column in columns() {
-        let store = rt.block_on(fresh_store(server, column));
+        let (store, database) = rt.block_on(fresh_store(server, column));
         let pool = store.pool().clone();
         let (plans, optimized_in) = rt.block_on(async {
             chatstore_write(&store, batches(&data), false).await;
@@ -618,6 +642,7 @@ fn search(c: &mut Criterion, rt: &Runtime, server: &str) {
                 });
             }
         }
+        rt.block_on(drop_store(server, store, &database));
     }
     group.finish();
 }
