@@ -612,6 +612,21 @@ async fn remove_bytes(path: &Path) {
     }
 }
 
+/// Commits the deletion of file rows, then removes their bytes, on a task of its own: a caller
+/// that goes away once the commit is sent (a cancelled request) would otherwise leave the
+/// bytes of deleted files on disk for good, a deleted user's among them.
+async fn commit_removing(tx: crate::pool::Tx, paths: Vec<String>) -> Result<()> {
+    tokio::spawn(async move {
+        tx.commit().await?;
+        for path in paths {
+            remove_bytes(Path::new(&path)).await;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| Error::backend("deleting files", e))?
+}
+
 #[async_trait]
 impl FileRepo for SqlStore {
     async fn put(&self, mut file: NewFile) -> Result<FileMeta> {
@@ -678,11 +693,7 @@ impl FileRepo for SqlStore {
             return Err(Error::not_found("file", id));
         }
         tx.announce(ChangeEvent::file_ids(ChangeKind::Deleted, &owner, id));
-        tx.commit().await?;
-        if let Some(path) = path {
-            remove_bytes(Path::new(&path)).await;
-        }
-        Ok(())
+        commit_removing(tx, path.into_iter().collect()).await
     }
 
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
@@ -698,10 +709,7 @@ impl FileRepo for SqlStore {
             ));
         }
         let deleted = tx.execute(DELETE_USER, args![user_id]).await?;
-        tx.commit().await?;
-        for path in paths.into_iter().flatten() {
-            remove_bytes(Path::new(&path)).await;
-        }
+        commit_removing(tx, paths.into_iter().flatten().collect()).await?;
         Ok(deleted)
     }
 

@@ -762,31 +762,15 @@ async fn failed_streamed_uploads_leave_no_row_and_no_partial_file() {
     }
 }
 
-/// A put whose caller goes away part way (a request cancelled, a timeout) leaves neither a
-/// temporary file nor bytes without a row, wherever it was stopped: the blocking trips that
-/// create, write, rename and sync the file hand their guards back, so a result nobody waits for
-/// removes its file.
+/// Puts and deletes whose caller goes away part way (a request cancelled, a timeout) leave
+/// neither a temporary file, nor bytes without a row, nor a row without its bytes, wherever
+/// they were stopped: the blocking trips that create, write, rename and sync a file hand their
+/// guards back, so a result nobody waits for removes its file, and a commit once sent finishes,
+/// with the bytes kept or removed after it, on a task of its own.
 #[tokio::test]
-async fn a_file_put_dropped_part_way_leaves_no_bytes_behind() {
+async fn file_writes_dropped_part_way_leave_rows_and_bytes_in_step() {
     for db in open_webui_databases().await {
         let store = db.store().await;
-        let mut stored = BTreeSet::new();
-        for (i, polls) in (0..40usize).enumerate() {
-            let id = format!("cut{i}");
-            let put = store
-                .files
-                .put(NewFile::new("u1", "c.txt", vec![b'c'; 64 * 1024]).with_id(&id));
-            let mut put = std::pin::pin!(put);
-            for _ in 0..polls / 2 {
-                if futures::poll!(put.as_mut()).is_ready() {
-                    stored.insert(id.clone());
-                    break;
-                }
-                // Give the blocking trip time to start, run, or end, as a caller would.
-                tokio::time::sleep(std::time::Duration::from_micros(50 * (polls as u64 % 7))).await;
-            }
-        }
-        // Every trip a dropped put started ends by itself; wait for the folder to settle.
         let uploads = db.folder.join("uploads");
         let listing = || -> BTreeSet<String> {
             std::fs::read_dir(&uploads)
@@ -796,35 +780,82 @@ async fn a_file_put_dropped_part_way_leaves_no_bytes_behind() {
                 })
                 .unwrap_or_default()
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while listing().iter().any(|f| f.ends_with(".part")) && std::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let rows = || async {
+            store
+                .files
+                .list(&chatstore_core::FileQuery {
+                    user_id: Some("u1".into()),
+                    page: chatstore_core::PageRequest::default(),
+                })
+                .await
+                .expect("list")
+                .items
+                .into_iter()
+                .map(|m| format!("{}_c.txt", m.id))
+                .collect::<BTreeSet<String>>()
+        };
+        // Polls a call up to `polls` times, some time apart as a caller's would be, then drops
+        // it; whether it completed.
+        async fn abandoned<F: std::future::Future>(call: F, polls: usize) -> bool {
+            let mut call = std::pin::pin!(call);
+            for _ in 0..polls {
+                if futures::poll!(call.as_mut()).is_ready() {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_micros(50 * (polls as u64 % 7))).await;
+            }
+            false
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let rows: BTreeSet<String> = store
-            .files
-            .list(&chatstore_core::FileQuery {
-                user_id: Some("u1".into()),
-                page: chatstore_core::PageRequest::default(),
-            })
-            .await
-            .expect("list")
-            .items
-            .into_iter()
-            .map(|m| format!("{}_c.txt", m.id))
-            .collect();
+        // Every trip a dropped call started ends by itself: waits for the folder to settle.
+        let settled = || async {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while listing().iter().any(|f| f.ends_with(".part"))
+                && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+
+        let mut stored = BTreeSet::new();
+        for polls in 0..40usize {
+            let id = format!("cut{polls}");
+            let file = NewFile::new("u1", "c.txt", vec![b'c'; 64 * 1024]).with_id(&id);
+            if abandoned(store.files.put(file), polls / 2).await {
+                stored.insert(format!("{id}_c.txt"));
+            }
+        }
+        settled().await;
+        let kept = rows().await;
+        assert!(stored.is_subset(&kept), "every completed put has its row");
+        assert_eq!(
+            listing(),
+            kept,
+            "after dropped puts the folder holds the recorded files' bytes only"
+        );
+
+        let mut deleted = BTreeSet::new();
+        for (polls, name) in kept.iter().enumerate() {
+            let id = name.trim_end_matches("_c.txt");
+            if abandoned(store.files.delete(id), polls % 12).await {
+                deleted.insert(name.clone());
+            }
+        }
+        settled().await;
+        let left = rows().await;
         assert!(
-            stored
-                .iter()
-                .all(|id| rows.contains(&format!("{id}_c.txt"))),
-            "every completed put has its row"
+            left.is_disjoint(&deleted),
+            "every completed delete took its row"
         );
         assert_eq!(
             listing(),
-            rows,
-            "the folder holds the bytes of the recorded files only: no partial upload, no orphan"
+            left,
+            "after dropped deletes the folder holds the remaining files' bytes only"
         );
+        for name in &left {
+            let id = name.trim_end_matches("_c.txt");
+            assert_eq!(store.files.read(id).await.expect("bytes").len(), 64 * 1024);
+        }
         db.finish().await;
     }
 }
