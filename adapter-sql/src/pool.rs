@@ -1104,21 +1104,37 @@ impl Tx {
     /// Commits: first, inside the transaction, records the changes catch-up cannot find by
     /// `updated_at` and (PostgreSQL) notifies the listeners; then publishes to the in-process
     /// feed (SQLite).
+    ///
+    /// With events to publish, the commit and the publishing run on a task of their own: once
+    /// sent, the commit goes through whether or not the caller still waits, so a caller that
+    /// goes away meanwhile (a cancelled request) must not keep its committed changes from the
+    /// feed's live subscribers.
     pub(crate) async fn commit(mut self) -> Result<()> {
         let changes = std::mem::take(&mut self.changes);
         if !changes.is_empty() {
             crate::changes::record(&mut self, &changes).await?;
         }
-        let out = match self.inner {
-            TxInner::Sqlite(t) => t.commit().await,
-            TxInner::Postgres(t, _) => t.commit().await,
+        let (inner, entity) = (self.inner, self.entity);
+        let hub = match self.local {
+            Some(hub) if !changes.is_empty() => hub,
+            _ => return commit_inner(inner, entity).await,
         };
-        out.map_err(|e| db_error(self.entity, e))?;
-        if let Some(hub) = &self.local {
+        tokio::spawn(async move {
+            commit_inner(inner, entity).await?;
             for event in changes {
                 hub.publish(event);
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
+        .map_err(|e| chatstore_core::Error::backend("committing a transaction", e))?
     }
+}
+
+async fn commit_inner(inner: TxInner, entity: &'static str) -> Result<()> {
+    let out = match inner {
+        TxInner::Sqlite(t) => t.commit().await,
+        TxInner::Postgres(t, _) => t.commit().await,
+    };
+    out.map_err(|e| db_error(entity, e))
 }

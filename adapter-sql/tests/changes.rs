@@ -149,6 +149,49 @@ async fn sqlite_announces_its_own_writes() {
     db.finish().await;
 }
 
+/// A write whose caller goes away part way (a cancelled request) is announced whenever it
+/// commits: a live subscriber hears every chat that ends up stored, wherever the calls were
+/// dropped (on SQLite the commit and the publishing finish on a task of their own; on
+/// PostgreSQL the notification commits with the rows).
+#[tokio::test]
+async fn writes_dropped_part_way_are_announced_when_they_commit() {
+    for db in support::empty_databases().await {
+        let store = db.store().await;
+        let ada = create_ada(&store).await;
+        let mut events = subscribe(store.changes().expect("feed"), ChangeFilter::user(&ada.id));
+        if db.is_postgres() {
+            // The listener starts with the first subscriber (see `exercise`).
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        for polls in 0..30usize {
+            let create = store
+                .chats
+                .create(NewChat::new(&ada.id, "dropped").with_id(format!("d-{polls}")));
+            let mut create = std::pin::pin!(create);
+            for _ in 0..polls / 2 {
+                if futures::poll!(create.as_mut()).is_ready() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_micros(50 * (polls as u64 % 5))).await;
+            }
+        }
+        // Whatever was still running when its caller went away has ended by now.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stored: BTreeSet<String> = store
+            .chats
+            .list(&chatstore_core::ChatQuery::for_user(&ada.id))
+            .await
+            .expect("list")
+            .items
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert!(!stored.is_empty(), "some of the dropped creates committed");
+        until_all(&mut events, &stored).await;
+        db.finish().await;
+    }
+}
+
 /// A write that fails announces nothing: on PostgreSQL the refused chat's notification rides
 /// on its failing insert.
 #[tokio::test]
