@@ -293,30 +293,26 @@ impl SqlStore {
     }
 }
 
-/// Commits the rows of placed files and keeps their bytes, on a task of its own: once the commit
-/// is sent the rows may be stored whether or not the caller still waits, so a caller that goes
-/// away meanwhile (a cancelled request) must not drop the guards of committed rows' files. A
-/// commit that fails keeps the bytes too when the connection was lost on the way (the outcome is
-/// unknown: a file without a row is harmless, a row without its bytes is not); any other
-/// failure removes them.
+/// Commits the rows of placed files and keeps their bytes. The guards are given up before the
+/// commit is sent: once sent, the rows may be stored whether or not the caller still waits, so
+/// a caller that goes away meanwhile (a cancelled request) must not remove a stored row's
+/// bytes. A commit that fails removes them, unless the connection was lost on the way: its
+/// outcome is then unknown, and a file without a row is harmless where a row without its
+/// bytes is not.
 async fn commit_keeping(tx: crate::pool::Tx, placed: Vec<Discard>) -> Result<()> {
-    tokio::spawn(async move {
-        let committed = tx.commit().await;
-        match &committed {
-            Ok(()) => placed.into_iter().for_each(Discard::keep),
-            Err(e) if e.kind() == ErrorKind::Unavailable => {
-                tracing::warn!(
-                    files = placed.len(),
-                    "a file commit's outcome is unknown ({e}); its bytes are kept"
-                );
-                placed.into_iter().for_each(Discard::keep);
-            }
-            Err(_) => drop(placed),
+    let paths: Vec<PathBuf> = placed.into_iter().filter_map(Discard::disarm).collect();
+    let committed = tx.commit().await;
+    match &committed {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::Unavailable => {
+            tracing::warn!(
+                files = paths.len(),
+                "a file commit's outcome is unknown ({e}); its bytes are kept"
+            );
         }
-        committed
-    })
-    .await
-    .map_err(|e| Error::backend("committing files", e))?
+        Err(_) => drop(paths.into_iter().map(Discard::new).collect::<Vec<_>>()),
+    }
+    committed
 }
 
 /// A file that is removed when the guard is dropped unless [`Discard::keep`] was called: the
@@ -330,8 +326,13 @@ impl Discard {
         Discard { path: Some(path) }
     }
 
-    fn keep(mut self) {
-        self.path = None;
+    fn keep(self) {
+        drop(self.disarm());
+    }
+
+    /// Gives up the guard: the file stays, its path returned.
+    fn disarm(mut self) -> Option<PathBuf> {
+        self.path.take()
     }
 }
 

@@ -1105,29 +1105,53 @@ impl Tx {
     /// `updated_at` and (PostgreSQL) notifies the listeners; then publishes to the in-process
     /// feed (SQLite).
     ///
-    /// With events to publish, the commit and the publishing run on a task of their own: once
-    /// sent, the commit goes through whether or not the caller still waits, so a caller that
-    /// goes away meanwhile (a cancelled request) must not keep its committed changes from the
-    /// feed's live subscribers.
+    /// A caller that goes away while the commit runs (a cancelled request) does not keep its
+    /// changes from the feed's live subscribers: SQLite's worker commits a commit it was sent
+    /// whether or not anyone still waits, so the events are then published when the call is
+    /// dropped ([`Publishing`]).
     pub(crate) async fn commit(mut self) -> Result<()> {
         let changes = std::mem::take(&mut self.changes);
         if !changes.is_empty() {
             crate::changes::record(&mut self, &changes).await?;
         }
-        let (inner, entity) = (self.inner, self.entity);
-        let hub = match self.local {
-            Some(hub) if !changes.is_empty() => hub,
-            _ => return commit_inner(inner, entity).await,
+        let publishing = Publishing {
+            hub: self.local.take().filter(|_| !changes.is_empty()),
+            changes,
         };
-        tokio::spawn(async move {
-            commit_inner(inner, entity).await?;
-            for event in changes {
+        match commit_inner(self.inner, self.entity).await {
+            Ok(()) => {
+                drop(publishing);
+                Ok(())
+            }
+            Err(e) => {
+                publishing.forget();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The events of a committing SQLite transaction, published to the in-process feed when
+/// dropped: once the commit returned, or when its caller went away while it ran.
+struct Publishing {
+    hub: Option<Arc<ChangeHub>>,
+    changes: Vec<ChangeEvent>,
+}
+
+impl Publishing {
+    /// The commit failed: nothing to publish.
+    fn forget(mut self) {
+        self.hub = None;
+    }
+}
+
+impl Drop for Publishing {
+    fn drop(&mut self) {
+        if let Some(hub) = self.hub.take() {
+            for event in std::mem::take(&mut self.changes) {
                 hub.publish(event);
             }
-            Ok(())
-        })
-        .await
-        .map_err(|e| chatstore_core::Error::backend("committing a transaction", e))?
+        }
     }
 }
 
