@@ -149,20 +149,26 @@ async fn sqlite_announces_its_own_writes() {
     db.finish().await;
 }
 
+/// The store of `db`, Ada, and a live subscription to her changes, listening already.
+async fn ada_heard(db: &support::Db) -> (Store, User, ChangeStream) {
+    let store = db.store().await;
+    let ada = create_ada(&store).await;
+    let events = subscribe(store.changes().expect("feed"), ChangeFilter::user(&ada.id));
+    if db.is_postgres() {
+        // The listener starts with the first subscriber (see `exercise`).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    (store, ada, events)
+}
+
 /// A write whose caller goes away part way (a cancelled request) is announced whenever it
 /// commits: a live subscriber hears every chat that ends up stored, wherever the calls were
-/// dropped (on SQLite the commit and the publishing finish on a task of their own; on
+/// dropped (on SQLite the events are published when a call dropped during its commit is; on
 /// PostgreSQL the notification commits with the rows).
 #[tokio::test]
 async fn writes_dropped_part_way_are_announced_when_they_commit() {
     for db in support::empty_databases().await {
-        let store = db.store().await;
-        let ada = create_ada(&store).await;
-        let mut events = subscribe(store.changes().expect("feed"), ChangeFilter::user(&ada.id));
-        if db.is_postgres() {
-            // The listener starts with the first subscriber (see `exercise`).
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        let (store, ada, mut events) = ada_heard(&db).await;
         for polls in 0..30usize {
             let create = store
                 .chats
@@ -197,13 +203,7 @@ async fn writes_dropped_part_way_are_announced_when_they_commit() {
 #[tokio::test]
 async fn a_failed_write_announces_nothing() {
     for db in support::empty_databases().await {
-        let store = db.store().await;
-        let ada = create_ada(&store).await;
-        let mut events = subscribe(store.changes().expect("feed"), ChangeFilter::user(&ada.id));
-        if db.is_postgres() {
-            // The listener starts with the first subscriber (see `exercise`).
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        let (store, ada, mut events) = ada_heard(&db).await;
         let chat = store
             .chats
             .create(NewChat::new(&ada.id, "one").with_id("c-1"))
