@@ -173,13 +173,7 @@ async fn writes_dropped_part_way_are_announced_when_they_commit() {
             let create = store
                 .chats
                 .create(NewChat::new(&ada.id, "dropped").with_id(format!("d-{polls}")));
-            let mut create = std::pin::pin!(create);
-            for _ in 0..polls / 2 {
-                if futures::poll!(create.as_mut()).is_ready() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_micros(50 * (polls as u64 % 5))).await;
-            }
+            support::abandoned(create, polls / 2).await;
         }
         // Whatever was still running when its caller went away has ended by now.
         tokio::time::sleep(Duration::from_millis(300)).await;

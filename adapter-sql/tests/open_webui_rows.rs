@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use chatstore_core::files::sha256_hex;
 use chatstore_core::{ChatQuery, ErrorKind, NewChat, NewFile, NewMessage, NewUser, tag_id};
 use serde_json::{Value, json};
-use support::{Db, open_webui_databases};
+use support::{Db, abandoned, open_webui_databases};
 
 const USERS: &str = r#"
 INSERT INTO "user" (id, name, email, role, profile_image_url, last_active_at, updated_at,
@@ -765,8 +765,8 @@ async fn failed_streamed_uploads_leave_no_row_and_no_partial_file() {
 /// Puts and deletes whose caller goes away part way (a request cancelled, a timeout) leave
 /// neither a temporary file, nor bytes without a row, nor a row without its bytes, wherever
 /// they were stopped: the blocking trips that create, write, rename and sync a file hand their
-/// guards back, so a result nobody waits for removes its file, and a commit once sent finishes,
-/// with the bytes kept or removed after it, on a task of its own.
+/// guards back, so a result nobody waits for removes its file; a put gives up its guards
+/// before its commit is sent; a delete commits and removes the bytes on a task of its own.
 #[tokio::test]
 async fn file_writes_dropped_part_way_leave_rows_and_bytes_in_step() {
     for db in open_webui_databases().await {
@@ -794,18 +794,6 @@ async fn file_writes_dropped_part_way_leave_rows_and_bytes_in_step() {
                 .map(|m| format!("{}_c.txt", m.id))
                 .collect::<BTreeSet<String>>()
         };
-        // Polls a call up to `polls` times, some time apart as a caller's would be, then drops
-        // it; whether it completed.
-        async fn abandoned<F: std::future::Future>(call: F, polls: usize) -> bool {
-            let mut call = std::pin::pin!(call);
-            for _ in 0..polls {
-                if futures::poll!(call.as_mut()).is_ready() {
-                    return true;
-                }
-                tokio::time::sleep(std::time::Duration::from_micros(50 * (polls as u64 % 7))).await;
-            }
-            false
-        }
         // Every trip a dropped call started ends by itself: waits for the folder to settle.
         let settled = || async {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -352,11 +352,10 @@ fn ingest(c: &mut Criterion, rt: &Runtime, server: &str) {
         .sample_size(10)
         .throughput(Throughput::Elements(n as u64));
     for column in columns() {
-        let (store, database) = rt.block_on(fresh_store(server, column));
-        let pool = store.pool().clone();
+        let (owned, database) = rt.block_on(fresh_store(server, column));
+        let pool = owned.pool().clone();
         let payload = copy_payload(&data, column);
         let label = |what: &str| BenchmarkId::new(what, format!("{n}x384_in_vector{column}"));
-        let owned = store;
         let (pool, store, data, payload) = (&pool, &owned, &data, &payload);
         let fresh = move || async move { truncate(pool).await };
         // Paired rounds, for a ratio the shared machine's slowly moving load does not skew:

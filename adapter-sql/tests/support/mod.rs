@@ -162,3 +162,16 @@ pub async fn open_webui_databases() -> Vec<Db> {
     }
     dbs
 }
+
+/// Polls `call` up to `polls` times, some time apart as a caller's polls would be, then drops
+/// it: a caller that went away part way (a cancelled request). Whether it completed.
+pub async fn abandoned<F: std::future::Future>(call: F, polls: usize) -> bool {
+    let mut call = std::pin::pin!(call);
+    for _ in 0..polls {
+        if futures::poll!(call.as_mut()).is_ready() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_micros(50 * (polls as u64 % 7))).await;
+    }
+    false
+}
