@@ -1,12 +1,17 @@
 //! `chatstore bridge` as an operator runs it: a process of its own on PostgreSQL, a real
 //! python-socketio client, writes made by another process (this test) through chatstore, and
-//! the Prometheus counters at `/metrics`.
+//! the Prometheus counters at `/metrics`; also behind the rollout router once the groups are
+//! new-only.
 
+mod common;
+
+use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
 
 use chatstore_bridge::issue_token;
 use chatstore_core::{ChatPatch, NewChat, NewUser, Store};
+use chatstore_router::RouterConfig;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -166,18 +171,7 @@ async fn the_bridge_command_delivers_another_process_writes_and_counts_them() {
         .kill_on_drop(true)
         .spawn()
         .expect("start chatstore bridge");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some((200, body)) = get(port, "/health").await {
-            assert!(body.contains("\"feed_connected\":true"), "{body}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the bridge did not become healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    healthy(port).await;
 
     let mut owner = Client::start(&pythonpath, port, &token(&store, &ada).await);
     let mut other = Client::start(&pythonpath, port, &token(&store, &bob).await);
@@ -242,6 +236,122 @@ async fn the_bridge_command_delivers_another_process_writes_and_counts_them() {
     other.stop().await;
     let _ = bridge.kill().await;
     drop(store);
+    chatstore_testkit::drop_postgres_database(&server, &url).await;
+}
+
+/// Waits until the bridge on `port` answers `/health` with 200 and a connected feed.
+async fn healthy(port: u16) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some((200, body)) = get(port, "/health").await {
+            assert!(body.contains("\"feed_connected\":true"), "{body}");
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the bridge did not become healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The bridge behind the rollout router (PostgreSQL old, PocketBase new) with users, chats and
+/// files new-only: a chat another process creates through its router reaches PocketBase only,
+/// and the bridge, whose routed feed follows PocketBase for those groups, delivers it.
+#[tokio::test]
+async fn behind_the_router_the_bridge_delivers_new_only_writes() {
+    let (Some(server), Some(pythonpath), Some(pb_base)) = (
+        chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL"),
+        chatstore_testkit::require_env("CHATSTORE_TEST_SOCKETIO_PYTHONPATH"),
+        chatstore_testkit::require_env("CHATSTORE_TEST_POCKETBASE_URL"),
+    ) else {
+        return;
+    };
+    let url = chatstore_testkit::fresh_postgres_database(&server).await;
+    let uploads = tempfile::tempdir().expect("a temp folder");
+    let logs = tempfile::tempdir().expect("a temp folder");
+    let pb = common::PocketBasePrefix::new(&pb_base, "bridge");
+    let email = std::env::var("CHATSTORE_TEST_POCKETBASE_ADMIN_EMAIL").expect("email set");
+    let password = std::env::var("CHATSTORE_TEST_POCKETBASE_ADMIN_PASSWORD").expect("password set");
+    let mut vars: HashMap<String, String> = HashMap::new();
+    vars.insert("CHATSTORE_DATABASE_URL".into(), url.clone());
+    for group in ["USERS", "CHATS", "FILES"] {
+        vars.insert(format!("CHATSTORE_{group}_NEW_URL"), pb.url.clone());
+        vars.insert(format!("CHATSTORE_{group}_PHASE"), "new-only".into());
+    }
+    let log = |name: &str| logs.path().join(name).display().to_string();
+    vars.insert("CHATSTORE_REPAIR_LOG".into(), log("repair.jsonl"));
+    vars.insert("CHATSTORE_SHADOW_LOG".into(), log("diffs.jsonl"));
+    vars.insert("CHATSTORE_POCKETBASE_ADMIN_EMAIL".into(), email.clone());
+    vars.insert(
+        "CHATSTORE_POCKETBASE_ADMIN_PASSWORD".into(),
+        password.clone(),
+    );
+    vars.insert(
+        "CHATSTORE_UPLOAD_DIR".into(),
+        uploads.path().display().to_string(),
+    );
+
+    // This process writes through a router configured the same way.
+    let config = RouterConfig::from_lookup(|name| vars.get(name).cloned()).expect("config");
+    let old = chatstore_registry::OpenOptions::new(&url)
+        .upload_dir(uploads.path())
+        .open()
+        .await
+        .expect("open PostgreSQL");
+    let router = config
+        .open(old, |new_url| {
+            let (email, password) = (email.clone(), password.clone());
+            async move {
+                chatstore_registry::OpenOptions::new(&new_url)
+                    .pocketbase_superuser(&email, &password)
+                    .open()
+                    .await
+            }
+        })
+        .await
+        .expect("open the router");
+    let store = router.store();
+    let ada = user(&store, "ada@example.com").await;
+
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("addr").port()
+    };
+    let mut bridge = Command::new(env!("CARGO_BIN_EXE_chatstore"))
+        .args(["bridge", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("WEBUI_SECRET_KEY", SECRET)
+        .envs(&vars)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chatstore bridge");
+    healthy(port).await;
+    let mut owner = Client::start(&pythonpath, port, &token(&store, &ada).await);
+    owner.expect("ready").await;
+
+    let chat = store
+        .chats
+        .create(NewChat::new(&ada, "after the cutover"))
+        .await
+        .expect("chat");
+    assert!(
+        router.old().chats.get(&chat.id).await.is_err(),
+        "a new-only chat is not on the old store"
+    );
+    loop {
+        let line = owner.expect("events").await;
+        if line["data"]["chat_id"] == chat.id.as_str()
+            && line["data"]["data"]["type"] == "chat:list"
+        {
+            break;
+        }
+    }
+
+    owner.stop().await;
+    let _ = bridge.kill().await;
+    drop((store, router));
     chatstore_testkit::drop_postgres_database(&server, &url).await;
 }
 

@@ -394,6 +394,13 @@ impl ChangeHub {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// For a feed that passes on other feeds' events (a router's): takes its sources'
+    /// connection state and their reconnects counted together.
+    pub fn mirror(&self, connected: bool, reconnects: u64) {
+        self.connected.store(connected, Ordering::Relaxed);
+        self.reconnects.fetch_max(reconnects, Ordering::Relaxed);
+    }
+
     /// The counters.
     pub fn status(&self) -> FeedStatus {
         FeedStatus {

@@ -42,6 +42,7 @@
 //! The router names no backend: [`RouterConfig::open`] takes the caller's URL -> store
 //! function. See the crate README for the operator's steps and the decisions taken.
 
+mod changes;
 mod chats;
 pub mod config;
 pub mod copy;

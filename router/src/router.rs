@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard, Notify};
 
+use crate::changes::RoutedFeed;
 use crate::phase::Phase;
 use crate::repair::{self, RepairKey, RepairLog, Side};
 use crate::shadow::{self, DiffLog, DiffRecord, Outcome, Verdict};
@@ -86,6 +87,8 @@ pub(crate) struct Shared {
     /// Shadow reads waiting for the dispatcher.
     queued: std::sync::Mutex<ShadowQueue>,
     stripes: Vec<Mutex<()>>,
+    /// The change feed, when a new store has one to take over from the old store's.
+    feed: Option<Arc<RoutedFeed>>,
 }
 
 const GROUPS: usize = ModelGroup::ALL.len();
@@ -226,6 +229,11 @@ impl RouterBuilder {
         }
         let phases = ModelGroup::ALL
             .map(|g| AtomicU8::new(self.phases.get(&g).copied().unwrap_or(Phase::Old).to_u8()));
+        let feed = RoutedFeed::build(
+            &self.old,
+            |g| new[index(g)].clone(),
+            |g| self.phases.get(&g) == Some(&Phase::NewOnly),
+        );
         let shared = Shared {
             old: self.old,
             new,
@@ -243,6 +251,7 @@ impl RouterBuilder {
             foreground: AtomicUsize::new(0),
             queued: std::sync::Mutex::new(ShadowQueue::default()),
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            feed,
         };
         Ok(Router {
             shared: Arc::new(shared),
@@ -317,10 +326,11 @@ impl Router {
             store
         };
         // Writes reach the old store in every phase but new-only, so its change feed (when it
-        // has one) announces them.
-        match s.old.changes() {
-            Some(feed) => store.with_changes(feed),
-            None => store,
+        // has one) announces them; a group's new store takes over once it is new-only.
+        match (&s.feed, s.old.changes()) {
+            (Some(feed), _) => store.with_changes(feed.clone()),
+            (None, Some(feed)) => store.with_changes(feed),
+            (None, None) => store,
         }
     }
 
@@ -389,6 +399,12 @@ impl Router {
                     self.shared.repair.path().display()
                 )));
             }
+        }
+        if phase == Phase::NewOnly
+            && let Some(feed) = &self.shared.feed
+        {
+            // Before the first write that reaches only the new store.
+            feed.new_only(group);
         }
         self.shared.phases[index(group)].store(phase.to_u8(), Ordering::SeqCst);
         tracing::info!(%group, from = %current, to = %phase, "router phase changed");
