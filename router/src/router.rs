@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chatstore_core::compare;
-use chatstore_core::{Error, ModelGroup, Result, Store, StoreParts};
+use chatstore_core::{Error, ErrorKind, ModelGroup, Result, Store, StoreParts};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard, Notify};
@@ -862,11 +862,7 @@ impl Shared {
                 let _locks = self.lock_keys(&keys).await;
                 // Logs the keys if this future is dropped before both stores answered: the
                 // new store's task goes on, the old store's write may not have finished.
-                let mut unfinished = Unfinished {
-                    shared: self,
-                    operation,
-                    keys: Some(keys),
-                };
+                let unfinished = self.unfinished(operation, keys);
                 let new_write = tokio::time::timeout(self.secondary_timeout, call(new));
                 let (old, new) = match tokio::runtime::Handle::try_current() {
                     Ok(runtime) => {
@@ -879,7 +875,7 @@ impl Shared {
                         (old, Ok(new))
                     }
                 };
-                let keys = unfinished.keys.take().unwrap_or_default();
+                let keys = unfinished.answered();
                 let reason = match (&old, &new) {
                     (_, Err(e)) => Some(format!("the new store's write did not finish: {e}")),
                     (_, Ok(Err(_))) => Some(format!(
@@ -901,6 +897,20 @@ impl Shared {
                 }
                 old
             }
+        }
+    }
+
+    /// `keys`, logged for repair if the returned guard is dropped before
+    /// [`Unfinished::answered`]: for a write to both stores whose caller may go away part way.
+    pub(crate) fn unfinished(
+        &self,
+        operation: &'static str,
+        keys: Vec<RepairKey>,
+    ) -> Unfinished<'_> {
+        Unfinished {
+            shared: self,
+            operation,
+            keys: Some(keys),
         }
     }
 
@@ -948,10 +958,29 @@ impl Shared {
 
 /// The keys of a dual write still in flight; logged for repair if the caller drops the write
 /// before both stores answered.
-struct Unfinished<'a> {
+pub(crate) struct Unfinished<'a> {
     shared: &'a Shared,
     operation: &'static str,
     keys: Option<Vec<RepairKey>>,
+}
+
+impl Unfinished<'_> {
+    /// Both stores answered (or the write is over): the keys, no longer logged on drop.
+    pub(crate) fn answered(mut self) -> Vec<RepairKey> {
+        self.keys.take().unwrap_or_default()
+    }
+
+    /// The old store failed a write the new store is only given after it: nothing to repair,
+    /// unless the old store's answer was lost on the way (unavailable), so that its write may
+    /// have landed all the same.
+    pub(crate) fn old_failed(self, error: &Error) {
+        let operation = self.operation;
+        let (shared, keys) = (self.shared, self.answered());
+        if error.kind() == ErrorKind::Unavailable && !keys.is_empty() {
+            let reason = format!("the old store's answer was lost ({error}); it may have written");
+            shared.log_repairs(operation, keys, Side::Old, &reason);
+        }
+    }
 }
 
 impl Drop for Unfinished<'_> {

@@ -99,8 +99,20 @@ impl Rows {
         ops.iter().try_for_each(check_op)?;
         let keys = self.touched(&*old, &ops).await?;
         let _locks = shared.lock_keys(&keys).await;
-        let counts = old.write(ops.clone()).await?;
-        let reason = match tokio::time::timeout(shared.secondary_timeout, new.write(ops)).await {
+        // A caller that goes away part way leaves the rows logged: the old store's write may
+        // land without the new store's.
+        let unfinished = shared.unfinished("rows.write", keys);
+        let counts = old.write(ops.clone()).await;
+        let counts = match counts {
+            Ok(counts) => counts,
+            Err(e) => {
+                unfinished.old_failed(&e);
+                return Err(e);
+            }
+        };
+        let written = tokio::time::timeout(shared.secondary_timeout, new.write(ops)).await;
+        let keys = unfinished.answered();
+        let reason = match written {
             Err(_) => Some(format!(
                 "the new store did not answer within {:?}",
                 shared.secondary_timeout

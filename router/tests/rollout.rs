@@ -293,3 +293,89 @@ async fn a_dual_write_its_caller_abandons_is_logged_for_repair() {
         new_chat.map_err(|e| e.kind())
     );
 }
+
+/// The writes that reach the new store only once the old store has written (a row batch, a
+/// streamed file) are logged for repair too when their caller goes away between the two, and
+/// reconciling copies them. The new store is a SQLite file another connection holds the write
+/// lock of, so the old store (memory) has written and the new store is still waiting when the
+/// caller leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_abandoned_after_the_old_store_wrote_is_logged_for_repair() {
+    use chatstore_core::rows::{RowOp, RowQuery, row, table};
+    use serde_json::json;
+    use sqlx::Connection as _;
+    let file = common::temp_folder("abandoned-after-old").join("webui.db");
+    let url = format!("sqlite://{}", file.display());
+    let new = chatstore_sql::connect(&url, chatstore_sql::SqlOptions::default())
+        .await
+        .expect("open a new SQLite file");
+    let router = dual_with_ada(chatstore_core::memory::store(), &new, "abandoned-after-old").await;
+    let store = router.store();
+    let folders = table("folder").expect("the folder table");
+    let folder = row([
+        ("id", json!("fo1")),
+        ("parent_id", json!(null)),
+        ("user_id", json!("u1")),
+        ("name", json!("Work")),
+        ("is_expanded", json!(false)),
+        ("created_at", json!(1_700_000_000i64)),
+        ("updated_at", json!(1_700_000_000i64)),
+    ]);
+
+    let mut locker = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut locker)
+        .await
+        .expect("take the write lock");
+    let wait = std::time::Duration::from_millis(300);
+    let rows = store.rows().expect("rows");
+    let abandoned_rows = tokio::time::timeout(
+        wait,
+        rows.write(vec![RowOp::Insert {
+            table: folders,
+            row: folder,
+        }]),
+    )
+    .await;
+    assert!(
+        abandoned_rows.is_err(),
+        "the new store wrote through a held lock"
+    );
+    let abandoned_put = tokio::time::timeout(
+        wait,
+        store.files.put_stream(
+            NewFile::new("u1", "notes.txt", Vec::new()).with_id("f1"),
+            chatstore_core::transfer::stream_bytes(&b"the notes"[..]),
+            None,
+        ),
+    )
+    .await;
+    assert!(
+        abandoned_put.is_err(),
+        "the new store wrote through a held lock"
+    );
+    assert!(
+        router.old().files.get("f1").await.is_ok(),
+        "the old store took the file before the caller left"
+    );
+    let pending = router.repair_log().pending().expect("log");
+    assert_eq!(pending.len(), 2, "{pending:?}");
+    sqlx::query("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .expect("release the lock");
+    let _ = locker.close().await;
+
+    let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
+    assert_eq!((report.repaired, report.remaining), (2, 0), "{report:?}");
+    assert_eq!(new.files.read("f1").await.expect("the file"), b"the notes");
+    let copied = new
+        .rows()
+        .expect("rows")
+        .select(folders, &RowQuery::default())
+        .await
+        .expect("select");
+    assert_eq!(copied.len(), 1, "{copied:?}");
+}
