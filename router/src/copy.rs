@@ -1,13 +1,20 @@
 //! Re-copying records by key: the state of a record on one store (its absence included) made
 //! the state of the other. Every function here is idempotent, so a repair can be replayed any
 //! number of times, and it converges whatever the other store held before.
+//!
+//! A record is read from the source again after it was copied, and copied again if it
+//! changed meanwhile ([`settle`]): another process (a replica in `dual`) writing the record to
+//! both stores during the copy would otherwise have its write on the target replaced by the
+//! older state the copy had read, with nothing logged.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 
 use chatstore_core::chats::{Chat, ChatPatch, NewChat};
-use chatstore_core::files::NewFile;
+use chatstore_core::files::{FileMeta, NewFile};
 use chatstore_core::messages::{Message, NewMessage};
-use chatstore_core::users::NewUser;
+use chatstore_core::tags::Tag;
+use chatstore_core::users::{NewUser, User};
 use chatstore_core::{ChatQuery, Error, ErrorKind, FileQuery, PageRequest, Result, Store};
 
 use crate::repair::RepairKey;
@@ -16,6 +23,34 @@ use crate::repair::RepairKey;
 const VECTOR_BATCH: usize = 500;
 /// Items per page while listing a user's chats or files.
 const LIST_PAGE: u64 = 500;
+/// Copies of one record, at most, until its source reads the same before and after a copy.
+const SETTLE_ROUNDS: usize = 3;
+
+/// Copies the state `read` gives with `apply` until the source reads the same after a copy
+/// as before it (at most [`SETTLE_ROUNDS`] copies; then `Conflict`, and the repair stays
+/// pending). `what` names the record in that error.
+pub(crate) async fn settle<S, R, RF, A, AF>(what: &str, read: R, apply: A) -> Result<()>
+where
+    S: PartialEq + Clone,
+    R: Fn() -> RF,
+    RF: Future<Output = Result<S>>,
+    A: Fn(S) -> AF,
+    AF: Future<Output = Result<()>>,
+{
+    let mut state = read().await?;
+    for _ in 0..SETTLE_ROUNDS {
+        apply(state.clone()).await?;
+        let now = read().await?;
+        if now == state {
+            return Ok(());
+        }
+        state = now;
+    }
+    Err(Error::conflict(
+        "record",
+        format!("{what} kept changing while it was copied; reconcile again"),
+    ))
+}
 
 /// Makes `key`'s records on `to` what they are on `from`.
 pub async fn copy_key(key: &RepairKey, from: &Store, to: &Store) -> Result<()> {
@@ -50,7 +85,16 @@ fn found<T>(result: Result<T>) -> Result<Option<T>> {
 }
 
 async fn copy_user(id: &str, from: &Store, to: &Store) -> Result<()> {
-    let Some(user) = found(from.users.get(id).await)? else {
+    settle(
+        &format!("user {id}"),
+        || async { found(from.users.get(id).await) },
+        |user| put_user(id, user, to),
+    )
+    .await
+}
+
+async fn put_user(id: &str, user: Option<User>, to: &Store) -> Result<()> {
+    let Some(user) = user else {
         return absent_ok(to.users.delete(id).await);
     };
     if found(to.users.get(id).await)?.as_ref() == Some(&user) {
@@ -73,14 +117,33 @@ async fn chat_matches(chat: &Chat, messages: &[Message], to: &Store) -> Result<b
 }
 
 async fn copy_chat(id: &str, from: &Store, to: &Store) -> Result<()> {
-    let Some(chat) = found(from.chats.get(id).await)? else {
+    let read = || async {
+        let Some(chat) = found(from.chats.get(id).await)? else {
+            return Ok(None);
+        };
+        let messages = from.messages.list(id).await?;
+        Ok(Some((chat, messages)))
+    };
+    settle(&format!("chat {id}"), read, |state| {
+        put_chat(id, state, from, to)
+    })
+    .await
+}
+
+/// Makes the chat `id` on `to` the `state` read from `from` (`None`: absent).
+async fn put_chat(
+    id: &str,
+    state: Option<(Chat, Vec<Message>)>,
+    from: &Store,
+    to: &Store,
+) -> Result<()> {
+    let Some((chat, messages)) = state else {
         if let Some(theirs) = found(to.chats.get(id).await)? {
             absent_ok(to.chats.delete(id).await)?;
             copy_tags(&theirs.user_id, from, to).await?;
         }
         return Ok(());
     };
-    let messages = from.messages.list(id).await?;
     if chat_matches(&chat, &messages, to).await? {
         return copy_tags(&chat.user_id, from, to).await;
     }
@@ -166,7 +229,15 @@ async fn copy_chats_of(user: &str, from: &Store, to: &Store) -> Result<()> {
 }
 
 async fn copy_tags(user: &str, from: &Store, to: &Store) -> Result<()> {
-    let wanted = from.tags.list(user).await?;
+    settle(
+        &format!("the tags of user {user}"),
+        || from.tags.list(user),
+        |wanted| put_tags(user, wanted, to),
+    )
+    .await
+}
+
+async fn put_tags(user: &str, wanted: Vec<Tag>, to: &Store) -> Result<()> {
     let have = to.tags.list(user).await?;
     for tag in &have {
         if !wanted.iter().any(|t| t.id == tag.id) {
@@ -185,7 +256,16 @@ async fn copy_tags(user: &str, from: &Store, to: &Store) -> Result<()> {
 }
 
 async fn copy_file(id: &str, from: &Store, to: &Store) -> Result<()> {
-    let Some(meta) = found(from.files.get(id).await)? else {
+    settle(
+        &format!("file {id}"),
+        || async { found(from.files.get(id).await) },
+        |meta| put_file(id, meta, from, to),
+    )
+    .await
+}
+
+async fn put_file(id: &str, meta: Option<FileMeta>, from: &Store, to: &Store) -> Result<()> {
+    let Some(meta) = meta else {
         return absent_ok(to.files.delete(id).await);
     };
     if found(to.files.get(id).await)?.as_ref() == Some(&meta) {

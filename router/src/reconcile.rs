@@ -25,8 +25,8 @@ impl Router {
     /// Replays the repair log: for each distinct record, the source side's current state is
     /// copied to the other side, then its entries are marked done. Safe to run again at any
     /// time (copies are idempotent) and while the router serves calls (in this process,
-    /// writes to the same record wait; another process's writes are logged again if they
-    /// race). Records that fail are retried once more at the end (one may wait on another,
+    /// writes to the same record wait; a record another process writes while it is copied is
+    /// read again after the copy and copied again, see [`crate::copy::settle`]). Records that fail are retried once more at the end (one may wait on another,
     /// e.g. an email freed by a deleted user). `progress(done, total)` follows the records.
     pub async fn reconcile(
         &self,

@@ -167,7 +167,7 @@ impl RowStore for Rows {
 }
 
 /// Makes the row of `key` on `to` what it is on `from`: upserted when `from` holds it,
-/// deleted when it does not.
+/// deleted when it does not (again while it changes on `from`, see [`crate::copy::settle`]).
 pub(crate) async fn copy_row(
     table: &str,
     key: &BTreeMap<String, String>,
@@ -175,13 +175,22 @@ pub(crate) async fn copy_row(
     to: &Store,
 ) -> Result<()> {
     let (table, filter) = key_filter(table, key)?;
-    let found = from
-        .rows()?
-        .select(table, &RowQuery::filter(filter.clone()).page(0, Some(1)))
-        .await?;
-    let op = match found.into_iter().next() {
-        Some(row) => RowOp::Upsert { table, row },
-        None => RowOp::Delete { table, filter },
-    };
-    to.rows()?.write(vec![op]).await.map(|_| ())
+    let (from_rows, to_rows) = (from.rows()?, to.rows()?);
+    let query = RowQuery::filter(filter.clone()).page(0, Some(1));
+    crate::copy::settle(
+        &format!("{} row {key:?}", table.name),
+        || async { Ok(from_rows.select(table, &query).await?.into_iter().next()) },
+        |found| {
+            let op = match found {
+                Some(row) => RowOp::Upsert { table, row },
+                None => RowOp::Delete {
+                    table,
+                    filter: filter.clone(),
+                },
+            };
+            let to_rows = to_rows.clone();
+            async move { to_rows.write(vec![op]).await.map(|_| ()) }
+        },
+    )
+    .await
 }
