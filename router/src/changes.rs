@@ -129,14 +129,16 @@ impl RoutedFeed {
         forwarding.sources.push((feed.clone(), task));
     }
 
-    /// Follows the feeds the groups' phases need now, once a runtime is at hand.
+    /// Follows the feeds the groups' phases need now, once a runtime is at hand. A task that
+    /// ended (its runtime shut down) is started again on the caller's runtime.
     fn start(&self, forwarding: &mut Forwarding) {
-        if forwarding.runtime.is_none() {
-            match Handle::try_current() {
-                Ok(runtime) => forwarding.runtime = Some(runtime),
-                Err(_) => return,
-            }
+        if let Ok(runtime) = Handle::try_current() {
+            forwarding.runtime = Some(runtime);
         }
+        if forwarding.runtime.is_none() {
+            return;
+        }
+        forwarding.sources.retain(|(_, task)| !task.is_finished());
         self.follow(forwarding, &self.old);
         for (i, feed) in self.new.iter().enumerate() {
             if let Some(feed) = feed
