@@ -299,12 +299,15 @@ pub(crate) async fn changes_since(
         .fetch_all(MESSAGES_SINCE, vec![Arg::from(since_secs), user.clone()])
         .await?
     {
+        // The row's key is `{chat_id}-{message_id}`; events carry the message's own id.
+        let chat_id = row.text("chat_id")?;
+        let message_id = crate::messages::id_of_key(&row.text("id")?, &chat_id);
         out.push(
             ChangeEvent::message_ids(
                 ChangeKind::Updated,
                 &row.text("user_id")?,
-                &row.text("chat_id")?,
-                &row.text("id")?,
+                &chat_id,
+                &message_id,
             )
             .read_back(row.int("updated_at")?),
         );

@@ -133,13 +133,19 @@ const SCAN: Sql = Sql::each(
     ),
 );
 
+/// The message id of a `chat_message` row key (`"{chat_id}-{message_id}"`); a key of another
+/// shape (a row another program wrote) is the id as it is.
+pub(crate) fn id_of_key(key: &str, chat_id: &str) -> String {
+    key.strip_prefix(chat_id)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .unwrap_or(key)
+        .to_owned()
+}
+
 fn message_from_row(row: &Row) -> Result<Message> {
     let key = row.text("id")?;
     let chat_id = row.text("chat_id")?;
-    let id = key
-        .strip_prefix(chat_id.as_str())
-        .and_then(|rest| rest.strip_prefix('-'))
-        .map_or_else(|| key.clone(), str::to_owned);
+    let id = id_of_key(&key, &chat_id);
     let opt = |column: &'static str| -> Result<Option<Value>> {
         json::parse(column, row.json_text(column)?)
     };

@@ -43,6 +43,8 @@ pub fn group_applies(group: &str, caps: &Capabilities) -> bool {
         "chats" | "tags" | "messages" => caps.chats,
         "files" => caps.files,
         "vectors" => caps.vectors,
+        // The change feed, where the store has one.
+        "changes" => caps.change_feed,
         // Cascades across users, chats, messages, tags and files, and the check that every
         // missing capability answers Unsupported.
         "store" => caps.users && caps.chats,

@@ -22,6 +22,7 @@
 //! loudly that it skipped and every contract shows as ignored; unset under `CI=true`, the run
 //! fails.
 
+pub mod changes;
 pub mod channels;
 pub mod chats;
 pub mod feedback;
@@ -106,7 +107,7 @@ macro_rules! contract_suite {
             [
                 users, chats, tags, messages, files, vectors, store, rows, folders, groups,
                 memories, knowledge, notes, prompts, presets, channels, feedback, shared_chats,
-                workspace
+                workspace, changes
             ]
         );
     };
@@ -424,6 +425,19 @@ macro_rules! __contract_group {
             records_scan_by_id_in_keyset_pages,
         );
     };
+    (changes, $f:path) => {
+        $crate::__contract_tests!($f, changes;
+            a_new_user_is_announced,
+            a_new_chat_is_announced_to_its_owner,
+            a_renamed_chat_is_announced_as_updated,
+            a_deleted_chat_is_announced,
+            a_message_is_announced_with_its_chat,
+            a_file_and_its_deletion_are_announced,
+            a_subscription_hears_only_its_users_changes,
+            what_changed_since_a_time_is_read_back,
+            changes_since_names_records_by_their_ids,
+        );
+    };
     (store, $f:path) => {
         $crate::__contract_tests!($f, store;
             deleting_a_user_deletes_everything_the_user_owns,
@@ -445,6 +459,7 @@ pub fn every_contract() -> Vec<harness::Contract> {
         crate::__contract_group!(files, unused);
         crate::__contract_group!(vectors, unused);
         crate::__contract_group!(store, unused);
+        crate::__contract_group!(changes, unused);
     }
     let mut all = Vec::new();
     all.extend(every::users::contracts());
@@ -454,6 +469,7 @@ pub fn every_contract() -> Vec<harness::Contract> {
     all.extend(every::files::contracts());
     all.extend(every::vectors::contracts());
     all.extend(every::store::contracts());
+    all.extend(every::changes::contracts());
     all
 }
 
