@@ -177,6 +177,7 @@ macro_rules! __contract_group {
             create_many_users_checks_the_batch_itself,
             ids_with_reserved_characters_are_refused,
             last_active_at_is_kept_and_scan_ids_follow_scan,
+            session_stamps_are_stable_or_unsupported,
         );
     };
     (chats, $f:path) => {

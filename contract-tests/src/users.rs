@@ -1,6 +1,6 @@
 //! Contracts of `UserRepo`.
 
-use chatstore_core::{NewUser, PageRequest, Result, Store, UserPatch};
+use chatstore_core::{ErrorKind, NewUser, PageRequest, Result, Store, UserPatch};
 use serde_json::json;
 
 use crate::assert_kind;
@@ -297,5 +297,23 @@ pub async fn last_active_at_is_kept_and_scan_ids_follow_scan(store: &Store) -> R
         .await?;
     assert_eq!(store.chats.scan_ids(None, 5).await?, ["a", "b"]);
     assert_eq!(store.chats.scan_ids(Some("a"), 5).await?, ["b"]);
+    Ok(())
+}
+
+/// A store that keeps Open WebUI's credentials answers a user's session stamp, the same one
+/// until it is rotated, and `NotFound` for a missing user; a store that keeps none answers
+/// `Unsupported` for both.
+pub async fn session_stamps_are_stable_or_unsupported(store: &Store) -> Result<()> {
+    user(store, 1).await?;
+    match store.users.session_stamp("user-1").await {
+        Ok(stamp) => {
+            assert_eq!(store.users.session_stamp("user-1").await?, stamp);
+            assert_kind!(store.users.session_stamp("ghost").await, NotFound);
+        }
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+            assert_kind!(store.users.session_stamp("ghost").await, Unsupported);
+        }
+    }
     Ok(())
 }
