@@ -87,7 +87,8 @@ pub(crate) struct Shared {
     /// Shadow reads waiting for the dispatcher.
     queued: std::sync::Mutex<ShadowQueue>,
     stripes: Vec<Mutex<()>>,
-    /// The change feed, when a new store has one to take over from the old store's.
+    /// The change feed, when a new store has one to take over from the old store's when reads
+    /// move to it.
     feed: Option<Arc<RoutedFeed>>,
 }
 
@@ -232,7 +233,7 @@ impl RouterBuilder {
         let feed = RoutedFeed::build(
             &self.old,
             |g| new[index(g)].clone(),
-            |g| self.phases.get(&g) == Some(&Phase::NewOnly),
+            |g| self.phases.get(&g).copied().unwrap_or(Phase::Old),
         );
         let shared = Shared {
             old: self.old,
@@ -325,8 +326,8 @@ impl Router {
         } else {
             store
         };
-        // Writes reach the old store in every phase but new-only, so its change feed (when it
-        // has one) announces them; a group's new store takes over once it is new-only.
+        // The store a group's reads come from announces its changes (see `changes`): the old
+        // store's feed as it is while no new store has one.
         match (&s.feed, s.old.changes()) {
             (Some(feed), _) => store.with_changes(feed.clone()),
             (None, Some(feed)) => store.with_changes(feed),
@@ -400,11 +401,9 @@ impl Router {
                 )));
             }
         }
-        if phase == Phase::NewOnly
-            && let Some(feed) = &self.shared.feed
-        {
-            // Before the first write that reaches only the new store.
-            feed.new_only(group);
+        if let Some(feed) = &self.shared.feed {
+            // Before the first read from the store the feed is to follow.
+            feed.phase_changes(group, phase);
         }
         self.shared.phases[index(group)].store(phase.to_u8(), Ordering::SeqCst);
         tracing::info!(%group, from = %current, to = %phase, "router phase changed");

@@ -1,6 +1,7 @@
-//! The routed store's change feed announces every write in every phase: from the old store
-//! while writes reach it, from the new store once a group is new-only, across a phase change
-//! made at run time, live and read back after a gap.
+//! The routed store's change feed announces every write in every phase, from the store the
+//! group's reads come from (the old store in `old`, `dual` and `shadow`, the new store in `new`
+//! and `new-only`), across phase changes made at run time either way, live and read back after
+//! a gap; a consumer reading the record an event names finds the change there.
 
 mod common;
 
@@ -93,32 +94,62 @@ async fn a_write_to_both_stores_is_announced_once() {
     assert!(late.is_err(), "no second announcement: {late:?}");
 }
 
-/// A group moved to new-only at run time, while a writer keeps writing: every chat written
-/// before, during and after the change is announced.
+/// Chats written while a writer keeps writing and the groups' reads move at run time, to the
+/// new store (`shadow` to `new`) and back (`new` to `shadow`, a backout): every chat written
+/// before, during and after each move is announced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn moving_to_new_only_at_run_time_loses_no_announcement() {
+async fn moving_reads_at_run_time_either_way_loses_no_announcement() {
+    for (from, to) in [(Phase::Shadow, Phase::New), (Phase::New, Phase::Shadow)] {
+        let (old, new) = (memory::store(), memory::store());
+        let router = common::router(old, &new, from);
+        let store = router.store();
+        let mut events = feed(&store);
+        ada(&store).await;
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..60 {
+                    create_chat(&store, "u1", &format!("c{i}")).await;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        for group in [ModelGroup::Users, ModelGroup::Chats, ModelGroup::Files] {
+            router.set_phase(group, to).expect("move the reads");
+        }
+        writer.await.expect("the writer");
+        let ids: Vec<String> = (0..60).map(|i| format!("c{i}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        hear_chats(&mut events, &ids).await;
+    }
+}
+
+/// In `new`, reads come from the new store, and so do the announcements: a consumer that
+/// reads the record an event names finds it, even when the new store is slower than the old
+/// one (its half of the write lands after the old store announced it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_new_an_announced_record_can_be_read_through_the_router() {
     let (old, new) = (memory::store(), memory::store());
-    let router = common::router(old, &new, Phase::New);
+    let slow: common::Hook = Box::pin(tokio::time::sleep(Duration::from_millis(300)));
+    let slow_new = common::HookedUsers::around(&new, None, Some(slow));
+    let router = common::router(old, &slow_new, Phase::New);
     let store = router.store();
     let mut events = feed(&store);
-    ada(&store).await;
     let writer = {
         let store = store.clone();
-        tokio::spawn(async move {
-            for i in 0..60 {
-                create_chat(&store, "u1", &format!("c{i}")).await;
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        })
+        tokio::spawn(async move { ada(&store).await })
     };
-    tokio::time::sleep(Duration::from_millis(40)).await;
-    for group in [ModelGroup::Users, ModelGroup::Chats, ModelGroup::Files] {
-        router.set_phase(group, Phase::NewOnly).expect("new-only");
-    }
+    let event = tokio::time::timeout(PATIENCE, events.next())
+        .await
+        .expect("an event in time")
+        .expect("the feed ended");
+    assert_eq!(event.group, ModelGroup::Users, "{event:?}");
+    assert!(
+        store.users.get(&event.user_id).await.is_ok(),
+        "the announced user is not there yet for a reader of the routed store"
+    );
     writer.await.expect("the writer");
-    let ids: Vec<String> = (0..60).map(|i| format!("c{i}")).collect();
-    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    hear_chats(&mut events, &ids).await;
 }
 
 /// A subscriber that asks for what changed since a time gets it from the store that holds it:

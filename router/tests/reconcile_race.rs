@@ -4,64 +4,11 @@
 
 mod common;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-
-use async_trait::async_trait;
-use chatstore_core::users::{NewUser, User, UserPatch, UserRepo};
-use chatstore_core::{ModelGroup, Page, PageRequest, Result, Store, StoreParts, memory};
+use chatstore_core::users::{NewUser, UserPatch};
+use chatstore_core::{ModelGroup, memory};
 use chatstore_router::{Phase, RepairEntry, RepairKey, Router, Side};
 
-type Hook = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// A user repository that runs a hook (another process's write) the first time a user is
-/// read from it, before answering.
-struct RacingUsers {
-    inner: Arc<dyn UserRepo>,
-    hook: Mutex<Option<Hook>>,
-}
-
-impl RacingUsers {
-    async fn race(&self) {
-        let hook = self.hook.lock().expect("hook").take();
-        if let Some(hook) = hook {
-            hook.await;
-        }
-    }
-}
-
-#[async_trait]
-impl UserRepo for RacingUsers {
-    async fn create(&self, user: NewUser) -> Result<User> {
-        self.inner.create(user).await
-    }
-    async fn create_many(&self, users: Vec<NewUser>) -> Result<Vec<User>> {
-        self.inner.create_many(users).await
-    }
-    async fn get(&self, id: &str) -> Result<User> {
-        self.race().await;
-        self.inner.get(id).await
-    }
-    async fn get_by_email(&self, email: &str) -> Result<User> {
-        self.inner.get_by_email(email).await
-    }
-    async fn update(&self, id: &str, patch: UserPatch) -> Result<User> {
-        self.inner.update(id, patch).await
-    }
-    async fn delete(&self, id: &str) -> Result<()> {
-        self.inner.delete(id).await
-    }
-    async fn list(&self, page: PageRequest) -> Result<Page<User>> {
-        self.inner.list(page).await
-    }
-    async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>> {
-        self.inner.scan(after, limit).await
-    }
-    async fn session_stamp(&self, id: &str) -> Result<Option<String>> {
-        self.inner.session_stamp(id).await
-    }
-}
+use common::{Hook, HookedUsers};
 
 fn renamed(name: &str) -> UserPatch {
     UserPatch {
@@ -103,18 +50,7 @@ async fn a_write_landing_while_reconcile_copies_the_record_is_kept() {
                 .expect("rename on the new store");
         })
     };
-    let parts = new.parts();
-    let racing = Store::new(
-        "memory (racing)",
-        new.capabilities(),
-        StoreParts {
-            users: Arc::new(RacingUsers {
-                inner: parts.users.clone(),
-                hook: Mutex::new(Some(hook)),
-            }),
-            ..parts
-        },
-    );
+    let racing = HookedUsers::around(&new, Some(hook), None);
     let dir = common::temp_folder("reconcile-race");
     let router = Router::builder(old.clone())
         .new_store(ModelGroup::Users, racing)

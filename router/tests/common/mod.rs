@@ -94,3 +94,92 @@ pub async fn pocketbase() -> Option<Store> {
     let (url, email, password) = pocketbase_server()?;
     Some(pocketbase_at(&url, &email, &password).await)
 }
+
+/// A one-shot piece of work a [`HookedUsers`] runs inside a call.
+pub type Hook = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A user repository that runs a hook before its first `get` (another process's write landing
+/// mid-way) and another before its first `create` (a slow store), then answers as `inner`.
+pub struct HookedUsers {
+    inner: std::sync::Arc<dyn chatstore_core::users::UserRepo>,
+    before_get: std::sync::Mutex<Option<Hook>>,
+    before_create: std::sync::Mutex<Option<Hook>>,
+}
+
+impl HookedUsers {
+    /// `store` with its users behind the hooks.
+    pub fn around(store: &Store, before_get: Option<Hook>, before_create: Option<Hook>) -> Store {
+        let parts = store.parts();
+        let users = HookedUsers {
+            inner: parts.users.clone(),
+            before_get: std::sync::Mutex::new(before_get),
+            before_create: std::sync::Mutex::new(before_create),
+        };
+        let parts = chatstore_core::StoreParts {
+            users: std::sync::Arc::new(users),
+            ..parts
+        };
+        let hooked = Store::new("hooked", store.capabilities(), parts);
+        match store.changes() {
+            Some(feed) => hooked.with_changes(feed),
+            None => hooked,
+        }
+    }
+}
+
+async fn run_once(hook: &std::sync::Mutex<Option<Hook>>) {
+    let hook = hook.lock().expect("hook").take();
+    if let Some(hook) = hook {
+        hook.await;
+    }
+}
+
+#[async_trait::async_trait]
+impl chatstore_core::users::UserRepo for HookedUsers {
+    async fn create(
+        &self,
+        user: chatstore_core::NewUser,
+    ) -> chatstore_core::Result<chatstore_core::User> {
+        run_once(&self.before_create).await;
+        self.inner.create(user).await
+    }
+    async fn create_many(
+        &self,
+        users: Vec<chatstore_core::NewUser>,
+    ) -> chatstore_core::Result<Vec<chatstore_core::User>> {
+        self.inner.create_many(users).await
+    }
+    async fn get(&self, id: &str) -> chatstore_core::Result<chatstore_core::User> {
+        run_once(&self.before_get).await;
+        self.inner.get(id).await
+    }
+    async fn get_by_email(&self, email: &str) -> chatstore_core::Result<chatstore_core::User> {
+        self.inner.get_by_email(email).await
+    }
+    async fn update(
+        &self,
+        id: &str,
+        patch: chatstore_core::UserPatch,
+    ) -> chatstore_core::Result<chatstore_core::User> {
+        self.inner.update(id, patch).await
+    }
+    async fn delete(&self, id: &str) -> chatstore_core::Result<()> {
+        self.inner.delete(id).await
+    }
+    async fn list(
+        &self,
+        page: chatstore_core::PageRequest,
+    ) -> chatstore_core::Result<chatstore_core::Page<chatstore_core::User>> {
+        self.inner.list(page).await
+    }
+    async fn scan(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> chatstore_core::Result<Vec<chatstore_core::User>> {
+        self.inner.scan(after, limit).await
+    }
+    async fn session_stamp(&self, id: &str) -> chatstore_core::Result<Option<String>> {
+        self.inner.session_stamp(id).await
+    }
+}
