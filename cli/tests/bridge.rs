@@ -157,21 +157,13 @@ async fn the_bridge_command_delivers_another_process_writes_and_counts_them() {
     let ada = user(&store, "ada@example.com").await;
     let bob = user(&store, "bob@example.com").await;
 
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        probe.local_addr().expect("addr").port()
-    };
-    let mut bridge = Command::new(env!("CARGO_BIN_EXE_chatstore"))
-        .args(["bridge", "--database-url", &url, "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .env("WEBUI_SECRET_KEY", SECRET)
-        .env("CHATSTORE_UPLOAD_DIR", uploads.path())
-        .env_remove("CHATSTORE_DATABASE_URL")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start chatstore bridge");
-    healthy(port).await;
+    let mut env = HashMap::new();
+    env.insert("CHATSTORE_DATABASE_URL".to_owned(), url.clone());
+    env.insert(
+        "CHATSTORE_UPLOAD_DIR".to_owned(),
+        uploads.path().display().to_string(),
+    );
+    let (mut bridge, port) = start_bridge(&env).await;
 
     let mut owner = Client::start(&pythonpath, port, &token(&store, &ada).await);
     let mut other = Client::start(&pythonpath, port, &token(&store, &bob).await);
@@ -237,6 +229,26 @@ async fn the_bridge_command_delivers_another_process_writes_and_counts_them() {
     let _ = bridge.kill().await;
     drop(store);
     chatstore_testkit::drop_postgres_database(&server, &url).await;
+}
+
+/// `chatstore bridge` on a free loopback port with `env` (its store's URL among it), once it
+/// answers `/health` with a connected feed.
+async fn start_bridge(env: &HashMap<String, String>) -> (Child, u16) {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("addr").port()
+    };
+    let bridge = Command::new(env!("CARGO_BIN_EXE_chatstore"))
+        .args(["bridge", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("WEBUI_SECRET_KEY", SECRET)
+        .envs(env)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chatstore bridge");
+    healthy(port).await;
+    (bridge, port)
 }
 
 /// Waits until the bridge on `port` answers `/health` with 200 and a connected feed.
@@ -314,20 +326,7 @@ async fn behind_the_router_the_bridge_delivers_new_only_writes() {
     let store = router.store();
     let ada = user(&store, "ada@example.com").await;
 
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        probe.local_addr().expect("addr").port()
-    };
-    let mut bridge = Command::new(env!("CARGO_BIN_EXE_chatstore"))
-        .args(["bridge", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .env("WEBUI_SECRET_KEY", SECRET)
-        .envs(&vars)
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start chatstore bridge");
-    healthy(port).await;
+    let (mut bridge, port) = start_bridge(&vars).await;
     let mut owner = Client::start(&pythonpath, port, &token(&store, &ada).await);
     owner.expect("ready").await;
 

@@ -73,6 +73,17 @@ fn chat_now(user: &str, id: &str, title: &str) -> NewChat {
     NewChat::new(user, title).with_id(id)
 }
 
+/// User 1 with chat `c1`, and a subscription to user 1's changes made after both.
+async fn owner_of_c1(store: &Store) -> Result<(String, ChangeStream)> {
+    let owner = user(store, 1).await?.id;
+    store
+        .chats
+        .create(chat_now(&owner, "c1", "Engines"))
+        .await?;
+    let events = events(store, ChangeFilter::user(&owner))?;
+    Ok((owner, events))
+}
+
 /// A new user is announced in the users group, under its own id.
 pub async fn a_new_user_is_announced(store: &Store) -> Result<()> {
     let mut events = events(store, ChangeFilter::all())?;
@@ -113,12 +124,7 @@ pub async fn a_new_chat_is_announced_to_its_owner(store: &Store) -> Result<()> {
 /// A renamed chat is announced as updated; when the event names the fields that changed,
 /// the title is one of them.
 pub async fn a_renamed_chat_is_announced_as_updated(store: &Store) -> Result<()> {
-    let owner = user(store, 1).await?;
-    store
-        .chats
-        .create(chat_now(&owner.id, "c1", "Engines"))
-        .await?;
-    let mut events = events(store, ChangeFilter::user(&owner.id))?;
+    let (owner, mut events) = owner_of_c1(store).await?;
     let patch = ChatPatch {
         title: Some("Analytical engines".into()),
         ..ChatPatch::default()
@@ -131,21 +137,16 @@ pub async fn a_renamed_chat_is_announced_as_updated(store: &Store) -> Result<()>
     })
     .await;
     let last = heard.last().expect("the rename");
-    assert_eq!(last.user_id, owner.id);
+    assert_eq!(last.user_id, owner);
     Ok(())
 }
 
 /// A deleted chat is announced as deleted, to its owner.
 pub async fn a_deleted_chat_is_announced(store: &Store) -> Result<()> {
-    let owner = user(store, 1).await?;
-    store
-        .chats
-        .create(chat_now(&owner.id, "c1", "Engines"))
-        .await?;
-    let mut events = events(store, ChangeFilter::user(&owner.id))?;
+    let (owner, mut events) = owner_of_c1(store).await?;
     store.chats.delete("c1").await?;
     hear(&mut events, "the deletion", |e| {
-        is_chat(e, "c1") && e.kind == ChangeKind::Deleted
+        is_chat(e, "c1") && e.kind == ChangeKind::Deleted && e.user_id == owner
     })
     .await;
     Ok(())
@@ -154,19 +155,14 @@ pub async fn a_deleted_chat_is_announced(store: &Store) -> Result<()> {
 /// A message written into a chat is announced with the chat's and the message's ids, to the
 /// chat's owner.
 pub async fn a_message_is_announced_with_its_chat(store: &Store) -> Result<()> {
-    let owner = user(store, 1).await?;
-    store
-        .chats
-        .create(chat_now(&owner.id, "c1", "Engines"))
-        .await?;
-    let mut events = events(store, ChangeFilter::user(&owner.id))?;
+    let (owner, mut events) = owner_of_c1(store).await?;
     let message = NewMessage::text("c1", "m1", "user", "Hello");
     store.messages.upsert(message).await?;
     hear(&mut events, "the message", |e| {
         e.group == ModelGroup::Chats
             && e.chat_id.as_deref() == Some("c1")
             && e.message_id.as_deref() == Some("m1")
-            && e.user_id == owner.id
+            && e.user_id == owner
     })
     .await;
     Ok(())

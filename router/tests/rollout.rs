@@ -45,6 +45,31 @@ async fn dual_with_ada(old: Store, new: &Store, kind: &str) -> Router {
     router
 }
 
+/// Another connection holding a SQLite file's write lock (`BEGIN IMMEDIATE`), so that a write
+/// to that file waits until [`WriteLock::release`].
+struct WriteLock(sqlx::SqliteConnection);
+
+impl WriteLock {
+    async fn take(url: &str) -> WriteLock {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut conn)
+            .await
+            .expect("take the write lock");
+        WriteLock(conn)
+    }
+
+    async fn release(mut self) {
+        use sqlx::Connection as _;
+        sqlx::query("ROLLBACK")
+            .execute(&mut self.0)
+            .await
+            .expect("release the lock");
+        let _ = self.0.close().await;
+    }
+}
+
 async fn verify(router: &Router, new: &Store) -> chatstore_migrate::VerifyReport {
     chatstore_migrate::verify(router.old(), new, &GROUPS, &chatstore_migrate::Silent)
         .await
@@ -246,7 +271,6 @@ async fn phase_changes_that_would_lose_writes_are_refused() {
 /// connection holds the write lock of, so its write is still waiting when the caller leaves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dual_write_its_caller_abandons_is_logged_for_repair() {
-    use sqlx::Connection as _;
     let file = common::temp_folder("abandoned").join("webui.db");
     let url = format!("sqlite://{}", file.display());
     let old = chatstore_sql::connect(&url, chatstore_sql::SqlOptions::default())
@@ -256,13 +280,7 @@ async fn a_dual_write_its_caller_abandons_is_logged_for_repair() {
     let router = dual_with_ada(old, &new, "abandoned").await;
     assert!(router.repair_log().pending().expect("log").is_empty());
 
-    let mut locker = sqlx::SqliteConnection::connect(&url)
-        .await
-        .expect("connect");
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut locker)
-        .await
-        .expect("take the write lock");
+    let locker = WriteLock::take(&url).await;
     let abandoned = tokio::time::timeout(
         std::time::Duration::from_millis(200),
         router
@@ -277,11 +295,7 @@ async fn a_dual_write_its_caller_abandons_is_logged_for_repair() {
     );
     let pending = router.repair_log().pending().expect("log");
     assert_eq!(pending.len(), 1, "{pending:?}");
-    sqlx::query("ROLLBACK")
-        .execute(&mut locker)
-        .await
-        .expect("release the lock");
-    let _ = locker.close().await;
+    locker.release().await;
 
     // Whatever each store did with the abandoned write, reconciling makes them agree.
     let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
@@ -303,7 +317,6 @@ async fn a_dual_write_its_caller_abandons_is_logged_for_repair() {
 async fn a_write_abandoned_after_the_old_store_wrote_is_logged_for_repair() {
     use chatstore_core::rows::{RowOp, RowQuery, row, table};
     use serde_json::json;
-    use sqlx::Connection as _;
     let file = common::temp_folder("abandoned-after-old").join("webui.db");
     let url = format!("sqlite://{}", file.display());
     let new = chatstore_sql::connect(&url, chatstore_sql::SqlOptions::default())
@@ -322,13 +335,7 @@ async fn a_write_abandoned_after_the_old_store_wrote_is_logged_for_repair() {
         ("updated_at", json!(1_700_000_000i64)),
     ]);
 
-    let mut locker = sqlx::SqliteConnection::connect(&url)
-        .await
-        .expect("connect");
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut locker)
-        .await
-        .expect("take the write lock");
+    let locker = WriteLock::take(&url).await;
     let wait = std::time::Duration::from_millis(300);
     let rows = store.rows().expect("rows");
     let abandoned_rows = tokio::time::timeout(
@@ -362,11 +369,7 @@ async fn a_write_abandoned_after_the_old_store_wrote_is_logged_for_repair() {
     );
     let pending = router.repair_log().pending().expect("log");
     assert_eq!(pending.len(), 2, "{pending:?}");
-    sqlx::query("ROLLBACK")
-        .execute(&mut locker)
-        .await
-        .expect("release the lock");
-    let _ = locker.close().await;
+    locker.release().await;
 
     let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
     assert_eq!((report.repaired, report.remaining), (2, 0), "{report:?}");
