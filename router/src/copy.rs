@@ -5,7 +5,8 @@
 //! A record is read from the source again after it was copied, and copied again if it
 //! changed meanwhile ([`settle`]): another process (a replica in `dual`) writing the record to
 //! both stores during the copy would otherwise have its write on the target replaced by the
-//! older state the copy had read, with nothing logged.
+//! older state the copy had read, with nothing logged. A vector collection is read from the
+//! source again whole, as it was read for the copy.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -15,7 +16,9 @@ use chatstore_core::files::{FileMeta, NewFile};
 use chatstore_core::messages::{Message, NewMessage};
 use chatstore_core::tags::Tag;
 use chatstore_core::users::{NewUser, User};
-use chatstore_core::{ChatQuery, Error, ErrorKind, FileQuery, PageRequest, Result, Store};
+use chatstore_core::{
+    ChatQuery, Error, ErrorKind, FileQuery, PageRequest, Result, Store, VectorItem,
+};
 
 use crate::repair::RepairKey;
 
@@ -318,7 +321,15 @@ async fn copy_files_of(user: &str, from: &Store, to: &Store) -> Result<()> {
 }
 
 async fn copy_collection(name: &str, from: &Store, to: &Store) -> Result<()> {
-    let items = from.vectors.get(name).await?;
+    settle(
+        &format!("vector collection {name}"),
+        || from.vectors.get(name),
+        |items| put_collection(name, items, to),
+    )
+    .await
+}
+
+async fn put_collection(name: &str, items: Vec<VectorItem>, to: &Store) -> Result<()> {
     to.vectors.delete_collection(name).await?;
     for batch in items.chunks(VECTOR_BATCH) {
         to.vectors.upsert(name, batch.to_vec()).await?;

@@ -78,3 +78,50 @@ async fn a_write_landing_while_reconcile_copies_the_record_is_kept() {
     assert_eq!(on_old, "Ada King");
     assert_eq!(on_new, on_old, "the new store kept the copy's older state");
 }
+
+/// A vector collection's repair makes the new store's collection the old store's, item for
+/// item (read from the old store again after the copy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_repair_copies_the_old_stores_items() {
+    use chatstore_core::VectorItem;
+    let (old, new) = (memory::store(), memory::store());
+    let item = |id: &str, x: f32| VectorItem {
+        id: id.into(),
+        vector: vec![x, 1.0, 0.5],
+        text: format!("chunk {id}"),
+        metadata: serde_json::Map::new(),
+    };
+    old.vectors
+        .insert("kb", vec![item("v1", 0.1), item("v2", 0.2)])
+        .await
+        .expect("the old store's items");
+    new.vectors
+        .insert("kb", vec![item("v1", 0.9), item("v3", 0.3)])
+        .await
+        .expect("the new store's stale items");
+    let dir = common::temp_folder("collection-repair");
+    let router = Router::builder(old.clone())
+        .new_store(ModelGroup::Vectors, new.clone())
+        .phase(ModelGroup::Vectors, Phase::Dual)
+        .repair_log(dir.join("repair.jsonl"))
+        .build()
+        .expect("router");
+    router
+        .repair_log()
+        .append(&[RepairEntry {
+            id: "e1".into(),
+            time: 0,
+            group: ModelGroup::Vectors,
+            key: RepairKey::Collection("kb".into()),
+            operation: "vectors.upsert".into(),
+            source: Side::Old,
+            reason: "the new store failed".into(),
+        }])
+        .expect("log the repair");
+    let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
+    assert_eq!((report.repaired, report.remaining), (1, 0), "{report:?}");
+    assert_eq!(
+        new.vectors.get("kb").await.expect("new"),
+        old.vectors.get("kb").await.expect("old")
+    );
+}
