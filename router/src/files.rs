@@ -92,20 +92,14 @@ impl FileRepo for Files {
                 let _locks = self.0.lock_keys(&keys).await;
                 // A caller that goes away part way leaves the file logged: the old store's put
                 // may land without the copy.
-                let unfinished = self.0.unfinished("files.put_stream", keys);
-                let stored = self
-                    .0
-                    .old
-                    .files
-                    .put_stream(file.clone(), body, expected_sha256)
-                    .await;
-                let stored = match stored {
-                    Ok(stored) => stored,
-                    Err(e) => {
-                        unfinished.old_failed(&e);
-                        return Err(e);
-                    }
-                };
+                let mut unfinished = self.0.unfinished("files.put_stream", keys);
+                let stored = unfinished.old_answer(
+                    self.0
+                        .old
+                        .files
+                        .put_stream(file.clone(), body, expected_sha256)
+                        .await,
+                )?;
                 let copy = tokio::time::timeout(
                     self.0.secondary_timeout(),
                     self.copy_to_new(new, file, &stored),

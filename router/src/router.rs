@@ -969,16 +969,21 @@ impl Unfinished<'_> {
         self.keys.take().unwrap_or_default()
     }
 
-    /// The old store failed a write the new store is only given after it: nothing to repair,
-    /// unless the old store's answer was lost on the way (unavailable), so that its write may
-    /// have landed all the same.
-    pub(crate) fn old_failed(self, error: &Error) {
-        let operation = self.operation;
-        let (shared, keys) = (self.shared, self.answered());
-        if error.kind() == ErrorKind::Unavailable && !keys.is_empty() {
-            let reason = format!("the old store's answer was lost ({error}); it may have written");
-            shared.log_repairs(operation, keys, Side::Old, &reason);
+    /// The old store's answer to a write the new store is only given after it, passed on. A
+    /// failure leaves nothing to repair (the guard is disarmed), unless the old store's
+    /// answer was lost on the way (unavailable), so that its write may have landed all the
+    /// same: then the keys are logged.
+    pub(crate) fn old_answer<T>(&mut self, answer: Result<T>) -> Result<T> {
+        if let Err(error) = &answer {
+            let keys = self.keys.take().unwrap_or_default();
+            if error.kind() == ErrorKind::Unavailable && !keys.is_empty() {
+                let reason =
+                    format!("the old store's answer was lost ({error}); it may have written");
+                self.shared
+                    .log_repairs(self.operation, keys, Side::Old, &reason);
+            }
         }
+        answer
     }
 }
 

@@ -101,15 +101,8 @@ impl Rows {
         let _locks = shared.lock_keys(&keys).await;
         // A caller that goes away part way leaves the rows logged: the old store's write may
         // land without the new store's.
-        let unfinished = shared.unfinished("rows.write", keys);
-        let counts = old.write(ops.clone()).await;
-        let counts = match counts {
-            Ok(counts) => counts,
-            Err(e) => {
-                unfinished.old_failed(&e);
-                return Err(e);
-            }
-        };
+        let mut unfinished = shared.unfinished("rows.write", keys);
+        let counts = unfinished.old_answer(old.write(ops.clone()).await)?;
         let written = tokio::time::timeout(shared.secondary_timeout, new.write(ops)).await;
         let keys = unfinished.answered();
         let reason = match written {

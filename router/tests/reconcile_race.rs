@@ -5,10 +5,35 @@
 mod common;
 
 use chatstore_core::users::{NewUser, UserPatch};
-use chatstore_core::{ModelGroup, memory};
+use chatstore_core::{ModelGroup, Store, memory};
 use chatstore_router::{Phase, RepairEntry, RepairKey, Router, Side};
 
 use common::{Hook, HookedUsers};
+
+/// A router over `old` with `new` as `group`'s new store in `dual`, whose repair log holds one
+/// entry: `key`, to be copied from the old store.
+fn router_with_a_repair(old: &Store, group: ModelGroup, new: Store, key: RepairKey) -> Router {
+    let dir = common::temp_folder("reconcile-race");
+    let router = Router::builder(old.clone())
+        .new_store(group, new)
+        .phase(group, Phase::Dual)
+        .repair_log(dir.join("repair.jsonl"))
+        .build()
+        .expect("router");
+    router
+        .repair_log()
+        .append(&[RepairEntry {
+            id: "e1".into(),
+            time: 0,
+            group,
+            key,
+            operation: "a write".into(),
+            source: Side::Old,
+            reason: "the new store failed".into(),
+        }])
+        .expect("log the repair");
+    router
+}
 
 fn renamed(name: &str) -> UserPatch {
     UserPatch {
@@ -51,25 +76,12 @@ async fn a_write_landing_while_reconcile_copies_the_record_is_kept() {
         })
     };
     let racing = HookedUsers::around(&new, Some(hook), None);
-    let dir = common::temp_folder("reconcile-race");
-    let router = Router::builder(old.clone())
-        .new_store(ModelGroup::Users, racing)
-        .phase(ModelGroup::Users, Phase::Dual)
-        .repair_log(dir.join("repair.jsonl"))
-        .build()
-        .expect("router");
-    router
-        .repair_log()
-        .append(&[RepairEntry {
-            id: "e1".into(),
-            time: 0,
-            group: ModelGroup::Users,
-            key: RepairKey::User("u1".into()),
-            operation: "users.update".into(),
-            source: Side::Old,
-            reason: "the new store failed".into(),
-        }])
-        .expect("log the repair");
+    let router = router_with_a_repair(
+        &old,
+        ModelGroup::Users,
+        racing,
+        RepairKey::User("u1".into()),
+    );
 
     let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
     assert_eq!((report.repaired, report.remaining), (1, 0), "{report:?}");
@@ -99,25 +111,12 @@ async fn a_collection_repair_copies_the_old_stores_items() {
         .insert("kb", vec![item("v1", 0.9), item("v3", 0.3)])
         .await
         .expect("the new store's stale items");
-    let dir = common::temp_folder("collection-repair");
-    let router = Router::builder(old.clone())
-        .new_store(ModelGroup::Vectors, new.clone())
-        .phase(ModelGroup::Vectors, Phase::Dual)
-        .repair_log(dir.join("repair.jsonl"))
-        .build()
-        .expect("router");
-    router
-        .repair_log()
-        .append(&[RepairEntry {
-            id: "e1".into(),
-            time: 0,
-            group: ModelGroup::Vectors,
-            key: RepairKey::Collection("kb".into()),
-            operation: "vectors.upsert".into(),
-            source: Side::Old,
-            reason: "the new store failed".into(),
-        }])
-        .expect("log the repair");
+    let router = router_with_a_repair(
+        &old,
+        ModelGroup::Vectors,
+        new.clone(),
+        RepairKey::Collection("kb".into()),
+    );
     let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
     assert_eq!((report.repaired, report.remaining), (1, 0), "{report:?}");
     assert_eq!(
