@@ -217,6 +217,7 @@ async fn pocketbase_down_during_dual_and_shadow_loses_nothing() {
     ] {
         router
             .set_phase(group, Phase::Shadow)
+            .await
             .expect("move to shadow");
     }
     rows.write(vec![RowOp::Delete {

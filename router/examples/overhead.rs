@@ -62,7 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ids.push(routed.chats.create(chat).await?.id);
     }
     for phase in [Phase::Dual, Phase::Shadow] {
-        router.set_phase(ModelGroup::Chats, phase)?;
+        router.set_phase(ModelGroup::Chats, phase).await?;
         let (mut alone, mut through, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for k in 0..ROUNDS {
             let id = &ids[k % ids.len()];
@@ -84,7 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             median(ratios)
         );
     }
-    router.set_phase(ModelGroup::Chats, Phase::Dual)?;
+    router.set_phase(ModelGroup::Chats, Phase::Dual).await?;
     let (mut o, mut n, mut r, mut ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut both, mut own) = (Vec::new(), Vec::new());
     for k in 0..ROUNDS / 4 {

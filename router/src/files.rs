@@ -74,7 +74,8 @@ impl FileRepo for Files {
     ) -> Result<FileMeta> {
         let file = fixed(file);
         let _foreground = self.0.foreground();
-        match self.0.phase(G) {
+        let (phase, _gate) = self.0.write_phase(G).await;
+        match phase {
             Phase::Old => {
                 self.0
                     .old

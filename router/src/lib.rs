@@ -32,7 +32,7 @@
 //! let store = router.store();
 //! let ada = store.users.create(NewUser::new("ada@example.com", "Ada")).await?;
 //! assert_eq!(new.users.get(&ada.id).await?, ada); // same id and timestamps on both sides
-//! router.set_phase(ModelGroup::Users, Phase::New)?; // at run time
+//! router.set_phase(ModelGroup::Users, Phase::New).await?; // at run time
 //! assert_eq!(store.users.get(&ada.id).await?, ada);
 //! # std::fs::remove_file(&log).ok();
 //! # Ok::<(), chatstore_core::Error>(())

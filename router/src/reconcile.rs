@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use chatstore_core::Result;
+use chatstore_core::{Error, Result};
 
 use crate::Router;
 use crate::copy::copy_key;
+use crate::phase::Phase;
 use crate::repair::{RepairKey, Side};
 
 /// What a reconcile run did.
@@ -84,6 +85,18 @@ impl Router {
 
     async fn repair_one(&self, key: &RepairKey, source: Side) -> Result<()> {
         let group = key.group();
+        if source == Side::Old && self.phase(group) == Phase::NewOnly {
+            // The new store is the only one written now: it may hold writes the old store's
+            // copy lacks, which a copy would undo.
+            return Err(Error::invalid(format!(
+                "{group} is new-only here, so the old store's {} is not copied over the new \
+                 store's, which may be newer; compare them with `chatstore verify --from OLD \
+                 --to NEW --groups {group}` and copy what is missing by hand, or run reconcile \
+                 with CHATSTORE_{}_PHASE=new while no process runs {group} new-only",
+                key.describe(),
+                group.env_name()
+            )));
+        }
         let from = self.shared.side(group, source)?;
         let to = self.shared.side(group, source.other())?;
         let _locks = self.shared.lock_keys(std::slice::from_ref(key)).await;

@@ -13,7 +13,7 @@ use chatstore_core::compare;
 use chatstore_core::{Error, ErrorKind, ModelGroup, Result, Store, StoreParts};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{Mutex, MutexGuard, Notify};
+use tokio::sync::{Mutex, MutexGuard, Notify, RwLock, RwLockReadGuard};
 
 use crate::changes::RoutedFeed;
 use crate::phase::Phase;
@@ -87,6 +87,12 @@ pub(crate) struct Shared {
     /// Shadow reads waiting for the dispatcher.
     queued: std::sync::Mutex<ShadowQueue>,
     stripes: Vec<Mutex<()>>,
+    /// Per group, held shared by every write to both stores while it runs and exclusively by a
+    /// move to `new-only`, which so waits for the writes begun before it: a repair such a write
+    /// logs is then seen before the old store stops being written.
+    gates: [RwLock<()>; GROUPS],
+    /// Phase changes, one at a time.
+    phase_change: Mutex<()>,
     /// The change feed, when a new store has one to take over from the old store's when reads
     /// move to it.
     feed: Option<Arc<RoutedFeed>>,
@@ -252,6 +258,8 @@ impl RouterBuilder {
             foreground: AtomicUsize::new(0),
             queued: std::sync::Mutex::new(ShadowQueue::default()),
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            gates: Default::default(),
+            phase_change: Mutex::new(()),
             feed,
         };
         Ok(Router {
@@ -359,14 +367,17 @@ impl Router {
     }
 
     /// Moves `group` to `phase`, effective for the next call (calls in flight finish in the
-    /// phase they started in).
+    /// phase they started in). A move to `new-only` first waits for the group's writes to both
+    /// stores that are under way (at most the secondary timeout; the group's next writes wait
+    /// with it), so that a repair one of them logs is seen. Phase changes run one at a time.
     ///
     /// Refused with `InvalidInput`: any phase but `old` without a new store; entering
     /// `new-only` while repairs of the group are pending (the new store would become the only
     /// one while missing writes: run `reconcile` first); leaving `new-only` (the old store has
     /// not been written since, so a flag flip would lose those writes: copy new into old with
     /// `chatstore migrate` first, then restart with the phase wanted).
-    pub fn set_phase(&self, group: ModelGroup, phase: Phase) -> Result<()> {
+    pub async fn set_phase(&self, group: ModelGroup, phase: Phase) -> Result<()> {
+        let _one_at_a_time = self.shared.phase_change.lock().await;
         let current = self.phase(group);
         if current == phase {
             return Ok(());
@@ -385,14 +396,15 @@ impl Router {
                 group.env_name()
             )));
         }
+        // Entering new-only waits for the group's writes to both stores that are under way (new
+        // ones wait meanwhile): a write whose new half fails after the check below would leave
+        // the only store written from now on without it.
+        let _gate = match phase {
+            Phase::NewOnly => Some(self.shared.gates[index(group)].write().await),
+            _ => None,
+        };
         if phase == Phase::NewOnly {
-            let pending = self
-                .shared
-                .repair
-                .pending()?
-                .iter()
-                .filter(|e| e.group == group)
-                .count();
+            let pending = self.shared.pending_repairs(group)?;
             if pending > 0 {
                 return Err(Error::invalid(format!(
                     "{pending} repair(s) of {group} are pending in {}: run `chatstore reconcile` \
@@ -852,7 +864,7 @@ impl Shared {
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
         let _foreground = self.foreground();
-        let phase = self.phase(group);
+        let (phase, _gate) = self.write_phase(group).await;
         match phase {
             Phase::Old => call(&self.old).await,
             Phase::NewOnly => call(self.new_of(group)?).await,
@@ -897,6 +909,32 @@ impl Shared {
                 old
             }
         }
+    }
+
+    /// The phase a write of `group` runs in, holding the group's gate while it writes both
+    /// stores (a move to `new-only` waits for it).
+    pub(crate) async fn write_phase(
+        &self,
+        group: ModelGroup,
+    ) -> (Phase, Option<RwLockReadGuard<'_, ()>>) {
+        let phase = self.phase(group);
+        if !phase.writes_both() {
+            return (phase, None);
+        }
+        let gate = self.gates[index(group)].read().await;
+        // The group may have moved to new-only while this write waited.
+        let phase = self.phase(group);
+        (phase, phase.writes_both().then_some(gate))
+    }
+
+    /// Entries of `group` pending in the repair log.
+    pub(crate) fn pending_repairs(&self, group: ModelGroup) -> Result<usize> {
+        Ok(self
+            .repair
+            .pending()?
+            .iter()
+            .filter(|e| e.group == group)
+            .count())
     }
 
     /// `keys`, logged for repair if the returned guard is dropped before

@@ -151,7 +151,8 @@ impl RowStore for Rows {
 
     async fn write(&self, ops: Vec<RowOp>) -> Result<Vec<u64>> {
         let _foreground = self.0.foreground();
-        match self.0.phase(G) {
+        let (phase, _gate) = self.0.write_phase(G).await;
+        match phase {
             Phase::Old => rows_of(&self.0.old)?.write(ops).await,
             Phase::NewOnly => rows_of(self.0.new_of(G)?)?.write(ops).await,
             Phase::Dual | Phase::Shadow | Phase::New => self.write_both(ops).await,

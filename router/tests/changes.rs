@@ -116,7 +116,7 @@ async fn moving_reads_at_run_time_either_way_loses_no_announcement() {
         };
         tokio::time::sleep(Duration::from_millis(40)).await;
         for group in [ModelGroup::Users, ModelGroup::Chats, ModelGroup::Files] {
-            router.set_phase(group, to).expect("move the reads");
+            router.set_phase(group, to).await.expect("move the reads");
         }
         writer.await.expect("the writer");
         let ids: Vec<String> = (0..60).map(|i| format!("c{i}")).collect();
@@ -163,7 +163,10 @@ async fn reading_back_after_a_gap_covers_both_sides_of_the_change() {
     ada(&store).await;
     create_chat(&store, "u1", "before").await;
     for group in [ModelGroup::Users, ModelGroup::Chats, ModelGroup::Files] {
-        router.set_phase(group, Phase::NewOnly).expect("new-only");
+        router
+            .set_phase(group, Phase::NewOnly)
+            .await
+            .expect("new-only");
     }
     create_chat(&store, "u1", "after").await;
     let feed = store.changes().expect("a change feed");
@@ -185,7 +188,10 @@ async fn new_only_on_pocketbase_is_announced_by_pocketbase() {
     create_chat(&store, "u1", "while-new").await;
     hear_chats(&mut events, &["while-new"]).await;
     for group in [ModelGroup::Users, ModelGroup::Chats, ModelGroup::Files] {
-        router.set_phase(group, Phase::NewOnly).expect("new-only");
+        router
+            .set_phase(group, Phase::NewOnly)
+            .await
+            .expect("new-only");
     }
     create_chat(&store, "u1", "new-only").await;
     hear_chats(&mut events, &["new-only"]).await;

@@ -207,6 +207,7 @@ async fn backout_from_new_to_old_loses_nothing() {
     for group in GROUPS {
         router
             .set_phase(group, Phase::Old)
+            .await
             .expect("move back to old");
     }
     let chat = store.chats.get("c1").await.expect("c1 on the old store");
@@ -248,7 +249,7 @@ async fn phase_changes_that_would_lose_writes_are_refused() {
         .await
         .expect("the old store decides the answer");
     assert_eq!(router.repair_log().pending().expect("log").len(), 1);
-    let refused = router.set_phase(ModelGroup::Users, Phase::NewOnly);
+    let refused = router.set_phase(ModelGroup::Users, Phase::NewOnly).await;
     assert_eq!(refused.map_err(|e| e.kind()), Err(ErrorKind::InvalidInput));
 
     let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
@@ -259,10 +260,118 @@ async fn phase_changes_that_would_lose_writes_are_refused() {
     );
     router
         .set_phase(ModelGroup::Users, Phase::NewOnly)
+        .await
         .expect("nothing pending");
-    let refused = router.set_phase(ModelGroup::Users, Phase::New);
+    let refused = router.set_phase(ModelGroup::Users, Phase::New).await;
     assert_eq!(refused.map_err(|e| e.kind()), Err(ErrorKind::InvalidInput));
     assert_eq!(router.phase(ModelGroup::Users), Phase::NewOnly);
+}
+
+/// A move to `new-only` made while a write to both stores is under way waits for it: when the
+/// new store's half then fails, its repair is pending and the move is refused. Before, the
+/// check ran first, the group went new-only, and the write acknowledged on the old store was
+/// missing from the only store written from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_to_new_only_waits_for_the_writes_under_way() {
+    let (started, is_started) = tokio::sync::oneshot::channel::<()>();
+    let slow_create: common::Hook = Box::pin(async move {
+        let _ = started.send(());
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    });
+    let new_inner = chatstore_core::memory::store();
+    let new = common::HookedUsers::around(&new_inner, None, Some(slow_create));
+    let dir = common::temp_folder("new-only-gate");
+    let router = Router::builder(chatstore_core::memory::store())
+        .new_store(ModelGroup::Users, new)
+        .phase(ModelGroup::Users, Phase::New)
+        .secondary_timeout(std::time::Duration::from_millis(200))
+        .repair_log(dir.join("repair.jsonl"))
+        .build()
+        .expect("router");
+    let store = router.store();
+    let write = tokio::spawn(async move {
+        store
+            .users
+            .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+            .await
+    });
+    is_started.await.expect("the new store's write started");
+
+    let moved = router.set_phase(ModelGroup::Users, Phase::NewOnly).await;
+    let created = write
+        .await
+        .expect("the writer")
+        .expect("the old store answered");
+    assert_eq!(created.id, "u1");
+    assert_eq!(
+        moved.map_err(|e| e.kind()),
+        Err(ErrorKind::InvalidInput),
+        "the move waited for the write and saw its repair"
+    );
+    assert_eq!(router.phase(ModelGroup::Users), Phase::New);
+    assert_eq!(router.repair_log().pending().expect("log").len(), 1);
+
+    let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
+    assert_eq!((report.repaired, report.remaining), (1, 0));
+    router
+        .set_phase(ModelGroup::Users, Phase::NewOnly)
+        .await
+        .expect("nothing pending now");
+    assert_eq!(
+        router
+            .store()
+            .users
+            .get("u1")
+            .await
+            .expect("on the new store")
+            .name,
+        "Ada"
+    );
+}
+
+/// A repair logged for a group that is new-only where `reconcile` runs (another process still
+/// in `new` logged it) is not copied from the old store: the new store, the only one written,
+/// may hold a later state of the record, which the copy would undo. The entry stays pending
+/// with a reason an operator can act on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_does_not_copy_the_old_store_over_a_new_only_group() {
+    let (old, new) = (
+        chatstore_core::memory::store(),
+        chatstore_core::memory::store(),
+    );
+    old.users
+        .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+        .await
+        .expect("old");
+    new.users
+        .create(NewUser::new("ada@example.com", "Ada King").with_id("u1"))
+        .await
+        .expect("new, written since in new-only");
+    let dir = common::temp_folder("new-only-reconcile");
+    let router = Router::builder(old)
+        .new_store(ModelGroup::Users, new.clone())
+        .phase(ModelGroup::Users, Phase::NewOnly)
+        .repair_log(dir.join("repair.jsonl"))
+        .build()
+        .expect("router");
+    router
+        .repair_log()
+        .append(&[chatstore_router::RepairEntry {
+            id: "e1".into(),
+            time: 0,
+            group: ModelGroup::Users,
+            key: chatstore_router::RepairKey::User("u1".into()),
+            operation: "users.update".into(),
+            source: chatstore_router::Side::Old,
+            reason: "the new store failed".into(),
+        }])
+        .expect("log a repair");
+
+    let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
+    assert_eq!((report.repaired, report.remaining), (0, 1));
+    let (_, why) = &report.failed[0];
+    assert!(why.contains("new-only") && why.contains("verify"), "{why}");
+    assert_eq!(new.users.get("u1").await.expect("kept").name, "Ada King");
 }
 
 /// A dual write whose caller goes away before both stores answered is logged for repair (the

@@ -202,6 +202,7 @@ async fn updates_and_deletes_by_filter_are_repaired_row_by_row(pair: Pair) {
         .expect("notes written before the rollout");
     router
         .set_phase(ModelGroup::Workspace, Phase::Shadow)
+        .await
         .expect("shadow");
     let counts = rows
         .write(vec![
@@ -319,6 +320,7 @@ async fn backout_from_new_to_old_loses_no_row(pair: Pair) {
     assert_eq!(rows.count(notes(), &[]).await.expect("count from new"), 1);
     router
         .set_phase(ModelGroup::Workspace, Phase::Old)
+        .await
         .expect("back out");
     let back = rows
         .select(notes(), &RowQuery::default())
