@@ -24,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chatstore_core::Result;
 use chatstore_core::changes::{
-    ChangeEvent, ChangeFeed, ChangeHub, ChangeKind, catch_up_from, now_ms,
+    ChangeEvent, ChangeFeed, ChangeHub, ChangeKind, advance, catch_up_from, now_ms,
 };
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
@@ -244,7 +244,6 @@ async fn listen(store: Weak<Inner>) {
     };
     let owners = Owners::default();
     let mut cursor = now_ms();
-    let mut first = true;
     let mut backoff = Duration::from_millis(100);
     loop {
         let Some(inner) = store.upgrade() else { return };
@@ -288,34 +287,33 @@ async fn listen(store: Weak<Inner>) {
             pause(&mut backoff).await;
             continue;
         }
-        backoff = Duration::from_millis(100);
-        if first {
-            first = false;
-        } else {
-            hub.reconnected();
-        }
-        hub.connected();
-        // Subscribed: whatever changes from now on is heard; read back what came before.
+        // Subscribed: whatever changes from now on is heard; read back what came before. The
+        // feed counts as connected once that read-back is done; one that keeps failing is
+        // retried after the same growing pause as a failed connection, not at once in a loop.
         match changes_since(&pb, catch_up_from(cursor), None).await {
             Ok(caught) => {
                 for event in caught {
-                    cursor = cursor.max(event.at);
+                    cursor = advance(cursor, &event);
                     hub.publish(event);
                 }
             }
             Err(e) => {
+                drop(pb);
+                hub.catch_up_failed();
                 tracing::warn!(error = %e, "change feed: catch-up failed; reconnecting");
-                hub.disconnected();
+                pause(&mut backoff).await;
                 continue;
             }
         }
+        backoff = Duration::from_millis(100);
+        hub.connected();
         drop(pb);
         while let Some(message) = events.next().await {
             let Ok(message) = message else { break };
             let Some(inner) = store.upgrade() else { return };
             let pb = PocketBase { inner };
             if let Some(event) = event_of(&pb, &owners, &message.event, &message.data).await {
-                cursor = cursor.max(event.at);
+                cursor = advance(cursor, &event);
                 hub.publish(event);
             }
         }

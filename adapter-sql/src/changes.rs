@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chatstore_core::changes::{
-    ChangeEvent, ChangeFeed, ChangeHub, ChangeKind, TOMBSTONE_RETENTION_SECS, catch_up_from,
-    kept_for_catch_up, now_ms,
+    ChangeEvent, ChangeFeed, ChangeHub, ChangeKind, TOMBSTONE_RETENTION_SECS, advance,
+    catch_up_from, kept_for_catch_up, now_ms,
 };
 use chatstore_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
@@ -383,7 +383,6 @@ pub(crate) async fn listen(
         .acquire_timeout(Duration::from_secs(10))
         .connect_lazy_with(options);
     let mut cursor = now_ms();
-    let mut first = true;
     let mut backoff = Duration::from_millis(100);
     loop {
         let Some(inner) = store.upgrade() else { return };
@@ -399,34 +398,34 @@ pub(crate) async fn listen(
                 continue;
             }
         };
-        backoff = Duration::from_millis(100);
-        if first {
-            first = false;
-        } else {
-            hub.reconnected();
-        }
-        hub.connected();
         // LISTEN is active: whatever commits from now on is heard; read back what came before.
+        // The feed counts as connected once that read-back is done; one that keeps failing is
+        // retried after the same growing pause as a failed LISTEN, not at once in a loop.
         match changes_since(&sql, catch_up_from(cursor), None).await {
             Ok(events) => {
                 for event in events {
-                    cursor = cursor.max(event.at);
+                    cursor = advance(cursor, &event);
                     hub.publish(event);
                 }
             }
             Err(e) => {
+                drop(sql);
+                hub.catch_up_failed();
                 tracing::warn!(error = %e, "change feed: catch-up failed; reconnecting");
-                hub.disconnected();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
         }
+        backoff = Duration::from_millis(100);
+        hub.connected();
         drop(sql);
         loop {
             match listener.try_recv().await {
                 Ok(Some(note)) => match serde_json::from_str::<Vec<ChangeEvent>>(note.payload()) {
                     Ok(events) => {
                         for event in events {
-                            cursor = cursor.max(event.at);
+                            cursor = advance(cursor, &event);
                             hub.publish(event);
                         }
                     }

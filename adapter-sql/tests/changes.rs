@@ -388,6 +388,89 @@ async fn postgres_listener_killed_mid_stream_loses_nothing() {
     db.finish().await;
 }
 
+/// PostgreSQL: a read-back that keeps failing after a reconnect (here the file table, which
+/// this test does not write, is replaced by a view that fails) is retried after a growing pause, not at once in a loop; the
+/// feed does not count as connected meanwhile; once the read-back works again, what was
+/// written during the outage is read back and delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_failing_catch_up_is_retried_after_a_pause() {
+    catch_up_after_an_outage(false).await;
+}
+
+/// The same with a chat stored with an `updated_at` ten years ahead before the feed starts:
+/// the feed's first read-back finds it, and its cursor must not follow it into the future, or
+/// the read-back after the outage would find none of the chats written during it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_chat_dated_in_the_future_does_not_blind_the_feed() {
+    catch_up_after_an_outage(true).await;
+}
+
+async fn catch_up_after_an_outage(with_a_future_chat: bool) {
+    let Some(db) = support::postgres_empty().await else {
+        return;
+    };
+    let writer = db.store().await;
+    let ada = create_ada(&writer).await;
+    if with_a_future_chat {
+        let mut chat = NewChat::new(&ada.id, "from a clock ahead");
+        chat.updated_at = Some(now_ms() / 1000 + 10 * 365 * 24 * 3600);
+        writer.chats.create(chat).await.expect("future chat");
+    }
+    let follower = db.store().await;
+    let feed = follower.changes().expect("feed");
+    let mut events = subscribe(feed.clone(), ChangeFilter::user(&ada.id));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    db.exec(
+        "ALTER TABLE file RENAME TO file_kept; \
+         CREATE FUNCTION failing_files() RETURNS SETOF file_kept AS $$ \
+         BEGIN RAISE EXCEPTION 'refused for the test'; END $$ LANGUAGE plpgsql; \
+         CREATE VIEW file AS SELECT * FROM failing_files();",
+    )
+    .await;
+    let mut admin = sqlx::PgConnection::connect(&db.url)
+        .await
+        .expect("admin connection");
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = $1 AND datname = current_database()",
+    )
+    .bind(chatstore_sql::changes::LISTENER_APPLICATION_NAME)
+    .execute(&mut admin)
+    .await
+    .expect("terminate the listener");
+    let mut written = BTreeSet::new();
+    for i in 0..4 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let chat = NewChat::new(&ada.id, format!("during the outage {i}"));
+        written.insert(writer.chats.create(chat).await.expect("chat").id);
+    }
+    let attempts = feed.hub().status().failed_catch_ups;
+    assert!(
+        (1..=8).contains(&attempts),
+        "{attempts} failed read-backs in 2 s: retried without a pause"
+    );
+    assert!(
+        !feed.hub().status().connected,
+        "not caught up, not connected"
+    );
+
+    db.exec(
+        "DROP VIEW file; DROP FUNCTION failing_files(); \
+         ALTER TABLE file_kept RENAME TO file;",
+    )
+    .await;
+    let chat = writer
+        .chats
+        .create(NewChat::new(&ada.id, "after the outage"))
+        .await
+        .expect("chat");
+    written.insert(chat.id);
+    until_all(&mut events, &written).await;
+    assert!(feed.hub().status().connected);
+    let _ = admin.close().await;
+    db.finish().await;
+}
+
 /// Through a transaction-pooling PgBouncer, `LISTEN` is accepted and then hears nothing. A store
 /// opened there without a direct URL has no change feed (and says so in its capabilities)
 /// instead of one that silently misses events; with the server's own URL as its listen URL,

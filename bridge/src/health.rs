@@ -22,6 +22,8 @@ pub struct Health {
     pub feed_connected: bool,
     /// Times the feed's source reconnected.
     pub feed_reconnects: u64,
+    /// Read-backs after a reconnect that failed (each retried after a pause).
+    pub feed_failed_catch_ups: u64,
     /// Sockets connected now.
     pub sockets: i64,
 }
@@ -35,6 +37,7 @@ pub(crate) async fn health(State(state): State<BridgeState>) -> Response {
         change_feed: feed.is_some(),
         feed_connected: ok,
         feed_reconnects: feed.map_or(0, |s| s.reconnects),
+        feed_failed_catch_ups: feed.map_or(0, |s| s.failed_catch_ups),
         sockets: state.sockets(),
     };
     let code = if ok {

@@ -264,6 +264,15 @@ pub fn catch_up_from(cursor_ms: i64) -> i64 {
     cursor_ms.div_euclid(1000) - CATCH_UP_SKEW_SECS
 }
 
+/// A feed's cursor after `event`: the newest change seen, but never past this machine's clock.
+/// A record stored with an `updated_at` in the future (a writer's clock years ahead, a
+/// migrated row in milliseconds where seconds belong) is read back with that time; a cursor
+/// moved there would make every later read-back start in the future and find nothing written
+/// meanwhile.
+pub fn advance(cursor: i64, event: &ChangeEvent) -> i64 {
+    cursor.max(event.at.min(now_ms()))
+}
+
 /// Whose changes a subscription wants, and from when.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangeFilter {
@@ -324,6 +333,7 @@ pub struct ChangeHub {
     sender: broadcast::Sender<ChangeEvent>,
     published: AtomicU64,
     reconnects: AtomicU64,
+    failed_catch_ups: AtomicU64,
     last_at: AtomicI64,
     lag_ms: AtomicI64,
     connected: AtomicBool,
@@ -336,6 +346,9 @@ pub struct FeedStatus {
     pub published: u64,
     /// Times the source reconnected (each followed by a catch-up).
     pub reconnects: u64,
+    /// Read-backs after a (re)connection that failed; each is retried after a growing pause,
+    /// and the feed counts as disconnected until one succeeds.
+    pub failed_catch_ups: u64,
     /// `at` of the newest event published (epoch ms), 0 before the first.
     pub last_at: i64,
     /// Milliseconds between the change and its publication, for the newest live event.
@@ -361,6 +374,7 @@ impl ChangeHub {
             sender,
             published: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            failed_catch_ups: AtomicU64::new(0),
             last_at: AtomicI64::new(0),
             lag_ms: AtomicI64::new(0),
             connected: AtomicBool::new(true),
@@ -370,9 +384,10 @@ impl ChangeHub {
     /// Publishes one event to every subscriber (none listening is fine).
     pub fn publish(&self, event: ChangeEvent) {
         self.published.fetch_add(1, Ordering::Relaxed);
-        self.last_at.fetch_max(event.at, Ordering::Relaxed);
+        let now = now_ms();
+        self.last_at.fetch_max(event.at.min(now), Ordering::Relaxed);
         self.lag_ms
-            .store((now_ms() - event.at).max(0), Ordering::Relaxed);
+            .store((now - event.at).max(0), Ordering::Relaxed);
         let _ = self.sender.send(event);
     }
 
@@ -388,17 +403,22 @@ impl ChangeHub {
         }
     }
 
-    /// Records one reconnect of the source.
-    pub fn reconnected(&self) {
-        self.connected.store(true, Ordering::Relaxed);
-        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    /// Records a read-back after a (re)connection that failed: the source counts as
+    /// disconnected until one succeeds.
+    pub fn catch_up_failed(&self) {
+        self.connected.store(false, Ordering::Relaxed);
+        self.failed_catch_ups.fetch_add(1, Ordering::Relaxed);
     }
 
     /// For a feed that passes on other feeds' events (a router's): takes its sources'
-    /// connection state and their reconnects counted together.
-    pub fn mirror(&self, connected: bool, reconnects: u64) {
+    /// connection state, and their reconnects and failed read-backs counted together.
+    pub fn mirror(&self, sources: &[FeedStatus]) {
+        let connected = sources.iter().all(|s| s.connected);
         self.connected.store(connected, Ordering::Relaxed);
+        let reconnects = sources.iter().map(|s| s.reconnects).sum();
         self.reconnects.fetch_max(reconnects, Ordering::Relaxed);
+        let failed = sources.iter().map(|s| s.failed_catch_ups).sum();
+        self.failed_catch_ups.fetch_max(failed, Ordering::Relaxed);
     }
 
     /// The counters.
@@ -406,6 +426,7 @@ impl ChangeHub {
         FeedStatus {
             published: self.published.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
+            failed_catch_ups: self.failed_catch_ups.load(Ordering::Relaxed),
             last_at: self.last_at.load(Ordering::Relaxed),
             lag_ms: self.lag_ms.load(Ordering::Relaxed),
             connected: self.connected.load(Ordering::Relaxed),
@@ -447,7 +468,7 @@ pub fn subscribe(feed: Arc<dyn ChangeFeed>, filter: ChangeFilter) -> ChangeStrea
     Box::pin(futures::stream::unfold(state, |mut s| async move {
         loop {
             if let Some(event) = s.pending.pop_front() {
-                s.cursor = s.cursor.max(event.at);
+                s.cursor = advance(s.cursor, &event);
                 return Some((event, s));
             }
             if s.catch_up {
@@ -472,7 +493,7 @@ pub fn subscribe(feed: Arc<dyn ChangeFeed>, filter: ChangeFilter) -> ChangeStrea
             match s.receiver.recv().await {
                 Ok(event) => {
                     if s.filter.wants(&event) {
-                        s.cursor = s.cursor.max(event.at);
+                        s.cursor = advance(s.cursor, &event);
                         return Some((event, s));
                     }
                 }

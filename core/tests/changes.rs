@@ -140,3 +140,43 @@ async fn a_cursor_reads_back_updates_and_deletions() {
     assert!(got.contains(&(kept.id.clone(), ChangeKind::Updated)));
     assert!(got.contains(&(gone.id.clone(), ChangeKind::Deleted)));
 }
+
+/// A record stored with an `updated_at` years ahead (a writer's clock, seconds taken for
+/// milliseconds) is read back with that time. The subscriber's cursor must not follow it: a
+/// read-back after falling behind would then start in the future and find none of the changes
+/// made meanwhile.
+#[tokio::test]
+async fn a_record_dated_in_the_future_does_not_move_the_cursor_past_now() {
+    let store = memory::store();
+    let ada = user(&store, "ada@example.com").await;
+    let start = now_ms();
+    let ten_years = 10 * 365 * 24 * 3600;
+    let mut future = NewChat::new(&ada, "from a clock ahead");
+    future.updated_at = Some(start / 1000 + ten_years);
+    let future = store.chats.create(future).await.expect("create");
+    let mut events = subscribe(
+        store.changes().expect("feed"),
+        ChangeFilter::all().since(start),
+    );
+    while next(&mut events).await.chat_id.as_deref() != Some(future.id.as_str()) {}
+
+    // More than the hub holds, so the subscriber reads them back from the store.
+    let mut ids = BTreeSet::new();
+    for i in 0..(chatstore_core::changes::HUB_CAPACITY + 100) {
+        let chat = store
+            .chats
+            .create(NewChat::new(&ada, format!("chat {i}")))
+            .await
+            .expect("create");
+        ids.insert(chat.id);
+    }
+    let mut seen = BTreeSet::new();
+    while seen.len() < ids.len() {
+        if let Some(chat) = next(&mut events).await.chat_id
+            && ids.contains(&chat)
+        {
+            seen.insert(chat);
+        }
+    }
+    assert_eq!(seen, ids);
+}

@@ -215,13 +215,12 @@ impl ChangeFeed for RoutedFeed {
     fn hub(&self) -> &ChangeHub {
         let mut forwarding = lock(&self.forwarding);
         self.start(&mut forwarding);
-        let (mut connected, mut reconnects) = (true, 0);
-        for (feed, _) in &forwarding.sources {
-            let status = feed.hub().status();
-            connected &= status.connected;
-            reconnects += status.reconnects;
-        }
-        self.hub.mirror(connected, reconnects);
+        let sources: Vec<_> = forwarding
+            .sources
+            .iter()
+            .map(|(feed, _)| feed.hub().status())
+            .collect();
+        self.hub.mirror(&sources);
         &self.hub
     }
 
