@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use backon::{ExponentialBuilder, Retryable};
 use base64::Engine;
-use chatstore_core::{Error, Result};
+use chatstore_core::{Error, ErrorKind, Result};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -225,12 +225,6 @@ impl Client {
             }
             let resp = req.send().await.map_err(error::from_transport)?;
             let status = resp.status();
-            if status == StatusCode::UNAUTHORIZED && attempt == 0 {
-                // PocketBase: a token invalidated server-side (password change, restart with
-                // a new secret); log in again once.
-                self.forget_token().await;
-                continue;
-            }
             let bytes = resp.bytes().await.map_err(error::from_transport)?;
             let value: Value = if bytes.is_empty() {
                 Value::Null
@@ -240,6 +234,12 @@ impl Client {
             };
             if status.is_success() {
                 return Ok(value);
+            }
+            if attempt == 0 && error::token_refused(status.as_u16(), &value) {
+                // A token invalidated on the server (the superuser's password changed): log in
+                // again once. Nothing was written: a refused batch is rolled back whole.
+                self.forget_token().await;
+                continue;
             }
             return Err(error::from_status(status.as_u16(), value, subject));
         }
@@ -565,13 +565,13 @@ impl Client {
                 .await
                 .map_err(error::from_transport)?;
             let status = resp.status();
-            if status == StatusCode::UNAUTHORIZED && attempt == 0 {
-                self.forget_token().await;
-                continue;
-            }
             let value: Value = resp.json().await.unwrap_or(Value::Null);
             if status.is_success() {
                 return Ok(value);
+            }
+            if attempt == 0 && error::token_refused(status.as_u16(), &value) {
+                self.forget_token().await;
+                continue;
             }
             return Err(error::from_status(status.as_u16(), value, subject));
         }
@@ -651,9 +651,26 @@ impl Client {
         subject: Subject<'_>,
     ) -> Result<reqwest::Response> {
         let url = self.file_url(collection, id, filename);
+        match self.download_once(&url, range, subject).await {
+            // A file token made before the superuser's token was invalidated on the server
+            // (or one the server's clock finds expired) reads as missing: a fresh one decides.
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                *self.file_token.lock().await = None;
+                self.download_once(&url, range, subject).await
+            }
+            answer => answer,
+        }
+    }
+
+    async fn download_once(
+        &self,
+        url: &str,
+        range: Option<(u64, u64)>,
+        subject: Subject<'_>,
+    ) -> Result<reqwest::Response> {
         let call = || async {
             let token = self.file_token().await?;
-            let mut req = self.transfers.get(&url).query(&[("token", token)]);
+            let mut req = self.transfers.get(url).query(&[("token", token)]);
             if let Some((start, end)) = range {
                 req = req.header(reqwest::header::RANGE, format!("bytes={start}-{}", end - 1));
             }
@@ -702,6 +719,15 @@ impl Client {
         let value: Value = resp.json().await.unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(value);
+        }
+        if error::token_refused(status.as_u16(), &value) {
+            // A stream cannot be sent again: the next call logs in, this one may be retried.
+            self.forget_token().await;
+            return Err(Error::unavailable(
+                "PocketBase refused the superuser token (changed on the server?); the next \
+                 call logs in again, and the upload may be retried",
+                error::TokenRefused,
+            ));
         }
         Err(error::from_status(status.as_u16(), value, subject))
     }

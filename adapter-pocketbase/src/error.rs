@@ -143,6 +143,30 @@ fn batch_statuses(body: &Value) -> Vec<u64> {
         .unwrap_or_default()
 }
 
+/// The superuser's token was refused by the server (invalidated there) on a call that could
+/// not be sent again: nothing was stored, and the next call logs in again.
+#[derive(Debug)]
+pub struct TokenRefused;
+
+impl std::fmt::Display for TokenRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PocketBase refused the superuser token")
+    }
+}
+
+impl std::error::Error for TokenRefused {}
+
+/// Whether an error answer says the superuser's token no longer holds: 401 on superuser-only
+/// routes, 403 on collections only superusers may use (PocketBase treats an invalid token as
+/// a guest's), or a batch refused because a request in it met that 403.
+pub fn token_refused(status: u16, body: &Value) -> bool {
+    match status {
+        401 | 403 => true,
+        400 => batch_statuses(body).contains(&403),
+        _ => false,
+    }
+}
+
 /// Maps an error answer of PocketBase.
 pub fn from_status(status: u16, body: Value, subject: Subject<'_>) -> Error {
     let mut codes = Vec::new();
@@ -235,5 +259,19 @@ mod tests {
 
     fn kind_err(status: u16) -> Error {
         from_status(status, json!({}), Subject::new("chat", "c"))
+    }
+
+    #[test]
+    fn a_refused_token_is_told_apart() {
+        assert!(token_refused(401, &json!({})));
+        assert!(token_refused(
+            403,
+            &json!({"message": "Only superusers can perform this action."})
+        ));
+        let batch = json!({"data": {"requests": {"0": {"response": {"status": 403}}}}});
+        assert!(token_refused(400, &batch));
+        let taken = json!({"data": {"requests": {"0": {"response": {"status": 400}}}}});
+        assert!(!token_refused(400, &taken));
+        assert!(!token_refused(404, &json!({})));
     }
 }

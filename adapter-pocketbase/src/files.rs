@@ -32,7 +32,7 @@ use tokio::sync::oneshot;
 
 use crate::PocketBase;
 use crate::client::ListQuery;
-use crate::error::{Subject, malformed};
+use crate::error::{Subject, TokenRefused, malformed};
 use crate::tx::TxOp;
 use crate::{filter, record};
 
@@ -188,8 +188,18 @@ fn bytes_part(bytes: &[u8]) -> Part {
 impl FileRepo for PocketBase {
     async fn put(&self, mut file: NewFile) -> Result<FileMeta> {
         file.prepare(validate::now())?;
-        let body = stream_bytes(std::mem::take(&mut file.bytes));
-        self.put_stream(file, body, None).await
+        let bytes = Bytes::from(std::mem::take(&mut file.bytes));
+        match self
+            .put_stream(file.clone(), stream_bytes(bytes.clone()), None)
+            .await
+        {
+            // The server refused a token it had invalidated, before storing anything: the
+            // bytes are at hand, so the put is sent once more, with a new login.
+            Err(e) if chatstore_core::error::caused_by::<TokenRefused>(&e) => {
+                self.put_stream(file, stream_bytes(bytes), None).await
+            }
+            answer => answer,
+        }
     }
 
     async fn put_many(&self, files: Vec<NewFile>) -> Result<Vec<FileMeta>> {
