@@ -146,7 +146,7 @@ async fn calls_go_on_after_the_tokens_are_invalidated_on_the_server() {
         return;
     };
     let pb = PocketBase::connect(PocketBaseConfig::new(
-        &server.http_url(),
+        server.http_url(),
         POCKETBASE_EMAIL,
         POCKETBASE_PASSWORD,
     ))
