@@ -374,6 +374,7 @@ impl ChangeFeed for SqlFeed {
 pub(crate) async fn listen(
     store: std::sync::Weak<crate::Inner>,
     options: PgConnectOptions,
+    heartbeat: Duration,
     hub: Arc<ChangeHub>,
 ) {
     let options = options.application_name(LISTENER_APPLICATION_NAME);
@@ -421,7 +422,20 @@ pub(crate) async fn listen(
         hub.connected();
         drop(sql);
         loop {
-            match listener.try_recv().await {
+            // Waiting for a notification is cancel-safe (sqlx keeps a message read in part).
+            let received = match tokio::time::timeout(heartbeat, listener.try_recv()).await {
+                Ok(received) => received,
+                Err(_) if answers(&mut listener, heartbeat).await => continue,
+                Err(_) => {
+                    hub.disconnected();
+                    tracing::warn!(
+                        "change feed: the listening connection did not answer within {heartbeat:?}; \
+                         reconnecting"
+                    );
+                    break;
+                }
+            };
+            match received {
                 Ok(Some(note)) => match serde_json::from_str::<Vec<ChangeEvent>>(note.payload()) {
                     Ok(events) => {
                         for event in events {
@@ -442,6 +456,13 @@ pub(crate) async fn listen(
             }
         }
     }
+}
+
+/// Whether the listening connection answers a query within `within` (notifications that
+/// arrive meanwhile are kept for the next receive).
+async fn answers(listener: &mut PgListener, within: Duration) -> bool {
+    let ping = sqlx::query("SELECT 1").persistent(false).execute(listener);
+    matches!(tokio::time::timeout(within, ping).await, Ok(Ok(_)))
 }
 
 async fn connect(pool: &sqlx::PgPool) -> std::result::Result<PgListener, sqlx::Error> {

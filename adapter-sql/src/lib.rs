@@ -124,6 +124,12 @@ pub struct SqlOptions {
     /// Builds chatstore's own indexes (see [`SqlStore::indexes_ready`]) when they are missing:
     /// SQLite at open, PostgreSQL `CONCURRENTLY` in the background. Default on.
     pub build_indexes: bool,
+    /// PostgreSQL: after this long without a notification the change feed's listening
+    /// connection is asked to answer, and one that does not answer within as long again is
+    /// replaced (then what changed meanwhile is read back). A connection a network drops
+    /// silently (a NAT or firewall forgetting it, a failover behind a proxy) otherwise waits
+    /// for ever while the feed counts as connected. Default 30 s.
+    pub listen_heartbeat: Duration,
 }
 
 impl Default for SqlOptions {
@@ -136,6 +142,7 @@ impl Default for SqlOptions {
             read_only: false,
             listen_url: None,
             build_indexes: true,
+            listen_heartbeat: Duration::from_secs(30),
         }
     }
 }
@@ -172,6 +179,13 @@ impl SqlOptions {
         self
     }
 
+    /// With this silence before the change feed checks its listening connection (see
+    /// [`SqlOptions::listen_heartbeat`](SqlOptions#structfield.listen_heartbeat)).
+    pub fn listen_heartbeat(mut self, after: Duration) -> Self {
+        self.listen_heartbeat = after;
+        self
+    }
+
     /// Builds chatstore's missing indexes, or leaves them to an operator (`false`).
     pub fn build_indexes(mut self, build: bool) -> Self {
         self.build_indexes = build;
@@ -205,6 +219,8 @@ struct Inner {
     hub: Arc<ChangeHub>,
     /// PostgreSQL: how the listener connects.
     listen: Option<PgConnectOptions>,
+    /// PostgreSQL: the listener's silence before it checks its connection.
+    listen_heartbeat: Duration,
     /// PostgreSQL: the listener task, once a subscriber started it.
     listener: OnceLock<tokio::task::AbortHandle>,
     /// Becomes `true` once chatstore's indexes are dealt with (built, found, or given up on);
@@ -308,6 +324,7 @@ impl SqlStore {
                 vectors_ready: AtomicBool::new(false),
                 hub: Arc::new(ChangeHub::default()),
                 listen,
+                listen_heartbeat: options.listen_heartbeat,
                 listener: OnceLock::new(),
                 indexes,
             }),
@@ -395,6 +412,7 @@ impl SqlStore {
                 .spawn(changes::listen(
                     Arc::downgrade(&self.inner),
                     options.clone(),
+                    self.inner.listen_heartbeat,
                     self.inner.hub.clone(),
                 ))
                 .abort_handle()

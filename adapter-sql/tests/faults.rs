@@ -219,3 +219,82 @@ async fn reset_connections_lose_no_acknowledged_write() {
     })
     .await;
 }
+
+/// The change feed's listening connection dropped silently by the network (the proxy stops
+/// forwarding; no FIN or RST arrives, as when a NAT or firewall forgets an idle connection):
+/// its heartbeat finds out, the feed stops counting as connected, and once the network is back
+/// it reconnects and reads back the chat written meanwhile. Before, it waited for ever while
+/// `/health` said it was connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listening_connection_dropped_silently_is_replaced() {
+    use chatstore_core::changes::{ChangeFilter, ChangeStream, subscribe};
+    use futures::StreamExt;
+
+    async fn hear(events: &mut ChangeStream, chat: &str, within: Duration) {
+        tokio::time::timeout(within, async {
+            while let Some(event) = events.next().await {
+                if event.chat_id.as_deref() == Some(chat) {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("chat {chat} not heard within {within:?}"));
+    }
+
+    let Some(server) = chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let direct = chatstore_testkit::fresh_postgres_database(&server).await;
+    let parsed = url::Url::parse(&direct).expect("url");
+    let target = format!(
+        "{}:{}",
+        parsed.host_str().expect("host"),
+        parsed.port().unwrap_or(5432)
+    );
+    let proxy = FaultProxy::start(&target).await.expect("proxy");
+    let mut via = parsed.clone();
+    via.set_port(Some(proxy.port())).expect("port");
+    let writer = chatstore_sql::connect(&direct, options())
+        .await
+        .expect("writer");
+    let follower = chatstore_sql::connect(
+        &direct,
+        options()
+            .listen_url(via.to_string())
+            .listen_heartbeat(Duration::from_millis(500)),
+    )
+    .await
+    .expect("follower");
+    let ada = writer
+        .users
+        .create(NewUser::new("ada@example.com", "Ada"))
+        .await
+        .expect("user");
+    let feed = follower.changes().expect("feed");
+    let mut events = subscribe(feed.clone(), ChangeFilter::user(&ada.id));
+    let before = writer
+        .chats
+        .create(NewChat::new(&ada.id, "before"))
+        .await
+        .expect("chat");
+    hear(&mut events, &before.id, Duration::from_secs(10)).await;
+
+    proxy.pause();
+    let paused = std::time::Instant::now();
+    while feed.hub().status().connected {
+        assert!(
+            paused.elapsed() < Duration::from_secs(10),
+            "the feed still counts as connected 10 s into a silent drop"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let during = writer
+        .chats
+        .create(NewChat::new(&ada.id, "during"))
+        .await
+        .expect("chat");
+    proxy.resume();
+    hear(&mut events, &during.id, Duration::from_secs(30)).await;
+    assert!(feed.hub().status().connected);
+}
