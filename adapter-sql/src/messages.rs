@@ -104,19 +104,31 @@ const CHAT: Sql = Sql::both(
      folder_id, share_id, created_at, updated_at FROM chat WHERE id = $1",
 );
 
-/// [`SCAN`] of the rows whose chat does not exist (Open WebUI has no foreign key there).
+/// The rows whose chat does not exist (Open WebUI has no foreign key there), by message key
+/// (`"{chat_id}-{id}"`, as the cursor is given), not by row id: a row whose id does not start
+/// with its chat's id (another program wrote it) is read with its whole id, so its key and
+/// its row id sort apart and a walk by row id would repeat or skip it. Sorting the orphans
+/// only costs little: the anti-join reads the whole table either way.
 const SCAN_ORPHANS: Sql = Sql::each(
     concat!(
         "SELECT ",
         message_columns!(),
-        " FROM chat_message WHERE id > $1 AND NOT EXISTS (SELECT 1 FROM chat \
-         WHERE chat.id = chat_message.chat_id) ORDER BY id LIMIT $2"
+        " FROM (SELECT ",
+        message_columns!(),
+        ", CASE WHEN substr(id, 1, length(chat_id) + 1) = chat_id || '-' THEN id \
+         ELSE chat_id || '-' || id END AS scan_key FROM chat_message WHERE NOT EXISTS \
+         (SELECT 1 FROM chat WHERE chat.id = chat_message.chat_id)) AS orphan \
+         WHERE scan_key > $1 ORDER BY scan_key LIMIT $2"
     ),
     concat!(
         "SELECT ",
         message_columns!(),
-        " FROM chat_message WHERE id COLLATE \"C\" > $1 AND NOT EXISTS (SELECT 1 FROM chat \
-         WHERE chat.id = chat_message.chat_id) ORDER BY id COLLATE \"C\" LIMIT $2"
+        " FROM (SELECT ",
+        message_columns!(),
+        ", CASE WHEN substr(id, 1, length(chat_id) + 1) = chat_id || '-' THEN id \
+         ELSE chat_id || '-' || id END AS scan_key FROM chat_message WHERE NOT EXISTS \
+         (SELECT 1 FROM chat WHERE chat.id = chat_message.chat_id)) AS orphan \
+         WHERE scan_key COLLATE \"C\" > $1 ORDER BY scan_key COLLATE \"C\" LIMIT $2"
     ),
 );
 

@@ -536,6 +536,70 @@ async fn bad_source_rows_are_set_aside_with_their_reasons() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// [`migrate`] that is killed and fails the test when it runs longer than `limit`.
+fn migrate_within(dir: &Path, args: &[&str], limit: Duration) -> Output {
+    let mut full = vec!["migrate"];
+    full.extend_from_slice(args);
+    let mut child = command(dir, &full)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chatstore");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("poll chatstore").is_none() {
+        if started.elapsed() > limit {
+            child.kill().expect("SIGKILL");
+            let out = child.wait_with_output().expect("reap");
+            panic!("the run did not end within {limit:?}\n{}", show(&out));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Message rows without a chat are set aside once each and the run ends, whatever the shape
+/// of their row id: one that does not start with its chat's id sorts elsewhere than its key.
+#[tokio::test]
+async fn orphan_rows_of_any_id_shape_are_set_aside_once_and_the_run_ends() {
+    let dir = folder();
+    let src = owui_sqlite(&dir, 0).await;
+    exec(
+        &src,
+        r#"PRAGMA foreign_keys = OFF;
+           INSERT INTO chat_message (id, chat_id, user_id, role, content, done, created_at, updated_at)
+           VALUES ('zz-orphan', 'ghost', 'u1', 'user', '"a"', TRUE, 1, 1),
+                  ('a-orphan', 'ghost', 'u1', 'user', '"b"', TRUE, 1, 1),
+                  ('b1-x', 'b1', 'u1', 'user', '"c"', TRUE, 1, 1);"#,
+    )
+    .await;
+    let target = sqlite_url(&dir, "target.db");
+    let args = [
+        "--from",
+        src.as_str(),
+        "--to",
+        target.as_str(),
+        "--groups",
+        "users,chats",
+        "--batch-size",
+        "1",
+    ];
+    let out = migrate_within(&dir, &args, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let mut ids: Vec<String> = dead_letters(&dir)
+        .iter()
+        .filter(|l| l["entity"] == "message")
+        .map(|l| l["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["b1-x", "ghost-a-orphan", "ghost-zz-orphan"],
+        "{}",
+        show(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Starts a run that stops at `pause` (see `CHATSTORE_MIGRATE_PAUSE`) and kills it there with
 /// SIGKILL.
 fn run_and_kill(dir: &Path, args: &[&str], pause: &str) {
