@@ -1430,3 +1430,73 @@ async fn unreadable_workspace_rows_are_set_aside_with_their_keys() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A parent row the source cannot read does not stop the walk: it is set aside with its key
+/// when the walk reaches it, a child the target refuses without it is set aside with the
+/// target's reason, a child the target takes arrives, and every other table is copied.
+#[tokio::test]
+async fn an_unreadable_parent_row_is_set_aside_and_the_walk_goes_on() {
+    let dir = folder();
+    let src = owui_sqlite_with_workspace(&dir, 0).await;
+    exec(
+        &src,
+        "UPDATE folder SET meta = '{\"icon\":' WHERE id = 'fo9';
+         UPDATE \"group\" SET data = '{x' WHERE id = 'g-z';",
+    )
+    .await;
+    let target = sqlite_url(&dir, "target.db");
+    let args = [
+        "--from",
+        src.as_str(),
+        "--to",
+        target.as_str(),
+        "--groups",
+        "users,chats,files,workspace",
+        "--batch-size",
+        "2",
+    ];
+    let out = migrate_within(&dir, &args, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let letters = dead_letters(&dir);
+    let mut ids: Vec<(String, String)> = letters
+        .iter()
+        .map(|l| {
+            (
+                l["entity"].as_str().unwrap_or_default().to_owned(),
+                l["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    ids.sort();
+    let expected = [
+        ("folder", "fo9/u2"),
+        ("group", "g-a"),
+        ("group", "g-z"),
+        ("group_member", "gm1"),
+        ("group_member", "gm2"),
+    ]
+    .map(|(e, i)| (e.to_owned(), i.to_owned()));
+    assert_eq!(ids, expected, "{letters:#?}");
+    for l in &letters {
+        assert!(l["error"].as_str().is_some_and(|e| !e.is_empty()), "{l}");
+    }
+    let unreadable = |id: &str| {
+        letters
+            .iter()
+            .find(|l| l["id"] == id)
+            .and_then(|l| l["error"].as_str())
+            .is_some_and(|e| e.contains("could not read"))
+    };
+    assert!(unreadable("fo9/u2") && unreadable("g-z"), "{letters:#?}");
+    // The child folder needs no parent on SQLite; the other tables arrive whole.
+    assert_eq!(count(&target, "folder").await, 2);
+    assert_eq!(count(&target, "group").await, 0);
+    for table in ["channel", "message", "knowledge_directory", "chat_file"] {
+        assert_eq!(
+            count(&target, table).await,
+            count(&src, table).await,
+            "{table}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -157,9 +157,7 @@ pub async fn parents_first(
         if wanted.is_empty() {
             break;
         }
-        let ids: Vec<Value> = wanted.iter().cloned().map(Value::String).collect();
-        let query = RowQuery::filter(vec![Cond::In("id", ids)]);
-        let found = retrying("reading parent rows", || source.select(table, &query)).await?;
+        let found = parent_rows(source, table, &wanted).await?;
         known.extend(wanted.drain(..));
         for row in found {
             wanted.extend(parents_of(&row));
@@ -176,6 +174,37 @@ pub async fn parents_first(
         .into_iter()
         .filter_map(|i| Some((slots.get_mut(i)?.take()?, flags[i])))
         .collect())
+}
+
+/// The rows of `table` with these ids, read together; when that read fails for a reason other
+/// than availability, one by one, leaving out the rows the source cannot read (each is set
+/// aside when the walk reaches it, and a child the target refuses without it is set aside with
+/// the target's reason).
+async fn parent_rows(
+    source: &dyn RowStore,
+    table: &'static Table,
+    ids: &[String],
+) -> Result<Vec<Row>> {
+    let select = |ids: Vec<Value>| {
+        let query = RowQuery::filter(vec![Cond::In("id", ids)]);
+        async move { retrying("reading parent rows", || source.select(table, &query)).await }
+    };
+    let error = match select(ids.iter().cloned().map(Value::String).collect()).await {
+        Err(e) if !e.is_retryable() => e,
+        other => return other,
+    };
+    tracing::warn!(table = table.name, %error, "parent rows could not be read together; reading them one by one");
+    let mut found = Vec::new();
+    for id in ids {
+        match select(vec![Value::String(id.clone())]).await {
+            Ok(rows) => found.extend(rows),
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(e) => {
+                tracing::warn!(table = table.name, id, error = %e, "a parent row cannot be read")
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// The positions of `rows` in an order where each comes after the rows it points at (a
