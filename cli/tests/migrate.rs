@@ -1500,3 +1500,46 @@ async fn an_unreadable_parent_row_is_set_aside_and_the_walk_goes_on() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A tag row the source cannot read (invalid JSON in `meta`) is set aside with its key and the
+/// other tag rows and the chats are copied.
+#[tokio::test]
+async fn an_unreadable_tag_row_is_set_aside_and_the_rest_copied() {
+    let dir = folder();
+    let src = owui_sqlite(&dir, 3).await;
+    exec(&src, "UPDATE tag SET meta = '{x' WHERE id = 'unused'").await;
+    let target = sqlite_url(&dir, "target.db");
+    let args = [
+        "--from",
+        src.as_str(),
+        "--to",
+        target.as_str(),
+        "--groups",
+        "users,chats",
+        "--batch-size",
+        "2",
+    ];
+    let out = migrate_within(&dir, &args, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let letters = dead_letters(&dir);
+    assert_eq!(letters.len(), 1, "{letters:#?}");
+    assert_eq!(letters[0]["entity"], "tag");
+    assert_eq!(letters[0]["id"], "u2/unused");
+    assert!(
+        letters[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("could not read")),
+        "{letters:#?}"
+    );
+    let travel = text(
+        &target,
+        "SELECT name FROM tag WHERE user_id = 'u1' AND id = 'travel'",
+    );
+    assert_eq!(travel.await.as_deref(), Some("Travel"));
+    assert_eq!(
+        text(&target, "SELECT id FROM tag WHERE id = 'unused'").await,
+        None
+    );
+    assert_eq!(count(&target, "chat").await, count(&src, "chat").await);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::progress::{BatchPoint, Progress};
 use crate::read::{Read, page, read_key, retrying};
-use crate::rows::{key_value, min_text, page_after, parents_first};
+use crate::rows::{key_value, min_text, page_after, parents_first, tag_key, tag_keys};
 use crate::sink::{self, Pending, Record, Sink};
 use crate::state::{Counts, GroupState, State, StateFile};
 use chat_pages::{ChatPages, ChatRead};
@@ -716,26 +716,37 @@ impl<'a> Migration<'a> {
                 .cursor
                 .clone()
                 .and_then(|v| serde_json::from_value(v).ok());
-            let tags: Vec<Tag> =
-                retrying("reading tags", || src.scan(after.as_ref(), limit)).await?;
-            let Some(last) = tags.last().map(|t| TagKey {
-                user_id: t.user_id.clone(),
-                id: t.id.clone(),
-            }) else {
+            let tags: Vec<Read<Tag>> = page(
+                "reading tags",
+                || src.scan(after.as_ref(), limit),
+                || tag_keys(self.source, after.as_ref(), limit),
+                |key| async move {
+                    let key = tag_key(&key);
+                    src.get(&key.user_id, &key.id).await
+                },
+            )
+            .await?;
+            let Some(last) = tags.last().map(|r| tag_key(&read_key(r))) else {
                 return Ok(());
             };
             gs.counts.read += tags.len() as u64;
-            let batch = tags
-                .into_iter()
-                .map(|t| Pending {
-                    id: tag_key_id(&TagKey {
-                        user_id: t.user_id.clone(),
-                        id: t.id.clone(),
+            let mut batch = Vec::with_capacity(tags.len());
+            for r in tags {
+                match r {
+                    Ok(t) => batch.push(Pending {
+                        id: tag_key_id(&TagKey {
+                            user_id: t.user_id.clone(),
+                            id: t.id.clone(),
+                        }),
+                        record: Record::value(json(&t)),
+                        item: t,
                     }),
-                    record: Record::value(json(&t)),
-                    item: t,
-                })
-                .collect();
+                    Err((key, e)) => {
+                        let id = tag_key_id(&tag_key(&key));
+                        self.unreadable(run, gs, group, "tag", id, &e);
+                    }
+                }
+            }
             self.commit(run, gs, group, "tag", &sink::Tags(self.target), batch)
                 .await?;
             self.batch_done(run, group);

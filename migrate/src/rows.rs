@@ -5,8 +5,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chatstore_core::rows::{Cond, Dir, Row, RowQuery, RowStore, Table};
-use chatstore_core::{Error, Result};
+use chatstore_core::rows::{
+    Column, ColumnKind, Cond, Dir, Row, RowQuery, RowStore, Table, TimeUnit,
+};
+use chatstore_core::{Error, Result, Store, TagKey};
 use serde_json::{Map, Value};
 
 use crate::read::retrying;
@@ -25,6 +27,54 @@ pub const SELF_REFERENCES: &[(&str, &str)] = &[
 
 /// How many parents up a chain a batch follows before giving up (a cycle in the source).
 const MAX_DEPTH: usize = 64;
+
+/// The key columns of the tag table, read without its other cells through the source's rows:
+/// how the keys of a page of tags are listed when a tag in it cannot be decoded (invalid JSON
+/// in `meta`), so that only that tag is set aside.
+static TAG_KEYS: Table = Table {
+    name: "tag",
+    columns: &[
+        Column {
+            name: "user_id",
+            kind: ColumnKind::Text,
+            nullable: false,
+        },
+        Column {
+            name: "id",
+            kind: ColumnKind::Text,
+            nullable: false,
+        },
+    ],
+    primary_key: &["user_id", "id"],
+    unique: &[],
+    indexes: &[],
+    owner: None,
+    time_unit: TimeUnit::Seconds,
+};
+
+/// The keys (`user_id` NUL `id`, as [`tag_key`] reads them) of up to `limit` tags after
+/// `after`, in the order of [`TagRepo::scan`](chatstore_core::TagRepo::scan), read without
+/// decoding the tags. `Unsupported` for a store without rows.
+pub async fn tag_keys(store: &Store, after: Option<&TagKey>, limit: u32) -> Result<Vec<String>> {
+    let rows = store.rows()?;
+    let cursor = after.map(|k| serde_json::json!({"user_id": k.user_id, "id": k.id}));
+    let query = page_after(&TAG_KEYS, cursor.as_ref(), limit)?;
+    Ok(rows
+        .select(&TAG_KEYS, &query)
+        .await?
+        .iter()
+        .map(|row| merge_key(&TAG_KEYS, row))
+        .collect())
+}
+
+/// A tag's key from its merge key (`user_id` NUL `id`).
+pub fn tag_key(key: &str) -> TagKey {
+    let (user_id, id) = key.split_once('\u{0}').unwrap_or((key, ""));
+    TagKey {
+        user_id: user_id.to_owned(),
+        id: id.to_owned(),
+    }
+}
 
 /// The primary key of `row` as an object (column -> value): the form a cursor is saved in.
 pub fn key_value(table: &Table, row: &Row) -> Value {
