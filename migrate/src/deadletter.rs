@@ -17,7 +17,7 @@ pub struct DeadLetter {
     pub group: String,
     /// What kind of record (`user`, `chat`, `message`, `tag`, `file`, `vector`).
     pub entity: String,
-    /// Its id (a message's key, a tag's `user_id/id`).
+    /// Its id (a message's key, a tag's `user_id/id`, a vector's `collection/id`).
     pub id: String,
     /// The record as read from the source (`null` when it could not be read).
     pub record: Value,

@@ -449,13 +449,144 @@ async fn a_refused_vector_is_set_aside_and_the_other_collections_arrive() {
         })
         .collect();
     ids.sort();
-    assert_eq!(ids, ["f3-a", "f3-b"]);
+    assert_eq!(ids, ["file-3/f3-a", "file-3/f3-b"]);
     for f in (0..6).filter(|f| *f != 3) {
         let got = target.vectors.get(&format!("file-{f}")).await.expect("get");
         assert_eq!(got.len(), 2, "file-{f}");
     }
     let squatted = target.vectors.get("file-3").await.expect("get");
     assert_eq!(squatted.len(), 1);
+}
+
+/// A source whose ids are unique per collection only (Chroma's own rule, `IdScope::Collection`):
+/// the memory store's items, their ids read without the text up to the first `__`.
+struct PerCollectionIds(std::sync::Arc<dyn VectorRepo>);
+
+fn per_collection(items: Vec<VectorItem>) -> Vec<VectorItem> {
+    items
+        .into_iter()
+        .map(|mut i| {
+            i.id =
+                i.id.split_once("__")
+                    .map_or(i.id.clone(), |(_, id)| id.to_owned());
+            i
+        })
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl VectorRepo for PerCollectionIds {
+    async fn has_collection(&self, name: &str) -> chatstore_core::Result<bool> {
+        self.0.has_collection(name).await
+    }
+    async fn delete_collection(&self, name: &str) -> chatstore_core::Result<()> {
+        self.0.delete_collection(name).await
+    }
+    async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> chatstore_core::Result<()> {
+        self.0.insert(collection, items).await
+    }
+    async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> chatstore_core::Result<()> {
+        self.0.upsert(collection, items).await
+    }
+    async fn search(
+        &self,
+        collection: &str,
+        vectors: &[Vec<f32>],
+        filter: Option<&VectorFilter>,
+        limit: u32,
+    ) -> chatstore_core::Result<Vec<Vec<SearchHit>>> {
+        self.0.search(collection, vectors, filter, limit).await
+    }
+    async fn query(
+        &self,
+        collection: &str,
+        filter: &VectorFilter,
+        limit: Option<u32>,
+    ) -> chatstore_core::Result<Vec<VectorItem>> {
+        Ok(per_collection(
+            self.0.query(collection, filter, limit).await?,
+        ))
+    }
+    async fn get(&self, collection: &str) -> chatstore_core::Result<Vec<VectorItem>> {
+        Ok(per_collection(self.0.get(collection).await?))
+    }
+    async fn delete(
+        &self,
+        collection: &str,
+        ids: Option<&[String]>,
+        filter: Option<&VectorFilter>,
+    ) -> chatstore_core::Result<u64> {
+        self.0.delete(collection, ids, filter).await
+    }
+    async fn reset(&self) -> chatstore_core::Result<()> {
+        self.0.reset().await
+    }
+    async fn collections(&self) -> chatstore_core::Result<Vec<String>> {
+        self.0.collections().await
+    }
+    async fn scan(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> chatstore_core::Result<Vec<VectorItem>> {
+        // One item per collection: the first page is the whole collection.
+        if after.is_some() {
+            return Ok(Vec::new());
+        }
+        Ok(per_collection(self.0.scan(collection, None, limit).await?))
+    }
+}
+
+/// Refused vectors are set aside by collection and id: a source whose ids are unique per
+/// collection only (Chroma's own rule) may hold one id in two collections, and an item refused
+/// in one does not hide the item refused in the other.
+#[tokio::test]
+async fn refused_vectors_with_one_id_in_two_collections_are_each_set_aside() {
+    let item = |id: &str, vector: Vec<f32>| VectorItem {
+        id: id.to_owned(),
+        text: format!("text of {id}"),
+        vector,
+        metadata: serde_json::Map::new(),
+    };
+    let (memory_source, target) = (memory::store(), memory::store());
+    for c in ["file-a", "file-b"] {
+        memory_source
+            .vectors
+            .insert(c, vec![item(&format!("{c}__chunk-0"), vec![1.0, 0.0])])
+            .await
+            .expect("seed vectors");
+        // A 3-dimensional row pins the target collection's dimension: the item is refused.
+        target
+            .vectors
+            .insert(
+                c,
+                vec![item(&format!("{c}__squatter"), vec![1.0, 2.0, 3.0])],
+            )
+            .await
+            .expect("squatter");
+    }
+    let mut parts = memory_source.parts();
+    parts.vectors = std::sync::Arc::new(PerCollectionIds(parts.vectors.clone()));
+    let source = Store::new("per-collection", memory_source.capabilities(), parts);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = options(&dir);
+    o.groups = vec![ModelGroup::Vectors];
+    let summary = Migration::new(&source, &target, o, &Silent)
+        .run()
+        .await
+        .expect("migrate");
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).expect("dead letters");
+    let mut ids: Vec<String> = dead
+        .lines()
+        .map(|l| {
+            let letter: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            letter["id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["file-a/chunk-0", "file-b/chunk-0"]);
+    assert_eq!(summary.dead_letters, 2, "{summary:?}");
 }
 
 /// A target whose writes naming `file-2` wait a moment, then fail as unavailable while

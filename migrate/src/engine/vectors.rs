@@ -331,8 +331,10 @@ impl Migration<'_> {
             {
                 Ok(()) => wrote.written += 1,
                 Err(e) if e.is_retryable() => return Err(e),
+                // Keyed by collection too: an id may live in two collections of a source
+                // that keeps ids unique per collection only (Chroma's own rule).
                 Err(error) => wrote.letters.push(Letter {
-                    id: item.id.clone(),
+                    id: format!("{collection}/{}", item.id),
                     record: serde_json::json!({"collection": collection, "item": item}),
                     error,
                 }),
