@@ -36,19 +36,34 @@ pub struct DeadLetters {
 }
 
 impl DeadLetters {
-    /// Opens (without creating) the file at `path`, remembering what it already holds.
+    /// Opens (without creating) the file at `path`, remembering what it already holds. A last
+    /// line cut short (a run killed during a flush) is skipped and ended, so the next letter
+    /// starts on a line of its own.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
         let mut seen = HashSet::new();
         match std::fs::File::open(&path) {
             Ok(f) => {
-                for line in std::io::BufReader::new(f).lines() {
-                    let line = line.map_err(|e| {
-                        Error::backend(format!("cannot read {}", path.display()), e)
-                    })?;
-                    if let Ok(d) = serde_json::from_str::<DeadLetter>(&line) {
+                let io = |e: std::io::Error| {
+                    Error::backend(format!("cannot read {}", path.display()), e)
+                };
+                let mut reader = std::io::BufReader::new(f);
+                let mut line = Vec::new();
+                let mut ended = true;
+                while reader.read_until(b'\n', &mut line).map_err(io)? > 0 {
+                    ended = line.ends_with(b"\n");
+                    if let Ok(d) = serde_json::from_slice::<DeadLetter>(&line) {
                         seen.insert((format!("{}/{}", d.group, d.entity), d.id));
                     }
+                    line.clear();
+                }
+                if !ended {
+                    let mut f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&path)
+                        .map_err(io)?;
+                    f.write_all(b"\n").map_err(io)?;
+                    f.sync_all().map_err(io)?;
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -120,5 +135,48 @@ impl DeadLetters {
         }
         f.write_all(&text).map_err(io)?;
         f.sync_all().map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(id: &str) -> DeadLetter {
+        DeadLetter {
+            group: "users".into(),
+            entity: "user".into(),
+            id: id.into(),
+            record: Value::Null,
+            error: "refused".into(),
+            kind: "InvalidInput".into(),
+        }
+    }
+
+    /// A line cut short by a kill during a flush (inside a character too) is skipped, and the
+    /// next letter starts on a line of its own, so it reads back whole.
+    #[test]
+    fn a_letter_after_a_cut_line_starts_on_a_new_line() {
+        let whole = serde_json::to_string(&letter("u1")).expect("encode");
+        let text = format!("{whole}\n{{\"group\":\"users\",\"id\":\"\u{e9}");
+        // Cut after `"group":`, and after the first byte of `é`.
+        for cut in [whole.len() + 10, whole.len() + 25] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("dead.jsonl");
+            std::fs::write(&path, &text.as_bytes()[..cut]).expect("seed");
+            let mut dead = DeadLetters::open(&path).expect("open");
+            assert_eq!(dead.len(), 1);
+            assert!(dead.push(letter("u2")));
+            dead.flush().expect("flush");
+            let reopened = DeadLetters::open(&path).expect("reopen");
+            assert_eq!(reopened.len(), 2, "cut at {cut}");
+            let text = std::fs::read(&path).expect("read");
+            let last = text
+                .split(|b| *b == b'\n')
+                .rfind(|l| !l.is_empty())
+                .expect("a last line");
+            let read: DeadLetter = serde_json::from_slice(last).expect("the new letter is whole");
+            assert_eq!(read.id, "u2");
+        }
     }
 }
