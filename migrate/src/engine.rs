@@ -355,7 +355,7 @@ async fn chats_among(store: &Store, ids: &[String]) -> Result<HashSet<String>> {
 }
 
 /// Whether a store holds this group at all (`Unsupported` otherwise).
-async fn supports(store: &Store, group: ModelGroup) -> Result<bool> {
+pub(crate) async fn supports(store: &Store, group: ModelGroup) -> Result<bool> {
     let probe = match group {
         ModelGroup::Users => store.users.scan_ids(None, 1).await.map(|_| ()),
         ModelGroup::Chats => store.chats.scan_ids(None, 1).await.map(|_| ()),
@@ -385,7 +385,7 @@ async fn supports(store: &Store, group: ModelGroup) -> Result<bool> {
 }
 
 /// Whether a group has any record in a store that supports it.
-async fn has_records(store: &Store, group: ModelGroup) -> Result<bool> {
+pub(crate) async fn has_records(store: &Store, group: ModelGroup) -> Result<bool> {
     Ok(match group {
         ModelGroup::Users => !store.users.scan_ids(None, 1).await?.is_empty(),
         ModelGroup::Chats => {

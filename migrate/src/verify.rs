@@ -28,7 +28,7 @@ use chatstore_core::{Chat, ErrorKind, Message, ModelGroup, Result, Store, Tag, T
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::engine::current_id;
+use crate::engine::{current_id, has_records, supports};
 use crate::progress::Progress;
 use crate::read::{Keyed, Read, page, read_key, retrying};
 use crate::rows::{merge_key, min_text, normalised, page_after};
@@ -355,6 +355,10 @@ pub async fn verify(
             Err(e) if unsupported(&e) => {
                 g = GroupReport::new(group);
                 g.skipped = Some(e.to_string());
+                if let Some(why) = unstorable(source, target, group).await? {
+                    g.count();
+                    g.skipped = Some(why);
+                }
             }
             Err(e) => return Err(e),
         }
@@ -366,6 +370,22 @@ pub async fn verify(
         report.groups.push(g);
     }
     Ok(report)
+}
+
+/// Why a group that could not be compared is still a difference: the source holds records of
+/// it that the target cannot store (what a migration refuses before it starts). A group the
+/// source does not store, or holds nothing of, is only not compared.
+async fn unstorable(source: &Store, target: &Store, group: ModelGroup) -> Result<Option<String>> {
+    if !supports(source, group).await?
+        || supports(target, group).await?
+        || !has_records(source, group).await?
+    {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "the target ({}) cannot store {group}, which the source holds",
+        target.backend_name()
+    )))
 }
 
 async fn users(source: &Store, target: &Store, g: &mut GroupReport) -> Result<()> {

@@ -735,3 +735,58 @@ async fn a_write_failing_beside_a_committed_later_one_is_not_skipped_on_resume()
         assert_eq!(got.len(), 2, "file-{f}");
     }
 }
+
+/// A store like `store` without vectors (every vector call answers `Unsupported`).
+fn without_vectors(store: &Store) -> Store {
+    let mut parts = store.parts();
+    parts.vectors = std::sync::Arc::new(chatstore_core::unsupported::NoVectors {
+        backend: "no-vectors",
+    });
+    Store::new("no-vectors", store.capabilities(), parts)
+}
+
+/// A group the source holds records of and the target cannot store is a difference, never
+/// "equal"; a group the source holds nothing of, or does not store, is left out.
+#[tokio::test]
+async fn verify_counts_a_group_the_target_cannot_store_as_a_difference() {
+    let source = memory::store();
+    source
+        .vectors
+        .insert(
+            "file-1",
+            vec![VectorItem {
+                id: "chunk-0".into(),
+                text: "text".into(),
+                vector: vec![1.0, 0.0],
+                metadata: serde_json::Map::new(),
+            }],
+        )
+        .await
+        .expect("seed vectors");
+    let target = without_vectors(&memory::store());
+    let groups = [ModelGroup::Users, ModelGroup::Vectors];
+    let report = verify(&source, &target, &groups, &Silent)
+        .await
+        .expect("verify");
+    assert!(!report.equal, "{report:#?}");
+    let vectors = report
+        .groups
+        .iter()
+        .find(|g| g.group == Some(ModelGroup::Vectors))
+        .expect("a vectors report");
+    assert_eq!(vectors.differences, 1, "{vectors:#?}");
+    assert!(
+        vectors
+            .skipped
+            .as_deref()
+            .is_some_and(|s| s.contains("cannot store")),
+        "{vectors:#?}"
+    );
+    let empty = memory::store();
+    for source in [&empty, &without_vectors(&source)] {
+        let report = verify(source, &target, &groups, &Silent)
+            .await
+            .expect("verify");
+        assert!(report.equal, "{report:#?}");
+    }
+}
