@@ -1543,3 +1543,56 @@ async fn an_unreadable_tag_row_is_set_aside_and_the_rest_copied() {
     assert_eq!(count(&target, "chat").await, count(&src, "chat").await);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A message row without a chat that the source cannot read (invalid JSON in a cell) is set
+/// aside with its key, and so is every other such row; the run ends.
+#[tokio::test]
+async fn an_unreadable_orphan_row_is_set_aside_and_the_pass_goes_on() {
+    let dir = folder();
+    let src = owui_sqlite(&dir, 0).await;
+    exec(
+        &src,
+        r#"PRAGMA foreign_keys = OFF;
+           INSERT INTO chat_message (id, chat_id, user_id, role, content, done, created_at, updated_at, usage)
+           VALUES ('ghost-a', 'ghost', 'u1', 'user', '"a"', TRUE, 1, 1, NULL),
+                  ('ghost-b', 'ghost', 'u1', 'user', '"b"', TRUE, 1, 1, '{x'),
+                  ('zz-c', 'ghost', 'u1', 'user', '"c"', TRUE, 1, 1, '{x'),
+                  ('ghost-d', 'ghost', 'u1', 'user', '"d"', TRUE, 1, 1, NULL);"#,
+    )
+    .await;
+    let target = sqlite_url(&dir, "target.db");
+    let args = [
+        "--from",
+        src.as_str(),
+        "--to",
+        target.as_str(),
+        "--groups",
+        "users,chats",
+        "--batch-size",
+        "3",
+    ];
+    let out = migrate_within(&dir, &args, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let letters = dead_letters(&dir);
+    let mut ids: Vec<(String, bool)> = letters
+        .iter()
+        .map(|l| {
+            let id = l["id"].as_str().unwrap_or_default().to_owned();
+            let unreadable = l["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("could not read"));
+            (id, unreadable)
+        })
+        .collect();
+    ids.sort();
+    let expected = [
+        ("ghost-a", false),
+        ("ghost-b", true),
+        ("ghost-d", false),
+        ("ghost-zz-c", true),
+    ]
+    .map(|(id, unreadable)| (id.to_owned(), unreadable));
+    assert_eq!(ids, expected, "{letters:#?}");
+    assert_eq!(count(&target, "chat").await, count(&src, "chat").await);
+    let _ = std::fs::remove_dir_all(&dir);
+}

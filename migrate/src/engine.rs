@@ -20,7 +20,10 @@ use serde_json::Value;
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::progress::{BatchPoint, Progress};
 use crate::read::{Read, page, read_key, retrying};
-use crate::rows::{key_value, min_text, page_after, parents_first, tag_key, tag_keys};
+use crate::rows::{
+    MESSAGE_KEYS, key_value, message_row_key, min_text, page_after, parents_first, tag_key,
+    tag_keys,
+};
 use crate::sink::{self, Pending, Record, Sink};
 use crate::state::{Counts, GroupState, State, StateFile};
 use chat_pages::{ChatPages, ChatRead};
@@ -350,6 +353,51 @@ async fn chats_among(store: &Store, ids: &[String]) -> Result<HashSet<String>> {
                 after = end.clone();
             }
             _ => return Ok(held),
+        }
+    }
+}
+
+/// The smallest message key after `after` among the store's message rows whose chat it does
+/// not hold, read from the rows' `id` and `chat_id` only ([`MESSAGE_KEYS`], no other cell
+/// decoded): the key of a row `scan_orphans` cannot decode. One walk of the table's keys, and
+/// a lookup of their chats, per such row. `Unsupported` for a store without rows.
+async fn orphan_key_after(store: &Store, after: Option<&str>) -> Result<Option<String>> {
+    const PAGE: u32 = 1_000;
+    let rows = store.rows()?;
+    let mut cursor: Option<Value> = None;
+    let mut best: Option<String> = None;
+    loop {
+        let query = page_after(&MESSAGE_KEYS, cursor.as_ref(), PAGE)?;
+        let page = retrying("reading message row keys", || {
+            rows.select(&MESSAGE_KEYS, &query)
+        })
+        .await?;
+        let Some(last) = page.last() else {
+            return Ok(best);
+        };
+        cursor = Some(key_value(&MESSAGE_KEYS, last));
+        let below = |key: &str, best: &Option<String>| {
+            after.is_none_or(|a| key > a) && best.as_deref().is_none_or(|b| key < b)
+        };
+        let candidates: Vec<(String, String)> = page
+            .iter()
+            .filter_map(message_row_key)
+            .filter(|(key, _)| below(key, &best))
+            .collect();
+        let mut chats: Vec<String> = candidates.iter().map(|(_, c)| c.clone()).collect();
+        chats.sort_unstable();
+        chats.dedup();
+        let held = retrying("looking up the messages' chats", || {
+            chats_among(store, &chats)
+        })
+        .await?;
+        for (key, chat) in candidates {
+            if !held.contains(&chat) && below(&key, &best) {
+                best = Some(key);
+            }
+        }
+        if page.len() < PAGE as usize {
+            return Ok(best);
         }
     }
 }
@@ -817,7 +865,11 @@ impl<'a> Migration<'a> {
                 Err(e) if e.kind() == ErrorKind::Unsupported => {
                     return self.orphan_walk(run, gs).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => match self.unreadable_orphan(run, gs, e).await? {
+                    Some(one) => one,
+                    None => continue,
+                },
             };
             let Some(last) = orphans.last().map(Message::key) else {
                 return Ok(());
@@ -830,6 +882,43 @@ impl<'a> Migration<'a> {
             gs.cursor = Some(Value::String(last));
             run.checkpoint(group, gs, self.progress)?;
         }
+    }
+
+    /// After a page of message rows without a chat failed to read for a reason other than
+    /// availability: the next one alone, when it reads (`Some`); else its key, found by
+    /// [`orphan_key_after`], set aside with the error and passed (`None`). The cursor is
+    /// checkpointed past it.
+    async fn unreadable_orphan(
+        &self,
+        run: &mut Run,
+        gs: &mut GroupState,
+        page_error: Error,
+    ) -> Result<Option<Vec<Message>>> {
+        let group = ModelGroup::Chats;
+        tracing::warn!(error = %page_error,
+            "a page of messages without a chat could not be read whole; reading them one by one");
+        let after = cursor_str(gs);
+        let src = &self.source.messages;
+        let error = match retrying("reading a message without a chat", || {
+            src.scan_orphans(after.as_deref(), 1)
+        })
+        .await
+        {
+            Ok(one) => return Ok(Some(one)),
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(e) => e,
+        };
+        let Some(key) = orphan_key_after(self.source, after.as_deref()).await? else {
+            return Err(Error::backend_msg(format!(
+                "a message row without a chat after {after:?} cannot be read ({error}) \
+                 and its key cannot be found"
+            )));
+        };
+        self.unreadable(run, gs, group, "message", key.clone(), &error);
+        self.batch_done(run, group);
+        gs.cursor = Some(Value::String(key));
+        run.checkpoint(group, gs, self.progress)?;
+        Ok(None)
     }
 
     /// [`Migration::orphan_messages`] by reading every message row of the source and looking

@@ -52,6 +52,45 @@ static TAG_KEYS: Table = Table {
     time_unit: TimeUnit::Seconds,
 };
 
+/// The `id` and `chat_id` columns of Open WebUI's `chat_message`, read without the other cells
+/// through the source's rows: how the key of a message row without a chat that cannot be
+/// decoded is found, so that only that row is set aside.
+pub static MESSAGE_KEYS: Table = Table {
+    name: "chat_message",
+    columns: &[
+        Column {
+            name: "id",
+            kind: ColumnKind::Text,
+            nullable: false,
+        },
+        Column {
+            name: "chat_id",
+            kind: ColumnKind::Text,
+            nullable: true,
+        },
+    ],
+    primary_key: &["id"],
+    unique: &[],
+    indexes: &[],
+    owner: None,
+    time_unit: TimeUnit::Seconds,
+};
+
+/// The message key (`{chat_id}-{id}`) of a `chat_message` row read through [`MESSAGE_KEYS`]:
+/// its id when that starts with its chat's id, else the chat's id and the whole row id.
+pub fn message_row_key(row: &Row) -> Option<(String, String)> {
+    let id = row.get("id").and_then(Value::as_str)?;
+    let chat = row.get("chat_id").and_then(Value::as_str)?;
+    let key = match id
+        .strip_prefix(chat)
+        .and_then(|rest| rest.strip_prefix('-'))
+    {
+        Some(_) => id.to_owned(),
+        None => chatstore_core::messages::message_key(chat, id),
+    };
+    Some((key, chat.to_owned()))
+}
+
 /// The keys (`user_id` NUL `id`, as [`tag_key`] reads them) of up to `limit` tags after
 /// `after`, in the order of [`TagRepo::scan`](chatstore_core::TagRepo::scan), read without
 /// decoding the tags. `Unsupported` for a store without rows.
