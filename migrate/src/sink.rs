@@ -3,9 +3,11 @@
 //! already holds (a batch written before a crash, not yet checkpointed) counts as skipped:
 //! every batch can be written again without duplicates.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chatstore_core::{
-    ChatPatch, Error, ErrorKind, NewChat, NewFile, NewMessage, NewUser, Result, Store, Tag,
+    Chat, ChatPatch, Error, ErrorKind, NewChat, NewFile, NewMessage, NewUser, Result, Store, Tag,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -176,6 +178,40 @@ pub(crate) struct ChatItem {
 pub(crate) struct Chats<'a>(pub &'a Store);
 
 impl Chats<'_> {
+    /// Whether the target's copy of a chat already holds each message of `item.fixups` at
+    /// least as late as the run read it: an earlier run's fixups landed, or a router in `dual`
+    /// wrote the chat to both stores after this run read it. Writing them again would then
+    /// undo later writes (an edit, the current message). An earlier run stopped between its
+    /// message writes and the chat's `updated_at` patch left the chat at its latest message's
+    /// time, which is put right here.
+    async fn holds_fixups(&self, item: &ChatItem, held: &Chat) -> Result<bool> {
+        if item.fixups.is_empty() {
+            return Ok(true);
+        }
+        let stored = self.0.messages.list(&held.id).await?;
+        let updated: HashMap<&str, i64> = stored
+            .iter()
+            .map(|m| (m.id.as_str(), m.updated_at))
+            .collect();
+        let held_all = item.fixups.iter().all(|f| {
+            updated
+                .get(f.id.as_str())
+                .is_some_and(|&at| at >= f.updated_at.unwrap_or(i64::MIN))
+        });
+        if !held_all {
+            return Ok(false);
+        }
+        let latest = item.fixups.iter().filter_map(|m| m.updated_at).max();
+        if latest.is_some_and(|l| l > item.updated_at && held.updated_at == l) {
+            let patch = ChatPatch {
+                updated_at: Some(item.updated_at),
+                ..ChatPatch::default()
+            };
+            self.0.chats.update(&held.id, patch).await?;
+        }
+        Ok(true)
+    }
+
     async fn finish(&self, item: &ChatItem) -> Result<()> {
         if item.fixups.is_empty() {
             return Ok(());
@@ -221,10 +257,14 @@ impl Sink for Chats<'_> {
     }
     async fn present(&self, item: &ChatItem) -> Result<bool> {
         let id = item.chat.id.as_deref().unwrap_or_default();
-        if !found(self.0.chats.get(id).await)? {
-            return Ok(false);
+        let held = match self.0.chats.get(id).await {
+            Ok(chat) => chat,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if !self.holds_fixups(item, &held).await? {
+            self.finish(item).await?;
         }
-        self.finish(item).await?;
         Ok(true)
     }
 }

@@ -790,3 +790,67 @@ async fn verify_counts_a_group_the_target_cannot_store_as_a_difference() {
         assert!(report.equal, "{report:#?}");
     }
 }
+
+/// A chat that a router in `dual` wrote to both stores after the run had read it is on the
+/// target already, later than what the run read (here: the target holds the chat's later
+/// state, the source the state the run read). The run leaves it as it is. Before, it wrote the
+/// messages it had read over the target's (an edit undone, the current message moved back),
+/// and neither `reconcile` (nothing was logged) nor a second run (its state says done) put it
+/// right.
+#[tokio::test]
+async fn a_chat_the_target_holds_later_than_the_run_read_is_left_as_it_is() {
+    let (source, target) = (memory::store(), memory::store());
+    let edited = |content: &str, created: i64, updated: i64| {
+        let mut m = NewMessage::text("c1", "m1", "user", content);
+        m.created_at = Some(created);
+        m.updated_at = Some(updated);
+        m
+    };
+    for store in [&source, &target] {
+        store
+            .users
+            .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+            .await
+            .expect("user");
+        let mut chat = NewChat::new("u1", "Plans").with_id("c1");
+        chat.created_at = Some(100);
+        chat.updated_at = Some(100);
+        store.chats.create(chat).await.expect("chat");
+        // Edited after it was written: the blob cannot carry its `updated_at`.
+        store
+            .messages
+            .upsert(edited("first words", 110, 200))
+            .await
+            .expect("m1");
+    }
+    // Later, through the router: m1 edited again and an answer m2, on the target (and on the
+    // source too, after the run read it).
+    target
+        .messages
+        .upsert(edited("second thoughts", 110, 300))
+        .await
+        .expect("m1 again");
+    let mut m2 = NewMessage::text("c1", "m2", "assistant", "answer").with_parent("m1");
+    m2.created_at = Some(310);
+    m2.updated_at = Some(310);
+    target.messages.upsert(m2).await.expect("m2");
+    let before = target.chats.get("c1").await.expect("chat");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = options(&dir);
+    o.groups = vec![ModelGroup::Users, ModelGroup::Chats];
+    Migration::new(&source, &target, o, &Silent)
+        .run()
+        .await
+        .expect("run");
+
+    let m1 = target.messages.get("c1", "m1").await.expect("m1");
+    assert_eq!(m1.content, json!("second thoughts"), "the later edit stays");
+    let after = target.chats.get("c1").await.expect("chat");
+    assert_eq!(
+        after.chat["history"]["currentId"],
+        json!("m2"),
+        "the current message stays"
+    );
+    assert_eq!(after.updated_at, before.updated_at);
+}
