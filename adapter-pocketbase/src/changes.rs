@@ -330,6 +330,36 @@ fn since_filter(field: &str, since: i64, owner: Option<(&str, &str)>) -> String 
     }
 }
 
+/// Filters `(chat_id = a || chat_id = b ...) && condition` over `chats`, as many chats to a
+/// filter as keep it within [`FILTER_MAX_CHARS`] and [`FILTER_MAX_TERMS`] (PocketBase refuses
+/// a longer one).
+fn chat_filters(chats: &[&String], condition: &str) -> Vec<String> {
+    let mut filters = Vec::new();
+    let mut terms: Vec<String> = Vec::new();
+    let mut length = condition.len() + 8;
+    for chat in chats {
+        let term = filter::eq("chat_id", chat);
+        if !terms.is_empty()
+            && (length + term.len() + 4 > FILTER_MAX_CHARS || terms.len() + 2 > FILTER_MAX_TERMS)
+        {
+            filters.push(format!("({}) && {condition}", terms.join(" || ")));
+            terms.clear();
+            length = condition.len() + 8;
+        }
+        length += term.len() + 4;
+        terms.push(term);
+    }
+    if !terms.is_empty() {
+        filters.push(format!("({}) && {condition}", terms.join(" || ")));
+    }
+    filters
+}
+
+/// The longest filter sent (PocketBase refuses one of about 3,500 characters or more).
+const FILTER_MAX_CHARS: usize = 3_000;
+/// The most comparisons in one filter (PocketBase refuses more than 200 expressions).
+const FILTER_MAX_TERMS: usize = 150;
+
 async fn all(
     pb: &PocketBase,
     collection: &str,
@@ -392,24 +422,29 @@ pub(crate) async fn changes_since(
             .read_back(int(&r, "updated_at")),
         );
     }
-    for r in all(
-        pb,
-        &cols.messages,
-        since_filter("created_at", since_secs, None),
-        "chat_id,msg_id,created_at",
-    )
-    .await?
-    {
-        if let Some(user) = owners.get(text(&r, "chat_id")) {
-            out.push(
-                ChangeEvent::message_ids(
-                    ChangeKind::Updated,
-                    user,
-                    text(&r, "chat_id"),
-                    text(&r, "msg_id"),
-                )
-                .read_back(int(&r, "created_at")),
-            );
+    // A message written or edited since then bumped its chat's `updated_at`, so the messages
+    // to read back are among these chats', those whose own `updated_at` (kept in the
+    // message's document) is since then: reading by `created_at` missed every edit.
+    let mut chats: Vec<&String> = owners.keys().collect();
+    chats.sort_unstable();
+    for filter in chat_filters(&chats, &format!("doc.updated_at >= {since_secs}")) {
+        for r in all(pb, &cols.messages, filter, "chat_id,msg_id,doc.updated_at").await? {
+            if let Some(user) = owners.get(text(&r, "chat_id")) {
+                let at = r
+                    .get("doc")
+                    .and_then(|d| d.get("updated_at"))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(since_secs);
+                out.push(
+                    ChangeEvent::message_ids(
+                        ChangeKind::Updated,
+                        user,
+                        text(&r, "chat_id"),
+                        text(&r, "msg_id"),
+                    )
+                    .read_back(at),
+                );
+            }
         }
     }
     for r in all(

@@ -275,3 +275,34 @@ pub async fn changes_since_names_records_by_their_ids(store: &Store) -> Result<(
     );
     Ok(())
 }
+
+/// A message written long before a time and edited after it is read back for that time, by
+/// its ids: a feed that reconnected after the edit announces the message again, not only the
+/// chat the edit touched (a browser showing the chat would otherwise keep the old text).
+pub async fn a_message_edited_since_a_time_is_read_back(store: &Store) -> Result<()> {
+    let owner = user(store, 1).await?;
+    let long_ago = now_ms() / 1000 - 3600;
+    let mut chat = chat_now(&owner.id, "c1", "Engines");
+    chat.created_at = Some(long_ago);
+    chat.updated_at = Some(long_ago);
+    store.chats.create(chat).await?;
+    let mut first = NewMessage::text("c1", "m1", "user", "Hello");
+    first.created_at = Some(long_ago);
+    first.updated_at = Some(long_ago);
+    store.messages.upsert(first).await?;
+    let before = now_ms();
+    store
+        .messages
+        .upsert(NewMessage::text("c1", "m1", "user", "Hello again"))
+        .await?;
+    let events = feed(store)?
+        .changes_since(catch_up_from(before), Some(&owner.id))
+        .await?;
+    assert!(
+        events.iter().any(|e| e.chat_id.as_deref() == Some("c1")
+            && e.message_id.as_deref() == Some("m1")
+            && e.at >= catch_up_from(before) * 1000),
+        "the edit of m1 is not among what changed since: {events:?}"
+    );
+    Ok(())
+}

@@ -437,6 +437,7 @@ macro_rules! __contract_group {
             a_subscription_hears_only_its_users_changes,
             what_changed_since_a_time_is_read_back,
             changes_since_names_records_by_their_ids,
+            a_message_edited_since_a_time_is_read_back,
         );
     };
     (store, $f:path) => {
