@@ -114,10 +114,17 @@ async fn on_connect(socket: SocketRef, State(state): State<BridgeState>) {
             if !socket.connected() {
                 return;
             }
-            if session_check(&state, &session).await.is_err() {
-                tracing::info!(user = %session.user_id, "bridge: session no longer valid; disconnecting");
-                let _ = socket.disconnect();
-                return;
+            match session_check(&state, &session).await {
+                Ok(()) => {}
+                // The store could not answer (restarting, unreachable): checked again at the
+                // next tick. Disconnecting would drop every socket whose check fell in the
+                // outage, and send them all back at once to a store just recovering.
+                Err(Refusal::Store) => {}
+                Err(_) => {
+                    tracing::info!(user = %session.user_id, "bridge: session no longer valid; disconnecting");
+                    let _ = socket.disconnect();
+                    return;
+                }
             }
         }
     });
@@ -217,7 +224,11 @@ async fn follow(io: SocketIo, state: BridgeState, changes: Option<ChangeStream>)
 
 /// A user changed (role, deletion): checks that user's sockets again at once.
 async fn recheck_user(io: &SocketIo, state: &BridgeState, event: &ChangeEvent) {
-    if check_user(state.store(), &event.user_id).await.is_ok() {
+    // A store that cannot answer keeps the sockets: their own checks run again shortly.
+    if matches!(
+        check_user(state.store(), &event.user_id).await,
+        Ok(()) | Err(Refusal::Store)
+    ) {
         return;
     }
     for socket in io.to(format!("user:{}", event.user_id)).sockets() {

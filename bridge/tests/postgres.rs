@@ -199,3 +199,58 @@ async fn a_revoked_session_is_refused_and_disconnected() {
     client.stop().await;
     support::drop_database(&url).await;
 }
+
+/// A store that cannot answer while a socket's session is checked again (the database
+/// restarting, the network to it down) keeps the socket, which is checked again at the next
+/// tick; before, every socket whose check fell in the outage was disconnected, and all came
+/// back at once to a database just recovering. Once the store answers, a revoked session is
+/// still disconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_the_store_cannot_answer_keeps_the_socket() {
+    let Some(url) = support::postgres_database().await else {
+        return;
+    };
+    let (proxy, via) = chatstore_testkit::FaultProxy::in_front_of(&url)
+        .await
+        .expect("proxy");
+    let store = connect(
+        &via,
+        SqlOptions::default()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_millis(500))
+            .listen_url(url.clone()),
+    )
+    .await
+    .expect("open through the proxy");
+    let ada = user(&store).await;
+    let config = chatstore_bridge::BridgeConfig::default()
+        .secret_key(support::SECRET)
+        .recheck_interval(Duration::from_millis(300));
+    let addr = support::serve_with(store.clone(), config).await;
+    let token = token_for(&store, &ada).await;
+    let Some(mut client) = Client::start(addr, Some(&token), Transport::Websocket, &[]).await
+    else {
+        return;
+    };
+    assert!(client.ready().await, "connected");
+
+    proxy.pause();
+    proxy.reset();
+    let heard = client.drain(Duration::from_secs(3)).await;
+    assert!(
+        heard.iter().all(|l| l["event"] != "disconnect"),
+        "disconnected while the store could not answer: {heard:?}"
+    );
+    proxy.resume();
+    let mut admin = sqlx::PgConnection::connect(&url).await.expect("admin");
+    sqlx::query("UPDATE auth SET session_stamp = $1 WHERE id = $2")
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(&ada)
+        .execute(&mut admin)
+        .await
+        .expect("rotate the stamp");
+    let _ = admin.close().await;
+    client.expect("disconnect", WAIT).await;
+    client.stop().await;
+    support::drop_database(&url).await;
+}
