@@ -292,6 +292,8 @@ async fn listen(store: Weak<Inner>) {
         // retried after the same growing pause as a failed connection, not at once in a loop.
         match changes_since(&pb, catch_up_from(cursor), None).await {
             Ok(caught) => {
+                backoff = Duration::from_millis(100);
+                hub.connected();
                 for event in caught {
                     cursor = advance(cursor, &event);
                     hub.publish(event);
@@ -305,8 +307,6 @@ async fn listen(store: Weak<Inner>) {
                 continue;
             }
         }
-        backoff = Duration::from_millis(100);
-        hub.connected();
         drop(pb);
         while let Some(message) = events.next().await {
             let Ok(message) = message else { break };

@@ -404,6 +404,8 @@ pub(crate) async fn listen(
         // retried after the same growing pause as a failed LISTEN, not at once in a loop.
         match changes_since(&sql, catch_up_from(cursor), None).await {
             Ok(events) => {
+                backoff = Duration::from_millis(100);
+                hub.connected();
                 for event in events {
                     cursor = advance(cursor, &event);
                     hub.publish(event);
@@ -418,8 +420,6 @@ pub(crate) async fn listen(
                 continue;
             }
         }
-        backoff = Duration::from_millis(100);
-        hub.connected();
         drop(sql);
         loop {
             // Waiting for a notification is cancel-safe (sqlx keeps a message read in part).
