@@ -194,24 +194,22 @@ async fn terminated_backends_lose_no_acknowledged_write() {
     .await;
 }
 
+/// A fresh database on the test server: its direct URL, a fault proxy in front of it, and the
+/// URL through the proxy (`None` outside CI without a server).
+async fn proxied_database() -> Option<(String, FaultProxy, String)> {
+    let server = chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL")?;
+    let direct = chatstore_testkit::fresh_postgres_database(&server).await;
+    let (proxy, via) = FaultProxy::in_front_of(&direct).await.expect("proxy");
+    Some((direct, proxy, via))
+}
+
 /// Every connection reset by the network (a proxy closing them) costs at most `Unavailable`
 /// answers, and the store works again afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_connections_lose_no_acknowledged_write() {
-    let Some(server) = chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL") else {
+    let Some((_direct, proxy, via)) = proxied_database().await else {
         return;
     };
-    let direct = chatstore_testkit::fresh_postgres_database(&server).await;
-    let parsed = url::Url::parse(&direct).expect("url");
-    let target = format!(
-        "{}:{}",
-        parsed.host_str().expect("host"),
-        parsed.port().unwrap_or(5432)
-    );
-    let proxy = FaultProxy::start(&target).await.expect("proxy");
-    let mut via = parsed.clone();
-    via.set_port(Some(proxy.port())).expect("port");
-    let via = via.to_string();
     survive(&via, || async {
         proxy.reset();
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -242,26 +240,16 @@ async fn a_listening_connection_dropped_silently_is_replaced() {
         .unwrap_or_else(|_| panic!("chat {chat} not heard within {within:?}"));
     }
 
-    let Some(server) = chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL") else {
+    let Some((direct, proxy, via)) = proxied_database().await else {
         return;
     };
-    let direct = chatstore_testkit::fresh_postgres_database(&server).await;
-    let parsed = url::Url::parse(&direct).expect("url");
-    let target = format!(
-        "{}:{}",
-        parsed.host_str().expect("host"),
-        parsed.port().unwrap_or(5432)
-    );
-    let proxy = FaultProxy::start(&target).await.expect("proxy");
-    let mut via = parsed.clone();
-    via.set_port(Some(proxy.port())).expect("port");
     let writer = chatstore_sql::connect(&direct, options())
         .await
         .expect("writer");
     let follower = chatstore_sql::connect(
         &direct,
         options()
-            .listen_url(via.to_string())
+            .listen_url(via)
             .listen_heartbeat(Duration::from_millis(500)),
     )
     .await

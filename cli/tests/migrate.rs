@@ -557,6 +557,30 @@ fn migrate_within(dir: &Path, args: &[&str], limit: Duration) -> Output {
     child.wait_with_output().expect("output")
 }
 
+/// `chatstore migrate` from `src` to `target` for `groups` in batches of `batch`, within
+/// `limit_secs`.
+fn migrate_groups(
+    dir: &Path,
+    src: &str,
+    target: &str,
+    groups: &str,
+    batch: u32,
+    limit_secs: u64,
+) -> Output {
+    let batch = batch.to_string();
+    let args = [
+        "--from",
+        src,
+        "--to",
+        target,
+        "--groups",
+        groups,
+        "--batch-size",
+        batch.as_str(),
+    ];
+    migrate_within(dir, &args, Duration::from_secs(limit_secs))
+}
+
 /// Message rows without a chat are set aside once each and the run ends, whatever the shape
 /// of their row id: one that does not start with its chat's id sorts elsewhere than its key.
 #[tokio::test]
@@ -573,17 +597,7 @@ async fn orphan_rows_of_any_id_shape_are_set_aside_once_and_the_run_ends() {
     )
     .await;
     let target = sqlite_url(&dir, "target.db");
-    let args = [
-        "--from",
-        src.as_str(),
-        "--to",
-        target.as_str(),
-        "--groups",
-        "users,chats",
-        "--batch-size",
-        "1",
-    ];
-    let out = migrate_within(&dir, &args, Duration::from_secs(30));
+    let out = migrate_groups(&dir, &src, &target, "users,chats", 1, 30);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let mut ids: Vec<String> = dead_letters(&dir)
         .iter()
@@ -1445,17 +1459,7 @@ async fn an_unreadable_parent_row_is_set_aside_and_the_walk_goes_on() {
     )
     .await;
     let target = sqlite_url(&dir, "target.db");
-    let args = [
-        "--from",
-        src.as_str(),
-        "--to",
-        target.as_str(),
-        "--groups",
-        "users,chats,files,workspace",
-        "--batch-size",
-        "2",
-    ];
-    let out = migrate_within(&dir, &args, Duration::from_secs(60));
+    let out = migrate_groups(&dir, &src, &target, "users,chats,files,workspace", 2, 60);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let letters = dead_letters(&dir);
     let mut ids: Vec<(String, String)> = letters
@@ -1509,17 +1513,7 @@ async fn an_unreadable_tag_row_is_set_aside_and_the_rest_copied() {
     let src = owui_sqlite(&dir, 3).await;
     exec(&src, "UPDATE tag SET meta = '{x' WHERE id = 'unused'").await;
     let target = sqlite_url(&dir, "target.db");
-    let args = [
-        "--from",
-        src.as_str(),
-        "--to",
-        target.as_str(),
-        "--groups",
-        "users,chats",
-        "--batch-size",
-        "2",
-    ];
-    let out = migrate_within(&dir, &args, Duration::from_secs(60));
+    let out = migrate_groups(&dir, &src, &target, "users,chats", 2, 60);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let letters = dead_letters(&dir);
     assert_eq!(letters.len(), 1, "{letters:#?}");
@@ -1561,17 +1555,7 @@ async fn an_unreadable_orphan_row_is_set_aside_and_the_pass_goes_on() {
     )
     .await;
     let target = sqlite_url(&dir, "target.db");
-    let args = [
-        "--from",
-        src.as_str(),
-        "--to",
-        target.as_str(),
-        "--groups",
-        "users,chats",
-        "--batch-size",
-        "3",
-    ];
-    let out = migrate_within(&dir, &args, Duration::from_secs(60));
+    let out = migrate_groups(&dir, &src, &target, "users,chats", 3, 60);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let letters = dead_letters(&dir);
     let mut ids: Vec<(String, bool)> = letters

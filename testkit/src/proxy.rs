@@ -56,6 +56,23 @@ impl FaultProxy {
         })
     }
 
+    /// A proxy in front of the server a URL names (`scheme://user@host:port/...`), and the same
+    /// URL through the proxy.
+    pub async fn in_front_of(url: &str) -> std::io::Result<(FaultProxy, String)> {
+        let bad =
+            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_owned());
+        let mut via = url::Url::parse(url).map_err(|e| bad(&format!("{url}: {e}")))?;
+        let host = via.host_str().ok_or_else(|| bad("a URL without a host"))?;
+        let port = via
+            .port_or_known_default()
+            .or((via.scheme() == "postgres" || via.scheme() == "postgresql").then_some(5432))
+            .ok_or_else(|| bad("a URL without a port"))?;
+        let proxy = FaultProxy::start(&format!("{host}:{port}")).await?;
+        via.set_port(Some(proxy.port()))
+            .map_err(|()| bad("a URL whose port cannot change"))?;
+        Ok((proxy, via.to_string()))
+    }
+
     /// The proxy's port.
     pub fn port(&self) -> u16 {
         self.addr.port()
