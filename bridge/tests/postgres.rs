@@ -19,6 +19,18 @@ async fn open(url: &str) -> Store {
         .expect("open the test database")
 }
 
+/// Gives `user` a new session stamp, as Open WebUI does to revoke the user's sessions.
+async fn rotate_session_stamp(url: &str, user: &str) {
+    let mut admin = sqlx::PgConnection::connect(url).await.expect("admin");
+    sqlx::query("UPDATE auth SET session_stamp = $1 WHERE id = $2")
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(user)
+        .execute(&mut admin)
+        .await
+        .expect("rotate the stamp");
+    let _ = admin.close().await;
+}
+
 async fn user(store: &Store) -> String {
     store
         .users
@@ -187,14 +199,7 @@ async fn a_revoked_session_is_refused_and_disconnected() {
         return;
     };
     assert!(client.ready().await, "the current stamp is accepted");
-    let mut admin = sqlx::PgConnection::connect(&url).await.expect("admin");
-    sqlx::query("UPDATE auth SET session_stamp = $1 WHERE id = $2")
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(&ada)
-        .execute(&mut admin)
-        .await
-        .expect("rotate the stamp");
-    let _ = admin.close().await;
+    rotate_session_stamp(&url, &ada).await;
     client.expect("disconnect", WAIT).await;
     client.stop().await;
     support::drop_database(&url).await;
@@ -242,14 +247,7 @@ async fn a_check_the_store_cannot_answer_keeps_the_socket() {
         "disconnected while the store could not answer: {heard:?}"
     );
     proxy.resume();
-    let mut admin = sqlx::PgConnection::connect(&url).await.expect("admin");
-    sqlx::query("UPDATE auth SET session_stamp = $1 WHERE id = $2")
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(&ada)
-        .execute(&mut admin)
-        .await
-        .expect("rotate the stamp");
-    let _ = admin.close().await;
+    rotate_session_stamp(&url, &ada).await;
     client.expect("disconnect", WAIT).await;
     client.stop().await;
     support::drop_database(&url).await;
