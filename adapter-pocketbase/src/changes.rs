@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 
 use crate::client::ListQuery;
 use crate::error::Subject;
+use crate::rows::query::{MAX_FILTER_ATOMS, MAX_FILTER_CHARS};
 use crate::{Inner, PocketBase, filter};
 
 /// The realtime stream's read timeout: PocketBase ends an idle stream after 300 s, so a
@@ -288,7 +289,7 @@ async fn listen(store: Weak<Inner>) {
             continue;
         }
         // Subscribed: whatever changes from now on is heard; read back what came before. The
-        // feed counts as connected once that read-back is done; one that keeps failing is
+        // feed counts as connected once that read-back answered; one that keeps failing is
         // retried after the same growing pause as a failed connection, not at once in a loop.
         match changes_since(&pb, catch_up_from(cursor), None).await {
             Ok(caught) => {
@@ -331,7 +332,7 @@ fn since_filter(field: &str, since: i64, owner: Option<(&str, &str)>) -> String 
 }
 
 /// Filters `(chat_id = a || chat_id = b ...) && condition` over `chats`, as many chats to a
-/// filter as keep it within [`FILTER_MAX_CHARS`] and [`FILTER_MAX_TERMS`] (PocketBase refuses
+/// filter as keep it within [`MAX_FILTER_CHARS`] and [`MAX_FILTER_ATOMS`] (PocketBase refuses
 /// a longer one).
 fn chat_filters(chats: &[&String], condition: &str) -> Vec<String> {
     let mut filters = Vec::new();
@@ -340,7 +341,7 @@ fn chat_filters(chats: &[&String], condition: &str) -> Vec<String> {
     for chat in chats {
         let term = filter::eq("chat_id", chat);
         if !terms.is_empty()
-            && (length + term.len() + 4 > FILTER_MAX_CHARS || terms.len() + 2 > FILTER_MAX_TERMS)
+            && (length + term.len() + 4 > MAX_FILTER_CHARS || terms.len() + 2 > MAX_FILTER_ATOMS)
         {
             filters.push(format!("({}) && {condition}", terms.join(" || ")));
             terms.clear();
@@ -354,11 +355,6 @@ fn chat_filters(chats: &[&String], condition: &str) -> Vec<String> {
     }
     filters
 }
-
-/// The longest filter sent (PocketBase refuses one of about 3,500 characters or more).
-const FILTER_MAX_CHARS: usize = 3_000;
-/// The most comparisons in one filter (PocketBase refuses more than 200 expressions).
-const FILTER_MAX_TERMS: usize = 150;
 
 async fn all(
     pb: &PocketBase,

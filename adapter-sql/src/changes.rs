@@ -394,13 +394,12 @@ pub(crate) async fn listen(
                 drop(sql);
                 hub.disconnected();
                 tracing::warn!(error = %e, "change feed: cannot LISTEN; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                pause(&mut backoff).await;
                 continue;
             }
         };
         // LISTEN is active: whatever commits from now on is heard; read back what came before.
-        // The feed counts as connected once that read-back is done; one that keeps failing is
+        // The feed counts as connected once that read-back answered; one that keeps failing is
         // retried after the same growing pause as a failed LISTEN, not at once in a loop.
         match changes_since(&sql, catch_up_from(cursor), None).await {
             Ok(events) => {
@@ -415,8 +414,7 @@ pub(crate) async fn listen(
                 drop(sql);
                 hub.catch_up_failed();
                 tracing::warn!(error = %e, "change feed: catch-up failed; reconnecting");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                pause(&mut backoff).await;
                 continue;
             }
         }
@@ -456,6 +454,12 @@ pub(crate) async fn listen(
             }
         }
     }
+}
+
+/// Waits `backoff`, then doubles it (5 s at most).
+async fn pause(backoff: &mut Duration) {
+    tokio::time::sleep(*backoff).await;
+    *backoff = (*backoff * 2).min(Duration::from_secs(5));
 }
 
 /// Whether the listening connection answers a query within `within` (notifications that
