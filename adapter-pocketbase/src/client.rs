@@ -2,11 +2,14 @@
 //! retries with backoff on idempotent calls, and the PocketBase endpoints chatstore uses
 //! (records, batch, files, and the chatstore routes of `pb_hooks/`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use backon::{ExponentialBuilder, Retryable};
 use base64::Engine;
+use bytes::Bytes;
 use chatstore_core::{Error, ErrorKind, Result};
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -23,6 +26,16 @@ const FILE_TOKEN_MARGIN_SECS: u64 = 60;
 const TRANSFER_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// PocketBase: `perPage` is clamped to 1000.
 pub const MAX_PER_PAGE: u64 = 1000;
+/// The largest body sent to the batch API, on a server whose batch `maxBodySize` is its
+/// default (0: 128 MiB). A larger body has its connection cut: a refusal that reads as a
+/// server gone, which a caller would retry for ever. A server set to take less gets
+/// proportionally less ([`Client::batch_max_bytes`]).
+pub const BATCH_MAX_BYTES: usize = 100 << 20;
+/// PocketBase's batch `maxBodySize` when the setting is 0.
+const SERVER_BATCH_BODY_DEFAULT: u64 = 128 << 20;
+/// The largest body sent to the tx route (`pb_hooks/chatstore.pb.js` sets its body limit to
+/// 512 MiB; a larger body has its connection cut too).
+pub const TX_MAX_BYTES: usize = 500 << 20;
 
 #[derive(Debug, Clone)]
 struct Token {
@@ -57,6 +70,8 @@ pub struct Client {
     password: String,
     token: Mutex<Option<Token>>,
     file_token: Mutex<Option<Token>>,
+    /// See [`Client::batch_max_bytes`].
+    batch_max_bytes: AtomicUsize,
 }
 
 fn now_secs() -> u64 {
@@ -67,6 +82,28 @@ fn now_secs() -> u64 {
 }
 
 /// The `exp` claim of a JWT, without checking its signature (PocketBase checks it).
+/// A JSON request body, encoded once (a call sent again, after a new login, sends the same
+/// bytes).
+fn encode(body: &Value) -> Result<Bytes> {
+    serde_json::to_vec(body)
+        .map(Bytes::from)
+        .map_err(|e| Error::invalid(format!("a request body does not serialise: {e}")))
+}
+
+/// The refusal of a body larger than the server takes, before anything is sent.
+pub(crate) fn too_large(what: &str, bytes: usize, taker: &str, max: usize) -> Error {
+    Error::invalid(format!(
+        "{what} is {:.1} MiB, more than {taker} takes in one request ({:.1} MiB): write \
+         fewer or smaller records at once",
+        mib(bytes),
+        mib(max)
+    ))
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / f64::from(1u32 << 20)
+}
+
 fn jwt_expiry(token: &str) -> Option<u64> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -112,7 +149,29 @@ impl Client {
             password: password.to_owned(),
             token: Mutex::new(None),
             file_token: Mutex::new(None),
+            batch_max_bytes: AtomicUsize::new(BATCH_MAX_BYTES),
         })
+    }
+
+    /// The largest body this client sends to the batch API: [`BATCH_MAX_BYTES`] of the
+    /// default 128 MiB, the same share of a smaller `maxBodySize` the server was set to (read
+    /// at start-up). Larger writes go through the tx route, or are refused before sending.
+    pub fn batch_max_bytes(&self) -> usize {
+        self.batch_max_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Takes the server's batch `maxBodySize` setting (0: PocketBase's default).
+    pub(crate) fn set_server_batch_body_limit(&self, max_body_size: u64) {
+        let server = if max_body_size == 0 {
+            SERVER_BATCH_BODY_DEFAULT
+        } else {
+            max_body_size
+        };
+        let share = server.saturating_mul(BATCH_MAX_BYTES as u64) / SERVER_BATCH_BODY_DEFAULT;
+        let bytes = usize::try_from(share)
+            .unwrap_or(usize::MAX)
+            .min(BATCH_MAX_BYTES);
+        self.batch_max_bytes.store(bytes, Ordering::Relaxed);
     }
 
     /// The server's base URL.
@@ -210,7 +269,7 @@ impl Client {
         method: &Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<&Value>,
+        body: Option<&Bytes>,
         subject: Subject<'_>,
     ) -> Result<Value> {
         for attempt in 0..2 {
@@ -221,7 +280,9 @@ impl Client {
                 .header("Authorization", token)
                 .query(query);
             if let Some(body) = body {
-                req = req.json(body);
+                req = req
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone());
             }
             let resp = req.send().await.map_err(error::from_transport)?;
             let status = resp.status();
@@ -259,6 +320,8 @@ impl Client {
         subject: Subject<'_>,
         idempotent: bool,
     ) -> Result<Value> {
+        let body = body.map(encode).transpose()?;
+        let body = body.as_ref();
         if !idempotent {
             return self.send_once(&method, path, query, body, subject).await;
         }
@@ -477,14 +540,34 @@ impl Client {
             .ok_or_else(|| error::malformed("a count without totalItems"))
     }
 
-    /// `POST /api/batch`: the requests run in one transaction, all or nothing.
+    /// `POST /api/batch`: the requests run in one transaction, all or nothing. A body over
+    /// [`BATCH_MAX_BYTES`] is refused here (`InvalidInput`, nothing sent).
     pub async fn batch(&self, requests: Vec<Value>, subject: Subject<'_>) -> Result<Vec<Value>> {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let body = json!({ "requests": requests });
+        let count = requests.len();
+        let body = encode(&json!({ "requests": requests }))?;
+        self.send_batch(body, count, subject).await
+    }
+
+    /// Sends an encoded batch body of `count` requests.
+    async fn send_batch(
+        &self,
+        body: Bytes,
+        count: usize,
+        subject: Subject<'_>,
+    ) -> Result<Vec<Value>> {
+        if body.len() > self.batch_max_bytes() {
+            return Err(too_large(
+                &format!("a batch of {count} records"),
+                body.len(),
+                "PocketBase's batch API",
+                self.batch_max_bytes(),
+            ));
+        }
         let resp = self
-            .send(Method::POST, "/api/batch", &[], Some(&body), subject, false)
+            .send_once(&Method::POST, "/api/batch", &[], Some(&body), subject)
             .await?;
         match resp {
             Value::Array(items) => Ok(items),
@@ -493,21 +576,33 @@ impl Client {
     }
 
     /// Creates records in one transaction, all or nothing: through the batch API when they fit
-    /// one batch, else through the tx route. Each body carries its `id`.
+    /// one batch (in records and in bytes), else through the tx route. Each body carries its
+    /// `id`.
     pub async fn create_all(
         &self,
         collection: &str,
-        bodies: Vec<Value>,
+        mut bodies: Vec<Value>,
         subject: Subject<'_>,
     ) -> Result<()> {
         if bodies.len() as u64 <= crate::schema::BATCH_MAX_REQUESTS {
             let url = format!("/api/collections/{collection}/records?fields=id");
-            let requests = bodies
+            let count = bodies.len();
+            let mut payload = json!({"requests": bodies
                 .into_iter()
                 .map(|body| json!({"method": "POST", "url": url, "body": body}))
-                .collect();
-            self.batch(requests, subject).await?;
-            return Ok(());
+                .collect::<Vec<_>>()});
+            let encoded = encode(&payload)?;
+            if encoded.len() <= self.batch_max_bytes() {
+                self.send_batch(encoded, count, subject).await?;
+                return Ok(());
+            }
+            // Too many bytes for one batch: the bodies go to the tx route instead.
+            bodies = match payload["requests"].take() {
+                Value::Array(requests) => {
+                    requests.into_iter().map(|mut r| r["body"].take()).collect()
+                }
+                _ => Vec::new(),
+            };
         }
         let ops = bodies
             .into_iter()
@@ -528,20 +623,29 @@ impl Client {
     }
 
     /// `POST /api/chatstore/tx` (pb_hooks/chatstore.pb.js): the operations run in one
-    /// transaction, all or nothing.
+    /// transaction, all or nothing. A body over [`TX_MAX_BYTES`] is refused here
+    /// (`InvalidInput`, nothing sent).
     pub async fn tx(&self, ops: Vec<TxOp>, subject: Subject<'_>) -> Result<Value> {
         if ops.is_empty() {
             return Ok(Value::Null);
         }
-        let body = serde_json::to_value(TxRequest { ops: &ops })
+        let body = serde_json::to_vec(&TxRequest { ops: &ops })
+            .map(Bytes::from)
             .map_err(|e| Error::invalid(format!("a tx operation does not serialise: {e}")))?;
-        self.send(
-            Method::POST,
+        if body.len() > TX_MAX_BYTES {
+            return Err(too_large(
+                &format!("a transaction of {} operations", ops.len()),
+                body.len(),
+                "chatstore's PocketBase route",
+                TX_MAX_BYTES,
+            ));
+        }
+        self.send_once(
+            &Method::POST,
             "/api/chatstore/tx",
             &[],
             Some(&body),
             subject,
-            false,
         )
         .await
     }
@@ -776,6 +880,35 @@ pub fn path_segment(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_stay_within_the_servers_body_limit() {
+        let client = Client::new("http://127.0.0.1:9", "a@x.io", "pw", Duration::from_secs(1))
+            .expect("client");
+        assert_eq!(client.batch_max_bytes(), BATCH_MAX_BYTES);
+        client.set_server_batch_body_limit(0);
+        assert_eq!(client.batch_max_bytes(), 100 << 20, "PocketBase's default");
+        client.set_server_batch_body_limit(4 << 20);
+        assert_eq!(client.batch_max_bytes(), 25 << 17, "the same share of less");
+        client.set_server_batch_body_limit(1 << 40);
+        assert_eq!(
+            client.batch_max_bytes(),
+            BATCH_MAX_BYTES,
+            "never more than the default's"
+        );
+        let e = too_large(
+            "a batch of 3 files",
+            6 << 20,
+            "PocketBase's batch API",
+            25 << 17,
+        );
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert_eq!(
+            e.to_string(),
+            "invalid input: a batch of 3 files is 6.0 MiB, more than PocketBase's batch API \
+             takes in one request (3.1 MiB): write fewer or smaller records at once"
+        );
+    }
 
     #[test]
     fn jwt_expiry_reads_the_exp_claim() {

@@ -31,7 +31,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
 use crate::PocketBase;
-use crate::client::ListQuery;
+use crate::client::{ListQuery, too_large};
 use crate::error::{Subject, TokenRefused, malformed};
 use crate::tx::TxOp;
 use crate::{filter, record};
@@ -223,6 +223,18 @@ impl FileRepo for PocketBase {
             .map(|m| json!({"method": "POST", "url": url, "body": body(m)}))
             .collect();
         let payload = json!({ "requests": requests }).to_string();
+        // The bytes of every file travel in the same request; a form part's own headers are a
+        // few hundred bytes.
+        let size = payload.len() + files.iter().map(|f| f.bytes.len() + 512).sum::<usize>();
+        let max = self.client().batch_max_bytes();
+        if size > max {
+            return Err(too_large(
+                &format!("a batch of {} files", files.len()),
+                size,
+                "PocketBase's batch API",
+                max,
+            ));
+        }
         // PocketBase batch: the files of request N go in the parts `requests.N.<field>`.
         self.client()
             .send_multipart(

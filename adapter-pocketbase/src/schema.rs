@@ -455,6 +455,8 @@ async fn ensure_batch(client: &Client) -> Result<()> {
     let enabled = batch["enabled"].as_bool().unwrap_or(false);
     let max_requests = batch["maxRequests"].as_u64().unwrap_or(0);
     let timeout = batch["timeout"].as_u64().unwrap_or(0);
+    // Kept as the operator set it; the client sends batches that fit it.
+    client.set_server_batch_body_limit(batch["maxBodySize"].as_u64().unwrap_or(0));
     let wanted = BATCH_MAX_REQUESTS.max(CHAT_BATCH_MAX_REQUESTS);
     if enabled && max_requests >= wanted && timeout >= BATCH_TIMEOUT_SECS {
         return Ok(());

@@ -1,11 +1,11 @@
 //! Client behaviour: errors by kind for an unreachable server and bad credentials, and bulk
-//! writes that are all or nothing whatever their size.
+//! writes that are all or nothing whatever their size, in records or in bytes.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use chatstore_core::{ErrorKind, NewUser, PageRequest};
+use chatstore_core::{ErrorKind, NewChat, NewUser, PageRequest};
 use chatstore_pocketbase::{PocketBase, PocketBaseConfig};
 
 #[tokio::test]
@@ -93,6 +93,131 @@ async fn bulk_writes_beyond_one_batch_are_all_or_nothing() {
     assert_eq!(page.total, 1000);
     assert_eq!(page.items.len(), 10);
     eprintln!("create_many of 1000 users (one batch request): {one_batch:?}");
+}
+
+/// A chat whose one message holds `kib` KiB of text (the blob and the message record each
+/// carry it, so an import sends it twice).
+fn chat_with_text(user: &str, kib: usize) -> NewChat {
+    let text = "x".repeat(kib << 10);
+    let mut chat = NewChat::new(user, "big");
+    chat.chat = Some(
+        serde_json::json!({"history": {"currentId": "m1", "messages": {
+        "m1": {"id": "m1", "role": "user", "content": text, "parentId": null,
+               "childrenIds": [], "timestamp": 1_700_000_000}}}}),
+    );
+    chat
+}
+
+/// A private server whose batch API takes at most `max_body_size` bytes a request (an
+/// operator's setting; 0, the default, is 128 MiB), and a store on it.
+async fn server_taking_batches_of(
+    max_body_size: u64,
+) -> Option<(chatstore_testkit::PrivatePocketBase, PocketBase)> {
+    use chatstore_testkit::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD, PrivatePocketBase};
+    let server = PrivatePocketBase::start()?;
+    let http = reqwest::Client::new();
+    let auth: serde_json::Value = http
+        .post(format!(
+            "{}/api/collections/_superusers/auth-with-password",
+            server.http_url()
+        ))
+        .json(&serde_json::json!({"identity": POCKETBASE_EMAIL, "password": POCKETBASE_PASSWORD}))
+        .send()
+        .await
+        .expect("log in")
+        .json()
+        .await
+        .expect("auth answer");
+    let status = http
+        .patch(format!("{}/api/settings", server.http_url()))
+        .header("Authorization", auth["token"].as_str().expect("token"))
+        .json(
+            &serde_json::json!({"batch": {"enabled": true, "maxRequests": 1000,
+                                            "timeout": 60, "maxBodySize": max_body_size}}),
+        )
+        .send()
+        .await
+        .expect("settings")
+        .status();
+    assert!(status.is_success(), "setting the batch limit: {status}");
+    let pb = PocketBase::connect(PocketBaseConfig::new(
+        server.http_url(),
+        POCKETBASE_EMAIL,
+        POCKETBASE_PASSWORD,
+    ))
+    .await
+    .expect("connect");
+    Some((server, pb))
+}
+
+/// An import larger than the server's batch API takes (beyond it PocketBase cuts the
+/// connection, which reads as a server gone) arrives whole through the tx route. Before,
+/// `create_many` failed `Unavailable` however often it was sent again, so a migration batch of
+/// large chats (Open WebUI keeps pasted images in the chat) could never be copied. The server
+/// here takes 4 MiB a batch; PocketBase's default is 128 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chats_beyond_a_batchs_bytes_are_created_in_one_transaction() {
+    let Some((_server, pb)) = server_taking_batches_of(4 << 20).await else {
+        return;
+    };
+    assert_eq!(pb.client().batch_max_bytes(), 25 << 17, "100/128 of 4 MiB");
+    let store = pb.store();
+    // Three chats of 1 MiB of text: 6 MiB in one batch.
+    let created = store
+        .chats
+        .create_many((0..3).map(|_| chat_with_text("u1", 1024)).collect())
+        .await
+        .expect("an import of 6 MiB");
+    for chat in &created {
+        let messages = store.messages.list(&chat.id).await.expect("messages");
+        assert_eq!(messages.len(), 1);
+        assert_eq!(
+            messages[0].content.as_str().map(str::len),
+            Some(1 << 20),
+            "the whole message"
+        );
+        let stored = store.chats.get(&chat.id).await.expect("the chat");
+        assert_eq!(
+            stored.chat["history"]["messages"]["m1"]["content"]
+                .as_str()
+                .map(str::len),
+            Some(1 << 20),
+            "the whole blob"
+        );
+    }
+}
+
+/// Files whose bytes together are more than a batch takes are refused before anything is
+/// sent, with a message that says what to do, and nothing is stored: the caller (a migration)
+/// then stores them one by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_beyond_a_batchs_bytes_are_refused_whole() {
+    use chatstore_core::NewFile;
+    let Some((_server, pb)) = server_taking_batches_of(4 << 20).await else {
+        return;
+    };
+    let store = pb.store();
+    let files: Vec<NewFile> = (0..3)
+        .map(|i| {
+            NewFile::new("u1", format!("f{i}.bin"), vec![7u8; 2 << 20]).with_id(format!("f{i}"))
+        })
+        .collect();
+    let err = store
+        .files
+        .put_many(files.clone())
+        .await
+        .expect_err("6 MiB of files in one batch");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("write fewer"), "{err}");
+    for f in &files {
+        let id = f.id.as_deref().expect("id");
+        let missing = store.files.get(id).await.expect_err("nothing stored");
+        assert_eq!(missing.kind(), ErrorKind::NotFound);
+    }
+    // One by one, as a migration then writes them, they are stored.
+    for f in files {
+        store.files.put(f).await.expect("one file");
+    }
 }
 
 /// Sets the superuser's password on `server` to what it is (an operator rotating it would

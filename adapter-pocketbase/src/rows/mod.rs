@@ -40,10 +40,8 @@ use crate::error::Subject;
 use crate::schema::BATCH_MAX_REQUESTS;
 use crate::tx::TxOp;
 
-/// The largest body sent to the batch API (PocketBase's default limit is 128 MiB).
-pub const BATCH_MAX_BYTES: usize = 100 << 20;
-/// The largest body sent to the `tx` route (PocketBase's body limit for routes is 32 MiB).
-pub const TX_MAX_BYTES: usize = 30 << 20;
+pub use crate::client::{BATCH_MAX_BYTES, TX_MAX_BYTES};
+
 /// The fields read when only a record's id is needed.
 const ID_FIELDS: &str = "id,owui_id";
 /// How often a write whose rows changed under it is planned and sent again.
@@ -445,7 +443,8 @@ impl PocketBase {
         let bytes = serde_json::to_vec(&requests)
             .map(|b| b.len())
             .unwrap_or(usize::MAX);
-        if requests.len() as u64 <= BATCH_MAX_REQUESTS && bytes <= BATCH_MAX_BYTES {
+        let batch_max = self.client().batch_max_bytes();
+        if requests.len() as u64 <= BATCH_MAX_REQUESTS && bytes <= batch_max {
             return self.client().batch(requests, subject).await.map(|_| ());
         }
         if bytes <= TX_MAX_BYTES {
@@ -458,7 +457,7 @@ impl PocketBase {
              smaller writes",
             requests.len(),
             bytes >> 20,
-            BATCH_MAX_BYTES >> 20,
+            batch_max >> 20,
             TX_MAX_BYTES >> 20
         )))
     }
