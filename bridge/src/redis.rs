@@ -162,11 +162,16 @@ impl Connection {
         Ok(conn)
     }
 
-    /// Sends one command and reads its one-line reply (`+OK`, `:N`); `-ERR` is an error.
+    /// Sends one command and reads its one-line reply (`+OK`, `:N`); `-ERR` is an error. The
+    /// write and the reply together take at most 5 s: a server that stopped reading (its host
+    /// gone without a word) fills the socket's buffer, and a write would wait for ever.
     async fn send(&mut self, command: &[u8]) -> std::io::Result<()> {
-        self.reader.get_mut().write_all(command).await?;
         let mut line = String::new();
-        let n = tokio::time::timeout(Duration::from_secs(5), self.reader.read_line(&mut line))
+        let exchange = async {
+            self.reader.get_mut().write_all(command).await?;
+            self.reader.read_line(&mut line).await
+        };
+        let n = tokio::time::timeout(Duration::from_secs(5), exchange)
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no reply"))??;
         if n == 0 {
@@ -217,7 +222,8 @@ async fn run(target: RedisTarget, mut rx: mpsc::Receiver<Vec<u8>>) {
                 tracing::warn!(error = %e, "bridge: publishing to Redis failed; reconnecting");
                 metrics::gauge!(metric::REDIS_CONNECTED).set(0.0);
                 conn = None;
-                // Sent again once: a subscriber may see it twice, which envelopes allow.
+                // Sent again on the next connection: a subscriber may see it twice, which
+                // envelopes allow.
                 pending = Some(next);
             }
         }
@@ -227,6 +233,36 @@ async fn run(target: RedisTarget, mut rx: mpsc::Receiver<Vec<u8>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A peer that accepted the connection and then stopped reading (its host gone without a
+    /// word): the write fills the socket's buffers and the send gives up instead of waiting
+    /// for ever, so the publisher connects again.
+    #[tokio::test]
+    async fn a_server_that_stopped_reading_fails_the_send() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let silent = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.expect("accept");
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(socket);
+        });
+        let target = RedisTarget {
+            addr: addr.to_string(),
+            password: None,
+            channel: "socketio".into(),
+        };
+        let mut conn = Connection::open(&target).await.expect("connect");
+        // More than loopback's socket buffers hold together.
+        let big = publish_command("socketio", &vec![b'x'; 64 << 20]);
+        let sent = tokio::time::timeout(Duration::from_secs(30), conn.send(&big))
+            .await
+            .expect("the send ends by itself");
+        let err = sent.expect_err("nobody reads");
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+        silent.abort();
+    }
 
     #[test]
     fn urls_give_the_address_and_password() {
