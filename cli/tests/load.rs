@@ -240,12 +240,13 @@ async fn a_stalled_network_during_load_loses_nothing() {
     let proxy = FaultProxy::start(&target).await.expect("proxy");
     let url = direct.replacen(&target, &format!("127.0.0.1:{}", proxy.port()), 1);
     let dir = folder();
-    let child = load_command(&dir, &url, 2, 8)
+    let mut child = load_command(&dir, &url, 2, 8)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("runs");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_for_replicas(&mut child);
+    tokio::time::sleep(Duration::from_secs(2)).await;
     proxy.pause();
     tokio::time::sleep(Duration::from_secs(3)).await;
     proxy.reset();
@@ -263,6 +264,35 @@ async fn a_stalled_network_during_load_loses_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Whether process `pid` has started a child process (read from `/proc`).
+fn has_children(pid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        std::fs::read_to_string(entry.path().join("stat")).is_ok_and(|stat| {
+            // `pid (comm) state ppid ...`; the command name may hold spaces and parentheses.
+            stat.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split(' ').nth(1))
+                .is_some_and(|ppid| ppid == pid.to_string())
+        })
+    })
+}
+
+/// Waits until the load run `child` has started its replica processes, after its set-up (a
+/// user and the shared chats), so that a fault lands in the run and not in the set-up on a slow
+/// machine. A run that ended in its set-up returns at once; its report shows why.
+fn wait_for_replicas(child: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !has_children(child.id()) && matches!(child.try_wait(), Ok(None)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the load run started no replica within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// PocketBase killed (SIGKILL) two seconds into a run and started again a second later.
 #[test]
 fn pocketbase_killed_during_load_loses_nothing() {
@@ -271,13 +301,14 @@ fn pocketbase_killed_during_load_loses_nothing() {
     };
     let url = pb.store_url();
     let dir = folder();
-    let child = load_command(&dir, &url, 2, 8)
+    let mut child = load_command(&dir, &url, 2, 8)
         .env("CHATSTORE_POCKETBASE_ADMIN_EMAIL", POCKETBASE_EMAIL)
         .env("CHATSTORE_POCKETBASE_ADMIN_PASSWORD", POCKETBASE_PASSWORD)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("runs");
+    wait_for_replicas(&mut child);
     std::thread::sleep(Duration::from_secs(2));
     pb.kill();
     std::thread::sleep(Duration::from_secs(1));
