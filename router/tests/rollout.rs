@@ -45,6 +45,77 @@ async fn dual_with_ada(old: Store, new: &Store, kind: &str) -> Router {
     router
 }
 
+/// An old store that answers `Unavailable` to a write whose new-store half comes after it (a
+/// row batch, a streamed file) may have written all the same (its answer lost on the way), so
+/// the keys are logged; the call fails with the old store's error, and reconciling leaves the
+/// two stores alike. The old store is a SQLite file whose write lock another connection holds
+/// past its busy timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_store_unavailable_after_an_old_first_write_is_logged_for_repair() {
+    use chatstore_core::rows::{RowOp, RowQuery, row, table};
+    use serde_json::json;
+    let file = common::temp_folder("old-unavailable").join("webui.db");
+    let url = format!("sqlite://{}", file.display());
+    let options =
+        chatstore_sql::SqlOptions::default().busy_timeout(std::time::Duration::from_millis(200));
+    let old = chatstore_sql::connect(&url, options)
+        .await
+        .expect("open an old SQLite file");
+    let new = chatstore_core::memory::store();
+    let router = dual_with_ada(old.clone(), &new, "old-unavailable").await;
+    let store = router.store();
+    let folders = table("folder").expect("the folder table");
+    let folder = row([
+        ("id", json!("fo1")),
+        ("parent_id", json!(null)),
+        ("user_id", json!("u1")),
+        ("name", json!("Work")),
+        ("is_expanded", json!(false)),
+        ("created_at", json!(1_700_000_000i64)),
+        ("updated_at", json!(1_700_000_000i64)),
+    ]);
+
+    let locker = WriteLock::take(&url).await;
+    let rows = store.rows().expect("rows");
+    let err = rows
+        .write(vec![RowOp::Insert {
+            table: folders,
+            row: folder,
+        }])
+        .await
+        .expect_err("the old store is locked");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let err = store
+        .files
+        .put_stream(
+            NewFile::new("u1", "notes.txt", Vec::new()).with_id("f1"),
+            chatstore_core::transfer::stream_bytes(&b"the notes"[..]),
+            None,
+        )
+        .await
+        .expect_err("the old store is locked");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let pending = router.repair_log().pending().expect("log");
+    assert_eq!(pending.len(), 2, "{pending:?}");
+    locker.release().await;
+
+    let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
+    assert_eq!((report.repaired, report.remaining), (2, 0), "{report:?}");
+    for side in [&old, &new] {
+        let held = side
+            .rows()
+            .expect("rows")
+            .select(folders, &RowQuery::default())
+            .await
+            .expect("select");
+        assert!(held.is_empty(), "{held:?}");
+        assert_eq!(
+            side.files.get("f1").await.expect_err("no file").kind(),
+            ErrorKind::NotFound
+        );
+    }
+}
+
 /// Another connection holding a SQLite file's write lock (`BEGIN IMMEDIATE`), so that a write
 /// to that file waits until [`WriteLock::release`].
 struct WriteLock(sqlx::SqliteConnection);
