@@ -571,6 +571,17 @@ cmd_start() {
         rm -f "$STATE_FILE"
     fi
 
+    # Chroma keeps files open per collection (about 650 during one test suite here); a machine
+    # whose soft limit is the common 1024 would have it refuse requests part way through the
+    # suite. The servers inherit the raised limit; the hard limit is the machine's.
+    local hard_files
+    hard_files="$(ulimit -Hn)"
+    if [[ "$hard_files" == unlimited ]] || (( hard_files > 65536 )); then hard_files=65536; fi
+    if (( $(ulimit -Sn) < hard_files )); then
+        ulimit -Sn "$hard_files" || log "could not raise the open-file limit to $hard_files"
+    fi
+    log "open-file limit for the servers: $(ulimit -Sn)"
+
     local t_install t_start
     t_install="$(now_ms)"
     install_postgres
