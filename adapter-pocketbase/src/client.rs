@@ -81,7 +81,6 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// The `exp` claim of a JWT, without checking its signature (PocketBase checks it).
 /// A JSON request body, encoded once (a call sent again, after a new login, sends the same
 /// bytes).
 fn encode(body: &Value) -> Result<Bytes> {
@@ -104,6 +103,7 @@ fn mib(bytes: usize) -> f64 {
     bytes as f64 / f64::from(1u32 << 20)
 }
 
+/// The `exp` claim of a JWT, without checking its signature (PocketBase checks it).
 fn jwt_expiry(token: &str) -> Option<u64> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -541,7 +541,7 @@ impl Client {
     }
 
     /// `POST /api/batch`: the requests run in one transaction, all or nothing. A body over
-    /// [`BATCH_MAX_BYTES`] is refused here (`InvalidInput`, nothing sent).
+    /// [`Client::batch_max_bytes`] is refused here (`InvalidInput`, nothing sent).
     pub async fn batch(&self, requests: Vec<Value>, subject: Subject<'_>) -> Result<Vec<Value>> {
         if requests.is_empty() {
             return Ok(Vec::new());
