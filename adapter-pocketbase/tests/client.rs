@@ -108,13 +108,12 @@ fn chat_with_text(user: &str, kib: usize) -> NewChat {
     chat
 }
 
-/// A private server whose batch API takes at most `max_body_size` bytes a request (an
-/// operator's setting; 0, the default, is 128 MiB), and a store on it.
-async fn server_taking_batches_of(
-    max_body_size: u64,
-) -> Option<(chatstore_testkit::PrivatePocketBase, PocketBase)> {
-    use chatstore_testkit::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD, PrivatePocketBase};
-    let server = PrivatePocketBase::start()?;
+/// An HTTP client and the superuser's answer to logging in on `server` (its `token` and
+/// `record`).
+async fn log_in(
+    server: &chatstore_testkit::PrivatePocketBase,
+) -> (reqwest::Client, serde_json::Value) {
+    use chatstore_testkit::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD};
     let http = reqwest::Client::new();
     let auth: serde_json::Value = http
         .post(format!(
@@ -128,6 +127,17 @@ async fn server_taking_batches_of(
         .json()
         .await
         .expect("auth answer");
+    (http, auth)
+}
+
+/// A private server whose batch API takes at most `max_body_size` bytes a request (an
+/// operator's setting; 0, the default, is 128 MiB), and a store on it.
+async fn server_taking_batches_of(
+    max_body_size: u64,
+) -> Option<(chatstore_testkit::PrivatePocketBase, PocketBase)> {
+    use chatstore_testkit::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD, PrivatePocketBase};
+    let server = PrivatePocketBase::start()?;
+    let (http, auth) = log_in(&server).await;
     let status = http
         .patch(format!("{}/api/settings", server.http_url()))
         .header("Authorization", auth["token"].as_str().expect("token"))
@@ -224,20 +234,8 @@ async fn files_beyond_a_batchs_bytes_are_refused_whole() {
 /// change it): PocketBase renews the record's token key, so every token issued before stops
 /// working.
 async fn invalidate_tokens(server: &chatstore_testkit::PrivatePocketBase) {
-    use chatstore_testkit::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD};
-    let http = reqwest::Client::new();
-    let auth: serde_json::Value = http
-        .post(format!(
-            "{}/api/collections/_superusers/auth-with-password",
-            server.http_url()
-        ))
-        .json(&serde_json::json!({"identity": POCKETBASE_EMAIL, "password": POCKETBASE_PASSWORD}))
-        .send()
-        .await
-        .expect("log in")
-        .json()
-        .await
-        .expect("auth answer");
+    use chatstore_testkit::POCKETBASE_PASSWORD;
+    let (http, auth) = log_in(server).await;
     let (token, id) = (
         auth["token"].as_str().expect("token"),
         auth["record"]["id"].as_str().expect("record id"),

@@ -45,6 +45,20 @@ async fn dual_with_ada(old: Store, new: &Store, kind: &str) -> Router {
     router
 }
 
+/// Open WebUI's `folder` row "Work" of user `u1`.
+fn work_folder() -> chatstore_core::rows::Row {
+    use serde_json::json;
+    chatstore_core::rows::row([
+        ("id", json!("fo1")),
+        ("parent_id", json!(null)),
+        ("user_id", json!("u1")),
+        ("name", json!("Work")),
+        ("is_expanded", json!(false)),
+        ("created_at", json!(1_700_000_000i64)),
+        ("updated_at", json!(1_700_000_000i64)),
+    ])
+}
+
 /// An old store that answers `Unavailable` to a write whose new-store half comes after it (a
 /// row batch, a streamed file) may have written all the same (its answer lost on the way), so
 /// the keys are logged; the call fails with the old store's error, and reconciling leaves the
@@ -52,8 +66,7 @@ async fn dual_with_ada(old: Store, new: &Store, kind: &str) -> Router {
 /// past its busy timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_store_unavailable_after_an_old_first_write_is_logged_for_repair() {
-    use chatstore_core::rows::{RowOp, RowQuery, row, table};
-    use serde_json::json;
+    use chatstore_core::rows::{RowOp, RowQuery, table};
     let file = common::temp_folder("old-unavailable").join("webui.db");
     let url = format!("sqlite://{}", file.display());
     let options =
@@ -65,15 +78,7 @@ async fn an_old_store_unavailable_after_an_old_first_write_is_logged_for_repair(
     let router = dual_with_ada(old.clone(), &new, "old-unavailable").await;
     let store = router.store();
     let folders = table("folder").expect("the folder table");
-    let folder = row([
-        ("id", json!("fo1")),
-        ("parent_id", json!(null)),
-        ("user_id", json!("u1")),
-        ("name", json!("Work")),
-        ("is_expanded", json!(false)),
-        ("created_at", json!(1_700_000_000i64)),
-        ("updated_at", json!(1_700_000_000i64)),
-    ]);
+    let folder = work_folder();
 
     let locker = WriteLock::take(&url).await;
     let rows = store.rows().expect("rows");
@@ -495,8 +500,7 @@ async fn a_dual_write_its_caller_abandons_is_logged_for_repair() {
 /// caller leaves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_abandoned_after_the_old_store_wrote_is_logged_for_repair() {
-    use chatstore_core::rows::{RowOp, RowQuery, row, table};
-    use serde_json::json;
+    use chatstore_core::rows::{RowOp, RowQuery, table};
     let file = common::temp_folder("abandoned-after-old").join("webui.db");
     let url = format!("sqlite://{}", file.display());
     let new = chatstore_sql::connect(&url, chatstore_sql::SqlOptions::default())
@@ -505,15 +509,7 @@ async fn a_write_abandoned_after_the_old_store_wrote_is_logged_for_repair() {
     let router = dual_with_ada(chatstore_core::memory::store(), &new, "abandoned-after-old").await;
     let store = router.store();
     let folders = table("folder").expect("the folder table");
-    let folder = row([
-        ("id", json!("fo1")),
-        ("parent_id", json!(null)),
-        ("user_id", json!("u1")),
-        ("name", json!("Work")),
-        ("is_expanded", json!(false)),
-        ("created_at", json!(1_700_000_000i64)),
-        ("updated_at", json!(1_700_000_000i64)),
-    ]);
+    let folder = work_folder();
 
     let locker = WriteLock::take(&url).await;
     let wait = std::time::Duration::from_millis(300);
