@@ -108,6 +108,18 @@ fn chat_with_text(user: &str, kib: usize) -> NewChat {
     chat
 }
 
+/// A store on a private server, as its superuser.
+async fn connect(server: &chatstore_testkit::PrivatePocketBase) -> PocketBase {
+    use chatstore_testkit::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD};
+    PocketBase::connect(PocketBaseConfig::new(
+        server.http_url(),
+        POCKETBASE_EMAIL,
+        POCKETBASE_PASSWORD,
+    ))
+    .await
+    .expect("connect")
+}
+
 /// An HTTP client and the superuser's answer to logging in on `server` (its `token` and
 /// `record`).
 async fn log_in(
@@ -135,7 +147,7 @@ async fn log_in(
 async fn server_taking_batches_of(
     max_body_size: u64,
 ) -> Option<(chatstore_testkit::PrivatePocketBase, PocketBase)> {
-    use chatstore_testkit::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD, PrivatePocketBase};
+    use chatstore_testkit::PrivatePocketBase;
     let server = PrivatePocketBase::start()?;
     let (http, auth) = log_in(&server).await;
     let status = http
@@ -150,13 +162,7 @@ async fn server_taking_batches_of(
         .expect("settings")
         .status();
     assert!(status.is_success(), "setting the batch limit: {status}");
-    let pb = PocketBase::connect(PocketBaseConfig::new(
-        server.http_url(),
-        POCKETBASE_EMAIL,
-        POCKETBASE_PASSWORD,
-    ))
-    .await
-    .expect("connect");
+    let pb = connect(&server).await;
     Some((server, pb))
 }
 
@@ -264,17 +270,11 @@ async fn invalidate_tokens(server: &chatstore_testkit::PrivatePocketBase) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_go_on_after_the_tokens_are_invalidated_on_the_server() {
     use chatstore_core::NewFile;
-    use chatstore_testkit::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD, PrivatePocketBase};
+    use chatstore_testkit::PrivatePocketBase;
     let Some(server) = PrivatePocketBase::start() else {
         return;
     };
-    let pb = PocketBase::connect(PocketBaseConfig::new(
-        server.http_url(),
-        POCKETBASE_EMAIL,
-        POCKETBASE_PASSWORD,
-    ))
-    .await
-    .expect("connect");
+    let pb = connect(&server).await;
     let store = pb.store();
     store
         .users
