@@ -39,6 +39,9 @@ pub const DEFAULT_BATCH_SIZE: u32 = 500;
 /// The default budget of file bytes held in memory for one batch of files.
 pub const DEFAULT_FILE_BATCH_BYTES: usize = 64 * 1024 * 1024;
 
+/// The default budget of chat content (blobs and messages) for one page of chats.
+pub const DEFAULT_CHAT_PAGE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Files at least this large are streamed from source to target one by one (the bytes never
 /// held whole, whatever the size); smaller ones are batched with their bytes in memory.
 pub const STREAM_FILE_BYTES: u64 = 8 * 1024 * 1024;
@@ -57,6 +60,10 @@ pub struct MigrateOptions {
     pub batch_size: u32,
     /// Bytes of file content one batch may hold; a file larger than this is a batch alone.
     pub file_batch_bytes: usize,
+    /// About how many bytes of chat content (blobs and messages) one page of chats may hold;
+    /// pages of large chats hold fewer than `batch_size`, a chat larger than this is a page
+    /// alone. Three pages are in memory at once (read, waiting, written).
+    pub chat_page_bytes: usize,
     /// The checkpoint file.
     pub state: PathBuf,
     /// The dead-letter JSONL file.
@@ -77,6 +84,7 @@ impl MigrateOptions {
             groups: ModelGroup::ALL.to_vec(),
             batch_size: DEFAULT_BATCH_SIZE,
             file_batch_bytes: DEFAULT_FILE_BATCH_BYTES,
+            chat_page_bytes: DEFAULT_CHAT_PAGE_BYTES,
             state: state.into(),
             dead_letters: dead_letters.into(),
         }
@@ -711,10 +719,10 @@ impl<'a> Migration<'a> {
 
     /// The chats' pages from where their stage starts or resumes (`None` past it).
     fn chat_pages(&self, gs: &GroupState) -> Option<ChatPages> {
-        let limit = self.options.batch_size;
+        let (limit, bytes) = (self.options.batch_size, self.options.chat_page_bytes);
         match gs.stage.as_deref() {
-            None | Some("tags") => Some(ChatPages::start(self.source, limit, None)),
-            Some("chats") => Some(ChatPages::start(self.source, limit, cursor_str(gs))),
+            None | Some("tags") => Some(ChatPages::start(self.source, limit, bytes, None)),
+            Some("chats") => Some(ChatPages::start(self.source, limit, bytes, cursor_str(gs))),
             _ => None,
         }
     }
@@ -740,7 +748,12 @@ impl<'a> Migration<'a> {
         if gs.stage.as_deref() == Some("chats") {
             let pages = match pages.take() {
                 Some(p) => p,
-                None => ChatPages::start(self.source, self.options.batch_size, cursor_str(gs)),
+                None => ChatPages::start(
+                    self.source,
+                    self.options.batch_size,
+                    self.options.chat_page_bytes,
+                    cursor_str(gs),
+                ),
             };
             self.chat_rows(run, gs, pages).await?;
             gs.stage = Some("orphans".into());

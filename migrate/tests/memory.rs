@@ -854,3 +854,63 @@ async fn a_chat_the_target_holds_later_than_the_run_read_is_left_as_it_is() {
     );
     assert_eq!(after.updated_at, before.updated_at);
 }
+
+/// The chats group's batches written in a run.
+#[derive(Default)]
+struct ChatBatches(std::sync::atomic::AtomicU64);
+
+impl chatstore_migrate::Progress for ChatBatches {
+    fn batch(&self, group: ModelGroup, number: u64, point: chatstore_migrate::BatchPoint) {
+        if group == ModelGroup::Chats && point == chatstore_migrate::BatchPoint::Written {
+            self.0.fetch_max(number, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Chats that hold large blobs (pasted images, long documents) are read a few to a page, so
+/// the pages in memory stay near `chat_page_bytes` rather than `batch_size` chats each; small
+/// chats still come in pages growing to the batch size. Every chat arrives whole either way.
+#[tokio::test]
+async fn pages_of_large_chats_stay_near_the_byte_budget() {
+    let source = memory::store();
+    source
+        .users
+        .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+        .await
+        .expect("user");
+    let notes = "x".repeat(256 << 10);
+    for i in 0..40 {
+        let mut c = NewChat::new("u1", format!("Chat {i}")).with_id(format!("c{i:02}"));
+        c.chat = Some(json!({"notes": notes}));
+        source.chats.create(c).await.expect("chat");
+    }
+    let copy = |budget: usize| {
+        let source = source.clone();
+        async move {
+            let target = memory::store();
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut options = options(&dir);
+            options.groups = vec![ModelGroup::Users, ModelGroup::Chats];
+            options.batch_size = 80;
+            options.chat_page_bytes = budget;
+            let batches = ChatBatches::default();
+            let summary = Migration::new(&source, &target, options, &batches)
+                .run()
+                .await
+                .expect("migrate");
+            assert_eq!(summary.dead_letters, 0, "{summary:?}");
+            let report = verify(&source, &target, &[ModelGroup::Chats], &Silent)
+                .await
+                .expect("verify");
+            assert!(report.equal, "{:#?}", report.differing_ids());
+            batches.0.load(Ordering::Relaxed)
+        }
+    };
+    // 1 MiB a page: the first page (80 / 8 = 10 chats) shows 256 KiB a chat, so 4 a page after.
+    let small = copy(1 << 20).await;
+    assert!(small >= 8, "{small} batches of 40 chats of 256 KiB each");
+    // The default budget: pages of 10, 20 and the last 10.
+    let default =
+        copy(chatstore_migrate::MigrateOptions::new("a", "b", "s", "d").chat_page_bytes).await;
+    assert!(default <= 3, "{default} batches");
+}

@@ -14,12 +14,21 @@
 //! batches of 500 that cut the wait before the first write from 46-100 ms (a whole page of
 //! chats and their messages read and decoded) to 13-17 ms in the benchmark's statement log.
 //!
+//! Pages are also kept near a budget of bytes ([`MigrateOptions::chat_page_bytes`]): after
+//! each page the next one is sized from the chats just read (their blobs' and rewritten
+//! messages' JSON), so chats that hold pasted images or long documents come a few at a time
+//! instead of hundreds at once (500 chats of 10 MB each, three pages held, would be 15 GB).
+//! A chat larger than the budget is a page alone.
+//!
+//! [`MigrateOptions::chat_page_bytes`]: crate::MigrateOptions::chat_page_bytes
+//!
 //! Checkpoints do not change: the engine saves a page's cursor only after the target committed
 //! it. A read that fails for good is handed over after the pages before it, so the run stops
 //! with the checkpoint of the last written page.
 
 use chatstore_core::{Chat, Error, Message, Result, Store};
 use futures::{StreamExt, TryStreamExt};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -61,10 +70,11 @@ pub(super) struct ChatPages {
 }
 
 impl ChatPages {
-    /// Starts reading the chats of `source` after `after`, `limit` a page.
-    pub(super) fn start(source: &Store, limit: u32, after: Option<String>) -> Self {
+    /// Starts reading the chats of `source` after `after`, at most `limit` and about `bytes`
+    /// of chat content a page.
+    pub(super) fn start(source: &Store, limit: u32, bytes: usize, after: Option<String>) -> Self {
         let (sender, pages) = mpsc::channel(PAGES_AHEAD);
-        let reader = tokio::spawn(read_ahead(source.clone(), limit, after, sender));
+        let reader = tokio::spawn(read_ahead(source.clone(), limit, bytes, after, sender));
         ChatPages { pages, reader }
     }
 
@@ -91,17 +101,23 @@ impl Drop for ChatPages {
 }
 
 /// Reads page after page into `pages` until the last one, a read that fails for good (sent),
-/// or the writer hangs up; pages grow from [`first_page`] to `limit`, doubling.
+/// or the writer hangs up; pages grow from [`first_page`] to `limit`, doubling, and hold as
+/// many chats as the last page's fit in `bytes`.
 async fn read_ahead(
     source: Store,
     limit: u32,
+    bytes: usize,
     mut after: Option<String>,
     pages: mpsc::Sender<Result<ChatPage>>,
 ) {
     let mut size = first_page(limit);
     loop {
         let read = read_chats(&source, size, after.take()).await;
-        size = size.saturating_mul(2).min(limit);
+        let grown = size.saturating_mul(2).min(limit);
+        size = match &read {
+            Ok(Some((_, reads))) => grown.min(fitting(reads, bytes)),
+            _ => grown,
+        };
         let sent = match read {
             Ok(Some((last, reads))) => {
                 after = Some(last.clone());
@@ -115,6 +131,46 @@ async fn read_ahead(
         };
         if sent.is_err() {
             return;
+        }
+    }
+}
+
+/// How many chats like those of `page` fit in `budget` bytes (at least one).
+fn fitting(page: &[ChatRead], budget: usize) -> u32 {
+    let bytes: usize = page.iter().map(content_bytes).sum();
+    let per_chat = bytes.div_ceil(page.len().max(1)).max(1);
+    u32::try_from(budget / per_chat).unwrap_or(u32::MAX).max(1)
+}
+
+/// About how many bytes of JSON a chat read brings (its blob and the messages written again
+/// as rows; ids and small fields aside).
+fn content_bytes(read: &ChatRead) -> usize {
+    match read {
+        ChatRead::Chat(p) => {
+            p.item.chat.chat.as_ref().map_or(0, json_bytes)
+                + p.item
+                    .fixups
+                    .iter()
+                    .map(|m| json_bytes(&m.content))
+                    .sum::<usize>()
+        }
+        ChatRead::NoMessages(chat, _) => json_bytes(&chat.chat),
+        ChatRead::Unreadable(..) => 0,
+    }
+}
+
+/// About the length of `value` as JSON: its strings and keys, and a few bytes for every
+/// other value (no escaping counted).
+fn json_bytes(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(json_bytes).sum::<usize>(),
+        Value::Object(map) => {
+            2 + map
+                .iter()
+                .map(|(k, v)| k.len() + 3 + json_bytes(v))
+                .sum::<usize>()
         }
     }
 }
