@@ -57,6 +57,12 @@ pub struct MigrateArgs {
     /// Records per batch (1..=10000).
     #[arg(long, default_value_t = chatstore_migrate::engine::DEFAULT_BATCH_SIZE)]
     batch_size: u32,
+    /// About how many MiB of chat content (blobs and messages) one page of chats may hold:
+    /// pages of large chats hold fewer than --batch-size chats. Three pages are in memory at
+    /// once.
+    #[arg(long, default_value_t = (chatstore_migrate::engine::DEFAULT_CHAT_PAGE_BYTES >> 20) as u64,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    chat_page_mib: u64,
     /// The checkpoint file; run again with the same file to resume.
     #[arg(long, default_value = "chatstore-migrate.state.json")]
     state: PathBuf,
@@ -300,6 +306,7 @@ pub async fn run(mut args: MigrateArgs) -> std::result::Result<(), String> {
     );
     options.groups = groups.clone();
     options.batch_size = args.batch_size;
+    options.chat_page_bytes = usize::try_from(args.chat_page_mib << 20).unwrap_or(usize::MAX);
     let summary = Migration::new(&source.store, &target.store, options, &bars)
         .run()
         .await

@@ -303,7 +303,8 @@ async fn sqlite_to_postgres_copies_every_table_and_back_again() {
     let file = dir.join("webui.db");
     let before = sha256_hex(&std::fs::read(&file).expect("source file"));
 
-    let out = migrate(&dir, &["--from", &src, "--to", &pg, "--batch-size", "3"]);
+    let args = ["--batch-size", "3", "--chat-page-mib", "1"];
+    let out = migrate(&dir, &[&["--from", &src, "--to", &pg][..], &args].concat());
     assert!(out.status.success(), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("the target equals the source"),
