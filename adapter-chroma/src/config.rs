@@ -38,8 +38,9 @@ pub struct ChromaConfig {
     /// How far ids are kept unique.
     pub id_scope: IdScope,
     /// Searches over at most this many candidates (the collection, or the items inside the
-    /// filter) ask Chroma for every candidate, which makes its HNSW walk exhaustive and the
-    /// result exact; larger ones get Chroma's approximate HNSW answer.
+    /// filter) ask Chroma for every candidate, so its HNSW walk goes as far as its graph
+    /// reaches (exact in practice, not guaranteed: a record the graph does not link to is
+    /// missed); larger ones get Chroma's approximate HNSW answer.
     pub exact_max_candidates: usize,
     /// How long a scan reuses the sorted id list of a collection before listing it again
     /// (Chroma cannot select "ids after X", so a scan pages through a sorted snapshot of ids).

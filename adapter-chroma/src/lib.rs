@@ -8,10 +8,12 @@
 //!   their own names (`file-{id}`, knowledge ids, `user-memory-{id}`, `web-search-...`); names
 //!   Chroma refuses (`kb`, anything with spaces) are stored encoded, see the crate README.
 //! - Search keeps the contract: scores `(2 - distance) / 2`, ties broken by id, metadata
-//!   filters `{k: v}` and `{k: {"$in": [...]}}` compared as text, and exact results up to
+//!   filters `{k: v}` and `{k: {"$in": [...]}}` compared as text. Up to
 //!   [`ChromaConfig::exact_max_candidates`] candidates (the collection or the items inside the
-//!   filter), because then Chroma is asked for every candidate and its HNSW walk is
-//!   exhaustive. Larger searches get Chroma's approximate HNSW answer.
+//!   filter) Chroma is asked for every candidate, so its HNSW walk goes as far as its graph
+//!   reaches: exact in practice, but a record the graph does not link to is missed (seen once
+//!   in a 10,651-record collection, see the crate README). Larger searches get Chroma's
+//!   approximate HNSW answer.
 //! - Ids are unique across collections ([`IdScope::Database`], the default): every write first
 //!   asks each collection of the database for the ids it writes, one request per collection.
 //!   Writes of one store are serialised so that check and write cannot interleave.

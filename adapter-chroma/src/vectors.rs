@@ -376,7 +376,8 @@ impl ChromaStore {
         };
         let candidates = allowed.as_ref().map_or(count, Vec::len);
         let limit = limit as usize;
-        // Asking for every candidate makes Chroma's HNSW walk visit them all: exact.
+        // Asking for every candidate makes Chroma's HNSW walk go as far as its graph reaches:
+        // exact in practice, though a record the graph does not link to is still missed.
         let n_results = if candidates <= self.config.exact_max_candidates {
             candidates
         } else {

@@ -305,6 +305,10 @@ async fn chroma_collections_arrive_in_pgvector_and_open_webui_starts() {
         .expect("compare searches");
     assert_eq!(searches.collections, 4);
     assert!(searches.agrees(), "searches: {:?}", searches.disagreements);
+    eprintln!(
+        "{} searches agree; neighbours Chroma's own search missed: {}",
+        searches.queries, searches.source_missed
+    );
 
     // Open WebUI starts on the migrated table with the server's default settings...
     open_webui_start_up(&target_url)
