@@ -67,6 +67,16 @@ pub(crate) fn to_where(filter: &VectorFilter) -> Option<Value> {
 /// objects, mixed lists) is `InvalidInput`, never silently changed.
 pub(crate) fn check_metadata(id: &str, metadata: &Map<String, Value>) -> Result<()> {
     for (key, value) in metadata {
+        // Chroma keeps `$` for its filter operators and `#` for its own fields, and refuses
+        // such keys ("Invalid metadata at index N", naming neither item nor key) only when
+        // their write is sent, after the writes before it.
+        if key.starts_with('$') || key.starts_with('#') {
+            return Err(Error::invalid(format!(
+                "metadata of vector item {id:?}: key {key:?} starts with {:?}, which Chroma \
+                 keeps for itself: rename the key",
+                &key[..1]
+            )));
+        }
         let ok = match value {
             Value::Array(items) => {
                 !items.is_empty()

@@ -390,6 +390,15 @@ impl ChromaStore {
                 .client
                 .query(&coll.id, group, allowed.as_deref(), n_results)
                 .await?;
+            // One list per query vector, in their order: any other count would pair a
+            // query's neighbours with another query.
+            if answer.ids.len() != group.len() {
+                return Err(Error::backend_msg(format!(
+                    "Chroma answered {} searches for {} query vectors",
+                    answer.ids.len(),
+                    group.len()
+                )));
+            }
             let distances = answer.distances.unwrap_or_default();
             for (i, ids) in answer.ids.into_iter().enumerate() {
                 let mut pairs = Vec::with_capacity(ids.len());
