@@ -578,21 +578,47 @@ impl VectorRepo for ChromaStore {
             Ok((self.client.count(&c.id).await?, c.name))
         })
         .await?;
-        let mut names: Vec<String> = counted
+        let names = counted
             .into_iter()
             .filter(|(n, _)| *n > 0)
-            .map(|(_, name)| from_chroma(&name))
-            .collect();
-        names.sort();
-        Ok(names)
+            .map(|(_, name)| name);
+        addressable_names(names)
     }
 
     /// Every collection of the database, empty ones too: one listing, no count per collection.
     async fn collection_names(&self) -> Result<Vec<String>> {
         let collections = self.client.list_collections().await?;
         self.snapshots.listed(&collections);
-        let mut names: Vec<String> = collections.iter().map(|c| from_chroma(&c.name)).collect();
-        names.sort();
-        Ok(names)
+        addressable_names(collections.into_iter().map(|c| c.name))
     }
+}
+
+/// The chatstore names of Chroma's collections `names`, sorted; an error naming the first
+/// collection no chatstore name leads back to (a name such as `300.1.1.1`, which Chroma takes
+/// and chatstore stores encoded, or one starting `chatstore.` that chatstore did not write) or
+/// that shares its chatstore name with another. Such a collection would be listed but read as
+/// empty: a migration would skip its records, and its verification would find them equal.
+fn addressable_names(names: impl Iterator<Item = String>) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut seen = HashMap::new();
+    for chroma in names {
+        let name = from_chroma(&chroma);
+        if to_chroma(&name) != chroma {
+            return Err(Error::backend_msg(format!(
+                "the Chroma collection {chroma:?} has a name chatstore cannot address (it would \
+                 read it as {name:?}, stored as {:?}): rename it in Chroma or move it to \
+                 another database",
+                to_chroma(&name)
+            )));
+        }
+        if let Some(other) = seen.insert(name.clone(), chroma.clone()) {
+            return Err(Error::backend_msg(format!(
+                "the Chroma collections {other:?} and {chroma:?} both read as {name:?}: rename \
+                 one of them in Chroma"
+            )));
+        }
+        out.push(name);
+    }
+    out.sort();
+    Ok(out)
 }

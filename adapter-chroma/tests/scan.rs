@@ -296,3 +296,43 @@ async fn a_remembered_collection_id_that_went_stale_is_looked_up_again() {
             .is_empty()
     );
 }
+
+/// A collection whose Chroma name no chatstore name leads back to (`300.1.1.1`: Chroma takes
+/// it, chatstore stores such a name encoded) is an error of the listing a migration starts
+/// from, naming it; before, it was listed under a name whose reads found nothing, so its
+/// records were skipped and the verification found the two sides equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_chatstore_cannot_address_is_named_not_skipped() {
+    let Some(config) = fresh_config(Duration::from_secs(30)) else {
+        return;
+    };
+    let store = ChromaStore::connect(config.clone())
+        .await
+        .expect("open the Chroma store");
+    store
+        .upsert("notes", vec![item("n1".into(), 1)])
+        .await
+        .expect("write");
+    assert_eq!(
+        store.collection_names().await.expect("list"),
+        vec!["notes".to_owned()]
+    );
+    // Another program's collection, made through Chroma's own API.
+    let url = format!(
+        "{}/api/v2/tenants/{}/databases/{}/collections",
+        config.url, config.tenant, config.database
+    );
+    let status = reqwest::Client::new()
+        .post(url)
+        .json(&json!({"name": "300.1.1.1", "metadata": {"hnsw:space": "cosine"}}))
+        .send()
+        .await
+        .expect("create")
+        .status();
+    assert!(status.is_success(), "Chroma refused the name: {status}");
+    let err = store
+        .collection_names()
+        .await
+        .expect_err("a collection chatstore cannot read");
+    assert!(err.to_string().contains("\"300.1.1.1\""), "{err}");
+}
