@@ -63,6 +63,8 @@ const STAGE_POOLED: &str = "CREATE TEMP TABLE IF NOT EXISTS chatstore_staging \
      (id TEXT, vector vector, text TEXT, vmetadata JSONB) ON COMMIT DROP";
 const COPY_STAGE: &str =
     "COPY chatstore_staging (id, vector, text, vmetadata) FROM STDIN (FORMAT binary)";
+/// Empties the staging table inside a transaction (commit does it otherwise).
+const CLEAR_STAGE: &str = "TRUNCATE chatstore_staging";
 /// From this many rows on, upserts go through COPY into the staging table; fewer go through
 /// one `unnest` statement.
 const STAGING_MIN_ROWS: usize = 256;
@@ -400,13 +402,23 @@ impl PgVectorStore {
             .fetch_all(&mut *conn)
             .await
             .map_err(during("finding the collections upserted ids come from"))?;
+        let mut staged = false;
         for &(collection, items) in entries {
             if items.len() < STAGING_MIN_ROWS {
                 self.unnest_rows(conn, items, collection, Mode::Upsert)
                     .await?;
             } else {
+                // The staging table still holds the entry staged before this one: its
+                // `INSERT ... SELECT` would take those rows too, into this collection.
+                if staged {
+                    sqlx::raw_sql(CLEAR_STAGE)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(during("emptying the staging table"))?;
+                }
                 self.staged_rows(conn, items, collection, Mode::Upsert)
                     .await?;
+                staged = true;
             }
         }
         Ok(holders)

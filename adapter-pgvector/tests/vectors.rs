@@ -1003,6 +1003,36 @@ async fn a_halfvec_table_takes_large_batches() {
     }
 }
 
+/// One `upsert_many` of several large collections into a halfvec column (Open WebUI's
+/// `PGVECTOR_USE_HALFVEC`; a migration writes pages of several collections in one call): each
+/// collection keeps its own rows. The staging table is emptied only at commit, so the second
+/// collection's `INSERT ... SELECT` used to take the first one's rows too and move them over,
+/// and the call returned Ok with the first collection empty.
+#[tokio::test]
+async fn a_halfvec_upsert_of_several_large_collections_keeps_each_its_rows() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let mut config = PgVectorConfig::new(url).dimension(16);
+    config.use_halfvec = true;
+    let store = PgVectorStore::connect(config).await.expect("open");
+    let mut rng = Rng::new(41);
+    let a = random_items(&mut rng, "a", 300, 8);
+    let b = random_items(&mut rng, "b", 280, 8);
+    store
+        .upsert_many(vec![("a".into(), a.clone()), ("b".into(), b.clone())])
+        .await
+        .expect("upsert both");
+    for (name, want) in [("a", &a), ("b", &b)] {
+        let got = store.get(name).await.expect("get");
+        assert_eq!(got.len(), want.len(), "{name}: its own rows");
+        assert!(
+            got.iter().zip(want.iter()).all(|(g, w)| g.id == w.id),
+            "{name}: the ids it was given"
+        );
+    }
+}
+
 /// A narrow collection of 256 or more dimensions in a `vector` column is indexed as unit-length
 /// `halfvec`: components far beyond halfvec's range (here 100,000 times a unit vector) index
 /// without overflow, and searches find what exact search finds.
