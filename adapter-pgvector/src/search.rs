@@ -192,10 +192,16 @@ impl PgVectorStore {
         let mut hits = self
             .run(&mut conn, collection, vectors, filter, limit, plan)
             .await?;
-        if matches!(plan, SearchPlan::FilteredHnsw { .. }) {
-            // An iterative scan that stopped at max_scan_tuples (a filter more selective than
-            // the statistics said) returns fewer than `limit` rows: those queries are answered
-            // by an exact scan instead, so a filtered search never loses rows that exist.
+        if matches!(
+            plan,
+            SearchPlan::FilteredHnsw { .. } | SearchPlan::Hnsw { .. }
+        ) {
+            // An index walk can return fewer than `limit` rows: an iterative scan that stopped
+            // at max_scan_tuples (a filter more selective than the statistics said), or any
+            // walk whose `ef_search` candidates were rows deleted since the last VACUUM (the
+            // index keeps them; pgvector drops them after the walk: a search next to a file
+            // just deleted or replaced found nothing). Those queries are answered by an exact
+            // scan instead, so a search never loses rows that exist.
             let short: Vec<usize> = (0..hits.len())
                 .filter(|&i| hits[i].len() < limit as usize)
                 .collect();

@@ -1033,6 +1033,58 @@ async fn a_halfvec_upsert_of_several_large_collections_keeps_each_its_rows() {
     }
 }
 
+/// An unfiltered search through the HNSW index near rows just deleted: the index still holds
+/// them (until VACUUM) and pgvector drops them after the walk, so the walk's `ef_search`
+/// candidates can all be dead and the answer short. Such a search is answered again exactly:
+/// the nearest live rows, as an exact search finds them.
+#[tokio::test]
+async fn an_index_search_near_deleted_rows_still_finds_k_neighbours() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    // A recall target the clustered data meets at once: the plan then only needs the index to
+    // beat the exact scan, which calibration times (tried again on a busy machine).
+    let mut config = indexing_config(url, 32);
+    config.target_recall = 0.9;
+    let store = PgVectorStore::connect(config).await.expect("open");
+    let mut rng = Rng::new(77);
+    let centres: Vec<Vec<f32>> = (0..20).map(|_| rng.unit_vector(32)).collect();
+    let mut items = Vec::new();
+    for (c, centre) in centres.iter().enumerate() {
+        for i in 0..300 {
+            let noise = rng.unit_vector(32);
+            let v: Vec<f32> = centre
+                .iter()
+                .zip(&noise)
+                .map(|(x, n)| x + 0.05 * n)
+                .collect();
+            items.push(item(&format!("c{c:02}-{i:03}"), v, json!({"cluster": c})));
+        }
+    }
+    store.insert("k", items).await.expect("insert");
+    let mut plan = store.optimize("k").await.expect("optimize");
+    for _ in 0..2 {
+        if matches!(plan.plan, SearchPlan::Hnsw { .. }) {
+            break;
+        }
+        plan = store.optimize("k").await.expect("optimize again");
+    }
+    assert!(matches!(plan.plan, SearchPlan::Hnsw { .. }), "{plan:?}");
+    // The whole cluster around the query goes; nothing vacuums the index meanwhile.
+    let gone: Vec<String> = (0..300).map(|i| format!("c00-{i:03}")).collect();
+    store
+        .delete("k", Some(&gone), None)
+        .await
+        .expect("delete a cluster");
+    let query = vec![centres[0].clone()];
+    let hits = store.search("k", &query, None, 10).await.expect("search");
+    let exact: Vec<VectorItem> = store.get("k").await.expect("get");
+    let refs: Vec<&VectorItem> = exact.iter().collect();
+    let want = chatstore_core::vectors::exact_search(&refs, &query[0], None, 10);
+    assert_eq!(hits[0].len(), 10, "{:?}", hits[0]);
+    assert_same_hits(&hits, &[want]);
+}
+
 /// A narrow collection of 256 or more dimensions in a `vector` column is indexed as unit-length
 /// `halfvec`: components far beyond halfvec's range (here 100,000 times a unit vector) index
 /// without overflow, and searches find what exact search finds.
