@@ -31,6 +31,11 @@ impl ChatRepo for Chats {
     async fn create(&self, chat: NewChat) -> Result<Chat> {
         let chat = fixed(chat);
         let keys = vec![key(&chat)];
+        let _tags = if chat.tags.is_empty() {
+            None
+        } else {
+            Some(self.0.tag_writes().await)
+        };
         self.0
             .write(
                 G,
@@ -44,6 +49,11 @@ impl ChatRepo for Chats {
     async fn create_many(&self, chats: Vec<NewChat>) -> Result<Vec<Chat>> {
         let chats: Vec<NewChat> = chats.into_iter().map(fixed).collect();
         let keys = chats.iter().map(key).collect();
+        let _tags = if chats.iter().all(|c| c.tags.is_empty()) {
+            None
+        } else {
+            Some(self.0.tag_writes().await)
+        };
         self.0
             .write(
                 G,
@@ -135,6 +145,7 @@ impl ChatRepo for Chats {
     async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {
         let id = id.to_owned();
         let names = names.to_vec();
+        let _tags = self.0.tag_writes().await;
         self.0
             .write(
                 G,
@@ -148,6 +159,7 @@ impl ChatRepo for Chats {
     async fn add_tag(&self, id: &str, name: &str) -> Result<Chat> {
         let id = id.to_owned();
         let name = name.to_owned();
+        let _tags = self.0.tag_writes().await;
         self.0
             .write(
                 G,

@@ -14,11 +14,15 @@ use std::future::Future;
 use chatstore_core::chats::{Chat, ChatPatch, NewChat};
 use chatstore_core::files::{FileMeta, NewFile};
 use chatstore_core::messages::{Message, NewMessage};
+use chatstore_core::rows::tables::{CHANNEL_FILE, CHAT_FILE, KNOWLEDGE_FILE, SHARED_CHAT};
+use chatstore_core::rows::{Cond, RowOp, RowQuery, Table};
 use chatstore_core::tags::Tag;
-use chatstore_core::users::{NewUser, User};
+use chatstore_core::users::{NewUser, User, UserPatch};
 use chatstore_core::{
     ChatQuery, Error, ErrorKind, FileQuery, PageRequest, Result, Store, VectorItem,
 };
+
+use serde_json::Value;
 
 use crate::repair::RepairKey;
 
@@ -100,23 +104,94 @@ async fn put_user(id: &str, user: Option<User>, to: &Store) -> Result<()> {
     let Some(user) = user else {
         return absent_ok(to.users.delete(id).await);
     };
-    if found(to.users.get(id).await)?.as_ref() == Some(&user) {
+    let Some(theirs) = found(to.users.get(id).await)? else {
+        to.users.create(NewUser::from(&user)).await?;
+        return Ok(());
+    };
+    if theirs == user {
         return Ok(());
     }
-    absent_ok(to.users.delete(id).await)?;
-    to.users.create(NewUser::from(&user)).await?;
-    Ok(())
+    // Updated in place, never deleted and made again: on a SQL store deleting the user takes
+    // its credentials (`auth`) and group memberships with it, which no repair puts back.
+    let updated = to
+        .users
+        .update(
+            id,
+            UserPatch {
+                email: Some(user.email.clone()),
+                name: Some(user.name.clone()),
+                role: Some(user.role.clone()),
+                profile_image_url: Some(user.profile_image_url.clone()),
+                info: user.info.clone(),
+                settings: user.settings.clone(),
+                updated_at: Some(user.updated_at),
+            },
+        )
+        .await?;
+    if updated == user {
+        return Ok(());
+    }
+    let mut fields = Vec::new();
+    if updated.created_at != user.created_at {
+        fields.push("created_at");
+    }
+    if updated.last_active_at != user.last_active_at {
+        fields.push("last_active_at");
+    }
+    if updated.info != user.info {
+        fields.push("info");
+    }
+    if updated.settings != user.settings {
+        fields.push("settings");
+    }
+    Err(Error::conflict(
+        "user",
+        format!(
+            "user {id} differs between the stores in what an update cannot set ({}); a repair \
+             does not delete and re-create a user, which would take its credentials and group \
+             memberships with it: set them on the target by hand, then reconcile again",
+            fields.join(", ")
+        ),
+    ))
 }
 
-/// Same chat and same messages on both stores (tags and blob included).
-async fn chat_matches(chat: &Chat, messages: &[Message], to: &Store) -> Result<bool> {
-    let Some(theirs) = found(to.chats.get(&chat.id).await)? else {
-        return Ok(false);
+/// The tables whose rows point at a chat or a file through a foreign key that SQL stores
+/// cascade on delete, and the column that points.
+static CHAT_DEPENDENTS: [(&Table, &str); 2] = [(&SHARED_CHAT, "chat_id"), (&CHAT_FILE, "chat_id")];
+static FILE_DEPENDENTS: [(&Table, &str); 3] = [
+    (&CHAT_FILE, "file_id"),
+    (&KNOWLEDGE_FILE, "file_id"),
+    (&CHANNEL_FILE, "file_id"),
+];
+
+/// The rows of `to` that point at the record `id` (see [`CHAT_DEPENDENTS`]), as the writes
+/// that put them back after the record was deleted and made again there. Nothing on a store
+/// without Open WebUI's other tables.
+async fn dependents(
+    to: &Store,
+    tables: &[(&'static Table, &'static str)],
+    id: &str,
+) -> Result<Vec<RowOp>> {
+    let Ok(rows) = to.rows() else {
+        return Ok(Vec::new());
     };
-    if theirs != *chat {
-        return Ok(false);
+    let mut ops = Vec::new();
+    for &(table, column) in tables {
+        let query = RowQuery::filter(vec![Cond::Eq(column, Value::String(id.to_owned()))]);
+        for row in rows.select(table, &query).await? {
+            ops.push(RowOp::Upsert { table, row });
+        }
     }
-    Ok(to.messages.list(&chat.id).await? == messages)
+    Ok(ops)
+}
+
+/// Writes back what [`dependents`] read.
+async fn restore(to: &Store, ops: Vec<RowOp>) -> Result<()> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    to.rows()?.write(ops).await?;
+    Ok(())
 }
 
 async fn copy_chat(id: &str, from: &Store, to: &Store) -> Result<()> {
@@ -147,7 +222,13 @@ async fn put_chat(
         }
         return Ok(());
     };
-    if chat_matches(&chat, &messages, to).await? {
+    let theirs = found(to.chats.get(id).await)?;
+    // The target's messages, read once: compared, then the ones the source lacks deleted.
+    let their_messages = match &theirs {
+        Some(_) => to.messages.list(id).await?,
+        None => Vec::new(),
+    };
+    if theirs.as_ref() == Some(&chat) && their_messages == messages {
         return copy_tags(&chat.user_id, from, to).await;
     }
     let mut names = Vec::with_capacity(chat.tags.len());
@@ -156,23 +237,63 @@ async fn put_chat(
             found(from.tags.get(&chat.user_id, tag).await)?.map_or_else(|| tag.clone(), |t| t.name);
         names.push(name);
     }
-    absent_ok(to.chats.delete(id).await)?;
-    to.chats
-        .create(NewChat {
-            id: Some(chat.id.clone()),
-            user_id: chat.user_id.clone(),
-            title: Some(chat.title.clone()),
-            chat: Some(chat.chat.clone()),
-            meta: Some(chat.meta.clone()),
-            tags: names,
-            archived: chat.archived,
-            pinned: chat.pinned,
-            folder_id: chat.folder_id.clone(),
-            share_id: chat.share_id.clone(),
-            created_at: Some(chat.created_at),
-            updated_at: Some(chat.updated_at),
-        })
-        .await?;
+    match theirs {
+        // The same chat (owner and creation): changed in place, so that nothing pointing at
+        // it (shares, attached files) goes with a delete.
+        Some(theirs) if theirs.user_id == chat.user_id && theirs.created_at == chat.created_at => {
+            let mut meta = chat.meta.clone();
+            meta.remove("tags");
+            to.chats
+                .update(
+                    id,
+                    ChatPatch {
+                        title: Some(chat.title.clone()),
+                        chat: Some(chat.chat.clone()),
+                        meta: Some(meta),
+                        archived: Some(chat.archived),
+                        pinned: Some(chat.pinned),
+                        folder_id: Some(chat.folder_id.clone()),
+                        share_id: Some(chat.share_id.clone()),
+                        updated_at: Some(chat.updated_at),
+                    },
+                )
+                .await?;
+            if theirs.tags != chat.tags {
+                to.chats.set_tags(id, &names).await?;
+            }
+            for message in &their_messages {
+                if !messages.iter().any(|m| m.id == message.id) {
+                    absent_ok(to.messages.delete(id, &message.id).await)?;
+                }
+            }
+        }
+        theirs => {
+            // Another chat under the id (or none): made again, and the rows that pointed at
+            // it there put back.
+            let kept = match theirs {
+                Some(_) => dependents(to, &CHAT_DEPENDENTS, id).await?,
+                None => Vec::new(),
+            };
+            absent_ok(to.chats.delete(id).await)?;
+            to.chats
+                .create(NewChat {
+                    id: Some(chat.id.clone()),
+                    user_id: chat.user_id.clone(),
+                    title: Some(chat.title.clone()),
+                    chat: Some(chat.chat.clone()),
+                    meta: Some(chat.meta.clone()),
+                    tags: names,
+                    archived: chat.archived,
+                    pinned: chat.pinned,
+                    folder_id: chat.folder_id.clone(),
+                    share_id: chat.share_id.clone(),
+                    created_at: Some(chat.created_at),
+                    updated_at: Some(chat.updated_at),
+                })
+                .await?;
+            restore(to, kept).await?;
+        }
+    }
     if !messages.is_empty() {
         // The blob's messages became rows with their timestamps; writing the rows again sets
         // every field exactly. The blob's current message goes last, since each write makes
@@ -190,7 +311,9 @@ async fn put_chat(
             inputs.push(last);
         }
         to.messages.upsert_many(id, inputs).await?;
-        // Writing messages may raise the chat's updated_at: put it back.
+    }
+    // Writing messages and tags may raise the chat's updated_at: put it back.
+    if found(to.chats.get(id).await)?.is_some_and(|c| c.updated_at != chat.updated_at) {
         to.chats
             .update(
                 id,
@@ -275,6 +398,9 @@ async fn put_file(id: &str, meta: Option<FileMeta>, from: &Store, to: &Store) ->
         return Ok(());
     }
     let bytes = from.files.read(id).await?;
+    // Files have no update: the file is made again, and the rows that pointed at it there
+    // (attached to chats, knowledge bases, channels) put back.
+    let kept = dependents(to, &FILE_DEPENDENTS, id).await?;
     absent_ok(to.files.delete(id).await)?;
     to.files
         .put(NewFile {
@@ -290,7 +416,7 @@ async fn put_file(id: &str, meta: Option<FileMeta>, from: &Store, to: &Store) ->
             updated_at: Some(meta.updated_at),
         })
         .await?;
-    Ok(())
+    restore(to, kept).await
 }
 
 async fn file_ids_of(user: &str, store: &Store) -> Result<BTreeSet<String>> {

@@ -199,23 +199,28 @@ impl RepairLog {
         let guard = self.file()?;
         let _lock = lock(&guard, &self.path)?;
         let mut file: &File = &guard;
-        let len = file
-            .metadata()
-            .map_err(|e| io_error(&self.path, "read its size", e))?
-            .len();
-        if len == 0 {
-            return Ok(());
-        }
-        let mut last = [0u8; 1];
-        file.seek(SeekFrom::Start(len - 1))
-            .and_then(|_| file.read_exact(&mut last))
-            .map_err(|e| io_error(&self.path, "read it", e))?;
-        if last[0] != b'\n' {
+        if !self.ends_a_line(file)? {
             file.write_all(b"\n")
                 .and_then(|()| file.sync_data())
                 .map_err(|e| io_error(&self.path, "end a torn line", e))?;
         }
         Ok(())
+    }
+
+    /// Whether the file is empty or ends with a newline (read under the file lock).
+    fn ends_a_line(&self, mut file: &File) -> Result<bool> {
+        let len = file
+            .metadata()
+            .map_err(|e| io_error(&self.path, "read its size", e))?
+            .len();
+        if len == 0 {
+            return Ok(true);
+        }
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(len - 1))
+            .and_then(|_| file.read_exact(&mut last))
+            .map_err(|e| io_error(&self.path, "read it", e))?;
+        Ok(last[0] == b'\n')
     }
 
     /// Appends entries durably (one write, then `fsync`) before returning.
@@ -239,11 +244,22 @@ impl RepairLog {
         Ok(())
     }
 
+    /// Appends `bytes` (whole lines) and syncs them. A line an earlier append left unfinished
+    /// (a write that failed part way, here or in another process sharing the log, or a crash)
+    /// is ended first: joined to it, this append's first line would not read back.
     fn write_durably(&self, bytes: &[u8]) -> Result<()> {
         let guard = self.file()?;
         let _lock = lock(&guard, &self.path)?;
         let mut file: &File = &guard;
-        file.write_all(bytes)
+        let written = if self.ends_a_line(file)? {
+            file.write_all(bytes)
+        } else {
+            let mut ended = Vec::with_capacity(bytes.len() + 1);
+            ended.push(b'\n');
+            ended.extend_from_slice(bytes);
+            file.write_all(&ended)
+        };
+        written
             .and_then(|()| file.sync_data())
             .map_err(|e| io_error(&self.path, "append to it", e))
     }
@@ -257,19 +273,21 @@ impl RepairLog {
     }
 
     fn read_pending(&self, file: &File) -> Result<Vec<RepairEntry>> {
-        let mut text = String::new();
+        // Bytes, not text: a line torn inside a character is not UTF-8, and is skipped like
+        // any other torn line instead of making the whole log unreadable.
+        let mut bytes = Vec::new();
         let mut reader = file;
         reader
             .seek(SeekFrom::Start(0))
-            .and_then(|_| reader.read_to_string(&mut text))
+            .and_then(|_| reader.read_to_end(&mut bytes))
             .map_err(|e| io_error(&self.path, "read it", e))?;
         let mut entries = Vec::new();
         let mut done = HashSet::new();
-        for (n, raw) in text.lines().enumerate() {
-            if raw.trim().is_empty() {
+        for (n, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+            if raw.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match serde_json::from_str::<Line>(raw) {
+            match serde_json::from_slice::<Line>(raw) {
                 Ok(Line::Entry(entry)) => entries.push(entry),
                 Ok(Line::Done { done: id }) => {
                     done.insert(id);
@@ -399,5 +417,63 @@ mod tests {
         log.append(std::slice::from_ref(&b))
             .expect("append after the torn line");
         assert_eq!(log.pending().expect("read"), vec![a, b]);
+    }
+
+    /// An append that failed part way (here written by another handle) leaves a line without
+    /// its newline while the log stays open: the next append still reads back.
+    #[test]
+    fn an_unfinished_line_left_while_the_log_is_open_does_not_swallow_the_next_entry() {
+        let path = temp_path("unfinished.jsonl");
+        let log = RepairLog::open(&path).expect("open");
+        let a = entry(RepairKey::File("f1".into()), "files.put", Side::Old, "down");
+        log.append(std::slice::from_ref(&a)).expect("append");
+        let mut other = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open raw");
+        other
+            .write_all(b"{\"id\":\"half")
+            .expect("a write cut short");
+        let b = entry(
+            RepairKey::User("u1".into()),
+            "users.update",
+            Side::Old,
+            "down",
+        );
+        log.append(std::slice::from_ref(&b)).expect("append");
+        assert_eq!(log.pending().expect("read"), vec![a.clone(), b.clone()]);
+        drop(log);
+        assert_eq!(
+            RepairLog::open(&path)
+                .expect("reopen")
+                .pending()
+                .expect("read"),
+            vec![a, b]
+        );
+    }
+
+    /// A line cut inside a multi-byte character is skipped like any torn line; the log still
+    /// opens and reads.
+    #[test]
+    fn a_line_torn_inside_a_character_is_skipped() {
+        let path = temp_path("torn-utf8.jsonl");
+        let log = RepairLog::open(&path).expect("open");
+        let a = entry(
+            RepairKey::Chat("c-é".into()),
+            "chats.update",
+            Side::Old,
+            "down €",
+        );
+        log.append(std::slice::from_ref(&a)).expect("append");
+        drop(log);
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open raw");
+        file.write_all(b"{\"id\":\"x\",\"reason\":\"\xE2\x82")
+            .expect("torn inside a character");
+        drop(file);
+        let log = RepairLog::open(&path).expect("reopen");
+        assert_eq!(log.pending().expect("read"), vec![a]);
     }
 }

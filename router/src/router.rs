@@ -13,7 +13,7 @@ use chatstore_core::compare;
 use chatstore_core::{Error, ErrorKind, ModelGroup, Result, Store, StoreParts};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{Mutex, MutexGuard, Notify, RwLock, RwLockReadGuard};
+use tokio::sync::{Mutex, MutexGuard, Notify, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::changes::RoutedFeed;
 use crate::phase::Phase;
@@ -87,6 +87,9 @@ pub(crate) struct Shared {
     /// Shadow reads waiting for the dispatcher.
     queued: std::sync::Mutex<ShadowQueue>,
     stripes: Vec<Mutex<()>>,
+    /// Held shared by the writes that give chats tags or make tag rows, exclusively by a tag
+    /// delete (see [`Shared::tag_writes`]).
+    tag_deletes: RwLock<()>,
     /// Per group, held shared by every write to both stores while it runs and exclusively by a
     /// move to `new-only`, which so waits for the writes begun before it: a repair such a write
     /// logs is then seen before the old store stops being written.
@@ -258,6 +261,7 @@ impl RouterBuilder {
             foreground: AtomicUsize::new(0),
             queued: std::sync::Mutex::new(ShadowQueue::default()),
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            tag_deletes: RwLock::new(()),
             gates: Default::default(),
             phase_change: Mutex::new(()),
             feed,
@@ -642,6 +646,21 @@ impl Shared {
         (n * sample) / 100 != ((n + 1) * sample) / 100
     }
 
+    /// Held by a write that gives a chat tags or makes tag rows (`chats.create` with tags,
+    /// `set_tags`, `add_tag`, `tags.ensure`, `tags.create_many`) while it writes both stores.
+    /// A tag delete changes every chat of the user under another repair key than those writes,
+    /// so the two stores could apply a delete and such a write in opposite orders and end
+    /// differently (the tag gone on one, back on the other) with equal answers and nothing
+    /// logged; [`Shared::tag_delete`] waits for them instead.
+    pub(crate) async fn tag_writes(&self) -> RwLockReadGuard<'_, ()> {
+        self.tag_deletes.read().await
+    }
+
+    /// Held by a tag delete while it writes both stores (see [`Shared::tag_writes`]).
+    pub(crate) async fn tag_delete(&self) -> RwLockWriteGuard<'_, ()> {
+        self.tag_deletes.write().await
+    }
+
     /// Locks the stripes of `keys` (sorted, so two writers never wait on each other in a
     /// cycle): writes to one record through this router reach both stores in the same order.
     pub(crate) async fn lock_keys(&self, keys: &[RepairKey]) -> Vec<MutexGuard<'_, ()>> {
@@ -874,16 +893,18 @@ impl Shared {
                 // Logs the keys if this future is dropped before both stores answered: the
                 // new store's task goes on, the old store's write may not have finished.
                 let unfinished = self.unfinished(operation, keys);
-                let new_write = tokio::time::timeout(self.secondary_timeout, call(new));
                 let (old, new) = match tokio::runtime::Handle::try_current() {
                     Ok(runtime) => {
+                        let new_write = tokio::time::timeout(self.secondary_timeout, call(new));
                         let task = runtime.spawn(new_write);
                         let old = call(&self.old).await;
                         (old, task.await.map_err(|e| e.to_string()))
                     }
+                    // Outside Tokio there is no timer to bound the new store's write with
+                    // (building one would panic): both writes are awaited together.
                     Err(_) => {
-                        let (old, new) = futures::join!(call(&self.old), new_write);
-                        (old, Ok(new))
+                        let (old, new) = futures::join!(call(&self.old), call(new));
+                        (old, Ok(Ok(new)))
                     }
                 };
                 let keys = unfinished.answered();
@@ -900,6 +921,11 @@ impl Shared {
                     (Err(e), Ok(Ok(Ok(_)))) => Some(format!(
                         "the old store failed ({e}) but the new store succeeded"
                     )),
+                    // An old store that answered `Unavailable` may have written (its commit
+                    // went through, then the connection broke), whatever the new store did.
+                    (Err(a), Ok(Ok(Err(_)))) if a.kind() == ErrorKind::Unavailable => {
+                        Some(format!("the old store answered {a}: it may have written"))
+                    }
                     (Err(a), Ok(Ok(Err(b)))) => (a.kind() != b.kind())
                         .then(|| format!("the stores failed differently: old {a}, new {b}")),
                 };

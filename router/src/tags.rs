@@ -58,6 +58,7 @@ impl TagRepo for Tags {
     async fn ensure(&self, user_id: &str, name: &str) -> Result<Tag> {
         let user = user_id.to_owned();
         let name = name.to_owned();
+        let _tags = self.0.tag_writes().await;
         self.0
             .write(
                 G,
@@ -73,6 +74,7 @@ impl TagRepo for Tags {
         users.sort();
         users.dedup();
         let keys = users.into_iter().map(RepairKey::Tags).collect();
+        let _tags = self.0.tag_writes().await;
         self.0
             .write(
                 G,
@@ -87,6 +89,7 @@ impl TagRepo for Tags {
         let user = user_id.to_owned();
         let name = name_or_id.to_owned();
         // Deleting a tag also takes it off the user's chats: repaired by re-copying them.
+        let _tags = self.0.tag_delete().await;
         self.0
             .write(
                 G,

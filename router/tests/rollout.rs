@@ -146,6 +146,49 @@ impl WriteLock {
     }
 }
 
+/// Both stores answer `Unavailable` to a dual write (a network blip on the application's host),
+/// but the old store had committed it: the key is logged all the same, and reconciling copies
+/// the write to the new store. Two failures of one kind used to count as the stores agreeing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_stores_unavailable_after_the_old_one_wrote_is_logged_for_repair() {
+    let (old, new) = (
+        chatstore_core::memory::store(),
+        chatstore_core::memory::store(),
+    );
+    let router = dual_with_ada(
+        common::HookedUsers::losing_updates(&old, true),
+        &common::HookedUsers::losing_updates(&new, false),
+        "both-unavailable",
+    )
+    .await;
+    let err = router
+        .store()
+        .users
+        .update(
+            "u1",
+            UserPatch {
+                name: Some("Ada Lovelace".into()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect_err("the old store's answer");
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert_eq!(old.users.get("u1").await.expect("u1").name, "Ada Lovelace");
+    assert_eq!(router.repair_log().pending().expect("log").len(), 1);
+
+    // Reconciled by a router over the stores themselves (the old store's updates work again).
+    let repairer = Router::builder(old.clone())
+        .new_store_for_all(&new)
+        .phase_for_all(Phase::Dual)
+        .repair_log(router.repair_log().path())
+        .build()
+        .expect("router");
+    let report = repairer.reconcile(&|_, _| {}).await.expect("reconcile");
+    assert_eq!((report.repaired, report.remaining), (1, 0), "{report:?}");
+    assert_eq!(new.users.get("u1").await.expect("u1").name, "Ada Lovelace");
+}
+
 async fn verify(router: &Router, new: &Store) -> chatstore_migrate::VerifyReport {
     chatstore_migrate::verify(router.old(), new, &GROUPS, &chatstore_migrate::Silent)
         .await
@@ -557,4 +600,84 @@ async fn a_write_abandoned_after_the_old_store_wrote_is_logged_for_repair() {
         .await
         .expect("select");
     assert_eq!(copied.len(), 1, "{copied:?}");
+}
+
+/// A dual write from outside Tokio (another executor) is answered, not a panic: the new
+/// store's timeout needs Tokio's timer, so there both writes are awaited together.
+#[test]
+fn a_dual_write_outside_tokio_is_answered() {
+    let (old, new) = (
+        chatstore_core::memory::store(),
+        chatstore_core::memory::store(),
+    );
+    let router = Router::builder(old.clone())
+        .new_store_for_all(&new)
+        .phase_for_all(Phase::Dual)
+        .repair_log(common::temp_folder("outside-tokio").join("repair.jsonl"))
+        .build()
+        .expect("router");
+    let created = futures::executor::block_on(
+        router
+            .store()
+            .users
+            .create(NewUser::new("ada@example.com", "Ada").with_id("u1")),
+    )
+    .expect("create u1");
+    assert_eq!(created.id, "u1");
+    for store in [&old, &new] {
+        let got = futures::executor::block_on(store.users.get("u1")).expect("on both stores");
+        assert_eq!(got, created);
+    }
+}
+
+/// A tag delete and a tag added to a chat at the same time reach both stores in the same
+/// order, even when the new store is slow to add it: the stores end alike. Before, the delete
+/// (repaired through the user's chats) did not wait for the add (repaired through its chat),
+/// so the slow new store deleted the tag first and added it back after; both calls answered
+/// alike on both stores and nothing was logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_delete_and_a_tag_added_at_once_end_alike_on_both_stores() {
+    let (old, new) = (
+        chatstore_core::memory::store(),
+        chatstore_core::memory::store(),
+    );
+    let slow = common::SlowTagging::around(&new, std::time::Duration::from_millis(300));
+    let router = dual_with_ada(old.clone(), &slow, "tag-delete-race").await;
+    let store = router.store();
+    store
+        .chats
+        .create(NewChat::new("u1", "Engines").with_id("c1"))
+        .await
+        .expect("c1");
+    store
+        .chats
+        .create(
+            NewChat::new("u1", "Looms")
+                .with_id("c2")
+                .with_tags(["work"]),
+        )
+        .await
+        .expect("c2");
+
+    let adder = store.clone();
+    let adding = tokio::spawn(async move { adder.chats.add_tag("c1", "work").await });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    store
+        .tags
+        .delete("u1", "work")
+        .await
+        .expect("delete the tag");
+    adding.await.expect("the add task").expect("add the tag");
+
+    for id in ["c1", "c2"] {
+        assert_eq!(
+            new.chats.get(id).await.expect("new").tags,
+            old.chats.get(id).await.expect("old").tags,
+            "{id}'s tags on both stores"
+        );
+    }
+    assert_eq!(
+        new.tags.list("u1").await.expect("new"),
+        old.tags.list("u1").await.expect("old")
+    );
 }

@@ -99,21 +99,40 @@ pub async fn pocketbase() -> Option<Store> {
 pub type Hook = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// A user repository that runs a hook before its first `get` (another process's write landing
-/// mid-way) and another before its first `create` (a slow store), then answers as `inner`.
+/// mid-way) and another before its first `create` (a slow store), then answers as `inner`;
+/// or one whose updates answer `Unavailable` (see [`HookedUsers::losing_updates`]).
 pub struct HookedUsers {
     inner: std::sync::Arc<dyn chatstore_core::users::UserRepo>,
     before_get: std::sync::Mutex<Option<Hook>>,
     before_create: std::sync::Mutex<Option<Hook>>,
+    /// Updates answer `Unavailable`: after writing (`Some(true)`) or without (`Some(false)`).
+    lost_updates: Option<bool>,
 }
 
 impl HookedUsers {
     /// `store` with its users behind the hooks.
     pub fn around(store: &Store, before_get: Option<Hook>, before_create: Option<Hook>) -> Store {
+        Self::wrap(store, before_get, before_create, None)
+    }
+
+    /// `store` whose user updates answer `Unavailable` (a connection lost mid-call), after
+    /// writing when `writes`, else without writing.
+    pub fn losing_updates(store: &Store, writes: bool) -> Store {
+        Self::wrap(store, None, None, Some(writes))
+    }
+
+    fn wrap(
+        store: &Store,
+        before_get: Option<Hook>,
+        before_create: Option<Hook>,
+        lost_updates: Option<bool>,
+    ) -> Store {
         let parts = store.parts();
         let users = HookedUsers {
             inner: parts.users.clone(),
             before_get: std::sync::Mutex::new(before_get),
             before_create: std::sync::Mutex::new(before_create),
+            lost_updates,
         };
         let parts = chatstore_core::StoreParts {
             users: std::sync::Arc::new(users),
@@ -161,7 +180,18 @@ impl chatstore_core::users::UserRepo for HookedUsers {
         id: &str,
         patch: chatstore_core::UserPatch,
     ) -> chatstore_core::Result<chatstore_core::User> {
-        self.inner.update(id, patch).await
+        match self.lost_updates {
+            None => self.inner.update(id, patch).await,
+            Some(writes) => {
+                if writes {
+                    self.inner.update(id, patch).await?;
+                }
+                Err(chatstore_core::Error::unavailable(
+                    "the connection was lost",
+                    "connection reset by peer",
+                ))
+            }
+        }
     }
     async fn delete(&self, id: &str) -> chatstore_core::Result<()> {
         self.inner.delete(id).await
@@ -181,5 +211,91 @@ impl chatstore_core::users::UserRepo for HookedUsers {
     }
     async fn session_stamp(&self, id: &str) -> chatstore_core::Result<Option<String>> {
         self.inner.session_stamp(id).await
+    }
+}
+
+/// A chat repository whose `add_tag` waits `delay` first (a slow store), then answers as
+/// `inner`.
+pub struct SlowTagging {
+    inner: std::sync::Arc<dyn chatstore_core::chats::ChatRepo>,
+    delay: std::time::Duration,
+}
+
+impl SlowTagging {
+    /// `store` with its chats' `add_tag` slowed by `delay`.
+    pub fn around(store: &Store, delay: std::time::Duration) -> Store {
+        let parts = store.parts();
+        let chats = SlowTagging {
+            inner: parts.chats.clone(),
+            delay,
+        };
+        let parts = chatstore_core::StoreParts {
+            chats: std::sync::Arc::new(chats),
+            ..parts
+        };
+        Store::new("slow-tagging", store.capabilities(), parts)
+    }
+}
+
+#[async_trait::async_trait]
+impl chatstore_core::chats::ChatRepo for SlowTagging {
+    async fn create(
+        &self,
+        chat: chatstore_core::NewChat,
+    ) -> chatstore_core::Result<chatstore_core::Chat> {
+        self.inner.create(chat).await
+    }
+    async fn create_many(
+        &self,
+        chats: Vec<chatstore_core::NewChat>,
+    ) -> chatstore_core::Result<Vec<chatstore_core::Chat>> {
+        self.inner.create_many(chats).await
+    }
+    async fn get(&self, id: &str) -> chatstore_core::Result<chatstore_core::Chat> {
+        self.inner.get(id).await
+    }
+    async fn update(
+        &self,
+        id: &str,
+        patch: chatstore_core::ChatPatch,
+    ) -> chatstore_core::Result<chatstore_core::Chat> {
+        self.inner.update(id, patch).await
+    }
+    async fn delete(&self, id: &str) -> chatstore_core::Result<()> {
+        self.inner.delete(id).await
+    }
+    async fn delete_for_user(&self, user_id: &str) -> chatstore_core::Result<u64> {
+        self.inner.delete_for_user(user_id).await
+    }
+    async fn list(
+        &self,
+        query: &chatstore_core::ChatQuery,
+    ) -> chatstore_core::Result<chatstore_core::Page<chatstore_core::chats::ChatSummary>> {
+        self.inner.list(query).await
+    }
+    async fn set_tags(
+        &self,
+        id: &str,
+        names: &[String],
+    ) -> chatstore_core::Result<chatstore_core::Chat> {
+        self.inner.set_tags(id, names).await
+    }
+    async fn add_tag(&self, id: &str, name: &str) -> chatstore_core::Result<chatstore_core::Chat> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.add_tag(id, name).await
+    }
+    async fn remove_tag(
+        &self,
+        id: &str,
+        name_or_id: &str,
+    ) -> chatstore_core::Result<chatstore_core::Chat> {
+        self.inner.remove_tag(id, name_or_id).await
+    }
+    async fn scan(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> chatstore_core::Result<Vec<chatstore_core::Chat>> {
+        self.inner.scan(after, limit).await
     }
 }

@@ -1,0 +1,195 @@
+//! A repair changes a record on the new store in place where it can, and otherwise keeps what
+//! points at it there: on a SQL store, deleting a chat, a file or a user also deletes the rows
+//! that point at it (shares, attached files, group memberships; for a user its credentials),
+//! so a repair that deleted and re-created the record lost them on the new store, with
+//! nothing logged.
+
+mod common;
+
+use chatstore_core::chats::{ChatPatch, NewChat};
+use chatstore_core::files::NewFile;
+use chatstore_core::rows::{Cond, Row, RowOp, RowQuery, row, table};
+use chatstore_core::users::{NewUser, UserPatch};
+use chatstore_core::{ModelGroup, Store, memory};
+use chatstore_router::{Phase, RepairEntry, RepairKey, Side};
+use serde_json::json;
+
+const T: i64 = 1_700_000_000;
+
+fn rows_pointing_at_u1_c1_f1() -> Vec<RowOp> {
+    let insert = |name: &str, row: Row| RowOp::Insert {
+        table: table(name).expect("a table"),
+        row,
+    };
+    vec![
+        insert(
+            "group",
+            row([
+                ("id", json!("g1")),
+                ("user_id", json!("u1")),
+                ("name", json!("Engineers")),
+                ("description", json!("")),
+                ("created_at", json!(T)),
+                ("updated_at", json!(T)),
+            ]),
+        ),
+        insert(
+            "group_member",
+            row([
+                ("id", json!("gm1")),
+                ("group_id", json!("g1")),
+                ("user_id", json!("u1")),
+                ("created_at", json!(T)),
+                ("updated_at", json!(T)),
+            ]),
+        ),
+        insert(
+            "shared_chat",
+            row([
+                ("id", json!("s1")),
+                ("chat_id", json!("c1")),
+                ("user_id", json!("u1")),
+                ("title", json!("Engines")),
+                ("created_at", json!(T)),
+                ("updated_at", json!(T)),
+            ]),
+        ),
+        insert(
+            "chat_file",
+            row([
+                ("id", json!("cf1")),
+                ("user_id", json!("u1")),
+                ("chat_id", json!("c1")),
+                ("file_id", json!("f1")),
+                ("created_at", json!(T)),
+                ("updated_at", json!(T)),
+            ]),
+        ),
+    ]
+}
+
+async fn count(store: &Store, name: &str) -> usize {
+    store
+        .rows()
+        .expect("rows")
+        .select(
+            table(name).expect("a table"),
+            &RowQuery::filter(Vec::<Cond>::new()),
+        )
+        .await
+        .expect("select")
+        .len()
+}
+
+/// A user, a chat and a file that differ on a SQLite new store are repaired from the old
+/// store: the new store then holds the old store's versions, and still its group
+/// membership, share and attached-file rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repairs_keep_the_rows_that_point_at_the_record() {
+    let (old, new) = (memory::store(), common::sqlite().await);
+    for store in [&old, &new] {
+        store
+            .users
+            .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+            .await
+            .expect("create u1");
+        store
+            .chats
+            .create(
+                NewChat::new("u1", "Engines")
+                    .with_id("c1")
+                    .with_tags(["work"]),
+            )
+            .await
+            .expect("create c1");
+    }
+    old.files
+        .put(NewFile::new("u1", "notes.txt", b"the old bytes".to_vec()).with_id("f1"))
+        .await
+        .expect("put f1");
+    new.files
+        .put(NewFile::new("u1", "notes.txt", b"other bytes".to_vec()).with_id("f1"))
+        .await
+        .expect("put f1");
+    for store in [&old, &new] {
+        store
+            .rows()
+            .expect("rows")
+            .write(rows_pointing_at_u1_c1_f1())
+            .await
+            .expect("rows pointing at u1, c1 and f1");
+    }
+    // The writes the new store missed.
+    old.users
+        .update(
+            "u1",
+            UserPatch {
+                name: Some("Ada Lovelace".into()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("rename u1");
+    old.chats
+        .update(
+            "c1",
+            ChatPatch {
+                title: Some("Analytical Engines".into()),
+                ..ChatPatch::default()
+            },
+        )
+        .await
+        .expect("rename c1");
+
+    let router = common::router(old.clone(), &new, Phase::Dual);
+    let entries: Vec<RepairEntry> = [
+        (ModelGroup::Users, RepairKey::User("u1".into())),
+        (ModelGroup::Chats, RepairKey::Chat("c1".into())),
+        (ModelGroup::Files, RepairKey::File("f1".into())),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (group, key))| RepairEntry {
+        id: format!("e{i}"),
+        time: 0,
+        group,
+        key,
+        operation: "a write".into(),
+        source: Side::Old,
+        reason: "the new store failed".into(),
+    })
+    .collect();
+    router
+        .repair_log()
+        .append(&entries)
+        .expect("log the repairs");
+    let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
+    assert_eq!(report.remaining, 0, "{report:?}");
+
+    assert_eq!(new.users.get("u1").await.expect("u1").name, "Ada Lovelace");
+    assert_eq!(
+        new.chats.get("c1").await.expect("c1"),
+        old.chats.get("c1").await.expect("c1")
+    );
+    assert_eq!(
+        new.files.read("f1").await.expect("f1"),
+        b"the old bytes".to_vec()
+    );
+    for name in ["group_member", "shared_chat", "chat_file"] {
+        assert_eq!(count(&new, name).await, 1, "{name} rows on the new store");
+    }
+    let verified = chatstore_migrate::verify(
+        &old,
+        &new,
+        &[
+            ModelGroup::Users,
+            ModelGroup::Chats,
+            ModelGroup::Files,
+            ModelGroup::Workspace,
+        ],
+        &chatstore_migrate::Silent,
+    )
+    .await
+    .expect("verify");
+    assert!(verified.equal, "{:?}", verified.differing_ids());
+}
