@@ -179,8 +179,9 @@ pub(crate) struct Chats<'a>(pub &'a Store);
 
 impl Chats<'_> {
     /// Whether the target's copy of a chat already holds each message of `item.fixups` at
-    /// least as late as the run read it: an earlier run's fixups landed, or a router in `dual`
-    /// wrote the chat to both stores after this run read it. Writing them again would then
+    /// least as late as the run read it, or no longer holds it: an earlier run's fixups
+    /// landed, or a router in `dual` wrote (or deleted) them on both stores after this run
+    /// read the chat. Writing them again would then
     /// undo later writes (an edit, the current message). An earlier run stopped between its
     /// message writes and the chat's `updated_at` patch left the chat at its latest message's
     /// time, which is put right here.
@@ -193,10 +194,13 @@ impl Chats<'_> {
             .iter()
             .map(|m| (m.id.as_str(), m.updated_at))
             .collect();
+        // A fixup message missing from the target was deleted there since (by a router in
+        // `dual`): the chat is created with every message of its blob in one write, so no
+        // earlier run can have left one unwritten. Writing it again would bring it back.
         let held_all = item.fixups.iter().all(|f| {
             updated
                 .get(f.id.as_str())
-                .is_some_and(|&at| at >= f.updated_at.unwrap_or(i64::MIN))
+                .is_none_or(|&at| at >= f.updated_at.unwrap_or(i64::MIN))
         });
         if !held_all {
             return Ok(false);
@@ -281,12 +285,19 @@ impl Sink for Files<'_> {
     async fn one(&self, item: NewFile) -> Result<()> {
         self.0.files.put(item).await.map(|_| ())
     }
+    /// Held with the same bytes (by sha256 and size): a file the target holds with other
+    /// bytes under the id is set aside, as a streamed large file is.
     async fn present(&self, item: &NewFile) -> Result<bool> {
-        found(
-            self.0
-                .files
-                .get(item.id.as_deref().unwrap_or_default())
-                .await,
-        )
+        match self
+            .0
+            .files
+            .get(item.id.as_deref().unwrap_or_default())
+            .await
+        {
+            Ok(held) => Ok(held.size == item.bytes.len() as u64
+                && held.sha256 == chatstore_core::files::sha256_hex(&item.bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -337,6 +337,38 @@ async fn large_files_are_streamed_between_small_batched_ones_and_resume_cleanly(
     );
 }
 
+/// A small file the target already holds under its id with other bytes is set aside, not
+/// counted as copied: the same check a streamed large file gets.
+#[tokio::test]
+async fn a_small_file_the_target_holds_with_other_bytes_is_set_aside() {
+    let (source, target) = (memory::store(), memory::store());
+    for (store, bytes) in [
+        (&source, b"the source's".to_vec()),
+        (&target, b"other".to_vec()),
+    ] {
+        store
+            .files
+            .put(NewFile::new("u0", "a.bin", bytes).with_id("a"))
+            .await
+            .expect("file");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = options(&dir);
+    o.groups = vec![ModelGroup::Files];
+    let summary = Migration::new(&source, &target, o, &Silent)
+        .run()
+        .await
+        .expect("migrate");
+    assert_eq!(summary.dead_letters, 1, "{summary:?}");
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).expect("dead letters");
+    let letter: serde_json::Value = serde_json::from_str(dead.trim()).expect("one JSON line");
+    assert_eq!(
+        (letter["entity"].as_str(), letter["id"].as_str()),
+        (Some("file"), Some("a"))
+    );
+    assert_eq!(target.files.read("a").await.expect("a"), b"other");
+}
+
 /// A row the target refuses is set aside with its reason and the rest of its batch arrives; a
 /// parent that sorts after its child arrives first.
 #[tokio::test]
@@ -853,6 +885,49 @@ async fn a_chat_the_target_holds_later_than_the_run_read_is_left_as_it_is() {
         "the current message stays"
     );
     assert_eq!(after.updated_at, before.updated_at);
+}
+
+/// A message a router in `dual` deleted from both stores after the run read its chat is not
+/// brought back: the chat is created with every message of its blob in one write, so a message
+/// the run would write again (its `updated_at` fixed) that is missing from the target was
+/// deleted there since, not left unwritten by an earlier run.
+#[tokio::test]
+async fn a_message_deleted_on_the_target_after_the_run_read_it_stays_deleted() {
+    let (source, target) = (memory::store(), memory::store());
+    for store in [&source, &target] {
+        store
+            .users
+            .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+            .await
+            .expect("user");
+        let mut chat = NewChat::new("u1", "Plans").with_id("c1");
+        chat.created_at = Some(100);
+        chat.updated_at = Some(100);
+        store.chats.create(chat).await.expect("chat");
+        // Edited after it was written: the run writes it again to fix its `updated_at`.
+        let mut m1 = NewMessage::text("c1", "m1", "user", "first words");
+        m1.created_at = Some(110);
+        m1.updated_at = Some(200);
+        store.messages.upsert(m1).await.expect("m1");
+    }
+    // Later, through the router: m1 deleted (on the target; on the source too, after the run
+    // read it).
+    target.messages.delete("c1", "m1").await.expect("delete m1");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = options(&dir);
+    o.groups = vec![ModelGroup::Users, ModelGroup::Chats];
+    Migration::new(&source, &target, o, &Silent)
+        .run()
+        .await
+        .expect("run");
+
+    let m1 = target.messages.get("c1", "m1").await.map(|_| ());
+    assert_eq!(
+        m1.map_err(|e| e.kind()),
+        Err(chatstore_core::ErrorKind::NotFound),
+        "the deleted message stays deleted"
+    );
 }
 
 /// The chats group's batches written in a run.
