@@ -23,7 +23,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chatstore_core::Result;
 use chatstore_core::vectors::{SearchHit, validate_collection};
@@ -58,6 +58,18 @@ const COUNTS: &str = "SELECT collection_name, count(*) FROM document_chunk \
      GROUP BY collection_name ORDER BY collection_name COLLATE \"C\"";
 const INDEXED: &str = "SELECT name FROM chatstore_collection WHERE index_name IS NOT NULL";
 const TRY_LOCK_BUILDS: &str = "SELECT pg_try_advisory_lock($1)";
+/// Whether the side table points at an index (a build made it again for a collection of
+/// that name since it was forgotten).
+const INDEX_IN_USE: &str =
+    "SELECT EXISTS (SELECT 1 FROM chatstore_collection WHERE index_name = $1)";
+/// How long dropping an emptied collection's index may wait for the table before the write
+/// that emptied it returns (the background worker then drops it).
+const DROP_WAIT: Duration = Duration::from_secs(1);
+/// The background worker's wait between attempts to drop an index, times the attempts so far.
+const DROP_RETRY: Duration = Duration::from_secs(1);
+/// Attempts to drop an index (about 8 minutes of them) before it is left to the next build of
+/// its collection's names: an index of an emptied collection costs nothing meanwhile.
+const DROP_ATTEMPTS: u32 = 30;
 /// The DDL of a partial index; PostgreSQL's `format` quotes the name and the collection. `$6`
 /// is the indexed expression: the column, or a narrow index's leading components (built here
 /// from the side table's integer dimension, never from user text).
@@ -195,7 +207,7 @@ async fn drop_concurrently(conn: &mut PgConnection, index: &str) -> Result<()> {
 #[derive(Debug)]
 pub(crate) struct Builder {
     state: Mutex<BuildState>,
-    /// `true` while no build is queued or running.
+    /// `true` while no build or index drop is queued or running.
     idle: tokio::sync::watch::Sender<bool>,
     /// One `optimize` at a time in this process (explicit calls wait for background builds).
     running: tokio::sync::Mutex<()>,
@@ -204,6 +216,8 @@ pub(crate) struct Builder {
 #[derive(Debug, Default)]
 struct BuildState {
     queued: VecDeque<String>,
+    /// Indexes of emptied collections still to drop, with the attempts made so far.
+    drops: VecDeque<(String, u32)>,
     /// When each collection was last written by this process.
     last_write: HashMap<String, Instant>,
     worker: bool,
@@ -268,8 +282,159 @@ impl PgVectorStore {
         }
     }
 
+    /// Drops, after the commit that forgot them, the partial indexes of collections a write
+    /// emptied. `DROP INDEX` in the write's transaction would take an exclusive lock on
+    /// `document_chunk` until the commit; when another transaction holds the table (a long
+    /// search, a `CREATE INDEX CONCURRENTLY` of another collection) the drop queues for that
+    /// lock and every search and write of every collection queues behind it. So each index is
+    /// dropped `CONCURRENTLY`, which blocks neither, waiting [`DROP_WAIT`] at most here; one
+    /// that waits longer (or meets a build) is left to the background worker, which tries
+    /// again until it is gone. Until then the index is harmless: searches of an emptied
+    /// collection find nothing, a collection made again under the name searches exactly
+    /// until its next build, and a build drops an index of its names the side table does not
+    /// point at.
+    pub(crate) async fn drop_forgotten(&self, indexes: Vec<String>) {
+        for index in indexes {
+            match self.drop_forgotten_index(&index, Some(DROP_WAIT)).await {
+                Ok(true) => {}
+                Ok(false) => self.queue_drop(index, 1),
+                Err(e) => {
+                    tracing::info!(%index, error = %e, "an emptied collection's index is dropped later");
+                    self.queue_drop(index, 1);
+                }
+            }
+        }
+    }
+
+    fn queue_drop(&self, index: String, attempts: u32) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut state = self.builder.state();
+        if !state.drops.iter().any(|(i, _)| *i == index) {
+            state.drops.push_back((index, attempts));
+        }
+        self.builder.idle.send_replace(false);
+        if !state.worker {
+            state.worker = true;
+            let store = self.clone();
+            runtime.spawn(async move { store.build_in_background().await });
+        }
+    }
+
+    /// Drops one forgotten index unless a build made it again (the side table points at it);
+    /// `Ok(false)` when it could not within `wait` or a build or drop holds the build lock.
+    async fn drop_forgotten_index(&self, index: &str, wait: Option<Duration>) -> Result<bool> {
+        if !is_own_index_name(index) {
+            return Err(chatstore_core::Error::backend_msg(format!(
+                "chatstore_collection named index {index:?}, which chatstore did not create"
+            )));
+        }
+        let mut conn = match self.ddl_connection().await {
+            Ok(conn) => conn,
+            // Behind a transaction pooler: a plain DROP INDEX, in a transaction of its own
+            // that gives up soon rather than hold the queue of every other statement.
+            Err(e) if e.kind() == chatstore_core::ErrorKind::Unsupported => {
+                return self.drop_in_transaction(index).await;
+            }
+            Err(e) => return Err(e),
+        };
+        let result = async {
+            let locked: bool = sqlx::query_scalar(TRY_LOCK_BUILDS)
+                .bind(BUILD_LOCK)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(during("waiting for index builds"))?;
+            if !locked {
+                return Ok(false);
+            }
+            let in_use: bool = sqlx::query_scalar(INDEX_IN_USE)
+                .bind(index)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(during("looking for an index's collection"))?;
+            if in_use {
+                return Ok(true);
+            }
+            if let Some(wait) = wait {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "SET lock_timeout = '{}ms'",
+                    wait.as_millis().max(1)
+                )))
+                .execute(&mut conn)
+                .await
+                .map_err(during("limiting an index drop's wait"))?;
+            }
+            match drop_concurrently(&mut conn, index).await {
+                Ok(()) => Ok(true),
+                Err(_) if wait.is_some() => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+        .await;
+        let closed = conn
+            .close()
+            .await
+            .map_err(during("closing the index drop connection"));
+        let dropped = result?;
+        closed.map(|()| dropped)
+    }
+
+    /// [`drop_forgotten_index`](Self::drop_forgotten_index) without a connection of its own.
+    async fn drop_in_transaction(&self, index: &str) -> Result<bool> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(during("opening a transaction"))?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL lock_timeout = '{}ms'",
+            DROP_WAIT.as_millis()
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(during("limiting an index drop's wait"))?;
+        let in_use: bool = sqlx::query_scalar(INDEX_IN_USE)
+            .bind(index)
+            .persistent(false)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(during("looking for an index's collection"))?;
+        if !in_use
+            && sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP INDEX IF EXISTS {index}")))
+                .execute(&mut *tx)
+                .await
+                .is_err()
+        {
+            return Ok(false);
+        }
+        tx.commit()
+            .await
+            .map_err(during("committing an index drop"))?;
+        Ok(true)
+    }
+
     async fn build_in_background(self) {
         loop {
+            let drop = self.builder.state().drops.pop_front();
+            if let Some((index, attempts)) = drop {
+                let dropped = self.drop_forgotten_index(&index, None).await;
+                match dropped {
+                    Ok(true) => {}
+                    Ok(false) | Err(_) if attempts >= DROP_ATTEMPTS => {
+                        tracing::warn!(%index, "an emptied collection's index could not be dropped; the next build of a collection of that name drops it");
+                    }
+                    result => {
+                        if let Err(e) = result {
+                            tracing::info!(%index, error = %e, "dropping an emptied collection's index failed; trying again");
+                        }
+                        let delay = DROP_RETRY.saturating_mul(attempts);
+                        self.builder.state().drops.push_back((index, attempts + 1));
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+                continue;
+            }
             let next = {
                 let mut state = self.builder.state();
                 match state.queued.pop_front() {

@@ -192,10 +192,12 @@ impl PgVectorStore {
                 }
             }
         }
+        let mut forgotten = Vec::new();
         for source in holders.iter().filter(|c| *c != collection) {
-            forget_if_empty(&mut tx, source, self.prepare).await?;
+            forgotten.extend(forget_if_empty(&mut tx, source, self.prepare).await?);
         }
         tx.commit().await.map_err(during("committing vectors"))?;
+        self.drop_forgotten(forgotten).await;
         self.after_write(collection, self.index_due(written, indexed_rows));
         Ok(true)
     }
@@ -318,10 +320,12 @@ impl PgVectorStore {
         } else {
             self.merge_entries(&mut tx, &borrowed, ids).await?
         };
+        let mut forgotten = Vec::new();
         for source in holders.iter().filter(|c| !names.contains(&c.as_str())) {
-            forget_if_empty(&mut tx, source, self.prepare).await?;
+            forgotten.extend(forget_if_empty(&mut tx, source, self.prepare).await?);
         }
         tx.commit().await.map_err(during("committing vectors"))?;
+        self.drop_forgotten(forgotten).await;
         for (collection, due) in names.iter().zip(due) {
             self.after_write(collection, due);
         }

@@ -2,8 +2,8 @@
 //! collection's dimension. Inserts live in `ingest.rs`, searches in `search.rs`.
 
 use async_trait::async_trait;
+use chatstore_core::Result;
 use chatstore_core::vectors::{CollectionItems, SearchHit, VectorFilter, VectorItem, VectorRepo};
-use chatstore_core::{Error, Result};
 use serde_json::{Map, Value};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
@@ -96,37 +96,28 @@ pub(crate) async fn lock_collection(
     Ok(())
 }
 
-/// When the collection has no rows left, forgets its dimension and drops its partial index: a
+/// When the collection has no rows left, forgets its dimension and returns the partial index
+/// it had, for the caller to drop after its commit ([`PgVectorStore::drop_forgotten`]): a
 /// collection exists only while it has rows.
+///
+/// The side-table row is locked first, in a statement of its own: a writer adding rows to the
+/// collection holds that lock until it commits, and the emptiness check then runs on a
+/// snapshot taken after that commit. Checked in the `DELETE` alone, the check would run on the
+/// snapshot taken before the `DELETE` waited for the writer, miss the writer's rows and forget
+/// the dimension of a collection that has rows.
 pub(crate) async fn forget_if_empty(
     conn: &mut PgConnection,
     name: &str,
     prepare: Prepare,
-) -> Result<()> {
+) -> Result<Option<String>> {
+    lock_collection(conn, name, prepare).await?;
     let index: Option<Option<String>> = prepare
         .scalar(FORGET)
         .bind(name)
         .fetch_optional(&mut *conn)
         .await
         .map_err(during("forgetting an empty collection"))?;
-    if let Some(Some(index)) = index {
-        drop_index(conn, &index).await?;
-    }
-    Ok(())
-}
-
-/// Drops one of chatstore's partial indexes; refuses any other name.
-pub(crate) async fn drop_index(conn: &mut PgConnection, index: &str) -> Result<()> {
-    if !crate::indexes::is_own_index_name(index) {
-        return Err(Error::backend_msg(format!(
-            "chatstore_collection names index {index:?}, which chatstore did not create"
-        )));
-    }
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP INDEX IF EXISTS {index}")))
-        .execute(&mut *conn)
-        .await
-        .map_err(during("dropping a collection's HNSW index"))?;
-    Ok(())
+    Ok(index.flatten())
 }
 
 impl PgVectorStore {
@@ -221,8 +212,10 @@ impl VectorRepo for PgVectorStore {
             .execute(&mut *tx)
             .await
             .map_err(during("deleting a collection"))?;
-        forget_if_empty(&mut tx, name, self.prepare).await?;
-        tx.commit().await.map_err(during("committing a delete"))
+        let index = forget_if_empty(&mut tx, name, self.prepare).await?;
+        tx.commit().await.map_err(during("committing a delete"))?;
+        self.drop_forgotten(index.into_iter().collect()).await;
+        Ok(())
     }
 
     async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
@@ -331,8 +324,9 @@ impl VectorRepo for PgVectorStore {
             .await
             .map_err(during("deleting vectors"))?
             .rows_affected();
-        forget_if_empty(&mut tx, collection, self.prepare).await?;
+        let index = forget_if_empty(&mut tx, collection, self.prepare).await?;
         tx.commit().await.map_err(during("committing a delete"))?;
+        self.drop_forgotten(index.into_iter().collect()).await;
         Ok(deleted)
     }
 
@@ -353,10 +347,10 @@ impl VectorRepo for PgVectorStore {
             .execute(&mut *tx)
             .await
             .map_err(during("deleting every vector"))?;
-        for index in indexes.into_iter().flatten() {
-            drop_index(&mut tx, &index).await?;
-        }
-        tx.commit().await.map_err(during("committing a reset"))
+        tx.commit().await.map_err(during("committing a reset"))?;
+        self.drop_forgotten(indexes.into_iter().flatten().collect())
+            .await;
+        Ok(())
     }
 
     async fn collections(&self) -> Result<Vec<String>> {

@@ -23,6 +23,20 @@ async fn fresh_pair() -> Option<(String, String)> {
     Some((direct, through))
 }
 
+/// A store on a pool through PgBouncer, without a direct URL.
+async fn store_without_a_direct_url(url: &str) -> PgVectorStore {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(url)
+        .await
+        .expect("a pool through PgBouncer");
+    let store = PgVectorStore::from_pool(pool, indexing_config("", 8))
+        .await
+        .expect("open through PgBouncer");
+    assert!(store.through_pooler(), "PgBouncer was not detected");
+    store
+}
+
 fn items(rng: &mut Rng, prefix: &str, n: usize, clusters: &[Vec<f32>]) -> Vec<VectorItem> {
     (0..n)
         .map(|i| {
@@ -183,15 +197,7 @@ async fn index_builds_through_pgbouncer_without_a_direct_url_are_refused() {
     let Some((_, url)) = fresh_pair().await else {
         return;
     };
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&url)
-        .await
-        .expect("a pool through PgBouncer");
-    let store = PgVectorStore::from_pool(pool, indexing_config("", 8))
-        .await
-        .expect("open through PgBouncer");
-    assert!(store.through_pooler(), "PgBouncer was not detected");
+    let store = store_without_a_direct_url(&url).await;
     let mut rng = Rng::new(9);
     let clusters: Vec<Vec<f32>> = (0..8).map(|_| rng.unit_vector(8)).collect();
     let big = items(&mut rng, "big", 600, &clusters);
@@ -217,4 +223,44 @@ async fn index_builds_through_pgbouncer_without_a_direct_url_are_refused() {
         got[0].iter().map(|h| &h.id).collect::<Vec<_>>(),
         want[0].iter().map(|h| &h.id).collect::<Vec<_>>()
     );
+}
+
+/// Behind PgBouncer without a direct URL (so without a session for `DROP INDEX CONCURRENTLY`),
+/// deleting a collection still drops the index a store with a direct URL built for it.
+#[tokio::test]
+async fn an_emptied_collections_index_is_dropped_through_pgbouncer_without_a_direct_url() {
+    let Some((direct, url)) = fresh_pair().await else {
+        return;
+    };
+    let builder = PgVectorStore::connect(indexing_config(direct.clone(), 8))
+        .await
+        .expect("open directly");
+    let mut rng = Rng::new(21);
+    let clusters: Vec<Vec<f32>> = (0..8).map(|_| rng.unit_vector(8)).collect();
+    builder
+        .insert("big", items(&mut rng, "big", 3_000, &clusters))
+        .await
+        .expect("insert");
+    let plan = builder.optimize("big").await.expect("optimize");
+    assert!(matches!(plan.plan, SearchPlan::Hnsw { .. }), "{plan:?}");
+    let own_indexes = || async {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&direct)
+            .await
+            .expect("connect");
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'document_chunk' \
+             AND indexname LIKE 'chatstore_hnsw_%'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("count indexes");
+        n
+    };
+    assert_eq!(own_indexes().await, 1);
+
+    let store = store_without_a_direct_url(&url).await;
+    store.delete_collection("big").await.expect("delete");
+    store.wait_for_index_builds().await;
+    assert!(!store.has_collection("big").await.expect("has"));
+    assert_eq!(own_indexes().await, 0, "the index went with the collection");
 }

@@ -1383,6 +1383,33 @@ async fn background_builds_let_writes_through_and_keep_searches_exact() {
     assert!(recall / 20.0 >= 0.95, "recall {}", recall / 20.0);
 }
 
+/// Waits (30 s at most) until a session of the database at `url` whose statement is `LIKE`
+/// `statement` waits on a lock.
+async fn wait_for_a_lock_wait(url: &str, statement: &str) {
+    let mut watch = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .expect("connect");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND query LIKE $1",
+        )
+        .bind(statement)
+        .fetch_one(&mut watch)
+        .await
+        .expect("watch the sessions");
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no statement like {statement:?} waited on a lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// A large upsert whose COPY meets an id another writer added after the upsert's delete (the
 /// unique index makes the COPY wait for that writer, then fail) is rolled back and written
 /// again by merging: the call succeeds, the id ends in the upserted collection with the
@@ -1422,27 +1449,7 @@ async fn a_large_upsert_raced_by_another_writer_is_merged() {
     let upsert = tokio::spawn(async move { writer.upsert("kb", batch).await });
 
     // The upsert's COPY waits on the other writer's row before that one commits.
-    let mut watch = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
-        .await
-        .expect("connect");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE wait_event_type = 'Lock' AND query LIKE 'COPY document_chunk%'",
-        )
-        .fetch_one(&mut watch)
-        .await
-        .expect("watch the sessions");
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the upsert's COPY never waited on the other writer"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_for_a_lock_wait(&url, "COPY document_chunk%").await;
     sqlx::raw_sql("COMMIT")
         .execute(&mut other)
         .await
@@ -1458,4 +1465,141 @@ async fn a_large_upsert_raced_by_another_writer_is_merged() {
     assert_eq!(moved.text, items[150].text);
     assert!(store.get("other").await.expect("get").is_empty());
     assert_eq!(store.collections().await.expect("list"), ["kb"]);
+}
+
+/// An upsert that moves the last row out of a collection while another writer is adding rows
+/// to that collection (holding its side-table row, as every chatstore write does, until it
+/// commits) keeps the collection's dimension: the other writer's rows come back at their own
+/// length, not padded to the column's, and the collection is still listed.
+#[tokio::test]
+async fn moving_the_last_row_out_keeps_a_collection_another_writer_fills() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let config = PgVectorConfig::new(url.clone()).dimension(8).pool_size(4);
+    let store = PgVectorStore::connect(config).await.expect("open store");
+    store
+        .insert("x", vec![item("m", vec![1.0, 0.0], json!({}))])
+        .await
+        .expect("insert");
+
+    // Another replica writes into `x` and keeps its transaction open.
+    let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql(
+        "BEGIN; \
+         UPDATE chatstore_collection SET written = written + 1 WHERE name = 'x'; \
+         INSERT INTO document_chunk (id, vector, collection_name, text, vmetadata) \
+         VALUES ('n', '[0.6,0.8,0,0,0,0,0,0]', 'x', 'written by another', '{}'::jsonb)",
+    )
+    .execute(&mut other)
+    .await
+    .expect("the other writer's rows");
+
+    let writer = store.clone();
+    let upsert = tokio::spawn(async move {
+        writer
+            .upsert("y", vec![item("m", vec![0.0, 1.0], json!({}))])
+            .await
+    });
+
+    // The upsert, having moved `m`, waits on the other writer's hold of `x`.
+    wait_for_a_lock_wait(&url, "%chatstore_collection%").await;
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut other)
+        .await
+        .expect("COMMIT");
+    upsert.await.expect("the upsert task").expect("upsert");
+
+    let got = store.get("x").await.expect("get");
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].vector,
+        vec![0.6, 0.8],
+        "the other writer's row at its collection's dimension"
+    );
+    assert_eq!(store.collections().await.expect("list"), ["x", "y"]);
+    let e = store
+        .insert("x", vec![item("o", vec![1.0, 1.0, 1.0], json!({}))])
+        .await
+        .expect_err("x still holds 2-dimensional rows");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+}
+
+/// Deleting a collection that has its own index while another transaction holds the table (a
+/// long search, another collection's `CREATE INDEX CONCURRENTLY`) waits for neither, and
+/// searches and writes of other collections go on meanwhile; the index is gone once the table
+/// is free. (Dropped inside the delete's transaction, the index needed an exclusive lock on
+/// the table: the delete waited for the other transaction, and every statement on the table
+/// queued behind it.)
+#[tokio::test]
+async fn dropping_an_emptied_collections_index_never_stalls_the_table() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let store = PgVectorStore::connect(indexing_config(url.clone(), 8))
+        .await
+        .expect("open");
+    let mut rng = Rng::new(12);
+    store
+        .insert("big", random_items(&mut rng, "big", 3_000, 4))
+        .await
+        .expect("insert");
+    store
+        .insert("other", random_items(&mut rng, "other", 50, 4))
+        .await
+        .expect("insert");
+    optimize_keyed(&store, "big", IndexKey::Prefix(4)).await;
+    assert_eq!(own_indexes(&store).await, 1);
+
+    // Another session reads the table and keeps its transaction open.
+    let mut holder = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql("BEGIN; SELECT count(*) FROM document_chunk")
+        .execute(&mut holder)
+        .await
+        .expect("hold the table");
+
+    let deleter = store.clone();
+    let deleting = tokio::spawn(async move { deleter.delete_collection("big").await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let limit = std::time::Duration::from_secs(20);
+    let others = tokio::time::timeout(limit, async {
+        let hits = store
+            .search("other", &[vec![1.0, 0.0, 0.0, 0.0]], None, 3)
+            .await
+            .expect("search");
+        store
+            .upsert("other", random_items(&mut rng, "more", 5, 4))
+            .await
+            .expect("upsert");
+        hits
+    })
+    .await
+    .expect("another collection's search and write answer while the table is held");
+    assert_eq!(others[0].len(), 3);
+    tokio::time::timeout(limit, deleting)
+        .await
+        .expect("the delete answers while the table is held")
+        .expect("the delete task")
+        .expect("delete");
+    assert!(!store.has_collection("big").await.expect("has"));
+
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut holder)
+        .await
+        .expect("COMMIT");
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        store.wait_for_index_builds(),
+    )
+    .await
+    .expect("the index drop finishes once the table is free");
+    assert_eq!(
+        own_indexes(&store).await,
+        0,
+        "the emptied collection's index is gone"
+    );
 }
