@@ -11,7 +11,9 @@ use chatstore_core::vectors::{
 use chatstore_core::{Error, Result};
 use serde_json::{Map, Value};
 
-use crate::client::{Collection, GetResponse, Include, Record};
+use crate::client::{
+    CHROMA_MAX_BODY, Collection, GetResponse, Include, REQUEST_MAX_BYTES, Record, batches, json_len,
+};
 use crate::config::IdScope;
 use crate::filter::{check_metadata, to_where};
 use crate::names::{from_chroma, to_chroma};
@@ -24,6 +26,34 @@ const IDS_PER_REQUEST: usize = 1_000;
 const TIE_SLACK: usize = 16;
 /// Most (query vectors x results) asked in one `query` request.
 const QUERY_BUDGET: usize = 200_000;
+
+/// Refuses an item too large for one of Chroma's requests (checked before anything is written).
+fn check_request_size(item: &VectorItem) -> Result<()> {
+    // The room a write request needs besides its records.
+    const FRAME: usize = 1 << 10;
+    let size = Record {
+        id: &item.id,
+        vector: &item.vector,
+        text: &item.text,
+        metadata: &item.metadata,
+    }
+    .encoded_len();
+    if size.saturating_add(FRAME) > CHROMA_MAX_BODY {
+        return Err(Error::invalid(format!(
+            "vector item {:?} is {:.1} MiB as JSON (its text {:.1} MiB), more than Chroma takes \
+             in one request ({} MiB): split its text into smaller items",
+            item.id,
+            mib(size),
+            mib(item.text.len()),
+            CHROMA_MAX_BODY >> 20
+        )));
+    }
+    Ok(())
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / f64::from(1u32 << 20)
+}
 
 /// Items of a `get` answer, in Chroma's order.
 pub(crate) fn items_of(answer: GetResponse) -> Vec<VectorItem> {
@@ -176,6 +206,7 @@ impl ChromaStore {
         validate_items(&items, None, MAX_DIMENSION)?;
         for item in &items {
             check_metadata(&item.id, &item.metadata)?;
+            check_request_size(item)?;
         }
         let replaced: Vec<String> = if upsert {
             items.iter().map(|i| i.id.clone()).collect()
@@ -194,6 +225,7 @@ impl ChromaStore {
         validate_many(&entries, MAX_DIMENSION)?;
         for item in entries.iter().flat_map(|(_, items)| items) {
             check_metadata(&item.id, &item.metadata)?;
+            check_request_size(item)?;
         }
         let replaced: Vec<String> = ids_of_many(&entries)
             .into_iter()
@@ -307,19 +339,20 @@ impl ChromaStore {
             }
         }
         let mut written: Vec<String> = Vec::new();
-        let batch = self.client.max_batch;
-        for (chunk, metas) in items.chunks(batch).zip(metadata.chunks(batch)) {
-            let records: Vec<Record<'_>> = chunk
-                .iter()
-                .zip(metas)
-                .map(|(i, m)| Record {
-                    id: &i.id,
-                    vector: &i.vector,
-                    text: &i.text,
-                    metadata: m,
-                })
-                .collect();
-            if let Err(e) = self.client.write(&target.id, &records, upsert).await {
+        let records: Vec<Record<'_>> = items
+            .iter()
+            .zip(&metadata)
+            .map(|(i, m)| Record {
+                id: &i.id,
+                vector: &i.vector,
+                text: &i.text,
+                metadata: m,
+            })
+            .collect();
+        let sizes: Vec<usize> = records.iter().map(Record::encoded_len).collect();
+        for run in batches(&sizes, self.client.max_batch, REQUEST_MAX_BYTES) {
+            let chunk = &items[run.clone()];
+            if let Err(e) = self.client.write(&target.id, &records[run], upsert).await {
                 if !upsert && !written.is_empty() {
                     // Best effort: an insert that failed half way takes back what it added.
                     if let Err(undo) = self.client.delete_records(&target.id, &written).await {
@@ -384,8 +417,13 @@ impl ChromaStore {
             (limit + TIE_SLACK).min(candidates)
         };
         let per_request = (QUERY_BUDGET / n_results.max(1)).max(1);
+        // The query vectors are sent as JSON numbers, beside the allowed ids.
+        let ids_bytes = allowed.as_deref().map_or(0, json_len);
+        let sizes: Vec<usize> = vectors.iter().map(|v| json_len(v) + 1).collect();
+        let room = REQUEST_MAX_BYTES.saturating_sub(ids_bytes);
         let mut ranked: Vec<Vec<(String, f64)>> = Vec::with_capacity(vectors.len());
-        for group in vectors.chunks(per_request) {
+        for run in batches(&sizes, per_request, room) {
+            let group = &vectors[run];
             let answer = self
                 .client
                 .query(&coll.id, group, allowed.as_deref(), n_results)
