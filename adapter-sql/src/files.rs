@@ -152,11 +152,15 @@ fn stored_meta(file: &FileMeta) -> Value {
 /// The longest file name chatstore writes (file systems allow 255 bytes).
 const MAX_DISK_NAME: usize = 200;
 
-/// `{id}_{filename}` made safe as one file name: separators and control characters become
-/// `_`; a long id is replaced by its sha256 so that names stay unique per id.
+/// `{id}_{filename}` (Open WebUI's own naming) made safe as one file name: separators and
+/// control characters become `_`. The id part must end at the first `_`, or two files could
+/// share one name and one's bytes replace the other's (id `f1` with `2_a.txt`, id `f1_2` with
+/// `a.txt`): an id that holds `_`, or is longer than 100 bytes, is written as its sha256
+/// followed by `.h`, which no id can spell (ids hold no `.`). Reads follow the row's `path`,
+/// so files written under the earlier naming stay where they are.
 fn disk_name(id: &str, filename: &str) -> String {
-    let id = if id.len() > 100 {
-        sha256_hex(id.as_bytes())
+    let id = if id.len() > 100 || id.contains('_') {
+        format!("{}.h", sha256_hex(id.as_bytes()))
     } else {
         id.to_owned()
     };
@@ -810,5 +814,11 @@ mod tests {
             disk_name(&"a".repeat(150), "n"),
             disk_name(&"a".repeat(151), "n")
         );
+        // Ids holding `_` cannot make two files share a name.
+        assert_ne!(disk_name("f1", "2_a.txt"), disk_name("f1_2", "a.txt"));
+        let hashed = disk_name("f1_2", "a.txt");
+        assert!(hashed.ends_with(".h_a.txt"), "{hashed}");
+        let literal = chatstore_core::files::sha256_hex(b"f1_2");
+        assert_ne!(hashed, disk_name(&literal, "a.txt"));
     }
 }

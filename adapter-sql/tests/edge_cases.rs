@@ -244,3 +244,33 @@ async fn edge_inputs_answer_like_the_memory_backend() {
         db.finish().await;
     }
 }
+
+/// Two files whose `{id}_{filename}` names used to be the same (`f1` + `2_a.txt`, `f1_2` +
+/// `a.txt`) keep their own bytes, and deleting one leaves the other's: before, the second put
+/// replaced the first file's bytes on disk, and deleting it removed the only copy.
+#[tokio::test]
+async fn files_whose_ids_hold_underscores_keep_their_own_bytes() {
+    for db in support::empty_databases().await {
+        let store = db.store().await;
+        for (id, name, bytes) in [
+            ("f1", "2_a.txt", b"first".to_vec()),
+            ("f1_2", "a.txt", b"second".to_vec()),
+        ] {
+            store
+                .files
+                .put(NewFile::new("u1", name, bytes).with_id(id))
+                .await
+                .expect("put");
+        }
+        assert_eq!(store.files.read("f1").await.expect("f1"), b"first");
+        assert_eq!(store.files.read("f1_2").await.expect("f1_2"), b"second");
+        store.files.delete("f1_2").await.expect("delete f1_2");
+        assert_eq!(
+            store.files.read("f1").await.expect("f1 after the delete"),
+            b"first",
+            "on {}",
+            store.backend_name()
+        );
+        db.finish().await;
+    }
+}
