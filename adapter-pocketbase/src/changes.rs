@@ -147,12 +147,13 @@ impl Owners {
     }
 }
 
-/// The owner of a chat: remembered, else read from PocketBase. `None` when the chat is gone.
-async fn owner(pb: &PocketBase, owners: &Owners, chat_id: &str) -> Option<String> {
+/// The owner of a chat: remembered, else read from PocketBase. `None` when the chat is gone;
+/// `Err` when PocketBase did not answer the read.
+async fn owner(pb: &PocketBase, owners: &Owners, chat_id: &str) -> Result<Option<String>> {
     if let Some(user) = owners.get(chat_id) {
-        return Some(user);
+        return Ok(Some(user));
     }
-    let record = pb
+    let record = match pb
         .inner
         .client
         .get_record(
@@ -162,18 +163,50 @@ async fn owner(pb: &PocketBase, owners: &Owners, chat_id: &str) -> Option<String
             Subject::new("chat", chat_id),
         )
         .await
-        .ok()?;
+    {
+        Ok(record) => record,
+        Err(e) if e.kind() == chatstore_core::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let user = text(&record, "user_id").to_owned();
     owners.remember(chat_id, &user);
-    Some(user)
+    Ok(Some(user))
 }
 
-/// The event of one realtime message (`topic` is the subscription it answers).
+/// The event of one realtime message (`topic` is the subscription it answers); `Err` when the
+/// owner of a message's chat could not be read (the event is then read back after a
+/// reconnect, not dropped).
 async fn event_of(
     pb: &PocketBase,
     owners: &Owners,
     topic: &str,
     data: &str,
+) -> Result<Option<ChangeEvent>> {
+    let Some(chat) = message_chat(pb, topic, data) else {
+        return Ok(decode_event(pb, owners, topic, data, None));
+    };
+    let Some(user) = owner(pb, owners, &chat).await? else {
+        return Ok(None);
+    };
+    Ok(decode_event(pb, owners, topic, data, Some(&user)))
+}
+
+/// The chat of a realtime message event of the messages collection.
+fn message_chat(pb: &PocketBase, topic: &str, data: &str) -> Option<String> {
+    if topic.strip_suffix("/*")? != pb.inner.cols.messages {
+        return None;
+    }
+    let value: Value = serde_json::from_str(data).ok()?;
+    Some(text(value.get("record")?, "chat_id").to_owned())
+}
+
+/// The event of one realtime message, a message's owner given.
+fn decode_event(
+    pb: &PocketBase,
+    owners: &Owners,
+    topic: &str,
+    data: &str,
+    message_owner: Option<&str>,
 ) -> Option<ChangeEvent> {
     let value: Value = serde_json::from_str(data).ok()?;
     let kind = kind_of(value.get("action")?.as_str()?)?;
@@ -193,10 +226,9 @@ async fn event_of(
         Some(ChangeEvent::chat_ids(kind, user, id, &[]))
     } else if collection == cols.messages {
         let chat = text(record, "chat_id");
-        let user = owner(pb, owners, chat).await?;
         Some(ChangeEvent::message_ids(
             kind,
-            &user,
+            message_owner?,
             chat,
             text(record, "msg_id"),
         ))
@@ -313,9 +345,18 @@ async fn listen(store: Weak<Inner>) {
             let Ok(message) = message else { break };
             let Some(inner) = store.upgrade() else { return };
             let pb = PocketBase { inner };
-            if let Some(event) = event_of(&pb, &owners, &message.event, &message.data).await {
-                cursor = advance(cursor, &event);
-                hub.publish(event);
+            match event_of(&pb, &owners, &message.event, &message.data).await {
+                Ok(Some(event)) => {
+                    cursor = advance(cursor, &event);
+                    hub.publish(event);
+                }
+                Ok(None) => {}
+                // Reconnecting reads it back (from before the cursor, which it did not move):
+                // dropped here, no later catch-up would reach back to it.
+                Err(e) => {
+                    tracing::warn!(error = %e, "change feed: cannot read a message's chat; reconnecting to read it back");
+                    break;
+                }
             }
         }
         hub.disconnected();
@@ -356,23 +397,60 @@ fn chat_filters(chats: &[&String], condition: &str) -> Vec<String> {
     filters
 }
 
+/// Every record of `collection` matching `filter`, its `fields` (which must name `id`), in
+/// pages by id (see [`pages_by_id`]).
 async fn all(
     pb: &PocketBase,
     collection: &str,
     filter: String,
     fields: &'static str,
 ) -> Result<Vec<Value>> {
-    let q = ListQuery {
-        filter,
-        sort: String::new(),
-        expand: None,
-        skip_total: true,
-        fields: Some(fields),
-    };
-    pb.inner
-        .client
-        .list_all(collection, &q, Subject::new("change", ""))
-        .await
+    const PAGE: u64 = 1000;
+    pages_by_id(&filter, PAGE, |filter| {
+        let q = ListQuery {
+            filter,
+            sort: "id".to_owned(),
+            expand: None,
+            skip_total: true,
+            fields: Some(fields),
+        };
+        async move {
+            let (page, _) = pb
+                .inner
+                .client
+                .list(collection, &q, 0, Some(PAGE), Subject::new("change", ""))
+                .await?;
+            Ok(page)
+        }
+    })
+    .await
+}
+
+/// Every record `page` gives for `filter`, asked for `size` at a time sorted by id, each
+/// request after the first for the records after the last id it got (`id > last`). Pages by
+/// number skipped a record whenever one before it was deleted between two requests (every
+/// later record moves back a place), and a catch-up after a long outage reads many pages
+/// while the application writes.
+async fn pages_by_id<F, Fut>(filter: &str, size: u64, mut page: F) -> Result<Vec<Value>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Value>>>,
+{
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let filter = match &after {
+            None => filter.to_owned(),
+            Some(id) => format!("({filter}) && id > {}", filter::literal(id)),
+        };
+        let got = page(filter).await?;
+        let full = got.len() as u64 >= size;
+        after = got.last().map(|r| text(r, "id").to_owned());
+        out.extend(got);
+        if !full {
+            return Ok(out);
+        }
+    }
 }
 
 /// What changed since `since_secs` (see [`ChangeFeed::changes_since`]).
@@ -424,7 +502,14 @@ pub(crate) async fn changes_since(
     let mut chats: Vec<&String> = owners.keys().collect();
     chats.sort_unstable();
     for filter in chat_filters(&chats, &format!("doc.updated_at >= {since_secs}")) {
-        for r in all(pb, &cols.messages, filter, "chat_id,msg_id,doc.updated_at").await? {
+        for r in all(
+            pb,
+            &cols.messages,
+            filter,
+            "id,chat_id,msg_id,doc.updated_at",
+        )
+        .await?
+        {
             if let Some(user) = owners.get(text(&r, "chat_id")) {
                 let at = r
                     .get("doc")
@@ -464,7 +549,7 @@ pub(crate) async fn changes_since(
             since_secs.saturating_mul(1000),
             user_id.map(|u| ("user_id", u)),
         ),
-        "event",
+        "id,event",
     )
     .await?
     {
@@ -479,4 +564,125 @@ pub(crate) async fn changes_since(
     }
     out.sort_by_key(|e| e.at);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PocketBaseConfig;
+    use chatstore_core::{NewChat, NewUser};
+
+    /// A store on fresh collections of the test server (`None`, outside CI, without one).
+    async fn fresh() -> Option<PocketBase> {
+        let url = chatstore_testkit::require_env("CHATSTORE_TEST_POCKETBASE_URL")?;
+        let var = |name: &str| std::env::var(name).expect("admin credentials are set with the URL");
+        let prefix = format!("k{}_", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let config = PocketBaseConfig::new(
+            url,
+            var("CHATSTORE_TEST_POCKETBASE_ADMIN_EMAIL"),
+            var("CHATSTORE_TEST_POCKETBASE_ADMIN_PASSWORD"),
+        )
+        .with_prefix(prefix)
+        .dropping_collections_on_drop();
+        Some(PocketBase::connect(config).await.expect("connect"))
+    }
+
+    /// Records deleted between two page requests of a catch-up (the first of them on the
+    /// first page) no longer hide the ones after them: every record never deleted is read.
+    #[tokio::test]
+    async fn pages_by_id_keep_every_record_when_earlier_ones_are_deleted_meanwhile() {
+        use std::sync::Mutex;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let Some(pb) = fresh().await else {
+            return;
+        };
+        let store = pb.store();
+        store
+            .users
+            .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+            .await
+            .expect("u1");
+        for i in 0..25 {
+            store
+                .chats
+                .create(NewChat::new("u1", format!("Chat {i}")).with_id(format!("c{i:02}")))
+                .await
+                .expect("chat");
+        }
+        let chats = pb.inner.cols.chats.clone();
+        let list = |filter: String| {
+            let q = ListQuery {
+                filter,
+                sort: "id".to_owned(),
+                expand: None,
+                skip_total: true,
+                fields: Some("id,user_id"),
+            };
+            let (pb, chats) = (pb.clone(), chats.clone());
+            async move {
+                let (page, _) = pb
+                    .inner
+                    .client
+                    .list(&chats, &q, 0, Some(10), Subject::new("change", ""))
+                    .await?;
+                Ok::<_, chatstore_core::Error>(page)
+            }
+        };
+        let all_ids: Vec<String> = list("user_id != ''".to_owned())
+            .await
+            .expect("first page")
+            .iter()
+            .map(|r| text(r, "id").to_owned())
+            .collect();
+        // Before the second request, the first two records of the first page go.
+        let requests = AtomicUsize::new(0);
+        let deleted: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let got = pages_by_id("user_id != ''", 10, |filter| {
+            let n = requests.fetch_add(1, Ordering::SeqCst);
+            let doomed: Vec<String> = if n == 1 {
+                all_ids[..2].to_vec()
+            } else {
+                Vec::new()
+            };
+            deleted.lock().expect("lock").extend(doomed.iter().cloned());
+            let (pb, chats, page) = (pb.clone(), chats.clone(), list(filter));
+            async move {
+                for id in &doomed {
+                    pb.inner
+                        .client
+                        .delete_record(&chats, id, Subject::new("chat", id))
+                        .await?;
+                }
+                page.await
+            }
+        })
+        .await
+        .expect("catch-up pages");
+        let deleted = deleted.lock().expect("lock").clone();
+        assert_eq!(deleted.len(), 2);
+        let read: std::collections::HashSet<String> =
+            got.iter().map(|r| text(r, "id").to_owned()).collect();
+        let everything = pb
+            .inner
+            .client
+            .list_all(
+                &chats,
+                &ListQuery {
+                    fields: Some("id"),
+                    ..ListQuery::default()
+                },
+                Subject::new("chat", ""),
+            )
+            .await
+            .expect("every chat");
+        assert_eq!(everything.len(), 23);
+        for r in &everything {
+            assert!(
+                read.contains(text(r, "id")),
+                "{} was not read",
+                text(r, "id")
+            );
+        }
+    }
 }
