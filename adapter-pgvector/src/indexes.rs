@@ -274,6 +274,11 @@ impl PgVectorStore {
             return;
         }
         state.queued.push_back(collection.to_owned());
+        self.wake_worker(&mut state, &runtime);
+    }
+
+    /// Marks the builder busy and starts the background worker unless it runs already.
+    fn wake_worker(&self, state: &mut BuildState, runtime: &tokio::runtime::Handle) {
         self.builder.idle.send_replace(false);
         if !state.worker {
             state.worker = true;
@@ -297,29 +302,25 @@ impl PgVectorStore {
         for index in indexes {
             match self.drop_forgotten_index(&index, Some(DROP_WAIT)).await {
                 Ok(true) => {}
-                Ok(false) => self.queue_drop(index, 1),
+                Ok(false) => self.queue_drop(index),
                 Err(e) => {
                     tracing::info!(%index, error = %e, "an emptied collection's index is dropped later");
-                    self.queue_drop(index, 1);
+                    self.queue_drop(index);
                 }
             }
         }
     }
 
-    fn queue_drop(&self, index: String, attempts: u32) {
+    /// Leaves `index` to the background worker, as its first attempt there.
+    fn queue_drop(&self, index: String) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let mut state = self.builder.state();
         if !state.drops.iter().any(|(i, _)| *i == index) {
-            state.drops.push_back((index, attempts));
+            state.drops.push_back((index, 1));
         }
-        self.builder.idle.send_replace(false);
-        if !state.worker {
-            state.worker = true;
-            let store = self.clone();
-            runtime.spawn(async move { store.build_in_background().await });
-        }
+        self.wake_worker(&mut state, &runtime);
     }
 
     /// Drops one forgotten index unless a build made it again (the side table points at it);
