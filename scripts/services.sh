@@ -726,6 +726,8 @@ cmd_start() {
         printf 'export CHATSTORE_CHROMA_BIN=%q\n' "$CHROMA_BIN"
         printf 'export CHATSTORE_TEST_SOCKETIO_PYTHONPATH=%q\n' "$SIO_INSTALL"
         printf 'export CHATSTORE_TEST_REDIS_URL=%q\n' "redis://127.0.0.1:$redis_port"
+        # The binary itself, for tests that start a Redis of their own (with a password).
+        printf 'export CHATSTORE_TEST_REDIS_BIN=%q\n' "$REDIS_BIN"
         printf 'SVC_DATA_ROOT=%q\n' "$START_DATA_ROOT"
         printf 'SVC_PGDATA=%q\n' "$START_PGDATA"
         printf 'SVC_PG_BIN=%q\n' "$PG_BIN"

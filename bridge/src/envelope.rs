@@ -3,6 +3,17 @@
 use chatstore_core::changes::field;
 use chatstore_core::{ChangeEvent, ChangeKind, ErrorKind, ModelGroup, Store};
 use serde_json::{Value, json};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::metric;
+
+/// How long the read of a changed record is tried again while the store answers that it is
+/// unavailable (a full pool, a restarting server), before the client is sent `chat:list`.
+const READ_PATIENCE: Duration = Duration::from_secs(30);
+/// The first pause between two reads; it doubles up to [`MAX_READ_PAUSE`].
+const FIRST_READ_PAUSE: Duration = Duration::from_millis(100);
+const MAX_READ_PAUSE: Duration = Duration::from_secs(5);
 
 /// One `events` emission: the room it goes to and the payload
 /// `{chat_id, message_id, data: {type, data}}`.
@@ -62,7 +73,8 @@ pub async fn envelopes(store: &Store, event: &ChangeEvent) -> Vec<Envelope> {
                 data,
             )];
         }
-        return match store.messages.get(chat_id, message_id).await {
+        let read = read_again_while_unavailable(|| store.messages.get(chat_id, message_id));
+        return match read.await {
             Ok(message) => match serde_json::to_value(&message) {
                 Ok(data) => vec![Envelope::new(
                     room,
@@ -73,11 +85,20 @@ pub async fn envelopes(store: &Store, event: &ChangeEvent) -> Vec<Envelope> {
                 )],
                 Err(_) => Vec::new(),
             },
+            // Gone since: its deletion comes as an event of its own.
+            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
             Err(e) => {
-                if e.kind() != ErrorKind::NotFound {
-                    tracing::warn!(error = %e, "bridge: cannot read a changed message");
-                }
-                Vec::new()
+                // The feed has moved past the change and will not name it again: the client
+                // is told to reload rather than told nothing.
+                metrics::counter!(metric::UNREAD_CHANGES).increment(1);
+                tracing::warn!(error = %e, chat_id, message_id, "bridge: cannot read a changed message; sending chat:list instead");
+                vec![Envelope::new(
+                    user_room,
+                    chat_id,
+                    None,
+                    "chat:list",
+                    json!({}),
+                )]
             }
         };
     }
@@ -104,7 +125,7 @@ pub async fn envelopes(store: &Store, event: &ChangeEvent) -> Vec<Envelope> {
         out.push(list());
     }
     if wants_title || wants_tags {
-        match store.chats.get(chat_id).await {
+        match read_again_while_unavailable(|| store.chats.get(chat_id)).await {
             Ok(chat) => {
                 if wants_title {
                     out.push(Envelope::new(
@@ -128,7 +149,8 @@ pub async fn envelopes(store: &Store, event: &ChangeEvent) -> Vec<Envelope> {
             }
             Err(e) => {
                 if e.kind() != ErrorKind::NotFound {
-                    tracing::warn!(error = %e, "bridge: cannot read a changed chat");
+                    metrics::counter!(metric::UNREAD_CHANGES).increment(1);
+                    tracing::warn!(error = %e, chat_id, "bridge: cannot read a changed chat; sending chat:list instead");
                 }
                 if !wants_list {
                     out.push(list());
@@ -137,4 +159,133 @@ pub async fn envelopes(store: &Store, event: &ChangeEvent) -> Vec<Envelope> {
         }
     }
     out
+}
+
+/// Runs `read` until it answers something other than a retryable error or [`READ_PATIENCE`]
+/// has passed. The feed has already moved past the change being translated: a read given up at
+/// the first pool time-out or server restart would leave the client without it for good.
+async fn read_again_while_unavailable<T, F, Fut>(read: F) -> chatstore_core::Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = chatstore_core::Result<T>>,
+{
+    let started = Instant::now();
+    let mut pause = FIRST_READ_PAUSE;
+    loop {
+        match read().await {
+            Err(e) if e.is_retryable() && started.elapsed() + pause <= READ_PATIENCE => {
+                tracing::debug!(error = %e, "bridge: reading a changed record again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_READ_PAUSE);
+            }
+            answer => return answer,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use chatstore_core::messages::MessageRepo;
+    use chatstore_core::{Error, Message, NewChat, NewMessage, NewUser, Result, StoreParts};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A message repository whose first `failures` reads fail with `error()`.
+    struct FailingReads {
+        inner: Arc<dyn MessageRepo>,
+        failures: AtomicU32,
+        error: fn() -> Error,
+    }
+
+    #[async_trait]
+    impl MessageRepo for FailingReads {
+        async fn upsert(&self, message: NewMessage) -> Result<Message> {
+            self.inner.upsert(message).await
+        }
+        async fn upsert_many(
+            &self,
+            chat_id: &str,
+            messages: Vec<NewMessage>,
+        ) -> Result<Vec<Message>> {
+            self.inner.upsert_many(chat_id, messages).await
+        }
+        async fn get(&self, chat_id: &str, id: &str) -> Result<Message> {
+            let left = self.failures.load(Ordering::SeqCst);
+            if left > 0 {
+                self.failures.store(left - 1, Ordering::SeqCst);
+                return Err((self.error)());
+            }
+            self.inner.get(chat_id, id).await
+        }
+        async fn list(&self, chat_id: &str) -> Result<Vec<Message>> {
+            self.inner.list(chat_id).await
+        }
+        async fn delete(&self, chat_id: &str, id: &str) -> Result<()> {
+            self.inner.delete(chat_id, id).await
+        }
+        async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
+            self.inner.scan(after, limit).await
+        }
+    }
+
+    /// A memory store holding one message, its reads failing `failures` times with `error()`;
+    /// and the change event of that message.
+    async fn store_with_failing_reads(failures: u32, error: fn() -> Error) -> (Store, ChangeEvent) {
+        let store = chatstore_core::memory::store();
+        let user = store
+            .users
+            .create(NewUser::new("ada@example.com", "Ada"))
+            .await
+            .expect("user");
+        let chat = store
+            .chats
+            .create(NewChat::new(&user.id, "Notes"))
+            .await
+            .expect("chat");
+        let message = store
+            .messages
+            .upsert(NewMessage::text(&chat.id, "m1", "user", "Hello"))
+            .await
+            .expect("message");
+        let parts = store.parts();
+        let messages = FailingReads {
+            inner: parts.messages.clone(),
+            failures: AtomicU32::new(failures),
+            error,
+        };
+        let parts = StoreParts {
+            messages: Arc::new(messages),
+            ..parts
+        };
+        let flaky = Store::new("flaky", store.capabilities(), parts);
+        (
+            flaky,
+            ChangeEvent::message(ChangeKind::Created, &user.id, &message),
+        )
+    }
+
+    fn kinds(out: &[Envelope]) -> Vec<&str> {
+        out.iter()
+            .map(|e| e.payload["data"]["type"].as_str().unwrap_or("?"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_message_read_while_the_store_is_unavailable_is_read_again() {
+        let (store, event) =
+            store_with_failing_reads(3, || Error::unavailable("pool timed out", "test")).await;
+        let out = envelopes(&store, &event).await;
+        assert_eq!(kinds(&out), ["chat:message"]);
+        assert_eq!(out[0].payload["data"]["data"]["content"], "Hello");
+    }
+
+    #[tokio::test]
+    async fn a_message_that_cannot_be_read_makes_the_client_reload() {
+        let (store, event) = store_with_failing_reads(1, || Error::backend_msg("broken")).await;
+        let out = envelopes(&store, &event).await;
+        assert_eq!(kinds(&out), ["chat:list"]);
+        assert!(out[0].room.starts_with("user:"), "{}", out[0].room);
+    }
 }

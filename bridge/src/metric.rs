@@ -8,6 +8,9 @@ pub const EVENTS_OUT: &str = "chatstore_bridge_events_out_total";
 /// Counter: sockets an `events` emission could not be queued for (the socket closed, or its
 /// buffer of packets waiting to be written was full).
 pub const EMIT_FAILURES: &str = "chatstore_bridge_emit_failures_total";
+/// Counter: changes whose record the store could not read (after trying again for 30 s while
+/// it was unavailable); each was sent as `chat:list`, which makes the client reload.
+pub const UNREAD_CHANGES: &str = "chatstore_bridge_unread_changes_total";
 /// Gauge: sockets connected.
 pub const SOCKETS: &str = "chatstore_bridge_connected_sockets";
 /// Gauge: seconds between the newest change and its arrival at the bridge.

@@ -201,9 +201,11 @@ async fn run(target: RedisTarget, mut rx: mpsc::Receiver<Vec<u8>>) {
         };
         let Some(c) = conn.as_mut() else {
             match Connection::open(&target).await {
+                // The pause is not reset here: a server that takes connections and refuses
+                // every command (protected mode, a password required, too many clients) would
+                // be connected to again and again without one.
                 Ok(c) => {
                     conn = Some(c);
-                    pause = Duration::from_millis(100);
                     metrics::gauge!(metric::REDIS_CONNECTED).set(1.0);
                 }
                 Err(e) => {
@@ -217,14 +219,19 @@ async fn run(target: RedisTarget, mut rx: mpsc::Receiver<Vec<u8>>) {
             continue;
         };
         match c.send(&next).await {
-            Ok(()) => metrics::counter!(metric::REDIS_PUBLISHED).increment(1),
+            Ok(()) => {
+                metrics::counter!(metric::REDIS_PUBLISHED).increment(1);
+                pause = Duration::from_millis(100);
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "bridge: publishing to Redis failed; reconnecting");
+                tracing::warn!(error = %e, addr = %target.addr, "bridge: publishing to Redis failed; reconnecting");
                 metrics::gauge!(metric::REDIS_CONNECTED).set(0.0);
                 conn = None;
                 // Sent again on the next connection: a subscriber may see it twice, which
                 // envelopes allow.
                 pending = Some(next);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
             }
         }
     }

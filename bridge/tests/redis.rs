@@ -132,3 +132,86 @@ async fn envelopes_reach_clients_of_open_webui_replicas_through_redis() {
     drop(server.stdin.take());
     let _ = tokio::time::timeout(Duration::from_secs(5), server.wait()).await;
 }
+
+/// A Redis that takes connections and refuses every command (a password is required and the
+/// bridge was given none): the publisher pauses, growing, between its attempts instead of
+/// connecting again at once in a loop (thousands of connections a second, a core busy).
+#[tokio::test]
+async fn a_redis_refusing_every_command_is_not_hammered() {
+    let Some(bin) = support::require_env("CHATSTORE_TEST_REDIS_BIN") else {
+        return;
+    };
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("address").port()
+    };
+    let _redis = Command::new(bin)
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            "s3cret",
+        ])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start redis-server");
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::net::TcpStream::connect(&addr).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "redis-server never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = connections_received(&addr, "s3cret").await;
+
+    let store = memory::store();
+    let ada = user(&store, "ada@example.com").await;
+    let target = RedisTarget::parse(&format!("redis://{addr}"), "socketio").expect("Redis URL");
+    support::serve_with(
+        store.clone(),
+        BridgeConfig::default().secret_key(SECRET).redis(target),
+    )
+    .await;
+    store
+        .chats
+        .create(NewChat::new(&ada, "first"))
+        .await
+        .expect("chat");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // 100 ms, 200, 400, 800, 1.6 s: six connections in three seconds, and some room.
+    let made = connections_received(&addr, "s3cret").await - before - 1;
+    assert!(made >= 1, "the publisher never tried");
+    assert!(made <= 12, "{made} connections in 3 s");
+}
+
+/// `total_connections_received` of the Redis at `addr`, asked with `password` (one more
+/// connection).
+async fn connections_received(addr: &str, password: &str) -> i64 {
+    let mut conn = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to Redis");
+    let cmd = format!(
+        "*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n",
+        password.len()
+    );
+    conn.write_all(cmd.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let mut text = String::new();
+    let field = "total_connections_received:";
+    loop {
+        if let Some((_, rest)) = text.split_once(field)
+            && let Some((n, _)) = rest.split_once("\r\n")
+        {
+            return n.trim().parse().expect("a count");
+        }
+        let n = conn.read(&mut buf).await.expect("read");
+        assert!(n > 0, "Redis closed the connection: {text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
