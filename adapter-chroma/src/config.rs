@@ -88,13 +88,14 @@ impl ChromaConfig {
     /// `http://...` or `https://...`, optionally with `?tenant=T&database=D`.
     pub fn new(url: &str) -> Result<Self> {
         let mut config = ChromaConfig::default();
+        let shown = chatstore_core::redact::url_text(url);
         let (base, query) = match url.split_once('?') {
             Some((b, q)) => (b, Some(q)),
             None => (url, None),
         };
         let (scheme, rest) = base.split_once("://").ok_or_else(|| {
             Error::invalid(format!(
-                "{url:?} is not a Chroma URL; use chroma://HOST:PORT (or chromas:// for TLS)"
+                "{shown:?} is not a Chroma URL; use chroma://HOST:PORT (or chromas:// for TLS)"
             ))
         })?;
         let https = match scheme {
@@ -109,7 +110,7 @@ impl ChromaConfig {
         let host_port = rest.trim_end_matches('/');
         if host_port.is_empty() || host_port.contains('/') {
             return Err(Error::invalid(format!(
-                "{url:?}: expected chroma://HOST:PORT with no path (tenant and database go in \
+                "{shown:?}: expected chroma://HOST:PORT with no path (tenant and database go in \
                  ?tenant=...&database=...)"
             )));
         }

@@ -35,6 +35,26 @@ pub(crate) fn map(what: &str, err: sqlx::Error) -> Error {
     pg_error(&failure, "vector", message, err)
 }
 
+/// The source of the error [`crate::PgVectorStore::connect`] answers when the database has no
+/// `vector` extension and chatstore cannot make it (not installed on the server, creation
+/// disabled, or refused for want of rights): a database without vectors, not a failure of one
+/// with them. [`is_missing_extension`] tells it from every other error.
+#[derive(Debug, thiserror::Error)]
+#[error("the database has no `vector` extension")]
+struct MissingExtension(#[source] Option<sqlx::Error>);
+
+/// An [`Error::Backend`] saying `message`, marked as a database without the extension.
+pub(crate) fn missing_extension(message: &str, cause: Option<sqlx::Error>) -> Error {
+    Error::backend(message, MissingExtension(cause))
+}
+
+/// Whether `err` says that the database has no `vector` extension (and chatstore could not
+/// create it), so that a caller may open the database without vectors; any other error (a
+/// refused setting, an encrypted table, a pool that does not fit, a lost connection) is not.
+pub fn is_missing_extension(err: &Error) -> bool {
+    std::error::Error::source(err).is_some_and(|s| s.is::<MissingExtension>())
+}
+
 /// `map` with its first argument bound, for `map_err`.
 pub(crate) fn during(what: &'static str) -> impl Fn(sqlx::Error) -> Error {
     move |err| map(what, err)

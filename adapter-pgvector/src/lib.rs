@@ -68,6 +68,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use crate::session::Prepare;
 
 pub use config::{DIRECT_URL_ENV, PgVectorConfig, SETTINGS_ENV};
+pub use error::is_missing_extension;
 pub use indexes::CollectionPlan;
 pub use open_webui::OpenWebUiIndex;
 pub use schema::FILTER_KEYS;

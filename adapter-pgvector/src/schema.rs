@@ -7,7 +7,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use crate::config::PgVectorConfig;
-use crate::error::during;
+use crate::error::{during, map, missing_extension};
 use crate::session::{Prepare, Session};
 
 /// Advisory lock key that serialises schema creation across processes ("chatstore" in ASCII).
@@ -164,28 +164,33 @@ pub(crate) async fn ensure(
             .await
             .map_err(during("looking for the pgvector extension"))?;
         if !available {
-            return Err(Error::backend_msg(
+            return Err(missing_extension(
                 "the PostgreSQL server has no `vector` extension (pgvector) installed; \
                  install pgvector on the server (https://github.com/pgvector/pgvector)",
+                None,
             ));
         }
         if !config.create_extension {
-            return Err(Error::backend_msg(
+            return Err(missing_extension(
                 "the database has no `vector` extension and creating it is disabled \
                  (PGVECTOR_CREATE_EXTENSION=false); run `CREATE EXTENSION vector` as a privileged user",
+                None,
             ));
         }
         prepare
             .query(CREATE_EXTENSION)
             .execute(&mut *tx)
             .await
-            .map_err(|e| {
-                Error::backend(
+            .map_err(|e| match e {
+                // The server refused (rights, mostly): a database without the extension.
+                sqlx::Error::Database(_) => missing_extension(
                     "creating the `vector` extension failed (it needs a superuser or the \
                      database owner on PostgreSQL 13+); run `CREATE EXTENSION vector` as a \
                      privileged user",
-                    e,
-                )
+                    Some(e),
+                ),
+                // A lost connection says nothing about the extension.
+                e => map("creating the `vector` extension", e),
             })?;
         version = prepare
             .scalar(EXTENSION_VERSION)

@@ -538,6 +538,7 @@ async fn a_database_without_the_extension_is_a_clear_error() {
         .expect_err("no extension");
     assert!(e.to_string().contains("vector"), "{e}");
     assert_eq!(e.kind(), ErrorKind::Backend);
+    assert!(chatstore_pgvector::is_missing_extension(&e), "{e:?}");
 }
 
 /// Reused statements never fall back to a generic plan: searching many times, alternating a

@@ -112,9 +112,10 @@ impl BridgeConfig {
         self
     }
 
-    /// With this re-check interval.
+    /// With this re-check interval (at least 10 ms: every socket re-checks its session so
+    /// often, and a zero interval cannot tick).
     pub fn recheck_interval(mut self, every: Duration) -> Self {
-        self.recheck_interval = every;
+        self.recheck_interval = every.max(Duration::from_millis(10));
         self
     }
 }

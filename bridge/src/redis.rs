@@ -26,36 +26,64 @@ use crate::metric;
 const QUEUE: usize = 16_384;
 
 /// Where and how to publish.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisTarget {
     /// `host:port`.
     pub addr: String,
-    /// The password of `redis://[:password@]host:port[/db]`, if any.
+    /// The user of `redis://user:password@host:port[/db]` (Redis 6 ACLs), if any; without one
+    /// the password is the `default` user's.
+    pub username: Option<String>,
+    /// The password of `redis://[user]:password@host:port[/db]`, percent-decoded, if any.
     pub password: Option<String>,
     /// The pub/sub channel of Open WebUI's manager (python-socketio's default: `socketio`).
     pub channel: String,
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTarget")
+            .field("addr", &self.addr)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("channel", &self.channel)
+            .finish()
+    }
 }
 
 impl RedisTarget {
     /// Parses `redis://[[user]:password@]host[:port][/db]` (the database number does not
     /// matter to pub/sub); `channel` is the manager's channel.
     pub fn parse(url: &str, channel: impl Into<String>) -> Result<RedisTarget> {
+        let shown = chatstore_core::redact::url_text(url);
         let rest = url.strip_prefix("redis://").ok_or_else(|| {
             Error::invalid(format!(
-                "the Redis URL must look like redis://host:6379 (got {url:?})"
+                "the Redis URL must look like redis://host:6379 (got {shown:?})"
             ))
         })?;
-        let rest = rest.split('/').next().unwrap_or_default();
-        let (password, host) = match rest.rsplit_once('@') {
-            Some((auth, host)) => {
-                let password = auth.split_once(':').map_or(auth, |(_, p)| p);
-                (Some(password.to_owned()).filter(|p| !p.is_empty()), host)
-            }
+        // The user part ends at the last `@` (a password may hold `/`); the host at the path.
+        let (auth, after) = match rest.rsplit_once('@') {
+            Some((auth, after)) => (Some(auth), after),
             None => (None, rest),
+        };
+        let host = after.split('/').next().unwrap_or_default();
+        let decode = |part: &str, what: &str| {
+            percent_encoding::percent_decode_str(part)
+                .decode_utf8()
+                .map(|v| v.into_owned())
+                .map_err(|_| Error::invalid(format!("the Redis {what} in the URL is not UTF-8")))
+        };
+        let (username, password) = match auth {
+            Some(auth) => {
+                let (user, password) = auth.split_once(':').unwrap_or(("", auth));
+                let user = Some(decode(user, "user")?).filter(|u| !u.is_empty());
+                let password = Some(decode(password, "password")?).filter(|p| !p.is_empty());
+                (user, password)
+            }
+            None => (None, None),
         };
         if host.is_empty() {
             return Err(Error::invalid(format!(
-                "the Redis URL {url:?} names no host"
+                "the Redis URL {shown:?} names no host"
             )));
         }
         let addr = if host
@@ -72,6 +100,7 @@ impl RedisTarget {
         }
         Ok(RedisTarget {
             addr,
+            username,
             password,
             channel,
         })
@@ -156,8 +185,13 @@ impl Connection {
         let mut conn = Connection {
             reader: BufReader::new(stream),
         };
-        if let Some(password) = &target.password {
-            conn.send(&command(&[b"AUTH", password.as_bytes()])).await?;
+        match (&target.username, &target.password) {
+            (Some(user), Some(password)) => {
+                conn.send(&command(&[b"AUTH", user.as_bytes(), password.as_bytes()]))
+                    .await?
+            }
+            (None, Some(password)) => conn.send(&command(&[b"AUTH", password.as_bytes()])).await?,
+            _ => {}
         }
         Ok(conn)
     }
@@ -257,6 +291,7 @@ mod tests {
         });
         let target = RedisTarget {
             addr: addr.to_string(),
+            username: None,
             password: None,
             channel: "socketio".into(),
         };
@@ -284,6 +319,16 @@ mod tests {
             (t.addr.as_str(), t.password.as_deref()),
             ("cache:7000", Some("pw"))
         );
+        // An ACL user is kept; a password is percent-decoded and may hold `/`.
+        let t = RedisTarget::parse("redis://alice:p%40ss/x@cache:7000/2", "socketio").expect("url");
+        assert_eq!(t.addr, "cache:7000");
+        assert_eq!(t.username.as_deref(), Some("alice"));
+        assert_eq!(t.password.as_deref(), Some("p@ss/x"));
+        assert!(!format!("{t:?}").contains("p@ss"), "{t:?}");
+        for bad in ["rediss://:s3cret@cache", "redis://:s3cret@"] {
+            let e = RedisTarget::parse(bad, "socketio").expect_err(bad);
+            assert!(!e.to_string().contains("s3cret"), "{e}");
+        }
         for bad in ["http://cache:6379", "redis://", "redis:///0"] {
             assert!(RedisTarget::parse(bad, "socketio").is_err(), "{bad}");
         }

@@ -105,7 +105,10 @@ async fn on_connect(socket: SocketRef, State(state): State<BridgeState>) {
     socket.on("events:chat", on_chat_room);
     let counted = state.clone();
     socket.on_disconnect(async move || counted.socket_delta(-1));
-    let every = state.config().recheck_interval;
+    let every = state
+        .config()
+        .recheck_interval
+        .max(std::time::Duration::from_millis(10));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.tick().await;

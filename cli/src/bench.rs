@@ -86,9 +86,9 @@ pub enum Section {
 /// Runs the benchmark and prints where the report went. Failed operations make it an error
 /// after the report is written.
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
-    if !(args.max_seconds.is_finite() && args.max_seconds > 0.0) {
+    if !(args.max_seconds.is_finite() && args.max_seconds > 0.0 && args.max_seconds <= 86_400.0) {
         return Err(BenchError::Config(format!(
-            "--max-seconds must be a positive number, got {}",
+            "--max-seconds must be a number of seconds above 0, at most 86400, got {}",
             args.max_seconds
         )));
     }

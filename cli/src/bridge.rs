@@ -39,7 +39,7 @@ pub struct BridgeArgs {
 
 /// Opens the store and serves until Ctrl-C.
 pub async fn run(args: BridgeArgs) -> Result<(), String> {
-    let url = open::resolve_url(args.database_url);
+    let url = open::required_url(args.database_url, "bridge").map_err(|e| e.to_string())?;
     let store = open::open(&url).await.map_err(|e| e.to_string())?;
     if store.changes().is_none() {
         // A bridge that starts and never sends an event is the failure an operator notices last.

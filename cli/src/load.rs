@@ -391,6 +391,12 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     if args.replicas == 0 || args.clients == 0 || args.seconds == 0 {
         return Err("--replicas, --clients and --seconds must be at least 1".into());
     }
+    if !(args.fault_at.is_finite() && args.fault_at >= 0.0 && args.fault_at <= 86_400.0) {
+        return Err(format!(
+            "--fault-at must be a number of seconds from 0 to 86400, got {}",
+            args.fault_at
+        ));
+    }
     let store = open_retrying(&args.database_url).await?;
     let run_id = uuid_like();
     let user = store

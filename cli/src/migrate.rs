@@ -268,13 +268,22 @@ pub async fn run(mut args: MigrateArgs) -> std::result::Result<(), String> {
         .map_err(|e| format!("cannot open the source {}: {e}", redact(&args.from)))?;
     // A dry run opens the target read-only too; a SQLite target that does not exist yet (the
     // run would create it) is looked at as an empty database.
+    // Only a missing file is: any other refusal (a bad vector URL beside it) is the run's.
+    let missing_sqlite = match chatstore_registry::StoreUrl::parse(&args.to) {
+        Ok(url) => matches!(
+            url.target(),
+            chatstore_registry::Target::Sqlite { path: Some(path), .. } if !path.exists()
+        ),
+        Err(_) => false,
+    };
     let mut target_exists = true;
     let target = match ends::open(&args.to, args.to_vectors.as_deref(), args.dry_run).await {
         Ok(t) => t,
         Err(e)
             if args.dry_run
+                && missing_sqlite
                 && e.kind() == chatstore_core::ErrorKind::InvalidInput
-                && args.to.starts_with("sqlite:") =>
+                && e.to_string().contains("no SQLite database at") =>
         {
             target_exists = false;
             ends::open("sqlite::memory:", None, false)

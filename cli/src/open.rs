@@ -3,7 +3,7 @@
 //! (`CHATSTORE_<GROUP>_NEW_URL`, `CHATSTORE_<GROUP>_PHASE`, ...; see chatstore-router).
 
 use chatstore_core::{Error, Result, Store};
-use chatstore_registry::options::VECTOR_URL_ENV;
+use chatstore_registry::options::vector_url_from;
 use chatstore_registry::{OpenOptions, StoreUrl, store_url::redact_raw};
 use chatstore_router::{Router, RouterConfig};
 
@@ -13,19 +13,32 @@ pub const DEFAULT_DEMO_URL: &str = "sqlite://chatstore-demo.db";
 /// The URL from the flag/`CHATSTORE_DATABASE_URL`, else Open WebUI's `DATABASE_URL`, else the
 /// embedded default.
 pub fn resolve_url(flag: Option<String>) -> String {
+    required_url(flag, "demo").unwrap_or_else(|_| DEFAULT_DEMO_URL.to_owned())
+}
+
+/// The URL from the flag/`CHATSTORE_DATABASE_URL`, else Open WebUI's `DATABASE_URL`; for
+/// commands that serve a deployment's data, where the demo's file would be an empty store
+/// that answers everything and says nothing.
+pub fn required_url(flag: Option<String>, command: &str) -> Result<String> {
     flag.filter(|u| !u.trim().is_empty())
         .or_else(|| {
             std::env::var("DATABASE_URL")
                 .ok()
                 .filter(|u| !u.trim().is_empty())
         })
-        .unwrap_or_else(|| DEFAULT_DEMO_URL.to_owned())
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "`chatstore {command}` serves a deployment's store: give it with --database-url \
+                 or CHATSTORE_DATABASE_URL (or Open WebUI's DATABASE_URL)"
+            ))
+        })
 }
 
 /// Opens the store at `url` with the settings of the environment, its vectors from
-/// `CHATSTORE_VECTOR_URL` when that is set.
+/// `CHATSTORE_VECTOR_URL` (or Open WebUI's `CHATSTORE_PGVECTOR_URL` / `PGVECTOR_DB_URL`) when
+/// one is set.
 pub async fn open(url: &str) -> Result<Store> {
-    open_with_vectors(url, std::env::var(VECTOR_URL_ENV).ok()).await
+    open_with_vectors(url, None).await
 }
 
 /// Opens the store at `url` (vectors from `vectors_url` when given), with the settings of the
@@ -62,8 +75,12 @@ async fn routed(config: &RouterConfig, old: Store) -> Result<Router> {
         .await
 }
 
-/// Opens the store at `url` itself, never routed.
+/// Opens the store at `url` itself, never routed; its vectors from `vectors_url`, else from the
+/// environment as an application embedding chatstore reads it (`OpenOptions::from_env`): a
+/// command opening the vectors of another database than the application's would write them
+/// there (`reconcile` copies a group from the old store to the new).
 async fn open_direct(url: &str, vectors_url: Option<String>) -> Result<Store> {
+    let vectors_url = vectors_url.or_else(|| vector_url_from(|n| std::env::var(n).ok()));
     OpenOptions::for_url(url)?
         .maybe_vectors_url(vectors_url)
         .open()

@@ -99,6 +99,61 @@ fn inspect_of_a_missing_file_is_one_clear_line_and_a_failure() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The bridge serves a deployment's data: without a store it refuses to start instead of
+/// serving an empty demo file that never sends an event.
+#[test]
+fn the_bridge_without_a_store_refuses_to_start() {
+    let dir = temp_dir("bridge-no-url");
+    let out = chatstore(&dir, &["bridge", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("--database-url"),
+        "{err}"
+    );
+    assert!(!dir.join("chatstore-demo.db").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Durations too large for the clock are refused with one line, not a panic.
+#[test]
+fn out_of_range_seconds_fail_with_one_line() {
+    let dir = temp_dir("bad-seconds");
+    for args in [
+        &["bench", "--max-seconds", "1e20"][..],
+        &["bench", "--max-seconds", "inf"][..],
+        &[
+            "load",
+            "--database-url",
+            "memory",
+            "--fault",
+            "true",
+            "--fault-at",
+            "inf",
+        ][..],
+        &[
+            "load",
+            "--database-url",
+            "memory",
+            "--fault",
+            "true",
+            "--fault-at",
+            "1e300",
+        ][..],
+    ] {
+        let out = chatstore(&dir, args);
+        assert!(!out.status.success(), "{args:?} must fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            err.contains("error: ") && err.contains("seconds"),
+            "{args:?}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn bad_urls_and_unreachable_servers_fail_with_one_line() {
     let dir = temp_dir("bad-url");

@@ -50,6 +50,7 @@ pub mod messages;
 pub mod models;
 pub mod pool_budget;
 pub mod query;
+pub mod redact;
 pub mod rows;
 pub mod signing;
 pub mod sqlstate;

@@ -80,18 +80,9 @@ pub fn binding(source: &str, target: &str, groups: &[ModelGroup]) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A URL without its password (`scheme://user:…@host/db`).
+/// A URL without its secrets (`scheme://***@host/db`, `?password=***`).
 pub fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((userinfo, host)) => {
-                let user = userinfo.split(':').next().unwrap_or("");
-                format!("{scheme}://{user}:…@{host}")
-            }
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
+    chatstore_core::redact::url_text(url)
 }
 
 impl State {
@@ -241,7 +232,7 @@ mod tests {
     fn passwords_are_not_written() {
         assert_eq!(
             redact("postgres://me:secret@db:5432/w"),
-            "postgres://me:…@db:5432/w"
+            "postgres://***@db:5432/w"
         );
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
     }

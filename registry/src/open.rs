@@ -78,9 +78,13 @@ impl OpenOptions {
             .pgvector_direct_url
             .as_ref()
             .or(self.postgres_direct_url.as_ref());
+        // Only a database without the extension opens without vectors: any other failure of
+        // the vector store (a refused setting, an encrypted table, a pool that does not fit,
+        // rights missing on the table) is the caller's to see, or a migration would find "no
+        // vectors" on a database holding them and verify it as equal.
         match self.connect_pgvector(raw, direct).await {
             Ok(vectors) => Ok(sql.store_with_vectors("postgres+pgvector", vectors)),
-            Err(e) if e.is_retryable() => Err(e),
+            Err(e) if !without_vectors(&e) => Err(e),
             Err(e) => {
                 tracing::warn!(
                     database = %url,
@@ -196,6 +200,7 @@ impl OpenOptions {
         use chatstore_chroma::{ChromaConfig, ChromaStore};
         match url.target() {
             Target::Chroma { url: raw } => {
+                let raw = raw.expose();
                 let mut config = ChromaConfig::new(raw)?;
                 let env = |n: &str| std::env::var(n).ok().filter(|v| !v.trim().is_empty());
                 if !raw.contains("tenant=")
@@ -286,6 +291,18 @@ impl OpenOptions {
             }
         }
     }
+}
+
+/// Whether a failure to open pgvector leaves a PostgreSQL database to open without vectors:
+/// the database has no `vector` extension, or this build has no pgvector support.
+#[cfg(feature = "pgvector")]
+fn without_vectors(e: &Error) -> bool {
+    chatstore_pgvector::is_missing_extension(e)
+}
+
+#[cfg(not(feature = "pgvector"))]
+fn without_vectors(_: &Error) -> bool {
+    true
 }
 
 /// Parses a vector URL, refusing backends that hold no vectors.

@@ -12,6 +12,18 @@ use crate::store_url::{Secret, redact_raw};
 pub const DATABASE_URL_ENV: &str = "CHATSTORE_DATABASE_URL";
 /// The environment variable naming a separate vector store.
 pub const VECTOR_URL_ENV: &str = "CHATSTORE_VECTOR_URL";
+/// The variables naming a separate vector store, the first set winning: chatstore's own, then
+/// Open WebUI's names for its pgvector database.
+pub const VECTOR_URL_ENVS: [&str; 3] =
+    [VECTOR_URL_ENV, "CHATSTORE_PGVECTOR_URL", "PGVECTOR_DB_URL"];
+
+/// The separate vector store's URL from the first of [`VECTOR_URL_ENVS`] set (not blank) in
+/// `lookup`.
+pub fn vector_url_from(lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
+    VECTOR_URL_ENVS
+        .iter()
+        .find_map(|n| lookup(n).filter(|v| !v.trim().is_empty()))
+}
 /// The environment variable holding the PocketBase superuser's email.
 pub const POCKETBASE_EMAIL_ENV: &str = "CHATSTORE_POCKETBASE_ADMIN_EMAIL";
 /// The environment variable holding the PocketBase superuser's password.
@@ -127,7 +139,7 @@ impl OpenOptions {
                  sqlite://webui.db, postgres://USER@HOST/DB or pocketbase://HOST:PORT"
             ))
         })?;
-        let vectors_url = get(&[VECTOR_URL_ENV, "CHATSTORE_PGVECTOR_URL", "PGVECTOR_DB_URL"]);
+        let vectors_url = vector_url_from(&lookup);
         let mut options = OpenOptions::new(database_url).with_settings_from(&lookup)?;
         options.vectors_url = vectors_url;
         Ok(options)

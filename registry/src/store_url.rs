@@ -63,8 +63,8 @@ pub enum Target {
     /// A Chroma server (`chroma://HOST:PORT`, `chromas://` for TLS, optionally
     /// `?tenant=T&database=D`): vectors only.
     Chroma {
-        /// The URL as given.
-        url: String,
+        /// The URL as given (a user part is sent as basic authentication).
+        url: Secret,
     },
     /// A Chroma folder (`chroma-dir://PATH`, Open WebUI's `DATA_DIR/vector_db`), read through a
     /// private Chroma server on a copy of it: vectors only.
@@ -258,8 +258,10 @@ fn chroma(s: &str, rest: &str) -> Result<StoreUrl> {
         )));
     }
     Ok(StoreUrl {
-        target: Target::Chroma { url: s.to_owned() },
-        shown: s.to_owned(),
+        target: Target::Chroma {
+            url: Secret(s.to_owned()),
+        },
+        shown: redact_raw(s),
     })
 }
 
@@ -329,7 +331,12 @@ fn pocketbase(s: &str, rest: &str, tls: bool) -> Result<StoreUrl> {
             }
         }
     }
-    let port = match parsed.port() {
+    // Parsed as http(s), a port written as 80 (443) reads as no port; parsed under a scheme of
+    // no default port, every written port is there.
+    let written_port = url::Url::parse(&format!("pocketbase-port:{rest}"))
+        .ok()
+        .and_then(|u| u.port());
+    let port = match parsed.port().or(written_port) {
         Some(p) => format!(":{p}"),
         None if tls => String::new(),
         None => format!(":{POCKETBASE_DEFAULT_PORT}"),
@@ -383,17 +390,10 @@ fn redact_url(url: &url::Url) -> String {
     shown.to_string()
 }
 
-/// Text that may be a URL, with everything between `://` and the last `@` hidden: for
-/// messages about URLs that did not parse.
+/// Text that may be a URL, its user part and `password=` parameters hidden: for messages
+/// about URLs that did not parse ([`chatstore_core::redact::url_text`]).
 pub fn redact_raw(s: &str) -> String {
-    let Some(at) = s.rfind('@') else {
-        return s.to_owned();
-    };
-    let start = s.find("://").map_or(0, |i| i + 3);
-    if start > at {
-        return s.to_owned();
-    }
-    format!("{}***{}", &s[..start], &s[at..])
+    chatstore_core::redact::url_text(s)
 }
 
 #[cfg(test)]
@@ -491,6 +491,20 @@ mod tests {
             target("pocketbases://pb.example.com/base/"),
             Target::PocketBase { base_url, .. } if base_url == "https://pb.example.com/base"
         ));
+        // A port written as http's own is kept, not replaced by PocketBase's.
+        for (url, base) in [
+            ("pocketbase://pb.example.com:80", "http://pb.example.com:80"),
+            ("pocketbase://[::1]:80/", "http://[::1]:80"),
+            (
+                "pocketbases://pb.example.com:443",
+                "https://pb.example.com:443",
+            ),
+        ] {
+            assert!(
+                matches!(target(url), Target::PocketBase { base_url, .. } if base_url == base),
+                "{url}"
+            );
+        }
         assert!(refused("pocketbase://").contains("pocketbase://HOST:PORT"));
         assert!(refused("pocketbase://h:1?x=1").contains("prefix"));
     }
@@ -513,6 +527,7 @@ mod tests {
             ),
             ("pocketbase://a%40b.c:hunter2@h:8090", "hunter2"),
             ("pocketbases://a%40b.c:hunter2@h", "hunter2"),
+            ("chroma://user:hunter2@h:8000", "hunter2"),
         ];
         for (url, password) in cases {
             let parsed = StoreUrl::parse(url).expect("valid");
@@ -536,6 +551,9 @@ mod tests {
             "mysql://owui:hunter2@db/webui",
             "owui:hunter2@db",
             "http://owui:hunter2@db",
+            "postgres:///webui?user=owui&password=hunter2",
+            "postgresql://owui@db:notaport/webui?password=hunter2",
+            "chroma://",
         ] {
             let message = refused(bad);
             assert!(!message.contains("hunter2"), "{message}");

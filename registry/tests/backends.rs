@@ -150,6 +150,50 @@ async fn postgres_opens_with_pgvector_on_the_same_database() {
     rows_work(&store).await;
 }
 
+/// A database without the `vector` extension (and its creation turned off) opens without
+/// vectors; a database whose vector table chatstore cannot use is an error, not a database
+/// without vectors: opened so, a migration would have found no vectors and verified the copy.
+#[tokio::test]
+async fn only_a_database_without_pgvector_opens_without_vectors() {
+    let Some(url) = postgres_database().await else {
+        return;
+    };
+    let no_extension =
+        |name: &str| (name == "PGVECTOR_CREATE_EXTENSION").then(|| "false".to_owned());
+    let store = OpenOptions::new(&url)
+        .with_settings_from(no_extension)
+        .expect("settings are read")
+        .open()
+        .await
+        .expect("a database without the extension opens");
+    assert_eq!(store.backend_name(), "postgres");
+    assert!(!store.capabilities().vectors);
+    round_trip(&store).await;
+    drop(store);
+
+    let Some(url) = postgres_database().await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    for statement in [
+        "CREATE EXTENSION IF NOT EXISTS vector",
+        // Open WebUI's PGVECTOR_PGCRYPTO: text and metadata encrypted as bytea.
+        "CREATE TABLE document_chunk (id TEXT PRIMARY KEY, vector vector(4), \
+         collection_name TEXT NOT NULL, text BYTEA, vmetadata BYTEA)",
+        "INSERT INTO document_chunk VALUES ('v1', '[1,0,0,0]', 'kb', 'secret', 'secret')",
+    ] {
+        sqlx::query(statement)
+            .execute(&pool)
+            .await
+            .expect(statement);
+    }
+    pool.close().await;
+    let err = open(&url)
+        .await
+        .expect_err("a vector table chatstore cannot read is an error");
+    assert!(err.to_string().contains("PGVECTOR_PGCRYPTO"), "{err}");
+}
+
 /// PocketBase opens with the superuser written (percent-encoded) into the URL.
 #[tokio::test]
 async fn pocketbase_opens_with_the_superuser_in_the_url() {
