@@ -48,6 +48,11 @@ pub struct PgVectorConfig {
     pub auto_index_growth: f64,
     /// How long a collection must go without writes before its automatic build starts.
     pub auto_index_delay: std::time::Duration,
+    /// Open for reading only: nothing is created or changed on the database (no extension,
+    /// table, side table or index), and the connections are read-only, so every write fails.
+    /// A database without the extension or without `document_chunk` is one without vectors
+    /// ([`crate::is_missing_extension`]).
+    pub read_only: bool,
 }
 
 /// The environment variable holding [`PgVectorConfig::direct_url`].
@@ -80,6 +85,7 @@ impl Default for PgVectorConfig {
             auto_index: true,
             auto_index_growth: 2.0,
             auto_index_delay: std::time::Duration::from_secs(2),
+            read_only: false,
         }
     }
 }
@@ -122,6 +128,12 @@ impl PgVectorConfig {
     pub fn hnsw(mut self, m: u32, ef_construction: u32) -> Self {
         self.hnsw_m = m;
         self.hnsw_ef_construction = ef_construction;
+        self
+    }
+
+    /// Opens for reading only (see [`PgVectorConfig::read_only`]).
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 

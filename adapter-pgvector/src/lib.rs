@@ -111,10 +111,16 @@ impl PgVectorStore {
     /// statement is unnamed and runs in a transaction; see [`PgVectorConfig::direct_url`] for
     /// index builds there.
     pub async fn connect(config: PgVectorConfig) -> Result<Self> {
+        let mut connect = config.url.parse::<PgConnectOptions>().map_err(|e| {
+            chatstore_core::Error::invalid(format!("bad PostgreSQL URL for pgvector: {e}"))
+        })?;
+        if config.read_only {
+            connect = connect.options([("default_transaction_read_only", "on")]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(config.pool_size.max(1))
             .acquire_timeout(config.acquire_timeout)
-            .connect(&config.url)
+            .connect_with(connect)
             .await
             .map_err(error::during("connecting to PostgreSQL"))?;
         let pooled = match check_pool_budget(&pool, &config).await {

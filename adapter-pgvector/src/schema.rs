@@ -72,6 +72,10 @@ pub struct Schema {
     pub dimension: Option<usize>,
     /// The installed pgvector version, `(major, minor, patch)`.
     pub pgvector_version: (u32, u32, u32),
+    /// Whether the side table `chatstore_collection` exists: always after a writable opening;
+    /// a read-only one of a database chatstore never wrote finds none, and reads every
+    /// collection as one without a side row.
+    pub side_table: bool,
 }
 
 impl Schema {
@@ -141,6 +145,9 @@ pub(crate) async fn ensure(
     prepare: Prepare,
     own_session: Option<&PgConnectOptions>,
 ) -> Result<Schema> {
+    if config.read_only {
+        return inspect(pool, prepare).await;
+    }
     let mut tx = pool
         .begin()
         .await
@@ -281,6 +288,47 @@ pub(crate) async fn ensure(
         column_type,
         dimension,
         pgvector_version,
+        side_table: true,
+    })
+}
+
+const SIDE_TABLE_EXISTS: &str = "SELECT to_regclass('chatstore_collection') IS NOT NULL";
+
+/// What a read-only opening finds, creating and changing nothing: a database without the
+/// extension or without `document_chunk` holds no vectors.
+async fn inspect(pool: &PgPool, prepare: Prepare) -> Result<Schema> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(during("connecting to PostgreSQL"))?;
+    let version: Option<String> = prepare
+        .scalar(EXTENSION_VERSION)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(during("reading the pgvector version"))?;
+    let Some(version) = version else {
+        return Err(missing_extension(
+            "the database has no `vector` extension (a read-only opening creates nothing)",
+            None,
+        ));
+    };
+    let Some((column_type, dimension)) = detect_column(&mut conn, prepare).await? else {
+        return Err(missing_extension(
+            "the database has no document_chunk table (a read-only opening creates nothing)",
+            None,
+        ));
+    };
+    check_other_columns(&mut conn, prepare).await?;
+    let side_table: bool = prepare
+        .scalar(SIDE_TABLE_EXISTS)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(during("looking for table chatstore_collection"))?;
+    Ok(Schema {
+        column_type,
+        dimension,
+        pgvector_version: parse_version(&version),
+        side_table,
     })
 }
 

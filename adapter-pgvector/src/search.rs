@@ -27,7 +27,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use crate::error::during;
 use crate::filter;
 use crate::schema::FILTER_KEYS;
-use crate::vectors::{CollectionInfo, collection_info, metadata_object};
+use crate::vectors::{CollectionInfo, metadata_object};
 use crate::{ColumnType, PgVectorStore, Schema};
 
 /// The smallest share of a collection a filter may keep and still be searched by an iterative
@@ -181,7 +181,7 @@ impl PgVectorStore {
         limit: u32,
     ) -> Result<Vec<Vec<SearchHit>>> {
         let mut conn = self.session().await?;
-        let info = collection_info(&mut conn, collection, self.prepare).await?;
+        let info = self.collection_info(&mut conn, collection).await?;
         validate_search(
             vectors,
             info.as_ref().and_then(|i| i.dimension),
@@ -306,7 +306,7 @@ impl PgVectorStore {
     ) -> Result<SearchPlan> {
         validate_collection(collection)?;
         let mut conn = self.session().await?;
-        let info = collection_info(&mut conn, collection, self.prepare).await?;
+        let info = self.collection_info(&mut conn, collection).await?;
         conn.finish().await?;
         Ok(self.choose(info.as_ref(), filter, limit))
     }
@@ -456,7 +456,7 @@ impl PgVectorStore {
     pub async fn plan(&self, collection: &str) -> Result<SearchPlan> {
         validate_collection(collection)?;
         let mut conn = self.session().await?;
-        let info = collection_info(&mut conn, collection, self.prepare).await?;
+        let info = self.collection_info(&mut conn, collection).await?;
         conn.finish().await?;
         Ok(self.choose(info.as_ref(), None, 10))
     }

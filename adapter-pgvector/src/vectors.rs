@@ -121,6 +121,19 @@ pub(crate) async fn forget_if_empty(
 }
 
 impl PgVectorStore {
+    /// What the side table knows about `collection`; nothing when a read-only opening found
+    /// no side table.
+    pub(crate) async fn collection_info(
+        &self,
+        conn: &mut PgConnection,
+        collection: &str,
+    ) -> Result<Option<CollectionInfo>> {
+        if !self.schema.side_table {
+            return Ok(None);
+        }
+        collection_info(conn, collection, self.prepare).await
+    }
+
     /// Decodes `(id, text, vmetadata, vector)` at columns 0..4, cutting padding to `dim`.
     fn item_from_row(&self, row: &PgRow, dim: Option<usize>) -> Result<VectorItem> {
         let id: String = row.try_get(0).map_err(during("reading id"))?;
@@ -147,7 +160,8 @@ impl PgVectorStore {
         limit: Option<u32>,
     ) -> Result<Vec<VectorItem>> {
         let mut session = self.session().await?;
-        let dim = collection_info(&mut session, collection, self.prepare)
+        let dim = self
+            .collection_info(&mut session, collection)
             .await?
             .and_then(|i| i.dimension);
         let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(

@@ -16,7 +16,7 @@ pub struct End {
 
 /// Opens an end with the settings of the environment. A source (`read_only`) is never
 /// changed: SQLite opens read-only (no journal switch, no schema), PostgreSQL sessions are
-/// read-only.
+/// read-only, pgvector's included (no extension, table, side table or index is made).
 pub async fn open(url: &str, vectors: Option<&str>, read_only: bool) -> Result<End> {
     let options = OpenOptions::for_url(url)?
         .maybe_vectors_url(vectors.map(str::to_owned))
@@ -26,19 +26,8 @@ pub async fn open(url: &str, vectors: Option<&str>, read_only: bool) -> Result<E
         Target::Sqlite { .. } | Target::Postgres { .. } => Some(options.open_sql_database().await?),
         _ => None,
     };
-    // A PostgreSQL source without pgvector's table is opened without vectors: attaching
-    // pgvector would create its table there.
-    if read_only
-        && vectors.is_none()
-        && matches!(target.target(), Target::Postgres { .. })
-        && let Some(db) = &sql
-        && db.row_count("document_chunk").await.is_err()
-    {
-        return Ok(End {
-            store: db.store(),
-            sql,
-        });
-    }
+    // A PostgreSQL source without pgvector's extension or table opens without vectors, and a
+    // read-only one creates nothing there (chatstore-registry).
     let store = options.open().await?;
     Ok(End { store, sql })
 }

@@ -151,7 +151,7 @@ impl OpenOptions {
         direct: Option<&Secret>,
     ) -> Result<Arc<dyn VectorRepo>> {
         use chatstore_pgvector::PgVectorStore;
-        let mut config = self.pgvector_config()?;
+        let mut config = self.pgvector_config()?.read_only(self.read_only);
         config.url = raw.to_owned();
         // pgvector's own pool size (`PGVECTOR_POOL_SIZE`) wins over the store's.
         let own_pool_size = self

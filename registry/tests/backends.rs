@@ -155,9 +155,11 @@ async fn postgres_opens_with_pgvector_on_the_same_database() {
 /// without vectors: opened so, a migration would have found no vectors and verified the copy.
 #[tokio::test]
 async fn only_a_database_without_pgvector_opens_without_vectors() {
-    let Some(url) = postgres_database().await else {
+    let Some(server) = require_env("CHATSTORE_TEST_POSTGRES_URL") else {
         return;
     };
+    // template1 has the extension on the test server; template0 has nothing.
+    let url = chatstore_testkit::fresh_postgres_database_from(&server, "template0").await;
     let no_extension =
         |name: &str| (name == "PGVECTOR_CREATE_EXTENSION").then(|| "false".to_owned());
     let store = OpenOptions::new(&url)
@@ -192,6 +194,82 @@ async fn only_a_database_without_pgvector_opens_without_vectors() {
         .await
         .expect_err("a vector table chatstore cannot read is an error");
     assert!(err.to_string().contains("PGVECTOR_PGCRYPTO"), "{err}");
+}
+
+/// The vector objects on the database at `pool`: pgvector's table and its indexes,
+/// chatstore's side table and its collection indexes.
+async fn chatstore_objects(pool: &sqlx::PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class WHERE relname LIKE 'chatstore\\_collection%' \
+         OR relname LIKE '%document\\_chunk%' OR relname LIKE 'chatstore\\_hnsw%' ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("list relations")
+}
+
+/// A read-only opening of PostgreSQL (a migration's source) creates nothing for vectors: a
+/// database without pgvector's table opens without vectors, and one with Open WebUI's own
+/// table is read as it is, without chatstore's side table or indexes, and refuses writes.
+#[tokio::test]
+async fn read_only_postgres_creates_nothing_for_vectors() {
+    let Some(url) = postgres_database().await else {
+        return;
+    };
+    drop(
+        OpenOptions::new(&url)
+            .open_sql_database()
+            .await
+            .expect("Open WebUI's schema"),
+    );
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let before = chatstore_objects(&pool).await;
+    let read_only = || async {
+        OpenOptions::new(&url)
+            .read_only(true)
+            .open()
+            .await
+            .expect("open read-only")
+    };
+    let store = read_only().await;
+    assert!(!store.capabilities().vectors);
+    drop(store);
+    assert_eq!(chatstore_objects(&pool).await, before);
+
+    for statement in [
+        "CREATE EXTENSION IF NOT EXISTS vector",
+        "CREATE TABLE document_chunk (id TEXT PRIMARY KEY, vector vector(4), \
+         collection_name TEXT NOT NULL, text TEXT, vmetadata JSONB)",
+        "INSERT INTO document_chunk VALUES ('v1', '[1,0,0,0]', 'kb', 'hello', \
+         '{\"file_id\": \"f1\"}')",
+    ] {
+        sqlx::query(statement)
+            .execute(&pool)
+            .await
+            .expect(statement);
+    }
+    let before = chatstore_objects(&pool).await;
+    let store = read_only().await;
+    assert!(store.capabilities().vectors);
+    let items = store.vectors.get("kb").await.expect("read the collection");
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].vector, vec![1.0, 0.0, 0.0, 0.0]);
+    let hits = store
+        .vectors
+        .search("kb", &[vec![1.0, 0.0, 0.0, 0.0]], None, 1)
+        .await
+        .expect("search");
+    assert_eq!(hits[0][0].id, "v1");
+    let item = VectorItem {
+        id: "v2".into(),
+        text: "text".into(),
+        vector: vec![0.0, 1.0, 0.0, 0.0],
+        metadata: Default::default(),
+    };
+    assert!(store.vectors.upsert("kb", vec![item]).await.is_err());
+    drop(store);
+    assert_eq!(chatstore_objects(&pool).await, before);
+    pool.close().await;
 }
 
 /// PocketBase opens with the superuser written (percent-encoded) into the URL.
