@@ -147,11 +147,25 @@ impl PgVectorStore {
     async fn open(pool: PgPool, config: PgVectorConfig, pooled: bool) -> Result<Self> {
         let (prepare, own_session) = if pooled {
             let direct = match &config.direct_url {
-                Some(url) => Some(url.parse::<PgConnectOptions>().map_err(|e| {
-                    chatstore_core::Error::invalid(format!(
-                        "bad PostgreSQL URL in the pgvector direct URL ({DIRECT_URL_ENV}): {e}"
-                    ))
-                })?),
+                Some(url) => {
+                    let direct = url.parse::<PgConnectOptions>().map_err(|e| {
+                        chatstore_core::Error::invalid(format!(
+                            "bad PostgreSQL URL in the pgvector direct URL ({DIRECT_URL_ENV}): {e}"
+                        ))
+                    })?;
+                    // One environment opens several stores (a router's old and new, a
+                    // migration's two ends): another database's direct URL would have this
+                    // store's indexes built there.
+                    if names_this_database(&pool, &direct).await {
+                        Some(direct)
+                    } else {
+                        tracing::warn!(
+                            "the pgvector direct URL names another database than this store's; \
+                             it is not used: collections are searched exactly, none is indexed"
+                        );
+                        None
+                    }
+                }
                 None => {
                     tracing::warn!(
                         "pgvector is reached through a transaction pooler and has no direct URL \
@@ -326,6 +340,29 @@ async fn server_facts(pool: &PgPool) -> Option<PgRow> {
     read.await
         .inspect_err(|e| tracing::warn!("cannot read the server's connection budget: {e}"))
         .ok()
+}
+
+/// Whether `direct` reaches the database `pool` serves (the same database of the same server
+/// run: [`chatstore_core::pool_budget::DATABASE_IDENTITY`]); `true` when it cannot be told.
+async fn names_this_database(pool: &PgPool, direct: &PgConnectOptions) -> bool {
+    use sqlx::{Connection as _, Row as _};
+    let identity = chatstore_core::pool_budget::DATABASE_IDENTITY;
+    let wait = std::time::Duration::from_secs(10);
+    let Ok(Ok(row)) = tokio::time::timeout(wait, sqlx::raw_sql(identity).fetch_one(pool)).await
+    else {
+        return true;
+    };
+    let read_direct = async {
+        let mut conn = sqlx::PgConnection::connect_with(direct).await?;
+        let row = sqlx::raw_sql(identity).fetch_one(&mut conn).await?;
+        let _ = conn.close().await;
+        Ok::<_, sqlx::Error>(row)
+    };
+    let Ok(Ok(direct_row)) = tokio::time::timeout(wait, read_direct).await else {
+        return true;
+    };
+    let id = |row: &PgRow| row.try_get::<String, _>(0).ok();
+    id(&row) == id(&direct_row)
 }
 
 /// Whether the server answering on `options`' port says it listens on another one (a pooler

@@ -225,6 +225,38 @@ async fn index_builds_through_pgbouncer_without_a_direct_url_are_refused() {
     );
 }
 
+/// A direct URL naming another database (one environment opens a router's old and new stores,
+/// a migration's two ends) is not used: `optimize` is refused as without one, and nothing is
+/// built on the other database.
+#[tokio::test]
+async fn a_direct_url_of_another_database_is_not_used() {
+    let (Some((_, url)), Some((other, _))) = (fresh_pair().await, fresh_pair().await) else {
+        return;
+    };
+    let store = PgVectorStore::connect(indexing_config(url, 8).direct_url(other.clone()))
+        .await
+        .expect("open through PgBouncer");
+    let mut rng = Rng::new(11);
+    let clusters: Vec<Vec<f32>> = (0..8).map(|_| rng.unit_vector(8)).collect();
+    store
+        .insert("big", items(&mut rng, "big", 600, &clusters))
+        .await
+        .expect("insert");
+    let refused = store
+        .optimize("big")
+        .await
+        .expect_err("no usable direct URL");
+    assert_eq!(refused.kind(), ErrorKind::Unsupported, "{refused}");
+    let pool = sqlx::PgPool::connect(&other).await.expect("connect");
+    let built: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_class WHERE relname LIKE 'chatstore\\_hnsw%'")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(built, 0);
+    pool.close().await;
+}
+
 /// Behind PgBouncer without a direct URL (so without a session for `DROP INDEX CONCURRENTLY`),
 /// deleting a collection still drops the index a store with a direct URL built for it.
 #[tokio::test]

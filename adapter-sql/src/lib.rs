@@ -248,7 +248,7 @@ impl SqlStore {
     ///
     /// `InvalidInput` for a URL chatstore cannot use, `Unavailable` when the server cannot be
     /// reached, `Backend` when the schema is not one chatstore can work on (the message says why).
-    pub async fn connect(url: &str, options: SqlOptions) -> Result<SqlStore> {
+    pub async fn connect(url: &str, mut options: SqlOptions) -> Result<SqlStore> {
         if options.max_connections == 0 {
             return Err(Error::invalid("max_connections must be at least 1"));
         }
@@ -283,6 +283,22 @@ impl SqlStore {
         if let Err(e) = schema::prepare(&pool, options.read_only).await {
             pool.close().await;
             return Err(e);
+        }
+        if let (pool::Pool::Postgres(pg, _), Some(direct)) = (&pool, &options.listen_url)
+            && !direct_url_names_this_database(&pg.pool, direct).await
+        {
+            // One environment opens several stores (a router's old and new, a migration's two
+            // ends): a direct URL of another database would have this store hear that one's
+            // changes and build its indexes there.
+            tracing::warn!(
+                "the direct URL (CHATSTORE_POSTGRES_DIRECT_URL) names another database than \
+                 this store's; it is not used for this store"
+            );
+            options.listen_url = None;
+            listen = match &pool {
+                pool::Pool::Postgres(_, pool::Statements::Cached) => Some(postgres_options(url)?),
+                _ => None,
+            };
         }
         if let pool::Pool::Postgres(_, pool::Statements::Unnamed) = pool
             && options.listen_url.is_none()
@@ -634,6 +650,35 @@ async fn indexes_to_build(
         (None, pool::Statements::Unnamed) => return None,
     };
     postgres_options(direct).inspect_err(log_index_failure).ok()
+}
+
+/// Whether `direct` reaches the database `pool` serves (the same database on the same server
+/// run: [`chatstore_core::pool_budget::DATABASE_IDENTITY`]); `true` when it cannot be told (the
+/// direct URL is down for now, and its listener retries).
+async fn direct_url_names_this_database(pool: &sqlx::PgPool, direct: &str) -> bool {
+    use sqlx::Row as _;
+    let identity = chatstore_core::pool_budget::DATABASE_IDENTITY;
+    let through_pool = sqlx::raw_sql(identity).fetch_one(pool);
+    let Ok(Ok(row)) = tokio::time::timeout(std::time::Duration::from_secs(10), through_pool).await
+    else {
+        return true;
+    };
+    let Ok(options) = postgres_options(direct) else {
+        return true;
+    };
+    let read_direct = async {
+        let mut conn = PgConnection::connect_with(&options).await?;
+        let row = sqlx::raw_sql(identity).fetch_one(&mut conn).await?;
+        let _ = conn.close().await;
+        Ok::<_, sqlx::Error>(row)
+    };
+    let Ok(Ok(direct_row)) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), read_direct).await
+    else {
+        return true;
+    };
+    let id = |row: &sqlx::postgres::PgRow| row.try_get::<String, _>(0).ok();
+    id(&row) == id(&direct_row)
 }
 
 fn log_index_failure(e: &Error) {

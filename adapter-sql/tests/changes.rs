@@ -520,3 +520,35 @@ async fn through_pgbouncer_the_feed_needs_the_direct_url() {
     exercise(&store, &store).await;
     db.finish().await;
 }
+
+/// A direct URL of another database (one environment opens a router's old and new stores, a
+/// migration's two ends) is not used: a store reached directly listens on its own database
+/// and hears its own writes, and one reached through PgBouncer has no feed, instead of
+/// listening on the other database and hearing its changes, or nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_url_of_another_database_is_not_used() {
+    let Some(bouncer) = chatstore_testkit::require_env("CHATSTORE_TEST_PGBOUNCER_URL") else {
+        return;
+    };
+    let (Some(db), Some(other)) = (
+        support::postgres_empty().await,
+        support::postgres_empty().await,
+    ) else {
+        return;
+    };
+    let pooled =
+        chatstore_testkit::with_database(&bouncer, &chatstore_testkit::database_name(&db.url));
+    let through = chatstore_sql::SqlStore::connect(&pooled, db.options().listen_url(&other.url))
+        .await
+        .expect("open through PgBouncer with another database's direct URL");
+    assert!(through.store().changes().is_none());
+
+    let direct = chatstore_sql::SqlStore::connect(&db.url, db.options().listen_url(&other.url))
+        .await
+        .expect("open directly with another database's direct URL");
+    let store = direct.store();
+    assert!(store.capabilities().change_feed);
+    exercise(&store, &store).await;
+    db.finish().await;
+    other.finish().await;
+}

@@ -21,6 +21,13 @@
 
 use crate::{Error, Result};
 
+/// One text naming a PostgreSQL database and the server run that serves it (its name, its
+/// oid, the postmaster's start time), the same through a pooler and directly: an adapter
+/// compares it to tell whether a direct URL reaches the database its pool does.
+pub const DATABASE_IDENTITY: &str = "SELECT current_database()::text || '/' || \
+    (SELECT oid FROM pg_database WHERE datname = current_database())::text || '/' || \
+    extract(epoch FROM pg_postmaster_start_time())::text";
+
 /// One row: `max_connections`, `superuser_reserved`, `reserved`, `in_use` (client backends,
 /// the asking connection included) and `server_port` (NULL over a Unix socket). Both PostgreSQL
 /// adapters run it on their first connection.
