@@ -88,11 +88,29 @@ async fn authenticate(
         .ok_or(Refusal::NoToken)?;
     let claims = verify(state.config().secret_key.as_deref(), &token)?;
     check_session(state.store(), &claims).await?;
+    // Here, before the client hears that it is connected: the connect handler runs in a task
+    // of its own after that, and a room join sent at once (or a change to the user) would find
+    // no handler and no room yet, and be lost.
+    let user_room = format!("user:{}", claims.id);
     socket.extensions.insert(Session {
         user_id: claims.id,
         token,
     });
+    socket.on("events:chat", on_chat_room);
+    // Not yet connected here (socketioxide marks it so after the middleware); a refusal
+    // after this point leaves no room behind, as socketioxide removes the socket's rooms.
+    socket.join(user_room);
     Ok(())
+}
+
+/// Joins `room` unless the socket has closed meanwhile (the join waited for the store): a join
+/// after its close would re-create the room entry the close removed, and nothing would remove
+/// it again.
+fn join_while_connected(socket: &SocketRef, room: String) {
+    socket.join(room.clone());
+    if !socket.connected() {
+        socket.leave(room);
+    }
 }
 
 async fn on_connect(socket: SocketRef, State(state): State<BridgeState>) {
@@ -100,11 +118,23 @@ async fn on_connect(socket: SocketRef, State(state): State<BridgeState>) {
         let _ = socket.disconnect();
         return;
     };
-    socket.join(format!("user:{}", session.user_id));
+    // Counted once and uncounted once, whether the socket closes before the disconnect
+    // handler is registered (it then never runs), while, or after.
+    let counted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     state.socket_delta(1);
-    socket.on("events:chat", on_chat_room);
-    let counted = state.clone();
-    socket.on_disconnect(async move || counted.socket_delta(-1));
+    let (uncount, on_close) = (state.clone(), counted.clone());
+    socket.on_disconnect(async move || {
+        if on_close.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            uncount.socket_delta(-1);
+        }
+    });
+    if !socket.connected() {
+        if counted.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            state.socket_delta(-1);
+        }
+        socket.leave_all();
+        return;
+    }
     let every = state
         .config()
         .recheck_interval
@@ -147,7 +177,7 @@ async fn on_chat_room(
     let ok = match request.kind.as_str() {
         "join" => match state.store().chats.get(&request.chat_id).await {
             Ok(chat) if chat.user_id == session.user_id => {
-                socket.join(room);
+                join_while_connected(&socket, room);
                 true
             }
             Ok(_) => false,
