@@ -241,7 +241,7 @@ impl PocketBase {
                 client,
                 cols,
                 config,
-                hub: Arc::new(chatstore_core::changes::ChangeHub::default()),
+                hub: Arc::new(chatstore_core::changes::ChangeHub::awaiting_source()),
                 listener: std::sync::OnceLock::new(),
             }),
         };
@@ -267,7 +267,7 @@ impl PocketBase {
                 client,
                 cols,
                 config,
-                hub: Arc::new(chatstore_core::changes::ChangeHub::default()),
+                hub: Arc::new(chatstore_core::changes::ChangeHub::awaiting_source()),
                 listener: std::sync::OnceLock::new(),
             }),
         })

@@ -333,12 +333,18 @@ impl SqlStore {
                 }
             });
         }
+        // SQLite publishes its own commits: its feed is connected from the start. PostgreSQL's
+        // is once its listener has caught up.
+        let hub = match listen {
+            Some(_) => ChangeHub::awaiting_source(),
+            None => ChangeHub::default(),
+        };
         Ok(SqlStore {
             inner: Arc::new(Inner {
                 pool,
                 uploads,
                 vectors_ready: AtomicBool::new(false),
-                hub: Arc::new(ChangeHub::default()),
+                hub: Arc::new(hub),
                 listen,
                 listen_heartbeat: options.listen_heartbeat,
                 listener: OnceLock::new(),

@@ -252,3 +252,40 @@ async fn a_check_the_store_cannot_answer_keeps_the_socket() {
     client.stop().await;
     support::drop_database(&url).await;
 }
+
+/// `/health` answers 503 until the store's feed has connected and read back what it missed:
+/// a bridge whose listening connection cannot get through (a server that accepts and never
+/// answers) is not sent clients as healthy meanwhile.
+#[tokio::test]
+async fn health_waits_for_the_feed_to_connect() {
+    let Some(url) = support::postgres_database().await else {
+        return;
+    };
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = silent.local_addr().expect("address").port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let store = connect(
+        &url,
+        SqlOptions::default()
+            .max_connections(4)
+            .listen_url(format!("postgres://postgres@127.0.0.1:{port}/db")),
+    )
+    .await
+    .expect("open the test database");
+    let addr = support::serve(store).await;
+    let answer = reqwest::get(format!("http://{addr}/health"))
+        .await
+        .expect("GET /health");
+    assert_eq!(answer.status().as_u16(), 503);
+    let body: serde_json::Value = answer.json().await.expect("JSON body");
+    assert_eq!(body["feed_connected"], false, "{body}");
+    held.abort();
+    support::drop_database(&url).await;
+}

@@ -337,6 +337,9 @@ pub struct ChangeHub {
     last_at: AtomicI64,
     lag_ms: AtomicI64,
     connected: AtomicBool,
+    /// Whether the source has been connected once: only a connection after that one is a
+    /// reconnect.
+    was_connected: AtomicBool,
 }
 
 /// The counters of a [`ChangeHub`], for `/metrics` and `/health`.
@@ -378,7 +381,19 @@ impl ChangeHub {
             last_at: AtomicI64::new(0),
             lag_ms: AtomicI64::new(0),
             connected: AtomicBool::new(true),
+            was_connected: AtomicBool::new(true),
         }
+    }
+
+    /// A hub for a source that connects after it is made (a `LISTEN`, a realtime stream): not
+    /// connected until the source first says so with [`ChangeHub::connected`], so a health
+    /// check does not call a feed connected that has not caught up yet; that first
+    /// connection is not counted as a reconnect.
+    pub fn awaiting_source() -> Self {
+        let hub = ChangeHub::default();
+        hub.connected.store(false, Ordering::Relaxed);
+        hub.was_connected.store(false, Ordering::Relaxed);
+        hub
     }
 
     /// Publishes one event to every subscriber (none listening is fine).
@@ -398,7 +413,9 @@ impl ChangeHub {
 
     /// Records that the source is connected (again); a reconnect counts when it was down.
     pub fn connected(&self) {
-        if !self.connected.swap(true, Ordering::Relaxed) {
+        let was_down = !self.connected.swap(true, Ordering::Relaxed);
+        let before = self.was_connected.swap(true, Ordering::Relaxed);
+        if was_down && before {
             self.reconnects.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -529,4 +546,32 @@ pub fn patch_fields(patch: &crate::ChatPatch) -> Vec<&'static str> {
         fields.push(field::SHARE);
     }
     fields
+}
+
+#[cfg(test)]
+mod hub_tests {
+    use super::ChangeHub;
+
+    #[test]
+    fn a_hub_awaiting_its_source_is_connected_only_once_it_says_so() {
+        let hub = ChangeHub::awaiting_source();
+        assert!(!hub.status().connected);
+        hub.catch_up_failed();
+        assert!(!hub.status().connected);
+        hub.connected();
+        assert!(hub.status().connected);
+        assert_eq!(
+            hub.status().reconnects,
+            0,
+            "the first connection is no reconnect"
+        );
+        hub.disconnected();
+        hub.connected();
+        assert_eq!(hub.status().reconnects, 1);
+        let always = ChangeHub::default();
+        assert!(always.status().connected);
+        always.disconnected();
+        always.connected();
+        assert_eq!(always.status().reconnects, 1);
+    }
 }
