@@ -1581,3 +1581,37 @@ async fn an_unreadable_orphan_row_is_set_aside_and_the_pass_goes_on() {
     assert_eq!(count(&target, "chat").await, count(&src, "chat").await);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `verify` reads every target file through (streamed, checked against its sha256 as it
+/// passes): a file whose bytes changed on disk after the copy is reported, and the exit is 1.
+#[tokio::test]
+async fn verify_finds_a_target_file_whose_bytes_changed() {
+    let dir = folder();
+    let src = owui_sqlite(&dir, 8).await;
+    let to = sqlite_url(&dir, "t.db");
+    let out = migrate(&dir, &["--from", &src, "--to", &to]);
+    assert!(out.status.success(), "{}", show(&out));
+    let verify = || {
+        command(&dir, &["verify", "--from", &src, "--to", &to])
+            .output()
+            .expect("run chatstore verify")
+    };
+    let out = verify();
+    assert!(out.status.success(), "{}", show(&out));
+    let victim = std::fs::read_dir(dir.join("target-uploads"))
+        .expect("the target's uploads")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("fx000"))
+        })
+        .expect("file fx000 on disk");
+    let mut bytes = std::fs::read(&victim).expect("read");
+    bytes[0] ^= 0xff;
+    std::fs::write(&victim, bytes).expect("write");
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(show(&out).contains("fx000"), "{}", show(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}

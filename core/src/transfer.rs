@@ -184,6 +184,23 @@ impl FileStream {
         }
     }
 
+    /// Reads the stream to its end keeping nothing, so a file of any size is checked (its
+    /// length, and a whole file's sha256) in the memory of one chunk; the bytes read.
+    pub async fn drain(self) -> Result<u64> {
+        let mut read = 0u64;
+        let mut body = self.body;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(chunk) => read += chunk.len() as u64,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    return Err(Error::backend_msg(e.to_string()));
+                }
+                Err(e) => return Err(Error::backend("reading the file bytes failed", e)),
+            }
+        }
+        Ok(read)
+    }
+
     /// Reads the whole stream into memory (for small files and the whole-buffer `read`).
     pub async fn into_vec(self) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(usize::try_from(self.len()).unwrap_or(0));
