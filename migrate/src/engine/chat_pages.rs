@@ -8,10 +8,10 @@
 //! ([`chat_item_for`]) on the reader's side. At most [`PAGES_AHEAD`] + 2 pages are held at
 //! once: the one being written, the one waiting, the one being read.
 //!
-//! The first page is an eighth of the batch and each next one twice the one before, up to the
-//! batch: the writer waits only for a small page before its first write, and each page is read
-//! while the smaller one before it is written (a page reads faster than it is written). With
-//! batches of 500 that cut the wait before the first write from 46-100 ms (a whole page of
+//! The first page is an eighth of the batch (at most 4 chats) and each next one twice the one
+//! before, up to the batch: the writer waits only for a small page before its first write, and
+//! each page is read while the smaller one before it is written (a page reads faster than it
+//! is written). With batches of 500 that cut the wait before the first write from 46-100 ms (a whole page of
 //! chats and their messages read and decoded) to 13-17 ms in the benchmark's statement log.
 //!
 //! Pages are also kept near a budget of bytes ([`MigrateOptions::chat_page_bytes`]): after
@@ -42,12 +42,15 @@ const PAGES_AHEAD: usize = 1;
 /// Reads of chats' messages made at the same time.
 const MESSAGE_READS: usize = 4;
 
-/// The first page is the batch size divided by this (at least one chat).
+/// The first page is the batch size divided by this (at least one chat)...
 const FIRST_PAGE_DIVISOR: u32 = 8;
+/// ... and at most this many chats: nothing is known of the chats' sizes before the first page
+/// is read, and 62 chats of 10 MB each (a batch of 500) were 620 MB against a 64 MiB budget.
+const FIRST_PAGE_MAX: u32 = 4;
 
 /// The size of the first page for batches of `limit`.
 fn first_page(limit: u32) -> u32 {
-    (limit / FIRST_PAGE_DIVISOR).max(1)
+    (limit / FIRST_PAGE_DIVISOR).clamp(1, FIRST_PAGE_MAX)
 }
 
 /// A source chat as read for the copy.
@@ -135,10 +138,10 @@ async fn read_ahead(
     }
 }
 
-/// How many chats like those of `page` fit in `budget` bytes (at least one).
+/// How many chats as large as the largest of `page` fit in `budget` bytes (at least one): by
+/// the mean, a page of small chats let the next one hold as many large ones.
 fn fitting(page: &[ChatRead], budget: usize) -> u32 {
-    let bytes: usize = page.iter().map(content_bytes).sum();
-    let per_chat = bytes.div_ceil(page.len().max(1)).max(1);
+    let per_chat = page.iter().map(content_bytes).max().unwrap_or(0).max(1);
     u32::try_from(budget / per_chat).unwrap_or(u32::MAX).max(1)
 }
 
