@@ -11,8 +11,9 @@
 //! The first page is an eighth of the batch (at most 4 chats) and each next one twice the one
 //! before, up to the batch: the writer waits only for a small page before its first write, and
 //! each page is read while the smaller one before it is written (a page reads faster than it
-//! is written). With batches of 500 that cut the wait before the first write from 46-100 ms (a whole page of
-//! chats and their messages read and decoded) to 13-17 ms in the benchmark's statement log.
+//! is written). With batches of 500 that cut the wait before the first write from 46-100 ms
+//! (a whole page of chats and their messages read and decoded) to 13-17 ms in the benchmark's
+//! statement log.
 //!
 //! Pages are also kept near a budget of bytes ([`MigrateOptions::chat_page_bytes`]): after
 //! each page the next one is sized from the chats just read (their blobs' and rewritten
