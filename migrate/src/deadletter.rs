@@ -81,6 +81,40 @@ impl DeadLetters {
         })
     }
 
+    /// For a run that starts over (no state file): moves the records an earlier run set aside
+    /// at `path` to `{path}.{unix seconds}.earlier`, kept for the operator, so this run's
+    /// file, its count and its exit code hold only its own; the new name, when there was one.
+    pub fn keep_earlier(path: &Path) -> Result<Option<PathBuf>> {
+        match std::fs::metadata(path) {
+            Ok(m) if m.len() > 0 => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::invalid(format!(
+                    "cannot read the dead-letter file {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".{secs}.earlier"));
+        let kept = PathBuf::from(name);
+        std::fs::rename(path, &kept).map_err(|e| {
+            Error::backend(
+                format!(
+                    "cannot move the earlier dead letters {} aside",
+                    path.display()
+                ),
+                e,
+            )
+        })?;
+        tracing::warn!(earlier = %kept.display(), "a new run: the dead letters of an earlier one were moved aside");
+        Ok(Some(kept))
+    }
+
     /// Its path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -539,7 +539,15 @@ impl<'a> Migration<'a> {
         groups.sort();
         groups.dedup();
         let file = StateFile::new(&o.state);
+        let starts_over = matches!(std::fs::metadata(&o.state),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound);
         let state = file.load_or_new(&o.source, &o.target, &groups)?;
+        // A run that starts over counts and reports only what it sets aside itself: letters
+        // an earlier run left would make every later run fail, and one set aside again would
+        // not be written (the file held it already).
+        if starts_over {
+            DeadLetters::keep_earlier(&o.dead_letters)?;
+        }
         let dead = DeadLetters::open(&o.dead_letters)?;
         let mut run = Run {
             state,

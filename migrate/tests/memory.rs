@@ -146,6 +146,31 @@ fn options(dir: &tempfile::TempDir) -> MigrateOptions {
     o
 }
 
+/// A run that starts over (no state file) moves an earlier run's dead letters aside, kept,
+/// and counts only its own: the letters of a run whose records were fixed since made every
+/// later run end with "records were set aside".
+#[tokio::test]
+async fn a_new_run_keeps_an_earlier_runs_dead_letters_apart() {
+    let source = seeded().await;
+    let target = memory::store();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let earlier = r#"{"group":"users","entity":"user","id":"u9","record":{},"error":"refused","kind":"invalid_input"}"#;
+    std::fs::write(dir.path().join("dead.jsonl"), format!("{earlier}\n")).expect("letters");
+    let summary = Migration::new(&source, &target, options(&dir), &Silent)
+        .run()
+        .await
+        .expect("migrate");
+    assert_eq!(summary.dead_letters, 0, "{summary:?}");
+    let kept: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".earlier"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the earlier letters are kept");
+    let text = std::fs::read_to_string(kept[0].path()).expect("read");
+    assert!(text.contains("\"u9\""), "{text}");
+}
+
 #[tokio::test]
 async fn everything_arrives_and_a_second_run_writes_nothing() {
     let source = seeded().await;
