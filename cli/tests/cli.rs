@@ -16,6 +16,16 @@ fn chatstore(dir: &Path, args: &[&str]) -> Output {
         .expect("the chatstore binary runs")
 }
 
+/// The one `error:` line of a command that failed, as a user sees it.
+fn one_error_line(out: &Output, what: &str) -> String {
+    assert!(!out.status.success(), "{what} must fail");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.lines().count(), 1, "{what}: {err}");
+    assert!(err.starts_with("error: "), "{what}: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    err
+}
+
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("chatstore-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -88,9 +98,7 @@ fn demo_writes_an_open_webui_sqlite_file_and_inspect_reads_it_back() {
 fn inspect_of_a_missing_file_is_one_clear_line_and_a_failure() {
     let dir = temp_dir("missing");
     let out = chatstore(&dir, &["inspect", "--database-url", "sqlite://nowhere.db"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = one_error_line(&out, "inspect of a missing file");
     assert!(err.contains("nowhere.db"), "{err}");
     assert!(
         !dir.join("nowhere.db").exists(),
@@ -105,13 +113,8 @@ fn inspect_of_a_missing_file_is_one_clear_line_and_a_failure() {
 fn the_bridge_without_a_store_refuses_to_start() {
     let dir = temp_dir("bridge-no-url");
     let out = chatstore(&dir, &["bridge", "--listen", "127.0.0.1:0"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.starts_with("error: ") && err.contains("--database-url"),
-        "{err}"
-    );
+    let err = one_error_line(&out, "bridge without a store");
+    assert!(err.contains("--database-url"), "{err}");
     assert!(!dir.join("chatstore-demo.db").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -142,14 +145,8 @@ fn out_of_range_seconds_fail_with_one_line() {
             "1e300",
         ][..],
     ] {
-        let out = chatstore(&dir, args);
-        assert!(!out.status.success(), "{args:?} must fail");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert!(
-            err.contains("error: ") && err.contains("seconds"),
-            "{args:?}: {err}"
-        );
+        let err = one_error_line(&chatstore(&dir, args), &format!("{args:?}"));
+        assert!(err.contains("seconds"), "{args:?}: {err}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -166,10 +163,7 @@ fn bad_urls_and_unreachable_servers_fail_with_one_line() {
     ] {
         for command in ["demo", "inspect"] {
             let out = chatstore(&dir, &[command, "--database-url", url]);
-            assert!(!out.status.success(), "{command} {url} must fail");
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(err.lines().count(), 1, "{url}: {err}");
-            assert!(err.starts_with("error: "), "{err}");
+            let err = one_error_line(&out, &format!("{command} {url}"));
             assert!(!err.contains("hunter2"), "{err}");
         }
     }
