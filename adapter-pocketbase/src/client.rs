@@ -37,10 +37,20 @@ const SERVER_BATCH_BODY_DEFAULT: u64 = 128 << 20;
 /// 512 MiB; a larger body has its connection cut too).
 pub const TX_MAX_BYTES: usize = 500 << 20;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Token {
     value: String,
     expires_at: u64,
+}
+
+/// The token itself is a credential: only its expiry is shown.
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("value", &"***")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// What to list from a collection.
@@ -59,7 +69,6 @@ pub struct ListQuery {
 }
 
 /// A PocketBase client authenticated as a superuser.
-#[derive(Debug)]
 pub struct Client {
     http: reqwest::Client,
     /// For file bytes: no limit on a whole transfer (a large file takes long), only on the
@@ -72,6 +81,17 @@ pub struct Client {
     file_token: Mutex<Option<Token>>,
     /// See [`Client::batch_max_bytes`].
     batch_max_bytes: AtomicUsize,
+}
+
+/// Where and as whom; never the password or a token.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("email", &self.email)
+            .field("password", &"***")
+            .finish_non_exhaustive()
+    }
 }
 
 fn now_secs() -> u64 {
@@ -479,7 +499,8 @@ impl Client {
     }
 
     /// Up to `limit` records of `collection` with an id greater than `after`, ordered by id:
-    /// the keyset scan behind every repository's `scan`.
+    /// the keyset scan behind every repository's `scan`. A limit over one page is read page
+    /// after page by id too (see [`keyset_pages`]).
     pub async fn scan_by_id(
         &self,
         collection: &str,
@@ -489,19 +510,19 @@ impl Client {
         subject: Subject<'_>,
     ) -> Result<Vec<Value>> {
         chatstore_core::query::validate_scan_limit(limit)?;
-        let q = ListQuery {
-            filter: after
-                .map(|a| format!("id > {}", crate::filter::literal(a)))
-                .unwrap_or_default(),
-            sort: "id".to_owned(),
-            expand,
-            fields: None,
-            skip_total: true,
-        };
-        let (items, _) = self
-            .list(collection, &q, 0, Some(u64::from(limit)), subject)
-            .await?;
-        Ok(items)
+        keyset_pages(after, u64::from(limit), |after, n| async move {
+            let q = ListQuery {
+                filter: after
+                    .map(|a| format!("id > {}", crate::filter::literal(&a)))
+                    .unwrap_or_default(),
+                sort: "id".to_owned(),
+                expand,
+                fields: None,
+                skip_total: true,
+            };
+            Ok(self.list(collection, &q, 0, Some(n), subject).await?.0)
+        })
+        .await
     }
 
     /// Every record matching `q`.
@@ -877,9 +898,92 @@ pub fn path_segment(s: &str) -> String {
     out
 }
 
+/// Up to `limit` records with an id greater than `after`, by id, read a page of at most
+/// [`MAX_PER_PAGE`] at a time through `page(after, n)`, each page after the last id of the one
+/// before. Pages by number (`page=2`) skipped a record whenever one before it was deleted
+/// between two pages, and repeated one when one was created: a migration's scan of 2,000
+/// chats missed a chat for good.
+async fn keyset_pages<F, Fut>(after: Option<&str>, limit: u64, mut page: F) -> Result<Vec<Value>>
+where
+    F: FnMut(Option<String>, u64) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Value>>>,
+{
+    let mut out: Vec<Value> = Vec::new();
+    let mut last = after.map(str::to_owned);
+    while (out.len() as u64) < limit {
+        let want = (limit - out.len() as u64).min(MAX_PER_PAGE);
+        let got = page(last.clone(), want).await?;
+        let full = got.len() as u64 >= want;
+        if let Some(record) = got.last() {
+            let id = record
+                .get("id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| error::malformed("a record without an id"))?;
+            last = Some(id.to_owned());
+        }
+        out.extend(got);
+        if !full {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn debug_shows_no_password_or_token() {
+        let client = Client::new(
+            "http://127.0.0.1:1",
+            "admin@example.com",
+            "hunter2",
+            Duration::from_secs(5),
+        )
+        .expect("client");
+        *client.token.lock().await = Some(Token {
+            value: "eyJsecret".into(),
+            expires_at: 1,
+        });
+        let shown = format!("{client:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("eyJsecret"),
+            "{shown}"
+        );
+        assert!(shown.contains("admin@example.com"), "{shown}");
+    }
+
+    /// Records `r0000..` read by keyset pages while the first record of each page already read
+    /// is deleted after it: every record that exists throughout is read once.
+    #[tokio::test]
+    async fn keyset_pages_keep_every_record_when_earlier_ones_are_deleted_meanwhile() {
+        let records = std::sync::Mutex::new(
+            (0..2_500)
+                .map(|i| format!("r{i:04}"))
+                .collect::<Vec<String>>(),
+        );
+        let read = keyset_pages(None, 2_500, |after, n| {
+            let mut ids = records.lock().expect("records");
+            let page: Vec<Value> = ids
+                .iter()
+                .filter(|id| after.as_deref().is_none_or(|a| id.as_str() > a))
+                .take(n as usize)
+                .map(|id| serde_json::json!({ "id": id }))
+                .collect();
+            // A record of this page is deleted before the next page is asked for.
+            if let Some(first) = page.first().and_then(|r| r["id"].as_str()) {
+                ids.retain(|id| id != first);
+            }
+            std::future::ready(Ok(page))
+        })
+        .await
+        .expect("pages");
+        let ids: Vec<&str> = read.iter().filter_map(|r| r["id"].as_str()).collect();
+        assert_eq!(ids.len(), 2_500);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order, none twice");
+        assert_eq!(ids[1_000], "r1000");
+    }
 
     #[test]
     fn batches_stay_within_the_servers_body_limit() {

@@ -177,7 +177,20 @@ pub fn from_status(status: u16, body: Value, subject: Subject<'_>) -> Error {
         return Error::not_found(subject.entity, subject.id);
     }
     let message = message_of(&body);
+    // A batch that ran past the server's batch timeout is rolled back and answered with a 400
+    // naming no field and no request: nothing was written, and it may go through when tried
+    // again, so it is not the caller's bad input.
+    let timed_out_batch = status == 400
+        && codes.is_empty()
+        && batch_statuses(&body).is_empty()
+        && message == "Batch transaction failed.";
     let server = ServerError { status, body };
+    if timed_out_batch {
+        return Error::unavailable(
+            "PocketBase rolled back a batch that ran past its batch timeout",
+            server,
+        );
+    }
     match status {
         404 => Error::not_found(subject.entity, subject.id),
         409 => Error::conflict(subject.entity, message),
@@ -198,6 +211,9 @@ pub fn from_status(status: u16, body: Value, subject: Subject<'_>) -> Error {
 
 /// Maps a transport error of reqwest.
 pub fn from_transport(error: reqwest::Error) -> Error {
+    // The URL may carry a file token (`?token=`) or a filter holding user data: neither goes
+    // into a message that callers log.
+    let error = error.without_url();
     if error.is_connect() || error.is_timeout() || error.is_request() {
         Error::unavailable(format!("PocketBase unreachable: {error}"), error)
     } else if error.is_decode() && chatstore_core::error::caused_by::<serde_json::Error>(&error) {
@@ -222,6 +238,35 @@ mod tests {
     use super::*;
     use chatstore_core::ErrorKind;
     use serde_json::json;
+
+    /// A batch answered without a field or a request to blame ran past the server's batch
+    /// timeout and was rolled back: `Unavailable`, not bad input.
+    #[test]
+    fn a_batch_rolled_back_for_its_timeout_is_unavailable() {
+        let timed_out = json!({"data": {}, "message": "Batch transaction failed.", "status": 400});
+        let e = from_status(400, timed_out, Subject::new("chat", "c1"));
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        let refused = json!({
+            "data": {"requests": {"2": {"code": "batch_request_failed",
+                "message": "Batch request failed.",
+                "response": {"status": 400, "message": "Failed to create record.",
+                    "data": {"title": {"code": "validation_required", "message": "Missing."}}}}}},
+            "message": "Batch transaction failed.", "status": 400});
+        let e = from_status(400, refused, Subject::new("chat", "c1"));
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    }
+
+    /// A failed request's URL (a file token, a filter with user data) stays out of the error.
+    #[tokio::test]
+    async fn a_transport_error_does_not_carry_the_url() {
+        let failed = reqwest::get("http://127.0.0.1:1/api/files/c/r/a.txt?token=eyJsecret")
+            .await
+            .expect_err("nothing listens on port 1");
+        let e = from_transport(failed);
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains("eyJsecret"), "{shown}");
+    }
 
     #[test]
     fn statuses_and_codes_map_to_kinds() {
