@@ -399,6 +399,23 @@ impl SqlStore {
         batch: u32,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<TableCopy> {
+        let none = std::collections::HashSet::new();
+        self.copy_table_except(target, table, mode, batch, &none, progress)
+            .await
+    }
+
+    /// [`SqlStore::copy_table`] leaving out the rows whose one-column primary key is in
+    /// `except` (counted as read, not written): records a migration set aside, whose target
+    /// rows are the target's own and must not take the source's columns.
+    pub async fn copy_table_except(
+        &self,
+        target: &SqlStore,
+        table: &str,
+        mode: RowMode,
+        batch: u32,
+        except: &std::collections::HashSet<String>,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<TableCopy> {
         let source = self.table(table).await?;
         let dest = target.table(table).await?;
         let keep: Vec<&str> = KEEP_TARGET_COLUMNS
@@ -422,13 +439,21 @@ impl SqlStore {
         let mut out = TableCopy::default();
         let mut after: Option<Vec<Cell>> = None;
         loop {
-            let rows = self.read_rows(&source, after.as_deref(), batch).await?;
+            let mut rows = self.read_rows(&source, after.as_deref(), batch).await?;
             let Some(last) = rows.last() else { break };
             after = Some(key_of(&source, last));
             out.read += rows.len() as u64;
-            target
-                .write_rows(&dest, &source, &columns, mode, rows, &mut out)
-                .await?;
+            if !except.is_empty() {
+                rows.retain(|row| match key_of(&source, row).as_slice() {
+                    [Cell::Text(id)] => !except.contains(id),
+                    _ => true,
+                });
+            }
+            if !rows.is_empty() {
+                target
+                    .write_rows(&dest, &source, &columns, mode, rows, &mut out)
+                    .await?;
+            }
             progress(out.read);
         }
         Ok(out)

@@ -8,7 +8,7 @@
 //! `--skip-unmodelled` for them. When it is left out, or an end has no rows, the row-for-row
 //! copy carries them between SQL databases as before.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -490,8 +490,16 @@ async fn copy_tables(
         } else {
             RowMode::Upsert
         };
+        // The rows of records the engine set aside (`user`, `chat`, `file`: the entity is the
+        // table) are the target's own, a file it holds with other bytes say: they keep their
+        // columns.
+        let set_aside: HashSet<String> = if mode == RowMode::UpdateOnly {
+            dead.ids_of(&table).map(str::to_owned).collect()
+        } else {
+            HashSet::new()
+        };
         let copy = source
-            .copy_table(target, &table, mode, batch, &mut |_| {})
+            .copy_table_except(target, &table, mode, batch, &set_aside, &mut |_| {})
             .await
             .map_err(|e| format!("copying table {table}: {e}"))?;
         for r in &copy.rejected {

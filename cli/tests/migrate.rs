@@ -1615,3 +1615,57 @@ async fn verify_finds_a_target_file_whose_bytes_changed() {
     assert!(show(&out).contains("fx000"), "{}", show(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A file the target already holds under a source id with other bytes is set aside, and the
+/// table copy that follows the engine leaves the target's row as it was: its bytes still read
+/// (the copy used to give the row the source's name and sha256 over the target's bytes).
+#[tokio::test]
+async fn a_file_set_aside_keeps_the_targets_own_row() {
+    let dir = folder();
+    let src = owui_sqlite(&dir, 8).await;
+    let to = sqlite_url(&dir, "t.db");
+    let open_target = || async {
+        SqlStore::connect(
+            &to,
+            SqlOptions::default().upload_dir(dir.join("target-uploads")),
+        )
+        .await
+        .expect("the target")
+    };
+    let target = open_target().await;
+    let t = target.store();
+    t.users
+        .create(NewUser::new("x000@example.com", "X").with_id("x000"))
+        .await
+        .expect("user");
+    t.files
+        .put(NewFile::new("x000", "mine.txt", b"the target's own bytes".to_vec()).with_id("fx000"))
+        .await
+        .expect("file");
+    target.close().await;
+
+    let out = migrate(&dir, &["--from", &src, "--to", &to]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        dead_letters(&dir)
+            .iter()
+            .any(|d| d["entity"] == "file" && d["id"] == "fx000"),
+        "{:#?}",
+        dead_letters(&dir)
+    );
+    let target = open_target().await;
+    let t = target.store();
+    assert_eq!(
+        t.files.get("fx000").await.expect("meta").filename,
+        "mine.txt"
+    );
+    assert_eq!(
+        t.files
+            .read("fx000")
+            .await
+            .expect("the target's file still reads"),
+        b"the target's own bytes"
+    );
+    target.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -115,6 +115,15 @@ impl DeadLetters {
         Ok(Some(kept))
     }
 
+    /// The ids of the records of `entity` (`user`, `chat`, `file`, ...) set aside so far.
+    pub fn ids_of<'a>(&'a self, entity: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.seen.iter().filter_map(move |(kind, id)| {
+            kind.rsplit_once('/')
+                .is_some_and(|(_, e)| e == entity)
+                .then_some(id.as_str())
+        })
+    }
+
     /// Its path.
     pub fn path(&self) -> &Path {
         &self.path
