@@ -31,7 +31,7 @@ use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::client::ListQuery;
+use crate::client::{ListQuery, keyset_pages};
 use crate::error::Subject;
 use crate::rows::query::{MAX_FILTER_ATOMS, MAX_FILTER_CHARS};
 use crate::{Inner, PocketBase, filter};
@@ -398,7 +398,7 @@ fn chat_filters(chats: &[&String], condition: &str) -> Vec<String> {
 }
 
 /// Every record of `collection` matching `filter`, its `fields` (which must name `id`), in
-/// pages by id (see [`pages_by_id`]).
+/// pages by id (see [`keyset_pages`]).
 async fn all(
     pb: &PocketBase,
     collection: &str,
@@ -406,9 +406,9 @@ async fn all(
     fields: &'static str,
 ) -> Result<Vec<Value>> {
     const PAGE: u64 = 1000;
-    pages_by_id(&filter, PAGE, |filter| {
+    keyset_pages(None, u64::MAX, PAGE, |after, _| {
         let q = ListQuery {
-            filter,
+            filter: after_id(&filter, after.as_deref()),
             sort: "id".to_owned(),
             expand: None,
             skip_total: true,
@@ -426,30 +426,11 @@ async fn all(
     .await
 }
 
-/// Every record `page` gives for `filter`, asked for `size` at a time sorted by id, each
-/// request after the first for the records after the last id it got (`id > last`). Pages by
-/// number skipped a record whenever one before it was deleted between two requests (every
-/// later record moves back a place), and a catch-up after a long outage reads many pages
-/// while the application writes.
-async fn pages_by_id<F, Fut>(filter: &str, size: u64, mut page: F) -> Result<Vec<Value>>
-where
-    F: FnMut(String) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<Value>>>,
-{
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let filter = match &after {
-            None => filter.to_owned(),
-            Some(id) => format!("({filter}) && id > {}", filter::literal(id)),
-        };
-        let got = page(filter).await?;
-        let full = got.len() as u64 >= size;
-        after = got.last().map(|r| text(r, "id").to_owned());
-        out.extend(got);
-        if !full {
-            return Ok(out);
-        }
+/// `filter` narrowed to the records after id `after`.
+fn after_id(filter: &str, after: Option<&str>) -> String {
+    match after {
+        None => filter.to_owned(),
+        Some(id) => format!("({filter}) && id > {}", filter::literal(id)),
     }
 }
 
@@ -638,7 +619,8 @@ mod tests {
         // Before the second request, the first two records of the first page go.
         let requests = AtomicUsize::new(0);
         let deleted: Mutex<Vec<String>> = Mutex::new(Vec::new());
-        let got = pages_by_id("user_id != ''", 10, |filter| {
+        let got = keyset_pages(None, u64::MAX, 10, |after, _| {
+            let filter = after_id("user_id != ''", after.as_deref());
             let n = requests.fetch_add(1, Ordering::SeqCst);
             let doomed: Vec<String> = if n == 1 {
                 all_ids[..2].to_vec()

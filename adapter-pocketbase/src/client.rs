@@ -510,18 +510,23 @@ impl Client {
         subject: Subject<'_>,
     ) -> Result<Vec<Value>> {
         chatstore_core::query::validate_scan_limit(limit)?;
-        keyset_pages(after, u64::from(limit), |after, n| async move {
-            let q = ListQuery {
-                filter: after
-                    .map(|a| format!("id > {}", crate::filter::literal(&a)))
-                    .unwrap_or_default(),
-                sort: "id".to_owned(),
-                expand,
-                fields: None,
-                skip_total: true,
-            };
-            Ok(self.list(collection, &q, 0, Some(n), subject).await?.0)
-        })
+        keyset_pages(
+            after,
+            u64::from(limit),
+            MAX_PER_PAGE,
+            |after, n| async move {
+                let q = ListQuery {
+                    filter: after
+                        .map(|a| format!("id > {}", crate::filter::literal(&a)))
+                        .unwrap_or_default(),
+                    sort: "id".to_owned(),
+                    expand,
+                    fields: None,
+                    skip_total: true,
+                };
+                Ok(self.list(collection, &q, 0, Some(n), subject).await?.0)
+            },
+        )
         .await
     }
 
@@ -898,12 +903,17 @@ pub fn path_segment(s: &str) -> String {
     out
 }
 
-/// Up to `limit` records with an id greater than `after`, by id, read a page of at most
-/// [`MAX_PER_PAGE`] at a time through `page(after, n)`, each page after the last id of the one
-/// before. Pages by number (`page=2`) skipped a record whenever one before it was deleted
-/// between two pages, and repeated one when one was created: a migration's scan of 2,000
-/// chats missed a chat for good.
-async fn keyset_pages<F, Fut>(after: Option<&str>, limit: u64, mut page: F) -> Result<Vec<Value>>
+/// Up to `limit` records with an id greater than `after`, by id, read `page_size` (at most)
+/// at a time through `page(after, n)`, each page after the last id of the one before. Pages by
+/// number (`page=2`) skipped a record whenever one before it was deleted between two pages,
+/// and repeated one when one was created: a migration's scan of 2,000 chats missed a chat for
+/// good, and a change feed's catch-up after a long outage a change.
+pub(crate) async fn keyset_pages<F, Fut>(
+    after: Option<&str>,
+    limit: u64,
+    page_size: u64,
+    mut page: F,
+) -> Result<Vec<Value>>
 where
     F: FnMut(Option<String>, u64) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<Value>>>,
@@ -911,7 +921,7 @@ where
     let mut out: Vec<Value> = Vec::new();
     let mut last = after.map(str::to_owned);
     while (out.len() as u64) < limit {
-        let want = (limit - out.len() as u64).min(MAX_PER_PAGE);
+        let want = (limit - out.len() as u64).min(page_size.max(1));
         let got = page(last.clone(), want).await?;
         let full = got.len() as u64 >= want;
         if let Some(record) = got.last() {
@@ -963,7 +973,7 @@ mod tests {
                 .map(|i| format!("r{i:04}"))
                 .collect::<Vec<String>>(),
         );
-        let read = keyset_pages(None, 2_500, |after, n| {
+        let read = keyset_pages(None, 2_500, MAX_PER_PAGE, |after, n| {
             let mut ids = records.lock().expect("records");
             let page: Vec<Value> = ids
                 .iter()

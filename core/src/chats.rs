@@ -130,6 +130,25 @@ impl NewChat {
         }
     }
 
+    /// `chat` as it is stored, to be written again elsewhere: its id, owner, title, blob,
+    /// meta, tags (by id), flags, folder, share and both times.
+    pub fn again(chat: &Chat) -> Self {
+        NewChat {
+            id: Some(chat.id.clone()),
+            user_id: chat.user_id.clone(),
+            title: Some(chat.title.clone()),
+            chat: Some(chat.chat.clone()),
+            meta: Some(chat.meta.clone()),
+            tags: chat.tags.iter().cloned().collect(),
+            archived: chat.archived,
+            pinned: chat.pinned,
+            folder_id: chat.folder_id.clone(),
+            share_id: chat.share_id.clone(),
+            created_at: Some(chat.created_at),
+            updated_at: Some(chat.updated_at),
+        }
+    }
+
     /// Keep this id.
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());

@@ -245,22 +245,10 @@ pub fn current_id(chat: &Chat, messages: &[Message]) -> Option<String> {
 /// history rebuilt from those messages, tags by id (their names come from the tag rows copied
 /// first), and the messages whose `updated_at` the blob cannot carry.
 pub fn chat_item_for(chat: &Chat, messages: &[Message]) -> (NewChat, Vec<NewMessage>) {
-    let mut blob = chat.chat.clone();
-    rebuild_history(&mut blob, messages);
-    let new = NewChat {
-        id: Some(chat.id.clone()),
-        user_id: chat.user_id.clone(),
-        title: Some(chat.title.clone()),
-        chat: Some(blob),
-        meta: Some(chat.meta.clone()),
-        tags: chat.tags.iter().cloned().collect(),
-        archived: chat.archived,
-        pinned: chat.pinned,
-        folder_id: chat.folder_id.clone(),
-        share_id: chat.share_id.clone(),
-        created_at: Some(chat.created_at),
-        updated_at: Some(chat.updated_at),
-    };
+    let mut new = NewChat::again(chat);
+    if let Some(blob) = new.chat.as_mut() {
+        rebuild_history(blob, messages);
+    }
     let mut fixups: Vec<NewMessage> = messages
         .iter()
         .filter(|m| m.updated_at != m.created_at)

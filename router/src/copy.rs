@@ -277,18 +277,8 @@ async fn put_chat(
             absent_ok(to.chats.delete(id).await)?;
             to.chats
                 .create(NewChat {
-                    id: Some(chat.id.clone()),
-                    user_id: chat.user_id.clone(),
-                    title: Some(chat.title.clone()),
-                    chat: Some(chat.chat.clone()),
-                    meta: Some(chat.meta.clone()),
                     tags: names,
-                    archived: chat.archived,
-                    pinned: chat.pinned,
-                    folder_id: chat.folder_id.clone(),
-                    share_id: chat.share_id.clone(),
-                    created_at: Some(chat.created_at),
-                    updated_at: Some(chat.updated_at),
+                    ..NewChat::again(&chat)
                 })
                 .await?;
             restore(to, kept).await?;
