@@ -268,6 +268,40 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
               }
               return x.length - y.length;
             };
+            // A key goes into a JSON path (inside a quoted SQL literal where the entries are
+            // written): none of the characters that would end either is let through (core's id
+            // rules refuse them first; this holds for any caller of the route).
+            const writable = (key) => {
+              if (key.indexOf('"') >= 0 || key.indexOf("\\") >= 0 || key.indexOf("'") >= 0) stop(400, "chat " + op.chat_id + ": history key " + key + " cannot be written");
+              return key;
+            };
+            // op.modelled: core's blob::MESSAGE_KEYS. A replaced entry keeps every other key it
+            // held (the client's own: annotation, modelName, ...), as core's upsert_message does.
+            const modelled = op.modelled || [];
+            for (const k of modelled) {
+              if (typeof k !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) stop(400, "invalid modelled key");
+            }
+            const objectsAtStart = new Set();
+            for (const [k, e] of entries) if (e.obj) objectsAtStart.add(k);
+            // The entry to write for message `key`: `entry` (JSON text) with the client's keys of
+            // the entry the blob held at the start, joined as JSON text so that no number passes
+            // through float64.
+            const withClientKeys = (key, entry) => {
+              if (!objectsAtStart.has(key)) return entry;
+              const params = { b: blob, p: "$.history.messages.\"" + writable(key) + "\"", e: entry };
+              const removed = modelled.map((k, i) => {
+                params["r" + i] = "$." + k;
+                return "{:r" + i + "}";
+              });
+              const held = "json_extract({:b}, {:p})";
+              const kept = "COALESCE(" + (removed.length === 0 ? held : "json_remove(" + held + ", " + removed.join(", ") + ")") + ", '{}')";
+              return one(
+                "SELECT CASE WHEN json_type({:e}) IS NOT 'object' OR " + kept + " = '{}' THEN {:e}" +
+                  " ELSE substr(" + kept + ", 1, length(" + kept + ") - 1) || ',' || substr(json({:e}), 2) END AS m",
+                params,
+                new DynamicModel({ m: "" })
+              ).m;
+            };
             const touched = new Set();
             const stored = [];
             let updated = chat.getInt("updated_at");
@@ -334,7 +368,7 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
                   touched.add(parent);
                 }
               }
-              entries.set(it.id, { obj: true, id: it.id, parent: parent, ts: created, kids: kids, entry: { text: it.entry, author: author } });
+              entries.set(it.id, { obj: true, id: it.id, parent: parent, ts: created, kids: kids, entry: { text: withClientKeys(it.id, it.entry), author: author } });
               touched.add(it.id);
             }
             if (shape.t === "object" && op.items.length > 0) {
@@ -352,12 +386,8 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
                 const args = [];
                 const params = { b: blob };
                 keys.slice(start, start + 50).forEach((key, i) => {
-                  // The key goes into a JSON path inside a quoted SQL literal: none of the
-                  // characters that would end either is let through (core's id rules refuse
-                  // them first; this holds for any caller of the route).
-                  if (key.indexOf('"') >= 0 || key.indexOf("\\") >= 0 || key.indexOf("'") >= 0) stop(400, "chat " + op.chat_id + ": history key " + key + " cannot be written");
                   const e = entries.get(key);
-                  const path = '$.history.messages."' + key + '"';
+                  const path = '$.history.messages."' + writable(key) + '"';
                   params["k" + i] = JSON.stringify(e.kids);
                   if (e.entry) {
                     params["e" + i] = e.entry.text;

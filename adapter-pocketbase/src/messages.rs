@@ -142,6 +142,7 @@ impl PocketBase {
             messages: self.cols().messages.clone(),
             chat_id: chat_id.to_owned(),
             items,
+            modelled: &blob::MESSAGE_KEYS,
         };
         let answer = self
             .client()

@@ -151,6 +151,9 @@ pub enum TxOp {
         chat_id: String,
         /// The messages, in order.
         items: Vec<MessageWrite>,
+        /// The entry keys core models (`blob::MESSAGE_KEYS`): a replaced entry keeps its other
+        /// keys, the client's own.
+        modelled: &'static [&'static str],
     },
 }
 
@@ -281,6 +284,7 @@ mod tests {
                 messages: s("m"),
                 chat_id: s("i"),
                 items: vec![item.clone()],
+                modelled: &chatstore_core::blob::MESSAGE_KEYS,
             },
         ];
         let item_json = serde_json::to_value(&item).expect("serialise");

@@ -7,7 +7,8 @@
 //! replace, children written before their parent (their order: timestamp, then id by code
 //! point, with non-ASCII and astral ids where UTF-16 order differs), equal timestamps,
 //! missing author and creation time (the chat owner's and the stored message's), batches with
-//! one id twice, deletions, chats created with a history or a legacy message list, and
+//! one id twice, deletions, chats created with a history or a legacy message list (entries
+//! holding keys of the client's own, kept when the entry is replaced), and
 //! contents holding `1.0`, integers beyond 2^53 and unicode. Random cases from fixed seeds:
 //! `CHATSTORE_BLOB_CASES` (default 12; 200 for a longer run).
 
@@ -112,12 +113,14 @@ fn chats(case: u64) -> Vec<NewChat> {
     let blobs = [
         json!({"models": ["llama3"], "params": {"temperature": 1.0}}),
         json!({"history": {"currentId": "m1", "messages": {
-            "m0": {"id": "m0", "parentId": null, "role": "user", "content": "hi", "timestamp": T0 + 1},
-            "m1": {"id": "m1", "parentId": "m0", "role": "assistant", "content": [{"x": 1.0}], "timestamp": T0},
+            "m0": {"id": "m0", "parentId": null, "role": "user", "content": "hi", "timestamp": T0 + 1,
+                   "annotation": {"rating": 1, "score": 1.0, "big": 12345678901234567890u64}},
+            "m1": {"id": "m1", "parentId": "m0", "role": "assistant", "content": [{"x": 1.0}], "timestamp": T0,
+                   "modelName": "Ada", "modelIdx": 0, "files": [{"id": "replaced"}]},
             "Z9": {"id": "Z9", "parentId": "é", "role": "user", "content": "orphan", "timestamp": T0}
         }}}),
         json!({"messages": [
-            {"id": "é", "role": "user", "content": "legacy", "timestamp": 1_700_000_000_123i64},
+            {"id": "é", "role": "user", "content": "legacy", "timestamp": 1_700_000_000_123i64, "models": ["a", "b"]},
             {"id": "\u{FB00}", "parentId": "é", "role": "assistant", "content": "x", "timestamp": T0}
         ]}),
     ];

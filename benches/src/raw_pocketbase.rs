@@ -489,6 +489,7 @@ impl RawBaseline for RawHttp {
             messages: self.cols.messages.clone(),
             chat_id: new.chat_id.clone(),
             items: vec![item],
+            modelled: &chatstore_core::blob::MESSAGE_KEYS,
         }];
         std::hint::black_box(self.tx(&ops).await?);
         Ok(())

@@ -240,6 +240,7 @@ macro_rules! __contract_group {
             upsert_then_get_and_list_in_created_order,
             upsert_mirrors_the_message_into_the_blob,
             upsert_replaces_and_keeps_created_at,
+            a_replaced_message_keeps_the_clients_own_keys,
             a_new_message_without_created_at_takes_its_updated_at,
             deleting_a_message_removes_row_and_blob_entry,
             message_for_a_missing_chat_is_not_found,

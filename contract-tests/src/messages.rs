@@ -4,7 +4,7 @@ use chatstore_core::{ErrorKind, NewMessage, Result, Store};
 use serde_json::json;
 
 use crate::assert_kind;
-use crate::fixtures::{T0, chat, ids, message, new_message};
+use crate::fixtures::{T0, chat, ids, message, new_chat, new_message};
 
 /// Upserted messages read back one by one and list by `created_at`, then id.
 pub async fn upsert_then_get_and_list_in_created_order(store: &Store) -> Result<()> {
@@ -53,6 +53,41 @@ pub async fn upsert_replaces_and_keeps_created_at(store: &Store) -> Result<()> {
     assert_eq!(store.messages.list("c1").await?.len(), 1);
     let blob = store.chats.get("c1").await?.chat;
     assert_eq!(blob["history"]["messages"]["m1"]["content"], "edited");
+    Ok(())
+}
+
+/// A message entry's keys that chatstore does not model belong to the client (Open WebUI
+/// keeps a user's rating in `annotation`, the model's display name in `modelName`): creating
+/// the chat and replacing the message keep them as they were; the modelled keys follow the
+/// message.
+pub async fn a_replaced_message_keeps_the_clients_own_keys(store: &Store) -> Result<()> {
+    let rating = json!({"rating": -1, "tags": ["wrong"], "comment": "é ✓", "weight": 1.5});
+    let mut new = new_chat("user-1", "c1", "t", T0);
+    new.chat = Some(json!({"history": {"currentId": "m1", "messages": {
+        "m1": {"id": "m1", "parentId": null, "role": "assistant", "content": "hello",
+               "timestamp": T0, "annotation": rating, "modelName": "Llama 3", "modelIdx": 0,
+               "files": [{"id": "old"}]}
+    }}}));
+    let created = store.chats.create(new).await?;
+    let entry = &created.chat["history"]["messages"]["m1"];
+    assert_eq!(entry["annotation"], rating, "kept at creation");
+    assert_eq!(entry["modelName"], "Llama 3");
+    let mut edit = NewMessage::text("c1", "m1", "assistant", "edited");
+    edit.updated_at = Some(T0 + 5);
+    store.messages.upsert(edit).await?;
+    let blob = store.chats.get("c1").await?.chat;
+    let entry = &blob["history"]["messages"]["m1"];
+    assert_eq!(entry["content"], "edited");
+    assert_eq!(
+        entry["annotation"], rating,
+        "kept when the message is replaced"
+    );
+    assert_eq!(entry["modelName"], "Llama 3");
+    assert_eq!(entry["modelIdx"], 0);
+    assert!(
+        entry.get("files").is_none(),
+        "a modelled key follows the message: {entry}"
+    );
     Ok(())
 }
 

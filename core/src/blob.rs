@@ -5,6 +5,8 @@
 //! Every backend changes blobs only through these functions, so the same operations give the
 //! same blob everywhere.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 
 use crate::messages::{Message, NewMessage};
@@ -15,6 +17,43 @@ pub fn set_title(blob: &mut Value, title: &str) {
     if let Value::Object(map) = blob {
         map.insert("title".to_owned(), Value::String(title.to_owned()));
     }
+}
+
+/// The keys of a `history.messages` entry that [`Message`] models, every one written by
+/// [`message_json`]. An entry's other keys (Open WebUI's `annotation` with a user's rating,
+/// `modelName`, `modelIdx`, `models`, `user`, `info`, ...) belong to the client: rewriting an
+/// entry keeps them as they are ([`upsert_message`], [`rebuild_history`]).
+pub const MESSAGE_KEYS: [&str; 18] = [
+    "id",
+    "parentId",
+    "childrenIds",
+    "role",
+    "content",
+    "done",
+    "timestamp",
+    "user_id",
+    "model",
+    "output",
+    "files",
+    "sources",
+    "embeds",
+    "statusHistory",
+    "error",
+    "usage",
+    "meta",
+    "contextSummary",
+];
+
+/// `entry` (a [`message_json`]) with the keys of `previous` that [`Message`] does not model.
+fn keep_client_keys(mut entry: Value, previous: Option<&Value>) -> Value {
+    if let (Value::Object(map), Some(Value::Object(previous))) = (&mut entry, previous) {
+        for (key, value) in previous {
+            if !MESSAGE_KEYS.contains(&key.as_str()) {
+                map.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+    }
+    entry
 }
 
 /// The JSON form of a message inside `history.messages`.
@@ -156,12 +195,25 @@ pub fn sort_messages(messages: &mut [Message]) {
 
 /// Rewrites `history` from a full set of messages (at chat creation). `currentId` is kept when
 /// it names one of them, else it is the last message in list order.
+///
+/// A message's entry keeps the keys [`Message`] does not model from the entry the blob held
+/// for it, in `history.messages` or in a legacy flat `messages` list.
 pub fn rebuild_history(blob: &mut Value, messages: &[Message]) {
     let Value::Object(map) = blob else { return };
-    map.remove("messages");
+    let legacy = map.remove("messages");
     if messages.is_empty() && !map.contains_key("history") {
         return;
     }
+    let previous: HashMap<&str, &Value> = match map.get("history").and_then(|h| h.get("messages")) {
+        Some(Value::Object(entries)) => entries.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+        _ => match &legacy {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| Some((v.get("id")?.as_str()?, v)))
+                .collect(),
+            _ => HashMap::new(),
+        },
+    };
     let mut sorted = messages.to_vec();
     sort_messages(&mut sorted);
     let current = map
@@ -178,7 +230,11 @@ pub fn rebuild_history(blob: &mut Value, messages: &[Message]) {
             .filter(|m| m.parent_id.as_deref() == Some(message.id.as_str()))
             .map(|m| m.id.clone())
             .collect();
-        entries.insert(message.id.clone(), message_json(message, children));
+        let entry = message_json(message, children);
+        entries.insert(
+            message.id.clone(),
+            keep_client_keys(entry, previous.get(message.id.as_str()).copied()),
+        );
     }
     map.insert(
         "history".to_owned(),
@@ -233,7 +289,8 @@ fn set_children(entry: &mut Value, children: Vec<String>) {
     }
 }
 
-/// Writes a message into the blob: its entry, its parent's `childrenIds`, and `currentId`.
+/// Writes a message into the blob: its entry (keeping the keys of the entry it replaces that
+/// [`Message`] does not model), its parent's `childrenIds`, and `currentId`.
 pub fn upsert_message(blob: &mut Value, message: &Message) {
     let Some(entries) = history_messages(blob) else {
         return;
@@ -276,7 +333,8 @@ pub fn upsert_message(blob: &mut Value, message: &Message) {
             set_children(parent, kids);
         }
     }
-    entries.insert(message.id.clone(), message_json(message, children));
+    let entry = keep_client_keys(message_json(message, children), previous.as_ref());
+    entries.insert(message.id.clone(), entry);
     set_current(blob, Value::String(message.id.clone()));
 }
 
@@ -351,6 +409,67 @@ mod tests {
         remove_message(&mut blob, "b");
         assert_eq!(blob["history"]["currentId"], "a");
         assert_eq!(blob["history"]["messages"]["a"]["childrenIds"], json!([]));
+    }
+
+    #[test]
+    fn every_key_a_message_writes_is_a_modelled_key() {
+        let mut full = msg("a", Some("p"), 1);
+        full.model_id = Some("m".into());
+        full.output = Some(json!([]));
+        full.files = Some(json!([]));
+        full.sources = Some(json!([]));
+        full.embeds = Some(json!([]));
+        full.status_history = Some(json!([]));
+        full.error = Some(json!("e"));
+        full.usage = Some(json!({}));
+        full.meta = Some(json!({}));
+        full.context_summary = Some("s".into());
+        let entry = message_json(&full, vec![]);
+        let mut keys: Vec<&str> = entry
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        let mut modelled = MESSAGE_KEYS.to_vec();
+        modelled.sort_unstable();
+        assert_eq!(keys, modelled);
+    }
+
+    #[test]
+    fn rewriting_an_entry_keeps_the_clients_own_keys() {
+        let rating = json!({"rating": 1, "tags": ["good"], "score": 1.0});
+        let mut blob = json!({"history": {"messages": {"a": {
+            "id": "a", "role": "user", "content": "old", "files": [{"id": "f"}],
+            "annotation": rating, "modelName": "Ada", "childrenIds": []
+        }}, "currentId": "a"}});
+        rebuild_history(&mut blob, &[msg("a", None, 1)]);
+        let entry = &blob["history"]["messages"]["a"];
+        assert_eq!(entry["annotation"], rating);
+        assert_eq!(entry["modelName"], "Ada");
+        assert!(
+            entry.get("files").is_none(),
+            "a modelled key follows the message"
+        );
+
+        let mut edited = msg("a", None, 1);
+        edited.content = json!("new");
+        upsert_message(&mut blob, &edited);
+        let entry = &blob["history"]["messages"]["a"];
+        assert_eq!(entry["content"], "new");
+        assert_eq!(entry["annotation"], rating);
+        assert_eq!(entry["modelName"], "Ada");
+    }
+
+    #[test]
+    fn a_legacy_message_list_keeps_the_clients_own_keys() {
+        let mut blob = json!({"messages": [
+            {"id": "a", "role": "user", "content": "hi", "modelIdx": 2}
+        ]});
+        rebuild_history(&mut blob, &[msg("a", None, 1)]);
+        assert_eq!(blob["history"]["messages"]["a"]["modelIdx"], 2);
+        assert!(blob.get("messages").is_none());
     }
 
     #[test]

@@ -228,6 +228,39 @@ async fn everything_arrives_and_a_second_run_writes_nothing() {
     assert!(report.equal, "{:#?}", report.differing_ids());
 }
 
+/// A message entry's keys the model does not carry (Open WebUI's `annotation` with a user's
+/// rating, `modelName`) arrive with the chat: the run rebuilds each chat's history from its
+/// listed messages, and that rebuild keeps them.
+#[tokio::test]
+async fn a_messages_own_keys_in_the_chat_blob_arrive() {
+    let source = memory::store();
+    let rating = json!({"rating": 1, "tags": ["helpful"], "comment": "thanks"});
+    let mut c = NewChat::new("u1", "Rated").with_id("c1");
+    c.chat = Some(json!({"history": {"currentId": "a", "messages": {
+        "q": {"id": "q", "parentId": null, "role": "user", "content": "hi", "timestamp": 1000},
+        "a": {"id": "a", "parentId": "q", "role": "assistant", "content": "hello",
+              "timestamp": 1001, "annotation": rating, "modelName": "Llama 3"}
+    }}}));
+    source.chats.create(c).await.expect("chat");
+    let mut edit = NewMessage::text("c1", "a", "assistant", "hello again");
+    edit.parent_id = Some("q".into());
+    edit.updated_at = Some(1002);
+    source.messages.upsert(edit).await.expect("edit");
+    let target = memory::store();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let summary = Migration::new(&source, &target, options(&dir), &Silent)
+        .run()
+        .await
+        .expect("migrate");
+    assert_eq!(summary.dead_letters, 0, "{summary:?}");
+    let blob = target.chats.get("c1").await.expect("chat").chat;
+    let entry = &blob["history"]["messages"]["a"];
+    assert_eq!(entry["content"], "hello again");
+    assert_eq!(entry["annotation"], rating, "{blob}");
+    assert_eq!(entry["modelName"], "Llama 3");
+    assert_eq!(blob, source.chats.get("c1").await.expect("chat").chat);
+}
+
 #[tokio::test]
 async fn verification_names_what_differs() {
     let source = seeded().await;
