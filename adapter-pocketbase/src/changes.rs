@@ -648,14 +648,7 @@ mod tests {
         let everything = pb
             .inner
             .client
-            .list_all(
-                &chats,
-                &ListQuery {
-                    fields: Some("id"),
-                    ..ListQuery::default()
-                },
-                Subject::new("chat", ""),
-            )
+            .scan_by_id(&chats, None, 10_000, None, Subject::new("chat", ""))
             .await
             .expect("every chat");
         assert_eq!(everything.len(), 23);

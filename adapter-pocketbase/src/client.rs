@@ -530,20 +530,6 @@ impl Client {
         .await
     }
 
-    /// Every record matching `q`.
-    pub async fn list_all(
-        &self,
-        collection: &str,
-        q: &ListQuery,
-        subject: Subject<'_>,
-    ) -> Result<Vec<Value>> {
-        let q = ListQuery {
-            skip_total: true,
-            ..q.clone()
-        };
-        Ok(self.list(collection, &q, 0, None, subject).await?.0)
-    }
-
     /// How many records match `filter`.
     pub async fn count(&self, collection: &str, filter: &str, subject: Subject<'_>) -> Result<u64> {
         let q = ListQuery {
@@ -912,24 +898,46 @@ pub(crate) async fn keyset_pages<F, Fut>(
     after: Option<&str>,
     limit: u64,
     page_size: u64,
-    mut page: F,
+    page: F,
 ) -> Result<Vec<Value>>
 where
     F: FnMut(Option<String>, u64) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<Value>>>,
 {
+    pages_after(
+        after.map(str::to_owned),
+        limit,
+        page_size,
+        text_of("id"),
+        page,
+    )
+    .await
+}
+
+/// Up to `limit` records of a list ordered by a unique key, read `page_size` (at most) at a
+/// time through `page(after, n)`: `after` is the key (`cursor`) of the last record read, and
+/// each page holds the records after it. [`keyset_pages`] is this on `id`.
+pub(crate) async fn pages_after<C, K, F, Fut>(
+    after: Option<C>,
+    limit: u64,
+    page_size: u64,
+    cursor: K,
+    mut page: F,
+) -> Result<Vec<Value>>
+where
+    C: Clone,
+    K: Fn(&Value) -> Result<C>,
+    F: FnMut(Option<C>, u64) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Value>>>,
+{
     let mut out: Vec<Value> = Vec::new();
-    let mut last = after.map(str::to_owned);
+    let mut last = after;
     while (out.len() as u64) < limit {
         let want = (limit - out.len() as u64).min(page_size.max(1));
         let got = page(last.clone(), want).await?;
         let full = got.len() as u64 >= want;
         if let Some(record) = got.last() {
-            let id = record
-                .get("id")
-                .and_then(Value::as_str)
-                .ok_or_else(|| error::malformed("a record without an id"))?;
-            last = Some(id.to_owned());
+            last = Some(cursor(record)?);
         }
         out.extend(got);
         if !full {
@@ -937,6 +945,17 @@ where
         }
     }
     Ok(out)
+}
+
+/// The [`pages_after`] cursor of a text field.
+pub(crate) fn text_of(field: &'static str) -> impl Fn(&Value) -> Result<String> {
+    move |record| {
+        record
+            .get(field)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| error::malformed(format!("a listed record without its {field}")))
+    }
 }
 
 #[cfg(test)]

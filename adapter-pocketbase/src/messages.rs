@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::PocketBase;
 use crate::chats::retry_stale;
-use crate::client::ListQuery;
+use crate::client::{ListQuery, MAX_PER_PAGE, pages_after, text_of};
 use crate::error::{Subject, malformed};
 use crate::tx::{MessageWrite, TxOp};
 use crate::{filter, record};
@@ -101,18 +101,43 @@ impl PocketBase {
             .transpose()
     }
 
+    /// A chat's messages by `created_at, msg_id`, in pages after the last one read (by page
+    /// number, a message deleted meanwhile hid the first one of the next page).
     async fn messages_of(&self, chat_id: &str) -> Result<Vec<Message>> {
-        let q = ListQuery {
-            filter: filter::eq("chat_id", chat_id),
-            sort: "created_at,msg_id".to_owned(),
-            ..ListQuery::default()
+        let of_chat = filter::eq("chat_id", chat_id);
+        let cursor = |r: &Value| {
+            let at = r.get("created_at").and_then(Value::as_i64);
+            let id = r.get("msg_id").and_then(Value::as_str);
+            at.zip(id)
+                .map(|(at, id)| (at, id.to_owned()))
+                .ok_or_else(|| malformed("a listed message without created_at and msg_id"))
         };
-        self.client()
-            .list_all(&self.cols().messages, &q, Subject::new("message", chat_id))
-            .await?
-            .iter()
-            .map(from_record)
-            .collect()
+        let records = pages_after(None, u64::MAX, MAX_PER_PAGE, cursor, |after, n| {
+            let filter = match after {
+                None => of_chat.clone(),
+                Some((at, id)) => format!(
+                    "{of_chat} && (created_at > {at} || (created_at = {at} && msg_id > {}))",
+                    filter::literal(&id)
+                ),
+            };
+            let q = ListQuery {
+                filter,
+                sort: "created_at,msg_id".to_owned(),
+                skip_total: true,
+                ..ListQuery::default()
+            };
+            async move {
+                let subject = Subject::new("message", chat_id);
+                let cols = self.cols();
+                Ok(self
+                    .client()
+                    .list(&cols.messages, &q, 0, Some(n), subject)
+                    .await?
+                    .0)
+            }
+        })
+        .await?;
+        records.iter().map(from_record).collect()
     }
 
     /// Upserts `messages` into chat `chat_id` in one request: the `upsert_messages` op of the
@@ -228,25 +253,37 @@ impl MessageRepo for PocketBase {
         retry_stale(|| self.delete_message_once(chat_id, id)).await
     }
 
+    /// Messages by `key`, in pages after the last key read (a scan of more than one page read
+    /// pages by number, and a message deleted meanwhile hid the first one of the next page).
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<Message>> {
-        let q = ListQuery {
-            filter: after
-                .map(|a| format!("key > {}", filter::literal(a)))
-                .unwrap_or_default(),
-            sort: "key".to_owned(),
-            skip_total: true,
-            ..ListQuery::default()
-        };
-        let (items, _) = self
-            .client()
-            .list(
-                &self.cols().messages,
-                &q,
-                0,
-                Some(u64::from(limit)),
-                Subject::new("message", ""),
-            )
-            .await?;
+        chatstore_core::query::validate_scan_limit(limit)?;
+        let after = after.map(str::to_owned);
+        let items = pages_after(
+            after,
+            u64::from(limit),
+            MAX_PER_PAGE,
+            text_of("key"),
+            |after, n| {
+                let q = ListQuery {
+                    filter: after
+                        .map(|a| format!("key > {}", filter::literal(&a)))
+                        .unwrap_or_default(),
+                    sort: "key".to_owned(),
+                    skip_total: true,
+                    ..ListQuery::default()
+                };
+                async move {
+                    let subject = Subject::new("message", "");
+                    let cols = self.cols();
+                    Ok(self
+                        .client()
+                        .list(&cols.messages, &q, 0, Some(n), subject)
+                        .await?
+                        .0)
+                }
+            },
+        )
+        .await?;
         items.iter().map(from_record).collect()
     }
 }

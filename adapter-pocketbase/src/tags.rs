@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::PocketBase;
 use crate::chats::tag_record_id;
-use crate::client::ListQuery;
+use crate::client::{ListQuery, MAX_PER_PAGE, pages_after, text_of};
 use crate::error::Subject;
 use crate::tx::TxOp;
 use crate::{filter, record};
@@ -37,18 +37,38 @@ fn from_record(r: &Value) -> Result<Tag> {
 
 #[async_trait]
 impl TagRepo for PocketBase {
+    /// The user's tags by id, in pages after the last id read (by page number, a tag deleted
+    /// meanwhile hid the first one of the next page).
     async fn list(&self, user_id: &str) -> Result<Vec<Tag>> {
-        let q = ListQuery {
-            filter: filter::eq("user_id", user_id),
-            sort: "tag_id".to_owned(),
-            ..ListQuery::default()
-        };
-        self.client()
-            .list_all(&self.cols().tags, &q, Subject::new("tag", user_id))
-            .await?
-            .iter()
-            .map(from_record)
-            .collect()
+        let of_user = filter::eq("user_id", user_id);
+        let records = pages_after(
+            None,
+            u64::MAX,
+            MAX_PER_PAGE,
+            text_of("tag_id"),
+            |after, n| {
+                let q = ListQuery {
+                    filter: match after {
+                        None => of_user.clone(),
+                        Some(id) => format!("{of_user} && tag_id > {}", filter::literal(&id)),
+                    },
+                    sort: "tag_id".to_owned(),
+                    skip_total: true,
+                    ..ListQuery::default()
+                };
+                async move {
+                    let subject = Subject::new("tag", user_id);
+                    let cols = self.cols();
+                    Ok(self
+                        .client()
+                        .list(&cols.tags, &q, 0, Some(n), subject)
+                        .await?
+                        .0)
+                }
+            },
+        )
+        .await?;
+        records.iter().map(from_record).collect()
     }
 
     async fn usage(&self, user_id: &str) -> Result<Vec<TagUsage>> {

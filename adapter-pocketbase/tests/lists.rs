@@ -4,7 +4,7 @@
 
 mod common;
 
-use chatstore_core::{ChatOrder, ChatQuery, NewChat, PageRequest, Store, memory};
+use chatstore_core::{ChatOrder, ChatQuery, NewChat, NewMessage, PageRequest, Store, Tag, memory};
 
 async fn fill(store: &Store, n: usize) {
     let titles = ["b", "B", "a", "A", "é", "Z", "_x", "%y", "a b"];
@@ -78,4 +78,58 @@ async fn chat_lists_page_and_order_exactly_like_the_memory_model() {
         all,
         model.chats.scan(None, 10_000).await.expect("model scan")
     );
+}
+
+/// A chat's messages, a message scan and a user's tags longer than PocketBase's 1000-record
+/// page read back exactly like the memory model: each page continues after the last record
+/// read (by `created_at, msg_id`, by key, by tag id), with `created_at` ties across the page
+/// boundaries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_and_tags_past_one_page_list_exactly_like_the_memory_model() {
+    let Some(pb) = common::backend().await else {
+        return;
+    };
+    let store = pb.store();
+    let model = memory::store();
+    const N: usize = 2_100;
+    for s in [&store, &model] {
+        s.chats
+            .create(NewChat::new("u1", "long").with_id("long"))
+            .await
+            .expect("chat");
+        let messages = (0..N)
+            .map(|i| {
+                let mut m =
+                    NewMessage::text("long", format!("m{:04}", (i * 7919) % N), "user", "x");
+                m.created_at = Some(1_700_000_000 + (i % 3) as i64);
+                m.updated_at = m.created_at;
+                m
+            })
+            .collect();
+        s.messages
+            .upsert_many("long", messages)
+            .await
+            .expect("messages");
+        let tags = (0..1_010)
+            .map(|i| Tag {
+                id: format!("t{:04}", (i * 7919) % 1_010),
+                name: format!("T{:04}", (i * 7919) % 1_010),
+                user_id: "u1".to_owned(),
+                meta: None,
+            })
+            .collect();
+        s.tags.create_many(tags).await.expect("tags");
+    }
+    let got = store.messages.list("long").await.expect("list");
+    assert_eq!(got.len(), N);
+    assert_eq!(got, model.messages.list("long").await.expect("model list"));
+    let scanned = store.messages.scan(None, 2_500).await.expect("scan");
+    assert_eq!(scanned.len(), N);
+    assert_eq!(
+        scanned,
+        model.messages.scan(None, 2_500).await.expect("model scan")
+    );
+    let tags = store.tags.list("u1").await.expect("tags");
+    assert_eq!(tags.len(), 1_010);
+    assert_eq!(tags, model.tags.list("u1").await.expect("model tags"));
 }
