@@ -68,11 +68,13 @@ const GET: Sql = Sql::both(concat!(
     " FROM \"file\" WHERE id = $1"
 ));
 
-const DELETE: Sql = Sql::both("DELETE FROM \"file\" WHERE id = $1");
+/// Deletes a file's row and answers the path and owner of the row it deleted: a path read
+/// before the delete may belong to a row another call deleted and put again meanwhile.
+const DELETE: Sql = Sql::both("DELETE FROM \"file\" WHERE id = $1 RETURNING path, user_id");
 
-const USER_PATHS: Sql = Sql::both("SELECT id, path FROM \"file\" WHERE user_id = $1");
-
-const DELETE_USER: Sql = Sql::both("DELETE FROM \"file\" WHERE user_id = $1");
+/// Deletes a user's files and answers the rows it deleted: on PostgreSQL a select before the
+/// delete missed a file put meanwhile, whose row the delete took and whose bytes stayed.
+const DELETE_USER: Sql = Sql::both("DELETE FROM \"file\" WHERE user_id = $1 RETURNING id, path");
 
 const COUNT: Sql =
     Sql::both("SELECT count(*) AS n FROM \"file\" WHERE ($1 IS NULL OR user_id = $1)");
@@ -689,21 +691,17 @@ impl FileRepo for SqlStore {
             return Err(Error::not_found("file", id));
         }
         let mut tx = self.begin("file", Mode::Write).await?;
-        let (path, owner) = match tx.fetch_optional(GET, args![id]).await? {
+        let (path, owner) = match tx.fetch_optional(DELETE, args![id]).await? {
             Some(row) => (row.opt_text("path")?, row.text("user_id")?),
             None => return Err(Error::not_found("file", id)),
         };
-        if tx.execute(DELETE, args![id]).await? == 0 {
-            // Deleted by a concurrent call since the read.
-            return Err(Error::not_found("file", id));
-        }
         tx.announce(ChangeEvent::file_ids(ChangeKind::Deleted, &owner, id));
         commit_removing(tx, path.into_iter().collect()).await
     }
 
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
         let mut tx = self.begin("file", Mode::Write).await?;
-        let rows = tx.fetch_all(USER_PATHS, args![user_id]).await?;
+        let rows = tx.fetch_all(DELETE_USER, args![user_id]).await?;
         let mut paths: Vec<Option<String>> = Vec::with_capacity(rows.len());
         for row in &rows {
             paths.push(row.opt_text("path")?);
@@ -713,9 +711,8 @@ impl FileRepo for SqlStore {
                 &row.text("id")?,
             ));
         }
-        let deleted = tx.execute(DELETE_USER, args![user_id]).await?;
         commit_removing(tx, paths.into_iter().flatten().collect()).await?;
-        Ok(deleted)
+        Ok(rows.len() as u64)
     }
 
     async fn scan(&self, after: Option<&str>, limit: u32) -> Result<Vec<FileMeta>> {

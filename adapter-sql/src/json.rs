@@ -61,6 +61,8 @@ impl Type<Sqlite> for JsonText {
 
     fn compatible(ty: &SqliteTypeInfo) -> bool {
         <String as Type<Sqlite>>::compatible(ty)
+            || <i64 as Type<Sqlite>>::compatible(ty)
+            || <f64 as Type<Sqlite>>::compatible(ty)
     }
 }
 
@@ -70,9 +72,24 @@ impl Encode<'_, Sqlite> for JsonText {
     }
 }
 
+/// A column declared `JSON` has numeric affinity on SQLite: the text of a bare JSON number
+/// (`42`, `1.5`) is stored as an INTEGER or a REAL, and read back here as its JSON text.
 impl<'r> Decode<'r, Sqlite> for JsonText {
     fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
-        <String as Decode<'r, Sqlite>>::decode(value).map(JsonText)
+        let (integer, real) = {
+            let stored = value.type_info();
+            (
+                <i64 as Type<Sqlite>>::compatible(&stored),
+                <f64 as Type<Sqlite>>::compatible(&stored),
+            )
+        };
+        if integer {
+            <i64 as Decode<'r, Sqlite>>::decode(value).map(|n| JsonText(n.to_string()))
+        } else if real {
+            <f64 as Decode<'r, Sqlite>>::decode(value).map(|x| JsonText(to_text(&Value::from(x))))
+        } else {
+            <String as Decode<'r, Sqlite>>::decode(value).map(JsonText)
+        }
     }
 }
 

@@ -553,7 +553,8 @@ impl SqlStore {
         Ok(chat_ids
             .iter()
             .map(|id| {
-                let mut messages = by_chat.remove(id.as_str()).unwrap_or_default();
+                // An id given twice gets its list twice.
+                let mut messages = by_chat.get(id.as_str()).cloned().unwrap_or_default();
                 blob::sort_messages(&mut messages);
                 messages
             })

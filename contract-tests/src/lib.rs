@@ -233,6 +233,7 @@ macro_rules! __contract_group {
             tag_operations_on_a_missing_chat_are_not_found,
             an_empty_all_of_filter_is_invalid,
             removing_an_absent_tag_changes_nothing,
+            a_bare_number_in_tag_meta_round_trips,
         );
     };
     (messages, $f:path) => {
@@ -255,6 +256,7 @@ macro_rules! __contract_group {
             block_content_round_trips,
             author_defaults_to_the_chat_owner,
             optional_message_fields_round_trip,
+            bare_json_values_round_trip,
         );
     };
     (files, $f:path) => {

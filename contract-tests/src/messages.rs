@@ -265,6 +265,12 @@ pub async fn list_many_answers_each_chats_list(store: &Store) -> Result<()> {
     assert_eq!(store.messages.list_many(&asked).await?, each);
     assert_eq!(ids(&each[1]), ["2", "1"]);
     assert!(store.messages.list_many(&[]).await?.is_empty());
+    let twice: Vec<String> = ["a", "b", "a"].map(str::to_owned).to_vec();
+    assert_eq!(
+        store.messages.list_many(&twice).await?,
+        [each[1].clone(), each[0].clone(), each[1].clone()],
+        "an id given twice gets its list twice"
+    );
     let with_ghost: Vec<String> = ["a", "ghost"].map(str::to_owned).to_vec();
     assert_kind!(store.messages.list_many(&with_ghost).await, NotFound);
     Ok(())
@@ -353,5 +359,32 @@ pub async fn optional_message_fields_round_trip(store: &Store) -> Result<()> {
     assert_eq!(entry["model"], "llama3:8b");
     assert_eq!(entry["statusHistory"], json!([{"done": true}]));
     assert_eq!(entry["done"], json!(false));
+    Ok(())
+}
+
+/// A JSON field holding a bare number or a bare string (an error code, a usage count) reads
+/// back as it was written, and so does the chat's list of messages (SQLite stores the text of a
+/// bare number in a `JSON` column as a number).
+pub async fn bare_json_values_round_trip(store: &Store) -> Result<()> {
+    chat(store, "user-1", "c1", "t", T0).await?;
+    let m = NewMessage {
+        usage: Some(json!(42)),
+        error: Some(json!(1.5)),
+        meta: Some(json!(-7)),
+        files: Some(json!("f1")),
+        ..new_message("c1", "m1", None, "assistant", "x", T0)
+    };
+    let stored = store.messages.upsert(m).await?;
+    let got = store.messages.get("c1", "m1").await?;
+    assert_eq!(got, stored);
+    assert_eq!(got.usage, Some(json!(42)));
+    assert_eq!(got.error, Some(json!(1.5)));
+    assert_eq!(got.meta, Some(json!(-7)));
+    assert_eq!(got.files, Some(json!("f1")));
+    assert_eq!(store.messages.list("c1").await?, vec![got]);
+    let mut again = NewMessage::text("c1", "m1", "assistant", "y");
+    again.usage = Some(json!(43));
+    store.messages.upsert(again).await?;
+    assert_eq!(store.messages.get("c1", "m1").await?.usage, Some(json!(43)));
     Ok(())
 }

@@ -292,3 +292,17 @@ pub async fn removing_an_absent_tag_changes_nothing(store: &Store) -> Result<()>
     assert_eq!(c.tags, before.tags, "a chat update keeps the tags");
     Ok(())
 }
+
+/// A tag's `meta` holding a bare number reads back as it was written.
+pub async fn a_bare_number_in_tag_meta_round_trips(store: &Store) -> Result<()> {
+    let tag = Tag {
+        id: "work".into(),
+        name: "work".into(),
+        user_id: "user-1".into(),
+        meta: Some(json!(5)),
+    };
+    store.tags.create_many(vec![tag.clone()]).await?;
+    assert_eq!(store.tags.list("user-1").await?, vec![tag.clone()]);
+    assert_eq!(store.tags.get("user-1", "work").await?, tag);
+    Ok(())
+}
