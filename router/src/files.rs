@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::phase::Phase;
 use crate::repair::{RepairKey, Side};
-use crate::router::{Compared, Shared, canon, on};
+use crate::router::{Compared, Shared, bounded, canon, on};
 
 const G: ModelGroup = ModelGroup::Files;
 
@@ -101,19 +101,19 @@ impl FileRepo for Files {
                         .put_stream(file.clone(), body, expected_sha256)
                         .await,
                 )?;
-                let copy = tokio::time::timeout(
+                let copy = bounded(
                     self.0.secondary_timeout(),
                     self.copy_to_new(new, file, &stored),
                 )
                 .await;
                 let keys = unfinished.answered();
                 let reason = match copy {
-                    Err(_) => Some(format!(
+                    None => Some(format!(
                         "the new store did not take the file within {:?}",
                         self.0.secondary_timeout()
                     )),
-                    Ok(Err(e)) => Some(format!("the new store failed: {e}")),
-                    Ok(Ok(copied)) => (copied.sha256 != stored.sha256
+                    Some(Err(e)) => Some(format!("the new store failed: {e}")),
+                    Some(Ok(copied)) => (copied.sha256 != stored.sha256
                         || copied.size != stored.size)
                         .then(|| "the stores hold different bytes".to_owned()),
                 };

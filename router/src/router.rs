@@ -1079,6 +1079,17 @@ fn same_answer<T: Serialize + PartialEq>(a: &T, b: &T) -> bool {
     }
 }
 
+/// `future`'s output, or `None` when it has not finished within `limit`. The limit needs
+/// Tokio's timer: outside a Tokio runtime (another executor) the future is awaited whole, as
+/// building the timer there would panic, after the old store had already written.
+pub(crate) async fn bounded<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::time::timeout(limit, future).await.ok()
+    } else {
+        Some(future.await)
+    }
+}
+
 /// The canonical JSON of a value (the usual `canon` of a shadow read).
 pub(crate) fn canon<T: Serialize>(value: &T) -> Result<Value> {
     compare::canonical(value)

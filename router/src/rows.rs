@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::phase::Phase;
 use crate::repair::{RepairKey, Side};
-use crate::router::{Shared, canon};
+use crate::router::{Shared, bounded, canon};
 
 const G: ModelGroup = ModelGroup::Workspace;
 
@@ -103,18 +103,18 @@ impl Rows {
         // land without the new store's.
         let mut unfinished = shared.unfinished("rows.write", keys);
         let counts = unfinished.old_answer(old.write(ops.clone()).await)?;
-        let written = tokio::time::timeout(shared.secondary_timeout, new.write(ops)).await;
+        let written = bounded(shared.secondary_timeout, new.write(ops)).await;
         let keys = unfinished.answered();
         let reason = match written {
-            Err(_) => Some(format!(
+            None => Some(format!(
                 "the new store did not answer within {:?}",
                 shared.secondary_timeout
             )),
-            Ok(Err(e)) => Some(format!("the new store failed: {e}")),
-            Ok(Ok(theirs)) if theirs != counts => Some(format!(
+            Some(Err(e)) => Some(format!("the new store failed: {e}")),
+            Some(Ok(theirs)) if theirs != counts => Some(format!(
                 "the stores changed different numbers of rows: old {counts:?}, new {theirs:?}"
             )),
-            Ok(Ok(_)) => None,
+            Some(Ok(_)) => None,
         };
         if let Some(reason) = reason.filter(|_| !keys.is_empty()) {
             shared.log_repairs("rows.write", keys, Side::Old, &reason);

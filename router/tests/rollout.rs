@@ -630,6 +630,47 @@ fn a_dual_write_outside_tokio_is_answered() {
     }
 }
 
+/// A dual row write and a dual streamed upload from outside Tokio are answered too: each
+/// bounded the new store's half with Tokio's timer after the old store had written, and
+/// panicked there.
+#[test]
+fn dual_row_writes_and_uploads_outside_tokio_are_answered() {
+    use chatstore_core::rows::{RowOp, RowQuery, table};
+    let (old, new) = (
+        chatstore_core::memory::store(),
+        chatstore_core::memory::store(),
+    );
+    let router = Router::builder(old.clone())
+        .new_store_for_all(&new)
+        .phase_for_all(Phase::Dual)
+        .repair_log(common::temp_folder("outside-tokio-rows").join("repair.jsonl"))
+        .build()
+        .expect("router");
+    let store = router.store();
+    let folders = table("folder").expect("the folder table");
+    let counts =
+        futures::executor::block_on(store.rows().expect("rows").write(vec![RowOp::Insert {
+            table: folders,
+            row: work_folder(),
+        }]))
+        .expect("the row write");
+    assert_eq!(counts, [1]);
+    let stored = futures::executor::block_on(store.files.put_stream(
+        NewFile::new("u1", "notes.txt", Vec::new()).with_id("f1"),
+        chatstore_core::transfer::stream_bytes(&b"the notes"[..]),
+        None,
+    ))
+    .expect("the upload");
+    for side in [&old, &new] {
+        let rows = side.rows().expect("rows");
+        let held = futures::executor::block_on(rows.select(folders, &RowQuery::default()));
+        assert_eq!(held.expect("select").len(), 1);
+        let file = futures::executor::block_on(side.files.get("f1")).expect("on both stores");
+        assert_eq!(file.sha256, stored.sha256);
+    }
+    assert!(router.repair_log().pending().expect("log").is_empty());
+}
+
 /// A tag delete and a tag added to a chat at the same time reach both stores in the same
 /// order, even when the new store is slow to add it: the stores end alike. Before, the delete
 /// (repaired through the user's chats) did not wait for the add (repaired through its chat),
