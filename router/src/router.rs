@@ -90,6 +90,10 @@ pub(crate) struct Shared {
     /// Held shared by the writes that give chats tags or make tag rows, exclusively by a tag
     /// delete (see [`Shared::tag_writes`]).
     tag_deletes: RwLock<()>,
+    /// Per table of [`chatstore_core::rows::ALL_TABLES`], held shared by a row write that only
+    /// inserts or upserts into it and exclusively by one that updates or deletes by a filter
+    /// (see [`Shared::table_guards`]).
+    tables: Vec<RwLock<()>>,
     /// Per group, held shared by every write to both stores while it runs and exclusively by a
     /// move to `new-only`, which so waits for the writes begun before it: a repair such a write
     /// logs is then seen before the old store stops being written.
@@ -102,6 +106,14 @@ pub(crate) struct Shared {
 }
 
 const GROUPS: usize = ModelGroup::ALL.len();
+
+/// A row write's hold on the tables it writes (see [`Shared::table_guards`]).
+pub(crate) struct TableGuards<'a> {
+    /// Tables it only inserts or upserts into.
+    _shared: Vec<RwLockReadGuard<'a, ()>>,
+    /// Tables it updates or deletes by a filter.
+    _exclusive: Vec<RwLockWriteGuard<'a, ()>>,
+}
 
 fn index(group: ModelGroup) -> usize {
     match group {
@@ -262,6 +274,10 @@ impl RouterBuilder {
             queued: std::sync::Mutex::new(ShadowQueue::default()),
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             tag_deletes: RwLock::new(()),
+            tables: chatstore_core::rows::ALL_TABLES
+                .iter()
+                .map(|_| RwLock::new(()))
+                .collect(),
             gates: Default::default(),
             phase_change: Mutex::new(()),
             feed,
@@ -659,6 +675,43 @@ impl Shared {
     /// Held by a tag delete while it writes both stores (see [`Shared::tag_writes`]).
     pub(crate) async fn tag_delete(&self) -> RwLockWriteGuard<'_, ()> {
         self.tag_deletes.write().await
+    }
+
+    /// Held by a row write while it writes both stores: shared for a table it only inserts or
+    /// upserts into, exclusive for a table it updates or deletes by a filter. Such a filter
+    /// write locks the rows the old store matched before it; a row inserted by another write
+    /// meanwhile matched on the old store and not yet on the new one, so the stores ended
+    /// differently with nothing logged. Tables are locked in [`ALL_TABLES`] order, so two
+    /// writes never wait on each other in a cycle.
+    ///
+    /// [`ALL_TABLES`]: chatstore_core::rows::ALL_TABLES
+    pub(crate) async fn table_guards(
+        &self,
+        ops: &[chatstore_core::rows::RowOp],
+    ) -> TableGuards<'_> {
+        use chatstore_core::rows::{ALL_TABLES, RowOp};
+        let mut exclusive: BTreeMap<usize, bool> = BTreeMap::new();
+        for op in ops {
+            let (table, filtered) = match op {
+                RowOp::Insert { table, .. } | RowOp::Upsert { table, .. } => (table, false),
+                RowOp::Update { table, .. } | RowOp::Delete { table, .. } => (table, true),
+            };
+            if let Some(i) = ALL_TABLES.iter().position(|t| t.name == table.name) {
+                *exclusive.entry(i).or_default() |= filtered;
+            }
+        }
+        let mut guards = TableGuards {
+            _shared: Vec::new(),
+            _exclusive: Vec::new(),
+        };
+        for (i, exclusive) in exclusive {
+            if exclusive {
+                guards._exclusive.push(self.tables[i].write().await);
+            } else {
+                guards._shared.push(self.tables[i].read().await);
+            }
+        }
+        guards
     }
 
     /// Locks the stripes of `keys` (sorted, so two writers never wait on each other in a

@@ -97,6 +97,7 @@ impl Rows {
         let old = rows_of(&shared.old)?;
         let new = rows_of(shared.new_of(G)?)?;
         ops.iter().try_for_each(check_op)?;
+        let _tables = shared.table_guards(&ops).await;
         let keys = self.touched(&*old, &ops).await?;
         let _locks = shared.lock_keys(&keys).await;
         // A caller that goes away part way leaves the rows logged: the old store's write may

@@ -671,6 +671,56 @@ fn dual_row_writes_and_uploads_outside_tokio_are_answered() {
     assert!(router.repair_log().pending().expect("log").is_empty());
 }
 
+/// A row delete by a filter and an insert of a row it matches, at the same time, end alike on
+/// both stores. The delete locked the rows the old store matched before it; the insert landed
+/// on the old store before the delete ran there and on the slow new store after, so the new
+/// store kept the row the old one deleted, with equal answers and nothing logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_row_delete_and_an_insert_at_once_end_alike_on_both_stores() {
+    use chatstore_core::rows::{Cond, RowOp, RowQuery, table};
+    use std::time::Duration;
+    let (old, new) = (
+        chatstore_core::memory::store(),
+        chatstore_core::memory::store(),
+    );
+    let slow_old = common::SlowRows::around(&old, Duration::from_millis(200), Duration::ZERO);
+    let slow_new = common::SlowRows::around(&new, Duration::ZERO, Duration::from_millis(400));
+    let router = Router::builder(slow_old)
+        .new_store_for_all(&slow_new)
+        .phase_for_all(Phase::Dual)
+        .repair_log(common::temp_folder("row-delete-race").join("repair.jsonl"))
+        .build()
+        .expect("router");
+    let rows = router.store().rows().expect("rows");
+    let folders = table("folder").expect("the folder table");
+    let delete = rows.write(vec![RowOp::Delete {
+        table: folders,
+        filter: vec![Cond::Eq("user_id", serde_json::json!("u1"))],
+    }]);
+    let insert = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rows.write(vec![RowOp::Insert {
+            table: folders,
+            row: work_folder(),
+        }])
+        .await
+    };
+    let (deleted, inserted) = tokio::join!(delete, insert);
+    deleted.expect("delete");
+    inserted.expect("insert");
+    let held = |store: &chatstore_core::Store| {
+        let rows = store.rows().expect("rows");
+        async move { rows.select(folders, &RowQuery::default()).await }
+    };
+    let on_old = held(&old).await.expect("old rows");
+    let on_new = held(&new).await.expect("new rows");
+    let pending = router.repair_log().pending().expect("log");
+    assert!(
+        on_old == on_new || !pending.is_empty(),
+        "old {on_old:?}, new {on_new:?}, nothing logged"
+    );
+}
+
 /// A tag delete and a tag added to a chat at the same time reach both stores in the same
 /// order, even when the new store is slow to add it: the stores end alike. Before, the delete
 /// (repaired through the user's chats) did not wait for the add (repaired through its chat),

@@ -299,3 +299,58 @@ impl chatstore_core::chats::ChatRepo for SlowTagging {
         self.inner.scan(after, limit).await
     }
 }
+
+/// A row store whose writes wait first: `delete_delay` before a write holding a delete,
+/// `insert_delay` before one holding an insert (a slow store), then answer as `inner`.
+pub struct SlowRows {
+    inner: std::sync::Arc<dyn chatstore_core::rows::RowStore>,
+    delete_delay: std::time::Duration,
+    insert_delay: std::time::Duration,
+}
+
+impl SlowRows {
+    /// `store` with its row writes slowed.
+    pub fn around(
+        store: &Store,
+        delete_delay: std::time::Duration,
+        insert_delay: std::time::Duration,
+    ) -> Store {
+        let rows = SlowRows {
+            inner: store.rows().expect("rows"),
+            delete_delay,
+            insert_delay,
+        };
+        store.clone().with_checked_rows(std::sync::Arc::new(rows))
+    }
+}
+
+#[async_trait::async_trait]
+impl chatstore_core::rows::RowStore for SlowRows {
+    async fn select(
+        &self,
+        table: &'static chatstore_core::rows::Table,
+        query: &chatstore_core::rows::RowQuery,
+    ) -> chatstore_core::Result<Vec<chatstore_core::rows::Row>> {
+        self.inner.select(table, query).await
+    }
+    async fn count(
+        &self,
+        table: &'static chatstore_core::rows::Table,
+        filter: &[chatstore_core::rows::Cond],
+    ) -> chatstore_core::Result<u64> {
+        self.inner.count(table, filter).await
+    }
+    async fn write(
+        &self,
+        ops: Vec<chatstore_core::rows::RowOp>,
+    ) -> chatstore_core::Result<Vec<u64>> {
+        use chatstore_core::rows::RowOp;
+        if ops.iter().any(|op| matches!(op, RowOp::Delete { .. })) {
+            tokio::time::sleep(self.delete_delay).await;
+        }
+        if ops.iter().any(|op| matches!(op, RowOp::Insert { .. })) {
+            tokio::time::sleep(self.insert_delay).await;
+        }
+        self.inner.write(ops).await
+    }
+}
