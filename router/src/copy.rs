@@ -368,7 +368,22 @@ async fn put_tags(user: &str, wanted: Vec<Tag>, to: &Store) -> Result<()> {
     if !missing.is_empty() {
         to.tags.create_many(missing).await?;
     }
-    Ok(())
+    // Tags have no update, and deleting one takes it off every chat that carries it: a tag
+    // held under the same id with another name or meta stays a difference to settle by hand.
+    let differing: Vec<&str> = wanted
+        .iter()
+        .filter(|t| have.iter().any(|h| h.id == t.id && h != *t))
+        .map(|t| t.id.as_str())
+        .collect();
+    if differing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::conflict(
+        "tag",
+        format!(
+            "the tags {differing:?} of user {user} differ between the stores in name or meta;              a repair does not delete and re-create a tag, which would take it off the chats              that carry it: set them on the target by hand, then reconcile again"
+        ),
+    ))
 }
 
 async fn copy_file(id: &str, from: &Store, to: &Store) -> Result<()> {

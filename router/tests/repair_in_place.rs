@@ -193,3 +193,43 @@ async fn repairs_keep_the_rows_that_point_at_the_record() {
     .expect("verify");
     assert!(verified.equal, "{:?}", verified.differing_ids());
 }
+
+/// A tag the new store holds under the same id with another name or meta is not a repaired
+/// tag: tags have no update (and deleting one takes it off its chats), so the repair stays
+/// pending with `Conflict`. Before, tags were compared by id alone and the entry was marked
+/// repaired while the stores still differed.
+#[tokio::test]
+async fn a_tag_differing_in_name_or_meta_stays_pending() {
+    use chatstore_core::Tag;
+    let (old, new) = (memory::store(), memory::store());
+    let tag = |name: &str, meta| Tag {
+        id: "work".into(),
+        name: name.into(),
+        user_id: "u1".into(),
+        meta,
+    };
+    old.tags
+        .create_many(vec![tag("Work", Some(json!({"color": "red"})))])
+        .await
+        .expect("old tag");
+    new.tags
+        .create_many(vec![tag("work", None)])
+        .await
+        .expect("new tag");
+    let router = common::router(old.clone(), &new, Phase::Dual);
+    router
+        .repair_log()
+        .append(&[RepairEntry {
+            id: "e0".into(),
+            time: 0,
+            group: ModelGroup::Chats,
+            key: RepairKey::Tags("u1".into()),
+            operation: "tags.create_many".into(),
+            source: Side::Old,
+            reason: "the new store failed".into(),
+        }])
+        .expect("log the repair");
+    let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
+    assert_eq!(report.remaining, 1, "{report:?}");
+    assert_eq!(report.repaired, 0, "{report:?}");
+}
