@@ -62,19 +62,38 @@ pub(crate) fn to_where(filter: &VectorFilter) -> Option<Value> {
     }
 }
 
-/// Checks that Chroma can store this metadata: values are strings, integers that fit 64 bits,
-/// finite floats, booleans, or non-empty lists of one of those types. Anything else (null,
-/// objects, mixed lists) is `InvalidInput`, never silently changed.
+/// Why Chroma cannot store `key` as a metadata key, or `None` when it can: it refuses the
+/// empty key, and keeps `$` for its filter operators and `#` for its own fields.
+fn refused_key(key: &str) -> Option<String> {
+    match key.chars().next() {
+        None => Some("the key is empty, which Chroma refuses: give the value a name".to_owned()),
+        Some(c @ ('$' | '#')) => Some(format!(
+            "key {key:?} starts with {c:?}, which Chroma keeps for itself: rename the key"
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Whether the filter names a key Chroma cannot store: no record holds it, so the filter
+/// matches nothing (Chroma itself answers such a `where` clause with 400 or no records).
+pub(crate) fn matches_nothing(filter: &VectorFilter) -> bool {
+    filter
+        .conditions
+        .iter()
+        .any(|(key, _)| refused_key(key).is_some())
+}
+
+/// Checks that Chroma can store this metadata: keys it takes (see [`refused_key`]), and values
+/// that are strings, integers that fit 64 bits, finite floats, booleans, or non-empty lists of
+/// one of those types. Anything else (null, objects, mixed lists) is `InvalidInput`, never
+/// silently changed.
 pub(crate) fn check_metadata(id: &str, metadata: &Map<String, Value>) -> Result<()> {
     for (key, value) in metadata {
-        // Chroma keeps `$` for its filter operators and `#` for its own fields, and refuses
-        // such keys ("Invalid metadata at index N", naming neither item nor key) only when
-        // their write is sent, after the writes before it.
-        if key.starts_with('$') || key.starts_with('#') {
+        // Chroma refuses such keys ("Invalid metadata at index N", naming neither item nor
+        // key) only when their write is sent, after the writes before it.
+        if let Some(reason) = refused_key(key) {
             return Err(Error::invalid(format!(
-                "metadata of vector item {id:?}: key {key:?} starts with {:?}, which Chroma \
-                 keeps for itself: rename the key",
-                &key[..1]
+                "metadata of vector item {id:?}: {reason}"
             )));
         }
         let ok = match value {
@@ -135,6 +154,18 @@ mod tests {
         assert!(to_where(&VectorFilter::default()).is_none());
     }
 
+    /// A filter on a key no record can hold on Chroma matches nothing; others are sent.
+    #[test]
+    fn a_filter_on_a_key_chroma_refuses_matches_nothing() {
+        assert!(matches_nothing(&VectorFilter::eq("$x", 1)));
+        assert!(matches_nothing(
+            &VectorFilter::eq("a", 1).and_eq("#document", "x")
+        ));
+        assert!(!matches_nothing(
+            &VectorFilter::eq("file_id", "f1").and_eq("a$", 1)
+        ));
+    }
+
     #[test]
     fn metadata_chroma_cannot_store_is_refused() {
         let ok = json!({"a": "x", "b": 1, "c": 1.5, "d": true, "e": ["x", "y"]});
@@ -145,6 +176,9 @@ mod tests {
             json!({"a": []}),
             json!({"a": [1, "x"]}),
             json!({"a": u64::MAX}),
+            json!({"": 1}),
+            json!({"$a": 1}),
+            json!({"#a": 1}),
         ] {
             assert!(
                 check_metadata("i", bad.as_object().expect("object")).is_err(),

@@ -1,5 +1,5 @@
-//! Metadata keys Chroma refuses (those starting with `$` or `#`, its operators' and its own
-//! reserved names) are refused before anything is written, on the test server
+//! Metadata keys Chroma refuses (the empty key, and those starting with `$` or `#`, its
+//! operators' and its own reserved names) are refused before anything is written, on the test server
 //! (`CHATSTORE_TEST_CHROMA_URL`): a bulk write whose later collection held one used to write
 //! the earlier collections first, then fail.
 
@@ -29,7 +29,7 @@ async fn metadata_keys_chroma_refuses_are_refused_before_anything_is_written() {
     let store = ChromaStore::connect(config)
         .await
         .expect("open the Chroma store");
-    for key in ["$where", "#document"] {
+    for key in ["$where", "#document", ""] {
         let entries: Vec<CollectionItems> = vec![
             (
                 "notes-a".into(),
@@ -42,10 +42,12 @@ async fn metadata_keys_chroma_refuses_are_refused_before_anything_is_written() {
             .await
             .expect_err("a key Chroma refuses");
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-        assert!(err.to_string().contains(key), "{err}");
         assert!(
             store.get("notes-a").await.expect("read").is_empty(),
             "{key}: the earlier collection was written before the refusal"
         );
+        let named = if key.is_empty() { "empty" } else { key };
+        assert!(err.to_string().contains(named), "{err}");
+        assert!(err.to_string().contains("b1"), "names the item: {err}");
     }
 }
