@@ -286,6 +286,7 @@ macro_rules! __contract_group {
     (vectors, $f:path) => {
         $crate::__contract_tests!($f, vectors;
             insert_then_get_returns_items_by_id,
+            metadata_values_round_trip_exactly,
             has_collection_follows_its_rows,
             search_returns_nearest_first_with_open_webui_scores,
             search_takes_many_query_vectors,

@@ -53,6 +53,65 @@ pub async fn insert_then_get_returns_items_by_id(store: &Store) -> Result<()> {
     Ok(())
 }
 
+/// Metadata values read back exactly as written, kind for kind: a float with 17 significant
+/// digits to the last bit, an integer as an integer, a boolean as a boolean; a filter on the
+/// float finds its item. A store without `exact_vectors` (Chroma, whose server may read such a
+/// float one unit in the last place off) keeps the float within that rounding.
+pub async fn metadata_values_round_trip_exactly(store: &Store) -> Result<()> {
+    let metadata = json!({
+        "f": 0.1 + 0.2,
+        "g": 0.9522444552911937,
+        "i": 7,
+        "b": true,
+        "s": "é ✓",
+    });
+    store
+        .vectors
+        .insert("kb", vec![item("a", &[1.0, 0.0, 0.0], metadata.clone())])
+        .await?;
+    let got = store.vectors.get("kb").await?;
+    assert_eq!(got.len(), 1);
+    let exact = store.capabilities().exact_vectors;
+    for key in ["f", "g", "i", "b", "s"] {
+        let (read, wrote) = (&got[0].metadata[key], &metadata[key]);
+        assert_eq!(
+            read.is_i64(),
+            wrote.is_i64(),
+            "metadata {key} stays an integer"
+        );
+        assert_eq!(
+            read.is_f64(),
+            wrote.is_f64(),
+            "metadata {key} stays a float"
+        );
+        match (read.as_f64(), wrote.as_f64()) {
+            (Some(r), Some(w)) if !exact => {
+                assert!(
+                    (r - w).abs() <= w.abs() * f64::EPSILON,
+                    "metadata {key}: {r} {w}"
+                );
+            }
+            _ => assert_eq!(read, wrote, "metadata {key}"),
+        }
+        if exact {
+            assert_eq!(
+                read.as_f64().map(f64::to_bits),
+                wrote.as_f64().map(f64::to_bits),
+                "metadata {key} to the bit"
+            );
+        }
+    }
+    if !exact {
+        return Ok(());
+    }
+    let found = store
+        .vectors
+        .query("kb", &VectorFilter::eq("g", 0.9522444552911937), None)
+        .await?;
+    assert_eq!(ids(&found), ["a"]);
+    Ok(())
+}
+
 /// A collection exists exactly while it has items.
 pub async fn has_collection_follows_its_rows(store: &Store) -> Result<()> {
     assert!(!store.vectors.has_collection("kb").await?);

@@ -17,9 +17,10 @@ pub struct Capabilities {
     pub atomic_bulk: bool,
     /// [`Store::changes`](crate::Store::changes) gives a change feed (set by the store itself).
     pub change_feed: bool,
-    /// Vectors read back bit for bit as written. Chroma keeps a cosine collection's vectors
-    /// normalised with their norm, so a component can come back a few ulps off; compare such
-    /// vectors within f32 rounding.
+    /// Vectors and float metadata read back bit for bit as written. Chroma keeps a cosine
+    /// collection's vectors normalised with their norm, so a component can come back a few
+    /// ulps off, and its server reads a float of 17 significant digits one unit in the last
+    /// place off now and then; compare such values within their rounding.
     pub exact_vectors: bool,
 }
 
