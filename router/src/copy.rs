@@ -16,10 +16,10 @@ use chatstore_core::files::{FileMeta, NewFile};
 use chatstore_core::messages::{Message, NewMessage};
 use chatstore_core::rows::tables::{CHANNEL_FILE, CHAT_FILE, KNOWLEDGE_FILE, SHARED_CHAT};
 use chatstore_core::rows::{Cond, RowOp, RowQuery, Table};
-use chatstore_core::tags::Tag;
+use chatstore_core::tags::{Tag, TagKey};
 use chatstore_core::users::{NewUser, User, UserPatch};
 use chatstore_core::{
-    ChatQuery, Error, ErrorKind, FileQuery, PageRequest, Result, Store, VectorItem,
+    ChatQuery, Error, ErrorKind, FileQuery, ModelGroup, PageRequest, Result, Store, VectorItem,
 };
 
 use serde_json::Value;
@@ -71,7 +71,91 @@ pub async fn copy_key(key: &RepairKey, from: &Store, to: &Store) -> Result<()> {
         RepairKey::Row { table, key } => crate::rows::copy_row(table, key, from, to).await,
         RepairKey::Collection(name) => copy_collection(name, from, to).await,
         RepairKey::AllVectors => copy_all_vectors(from, to).await,
+        RepairKey::Group(group) => Err(Error::invalid(format!(
+            "{group}: a whole group is copied record by record (see group_keys)"
+        ))),
     }
+}
+
+/// Ids a group walk reads per request.
+const WALK_PAGE: u32 = 1000;
+
+/// The keys of every record of `group` on either store: what [`RepairKey::Group`] copies one
+/// by one (a record only `to` holds is deleted there by its copy).
+pub(crate) async fn group_keys(
+    group: ModelGroup,
+    from: &Store,
+    to: &Store,
+) -> Result<Vec<RepairKey>> {
+    let mut keys = std::collections::BTreeSet::new();
+    for store in [from, to] {
+        match group {
+            ModelGroup::Users => {
+                let mut after: Option<String> = None;
+                loop {
+                    let page = store.users.scan_ids(after.as_deref(), WALK_PAGE).await?;
+                    keys.extend(page.iter().cloned().map(RepairKey::User));
+                    match page.last() {
+                        Some(last) if page.len() == WALK_PAGE as usize => {
+                            after = Some(last.clone())
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            ModelGroup::Chats => {
+                let mut after: Option<String> = None;
+                loop {
+                    let page = store.chats.scan_ids(after.as_deref(), WALK_PAGE).await?;
+                    keys.extend(page.iter().cloned().map(RepairKey::Chat));
+                    match page.last() {
+                        Some(last) if page.len() == WALK_PAGE as usize => {
+                            after = Some(last.clone())
+                        }
+                        _ => break,
+                    }
+                }
+                let mut after: Option<TagKey> = None;
+                loop {
+                    let page = store.tags.scan(after.as_ref(), WALK_PAGE).await?;
+                    keys.extend(page.iter().map(|t| RepairKey::Tags(t.user_id.clone())));
+                    match page.last() {
+                        Some(last) if page.len() == WALK_PAGE as usize => {
+                            after = Some(TagKey {
+                                user_id: last.user_id.clone(),
+                                id: last.id.clone(),
+                            });
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            ModelGroup::Files => {
+                let mut after: Option<String> = None;
+                loop {
+                    let page = store.files.scan_ids(after.as_deref(), WALK_PAGE).await?;
+                    keys.extend(page.iter().cloned().map(RepairKey::File));
+                    match page.last() {
+                        Some(last) if page.len() == WALK_PAGE as usize => {
+                            after = Some(last.clone())
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            ModelGroup::Vectors => {
+                keys.insert(RepairKey::AllVectors);
+            }
+            ModelGroup::Workspace => {
+                let rows = store.rows()?;
+                for table in chatstore_core::rows::ALL_TABLES.iter().copied() {
+                    let held = rows.select(table, &RowQuery::default()).await?;
+                    keys.extend(held.iter().map(|r| crate::rows::row_key(table, r)));
+                }
+            }
+        }
+    }
+    Ok(keys.into_iter().collect())
 }
 
 /// `Ok` also when the record was not there.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chatstore_core::{Error, Result};
 
 use crate::Router;
-use crate::copy::copy_key;
+use crate::copy::{copy_key, group_keys};
 use crate::phase::Phase;
 use crate::repair::{RepairKey, Side};
 
@@ -99,6 +99,23 @@ impl Router {
         }
         let from = self.shared.side(group, source)?;
         let to = self.shared.side(group, source.other())?;
+        if let RepairKey::Group(group) = key {
+            if !self.phase(*group).writes_both() {
+                // Copied now, the new store would fall behind again with the next write.
+                return Err(Error::invalid(format!(
+                    "{group} runs in {} here, so the new store is not written: move {group} \
+                     to dual (CHATSTORE_{}_PHASE=dual), then reconcile to copy its records over",
+                    self.phase(*group),
+                    group.env_name()
+                )));
+            }
+            // Every record either store holds, each under its own lock.
+            for key in group_keys(*group, from, to).await? {
+                let _locks = self.shared.lock_keys(std::slice::from_ref(&key)).await;
+                copy_key(&key, from, to).await?;
+            }
+            return Ok(());
+        }
         let _locks = self.shared.lock_keys(std::slice::from_ref(key)).await;
         copy_key(key, from, to).await
     }

@@ -73,6 +73,9 @@ pub enum RepairKey {
     Collection(String),
     /// Every vector collection.
     AllVectors,
+    /// Every record of a group: logged when the group is moved back to `old`, after which
+    /// the new store is no longer written and falls behind (a repair walks both stores' ids).
+    Group(ModelGroup),
 }
 
 impl RepairKey {
@@ -84,6 +87,7 @@ impl RepairKey {
             RepairKey::File(_) | RepairKey::FilesOf(_) => ModelGroup::Files,
             RepairKey::Row { .. } => ModelGroup::Workspace,
             RepairKey::Collection(_) | RepairKey::AllVectors => ModelGroup::Vectors,
+            RepairKey::Group(group) => *group,
         }
     }
 
@@ -102,6 +106,7 @@ impl RepairKey {
             ),
             RepairKey::Collection(name) => format!("collection:{name}"),
             RepairKey::AllVectors => "all-vectors".to_owned(),
+            RepairKey::Group(group) => format!("group:{group}"),
         }
     }
 }

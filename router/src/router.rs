@@ -416,6 +416,25 @@ impl Router {
                 group.env_name()
             )));
         }
+        if phase.reads_new() && self.shared.group_behind(group)? {
+            return Err(Error::invalid(format!(
+                "{group} ran in `old` since the new store was last written, so the new store \
+                 misses those writes: run `chatstore reconcile` (it copies the group's records \
+                 from the old store) before moving {group} to {phase}"
+            )));
+        }
+        if phase == Phase::Old && current.writes_both() {
+            // From now on only the old store is written: the new store falls behind, and a
+            // later move to a phase reading it waits for the group to be copied over. Logged
+            // before the move, so a failure to log leaves the phase as it was.
+            let entry = repair::entry(
+                RepairKey::Group(group),
+                "set_phase old",
+                Side::Old,
+                "the group was moved back to old: the new store is no longer written",
+            );
+            self.shared.repair.append(&[entry])?;
+        }
         // Entering new-only waits for the group's writes to both stores that are under way (new
         // ones wait meanwhile): a write whose new half fails after the check below would leave
         // the only store written from now on without it.
@@ -1007,6 +1026,16 @@ impl Shared {
     }
 
     /// Entries of `group` pending in the repair log.
+    /// Whether a [`RepairKey::Group`] entry of `group` is pending: the group ran in `old`
+    /// since, and the new store has not been copied up to date.
+    pub(crate) fn group_behind(&self, group: ModelGroup) -> Result<bool> {
+        Ok(self
+            .repair
+            .pending()?
+            .iter()
+            .any(|e| e.key == RepairKey::Group(group)))
+    }
+
     pub(crate) fn pending_repairs(&self, group: ModelGroup) -> Result<usize> {
         Ok(self
             .repair

@@ -772,3 +772,79 @@ async fn a_tag_delete_and_a_tag_added_at_once_end_alike_on_both_stores() {
         old.tags.list("u1").await.expect("old")
     );
 }
+
+/// A group moved back to `old` stops writing the new store, which falls behind: reads cannot
+/// move to the new store again until `reconcile` has copied the group over, which it does
+/// once the group writes both stores again (in `dual`); records changed, deleted and created
+/// meanwhile all arrive. Before, `old` -> `new` was accepted and served the stale records.
+#[tokio::test]
+async fn a_group_moved_back_to_old_is_copied_over_before_reads_move_to_the_new_store() {
+    let (old, new) = (
+        chatstore_core::memory::store(),
+        chatstore_core::memory::store(),
+    );
+    let router = dual_with_ada(old.clone(), &new, "behind").await;
+    let store = router.store();
+    for id in ["c1", "c2"] {
+        store
+            .chats
+            .create(NewChat::new("u1", "Engines").with_id(id))
+            .await
+            .expect("chat");
+    }
+    for group in [ModelGroup::Users, ModelGroup::Chats] {
+        router
+            .set_phase(group, Phase::Old)
+            .await
+            .expect("back to old");
+    }
+    let renamed = UserPatch {
+        name: Some("Ada Lovelace".into()),
+        ..UserPatch::default()
+    };
+    store.users.update("u1", renamed).await.expect("rename");
+    store.chats.delete("c2").await.expect("delete c2");
+    let retitled = ChatPatch {
+        title: Some("Analytical Engines".into()),
+        ..ChatPatch::default()
+    };
+    store.chats.update("c1", retitled).await.expect("retitle");
+    store
+        .chats
+        .create(NewChat::new("u1", "Looms").with_id("c3"))
+        .await
+        .expect("chat c3");
+
+    let refused = router.set_phase(ModelGroup::Users, Phase::New).await;
+    assert_eq!(
+        refused.expect_err("the new store is behind").kind(),
+        ErrorKind::InvalidInput
+    );
+    let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
+    assert_eq!(report.remaining, 2, "in old, nothing is copied: {report:?}");
+    for group in [ModelGroup::Users, ModelGroup::Chats] {
+        router.set_phase(group, Phase::Dual).await.expect("dual");
+    }
+    let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
+    assert_eq!((report.repaired, report.remaining), (2, 0), "{report:?}");
+    assert_eq!(new.users.get("u1").await.expect("u1").name, "Ada Lovelace");
+    assert_eq!(
+        new.chats.get("c2").await.expect_err("deleted").kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        new.chats.get("c1").await.expect("c1"),
+        old.chats.get("c1").await.expect("c1")
+    );
+    assert_eq!(
+        new.chats.get("c3").await.expect("c3"),
+        old.chats.get("c3").await.expect("c3")
+    );
+    for group in [ModelGroup::Users, ModelGroup::Chats] {
+        router.set_phase(group, Phase::New).await.expect("new");
+    }
+    assert_eq!(
+        store.users.get("u1").await.expect("u1").name,
+        "Ada Lovelace"
+    );
+}
