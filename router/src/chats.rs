@@ -92,6 +92,8 @@ impl ChatRepo for Chats {
 
     async fn delete(&self, id: &str) -> Result<()> {
         let id = id.to_owned();
+        // Deletes the tag rows no other chat of the owner carries: a tag delete.
+        let _tags = self.0.tag_delete().await;
         self.0
             .write(
                 G,
@@ -104,6 +106,8 @@ impl ChatRepo for Chats {
 
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
         let user = user_id.to_owned();
+        // Deletes the user's tag rows with the chats: a tag delete.
+        let _tags = self.0.tag_delete().await;
         self.0
             .write(
                 G,
@@ -145,7 +149,8 @@ impl ChatRepo for Chats {
     async fn set_tags(&self, id: &str, names: &[String]) -> Result<Chat> {
         let id = id.to_owned();
         let names = names.to_vec();
-        let _tags = self.0.tag_writes().await;
+        // Makes tag rows and deletes those no chat carries any more: a tag delete.
+        let _tags = self.0.tag_delete().await;
         self.0
             .write(
                 G,
@@ -173,6 +178,8 @@ impl ChatRepo for Chats {
     async fn remove_tag(&self, id: &str, name_or_id: &str) -> Result<Chat> {
         let id = id.to_owned();
         let name = name_or_id.to_owned();
+        // Deletes the tag row when no other chat of the owner carries it: a tag delete.
+        let _tags = self.0.tag_delete().await;
         self.0
             .write(
                 G,

@@ -691,7 +691,10 @@ impl Shared {
         self.tag_deletes.read().await
     }
 
-    /// Held by a tag delete while it writes both stores (see [`Shared::tag_writes`]).
+    /// Held by a tag delete while it writes both stores (see [`Shared::tag_writes`]), and by
+    /// every write that deletes tag rows no chat carries any more (`chats.remove_tag`,
+    /// `set_tags`, `chats.delete`, `delete_for_user`): against a `tags.ensure` of the same tag
+    /// at the same moment, the two stores could apply the two in opposite orders.
     pub(crate) async fn tag_delete(&self) -> RwLockWriteGuard<'_, ()> {
         self.tag_deletes.write().await
     }

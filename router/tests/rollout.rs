@@ -848,3 +848,48 @@ async fn a_group_moved_back_to_old_is_copied_over_before_reads_move_to_the_new_s
         "Ada Lovelace"
     );
 }
+
+/// A tag row made (`tags.ensure`) while the last chat carrying it drops it, with the new store
+/// slow to drop it: the stores end alike. Before, the removal (which deletes the tag row no
+/// chat carries any more) did not wait for the ensure, so the old store kept the row and the
+/// slow new store deleted it after the ensure; both calls answered alike and nothing was
+/// logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_made_while_its_last_chat_drops_it_ends_alike_on_both_stores() {
+    let (old, new) = (
+        chatstore_core::memory::store(),
+        chatstore_core::memory::store(),
+    );
+    let slow = common::SlowTagging::removing(&new, std::time::Duration::from_millis(300));
+    let router = dual_with_ada(old.clone(), &slow, "tag-orphan-race").await;
+    let store = router.store();
+    store
+        .chats
+        .create(
+            NewChat::new("u1", "Looms")
+                .with_id("c1")
+                .with_tags(["work"]),
+        )
+        .await
+        .expect("c1");
+
+    let remover = store.clone();
+    let removing = tokio::spawn(async move { remover.chats.remove_tag("c1", "work").await });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    store
+        .tags
+        .ensure("u1", "work")
+        .await
+        .expect("ensure the tag");
+    removing
+        .await
+        .expect("the remove task")
+        .expect("remove the tag");
+
+    assert_eq!(
+        new.tags.list("u1").await.expect("new"),
+        old.tags.list("u1").await.expect("old"),
+        "the tag rows on both stores"
+    );
+    assert!(router.repair_log().pending().expect("log").is_empty());
+}

@@ -214,20 +214,32 @@ impl chatstore_core::users::UserRepo for HookedUsers {
     }
 }
 
-/// A chat repository whose `add_tag` waits `delay` first (a slow store), then answers as
-/// `inner`.
+/// A chat repository whose `add_tag` (or `remove_tag`) waits `delay` first (a slow store),
+/// then answers as `inner`.
 pub struct SlowTagging {
     inner: std::sync::Arc<dyn chatstore_core::chats::ChatRepo>,
     delay: std::time::Duration,
+    /// `remove_tag` is the slow one, not `add_tag`.
+    removing: bool,
 }
 
 impl SlowTagging {
     /// `store` with its chats' `add_tag` slowed by `delay`.
     pub fn around(store: &Store, delay: std::time::Duration) -> Store {
+        Self::wrapping(store, delay, false)
+    }
+
+    /// `store` with its chats' `remove_tag` slowed by `delay`.
+    pub fn removing(store: &Store, delay: std::time::Duration) -> Store {
+        Self::wrapping(store, delay, true)
+    }
+
+    fn wrapping(store: &Store, delay: std::time::Duration, removing: bool) -> Store {
         let parts = store.parts();
         let chats = SlowTagging {
             inner: parts.chats.clone(),
             delay,
+            removing,
         };
         let parts = chatstore_core::StoreParts {
             chats: std::sync::Arc::new(chats),
@@ -281,7 +293,9 @@ impl chatstore_core::chats::ChatRepo for SlowTagging {
         self.inner.set_tags(id, names).await
     }
     async fn add_tag(&self, id: &str, name: &str) -> chatstore_core::Result<chatstore_core::Chat> {
-        tokio::time::sleep(self.delay).await;
+        if !self.removing {
+            tokio::time::sleep(self.delay).await;
+        }
         self.inner.add_tag(id, name).await
     }
     async fn remove_tag(
@@ -289,6 +303,9 @@ impl chatstore_core::chats::ChatRepo for SlowTagging {
         id: &str,
         name_or_id: &str,
     ) -> chatstore_core::Result<chatstore_core::Chat> {
+        if self.removing {
+            tokio::time::sleep(self.delay).await;
+        }
         self.inner.remove_tag(id, name_or_id).await
     }
     async fn scan(
