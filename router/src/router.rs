@@ -438,8 +438,24 @@ impl Router {
         // Entering new-only waits for the group's writes to both stores that are under way (new
         // ones wait meanwhile): a write whose new half fails after the check below would leave
         // the only store written from now on without it.
+        // The wait is bounded by the secondary timeout: a write that holds the group longer (a
+        // long upload read from its caller) would otherwise hold every later write of the group
+        // behind this move.
         let _gate = match phase {
-            Phase::NewOnly => Some(self.shared.gates[index(group)].write().await),
+            Phase::NewOnly => {
+                let limit = self.shared.secondary_timeout;
+                let gate = &self.shared.gates[index(group)];
+                let Some(gate) = bounded(limit, gate.write()).await else {
+                    return Err(Error::Unavailable {
+                        message: format!(
+                            "{group}: writes to both stores were still under way after \
+                             {limit:?}; try the move to new-only again"
+                        ),
+                        source: None,
+                    });
+                };
+                Some(gate)
+            }
             _ => None,
         };
         if phase == Phase::NewOnly {

@@ -893,3 +893,69 @@ async fn a_tag_made_while_its_last_chat_drops_it_ends_alike_on_both_stores() {
     );
     assert!(router.repair_log().pending().expect("log").is_empty());
 }
+
+/// A move to `new-only` waits for the group's writes under way at most the secondary timeout:
+/// behind an upload still read from its caller it is refused (`Unavailable`, try again), and
+/// the group's other writes go on meanwhile. Before, the move queued for the upload's whole
+/// length and every later write of the group queued behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_to_new_only_behind_a_long_upload_is_refused_in_time() {
+    use futures::StreamExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+    let (old, new) = (
+        chatstore_core::memory::store(),
+        chatstore_core::memory::store(),
+    );
+    let router = Router::builder(old.clone())
+        .new_store_for_all(&new)
+        .phase_for_all(Phase::Dual)
+        .secondary_timeout(Duration::from_millis(200))
+        .repair_log(common::temp_folder("long-upload").join("repair.jsonl"))
+        .build()
+        .expect("router");
+    let store = router.store();
+    store
+        .files
+        .put(NewFile::new("u1", "a.txt", b"a".to_vec()).with_id("f0"))
+        .await
+        .expect("f0");
+    let uploaded = Arc::new(AtomicBool::new(false));
+    let body: chatstore_core::transfer::ByteStream = Box::pin(
+        futures::stream::once(tokio::time::sleep(Duration::from_secs(2)))
+            .filter_map(|()| async { None })
+            .chain(chatstore_core::transfer::stream_bytes(
+                &b"the slow bytes"[..],
+            )),
+    );
+    let uploader = store.clone();
+    let done = uploaded.clone();
+    let upload = tokio::spawn(async move {
+        let file = NewFile::new("u1", "slow.txt", Vec::new()).with_id("f1");
+        let stored = uploader.files.put_stream(file, body, None).await;
+        done.store(true, Ordering::SeqCst);
+        stored
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = router.set_phase(ModelGroup::Files, Phase::NewOnly).await;
+    assert_eq!(
+        refused.expect_err("the upload holds the group").kind(),
+        ErrorKind::Unavailable
+    );
+    assert!(
+        !uploaded.load(Ordering::SeqCst),
+        "refused before the upload ended"
+    );
+    store
+        .files
+        .delete("f0")
+        .await
+        .expect("another write of the group");
+    assert!(
+        !uploaded.load(Ordering::SeqCst),
+        "the group's other writes do not wait for the upload"
+    );
+    upload.await.expect("upload task").expect("the upload");
+    assert_eq!(router.phase(ModelGroup::Files), Phase::Dual);
+}
