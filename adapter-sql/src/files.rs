@@ -208,7 +208,11 @@ fn io_error(what: String, e: std::io::Error) -> Error {
 }
 
 impl SqlStore {
-    fn file_path(&self, meta: &FileMeta) -> Result<PathBuf> {
+    /// Where a new file's bytes go. A name already taken on disk (bytes written under an
+    /// earlier naming, or a name differing only in case on a case-insensitive volume) is never
+    /// replaced, which would garble the file whose row points there: the new file gets a name
+    /// of its own, `{id}.{uuid}_{filename}` (reads follow the row's `path`).
+    async fn file_path(&self, meta: &FileMeta) -> Result<PathBuf> {
         let dir = std::path::absolute(self.upload_dir()).map_err(|e| {
             io_error(
                 format!(
@@ -218,13 +222,21 @@ impl SqlStore {
                 e,
             )
         })?;
-        Ok(dir.join(disk_name(&meta.id, &meta.filename)))
+        let path = dir.join(disk_name(&meta.id, &meta.filename));
+        match tokio::fs::symlink_metadata(&path).await {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(path),
+            Err(e) => Err(io_error(format!("cannot look at {}", path.display()), e)),
+            Ok(_) => {
+                let own = format!("{}.{}", meta.id, validate::new_id());
+                Ok(dir.join(disk_name(&own, &meta.filename)))
+            }
+        }
     }
 
     /// Inserts the row of a file and returns where its bytes go.
     async fn insert_file(&self, tx: &mut Tx, file: &NewFile) -> Result<(FileMeta, PathBuf)> {
         let meta = file.prepare(validate::now())?;
-        let path = self.file_path(&meta)?;
+        let path = self.file_path(&meta).await?;
         insert_row(tx, &meta, &path).await?;
         Ok((meta, path))
     }
@@ -638,7 +650,7 @@ async fn commit_removing(tx: crate::pool::Tx, paths: Vec<String>) -> Result<()> 
 impl FileRepo for SqlStore {
     async fn put(&self, mut file: NewFile) -> Result<FileMeta> {
         let meta = file.prepare(validate::now())?;
-        let path = self.file_path(&meta)?;
+        let path = self.file_path(&meta).await?;
         let dir = path.parent().unwrap_or(Path::new("."));
         // Bytes already in memory: created, written and synced in one blocking trip.
         let on_disk = write_temp_synced(dir, std::mem::take(&mut file.bytes));
@@ -740,7 +752,7 @@ impl FileRepo for SqlStore {
         expected_sha256: Option<&str>,
     ) -> Result<FileMeta> {
         let pending = file.prepare_stream(validate::now(), expected_sha256)?;
-        let path = self.file_path(&pending)?;
+        let path = self.file_path(&pending).await?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let (received, written, tmp) = receive(dir, body).await?;
         received.check(expected_sha256)?;

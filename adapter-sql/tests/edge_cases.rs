@@ -274,3 +274,33 @@ async fn files_whose_ids_hold_underscores_keep_their_own_bytes() {
         db.finish().await;
     }
 }
+
+/// A new file whose name on disk is already taken (bytes written under the earlier naming:
+/// `f1_2` + `a.txt` was `f1_2_a.txt`, which `f1` + `2_a.txt` spells today) gets a name of its
+/// own: the bytes there are never replaced. Before, the rename into place replaced them, and
+/// the file whose row pointed there read another file's bytes.
+#[tokio::test]
+async fn a_name_taken_on_disk_is_never_replaced() {
+    for db in support::empty_databases().await {
+        let store = db.store().await;
+        let uploads = db.folder.join("uploads");
+        std::fs::create_dir_all(&uploads).expect("uploads");
+        let legacy = uploads.join("f1_2_a.txt");
+        std::fs::write(&legacy, b"the legacy bytes").expect("legacy file");
+        store
+            .files
+            .put(NewFile::new("u1", "2_a.txt", b"new".to_vec()).with_id("f1"))
+            .await
+            .expect("put");
+        assert_eq!(store.files.read("f1").await.expect("f1"), b"new");
+        assert_eq!(
+            std::fs::read(&legacy).expect("legacy file"),
+            b"the legacy bytes",
+            "on {}",
+            store.backend_name()
+        );
+        store.files.delete("f1").await.expect("delete f1");
+        assert!(legacy.exists(), "deleting f1 leaves the legacy bytes");
+        db.finish().await;
+    }
+}
