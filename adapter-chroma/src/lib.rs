@@ -127,18 +127,12 @@ impl ChromaStore {
         capabilities.vectors = true;
         capabilities.atomic_bulk = false;
         capabilities.exact_vectors = false;
-        Store::new(
-            name,
-            capabilities,
-            StoreParts {
-                users: base.users.clone(),
-                chats: base.chats.clone(),
-                messages: base.messages.clone(),
-                tags: base.tags.clone(),
-                files: base.files.clone(),
-                vectors: Arc::new(self),
-            },
-        )
+        // Rebuilt from `base`, so its rows (Open WebUI's other tables) and its change feed stay.
+        let parts = StoreParts {
+            vectors: Arc::new(self),
+            ..base.parts()
+        };
+        base.rebuild(name, capabilities, parts)
     }
 }
 
