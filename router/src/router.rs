@@ -438,12 +438,13 @@ impl Router {
         // Entering new-only waits for the group's writes to both stores that are under way (new
         // ones wait meanwhile): a write whose new half fails after the check below would leave
         // the only store written from now on without it.
-        // The wait is bounded by the secondary timeout: a write that holds the group longer (a
-        // long upload read from its caller) would otherwise hold every later write of the group
-        // behind this move.
+        // The wait is bounded: a write holds the group for its old store's write and at most
+        // the secondary timeout for the new store's half, so twice that and a second is ample;
+        // a write that holds it longer (a long upload read from its caller) would otherwise
+        // hold every later write of the group behind this move.
         let _gate = match phase {
             Phase::NewOnly => {
-                let limit = self.shared.secondary_timeout;
+                let limit = self.shared.secondary_timeout * 2 + Duration::from_secs(1);
                 let gate = &self.shared.gates[index(group)];
                 let Some(gate) = bounded(limit, gate.write()).await else {
                     return Err(Error::Unavailable {

@@ -894,7 +894,8 @@ async fn a_tag_made_while_its_last_chat_drops_it_ends_alike_on_both_stores() {
     assert!(router.repair_log().pending().expect("log").is_empty());
 }
 
-/// A move to `new-only` waits for the group's writes under way at most the secondary timeout:
+/// A move to `new-only` waits for the group's writes under way a bounded time (twice the
+/// secondary timeout and a second):
 /// behind an upload still read from its caller it is refused (`Unavailable`, try again), and
 /// the group's other writes go on meanwhile. Before, the move queued for the upload's whole
 /// length and every later write of the group queued behind it.
@@ -923,7 +924,7 @@ async fn a_move_to_new_only_behind_a_long_upload_is_refused_in_time() {
         .expect("f0");
     let uploaded = Arc::new(AtomicBool::new(false));
     let body: chatstore_core::transfer::ByteStream = Box::pin(
-        futures::stream::once(tokio::time::sleep(Duration::from_secs(2)))
+        futures::stream::once(tokio::time::sleep(Duration::from_secs(4)))
             .filter_map(|()| async { None })
             .chain(chatstore_core::transfer::stream_bytes(
                 &b"the slow bytes"[..],
