@@ -7,7 +7,7 @@
 
 // GET /api/chatstore/info: the routes' version (the adapter refuses to start on a mismatch).
 routerAdd("GET", "/api/chatstore/info", (e) => {
-  return e.json(200, { version: 4 });
+  return e.json(200, { version: 5 });
 }, $apis.requireSuperuserAuth());
 
 // POST /api/chatstore/tx {"ops": [...]}: runs record operations in one transaction, all or
@@ -34,8 +34,11 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
     if (typeof id !== "string" || id === "") stop(400, "invalid record id");
     try {
       return tx.findRecordById(col, id);
-    } catch (_) {
-      return null;
+    } catch (err) {
+      // Only a missing record is "not found": any other failure (a busy database, a broken
+      // read) ends the transaction and is answered as what it is.
+      if (String(err && err.value ? err.value : err).indexOf("no rows in result set") >= 0) return null;
+      throw err;
     }
   };
   // Deletes tag records by SQL. PocketBase's record delete would also take each tag out of
@@ -61,6 +64,11 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
       // PocketBase: validation_pk_invalid / validation_not_unique, by their messages.
       if (msg.indexOf("primary key is invalid or already exists") >= 0 || msg.indexOf("must be unique") >= 0) {
         stop(409, entity + " " + rec.id + ": " + msg);
+      }
+      // The write lock is taken by the first save: another process holding it past the busy
+      // timeout is a moment's unavailability, not bad input.
+      if (msg.indexOf("database is locked") >= 0 || msg.indexOf("SQLITE_BUSY") >= 0) {
+        stop(503, entity + " " + rec.id + ": " + msg);
       }
       stop(400, entity + " " + rec.id + ": " + msg);
     }
@@ -277,7 +285,10 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
             };
             // op.modelled: core's blob::MESSAGE_KEYS. A replaced entry keeps every other key it
             // held (the client's own: annotation, modelName, ...), as core's upsert_message does.
-            const modelled = op.modelled || [];
+            // Required: without it a replaced entry's every key would be kept twice (an adapter
+            // older than version 5 of these routes sends none; the version check refuses it).
+            if (!Array.isArray(op.modelled) || op.modelled.length === 0) stop(400, "upsert_messages needs modelled (routes version 5)");
+            const modelled = op.modelled;
             for (const k of modelled) {
               if (typeof k !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) stop(400, "invalid modelled key");
             }
@@ -294,7 +305,7 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
                 return "{:r" + i + "}";
               });
               const held = "json_extract({:b}, {:p})";
-              const kept = "COALESCE(" + (removed.length === 0 ? held : "json_remove(" + held + ", " + removed.join(", ") + ")") + ", '{}')";
+              const kept = "COALESCE(json_remove(" + held + ", " + removed.join(", ") + "), '{}')";
               return one(
                 "SELECT CASE WHEN json_type({:e}) IS NOT 'object' OR " + kept + " = '{}' THEN {:e}" +
                   " ELSE substr(" + kept + ", 1, length(" + kept + ") - 1) || ',' || substr(json({:e}), 2) END AS m",
@@ -510,7 +521,18 @@ routerAdd("GET", "/api/chatstore/chat-list", (e) => {
   const from = " FROM `" + chats + "` c WHERE " + where.join(" AND ");
   const skipTotal = q.get("skip_total") === "1";
   const count = new DynamicModel({ n: 0 });
-  if (!skipTotal) e.app.db().newQuery("SELECT COUNT(*) AS n" + from).bind(params).one(count);
+  // A failed read is answered as what it is (503 for a busy database, which the adapter tries
+  // again; 500 otherwise): thrown, it became PocketBase's generic 400, read as bad input.
+  const failed = (err) => {
+    const msg = String(err);
+    const status = msg.indexOf("database is locked") >= 0 || msg.indexOf("SQLITE_BUSY") >= 0 ? 503 : 500;
+    return e.json(status, { status: status, message: msg, data: {} });
+  };
+  try {
+    if (!skipTotal) e.app.db().newQuery("SELECT COUNT(*) AS n" + from).bind(params).one(count);
+  } catch (err) {
+    return failed(err);
+  }
   const rows = arrayOf(
     new DynamicModel({
       id: "",
@@ -524,15 +546,19 @@ routerAdd("GET", "/api/chatstore/chat-list", (e) => {
       tag_ids: "",
     })
   );
-  e.app
-    .db()
-    .newQuery(
-      "SELECT c.id, c.user_id, c.title, c.archived, c.pinned, c.folder_id, c.created_at, c.updated_at," +
-        " (SELECT COALESCE(json_group_array(t.tag_id), '[]') FROM `" + tagsCol + "` t WHERE t.id IN (SELECT value FROM " + tagsOf + ")) AS tag_ids" +
-        from + " ORDER BY " + order + " LIMIT {:limit} OFFSET {:offset}"
-    )
-    .bind(params)
-    .all(rows);
+  try {
+    e.app
+      .db()
+      .newQuery(
+        "SELECT c.id, c.user_id, c.title, c.archived, c.pinned, c.folder_id, c.created_at, c.updated_at," +
+          " (SELECT COALESCE(json_group_array(t.tag_id), '[]') FROM `" + tagsCol + "` t WHERE t.id IN (SELECT value FROM " + tagsOf + ")) AS tag_ids" +
+          from + " ORDER BY " + order + " LIMIT {:limit} OFFSET {:offset}"
+      )
+      .bind(params)
+      .all(rows);
+  } catch (err) {
+    return failed(err);
+  }
   return e.json(200, { items: rows, total: skipTotal ? null : count.n });
 }, $apis.requireSuperuserAuth());
 

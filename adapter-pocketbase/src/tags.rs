@@ -129,31 +129,48 @@ impl TagRepo for PocketBase {
         }
     }
 
+    /// Tags by user, then id, in pages after the last tag read (a scan of more than one page
+    /// read pages by number, and a tag deleted meanwhile hid the first one of the next page).
     async fn scan(&self, after: Option<&TagKey>, limit: u32) -> Result<Vec<Tag>> {
-        let q = ListQuery {
-            filter: after
-                .map(|a| {
-                    format!(
-                        "user_id > {u} || (user_id = {u} && tag_id > {t})",
-                        u = filter::literal(&a.user_id),
-                        t = filter::literal(&a.id)
-                    )
-                })
-                .unwrap_or_default(),
-            sort: "user_id,tag_id".to_owned(),
-            skip_total: true,
-            ..ListQuery::default()
+        chatstore_core::query::validate_scan_limit(limit)?;
+        let cursor = |r: &Value| {
+            Ok(TagKey {
+                user_id: text_of("user_id")(r)?,
+                id: text_of("tag_id")(r)?,
+            })
         };
-        let (items, _) = self
-            .client()
-            .list(
-                &self.cols().tags,
-                &q,
-                0,
-                Some(u64::from(limit)),
-                Subject::new("tag", ""),
-            )
-            .await?;
+        let items = pages_after(
+            after.cloned(),
+            u64::from(limit),
+            MAX_PER_PAGE,
+            cursor,
+            |after, n| {
+                let q = ListQuery {
+                    filter: after
+                        .map(|a| {
+                            format!(
+                                "user_id > {u} || (user_id = {u} && tag_id > {t})",
+                                u = filter::literal(&a.user_id),
+                                t = filter::literal(&a.id)
+                            )
+                        })
+                        .unwrap_or_default(),
+                    sort: "user_id,tag_id".to_owned(),
+                    skip_total: true,
+                    ..ListQuery::default()
+                };
+                async move {
+                    let subject = Subject::new("tag", "");
+                    let cols = self.cols();
+                    Ok(self
+                        .client()
+                        .list(&cols.tags, &q, 0, Some(n), subject)
+                        .await?
+                        .0)
+                }
+            },
+        )
+        .await?;
         items.iter().map(from_record).collect()
     }
 }

@@ -80,9 +80,9 @@ async fn chat_lists_page_and_order_exactly_like_the_memory_model() {
     );
 }
 
-/// A chat's messages, a message scan and a user's tags longer than PocketBase's 1000-record
+/// A chat's messages, a message scan, a user's tags and a tag scan longer than PocketBase's 1000-record
 /// page read back exactly like the memory model: each page continues after the last record
-/// read (by `created_at, msg_id`, by key, by tag id), with `created_at` ties across the page
+/// read (by `created_at, msg_id`, by key, by tag id, by user and tag id), with `created_at` ties across the page
 /// boundaries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_and_tags_past_one_page_list_exactly_like_the_memory_model() {
@@ -132,4 +132,10 @@ async fn messages_and_tags_past_one_page_list_exactly_like_the_memory_model() {
     let tags = store.tags.list("u1").await.expect("tags");
     assert_eq!(tags.len(), 1_010);
     assert_eq!(tags, model.tags.list("u1").await.expect("model tags"));
+    let scanned = store.tags.scan(None, 2_000).await.expect("tag scan");
+    assert_eq!(scanned.len(), 1_010);
+    assert_eq!(
+        scanned,
+        model.tags.scan(None, 2_000).await.expect("model scan")
+    );
 }
