@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chatstore_core::changes::{ChangeEvent, ChangeKind};
 use chatstore_core::messages::message_key;
 use chatstore_core::{Chat, Error, Message, MessageRepo, NewMessage, Result, blob, validate};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::chats::{self, chat_from_row};
 use crate::pool::{Arg, Dialect, Dyn, List, Mode, Row, Sql, Tx, args, cursor, storable};
@@ -374,40 +374,6 @@ fn taken(key: &str, m: &Message) -> Error {
     )
 }
 
-/// The messages a chat blob holds (`history.messages`, or a legacy flat `messages` list),
-/// skipping entries that are not readable messages.
-pub(crate) fn blob_messages(chat: &Chat) -> Vec<Message> {
-    let entries: Vec<Value> = match chat.chat.get("history").and_then(|h| h.get("messages")) {
-        Some(Value::Object(map)) => map
-            .iter()
-            .map(|(k, v)| {
-                let mut one = Map::new();
-                one.insert(k.clone(), v.clone());
-                json!({ "history": { "messages": one } })
-            })
-            .collect(),
-        _ => match chat.chat.get("messages") {
-            Some(Value::Array(items)) => items.iter().map(|v| json!({ "messages": [v] })).collect(),
-            _ => Vec::new(),
-        },
-    };
-    let mut out: Vec<Message> = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let Ok(parsed) = blob::messages_in_blob(&entry, &chat.user_id, chat.created_at) else {
-            continue;
-        };
-        for mut new in parsed {
-            new.chat_id = chat.id.clone();
-            if let Ok(message) = new.into_message(chat, chat.updated_at)
-                && !out.iter().any(|m| m.id == message.id)
-            {
-                out.push(message);
-            }
-        }
-    }
-    out
-}
-
 async fn row_count(tx: &mut Tx, chat_id: &str) -> Result<i64> {
     tx.fetch_one(COUNT, args![chat_id]).await?.int("n")
 }
@@ -418,7 +384,7 @@ async fn backfill(tx: &mut Tx, chat: &mut Chat) -> Result<()> {
     if row_count(tx, &chat.id).await? > 0 {
         return Ok(());
     }
-    let messages = blob_messages(chat);
+    let messages = blob::readable_messages(chat);
     if messages.is_empty() {
         return Ok(());
     }
@@ -478,7 +444,7 @@ impl SqlStore {
         let rows = tx.fetch_all(LIST, args![chat_id]).await?;
         let mut messages = if rows.is_empty() {
             match tx.fetch_optional(CHAT, args![chat_id]).await? {
-                Some(row) => blob_messages(&chat_from_row(&row)?),
+                Some(row) => blob::readable_messages(&chat_from_row(&row)?),
                 None => Vec::new(),
             }
         } else {
@@ -546,7 +512,7 @@ impl SqlStore {
             d.sql(")").one_off();
             for row in tx.fetch_dyn(d).await? {
                 let chat = chat_from_row(&row)?;
-                by_chat.insert(chat.id.clone(), blob_messages(&chat));
+                by_chat.insert(chat.id.clone(), blob::readable_messages(&chat));
             }
         }
         tx.commit().await?;
@@ -610,7 +576,7 @@ impl MessageRepo for SqlStore {
             Some(row) => Some(message_from_row(&row)?),
             None if row_count(&mut tx, chat_id).await? == 0 => {
                 match tx.fetch_optional(CHAT, args![chat_id]).await? {
-                    Some(row) => blob_messages(&chat_from_row(&row)?)
+                    Some(row) => blob::readable_messages(&chat_from_row(&row)?)
                         .into_iter()
                         .find(|m| m.id == id),
                     None => None,

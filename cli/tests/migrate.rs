@@ -1669,3 +1669,75 @@ async fn a_file_set_aside_keeps_the_targets_own_row() {
     target.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A message Open WebUI holds only in the chat's blob (its `chat_message` row write failed,
+/// which it only logs, and it merges such entries back when it reads the chat) arrives with its
+/// own keys, and verification sees it. Before, the run rebuilt each chat's history from the
+/// rows alone: the message (with a user's rating in `annotation`) was dropped, and verify,
+/// comparing the same rows on both sides, reported the stores equal.
+#[tokio::test]
+async fn a_message_only_in_the_chat_blob_arrives() {
+    let dir = folder();
+    let src = sqlite_url(&dir, "webui.db");
+    let store = SqlStore::connect(&src, SqlOptions::default().upload_dir(dir.join("uploads")))
+        .await
+        .expect("create the source");
+    let s = store.store();
+    s.users
+        .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+        .await
+        .expect("user");
+    let rating = serde_json::json!({"rating": 1, "tags": ["helpful"]});
+    let mut chat = NewChat::new("u1", "Engines").with_id("c1");
+    chat.chat = Some(
+        serde_json::json!({"history": {"currentId": "m2", "messages": {
+            "m1": {"id": "m1", "parentId": null, "role": "assistant", "content": "hello",
+                   "timestamp": 1_700_000_100, "annotation": rating},
+            "m2": {"id": "m2", "parentId": "m1", "role": "user", "content": "thanks",
+                   "timestamp": 1_700_000_200}
+        }}}),
+    );
+    s.chats.create(chat).await.expect("chat");
+    store.close().await;
+    exec(&src, "DELETE FROM chat_message WHERE id = 'c1-m1'").await;
+
+    let target = sqlite_url(&dir, "target.db");
+    let groups = ["--groups", "users,chats"];
+    let out = migrate(
+        &dir,
+        &[&["--from", &src, "--to", &target][..], &groups].concat(),
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let moved = SqlStore::connect(&target, SqlOptions::default().upload_dir(dir.join("up2")))
+        .await
+        .expect("open the target");
+    let t = moved.store();
+    let listed: Vec<String> = t
+        .messages
+        .list("c1")
+        .await
+        .expect("messages")
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(listed, ["m1", "m2"]);
+    let blob = t.chats.get("c1").await.expect("chat").chat;
+    assert_eq!(blob["history"]["messages"]["m1"]["annotation"], rating);
+    moved.close().await;
+    let verify = command(
+        &dir,
+        &[
+            "verify",
+            "--from",
+            &src,
+            "--to",
+            &target,
+            "--groups",
+            "users,chats",
+        ],
+    )
+    .output()
+    .expect("verify");
+    assert!(verify.status.success(), "{}", show(&verify));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
+use crate::chats::Chat;
 use crate::messages::{Message, NewMessage};
 use crate::{Error, Result, validate};
 
@@ -177,6 +178,76 @@ fn parse_message(
         created_at: Some(timestamp),
         updated_at: Some(timestamp),
     })
+}
+
+/// The messages a chat blob holds (`history.messages`, or a legacy flat `messages` list),
+/// skipping entries that are not readable messages.
+pub fn readable_messages(chat: &Chat) -> Vec<Message> {
+    let entries: Vec<Value> = match chat.chat.get("history").and_then(|h| h.get("messages")) {
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| {
+                let mut one = Map::new();
+                one.insert(k.clone(), v.clone());
+                json!({ "history": { "messages": one } })
+            })
+            .collect(),
+        _ => match chat.chat.get("messages") {
+            Some(Value::Array(items)) => items.iter().map(|v| json!({ "messages": [v] })).collect(),
+            _ => Vec::new(),
+        },
+    };
+    let mut out: Vec<Message> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Ok(parsed) = messages_in_blob(&entry, &chat.user_id, chat.created_at) else {
+            continue;
+        };
+        for mut new in parsed {
+            new.chat_id = chat.id.clone();
+            if let Ok(message) = new.into_message(chat, chat.updated_at)
+                && !out.iter().any(|m| m.id == message.id)
+            {
+                out.push(message);
+            }
+        }
+    }
+    out
+}
+
+/// A chat's messages as Open WebUI reads them: the `listed` ones (its `chat_message` rows),
+/// and the readable entries of its blob that have no row (Open WebUI writes the blob first and
+/// only logs a failed row write, then merges such entries back when it reads the chat), in
+/// list order.
+pub fn with_blob_only(chat: &Chat, listed: &[Message]) -> Vec<Message> {
+    let mut all = listed.to_vec();
+    for message in readable_messages(chat) {
+        if !listed.iter().any(|m| m.id == message.id) {
+            all.push(message);
+        }
+    }
+    sort_messages(&mut all);
+    all
+}
+
+/// Per message id, the keys of its blob entry that [`Message`] does not model (the client's
+/// own, see [`MESSAGE_KEYS`]); entries without any are left out.
+pub fn client_keys(blob: &Value) -> Map<String, Value> {
+    let mut out = Map::new();
+    if let Some(Value::Object(entries)) = blob.get("history").and_then(|h| h.get("messages")) {
+        for (id, entry) in entries {
+            if let Value::Object(entry) = entry {
+                let own: Map<String, Value> = entry
+                    .iter()
+                    .filter(|(k, _)| !MESSAGE_KEYS.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if !own.is_empty() {
+                    out.insert(id.clone(), Value::Object(own));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Open WebUI's reading of a message timestamp: values above 10^10 are milliseconds.

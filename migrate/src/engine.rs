@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use chatstore_core::blob::rebuild_history;
+use chatstore_core::blob::{rebuild_history, with_blob_only};
 use chatstore_core::rows::{ALL_TABLES, Cond, Row, RowOp, RowQuery, RowStore, Table, tables};
 use chatstore_core::{
     Chat, Error, ErrorKind, FileMeta, Message, ModelGroup, NewChat, NewFile, NewMessage, NewUser,
@@ -242,9 +242,11 @@ pub fn current_id(chat: &Chat, messages: &[Message]) -> Option<String> {
 }
 
 /// The chat to create for a source chat and its messages (as the source lists them): the blob's
-/// history rebuilt from those messages, tags by id (their names come from the tag rows copied
-/// first), and the messages whose `updated_at` the blob cannot carry.
-pub fn chat_item_for(chat: &Chat, messages: &[Message]) -> (NewChat, Vec<NewMessage>) {
+/// history rebuilt from those messages and the blob's entries without a row (Open WebUI merges
+/// those back when it reads the chat: [`with_blob_only`]), tags by id (their names come from
+/// the tag rows copied first), and the messages whose `updated_at` the blob cannot carry.
+pub fn chat_item_for(chat: &Chat, listed: &[Message]) -> (NewChat, Vec<NewMessage>) {
+    let messages = &with_blob_only(chat, listed);
     let mut new = NewChat::again(chat);
     if let Some(blob) = new.chat.as_mut() {
         rebuild_history(blob, messages);

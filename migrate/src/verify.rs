@@ -21,7 +21,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 
-use chatstore_core::blob::set_title;
+use chatstore_core::blob::{client_keys, set_title, with_blob_only};
 use chatstore_core::compare::{FieldDiff, canonical, content_hash, diff, same};
 use chatstore_core::rows::{ALL_TABLES, Cond, Row, Table};
 use chatstore_core::{Chat, ErrorKind, Message, ModelGroup, Result, Store, Tag, TagKey};
@@ -443,8 +443,12 @@ fn pair<T>(
 }
 
 /// A chat as verification compares it: the blob without `history` (and a legacy `messages`
-/// list), the title mirrored, the current message, and the messages.
-pub fn chat_record(chat: &Chat, messages: &[Message]) -> Value {
+/// list), the title mirrored, the current message, the messages (the listed ones and the
+/// blob's entries without a row, as Open WebUI reads them: [`with_blob_only`]), and the keys of
+/// the blob's message entries that the messages do not carry ([`client_keys`]).
+pub fn chat_record(chat: &Chat, listed: &[Message]) -> Value {
+    let messages = &with_blob_only(chat, listed);
+    let own_keys = client_keys(&chat.chat);
     let mut c = chat.clone();
     if let Value::Object(map) = &mut c.chat {
         map.remove("history");
@@ -452,7 +456,12 @@ pub fn chat_record(chat: &Chat, messages: &[Message]) -> Value {
     }
     let title = c.title.clone();
     set_title(&mut c.chat, &title);
-    json!({"chat": c, "current_id": current_id(chat, messages), "messages": messages})
+    json!({
+        "chat": c,
+        "current_id": current_id(chat, messages),
+        "messages": messages,
+        "client_keys": own_keys,
+    })
 }
 
 async fn chat_side(s: &Store, after: Option<String>) -> Result<Vec<Read<Chat>>> {
