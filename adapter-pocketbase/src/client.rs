@@ -498,6 +498,17 @@ impl Client {
         Ok((out, total.unwrap_or(0)))
     }
 
+    /// The first `n` records of a list (no total): one page of a keyset walk.
+    pub async fn first(
+        &self,
+        collection: &str,
+        q: &ListQuery,
+        n: u64,
+        subject: Subject<'_>,
+    ) -> Result<Vec<Value>> {
+        Ok(self.list(collection, q, 0, Some(n), subject).await?.0)
+    }
+
     /// Up to `limit` records of `collection` with an id greater than `after`, ordered by id:
     /// the keyset scan behind every repository's `scan`. A limit over one page is read page
     /// after page by id too (see [`keyset_pages`]).
@@ -524,7 +535,7 @@ impl Client {
                     fields: None,
                     skip_total: true,
                 };
-                Ok(self.list(collection, &q, 0, Some(n), subject).await?.0)
+                self.first(collection, &q, n, subject).await
             },
         )
         .await

@@ -128,12 +128,9 @@ impl PocketBase {
             };
             async move {
                 let subject = Subject::new("message", chat_id);
-                let cols = self.cols();
-                Ok(self
-                    .client()
-                    .list(&cols.messages, &q, 0, Some(n), subject)
-                    .await?
-                    .0)
+                self.client()
+                    .first(&self.cols().messages, &q, n, subject)
+                    .await
             }
         })
         .await?;
@@ -274,12 +271,9 @@ impl MessageRepo for PocketBase {
                 };
                 async move {
                     let subject = Subject::new("message", "");
-                    let cols = self.cols();
-                    Ok(self
-                        .client()
-                        .list(&cols.messages, &q, 0, Some(n), subject)
-                        .await?
-                        .0)
+                    self.client()
+                        .first(&self.cols().messages, &q, n, subject)
+                        .await
                 }
             },
         )

@@ -58,12 +58,7 @@ impl TagRepo for PocketBase {
                 };
                 async move {
                     let subject = Subject::new("tag", user_id);
-                    let cols = self.cols();
-                    Ok(self
-                        .client()
-                        .list(&cols.tags, &q, 0, Some(n), subject)
-                        .await?
-                        .0)
+                    self.client().first(&self.cols().tags, &q, n, subject).await
                 }
             },
         )
@@ -161,12 +156,7 @@ impl TagRepo for PocketBase {
                 };
                 async move {
                     let subject = Subject::new("tag", "");
-                    let cols = self.cols();
-                    Ok(self
-                        .client()
-                        .list(&cols.tags, &q, 0, Some(n), subject)
-                        .await?
-                        .0)
+                    self.client().first(&self.cols().tags, &q, n, subject).await
                 }
             },
         )
