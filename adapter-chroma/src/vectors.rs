@@ -134,19 +134,10 @@ impl ChromaStore {
             metadatas: filter.is_some(),
             ..Include::NOTHING
         };
-        let chunks: Vec<Vec<String>> = ids
-            .chunks(IDS_PER_REQUEST)
-            .map(<[String]>::to_vec)
-            .collect();
         // By ids alone, without the `where` clause: in a collection of 33,000 records, Chroma
         // 1.5.9 took 24 s to answer a `get` of 1,000 ids with one, 0.02 s without.
         // `VectorFilter::matches` below keeps exactly the records the filter matches.
-        let answers = fan_out(chunks, self.config.fan_out, |chunk| async move {
-            self.client
-                .get(coll, Some(&chunk), None, include, None, None)
-                .await
-        })
-        .await?;
+        let answers = self.get_by_ids(coll, ids, include).await?;
         let mut out = Vec::new();
         for answer in answers {
             for item in items_of(answer) {
@@ -160,18 +151,29 @@ impl ChromaStore {
         Ok(out)
     }
 
-    /// The items with these ids, in this order (ids that no longer exist are left out).
-    pub(crate) async fn fetch(&self, coll: &str, ids: &[String]) -> Result<Vec<VectorItem>> {
+    /// The `include`d fields of the records with these ids, [`IDS_PER_REQUEST`] ids a request,
+    /// `fan_out` requests at a time.
+    async fn get_by_ids(
+        &self,
+        coll: &str,
+        ids: &[String],
+        include: Include,
+    ) -> Result<Vec<GetResponse>> {
         let chunks: Vec<Vec<String>> = ids
             .chunks(IDS_PER_REQUEST)
             .map(<[String]>::to_vec)
             .collect();
-        let answers = fan_out(chunks, self.config.fan_out, |chunk| async move {
+        fan_out(chunks, self.config.fan_out, |chunk| async move {
             self.client
-                .get(coll, Some(&chunk), None, Include::ITEMS, None, None)
+                .get(coll, Some(&chunk), None, include, None, None)
                 .await
         })
-        .await?;
+        .await
+    }
+
+    /// The items with these ids, in this order (ids that no longer exist are left out).
+    pub(crate) async fn fetch(&self, coll: &str, ids: &[String]) -> Result<Vec<VectorItem>> {
+        let answers = self.get_by_ids(coll, ids, Include::ITEMS).await?;
         let mut by_id: HashMap<String, VectorItem> = answers
             .into_iter()
             .flat_map(items_of)
@@ -186,20 +188,11 @@ impl ChromaStore {
         coll: &str,
         ids: &[String],
     ) -> Result<Vec<(String, Map<String, Value>)>> {
-        let chunks: Vec<Vec<String>> = ids
-            .chunks(IDS_PER_REQUEST)
-            .map(<[String]>::to_vec)
-            .collect();
         let include = Include {
             metadatas: true,
             ..Include::NOTHING
         };
-        let answers = fan_out(chunks, self.config.fan_out, |chunk| async move {
-            self.client
-                .get(coll, Some(&chunk), None, include, None, None)
-                .await
-        })
-        .await?;
+        let answers = self.get_by_ids(coll, ids, include).await?;
         Ok(answers
             .into_iter()
             .flat_map(items_of)
@@ -486,22 +479,12 @@ impl ChromaStore {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let chunks: Vec<Vec<String>> = wanted
-            .chunks(IDS_PER_REQUEST)
-            .map(<[String]>::to_vec)
-            .collect();
         let include = Include {
             documents: true,
             metadatas: true,
             ..Include::NOTHING
         };
-        let coll_id = coll.id.as_str();
-        let answers = fan_out(chunks, self.config.fan_out, |chunk| async move {
-            self.client
-                .get(coll_id, Some(&chunk), None, include, None, None)
-                .await
-        })
-        .await?;
+        let answers = self.get_by_ids(&coll.id, &wanted, include).await?;
         let details: HashMap<String, (String, Map<String, Value>)> = answers
             .into_iter()
             .flat_map(items_of)

@@ -5,7 +5,7 @@
 
 mod proxy;
 
-use chatstore_chroma::{ChromaConfig, ChromaStore};
+use chatstore_chroma::ChromaStore;
 use chatstore_core::{VectorItem, VectorRepo};
 use futures::FutureExt;
 use serde_json::json;
@@ -59,29 +59,13 @@ async fn a_collection_deleted_during_a_walk_is_gone_not_an_error() {
     let Some(url) = chatstore_testkit::require_env("CHATSTORE_TEST_CHROMA_URL") else {
         return;
     };
-    let database = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let other = ChromaStore::connect(
-        ChromaConfig::new(&url)
-            .expect("a valid Chroma URL")
-            .database(&database)
-            .create_database(true),
-    )
-    .await
-    .expect("open the Chroma store");
+    let (other, proxy, store) = proxy::stores_on_a_fresh_database(&url).await;
     for name in ["notes-a", "notes-b", "notes-c"] {
         other
             .upsert(name, vec![item(&format!("{name}-1"))])
             .await
             .expect("write");
     }
-    let proxy = proxy::AnswerProxy::start(&url).await;
-    let store = ChromaStore::connect(
-        ChromaConfig::new(proxy.url())
-            .expect("the proxy's URL")
-            .database(&database),
-    )
-    .await
-    .expect("open the Chroma store through the proxy");
 
     delete_on_answer(&proxy, LISTING, &other, "notes-b");
     let listed = store

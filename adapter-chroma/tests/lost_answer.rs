@@ -5,7 +5,6 @@
 
 mod proxy;
 
-use chatstore_chroma::{ChromaConfig, ChromaStore};
 use chatstore_core::{ErrorKind, VectorItem, VectorRepo};
 use futures::FutureExt;
 use serde_json::json;
@@ -29,23 +28,7 @@ async fn an_insert_whose_answer_is_lost_leaves_nothing_behind() {
     let Some(url) = chatstore_testkit::require_env("CHATSTORE_TEST_CHROMA_URL") else {
         return;
     };
-    let database = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let direct = ChromaStore::connect(
-        ChromaConfig::new(&url)
-            .expect("a valid Chroma URL")
-            .database(&database)
-            .create_database(true),
-    )
-    .await
-    .expect("open the Chroma store");
-    let proxy = proxy::AnswerProxy::start(&url).await;
-    let through = ChromaStore::connect(
-        ChromaConfig::new(proxy.url())
-            .expect("the proxy's URL")
-            .database(&database),
-    )
-    .await
-    .expect("open the Chroma store through the proxy");
+    let (direct, proxy, through) = proxy::stores_on_a_fresh_database(&url).await;
 
     let items: Vec<VectorItem> = (0..3).map(item).collect();
     proxy.on_answer("/add HTTP/1.1", Box::new(|| async { false }.boxed()));

@@ -276,6 +276,16 @@ fn migrate(dir: &Path, args: &[&str]) -> Output {
     command(dir, &full).output().expect("run chatstore")
 }
 
+/// Runs `chatstore verify --from FROM --to TO --groups GROUPS` in `dir`.
+fn run_verify(dir: &Path, from: &str, to: &str, groups: &str) -> Output {
+    command(
+        dir,
+        &["verify", "--from", from, "--to", to, "--groups", groups],
+    )
+    .output()
+    .expect("run chatstore verify")
+}
+
 fn show(o: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -458,20 +468,7 @@ async fn sqlite_to_pocketbase_and_back_to_sqlite() {
         &[&["--from", &target, "--to", &back][..], &groups].concat(),
     );
     assert!(out.status.success(), "{}", show(&out));
-    let verify = command(
-        &dir,
-        &[
-            "verify",
-            "--from",
-            &src,
-            "--to",
-            &back,
-            "--groups",
-            "users,chats,files",
-        ],
-    )
-    .output()
-    .expect("verify");
+    let verify = run_verify(&dir, &src, &back, "users,chats,files");
     assert!(verify.status.success(), "{}", show(&verify));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1215,37 +1212,11 @@ async fn every_open_webui_table_moves_to_postgres_through_the_workspace_group() 
     ] {
         assert_eq!(text(&pg, sql).await.as_deref(), Some(want), "{sql}");
     }
-    let verify = command(
-        &dir,
-        &[
-            "verify",
-            "--from",
-            &src,
-            "--to",
-            &pg,
-            "--groups",
-            "workspace",
-        ],
-    )
-    .output()
-    .expect("verify");
+    let verify = run_verify(&dir, &src, &pg, "workspace");
     assert!(verify.status.success(), "{}", show(&verify));
     // A row changed behind the copy's back is named by table and key.
     exec(&pg, "UPDATE note SET title = 'Changed' WHERE id = 'n1'").await;
-    let verify = command(
-        &dir,
-        &[
-            "verify",
-            "--from",
-            &src,
-            "--to",
-            &pg,
-            "--groups",
-            "workspace",
-        ],
-    )
-    .output()
-    .expect("verify");
+    let verify = run_verify(&dir, &src, &pg, "workspace");
     assert_eq!(verify.status.code(), Some(1), "{}", show(&verify));
     assert!(
         String::from_utf8_lossy(&verify.stdout).contains("note:n1 differs at /title"),
@@ -1335,20 +1306,7 @@ async fn every_open_webui_table_moves_to_pocketbase_and_back() {
         .as_deref(),
         Some("1732000000987654321")
     );
-    let verify = command(
-        &dir,
-        &[
-            "verify",
-            "--from",
-            &src,
-            "--to",
-            &back,
-            "--groups",
-            "users,chats,files,workspace",
-        ],
-    )
-    .output()
-    .expect("verify");
+    let verify = run_verify(&dir, &src, &back, "users,chats,files,workspace");
     assert!(verify.status.success(), "{}", show(&verify));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1724,20 +1682,7 @@ async fn a_message_only_in_the_chat_blob_arrives() {
     let blob = t.chats.get("c1").await.expect("chat").chat;
     assert_eq!(blob["history"]["messages"]["m1"]["annotation"], rating);
     moved.close().await;
-    let verify = command(
-        &dir,
-        &[
-            "verify",
-            "--from",
-            &src,
-            "--to",
-            &target,
-            "--groups",
-            "users,chats",
-        ],
-    )
-    .output()
-    .expect("verify");
+    let verify = run_verify(&dir, &src, &target, "users,chats");
     assert!(verify.status.success(), "{}", show(&verify));
     let _ = std::fs::remove_dir_all(&dir);
 }

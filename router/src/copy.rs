@@ -80,6 +80,23 @@ pub async fn copy_key(key: &RepairKey, from: &Store, to: &Store) -> Result<()> {
 /// Ids a group walk reads per request.
 const WALK_PAGE: u32 = 1000;
 
+/// Every id of a keyset walk, read `WALK_PAGE` at a time through `scan(after)`.
+async fn every_id<F, Fut>(scan: F) -> Result<Vec<String>>
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: Future<Output = Result<Vec<String>>>,
+{
+    let mut ids: Vec<String> = Vec::new();
+    loop {
+        let page = scan(ids.last().cloned()).await?;
+        let full = page.len() == WALK_PAGE as usize;
+        ids.extend(page);
+        if !full {
+            return Ok(ids);
+        }
+    }
+}
+
 /// The keys of every record of `group` on either store: what [`RepairKey::Group`] copies one
 /// by one (a record only `to` holds is deleted there by its copy).
 pub(crate) async fn group_keys(
@@ -91,30 +108,18 @@ pub(crate) async fn group_keys(
     for store in [from, to] {
         match group {
             ModelGroup::Users => {
-                let mut after: Option<String> = None;
-                loop {
-                    let page = store.users.scan_ids(after.as_deref(), WALK_PAGE).await?;
-                    keys.extend(page.iter().cloned().map(RepairKey::User));
-                    match page.last() {
-                        Some(last) if page.len() == WALK_PAGE as usize => {
-                            after = Some(last.clone())
-                        }
-                        _ => break,
-                    }
-                }
+                let ids = every_id(|after| async move {
+                    store.users.scan_ids(after.as_deref(), WALK_PAGE).await
+                })
+                .await?;
+                keys.extend(ids.into_iter().map(RepairKey::User));
             }
             ModelGroup::Chats => {
-                let mut after: Option<String> = None;
-                loop {
-                    let page = store.chats.scan_ids(after.as_deref(), WALK_PAGE).await?;
-                    keys.extend(page.iter().cloned().map(RepairKey::Chat));
-                    match page.last() {
-                        Some(last) if page.len() == WALK_PAGE as usize => {
-                            after = Some(last.clone())
-                        }
-                        _ => break,
-                    }
-                }
+                let ids = every_id(|after| async move {
+                    store.chats.scan_ids(after.as_deref(), WALK_PAGE).await
+                })
+                .await?;
+                keys.extend(ids.into_iter().map(RepairKey::Chat));
                 let mut after: Option<TagKey> = None;
                 loop {
                     let page = store.tags.scan(after.as_ref(), WALK_PAGE).await?;
@@ -131,17 +136,11 @@ pub(crate) async fn group_keys(
                 }
             }
             ModelGroup::Files => {
-                let mut after: Option<String> = None;
-                loop {
-                    let page = store.files.scan_ids(after.as_deref(), WALK_PAGE).await?;
-                    keys.extend(page.iter().cloned().map(RepairKey::File));
-                    match page.last() {
-                        Some(last) if page.len() == WALK_PAGE as usize => {
-                            after = Some(last.clone())
-                        }
-                        _ => break,
-                    }
-                }
+                let ids = every_id(|after| async move {
+                    store.files.scan_ids(after.as_deref(), WALK_PAGE).await
+                })
+                .await?;
+                keys.extend(ids.into_iter().map(RepairKey::File));
             }
             ModelGroup::Vectors => {
                 keys.insert(RepairKey::AllVectors);

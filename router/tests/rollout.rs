@@ -640,12 +640,7 @@ fn dual_row_writes_and_uploads_outside_tokio_are_answered() {
         chatstore_core::memory::store(),
         chatstore_core::memory::store(),
     );
-    let router = Router::builder(old.clone())
-        .new_store_for_all(&new)
-        .phase_for_all(Phase::Dual)
-        .repair_log(common::temp_folder("outside-tokio-rows").join("repair.jsonl"))
-        .build()
-        .expect("router");
+    let router = common::router(old.clone(), &new, Phase::Dual);
     let store = router.store();
     let folders = table("folder").expect("the folder table");
     let counts =
@@ -685,12 +680,7 @@ async fn a_filtered_row_delete_and_an_insert_at_once_end_alike_on_both_stores() 
     );
     let slow_old = common::SlowRows::around(&old, Duration::from_millis(200), Duration::ZERO);
     let slow_new = common::SlowRows::around(&new, Duration::ZERO, Duration::from_millis(400));
-    let router = Router::builder(slow_old)
-        .new_store_for_all(&slow_new)
-        .phase_for_all(Phase::Dual)
-        .repair_log(common::temp_folder("row-delete-race").join("repair.jsonl"))
-        .build()
-        .expect("router");
+    let router = common::router(slow_old, &slow_new, Phase::Dual);
     let rows = router.store().rows().expect("rows");
     let folders = table("folder").expect("the folder table");
     let delete = rows.write(vec![RowOp::Delete {

@@ -134,3 +134,33 @@ async fn relay(client: TcpStream, server: TcpStream, armed: Armed) {
         () = down => {}
     }
 }
+
+/// Two stores on one fresh database of the Chroma server at `url`: one direct, one through a
+/// new [`AnswerProxy`] (returned too, to arm it).
+pub async fn stores_on_a_fresh_database(
+    url: &str,
+) -> (
+    chatstore_chroma::ChromaStore,
+    AnswerProxy,
+    chatstore_chroma::ChromaStore,
+) {
+    use chatstore_chroma::{ChromaConfig, ChromaStore};
+    let database = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let direct = ChromaStore::connect(
+        ChromaConfig::new(url)
+            .expect("a valid Chroma URL")
+            .database(&database)
+            .create_database(true),
+    )
+    .await
+    .expect("open the Chroma store");
+    let proxy = AnswerProxy::start(url).await;
+    let through = ChromaStore::connect(
+        ChromaConfig::new(proxy.url())
+            .expect("the proxy's URL")
+            .database(&database),
+    )
+    .await
+    .expect("open the Chroma store through the proxy");
+    (direct, proxy, through)
+}
