@@ -220,6 +220,8 @@ impl PgVectorStore {
         let name = format!("{}+{BACKEND}", base.backend_name());
         let mut capabilities = base.capabilities();
         capabilities.vectors = true;
+        capabilities.half_vectors = self.schema.column_type == ColumnType::HalfVec;
+        capabilities.exact_vectors = !capabilities.half_vectors;
         let parts = StoreParts {
             vectors: Arc::new(self),
             ..base.parts()

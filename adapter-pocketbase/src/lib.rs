@@ -289,6 +289,7 @@ impl PocketBase {
                 atomic_bulk: true,
                 change_feed: false,
                 exact_vectors: true,
+                half_vectors: false,
             },
             StoreParts {
                 users: repo.clone(),

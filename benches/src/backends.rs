@@ -499,6 +499,7 @@ pub fn vectors_only(name: &str, store: &Store) -> Store {
         atomic_bulk: false,
         change_feed: false,
         exact_vectors: store.capabilities().exact_vectors,
+        half_vectors: store.capabilities().half_vectors,
     };
     Store::new(name, capabilities, store.parts())
 }

@@ -142,10 +142,14 @@ impl Bars {
 }
 
 fn counts_text(c: &Counts) -> String {
-    format!(
+    let mut text = format!(
         "read {}, written {}, already there {}, set aside {}",
         c.read, c.written, c.skipped, c.dead_lettered
-    )
+    );
+    if c.gone > 0 {
+        text.push_str(&format!(", deleted from the source meanwhile {}", c.gone));
+    }
+    text
 }
 
 impl Progress for Bars {
@@ -316,6 +320,8 @@ pub async fn run(mut args: MigrateArgs) -> std::result::Result<(), String> {
     options.groups = groups.clone();
     options.batch_size = args.batch_size;
     options.chat_page_bytes = usize::try_from(args.chat_page_mib << 20).unwrap_or(usize::MAX);
+    // SQL to SQL: the `chat` table's rows follow, as the source holds them.
+    options.chat_rows_follow = matches!(tables_plan, TablesPlan::Copy);
     let summary = Migration::new(&source.store, &target.store, options, &bars)
         .run()
         .await

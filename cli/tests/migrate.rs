@@ -424,6 +424,68 @@ fn extra_rows(table: &str) -> i64 {
     }
 }
 
+/// An entry of a chat's blob that does not read as a message (here without a `role`) cannot
+/// be written to PocketBase, whose chats are rebuilt from their messages: it is set aside with
+/// its chat's id, the entry whole and why, and the chat arrives with its other messages.
+#[tokio::test]
+async fn a_blob_entry_that_is_no_message_is_set_aside_on_the_way_to_pocketbase() {
+    let Some((pb, _, _)) = pocketbase_env() else {
+        return;
+    };
+    let dir = folder();
+    let src = owui_sqlite(&dir, 0).await;
+    exec(
+        &src,
+        r#"INSERT INTO chat (id, user_id, title, chat, created_at, updated_at, archived, pinned, meta)
+           VALUES ('c10', 'u1', 'Half broken', '{"history":{"currentId":"m1","messages":{
+             "m1":{"id":"m1","role":"user","content":"kept","timestamp":5},
+             "x1":{"id":"x1","content":"no role","rating":1}}}}', 5, 5, FALSE, FALSE, '{}');"#,
+    )
+    .await;
+    let collections = common::PocketBasePrefix::new(&pb, "x");
+    let target = collections.url.clone();
+    let out = migrate(
+        &dir,
+        &[
+            "--from",
+            &src,
+            "--to",
+            &target,
+            "--skip-unmodelled",
+            "--groups",
+            "users,chats",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let letters = dead_letters(&dir);
+    assert_eq!(letters.len(), 1, "{letters:#?}");
+    let x1 = &letters[0];
+    assert_eq!(
+        (&x1["entity"], &x1["id"]),
+        (&"message".into(), &"c10-x1".into())
+    );
+    assert!(
+        x1["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("does not read as a message") && e.contains("no role")),
+        "{x1}"
+    );
+    assert_eq!(x1["record"]["rating"], 1, "{x1}");
+
+    std::fs::remove_file(dir.join("state.json")).expect("new run");
+    let back = sqlite_url(&dir, "back.db");
+    let out = migrate(
+        &dir,
+        &[&["--from", &target, "--to", &back, "--groups", "users,chats"][..]].concat(),
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let c10 = text(&back, "SELECT chat FROM chat WHERE id = 'c10'")
+        .await
+        .expect("c10 arrived");
+    assert!(c10.contains("kept") && !c10.contains("x1"), "{c10}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn sqlite_to_pocketbase_and_back_to_sqlite() {
     let Some((pb, _, _)) = pocketbase_env() else {
@@ -486,7 +548,11 @@ async fn bad_source_rows_are_set_aside_with_their_reasons() {
            VALUES ('ghost-m1', 'ghost', 'u1', 'user', '"boo"', TRUE, 1, 1);
            INSERT INTO "file" (id, user_id, filename, path, data, meta, created_at, updated_at)
            VALUES ('f8', 'u1', 'gone.txt', '/nonexistent/f8_gone.txt', '{}',
-           '{"name":"gone.txt","size":3,"file_hash":"abc"}', 1, 1);"#,
+           '{"name":"gone.txt","size":3,"file_hash":"abc"}', 1, 1);
+           INSERT INTO chat (id, user_id, title, chat, created_at, updated_at, archived, pinned, meta)
+           VALUES ('c10', 'u1', 'Half broken', '{"history":{"currentId":"m1","messages":{
+             "m1":{"id":"m1","role":"user","content":"kept","timestamp":5},
+             "x1":{"id":"x1","content":"no role","rating":1}}}}', 5, 5, FALSE, FALSE, '{}');"#,
     )
     .await;
     let target = sqlite_url(&dir, "target.db");
@@ -526,8 +592,18 @@ async fn bad_source_rows_are_set_aside_with_their_reasons() {
     );
     assert_eq!(f8["record"]["filename"], "gone.txt");
     assert_eq!(letters.len(), 3, "{letters:#?}");
+    // SQL to SQL, the chat row follows as the source holds it: a blob entry that is no message
+    // arrives in it (it is set aside on the way to PocketBase:
+    // `a_blob_entry_that_is_no_message_is_set_aside_on_the_way_to_pocketbase`).
+    let c10 = text(&target, "SELECT chat FROM chat WHERE id = 'c10'")
+        .await
+        .expect("c10 arrived");
+    assert!(
+        c10.contains("kept") && c10.contains("\"rating\":1"),
+        "{c10}"
+    );
     // Everything else arrived.
-    for (table, n) in [("chat", 7), ("user", 5), ("file", 2)] {
+    for (table, n) in [("chat", 8), ("user", 5), ("file", 2)] {
         assert_eq!(count(&target, table).await, n, "{table}\n{}", show(&out));
     }
     assert!(String::from_utf8_lossy(&out.stderr).contains("3 records were set aside"));

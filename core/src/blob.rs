@@ -181,37 +181,76 @@ fn parse_message(
 }
 
 /// The messages a chat blob holds (`history.messages`, or a legacy flat `messages` list),
-/// skipping entries that are not readable messages.
+/// skipping entries that are not readable messages ([`unreadable_entries`] names those).
 pub fn readable_messages(chat: &Chat) -> Vec<Message> {
-    let entries: Vec<Value> = match chat.chat.get("history").and_then(|h| h.get("messages")) {
-        Some(Value::Object(map)) => map
-            .iter()
-            .map(|(k, v)| {
-                let mut one = Map::new();
-                one.insert(k.clone(), v.clone());
-                json!({ "history": { "messages": one } })
-            })
-            .collect(),
-        _ => match chat.chat.get("messages") {
-            Some(Value::Array(items)) => items.iter().map(|v| json!({ "messages": [v] })).collect(),
-            _ => Vec::new(),
-        },
-    };
-    let mut out: Vec<Message> = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let Ok(parsed) = messages_in_blob(&entry, &chat.user_id, chat.created_at) else {
-            continue;
-        };
-        for mut new in parsed {
-            new.chat_id = chat.id.clone();
-            if let Ok(message) = new.into_message(chat, chat.updated_at)
-                && !out.iter().any(|m| m.id == message.id)
-            {
-                out.push(message);
-            }
+    let mut out: Vec<Message> = Vec::new();
+    for (_, _, read) in blob_entries(chat) {
+        if let Ok(message) = read
+            && !out.iter().any(|m| m.id == message.id)
+        {
+            out.push(message);
         }
     }
     out
+}
+
+/// The entries of a chat's blob that do not read as messages (no `role`, not an object, a
+/// key that differs from the entry's id, ...), each with its key (its id in a legacy list,
+/// else its place there) and why, leaving out those whose id has a row among `listed`: the
+/// row is the message. What rebuilds the history from messages leaves these out; a copy sets
+/// them aside rather than losing them unseen.
+pub fn unreadable_entries(chat: &Chat, listed: &[Message]) -> Vec<(String, Value, Error)> {
+    blob_entries(chat)
+        .into_iter()
+        .filter_map(|(key, entry, read)| read.err().map(|e| (key, entry, e)))
+        .filter(|(key, _, _)| !listed.iter().any(|m| m.id == *key))
+        .collect()
+}
+
+/// Every entry of the blob's messages with its key and how it reads as a message.
+fn blob_entries(chat: &Chat) -> Vec<(String, Value, Result<Message>)> {
+    let entries: Vec<(String, Value, Value)> =
+        match chat.chat.get("history").and_then(|h| h.get("messages")) {
+            Some(Value::Object(map)) => map
+                .iter()
+                .map(|(k, v)| {
+                    let mut one = Map::new();
+                    one.insert(k.clone(), v.clone());
+                    (
+                        k.clone(),
+                        v.clone(),
+                        json!({ "history": { "messages": one } }),
+                    )
+                })
+                .collect(),
+            _ => match chat.chat.get("messages") {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        let key = v
+                            .get("id")
+                            .and_then(Value::as_str)
+                            .map_or_else(|| format!("messages[{i}]"), str::to_owned);
+                        (key, v.clone(), json!({ "messages": [v] }))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
+        };
+    entries
+        .into_iter()
+        .map(|(key, entry, one)| {
+            let read = messages_in_blob(&one, &chat.user_id, chat.created_at).and_then(|parsed| {
+                let mut new = parsed.into_iter().next().ok_or_else(|| {
+                    Error::invalid(format!("message {key:?} in the chat blob is empty"))
+                })?;
+                new.chat_id = chat.id.clone();
+                new.into_message(chat, chat.updated_at)
+            });
+            (key, entry, read)
+        })
+        .collect()
 }
 
 /// A chat's messages as Open WebUI reads them: the `listed` ones (its `chat_message` rows),

@@ -22,6 +22,11 @@ pub struct Capabilities {
     /// ulps off, and its server reads a float of 17 significant digits one unit in the last
     /// place off now and then; compare such values within their rounding.
     pub exact_vectors: bool,
+    /// Vectors are kept in half precision (pgvector's `halfvec` column, Open WebUI's
+    /// `PGVECTOR_USE_HALFVEC`): a component reads back within 2^-11 of its magnitude (about
+    /// three significant digits) and distances are computed from such vectors. Comparisons
+    /// with another store use [`Precision::HalfVectors`](crate::compare::Precision).
+    pub half_vectors: bool,
 }
 
 impl Capabilities {
@@ -34,5 +39,6 @@ impl Capabilities {
         atomic_bulk: true,
         change_feed: true,
         exact_vectors: true,
+        half_vectors: false,
     };
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::{Error, Result};
+use crate::{Capabilities, Error, Result};
 
 /// How far apart two non-integer numbers may be and still compare equal.
 pub const FLOAT_TOLERANCE: f64 = 1e-6;
@@ -35,28 +35,101 @@ fn sorted(value: Value) -> Value {
     }
 }
 
-/// Whether two JSON values hold the same data (see the module header for the rules).
-pub fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => same_number(x, y),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+/// How closely two stores' numbers must agree to be the same data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Non-integer numbers within [`FLOAT_TOLERANCE`].
+    #[default]
+    Float,
+    /// As `Float`, except where one side keeps vectors in half precision (pgvector's
+    /// `halfvec`, 11 significant bits; [`Capabilities::half_vectors`]): the components of a
+    /// `vector` field agree within [`HALF_TOLERANCE`] of their magnitude, and a `distance`
+    /// field (computed from such vectors) within [`HALF_DISTANCE_TOLERANCE`]. Metadata keeps
+    /// the `Float` rule whatever its keys.
+    HalfVectors,
+}
+
+impl Precision {
+    /// The precision two stores' answers are compared with.
+    pub fn between(a: &Capabilities, b: &Capabilities) -> Precision {
+        if a.half_vectors || b.half_vectors {
+            Precision::HalfVectors
+        } else {
+            Precision::Float
         }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-        }
-        _ => a == b,
     }
 }
 
-fn same_number(x: &serde_json::Number, y: &serde_json::Number) -> bool {
-    if x.is_f64() || y.is_f64() {
-        match (x.as_f64(), y.as_f64()) {
-            (Some(x), Some(y)) => x == y || (x - y).abs() < FLOAT_TOLERANCE,
-            _ => false,
+/// How far a vector component kept in half precision may be from the one written, relative
+/// to its magnitude: twice half's rounding (2^-11), so a value rounded once on each side
+/// still agrees.
+pub const HALF_TOLERANCE: f64 = 1.0 / 1024.0;
+
+/// How far apart two cosine distances may be when one is computed from half-precision vectors.
+pub const HALF_DISTANCE_TOLERANCE: f64 = 1.0 / 512.0;
+
+/// The rule for the numbers below a field.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// [`Precision::Float`]; a `vector` or `distance` field below switches under
+    /// [`Precision::HalfVectors`].
+    Float(Precision),
+    /// Inside metadata: `Float` whatever the keys below.
+    Plain,
+    Component,
+    Distance,
+}
+
+impl Rule {
+    fn below(self, key: &str) -> Rule {
+        match (self, key) {
+            (Rule::Float(_), "metadata") => Rule::Plain,
+            (Rule::Float(Precision::HalfVectors), "vector" | "vectors") => Rule::Component,
+            (Rule::Float(Precision::HalfVectors), "distance" | "distances") => Rule::Distance,
+            (rule, _) => rule,
         }
-    } else {
+    }
+
+    fn same_number(self, x: &serde_json::Number, y: &serde_json::Number) -> bool {
+        if !(x.is_f64() || y.is_f64()) {
+            return x == y;
+        }
+        let (Some(x), Some(y)) = (x.as_f64(), y.as_f64()) else {
+            return false;
+        };
+        let apart = (x - y).abs();
         x == y
+            || match self {
+                Rule::Float(_) | Rule::Plain => apart < FLOAT_TOLERANCE,
+                // Below half's smallest normal (2^-14) its spacing is 2^-24.
+                Rule::Component => apart <= (x.abs().max(y.abs()) * HALF_TOLERANCE).max(1e-7),
+                Rule::Distance => apart <= HALF_DISTANCE_TOLERANCE,
+            }
+    }
+}
+
+/// Whether two JSON values hold the same data (see the module header for the rules).
+pub fn same(a: &Value, b: &Value) -> bool {
+    same_by(Rule::Float(Precision::Float), a, b)
+}
+
+/// [`same`] at `precision`.
+pub fn same_within(a: &Value, b: &Value, precision: Precision) -> bool {
+    same_by(Rule::Float(precision), a, b)
+}
+
+fn same_by(rule: Rule, a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => rule.same_number(x, y),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_by(rule, x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_by(rule.below(k), v, w)))
+        }
+        _ => a == b,
     }
 }
 
@@ -74,12 +147,17 @@ pub struct FieldDiff {
 /// The fields where `a` and `b` differ, deepest first reached, in key order. Arrays of
 /// different lengths differ as a whole; arrays of the same length are compared item by item.
 pub fn diff(a: &Value, b: &Value) -> Vec<FieldDiff> {
+    diff_within(a, b, Precision::Float)
+}
+
+/// [`diff`] at `precision`.
+pub fn diff_within(a: &Value, b: &Value, precision: Precision) -> Vec<FieldDiff> {
     let mut out = Vec::new();
-    diff_into(&mut String::new(), a, b, &mut out);
+    diff_into(Rule::Float(precision), &mut String::new(), a, b, &mut out);
     out
 }
 
-fn diff_into(path: &mut String, a: &Value, b: &Value, out: &mut Vec<FieldDiff>) {
+fn diff_into(rule: Rule, path: &mut String, a: &Value, b: &Value, out: &mut Vec<FieldDiff>) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
@@ -90,7 +168,7 @@ fn diff_into(path: &mut String, a: &Value, b: &Value, out: &mut Vec<FieldDiff>) 
                 path.push('/');
                 push_pointer_token(path, key);
                 match (x.get(key), y.get(key)) {
-                    (Some(v), Some(w)) => diff_into(path, v, w, out),
+                    (Some(v), Some(w)) => diff_into(rule.below(key), path, v, w, out),
                     (v, w) => out.push(FieldDiff {
                         path: path.clone(),
                         left: v.cloned().unwrap_or(Value::Null),
@@ -105,11 +183,11 @@ fn diff_into(path: &mut String, a: &Value, b: &Value, out: &mut Vec<FieldDiff>) 
                 let len = path.len();
                 path.push('/');
                 path.push_str(&i.to_string());
-                diff_into(path, v, w, out);
+                diff_into(rule, path, v, w, out);
                 path.truncate(len);
             }
         }
-        _ if same(a, b) => {}
+        _ if same_by(rule, a, b) => {}
         _ => out.push(FieldDiff {
             path: path.clone(),
             left: a.clone(),
@@ -145,6 +223,45 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// A vector kept in half precision (pgvector's `halfvec`) agrees with the one written
+    /// within its rounding, and its distances within theirs; metadata, whatever its keys, and
+    /// a component changed beyond the rounding still differ.
+    #[test]
+    fn half_precision_vectors_agree_within_their_rounding_and_nothing_else() {
+        let written = json!({"id": "a", "vector": [0.123_456_789, -3.0e-6, 12.5], "distance": 0.25,
+            "metadata": {"score": 0.5, "vector": 0.1}});
+        // The components as halfvec keeps them (11 significant bits).
+        let half = json!({"id": "a", "vector": [0.123_474_121_093_75, -2.980_232_238_769_531e-6, 12.5],
+            "distance": 0.2508, "metadata": {"score": 0.5, "vector": 0.1}});
+        assert!(!same(&written, &half));
+        assert!(same_within(&written, &half, Precision::HalfVectors));
+        assert!(diff_within(&written, &half, Precision::HalfVectors).is_empty());
+        let hits = json!([[written.clone()]]);
+        assert!(same_within(
+            &hits,
+            &json!([[half.clone()]]),
+            Precision::HalfVectors
+        ));
+        for (path, changed) in [
+            ("/vector/0", json!(0.1237)),
+            ("/distance", json!(0.26)),
+            ("/metadata/score", json!(0.5004)),
+            ("/metadata/vector", json!(0.1001)),
+        ] {
+            let mut other = half.clone();
+            *other.pointer_mut(path).expect("a field") = changed;
+            assert!(
+                !same_within(&written, &other, Precision::HalfVectors),
+                "{path}"
+            );
+            let fields = diff_within(&written, &other, Precision::HalfVectors);
+            assert_eq!(
+                fields.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+                [path]
+            );
+        }
+    }
 
     #[test]
     fn key_order_does_not_change_the_hash() {

@@ -68,6 +68,10 @@ pub struct MigrateOptions {
     pub state: PathBuf,
     /// The dead-letter JSONL file.
     pub dead_letters: PathBuf,
+    /// A row-for-row copy of the source's `chat` table follows the run (SQL to SQL, as
+    /// `chatstore migrate` does), bringing each chat's blob as the source holds it: the blob
+    /// entries that do not read as messages arrive with it and are not set aside.
+    pub chat_rows_follow: bool,
 }
 
 impl MigrateOptions {
@@ -87,6 +91,7 @@ impl MigrateOptions {
             chat_page_bytes: DEFAULT_CHAT_PAGE_BYTES,
             state: state.into(),
             dead_letters: dead_letters.into(),
+            chat_rows_follow: false,
         }
     }
 }
@@ -280,6 +285,24 @@ pub fn new_file(meta: &FileMeta, bytes: Vec<u8>) -> NewFile {
         meta: meta.meta.clone(),
         created_at: Some(meta.created_at),
         updated_at: Some(meta.updated_at),
+    }
+}
+
+/// Whether reading a listed file's bytes failed because the source deleted the file meanwhile:
+/// the read said `NotFound` and the file's record is not found either.
+async fn file_gone(
+    src: &std::sync::Arc<dyn chatstore_core::FileRepo>,
+    id: &str,
+    e: &Error,
+) -> Result<bool> {
+    if e.kind() != ErrorKind::NotFound {
+        return Ok(false);
+    }
+    match retrying("checking a file the source no longer reads", || src.get(id)).await {
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
+        Err(e) if e.is_retryable() => Err(e),
+        Err(_) => Ok(false),
     }
 }
 
@@ -659,6 +682,8 @@ impl<'a> Migration<'a> {
         Ok(outcome.written)
     }
 
+    /// A record the source could not read is set aside; one it deleted meanwhile (`NotFound`,
+    /// see [`Read`]) is counted as gone.
     fn unreadable(
         &self,
         run: &mut Run,
@@ -668,6 +693,11 @@ impl<'a> Migration<'a> {
         id: String,
         e: &Error,
     ) {
+        if e.kind() == ErrorKind::NotFound {
+            tracing::debug!(%group, %entity, %id, "deleted from the source during the run");
+            gs.counts.gone += 1;
+            return;
+        }
         let e = Error::backend_msg(format!("the source could not read it: {e}"));
         run.letter(gs, group, entity, id, Value::Null, &e);
     }
@@ -837,7 +867,23 @@ impl<'a> Migration<'a> {
             let mut batch = Vec::with_capacity(reads.len());
             for read in reads {
                 match read {
-                    ChatRead::Chat(pending) => batch.push(pending),
+                    ChatRead::Chat(pending, unreadable) => {
+                        let unreadable = if self.options.chat_rows_follow {
+                            Vec::new()
+                        } else {
+                            unreadable
+                        };
+                        for (key, entry, e) in unreadable {
+                            let e = Error::invalid(format!(
+                                "an entry of chat {:?}'s blob that does not read as a message, \
+                                 left out of the chat's copy: {e}",
+                                pending.id
+                            ));
+                            let id = chatstore_core::messages::message_key(&pending.id, &key);
+                            run.letter(gs, group, "message", id, entry, &e);
+                        }
+                        batch.push(pending);
+                    }
                     ChatRead::Unreadable(id, e) => self.unreadable(run, gs, group, "chat", id, &e),
                     ChatRead::NoMessages(chat, e) => {
                         let e = Error::backend_msg(format!(
@@ -1023,6 +1069,10 @@ impl<'a> Migration<'a> {
                 let bytes = match retrying("reading a file's bytes", || src.read(&meta.id)).await {
                     Ok(b) => b,
                     Err(e) if e.is_retryable() => return Err(e),
+                    Err(e) if file_gone(src, &meta.id, &e).await? => {
+                        gs.counts.gone += 1;
+                        continue;
+                    }
                     Err(e) => {
                         let e = Error::backend_msg(format!(
                             "the source's bytes of this file are missing or do not match its sha256: {e}"
@@ -1077,6 +1127,7 @@ impl<'a> Migration<'a> {
                 }
             }
             Err(e) if e.is_retryable() => return Err(e),
+            Err(e) if file_gone(src, &meta.id, &e).await? => gs.counts.gone += 1,
             Err(e) => {
                 let e = Error::backend_msg(format!(
                     "the file could not be streamed (source bytes missing or not matching its sha256, or refused by the target): {e}"

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use chatstore_core::{Error, Result};
+use chatstore_core::{Error, ErrorKind, Result};
 
 /// How often a call that failed with a retryable error (`Unavailable`) is tried in all.
 pub const ATTEMPTS: u32 = 5;
@@ -38,7 +38,14 @@ where
 }
 
 /// One record of a source page: read, or its id with the error that kept it from being read.
+/// An error of kind [`ErrorKind::NotFound`] means the record is gone: listed, then deleted
+/// before it was read (a live source), and no longer listed ([`page`] asks again).
 pub type Read<T> = std::result::Result<T, (String, Error)>;
+
+/// Whether a read failed because its record was deleted from the source meanwhile.
+pub fn gone<T>(read: &Read<T>) -> bool {
+    matches!(read, Err((_, e)) if e.kind() == ErrorKind::NotFound)
+}
 
 /// A record read from the source, by its key in the source's order (a record's id; a tag's
 /// owner and id).
@@ -56,7 +63,9 @@ pub(crate) fn read_key<T: Keyed>(r: &Read<T>) -> String {
 
 /// A page of records after `after`: the scan when it succeeds; when it fails for a reason other
 /// than availability, the page's ids (read without decoding) and each record fetched alone, so
-/// that one unreadable record costs only itself.
+/// that one unreadable record costs only itself. A record listed but not found alone is gone
+/// when the page's ids, asked again, no longer hold it (deleted meanwhile: kept as `NotFound`,
+/// see [`Read`]); one still listed is unreadable (the source lists an id it cannot find).
 pub async fn page<T, S, SFut, I, IFut, G, GFut>(
     what: &str,
     scan: S,
@@ -86,6 +95,17 @@ where
                 match retrying(what, || get(id.clone())).await {
                     Ok(item) => out.push(Ok(item)),
                     Err(e) if e.is_retryable() => return Err(e),
+                    Err(e) if e.kind() == ErrorKind::NotFound => {
+                        let listed = retrying(what, &scan_ids).await?.contains(&id);
+                        let e = if listed {
+                            Error::backend_msg(format!(
+                                "the source lists it but does not find it by its id: {e}"
+                            ))
+                        } else {
+                            e
+                        };
+                        out.push(Err((id, e)));
+                    }
                     Err(e) => out.push(Err((id, e))),
                 }
             }

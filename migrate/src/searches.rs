@@ -19,10 +19,13 @@
 
 use std::collections::HashMap;
 
+use chatstore_core::compare::{HALF_DISTANCE_TOLERANCE, Precision};
 use chatstore_core::{Result, SearchHit, Store};
 use serde::{Deserialize, Serialize};
 
-/// Two distances closer than this are a tie (f32 storage and two distance implementations).
+/// Two distances closer than this are a tie (f32 storage and two distance implementations);
+/// with a side keeping vectors in half precision,
+/// [`HALF_DISTANCE_TOLERANCE`](chatstore_core::compare::HALF_DISTANCE_TOLERANCE).
 const TIE: f64 = 1e-5;
 
 /// What the search comparison found.
@@ -49,8 +52,9 @@ impl SearchReport {
     }
 }
 
-/// Why two top-k lists disagree, or `None` when they agree (see the module's rules).
-pub fn compare_hits(source: &[SearchHit], target: &[SearchHit]) -> Option<String> {
+/// Why two top-k lists disagree, or `None` when they agree (see the module's rules), distances
+/// closer than `tie` being equal.
+pub fn compare_hits(source: &[SearchHit], target: &[SearchHit], tie: f64) -> Option<String> {
     if source.len() != target.len() {
         return Some(format!(
             "{} neighbours in the source, {} in the target",
@@ -64,7 +68,7 @@ pub fn compare_hits(source: &[SearchHit], target: &[SearchHit]) -> Option<String
     for s in source {
         if let Some(&t) = in_target.get(s.id.as_str()) {
             shared += 1;
-            if (s.distance - t).abs() > TIE {
+            if (s.distance - t).abs() > tie {
                 return Some(format!(
                     "neighbour {}: distance {} in the source, {t} in the target",
                     s.id, s.distance
@@ -73,7 +77,7 @@ pub fn compare_hits(source: &[SearchHit], target: &[SearchHit]) -> Option<String
         }
     }
     for (i, (s, t)) in source.iter().zip(target).enumerate() {
-        if t.distance > s.distance + TIE {
+        if t.distance > s.distance + tie {
             return Some(format!(
                 "neighbour {i}: distance {} in the source, {} in the target",
                 s.distance, t.distance
@@ -83,7 +87,7 @@ pub fn compare_hits(source: &[SearchHit], target: &[SearchHit]) -> Option<String
     let cut = target.last().map(|h| h.distance)?;
     if let Some(lost) = source
         .iter()
-        .find(|s| s.distance < cut - TIE && !in_target.contains_key(s.id.as_str()))
+        .find(|s| s.distance < cut - tie && !in_target.contains_key(s.id.as_str()))
     {
         return Some(format!(
             "neighbour {} at distance {} in the source is not among the target's",
@@ -96,13 +100,13 @@ pub fn compare_hits(source: &[SearchHit], target: &[SearchHit]) -> Option<String
 
 /// How many of the target's neighbours, closer than the source's last one, the source did not
 /// return.
-fn missed_by_source(source: &[SearchHit], target: &[SearchHit]) -> u64 {
+fn missed_by_source(source: &[SearchHit], target: &[SearchHit], tie: f64) -> u64 {
     let Some(cut) = source.last().map(|h| h.distance) else {
         return 0;
     };
     target
         .iter()
-        .filter(|t| t.distance < cut - TIE && !source.iter().any(|s| s.id == t.id))
+        .filter(|t| t.distance < cut - tie && !source.iter().any(|s| s.id == t.id))
         .count() as u64
 }
 
@@ -115,6 +119,10 @@ pub async fn compare_searches(
     k: u32,
 ) -> Result<SearchReport> {
     let mut report = SearchReport::default();
+    let tie = match Precision::between(&source.capabilities(), &target.capabilities()) {
+        Precision::Float => TIE,
+        Precision::HalfVectors => HALF_DISTANCE_TOLERANCE,
+    };
     for collection in source.vectors.collections().await? {
         report.collections += 1;
         let page = source.vectors.scan(&collection, None, 1_000).await?;
@@ -131,8 +139,8 @@ pub async fn compare_searches(
                 s.first().map_or(&[][..], |v| v),
                 t.first().map_or(&[][..], |v| v),
             );
-            report.source_missed += missed_by_source(s, t);
-            if let Some(why) = compare_hits(s, t) {
+            report.source_missed += missed_by_source(s, t, tie);
+            if let Some(why) = compare_hits(s, t, tie) {
                 report.disagreeing += 1;
                 if report.disagreements.len() < 50 {
                     report
@@ -163,10 +171,10 @@ mod tests {
     #[test]
     fn ties_at_the_cut_may_differ_but_nothing_else() {
         let s = [hit("a", 0.0), hit("b", 0.2), hit("c", 0.5)];
-        assert!(compare_hits(&s, &[hit("a", 0.0), hit("b", 0.2), hit("d", 0.5)]).is_none());
-        assert!(compare_hits(&s, &[hit("a", 0.0), hit("x", 0.2), hit("c", 0.5)]).is_some());
-        assert!(compare_hits(&s, &[hit("a", 0.0), hit("b", 0.3), hit("c", 0.5)]).is_some());
-        assert!(compare_hits(&s, &s[..2]).is_some());
+        assert!(compare_hits(&s, &[hit("a", 0.0), hit("b", 0.2), hit("d", 0.5)], TIE).is_none());
+        assert!(compare_hits(&s, &[hit("a", 0.0), hit("x", 0.2), hit("c", 0.5)], TIE).is_some());
+        assert!(compare_hits(&s, &[hit("a", 0.0), hit("b", 0.3), hit("c", 0.5)], TIE).is_some());
+        assert!(compare_hits(&s, &s[..2], TIE).is_some());
     }
 
     #[test]
@@ -174,17 +182,17 @@ mod tests {
         // The source's index missed "x", the true second neighbour.
         let s = [hit("a", 0.0), hit("b", 0.2), hit("c", 0.5)];
         let t = [hit("a", 0.0), hit("x", 0.1), hit("b", 0.2)];
-        assert!(compare_hits(&s, &t).is_none());
-        assert_eq!(missed_by_source(&s, &t), 1);
+        assert!(compare_hits(&s, &t, TIE).is_none());
+        assert_eq!(missed_by_source(&s, &t, TIE), 1);
         // A shared neighbour at another distance is a difference, wherever it ranks.
         let t = [hit("a", 0.0), hit("x", 0.1), hit("b", 0.25)];
-        assert!(compare_hits(&s, &t).is_some());
+        assert!(compare_hits(&s, &t, TIE).is_some());
         // So is a target whose distances are all too small (a wrong metric)...
         let t = [hit("a", 0.0), hit("b", 0.0), hit("c", 0.0)];
-        assert!(compare_hits(&s, &t).is_some());
+        assert!(compare_hits(&s, &t, TIE).is_some());
         // ...and one naming unrelated records, even close ones.
         let t = [hit("a", 0.0), hit("y", 0.0), hit("z", 0.0)];
-        assert!(compare_hits(&s, &t).is_some());
-        assert_eq!(missed_by_source(&s, &s), 0);
+        assert!(compare_hits(&s, &t, TIE).is_some());
+        assert_eq!(missed_by_source(&s, &s, TIE), 0);
     }
 }

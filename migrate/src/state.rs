@@ -24,6 +24,10 @@ pub struct Counts {
     pub skipped: u64,
     /// Records set aside in the dead-letter file.
     pub dead_lettered: u64,
+    /// Records the source deleted while the run read them (listed, then not found): nothing
+    /// left to copy. A state file written before this count reads as 0.
+    #[serde(default)]
+    pub gone: u64,
 }
 
 impl Counts {
@@ -33,6 +37,7 @@ impl Counts {
         self.written += other.written;
         self.skipped += other.skipped;
         self.dead_lettered += other.dead_lettered;
+        self.gone += other.gone;
     }
 }
 

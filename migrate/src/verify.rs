@@ -16,13 +16,16 @@
 //! - workspace: every table of Open WebUI's remaining tables (`chatstore_core::rows`), row by
 //!   row by primary key, every column (a JSON `null` and a missing value alike); differing rows
 //!   are listed as `table:key`;
-//! - vectors: every collection's items (text, metadata, embedding within 1e-6).
+//! - vectors: every collection's items (text, metadata, embedding within 1e-6; within
+//!   half precision's rounding when a side keeps vectors as `halfvec`: `Precision::HalfVectors`).
 
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 
 use chatstore_core::blob::{client_keys, set_title, with_blob_only};
-use chatstore_core::compare::{FieldDiff, canonical, content_hash, diff, same};
+use chatstore_core::compare::{
+    FieldDiff, Precision, canonical, content_hash, diff_within, same_within,
+};
 use chatstore_core::rows::{ALL_TABLES, Cond, Row, Table};
 use chatstore_core::{Chat, ErrorKind, Message, ModelGroup, Result, Store, Tag, TagKey};
 use serde::Serialize;
@@ -30,7 +33,7 @@ use serde_json::{Value, json};
 
 use crate::engine::{current_id, has_records, supports};
 use crate::progress::Progress;
-use crate::read::{Keyed, Read, page, read_key, retrying};
+use crate::read::{Keyed, Read, gone, page, read_key, retrying};
 use crate::rows::{merge_key, min_text, normalised, page_after};
 
 /// At most this many ids are listed per kind of difference and group (all are counted).
@@ -108,7 +111,18 @@ impl GroupReport {
     }
 
     fn compare(&mut self, entity: &str, id: String, a: &Value, b: &Value) {
-        if a == b || same(a, b) {
+        self.compare_within(entity, id, a, b, Precision::Float);
+    }
+
+    fn compare_within(
+        &mut self,
+        entity: &str,
+        id: String,
+        a: &Value,
+        b: &Value,
+        precision: Precision,
+    ) {
+        if a == b || same_within(a, b, precision) {
             self.equal += 1;
             return;
         }
@@ -117,7 +131,7 @@ impl GroupReport {
             self.differing.push(Difference {
                 entity: entity.to_owned(),
                 id,
-                fields: diff(a, b),
+                fields: diff_within(a, b, precision),
             });
         }
     }
@@ -435,6 +449,12 @@ fn pair<T>(
                     g.compare(entity, shown(&k), &va, &vb);
                 }
             }
+            // Deleted while verify read it (see `Read`): that side does not hold it.
+            (a, b) if gone(&a) || gone(&b) => match (gone(&a), gone(&b)) {
+                (true, true) => {}
+                (true, false) => g.only_target(shown(&k)),
+                _ => g.only_source(shown(&k)),
+            },
             (Err((id, e)), _) => g.unreadable("source", id, e.to_string()),
             (_, Err((id, e))) => g.unreadable("target", id, e.to_string()),
         },
@@ -599,6 +619,8 @@ async fn files(source: &Store, target: &Store, g: &mut GroupReport) -> Result<()
 }
 
 async fn vectors(source: &Store, target: &Store, g: &mut GroupReport) -> Result<()> {
+    // A store keeping vectors in half precision reads them back rounded.
+    let precision = Precision::between(&source.capabilities(), &target.capabilities());
     let mut names = retrying("listing collections", || source.vectors.collections()).await?;
     names.extend(retrying("listing collections", || target.vectors.collections()).await?);
     names.sort();
@@ -624,6 +646,16 @@ async fn vectors(source: &Store, target: &Store, g: &mut GroupReport) -> Result<
         let mut m = Merge::new(side(source), side(target), read_key);
         while let Some(step) = m.next().await? {
             let step = match step {
+                Step::Both(k, Ok(a), Ok(b)) => {
+                    let (ha, va) = hashed(&a)?;
+                    let (hb, vb) = hashed(&b)?;
+                    if ha == hb {
+                        g.equal += 1;
+                    } else {
+                        g.compare_within("vector", format!("{c}/{k}"), &va, &vb, precision);
+                    }
+                    continue;
+                }
                 Step::Both(k, a, b) => Step::Both(format!("{c}/{k}"), a, b),
                 Step::Left(k, a) => Step::Left(format!("{c}/{k}"), a),
                 Step::Right(k, b) => Step::Right(format!("{c}/{k}"), b),

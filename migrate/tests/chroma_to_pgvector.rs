@@ -540,3 +540,82 @@ impl Progress for LastBatch {
         }
     }
 }
+
+/// Into a `halfvec` column (Open WebUI's `PGVECTOR_USE_HALFVEC`), vectors arrive rounded to
+/// half precision: verification compares them, and the searches' distances, within that
+/// rounding, and still finds a component changed beyond it. (It compared within 1e-6 and
+/// called every vector of such a copy different.)
+#[tokio::test]
+async fn a_copy_into_a_halfvec_column_verifies_within_half_precision() {
+    let Some(pg_url) = env("CHATSTORE_TEST_PGVECTOR_URL") else {
+        return;
+    };
+    let data = open_webui_collections(300);
+    let source = memory::store();
+    for (name, items) in &data {
+        source
+            .vectors
+            .insert(name, items.clone())
+            .await
+            .expect("load");
+    }
+    let target_url = fresh_pg_database(&pg_url).await;
+    let mut config = PgVectorConfig::new(&target_url)
+        .pool_size(4)
+        .exact_max_rows(1_000_000);
+    config.use_halfvec = true;
+    let target = PgVectorStore::connect(config)
+        .await
+        .expect("open pgvector")
+        .into_store(&memory::store());
+    assert!(target.capabilities().half_vectors && !target.capabilities().exact_vectors);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut options = MigrateOptions::new(
+        "memory",
+        "pgvector-halfvec",
+        dir.path().join("state.json"),
+        dir.path().join("dead.jsonl"),
+    );
+    options.groups = vec![ModelGroup::Vectors];
+    let summary = Migration::new(&source, &target, options, &Silent)
+        .run()
+        .await
+        .expect("migrate");
+    assert_eq!(summary.dead_letters, 0, "{summary:?}");
+    let (name, items) = &data[1];
+    let stored = target.vectors.get(name).await.expect("read back");
+    let stored = stored
+        .into_iter()
+        .find(|i| i.id == items[0].id)
+        .expect("arrived");
+    assert_ne!(stored.vector, items[0].vector, "halfvec rounds");
+
+    let report = verify(&source, &target, &[ModelGroup::Vectors], &Silent)
+        .await
+        .expect("verify");
+    assert!(report.equal, "{:?}", report.differing_ids());
+    let searches = compare_searches(&source, &target, 5, 10)
+        .await
+        .expect("searches");
+    assert!(searches.agrees(), "{searches:?}");
+
+    let mut changed = stored.clone();
+    changed.vector[7] += 0.01;
+    target
+        .vectors
+        .upsert(name, vec![changed])
+        .await
+        .expect("change one vector");
+    let report = verify(&source, &target, &[ModelGroup::Vectors], &Silent)
+        .await
+        .expect("verify");
+    let vectors = &report.groups[0];
+    assert_eq!(vectors.differences, 1, "{:?}", report.differing_ids());
+    let fields: Vec<&str> = vectors.differing[0]
+        .fields
+        .iter()
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(fields, ["/vector/7"], "{:?}", report.differing_ids());
+}

@@ -1048,3 +1048,117 @@ async fn pages_of_large_chats_stay_near_the_byte_budget() {
         copy(chatstore_migrate::MigrateOptions::new("a", "b", "s", "d").chat_page_bytes).await;
     assert!(default <= 4, "{default} batches");
 }
+
+/// A source whose file pages do not decode whole (so each file is read alone) and that loses
+/// files while the run reads them: `deleted` is deleted as it is read alone, `bytes_deleted`
+/// as its bytes are read, and `lost` stays listed but is never found by its id.
+struct Vanishing {
+    inner: std::sync::Arc<dyn chatstore_core::FileRepo>,
+}
+
+const DELETED: &str = "fb";
+const BYTES_DELETED: &str = "fd";
+const LOST: &str = "fc";
+
+#[async_trait::async_trait]
+impl chatstore_core::FileRepo for Vanishing {
+    async fn put(&self, file: NewFile) -> chatstore_core::Result<chatstore_core::FileMeta> {
+        self.inner.put(file).await
+    }
+    async fn put_many(
+        &self,
+        files: Vec<NewFile>,
+    ) -> chatstore_core::Result<Vec<chatstore_core::FileMeta>> {
+        self.inner.put_many(files).await
+    }
+    async fn get(&self, id: &str) -> chatstore_core::Result<chatstore_core::FileMeta> {
+        match id {
+            DELETED => {
+                self.inner.delete(id).await?;
+                self.inner.get(id).await
+            }
+            LOST => Err(Error::not_found("file", id)),
+            _ => self.inner.get(id).await,
+        }
+    }
+    async fn read(&self, id: &str) -> chatstore_core::Result<Vec<u8>> {
+        if id == BYTES_DELETED {
+            self.inner.delete(id).await?;
+        }
+        self.inner.read(id).await
+    }
+    async fn list(
+        &self,
+        query: &chatstore_core::FileQuery,
+    ) -> chatstore_core::Result<chatstore_core::Page<chatstore_core::FileMeta>> {
+        self.inner.list(query).await
+    }
+    async fn delete(&self, id: &str) -> chatstore_core::Result<()> {
+        self.inner.delete(id).await
+    }
+    async fn delete_for_user(&self, user_id: &str) -> chatstore_core::Result<u64> {
+        self.inner.delete_for_user(user_id).await
+    }
+    async fn scan(
+        &self,
+        _after: Option<&str>,
+        _limit: u32,
+    ) -> chatstore_core::Result<Vec<chatstore_core::FileMeta>> {
+        Err(Error::backend_msg("a file row does not decode"))
+    }
+    async fn scan_ids(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> chatstore_core::Result<Vec<String>> {
+        self.inner.scan_ids(after, limit).await
+    }
+}
+
+/// A file the source deletes while the run reads it (its record, or its bytes) is counted as
+/// gone, not set aside as unreadable; a file the source lists but cannot find by its id is
+/// still set aside; every other file arrives.
+#[tokio::test]
+async fn files_deleted_from_the_source_during_the_run_are_gone_not_set_aside() {
+    let plain = memory::store();
+    for id in ["fa", "fb", "fc", "fd", "fe"] {
+        let mut f = NewFile::new("u0", format!("{id}.txt"), id.as_bytes().to_vec());
+        f.id = Some(id.to_owned());
+        plain.files.put(f).await.expect("put");
+    }
+    let mut parts = plain.parts();
+    parts.files = std::sync::Arc::new(Vanishing {
+        inner: plain.files.clone(),
+    });
+    let source = Store::new("vanishing", plain.capabilities(), parts);
+    let target = memory::store();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = options(&dir);
+    o.groups = vec![ModelGroup::Files];
+    let summary = Migration::new(&source, &target, o, &Silent)
+        .run()
+        .await
+        .expect("migrate");
+    let files = summary
+        .groups
+        .iter()
+        .find(|g| g.group == ModelGroup::Files)
+        .expect("files group");
+    assert_eq!(files.counts.gone, 2, "{summary:?}");
+    assert_eq!(files.counts.written, 2, "{summary:?}");
+    assert_eq!(summary.dead_letters, 1, "only the lost file: {summary:?}");
+    let letters = std::fs::read_to_string(dir.path().join("dead.jsonl")).expect("letters");
+    assert!(
+        letters.contains("\"fc\"") && letters.contains("lists it but does not find it"),
+        "{letters}"
+    );
+    for id in ["fa", "fe"] {
+        assert_eq!(target.files.read(id).await.expect("arrived"), id.as_bytes());
+    }
+    for id in ["fb", "fc", "fd"] {
+        assert!(
+            target.files.get(id).await.is_err(),
+            "{id} is not on the target"
+        );
+    }
+}

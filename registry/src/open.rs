@@ -83,7 +83,10 @@ impl OpenOptions {
         // rights missing on the table) is the caller's to see, or a migration would find "no
         // vectors" on a database holding them and verify it as equal.
         match self.connect_pgvector(raw, direct).await {
-            Ok(vectors) => Ok(sql.store_with_vectors("postgres+pgvector", vectors)),
+            Ok(vectors) => {
+                Ok(vectors
+                    .marked(sql.store_with_vectors("postgres+pgvector", vectors.repo.clone())))
+            }
             Err(e) if !without_vectors(&e) => Err(e),
             Err(e) => {
                 tracing::warn!(
@@ -145,12 +148,8 @@ impl OpenOptions {
     }
 
     #[cfg(feature = "pgvector")]
-    async fn connect_pgvector(
-        &self,
-        raw: &str,
-        direct: Option<&Secret>,
-    ) -> Result<Arc<dyn VectorRepo>> {
-        use chatstore_pgvector::PgVectorStore;
+    async fn connect_pgvector(&self, raw: &str, direct: Option<&Secret>) -> Result<Vectors> {
+        use chatstore_pgvector::{ColumnType, PgVectorStore};
         let mut config = self.pgvector_config()?.read_only(self.read_only);
         config.url = raw.to_owned();
         // pgvector's own pool size (`PGVECTOR_POOL_SIZE`) wins over the store's.
@@ -166,7 +165,11 @@ impl OpenOptions {
         if let Some(direct) = direct {
             config = config.direct_url(direct.expose());
         }
-        Ok(Arc::new(PgVectorStore::connect(config).await?))
+        let store = PgVectorStore::connect(config).await?;
+        Ok(Vectors {
+            half: store.schema().column_type == ColumnType::HalfVec,
+            repo: Arc::new(store),
+        })
     }
 
     /// pgvector's configuration from its settings (no URL yet): a setting that does not parse
@@ -182,11 +185,7 @@ impl OpenOptions {
     }
 
     #[cfg(not(feature = "pgvector"))]
-    async fn connect_pgvector(
-        &self,
-        _raw: &str,
-        _direct: Option<&Secret>,
-    ) -> Result<Arc<dyn VectorRepo>> {
+    async fn connect_pgvector(&self, _raw: &str, _direct: Option<&Secret>) -> Result<Vectors> {
         Err(Error::invalid(
             "this build of chatstore-registry has no pgvector support (cargo feature \"pgvector\")",
         ))
@@ -274,7 +273,7 @@ impl OpenOptions {
     }
 
     /// The vector repository at a vector URL, with the backend name it adds to the store's.
-    async fn open_vectors(&self, url: &StoreUrl) -> Result<(String, Arc<dyn VectorRepo>)> {
+    async fn open_vectors(&self, url: &StoreUrl) -> Result<(String, Vectors)> {
         match url.target() {
             Target::Postgres { url: raw } => Ok((
                 "pgvector".to_owned(),
@@ -282,12 +281,22 @@ impl OpenOptions {
                 self.connect_pgvector(raw.expose(), self.pgvector_direct_url.as_ref())
                     .await?,
             )),
-            Target::Chroma { .. } | Target::ChromaDir { .. } => {
-                Ok((url.backend().to_owned(), self.connect_chroma(url).await?))
-            }
+            Target::Chroma { .. } | Target::ChromaDir { .. } => Ok((
+                url.backend().to_owned(),
+                Vectors {
+                    repo: self.connect_chroma(url).await?,
+                    half: false,
+                },
+            )),
             _ => {
                 let store = self.open_base(url, true).await?;
-                Ok((store.backend_name().to_owned(), store.parts().vectors))
+                Ok((
+                    store.backend_name().to_owned(),
+                    Vectors {
+                        half: store.capabilities().half_vectors,
+                        repo: store.parts().vectors,
+                    },
+                ))
             }
         }
     }
@@ -317,17 +326,43 @@ fn vector_url(raw: &str) -> Result<StoreUrl> {
     Ok(url)
 }
 
+/// A vector repository as opened, and whether it keeps vectors in half precision.
+struct Vectors {
+    repo: Arc<dyn VectorRepo>,
+    half: bool,
+}
+
+impl Vectors {
+    /// `store` (whose vectors these are) with [`Capabilities::half_vectors`] set when they
+    /// are kept in half precision (then not `exact_vectors` either).
+    ///
+    /// [`Capabilities::half_vectors`]: chatstore_core::Capabilities::half_vectors
+    fn marked(&self, store: Store) -> Store {
+        if !self.half {
+            return store;
+        }
+        let mut capabilities = store.capabilities();
+        capabilities.half_vectors = true;
+        capabilities.exact_vectors = false;
+        store.rebuild(store.backend_name().to_owned(), capabilities, store.parts())
+    }
+}
+
 /// `base` with its vectors replaced by `vectors`, named `base+name`.
-fn with_vectors(base: &Store, name: String, vectors: Arc<dyn VectorRepo>) -> Store {
+fn with_vectors(base: &Store, name: String, vectors: Vectors) -> Store {
     let mut capabilities = base.capabilities();
     capabilities.vectors = true;
+    // What the base said of its own vectors does not hold for these.
+    capabilities.exact_vectors = true;
+    capabilities.half_vectors = false;
     let mut parts = base.parts();
-    parts.vectors = vectors;
-    base.rebuild(
+    parts.vectors = vectors.repo.clone();
+    let store = base.rebuild(
         format!("{}+{name}", base.backend_name()),
         capabilities,
         parts,
-    )
+    );
+    vectors.marked(store)
 }
 
 #[cfg(any(not(feature = "sql"), not(feature = "pocketbase")))]

@@ -386,6 +386,19 @@ async fn pgvector_settings_shape_a_new_table() {
     .await
     .expect("the vector column");
     assert_eq!(column, "halfvec(384)");
+    // Its vectors read back rounded, and the store says so (verify and shadow reads compare
+    // them within half precision).
+    let capabilities = store.capabilities();
+    assert!(capabilities.half_vectors && !capabilities.exact_vectors);
+    let vectors = OpenOptions::new("memory")
+        .vectors_url(&url)
+        .open()
+        .await
+        .expect("open the vectors alone");
+    assert!(
+        vectors.capabilities().half_vectors,
+        "an existing halfvec column"
+    );
     pool.close().await;
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chatstore_core::compare;
+use chatstore_core::compare::{self, Precision};
 use chatstore_core::{Error, ErrorKind, ModelGroup, Result, Store, StoreParts};
 use serde::Serialize;
 use serde_json::Value;
@@ -924,7 +924,14 @@ impl Shared {
         new: &Outcome,
     ) {
         self.count_shadow_read(group, operation);
-        match shadow::judge(old, new) {
+        // A store keeping vectors in half precision answers them rounded.
+        let precision = match (group, self.new_of(group)) {
+            (ModelGroup::Vectors, Ok(new)) => {
+                Precision::between(&self.old.capabilities(), &new.capabilities())
+            }
+            _ => Precision::Float,
+        };
+        match shadow::judge(old, new, precision) {
             Verdict::Same => {}
             Verdict::Unavailable => {
                 self.counters.shadow_errors.fetch_add(1, Ordering::Relaxed);

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use chatstore_core::compare::{self, FieldDiff};
+use chatstore_core::compare::{self, FieldDiff, Precision};
 use chatstore_core::{Error, ErrorKind, ModelGroup, Result};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -141,14 +141,16 @@ pub(crate) enum Verdict {
     Different(Vec<FieldChange>),
 }
 
-pub(crate) fn judge(old: &Outcome, new: &Outcome) -> Verdict {
+/// `precision`: how closely the numbers must agree ([`Precision::HalfVectors`] for the vectors
+/// of a pair where a store keeps them in half precision).
+pub(crate) fn judge(old: &Outcome, new: &Outcome, precision: Precision) -> Verdict {
     match (old, new) {
         (Outcome::Value(a), Outcome::Value(b)) => {
-            if compare::same(a, b) {
+            if compare::same_within(a, b, precision) {
                 Verdict::Same
             } else {
                 Verdict::Different(
-                    compare::diff(a, b)
+                    compare::diff_within(a, b, precision)
                         .into_iter()
                         .take(MAX_FIELDS_PER_RECORD)
                         .map(FieldChange::from)
@@ -175,26 +177,35 @@ mod tests {
     fn a_missing_record_on_the_new_side_is_a_difference_but_an_outage_on_either_side_is_not() {
         let found = Outcome::Value(json!({"id": "c1", "title": "a"}));
         assert!(matches!(
-            judge(&found, &Outcome::Failed(ErrorKind::NotFound)),
+            judge(&found, &Outcome::Failed(ErrorKind::NotFound), Precision::Float),
             Verdict::Different(f) if f.len() == 1 && f[0].path.is_empty()
         ));
         assert!(matches!(
-            judge(&found, &Outcome::Failed(ErrorKind::Unavailable)),
+            judge(
+                &found,
+                &Outcome::Failed(ErrorKind::Unavailable),
+                Precision::Float
+            ),
             Verdict::Unavailable
         ));
         assert!(matches!(
-            judge(&Outcome::Failed(ErrorKind::Unavailable), &found),
+            judge(
+                &Outcome::Failed(ErrorKind::Unavailable),
+                &found,
+                Precision::Float
+            ),
             Verdict::Unavailable
         ));
         assert!(matches!(
             judge(
                 &Outcome::Failed(ErrorKind::NotFound),
-                &Outcome::Failed(ErrorKind::NotFound)
+                &Outcome::Failed(ErrorKind::NotFound),
+                Precision::Float
             ),
             Verdict::Same
         ));
         let changed = Outcome::Value(json!({"id": "c1", "title": "b"}));
-        match judge(&found, &changed) {
+        match judge(&found, &changed, Precision::Float) {
             Verdict::Different(fields) => {
                 assert_eq!(fields.len(), 1);
                 assert_eq!(fields[0].path, "/title");

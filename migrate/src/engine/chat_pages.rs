@@ -27,6 +27,7 @@
 //! it. A read that fails for good is handed over after the pages before it, so the run stops
 //! with the checkpoint of the last written page.
 
+use chatstore_core::blob::unreadable_entries;
 use chatstore_core::{Chat, Error, Message, Result, Store};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
@@ -56,8 +57,9 @@ fn first_page(limit: u32) -> u32 {
 
 /// A source chat as read for the copy.
 pub(super) enum ChatRead {
-    /// The chat with its messages, ready to write.
-    Chat(Pending<ChatItem>),
+    /// The chat with its messages, ready to write, and the entries of its blob that do not
+    /// read as messages (each key, entry and why), which the chat is written without.
+    Chat(Pending<ChatItem>, Vec<(String, Value, Error)>),
     /// The chat could not be read: its id and why.
     Unreadable(String, Error),
     /// The chat was read but not its messages.
@@ -150,7 +152,7 @@ fn fitting(page: &[ChatRead], budget: usize) -> u32 {
 /// as rows; ids and small fields aside).
 fn content_bytes(read: &ChatRead) -> usize {
     match read {
-        ChatRead::Chat(p) => {
+        ChatRead::Chat(p, _) => {
             p.item.chat.chat.as_ref().map_or(0, json_bytes)
                 + p.item
                     .fixups
@@ -182,15 +184,19 @@ fn json_bytes(value: &Value) -> usize {
 /// What the target is given for a source chat and its messages.
 fn pending(chat: Chat, messages: &[Message]) -> ChatRead {
     let (new, fixups) = chat_item_for(&chat, messages);
-    ChatRead::Chat(Pending {
-        id: chat.id.clone(),
-        item: ChatItem {
-            chat: new,
-            fixups,
-            updated_at: chat.updated_at,
+    let unreadable = unreadable_entries(&chat, messages);
+    ChatRead::Chat(
+        Pending {
+            id: chat.id.clone(),
+            item: ChatItem {
+                chat: new,
+                fixups,
+                updated_at: chat.updated_at,
+            },
+            record: Record::of(chat),
         },
-        record: Record::of(chat),
-    })
+        unreadable,
+    )
 }
 
 /// Reads the page of chats after `after` with every chat's messages (several chats' at a
