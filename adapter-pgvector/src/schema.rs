@@ -119,6 +119,22 @@ const INDEX_VALID: &str =
     "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)";
 /// Serialises the concurrent filter-index builds of processes that connect together.
 const FILTER_INDEX_LOCK: i64 = 0x6368_6174_6669_6c74;
+/// Whether Open WebUI's index on `collection_name` exists.
+const COLLECTION_INDEX_EXISTS: &str =
+    "SELECT to_regclass('idx_document_chunk_collection_name') IS NOT NULL";
+/// The columns of [`SIDE_TABLE_COLUMNS`].
+const SIDE_TABLE_LATER_COLUMNS: [&str; 6] = [
+    "written",
+    "indexed_rows",
+    "exact_filter_rows",
+    "value_counts",
+    "index_dimension",
+    "index_normalised",
+];
+/// How many of [`SIDE_TABLE_LATER_COLUMNS`] the side table has (0 without the table).
+const SIDE_TABLE_COLUMNS_FOUND: &str = "SELECT count(*) FROM pg_attribute \
+     WHERE attrelid = to_regclass('chatstore_collection') AND attname = ANY($1) \
+     AND attnum > 0 AND NOT attisdropped";
 /// Side-table columns added after its first version (an older side table gains them).
 const SIDE_TABLE_COLUMNS: &str = "ALTER TABLE chatstore_collection \
      ADD COLUMN IF NOT EXISTS written BIGINT NOT NULL DEFAULT 0, \
@@ -270,18 +286,38 @@ pub(crate) async fn ensure(
         }
     };
     check_other_columns(&mut tx, prepare).await?;
-    sqlx::raw_sql(COLLECTION_INDEX)
-        .execute(&mut *tx)
+    // Each statement below locks its table before it looks whether there is anything to do
+    // (`CREATE INDEX` a share lock on `document_chunk`, which waits for another process's
+    // concurrent index build, minutes, with every write of every process queued behind it;
+    // `ALTER TABLE` an exclusive lock on the side table, which every search reads). So the
+    // catalog is asked first, and a database that has them all is opened without a lock.
+    let has_index: bool = prepare
+        .scalar(COLLECTION_INDEX_EXISTS)
+        .fetch_one(&mut *tx)
         .await
-        .map_err(during("creating the collection_name index"))?;
-    sqlx::raw_sql(SIDE_TABLE)
-        .execute(&mut *tx)
+        .map_err(during("looking for the collection_name index"))?;
+    if !has_index {
+        sqlx::raw_sql(COLLECTION_INDEX)
+            .execute(&mut *tx)
+            .await
+            .map_err(during("creating the collection_name index"))?;
+    }
+    let columns: i64 = prepare
+        .scalar(SIDE_TABLE_COLUMNS_FOUND)
+        .bind(&SIDE_TABLE_LATER_COLUMNS[..])
+        .fetch_one(&mut *tx)
         .await
-        .map_err(during("creating table chatstore_collection"))?;
-    sqlx::raw_sql(SIDE_TABLE_COLUMNS)
-        .execute(&mut *tx)
-        .await
-        .map_err(during("adding columns to chatstore_collection"))?;
+        .map_err(during("looking at table chatstore_collection"))?;
+    if columns < SIDE_TABLE_LATER_COLUMNS.len() as i64 {
+        sqlx::raw_sql(SIDE_TABLE)
+            .execute(&mut *tx)
+            .await
+            .map_err(during("creating table chatstore_collection"))?;
+        sqlx::raw_sql(SIDE_TABLE_COLUMNS)
+            .execute(&mut *tx)
+            .await
+            .map_err(during("adding columns to chatstore_collection"))?;
+    }
     tx.commit().await.map_err(during("committing the schema"))?;
     ensure_filter_indexes(pool, prepare, own_session).await?;
     Ok(Schema {

@@ -316,6 +316,9 @@ impl VectorRepo for PgVectorStore {
         ids: Option<&[String]>,
         filter: Option<&VectorFilter>,
     ) -> Result<u64> {
+        // Also checked by the store's validation layer; a caller of this repository itself
+        // must not delete a whole collection by leaving both out either.
+        chatstore_core::vectors::validate_delete(collection, ids, filter)?;
         let mut tx = self
             .pool
             .begin()

@@ -187,12 +187,20 @@ async fn bad_input_is_invalid_and_changes_nothing() {
     let Some(store) = fresh_store(8).await else {
         return;
     };
-    // Input checks shared by every backend live in the validation layer every Store has.
+    // Input checks shared by every backend live in the validation layer every Store has; a
+    // delete naming neither ids nor a filter is refused by the repository itself too (it
+    // deleted the whole collection).
+    let raw = store.clone();
     let store = store.into_store(&chatstore_core::memory::store()).vectors;
     store
         .insert("c", vec![item("a", vec![1.0, 2.0, 3.0], json!({"k": 1}))])
         .await
         .expect("insert");
+    let e = raw
+        .delete("c", None, None)
+        .await
+        .expect_err("the repository refuses it");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
     let cases: Vec<Vec<VectorItem>> = vec![
         vec![item("b", vec![1.0, 2.0], json!({}))],
         vec![item("b", vec![1.0; 9], json!({}))],
@@ -1603,4 +1611,43 @@ async fn dropping_an_emptied_collections_index_never_stalls_the_table() {
         0,
         "the emptied collection's index is gone"
     );
+}
+
+/// A second process opening a database that has everything takes no lock on a table: not
+/// while another process builds an index concurrently (a share update exclusive lock on
+/// `document_chunk`, for minutes) nor while a write holds the side table. Opening used to queue
+/// behind both (`CREATE INDEX IF NOT EXISTS` and `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`
+/// lock before they look), and every later write and search of every process behind it.
+#[tokio::test]
+async fn opening_a_ready_database_waits_for_no_index_build_or_write() {
+    let Some(url) = common::fresh_database("template1").await else {
+        return;
+    };
+    let first = PgVectorStore::connect(PgVectorConfig::new(&url).dimension(3).pool_size(2))
+        .await
+        .expect("first open creates the schema");
+    first
+        .insert("c", vec![item("a", vec![1.0, 2.0, 3.0], json!({}))])
+        .await
+        .expect("insert");
+    let mut holder = sqlx::PgConnection::connect(&url).await.expect("connect");
+    sqlx::raw_sql(
+        "BEGIN; LOCK TABLE document_chunk IN SHARE UPDATE EXCLUSIVE MODE; \
+         LOCK TABLE chatstore_collection IN ROW EXCLUSIVE MODE;",
+    )
+    .execute(&mut holder)
+    .await
+    .expect("hold the locks an index build and a write hold");
+    let second = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        PgVectorStore::connect(PgVectorConfig::new(&url).dimension(3).pool_size(2)),
+    )
+    .await
+    .expect("the second open waits for no lock")
+    .expect("second open");
+    assert_eq!(second.get("c").await.expect("read").len(), 1);
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .expect("release");
 }

@@ -440,6 +440,8 @@ impl VectorRepo for SqlStore {
         filter: Option<&VectorFilter>,
     ) -> Result<u64> {
         self.sqlite_only("vectors.delete")?;
+        // Also checked by the store's validation layer: neither ids nor a filter is not "all".
+        chatstore_core::vectors::validate_delete(collection, ids, filter)?;
         if !self.vector_table().await? {
             return Ok(0);
         }
