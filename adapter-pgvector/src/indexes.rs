@@ -52,7 +52,11 @@ const CALIBRATION_K: usize = 10;
 const BUILD_LOCK: i64 = 0x6368_6174_6275_696c;
 
 const WRITTEN: &str = "SELECT written, indexed_rows FROM chatstore_collection WHERE name = $1";
-const RESET_WRITTEN: &str = "UPDATE chatstore_collection SET written = 0 WHERE name = $1";
+/// Takes the rows an `optimize` counted at its start off the collection's write count, once
+/// its plan is recorded: writes made meanwhile stay counted, and an `optimize` that failed or
+/// was cut short (a restart, a killed process) leaves the collection due.
+const SETTLE_WRITTEN: &str =
+    "UPDATE chatstore_collection SET written = greatest(written - $2, 0) WHERE name = $1";
 const COUNT: &str = "SELECT count(*) FROM document_chunk WHERE collection_name = $1";
 const COUNTS: &str = "SELECT collection_name, count(*) FROM document_chunk \
      GROUP BY collection_name ORDER BY collection_name COLLATE \"C\"";
@@ -67,6 +71,8 @@ const INDEX_IN_USE: &str =
 const DROP_WAIT: Duration = Duration::from_secs(1);
 /// The background worker's wait between attempts to drop an index, times the attempts so far.
 const DROP_RETRY: Duration = Duration::from_secs(1);
+/// How long after a failed background build its collection waits before the next try.
+const BUILD_RETRY: Duration = Duration::from_secs(600);
 /// Attempts to drop an index (about 8 minutes of them) before it is left to the next build of
 /// its collection's names: an index of an emptied collection costs nothing meanwhile.
 const DROP_ATTEMPTS: u32 = 30;
@@ -106,7 +112,7 @@ const VALUES_KEPT: i64 = 256;
 const MARK_EXACT: &str = "UPDATE chatstore_collection SET hnsw_ef = NULL, index_name = NULL, \
      index_dimension = NULL, index_normalised = false, indexed_rows = $2, \
      exact_filter_rows = NULL, value_counts = NULL WHERE name = $1";
-/// [`COUNT`], then [`RESET_WRITTEN`] and [`MARK_EXACT`] in one statement, for the collections
+/// [`COUNT`], then the write count reset and [`MARK_EXACT`] in one statement, for the collections
 /// of `$1` that have no index and stay exact (at most `$2` rows, or no HNSW when `$3` is
 /// false); returns those and their rows (the others need the full decision).
 const MARK_SMALL_EXACT: &str = "UPDATE chatstore_collection c SET written = 0, hnsw_ef = NULL, \
@@ -220,6 +226,9 @@ struct BuildState {
     drops: VecDeque<(String, u32)>,
     /// When each collection was last written by this process.
     last_write: HashMap<String, Instant>,
+    /// When a background build of each collection last failed: not queued again before
+    /// [`BUILD_RETRY`] has passed.
+    failed: HashMap<String, Instant>,
     worker: bool,
 }
 
@@ -270,7 +279,11 @@ impl PgVectorStore {
                 .last_write
                 .insert(collection.to_owned(), Instant::now());
         }
-        if !due || state.queued.iter().any(|c| c == collection) {
+        let resting = state
+            .failed
+            .get(collection)
+            .is_some_and(|at| at.elapsed() < BUILD_RETRY);
+        if !due || resting || state.queued.iter().any(|c| c == collection) {
             return;
         }
         state.queued.push_back(collection.to_owned());
@@ -474,9 +487,20 @@ impl PgVectorStore {
                 }
             }
             match self.optimize(&next).await {
-                Ok(plan) => tracing::info!(collection = %next, ?plan, "background index build"),
+                Ok(plan) => {
+                    self.builder.state().failed.remove(&next);
+                    tracing::info!(collection = %next, ?plan, "background index build");
+                }
                 Err(e) => {
-                    tracing::warn!(collection = %next, error = %e, "background index build failed")
+                    // The collection stays due (its write count is settled only by a build
+                    // that finished), and is tried again after a rest.
+                    self.builder
+                        .state()
+                        .failed
+                        .insert(next.clone(), Instant::now());
+                    tracing::warn!(collection = %next, error = %e,
+                        "background index build failed; tried again after the next write \
+                         once {} s have passed", BUILD_RETRY.as_secs());
                 }
             }
         }
@@ -539,12 +563,14 @@ impl PgVectorStore {
                 measured_recall: None,
             });
         }
-        self.prepare
-            .query(RESET_WRITTEN)
+        let counted: i64 = self
+            .prepare
+            .rows::<(i64, Option<i64>)>(WRITTEN)
             .bind(collection)
-            .execute(&mut *session)
+            .fetch_optional(&mut *session)
             .await
-            .map_err(during("resetting a collection's write count"))?;
+            .map_err(during("reading a collection's write count"))?
+            .map_or(0, |(written, _)| written);
         let rows: i64 = self
             .prepare
             .scalar(COUNT)
@@ -555,6 +581,7 @@ impl PgVectorStore {
         session.finish().await?;
         if rows <= self.config.exact_max_rows || !self.schema.supports_hnsw() {
             self.mark_exact(collection, rows).await?;
+            self.settle_written(collection, counted).await?;
             return Ok(CollectionPlan {
                 collection: collection.to_owned(),
                 rows,
@@ -567,6 +594,7 @@ impl PgVectorStore {
         if plan == SearchPlan::Exact {
             self.mark_exact(collection, rows).await?;
         }
+        self.settle_written(collection, counted).await?;
         Ok(CollectionPlan {
             collection: collection.to_owned(),
             rows,
@@ -603,6 +631,19 @@ impl PgVectorStore {
             .filter(|c| !decided.contains(*c))
             .cloned()
             .collect())
+    }
+
+    /// Takes `counted` rows off the collection's write count ([`SETTLE_WRITTEN`]).
+    async fn settle_written(&self, collection: &str, counted: i64) -> Result<()> {
+        let mut session = self.session().await?;
+        self.prepare
+            .query(SETTLE_WRITTEN)
+            .bind(collection)
+            .bind(counted)
+            .execute(&mut *session)
+            .await
+            .map_err(during("settling a collection's write count"))?;
+        session.finish().await
     }
 
     /// [`optimize`](Self::optimize) for every collection that is large or has an index.

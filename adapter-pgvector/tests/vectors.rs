@@ -1651,3 +1651,70 @@ async fn opening_a_ready_database_waits_for_no_index_build_or_write() {
         .await
         .expect("release");
 }
+
+/// The side table's write count of collection `c`.
+async fn written_of_c(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT written FROM chatstore_collection WHERE name = 'c'")
+        .fetch_one(conn)
+        .await
+        .expect("the write count")
+}
+
+/// An index build that fails (here cancelled while it waits for the table) leaves the
+/// collection due for a build: its write count is settled only by a build that finished. It
+/// was reset before the build began, so a build cut short by a restart or a cancel left the
+/// collection exact, and any failed build's leftover index slowing its inserts, until as many
+/// rows again were written.
+#[tokio::test]
+async fn a_failed_index_build_leaves_the_collection_due() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let store = PgVectorStore::connect(indexing_config(&url, 8))
+        .await
+        .expect("open");
+    let mut rng = Rng::new(7);
+    store
+        .insert("c", random_items(&mut rng, "r", 400, 8))
+        .await
+        .expect("insert");
+    let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
+    assert_eq!(written_of_c(&mut admin).await, 400);
+    let mut holder = sqlx::PgConnection::connect(&url).await.expect("connect");
+    sqlx::raw_sql("BEGIN; LOCK TABLE document_chunk IN SHARE UPDATE EXCLUSIVE MODE;")
+        .execute(&mut holder)
+        .await
+        .expect("hold the table");
+    let build = tokio::spawn({
+        let store = store.clone();
+        async move { store.optimize("c").await }
+    });
+    let mut cancelled = false;
+    for _ in 0..200 {
+        cancelled = sqlx::query_scalar::<_, bool>(
+            "SELECT coalesce(bool_or(pg_cancel_backend(pid)), false) FROM pg_stat_activity \
+             WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .expect("look for the build");
+        if cancelled {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(cancelled, "the build waited for the table");
+    let failed = build.await.expect("joined");
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(
+        written_of_c(&mut admin).await,
+        400,
+        "the collection is still due"
+    );
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .expect("release");
+    store.optimize("c").await.expect("the next build");
+    assert_eq!(written_of_c(&mut admin).await, 0, "settled by it");
+}
