@@ -26,23 +26,32 @@ use crate::vectors::forget_if_empty;
 use crate::{ColumnType, PgVectorStore};
 
 /// Claims the collection's side-table row (creating it with this dimension, or locking the
-/// existing one) and returns the dimension it holds.
+/// existing one) and returns the dimension it holds, and the one it held before (the subquery
+/// reads the statement's snapshot: `NULL` when this write records the collection's dimension
+/// first, which its other rows, written by another program, must then not contradict).
 /// Counts the rows written since the collection's last `optimize` (for automatic builds).
 const CLAIM: &str = "INSERT INTO chatstore_collection (name, dimension, written) VALUES ($1, $2, $3) \
      ON CONFLICT (name) DO UPDATE \
      SET dimension = COALESCE(chatstore_collection.dimension, EXCLUDED.dimension), \
          written = chatstore_collection.written + EXCLUDED.written \
-     RETURNING dimension, written, indexed_rows";
+     RETURNING dimension, written, indexed_rows, \
+         (SELECT b.dimension FROM chatstore_collection b WHERE b.name = $1)";
 /// [`CLAIM`] for the collections of an `upsert_many` at once (names distinct, in name order).
 const CLAIM_MANY: &str = "INSERT INTO chatstore_collection (name, dimension, written) \
      SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[]) \
      ON CONFLICT (name) DO UPDATE \
      SET dimension = COALESCE(chatstore_collection.dimension, EXCLUDED.dimension), \
          written = chatstore_collection.written + EXCLUDED.written \
-     RETURNING name, dimension, written, indexed_rows";
-/// Whether the collection keeps rows other than the given ids.
-const HAS_OTHER_ROWS: &str = "SELECT EXISTS (SELECT 1 FROM document_chunk \
-     WHERE collection_name = $1 AND NOT (id = ANY($2)))";
+     RETURNING name, dimension, written, indexed_rows, \
+         (SELECT b.dimension FROM chatstore_collection b \
+          WHERE b.name = chatstore_collection.name)";
+/// How many of the collection's rows other than the given ids [`PgVectorStore::other_rows_width`]
+/// looks at.
+const WIDTH_SAMPLE: i64 = 16;
+/// The largest magnitude half precision holds.
+const HALF_MAX: f32 = 65_504.0;
+/// Half precision's smallest positive value (2^-24); below half of it a component rounds to 0.
+const HALF_SMALLEST: f32 = 5.960_464_5e-8 / 2.0;
 const SET_DIMENSION: &str = "UPDATE chatstore_collection SET dimension = $2 WHERE name = $1";
 /// The collections the ids of an upsert belong to now.
 const HOLDERS: &str = "SELECT DISTINCT collection_name FROM document_chunk WHERE id = ANY($1)";
@@ -98,6 +107,7 @@ impl PgVectorStore {
     ) -> Result<()> {
         let max_dim = self.schema.max_dimension();
         validate_items(&items, None, max_dim)?;
+        self.check_half(&items)?;
         if items.is_empty() {
             return Ok(());
         }
@@ -132,23 +142,27 @@ impl PgVectorStore {
             .begin()
             .await
             .map_err(during("opening a transaction"))?;
-        let (held, written, indexed_rows): (Option<i32>, i64, Option<i64>) = self
-            .prepare
-            .rows(CLAIM)
-            .bind(collection)
-            .bind(dim_i32)
-            .bind(i64::try_from(items.len()).unwrap_or(i64::MAX))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(during("claiming the collection"))?;
+        let (held, written, indexed_rows, before): (Option<i32>, i64, Option<i64>, Option<i32>) =
+            self.prepare
+                .rows(CLAIM)
+                .bind(collection)
+                .bind(dim_i32)
+                .bind(i64::try_from(items.len()).unwrap_or(i64::MAX))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(during("claiming the collection"))?;
+        // An insert keeps every existing row; an upsert replaces its own ids, so only the
+        // other rows pin the dimension (as in the memory model).
+        let except: &[String] = if mode == Mode::Upsert { &ids } else { &[] };
         if let Some(held) = held.and_then(|d| usize::try_from(d).ok())
             && held != dim
         {
-            // An insert keeps every existing row; an upsert replaces its own ids, so only the
-            // other rows pin the dimension (as in the memory model).
-            let except: &[String] = if mode == Mode::Upsert { &ids } else { &[] };
             self.redimension(&mut tx, collection, except, items, Some(held), dim_i32)
                 .await?;
+        } else if before.is_none() {
+            let names = [collection.to_owned()];
+            let width = self.other_rows_widths(&mut tx, &names, except).await?;
+            first_dimension(collection, width.get(collection).copied(), dim)?;
         }
 
         let copyable = self.schema.column_type == ColumnType::Vector;
@@ -212,6 +226,9 @@ impl PgVectorStore {
     pub(crate) async fn write_many(&self, entries: Vec<CollectionItems>) -> Result<()> {
         let max_dim = self.schema.max_dimension();
         validate_many(&entries, max_dim)?;
+        for (_, items) in &entries {
+            self.check_half(items)?;
+        }
         let mut entries: Vec<CollectionItems> = entries
             .into_iter()
             .filter(|(_, items)| !items.is_empty())
@@ -269,7 +286,7 @@ impl PgVectorStore {
             .begin()
             .await
             .map_err(during("opening a transaction"))?;
-        let claimed: Vec<(String, Option<i32>, i64, Option<i64>)> = self
+        let claimed: Vec<(String, Option<i32>, i64, Option<i64>, Option<i32>)> = self
             .prepare
             .rows(CLAIM_MANY)
             .bind(names)
@@ -278,22 +295,34 @@ impl PgVectorStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(during("claiming the collections"))?;
-        let claimed: HashMap<String, (Option<i32>, i64, Option<i64>)> = claimed
+        let claimed: HashMap<String, (Option<i32>, i64, Option<i64>, Option<i32>)> = claimed
             .into_iter()
-            .map(|(name, held, written, indexed)| (name, (held, written, indexed)))
+            .map(|(name, held, written, indexed, before)| (name, (held, written, indexed, before)))
             .collect();
+        // The collections whose dimension this write records first, checked in one statement.
+        let first: Vec<String> = names
+            .iter()
+            .filter(|n| claimed.get(**n).is_none_or(|c| c.3.is_none()))
+            .map(|n| (*n).to_owned())
+            .collect();
+        let widths = self.other_rows_widths(&mut tx, &first, ids).await?;
         let mut due = Vec::with_capacity(entries.len());
         for ((collection, items), dim) in entries.iter().zip(dims) {
-            let (held, written, indexed_rows) =
-                claimed.get(collection).copied().unwrap_or((None, 0, None));
+            let (held, written, indexed_rows, before) = claimed
+                .get(collection)
+                .copied()
+                .unwrap_or((None, 0, None, None));
+            // Every id of the call ends in its entry's collection: only the other rows pin a
+            // collection's dimension.
             if let Some(held) = held
                 && held != *dim
             {
-                // Every id of the call ends in its entry's collection: only the other rows
-                // pin a collection's dimension.
                 let held = usize::try_from(held).ok();
                 self.redimension(&mut tx, collection, ids, items, held, *dim)
                     .await?;
+            } else if before.is_none() {
+                let dim = usize::try_from(*dim).unwrap_or(usize::MAX);
+                first_dimension(collection, widths.get(collection).copied(), dim)?;
             }
             due.push(self.index_due(written, indexed_rows));
         }
@@ -333,7 +362,10 @@ impl PgVectorStore {
     }
 
     /// A collection that held vectors of `held` components gets `dim`: refused when rows other
-    /// than `except` (the ids being replaced) keep the old dimension, else recorded.
+    /// than `except` (the ids being replaced) keep the old dimension, else recorded. Rows wider
+    /// than `held` (another program refilled the collection at another dimension after the side
+    /// row was written) count at their own width: a write of that width is taken, and the
+    /// dimension recorded again.
     async fn redimension(
         &self,
         conn: &mut PgConnection,
@@ -343,16 +375,16 @@ impl PgVectorStore {
         held: Option<usize>,
         dim: i32,
     ) -> Result<()> {
-        let pinned: bool = self
-            .prepare
-            .scalar(HAS_OTHER_ROWS)
-            .bind(collection)
-            .bind(except)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(during("checking the collection's rows"))?;
-        if pinned {
-            validate_items(items, held, self.schema.max_dimension())?;
+        let names = [collection.to_owned()];
+        let widths = self.other_rows_widths(conn, &names, except).await?;
+        if let Some(&width) = widths.get(collection) {
+            let pinned = match held {
+                Some(held) if width <= held => held,
+                _ => width,
+            };
+            if usize::try_from(dim).ok() != Some(pinned) {
+                validate_items(items, Some(pinned), self.schema.max_dimension())?;
+            }
         }
         self.prepare
             .query(SET_DIMENSION)
@@ -362,6 +394,75 @@ impl PgVectorStore {
             .await
             .map_err(during("recording the collection's dimension"))?;
         Ok(())
+    }
+
+    /// In a `halfvec` column, every component must fit half precision (at most 65,504 in
+    /// magnitude: the server refused a larger one with an error that named no item), and a
+    /// vector must keep a component that does not round to zero (one whose every component is
+    /// below 2^-25 was stored as zeros, a vector without a direction).
+    fn check_half(&self, items: &[VectorItem]) -> Result<()> {
+        if self.schema.column_type != ColumnType::HalfVec {
+            return Ok(());
+        }
+        for item in items {
+            let largest = item.vector.iter().fold(0.0_f32, |m, x| m.max(x.abs()));
+            if largest > HALF_MAX {
+                return Err(Error::invalid(format!(
+                    "vector of item {:?} has a component of {largest}; a halfvec column keeps \
+                     at most {HALF_MAX} in magnitude",
+                    item.id
+                )));
+            }
+            if largest <= HALF_SMALLEST {
+                return Err(Error::invalid(format!(
+                    "vector of item {:?} would be stored as zeros in a halfvec column: its \
+                     largest component, {largest}, is below {HALF_SMALLEST}",
+                    item.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// For each of `collections` that has rows other than `except`, the widest of a few of
+    /// them up to its last non-zero component (padding left out).
+    async fn other_rows_widths(
+        &self,
+        conn: &mut PgConnection,
+        collections: &[String],
+        except: &[String],
+    ) -> Result<HashMap<String, usize>> {
+        let mut widths = HashMap::new();
+        if collections.is_empty() {
+            return Ok(widths);
+        }
+        let sql = format!(
+            "SELECT c.name, s.v FROM unnest($1::text[]) AS c(name) CROSS JOIN LATERAL \
+             (SELECT {} AS v FROM document_chunk d WHERE d.collection_name = c.name \
+              AND NOT (d.id = ANY($2)) LIMIT $3) s",
+            self.statements.vector_expr
+        );
+        let rows = self
+            .prepare
+            .query(sqlx::AssertSqlSafe(sql))
+            .bind(collections)
+            .bind(except)
+            .bind(WIDTH_SAMPLE)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(during("checking the collections' rows"))?;
+        for row in &rows {
+            let name: String =
+                sqlx::Row::try_get(row, 0).map_err(during("reading a collection name"))?;
+            let vector = self
+                .read_vector(row, 1)
+                .map_err(during("reading a vector"))?
+                .unwrap_or_default();
+            let width = crate::unpadded_width(&vector);
+            let widest = widths.entry(name).or_insert(0);
+            *widest = width.max(*widest);
+        }
+        Ok(widths)
     }
 
     /// Upserts `entries` by deleting the `ids` they replace (one pass over the ids, which also
@@ -600,4 +701,18 @@ fn put_len(buf: &mut Vec<u8>, len: usize) {
 fn put_field(buf: &mut Vec<u8>, bytes: &[u8]) {
     put_len(buf, bytes.len());
     buf.extend_from_slice(bytes);
+}
+
+/// A write records `collection`'s dimension first (no side row, or one without a dimension, as
+/// a collection written by another program has): refused when its other rows (`width`, the
+/// widest seen) are wider than `dim`, which would read them back cut to `dim`. Narrower rows
+/// are taken: their zeros past their own width cannot be told from padding.
+fn first_dimension(collection: &str, width: Option<usize>, dim: usize) -> Result<()> {
+    match width {
+        Some(width) if width > dim => Err(Error::invalid(format!(
+            "collection {collection:?} holds vectors of {width} dimensions (written by \
+             another program); these have {dim}"
+        ))),
+        _ => Ok(()),
+    }
 }

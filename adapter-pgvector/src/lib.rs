@@ -404,3 +404,9 @@ async fn check_pool_budget(pool: &PgPool, config: &PgVectorConfig) -> Result<boo
     .check(config.pool_size.max(1))?;
     Ok(false)
 }
+
+/// A stored vector's width up to its last non-zero component (the column's zero padding left
+/// out).
+pub(crate) fn unpadded_width(vector: &[f32]) -> usize {
+    vector.iter().rposition(|x| *x != 0.0).map_or(0, |i| i + 1)
+}

@@ -142,7 +142,9 @@ impl PgVectorStore {
         let vector = self.read_vector(row, 3).map_err(during("reading vector"))?;
         let mut vector = vector.unwrap_or_default();
         if let Some(d) = dim {
-            vector.truncate(d);
+            // Padding only: a row wider than the recorded dimension (written by another
+            // program) keeps its components.
+            vector.truncate(d.max(crate::unpadded_width(&vector)));
         }
         Ok(VectorItem {
             id,

@@ -531,6 +531,34 @@ async fn a_halfvec_table_works() {
         store.get("h").await.expect("get")[0].vector,
         vec![0.5, 0.25]
     );
+    // What half precision cannot keep is refused by item, and nothing is written: a component
+    // beyond its range (the server's error named no item), and a vector whose every component
+    // rounds to zero (stored as zeros, it had no direction).
+    for (bad, why) in [
+        (vec![70_000.0, 1.0], "at most 65504"),
+        (vec![1e-9, -2e-8], "stored as zeros"),
+    ] {
+        for result in [
+            store
+                .insert("h", vec![item("c", bad.clone(), json!({}))])
+                .await,
+            store
+                .upsert_many(vec![
+                    ("h".into(), vec![item("c", bad.clone(), json!({}))]),
+                    ("h2".into(), vec![item("d", vec![1.0, 1.0], json!({}))]),
+                ])
+                .await,
+        ] {
+            let e = result.expect_err("refused");
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            assert!(
+                e.to_string().contains(why) && e.to_string().contains("\"c\""),
+                "{e}"
+            );
+        }
+    }
+    assert_eq!(store.get("h").await.expect("get").len(), 2);
+    assert!(store.get("h2").await.expect("get").is_empty());
 }
 
 /// A database without the extension, with creation disabled, is a clear error.
@@ -1717,4 +1745,97 @@ async fn a_failed_index_build_leaves_the_collection_due() {
         .expect("release");
     store.optimize("c").await.expect("the next build");
     assert_eq!(written_of_c(&mut admin).await, 0, "settled by it");
+}
+
+/// Rows another program (Open WebUI itself) wrote into a collection are not read or written
+/// over at a dimension chatstore recorded without them: a first chatstore write narrower than
+/// those rows is refused (it recorded its own dimension, and every read then cut the other
+/// rows to it), and a collection refilled at another dimension after chatstore recorded one
+/// reads back whole and takes writes of the rows' own width. (A write of the stale recorded
+/// width is still taken there: checking the rows on every write was not worth its cost.)
+#[tokio::test]
+async fn rows_another_program_wrote_keep_their_own_dimension() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let store = PgVectorStore::connect(PgVectorConfig::new(&url).dimension(16).pool_size(2))
+        .await
+        .expect("open");
+    let mut raw = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let eight = "[1,2,3,4,5,6,7,8,0,0,0,0,0,0,0,0]";
+    let foreign = |id: &'static str, collection: &'static str| {
+        sqlx::query(
+            "INSERT INTO document_chunk (id, vector, collection_name, text, vmetadata) \
+             VALUES ($1, $2::vector, $3, 'by Open WebUI', '{}'::jsonb)",
+        )
+        .bind(id)
+        .bind(eight)
+        .bind(collection)
+    };
+    foreign("o1", "kb-1")
+        .execute(&mut raw)
+        .await
+        .expect("Open WebUI's row");
+    let e = store
+        .insert(
+            "kb-1",
+            vec![item("c1", vec![1.0, 0.5, 0.25, 0.125], json!({}))],
+        )
+        .await
+        .expect_err("narrower than the collection's rows");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("8 dimensions"), "{e}");
+    let side: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM chatstore_collection WHERE name = 'kb-1'")
+            .fetch_one(&mut raw)
+            .await
+            .expect("side rows");
+    assert_eq!(side, 0, "nothing recorded");
+    store
+        .insert(
+            "kb-1",
+            vec![item("c1", (1..=8).map(|x| x as f32).collect(), json!({}))],
+        )
+        .await
+        .expect("a write of the rows' own width");
+    let got = store.get("kb-1").await.expect("get");
+    assert!(got.iter().all(|i| i.vector.len() == 8), "{got:?}");
+
+    // chatstore recorded 4 dimensions; Open WebUI then emptied the collection (its delete
+    // leaves chatstore's side row) and filled it again at 8.
+    store
+        .insert(
+            "kb-2",
+            vec![item("c2", vec![1.0, 0.5, 0.25, 0.125], json!({}))],
+        )
+        .await
+        .expect("insert");
+    sqlx::query("DELETE FROM document_chunk WHERE collection_name = 'kb-2'")
+        .execute(&mut raw)
+        .await
+        .expect("Open WebUI's delete");
+    foreign("o2", "kb-2")
+        .execute(&mut raw)
+        .await
+        .expect("Open WebUI's row");
+    let got = store.get("kb-2").await.expect("get");
+    assert_eq!(
+        got[0].vector,
+        (1..=8).map(|x| x as f32).collect::<Vec<_>>(),
+        "read whole, not cut to 4"
+    );
+    let e = store
+        .upsert("kb-2", vec![item("c3", vec![1.0; 5], json!({}))])
+        .await
+        .expect_err("of neither width");
+    assert!(e.to_string().contains("have 8"), "{e}");
+    store
+        .upsert("kb-2", vec![item("c3", vec![0.5; 8], json!({}))])
+        .await
+        .expect("a write of the rows' width");
+    let hits = store
+        .search("kb-2", &[vec![1.0; 8]], None, 2)
+        .await
+        .expect("a search of the rows' width");
+    assert_eq!(hits[0].len(), 2);
 }
