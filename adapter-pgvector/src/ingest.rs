@@ -45,6 +45,13 @@ const CLAIM_MANY: &str = "INSERT INTO chatstore_collection (name, dimension, wri
      RETURNING name, dimension, written, indexed_rows, \
          (SELECT b.dimension FROM chatstore_collection b \
           WHERE b.name = chatstore_collection.name)";
+/// The dimension a collection's side row held before this write claimed it (see [`CLAIM`]).
+type Before = Option<i32>;
+/// What [`CLAIM`] returns: the dimension the side row holds, the rows written since the last
+/// `optimize`, the rows that `optimize` found, and [`Before`].
+type Claimed = (Option<i32>, i64, Option<i64>, Before);
+/// What [`CLAIM_MANY`] returns: a collection's name and its [`Claimed`].
+type ClaimedMany = (String, Option<i32>, i64, Option<i64>, Before);
 /// How many of the collection's rows other than the given ids [`PgVectorStore::other_rows_width`]
 /// looks at.
 const WIDTH_SAMPLE: i64 = 16;
@@ -142,15 +149,15 @@ impl PgVectorStore {
             .begin()
             .await
             .map_err(during("opening a transaction"))?;
-        let (held, written, indexed_rows, before): (Option<i32>, i64, Option<i64>, Option<i32>) =
-            self.prepare
-                .rows(CLAIM)
-                .bind(collection)
-                .bind(dim_i32)
-                .bind(i64::try_from(items.len()).unwrap_or(i64::MAX))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(during("claiming the collection"))?;
+        let (held, written, indexed_rows, before): Claimed = self
+            .prepare
+            .rows(CLAIM)
+            .bind(collection)
+            .bind(dim_i32)
+            .bind(i64::try_from(items.len()).unwrap_or(i64::MAX))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(during("claiming the collection"))?;
         // An insert keeps every existing row; an upsert replaces its own ids, so only the
         // other rows pin the dimension (as in the memory model).
         let except: &[String] = if mode == Mode::Upsert { &ids } else { &[] };
@@ -286,7 +293,7 @@ impl PgVectorStore {
             .begin()
             .await
             .map_err(during("opening a transaction"))?;
-        let claimed: Vec<(String, Option<i32>, i64, Option<i64>, Option<i32>)> = self
+        let claimed: Vec<ClaimedMany> = self
             .prepare
             .rows(CLAIM_MANY)
             .bind(names)
@@ -295,7 +302,7 @@ impl PgVectorStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(during("claiming the collections"))?;
-        let claimed: HashMap<String, (Option<i32>, i64, Option<i64>, Option<i32>)> = claimed
+        let claimed: HashMap<String, Claimed> = claimed
             .into_iter()
             .map(|(name, held, written, indexed, before)| (name, (held, written, indexed, before)))
             .collect();
