@@ -48,6 +48,9 @@ pub struct PgVectorConfig {
     pub auto_index_growth: f64,
     /// How long a collection must go without writes before its automatic build starts.
     pub auto_index_delay: std::time::Duration,
+    /// How long an index build waits for another one (of any process on the database) to
+    /// finish before it gives up with `Unavailable` (builds take turns on an advisory lock).
+    pub build_lock_wait: std::time::Duration,
     /// Open for reading only: nothing is created or changed on the database (no extension,
     /// table, side table or index), and the connections are read-only, so every write fails.
     /// A database without the extension or without `document_chunk` is one without vectors
@@ -85,6 +88,7 @@ impl Default for PgVectorConfig {
             auto_index: true,
             auto_index_growth: 2.0,
             auto_index_delay: std::time::Duration::from_secs(2),
+            build_lock_wait: std::time::Duration::from_secs(15 * 60),
             read_only: false,
         }
     }
@@ -146,6 +150,12 @@ impl PgVectorConfig {
     /// Sets how long a collection must go without writes before its automatic build starts.
     pub fn auto_index_delay(mut self, delay: std::time::Duration) -> Self {
         self.auto_index_delay = delay;
+        self
+    }
+
+    /// Sets how long an index build waits for another one to finish.
+    pub fn build_lock_wait(mut self, wait: std::time::Duration) -> Self {
+        self.build_lock_wait = wait;
         self
     }
 

@@ -48,8 +48,9 @@ const CALIBRATION_QUERIES: i64 = 100;
 const LATENCY_QUERIES: usize = 5;
 /// Neighbours measured per calibration query.
 const CALIBRATION_K: usize = 10;
-/// Session advisory lock held while an index is built: one build at a time in the database.
-const BUILD_LOCK: i64 = 0x6368_6174_6275_696c;
+/// The session advisory lock (`pg_locks.objid` shows its low half) held while an index is
+/// built: one build at a time in the database.
+pub const BUILD_LOCK: i64 = 0x6368_6174_6275_696c;
 
 const WRITTEN: &str = "SELECT written, indexed_rows FROM chatstore_collection WHERE name = $1";
 /// Takes the rows an `optimize` counted at its start off the collection's write count, once
@@ -710,7 +711,10 @@ impl PgVectorStore {
     async fn build_on(&self, conn: &mut PgConnection, collection: &str) -> Result<IndexKey> {
         // Polled, not waited for: a session blocked in pg_advisory_lock holds a snapshot, and
         // the running build's CREATE INDEX CONCURRENTLY would wait for that snapshot while the
-        // waiter waits for its lock (a deadlock across processes).
+        // waiter waits for its lock (a deadlock across processes). Not for ever: a build
+        // stuck elsewhere (behind a session idle in a transaction) would hold this process's
+        // builds, and every `optimize` after them (a migration's last step), as long.
+        let started = Instant::now();
         loop {
             let locked: bool = sqlx::query_scalar(TRY_LOCK_BUILDS)
                 .bind(BUILD_LOCK)
@@ -719,6 +723,17 @@ impl PgVectorStore {
                 .map_err(during("waiting for other index builds"))?;
             if locked {
                 break;
+            }
+            if started.elapsed() >= self.config.build_lock_wait {
+                return Err(chatstore_core::Error::Unavailable {
+                    message: format!(
+                        "collection {collection:?}: another index build on this database has \
+                         not finished in {} s (look for a CREATE INDEX CONCURRENTLY waiting in \
+                         pg_stat_activity); its search stays as it was",
+                        self.config.build_lock_wait.as_secs()
+                    ),
+                    source: None,
+                });
             }
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }

@@ -69,7 +69,7 @@ use crate::session::Prepare;
 
 pub use config::{DIRECT_URL_ENV, PgVectorConfig, SETTINGS_ENV};
 pub use error::is_missing_extension;
-pub use indexes::CollectionPlan;
+pub use indexes::{BUILD_LOCK, CollectionPlan};
 pub use open_webui::OpenWebUiIndex;
 pub use schema::FILTER_KEYS;
 pub use schema::{ColumnType, Schema};

@@ -1839,3 +1839,40 @@ async fn rows_another_program_wrote_keep_their_own_dimension() {
         .expect("a search of the rows' width");
     assert_eq!(hits[0].len(), 2);
 }
+
+/// An index build waits for another process's build for `build_lock_wait`, then gives up with
+/// `Unavailable` and leaves the collection due: a build stuck elsewhere held this process's
+/// builds, and every `optimize` queued after them, for as long as it was stuck.
+#[tokio::test]
+async fn an_index_build_gives_up_on_another_stuck_build() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let config = indexing_config(&url, 8).build_lock_wait(std::time::Duration::from_secs(1));
+    let store = PgVectorStore::connect(config).await.expect("open");
+    let mut rng = Rng::new(9);
+    store
+        .insert("c", random_items(&mut rng, "r", 400, 8))
+        .await
+        .expect("insert");
+    let mut other = sqlx::PgConnection::connect(&url).await.expect("connect");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(chatstore_pgvector::BUILD_LOCK)
+        .execute(&mut other)
+        .await
+        .expect("another build holds the lock");
+    let started = std::time::Instant::now();
+    let e = store.optimize("c").await.expect_err("gives up");
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(written_of_c(&mut other).await, 400, "still due");
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(chatstore_pgvector::BUILD_LOCK)
+        .execute(&mut other)
+        .await
+        .expect("release");
+    store
+        .optimize("c")
+        .await
+        .expect("builds once the other is done");
+}
