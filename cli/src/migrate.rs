@@ -501,6 +501,11 @@ async fn copy_tables(
         // columns.
         let set_aside: HashSet<String> = if mode == RowMode::UpdateOnly {
             dead.ids_of(&table).map(str::to_owned).collect()
+        } else if table == "auth" {
+            // A user's credentials (keyed by the user's id) stay with the user: the target
+            // has no such user (another of its own holds the email, say), and a password hash
+            // for an id it does not hold is not copied.
+            dead.ids_of("user").map(str::to_owned).collect()
         } else {
             HashSet::new()
         };

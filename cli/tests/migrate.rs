@@ -1650,6 +1650,44 @@ async fn verify_finds_a_target_file_whose_bytes_changed() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A user set aside (the target holds another user with that email) keeps its credentials
+/// behind too: the table copy that follows the engine used to upsert its `auth` row, a
+/// password hash for an id the target does not hold, under the target user's email.
+#[tokio::test]
+async fn a_user_set_aside_leaves_its_credentials_behind() {
+    let dir = folder();
+    let src = owui_sqlite(&dir, 0).await;
+    let to = sqlite_url(&dir, "t.db");
+    let target = SqlStore::connect(&to, SqlOptions::default().upload_dir(dir.join("up")))
+        .await
+        .expect("the target");
+    target
+        .store()
+        .users
+        .create(NewUser::new("bob@example.com", "Robert").with_id("b1"))
+        .await
+        .expect("the target's own user");
+    target.close().await;
+    let out = migrate(&dir, &["--from", &src, "--to", &to]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        dead_letters(&dir)
+            .iter()
+            .any(|d| d["entity"] == "user" && d["id"] == "u2"),
+        "{:#?}",
+        dead_letters(&dir)
+    );
+    assert_eq!(text(&to, "SELECT id FROM auth WHERE id = 'u2'").await, None);
+    assert_eq!(
+        text(&to, "SELECT email FROM auth WHERE id = 'u1'")
+            .await
+            .as_deref(),
+        Some("Ada@Example.com"),
+        "the other users' credentials arrive"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A file the target already holds under a source id with other bytes is set aside, and the
 /// table copy that follows the engine leaves the target's row as it was: its bytes still read
 /// (the copy used to give the row the source's name and sha256 over the target's bytes).

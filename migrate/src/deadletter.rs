@@ -1,7 +1,7 @@
 //! The dead-letter file: one JSON object per line for every record set aside (the record, its
 //! group, the error), appended and synced before the batch that produced it is checkpointed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 
@@ -32,6 +32,8 @@ pub struct DeadLetter {
 pub struct DeadLetters {
     path: PathBuf,
     seen: HashSet<(String, String)>,
+    /// Records per group (`seen` counted by its group).
+    per_group: HashMap<String, u64>,
     pending: Vec<DeadLetter>,
 }
 
@@ -42,6 +44,7 @@ impl DeadLetters {
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
         let mut seen = HashSet::new();
+        let mut per_group: HashMap<String, u64> = HashMap::new();
         match std::fs::File::open(&path) {
             Ok(f) => {
                 let io = |e: std::io::Error| {
@@ -52,8 +55,10 @@ impl DeadLetters {
                 let mut ended = true;
                 while reader.read_until(b'\n', &mut line).map_err(io)? > 0 {
                     ended = line.ends_with(b"\n");
-                    if let Ok(d) = serde_json::from_slice::<DeadLetter>(&line) {
-                        seen.insert((format!("{}/{}", d.group, d.entity), d.id));
+                    if let Ok(d) = serde_json::from_slice::<DeadLetter>(&line)
+                        && seen.insert((format!("{}/{}", d.group, d.entity), d.id))
+                    {
+                        *per_group.entry(d.group).or_default() += 1;
                     }
                     line.clear();
                 }
@@ -77,6 +82,7 @@ impl DeadLetters {
         Ok(DeadLetters {
             path,
             seen,
+            per_group,
             pending: Vec::new(),
         })
     }
@@ -124,6 +130,11 @@ impl DeadLetters {
         })
     }
 
+    /// How many records of `group` the file holds (written and pending).
+    pub fn in_group(&self, group: &str) -> u64 {
+        self.per_group.get(group).copied().unwrap_or(0)
+    }
+
     /// Its path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -148,6 +159,7 @@ impl DeadLetters {
         if !self.seen.insert(key) {
             return false;
         }
+        *self.per_group.entry(letter.group.clone()).or_default() += 1;
         tracing::warn!(group = %letter.group, entity = %letter.entity, id = %letter.id,
             error = %letter.error, "record set aside");
         self.pending.push(letter);

@@ -427,6 +427,45 @@ async fn a_small_file_the_target_holds_with_other_bytes_is_set_aside() {
     assert_eq!(target.files.read("a").await.expect("a"), b"other");
 }
 
+/// A run killed after its batch's letters were synced and before its state was saved writes
+/// the batch again on resume: the group still counts the letter (the file holds it already,
+/// and the count went up only for a letter the file did not hold, so it stayed short).
+#[tokio::test]
+async fn a_resumed_batch_still_counts_the_letters_its_first_try_synced() {
+    let (source, target) = (memory::store(), memory::store());
+    for (store, bytes) in [
+        (&source, b"the source's".to_vec()),
+        (&target, b"other".to_vec()),
+    ] {
+        store
+            .files
+            .put(NewFile::new("u0", "a.bin", bytes).with_id("a"))
+            .await
+            .expect("file");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = options(&dir);
+    o.groups = vec![ModelGroup::Files];
+    Migration::new(&source, &target, o.clone(), &Silent)
+        .run()
+        .await
+        .expect("migrate");
+    // The state as the kill left it: the group not begun, its letter in the file.
+    let path = dir.path().join("state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("state")).expect("JSON");
+    state["progress"]["files"] = json!({"stage": null, "cursor": null, "done": false,
+        "counts": {"read": 0, "written": 0, "skipped": 0, "dead_lettered": 0}});
+    std::fs::write(&path, state.to_string()).expect("write the state");
+    let summary = Migration::new(&source, &target, o, &Silent)
+        .run()
+        .await
+        .expect("resume");
+    let files = &summary.groups[0];
+    assert_eq!(files.counts.dead_lettered, 1, "{summary:?}");
+    assert_eq!(summary.dead_letters, 1, "{summary:?}");
+}
+
 /// A row the target refuses is set aside with its reason and the rest of its batch arrives; a
 /// parent that sorts after its child arrives first.
 #[tokio::test]
@@ -1161,4 +1200,81 @@ async fn files_deleted_from_the_source_during_the_run_are_gone_not_set_aside() {
             "{id} is not on the target"
         );
     }
+}
+
+/// A source whose chat `c01` is deleted as its messages are read (after its page was).
+struct DeletedWhileRead {
+    messages: std::sync::Arc<dyn chatstore_core::MessageRepo>,
+    chats: std::sync::Arc<dyn chatstore_core::ChatRepo>,
+}
+
+#[async_trait::async_trait]
+impl chatstore_core::MessageRepo for DeletedWhileRead {
+    async fn upsert(&self, message: NewMessage) -> chatstore_core::Result<chatstore_core::Message> {
+        self.messages.upsert(message).await
+    }
+    async fn upsert_many(
+        &self,
+        chat_id: &str,
+        messages: Vec<NewMessage>,
+    ) -> chatstore_core::Result<Vec<chatstore_core::Message>> {
+        self.messages.upsert_many(chat_id, messages).await
+    }
+    async fn get(
+        &self,
+        chat_id: &str,
+        id: &str,
+    ) -> chatstore_core::Result<chatstore_core::Message> {
+        self.messages.get(chat_id, id).await
+    }
+    async fn list(&self, chat_id: &str) -> chatstore_core::Result<Vec<chatstore_core::Message>> {
+        if chat_id == "c01" {
+            let _ = self.chats.delete(chat_id).await;
+            return Err(Error::not_found("chat", chat_id));
+        }
+        self.messages.list(chat_id).await
+    }
+    async fn delete(&self, chat_id: &str, id: &str) -> chatstore_core::Result<()> {
+        self.messages.delete(chat_id, id).await
+    }
+    async fn scan(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> chatstore_core::Result<Vec<chatstore_core::Message>> {
+        self.messages.scan(after, limit).await
+    }
+}
+
+/// A chat the source deletes after its page was read, as its messages are read, is gone, not
+/// set aside ("could not read the chat's messages"); the other chats arrive.
+#[tokio::test]
+async fn a_chat_deleted_from_the_source_during_the_run_is_gone() {
+    let plain = seeded().await;
+    let mut parts = plain.parts();
+    parts.messages = std::sync::Arc::new(DeletedWhileRead {
+        messages: plain.messages.clone(),
+        chats: plain.chats.clone(),
+    });
+    let source = plain.rebuild("deleting", plain.capabilities(), parts);
+    let target = memory::store();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = options(&dir);
+    o.groups = vec![ModelGroup::Users, ModelGroup::Chats];
+    let summary = Migration::new(&source, &target, o, &Silent)
+        .run()
+        .await
+        .expect("migrate");
+    let chats = summary
+        .groups
+        .iter()
+        .find(|g| g.group == ModelGroup::Chats)
+        .expect("chats");
+    assert_eq!(chats.counts.gone, 1, "{summary:?}");
+    assert_eq!(summary.dead_letters, 0, "{summary:?}");
+    assert!(target.chats.get("c01").await.is_err());
+    let report = verify(&source, &target, &[ModelGroup::Chats], &Silent)
+        .await
+        .expect("verify");
+    assert!(report.equal, "{:?}", report.differing_ids());
 }

@@ -28,7 +28,7 @@
 //! with the checkpoint of the last written page.
 
 use chatstore_core::blob::unreadable_entries;
-use chatstore_core::{Chat, Error, Message, Result, Store};
+use chatstore_core::{Chat, Error, ErrorKind, Message, Result, Store};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -262,6 +262,17 @@ async fn read_chats(source: &Store, limit: u32, after: Option<String>) -> Result
             {
                 Ok(messages) => Ok(pending(chat, &messages)),
                 Err(e) if e.is_retryable() => Err(e),
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    // Deleted since its page was read (a live source): gone, unless the source
+                    // still holds it.
+                    match retrying("reading a chat", || source.chats.get(&chat.id)).await {
+                        Err(gone) if gone.kind() == ErrorKind::NotFound => {
+                            Ok(ChatRead::Unreadable(chat.id, gone))
+                        }
+                        Err(other) if other.is_retryable() => Err(other),
+                        _ => Ok(ChatRead::NoMessages(chat, e)),
+                    }
+                }
                 Err(e) => Ok(ChatRead::NoMessages(chat, e)),
             }
         })
