@@ -640,6 +640,12 @@ impl ChatRepo for PocketBase {
             .map(|r| from_record(r).map(|(c, _)| c))
             .collect()
     }
+
+    async fn scan_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        self.client()
+            .scan_ids_by_id(&self.cols().chats, after, limit, Subject::new("chat", ""))
+            .await
+    }
 }
 
 fn dedup_pairs(pairs: Vec<(String, String)>) -> Vec<(String, String)> {

@@ -520,6 +520,36 @@ impl Client {
         expand: Option<&'static str>,
         subject: Subject<'_>,
     ) -> Result<Vec<Value>> {
+        self.scan_fields(collection, after, limit, expand, None, subject)
+            .await
+    }
+
+    /// The ids [`scan_by_id`](Self::scan_by_id) would return, read without the records' other
+    /// fields: a caller finds the id of a record that does not decode this way (a migration
+    /// sets that record aside and goes on).
+    pub async fn scan_ids_by_id(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: u32,
+        subject: Subject<'_>,
+    ) -> Result<Vec<String>> {
+        self.scan_fields(collection, after, limit, None, Some("id"), subject)
+            .await?
+            .iter()
+            .map(|r| crate::record::text(r, "id"))
+            .collect()
+    }
+
+    async fn scan_fields(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: u32,
+        expand: Option<&'static str>,
+        fields: Option<&'static str>,
+        subject: Subject<'_>,
+    ) -> Result<Vec<Value>> {
         chatstore_core::query::validate_scan_limit(limit)?;
         keyset_pages(
             after,
@@ -532,7 +562,7 @@ impl Client {
                         .unwrap_or_default(),
                     sort: "id".to_owned(),
                     expand,
-                    fields: None,
+                    fields,
                     skip_total: true,
                 };
                 self.first(collection, &q, n, subject).await

@@ -336,6 +336,12 @@ impl FileRepo for PocketBase {
         items.iter().map(from_record).collect()
     }
 
+    async fn scan_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        self.client()
+            .scan_ids_by_id(&self.cols().files, after, limit, Subject::new("file", ""))
+            .await
+    }
+
     async fn put_stream(
         &self,
         file: NewFile,

@@ -193,4 +193,10 @@ impl UserRepo for PocketBase {
             .await?;
         items.iter().map(from_record).collect()
     }
+
+    async fn scan_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        self.client()
+            .scan_ids_by_id(&self.cols().users, after, limit, Subject::new("user", ""))
+            .await
+    }
 }

@@ -139,3 +139,51 @@ async fn messages_and_tags_past_one_page_list_exactly_like_the_memory_model() {
         model.tags.scan(None, 2_000).await.expect("model scan")
     );
 }
+
+/// A chat record that does not decode (its `meta` edited into a list, in the admin UI say)
+/// fails a scan of its page, and its id is still listed without decoding: a migration reads
+/// that page record by record and sets only that one aside. (The ids were listed through the
+/// scan itself, which failed the same way, so one such record stopped every run there.)
+#[tokio::test]
+async fn a_record_that_does_not_decode_is_still_listed_by_id() {
+    use chatstore_pocketbase::error::Subject;
+    let Some(pb) = common::backend().await else {
+        return;
+    };
+    let store = pb.store();
+    for id in ["a", "b", "c"] {
+        store
+            .chats
+            .create(NewChat::new("u1", id).with_id(id))
+            .await
+            .expect("chat");
+    }
+    pb.client()
+        .update_record(
+            &pb.collections().chats,
+            "b",
+            &serde_json::json!({"meta": [1]}),
+            Subject::new("chat", "b"),
+        )
+        .await
+        .expect("garble b");
+    assert!(store.chats.scan(None, 10).await.is_err());
+    assert_eq!(
+        store.chats.scan_ids(None, 10).await.expect("ids"),
+        ["a", "b", "c"]
+    );
+    assert_eq!(
+        store.chats.scan_ids(Some("a"), 1).await.expect("ids"),
+        ["b"]
+    );
+    assert!(store.chats.get("b").await.is_err());
+    assert_eq!(store.chats.get("c").await.expect("c").title, "c");
+    assert_eq!(
+        store.users.scan_ids(None, 10).await.expect("ids"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store.files.scan_ids(None, 10).await.expect("ids"),
+        Vec::<String>::new()
+    );
+}
