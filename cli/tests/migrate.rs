@@ -1650,6 +1650,20 @@ async fn verify_finds_a_target_file_whose_bytes_changed() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `chatstore migrate --from FROM --to TO`, which must end with exit 1, having set aside the
+/// record `entity` `id`.
+fn migrate_setting_aside(dir: &Path, from: &str, to: &str, entity: &str, id: &str) {
+    let out = migrate(dir, &["--from", from, "--to", to]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let letters = dead_letters(dir);
+    assert!(
+        letters
+            .iter()
+            .any(|d| d["entity"] == entity && d["id"] == id),
+        "no dead letter for {entity} {id}: {letters:#?}"
+    );
+}
+
 /// A user set aside (the target holds another user with that email) keeps its credentials
 /// behind too: the table copy that follows the engine used to upsert its `auth` row, a
 /// password hash for an id the target does not hold, under the target user's email.
@@ -1668,15 +1682,7 @@ async fn a_user_set_aside_leaves_its_credentials_behind() {
         .await
         .expect("the target's own user");
     target.close().await;
-    let out = migrate(&dir, &["--from", &src, "--to", &to]);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(
-        dead_letters(&dir)
-            .iter()
-            .any(|d| d["entity"] == "user" && d["id"] == "u2"),
-        "{:#?}",
-        dead_letters(&dir)
-    );
+    migrate_setting_aside(&dir, &src, &to, "user", "u2");
     assert_eq!(text(&to, "SELECT id FROM auth WHERE id = 'u2'").await, None);
     assert_eq!(
         text(&to, "SELECT email FROM auth WHERE id = 'u1'")
@@ -1716,15 +1722,7 @@ async fn a_file_set_aside_keeps_the_targets_own_row() {
         .expect("file");
     target.close().await;
 
-    let out = migrate(&dir, &["--from", &src, "--to", &to]);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(
-        dead_letters(&dir)
-            .iter()
-            .any(|d| d["entity"] == "file" && d["id"] == "fx000"),
-        "{:#?}",
-        dead_letters(&dir)
-    );
+    migrate_setting_aside(&dir, &src, &to, "file", "fx000");
     let target = open_target().await;
     let t = target.store();
     assert_eq!(

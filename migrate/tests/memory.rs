@@ -397,8 +397,8 @@ async fn large_files_are_streamed_between_small_batched_ones_and_resume_cleanly(
 
 /// A small file the target already holds under its id with other bytes is set aside, not
 /// counted as copied: the same check a streamed large file gets.
-#[tokio::test]
-async fn a_small_file_the_target_holds_with_other_bytes_is_set_aside() {
+/// A source and a target that both hold a file `a`, with other bytes.
+async fn stores_holding_file_a_with_other_bytes() -> (Store, Store) {
     let (source, target) = (memory::store(), memory::store());
     for (store, bytes) in [
         (&source, b"the source's".to_vec()),
@@ -410,6 +410,12 @@ async fn a_small_file_the_target_holds_with_other_bytes_is_set_aside() {
             .await
             .expect("file");
     }
+    (source, target)
+}
+
+#[tokio::test]
+async fn a_small_file_the_target_holds_with_other_bytes_is_set_aside() {
+    let (source, target) = stores_holding_file_a_with_other_bytes().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut o = options(&dir);
     o.groups = vec![ModelGroup::Files];
@@ -432,17 +438,7 @@ async fn a_small_file_the_target_holds_with_other_bytes_is_set_aside() {
 /// and the count went up only for a letter the file did not hold, so it stayed short).
 #[tokio::test]
 async fn a_resumed_batch_still_counts_the_letters_its_first_try_synced() {
-    let (source, target) = (memory::store(), memory::store());
-    for (store, bytes) in [
-        (&source, b"the source's".to_vec()),
-        (&target, b"other".to_vec()),
-    ] {
-        store
-            .files
-            .put(NewFile::new("u0", "a.bin", bytes).with_id("a"))
-            .await
-            .expect("file");
-    }
+    let (source, target) = stores_holding_file_a_with_other_bytes().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut o = options(&dir);
     o.groups = vec![ModelGroup::Files];
@@ -1088,6 +1084,24 @@ async fn pages_of_large_chats_stay_near_the_byte_budget() {
     assert!(default <= 4, "{default} batches");
 }
 
+/// Migrates `groups` from `source` to `target`, the run's files in `dir`: the summary, and the
+/// counts of the last group.
+async fn migrate_groups(
+    source: &Store,
+    target: &Store,
+    dir: &tempfile::TempDir,
+    groups: &[ModelGroup],
+) -> (chatstore_migrate::Summary, chatstore_migrate::Counts) {
+    let mut o = options(dir);
+    o.groups = groups.to_vec();
+    let summary = Migration::new(source, target, o, &Silent)
+        .run()
+        .await
+        .expect("migrate");
+    let last = summary.groups.last().expect("a group").counts;
+    (summary, last)
+}
+
 /// A source whose file pages do not decode whole (so each file is read alone) and that loses
 /// files while the run reads them: `deleted` is deleted as it is read alone, `bytes_deleted`
 /// as its bytes are read, and `lost` stays listed but is never found by its id.
@@ -1172,19 +1186,9 @@ async fn files_deleted_from_the_source_during_the_run_are_gone_not_set_aside() {
     let source = Store::new("vanishing", plain.capabilities(), parts);
     let target = memory::store();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut o = options(&dir);
-    o.groups = vec![ModelGroup::Files];
-    let summary = Migration::new(&source, &target, o, &Silent)
-        .run()
-        .await
-        .expect("migrate");
-    let files = summary
-        .groups
-        .iter()
-        .find(|g| g.group == ModelGroup::Files)
-        .expect("files group");
-    assert_eq!(files.counts.gone, 2, "{summary:?}");
-    assert_eq!(files.counts.written, 2, "{summary:?}");
+    let (summary, files) = migrate_groups(&source, &target, &dir, &[ModelGroup::Files]).await;
+    assert_eq!(files.gone, 2, "{summary:?}");
+    assert_eq!(files.written, 2, "{summary:?}");
     assert_eq!(summary.dead_letters, 1, "only the lost file: {summary:?}");
     let letters = std::fs::read_to_string(dir.path().join("dead.jsonl")).expect("letters");
     assert!(
@@ -1259,18 +1263,9 @@ async fn a_chat_deleted_from_the_source_during_the_run_is_gone() {
     let source = plain.rebuild("deleting", plain.capabilities(), parts);
     let target = memory::store();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut o = options(&dir);
-    o.groups = vec![ModelGroup::Users, ModelGroup::Chats];
-    let summary = Migration::new(&source, &target, o, &Silent)
-        .run()
-        .await
-        .expect("migrate");
-    let chats = summary
-        .groups
-        .iter()
-        .find(|g| g.group == ModelGroup::Chats)
-        .expect("chats");
-    assert_eq!(chats.counts.gone, 1, "{summary:?}");
+    let groups = [ModelGroup::Users, ModelGroup::Chats];
+    let (summary, chats) = migrate_groups(&source, &target, &dir, &groups).await;
+    assert_eq!(chats.gone, 1, "{summary:?}");
     assert_eq!(summary.dead_letters, 0, "{summary:?}");
     assert!(target.chats.get("c01").await.is_err());
     let report = verify(&source, &target, &[ModelGroup::Chats], &Silent)
