@@ -7,6 +7,11 @@
 
 // GET /api/chatstore/info: the routes' version (the adapter refuses to start on a mismatch).
 routerAdd("GET", "/api/chatstore/info", (e) => {
+  // The routes need their modules too: a server given this file alone answers here with an
+  // error, not a version, so the adapter refuses it at start-up instead of failing every
+  // write later.
+  require(`${__hooks}/chatstore_tags.js`);
+  require(`${__hooks}/chatstore_changes.js`);
   return e.json(200, { version: 5 });
 }, $apis.requireSuperuserAuth());
 
@@ -237,16 +242,17 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
             );
             // The blob's history entries, reduced to what the rules read: whether the entry is an
             // object, its string `id` and `parentId`, its integer `timestamp` (else 0) and the
-            // strings of its `childrenIds`.
+            // strings of its `childrenIds`. (`IS`, not `=`: an entry without the key has a NULL
+            // type, and NULL into an integer column failed every upsert into the chat.)
             const entries = new Map();
             if (shape.t === "object" && shape.h === "object" && shape.m === "object") {
               const rows = arrayOf(new DynamicModel({ k: "", obj: 0, has_id: 0, id: "", has_parent: 0, parent: "", ts: 0, kids: "" }));
               tx.db()
                 .newQuery(
                   "SELECT je.key AS k, je.type = 'object' AS obj," +
-                    " CASE WHEN je.type = 'object' THEN json_type(je.value, '$.id') = 'text' ELSE 0 END AS has_id," +
+                    " CASE WHEN je.type = 'object' THEN json_type(je.value, '$.id') IS 'text' ELSE 0 END AS has_id," +
                     " CASE WHEN je.type = 'object' AND json_type(je.value, '$.id') = 'text' THEN json_extract(je.value, '$.id') ELSE '' END AS id," +
-                    " CASE WHEN je.type = 'object' THEN json_type(je.value, '$.parentId') = 'text' ELSE 0 END AS has_parent," +
+                    " CASE WHEN je.type = 'object' THEN json_type(je.value, '$.parentId') IS 'text' ELSE 0 END AS has_parent," +
                     " CASE WHEN je.type = 'object' AND json_type(je.value, '$.parentId') = 'text' THEN json_extract(je.value, '$.parentId') ELSE '' END AS parent," +
                     " CASE WHEN je.type = 'object' AND json_type(je.value, '$.timestamp') = 'integer' THEN json_extract(je.value, '$.timestamp') ELSE 0 END AS ts," +
                     " CASE WHEN je.type = 'object' AND json_type(je.value, '$.childrenIds') = 'array'" +

@@ -319,6 +319,10 @@ static SCHEMA_CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(()
 /// that every field has the type chatstore needs, enables and sizes the batch API, and checks
 /// that the chatstore routes of `pb_hooks/` are served.
 pub async fn ensure(client: &Client, c: &Collections) -> Result<()> {
+    // First: an adapter of another version (an older binary restarting during an upgrade)
+    // must not import its own schema before it refuses, as the import replaces every
+    // collection's index list and field limits with its own.
+    check_hooks(client).await?;
     let subject = Subject::new("schema", "");
     let wanted = all_collections_json(c);
     let body = json!({"collections": wanted, "deleteMissing": false});
@@ -355,8 +359,7 @@ pub async fn ensure(client: &Client, c: &Collections) -> Result<()> {
             }
         }
     }
-    ensure_batch(client).await?;
-    check_hooks(client).await
+    ensure_batch(client).await
 }
 
 /// Checks, changing nothing, that the server has chatstore's collections with the field types
@@ -493,8 +496,8 @@ async fn check_hooks(client: &Client) -> Result<()> {
             }
             Error::backend(
                 "PocketBase does not serve the chatstore routes: start it with \
-                 --hooksDir pointing at adapter-pocketbase/pb_hooks (or copy chatstore.pb.js \
-                 into its pb_hooks folder)"
+                 --hooksDir pointing at adapter-pocketbase/pb_hooks (or copy every file of \
+                 that folder into its pb_hooks folder)"
                     .to_owned(),
                 e,
             )

@@ -110,6 +110,13 @@ fn chat_with_text(user: &str, kib: usize) -> NewChat {
 
 /// A store on a private server, as its superuser.
 async fn connect(server: &chatstore_testkit::PrivatePocketBase) -> PocketBase {
+    connect_result(server).await.expect("connect")
+}
+
+/// [`connect`], its error kept.
+async fn connect_result(
+    server: &chatstore_testkit::PrivatePocketBase,
+) -> chatstore_core::Result<PocketBase> {
     use chatstore_testkit::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD};
     PocketBase::connect(PocketBaseConfig::new(
         server.http_url(),
@@ -117,7 +124,6 @@ async fn connect(server: &chatstore_testkit::PrivatePocketBase) -> PocketBase {
         POCKETBASE_PASSWORD,
     ))
     .await
-    .expect("connect")
 }
 
 /// An HTTP client and the superuser's answer to logging in on `server` (its `token` and
@@ -325,4 +331,105 @@ async fn calls_go_on_after_the_tokens_are_invalidated_on_the_server() {
             .len(),
         3
     );
+}
+
+/// A server whose routes are of another version, or that was given `chatstore.pb.js` without
+/// the modules it loads, is refused at start-up, and before anything is changed on it: an
+/// older adapter restarting during an upgrade imported its own schema first (replacing every
+/// collection's indexes with its own) and refused only then, and a server without the modules
+/// passed the check and failed every write afterwards as bad input.
+#[tokio::test]
+async fn a_server_with_other_or_partial_routes_is_refused_before_any_change() {
+    use chatstore_testkit::PrivatePocketBase;
+    let shipped = chatstore_testkit::hooks_dir().join("chatstore.pb.js");
+    let routes = std::fs::read_to_string(&shipped).expect("the routes");
+    let older = routes.replace("version: 5", "version: 4");
+    assert_ne!(older, routes, "the version is where this test looks for it");
+    for (files, why) in [
+        (vec![("chatstore.pb.js", routes.clone())], "does not serve"),
+        (
+            vec![
+                ("chatstore.pb.js", older),
+                (
+                    "chatstore_tags.js",
+                    std::fs::read_to_string(
+                        chatstore_testkit::hooks_dir().join("chatstore_tags.js"),
+                    )
+                    .expect("tags module"),
+                ),
+                (
+                    "chatstore_changes.js",
+                    std::fs::read_to_string(
+                        chatstore_testkit::hooks_dir().join("chatstore_changes.js"),
+                    )
+                    .expect("changes module"),
+                ),
+            ],
+            "version 4",
+        ),
+    ] {
+        let hooks = chatstore_testkit::scratch_folder("chatstore-pocketbase-tests", "hooks");
+        for (name, text) in &files {
+            std::fs::write(hooks.join(name), text).expect("write a hook");
+        }
+        let Some(server) = PrivatePocketBase::start_with_hooks(&hooks) else {
+            return;
+        };
+        let refused = connect_result(&server).await.expect_err("refused");
+        assert!(refused.to_string().contains(why), "{refused}");
+        let (http, auth) = log_in(&server).await;
+        let listed: serde_json::Value = http
+            .get(format!("{}/api/collections?perPage=200", server.http_url()))
+            .header("Authorization", auth["token"].as_str().expect("token"))
+            .send()
+            .await
+            .expect("list collections")
+            .json()
+            .await
+            .expect("collections");
+        let ours: Vec<&str> = listed["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .filter(|n| n.starts_with("owui_"))
+            .collect();
+        assert!(ours.is_empty(), "nothing imported: {ours:?}");
+    }
+}
+
+/// A message upserted into a chat whose blob holds an entry without an `id` or a `parentId`
+/// key (written another way: the admin UI, an import) is stored. The route read a missing key's
+/// type as NULL into an integer and failed every upsert into that chat as unavailable.
+#[tokio::test]
+async fn a_blob_entry_without_id_or_parent_keys_takes_new_messages() {
+    use chatstore_pocketbase::error::Subject;
+    let Some(server) = chatstore_testkit::PrivatePocketBase::start() else {
+        return;
+    };
+    let pb = connect(&server).await;
+    let store = pb.store();
+    store
+        .chats
+        .create(chatstore_core::NewChat::new("u1", "edited").with_id("c"))
+        .await
+        .expect("chat");
+    let blob = serde_json::json!({"history": {"currentId": "m0", "messages": {
+        "m0": {"role": "user", "content": "written elsewhere", "timestamp": 1_700_000_000}}}});
+    pb.client()
+        .update_record(
+            &pb.collections().chats,
+            "c",
+            &serde_json::json!({ "chat": blob }),
+            Subject::new("chat", "c"),
+        )
+        .await
+        .expect("edit the blob");
+    let mut m = chatstore_core::NewMessage::text("c", "m1", "assistant", "an answer");
+    m.parent_id = Some("m0".into());
+    store.messages.upsert(m).await.expect("upsert");
+    let chat = store.chats.get("c").await.expect("chat");
+    let entries = &chat.chat["history"]["messages"];
+    assert_eq!(entries["m1"]["content"], "an answer", "{entries}");
+    assert_eq!(entries["m0"]["content"], "written elsewhere", "{entries}");
 }

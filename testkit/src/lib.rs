@@ -35,7 +35,7 @@ mod proxy;
 mod tls;
 
 pub use chroma::PrivateChroma;
-pub use pocketbase::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD, PrivatePocketBase};
+pub use pocketbase::{POCKETBASE_EMAIL, POCKETBASE_PASSWORD, PrivatePocketBase, hooks_dir};
 pub use postgres::{
     PrivatePostgres, Shutdown, database_name, drop_postgres_database, fresh_postgres_database,
     fresh_postgres_database_behind, fresh_postgres_database_from, with_database,

@@ -19,6 +19,7 @@ pub const POCKETBASE_PASSWORD: &str = "Faults-0123456789";
 pub struct PrivatePocketBase {
     bin: PathBuf,
     dir: PathBuf,
+    hooks: PathBuf,
     port: u16,
     child: Option<Child>,
 }
@@ -32,6 +33,11 @@ impl PrivatePocketBase {
     /// A started server, or `None` when `CHATSTORE_TEST_POCKETBASE_BIN` is not set (outside
     /// CI; under CI that fails, see [`crate::require_env`]).
     pub fn start() -> Option<PrivatePocketBase> {
+        Self::start_with_hooks(&hooks_dir())
+    }
+
+    /// [`start`](Self::start), serving the hooks of `hooks` (an operator's folder).
+    pub fn start_with_hooks(hooks: &Path) -> Option<PrivatePocketBase> {
         let bin = PathBuf::from(crate::require_env("CHATSTORE_TEST_POCKETBASE_BIN")?);
         let dir = std::env::temp_dir()
             .join("chatstore-private-pocketbase")
@@ -54,6 +60,7 @@ impl PrivatePocketBase {
         let mut server = PrivatePocketBase {
             bin,
             dir,
+            hooks: hooks.to_owned(),
             port: crate::free_port(),
             child: None,
         };
@@ -97,7 +104,7 @@ impl PrivatePocketBase {
             .arg("--dir")
             .arg(&self.dir)
             .arg("--hooksDir")
-            .arg(hooks_dir())
+            .arg(&self.hooks)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
