@@ -304,12 +304,12 @@ impl OpenOptions {
 
 /// Whether a failure to open pgvector leaves a PostgreSQL database to open without vectors:
 /// the database has no `vector` extension, or this build has no pgvector support.
-#[cfg(feature = "pgvector")]
+#[cfg(all(feature = "sql", feature = "pgvector"))]
 fn without_vectors(e: &Error) -> bool {
     chatstore_pgvector::is_missing_extension(e)
 }
 
-#[cfg(not(feature = "pgvector"))]
+#[cfg(all(feature = "sql", not(feature = "pgvector")))]
 fn without_vectors(_: &Error) -> bool {
     true
 }
