@@ -685,9 +685,9 @@ impl<'a> Migration<'a> {
         Ok(outcome.written)
     }
 
-    /// A record the source could not read is set aside; one it deleted meanwhile (`NotFound`,
-    /// see [`Read`]) is counted as gone.
-    fn unreadable(
+    /// A record of a page the source listed and could not read: counted as gone when it was
+    /// deleted meanwhile (`NotFound`, see [`Read`]), else set aside.
+    fn not_read(
         &self,
         run: &mut Run,
         gs: &mut GroupState,
@@ -699,8 +699,21 @@ impl<'a> Migration<'a> {
         if e.kind() == ErrorKind::NotFound {
             tracing::debug!(%group, %entity, %id, "deleted from the source during the run");
             gs.counts.gone += 1;
-            return;
+        } else {
+            self.unreadable(run, gs, group, entity, id, e);
         }
+    }
+
+    /// A record the source could not read, set aside.
+    fn unreadable(
+        &self,
+        run: &mut Run,
+        gs: &mut GroupState,
+        group: ModelGroup,
+        entity: &str,
+        id: String,
+        e: &Error,
+    ) {
         let e = Error::backend_msg(format!("the source could not read it: {e}"));
         run.letter(gs, group, entity, id, Value::Null, &e);
     }
@@ -737,7 +750,7 @@ impl<'a> Migration<'a> {
                         record: Record::value(json(&u)),
                         item: NewUser::from(&u),
                     }),
-                    Err((id, e)) => self.unreadable(run, gs, group, "user", id, &e),
+                    Err((id, e)) => self.not_read(run, gs, group, "user", id, &e),
                 }
             }
             self.commit(run, gs, group, "user", &sink::Users(self.target), batch)
@@ -835,7 +848,7 @@ impl<'a> Migration<'a> {
                     }),
                     Err((key, e)) => {
                         let id = tag_key_id(&tag_key(&key));
-                        self.unreadable(run, gs, group, "tag", id, &e);
+                        self.not_read(run, gs, group, "tag", id, &e);
                     }
                 }
             }
@@ -887,7 +900,7 @@ impl<'a> Migration<'a> {
                         }
                         batch.push(pending);
                     }
-                    ChatRead::Unreadable(id, e) => self.unreadable(run, gs, group, "chat", id, &e),
+                    ChatRead::Unreadable(id, e) => self.not_read(run, gs, group, "chat", id, &e),
                     ChatRead::NoMessages(chat, e) => {
                         let e = Error::backend_msg(format!(
                             "the source could not read the chat's messages: {e}"
@@ -1057,7 +1070,7 @@ impl<'a> Migration<'a> {
                 let meta = match r {
                     Ok(m) => m,
                     Err((id, e)) => {
-                        self.unreadable(run, gs, group, "file", id, &e);
+                        self.not_read(run, gs, group, "file", id, &e);
                         continue;
                     }
                 };
