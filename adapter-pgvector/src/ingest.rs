@@ -52,7 +52,7 @@ type Before = Option<i32>;
 type Claimed = (Option<i32>, i64, Option<i64>, Before);
 /// What [`CLAIM_MANY`] returns: a collection's name and its [`Claimed`].
 type ClaimedMany = (String, Option<i32>, i64, Option<i64>, Before);
-/// How many of the collection's rows other than the given ids [`PgVectorStore::other_rows_width`]
+/// How many of each collection's rows other than the given ids [`PgVectorStore::other_rows_widths`]
 /// looks at.
 const WIDTH_SAMPLE: i64 = 16;
 /// The largest magnitude half precision holds.

@@ -476,7 +476,7 @@ async fn a_blob_entry_that_is_no_message_is_set_aside_on_the_way_to_pocketbase()
     let back = sqlite_url(&dir, "back.db");
     let out = migrate(
         &dir,
-        &[&["--from", &target, "--to", &back, "--groups", "users,chats"][..]].concat(),
+        &["--from", &target, "--to", &back, "--groups", "users,chats"],
     );
     assert!(out.status.success(), "{}", show(&out));
     let c10 = text(&back, "SELECT chat FROM chat WHERE id = 'c10'")

@@ -181,46 +181,73 @@ fn parse_message(
 }
 
 /// The messages a chat blob holds (`history.messages`, or a legacy flat `messages` list),
-/// skipping entries that are not readable messages ([`unreadable_entries`] names those).
+/// skipping entries that are not readable messages ([`split_blob`] names those).
 pub fn readable_messages(chat: &Chat) -> Vec<Message> {
-    let mut out: Vec<Message> = Vec::new();
-    for (_, _, read) in blob_entries(chat) {
-        if let Ok(message) = read
-            && !out.iter().any(|m| m.id == message.id)
-        {
-            out.push(message);
-        }
-    }
-    out
+    read_entries(chat).0
 }
 
-/// The entries of a chat's blob that do not read as messages (no `role`, not an object, a
-/// key that differs from the entry's id, ...), each with its key (its id in a legacy list,
-/// else its place there) and why, leaving out those whose id has a row among `listed`: the
-/// row is the message. What rebuilds the history from messages leaves these out; a copy sets
-/// them aside rather than losing them unseen.
-pub fn unreadable_entries(chat: &Chat, listed: &[Message]) -> Vec<(String, Value, Error)> {
-    blob_entries(chat)
+/// A chat's messages as Open WebUI reads them: the `listed` ones (its `chat_message` rows),
+/// and the readable entries of its blob that have no row (Open WebUI writes the blob first and
+/// only logs a failed row write, then merges such entries back when it reads the chat), in
+/// list order.
+pub fn with_blob_only(chat: &Chat, listed: &[Message]) -> Vec<Message> {
+    merged(listed, readable_messages(chat))
+}
+
+/// [`with_blob_only`], and the entries of the blob that do not read as messages (no `role`,
+/// not an object, a key that differs from the entry's id, ...) and have no row among
+/// `listed` (the row is the message), each with its key (its id in a legacy list, else its
+/// place there) and why: one walk of the blob. What rebuilds the history from messages leaves
+/// these entries out; a copy sets them aside rather than losing them unseen.
+pub fn split_blob(chat: &Chat, listed: &[Message]) -> (Vec<Message>, Vec<(String, Value, Error)>) {
+    let (readable, unreadable) = read_entries(chat);
+    let unreadable = unreadable
         .into_iter()
-        .filter_map(|(key, entry, read)| read.err().map(|e| (key, entry, e)))
         .filter(|(key, _, _)| !listed.iter().any(|m| m.id == *key))
-        .collect()
+        .collect();
+    (merged(listed, readable), unreadable)
+}
+
+/// `listed` and the messages of `blob` without a row among them, in list order.
+fn merged(listed: &[Message], blob: Vec<Message>) -> Vec<Message> {
+    let mut all = listed.to_vec();
+    for message in blob {
+        if !listed.iter().any(|m| m.id == message.id) {
+            all.push(message);
+        }
+    }
+    sort_messages(&mut all);
+    all
+}
+
+/// The blob's entries read once: the messages (the first entry of each id) and the entries
+/// that do not read as messages (key, entry, why).
+fn read_entries(chat: &Chat) -> (Vec<Message>, Vec<(String, Value, Error)>) {
+    let mut readable: Vec<Message> = Vec::new();
+    let mut unreadable = Vec::new();
+    for (key, entry, read) in blob_entries(chat) {
+        match read {
+            Ok(message) => {
+                if !readable.iter().any(|m| m.id == message.id) {
+                    readable.push(message);
+                }
+            }
+            Err(e) => unreadable.push((key, entry.clone(), e)),
+        }
+    }
+    (readable, unreadable)
 }
 
 /// Every entry of the blob's messages with its key and how it reads as a message.
-fn blob_entries(chat: &Chat) -> Vec<(String, Value, Result<Message>)> {
-    let entries: Vec<(String, Value, Value)> =
+fn blob_entries(chat: &Chat) -> Vec<(String, &Value, Result<Message>)> {
+    let entries: Vec<(String, &Value, Value)> =
         match chat.chat.get("history").and_then(|h| h.get("messages")) {
             Some(Value::Object(map)) => map
                 .iter()
                 .map(|(k, v)| {
                     let mut one = Map::new();
                     one.insert(k.clone(), v.clone());
-                    (
-                        k.clone(),
-                        v.clone(),
-                        json!({ "history": { "messages": one } }),
-                    )
+                    (k.clone(), v, json!({ "history": { "messages": one } }))
                 })
                 .collect(),
             _ => match chat.chat.get("messages") {
@@ -232,7 +259,7 @@ fn blob_entries(chat: &Chat) -> Vec<(String, Value, Result<Message>)> {
                             .get("id")
                             .and_then(Value::as_str)
                             .map_or_else(|| format!("messages[{i}]"), str::to_owned);
-                        (key, v.clone(), json!({ "messages": [v] }))
+                        (key, v, json!({ "messages": [v] }))
                     })
                     .collect(),
                 _ => Vec::new(),
@@ -251,21 +278,6 @@ fn blob_entries(chat: &Chat) -> Vec<(String, Value, Result<Message>)> {
             (key, entry, read)
         })
         .collect()
-}
-
-/// A chat's messages as Open WebUI reads them: the `listed` ones (its `chat_message` rows),
-/// and the readable entries of its blob that have no row (Open WebUI writes the blob first and
-/// only logs a failed row write, then merges such entries back when it reads the chat), in
-/// list order.
-pub fn with_blob_only(chat: &Chat, listed: &[Message]) -> Vec<Message> {
-    let mut all = listed.to_vec();
-    for message in readable_messages(chat) {
-        if !listed.iter().any(|m| m.id == message.id) {
-            all.push(message);
-        }
-    }
-    sort_messages(&mut all);
-    all
 }
 
 /// Per message id, the keys of its blob entry that [`Message`] does not model (the client's

@@ -210,7 +210,7 @@ impl Run {
         record: Value,
         error: &Error,
     ) {
-        let fresh = self.dead.push(DeadLetter {
+        self.dead.push(DeadLetter {
             group: group.as_str().to_owned(),
             entity: entity.to_owned(),
             id,
@@ -218,9 +218,6 @@ impl Run {
             error: error.to_string(),
             kind: error.kind().to_string(),
         });
-        if !fresh {
-            tracing::debug!(%group, "a record set aside before (a batch written again)");
-        }
         // From the file, not counted up: a run killed after its letters were synced and before
         // its state was saved writes the batch again, and its letters are in the file already.
         gs.counts.dead_lettered = self.dead.in_group(group.as_str());
@@ -254,7 +251,11 @@ pub fn current_id(chat: &Chat, messages: &[Message]) -> Option<String> {
 /// those back when it reads the chat: [`with_blob_only`]), tags by id (their names come from
 /// the tag rows copied first), and the messages whose `updated_at` the blob cannot carry.
 pub fn chat_item_for(chat: &Chat, listed: &[Message]) -> (NewChat, Vec<NewMessage>) {
-    let messages = &with_blob_only(chat, listed);
+    chat_item_from(chat, &with_blob_only(chat, listed))
+}
+
+/// [`chat_item_for`] from the chat's `messages` as Open WebUI reads them ([`with_blob_only`]).
+pub(crate) fn chat_item_from(chat: &Chat, messages: &[Message]) -> (NewChat, Vec<NewMessage>) {
     let mut new = NewChat::again(chat);
     if let Some(blob) = new.chat.as_mut() {
         rebuild_history(blob, messages);

@@ -436,6 +436,17 @@ fn pair<T>(
     step: Step<T>,
     record: impl Fn(&T) -> Result<(String, Value)>,
 ) -> Result<()> {
+    pair_within(g, entity, step, record, Precision::Float)
+}
+
+/// [`pair`], numbers compared at `precision`.
+fn pair_within<T>(
+    g: &mut GroupReport,
+    entity: &str,
+    step: Step<T>,
+    record: impl Fn(&T) -> Result<(String, Value)>,
+    precision: Precision,
+) -> Result<()> {
     match step {
         // A record deleted while verify read it (see `Read`) is held by neither side.
         Step::Left(_, a) if gone(&a) => {}
@@ -449,7 +460,7 @@ fn pair<T>(
                 if ha == hb {
                     g.equal += 1;
                 } else {
-                    g.compare(entity, shown(&k), &va, &vb);
+                    g.compare_within(entity, shown(&k), &va, &vb, precision);
                 }
             }
             // Deleted while verify read it (see `Read`): that side does not hold it.
@@ -649,21 +660,11 @@ async fn vectors(source: &Store, target: &Store, g: &mut GroupReport) -> Result<
         let mut m = Merge::new(side(source), side(target), read_key);
         while let Some(step) = m.next().await? {
             let step = match step {
-                Step::Both(k, Ok(a), Ok(b)) => {
-                    let (ha, va) = hashed(&a)?;
-                    let (hb, vb) = hashed(&b)?;
-                    if ha == hb {
-                        g.equal += 1;
-                    } else {
-                        g.compare_within("vector", format!("{c}/{k}"), &va, &vb, precision);
-                    }
-                    continue;
-                }
                 Step::Both(k, a, b) => Step::Both(format!("{c}/{k}"), a, b),
                 Step::Left(k, a) => Step::Left(format!("{c}/{k}"), a),
                 Step::Right(k, b) => Step::Right(format!("{c}/{k}"), b),
             };
-            pair(g, "vector", step, hashed)?;
+            pair_within(g, "vector", step, hashed, precision)?;
         }
         let (s, t) = m.counts();
         g.source += s;

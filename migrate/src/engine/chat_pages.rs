@@ -27,14 +27,14 @@
 //! it. A read that fails for good is handed over after the pages before it, so the run stops
 //! with the checkpoint of the last written page.
 
-use chatstore_core::blob::unreadable_entries;
+use chatstore_core::blob::split_blob;
 use chatstore_core::{Chat, Error, ErrorKind, Message, Result, Store};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::chat_item_for;
+use super::chat_item_from;
 use crate::read::{Read, page, read_key, retrying};
 use crate::sink::{ChatItem, Pending, Record};
 
@@ -183,8 +183,8 @@ fn json_bytes(value: &Value) -> usize {
 
 /// What the target is given for a source chat and its messages.
 fn pending(chat: Chat, messages: &[Message]) -> ChatRead {
-    let (new, fixups) = chat_item_for(&chat, messages);
-    let unreadable = unreadable_entries(&chat, messages);
+    let (messages, unreadable) = split_blob(&chat, messages);
+    let (new, fixups) = chat_item_from(&chat, &messages);
     ChatRead::Chat(
         Pending {
             id: chat.id.clone(),
