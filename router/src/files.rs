@@ -20,7 +20,7 @@ use chatstore_core::{FileQuery, ModelGroup, Page, Result, Store};
 use serde_json::Value;
 
 use crate::phase::Phase;
-use crate::repair::{RepairKey, Side};
+use crate::repair::RepairKey;
 use crate::router::{Compared, Shared, bounded, canon, on};
 
 const G: ModelGroup = ModelGroup::Files;
@@ -106,7 +106,6 @@ impl FileRepo for Files {
                     self.copy_to_new(new, file, &stored),
                 )
                 .await;
-                let keys = unfinished.answered();
                 let reason = match copy {
                     None => Some(format!(
                         "the new store did not take the file within {:?}",
@@ -117,10 +116,7 @@ impl FileRepo for Files {
                         || copied.size != stored.size)
                         .then(|| "the stores hold different bytes".to_owned()),
                 };
-                if let Some(reason) = reason {
-                    self.0
-                        .log_repairs("files.put_stream", keys, Side::Old, &reason);
-                }
+                unfinished.settle(reason);
                 Ok(stored)
             }
         }

@@ -47,6 +47,7 @@ mod chats;
 pub mod config;
 pub mod copy;
 mod files;
+mod intent;
 mod messages;
 pub mod phase;
 pub mod reconcile;

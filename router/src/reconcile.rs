@@ -23,7 +23,8 @@ pub struct ReconcileReport {
 }
 
 impl Router {
-    /// Replays the repair log: for each distinct record, the source side's current state is
+    /// Replays the repair log, after logging the writes routers gone since left under way
+    /// ([`crate::RepairLog::adopt_orphans`]): for each distinct record, the source side's current state is
     /// copied to the other side, then its entries are marked done. Safe to run again at any
     /// time (copies are idempotent) and while the router serves calls (in this process,
     /// writes to the same record wait; a record another process writes while it is copied is
@@ -33,6 +34,8 @@ impl Router {
         &self,
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<ReconcileReport> {
+        // Writes a router that is gone left under way come first into the log.
+        self.shared.repair.adopt_orphans()?;
         let entries = self.shared.repair.pending()?;
         let mut work: BTreeMap<(RepairKey, Side), (usize, Vec<String>)> = BTreeMap::new();
         for (order, entry) in entries.iter().enumerate() {

@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chatstore_core::{Error, ModelGroup, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::intent::{self, Intents};
+
 /// Which store of a router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -137,12 +139,23 @@ enum Line {
     Entry(RepairEntry),
 }
 
-/// A JSONL repair log (see the module header).
-#[derive(Debug)]
+/// A JSONL repair log (see the module header), with this router's intent file beside it: the
+/// writes to both stores under way, logged for repair by the next router to open the log
+/// should this one stop before they settle (the crate README's "Intents").
 pub struct RepairLog {
     path: PathBuf,
     file: Mutex<File>,
     depth: AtomicU64,
+    intents: Intents,
+}
+
+impl std::fmt::Debug for RepairLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepairLog")
+            .field("path", &self.path)
+            .field("depth", &self.depth())
+            .finish_non_exhaustive()
+    }
 }
 
 fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
@@ -159,7 +172,9 @@ impl Drop for Locked<'_> {
 }
 
 impl RepairLog {
-    /// Opens (creating it and its folder if needed) the log at `path`.
+    /// Opens (creating it and its folder if needed) the log at `path`, and logs for repair the
+    /// writes that routers gone since (a crash, a kill) left under way (see
+    /// [`RepairLog::adopt_orphans`]).
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -171,15 +186,78 @@ impl RepairLog {
             .create(true)
             .open(&path)
             .map_err(|e| io_error(&path, "open it", e))?;
+        let intents = Intents::open(&path)?;
         let log = RepairLog {
             path,
             file: Mutex::new(file),
             depth: AtomicU64::new(0),
+            intents,
         };
         log.repair_torn_tail()?;
         let pending = log.pending()?.len() as u64;
         log.depth.store(pending, Ordering::Relaxed);
+        log.adopt_orphans()?;
         Ok(log)
+    }
+
+    /// Logs for repair every write a router that is gone (its process crashed or was killed)
+    /// left between its start and its settling, from that router's intent file, then removes
+    /// the file. Returns the number of entries logged. Intent files of live routers, in this
+    /// process or another, are left alone.
+    pub fn adopt_orphans(&self) -> Result<usize> {
+        let mut logged = 0;
+        intent::adopt(&self.path, |orphans| {
+            let entries: Vec<RepairEntry> = orphans
+                .into_iter()
+                .flat_map(|orphan| {
+                    let reason = format!(
+                        "the process writing both stores stopped before both answered (its \
+                         intent was written at {} ms)",
+                        orphan.time
+                    );
+                    let operation = orphan.operation;
+                    orphan.keys.into_iter().map(move |key| RepairEntry {
+                        time: orphan.time,
+                        ..entry(key, &operation, Side::Old, &reason)
+                    })
+                })
+                .collect();
+            tracing::warn!(
+                path = %self.path.display(),
+                count = entries.len(),
+                "repair log: logging the writes a stopped router left under way"
+            );
+            self.append(&entries)?;
+            logged += entries.len();
+            Ok(())
+        })?;
+        Ok(logged)
+    }
+
+    /// Records that a write of `keys` to both stores begins; `None` when there is nothing to
+    /// record or the record cannot be written (reported; the write goes on, and `verify` finds
+    /// the record should this process then stop before the write settles).
+    pub(crate) fn intend(&self, operation: &str, keys: &[RepairKey]) -> Option<u64> {
+        if keys.is_empty() {
+            return None;
+        }
+        match self.intents.begin(operation, keys) {
+            Ok(number) => Some(number),
+            Err(e) => {
+                metrics::counter!("chatstore_router_intent_failures_total").increment(1);
+                tracing::error!(error = %e, operation, "cannot record a write under way");
+                None
+            }
+        }
+    }
+
+    /// Records that the write begun as `number` is settled: both stores agree, or its keys
+    /// are in the log.
+    pub(crate) fn settled(&self, number: u64) {
+        if let Err(e) = self.intents.end(number) {
+            metrics::counter!("chatstore_router_intent_failures_total").increment(1);
+            tracing::error!(error = %e, "cannot record a write as settled");
+        }
     }
 
     /// The file's path.
@@ -422,6 +500,111 @@ mod tests {
         log.append(std::slice::from_ref(&b))
             .expect("append after the torn line");
         assert_eq!(log.pending().expect("read"), vec![a, b]);
+    }
+
+    fn intent_files(log: &Path) -> usize {
+        std::fs::read_dir(intent::folder(log))
+            .expect("the intents folder")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+            .count()
+    }
+
+    /// A router gone with a write under way (here: dropped with its intent open, as a killed
+    /// process leaves it) has that write logged by the next router to open the log.
+    #[test]
+    fn a_write_left_under_way_is_logged_when_the_log_opens_again() {
+        let path = temp_path("intents.jsonl");
+        let log = RepairLog::open(&path).expect("open");
+        let keys = [RepairKey::Chat("c1".into()), RepairKey::Tags("u1".into())];
+        log.intend("chats.update", &keys).expect("an intent");
+        let settled = log.intend("users.create", &[RepairKey::User("u1".into())]);
+        log.settled(settled.expect("an intent"));
+        drop(log);
+        let log = RepairLog::open(&path).expect("reopen");
+        let pending = log.pending().expect("read");
+        assert_eq!(
+            pending.iter().map(|e| e.key.clone()).collect::<Vec<_>>(),
+            keys
+        );
+        assert!(pending.iter().all(|e| e.operation == "chats.update"
+            && e.source == Side::Old
+            && e.reason.contains("stopped before both answered")));
+        assert_eq!(log.depth(), 2);
+        // Adopted once: the gone router's file is removed.
+        assert_eq!(intent_files(&path), 1);
+        drop(log);
+        assert_eq!(
+            RepairLog::open(&path)
+                .expect("again")
+                .pending()
+                .expect("read")
+                .len(),
+            2
+        );
+    }
+
+    /// Another live router's writes under way are its own: they are not logged until it is
+    /// gone.
+    #[test]
+    fn a_live_routers_writes_under_way_are_left_alone() {
+        let path = temp_path("live.jsonl");
+        let live = RepairLog::open(&path).expect("open");
+        live.intend("files.put", &[RepairKey::File("f1".into())])
+            .expect("an intent");
+        let other = RepairLog::open(&path).expect("open beside it");
+        assert!(other.pending().expect("read").is_empty());
+        assert_eq!(other.adopt_orphans().expect("adopt"), 0);
+        assert_eq!(intent_files(&path), 2);
+        drop(live);
+        assert_eq!(other.adopt_orphans().expect("adopt"), 1);
+        assert_eq!(
+            other.pending().expect("read")[0].key,
+            RepairKey::File("f1".into())
+        );
+    }
+
+    /// Settled writes cost nothing later: a router closed with all its writes settled leaves
+    /// no file, and a long-running one's file is rewritten with only its open intents.
+    #[test]
+    fn settled_writes_leave_nothing_behind() {
+        let path = temp_path("settled.jsonl");
+        let log = RepairLog::open(&path).expect("open");
+        log.intend(
+            "rows.write",
+            &[RepairKey::Row {
+                table: "note".into(),
+                key: [("id".to_owned(), "n1".to_owned())].into(),
+            }],
+        )
+        .expect("an intent");
+        let keys = [RepairKey::Chat("c".repeat(200))];
+        for _ in 0..(intent::COMPACT_AT / 200 + 10) {
+            let n = log.intend("chats.update", &keys).expect("an intent");
+            log.settled(n);
+        }
+        let file = std::fs::read_dir(intent::folder(&path))
+            .expect("folder")
+            .filter_map(|e| e.ok())
+            .find(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+            .expect("the router's file");
+        let len = file.metadata().expect("stat").len();
+        assert!(len < intent::COMPACT_AT, "{len} bytes");
+        drop(log);
+        let log = RepairLog::open(&path).expect("reopen");
+        let pending = log.pending().expect("read");
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert_eq!(pending[0].operation, "rows.write");
+        log.mark_done(&[pending[0].id.clone()]).expect("done");
+        drop(log);
+        assert_eq!(intent_files(&path), 0);
+        assert!(
+            RepairLog::open(&path)
+                .expect("again")
+                .pending()
+                .expect("read")
+                .is_empty()
+        );
     }
 
     /// An append that failed part way (here written by another handle) leaves a line without

@@ -1006,7 +1006,6 @@ impl Shared {
                         (old, Ok(Ok(new)))
                     }
                 };
-                let keys = unfinished.answered();
                 let reason = match (&old, &new) {
                     (_, Err(e)) => Some(format!("the new store's write did not finish: {e}")),
                     (_, Ok(Err(_))) => Some(format!(
@@ -1028,9 +1027,7 @@ impl Shared {
                     (Err(a), Ok(Ok(Err(b)))) => (a.kind() != b.kind())
                         .then(|| format!("the stores failed differently: old {a}, new {b}")),
                 };
-                if let Some(reason) = reason.filter(|_| !keys.is_empty()) {
-                    self.log_repairs(operation, keys, Side::Old, &reason);
-                }
+                unfinished.settle(reason);
                 old
             }
         }
@@ -1072,27 +1069,31 @@ impl Shared {
             .count())
     }
 
-    /// `keys`, logged for repair if the returned guard is dropped before
-    /// [`Unfinished::answered`]: for a write to both stores whose caller may go away part way.
+    /// `keys`, about to be written to both stores: recorded as under way (an intent, see
+    /// [`RepairLog`]) until the returned guard is settled, and logged for repair if it is
+    /// dropped first (a caller that went away part way).
     pub(crate) fn unfinished(
         &self,
         operation: &'static str,
         keys: Vec<RepairKey>,
     ) -> Unfinished<'_> {
+        let intent = self.repair.intend(operation, &keys);
         Unfinished {
             shared: self,
             operation,
             keys: Some(keys),
+            intent,
         }
     }
 
+    /// Logs `keys` for repair; whether the log took them.
     pub(crate) fn log_repairs(
         &self,
         operation: &str,
         keys: Vec<RepairKey>,
         source: Side,
         reason: &str,
-    ) {
+    ) -> bool {
         let entries: Vec<_> = keys
             .into_iter()
             .map(|k| repair::entry(k, operation, source, reason))
@@ -1113,6 +1114,7 @@ impl Shared {
                         "group" => e.group.as_str())
                     .increment(1);
                 }
+                true
             }
             Err(e) => {
                 // The caller's write stands on the authoritative store; what is lost is the
@@ -1123,52 +1125,68 @@ impl Shared {
                 metrics::counter!("chatstore_router_repair_log_failures_total")
                     .increment(entries.len() as u64);
                 tracing::error!(error = %e, ?entries, "cannot write the repair log");
+                false
             }
         }
     }
 }
 
-/// The keys of a dual write still in flight; logged for repair if the caller drops the write
-/// before both stores answered.
+/// The keys of a write to both stores still in flight, recorded as under way until it is
+/// settled; logged for repair if the caller drops the write before both stores answered.
 pub(crate) struct Unfinished<'a> {
     shared: &'a Shared,
     operation: &'static str,
     keys: Option<Vec<RepairKey>>,
+    /// The write's intent, closed once the keys are settled (logged or not needed). Left open
+    /// when the repair log would not take them, for the next router to adopt.
+    intent: Option<u64>,
 }
 
 impl Unfinished<'_> {
-    /// Both stores answered (or the write is over): the keys, no longer logged on drop.
-    pub(crate) fn answered(mut self) -> Vec<RepairKey> {
-        self.keys.take().unwrap_or_default()
+    /// Both stores answered (or the write is over): the keys are logged for repair when
+    /// there is a `reason` (the stores did not end up alike), and the write is settled.
+    pub(crate) fn settle(mut self, reason: Option<String>) {
+        let keys = self.keys.take().unwrap_or_default();
+        if let Some(reason) = reason.filter(|_| !keys.is_empty()) {
+            self.log(keys, &reason);
+        }
     }
 
     /// The old store's answer to a write the new store is only given after it, passed on. A
-    /// failure leaves nothing to repair (the guard is disarmed), unless the old store's
-    /// answer was lost on the way (unavailable), so that its write may have landed all the
-    /// same: then the keys are logged.
+    /// failure leaves nothing to repair (the write is settled), unless the old store's answer
+    /// was lost on the way (unavailable), so that its write may have landed all the same: then
+    /// the keys are logged.
     pub(crate) fn old_answer<T>(&mut self, answer: Result<T>) -> Result<T> {
         if let Err(error) = &answer {
             let keys = self.keys.take().unwrap_or_default();
             if error.kind() == ErrorKind::Unavailable && !keys.is_empty() {
                 let reason =
                     format!("the old store's answer was lost ({error}); it may have written");
-                self.shared
-                    .log_repairs(self.operation, keys, Side::Old, &reason);
+                self.log(keys, &reason);
             }
         }
         answer
+    }
+
+    /// Logs `keys`; if the log will not take them, the intent stays open, so the next router
+    /// to open the log after this one is gone logs them.
+    fn log(&mut self, keys: Vec<RepairKey>, reason: &str) {
+        if !self
+            .shared
+            .log_repairs(self.operation, keys, Side::Old, reason)
+        {
+            self.intent = None;
+        }
     }
 }
 
 impl Drop for Unfinished<'_> {
     fn drop(&mut self) {
         if let Some(keys) = self.keys.take().filter(|k| !k.is_empty()) {
-            self.shared.log_repairs(
-                self.operation,
-                keys,
-                Side::Old,
-                "the caller went away before both stores answered",
-            );
+            self.log(keys, "the caller went away before both stores answered");
+        }
+        if let Some(intent) = self.intent.take() {
+            self.shared.repair.settled(intent);
         }
     }
 }

@@ -19,7 +19,7 @@ use chatstore_core::{Error, ModelGroup, Result, Store};
 use serde_json::Value;
 
 use crate::phase::Phase;
-use crate::repair::{RepairKey, Side};
+use crate::repair::RepairKey;
 use crate::router::{Shared, bounded, canon};
 
 const G: ModelGroup = ModelGroup::Workspace;
@@ -105,7 +105,6 @@ impl Rows {
         let mut unfinished = shared.unfinished("rows.write", keys);
         let counts = unfinished.old_answer(old.write(ops.clone()).await)?;
         let written = bounded(shared.secondary_timeout, new.write(ops)).await;
-        let keys = unfinished.answered();
         let reason = match written {
             None => Some(format!(
                 "the new store did not answer within {:?}",
@@ -117,9 +116,7 @@ impl Rows {
             )),
             Some(Ok(_)) => None,
         };
-        if let Some(reason) = reason.filter(|_| !keys.is_empty()) {
-            shared.log_repairs("rows.write", keys, Side::Old, &reason);
-        }
+        unfinished.settle(reason);
         Ok(counts)
     }
 }
