@@ -273,7 +273,15 @@ async fn an_emptied_collections_index_is_dropped_through_pgbouncer_without_a_dir
         .insert("big", items(&mut rng, "big", 3_000, &clusters))
         .await
         .expect("insert");
-    let plan = builder.optimize("big").await.expect("optimize");
+    // Calibration keeps the exact scan when timing noise on a loaded machine makes the index
+    // look no faster (seen once while a build ran beside it): measured again, up to twice.
+    let mut plan = builder.optimize("big").await.expect("optimize");
+    for _ in 0..2 {
+        if matches!(plan.plan, SearchPlan::Hnsw { .. }) {
+            break;
+        }
+        plan = builder.optimize("big").await.expect("optimize again");
+    }
     assert!(matches!(plan.plan, SearchPlan::Hnsw { .. }), "{plan:?}");
     let own_indexes = || async {
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&direct)
