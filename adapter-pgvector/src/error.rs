@@ -55,6 +55,35 @@ pub fn is_missing_extension(err: &Error) -> bool {
     std::error::Error::source(err).is_some_and(|s| s.is::<MissingExtension>())
 }
 
+/// Whether PostgreSQL aborted the transaction `err` ended to break a deadlock (`40P01`) or a
+/// serialization conflict (`40001`): it rolled back whole, so it may run again from the start.
+pub(crate) fn is_conflict(err: &Error) -> bool {
+    let code = std::error::Error::source(err)
+        .and_then(|s| s.downcast_ref::<sqlx::Error>())
+        .and_then(|e| match e {
+            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        });
+    matches!(code.as_deref(), Some("40P01" | "40001"))
+}
+
+/// How a transaction [`is_conflict`] aborted runs again: up to three more times, after 20 ms
+/// and then longer (with jitter, so two writers that deadlocked do not meet again in step).
+pub(crate) fn conflict_backoff() -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(20))
+        .with_max_delay(std::time::Duration::from_millis(500))
+        .with_max_times(3)
+        .with_jitter()
+}
+
+/// Logs a retried conflict.
+pub(crate) fn note_conflict(what: &'static str) -> impl Fn(&Error, std::time::Duration) {
+    move |err, wait| {
+        tracing::warn!(error = %err, ?wait, "{what}: PostgreSQL aborted the transaction to break a conflict; running it again");
+    }
+}
+
 /// `map` with its first argument bound, for `map_err`.
 pub(crate) fn during(what: &'static str) -> impl Fn(sqlx::Error) -> Error {
     move |err| map(what, err)

@@ -20,7 +20,9 @@ use chatstore_core::{Error, Result};
 use serde_json::Value;
 use sqlx::PgConnection;
 
-use crate::error::during;
+use backon::Retryable;
+
+use crate::error::{conflict_backoff, during, is_conflict, note_conflict};
 use crate::session::Prepare;
 use crate::vectors::forget_if_empty;
 use crate::{ColumnType, PgVectorStore};
@@ -118,10 +120,17 @@ impl PgVectorStore {
         if items.is_empty() {
             return Ok(());
         }
-        if !self.write_once(collection, &items, mode, false).await? {
+        let batch = &items;
+        let once = |merge| {
+            (move || self.write_once(collection, batch, mode, merge))
+                .retry(conflict_backoff())
+                .when(is_conflict)
+                .notify(note_conflict("writing vectors"))
+        };
+        if !once(false).await? {
             // Another writer added one of the ids between this one's delete and its COPY:
             // everything was rolled back; written again by merging.
-            self.write_once(collection, &items, mode, true).await?;
+            once(true).await?;
         }
         free_off_path(items);
         Ok(())
@@ -270,9 +279,16 @@ impl PgVectorStore {
             dims: &dims,
             counts: &counts,
         };
-        if !self.write_many_once(&parts, false).await? {
+        let parts = &parts;
+        let once = |merge| {
+            (move || self.write_many_once(parts, merge))
+                .retry(conflict_backoff())
+                .when(is_conflict)
+                .notify(note_conflict("writing vectors"))
+        };
+        if !once(false).await? {
             // Raced by another writer of the same ids: rolled back, written again by merging.
-            self.write_many_once(&parts, true).await?;
+            once(true).await?;
         }
         free_off_path(entries);
         Ok(())

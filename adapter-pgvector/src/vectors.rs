@@ -2,6 +2,7 @@
 //! collection's dimension. Inserts live in `ingest.rs`, searches in `search.rs`.
 
 use async_trait::async_trait;
+use backon::Retryable;
 use chatstore_core::Result;
 use chatstore_core::vectors::{CollectionItems, SearchHit, VectorFilter, VectorItem, VectorRepo};
 use serde_json::{Map, Value};
@@ -9,7 +10,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use crate::PgVectorStore;
-use crate::error::during;
+use crate::error::{conflict_backoff, during, is_conflict, note_conflict};
 use crate::filter;
 use crate::session::Prepare;
 
@@ -216,22 +217,11 @@ impl VectorRepo for PgVectorStore {
     }
 
     async fn delete_collection(&self, name: &str) -> Result<()> {
-        let mut tx = self
-            .pool
-            .begin()
+        (|| self.delete_collection_once(name))
+            .retry(conflict_backoff())
+            .when(is_conflict)
+            .notify(note_conflict("deleting a collection"))
             .await
-            .map_err(during("opening a transaction"))?;
-        lock_collection(&mut tx, name, self.prepare).await?;
-        self.prepare
-            .query(DELETE_COLLECTION)
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(during("deleting a collection"))?;
-        let index = forget_if_empty(&mut tx, name, self.prepare).await?;
-        tx.commit().await.map_err(during("committing a delete"))?;
-        self.drop_forgotten(index.into_iter().collect()).await;
-        Ok(())
     }
 
     async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
@@ -321,6 +311,64 @@ impl VectorRepo for PgVectorStore {
         // Also checked by the store's validation layer; a caller of this repository itself
         // must not delete a whole collection by leaving both out either.
         chatstore_core::vectors::validate_delete(collection, ids, filter)?;
+        (|| self.delete_once(collection, ids, filter))
+            .retry(conflict_backoff())
+            .when(is_conflict)
+            .notify(note_conflict("deleting vectors"))
+            .await
+    }
+
+    async fn reset(&self) -> Result<()> {
+        (|| self.reset_once())
+            .retry(conflict_backoff())
+            .when(is_conflict)
+            .notify(note_conflict("deleting every vector"))
+            .await
+    }
+
+    async fn collections(&self) -> Result<Vec<String>> {
+        let mut session = self.session().await?;
+        let names = self
+            .prepare
+            .scalar(COLLECTIONS)
+            .fetch_all(&mut *session)
+            .await
+            .map_err(during("listing collections"))?;
+        session.finish().await?;
+        Ok(names)
+    }
+}
+
+/// The deletes' transactions, run again by the repository's methods when PostgreSQL aborts
+/// one to break a deadlock (see [`is_conflict`]).
+impl PgVectorStore {
+    /// One transaction of `delete_collection`.
+    async fn delete_collection_once(&self, name: &str) -> Result<()> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(during("opening a transaction"))?;
+        lock_collection(&mut tx, name, self.prepare).await?;
+        self.prepare
+            .query(DELETE_COLLECTION)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(during("deleting a collection"))?;
+        let index = forget_if_empty(&mut tx, name, self.prepare).await?;
+        tx.commit().await.map_err(during("committing a delete"))?;
+        self.drop_forgotten(index.into_iter().collect()).await;
+        Ok(())
+    }
+
+    /// One transaction of `delete`.
+    async fn delete_once(
+        &self,
+        collection: &str,
+        ids: Option<&[String]>,
+        filter: Option<&VectorFilter>,
+    ) -> Result<u64> {
         let mut tx = self
             .pool
             .begin()
@@ -349,7 +397,8 @@ impl VectorRepo for PgVectorStore {
         Ok(deleted)
     }
 
-    async fn reset(&self) -> Result<()> {
+    /// One transaction of `reset`.
+    async fn reset_once(&self) -> Result<()> {
         let mut tx = self
             .pool
             .begin()
@@ -370,17 +419,5 @@ impl VectorRepo for PgVectorStore {
         self.drop_forgotten(indexes.into_iter().flatten().collect())
             .await;
         Ok(())
-    }
-
-    async fn collections(&self) -> Result<Vec<String>> {
-        let mut session = self.session().await?;
-        let names = self
-            .prepare
-            .scalar(COLLECTIONS)
-            .fetch_all(&mut *session)
-            .await
-            .map_err(during("listing collections"))?;
-        session.finish().await?;
-        Ok(names)
     }
 }

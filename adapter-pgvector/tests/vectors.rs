@@ -1876,3 +1876,88 @@ async fn an_index_build_gives_up_on_another_stuck_build() {
         .await
         .expect("builds once the other is done");
 }
+
+/// Whether some backend of the database at `url` waits for a lock.
+async fn someone_waits_for_a_lock(url: &str) -> bool {
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("pg_stat_activity");
+    waiting > 0
+}
+
+/// PostgreSQL breaks a deadlock by aborting one of its transactions. When it picks a write of
+/// chatstore's (here: moving an id to another collection while another session holds that
+/// row and then asks for the collection chatstore claimed), the write runs again once the
+/// other session is done, and succeeds; before, the caller got `Unavailable` ("deadlock
+/// detected") for a write it had done nothing wrong in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_aborted_to_break_a_deadlock_runs_again() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let store = PgVectorStore::connect(PgVectorConfig::new(url.clone()).dimension(4))
+        .await
+        .expect("open");
+    let x = || item("x", vec![1.0, 0.0, 0.0, 0.0], json!({"page": 1}));
+    store.upsert("a", vec![x()]).await.expect("x in a");
+    let y = item("y", vec![0.0, 1.0, 0.0, 0.0], json!({"page": 2}));
+    store.upsert("b", vec![y]).await.expect("y in b");
+
+    let mut other = sqlx::PgConnection::connect(&url).await.expect("connect");
+    // The other session checks for deadlocks late, so that chatstore's (1 s) finds this one.
+    sqlx::query("SET deadlock_timeout = '20s'")
+        .execute(&mut other)
+        .await
+        .expect("deadlock_timeout");
+    sqlx::query("BEGIN")
+        .execute(&mut other)
+        .await
+        .expect("begin");
+    sqlx::query("SELECT 1 FROM document_chunk WHERE id = 'x' FOR UPDATE")
+        .execute(&mut other)
+        .await
+        .expect("hold row x");
+
+    // chatstore claims "b" (its side-table row), then waits for row x.
+    let moving = store.clone();
+    let write = tokio::spawn(async move { moving.upsert("b", vec![x()]).await });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !someone_waits_for_a_lock(&url).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the write never waited for row x"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The other session now asks for the row chatstore holds: a deadlock, which PostgreSQL
+    // breaks by aborting chatstore's transaction.
+    sqlx::query("SELECT 1 FROM chatstore_collection WHERE name = 'b' FOR UPDATE")
+        .execute(&mut other)
+        .await
+        .expect("the other session gets b once chatstore's write is aborted");
+    sqlx::query("COMMIT")
+        .execute(&mut other)
+        .await
+        .expect("commit");
+
+    write
+        .await
+        .expect("task")
+        .expect("the write runs again and succeeds");
+    assert_eq!(
+        store
+            .get("b")
+            .await
+            .expect("b")
+            .iter()
+            .map(|i| i.id.as_str())
+            .collect::<Vec<_>>(),
+        ["x", "y"]
+    );
+    assert!(store.get("a").await.expect("a").is_empty());
+}
