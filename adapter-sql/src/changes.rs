@@ -378,17 +378,12 @@ pub(crate) async fn listen(
     hub: Arc<ChangeHub>,
 ) {
     let options = options.application_name(LISTENER_APPLICATION_NAME);
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .min_connections(0)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_lazy_with(options);
     let mut cursor = now_ms();
     let mut backoff = Duration::from_millis(100);
     loop {
         let Some(inner) = store.upgrade() else { return };
         let sql = SqlStore { inner, urls: None };
-        let mut listener = match connect(&pool).await {
+        let mut listener = match connect(&options).await {
             Ok(l) => l,
             Err(e) => {
                 drop(sql);
@@ -469,8 +464,18 @@ async fn answers(listener: &mut PgListener, within: Duration) -> bool {
     matches!(tokio::time::timeout(within, ping).await, Ok(Ok(_)))
 }
 
-async fn connect(pool: &sqlx::PgPool) -> std::result::Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
+/// A listening connection, on a pool of its own: a dropped `PgListener` sends `UNLISTEN *` on
+/// its connection from a task sqlx spawns, which holds that pool's only slot until the old
+/// connection answers or fails; on a connection that stopped answering (the reason it was
+/// dropped) that can take as long as TCP does to give up, or for ever when the peer still
+/// acknowledges bytes. A pool shared between attempts kept every new `LISTEN` waiting for it.
+async fn connect(options: &PgConnectOptions) -> std::result::Result<PgListener, sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(options.clone());
+    let mut listener = PgListener::connect_with(&pool).await?;
     // Reconnection is ours: a fresh connection is followed by a catch-up.
     listener.eager_reconnect(false);
     listener.listen(CHANNEL).await?;

@@ -218,6 +218,20 @@ async fn reset_connections_lose_no_acknowledged_write() {
     .await;
 }
 
+/// Waits until `events` delivers an event of `chat`; panics after `within`.
+async fn hear(events: &mut chatstore_core::changes::ChangeStream, chat: &str, within: Duration) {
+    use futures::StreamExt;
+    tokio::time::timeout(within, async {
+        while let Some(event) = events.next().await {
+            if event.chat_id.as_deref() == Some(chat) {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("chat {chat} not heard within {within:?}"));
+}
+
 /// The change feed's listening connection dropped silently by the network (the proxy stops
 /// forwarding; no FIN or RST arrives, as when a NAT or firewall forgets an idle connection):
 /// its heartbeat finds out, the feed stops counting as connected, and once the network is back
@@ -225,20 +239,7 @@ async fn reset_connections_lose_no_acknowledged_write() {
 /// `/health` said it was connected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listening_connection_dropped_silently_is_replaced() {
-    use chatstore_core::changes::{ChangeFilter, ChangeStream, subscribe};
-    use futures::StreamExt;
-
-    async fn hear(events: &mut ChangeStream, chat: &str, within: Duration) {
-        tokio::time::timeout(within, async {
-            while let Some(event) = events.next().await {
-                if event.chat_id.as_deref() == Some(chat) {
-                    return;
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("chat {chat} not heard within {within:?}"));
-    }
+    use chatstore_core::changes::{ChangeFilter, subscribe};
 
     let Some((direct, proxy, via)) = proxied_database().await else {
         return;
@@ -285,4 +286,56 @@ async fn a_listening_connection_dropped_silently_is_replaced() {
     proxy.resume();
     hear(&mut events, &during.id, Duration::from_secs(30)).await;
     assert!(feed.hub().status().connected);
+}
+
+/// A listening connection that stops answering for good while new connections to the same
+/// server work (the proxy stalls only the connections open now): the feed replaces it within
+/// seconds and reads back the chat written meanwhile. Before, the old connection's `UNLISTEN`
+/// (sent by sqlx when the listener is dropped) held the only slot of the listener's pool, and
+/// every new `LISTEN` waited for it until TCP gave up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listening_connection_that_stops_answering_does_not_block_its_replacement() {
+    use chatstore_core::changes::{ChangeFilter, subscribe};
+
+    let Some((direct, proxy, via)) = proxied_database().await else {
+        return;
+    };
+    let writer = chatstore_sql::connect(&direct, options())
+        .await
+        .expect("writer");
+    let follower = chatstore_sql::connect(
+        &direct,
+        options()
+            .listen_url(via)
+            .listen_heartbeat(Duration::from_millis(500)),
+    )
+    .await
+    .expect("follower");
+    let ada = writer
+        .users
+        .create(NewUser::new("ada@example.com", "Ada"))
+        .await
+        .expect("user");
+    let feed = follower.changes().expect("feed");
+    let mut events = subscribe(feed.clone(), ChangeFilter::user(&ada.id));
+    let before = writer
+        .chats
+        .create(NewChat::new(&ada.id, "before"))
+        .await
+        .expect("chat");
+    hear(&mut events, &before.id, Duration::from_secs(10)).await;
+
+    proxy.stall_open();
+    let during = writer
+        .chats
+        .create(NewChat::new(&ada.id, "during"))
+        .await
+        .expect("chat");
+    hear(&mut events, &during.id, Duration::from_secs(15)).await;
+    let after = writer
+        .chats
+        .create(NewChat::new(&ada.id, "after"))
+        .await
+        .expect("chat");
+    hear(&mut events, &after.id, Duration::from_secs(10)).await;
 }
