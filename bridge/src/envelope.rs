@@ -50,6 +50,8 @@ impl Envelope {
 /// | message created or updated | `chat:message`, data = the message (`chat:{id}`) |
 /// | message deleted | `chat:message:delete`, data = `{id}` (`chat:{id}`) |
 ///
+/// `{owner}` is the owner the store gives the chat when it is read, not the user the event
+/// names (a notification can name anyone): a chat's title and tags never go to another user.
 /// Users and files have no Open WebUI event. A chat or message already gone when it is read
 /// gives `chat:list` (the client reloads) or nothing.
 pub async fn envelopes(store: &Store, event: &ChangeEvent) -> Vec<Envelope> {
@@ -127,9 +129,22 @@ pub async fn envelopes(store: &Store, event: &ChangeEvent) -> Vec<Envelope> {
     if wants_title || wants_tags {
         match read_again_while_unavailable(|| store.chats.get(chat_id)).await {
             Ok(chat) => {
+                // The event's user is the writer's word (on PostgreSQL, anyone who may NOTIFY
+                // can name any chat): what the chat says goes to the chat's own owner only.
+                let owner_room = format!("user:{}", chat.user_id);
+                if chat.user_id != event.user_id {
+                    tracing::warn!(
+                        chat_id,
+                        named = %event.user_id,
+                        "bridge: a change names a user the chat does not belong to; telling its owner only"
+                    );
+                    for envelope in &mut out {
+                        envelope.room.clone_from(&owner_room);
+                    }
+                }
                 if wants_title {
                     out.push(Envelope::new(
-                        user_room.clone(),
+                        owner_room.clone(),
                         chat_id,
                         None,
                         "chat:title",
@@ -139,7 +154,7 @@ pub async fn envelopes(store: &Store, event: &ChangeEvent) -> Vec<Envelope> {
                 if wants_tags {
                     let tags: Vec<&String> = chat.tags.iter().collect();
                     out.push(Envelope::new(
-                        user_room.clone(),
+                        owner_room.clone(),
                         chat_id,
                         None,
                         "chat:tags",
@@ -270,6 +285,42 @@ mod tests {
         out.iter()
             .map(|e| e.payload["data"]["type"].as_str().unwrap_or("?"))
             .collect()
+    }
+
+    /// A change naming a user who does not own the chat (a NOTIFY anyone can send) tells that
+    /// user nothing of the chat: its title and tags go to the chat's own owner only.
+    #[tokio::test]
+    async fn a_change_naming_another_user_reaches_only_the_chat_owner() {
+        let store = chatstore_core::memory::store();
+        let ada = store
+            .users
+            .create(NewUser::new("ada@example.com", "Ada"))
+            .await
+            .expect("user");
+        let bob = store
+            .users
+            .create(NewUser::new("bob@example.com", "Bob"))
+            .await
+            .expect("user");
+        let chat = store
+            .chats
+            .create(NewChat::new(&ada.id, "Ada's secret plans"))
+            .await
+            .expect("chat");
+        let bob_room = format!("user:{}", bob.id);
+        for fields in [&[field::TITLE, field::TAGS, field::ARCHIVED][..], &[]] {
+            let spoofed = ChangeEvent::chat_ids(ChangeKind::Updated, &bob.id, &chat.id, fields);
+            let out = envelopes(&store, &spoofed).await;
+            assert!(
+                out.iter().all(|e| e.room != bob_room),
+                "an envelope went to the user the event named: {out:?}"
+            );
+            assert!(
+                out.iter().any(|e| e.room == format!("user:{}", ada.id)
+                    && e.payload["data"]["data"] == "Ada's secret plans"),
+                "the owner is told the title: {out:?}"
+            );
+        }
     }
 
     #[tokio::test]
