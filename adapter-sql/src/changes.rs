@@ -429,15 +429,39 @@ pub(crate) async fn listen(
                 }
             };
             match received {
-                Ok(Some(note)) => match serde_json::from_str::<Vec<ChangeEvent>>(note.payload()) {
-                    Ok(events) => {
-                        for event in events {
-                            cursor = advance(cursor, &event);
-                            hub.publish(event);
+                Ok(Some(note)) => {
+                    let before = cursor;
+                    let (events, unreadable) = read_payload(note.payload());
+                    for event in events {
+                        cursor = advance(cursor, &event);
+                        hub.publish(event);
+                    }
+                    if unreadable > 0 {
+                        // A change the feed cannot name (a newer writer's kind, a stray NOTIFY)
+                        // is a gap like a lost connection: read back what changed, still
+                        // listening; if that fails, reconnect, which reads back again.
+                        tracing::warn!(
+                            unreadable,
+                            "change feed: unreadable events in a notification; reading back"
+                        );
+                        let Some(inner) = store.upgrade() else { return };
+                        let sql = SqlStore { inner, urls: None };
+                        match changes_since(&sql, catch_up_from(before), None).await {
+                            Ok(events) => {
+                                for event in events {
+                                    cursor = advance(cursor, &event);
+                                    hub.publish(event);
+                                }
+                            }
+                            Err(e) => {
+                                cursor = before;
+                                hub.catch_up_failed();
+                                tracing::warn!(error = %e, "change feed: read-back failed; reconnecting");
+                                break;
+                            }
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "change feed: unreadable notification"),
-                },
+                }
                 Ok(None) | Err(_) => {
                     hub.disconnected();
                     tracing::info!("change feed: listening connection lost; reconnecting");
@@ -449,6 +473,23 @@ pub(crate) async fn listen(
             }
         }
     }
+}
+
+/// The events of a notification's payload (a JSON array), read one by one, and how many of
+/// its elements could not be read (the whole payload counts as one when it is no array).
+fn read_payload(payload: &str) -> (Vec<ChangeEvent>, usize) {
+    let Ok(elements) = serde_json::from_str::<Vec<serde_json::Value>>(payload) else {
+        return (Vec::new(), 1);
+    };
+    let mut events = Vec::with_capacity(elements.len());
+    let mut unreadable = 0;
+    for element in elements {
+        match serde_json::from_value::<ChangeEvent>(element) {
+            Ok(event) => events.push(event),
+            Err(_) => unreadable += 1,
+        }
+    }
+    (events, unreadable)
 }
 
 /// Waits `backoff`, then doubles it (5 s at most).

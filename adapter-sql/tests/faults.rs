@@ -339,3 +339,91 @@ async fn a_listening_connection_that_stops_answering_does_not_block_its_replacem
         .expect("chat");
     hear(&mut events, &after.id, Duration::from_secs(10)).await;
 }
+
+/// One element of a notification the feed cannot read (an unknown kind: a newer writer, a
+/// stray `NOTIFY`) loses nothing: the readable events of the same payload are delivered, and
+/// the change the unreadable one stood for is read back from the tables. Before, the whole
+/// payload was dropped with a log line and nothing was read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_event_in_a_notification_loses_no_change() {
+    use chatstore_core::changes::{ChangeFilter, field, now_ms, subscribe};
+    use chatstore_core::{ChangeEvent, ChangeKind};
+    use futures::StreamExt;
+
+    let Some(server) = chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let db = chatstore_testkit::fresh_postgres_database(&server).await;
+    let store = chatstore_sql::connect(&db, options()).await.expect("store");
+    let ada = store
+        .users
+        .create(NewUser::new("ada@example.com", "Ada"))
+        .await
+        .expect("user");
+    let feed = store.changes().expect("feed");
+    let mut events = subscribe(feed.clone(), ChangeFilter::user(&ada.id));
+    // Connected and caught up before the chats exist: no read-back of the start repeats them.
+    let started = std::time::Instant::now();
+    while !feed.hub().status().connected {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the feed did not connect within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let named = store
+        .chats
+        .create(NewChat::new(&ada.id, "named"))
+        .await
+        .expect("chat");
+    let unnamed = store
+        .chats
+        .create(NewChat::new(&ada.id, "unnamed"))
+        .await
+        .expect("chat");
+    hear(&mut events, &named.id, Duration::from_secs(10)).await;
+    hear(&mut events, &unnamed.id, Duration::from_secs(10)).await;
+
+    // A change no readable event names: written to the table without chatstore's NOTIFY.
+    let mut conn = sqlx::PgConnection::connect(&db).await.expect("connect");
+    sqlx::query("UPDATE chat SET title = 'renamed', updated_at = $1 WHERE id = $2")
+        .bind(now_ms() / 1000)
+        .bind(&unnamed.id)
+        .execute(&mut conn)
+        .await
+        .expect("update the chat");
+    let valid = ChangeEvent::chat_ids(ChangeKind::Updated, &ada.id, &named.id, &[field::TITLE]);
+    let mut unknown = serde_json::to_value(ChangeEvent::chat_ids(
+        ChangeKind::Updated,
+        &ada.id,
+        &unnamed.id,
+        &[],
+    ))
+    .expect("encode");
+    unknown["kind"] = "renamed".into();
+    let payload = serde_json::json!([valid, unknown]).to_string();
+    sqlx::query("SELECT pg_notify('chatstore_change', $1)")
+        .bind(&payload)
+        .execute(&mut conn)
+        .await
+        .expect("notify");
+
+    let (mut heard_valid, mut heard_unnamed) = (false, false);
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while !(heard_valid && heard_unnamed) {
+            let Some(event) = events.next().await else {
+                return;
+            };
+            heard_valid |= event.key == valid.key;
+            heard_unnamed |= event.chat_id.as_deref() == Some(unnamed.id.as_str());
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "within 15 s: the readable event heard {heard_valid}, the unreadable one's chat read \
+             back {heard_unnamed}"
+        )
+    });
+    assert!(heard_valid && heard_unnamed, "the feed ended");
+}
