@@ -121,11 +121,7 @@ pub async fn run(args: FilesArgs) -> Result<(), String> {
 }
 
 async fn open_store(arg: StoreArg) -> Result<Store, String> {
-    let url = arg
-        .database_url
-        .or_else(|| std::env::var("DATABASE_URL").ok())
-        .filter(|u| !u.trim().is_empty())
-        .ok_or("files needs --database-url URL (or CHATSTORE_DATABASE_URL / DATABASE_URL)")?;
+    let url = open::required_url(arg.database_url, "files").map_err(|e| e.to_string())?;
     open::open(&url).await.map_err(|e| e.to_string())
 }
 

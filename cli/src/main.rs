@@ -122,18 +122,15 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Inspect { database_url, json } => {
-                let url = database_url
-                    .or_else(|| std::env::var("DATABASE_URL").ok())
-                    .filter(|u| !u.trim().is_empty())
-                    .ok_or("inspect needs --database-url URL (or CHATSTORE_DATABASE_URL / DATABASE_URL)")?;
+                let url = open::required_url(database_url, "inspect").map_err(|e| e.to_string())?;
                 let text = inspect::run(&url, json).await.map_err(|e| e.to_string())?;
                 emit(&text);
                 Ok(())
             }
             Command::Bench(args) => bench::run(args).await.map_err(|e| e.to_string()),
-            Command::BenchRealtime(args) => bench::run_realtime(args)
-                .await
-                .map_err(|e| e.to_string()),
+            Command::BenchRealtime(args) => {
+                bench::run_realtime(args).await.map_err(|e| e.to_string())
+            }
             Command::Bridge(args) => bridge::run(args).await,
             Command::Migrate(args) => migrate::run(args).await,
             Command::Verify(args) => migrate::run_verify(args).await,

@@ -3,7 +3,7 @@
 //! (`CHATSTORE_<GROUP>_NEW_URL`, `CHATSTORE_<GROUP>_PHASE`, ...; see chatstore-router).
 
 use chatstore_core::{Error, Result, Store};
-use chatstore_registry::options::vector_url_from;
+use chatstore_registry::options::{open_webui_database_url, vector_url_from};
 use chatstore_registry::{OpenOptions, StoreUrl, store_url::redact_raw};
 use chatstore_router::{Router, RouterConfig};
 
@@ -16,16 +16,13 @@ pub fn resolve_url(flag: Option<String>) -> String {
     required_url(flag, "demo").unwrap_or_else(|_| DEFAULT_DEMO_URL.to_owned())
 }
 
-/// The URL from the flag/`CHATSTORE_DATABASE_URL`, else Open WebUI's `DATABASE_URL`; for
+/// The URL from the flag/`CHATSTORE_DATABASE_URL`, else Open WebUI's `DATABASE_URL` (read as
+/// Open WebUI reads it, see [`open_webui_database_url`]); for
 /// commands that serve a deployment's data, where the demo's file would be an empty store
 /// that answers everything and says nothing.
 pub fn required_url(flag: Option<String>, command: &str) -> Result<String> {
     flag.filter(|u| !u.trim().is_empty())
-        .or_else(|| {
-            std::env::var("DATABASE_URL")
-                .ok()
-                .filter(|u| !u.trim().is_empty())
-        })
+        .or_else(|| open_webui_database_url(|n| std::env::var(n).ok()))
         .ok_or_else(|| {
             Error::invalid(format!(
                 "`chatstore {command}` serves a deployment's store: give it with --database-url \

@@ -20,12 +20,7 @@ pub struct ReconcileArgs {
 
 /// Replays the log; an error when records failed or remain pending.
 pub async fn run(args: ReconcileArgs) -> Result<(), String> {
-    let url = args
-        .database_url
-        .filter(|u| !u.trim().is_empty())
-        .or_else(|| std::env::var("DATABASE_URL").ok())
-        .filter(|u| !u.trim().is_empty())
-        .ok_or("reconcile needs the old store: --database-url URL (or CHATSTORE_DATABASE_URL)")?;
+    let url = open::required_url(args.database_url, "reconcile").map_err(|e| e.to_string())?;
     let router = open::open_router(&url, args.vectors_url)
         .await
         .map_err(|e| e.to_string())?;

@@ -1,10 +1,18 @@
 //! The one normalised comparison of domain values, shared by shadow reads (router),
 //! verification (migration) and the model-based property test.
 //!
-//! Domain values are compared as JSON: objects by key whatever their order, integers exactly,
-//! numbers that are not both integers within `1e-6` (distances, scores and embeddings are
-//! floating point, computed or stored differently by each backend). Sets (a chat's tags) are
-//! already ordered in the domain types, so they compare as sorted lists.
+//! Domain values are compared as JSON: objects by key whatever their order, integers exactly.
+//! Numbers that are not both integers compare by what they are:
+//! - stored numbers (metadata, a chat's JSON, rows) within [`STORED_TOLERANCE`] of their
+//!   magnitude: every backend keeps them as doubles or exact decimals, so only the last bits of
+//!   a double may differ, and a stored `1e-7` is not a stored `9e-7`;
+//! - the components of a `vector` field within single precision ([`VECTOR_TOLERANCE`] of
+//!   their magnitude), since pgvector and Chroma keep embeddings as 32-bit floats;
+//! - a `distance` or `score` field within [`FLOAT_TOLERANCE`]: each backend computes it, in
+//!   double or single precision, summing a thousand and more products.
+//!
+//! Sets (a chat's tags) are already ordered in the domain types, so they compare as sorted
+//! lists.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -12,8 +20,22 @@ use sha2::{Digest, Sha256};
 
 use crate::{Capabilities, Error, Result};
 
-/// How far apart two non-integer numbers may be and still compare equal.
-pub const FLOAT_TOLERANCE: f64 = 1e-6;
+/// How far apart two computed distances or scores may be and still compare equal: pgvector
+/// sums a cosine distance's products in single precision, the memory model and SQLite in
+/// double (1536 dimensions: up to about 2e-6 apart).
+pub const FLOAT_TOLERANCE: f64 = 1e-5;
+
+/// How far apart, relative to their magnitude, two stored non-integer numbers may be and still
+/// compare equal: a few units in the last place of a double.
+pub const STORED_TOLERANCE: f64 = 1e-12;
+
+/// How far apart, relative to their magnitude, two components of a vector may be: twice single
+/// precision's rounding (2^-24), so a value rounded once on each side still agrees.
+pub const VECTOR_TOLERANCE: f64 = 1.0 / 8_388_608.0;
+
+/// Below single precision's smallest normal number its spacing is fixed: components this
+/// close to zero agree within it.
+const VECTOR_FLOOR: f64 = 1.2e-38;
 
 /// The value as JSON with object keys sorted (whatever `serde_json`'s map order is).
 pub fn canonical<T: Serialize + ?Sized>(value: &T) -> Result<Value> {
@@ -38,14 +60,14 @@ fn sorted(value: Value) -> Value {
 /// How closely two stores' numbers must agree to be the same data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
-    /// Non-integer numbers within [`FLOAT_TOLERANCE`].
+    /// The rules of the module header.
     #[default]
     Float,
     /// As `Float`, except where one side keeps vectors in half precision (pgvector's
     /// `halfvec`, 11 significant bits; [`Capabilities::half_vectors`]): the components of a
-    /// `vector` field agree within [`HALF_TOLERANCE`] of their magnitude, and a `distance`
-    /// field (computed from such vectors) within [`HALF_DISTANCE_TOLERANCE`]. Metadata keeps
-    /// the `Float` rule whatever its keys.
+    /// `vector` field agree within [`HALF_TOLERANCE`] of their magnitude, and a `distance` or
+    /// `score` field (computed from such vectors) within [`HALF_DISTANCE_TOLERANCE`]. Metadata
+    /// keeps the `Float` rule whatever its keys.
     HalfVectors,
 }
 
@@ -71,21 +93,22 @@ pub const HALF_DISTANCE_TOLERANCE: f64 = 1.0 / 512.0;
 /// The rule for the numbers below a field.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Rule {
-    /// [`Precision::Float`]; a `vector` or `distance` field below switches under
-    /// [`Precision::HalfVectors`].
-    Float(Precision),
-    /// Inside metadata: `Float` whatever the keys below.
-    Plain,
-    Component,
-    Distance,
+    /// Outside metadata: stored numbers, except below a `vector`, `distance` or `score` field.
+    Outside(Precision),
+    /// Inside metadata: stored numbers whatever the keys below.
+    Stored,
+    /// Vector components.
+    Component(Precision),
+    /// Computed distances and scores.
+    Distance(Precision),
 }
 
 impl Rule {
     fn below(self, key: &str) -> Rule {
         match (self, key) {
-            (Rule::Float(_), "metadata") => Rule::Plain,
-            (Rule::Float(Precision::HalfVectors), "vector" | "vectors") => Rule::Component,
-            (Rule::Float(Precision::HalfVectors), "distance" | "distances") => Rule::Distance,
+            (Rule::Outside(_), "metadata") => Rule::Stored,
+            (Rule::Outside(p), "vector" | "vectors") => Rule::Component(p),
+            (Rule::Outside(p), "distance" | "distances" | "score" | "scores") => Rule::Distance(p),
             (rule, _) => rule,
         }
     }
@@ -98,24 +121,31 @@ impl Rule {
             return false;
         };
         let apart = (x - y).abs();
+        let magnitude = x.abs().max(y.abs());
         x == y
             || match self {
-                Rule::Float(_) | Rule::Plain => apart < FLOAT_TOLERANCE,
+                Rule::Outside(_) | Rule::Stored => apart <= magnitude * STORED_TOLERANCE,
+                Rule::Component(Precision::Float) => {
+                    apart <= (magnitude * VECTOR_TOLERANCE).max(VECTOR_FLOOR)
+                }
                 // Below half's smallest normal (2^-14) its spacing is 2^-24.
-                Rule::Component => apart <= (x.abs().max(y.abs()) * HALF_TOLERANCE).max(1e-7),
-                Rule::Distance => apart <= HALF_DISTANCE_TOLERANCE,
+                Rule::Component(Precision::HalfVectors) => {
+                    apart <= (magnitude * HALF_TOLERANCE).max(1e-7)
+                }
+                Rule::Distance(Precision::Float) => apart <= FLOAT_TOLERANCE,
+                Rule::Distance(Precision::HalfVectors) => apart <= HALF_DISTANCE_TOLERANCE,
             }
     }
 }
 
 /// Whether two JSON values hold the same data (see the module header for the rules).
 pub fn same(a: &Value, b: &Value) -> bool {
-    same_by(Rule::Float(Precision::Float), a, b)
+    same_by(Rule::Outside(Precision::Float), a, b)
 }
 
 /// [`same`] at `precision`.
 pub fn same_within(a: &Value, b: &Value, precision: Precision) -> bool {
-    same_by(Rule::Float(precision), a, b)
+    same_by(Rule::Outside(precision), a, b)
 }
 
 fn same_by(rule: Rule, a: &Value, b: &Value) -> bool {
@@ -153,7 +183,7 @@ pub fn diff(a: &Value, b: &Value) -> Vec<FieldDiff> {
 /// [`diff`] at `precision`.
 pub fn diff_within(a: &Value, b: &Value, precision: Precision) -> Vec<FieldDiff> {
     let mut out = Vec::new();
-    diff_into(Rule::Float(precision), &mut String::new(), a, b, &mut out);
+    diff_into(Rule::Outside(precision), &mut String::new(), a, b, &mut out);
     out
 }
 
@@ -230,10 +260,10 @@ mod tests {
     #[test]
     fn half_precision_vectors_agree_within_their_rounding_and_nothing_else() {
         let written = json!({"id": "a", "vector": [0.123_456_789, -3.0e-6, 12.5], "distance": 0.25,
-            "metadata": {"score": 0.5, "vector": 0.1}});
+            "score": 0.875, "metadata": {"score": 0.5, "vector": 0.1}});
         // The components as halfvec keeps them (11 significant bits).
         let half = json!({"id": "a", "vector": [0.123_474_121_093_75, -2.980_232_238_769_531e-6, 12.5],
-            "distance": 0.2508, "metadata": {"score": 0.5, "vector": 0.1}});
+            "distance": 0.2508, "score": 0.8746, "metadata": {"score": 0.5, "vector": 0.1}});
         assert!(!same(&written, &half));
         assert!(same_within(&written, &half, Precision::HalfVectors));
         assert!(diff_within(&written, &half, Precision::HalfVectors).is_empty());
@@ -246,6 +276,7 @@ mod tests {
         for (path, changed) in [
             ("/vector/0", json!(0.1237)),
             ("/distance", json!(0.26)),
+            ("/score", json!(0.87)),
             ("/metadata/score", json!(0.5004)),
             ("/metadata/vector", json!(0.1001)),
         ] {
@@ -300,7 +331,42 @@ mod tests {
 
     #[test]
     fn floats_compare_within_the_tolerance_and_integers_exactly() {
-        assert!(same(&json!(0.1f32 as f64), &json!(0.1)));
+        // A vector's components within single precision, computed distances and scores
+        // within FLOAT_TOLERANCE (single against double precision sums).
+        assert!(same(
+            &json!({"vector": [0.1f32 as f64, 1e-40f32 as f64], "distance": 0.25, "score": 0.875}),
+            &json!({"vector": [0.1, 1e-40], "distance": 0.250_001_8, "score": 0.874_999_1})
+        ));
+        assert!(!same(
+            &json!({"vector": [0.1]}),
+            &json!({"vector": [0.100_001]})
+        ));
+        assert!(!same(
+            &json!({"distance": 0.25}),
+            &json!({"distance": 0.2501})
+        ));
+        // Stored numbers agree to the last bits of a double only: a stored 1e-7 is not 9e-7,
+        // nor 0, nor a value rounded to single precision.
+        assert!(same(&json!({"lr": 0.1 + 0.2}), &json!({"lr": 0.3})));
+        assert!(same(
+            &json!({"metadata": {"p": 1e-300}}),
+            &json!({"metadata": {"p": 1e-300}})
+        ));
+        for (a, b) in [
+            (1e-7, 9e-7),
+            (1e-7, 0.0),
+            (0.1f32 as f64, 0.1),
+            (1e20, 1.0000001e20),
+        ] {
+            assert!(!same(&json!({"lr": a}), &json!({"lr": b})), "{a} {b}");
+            assert!(
+                !same(
+                    &json!({"metadata": {"distance": a}}),
+                    &json!({"metadata": {"distance": b}})
+                ),
+                "{a} {b}"
+            );
+        }
         assert!(!same(&json!(0.1), &json!(0.2)));
         assert!(!same(&json!(1), &json!(2)));
         assert!(same(

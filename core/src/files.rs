@@ -120,6 +120,9 @@ impl NewFile {
         if let Some(ct) = &self.content_type {
             validate::text("content_type", ct)?;
         }
+        if let Some(hash) = &self.hash {
+            validate::text("file hash", hash)?;
+        }
         if let Some(key) = RESERVED_META_KEYS
             .iter()
             .find(|k| self.meta.contains_key(**k))
@@ -278,5 +281,23 @@ pub trait FileRepo: Send + Sync {
     async fn download_url(&self, id: &str, ttl: Duration) -> Result<SignedUrl> {
         let _ = (id, ttl);
         Err(Error::unsupported("this file store", "files.download_url"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every text of a file is checked: a NUL in its hash is refused (PostgreSQL refuses it in
+    /// text, so the memory model and SQLite had kept what PostgreSQL could not).
+    #[test]
+    fn a_hash_holding_a_nul_is_refused() {
+        let mut file = NewFile::new("u1", "a.txt", b"hi".to_vec());
+        file.hash = Some("a\0b".into());
+        let err = file.prepare(1_700_000_000).expect_err("refused");
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("file hash"), "{err}");
+        file.hash = Some("ab12".into());
+        file.prepare(1_700_000_000).expect("accepted");
     }
 }

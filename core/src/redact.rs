@@ -3,7 +3,8 @@
 
 /// `s` (a URL, or text meant as one that may not parse) with its user part, everything between
 /// `://` and the last `@` before the path, as `***`, and the value of every `password=`
-/// parameter as `***` (libpq's `postgres://host/db?password=...`).
+/// parameter as `***` (libpq's `postgres://host/db?password=...`, and its key/value strings'
+/// `host=db password=...`).
 pub fn url_text(s: &str) -> String {
     let start = s.find("://").map_or(0, |i| i + 3);
     // The user part ends at the last `@` before the path; a password may hold `/` or `?`, so
@@ -22,13 +23,18 @@ pub fn url_text(s: &str) -> String {
     let mut from = 0;
     while let Some(found) = out[from..].find("password=").map(|i| from + i) {
         let value_start = found + "password=".len();
-        let is_parameter = found > 0 && matches!(out.as_bytes()[found - 1], b'?' | b'&' | b';');
+        // A URL's parameter, or a libpq key/value string's (`host=db password=x`).
+        let is_parameter = found == 0
+            || matches!(
+                out.as_bytes()[found - 1],
+                b'?' | b'&' | b';' | b' ' | b'\t' | b'\n' | b'\r'
+            );
         if !is_parameter {
             from = value_start;
             continue;
         }
         let value_end = out[value_start..]
-            .find(['&', '#', ';'])
+            .find(['&', '#', ';', ' ', '\t', '\n', '\r'])
             .map_or(out.len(), |i| value_start + i);
         out.replace_range(value_start..value_end, "***");
         from = value_start + 3;
@@ -58,6 +64,11 @@ mod tests {
             ("rediss://:pw@host", "rediss://***@host"),
             ("chroma://user:token@h:8000", "chroma://***@h:8000"),
             ("x://h/db?mypassword=kept", "x://h/db?mypassword=kept"),
+            (
+                "host=db user=owui password=hunter2 dbname=webui",
+                "host=db user=owui password=*** dbname=webui",
+            ),
+            ("password=hun:ter2 host=db", "password=*** host=db"),
         ] {
             assert_eq!(url_text(given), shown, "{given}");
         }

@@ -90,6 +90,15 @@ fn vector_problem(vector: &[f32], max_dim: usize) -> Option<String> {
     if vector.iter().all(|x| *x == 0.0) {
         return Some("is all zeros; cosine distance is undefined for it".into());
     }
+    // pgvector sums a vector's squares in single precision: past f32's range the norm is
+    // infinite, below it zero, and every distance to the vector NaN.
+    let norm: f32 = vector.iter().map(|x| x * x).sum();
+    if !norm.is_finite() || norm == 0.0 {
+        return Some(format!(
+            "has a length (sum of squares {norm}) that single precision cannot hold; scale \
+             it to about 1 (cosine distance does not change)"
+        ));
+    }
     None
 }
 
@@ -560,6 +569,20 @@ mod tests {
         assert!(VectorFilter::from_json(&json!({"a": {"$gt": 1}})).is_err());
         assert!(VectorFilter::from_json(&json!({"a": {"$in": []}})).is_err());
         assert!(VectorFilter::from_json(&json!([1])).is_err());
+    }
+
+    /// pgvector sums squares in single precision: a vector whose sum overflows or underflows
+    /// it has no distance there (NaN), so it is refused, with what to do about it.
+    #[test]
+    fn vectors_single_precision_cannot_measure_are_refused() {
+        for vector in [vec![1e20, 1.0], vec![1e-25, 1e-25], vec![3e19; 4]] {
+            let err = validate_vector("vector", &vector, 16).expect_err("refused");
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+            assert!(err.to_string().contains("scale it"), "{err}");
+        }
+        for vector in [vec![1e18, 1.0], vec![1e-18, 1e-18], vec![0.0, 1e-10]] {
+            validate_vector("vector", &vector, 16).expect("accepted");
+        }
     }
 
     #[test]

@@ -24,6 +24,62 @@ pub fn vector_url_from(lookup: impl Fn(&str) -> Option<String>) -> Option<String
         .iter()
         .find_map(|n| lookup(n).filter(|v| !v.trim().is_empty()))
 }
+/// Open WebUI's `DATABASE_URL` from `lookup` (not blank), written the way chatstore reads
+/// URLs. Open WebUI reads it as a SQLAlchemy URL, where `sqlite:///data/webui.db` (three
+/// slashes) is the relative path `data/webui.db` and `sqlite:////app/data/webui.db` (four) an
+/// absolute one; chatstore's URLs follow sqlx, where three slashes start an absolute path, so
+/// the same text would open (or create) another file. Other URLs are kept as they are.
+pub fn open_webui_database_url(lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let url = lookup("DATABASE_URL")?;
+    let url = url.trim();
+    if url.is_empty() {
+        return None;
+    }
+    let sqlalchemy_sqlite = url
+        .get(..10)
+        .is_some_and(|head| head.eq_ignore_ascii_case("sqlite:///"));
+    Some(if sqlalchemy_sqlite {
+        format!("sqlite://{}", &url[10..])
+    } else {
+        url.to_owned()
+    })
+}
+
+/// `InvalidInput` when `VECTOR_DB` (or `CHATSTORE_VECTOR_DB`) names a vector store other than
+/// pgvector and no vector URL is set: Open WebUI keeps its vectors there, and opening the
+/// store without it would read (or write) vectors Open WebUI never sees, in the app database.
+fn check_vector_db(
+    lookup: &impl Fn(&str) -> Option<String>,
+    vectors_url: Option<&str>,
+) -> Result<()> {
+    if vectors_url.is_some() {
+        return Ok(());
+    }
+    let Some(name) = ["CHATSTORE_VECTOR_DB", "VECTOR_DB"]
+        .iter()
+        .find_map(|n| lookup(n).filter(|v| !v.trim().is_empty()))
+    else {
+        return Ok(());
+    };
+    let name = name.trim().to_ascii_lowercase();
+    let fix = format!(
+        "set {VECTOR_URL_ENV} to where the vectors are (chroma://HOST:PORT for a Chroma \
+         server, chroma-dir://DATA_DIR/vector_db for Open WebUI's own Chroma folder, \
+         postgres://... for pgvector), or unset VECTOR_DB to keep chatstore's vectors in the \
+         app database"
+    );
+    match name.as_str() {
+        "pgvector" => Ok(()),
+        "chroma" => Err(Error::invalid(format!(
+            "VECTOR_DB is chroma: Open WebUI keeps its vectors in Chroma, not in the app \
+             database; {fix}"
+        ))),
+        other => Err(Error::invalid(format!(
+            "VECTOR_DB is {other:?}, a vector store chatstore does not read; {fix}"
+        ))),
+    }
+}
+
 /// The environment variable holding the PocketBase superuser's email.
 pub const POCKETBASE_EMAIL_ENV: &str = "CHATSTORE_POCKETBASE_ADMIN_EMAIL";
 /// The environment variable holding the PocketBase superuser's password.
@@ -120,8 +176,10 @@ impl OpenOptions {
     }
 
     /// Everything from the process environment: the store from `CHATSTORE_DATABASE_URL`
-    /// (else `DATABASE_URL`), the vector store from `CHATSTORE_VECTOR_URL` (else, as Open WebUI
-    /// does, `CHATSTORE_PGVECTOR_URL` / `PGVECTOR_DB_URL` when set), and the settings.
+    /// (else Open WebUI's `DATABASE_URL`, see [`open_webui_database_url`]), the vector store
+    /// from `CHATSTORE_VECTOR_URL` (else, as Open WebUI does, `CHATSTORE_PGVECTOR_URL` /
+    /// `PGVECTOR_DB_URL` when set), and the settings. `InvalidInput` when Open WebUI's
+    /// `VECTOR_DB` names another vector store than pgvector and no vector URL says where it is.
     pub fn from_env() -> Result<Self> {
         OpenOptions::from_lookup(|n| std::env::var(n).ok())
     }
@@ -133,13 +191,16 @@ impl OpenOptions {
                 .iter()
                 .find_map(|n| lookup(n).filter(|v| !v.trim().is_empty()))
         };
-        let database_url = get(&[DATABASE_URL_ENV, "DATABASE_URL"]).ok_or_else(|| {
+        let database_url = get(&[DATABASE_URL_ENV])
+            .or_else(|| open_webui_database_url(&lookup))
+            .ok_or_else(|| {
             Error::invalid(format!(
                 "no store configured: set {DATABASE_URL_ENV} (or DATABASE_URL) to a URL such as \
                  sqlite://webui.db, postgres://USER@HOST/DB or pocketbase://HOST:PORT"
             ))
         })?;
         let vectors_url = vector_url_from(&lookup);
+        check_vector_db(&lookup, vectors_url.as_deref())?;
         let mut options = OpenOptions::new(database_url).with_settings_from(&lookup)?;
         options.vectors_url = vectors_url;
         Ok(options)
@@ -273,6 +334,7 @@ impl OpenOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::StoreUrl;
     use std::collections::HashMap;
 
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -330,6 +392,69 @@ mod tests {
             Some("postgres://u:hunter5@db:5432/app")
         );
         assert!(!format!("{options:?}").contains("hunter5"));
+    }
+
+    /// Open WebUI's `DATABASE_URL` is a SQLAlchemy URL: three slashes before a SQLite path
+    /// make it relative, four absolute; chatstore's own variable keeps sqlx's reading.
+    #[test]
+    fn open_webuis_sqlite_url_names_the_file_open_webui_opens() {
+        for (given, read) in [
+            ("sqlite:///data/webui.db", "sqlite://data/webui.db"),
+            (
+                "sqlite:////app/backend/data/webui.db",
+                "sqlite:///app/backend/data/webui.db",
+            ),
+            ("SQLite:///webui.db", "sqlite://webui.db"),
+            ("postgresql://u@h/app", "postgresql://u@h/app"),
+        ] {
+            let options =
+                OpenOptions::from_lookup(lookup(&[("DATABASE_URL", given)])).expect("valid");
+            assert_eq!(options.database_url, read, "{given}");
+        }
+        let sqlite = |url: &str| match StoreUrl::parse(url).expect("a URL").target() {
+            crate::Target::Sqlite { path, .. } => path.clone(),
+            other => panic!("{other:?}"),
+        };
+        let relative =
+            OpenOptions::from_lookup(lookup(&[("DATABASE_URL", "sqlite:///data/webui.db")]))
+                .expect("valid");
+        assert_eq!(
+            sqlite(&relative.database_url),
+            Some(PathBuf::from("data/webui.db"))
+        );
+        let own = OpenOptions::from_lookup(lookup(&[
+            ("CHATSTORE_DATABASE_URL", "sqlite:///var/lib/webui.db"),
+            ("DATABASE_URL", "sqlite:///data/webui.db"),
+        ]))
+        .expect("valid");
+        assert_eq!(own.database_url, "sqlite:///var/lib/webui.db");
+    }
+
+    /// Open WebUI with `VECTOR_DB=chroma` (or another store) keeps its vectors there: without
+    /// a vector URL saying where, the store is refused instead of opened with vectors in the
+    /// app database that Open WebUI never reads.
+    #[test]
+    fn a_vector_db_other_than_pgvector_needs_a_vector_url() {
+        for name in ["chroma", "qdrant", "Chroma"] {
+            let err = OpenOptions::from_lookup(lookup(&[
+                ("DATABASE_URL", "postgres://u@h/app"),
+                ("VECTOR_DB", name),
+            ]))
+            .expect_err("refused");
+            assert_eq!(err.kind(), chatstore_core::ErrorKind::InvalidInput);
+            assert!(err.to_string().contains(VECTOR_URL_ENV), "{err}");
+        }
+        for vars in [
+            [
+                ("VECTOR_DB", "chroma"),
+                ("CHATSTORE_VECTOR_URL", "chroma://h:8000"),
+            ],
+            [("VECTOR_DB", "pgvector"), ("PGVECTOR_DB_URL", "")],
+        ] {
+            let mut vars = vars.to_vec();
+            vars.push(("DATABASE_URL", "postgres://u@h/app"));
+            OpenOptions::from_lookup(lookup(&vars)).expect("accepted");
+        }
     }
 
     #[test]

@@ -135,10 +135,10 @@ impl StoreUrl {
             if s.eq_ignore_ascii_case("memory") {
                 return Ok(StoreUrl::memory());
             }
+            let shown = redact_raw(s);
             return Err(Error::invalid(format!(
-                "{:?} is not a database URL (it has no scheme); for a SQLite file write \
-                 sqlite://{s}, otherwise use {SCHEMES}",
-                redact_raw(s)
+                "{shown:?} is not a database URL (it has no scheme); for a SQLite file write \
+                 sqlite://{shown}, otherwise use {SCHEMES}"
             )));
         };
         match scheme.to_ascii_lowercase().as_str() {
@@ -156,6 +156,17 @@ impl StoreUrl {
                  (pocketbases://HOST for TLS)",
                 redact_raw(s)
             ))),
+            // Text before a `:` that is no scheme (a libpq key/value string, which may hold a
+            // password) is not written back.
+            _ if !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c)) =>
+            {
+                Err(Error::invalid(format!(
+                    "{} is not a database URL; use {SCHEMES}",
+                    redact_raw(s)
+                )))
+            }
             _ => Err(Error::invalid(format!(
                 "database URL scheme {scheme:?} is not supported; use {SCHEMES}"
             ))),
@@ -409,6 +420,19 @@ mod tests {
         let err = StoreUrl::parse(url).expect_err("an invalid URL");
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{url}: {err}");
         err.to_string()
+    }
+
+    /// A libpq key/value string is no URL; refused without writing its password back.
+    #[test]
+    fn a_key_value_string_is_refused_without_its_password() {
+        for given in [
+            "host=db user=owui password=hunter2 dbname=webui",
+            "host=db user=owui password=hun:ter2 dbname=webui",
+            "password=hunter2",
+        ] {
+            let message = refused(given);
+            assert!(!message.contains("hun"), "{message}");
+        }
     }
 
     #[test]
