@@ -360,6 +360,11 @@ impl ChangeFeed for SqlFeed {
         self.store.hub()
     }
 
+    /// SQLite publishes its own commits to an in-process hub only; PostgreSQL `LISTEN`s.
+    fn hears_other_processes(&self) -> bool {
+        self.store.dialect() == Dialect::Postgres
+    }
+
     async fn changes_since(
         &self,
         since_secs: i64,

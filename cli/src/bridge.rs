@@ -11,7 +11,8 @@ use crate::open;
 /// Arguments of `chatstore bridge`.
 #[derive(Debug, Args)]
 pub struct BridgeArgs {
-    /// The store to follow: `postgres://...`, `sqlite://...`, `memory`.
+    /// The store to follow: `postgres://...` or `pocketbase://...` (a store whose feed hears
+    /// only its own process, SQLite or memory, is refused).
     #[arg(long, env = "CHATSTORE_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Where to listen.
@@ -41,6 +42,22 @@ pub struct BridgeArgs {
 pub async fn run(args: BridgeArgs) -> Result<(), String> {
     let url = open::required_url(args.database_url, "bridge").map_err(|e| e.to_string())?;
     let store = open::open(&url).await.map_err(|e| e.to_string())?;
+    if store
+        .changes()
+        .is_some_and(|feed| !feed.hears_other_processes())
+    {
+        // SQLite's feed hears the writes of its own process only, and the bridge writes
+        // nothing: it would start, report healthy, and never send an event.
+        return Err(chatstore_core::Error::invalid(format!(
+            "{} has a change feed that hears only writes made inside this process, and the \
+             bridge runs as a process of its own, so it would send no events. Run the bridge \
+             on a store whose feed hears every writer: PostgreSQL (the database Open WebUI \
+             uses, DATABASE_URL=postgres://...) or PocketBase; or embed chatstore_bridge in \
+             the process that writes",
+            open::describe(&url)
+        ))
+        .to_string());
+    }
     if store.changes().is_none() {
         // A bridge that starts and never sends an event is the failure an operator notices last.
         return Err(format!(

@@ -415,3 +415,45 @@ async fn through_pgbouncer_the_bridge_needs_the_direct_url() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// SQLite's change feed hears only the writes of its own process, and the bridge is a process
+/// of its own: `chatstore bridge` on SQLite refuses to start, saying to use PostgreSQL or
+/// PocketBase, instead of reporting healthy and never sending an event.
+#[tokio::test]
+async fn on_sqlite_the_bridge_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("a temp folder");
+    let url = format!("sqlite://{}", dir.path().join("webui.db").display());
+    // The database exists and has a user, as a deployment's would.
+    let store = chatstore_registry::OpenOptions::new(&url)
+        .upload_dir(dir.path().join("uploads"))
+        .open()
+        .await
+        .expect("open SQLite");
+    user(&store, "ada@example.com").await;
+    drop(store);
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("addr").port()
+    };
+    let run = Command::new(env!("CARGO_BIN_EXE_chatstore"))
+        .args(["bridge", "--database-url", &url, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("WEBUI_SECRET_KEY", SECRET)
+        .env("CHATSTORE_UPLOAD_DIR", dir.path().join("uploads"))
+        .env_remove("CHATSTORE_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let refused = tokio::time::timeout(WAIT, run)
+        .await
+        .expect("the bridge refuses at once instead of serving")
+        .expect("run chatstore bridge");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("invalid input"), "{stderr}");
+    assert!(
+        stderr.contains("PostgreSQL") && stderr.contains("PocketBase"),
+        "{stderr}"
+    );
+}

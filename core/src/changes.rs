@@ -316,6 +316,14 @@ pub trait ChangeFeed: Send + Sync {
     /// The hub the feed's source publishes to.
     fn hub(&self) -> &ChangeHub;
 
+    /// Whether the feed hears writes made by other processes (PostgreSQL's `LISTEN`,
+    /// PocketBase's realtime stream). `false` for a feed that hears only the writes of the
+    /// process it runs in (memory, SQLite): a server that follows the store for writers
+    /// elsewhere, such as the realtime bridge run on its own, would never hear a thing.
+    fn hears_other_processes(&self) -> bool {
+        true
+    }
+
     /// What changed since `since_secs` (epoch seconds, inclusive), read back from the store:
     /// one `Created`/`Updated` event per record whose `updated_at` is at or after it (reported
     /// as `Updated`: the store cannot tell which), and one `Deleted` event per remembered

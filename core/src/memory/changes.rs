@@ -10,6 +10,10 @@ impl ChangeFeed for MemoryBackend {
         &self.hub
     }
 
+    fn hears_other_processes(&self) -> bool {
+        false
+    }
+
     async fn changes_since(
         &self,
         since_secs: i64,
