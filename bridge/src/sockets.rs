@@ -22,11 +22,19 @@ use crate::{BridgeState, SOCKET_PATH, metric};
 /// not overflow the tab of a client on a slow link.
 const SOCKET_BUFFER: usize = 2048;
 
-/// What a connected socket carries: whose it is, and the token to check again.
+/// Chat joins of one socket whose owner check may read the store at once. socketioxide runs
+/// every event on a task of its own, so a client sending joins without waiting for their
+/// answers started one store read per join; a join beyond these is answered
+/// `{ok: false, error}` at once instead.
+pub(crate) const JOINS_IN_FLIGHT: usize = 4;
+
+/// What a connected socket carries: whose it is, the token to check again, and the permits of
+/// its chat joins in flight (shared by every clone of the session).
 #[derive(Debug, Clone)]
 struct Session {
     user_id: String,
     token: String,
+    joins: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +103,7 @@ async fn authenticate(
     socket.extensions.insert(Session {
         user_id: claims.id,
         token,
+        joins: std::sync::Arc::new(tokio::sync::Semaphore::new(JOINS_IN_FLIGHT)),
     });
     socket.on("events:chat", on_chat_room);
     // Not yet connected here (socketioxide marks it so after the middleware); a refusal
@@ -163,7 +172,8 @@ async fn on_connect(socket: SocketRef, State(state): State<BridgeState>) {
     });
 }
 
-/// Joins or leaves `chat:{id}`; acknowledges `{ok}` when the client asked for an ack.
+/// Joins or leaves `chat:{id}`; acknowledges `{ok}` (and `error` when refused for a reason
+/// the client can act on) when the client asked for an ack.
 async fn on_chat_room(
     socket: SocketRef,
     Data(request): Data<ChatRoom>,
@@ -173,28 +183,51 @@ async fn on_chat_room(
     let Some(session) = socket.extensions.get::<Session>() else {
         return;
     };
-    let room = format!("chat:{}", request.chat_id);
-    let ok = match request.kind.as_str() {
-        "join" => match state.store().chats.get(&request.chat_id).await {
-            Ok(chat) if chat.user_id == session.user_id => {
-                join_while_connected(&socket, room);
-                true
-            }
-            Ok(_) => false,
-            Err(e) => {
-                if e.kind() != ErrorKind::NotFound {
-                    tracing::warn!(error = %e, "bridge: cannot check a chat's owner");
-                }
-                false
-            }
-        },
+    let reply = match request.kind.as_str() {
+        "join" => join_chat(&socket, &state, &session, &request.chat_id).await,
         "leave" => {
-            socket.leave(room);
-            true
+            socket.leave(format!("chat:{}", request.chat_id));
+            serde_json::json!({ "ok": true })
         }
-        _ => false,
+        _ => refused("type must be \"join\" or \"leave\""),
     };
-    let _ = ack.send(&serde_json::json!({ "ok": ok }));
+    let _ = ack.send(&reply);
+}
+
+fn refused(error: &str) -> serde_json::Value {
+    serde_json::json!({ "ok": false, "error": error })
+}
+
+/// Joins `chat:{chat_id}` when the chat is the session user's: the id is checked first, and
+/// the store is read only while the socket has fewer than [`JOINS_IN_FLIGHT`] joins waiting
+/// for it.
+async fn join_chat(
+    socket: &SocketRef,
+    state: &BridgeState,
+    session: &Session,
+    chat_id: &str,
+) -> serde_json::Value {
+    if let Err(e) = chatstore_core::validate::id("chat_id", chat_id) {
+        return refused(&e.to_string());
+    }
+    let Ok(_permit) = session.joins.try_acquire() else {
+        return refused(&format!(
+            "more than {JOINS_IN_FLIGHT} chat joins at once on this socket; wait for their answers"
+        ));
+    };
+    match state.store().chats.get(chat_id).await {
+        Ok(chat) if chat.user_id == session.user_id => {
+            join_while_connected(socket, format!("chat:{chat_id}"));
+            serde_json::json!({ "ok": true })
+        }
+        Ok(_) => serde_json::json!({ "ok": false }),
+        Err(e) => {
+            if e.kind() != ErrorKind::NotFound {
+                tracing::warn!(error = %e, "bridge: cannot check a chat's owner");
+            }
+            serde_json::json!({ "ok": false })
+        }
+    }
 }
 
 /// Follows the store's change feed for as long as the server runs.

@@ -174,3 +174,158 @@ async fn a_user_made_pending_is_disconnected() {
     client.expect("disconnect", WAIT).await;
     client.stop().await;
 }
+
+/// A chat repository whose `get` takes a while and counts the reads in flight.
+struct SlowChatReads {
+    inner: std::sync::Arc<dyn chatstore_core::chats::ChatRepo>,
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl chatstore_core::chats::ChatRepo for SlowChatReads {
+    async fn create(&self, chat: NewChat) -> chatstore_core::Result<chatstore_core::Chat> {
+        self.inner.create(chat).await
+    }
+    async fn create_many(
+        &self,
+        chats: Vec<NewChat>,
+    ) -> chatstore_core::Result<Vec<chatstore_core::Chat>> {
+        self.inner.create_many(chats).await
+    }
+    async fn get(&self, id: &str) -> chatstore_core::Result<chatstore_core::Chat> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.reads.fetch_add(1, SeqCst);
+        let now = self.now.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.now.fetch_sub(1, SeqCst);
+        self.inner.get(id).await
+    }
+    async fn update(
+        &self,
+        id: &str,
+        patch: chatstore_core::ChatPatch,
+    ) -> chatstore_core::Result<chatstore_core::Chat> {
+        self.inner.update(id, patch).await
+    }
+    async fn delete(&self, id: &str) -> chatstore_core::Result<()> {
+        self.inner.delete(id).await
+    }
+    async fn delete_for_user(&self, user_id: &str) -> chatstore_core::Result<u64> {
+        self.inner.delete_for_user(user_id).await
+    }
+    async fn list(
+        &self,
+        query: &chatstore_core::ChatQuery,
+    ) -> chatstore_core::Result<chatstore_core::Page<chatstore_core::ChatSummary>> {
+        self.inner.list(query).await
+    }
+    async fn set_tags(
+        &self,
+        id: &str,
+        names: &[String],
+    ) -> chatstore_core::Result<chatstore_core::Chat> {
+        self.inner.set_tags(id, names).await
+    }
+    async fn add_tag(&self, id: &str, name: &str) -> chatstore_core::Result<chatstore_core::Chat> {
+        self.inner.add_tag(id, name).await
+    }
+    async fn remove_tag(
+        &self,
+        id: &str,
+        name_or_id: &str,
+    ) -> chatstore_core::Result<chatstore_core::Chat> {
+        self.inner.remove_tag(id, name_or_id).await
+    }
+    async fn scan(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> chatstore_core::Result<Vec<chatstore_core::Chat>> {
+        self.inner.scan(after, limit).await
+    }
+}
+
+/// A client sending many chat joins without waiting for the answers has at most
+/// `JOINS_IN_FLIGHT` (4) store reads in flight; the joins beyond are answered `{ok: false,
+/// error}` at once, and the socket can join again afterwards. A chat id that is no id is
+/// refused before the store is read.
+#[tokio::test]
+async fn a_join_flood_reads_the_store_a_few_at_a_time() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let memory = memory::store();
+    let ada = user(&memory, "ada@example.com").await;
+    let chat = memory
+        .chats
+        .create(NewChat::new(&ada, "Engines"))
+        .await
+        .expect("chat");
+    let slow = std::sync::Arc::new(SlowChatReads {
+        inner: memory.chats.clone(),
+        now: 0.into(),
+        most: 0.into(),
+        reads: 0.into(),
+    });
+    let parts = chatstore_core::StoreParts {
+        chats: slow.clone(),
+        ..memory.parts()
+    };
+    let store = memory.rebuild("slow chats", memory.capabilities(), parts);
+    let addr = support::serve(store).await;
+    let Some(mut flood) = Client::start_flooding(addr, &token(&ada), &chat.id, 60).await else {
+        return;
+    };
+    let flooded = flood.expect("flooded", Duration::from_secs(40)).await;
+    let replies = flooded["data"]["replies"].as_array().expect("replies");
+    assert_eq!(replies.len(), 60, "every join is answered: {flooded}");
+    assert!(
+        slow.most.load(SeqCst) <= 4,
+        "{} chat reads were in flight at once",
+        slow.most.load(SeqCst)
+    );
+    assert!(
+        replies.iter().any(|r| r["ok"] == true),
+        "some joins went through: {flooded}"
+    );
+    let turned_away = replies.iter().filter(|r| r["ok"] == false).count();
+    assert!(
+        replies
+            .iter()
+            .filter(|r| r["ok"] == false)
+            .all(|r| r["error"].as_str().is_some_and(|e| e.contains("at once"))),
+        "a join turned away says why: {flooded}"
+    );
+    assert!(turned_away > 0, "no join was turned away: {flooded}");
+    assert!(flood.ready().await);
+    flood.stop().await;
+
+    let reads = slow.reads.load(SeqCst);
+    let Some(mut bad) = Client::start(
+        addr,
+        Some(&token(&ada)),
+        Transport::Websocket,
+        &["../etc", chat.id.as_str()],
+    )
+    .await
+    else {
+        return;
+    };
+    let refused = bad.expect("joined", WAIT).await;
+    assert_eq!(refused["data"]["reply"]["ok"], false, "{refused}");
+    assert!(
+        refused["data"]["reply"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("chat_id")),
+        "{refused}"
+    );
+    let joined = bad.expect("joined", WAIT).await;
+    assert_eq!(joined["data"]["reply"]["ok"], true, "{joined}");
+    assert_eq!(
+        slow.reads.load(SeqCst),
+        reads + 1,
+        "only the valid chat id was read"
+    );
+    bad.stop().await;
+}

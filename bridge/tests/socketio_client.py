@@ -5,6 +5,9 @@ Connects to URL with auth {token} (none when --token is absent), joins the chats
 happens: {"event": "connect"}, {"event": "connect_error", "data": ...}, {"event": "joined",
 "data": {...}}, {"event": "ready"}, {"event": "events", "data": ENVELOPE},
 {"event": "disconnect"}. It stays connected until its stdin closes.
+
+With --flood N, each chat is joined N times at once without waiting for the answers, and one
+line {"event": "flooded", "data": {"chat_id", "replies": [...]}} follows once all answered.
 """
 
 import argparse
@@ -29,6 +32,7 @@ def main():
     parser.add_argument("--token")
     parser.add_argument("--transport", choices=["websocket", "polling"], default="websocket")
     parser.add_argument("--join", action="append", default=[])
+    parser.add_argument("--flood", type=int, default=0)
     args = parser.parse_args()
 
     sio = socketio.Client(reconnection=False)
@@ -62,6 +66,20 @@ def main():
         say("connect_error", str(e))
         return
     for chat_id in args.join:
+        if args.flood > 0:
+            replies = []
+            answered = threading.Event()
+
+            def on_reply(*reply):
+                replies.append(reply[0] if reply else None)
+                if len(replies) == args.flood:
+                    answered.set()
+
+            for _ in range(args.flood):
+                sio.emit("events:chat", {"type": "join", "chat_id": chat_id}, callback=on_reply)
+            answered.wait(30)
+            say("flooded", {"chat_id": chat_id, "replies": list(replies)})
+            continue
         reply = sio.call("events:chat", {"type": "join", "chat_id": chat_id}, timeout=10)
         say("joined", {"chat_id": chat_id, "reply": reply})
     say("ready")

@@ -107,6 +107,35 @@ impl Client {
         transport: Transport,
         join: &[&str],
     ) -> Option<Client> {
+        Client::start_with(addr, token, transport, join, &[]).await
+    }
+
+    /// [`Client::start`] that joins each chat `times` times at once, without waiting for the
+    /// answers, and reports them all in one `flooded` line.
+    pub async fn start_flooding(
+        addr: SocketAddr,
+        token: &str,
+        chat: &str,
+        times: usize,
+    ) -> Option<Client> {
+        let times = times.to_string();
+        Client::start_with(
+            addr,
+            Some(token),
+            Transport::Websocket,
+            &[chat],
+            &["--flood", &times],
+        )
+        .await
+    }
+
+    async fn start_with(
+        addr: SocketAddr,
+        token: Option<&str>,
+        transport: Transport,
+        join: &[&str],
+        extra: &[&str],
+    ) -> Option<Client> {
         let path = require_env("CHATSTORE_TEST_SOCKETIO_PYTHONPATH")?;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/socketio_client.py");
         let mut cmd = Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()));
@@ -128,6 +157,7 @@ impl Client {
         for chat in join {
             cmd.arg("--join").arg(chat);
         }
+        cmd.args(extra);
         let mut child = cmd.spawn().expect("start the python-socketio client");
         let stdout = child.stdout.take().expect("client stdout");
         let (tx, lines) = mpsc::unbounded_channel();
