@@ -12,7 +12,7 @@ routerAdd("GET", "/api/chatstore/info", (e) => {
   // write later.
   require(`${__hooks}/chatstore_tags.js`);
   require(`${__hooks}/chatstore_changes.js`);
-  return e.json(200, { version: 5 });
+  return e.json(200, { version: 6 });
 }, $apis.requireSuperuserAuth());
 
 // POST /api/chatstore/tx {"ops": [...]}: runs record operations in one transaction, all or
@@ -56,6 +56,18 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
       .newQuery("DELETE FROM `" + tags.name + "` WHERE " + where)
       .bind(params)
       .execute();
+  };
+  // Deletes the records that go with record `id`, deleted by the op: those of each of
+  // `cascades` ([{collection, field}]: core's rows::cascades, Open WebUI's ON DELETE CASCADE
+  // foreign keys to chats and files) whose field holds the id. PocketBase has no foreign keys.
+  const cascade = (tx, cascades, id) => {
+    for (const c of cascades || []) {
+      if (typeof c.field !== "string" || !NAME.test(c.field)) stop(400, "invalid field name");
+      const target = collection(tx, c.collection);
+      const where = {};
+      where[c.field] = id;
+      for (const rec of tx.findAllRecords(target, $dbx.hashExp(where))) tx.delete(rec);
+    }
   };
   const setFields = (rec, fields) => {
     for (const k of Object.keys(fields || {})) rec.set(k, fields[k]);
@@ -137,7 +149,10 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
             const where = {};
             where[op.field] = op.value;
             const recs = tx.findAllRecords(col, $dbx.hashExp(where));
-            for (const rec of recs) tx.delete(rec);
+            for (const rec of recs) {
+              tx.delete(rec);
+              cascade(tx, op.cascades, rec.id);
+            }
             results.push(recs.length);
             break;
           }
@@ -178,13 +193,15 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
           }
           case "delete_user_chats": {
             // op.collection: the chats; op.messages, op.tags: their messages and tags. Deletes
-            // every chat of op.user_id with its messages, then every tag of the user.
+            // every chat of op.user_id with its messages and what op.cascades ties to it (its
+            // shares and file links), then every tag of the user.
             const messages = collection(tx, op.messages);
             const tags = collection(tx, op.tags);
             const chats = tx.findAllRecords(col, $dbx.hashExp({ user_id: op.user_id }));
             for (const chat of chats) {
               for (const m of tx.findAllRecords(messages, $dbx.hashExp({ chat_id: chat.id }))) tx.delete(m);
               tx.delete(chat);
+              cascade(tx, op.cascades, chat.id);
             }
             deleteTags(tx, tags, "user_id = {:user}", { user: op.user_id });
             results.push(chats.length);

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chatstore_core::chats::{PreparedChat, unique_tags};
+use chatstore_core::rows::cascades::CHAT_CASCADES;
 use chatstore_core::{
     Chat, ChatOrder, ChatPatch, ChatQuery, ChatRepo, ChatSummary, Error, FolderFilter, NewChat,
     Page, Result, TagFilter, tag_id, validate,
@@ -22,7 +23,7 @@ use crate::PocketBase;
 use crate::client::ListQuery;
 use crate::error::{Subject, is_stale, malformed};
 use crate::messages::{message_fields, message_record_id};
-use crate::tx::TxOp;
+use crate::tx::{Cascaded, TxOp};
 use crate::{filter, record};
 
 /// How often a chat write is retried after losing a race with another writer.
@@ -417,7 +418,7 @@ impl PocketBase {
 
     async fn delete_once(&self, id: &str) -> Result<()> {
         let (chat, version) = self.read_chat(id).await?;
-        let ops = vec![
+        let mut ops = vec![
             self.expect_version_op(id, version),
             TxOp::Delete {
                 collection: self.cols().chats.clone(),
@@ -429,9 +430,13 @@ impl PocketBase {
                 collection: self.cols().messages.clone(),
                 field: "chat_id",
                 value: id.to_owned(),
+                cascades: Vec::new(),
             },
             self.drop_orphans_op(&chat.user_id, chat.tags.iter().cloned()),
         ];
+        // PocketBase has no foreign keys: the chat's shares and file links go in the same
+        // transaction, as SQL's ON DELETE CASCADE takes them.
+        ops.extend(Cascaded::delete_ops(self.cols(), CHAT_CASCADES, id));
         self.client().tx(ops, Subject::new("chat", id)).await?;
         Ok(())
     }
@@ -568,6 +573,7 @@ impl ChatRepo for PocketBase {
             messages: c.messages.clone(),
             tags: c.tags.clone(),
             user_id: user_id.to_owned(),
+            cascades: Cascaded::of(c, CHAT_CASCADES),
         }];
         let answer = self.client().tx(ops, Subject::new("chat", "")).await?;
         answer

@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chatstore_core::files::verify;
+use chatstore_core::rows::cascades::FILE_CASCADES;
 use chatstore_core::signing::validate_ttl;
 use chatstore_core::transfer::{Hashing, MAX_STREAMED_FILE_BYTES, read_ahead, stream_bytes};
 use chatstore_core::{
@@ -33,7 +34,7 @@ use tokio::sync::oneshot;
 use crate::PocketBase;
 use crate::client::{ListQuery, too_large};
 use crate::error::{Subject, TokenRefused, malformed};
-use crate::tx::TxOp;
+use crate::tx::{Cascaded, TxOp};
 use crate::{filter, record};
 
 /// PocketBase: the name the bytes are uploaded under (it is mangled anyway; the original
@@ -303,10 +304,21 @@ impl FileRepo for PocketBase {
         })
     }
 
+    /// PocketBase has no foreign keys: the file's links to chats, knowledge bases and channels
+    /// go in the same transaction, as SQL's `ON DELETE CASCADE` takes them.
     async fn delete(&self, id: &str) -> Result<()> {
-        self.client()
-            .delete_record(&self.cols().files, id, Subject::new("file", id))
-            .await
+        if id.is_empty() {
+            return Err(Error::not_found("file", id));
+        }
+        let mut ops = vec![TxOp::Delete {
+            collection: self.cols().files.clone(),
+            entity: "file",
+            id: id.to_owned(),
+            must_exist: true,
+        }];
+        ops.extend(Cascaded::delete_ops(self.cols(), FILE_CASCADES, id));
+        self.client().tx(ops, Subject::new("file", id)).await?;
+        Ok(())
     }
 
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
@@ -314,6 +326,7 @@ impl FileRepo for PocketBase {
             collection: self.cols().files.clone(),
             field: "user_id",
             value: user_id.to_owned(),
+            cascades: Cascaded::of(self.cols(), FILE_CASCADES),
         }];
         let resp = self.client().tx(ops, Subject::new("file", user_id)).await?;
         resp.get("results")

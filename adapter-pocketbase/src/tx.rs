@@ -3,8 +3,11 @@
 //! with the same field names. The adapter and the raw HTTP baseline build their operation
 //! lists from it, never from loose JSON.
 
+use chatstore_core::rows::cascades::Cascade;
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::schema::Collections;
 
 /// One operation of a `tx` request; the list runs in one PocketBase transaction, all or
 /// nothing. `collection` is always the collection the operation writes; `entity` names the
@@ -81,7 +84,8 @@ pub enum TxOp {
         /// Whether a missing record fails the transaction.
         must_exist: bool,
     },
-    /// Deletes every record whose `field` equals `value`; answers how many.
+    /// Deletes every record whose `field` equals `value`, and the records `cascades` ties to
+    /// each; answers how many it deleted (cascaded ones not counted).
     DeleteWhere {
         /// The collection.
         collection: String,
@@ -89,6 +93,9 @@ pub enum TxOp {
         field: &'static str,
         /// The value.
         value: String,
+        /// What goes with each deleted record (files: their links).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        cascades: Vec<Cascaded>,
     },
     /// Fails with 409 (and `message`) when a record other than `except` has `field` = `value`.
     Unique {
@@ -114,7 +121,8 @@ pub enum TxOp {
         /// Tag record ids.
         ids: Vec<String>,
     },
-    /// Deletes every chat of `user_id` with its messages, then the user's tags.
+    /// Deletes every chat of `user_id` with its messages and the records `cascades` ties to
+    /// it, then the user's tags.
     DeleteUserChats {
         /// The chats collection.
         collection: String,
@@ -124,6 +132,8 @@ pub enum TxOp {
         tags: String,
         /// The user.
         user_id: String,
+        /// What goes with each chat (its shares and file links).
+        cascades: Vec<Cascaded>,
     },
     /// Takes tag record `id` out of every chat of its user (bumping their versions), then
     /// deletes it; 404 when it is missing.
@@ -155,6 +165,44 @@ pub enum TxOp {
         /// keys, the client's own.
         modelled: &'static [&'static str],
     },
+}
+
+/// Records that go with a deleted chat or file: those of the row collection `collection`
+/// whose `field` holds its id. Made from core's list ([`Cascaded::of`]), so PocketBase deletes
+/// exactly what SQL's `ON DELETE CASCADE` deletes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cascaded {
+    /// The row collection (`owui_rows_<table>`, prefixed).
+    pub collection: String,
+    /// The field referring to the deleted record (a plain field name).
+    pub field: &'static str,
+}
+
+impl Cascaded {
+    /// The collections and fields of core's `cascades` ([`chatstore_core::rows::cascades`]).
+    pub fn of(cols: &Collections, cascades: &[Cascade]) -> Vec<Cascaded> {
+        cascades
+            .iter()
+            .map(|c| Cascaded {
+                collection: cols.rows(c.table),
+                field: c.column,
+            })
+            .collect()
+    }
+
+    /// The ops deleting what `cascades` ties to the one record `id`, for a transaction that
+    /// deletes it.
+    pub fn delete_ops(cols: &Collections, cascades: &[Cascade], id: &str) -> Vec<TxOp> {
+        Cascaded::of(cols, cascades)
+            .into_iter()
+            .map(|c| TxOp::DeleteWhere {
+                collection: c.collection,
+                field: c.field,
+                value: id.to_owned(),
+                cascades: Vec::new(),
+            })
+            .collect()
+    }
 }
 
 /// One message of [`TxOp::UpsertMessages`], prepared by core's rules for everything the
@@ -210,6 +258,10 @@ mod tests {
             keep_created_at: true,
             owner_is_author: true,
         };
+        let cascaded = Cascaded {
+            collection: s("r"),
+            field: "chat_id",
+        };
         let all = [
             TxOp::ExpectVersion {
                 collection: s("c"),
@@ -252,6 +304,7 @@ mod tests {
                 collection: s("c"),
                 field: "chat_id",
                 value: s("v"),
+                cascades: vec![cascaded.clone()],
             },
             TxOp::Unique {
                 collection: s("c"),
@@ -271,6 +324,7 @@ mod tests {
                 messages: s("m"),
                 tags: s("t"),
                 user_id: s("u"),
+                cascades: vec![cascaded.clone()],
             },
             TxOp::DeleteTag {
                 collection: s("t"),
@@ -287,6 +341,13 @@ mod tests {
                 modelled: &chatstore_core::blob::MESSAGE_KEYS,
             },
         ];
+        let cascaded_json = serde_json::to_value(&cascaded).expect("serialise");
+        for key in cascaded_json.as_object().expect("object").keys() {
+            assert!(
+                hooks.contains(&format!("c.{key}")),
+                "the cascades of a delete are never read for {key}"
+            );
+        }
         let item_json = serde_json::to_value(&item).expect("serialise");
         for key in item_json.as_object().expect("object").keys() {
             assert!(

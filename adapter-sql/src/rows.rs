@@ -969,8 +969,29 @@ fn pg_value(
 
 #[cfg(test)]
 mod tests {
-    use super::{Bound, Dialect, parse_pg_detail, select_text};
+    use super::{Bound, Dialect, FOREIGN_KEYS, parse_pg_detail, select_text};
+    use chatstore_core::rows::cascades::{CHAT_CASCADES, Cascade, FILE_CASCADES};
     use chatstore_core::rows::{Cond, Dir, RowQuery, tables};
+
+    /// What the memory model and PocketBase delete with a chat or a file (core's cascades) is
+    /// exactly what Open WebUI's foreign keys to `chat` and `file` cascade to on SQL.
+    #[test]
+    fn cores_cascades_are_the_foreign_keys_to_chat_and_file() {
+        for (parent, cascades) in [("chat", CHAT_CASCADES), ("file", FILE_CASCADES)] {
+            let mut keys: Vec<(&str, &str)> = FOREIGN_KEYS
+                .iter()
+                .filter(|k| k.parent == parent)
+                .map(|k| (k.table, k.column))
+                .collect();
+            let mut core: Vec<(&str, &str)> = cascades
+                .iter()
+                .map(|c: &Cascade| (c.table.name, c.column))
+                .collect();
+            keys.sort_unstable();
+            core.sort_unstable();
+            assert_eq!(core, keys, "rows deleted with a {parent}");
+        }
+    }
 
     /// The statement text shown to raw baselines is the one the row store sends: quoted names,
     /// the dialect's placeholders, binds in order, text keys by bytes on PostgreSQL.

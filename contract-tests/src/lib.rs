@@ -428,6 +428,9 @@ macro_rules! __contract_group {
             deleting_a_user_deletes_their_rows_in_every_table,
             deleting_a_user_deletes_their_memory_vectors,
             records_scan_by_id_in_keyset_pages,
+            deleting_a_chat_deletes_its_shares_and_file_links,
+            deleting_a_file_deletes_its_links,
+            deleting_a_user_deletes_the_links_of_their_chats_and_files,
         );
     };
     (changes, $f:path) => {

@@ -219,3 +219,159 @@ pub async fn records_scan_by_id_in_keyset_pages(store: &Store) -> Result<()> {
     crate::assert_kind!(records.scan(None, 0).await, InvalidInput);
     Ok(())
 }
+
+/// A link row of `table` (`chat_file`, `knowledge_file` or `channel_file`) with id `id`, of
+/// `owner`, from `parent` (a chat, knowledge base or channel id) to file `file_id`.
+fn file_link(table: &'static Table, id: &str, owner: &str, parent: &str, file_id: &str) -> RowOp {
+    let mut r = minimal_row(table, "link", owner);
+    let parent_column = match table.name {
+        "chat_file" => "chat_id",
+        "knowledge_file" => "knowledge_id",
+        _ => "channel_id",
+    };
+    r.insert("id".into(), json!(id));
+    r.insert(parent_column.into(), json!(parent));
+    r.insert("file_id".into(), json!(file_id));
+    RowOp::Insert { table, row: r }
+}
+
+/// The ids of every row of `table`, sorted.
+async fn ids_in(store: &Store, table: &'static Table) -> Result<Vec<String>> {
+    Ok(workspace(store)?
+        .rows()
+        .select(table, &RowQuery::default())
+        .await?
+        .into_iter()
+        .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_owned))
+        .collect())
+}
+
+/// A knowledge base `knowledge-{tag}` and a channel `channel-{tag}` of `owner`, for file links.
+fn link_parents(tag: &str, owner: &str) -> Vec<RowOp> {
+    [&tables::KNOWLEDGE, &tables::CHANNEL]
+        .into_iter()
+        .map(|table| RowOp::Insert {
+            table,
+            row: minimal_row(table, tag, owner),
+        })
+        .collect()
+}
+
+/// Deleting a chat deletes its shared snapshots (the share link answers `NotFound`) and its
+/// file links, as Open WebUI's `ON DELETE CASCADE` does; another chat's stay.
+pub async fn deleting_a_chat_deletes_its_shares_and_file_links(store: &Store) -> Result<()> {
+    let ws = workspace(store)?;
+    let shared = ws.shared_chats();
+    chat(store, "u1", "c1", "Gone", T0).await?;
+    chat(store, "u1", "c2", "Kept", T0).await?;
+    file(store, "u1", "f1", b"bytes", T0).await?;
+    let gone = shared.share("c1", "u1", None).await?;
+    let kept = shared.share("c2", "u1", None).await?;
+    ws.rows()
+        .write(vec![
+            file_link(&tables::CHAT_FILE, "cf1", "u1", "c1", "f1"),
+            file_link(&tables::CHAT_FILE, "cf2", "u1", "c2", "f1"),
+        ])
+        .await?;
+    store.chats.delete("c1").await?;
+    crate::assert_kind!(shared.get(&gone.id).await, NotFound);
+    assert_eq!(shared.get(&kept.id).await?.chat_id, "c2");
+    assert_eq!(ids_in(store, &tables::SHARED_CHAT).await?, vec![kept.id]);
+    assert_eq!(ids_in(store, &tables::CHAT_FILE).await?, vec!["cf2"]);
+    store.files.get("f1").await?;
+    Ok(())
+}
+
+/// Deleting a file deletes its links to chats, knowledge bases and channels, as Open WebUI's
+/// `ON DELETE CASCADE` does; the chat, knowledge base and channel, and another file's links,
+/// stay.
+pub async fn deleting_a_file_deletes_its_links(store: &Store) -> Result<()> {
+    let ws = workspace(store)?;
+    chat(store, "u1", "c1", "Chat", T0).await?;
+    file(store, "u1", "f1", b"one", T0).await?;
+    file(store, "u1", "f2", b"two", T0).await?;
+    let mut ops = link_parents("k", "u1");
+    for f in ["f1", "f2"] {
+        ops.push(file_link(
+            &tables::CHAT_FILE,
+            &format!("cf-{f}"),
+            "u1",
+            "c1",
+            f,
+        ));
+        ops.push(file_link(
+            &tables::KNOWLEDGE_FILE,
+            &format!("kf-{f}"),
+            "u1",
+            "knowledge-k",
+            f,
+        ));
+        ops.push(file_link(
+            &tables::CHANNEL_FILE,
+            &format!("chf-{f}"),
+            "u1",
+            "channel-k",
+            f,
+        ));
+    }
+    ws.rows().write(ops).await?;
+    store.files.delete("f1").await?;
+    assert_eq!(ids_in(store, &tables::CHAT_FILE).await?, vec!["cf-f2"]);
+    assert_eq!(ids_in(store, &tables::KNOWLEDGE_FILE).await?, vec!["kf-f2"]);
+    assert_eq!(ids_in(store, &tables::CHANNEL_FILE).await?, vec!["chf-f2"]);
+    store.chats.get("c1").await?;
+    assert_eq!(
+        ids_in(store, &tables::KNOWLEDGE).await?,
+        vec!["knowledge-k"]
+    );
+    assert_eq!(ids_in(store, &tables::CHANNEL).await?, vec!["channel-k"]);
+    Ok(())
+}
+
+/// Deleting a user deletes the links to the user's chats and files that other users' rows
+/// hold (a file posted in another user's channel or added to their knowledge base, a link
+/// made in the user's chat), and the user's shares; links among other users' chats and files
+/// stay.
+pub async fn deleting_a_user_deletes_the_links_of_their_chats_and_files(
+    store: &Store,
+) -> Result<()> {
+    let ws = workspace(store)?;
+    user(store, 1).await?;
+    user(store, 2).await?;
+    chat(store, "user-1", "c1", "Mine", T0).await?;
+    chat(store, "user-2", "c2", "Theirs", T0).await?;
+    file(store, "user-1", "f1", b"mine", T0).await?;
+    file(store, "user-2", "f2", b"theirs", T0).await?;
+    let share = ws.shared_chats().share("c1", "user-1", None).await?;
+    let mut ops = link_parents("k", "user-2");
+    ops.extend([
+        file_link(
+            &tables::KNOWLEDGE_FILE,
+            "kf1",
+            "user-2",
+            "knowledge-k",
+            "f1",
+        ),
+        file_link(
+            &tables::KNOWLEDGE_FILE,
+            "kf2",
+            "user-2",
+            "knowledge-k",
+            "f2",
+        ),
+        file_link(&tables::CHANNEL_FILE, "chf1", "user-1", "channel-k", "f1"),
+        file_link(&tables::CHANNEL_FILE, "chf2", "user-2", "channel-k", "f2"),
+        file_link(&tables::CHAT_FILE, "cf1", "user-2", "c1", "f2"),
+        file_link(&tables::CHAT_FILE, "cf2", "user-2", "c2", "f1"),
+        file_link(&tables::CHAT_FILE, "cf3", "user-2", "c2", "f2"),
+    ]);
+    ws.rows().write(ops).await?;
+    store.delete_user("user-1").await?;
+    crate::assert_kind!(ws.shared_chats().get(&share.id).await, NotFound);
+    assert_eq!(ids_in(store, &tables::KNOWLEDGE_FILE).await?, vec!["kf2"]);
+    assert_eq!(ids_in(store, &tables::CHANNEL_FILE).await?, vec!["chf2"]);
+    assert_eq!(ids_in(store, &tables::CHAT_FILE).await?, vec!["cf3"]);
+    store.chats.get("c2").await?;
+    store.files.get("f2").await?;
+    Ok(())
+}

@@ -385,9 +385,12 @@ pub trait ChatRepo: Send + Sync {
     /// Applies a patch; `NotFound` when missing.
     async fn update(&self, id: &str, patch: ChatPatch) -> Result<Chat>;
     /// Deletes the chat, its messages and its tag links; removes tags no other chat of the
-    /// user carries. `NotFound` when missing.
+    /// user carries; a backend with rows also deletes the rows referring to the chat (its
+    /// shares and file links: [`crate::rows::cascades`]) in the same write. `NotFound` when
+    /// missing.
     async fn delete(&self, id: &str) -> Result<()>;
-    /// Deletes every chat of the user (with messages and tags); returns how many.
+    /// Deletes every chat of the user (with messages, tags and the rows referring to them, as
+    /// [`delete`](Self::delete)); returns how many.
     async fn delete_for_user(&self, user_id: &str) -> Result<u64>;
     /// One page of a user's chats; internal chats never appear, not even in `total`.
     async fn list(&self, query: &ChatQuery) -> Result<Page<ChatSummary>>;

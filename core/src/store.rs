@@ -168,7 +168,7 @@ impl Store {
     }
 
     /// Deletes a user and everything the user owns: chats (with their messages and tags),
-    /// files, the rows the user owns in every other table (see
+    /// files (both with the rows referring to them: [`crate::rows::cascades`]), the rows the user owns in every other table (see
     /// [`Workspace::delete_user`](crate::models::Workspace::delete_user)) and the vectors of
     /// the user's memories. `NotFound` when the user does not exist. The user row goes last,
     /// so a failure part way leaves a user whose deletion can be retried.

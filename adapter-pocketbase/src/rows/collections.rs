@@ -16,7 +16,8 @@
 //! refuses a write whose target is missing (a migration writes tables in any order, and
 //! Open WebUI itself keeps dangling ids, e.g. `knowledge_file.file_id` of a deleted file), and
 //! its value would be the escaped record id rather than Open WebUI's id. Cascades are done by
-//! chatstore's models, the same on every backend.
+//! chatstore's models, the same on every backend, and those to chats and files by the chat and
+//! file deletes (core's `rows::cascades`, see `TxOp::DeleteWhere`'s `cascades`).
 
 use chatstore_core::rows::{ALL_TABLES, Column, ColumnKind, Table};
 use serde_json::{Value, json};

@@ -8,6 +8,7 @@ use crate::chats::{
     Chat, ChatPatch, ChatRepo, ChatSummary, NewChat, matches_query, sort_summaries, unique_tags,
 };
 use crate::query::{ChatQuery, Page};
+use crate::rows::cascades::CHAT_CASCADES;
 use crate::tags::{Tag, TagKey, tag_id};
 use crate::{Error, Result, validate};
 
@@ -176,11 +177,14 @@ impl ChatRepo for MemoryBackend {
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
-        self.write(|s| s.delete_chat(id))
+        self.write_deleting(CHAT_CASCADES, |s| {
+            s.delete_chat(id)?;
+            Ok(((), vec![id.to_owned()]))
+        })
     }
 
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
-        self.write(|s| {
+        self.write_deleting(CHAT_CASCADES, |s| {
             let ids: Vec<String> = s
                 .chats
                 .values()
@@ -191,7 +195,7 @@ impl ChatRepo for MemoryBackend {
                 s.delete_chat(id)?;
             }
             s.tags.retain(|k, _| k.user_id != user_id);
-            Ok(ids.len() as u64)
+            Ok((ids.len() as u64, ids))
         })
     }
 

@@ -7,6 +7,7 @@ use super::{MemoryBackend, State};
 use crate::changes::{ChangeEvent, ChangeKind};
 use crate::files::{FileMeta, FileRepo, NewFile, verify};
 use crate::query::{FileQuery, Page};
+use crate::rows::cascades::FILE_CASCADES;
 use crate::signing::{SignedUrl, local_download_url};
 use crate::transfer::{
     ByteRange, ByteStream, FileStream, Hashing, MAX_STREAMED_FILE_BYTES, stream_bytes,
@@ -78,18 +79,18 @@ impl FileRepo for MemoryBackend {
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
-        self.write(|s| {
+        self.write_deleting(FILE_CASCADES, |s| {
             let (meta, _) = s
                 .files
                 .remove(id)
                 .ok_or_else(|| Error::not_found("file", id))?;
             s.announce(ChangeEvent::file(ChangeKind::Deleted, &meta));
-            Ok(())
+            Ok(((), vec![meta.id]))
         })
     }
 
     async fn delete_for_user(&self, user_id: &str) -> Result<u64> {
-        self.write(|s| {
+        self.write_deleting(FILE_CASCADES, |s| {
             let gone: Vec<FileMeta> = s
                 .files
                 .values()
@@ -100,7 +101,8 @@ impl FileRepo for MemoryBackend {
                 s.files.remove(&meta.id);
                 s.announce(ChangeEvent::file(ChangeKind::Deleted, meta));
             }
-            Ok(gone.len() as u64)
+            let ids = gone.into_iter().map(|m| m.id).collect::<Vec<_>>();
+            Ok((ids.len() as u64, ids))
         })
     }
 

@@ -1,7 +1,9 @@
 //! The in-memory backend: the reference model every other backend is compared with.
 //!
 //! All six repositories share one state behind a mutex, so operations that touch several
-//! aggregates (deleting a chat removes its messages and orphan tags) are atomic.
+//! aggregates (deleting a chat removes its messages and orphan tags) are atomic. Deleting a
+//! chat or a file also deletes the rows that go with it (its shares and file links: see
+//! [`crate::rows::cascades`]) under both locks, as SQL's `ON DELETE CASCADE` does.
 
 mod changes;
 mod chats;
@@ -23,6 +25,7 @@ use crate::changes::{
 use crate::chats::Chat;
 use crate::files::FileMeta;
 use crate::messages::Message;
+use crate::rows::cascades::Cascade;
 use crate::tags::{Tag, TagKey};
 use crate::users::User;
 use crate::vectors::VectorItem;
@@ -114,6 +117,23 @@ impl MemoryBackend {
             self.publish(&mut guard, events);
         }
         out
+    }
+
+    /// Runs a write that deletes chats or files (`f` answers its result and the deleted ids)
+    /// and deletes the rows `cascades` ties to them in the same step. Both locks are taken
+    /// first (rows, then state: the only order either is ever taken in together), so no reader
+    /// sees one without the other, and nothing can fail once the state has changed.
+    fn write_deleting<T>(
+        &self,
+        cascades: &[Cascade],
+        f: impl FnOnce(&mut State) -> Result<(T, Vec<String>)>,
+    ) -> Result<T> {
+        let mut rows = self.rows.lock()?;
+        self.write(|s| {
+            let (out, ids) = f(s)?;
+            rows::delete_cascaded(&mut rows, cascades, &ids)?;
+            Ok(out)
+        })
     }
 
     /// Publishes the changes of a successful write, remembering deletions.

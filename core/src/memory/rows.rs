@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::rows::cascades::{Cascade, delete_ops};
 use crate::rows::{Cond, Row, RowOp, RowQuery, RowStore, Table, matches, sort_rows};
 use crate::{Error, Result};
 
-type Tables = HashMap<&'static str, BTreeMap<String, Row>>;
+pub(super) type Tables = HashMap<&'static str, BTreeMap<String, Row>>;
 
 /// Rows in memory; clones share the data.
 #[derive(Debug, Clone, Default)]
@@ -23,7 +24,7 @@ impl MemoryRows {
         Self::default()
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Tables>> {
+    pub(super) fn lock(&self) -> Result<std::sync::MutexGuard<'_, Tables>> {
         self.tables
             .lock()
             .map_err(|_| Error::backend_msg("memory rows: a writer panicked"))
@@ -67,6 +68,19 @@ fn unique_clash(
         }
     }
     None
+}
+
+/// Deletes the rows `cascades` ties to the deleted chats or files `ids` (see
+/// [`crate::rows::cascades`]).
+pub(super) fn delete_cascaded(
+    tables: &mut Tables,
+    cascades: &[Cascade],
+    ids: &[String],
+) -> Result<()> {
+    for op in delete_ops(cascades, ids) {
+        apply(tables, op)?;
+    }
+    Ok(())
 }
 
 fn apply(tables: &mut Tables, op: RowOp) -> Result<u64> {

@@ -7,6 +7,8 @@
 //! [`RowQuery`], count, and an atomic batch of [`RowOp`]s. The typed, documented repositories
 //! of each model are written once, in core, on top of it (see [`crate::models`]), so a rule such
 //! as "deleting a folder deletes its sub-folders" is written once and holds on every backend.
+//! The rows a deleted chat or file takes with it (Open WebUI's `ON DELETE CASCADE` foreign keys)
+//! are listed once too, in [`cascades`].
 //!
 //! A [`Row`] is one table row as JSON, keyed by Open WebUI's column names: text columns as
 //! strings, `BIGINT` columns as integers, booleans as booleans, JSON columns as their parsed
@@ -17,6 +19,7 @@
 //! they come from code, never from user input, and [`check_op`] / [`check_query`] refuse any
 //! other. Values are always bound (SQL) or escaped by the one escaping function (PocketBase).
 
+pub mod cascades;
 pub mod cells;
 pub mod tables;
 
