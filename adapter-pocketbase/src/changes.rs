@@ -347,7 +347,7 @@ async fn listen(store: Weak<Inner>) {
             let pb = PocketBase { inner };
             match event_of(&pb, &owners, &message.event, &message.data).await {
                 Ok(Some(event)) => {
-                    cursor = advance(cursor, &event);
+                    cursor = after_live(cursor, &event, record_changed_ms(&message.data));
                     hub.publish(event);
                 }
                 Ok(None) => {}
@@ -361,6 +361,35 @@ async fn listen(store: Weak<Inner>) {
         }
         hub.disconnected();
         tracing::info!("change feed: realtime stream ended; reconnecting");
+    }
+}
+
+/// When the record of a realtime message says it changed (epoch ms), from the field the
+/// catch-up reads by: `updated_at`, else the document's `updated_at` (messages), else
+/// `created_at`. `None` when it has none of them.
+fn record_changed_ms(data: &str) -> Option<i64> {
+    let value: Value = serde_json::from_str(data).ok()?;
+    let record = value.get("record")?;
+    let secs = [
+        record.get("updated_at"),
+        record.get("doc").and_then(|d| d.get("updated_at")),
+        record.get("created_at"),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(Value::as_i64)?;
+    (secs > 0).then(|| secs.saturating_mul(1000))
+}
+
+/// The cursor after a live event whose record changed at `record_ms`: no further than that.
+/// A live event is stamped when it arrives; behind a lagging stream that is well after the
+/// change, and a cursor moved there passed records whose event the feed then failed to
+/// produce (a message whose chat's owner could not be read), so the catch-up after the
+/// reconnect, which reads from the cursor by the records' own times, never read them back.
+fn after_live(cursor: i64, event: &ChangeEvent, record_ms: Option<i64>) -> i64 {
+    match record_ms {
+        Some(at) if at < event.at => cursor.max(at.min(now_ms())),
+        _ => advance(cursor, event),
     }
 }
 
@@ -566,6 +595,43 @@ mod tests {
         .with_prefix(prefix)
         .dropping_collections_on_drop();
         Some(PocketBase::connect(config).await.expect("connect"))
+    }
+
+    /// Behind a lagging stream, a live event arrives (and is stamped) long after its record
+    /// changed: the cursor moves only as far as the record's own time, so a catch-up from it
+    /// still reads records changed just after that one. Before, the cursor took the arrival
+    /// time and the catch-up started past them.
+    #[test]
+    fn a_late_live_event_moves_the_cursor_only_to_its_record_time() {
+        let changed_secs = now_ms() / 1000 - 120;
+        let data = json!({
+            "action": "update",
+            "record": {"id": "c1", "user_id": "u1", "updated_at": changed_secs},
+        })
+        .to_string();
+        let arrived = ChangeEvent::chat_ids(ChangeKind::Updated, "u1", "c1", &[]);
+        let start = (changed_secs - 600) * 1000;
+        let cursor = after_live(start, &arrived, record_changed_ms(&data));
+        assert_eq!(cursor, changed_secs * 1000);
+        assert!(
+            catch_up_from(cursor) <= changed_secs,
+            "a catch-up from the cursor reads the record's second again"
+        );
+        // A message carries its time in its document; without any time the arrival counts.
+        let message = json!({
+            "action": "create",
+            "record": {"id": "r1", "chat_id": "c1", "msg_id": "m1", "created_at": 5,
+                       "doc": {"updated_at": changed_secs}},
+        })
+        .to_string();
+        assert_eq!(record_changed_ms(&message), Some(changed_secs * 1000));
+        assert_eq!(
+            record_changed_ms(r#"{"action":"delete","record":{"id":"x"}}"#),
+            None
+        );
+        assert_eq!(after_live(start, &arrived, None), advance(start, &arrived));
+        // Never backwards.
+        assert_eq!(after_live(cursor, &arrived, Some(1000)), cursor);
     }
 
     /// Records deleted between two page requests of a catch-up (the first of them on the
