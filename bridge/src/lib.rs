@@ -77,7 +77,8 @@ pub struct BridgeConfig {
     /// concurrently; envelopes still go out in the feed's order).
     pub concurrency: usize,
     /// Also publish every envelope into Open WebUI's Redis manager channel (its replicas'
-    /// `WEBSOCKET_MANAGER=redis`), so browsers connected to Open WebUI itself get them.
+    /// `WEBSOCKET_MANAGER=redis`), so browsers connected to Open WebUI itself get them. Set it
+    /// on one bridge of a deployment only: every bridge publishes every change it hears.
     pub redis: Option<RedisTarget>,
 }
 

@@ -257,7 +257,7 @@ async fn follow(io: SocketIo, state: BridgeState, changes: Option<ChangeStream>)
             let store = store.clone();
             async move {
                 metrics::counter!(metric::EVENTS_IN).increment(1);
-                let lag = chatstore_core::changes::now_ms() - event.at;
+                let lag = chatstore_core::changes::now_ms().saturating_sub(event.at);
                 metrics::gauge!(metric::FEED_LAG).set(lag.max(0) as f64 / 1000.0);
                 let out = envelopes(&store, &event).await;
                 (event, out)

@@ -15,8 +15,11 @@
 //!   consumer too slow for the hub's buffer catches up the same way.
 //!
 //! Delivery is **at least once**: an event may arrive twice (a live event and its catch-up
-//! twin), never zero times. [`ChangeEvent::key`] is the same for both deliveries of one live
-//! event; consumers that must not act twice remember recent keys.
+//! twin), never zero times. [`ChangeEvent::key`] does not pair such twins: a live event's key
+//! is random, and a read-back event's key is derived from the record and its `updated_at`
+//! ([`ChangeEvent::read_back`]), so only two read-backs of the same record state share one.
+//! Consumers that must not act twice act idempotently (re-read the record, as the bridge
+//! does) or compare the record ([`ChangeEvent::record_id`]) and the time, not the key.
 //!
 //! Known limit: catch-up finds updates by the record's `updated_at`, so a write that sets an
 //! `updated_at` older than the catch-up window (a migration keeping historic timestamps) is
@@ -125,7 +128,9 @@ pub struct ChangeEvent {
     /// When the change happened, epoch milliseconds (for events read back after a reconnect,
     /// the record's `updated_at`, or the deletion time).
     pub at: i64,
-    /// The same for every delivery of one change; different for different changes.
+    /// Tells changes apart: random for a live event; for an event read back, derived from the
+    /// record and its time, the same for every read-back of that state. A live event and its
+    /// read-back twin have different keys (see the module doc).
     pub key: String,
 }
 
@@ -410,7 +415,7 @@ impl ChangeHub {
         let now = now_ms();
         self.last_at.fetch_max(event.at.min(now), Ordering::Relaxed);
         self.lag_ms
-            .store((now - event.at).max(0), Ordering::Relaxed);
+            .store(now.saturating_sub(event.at).max(0), Ordering::Relaxed);
         let _ = self.sender.send(event);
     }
 
@@ -558,7 +563,21 @@ pub fn patch_fields(patch: &crate::ChatPatch) -> Vec<&'static str> {
 
 #[cfg(test)]
 mod hub_tests {
-    use super::ChangeHub;
+    use super::{ChangeEvent, ChangeHub, ChangeKind};
+
+    /// An event dated at the far end of time (a stray notification, a corrupt record) is
+    /// published without overflowing the lag arithmetic.
+    #[test]
+    fn an_event_dated_at_the_edge_of_time_is_published() {
+        let hub = ChangeHub::default();
+        for at in [i64::MIN, i64::MAX] {
+            let mut event = ChangeEvent::user_ids(ChangeKind::Updated, "u1");
+            event.at = at;
+            hub.publish(event);
+        }
+        assert_eq!(hub.status().published, 2);
+        assert!(hub.status().lag_ms >= 0);
+    }
 
     #[test]
     fn a_hub_awaiting_its_source_is_connected_only_once_it_says_so() {
