@@ -212,6 +212,13 @@ async fn forward(feed: Weak<RoutedFeed>, source: Arc<dyn ChangeFeed>, mut events
 
 #[async_trait]
 impl ChangeFeed for RoutedFeed {
+    /// Only when every feed it may pass on does: the old store's and each new store's. A
+    /// SQLite store on either side hears only this process's writes to it.
+    fn hears_other_processes(&self) -> bool {
+        self.old.hears_other_processes()
+            && self.new.iter().flatten().all(|f| f.hears_other_processes())
+    }
+
     fn hub(&self) -> &ChangeHub {
         let mut forwarding = lock(&self.forwarding);
         self.start(&mut forwarding);

@@ -200,3 +200,33 @@ async fn new_only_on_pocketbase_is_announced_by_pocketbase() {
         "the old store never saw the new-only chat"
     );
 }
+
+/// A routed feed hears other processes' writes only when every store it passes on does: a
+/// bridge run on its own over a router with a SQLite store on either side would miss that
+/// side's writes, so it is told (`chatstore bridge` refuses such a store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routed_feed_hears_other_processes_only_if_every_side_does() {
+    let Some(postgres) = common::postgres().await else {
+        return;
+    };
+    let Some(pocketbase) = common::pocketbase().await else {
+        return;
+    };
+    let hears = |old: Store, new: &Store| {
+        let logs = common::temp_folder("logs");
+        Router::builder(old)
+            .new_store(ModelGroup::Chats, new.clone())
+            .phase(ModelGroup::Chats, Phase::Dual)
+            .repair_log(logs.join("repair.jsonl"))
+            .build()
+            .expect("a router")
+            .store()
+            .changes()
+            .expect("a routed feed")
+            .hears_other_processes()
+    };
+    assert!(hears(postgres.clone(), &pocketbase));
+    assert!(!hears(postgres.clone(), &common::sqlite().await));
+    assert!(!hears(common::sqlite().await, &pocketbase));
+    assert!(!hears(memory::store(), &postgres));
+}
