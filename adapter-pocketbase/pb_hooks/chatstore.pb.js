@@ -12,7 +12,7 @@ routerAdd("GET", "/api/chatstore/info", (e) => {
   // write later.
   require(`${__hooks}/chatstore_tags.js`);
   require(`${__hooks}/chatstore_changes.js`);
-  return e.json(200, { version: 6 });
+  return e.json(200, { version: 7 });
 }, $apis.requireSuperuserAuth());
 
 // POST /api/chatstore/tx {"ops": [...]}: runs record operations in one transaction, all or
@@ -467,11 +467,11 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
 
 // GET /api/chatstore/chat-list: one page of a user's chats, every list the adapter makes:
 // optionally only those having all of `tags` (a JSON array of tag record ids) or, with
-// untagged=1, no tag; internal chats never count. One query of the summary's columns: the
+// untagged=1, no tag; internal chats never count unless internal=1. One query of the summary's columns: the
 // records API would load each record whole (its conversation blob included) and serialise it
 // before picking the asked fields.
 // Query: chats, tags_collection, user, [tags | untagged=1], archived=0|1, pinned=0|1,
-// folder=<id> | nofolder=1, title=<lower-case substring>, order=updated|created|title,
+// folder=<id> | nofolder=1, title=<lower-case substring>, internal=1, order=updated|created|title,
 // limit (-1: all), offset, skip_total=1 (no count: Open WebUI's lists page without one).
 // Answer: {"items": [summary], "total": n} (total null with skip_total=1).
 routerAdd("GET", "/api/chatstore/chat-list", (e) => {
@@ -484,7 +484,8 @@ routerAdd("GET", "/api/chatstore/chat-list", (e) => {
   e.app.findCollectionByNameOrId(chats);
   e.app.findCollectionByNameOrId(tagsCol);
   const params = { user: q.get("user") };
-  const where = ["c.user_id = {:user}", "c.internal = FALSE"];
+  const where = ["c.user_id = {:user}"];
+  if (q.get("internal") !== "1") where.push("c.internal = FALSE");
   const tagsOf = "json_each(CASE WHEN json_valid(c.tags) THEN c.tags ELSE '[]' END)";
   if (q.get("untagged") === "1") {
     where.push("NOT EXISTS (SELECT 1 FROM " + tagsOf + ")");

@@ -486,6 +486,9 @@ impl PocketBase {
         if let Some(t) = &query.title {
             params.push(("title", t.to_lowercase()));
         }
+        if query.include_internal {
+            params.push(("internal", "1".to_owned()));
+        }
         let order = match query.order {
             ChatOrder::UpdatedDesc => "updated",
             ChatOrder::CreatedDesc => "created",

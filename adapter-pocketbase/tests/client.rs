@@ -343,7 +343,7 @@ async fn a_server_with_other_or_partial_routes_is_refused_before_any_change() {
     use chatstore_testkit::PrivatePocketBase;
     let shipped = chatstore_testkit::hooks_dir().join("chatstore.pb.js");
     let routes = std::fs::read_to_string(&shipped).expect("the routes");
-    let older = routes.replace("version: 6", "version: 5");
+    let older = routes.replace("version: 7", "version: 6");
     assert_ne!(older, routes, "the version is where this test looks for it");
     for (files, why) in [
         (vec![("chatstore.pb.js", routes.clone())], "does not serve"),
@@ -365,7 +365,7 @@ async fn a_server_with_other_or_partial_routes_is_refused_before_any_change() {
                     .expect("changes module"),
                 ),
             ],
-            "version 5",
+            "version 6",
         ),
     ] {
         let hooks = chatstore_testkit::scratch_folder("chatstore-pocketbase-tests", "hooks");

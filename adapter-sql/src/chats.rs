@@ -1,6 +1,6 @@
 //! Chats: Open WebUI's `chat` table. The conversation blob is `chat.chat`, the tag set is the
 //! id list `chat.meta.tags` (there is no join table), internal chats (`meta.internal = true`)
-//! are left out of every list and count.
+//! are left out of every list and count (unless the query's `include_internal` asks for them).
 //!
 //! Tag filters run on each dialect's JSON functions (`json_each` on SQLite, after a cheap text
 //! prefilter; one jsonb containment `@>` for all the tags of a list on PostgreSQL,
@@ -682,13 +682,14 @@ async fn set_locked_tags(
 fn push_filters(d: &mut Dyn, dialect: Dialect, query: &ChatQuery, tag_ids: &[String]) {
     let sqlite = dialect == Dialect::Sqlite;
     d.sql(" FROM chat WHERE chat.user_id = ")
-        .bind(query.user_id.as_str())
-        .sql(" AND ")
-        .sql(if sqlite {
+        .bind(query.user_id.as_str());
+    if !query.include_internal {
+        d.sql(" AND ").sql(if sqlite {
             sqlite_not_internal!()
         } else {
             pg_not_internal!()
         });
+    }
     if let Some(archived) = query.archived {
         d.sql(" AND COALESCE(chat.archived, FALSE) = ")
             .bind(archived);

@@ -308,6 +308,25 @@ pub async fn internal_chats_are_never_listed_or_counted(store: &Store) -> Result
     Ok(())
 }
 
+/// A query with `include_internal` lists internal chats too, in the list's order and under
+/// its other filters, and counts them.
+pub async fn include_internal_lists_internal_chats_too(store: &Store) -> Result<()> {
+    chat(store, "user-1", "visible", "v", T0).await?;
+    let mut internal = new_chat("user-1", "hidden", "h", T0 + 5);
+    internal.meta = Some(obj(json!({"internal": true})));
+    internal.tags = vec!["work".into()];
+    store.chats.create(internal).await?;
+    chat(store, "user-2", "theirs", "t", T0 + 9).await?;
+    let all = ChatQuery::for_user("user-1").archived(None).internal(true);
+    let page = listed(store, &all).await?;
+    assert_eq!(ids(&page.items), ["hidden", "visible"]);
+    assert_eq!(page.total, 2);
+    assert_eq!(list_ids(store, all.with_tags(["work"])).await?, ["hidden"]);
+    let visible = listed(store, &ChatQuery::for_user("user-1").archived(None)).await?;
+    assert_eq!(ids(&visible.items), ["visible"]);
+    Ok(())
+}
+
 /// Lists can order by `created_at` descending or by title, ties by id.
 pub async fn list_can_order_by_created_at_and_title(store: &Store) -> Result<()> {
     for (id, title, created, updated) in [

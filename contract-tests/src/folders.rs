@@ -237,6 +237,28 @@ pub async fn deleting_a_folder_can_detach_its_chats(store: &Store) -> Result<()>
     Ok(())
 }
 
+/// An internal chat in a folder being deleted goes with it (Open WebUI deletes every chat
+/// with the folder's id), and with `Detach` it is taken out of the folder like the others.
+pub async fn deleting_a_folder_covers_its_internal_chats(store: &Store) -> Result<()> {
+    let folders = workspace(store)?.folders();
+    for (id, name) in [("a", "A"), ("b", "B")] {
+        folders.create(folder("u1", id, name, None)).await?;
+    }
+    for (id, f) in [("gone", "a"), ("kept", "b")] {
+        let mut new = new_chat("u1", id, id, T0);
+        new.folder_id = Some(f.into());
+        new.meta = Some(obj(json!({"internal": true})));
+        store.chats.create(new).await?;
+    }
+    folders.delete("u1", "a", FolderChats::Delete).await?;
+    assert_kind!(store.chats.get("gone").await, NotFound);
+    folders.delete("u1", "b", FolderChats::Detach).await?;
+    let kept = store.chats.get("kept").await?;
+    assert_eq!(kept.folder_id, None);
+    assert!(kept.is_internal());
+    Ok(())
+}
+
 /// Bad folder input is refused with `InvalidInput` and creates nothing.
 pub async fn invalid_folder_input_is_refused(store: &Store) -> Result<()> {
     let folders = workspace(store)?.folders();

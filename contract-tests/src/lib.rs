@@ -198,6 +198,7 @@ macro_rules! __contract_group {
             title_search_is_case_insensitive_for_unicode,
             title_search_treats_wildcards_literally,
             internal_chats_are_never_listed_or_counted,
+            include_internal_lists_internal_chats_too,
             list_can_order_by_created_at_and_title,
             deleting_a_chat_removes_its_messages,
             delete_for_user_removes_only_that_users_chats,
@@ -348,6 +349,7 @@ macro_rules! __contract_group {
             a_folder_cannot_move_into_its_subtree,
             deleting_a_folder_deletes_its_subtree_and_chats,
             deleting_a_folder_can_detach_its_chats,
+            deleting_a_folder_covers_its_internal_chats,
             invalid_folder_input_is_refused,
         );
     };

@@ -392,7 +392,8 @@ pub trait ChatRepo: Send + Sync {
     /// Deletes every chat of the user (with messages, tags and the rows referring to them, as
     /// [`delete`](Self::delete)); returns how many.
     async fn delete_for_user(&self, user_id: &str) -> Result<u64>;
-    /// One page of a user's chats; internal chats never appear, not even in `total`.
+    /// One page of a user's chats; internal chats never appear, not even in `total`, unless
+    /// the query's `include_internal` asks for them.
     async fn list(&self, query: &ChatQuery) -> Result<Page<ChatSummary>>;
     /// The items [`list`](Self::list) returns for the same query, without the total: Open
     /// WebUI's chat lists (the sidebar, the search) page with skip and limit and take a page
@@ -427,7 +428,7 @@ pub trait ChatRepo: Send + Sync {
 /// semantics that SQL and PocketBase queries reproduce.
 pub fn matches_query(chat: &Chat, query: &ChatQuery, tag_ids: &[String]) -> bool {
     use crate::query::{FolderFilter, TagFilter};
-    if chat.user_id != query.user_id || chat.is_internal() {
+    if chat.user_id != query.user_id || (chat.is_internal() && !query.include_internal) {
         return false;
     }
     if query.archived.is_some_and(|a| a != chat.archived) {

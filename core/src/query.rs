@@ -115,7 +115,8 @@ pub enum ChatOrder {
     TitleAsc,
 }
 
-/// A list of one user's chats. Internal chats (`meta.internal = true`) are never listed.
+/// A list of one user's chats. Internal chats (`meta.internal = true`) are not listed, unless
+/// `include_internal` asks for them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatQuery {
     /// Whose chats.
@@ -134,6 +135,11 @@ pub struct ChatQuery {
     pub order: ChatOrder,
     /// Which page.
     pub page: PageRequest,
+    /// Lists internal chats too (`false`, the default: never, as every Open WebUI list). For
+    /// work on every chat of a user, such as deleting a folder's chats, which Open WebUI does
+    /// by `folder_id` alone.
+    #[serde(default)]
+    pub include_internal: bool,
 }
 
 impl ChatQuery {
@@ -148,7 +154,14 @@ impl ChatQuery {
             title: None,
             order: ChatOrder::UpdatedDesc,
             page: PageRequest::default(),
+            include_internal: false,
         }
+    }
+
+    /// Internal chats too (`true`), or not (`false`, the default).
+    pub fn internal(mut self, include: bool) -> Self {
+        self.include_internal = include;
+        self
     }
 
     /// Only chats having all of these tags (names are normalised to tag ids).

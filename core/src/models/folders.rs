@@ -2,8 +2,8 @@
 //! `chat.folder_id`. Sibling names are unique per user ignoring ASCII case (Open WebUI's
 //! router refuses a second "Work" next to "work"). Deleting a folder deletes its sub-folders
 //! at any depth and, as Open WebUI's `DELETE /folders/{id}` does with its default
-//! `delete_contents=true`, the chats in them ([`FolderChats::Delete`]); with
-//! [`FolderChats::Detach`] the chats stay, out of any folder (`delete_contents=false`).
+//! `delete_contents=true`, the chats in them, internal ones included ([`FolderChats::Delete`]);
+//! with [`FolderChats::Detach`] the chats stay, out of any folder (`delete_contents=false`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -290,9 +290,9 @@ impl Folders {
     }
 
     /// Deletes a folder and every folder inside it, with their access grants; the chats in
-    /// them are deleted or detached as `chats` says. Returns the deleted folder ids (the
-    /// folder first). Chats go first, so a failure part way leaves folders whose deletion can
-    /// be retried.
+    /// them, internal ones included (Open WebUI deletes by `folder_id` alone), are deleted or
+    /// detached as `chats` says. Returns the deleted folder ids (the folder first). Chats go
+    /// first, so a failure part way leaves folders whose deletion can be retried.
     pub async fn delete(&self, user_id: &str, id: &str, chats: FolderChats) -> Result<Vec<String>> {
         let ids = self.subtree_ids(user_id, id).await?;
         for folder_id in &ids {
@@ -302,6 +302,7 @@ impl Folders {
                     .list(
                         &ChatQuery::for_user(user_id)
                             .archived(None)
+                            .internal(true)
                             .folder(FolderFilter::In(folder_id.clone()))
                             .page(PageRequest::first(100)),
                     )
