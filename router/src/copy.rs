@@ -405,8 +405,10 @@ async fn chat_ids_of(user: &str, store: &Store) -> Result<BTreeSet<String>> {
     let mut ids = BTreeSet::new();
     let mut offset = 0;
     loop {
+        // Internal chats too: lists leave them out, and a repair must cover every chat.
         let query = ChatQuery::for_user(user)
             .archived(None)
+            .internal(true)
             .page(PageRequest::new(offset, LIST_PAGE));
         let page = store.chats.list(&query).await?;
         let n = page.items.len() as u64;

@@ -233,3 +233,45 @@ async fn a_tag_differing_in_name_or_meta_stays_pending() {
     assert_eq!(report.remaining, 1, "{report:?}");
     assert_eq!(report.repaired, 0, "{report:?}");
 }
+
+/// Repairing a user's chats (logged by a failed `delete_for_user` or tag delete) covers their
+/// internal chats too: lists leave them out, so the repair had left an internal chat the old
+/// store deleted on the new store for good.
+#[tokio::test]
+async fn repairing_a_users_chats_covers_their_internal_chats() {
+    let (old, new) = (memory::store(), memory::store());
+    let router = common::router(old.clone(), &new, Phase::Dual);
+    let store = router.store();
+    store
+        .users
+        .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+        .await
+        .expect("user");
+    let mut internal = NewChat::new("u1", "hidden").with_id("c-internal");
+    internal.meta = json!({"internal": true}).as_object().cloned();
+    store.chats.create(internal).await.expect("internal chat");
+    assert!(new.chats.get("c-internal").await.is_ok());
+    // The old store deletes the user's chats; the new store missed it (logged as such).
+    old.chats
+        .delete_for_user("u1")
+        .await
+        .expect("delete on old");
+    router
+        .repair_log()
+        .append(&[RepairEntry {
+            id: "e0".into(),
+            time: 0,
+            group: ModelGroup::Chats,
+            key: RepairKey::ChatsOf("u1".into()),
+            operation: "chats.delete_for_user".into(),
+            source: Side::Old,
+            reason: "the new store failed".into(),
+        }])
+        .expect("log the repair");
+    let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
+    assert_eq!(report.remaining, 0, "{report:?}");
+    assert!(
+        new.chats.get("c-internal").await.is_err(),
+        "the internal chat the old store deleted is gone from the new store too"
+    );
+}
