@@ -232,6 +232,66 @@ async fn hear(events: &mut chatstore_core::changes::ChangeStream, chat: &str, wi
     .unwrap_or_else(|_| panic!("chat {chat} not heard within {within:?}"));
 }
 
+/// A writer, and a follower whose change feed listens through `proxy` with a 500 ms
+/// heartbeat, subscribed to a user's changes and past hearing a first chat of theirs.
+struct Listening {
+    writer: Store,
+    feed: std::sync::Arc<dyn chatstore_core::changes::ChangeFeed>,
+    events: chatstore_core::changes::ChangeStream,
+    user: String,
+}
+
+impl Listening {
+    async fn start(direct: &str, via: String) -> Listening {
+        use chatstore_core::changes::{ChangeFilter, subscribe};
+
+        let writer = chatstore_sql::connect(direct, options())
+            .await
+            .expect("writer");
+        let follower = chatstore_sql::connect(
+            direct,
+            options()
+                .listen_url(via)
+                .listen_heartbeat(Duration::from_millis(500)),
+        )
+        .await
+        .expect("follower");
+        let ada = writer
+            .users
+            .create(NewUser::new("ada@example.com", "Ada"))
+            .await
+            .expect("user");
+        let feed = follower.changes().expect("feed");
+        let events = subscribe(feed.clone(), ChangeFilter::user(&ada.id));
+        let mut listening = Listening {
+            writer,
+            feed,
+            events,
+            user: ada.id,
+        };
+        listening
+            .write_and_hear("before", Duration::from_secs(10))
+            .await;
+        listening
+    }
+
+    /// Creates a chat titled `title` and waits `within` for its event.
+    async fn write_and_hear(&mut self, title: &str, within: Duration) {
+        let chat = self.write(title).await;
+        hear(&mut self.events, &chat, within).await;
+    }
+
+    /// Creates a chat titled `title`; its id.
+    async fn write(&self, title: &str) -> String {
+        self.writer
+            .chats
+            .create(NewChat::new(&self.user, title))
+            .await
+            .expect("chat")
+            .id
+    }
+}
+
 /// The change feed's listening connection dropped silently by the network (the proxy stops
 /// forwarding; no FIN or RST arrives, as when a NAT or firewall forgets an idle connection):
 /// its heartbeat finds out, the feed stops counting as connected, and once the network is back
@@ -239,53 +299,23 @@ async fn hear(events: &mut chatstore_core::changes::ChangeStream, chat: &str, wi
 /// `/health` said it was connected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listening_connection_dropped_silently_is_replaced() {
-    use chatstore_core::changes::{ChangeFilter, subscribe};
-
     let Some((direct, proxy, via)) = proxied_database().await else {
         return;
     };
-    let writer = chatstore_sql::connect(&direct, options())
-        .await
-        .expect("writer");
-    let follower = chatstore_sql::connect(
-        &direct,
-        options()
-            .listen_url(via)
-            .listen_heartbeat(Duration::from_millis(500)),
-    )
-    .await
-    .expect("follower");
-    let ada = writer
-        .users
-        .create(NewUser::new("ada@example.com", "Ada"))
-        .await
-        .expect("user");
-    let feed = follower.changes().expect("feed");
-    let mut events = subscribe(feed.clone(), ChangeFilter::user(&ada.id));
-    let before = writer
-        .chats
-        .create(NewChat::new(&ada.id, "before"))
-        .await
-        .expect("chat");
-    hear(&mut events, &before.id, Duration::from_secs(10)).await;
-
+    let mut listening = Listening::start(&direct, via).await;
     proxy.pause();
     let paused = std::time::Instant::now();
-    while feed.hub().status().connected {
+    while listening.feed.hub().status().connected {
         assert!(
             paused.elapsed() < Duration::from_secs(10),
             "the feed still counts as connected 10 s into a silent drop"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let during = writer
-        .chats
-        .create(NewChat::new(&ada.id, "during"))
-        .await
-        .expect("chat");
+    let during = listening.write("during").await;
     proxy.resume();
-    hear(&mut events, &during.id, Duration::from_secs(30)).await;
-    assert!(feed.hub().status().connected);
+    hear(&mut listening.events, &during, Duration::from_secs(30)).await;
+    assert!(listening.feed.hub().status().connected);
 }
 
 /// A listening connection that stops answering for good while new connections to the same
@@ -295,49 +325,17 @@ async fn a_listening_connection_dropped_silently_is_replaced() {
 /// every new `LISTEN` waited for it until TCP gave up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listening_connection_that_stops_answering_does_not_block_its_replacement() {
-    use chatstore_core::changes::{ChangeFilter, subscribe};
-
     let Some((direct, proxy, via)) = proxied_database().await else {
         return;
     };
-    let writer = chatstore_sql::connect(&direct, options())
-        .await
-        .expect("writer");
-    let follower = chatstore_sql::connect(
-        &direct,
-        options()
-            .listen_url(via)
-            .listen_heartbeat(Duration::from_millis(500)),
-    )
-    .await
-    .expect("follower");
-    let ada = writer
-        .users
-        .create(NewUser::new("ada@example.com", "Ada"))
-        .await
-        .expect("user");
-    let feed = follower.changes().expect("feed");
-    let mut events = subscribe(feed.clone(), ChangeFilter::user(&ada.id));
-    let before = writer
-        .chats
-        .create(NewChat::new(&ada.id, "before"))
-        .await
-        .expect("chat");
-    hear(&mut events, &before.id, Duration::from_secs(10)).await;
-
+    let mut listening = Listening::start(&direct, via).await;
     proxy.stall_open();
-    let during = writer
-        .chats
-        .create(NewChat::new(&ada.id, "during"))
-        .await
-        .expect("chat");
-    hear(&mut events, &during.id, Duration::from_secs(15)).await;
-    let after = writer
-        .chats
-        .create(NewChat::new(&ada.id, "after"))
-        .await
-        .expect("chat");
-    hear(&mut events, &after.id, Duration::from_secs(10)).await;
+    listening
+        .write_and_hear("during", Duration::from_secs(15))
+        .await;
+    listening
+        .write_and_hear("after", Duration::from_secs(10))
+        .await;
 }
 
 /// One element of a notification the feed cannot read (an unknown kind: a newer writer, a

@@ -198,6 +198,22 @@ async fn repairs_keep_the_rows_that_point_at_the_record() {
 /// tag: tags have no update (and deleting one takes it off its chats), so the repair stays
 /// pending with `Conflict`. Before, tags were compared by id alone and the entry was marked
 /// repaired while the stores still differed.
+/// Logs `key` for repair from the old store, as a write `operation` the new store failed.
+fn log_failed(router: &chatstore_router::Router, key: RepairKey, operation: &str) {
+    router
+        .repair_log()
+        .append(&[RepairEntry {
+            id: uuid::Uuid::new_v4().to_string(),
+            time: 0,
+            group: key.group(),
+            key,
+            operation: operation.into(),
+            source: Side::Old,
+            reason: "the new store failed".into(),
+        }])
+        .expect("log the repair");
+}
+
 #[tokio::test]
 async fn a_tag_differing_in_name_or_meta_stays_pending() {
     use chatstore_core::Tag;
@@ -217,18 +233,7 @@ async fn a_tag_differing_in_name_or_meta_stays_pending() {
         .await
         .expect("new tag");
     let router = common::router(old.clone(), &new, Phase::Dual);
-    router
-        .repair_log()
-        .append(&[RepairEntry {
-            id: "e0".into(),
-            time: 0,
-            group: ModelGroup::Chats,
-            key: RepairKey::Tags("u1".into()),
-            operation: "tags.create_many".into(),
-            source: Side::Old,
-            reason: "the new store failed".into(),
-        }])
-        .expect("log the repair");
+    log_failed(&router, RepairKey::Tags("u1".into()), "tags.create_many");
     let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
     assert_eq!(report.remaining, 1, "{report:?}");
     assert_eq!(report.repaired, 0, "{report:?}");
@@ -256,18 +261,11 @@ async fn repairing_a_users_chats_covers_their_internal_chats() {
         .delete_for_user("u1")
         .await
         .expect("delete on old");
-    router
-        .repair_log()
-        .append(&[RepairEntry {
-            id: "e0".into(),
-            time: 0,
-            group: ModelGroup::Chats,
-            key: RepairKey::ChatsOf("u1".into()),
-            operation: "chats.delete_for_user".into(),
-            source: Side::Old,
-            reason: "the new store failed".into(),
-        }])
-        .expect("log the repair");
+    log_failed(
+        &router,
+        RepairKey::ChatsOf("u1".into()),
+        "chats.delete_for_user",
+    );
     let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
     assert_eq!(report.remaining, 0, "{report:?}");
     assert!(
