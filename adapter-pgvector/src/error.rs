@@ -67,21 +67,27 @@ pub(crate) fn is_conflict(err: &Error) -> bool {
     matches!(code.as_deref(), Some("40P01" | "40001"))
 }
 
-/// How a transaction [`is_conflict`] aborted runs again: up to three more times, after 20 ms
-/// and then longer (with jitter, so two writers that deadlocked do not meet again in step).
-pub(crate) fn conflict_backoff() -> backon::ExponentialBuilder {
-    backon::ExponentialBuilder::default()
+/// Runs the transaction `run` makes, and runs it again when PostgreSQL aborted it to break a
+/// conflict ([`is_conflict`]): up to three more times, after 20 ms and then longer (with
+/// jitter, so two writers that deadlocked do not meet again in step). `what` names it in the
+/// log.
+pub(crate) async fn retrying_conflicts<T, F, Fut>(what: &'static str, run: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    use backon::Retryable;
+    let backoff = backon::ExponentialBuilder::default()
         .with_min_delay(std::time::Duration::from_millis(20))
         .with_max_delay(std::time::Duration::from_millis(500))
         .with_max_times(3)
-        .with_jitter()
-}
-
-/// Logs a retried conflict.
-pub(crate) fn note_conflict(what: &'static str) -> impl Fn(&Error, std::time::Duration) {
-    move |err, wait| {
-        tracing::warn!(error = %err, ?wait, "{what}: PostgreSQL aborted the transaction to break a conflict; running it again");
-    }
+        .with_jitter();
+    run.retry(backoff)
+        .when(is_conflict)
+        .notify(|err, wait| {
+            tracing::warn!(error = %err, ?wait, "{what}: PostgreSQL aborted the transaction to break a conflict; running it again");
+        })
+        .await
 }
 
 /// `map` with its first argument bound, for `map_err`.

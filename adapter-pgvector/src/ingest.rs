@@ -20,9 +20,7 @@ use chatstore_core::{Error, Result};
 use serde_json::Value;
 use sqlx::PgConnection;
 
-use backon::Retryable;
-
-use crate::error::{conflict_backoff, during, is_conflict, note_conflict};
+use crate::error::{during, retrying_conflicts};
 use crate::session::Prepare;
 use crate::vectors::forget_if_empty;
 use crate::{ColumnType, PgVectorStore};
@@ -122,10 +120,9 @@ impl PgVectorStore {
         }
         let batch = &items;
         let once = |merge| {
-            (move || self.write_once(collection, batch, mode, merge))
-                .retry(conflict_backoff())
-                .when(is_conflict)
-                .notify(note_conflict("writing vectors"))
+            retrying_conflicts("writing vectors", move || {
+                self.write_once(collection, batch, mode, merge)
+            })
         };
         if !once(false).await? {
             // Another writer added one of the ids between this one's delete and its COPY:
@@ -281,10 +278,9 @@ impl PgVectorStore {
         };
         let parts = &parts;
         let once = |merge| {
-            (move || self.write_many_once(parts, merge))
-                .retry(conflict_backoff())
-                .when(is_conflict)
-                .notify(note_conflict("writing vectors"))
+            retrying_conflicts("writing vectors", move || {
+                self.write_many_once(parts, merge)
+            })
         };
         if !once(false).await? {
             // Raced by another writer of the same ids: rolled back, written again by merging.

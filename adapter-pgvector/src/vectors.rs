@@ -2,7 +2,6 @@
 //! collection's dimension. Inserts live in `ingest.rs`, searches in `search.rs`.
 
 use async_trait::async_trait;
-use backon::Retryable;
 use chatstore_core::Result;
 use chatstore_core::vectors::{CollectionItems, SearchHit, VectorFilter, VectorItem, VectorRepo};
 use serde_json::{Map, Value};
@@ -10,7 +9,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use crate::PgVectorStore;
-use crate::error::{conflict_backoff, during, is_conflict, note_conflict};
+use crate::error::{during, retrying_conflicts};
 use crate::filter;
 use crate::session::Prepare;
 
@@ -217,11 +216,10 @@ impl VectorRepo for PgVectorStore {
     }
 
     async fn delete_collection(&self, name: &str) -> Result<()> {
-        (|| self.delete_collection_once(name))
-            .retry(conflict_backoff())
-            .when(is_conflict)
-            .notify(note_conflict("deleting a collection"))
-            .await
+        retrying_conflicts("deleting a collection", || {
+            self.delete_collection_once(name)
+        })
+        .await
     }
 
     async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> Result<()> {
@@ -311,19 +309,14 @@ impl VectorRepo for PgVectorStore {
         // Also checked by the store's validation layer; a caller of this repository itself
         // must not delete a whole collection by leaving both out either.
         chatstore_core::vectors::validate_delete(collection, ids, filter)?;
-        (|| self.delete_once(collection, ids, filter))
-            .retry(conflict_backoff())
-            .when(is_conflict)
-            .notify(note_conflict("deleting vectors"))
-            .await
+        retrying_conflicts("deleting vectors", || {
+            self.delete_once(collection, ids, filter)
+        })
+        .await
     }
 
     async fn reset(&self) -> Result<()> {
-        (|| self.reset_once())
-            .retry(conflict_backoff())
-            .when(is_conflict)
-            .notify(note_conflict("deleting every vector"))
-            .await
+        retrying_conflicts("deleting every vector", || self.reset_once()).await
     }
 
     async fn collections(&self) -> Result<Vec<String>> {
@@ -340,7 +333,7 @@ impl VectorRepo for PgVectorStore {
 }
 
 /// The deletes' transactions, run again by the repository's methods when PostgreSQL aborts
-/// one to break a deadlock (see [`is_conflict`]).
+/// one to break a deadlock (see [`retrying_conflicts`]).
 impl PgVectorStore {
     /// One transaction of `delete_collection`.
     async fn delete_collection_once(&self, name: &str) -> Result<()> {

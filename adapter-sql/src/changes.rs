@@ -405,10 +405,7 @@ pub(crate) async fn listen(
             Ok(events) => {
                 backoff = Duration::from_millis(100);
                 hub.connected();
-                for event in events {
-                    cursor = advance(cursor, &event);
-                    hub.publish(event);
-                }
+                publish(&hub, &mut cursor, events);
             }
             Err(e) => {
                 drop(sql);
@@ -437,10 +434,7 @@ pub(crate) async fn listen(
                 Ok(Some(note)) => {
                     let before = cursor;
                     let (events, unreadable) = read_payload(note.payload());
-                    for event in events {
-                        cursor = advance(cursor, &event);
-                        hub.publish(event);
-                    }
+                    publish(&hub, &mut cursor, events);
                     if unreadable > 0 {
                         // A change the feed cannot name (a newer writer's kind, a stray NOTIFY)
                         // is a gap like a lost connection: read back what changed, still
@@ -452,12 +446,7 @@ pub(crate) async fn listen(
                         let Some(inner) = store.upgrade() else { return };
                         let sql = SqlStore { inner, urls: None };
                         match changes_since(&sql, catch_up_from(before), None).await {
-                            Ok(events) => {
-                                for event in events {
-                                    cursor = advance(cursor, &event);
-                                    hub.publish(event);
-                                }
-                            }
+                            Ok(events) => publish(&hub, &mut cursor, events),
                             Err(e) => {
                                 cursor = before;
                                 hub.catch_up_failed();
@@ -477,6 +466,14 @@ pub(crate) async fn listen(
                 return;
             }
         }
+    }
+}
+
+/// Publishes `events` in order, moving `cursor` past each.
+fn publish(hub: &ChangeHub, cursor: &mut i64, events: Vec<ChangeEvent>) {
+    for event in events {
+        *cursor = advance(*cursor, &event);
+        hub.publish(event);
     }
 }
 

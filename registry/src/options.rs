@@ -45,30 +45,21 @@ pub fn open_webui_database_url(lookup: impl Fn(&str) -> Option<String>) -> Optio
     })
 }
 
-/// `InvalidInput` when `VECTOR_DB` (or `CHATSTORE_VECTOR_DB`) names a vector store other than
-/// pgvector and no vector URL is set: Open WebUI keeps its vectors there, and opening the
-/// store without it would read (or write) vectors Open WebUI never sees, in the app database.
-fn check_vector_db(
-    lookup: &impl Fn(&str) -> Option<String>,
-    vectors_url: Option<&str>,
-) -> Result<()> {
-    if vectors_url.is_some() {
-        return Ok(());
-    }
-    let Some(name) = ["CHATSTORE_VECTOR_DB", "VECTOR_DB"]
-        .iter()
-        .find_map(|n| lookup(n).filter(|v| !v.trim().is_empty()))
-    else {
+/// `InvalidInput` when `vector_db` (Open WebUI's `VECTOR_DB`, or `CHATSTORE_VECTOR_DB`, as
+/// [`Config`] reads it) names a vector store other than pgvector and no vector URL is set:
+/// Open WebUI keeps its vectors there, and opening the store without it would read (or write)
+/// vectors Open WebUI never sees, in the app database.
+fn check_vector_db(vector_db: Option<&str>, vectors_url: Option<&str>) -> Result<()> {
+    let Some(name) = vector_db.filter(|_| vectors_url.is_none()) else {
         return Ok(());
     };
-    let name = name.trim().to_ascii_lowercase();
     let fix = format!(
         "set {VECTOR_URL_ENV} to where the vectors are (chroma://HOST:PORT for a Chroma \
          server, chroma-dir://DATA_DIR/vector_db for Open WebUI's own Chroma folder, \
          postgres://... for pgvector), or unset VECTOR_DB to keep chatstore's vectors in the \
          app database"
     );
-    match name.as_str() {
+    match name {
         "pgvector" => Ok(()),
         "chroma" => Err(Error::invalid(format!(
             "VECTOR_DB is chroma: Open WebUI keeps its vectors in Chroma, not in the app \
@@ -200,7 +191,10 @@ impl OpenOptions {
             ))
         })?;
         let vectors_url = vector_url_from(&lookup);
-        check_vector_db(&lookup, vectors_url.as_deref())?;
+        check_vector_db(
+            Config::from_lookup(&lookup)?.vector_db.as_deref(),
+            vectors_url.as_deref(),
+        )?;
         let mut options = OpenOptions::new(database_url).with_settings_from(&lookup)?;
         options.vectors_url = vectors_url;
         Ok(options)
