@@ -5,7 +5,7 @@
 //! collection and field ids, brought up to date through `PUT /api/collections/import` with
 //! `deleteMissing: false` (collections and fields are added or updated, nothing is deleted).
 //! The same schema ships as the JS migrations in `pb_migrations/` for operators who run
-//! `pocketbase migrate` (the newest, `1764806400_chatstore_list_index.js`, holds the whole
+//! `pocketbase migrate` (the newest, `1764892800_chatstore_message_key.js`, holds the whole
 //! current schema of the aggregates; a test keeps it identical to this one). The collections of Open WebUI's
 //! remaining tables ([`crate::rows::collections`], `owui_rows_<table>`) go in the same import.
 
@@ -14,8 +14,9 @@ use chatstore_core::{Error, Result};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::client::Client;
+use crate::client::{Client, ListQuery, MAX_PER_PAGE};
 use crate::error::Subject;
+use crate::filter;
 
 /// The version of the chatstore routes in `pb_hooks/chatstore.pb.js` this adapter needs.
 pub const HOOKS_VERSION: u64 = 7;
@@ -252,7 +253,9 @@ pub fn collections_json(c: &Collections) -> Vec<Value> {
             ],
             vec![
                 format!("CREATE INDEX idx_{m}_chat ON {m} (chat_id, created_at)"),
-                format!("CREATE INDEX idx_{m}_key ON {m} (key)"),
+                // Open WebUI's row id `"{chat_id}-{id}"`: unique, as SQL's primary key (two
+                // messages whose ids hold `-` can share it: the second is a `Conflict`).
+                format!("CREATE UNIQUE INDEX idx_{m}_key ON {m} (key)"),
                 format!("CREATE INDEX idx_{m}_created ON {m} (created_at)"),
             ],
         ),
@@ -310,6 +313,91 @@ fn startup_error(what: &str, source: Error) -> Error {
     }
 }
 
+/// Whether the import failed on making the messages' key unique: an older schema let two
+/// messages of different chats share Open WebUI's row id `"{chat_id}-{id}"`.
+fn refused_for_shared_message_keys(e: &Error, c: &Collections) -> bool {
+    let text = e.to_string();
+    text.contains("UNIQUE constraint failed") && text.contains(&format!("{}.key", c.messages))
+}
+
+/// The start-up error naming messages that share a key (up to five keys), read by a walk of
+/// the messages by key; `None` when the walk fails or finds none (the import's own error then
+/// stands).
+async fn shared_message_keys(client: &Client, c: &Collections) -> Option<Error> {
+    const SHOWN: usize = 5;
+    let subject = Subject::new("message", "");
+    let text = |r: &Value, k: &str| r[k].as_str().unwrap_or_default().to_owned();
+    let mut shared: Vec<(String, Vec<String>)> = Vec::new();
+    let mut last: Option<(String, String)> = None;
+    let mut previous: Option<Value> = None;
+    loop {
+        let filter = match &last {
+            Some((key, id)) => format!(
+                "key > {k} || (key = {k} && id > {i})",
+                k = filter::literal(key),
+                i = filter::literal(id)
+            ),
+            None => String::new(),
+        };
+        let q = ListQuery {
+            filter,
+            sort: "key,id".to_owned(),
+            fields: Some("id,key,chat_id,msg_id"),
+            skip_total: true,
+            ..ListQuery::default()
+        };
+        let page = client
+            .first(&c.messages, &q, MAX_PER_PAGE, subject)
+            .await
+            .ok()?;
+        let full = page.len() as u64 == MAX_PER_PAGE;
+        for r in page {
+            if let Some(p) = previous.as_ref().filter(|p| p["key"] == r["key"]) {
+                let describe = |r: &Value| {
+                    format!(
+                        "record {:?} (chat {:?}, message {:?})",
+                        text(r, "id"),
+                        text(r, "chat_id"),
+                        text(r, "msg_id")
+                    )
+                };
+                match shared.last_mut() {
+                    Some((key, records)) if *key == text(&r, "key") => records.push(describe(&r)),
+                    _ => shared.push((text(&r, "key"), vec![describe(p), describe(&r)])),
+                }
+            }
+            last = Some((text(&r, "key"), text(&r, "id")));
+            previous = Some(r);
+        }
+        if !full || shared.len() > SHOWN {
+            break;
+        }
+    }
+    if shared.is_empty() {
+        return None;
+    }
+    let listed: Vec<String> = shared
+        .iter()
+        .take(SHOWN)
+        .map(|(key, records)| format!("{key:?}: {}", records.join(", ")))
+        .collect();
+    let more = if shared.len() > SHOWN {
+        "; and more"
+    } else {
+        ""
+    };
+    Some(Error::backend_msg(format!(
+        "PocketBase schema of chatstore cannot be brought up to date: messages of different \
+         chats in {} share Open WebUI's row id \"{{chat_id}}-{{id}}\", which chatstore now keeps \
+         unique as SQL does: {}{more}. Keep one message of each key (delete the others' records \
+         in PocketBase's dashboard or with DELETE /api/collections/{}/records/ID, after saving \
+         what they hold) and start again",
+        c.messages,
+        listed.join("; "),
+        c.messages
+    )))
+}
+
 /// Serialises schema changes made by this process. PocketBase reloads its cache of
 /// collections after every schema change; two changes at once can leave the cache without
 /// the collections of one of them (seen with parallel tests: "Missing collection context").
@@ -348,6 +436,11 @@ pub async fn ensure(client: &Client, c: &Collections) -> Result<()> {
                 Err(Error::InvalidInput { .. }) if attempt < 3 => {
                     tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
                     continue;
+                }
+                Err(e) if refused_for_shared_message_keys(&e, c) => {
+                    return Err(shared_message_keys(client, c).await.unwrap_or_else(|| {
+                        startup_error("the collections import was refused", e)
+                    }));
                 }
                 Err(e) => return Err(startup_error("the collections import was refused", e)),
             }
@@ -580,7 +673,7 @@ mod tests {
     fn migration_holds_the_boot_schema() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/pb_migrations/1764806400_chatstore_list_index.js"
+            "/pb_migrations/1764892800_chatstore_message_key.js"
         );
         let expected = serde_json::to_string_pretty(&collections_json(
             &Collections::new("").expect("empty prefix"),

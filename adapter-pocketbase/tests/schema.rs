@@ -280,3 +280,88 @@ async fn dropped_indexes_and_lowered_limits_are_restored_at_boot() {
         .expect("a long title fits again");
     assert_eq!(chat.title, long);
 }
+
+/// Messages are keyed as Open WebUI keys their rows (`"{chat_id}-{id}"`), and the key is
+/// unique as SQL's primary key is. A server whose older schema let two messages share a key
+/// does not start until one of them is dealt with, and the error says which key and how;
+/// once the key is unique again, the boot makes the index unique and keeps every message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_schema_with_a_shared_message_key_names_it_at_boot() {
+    let Some(config) = common::config() else {
+        return;
+    };
+    let client = raw_client(&config);
+    let cols = Collections::new(&config.collection_prefix).expect("prefix");
+    let mut old = schema::collections_json(&cols);
+    for c in &mut old {
+        if let Some(indexes) = c["indexes"].as_array_mut() {
+            for i in indexes.iter_mut() {
+                if let Some(text) = i.as_str().filter(|t| t.contains("_key ON")) {
+                    *i = json!(text.replace("CREATE UNIQUE INDEX", "CREATE INDEX"));
+                }
+            }
+        }
+    }
+    client
+        .send(
+            Method::PUT,
+            "/api/collections/import",
+            &[],
+            Some(&json!({"collections": old, "deleteMissing": false})),
+            Subject::new("schema", ""),
+            false,
+        )
+        .await
+        .expect("old schema imported");
+    // Chat "a" message "b-c" and chat "a-b" message "c": both "a-b-c".
+    for (record, chat, id) in [("m1", "a", "b-c"), ("m2", "a-b", "c"), ("m3", "a", "d")] {
+        client
+            .create_record(
+                &cols.messages,
+                &json!({"id": record, "chat_id": chat, "msg_id": id,
+                        "key": format!("{chat}-{id}"), "created_at": 1, "doc": {}}),
+                Subject::new("message", record),
+            )
+            .await
+            .expect("old message");
+    }
+    let mut first = config.clone();
+    first.drop_collections_on_drop = false;
+    let err = PocketBase::connect(first.clone())
+        .await
+        .expect_err("two messages share a key");
+    let message = err.to_string();
+    assert!(
+        message.contains("\"a-b-c\"") && message.contains(&cols.messages),
+        "the error names the shared key and the collection: {message}"
+    );
+    client
+        .delete_record(&cols.messages, "m2", Subject::new("message", "m2"))
+        .await
+        .expect("one of the two removed by hand");
+    let pb = PocketBase::connect(config)
+        .await
+        .expect("boots once unique");
+    let messages = collection(&client, &cols.messages).await;
+    assert!(
+        messages["indexes"]
+            .to_string()
+            .contains(&format!("CREATE UNIQUE INDEX idx_{}_key", cols.messages)),
+        "{}",
+        messages["indexes"]
+    );
+    let q = chatstore_pocketbase::client::ListQuery {
+        sort: "key".to_owned(),
+        skip_total: true,
+        ..Default::default()
+    };
+    let kept: Vec<Value> = client
+        .first(&cols.messages, &q, 10, Subject::new("message", ""))
+        .await
+        .expect("messages")
+        .into_iter()
+        .map(|r| r["key"].clone())
+        .collect();
+    assert_eq!(kept, [json!("a-b-c"), json!("a-d")]);
+    drop(pb);
+}

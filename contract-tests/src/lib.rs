@@ -252,6 +252,7 @@ macro_rules! __contract_group {
             invalid_message_is_refused_and_changes_nothing,
             upsert_many_is_all_or_nothing,
             message_scan_walks_by_key,
+            a_message_key_taken_by_another_chat_is_a_conflict,
             orphan_scan_finds_nothing_while_chats_hold_their_messages,
             list_many_answers_each_chats_list,
             block_content_round_trips,

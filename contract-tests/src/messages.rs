@@ -248,6 +248,54 @@ pub async fn message_scan_walks_by_key(store: &Store) -> Result<()> {
     Ok(())
 }
 
+/// Open WebUI's row id `"{chat_id}-{id}"` collides when ids hold `-` (chat `a` message
+/// `b-c`, chat `a-b` message `c`): every backend refuses the second message as a `Conflict`,
+/// as SQL's primary key does, whether it comes alone, in a new chat's blob or in a batch of
+/// chats, and the first keeps its key (a keyset scan would skip one of two equal keys).
+pub async fn a_message_key_taken_by_another_chat_is_a_conflict(store: &Store) -> Result<()> {
+    chat(store, "user-1", "a", "t", T0).await?;
+    chat(store, "user-1", "a-b", "t", T0).await?;
+    message(store, "a", "b-c", None, T0).await?;
+    assert_kind!(message(store, "a-b", "c", None, T0 + 1).await, Conflict);
+    assert!(store.messages.list("a-b").await?.is_empty());
+    let batch = vec![new_message("a-b", "c", None, "user", "x", T0 + 1)];
+    assert_kind!(store.messages.upsert_many("a-b", batch).await, Conflict);
+    assert!(store.messages.list("a-b").await?.is_empty());
+
+    chat(store, "user-1", "a-b-c", "t", T0).await?;
+    message(store, "a-b-c", "d-e", None, T0).await?;
+    // Chat "a-b-c-d" whose blob holds message "e": key "a-b-c-d-e", taken above.
+    let mut with_blob = new_chat("user-1", "a-b-c-d", "t", T0);
+    with_blob.chat = Some(json!({"history": {"currentId": "e", "messages": {
+        "e": {"id": "e", "parentId": null, "role": "user", "content": "hi", "timestamp": T0}
+    }}}));
+    assert_kind!(store.chats.create(with_blob.clone()).await, Conflict);
+    assert_kind!(store.chats.get("a-b-c-d").await, NotFound);
+    assert_kind!(
+        store
+            .chats
+            .create_many(vec![new_chat("user-1", "free", "t", T0), with_blob])
+            .await,
+        Conflict
+    );
+    assert_kind!(store.chats.get("free").await, NotFound);
+
+    let keys: Vec<(String, String)> = store
+        .messages
+        .scan(None, 10)
+        .await?
+        .into_iter()
+        .map(|m| (m.chat_id, m.id))
+        .collect();
+    let expected = [("a", "b-c"), ("a-b-c", "d-e")];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(c, i)| (c.to_string(), i.to_string()))
+        .collect();
+    assert_eq!(keys, expected);
+    Ok(())
+}
+
 /// Listing several chats' messages at once answers what listing each answers, in the order
 /// asked; a missing chat among them is `NotFound`.
 pub async fn list_many_answers_each_chats_list(store: &Store) -> Result<()> {

@@ -72,6 +72,9 @@ impl State {
                 format!("share id {share:?} is taken"),
             ));
         }
+        for message in &prepared.messages {
+            self.check_key_free(&chat.id, &message.id)?;
+        }
         for (id, name) in &prepared.tags {
             self.ensure_tag(&chat.user_id, id, name);
         }

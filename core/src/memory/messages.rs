@@ -13,6 +13,7 @@ impl State {
         let kind = if existing.is_some() {
             ChangeKind::Updated
         } else {
+            self.check_key_free(&message.chat_id, &message.id)?;
             ChangeKind::Created
         };
         let message = message.into_stored(&chat, existing, validate::now())?;
@@ -23,6 +24,33 @@ impl State {
         self.messages.insert(key, message.clone());
         self.announce(event);
         Ok(message)
+    }
+}
+
+impl State {
+    /// `Conflict` when the key `"{chat_id}-{id}"` is held by a message of another chat (Open
+    /// WebUI's row id: chat `a` message `b-c` and chat `a-b` message `c` share `a-b-c`), as
+    /// SQL's primary key refuses it. Only a chat id ending just before one of the key's `-`
+    /// can share it: one lookup for each.
+    pub(super) fn check_key_free(&self, chat_id: &str, id: &str) -> Result<()> {
+        let key = message_key(chat_id, id);
+        for (at, _) in key.match_indices('-') {
+            let (other_chat, other_id) = (&key[..at], &key[at + 1..]);
+            if other_chat != chat_id
+                && self
+                    .messages
+                    .contains_key(&(other_chat.to_owned(), other_id.to_owned()))
+            {
+                return Err(Error::conflict(
+                    "message",
+                    format!(
+                        "row id {key:?} of message {id:?} in chat {chat_id:?} is taken by \
+                         message {other_id:?} of chat {other_chat:?}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
