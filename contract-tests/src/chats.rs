@@ -1,12 +1,14 @@
 //! Contracts of `ChatRepo` (lists, filters, order, lifecycle).
 
 use chatstore_core::{
-    ChatOrder, ChatPatch, ChatQuery, FolderFilter, NewChat, PageRequest, Result, Store,
+    ChatOrder, ChatPatch, ChatQuery, FolderFilter, NewChat, NewUser, PageRequest, Result, Store,
 };
 use serde_json::json;
 
 use crate::assert_kind;
-use crate::fixtures::{T0, chat, ids, listed, message, new_chat, obj, tagged_chat, user};
+use crate::fixtures::{
+    T0, chat, ids, listed, message, new_chat, new_message, obj, tagged_chat, user,
+};
 
 async fn list_ids(store: &Store, query: ChatQuery) -> Result<Vec<String>> {
     Ok(ids(&listed(store, &query).await?.items))
@@ -422,6 +424,43 @@ pub async fn invalid_chat_input_is_refused_and_changes_nothing(store: &Store) ->
     };
     assert_kind!(store.chats.update("c1", patch).await, InvalidInput);
     assert_eq!(store.chats.get("c1").await?, original);
+    Ok(())
+}
+
+/// Timestamps are kept exactly up to 2^53 - 1 on every backend (PocketBase keeps numbers
+/// as 64-bit floats); a larger one is `InvalidInput` for chats, messages and users, never a
+/// value that reads back changed. A message's `created_at` above 10^10 is milliseconds.
+pub async fn timestamps_past_2_pow_53_are_refused(store: &Store) -> Result<()> {
+    let max = chatstore_core::validate::MAX_TIMESTAMP;
+    let top = chat(store, "user-1", "top", "t", max).await?;
+    assert_eq!((top.created_at, top.updated_at), (max, max));
+    let got = store.chats.get("top").await?;
+    assert_eq!((got.created_at, got.updated_at), (max, max));
+    // A message's created_at above 10^10 is milliseconds, as Open WebUI reads it.
+    let mut m = new_message("top", "m1", None, "user", "x", 1_700_000_000_123);
+    m.updated_at = Some(max);
+    let stored = store.messages.upsert(m).await?;
+    assert_eq!((stored.created_at, stored.updated_at), (1_700_000_000, max));
+    let got = store.messages.get("top", "m1").await?;
+    assert_eq!((got.created_at, got.updated_at), (1_700_000_000, max));
+
+    for past in [max + 1, max + 2, i64::MAX] {
+        assert_kind!(chat(store, "user-1", "past", "t", past).await, InvalidInput);
+        let m = new_message("top", "m2", None, "user", "x", past);
+        assert_kind!(store.messages.upsert(m).await, InvalidInput);
+        let mut user = NewUser::new("past@x.io", "P").with_id("past");
+        user.created_at = Some(past);
+        assert_kind!(store.users.create(user).await, InvalidInput);
+        let patch = ChatPatch {
+            updated_at: Some(past),
+            ..ChatPatch::default()
+        };
+        assert_kind!(store.chats.update("top", patch).await, InvalidInput);
+    }
+    assert_kind!(store.chats.get("past").await, NotFound);
+    assert_kind!(store.users.get("past").await, NotFound);
+    assert_eq!(ids(&store.messages.list("top").await?), ["m1"]);
+    assert_eq!(store.chats.get("top").await?.updated_at, max);
     Ok(())
 }
 

@@ -203,6 +203,7 @@ macro_rules! __contract_group {
             deleting_a_chat_removes_its_messages,
             delete_for_user_removes_only_that_users_chats,
             invalid_chat_input_is_refused_and_changes_nothing,
+            timestamps_past_2_pow_53_are_refused,
             chat_scan_walks_every_chat_including_internal,
             create_many_chats_is_all_or_nothing,
             create_many_chats_adds_missing_tags_and_keeps_existing_ones,

@@ -103,7 +103,8 @@ pub struct NewMessage {
     pub meta: Option<Value>,
     /// Context summary.
     pub context_summary: Option<String>,
-    /// Created; kept from the stored message on replace, else now, when `None`.
+    /// Created; kept from the stored message on replace, else now, when `None`. Above 10^10
+    /// it is taken as milliseconds and stored in seconds, as Open WebUI reads it.
     pub created_at: Option<i64>,
     /// Updated; now when `None`.
     pub updated_at: Option<i64>,
@@ -248,11 +249,14 @@ impl NewMessage {
                 self.chat_id, chat.id
             )));
         }
-        let created_at = self
-            .created_at
-            .or(existing.map(|m| m.created_at))
-            .or(self.updated_at)
-            .unwrap_or(now);
+        // As Open WebUI reads `chat_message.created_at` (and as SQL reads it back): above
+        // 10^10 it is milliseconds.
+        let created_at = crate::blob::normalize_timestamp(
+            self.created_at
+                .or(existing.map(|m| m.created_at))
+                .or(self.updated_at)
+                .unwrap_or(now),
+        );
         let updated_at = self.updated_at.unwrap_or(now);
         Ok(Message {
             id: self.id,

@@ -45,11 +45,17 @@ pub fn text(what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// A timestamp in epoch seconds: not negative.
+/// The largest timestamp a store takes: 2^53 - 1, the largest integer every backend keeps
+/// exactly (PocketBase's number fields are 64-bit floats, so 2^53 + 1 would read back as
+/// 2^53). Epoch seconds reach it in some 285 million years; milliseconds in 285,000.
+pub const MAX_TIMESTAMP: i64 = (1 << 53) - 1;
+
+/// A timestamp in epoch seconds: from 0 to [`MAX_TIMESTAMP`].
 pub fn timestamp(what: &str, value: i64) -> Result<()> {
-    if value < 0 {
+    if !(0..=MAX_TIMESTAMP).contains(&value) {
         return Err(Error::invalid(format!(
-            "{what} must be epoch seconds >= 0, got {value}"
+            "{what} must be epoch seconds from 0 to {MAX_TIMESTAMP} (2^53 - 1, the largest \
+             integer every backend keeps exactly), got {value}"
         )));
     }
     Ok(())
