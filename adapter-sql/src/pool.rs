@@ -451,12 +451,37 @@ impl Row {
 
     /// An integer column; SQL NULL reads as 0.
     pub(crate) fn int(&self, name: &str) -> Result<i64> {
-        Ok(self.get::<Option<i64>>(name)?.unwrap_or(0))
+        Ok(self.opt_int(name)?.unwrap_or(0))
     }
 
-    /// A nullable integer column.
+    /// A nullable integer column. SQLite keeps what it was given in an INTEGER column when
+    /// it is not an integer (Open WebUI stores a message's `timestamp` as sent, so a client's
+    /// `1700000000.5` stays REAL): such a value reads as PostgreSQL's `bigint` column would
+    /// have stored it, a REAL rounded and a TEXT of digits parsed; anything else is an error
+    /// naming the column.
     pub(crate) fn opt_int(&self, name: &str) -> Result<Option<i64>> {
-        self.get(name)
+        let Row::Sqlite(r) = self else {
+            return self.get(name);
+        };
+        let exact = match r.try_get::<Option<i64>, _>(name) {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        if let Ok(Some(real)) = r.try_get::<Option<f64>, _>(name) {
+            return whole(real)
+                .map(Some)
+                .ok_or_else(|| not_an_integer(name, &real));
+        }
+        if let Ok(Some(text)) = r.try_get::<Option<String>, _>(name) {
+            let trimmed = text.trim();
+            return trimmed
+                .parse::<i64>()
+                .ok()
+                .or_else(|| trimmed.parse::<f64>().ok().and_then(whole))
+                .map(Some)
+                .ok_or_else(|| not_an_integer(name, &text));
+        }
+        Err(db_error("row", exact))
     }
 
     /// A boolean column; SQL NULL reads as `default`.
@@ -468,6 +493,21 @@ impl Row {
     pub(crate) fn json_text(&self, name: &str) -> Result<Option<String>> {
         Ok(self.get::<Option<JsonText>>(name)?.map(|j| j.0))
     }
+}
+
+/// `value` rounded to the nearest integer (halves away from zero), when it is finite and
+/// within `i64`.
+fn whole(value: f64) -> Option<i64> {
+    let rounded = value.round();
+    // 2^63 is exact in f64; every f64 below it and at least -2^63 fits.
+    (rounded.is_finite() && rounded >= -(2f64.powi(63)) && rounded < 2f64.powi(63))
+        .then_some(rounded as i64)
+}
+
+fn not_an_integer(column: &str, value: &dyn std::fmt::Debug) -> chatstore_core::Error {
+    chatstore_core::Error::backend_msg(format!(
+        "column {column} holds {value:?}, which is not an integer"
+    ))
 }
 
 /// A pool with one warm connection kept aside: the connection that ran the last read outside

@@ -137,6 +137,9 @@ impl TagRepo for SqlStore {
     async fn ensure(&self, user_id: &str, name: &str) -> Result<Tag> {
         let id = tag_id(name);
         let mut tx = self.begin("tag", Mode::Write).await?;
+        // As every tag change: a chat delete removing the tag as an orphan between the insert
+        // (nothing to do) and the read would leave nothing to answer.
+        lock_user_tags(&mut tx, user_id).await?;
         tx.execute(ENSURE, args![id.as_str(), name, user_id])
             .await?;
         let row = tx.fetch_one(GET, args![user_id, id.as_str()]).await?;

@@ -198,3 +198,39 @@ async fn a_sqlite_lock_held_past_the_busy_timeout_is_unavailable() {
         .expect("the retry succeeds");
     db.finish().await;
 }
+
+/// `ensure` beside a chat delete that removes the same tag as an orphan: on PostgreSQL the
+/// insert (nothing to do, the tag exists) and the read after it saw different snapshots, and
+/// the read found the tag gone. `ensure` takes the owner's tag lock, as every tag change
+/// does: it always answers the tag, and the tag is there afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ensure_racing_an_orphan_tag_removal_answers_the_tag() {
+    const ROUNDS: usize = 150;
+    for db in empty_databases().await {
+        let (a, b) = two_stores(&db).await;
+        chat_of_one_user(&a).await;
+        let churn = tokio::spawn(async move {
+            for i in 0..ROUNDS {
+                let id = format!("tagged-{i}");
+                b.chats
+                    .create(NewChat::new("u1", "t").with_id(&id).with_tags(["x"]))
+                    .await?;
+                b.chats.delete(&id).await?;
+            }
+            Ok::<(), chatstore_core::Error>(())
+        });
+        let mut answered = 0;
+        while !churn.is_finished() {
+            let tag = a
+                .tags
+                .ensure("u1", "x")
+                .await
+                .expect("ensure answers the tag");
+            assert_eq!(tag.id, "x");
+            answered += 1;
+        }
+        churn.await.expect("task").expect("chat churn");
+        assert!(answered > 0);
+        db.finish().await;
+    }
+}

@@ -886,3 +886,36 @@ async fn partial_uploads_left_by_a_dead_process_are_swept() {
         db.finish().await;
     }
 }
+
+/// Numbers that are not integers in integer columns (Open WebUI stores a message's
+/// `timestamp` as the client sent it): PostgreSQL's `bigint` rounds them as it stores them,
+/// SQLite keeps a REAL or a TEXT as it was given. Both read back as PostgreSQL stored them,
+/// so reading, listing and scanning such a chat works on both.
+#[tokio::test]
+async fn decimal_timestamps_read_as_postgres_stores_them() {
+    const DECIMALS: &str = r#"
+INSERT INTO chat (id, user_id, title, chat, created_at, updated_at, archived, pinned, meta)
+VALUES ('c9', 'u1', 'Decimal', '{"title":"Decimal","history":{"messages":{"m1":{"id":"m1","role":"user","content":"hi","timestamp":1700000000.5}},"currentId":"m1"}}',
+    1700000000.5, '1700000002', FALSE, FALSE, '{}');
+INSERT INTO chat_message (id, chat_id, user_id, role, content, done, created_at, updated_at)
+VALUES ('c9-m1', 'c9', 'u1', 'user', '"hi"', TRUE, 1700000000.5, ' 1700000003 ');
+"#;
+    for db in open_webui_databases().await {
+        db.exec(USERS).await;
+        db.exec(DECIMALS).await;
+        let store = db.store().await;
+        let chat = store.chats.get("c9").await.expect("chat reads");
+        assert_eq!((chat.created_at, chat.updated_at), (1700000001, 1700000002));
+        let listed = store.messages.list("c9").await.expect("messages list");
+        assert_eq!(
+            listed
+                .iter()
+                .map(|m| (m.created_at, m.updated_at))
+                .collect::<Vec<_>>(),
+            [(1700000001, 1700000003)]
+        );
+        let scanned = store.messages.scan(None, 10).await.expect("messages scan");
+        assert_eq!(scanned, listed);
+        db.finish().await;
+    }
+}
