@@ -15,6 +15,10 @@
 //!   nothing is left pending.
 //! - `chatstore bridge --database-url URL --listen ADDR` serves the realtime bridge: Open
 //!   WebUI's Socket.IO events for every change the store's change feed reports.
+//!
+//! Warnings (a store opened without its vectors, PostgreSQL through a pooler without a direct
+//! URL, a change feed reconnecting, ...) go to stderr, never into a command's stdout; `RUST_LOG`
+//! chooses what is shown (default: [`DEFAULT_LOG`]).
 
 mod bench;
 mod bridge;
@@ -94,8 +98,25 @@ fn emit(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
+/// What is logged when `RUST_LOG` is unset or unreadable: warnings of chatstore's own crates
+/// (every target starting with `chatstore`), nothing of the libraries under them.
+const DEFAULT_LOG: &str = "chatstore=warn";
+
+/// Logs `tracing` events to stderr, filtered by `RUST_LOG` (else [`DEFAULT_LOG`]): stdout
+/// carries only what a command prints (`load-worker`'s JSON, `inspect --json`, a file).
+fn install_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
+    // Fails only when a subscriber is already installed, which then keeps logging.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    install_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

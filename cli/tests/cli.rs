@@ -273,3 +273,48 @@ fn demo_and_inspect_work_on_pocketbase() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A warning a store logs while opening (PostgreSQL through PgBouncer without a direct URL:
+/// no change feed) reaches stderr, from `load` and its replicas alike, and stdout stays the
+/// command's JSON alone.
+#[test]
+fn warnings_go_to_stderr_and_leave_json_stdout_clean() {
+    let Some(server) = chatstore_contract::require_env("CHATSTORE_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let Some(bouncer) = chatstore_contract::require_env("CHATSTORE_TEST_PGBOUNCER_URL") else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (direct, pooled) = rt.block_on(chatstore_testkit::fresh_postgres_database_behind(
+        &server, &bouncer,
+    ));
+    let dir = temp_dir("warnings");
+    let out = Command::new(env!("CARGO_BIN_EXE_chatstore"))
+        .args(["load", "--database-url", &pooled, "--json"])
+        .args(["--replicas", "2", "--clients", "1", "--seconds", "1"])
+        .current_dir(&dir)
+        .env_remove("CHATSTORE_DATABASE_URL")
+        .env_remove("DATABASE_URL")
+        .env_remove("CHATSTORE_VECTOR_URL")
+        .env_remove("CHATSTORE_POSTGRES_DIRECT_URL")
+        .env_remove("RUST_LOG")
+        .env("CHATSTORE_UPLOAD_DIR", dir.join("uploads"))
+        .output()
+        .expect("the chatstore binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warnings = stderr
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("CHATSTORE_POSTGRES_DIRECT_URL"))
+        .count();
+    assert!(
+        warnings >= 3,
+        "load and both replicas warn that the pooler leaves no change feed: {stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout holds only the JSON report");
+    assert_eq!(report["replicas"], 2);
+    rt.block_on(chatstore_testkit::drop_postgres_database(&server, &direct));
+    let _ = std::fs::remove_dir_all(&dir);
+}
