@@ -5,7 +5,9 @@
 //! through Chroma itself. chatstore copies the folder to a temporary one (the original is never
 //! opened for writing, so a newer Chroma cannot upgrade it and a crash cannot damage it), runs
 //! `chroma run` on the copy on a free loopback port, and on drop stops that server and deletes
-//! the copy.
+//! the copy. A process killed before its drop ran (SIGKILL, the out-of-memory killer, a
+//! power cut) leaves both behind: the next start removes the copies of processes that no
+//! longer run, and stops their servers (on Linux, where `/proc` tells which processes run).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +15,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chatstore_core::{Error, Result};
+
+/// Work folders are `chatstore-chroma-{pid}-{nanos}` in the temporary folder.
+const WORK_PREFIX: &str = "chatstore-chroma-";
+
+/// The file in a work folder holding the process id of its `chroma run`.
+const SERVER_PID: &str = "chroma.pid";
 
 /// How long the private server may take to answer its first heartbeat.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -41,6 +49,7 @@ impl LocalChroma {
             .ok()
             .filter(|b| !b.trim().is_empty())
             .unwrap_or_else(|| "chroma".to_owned());
+        sweep_leftovers(&std::env::temp_dir());
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -83,6 +92,10 @@ impl LocalChroma {
                      set CHATSTORE_CHROMA_BIN to its `chroma` program"
                 )))
             })?;
+        // For the sweep of a later process, should this one be killed before it cleans up.
+        if let Err(e) = std::fs::write(work.join(SERVER_PID), child.id().to_string()) {
+            tracing::warn!(error = %e, "cannot record the private Chroma server's pid");
+        }
         let server = LocalChroma {
             child: Mutex::new(Some(child)),
             work,
@@ -135,6 +148,91 @@ impl Drop for LocalChroma {
             let _ = child.wait();
         }
         let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+/// Removes the work folders in `temp` of processes that no longer run, first stopping the
+/// `chroma run` each recorded when it still runs on that folder (best effort: what cannot be
+/// removed is logged and left). Linux only: elsewhere nothing tells a dead process's folder
+/// from a running one's, so nothing is removed.
+fn sweep_leftovers(temp: &Path) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(owner) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(WORK_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if owner == std::process::id() || proc.join(owner.to_string()).exists() {
+            continue;
+        }
+        let folder = entry.path();
+        if let Some(server) = std::fs::read_to_string(folder.join(SERVER_PID))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            && serves(proc, server, &folder)
+        {
+            stop_orphan(server);
+        }
+        match std::fs::remove_dir_all(&folder) {
+            Ok(()) => tracing::info!(
+                folder = %folder.display(),
+                "removed the Chroma copy of a chatstore process that ended without cleaning up"
+            ),
+            Err(e) => tracing::warn!(
+                folder = %folder.display(),
+                error = %e,
+                "cannot remove the Chroma copy of an ended chatstore process"
+            ),
+        }
+    }
+}
+
+/// Whether process `pid` runs and its command line names `folder` (a pid reused by another
+/// program since is left alone).
+fn serves(proc: &Path, pid: u32, folder: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(proc.join(pid.to_string()).join("cmdline")) else {
+        return false;
+    };
+    let folder = folder.as_os_str().as_encoded_bytes();
+    cmdline.windows(folder.len()).any(|w| w == folder)
+}
+
+/// Stops an orphaned `chroma run` with `kill` (its parent, which could have waited for it, is
+/// gone) and gives it a moment to end.
+fn stop_orphan(pid: u32) {
+    let killed = Command::new("kill")
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match killed {
+        Ok(status) if status.success() => {
+            let gone = Instant::now() + Duration::from_secs(5);
+            let alive = Path::new("/proc").join(pid.to_string());
+            while alive.exists() && Instant::now() < gone {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            tracing::info!(
+                pid,
+                "stopped the private Chroma server of an ended chatstore process"
+            );
+        }
+        Ok(status) => tracing::warn!(pid, %status, "cannot stop an orphaned private Chroma server"),
+        Err(e) => {
+            tracing::warn!(pid, error = %e, "cannot run kill for an orphaned private Chroma server")
+        }
     }
 }
 
