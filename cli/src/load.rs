@@ -21,9 +21,11 @@ use serde_json::{Value, json};
 /// Arguments of `chatstore load`.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// The store every replica opens (`postgres://...`, `sqlite://PATH`, `pocketbase://...`).
+    /// The store every replica opens (`postgres://...`, `sqlite://PATH`, `pocketbase://...`;
+    /// Open WebUI's `DATABASE_URL` is accepted). The replicas get it through their
+    /// environment, never on their command line, where any user of the machine could read it.
     #[arg(long, env = "CHATSTORE_DATABASE_URL")]
-    database_url: String,
+    database_url: Option<String>,
     /// Replica processes.
     #[arg(long, default_value_t = 2)]
     replicas: usize,
@@ -48,8 +50,9 @@ pub struct LoadArgs {
 /// Arguments of the hidden `chatstore load-worker` (one replica of a load run).
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    #[arg(long)]
-    database_url: String,
+    /// The store; `chatstore load` passes it in `CHATSTORE_DATABASE_URL`.
+    #[arg(long, env = "CHATSTORE_DATABASE_URL")]
+    database_url: Option<String>,
     #[arg(long)]
     worker: usize,
     #[arg(long)]
@@ -222,7 +225,9 @@ async fn client(store: Store, args: &WorkerArgs, chats: &[String], client: usize
 
 /// Runs one replica: its clients, then one JSON line on stdout.
 pub async fn run_worker(args: WorkerArgs) -> Result<(), String> {
-    let store = open_retrying(&args.database_url).await?;
+    let url = crate::open::required_url(args.database_url.clone(), "load-worker")
+        .map_err(|e| e.to_string())?;
+    let store = open_retrying(&url).await?;
     let chats: Vec<String> = args.chats.split(',').map(str::to_owned).collect();
     let args = std::sync::Arc::new(args);
     let mut tasks = Vec::new();
@@ -397,7 +402,9 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
             args.fault_at
         ));
     }
-    let store = open_retrying(&args.database_url).await?;
+    let url =
+        crate::open::required_url(args.database_url.clone(), "load").map_err(|e| e.to_string())?;
+    let store = open_retrying(&url).await?;
     let run_id = uuid_like();
     let user = store
         .users
@@ -418,17 +425,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     let started_ms = unix_millis();
     let mut children = Vec::new();
     for w in 0..args.replicas {
-        let child = tokio::process::Command::new(&exe)
-            .arg("load-worker")
-            .args(["--database-url", &args.database_url])
-            .args(["--worker", &w.to_string()])
-            .args(["--clients", &args.clients.to_string()])
-            .args(["--seconds", &args.seconds.to_string()])
-            .args(["--user", &user.id])
-            .args(["--chats", &chats.join(",")])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
+        let child = worker_command(&exe, &url, w, &args, &user.id, &chats)
             .spawn()
             .map_err(|e| format!("cannot start replica {w}: {e}"))?;
         children.push(child);
@@ -502,6 +499,32 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     } else {
         Err(format!("{} invariant(s) violated", violations.len()))
     }
+}
+
+/// The command starting replica `worker`: the store's URL goes in its environment
+/// (`CHATSTORE_DATABASE_URL`), since a command line is readable by every user of the machine
+/// (`ps`, `/proc/PID/cmdline`) and the URL may hold a password.
+fn worker_command(
+    exe: &std::path::Path,
+    url: &str,
+    worker: usize,
+    args: &LoadArgs,
+    user: &str,
+    chats: &[String],
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .arg("load-worker")
+        .args(["--worker", &worker.to_string()])
+        .args(["--clients", &args.clients.to_string()])
+        .args(["--seconds", &args.seconds.to_string()])
+        .args(["--user", user])
+        .args(["--chats", &chats.join(",")])
+        .env("CHATSTORE_DATABASE_URL", url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    command
 }
 
 fn render(report: &Value) -> String {
@@ -671,4 +694,48 @@ fn uuid_like() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!("{:x}{:x}", std::process::id(), nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replica's command line never holds the store's URL (a password in it would show in
+    /// `ps`); the URL reaches it through its environment.
+    #[test]
+    fn a_replica_gets_the_url_in_its_environment_not_its_command_line() {
+        let url = "postgres://owui:hunter2@db:5432/webui";
+        let args = LoadArgs {
+            database_url: Some(url.to_owned()),
+            replicas: 2,
+            clients: 4,
+            seconds: 10,
+            json: false,
+            fault: None,
+            fault_at: 2.0,
+        };
+        let chats = ["a".to_owned(), "b".to_owned()];
+        let command = worker_command(
+            std::path::Path::new("chatstore"),
+            url,
+            1,
+            &args,
+            "u",
+            &chats,
+        );
+        let command = command.as_std();
+        for arg in command.get_args() {
+            let arg = arg.to_string_lossy();
+            assert!(!arg.contains("hunter2"), "{arg}");
+            assert_ne!(arg, "--database-url");
+        }
+        let env: Vec<_> = command.get_envs().collect();
+        assert!(
+            env.contains(&(
+                std::ffi::OsStr::new("CHATSTORE_DATABASE_URL"),
+                Some(std::ffi::OsStr::new(url))
+            )),
+            "{env:?}"
+        );
+    }
 }

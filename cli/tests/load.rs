@@ -318,3 +318,74 @@ fn pocketbase_killed_during_load_loses_nothing() {
     only_fault_errors(&report);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The command lines of the processes `pid` started (from `/proc`).
+fn children_cmdlines(pid: u32) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            std::fs::read_to_string(entry.path().join("stat")).is_ok_and(|stat| {
+                stat.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split(' ').nth(1))
+                    .is_some_and(|ppid| ppid == pid.to_string())
+            })
+        })
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .collect()
+}
+
+/// The store's URL, password included, is on no replica's command line (`ps` shows those to
+/// every user of the machine): the replicas get it through their environment.
+#[tokio::test]
+async fn replicas_get_the_database_url_out_of_sight_of_ps() {
+    let Some(server) = require_env("CHATSTORE_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let url = fresh_postgres_database(&server).await;
+    let dir = folder();
+    let mut child = load_command(&dir, &url, 2, 3)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    wait_for_replicas(&mut child);
+    let cmdlines = children_cmdlines(child.id());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("ends"))
+        .await
+        .expect("waited");
+    report(&out, &SQL_OPS);
+    assert!(
+        cmdlines.iter().any(|c| c.contains("load-worker")),
+        "the replicas were seen: {cmdlines:?}"
+    );
+    for cmdline in &cmdlines {
+        assert!(!cmdline.contains(&url), "{cmdline}");
+        assert!(!cmdline.contains("--database-url"), "{cmdline}");
+    }
+    drop_postgres_database(&server, &url).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `load` finds its store as every command does: Open WebUI's `DATABASE_URL` (a SQLAlchemy
+/// URL, three slashes before a relative path) is accepted, for the replicas too.
+#[test]
+fn load_reads_open_webuis_database_url() {
+    let dir = folder();
+    let mut command = Command::new(BIN);
+    command
+        .args(["load", "--json", "--clients", "1", "--replicas", "2"])
+        .args(["--seconds", "1"])
+        .current_dir(&dir)
+        .env_remove("CHATSTORE_DATABASE_URL")
+        .env_remove("CHATSTORE_VECTOR_URL")
+        .env("DATABASE_URL", "sqlite:///webui.db")
+        .env("CHATSTORE_UPLOAD_DIR", dir.join("uploads"));
+    let out = command.output().expect("runs");
+    report(&out, &[]);
+    assert!(dir.join("webui.db").is_file(), "the relative path is used");
+    let _ = std::fs::remove_dir_all(&dir);
+}
