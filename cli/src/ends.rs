@@ -17,7 +17,25 @@ pub struct End {
 /// Opens an end with the settings of the environment. A source (`read_only`) is never
 /// changed: SQLite opens read-only (no journal switch, no schema), PostgreSQL sessions are
 /// read-only, pgvector's included (no extension, table, side table or index is made).
+///
+/// Both ends and their vectors are named on the command line (`--from-vectors`,
+/// `--to-vectors`); the environment's vector URL and Open WebUI's `VECTOR_DB` describe one
+/// deployment, not which end it is, so they are not applied here. An end without a vector
+/// URL while `VECTOR_DB` names another store than pgvector is opened with the store's own
+/// vectors and logs a warning naming the flags: Open WebUI's vectors are not in it.
 pub async fn open(url: &str, vectors: Option<&str>, read_only: bool) -> Result<End> {
+    if vectors.is_none()
+        && let Some(name) = chatstore_core::Config::from_env()?
+            .vector_db
+            .filter(|name| name != "pgvector")
+    {
+        tracing::warn!(
+            "VECTOR_DB is {name}, but {} is opened with the vectors of the store itself: \
+             Open WebUI's vectors are not there; name them with --from-vectors or \
+             --to-vectors (chroma://HOST:PORT, chroma-dir://DATA_DIR/vector_db)",
+            crate::open::describe(url)
+        );
+    }
     let options = OpenOptions::for_url(url)?
         .maybe_vectors_url(vectors.map(str::to_owned))
         .read_only(read_only);

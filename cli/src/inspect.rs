@@ -24,7 +24,9 @@ struct Counts {
 pub async fn run(url: &str, as_json: bool) -> Result<String> {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let options = OpenOptions::for_url(url)?.read_only(true);
+    // The environment's vector settings as every command reads them: a `VECTOR_DB` naming
+    // another store than pgvector without a vector URL is refused here too.
+    let options = OpenOptions::for_url_from_env(url, None)?.read_only(true);
     let (version, counts, store) = match StoreUrl::parse(url)?.target() {
         // SQL: Open WebUI's schema revision and COUNT(*) of each table.
         Target::Sqlite { .. } | Target::Postgres { .. } => {

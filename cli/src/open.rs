@@ -3,7 +3,7 @@
 //! (`CHATSTORE_<GROUP>_NEW_URL`, `CHATSTORE_<GROUP>_PHASE`, ...; see chatstore-router).
 
 use chatstore_core::{Error, Result, Store};
-use chatstore_registry::options::{open_webui_database_url, vector_url_from};
+use chatstore_registry::options::open_webui_database_url;
 use chatstore_registry::{OpenOptions, StoreUrl, store_url::redact_raw};
 use chatstore_router::{Router, RouterConfig};
 
@@ -75,11 +75,10 @@ async fn routed(config: &RouterConfig, old: Store) -> Result<Router> {
 /// Opens the store at `url` itself, never routed; its vectors from `vectors_url`, else from the
 /// environment as an application embedding chatstore reads it (`OpenOptions::from_env`): a
 /// command opening the vectors of another database than the application's would write them
-/// there (`reconcile` copies a group from the old store to the new).
+/// there (`reconcile` copies a group from the old store to the new). Open WebUI's `VECTOR_DB`
+/// naming another store than pgvector without a vector URL is refused, as for the application.
 async fn open_direct(url: &str, vectors_url: Option<String>) -> Result<Store> {
-    let vectors_url = vectors_url.or_else(|| vector_url_from(|n| std::env::var(n).ok()));
-    OpenOptions::for_url(url)?
-        .maybe_vectors_url(vectors_url)
+    OpenOptions::for_url_from_env(url, vectors_url)?
         .open()
         .await
 }

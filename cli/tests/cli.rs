@@ -318,3 +318,63 @@ fn warnings_go_to_stderr_and_leave_json_stdout_clean() {
     rt.block_on(chatstore_testkit::drop_postgres_database(&server, &direct));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Open WebUI's `VECTOR_DB` naming another vector store than pgvector (its vectors are in
+/// Chroma) without a vector URL: every command opening the deployment's store refuses with
+/// one line naming the URL to set, instead of writing vectors into the app database.
+#[test]
+fn a_vector_db_elsewhere_without_a_vector_url_is_refused() {
+    let dir = temp_dir("vector-db");
+    let url = format!("sqlite://{}", dir.join("x.db").display());
+    for args in [
+        &["demo", "--database-url", &url][..],
+        &["files", "ls", "--database-url", &url][..],
+        &["load", "--database-url", &url, "--seconds", "1"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_chatstore"))
+            .args(args)
+            .current_dir(&dir)
+            .env_remove("CHATSTORE_DATABASE_URL")
+            .env_remove("DATABASE_URL")
+            .env_remove("CHATSTORE_VECTOR_URL")
+            .env_remove("CHATSTORE_PGVECTOR_URL")
+            .env_remove("PGVECTOR_DB_URL")
+            .env_remove("CHATSTORE_VECTOR_DB")
+            .env("VECTOR_DB", "chroma")
+            .output()
+            .expect("the chatstore binary runs");
+        let err = one_error_line(&out, &format!("{args:?} with VECTOR_DB=chroma"));
+        assert!(err.contains("CHATSTORE_VECTOR_URL"), "{args:?}: {err}");
+    }
+    assert!(!dir.join("x.db").exists(), "nothing was written");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `migrate` and `verify` name their ends' vectors with flags: under `VECTOR_DB=chroma` an end
+/// without one is opened with the store's own vectors and a warning names the flags.
+#[test]
+fn an_end_without_vectors_under_a_vector_db_elsewhere_is_warned_about() {
+    let dir = temp_dir("vector-db-ends");
+    let demo = chatstore(&dir, &["demo"]);
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_chatstore"))
+        .args(["verify", "--from", "sqlite://chatstore-demo.db"])
+        .args(["--to", "sqlite://chatstore-demo.db", "--groups", "users"])
+        .current_dir(&dir)
+        .env_remove("CHATSTORE_VECTOR_URL")
+        .env_remove("RUST_LOG")
+        .env("VECTOR_DB", "chroma")
+        .output()
+        .expect("the chatstore binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("WARN") && stderr.contains("--from-vectors"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -190,7 +190,31 @@ impl OpenOptions {
                  sqlite://webui.db, postgres://USER@HOST/DB or pocketbase://HOST:PORT"
             ))
         })?;
-        let vectors_url = vector_url_from(&lookup);
+        OpenOptions::for_url_from_lookup(database_url, None, lookup)
+    }
+
+    /// Options for the store at `database_url`, the rest from the process environment as
+    /// [`OpenOptions::from_env`] reads it: the vector URL (`vectors_url` when given, else
+    /// `CHATSTORE_VECTOR_URL` / `CHATSTORE_PGVECTOR_URL` / `PGVECTOR_DB_URL`), the settings, and
+    /// the same `InvalidInput` when Open WebUI's `VECTOR_DB` names another vector store than
+    /// pgvector and no vector URL says where it is. For a tool given the store's URL in a flag
+    /// (the `chatstore` command) that otherwise opens what the application would.
+    pub fn for_url_from_env(
+        database_url: impl Into<String>,
+        vectors_url: Option<String>,
+    ) -> Result<Self> {
+        OpenOptions::for_url_from_lookup(database_url, vectors_url, |n| std::env::var(n).ok())
+    }
+
+    /// [`OpenOptions::for_url_from_env`] reading variables through `lookup` (tests, embedding).
+    pub fn for_url_from_lookup(
+        database_url: impl Into<String>,
+        vectors_url: Option<String>,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        let vectors_url = vectors_url
+            .filter(|u| !u.trim().is_empty())
+            .or_else(|| vector_url_from(&lookup));
         check_vector_db(
             Config::from_lookup(&lookup)?.vector_db.as_deref(),
             vectors_url.as_deref(),
@@ -449,6 +473,42 @@ mod tests {
             vars.push(("DATABASE_URL", "postgres://u@h/app"));
             OpenOptions::from_lookup(lookup(&vars)).expect("accepted");
         }
+    }
+
+    /// A store named by URL with the rest from the environment keeps the same `VECTOR_DB`
+    /// rule; a vector URL given beside the store's (a flag) satisfies it and wins over the
+    /// environment's.
+    #[test]
+    fn a_store_named_by_url_refuses_a_vector_db_without_a_vector_url() {
+        let err = OpenOptions::for_url_from_lookup(
+            "sqlite://x.db",
+            None,
+            lookup(&[("VECTOR_DB", "chroma")]),
+        )
+        .expect_err("refused");
+        assert_eq!(err.kind(), chatstore_core::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains(VECTOR_URL_ENV), "{err}");
+        let given = OpenOptions::for_url_from_lookup(
+            "sqlite://x.db",
+            Some("chroma://h:8000".into()),
+            lookup(&[
+                ("VECTOR_DB", "chroma"),
+                ("CHATSTORE_VECTOR_URL", "chroma://other:8000"),
+            ]),
+        )
+        .expect("accepted");
+        assert_eq!(given.vectors_url.as_deref(), Some("chroma://h:8000"));
+        let from_env = OpenOptions::for_url_from_lookup(
+            "sqlite://x.db",
+            None,
+            lookup(&[
+                ("VECTOR_DB", "chroma"),
+                ("CHATSTORE_VECTOR_URL", "chroma://other:8000"),
+            ]),
+        )
+        .expect("accepted");
+        assert_eq!(from_env.vectors_url.as_deref(), Some("chroma://other:8000"));
+        assert_eq!(from_env.database_url, "sqlite://x.db");
     }
 
     #[test]
