@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use chatstore_core::vectors::{
     CollectionItems, MAX_DIMENSION, SearchHit, VectorFilter, VectorItem, VectorRepo, ids_of_many,
-    score, validate_collection, validate_delete, validate_items, validate_many, validate_query,
-    validate_search,
+    score, validate_collection, validate_collection_to_read, validate_delete, validate_items,
+    validate_many, validate_query, validate_search,
 };
 use chatstore_core::{Error, ErrorKind, Result};
 use serde_json::{Map, Value};
@@ -515,7 +515,7 @@ impl ChromaStore {
 #[async_trait]
 impl VectorRepo for ChromaStore {
     async fn has_collection(&self, name: &str) -> Result<bool> {
-        validate_collection(name)?;
+        validate_collection_to_read(name)?;
         match self.resolve(name).await? {
             Some(c) => Ok(self.client.count(&c.id).await? > 0),
             None => Ok(false),
@@ -568,7 +568,7 @@ impl VectorRepo for ChromaStore {
     }
 
     async fn get(&self, collection: &str) -> Result<Vec<VectorItem>> {
-        validate_collection(collection)?;
+        validate_collection_to_read(collection)?;
         let Some(coll) = self.resolve(collection).await? else {
             return Ok(Vec::new());
         };

@@ -336,3 +336,75 @@ async fn a_collection_chatstore_cannot_address_is_named_not_skipped() {
         .expect_err("a collection chatstore cannot read");
     assert!(err.to_string().contains("\"300.1.1.1\""), "{err}");
 }
+
+/// A collection another program named by Chroma's rules and not chatstore's (`docs.v2`: Chroma
+/// takes a dot, chatstore's names for writes do not) reads back: it is listed, counted, scanned
+/// and read whole, through the store and through a `Store` behind core's validation layer.
+/// Before, every read of it was `InvalidInput`, and a migration stopped at it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_named_by_chromas_rules_reads_back() {
+    let Some(config) = fresh_config(Duration::from_secs(30)) else {
+        return;
+    };
+    let store = ChromaStore::connect(config.clone())
+        .await
+        .expect("open the Chroma store");
+    let collections = format!(
+        "{}/api/v2/tenants/{}/databases/{}/collections",
+        config.url, config.tenant, config.database
+    );
+    let http = reqwest::Client::new();
+    let made: serde_json::Value = http
+        .post(&collections)
+        .json(&json!({"name": "docs.v2", "metadata": {"hnsw:space": "cosine"}}))
+        .send()
+        .await
+        .expect("create")
+        .error_for_status()
+        .expect("Chroma takes the name")
+        .json()
+        .await
+        .expect("the collection");
+    let id = made["id"].as_str().expect("a collection id");
+    let items: Vec<VectorItem> = (0..3).map(|i| item(format!("d{i}"), i)).collect();
+    http.post(format!("{collections}/{id}/add"))
+        .json(&json!({
+            "ids": items.iter().map(|i| &i.id).collect::<Vec<_>>(),
+            "embeddings": items.iter().map(|i| &i.vector).collect::<Vec<_>>(),
+            "documents": items.iter().map(|i| &i.text).collect::<Vec<_>>(),
+            "metadatas": items.iter().map(|i| &i.metadata).collect::<Vec<_>>(),
+        }))
+        .send()
+        .await
+        .expect("add")
+        .error_for_status()
+        .expect("Chroma adds the records");
+
+    assert_eq!(
+        store.collection_names().await.expect("list"),
+        vec!["docs.v2".to_owned()]
+    );
+    let ids = |items: Vec<VectorItem>| items.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    let want = vec!["d0".to_owned(), "d1".to_owned(), "d2".to_owned()];
+    let layered = store.clone().into_store(&chatstore_core::memory::store());
+    for vectors in [
+        &store as &dyn VectorRepo,
+        layered.vectors.as_ref() as &dyn VectorRepo,
+    ] {
+        assert!(vectors.has_collection("docs.v2").await.expect("count"));
+        let first = vectors.scan("docs.v2", None, 2).await.expect("scan");
+        assert_eq!(ids(first), want[..2]);
+        let rest = vectors
+            .scan("docs.v2", Some("d1"), 2)
+            .await
+            .expect("scan on");
+        assert_eq!(ids(rest), want[2..]);
+        assert_eq!(ids(vectors.get("docs.v2").await.expect("get")), want);
+    }
+    // Writes keep chatstore's names.
+    let refused = store
+        .upsert("docs.v2", vec![item("d9".into(), 9)])
+        .await
+        .expect_err("a write under a name with a dot");
+    assert_eq!(refused.kind(), chatstore_core::ErrorKind::InvalidInput);
+}

@@ -107,6 +107,31 @@ pub fn validate_collection(name: &str) -> Result<()> {
     validate::id("collection name", name)
 }
 
+/// The longest collection name a read takes (Chroma's names run to 512 characters).
+pub const MAX_READ_NAME_LEN: usize = 1024;
+
+/// Checks the name of a collection to read (`has_collection`, `get`, `scan`): not empty, at
+/// most [`MAX_READ_NAME_LEN`] bytes, no control characters. Looser than
+/// [`validate_collection`], which guards writes: a store lists collections that other programs
+/// named by their own rules (Chroma takes `docs.v2`), and every collection it lists reads back.
+pub fn validate_collection_to_read(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid("collection name must not be empty"));
+    }
+    if name.len() > MAX_READ_NAME_LEN {
+        return Err(Error::invalid(format!(
+            "collection name is {} bytes long; at most {MAX_READ_NAME_LEN} are allowed",
+            name.len()
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(format!(
+            "collection name {name:?} contains a control character"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks items to insert: valid ids, text and metadata, one dimension for all of them (and
 /// equal to `dim` when the collection already has one), no id twice.
 pub fn validate_items(items: &[VectorItem], dim: Option<usize>, max_dim: usize) -> Result<()> {
@@ -520,9 +545,10 @@ pub trait VectorRepo: Send + Sync {
     }
 }
 
-/// Checks a vector scan: a valid collection name and a limit in 1..=`MAX_SCAN_LIMIT`.
+/// Checks a vector scan: a collection name to read ([`validate_collection_to_read`]) and a
+/// limit in 1..=`MAX_SCAN_LIMIT`.
 pub fn validate_scan(collection: &str, limit: u32) -> Result<()> {
-    validate_collection(collection)?;
+    validate_collection_to_read(collection)?;
     crate::query::validate_scan_limit(limit)
 }
 

@@ -261,7 +261,7 @@ fn validation_refuses_before_the_backend_is_touched() {
                 .await
                 .map(drop),
             store.vectors.delete("kb", None, None).await.map(drop),
-            store.vectors.get("a/b").await.map(drop),
+            store.vectors.get("").await.map(drop),
         ];
         for (i, result) in refused.into_iter().enumerate() {
             let err = result.expect_err("refused");

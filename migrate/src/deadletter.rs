@@ -15,9 +15,11 @@ pub struct DeadLetter {
     /// The group being copied (`users`, `chats`, `files`, `vectors`; `tables` for rows of the
     /// SQL table copy).
     pub group: String,
-    /// What kind of record (`user`, `chat`, `message`, `tag`, `file`, `vector`).
+    /// What kind of record (`user`, `chat`, `message`, `tag`, `file`, `vector`; `collection`
+    /// for a collection the source cannot read).
     pub entity: String,
-    /// Its id (a message's key, a tag's `user_id/id`, a vector's `collection/id`).
+    /// Its id (a message's key, a tag's `user_id/id`, a vector's `collection/id`, a
+    /// collection's name).
     pub id: String,
     /// The record as read from the source (`null` when it could not be read).
     pub record: Value,

@@ -861,6 +861,142 @@ async fn a_write_failing_beside_a_committed_later_one_is_not_skipped_on_resume()
     }
 }
 
+/// A source whose scans of collection `bbb` fail with `error` (every other call goes to
+/// `inner`): a collection the source lists and cannot read.
+struct UnreadableBbb {
+    inner: std::sync::Arc<dyn VectorRepo>,
+    error: fn() -> Error,
+}
+
+#[async_trait::async_trait]
+impl VectorRepo for UnreadableBbb {
+    async fn has_collection(&self, name: &str) -> chatstore_core::Result<bool> {
+        self.inner.has_collection(name).await
+    }
+    async fn delete_collection(&self, name: &str) -> chatstore_core::Result<()> {
+        self.inner.delete_collection(name).await
+    }
+    async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> chatstore_core::Result<()> {
+        self.inner.insert(collection, items).await
+    }
+    async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> chatstore_core::Result<()> {
+        self.inner.upsert(collection, items).await
+    }
+    async fn search(
+        &self,
+        collection: &str,
+        vectors: &[Vec<f32>],
+        filter: Option<&VectorFilter>,
+        limit: u32,
+    ) -> chatstore_core::Result<Vec<Vec<SearchHit>>> {
+        self.inner.search(collection, vectors, filter, limit).await
+    }
+    async fn query(
+        &self,
+        collection: &str,
+        filter: &VectorFilter,
+        limit: Option<u32>,
+    ) -> chatstore_core::Result<Vec<VectorItem>> {
+        self.inner.query(collection, filter, limit).await
+    }
+    async fn get(&self, collection: &str) -> chatstore_core::Result<Vec<VectorItem>> {
+        self.inner.get(collection).await
+    }
+    async fn delete(
+        &self,
+        collection: &str,
+        ids: Option<&[String]>,
+        filter: Option<&VectorFilter>,
+    ) -> chatstore_core::Result<u64> {
+        self.inner.delete(collection, ids, filter).await
+    }
+    async fn reset(&self) -> chatstore_core::Result<()> {
+        self.inner.reset().await
+    }
+    async fn collections(&self) -> chatstore_core::Result<Vec<String>> {
+        self.inner.collections().await
+    }
+    async fn scan(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> chatstore_core::Result<Vec<VectorItem>> {
+        if collection == "bbb" {
+            return Err((self.error)());
+        }
+        self.inner.scan(collection, after, limit).await
+    }
+}
+
+/// A collection the source lists and cannot read (a read refused, or one still failing after
+/// its retries while the source answers) is set aside with its reason, and the collections
+/// after it arrive; the run reports what it set aside, and a second run over the finished
+/// state reads nothing again. Before, the run stopped at it, and every resume stopped there.
+#[tokio::test]
+async fn one_unreadable_collection_does_not_stop_the_rest() {
+    let refused: fn() -> Error = || Error::invalid("collection name \"bbb\" is not accepted");
+    let unavailable: fn() -> Error =
+        || Error::unavailable("the collection times out", std::io::Error::other("timeout"));
+    for error in [refused, unavailable] {
+        let memory_source = memory::store();
+        for c in ["aaa", "bbb", "zzz"] {
+            let items = (0..3)
+                .map(|k| VectorItem {
+                    id: format!("{c}-{k}"),
+                    text: format!("chunk {k} of {c}"),
+                    vector: vec![1.0, k as f32],
+                    metadata: serde_json::Map::new(),
+                })
+                .collect();
+            memory_source
+                .vectors
+                .insert(c, items)
+                .await
+                .expect("seed vectors");
+        }
+        let mut parts = memory_source.parts();
+        parts.vectors = std::sync::Arc::new(UnreadableBbb {
+            inner: parts.vectors.clone(),
+            error,
+        });
+        let source = Store::new("unreadable", memory_source.capabilities(), parts);
+        let target = memory::store();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (summary, counts) =
+            migrate_groups(&source, &target, &dir, &[ModelGroup::Vectors]).await;
+        assert_eq!(summary.dead_letters, 1, "{summary:?}");
+        assert_eq!(counts.dead_lettered, 1, "{counts:?}");
+        assert_eq!(counts.written, 6, "{counts:?}");
+        assert_eq!(
+            target.vectors.collections().await.expect("list"),
+            ["aaa", "zzz"]
+        );
+        let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).expect("dead letters");
+        let letters: Vec<serde_json::Value> = dead
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        assert_eq!(letters.len(), 1, "{dead}");
+        assert_eq!(letters[0]["group"], "vectors");
+        assert_eq!(letters[0]["entity"], "collection");
+        assert_eq!(letters[0]["id"], "bbb");
+        assert_eq!(letters[0]["record"]["collection"], "bbb");
+        assert!(
+            letters[0]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("could not read the collection")),
+            "{dead}"
+        );
+        let (again, counts) = migrate_groups(&source, &target, &dir, &[ModelGroup::Vectors]).await;
+        assert_eq!(again.dead_letters, 1, "{again:?}");
+        assert_eq!(
+            counts.written, 6,
+            "a finished run reads nothing again: {counts:?}"
+        );
+    }
+}
+
 /// A store like `store` without vectors (every vector call answers `Unsupported`).
 fn without_vectors(store: &Store) -> Store {
     let mut parts = store.parts();

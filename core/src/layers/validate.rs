@@ -21,6 +21,7 @@
 //! | `files.list` | the page and the user id |
 //! | `vectors.upsert_many` | every entry as `upsert`, each collection in one entry, no id twice in the call |
 //! | `vectors.optimize_many` | every collection name |
+//! | `vectors.has_collection`, `get`, `scan` | a collection name to read (not empty, no control characters: a store lists names other programs chose) |
 //! | `vectors.*` | the collection name; items (ids, text, metadata, finite non-zero vectors of one dimension, no id twice), searches (1..=16 query vectors, limit), filters, deletes |
 //!
 //! What needs the stored data (a collection's dimension, a chat that must exist) and what a
@@ -39,7 +40,8 @@ use crate::query::{ChatQuery, FileQuery, Page, PageRequest, validate_scan_limit}
 use crate::tags::{TagKey, tag_id_checked, validate_tag};
 use crate::vectors::{
     CollectionItems, MAX_DIMENSION, SearchHit, VectorFilter, VectorItem, validate_collection,
-    validate_delete, validate_items, validate_many, validate_query, validate_scan, validate_search,
+    validate_collection_to_read, validate_delete, validate_items, validate_many, validate_query,
+    validate_scan, validate_search,
 };
 use crate::{
     ByteRange, ByteStream, Capabilities, Chat, ChatPatch, ChatRepo, ChatSummary, Error, FileMeta,
@@ -313,7 +315,7 @@ impl FileRepo for Validated<dyn FileRepo> {
 #[async_trait]
 impl VectorRepo for Validated<dyn VectorRepo> {
     async fn has_collection(&self, name: &str) -> Result<bool> {
-        validate_collection(name)?;
+        validate_collection_to_read(name)?;
         self.0.has_collection(name).await
     }
     async fn delete_collection(&self, name: &str) -> Result<()> {
@@ -358,7 +360,7 @@ impl VectorRepo for Validated<dyn VectorRepo> {
         self.0.query(collection, filter, limit).await
     }
     async fn get(&self, collection: &str) -> Result<Vec<VectorItem>> {
-        validate_collection(collection)?;
+        validate_collection_to_read(collection)?;
         self.0.get(collection).await
     }
     async fn delete(

@@ -33,6 +33,12 @@
 //! collection by collection, and a collection's refused page item by item, so only the items
 //! the target refuses become dead letters.
 //!
+//! A collection the source lists and cannot read (a read refused for good, or one still
+//! failing after its retries while the source answers a listing) is set aside: a dead letter
+//! of entity `collection`, its name as id, the id its walk reached and the reason; its pages
+//! read before the failure are written and the walk goes on with the next collection. A
+//! source that stops answering stops the run at its checkpoint, as in every group.
+//!
 //! Checkpoints stay exact: the state names the collection and the last id of a page only once
 //! the target committed that page and every page before it (a later write that committed
 //! beside a failed earlier one is written again by the resumed run). They are written once at
@@ -80,6 +86,13 @@ enum Ahead {
     Page(String, Vec<VectorItem>),
     /// Every page of the collection was sent.
     Done(String),
+    /// The source cannot read the collection past `after` (the last id sent, or where the
+    /// walk resumed): it is set aside and the walk goes on with the next collection.
+    Unreadable {
+        collection: String,
+        after: Option<String>,
+        error: Error,
+    },
 }
 
 impl Migration<'_> {
@@ -159,9 +172,10 @@ impl Migration<'_> {
                         };
                         gs.counts.read += wrote.read;
                         gs.counts.written += wrote.written;
+                        let letters = wrote.letters.len() as u64;
                         for letter in wrote.letters {
-                            let Letter { id, record, error } = letter;
-                            run.letter(gs, group, "vector", id, record, &error);
+                            let Letter { entity, id, record, error } = letter;
+                            run.letter(gs, group, entity, id, record, &error);
                         }
                         budget.add_permits(usize::try_from(wrote.read).unwrap_or(usize::MAX));
                         if wrote.read > 0 {
@@ -171,7 +185,7 @@ impl Migration<'_> {
                             gs.stage = Some(collection);
                             gs.cursor = last.map(Value::String);
                         }
-                        unsaved += wrote.read;
+                        unsaved += wrote.read + letters;
                         if unsaved >= u64::from(limit) || saved_at.elapsed() >= CHECKPOINT_EVERY {
                             if let Err(e) = run.checkpoint_behind(group, gs, self.progress).await {
                                 break Err(e);
@@ -254,23 +268,22 @@ impl Migration<'_> {
         }
     }
 
-    /// Writes a gathered batch; returns what it wrote, with the position it reached (the last
-    /// collection and id) and the collections it completed, for the writer to record in order.
+    /// Writes a gathered batch; returns what it wrote and set aside, with the position it
+    /// reached (the last collection and id) and the collections it completed, for the writer
+    /// to record in order.
     async fn write_gathered(&self, batch: Batch) -> (Result<Wrote>, Position, Vec<String>) {
-        let last = batch
-            .entries
-            .last()
-            .map(|(collection, items)| (collection.clone(), items.last().map(|i| i.id.clone())));
         let read = batch.records as u64;
         let wrote = if batch.entries.is_empty() {
             Ok(Wrote::default())
         } else {
-            self.vector_entries(batch.entries).await.map(|mut wrote| {
-                wrote.read = read;
-                wrote
-            })
+            self.vector_entries(batch.entries).await
         };
-        (wrote, last, batch.done)
+        let wrote = wrote.map(|mut wrote| {
+            wrote.read = read;
+            wrote.letters.splice(0..0, batch.letters);
+            wrote
+        });
+        (wrote, batch.position, batch.done)
     }
 
     /// Writes the pages taken together: one `upsert` for one collection, one `upsert_many`
@@ -334,6 +347,7 @@ impl Migration<'_> {
                 // Keyed by collection too: an id may live in two collections of a source
                 // that keeps ids unique per collection only (Chroma's own rule).
                 Err(error) => wrote.letters.push(Letter {
+                    entity: "vector",
                     id: format!("{collection}/{}", item.id),
                     record: serde_json::json!({"collection": collection, "item": item}),
                     error,
@@ -356,16 +370,22 @@ struct Gathered {
     done: Vec<String>,
     /// Records in `entries`.
     records: usize,
+    /// Collections the source cannot read, set aside.
+    letters: Vec<Letter>,
+    /// The last collection received and its last id (where an unreadable one stopped).
+    position: Position,
     /// A read that failed for good: what came before is written, then the run stops.
     failed: Option<Error>,
 }
 
-/// One write's pages and the collections it completes.
+/// One write's pages, the collections it completes and those it sets aside.
 struct Batch {
     entries: Vec<CollectionItems>,
     done: Vec<String>,
     /// Records in `entries`.
     records: usize,
+    letters: Vec<Letter>,
+    position: Position,
 }
 
 impl Gathered {
@@ -373,19 +393,41 @@ impl Gathered {
         match received {
             Ok(Ahead::Page(collection, items)) => {
                 self.records += items.len();
+                self.position = Some((collection.clone(), items.last().map(|i| i.id.clone())));
                 match self.entries.last_mut() {
                     Some((last, pending)) if *last == collection => pending.extend(items),
                     _ => self.entries.push((collection, items)),
                 }
             }
             Ok(Ahead::Done(collection)) => self.done.push(collection),
+            Ok(Ahead::Unreadable {
+                collection,
+                after,
+                error,
+            }) => {
+                let error = Error::backend_msg(format!(
+                    "the source could not read the collection past {}; its other records were \
+                     not copied: {error}",
+                    after
+                        .as_deref()
+                        .map_or("its start".to_owned(), |a| format!("id {a:?}"))
+                ));
+                self.letters.push(Letter {
+                    entity: "collection",
+                    id: collection.clone(),
+                    record: serde_json::json!({"collection": collection, "after": after}),
+                    error,
+                });
+                self.position = Some((collection, after));
+            }
             Err(e) => self.failed = Some(e),
         }
     }
 
     /// Whether a write is due: a batch of records, or whatever is left once nothing more comes.
     fn ready(&self, limit: u32, ended: bool) -> bool {
-        let something = !self.entries.is_empty() || !self.done.is_empty();
+        let something =
+            !self.entries.is_empty() || !self.done.is_empty() || !self.letters.is_empty();
         something && (ended || self.failed.is_some() || self.records >= limit as usize)
     }
 
@@ -395,6 +437,8 @@ impl Gathered {
             entries: std::mem::take(&mut self.entries),
             done: std::mem::take(&mut self.done),
             records: std::mem::take(&mut self.records),
+            letters: std::mem::take(&mut self.letters),
+            position: self.position.take(),
         }
     }
 }
@@ -410,16 +454,20 @@ struct Wrote {
     letters: Vec<Letter>,
 }
 
-/// A record the target refused, and why.
+/// A record set aside (a vector the target refused, a collection the source cannot read), and
+/// why.
 struct Letter {
+    entity: &'static str,
     id: String,
     record: Value,
     error: Error,
 }
 
 /// Walks `collections` in order (the first from after `resume`), sending every page and each
-/// collection's end; stops at the first read that fails for good (sending the error) or when
-/// the writer hangs up. The first pages of the next [`COLLECTIONS_AHEAD`] collections are read
+/// collection's end, or that the source cannot read a collection ([`Ahead::Unreadable`]: a
+/// read refused for good, or one still failing after its retries while the source answers a
+/// listing); stops when the source stops answering (sending the error) or when the writer
+/// hangs up. The first pages of the next [`COLLECTIONS_AHEAD`] collections are read
 /// on tasks of their own while earlier ones are sent; pages still go out in order. A page is
 /// sent once `budget` has a permit for each of its records (the writer gives them back).
 async fn read_ahead(
@@ -446,23 +494,38 @@ async fn read_ahead(
             let Some(collection) = upcoming.next() else {
                 break;
             };
-            let head = first_page(collection.clone(), resume.take());
-            window.push_back((collection, head));
+            let start = resume.take();
+            let head = first_page(collection.clone(), start.clone());
+            window.push_back((collection, start, head));
         }
-        let Some((collection, head)) = window.pop_front() else {
+        let Some((collection, mut after, head)) = window.pop_front() else {
             return;
         };
         let mut page = match head.await {
             Ok(page) => page,
-            Err(e) => Err(Error::backend("a vector read stopped unexpectedly", e)),
+            Err(e) => {
+                let _ = pages.send(Err(Error::backend("a vector read stopped unexpectedly", e)));
+                return;
+            }
         };
         let mut sent = false;
         loop {
             let items = match page {
                 Ok(items) => items,
-                Err(e) => {
+                Err(e) if e.is_retryable() && !answers(&*src).await => {
                     let _ = pages.send(Err(e));
                     return;
+                }
+                Err(error) => {
+                    let unreadable = Ahead::Unreadable {
+                        collection: collection.clone(),
+                        after,
+                        error,
+                    };
+                    if pages.send(Ok(unreadable)).is_err() {
+                        return;
+                    }
+                    break;
                 }
             };
             if items.is_empty() {
@@ -470,7 +533,7 @@ async fn read_ahead(
             }
             sent = true;
             let last_page = items.len() < limit as usize;
-            let after = items.last().map(|i| i.id.clone());
+            after = items.last().map(|i| i.id.clone());
             // A page is never longer than the limit, so the budget always has room for it.
             let records = u32::try_from(items.len()).unwrap_or(u32::MAX);
             match budget.acquire_many(records).await {
@@ -497,4 +560,10 @@ async fn read_ahead(
             return;
         }
     }
+}
+
+/// Whether the source still answers (a listing of its collections): a read still failing after
+/// its retries is then the collection's own failure, not the source's.
+async fn answers(src: &dyn VectorRepo) -> bool {
+    src.collection_names().await.is_ok()
 }
