@@ -215,6 +215,13 @@ const DELETE_ORPHAN_TAG: Sql = Sql::each(
     ),
 );
 
+/// The text of the statement that deletes tag `$1` of user `$2` when no chat of the user
+/// carries it any more, in `dialect`. Public so that a raw baseline can send exactly this
+/// statement.
+pub fn delete_orphan_tag_sql(dialect: crate::Dialect) -> &'static str {
+    DELETE_ORPHAN_TAG.text(dialect)
+}
+
 const DELETE_MESSAGES: Sql = Sql::both("DELETE FROM chat_message WHERE chat_id = $1");
 
 const DELETE: Sql = Sql::both("DELETE FROM chat WHERE id = $1");

@@ -90,6 +90,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use changes::SqlFeed;
+pub use chats::delete_orphan_tag_sql;
 pub use files::{PARTIAL_UPLOAD_MAX_AGE, READ_BYTES, WRITE_BYTES};
 pub use inspect::TableCounts;
 pub use pool::{Bound, Dialect};

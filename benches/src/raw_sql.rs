@@ -25,7 +25,7 @@ use chatstore_core::messages::message_key;
 use chatstore_core::rows::ColumnKind;
 use chatstore_core::vectors::exact_search;
 use chatstore_core::{Chat, Error, Result, VectorItem, blob, tag_id, validate};
-use chatstore_sql::{Bound, READ_BYTES, SqlOptions, WRITE_BYTES, vector_write_sizes};
+use chatstore_sql::{Bound, Dialect, READ_BYTES, SqlOptions, WRITE_BYTES, vector_write_sizes};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -279,13 +279,13 @@ const PG_LOCK_CHAT: &str = "SELECT id, user_id, COALESCE(title, 'New Chat') AS t
 const ENSURE_TAG: &str = "INSERT INTO tag (id, name, user_id, meta) VALUES ($1, $2, $3, NULL) \
      ON CONFLICT (id, user_id) DO NOTHING";
 const UPDATE_META: &str = "UPDATE chat SET meta = $2 WHERE id = $1";
-const SQLITE_DELETE_ORPHAN_TAG: &str = "DELETE FROM tag WHERE id = $1 AND user_id = $2 AND NOT EXISTS (SELECT 1 FROM chat \
-     WHERE chat.user_id = $2 AND (json_type(chat.meta, '$.tags') = 'array' AND EXISTS \
-     (SELECT 1 FROM json_each(chat.meta, '$.tags') AS t WHERE t.type = 'text' AND t.value = $1)))";
-const PG_DELETE_ORPHAN_TAG: &str = "DELETE FROM tag WHERE id = $1 AND user_id = $2 AND NOT EXISTS (SELECT 1 FROM chat \
-     WHERE chat.user_id = $2 AND EXISTS (SELECT 1 FROM json_array_elements(CASE WHEN \
-     json_typeof(chat.meta -> 'tags') = 'array' THEN chat.meta -> 'tags' ELSE '[]'::json END) \
-     AS t(v) WHERE json_typeof(t.v) = 'string' AND (t.v #>> '{}') = $1))";
+
+/// The statement deleting a tag no chat of its user carries any more: chatstore-sql's own
+/// (non-internal and internal chats asked apart through their partial indexes), so the
+/// baseline does the adapter's work and follows it when it changes.
+fn delete_orphan_tag(dialect: Dialect) -> &'static str {
+    chatstore_sql::delete_orphan_tag_sql(dialect)
+}
 
 type SqliteQuery = sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 type PgQuery = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
@@ -719,7 +719,12 @@ impl RawSqlx {
                 .await
                 .map_err(db("update meta"))?;
             if !add {
-                sqlx::query(if sqlite { SQLITE_DELETE_ORPHAN_TAG } else { PG_DELETE_ORPHAN_TAG })
+                let dialect = if sqlite {
+                    Dialect::Sqlite
+                } else {
+                    Dialect::Postgres
+                };
+                sqlx::query(delete_orphan_tag(dialect))
                     .bind(tag.as_str())
                     .bind(user.as_str())
                     .execute(&mut *tx)
@@ -1320,5 +1325,21 @@ impl RawSqlx {
             progress(prepared.len() as u64);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The raw "add + remove tag" baseline deletes an orphan tag with the adapter's exact
+    /// statement on each dialect (non-internal and internal chats asked apart).
+    #[test]
+    fn the_orphan_tag_delete_is_the_adapters_statement() {
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            let adapter = chatstore_sql::delete_orphan_tag_sql(dialect);
+            assert_eq!(delete_orphan_tag(dialect), adapter, "{dialect:?}");
+            assert_eq!(adapter.matches("NOT EXISTS").count(), 2, "{adapter}");
+        }
     }
 }
