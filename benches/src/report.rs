@@ -852,6 +852,64 @@ impl Report {
         out
     }
 
+    /// Targets that were set and could not be judged, `(what, why)`: an operation whose
+    /// adapter or raw side failed on a backend with a latency target, a raw bulk import that
+    /// failed (or never ran) on one with an import target, a streamed size that failed on one
+    /// with a streaming target, and a backend with any target that failed to open or load.
+    /// A report is within its targets only when this and every `*_misses` list are empty.
+    pub fn targets_not_measured(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for run in &self.runs {
+            let baseline = run.baseline.unwrap_or("the raw baseline");
+            if run.baseline_target.is_some() {
+                for r in &run.ops {
+                    let side = match (&r.adapter, &r.raw) {
+                        // The baseline does not do this operation: no target to judge.
+                        (_, Outcome::Unsupported) | (Outcome::Unsupported, _) => continue,
+                        (Outcome::Measured(_), Outcome::Measured(_)) => continue,
+                        (Outcome::Failed(_), _) => "the adapter failed",
+                        (_, Outcome::Failed(_)) => "the raw side failed",
+                    };
+                    out.push((
+                        format!("{}, {}", run.name, r.op.name()),
+                        format!("{side}; {baseline}"),
+                    ));
+                }
+            }
+            if run.import_target.is_some() && run.raw_import.stats().is_none() {
+                let why = match &run.raw_import {
+                    Outcome::Failed(_) => "the raw import failed",
+                    _ => "no raw import ran",
+                };
+                out.push((format!("{}, bulk import", run.name), why.to_owned()));
+            }
+            if run.stream_target.is_some() {
+                for s in run.streaming.iter().filter(|s| s.shares().is_none()) {
+                    out.push((
+                        format!("{}, streaming {}", run.name, format_size(s.size)),
+                        "a side failed".to_owned(),
+                    ));
+                }
+            }
+        }
+        let specs = crate::backends::registry();
+        for (name, _) in &self.failed {
+            let targeted = specs.iter().any(|spec| {
+                spec.name == name
+                    && (spec.baseline_target.is_some()
+                        || spec.import_target.is_some()
+                        || spec.stream_target.is_some())
+            });
+            if targeted {
+                out.push((
+                    name.clone(),
+                    "the backend failed to open or load".to_owned(),
+                ));
+            }
+        }
+        out
+    }
+
     /// Streaming misses: `(backend, size, direction, share, target)` where the adapter's
     /// throughput is below `target` of its raw client's (`direction` is `put` or `get`).
     pub fn stream_misses(&self) -> Vec<(String, u64, &'static str, f64, f64)> {
@@ -1188,7 +1246,8 @@ impl Report {
                         || r.stream_target.is_some())
             })
             .collect();
-        if with_target.is_empty() {
+        let not_measured = self.targets_not_measured();
+        if with_target.is_empty() && not_measured.is_empty() {
             let _ = writeln!(
                 md,
                 "No backend in this run has a raw baseline with a target (the SQL and PocketBase \
@@ -1217,8 +1276,25 @@ impl Report {
                 format_mib(Some(large))
             );
         }
+        for (name, share, target) in self.import_misses() {
+            let _ = writeln!(
+                md,
+                "- **{name}, bulk import**: the adapter loads at {} of the raw import's \
+                 throughput, target ≥ {:.0}%: missed by {} points.",
+                share_below(share, target),
+                target * 100.0,
+                points_short(target, share)
+            );
+        }
+        for (what, why) in &not_measured {
+            let _ = writeln!(md, "- **{what}**: not measured ({why}).");
+        }
         let misses = self.target_misses();
-        if misses.is_empty() && self.stream_misses().is_empty() && self.memory_not_flat().is_empty()
+        if misses.is_empty()
+            && self.stream_misses().is_empty()
+            && self.memory_not_flat().is_empty()
+            && self.import_misses().is_empty()
+            && not_measured.is_empty()
         {
             let _ = writeln!(
                 md,
@@ -1477,7 +1553,131 @@ fn vector_copy_markdown(md: &mut String, source: &CopySource, outcome: &CopyOutc
 
 #[cfg(test)]
 mod tests {
-    use super::{balanced_order, points_short, share_below};
+    use super::{
+        BackendRun, Machine, OpResult, Outcome, Report, RssMethod, balanced_order, points_short,
+        share_below,
+    };
+    use crate::ops::Op;
+    use crate::stats::Stats;
+    use crate::workload::{Scale, Workload};
+    use std::time::Duration;
+
+    fn measured(ms: u64) -> Outcome {
+        Outcome::Measured(Stats::of(&[Duration::from_millis(ms)]).expect("one sample"))
+    }
+
+    /// A run of `name` within its latency target on every operation it has: get chat at 1 ms
+    /// through the adapter and the raw baseline alike.
+    fn run_within_target(name: &str) -> BackendRun {
+        BackendRun {
+            name: name.to_owned(),
+            baseline: Some("raw sqlx"),
+            baseline_target: Some(1.15),
+            load_time: Duration::from_secs(1),
+            records: 100,
+            raw_import: measured(1000),
+            import_target: Some(0.8),
+            ops: vec![OpResult {
+                op: Op::GetChat,
+                adapter: measured(1),
+                raw: measured(1),
+                references: Vec::new(),
+            }],
+            streaming: Vec::new(),
+            stream_target: None,
+            router_stats: None,
+        }
+    }
+
+    fn report(runs: Vec<BackendRun>, failed: Vec<(String, String)>) -> Report {
+        Report {
+            workload: Workload::new(Scale::new(60), 1),
+            samples: 1,
+            max_time_per_op: Duration::from_secs(1),
+            machine: Machine::detect(),
+            runs,
+            skipped: Vec::new(),
+            failed,
+            stream_runs: 0,
+            rss_method: RssMethod::Unavailable,
+            stream_skipped: Vec::new(),
+            vector_copies: Vec::new(),
+            migration: None,
+        }
+    }
+
+    fn targets(report: &Report) -> String {
+        let md = report.to_markdown();
+        let start = md.find("## Targets").expect("a Targets section");
+        let rest = &md[start..];
+        let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+        rest[..end].to_owned()
+    }
+
+    const WITHIN: &str = "Every adapter is within its target";
+
+    /// Within every target, the section says so.
+    #[test]
+    fn a_run_within_every_target_says_so() {
+        let section = targets(&report(vec![run_within_target("sqlite")], Vec::new()));
+        assert!(section.contains(WITHIN), "{section}");
+    }
+
+    /// A bulk import below its target is a miss in the Targets section, never "within".
+    #[test]
+    fn an_import_miss_is_listed_among_the_targets() {
+        let mut run = run_within_target("pocketbase");
+        run.load_time = Duration::from_secs(2);
+        let report = report(vec![run], Vec::new());
+        assert_eq!(report.import_misses().len(), 1);
+        let section = targets(&report);
+        assert!(!section.contains(WITHIN), "{section}");
+        assert!(
+            section.contains("**pocketbase, bulk import**") && section.contains("missed by 30"),
+            "{section}"
+        );
+    }
+
+    /// A targeted operation whose raw side failed, a raw import that failed and a targeted
+    /// backend that never loaded are "not measured", never "within".
+    #[test]
+    fn targets_left_unmeasured_are_named_not_passed() {
+        let mut run = run_within_target("sqlite");
+        run.ops.push(OpResult {
+            op: Op::AddRemoveTag,
+            adapter: measured(1),
+            raw: Outcome::Failed("no such table".into()),
+            references: Vec::new(),
+        });
+        run.raw_import = Outcome::Failed("refused".into());
+        let report = report(vec![run], Vec::new());
+        assert_eq!(report.targets_not_measured().len(), 2);
+        let section = targets(&report);
+        assert!(!section.contains(WITHIN), "{section}");
+        assert!(
+            section.contains("**sqlite, add + remove tag**: not measured (the raw side failed"),
+            "{section}"
+        );
+        assert!(
+            section.contains("**sqlite, bulk import**: not measured"),
+            "{section}"
+        );
+
+        let never_loaded = report_of_failed("postgres");
+        let section = targets(&never_loaded);
+        assert!(!section.contains(WITHIN), "{section}");
+        assert!(
+            section.contains("**postgres**: not measured (the backend failed to open or load)"),
+            "{section}"
+        );
+    }
+
+    fn report_of_failed(name: &str) -> Report {
+        report(
+            vec![run_within_target("sqlite")],
+            vec![(name.to_owned(), "connection refused".to_owned())],
+        )
+    }
 
     /// A share just under its target never reads as the target or as "missed by 0 points".
     #[test]

@@ -58,16 +58,32 @@ pub struct Row {
     pub op: Op,
     /// The adapter's p50 at each size, in size order (`None`: not measured there).
     pub p50: Vec<Option<std::time::Duration>>,
-    /// p50 at the largest measured size over p50 at the smallest.
+    /// p50 at the largest size over p50 at the smallest; `None` unless both were measured (a
+    /// growth between the sizes that happened to be measured would judge a smaller range).
     pub growth: Option<f64>,
     /// The growth target.
     pub target: Option<f64>,
+    /// The sizes where the operation was not measured (the backend failed there, or this
+    /// operation did), in size order.
+    pub not_measured_at: Vec<Scale>,
 }
 
 impl Row {
     /// Whether the growth is beyond its target.
     pub fn missed(&self) -> bool {
         matches!((self.growth, self.target), (Some(g), Some(t)) if g > t)
+    }
+
+    /// Whether the row has a target that could not be judged: the smallest or the largest
+    /// size was not measured.
+    pub fn unjudged(&self) -> bool {
+        self.target.is_some() && self.growth.is_none() && !self.not_measured_at.is_empty()
+    }
+
+    /// `not measured at 1000, 100000` (the sizes where it was not measured).
+    fn not_measured(&self) -> String {
+        let sizes: Vec<String> = self.not_measured_at.iter().map(Scale::to_string).collect();
+        format!("not measured at {}", sizes.join(", "))
     }
 }
 
@@ -102,19 +118,25 @@ pub fn rows(runs: &[(Scale, &Report)]) -> Vec<Row> {
             if p50.iter().all(Option::is_none) {
                 continue;
             }
-            let measured: Vec<_> = p50.iter().flatten().collect();
-            let growth = match (measured.first(), measured.last()) {
-                (Some(first), Some(last)) if measured.len() > 1 && !first.is_zero() => {
+            let growth = match (p50.first(), p50.last()) {
+                (Some(Some(first)), Some(Some(last))) if p50.len() > 1 && !first.is_zero() => {
                     Some(last.as_secs_f64() / first.as_secs_f64())
                 }
                 _ => None,
             };
+            let not_measured_at = sorted
+                .iter()
+                .zip(&p50)
+                .filter(|(_, p)| p.is_none())
+                .map(|((scale, _), _)| *scale)
+                .collect();
             out.push(Row {
                 backend: backend.to_owned(),
                 op,
                 p50,
                 growth,
                 target: target(op),
+                not_measured_at,
             });
         }
     }
@@ -154,26 +176,34 @@ pub fn to_markdown(runs: &[(Scale, &Report)]) -> String {
         );
     }
     let all_rows = rows(runs);
-    let misses: Vec<&Row> = all_rows.iter().filter(|r| r.missed()).collect();
+    let list: Vec<String> = all_rows
+        .iter()
+        .filter(|r| r.missed())
+        .map(|r| {
+            format!(
+                "{} {} {:.2}× (target {}×)",
+                r.backend,
+                r.op.name(),
+                r.growth.unwrap_or(0.0),
+                r.target.unwrap_or(0.0)
+            )
+        })
+        .collect();
+    let unjudged: Vec<String> = all_rows
+        .iter()
+        .filter(|r| r.unjudged())
+        .map(|r| format!("{} {} {}", r.backend, r.op.name(), r.not_measured()))
+        .collect();
     md.push_str("\n**Misses:** ");
-    if misses.is_empty() {
-        md.push_str("none.\n");
-    } else {
-        let list: Vec<String> = misses
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} {} {:.2}× (target {}×)",
-                    r.backend,
-                    r.op.name(),
-                    r.growth.unwrap_or(0.0),
-                    r.target.unwrap_or(0.0)
-                )
-            })
-            .collect();
-        md.push_str(&list.join("; "));
-        md.push_str(".\n");
+    match (list.is_empty(), unjudged.is_empty()) {
+        (true, true) => md.push_str("none"),
+        (true, false) => md.push_str("none among the operations measured at every size"),
+        (false, _) => md.push_str(&list.join("; ")),
     }
+    if !unjudged.is_empty() {
+        let _ = write!(md, ". **Not judged:** {}", unjudged.join("; "));
+    }
+    md.push_str(".\n");
     let mut current = "";
     for row in &all_rows {
         if row.backend != current {
@@ -192,13 +222,12 @@ pub fn to_markdown(runs: &[(Scale, &Report)]) -> String {
         for p in &row.p50 {
             let _ = write!(md, " {} |", p.map_or("-".to_owned(), format_duration));
         }
-        let growth = row.growth.map_or("-".to_owned(), |g| {
-            if row.missed() {
-                format!("**{g:.2}×**")
-            } else {
-                format!("{g:.2}×")
-            }
-        });
+        let growth = match row.growth {
+            Some(g) if row.missed() => format!("**{g:.2}×**"),
+            Some(g) => format!("{g:.2}×"),
+            None if row.unjudged() => row.not_measured(),
+            None => "-".to_owned(),
+        };
         let target = row.target.map_or("-".to_owned(), |t| format!("≤ {t}×"));
         let _ = writeln!(md, " {growth} | {target} |");
     }
@@ -211,4 +240,110 @@ pub fn write(runs: &[(Scale, &Report)], dir: &Path) -> Result<PathBuf, BenchErro
     let path = dir.join(SCALING_FILE);
     std::fs::write(&path, to_markdown(runs)).map_err(|e| BenchError::io(&path, e))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{BackendRun, OpResult, Outcome, Report};
+    use crate::stats::Stats;
+    use crate::streaming::RssMethod;
+    use crate::workload::Workload;
+    use std::time::Duration;
+
+    /// A report at `scale` with `backend` having run get chat at `ms` p50, or (`None`) the
+    /// backend failed to load at that size.
+    fn report(scale: Scale, backend: &str, ms: Option<u64>) -> Report {
+        let run = |ms: u64| BackendRun {
+            name: backend.to_owned(),
+            baseline: None,
+            baseline_target: None,
+            load_time: Duration::from_secs(1),
+            records: 1,
+            raw_import: Outcome::Unsupported,
+            import_target: None,
+            ops: vec![OpResult {
+                op: Op::GetChat,
+                adapter: Outcome::Measured(
+                    Stats::of(&[Duration::from_millis(ms)]).expect("one sample"),
+                ),
+                raw: Outcome::Unsupported,
+                references: Vec::new(),
+            }],
+            streaming: Vec::new(),
+            stream_target: None,
+            router_stats: None,
+        };
+        Report {
+            workload: Workload::new(scale, 1),
+            samples: 1,
+            max_time_per_op: Duration::from_secs(1),
+            machine: crate::machine::Machine::detect(),
+            runs: ms.map(run).into_iter().collect(),
+            skipped: Vec::new(),
+            failed: match ms {
+                Some(_) => Vec::new(),
+                None => vec![(backend.to_owned(), "connection refused".to_owned())],
+            },
+            stream_runs: 0,
+            rss_method: RssMethod::Unavailable,
+            stream_skipped: Vec::new(),
+            vector_copies: Vec::new(),
+            migration: None,
+        }
+    }
+
+    /// A backend measured at the smaller sizes and failed at the largest has no growth: the
+    /// row says where it was not measured and the misses line does not read "none.".
+    #[test]
+    fn a_row_missing_its_largest_size_is_not_judged() {
+        let reports = [
+            (
+                Scale::new(1000),
+                report(Scale::new(1000), "sqlite", Some(1)),
+            ),
+            (
+                Scale::new(10_000),
+                report(Scale::new(10_000), "sqlite", Some(1)),
+            ),
+            (
+                Scale::new(100_000),
+                report(Scale::new(100_000), "sqlite", None),
+            ),
+        ];
+        let runs: Vec<_> = reports.iter().map(|(s, r)| (*s, r)).collect();
+        let row = rows(&runs)
+            .into_iter()
+            .find(|r| r.op == Op::GetChat)
+            .expect("a get chat row");
+        assert_eq!(row.growth, None);
+        assert_eq!(row.not_measured_at, [Scale::new(100_000)]);
+        assert!(row.unjudged() && !row.missed());
+        let md = to_markdown(&runs);
+        assert!(!md.contains("**Misses:** none."), "{md}");
+        assert!(
+            md.contains("**Not judged:** sqlite get chat not measured at 100k"),
+            "{md}"
+        );
+        assert!(md.contains("| not measured at 100k | ≤ 1.5× |"), "{md}");
+    }
+
+    /// Measured at every size, the growth is judged and nothing is "not judged".
+    #[test]
+    fn a_row_measured_at_every_size_is_judged() {
+        let reports = [
+            (
+                Scale::new(1000),
+                report(Scale::new(1000), "sqlite", Some(1)),
+            ),
+            (
+                Scale::new(100_000),
+                report(Scale::new(100_000), "sqlite", Some(1)),
+            ),
+        ];
+        let runs: Vec<_> = reports.iter().map(|(s, r)| (*s, r)).collect();
+        let md = to_markdown(&runs);
+        assert!(md.contains("**Misses:** none.\n"), "{md}");
+        assert!(!md.contains("Not judged"), "{md}");
+    }
 }
