@@ -17,6 +17,7 @@ use chatstore_core::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::claims::{self, Claims};
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::progress::{BatchPoint, Progress};
 use crate::read::{Read, page, read_key, retrying};
@@ -137,6 +138,8 @@ struct Run {
     batches: u64,
     /// A checkpoint being saved beside the next batch (see [`Run::checkpoint_behind`]).
     saving: Option<Saving>,
+    /// The collection each vector id went to, while the vectors group is copied.
+    claims: Option<Claims>,
 }
 
 /// A checkpoint on its way to the state file, and what to report once it is there.
@@ -164,8 +167,15 @@ impl Run {
         self.dead.flush()?;
         self.state.set_group(group, gs.clone());
         let (file, state) = (self.file.clone(), self.state.clone());
+        // The claims the checkpoint passes reach their file first.
+        let claimed = self.claims.as_mut().and_then(Claims::take_pending);
         self.saving = Some(Saving {
-            task: tokio::task::spawn_blocking(move || file.save(&state)),
+            task: tokio::task::spawn_blocking(move || {
+                if let Some((path, bytes)) = claimed {
+                    claims::append(&path, &bytes)?;
+                }
+                file.save(&state)
+            }),
             group,
             batch: self.batches,
             counts: gs.counts,
@@ -194,6 +204,9 @@ impl Run {
         progress: &dyn Progress,
     ) -> Result<()> {
         self.dead.flush()?;
+        if let Some(claims) = self.claims.as_mut() {
+            claims.flush()?;
+        }
         self.state.set_group(group, gs.clone());
         self.file.save(&self.state)?;
         progress.batch(group, self.batches, BatchPoint::Checkpointed);
@@ -572,6 +585,7 @@ impl<'a> Migration<'a> {
             dead,
             batches: 0,
             saving: None,
+            claims: None,
         };
         let started = Instant::now();
         let mut summaries = Vec::new();

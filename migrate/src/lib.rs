@@ -17,6 +17,7 @@
 //! stores the source's ids as they are, and the engine refuses a record whose id the target
 //! does not accept (dead letter) rather than renaming it.
 
+mod claims;
 pub mod deadletter;
 pub mod engine;
 pub mod progress;

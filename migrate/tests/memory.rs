@@ -714,6 +714,129 @@ async fn refused_vectors_with_one_id_in_two_collections_are_each_set_aside() {
     assert_eq!(summary.dead_letters, 2, "{summary:?}");
 }
 
+/// A source whose ids are unique per collection only, holding `collections` (each a name and
+/// its ids), read through [`PerCollectionIds`].
+async fn per_collection_source(collections: &[(&str, &[&str])]) -> Store {
+    let memory_source = memory::store();
+    for (c, ids) in collections {
+        let items = ids
+            .iter()
+            .enumerate()
+            .map(|(k, id)| VectorItem {
+                id: format!("{c}__{id}"),
+                text: format!("{id} as {c} holds it"),
+                vector: vec![1.0, k as f32],
+                metadata: serde_json::Map::new(),
+            })
+            .collect();
+        memory_source
+            .vectors
+            .insert(c, items)
+            .await
+            .expect("seed vectors");
+    }
+    let mut parts = memory_source.parts();
+    parts.vectors = std::sync::Arc::new(PerCollectionIds(parts.vectors.clone()));
+    Store::new("per-collection", memory_source.capabilities(), parts)
+}
+
+/// The ids and texts a collection of the target holds.
+async fn held(target: &Store, collection: &str) -> Vec<(String, String)> {
+    let mut got: Vec<(String, String)> = target
+        .vectors
+        .get(collection)
+        .await
+        .expect("get")
+        .into_iter()
+        .map(|i| (i.id, i.text))
+        .collect();
+    got.sort();
+    got
+}
+
+/// The dead letters of a run in `dir`: (id, error).
+fn letters(dir: &tempfile::TempDir) -> Vec<(String, String)> {
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap_or_default();
+    dead.lines()
+        .map(|l| {
+            let letter: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            let field = |k: &str| letter[k].as_str().unwrap_or_default().to_owned();
+            (field("id"), field("error"))
+        })
+        .collect()
+}
+
+/// An id two source collections hold (a source whose ids are unique per collection only) is
+/// written once, by the first collection in name order; the later collection's item is set
+/// aside naming the first, instead of moving the id out of it (a target keeps an id in one
+/// collection, and its upsert moves it), also when the run is killed between the two and
+/// resumed. Before, the later item moved the id: "written 3, dead letters 0", and the first
+/// collection had lost a record.
+#[tokio::test]
+async fn an_id_in_two_source_collections_is_set_aside_not_moved() {
+    let source = per_collection_source(&[("dup-a", &["x", "y"]), ("dup-b", &["x"])]).await;
+    let target = memory::store();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (summary, counts) = migrate_groups(&source, &target, &dir, &[ModelGroup::Vectors]).await;
+    assert_eq!(counts.written, 2, "{counts:?}");
+    assert_eq!(summary.dead_letters, 1, "{summary:?}");
+    let dead = letters(&dir);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].0, "dup-b/x");
+    assert!(
+        dead[0].1.contains("id also in collection \"dup-a\""),
+        "{dead:?}"
+    );
+    assert_eq!(
+        held(&target, "dup-a").await,
+        [
+            ("x".to_owned(), "x as dup-a holds it".to_owned()),
+            ("y".to_owned(), "y as dup-a holds it".to_owned())
+        ]
+    );
+    assert!(held(&target, "dup-b").await.is_empty());
+
+    // Killed after file-1 was written and before file-2 was: the resumed run still knows that
+    // file-1 holds x.
+    let source = per_collection_source(&[("file-1", &["x", "y"]), ("file-2", &["x", "z"])]).await;
+    let memory_target = memory::store();
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut parts = memory_target.parts();
+    parts.vectors = std::sync::Arc::new(Stalling {
+        inner: parts.vectors.clone(),
+        failing: failing.clone(),
+    });
+    let target = Store::new("stalling", memory_target.capabilities(), parts);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = options(&dir);
+    o.groups = vec![ModelGroup::Vectors];
+    o.batch_size = 2;
+    let failed = Migration::new(&source, &target, o.clone(), &Silent)
+        .run()
+        .await
+        .expect_err("file-2 cannot be written");
+    assert!(failed.is_retryable(), "{failed}");
+    assert_eq!(held(&memory_target, "file-1").await.len(), 2);
+    failing.store(false, Ordering::SeqCst);
+    let summary = Migration::new(&source, &target, o, &Silent)
+        .run()
+        .await
+        .expect("resumed");
+    assert_eq!(summary.dead_letters, 1, "{summary:?}");
+    assert_eq!(letters(&dir)[0].0, "file-2/x");
+    assert_eq!(
+        held(&memory_target, "file-1").await,
+        [
+            ("x".to_owned(), "x as file-1 holds it".to_owned()),
+            ("y".to_owned(), "y as file-1 holds it".to_owned())
+        ]
+    );
+    assert_eq!(
+        held(&memory_target, "file-2").await,
+        [("z".to_owned(), "z as file-2 holds it".to_owned())]
+    );
+}
+
 /// A target whose writes naming `file-2` wait a moment, then fail as unavailable while
 /// `failing` is set; every other call goes to `inner`.
 struct Stalling {

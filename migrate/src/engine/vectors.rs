@@ -33,6 +33,12 @@
 //! collection by collection, and a collection's refused page item by item, so only the items
 //! the target refuses become dead letters.
 //!
+//! An id is written into the first collection of the walk that holds it: a later collection's
+//! item with that id (a source whose ids are unique per collection only) is set aside, since
+//! the target's upsert would move the id out of the first (see `claims.rs`). The ids of a
+//! batch are claimed when it is handed to a write, in read order, so a write running beside
+//! an earlier one cannot claim first.
+//!
 //! A collection the source lists and cannot read (a read refused for good, or one still
 //! failing after its retries while the source answers a listing) is set aside: a dead letter
 //! of entity `collection`, its name as id, the id its walk reached and the reason; its pages
@@ -62,6 +68,7 @@ use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::{GroupState, Migration, Run, cursor_str};
+use crate::claims::{self, Claims};
 use crate::read::retrying;
 
 /// Batches of records read ahead of those being written.
@@ -101,6 +108,12 @@ impl Migration<'_> {
         let limit = self.options.batch_size;
         let src = self.source.vectors.clone();
         let mut collections = retrying("listing collections", || src.collection_names()).await?;
+        // A group that starts over forgets the claims of an earlier start; a resumed one
+        // keeps those of the collections its checkpoint passed.
+        run.claims = Some(Claims::open(
+            claims::path_beside(&self.options.state),
+            gs.stage.is_none(),
+        )?);
         // The resume rule below needs name order, whatever order a backend lists them in.
         collections.sort_unstable();
         collections.dedup();
@@ -150,7 +163,12 @@ impl Migration<'_> {
             let mut in_flight = FuturesOrdered::new();
             let outcome = loop {
                 if next.ready(limit, ended) && in_flight.len() < WRITES_IN_FLIGHT {
-                    in_flight.push_back(self.write_gathered(next.take()));
+                    let mut batch = next.take();
+                    // Claimed in read order, before any later batch is written.
+                    if let Some(claims) = run.claims.as_mut() {
+                        batch.set_aside_claimed(claims);
+                    }
+                    in_flight.push_back(self.write_gathered(batch));
                     continue;
                 }
                 if ended && in_flight.is_empty() {
@@ -440,6 +458,36 @@ impl Gathered {
             letters: std::mem::take(&mut self.letters),
             position: self.position.take(),
         }
+    }
+}
+
+impl Batch {
+    /// Sets aside the items whose id an earlier collection of the walk (in name order)
+    /// claimed: writing them would move the id out of that collection. The others' ids are
+    /// claimed for their collection.
+    fn set_aside_claimed(&mut self, claims: &mut Claims) {
+        for (collection, items) in &mut self.entries {
+            items.retain(|item| {
+                let Some(first) = claims.claim(collection, &item.id) else {
+                    return true;
+                };
+                let error = Error::conflict(
+                    "vector",
+                    format!(
+                        "id also in collection {first:?}, which comes first and keeps it \
+                         (a write here would move it out of there)"
+                    ),
+                );
+                self.letters.push(Letter {
+                    entity: "vector",
+                    id: format!("{collection}/{}", item.id),
+                    record: serde_json::json!({"collection": collection, "item": item}),
+                    error,
+                });
+                false
+            });
+        }
+        self.entries.retain(|(_, items)| !items.is_empty());
     }
 }
 
