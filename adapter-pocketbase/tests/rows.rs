@@ -786,3 +786,73 @@ async fn folders_stored_under_their_id_alone_are_rekeyed_at_start() {
     .expect("the id is free for another user");
     drop(first);
 }
+
+/// A read of every match (a select without a limit, a write's targets) spans pages of 1,000
+/// records; another writer deleting records before them meanwhile must not make it skip any
+/// (read by page number, the next page started that many records later). Rows `a-…`, sorted
+/// first, are deleted one by one while rows `b-…` are read whole again and again: every read
+/// holds every `b` row, and a delete of every `b` row beside it leaves none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_of_every_match_skip_nothing_while_rows_before_them_go() {
+    const DOOMED: usize = 600;
+    const KEPT: usize = 2_100;
+    let Some((_pb, rows, _)) = stores().await else {
+        return;
+    };
+    let of = |prefix: &str, i: usize| {
+        let mut r = channel(i);
+        r.insert("id".into(), json!(format!("{prefix}-{i:05}")));
+        r.insert("user_id".into(), json!("u1"));
+        r
+    };
+    let all: Vec<Row> = (0..DOOMED)
+        .map(|i| of("a", i))
+        .chain((0..KEPT).map(|i| of("b", i)))
+        .collect();
+    for chunk in all.chunks(500) {
+        let ops = chunk
+            .iter()
+            .map(|r| RowOp::Insert {
+                table: &CHANNEL,
+                row: r.clone(),
+            })
+            .collect();
+        rows.write(ops).await.expect("insert channels");
+    }
+    let deleter = {
+        let rows = rows.clone();
+        tokio::spawn(async move {
+            for i in 0..DOOMED {
+                let id = json!(format!("a-{i:05}"));
+                rows.write(vec![RowOp::Delete {
+                    table: &CHANNEL,
+                    filter: vec![Cond::Eq("id", id)],
+                }])
+                .await
+                .expect("delete an a row");
+            }
+        })
+    };
+    let of_u1 = RowQuery::filter(vec![Cond::Eq("user_id", json!("u1"))]);
+    let mut reads = 0;
+    while !deleter.is_finished() {
+        let got = rows.select(&CHANNEL, &of_u1).await.expect("select");
+        let kept = got
+            .iter()
+            .filter(|r| r["id"].as_str().is_some_and(|id| id.starts_with("b-")))
+            .count();
+        assert_eq!(kept, KEPT, "read {reads} skipped rows");
+        reads += 1;
+    }
+    deleter.await.expect("deleter");
+    assert!(reads > 0);
+    let gone = rows
+        .write(vec![RowOp::Delete {
+            table: &CHANNEL,
+            filter: vec![Cond::Eq("user_id", json!("u1"))],
+        }])
+        .await
+        .expect("delete every b row");
+    assert_eq!(gone, vec![KEPT as u64]);
+    assert_eq!(rows.count(&CHANNEL, &[]).await.expect("count"), 0);
+}

@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 pub use self::collections::collections_json;
 use self::query::Expr;
 use crate::PocketBase;
-use crate::client::{ListQuery, path_segment};
+use crate::client::{ListQuery, MAX_PER_PAGE, keyset_pages, path_segment};
 use crate::error::Subject;
 use crate::schema::BATCH_MAX_REQUESTS;
 use crate::tx::TxOp;
@@ -278,11 +278,14 @@ impl PocketBase {
         let sort = query::sort(table, &query.order)?;
         let (filters, exact) = match plan(table, &query.filter)? {
             Plan::Nothing => return Ok(Vec::new()),
-            Plan::Exact(f) => {
+            // A page (the caller pages by offset) is read as PocketBase sorts it; every match
+            // (a write's targets, a whole select) is read by id below and sorted here.
+            Plan::Exact(f) if query.limit.is_some() => {
                 return self
                     .fetch(table, &f, &sort, query.offset, query.limit, fields)
                     .await;
             }
+            Plan::Exact(f) => (vec![f], true),
             Plan::Split(fs) => (fs, true),
             Plan::Wider(f) => (vec![f], false),
         };
@@ -290,7 +293,7 @@ impl PocketBase {
         let mut rows = Vec::new();
         let mut seen = HashSet::new();
         for f in filters {
-            for row in self.fetch(table, &f, "", 0, None, fields).await? {
+            for row in self.fetch_all(table, &f, fields).await? {
                 if seen.insert(codec::record_id(table, &row))
                     && (exact || rows::matches(&row, &query.filter))
                 {
@@ -328,6 +331,45 @@ impl PocketBase {
                 Subject::new(table.name, ""),
             )
             .await?;
+        records
+            .into_iter()
+            .map(|r| codec::row_of(table, r))
+            .collect()
+    }
+
+    /// Every record matching `filter`, read in pages after the last record id read. Pages by
+    /// number (`page=2`) skipped a record whenever one before it was deleted between two
+    /// pages (a delete of more than 1,000 rows beside another writer left rows behind).
+    async fn fetch_all(
+        &self,
+        table: &'static Table,
+        filter: &str,
+        fields: Option<&'static str>,
+    ) -> Result<Vec<Row>> {
+        let collection = self.cols().rows(table);
+        let records = keyset_pages(None, u64::MAX, MAX_PER_PAGE, |after, n| {
+            let filter = match (after, filter.is_empty()) {
+                (None, _) => filter.to_owned(),
+                (Some(id), true) => format!("id > {}", crate::filter::literal(&id)),
+                (Some(id), false) => {
+                    format!("({filter}) && id > {}", crate::filter::literal(&id))
+                }
+            };
+            let q = ListQuery {
+                filter,
+                sort: "id".to_owned(),
+                expand: None,
+                fields,
+                skip_total: true,
+            };
+            let collection = &collection;
+            async move {
+                self.client()
+                    .first(collection, &q, n, Subject::new(table.name, ""))
+                    .await
+            }
+        })
+        .await?;
         records
             .into_iter()
             .map(|r| codec::row_of(table, r))
