@@ -285,7 +285,8 @@ pub fn render(report: &DemoReport, backend: &str) -> String {
     }
     let _ = writeln!(out, "{t}\n");
     if report.vectors {
-        println!(
+        let _ = writeln!(
+            out,
             "Vector search for \"how does the borrow checker treat references and lifetimes\":"
         );
         let mut t = Table::new();
@@ -327,5 +328,20 @@ mod tests {
         assert_eq!(report.thread.len(), 4);
         assert_eq!(report.hits.len(), 3);
         assert_eq!(report.hits[0].1, "rust-book.md");
+    }
+
+    /// The vector search's heading is part of the rendered text, after the thread and right
+    /// above its table (it was printed on its own, before everything else).
+    #[tokio::test]
+    async fn the_vector_search_heading_comes_before_its_table() {
+        let store = chatstore_core::memory::store();
+        let report = run(&store).await.expect("demo runs");
+        let text = render(&report, "memory");
+        let heading = text
+            .find("Vector search for")
+            .expect("the heading is in the rendered text");
+        let thread = text.find("Thread of").expect("the thread is shown");
+        let hit = text.find("rust-book.md").expect("a search hit is shown");
+        assert!(thread < heading && heading < hit, "{text}");
     }
 }
