@@ -235,9 +235,14 @@ async fn get(store: &Store, id: &str, out: &Path) -> Result<(), String> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "download".to_owned());
-    let part = out.with_file_name(format!(".{file_name}.part"));
+    let part = out.with_file_name(part_name(&file_name));
     let written = async {
-        let mut file = tokio::fs::File::create(&part)
+        // A name of this download's own, never an existing file: two downloads to one OUT
+        // (or a leftover) must not write into, or rename away, each other's bytes.
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&part)
             .await
             .map_err(|e| format!("cannot create {}: {e}", part.display()))?;
         while let Some(chunk) = body.next().await {
@@ -260,6 +265,17 @@ async fn get(store: &Store, id: &str, out: &Path) -> Result<(), String> {
         let _ = tokio::fs::remove_file(&part).await;
     }
     written
+}
+
+/// The temporary name a download to `file_name` is written under beside it:
+/// `.{file_name}.{pid}-{nanoseconds}-{n}.part`, unique to this process and call.
+fn part_name(file_name: &str) -> String {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(".{file_name}.{}-{nanos}-{n}.part", std::process::id())
 }
 
 async fn ls(store: &Store, user: Option<String>) -> Result<(), String> {

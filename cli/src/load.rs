@@ -67,6 +67,8 @@ pub struct WorkerArgs {
 }
 
 const SHARED_CHATS: usize = 4;
+/// The longest run `--seconds` may ask for (a day), and the latest `--fault-at`.
+const MAX_SECONDS: u64 = 86_400;
 const TAGS: [&str; 3] = ["load-a", "load-b", "load-c"];
 const DIMENSION: usize = 8;
 
@@ -136,7 +138,10 @@ impl Tally {
 
 async fn client(store: Store, args: &WorkerArgs, chats: &[String], client: usize) -> Tally {
     let mut tally = Tally::default();
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    // `run_worker` refused a duration the clock cannot add.
+    let deadline = Instant::now()
+        .checked_add(Duration::from_secs(args.seconds))
+        .unwrap_or_else(Instant::now);
     let caps = store.capabilities();
     let collection = format!("load_{}_{client}", args.worker);
     let mut n = 0usize;
@@ -225,6 +230,7 @@ async fn client(store: Store, args: &WorkerArgs, chats: &[String], client: usize
 
 /// Runs one replica: its clients, then one JSON line on stdout.
 pub async fn run_worker(args: WorkerArgs) -> Result<(), String> {
+    check_seconds(args.seconds)?;
     let url = crate::open::required_url(args.database_url.clone(), "load-worker")
         .map_err(|e| e.to_string())?;
     let store = open_retrying(&url).await?;
@@ -396,9 +402,10 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     if args.replicas == 0 || args.clients == 0 || args.seconds == 0 {
         return Err("--replicas, --clients and --seconds must be at least 1".into());
     }
-    if !(args.fault_at.is_finite() && args.fault_at >= 0.0 && args.fault_at <= 86_400.0) {
+    check_seconds(args.seconds)?;
+    if !(args.fault_at.is_finite() && args.fault_at >= 0.0 && args.fault_at <= MAX_SECONDS as f64) {
         return Err(format!(
-            "--fault-at must be a number of seconds from 0 to 86400, got {}",
+            "--fault-at must be a number of seconds from 0 to {MAX_SECONDS}, got {}",
             args.fault_at
         ));
     }
@@ -494,11 +501,37 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     } else {
         crate::emit(&render(&report));
     }
-    if violations.is_empty() {
+    let mut failures = Vec::new();
+    if !violations.is_empty() {
+        failures.push(format!("{} invariant(s) violated", violations.len()));
+    }
+    if let Some(f) = report["fault"].as_object() {
+        let command = f["command"].as_str().unwrap_or_default();
+        if let Some(error) = f["error"].as_str() {
+            failures.push(format!("the fault command `{command}` failed ({error})"));
+        }
+        if f["recovery_seconds"].is_null() {
+            failures.push(format!(
+                "calls were not recovered within the run after the fault `{command}`"
+            ));
+        }
+    }
+    if failures.is_empty() {
         Ok(())
     } else {
-        Err(format!("{} invariant(s) violated", violations.len()))
+        Err(failures.join("; "))
     }
+}
+
+/// `InvalidInput`-style refusal of a run longer than [`MAX_SECONDS`] (its deadline would not
+/// fit the clock).
+fn check_seconds(seconds: u64) -> Result<(), String> {
+    if seconds > MAX_SECONDS {
+        return Err(format!(
+            "--seconds must be a number of seconds from 1 to {MAX_SECONDS}, got {seconds}"
+        ));
+    }
+    Ok(())
 }
 
 /// The command starting replica `worker`: the store's URL goes in its environment
@@ -566,14 +599,21 @@ fn render(report: &Value) -> String {
         _ => out.push_str("errors: none\n"),
     }
     if let Some(f) = report["fault"].as_object() {
+        let recovery = match f["recovery_seconds"].as_f64() {
+            Some(s) => format!("all calls succeed again {s:.2} s after it began"),
+            None => "not recovered within the run".to_owned(),
+        };
         out.push_str(&format!(
-            "fault `{}` at {:.1} s (took {:.2} s, {}): calls failed for {:.2} s, all calls succeed again {:.2} s after it began\n",
+            "fault `{}` at {:.1} s (took {:.2} s, {}): calls failed for {:.2} s, {recovery}\n",
             f["command"].as_str().unwrap_or_default(),
             f["at_seconds"].as_f64().unwrap_or_default(),
             f["took_seconds"].as_f64().unwrap_or_default(),
-            if f["succeeded"].as_bool().unwrap_or(false) { "succeeded" } else { "FAILED" },
+            if f["succeeded"].as_bool().unwrap_or(false) {
+                "succeeded"
+            } else {
+                "FAILED"
+            },
             f["failing_seconds"].as_f64().unwrap_or_default(),
-            f["recovery_seconds"].as_f64().unwrap_or_default(),
         ));
         if let Some(window) = f["window"].as_object() {
             for (op, v) in window {
@@ -699,6 +739,25 @@ fn uuid_like() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fault after which calls never all succeeded again is reported so, not as a
+    /// recovery after 0 s.
+    #[test]
+    fn a_fault_without_recovery_is_reported_as_not_recovered() {
+        let report = json!({
+            "replicas": 1, "clients_per_replica": 1, "backend": "sqlite", "seconds": 1,
+            "calls": 0, "throughput_per_second": 0.0, "operations": {}, "errors": {},
+            "acknowledged_messages": 0, "invariant_violations": [],
+            "fault": {
+                "command": "sleep 5", "at_seconds": 0.0, "took_seconds": 5.0,
+                "succeeded": true, "failing_seconds": 0.0, "recovery_seconds": null,
+                "window": {},
+            },
+        });
+        let text = render(&report);
+        assert!(text.contains("not recovered within the run"), "{text}");
+        assert!(!text.contains("succeed again"), "{text}");
+    }
 
     /// A replica's command line never holds the store's URL (a password in it would show in
     /// `ps`); the URL reaches it through its environment.

@@ -144,6 +144,13 @@ fn out_of_range_seconds_fail_with_one_line() {
             "--fault-at",
             "1e300",
         ][..],
+        &[
+            "load",
+            "--database-url",
+            "memory",
+            "--seconds",
+            "18446744073709551615",
+        ][..],
     ] {
         let err = one_error_line(&chatstore(&dir, args), &format!("{args:?}"));
         assert!(err.contains("seconds"), "{args:?}: {err}");

@@ -189,3 +189,55 @@ fn files_put_get_url_and_ls_work_on_pocketbase() {
         "without its token the protected file is refused, got {status}"
     );
 }
+
+/// Two downloads to one OUT each write a temporary file of their own: both succeed, OUT is
+/// whole, and a `.OUT.part` left by another download is neither written into nor renamed away.
+#[test]
+fn downloads_to_one_out_never_share_a_temporary_file() {
+    let dir = tempfile::tempdir().expect("temp folder");
+    let url = format!("sqlite://{}", dir.path().join("webui.db").display());
+    let source = dir.path().join("notes.bin");
+    let bytes: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&source, &bytes).expect("write the source file");
+    let id = stdout(&chatstore(
+        &[
+            "files",
+            "put",
+            "--database-url",
+            &url,
+            "--user",
+            "u1",
+            source.to_str().expect("utf-8"),
+        ],
+        &[],
+    ))
+    .trim()
+    .to_owned();
+    let out = dir.path().join("copy.bin");
+    let other = dir.path().join(".copy.bin.part");
+    std::fs::write(&other, b"another download's bytes").expect("write");
+    let get = || {
+        Command::new(BIN)
+            .args(["files", "get", "--database-url", &url, &id])
+            .arg(&out)
+            .env_remove("CHATSTORE_DATABASE_URL")
+            .env_remove("DATABASE_URL")
+            .spawn()
+            .expect("run chatstore")
+    };
+    let (mut a, mut b) = (get(), get());
+    assert!(a.wait().expect("waited").success());
+    assert!(b.wait().expect("waited").success());
+    assert_eq!(std::fs::read(&out).expect("written"), bytes);
+    assert_eq!(
+        std::fs::read(&other).expect("still there"),
+        b"another download's bytes"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".part") && n != ".copy.bin.part")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -389,3 +389,43 @@ fn load_reads_open_webuis_database_url() {
     assert!(dir.join("webui.db").is_file(), "the relative path is used");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A fault command that fails, or a fault the calls never recover from within the run,
+/// makes the run exit non-zero with one `error:` line saying so; the report says
+/// "not recovered" instead of a recovery after 0 s.
+#[test]
+fn a_failed_or_unrecovered_fault_fails_the_run() {
+    let dir = folder();
+    let url = format!("sqlite://{}", dir.join("webui.db").display());
+    let out = load_command(&dir, &url, 1, 2)
+        .args(["--fault", "exit 3", "--fault-at", "0.5"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["fault"]["succeeded"], false, "{report}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains("`exit 3` failed"),
+        "{stderr}"
+    );
+
+    // The fault outlasts the run: no call succeeds after it ends.
+    let out = Command::new(BIN)
+        .args(["load", "--database-url", &url, "--clients", "1"])
+        .args(["--replicas", "1", "--seconds", "1"])
+        .args(["--fault", "sleep 3", "--fault-at", "0"])
+        .current_dir(&dir)
+        .env_remove("CHATSTORE_DATABASE_URL")
+        .env("CHATSTORE_UPLOAD_DIR", dir.join("uploads"))
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}{stderr}");
+    assert!(text.contains("not recovered within the run"), "{text}");
+    assert!(!text.contains("succeed again"), "{text}");
+    assert!(stderr.contains("not recovered"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
