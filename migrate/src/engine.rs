@@ -768,8 +768,15 @@ impl<'a> Migration<'a> {
                     Err((id, e)) => self.not_read(run, gs, group, "user", id, &e),
                 }
             }
-            self.commit(run, gs, group, "user", &sink::Users(self.target), batch)
-                .await?;
+            self.commit(
+                run,
+                gs,
+                group,
+                "user",
+                &sink::Users(self.source, self.target),
+                batch,
+            )
+            .await?;
             self.batch_done(run, group);
             gs.cursor = Some(Value::String(last));
             run.checkpoint(group, gs, self.progress)?;
@@ -867,8 +874,15 @@ impl<'a> Migration<'a> {
                     }
                 }
             }
-            self.commit(run, gs, group, "tag", &sink::Tags(self.target), batch)
-                .await?;
+            self.commit(
+                run,
+                gs,
+                group,
+                "tag",
+                &sink::Tags(self.source, self.target),
+                batch,
+            )
+            .await?;
             self.batch_done(run, group);
             gs.cursor = Some(json(&last));
             run.checkpoint(group, gs, self.progress)?;
@@ -890,7 +904,7 @@ impl<'a> Migration<'a> {
         mut pages: ChatPages,
     ) -> Result<()> {
         let group = ModelGroup::Chats;
-        let sink = sink::Chats(self.target);
+        let sink = sink::Chats(self.source, self.target);
         // The next page is read while this one is written; the checkpoint still follows the
         // write, and a failed read stops the run only after it.
         while let Some((last, reads)) = pages.next().await? {

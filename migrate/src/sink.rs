@@ -1,11 +1,16 @@
 //! Writing one batch to the target: the bulk call first; when the target refuses it, each
 //! record alone, so one bad record is set aside and the rest arrive. A record the target
 //! already holds (a batch written before a crash, not yet checkpointed) counts as skipped:
-//! every batch can be written again without duplicates.
+//! every batch can be written again without duplicates. "Already holds" compares content the
+//! way verification does ([`chatstore_core::compare`]), not only the id: another record under
+//! the id is set aside with the fields that differ. A record that differs from what the run
+//! read but equals what the source holds now changed on both stores since (a router in
+//! `dual`), and is held too.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use chatstore_core::compare::{Precision, canonical, diff_within, same_within};
 use chatstore_core::{
     Chat, ChatPatch, Error, ErrorKind, NewChat, NewFile, NewMessage, NewUser, Result, Store, Tag,
 };
@@ -13,6 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::read::retrying;
+use crate::verify::chat_record;
 
 /// A target repository seen as a place to put records of one kind.
 #[async_trait]
@@ -24,8 +30,82 @@ pub(crate) trait Sink: Send + Sync {
     /// Writes one item.
     async fn one(&self, item: Self::Item) -> Result<()>;
     /// After a `Conflict`: whether the target holds this record already (finishing what a
-    /// crash may have left undone), rather than another one in its way.
-    async fn present(&self, item: &Self::Item) -> Result<bool>;
+    /// crash may have left undone), another record under its id, or nothing under it.
+    async fn present(&self, item: &Self::Item) -> Result<Held>;
+}
+
+/// What the target holds under a record's id, after a `Conflict`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Held {
+    /// This record (written before a crash, or by a router in `dual`).
+    Same,
+    /// Nothing: the conflict is on another key (an email, a unique name).
+    Nothing,
+    /// Another record, set aside for this reason.
+    Other(String),
+}
+
+/// `Same` when `held` and `wanted` hold the same data (compared as verification compares),
+/// else `Other` naming the fields that differ.
+fn compared<T: Serialize>(
+    entity: &str,
+    held: &T,
+    wanted: &T,
+    precision: Precision,
+) -> Result<Held> {
+    let (held, wanted) = (canonical(held)?, canonical(wanted)?);
+    if held == wanted || same_within(&held, &wanted, precision) {
+        return Ok(Held::Same);
+    }
+    let fields: Vec<String> = diff_within(&wanted, &held, precision)
+        .into_iter()
+        .map(|d| {
+            if d.path.is_empty() {
+                "/".to_owned()
+            } else {
+                d.path
+            }
+        })
+        .collect();
+    Ok(Held::Other(format!(
+        "the target holds another {entity} under this id (differs at {})",
+        fields.join(", ")
+    )))
+}
+
+/// [`compared`] with what the run read; when they differ, with what the source holds now (a
+/// record changed on both stores since the run read it is held).
+async fn held_as<T, Fut>(
+    entity: &str,
+    held: &T,
+    wanted: &T,
+    source_now: Fut,
+    precision: Precision,
+) -> Result<Held>
+where
+    T: Serialize,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let against_read = compared(entity, held, wanted, precision)?;
+    if against_read == Held::Same {
+        return Ok(Held::Same);
+    }
+    match source_now.await? {
+        Some(now) if compared(entity, held, &now, precision)? == Held::Same => Ok(Held::Same),
+        _ => Ok(against_read),
+    }
+}
+
+fn precision(source: &Store, target: &Store) -> Precision {
+    Precision::between(&source.capabilities(), &target.capabilities())
+}
+
+fn or_none<T>(r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// A record on its way: its id, its source form for the dead letters, and what is written.
@@ -63,14 +143,6 @@ pub(crate) struct Outcome<I> {
     pub written: Vec<Pending<I>>,
     pub skipped: u64,
     pub rejected: Vec<(Pending<I>, Error)>,
-}
-
-fn found<T>(r: Result<T>) -> Result<bool> {
-    match r {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
 }
 
 /// Writes a batch; `Err` only when the target stays unavailable (nothing is then known about
@@ -111,8 +183,9 @@ pub(crate) async fn write<S: Sink>(
             Err(e) if e.is_retryable() => return Err(e),
             Err(e) if e.kind() == ErrorKind::Conflict => {
                 match retrying(what, || sink.present(&p.item)).await {
-                    Ok(true) => out.skipped += 1,
-                    Ok(false) => out.rejected.push((p, e)),
+                    Ok(Held::Same) => out.skipped += 1,
+                    Ok(Held::Nothing) => out.rejected.push((p, e)),
+                    Ok(Held::Other(why)) => out.rejected.push((p, Error::conflict("record", why))),
                     Err(e2) if e2.is_retryable() => return Err(e2),
                     Err(_) => out.rejected.push((p, e)),
                 }
@@ -123,42 +196,49 @@ pub(crate) async fn write<S: Sink>(
     Ok(out)
 }
 
-/// Users.
-pub(crate) struct Users<'a>(pub &'a Store);
+/// Users: the source (to compare a user the target holds with what it holds now) and the
+/// target.
+pub(crate) struct Users<'a>(pub &'a Store, pub &'a Store);
 
 #[async_trait]
 impl Sink for Users<'_> {
     type Item = NewUser;
     async fn bulk(&self, items: &[NewUser]) -> Result<()> {
-        self.0.users.create_many(items.to_vec()).await.map(|_| ())
+        self.1.users.create_many(items.to_vec()).await.map(|_| ())
     }
     async fn one(&self, item: NewUser) -> Result<()> {
-        self.0.users.create(item).await.map(|_| ())
+        self.1.users.create(item).await.map(|_| ())
     }
-    async fn present(&self, item: &NewUser) -> Result<bool> {
-        found(
-            self.0
-                .users
-                .get(item.id.as_deref().unwrap_or_default())
-                .await,
-        )
+    async fn present(&self, item: &NewUser) -> Result<Held> {
+        let id = item.id.as_deref().unwrap_or_default();
+        let Some(held) = or_none(self.1.users.get(id).await)? else {
+            return Ok(Held::Nothing);
+        };
+        let now = async { Ok(or_none(self.0.users.get(id).await)?.map(|u| NewUser::from(&u))) };
+        let precision = precision(self.0, self.1);
+        held_as("user", &NewUser::from(&held), item, now, precision).await
     }
 }
 
-/// Tag rows, exactly as the source holds them.
-pub(crate) struct Tags<'a>(pub &'a Store);
+/// Tag rows, exactly as the source holds them: the source and the target.
+pub(crate) struct Tags<'a>(pub &'a Store, pub &'a Store);
 
 #[async_trait]
 impl Sink for Tags<'_> {
     type Item = Tag;
     async fn bulk(&self, items: &[Tag]) -> Result<()> {
-        self.0.tags.create_many(items.to_vec()).await
+        self.1.tags.create_many(items.to_vec()).await
     }
     async fn one(&self, item: Tag) -> Result<()> {
-        self.0.tags.create_many(vec![item]).await
+        self.1.tags.create_many(vec![item]).await
     }
-    async fn present(&self, item: &Tag) -> Result<bool> {
-        found(self.0.tags.get(&item.user_id, &item.id).await)
+    async fn present(&self, item: &Tag) -> Result<Held> {
+        let Some(held) = or_none(self.1.tags.get(&item.user_id, &item.id).await)? else {
+            return Ok(Held::Nothing);
+        };
+        let now = async { or_none(self.0.tags.get(&item.user_id, &item.id).await) };
+        let precision = precision(self.0, self.1);
+        held_as("tag", &held, item, now, precision).await
     }
 }
 
@@ -174,8 +254,9 @@ pub(crate) struct ChatItem {
     pub updated_at: i64,
 }
 
-/// Chats with their messages and tag sets.
-pub(crate) struct Chats<'a>(pub &'a Store);
+/// Chats with their messages and tag sets: the source (to compare a chat the target holds with
+/// it) and the target.
+pub(crate) struct Chats<'a>(pub &'a Store, pub &'a Store);
 
 impl Chats<'_> {
     /// Whether the target's copy of a chat already holds each message of `item.fixups` at
@@ -189,7 +270,7 @@ impl Chats<'_> {
         if item.fixups.is_empty() {
             return Ok(true);
         }
-        let stored = self.0.messages.list(&held.id).await?;
+        let stored = self.1.messages.list(&held.id).await?;
         let updated: HashMap<&str, i64> = stored
             .iter()
             .map(|m| (m.id.as_str(), m.updated_at))
@@ -211,7 +292,7 @@ impl Chats<'_> {
                 updated_at: Some(item.updated_at),
                 ..ChatPatch::default()
             };
-            self.0.chats.update(&held.id, patch).await?;
+            self.1.chats.update(&held.id, patch).await?;
         }
         Ok(true)
     }
@@ -221,7 +302,7 @@ impl Chats<'_> {
             return Ok(());
         }
         let id = item.chat.id.clone().unwrap_or_default();
-        self.0
+        self.1
             .messages
             .upsert_many(&id, item.fixups.clone())
             .await?;
@@ -236,7 +317,7 @@ impl Chats<'_> {
                 updated_at: Some(item.updated_at),
                 ..ChatPatch::default()
             };
-            self.0.chats.update(&id, patch).await?;
+            self.1.chats.update(&id, patch).await?;
         }
         Ok(())
     }
@@ -246,7 +327,7 @@ impl Chats<'_> {
 impl Sink for Chats<'_> {
     type Item = ChatItem;
     async fn bulk(&self, items: &[ChatItem]) -> Result<()> {
-        self.0
+        self.1
             .chats
             .create_many(items.iter().map(|i| i.chat.clone()).collect())
             .await?;
@@ -256,20 +337,41 @@ impl Sink for Chats<'_> {
         Ok(())
     }
     async fn one(&self, item: ChatItem) -> Result<()> {
-        self.0.chats.create(item.chat.clone()).await?;
+        self.1.chats.create(item.chat.clone()).await?;
         self.finish(&item).await
     }
-    async fn present(&self, item: &ChatItem) -> Result<bool> {
+    /// A chat the target changed after the run read it (a router in `dual`) is left as it is;
+    /// another chat under the id (another owner or creation time) is refused before anything
+    /// is written to it; else the message fixes a crash may have cut short are finished, and
+    /// the chat with its messages is compared with the source's as verification compares it.
+    async fn present(&self, item: &ChatItem) -> Result<Held> {
         let id = item.chat.id.as_deref().unwrap_or_default();
-        let held = match self.0.chats.get(id).await {
-            Ok(chat) => chat,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
+        let Some(held) = or_none(self.1.chats.get(id).await)? else {
+            return Ok(Held::Nothing);
         };
+        let later = held.updated_at > item.updated_at;
+        if !later
+            && (held.user_id != item.chat.user_id || Some(held.created_at) != item.chat.created_at)
+        {
+            return Ok(Held::Other(format!(
+                "the target holds another chat under this id (user {:?}, created at {})",
+                held.user_id, held.created_at
+            )));
+        }
         if !self.holds_fixups(item, &held).await? {
             self.finish(item).await?;
         }
-        Ok(true)
+        if later {
+            return Ok(Held::Same);
+        }
+        // Deleted from the source meanwhile: nothing left to compare with.
+        let Some(source) = or_none(self.0.chats.get(id).await)? else {
+            return Ok(Held::Same);
+        };
+        let source = chat_record(&source, &self.0.messages.list(id).await?);
+        let held = self.1.chats.get(id).await?;
+        let held = chat_record(&held, &self.1.messages.list(id).await?);
+        compared("chat", &held, &source, precision(self.0, self.1))
     }
 }
 
@@ -287,16 +389,22 @@ impl Sink for Files<'_> {
     }
     /// Held with the same bytes (by sha256 and size): a file the target holds with other
     /// bytes under the id is set aside, as a streamed large file is.
-    async fn present(&self, item: &NewFile) -> Result<bool> {
+    async fn present(&self, item: &NewFile) -> Result<Held> {
         match self
             .0
             .files
             .get(item.id.as_deref().unwrap_or_default())
             .await
         {
-            Ok(held) => Ok(held.size == item.bytes.len() as u64
-                && held.sha256 == chatstore_core::files::sha256_hex(&item.bytes)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Ok(held)
+                if held.size == item.bytes.len() as u64
+                    && held.sha256 == chatstore_core::files::sha256_hex(&item.bytes) =>
+            {
+                Ok(Held::Same)
+            }
+            // Refused with the write's own conflict, as before.
+            Ok(_) => Ok(Held::Nothing),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Held::Nothing),
             Err(e) => Err(e),
         }
     }

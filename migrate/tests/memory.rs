@@ -193,6 +193,8 @@ async fn everything_arrives_and_a_second_run_writes_nothing() {
         .run()
         .await
         .expect("migrate again");
+    // Every record the target holds is found the same as the source's, none set aside.
+    assert_eq!(again.dead_letters, 0, "{again:?}");
     for g in &again.groups {
         // Vectors and rows are upserted: writing them again is how a resumed batch completes.
         if g.group != ModelGroup::Vectors && g.group != ModelGroup::Workspace {
@@ -431,6 +433,54 @@ async fn a_small_file_the_target_holds_with_other_bytes_is_set_aside() {
         (Some("file"), Some("a"))
     );
     assert_eq!(target.files.read("a").await.expect("a"), b"other");
+}
+
+/// A record the target holds under the same id with other content is set aside with the
+/// fields that differ, not counted as "already there": a user under another email, a chat of
+/// another user. Before, any record under the id counted as skipped, and the source's record
+/// was silently not copied.
+#[tokio::test]
+async fn a_record_the_target_holds_with_other_content_is_set_aside() {
+    let source = seeded().await;
+    let target = memory::store();
+    let mut other = NewUser::new("someone-else@example.com", "User 1").with_id("u1");
+    (other.created_at, other.updated_at, other.last_active_at) = (Some(101), Some(201), Some(301));
+    target.users.create(other).await.expect("another u1");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (summary, counts) = migrate_groups(&source, &target, &dir, &[ModelGroup::Users]).await;
+    assert_eq!(summary.dead_letters, 1, "{summary:?}");
+    assert_eq!((counts.written, counts.skipped), (6, 0), "{counts:?}");
+    let dead = letters(&dir);
+    assert_eq!(dead[0].0, "u1");
+    assert!(dead[0].1.contains("/email"), "{dead:?}");
+    assert_eq!(
+        target.users.get("u1").await.expect("u1").email,
+        "someone-else@example.com"
+    );
+
+    // A chat of another user under a source chat's id, written before the source's.
+    let target = memory::store();
+    target
+        .users
+        .create(NewUser::new("nine@example.com", "User 9").with_id("u9"))
+        .await
+        .expect("u9");
+    let mut chat = NewChat::new("u9", "Not chat 0").with_id("c00");
+    (chat.created_at, chat.updated_at) = (Some(1), Some(1));
+    target.chats.create(chat).await.expect("another c00");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (summary, _) = migrate_groups(
+        &source,
+        &target,
+        &dir,
+        &[ModelGroup::Users, ModelGroup::Chats],
+    )
+    .await;
+    assert_eq!(summary.dead_letters, 1, "{summary:?}");
+    let dead = letters(&dir);
+    assert_eq!(dead[0].0, "c00");
+    assert!(dead[0].1.contains("another chat"), "{dead:?}");
+    assert_eq!(target.chats.get("c00").await.expect("c00").user_id, "u9");
 }
 
 /// A run killed after its batch's letters were synced and before its state was saved writes
