@@ -715,18 +715,32 @@ async fn open_postgres(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, 
     let url = format!("postgres://{rest}");
     let mut connect = PgConnectOptions::from_str(&url)
         .map_err(|e| Error::invalid(format!("bad PostgreSQL URL: {e}")))?;
+    let plain = connect.clone();
     if options.read_only {
         connect = connect.options([("default_transaction_read_only", "on")]);
     }
     // One direct connection first: the pool retries an unreachable server until its acquire
     // timeout and then reports only "timed out"; this reports the cause at once.
-    let mut probe = PgConnection::connect_with(&connect)
-        .await
-        .map_err(|e| error::db_error("connect", e))?;
+    let (mut probe, per_transaction) = match PgConnection::connect_with(&connect).await {
+        Ok(probe) => (probe, false),
+        // PgBouncer refuses startup options it does not know (unless told to ignore them):
+        // a read-only store then begins every transaction read-only instead, which a pooler
+        // passes through and which leaves nothing behind on the server connection.
+        Err(e) if options.read_only && refused_startup_option(&e) => {
+            connect = plain;
+            let probe = PgConnection::connect_with(&connect)
+                .await
+                .map_err(|e| error::db_error("connect", e))?;
+            (probe, true)
+        }
+        Err(e) => return Err(error::db_error("connect", e)),
+    };
     let dialled = connect.get_socket().is_none().then(|| connect.get_port());
     let pooled = check_pool_budget(&mut probe, dialled, options.max_connections).await;
     let _ = probe.close().await;
-    let statements = if pooled? {
+    // Read-only transactions guard only what runs in a transaction: every statement does
+    // with unnamed statements.
+    let statements = if pooled? || per_transaction {
         tracing::info!(
             "PostgreSQL is reached through a pooler: unnamed statements in transactions"
         );
@@ -747,10 +761,18 @@ async fn open_postgres(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, 
         .clone()
         .or_else(chatstore_core::config::upload_dir_from_env)
         .unwrap_or_else(|| Path::new(OPEN_WEBUI_DATA_DIR).join("uploads"));
-    Ok((
-        pool::Pool::Postgres(pool::Handle::new(pool), statements),
-        uploads,
-    ))
+    let mut handle = pool::Handle::new(pool);
+    if per_transaction {
+        handle = handle.read_only_transactions();
+    }
+    Ok((pool::Pool::Postgres(handle, statements), uploads))
+}
+
+/// Whether the server (a pooler such as PgBouncer) refused a startup parameter it does not
+/// know ("unsupported startup parameter: options").
+fn refused_startup_option(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.message().contains("unsupported startup parameter"))
 }
 
 /// Refuses a pool that cannot fit in the server's connection budget (see

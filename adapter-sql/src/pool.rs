@@ -532,6 +532,9 @@ pub(crate) struct Handle<DB: Database> {
     warm: Option<Arc<std::sync::Mutex<Warm<DB>>>>,
     /// When the store's transactions prune its recorded changes next.
     prune: Arc<PruneClock>,
+    /// Every transaction begins read-only (PostgreSQL): a read-only store reached through a
+    /// pooler that refuses the `default_transaction_read_only` startup option.
+    read_only: bool,
 }
 
 impl<DB: Database> Clone for Handle<DB> {
@@ -540,6 +543,7 @@ impl<DB: Database> Clone for Handle<DB> {
             pool: self.pool.clone(),
             warm: self.warm.clone(),
             prune: self.prune.clone(),
+            read_only: self.read_only,
         }
     }
 }
@@ -652,7 +656,15 @@ impl<DB: Binder> Handle<DB> {
             pool,
             warm,
             prune: Arc::default(),
+            read_only: false,
         }
+    }
+
+    /// This handle with every transaction begun read-only, so that the server refuses any
+    /// write (on PostgreSQL; with [`Statements::Unnamed`] every statement runs in one).
+    pub(crate) fn read_only_transactions(mut self) -> Self {
+        self.read_only = true;
+        self
     }
 
     /// The warm connection if no other call holds it, else one from the pool. A statement that
@@ -782,9 +794,10 @@ impl Pool {
                 p.begin(Some("BEGIN IMMEDIATE")).await.map(TxInner::Sqlite)
             }
             (Pool::Sqlite(p), Mode::Read) => p.begin(None).await.map(TxInner::Sqlite),
-            (Pool::Postgres(p, s), Mode::Write) => {
-                p.begin(None).await.map(|t| TxInner::Postgres(t, *s))
-            }
+            (Pool::Postgres(p, s), Mode::Write) => p
+                .begin(p.read_only.then_some("BEGIN READ ONLY"))
+                .await
+                .map(|t| TxInner::Postgres(t, *s)),
             (Pool::Postgres(p, s), Mode::Read) => p
                 .begin(Some("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
                 .await

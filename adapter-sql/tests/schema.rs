@@ -344,3 +344,57 @@ async fn a_postgres_schema_other_than_public_is_used_as_given() {
     );
     db.finish().await;
 }
+
+/// Read-only through PgBouncer, which refuses the `default_transaction_read_only` startup
+/// option the direct path sends ("unsupported startup parameter: options"): the store opens,
+/// reads, and the server refuses its writes, since every transaction begins read-only.
+#[tokio::test]
+async fn read_only_through_pgbouncer_reads_and_the_server_refuses_writes() {
+    let Some(bouncer) = chatstore_testkit::require_env("CHATSTORE_TEST_PGBOUNCER_URL") else {
+        return;
+    };
+    let Some(db) = support::postgres_empty().await else {
+        return;
+    };
+    db.store()
+        .await
+        .users
+        .create(NewUser::new("a@example.com", "A").with_id("u1"))
+        .await
+        .expect("user");
+    let name = db
+        .url
+        .rsplit('/')
+        .next()
+        .expect("a database name")
+        .to_owned();
+    let url = chatstore_testkit::with_database(&bouncer, &name);
+    let store = SqlStore::connect(&url, db.options().read_only(true))
+        .await
+        .expect("open read-only through PgBouncer")
+        .store();
+    assert_eq!(store.users.get("u1").await.expect("read").name, "A");
+    let write = store.users.create(NewUser::new("b@example.com", "B")).await;
+    let error = write.map(drop).expect_err("the server refuses the write");
+    assert!(error.to_string().contains("read-only"), "{error}");
+    let update = store
+        .users
+        .update(
+            "u1",
+            chatstore_core::UserPatch {
+                name: Some("changed".into()),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(update.is_err(), "{update:?}");
+    assert_eq!(db.int(r#"SELECT COUNT(*) FROM "user""#).await, 1);
+    assert_eq!(
+        db.text(r#"SELECT name FROM "user" WHERE id = 'u1'"#)
+            .await
+            .as_deref(),
+        Some("A")
+    );
+    drop(store);
+    db.finish().await;
+}
