@@ -493,8 +493,9 @@ pub(crate) async fn has_records(store: &Store, group: ModelGroup) -> Result<bool
     })
 }
 
-/// Counts a group's source records by walking their ids (vectors: items of every collection;
-/// workspace: the rows of every table, as the store counts them).
+/// Counts a group's source records by walking their ids (vectors: items of every collection,
+/// read page by page with their embeddings, since `VectorRepo` has no count; a run's progress
+/// asks no total for them; workspace: the rows of every table, as the store counts them).
 pub async fn count(store: &Store, group: ModelGroup) -> Result<u64> {
     const PAGE: u32 = chatstore_core::query::MAX_SCAN_LIMIT;
     let mut n = 0u64;
@@ -610,7 +611,9 @@ impl<'a> Migration<'a> {
             if !gs.done {
                 skipped = skips.remove(&group).flatten();
                 if skipped.is_none() {
-                    let total = if self.progress.wants_totals() {
+                    // Vectors are not counted: `VectorRepo` counts a collection only by reading
+                    // it whole, embeddings included, which read the source twice for a bar.
+                    let total = if self.progress.wants_totals() && group != ModelGroup::Vectors {
                         Some(count(self.source, group).await?)
                     } else {
                         None

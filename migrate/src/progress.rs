@@ -17,7 +17,8 @@ pub enum BatchPoint {
 /// Receives progress. Every method has a default that does nothing.
 pub trait Progress: Send + Sync {
     /// Whether the engine should count each group's source records before copying them (one
-    /// extra pass over ids), so that [`Progress::group_started`] gets a total.
+    /// extra pass over ids), so that [`Progress::group_started`] gets a total. Vectors get
+    /// none: counting them would read every collection whole.
     fn wants_totals(&self) -> bool {
         false
     }

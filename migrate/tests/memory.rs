@@ -1034,15 +1034,17 @@ async fn a_write_failing_beside_a_committed_later_one_is_not_skipped_on_resume()
     }
 }
 
-/// A source whose scans of collection `bbb` fail with `error` (every other call goes to
-/// `inner`): a collection the source lists and cannot read.
-struct UnreadableBbb {
+/// A source whose scans are counted and whose scans of collection `bbb` fail with `error`
+/// when one is given (every other call goes to `inner`): a collection the source lists and
+/// cannot read.
+struct ScanWatch {
     inner: std::sync::Arc<dyn VectorRepo>,
-    error: fn() -> Error,
+    error: Option<fn() -> Error>,
+    scans: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
-impl VectorRepo for UnreadableBbb {
+impl VectorRepo for ScanWatch {
     async fn has_collection(&self, name: &str) -> chatstore_core::Result<bool> {
         self.inner.has_collection(name).await
     }
@@ -1095,8 +1097,9 @@ impl VectorRepo for UnreadableBbb {
         after: Option<&str>,
         limit: u32,
     ) -> chatstore_core::Result<Vec<VectorItem>> {
-        if collection == "bbb" {
-            return Err((self.error)());
+        self.scans.fetch_add(1, Ordering::SeqCst);
+        if let (Some(error), "bbb") = (self.error, collection) {
+            return Err(error());
         }
         self.inner.scan(collection, after, limit).await
     }
@@ -1129,9 +1132,10 @@ async fn one_unreadable_collection_does_not_stop_the_rest() {
                 .expect("seed vectors");
         }
         let mut parts = memory_source.parts();
-        parts.vectors = std::sync::Arc::new(UnreadableBbb {
+        parts.vectors = std::sync::Arc::new(ScanWatch {
             inner: parts.vectors.clone(),
-            error,
+            error: Some(error),
+            scans: Default::default(),
         });
         let source = Store::new("unreadable", memory_source.capabilities(), parts);
         let target = memory::store();
@@ -1168,6 +1172,74 @@ async fn one_unreadable_collection_does_not_stop_the_rest() {
             "a finished run reads nothing again: {counts:?}"
         );
     }
+}
+
+/// A progress display that wants totals (a terminal's bars), keeping the totals it was given.
+#[derive(Default)]
+struct Totals(std::sync::Mutex<Vec<(ModelGroup, Option<u64>)>>);
+
+impl chatstore_migrate::Progress for Totals {
+    fn wants_totals(&self) -> bool {
+        true
+    }
+    fn group_started(&self, group: ModelGroup, total: Option<u64>, _: &chatstore_migrate::Counts) {
+        if let Ok(mut totals) = self.0.lock() {
+            totals.push((group, total));
+        }
+    }
+}
+
+/// A progress display that wants totals gets none for vectors: counting them reads every
+/// collection whole, embeddings included, before the copy reads it all again. The source's
+/// collections are read once, by the copy. The other groups are still counted (by ids).
+#[tokio::test]
+async fn a_progress_total_does_not_read_the_vectors_twice() {
+    let memory_source = memory::store();
+    for i in 0..2 {
+        let user = NewUser::new(format!("u{i}@example.com"), "User").with_id(format!("u{i}"));
+        memory_source.users.create(user).await.expect("user");
+    }
+    for c in ["file-1", "file-2", "file-3"] {
+        let items = (0..2)
+            .map(|k| VectorItem {
+                id: format!("{c}-{k}"),
+                text: format!("chunk {k} of {c}"),
+                vector: vec![1.0, k as f32],
+                metadata: serde_json::Map::new(),
+            })
+            .collect();
+        memory_source
+            .vectors
+            .insert(c, items)
+            .await
+            .expect("seed vectors");
+    }
+    let mut parts = memory_source.parts();
+    let watch = std::sync::Arc::new(ScanWatch {
+        inner: parts.vectors.clone(),
+        error: None,
+        scans: Default::default(),
+    });
+    parts.vectors = watch.clone();
+    let source = Store::new("watched", memory_source.capabilities(), parts);
+    let target = memory::store();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = options(&dir);
+    o.groups = vec![ModelGroup::Users, ModelGroup::Vectors];
+    let totals = Totals::default();
+    let summary = Migration::new(&source, &target, o, &totals)
+        .run()
+        .await
+        .expect("migrate");
+    assert_eq!(summary.dead_letters, 0, "{summary:?}");
+    assert_eq!(target.vectors.collections().await.expect("list").len(), 3);
+    // One page of each two-item collection (a page shorter than the batch is the last).
+    assert_eq!(watch.scans.load(Ordering::SeqCst), 3);
+    let totals = totals.0.lock().expect("totals").clone();
+    assert_eq!(
+        totals,
+        [(ModelGroup::Users, Some(2)), (ModelGroup::Vectors, None)]
+    );
 }
 
 /// A store like `store` without vectors (every vector call answers `Unsupported`).
