@@ -398,8 +398,7 @@ impl PgVectorStore {
     /// [`drop_forgotten_index`](Self::drop_forgotten_index) without a connection of its own.
     async fn drop_in_transaction(&self, index: &str) -> Result<bool> {
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(during("opening a transaction"))?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
@@ -1154,8 +1153,7 @@ impl PgVectorStore {
     /// stopped pointing at it.
     async fn mark_exact(&self, collection: &str, rows: i64) -> Result<()> {
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(during("opening a transaction"))?;
         let index: Option<Option<String>> = self

@@ -151,8 +151,7 @@ impl PgVectorStore {
         let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
 
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(during("opening a transaction"))?;
         let (held, written, indexed_rows, before): Claimed = self
@@ -301,8 +300,7 @@ impl PgVectorStore {
             counts,
         } = *parts;
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(during("opening a transaction"))?;
         let claimed: Vec<ClaimedMany> = self

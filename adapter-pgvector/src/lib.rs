@@ -91,6 +91,10 @@ pub struct PgVectorStore {
     /// Where work that needs a session of its own connects: the pool's server when it is
     /// reached directly, `config.direct_url` behind a pooler, `None` when there is none.
     own_session: Option<PgConnectOptions>,
+    /// Every transaction begins read-only: a read-only store reached through a pooler that
+    /// refuses the `default_transaction_read_only` startup option (every statement then runs
+    /// in a transaction).
+    read_only_transactions: bool,
 }
 
 /// SQL that depends on the detected column type, built once.
@@ -114,15 +118,28 @@ impl PgVectorStore {
         let mut connect = config.url.parse::<PgConnectOptions>().map_err(|e| {
             chatstore_core::Error::invalid(format!("bad PostgreSQL URL for pgvector: {e}"))
         })?;
+        let plain = connect.clone();
         if config.read_only {
             connect = connect.options([("default_transaction_read_only", "on")]);
         }
-        let pool = PgPoolOptions::new()
+        let options = PgPoolOptions::new()
             .max_connections(config.pool_size.max(1))
-            .acquire_timeout(config.acquire_timeout)
-            .connect_with(connect)
-            .await
-            .map_err(error::during("connecting to PostgreSQL"))?;
+            .acquire_timeout(config.acquire_timeout);
+        let mut read_only_transactions = false;
+        let pool = match options.clone().connect_with(connect).await {
+            Ok(pool) => pool,
+            // PgBouncer refuses startup options it does not know (unless told to ignore
+            // them): a read-only store then begins every transaction read-only instead,
+            // which a pooler passes through and which leaves nothing on the server connection.
+            Err(e) if config.read_only && refused_startup_option(&e) => {
+                read_only_transactions = true;
+                options
+                    .connect_with(plain)
+                    .await
+                    .map_err(error::during("connecting to PostgreSQL"))?
+            }
+            Err(e) => return Err(error::during("connecting to PostgreSQL")(e)),
+        };
         let pooled = match check_pool_budget(&pool, &config).await {
             Ok(pooled) => pooled,
             Err(e) => {
@@ -130,7 +147,9 @@ impl PgVectorStore {
                 return Err(e);
             }
         };
-        Self::open(pool, config, pooled).await
+        let mut store = Self::open(pool, config, pooled || read_only_transactions).await?;
+        store.read_only_transactions = read_only_transactions;
+        Ok(store)
     }
 
     /// Uses an existing pool (its size is the caller's); `config.url` and `pool_size` are
@@ -191,6 +210,7 @@ impl PgVectorStore {
             builder: Arc::new(indexes::Builder::default()),
             prepare,
             own_session,
+            read_only_transactions: false,
         })
     }
 
@@ -202,7 +222,26 @@ impl PgVectorStore {
 
     /// A connection for a few statements (a transaction through a pooler).
     pub(crate) async fn session(&self) -> Result<session::Session> {
+        if self.read_only_transactions {
+            return self
+                .begin_write()
+                .await
+                .map(session::Session::Pooled)
+                .map_err(error::during("opening a transaction"));
+        }
         session::Session::open(&self.pool, self.prepare).await
+    }
+
+    /// A transaction on the pool, begun read-only when the store must not write (see
+    /// `read_only_transactions`): the server then refuses any write in it.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        if self.read_only_transactions {
+            self.pool.begin_with("BEGIN READ ONLY").await
+        } else {
+            self.pool.begin().await
+        }
     }
 
     /// What the database holds: column type, dimension, pgvector version.
@@ -246,8 +285,7 @@ impl PgVectorStore {
             self.schema.column_type.cosine_ops()
         );
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(error::during("opening a transaction"))?;
         sqlx::raw_sql("SET LOCAL maintenance_work_mem = '512MB'")
@@ -409,4 +447,11 @@ async fn check_pool_budget(pool: &PgPool, config: &PgVectorConfig) -> Result<boo
 /// out).
 pub(crate) fn unpadded_width(vector: &[f32]) -> usize {
     vector.iter().rposition(|x| *x != 0.0).map_or(0, |i| i + 1)
+}
+
+/// Whether the server (a pooler such as PgBouncer) refused a startup parameter it does not
+/// know ("unsupported startup parameter: options").
+fn refused_startup_option(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.message().contains("unsupported startup parameter"))
 }

@@ -87,8 +87,7 @@ impl PgVectorStore {
         let column = self.schema.column_type;
         let method = settings.method_for(column).to_owned();
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(during("opening a transaction"))?;
         let existing: Option<String> = self

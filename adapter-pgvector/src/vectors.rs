@@ -338,8 +338,7 @@ impl PgVectorStore {
     /// One transaction of `delete_collection`.
     async fn delete_collection_once(&self, name: &str) -> Result<()> {
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(during("opening a transaction"))?;
         lock_collection(&mut tx, name, self.prepare).await?;
@@ -363,8 +362,7 @@ impl PgVectorStore {
         filter: Option<&VectorFilter>,
     ) -> Result<u64> {
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(during("opening a transaction"))?;
         lock_collection(&mut tx, collection, self.prepare).await?;
@@ -393,8 +391,7 @@ impl PgVectorStore {
     /// One transaction of `reset`.
     async fn reset_once(&self) -> Result<()> {
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(during("opening a transaction"))?;
         let indexes: Vec<Option<String>> = self

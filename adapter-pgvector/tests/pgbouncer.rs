@@ -304,3 +304,41 @@ async fn an_emptied_collections_index_is_dropped_through_pgbouncer_without_a_dir
     assert!(!store.has_collection("big").await.expect("has"));
     assert_eq!(own_indexes().await, 0, "the index went with the collection");
 }
+
+/// Read-only through PgBouncer, which refuses the `default_transaction_read_only` startup
+/// option of a direct connection ("unsupported startup parameter: options"): the store opens,
+/// reads and searches, and the server refuses its writes, since every transaction begins
+/// read-only.
+#[tokio::test]
+async fn read_only_through_pgbouncer_reads_and_the_server_refuses_writes() {
+    let Some((direct, through)) = fresh_pair().await else {
+        return;
+    };
+    let writer = PgVectorStore::connect(PgVectorConfig::new(direct.clone()).pool_size(2))
+        .await
+        .expect("open directly");
+    let mut rng = Rng::new(7);
+    let clusters: Vec<Vec<f32>> = (0..2).map(|_| rng.unit_vector(8)).collect();
+    writer
+        .insert("kb", items(&mut rng, "a", 20, &clusters))
+        .await
+        .expect("insert");
+    let reader = PgVectorStore::connect(PgVectorConfig::new(through).pool_size(2).read_only(true))
+        .await
+        .expect("open read-only through PgBouncer");
+    assert!(reader.through_pooler());
+    assert_eq!(reader.get("kb").await.expect("read").len(), 20);
+    let hits = reader
+        .search("kb", std::slice::from_ref(&clusters[0]), None, 5)
+        .await
+        .expect("search");
+    assert_eq!(hits[0].len(), 5);
+    let refused = reader
+        .insert("kb", items(&mut rng, "b", 3, &clusters))
+        .await;
+    let refused = refused.expect_err("the server refuses the write");
+    assert!(refused.to_string().contains("read-only"), "{refused}");
+    let deleted = reader.delete_collection("kb").await;
+    assert!(deleted.is_err(), "{deleted:?}");
+    assert_eq!(writer.get("kb").await.expect("read back").len(), 20);
+}
