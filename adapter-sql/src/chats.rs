@@ -400,17 +400,55 @@ pub(crate) async fn ensure_tag(tx: &mut Tx, user_id: &str, id: &str, name: &str)
     Ok(())
 }
 
-/// [`ensure_tag`] for each `(id, name)` pair, in one statement on PostgreSQL.
+/// [`ensure_tag`] for each `(id, name)` pair, in one statement. A tag change re-ensures every
+/// tag the chat keeps (a chat Open WebUI wrote may carry a tag without its row): one
+/// statement a tag cost SQLite a round trip to its worker each, half of an add + remove.
 async fn ensure_tags(tx: &mut Tx, user_id: &str, pairs: &[(String, String)]) -> Result<()> {
-    if tx.dialect() == Dialect::Postgres && pairs.len() > 1 {
-        let rows = pairs
-            .iter()
-            .map(|(id, name)| (id.as_str(), name.as_str(), user_id));
-        tx.execute(ENSURE_TAGS_UNNEST, tag_columns(rows)).await?;
-        return Ok(());
+    match pairs {
+        [] => Ok(()),
+        [(id, name)] => ensure_tag(tx, user_id, id, name).await,
+        _ => {
+            let rows: Vec<(&str, &str, &str)> = pairs
+                .iter()
+                .map(|(id, name)| (id.as_str(), name.as_str(), user_id))
+                .collect();
+            ensure_tag_rows(tx, &rows).await
+        }
     }
-    for (id, name) in pairs {
-        ensure_tag(tx, user_id, id, name).await?;
+}
+
+/// [`ENSURE_TAG`] for `(id, name, user_id)` rows of any users: one array a column on
+/// PostgreSQL, multi-row `VALUES` on SQLite, one statement per [`ROWS_PER_UNNEST`] or
+/// [`TAGS_PER_STATEMENT`] rows. A short statement (a chat's tags) is prepared once and kept;
+/// a batch's is not.
+async fn ensure_tag_rows(tx: &mut Tx, rows: &[(&str, &str, &str)]) -> Result<()> {
+    match tx.dialect() {
+        Dialect::Postgres => {
+            for chunk in rows.chunks(ROWS_PER_UNNEST) {
+                tx.execute(ENSURE_TAGS_UNNEST, tag_columns(chunk.iter().copied()))
+                    .await?;
+            }
+        }
+        Dialect::Sqlite => {
+            for chunk in rows.chunks(TAGS_PER_STATEMENT) {
+                let mut d = Dyn::default();
+                d.sql(ENSURE_TAGS_HEAD);
+                for (k, (id, name, user_id)) in chunk.iter().enumerate() {
+                    d.sql(if k == 0 { "(" } else { ", (" });
+                    d.bind(*id)
+                        .sql(", ")
+                        .bind(*name)
+                        .sql(", ")
+                        .bind(*user_id)
+                        .sql(", NULL)");
+                }
+                d.sql(ENSURE_TAGS_TAIL);
+                if chunk.len() > KEPT_STATEMENT_ROWS {
+                    d.one_off();
+                }
+                tx.execute_dyn(d).await?;
+            }
+        }
     }
     Ok(())
 }
@@ -470,6 +508,10 @@ const CHATS_PER_STATEMENT: usize = 2_000;
 
 /// Tag rows per multi-row statement of [`insert_many`] on SQLite (3 parameters a row).
 const TAGS_PER_STATEMENT: usize = 5_000;
+
+/// Multi-row statements of at most this many rows are prepared once and kept (a chat's tags
+/// come back in the same few shapes); longer ones, a batch's, are prepared for one use.
+const KEPT_STATEMENT_ROWS: usize = 16;
 
 /// Rows per `unnest` statement of [`insert_many`] on PostgreSQL: no parameter limit applies
 /// (one array a column), this only bounds the size of one message to the server.
@@ -544,31 +586,7 @@ async fn insert_many(tx: &mut Tx, chats: Vec<NewChat>) -> Result<Vec<Chat>> {
         })
         .filter(|(id, _, user)| seen.insert((*id, *user)))
         .collect();
-    match tx.dialect() {
-        Dialect::Postgres => {
-            for chunk in tags.chunks(ROWS_PER_UNNEST) {
-                tx.execute(ENSURE_TAGS_UNNEST, tag_columns(chunk.iter().copied()))
-                    .await?;
-            }
-        }
-        Dialect::Sqlite => {
-            for chunk in tags.chunks(TAGS_PER_STATEMENT) {
-                let mut d = Dyn::default();
-                d.sql(ENSURE_TAGS_HEAD);
-                for (k, (id, name, user_id)) in chunk.iter().enumerate() {
-                    d.sql(if k == 0 { "(" } else { ", (" });
-                    d.bind(*id)
-                        .sql(", ")
-                        .bind(*name)
-                        .sql(", ")
-                        .bind(*user_id)
-                        .sql(", NULL)");
-                }
-                d.sql(ENSURE_TAGS_TAIL).one_off();
-                tx.execute_dyn(d).await?;
-            }
-        }
-    }
+    ensure_tag_rows(tx, &tags).await?;
     Ok(prepared
         .into_iter()
         .map(|p| {
