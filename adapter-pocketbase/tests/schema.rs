@@ -36,6 +36,21 @@ async fn collection(client: &Client, name: &str) -> Value {
         .expect("collection exists")
 }
 
+/// Imports `collections` as an older chatstore would have left them (nothing deleted).
+async fn import_old_schema(client: &Client, collections: Vec<Value>) {
+    client
+        .send(
+            Method::PUT,
+            "/api/collections/import",
+            &[],
+            Some(&json!({"collections": collections, "deleteMissing": false})),
+            Subject::new("schema", ""),
+            false,
+        )
+        .await
+        .expect("old schema imported");
+}
+
 fn field<'a>(collection: &'a Value, name: &str) -> Option<&'a Value> {
     collection["fields"]
         .as_array()
@@ -121,17 +136,7 @@ async fn an_older_schema_is_brought_up_to_date_without_data_loss() {
             });
         }
     }
-    client
-        .send(
-            Method::PUT,
-            "/api/collections/import",
-            &[],
-            Some(&json!({"collections": old, "deleteMissing": false})),
-            Subject::new("schema", ""),
-            false,
-        )
-        .await
-        .expect("old schema imported");
+    import_old_schema(&client, old).await;
     let users_before = collection(&client, &cols.users).await;
     assert!(field(&users_before, "settings").is_none());
     // Data written under the old schema.
@@ -302,17 +307,7 @@ async fn an_older_schema_with_a_shared_message_key_names_it_at_boot() {
             }
         }
     }
-    client
-        .send(
-            Method::PUT,
-            "/api/collections/import",
-            &[],
-            Some(&json!({"collections": old, "deleteMissing": false})),
-            Subject::new("schema", ""),
-            false,
-        )
-        .await
-        .expect("old schema imported");
+    import_old_schema(&client, old).await;
     // Chat "a" message "b-c" and chat "a-b" message "c": both "a-b-c".
     for (record, chat, id) in [("m1", "a", "b-c"), ("m2", "a-b", "c"), ("m3", "a", "d")] {
         client

@@ -769,10 +769,10 @@ async fn open_postgres(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, 
 }
 
 /// Whether the server (a pooler such as PgBouncer) refused a startup parameter it does not
-/// know ("unsupported startup parameter: options").
+/// know ([`chatstore_core::sqlstate::refuses_startup_parameter`]).
 fn refused_startup_option(e: &sqlx::Error) -> bool {
     e.as_database_error()
-        .is_some_and(|d| d.message().contains("unsupported startup parameter"))
+        .is_some_and(|d| chatstore_core::sqlstate::refuses_startup_parameter(d.message()))
 }
 
 /// Refuses a pool that cannot fit in the server's connection budget (see

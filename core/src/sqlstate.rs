@@ -27,6 +27,13 @@
 
 use crate::{BoxError, Error, ErrorKind};
 
+/// Whether a server's refusal at connection start (`message`) is a pooler such as PgBouncer
+/// refusing a startup parameter it does not know ("unsupported startup parameter: options"):
+/// a read-only store's `default_transaction_read_only` is then set per transaction instead.
+pub fn refuses_startup_parameter(message: &str) -> bool {
+    message.contains("unsupported startup parameter")
+}
+
 /// What a PostgreSQL driver reported, described without naming the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PgFailure<'a> {
