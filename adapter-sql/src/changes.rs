@@ -158,7 +158,7 @@ pub(crate) async fn record(tx: &mut Tx, changes: &[ChangeEvent]) -> Result<()> {
         return prune_if_due(tx, changes).await;
     }
     for event in changes.iter().filter(|e| kept_for_catch_up(e)) {
-        tx.execute(
+        tx.execute_later(
             RECORD,
             args![
                 event.key.as_str(),

@@ -381,7 +381,7 @@ async fn lock_owners(tx: &mut Tx, chats: &[NewChat]) -> Result<()> {
 
 /// Writes the blob, `updated_at` and `current_message_id` of a chat (after message changes).
 pub(crate) async fn write_blob(tx: &mut Tx, chat: &Chat) -> Result<()> {
-    tx.execute_recording(
+    tx.execute_recording_later(
         UPDATE_BLOB,
         UPDATE_BLOB_RECORDED,
         args![
@@ -396,8 +396,7 @@ pub(crate) async fn write_blob(tx: &mut Tx, chat: &Chat) -> Result<()> {
 
 /// Creates the tag row `(id, user_id)` named `name` unless it exists.
 pub(crate) async fn ensure_tag(tx: &mut Tx, user_id: &str, id: &str, name: &str) -> Result<()> {
-    tx.execute(ENSURE_TAG, args![id, name, user_id]).await?;
-    Ok(())
+    tx.execute_later(ENSURE_TAG, args![id, name, user_id]).await
 }
 
 /// [`ensure_tag`] for each `(id, name)` pair, in one statement. A tag change re-ensures every
@@ -446,7 +445,7 @@ async fn ensure_tag_rows(tx: &mut Tx, rows: &[(&str, &str, &str)]) -> Result<()>
                 if chunk.len() > KEPT_STATEMENT_ROWS {
                     d.one_off();
                 }
-                tx.execute_dyn(d).await?;
+                tx.execute_dyn_later(d).await?;
             }
         }
     }
@@ -460,7 +459,7 @@ async fn remove_orphan_tags<'a>(
     ids: impl IntoIterator<Item = &'a String>,
 ) -> Result<()> {
     for id in ids {
-        tx.execute(DELETE_ORPHAN_TAG, args![id.as_str(), user_id])
+        tx.execute_later(DELETE_ORPHAN_TAG, args![id.as_str(), user_id])
             .await?;
     }
     Ok(())
@@ -692,7 +691,7 @@ async fn set_locked_tags(
         &chat,
         &[field::TAGS],
     ));
-    tx.execute_recording(
+    tx.execute_recording_later(
         UPDATE_META,
         UPDATE_META_RECORDED,
         args![chat.id.as_str(), meta_arg(&chat)],

@@ -93,6 +93,7 @@ pub use changes::SqlFeed;
 pub use chats::delete_orphan_tag_sql;
 pub use files::{PARTIAL_UPLOAD_MAX_AGE, READ_BYTES, WRITE_BYTES};
 pub use inspect::TableCounts;
+pub use messages::message_probe_sql;
 pub use pool::{Bound, Dialect};
 pub use rows::SqlRows;
 pub use vectors::vector_write_sizes;

@@ -93,7 +93,19 @@ const LIST: Sql = Sql::both(concat!(
     " FROM chat_message WHERE chat_id = $1"
 ));
 
-const COUNT: Sql = Sql::both("SELECT count(*) AS n FROM chat_message WHERE chat_id = $1");
+/// 1 when chat `$1` has a message row, else 0: one index entry read, however long the chat.
+const HAS_ROWS: Sql = Sql::both(
+    "SELECT count(*) AS n FROM (SELECT 1 FROM chat_message WHERE chat_id = $1 LIMIT 1) AS r",
+);
+
+/// Before a message is written: the row under its key `$1`, whichever chat it belongs to
+/// (all columns NULL when there is none), and [`HAS_ROWS`] of its chat `$2`, in one round trip.
+const PROBE: Sql = Sql::both(concat!(
+    "SELECT (SELECT count(*) FROM (SELECT 1 FROM chat_message WHERE chat_id = $2 LIMIT 1) AS r) \
+     AS has_rows, ",
+    message_columns!(),
+    " FROM (SELECT 1 AS one) AS o LEFT JOIN chat_message ON chat_message.id = $1"
+));
 
 const DELETE: Sql = Sql::both("DELETE FROM chat_message WHERE id = $1 AND chat_id = $2");
 
@@ -195,36 +207,36 @@ fn message_from_row(row: &Row) -> Result<Message> {
 /// another chat (Open WebUI's key can collide when ids contain `-`).
 pub(crate) async fn upsert_row(tx: &mut Tx, m: &Message) -> Result<()> {
     let key = m.key();
-    let changed = tx
-        .execute(
-            UPSERT,
-            args![
-                key.as_str(),
-                m.chat_id.as_str(),
-                &m.user_id,
-                m.role.as_str(),
-                &m.parent_id,
-                Arg::Json(Some(json::to_text(&m.content))),
-                json::arg(m.output.as_ref()),
-                &m.model_id,
-                json::arg(m.files.as_ref()),
-                json::arg(m.sources.as_ref()),
-                json::arg(m.embeds.as_ref()),
-                m.done,
-                json::arg(m.status_history.as_ref()),
-                json::arg(m.error.as_ref()),
-                json::arg(m.usage.as_ref()),
-                m.created_at,
-                m.updated_at,
-                &m.context_summary,
-                json::arg(m.meta.as_ref()),
-            ],
-        )
-        .await?;
+    let changed = tx.execute(UPSERT, row_args(m)).await?;
     if changed == 0 {
         return Err(taken(&key, m));
     }
     Ok(())
+}
+
+/// The arguments of [`UPSERT`] for `m`.
+fn row_args(m: &Message) -> Vec<Arg> {
+    args![
+        m.key(),
+        m.chat_id.as_str(),
+        &m.user_id,
+        m.role.as_str(),
+        &m.parent_id,
+        Arg::Json(Some(json::to_text(&m.content))),
+        json::arg(m.output.as_ref()),
+        &m.model_id,
+        json::arg(m.files.as_ref()),
+        json::arg(m.sources.as_ref()),
+        json::arg(m.embeds.as_ref()),
+        m.done,
+        json::arg(m.status_history.as_ref()),
+        json::arg(m.error.as_ref()),
+        json::arg(m.usage.as_ref()),
+        m.created_at,
+        m.updated_at,
+        &m.context_summary,
+        json::arg(m.meta.as_ref()),
+    ]
 }
 
 /// Rows per statement of [`upsert_rows`]: on SQLite a message row binds 19 parameters of the
@@ -365,28 +377,44 @@ fn message_values(chunk: &[&Message], keys: &[String]) -> Dyn {
 }
 
 fn taken(key: &str, m: &Message) -> Error {
+    taken_by_another(key, &m.id, &m.chat_id)
+}
+
+fn taken_by_another(key: &str, id: &str, chat_id: &str) -> Error {
     Error::conflict(
         "message",
         format!(
-            "row id {key:?} of message {:?} in chat {:?} is taken by a message of another chat",
-            m.id, m.chat_id
+            "row id {key:?} of message {id:?} in chat {chat_id:?} is taken by a message of \
+             another chat"
         ),
     )
 }
 
-async fn row_count(tx: &mut Tx, chat_id: &str) -> Result<i64> {
-    tx.fetch_one(COUNT, args![chat_id]).await?.int("n")
+/// The text of [`PROBE`] (the same in both dialects): public so that a raw baseline can send
+/// exactly this statement.
+pub fn message_probe_sql() -> &'static str {
+    PROBE.text(crate::Dialect::Sqlite)
+}
+
+/// Whether the chat has a message row (see [`HAS_ROWS`]).
+async fn has_rows(tx: &mut Tx, chat_id: &str) -> Result<bool> {
+    Ok(tx.fetch_one(HAS_ROWS, args![chat_id]).await?.int("n")? > 0)
 }
 
 /// Stores the blob's messages as rows when the chat has none (a chat from before
 /// `chat_message`); a legacy flat list is rewritten into `history` at the same time.
 async fn backfill(tx: &mut Tx, chat: &mut Chat) -> Result<()> {
-    if row_count(tx, &chat.id).await? > 0 {
+    if has_rows(tx, &chat.id).await? {
         return Ok(());
     }
+    backfill_rows(tx, chat).await.map(drop)
+}
+
+/// [`backfill`] of a chat known to have no message rows; whether it wrote any.
+async fn backfill_rows(tx: &mut Tx, chat: &mut Chat) -> Result<bool> {
     let messages = blob::readable_messages(chat);
     if messages.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     for message in &messages {
         upsert_row(tx, message).await?;
@@ -399,28 +427,60 @@ async fn backfill(tx: &mut Tx, chat: &mut Chat) -> Result<()> {
     if !has_history {
         blob::rebuild_history(&mut chat.chat, &messages);
     }
-    Ok(())
+    Ok(true)
 }
 
-/// Upserts one message into a locked chat (row now, blob in memory; the caller writes it).
-async fn upsert_locked(tx: &mut Tx, chat: &mut Chat, message: NewMessage) -> Result<Message> {
-    let existing = match tx
-        .fetch_optional(
-            GET,
-            args![message_key(&chat.id, &message.id), chat.id.as_str()],
-        )
-        .await?
-    {
-        Some(row) => Some(message_from_row(&row)?),
+/// What a message's key holds before the message is written: nothing, or this chat's row of
+/// the message (a row of another chat under the key is a conflict, found by [`probe`]).
+type Slot = Option<Message>;
+
+/// Reads [`PROBE`] for `message` in the locked `chat`: its [`Slot`] and whether the chat has
+/// message rows.
+async fn probe(tx: &mut Tx, chat: &Chat, message: &NewMessage) -> Result<(Slot, bool)> {
+    let key = message_key(&chat.id, &message.id);
+    let row = tx
+        .fetch_one(PROBE, args![key.as_str(), chat.id.as_str()])
+        .await?;
+    let has_rows = row.int("has_rows")? > 0;
+    let slot = match row.opt_text("chat_id")? {
         None => None,
+        Some(owner) if owner == chat.id => Some(message_from_row(&row)?),
+        Some(_) => return Err(taken_by_another(&key, &message.id, &chat.id)),
     };
+    Ok((slot, has_rows))
+}
+
+/// The [`Slot`] of `message` in the locked `chat`, its rows backfilled first when it has none.
+async fn prepare_slot(tx: &mut Tx, chat: &mut Chat, message: &NewMessage) -> Result<Slot> {
+    let (slot, has_rows) = probe(tx, chat, message).await?;
+    if !has_rows && backfill_rows(tx, chat).await? {
+        // The blob's messages are rows now; the message may be one of them.
+        return Ok(probe(tx, chat, message).await?.0);
+    }
+    Ok(slot)
+}
+
+/// Upserts one message into a locked chat whose key holds `existing` (row now, or on SQLite
+/// with the commit; blob in memory, the caller writes it).
+async fn upsert_locked(
+    tx: &mut Tx,
+    chat: &mut Chat,
+    message: NewMessage,
+    existing: Slot,
+) -> Result<Message> {
     let kind = if existing.is_some() {
         ChangeKind::Updated
     } else {
         ChangeKind::Created
     };
     let message = message.into_stored(chat, existing.as_ref(), validate::now())?;
-    upsert_row(tx, &message).await?;
+    match tx.dialect() {
+        // SQLite's write lock is held from `BEGIN IMMEDIATE`: the key the probe found free
+        // or this chat's stays so, and the row can go with the blob's write.
+        Dialect::Sqlite => tx.execute_later(UPSERT, row_args(&message)).await?,
+        // PostgreSQL: another transaction may take the key meanwhile; the upsert says so.
+        Dialect::Postgres => upsert_row(tx, &message).await?,
+    }
     tx.announce(ChangeEvent::message(kind, &chat.user_id, &message));
     blob::upsert_message(&mut chat.chat, &message);
     chat.updated_at = chat.updated_at.max(message.updated_at);
@@ -533,8 +593,8 @@ impl MessageRepo for SqlStore {
     async fn upsert(&self, message: NewMessage) -> Result<Message> {
         let mut tx = self.begin("message", Mode::Write).await?;
         let mut chat = chats::lock(&mut tx, &message.chat_id).await?;
-        backfill(&mut tx, &mut chat).await?;
-        let message = upsert_locked(&mut tx, &mut chat, message).await?;
+        let slot = prepare_slot(&mut tx, &mut chat, &message).await?;
+        let message = upsert_locked(&mut tx, &mut chat, message, slot).await?;
         chats::write_blob(&mut tx, &chat).await?;
         tx.commit().await?;
         Ok(message)
@@ -546,7 +606,8 @@ impl MessageRepo for SqlStore {
         backfill(&mut tx, &mut chat).await?;
         let mut out = Vec::with_capacity(messages.len());
         for message in messages {
-            out.push(upsert_locked(&mut tx, &mut chat, message).await?);
+            let (slot, _) = probe(&mut tx, &chat, &message).await?;
+            out.push(upsert_locked(&mut tx, &mut chat, message, slot).await?);
         }
         chats::write_blob(&mut tx, &chat).await?;
         tx.commit().await?;
@@ -574,7 +635,7 @@ impl MessageRepo for SqlStore {
             .await?
         {
             Some(row) => Some(message_from_row(&row)?),
-            None if row_count(&mut tx, chat_id).await? == 0 => {
+            None if !has_rows(&mut tx, chat_id).await? => {
                 match tx.fetch_optional(CHAT, args![chat_id]).await? {
                     Some(row) => blob::readable_messages(&chat_from_row(&row)?)
                         .into_iter()

@@ -254,6 +254,63 @@ impl Dyn {
         self
     }
 
+    /// Appends the static statement `sql` (its `$N` placeholders numbered from 1) with its
+    /// `args`: every placeholder becomes a bound value in the order it is written, so that
+    /// several statements can follow one another in one `Dyn`. A placeholder without its
+    /// argument is refused rather than bound as NULL.
+    pub(crate) fn statement(&mut self, sql: &'static str, args: &[Arg]) -> Result<&mut Self> {
+        let bytes = sql.as_bytes();
+        let (mut quote, mut start, mut i) = (None, 0, 0);
+        while i < bytes.len() {
+            let b = bytes[i];
+            match quote {
+                Some(q) if b == q => quote = None,
+                Some(_) => {}
+                None if b == b'\'' || b == b'"' => quote = Some(b),
+                None if b == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                    let end = (i + 1..bytes.len())
+                        .find(|&k| !bytes[k].is_ascii_digit())
+                        .unwrap_or(bytes.len());
+                    let arg = sql[i + 1..end]
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|n| args.get(n.checked_sub(1)?))
+                        .ok_or_else(|| {
+                            chatstore_core::Error::backend_msg(format!(
+                                "placeholder {} of a statement has no argument",
+                                &sql[i..end]
+                            ))
+                        })?;
+                    self.sql(&sql[start..i]).bind(arg.clone());
+                    start = end;
+                    i = end;
+                    continue;
+                }
+                None => {}
+            }
+            i += 1;
+        }
+        self.sql(&sql[start..]);
+        Ok(self)
+    }
+
+    /// The number of values bound.
+    fn binds(&self) -> usize {
+        self.parts
+            .iter()
+            .filter(|p| matches!(p, Part::Bind(_)))
+            .count()
+    }
+
+    /// Appends `other` as the next statement (after a `;`).
+    fn then(&mut self, other: Dyn) {
+        if !self.parts.is_empty() {
+            self.sql("; ");
+        }
+        self.parts.extend(other.parts);
+        self.one_off |= other.one_off;
+    }
+
     fn builder<DB: Binder>(self) -> QueryBuilder<DB> {
         let mut qb = QueryBuilder::<DB>::new("");
         for part in self.parts {
@@ -810,6 +867,7 @@ impl Pool {
             changes: Vec::new(),
             local: None,
             prune,
+            later: Dyn::default(),
         })
     }
 
@@ -958,7 +1016,16 @@ pub(crate) struct Tx {
     local: Option<Arc<ChangeHub>>,
     /// The store's [`PruneClock`].
     prune: Arc<PruneClock>,
+    /// SQLite: writes whose outcome nothing reads before the commit ([`Tx::execute_later`]),
+    /// sent to SQLite's worker together before the next statement or at the commit. Each
+    /// statement is a round trip to that worker, which cost more than the statements
+    /// themselves in a tag change.
+    later: Dyn,
 }
+
+/// Most values [`Tx::execute_later`] gathers before it sends them (SQLite takes 32,766 in one
+/// statement; several statements share the count here).
+const MAX_LATER_BINDS: usize = 4_096;
 
 impl Tx {
     /// When this transaction's store prunes its recorded changes next.
@@ -975,6 +1042,7 @@ impl Tx {
 
     /// Runs a statement; returns the number of rows affected.
     pub(crate) async fn execute(&mut self, sql: Sql, args: Vec<Arg>) -> Result<u64> {
+        self.flush().await?;
         let out = async {
             match &mut self.inner {
                 TxInner::Sqlite(t) => sqlite_query(sql.text(Dialect::Sqlite), args)
@@ -993,6 +1061,7 @@ impl Tx {
 
     /// All rows of a statement.
     pub(crate) async fn fetch_all(&mut self, sql: Sql, args: Vec<Arg>) -> Result<Vec<Row>> {
+        self.flush().await?;
         let out = async {
             match &mut self.inner {
                 TxInner::Sqlite(t) => sqlite_query(sql.text(Dialect::Sqlite), args)
@@ -1011,6 +1080,7 @@ impl Tx {
 
     /// The first row of a statement, if any.
     pub(crate) async fn fetch_optional(&mut self, sql: Sql, args: Vec<Arg>) -> Result<Option<Row>> {
+        self.flush().await?;
         let out = async {
             match &mut self.inner {
                 TxInner::Sqlite(t) => sqlite_query(sql.text(Dialect::Sqlite), args)
@@ -1051,6 +1121,7 @@ impl Tx {
         &mut self,
         statement: Dyn,
     ) -> std::result::Result<Vec<Row>, sqlx::Error> {
+        self.try_flush().await?;
         let persistent = !statement.one_off;
         match &mut self.inner {
             TxInner::Sqlite(t) => {
@@ -1078,6 +1149,12 @@ impl Tx {
         &mut self,
         statement: Dyn,
     ) -> std::result::Result<u64, sqlx::Error> {
+        self.try_flush().await?;
+        self.run_dyn(statement).await
+    }
+
+    /// Runs a dynamic statement now (nothing gathered for later goes ahead of it).
+    async fn run_dyn(&mut self, statement: Dyn) -> std::result::Result<u64, sqlx::Error> {
         let persistent = !statement.one_off;
         match &mut self.inner {
             TxInner::Sqlite(t) => {
@@ -1109,6 +1186,7 @@ impl Tx {
 
     /// Runs a script of several statements (DDL).
     pub(crate) async fn execute_script(&mut self, script: &'static str) -> Result<()> {
+        self.flush().await?;
         let out = async {
             match &mut self.inner {
                 TxInner::Sqlite(t) => sqlx::raw_sql(script).execute(t.conn()?).await.map(|_| ()),
@@ -1142,9 +1220,29 @@ impl Tx {
         recorded: Sql,
         args: Vec<Arg>,
     ) -> Result<()> {
-        if self.dialect() == Dialect::Postgres
-            && let Some(values) = crate::changes::postgres_args(&self.changes)?
-        {
+        if self.dialect() == Dialect::Sqlite {
+            return self.execute(sql, args).await.map(drop);
+        }
+        self.execute_recorded(sql, recorded, args).await
+    }
+
+    /// [`Tx::execute_recording`] for a write whose failure may wait for the commit: on SQLite
+    /// it goes with [`Tx::execute_later`].
+    pub(crate) async fn execute_recording_later(
+        &mut self,
+        sql: Sql,
+        recorded: Sql,
+        args: Vec<Arg>,
+    ) -> Result<()> {
+        if self.dialect() == Dialect::Sqlite {
+            return self.execute_later(sql, args).await;
+        }
+        self.execute_recorded(sql, recorded, args).await
+    }
+
+    /// PostgreSQL's [`Tx::execute_recording`].
+    async fn execute_recorded(&mut self, sql: Sql, recorded: Sql, args: Vec<Arg>) -> Result<()> {
+        if let Some(values) = crate::changes::postgres_args(&self.changes)? {
             let mut args = args;
             args.extend(values);
             self.execute(recorded, args).await?;
@@ -1152,6 +1250,47 @@ impl Tx {
             return crate::changes::prune_if_due(self, &changes).await;
         }
         self.execute(sql, args).await.map(drop)
+    }
+
+    /// Runs a write whose outcome (rows affected) nobody reads. On SQLite it is gathered and
+    /// sent with the writes around it in one round trip to the worker: before the next
+    /// statement, or at the commit (with the changes recorded there), so that it runs in
+    /// the order written; an error it meets is then the later call's, within the same
+    /// transaction. PostgreSQL runs it now.
+    pub(crate) async fn execute_later(&mut self, sql: Sql, args: Vec<Arg>) -> Result<()> {
+        if self.dialect() == Dialect::Postgres {
+            return self.execute(sql, args).await.map(drop);
+        }
+        let mut statement = Dyn::default();
+        statement.statement(sql.text(Dialect::Sqlite), &args)?;
+        self.execute_dyn_later(statement).await
+    }
+
+    /// [`Tx::execute_later`] for a dynamic statement. One too large to gather (a batch's,
+    /// marked [`Dyn::one_off`]) first sends what is gathered, then runs by itself.
+    pub(crate) async fn execute_dyn_later(&mut self, statement: Dyn) -> Result<()> {
+        if self.dialect() == Dialect::Postgres || statement.one_off {
+            return self.execute_dyn(statement).await.map(drop);
+        }
+        if self.later.binds() + statement.binds() > MAX_LATER_BINDS {
+            self.flush().await?;
+        }
+        self.later.then(statement);
+        Ok(())
+    }
+
+    /// Sends the writes gathered by [`Tx::execute_later`], if any.
+    async fn flush(&mut self) -> Result<()> {
+        let entity = self.entity;
+        self.try_flush().await.map_err(|e| db_error(entity, e))
+    }
+
+    async fn try_flush(&mut self) -> std::result::Result<(), sqlx::Error> {
+        if self.later.parts.is_empty() {
+            return Ok(());
+        }
+        let later = std::mem::take(&mut self.later);
+        self.run_dyn(later).await.map(drop)
     }
 
     /// Commits: first, inside the transaction, records the changes catch-up cannot find by
@@ -1167,6 +1306,7 @@ impl Tx {
         if !changes.is_empty() {
             crate::changes::record(&mut self, &changes).await?;
         }
+        self.flush().await?;
         let publishing = Publishing {
             hub: self.local.take().filter(|_| !changes.is_empty()),
             changes,
@@ -1214,4 +1354,86 @@ async fn commit_inner(inner: TxInner, entity: &'static str) -> Result<()> {
         TxInner::Postgres(t, _) => t.commit().await,
     };
     out.map_err(|e| db_error(entity, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(sql: &'static str, args: &[Arg]) -> (String, Vec<Bound>) {
+        let mut d = Dyn::default();
+        d.statement(sql, args)
+            .expect("every placeholder has its argument");
+        d.render(Dialect::Sqlite)
+    }
+
+    #[test]
+    fn a_static_statement_binds_its_placeholders_in_the_order_written() {
+        let (sql, binds) = rendered(
+            "DELETE FROM tag WHERE id = $1 AND user_id = $2 AND instr(meta, '\"' || $1 || '\"') > 0",
+            &args!["t", "u"][..],
+        );
+        assert_eq!(
+            sql,
+            "DELETE FROM tag WHERE id = ? AND user_id = ? AND instr(meta, '\"' || ? || '\"') > 0"
+        );
+        let t = || Bound::Text(Some("t".into()));
+        assert_eq!(binds, vec![t(), Bound::Text(Some("u".into())), t()]);
+    }
+
+    #[test]
+    fn dollar_signs_in_quotes_are_text_not_placeholders() {
+        let (sql, binds) = rendered(
+            "SELECT json_extract(meta, '$.tags[0]') AS \"$2\" FROM chat WHERE id = $10 AND x = 'it''s $1'",
+            &(1..=10).map(|n| Arg::Int(Some(n))).collect::<Vec<_>>(),
+        );
+        assert_eq!(
+            sql,
+            "SELECT json_extract(meta, '$.tags[0]') AS \"$2\" FROM chat WHERE id = ? AND x = 'it''s $1'"
+        );
+        assert_eq!(binds, vec![Bound::Int(Some(10))]);
+    }
+
+    #[test]
+    fn a_placeholder_without_its_argument_is_refused() {
+        let mut d = Dyn::default();
+        let err = d
+            .statement("UPDATE chat SET meta = $2 WHERE id = $1", &args!["c"][..])
+            .map(drop)
+            .expect_err("$2 has no argument");
+        assert!(err.to_string().contains("$2"), "{err}");
+        let err = Dyn::default()
+            .statement("SELECT $0", &args!["c"][..])
+            .map(drop)
+            .expect_err("placeholders count from 1");
+        assert!(err.to_string().contains("$0"), "{err}");
+    }
+
+    #[test]
+    fn statements_gathered_for_later_follow_one_another() {
+        let mut later = Dyn::default();
+        let mut first = Dyn::default();
+        first
+            .statement(
+                "UPDATE chat SET meta = $2 WHERE id = $1",
+                &args!["c", "{}"][..],
+            )
+            .expect("every placeholder has its argument");
+        let mut second = Dyn::default();
+        second
+            .statement("DELETE FROM tag WHERE id = $1", &args!["t"][..])
+            .expect("every placeholder has its argument");
+        second.one_off();
+        later.then(first);
+        later.then(second);
+        assert_eq!(later.binds(), 3);
+        assert!(
+            later.one_off,
+            "one statement run once makes the whole run once"
+        );
+        assert_eq!(
+            later.render(Dialect::Sqlite).0,
+            "UPDATE chat SET meta = ? WHERE id = ?; DELETE FROM tag WHERE id = ?"
+        );
+    }
 }

@@ -261,12 +261,6 @@ const UPSERT_MESSAGE: &str = "INSERT INTO chat_message (id, chat_id, user_id, ro
      updated_at = excluded.updated_at, context_summary = excluded.context_summary, \
      meta = excluded.meta WHERE chat_message.chat_id = excluded.chat_id";
 
-const COUNT_MESSAGES: &str = "SELECT count(*) AS n FROM chat_message WHERE chat_id = $1";
-
-const GET_MESSAGE: &str = "SELECT id, chat_id, user_id, role, parent_id, content, output, \
-     model_id, files, sources, embeds, done, status_history, error, usage, created_at, \
-     updated_at, context_summary, meta FROM chat_message WHERE id = $1 AND chat_id = $2";
-
 const UPDATE_BLOB: &str =
     "UPDATE chat SET chat = $2, updated_at = $3, current_message_id = $4 WHERE id = $1";
 
@@ -822,8 +816,9 @@ impl RawBaseline for RawSqlx {
     async fn upsert_message(&self, fx: &Fixture, i: u64) -> Result<()> {
         // The adapter keeps Open WebUI's two copies in step: the `chat_message` row and the
         // chat blob's `history`. So does the baseline, with the same statements: the chat
-        // locked and read, its message count (the adapter's backfill check), the existing
-        // row, the row upserted, the blob rewritten. The message and blob edits are core's
+        // locked and read, the adapter's probe (whether the chat has message rows, its
+        // backfill check, and the row under the message's key), the row upserted, the blob
+        // rewritten, one statement each. The message and blob edits are core's
         // (`NewMessage::into_stored`, `blob::upsert_message`), as in the adapter.
         let message = fx.new_message(i);
         let key = message_key(&message.chat_id, &message.id);
@@ -840,25 +835,21 @@ impl RawBaseline for RawSqlx {
                 .await
                 .map_err(db("lock chat"))?;
             let mut chat = chat_of(row);
-            let count: i64 = sqlx::query(COUNT_MESSAGES)
+            let probe = sqlx::query(chatstore_sql::message_probe_sql())
+                .bind(key.as_str())
                 .bind(chat.id.as_str())
                 .fetch_one(&mut *tx)
                 .await
-                .and_then(|row| row.try_get("n"))
-                .map_err(db("count messages"))?;
-            if count == 0 {
+                .map_err(db("probe message"))?;
+            let has_rows: i64 = probe.try_get("has_rows").map_err(db("probe message"))?;
+            if has_rows == 0 {
                 return Err(Error::backend_msg(
                     "raw sqlx: a chat without message rows (the backfill is not written here)",
                 ));
             }
-            let existing = sqlx::query(GET_MESSAGE)
-                .bind(key.as_str())
-                .bind(chat.id.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db("get message"))?;
-            if existing.is_some() {
-                return Err(Error::backend_msg("raw sqlx: the fresh message exists"));
+            let holder: Option<String> = probe.try_get("chat_id").map_err(db("probe message"))?;
+            if holder.is_some() {
+                return Err(Error::backend_msg("raw sqlx: the fresh message's key is taken"));
             }
             let stored = message.into_stored(&chat, None, validate::now())?;
             upsert_message_row!(tx, &stored);
