@@ -614,16 +614,26 @@ enum Runner<'a> {
     Reference(&'a Store, Option<&'a Store>),
 }
 
-/// The untimed pause after every call of a store that works in the background (see
-/// [`measure_op`]): longer than a thread spins before it sleeps, so that every call starts
-/// with its store's threads asleep, as after a settled wait.
+/// The untimed pause after every call (see [`measure_op`]): longer than a thread spins
+/// before it sleeps, so that every call of every side starts with the process's threads
+/// asleep.
+///
+/// Without it, a call inherited whatever the previous call, often the other side's, left
+/// awake: on the 2-core benchmark machine raw sqlx's pool hands every connection back on a
+/// task of its own, which kept a second core awake for the adapter's next call or not, and a
+/// woken sleeping core costs tens of microseconds per hand-off to SQLite's worker thread.
+/// Measured with SQLite's upsert message, the same statements on both sides: 482 µs adapter
+/// against 326 µs raw back to back; 450 against 511 with the adapter's kept connection
+/// switched off (the cost moved to whichever side followed); 294 against 293 with the
+/// process on one core, 344 against 334 with the second core kept busy, 504 against 466
+/// with this gap (`benches/README.md`, "Every call starts idle").
 const IDLE_GAP: Duration = Duration::from_millis(2);
 
 /// Times `op` on the store under test, its raw baseline and its references, their samples
 /// interleaved in [`balanced_order`], each side's `i`-th sample on the same input. When the
 /// store under test works in the background (the router's shadow reads), that work is
-/// settled (untimed) after every call of any side, and the next call of any side starts after
-/// the same [`IDLE_GAP`].
+/// settled (untimed) after every call of any side; then the next call of any side starts
+/// after the same [`IDLE_GAP`].
 #[allow(clippy::too_many_arguments)]
 async fn measure_op(
     store: &Store,
@@ -711,13 +721,13 @@ async fn measure_op(
         };
         sides[s].record(result, t.elapsed(), timed);
         if let Some(settle) = settle {
-            // The store under test's background work is waited for, then every side's next
-            // call, whichever side made this one, starts after the same idle gap: otherwise a
-            // reference call that follows itself would find its threads awake, and a routed
-            // call, which always follows a settled wait, never would.
+            // The store under test's background work is waited for: a routed call's shadow
+            // read must not run into the next call.
             settle().await;
-            tokio::time::sleep(IDLE_GAP).await;
         }
+        // Every side's next call, whichever side made this one, starts after the same idle
+        // gap: otherwise it would find awake whatever this call left awake (see IDLE_GAP).
+        tokio::time::sleep(IDLE_GAP).await;
         if timed {
             bar.inc(1);
         }
