@@ -267,6 +267,12 @@ impl Dyn {
                 Some(q) if b == q => quote = None,
                 Some(_) => {}
                 None if b == b'\'' || b == b'"' => quote = Some(b),
+                // Only `$N` is renumbered: a `?` would bind out of order.
+                None if b == b'?' => {
+                    return Err(chatstore_core::Error::backend_msg(
+                        "a statement gathered with others writes its placeholders as $N, not ?",
+                    ));
+                }
                 None if b == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
                     let end = (i + 1..bytes.len())
                         .find(|&k| !bytes[k].is_ascii_digit())
@@ -1407,6 +1413,11 @@ mod tests {
             .map(drop)
             .expect_err("placeholders count from 1");
         assert!(err.to_string().contains("$0"), "{err}");
+        Dyn::default()
+            .statement("SELECT ?", &args!["c"][..])
+            .map(drop)
+            .expect_err("a ? placeholder is not renumbered");
+        rendered("SELECT '?' AS \"?\"", &[]);
     }
 
     #[test]
