@@ -25,7 +25,9 @@ use chatstore_core::{
 };
 use serde_json::{Map, Value};
 
-use crate::pool::{Arg, Dialect, Dyn, List, Mode, Row, Sql, Tx, args, cursor, page_args, storable};
+use crate::pool::{
+    Arg, Dialect, Dyn, List, Mode, Row, Sql, Tx, When, args, cursor, page_args, storable,
+};
 use crate::{SqlStore, json, messages};
 
 macro_rules! chat_columns {
@@ -381,7 +383,8 @@ async fn lock_owners(tx: &mut Tx, chats: &[NewChat]) -> Result<()> {
 
 /// Writes the blob, `updated_at` and `current_message_id` of a chat (after message changes).
 pub(crate) async fn write_blob(tx: &mut Tx, chat: &Chat) -> Result<()> {
-    tx.execute_recording_later(
+    tx.execute_recording(
+        When::Later,
         UPDATE_BLOB,
         UPDATE_BLOB_RECORDED,
         args![
@@ -475,6 +478,7 @@ async fn insert(tx: &mut Tx, chat: NewChat) -> Result<Chat> {
     // fewer at commit); nothing is notified unless the transaction commits.
     tx.announce(ChangeEvent::chat(ChangeKind::Created, &chat, &[]));
     tx.execute_recording(
+        When::Now,
         INSERT,
         INSERT_RECORDED,
         args![
@@ -691,7 +695,8 @@ async fn set_locked_tags(
         &chat,
         &[field::TAGS],
     ));
-    tx.execute_recording_later(
+    tx.execute_recording(
+        When::Later,
         UPDATE_META,
         UPDATE_META_RECORDED,
         args![chat.id.as_str(), meta_arg(&chat)],
@@ -1057,6 +1062,7 @@ impl ChatRepo for SqlStore {
             &patch_fields(&patch),
         ));
         tx.execute_recording(
+            When::Now,
             UPDATE,
             UPDATE_RECORDED,
             args![

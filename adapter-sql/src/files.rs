@@ -38,7 +38,7 @@ use chatstore_core::{
 use serde_json::{Value, json};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
-use crate::pool::{Arg, Mode, Row, Sql, Tx, args, cursor, page_args, storable};
+use crate::pool::{Arg, Mode, Row, Sql, Tx, When, args, cursor, page_args, storable};
 use crate::{SqlStore, json};
 
 macro_rules! file_columns {
@@ -186,6 +186,7 @@ async fn insert_row(tx: &mut Tx, meta: &FileMeta, path: &Path) -> Result<()> {
     // Announced first, so that the feed's statement rides on the insert (PostgreSQL).
     tx.announce(ChangeEvent::file(ChangeKind::Created, meta));
     tx.execute_recording(
+        When::Now,
         INSERT,
         INSERT_RECORDED,
         args![

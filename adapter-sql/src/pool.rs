@@ -1029,6 +1029,15 @@ pub(crate) struct Tx {
     later: Dyn,
 }
 
+/// When a write must have run: before the call goes on, or (SQLite) by the commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum When {
+    /// Its error, such as a taken key, must come before anything else happens.
+    Now,
+    /// Nothing reads its outcome; its error may fail the call later (see [`Tx::execute_later`]).
+    Later,
+}
+
 /// Most values [`Tx::execute_later`] gathers before it sends them (SQLite takes 32,766 in one
 /// statement; several statements share the count here).
 const MAX_LATER_BINDS: usize = 4_096;
@@ -1219,31 +1228,21 @@ impl Tx {
     /// Runs the write `sql`, or on PostgreSQL, when the transaction has announced changes,
     /// `recorded`: the same write followed in the same statement by those changes recorded and
     /// notified (`changes::record_and_notify!`, its values after `args`), which saves the
-    /// commit a round trip. The changes count as recorded once it has run.
+    /// commit a round trip. The changes count as recorded once it has run. On SQLite a write
+    /// whose failure may wait for the commit ([`When::Later`]) goes with
+    /// [`Tx::execute_later`].
     pub(crate) async fn execute_recording(
         &mut self,
+        when: When,
         sql: Sql,
         recorded: Sql,
         args: Vec<Arg>,
     ) -> Result<()> {
-        if self.dialect() == Dialect::Sqlite {
-            return self.execute(sql, args).await.map(drop);
+        match (self.dialect(), when) {
+            (Dialect::Sqlite, When::Now) => self.execute(sql, args).await.map(drop),
+            (Dialect::Sqlite, When::Later) => self.execute_later(sql, args).await,
+            (Dialect::Postgres, _) => self.execute_recorded(sql, recorded, args).await,
         }
-        self.execute_recorded(sql, recorded, args).await
-    }
-
-    /// [`Tx::execute_recording`] for a write whose failure may wait for the commit: on SQLite
-    /// it goes with [`Tx::execute_later`].
-    pub(crate) async fn execute_recording_later(
-        &mut self,
-        sql: Sql,
-        recorded: Sql,
-        args: Vec<Arg>,
-    ) -> Result<()> {
-        if self.dialect() == Dialect::Sqlite {
-            return self.execute_later(sql, args).await;
-        }
-        self.execute_recorded(sql, recorded, args).await
     }
 
     /// PostgreSQL's [`Tx::execute_recording`].

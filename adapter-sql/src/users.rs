@@ -13,7 +13,7 @@ use chatstore_core::{
 
 use std::collections::HashSet;
 
-use crate::pool::{Arg, Dyn, List, Mode, Row, Sql, Tx, args, cursor, page_args, storable};
+use crate::pool::{Arg, Dyn, List, Mode, Row, Sql, Tx, When, args, cursor, page_args, storable};
 use crate::{SqlStore, json};
 
 macro_rules! user_columns {
@@ -236,6 +236,7 @@ async fn insert(tx: &mut Tx, user: NewUser) -> Result<User> {
     // (PostgreSQL).
     tx.announce(ChangeEvent::user(ChangeKind::Created, &user));
     tx.execute_recording(
+        When::Now,
         INSERT_AUTH,
         INSERT_AUTH_RECORDED,
         args![user.id.as_str(), user.email.as_str(), validate::new_id(),],
@@ -418,6 +419,7 @@ impl UserRepo for SqlStore {
         // Announced first, so that the feed's statement rides on the update (PostgreSQL).
         tx.announce(ChangeEvent::user(ChangeKind::Updated, &user));
         tx.execute_recording(
+            When::Now,
             UPDATE,
             UPDATE_RECORDED,
             args![
