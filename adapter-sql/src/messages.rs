@@ -93,16 +93,28 @@ const LIST: Sql = Sql::both(concat!(
     " FROM chat_message WHERE chat_id = $1"
 ));
 
-/// 1 when chat `$1` has a message row, else 0: one index entry read, however long the chat.
-const HAS_ROWS: Sql = Sql::both(
-    "SELECT count(*) AS n FROM (SELECT 1 FROM chat_message WHERE chat_id = $1 LIMIT 1) AS r",
-);
+/// 1 when the chat bound as `$chat` has a message row, else 0: one index entry read, however
+/// long the chat.
+macro_rules! has_rows_of {
+    ($chat:literal) => {
+        concat!(
+            "(SELECT count(*) FROM (SELECT 1 FROM chat_message WHERE chat_id = ",
+            $chat,
+            " LIMIT 1) AS r)"
+        )
+    };
+}
+
+/// [`has_rows_of!`] chat `$1`, as `n`.
+const HAS_ROWS: Sql = Sql::both(concat!("SELECT ", has_rows_of!("$1"), " AS n"));
 
 /// Before a message is written: the row under its key `$1`, whichever chat it belongs to
-/// (all columns NULL when there is none), and [`HAS_ROWS`] of its chat `$2`, in one round trip.
+/// (all columns NULL when there is none), and [`has_rows_of!`] its chat `$2`, in one round
+/// trip.
 const PROBE: Sql = Sql::both(concat!(
-    "SELECT (SELECT count(*) FROM (SELECT 1 FROM chat_message WHERE chat_id = $2 LIMIT 1) AS r) \
-     AS has_rows, ",
+    "SELECT ",
+    has_rows_of!("$2"),
+    " AS has_rows, ",
     message_columns!(),
     " FROM (SELECT 1 AS one) AS o LEFT JOIN chat_message ON chat_message.id = $1"
 ));
@@ -396,7 +408,7 @@ pub fn message_probe_sql() -> &'static str {
     PROBE.text(crate::Dialect::Sqlite)
 }
 
-/// Whether the chat has a message row (see [`HAS_ROWS`]).
+/// Whether the chat has a message row (see [`has_rows_of!`]).
 async fn has_rows(tx: &mut Tx, chat_id: &str) -> Result<bool> {
     Ok(tx.fetch_one(HAS_ROWS, args![chat_id]).await?.int("n")? > 0)
 }

@@ -29,13 +29,25 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A SQLite database URL in `dir`, and a file `name` there of `len` bytes (`i * step % 251`):
+/// the URL, the file's path and its bytes.
+fn sqlite_and_source(
+    dir: &tempfile::TempDir,
+    name: &str,
+    len: u32,
+    step: u32,
+) -> (String, std::path::PathBuf, Vec<u8>) {
+    let url = format!("sqlite://{}", dir.path().join("webui.db").display());
+    let source = dir.path().join(name);
+    let bytes: Vec<u8> = (0..len).map(|i| (i * step % 251) as u8).collect();
+    std::fs::write(&source, &bytes).expect("write the source file");
+    (url, source, bytes)
+}
+
 #[test]
 fn files_put_get_url_and_ls_stream_through_the_store() {
     let dir = tempfile::tempdir().expect("temp folder");
-    let url = format!("sqlite://{}", dir.path().join("webui.db").display());
-    let source = dir.path().join("Quarterly report.pdf");
-    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 13 % 251) as u8).collect();
-    std::fs::write(&source, &bytes).expect("write the source file");
+    let (url, source, bytes) = sqlite_and_source(&dir, "Quarterly report.pdf", 3_000_000, 13);
     let src = source.to_str().expect("utf-8 path");
 
     let id = stdout(&chatstore(
@@ -195,10 +207,7 @@ fn files_put_get_url_and_ls_work_on_pocketbase() {
 #[test]
 fn downloads_to_one_out_never_share_a_temporary_file() {
     let dir = tempfile::tempdir().expect("temp folder");
-    let url = format!("sqlite://{}", dir.path().join("webui.db").display());
-    let source = dir.path().join("notes.bin");
-    let bytes: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    std::fs::write(&source, &bytes).expect("write the source file");
+    let (url, source, bytes) = sqlite_and_source(&dir, "notes.bin", 2_000_000, 7);
     let id = stdout(&chatstore(
         &[
             "files",

@@ -633,9 +633,116 @@ async fn a_refused_vector_is_set_aside_and_the_other_collections_arrive() {
     assert_eq!(squatted.len(), 1);
 }
 
+/// What a test changes about a vector repository; every hook passes the call through unless
+/// a test's type says otherwise ([`Hooked`] applies them).
+#[async_trait::async_trait]
+trait Hooks: Send + Sync + 'static {
+    /// Before a write naming these collections.
+    async fn before_write(&self, _collections: &[&str]) -> chatstore_core::Result<()> {
+        Ok(())
+    }
+    /// Before a scan of `collection`.
+    async fn before_scan(&self, _collection: &str) -> chatstore_core::Result<()> {
+        Ok(())
+    }
+    /// The items a query, get or scan read.
+    fn read(&self, items: Vec<VectorItem>) -> Vec<VectorItem> {
+        items
+    }
+    /// Whether a scan's first page is the whole collection (a later page is empty).
+    fn one_page(&self) -> bool {
+        false
+    }
+}
+
+/// A vector repository with a test's [`Hooks`] around `inner`.
+struct Hooked<H> {
+    inner: std::sync::Arc<dyn VectorRepo>,
+    hooks: H,
+}
+
+impl<H: Hooks> Hooked<H> {
+    fn new(inner: std::sync::Arc<dyn VectorRepo>, hooks: H) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Hooked { inner, hooks })
+    }
+}
+
+#[async_trait::async_trait]
+impl<H: Hooks> VectorRepo for Hooked<H> {
+    async fn has_collection(&self, name: &str) -> chatstore_core::Result<bool> {
+        self.inner.has_collection(name).await
+    }
+    async fn delete_collection(&self, name: &str) -> chatstore_core::Result<()> {
+        self.inner.delete_collection(name).await
+    }
+    async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> chatstore_core::Result<()> {
+        self.hooks.before_write(&[collection]).await?;
+        self.inner.insert(collection, items).await
+    }
+    async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> chatstore_core::Result<()> {
+        self.hooks.before_write(&[collection]).await?;
+        self.inner.upsert(collection, items).await
+    }
+    async fn upsert_many(&self, entries: Vec<CollectionItems>) -> chatstore_core::Result<()> {
+        let names: Vec<&str> = entries.iter().map(|(c, _)| c.as_str()).collect();
+        self.hooks.before_write(&names).await?;
+        self.inner.upsert_many(entries).await
+    }
+    async fn search(
+        &self,
+        collection: &str,
+        vectors: &[Vec<f32>],
+        filter: Option<&VectorFilter>,
+        limit: u32,
+    ) -> chatstore_core::Result<Vec<Vec<SearchHit>>> {
+        self.inner.search(collection, vectors, filter, limit).await
+    }
+    async fn query(
+        &self,
+        collection: &str,
+        filter: &VectorFilter,
+        limit: Option<u32>,
+    ) -> chatstore_core::Result<Vec<VectorItem>> {
+        Ok(self
+            .hooks
+            .read(self.inner.query(collection, filter, limit).await?))
+    }
+    async fn get(&self, collection: &str) -> chatstore_core::Result<Vec<VectorItem>> {
+        Ok(self.hooks.read(self.inner.get(collection).await?))
+    }
+    async fn delete(
+        &self,
+        collection: &str,
+        ids: Option<&[String]>,
+        filter: Option<&VectorFilter>,
+    ) -> chatstore_core::Result<u64> {
+        self.inner.delete(collection, ids, filter).await
+    }
+    async fn reset(&self) -> chatstore_core::Result<()> {
+        self.inner.reset().await
+    }
+    async fn collections(&self) -> chatstore_core::Result<Vec<String>> {
+        self.inner.collections().await
+    }
+    async fn scan(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> chatstore_core::Result<Vec<VectorItem>> {
+        self.hooks.before_scan(collection).await?;
+        if self.hooks.one_page() && after.is_some() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .hooks
+            .read(self.inner.scan(collection, after, limit).await?))
+    }
+}
+
 /// A source whose ids are unique per collection only (Chroma's own rule, `IdScope::Collection`):
 /// the memory store's items, their ids read without the text up to the first `__`.
-struct PerCollectionIds(std::sync::Arc<dyn VectorRepo>);
+struct PerCollectionIds;
 
 fn per_collection(items: Vec<VectorItem>) -> Vec<VectorItem> {
     items
@@ -649,67 +756,13 @@ fn per_collection(items: Vec<VectorItem>) -> Vec<VectorItem> {
         .collect()
 }
 
-#[async_trait::async_trait]
-impl VectorRepo for PerCollectionIds {
-    async fn has_collection(&self, name: &str) -> chatstore_core::Result<bool> {
-        self.0.has_collection(name).await
+impl Hooks for PerCollectionIds {
+    fn read(&self, items: Vec<VectorItem>) -> Vec<VectorItem> {
+        per_collection(items)
     }
-    async fn delete_collection(&self, name: &str) -> chatstore_core::Result<()> {
-        self.0.delete_collection(name).await
-    }
-    async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> chatstore_core::Result<()> {
-        self.0.insert(collection, items).await
-    }
-    async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> chatstore_core::Result<()> {
-        self.0.upsert(collection, items).await
-    }
-    async fn search(
-        &self,
-        collection: &str,
-        vectors: &[Vec<f32>],
-        filter: Option<&VectorFilter>,
-        limit: u32,
-    ) -> chatstore_core::Result<Vec<Vec<SearchHit>>> {
-        self.0.search(collection, vectors, filter, limit).await
-    }
-    async fn query(
-        &self,
-        collection: &str,
-        filter: &VectorFilter,
-        limit: Option<u32>,
-    ) -> chatstore_core::Result<Vec<VectorItem>> {
-        Ok(per_collection(
-            self.0.query(collection, filter, limit).await?,
-        ))
-    }
-    async fn get(&self, collection: &str) -> chatstore_core::Result<Vec<VectorItem>> {
-        Ok(per_collection(self.0.get(collection).await?))
-    }
-    async fn delete(
-        &self,
-        collection: &str,
-        ids: Option<&[String]>,
-        filter: Option<&VectorFilter>,
-    ) -> chatstore_core::Result<u64> {
-        self.0.delete(collection, ids, filter).await
-    }
-    async fn reset(&self) -> chatstore_core::Result<()> {
-        self.0.reset().await
-    }
-    async fn collections(&self) -> chatstore_core::Result<Vec<String>> {
-        self.0.collections().await
-    }
-    async fn scan(
-        &self,
-        collection: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> chatstore_core::Result<Vec<VectorItem>> {
-        // One item per collection: the first page is the whole collection.
-        if after.is_some() {
-            return Ok(Vec::new());
-        }
-        Ok(per_collection(self.0.scan(collection, None, limit).await?))
+    // One item per collection: the first page is the whole collection.
+    fn one_page(&self) -> bool {
+        true
     }
 }
 
@@ -742,7 +795,7 @@ async fn refused_vectors_with_one_id_in_two_collections_are_each_set_aside() {
             .expect("squatter");
     }
     let mut parts = memory_source.parts();
-    parts.vectors = std::sync::Arc::new(PerCollectionIds(parts.vectors.clone()));
+    parts.vectors = Hooked::new(parts.vectors.clone(), PerCollectionIds);
     let source = Store::new("per-collection", memory_source.capabilities(), parts);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut o = options(&dir);
@@ -786,7 +839,7 @@ async fn per_collection_source(collections: &[(&str, &[&str])]) -> Store {
             .expect("seed vectors");
     }
     let mut parts = memory_source.parts();
-    parts.vectors = std::sync::Arc::new(PerCollectionIds(parts.vectors.clone()));
+    parts.vectors = Hooked::new(parts.vectors.clone(), PerCollectionIds);
     Store::new("per-collection", memory_source.capabilities(), parts)
 }
 
@@ -849,23 +902,9 @@ async fn an_id_in_two_source_collections_is_set_aside_not_moved() {
     // Killed after file-1 was written and before file-2 was: the resumed run still knows that
     // file-1 holds x.
     let source = per_collection_source(&[("file-1", &["x", "y"]), ("file-2", &["x", "z"])]).await;
-    let memory_target = memory::store();
-    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let mut parts = memory_target.parts();
-    parts.vectors = std::sync::Arc::new(Stalling {
-        inner: parts.vectors.clone(),
-        failing: failing.clone(),
-    });
-    let target = Store::new("stalling", memory_target.capabilities(), parts);
+    let (memory_target, target, failing) = stalling_target();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut o = options(&dir);
-    o.groups = vec![ModelGroup::Vectors];
-    o.batch_size = 2;
-    let failed = Migration::new(&source, &target, o.clone(), &Silent)
-        .run()
-        .await
-        .expect_err("file-2 cannot be written");
-    assert!(failed.is_retryable(), "{failed}");
+    let o = run_until_file_2_fails(&source, &target, &dir).await;
     assert_eq!(held(&memory_target, "file-1").await.len(), 2);
     failing.store(false, Ordering::SeqCst);
     let summary = Migration::new(&source, &target, o, &Silent)
@@ -887,15 +926,50 @@ async fn an_id_in_two_source_collections_is_set_aside_not_moved() {
     );
 }
 
+/// A memory store and the target over it whose writes naming `file-2` fail ([`Stalling`])
+/// until the flag is cleared.
+fn stalling_target() -> (Store, Store, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let memory_target = memory::store();
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut parts = memory_target.parts();
+    parts.vectors = Hooked::new(
+        parts.vectors.clone(),
+        Stalling {
+            failing: failing.clone(),
+        },
+    );
+    let target = Store::new("stalling", memory_target.capabilities(), parts);
+    (memory_target, target, failing)
+}
+
+/// Migrates the vectors of `source` into a [`stalling_target`], one collection per write
+/// (batches of 2 items), so that file-2's write fails while the next one runs beside it; the
+/// run fails retryably. Returns its options, for the resumed run.
+async fn run_until_file_2_fails(
+    source: &Store,
+    target: &Store,
+    dir: &tempfile::TempDir,
+) -> MigrateOptions {
+    let mut o = options(dir);
+    o.groups = vec![ModelGroup::Vectors];
+    o.batch_size = 2;
+    let failed = Migration::new(source, target, o.clone(), &Silent)
+        .run()
+        .await
+        .expect_err("file-2 cannot be written");
+    assert!(failed.is_retryable(), "{failed}");
+    o
+}
+
 /// A target whose writes naming `file-2` wait a moment, then fail as unavailable while
-/// `failing` is set; every other call goes to `inner`.
+/// `failing` is set.
 struct Stalling {
-    inner: std::sync::Arc<dyn VectorRepo>,
     failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl Stalling {
-    async fn gate(&self, collections: &[&str]) -> chatstore_core::Result<()> {
+#[async_trait::async_trait]
+impl Hooks for Stalling {
+    async fn before_write(&self, collections: &[&str]) -> chatstore_core::Result<()> {
         if collections.contains(&"file-2") && self.failing.load(Ordering::SeqCst) {
             tokio::time::sleep(std::time::Duration::from_millis(30)).await;
             return Err(Error::unavailable(
@@ -904,71 +978,6 @@ impl Stalling {
             ));
         }
         Ok(())
-    }
-}
-
-#[async_trait::async_trait]
-impl VectorRepo for Stalling {
-    async fn has_collection(&self, name: &str) -> chatstore_core::Result<bool> {
-        self.inner.has_collection(name).await
-    }
-    async fn delete_collection(&self, name: &str) -> chatstore_core::Result<()> {
-        self.inner.delete_collection(name).await
-    }
-    async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> chatstore_core::Result<()> {
-        self.gate(&[collection]).await?;
-        self.inner.insert(collection, items).await
-    }
-    async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> chatstore_core::Result<()> {
-        self.gate(&[collection]).await?;
-        self.inner.upsert(collection, items).await
-    }
-    async fn upsert_many(&self, entries: Vec<CollectionItems>) -> chatstore_core::Result<()> {
-        let names: Vec<&str> = entries.iter().map(|(c, _)| c.as_str()).collect();
-        self.gate(&names).await?;
-        self.inner.upsert_many(entries).await
-    }
-    async fn search(
-        &self,
-        collection: &str,
-        vectors: &[Vec<f32>],
-        filter: Option<&VectorFilter>,
-        limit: u32,
-    ) -> chatstore_core::Result<Vec<Vec<SearchHit>>> {
-        self.inner.search(collection, vectors, filter, limit).await
-    }
-    async fn query(
-        &self,
-        collection: &str,
-        filter: &VectorFilter,
-        limit: Option<u32>,
-    ) -> chatstore_core::Result<Vec<VectorItem>> {
-        self.inner.query(collection, filter, limit).await
-    }
-    async fn get(&self, collection: &str) -> chatstore_core::Result<Vec<VectorItem>> {
-        self.inner.get(collection).await
-    }
-    async fn delete(
-        &self,
-        collection: &str,
-        ids: Option<&[String]>,
-        filter: Option<&VectorFilter>,
-    ) -> chatstore_core::Result<u64> {
-        self.inner.delete(collection, ids, filter).await
-    }
-    async fn reset(&self) -> chatstore_core::Result<()> {
-        self.inner.reset().await
-    }
-    async fn collections(&self) -> chatstore_core::Result<Vec<String>> {
-        self.inner.collections().await
-    }
-    async fn scan(
-        &self,
-        collection: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> chatstore_core::Result<Vec<VectorItem>> {
-        self.inner.scan(collection, after, limit).await
     }
 }
 
@@ -993,25 +1002,9 @@ async fn a_write_failing_beside_a_committed_later_one_is_not_skipped_on_resume()
             .await
             .expect("seed vectors");
     }
-    let memory_target = memory::store();
-    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let mut parts = memory_target.parts();
-    parts.vectors = std::sync::Arc::new(Stalling {
-        inner: parts.vectors.clone(),
-        failing: failing.clone(),
-    });
-    let target = Store::new("stalling", memory_target.capabilities(), parts);
-
+    let (memory_target, target, failing) = stalling_target();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut o = options(&dir);
-    o.groups = vec![ModelGroup::Vectors];
-    // One collection per write: file-2's write fails while file-3's runs beside it.
-    o.batch_size = 2;
-    let failed = Migration::new(&source, &target, o.clone(), &Silent)
-        .run()
-        .await
-        .expect_err("file-2 cannot be written");
-    assert!(failed.is_retryable(), "{failed}");
+    let o = run_until_file_2_fails(&source, &target, &dir).await;
     let written = memory_target.vectors.collections().await.expect("list");
     assert!(
         written.contains(&"file-3".to_owned()),
@@ -1035,73 +1028,35 @@ async fn a_write_failing_beside_a_committed_later_one_is_not_skipped_on_resume()
 }
 
 /// A source whose scans are counted and whose scans of collection `bbb` fail with `error`
-/// when one is given (every other call goes to `inner`): a collection the source lists and
-/// cannot read.
+/// when one is given: a collection the source lists and cannot read.
 struct ScanWatch {
-    inner: std::sync::Arc<dyn VectorRepo>,
     error: Option<fn() -> Error>,
     scans: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
-impl VectorRepo for ScanWatch {
-    async fn has_collection(&self, name: &str) -> chatstore_core::Result<bool> {
-        self.inner.has_collection(name).await
-    }
-    async fn delete_collection(&self, name: &str) -> chatstore_core::Result<()> {
-        self.inner.delete_collection(name).await
-    }
-    async fn insert(&self, collection: &str, items: Vec<VectorItem>) -> chatstore_core::Result<()> {
-        self.inner.insert(collection, items).await
-    }
-    async fn upsert(&self, collection: &str, items: Vec<VectorItem>) -> chatstore_core::Result<()> {
-        self.inner.upsert(collection, items).await
-    }
-    async fn search(
-        &self,
-        collection: &str,
-        vectors: &[Vec<f32>],
-        filter: Option<&VectorFilter>,
-        limit: u32,
-    ) -> chatstore_core::Result<Vec<Vec<SearchHit>>> {
-        self.inner.search(collection, vectors, filter, limit).await
-    }
-    async fn query(
-        &self,
-        collection: &str,
-        filter: &VectorFilter,
-        limit: Option<u32>,
-    ) -> chatstore_core::Result<Vec<VectorItem>> {
-        self.inner.query(collection, filter, limit).await
-    }
-    async fn get(&self, collection: &str) -> chatstore_core::Result<Vec<VectorItem>> {
-        self.inner.get(collection).await
-    }
-    async fn delete(
-        &self,
-        collection: &str,
-        ids: Option<&[String]>,
-        filter: Option<&VectorFilter>,
-    ) -> chatstore_core::Result<u64> {
-        self.inner.delete(collection, ids, filter).await
-    }
-    async fn reset(&self) -> chatstore_core::Result<()> {
-        self.inner.reset().await
-    }
-    async fn collections(&self) -> chatstore_core::Result<Vec<String>> {
-        self.inner.collections().await
-    }
-    async fn scan(
-        &self,
-        collection: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> chatstore_core::Result<Vec<VectorItem>> {
+impl Hooks for ScanWatch {
+    async fn before_scan(&self, collection: &str) -> chatstore_core::Result<()> {
         self.scans.fetch_add(1, Ordering::SeqCst);
-        if let (Some(error), "bbb") = (self.error, collection) {
-            return Err(error());
+        match (self.error, collection) {
+            (Some(error), "bbb") => Err(error()),
+            _ => Ok(()),
         }
-        self.inner.scan(collection, after, limit).await
+    }
+}
+
+/// Inserts `per` chunks `{collection}-{k}` into each of `collections`.
+async fn seed_vectors(store: &Store, collections: &[&str], per: usize) {
+    for c in collections {
+        let items = (0..per)
+            .map(|k| VectorItem {
+                id: format!("{c}-{k}"),
+                text: format!("chunk {k} of {c}"),
+                vector: vec![1.0, k as f32],
+                metadata: serde_json::Map::new(),
+            })
+            .collect();
+        store.vectors.insert(c, items).await.expect("seed vectors");
     }
 }
 
@@ -1116,27 +1071,15 @@ async fn one_unreadable_collection_does_not_stop_the_rest() {
         || Error::unavailable("the collection times out", std::io::Error::other("timeout"));
     for error in [refused, unavailable] {
         let memory_source = memory::store();
-        for c in ["aaa", "bbb", "zzz"] {
-            let items = (0..3)
-                .map(|k| VectorItem {
-                    id: format!("{c}-{k}"),
-                    text: format!("chunk {k} of {c}"),
-                    vector: vec![1.0, k as f32],
-                    metadata: serde_json::Map::new(),
-                })
-                .collect();
-            memory_source
-                .vectors
-                .insert(c, items)
-                .await
-                .expect("seed vectors");
-        }
+        seed_vectors(&memory_source, &["aaa", "bbb", "zzz"], 3).await;
         let mut parts = memory_source.parts();
-        parts.vectors = std::sync::Arc::new(ScanWatch {
-            inner: parts.vectors.clone(),
-            error: Some(error),
-            scans: Default::default(),
-        });
+        parts.vectors = Hooked::new(
+            parts.vectors.clone(),
+            ScanWatch {
+                error: Some(error),
+                scans: Default::default(),
+            },
+        );
         let source = Store::new("unreadable", memory_source.capabilities(), parts);
         let target = memory::store();
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1199,27 +1142,15 @@ async fn a_progress_total_does_not_read_the_vectors_twice() {
         let user = NewUser::new(format!("u{i}@example.com"), "User").with_id(format!("u{i}"));
         memory_source.users.create(user).await.expect("user");
     }
-    for c in ["file-1", "file-2", "file-3"] {
-        let items = (0..2)
-            .map(|k| VectorItem {
-                id: format!("{c}-{k}"),
-                text: format!("chunk {k} of {c}"),
-                vector: vec![1.0, k as f32],
-                metadata: serde_json::Map::new(),
-            })
-            .collect();
-        memory_source
-            .vectors
-            .insert(c, items)
-            .await
-            .expect("seed vectors");
-    }
+    seed_vectors(&memory_source, &["file-1", "file-2", "file-3"], 2).await;
     let mut parts = memory_source.parts();
-    let watch = std::sync::Arc::new(ScanWatch {
-        inner: parts.vectors.clone(),
-        error: None,
-        scans: Default::default(),
-    });
+    let watch = Hooked::new(
+        parts.vectors.clone(),
+        ScanWatch {
+            error: None,
+            scans: Default::default(),
+        },
+    );
     parts.vectors = watch.clone();
     let source = Store::new("watched", memory_source.capabilities(), parts);
     let target = memory::store();
@@ -1234,7 +1165,7 @@ async fn a_progress_total_does_not_read_the_vectors_twice() {
     assert_eq!(summary.dead_letters, 0, "{summary:?}");
     assert_eq!(target.vectors.collections().await.expect("list").len(), 3);
     // One page of each two-item collection (a page shorter than the batch is the last).
-    assert_eq!(watch.scans.load(Ordering::SeqCst), 3);
+    assert_eq!(watch.hooks.scans.load(Ordering::SeqCst), 3);
     let totals = totals.0.lock().expect("totals").clone();
     assert_eq!(
         totals,
