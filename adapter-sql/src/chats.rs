@@ -841,17 +841,22 @@ impl SqlStore {
         let tag_ids = query.tag_ids();
         let dialect = self.dialect();
         let wanted = query.title.as_ref().map(|t| t.to_lowercase());
-        if wanted.is_none() && !with_total {
+        if wanted.is_none() {
             // One statement sees one snapshot by itself: no transaction, two round trips
-            // fewer (`BEGIN`, `COMMIT`).
-            let items = self
+            // fewer (`BEGIN`, `COMMIT`). The total rides on every row of the page; an empty
+            // page has no row to carry it, and falls through to the count in a transaction.
+            let rows = self
                 .pool()
-                .fetch_dyn("chat", plain_page(dialect, query, &tag_ids))
-                .await?
-                .iter()
-                .map(summary_from_row)
-                .collect::<Result<_>>()?;
-            return Ok((items, None));
+                .fetch_dyn("chat", plain_page(dialect, query, &tag_ids, with_total))
+                .await?;
+            let total = match rows.first() {
+                Some(row) if with_total => Some(count_of(row.int("total")?)),
+                _ => None,
+            };
+            if !with_total || total.is_some() {
+                let items = rows.iter().map(summary_from_row).collect::<Result<_>>()?;
+                return Ok((items, total));
+            }
         }
         let mut tx = self.begin("chat", Mode::Read).await?;
         let page = if let (Some(wanted), false, Some(limit)) =
@@ -888,7 +893,8 @@ impl SqlStore {
             };
             (items, total)
         } else {
-            // A plain list here always has its total: without one it returned above.
+            // A plain list here is one whose page came back empty above: the count and the
+            // page again, in one snapshot (the page may have filled meanwhile).
             let mut count = Dyn::default();
             count.sql("SELECT count(*) AS n");
             push_filters(&mut count, dialect, query, &tag_ids);
@@ -896,9 +902,9 @@ impl SqlStore {
                 Some(row) => row.int("n")?,
                 None => 0,
             };
-            let total = Some(u64::try_from(n).unwrap_or_default());
+            let total = Some(count_of(n));
             let items = tx
-                .fetch_dyn(plain_page(dialect, query, &tag_ids))
+                .fetch_dyn(plain_page(dialect, query, &tag_ids, false))
                 .await?
                 .iter()
                 .map(summary_from_row)
@@ -910,18 +916,27 @@ impl SqlStore {
     }
 }
 
-/// The statement of a plain list's page (no title search).
-fn plain_page(dialect: Dialect, query: &ChatQuery, tag_ids: &[String]) -> Dyn {
+/// A count read from the database as a total.
+fn count_of(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or_default()
+}
+
+/// The statement of a plain list's page (no title search); `with_total` adds the count of
+/// every match to each row as `total`, an uncorrelated subquery both dialects run once.
+fn plain_page(dialect: Dialect, query: &ChatQuery, tag_ids: &[String], with_total: bool) -> Dyn {
     let (limit, offset) = page_args(&query.page);
+    let mut select = Dyn::default();
+    select.sql(concat!("SELECT ", summary_columns!()));
+    if with_total {
+        select.sql(", (SELECT count(*)");
+        push_filters(&mut select, dialect, query, tag_ids);
+        select.sql(") AS total");
+    }
     if dialect == Dialect::Postgres {
         // The page's ids from the list index alone (an offset skips index entries, not
         // table rows), then its rows by id.
-        let mut ids = Dyn::default();
-        ids.sql(concat!(
-            "SELECT ",
-            summary_columns!(),
-            " FROM chat WHERE chat.id IN (SELECT chat.id"
-        ));
+        let mut ids = select;
+        ids.sql(" FROM chat WHERE chat.id IN (SELECT chat.id");
         push_filters(&mut ids, dialect, query, tag_ids);
         ids.sql(order_by(dialect, query.order))
             .sql(" LIMIT ")
@@ -932,8 +947,6 @@ fn plain_page(dialect: Dialect, query: &ChatQuery, tag_ids: &[String]) -> Dyn {
             .sql(order_by(dialect, query.order));
         ids
     } else {
-        let mut select = Dyn::default();
-        select.sql(concat!("SELECT ", summary_columns!()));
         push_filters(&mut select, dialect, query, tag_ids);
         select
             .sql(order_by(dialect, query.order))
