@@ -70,7 +70,7 @@ use crate::session::Prepare;
 pub use config::{DIRECT_URL_ENV, PgVectorConfig, SETTINGS_ENV};
 pub use error::is_missing_extension;
 pub use indexes::{BUILD_LOCK, CollectionPlan};
-pub use open_webui::OpenWebUiIndex;
+pub use open_webui::{IndexMethod, OpenWebUiIndex};
 pub use schema::FILTER_KEYS;
 pub use schema::{ColumnType, Schema};
 pub use search::{IndexKey, SearchPlan};
@@ -124,7 +124,11 @@ impl PgVectorStore {
         }
         let options = PgPoolOptions::new()
             .max_connections(config.pool_size.max(1))
-            .acquire_timeout(config.acquire_timeout);
+            .acquire_timeout(
+                config
+                    .acquire_timeout
+                    .min(chatstore_core::config::LONGEST_WAIT),
+            );
         let mut read_only_transactions = false;
         let pool = match options.clone().connect_with(connect).await {
             Ok(pool) => pool,

@@ -21,12 +21,40 @@ const EXISTING: &str = "SELECT indexdef FROM pg_indexes WHERE schemaname = curre
 const ROWS: &str = "SELECT count(*) FROM document_chunk";
 const DROP: &str = "DROP INDEX IF EXISTS idx_document_chunk_vector";
 
+/// The access method of Open WebUI's vector index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexMethod {
+    /// `ivfflat`.
+    Ivfflat,
+    /// `hnsw`.
+    Hnsw,
+}
+
+impl IndexMethod {
+    /// The method as PostgreSQL names it in `USING`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexMethod::Ivfflat => "ivfflat",
+            IndexMethod::Hnsw => "hnsw",
+        }
+    }
+
+    /// The method Open WebUI's `PGVECTOR_INDEX_METHOD` names (any case, spaces around), if it
+    /// names one.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "ivfflat" => Some(IndexMethod::Ivfflat),
+            "hnsw" => Some(IndexMethod::Hnsw),
+            _ => None,
+        }
+    }
+}
+
 /// The index Open WebUI expects, from its own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenWebUiIndex {
-    /// `ivfflat` or `hnsw` (Open WebUI: `PGVECTOR_INDEX_METHOD`; default ivfflat, hnsw for
-    /// halfvec columns).
-    pub method: Option<String>,
+    /// Open WebUI's `PGVECTOR_INDEX_METHOD`; unset: ivfflat, hnsw for halfvec columns.
+    pub method: Option<IndexMethod>,
     /// ivfflat lists (`PGVECTOR_IVFFLAT_LISTS`, default 100).
     pub lists: u32,
     /// HNSW m (`PGVECTOR_HNSW_M`, default 16).
@@ -59,8 +87,7 @@ impl OpenWebUiIndex {
         OpenWebUiIndex {
             method: std::env::var("PGVECTOR_INDEX_METHOD")
                 .ok()
-                .map(|m| m.trim().to_ascii_lowercase())
-                .filter(|m| m == "ivfflat" || m == "hnsw"),
+                .and_then(|m| IndexMethod::parse(&m)),
             lists: num("PGVECTOR_IVFFLAT_LISTS", d.lists).max(1),
             m: num("PGVECTOR_HNSW_M", d.m).max(2),
             ef_construction: num("PGVECTOR_HNSW_EF_CONSTRUCTION", d.ef_construction).max(4),
@@ -68,11 +95,11 @@ impl OpenWebUiIndex {
     }
 
     /// The method Open WebUI picks for this column.
-    pub fn method_for(&self, column: ColumnType) -> &str {
-        match (&self.method, column) {
+    pub fn method_for(&self, column: ColumnType) -> IndexMethod {
+        match (self.method, column) {
             (Some(m), _) => m,
-            (None, ColumnType::HalfVec) => "hnsw",
-            (None, ColumnType::Vector) => "ivfflat",
+            (None, ColumnType::HalfVec) => IndexMethod::Hnsw,
+            (None, ColumnType::Vector) => IndexMethod::Ivfflat,
         }
     }
 }
@@ -85,7 +112,9 @@ impl PgVectorStore {
     /// Open WebUI cannot start on a mismatch). Returns whether it built the index.
     pub async fn build_open_webui_index(&self, settings: &OpenWebUiIndex) -> Result<bool> {
         let column = self.schema.column_type;
-        let method = settings.method_for(column).to_owned();
+        // A constant of the enum: the only settings text spliced into the DDL below besides
+        // numbers.
+        let method = settings.method_for(column);
         let mut tx = self
             .begin_write()
             .await
@@ -99,7 +128,7 @@ impl PgVectorStore {
         if let Some(def) = &existing
             && def
                 .to_ascii_lowercase()
-                .contains(&format!("using {method} "))
+                .contains(&format!("using {} ", method.as_str()))
         {
             return Ok(false);
         }
@@ -109,7 +138,7 @@ impl PgVectorStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(during("counting document_chunk"))?;
-        let threshold = if method == "ivfflat" {
+        let threshold = if method == IndexMethod::Ivfflat {
             50 * i64::from(settings.lists)
         } else {
             1
@@ -117,7 +146,7 @@ impl PgVectorStore {
         if existing.is_none() && rows < threshold {
             return Ok(false);
         }
-        let options = if method == "hnsw" {
+        let options = if method == IndexMethod::Hnsw {
             format!(
                 "WITH (m = {}, ef_construction = {})",
                 settings.m, settings.ef_construction
@@ -126,7 +155,8 @@ impl PgVectorStore {
             format!("WITH (lists = {})", settings.lists)
         };
         let create = format!(
-            "CREATE INDEX IF NOT EXISTS {INDEX_NAME} ON document_chunk USING {method} (vector {}) {options}",
+            "CREATE INDEX IF NOT EXISTS {INDEX_NAME} ON document_chunk USING {} (vector {}) {options}",
+            method.as_str(),
             column.cosine_ops()
         );
         let memory = format!(

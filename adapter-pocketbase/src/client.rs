@@ -807,6 +807,13 @@ impl Client {
         range: Option<(u64, u64)>,
         subject: Subject<'_>,
     ) -> Result<reqwest::Response> {
+        if let Some((start, end)) = range
+            && start >= end
+        {
+            return Err(Error::invalid(format!(
+                "byte range {start}..{end} of file {id:?} is empty or reversed: the end must                  be past the start"
+            )));
+        }
         let url = self.file_url(collection, id, filename);
         match self.download_once(&url, range, subject).await {
             // A file token made before the superuser's token was invalidated on the server

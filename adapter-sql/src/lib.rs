@@ -83,6 +83,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chatstore_core::changes::{ChangeFeed, ChangeHub};
+use chatstore_core::config::LONGEST_WAIT;
 use chatstore_core::unsupported::NoVectors;
 use chatstore_core::{Capabilities, Error, Result, Store, StoreParts, VectorRepo};
 use sqlx::Connection;
@@ -566,7 +567,8 @@ async fn open_sqlite(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, Pa
                 .join("uploads")
         }),
     };
-    let mut pool = SqlitePoolOptions::new().acquire_timeout(options.acquire_timeout);
+    let mut pool =
+        SqlitePoolOptions::new().acquire_timeout(options.acquire_timeout.min(LONGEST_WAIT));
     pool = if in_memory {
         // An in-memory database lives as long as its last connection: keep exactly one.
         pool.max_connections(1)
@@ -753,7 +755,7 @@ async fn open_postgres(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, 
     };
     let pool = PgPoolOptions::new()
         .max_connections(options.max_connections)
-        .acquire_timeout(options.acquire_timeout)
+        .acquire_timeout(options.acquire_timeout.min(LONGEST_WAIT))
         .connect_with(connect)
         .await
         .map_err(|e| error::db_error("connect", e))?;

@@ -539,7 +539,8 @@ impl SqlStore {
             Ok(n) => {
                 out.written += n;
                 if mode == RowMode::UpdateOnly {
-                    out.absent += picked.len() as u64 - n;
+                    // A key the source lacks can make one row match several: never below zero.
+                    out.absent += (picked.len() as u64).saturating_sub(n);
                 }
                 return Ok(());
             }

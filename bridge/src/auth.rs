@@ -50,6 +50,11 @@ impl std::fmt::Display for Refusal {
 
 /// A token signed the way Open WebUI signs them (for tests and tools).
 pub fn sign_token(secret_key: &str, claims: &Claims) -> chatstore_core::Result<String> {
+    if secret_key.is_empty() {
+        return Err(Error::invalid(
+            "cannot sign a token with an empty secret key: set WEBUI_SECRET_KEY",
+        ));
+    }
     let key = EncodingKey::from_secret(secret_key.as_bytes())
         .map_err(|e| Error::invalid(format!("cannot use the secret key: {e}")))?;
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key)
@@ -78,9 +83,12 @@ pub async fn issue_token(
     sign_token(secret_key, &claims)
 }
 
-/// The claims of a valid token: signed with `secret_key` by HS256, not expired.
+/// The claims of a valid token: signed with `secret_key` by HS256, not expired. An empty key
+/// is no key: anyone could sign with it.
 pub(crate) fn verify(secret_key: Option<&str>, token: &str) -> Result<Claims, Refusal> {
-    let key = secret_key.ok_or(Refusal::NoKey)?;
+    let key = secret_key
+        .filter(|key| !key.is_empty())
+        .ok_or(Refusal::NoKey)?;
     let mut validation = Validation::new(Algorithm::HS256);
     // Open WebUI issues tokens without `exp` when JWT_EXPIRES_IN is -1; `exp` is checked
     // whenever it is present, with no leeway (as PyJWT does by default).
@@ -128,5 +136,28 @@ pub(crate) async fn check_session(store: &Store, claims: &Claims) -> Result<(), 
             tracing::warn!(error = %e, "bridge: cannot check a session stamp");
             Err(Refusal::Store)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> Claims {
+        Claims {
+            id: "ada".into(),
+            exp: None,
+            session_stamp: None,
+        }
+    }
+
+    #[test]
+    fn an_empty_key_verifies_nothing_and_signs_nothing() {
+        let signed = sign_token("k", &claims()).expect("sign");
+        assert_eq!(verify(Some("k"), &signed), Ok(claims()));
+        assert_eq!(verify(Some(""), &signed), Err(Refusal::NoKey));
+        assert_eq!(verify(None, &signed), Err(Refusal::NoKey));
+        let err = sign_token("", &claims()).expect_err("empty key");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
     }
 }

@@ -65,8 +65,9 @@ pub const SOCKET_PATH: &str = "/ws/socket.io";
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct BridgeConfig {
-    /// The key Open WebUI signs its session tokens with (`WEBUI_SECRET_KEY`). Without one,
-    /// every Socket.IO connection is refused.
+    /// The key Open WebUI signs its session tokens with (`WEBUI_SECRET_KEY`). Without one
+    /// (or with an empty one, which anyone could sign with), every Socket.IO connection is
+    /// refused.
     pub secret_key: Option<String>,
     /// The key download links are signed with (`CHATSTORE_SIGNING_KEY`, else
     /// `WEBUI_SECRET_KEY`). Without one, `GET /files/{id}` refuses every request.

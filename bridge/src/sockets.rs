@@ -144,10 +144,10 @@ async fn on_connect(socket: SocketRef, State(state): State<BridgeState>) {
         socket.leave_all();
         return;
     }
-    let every = state
-        .config()
-        .recheck_interval
-        .max(std::time::Duration::from_millis(10));
+    let every = state.config().recheck_interval.clamp(
+        std::time::Duration::from_millis(10),
+        chatstore_core::config::LONGEST_WAIT,
+    );
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.tick().await;

@@ -112,7 +112,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let migration_only = args.only == Some(Section::Migration);
     if let (true, Some(m)) = (migration_only, &migration_config(&args)) {
         let (report, path) = chatstore_benches::migration::run_alone(m, &args.out).await?;
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
         let failures = report.failures();
         return if failures.is_empty() {
             Ok(())
@@ -123,7 +123,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let config = report_config(&args);
     let report = report::run(&config).await?;
     let path = config.out_dir.join(REPORT_FILE);
-    println!(
+    outln!(
         "wrote {} ({} backend(s) measured, {} left out) and one SVG chart per operation",
         path.display(),
         report.runs.len(),
@@ -184,10 +184,10 @@ async fn run_scales(args: BenchArgs) -> Result<(), BenchError> {
             out: args.out.join(scale.to_string()),
             ..args.clone()
         };
-        println!("scale {scale}:");
+        outln!("scale {scale}:");
         let config = report_config(&one);
         let report = report::run(&config).await?;
-        println!("wrote {}", config.out_dir.join(REPORT_FILE).display());
+        outln!("wrote {}", config.out_dir.join(REPORT_FILE).display());
         failures.extend(
             report
                 .failures()
@@ -198,7 +198,7 @@ async fn run_scales(args: BenchArgs) -> Result<(), BenchError> {
     }
     let runs: Vec<_> = reports.iter().map(|(s, r)| (*s, r)).collect();
     let path = scaling::write(&runs, &args.out)?;
-    println!("wrote {}", path.display());
+    outln!("wrote {}", path.display());
     failed(failures)
 }
 
@@ -270,8 +270,8 @@ pub async fn run_realtime(args: RealtimeArgs) -> Result<(), BenchError> {
         ..realtime::RealtimeConfig::default()
     };
     let report = realtime::run(&config).await?;
-    println!("{}", report.to_markdown());
-    println!(
+    outln!("{}", report.to_markdown());
+    outln!(
         "wrote {}",
         config.out_dir.join(realtime::REALTIME_FILE).display()
     );

@@ -85,14 +85,14 @@ pub async fn run(args: BridgeArgs) -> Result<(), String> {
     let mut state = BridgeState::new(store, config);
     match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
         Ok(handle) => state = state.with_metrics(std::sync::Arc::new(move || handle.render())),
-        Err(e) => eprintln!("warning: /metrics is off: {e}"),
+        Err(e) => errln!("warning: /metrics is off: {e}"),
     }
     let app = router(state);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    eprintln!(
+    errln!(
         "chatstore bridge on http://{addr} ({})",
         open::describe(&url)
     );

@@ -95,7 +95,7 @@ pub async fn run(args: FilesArgs) -> Result<(), String> {
         } => {
             let store = open_store(store).await?;
             let id = put(&store, &path, user, name, content_type, sha256, id).await?;
-            println!("{id}");
+            outln!("{id}");
             Ok(())
         }
         FilesCommand::Get { store, id, out } => {
@@ -109,8 +109,8 @@ pub async fn run(args: FilesArgs) -> Result<(), String> {
                 .download_url(&id, Duration::from_secs(ttl))
                 .await
                 .map_err(|e| e.to_string())?;
-            println!("{}", link.url);
-            eprintln!("expires at {} (epoch seconds)", link.expires_at);
+            outln!("{}", link.url);
+            errln!("expires at {} (epoch seconds)", link.expires_at);
             Ok(())
         }
         FilesCommand::Ls { store, user } => {
@@ -291,9 +291,13 @@ async fn ls(store: &Store, user: Option<String>) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         for f in &page.items {
-            println!(
+            outln!(
                 "{}\t{}\t{}\t{}\t{}",
-                f.id, f.user_id, f.size, f.sha256, f.filename
+                f.id,
+                f.user_id,
+                f.size,
+                f.sha256,
+                f.filename
             );
         }
         offset += page.items.len() as u64;

@@ -146,7 +146,7 @@ async fn client(store: Store, args: &WorkerArgs, chats: &[String], client: usize
     let collection = format!("load_{}_{client}", args.worker);
     let mut n = 0usize;
     while Instant::now() < deadline {
-        let chat = &chats[(n + args.worker + client) % chats.len()];
+        let chat = &chats[n.wrapping_add(args.worker).wrapping_add(client) % chats.len()];
         let t = Instant::now();
         match n % 10 {
             0..=3 => {

@@ -20,6 +20,21 @@
 //! URL, a change feed reconnecting, ...) go to stderr, never into a command's stdout; `RUST_LOG`
 //! chooses what is shown (default: [`DEFAULT_LOG`]).
 
+/// `println!` that stops quietly on a closed stdout (`chatstore files ls | head -1`), where
+/// `println!` would panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::emit(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprintln!` that stops quietly on a closed stderr.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::emit_err(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod bench;
 mod bridge;
 mod demo;
@@ -98,6 +113,12 @@ fn emit(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
+/// Writes to stderr, as [`emit`] to stdout.
+fn emit_err(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
 /// What is logged when `RUST_LOG` is unset or unreadable: warnings of chatstore's own crates
 /// (every target starting with `chatstore`), nothing of the libraries under them.
 const DEFAULT_LOG: &str = "chatstore=warn";
@@ -124,7 +145,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -164,7 +185,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -136,7 +136,7 @@ impl Bars {
             Some(m) => {
                 let _ = m.println(text);
             }
-            None => eprintln!("{text}"),
+            None => errln!("{text}"),
         }
     }
 }
@@ -182,7 +182,7 @@ impl Progress for Bars {
             } else {
                 String::new()
             };
-            eprintln!("{group}: copying{resumed}");
+            errln!("{group}: copying{resumed}");
         }
         bars.insert(group, (bar, Instant::now()));
     }
@@ -198,7 +198,7 @@ impl Progress for Bars {
             }
             if self.multi.is_none() && last.elapsed() >= Duration::from_secs(5) {
                 *last = Instant::now();
-                eprintln!("{group}: {}", counts_text(counts));
+                errln!("{group}: {}", counts_text(counts));
             }
         }
     }
@@ -221,7 +221,7 @@ impl Progress for Bars {
             BatchPoint::Checkpointed => "checkpointed",
         };
         if g == group.as_str() && *n == number && p == point {
-            eprintln!("paused: {group} batch {number} {point}");
+            errln!("paused: {group} batch {number} {point}");
             match seconds {
                 Some(s) => std::thread::sleep(Duration::from_secs(*s)),
                 None => loop {
@@ -565,7 +565,10 @@ async fn dry_run(
         while let Ok(page) = source.store.files.scan(after.as_deref(), 1000).await {
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
-            file_bytes += page.iter().map(|f| f.size).sum::<u64>();
+            // Sizes come from the source's rows: summed without overflowing.
+            file_bytes = page
+                .iter()
+                .fold(file_bytes, |sum, f| sum.saturating_add(f.size));
         }
     }
     let tables_json = match tables {

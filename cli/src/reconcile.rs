@@ -41,7 +41,7 @@ pub async fn run(args: ReconcileArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
-    println!(
+    outln!(
         "{}: {} entr{} read, {} record(s) re-copied, {} failed, {} pending",
         router.repair_log().path().display(),
         report.entries,
@@ -51,7 +51,7 @@ pub async fn run(args: ReconcileArgs) -> Result<(), String> {
         report.remaining
     );
     for (key, error) in &report.failed {
-        eprintln!("failed: {key}: {error}");
+        errln!("failed: {key}: {error}");
     }
     if report.remaining == 0 {
         Ok(())

@@ -119,6 +119,39 @@ fn files_put_get_url_and_ls_stream_through_the_store() {
     assert!(link.contains("&sig="));
 }
 
+/// `files ls` into a pipe whose reader has gone (`chatstore files ls | head -1` once `head`
+/// has its line) stops quietly: no panic message, no crash signal.
+#[test]
+fn files_ls_into_a_closed_pipe_stops_quietly() {
+    let dir = tempfile::tempdir().expect("temp folder");
+    let (url, source, _) = sqlite_and_source(&dir, "a.txt", 10, 1);
+    let src = source.to_str().expect("utf-8 path");
+    for _ in 0..3 {
+        stdout(&chatstore(
+            &["files", "put", "--database-url", &url, "--user", "u1", src],
+            &[],
+        ));
+    }
+    let mut child = Command::new(BIN)
+        .args(["files", "ls", "--database-url", &url])
+        .env_remove("CHATSTORE_DATABASE_URL")
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run chatstore");
+    // The reader goes away before the listing is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.code().is_some(),
+        "ended by a signal: {:?}",
+        out.status
+    );
+}
+
 /// The status code and body of a plain HTTP/1.0 GET of `url` (`http://host:port/path?query`).
 fn plain_get(url: &str) -> (u16, Vec<u8>) {
     use std::io::{Read, Write};

@@ -382,10 +382,15 @@ impl Default for ChangeHub {
     }
 }
 
+/// The most events a [`ChangeHub`]'s subscribers may fall behind.
+pub const MAX_HUB_CAPACITY: usize = 1 << 20;
+
 impl ChangeHub {
-    /// A hub whose subscribers may fall `capacity` events behind.
+    /// A hub whose subscribers may fall `capacity` events behind (1 to
+    /// [`MAX_HUB_CAPACITY`]).
     pub fn new(capacity: usize) -> Self {
-        let (sender, _) = broadcast::channel(capacity.max(1));
+        // Tokio refuses (panics on) more than `usize::MAX / 2`; a million events is plenty.
+        let (sender, _) = broadcast::channel(capacity.clamp(1, MAX_HUB_CAPACITY));
         ChangeHub {
             sender,
             published: AtomicU64::new(0),

@@ -92,6 +92,11 @@ pub fn upload_dir_from_env() -> Option<std::path::PathBuf> {
     upload_dir_from(|name| std::env::var(name).ok())
 }
 
+/// The longest wait chatstore hands to a timer or a pool (a year): a caller's longer
+/// `Duration` (`Duration::MAX` for "never") is cut to it, because adding it to an `Instant`
+/// would overflow.
+pub const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 60 * 60);
+
 #[cfg(test)]
 mod tests {
     use super::*;

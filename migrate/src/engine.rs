@@ -516,7 +516,7 @@ pub async fn count(store: &Store, group: ModelGroup) -> Result<u64> {
         ModelGroup::Workspace => {
             let rows = store.rows()?;
             for table in ALL_TABLES {
-                n += rows.count(table, &[]).await?;
+                n = n.saturating_add(rows.count(table, &[]).await?);
             }
         }
         ModelGroup::Vectors => {

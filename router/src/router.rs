@@ -444,7 +444,8 @@ impl Router {
         // hold every later write of the group behind this move.
         let _gate = match phase {
             Phase::NewOnly => {
-                let limit = self.shared.secondary_timeout * 2 + Duration::from_secs(1);
+                let limit = (self.shared.secondary_timeout.saturating_mul(2))
+                    .saturating_add(Duration::from_secs(1));
                 let gate = &self.shared.gates[index(group)];
                 let Some(gate) = bounded(limit, gate.write()).await else {
                     return Err(Error::Unavailable {

@@ -585,7 +585,10 @@ impl RowStore for PocketBase {
                 // The parts are disjoint: each holds other values of the same `In`.
                 let mut total = 0;
                 for f in fs {
-                    total += self.client().count(&collection, &f, subject).await?;
+                    total = u64::saturating_add(
+                        total,
+                        self.client().count(&collection, &f, subject).await?,
+                    );
                 }
                 Ok(total)
             }
