@@ -98,6 +98,9 @@ pub(crate) struct Shared {
     /// move to `new-only`, which so waits for the writes begun before it: a repair such a write
     /// logs is then seen before the old store stops being written.
     gates: [RwLock<()>; GROUPS],
+    /// Per group, the writes to both stores begun and ended: a shadow read that overlapped
+    /// one may have seen it on one store and not yet on the other.
+    writes: [WriteActivity; GROUPS],
     /// Phase changes, one at a time.
     phase_change: Mutex<()>,
     /// The change feed, when a new store has one to take over from the old store's when reads
@@ -106,6 +109,44 @@ pub(crate) struct Shared {
 }
 
 const GROUPS: usize = ModelGroup::ALL.len();
+
+/// How many writes of a group to both stores have begun and ended.
+#[derive(Debug, Default)]
+struct WriteActivity {
+    begun: AtomicU64,
+    ended: AtomicU64,
+}
+
+impl WriteActivity {
+    /// Whether every write begun before `begun` was counted has ended, waiting for that up
+    /// to `limit`.
+    async fn settled(&self, begun: u64, limit: Duration) -> bool {
+        let deadline =
+            tokio::time::Instant::now() + limit.min(chatstore_core::config::LONGEST_WAIT);
+        loop {
+            if self.ended.load(Ordering::SeqCst) >= begun {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// A write's hold on its group while it writes both stores: the group's gate (a move to
+/// `new-only` waits for it) and its count among the group's writes.
+pub(crate) struct WriteGate<'a> {
+    _gate: RwLockReadGuard<'a, ()>,
+    activity: &'a WriteActivity,
+}
+
+impl Drop for WriteGate<'_> {
+    fn drop(&mut self) {
+        self.activity.ended.fetch_add(1, Ordering::SeqCst);
+    }
+}
 
 /// A row write's hold on the tables it writes (see [`Shared::table_guards`]).
 pub(crate) struct TableGuards<'a> {
@@ -279,6 +320,7 @@ impl RouterBuilder {
                 .map(|_| RwLock::new(()))
                 .collect(),
             gates: Default::default(),
+            writes: Default::default(),
             phase_change: Mutex::new(()),
             feed,
         };
@@ -548,6 +590,17 @@ enum OldSide<T, Fut> {
     Kept(std::result::Result<T, chatstore_core::ErrorKind>),
     /// The second read of the old store, not started yet.
     Again(Fut),
+}
+
+/// The old store's side of a shadow comparison and the new store's answer (or its timeout).
+type ShadowPair<T> = (
+    std::result::Result<T, ErrorKind>,
+    std::result::Result<Result<T>, tokio::time::error::Elapsed>,
+);
+
+/// Whether both sides of a shadow comparison answered the same value.
+fn same_pair<T: PartialEq>((old, new): &ShadowPair<T>) -> bool {
+    matches!((old, new), (Ok(a), Ok(Ok(b))) if a == b)
 }
 
 /// A shadow read with its comparison, ready to run.
@@ -843,37 +896,54 @@ impl Shared {
                     }),
                 };
                 let shadow = call(new);
+                // The same pair once more, for a comparison that overlapped a write of the
+                // group (built now: `call` cannot outlive this call).
+                let again = (call(&self.old), call(new));
                 let timeout = self.shadow_timeout;
                 let shared = self.clone();
                 let job = Box::pin(async move {
                     let _guard = guard;
-                    let (old, answer) = match old {
-                        OldSide::Kept(old) => (old, tokio::time::timeout(timeout, shadow).await),
-                        OldSide::Again(again) => {
-                            let (old, new) = tokio::join!(
-                                tokio::time::timeout(timeout, again),
-                                tokio::time::timeout(timeout, shadow)
-                            );
-                            match old {
-                                Ok(old) => (old.map_err(|e| e.kind()), new),
-                                // The old store did not answer again in time: nothing to
-                                // compare with.
-                                Err(_) => {
-                                    shared.count_timeout(group, operation);
-                                    return;
-                                }
-                            }
-                        }
+                    let writes = &shared.writes[index(group)];
+                    let begun = writes.begun.load(Ordering::SeqCst);
+                    let quiet = writes.ended.load(Ordering::SeqCst) >= begun;
+                    let Some(mut pair) = shared
+                        .shadow_pair(group, operation, old, shadow, timeout)
+                        .await
+                    else {
+                        return;
                     };
                     // Equal answers (nearly every read once the stores agree) are the same
                     // without turning either into JSON: the comparison's CPU shares the
                     // machine with the caller's next calls.
-                    if let (Ok(a), Ok(Ok(b))) = (&old, &answer)
-                        && a == b
-                    {
+                    if same_pair(&pair) {
                         shared.count_shadow_read(group, operation);
                         return;
                     }
+                    // A write of the group ran beside the two reads: it may have reached one
+                    // store and not yet the other. Once it has ended, both are read again,
+                    // and only a difference that is still there is one.
+                    let now_begun = writes.begun.load(Ordering::SeqCst);
+                    if (!quiet || now_begun != begun) && writes.settled(now_begun, timeout).await {
+                        let (old_again, new_again) = again;
+                        let Some(second) = shared
+                            .shadow_pair(
+                                group,
+                                operation,
+                                OldSide::Again(old_again),
+                                new_again,
+                                timeout,
+                            )
+                            .await
+                        else {
+                            return;
+                        };
+                        pair = second;
+                        if same_pair(&pair) {
+                            shared.count_shadow_read(group, operation);
+                            return;
+                        }
+                    }
+                    let (old, answer) = pair;
                     let old = match old {
                         Ok(v) => match canon(&v) {
                             Ok(v) => Outcome::Value(v),
@@ -896,6 +966,38 @@ impl Shared {
                 });
                 self.queue_shadow(&runtime, job);
                 answer
+            }
+        }
+    }
+
+    /// The two sides of a shadow comparison: the old store's (a second read, or the caller's
+    /// answer) and the new store's, each bounded by `timeout`. `None` (counted as a timeout)
+    /// when the old store's second read did not answer in time: nothing to compare with.
+    async fn shadow_pair<T, Fut>(
+        &self,
+        group: ModelGroup,
+        operation: &'static str,
+        old: OldSide<T, Fut>,
+        shadow: Fut,
+        timeout: Duration,
+    ) -> Option<ShadowPair<T>>
+    where
+        Fut: Future<Output = Result<T>>,
+    {
+        match old {
+            OldSide::Kept(old) => Some((old, tokio::time::timeout(timeout, shadow).await)),
+            OldSide::Again(again) => {
+                let (old, new) = tokio::join!(
+                    tokio::time::timeout(timeout, again),
+                    tokio::time::timeout(timeout, shadow)
+                );
+                match old {
+                    Ok(old) => Some((old.map_err(|e| e.kind()), new)),
+                    Err(_) => {
+                        self.count_timeout(group, operation);
+                        None
+                    }
+                }
             }
         }
     }
@@ -1036,10 +1138,7 @@ impl Shared {
 
     /// The phase a write of `group` runs in, holding the group's gate while it writes both
     /// stores (a move to `new-only` waits for it).
-    pub(crate) async fn write_phase(
-        &self,
-        group: ModelGroup,
-    ) -> (Phase, Option<RwLockReadGuard<'_, ()>>) {
+    pub(crate) async fn write_phase(&self, group: ModelGroup) -> (Phase, Option<WriteGate<'_>>) {
         let phase = self.phase(group);
         if !phase.writes_both() {
             return (phase, None);
@@ -1047,7 +1146,18 @@ impl Shared {
         let gate = self.gates[index(group)].read().await;
         // The group may have moved to new-only while this write waited.
         let phase = self.phase(group);
-        (phase, phase.writes_both().then_some(gate))
+        if !phase.writes_both() {
+            return (phase, None);
+        }
+        let activity = &self.writes[index(group)];
+        activity.begun.fetch_add(1, Ordering::SeqCst);
+        (
+            phase,
+            Some(WriteGate {
+                _gate: gate,
+                activity,
+            }),
+        )
     }
 
     /// Entries of `group` pending in the repair log.

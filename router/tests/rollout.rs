@@ -950,3 +950,74 @@ async fn a_move_to_new_only_behind_a_long_upload_is_refused_in_time() {
     upload.await.expect("upload task").expect("the upload");
     assert_eq!(router.phase(ModelGroup::Files), Phase::Dual);
 }
+
+/// A shadow read that runs beside a write of its group compares stores the write may have
+/// reached one at a time: the old store holds the row, the slow new store not yet (a row
+/// write reaches the new store after the old one). That is no
+/// difference: once the write has ended both are read again and agree. A row written to the
+/// new store behind the router's back still is one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_read_beside_a_write_of_its_group_is_no_difference() {
+    use chatstore_core::rows::{RowOp, RowQuery, table};
+    use std::time::Duration;
+    let (old, new) = (
+        chatstore_core::memory::store(),
+        chatstore_core::memory::store(),
+    );
+    let slow_new = common::SlowRows::around(&new, Duration::ZERO, Duration::from_millis(300));
+    let dir = common::temp_folder("shadow-beside-write");
+    let router = Router::builder(old)
+        .new_store_for_all(&slow_new)
+        .phase_for_all(Phase::Shadow)
+        .repair_log(dir.join("repair.jsonl"))
+        .shadow_log(Some(dir.join("diffs.jsonl")))
+        // The comparison starts while the write still runs, and may wait for it.
+        .shadow_yield(Duration::from_millis(5))
+        .shadow_timeout(Duration::from_secs(10))
+        .build()
+        .expect("router");
+    let rows = router.store().rows().expect("rows");
+    let folders = table("folder").expect("the folder table");
+    let insert = rows.write(vec![RowOp::Insert {
+        table: folders,
+        row: work_folder(),
+    }]);
+    let list = async {
+        // The old store has the row by now; the new store is still waiting to write it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rows.select(folders, &RowQuery::default()).await
+    };
+    let (inserted, listed) = tokio::join!(insert, list);
+    inserted.expect("insert");
+    assert_eq!(listed.expect("list").len(), 1, "the old store's answer");
+    router.shadow_settled().await;
+    let stats = router.stats();
+    assert_eq!(
+        (stats.shadow_reads, stats.shadow_diffs),
+        (1, 0),
+        "{stats:?}"
+    );
+
+    // A row only the new store holds, written behind the router's back.
+    let mut other = work_folder();
+    other.insert("id".into(), serde_json::json!("fo2"));
+    new.rows()
+        .expect("rows")
+        .write(vec![RowOp::Insert {
+            table: folders,
+            row: other,
+        }])
+        .await
+        .expect("write behind the router");
+    rows.select(folders, &RowQuery::default())
+        .await
+        .expect("list");
+    router.shadow_settled().await;
+    let stats = router.stats();
+    assert_eq!(
+        (stats.shadow_reads, stats.shadow_diffs),
+        (2, 1),
+        "{stats:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
