@@ -592,6 +592,10 @@ enum OldSide<T, Fut> {
     Again(Fut),
 }
 
+/// How many times a shadow comparison that differed beside a write of its group reads both
+/// stores again, each time after the writes begun by then have ended.
+const SHADOW_READS_AGAIN: u32 = 3;
+
 /// The old store's side of a shadow comparison and the new store's answer (or its timeout).
 type ShadowPair<T> = (
     std::result::Result<T, ErrorKind>,
@@ -838,7 +842,7 @@ impl Shared {
     ) -> Result<T>
     where
         T: Clone + PartialEq + Send + 'static,
-        F: Fn(&Store) -> Fut,
+        F: Fn(&Store) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
         self.read_compared(group, operation, ids, canon, call, Compared::ReadAgain)
@@ -858,7 +862,7 @@ impl Shared {
     ) -> Result<T>
     where
         T: Clone + PartialEq + Send + 'static,
-        F: Fn(&Store) -> Fut,
+        F: Fn(&Store) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
         let _foreground = self.foreground();
@@ -896,51 +900,53 @@ impl Shared {
                     }),
                 };
                 let shadow = call(new);
-                // The same pair once more, for a comparison that overlapped a write of the
-                // group (built now: `call` cannot outlive this call).
-                let again = (call(&self.old), call(new));
                 let timeout = self.shadow_timeout;
                 let shared = self.clone();
                 let job = Box::pin(async move {
                     let _guard = guard;
                     let writes = &shared.writes[index(group)];
-                    let begun = writes.begun.load(Ordering::SeqCst);
-                    let quiet = writes.ended.load(Ordering::SeqCst) >= begun;
+                    let mut begun = writes.begun.load(Ordering::SeqCst);
+                    let mut quiet = writes.ended.load(Ordering::SeqCst) >= begun;
                     let Some(mut pair) = shared
                         .shadow_pair(group, operation, old, shadow, timeout)
                         .await
                     else {
                         return;
                     };
-                    // Equal answers (nearly every read once the stores agree) are the same
-                    // without turning either into JSON: the comparison's CPU shares the
-                    // machine with the caller's next calls.
-                    if same_pair(&pair) {
-                        shared.count_shadow_read(group, operation);
-                        return;
-                    }
-                    // A write of the group ran beside the two reads: it may have reached one
-                    // store and not yet the other. Once it has ended, both are read again,
-                    // and only a difference that is still there is one.
-                    let now_begun = writes.begun.load(Ordering::SeqCst);
-                    if (!quiet || now_begun != begun) && writes.settled(now_begun, timeout).await {
-                        let (old_again, new_again) = again;
-                        let Some(second) = shared
-                            .shadow_pair(
-                                group,
-                                operation,
-                                OldSide::Again(old_again),
-                                new_again,
-                                timeout,
-                            )
-                            .await
-                        else {
-                            return;
-                        };
-                        pair = second;
+                    let mut again = 0;
+                    loop {
+                        // Equal answers (nearly every read once the stores agree) are the same
+                        // without turning either into JSON: the comparison's CPU shares the
+                        // machine with the caller's next calls.
                         if same_pair(&pair) {
                             shared.count_shadow_read(group, operation);
                             return;
+                        }
+                        // A write of the group ran beside the two reads: it may have reached
+                        // one store and not yet the other. Once the writes begun by now have
+                        // ended, both are read again; only a difference still there, or one
+                        // that every reading found beside a write, is one.
+                        let now = writes.begun.load(Ordering::SeqCst);
+                        let beside_a_write = !quiet || now != begun;
+                        if !beside_a_write
+                            || again == SHADOW_READS_AGAIN
+                            || !writes.settled(now, timeout).await
+                        {
+                            break;
+                        }
+                        again += 1;
+                        let Some(new) = shared.new[index(group)].as_ref() else {
+                            break;
+                        };
+                        begun = writes.begun.load(Ordering::SeqCst);
+                        quiet = writes.ended.load(Ordering::SeqCst) >= begun;
+                        let old = OldSide::Again(call(&shared.old));
+                        match shared
+                            .shadow_pair(group, operation, old, call(new), timeout)
+                            .await
+                        {
+                            Some(next) => pair = next,
+                            None => return,
                         }
                     }
                     let (old, answer) = pair;

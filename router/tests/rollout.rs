@@ -1019,5 +1019,28 @@ async fn a_shadow_read_beside_a_write_of_its_group_is_no_difference() {
         (2, 1),
         "{stats:?}"
     );
+
+    // That row is still a difference when a read of it runs beside a write: read again after
+    // the write, the stores still differ.
+    let mut third = work_folder();
+    third.insert("id".into(), serde_json::json!("fo3"));
+    let insert = rows.write(vec![RowOp::Insert {
+        table: folders,
+        row: third,
+    }]);
+    let list = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rows.select(folders, &RowQuery::default()).await
+    };
+    let (inserted, listed) = tokio::join!(insert, list);
+    inserted.expect("insert");
+    listed.expect("list");
+    router.shadow_settled().await;
+    let stats = router.stats();
+    assert_eq!(
+        (stats.shadow_reads, stats.shadow_diffs),
+        (3, 2),
+        "{stats:?}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
