@@ -29,12 +29,12 @@ use chatstore_sql::{Bound, Dialect, READ_BYTES, SqlOptions, WRITE_BYTES, vector_
 use futures::StreamExt;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use sqlx::Row as _;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::types::Json;
+use sqlx::{FromRow as _, Row as _};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::baseline::RawBaseline;
@@ -505,20 +505,6 @@ type SummaryRow = (
     i64,
 );
 
-/// A summary row and the list's total.
-type SummaryTotalRow = (
-    String,
-    String,
-    String,
-    Option<Json<Value>>,
-    Option<bool>,
-    Option<bool>,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-);
-
 /// The domain chat of a row, as the message upsert needs it (its blob is rewritten).
 fn chat_of(row: ChatRow) -> Chat {
     let (id, user_id, title, blob, meta, archived, pinned, folder_id, share_id, created, updated) =
@@ -645,12 +631,19 @@ impl RawSqlx {
             }
             if with_total {
                 // The page carrying its total: one statement, unless the page is empty.
-                let mut page =
-                    sqlx::query_as::<_, SummaryTotalRow>(sql.page_with_total).bind(user).bind(false);
+                let mut page = sqlx::query(sql.page_with_total).bind(user).bind(false);
                 for arg in &tag_args {
                     page = page.bind(arg.as_str());
                 }
                 let rows = page.bind(limit).bind(offset).fetch_all(p).await.map_err(db("list"))?;
+                // Each row: the summary's columns (decoded by position) and the total.
+                let rows = rows
+                    .iter()
+                    .map(|row| {
+                        Ok((SummaryRow::from_row(row)?, row.try_get::<i64, _>("total")?))
+                    })
+                    .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
+                    .map_err(db("list"))?;
                 if !rows.is_empty() {
                     std::hint::black_box(rows);
                     return Ok(());

@@ -978,35 +978,39 @@ async fn a_shadow_read_beside_a_write_of_its_group_is_no_difference() {
         .expect("router");
     let rows = router.store().rows().expect("rows");
     let folders = table("folder").expect("the folder table");
-    let insert = rows.write(vec![RowOp::Insert {
-        table: folders,
-        row: work_folder(),
-    }]);
-    let list = async {
-        // The old store has the row by now; the new store is still waiting to write it.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        rows.select(folders, &RowQuery::default()).await
+    let folder = |id: &str| {
+        let mut row = work_folder();
+        row.insert("id".into(), serde_json::json!(id));
+        RowOp::Insert {
+            table: folders,
+            row,
+        }
     };
-    let (inserted, listed) = tokio::join!(insert, list);
-    inserted.expect("insert");
-    assert_eq!(listed.expect("list").len(), 1, "the old store's answer");
-    router.shadow_settled().await;
-    let stats = router.stats();
-    assert_eq!(
-        (stats.shadow_reads, stats.shadow_diffs),
-        (1, 0),
-        "{stats:?}"
-    );
+    // A routed insert of folder `id` and, 50 ms into it, a routed list of the folders (the
+    // old store has the row by then; the new store is still waiting to write it): the list's
+    // length, and the router's shadow reads and differences once its comparisons are done.
+    let insert_beside_a_list = |id: &'static str| {
+        let rows = rows.clone();
+        let router = router.clone();
+        async move {
+            let list = async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                rows.select(folders, &RowQuery::default()).await
+            };
+            let (inserted, listed) = tokio::join!(rows.write(vec![folder(id)]), list);
+            inserted.expect("insert");
+            let listed = listed.expect("list").len();
+            router.shadow_settled().await;
+            let stats = router.stats();
+            (listed, (stats.shadow_reads, stats.shadow_diffs))
+        }
+    };
+    assert_eq!(insert_beside_a_list("fo1").await, (1, (1, 0)));
 
-    // A row only the new store holds, written behind the router's back.
-    let mut other = work_folder();
-    other.insert("id".into(), serde_json::json!("fo2"));
+    // A row only the new store holds, written behind the router's back, is a difference ...
     new.rows()
         .expect("rows")
-        .write(vec![RowOp::Insert {
-            table: folders,
-            row: other,
-        }])
+        .write(vec![folder("fo2")])
         .await
         .expect("write behind the router");
     rows.select(folders, &RowQuery::default())
@@ -1014,33 +1018,8 @@ async fn a_shadow_read_beside_a_write_of_its_group_is_no_difference() {
         .expect("list");
     router.shadow_settled().await;
     let stats = router.stats();
-    assert_eq!(
-        (stats.shadow_reads, stats.shadow_diffs),
-        (2, 1),
-        "{stats:?}"
-    );
-
-    // That row is still a difference when a read of it runs beside a write: read again after
-    // the write, the stores still differ.
-    let mut third = work_folder();
-    third.insert("id".into(), serde_json::json!("fo3"));
-    let insert = rows.write(vec![RowOp::Insert {
-        table: folders,
-        row: third,
-    }]);
-    let list = async {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        rows.select(folders, &RowQuery::default()).await
-    };
-    let (inserted, listed) = tokio::join!(insert, list);
-    inserted.expect("insert");
-    listed.expect("list");
-    router.shadow_settled().await;
-    let stats = router.stats();
-    assert_eq!(
-        (stats.shadow_reads, stats.shadow_diffs),
-        (3, 2),
-        "{stats:?}"
-    );
+    assert_eq!((stats.shadow_reads, stats.shadow_diffs), (2, 1));
+    // ... and still one when read beside a write: read again after it, the stores differ.
+    assert_eq!(insert_beside_a_list("fo3").await, (2, (3, 2)));
     std::fs::remove_dir_all(&dir).ok();
 }
