@@ -435,6 +435,17 @@ impl SqlStore {
                 columns.push((c.clone(), d.clone()));
             }
         }
+        // Rows are matched by the target's key: a key column the copy does not carry would
+        // make one source row match (and update) several target rows, or insert its default.
+        if let Some(k) = dest
+            .key
+            .iter()
+            .find(|k| !columns.iter().any(|(_, d)| &d.name == *k))
+        {
+            return Err(Error::invalid(format!(
+                "column {table}.{k} is part of the target's primary key but not in the source;                  rows cannot be matched by their whole key (the two databases' schemas differ:                  upgrade the source's Open WebUI first)"
+            )));
+        }
         let batch = batch.clamp(1, 10_000) as usize;
         let mut out = TableCopy::default();
         let mut after: Option<Vec<Cell>> = None;
@@ -803,6 +814,58 @@ fn pg_cells(r: &PgRow, columns: &[Column]) -> Result<Vec<Cell>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A target whose primary key has a column the source lacks is refused before anything is
+    /// written: its rows could not be matched one to one.
+    #[tokio::test]
+    async fn a_target_key_column_missing_in_the_source_is_refused() {
+        let dir = std::env::temp_dir().join(format!("chatstore-tables-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp folder");
+        let open = |name: &str| {
+            let url = format!("sqlite://{}", dir.join(name).display());
+            async move {
+                SqlStore::connect(&url, crate::SqlOptions::default())
+                    .await
+                    .expect("open")
+            }
+        };
+        let (source, target) = (open("source.db").await, open("target.db").await);
+        let run = |store: &SqlStore, sql: &'static str| {
+            let Pool::Sqlite(Handle { pool, .. }) = store.pool_ref() else {
+                unreachable!("a SQLite store")
+            };
+            let pool = pool.clone();
+            async move { sqlx::raw_sql(sql).execute(&pool).await.expect(sql) }
+        };
+        run(
+            &source,
+            "CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT); INSERT INTO t VALUES ('a', 'new')",
+        )
+        .await;
+        run(
+            &target,
+            "CREATE TABLE t (id TEXT, part TEXT, v TEXT, PRIMARY KEY (id, part)); \
+             INSERT INTO t VALUES ('a', 'x', 'old'), ('a', 'y', 'old')",
+        )
+        .await;
+        for mode in [RowMode::UpdateOnly, RowMode::Upsert] {
+            let err = source
+                .copy_table(&target, "t", mode, 100, &mut |_| {})
+                .await
+                .expect_err("refused");
+            assert_eq!(err.kind(), chatstore_core::ErrorKind::InvalidInput);
+            assert!(err.to_string().contains("t.part"), "{err}");
+        }
+        let Pool::Sqlite(Handle { pool, .. }) = target.pool_ref() else {
+            unreachable!("a SQLite store")
+        };
+        let kept: Vec<String> = sqlx::query_scalar("SELECT v FROM t ORDER BY part")
+            .fetch_all(pool)
+            .await
+            .expect("read");
+        assert_eq!(kept, ["old", "old"]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn declared_sqlite_types_map_to_kinds() {
