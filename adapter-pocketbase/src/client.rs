@@ -811,7 +811,8 @@ impl Client {
             && start >= end
         {
             return Err(Error::invalid(format!(
-                "byte range {start}..{end} of file {id:?} is empty or reversed: the end must                  be past the start"
+                "byte range {start}..{end} of file {id:?} is empty or reversed: the end must \
+                 be past the start"
             )));
         }
         let url = self.file_url(collection, id, filename);

@@ -443,7 +443,9 @@ impl SqlStore {
             .find(|k| !columns.iter().any(|(_, d)| &d.name == *k))
         {
             return Err(Error::invalid(format!(
-                "column {table}.{k} is part of the target's primary key but not in the source;                  rows cannot be matched by their whole key (the two databases' schemas differ:                  upgrade the source's Open WebUI first)"
+                "column {table}.{k} is part of the target's primary key but not in the source; \
+                 rows cannot be matched by their whole key (the two databases' schemas differ: \
+                 upgrade the source's Open WebUI first)"
             )));
         }
         let batch = batch.clamp(1, 10_000) as usize;
@@ -830,11 +832,12 @@ mod tests {
             }
         };
         let (source, target) = (open("source.db").await, open("target.db").await);
+        let pool_of = |store: &SqlStore| match store.pool_ref() {
+            Pool::Sqlite(Handle { pool, .. }) => pool.clone(),
+            _ => unreachable!("a SQLite store"),
+        };
         let run = |store: &SqlStore, sql: &'static str| {
-            let Pool::Sqlite(Handle { pool, .. }) = store.pool_ref() else {
-                unreachable!("a SQLite store")
-            };
-            let pool = pool.clone();
+            let pool = pool_of(store);
             async move { sqlx::raw_sql(sql).execute(&pool).await.expect(sql) }
         };
         run(
@@ -856,11 +859,8 @@ mod tests {
             assert_eq!(err.kind(), chatstore_core::ErrorKind::InvalidInput);
             assert!(err.to_string().contains("t.part"), "{err}");
         }
-        let Pool::Sqlite(Handle { pool, .. }) = target.pool_ref() else {
-            unreachable!("a SQLite store")
-        };
         let kept: Vec<String> = sqlx::query_scalar("SELECT v FROM t ORDER BY part")
-            .fetch_all(pool)
+            .fetch_all(&pool_of(&target))
             .await
             .expect("read");
         assert_eq!(kept, ["old", "old"]);

@@ -136,11 +136,12 @@ macro_rules! sqlite_tag {
 
 /// One chat list in both dialects, as chatstore-sql builds it: the count (run only when the
 /// list with its total comes back empty), the page (`LIMIT`/`OFFSET` bound after the filter's
-/// parameters) and the page with the count of every match on each row (`total`, last).
+/// parameters) and, for the lists the report times with their total, the page with the
+/// count of every match on each row (`total`, last).
 struct ListSql {
     count: &'static str,
     page: &'static str,
-    page_with_total: &'static str,
+    page_with_total: Option<&'static str>,
 }
 
 const SQLITE_LIST: ListSql = ListSql {
@@ -150,14 +151,14 @@ const SQLITE_LIST: ListSql = ListSql {
         sqlite_user_chats!(),
         " ORDER BY chat.updated_at DESC, chat.id LIMIT $3 OFFSET $4"
     ),
-    page_with_total: concat!(
+    page_with_total: Some(concat!(
         summary_select!(),
         ", (SELECT count(*)",
         sqlite_user_chats!(),
         ") AS total",
         sqlite_user_chats!(),
         " ORDER BY chat.updated_at DESC, chat.id LIMIT $3 OFFSET $4"
-    ),
+    )),
 };
 
 /// PostgreSQL's page: its ids from the list index (the offset skips index entries), then the
@@ -171,7 +172,7 @@ const PG_LIST: ListSql = ListSql {
         " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\" LIMIT $3 OFFSET $4)",
         " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\""
     ),
-    page_with_total: concat!(
+    page_with_total: Some(concat!(
         summary_select!(),
         ", (SELECT count(*)",
         pg_user_chats!(),
@@ -179,7 +180,7 @@ const PG_LIST: ListSql = ListSql {
         pg_user_chats!(),
         " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\" LIMIT $3 OFFSET $4)",
         " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\""
-    ),
+    )),
 };
 
 /// SQLite's two-tag filter: the text test of each tag (`"id"` in `meta`, $3 and $4), then the
@@ -206,16 +207,7 @@ const SQLITE_TWO_TAGS: ListSql = ListSql {
         sqlite_two_tags!(),
         " ORDER BY chat.updated_at DESC, chat.id LIMIT $7 OFFSET $8"
     ),
-    page_with_total: concat!(
-        summary_select!(),
-        ", (SELECT count(*)",
-        sqlite_user_chats!(),
-        sqlite_two_tags!(),
-        ") AS total",
-        sqlite_user_chats!(),
-        sqlite_two_tags!(),
-        " ORDER BY chat.updated_at DESC, chat.id LIMIT $7 OFFSET $8"
-    ),
+    page_with_total: None,
 };
 
 /// PostgreSQL's two-tag filter: jsonb containment of the tag ids' array ($3, JSON text).
@@ -235,17 +227,7 @@ const PG_TWO_TAGS: ListSql = ListSql {
         " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\" LIMIT $4 OFFSET $5)",
         " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\""
     ),
-    page_with_total: concat!(
-        summary_select!(),
-        ", (SELECT count(*)",
-        pg_user_chats!(),
-        pg_two_tags!(),
-        ") AS total FROM chat WHERE chat.id IN (SELECT chat.id",
-        pg_user_chats!(),
-        pg_two_tags!(),
-        " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\" LIMIT $4 OFFSET $5)",
-        " ORDER BY chat.updated_at DESC NULLS LAST, chat.id COLLATE \"C\""
-    ),
+    page_with_total: None,
 };
 
 /// The title search's candidates on SQLite, for a page without its total: the summary's
@@ -631,7 +613,10 @@ impl RawSqlx {
             }
             if with_total {
                 // The page carrying its total: one statement, unless the page is empty.
-                let mut page = sqlx::query(sql.page_with_total).bind(user).bind(false);
+                let with_total = sql.page_with_total.ok_or_else(|| {
+                    Error::unsupported("raw sqlx", "this list with its total")
+                })?;
+                let mut page = sqlx::query(with_total).bind(user).bind(false);
                 for arg in &tag_args {
                     page = page.bind(arg.as_str());
                 }

@@ -121,17 +121,12 @@ impl WriteActivity {
     /// Whether every write begun before `begun` was counted has ended, waiting for that up
     /// to `limit`.
     async fn settled(&self, begun: u64, limit: Duration) -> bool {
-        let deadline =
-            tokio::time::Instant::now() + limit.min(chatstore_core::config::LONGEST_WAIT);
-        loop {
-            if self.ended.load(Ordering::SeqCst) >= begun {
-                return true;
+        let ended = async {
+            while self.ended.load(Ordering::SeqCst) < begun {
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        };
+        bounded(limit, ended).await.is_some()
     }
 }
 
