@@ -14,8 +14,28 @@ fi
 
 section() { printf '\n==> %s\n' "$*" >&2; }
 
+# Free space where the build and the tests write, in GB (the build in target/, the tests'
+# scratch folders and private servers under the run's temp folder).
+free_gb() { df -Pk "$1" | awk 'NR == 2 { printf "%d", $4 / 1048576 }'; }
+# A whole run writes about 10 GB: the debug build (~7 GB) and the test databases and scratch
+# folders (~3 GB at their peak). A machine with less free space fails deep in the run with
+# "No space left on device"; say so up front.
+NEEDED_GB=12
+
+# Every test's scratch folder (SQLite files, uploads, private servers' data folders) goes under
+# one temp folder of this run's own, removed when the run ends, so runs on one machine never
+# pile up. Private PostgreSQL servers run as `nobody` when root: the folder must be traversable.
+run_tmp="$(mktemp -d "${TMPDIR:-/tmp}/chatstore-run.XXXXXX")"
+chmod 755 "$run_tmp"
+
 # Trap first, so a half-started set of services is cleaned up too.
-trap 'scripts/services.sh stop' EXIT
+trap 'scripts/services.sh stop; rm -rf "$run_tmp"' EXIT
+
+section "free disk: $(free_gb .) GB here, $(free_gb "$run_tmp") GB under $run_tmp"
+if (($(free_gb .) < NEEDED_GB || $(free_gb "$run_tmp") < NEEDED_GB)); then
+    printf 'warning: a whole run needs about %s GB free; this one may stop with "No space left on device"\n' \
+        "$NEEDED_GB" >&2
+fi
 
 section "starting test services"
 # Assign first: `eval "$(...)"` alone would hide a failed start from `set -e`.
@@ -30,6 +50,7 @@ section "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 section "cargo test --workspace $* (CHATSTORE_PROPTEST_CASES=$CHATSTORE_PROPTEST_CASES)"
+export TMPDIR="$run_tmp"
 # Every test binary runs even after one fails, so a red run lists every failure at once.
 # The output is kept too: a failing test's own output is printed again at the very end, where
 # a reader of only the log's tail (a CI page) finds it.
@@ -55,8 +76,9 @@ if ((test_status != 0)); then
         inside { kept[n++] = $0 }
     ' "$test_log" >&2
     rm -f "$test_log"
+    section "free disk at the end: $(free_gb .) GB here, $(free_gb "$run_tmp") GB under $run_tmp"
     exit "$test_status"
 fi
 rm -f "$test_log"
 
-section "all checks passed"
+section "all checks passed (free disk at the end: $(free_gb .) GB)"
