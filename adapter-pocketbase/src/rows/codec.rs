@@ -224,23 +224,47 @@ pub fn patch_of(table: &Table, set: &Row) -> Result<Value> {
 
 /// The row a record holds (its values are moved, not copied: JSON columns can be large).
 pub fn row_of(table: &Table, record: Value) -> Result<Row> {
-    let Value::Object(mut record) = record else {
+    let values = values_of(table, record)?;
+    Ok(table
+        .columns
+        .iter()
+        .map(|column| column.name.to_owned())
+        .zip(values)
+        .collect())
+}
+
+/// The values a record holds, one per column of `table` in its order, moved out of the
+/// record in one pass over its fields (no map is built and no field name allocated: a page
+/// of records is decoded for every read of a model).
+pub fn values_of(table: &Table, record: Value) -> Result<Vec<Value>> {
+    let Value::Object(record) = record else {
         return Err(malformed(format!(
             "a {} record that is not an object",
             table.name
         )));
     };
-    let mut row = Map::new();
-    for column in table.columns {
-        let field = record.remove(column.name).unwrap_or(Value::Null);
-        let is_null = has_null_field(column)
-            && record
-                .get(&null_field(column.name))
-                .and_then(Value::as_bool)
-                == Some(true);
+    let columns = table.columns;
+    let mut fields = vec![Value::Null; columns.len()];
+    let mut nulls = vec![false; columns.len()];
+    let mut original_id = None;
+    for (key, value) in record {
+        if key == ID_FIELD {
+            original_id = Some(value);
+        } else if let Some(i) = columns.iter().position(|c| c.name == key) {
+            fields[i] = value;
+        } else if let Some(name) = key.strip_suffix(NULL_SUFFIX)
+            && let Some(i) = columns
+                .iter()
+                .position(|c| c.name == name && has_null_field(c))
+        {
+            nulls[i] = value.as_bool() == Some(true);
+        }
+    }
+    let mut values = Vec::with_capacity(columns.len());
+    for ((column, field), is_null) in columns.iter().zip(fields).zip(nulls) {
         let value = match column.kind {
             _ if is_null => Value::Null,
-            ColumnKind::Text if column.name == "id" => match record.remove(ID_FIELD) {
+            ColumnKind::Text if column.name == "id" => match original_id.take() {
                 Some(Value::String(id)) if !id.is_empty() => Value::String(id),
                 _ => {
                     let id = field
@@ -274,9 +298,9 @@ pub fn row_of(table: &Table, record: Value) -> Result<Row> {
             },
             ColumnKind::Json | ColumnKind::JsonText => field,
         };
-        row.insert(column.name.to_owned(), value);
+        values.push(value);
     }
-    Ok(row)
+    Ok(values)
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub mod query;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use chatstore_core::rows::{self, Cond, Row, RowOp, RowQuery, RowStore, Table};
+use chatstore_core::rows::{self, Cell, Cond, Row, RowOp, RowQuery, RowStore, Table, cells};
 use chatstore_core::{Error, Result};
 use serde_json::{Value, json};
 
@@ -46,6 +46,41 @@ pub use crate::client::{BATCH_MAX_BYTES, TX_MAX_BYTES};
 const ID_FIELDS: &str = "id,owui_id";
 /// How often a write whose rows changed under it is planned and sent again.
 pub const WRITE_ATTEMPTS: usize = 3;
+
+/// How a select's rows are read.
+enum Read {
+    /// Nothing matches.
+    Nothing,
+    /// One page (the caller pages by offset), filtered and sorted by PocketBase.
+    Page { filter: String, sort: String },
+    /// Every match, read by id with these filters, then (unless `exact`) checked, and sorted
+    /// and paged here.
+    Every { filters: Vec<String>, exact: bool },
+}
+
+/// How `query` on `table` is read ([`plan`] for its filter).
+fn read_plan(table: &Table, query: &RowQuery) -> Result<Read> {
+    if query.limit == Some(0) {
+        return Ok(Read::Nothing);
+    }
+    let sort = query::sort(table, &query.order)?;
+    Ok(match plan(table, &query.filter)? {
+        Plan::Nothing => Read::Nothing,
+        Plan::Exact(filter) if query.limit.is_some() => Read::Page { filter, sort },
+        Plan::Exact(f) => Read::Every {
+            filters: vec![f],
+            exact: true,
+        },
+        Plan::Split(filters) => Read::Every {
+            filters,
+            exact: true,
+        },
+        Plan::Wider(f) => Read::Every {
+            filters: vec![f],
+            exact: false,
+        },
+    })
+}
 
 /// How a select is read from PocketBase.
 enum Plan {
@@ -272,23 +307,30 @@ impl PocketBase {
         query: &RowQuery,
         fields: Option<&'static str>,
     ) -> Result<Vec<Row>> {
-        if query.limit == Some(0) {
-            return Ok(Vec::new());
-        }
-        let sort = query::sort(table, &query.order)?;
-        let (filters, exact) = match plan(table, &query.filter)? {
-            Plan::Nothing => return Ok(Vec::new()),
-            // A page (the caller pages by offset) is read as PocketBase sorts it; every match
-            // (a write's targets, a whole select) is read by id below and sorted here.
-            Plan::Exact(f) if query.limit.is_some() => {
-                return self
-                    .fetch(table, &f, &sort, query.offset, query.limit, fields)
-                    .await;
+        match read_plan(table, query)? {
+            Read::Nothing => Ok(Vec::new()),
+            Read::Page { filter, sort } => self
+                .fetch(table, &filter, &sort, query.offset, query.limit, fields)
+                .await?
+                .into_iter()
+                .map(|r| codec::row_of(table, r))
+                .collect(),
+            Read::Every { filters, exact } => {
+                self.read_every(table, query, filters, exact, fields).await
             }
-            Plan::Exact(f) => (vec![f], true),
-            Plan::Split(fs) => (fs, true),
-            Plan::Wider(f) => (vec![f], false),
-        };
+        }
+    }
+
+    /// Every match of `filters` (the parts of `query`'s filter, or a wider filter to check
+    /// when not `exact`), then sorted and paged as `query` says.
+    async fn read_every(
+        &self,
+        table: &'static Table,
+        query: &RowQuery,
+        filters: Vec<String>,
+        exact: bool,
+        fields: Option<&'static str>,
+    ) -> Result<Vec<Row>> {
         let fields = if exact { fields } else { None };
         let mut rows = Vec::new();
         let mut seen = HashSet::new();
@@ -313,7 +355,7 @@ impl PocketBase {
         offset: u64,
         limit: Option<u64>,
         fields: Option<&'static str>,
-    ) -> Result<Vec<Row>> {
+    ) -> Result<Vec<Value>> {
         let q = ListQuery {
             filter: filter.to_owned(),
             sort: sort.to_owned(),
@@ -331,10 +373,7 @@ impl PocketBase {
                 Subject::new(table.name, ""),
             )
             .await?;
-        records
-            .into_iter()
-            .map(|r| codec::row_of(table, r))
-            .collect()
+        Ok(records)
     }
 
     /// Every record matching `filter`, read in pages after the last record id read. Pages by
@@ -573,6 +612,38 @@ impl PocketBase {
 impl RowStore for PocketBase {
     async fn select(&self, table: &'static Table, query: &RowQuery) -> Result<Vec<Row>> {
         self.read(table, query, None).await
+    }
+
+    /// A page PocketBase filters and sorts is decoded straight into cells (no row maps);
+    /// other selects are read as rows.
+    async fn select_cells(
+        &self,
+        table: &'static Table,
+        query: &RowQuery,
+    ) -> Result<Vec<Vec<Cell>>> {
+        let rows = match read_plan(table, query)? {
+            Read::Nothing => Vec::new(),
+            Read::Page { filter, sort } => {
+                return self
+                    .fetch(table, &filter, &sort, query.offset, query.limit, None)
+                    .await?
+                    .into_iter()
+                    .map(|r| {
+                        Ok(codec::values_of(table, r)?
+                            .into_iter()
+                            .map(Cell::Value)
+                            .collect())
+                    })
+                    .collect();
+            }
+            Read::Every { filters, exact } => {
+                self.read_every(table, query, filters, exact, None).await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|row| cells::from_row(table, row))
+            .collect())
     }
 
     async fn count(&self, table: &'static Table, filter: &[Cond]) -> Result<u64> {
