@@ -6,6 +6,7 @@
 //! Every repository writes its SQL once with `$N` placeholders (SQLite accepts them too); where
 //! the dialects differ (JSON functions, `COLLATE "C"`, `FOR UPDATE`) a [`Sql`] carries both texts.
 
+use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgRow};
@@ -1128,6 +1129,36 @@ impl Tx {
         self.try_fetch_dyn(statement)
             .await
             .map_err(|e| db_error(entity, e))
+    }
+
+    /// Each row of a dynamic statement, handed to `each` as it arrives: on SQLite, decoding
+    /// a row overlaps the connection's thread reading the next one (a collected result is
+    /// decoded only after the last row, on one core, after the thread was woken per row).
+    pub(crate) async fn fetch_dyn_each(
+        &mut self,
+        statement: Dyn,
+        mut each: impl FnMut(Row) -> Result<()> + Send,
+    ) -> Result<()> {
+        let entity = self.entity;
+        self.try_flush().await.map_err(|e| db_error(entity, e))?;
+        let persistent = !statement.one_off;
+        match &mut self.inner {
+            TxInner::Sqlite(t) => {
+                let mut qb = statement.builder::<Sqlite>();
+                let conn = t.conn().map_err(|e| db_error(entity, e))?;
+                let mut rows = qb.build().persistent(persistent).fetch(conn);
+                while let Some(row) = rows.try_next().await.map_err(|e| db_error(entity, e))? {
+                    each(Row::Sqlite(row))?;
+                }
+                Ok(())
+            }
+            TxInner::Postgres(..) => {
+                for row in self.fetch_dyn(statement).await? {
+                    each(row)?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// All rows of a dynamic statement; the driver's error as it is, for callers that

@@ -194,14 +194,15 @@ async fn matching_items(
     ids: Option<&[String]>,
     filter: Option<&VectorFilter>,
 ) -> Result<Vec<VectorItem>> {
-    let rows = tx.fetch_dyn(candidates(collection, ids, filter)).await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let item = item_from_row(row)?;
+    let mut items = Vec::new();
+    tx.fetch_dyn_each(candidates(collection, ids, filter), |row| {
+        let item = item_from_row(&row)?;
         if filter.is_none_or(|f| f.matches(&item.metadata)) {
             items.push(item);
         }
-    }
+        Ok(())
+    })
+    .await?;
     Ok(items)
 }
 
