@@ -821,8 +821,7 @@ mod tests {
     /// written: its rows could not be matched one to one.
     #[tokio::test]
     async fn a_target_key_column_missing_in_the_source_is_refused() {
-        let dir = std::env::temp_dir().join(format!("chatstore-tables-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("temp folder");
+        let dir = chatstore_testkit::scratch_folder("chatstore-sql-tests", "tables");
         let open = |name: &str| {
             let url = format!("sqlite://{}", dir.join(name).display());
             async move {
