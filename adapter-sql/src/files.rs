@@ -5,20 +5,25 @@
 //! [`FileMeta`], the rest is its `meta`. `file.data` is its `data`, `file.hash` its `hash`. The
 //! sha256 in `meta.file_hash` is checked whenever the bytes are read.
 //!
-//! A streamed upload (`put_stream`, and `put` on top of it) writes the bytes to a temporary
-//! file in the upload folder while hashing them (in [`WRITE_BYTES`] writes, each one on the
-//! blocking pool while the next is hashed), then inserts the row in a transaction (a taken id
-//! fails here) while the temporary file is synced to disk, the two at once; then the file is
-//! renamed into place, the folder synced, and the transaction commits. A large upload is
-//! synced before the transaction instead ([`SYNC_BEFORE_LOCK_BYTES`]), so that SQLite's write
-//! lock is never held while a big file goes to disk. A failed, refused or interrupted
-//! upload (even one whose future is dropped half way) leaves no row and no file behind: the
-//! temporary (or renamed) file is removed by a guard. Reads stream the file in [`READ_BYTES`]
-//! chunks, the next one read on the blocking pool while the caller handles the last, checked
-//! against its sha256.
+//! A put of bytes in memory (`put`) creates its file exclusively at its final name (never
+//! replacing a file there), then inserts the row in a transaction (a taken id fails here) while
+//! the bytes are written and synced, the folder with them, in one trip to the blocking pool;
+//! then the transaction commits. No reader finds the file before its row exists. A streamed
+//! upload (`put_stream`) writes the bytes to a temporary file in the upload folder while
+//! hashing them (in [`WRITE_BYTES`] writes, each one on the blocking pool while the next is
+//! hashed), so a refused stream (too large, or not the expected sha256) never reaches a final
+//! name; it is renamed into place and synced, the folder with it, while the row is inserted,
+//! and the transaction commits. A large file is written out before the transaction instead
+//! ([`SYNC_BEFORE_LOCK_BYTES`]), so that SQLite's write lock is never held while a big file
+//! goes to disk. A failed, refused or interrupted upload (even one whose future is dropped half
+//! way) leaves no row and no file behind: the file is removed by a guard. A process killed
+//! part way can leave a file without a row (a temporary one is swept later, see
+//! [`sweep_partial_uploads`]); never a row without its bytes. Reads stream the file in
+//! [`READ_BYTES`] chunks, the next one read on the blocking pool while the caller handles the
+//! last, checked against its sha256.
 //!
 //! A bulk `put_many` inserts the rows first (so a taken id fails before any byte is written),
-//! then writes the bytes durably, then commits; if anything fails the rows roll back and the new
+//! then writes the bytes durably at their final names, then commits; if anything fails the rows roll back and the new
 //! files are removed.
 
 use std::io::{Read, Seek, SeekFrom};
@@ -209,12 +214,9 @@ fn io_error(what: String, e: std::io::Error) -> Error {
 }
 
 impl SqlStore {
-    /// Where a new file's bytes go. A name already taken on disk (bytes written under an
-    /// earlier naming, or a name differing only in case on a case-insensitive volume) is never
-    /// replaced, which would garble the file whose row points there: the new file gets a name
-    /// of its own, `{id}.{uuid}_{filename}` (reads follow the row's `path`).
-    async fn file_path(&self, meta: &FileMeta) -> Result<PathBuf> {
-        let dir = std::path::absolute(self.upload_dir()).map_err(|e| {
+    /// The upload folder as an absolute path (what `file.path` records).
+    fn absolute_upload_dir(&self) -> Result<PathBuf> {
+        std::path::absolute(self.upload_dir()).map_err(|e| {
             io_error(
                 format!(
                     "upload folder {} has no absolute path",
@@ -222,15 +224,20 @@ impl SqlStore {
                 ),
                 e,
             )
-        })?;
+        })
+    }
+
+    /// Where a new file's bytes go. A name already taken on disk (bytes written under an
+    /// earlier naming, or a name differing only in case on a case-insensitive volume) is never
+    /// replaced, which would garble the file whose row points there: the new file gets a name
+    /// of its own, `{id}.{uuid}_{filename}` (reads follow the row's `path`).
+    async fn file_path(&self, meta: &FileMeta) -> Result<PathBuf> {
+        let dir = self.absolute_upload_dir()?;
         let path = dir.join(disk_name(&meta.id, &meta.filename));
         match tokio::fs::symlink_metadata(&path).await {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(path),
             Err(e) => Err(io_error(format!("cannot look at {}", path.display()), e)),
-            Ok(_) => {
-                let own = format!("{}.{}", meta.id, validate::new_id());
-                Ok(dir.join(disk_name(&own, &meta.filename)))
-            }
+            Ok(_) => Ok(own_path(&dir, meta)),
         }
     }
 
@@ -257,11 +264,11 @@ impl SqlStore {
         Ok(planned.into_iter().map(|(meta, _)| meta).collect())
     }
 
-    /// Stores a file whose bytes `on_disk` brings to a synced temporary file: the row is
-    /// inserted while the bytes go to disk (the insert only fails, on a taken id, before
-    /// anything is renamed); a file of [`SYNC_BEFORE_LOCK_BYTES`] or more goes first, outside
-    /// the transaction, so SQLite's write lock is never held while it is written out. Then the
-    /// file is moved into place and the row committed.
+    /// Stores a file whose bytes `on_disk` brings durably to `path` (synced, folder included):
+    /// the row is inserted while the bytes go to disk (the insert only fails on a taken id,
+    /// and the guard `on_disk` gives then removes the bytes); a file of
+    /// [`SYNC_BEFORE_LOCK_BYTES`] or more goes first, outside the transaction, so SQLite's
+    /// write lock is never held while it is written out. Then the row is committed.
     async fn store_file(
         &self,
         meta: &FileMeta,
@@ -273,17 +280,16 @@ impl SqlStore {
             insert_row(&mut tx, meta, path).await?;
             Ok::<_, Error>(tx)
         };
-        let (tx, tmp) = if meta.size >= SYNC_BEFORE_LOCK_BYTES {
-            let tmp = on_disk.await?;
-            (row.await?, tmp)
+        let (tx, placed) = if meta.size >= SYNC_BEFORE_LOCK_BYTES {
+            let placed = on_disk.await?;
+            (row.await?, placed)
         } else {
             // Both end before either result is looked at, so a failed insert never drops the
             // guard of a file still being written.
-            let (tx, tmp) = tokio::join!(row, on_disk);
-            let tmp = tmp?;
-            (tx?, tmp)
+            let (tx, placed) = tokio::join!(row, on_disk);
+            let placed = placed?;
+            (tx?, placed)
         };
-        let placed = move_into_place(tmp, path).await?;
         commit_keeping(tx, vec![placed]).await
     }
 
@@ -447,51 +453,28 @@ fn temp_path(dir: &Path) -> PathBuf {
 
 /// Creates `folder` when missing and the new file `path` in it (blocking).
 fn create_temp(folder: &Path, path: &Path) -> Result<std::fs::File> {
+    create_new(folder, path)?
+        .ok_or_else(|| Error::backend_msg(format!("cannot create {}: it exists", path.display())))
+}
+
+/// Creates `folder` when missing and the new file `path` in it, exclusively (blocking); `None`
+/// when something is at `path` already.
+fn create_new(folder: &Path, path: &Path) -> Result<Option<std::fs::File>> {
     std::fs::create_dir_all(folder).map_err(|e| {
         io_error(
             format!("cannot create upload folder {}", folder.display()),
             e,
         )
     })?;
-    std::fs::OpenOptions::new()
+    match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|e| io_error(format!("cannot create {}", path.display()), e))
-}
-
-/// Writes buffered bytes into a new temporary file in `dir` and syncs it, in one trip to the
-/// blocking pool: creating, writing and syncing a small file on three trips cost more than the
-/// writing, and each trip's wake-up competes for the cores with whatever runs beside it (a
-/// router's other store). The guard removes the file unless it is moved into place.
-async fn write_temp_synced(dir: &Path, bytes: Vec<u8>) -> Result<Discard> {
-    let tmp = temp_path(dir);
-    let folder = dir.to_owned();
-    // The guard is made and given back by the blocking task: when the caller is gone before the
-    // task ends, the task's result (the guard) is dropped with it and the file removed, where a
-    // guard left with the caller would have been dropped before the file existed.
-    tokio::task::spawn_blocking(move || {
-        let guard = Discard::new(tmp.clone());
-        let path = tmp.as_path();
-        let mut file = create_temp(&folder, path)?;
-        std::io::Write::write_all(&mut file, &bytes)
-            .map_err(|e| io_error(format!("cannot write {}", path.display()), e))?;
-        file.sync_all()
-            .map_err(|e| io_error(format!("cannot sync {} to disk", path.display()), e))?;
-        Ok(guard)
-    })
-    .await
-    .map_err(|e| Error::backend("writing an upload file", e))?
-}
-
-/// Flushes and syncs a written file to disk.
-async fn sync_file(mut file: tokio::fs::File, path: &Path) -> Result<()> {
-    file.flush()
-        .await
-        .map_err(|e| io_error(format!("cannot write {}", path.display()), e))?;
-    file.sync_all()
-        .await
-        .map_err(|e| io_error(format!("cannot sync {} to disk", path.display()), e))
+    {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(io_error(format!("cannot create {}", path.display()), e)),
+    }
 }
 
 /// Syncs a folder, so that a rename into it survives a crash (blocking).
@@ -502,10 +485,13 @@ fn sync_folder(dir: &Path) -> Result<()> {
         .map_err(|e| io_error(format!("cannot sync upload folder {}", dir.display()), e))
 }
 
-/// Moves a synced temporary file to `path` and syncs the folder, in one trip to the blocking
-/// pool; the returned guard removes `path` unless kept (also when the folder's sync fails).
-async fn move_into_place(tmp: Discard, path: &Path) -> Result<Discard> {
+/// Moves a written temporary file to `path`, then syncs the file and the folder, in one trip
+/// to the blocking pool: the file's sync commits the rename with its bytes on journaling file
+/// systems, where syncing the file before the rename cost a second journal commit. The returned
+/// guard removes `path` unless kept (also when a sync fails).
+async fn place_synced(tmp: Discard, written: tokio::fs::File, path: &Path) -> Result<Discard> {
     let to = path.to_owned();
+    let file = written.into_std().await;
     // Both guards live in the blocking task, which gives back the placed file's: a caller gone
     // before the task ends drops it with the task's result, removing the file it never recorded.
     tokio::task::spawn_blocking(move || {
@@ -516,6 +502,8 @@ async fn move_into_place(tmp: Discard, path: &Path) -> Result<Discard> {
             .map_err(|e| io_error(format!("cannot move file bytes into {}", to.display()), e))?;
         tmp.keep();
         let placed = Discard::new(to.clone());
+        file.sync_all()
+            .map_err(|e| io_error(format!("cannot sync {} to disk", to.display()), e))?;
         sync_folder(to.parent().unwrap_or(Path::new(".")))?;
         Ok(placed)
     })
@@ -550,12 +538,73 @@ async fn receive(dir: &Path, body: ByteStream) -> Result<(Received, tokio::fs::F
     Ok((received, out.into_inner(), guard))
 }
 
-/// Writes bytes durably through a temporary file renamed into place, so a reader never sees
-/// half a file; the guard removes the file unless kept.
+/// Writes bytes durably into the new file `path` (never replacing one there), in one trip to
+/// the blocking pool; the guard removes the file unless kept.
 async fn write_bytes(path: &Path, bytes: Vec<u8>) -> Result<Discard> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = write_temp_synced(dir, bytes).await?;
-    move_into_place(tmp, path).await
+    let to = path.to_owned();
+    let created = tokio::task::spawn_blocking(move || {
+        let folder = to.parent().unwrap_or(Path::new("."));
+        // The guard is made once the file is this call's own: a file found there is another's.
+        match create_new(folder, &to)? {
+            Some(file) => Ok((file, Discard::new(to))),
+            None => Err(Error::backend_msg(format!(
+                "{} was taken on disk while the file was stored; try again",
+                to.display()
+            ))),
+        }
+    })
+    .await
+    .map_err(|e| Error::backend("creating an upload file", e))??;
+    write_synced(created, bytes).await
+}
+
+/// The name of a file's own, `{id}.{uuid}_{filename}`, for when Open WebUI's is taken on disk.
+fn own_path(dir: &Path, meta: &FileMeta) -> PathBuf {
+    let own = format!("{}.{}", meta.id, validate::new_id());
+    dir.join(disk_name(&own, &meta.filename))
+}
+
+/// Creates the new file a put's bytes go to, in one trip to the blocking pool: Open WebUI's
+/// name `{id}_{filename}` in `dir`, or, when anything is there already, a name of the file's own
+/// (see [`SqlStore::file_path`]). The create is exclusive, so no file is ever replaced, even
+/// one another process creates meanwhile. The guard removes the file unless kept.
+async fn create_new_file(
+    dir: PathBuf,
+    meta: &FileMeta,
+) -> Result<((std::fs::File, Discard), PathBuf)> {
+    let meta = meta.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut path = dir.join(disk_name(&meta.id, &meta.filename));
+        // The guard is made once the file is this call's own: a file found there is another's.
+        loop {
+            if let Some(file) = create_new(&dir, &path)? {
+                return Ok(((file, Discard::new(path.clone())), path));
+            }
+            path = own_path(&dir, &meta);
+        }
+    })
+    .await
+    .map_err(|e| Error::backend("creating an upload file", e))?
+}
+
+/// Writes bytes into a file just created and syncs it and its folder, in one trip to the
+/// blocking pool: the file's sync commits its creation too on journaling file systems, so the
+/// folder's sync after it finds little left to do (a temporary file renamed into place cost a
+/// second journal commit per file, and each one waits for whatever else the machine is writing).
+/// No reader finds the file before its row commits. The guard removes it unless kept.
+async fn write_synced(created: (std::fs::File, Discard), bytes: Vec<u8>) -> Result<Discard> {
+    tokio::task::spawn_blocking(move || {
+        let (mut file, guard) = created;
+        let path = guard.path.clone().unwrap_or_default();
+        std::io::Write::write_all(&mut file, &bytes)
+            .map_err(|e| io_error(format!("cannot write {}", path.display()), e))?;
+        file.sync_all()
+            .map_err(|e| io_error(format!("cannot sync {} to disk", path.display()), e))?;
+        sync_folder(path.parent().unwrap_or(Path::new(".")))?;
+        Ok(guard)
+    })
+    .await
+    .map_err(|e| Error::backend("writing an upload file", e))?
 }
 
 /// How many bytes a read of stored bytes takes from disk at a time.
@@ -651,10 +700,9 @@ async fn commit_removing(tx: crate::pool::Tx, paths: Vec<String>) -> Result<()> 
 impl FileRepo for SqlStore {
     async fn put(&self, mut file: NewFile) -> Result<FileMeta> {
         let meta = file.prepare(validate::now())?;
-        let path = self.file_path(&meta).await?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        // Bytes already in memory: created, written and synced in one blocking trip.
-        let on_disk = write_temp_synced(dir, std::mem::take(&mut file.bytes));
+        let (created, path) = create_new_file(self.absolute_upload_dir()?, &meta).await?;
+        // Bytes already in memory: written and synced in one blocking trip, in place.
+        let on_disk = write_synced(created, std::mem::take(&mut file.bytes));
         self.store_file(&meta, &path, on_disk).await?;
         Ok(meta)
     }
@@ -757,12 +805,8 @@ impl FileRepo for SqlStore {
         let dir = path.parent().unwrap_or(Path::new("."));
         let (received, written, tmp) = receive(dir, body).await?;
         received.check(expected_sha256)?;
-        let tmp_path = tmp.path.clone().unwrap_or_default();
         let meta = pending.finish(&received);
-        let on_disk = async {
-            sync_file(written, &tmp_path).await?;
-            Ok(tmp)
-        };
+        let on_disk = place_synced(tmp, written, &path);
         self.store_file(&meta, &path, on_disk).await?;
         Ok(meta)
     }

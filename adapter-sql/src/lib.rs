@@ -24,7 +24,7 @@
 //!   `CHATSTORE_UPLOAD_DIR`, else `UPLOAD_DIR`, else `DATA_DIR/uploads`, else `uploads/` next to
 //!   the SQLite file or `data/uploads` in the working folder for PostgreSQL. It is never a
 //!   temporary folder for a database that outlives the process (only `sqlite::memory:` gets
-//!   one); replicas on one PostgreSQL share it through a common volume.
+//!   one, removed when the store's last clone is dropped); replicas on one PostgreSQL share it through a common volume.
 //!
 //! ```
 //! use chatstore_core::{ChatQuery, NewChat, NewMessage, NewUser};
@@ -113,7 +113,7 @@ pub struct SqlOptions {
     /// [`SqlStore::connect`]): `CHATSTORE_UPLOAD_DIR`, else `UPLOAD_DIR`, else
     /// `DATA_DIR/uploads`; else `uploads/` next to a SQLite file, and `data/uploads` under the
     /// working folder for PostgreSQL. Only an in-memory SQLite database, which dies with the
-    /// process, gets a temporary folder. Replicas sharing a PostgreSQL database must share this
+    /// process, gets a temporary folder, removed with the store's last clone. Replicas sharing a PostgreSQL database must share this
     /// folder too (one volume mounted at the same path): `file.path` records where bytes are.
     pub upload_dir: Option<PathBuf>,
     /// Opens the database read-only: nothing is created, every write fails.
@@ -215,6 +215,9 @@ pub struct SqlStore {
 struct Inner {
     pool: pool::Pool,
     uploads: PathBuf,
+    /// The upload folder is this store's own temporary one (an in-memory database's): it goes
+    /// when the store does.
+    temporary_uploads: bool,
     /// Set once `chatstore_vector` is known to exist.
     vectors_ready: AtomicBool,
     /// The change feed's hub: SQLite publishes committed writes to it, PostgreSQL's listener
@@ -236,6 +239,15 @@ impl Drop for Inner {
         if let Some(task) = self.listener.get() {
             task.abort();
         }
+        if self.temporary_uploads {
+            // The database is gone with its last connection, so nothing names these files.
+            // Synchronous, as a drop must be; a folder that was never written is no error.
+            if let Err(e) = std::fs::remove_dir_all(&self.uploads)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(error = %e, dir = %self.uploads.display(), "cannot remove the temporary upload folder");
+            }
+        }
     }
 }
 
@@ -256,7 +268,8 @@ impl SqlStore {
             return Err(Error::invalid("max_connections must be at least 1"));
         }
         let mut listen = None;
-        let (pool, uploads) = if let Some(rest) = strip_scheme(url, &["sqlite:"]) {
+        let (pool, uploads, temporary_uploads) = if let Some(rest) = strip_scheme(url, &["sqlite:"])
+        {
             open_sqlite(rest, &options).await?
         } else if let Some(rest) = strip_scheme(
             url,
@@ -275,7 +288,8 @@ impl SqlStore {
                 PgConnectOptions::from_str(&listen_url)
                     .map_err(|e| Error::invalid(format!("bad PostgreSQL listen URL: {e}")))?,
             );
-            open_postgres(rest, &options).await?
+            let (pool, uploads) = open_postgres(rest, &options).await?;
+            (pool, uploads, false)
         } else {
             let scheme = url.split(':').next().unwrap_or_default();
             return Err(Error::invalid(format!(
@@ -346,6 +360,7 @@ impl SqlStore {
             inner: Arc::new(Inner {
                 pool,
                 uploads,
+                temporary_uploads,
                 vectors_ready: AtomicBool::new(false),
                 hub: Arc::new(hub),
                 listen,
@@ -537,7 +552,9 @@ fn temp_uploads() -> PathBuf {
 /// 0.62-0.66 ms with 4 or 8 MiB). Memory is taken as pages are read.
 const SQLITE_CACHE_SIZE: &str = "-8192";
 
-async fn open_sqlite(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, PathBuf)> {
+/// Opens a SQLite database; gives its pool, its upload folder and whether that folder is a
+/// temporary one of this store's own (an in-memory database's, removed with the store).
+async fn open_sqlite(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, PathBuf, bool)> {
     let in_memory = rest.contains(":memory:") || rest.contains("mode=memory");
     let url = format!("sqlite:{rest}");
     let mut connect = SqliteConnectOptions::from_str(&url)
@@ -582,7 +599,12 @@ async fn open_sqlite(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, Pa
         .connect_with(connect)
         .await
         .map_err(|e| error::db_error("connect", e))?;
-    Ok((pool::Pool::Sqlite(pool::Handle::new(pool)), uploads))
+    let temporary = in_memory && options.upload_dir.is_none();
+    Ok((
+        pool::Pool::Sqlite(pool::Handle::new(pool)),
+        uploads,
+        temporary,
+    ))
 }
 
 /// Builds chatstore's own indexes ([`indexes`]) and gives the flag that turns `true` once

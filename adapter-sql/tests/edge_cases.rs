@@ -304,3 +304,46 @@ async fn a_name_taken_on_disk_is_never_replaced() {
         db.finish().await;
     }
 }
+
+/// An in-memory database's files go to a temporary folder of its own, removed once the store's
+/// last clone is dropped (the database is gone then, and nothing names the files); a folder the
+/// caller chose stays.
+#[tokio::test]
+async fn an_in_memory_store_removes_its_temporary_upload_folder() {
+    use chatstore_sql::{SqlOptions, SqlStore};
+
+    let sql = SqlStore::connect("sqlite::memory:", SqlOptions::default())
+        .await
+        .expect("in-memory store");
+    let folder = sql.upload_dir().to_path_buf();
+    let store = sql.store();
+    store
+        .files
+        .put(NewFile::new("u1", "a.txt", b"bytes".to_vec()).with_id("f1"))
+        .await
+        .expect("put");
+    assert!(
+        folder.is_dir(),
+        "the upload folder {} holds the file",
+        folder.display()
+    );
+    drop(sql);
+    assert!(folder.is_dir(), "a clone of the store is still alive");
+    drop(store);
+    assert!(!folder.exists(), "{} outlived its store", folder.display());
+
+    let chosen = chatstore_testkit::scratch_folder("chatstore-sql-tests", "chosen-uploads");
+    let sql = SqlStore::connect("sqlite::memory:", SqlOptions::default().upload_dir(&chosen))
+        .await
+        .expect("in-memory store with an upload folder");
+    let store = sql.store();
+    drop(sql);
+    store
+        .files
+        .put(NewFile::new("u1", "a.txt", b"bytes".to_vec()).with_id("f1"))
+        .await
+        .expect("put");
+    drop(store);
+    assert!(chosen.is_dir(), "a chosen upload folder is kept");
+    std::fs::remove_dir_all(&chosen).expect("clean up");
+}

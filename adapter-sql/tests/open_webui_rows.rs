@@ -794,15 +794,19 @@ async fn file_writes_dropped_part_way_leave_rows_and_bytes_in_step() {
                 .map(|m| format!("{}_c.txt", m.id))
                 .collect::<BTreeSet<String>>()
         };
-        // Every trip a dropped call started ends by itself: waits for the folder to settle.
+        // Every trip a dropped call started ends by itself (its result, a guard, dropped):
+        // waits up to 10 s for the folder to settle on the recorded files; the assertions
+        // below then say what is left if it never does.
         let settled = || async {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            while listing().iter().any(|f| f.ends_with(".part"))
-                && std::time::Instant::now() < deadline
-            {
+            loop {
+                let files = listing();
+                let done = !files.iter().any(|f| f.ends_with(".part")) && files == rows().await;
+                if done || std::time::Instant::now() >= deadline {
+                    break;
+                }
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         };
 
         let mut stored = BTreeSet::new();
