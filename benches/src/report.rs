@@ -369,7 +369,12 @@ async fn measure_opened(
     let per_op = samples * sides;
     let timed_ops: &[Op] = if config.streaming_only { &[] } else { &Op::ALL };
     let sources = sources.filter(|_| store.capabilities().files);
-    let transfers = sources.map_or(0, |s| (s.files.len() * config.stream_runs * 2) as u64);
+    let transfers = sources.map_or(0, |s| {
+        s.files
+            .iter()
+            .map(|f| streaming::runs_for(f.size, config.stream_runs) as u64 * 2)
+            .sum()
+    });
     let loaded_per_store =
         workload.records() + workload.notes() + crate::models::records(&workload);
     let loaded_references = opened.references.iter().filter(|r| r.separate()).count() as u64;
@@ -1129,13 +1134,15 @@ impl Report {
              raw multipart record creation on the same collection with the bytes streamed from \
              disk and hashed, and the record read plus a GET of the file with a file token, its \
              body taken chunk by chunk and hashed. Both sides do the same logical work: the \
-             sha256 Open WebUI records for a file, and the check a trusted read makes. {} transfers per size and side, the sides taking turns; MB/s is \
+             sha256 Open WebUI records for a file, and the check a trusted read makes. {} transfers per size and side ({} for files under {} MB, whose transfers take milliseconds), the sides taking turns; MB/s is \
              decimal megabytes over the median time; share is adapter / raw throughput. Memory \
              per transfer is the growth of this process's resident set during one transfer, the \
              largest of the runs: {} (the server's own memory, PocketBase's or PostgreSQL's, is \
              not counted). Memory is flat when the largest size grows it by at most {} more than \
              the smallest.\n",
             self.stream_runs,
+            streaming::runs_for(0, self.stream_runs),
+            streaming::SMALL_FILE_BYTES / 1_000_000,
             self.rss_method.describe(),
             format_mib(Some(FLAT_SLACK_BYTES))
         );

@@ -42,7 +42,8 @@ pub struct BenchArgs {
     /// File sizes of the streaming section in MB (decimal), comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1,100")]
     pub stream_sizes: Vec<f64>,
-    /// Transfers per size and side in the streaming section; 0 leaves the section out.
+    /// Transfers per size and side in the streaming section (five times as many for files
+    /// under 10 MB); 0 leaves the section out.
     #[arg(long, default_value_t = chatstore_benches::streaming::DEFAULT_RUNS)]
     pub stream_runs: usize,
     /// Run only this section: `streaming` (file transfers against the raw client; the
