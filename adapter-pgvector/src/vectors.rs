@@ -300,6 +300,11 @@ impl VectorRepo for PgVectorStore {
         self.build_open_webui_index(&settings).await.map(|_| ())
     }
 
+    async fn settle(&self) -> Result<()> {
+        self.wait_for_index_builds().await;
+        Ok(())
+    }
+
     async fn delete(
         &self,
         collection: &str,

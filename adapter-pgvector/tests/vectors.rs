@@ -1383,9 +1383,12 @@ async fn background_builds_let_writes_through_and_keep_searches_exact() {
         .execute(&mut holder)
         .await
         .expect("commit");
-    tokio::time::timeout(Duration::from_secs(120), store.wait_for_index_builds())
+    // Through a whole store's layers, as an application shutting down would wait.
+    let whole = store.clone().into_store(&chatstore_core::memory::store());
+    tokio::time::timeout(Duration::from_secs(120), whole.vectors.settle())
         .await
-        .expect("the background build ends");
+        .expect("the background build ends")
+        .expect("settle");
     assert!(
         matches!(
             store.plan("big").await.expect("plan"),

@@ -172,7 +172,9 @@ impl Opened {
         self
     }
 
-    /// Runs the clean-up, if any, after dropping the store and baseline.
+    /// Runs the clean-up, if any, after dropping the store and baseline. The store's
+    /// background work (pgvector's automatic index builds) is waited for first, so that
+    /// dropping its database cuts nothing off.
     pub async fn close(self) -> Result<()> {
         let Opened {
             store,
@@ -182,6 +184,9 @@ impl Opened {
             references,
             router,
         } = self;
+        if let Err(e) = store.vectors.settle().await {
+            eprintln!("closing the bench's store: its background work did not settle: {e}");
+        }
         drop(router);
         drop(references);
         drop(settle);

@@ -379,6 +379,11 @@ async fn migrate(
     let started = Instant::now();
     let summary = Migration::new(source, &target, options, &last).run().await;
     let migration_total = started.elapsed();
+    // Untimed: index builds the load queued on the target must not run into the next round's
+    // timed loads, nor be cut off when its database is dropped.
+    if let Err(e) = target.vectors.settle().await {
+        eprintln!("vector copy: the target's background work did not settle: {e}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
     let summary = summary?;
     let written: u64 = summary.groups.iter().map(|g| g.counts.written).sum();

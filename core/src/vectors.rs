@@ -543,6 +543,15 @@ pub trait VectorRepo: Send + Sync {
     async fn finish_load(&self) -> Result<()> {
         Ok(())
     }
+    /// Waits until the work this store started in the background on its own is done
+    /// (pgvector's automatic index builds, queued after large writes): call it before a
+    /// graceful shutdown, or before dropping the database under the store, so that no build is
+    /// cut off part way (a cut `CREATE INDEX CONCURRENTLY` leaves an invalid index to be
+    /// dropped and built again). Writes made meanwhile may queue more. Backends with no
+    /// background work return at once.
+    async fn settle(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Checks a vector scan: a collection name to read ([`validate_collection_to_read`]) and a

@@ -231,6 +231,15 @@ impl VectorRepo for Vectors {
             .await
     }
 
+    async fn settle(&self) -> Result<()> {
+        // Both stores, whatever the phase: either may still build for writes made earlier.
+        self.0.old.vectors.settle().await?;
+        if let Ok(new) = self.0.new_of(G) {
+            new.vectors.settle().await?;
+        }
+        Ok(())
+    }
+
     async fn collections(&self) -> Result<Vec<String>> {
         self.0
             .read(

@@ -446,4 +446,7 @@ impl VectorRepo for Metered<dyn VectorRepo> {
         self.observe("vectors.finish_load", self.0.finish_load())
             .await
     }
+    async fn settle(&self) -> Result<()> {
+        self.observe("vectors.settle", self.0.settle()).await
+    }
 }

@@ -403,4 +403,7 @@ impl VectorRepo for Validated<dyn VectorRepo> {
     async fn finish_load(&self) -> Result<()> {
         self.0.finish_load().await
     }
+    async fn settle(&self) -> Result<()> {
+        self.0.settle().await
+    }
 }
