@@ -222,7 +222,10 @@ async fn sqlite_runs_in_the_report_with_its_raw_sqlx_baseline() {
             .transfers()
             .expect("put_stream/read_stream measured");
         let raw = s.raw.transfers().expect("the raw file copy measured");
-        assert_eq!((adapter.put.len(), raw.get.len()), (2, 2));
+        // Files under 10 MB get five times the transfers asked for (their medians are noisy).
+        let runs = chatstore_benches::streaming::runs_for(s.size, 2);
+        assert_eq!(runs, 10, "a {}-byte file", s.size);
+        assert_eq!((adapter.put.len(), raw.get.len()), (runs, runs));
         assert!(s.shares().is_some_and(|(put, get)| put > 0.0 && get > 0.0));
     }
     let md = std::fs::read_to_string(dir.path().join(REPORT_FILE)).expect("report.md");
