@@ -23,8 +23,8 @@
 //! last, checked against its sha256.
 //!
 //! A bulk `put_many` inserts the rows first (so a taken id fails before any byte is written),
-//! then writes the bytes durably at their final names, then commits; if anything fails the rows roll back and the new
-//! files are removed.
+//! then writes the bytes durably at their final names (one trip to the blocking pool each),
+//! then commits; if anything fails the rows roll back and the new files are removed.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -502,9 +502,7 @@ async fn place_synced(tmp: Discard, written: tokio::fs::File, path: &Path) -> Re
             .map_err(|e| io_error(format!("cannot move file bytes into {}", to.display()), e))?;
         tmp.keep();
         let placed = Discard::new(to.clone());
-        file.sync_all()
-            .map_err(|e| io_error(format!("cannot sync {} to disk", to.display()), e))?;
-        sync_folder(to.parent().unwrap_or(Path::new(".")))?;
+        sync_with_folder(&file, &to)?;
         Ok(placed)
     })
     .await
@@ -542,20 +540,21 @@ async fn receive(dir: &Path, body: ByteStream) -> Result<(Received, tokio::fs::F
 /// the blocking pool; the guard removes the file unless kept.
 async fn write_bytes(path: &Path, bytes: Vec<u8>) -> Result<Discard> {
     let to = path.to_owned();
-    let created = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let folder = to.parent().unwrap_or(Path::new("."));
         // The guard is made once the file is this call's own: a file found there is another's.
-        match create_new(folder, &to)? {
-            Some(file) => Ok((file, Discard::new(to))),
-            None => Err(Error::backend_msg(format!(
+        let Some(mut file) = create_new(folder, &to)? else {
+            return Err(Error::backend_msg(format!(
                 "{} was taken on disk while the file was stored; try again",
                 to.display()
-            ))),
-        }
+            )));
+        };
+        let guard = Discard::new(to.clone());
+        write_and_sync(&mut file, &to, &bytes)?;
+        Ok(guard)
     })
     .await
-    .map_err(|e| Error::backend("creating an upload file", e))??;
-    write_synced(created, bytes).await
+    .map_err(|e| Error::backend("writing an upload file", e))?
 }
 
 /// The name of a file's own, `{id}.{uuid}_{filename}`, for when Open WebUI's is taken on disk.
@@ -596,15 +595,26 @@ async fn write_synced(created: (std::fs::File, Discard), bytes: Vec<u8>) -> Resu
     tokio::task::spawn_blocking(move || {
         let (mut file, guard) = created;
         let path = guard.path.clone().unwrap_or_default();
-        std::io::Write::write_all(&mut file, &bytes)
-            .map_err(|e| io_error(format!("cannot write {}", path.display()), e))?;
-        file.sync_all()
-            .map_err(|e| io_error(format!("cannot sync {} to disk", path.display()), e))?;
-        sync_folder(path.parent().unwrap_or(Path::new(".")))?;
+        write_and_sync(&mut file, &path, &bytes)?;
         Ok(guard)
     })
     .await
     .map_err(|e| Error::backend("writing an upload file", e))?
+}
+
+/// Writes `bytes` into the new file `file` at `path`, then syncs it and its folder (blocking).
+fn write_and_sync(file: &mut std::fs::File, path: &Path, bytes: &[u8]) -> Result<()> {
+    std::io::Write::write_all(file, bytes)
+        .map_err(|e| io_error(format!("cannot write {}", path.display()), e))?;
+    sync_with_folder(file, path)
+}
+
+/// Syncs the file at `path`, then its folder, so that both its bytes and its name survive a
+/// crash (blocking).
+fn sync_with_folder(file: &std::fs::File, path: &Path) -> Result<()> {
+    file.sync_all()
+        .map_err(|e| io_error(format!("cannot sync {} to disk", path.display()), e))?;
+    sync_folder(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// How many bytes a read of stored bytes takes from disk at a time.

@@ -24,7 +24,8 @@
 //!   `CHATSTORE_UPLOAD_DIR`, else `UPLOAD_DIR`, else `DATA_DIR/uploads`, else `uploads/` next to
 //!   the SQLite file or `data/uploads` in the working folder for PostgreSQL. It is never a
 //!   temporary folder for a database that outlives the process (only `sqlite::memory:` gets
-//!   one, removed when the store's last clone is dropped); replicas on one PostgreSQL share it through a common volume.
+//!   one, removed when the store's last clone is dropped); replicas on one PostgreSQL share it
+//!   through a common volume.
 //!
 //! ```
 //! use chatstore_core::{ChatQuery, NewChat, NewMessage, NewUser};
@@ -113,8 +114,9 @@ pub struct SqlOptions {
     /// [`SqlStore::connect`]): `CHATSTORE_UPLOAD_DIR`, else `UPLOAD_DIR`, else
     /// `DATA_DIR/uploads`; else `uploads/` next to a SQLite file, and `data/uploads` under the
     /// working folder for PostgreSQL. Only an in-memory SQLite database, which dies with the
-    /// process, gets a temporary folder, removed with the store's last clone. Replicas sharing a PostgreSQL database must share this
-    /// folder too (one volume mounted at the same path): `file.path` records where bytes are.
+    /// process, gets a temporary folder, removed with the store's last clone. Replicas sharing a
+    /// PostgreSQL database must share this folder too (one volume mounted at the same path):
+    /// `file.path` records where bytes are.
     pub upload_dir: Option<PathBuf>,
     /// Opens the database read-only: nothing is created, every write fails.
     pub read_only: bool,
@@ -245,7 +247,8 @@ impl Drop for Inner {
             if let Err(e) = std::fs::remove_dir_all(&self.uploads)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
-                tracing::warn!(error = %e, dir = %self.uploads.display(), "cannot remove the temporary upload folder");
+                let dir = self.uploads.display();
+                tracing::warn!(error = %e, %dir, "cannot remove the temporary upload folder");
             }
         }
     }

@@ -336,8 +336,9 @@ impl StreamResult {
     }
 }
 
-/// Streams every source [`runs_for`] its size times through the store (as `user_id`'s file) and through the
-/// raw baseline, the sides taking turns; what each side stores is deleted again after each run.
+/// Streams every source through the store (as `user_id`'s file) and through the raw baseline,
+/// [`runs_for`] its size times each, the sides taking turns; what each side stores is deleted
+/// again after each run.
 pub async fn measure(
     store: &Store,
     raw: Option<&dyn RawBaseline>,
