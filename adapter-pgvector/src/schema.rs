@@ -333,10 +333,13 @@ const SIDE_TABLE_EXISTS: &str = "SELECT to_regclass('chatstore_collection') IS N
 /// What a read-only opening finds, creating and changing nothing: a database without the
 /// extension or without `document_chunk` holds no vectors.
 async fn inspect(pool: &PgPool, prepare: Prepare) -> Result<Schema> {
+    // In a transaction: behind a transaction pooler (PgBouncer) an unnamed statement outside
+    // one may be parsed on one server connection and bound on another ("unnamed prepared
+    // statement does not exist"). Nothing is written, so it is rolled back when dropped.
     let mut conn = pool
-        .acquire()
+        .begin()
         .await
-        .map_err(during("connecting to PostgreSQL"))?;
+        .map_err(during("opening a transaction"))?;
     let version: Option<String> = prepare
         .scalar(EXTENSION_VERSION)
         .fetch_optional(&mut *conn)
