@@ -17,6 +17,12 @@
 //! - `chatstore_chat_internal` holds the internal chats of each user (few): a tag no chat of its
 //!   user carries any more is deleted, and "no chat" includes internal ones, which the list
 //!   index leaves out; with both, that check reads index entries instead of every chat.
+//! - `chatstore_chat_tags` (PostgreSQL only) finds the chats carrying a tag: a GIN index on each
+//!   chat's tag array (`(meta -> 'tags')::jsonb`, `jsonb_path_ops`). With it the orphan-tag
+//!   check of a tag removal reads the tag's entries instead of every one of the user's chats'
+//!   `meta` (which the list index cannot hold on PostgreSQL). Its entries are hashes, so no tag
+//!   list, however long, can make an Open WebUI write fail. SQLite has no such index; its list
+//!   index carries `meta` instead.
 //! - `chatstore_note_list` serves the notes page: one user's notes, newest first. Open WebUI's
 //!   `note` table has no index but its key, so without it every list of notes read every note
 //!   of every user (93 ms with 50,000 notes on SQLite, against 1.4 ms with 500).
@@ -37,7 +43,8 @@ use crate::pool::{Pool, Sql, args};
 /// One of chatstore's indexes: its name and its DDL on each dialect.
 struct OwnIndex {
     name: &'static str,
-    sqlite: Sql,
+    /// `None`: PostgreSQL only.
+    sqlite: Option<Sql>,
     postgres: &'static str,
     drop_postgres: &'static str,
 }
@@ -47,12 +54,12 @@ const INDEXES: &[OwnIndex] = &[
     OwnIndex {
         name: "chatstore_chat_list",
         // SQLite: every column a list reads or filters by, so lists never read the table.
-        sqlite: Sql::both(concat!(
+        sqlite: Some(Sql::both(concat!(
             "CREATE INDEX IF NOT EXISTS chatstore_chat_list ON chat (user_id, \
              COALESCE(archived, FALSE), updated_at DESC, id, pinned, folder_id, title, \
              created_at, meta) WHERE ",
             sqlite_not_internal!()
-        )),
+        ))),
         // PostgreSQL: the list's key and order; `INCLUDE` holds only columns Open WebUI's own
         // `user_id_folder_unread_idx` holds too, so no entry can be larger than one of that
         // index.
@@ -66,10 +73,10 @@ const INDEXES: &[OwnIndex] = &[
     },
     OwnIndex {
         name: "chatstore_chat_internal",
-        sqlite: Sql::both(concat!(
+        sqlite: Some(Sql::both(concat!(
             "CREATE INDEX IF NOT EXISTS chatstore_chat_internal ON chat (user_id, meta) WHERE ",
             sqlite_internal!()
-        )),
+        ))),
         postgres: concat!(
             "CREATE INDEX CONCURRENTLY IF NOT EXISTS chatstore_chat_internal ON chat (user_id) \
              WHERE ",
@@ -78,12 +85,24 @@ const INDEXES: &[OwnIndex] = &[
         drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_chat_internal",
     },
     OwnIndex {
+        name: "chatstore_chat_tags",
+        sqlite: None,
+        // The expression is the orphan-tag check's, written the same way, so that it matches.
+        // Not partial: PostgreSQL estimates a tag's share from the statistics of an expression
+        // index only when the index covers every row, and without them it reckons a tag no
+        // other chat carries common enough to be found soon by reading the table from the
+        // start. No pending list (`fastupdate`): a search never reads unsorted entries.
+        postgres: "CREATE INDEX CONCURRENTLY IF NOT EXISTS chatstore_chat_tags ON chat USING gin \
+             (((meta -> 'tags')::jsonb) jsonb_path_ops) WITH (fastupdate = off)",
+        drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_chat_tags",
+    },
+    OwnIndex {
         name: "chatstore_note_list",
         // The notes page: a user's notes newest first (`updated_at DESC, id`, the order of
         // every row-store list sorted by `updated_at`).
-        sqlite: Sql::both(
+        sqlite: Some(Sql::both(
             "CREATE INDEX IF NOT EXISTS chatstore_note_list ON note (user_id, updated_at DESC, id)",
-        ),
+        )),
         postgres: "CREATE INDEX CONCURRENTLY IF NOT EXISTS chatstore_note_list ON note (user_id, \
              updated_at DESC NULLS LAST, id COLLATE \"C\")",
         drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_note_list",
@@ -98,7 +117,7 @@ const PG_VALID: &str = "SELECT i.indisvalid AS valid FROM pg_index i \
 const PG_VALID_COUNT: Sql = Sql::both(
     "SELECT count(*) AS n FROM pg_index WHERE indisvalid AND indexrelid IN \
      (to_regclass('chatstore_chat_list'), to_regclass('chatstore_chat_internal'), \
-     to_regclass('chatstore_note_list'))",
+     to_regclass('chatstore_chat_tags'), to_regclass('chatstore_note_list'))",
 );
 
 /// Session advisory lock held while chatstore builds its indexes ("chatlist").
@@ -121,7 +140,9 @@ pub(crate) enum IndexBuild {
 /// SQLite: creates the indexes that are missing (a no-op once they exist).
 pub(crate) async fn ensure_sqlite(pool: &Pool) -> Result<()> {
     for index in INDEXES {
-        pool.execute(index.name, index.sqlite, args![]).await?;
+        if let Some(create) = index.sqlite {
+            pool.execute(index.name, create, args![]).await?;
+        }
     }
     Ok(())
 }
@@ -250,7 +271,11 @@ mod tests {
             assert!(
                 index.postgres.contains(index.name) && index.drop_postgres.contains(index.name)
             );
-            assert!(index.sqlite.text(Dialect::Sqlite).contains(index.name));
+            assert!(
+                index
+                    .sqlite
+                    .is_none_or(|sql| sql.text(Dialect::Sqlite).contains(index.name))
+            );
         }
     }
 }

@@ -1,5 +1,5 @@
 //! chatstore's own indexes (`chatstore_chat_list`, `chatstore_chat_internal`,
-//! `chatstore_note_list`): there after every
+//! `chatstore_note_list`, and on PostgreSQL `chatstore_chat_tags`): there after every
 //! open (an empty database and an existing Open WebUI one), valid on PostgreSQL, built once when
 //! replicas open at once, and rebuilt when an interrupted `CREATE INDEX CONCURRENTLY` left one
 //! `INVALID`; the orphan-tag check they split in two still sees internal chats.
@@ -13,15 +13,17 @@ use chatstore_sql::SqlStore;
 use sqlx::{Connection, PgConnection};
 use support::{Db, empty_databases, open_webui_databases};
 
-/// How many indexes chatstore builds.
-const OWN_INDEXES: i64 = 3;
+/// How many indexes chatstore builds on `db`: PostgreSQL has one more, for tags.
+fn own_indexes(db: &Db) -> i64 {
+    if db.is_postgres() { 4 } else { 3 }
+}
 
-/// How many of chatstore's three indexes exist (and, on PostgreSQL, are valid).
+/// How many of chatstore's indexes exist (and, on PostgreSQL, are valid).
 async fn index_ready(db: &Db) -> i64 {
     let sql = if db.is_postgres() {
         "SELECT count(*) FROM pg_index WHERE indisvalid AND indexrelid IN \
          (to_regclass('chatstore_chat_list'), to_regclass('chatstore_chat_internal'), \
-         to_regclass('chatstore_note_list'))"
+         to_regclass('chatstore_chat_tags'), to_regclass('chatstore_note_list'))"
     } else {
         "SELECT count(*) FROM sqlite_master WHERE type = 'index' \
          AND name IN ('chatstore_chat_list', 'chatstore_chat_internal', 'chatstore_note_list')"
@@ -59,7 +61,7 @@ async fn the_list_index_exists_after_open() {
         let sql = db.sql_store().await;
         sql.indexes_ready().await;
         let store = sql.store();
-        assert_eq!(index_ready(&db).await, OWN_INDEXES, "{}", db.url);
+        assert_eq!(index_ready(&db).await, own_indexes(&db), "{}", db.url);
         let definition = index_definition(&db).await;
         assert!(definition.contains("updated_at DESC"), "{definition}");
         let user = store
@@ -102,7 +104,7 @@ async fn replicas_opening_at_once_build_the_index_once() {
         for store in &stores {
             store.indexes_ready().await;
         }
-        assert_eq!(index_ready(&db).await, OWN_INDEXES, "{}", db.url);
+        assert_eq!(index_ready(&db).await, own_indexes(&db), "{}", db.url);
         db.finish().await;
     }
 }
@@ -168,7 +170,7 @@ async fn an_invalid_leftover_is_rebuilt() {
         "the interrupted build left an INVALID index"
     );
     db.sql_store().await.indexes_ready().await;
-    assert_eq!(index_ready(&db).await, OWN_INDEXES);
+    assert_eq!(index_ready(&db).await, own_indexes(&db));
     let definition = index_definition(&db).await;
     assert!(
         definition.contains("updated_at DESC"),
@@ -216,7 +218,7 @@ async fn open_does_not_wait_for_a_build_held_up_by_an_old_transaction() {
     tokio::time::timeout(Duration::from_secs(60), sql.indexes_ready())
         .await
         .expect("the build ends once the old transaction has");
-    assert_eq!(index_ready(&db).await, OWN_INDEXES);
+    assert_eq!(index_ready(&db).await, own_indexes(&db));
     let page = store
         .chats
         .list(&ChatQuery::for_user(&user.id))
@@ -290,4 +292,53 @@ async fn the_notes_page_reads_the_note_index() {
     let plan = plan.join(" | ");
     assert!(plan.contains("chatstore_note_list"), "{plan}");
     assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+}
+
+/// On PostgreSQL, removing a tag from one chat of a user with many asks `chatstore_chat_tags`
+/// whether another chat still carries it, instead of reading `meta` of each of the user's
+/// chats (the plan of the adapter's own statement, for a tag no chat carries), and an Open
+/// WebUI chat whose tag list is long still saves.
+#[tokio::test]
+async fn the_orphan_tag_check_reads_the_tag_index_on_postgres() {
+    let Some(db) = support::postgres_empty().await else {
+        return;
+    };
+    let sql = db.sql_store().await;
+    sql.indexes_ready().await;
+    // 60,000 chats, 10,000 of them the heavy user's, the rest spread over 100 users; each with
+    // a short conversation and two common tags, written the way Open WebUI does.
+    db.exec(
+        "INSERT INTO chat (id, user_id, title, created_at, updated_at, archived, chat, pinned, \
+         meta) SELECT 'c' || g, CASE WHEN g % 6 = 0 THEN 'heavy' ELSE 'u' || (g % 100) END, \
+         'chat ' || g, g, g, FALSE, \
+         json_build_object('messages', json_build_array(repeat('words ', 200))), FALSE, \
+         json_build_object('tags', json_build_array('t' || (g % 7), 't' || (g % 11))) \
+         FROM generate_series(1, 60000) AS g",
+    )
+    .await;
+    let long: Vec<String> = (0..5000)
+        .map(|i| format!("tag-{i}-{}", "x".repeat(20)))
+        .collect();
+    db.exec(&format!(
+        "INSERT INTO chat (id, user_id, title, created_at, updated_at, chat, meta) VALUES \
+         ('long', 'heavy', 'long', 1, 1, '{{}}'::json, '{}'::json)",
+        serde_json::json!({ "tags": long })
+    ))
+    .await;
+    db.exec("ANALYZE chat").await;
+    let statement = chatstore_sql::delete_orphan_tag_sql(chatstore_sql::Dialect::Postgres);
+    let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "PREPARE orphan(text, text) AS {statement}"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("prepare");
+    let plan: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE orphan('not-carried', 'heavy')")
+        .fetch_all(&mut conn)
+        .await
+        .expect("plan");
+    let plan = plan.join("\n");
+    assert!(plan.contains("chatstore_chat_tags"), "{plan}");
+    db.finish().await;
 }
