@@ -563,43 +563,46 @@ fn own_path(dir: &Path, meta: &FileMeta) -> PathBuf {
     dir.join(disk_name(&own, &meta.filename))
 }
 
-/// Creates the new file a put's bytes go to, in one trip to the blocking pool: Open WebUI's
-/// name `{id}_{filename}` in `dir`, or, when anything is there already, a name of the file's own
-/// (see [`SqlStore::file_path`]). The create is exclusive, so no file is ever replaced, even
-/// one another process creates meanwhile. The guard removes the file unless kept.
-async fn create_new_file(
+/// Stores a put's bytes in one trip to the blocking pool: creates the new file, Open WebUI's
+/// name `{id}_{filename}` in `dir` or, when anything is there already, a name of the file's own
+/// (see [`SqlStore::file_path`]), then writes the bytes and syncs the file and its folder.
+///
+/// The create is exclusive, so no file is ever replaced, even one another process creates
+/// meanwhile. The name taken is sent on the returned receiver as soon as the file exists, so
+/// the row can be inserted while the bytes are written; a receiver that gets nothing means the
+/// file was not created, and the future says why. The file's sync commits its creation too on
+/// journaling file systems, so the folder's sync after it finds little left to do. No reader
+/// finds the file before its row commits. The guard removes the file unless kept, also when
+/// the caller goes away part way.
+fn place_new_file(
     dir: PathBuf,
     meta: &FileMeta,
-) -> Result<((std::fs::File, Discard), PathBuf)> {
+    bytes: Vec<u8>,
+) -> (
+    tokio::sync::oneshot::Receiver<PathBuf>,
+    impl std::future::Future<Output = Result<Discard>> + use<>,
+) {
     let meta = meta.clone();
-    tokio::task::spawn_blocking(move || {
+    let (named, name) = tokio::sync::oneshot::channel();
+    let task = tokio::task::spawn_blocking(move || {
         let mut path = dir.join(disk_name(&meta.id, &meta.filename));
         // The guard is made once the file is this call's own: a file found there is another's.
-        loop {
+        let mut file = loop {
             if let Some(file) = create_new(&dir, &path)? {
-                return Ok(((file, Discard::new(path.clone())), path));
+                break file;
             }
             path = own_path(&dir, &meta);
-        }
-    })
-    .await
-    .map_err(|e| Error::backend("creating an upload file", e))?
-}
-
-/// Writes bytes into a file just created and syncs it and its folder, in one trip to the
-/// blocking pool: the file's sync commits its creation too on journaling file systems, so the
-/// folder's sync after it finds little left to do (a temporary file renamed into place cost a
-/// second journal commit per file, and each one waits for whatever else the machine is writing).
-/// No reader finds the file before its row commits. The guard removes it unless kept.
-async fn write_synced(created: (std::fs::File, Discard), bytes: Vec<u8>) -> Result<Discard> {
-    tokio::task::spawn_blocking(move || {
-        let (mut file, guard) = created;
-        let path = guard.path.clone().unwrap_or_default();
+        };
+        let guard = Discard::new(path.clone());
+        let _ = named.send(path.clone());
         write_and_sync(&mut file, &path, &bytes)?;
         Ok(guard)
-    })
-    .await
-    .map_err(|e| Error::backend("writing an upload file", e))?
+    });
+    let placed = async move {
+        task.await
+            .map_err(|e| Error::backend("writing an upload file", e))?
+    };
+    (name, placed)
 }
 
 /// Writes `bytes` into the new file `file` at `path`, then syncs it and its folder (blocking).
@@ -710,9 +713,17 @@ async fn commit_removing(tx: crate::pool::Tx, paths: Vec<String>) -> Result<()> 
 impl FileRepo for SqlStore {
     async fn put(&self, mut file: NewFile) -> Result<FileMeta> {
         let meta = file.prepare(validate::now())?;
-        let (created, path) = create_new_file(self.absolute_upload_dir()?, &meta).await?;
-        // Bytes already in memory: written and synced in one blocking trip, in place.
-        let on_disk = write_synced(created, std::mem::take(&mut file.bytes));
+        // Bytes already in memory: created, written and synced in place in one blocking trip;
+        // the row goes in once the file has its name.
+        let (name, on_disk) = place_new_file(
+            self.absolute_upload_dir()?,
+            &meta,
+            std::mem::take(&mut file.bytes),
+        );
+        let Ok(path) = name.await else {
+            on_disk.await?;
+            return Err(Error::backend_msg("the upload file was not created"));
+        };
         self.store_file(&meta, &path, on_disk).await?;
         Ok(meta)
     }
