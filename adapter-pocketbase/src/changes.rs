@@ -87,9 +87,22 @@ impl PocketBase {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if self.inner.listener.set(()).is_ok() {
-            runtime.spawn(listen(Arc::downgrade(&self.inner)));
-        }
+        let store = Arc::downgrade(&self.inner);
+        self.inner
+            .listener
+            .get_or_init(|| Listener(runtime.spawn(listen(store)).abort_handle()));
+    }
+}
+
+/// The running realtime listener. It holds the store weakly, so the store's last clone drops
+/// this, which stops the task at once instead of at the stream's next message or idle timeout
+/// (and never leaves it polling a request while its runtime shuts down).
+#[derive(Debug)]
+pub(crate) struct Listener(tokio::task::AbortHandle);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -161,8 +161,8 @@ struct Inner {
     config: PocketBaseConfig,
     /// Where the change feed publishes.
     hub: Arc<chatstore_core::changes::ChangeHub>,
-    /// Set once the realtime listener runs.
-    listener: std::sync::OnceLock<()>,
+    /// The realtime listener, once it runs; stopped when the store drops.
+    listener: std::sync::OnceLock<changes::Listener>,
 }
 
 impl Drop for Inner {
