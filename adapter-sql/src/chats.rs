@@ -188,9 +188,11 @@ const ENSURE_TAG: Sql = Sql::both(
 );
 
 /// Deletes tag `$1` of user `$2` unless a chat of the user, internal or not, carries it. The
-/// two kinds are asked apart, each through its own partial index (`chatstore_chat_list`,
-/// `chatstore_chat_internal`), so the check reads index entries, not every chat of the user;
-/// on SQLite the text of `meta` is tested first where the tag id is written verbatim there.
+/// two kinds are asked apart, each through an index of chatstore's, so the check reads index
+/// entries, not every chat of the user: on SQLite the list index's entries, where the text of
+/// `meta` is tested first where the tag id is written verbatim there; on PostgreSQL the tag's
+/// entries in `chatstore_chat_tags`, whose expression only this statement writes. Both then
+/// ask `chatstore_chat_internal` for the user's internal chats.
 const DELETE_ORPHAN_TAG: Sql = Sql::each(
     concat!(
         "DELETE FROM tag WHERE id = $1 AND user_id = $2 AND NOT EXISTS (SELECT 1 FROM chat \
@@ -208,7 +210,7 @@ const DELETE_ORPHAN_TAG: Sql = Sql::each(
         "DELETE FROM tag WHERE id = $1 AND user_id = $2 AND NOT EXISTS (SELECT 1 FROM chat \
          WHERE chat.user_id = $2 AND ",
         pg_not_internal!(),
-        " AND (chat.meta -> 'tags')::jsonb @> jsonb_build_array($1::text)) \
+        " AND (chat.meta::jsonb -> 'tags') @> jsonb_build_array($1::text)) \
          AND NOT EXISTS (SELECT 1 FROM chat WHERE chat.user_id = $2 AND ",
         pg_internal!(),
         " AND ",
