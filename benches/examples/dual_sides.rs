@@ -29,15 +29,8 @@ async fn open(name: &str) -> Result<Opened, Box<dyn std::error::Error>> {
     Ok(spec.open(url).await?)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(run())
-}
-
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rounds: u64 = std::env::var("CHATSTORE_DUAL_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
