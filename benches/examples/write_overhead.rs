@@ -12,7 +12,8 @@
 //!
 //! `taskset -c 0 cargo run --release -p chatstore-benches --example write_overhead --
 //! [OP_SLUG...]` (slugs as in the report, e.g. `upsert_message vector_insert_batch`, or a read
-//! such as `list_by_two_tags`; every write by default). `CHATSTORE_OVERHEAD_ROUNDS` sets the rounds (default 300).
+//! such as `list_by_two_tags`; every write by default). `CHATSTORE_OVERHEAD_ROUNDS` sets the
+//! rounds (default 300).
 
 use std::time::{Duration, Instant};
 

@@ -233,11 +233,13 @@ impl VectorRepo for Vectors {
 
     async fn settle(&self) -> Result<()> {
         // Both stores, whatever the phase: either may still build for writes made earlier.
-        self.0.old.vectors.settle().await?;
-        if let Ok(new) = self.0.new_of(G) {
-            new.vectors.settle().await?;
+        // Their builds are independent, so they are waited for together.
+        match self.0.new_of(G) {
+            Ok(new) => {
+                futures::try_join!(self.0.old.vectors.settle(), new.vectors.settle()).map(drop)
+            }
+            Err(_) => self.0.old.vectors.settle().await,
         }
-        Ok(())
     }
 
     async fn collections(&self) -> Result<Vec<String>> {
