@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chatstore_core::Result;
-use chatstore_core::vectors::{SearchHit, validate_collection};
+use chatstore_core::vectors::{SearchHit, VectorFilter, validate_collection};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection, Row};
@@ -46,6 +46,10 @@ const EF_STEPS: &[u32] = &[40, 64, 100, 160, 250, 400, 640, 1000];
 const CALIBRATION_QUERIES: i64 = 100;
 /// Single queries timed each way to set a collection's exact-filter threshold.
 const LATENCY_QUERIES: usize = 5;
+/// Searches run untimed before those: the first ones read the rows from outside PostgreSQL's
+/// buffers (calibration runs right after an index build and the recall measurement), which
+/// the searches after them do not.
+const WARM_UP_QUERIES: usize = 3;
 /// Neighbours measured per calibration query.
 const CALIBRATION_K: usize = 10;
 /// The session advisory lock (`pg_locks.objid` shows its low half) held while an index is
@@ -139,8 +143,13 @@ const ANALYZE: &str = "ANALYZE document_chunk";
 /// of).
 const SAMPLE_CTIDS: &str = "SELECT ctid::text FROM document_chunk WHERE collection_name = $1 \
      ORDER BY random() LIMIT $2";
-/// At most this many scattered rows are timed (about a 5 % filter of a 100k-row collection).
-const SCATTERED_ROWS: i64 = 4_000;
+/// At most this many rows are timed for the exact scan's per-row cost (a 2 % filter of a
+/// 100k-row collection): about the filters whose plan the measurement decides (an exact scan
+/// of a few thousand rows, or the walk). More rows measure PostgreSQL's buffers more than the
+/// scan: at 100k rows of 1536 dimensions and the stock 128 MB, 4,000 rows (32 MB) beside the
+/// collection's 116 MB index came out at 1.8-2.0 µs a row, 2,670 rows at 0.9 µs, and the
+/// searches of a 2,670-row filter cost 0.8 µs a row.
+const SCATTERED_ROWS: i64 = 2_000;
 /// Neighbours of a sampled row that calibration queries mix components from (see
 /// [`mixed_queries`]).
 const MIXED_NEIGHBOURS: usize = 10;
@@ -963,49 +972,13 @@ impl PgVectorStore {
                     &queries,
                     SearchPlan::Hnsw { ef_search: ef, key },
                     None,
+                    None,
                 )
                 .await?;
-            // A filter's rows lie scattered over the table: the exact scan reads them through
-            // an index, about one page per row, several times the per-row cost of reading the
-            // whole collection in order (measured 4-6x at 100k rows). So the exact scan is
-            // timed on random subsets of the collection's rows, read by their ctid (a TID scan,
-            // page by page as a bitmap scan reads them; looking each row up by id would add a
-            // btree descent per row): a large and a small subset, whose difference is the
-            // per-row cost without the statement's own.
-            let scattered: Vec<String> = self
-                .prepare
-                .scalar(SAMPLE_CTIDS)
-                .bind(collection)
-                .bind((rows / 20).clamp(100, SCATTERED_ROWS))
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(during("sampling a collection's rows"))?;
-            let few = &scattered[..scattered.len() / 8];
-            let large = self
-                .single_latency(
-                    &mut conn,
-                    collection,
-                    &queries,
-                    SearchPlan::Exact,
-                    Some(&scattered),
-                )
-                .await?
-                .as_secs_f64();
-            let small = self
-                .single_latency(
-                    &mut conn,
-                    collection,
-                    &queries,
-                    SearchPlan::Exact,
-                    Some(few),
-                )
-                .await?
-                .as_secs_f64();
-            let per_row = ((large - small) / (scattered.len() - few.len()).max(1) as f64)
-                // Noise can make the difference vanish: then a quarter of the large one's.
-                .max(large / scattered.len().max(1) as f64 / 4.0)
-                .max(1e-9);
-            let fixed = (small - per_row * few.len() as f64).max(0.0);
+            let counts = self.value_counts(&mut conn, collection).await?;
+            let (per_row, fixed) = self
+                .exact_row_cost(&mut conn, collection, rows, &queries, &counts)
+                .await?;
             let hnsw = hnsw.as_secs_f64();
             let exact_filter_rows = ((hnsw - fixed).max(0.0) / per_row) as i64;
             tracing::debug!(
@@ -1016,7 +989,6 @@ impl PgVectorStore {
                 exact_filter_rows,
                 "filter threshold"
             );
-            let counts = self.value_counts(&mut conn, collection).await?;
             self.prepare
                 .query(SET_PLAN)
                 .bind(collection)
@@ -1083,6 +1055,66 @@ impl PgVectorStore {
         Ok(mixed_queries(&neighbourhoods))
     }
 
+    /// What an exact scan of a filter's rows costs: per row, and fixed (the statement's own),
+    /// in seconds, each the median of single searches as callers send them.
+    ///
+    /// Timed on two filters of the collection's own values ([`calibration_filters`]): the
+    /// scan reads their rows as a search's filter does, through the filter index, wherever
+    /// they lie (the chunks of one file are often written side by side, sharing pages). The
+    /// difference of the two removes the statement's fixed cost. A collection without such
+    /// values is timed on random subsets of its rows read by their `ctid` (a TID scan, page by
+    /// page as a bitmap scan reads a filter's rows), which reads one page per row and parses
+    /// every `ctid`: measured about 1.25x the per-row cost of a filter of as many scattered
+    /// rows (100k rows of 1536 dimensions), so it errs towards the walk.
+    async fn exact_row_cost(
+        &self,
+        conn: &mut PgConnection,
+        collection: &str,
+        rows: i64,
+        queries: &[Vec<f32>],
+        counts: &Value,
+    ) -> Result<(f64, f64)> {
+        let wanted = (rows / 20).clamp(100, SCATTERED_ROWS);
+        let (large, small, large_rows, small_rows) =
+            if let Some([(large, large_rows), (small, small_rows)]) =
+                calibration_filters(counts, wanted)
+            {
+                let plan = SearchPlan::Exact;
+                let large = self
+                    .single_latency(conn, collection, queries, plan, Some(&large), None)
+                    .await?;
+                let small = self
+                    .single_latency(conn, collection, queries, plan, Some(&small), None)
+                    .await?;
+                (large, small, large_rows, small_rows)
+            } else {
+                let scattered: Vec<String> = self
+                    .prepare
+                    .scalar(SAMPLE_CTIDS)
+                    .bind(collection)
+                    .bind(wanted)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(during("sampling a collection's rows"))?;
+                let few = &scattered[..scattered.len() / 8];
+                let plan = SearchPlan::Exact;
+                let large = self
+                    .single_latency(conn, collection, queries, plan, None, Some(&scattered))
+                    .await?;
+                let small = self
+                    .single_latency(conn, collection, queries, plan, None, Some(few))
+                    .await?;
+                (large, small, scattered.len() as i64, few.len() as i64)
+            };
+        let (large, small) = (large.as_secs_f64(), small.as_secs_f64());
+        let per_row = ((large - small) / (large_rows - small_rows).max(1) as f64)
+            // Noise can make the difference vanish: then a quarter of the large one's.
+            .max(large / large_rows.max(1) as f64 / 4.0)
+            .max(1e-9);
+        let fixed = (small - per_row * small_rows as f64).max(0.0);
+        Ok((per_row, fixed))
+    }
+
     /// The median latency of single-query searches with `plan` (a few of the sample's
     /// vectors), over the collection or only the rows at the given `ctid`s.
     async fn single_latency(
@@ -1091,16 +1123,17 @@ impl PgVectorStore {
         collection: &str,
         queries: &[Vec<f32>],
         plan: SearchPlan,
+        filter: Option<&VectorFilter>,
         ctids: Option<&[String]>,
     ) -> Result<std::time::Duration> {
         let mut times = Vec::with_capacity(LATENCY_QUERIES);
-        for q in queries.iter().take(LATENCY_QUERIES) {
+        for q in queries.iter().take(LATENCY_QUERIES + WARM_UP_QUERIES) {
             let started = Instant::now();
             self.run_within(
                 conn,
                 collection,
                 std::slice::from_ref(q),
-                None,
+                filter,
                 ctids,
                 10,
                 plan,
@@ -1108,6 +1141,7 @@ impl PgVectorStore {
             .await?;
             times.push(started.elapsed());
         }
+        times.drain(..WARM_UP_QUERIES.min(times.len()));
         times.sort();
         Ok(times.get(times.len() / 2).copied().unwrap_or_default())
     }
@@ -1229,9 +1263,98 @@ fn mixed_queries(neighbourhoods: &[Vec<Vec<f32>>]) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// Two filters for timing exact scans, from a collection's value counts (see
+/// `PgVectorStore::value_counts`): about `wanted` rows and about an eighth of that, each the
+/// `In` of whole values of one filter key, the least frequent values first. The first key of
+/// [`FILTER_KEYS`] whose values make such a pair is taken (`file_id` before the others: the
+/// filter Open WebUI sends most). `None` when no key's values do (a key with one value per
+/// row, or with every value larger than `wanted`), with their row counts.
+fn calibration_filters(counts: &Value, wanted: i64) -> Option<[(VectorFilter, i64); 2]> {
+    FILTER_KEYS.iter().find_map(|key| {
+        let values = counts.get(*key)?.get("values")?.as_object()?;
+        let mut values: Vec<(&String, i64)> = values
+            .iter()
+            .filter_map(|(v, n)| Some((v, n.as_i64()?)))
+            .filter(|&(_, n)| n > 0 && n <= wanted)
+            .collect();
+        values.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+        let taken = |target: i64| -> (usize, i64) {
+            let mut rows = 0;
+            for (i, (_, n)) in values.iter().enumerate() {
+                rows += n;
+                if rows >= target {
+                    return (i + 1, rows);
+                }
+            }
+            (values.len(), rows)
+        };
+        let (few, small_rows) = taken(wanted / 8);
+        let (many, large_rows) = taken(wanted);
+        // The difference of the two is the per-row cost: it has to span enough rows.
+        if large_rows < wanted / 2 || large_rows - small_rows < wanted / 4 {
+            return None;
+        }
+        let filter = |n: usize| {
+            let picked = values[..n]
+                .iter()
+                .map(|(v, _)| Value::String((*v).clone()))
+                .collect();
+            VectorFilter::default().and_in(*key, picked)
+        };
+        Some([(filter(many), large_rows), (filter(few), small_rows)])
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chatstore_core::vectors::Condition;
+    use serde_json::json;
+
+    fn values_of(filter: &VectorFilter) -> (&str, Vec<&str>) {
+        let [(key, Condition::In(values))] = filter.conditions.as_slice() else {
+            panic!("one In condition expected: {filter:?}");
+        };
+        let values = values.iter().map(|v| v.as_str().unwrap_or("?")).collect();
+        (key.as_str(), values)
+    }
+
+    #[test]
+    fn calibration_filters_take_the_first_key_whose_values_make_a_large_and_a_small_set() {
+        // `file_id`: ten values of 8,900 rows, each larger than the 2,000 wanted; `hash`: 890
+        // rows a value (h9 fewer), so the small set is h9 alone and the large one adds the
+        // next least frequent values until 2,000 rows.
+        let mut hashes: serde_json::Map<String, Value> =
+            (0..9).map(|i| (format!("h{i}"), json!(890))).collect();
+        hashes.insert("h9".into(), json!(300));
+        let files: serde_json::Map<String, Value> =
+            (0..10).map(|i| (format!("f{i}"), json!(8_900))).collect();
+        let counts = json!({
+            "file_id": {"values": files, "rest": 0},
+            "hash": {"values": hashes, "rest": 0},
+            "source": {"values": {"s": 89_000}, "rest": 0},
+        });
+        let [(large, large_rows), (small, small_rows)] =
+            calibration_filters(&counts, 2_000).expect("hash makes a pair");
+        assert_eq!(values_of(&small), ("hash", vec!["h9"]));
+        assert_eq!(small_rows, 300);
+        assert_eq!(values_of(&large), ("hash", vec!["h9", "h0", "h1"]));
+        assert_eq!(large_rows, 2_080);
+    }
+
+    #[test]
+    fn calibration_filters_give_nothing_without_values_that_span_enough_rows() {
+        // One value per row (a few rows in all), one value for every row, or no counts.
+        let singles: serde_json::Map<String, Value> =
+            (0..100).map(|i| (format!("r{i}"), json!(1))).collect();
+        let counts = json!({
+            "file_id": {"values": singles, "rest": 1},
+            "name": {"values": {"n": 89_000}, "rest": 0},
+        });
+        assert!(calibration_filters(&counts, 2_000).is_none());
+        assert!(calibration_filters(&json!({}), 2_000).is_none());
+        assert!(calibration_filters(&Value::Null, 2_000).is_none());
+    }
 
     #[test]
     fn mixed_queries_take_every_component_from_the_neighbourhood() {

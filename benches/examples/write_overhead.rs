@@ -13,7 +13,8 @@
 //! `taskset -c 0 cargo run --release -p chatstore-benches --example write_overhead --
 //! [OP_SLUG...]` (slugs as in the report, e.g. `upsert_message vector_insert_batch`, or a read
 //! such as `list_by_two_tags`; every write by default). `CHATSTORE_OVERHEAD_ROUNDS` sets the
-//! rounds (default 300).
+//! rounds (default 300), `CHATSTORE_OVERHEAD_SCALE` the workload (`1k`, `10k` or `100k`; default
+//! 1k).
 
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let backend =
         std::env::var("CHATSTORE_OVERHEAD_BACKEND").unwrap_or_else(|_| "sqlite".to_owned());
     let print_deciles = std::env::var_os("CHATSTORE_OVERHEAD_DECILES").is_some();
+    let scale: Scale = match std::env::var("CHATSTORE_OVERHEAD_SCALE") {
+        Ok(s) => s.parse()?,
+        Err(_) => Scale::SMALL,
+    };
     let ops: Vec<Op> = Op::ALL
         .into_iter()
         .filter(|op| {
@@ -71,7 +76,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or_else(|| format!("no backend {backend:?} in this build"))?;
     let url = spec.availability().map_err(|e| e.to_string())?;
     let opened = spec.open(url).await?;
-    let workload = Workload::new(Scale::SMALL, DEFAULT_SEED);
+    let workload = Workload::new(scale, DEFAULT_SEED);
     workload.load(&opened.store, &|_| {}).await?;
     let fx = Fixture::new(workload);
     let raw = opened.baseline.as_deref().ok_or("no raw baseline")?;
