@@ -5,8 +5,8 @@
 //!
 //! ```sh
 //! eval "$(scripts/services.sh start)"
-//! cargo run -p chatstore-pocketbase --example rows_overhead            # debug build
-//! cargo run --release -p chatstore-pocketbase --example rows_overhead  # release build
+//! cargo run -p chatstore-pocketbase --example pocketbase_rows_overhead  # debug build
+//! cargo run --release -p chatstore-pocketbase --example pocketbase_rows_overhead  # release
 //! ```
 
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! statement with the same binds and decoding every column into a typed struct (JSON columns
 //! parsed). Prints the median time per call of each and their ratio, per engine.
 //!
-//! `cargo run --release -p chatstore-sql --example rows_overhead -- [postgres://USER@HOST/DB]`
+//! `cargo run --release -p chatstore-sql --example sql_rows_overhead -- [postgres://USER@HOST/DB]`
 //! (SQLite always, in a temporary file; PostgreSQL on a fresh database created on that server
 //! and dropped afterwards; the URL defaults to `CHATSTORE_TEST_POSTGRES_URL`).
 
