@@ -1075,19 +1075,15 @@ impl PgVectorStore {
         counts: &Value,
     ) -> Result<(f64, f64)> {
         let wanted = (rows / 20).clamp(100, SCATTERED_ROWS);
-        let (large, small, large_rows, small_rows) =
-            if let Some([(large, large_rows), (small, small_rows)]) =
-                calibration_filters(counts, wanted)
-            {
-                let plan = SearchPlan::Exact;
-                let large = self
-                    .single_latency(conn, collection, queries, plan, Some(&large), None)
-                    .await?;
-                let small = self
-                    .single_latency(conn, collection, queries, plan, Some(&small), None)
-                    .await?;
-                (large, small, large_rows, small_rows)
-            } else {
+        // The large sample and the small one: a filter or the rows at some `ctid`s, and the
+        // rows each holds.
+        type Sample = (Option<VectorFilter>, Option<Vec<String>>, i64);
+        let samples: [Sample; 2] = match calibration_filters(counts, wanted) {
+            Some([(large, large_rows), (small, small_rows)]) => [
+                (Some(large), None, large_rows),
+                (Some(small), None, small_rows),
+            ],
+            None => {
                 let scattered: Vec<String> = self
                     .prepare
                     .scalar(SAMPLE_CTIDS)
@@ -1096,17 +1092,30 @@ impl PgVectorStore {
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(during("sampling a collection's rows"))?;
-                let few = &scattered[..scattered.len() / 8];
-                let plan = SearchPlan::Exact;
-                let large = self
-                    .single_latency(conn, collection, queries, plan, None, Some(&scattered))
-                    .await?;
-                let small = self
-                    .single_latency(conn, collection, queries, plan, None, Some(few))
-                    .await?;
-                (large, small, scattered.len() as i64, few.len() as i64)
-            };
-        let (large, small) = (large.as_secs_f64(), small.as_secs_f64());
+                let few = scattered[..scattered.len() / 8].to_vec();
+                let (large_rows, small_rows) = (scattered.len() as i64, few.len() as i64);
+                [
+                    (None, Some(scattered), large_rows),
+                    (None, Some(few), small_rows),
+                ]
+            }
+        };
+        let mut took = [0.0; 2];
+        for (t, (filter, ctids, _)) in took.iter_mut().zip(&samples) {
+            *t = self
+                .single_latency(
+                    conn,
+                    collection,
+                    queries,
+                    SearchPlan::Exact,
+                    filter.as_ref(),
+                    ctids.as_deref(),
+                )
+                .await?
+                .as_secs_f64();
+        }
+        let [large, small] = took;
+        let [(_, _, large_rows), (_, _, small_rows)] = samples;
         let per_row = ((large - small) / (large_rows - small_rows).max(1) as f64)
             // Noise can make the difference vanish: then a quarter of the large one's.
             .max(large / large_rows.max(1) as f64 / 4.0)
@@ -1116,7 +1125,8 @@ impl PgVectorStore {
     }
 
     /// The median latency of single-query searches with `plan` (a few of the sample's
-    /// vectors), over the collection or only the rows at the given `ctid`s.
+    /// vectors, after [`WARM_UP_QUERIES`] untimed), over the collection, or only its rows
+    /// inside `filter` or at the given `ctid`s.
     async fn single_latency(
         &self,
         conn: &mut PgConnection,
