@@ -449,7 +449,7 @@ fn ingest(c: &mut Criterion, rt: &Runtime, server: &str) {
 }
 
 /// The search cells of a collection: unfiltered, and filters keeping 1 % (`hash`, indexed),
-/// 3 % (`hash` in three values), 10 % (`file_id`, indexed), 50 % (`file_id` in five values;
+/// 3 % (`hash` in three values), 6 % (`hash` in six: near where the plans meet), 10 % (`file_id`, indexed), 50 % (`file_id` in five values;
 /// `page`, no index) and 100 % (`name` in all ten values; `created_by`, no index).
 fn filters(collection: &str) -> Vec<(&'static str, Option<VectorFilter>)> {
     let files = |n: usize| -> Vec<serde_json::Value> {
@@ -464,6 +464,13 @@ fn filters(collection: &str) -> Vec<(&'static str, Option<VectorFilter>)> {
             "hash_in_3pct",
             Some(
                 VectorFilter::default().and_in("hash", vec![json!("h1"), json!("h2"), json!("h3")]),
+            ),
+        ),
+        (
+            "hash_in_6pct",
+            Some(
+                VectorFilter::default()
+                    .and_in("hash", (1..=6).map(|h| json!(format!("h{h}"))).collect()),
             ),
         ),
         (
@@ -521,6 +528,15 @@ fn search(c: &mut Criterion, rt: &Runtime, server: &str) {
         eprintln!(
             "[vector{column}] {n} rows, optimize_all {optimized_in:.1?} (index builds + calibration), plans: {plans:?}"
         );
+        // The filter threshold calibration measured (the rows an exact scan reads in the time
+        // of one unfiltered search, as the walk's cost model counts it).
+        let thresholds: Vec<(String, Option<i64>)> = rt.block_on(async {
+            sqlx::query_as("SELECT name, exact_filter_rows FROM chatstore_collection ORDER BY name")
+                .fetch_all(&pool)
+                .await
+                .expect("read the filter thresholds")
+        });
+        eprintln!("[vector{column}] exact_filter_rows: {thresholds:?}");
         for (collection, _) in SHARES {
             let cells = filters(collection);
             for (what, f) in cells.iter().map(|(w, f)| (*w, f.as_ref())) {
