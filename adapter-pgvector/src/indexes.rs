@@ -156,6 +156,16 @@ const SCATTERED_ROWS: i64 = 2_000;
 fn calibration_rows(rows: i64) -> i64 {
     (rows / 20).clamp(100, SCATTERED_ROWS)
 }
+
+/// A collection whose filter threshold is being measured: its rows, the queries timed and
+/// its value counts (`PgVectorStore::value_counts`).
+#[derive(Clone, Copy)]
+struct Calibrating<'a> {
+    collection: &'a str,
+    rows: i64,
+    queries: &'a [Vec<f32>],
+    counts: &'a Value,
+}
 /// Neighbours of a sampled row that calibration queries mix components from (see
 /// [`mixed_queries`]).
 const MIXED_NEIGHBOURS: usize = 10;
@@ -982,13 +992,15 @@ impl PgVectorStore {
                 )
                 .await?;
             let counts = self.value_counts(&mut conn, collection).await?;
-            let (per_row, fixed) = self
-                .exact_row_cost(&mut conn, collection, rows, &queries, &counts)
-                .await?;
+            let sample = Calibrating {
+                collection,
+                rows,
+                queries: &queries,
+                counts: &counts,
+            };
+            let (per_row, fixed) = self.exact_row_cost(&mut conn, &sample).await?;
             let hnsw = hnsw.as_secs_f64();
-            let walk = self
-                .walk_unit(&mut conn, collection, rows, &queries, &counts, ef, key)
-                .await?;
+            let walk = self.walk_unit(&mut conn, &sample, ef, key).await?;
             let unit = walk.unwrap_or(hnsw);
             let exact_filter_rows = ((unit - fixed).max(0.0) / per_row) as i64;
             tracing::debug!(
@@ -1080,11 +1092,14 @@ impl PgVectorStore {
     async fn exact_row_cost(
         &self,
         conn: &mut PgConnection,
-        collection: &str,
-        rows: i64,
-        queries: &[Vec<f32>],
-        counts: &Value,
+        sample: &Calibrating<'_>,
     ) -> Result<(f64, f64)> {
+        let Calibrating {
+            collection,
+            rows,
+            queries,
+            counts,
+        } = *sample;
         let wanted = calibration_rows(rows);
         // The large sample and the small one: a filter or the rows at some `ctid`s, and the
         // rows each holds.
@@ -1144,17 +1159,19 @@ impl PgVectorStore {
     /// choice to the model: at 100k rows of 1536 dimensions the 3 % filter walked at 1.6x the
     /// unfiltered search while its exact scan took 0.9x. `None` when the collection has no
     /// such filter.
-    #[allow(clippy::too_many_arguments)]
     async fn walk_unit(
         &self,
         conn: &mut PgConnection,
-        collection: &str,
-        rows: i64,
-        queries: &[Vec<f32>],
-        counts: &Value,
+        sample: &Calibrating<'_>,
         ef: u32,
         key: IndexKey,
     ) -> Result<Option<f64>> {
+        let Calibrating {
+            collection,
+            rows,
+            queries,
+            counts,
+        } = *sample;
         let Some([(filter, matched), _]) = calibration_filters(counts, calibration_rows(rows))
         else {
             return Ok(None);
