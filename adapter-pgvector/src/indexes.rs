@@ -1166,13 +1166,9 @@ impl PgVectorStore {
         ef: u32,
         key: IndexKey,
     ) -> Result<Option<f64>> {
-        let Calibrating {
-            collection,
-            rows,
-            queries,
-            counts,
-        } = *sample;
-        let Some([(filter, matched), _]) = calibration_filters(counts, calibration_rows(rows))
+        let rows = sample.rows;
+        let Some([(filter, matched), _]) =
+            calibration_filters(sample.counts, calibration_rows(rows))
         else {
             return Ok(None);
         };
@@ -1183,7 +1179,14 @@ impl PgVectorStore {
             key,
         };
         let took = self
-            .single_latency(conn, collection, queries, plan, Some(&filter), None)
+            .single_latency(
+                conn,
+                sample.collection,
+                sample.queries,
+                plan,
+                Some(&filter),
+                None,
+            )
             .await?;
         Ok(Some(took.as_secs_f64() / walk_cost(share)))
     }
