@@ -233,8 +233,8 @@ impl PgVectorStore {
     ///   collection's value counts, less than [`MIN_WALK_SHARE`] of the collection or fewer
     ///   than [`MIN_WALK_ROWS`] rows (where the walk loses recall), or few enough rows that an exact scan of them costs less than
     ///   the walk would ([`walk_cost`] times `exact_filter_rows`, the scattered rows an exact
-    ///   scan reads in the time of one unfiltered index search): an exact scan of those rows,
-    ///   which the filter index finds;
+    ///   scan reads in the time of the walk's unit, which calibration measures on a filtered
+    ///   walk): an exact scan of those rows, which the filter index finds;
     /// - other filtered searches: the partial index with pgvector 0.8's iterative scan, which
     ///   walks on until it has found `limit` rows inside the filter.
     fn choose(
@@ -490,9 +490,11 @@ pub(crate) fn indexed_matches(filter: &VectorFilter, counts: &Value) -> Option<i
     best
 }
 
-/// What an iterative walk for a filter keeping `share` of a collection costs, in unfiltered
-/// index searches: it reads past the rows outside the filter. Measured at 100k rows (89k-row
-/// collection, m 32, ef_search 64): about 1.1x at 10 %, 1.2-1.4x at 5 %, 1.8-2x at 3 %.
+/// What an iterative walk for a filter keeping `share` of a collection costs, in units of about
+/// one unfiltered index search: it reads past the rows outside the filter. Measured at 100k
+/// rows (89k-row collection, m 32, ef_search 64): about 1.1x the unfiltered search at 10 %,
+/// 1.2-1.4x at 5 %, 1.3-2x at 3 %. Calibration sets the unit of each collection from a walk
+/// it times (`PgVectorStore::walk_unit`).
 pub(crate) fn walk_cost(share: f64) -> f64 {
     (0.1 / share.max(1e-6)).sqrt().max(1.0)
 }
