@@ -150,22 +150,6 @@ const SAMPLE_CTIDS: &str = "SELECT ctid::text FROM document_chunk WHERE collecti
 /// collection's 116 MB index came out at 1.8-2.0 µs a row, 2,670 rows at 0.9 µs, and the
 /// searches of a 2,670-row filter cost 0.8 µs a row.
 const SCATTERED_ROWS: i64 = 2_000;
-
-/// The rows of the large sample calibration times the exact scan (and the walk) on: a
-/// twentieth of the collection, within 100 and [`SCATTERED_ROWS`].
-fn calibration_rows(rows: i64) -> i64 {
-    (rows / 20).clamp(100, SCATTERED_ROWS)
-}
-
-/// A collection whose filter threshold is being measured: its rows, the queries timed and
-/// its value counts (`PgVectorStore::value_counts`).
-#[derive(Clone, Copy)]
-struct Calibrating<'a> {
-    collection: &'a str,
-    rows: i64,
-    queries: &'a [Vec<f32>],
-    counts: &'a Value,
-}
 /// Neighbours of a sampled row that calibration queries mix components from (see
 /// [`mixed_queries`]).
 const MIXED_NEIGHBOURS: usize = 10;
@@ -979,16 +963,15 @@ impl PgVectorStore {
         let reached = reached.or(first.filter(|&(_, recall)| recall >= 1.0));
         if let Some((ef, recall)) = reached {
             // A filter matching up to this many rows is cheaper to search exactly (through its
-            // index) than to walk the index: one search's latency each way, single queries as
-            // callers send them, the exact scan's per row.
-            // The two walks first, while the index is in the buffers as the searches that
-            // follow each other find it, then the exact scans, which read their rows in.
+            // index) than to walk the index: single queries as callers send them, the two
+            // walks first, while the index is in the buffers as the searches that follow each
+            // other find it, then the exact scans, which read their rows in.
             let counts = self.value_counts(&mut conn, collection).await?;
             let sample = Calibrating {
                 collection,
                 rows,
                 queries: &queries,
-                counts: &counts,
+                filters: calibration_filters(&counts, calibration_rows(rows)),
             };
             let hnsw = self
                 .single_latency(
@@ -1096,27 +1079,21 @@ impl PgVectorStore {
         conn: &mut PgConnection,
         sample: &Calibrating<'_>,
     ) -> Result<(f64, f64)> {
-        let Calibrating {
-            collection,
-            rows,
-            queries,
-            counts,
-        } = *sample;
-        let wanted = calibration_rows(rows);
+        let (collection, queries) = (sample.collection, sample.queries);
         // The large sample and the small one: a filter or the rows at some `ctid`s, and the
         // rows each holds.
-        type Sample = (Option<VectorFilter>, Option<Vec<String>>, i64);
-        let samples: [Sample; 2] = match calibration_filters(counts, wanted) {
+        type Sample<'f> = (Option<&'f VectorFilter>, Option<Vec<String>>, i64);
+        let samples: [Sample; 2] = match &sample.filters {
             Some([(large, large_rows), (small, small_rows)]) => [
-                (Some(large), None, large_rows),
-                (Some(small), None, small_rows),
+                (Some(large), None, *large_rows),
+                (Some(small), None, *small_rows),
             ],
             None => {
                 let scattered: Vec<String> = self
                     .prepare
                     .scalar(SAMPLE_CTIDS)
                     .bind(collection)
-                    .bind(wanted)
+                    .bind(calibration_rows(sample.rows))
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(during("sampling a collection's rows"))?;
@@ -1136,7 +1113,7 @@ impl PgVectorStore {
                     collection,
                     queries,
                     SearchPlan::Exact,
-                    filter.as_ref(),
+                    *filter,
                     ctids.as_deref(),
                 )
                 .await?
@@ -1153,14 +1130,13 @@ impl PgVectorStore {
     }
 
     /// One unfiltered search's time as the walk's cost model ([`walk_cost`]) counts it,
-    /// measured on a filtered walk: the walk of the large filter of [`calibration_filters`]
-    /// (the rows [`Self::exact_row_cost`] then scans exactly, so both plans are timed on the
-    /// same rows), divided by what the model
-    /// reckons a walk at that filter's share costs. A filter near that share then takes the
-    /// plan that measured faster there, where the unfiltered search's time alone left the
-    /// choice to the model: at 100k rows of 1536 dimensions the 3 % filter walked at 1.6x the
-    /// unfiltered search while its exact scan took 0.9x. `None` when the collection has no
-    /// such filter.
+    /// measured on a filtered walk: the walk of the sample's large filter (the rows
+    /// [`Self::exact_row_cost`] then scans exactly, so both plans are timed on the same rows),
+    /// divided by what the model reckons a walk at that filter's share costs. A filter near
+    /// that share then takes the plan that measured faster there, where the unfiltered
+    /// search's time alone left the choice to the model: at 100k rows of 1536 dimensions the
+    /// 3 % filter walked at 1.6x the unfiltered search while its exact scan took 0.9x. `None`
+    /// when the collection has no such filter.
     async fn walk_unit(
         &self,
         conn: &mut PgConnection,
@@ -1169,12 +1145,10 @@ impl PgVectorStore {
         key: IndexKey,
     ) -> Result<Option<f64>> {
         let rows = sample.rows;
-        let Some([(filter, matched), _]) =
-            calibration_filters(sample.counts, calibration_rows(rows))
-        else {
+        let Some([(filter, matched), _]) = &sample.filters else {
             return Ok(None);
         };
-        let share = (matched as f64 / rows.max(1) as f64).clamp(1e-6, 1.0);
+        let share = (*matched as f64 / rows.max(1) as f64).clamp(1e-6, 1.0);
         let plan = SearchPlan::FilteredHnsw {
             ef_search: ef,
             max_scan_tuples: max_scan_tuples(10, share, rows),
@@ -1186,7 +1160,7 @@ impl PgVectorStore {
                 sample.collection,
                 sample.queries,
                 plan,
-                Some(&filter),
+                Some(filter),
                 None,
             )
             .await?;
@@ -1340,6 +1314,22 @@ fn mixed_queries(neighbourhoods: &[Vec<Vec<f32>>]) -> Vec<Vec<f32>> {
             )
         })
         .collect()
+}
+
+/// The rows of the large sample calibration times the exact scan (and the walk) on: a
+/// twentieth of the collection, within 100 and [`SCATTERED_ROWS`].
+fn calibration_rows(rows: i64) -> i64 {
+    (rows / 20).clamp(100, SCATTERED_ROWS)
+}
+
+/// A collection whose filter threshold is being measured: its rows, the queries timed and
+/// the two filters of its own values both plans are timed on ([`calibration_filters`];
+/// `None` when it has no such values).
+struct Calibrating<'a> {
+    collection: &'a str,
+    rows: i64,
+    queries: &'a [Vec<f32>],
+    filters: Option<[(VectorFilter, i64); 2]>,
 }
 
 /// Two filters for timing exact scans, from a collection's value counts (see

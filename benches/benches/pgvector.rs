@@ -449,8 +449,9 @@ fn ingest(c: &mut Criterion, rt: &Runtime, server: &str) {
 }
 
 /// The search cells of a collection: unfiltered, and filters keeping 1 % (`hash`, indexed),
-/// 3 % (`hash` in three values), 6 % (`hash` in six: near where the plans meet), 10 % (`file_id`, indexed), 50 % (`file_id` in five values;
-/// `page`, no index) and 100 % (`name` in all ten values; `created_by`, no index).
+/// 3 % (`hash` in three values), 6 % (`hash` in six: near where the plans meet), 10 %
+/// (`file_id`, indexed), 50 % (`file_id` in five values; `page`, no index) and 100 % (`name`
+/// in all ten values; `created_by`, no index).
 fn filters(collection: &str) -> Vec<(&'static str, Option<VectorFilter>)> {
     let files = |n: usize| -> Vec<serde_json::Value> {
         (0..n)
@@ -529,7 +530,7 @@ fn search(c: &mut Criterion, rt: &Runtime, server: &str) {
             "[vector{column}] {n} rows, optimize_all {optimized_in:.1?} (index builds + calibration), plans: {plans:?}"
         );
         // The filter threshold calibration measured (the rows an exact scan reads in the time
-        // of one unfiltered search, as the walk's cost model counts it).
+        // of the walk's unit, about one unfiltered search).
         let thresholds: Vec<(String, Option<i64>)> = rt.block_on(async {
             sqlx::query_as("SELECT name, exact_filter_rows FROM chatstore_collection ORDER BY name")
                 .fetch_all(&pool)
