@@ -143,6 +143,18 @@ const SIDE_TABLE_COLUMNS: &str = "ALTER TABLE chatstore_collection \
      ADD COLUMN IF NOT EXISTS value_counts JSONB, \
      ADD COLUMN IF NOT EXISTS index_dimension INTEGER, \
      ADD COLUMN IF NOT EXISTS index_normalised BOOLEAN NOT NULL DEFAULT false";
+/// The statement that turns off deduplication on `document_chunk`'s primary key, or none when
+/// it is off already, when someone chose a value for it, or before PostgreSQL 13 (where the
+/// option does not exist). See [`ensure_primary_key_options`].
+const PRIMARY_KEY_OPTIONS: &str = "SELECT format('ALTER INDEX %s SET (deduplicate_items = off)', \
+     i.indexrelid::regclass) \
+     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam \
+     WHERE i.indrelid = to_regclass('document_chunk') AND i.indisprimary AND a.amname = 'btree' \
+     AND current_setting('server_version_num')::int >= 130000 \
+     AND NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) o WHERE o LIKE 'deduplicate_items=%')";
+/// How long the primary key's option waits for its lock (held only by maintenance such as a
+/// `REINDEX`; reads and writes never wait for it).
+const PRIMARY_KEY_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '2s'";
 /// chatstore's side table: the dimension each collection was created with (zero padding hides
 /// it in `document_chunk`) and the search plan `optimize` chose for it.
 const SIDE_TABLE: &str = "CREATE TABLE IF NOT EXISTS chatstore_collection (\
@@ -319,6 +331,13 @@ pub(crate) async fn ensure(
             .map_err(during("adding columns to chatstore_collection"))?;
     }
     tx.commit().await.map_err(during("committing the schema"))?;
+    if let Err(e) = ensure_primary_key_options(pool, prepare).await {
+        tracing::warn!(
+            error = %e,
+            "could not turn off deduplication on document_chunk's primary key; upserts that \
+             replace rows stay correct, only slower (tried again at the next start)"
+        );
+    }
     ensure_filter_indexes(pool, prepare, own_session).await?;
     Ok(Schema {
         column_type,
@@ -326,6 +345,49 @@ pub(crate) async fn ensure(
         pgvector_version,
         side_table: true,
     })
+}
+
+/// Turns off deduplication on `document_chunk`'s primary key (`deduplicate_items`, a storage
+/// option: Open WebUI's columns and constraint stay as they are), unless it is off already or
+/// someone chose a value for it.
+///
+/// An upsert replaces rows by deleting them and copying the new versions in, in one
+/// transaction, so each new key meets its own deleted version in the primary key. When a leaf
+/// page fills, PostgreSQL first tries to free it: a bottom-up deletion pass (which cannot remove
+/// this transaction's own deletions) and then a deduplication pass merging each key's two
+/// versions into one posting list, after which the page mostly splits anyway. Without the
+/// second pass the replacing copy ran 8 % faster (server alone, 10,000 rows of 384
+/// dimensions: 0.84 of the COPY ceiling against 0.77-0.79). Unique keys never deduplicate
+/// otherwise, so inserts are unchanged; the price is a primary key up to about 1.5 times as
+/// large while replaced versions wait for a vacuum.
+///
+/// The option takes a lock on the index that no read or write waits for; maintenance holding
+/// it (a `REINDEX`) makes this give up after [`PRIMARY_KEY_LOCK_TIMEOUT`].
+async fn ensure_primary_key_options(pool: &PgPool, prepare: Prepare) -> Result<()> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(during("opening a transaction"))?;
+    let alter: Option<String> = prepare
+        .scalar(PRIMARY_KEY_OPTIONS)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(during("looking at the primary key's options"))?;
+    let Some(alter) = alter else {
+        return Ok(());
+    };
+    sqlx::raw_sql(PRIMARY_KEY_LOCK_TIMEOUT)
+        .execute(&mut *tx)
+        .await
+        .map_err(during("setting the lock timeout"))?;
+    // The index's name comes from the catalog, quoted by `regclass`.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(alter))
+        .execute(&mut *tx)
+        .await
+        .map_err(during("setting the primary key's options"))?;
+    tx.commit()
+        .await
+        .map_err(during("committing the primary key's options"))
 }
 
 const SIDE_TABLE_EXISTS: &str = "SELECT to_regclass('chatstore_collection') IS NOT NULL";

@@ -405,6 +405,11 @@ async fn an_open_webui_table_is_detected_and_padded() {
         .expect("open");
     assert_eq!(store.schema().dimension, Some(1536));
     assert!(store.schema().pgvector_version >= (0, 5, 0));
+    assert_eq!(
+        primary_key_options(&pool).await,
+        vec!["deduplicate_items=off".to_owned()],
+        "the primary key stops merging replaced versions; its constraint stays"
+    );
     store
         .insert(
             "kb",
@@ -432,6 +437,65 @@ async fn an_open_webui_table_is_detected_and_padded() {
         .await
         .expect_err("longer than the column");
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
+}
+
+/// The storage options of `document_chunk`'s primary key.
+async fn primary_key_options(pool: &sqlx::PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT coalesce(c.reloptions, '{}')::text[] FROM pg_index i \
+         JOIN pg_class c ON c.oid = i.indexrelid \
+         WHERE i.indrelid = 'document_chunk'::regclass AND i.indisprimary",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("primary key options")
+}
+
+/// The primary key of a table chatstore creates does not deduplicate (an upsert's replacing
+/// copy meets each row's deleted version there); an operator's own choice for it is kept.
+#[tokio::test]
+async fn the_primary_key_does_not_merge_replaced_versions() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let store = PgVectorStore::connect(PgVectorConfig::new(url.clone()).dimension(4))
+        .await
+        .expect("open");
+    assert_eq!(
+        primary_key_options(store.pool()).await,
+        vec!["deduplicate_items=off".to_owned()]
+    );
+    let rows = |v: f32| {
+        (0..500)
+            .map(|i| {
+                item(
+                    &format!("r{i}"),
+                    vec![v, 1.0, 2.0, 3.0],
+                    json!({"file_id": "f"}),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    store.upsert("kb", rows(1.0)).await.expect("insert");
+    store.upsert("kb", rows(5.0)).await.expect("replace");
+    let stored = store.get("kb").await.expect("get");
+    assert_eq!(stored.len(), 500);
+    assert!(stored.iter().all(|r| r.vector[0] == 5.0));
+
+    let pool = store.pool().clone();
+    sqlx::raw_sql("ALTER INDEX document_chunk_pkey SET (deduplicate_items = on)")
+        .execute(&pool)
+        .await
+        .expect("an operator's choice");
+    drop(store);
+    let _store = PgVectorStore::connect(PgVectorConfig::new(url).dimension(4))
+        .await
+        .expect("reopen");
+    assert_eq!(
+        primary_key_options(&pool).await,
+        vec!["deduplicate_items=on".to_owned()],
+        "kept"
+    );
 }
 
 /// How `document_chunk` stores its rows: the vector column's storage, the table's options and the
