@@ -335,7 +335,9 @@ pub(crate) async fn ensure(
         tracing::warn!(
             error = %e,
             "could not turn off deduplication on document_chunk's primary key; upserts that \
-             replace rows stay correct, only slower (tried again at the next start)"
+             replace rows stay correct, only slower. Tried again at the next start; or run \
+             `ALTER INDEX document_chunk_pkey SET (deduplicate_items = off)` as the table's \
+             owner"
         );
     }
     ensure_filter_indexes(pool, prepare, own_session).await?;
