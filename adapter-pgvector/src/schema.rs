@@ -145,7 +145,7 @@ const SIDE_TABLE_COLUMNS: &str = "ALTER TABLE chatstore_collection \
      ADD COLUMN IF NOT EXISTS index_normalised BOOLEAN NOT NULL DEFAULT false";
 /// The statement that turns off deduplication on `document_chunk`'s primary key, or none when
 /// it is off already, when someone chose a value for it, or before PostgreSQL 13 (where the
-/// option does not exist). See [`ensure_primary_key_options`].
+/// option does not exist). See [`set_primary_key_options`].
 const PRIMARY_KEY_OPTIONS: &str = "SELECT format('ALTER INDEX %s SET (deduplicate_items = off)', \
      i.indexrelid::regclass) \
      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam \
@@ -330,8 +330,15 @@ pub(crate) async fn ensure(
             .await
             .map_err(during("adding columns to chatstore_collection"))?;
     }
+    let primary_key_alter: Option<String> = prepare
+        .scalar(PRIMARY_KEY_OPTIONS)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(during("looking at the primary key's options"))?;
     tx.commit().await.map_err(during("committing the schema"))?;
-    if let Err(e) = ensure_primary_key_options(pool, prepare).await {
+    if let Some(alter) = primary_key_alter
+        && let Err(e) = set_primary_key_options(pool, alter).await
+    {
         tracing::warn!(
             error = %e,
             "could not turn off deduplication on document_chunk's primary key; upserts that \
@@ -349,9 +356,9 @@ pub(crate) async fn ensure(
     })
 }
 
-/// Turns off deduplication on `document_chunk`'s primary key (`deduplicate_items`, a storage
-/// option: Open WebUI's columns and constraint stay as they are), unless it is off already or
-/// someone chose a value for it.
+/// Runs `alter` (the statement [`PRIMARY_KEY_OPTIONS`] returns in the schema transaction): turns
+/// off deduplication on `document_chunk`'s primary key (`deduplicate_items`, a storage option:
+/// Open WebUI's columns and constraint stay as they are).
 ///
 /// An upsert replaces rows by deleting them and copying the new versions in, in one
 /// transaction, so each new key meets its own deleted version in the primary key. When a leaf
@@ -363,21 +370,14 @@ pub(crate) async fn ensure(
 /// otherwise, so inserts are unchanged; the price is a primary key up to about 1.5 times as
 /// large while replaced versions wait for a vacuum.
 ///
-/// The option takes a lock on the index that no read or write waits for; maintenance holding
-/// it (a `REINDEX`) makes this give up after [`PRIMARY_KEY_LOCK_TIMEOUT`].
-async fn ensure_primary_key_options(pool: &PgPool, prepare: Prepare) -> Result<()> {
+/// In a transaction of its own, after the schema's: the option takes a lock on the index that
+/// no read or write waits for; maintenance holding it (a `REINDEX`) makes this give up after
+/// [`PRIMARY_KEY_LOCK_TIMEOUT`] without holding the schema lock meanwhile.
+async fn set_primary_key_options(pool: &PgPool, alter: String) -> Result<()> {
     let mut tx = pool
         .begin()
         .await
         .map_err(during("opening a transaction"))?;
-    let alter: Option<String> = prepare
-        .scalar(PRIMARY_KEY_OPTIONS)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(during("looking at the primary key's options"))?;
-    let Some(alter) = alter else {
-        return Ok(());
-    };
     sqlx::raw_sql(PRIMARY_KEY_LOCK_TIMEOUT)
         .execute(&mut *tx)
         .await
