@@ -95,6 +95,8 @@ pub struct PgVectorStore {
     /// refuses the `default_transaction_read_only` startup option (every statement then runs
     /// in a transaction).
     read_only_transactions: bool,
+    /// Written batches waiting to be freed at a moment this process would spend waiting.
+    spent: ingest::Spent,
 }
 
 /// SQL that depends on the detected column type, built once.
@@ -215,6 +217,7 @@ impl PgVectorStore {
             prepare,
             own_session,
             read_only_transactions: false,
+            spent: ingest::Spent::default(),
         })
     }
 

@@ -260,6 +260,88 @@ async fn bad_input_is_invalid_and_changes_nothing() {
     assert_eq!(store.collections().await.expect("list"), vec!["c"]);
 }
 
+/// A large write checks its rows while the server works through its COPY (the checks run
+/// once the last rows are sent): a bad row near the end of one, called on the backend itself
+/// (no validation layer in front), is still InvalidInput, naming the row, and changes nothing;
+/// the store writes normally afterwards (the abandoned COPY left no connection astray).
+#[tokio::test]
+async fn a_bad_row_late_in_a_large_write_changes_nothing() {
+    let Some(store) = fresh_store(16).await else {
+        return;
+    };
+    let mut rng = Rng::new(77);
+    let kept = random_items(&mut rng, "k", 400, 12);
+    store.insert("a", kept.clone()).await.expect("insert");
+    store
+        .insert("b", random_items(&mut rng, "b", 300, 12))
+        .await
+        .expect("insert");
+    let before_a = store.get("a").await.expect("get");
+    let before_b = store.get("b").await.expect("get");
+    // How to spoil row `i` of a batch, and what the refusal then says.
+    type Spoil = fn(&mut [VectorItem], usize);
+    let spoils: [(&str, Spoil); 8] = [
+        ("non-finite", |b, i| b[i].vector[3] = f32::NAN),
+        ("all zeros", |b, i| b[i].vector = vec![0.0; 12]),
+        ("dimensions", |b, i| b[i].vector.truncate(11)),
+        ("at most 16", |b, i| b[i].vector = vec![0.5; 17]),
+        // Past what the COPY encoding takes (65,535 dimensions): it stops mid-COPY.
+        ("at most 16", |b, i| b[i].vector = vec![0.5; 70_000]),
+        ("contains", |b, i| b[i].id = "a b".into()),
+        ("NUL", |b, i| b[i].text = "nul\u{0}".into()),
+        ("appears", |b, i| b[i].id = b[0].id.clone()),
+    ];
+    for (says, spoil) in spoils {
+        // Replacing every row of "a" and moving "b"'s (the DELETE and the COPY both run
+        // before the checks), as an insert of new ids, and as one call across collections.
+        let mut replace = kept.clone();
+        replace.extend(random_items(&mut rng, "b", 300, 12));
+        spoil(&mut replace, 650);
+        let mut fresh = random_items(&mut rng, "n", 400, 12);
+        spoil(&mut fresh, 390);
+        let mut many = fresh[200..].to_vec();
+        many.extend(kept[..50].iter().cloned());
+        let first = fresh[..200].to_vec();
+        for n in 0..4 {
+            let outcome = match n {
+                0 => store.upsert("a", replace.clone()).await,
+                1 => store.insert("c", fresh.clone()).await,
+                2 => store.upsert("c", fresh.clone()).await,
+                _ => {
+                    store
+                        .upsert_many(vec![
+                            ("c".into(), first.clone()),
+                            ("d".into(), many.clone()),
+                        ])
+                        .await
+                }
+            };
+            // As many reads as the pool has connections: each reads back what it should,
+            // none an answer another statement left behind.
+            for _ in 0..4 {
+                assert_eq!(
+                    store.get("b").await.expect("get"),
+                    before_b,
+                    "{says}, call {n}"
+                );
+            }
+            let e = outcome.expect_err("a bad row is refused");
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "call {n}, {says}: {e}");
+            assert!(e.to_string().contains(says), "call {n}: {e}");
+        }
+        assert_eq!(store.get("a").await.expect("get"), before_a, "{says}");
+        assert_eq!(store.get("b").await.expect("get"), before_b, "{says}");
+        assert_eq!(store.collections().await.expect("list"), ["a", "b"]);
+    }
+    // Every pooled connection still works: large writes in a row, then reads.
+    for round in 0..6 {
+        let items = random_items(&mut rng, &format!("r{round}"), 300, 12);
+        store.upsert("e", items).await.expect("a good large upsert");
+    }
+    assert_eq!(store.get("e").await.expect("get").len(), 1800);
+    assert_eq!(store.get("a").await.expect("get"), before_a);
+}
+
 /// A collection exists while it has rows; searching a missing one gives empty lists; once the
 /// last row goes, the name takes a new dimension.
 #[tokio::test]
