@@ -450,9 +450,9 @@ fn ingest(c: &mut Criterion, rt: &Runtime, server: &str) {
                 let setup = move || async move {
                     truncate(pool).await;
                     chatstore_write(store, batches(data), false).await;
-                    // The insert hands its batches to a background thread to free; that work
-                    // belongs to the setup, not to the timed upsert it would otherwise overlap
-                    // (the ceiling's setup leaves nothing running).
+                    // The insert's own work settles first (the ceiling's setup leaves nothing
+                    // running). Its batches wait, set aside, to be freed in the tail of the next
+                    // COPY: the timed upsert's first, as a deployment's next write does.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     batches(data)
                 };
