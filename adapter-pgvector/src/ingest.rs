@@ -208,7 +208,10 @@ impl PgVectorStore {
                 Some(checks),
             )
             .await?;
-        } else if items.len() < STAGING_MIN_ROWS || !copyable || merge {
+        } else if items.len() < STAGING_MIN_ROWS {
+            checks.run()?;
+            holders = self.unnest_rows(&mut tx, items, collection, mode).await?;
+        } else if !copyable || merge {
             checks.run()?;
             if mode == Mode::Upsert {
                 holders = self
@@ -219,11 +222,7 @@ impl PgVectorStore {
                     .await
                     .map_err(during("finding the collections upserted ids come from"))?;
             }
-            if items.len() < STAGING_MIN_ROWS {
-                self.unnest_rows(&mut tx, items, collection, mode).await?;
-            } else {
-                self.staged_rows(&mut tx, items, collection, mode).await?;
-            }
+            self.staged_rows(&mut tx, items, collection, mode).await?;
         } else {
             // An upsert writes each row once, straight into the table (see `replace_by_copy`),
             // not COPYed into a staging table and then merged by `INSERT ... ON CONFLICT`,
@@ -409,7 +408,7 @@ impl PgVectorStore {
             }
         } else {
             checks.run()?;
-            self.merge_entries(&mut tx, &borrowed, ids).await?
+            self.merge_entries(&mut tx, &borrowed).await?
         };
         let mut forgotten = Vec::new();
         for source in holders.iter().filter(|c| !names.contains(&c.as_str())) {
@@ -565,21 +564,25 @@ impl PgVectorStore {
         &self,
         conn: &mut PgConnection,
         entries: &[(&str, &[VectorItem])],
-        ids: &[String],
     ) -> Result<Vec<String>> {
-        let holders = self
-            .prepare
-            .scalar(HOLDERS)
-            .bind(ids)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(during("finding the collections upserted ids come from"))?;
+        let mut holders = Vec::new();
         let mut staged = false;
         for &(collection, items) in entries {
             if items.len() < STAGING_MIN_ROWS {
-                self.unnest_rows(conn, items, collection, Mode::Upsert)
+                let before = self
+                    .unnest_rows(conn, items, collection, Mode::Upsert)
                     .await?;
+                holders.extend(before);
             } else {
+                let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+                let before: Vec<String> = self
+                    .prepare
+                    .scalar(HOLDERS)
+                    .bind(ids)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(during("finding the collections upserted ids come from"))?;
+                holders.extend(before);
                 // The staging table still holds the entry staged before this one: its
                 // `INSERT ... SELECT` would take those rows too, into this collection.
                 if staged {
@@ -593,6 +596,8 @@ impl PgVectorStore {
                 staged = true;
             }
         }
+        holders.sort_unstable();
+        holders.dedup();
         Ok(holders)
     }
 }
@@ -763,18 +768,17 @@ impl PgVectorStore {
         Ok(())
     }
 
-    /// Small writes: `INSERT ... SELECT FROM unnest(...)` in batches, one round trip each.
+    /// Small writes: `INSERT ... SELECT FROM unnest(...)` in batches, one round trip each. An
+    /// upsert's statements also return the collections its ids lived in before (for
+    /// forgetting the ones it empties), each once.
     async fn unnest_rows(
         &self,
         conn: &mut PgConnection,
         items: &[VectorItem],
         collection: &str,
         mode: Mode,
-    ) -> Result<()> {
-        let sql = match mode {
-            Mode::Insert => &self.statements.insert,
-            Mode::Upsert => &self.statements.upsert,
-        };
+    ) -> Result<Vec<String>> {
+        let mut holders: Vec<String> = Vec::new();
         for batch in items.chunks(self.config.batch_rows.max(1)) {
             let mut ids = Vec::with_capacity(batch.len());
             let mut vectors = Vec::with_capacity(batch.len());
@@ -786,18 +790,38 @@ impl PgVectorStore {
                 texts.push(item.text.as_str());
                 metadata.push(Value::Object(item.metadata.clone()));
             }
-            self.prepare
-                .query(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(ids)
-                .bind(vectors)
-                .bind(texts)
-                .bind(metadata)
-                .bind(collection)
-                .execute(&mut *conn)
-                .await
-                .map_err(during(what(mode)))?;
+            match mode {
+                Mode::Insert => {
+                    self.prepare
+                        .query(sqlx::AssertSqlSafe(self.statements.insert.as_str()))
+                        .bind(ids)
+                        .bind(vectors)
+                        .bind(texts)
+                        .bind(metadata)
+                        .bind(collection)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(during(what(mode)))?;
+                }
+                Mode::Upsert => {
+                    let before: Vec<String> = self
+                        .prepare
+                        .scalar(sqlx::AssertSqlSafe(self.statements.upsert_holders.as_str()))
+                        .bind(ids)
+                        .bind(vectors)
+                        .bind(texts)
+                        .bind(metadata)
+                        .bind(collection)
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(during(what(mode)))?;
+                    holders.extend(before);
+                }
+            }
         }
-        Ok(())
+        holders.sort_unstable();
+        holders.dedup();
+        Ok(holders)
     }
 
     /// Streams the items of each `(collection, items)` entry as binary COPY rows: `(id, vector,

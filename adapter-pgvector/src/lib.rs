@@ -103,7 +103,9 @@ pub struct PgVectorStore {
 #[derive(Debug)]
 struct Statements {
     insert: String,
-    upsert: String,
+    /// The `unnest` upsert, returning the collections its ids lived in before (each
+    /// once), in the same round trip.
+    upsert_holders: String,
     insert_staged: String,
     upsert_staged: String,
     /// The vector column as a `vector` (a `halfvec` column is cast), or as `real[]` through a
@@ -347,6 +349,11 @@ impl Statements {
              FROM unnest($1::text[], $2::{ty}[], $3::text[], $4::jsonb[]) AS u(id, v, t, m)"
         );
         let upsert = format!("{insert}{ON_CONFLICT}");
+        // Both parts read the statement's snapshot: `before` sees the rows as they were.
+        let upsert_holders = format!(
+            "WITH before AS (SELECT DISTINCT collection_name FROM document_chunk \
+             WHERE id = ANY($1::text[])), up AS ({upsert}) SELECT collection_name FROM before"
+        );
         // Through a pooler a result column of type `vector` is read as `real[]`: sqlx looks an
         // unknown result type up with a simple query between Parse and Bind, and a simple
         // query drops the unnamed statement (SQLSTATE 26000 at Bind).
@@ -363,7 +370,7 @@ impl Statements {
         let upsert_staged = format!("{insert_staged}{ON_CONFLICT}");
         Statements {
             insert,
-            upsert,
+            upsert_holders,
             insert_staged,
             upsert_staged,
             vector_expr,
