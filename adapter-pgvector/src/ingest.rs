@@ -122,11 +122,7 @@ impl PgVectorStore {
         if items.is_empty() {
             return Ok(());
         }
-        let checks = Checks {
-            store: self,
-            input: Input::Items(&items),
-            passed: AtomicBool::new(false),
-        };
+        let checks = Checks::new(self, Input::Items(&items));
         let (batch, checks_ref) = (&items, &checks);
         let once = |merge| {
             retrying_conflicts("writing vectors", move || {
@@ -270,11 +266,7 @@ impl PgVectorStore {
             };
         }
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let checks = Checks {
-            store: self,
-            input: Input::Many(&entries),
-            passed: AtomicBool::new(false),
-        };
+        let checks = Checks::new(self, Input::Many(&entries));
         // Entries without items claim nothing (the checks still look at their names).
         let written: Vec<&CollectionItems> = entries.iter().filter(live).collect();
         let ids: Vec<String> = ids_of_many(&entries)
@@ -315,7 +307,6 @@ impl PgVectorStore {
             Ok(())
         };
         checks.explain(outcome.await)?;
-        drop(written);
         self.spent.set_aside(entries);
         Ok(())
     }
@@ -565,7 +556,23 @@ impl PgVectorStore {
         conn: &mut PgConnection,
         entries: &[(&str, &[VectorItem])],
     ) -> Result<Vec<String>> {
-        let mut holders = Vec::new();
+        // The large entries go through the staging table: one query for where all their ids
+        // come from (the small ones learn it in their own statements).
+        let staged_ids: Vec<&str> = entries
+            .iter()
+            .filter(|(_, items)| items.len() >= STAGING_MIN_ROWS)
+            .flat_map(|(_, items)| items.iter().map(|i| i.id.as_str()))
+            .collect();
+        let mut holders: Vec<String> = Vec::new();
+        if !staged_ids.is_empty() {
+            holders = self
+                .prepare
+                .scalar(HOLDERS)
+                .bind(staged_ids)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(during("finding the collections upserted ids come from"))?;
+        }
         let mut staged = false;
         for &(collection, items) in entries {
             if items.len() < STAGING_MIN_ROWS {
@@ -574,15 +581,6 @@ impl PgVectorStore {
                     .await?;
                 holders.extend(before);
             } else {
-                let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
-                let before: Vec<String> = self
-                    .prepare
-                    .scalar(HOLDERS)
-                    .bind(ids)
-                    .fetch_all(&mut *conn)
-                    .await
-                    .map_err(during("finding the collections upserted ids come from"))?;
-                holders.extend(before);
                 // The staging table still holds the entry staged before this one: its
                 // `INSERT ... SELECT` would take those rows too, into this collection.
                 if staged {
@@ -695,7 +693,15 @@ enum Input<'a> {
     Many(&'a [CollectionItems]),
 }
 
-impl Checks<'_> {
+impl<'a> Checks<'a> {
+    fn new(store: &'a PgVectorStore, input: Input<'a>) -> Self {
+        Checks {
+            store,
+            input,
+            passed: AtomicBool::new(false),
+        }
+    }
+
     /// Runs the checks unless they passed already.
     fn run(&self) -> Result<()> {
         if self.passed.load(Ordering::Relaxed) {
@@ -778,6 +784,11 @@ impl PgVectorStore {
         collection: &str,
         mode: Mode,
     ) -> Result<Vec<String>> {
+        // The insert returns no rows.
+        let sql = match mode {
+            Mode::Insert => &self.statements.insert,
+            Mode::Upsert => &self.statements.upsert_holders,
+        };
         let mut holders: Vec<String> = Vec::new();
         for batch in items.chunks(self.config.batch_rows.max(1)) {
             let mut ids = Vec::with_capacity(batch.len());
@@ -790,34 +801,18 @@ impl PgVectorStore {
                 texts.push(item.text.as_str());
                 metadata.push(Value::Object(item.metadata.clone()));
             }
-            match mode {
-                Mode::Insert => {
-                    self.prepare
-                        .query(sqlx::AssertSqlSafe(self.statements.insert.as_str()))
-                        .bind(ids)
-                        .bind(vectors)
-                        .bind(texts)
-                        .bind(metadata)
-                        .bind(collection)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(during(what(mode)))?;
-                }
-                Mode::Upsert => {
-                    let before: Vec<String> = self
-                        .prepare
-                        .scalar(sqlx::AssertSqlSafe(self.statements.upsert_holders.as_str()))
-                        .bind(ids)
-                        .bind(vectors)
-                        .bind(texts)
-                        .bind(metadata)
-                        .bind(collection)
-                        .fetch_all(&mut *conn)
-                        .await
-                        .map_err(during(what(mode)))?;
-                    holders.extend(before);
-                }
-            }
+            let before: Vec<String> = self
+                .prepare
+                .scalar(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(ids)
+                .bind(vectors)
+                .bind(texts)
+                .bind(metadata)
+                .bind(collection)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(during(what(mode)))?;
+            holders.extend(before);
         }
         holders.sort_unstable();
         holders.dedup();
