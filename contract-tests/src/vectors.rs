@@ -355,6 +355,27 @@ pub async fn upsert_many_writes_each_collection(store: &Store) -> Result<()> {
             );
         }
     }
+    // A bulk call moving every row of a collection outside the call: the rows move, and the
+    // collection they leave empty is forgotten.
+    store.vectors.insert("bulk-src", many("s", 7_000)).await?;
+    let moved = many("s", 9_000);
+    store
+        .vectors
+        .upsert_many(vec![
+            ("bulk-a".to_owned(), moved.clone()),
+            ("bulk-d".to_owned(), many("d", 3_000)),
+            ("bulk-e".to_owned(), many("e", 4_000)),
+        ])
+        .await?;
+    assert!(!store.vectors.has_collection("bulk-src").await?);
+    let a = store.vectors.get("bulk-a").await?;
+    assert_eq!(a.len(), 200);
+    for w in &moved {
+        let g = a.iter().find(|g| g.id == w.id);
+        let got = g.map(|g| (&g.text, &g.metadata));
+        assert_eq!(got, Some((&w.text, &w.metadata)), "{}", w.id);
+    }
+    assert_eq!(store.vectors.get("bulk-d").await?.len(), 100);
     Ok(())
 }
 
