@@ -124,19 +124,11 @@ impl PgVectorStore {
         }
         let checks = Checks::new(self, Input::Items(&items));
         let (batch, checks_ref) = (&items, &checks);
-        let once = |merge| {
+        let written = merging_on_refusal(|merge| {
             retrying_conflicts("writing vectors", move || {
                 self.write_once(collection, batch, mode, merge, checks_ref)
             })
-        };
-        let written = async {
-            if !once(false).await? {
-                // The COPY met one of the ids in another collection, or added meanwhile by
-                // another writer: everything was rolled back; written again by merging.
-                once(true).await?;
-            }
-            Ok(())
-        };
+        });
         checks.explain(written.await)?;
         self.spent.set_aside(items);
         Ok(())
@@ -211,15 +203,10 @@ impl PgVectorStore {
         } else if !copyable || merge {
             checks.run()?;
             if mode == Mode::Upsert {
-                holders = self
-                    .prepare
-                    .scalar(HOLDERS)
-                    .bind(&ids)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(during("finding the collections upserted ids come from"))?;
+                holders = self.merge_entries(&mut tx, &[(collection, items)]).await?;
+            } else {
+                self.staged_rows(&mut tx, items, collection, mode).await?;
             }
-            self.staged_rows(&mut tx, items, collection, mode).await?;
         } else {
             // An upsert writes each row once, straight into the table (see `replace_by_copy`),
             // not COPYed into a staging table and then merged by `INSERT ... ON CONFLICT`,
@@ -291,20 +278,12 @@ impl PgVectorStore {
             counts: &counts,
         };
         let (parts, checks_ref) = (&parts, &checks);
-        let once = |merge| {
+        let written = merging_on_refusal(|merge| {
             retrying_conflicts("writing vectors", move || {
                 self.write_many_once(parts, merge, checks_ref)
             })
-        };
-        let outcome = async {
-            if !once(false).await? {
-                // An id moved from another collection, or raced by another writer: rolled
-                // back, written again by merging.
-                once(true).await?;
-            }
-            Ok(())
-        };
-        checks.explain(outcome.await)?;
+        });
+        checks.explain(written.await)?;
         self.spent.set_aside(entries);
         Ok(())
     }
@@ -734,6 +713,20 @@ impl<'a> Checks<'a> {
         }
         outcome
     }
+}
+
+/// Runs a write's transaction (`once(false)`), and again by merging (`once(true)`) when it
+/// was rolled back because its COPY met one of the ids in another collection, or added
+/// meanwhile by another writer.
+async fn merging_on_refusal<F, Fut>(once: F) -> Result<()>
+where
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    if !once(false).await? {
+        once(true).await?;
+    }
+    Ok(())
 }
 
 fn what(mode: Mode) -> &'static str {
