@@ -1,7 +1,8 @@
-//! Times small and large `COPY ... FROM STDIN` transactions on one connection, to show the
-//! wait a TCP connection adds to a COPY: sqlx 0.9 leaves Nagle's algorithm on (no
-//! `TCP_NODELAY`), so the small `CopyDone` after the data waits for the server's delayed ACK
-//! (about 40 ms on Linux) whenever the data's last segment is still unacknowledged.
+//! Times small and large `COPY ... FROM STDIN` transactions on one connection, to check that
+//! a TCP connection adds no wait to a COPY. sqlx 0.9.0 left Nagle's algorithm on (no
+//! `TCP_NODELAY`), so the small `CopyDone` after the data waited for the server's delayed ACK
+//! (about 40 ms on Linux) whenever the data's last segment was still unacknowledged; 0.9.1
+//! sets `TCP_NODELAY`, and the workspace requires it.
 //!
 //! ```sh
 //! eval "$(scripts/services.sh start)"

@@ -1,10 +1,9 @@
-//! Times `VectorRepo::insert` of a few rows to a few hundred, then `upsert` of the same sizes
+//! Times `VectorRepo::insert` of one row to a few hundred, then `upsert` of the same sizes
 //! into new collections (new ids: Open WebUI's usual upsert) and again over the same ids (each
 //! row replaced), 31 rounds each, a collection per round: median, fastest and slowest, in a
-//! fresh database on the test server. Writes of fewer than 256 rows go through one
-//! `INSERT ... SELECT FROM unnest(...)`, larger ones through binary COPY, whose `CopyDone` can
-//! wait about 40 ms for the server's delayed ACK over TCP (see `copy_stall` and the README's
-//! "Limits").
+//! fresh database on the test server. Writes of fewer than 64 rows go through one
+//! `INSERT ... SELECT FROM unnest(...)`, larger ones through binary COPY (the README's "Small
+//! writes: COPY from 64 rows").
 //!
 //! ```sh
 //! eval "$(scripts/services.sh start)"
@@ -24,16 +23,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = PgVectorConfig::new(url).dimension(384).auto_index(false);
     let store = PgVectorStore::connect(config).await?;
     for (what, sizes) in [
-        ("insert", &[4usize, 64, 255, 256, 1000][..]),
-        ("upsert new", &[4, 64, 255][..]),
-        ("upsert again", &[4, 64, 255][..]),
+        ("insert", &[1usize, 4, 16, 32, 64, 100, 255][..]),
+        ("upsert new", &[1, 4, 16, 32, 64, 100, 255][..]),
+        ("upsert again", &[1, 4, 16, 32, 64, 100, 255][..]),
     ] {
         for &rows in sizes {
             let mut ms = Vec::new();
             for round in 0..ROUNDS {
                 let items: Vec<VectorItem> = (0..rows)
                     .map(|i| VectorItem {
-                        id: format!("r{rows}-{round}-{i}"),
+                        id: format!(
+                            "{}{rows}-{round}-{i}",
+                            if what == "insert" { "i" } else { "u" }
+                        ),
                         text: "some chunk text ".repeat(20),
                         vector: (0..384)
                             .map(|d| ((i * 7 + d) % 13) as f32 / 13.0 + 0.01)

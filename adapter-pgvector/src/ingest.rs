@@ -1,15 +1,16 @@
 //! Inserts and upserts, each call one transaction, vectors always binary-encoded (the server
 //! never parses vector text):
-//! - large inserts and upserts: binary COPY straight into the table (an upsert first deletes
-//!   the rows it replaces, in the same transaction), so every row is written once;
+//! - inserts and upserts of [`COPY_MIN_ROWS`] rows or more: binary COPY straight into the
+//!   table (an upsert first deletes the rows it replaces, in the same transaction), so every
+//!   row is written once;
 //! - a large upsert racing another writer of the same ids, and halfvec columns: binary COPY
 //!   into a staging table, then one `INSERT ... SELECT ... ON CONFLICT DO UPDATE`;
-//! - small writes (fewer than [`STAGING_MIN_ROWS`] rows), inserts too:
-//!   `INSERT ... SELECT FROM unnest($1::text[], $2::vector[], ...)`, one round trip per
-//!   batch. A COPY over TCP ends with a small `CopyDone` that Nagle's algorithm holds until
-//!   the server acknowledges the data (sqlx 0.9 sets no `TCP_NODELAY`), about 40 ms on Linux:
-//!   a four-row insert (one file's chunks) took 44 ms by COPY, 0.7 ms by `unnest` (median
-//!   of 15, loopback).
+//! - small writes: `INSERT ... SELECT FROM unnest($1::text[], $2::vector[], ...)`, one round
+//!   trip per batch.
+//!
+//! A COPY ends with a small `CopyDone` after its data; sqlx sets `TCP_NODELAY` since 0.9.1
+//! (the workspace requires it), so Nagle's algorithm no longer holds that message for the
+//! server's delayed ACK (about 40 ms a COPY on Linux before).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,8 +86,13 @@ const COPY_STAGE: &str =
     "COPY chatstore_staging (id, vector, text, vmetadata) FROM STDIN (FORMAT binary)";
 /// Empties the staging table inside a transaction (commit does it otherwise).
 const CLEAR_STAGE: &str = "TRUNCATE chatstore_staging";
-/// From this many rows on, upserts go through COPY into the staging table; fewer go through
-/// one `unnest` statement.
+/// From this many rows on, writes to a `vector` column go by binary COPY straight into the
+/// table; fewer go through one `unnest` statement (a COPY costs two round trips more, which
+/// the rows repay from about 32 of them: `examples/small_writes.rs`).
+const COPY_MIN_ROWS: usize = 64;
+/// From this many rows on, the writes that cannot COPY straight into the table (`halfvec`
+/// columns, an upsert merging) COPY into the staging table; fewer go through `unnest`.
+/// Batches this large are also the ones worth freeing off the caller's path ([`Spent`]).
 const STAGING_MIN_ROWS: usize = 256;
 const COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 /// COPY data is sent in chunks of about this many bytes.
@@ -182,12 +188,12 @@ impl PgVectorStore {
             first_dimension(collection, width.get(collection).copied(), dim)?;
         }
 
-        let copyable = self.schema.column_type == ColumnType::Vector;
         // The collections the upserted ids lived in (this one included), for forgetting the
         // ones an upsert empties.
         let mut holders: Vec<String> = Vec::new();
+        let by_copy = self.schema.column_type == ColumnType::Vector && items.len() >= COPY_MIN_ROWS;
 
-        if mode == Mode::Insert && copyable && items.len() >= STAGING_MIN_ROWS {
+        if by_copy && mode == Mode::Insert {
             // A duplicate id fails the whole COPY: the insert's all-or-nothing for free.
             self.copy_rows(
                 &mut tx,
@@ -197,17 +203,7 @@ impl PgVectorStore {
                 Some(checks),
             )
             .await?;
-        } else if items.len() < STAGING_MIN_ROWS {
-            checks.run()?;
-            holders = self.unnest_rows(&mut tx, items, collection, mode).await?;
-        } else if !copyable || merge {
-            checks.run()?;
-            if mode == Mode::Upsert {
-                holders = self.merge_entries(&mut tx, &[(collection, items)]).await?;
-            } else {
-                self.staged_rows(&mut tx, items, collection, mode).await?;
-            }
-        } else {
+        } else if by_copy && !merge {
             // An upsert writes each row once, straight into the table (see `replace_by_copy`),
             // not COPYed into a staging table and then merged by `INSERT ... ON CONFLICT`,
             // which writes every row twice.
@@ -219,6 +215,16 @@ impl PgVectorStore {
                     .await
                     .map_err(during("rolling back an upsert to merge"))?;
                 return Ok(false);
+            }
+        } else if items.len() < STAGING_MIN_ROWS {
+            checks.run()?;
+            holders = self.unnest_rows(&mut tx, items, collection, mode).await?;
+        } else {
+            checks.run()?;
+            if mode == Mode::Upsert {
+                holders = self.merge_entries(&mut tx, &[(collection, items)]).await?;
+            } else {
+                self.staged_rows(&mut tx, items, collection, mode).await?;
             }
         }
         let mut forgotten = Vec::new();
@@ -237,7 +243,7 @@ impl PgVectorStore {
 impl PgVectorStore {
     /// `upsert_many`: every entry in one transaction. The side-table rows of all the
     /// collections are claimed by one statement (in name order, the order every writer locks
-    /// them in); with a `vector` column and at least [`STAGING_MIN_ROWS`] rows, the replaced
+    /// them in); with a `vector` column and at least [`COPY_MIN_ROWS`] rows, the replaced
     /// ids are deleted by one statement and every row is written by one COPY, else each entry
     /// goes the way a small `upsert` does, in the same transaction.
     pub(crate) async fn write_many(&self, mut entries: Vec<CollectionItems>) -> Result<()> {
@@ -357,26 +363,24 @@ impl PgVectorStore {
             .iter()
             .map(|(c, items)| (c.as_str(), items.as_slice()))
             .collect();
-        let holders = if !merge
-            && self.schema.column_type == ColumnType::Vector
-            && rows >= STAGING_MIN_ROWS
-        {
-            // As a large upsert: the replaced rows deleted, then everything COPYed straight in.
-            if !self
-                .replace_by_copy(&mut tx, &borrowed, ids, checks)
-                .await?
-            {
-                tx.rollback()
-                    .await
-                    .map_err(during("rolling back an upsert to merge"))?;
-                return Ok(false);
-            }
-            // No other collection held any of the ids (see `replace_by_copy`).
-            Vec::new()
-        } else {
-            checks.run()?;
-            self.merge_entries(&mut tx, &borrowed).await?
-        };
+        let holders =
+            if !merge && self.schema.column_type == ColumnType::Vector && rows >= COPY_MIN_ROWS {
+                // As a large upsert: the replaced rows deleted, then everything COPYed straight in.
+                if !self
+                    .replace_by_copy(&mut tx, &borrowed, ids, checks)
+                    .await?
+                {
+                    tx.rollback()
+                        .await
+                        .map_err(during("rolling back an upsert to merge"))?;
+                    return Ok(false);
+                }
+                // No other collection held any of the ids (see `replace_by_copy`).
+                Vec::new()
+            } else {
+                checks.run()?;
+                self.merge_entries(&mut tx, &borrowed).await?
+            };
         let mut forgotten = Vec::new();
         for source in holders.iter().filter(|c| !names.contains(&c.as_str())) {
             forgotten.extend(forget_if_empty(&mut tx, source, self.prepare).await?);
@@ -840,10 +844,14 @@ impl PgVectorStore {
             _ => Ok(()),
         };
         // The server has rows queued to work through: the batches set aside are freed
-        // meanwhile.
-        let spent = self.spent.take();
-        if !spent.is_empty() {
-            drop(tokio::task::spawn_blocking(move || drop(spent)));
+        // meanwhile, by a COPY long enough to hide it (a batch of 5,000 takes about 10 ms to
+        // free, the server a millisecond or two over a small COPY's rows).
+        let rows: usize = entries.iter().map(|(_, items)| items.len()).sum();
+        if rows >= STAGING_MIN_ROWS {
+            let spent = self.spent.take();
+            if !spent.is_empty() {
+                drop(tokio::task::spawn_blocking(move || drop(spent)));
+            }
         }
         let finished = copy.finish().await.map_err(during("writing vectors"));
         sent?;

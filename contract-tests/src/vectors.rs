@@ -257,7 +257,45 @@ pub async fn inserting_a_taken_id_is_a_conflict_and_inserts_nothing(store: &Stor
     assert_kind!(store.vectors.insert("other", batch).await, Conflict);
     assert!(!store.vectors.has_collection("other").await?);
     assert_eq!(store.vectors.get("kb").await?.len(), 4);
+    // The same in a call of a hundred rows (pgvector's COPY path), the taken id last.
+    let mut batch = numbered_items("n", 0..99, 1);
+    batch.push(item("y", &[0.1, 0.2, 0.3], json!({})));
+    assert_kind!(store.vectors.insert("other", batch).await, Conflict);
+    assert!(!store.vectors.has_collection("other").await?);
+    assert_eq!(store.vectors.get("kb").await?.len(), 4);
     Ok(())
+}
+
+/// Items `{prefix}-{i:03}` for `i` in `range`: 3-dimensional vectors and texts that differ
+/// with `seed`.
+fn numbered_items(prefix: &str, range: std::ops::Range<u64>, seed: u64) -> Vec<VectorItem> {
+    range
+        .map(|i| {
+            let mut it = item(
+                &format!("{prefix}-{i:03}"),
+                &pseudo_random_vector(seed + i, 3),
+                json!({"n": i}),
+            );
+            it.text = format!("{prefix} {seed} {i}");
+            it
+        })
+        .collect()
+}
+
+/// `got` holds exactly `want`'s items, in id order (vectors within rounding).
+fn assert_same_items(got: &[VectorItem], want: &[VectorItem], what: &str) {
+    assert_eq!(ids(got), ids(want), "{what}");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!((&g.text, &g.metadata), (&w.text, &w.metadata), "{}", w.id);
+        assert!(
+            g.vector
+                .iter()
+                .zip(&w.vector)
+                .all(|(a, b)| (a - b).abs() < 1e-6),
+            "{}",
+            w.id
+        );
+    }
 }
 
 /// Upsert replaces an item by id, and moves it when it lived in another collection.
@@ -280,6 +318,29 @@ pub async fn upsert_replaces_and_moves_items(store: &Store) -> Result<()> {
         .await?;
     assert_eq!(ids(&store.vectors.get("moved").await?), ["w"]);
     assert_eq!(store.vectors.get("kb").await?.len(), 4);
+
+    // A call of a hundred rows (pgvector's COPY path) replacing its collection's rows and
+    // moving every row of another collection, which it leaves empty and forgotten.
+    store
+        .vectors
+        .insert("hundred", numbered_items("h", 0..36, 0))
+        .await?;
+    store
+        .vectors
+        .insert("leaving", numbered_items("h", 36..100, 0))
+        .await?;
+    let upserted = numbered_items("h", 0..100, 500);
+    store.vectors.upsert("hundred", upserted.clone()).await?;
+    assert!(!store.vectors.has_collection("leaving").await?);
+    assert_same_items(&store.vectors.get("hundred").await?, &upserted, "hundred");
+    // And again over its own rows only.
+    let again = numbered_items("h", 0..100, 900);
+    store.vectors.upsert("hundred", again.clone()).await?;
+    assert_same_items(
+        &store.vectors.get("hundred").await?,
+        &again,
+        "hundred again",
+    );
     Ok(())
 }
 
@@ -320,19 +381,7 @@ pub async fn upsert_many_writes_each_collection(store: &Store) -> Result<()> {
     assert!(!store.vectors.has_collection("empty").await?);
 
     // Enough rows for the bulk paths: 3 collections of 100, one of them replacing itself.
-    let many = |prefix: &str, seed: u64| -> Vec<VectorItem> {
-        (0..100u64)
-            .map(|i| {
-                let mut it = item(
-                    &format!("{prefix}-{i:03}"),
-                    &pseudo_random_vector(seed + i, 3),
-                    json!({"n": i}),
-                );
-                it.text = format!("{prefix} {seed} {i}");
-                it
-            })
-            .collect()
-    };
+    let many = |prefix: &str, seed: u64| numbered_items(prefix, 0..100, seed);
     let entries = vec![
         ("bulk-a".to_owned(), many("a", 1)),
         ("bulk-b".to_owned(), many("b", 1_000)),
@@ -341,19 +390,8 @@ pub async fn upsert_many_writes_each_collection(store: &Store) -> Result<()> {
     store.vectors.upsert_many(entries.clone()).await?;
     let again = vec![("bulk-b".to_owned(), many("b", 5_000)), entries[2].clone()];
     store.vectors.upsert_many(again.clone()).await?;
-    let want = [&entries[0], &again[0], &again[1]];
-    for (collection, items) in want {
-        let got = store.vectors.get(collection).await?;
-        assert_eq!(got.len(), items.len(), "{collection}");
-        for (g, w) in got.iter().zip(items) {
-            assert_eq!((&g.id, &g.text, &g.metadata), (&w.id, &w.text, &w.metadata));
-            assert!(
-                g.vector
-                    .iter()
-                    .zip(&w.vector)
-                    .all(|(a, b)| (a - b).abs() < 1e-6)
-            );
-        }
+    for (collection, items) in [&entries[0], &again[0], &again[1]] {
+        assert_same_items(&store.vectors.get(collection).await?, items, collection);
     }
     // A bulk call moving every row of a collection outside the call: the rows move, and the
     // collection they leave empty is forgotten.
