@@ -140,6 +140,12 @@ impl PgVectorStore {
         Ok(())
     }
 
+    /// Whether a write of `rows` rows goes by COPY straight into the table (an upsert merging
+    /// after a refused COPY excepted): from [`COPY_MIN_ROWS`] rows, on a `vector` column.
+    fn copies(&self, rows: usize) -> bool {
+        self.schema.column_type == ColumnType::Vector && rows >= COPY_MIN_ROWS
+    }
+
     /// One transaction of [`write`](Self::write): `false`, with nothing written, when a large
     /// upsert's COPY met one of its ids in another collection or added by a concurrent writer
     /// (unless `merge`, which upserts by `INSERT ... ON CONFLICT` instead of COPY and never
@@ -191,7 +197,7 @@ impl PgVectorStore {
         // The collections the upserted ids lived in (this one included), for forgetting the
         // ones an upsert empties.
         let mut holders: Vec<String> = Vec::new();
-        let by_copy = self.schema.column_type == ColumnType::Vector && items.len() >= COPY_MIN_ROWS;
+        let by_copy = self.copies(items.len());
 
         if by_copy && mode == Mode::Insert {
             // A duplicate id fails the whole COPY: the insert's all-or-nothing for free.
@@ -363,24 +369,23 @@ impl PgVectorStore {
             .iter()
             .map(|(c, items)| (c.as_str(), items.as_slice()))
             .collect();
-        let holders =
-            if !merge && self.schema.column_type == ColumnType::Vector && rows >= COPY_MIN_ROWS {
-                // As a large upsert: the replaced rows deleted, then everything COPYed straight in.
-                if !self
-                    .replace_by_copy(&mut tx, &borrowed, ids, checks)
-                    .await?
-                {
-                    tx.rollback()
-                        .await
-                        .map_err(during("rolling back an upsert to merge"))?;
-                    return Ok(false);
-                }
-                // No other collection held any of the ids (see `replace_by_copy`).
-                Vec::new()
-            } else {
-                checks.run()?;
-                self.merge_entries(&mut tx, &borrowed).await?
-            };
+        let holders = if !merge && self.copies(rows) {
+            // As a large upsert: the replaced rows deleted, then everything COPYed straight in.
+            if !self
+                .replace_by_copy(&mut tx, &borrowed, ids, checks)
+                .await?
+            {
+                tx.rollback()
+                    .await
+                    .map_err(during("rolling back an upsert to merge"))?;
+                return Ok(false);
+            }
+            // No other collection held any of the ids (see `replace_by_copy`).
+            Vec::new()
+        } else {
+            checks.run()?;
+            self.merge_entries(&mut tx, &borrowed).await?
+        };
         let mut forgotten = Vec::new();
         for source in holders.iter().filter(|c| !names.contains(&c.as_str())) {
             forgotten.extend(forget_if_empty(&mut tx, source, self.prepare).await?);
