@@ -521,7 +521,7 @@ impl PgVectorStore {
         checks: &Checks<'_>,
     ) -> Result<bool> {
         let collections: Vec<&str> = entries.iter().map(|(c, _)| *c).collect();
-        self.prepare
+        Prepare::PER_CALL
             .query(DELETE_REPLACED)
             .bind(ids)
             .bind(collections)
@@ -555,8 +555,7 @@ impl PgVectorStore {
             .collect();
         let mut holders: Vec<String> = Vec::new();
         if !staged_ids.is_empty() {
-            holders = self
-                .prepare
+            holders = Prepare::PER_CALL
                 .scalar(HOLDERS)
                 .bind(staged_ids)
                 .fetch_all(&mut *conn)

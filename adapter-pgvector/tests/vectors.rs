@@ -463,6 +463,56 @@ async fn upsert_replaces_and_moves_items() {
         .expect("a is new again, any dimension");
 }
 
+/// The statements that bind a large write's ids are planned at every call, with the ids in
+/// hand: they are never left prepared on the connection, where PostgreSQL may keep a generic
+/// plan for them (one made on an empty table scans the whole table). The other statements stay
+/// prepared.
+#[tokio::test]
+async fn large_writes_plan_their_id_lists_at_every_call() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let store = PgVectorStore::connect(
+        PgVectorConfig::new(url)
+            .dimension(4)
+            .auto_index(false)
+            .pool_size(1),
+    )
+    .await
+    .expect("open");
+    let mut rng = Rng::new(11);
+    let rows = random_items(&mut rng, "r", 300, 4);
+    // Written, then replaced (deleting the collection's own rows), then moved to another
+    // collection (the COPY refused, the merge asks which collections hold the ids).
+    for collection in ["a", "a", "b"] {
+        store
+            .upsert(collection, rows.clone())
+            .await
+            .expect("upsert");
+    }
+    assert!(!store.has_collection("a").await.expect("has"));
+    assert_eq!(store.get("b").await.expect("get").len(), 300);
+
+    // One connection: the statements it keeps prepared are the ones these writes used.
+    let kept: Vec<String> = sqlx::query_scalar("SELECT statement FROM pg_prepared_statements")
+        .fetch_all(store.pool())
+        .await
+        .expect("prepared statements");
+    assert!(
+        kept.iter().any(|s| s.contains("chatstore_collection")),
+        "the collection claims stay prepared: {kept:#?}"
+    );
+    for per_call in [
+        "DELETE FROM document_chunk WHERE id = ANY",
+        "SELECT DISTINCT collection_name FROM document_chunk WHERE id = ANY",
+    ] {
+        assert!(
+            !kept.iter().any(|s| s.starts_with(per_call)),
+            "{per_call:?} is kept prepared: {kept:#?}"
+        );
+    }
+}
+
 /// An Open WebUI table (vector(1536), created by Open WebUI's DDL) is detected and used as is;
 /// small vectors are zero-padded into it and come back unpadded.
 #[tokio::test]
