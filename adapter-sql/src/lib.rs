@@ -98,6 +98,7 @@ pub use inspect::TableCounts;
 pub use messages::message_probe_sql;
 pub use pool::{Bound, Dialect};
 pub use rows::SqlRows;
+pub use users::{email_candidates_sql, emails_candidates_sql};
 pub use vectors::vector_write_sizes;
 
 /// How to open a database.

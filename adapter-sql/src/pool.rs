@@ -60,20 +60,37 @@ pub enum Dialect {
 pub(crate) struct Sql {
     sqlite: &'static str,
     postgres: &'static str,
+    /// PostgreSQL: planned at every call with its values (an unnamed statement), never kept
+    /// as a named one; see [`Sql::planned_per_call`].
+    per_call: bool,
 }
 
 impl Sql {
     /// The same text in both dialects.
     pub(crate) const fn both(sql: &'static str) -> Sql {
-        Sql {
-            sqlite: sql,
-            postgres: sql,
-        }
+        Sql::each(sql, sql)
     }
 
     /// One text per dialect.
     pub(crate) const fn each(sqlite: &'static str, postgres: &'static str) -> Sql {
-        Sql { sqlite, postgres }
+        Sql {
+            sqlite,
+            postgres,
+            per_call: false,
+        }
+    }
+
+    /// On PostgreSQL, plans the statement at every call with the values bound. For a
+    /// statement that binds a list of values (`= ANY($1)`): after five calls PostgreSQL may
+    /// keep a generic plan made without the values, which compares every row it reads with
+    /// every value in turn (only a list known when planning is hashed), and which, made while
+    /// the table looked empty, reads the whole table. One planning per call is a small price
+    /// for a statement that already handles hundreds of values.
+    pub(crate) const fn planned_per_call(self) -> Sql {
+        Sql {
+            per_call: true,
+            ..self
+        }
     }
 
     /// The text for `dialect`.
@@ -457,13 +474,16 @@ fn sqlite_query(sql: &'static str, args: Vec<Arg>) -> Query<'static, Sqlite, Sql
 }
 
 fn pg_query(
-    sql: &'static str,
+    sql: Sql,
     args: Vec<Arg>,
     statements: Statements,
 ) -> Query<'static, Postgres, PgArguments> {
     args.into_iter()
-        .fold(sqlx::query(sql), <Postgres as Binder>::bind_arg)
-        .persistent(statements == Statements::Cached)
+        .fold(
+            sqlx::query(sql.text(Dialect::Postgres)),
+            <Postgres as Binder>::bind_arg,
+        )
+        .persistent(statements == Statements::Cached && !sql.per_call)
 }
 
 /// How PostgreSQL statements are prepared on a pool's connections.
@@ -899,7 +919,7 @@ impl Pool {
                 .await
                 .map(|r| r.rows_affected()),
             // A write is never tried twice: it runs on a connection the pool has checked.
-            Pool::Postgres(p, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
+            Pool::Postgres(p, s) => pg_query(sql, args, *s)
                 .execute(&p.pool)
                 .await
                 .map(|r| r.rows_affected()),
@@ -929,7 +949,7 @@ impl Pool {
                 .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
             Pool::Postgres(p, s) => p
                 .run(args, |c, args| {
-                    Box::pin(pg_query(sql.text(Dialect::Postgres), args, *s).fetch_all(c))
+                    Box::pin(pg_query(sql, args, *s).fetch_all(c))
                 })
                 .await
                 .map(|rows| rows.into_iter().map(Row::Postgres).collect()),
@@ -959,7 +979,7 @@ impl Pool {
                 .map(|r| r.map(Row::Sqlite)),
             Pool::Postgres(p, s) => p
                 .run(args, |c, args| {
-                    Box::pin(pg_query(sql.text(Dialect::Postgres), args, *s).fetch_optional(c))
+                    Box::pin(pg_query(sql, args, *s).fetch_optional(c))
                 })
                 .await
                 .map(|r| r.map(Row::Postgres)),
@@ -1065,7 +1085,7 @@ impl Tx {
                     .execute(t.conn()?)
                     .await
                     .map(|r| r.rows_affected()),
-                TxInner::Postgres(t, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
+                TxInner::Postgres(t, s) => pg_query(sql, args, *s)
                     .execute(t.conn()?)
                     .await
                     .map(|r| r.rows_affected()),
@@ -1084,7 +1104,7 @@ impl Tx {
                     .fetch_all(t.conn()?)
                     .await
                     .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
-                TxInner::Postgres(t, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
+                TxInner::Postgres(t, s) => pg_query(sql, args, *s)
                     .fetch_all(t.conn()?)
                     .await
                     .map(|rows| rows.into_iter().map(Row::Postgres).collect()),
@@ -1103,7 +1123,7 @@ impl Tx {
                     .fetch_optional(t.conn()?)
                     .await
                     .map(|r| r.map(Row::Sqlite)),
-                TxInner::Postgres(t, s) => pg_query(sql.text(Dialect::Postgres), args, *s)
+                TxInner::Postgres(t, s) => pg_query(sql, args, *s)
                     .fetch_optional(t.conn()?)
                     .await
                     .map(|r| r.map(Row::Postgres)),
@@ -1476,5 +1496,43 @@ mod tests {
             later.render(Dialect::Sqlite).0,
             "UPDATE chat SET meta = ? WHERE id = ?; DELETE FROM tag WHERE id = ?"
         );
+    }
+
+    /// On PostgreSQL a statement planned per call is never kept prepared on its connection,
+    /// so no generic plan is ever made for it; the others are kept.
+    #[tokio::test]
+    async fn statements_planned_per_call_are_never_kept_prepared() {
+        use sqlx::Connection as _;
+        const KEPT: Sql = Sql::both("SELECT $1::text AS kept_statement");
+        const PER_CALL: Sql = Sql::both("SELECT $1::text AS per_call_statement").planned_per_call();
+        let Some(url) = chatstore_testkit::require_env("CHATSTORE_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+        // More calls than PostgreSQL plans with the values before it may keep a generic plan.
+        for call in 0..8 {
+            for sql in [KEPT, PER_CALL] {
+                let value = format!("v{call}");
+                let row = pg_query(sql, args![value.as_str()], Statements::Cached)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("run");
+                assert_eq!(row.try_get::<String, _>(0).expect("value"), value);
+            }
+        }
+        let kept: Vec<String> = sqlx::query_scalar("SELECT statement FROM pg_prepared_statements")
+            .persistent(false)
+            .fetch_all(&mut conn)
+            .await
+            .expect("prepared statements");
+        assert!(
+            kept.iter().any(|s| s.contains("kept_statement")),
+            "{kept:#?}"
+        );
+        assert!(
+            !kept.iter().any(|s| s.contains("per_call_statement")),
+            "{kept:#?}"
+        );
+        let _ = conn.close().await;
     }
 }

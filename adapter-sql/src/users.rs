@@ -3,7 +3,10 @@
 //! Emails are unique case-insensitively with Unicode case folding, like the memory backend.
 //! The `uq_user_email_lower` index only folds ASCII on SQLite, so chatstore checks in Rust: the
 //! SQL narrows the candidates to the ASCII emails that fold to the same text plus every
-//! non-ASCII email, and Rust compares their full lower-case forms.
+//! non-ASCII email, and Rust compares their full lower-case forms. Both halves are index reads:
+//! `uq_user_email_lower` finds the first, chatstore's partial `chatstore_user_email_not_ascii`
+//! the second (its condition is the statements' own non-ASCII test), so a sign-in or a new user
+//! reads a few index entries however many users there are, where it read the whole table.
 
 use async_trait::async_trait;
 use chatstore_core::changes::{ChangeEvent, ChangeKind};
@@ -66,18 +69,46 @@ const GET_FOR_UPDATE: Sql = Sql::each(
     ),
 );
 
-/// ASCII emails whose lower case is `$1`, and every email holding a non-ASCII character.
+/// SQLite: the email holds a character outside ASCII. The condition of the partial index
+/// `chatstore_user_email_not_ascii` too: SQLite uses that index only for a statement that
+/// writes its condition the same way.
+macro_rules! sqlite_email_not_ascii {
+    () => {
+        "email GLOB '*[^' || char(1) || '-' || char(127) || ']*'"
+    };
+}
+
+/// PostgreSQL: the same test, and the same index's condition.
+macro_rules! pg_email_not_ascii {
+    () => {
+        r"email ~ '[^\x01-\x7f]'"
+    };
+}
+
+pub(crate) use {pg_email_not_ascii, sqlite_email_not_ascii};
+
+/// ASCII emails whose lower case is `$1`, and every email holding a non-ASCII character, in no
+/// particular order.
+/// - SQLite reads the two indexes only for a `UNION` (for an `OR` it walks the table), only
+///   when the first half says what the `uq_user_email_lower` index's condition says (`email IS
+///   NOT NULL`), and only without an `ORDER BY`: without statistics (Open WebUI never runs
+///   `ANALYZE`) it would rather walk the key's index for the second half, which is in that
+///   order, than read the small partial one and sort.
+/// - PostgreSQL reads both for the `OR` (and cannot compare the `json` columns a `UNION` would).
 const EMAIL_CANDIDATES: Sql = Sql::each(
     concat!(
         "SELECT ",
         user_columns!(),
-        " FROM \"user\" WHERE lower(email) = $1 \
-         OR email GLOB '*[^' || char(1) || '-' || char(127) || ']*' ORDER BY id"
+        " FROM \"user\" WHERE email IS NOT NULL AND lower(email) = $1 UNION SELECT ",
+        user_columns!(),
+        " FROM \"user\" WHERE ",
+        sqlite_email_not_ascii!()
     ),
     concat!(
         "SELECT ",
         user_columns!(),
-        r#" FROM "user" WHERE lower(email) = $1 OR email ~ '[^\x01-\x7f]' ORDER BY id COLLATE "C""#
+        " FROM \"user\" WHERE lower(email) = $1 OR ",
+        pg_email_not_ascii!()
     ),
 );
 
@@ -86,21 +117,39 @@ const EMAILS_CANDIDATES: Sql = Sql::each(
     concat!(
         "SELECT ",
         user_columns!(),
-        " FROM \"user\" WHERE lower(email) IN (SELECT value FROM json_each($1)) \
-         OR email GLOB '*[^' || char(1) || '-' || char(127) || ']*' ORDER BY id"
+        " FROM \"user\" WHERE email IS NOT NULL \
+         AND lower(email) IN (SELECT value FROM json_each($1)) UNION SELECT ",
+        user_columns!(),
+        " FROM \"user\" WHERE ",
+        sqlite_email_not_ascii!()
     ),
     concat!(
         "SELECT ",
         user_columns!(),
-        r#" FROM "user" WHERE lower(email) = ANY($1) OR email ~ '[^\x01-\x7f]' ORDER BY id COLLATE "C""#
+        " FROM \"user\" WHERE lower(email) = ANY($1) OR ",
+        pg_email_not_ascii!()
     ),
-);
+)
+.planned_per_call();
 
 /// Which of the ids (`$1`, a list) are taken.
 const TAKEN_IDS: Sql = Sql::each(
     "SELECT id FROM \"user\" WHERE id IN (SELECT value FROM json_each($1))",
     "SELECT id FROM \"user\" WHERE id = ANY($1)",
-);
+)
+.planned_per_call();
+
+/// The text of the statement that finds the users an email may belong to (`$1`, lower case),
+/// in `dialect`. Public so that a test can ask the database how it reads it.
+pub fn email_candidates_sql(dialect: crate::Dialect) -> &'static str {
+    EMAIL_CANDIDATES.text(dialect)
+}
+
+/// The same for several emails at once (`$1`, a list: a PostgreSQL `text[]`, a JSON array on
+/// SQLite).
+pub fn emails_candidates_sql(dialect: crate::Dialect) -> &'static str {
+    EMAILS_CANDIDATES.text(dialect)
+}
 
 /// Users per multi-row statement of [`insert_many`] (10 parameters a row).
 const USERS_PER_STATEMENT: usize = 2_000;
@@ -389,13 +438,20 @@ impl UserRepo for SqlStore {
             .pool()
             .fetch_all("user", EMAIL_CANDIDATES, args![wanted.as_str()])
             .await?;
+        // The candidates come in no order; of several users the email fits (written around
+        // chatstore's check), the one with the smallest id, whatever the engine.
+        let mut found: Option<User> = None;
         for row in rows {
             let user = user_from_row(&row)?;
-            if user.email.to_lowercase() == wanted {
-                return Ok(user);
+            if user.email.to_lowercase() == wanted
+                && found
+                    .as_ref()
+                    .is_none_or(|f| user.id.as_bytes() < f.id.as_bytes())
+            {
+                found = Some(user);
             }
         }
-        Err(Error::not_found("user", email))
+        found.ok_or_else(|| Error::not_found("user", email))
     }
 
     async fn update(&self, id: &str, patch: UserPatch) -> Result<User> {

@@ -1,5 +1,6 @@
 //! chatstore's own indexes (`chatstore_chat_list`, `chatstore_chat_internal`,
-//! `chatstore_note_list`, and on PostgreSQL `chatstore_chat_tags`): there after every
+//! `chatstore_note_list`, `chatstore_user_email_not_ascii`, and on PostgreSQL
+//! `chatstore_chat_tags`): there after every
 //! open (an empty database and an existing Open WebUI one), valid on PostgreSQL, built once when
 //! replicas open at once, and rebuilt when an interrupted `CREATE INDEX CONCURRENTLY` left one
 //! `INVALID`; the orphan-tag check they split in two still sees internal chats.
@@ -15,7 +16,7 @@ use support::{Db, empty_databases, open_webui_databases};
 
 /// How many indexes chatstore builds on `db`: PostgreSQL has one more, for tags.
 fn own_indexes(db: &Db) -> i64 {
-    if db.is_postgres() { 4 } else { 3 }
+    if db.is_postgres() { 5 } else { 4 }
 }
 
 /// How many of chatstore's indexes exist (and, on PostgreSQL, are valid).
@@ -23,10 +24,12 @@ async fn index_ready(db: &Db) -> i64 {
     let sql = if db.is_postgres() {
         "SELECT count(*) FROM pg_index WHERE indisvalid AND indexrelid IN \
          (to_regclass('chatstore_chat_list'), to_regclass('chatstore_chat_internal'), \
-         to_regclass('chatstore_chat_tags'), to_regclass('chatstore_note_list'))"
+         to_regclass('chatstore_chat_tags'), to_regclass('chatstore_note_list'), \
+         to_regclass('chatstore_user_email_not_ascii'))"
     } else {
         "SELECT count(*) FROM sqlite_master WHERE type = 'index' \
-         AND name IN ('chatstore_chat_list', 'chatstore_chat_internal', 'chatstore_note_list')"
+         AND name IN ('chatstore_chat_list', 'chatstore_chat_internal', 'chatstore_note_list', \
+         'chatstore_user_email_not_ascii')"
     };
     db.int(sql).await
 }
@@ -341,4 +344,160 @@ async fn the_orphan_tag_check_reads_the_tag_index_on_postgres() {
     let plan = plan.join("\n");
     assert!(plan.contains("chatstore_chat_tags"), "{plan}");
     db.finish().await;
+}
+
+/// The plans of the statements that find the users an email may belong to, for one email and
+/// for several.
+async fn email_plans(db: &Db) -> Vec<String> {
+    use chatstore_sql::{Dialect, email_candidates_sql, emails_candidates_sql};
+    use sqlx::Row as _;
+
+    if db.is_postgres() {
+        let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+        let mut plans = Vec::new();
+        for (prepare, explain) in [
+            (
+                format!(
+                    "PREPARE one(text) AS {}",
+                    email_candidates_sql(Dialect::Postgres)
+                ),
+                "EXPLAIN EXECUTE one('user7@example.org')",
+            ),
+            (
+                format!(
+                    "PREPARE many(text[]) AS {}",
+                    emails_candidates_sql(Dialect::Postgres)
+                ),
+                "EXPLAIN EXECUTE many(ARRAY['user7@example.org', 'new@example.org'])",
+            ),
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(prepare))
+                .execute(&mut conn)
+                .await
+                .expect("prepare");
+            let plan: Vec<String> = sqlx::query_scalar(explain)
+                .fetch_all(&mut conn)
+                .await
+                .expect("plan");
+            plans.push(plan.join("\n"));
+        }
+        let _ = conn.close().await;
+        plans
+    } else {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.expect("connect");
+        let mut plans = Vec::new();
+        for text in [
+            email_candidates_sql(Dialect::Sqlite),
+            emails_candidates_sql(Dialect::Sqlite),
+        ] {
+            let plan: Vec<String> =
+                sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {text}")))
+                    .fetch_all(&pool)
+                    .await
+                    .expect("plan")
+                    .iter()
+                    .map(|r| r.get::<String, _>("detail"))
+                    .collect();
+            plans.push(plan.join(" | "));
+        }
+        pool.close().await;
+        plans
+    }
+}
+
+/// Finding the users an email may belong to (a sign-in, a new user) reads Open WebUI's
+/// `uq_user_email_lower` and chatstore's `chatstore_user_email_not_ascii`, never the whole
+/// table, on both engines, for one email or many, and on SQLite with or without statistics
+/// (Open WebUI never runs `ANALYZE`); and the answers still fold case the Unicode way.
+#[tokio::test]
+async fn an_email_lookup_reads_the_email_indexes() {
+    use chatstore_core::ErrorKind;
+
+    let mut dbs = vec![support::sqlite_empty().await];
+    dbs.extend(support::postgres_empty().await);
+    for db in dbs {
+        let sql = db.sql_store().await;
+        sql.indexes_ready().await;
+        let store = sql.store();
+        // 20,000 users, one in 500 with a non-ASCII email, written the way Open WebUI does.
+        let rows = if db.is_postgres() {
+            "INSERT INTO \"user\" (id, name, email, role, profile_image_url, last_active_at, \
+             updated_at, created_at) SELECT 'u' || g, 'User ' || g, CASE WHEN g % 500 = 0 \
+             THEN 'Ülla' || g || '@example.org' ELSE 'user' || g || '@example.org' END, 'user', \
+             '/user.png', g, g, g FROM generate_series(1, 20000) AS g"
+        } else {
+            "WITH RECURSIVE n(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < 20000) \
+             INSERT INTO \"user\" (id, name, email, role, profile_image_url, last_active_at, \
+             updated_at, created_at) SELECT 'u' || g, 'User ' || g, CASE WHEN g % 500 = 0 \
+             THEN 'Ülla' || g || '@example.org' ELSE 'user' || g || '@example.org' END, 'user', \
+             '/user.png', g, g, g FROM n"
+        };
+        db.exec(rows).await;
+        // PostgreSQL plans from statistics its autovacuum keeps; SQLite is asked both ways.
+        let mut plans = Vec::new();
+        if !db.is_postgres() {
+            plans.extend(email_plans(&db).await);
+        }
+        db.exec(if db.is_postgres() {
+            "ANALYZE \"user\""
+        } else {
+            "ANALYZE"
+        })
+        .await;
+        plans.extend(email_plans(&db).await);
+        for plan in plans {
+            assert!(plan.contains("uq_user_email_lower"), "{}: {plan}", db.url);
+            assert!(
+                plan.contains("chatstore_user_email_not_ascii"),
+                "{}: {plan}",
+                db.url
+            );
+            assert!(!plan.contains("Seq Scan"), "{}: {plan}", db.url);
+            assert!(!plan.contains("sqlite_autoindex"), "{}: {plan}", db.url);
+        }
+
+        // What the statements find: another case of an ASCII email, another case of a
+        // non-ASCII one, and nothing for an email nobody has.
+        let found = store
+            .users
+            .get_by_email("USER7@example.org")
+            .await
+            .expect("ASCII email in another case");
+        assert_eq!(found.id, "u7");
+        let found = store
+            .users
+            .get_by_email("ÜLLA1000@EXAMPLE.ORG")
+            .await
+            .expect("non-ASCII email in another case");
+        assert_eq!(found.id, "u1000");
+        let missing = store.users.get_by_email("nobody@example.org").await;
+        assert_eq!(
+            missing.map(|u| u.id).map_err(|e| e.kind()),
+            Err(ErrorKind::NotFound)
+        );
+        // Several at once: a batch holding a taken email (in another Unicode case) is refused
+        // whole; one without is written.
+        let taken = store
+            .users
+            .create_many(vec![
+                NewUser::new("fresh@example.org", "Fresh"),
+                NewUser::new("üLLA500@example.org", "Taken"),
+            ])
+            .await;
+        assert_eq!(
+            taken.map(|u| u.len()).map_err(|e| e.kind()),
+            Err(ErrorKind::Conflict)
+        );
+        let made = store
+            .users
+            .create_many(vec![
+                NewUser::new("fresh@example.org", "Fresh"),
+                NewUser::new("Ülla-new@example.org", "New"),
+            ])
+            .await
+            .expect("new emails");
+        assert_eq!(made.len(), 2);
+        assert!(store.users.get_by_email("fresh@example.org").await.is_ok());
+        db.finish().await;
+    }
 }
