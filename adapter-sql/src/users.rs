@@ -87,27 +87,23 @@ macro_rules! pg_email_not_ascii {
 
 pub(crate) use {pg_email_not_ascii, sqlite_email_not_ascii};
 
-/// ASCII emails whose lower case is `$1`, and every email holding a non-ASCII character, in no
-/// particular order.
+/// The ids and emails of the users whose ASCII email's lower case is `$1`, and of every user
+/// whose email holds a non-ASCII character, in no particular order (only ids and emails: the
+/// non-ASCII ones are all read, so each row is kept small).
 /// - SQLite reads the two indexes only for a `UNION` (for an `OR` it walks the table), only
 ///   when the first half says what the `uq_user_email_lower` index's condition says (`email IS
 ///   NOT NULL`), and only without an `ORDER BY`: without statistics (Open WebUI never runs
 ///   `ANALYZE`) it would rather walk the key's index for the second half, which is in that
 ///   order, than read the small partial one and sort.
-/// - PostgreSQL reads both for the `OR` (and cannot compare the `json` columns a `UNION` would).
+/// - PostgreSQL reads both for the `OR` (a `BitmapOr`).
 const EMAIL_CANDIDATES: Sql = Sql::each(
     concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM \"user\" WHERE email IS NOT NULL AND lower(email) = $1 UNION SELECT ",
-        user_columns!(),
-        " FROM \"user\" WHERE ",
+        "SELECT id, email FROM \"user\" WHERE email IS NOT NULL AND lower(email) = $1 \
+         UNION SELECT id, email FROM \"user\" WHERE ",
         sqlite_email_not_ascii!()
     ),
     concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM \"user\" WHERE lower(email) = $1 OR ",
+        "SELECT id, email FROM \"user\" WHERE lower(email) = $1 OR ",
         pg_email_not_ascii!()
     ),
 );
@@ -115,18 +111,13 @@ const EMAIL_CANDIDATES: Sql = Sql::each(
 /// [`EMAIL_CANDIDATES`] for several lower-case emails (`$1`, a list) at once.
 const EMAILS_CANDIDATES: Sql = Sql::each(
     concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM \"user\" WHERE email IS NOT NULL \
-         AND lower(email) IN (SELECT value FROM json_each($1)) UNION SELECT ",
-        user_columns!(),
-        " FROM \"user\" WHERE ",
+        "SELECT id, email FROM \"user\" WHERE email IS NOT NULL \
+         AND lower(email) IN (SELECT value FROM json_each($1)) \
+         UNION SELECT id, email FROM \"user\" WHERE ",
         sqlite_email_not_ascii!()
     ),
     concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM \"user\" WHERE lower(email) = ANY($1) OR ",
+        "SELECT id, email FROM \"user\" WHERE lower(email) = ANY($1) OR ",
         pg_email_not_ascii!()
     ),
 )
@@ -242,8 +233,8 @@ async fn email_taken(tx: &mut Tx, email: &str, except: Option<&str>) -> Result<b
         .fetch_all(EMAIL_CANDIDATES, args![wanted.as_str()])
         .await?
     {
-        let user = user_from_row(&row)?;
-        if Some(user.id.as_str()) != except && user.email.to_lowercase() == wanted {
+        let (id, held) = (row.text("id")?, row.text("email")?);
+        if Some(id.as_str()) != except && held.to_lowercase() == wanted {
             return Ok(true);
         }
     }
@@ -440,18 +431,20 @@ impl UserRepo for SqlStore {
             .await?;
         // The candidates come in no order; of several users the email fits (written around
         // chatstore's check), the one with the smallest id, whatever the engine.
-        let mut found: Option<User> = None;
+        let mut found: Option<String> = None;
         for row in rows {
-            let user = user_from_row(&row)?;
-            if user.email.to_lowercase() == wanted
-                && found
-                    .as_ref()
-                    .is_none_or(|f| user.id.as_bytes() < f.id.as_bytes())
+            let (id, held) = (row.text("id")?, row.text("email")?);
+            if held.to_lowercase() == wanted
+                && found.as_ref().is_none_or(|f| id.as_bytes() < f.as_bytes())
             {
-                found = Some(user);
+                found = Some(id);
             }
         }
-        found.ok_or_else(|| Error::not_found("user", email))
+        match found {
+            // Deleted since: not found, as a lookup after the deletion would say.
+            Some(id) => UserRepo::get(self, &id).await,
+            None => Err(Error::not_found("user", email)),
+        }
     }
 
     async fn update(&self, id: &str, patch: UserPatch) -> Result<User> {
