@@ -238,12 +238,12 @@ const DELETE_USER_CHATS: Sql = Sql::both("DELETE FROM chat WHERE user_id = $1");
 const DELETE_USER_TAGS: Sql = Sql::both("DELETE FROM tag WHERE user_id = $1");
 
 /// The ids of a scan page, read without decoding the rows.
-const SCAN_IDS: Sql = Sql::each(
+pub(crate) const SCAN_IDS: Sql = Sql::each(
     "SELECT id FROM chat WHERE id > $1 ORDER BY id LIMIT $2",
     "SELECT id FROM chat WHERE id COLLATE \"C\" > $1 ORDER BY id COLLATE \"C\" LIMIT $2",
 );
 
-const SCAN: Sql = Sql::each(
+pub(crate) const SCAN: Sql = Sql::each(
     concat!(
         "SELECT ",
         chat_columns!(),

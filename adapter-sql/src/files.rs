@@ -100,12 +100,12 @@ const LIST: Sql = Sql::each(
 );
 
 /// The ids of a scan page, read without decoding the rows.
-const SCAN_IDS: Sql = Sql::each(
+pub(crate) const SCAN_IDS: Sql = Sql::each(
     "SELECT id FROM \"file\" WHERE id > $1 ORDER BY id LIMIT $2",
     "SELECT id FROM \"file\" WHERE id COLLATE \"C\" > $1 ORDER BY id COLLATE \"C\" LIMIT $2",
 );
 
-const SCAN: Sql = Sql::each(
+pub(crate) const SCAN: Sql = Sql::each(
     concat!(
         "SELECT ",
         file_columns!(),

@@ -99,6 +99,21 @@ pub use messages::message_probe_sql;
 pub use pool::{Bound, Dialect};
 pub use rows::SqlRows;
 pub use users::{email_candidates_sql, emails_candidates_sql};
+
+/// The keyset scans of the typed tables (a migration's or a verification's pages, in the
+/// bytes order of their keys), each with its table, in `dialect`. Public so that a test can
+/// ask the database how it reads them.
+pub fn scan_sql(dialect: Dialect) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("chat", chats::SCAN_IDS.text(dialect)),
+        ("chat", chats::SCAN.text(dialect)),
+        ("chat_message", messages::SCAN.text(dialect)),
+        ("user", users::SCAN_IDS.text(dialect)),
+        ("user", users::SCAN.text(dialect)),
+        ("file", files::SCAN_IDS.text(dialect)),
+        ("file", files::SCAN.text(dialect)),
+    ]
+}
 pub use vectors::vector_write_sizes;
 
 /// How to open a database.

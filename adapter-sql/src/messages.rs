@@ -156,7 +156,7 @@ const SCAN_ORPHANS: Sql = Sql::each(
     ),
 );
 
-const SCAN: Sql = Sql::each(
+pub(crate) const SCAN: Sql = Sql::each(
     concat!(
         "SELECT ",
         message_columns!(),

@@ -1,6 +1,6 @@
 //! chatstore's own indexes (`chatstore_chat_list`, `chatstore_chat_internal`,
 //! `chatstore_note_list`, `chatstore_user_email_not_ascii`, and on PostgreSQL
-//! `chatstore_chat_tags`): there after every
+//! `chatstore_chat_tags` and the keyset scans' `chatstore_*_scan`): there after every
 //! open (an empty database and an existing Open WebUI one), valid on PostgreSQL, built once when
 //! replicas open at once, and rebuilt when an interrupted `CREATE INDEX CONCURRENTLY` left one
 //! `INVALID`; the orphan-tag check they split in two still sees internal chats.
@@ -14,9 +14,10 @@ use chatstore_sql::SqlStore;
 use sqlx::{Connection, PgConnection};
 use support::{Db, empty_databases, open_webui_databases};
 
-/// How many indexes chatstore builds on `db`: PostgreSQL has one more, for tags.
+/// How many indexes chatstore builds on `db`: PostgreSQL has one more for tags and four for
+/// keyset scans.
 fn own_indexes(db: &Db) -> i64 {
-    if db.is_postgres() { 5 } else { 4 }
+    if db.is_postgres() { 9 } else { 4 }
 }
 
 /// How many of chatstore's indexes exist (and, on PostgreSQL, are valid).
@@ -25,7 +26,9 @@ async fn index_ready(db: &Db) -> i64 {
         "SELECT count(*) FROM pg_index WHERE indisvalid AND indexrelid IN \
          (to_regclass('chatstore_chat_list'), to_regclass('chatstore_chat_internal'), \
          to_regclass('chatstore_chat_tags'), to_regclass('chatstore_note_list'), \
-         to_regclass('chatstore_user_email_not_ascii'))"
+         to_regclass('chatstore_user_email_not_ascii'), to_regclass('chatstore_chat_scan'), \
+         to_regclass('chatstore_chat_message_scan'), to_regclass('chatstore_user_scan'), \
+         to_regclass('chatstore_file_scan'))"
     } else {
         "SELECT count(*) FROM sqlite_master WHERE type = 'index' \
          AND name IN ('chatstore_chat_list', 'chatstore_chat_internal', 'chatstore_note_list', \
@@ -500,4 +503,55 @@ async fn an_email_lookup_reads_the_email_indexes() {
         assert!(store.users.get_by_email("fresh@example.org").await.is_ok());
         db.finish().await;
     }
+}
+
+/// On PostgreSQL a keyset scan's page (a migration's, a verification's) reads its table's
+/// `chatstore_*_scan` index from the cursor on, in bytes order, instead of reading and sorting
+/// the whole table for every page.
+#[tokio::test]
+async fn keyset_scans_read_the_scan_indexes_on_postgres() {
+    let Some(db) = support::postgres_empty().await else {
+        return;
+    };
+    db.sql_store().await.indexes_ready().await;
+    db.exec(
+        "INSERT INTO \"user\" (id, name, email, role, profile_image_url, last_active_at, \
+         updated_at, created_at) SELECT 'u' || g, 'User ' || g, 'user' || g || '@example.org', \
+         'user', '/user.png', g, g, g FROM generate_series(1, 20000) AS g; \
+         INSERT INTO chat (id, user_id, title, created_at, updated_at, archived, chat, pinned, \
+         meta) SELECT md5(g::text), 'u' || (g % 100), 'chat ' || g, g, g, FALSE, \
+         json_build_object('messages', json_build_array(repeat('words ', 100))), FALSE, \
+         '{}'::json FROM generate_series(1, 20000) AS g; \
+         INSERT INTO chat_message (id, chat_id, user_id, role, content, created_at, updated_at) \
+         SELECT md5(g::text) || '-m', md5(g::text), 'u' || (g % 100), 'user', to_json('hi'::text), g, g \
+         FROM generate_series(1, 20000) AS g; \
+         INSERT INTO \"file\" (id, user_id, filename, created_at, updated_at) \
+         SELECT 'f' || g, 'u' || (g % 100), 'f.txt', g, g FROM generate_series(1, 20000) AS g; \
+         ANALYZE",
+    )
+    .await;
+    let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+    for (k, (table, statement)) in chatstore_sql::scan_sql(chatstore_sql::Dialect::Postgres)
+        .into_iter()
+        .enumerate()
+    {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PREPARE scan{k}(text, bigint) AS {statement}"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("prepare");
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN EXECUTE scan{k}('8', 500)"
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .expect("plan");
+        let plan = plan.join("\n");
+        let index = format!("chatstore_{table}_scan");
+        assert!(plan.contains(&index), "{statement}:\n{plan}");
+        assert!(!plan.contains("Seq Scan"), "{statement}:\n{plan}");
+        assert!(!plan.contains("Sort"), "{statement}:\n{plan}");
+    }
+    db.finish().await;
 }
