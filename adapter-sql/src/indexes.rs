@@ -61,6 +61,26 @@ struct OwnIndex {
     drop_postgres: &'static str,
 }
 
+/// An index in the keyset scans' order (bytes) on `table`'s key, PostgreSQL only. An entry is
+/// as large as the primary key's, so no Open WebUI write that its primary key takes can fail
+/// here.
+macro_rules! scan_index {
+    ($name:literal, $table:literal) => {
+        OwnIndex {
+            name: $name,
+            sqlite: None,
+            postgres: concat!(
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS ",
+                $name,
+                " ON ",
+                $table,
+                " (id COLLATE \"C\")"
+            ),
+            drop_postgres: concat!("DROP INDEX CONCURRENTLY IF EXISTS ", $name),
+        }
+    };
+}
+
 /// chatstore's indexes, in the order they are built.
 const INDEXES: &[OwnIndex] = &[
     OwnIndex {
@@ -126,36 +146,10 @@ const INDEXES: &[OwnIndex] = &[
              updated_at DESC NULLS LAST, id COLLATE \"C\")",
         drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_note_list",
     },
-    // The keyset scans' order (bytes), PostgreSQL only: a key entry is as large as the primary
-    // key's, so no Open WebUI write that its primary key takes can fail here.
-    OwnIndex {
-        name: "chatstore_chat_scan",
-        sqlite: None,
-        postgres: "CREATE INDEX CONCURRENTLY IF NOT EXISTS chatstore_chat_scan ON chat \
-             (id COLLATE \"C\")",
-        drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_chat_scan",
-    },
-    OwnIndex {
-        name: "chatstore_chat_message_scan",
-        sqlite: None,
-        postgres: "CREATE INDEX CONCURRENTLY IF NOT EXISTS chatstore_chat_message_scan ON chat_message \
-             (id COLLATE \"C\")",
-        drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_chat_message_scan",
-    },
-    OwnIndex {
-        name: "chatstore_user_scan",
-        sqlite: None,
-        postgres: "CREATE INDEX CONCURRENTLY IF NOT EXISTS chatstore_user_scan ON \"user\" \
-             (id COLLATE \"C\")",
-        drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_user_scan",
-    },
-    OwnIndex {
-        name: "chatstore_file_scan",
-        sqlite: None,
-        postgres: "CREATE INDEX CONCURRENTLY IF NOT EXISTS chatstore_file_scan ON \"file\" \
-             (id COLLATE \"C\")",
-        drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_file_scan",
-    },
+    scan_index!("chatstore_chat_scan", "chat"),
+    scan_index!("chatstore_chat_message_scan", "chat_message"),
+    scan_index!("chatstore_user_scan", "\"user\""),
+    scan_index!("chatstore_file_scan", "\"file\""),
     OwnIndex {
         name: "chatstore_user_email_not_ascii",
         // Partial, with the condition the email statements write: only they use it, and it

@@ -99,6 +99,7 @@ pub use messages::message_probe_sql;
 pub use pool::{Bound, Dialect};
 pub use rows::SqlRows;
 pub use users::{email_candidates_sql, emails_candidates_sql};
+pub use vectors::vector_write_sizes;
 
 /// The keyset scans of the typed tables (a migration's or a verification's pages, in the
 /// bytes order of their keys), each with its table, in `dialect`. Public so that a test can
@@ -114,7 +115,6 @@ pub fn scan_sql(dialect: Dialect) -> Vec<(&'static str, &'static str)> {
         ("file", files::SCAN.text(dialect)),
     ]
 }
-pub use vectors::vector_write_sizes;
 
 /// How to open a database.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -229,16 +229,23 @@ fn user_from_row(row: &Row) -> Result<User> {
 /// Whether another user (not `except`) has `email`, compared with Unicode case folding.
 async fn email_taken(tx: &mut Tx, email: &str, except: Option<&str>) -> Result<bool> {
     let wanted = email.to_lowercase();
-    for row in tx
+    let rows = tx
         .fetch_all(EMAIL_CANDIDATES, args![wanted.as_str()])
-        .await?
-    {
-        let (id, held) = (row.text("id")?, row.text("email")?);
-        if Some(id.as_str()) != except && held.to_lowercase() == wanted {
-            return Ok(true);
+        .await?;
+    Ok(holders(&rows, &wanted)?
+        .iter()
+        .any(|id| Some(id.as_str()) != except))
+}
+
+/// The ids of the [`EMAIL_CANDIDATES`] rows whose email folds to `wanted` (lower case).
+fn holders(rows: &[Row], wanted: &str) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for row in rows {
+        if row.text("email")?.to_lowercase() == wanted {
+            ids.push(row.text("id")?);
         }
     }
-    Ok(false)
+    Ok(ids)
 }
 
 async fn insert(tx: &mut Tx, user: NewUser) -> Result<User> {
@@ -431,16 +438,7 @@ impl UserRepo for SqlStore {
             .await?;
         // The candidates come in no order; of several users the email fits (written around
         // chatstore's check), the one with the smallest id, whatever the engine.
-        let mut found: Option<String> = None;
-        for row in rows {
-            let (id, held) = (row.text("id")?, row.text("email")?);
-            if held.to_lowercase() == wanted
-                && found.as_ref().is_none_or(|f| id.as_bytes() < f.as_bytes())
-            {
-                found = Some(id);
-            }
-        }
-        match found {
+        match holders(&rows, &wanted)?.into_iter().min() {
             // Deleted since: not found, as a lookup after the deletion would say.
             Some(id) => UserRepo::get(self, &id).await,
             None => Err(Error::not_found("user", email)),

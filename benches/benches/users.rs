@@ -11,6 +11,7 @@
 
 use std::time::{Duration, Instant};
 
+use chatstore_benches::Scale;
 use chatstore_core::{NewUser, Store};
 use chatstore_sql::{SqlOptions, SqlStore};
 use criterion::Criterion;
@@ -27,21 +28,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime for the benches");
-    let sizes: Vec<u64> = std::env::var("CHATSTORE_BENCH_USERS")
+    // Sizes are written as the workload's scales are (`1k`, `20k`, `500`).
+    let sizes: Vec<Scale> = std::env::var("CHATSTORE_BENCH_USERS")
         .unwrap_or_else(|_| "1k,20k".to_owned())
         .split(',')
         .map(|s| {
-            let s = s.trim();
-            let (digits, factor) = match s.strip_suffix('k') {
-                Some(d) => (d, 1_000),
-                None => (s, 1),
-            };
-            digits
-                .parse::<u64>()
-                .ok()
-                .map(|n| n * factor)
-                .filter(|n| *n > 0)
-                .unwrap_or_else(|| panic!("CHATSTORE_BENCH_USERS: {s:?} is not a size such as 20k"))
+            s.parse()
+                .unwrap_or_else(|e| panic!("CHATSTORE_BENCH_USERS: {e}"))
         })
         .collect();
     let server = std::env::var("CHATSTORE_TEST_POSTGRES_URL")
@@ -55,12 +48,13 @@ fn main() {
         .measurement_time(Duration::from_secs(3))
         .sample_size(50)
         .configure_from_args();
-    for n in sizes {
+    for size in sizes {
+        let n = size.chats();
         let mut tables = vec![runtime.block_on(Table::sqlite(n))];
         if let Some(server) = &server {
             tables.push(runtime.block_on(Table::postgres(server, n)));
         }
-        let mut group = criterion.benchmark_group(format!("user_lookup_{}", label(n)));
+        let mut group = criterion.benchmark_group(format!("user_lookup_{size}"));
         for table in &tables {
             let store = &table.store;
             group.bench_function(format!("{}/get_user", table.name), |b| {
@@ -98,14 +92,6 @@ fn email(k: u64) -> String {
         format!("Ülla{k}@example.org")
     } else {
         format!("user{k}@example.org")
-    }
-}
-
-fn label(n: u64) -> String {
-    if n.is_multiple_of(1_000) {
-        format!("{}k", n / 1_000)
-    } else {
-        n.to_string()
     }
 }
 
