@@ -537,6 +537,25 @@ async fn an_open_webui_table_is_detected_and_padded() {
         .expect("open");
     assert_eq!(store.schema().dimension, Some(1536));
     assert!(store.schema().pgvector_version >= (0, 5, 0));
+    let own: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+         WHERE i.indrelid = 'document_chunk'::regclass AND i.indisvalid \
+         AND c.relname LIKE 'chatstore\\_%' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("own indexes");
+    assert_eq!(
+        own,
+        [
+            "chatstore_document_chunk_file_id",
+            "chatstore_document_chunk_hash",
+            "chatstore_document_chunk_name",
+            "chatstore_document_chunk_scan",
+            "chatstore_document_chunk_source",
+        ],
+        "Open WebUI's table gains chatstore's filter and walk indexes at the first opening"
+    );
     assert_eq!(
         primary_key_options(&pool).await,
         vec!["deduplicate_items=off".to_owned()],
@@ -978,15 +997,104 @@ async fn own_index_scans(url: &str) -> i64 {
 /// Waits (up to 5 s) until the server has counted more scans of chatstore's partial indexes
 /// than `before`, after the store's pool was closed (its server processes then report).
 async fn own_index_scans_after(url: &str, before: i64) -> i64 {
-    let mut scans = own_index_scans(url).await;
+    index_scans_after(url, "chatstore_hnsw_%", before).await
+}
+
+/// Waits (up to 5 s) until the server has counted more scans of the indexes named `LIKE
+/// pattern` than `before`, after the store's pool was closed.
+async fn index_scans_after(url: &str, pattern: &str, before: i64) -> i64 {
+    let mut scans = index_scans(url, pattern).await;
     for _ in 0..50 {
         if scans > before {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        scans = own_index_scans(url).await;
+        scans = index_scans(url, pattern).await;
     }
     scans
+}
+
+/// Walks `collection` in pages of `page`, checking each page's order; returns the ids and the
+/// number of pages read.
+async fn walk(store: &PgVectorStore, collection: &str, page: u32) -> (Vec<String>, usize) {
+    let mut ids: Vec<String> = Vec::new();
+    let mut pages = 0;
+    loop {
+        let items = store
+            .scan(collection, ids.last().map(String::as_str), page)
+            .await
+            .expect("scan");
+        pages += 1;
+        ids.extend(items.iter().map(|i| i.id.clone()));
+        if items.len() < page as usize {
+            break;
+        }
+    }
+    assert!(ids.is_sorted(), "a walk returns ids in byte order");
+    (ids, pages)
+}
+
+#[tokio::test]
+async fn a_collection_is_walked_along_its_own_index() {
+    let Some(url) = fresh_database("template1").await else {
+        return;
+    };
+    let open = || PgVectorStore::connect(PgVectorConfig::new(url.clone()).dimension(4));
+    let store = open().await.expect("open");
+    let mut rng = Rng::new(41);
+    // Ids in no particular order (upper and lower case: byte order is not a locale's).
+    let mut want: Vec<String> = Vec::new();
+    for (collection, n) in [("big", 3_000), ("small", 200)] {
+        let items: Vec<VectorItem> = (0..n)
+            .map(|i| {
+                let id = format!("{}{:012x}", ["a", "B", "c"][i % 3], rng.next_u64() >> 16);
+                if collection == "big" {
+                    want.push(id.clone());
+                }
+                item(&id, rng.unit_vector(4), json!({"i": i}))
+            })
+            .collect();
+        store.insert(collection, items).await.expect("insert");
+    }
+    want.sort();
+    let pattern = "chatstore_document_chunk_scan";
+    let options: Option<Vec<String>> =
+        sqlx::query_scalar("SELECT reloptions::text[] FROM pg_class WHERE relname = $1")
+            .bind(pattern)
+            .fetch_one(store.pool())
+            .await
+            .expect("the walk's index");
+    assert_eq!(
+        options,
+        Some(vec!["deduplicate_items=off".to_owned()]),
+        "an upsert's new keys are not merged with their replaced versions"
+    );
+    // Before statistics and after them (autovacuum's ANALYZE), past the five calls after
+    // which a prepared statement may take a generic plan: every page reads the walk's index,
+    // none sorts the collection.
+    for analyzed in [false, true] {
+        if analyzed {
+            sqlx::raw_sql("ANALYZE document_chunk")
+                .execute(store.pool())
+                .await
+                .expect("analyze");
+        }
+        let store = open().await.expect("open");
+        let before = index_scans(&url, pattern).await;
+        let (ids, pages) = walk(&store, "big", 100).await;
+        assert_eq!(
+            ids, want,
+            "the walk reads every row once (analyzed: {analyzed})"
+        );
+        store.pool().close().await;
+        let scans = index_scans_after(&url, pattern, before + pages as i64 - 1).await;
+        assert!(
+            scans - before >= pages as i64,
+            "each of the {pages} pages reads {pattern}, not a sort of the collection \
+             (analyzed: {analyzed}; {} scans counted)",
+            scans - before
+        );
+    }
 }
 
 /// The hits of `found` (ten per query) that the memory model's exact search of `items` also

@@ -9,11 +9,13 @@
 //!   clustered data), after `optimize_all`, unfiltered and with metadata filters keeping 1 %,
 //!   10 %, 50 % and 100 % of the collection (indexed keys and keys without an index), against
 //!   an exact scan of the same rows. Recall@10 and p50/p95 are printed next to criterion's estimates.
+//! - Scan: one page of 500 rows from the middle of each collection (the reads of a migration
+//!   or a verification), with the time to walk each collection whole printed beside it.
 //!
 //! Rows have 384 dimensions, stored in a vector(384) and in a vector(1536) column (Open WebUI's
 //! default size, zero-padded). Scale: `CHATSTORE_BENCH_SCALE` rows (default 10000; 100000 for
 //! the second size), `CHATSTORE_BENCH_COLUMNS` (default `384,1536`),
-//! `CHATSTORE_BENCH_ONLY` (`ingest` or `search`), `CHATSTORE_BENCH_HNSW` (`m,ef_construction`
+//! `CHATSTORE_BENCH_ONLY` (`ingest`, `search` or `scan`), `CHATSTORE_BENCH_HNSW` (`m,ef_construction`
 //! of the partial indexes; default the adapter's), `CHATSTORE_BENCH_KEEP` (keep each run's
 //! `bench_<uuid>` database for psql or pgbench; dropped by default). Needs
 //! `CHATSTORE_TEST_PGVECTOR_URL` (scripts/services.sh).
@@ -690,6 +692,80 @@ fn search(c: &mut Criterion, rt: &Runtime, server: &str) {
     group.finish();
 }
 
+/// Rows a scan page holds (the migration engine's and the verifier's pages are of this order).
+const SCAN_PAGE: u32 = 500;
+
+/// Export reads (`scan`, as the migration engine and the verifier walk a collection): each
+/// collection of the table written by chatstore and analyzed, no vector index built.
+fn scan(c: &mut Criterion, rt: &Runtime, server: &str) {
+    let n = scale();
+    let data = rows(n, 11);
+    let mut group = c.benchmark_group("pgvector_scan");
+    group.sample_size(20);
+    for column in columns() {
+        let (store, database) = rt.block_on(fresh_store(server, column));
+        rt.block_on(async {
+            chatstore_write(&store, batches(&data), false).await;
+            // Statistics as autovacuum would leave them.
+            sqlx::raw_sql("ANALYZE document_chunk")
+                .execute(store.pool())
+                .await
+                .expect("analyze");
+        });
+        for (collection, _) in SHARES {
+            scan_cells(&mut group, rt, &store, collection, n, column);
+        }
+        rt.block_on(drop_store(server, store, &database));
+    }
+    group.finish();
+}
+
+/// Export reads of `collection`: the time to walk it whole in pages of [`SCAN_PAGE`] (printed
+/// once), and criterion's cell for one page from its middle. A page that cost the whole
+/// collection would make the walk grow with the square of its size.
+fn scan_cells(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &Runtime,
+    store: &PgVectorStore,
+    collection: &str,
+    n: usize,
+    column: usize,
+) {
+    let (walked, pages, took, middle) = rt.block_on(async {
+        let t = Instant::now();
+        let mut after: Option<String> = None;
+        let mut firsts = Vec::new();
+        let mut walked = 0usize;
+        loop {
+            let page = store
+                .scan(collection, after.as_deref(), SCAN_PAGE)
+                .await
+                .expect("scan");
+            walked += page.len();
+            firsts.push(after.clone());
+            match page.last() {
+                Some(last) if page.len() == SCAN_PAGE as usize => after = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+        let pages = firsts.len();
+        (walked, pages, t.elapsed(), firsts.swap_remove(pages / 2))
+    });
+    eprintln!(
+        "[vector{column}] {collection} scan: {walked} rows in {pages} pages of {SCAN_PAGE} in {took:.2?}"
+    );
+    let id = BenchmarkId::new(
+        format!("{collection}_scan_page_{SCAN_PAGE}"),
+        format!("{n}x384_in_vector{column}"),
+    );
+    group.bench_function(id, |b| {
+        b.iter(|| {
+            rt.block_on(store.scan(collection, middle.as_deref(), SCAN_PAGE))
+                .expect("scan")
+        })
+    });
+}
+
 fn benches(c: &mut Criterion) {
     let Ok(server) = std::env::var("CHATSTORE_TEST_PGVECTOR_URL") else {
         eprintln!(
@@ -704,6 +780,9 @@ fn benches(c: &mut Criterion) {
     }
     if only.is_empty() || only == "search" {
         search(c, &rt, &server);
+    }
+    if only.is_empty() || only == "scan" {
+        scan(c, &rt, &server);
     }
 }
 
