@@ -116,6 +116,13 @@ pub fn scan_sql(dialect: Dialect) -> Vec<(&'static str, &'static str)> {
     ]
 }
 
+/// The keyset scan of every user's tags (a migration's or a verification's pages, in the
+/// bytes order of `(user_id, id)`), in `dialect`. Public so that a test can ask the database
+/// how it reads it.
+pub fn tag_scan_sql(dialect: Dialect) -> &'static str {
+    tags::SCAN.text(dialect)
+}
+
 /// How to open a database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -469,9 +469,16 @@ fn select_statement(table: &'static Table, query: &RowQuery, dialect: Dialect) -
         }
         first = false;
         push_sort_key(&mut d, column, dialect);
-        d.sql(match dir {
-            Dir::Asc => " ASC NULLS FIRST",
-            Dir::Desc => " DESC NULLS LAST",
+        // A primary key column is never null on PostgreSQL, so where nulls go changes
+        // nothing, and saying nothing lets the key's own order serve: an index's ascending
+        // order keeps nulls last, and a keyset page asking for `ASC NULLS FIRST` would sort
+        // every row after its cursor instead of reading the key's index (`indexes`).
+        let never_null = dialect == Dialect::Postgres && table.primary_key.contains(name);
+        d.sql(match (dir, never_null) {
+            (Dir::Asc, false) => " ASC NULLS FIRST",
+            (Dir::Desc, false) => " DESC NULLS LAST",
+            (Dir::Asc, true) => " ASC",
+            (Dir::Desc, true) => " DESC",
         });
     }
     // The primary key last: every order is total, pages never skip or repeat a row.

@@ -68,11 +68,13 @@ const CHATS_WITH_TAG: Sql = Sql::each(
 
 const UPDATE_CHAT_META: Sql = Sql::both("UPDATE chat SET meta = $2 WHERE id = $1");
 
-const SCAN: Sql = Sql::each(
-    "SELECT id, name, user_id, meta FROM tag WHERE user_id > $1 OR (user_id = $1 AND id > $2) \
+/// A keyset page of every user's tags, in bytes order of (user, id): a row comparison, which
+/// both engines answer from `chatstore_tag_scan` starting at the cursor.
+pub(crate) const SCAN: Sql = Sql::each(
+    "SELECT id, name, user_id, meta FROM tag WHERE (user_id, id) > ($1, $2) \
      ORDER BY user_id, id LIMIT $3",
     "SELECT id, name, user_id, meta FROM tag \
-     WHERE user_id COLLATE \"C\" > $1 OR (user_id = $1 AND id COLLATE \"C\" > $2) \
+     WHERE (user_id COLLATE \"C\", id COLLATE \"C\") > ($1, $2) \
      ORDER BY user_id COLLATE \"C\", id COLLATE \"C\" LIMIT $3",
 );
 

@@ -1,5 +1,5 @@
 //! chatstore's own indexes (`chatstore_chat_list`, `chatstore_chat_internal`,
-//! `chatstore_note_list`, `chatstore_user_email_not_ascii`, and on PostgreSQL
+//! `chatstore_note_list`, `chatstore_user_email_not_ascii`, `chatstore_tag_scan`, and on PostgreSQL
 //! `chatstore_chat_tags` and the keyset scans' `chatstore_*_scan`): there after every
 //! open (an empty database and an existing Open WebUI one), valid on PostgreSQL, built once when
 //! replicas open at once, and rebuilt when an interrupted `CREATE INDEX CONCURRENTLY` left one
@@ -14,27 +14,77 @@ use chatstore_sql::SqlStore;
 use sqlx::{Connection, PgConnection};
 use support::{Db, empty_databases, open_webui_databases};
 
-/// How many indexes chatstore builds on `db`: PostgreSQL has one more for tags and four for
-/// keyset scans.
+/// The remaining models' tables keyed by `id` alone: each has a keyset scan index on
+/// PostgreSQL, `chatstore_<table>_scan`.
+const ROW_TABLES: [&str; 21] = [
+    "group",
+    "group_member",
+    "access_grant",
+    "knowledge",
+    "knowledge_directory",
+    "knowledge_file",
+    "note",
+    "pinned_note",
+    "memory",
+    "prompt",
+    "prompt_history",
+    "model",
+    "model_history",
+    "channel",
+    "channel_member",
+    "message",
+    "message_reaction",
+    "channel_file",
+    "feedback",
+    "shared_chat",
+    "chat_file",
+];
+
+/// The indexes chatstore builds on `db`: PostgreSQL has one more for tags and one for the
+/// keyset scans of each table keyed by `id`.
+fn own_index_names(db: &Db) -> Vec<String> {
+    let mut names: Vec<String> = [
+        "chatstore_chat_list",
+        "chatstore_chat_internal",
+        "chatstore_note_list",
+        "chatstore_user_email_not_ascii",
+        "chatstore_tag_scan",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if db.is_postgres() {
+        names.push("chatstore_chat_tags".to_owned());
+        for table in ["chat", "chat_message", "user", "file"]
+            .iter()
+            .chain(&ROW_TABLES)
+        {
+            names.push(format!("chatstore_{table}_scan"));
+        }
+    }
+    names
+}
+
+/// How many indexes chatstore builds on `db`.
 fn own_indexes(db: &Db) -> i64 {
-    if db.is_postgres() { 9 } else { 4 }
+    own_index_names(db).len() as i64
 }
 
 /// How many of chatstore's indexes exist (and, on PostgreSQL, are valid).
 async fn index_ready(db: &Db) -> i64 {
+    let names = own_index_names(db)
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = if db.is_postgres() {
-        "SELECT count(*) FROM pg_index WHERE indisvalid AND indexrelid IN \
-         (to_regclass('chatstore_chat_list'), to_regclass('chatstore_chat_internal'), \
-         to_regclass('chatstore_chat_tags'), to_regclass('chatstore_note_list'), \
-         to_regclass('chatstore_user_email_not_ascii'), to_regclass('chatstore_chat_scan'), \
-         to_regclass('chatstore_chat_message_scan'), to_regclass('chatstore_user_scan'), \
-         to_regclass('chatstore_file_scan'))"
+        format!(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE i.indisvalid AND c.relname IN ({names})"
+        )
     } else {
-        "SELECT count(*) FROM sqlite_master WHERE type = 'index' \
-         AND name IN ('chatstore_chat_list', 'chatstore_chat_internal', 'chatstore_note_list', \
-         'chatstore_user_email_not_ascii')"
+        format!("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ({names})")
     };
-    db.int(sql).await
+    db.int(&sql).await
 }
 
 async fn index_definition(db: &Db) -> String {
@@ -554,4 +604,97 @@ async fn keyset_scans_read_the_scan_indexes_on_postgres() {
         assert!(!plan.contains("Sort"), "{statement}:\n{plan}");
     }
     db.finish().await;
+}
+
+/// Every user's tags and a remaining model's table (`memory`) are walked from their scan
+/// index on both engines: on PostgreSQL `chatstore_tag_scan` and `chatstore_memory_scan`
+/// from the cursor on, on SQLite `chatstore_tag_scan` and `memory`'s own key, none sorting
+/// the table for a page.
+#[tokio::test]
+async fn tag_and_row_scans_read_their_indexes() {
+    use chatstore_core::rows::{Cond, Dir, RowQuery};
+    use chatstore_sql::Dialect;
+    use sqlx::Row as _;
+    for db in empty_databases().await {
+        db.sql_store().await.indexes_ready().await;
+        let series = if db.is_postgres() {
+            "generate_series(1, 20000) AS s(g)"
+        } else {
+            "(WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < 20000) \
+             SELECT g FROM s)"
+        };
+        db.exec(&format!(
+            "INSERT INTO tag (id, name, user_id, meta) SELECT 'tag' || g, 'Tag ' || g, \
+             'u' || (g % 300), '{{}}' FROM {series}; \
+             INSERT INTO memory (id, user_id, content, updated_at, created_at) \
+             SELECT 'm' || g, 'u' || (g % 300), 'remember ' || g, g, g FROM {series}; \
+             ANALYZE"
+        ))
+        .await;
+        let memory = chatstore_core::rows::table("memory").expect("memory");
+        let query = RowQuery::filter(vec![Cond::Gt("id", "m5".into())])
+            .order_by("id", Dir::Asc)
+            .page(0, Some(500));
+        let dialect = if db.is_postgres() {
+            Dialect::Postgres
+        } else {
+            Dialect::Sqlite
+        };
+        let (rows, _) =
+            chatstore_sql::rows::select_text(memory, &query, dialect).expect("statement");
+        let tags = chatstore_sql::tag_scan_sql(dialect);
+        if db.is_postgres() {
+            let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+            for (name, prepare, execute, index) in [
+                (
+                    "tags",
+                    format!("PREPARE tags(text, text, bigint) AS {tags}"),
+                    "EXPLAIN EXECUTE tags('u5', 'tag9', 500)",
+                    "chatstore_tag_scan",
+                ),
+                (
+                    "rows",
+                    format!("PREPARE rows(text, bigint) AS {rows}"),
+                    "EXPLAIN EXECUTE rows('m5', 500)",
+                    "chatstore_memory_scan",
+                ),
+            ] {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(prepare))
+                    .execute(&mut conn)
+                    .await
+                    .expect("prepare");
+                let plan: Vec<String> = sqlx::query_scalar(execute)
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("plan");
+                let plan = plan.join("\n");
+                assert!(plan.contains(index), "{name}:\n{plan}");
+                assert!(
+                    plan.contains("Index Cond"),
+                    "{name}: from the cursor on\n{plan}"
+                );
+                assert!(!plan.contains("Sort"), "{name}:\n{plan}");
+            }
+        } else {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.expect("connect");
+            for (name, statement, index) in [
+                ("tags", tags.to_owned(), "chatstore_tag_scan"),
+                ("rows", rows, "sqlite_autoindex_memory_1"),
+            ] {
+                let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "EXPLAIN QUERY PLAN {statement}"
+                )))
+                .fetch_all(&pool)
+                .await
+                .expect("plan")
+                .iter()
+                .map(|r| r.get::<String, _>("detail"))
+                .collect();
+                let plan = plan.join(" | ");
+                assert!(plan.contains(index), "{name}:\n{plan}");
+                assert!(!plan.contains("TEMP B-TREE"), "{name}:\n{plan}");
+            }
+        }
+        db.finish().await;
+    }
 }
