@@ -973,20 +973,26 @@ async fn own_index_definitions(store: &PgVectorStore) -> Vec<String> {
     .expect("index definitions")
 }
 
-/// Index scans of the indexes named `LIKE pattern` so far, as the server's statistics count
-/// them (a server process reports its counts when it ends, or in its own time while it lives).
-async fn index_scans(url: &str, pattern: &str) -> i64 {
+/// Index scans of the indexes named `LIKE pattern` so far, and the index entries they read,
+/// as the server's statistics count them (a server process reports its counts when it ends,
+/// or in its own time while it lives).
+async fn index_reads(url: &str, pattern: &str) -> (i64, i64) {
     let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-    let scans = sqlx::query_scalar(
-        "SELECT coalesce(sum(idx_scan), 0)::bigint FROM pg_stat_user_indexes \
-         WHERE indexrelname LIKE $1",
+    let reads = sqlx::query_as(
+        "SELECT coalesce(sum(idx_scan), 0)::bigint, coalesce(sum(idx_tup_read), 0)::bigint \
+         FROM pg_stat_user_indexes WHERE indexrelname LIKE $1",
     )
     .bind(pattern)
     .fetch_one(&mut conn)
     .await
     .expect("index scans");
     conn.close().await.ok();
-    scans
+    reads
+}
+
+/// Index scans of the indexes named `LIKE pattern` so far (see [`index_reads`]).
+async fn index_scans(url: &str, pattern: &str) -> i64 {
+    index_reads(url, pattern).await.0
 }
 
 /// Index scans of chatstore's partial indexes so far.
@@ -1012,22 +1018,6 @@ async fn index_scans_after(url: &str, pattern: &str, before: i64) -> i64 {
         scans = index_scans(url, pattern).await;
     }
     scans
-}
-
-/// Index entries read from the indexes named `LIKE pattern` so far (call after
-/// [`index_scans_after`], once the server has counted the scans).
-async fn index_entries_read(url: &str, pattern: &str) -> i64 {
-    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-    let read = sqlx::query_scalar(
-        "SELECT coalesce(sum(idx_tup_read), 0)::bigint FROM pg_stat_user_indexes \
-         WHERE indexrelname LIKE $1",
-    )
-    .bind(pattern)
-    .fetch_one(&mut conn)
-    .await
-    .expect("index entries read");
-    conn.close().await.ok();
-    read
 }
 
 /// Walks `collection` in pages of `page`, checking each page's order; returns the ids and the
@@ -1096,8 +1086,7 @@ async fn a_collection_is_walked_along_its_own_index() {
                 .expect("analyze");
         }
         let store = open().await.expect("open");
-        let before = index_scans(&url, pattern).await;
-        let entries_before = index_entries_read(&url, pattern).await;
+        let (before, entries_before) = index_reads(&url, pattern).await;
         let (ids, pages) = walk(&store, "big", 100).await;
         assert_eq!(
             ids, want,
@@ -1115,7 +1104,7 @@ async fn a_collection_is_walked_along_its_own_index() {
         // PostgreSQL guesses the collection at a few rows and reads every entry after the
         // cursor for a page, then sorts them: 12 times as many here, until autovacuum's first
         // ANALYZE of the table.)
-        let entries = index_entries_read(&url, pattern).await - entries_before;
+        let entries = index_reads(&url, pattern).await.1 - entries_before;
         assert!(
             !analyzed || entries <= 2 * want.len() as i64,
             "the walk read {entries} entries of {pattern} for {} rows (analyzed: {analyzed})",

@@ -52,7 +52,7 @@ use sqlx::{Connection, PgConnection, Row as _};
 
 use crate::chats::{pg_internal, pg_not_internal, sqlite_internal, sqlite_not_internal};
 use crate::error::db_error;
-use crate::pool::{Arg, List, Pool, Sql, args};
+use crate::pool::{Arg, Dialect, List, Pool, Sql, args};
 use crate::users::{pg_email_not_ascii, sqlite_email_not_ascii};
 
 /// One of chatstore's indexes: its name and its DDL on each dialect.
@@ -245,19 +245,28 @@ pub(crate) async fn ensure_sqlite(pool: &Pool) -> Result<()> {
 /// PostgreSQL: whether every index exists and is valid, asked through the pool (so an open
 /// that finds them needs no connection of its own, even through a transaction pooler).
 pub(crate) async fn all_valid_pooled(pool: &Pool) -> Result<bool> {
-    let names = INDEXES.iter().map(|i| i.name.to_owned()).collect();
     let n = match pool
         .fetch_optional(
             "chatstore indexes",
             PG_VALID_COUNT,
-            vec![Arg::List(List::Text(names))],
+            vec![Arg::List(List::Text(names()))],
         )
         .await?
     {
         Some(row) => row.int("n")?,
         None => 0,
     };
-    Ok(usize::try_from(n).is_ok_and(|n| n == INDEXES.len()))
+    Ok(is_every_index(n))
+}
+
+/// The names of chatstore's indexes, as [`PG_VALID_COUNT`] takes them.
+fn names() -> Vec<String> {
+    INDEXES.iter().map(|i| i.name.to_owned()).collect()
+}
+
+/// Whether `n`, what [`PG_VALID_COUNT`] answered, counts every index.
+fn is_every_index(n: i64) -> bool {
+    usize::try_from(n).is_ok_and(|n| n == INDEXES.len())
 }
 
 /// PostgreSQL: makes sure every index exists and is valid, building the missing ones
@@ -287,12 +296,12 @@ pub(crate) async fn ensure_postgres(conn: &mut PgConnection) -> Result<IndexBuil
 }
 
 async fn all_valid(conn: &mut PgConnection) -> Result<bool> {
-    for index in INDEXES {
-        if valid(conn, index.name).await? != Some(true) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    let n: i64 = sqlx::query_scalar(PG_VALID_COUNT.text(Dialect::Postgres))
+        .bind(names())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| db_error("chatstore indexes", e))?;
+    Ok(is_every_index(n))
 }
 
 /// The build itself, under the lock: nobody else is building, so an invalid index is a
@@ -361,7 +370,6 @@ pub(crate) async fn ensure_postgres_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::Dialect;
 
     #[test]
     fn every_index_is_named_in_its_statements() {

@@ -87,6 +87,35 @@ async fn index_ready(db: &Db) -> i64 {
     db.int(&sql).await
 }
 
+/// PostgreSQL's plan of `execute` (an `EXPLAIN EXECUTE`) of the statement `prepare` (a
+/// `PREPARE`) makes on `conn`, a line per node.
+async fn pg_plan(conn: &mut PgConnection, prepare: &str, execute: &str) -> String {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(prepare.to_owned()))
+        .execute(&mut *conn)
+        .await
+        .expect("prepare");
+    let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(execute.to_owned()))
+        .fetch_all(&mut *conn)
+        .await
+        .expect("plan");
+    plan.join("\n")
+}
+
+/// SQLite's plan of `statement` (`EXPLAIN QUERY PLAN`), its steps joined by ` | `.
+async fn sqlite_plan(pool: &sqlx::SqlitePool, statement: &str) -> String {
+    use sqlx::Row as _;
+    let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN QUERY PLAN {statement}"
+    )))
+    .fetch_all(pool)
+    .await
+    .expect("plan")
+    .iter()
+    .map(|r| r.get::<String, _>("detail"))
+    .collect();
+    plan.join(" | ")
+}
+
 async fn index_definition(db: &Db) -> String {
     let sql = if db.is_postgres() {
         "SELECT pg_get_indexdef(to_regclass('chatstore_chat_list'))"
@@ -328,7 +357,6 @@ async fn an_orphan_tag_is_deleted_and_one_on_an_internal_chat_kept() {
 async fn the_notes_page_reads_the_note_index() {
     use chatstore_core::rows::{Cond, Dir, RowQuery, tables::NOTE};
     use chatstore_sql::Dialect;
-    use sqlx::Row as _;
 
     let db = support::sqlite_empty().await;
     db.sql_store().await.indexes_ready().await;
@@ -338,14 +366,7 @@ async fn the_notes_page_reads_the_note_index() {
     let (text, _) =
         chatstore_sql::rows::select_text(&NOTE, &query, Dialect::Sqlite).expect("statement");
     let pool = sqlx::SqlitePool::connect(&db.url).await.expect("connect");
-    let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {text}")))
-        .fetch_all(&pool)
-        .await
-        .expect("plan")
-        .iter()
-        .map(|r| r.get::<String, _>("detail"))
-        .collect();
-    let plan = plan.join(" | ");
+    let plan = sqlite_plan(&pool, &text).await;
     assert!(plan.contains("chatstore_note_list"), "{plan}");
     assert!(!plan.contains("TEMP B-TREE"), "{plan}");
 }
@@ -384,17 +405,12 @@ async fn the_orphan_tag_check_reads_the_tag_index_on_postgres() {
     db.exec("ANALYZE chat").await;
     let statement = chatstore_sql::delete_orphan_tag_sql(chatstore_sql::Dialect::Postgres);
     let mut conn = PgConnection::connect(&db.url).await.expect("connect");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "PREPARE orphan(text, text) AS {statement}"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("prepare");
-    let plan: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE orphan('not-carried', 'heavy')")
-        .fetch_all(&mut conn)
-        .await
-        .expect("plan");
-    let plan = plan.join("\n");
+    let plan = pg_plan(
+        &mut conn,
+        &format!("PREPARE orphan(text, text) AS {statement}"),
+        "EXPLAIN EXECUTE orphan('not-carried', 'heavy')",
+    )
+    .await;
     assert!(plan.contains("chatstore_chat_tags"), "{plan}");
     db.finish().await;
 }
@@ -403,7 +419,6 @@ async fn the_orphan_tag_check_reads_the_tag_index_on_postgres() {
 /// for several.
 async fn email_plans(db: &Db) -> Vec<String> {
     use chatstore_sql::{Dialect, email_candidates_sql, emails_candidates_sql};
-    use sqlx::Row as _;
 
     if db.is_postgres() {
         let mut conn = PgConnection::connect(&db.url).await.expect("connect");
@@ -424,15 +439,7 @@ async fn email_plans(db: &Db) -> Vec<String> {
                 "EXPLAIN EXECUTE many(ARRAY['user7@example.org', 'new@example.org'])",
             ),
         ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(prepare))
-                .execute(&mut conn)
-                .await
-                .expect("prepare");
-            let plan: Vec<String> = sqlx::query_scalar(explain)
-                .fetch_all(&mut conn)
-                .await
-                .expect("plan");
-            plans.push(plan.join("\n"));
+            plans.push(pg_plan(&mut conn, &prepare, explain).await);
         }
         let _ = conn.close().await;
         plans
@@ -443,15 +450,7 @@ async fn email_plans(db: &Db) -> Vec<String> {
             email_candidates_sql(Dialect::Sqlite),
             emails_candidates_sql(Dialect::Sqlite),
         ] {
-            let plan: Vec<String> =
-                sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {text}")))
-                    .fetch_all(&pool)
-                    .await
-                    .expect("plan")
-                    .iter()
-                    .map(|r| r.get::<String, _>("detail"))
-                    .collect();
-            plans.push(plan.join(" | "));
+            plans.push(sqlite_plan(&pool, text).await);
         }
         pool.close().await;
         plans
@@ -585,19 +584,12 @@ async fn keyset_scans_read_the_scan_indexes_on_postgres() {
         .into_iter()
         .enumerate()
     {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "PREPARE scan{k}(text, bigint) AS {statement}"
-        )))
-        .execute(&mut conn)
-        .await
-        .expect("prepare");
-        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "EXPLAIN EXECUTE scan{k}('8', 500)"
-        )))
-        .fetch_all(&mut conn)
-        .await
-        .expect("plan");
-        let plan = plan.join("\n");
+        let plan = pg_plan(
+            &mut conn,
+            &format!("PREPARE scan{k}(text, bigint) AS {statement}"),
+            &format!("EXPLAIN EXECUTE scan{k}('8', 500)"),
+        )
+        .await;
         let index = format!("chatstore_{table}_scan");
         assert!(plan.contains(&index), "{statement}:\n{plan}");
         assert!(!plan.contains("Seq Scan"), "{statement}:\n{plan}");
@@ -614,7 +606,6 @@ async fn keyset_scans_read_the_scan_indexes_on_postgres() {
 async fn tag_and_row_scans_read_their_indexes() {
     use chatstore_core::rows::{Cond, Dir, RowQuery};
     use chatstore_sql::Dialect;
-    use sqlx::Row as _;
     for db in empty_databases().await {
         db.sql_store().await.indexes_ready().await;
         let series = if db.is_postgres() {
@@ -659,15 +650,7 @@ async fn tag_and_row_scans_read_their_indexes() {
                     "chatstore_memory_scan",
                 ),
             ] {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(prepare))
-                    .execute(&mut conn)
-                    .await
-                    .expect("prepare");
-                let plan: Vec<String> = sqlx::query_scalar(execute)
-                    .fetch_all(&mut conn)
-                    .await
-                    .expect("plan");
-                let plan = plan.join("\n");
+                let plan = pg_plan(&mut conn, &prepare, execute).await;
                 assert!(plan.contains(index), "{name}:\n{plan}");
                 assert!(
                     plan.contains("Index Cond"),
@@ -689,16 +672,7 @@ async fn tag_and_row_scans_read_their_indexes() {
                     ("tags", tags, "chatstore_tag_scan"),
                     ("rows", rows.as_str(), "sqlite_autoindex_memory_1"),
                 ] {
-                    let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "EXPLAIN QUERY PLAN {statement}"
-                    )))
-                    .fetch_all(&pool)
-                    .await
-                    .expect("plan")
-                    .iter()
-                    .map(|r| r.get::<String, _>("detail"))
-                    .collect();
-                    let plan = plan.join(" | ");
+                    let plan = sqlite_plan(&pool, statement).await;
                     assert!(plan.contains(index), "{name} ({analyzed}):\n{plan}");
                     assert!(
                         !plan.contains("TEMP B-TREE"),
