@@ -33,6 +33,12 @@
 //!   Open WebUI's primary keys sort by the database's collation, which PostgreSQL does not use
 //!   for a `COLLATE "C"` order even where that collation is `C`, so without them every page
 //!   of a scan read and sorted the whole table. SQLite's keys already sort by bytes.
+//! - `chatstore_folder_scan` (PostgreSQL only) does the same for `folder`, keyed by `(id,
+//!   user_id)`: a walk page bounds `id` from its cursor on (`id >= x`, then the pair's test), so
+//!   it starts reading at the cursor. SQLite's own key on the pair serves it.
+//! - `chatstore_user_list` (both engines) serves the users page, newest first
+//!   (`COALESCE(created_at, 0) DESC, id`): without it every page sorted every user (at
+//!   100,000 users, 46 ms a page on PostgreSQL and 36 ms on SQLite; 0.08 and 0.04 ms with it).
 //! - `chatstore_tag_scan` (both engines) holds every user's tags in the order of their keyset
 //!   scan, `(user_id, id)`: Open WebUI's key on `tag` is `(id, user_id)`, the other way round.
 //! - `chatstore_user_email_not_ascii` holds the users whose email has a character outside
@@ -164,8 +170,8 @@ const INDEXES: &[OwnIndex] = &[
              (user_id COLLATE \"C\", id COLLATE \"C\")",
         drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_tag_scan",
     },
-    // The remaining models' tables keyed by `id` alone (`chatstore_core::rows`; `folder`'s
-    // key has two columns and a user's folders are few).
+    // The remaining models' tables keyed by `id` alone (`chatstore_core::rows`); `folder`'s
+    // key has two columns, its index comes after them.
     scan_index!("chatstore_group_scan", "\"group\""),
     scan_index!("chatstore_group_member_scan", "group_member"),
     scan_index!("chatstore_access_grant_scan", "access_grant"),
@@ -187,6 +193,29 @@ const INDEXES: &[OwnIndex] = &[
     scan_index!("chatstore_feedback_scan", "feedback"),
     scan_index!("chatstore_shared_chat_scan", "shared_chat"),
     scan_index!("chatstore_chat_file_scan", "chat_file"),
+    OwnIndex {
+        name: "chatstore_folder_scan",
+        // `folder`'s key is `(id, user_id)`: two users' folders may share an id. A walk page
+        // bounds `id` from the cursor on, then tests the pair.
+        sqlite: None,
+        postgres: "CREATE INDEX CONCURRENTLY IF NOT EXISTS chatstore_folder_scan ON folder \
+             (id COLLATE \"C\", user_id COLLATE \"C\")",
+        drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_folder_scan",
+    },
+    OwnIndex {
+        name: "chatstore_user_list",
+        // The users page, newest first (`users::LIST`'s order). Open WebUI's `user` table has
+        // no index but its key and the email's, so every page sorted every user. Neither
+        // column changes once a user exists, so the frequent `last_active_at` updates stay
+        // HOT on PostgreSQL.
+        sqlite: Some(Sql::both(
+            "CREATE INDEX IF NOT EXISTS chatstore_user_list ON \"user\" \
+             (COALESCE(created_at, 0) DESC, id)",
+        )),
+        postgres: "CREATE INDEX CONCURRENTLY IF NOT EXISTS chatstore_user_list ON \"user\" \
+             ((COALESCE(created_at, 0)) DESC, id COLLATE \"C\")",
+        drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_user_list",
+    },
     OwnIndex {
         name: "chatstore_user_email_not_ascii",
         // Partial, with the condition the email statements write: only they use it, and it
@@ -385,25 +414,29 @@ mod tests {
         }
     }
 
-    /// Every table of the remaining models keyed by `id` alone has its keyset scan index.
+    /// Every table of the remaining models has its keyset scan index: its key's columns in
+    /// order, each by bytes.
     #[test]
-    fn every_row_table_keyed_by_id_has_a_scan_index() {
+    fn every_row_table_has_a_scan_index_on_its_key() {
         for table in chatstore_core::rows::ALL_TABLES {
-            if table.primary_key != ["id"] {
-                continue;
-            }
             let name = format!("chatstore_{}_scan", table.name);
             let index = INDEXES
                 .iter()
                 .find(|i| i.name == name)
                 .unwrap_or_else(|| panic!("{} has no {name}", table.name));
+            let key = table
+                .primary_key
+                .iter()
+                .map(|c| format!("{c} COLLATE \"C\""))
+                .collect::<Vec<_>>()
+                .join(", ");
             assert!(
                 index
                     .postgres
-                    .contains(&format!(" ON {} (id COLLATE \"C\")", table.name))
+                    .contains(&format!(" ON {} ({key})", table.name))
                     || index
                         .postgres
-                        .contains(&format!(" ON \"{}\" (id COLLATE \"C\")", table.name)),
+                        .contains(&format!(" ON \"{}\" ({key})", table.name)),
                 "{}",
                 index.postgres
             );

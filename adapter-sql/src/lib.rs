@@ -123,6 +123,12 @@ pub fn tag_scan_sql(dialect: Dialect) -> &'static str {
     tags::SCAN.text(dialect)
 }
 
+/// The users page (newest first, by limit and offset), in `dialect`. Public so that a test can
+/// ask the database how it reads it.
+pub fn user_list_sql(dialect: Dialect) -> &'static str {
+    users::LIST.text(dialect)
+}
+
 /// How to open a database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

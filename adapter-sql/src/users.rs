@@ -175,7 +175,9 @@ const DELETE_AUTH: Sql = Sql::both("DELETE FROM auth WHERE id = $1");
 
 const COUNT: Sql = Sql::both("SELECT count(*) AS n FROM \"user\"");
 
-const LIST: Sql = Sql::each(
+/// A page of users, newest first: read in order from `chatstore_user_list` (`indexes`), whose
+/// key is this order's, expression included.
+pub(crate) const LIST: Sql = Sql::each(
     concat!(
         "SELECT ",
         user_columns!(),

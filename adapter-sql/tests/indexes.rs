@@ -1,6 +1,7 @@
 //! chatstore's own indexes (`chatstore_chat_list`, `chatstore_chat_internal`,
-//! `chatstore_note_list`, `chatstore_user_email_not_ascii`, `chatstore_tag_scan`, and on PostgreSQL
-//! `chatstore_chat_tags` and the keyset scans' `chatstore_*_scan`): there after every
+//! `chatstore_note_list`, `chatstore_user_email_not_ascii`, `chatstore_tag_scan`,
+//! `chatstore_user_list`, and on PostgreSQL `chatstore_chat_tags` and the keyset scans'
+//! `chatstore_*_scan`): there after every
 //! open (an empty database and an existing Open WebUI one), valid on PostgreSQL, built once when
 //! replicas open at once, and rebuilt when an interrupted `CREATE INDEX CONCURRENTLY` left one
 //! `INVALID`; the orphan-tag check they split in two still sees internal chats.
@@ -41,7 +42,7 @@ const ROW_TABLES: [&str; 21] = [
 ];
 
 /// The indexes chatstore builds on `db`: PostgreSQL has one more for tags and one for the
-/// keyset scans of each table keyed by `id`.
+/// keyset scans of each table.
 fn own_index_names(db: &Db) -> Vec<String> {
     let mut names: Vec<String> = [
         "chatstore_chat_list",
@@ -49,12 +50,13 @@ fn own_index_names(db: &Db) -> Vec<String> {
         "chatstore_note_list",
         "chatstore_user_email_not_ascii",
         "chatstore_tag_scan",
+        "chatstore_user_list",
     ]
     .map(str::to_owned)
     .to_vec();
     if db.is_postgres() {
         names.push("chatstore_chat_tags".to_owned());
-        for table in ["chat", "chat_message", "user", "file"]
+        for table in ["chat", "chat_message", "user", "file", "folder"]
             .iter()
             .chain(&ROW_TABLES)
         {
@@ -598,12 +600,14 @@ async fn keyset_scans_read_the_scan_indexes_on_postgres() {
     db.finish().await;
 }
 
-/// Every user's tags and a remaining model's table (`memory`) are walked from their scan
-/// index on both engines: on PostgreSQL `chatstore_tag_scan` and `chatstore_memory_scan`
-/// from the cursor on, on SQLite `chatstore_tag_scan` and `memory`'s own key, none sorting
-/// the table for a page.
+/// Every user's tags, a remaining model's table keyed by `id` (`memory`) and one keyed by two
+/// columns (`folder`, through the statement a migration's walk pages with) are walked from
+/// their scan index on both engines, and the users page reads `chatstore_user_list`: on
+/// PostgreSQL `chatstore_tag_scan`, `chatstore_memory_scan` and `chatstore_folder_scan` from
+/// the cursor on, on SQLite `chatstore_tag_scan` and the tables' own keys, none sorting the
+/// table for a page.
 #[tokio::test]
-async fn tag_and_row_scans_read_their_indexes() {
+async fn walks_and_the_users_page_read_their_indexes() {
     use chatstore_core::rows::{Cond, Dir, RowQuery};
     use chatstore_sql::Dialect;
     for db in empty_databases().await {
@@ -619,21 +623,44 @@ async fn tag_and_row_scans_read_their_indexes() {
              'u' || (g % 300), '{{}}' FROM {series}; \
              INSERT INTO memory (id, user_id, content, updated_at, created_at) \
              SELECT 'm' || g, 'u' || (g % 300), 'remember ' || g, g, g FROM {series}; \
+             INSERT INTO folder (id, user_id, name, is_expanded, created_at, updated_at) \
+             SELECT 'f' || (g % 7000), 'u' || g, 'Folder ' || g, FALSE, g, g FROM {series}; \
+             INSERT INTO \"user\" (id, name, email, role, profile_image_url, last_active_at, \
+             updated_at, created_at) SELECT 'u' || g, 'User ' || g, 'user' || g || \
+             '@example.org', 'user', '/user.png', g, g, g FROM {series}; \
              ANALYZE"
         ))
         .await;
-        let memory = chatstore_core::rows::table("memory").expect("memory");
-        let query = RowQuery::filter(vec![Cond::Gt("id", "m5".into())])
-            .order_by("id", Dir::Asc)
-            .page(0, Some(500));
         let dialect = if db.is_postgres() {
             Dialect::Postgres
         } else {
             Dialect::Sqlite
         };
+        let memory = chatstore_core::rows::table("memory").expect("memory");
+        let query = RowQuery::filter(vec![Cond::Gt("id", "m5".into())])
+            .order_by("id", Dir::Asc)
+            .page(0, Some(500));
         let (rows, _) =
             chatstore_sql::rows::select_text(memory, &query, dialect).expect("statement");
+        // A walk page of a composite key, as `chatstore_migrate`'s `page_after` writes it.
+        let folder = chatstore_core::rows::table("folder").expect("folder");
+        let query = RowQuery::filter(vec![
+            Cond::Ge("id", "f5".into()),
+            Cond::Any(vec![
+                vec![Cond::Gt("id", "f5".into())],
+                vec![
+                    Cond::Eq("id", "f5".into()),
+                    Cond::Gt("user_id", "u5".into()),
+                ],
+            ]),
+        ])
+        .order_by("id", Dir::Asc)
+        .order_by("user_id", Dir::Asc)
+        .page(0, Some(500));
+        let (folders, _) =
+            chatstore_sql::rows::select_text(folder, &query, dialect).expect("statement");
         let tags = chatstore_sql::tag_scan_sql(dialect);
+        let users = chatstore_sql::user_list_sql(dialect);
         if db.is_postgres() {
             let mut conn = PgConnection::connect(&db.url).await.expect("connect");
             for (name, prepare, execute, index) in [
@@ -649,6 +676,12 @@ async fn tag_and_row_scans_read_their_indexes() {
                     "EXPLAIN EXECUTE rows('m5', 500)",
                     "chatstore_memory_scan",
                 ),
+                (
+                    "folders",
+                    format!("PREPARE folders(text, text, text, text, bigint) AS {folders}"),
+                    "EXPLAIN EXECUTE folders('f5', 'f5', 'f5', 'u5', 500)",
+                    "chatstore_folder_scan",
+                ),
             ] {
                 let plan = pg_plan(&mut conn, &prepare, execute).await;
                 assert!(plan.contains(index), "{name}:\n{plan}");
@@ -658,6 +691,14 @@ async fn tag_and_row_scans_read_their_indexes() {
                 );
                 assert!(!plan.contains("Sort"), "{name}:\n{plan}");
             }
+            let plan = pg_plan(
+                &mut conn,
+                &format!("PREPARE users(bigint, bigint) AS {users}"),
+                "EXPLAIN EXECUTE users(50, 0)",
+            )
+            .await;
+            assert!(plan.contains("chatstore_user_list"), "users:\n{plan}");
+            assert!(!plan.contains("Sort"), "users:\n{plan}");
         } else {
             // Without statistics too: Open WebUI never runs ANALYZE on SQLite.
             let pool = sqlx::SqlitePool::connect(&db.url).await.expect("connect");
@@ -671,6 +712,12 @@ async fn tag_and_row_scans_read_their_indexes() {
                 for (name, statement, index) in [
                     ("tags", tags, "chatstore_tag_scan"),
                     ("rows", rows.as_str(), "sqlite_autoindex_memory_1"),
+                    (
+                        "folders",
+                        folders.as_str(),
+                        "sqlite_autoindex_folder_1 (id>?)",
+                    ),
+                    ("users", users, "chatstore_user_list"),
                 ] {
                     let plan = sqlite_plan(&pool, statement).await;
                     assert!(plan.contains(index), "{name} ({analyzed}):\n{plan}");

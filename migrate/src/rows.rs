@@ -141,7 +141,11 @@ pub fn merge_key(table: &Table, row: &Row) -> String {
 }
 
 /// The rows after `cursor` (a saved [`key_value`]) in primary key order, at most `limit`:
-/// `id > last` for one key column; for `(a, b)`, `a > x OR (a = x AND b > y)`.
+/// `id > last` for one key column; for `(a, b)`, `a >= x AND (a > x OR (a = x AND b > y))`.
+/// The leading `a >= x` says nothing the alternatives do not, but it is what lets a database
+/// start reading the key's index at the cursor: PostgreSQL reads an `OR` of ranges as a filter
+/// on a walk from the index's first entry, so without it every page of a composite key's walk
+/// read the index from the start (31 ms a page of 500 at 100,000 folders, against 0.4 ms).
 pub fn page_after(table: &'static Table, cursor: Option<&Value>, limit: u32) -> Result<RowQuery> {
     let mut query = RowQuery::default();
     for k in table.primary_key {
@@ -173,10 +177,15 @@ pub fn page_after(table: &'static Table, cursor: Option<&Value>, limit: u32) -> 
         all.push(Cond::Gt(k, values[i].clone()));
         alternatives.push(all);
     }
-    query.filter = if alternatives.len() == 1 {
-        alternatives.pop().unwrap_or_default()
-    } else {
-        vec![Cond::Any(alternatives)]
+    query.filter = match (
+        alternatives.len(),
+        table.primary_key.first(),
+        values.first(),
+    ) {
+        (2.., Some(first), Some(value)) => {
+            vec![Cond::Ge(first, value.clone()), Cond::Any(alternatives)]
+        }
+        _ => alternatives.pop().unwrap_or_default(),
     };
     Ok(query)
 }
@@ -421,13 +430,16 @@ mod tests {
             page_after(&FOLDER, Some(&json!({"id": "f1", "user_id": "u1"})), 10).expect("query");
         assert_eq!(
             q.filter,
-            vec![Cond::Any(vec![
-                vec![Cond::Gt("id", json!("f1"))],
-                vec![
-                    Cond::Eq("id", json!("f1")),
-                    Cond::Gt("user_id", json!("u1"))
-                ],
-            ])]
+            vec![
+                Cond::Ge("id", json!("f1")),
+                Cond::Any(vec![
+                    vec![Cond::Gt("id", json!("f1"))],
+                    vec![
+                        Cond::Eq("id", json!("f1")),
+                        Cond::Gt("user_id", json!("u1"))
+                    ],
+                ])
+            ]
         );
         assert_eq!(q.order, vec![("id", Dir::Asc), ("user_id", Dir::Asc)]);
         let q = page_after(&NOTE, Some(&json!({"id": "n1"})), 10).expect("query");
