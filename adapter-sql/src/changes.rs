@@ -133,7 +133,8 @@ const CHATS_SINCE: Sql = Sql::each(
      AND ($2::text IS NULL OR user_id = $2)",
 );
 
-const MESSAGES_SINCE: Sql = Sql::each(
+/// On PostgreSQL from 16, read through `chatstore_chat_message_changes` (`indexes`).
+pub(crate) const MESSAGES_SINCE: Sql = Sql::each(
     "SELECT m.id, m.chat_id, c.user_id, m.updated_at FROM chat_message m \
      JOIN chat c ON c.id = m.chat_id WHERE m.updated_at >= $1 \
      AND ($2 IS NULL OR c.user_id = $2)",

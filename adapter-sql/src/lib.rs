@@ -129,6 +129,13 @@ pub fn user_list_sql(dialect: Dialect) -> &'static str {
     users::LIST.text(dialect)
 }
 
+/// The change feed's catch-up read of the messages updated since `$1` (of user `$2`, or of
+/// everyone when null), in `dialect`. Public so that a test can ask the database how it reads
+/// it.
+pub fn messages_since_sql(dialect: Dialect) -> &'static str {
+    changes::MESSAGES_SINCE.text(dialect)
+}
+
 /// How to open a database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

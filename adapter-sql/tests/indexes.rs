@@ -56,6 +56,8 @@ fn own_index_names(db: &Db) -> Vec<String> {
     .to_vec();
     if db.is_postgres() {
         names.push("chatstore_chat_tags".to_owned());
+        // The test server is PostgreSQL 18 (the index needs 16).
+        names.push("chatstore_chat_message_changes".to_owned());
         for table in ["chat", "chat_message", "user", "file", "folder"]
             .iter()
             .chain(&ROW_TABLES)
@@ -371,6 +373,87 @@ async fn the_notes_page_reads_the_note_index() {
     let plan = sqlite_plan(&pool, &text).await;
     assert!(plan.contains("chatstore_note_list"), "{plan}");
     assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+}
+
+/// On PostgreSQL, a streamed message's update (new content, usage and `updated_at`) stays HOT
+/// with every index chatstore adds to `chat_message`: it writes no index entry. And the change
+/// feed's catch-up reads the messages updated since a moment through
+/// `chatstore_chat_message_changes`, not the whole table.
+#[tokio::test]
+async fn message_updates_stay_hot_and_catch_up_reads_the_changes_index() {
+    let Some(db) = support::postgres_empty().await else {
+        return;
+    };
+    db.sql_store().await.indexes_ready().await;
+    let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::raw_sql(
+        "INSERT INTO chat (id, user_id, title, created_at, updated_at, archived, chat, pinned, \
+         meta) VALUES ('c0', 'u0', 'chat', 1, 1, FALSE, '{}', FALSE, '{}'); \
+         INSERT INTO chat_message (id, chat_id, user_id, role, content, done, created_at, \
+         updated_at) VALUES ('c0-m0', 'c0', 'u0', 'assistant', to_json(''::text), FALSE, 1, 1)",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("a message");
+    let (updated, hot): (i64, i64) = {
+        let mut tx = conn.begin().await.expect("begin");
+        for step in 2..7 {
+            sqlx::query(
+                "UPDATE chat_message SET content = to_json(repeat('word ', $1)), \
+                 usage = json_build_object('tokens', $1), updated_at = $1 WHERE id = 'c0-m0'",
+            )
+            .bind(step)
+            .execute(&mut *tx)
+            .await
+            .expect("a streamed update");
+        }
+        let counts = sqlx::query_as(
+            "SELECT pg_stat_get_xact_tuples_updated('chat_message'::regclass), \
+             pg_stat_get_xact_tuples_hot_updated('chat_message'::regclass)",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .expect("update counts");
+        tx.commit().await.expect("commit");
+        counts
+    };
+    assert_eq!((updated, hot), (5, 5), "streamed updates that were not HOT");
+
+    db.exec(
+        "INSERT INTO chat (id, user_id, title, created_at, updated_at, archived, chat, pinned, \
+         meta) SELECT 'c' || g, 'u' || (g % 100), 'chat ' || g, g, g, FALSE, '{}', FALSE, \
+         '{}' FROM generate_series(1, 2000) AS g; \
+         INSERT INTO chat_message (id, chat_id, user_id, role, content, created_at, updated_at) \
+         SELECT 'c' || (g / 10) || '-m' || g, 'c' || (g / 10), 'u' || ((g / 10) % 100), \
+         'user', to_json(repeat('words ', 20)), g, g FROM generate_series(10, 20009) AS g; \
+         ANALYZE",
+    )
+    .await;
+    let since = chatstore_sql::messages_since_sql(chatstore_sql::Dialect::Postgres);
+    for (name, execute) in [
+        ("everyone", "EXPLAIN EXECUTE since(19990, NULL)"),
+        ("one user", "EXPLAIN EXECUTE since(19990, 'u5')"),
+    ] {
+        let plan = pg_plan(
+            &mut conn,
+            &format!("PREPARE since(bigint, text) AS {since}"),
+            execute,
+        )
+        .await;
+        sqlx::raw_sql("DEALLOCATE since")
+            .execute(&mut conn)
+            .await
+            .expect("deallocate");
+        assert!(
+            plan.contains("chatstore_chat_message_changes"),
+            "{name}:\n{plan}"
+        );
+        assert!(
+            !plan.contains("Seq Scan on chat_message"),
+            "{name}:\n{plan}"
+        );
+    }
+    db.finish().await;
 }
 
 /// On PostgreSQL, removing a tag from one chat of a user with many asks `chatstore_chat_tags`
