@@ -143,7 +143,8 @@ pub(crate) const MESSAGES_SINCE: Sql = Sql::each(
      AND ($2::text IS NULL OR c.user_id = $2)",
 );
 
-const FILES_SINCE: Sql = Sql::each(
+/// On PostgreSQL from 16, read through `chatstore_file_changes` (`indexes`).
+pub(crate) const FILES_SINCE: Sql = Sql::each(
     "SELECT id, user_id, updated_at FROM file WHERE updated_at >= $1 \
      AND ($2 IS NULL OR user_id = $2)",
     "SELECT id, user_id, updated_at FROM file WHERE updated_at >= $1 \

@@ -46,6 +46,7 @@
 //!   `chat_message.updated_at`, a few kilobytes, which leaves every streamed update HOT (an
 //!   update changing only a BRIN index's columns is HOT from PostgreSQL 16 on). Without it a
 //!   catch-up read the whole table (330 ms at a million messages, 0.6 ms with it).
+//!   `chatstore_file_changes` does the same for `file.updated_at`.
 //! - `chatstore_user_email_not_ascii` holds the users whose email has a character outside
 //!   ASCII (few). Finding the users an email may belong to (a sign-in by email, a new user, a
 //!   changed email) asks `uq_user_email_lower` for the ASCII ones and this index for the rest,
@@ -243,6 +244,16 @@ const INDEXES: &[OwnIndex] = &[
         postgres: "CREATE INDEX CONCURRENTLY IF NOT EXISTS chatstore_chat_message_changes ON \
              chat_message USING brin (updated_at)",
         drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_chat_message_changes",
+        postgres_since: 160_000,
+    },
+    OwnIndex {
+        name: "chatstore_file_changes",
+        // The same for files (`changes::FILES_SINCE`): Open WebUI has no index holding
+        // `file.updated_at`, and files too are written in time order.
+        sqlite: None,
+        postgres: "CREATE INDEX CONCURRENTLY IF NOT EXISTS chatstore_file_changes ON \"file\" \
+             USING brin (updated_at)",
+        drop_postgres: "DROP INDEX CONCURRENTLY IF EXISTS chatstore_file_changes",
         postgres_since: 160_000,
     },
     OwnIndex {

@@ -136,6 +136,12 @@ pub fn messages_since_sql(dialect: Dialect) -> &'static str {
     changes::MESSAGES_SINCE.text(dialect)
 }
 
+/// The change feed's catch-up read of the files updated since `$1` (see
+/// [`messages_since_sql`]), in `dialect`.
+pub fn files_since_sql(dialect: Dialect) -> &'static str {
+    changes::FILES_SINCE.text(dialect)
+}
+
 /// How to open a database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -58,6 +58,7 @@ fn own_index_names(db: &Db) -> Vec<String> {
         names.push("chatstore_chat_tags".to_owned());
         // The test server is PostgreSQL 18 (the index needs 16).
         names.push("chatstore_chat_message_changes".to_owned());
+        names.push("chatstore_file_changes".to_owned());
         for table in ["chat", "chat_message", "user", "file", "folder"]
             .iter()
             .chain(&ROW_TABLES)
@@ -377,10 +378,10 @@ async fn the_notes_page_reads_the_note_index() {
 
 /// On PostgreSQL, a streamed message's update (new content, usage and `updated_at`) stays HOT
 /// with every index chatstore adds to `chat_message`: it writes no index entry. And the change
-/// feed's catch-up reads the messages updated since a moment through
-/// `chatstore_chat_message_changes`, not the whole table.
+/// feed's catch-up reads the messages and files updated since a moment through
+/// `chatstore_chat_message_changes` and `chatstore_file_changes`, not the whole tables.
 #[tokio::test]
-async fn message_updates_stay_hot_and_catch_up_reads_the_changes_index() {
+async fn message_updates_stay_hot_and_catch_up_reads_the_changes_indexes() {
     let Some(db) = support::postgres_empty().await else {
         return;
     };
@@ -426,32 +427,44 @@ async fn message_updates_stay_hot_and_catch_up_reads_the_changes_index() {
          INSERT INTO chat_message (id, chat_id, user_id, role, content, created_at, updated_at) \
          SELECT 'c' || (g / 10) || '-m' || g, 'c' || (g / 10), 'u' || ((g / 10) % 100), \
          'user', to_json(repeat('words ', 20)), g, g FROM generate_series(10, 20009) AS g; \
+         INSERT INTO \"file\" (id, user_id, filename, created_at, updated_at) \
+         SELECT 'f' || g, 'u' || (g % 100), 'f.txt', g, g FROM generate_series(1, 20000) AS g; \
          ANALYZE",
     )
     .await;
-    let since = chatstore_sql::messages_since_sql(chatstore_sql::Dialect::Postgres);
-    for (name, execute) in [
-        ("everyone", "EXPLAIN EXECUTE since(19990, NULL)"),
-        ("one user", "EXPLAIN EXECUTE since(19990, 'u5')"),
+    use chatstore_sql::Dialect::Postgres;
+    for (table, since, index) in [
+        (
+            "chat_message",
+            chatstore_sql::messages_since_sql(Postgres),
+            "chatstore_chat_message_changes",
+        ),
+        (
+            "file",
+            chatstore_sql::files_since_sql(Postgres),
+            "chatstore_file_changes",
+        ),
     ] {
-        let plan = pg_plan(
-            &mut conn,
-            &format!("PREPARE since(bigint, text) AS {since}"),
-            execute,
-        )
-        .await;
-        sqlx::raw_sql("DEALLOCATE since")
-            .execute(&mut conn)
-            .await
-            .expect("deallocate");
-        assert!(
-            plan.contains("chatstore_chat_message_changes"),
-            "{name}:\n{plan}"
-        );
-        assert!(
-            !plan.contains("Seq Scan on chat_message"),
-            "{name}:\n{plan}"
-        );
+        for (name, execute) in [
+            ("everyone", "EXPLAIN EXECUTE since(19990, NULL)"),
+            ("one user", "EXPLAIN EXECUTE since(19990, 'u5')"),
+        ] {
+            let plan = pg_plan(
+                &mut conn,
+                &format!("PREPARE since(bigint, text) AS {since}"),
+                execute,
+            )
+            .await;
+            sqlx::raw_sql("DEALLOCATE since")
+                .execute(&mut conn)
+                .await
+                .expect("deallocate");
+            assert!(plan.contains(index), "{table}, {name}:\n{plan}");
+            assert!(
+                !plan.contains(&format!("Seq Scan on {table}")),
+                "{table}, {name}:\n{plan}"
+            );
+        }
     }
     db.finish().await;
 }
