@@ -171,8 +171,10 @@ impl Drop for Inner {
             return;
         }
         // The caller's runtime may be shutting down: clean up on a thread with a runtime and
-        // a client of its own, and wait for it so the server is tidy when the test ends.
+        // a client of its own (with the store's token, so no second login), and wait for it
+        // so the server is tidy when the test ends.
         let config = self.config.clone();
+        let token = self.client.token_now();
         let cols = self.cols.clone();
         let (done, finished) = std::sync::mpsc::channel::<()>();
         let patience = Duration::from_secs(60);
@@ -190,7 +192,8 @@ impl Drop for Inner {
                     &config.admin_email,
                     &config.admin_password,
                     config.timeout,
-                )?;
+                )?
+                .with_token(token);
                 schema::drop_collections(&client, &cols).await
             })
             .unwrap_or_else(|e| tracing::warn!("dropping collections {cols:?}: {e}"));
