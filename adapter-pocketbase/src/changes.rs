@@ -100,9 +100,16 @@ impl PocketBase {
 #[derive(Debug)]
 pub(crate) struct Listener(tokio::task::AbortHandle);
 
+impl Listener {
+    /// Ends the listening task (at its next await).
+    pub(crate) fn stop(&self) {
+        self.0.abort();
+    }
+}
+
 impl Drop for Listener {
     fn drop(&mut self) {
-        self.0.abort();
+        self.stop();
     }
 }
 

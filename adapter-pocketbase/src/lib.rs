@@ -167,6 +167,12 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // Stop listening first: the cleanup below takes a while, and a listener left running
+        // through it would still be reading the stream (the deletions' events among it) when
+        // its runtime shuts down after the drop.
+        if let Some(listener) = self.listener.get() {
+            listener.stop();
+        }
         if !self.config.drop_collections_on_drop {
             return;
         }
