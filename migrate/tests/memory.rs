@@ -1246,7 +1246,10 @@ async fn a_chat_the_target_holds_later_than_the_run_read_is_left_as_it_is() {
     for store in [&source, &target] {
         store
             .users
-            .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+            .create(NewUser {
+                created_at: Some(100),
+                ..NewUser::new("ada@example.com", "Ada").with_id("u1")
+            })
             .await
             .expect("user");
         let mut chat = NewChat::new("u1", "Plans").with_id("c1");
@@ -1302,7 +1305,10 @@ async fn a_message_deleted_on_the_target_after_the_run_read_it_stays_deleted() {
     for store in [&source, &target] {
         store
             .users
-            .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+            .create(NewUser {
+                created_at: Some(100),
+                ..NewUser::new("ada@example.com", "Ada").with_id("u1")
+            })
             .await
             .expect("user");
         let mut chat = NewChat::new("u1", "Plans").with_id("c1");

@@ -21,7 +21,10 @@ async fn router_with_chats(phase: Phase, dir: &std::path::Path) -> (Router, Stor
     for store in [&old, &new] {
         store
             .users
-            .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+            .create(NewUser {
+                created_at: Some(T0),
+                ..NewUser::new("ada@example.com", "Ada").with_id("u1")
+            })
             .await
             .expect("create u1");
         for (id, title) in [("c1", "Engines"), ("c2", "Looms")] {

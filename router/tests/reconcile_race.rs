@@ -51,7 +51,10 @@ async fn a_write_landing_while_reconcile_copies_the_record_is_kept() {
     for store in [&old, &new] {
         store
             .users
-            .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+            .create(NewUser {
+                created_at: Some(1_700_000_000),
+                ..NewUser::new("ada@example.com", "Ada").with_id("u1")
+            })
             .await
             .expect("create u1");
     }

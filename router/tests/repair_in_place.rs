@@ -90,7 +90,10 @@ async fn repairs_keep_the_rows_that_point_at_the_record() {
     for store in [&old, &new] {
         store
             .users
-            .create(NewUser::new("ada@example.com", "Ada").with_id("u1"))
+            .create(NewUser {
+                created_at: Some(T),
+                ..NewUser::new("ada@example.com", "Ada").with_id("u1")
+            })
             .await
             .expect("create u1");
         store

@@ -16,7 +16,10 @@ async fn user(old: &Store, new: &Store) -> String {
     for store in [old, new] {
         store
             .users
-            .create(NewUser::new("ada@example.com", "Ada").with_id("u-ada"))
+            .create(NewUser {
+                created_at: Some(1_700_000_000),
+                ..NewUser::new("ada@example.com", "Ada").with_id("u-ada")
+            })
             .await
             .expect("the same user in both stores");
     }
