@@ -153,6 +153,22 @@ impl UserRepo for PocketBase {
         from_record(stored)
     }
 
+    async fn set_last_active(&self, id: &str, at: i64) -> Result<()> {
+        // The one field, written inside the tx route: a PATCH of the records API would read
+        // the record and save every column, undoing a concurrent update of another field.
+        let ops = vec![TxOp::Update {
+            collection: self.cols().users.clone(),
+            entity: "user",
+            id: id.to_owned(),
+            fields: json!({ "last_active_at": at }),
+            return_record: false,
+        }];
+        self.client()
+            .tx(ops, Subject::new("user", id))
+            .await
+            .map(drop)
+    }
+
     async fn delete(&self, id: &str) -> Result<()> {
         self.client()
             .delete_record(&self.cols().users, id, Subject::new("user", id))

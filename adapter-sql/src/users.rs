@@ -169,6 +169,10 @@ const UPDATE_RECORDED: Sql = Sql::both(crate::changes::recorded!(
 
 const UPDATE_AUTH_EMAIL: Sql = Sql::both("UPDATE auth SET email = $2 WHERE id = $1");
 
+/// Open WebUI's own statement on a signed-in user's requests: no index holds the column, so
+/// on PostgreSQL the update stays HOT.
+const SET_LAST_ACTIVE: Sql = Sql::both("UPDATE \"user\" SET last_active_at = $2 WHERE id = $1");
+
 const DELETE: Sql = Sql::both("DELETE FROM \"user\" WHERE id = $1");
 
 const DELETE_AUTH: Sql = Sql::both("DELETE FROM auth WHERE id = $1");
@@ -489,6 +493,18 @@ impl UserRepo for SqlStore {
         }
         tx.commit().await?;
         Ok(user)
+    }
+
+    async fn set_last_active(&self, id: &str, at: i64) -> Result<()> {
+        if !storable(id) {
+            return Err(Error::not_found("user", id));
+        }
+        let mut tx = self.begin("user", Mode::Write).await?;
+        if tx.execute(SET_LAST_ACTIVE, args![id, at]).await? == 0 {
+            return Err(Error::not_found("user", id));
+        }
+        tx.announce(ChangeEvent::user_ids(ChangeKind::Updated, id));
+        tx.commit().await
     }
 
     async fn delete(&self, id: &str) -> Result<()> {

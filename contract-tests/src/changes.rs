@@ -16,7 +16,9 @@ use chatstore_core::changes::{
     ChangeEvent, ChangeFeed, ChangeFilter, ChangeKind, ChangeStream, catch_up_from, field, now_ms,
     subscribe,
 };
-use chatstore_core::{ChatPatch, Error, ModelGroup, NewChat, NewMessage, NewUser, Result, Store};
+use chatstore_core::{
+    ChatPatch, Error, ModelGroup, NewChat, NewMessage, NewUser, Result, Store, UserPatch,
+};
 use futures::StreamExt;
 
 use crate::fixtures::{new_file, new_user, user};
@@ -97,6 +99,32 @@ pub async fn a_new_user_is_announced(store: &Store) -> Result<()> {
         .await?;
     hear(&mut events, "the new user", |e| {
         e.group == ModelGroup::Users && e.user_id == created.id && created_or_updated(e)
+    })
+    .await;
+    Ok(())
+}
+
+/// A user's activity (`set_last_active`) is announced live as an update of the user. It
+/// moves no `updated_at`, so no read-back finds it: the subscription first hears another
+/// user's rename, which a feed delivers only once it is connected.
+pub async fn a_users_activity_is_announced_live(store: &Store) -> Result<()> {
+    let (ada, bob) = (user(store, 1).await?, user(store, 2).await?);
+    let mut events = events(store, ChangeFilter::all())?;
+    let rename = UserPatch {
+        name: Some("Ada L.".into()),
+        ..UserPatch::default()
+    };
+    store.users.update(&ada.id, rename).await?;
+    hear(&mut events, "the rename", |e| {
+        e.group == ModelGroup::Users && e.user_id == ada.id
+    })
+    .await;
+    store
+        .users
+        .set_last_active(&bob.id, now_ms() / 1000)
+        .await?;
+    hear(&mut events, "the activity", |e| {
+        e.group == ModelGroup::Users && e.user_id == bob.id && e.kind == ChangeKind::Updated
     })
     .await;
     Ok(())

@@ -177,6 +177,7 @@ macro_rules! __contract_group {
             create_many_users_checks_the_batch_itself,
             ids_with_reserved_characters_are_refused,
             last_active_at_is_kept_and_scan_ids_follow_scan,
+            set_last_active_sets_that_time_alone,
             session_stamps_are_stable_or_unsupported,
         );
     };
@@ -440,6 +441,7 @@ macro_rules! __contract_group {
     (changes, $f:path) => {
         $crate::__contract_tests!($f, changes;
             a_new_user_is_announced,
+            a_users_activity_is_announced_live,
             a_new_chat_is_announced_to_its_owner,
             a_renamed_chat_is_announced_as_updated,
             a_deleted_chat_is_announced,

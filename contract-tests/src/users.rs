@@ -1,6 +1,6 @@
 //! Contracts of `UserRepo`.
 
-use chatstore_core::{ErrorKind, NewUser, PageRequest, Result, Store, UserPatch};
+use chatstore_core::{ErrorKind, NewUser, PageRequest, Result, Store, User, UserPatch};
 use serde_json::json;
 
 use crate::assert_kind;
@@ -297,6 +297,50 @@ pub async fn last_active_at_is_kept_and_scan_ids_follow_scan(store: &Store) -> R
         .await?;
     assert_eq!(store.chats.scan_ids(None, 5).await?, ["a", "b"]);
     assert_eq!(store.chats.scan_ids(Some("a"), 5).await?, ["b"]);
+    Ok(())
+}
+
+/// `set_last_active` sets `last_active_at` to the time given (later or earlier) and nothing
+/// else, `updated_at` included, and a later update keeps it; a missing user is `NotFound`
+/// and a time out of range `InvalidInput`, changing nothing.
+pub async fn set_last_active_sets_that_time_alone(store: &Store) -> Result<()> {
+    let before = user(store, 1).await?;
+    let other = user(store, 2).await?;
+    store.users.set_last_active("user-1", T0 + 500).await?;
+    let active = store.users.get("user-1").await?;
+    assert_eq!(
+        active,
+        User {
+            last_active_at: T0 + 500,
+            ..before.clone()
+        }
+    );
+    store.users.set_last_active("user-1", T0 + 3).await?;
+    assert_eq!(store.users.get("user-1").await?.last_active_at, T0 + 3);
+    let patch = UserPatch {
+        name: Some("Ada L.".into()),
+        updated_at: Some(T0 + 40),
+        ..UserPatch::default()
+    };
+    assert_eq!(
+        store.users.update("user-1", patch).await?.last_active_at,
+        T0 + 3
+    );
+    let renamed = store.users.get("user-1").await?;
+    assert_eq!(
+        (renamed.last_active_at, renamed.updated_at),
+        (T0 + 3, T0 + 40)
+    );
+    assert_kind!(store.users.set_last_active("ghost", T0).await, NotFound);
+    assert_kind!(store.users.get("ghost").await, NotFound);
+    for bad in [-1, i64::MAX] {
+        assert_kind!(
+            store.users.set_last_active("user-1", bad).await,
+            InvalidInput
+        );
+    }
+    assert_eq!(store.users.get("user-1").await?, renamed);
+    assert_eq!(store.users.get("user-2").await?, other);
     Ok(())
 }
 

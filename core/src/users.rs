@@ -220,6 +220,12 @@ pub trait UserRepo: Send + Sync {
     async fn get_by_email(&self, email: &str) -> Result<User>;
     /// Applies a patch; `NotFound` when missing, `Conflict` when the new email is taken.
     async fn update(&self, id: &str, patch: UserPatch) -> Result<User>;
+    /// Records that the user was active at `at` (epoch seconds): sets `last_active_at` and
+    /// nothing else, `updated_at` included, as Open WebUI does on a signed-in user's requests
+    /// (`update_last_active_by_id`). The change feed announces it live as an update of the
+    /// user; a catch-up, which reads users by `updated_at`, does not find it again.
+    /// `NotFound` when missing.
+    async fn set_last_active(&self, id: &str, at: i64) -> Result<()>;
     /// Deletes the user row only; `Store::delete_user` also deletes what the user owns.
     async fn delete(&self, id: &str) -> Result<()>;
     /// Users ordered by `created_at DESC, id`.

@@ -214,12 +214,17 @@ async fn put_user(id: &str, user: Option<User>, to: &Store) -> Result<()> {
     if updated == user {
         return Ok(());
     }
+    let mut updated = updated;
+    if updated.last_active_at != user.last_active_at {
+        to.users.set_last_active(id, user.last_active_at).await?;
+        updated.last_active_at = user.last_active_at;
+        if updated == user {
+            return Ok(());
+        }
+    }
     let mut fields = Vec::new();
     if updated.created_at != user.created_at {
         fields.push("created_at");
-    }
-    if updated.last_active_at != user.last_active_at {
-        fields.push("last_active_at");
     }
     if updated.info != user.info {
         fields.push("info");

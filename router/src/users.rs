@@ -103,6 +103,18 @@ impl UserRepo for Users {
             .await
     }
 
+    async fn set_last_active(&self, id: &str, at: i64) -> Result<()> {
+        let id = id.to_owned();
+        self.0
+            .write(
+                G,
+                "users.set_last_active",
+                vec![RepairKey::User(id.clone())],
+                on!(users, [id, at], |r| r.set_last_active(&id, at).await),
+            )
+            .await
+    }
+
     async fn delete(&self, id: &str) -> Result<()> {
         let id = id.to_owned();
         self.0

@@ -197,10 +197,6 @@ async fn repairs_keep_the_rows_that_point_at_the_record() {
     assert!(verified.equal, "{:?}", verified.differing_ids());
 }
 
-/// A tag the new store holds under the same id with another name or meta is not a repaired
-/// tag: tags have no update (and deleting one takes it off its chats), so the repair stays
-/// pending with `Conflict`. Before, tags were compared by id alone and the entry was marked
-/// repaired while the stores still differed.
 /// Logs `key` for repair from the old store, as a write `operation` the new store failed.
 fn log_failed(router: &chatstore_router::Router, key: RepairKey, operation: &str) {
     router
@@ -217,6 +213,10 @@ fn log_failed(router: &chatstore_router::Router, key: RepairKey, operation: &str
         .expect("log the repair");
 }
 
+/// A tag the new store holds under the same id with another name or meta is not a repaired
+/// tag: tags have no update (and deleting one takes it off its chats), so the repair stays
+/// pending with `Conflict`. Before, tags were compared by id alone and the entry was marked
+/// repaired while the stores still differed.
 #[tokio::test]
 async fn a_tag_differing_in_name_or_meta_stays_pending() {
     use chatstore_core::Tag;
@@ -240,6 +240,52 @@ async fn a_tag_differing_in_name_or_meta_stays_pending() {
     let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
     assert_eq!(report.remaining, 1, "{report:?}");
     assert_eq!(report.repaired, 0, "{report:?}");
+}
+
+/// A user's activity the new store missed (`set_last_active`, which moves no `updated_at`)
+/// is repaired: the copy sets `last_active_at` on the new store. Before, the entry stayed
+/// pending with `Conflict` ("what an update cannot set"). Through the router in `dual`, the
+/// activity reaches both stores.
+#[tokio::test]
+async fn a_missed_activity_is_repaired_and_a_dual_one_reaches_both_stores() {
+    let (old, new) = (memory::store(), memory::store());
+    for store in [&old, &new] {
+        store
+            .users
+            .create(NewUser {
+                created_at: Some(T),
+                ..NewUser::new("ada@example.com", "Ada").with_id("u1")
+            })
+            .await
+            .expect("create u1");
+    }
+    old.users
+        .set_last_active("u1", T + 60)
+        .await
+        .expect("active on the old store");
+    let router = common::router(old.clone(), &new, Phase::Dual);
+    log_failed(
+        &router,
+        RepairKey::User("u1".into()),
+        "users.set_last_active",
+    );
+    let report = router.reconcile(&|_, _| {}).await.expect("reconcile");
+    assert_eq!((report.repaired, report.remaining), (1, 0), "{report:?}");
+    assert_eq!(
+        new.users.get("u1").await.expect("on the new store"),
+        old.users.get("u1").await.expect("on the old store")
+    );
+
+    router
+        .store()
+        .users
+        .set_last_active("u1", T + 120)
+        .await
+        .expect("a routed activity");
+    for store in [&old, &new] {
+        let user = store.users.get("u1").await.expect("u1");
+        assert_eq!((user.last_active_at, user.updated_at), (T + 120, T));
+    }
 }
 
 /// Repairing a user's chats (logged by a failed `delete_for_user` or tag delete) covers their

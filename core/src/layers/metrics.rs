@@ -170,6 +170,10 @@ impl UserRepo for Metered<dyn UserRepo> {
     async fn update(&self, id: &str, patch: UserPatch) -> Result<User> {
         self.observe("users.update", self.0.update(id, patch)).await
     }
+    async fn set_last_active(&self, id: &str, at: i64) -> Result<()> {
+        self.observe("users.set_last_active", self.0.set_last_active(id, at))
+            .await
+    }
     async fn delete(&self, id: &str) -> Result<()> {
         self.observe("users.delete", self.0.delete(id)).await
     }

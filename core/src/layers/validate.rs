@@ -10,6 +10,7 @@
 //! | call | checks |
 //! |---|---|
 //! | `users.list` | the page |
+//! | `users.set_last_active` | the time |
 //! | `*.scan`, `*.scan_ids` | the limit (and the collection name for vectors) |
 //! | `chats.list`, `chats.list_items` | the whole query: user id, page, folder, title, tag filter names |
 //! | `chats.set_tags`, `add_tag` | every tag name (not empty, not `none`, no control characters) |
@@ -109,6 +110,10 @@ impl UserRepo for Validated<dyn UserRepo> {
     }
     async fn update(&self, id: &str, patch: UserPatch) -> Result<User> {
         self.0.update(id, patch).await
+    }
+    async fn set_last_active(&self, id: &str, at: i64) -> Result<()> {
+        validate::timestamp("last_active_at", at)?;
+        self.0.set_last_active(id, at).await
     }
     async fn delete(&self, id: &str) -> Result<()> {
         self.0.delete(id).await

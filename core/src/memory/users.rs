@@ -83,6 +83,18 @@ impl UserRepo for MemoryBackend {
         })
     }
 
+    async fn set_last_active(&self, id: &str, at: i64) -> Result<()> {
+        self.write(|s| {
+            let user = s
+                .users
+                .get_mut(id)
+                .ok_or_else(|| Error::not_found("user", id))?;
+            user.last_active_at = at;
+            s.announce(ChangeEvent::user_ids(ChangeKind::Updated, id));
+            Ok(())
+        })
+    }
+
     async fn delete(&self, id: &str) -> Result<()> {
         self.write(|s| {
             s.users

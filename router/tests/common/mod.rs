@@ -193,6 +193,9 @@ impl chatstore_core::users::UserRepo for HookedUsers {
             }
         }
     }
+    async fn set_last_active(&self, id: &str, at: i64) -> chatstore_core::Result<()> {
+        self.inner.set_last_active(id, at).await
+    }
     async fn delete(&self, id: &str) -> chatstore_core::Result<()> {
         self.inner.delete(id).await
     }
