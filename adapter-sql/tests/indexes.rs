@@ -376,6 +376,46 @@ async fn the_notes_page_reads_the_note_index() {
     assert!(!plan.contains("TEMP B-TREE"), "{plan}");
 }
 
+/// On PostgreSQL, a user's activity (`set_last_active`: Open WebUI's update of
+/// `last_active_at` on a signed-in user's requests) stays HOT with every index chatstore adds
+/// to `user`.
+#[tokio::test]
+async fn user_activity_stays_hot() {
+    let Some(db) = support::postgres_empty().await else {
+        return;
+    };
+    db.sql_store().await.indexes_ready().await;
+    let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::raw_sql(
+        "INSERT INTO \"user\" (id, name, email, role, profile_image_url, last_active_at, \
+         updated_at, created_at) VALUES ('u0', 'Ada', 'ada@example.com', 'user', '/user.png', \
+         1, 1, 1)",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("a user");
+    let (updated, hot): (i64, i64) = {
+        let mut tx = conn.begin().await.expect("begin");
+        for at in 2..7_i64 {
+            sqlx::query("UPDATE \"user\" SET last_active_at = $1 WHERE id = 'u0'")
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .expect("an activity");
+        }
+        let counts = sqlx::query_as(
+            "SELECT pg_stat_get_xact_tuples_updated('\"user\"'::regclass), \
+             pg_stat_get_xact_tuples_hot_updated('\"user\"'::regclass)",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .expect("update counts");
+        tx.commit().await.expect("commit");
+        counts
+    };
+    assert_eq!((updated, hot), (5, 5), "activities that were not HOT");
+}
+
 /// On PostgreSQL, a streamed message's update (new content, usage and `updated_at`) stays HOT
 /// with every index chatstore adds to `chat_message`: it writes no index entry. And the change
 /// feed's catch-up reads the messages and files updated since a moment through
