@@ -196,7 +196,7 @@ async fn put_user(id: &str, user: Option<User>, to: &Store) -> Result<()> {
     }
     // Updated in place, never deleted and made again: on a SQL store deleting the user takes
     // its credentials (`auth`) and group memberships with it, which no repair puts back.
-    let updated = to
+    let mut updated = to
         .users
         .update(
             id,
@@ -214,7 +214,7 @@ async fn put_user(id: &str, user: Option<User>, to: &Store) -> Result<()> {
     if updated == user {
         return Ok(());
     }
-    let mut updated = updated;
+    // An activity moves no `updated_at`: a missed one is set by itself.
     if updated.last_active_at != user.last_active_at {
         to.users.set_last_active(id, user.last_active_at).await?;
         updated.last_active_at = user.last_active_at;
