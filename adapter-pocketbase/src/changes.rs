@@ -136,6 +136,16 @@ fn int(record: &Value, field: &str) -> i64 {
     crate::record::int(record, field).unwrap_or_default()
 }
 
+/// Lets go of the listener's hold on the store; `false` when it was the last one. The store's
+/// drop has then run in the listener's own task, stopping it, while the store's owner may
+/// already be shutting the runtime down (a test's runtime at its end): the task must return
+/// before it polls a timer again (the stream's or a pause), which would panic in a runtime
+/// being shut down.
+fn release(pb: PocketBase, store: &Weak<Inner>) -> bool {
+    drop(pb);
+    store.strong_count() > 0
+}
+
 /// Waits `backoff`, then doubles it (5 s at most).
 async fn pause(backoff: &mut Duration) {
     tokio::time::sleep(*backoff).await;
@@ -303,7 +313,9 @@ async fn listen(store: Weak<Inner>) {
         let pb = PocketBase { inner };
         let hub = pb.inner.hub.clone();
         let url = format!("{}/api/realtime", pb.inner.client.base());
-        drop(pb);
+        if !release(pb, &store) {
+            return;
+        }
         let mut events = match http.get(&url).send().await {
             Ok(resp) if resp.status().is_success() => resp.bytes_stream().eventsource(),
             Ok(resp) => {
@@ -336,7 +348,9 @@ async fn listen(store: Weak<Inner>) {
         if let Err(e) = subscribe(&pb, &client_id).await {
             hub.disconnected();
             tracing::warn!(error = %e, "change feed: cannot subscribe; reconnecting");
-            drop(pb);
+            if !release(pb, &store) {
+                return;
+            }
             pause(&mut backoff).await;
             continue;
         }
@@ -353,19 +367,27 @@ async fn listen(store: Weak<Inner>) {
                 }
             }
             Err(e) => {
-                drop(pb);
+                if !release(pb, &store) {
+                    return;
+                }
                 hub.catch_up_failed();
                 tracing::warn!(error = %e, "change feed: catch-up failed; reconnecting");
                 pause(&mut backoff).await;
                 continue;
             }
         }
-        drop(pb);
+        if !release(pb, &store) {
+            return;
+        }
         while let Some(message) = events.next().await {
             let Ok(message) = message else { break };
             let Some(inner) = store.upgrade() else { return };
             let pb = PocketBase { inner };
-            match event_of(&pb, &owners, &message.event, &message.data).await {
+            let event = event_of(&pb, &owners, &message.event, &message.data).await;
+            if !release(pb, &store) {
+                return;
+            }
+            match event {
                 Ok(Some(event)) => {
                     cursor = after_live(cursor, &event, record_changed_ms(&message.data));
                     hub.publish(event);
