@@ -376,6 +376,30 @@ async fn the_notes_page_reads_the_note_index() {
     assert!(!plan.contains("TEMP B-TREE"), "{plan}");
 }
 
+/// Runs `update` five times in one transaction, binding 2 to 6 as `$1`, and answers how many
+/// rows of `table` that transaction updated and how many of those updates were HOT (wrote no
+/// index entry).
+async fn updates_and_hot(conn: &mut PgConnection, table: &str, update: &'static str) -> (i64, i64) {
+    let mut tx = conn.begin().await.expect("begin");
+    for step in 2..7 {
+        sqlx::query(update)
+            .bind(step)
+            .execute(&mut *tx)
+            .await
+            .expect("an update");
+    }
+    let counts = sqlx::query_as(
+        "SELECT pg_stat_get_xact_tuples_updated($1::regclass), \
+         pg_stat_get_xact_tuples_hot_updated($1::regclass)",
+    )
+    .bind(table)
+    .fetch_one(&mut *tx)
+    .await
+    .expect("update counts");
+    tx.commit().await.expect("commit");
+    counts
+}
+
 /// On PostgreSQL, a user's activity (`set_last_active`: Open WebUI's update of
 /// `last_active_at` on a signed-in user's requests) stays HOT with every index chatstore adds
 /// to `user`.
@@ -394,26 +418,13 @@ async fn user_activity_stays_hot() {
     .execute(&mut conn)
     .await
     .expect("a user");
-    let (updated, hot): (i64, i64) = {
-        let mut tx = conn.begin().await.expect("begin");
-        for at in 2..7_i64 {
-            sqlx::query("UPDATE \"user\" SET last_active_at = $1 WHERE id = 'u0'")
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .expect("an activity");
-        }
-        let counts = sqlx::query_as(
-            "SELECT pg_stat_get_xact_tuples_updated('\"user\"'::regclass), \
-             pg_stat_get_xact_tuples_hot_updated('\"user\"'::regclass)",
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .expect("update counts");
-        tx.commit().await.expect("commit");
-        counts
-    };
-    assert_eq!((updated, hot), (5, 5), "activities that were not HOT");
+    let counts = updates_and_hot(
+        &mut conn,
+        "\"user\"",
+        "UPDATE \"user\" SET last_active_at = $1 WHERE id = 'u0'",
+    )
+    .await;
+    assert_eq!(counts, (5, 5), "activities that were not HOT");
 }
 
 /// On PostgreSQL, a streamed message's update (new content, usage and `updated_at`) stays HOT
@@ -436,29 +447,14 @@ async fn message_updates_stay_hot_and_catch_up_reads_the_changes_indexes() {
     .execute(&mut conn)
     .await
     .expect("a message");
-    let (updated, hot): (i64, i64) = {
-        let mut tx = conn.begin().await.expect("begin");
-        for step in 2..7 {
-            sqlx::query(
-                "UPDATE chat_message SET content = to_json(repeat('word ', $1)), \
-                 usage = json_build_object('tokens', $1), updated_at = $1 WHERE id = 'c0-m0'",
-            )
-            .bind(step)
-            .execute(&mut *tx)
-            .await
-            .expect("a streamed update");
-        }
-        let counts = sqlx::query_as(
-            "SELECT pg_stat_get_xact_tuples_updated('chat_message'::regclass), \
-             pg_stat_get_xact_tuples_hot_updated('chat_message'::regclass)",
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .expect("update counts");
-        tx.commit().await.expect("commit");
-        counts
-    };
-    assert_eq!((updated, hot), (5, 5), "streamed updates that were not HOT");
+    let counts = updates_and_hot(
+        &mut conn,
+        "chat_message",
+        "UPDATE chat_message SET content = to_json(repeat('word ', $1)), \
+         usage = json_build_object('tokens', $1), updated_at = $1 WHERE id = 'c0-m0'",
+    )
+    .await;
+    assert_eq!(counts, (5, 5), "streamed updates that were not HOT");
 
     db.exec(
         "INSERT INTO chat (id, user_id, title, created_at, updated_at, archived, chat, pinned, \

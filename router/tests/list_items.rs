@@ -4,7 +4,7 @@
 
 mod common;
 
-use chatstore_core::{ChatPatch, ChatQuery, NewChat, NewUser, Store, memory};
+use chatstore_core::{ChatPatch, ChatQuery, NewChat, Store, memory};
 use chatstore_router::{Phase, Router};
 
 /// A fixed creation time, so both stores hold the same chats.
@@ -18,15 +18,8 @@ fn ids(items: &[chatstore_core::ChatSummary]) -> Vec<&str> {
 /// its new store.
 async fn router_with_chats(phase: Phase, dir: &std::path::Path) -> (Router, Store) {
     let (old, new) = (memory::store(), memory::store());
+    common::same_user(&[&old, &new], "u1").await;
     for store in [&old, &new] {
-        store
-            .users
-            .create(NewUser {
-                created_at: Some(T0),
-                ..NewUser::new("ada@example.com", "Ada").with_id("u1")
-            })
-            .await
-            .expect("create u1");
         for (id, title) in [("c1", "Engines"), ("c2", "Looms")] {
             let chat = NewChat {
                 created_at: Some(T0),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use chatstore_core::users::{NewUser, UserPatch};
+use chatstore_core::users::UserPatch;
 use chatstore_core::{ModelGroup, Store, memory};
 use chatstore_router::{Phase, RepairEntry, RepairKey, Router, Side};
 
@@ -48,16 +48,7 @@ fn renamed(name: &str) -> UserPatch {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_landing_while_reconcile_copies_the_record_is_kept() {
     let (old, new) = (memory::store(), memory::store());
-    for store in [&old, &new] {
-        store
-            .users
-            .create(NewUser {
-                created_at: Some(1_700_000_000),
-                ..NewUser::new("ada@example.com", "Ada").with_id("u1")
-            })
-            .await
-            .expect("create u1");
-    }
+    common::same_user(&[&old, &new], "u1").await;
     // The write the new store missed, and its repair entry.
     old.users
         .update("u1", renamed("Ada Lovelace"))

@@ -87,15 +87,8 @@ async fn count(store: &Store, name: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repairs_keep_the_rows_that_point_at_the_record() {
     let (old, new) = (memory::store(), common::sqlite().await);
+    common::same_user(&[&old, &new], "u1").await;
     for store in [&old, &new] {
-        store
-            .users
-            .create(NewUser {
-                created_at: Some(T),
-                ..NewUser::new("ada@example.com", "Ada").with_id("u1")
-            })
-            .await
-            .expect("create u1");
         store
             .chats
             .create(
@@ -249,18 +242,10 @@ async fn a_tag_differing_in_name_or_meta_stays_pending() {
 #[tokio::test]
 async fn a_missed_activity_is_repaired_and_a_dual_one_reaches_both_stores() {
     let (old, new) = (memory::store(), memory::store());
-    for store in [&old, &new] {
-        store
-            .users
-            .create(NewUser {
-                created_at: Some(T),
-                ..NewUser::new("ada@example.com", "Ada").with_id("u1")
-            })
-            .await
-            .expect("create u1");
-    }
+    common::same_user(&[&old, &new], "u1").await;
+    let created = common::USER_CREATED;
     old.users
-        .set_last_active("u1", T + 60)
+        .set_last_active("u1", created + 60)
         .await
         .expect("active on the old store");
     let router = common::router(old.clone(), &new, Phase::Dual);
@@ -279,12 +264,15 @@ async fn a_missed_activity_is_repaired_and_a_dual_one_reaches_both_stores() {
     router
         .store()
         .users
-        .set_last_active("u1", T + 120)
+        .set_last_active("u1", created + 120)
         .await
         .expect("a routed activity");
     for store in [&old, &new] {
         let user = store.users.get("u1").await.expect("u1");
-        assert_eq!((user.last_active_at, user.updated_at), (T + 120, T));
+        assert_eq!(
+            (user.last_active_at, user.updated_at),
+            (created + 120, created)
+        );
     }
 }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use chatstore_core::transfer::stream_bytes;
-use chatstore_core::{NewFile, NewUser, Store, memory};
+use chatstore_core::{NewFile, Store, memory};
 use chatstore_router::Phase;
 use futures::TryStreamExt;
 
@@ -13,16 +13,7 @@ fn pdf(len: usize) -> Vec<u8> {
 }
 
 async fn user(old: &Store, new: &Store) -> String {
-    for store in [old, new] {
-        store
-            .users
-            .create(NewUser {
-                created_at: Some(1_700_000_000),
-                ..NewUser::new("ada@example.com", "Ada").with_id("u-ada")
-            })
-            .await
-            .expect("the same user in both stores");
-    }
+    common::same_user(&[old, new], "u-ada").await;
     "u-ada".to_owned()
 }
 

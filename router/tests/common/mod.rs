@@ -12,6 +12,25 @@ use chatstore_pocketbase::{PocketBase, PocketBaseConfig};
 use chatstore_router::{Phase, Router};
 use chatstore_sql::SqlOptions;
 
+/// When [`same_user`] creates its user.
+pub const USER_CREATED: i64 = 1_700_000_000;
+
+/// Creates user `id` (Ada, `ada@example.com`) on each of `stores` with the same timestamps
+/// ([`USER_CREATED`]): left to "now", two creations may fall on two sides of a second, and
+/// the stores then hold users a repair cannot make equal.
+pub async fn same_user(stores: &[&Store], id: &str) {
+    for store in stores {
+        store
+            .users
+            .create(chatstore_core::NewUser {
+                created_at: Some(USER_CREATED),
+                ..chatstore_core::NewUser::new("ada@example.com", "Ada").with_id(id)
+            })
+            .await
+            .expect("the same user on every store");
+    }
+}
+
 /// A new folder under the system temp folder.
 pub fn temp_folder(kind: &str) -> PathBuf {
     chatstore_testkit::scratch_folder("chatstore-router-tests", kind)
