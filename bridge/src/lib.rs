@@ -17,6 +17,10 @@
 //!   [`envelopes`]): `chat:list`, `chat:title`, `chat:tags` to the owner's `user:{id}` room,
 //!   message changes to `chat:{id}`. A user never receives another user's event.
 //!
+//! - A socket's `heartbeat` (the web client sends one every 30 s) records the user's
+//!   activity (`last_active_at`) in the store, as Open WebUI's own server does, at most once
+//!   per user per [`BridgeConfig::activity_interval`].
+//!
 //! - With [`BridgeConfig::redis`], every envelope is also published into Open WebUI's own
 //!   Redis manager channel, so browsers connected to Open WebUI's replicas get it too.
 //!
@@ -37,6 +41,7 @@
 //! # });
 //! ```
 
+mod activity;
 mod auth;
 pub mod downloads;
 mod envelope;
@@ -61,6 +66,10 @@ pub use redis::RedisTarget;
 /// The path Open WebUI's client connects to.
 pub const SOCKET_PATH: &str = "/ws/socket.io";
 
+/// How often a user's activity is written at most by default: Open WebUI's
+/// `DATABASE_USER_ACTIVE_STATUS_UPDATE_INTERVAL` default.
+pub const DEFAULT_ACTIVITY_INTERVAL: Duration = Duration::from_secs(60);
+
 /// How the bridge runs.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -81,6 +90,11 @@ pub struct BridgeConfig {
     /// `WEBSOCKET_MANAGER=redis`), so browsers connected to Open WebUI itself get them. Set it
     /// on one bridge of a deployment only: every bridge publishes every change it hears.
     pub redis: Option<RedisTarget>,
+    /// A socket's `heartbeat` writes its user's `last_active_at` at most once per this
+    /// interval (per bridge process; zero: every heartbeat), as Open WebUI's
+    /// `DATABASE_USER_ACTIVE_STATUS_UPDATE_INTERVAL` does (60 s). `None`: heartbeats write
+    /// nothing, and the bridge only reads the store.
+    pub activity_interval: Option<Duration>,
 }
 
 impl Default for BridgeConfig {
@@ -91,6 +105,7 @@ impl Default for BridgeConfig {
             recheck_interval: Duration::from_secs(30),
             concurrency: 64,
             redis: None,
+            activity_interval: Some(DEFAULT_ACTIVITY_INTERVAL),
         }
     }
 }
@@ -111,6 +126,12 @@ impl BridgeConfig {
     /// Publishing into Open WebUI's Redis manager channel too.
     pub fn redis(mut self, target: RedisTarget) -> Self {
         self.redis = Some(target);
+        self
+    }
+
+    /// Heartbeats write a user's activity at most once per `every` (`None`: never).
+    pub fn activity_interval(mut self, every: Option<Duration>) -> Self {
+        self.activity_interval = every;
         self
     }
 
@@ -136,6 +157,7 @@ struct Shared {
     config: BridgeConfig,
     metrics: Option<MetricsRender>,
     sockets: AtomicI64,
+    activity: Option<Arc<activity::Throttle>>,
 }
 
 impl std::fmt::Debug for BridgeState {
@@ -150,12 +172,16 @@ impl std::fmt::Debug for BridgeState {
 impl BridgeState {
     /// The state of a bridge over `store`.
     pub fn new(store: Store, config: BridgeConfig) -> Self {
+        let activity = config
+            .activity_interval
+            .map(|every| Arc::new(activity::Throttle::new(every)));
         BridgeState {
             inner: Arc::new(Shared {
                 store,
                 config,
                 metrics: None,
                 sockets: AtomicI64::new(0),
+                activity,
             }),
         }
     }
@@ -168,6 +194,7 @@ impl BridgeState {
                 config: self.inner.config.clone(),
                 metrics: Some(render),
                 sockets: AtomicI64::new(self.sockets()),
+                activity: self.inner.activity.clone(),
             }),
         }
     }
@@ -190,6 +217,10 @@ impl BridgeState {
     pub(crate) fn socket_delta(&self, delta: i64) {
         let now = self.inner.sockets.fetch_add(delta, Ordering::Relaxed) + delta;
         metrics::gauge!(metric::SOCKETS).set(now as f64);
+    }
+
+    pub(crate) fn activity(&self) -> Option<&activity::Throttle> {
+        self.inner.activity.as_deref()
     }
 
     pub(crate) fn metrics_render(&self) -> Option<&MetricsRender> {

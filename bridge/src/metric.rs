@@ -25,3 +25,8 @@ pub const REDIS_PUBLISHED: &str = "chatstore_bridge_redis_published_total";
 pub const REDIS_DROPPED: &str = "chatstore_bridge_redis_dropped_total";
 /// Gauge: 1 while the connection to Redis is up.
 pub const REDIS_CONNECTED: &str = "chatstore_bridge_redis_connected";
+/// Counter: users' activity (`last_active_at`) written on a socket's `heartbeat`.
+pub const ACTIVITY_WRITES: &str = "chatstore_bridge_activity_writes_total";
+/// Counter: activity writes the store refused or could not take (tried again at the user's
+/// next heartbeat).
+pub const ACTIVITY_FAILURES: &str = "chatstore_bridge_activity_failures_total";

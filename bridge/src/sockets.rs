@@ -106,6 +106,7 @@ async fn authenticate(
         joins: std::sync::Arc::new(tokio::sync::Semaphore::new(JOINS_IN_FLIGHT)),
     });
     socket.on("events:chat", on_chat_room);
+    socket.on("heartbeat", on_heartbeat);
     // Not yet connected here (socketioxide marks it so after the middleware); a refusal
     // after this point leaves no room behind, as socketioxide removes the socket's rooms.
     socket.join(user_room);
@@ -192,6 +193,17 @@ async fn on_chat_room(
         _ => refused("type must be \"join\" or \"leave\""),
     };
     let _ = ack.send(&reply);
+}
+
+/// `heartbeat` from the web client (its payload is ignored): records the user's activity
+/// (see [`crate::activity`]), then acknowledges, with no data, when the client asked for an
+/// ack.
+async fn on_heartbeat(socket: SocketRef, State(state): State<BridgeState>, ack: AckSender) {
+    let Some(session) = socket.extensions.get::<Session>() else {
+        return;
+    };
+    crate::activity::heartbeat(&state, &session.user_id).await;
+    let _ = ack.send(&());
 }
 
 fn refused(error: &str) -> serde_json::Value {

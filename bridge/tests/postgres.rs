@@ -289,3 +289,35 @@ async fn health_waits_for_the_feed_to_connect() {
     held.abort();
     support::drop_database(&url).await;
 }
+
+/// On PostgreSQL, a heartbeat through one bridge writes the user's `last_active_at` into
+/// Open WebUI's `user` row (`updated_at` untouched), where another replica reads it.
+#[tokio::test]
+async fn a_heartbeat_records_the_users_activity_on_postgres() {
+    let Some(url) = support::postgres_database().await else {
+        return;
+    };
+    let writer = open(&url).await;
+    let ada = user(&writer).await;
+    writer.users.set_last_active(&ada, 5).await.expect("idle");
+    let updated = writer.users.get(&ada).await.expect("user").updated_at;
+    let addr = support::serve(open(&url).await).await;
+    let token = token_for(&writer, &ada).await;
+    let Some(mut client) = Client::start(addr, Some(&token), Transport::Websocket, &[]).await
+    else {
+        return;
+    };
+    assert!(client.ready().await);
+    let before = support::now_secs() as i64;
+    client.heartbeat().await;
+    let user = writer.users.get(&ada).await.expect("user");
+    assert!(
+        user.last_active_at >= before,
+        "activity {} before the heartbeat at {before}",
+        user.last_active_at
+    );
+    assert_eq!(user.updated_at, updated, "an activity is no update");
+    client.stop().await;
+    drop(writer);
+    support::drop_database(&url).await;
+}

@@ -329,3 +329,95 @@ async fn a_join_flood_reads_the_store_a_few_at_a_time() {
     );
     bad.stop().await;
 }
+
+/// A user created long ago, so any activity written now stands out.
+async fn idle_user(store: &Store, email: &str) -> String {
+    store
+        .users
+        .create(NewUser {
+            role: Some("user".into()),
+            created_at: Some(1_000),
+            ..NewUser::new(email, "U")
+        })
+        .await
+        .expect("create user")
+        .id
+}
+
+async fn last_active(store: &Store, user: &str) -> i64 {
+    store.users.get(user).await.expect("user").last_active_at
+}
+
+/// A heartbeat sent as Open WebUI's web client sends it (no ack asked for) records the
+/// user's activity, `updated_at` untouched; a second one within the interval writes nothing.
+#[tokio::test]
+async fn a_heartbeat_records_the_users_activity_once_per_interval() {
+    let store = memory::store();
+    let ada = idle_user(&store, "ada@example.com").await;
+    let config = chatstore_bridge::BridgeConfig::default()
+        .secret_key(SECRET)
+        .activity_interval(Some(Duration::from_secs(3600)));
+    let addr = support::serve_with(store.clone(), config).await;
+    let Some(mut client) = Client::start(addr, Some(&token(&ada)), Transport::Websocket, &[]).await
+    else {
+        return;
+    };
+    assert!(client.ready().await);
+    let before = support::now_secs() as i64;
+    client.send("heartbeat").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while last_active(&store, &ada).await < before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the heartbeat wrote no activity within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let user = store.users.get(&ada).await.expect("user");
+    assert!(user.last_active_at <= support::now_secs() as i64);
+    assert_eq!(user.updated_at, 1_000, "an activity is no update");
+
+    store.users.set_last_active(&ada, 5).await.expect("reset");
+    client.heartbeat().await;
+    assert_eq!(
+        last_active(&store, &ada).await,
+        5,
+        "a second heartbeat within the interval writes nothing"
+    );
+    client.stop().await;
+}
+
+/// With a zero interval every heartbeat writes; with activity off none does.
+#[tokio::test]
+async fn the_activity_interval_decides_which_heartbeats_write() {
+    let store = memory::store();
+    let ada = idle_user(&store, "ada@example.com").await;
+    let bob = idle_user(&store, "bob@example.com").await;
+    let every = chatstore_bridge::BridgeConfig::default()
+        .secret_key(SECRET)
+        .activity_interval(Some(Duration::ZERO));
+    let off = chatstore_bridge::BridgeConfig::default()
+        .secret_key(SECRET)
+        .activity_interval(None);
+    let every = support::serve_with(store.clone(), every).await;
+    let off = support::serve_with(store.clone(), off).await;
+    let Some(mut eager) = Client::start(every, Some(&token(&ada)), Transport::Polling, &[]).await
+    else {
+        return;
+    };
+    let mut silent = Client::start(off, Some(&token(&bob)), Transport::Websocket, &[])
+        .await
+        .expect("client");
+    assert!(eager.ready().await && silent.ready().await);
+    let before = support::now_secs() as i64;
+    for _ in 0..2 {
+        store.users.set_last_active(&ada, 5).await.expect("reset");
+        eager.heartbeat().await;
+        assert!(last_active(&store, &ada).await >= before);
+    }
+    silent.heartbeat().await;
+    silent.heartbeat().await;
+    assert_eq!(last_active(&store, &bob).await, 1_000, "activity is off");
+    eager.stop().await;
+    silent.stop().await;
+}

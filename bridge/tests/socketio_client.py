@@ -4,7 +4,9 @@ Connects to URL with auth {token} (none when --token is absent), joins the chats
 --join through `events:chat` (waiting for the ack), then prints one JSON line per thing that
 happens: {"event": "connect"}, {"event": "connect_error", "data": ...}, {"event": "joined",
 "data": {...}}, {"event": "ready"}, {"event": "events", "data": ENVELOPE},
-{"event": "disconnect"}. It stays connected until its stdin closes.
+{"event": "disconnect"}. It stays connected until its stdin closes. Each stdin line
+`heartbeat` emits a `heartbeat` as Open WebUI's web client does (then {"event": "sent"});
+`heartbeat-ack` asks for its ack and prints {"event": "heartbeat", "data": {"reply": ...}}.
 
 With --flood N, each chat is joined N times at once without waiting for the answers, and one
 line {"event": "flooded", "data": {"chat_id", "replies": [...]}} follows once all answered.
@@ -86,7 +88,18 @@ def main():
     done = threading.Event()
 
     def wait_stdin():
-        sys.stdin.read()
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "heartbeat":
+                # As Open WebUI's web client sends it: no ack asked for.
+                sio.emit("heartbeat", {})
+                say("sent", "heartbeat")
+            elif command == "heartbeat-ack":
+                try:
+                    reply = sio.call("heartbeat", {}, timeout=10)
+                    say("heartbeat", {"reply": reply})
+                except socketio.exceptions.TimeoutError:
+                    say("heartbeat", {"timeout": True})
         done.set()
 
     threading.Thread(target=wait_stdin, daemon=True).start()

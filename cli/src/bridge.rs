@@ -2,6 +2,7 @@
 //! `/metrics` in Prometheus text) over a store until interrupted.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use chatstore_bridge::{BridgeConfig, BridgeState, router};
 use clap::Args;
@@ -36,6 +37,45 @@ pub struct BridgeArgs {
         env = "CHATSTORE_BRIDGE_REDIS_CHANNEL"
     )]
     pub redis_channel: String,
+    /// A user's `heartbeat` (sent by the web client every 30 s) writes their
+    /// `last_active_at` at most once per this many seconds per bridge (0: every heartbeat), as
+    /// Open WebUI does with the same variable; `off`: heartbeats write nothing.
+    #[arg(
+        long,
+        default_value = "60",
+        env = "DATABASE_USER_ACTIVE_STATUS_UPDATE_INTERVAL",
+        value_parser = activity_interval
+    )]
+    pub activity_interval: ActivityInterval,
+}
+
+/// How often at most a heartbeat writes a user's activity; `None`: never.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ActivityInterval(pub Option<Duration>);
+
+/// Longest interval taken: Open WebUI counts a user as active for 180 s after the last write,
+/// so anything longer than a day is a mistake, not a setting.
+const LONGEST_ACTIVITY_INTERVAL: Duration = Duration::from_secs(86_400);
+
+/// Parses `--activity-interval`: seconds (fractions allowed) or `off`.
+fn activity_interval(text: &str) -> Result<ActivityInterval, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(ActivityInterval(None));
+    }
+    let every = text
+        .parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .filter(|every| *every <= LONGEST_ACTIVITY_INTERVAL)
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not an activity interval: give seconds from 0 (every heartbeat) \
+                 to {} (a day), e.g. 60, or `off`",
+                LONGEST_ACTIVITY_INTERVAL.as_secs()
+            )
+        })?;
+    Ok(ActivityInterval(Some(every)))
 }
 
 /// Opens the store and serves until Ctrl-C.
@@ -67,7 +107,7 @@ pub async fn run(args: BridgeArgs) -> Result<(), String> {
             open::describe(&url)
         ));
     }
-    let mut config = BridgeConfig::default();
+    let mut config = BridgeConfig::default().activity_interval(args.activity_interval.0);
     if let Some(key) = args.secret_key.filter(|k| !k.is_empty()) {
         config = config.secret_key(key);
     }
@@ -102,4 +142,23 @@ pub async fn run(args: BridgeArgs) -> Result<(), String> {
         })
         .await
         .map_err(|e| format!("bridge server failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seconds, fractions and `off` are taken; anything else is refused with what to give.
+    #[test]
+    fn the_activity_interval_is_seconds_or_off() {
+        let secs = |s: f64| ActivityInterval(Some(Duration::from_secs_f64(s)));
+        assert_eq!(activity_interval("60"), Ok(secs(60.0)));
+        assert_eq!(activity_interval(" 0 "), Ok(secs(0.0)));
+        assert_eq!(activity_interval("2.5"), Ok(secs(2.5)));
+        assert_eq!(activity_interval("OFF"), Ok(ActivityInterval(None)));
+        for bad in ["", "soon", "-1", "NaN", "inf", "86401", "1e300"] {
+            let refused = activity_interval(bad).expect_err(bad);
+            assert!(refused.contains("`off`"), "{bad}: {refused}");
+        }
+    }
 }

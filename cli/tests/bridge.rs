@@ -100,6 +100,19 @@ impl Client {
         out
     }
 
+    /// Sends a `heartbeat` asking for its ack; the bridge answers once it recorded (or
+    /// skipped) the user's activity.
+    async fn heartbeat(&mut self) {
+        let stdin = self.child.stdin.as_mut().expect("the client's stdin");
+        stdin
+            .write_all(b"heartbeat-ack\n")
+            .await
+            .expect("write to the client");
+        stdin.flush().await.expect("flush");
+        let line = self.expect("heartbeat").await;
+        assert!(line["data"]["timeout"].is_null(), "no ack: {line}");
+    }
+
     async fn stop(mut self) {
         drop(self.child.stdin.take());
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
@@ -137,7 +150,9 @@ fn metric(text: &str, name: &str) -> f64 {
 
 /// The bridge binary on PostgreSQL: a chat created and renamed by another process reaches the
 /// owner's client as `chat:list` and `chat:title` and never another user's client; `/health`
-/// is 200 and `/metrics` counts the changes in, the envelopes out and the two sockets.
+/// is 200 and `/metrics` counts the changes in, the envelopes out and the two sockets. Two
+/// heartbeats within `DATABASE_USER_ACTIVE_STATUS_UPDATE_INTERVAL` write the user's activity
+/// once.
 #[tokio::test]
 async fn the_bridge_command_delivers_another_process_writes_and_counts_them() {
     let (Some(server), Some(pythonpath)) = (
@@ -162,6 +177,10 @@ async fn the_bridge_command_delivers_another_process_writes_and_counts_them() {
     env.insert(
         "CHATSTORE_UPLOAD_DIR".to_owned(),
         uploads.path().display().to_string(),
+    );
+    env.insert(
+        "DATABASE_USER_ACTIVE_STATUS_UPDATE_INTERVAL".to_owned(),
+        "3600".to_owned(),
     );
     let (mut bridge, port) = start_bridge(&env).await;
 
@@ -203,6 +222,13 @@ async fn the_bridge_command_delivers_another_process_writes_and_counts_them() {
     let heard = other.drain(Duration::from_millis(500)).await;
     assert!(heard.is_empty(), "another user heard {heard:?}");
 
+    store.users.set_last_active(&ada, 5).await.expect("idle");
+    let before = chatstore_core::changes::now_ms() / 1000;
+    owner.heartbeat().await;
+    owner.heartbeat().await;
+    let active = store.users.get(&ada).await.expect("ada").last_active_at;
+    assert!(active >= before, "activity {active}, heartbeat at {before}");
+
     let (status, text) = get(port, "/metrics").await.expect("/metrics answers");
     assert_eq!(status, 200);
     assert!(
@@ -222,6 +248,11 @@ async fn the_bridge_command_delivers_another_process_writes_and_counts_them() {
         metric(&text, "chatstore_bridge_feed_connected"),
         1.0,
         "{text}"
+    );
+    assert_eq!(
+        metric(&text, "chatstore_bridge_activity_writes_total"),
+        1.0,
+        "two heartbeats within the interval: {text}"
     );
 
     owner.stop().await;

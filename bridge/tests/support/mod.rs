@@ -10,7 +10,7 @@ use std::time::Duration;
 use chatstore_bridge::{BridgeConfig, BridgeState, Claims, router, sign_token};
 use chatstore_core::Store;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
@@ -239,6 +239,30 @@ impl Client {
             heard.iter().all(|l| l["event"] != "events"),
             "{who} heard the owner's events: {heard:?}"
         );
+    }
+
+    /// Sends the client a command line (see `socketio_client.py`: `heartbeat`,
+    /// `heartbeat-ack`).
+    pub async fn send(&mut self, command: &str) {
+        let stdin = self
+            .child
+            .stdin
+            .as_mut()
+            .expect("the client's stdin is open");
+        stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .expect("write a command to the client");
+        stdin.flush().await.expect("flush the client's stdin");
+    }
+
+    /// Sends `heartbeat-ack` and waits for the bridge's answer, which comes once the
+    /// heartbeat's activity write is done (or skipped).
+    pub async fn heartbeat(&mut self) -> Value {
+        self.send("heartbeat-ack").await;
+        let line = self.expect("heartbeat", Duration::from_secs(15)).await;
+        assert!(line["data"]["timeout"].is_null(), "no ack: {line}");
+        line
     }
 
     /// Ends the client.
