@@ -21,8 +21,13 @@
 //!   activity (`last_active_at`) in the store, as Open WebUI's own server does, at most once
 //!   per user per [`BridgeConfig::activity_interval`].
 //!
-//! - With [`BridgeConfig::redis`], every envelope is also published into Open WebUI's own
-//!   Redis manager channel, so browsers connected to Open WebUI's replicas get it too.
+//! - With [`BridgeConfig::redis`], the bridge joins Open WebUI's own Socket.IO cluster (its
+//!   Redis manager channel): every envelope is also published there, so browsers connected to
+//!   Open WebUI's replicas get it too, and what Open WebUI's replicas (a streamed chat
+//!   completion) or other bridges emit reaches the browsers connected to this bridge.
+//! - An application sends its own events (e.g. a completion it streams) with
+//!   [`BridgeState::emit`]: to this bridge's sockets and, through Redis, to every other
+//!   server's.
 //!
 //! The bridge depends on `chatstore-core` only: it is given a [`Store`] (opened by the caller,
 //! e.g. through the registry) and builds an [`axum::Router`] with [`router`]. Other routes
@@ -86,10 +91,14 @@ pub struct BridgeConfig {
     /// How many changes are translated at once (reads of titles, tags, messages run
     /// concurrently; envelopes still go out in the feed's order).
     pub concurrency: usize,
-    /// Also publish every envelope into Open WebUI's Redis manager channel (its replicas'
-    /// `WEBSOCKET_MANAGER=redis`), so browsers connected to Open WebUI itself get them. Set it
-    /// on one bridge of a deployment only: every bridge publishes every change it hears.
+    /// Join Open WebUI's Socket.IO cluster through its Redis manager channel (its replicas'
+    /// `WEBSOCKET_MANAGER=redis`): emits of the other servers reach this bridge's sockets, and
+    /// [`BridgeState::emit`] reaches theirs. Give it to every bridge of a deployment.
     pub redis: Option<RedisTarget>,
+    /// With [`BridgeConfig::redis`], also publish every envelope of the change feed there, so
+    /// browsers connected to Open WebUI's replicas get them. Leave it on for one bridge of a
+    /// deployment only: every bridge hears every change, and each would publish it.
+    pub publish_changes: bool,
     /// A socket's `heartbeat` writes its user's `last_active_at` at most once per this
     /// interval (per bridge process; zero: every heartbeat), as Open WebUI's
     /// `DATABASE_USER_ACTIVE_STATUS_UPDATE_INTERVAL` does (60 s). `None`: heartbeats write
@@ -105,6 +114,7 @@ impl Default for BridgeConfig {
             recheck_interval: Duration::from_secs(30),
             concurrency: 64,
             redis: None,
+            publish_changes: true,
             activity_interval: Some(DEFAULT_ACTIVITY_INTERVAL),
         }
     }
@@ -123,9 +133,15 @@ impl BridgeConfig {
         self
     }
 
-    /// Publishing into Open WebUI's Redis manager channel too.
+    /// Joining Open WebUI's Socket.IO cluster through its Redis manager channel.
     pub fn redis(mut self, target: RedisTarget) -> Self {
         self.redis = Some(target);
+        self
+    }
+
+    /// Whether the change feed's envelopes are published into Redis too (default: yes).
+    pub fn publish_changes(mut self, publish: bool) -> Self {
+        self.publish_changes = publish;
         self
     }
 
@@ -158,6 +174,15 @@ struct Shared {
     metrics: Option<MetricsRender>,
     sockets: AtomicI64,
     activity: Option<Arc<activity::Throttle>>,
+    cluster: Arc<std::sync::OnceLock<Cluster>>,
+}
+
+/// What sends events once [`router`] serves: the Socket.IO server and, with Redis, the
+/// publisher into the cluster's channel.
+#[derive(Clone)]
+pub(crate) struct Cluster {
+    pub(crate) io: socketioxide::SocketIo,
+    pub(crate) publisher: Option<redis::RedisPublisher>,
 }
 
 impl std::fmt::Debug for BridgeState {
@@ -182,6 +207,7 @@ impl BridgeState {
                 metrics: None,
                 sockets: AtomicI64::new(0),
                 activity,
+                cluster: Arc::default(),
             }),
         }
     }
@@ -195,6 +221,7 @@ impl BridgeState {
                 metrics: Some(render),
                 sockets: AtomicI64::new(self.sockets()),
                 activity: self.inner.activity.clone(),
+                cluster: self.inner.cluster.clone(),
             }),
         }
     }
@@ -217,6 +244,47 @@ impl BridgeState {
     pub(crate) fn socket_delta(&self, delta: i64) {
         let now = self.inner.sockets.fetch_add(delta, Ordering::Relaxed) + delta;
         metrics::gauge!(metric::SOCKETS).set(now as f64);
+    }
+
+    /// Sends `event` with `data` to the sockets in `room` (`user:{id}`, `chat:{id}`, a
+    /// socket's id), on this bridge and, with [`BridgeConfig::redis`], on every other server
+    /// of the cluster (Open WebUI's replicas, other bridges), as Open WebUI's own server emits:
+    /// e.g. `events` with `{chat_id, message_id, data: {type: "chat:completion", data}}` for
+    /// a completion the application streams. Fire-and-forget, like python-socketio: a socket
+    /// whose buffer is full misses it (counted in `chatstore_bridge_emit_failures_total`).
+    /// `InvalidInput` for an empty room or event, and before [`router`] was called.
+    pub async fn emit(
+        &self,
+        room: &str,
+        event: &str,
+        data: &serde_json::Value,
+    ) -> chatstore_core::Result<()> {
+        if room.is_empty() || event.is_empty() {
+            return Err(chatstore_core::Error::invalid(
+                "an emit needs a room (e.g. user:{id}) and an event name",
+            ));
+        }
+        let Some(cluster) = self.inner.cluster.get() else {
+            return Err(chatstore_core::Error::invalid(
+                "the bridge is not serving yet: build its routes with chatstore_bridge::router first",
+            ));
+        };
+        if let Some(publisher) = &cluster.publisher {
+            publisher.publish_emit(room, event, data);
+        }
+        if let Err(e) = cluster.io.to(room.to_owned()).emit(event, data).await {
+            metrics::counter!(metric::EMIT_FAILURES).increment(1);
+            tracing::warn!(error = %e, "bridge: an emit did not reach every socket of its room");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_cluster(&self, cluster: Cluster) {
+        let _ = self.inner.cluster.set(cluster);
+    }
+
+    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+        self.inner.cluster.get()
     }
 
     pub(crate) fn activity(&self) -> Option<&activity::Throttle> {

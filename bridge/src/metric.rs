@@ -23,6 +23,12 @@ pub const FEED_CONNECTED: &str = "chatstore_bridge_feed_connected";
 pub const REDIS_PUBLISHED: &str = "chatstore_bridge_redis_published_total";
 /// Counter: envelopes dropped because Redis was unreachable for too long (queue full).
 pub const REDIS_DROPPED: &str = "chatstore_bridge_redis_dropped_total";
+/// Counter: emits of other servers of the cluster (Open WebUI's replicas, other bridges),
+/// heard on the Redis channel and emitted to this bridge's sockets in their room (an emit
+/// that asked for an ack: once answered).
+pub const REDIS_DELIVERED: &str = "chatstore_bridge_redis_delivered_total";
+/// Gauge: 1 while the bridge is subscribed to the Redis channel.
+pub const REDIS_SUBSCRIBED: &str = "chatstore_bridge_redis_subscribed";
 /// Gauge: 1 while the connection to Redis is up.
 pub const REDIS_CONNECTED: &str = "chatstore_bridge_redis_connected";
 /// Counter: users' activity (`last_active_at`) written on a socket's `heartbeat`.

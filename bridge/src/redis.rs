@@ -4,19 +4,31 @@
 //! over one Redis pub/sub channel (`socketio` by default): each server publishes
 //! `{"method": "emit", "event", "data": [payload], "binary": false, "namespace": "/", "room",
 //! "skip_sid": null, "callback": null, "host_id"}` and every other server emits it to its own
-//! sockets in `room`. The bridge publishes every envelope there too, so browsers connected to
-//! Open WebUI's replicas (rather than to the bridge) get the same events.
+//! sockets in `room`. The bridge takes part in that cluster both ways:
 //!
-//! Only `PUBLISH` (and `AUTH` for a password in the URL) is spoken, in RESP2 over one TCP
-//! connection, so no Redis client library is needed. Publishing is fire-and-forget, like
-//! python-socketio's own: envelopes wait in a bounded queue while Redis is unreachable (the
-//! connection is retried with a growing pause) and are dropped, counted, when it is full.
+//! - it publishes every envelope of its change feed there (unless told not to), so browsers
+//!   connected to Open WebUI's replicas (rather than to the bridge) get the same events; such
+//!   a message carries `"chatstore_feed": true` (python-socketio ignores keys it does not
+//!   know), and other bridges skip it, since each follows the feed itself;
+//! - it subscribes to the channel and emits every other server's emit to its own sockets in
+//!   that room (a chat completion streamed by an Open WebUI replica to `user:{id}`, an event an
+//!   application sent through another bridge), answering an emit that asks for an ack with a
+//!   `callback` message to the server that asked, as python-socketio's manager does.
+//!
+//! `PUBLISH`, `SUBSCRIBE`, `PING` (and `AUTH` for a password in the URL) are spoken in RESP2,
+//! each direction over a TCP connection of its own, so no Redis client library is needed.
+//! Publishing is fire-and-forget, like python-socketio's own: messages wait in a bounded queue
+//! while Redis is unreachable (the connection is retried with a growing pause) and are dropped,
+//! counted, when it is full. Emits published while the subscription was down are not seen, as
+//! with python-socketio.
 
 use std::time::Duration;
 
 use chatstore_core::{Error, Result};
+use futures::StreamExt;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use socketioxide::SocketIo;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -24,6 +36,21 @@ use crate::metric;
 
 /// Envelopes waiting for Redis before new ones are dropped.
 const QUEUE: usize = 16_384;
+
+/// The key that marks a message published for a change of the store's feed.
+const FEED_MARK: &str = "chatstore_feed";
+
+/// How long an emit that asks for an ack waits for the client's answer (python-socketio's
+/// `call` waits 60 s by default).
+const ACK_WAIT: Duration = Duration::from_secs(60);
+
+/// A subscribed connection that heard nothing for this long is sent a `PING`; one that then
+/// stays silent as long again is counted as lost (its host gone without a word).
+const QUIET: Duration = Duration::from_secs(30);
+
+/// The largest bulk string read from Redis: a message above it ends the connection instead of
+/// an allocation a server could make arbitrarily large.
+const LARGEST_MESSAGE: usize = 64 << 20;
 
 /// Where and how to publish.
 #[derive(Clone, PartialEq, Eq)]
@@ -107,7 +134,22 @@ impl RedisTarget {
     }
 }
 
-/// Publishes envelopes into Open WebUI's Redis manager channel from a background task.
+/// A new id among the cluster's servers (python-socketio's `host_id`), unique to each bridge
+/// even when several run in one process: a server skips the messages carrying its own.
+pub(crate) fn host_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static BRIDGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nth = BRIDGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+    random.write_u64(nth);
+    format!(
+        "chatstore-bridge-{}-{nth}-{:016x}",
+        std::process::id(),
+        random.finish()
+    )
+}
+
+/// Publishes into Open WebUI's Redis manager channel from a background task.
 #[derive(Debug, Clone)]
 pub(crate) struct RedisPublisher {
     queue: mpsc::Sender<Vec<u8>>,
@@ -117,13 +159,8 @@ pub(crate) struct RedisPublisher {
 
 impl RedisPublisher {
     /// Starts the publishing task (inside a Tokio runtime).
-    pub(crate) fn start(target: RedisTarget) -> RedisPublisher {
+    pub(crate) fn start(target: RedisTarget, host_id: String) -> RedisPublisher {
         let (queue, rx) = mpsc::channel(QUEUE);
-        let host_id = format!(
-            "chatstore-bridge-{}-{}",
-            std::process::id(),
-            chatstore_core::changes::now_ms()
-        );
         let channel = target.channel.clone();
         tokio::spawn(run(target, rx));
         RedisPublisher {
@@ -133,25 +170,288 @@ impl RedisPublisher {
         }
     }
 
-    /// Queues `payload` as an `events` emit to `room`.
+    /// Queues `payload`, an envelope of the change feed, as an `events` emit to `room`.
     pub(crate) fn publish(&self, room: &str, payload: &Value) {
-        let message = json!({
+        let mut message = self.emit_message(room, "events", payload);
+        message[FEED_MARK] = Value::Bool(true);
+        self.queue(message);
+    }
+
+    /// Queues an emit of `event` with `data` to `room`, for every other server to deliver.
+    pub(crate) fn publish_emit(&self, room: &str, event: &str, data: &Value) {
+        self.queue(self.emit_message(room, event, data));
+    }
+
+    fn emit_message(&self, room: &str, event: &str, data: &Value) -> Value {
+        json!({
             "method": "emit",
-            "event": "events",
-            "data": [payload],
+            "event": event,
+            "data": [data],
             "binary": false,
             "namespace": "/",
             "room": room,
             "skip_sid": null,
             "callback": null,
             "host_id": self.host_id,
-        });
+        })
+    }
+
+    /// Queues the answer to an emit of server `host_id` that asked for an ack.
+    fn publish_callback(&self, ack: &AckRequest, args: Vec<Value>) {
+        self.queue(json!({
+            "method": "callback",
+            "host_id": ack.host_id,
+            "sid": ack.sid,
+            "namespace": "/",
+            "id": ack.id,
+            "args": args,
+        }));
+    }
+
+    fn queue(&self, message: Value) {
         let command = publish_command(&self.channel, message.to_string().as_bytes());
         if self.queue.try_send(command).is_err() {
             metrics::counter!(metric::REDIS_DROPPED).increment(1);
-            tracing::warn!("bridge: the Redis queue is full; an envelope was not published");
+            tracing::warn!("bridge: the Redis queue is full; a message was not published");
         }
     }
+}
+
+/// An emit another server of the cluster published, to deliver to this bridge's sockets.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Inbound {
+    event: String,
+    /// The one argument (python-socketio sends `data` as the list of arguments).
+    data: Value,
+    /// Rooms to emit to; `None`: every socket.
+    rooms: Option<Vec<String>>,
+    skip: Vec<String>,
+    ack: Option<AckRequest>,
+}
+
+/// Where the answer to an emit that asked for an ack goes.
+#[derive(Debug, Clone, PartialEq)]
+struct AckRequest {
+    host_id: String,
+    /// The socket the emit went to (python-socketio asks for acks from one socket only).
+    sid: String,
+    id: Value,
+}
+
+/// Reads a manager message: the emit to deliver here, or `None` for one to leave (this
+/// bridge's own, another bridge's feed envelope, another namespace, binary data, another
+/// method). Never fails: a message of a server this bridge does not understand is skipped.
+pub(crate) fn inbound(message: &[u8], own_host_id: &str) -> Option<Inbound> {
+    let message: Value = serde_json::from_slice(message).ok()?;
+    if message["method"] != "emit"
+        || message["host_id"] == own_host_id
+        || message[FEED_MARK] == true
+        || message["binary"] == true
+        || !(message["namespace"].is_null() || message["namespace"] == "/")
+    {
+        return None;
+    }
+    let event = message["event"].as_str()?.to_owned();
+    let data = match &message["data"] {
+        Value::Array(args) if args.len() == 1 => args[0].clone(),
+        // Several arguments, or none: Open WebUI sends one; not spread here.
+        Value::Array(_) => return None,
+        other => other.clone(),
+    };
+    let names = |v: &Value| -> Option<Vec<String>> {
+        match v {
+            Value::Null => Some(Vec::new()),
+            Value::String(s) => Some(vec![s.clone()]),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            _ => None,
+        }
+    };
+    let rooms = match &message["room"] {
+        Value::Null => None,
+        room => Some(names(room)?).filter(|r| !r.is_empty()),
+    };
+    let skip = names(&message["skip_sid"])?;
+    let ack = match &message["callback"] {
+        Value::Array(cb) if cb.len() == 3 => Some(AckRequest {
+            host_id: message["host_id"].as_str()?.to_owned(),
+            sid: cb[0].as_str()?.to_owned(),
+            id: cb[2].clone(),
+        }),
+        _ => None,
+    };
+    Some(Inbound {
+        event,
+        data,
+        rooms,
+        skip,
+        ack,
+    })
+}
+
+/// Emits `emit` to this bridge's sockets; when it asked for an ack, waits for the socket's
+/// answer and publishes it back to the server that asked.
+async fn deliver(io: &SocketIo, publisher: &RedisPublisher, emit: Inbound) {
+    let mut op = match emit.rooms {
+        Some(rooms) => io.to(rooms),
+        None => io.broadcast(),
+    };
+    if !emit.skip.is_empty() {
+        op = op.except(emit.skip);
+    }
+    let Some(ack) = emit.ack else {
+        match op.emit(&emit.event, &emit.data).await {
+            Ok(()) => metrics::counter!(metric::REDIS_DELIVERED).increment(1),
+            Err(e) => {
+                metrics::counter!(metric::EMIT_FAILURES).increment(1);
+                tracing::warn!(error = %e, "bridge: an emit from Redis did not reach every socket of its room");
+            }
+        }
+        return;
+    };
+    let answers = op
+        .timeout(ACK_WAIT)
+        .emit_with_ack::<_, Value>(&emit.event, &emit.data)
+        .await;
+    let Ok(answers) = answers else {
+        return;
+    };
+    let mut answers = std::pin::pin!(answers);
+    // The socket is on one server only; on the others the stream ends at once, unanswered.
+    if let Some((_, Ok(answer))) = answers.next().await {
+        metrics::counter!(metric::REDIS_DELIVERED).increment(1);
+        publisher.publish_callback(&ack, vec![answer]);
+    }
+}
+
+/// Starts the task that subscribes to the manager channel and delivers other servers' emits
+/// to this bridge's sockets.
+pub(crate) fn subscribe(target: RedisTarget, io: SocketIo, publisher: RedisPublisher) {
+    tokio::spawn(async move {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match listen(&target, &io, &publisher, &mut pause).await {
+                Ok(()) => return,
+                Err(e) => {
+                    metrics::gauge!(metric::REDIS_SUBSCRIBED).set(0.0);
+                    tracing::warn!(error = %e, addr = %target.addr, "bridge: the Redis subscription failed; subscribing again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    });
+}
+
+/// One subscribed connection, until it fails.
+async fn listen(
+    target: &RedisTarget,
+    io: &SocketIo,
+    publisher: &RedisPublisher,
+    pause: &mut Duration,
+) -> std::io::Result<()> {
+    let mut conn = Connection::open(target).await?;
+    conn.reader
+        .get_mut()
+        .write_all(&command(&[b"SUBSCRIBE", target.channel.as_bytes()]))
+        .await?;
+    let mut pinged = false;
+    loop {
+        let push = match tokio::time::timeout(QUIET, read_push(&mut conn.reader)).await {
+            Ok(push) => push?,
+            Err(_) if pinged => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "Redis answered no PING",
+                ));
+            }
+            Err(_) => {
+                conn.reader
+                    .get_mut()
+                    .write_all(&command(&[b"PING"]))
+                    .await?;
+                pinged = true;
+                continue;
+            }
+        };
+        pinged = false;
+        match push.first().map(Vec::as_slice) {
+            Some(b"subscribe") => {
+                metrics::gauge!(metric::REDIS_SUBSCRIBED).set(1.0);
+                *pause = Duration::from_millis(100);
+            }
+            Some(b"message") if push.len() == 3 => {
+                match inbound(&push[2], &publisher.host_id) {
+                    // A task of its own: waiting for the ack must not hold up the emits after.
+                    Some(emit) if emit.ack.is_some() => {
+                        let (io, publisher) = (io.clone(), publisher.clone());
+                        tokio::spawn(async move { deliver(&io, &publisher, emit).await });
+                    }
+                    // In the order published: a streamed completion arrives as many emits,
+                    // each adding to the text the previous ones gave.
+                    Some(emit) => deliver(io, publisher, emit).await,
+                    None => {}
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reads one RESP2 reply of a subscribed connection: an array of bulk strings and integers
+/// (`message`, `subscribe`, `pong`), as its elements' bytes. An error reply is an error.
+async fn read_push(reader: &mut BufReader<TcpStream>) -> std::io::Result<Vec<Vec<u8>>> {
+    let header = read_line(reader).await?;
+    let Some(count) = header.strip_prefix('*') else {
+        return match header.as_bytes().first() {
+            Some(b'-') => Err(std::io::Error::other(format!("Redis answered {header}"))),
+            _ => Ok(vec![header.into_bytes()]),
+        };
+    };
+    let count: usize = count.parse().map_err(|_| bad_reply(&header))?;
+    let mut items = Vec::with_capacity(count.min(8));
+    for _ in 0..count {
+        let line = read_line(reader).await?;
+        match line.as_bytes().first() {
+            Some(b'$') => {
+                let len: i64 = line[1..].parse().map_err(|_| bad_reply(&line))?;
+                let Ok(len) = usize::try_from(len) else {
+                    items.push(Vec::new());
+                    continue;
+                };
+                if len > LARGEST_MESSAGE {
+                    return Err(bad_reply(&line));
+                }
+                let mut bulk = vec![0; len + 2];
+                reader.read_exact(&mut bulk).await?;
+                bulk.truncate(len);
+                items.push(bulk);
+            }
+            Some(b':' | b'+') => items.push(line.as_bytes()[1..].to_vec()),
+            _ => return Err(bad_reply(&line)),
+        }
+    }
+    Ok(items)
+}
+
+async fn read_line(reader: &mut BufReader<TcpStream>) -> std::io::Result<String> {
+    let mut line = String::new();
+    // Bounded: a line is a header, never data.
+    let n = (&mut *reader).take(1024).read_line(&mut line).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(line.trim_end().to_owned())
+}
+
+fn bad_reply(line: &str) -> std::io::Error {
+    let shown: String = line.chars().take(40).collect();
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("Redis sent an unexpected reply {shown:?}"),
+    )
 }
 
 /// `PUBLISH channel message` in RESP2.
@@ -333,6 +633,110 @@ mod tests {
             assert!(RedisTarget::parse(bad, "socketio").is_err(), "{bad}");
         }
         assert!(RedisTarget::parse("redis://cache", "").is_err());
+    }
+
+    /// Another server's emit is taken with its rooms, skipped sockets and ack request; this
+    /// bridge's own messages, other bridges' feed envelopes, other namespaces, binary data,
+    /// other methods and malformed messages are left.
+    #[test]
+    fn other_servers_emits_are_taken_and_the_rest_left() {
+        let emit = |extra: Value| {
+            let mut m = json!({
+                "method": "emit", "event": "events", "data": [{"chat_id": "c1"}],
+                "binary": false, "namespace": "/", "room": "user:u1", "skip_sid": null,
+                "callback": null, "host_id": "owui-1",
+            });
+            for (k, v) in extra.as_object().expect("an object") {
+                m[k] = v.clone();
+            }
+            serde_json::to_vec(&m).expect("json")
+        };
+        let taken = inbound(&emit(json!({})), "me").expect("an emit");
+        assert_eq!(taken.event, "events");
+        assert_eq!(taken.data, json!({"chat_id": "c1"}));
+        assert_eq!(taken.rooms, Some(vec!["user:u1".to_owned()]));
+        assert!(taken.skip.is_empty() && taken.ack.is_none());
+
+        let many = inbound(
+            &emit(json!({"room": ["a", "b"], "skip_sid": "s1", "namespace": null})),
+            "me",
+        )
+        .expect("an emit");
+        assert_eq!(many.rooms, Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(many.skip, vec!["s1".to_owned()]);
+        let everyone = inbound(&emit(json!({"room": null})), "me").expect("an emit");
+        assert_eq!(everyone.rooms, None);
+
+        let asked = inbound(&emit(json!({"callback": ["sid9", "/", 7]})), "me").expect("an emit");
+        assert_eq!(
+            asked.ack,
+            Some(AckRequest {
+                host_id: "owui-1".into(),
+                sid: "sid9".into(),
+                id: json!(7),
+            })
+        );
+
+        for left in [
+            emit(json!({"host_id": "me"})),
+            emit(json!({FEED_MARK: true})),
+            emit(json!({"namespace": "/admin"})),
+            emit(json!({"binary": true})),
+            emit(json!({"method": "enter_room"})),
+            emit(json!({"data": [1, 2]})),
+            emit(json!({"room": 5})),
+            emit(json!({"event": null})),
+            b"not json".to_vec(),
+        ] {
+            assert_eq!(
+                inbound(&left, "me"),
+                None,
+                "{}",
+                String::from_utf8_lossy(&left)
+            );
+        }
+    }
+
+    /// The replies of a subscribed connection are read as their elements; an error reply and
+    /// a bulk string larger than allowed end the connection.
+    #[tokio::test]
+    async fn subscribed_replies_are_read() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let replies = format!(
+                "*3\r\n$9\r\nsubscribe\r\n$8\r\nsocketio\r\n:1\r\n\
+                 *3\r\n$7\r\nmessage\r\n$8\r\nsocketio\r\n$4\r\n{{}}\r\n\r\n\
+                 *2\r\n$4\r\npong\r\n$0\r\n\r\n\
+                 -ERR nope\r\n\
+                 *1\r\n${}\r\n",
+                LARGEST_MESSAGE + 1
+            );
+            socket.write_all(replies.as_bytes()).await.expect("write");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut reader = BufReader::new(stream);
+        let bytes = |items: &[&[u8]]| items.iter().map(|i| i.to_vec()).collect::<Vec<_>>();
+        assert_eq!(
+            read_push(&mut reader).await.expect("subscribe"),
+            bytes(&[b"subscribe", b"socketio", b"1"])
+        );
+        assert_eq!(
+            read_push(&mut reader).await.expect("message"),
+            bytes(&[b"message", b"socketio", b"{}\r\n"])
+        );
+        assert_eq!(
+            read_push(&mut reader).await.expect("pong"),
+            bytes(&[b"pong", b""])
+        );
+        assert!(read_push(&mut reader).await.is_err(), "an error reply");
+        let too_big = read_push(&mut reader).await.expect_err("too large");
+        assert_eq!(too_big.kind(), std::io::ErrorKind::InvalidData);
+        server.abort();
     }
 
     #[test]

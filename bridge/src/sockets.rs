@@ -15,7 +15,7 @@ use socketioxide::{SocketIo, TransportType};
 use crate::auth::{Refusal, check_session, check_user, verify};
 use crate::envelope::envelopes;
 use crate::redis::RedisPublisher;
-use crate::{BridgeState, SOCKET_PATH, metric};
+use crate::{BridgeState, Cluster, SOCKET_PATH, metric};
 
 /// Packets a socket may have waiting to be written before an emit to it fails (socketioxide's
 /// default is 128): a burst of changes to one user (a chat imported with its messages) must
@@ -63,6 +63,16 @@ pub(crate) fn layer(state: BridgeState) -> SocketIoLayer {
     io.ns("/", on_connect.with(authenticate));
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
+            let _entered = runtime.enter();
+            let publisher = state.config().redis.clone().map(|target| {
+                let publisher = RedisPublisher::start(target.clone(), crate::redis::host_id());
+                crate::redis::subscribe(target, io.clone(), publisher.clone());
+                publisher
+            });
+            state.set_cluster(Cluster {
+                io: io.clone(),
+                publisher,
+            });
             // Subscribed before the router is handed out, so no change made after that is
             // missed (the feed task may start later).
             let changes = state
@@ -110,6 +120,9 @@ async fn authenticate(
     // Not yet connected here (socketioxide marks it so after the middleware); a refusal
     // after this point leaves no room behind, as socketioxide removes the socket's rooms.
     socket.join(user_room);
+    // Every socket is in a room of its own id, as in python-socketio, where Open WebUI's
+    // servers emit to one socket (`to=sid`) through the cluster.
+    socket.join(socket.id.to_string());
     Ok(())
 }
 
@@ -262,7 +275,10 @@ async fn follow(io: SocketIo, state: BridgeState, changes: Option<ChangeStream>)
         }
     });
     let store = state.store().clone();
-    let redis = state.config().redis.clone().map(RedisPublisher::start);
+    let redis = state
+        .cluster()
+        .and_then(|c| c.publisher.clone())
+        .filter(|_| state.config().publish_changes);
     let concurrency = state.config().concurrency.max(1);
     let mut translated = changes
         .map(|event| {

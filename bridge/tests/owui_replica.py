@@ -3,11 +3,15 @@ python-socketio 5.16.2's AsyncServer with its AsyncRedisManager (the manager Ope
 configures), served by aiohttp at /ws/socket.io. A socket connecting with auth {token} joins
 room user:{token}: the stand-in takes the token for the user id, because what is under test is
 the manager channel, not Open WebUI's login. Prints "listening PORT" once it serves; exits when
-its stdin closes.
+its stdin closes. Each stdin line `emit ROOM EVENT JSON` emits through the manager, as Open
+WebUI's replicas do (then prints "emitted"); `burst ROOM EVENT JSON` emits it 50 times at
+once, numbered in "n"; `call SID EVENT JSON` asks the socket SID, on
+whichever server of the cluster holds it, and prints "reply JSON" ("timeout" after 10 s).
 """
 
 import argparse
 import asyncio
+import json
 import sys
 
 import socketio
@@ -38,7 +42,29 @@ async def main():
     await site.start()
     port = runner.addresses[0][1]
     print(f"listening {port}", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            break
+        parts = line.strip().split(" ", 3)
+        if len(parts) != 4:
+            continue
+        command, target, event, data = parts
+        if command == "emit":
+            await sio.emit(event, json.loads(data), room=target)
+            print("emitted", flush=True)
+        elif command == "burst":
+            # 50 emits at once, as a streamed completion sends them, numbered in "n".
+            for n in range(50):
+                await sio.emit(event, {**json.loads(data), "n": n}, room=target)
+            print("emitted", flush=True)
+        elif command == "call":
+            try:
+                reply = await sio.call(event, json.loads(data), to=target, timeout=10)
+            except socketio.exceptions.TimeoutError:
+                reply = "timeout"
+            print("reply " + json.dumps(reply), flush=True)
     await runner.cleanup()
 
 

@@ -1,6 +1,8 @@
-//! The bridge publishing into Open WebUI's Redis manager channel: a real python-socketio
-//! server with `AsyncRedisManager` (as Open WebUI runs with `WEBSOCKET_MANAGER=redis`) hands
-//! the bridge's envelopes to the browsers connected to it, and only to the owner's.
+//! The bridge in Open WebUI's Socket.IO cluster (its Redis manager channel): a real
+//! python-socketio server with `AsyncRedisManager` (as Open WebUI runs with
+//! `WEBSOCKET_MANAGER=redis`) hands the bridge's envelopes to the browsers connected to it,
+//! and only to the owner's; its emits and calls reach the browsers connected to the bridge;
+//! an application's emit reaches every server once.
 
 mod support;
 
@@ -8,11 +10,12 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use chatstore_bridge::{BridgeConfig, RedisTarget};
+use chatstore_bridge::{BridgeConfig, BridgeState, RedisTarget};
 use chatstore_core::{NewChat, NewUser, Store, memory};
-use support::{Client, SECRET, Transport, is};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use serde_json::json;
+use support::{Client, SECRET, Transport, is, token};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -28,8 +31,38 @@ async fn user(store: &Store, email: &str) -> String {
         .id
 }
 
-/// Starts the Open WebUI stand-in on `channel`; gives the process and its address.
-async fn replica(pythonpath: &str, redis_url: &str, channel: &str) -> (Child, SocketAddr) {
+/// An Open WebUI stand-in (`owui_replica.py`): its process, its address, its output lines.
+struct Replica {
+    child: Child,
+    addr: SocketAddr,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Replica {
+    /// Sends a command line (`emit ROOM EVENT JSON`, `call SID EVENT JSON`) and gives the
+    /// line it answers.
+    async fn command(&mut self, line: &str) -> String {
+        let stdin = self.child.stdin.as_mut().expect("server stdin");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("write to the server");
+        stdin.flush().await.expect("flush");
+        tokio::time::timeout(WAIT, self.lines.next_line())
+            .await
+            .expect("the server answers within 20 s")
+            .expect("server stdout")
+            .expect("the server answered")
+    }
+
+    async fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+}
+
+/// Starts the Open WebUI stand-in on `channel`.
+async fn replica(pythonpath: &str, redis_url: &str, channel: &str) -> Replica {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/owui_replica.py");
     let mut child = Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
         .arg(script)
@@ -51,7 +84,32 @@ async fn replica(pythonpath: &str, redis_url: &str, channel: &str) -> (Child, So
         .strip_prefix("listening ")
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("unexpected server line {line:?}"));
-    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+    Replica {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        lines,
+    }
+}
+
+/// Waits until `channel` has at least `n` subscribers (each server of the cluster is one).
+async fn await_subscribers(target: &RedisTarget, n: i64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while subscribers(&target.addr, &target.channel).await < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} has fewer than {n} subscribers",
+            target.channel
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `events` envelopes among a client's lines.
+fn events(lines: Vec<serde_json::Value>) -> impl Iterator<Item = serde_json::Value> {
+    lines
+        .into_iter()
+        .filter(|l| l["event"] == "events")
+        .map(|l| l["data"].clone())
 }
 
 /// Subscribers of `channel` on the Redis at `addr` (`PUBSUB NUMSUB`).
@@ -93,24 +151,17 @@ async fn envelopes_reach_clients_of_open_webui_replicas_through_redis() {
     let ada = user(&store, "ada@example.com").await;
     let bob = user(&store, "bob@example.com").await;
 
-    let (mut server, addr) = replica(&pythonpath, &redis_url, &channel).await;
-    let mut owner = Client::start(addr, Some(&ada), Transport::Websocket, &[])
+    let server = replica(&pythonpath, &redis_url, &channel).await;
+    let mut owner = Client::start(server.addr, Some(&ada), Transport::Websocket, &[])
         .await
         .expect("client");
-    let mut other = Client::start(addr, Some(&bob), Transport::Websocket, &[])
+    let mut other = Client::start(server.addr, Some(&bob), Transport::Websocket, &[])
         .await
         .expect("client");
     assert!(owner.ready().await && other.ready().await);
     // The manager subscribes once its server has a first connection.
     let target = RedisTarget::parse(&redis_url, &channel).expect("Redis URL");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while subscribers(&target.addr, &channel).await < 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the python-socketio manager never subscribed to {channel}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    await_subscribers(&target, 1).await;
 
     support::serve_with(
         store.clone(),
@@ -129,8 +180,173 @@ async fn envelopes_reach_clients_of_open_webui_replicas_through_redis() {
     other.assert_hears_no_events("another user").await;
     owner.stop().await;
     other.stop().await;
-    drop(server.stdin.take());
-    let _ = tokio::time::timeout(Duration::from_secs(5), server.wait()).await;
+    server.stop().await;
+}
+
+/// An Open WebUI replica's emit to `user:{id}` (a chat completion it streams) reaches that
+/// user's browser connected to the bridge, once, and no other user's; the replica's `call` to
+/// a socket of the bridge gets the browser's answer back through Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_webui_replica_reaches_the_browsers_of_the_bridge() {
+    let (Some(redis_url), Some(pythonpath)) = (
+        support::require_env("CHATSTORE_TEST_REDIS_URL"),
+        support::require_env("CHATSTORE_TEST_SOCKETIO_PYTHONPATH"),
+    ) else {
+        return;
+    };
+    let channel = format!("socketio-replica-{}", std::process::id());
+    let target = RedisTarget::parse(&redis_url, &channel).expect("Redis URL");
+    let store = memory::store();
+    let ada = user(&store, "ada@example.com").await;
+    let bob = user(&store, "bob@example.com").await;
+    let mut server = replica(&pythonpath, &redis_url, &channel).await;
+    let mut at_replica = Client::start(server.addr, Some(&bob), Transport::Websocket, &[])
+        .await
+        .expect("client");
+    assert!(at_replica.ready().await);
+    let bridge = support::serve_with(
+        store.clone(),
+        BridgeConfig::default()
+            .secret_key(SECRET)
+            .redis(target.clone()),
+    )
+    .await;
+    let mut owner = Client::start_in_order(bridge, &token(&ada))
+        .await
+        .expect("client");
+    let mut other = Client::start(bridge, Some(&token(&bob)), Transport::Polling, &[])
+        .await
+        .expect("client");
+    let sid = owner.ready_sid().await;
+    assert!(other.ready().await);
+    await_subscribers(&target, 2).await;
+
+    let completion = json!({
+        "chat_id": "c1",
+        "message_id": "m1",
+        "data": {"type": "chat:completion", "data": {"content": "Hello"}},
+    });
+    let emitted = server
+        .command(&format!("emit user:{ada} events {completion}"))
+        .await;
+    assert_eq!(emitted, "emitted");
+    let heard = owner.envelope(WAIT, is("chat:completion", "c1")).await;
+    assert_eq!(heard, completion);
+    let again = owner.drain(Duration::from_millis(500)).await;
+    assert!(
+        again.iter().all(|l| l["event"] != "events"),
+        "heard twice: {again:?}"
+    );
+    other.assert_hears_no_events("another user").await;
+    // A completion streams as many emits; they arrive in the order sent.
+    let delta = json!({"chat_id": "c2", "data": {"type": "chat:completion", "data": {}}});
+    let emitted = server
+        .command(&format!("burst user:{ada} events {delta}"))
+        .await;
+    assert_eq!(emitted, "emitted");
+    for n in 0..50 {
+        let heard = owner.envelope(WAIT, is("chat:completion", "c2")).await;
+        assert_eq!(heard["n"], n, "out of order: {heard}");
+    }
+
+    let question = json!({
+        "chat_id": "c1",
+        "message_id": "m1",
+        "data": {"type": "confirmation", "data": {"title": "Run?"}},
+    });
+    let reply = server
+        .command(&format!("call {sid} events {question}"))
+        .await;
+    assert_eq!(reply, r#"reply {"heard": "confirmation"}"#);
+    owner.envelope(WAIT, is("confirmation", "c1")).await;
+
+    owner.stop().await;
+    other.stop().await;
+    at_replica.stop().await;
+    server.stop().await;
+}
+
+/// An application's emit through one bridge reaches the user's browsers on that bridge, on
+/// a second bridge and on an Open WebUI replica, each once; and a change of the store's feed
+/// reaches each of them once too, with only the first bridge publishing changes.
+#[tokio::test]
+async fn an_emit_and_a_change_reach_every_server_of_the_cluster_once() {
+    let (Some(redis_url), Some(pythonpath)) = (
+        support::require_env("CHATSTORE_TEST_REDIS_URL"),
+        support::require_env("CHATSTORE_TEST_SOCKETIO_PYTHONPATH"),
+    ) else {
+        return;
+    };
+    let channel = format!("socketio-cluster-{}", std::process::id());
+    let target = RedisTarget::parse(&redis_url, &channel).expect("Redis URL");
+    let store = memory::store();
+    let ada = user(&store, "ada@example.com").await;
+    let server = replica(&pythonpath, &redis_url, &channel).await;
+    let config = BridgeConfig::default()
+        .secret_key(SECRET)
+        .redis(target.clone());
+    let first = BridgeState::new(store.clone(), config.clone());
+    let a = support::serve_state(first.clone()).await;
+    let b = support::serve_with(store.clone(), config.publish_changes(false)).await;
+    let mut clients = Vec::new();
+    for (addr, token) in [
+        (a, token(&ada)),
+        (b, token(&ada)),
+        (server.addr, ada.clone()),
+    ] {
+        let mut client = Client::start(addr, Some(&token), Transport::Websocket, &[])
+            .await
+            .expect("client");
+        assert!(client.ready().await);
+        clients.push(client);
+    }
+    await_subscribers(&target, 3).await;
+
+    let completion = json!({
+        "chat_id": "c1",
+        "message_id": "m1",
+        "data": {"type": "chat:completion", "data": {"content": "Hi"}},
+    });
+    first
+        .emit(&format!("user:{ada}"), "events", &completion)
+        .await
+        .expect("emit");
+    let chat = store
+        .chats
+        .create(NewChat::new(&ada, "first"))
+        .await
+        .expect("chat");
+    let listed = is("chat:list", &chat.id);
+    for (i, client) in clients.iter_mut().enumerate() {
+        // The emit and the change take different paths (Redis, the feed): either may come
+        // first. Both are awaited, then whatever else arrives within 700 ms.
+        let mut heard: Vec<serde_json::Value> = Vec::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !(heard.contains(&completion) && heard.iter().any(&listed)) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "client {i} heard only {heard:?}"
+            );
+            heard.extend(events(client.drain(Duration::from_millis(100)).await));
+        }
+        heard.extend(events(client.drain(Duration::from_millis(700)).await));
+        let completions = heard.iter().filter(|e| **e == completion).count();
+        let lists = heard.iter().filter(|e| listed(e)).count();
+        assert_eq!(
+            (completions, lists),
+            (1, 1),
+            "client {i}: each once: {heard:?}"
+        );
+    }
+
+    assert!(
+        first.emit("", "events", &completion).await.is_err(),
+        "an emit needs a room"
+    );
+    for client in clients {
+        client.stop().await;
+    }
+    server.stop().await;
 }
 
 /// A Redis that takes connections and refuses every command (a password is required and the
@@ -184,10 +400,11 @@ async fn a_redis_refusing_every_command_is_not_hammered() {
         .await
         .expect("chat");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    // 100 ms, 200, 400, 800, 1.6 s: six connections in three seconds, and some room.
+    // 100 ms, 200, 400, 800, 1.6 s: six connections in three seconds for the publisher and
+    // six for the subscriber, and some room.
     let made = connections_received(&addr, "s3cret").await - before - 1;
-    assert!(made >= 1, "the publisher never tried");
-    assert!(made <= 12, "{made} connections in 3 s");
+    assert!(made >= 2, "the publisher and the subscriber never tried");
+    assert!(made <= 24, "{made} connections in 3 s");
 }
 
 /// `total_connections_received` of the Redis at `addr`, asked with `password` (one more

@@ -3,12 +3,14 @@
 Connects to URL with auth {token} (none when --token is absent), joins the chats given with
 --join through `events:chat` (waiting for the ack), then prints one JSON line per thing that
 happens: {"event": "connect"}, {"event": "connect_error", "data": ...}, {"event": "joined",
-"data": {...}}, {"event": "ready"}, {"event": "events", "data": ENVELOPE},
-{"event": "disconnect"}. It stays connected until its stdin closes. Each stdin line
+"data": {...}}, {"event": "ready", "data": {"sid"}}, {"event": "events", "data": ENVELOPE},
+{"event": "disconnect"}. An `events` emit that asks for an ack is answered {"heard": TYPE}.
+It stays connected until its stdin closes. Each stdin line
 `heartbeat` emits a `heartbeat` as Open WebUI's web client does (then {"event": "sent"});
 `heartbeat-ack` asks for its ack and prints {"event": "heartbeat", "data": {"reply": ...}}.
 
-With --flood N, each chat is joined N times at once without waiting for the answers, and one
+With --in-order, messages are handled one after the other, in the order they arrived (as a
+browser does). With --flood N, each chat is joined N times at once without waiting for the answers, and one
 line {"event": "flooded", "data": {"chat_id", "replies": [...]}} follows once all answered.
 """
 
@@ -35,13 +37,28 @@ def main():
     parser.add_argument("--transport", choices=["websocket", "polling"], default="websocket")
     parser.add_argument("--join", action="append", default=[])
     parser.add_argument("--flood", type=int, default=0)
+    parser.add_argument("--in-order", action="store_true")
     args = parser.parse_args()
 
     sio = socketio.Client(reconnection=False)
+    if args.in_order:
+        # python-engineio's client hands each message to a thread of its own, so two emits
+        # in a row may be handled in either order; a browser handles them in the order they
+        # came. Handled here on the reading thread, in order.
+        trigger = sio.eio._trigger_event
+
+        def in_order(event, *a, **kw):
+            if event == "message":
+                kw["run_async"] = False
+            return trigger(event, *a, **kw)
+
+        sio.eio._trigger_event = in_order
 
     @sio.on("events")
     def on_events(data):
         say("events", data)
+        # The ack of a server that asked for one (Open WebUI's `call`).
+        return {"heard": data.get("data", {}).get("type") if isinstance(data, dict) else None}
 
     @sio.event
     def connect():
@@ -84,7 +101,7 @@ def main():
             continue
         reply = sio.call("events:chat", {"type": "join", "chat_id": chat_id}, timeout=10)
         say("joined", {"chat_id": chat_id, "reply": reply})
-    say("ready")
+    say("ready", {"sid": sio.get_sid()})
     done = threading.Event()
 
     def wait_stdin():

@@ -26,10 +26,21 @@ pub struct BridgeArgs {
     /// The key Open WebUI signs session tokens with.
     #[arg(long, env = "WEBUI_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
-    /// Also publish every envelope into Open WebUI's Redis manager (its replicas run with
+    /// Join Open WebUI's Socket.IO cluster through its Redis manager (its replicas run with
     /// WEBSOCKET_MANAGER=redis): their WEBSOCKET_REDIS_URL, e.g. `redis://127.0.0.1:6379/0`.
+    /// What the replicas emit (streamed completions) then reaches the browsers connected to
+    /// this bridge, and the bridge's envelopes reach theirs. Give it to every bridge.
     #[arg(long, env = "CHATSTORE_BRIDGE_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// With --redis-url, publish the change feed's envelopes there too. Every bridge hears
+    /// every change: leave this on for one bridge of a deployment, `false` on the others.
+    #[arg(
+        long,
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        env = "CHATSTORE_BRIDGE_REDIS_PUBLISH_CHANGES"
+    )]
+    pub redis_publish_changes: bool,
     /// The pub/sub channel of that manager (python-socketio's default).
     #[arg(
         long,
@@ -114,7 +125,9 @@ pub async fn run(args: BridgeArgs) -> Result<(), String> {
     if let Some(url) = args.redis_url.filter(|u| !u.trim().is_empty()) {
         let target = chatstore_bridge::RedisTarget::parse(&url, args.redis_channel)
             .map_err(|e| e.to_string())?;
-        config = config.redis(target);
+        config = config
+            .redis(target)
+            .publish_changes(args.redis_publish_changes);
     }
     // Download links (`GET /files/{id}`): CHATSTORE_SIGNING_KEY, else WEBUI_SECRET_KEY.
     if let Some(signer) = chatstore_core::UrlSigner::from_lookup(|n| std::env::var(n).ok())

@@ -74,11 +74,16 @@ pub async fn serve(store: Store) -> SocketAddr {
 
 /// Serves a bridge with this configuration.
 pub async fn serve_with(store: Store, config: BridgeConfig) -> SocketAddr {
+    serve_state(BridgeState::new(store, config)).await
+}
+
+/// Serves the bridge of `state` on a free loopback port.
+pub async fn serve_state(state: BridgeState) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
-    let app = router(BridgeState::new(store, config));
+    let app = router(state);
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
 }
@@ -125,6 +130,19 @@ impl Client {
             Transport::Websocket,
             &[chat],
             &["--flood", &times],
+        )
+        .await
+    }
+
+    /// [`Client::start`] over a websocket, handling messages in the order they arrive, as a
+    /// browser does (python-engineio's client otherwise gives each a thread of its own).
+    pub async fn start_in_order(addr: SocketAddr, token: &str) -> Option<Client> {
+        Client::start_with(
+            addr,
+            Some(token),
+            Transport::Websocket,
+            &[],
+            &["--in-order"],
         )
         .await
     }
@@ -205,6 +223,15 @@ impl Client {
                 _ => {}
             }
         }
+    }
+
+    /// Waits until the client connected and joined its chats, and gives its socket's id.
+    pub async fn ready_sid(&mut self) -> String {
+        let line = self.expect("ready", Duration::from_secs(20)).await;
+        line["data"]["sid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no sid in {line}"))
+            .to_owned()
     }
 
     /// The next `events` envelope for which `pred` holds (others skipped).
