@@ -407,6 +407,103 @@ async fn a_redis_refusing_every_command_is_not_hammered() {
     assert!(made <= 24, "{made} connections in 3 s");
 }
 
+/// Starts `redis-server` (unpersisted) on loopback `port` and waits until it listens.
+async fn redis_server(bin: &str, port: u16) -> Child {
+    let server = Command::new(bin)
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start redis-server");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "redis-server never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server
+}
+
+/// Publishes `message` on `channel` as another server of the cluster would; gives the number
+/// of subscribers that got it.
+async fn publish(addr: &str, channel: &str, message: &str) -> i64 {
+    let mut conn = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to Redis");
+    let cmd = format!(
+        "*3\r\n$7\r\nPUBLISH\r\n${}\r\n{channel}\r\n${}\r\n{message}\r\n",
+        channel.len(),
+        message.len()
+    );
+    conn.write_all(cmd.as_bytes()).await.expect("write");
+    let mut reply = BufReader::new(conn);
+    let mut line = String::new();
+    reply.read_line(&mut line).await.expect("read");
+    line.trim()
+        .strip_prefix(':')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("PUBLISH answered {line:?}"))
+}
+
+/// Redis killed (SIGKILL) and started again on the same port while the bridge is subscribed:
+/// the bridge subscribes again by itself, and an emit published after the restart reaches its
+/// browser.
+#[tokio::test]
+async fn the_subscription_survives_a_redis_restart() {
+    let (Some(bin), Some(_)) = (
+        support::require_env("CHATSTORE_TEST_REDIS_BIN"),
+        support::require_env("CHATSTORE_TEST_SOCKETIO_PYTHONPATH"),
+    ) else {
+        return;
+    };
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("address").port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let mut redis = redis_server(&bin, port).await;
+    let target = RedisTarget::parse(&format!("redis://{addr}"), "socketio").expect("Redis URL");
+    let store = memory::store();
+    let ada = user(&store, "ada@example.com").await;
+    let bridge = support::serve_with(
+        store.clone(),
+        BridgeConfig::default()
+            .secret_key(SECRET)
+            .redis(target.clone()),
+    )
+    .await;
+    let mut owner = Client::start(bridge, Some(&token(&ada)), Transport::Websocket, &[])
+        .await
+        .expect("client");
+    assert!(owner.ready().await);
+    let emit = |n: u32| {
+        json!({
+            "method": "emit", "event": "events", "namespace": "/", "room": format!("user:{ada}"),
+            "data": [{"chat_id": "c1", "message_id": null, "data": {"type": "chat:completion", "data": {"n": n}}}],
+            "binary": false, "skip_sid": null, "callback": null, "host_id": "owui-test",
+        })
+        .to_string()
+    };
+    await_subscribers(&target, 1).await;
+    assert_eq!(publish(&addr, "socketio", &emit(1)).await, 1);
+    let heard = owner.envelope(WAIT, is("chat:completion", "c1")).await;
+    assert_eq!(heard["data"]["data"]["n"], 1);
+
+    redis.kill().await.expect("kill redis-server");
+    let _redis = redis_server(&bin, port).await;
+    await_subscribers(&target, 1).await;
+    assert_eq!(publish(&addr, "socketio", &emit(2)).await, 1);
+    let heard = owner.envelope(WAIT, is("chat:completion", "c1")).await;
+    assert_eq!(heard["data"]["data"]["n"], 2);
+    owner.stop().await;
+}
+
 /// `total_connections_received` of the Redis at `addr`, asked with `password` (one more
 /// connection).
 async fn connections_received(addr: &str, password: &str) -> i64 {
