@@ -332,7 +332,7 @@ pub(crate) fn subscribe(target: RedisTarget, io: SocketIo, publisher: RedisPubli
     tokio::spawn(async move {
         let mut pause = Duration::from_millis(100);
         loop {
-            match listen(&target, &io, &publisher, &mut pause).await {
+            match listen(&target, &io, &publisher, &mut pause, QUIET).await {
                 Ok(()) => return,
                 Err(e) => {
                     metrics::gauge!(metric::REDIS_SUBSCRIBED).set(0.0);
@@ -351,6 +351,7 @@ async fn listen(
     io: &SocketIo,
     publisher: &RedisPublisher,
     pause: &mut Duration,
+    quiet: Duration,
 ) -> std::io::Result<()> {
     let mut conn = Connection::open(target).await?;
     conn.reader
@@ -359,8 +360,15 @@ async fn listen(
         .await?;
     let mut pinged = false;
     loop {
-        let push = match tokio::time::timeout(QUIET, read_push(&mut conn.reader)).await {
-            Ok(push) => push?,
+        // Waits for a reply's first byte (which consumes nothing, so giving up leaves the
+        // stream whole), then reads the reply within the same bound.
+        let arrived = tokio::time::timeout(quiet, conn.reader.fill_buf())
+            .await
+            .map(|read| read.map(|buf| !buf.is_empty()));
+        match arrived {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(Err(e)) => return Err(e),
             Err(_) if pinged => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
@@ -375,7 +383,15 @@ async fn listen(
                 pinged = true;
                 continue;
             }
-        };
+        }
+        let push = tokio::time::timeout(quiet, read_push(&mut conn.reader))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "a Redis reply stopped halfway",
+                )
+            })??;
         pinged = false;
         match push.first().map(Vec::as_slice) {
             Some(b"subscribe") => {
@@ -736,6 +752,60 @@ mod tests {
         assert!(read_push(&mut reader).await.is_err(), "an error reply");
         let too_big = read_push(&mut reader).await.expect_err("too large");
         assert_eq!(too_big.kind(), std::io::ErrorKind::InvalidData);
+        server.abort();
+    }
+
+    /// A subscribed connection that goes silent is sent a `PING`; when that gets no answer
+    /// either, the subscription is given up (and made again), instead of waiting for ever on
+    /// a Redis host gone without a word.
+    #[tokio::test]
+    async fn a_silent_subscription_is_pinged_then_given_up() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let target = RedisTarget {
+            addr: listener.local_addr().expect("address").to_string(),
+            username: None,
+            password: None,
+            channel: "socketio".into(),
+        };
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.expect("accept");
+            let mut socket = BufReader::new(socket);
+            let mut heard = Vec::new();
+            let mut line = String::new();
+            while !heard.iter().any(|l: &String| l.contains("PING")) {
+                line.clear();
+                if socket.read_line(&mut line).await.expect("read") == 0 {
+                    break;
+                }
+                heard.push(line.trim_end().to_owned());
+                if line.contains("SUBSCRIBE") {
+                    socket
+                        .get_mut()
+                        .write_all(b"*3\r\n$9\r\nsubscribe\r\n$8\r\nsocketio\r\n:1\r\n")
+                        .await
+                        .expect("write");
+                }
+            }
+            // Silent from here on, the connection kept open.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            heard
+        });
+        let (_layer, io) = SocketIo::builder().build_layer();
+        let publisher = RedisPublisher::start(target.clone(), host_id());
+        let mut pause = Duration::from_secs(1);
+        let quiet = Duration::from_millis(200);
+        let ended = tokio::time::timeout(
+            Duration::from_secs(10),
+            listen(&target, &io, &publisher, &mut pause, quiet),
+        )
+        .await
+        .expect("the subscription ends by itself");
+        let err = ended.expect_err("nobody answered the PING");
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+        assert!(err.to_string().contains("PING"), "{err}");
+        assert_eq!(pause, Duration::from_millis(100), "it had subscribed");
         server.abort();
     }
 
