@@ -17,6 +17,9 @@
 //!   [`envelopes`]): `chat:list`, `chat:title`, `chat:tags` to the owner's `user:{id}` room,
 //!   message changes to `chat:{id}`. A user never receives another user's event.
 //!
+//! - The socket joins `channel:{id}` for every channel its user sees (again on
+//!   `join-channels`); `events:channel` `typing` goes to the channel's room with who types,
+//!   `last_read_at` records the read.
 //! - A socket's `heartbeat` (the web client sends one every 30 s) records the user's
 //!   activity (`last_active_at`) in the store, as Open WebUI's own server does, at most once
 //!   per user per [`BridgeConfig::activity_interval`].

@@ -42,6 +42,20 @@ struct Auth {
     token: Option<String>,
 }
 
+/// `events:channel` from the client: `data.type` is `typing` or `last_read_at`.
+#[derive(Debug, Deserialize)]
+struct ChannelEvent {
+    channel_id: String,
+    #[serde(default)]
+    message_id: Option<serde_json::Value>,
+    data: serde_json::Value,
+}
+
+/// The user as a channel's typing indicator shows it (Open WebUI's `UserNameResponse`),
+/// read once per socket.
+#[derive(Debug, Clone)]
+struct Typist(serde_json::Value);
+
 /// `events:chat` from the client.
 #[derive(Debug, Deserialize)]
 struct ChatRoom {
@@ -111,18 +125,23 @@ async fn authenticate(
     // no handler and no room yet, and be lost.
     let user_room = format!("user:{}", claims.id);
     socket.extensions.insert(Session {
-        user_id: claims.id,
+        user_id: claims.id.clone(),
         token,
         joins: std::sync::Arc::new(tokio::sync::Semaphore::new(JOINS_IN_FLIGHT)),
     });
     socket.on("events:chat", on_chat_room);
     socket.on("heartbeat", on_heartbeat);
+    socket.on("join-channels", on_join_channels);
+    socket.on("events:channel", on_channel_event);
     // Not yet connected here (socketioxide marks it so after the middleware); a refusal
     // after this point leaves no room behind, as socketioxide removes the socket's rooms.
     socket.join(user_room);
     // Every socket is in a room of its own id, as in python-socketio, where Open WebUI's
     // servers emit to one socket (`to=sid`) through the cluster.
     socket.join(socket.id.to_string());
+    for room in channel_rooms(&state, &claims.id).await {
+        socket.join(room);
+    }
     Ok(())
 }
 
@@ -217,6 +236,117 @@ async fn on_heartbeat(socket: SocketRef, State(state): State<BridgeState>, ack: 
     };
     crate::activity::heartbeat(&state, &session.user_id).await;
     let _ = ack.send(&());
+}
+
+/// The rooms `channel:{id}` of every channel the user sees, which a socket joins as with Open
+/// WebUI's server: its replicas emit a channel's messages and typing there. The caller joins
+/// them (while authenticating, before the socket counts as connected; afterwards only while
+/// it still is). A store without Open WebUI's other tables (`Unsupported`) has no channels; a
+/// failed read is logged and gives none (the client asks again with `join-channels`).
+async fn channel_rooms(state: &BridgeState, user_id: &str) -> Vec<String> {
+    let channels = match state.store().workspace() {
+        Ok(workspace) => workspace.channels().for_user(user_id).await,
+        Err(e) => Err(e),
+    };
+    match channels {
+        Ok(channels) => channels
+            .into_iter()
+            .map(|c| format!("channel:{}", c.id))
+            .collect(),
+        Err(e) => {
+            if e.kind() != ErrorKind::Unsupported {
+                tracing::warn!(user = user_id, error = %e, "bridge: cannot read a user's channels");
+            }
+            Vec::new()
+        }
+    }
+}
+
+/// `join-channels` from the client (sent after it created or joined a channel): joins the
+/// rooms of the channels the user sees now. The payload's token is not needed: the socket's
+/// session was checked when it connected, and is checked again while it stays.
+async fn on_join_channels(socket: SocketRef, State(state): State<BridgeState>) {
+    let Some(session) = socket.extensions.get::<Session>() else {
+        return;
+    };
+    let Ok(_permit) = session.joins.try_acquire() else {
+        return;
+    };
+    for room in channel_rooms(&state, &session.user_id).await {
+        join_while_connected(&socket, room);
+    }
+}
+
+/// `events:channel` from a socket in that channel's room: `typing` goes to the room (and,
+/// with Redis, to the browsers of the other servers) with the user who types, as Open
+/// WebUI's server sends it; `last_read_at` records that the user read the channel up to now.
+/// Anything else, or a socket outside the room, is left.
+async fn on_channel_event(
+    socket: SocketRef,
+    Data(event): Data<ChannelEvent>,
+    State(state): State<BridgeState>,
+) {
+    let Some(session) = socket.extensions.get::<Session>() else {
+        return;
+    };
+    let room = format!("channel:{}", event.channel_id);
+    if !socket.rooms().iter().any(|r| *r == room) {
+        return;
+    }
+    // At most a few store calls per socket at once, as for chat joins: a flood waits for no
+    // one and reads nothing.
+    let Ok(_permit) = session.joins.try_acquire() else {
+        return;
+    };
+    match event.data["type"].as_str() {
+        Some("typing") => {
+            let Some(typist) = typist(&socket, &state, &session.user_id).await else {
+                return;
+            };
+            let payload = serde_json::json!({
+                "channel_id": event.channel_id,
+                "message_id": event.message_id,
+                "data": event.data,
+                "user": typist,
+            });
+            let _ = state.emit(&room, "events:channel", &payload).await;
+        }
+        Some("last_read_at") => {
+            let marked = match state.store().workspace() {
+                Ok(workspace) => {
+                    workspace
+                        .channels()
+                        .mark_read(&event.channel_id, &session.user_id)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = marked {
+                tracing::warn!(user = %session.user_id, error = %e, "bridge: cannot record that a channel was read");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The socket's user as a typing indicator shows it, read from the store the first time.
+async fn typist(
+    socket: &SocketRef,
+    state: &BridgeState,
+    user_id: &str,
+) -> Option<serde_json::Value> {
+    if let Some(Typist(user)) = socket.extensions.get::<Typist>() {
+        return Some(user);
+    }
+    let user = state.store().users.get(user_id).await.ok()?;
+    let shown = serde_json::json!({
+        "id": user.id,
+        "name": user.name,
+        "role": user.role,
+        "profile_image_url": user.profile_image_url,
+    });
+    socket.extensions.insert(Typist(shown.clone()));
+    Some(shown)
 }
 
 fn refused(error: &str) -> serde_json::Value {

@@ -184,8 +184,9 @@ async fn envelopes_reach_clients_of_open_webui_replicas_through_redis() {
 }
 
 /// An Open WebUI replica's emit to `user:{id}` (a chat completion it streams) reaches that
-/// user's browser connected to the bridge, once, and no other user's; the replica's `call` to
-/// a socket of the bridge gets the browser's answer back through Redis.
+/// user's browser connected to the bridge, once and in order, and no other user's; its emit
+/// to `channel:{id}` reaches the channel's members only; its `call` to a socket of the bridge
+/// gets the browser's answer back through Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_webui_replica_reaches_the_browsers_of_the_bridge() {
     let (Some(redis_url), Some(pythonpath)) = (
@@ -199,6 +200,18 @@ async fn an_open_webui_replica_reaches_the_browsers_of_the_bridge() {
     let store = memory::store();
     let ada = user(&store, "ada@example.com").await;
     let bob = user(&store, "bob@example.com").await;
+    let team = store
+        .workspace()
+        .expect("workspace")
+        .channels()
+        .create(chatstore_core::models::NewChannel {
+            user_id: ada.clone(),
+            name: "team".into(),
+            kind: Some("group".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("channel");
     let mut server = replica(&pythonpath, &redis_url, &channel).await;
     let mut at_replica = Client::start(server.addr, Some(&bob), Transport::Websocket, &[])
         .await
@@ -248,6 +261,24 @@ async fn an_open_webui_replica_reaches_the_browsers_of_the_bridge() {
         let heard = owner.envelope(WAIT, is("chat:completion", "c2")).await;
         assert_eq!(heard["n"], n, "out of order: {heard}");
     }
+
+    // A channel's message goes to the sockets of its members, which joined its room.
+    let posted = json!({
+        "channel_id": team.id,
+        "message_id": "cm1",
+        "data": {"type": "message", "data": {"content": "Hi team"}},
+    });
+    let emitted = server
+        .command(&format!("emit channel:{} events:channel {posted}", team.id))
+        .await;
+    assert_eq!(emitted, "emitted");
+    let heard = owner.expect("events:channel", WAIT).await;
+    assert_eq!(heard["data"], posted);
+    let heard = other.drain(Duration::from_millis(500)).await;
+    assert!(
+        heard.iter().all(|l| l["event"] != "events:channel"),
+        "bob is no member: {heard:?}"
+    );
 
     let question = json!({
         "chat_id": "c1",

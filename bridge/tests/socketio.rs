@@ -421,3 +421,132 @@ async fn the_activity_interval_decides_which_heartbeats_write() {
     eager.stop().await;
     silent.stop().await;
 }
+
+/// Every `events:channel` line a client printed within `window`.
+async fn channel_events(client: &mut Client, window: Duration) -> Vec<serde_json::Value> {
+    client
+        .drain(window)
+        .await
+        .into_iter()
+        .filter(|l| l["event"] == "events:channel")
+        .map(|l| l["data"].clone())
+        .collect()
+}
+
+/// The members of a channel hear one another typing (with who types, as Open WebUI sends
+/// it), a user outside the channel neither hears it nor reaches the members; `last_read_at`
+/// records the read; a channel created after connecting is heard once both clients sent
+/// `join-channels`.
+#[tokio::test]
+async fn channel_members_hear_typing_and_reads_are_recorded() {
+    let store = memory::store();
+    let ada = user(&store, "ada@example.com").await;
+    let bob = user(&store, "bob@example.com").await;
+    let eve = user(&store, "eve@example.com").await;
+    let channels = store.workspace().expect("workspace").channels();
+    let team = channels
+        .create(chatstore_core::models::NewChannel {
+            user_id: ada.clone(),
+            name: "team".into(),
+            kind: Some("group".into()),
+            member_ids: vec![bob.clone()],
+            created_at: Some(1_000),
+            ..Default::default()
+        })
+        .await
+        .expect("channel");
+    let addr = support::serve(store.clone()).await;
+    let Some(mut a) = Client::start(addr, Some(&token(&ada)), Transport::Websocket, &[]).await
+    else {
+        return;
+    };
+    let mut b = Client::start(addr, Some(&token(&bob)), Transport::Polling, &[])
+        .await
+        .expect("client");
+    let mut e = Client::start(addr, Some(&token(&eve)), Transport::Websocket, &[])
+        .await
+        .expect("client");
+    assert!(a.ready().await && b.ready().await && e.ready().await);
+
+    let typing = |channel: &str| {
+        format!(
+            r#"emit events:channel {{"channel_id": "{channel}", "data": {{"type": "typing", "data": {{"typing": true}}}}}}"#
+        )
+    };
+    b.send(&typing(&team.id)).await;
+    let heard = a.expect("events:channel", WAIT).await;
+    assert_eq!(heard["data"]["channel_id"], team.id.as_str(), "{heard}");
+    assert_eq!(heard["data"]["data"]["type"], "typing");
+    assert_eq!(heard["data"]["user"]["id"], bob.as_str());
+    assert_eq!(heard["data"]["user"]["name"], "U");
+    assert!(
+        channel_events(&mut e, Duration::from_millis(500))
+            .await
+            .is_empty(),
+        "eve is no member"
+    );
+    e.send(&typing(&team.id)).await;
+    let leaked = channel_events(&mut a, Duration::from_millis(500)).await;
+    assert!(
+        leaked.iter().all(|v| v["user"]["id"] != eve.as_str()),
+        "eve reached the members: {leaked:?}"
+    );
+
+    a.send(&format!(
+        r#"emit events:channel {{"channel_id": "{}", "data": {{"type": "last_read_at"}}}}"#,
+        team.id
+    ))
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let member = channels
+            .member(&team.id, &ada)
+            .await
+            .expect("read")
+            .expect("ada is a member");
+        if member.last_read_at.is_some_and(|t| t > 1_000) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the read was not recorded: {member:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let later = channels
+        .create(chatstore_core::models::NewChannel {
+            user_id: bob.clone(),
+            name: "later".into(),
+            kind: Some("group".into()),
+            member_ids: vec![ada.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("channel");
+    // Both were connected before the channel existed; each client asks to join again.
+    for (client, id) in [(&mut a, &ada), (&mut b, &bob)] {
+        client
+            .send(&format!(
+                r#"emit join-channels {{"auth": {{"token": "{}"}}}}"#,
+                token(id)
+            ))
+            .await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    'heard: loop {
+        b.send(&typing(&later.id)).await;
+        for event in channel_events(&mut a, Duration::from_millis(200)).await {
+            if event["channel_id"] == later.id.as_str() {
+                break 'heard;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ada never joined the later channel"
+        );
+    }
+    a.stop().await;
+    b.stop().await;
+    e.stop().await;
+}

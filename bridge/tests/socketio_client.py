@@ -7,7 +7,9 @@ happens: {"event": "connect"}, {"event": "connect_error", "data": ...}, {"event"
 {"event": "disconnect"}. An `events` emit that asks for an ack is answered {"heard": TYPE}.
 It stays connected until its stdin closes. Each stdin line
 `heartbeat` emits a `heartbeat` as Open WebUI's web client does (then {"event": "sent"});
-`heartbeat-ack` asks for its ack and prints {"event": "heartbeat", "data": {"reply": ...}}.
+`heartbeat-ack` asks for its ack and prints {"event": "heartbeat", "data": {"reply": ...}};
+`emit EVENT JSON` sends that event (then {"event": "sent"}). `events:channel` emits received are
+printed as {"event": "events:channel", "data": ...}.
 
 With --in-order, messages are handled one after the other, in the order they arrived (as a
 browser does). With --flood N, each chat is joined N times at once without waiting for the answers, and one
@@ -60,6 +62,10 @@ def main():
         # The ack of a server that asked for one (Open WebUI's `call`).
         return {"heard": data.get("data", {}).get("type") if isinstance(data, dict) else None}
 
+    @sio.on("events:channel")
+    def on_channel_events(data):
+        say("events:channel", data)
+
     @sio.event
     def connect():
         say("connect")
@@ -111,6 +117,11 @@ def main():
                 # As Open WebUI's web client sends it: no ack asked for.
                 sio.emit("heartbeat", {})
                 say("sent", "heartbeat")
+            elif command.startswith("emit "):
+                # emit EVENT JSON: an event as the web client sends it.
+                _, event, data = command.split(" ", 2)
+                sio.emit(event, json.loads(data))
+                say("sent", event)
             elif command == "heartbeat-ack":
                 try:
                     reply = sio.call("heartbeat", {}, timeout=10)
