@@ -446,8 +446,12 @@ async fn follow(io: SocketIo, state: BridgeState, changes: Option<ChangeStream>)
     reporter.abort();
 }
 
-/// A user changed (role, deletion): checks that user's sockets again at once.
+/// A user changed (role, deletion, name): checks that user's sockets again at once, and
+/// forgets the name their typing indicators showed.
 async fn recheck_user(io: &SocketIo, state: &BridgeState, event: &ChangeEvent) {
+    for socket in io.to(format!("user:{}", event.user_id)).sockets() {
+        socket.extensions.remove::<Typist>();
+    }
     // A store that cannot answer keeps the sockets: their own checks run again shortly.
     if matches!(
         check_user(state.store(), &event.user_id).await,

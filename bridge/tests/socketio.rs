@@ -434,7 +434,7 @@ async fn channel_events(client: &mut Client, window: Duration) -> Vec<serde_json
 }
 
 /// The members of a channel hear one another typing (with who types, as Open WebUI sends
-/// it), a user outside the channel neither hears it nor reaches the members; `last_read_at`
+/// it, renamed as soon as the user is), a user outside the channel neither hears it nor reaches the members; `last_read_at`
 /// records the read; a channel created after connecting is heard once both clients sent
 /// `join-channels`.
 #[tokio::test]
@@ -479,6 +479,31 @@ async fn channel_members_hear_typing_and_reads_are_recorded() {
     assert_eq!(heard["data"]["data"]["type"], "typing");
     assert_eq!(heard["data"]["user"]["id"], bob.as_str());
     assert_eq!(heard["data"]["user"]["name"], "U");
+    // Renamed: the next typing shows the new name (the bridge hears the change on the feed).
+    store
+        .users
+        .update(
+            &bob,
+            UserPatch {
+                name: Some("Bob".into()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("rename");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    'renamed: loop {
+        b.send(&typing(&team.id)).await;
+        for event in channel_events(&mut a, Duration::from_millis(200)).await {
+            if event["user"]["name"] == "Bob" {
+                break 'renamed;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "typing still shows the old name"
+        );
+    }
     assert!(
         channel_events(&mut e, Duration::from_millis(500))
             .await
