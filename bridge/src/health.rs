@@ -26,6 +26,11 @@ pub struct Health {
     pub feed_failed_catch_ups: u64,
     /// Sockets connected now.
     pub sockets: i64,
+    /// With Redis (Open WebUI's Socket.IO cluster): whether the bridge is subscribed to its
+    /// channel now, i.e. whether the other servers' emits reach this bridge's browsers. Not
+    /// part of `status`: without it the bridge still sends its own events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_subscribed: Option<bool>,
 }
 
 pub(crate) async fn health(State(state): State<BridgeState>) -> Response {
@@ -39,6 +44,7 @@ pub(crate) async fn health(State(state): State<BridgeState>) -> Response {
         feed_reconnects: feed.map_or(0, |s| s.reconnects),
         feed_failed_catch_ups: feed.map_or(0, |s| s.failed_catch_ups),
         sockets: state.sockets(),
+        redis_subscribed: state.redis_subscribed(),
     };
     let code = if ok {
         StatusCode::OK

@@ -178,6 +178,7 @@ struct Shared {
     sockets: AtomicI64,
     activity: Option<Arc<activity::Throttle>>,
     cluster: Arc<std::sync::OnceLock<Cluster>>,
+    redis_subscribed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What sends events once [`router`] serves: the Socket.IO server and, with Redis, the
@@ -211,6 +212,7 @@ impl BridgeState {
                 sockets: AtomicI64::new(0),
                 activity,
                 cluster: Arc::default(),
+                redis_subscribed: Arc::default(),
             }),
         }
     }
@@ -225,6 +227,7 @@ impl BridgeState {
                 sockets: AtomicI64::new(self.sockets()),
                 activity: self.inner.activity.clone(),
                 cluster: self.inner.cluster.clone(),
+                redis_subscribed: self.inner.redis_subscribed.clone(),
             }),
         }
     }
@@ -280,6 +283,19 @@ impl BridgeState {
             tracing::warn!(error = %e, "bridge: an emit did not reach every socket of its room");
         }
         Ok(())
+    }
+
+    /// Whether the bridge is subscribed to the Redis channel now (`None` without
+    /// [`BridgeConfig::redis`]).
+    pub fn redis_subscribed(&self) -> Option<bool> {
+        self.config()
+            .redis
+            .as_ref()
+            .map(|_| self.inner.redis_subscribed.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn redis_subscribed_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.inner.redis_subscribed.clone()
     }
 
     pub(crate) fn set_cluster(&self, cluster: Cluster) {

@@ -22,6 +22,8 @@
 //! counted, when it is full. Emits published while the subscription was down are not seen, as
 //! with python-socketio.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chatstore_core::{Error, Result};
@@ -328,13 +330,23 @@ async fn deliver(io: &SocketIo, publisher: &RedisPublisher, emit: Inbound) {
 
 /// Starts the task that subscribes to the manager channel and delivers other servers' emits
 /// to this bridge's sockets.
-pub(crate) fn subscribe(target: RedisTarget, io: SocketIo, publisher: RedisPublisher) {
+pub(crate) fn subscribe(
+    target: RedisTarget,
+    io: SocketIo,
+    publisher: RedisPublisher,
+    subscribed: Arc<AtomicBool>,
+) {
     tokio::spawn(async move {
         let mut pause = Duration::from_millis(100);
         loop {
-            match listen(&target, &io, &publisher, &mut pause, QUIET).await {
+            let mut subscription = Subscription {
+                pause: &mut pause,
+                subscribed: &subscribed,
+            };
+            match listen(&target, &io, &publisher, &mut subscription, QUIET).await {
                 Ok(()) => return,
                 Err(e) => {
+                    subscribed.store(false, Ordering::Relaxed);
                     metrics::gauge!(metric::REDIS_SUBSCRIBED).set(0.0);
                     tracing::warn!(error = %e, addr = %target.addr, "bridge: the Redis subscription failed; subscribing again");
                     tokio::time::sleep(pause).await;
@@ -345,12 +357,19 @@ pub(crate) fn subscribe(target: RedisTarget, io: SocketIo, publisher: RedisPubli
     });
 }
 
+/// What a subscription reports to its task: the pause before the next attempt (reset once
+/// subscribed) and whether it is subscribed now.
+struct Subscription<'a> {
+    pause: &'a mut Duration,
+    subscribed: &'a AtomicBool,
+}
+
 /// One subscribed connection, until it fails.
 async fn listen(
     target: &RedisTarget,
     io: &SocketIo,
     publisher: &RedisPublisher,
-    pause: &mut Duration,
+    subscription: &mut Subscription<'_>,
     quiet: Duration,
 ) -> std::io::Result<()> {
     let mut conn = Connection::open(target).await?;
@@ -396,7 +415,8 @@ async fn listen(
         match push.first().map(Vec::as_slice) {
             Some(b"subscribe") => {
                 metrics::gauge!(metric::REDIS_SUBSCRIBED).set(1.0);
-                *pause = Duration::from_millis(100);
+                subscription.subscribed.store(true, Ordering::Relaxed);
+                *subscription.pause = Duration::from_millis(100);
             }
             Some(b"message") if push.len() == 3 => {
                 match inbound(&push[2], &publisher.host_id) {
@@ -795,13 +815,19 @@ mod tests {
         let (_layer, io) = SocketIo::builder().build_layer();
         let publisher = RedisPublisher::start(target.clone(), host_id());
         let mut pause = Duration::from_secs(1);
+        let subscribed = AtomicBool::new(false);
+        let mut subscription = Subscription {
+            pause: &mut pause,
+            subscribed: &subscribed,
+        };
         let quiet = Duration::from_millis(200);
         let ended = tokio::time::timeout(
             Duration::from_secs(10),
-            listen(&target, &io, &publisher, &mut pause, quiet),
+            listen(&target, &io, &publisher, &mut subscription, quiet),
         )
         .await
         .expect("the subscription ends by itself");
+        assert!(subscribed.load(Ordering::Relaxed), "it had subscribed");
         let err = ended.expect_err("nobody answered the PING");
         assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
         assert!(err.to_string().contains("PING"), "{err}");

@@ -80,7 +80,12 @@ pub(crate) fn layer(state: BridgeState) -> SocketIoLayer {
             let _entered = runtime.enter();
             let publisher = state.config().redis.clone().map(|target| {
                 let publisher = RedisPublisher::start(target.clone(), crate::redis::host_id());
-                crate::redis::subscribe(target, io.clone(), publisher.clone());
+                crate::redis::subscribe(
+                    target,
+                    io.clone(),
+                    publisher.clone(),
+                    state.redis_subscribed_flag(),
+                );
                 publisher
             });
             state.set_cluster(Cluster {

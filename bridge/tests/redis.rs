@@ -483,8 +483,8 @@ async fn publish(addr: &str, channel: &str, message: &str) -> i64 {
 }
 
 /// Redis killed (SIGKILL) and started again on the same port while the bridge is subscribed:
-/// the bridge subscribes again by itself, and an emit published after the restart reaches its
-/// browser.
+/// `/health` reports the subscription lost, the bridge subscribes again by itself, and an emit
+/// published after the restart reaches its browser.
 #[tokio::test]
 async fn the_subscription_survives_a_redis_restart() {
     let (Some(bin), Some(_)) = (
@@ -526,13 +526,38 @@ async fn the_subscription_survives_a_redis_restart() {
     let heard = owner.envelope(WAIT, is("chat:completion", "c1")).await;
     assert_eq!(heard["data"]["data"]["n"], 1);
 
+    assert_eq!(
+        subscribed(bridge).await,
+        Some(true),
+        "/health before the kill"
+    );
+
     redis.kill().await.expect("kill redis-server");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while subscribed(bridge).await != Some(false) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/health never said the subscription was lost"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let _redis = redis_server(&bin, port).await;
     await_subscribers(&target, 1).await;
     assert_eq!(publish(&addr, "socketio", &emit(2)).await, 1);
     let heard = owner.envelope(WAIT, is("chat:completion", "c1")).await;
     assert_eq!(heard["data"]["data"]["n"], 2);
     owner.stop().await;
+}
+
+/// `redis_subscribed` of the bridge's `GET /health`.
+async fn subscribed(bridge: SocketAddr) -> Option<bool> {
+    let health: serde_json::Value = reqwest::get(format!("http://{bridge}/health"))
+        .await
+        .expect("GET /health")
+        .json()
+        .await
+        .expect("a JSON body");
+    health["redis_subscribed"].as_bool()
 }
 
 /// `total_connections_received` of the Redis at `addr`, asked with `password` (one more
