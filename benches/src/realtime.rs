@@ -27,6 +27,12 @@
 //! gives the latency from the start of the write, which can only be larger. CPU seconds of
 //! this process (bridge and writers) and of the client processes during the burst show which
 //! side is the bottleneck.
+//!
+//! `redis` measures the other path into a bridge: Open WebUI's Socket.IO cluster. The bridge
+//! (over a memory store) subscribes to a Redis channel, and a second bridge in this process
+//! (another replica) sends each write with [`BridgeState::emit`] (`events` `chat:list` to the
+//! owner's `user:{id}` room), which publishes it on that channel; "commit" is then the return
+//! of `emit`, and the path is emit → Redis → the first bridge → its sockets.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -66,11 +72,22 @@ pub const DELIVERY_AIM: f64 = 10_000.0;
 /// The backends the realtime benchmark knows, with the variable naming each one's server.
 /// `memory` (no server: the writer is the bridge's own store, its feed an in-process
 /// broadcast) shows the bridge's own ceiling, with a source that costs next to nothing.
-pub const BACKENDS: [(&str, Option<&str>); 3] = [
+pub const BACKENDS: [(&str, Option<&str>); 4] = [
     ("postgres", Some(POSTGRES_ENV)),
     ("pocketbase", Some(POCKETBASE_ENV)),
     ("memory", None),
+    ("redis", Some(REDIS_ENV)),
 ];
+
+/// The Redis server of the `redis` run (Open WebUI's Socket.IO cluster channel).
+pub const REDIS_ENV: &str = "CHATSTORE_TEST_REDIS_URL";
+
+/// How a run's writes are made: chats created in a store, or emits through a second bridge.
+#[derive(Clone)]
+enum Writer {
+    Store(Store),
+    Emit(BridgeState),
+}
 
 /// The key the benchmark's bridge verifies its clients' tokens with.
 const SECRET: &str = "chatstore-realtime-bench";
@@ -274,7 +291,7 @@ fn check(config: &RealtimeConfig) -> Result<(), BenchError> {
         .find(|b| !BACKENDS.iter().any(|(n, _)| n == b))
     {
         return Err(BenchError::Config(format!(
-            "the realtime benchmark knows postgres, pocketbase and memory, not {unknown:?}"
+            "the realtime benchmark knows postgres, pocketbase, memory and redis, not {unknown:?}"
         )));
     }
     if config.sockets == 0 || config.users == 0 || config.processes == 0 {
@@ -306,7 +323,7 @@ struct Stores {
 }
 
 async fn open_stores(name: &str, url: &str) -> chatstore_core::Result<Stores> {
-    if name == "memory" {
+    if name == "memory" || name == "redis" {
         let store = chatstore_core::memory::store();
         return Ok(Stores {
             bridge: store.clone(),
@@ -417,21 +434,49 @@ async fn run_opened(
     let addr = listener
         .local_addr()
         .map_err(|e| BenchError::io("127.0.0.1:0", e))?;
-    let state = BridgeState::new(
-        stores.bridge.clone(),
-        BridgeConfig::default().secret_key(SECRET),
-    );
+    let mut bridge_config = BridgeConfig::default().secret_key(SECRET);
+    let mut writer = Writer::Store(stores.writer.clone());
+    if name == "redis" {
+        let target = std::env::var(REDIS_ENV)
+            .map_err(|_| BenchError::Config(format!("{REDIS_ENV} is not set")))
+            .and_then(|url| {
+                let channel = format!("chatstore-realtime-{}", uuid::Uuid::new_v4().simple());
+                chatstore_bridge::RedisTarget::parse(&url, channel).map_err(err)
+            })?;
+        bridge_config = bridge_config.redis(target.clone());
+        let emitter = BridgeState::new(
+            stores.writer.clone(),
+            BridgeConfig::default()
+                .secret_key(SECRET)
+                .redis(target)
+                .publish_changes(false),
+        );
+        // Its routes are never served: building them starts its Redis publisher.
+        drop(chatstore_bridge::router(emitter.clone()));
+        writer = Writer::Emit(emitter);
+    }
+    let state = BridgeState::new(stores.bridge.clone(), bridge_config);
+    let served = state.clone();
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, chatstore_bridge::router(state)).await;
+        let _ = axum::serve(listener, chatstore_bridge::router(served)).await;
     });
     let outcome = async {
         wait_healthy(addr, name).await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while state.redis_subscribed() == Some(false) {
+            if Instant::now() > deadline {
+                return Err(BenchError::Config(format!(
+                    "{name}: the bridge did not subscribe to Redis within 30 s"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let mut clients = Clients::start(config, &format!("http://{addr}"), &tokens).await?;
         let connect_started = Instant::now();
         let (connected, failed) = clients.ready(Duration::from_secs(300)).await?;
         let connect = connect_started.elapsed();
-        let paced = phase(config, stores, &users, &mut clients, Mode::Paced).await?;
-        let burst = phase(config, stores, &users, &mut clients, Mode::Burst).await?;
+        let paced = phase(config, stores, &writer, &users, &mut clients, Mode::Paced).await?;
+        let burst = phase(config, stores, &writer, &users, &mut clients, Mode::Burst).await?;
         clients.stop().await;
         Ok(RealtimeRun {
             backend: name.to_owned(),
@@ -483,6 +528,7 @@ struct Write {
 async fn phase(
     config: &RealtimeConfig,
     stores: &Stores,
+    writer: &Writer,
     users: &[String],
     clients: &mut Clients,
     mode: Mode,
@@ -512,7 +558,7 @@ async fn phase(
             for k in 0..events {
                 tick.tick().await;
                 out.push(
-                    write_one(&stores.writer, users, k)
+                    write_one(writer, users, k)
                         .await
                         .map_err(|e| BenchError::store(&name, e))?,
                 );
@@ -525,7 +571,7 @@ async fn phase(
             let mut tasks = Vec::new();
             for _ in 0..config.writers {
                 let next = next.clone();
-                let store = stores.writer.clone();
+                let writer = writer.clone();
                 let users = users.to_vec();
                 tasks.push(tokio::spawn(async move {
                     let mut out = Vec::new();
@@ -535,10 +581,15 @@ async fn phase(
                             return Ok::<_, chatstore_core::Error>(out);
                         }
                         let ks = k..(k + batch).min(events);
-                        if ks.len() == 1 {
-                            out.push(write_one(&store, &users, k).await?);
-                        } else {
-                            out.extend(write_many(&store, &users, ks).await?);
+                        match &writer {
+                            Writer::Store(store) if ks.len() > 1 => {
+                                out.extend(write_many(store, &users, ks).await?)
+                            }
+                            _ => {
+                                for k in ks {
+                                    out.push(write_one(&writer, &users, k).await?);
+                                }
+                            }
                         }
                     }
                 }));
@@ -610,16 +661,33 @@ async fn phase(
     })
 }
 
-async fn write_one(store: &Store, users: &[String], k: usize) -> chatstore_core::Result<Write> {
+async fn write_one(writer: &Writer, users: &[String], k: usize) -> chatstore_core::Result<Write> {
     let user = k % users.len();
     let start = epoch_ns();
-    let chat = store
-        .chats
-        .create(NewChat::new(&users[user], format!("realtime {k}")))
-        .await?;
+    let chat_id = match writer {
+        Writer::Store(store) => {
+            store
+                .chats
+                .create(NewChat::new(&users[user], format!("realtime {k}")))
+                .await?
+                .id
+        }
+        Writer::Emit(bridge) => {
+            let chat_id = uuid::Uuid::new_v4().to_string();
+            let envelope = serde_json::json!({
+                "chat_id": chat_id,
+                "message_id": null,
+                "data": {"type": "chat:list", "data": {}},
+            });
+            bridge
+                .emit(&format!("user:{}", users[user]), "events", &envelope)
+                .await?;
+            chat_id
+        }
+    };
     let ack = epoch_ns();
     Ok(Write {
-        chat_id: chat.id,
+        chat_id,
         user,
         start,
         ack,
@@ -968,7 +1036,11 @@ impl RealtimeReport {
              `AsyncClient` websockets in {} Python processes, logged in as {} users ({:.0} \
              sockets each, so a chat created reaches {:.0} sockets as `chat:list`). A second \
              store (another replica) writes; on `memory` the writer is the bridge's own store \
-             (in-process feed), which shows the bridge's and the clients' ceiling. Paced: {} chats one at a time every {} ms. \
+             (in-process feed), which shows the bridge's and the clients' ceiling; on `redis` \
+             a second bridge in the benchmark's process sends each `chat:list` with \
+             `BridgeState::emit` through Open WebUI's Socket.IO cluster channel, and the \
+             bridge (over a memory store) delivers what it hears there (\"commit\": the \
+             return of `emit`). Paced: {} chats one at a time every {} ms. \
              Burst: {} chats from {} concurrent writers, {}. Latency is the receipt time in the \
              client minus the writer's commit acknowledgement (and minus the start of the \
              write), same clock; deliveries/s count every socket's receipt, from the first \

@@ -221,7 +221,8 @@ fn failed(failures: Vec<String>) -> Result<(), BenchError> {
 /// `CHATSTORE_TEST_SOCKETIO_PYTHONPATH`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RealtimeArgs {
-    /// Backends, comma separated: postgres, pocketbase, memory (the bridge's own ceiling);
+    /// Backends, comma separated: postgres, pocketbase, memory (the bridge's own ceiling),
+    /// redis (emits of another bridge through Open WebUI's Socket.IO cluster channel);
     /// default: every one whose server is configured, and memory.
     #[arg(long, value_delimiter = ',')]
     pub backends: Vec<String>,
