@@ -1,19 +1,21 @@
 //! The realtime benchmark end to end at a tiny size (a few sockets, a few dozen chats), so CI
-//! runs its whole path on the real servers: PostgreSQL and PocketBase change feeds, the bridge,
-//! python-socketio clients, matching receipts to writes, and `realtime.md`.
+//! runs its whole path on the real servers: PostgreSQL and PocketBase change feeds, Redis
+//! between two bridges, the bridge, python-socketio clients, matching receipts to writes, and
+//! `realtime.md`.
 
 use std::time::Duration;
 
 use chatstore_benches::realtime::{self, REALTIME_FILE, RealtimeConfig};
 
-/// Every envelope of both phases reaches every socket of its user on PostgreSQL, PocketBase
-/// and memory, each receipt is matched to its write, and the section names the figures and
-/// the reproduce command.
+/// Every envelope of both phases reaches every socket of its user on PostgreSQL, PocketBase,
+/// memory and through Redis (another bridge's emits), each receipt is matched to its write,
+/// and the section names the figures and the reproduce command.
 #[tokio::test]
 async fn the_realtime_benchmark_delivers_every_envelope_on_every_backend() {
     let needed = [
         "CHATSTORE_TEST_POSTGRES_URL",
         "CHATSTORE_TEST_POCKETBASE_URL",
+        "CHATSTORE_TEST_REDIS_URL",
         "CHATSTORE_TEST_SOCKETIO_PYTHONPATH",
     ];
     if needed
@@ -35,7 +37,7 @@ async fn the_realtime_benchmark_delivers_every_envelope_on_every_backend() {
         ..RealtimeConfig::default()
     };
     let report = realtime::run(&config).await.expect("the benchmark runs");
-    assert_eq!(report.runs.len(), 3, "skipped: {:?}", report.skipped);
+    assert_eq!(report.runs.len(), 4, "skipped: {:?}", report.skipped);
     assert!(report.losses().is_empty(), "lost: {:?}", report.losses());
     for run in &report.runs {
         assert_eq!((run.connected, run.failed), (6, 0), "{}", run.backend);
@@ -55,6 +57,7 @@ async fn the_realtime_benchmark_delivers_every_envelope_on_every_backend() {
     for needle in [
         "| postgres |",
         "| pocketbase |",
+        "| redis |",
         "bench-realtime --sockets 6",
         "load ",
     ] {
