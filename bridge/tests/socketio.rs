@@ -473,8 +473,22 @@ async fn channel_members_hear_typing_and_reads_are_recorded() {
             r#"emit events:channel {{"channel_id": "{channel}", "data": {{"type": "typing", "data": {{"typing": true}}}}}}"#
         )
     };
-    b.send(&typing(&team.id)).await;
-    let heard = a.expect("events:channel", WAIT).await;
+    // The rooms are joined just after the connect: typed until heard.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let heard = 'heard: loop {
+        b.send(&typing(&team.id)).await;
+        if let Some(event) = channel_events(&mut a, Duration::from_millis(200))
+            .await
+            .into_iter()
+            .next()
+        {
+            break 'heard serde_json::json!({ "data": event });
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ada never heard bob type"
+        );
+    };
     assert_eq!(heard["data"]["channel_id"], team.id.as_str(), "{heard}");
     assert_eq!(heard["data"]["data"]["type"], "typing");
     assert_eq!(heard["data"]["user"]["id"], bob.as_str());
