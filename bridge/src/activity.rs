@@ -92,7 +92,7 @@ pub(crate) async fn heartbeat(state: &BridgeState, user: &str) {
     if !throttle.claim(user, claimed_at) {
         return;
     }
-    let now = chatstore_core::changes::now_ms() / 1000;
+    let now = chatstore_core::validate::now();
     match state.store().users.set_last_active(user, now).await {
         Ok(()) => metrics::counter!(metric::ACTIVITY_WRITES).increment(1),
         // Deleted since it connected: its session check disconnects it.

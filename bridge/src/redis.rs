@@ -138,7 +138,7 @@ impl RedisTarget {
 
 /// A new id among the cluster's servers (python-socketio's `host_id`), unique to each bridge
 /// even when several run in one process: a server skips the messages carrying its own.
-pub(crate) fn host_id() -> String {
+fn host_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     static BRIDGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let nth = BRIDGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -160,14 +160,14 @@ pub(crate) struct RedisPublisher {
 }
 
 impl RedisPublisher {
-    /// Starts the publishing task (inside a Tokio runtime).
-    pub(crate) fn start(target: RedisTarget, host_id: String) -> RedisPublisher {
+    /// Starts the publishing task (inside a Tokio runtime), under a new `host_id`.
+    pub(crate) fn start(target: RedisTarget) -> RedisPublisher {
         let (queue, rx) = mpsc::channel(QUEUE);
         let channel = target.channel.clone();
         tokio::spawn(run(target, rx));
         RedisPublisher {
             queue,
-            host_id,
+            host_id: host_id(),
             channel,
         }
     }
@@ -813,7 +813,7 @@ mod tests {
             heard
         });
         let (_layer, io) = SocketIo::builder().build_layer();
-        let publisher = RedisPublisher::start(target.clone(), host_id());
+        let publisher = RedisPublisher::start(target.clone());
         let mut pause = Duration::from_secs(1);
         let subscribed = AtomicBool::new(false);
         let mut subscription = Subscription {

@@ -79,7 +79,7 @@ pub(crate) fn layer(state: BridgeState) -> SocketIoLayer {
         Ok(runtime) => {
             let _entered = runtime.enter();
             let publisher = state.config().redis.clone().map(|target| {
-                let publisher = RedisPublisher::start(target.clone(), crate::redis::host_id());
+                let publisher = RedisPublisher::start(target.clone());
                 crate::redis::subscribe(
                     target,
                     io.clone(),
@@ -182,9 +182,7 @@ async fn on_connect(socket: SocketRef, State(state): State<BridgeState>) {
     // Once the client heard that it is connected, as Open WebUI joins them on the `user-join`
     // that follows the connect: the handshake does not wait for the channel reads (on
     // PocketBase, 1,000 sockets connected 2.7 s slower with them in it).
-    for room in channel_rooms(&state, &session.user_id).await {
-        join_while_connected(&socket, room);
-    }
+    join_channels(&socket, &state, &session.user_id).await;
     let every = state.config().recheck_interval.clamp(
         std::time::Duration::from_millis(10),
         chatstore_core::config::LONGEST_WAIT,
@@ -246,25 +244,24 @@ async fn on_heartbeat(socket: SocketRef, State(state): State<BridgeState>, ack: 
     let _ = ack.send(&());
 }
 
-/// The rooms `channel:{id}` of every channel the user sees, which a socket joins as with Open
-/// WebUI's server: its replicas emit a channel's messages and typing there. A store without
-/// Open WebUI's other tables (`Unsupported`) has no channels; a failed read is logged and
-/// gives none (the client asks again with `join-channels`).
-async fn channel_rooms(state: &BridgeState, user_id: &str) -> Vec<String> {
+/// Joins the rooms `channel:{id}` of every channel the user sees (while the socket is still
+/// connected), as with Open WebUI's server: its replicas emit a channel's messages and typing
+/// there. A store without Open WebUI's other tables (`Unsupported`) has no channels; a failed
+/// read is logged and joins none (the client asks again with `join-channels`).
+async fn join_channels(socket: &SocketRef, state: &BridgeState, user_id: &str) {
     let channels = match state.store().workspace() {
         Ok(workspace) => workspace.channels().for_user(user_id).await,
         Err(e) => Err(e),
     };
     match channels {
-        Ok(channels) => channels
-            .into_iter()
-            .map(|c| format!("channel:{}", c.id))
-            .collect(),
-        Err(e) => {
-            if e.kind() != ErrorKind::Unsupported {
-                tracing::warn!(user = user_id, error = %e, "bridge: cannot read a user's channels");
+        Ok(channels) => {
+            for channel in channels {
+                join_while_connected(socket, format!("channel:{}", channel.id));
             }
-            Vec::new()
+        }
+        Err(e) if e.kind() == ErrorKind::Unsupported => {}
+        Err(e) => {
+            tracing::warn!(user = user_id, error = %e, "bridge: cannot read a user's channels")
         }
     }
 }
@@ -279,9 +276,7 @@ async fn on_join_channels(socket: SocketRef, State(state): State<BridgeState>) {
     let Ok(_permit) = session.joins.try_acquire() else {
         return;
     };
-    for room in channel_rooms(&state, &session.user_id).await {
-        join_while_connected(&socket, room);
-    }
+    join_channels(&socket, &state, &session.user_id).await;
 }
 
 /// `events:channel` from a socket in that channel's room: `typing` goes to the room (and,

@@ -140,10 +140,7 @@ async fn subscribers(addr: &str, channel: &str) -> i64 {
 /// `chat:list` and `chat:title`; another user's client there hears nothing.
 #[tokio::test]
 async fn envelopes_reach_clients_of_open_webui_replicas_through_redis() {
-    let (Some(redis_url), Some(pythonpath)) = (
-        support::require_env("CHATSTORE_TEST_REDIS_URL"),
-        support::require_env("CHATSTORE_TEST_SOCKETIO_PYTHONPATH"),
-    ) else {
+    let Some((redis_url, pythonpath)) = redis_and_clients() else {
         return;
     };
     let channel = format!("socketio-test-{}", std::process::id());
@@ -189,10 +186,7 @@ async fn envelopes_reach_clients_of_open_webui_replicas_through_redis() {
 /// gets the browser's answer back through Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_webui_replica_reaches_the_browsers_of_the_bridge() {
-    let (Some(redis_url), Some(pythonpath)) = (
-        support::require_env("CHATSTORE_TEST_REDIS_URL"),
-        support::require_env("CHATSTORE_TEST_SOCKETIO_PYTHONPATH"),
-    ) else {
+    let Some((redis_url, pythonpath)) = redis_and_clients() else {
         return;
     };
     let channel = format!("socketio-replica-{}", std::process::id());
@@ -302,10 +296,7 @@ async fn an_open_webui_replica_reaches_the_browsers_of_the_bridge() {
 /// reaches each of them once too, with only the first bridge publishing changes.
 #[tokio::test]
 async fn an_emit_and_a_change_reach_every_server_of_the_cluster_once() {
-    let (Some(redis_url), Some(pythonpath)) = (
-        support::require_env("CHATSTORE_TEST_REDIS_URL"),
-        support::require_env("CHATSTORE_TEST_SOCKETIO_PYTHONPATH"),
-    ) else {
+    let Some((redis_url, pythonpath)) = redis_and_clients() else {
         return;
     };
     let channel = format!("socketio-cluster-{}", std::process::id());
@@ -388,33 +379,9 @@ async fn a_redis_refusing_every_command_is_not_hammered() {
     let Some(bin) = support::require_env("CHATSTORE_TEST_REDIS_BIN") else {
         return;
     };
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        probe.local_addr().expect("address").port()
-    };
-    let _redis = Command::new(bin)
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .args([
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--requirepass",
-            "s3cret",
-        ])
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start redis-server");
+    let port = free_port();
+    let _redis = redis_server(&bin, port, &["--requirepass", "s3cret"]).await;
     let addr = format!("127.0.0.1:{port}");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::net::TcpStream::connect(&addr).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "redis-server never listened"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let before = connections_received(&addr, "s3cret").await;
 
     let store = memory::store();
@@ -438,11 +405,26 @@ async fn a_redis_refusing_every_command_is_not_hammered() {
     assert!(made <= 24, "{made} connections in 3 s");
 }
 
-/// Starts `redis-server` (unpersisted) on loopback `port` and waits until it listens.
-async fn redis_server(bin: &str, port: u16) -> Child {
+/// The services' Redis URL and python-socketio's folder; `None` outside CI without them.
+fn redis_and_clients() -> Option<(String, String)> {
+    let redis_url = support::require_env("CHATSTORE_TEST_REDIS_URL");
+    let pythonpath = support::require_env("CHATSTORE_TEST_SOCKETIO_PYTHONPATH");
+    redis_url.zip(pythonpath)
+}
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    probe.local_addr().expect("address").port()
+}
+
+/// Starts `redis-server` (unpersisted, with `extra` options) on loopback `port` and waits
+/// until it listens.
+async fn redis_server(bin: &str, port: u16, extra: &[&str]) -> Child {
     let server = Command::new(bin)
         .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
         .args(["--save", "", "--appendonly", "no"])
+        .args(extra)
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -493,12 +475,9 @@ async fn the_subscription_survives_a_redis_restart() {
     ) else {
         return;
     };
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        probe.local_addr().expect("address").port()
-    };
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let mut redis = redis_server(&bin, port).await;
+    let mut redis = redis_server(&bin, port, &[]).await;
     let target = RedisTarget::parse(&format!("redis://{addr}"), "socketio").expect("Redis URL");
     let store = memory::store();
     let ada = user(&store, "ada@example.com").await;
@@ -541,7 +520,7 @@ async fn the_subscription_survives_a_redis_restart() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _redis = redis_server(&bin, port).await;
+    let _redis = redis_server(&bin, port, &[]).await;
     await_subscribers(&target, 1).await;
     assert_eq!(publish(&addr, "socketio", &emit(2)).await, 1);
     let heard = owner.envelope(WAIT, is("chat:completion", "c1")).await;
