@@ -12,7 +12,7 @@ routerAdd("GET", "/api/chatstore/info", (e) => {
   // write later.
   require(`${__hooks}/chatstore_tags.js`);
   require(`${__hooks}/chatstore_changes.js`);
-  return e.json(200, { version: 7 });
+  return e.json(200, { version: 8 });
 }, $apis.requireSuperuserAuth());
 
 // POST /api/chatstore/tx {"ops": [...]}: runs record operations in one transaction, all or
@@ -472,6 +472,7 @@ routerAdd("POST", "/api/chatstore/tx", (e) => {
 // before picking the asked fields.
 // Query: chats, tags_collection, user, [tags | untagged=1], archived=0|1, pinned=0|1,
 // folder=<id> | nofolder=1, title=<lower-case substring>, internal=1, order=updated|created|title,
+// after_key + after_id (keyset paging: only the chats after that key and id in the order),
 // limit (-1: all), offset, skip_total=1 (no count: Open WebUI's lists page without one).
 // Answer: {"items": [summary], "total": n} (total null with skip_total=1).
 routerAdd("GET", "/api/chatstore/chat-list", (e) => {
@@ -539,6 +540,20 @@ routerAdd("GET", "/api/chatstore/chat-list", (e) => {
   };
   const order = orders[q.get("order") || "updated"];
   if (!order) throw new BadRequestError("unknown order");
+  if (q.has("after_id")) {
+    // Keyset paging: the chats after the cursor in the list's order, a bound on the order's
+    // key first (so the list index starts its range there), then the tie broken by id.
+    const keys = { updated: ["c.updated_at", "<"], created: ["c.created_at", "<"], title: ["c.title", ">"] };
+    const [key, after] = keys[q.get("order") || "updated"];
+    if (key === "c.title") {
+      params.after_key = q.get("after_key");
+    } else {
+      params.after_key = parseInt(q.get("after_key"), 10);
+      if (isNaN(params.after_key)) throw new BadRequestError("after_key must be an integer for this order");
+    }
+    params.after_id = q.get("after_id");
+    where.push(key + " " + after + "= {:after_key} AND (" + key + " " + after + " {:after_key} OR c.id > {:after_id})");
+  }
   params.limit = parseInt(q.get("limit") || "-1", 10);
   params.offset = parseInt(q.get("offset") || "0", 10);
   if (isNaN(params.limit) || isNaN(params.offset) || params.offset < 0) throw new BadRequestError("bad page");

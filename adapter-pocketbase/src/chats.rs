@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use chatstore_core::chats::{PreparedChat, unique_tags};
 use chatstore_core::rows::cascades::CHAT_CASCADES;
 use chatstore_core::{
-    Chat, ChatOrder, ChatPatch, ChatQuery, ChatRepo, ChatSummary, Error, FolderFilter, NewChat,
-    Page, Result, TagFilter, tag_id, validate,
+    Chat, ChatCursor, ChatOrder, ChatPatch, ChatQuery, ChatRepo, ChatSummary, Error, FolderFilter,
+    NewChat, Page, Result, TagFilter, tag_id, validate,
 };
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -495,6 +495,15 @@ impl PocketBase {
             ChatOrder::TitleAsc => "title",
         };
         params.push(("order", order.to_owned()));
+        if let Some(cursor) = &query.after {
+            let key = match cursor {
+                ChatCursor::Updated { updated_at: at, .. }
+                | ChatCursor::Created { created_at: at, .. } => at.to_string(),
+                ChatCursor::Title { title, .. } => title.clone(),
+            };
+            params.push(("after_key", key));
+            params.push(("after_id", cursor.id().to_owned()));
+        }
         params.push((
             "limit",
             query.page.limit.map_or(-1, |l| l as i64).to_string(),

@@ -19,7 +19,7 @@ use crate::error::Subject;
 use crate::filter;
 
 /// The version of the chatstore routes in `pb_hooks/chatstore.pb.js` this adapter needs.
-pub const HOOKS_VERSION: u64 = 7;
+pub const HOOKS_VERSION: u64 = 8;
 
 /// PocketBase: the id of the `id` field every base collection has; reusing it makes the import
 /// update the existing field instead of adding a second primary key.

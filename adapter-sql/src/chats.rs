@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use chatstore_core::changes::{ChangeEvent, ChangeKind, field, patch_fields};
 use chatstore_core::chats::{PreparedChat, unique_tags};
 use chatstore_core::{
-    Chat, ChatOrder, ChatPatch, ChatQuery, ChatRepo, ChatSummary, Error, FolderFilter, NewChat,
-    Page, Result, TagFilter, tag_id, validate,
+    Chat, ChatCursor, ChatOrder, ChatPatch, ChatQuery, ChatRepo, ChatSummary, Error, FolderFilter,
+    NewChat, Page, Result, TagFilter, tag_id, validate,
 };
 use serde_json::{Map, Value};
 
@@ -775,6 +775,43 @@ fn push_filters(d: &mut Dyn, dialect: Dialect, query: &ChatQuery, tag_ids: &[Str
             });
         }
     }
+    if let Some(cursor) = &query.after {
+        push_cursor(d, dialect, cursor);
+    }
+}
+
+/// Keyset paging: the chats after `cursor` in the list's order ([`order_by`]), written as a
+/// bound on the order's key and then the tie on it, so the list index starts its range at
+/// the cursor.
+fn push_cursor(d: &mut Dyn, dialect: Dialect, cursor: &ChatCursor) {
+    let pg = dialect == Dialect::Postgres;
+    let (key, after, value): (&'static str, &'static str, Arg) = match cursor {
+        ChatCursor::Updated { updated_at, .. } => ("chat.updated_at", " <", (*updated_at).into()),
+        ChatCursor::Created { created_at, .. } => ("chat.created_at", " <", (*created_at).into()),
+        ChatCursor::Title { title, .. } if pg => (
+            "COALESCE(chat.title, 'New Chat') COLLATE \"C\"",
+            " >",
+            title.as_str().into(),
+        ),
+        ChatCursor::Title { title, .. } => (
+            "COALESCE(chat.title, 'New Chat')",
+            " >",
+            title.as_str().into(),
+        ),
+    };
+    d.sql(" AND ")
+        .sql(key)
+        .sql(after)
+        .sql("= ")
+        .bind(value.clone());
+    d.sql(" AND (").sql(key).sql(after).sql(" ").bind(value);
+    d.sql(if pg {
+        " OR chat.id COLLATE \"C\" > "
+    } else {
+        " OR chat.id > "
+    })
+    .bind(cursor.id())
+    .sql(")");
 }
 
 /// Whether every JSON writer puts the tag id `id` into `meta`'s text as `"id"`, so the text

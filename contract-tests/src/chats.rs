@@ -1,7 +1,8 @@
 //! Contracts of `ChatRepo` (lists, filters, order, lifecycle).
 
 use chatstore_core::{
-    ChatOrder, ChatPatch, ChatQuery, FolderFilter, NewChat, NewUser, PageRequest, Result, Store,
+    ChatCursor, ChatOrder, ChatPatch, ChatQuery, FolderFilter, NewChat, NewUser, PageRequest,
+    Result, Store,
 };
 use serde_json::json;
 
@@ -353,6 +354,119 @@ pub async fn list_can_order_by_created_at_and_title(store: &Store) -> Result<()>
         list_ids(store, q(ChatOrder::UpdatedDesc)).await?,
         ["a", "b", "c"]
     );
+    Ok(())
+}
+
+/// Walks `query` by cursor, `size` chats a page: each page's total counts the chats from
+/// there on, the last page is short or followed by an empty one.
+async fn walk_by_cursor(store: &Store, query: &ChatQuery, size: u64) -> Result<Vec<String>> {
+    let mut walked = Vec::new();
+    let mut next = query.clone().page(PageRequest::first(size));
+    let most = listed(store, query).await?.total;
+    loop {
+        assert!(
+            walked.len() as u64 <= most,
+            "pages by cursor of {query:?} went past its {most} chats: {walked:?}"
+        );
+        let page = listed(store, &next).await?;
+        let remaining = listed(store, &next.clone().page(PageRequest::default())).await?;
+        assert_eq!(page.total, remaining.total, "the total of {next:?}");
+        assert_eq!(page.total, remaining.items.len() as u64);
+        walked.extend(ids(&page.items));
+        let Some(last) = page.items.last() else {
+            return Ok(walked);
+        };
+        next = next.clone().after(ChatCursor::after(last, query.order));
+    }
+}
+
+/// Keyset paging: pages taken by cursor (`ChatQuery::after`) cut the same list as offsets, in
+/// every order, with ties on the order's key broken by the id's bytes, under the other
+/// filters; a cursor stays where it was when its chat changes or goes away.
+pub async fn cursor_pages_walk_the_list_in_every_order(store: &Store) -> Result<()> {
+    let chats = [
+        ("c-B", "beta", T0 + 1, T0 + 9),
+        ("c-a", "Beta", T0 + 2, T0 + 3),
+        ("c-c", "beta", T0 + 2, T0 + 3),
+        ("c-bb", "alpha", T0 + 2, T0 + 3),
+        ("c-e", "Émile", T0 + 4, T0 + 9),
+        ("c-d", "", T0 + 4, T0 + 1),
+        ("c-f", "beta gamma", T0, T0 + 9),
+    ];
+    // (PocketBase ids are unique regardless of case: no `c-b` beside `c-B`.)
+    for (id, title, created, updated) in chats {
+        let mut c = new_chat("user-1", id, title, created).with_tags(["work"]);
+        c.updated_at = Some(updated);
+        store.chats.create(c).await?;
+    }
+    chat(store, "user-2", "theirs", "beta", T0 + 2).await?;
+    let filters = [
+        ChatQuery::for_user("user-1"),
+        ChatQuery::for_user("user-1").with_tags(["work"]),
+        ChatQuery::for_user("user-1").with_title("BETA"),
+    ];
+    for order in [
+        ChatOrder::UpdatedDesc,
+        ChatOrder::CreatedDesc,
+        ChatOrder::TitleAsc,
+    ] {
+        for filter in &filters {
+            let query = filter.clone().order(order);
+            let all = list_ids(store, query.clone()).await?;
+            for size in [1, 2, 3, 10] {
+                assert_eq!(
+                    walk_by_cursor(store, &query, size).await?,
+                    all,
+                    "pages of {size} by cursor in {order:?}, {filter:?}"
+                );
+            }
+        }
+    }
+    // The cursor after the second chat of the default order (`c-e`), then that chat retitled
+    // and moved to the top, and the chat after it deleted: the next page is the rest.
+    let query = ChatQuery::for_user("user-1").page(PageRequest::first(2));
+    let first = listed(store, &query).await?;
+    assert_eq!(ids(&first.items), ["c-B", "c-e"]);
+    let cursor = ChatCursor::after(&first.items[1], ChatOrder::UpdatedDesc);
+    let retitle = ChatPatch {
+        title: Some("moved".into()),
+        ..ChatPatch::default()
+    };
+    store.chats.update("c-e", retitle).await?;
+    store.chats.delete("c-f").await?;
+    let next = listed(store, &query.clone().after(cursor)).await?;
+    assert_eq!(ids(&next.items), ["c-a", "c-bb"]);
+    assert_eq!(next.total, 4);
+    // An offset counts from the cursor.
+    let cursor = ChatCursor::after(&next.items[0], ChatOrder::UpdatedDesc);
+    let skipped = query.after(cursor).page(PageRequest::new(1, 5));
+    assert_eq!(list_ids(store, skipped).await?, ["c-c", "c-d"]);
+    Ok(())
+}
+
+/// A cursor taken in another order than the list's, or holding a NUL, is refused.
+pub async fn a_cursor_of_another_order_is_invalid(store: &Store) -> Result<()> {
+    chat(store, "user-1", "c1", "t", T0).await?;
+    let summary = listed(store, &ChatQuery::for_user("user-1")).await?.items[0].clone();
+    let by_title = ChatQuery::for_user("user-1").order(ChatOrder::TitleAsc);
+    let updated = ChatCursor::after(&summary, ChatOrder::UpdatedDesc);
+    assert_kind!(
+        store
+            .chats
+            .list(&by_title.clone().after(updated.clone()))
+            .await,
+        InvalidInput
+    );
+    assert_kind!(
+        store.chats.list_items(&by_title.after(updated)).await,
+        InvalidInput
+    );
+    let nul = ChatCursor::Title {
+        title: "a\0b".into(),
+        id: "c1".into(),
+    };
+    let query = ChatQuery::for_user("user-1").order(ChatOrder::TitleAsc);
+    assert_kind!(store.chats.list(&query.after(nul)).await, InvalidInput);
     Ok(())
 }
 

@@ -201,6 +201,8 @@ macro_rules! __contract_group {
             internal_chats_are_never_listed_or_counted,
             include_internal_lists_internal_chats_too,
             list_can_order_by_created_at_and_title,
+            cursor_pages_walk_the_list_in_every_order,
+            a_cursor_of_another_order_is_invalid,
             deleting_a_chat_removes_its_messages,
             delete_for_user_removes_only_that_users_chats,
             invalid_chat_input_is_refused_and_changes_nothing,

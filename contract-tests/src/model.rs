@@ -8,8 +8,9 @@
 use std::future::Future;
 
 use chatstore_core::{
-    ChatOrder, ChatPatch, ChatQuery, ErrorKind, FileQuery, NewChat, NewFile, NewMessage, NewUser,
-    PageRequest, Store, TagFilter, UserPatch, VectorFilter, VectorItem, memory,
+    ChatCursor, ChatOrder, ChatPatch, ChatQuery, ErrorKind, FileQuery, NewChat, NewFile,
+    NewMessage, NewUser, PageRequest, Store, TagFilter, UserPatch, VectorFilter, VectorItem,
+    memory,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -102,6 +103,8 @@ pub enum Op {
         order: u8,
         offset: u8,
         limit: u8,
+        /// A cursor: the chat `c{0}`, the time `ts({1})`, the title `TITLES[{2}]`.
+        after: Option<(u8, u8, u8)>,
     },
     UpsertMessage {
         c: u8,
@@ -279,19 +282,23 @@ fn op_strategy(groups: &[&str]) -> BoxedStrategy<Op> {
                 0u8..3,
                 0u8..4,
                 0u8..5,
+                prop::option::of((0u8..6, ts(), 0u8..TITLES.len() as u8)),
             )
-                .prop_map(|(u, tags, archived, pinned, title, order, offset, limit)| {
-                    Op::ListChats {
-                        u,
-                        tags,
-                        archived,
-                        pinned,
-                        title,
-                        order,
-                        offset,
-                        limit,
-                    }
-                })
+                .prop_map(
+                    |(u, tags, archived, pinned, title, order, offset, limit, after)| {
+                        Op::ListChats {
+                            u,
+                            tags,
+                            archived,
+                            pinned,
+                            title,
+                            order,
+                            offset,
+                            limit,
+                            after,
+                        }
+                    },
+                )
                 .boxed(),
         );
         options.push(
@@ -574,6 +581,7 @@ pub async fn apply(store: &Store, op: &Op) -> Outcome {
             order,
             offset,
             limit,
+            after,
         } => {
             let mut q = ChatQuery::for_user(format!("u{u}"))
                 .archived(*archived)
@@ -597,6 +605,23 @@ pub async fn apply(store: &Store, op: &Op) -> Outcome {
                 Some(t) => TagFilter::AllOf(tag_names(t)),
             };
             q.title = title.map(|i| TITLE_FILTERS[i as usize].to_owned());
+            q.after = after.map(|(c, t, title)| {
+                let id = format!("c{c}");
+                match q.order {
+                    ChatOrder::UpdatedDesc => ChatCursor::Updated {
+                        updated_at: ts(t),
+                        id,
+                    },
+                    ChatOrder::CreatedDesc => ChatCursor::Created {
+                        created_at: ts(t),
+                        id,
+                    },
+                    ChatOrder::TitleAsc => ChatCursor::Title {
+                        title: TITLES[title as usize].to_owned(),
+                        id,
+                    },
+                }
+            });
             // Both list calls: the page with its total, and the items without one.
             let listed = match store.chats.list(&q).await {
                 Ok(page) => store.chats.list_items(&q).await.map(|items| (page, items)),

@@ -468,6 +468,11 @@ pub fn matches_query(chat: &Chat, query: &ChatQuery, tag_ids: &[String]) -> bool
     {
         return false;
     }
+    if let Some(cursor) = &query.after
+        && !cursor.admits(&chat.id, chat.updated_at, chat.created_at, &chat.title)
+    {
+        return false;
+    }
     true
 }
 

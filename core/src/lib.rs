@@ -71,7 +71,9 @@ pub use files::{FileMeta, FileRepo, NewFile};
 pub use groups::{ModelGroup, parse_groups};
 pub use layer::Layer;
 pub use messages::{Message, MessageRepo, NewMessage};
-pub use query::{ChatOrder, ChatQuery, FileQuery, FolderFilter, Page, PageRequest, TagFilter};
+pub use query::{
+    ChatCursor, ChatOrder, ChatQuery, FileQuery, FolderFilter, Page, PageRequest, TagFilter,
+};
 pub use rows::{Row, RowOp, RowQuery, RowStore};
 pub use signing::{LocalUrls, SignedUrl, UrlSigner};
 pub use store::{Store, StoreParts};

@@ -115,6 +115,117 @@ pub enum ChatOrder {
     TitleAsc,
 }
 
+/// Where a chat list resumes (keyset paging): the sort key and id of the last chat of the
+/// previous page. A cursor holds the values, not just the id, so a page stays where it was
+/// when that chat changes or goes away meanwhile.
+///
+/// ```
+/// use chatstore_core::{ChatCursor, ChatOrder, ChatQuery, PageRequest};
+/// # fn next_page(last: &chatstore_core::ChatSummary) -> ChatQuery {
+/// let order = ChatOrder::UpdatedDesc;
+/// ChatQuery::for_user(&last.user_id)
+///     .order(order)
+///     .page(PageRequest::first(60))
+///     .after(ChatCursor::after(last, order))
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatCursor {
+    /// After the chat `id` updated at `updated_at`, in [`ChatOrder::UpdatedDesc`].
+    Updated {
+        /// The chat's `updated_at`.
+        updated_at: i64,
+        /// The chat's id.
+        id: String,
+    },
+    /// After the chat `id` created at `created_at`, in [`ChatOrder::CreatedDesc`].
+    Created {
+        /// The chat's `created_at`.
+        created_at: i64,
+        /// The chat's id.
+        id: String,
+    },
+    /// After the chat `id` titled `title`, in [`ChatOrder::TitleAsc`].
+    Title {
+        /// The chat's title as lists show it.
+        title: String,
+        /// The chat's id.
+        id: String,
+    },
+}
+
+impl ChatCursor {
+    /// The cursor just after `chat` in `order`.
+    pub fn after(chat: &crate::ChatSummary, order: ChatOrder) -> Self {
+        let id = chat.id.clone();
+        match order {
+            ChatOrder::UpdatedDesc => ChatCursor::Updated {
+                updated_at: chat.updated_at,
+                id,
+            },
+            ChatOrder::CreatedDesc => ChatCursor::Created {
+                created_at: chat.created_at,
+                id,
+            },
+            ChatOrder::TitleAsc => ChatCursor::Title {
+                title: chat.title.clone(),
+                id,
+            },
+        }
+    }
+
+    /// The order the cursor was taken in.
+    pub fn order(&self) -> ChatOrder {
+        match self {
+            ChatCursor::Updated { .. } => ChatOrder::UpdatedDesc,
+            ChatCursor::Created { .. } => ChatOrder::CreatedDesc,
+            ChatCursor::Title { .. } => ChatOrder::TitleAsc,
+        }
+    }
+
+    /// The id of the chat the cursor was taken at.
+    pub fn id(&self) -> &str {
+        match self {
+            ChatCursor::Updated { id, .. }
+            | ChatCursor::Created { id, .. }
+            | ChatCursor::Title { id, .. } => id,
+        }
+    }
+
+    /// Whether a chat with these values comes after the cursor, by the order's rule (ties
+    /// on the key broken by the id's bytes).
+    pub fn admits(&self, id: &str, updated_at: i64, created_at: i64, title: &str) -> bool {
+        use std::cmp::Ordering;
+        let key = match self {
+            ChatCursor::Updated { updated_at: at, .. } => at.cmp(&updated_at),
+            ChatCursor::Created { created_at: at, .. } => at.cmp(&created_at),
+            ChatCursor::Title { title: t, .. } => title.cmp(t.as_str()),
+        };
+        match key {
+            Ordering::Greater => true,
+            Ordering::Less => false,
+            Ordering::Equal => id > self.id(),
+        }
+    }
+
+    /// Checks the cursor against the list's order.
+    fn validate(&self, order: ChatOrder) -> Result<()> {
+        if self.order() != order {
+            return Err(Error::invalid(format!(
+                "the cursor was taken in the order {:?} but the list is in the order {order:?}; \
+                 take the cursor with ChatCursor::after(chat, order) in the list's order",
+                self.order()
+            )));
+        }
+        crate::validate::text("cursor id", self.id())?;
+        if let ChatCursor::Title { title, .. } = self {
+            crate::validate::text("cursor title", title)?;
+        }
+        Ok(())
+    }
+}
+
 /// A list of one user's chats. Internal chats (`meta.internal = true`) are not listed, unless
 /// `include_internal` asks for them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +246,12 @@ pub struct ChatQuery {
     pub order: ChatOrder,
     /// Which page.
     pub page: PageRequest,
+    /// Keyset paging: only the chats that come after this one in the list's order (the page's
+    /// offset then counts from there, and a total counts only these). A deep page by cursor
+    /// costs what the first page costs, where an offset costs every chat it skips. `None`
+    /// (the default) starts at the beginning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<ChatCursor>,
     /// Lists internal chats too (`false`, the default: never, as every Open WebUI list). For
     /// work on every chat of a user, such as deleting a folder's chats, which Open WebUI does
     /// by `folder_id` alone.
@@ -154,8 +271,16 @@ impl ChatQuery {
             title: None,
             order: ChatOrder::UpdatedDesc,
             page: PageRequest::default(),
+            after: None,
             include_internal: false,
         }
+    }
+
+    /// Resumes the list after `cursor` (see [`ChatQuery::after`]); take it with
+    /// [`ChatCursor::after`] from the last chat of the previous page, in the same order.
+    pub fn after(mut self, cursor: ChatCursor) -> Self {
+        self.after = Some(cursor);
+        self
     }
 
     /// Internal chats too (`true`), or not (`false`, the default).
@@ -225,6 +350,9 @@ impl ChatQuery {
         }
         if let Some(title) = &self.title {
             crate::validate::text("title filter", title)?;
+        }
+        if let Some(cursor) = &self.after {
+            cursor.validate(self.order)?;
         }
         match &self.tags {
             TagFilter::AllOf(names) => {
