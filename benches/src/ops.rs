@@ -6,14 +6,14 @@
 //! once in the fixture, so a timed iteration costs the store call plus a clone of its input,
 //! the same for the adapter and for its raw baseline.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chatstore_core::{
-    Capabilities, ChatQuery, ErrorKind, NewChat, NewFile, NewMessage, PageRequest, Result, Store,
+    Capabilities, ChatCursor, ChatQuery, ErrorKind, NewChat, NewFile, NewMessage, PageRequest, Result, Store,
     VectorItem,
 };
 use serde_json::Map;
@@ -52,6 +52,8 @@ pub enum Op {
     ListChatsWithTotal,
     /// A page of the heavy user's chats 90% of the way down.
     ListChatsDeepPage,
+    /// The same deep page by cursor (keyset paging).
+    ListChatsDeepCursor,
     /// The heavy user's chats that carry two given tags.
     ListByTwoTags,
     /// The heavy user's chats whose title contains a word.
@@ -74,13 +76,14 @@ pub enum Op {
 
 impl Op {
     /// Every operation, in report order.
-    pub const ALL: [Op; 33] = [
+    pub const ALL: [Op; 34] = [
         Op::CreateChat,
         Op::UpsertMessage,
         Op::GetChat,
         Op::ListChatsFirstPage,
         Op::ListChatsWithTotal,
         Op::ListChatsDeepPage,
+        Op::ListChatsDeepCursor,
         Op::ListByTwoTags,
         Op::SearchTitle,
         Op::AddRemoveTag,
@@ -119,6 +122,7 @@ impl Op {
             Op::ListChatsFirstPage => "list chats, page 1",
             Op::ListChatsWithTotal => "list chats, page 1 + total",
             Op::ListChatsDeepPage => "list chats, deep page",
+            Op::ListChatsDeepCursor => "list chats, deep page by cursor",
             Op::ListByTwoTags => "list by two tags",
             Op::SearchTitle => "search title",
             Op::AddRemoveTag => "add + remove tag",
@@ -140,6 +144,7 @@ impl Op {
             Op::ListChatsFirstPage => "list_chats_page1",
             Op::ListChatsWithTotal => "list_chats_page1_total",
             Op::ListChatsDeepPage => "list_chats_deep_page",
+            Op::ListChatsDeepCursor => "list_chats_deep_cursor",
             Op::ListByTwoTags => "list_by_two_tags",
             Op::SearchTitle => "search_title",
             Op::AddRemoveTag => "add_remove_tag",
@@ -172,6 +177,10 @@ impl Op {
             }
             Op::ListChatsDeepPage => {
                 "`chats.list_items` of the heavy user, the page of 60 at 90% depth"
+            }
+            Op::ListChatsDeepCursor => {
+                "`chats.list_items` of the heavy user, the page of 60 at 90% depth by cursor \
+                 (`ChatQuery::after`, keyset paging)"
             }
             Op::ListByTwoTags => {
                 "`chats.list_items` of the heavy user filtered by two tags (all of them), first \
@@ -239,6 +248,7 @@ impl Op {
             Op::ListChatsFirstPage => list_chats_first_page(store, fx, i).await,
             Op::ListChatsWithTotal => list_chats_with_total(store, fx, i).await,
             Op::ListChatsDeepPage => list_chats_deep_page(store, fx, i).await,
+            Op::ListChatsDeepCursor => list_chats_deep_cursor(store, fx, i).await,
             Op::ListByTwoTags => list_by_two_tags(store, fx, i).await,
             Op::SearchTitle => search_title(store, fx, i).await,
             Op::AddRemoveTag => add_remove_tag(store, fx, i).await,
@@ -266,6 +276,9 @@ pub struct Fixture {
     pub heavy_user_id: String,
     /// The offset of the deep page: 90% of the heavy user's chats, on a page boundary.
     pub deep_offset: u64,
+    /// The cursor of the same page, read from the first store it runs on (the loaded chats
+    /// are the same in every store; `None` inside when the deep page is the first).
+    deep_cursor: OnceLock<Option<ChatCursor>>,
     /// The two tag names of the tag filter.
     pub two_tags: [String; 2],
     /// Ids of every loaded file, by index.
@@ -333,6 +346,7 @@ impl Fixture {
             chat_ids: (0..w.chats()).map(|c| w.chat_id(c)).collect(),
             heavy_user_id: w.user_id(0),
             deep_offset,
+            deep_cursor: OnceLock::new(),
             two_tags: [a.to_owned(), b.to_owned()],
             file_ids: (0..w.files()).map(|f| w.file_id(f)).collect(),
             note_ids: (0..w.notes()).map(|n| w.note_id(n)).collect(),
@@ -516,6 +530,29 @@ impl Fixture {
         ChatQuery::for_user(&self.heavy_user_id).page(PageRequest::new(self.deep_offset, PAGE_SIZE))
     }
 
+    /// The heavy user's deep page of chats by cursor: the cursor is the chat before the deep
+    /// page, read once (untimed but for the first iteration's read).
+    pub async fn deep_cursor_query(&self, store: &Store) -> Result<ChatQuery> {
+        let query = self.first_page_query();
+        let cursor = match self.deep_cursor.get() {
+            Some(cursor) => cursor.clone(),
+            None => {
+                let before = ChatQuery::for_user(&self.heavy_user_id)
+                    .page(PageRequest::new(self.deep_offset.saturating_sub(1), 1));
+                let chat = match self.deep_offset {
+                    0 => None,
+                    _ => store.chats.list_items(&before).await?.into_iter().next(),
+                };
+                let cursor = chat.map(|c| ChatCursor::after(&c, query.order));
+                self.deep_cursor.get_or_init(|| cursor).clone()
+            }
+        };
+        Ok(match cursor {
+            Some(cursor) => query.after(cursor),
+            None => query,
+        })
+    }
+
     /// The heavy user's chats with both tags, first page.
     pub fn two_tags_query(&self) -> ChatQuery {
         self.first_page_query().with_tags(self.two_tags.clone())
@@ -569,6 +606,12 @@ pub async fn list_chats_deep_page(store: &Store, fx: &Fixture, _i: u64) -> Resul
         .list_items(&fx.deep_page_query())
         .await
         .map(drop)
+}
+
+/// Lists the heavy user's page of chats at 90% depth by cursor.
+pub async fn list_chats_deep_cursor(store: &Store, fx: &Fixture, _i: u64) -> Result<()> {
+    let query = fx.deep_cursor_query(store).await?;
+    store.chats.list_items(&query).await.map(drop)
 }
 
 /// Lists the heavy user's chats that carry both of the fixture's tags.

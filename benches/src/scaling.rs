@@ -40,6 +40,7 @@ pub fn target(op: Op) -> Option<f64> {
         | Op::Get(_) => Some(FLAT_TARGET),
         Op::ListChatsFirstPage
         | Op::ListChatsDeepPage
+        | Op::ListChatsDeepCursor
         | Op::ListByTwoTags
         | Op::SearchTitle
         | Op::List(_) => Some(LIST_TARGET),
