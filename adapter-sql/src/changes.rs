@@ -236,6 +236,11 @@ pub(crate) fn postgres_args(changes: &[ChangeEvent]) -> Result<Option<Vec<Arg>>>
     ]))
 }
 
+/// The notification payload of one event (a JSON array, as [`payloads`] makes them).
+pub(crate) fn payload(event: &ChangeEvent) -> Result<String> {
+    Ok(format!("[{}]", encode(event)?))
+}
+
 /// An event as the JSON text recorded and notified.
 fn encode(event: &ChangeEvent) -> Result<String> {
     serde_json::to_string(event).map_err(|e| Error::backend("encode change event", e))

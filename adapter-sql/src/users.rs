@@ -173,6 +173,15 @@ const UPDATE_AUTH_EMAIL: Sql = Sql::both("UPDATE auth SET email = $2 WHERE id = 
 /// on PostgreSQL the update stays HOT.
 const SET_LAST_ACTIVE: Sql = Sql::both("UPDATE \"user\" SET last_active_at = $2 WHERE id = $1");
 
+/// PostgreSQL: [`SET_LAST_ACTIVE`] and the user's change notified, in one statement outside a
+/// transaction (a presence update is not one of the changes catch-up keeps, so nothing is
+/// recorded). The notification is sent only when the user exists, and the statement's row
+/// count says whether it did.
+const SET_LAST_ACTIVE_NOTIFIED: Sql = Sql::both(
+    "WITH written AS (UPDATE \"user\" SET last_active_at = $2 WHERE id = $1 RETURNING id) \
+     SELECT pg_notify($3, $4) FROM written",
+);
+
 const DELETE: Sql = Sql::both("DELETE FROM \"user\" WHERE id = $1");
 
 const DELETE_AUTH: Sql = Sql::both("DELETE FROM auth WHERE id = $1");
@@ -499,11 +508,26 @@ impl UserRepo for SqlStore {
         if !storable(id) {
             return Err(Error::not_found("user", id));
         }
+        let event = ChangeEvent::user_ids(ChangeKind::Updated, id);
+        if self.dialect() == crate::Dialect::Postgres {
+            // One round trip where a transaction took four (Open WebUI's heartbeats write this
+            // once a minute per signed-in user).
+            let payload = crate::changes::payload(&event)?;
+            let args = args![id, at, crate::changes::CHANNEL, payload];
+            return match self
+                .pool()
+                .execute("user", SET_LAST_ACTIVE_NOTIFIED, args)
+                .await?
+            {
+                0 => Err(Error::not_found("user", id)),
+                _ => Ok(()),
+            };
+        }
         let mut tx = self.begin("user", Mode::Write).await?;
         if tx.execute(SET_LAST_ACTIVE, args![id, at]).await? == 0 {
             return Err(Error::not_found("user", id));
         }
-        tx.announce(ChangeEvent::user_ids(ChangeKind::Updated, id));
+        tx.announce(event);
         tx.commit().await
     }
 

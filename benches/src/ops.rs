@@ -6,15 +6,15 @@
 //! once in the fixture, so a timed iteration costs the store call plus a clone of its input,
 //! the same for the adapter and for its raw baseline.
 
-use std::sync::{Mutex, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chatstore_core::{
-    Capabilities, ChatCursor, ChatQuery, ErrorKind, NewChat, NewFile, NewMessage, PageRequest, Result, Store,
-    VectorItem,
+    Capabilities, ChatCursor, ChatQuery, ErrorKind, NewChat, NewFile, NewMessage, PageRequest,
+    Result, Store, VectorItem,
 };
 use serde_json::Map;
 
