@@ -343,8 +343,13 @@ async fn a_server_with_other_or_partial_routes_is_refused_before_any_change() {
     use chatstore_testkit::PrivatePocketBase;
     let shipped = chatstore_testkit::hooks_dir().join("chatstore.pb.js");
     let routes = std::fs::read_to_string(&shipped).expect("the routes");
-    let older = routes.replace("version: 7", "version: 6");
+    let version = chatstore_pocketbase::schema::HOOKS_VERSION;
+    let older = routes.replace(
+        &format!("version: {version}"),
+        &format!("version: {}", version - 1),
+    );
     assert_ne!(older, routes, "the version is where this test looks for it");
+    let older_refused = format!("version {}", version - 1);
     for (files, why) in [
         (vec![("chatstore.pb.js", routes.clone())], "does not serve"),
         (
@@ -365,7 +370,7 @@ async fn a_server_with_other_or_partial_routes_is_refused_before_any_change() {
                     .expect("changes module"),
                 ),
             ],
-            "version 6",
+            older_refused.as_str(),
         ),
     ] {
         let hooks = chatstore_testkit::scratch_folder("chatstore-pocketbase-tests", "hooks");
