@@ -28,6 +28,7 @@ use serde_json::{Map, Value};
 use crate::pool::{
     Arg, Dialect, Dyn, List, Mode, Row, Sql, Tx, When, args, cursor, page_args, storable,
 };
+use crate::tag_links::sqlite_tag_links_kept;
 use crate::{SqlStore, json, messages};
 
 macro_rules! chat_columns {
@@ -187,16 +188,21 @@ const ENSURE_TAG: Sql = Sql::both(
      ON CONFLICT (id, user_id) DO NOTHING",
 );
 
-/// Deletes tag `$1` of user `$2` unless a chat of the user, internal or not, carries it. The
-/// two kinds are asked apart, each through an index of chatstore's, so the check reads index
-/// entries, not every chat of the user: on SQLite the list index's entries, where the text of
-/// `meta` is tested first where the tag id is written verbatim there; on PostgreSQL the tag's
-/// entries in `chatstore_chat_tags`, whose expression only this statement writes. Both then
-/// ask `chatstore_chat_internal` for the user's internal chats.
+/// Deletes tag `$1` of user `$2` unless a chat of the user, internal or not, carries it.
+///
+/// SQLite: one entry of `chatstore_chat_tag_owner` answers it (`tag_links`), while the
+/// triggers that keep that table are on `chat`. Without them (a tool rebuilt `chat` since the
+/// last open) the two kinds of chats are asked apart, each through an index of chatstore's:
+/// the list index's entries of the user, where the text of `meta` is tested first where the
+/// tag id is written verbatim there, then `chatstore_chat_internal`. PostgreSQL: the tag's
+/// entries in `chatstore_chat_tags`, whose expression only this statement writes, then
+/// `chatstore_chat_internal`.
 const DELETE_ORPHAN_TAG: Sql = Sql::each(
     concat!(
-        "DELETE FROM tag WHERE id = $1 AND user_id = $2 AND NOT EXISTS (SELECT 1 FROM chat \
-         WHERE chat.user_id = $2 AND ",
+        "DELETE FROM tag WHERE id = $1 AND user_id = $2 AND CASE WHEN ",
+        sqlite_tag_links_kept!(),
+        " THEN NOT EXISTS (SELECT 1 FROM chatstore_chat_tag WHERE user_id = $2 AND tag_id = $1) \
+         ELSE NOT EXISTS (SELECT 1 FROM chat WHERE chat.user_id = $2 AND ",
         sqlite_not_internal!(),
         " AND ($1 GLOB '*[^A-Za-z0-9_.-]*' OR instr(chat.meta, '\"' || $1 || '\"') > 0) AND ",
         sqlite_has_tag!("$1"),
@@ -204,7 +210,7 @@ const DELETE_ORPHAN_TAG: Sql = Sql::each(
         sqlite_internal!(),
         " AND ",
         sqlite_has_tag!("$1"),
-        ")"
+        ") END"
     ),
     concat!(
         "DELETE FROM tag WHERE id = $1 AND user_id = $2 AND NOT EXISTS (SELECT 1 FROM chat \

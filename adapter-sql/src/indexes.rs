@@ -21,8 +21,8 @@
 //!   chat's tag array (`meta::jsonb -> 'tags'`, `jsonb_path_ops`). With it the orphan-tag
 //!   check of a tag removal reads the tag's entries instead of every one of the user's chats'
 //!   `meta` (which the list index cannot hold on PostgreSQL). Its entries are hashes, so no tag
-//!   list, however long, can make an Open WebUI write fail. SQLite has no such index; its list
-//!   index carries `meta` instead.
+//!   list, however long, can make an Open WebUI write fail. SQLite has no such index; it keeps
+//!   the table `chatstore_chat_tag` instead (`tag_links`).
 //! - `chatstore_note_list` serves the notes page: one user's notes, newest first. Open WebUI's
 //!   `note` table has no index but its key, so without it every list of notes read every note
 //!   of every user (93 ms with 50,000 notes on SQLite, against 1.4 ms with 500).

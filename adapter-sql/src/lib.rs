@@ -73,6 +73,7 @@ mod pool;
 pub mod rows;
 pub mod schema;
 pub mod tables;
+mod tag_links;
 mod tags;
 mod users;
 mod vectors;

@@ -7,7 +7,8 @@
 //! message naming what is wrong. chatstore never alters an existing Open WebUI table or column;
 //! the only tables it adds are its own: `chatstore_vector` (SQLite vectors, on first use) and
 //! `chatstore_change` (what the change feed's catch-up cannot read from Open WebUI's tables),
-//! and its own `chatstore_*` indexes (see `indexes`).
+//! on SQLite `chatstore_chat_tag` with three triggers on `chat` (which chats carry which tag;
+//! see `tag_links`), and its own `chatstore_*` indexes (see `indexes`).
 
 use chatstore_core::{Error, Result};
 
@@ -176,6 +177,9 @@ pub(crate) async fn prepare(pool: &Pool, read_only: bool) -> Result<()> {
     check_columns(&mut tx, &have).await?;
     if !read_only {
         tx.execute_script(crate::changes::CREATE_TABLE).await?;
+        if tx.dialect() == Dialect::Sqlite {
+            crate::tag_links::ensure(&mut tx).await?;
+        }
     }
     tx.commit().await
 }

@@ -32,10 +32,12 @@ use crate::pool::{Handle, Pool};
 /// The tables of the six aggregates, copied by the migration engine.
 pub const MODELLED_TABLES: &[&str] = &["user", "chat", "chat_message", "tag", "file"];
 
-/// Tables never copied as rows: the schema revision (each database has its own) and the
-/// vector tables (vectors move through the engine's vector group).
+/// Tables never copied as rows: the schema revision (each database has its own), the vector
+/// tables (vectors move through the engine's vector group) and SQLite's `chatstore_chat_tag`
+/// (derived from `chat` by triggers, which fill the target's own as its chats arrive).
 pub const NOT_COPIED: &[&str] = &[
     "alembic_version",
+    "chatstore_chat_tag",
     "chatstore_vector",
     "chatstore_collection",
     "document_chunk",
