@@ -795,9 +795,19 @@ async fn file_writes_dropped_part_way_leave_rows_and_bytes_in_step() {
                 .collect::<BTreeSet<String>>()
         };
         // Every trip a dropped call started ends by itself (its result, a guard, dropped):
-        // waits up to 10 s for the folder to settle on the recorded files; the assertions
-        // below then say what is left if it never does.
+        // first waits for every transaction a dropped call left writing `file` to end (a
+        // delete's commit runs on a task of its own and may not have run yet, while its
+        // transaction holds the write lock or the rows), then up to 10 s for the folder to
+        // settle on the recorded files; the assertions below then say what is left if it
+        // never does.
         let settled = || async {
+            db.exec(if db.is_postgres() {
+                "BEGIN; SET LOCAL lock_timeout = '20s'; LOCK TABLE \"file\" IN SHARE MODE; \
+                 ROLLBACK;"
+            } else {
+                "BEGIN IMMEDIATE; ROLLBACK;"
+            })
+            .await;
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             loop {
                 let files = listing();
