@@ -35,22 +35,33 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS chatstore_chat_tag (\
      PRIMARY KEY (chat_id, tag_id)) WITHOUT ROWID; \
      CREATE INDEX IF NOT EXISTS chatstore_chat_tag_owner ON chatstore_chat_tag (user_id, tag_id);";
 
-/// The triggers' names (written out in the statements below). A change to a trigger's text takes new names, so that an open finds the
-/// old ones missing and replaces all three (with the rebuild).
+/// The name of the trigger for `$kind` (`insert`, `update`, `delete`). A change to a
+/// trigger's text takes a new version here, so that an open finds the old ones missing and
+/// replaces all three (with the rebuild).
+macro_rules! trigger {
+    ($kind:ident) => {
+        concat!("chatstore_chat_tag_", stringify!($kind), "_v1")
+    };
+}
+pub(crate) use trigger;
+
 #[cfg(test)]
-const TRIGGER_NAMES: [&str; 3] = [
-    "chatstore_chat_tag_insert_v1",
-    "chatstore_chat_tag_update_v1",
-    "chatstore_chat_tag_delete_v1",
-];
+const TRIGGER_NAMES: [&str; 3] = [trigger!(insert), trigger!(update), trigger!(delete)];
 
 /// Whether all three triggers are on `chat` (a SQL expression; `1` or `0`). Written out in
 /// the orphan-tag check, which trusts the link table only when it holds.
 macro_rules! sqlite_tag_links_kept {
     () => {
-        "(SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'chat' \
-         AND name IN ('chatstore_chat_tag_insert_v1', 'chatstore_chat_tag_update_v1', \
-         'chatstore_chat_tag_delete_v1')) = 3"
+        concat!(
+            "(SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'chat' \
+             AND name IN ('",
+            $crate::tag_links::trigger!(insert),
+            "', '",
+            $crate::tag_links::trigger!(update),
+            "', '",
+            $crate::tag_links::trigger!(delete),
+            "')) = 3"
+        )
     };
 }
 pub(crate) use sqlite_tag_links_kept;
@@ -91,24 +102,30 @@ macro_rules! links_of {
 /// first deletes the id's rows: an `INSERT OR REPLACE` removes the row it replaces without
 /// firing delete triggers.
 const REBUILD: &str = concat!(
-    "DROP TRIGGER IF EXISTS chatstore_chat_tag_insert_v1; \
-     DROP TRIGGER IF EXISTS chatstore_chat_tag_update_v1; \
-     DROP TRIGGER IF EXISTS chatstore_chat_tag_delete_v1; \
-     DELETE FROM chatstore_chat_tag; \
-     CREATE TRIGGER chatstore_chat_tag_insert_v1 AFTER INSERT ON chat BEGIN \
+    "DROP TRIGGER IF EXISTS ",
+    trigger!(insert),
+    "; DROP TRIGGER IF EXISTS ",
+    trigger!(update),
+    "; DROP TRIGGER IF EXISTS ",
+    trigger!(delete),
+    "; DELETE FROM chatstore_chat_tag; CREATE TRIGGER ",
+    trigger!(insert),
+    " AFTER INSERT ON chat BEGIN \
      DELETE FROM chatstore_chat_tag WHERE chat_id = new.id; \
      INSERT INTO chatstore_chat_tag (chat_id, tag_id, user_id) ",
     links_of!("new", ""),
-    "; END; \
-     CREATE TRIGGER chatstore_chat_tag_update_v1 AFTER UPDATE OF id, user_id, meta ON chat \
+    "; END; CREATE TRIGGER ",
+    trigger!(update),
+    " AFTER UPDATE OF id, user_id, meta ON chat \
      WHEN old.id IS NOT new.id OR old.user_id IS NOT new.user_id OR old.meta IS NOT new.meta \
      BEGIN \
      DELETE FROM chatstore_chat_tag WHERE chat_id = old.id; \
      DELETE FROM chatstore_chat_tag WHERE chat_id = new.id; \
      INSERT INTO chatstore_chat_tag (chat_id, tag_id, user_id) ",
     links_of!("new", ""),
-    "; END; \
-     CREATE TRIGGER chatstore_chat_tag_delete_v1 AFTER DELETE ON chat BEGIN \
+    "; END; CREATE TRIGGER ",
+    trigger!(delete),
+    " AFTER DELETE ON chat BEGIN \
      DELETE FROM chatstore_chat_tag WHERE chat_id = old.id; END; \
      INSERT INTO chatstore_chat_tag (chat_id, tag_id, user_id) ",
     links_of!("chat", "chat, "),
@@ -117,17 +134,15 @@ const REBUILD: &str = concat!(
 
 /// Creates the link table where it is missing and, unless all three triggers are on `chat`,
 /// replaces them and rebuilds the rows from `chat` ([`REBUILD`]), in `tx` (a SQLite write
-/// transaction, so no writer comes between the triggers and the rows). Answers whether it
-/// rebuilt.
-pub(crate) async fn ensure(tx: &mut Tx) -> Result<bool> {
+/// transaction, so no writer comes between the triggers and the rows).
+pub(crate) async fn ensure(tx: &mut Tx) -> Result<()> {
     tx.execute_script(CREATE_TABLE).await?;
     let kept = tx.fetch_one(TRIGGERS_PRESENT, args![]).await?;
-    if kept.int("kept")? == 1 {
-        return Ok(false);
+    if kept.int("kept")? != 1 {
+        tx.execute_script(REBUILD).await?;
+        tracing::info!("built chatstore_chat_tag (which chats carry which tag) and its triggers");
     }
-    tx.execute_script(REBUILD).await?;
-    tracing::info!("built chatstore_chat_tag (which chats carry which tag) and its triggers");
-    Ok(true)
+    Ok(())
 }
 
 #[cfg(test)]
