@@ -109,6 +109,16 @@ pub(crate) fn connection_lost(err: &sqlx::Error) -> bool {
     }
 }
 
+/// SQLite: the error is `BUSY` or `LOCKED` (another connection holds the lock).
+pub(crate) fn sqlite_busy(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<SqliteError>()
+            .is_some_and(|e| sqlite_retryable(e.code())),
+        _ => false,
+    }
+}
+
 /// SQLite: `BUSY` or `LOCKED`, primary or extended (the low byte is the primary code).
 fn sqlite_retryable(code: Option<std::borrow::Cow<'_, str>>) -> bool {
     code.and_then(|c| c.parse::<i64>().ok())

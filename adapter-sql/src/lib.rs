@@ -641,8 +641,7 @@ async fn open_sqlite(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, Pa
     } else {
         pool.max_connections(options.max_connections)
     };
-    let pool = pool
-        .connect_with(connect)
+    let pool = connect_sqlite(pool, connect, options.busy_timeout)
         .await
         .map_err(|e| error::db_error("connect", e))?;
     let temporary = in_memory && options.upload_dir.is_none();
@@ -651,6 +650,29 @@ async fn open_sqlite(rest: &str, options: &SqlOptions) -> Result<(pool::Pool, Pa
         uploads,
         temporary,
     ))
+}
+
+/// SQLite: the pool's first connection, tried again while another connection holds the lock,
+/// until `busy_timeout` has passed. Turning a rollback-journal database to WAL (the first open
+/// of an Open WebUI `webui.db`, or replicas opening one at once) needs the file to itself, and
+/// while another connection writes SQLite answers `BUSY` at once instead of waiting its busy
+/// timeout (a connection that already reads must not wait for a lock that waits for it).
+async fn connect_sqlite(
+    pool: SqlitePoolOptions,
+    connect: SqliteConnectOptions,
+    busy_timeout: Duration,
+) -> std::result::Result<sqlx::SqlitePool, sqlx::Error> {
+    use backon::Retryable;
+    let started = std::time::Instant::now();
+    let backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(5))
+        .with_max_delay(Duration::from_millis(50))
+        .without_max_times()
+        .with_jitter();
+    (|| pool.clone().connect_with(connect.clone()))
+        .retry(backoff)
+        .when(|e| error::sqlite_busy(e) && started.elapsed() < busy_timeout)
+        .await
 }
 
 /// Builds chatstore's own indexes ([`indexes`]) and gives the flag that turns `true` once

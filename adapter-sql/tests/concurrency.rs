@@ -199,6 +199,86 @@ async fn a_sqlite_lock_held_past_the_busy_timeout_is_unavailable() {
     db.finish().await;
 }
 
+/// Opening a SQLite database still in rollback-journal mode turns it to WAL, which needs the
+/// file to itself; while another connection writes (Open WebUI on its own `webui.db`, or a
+/// replica opening beside this one and turning it to WAL first) SQLite answers `BUSY` at once,
+/// without waiting its busy timeout. The open waits for the writer within the busy timeout;
+/// past it, it is `Unavailable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_database_another_connection_writes_waits_for_it() {
+    use std::time::{Duration, Instant};
+
+    let db = support::sqlite_empty().await;
+    let support::Raw::Sqlite(raw) = &db.raw else {
+        unreachable!("sqlite_empty gives SQLite");
+    };
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(raw)
+        .await
+        .expect("journal mode");
+    assert_eq!(mode, "delete", "the file starts in rollback-journal mode");
+    sqlx::raw_sql("CREATE TABLE other_writes (x INTEGER)")
+        .execute(raw)
+        .await
+        .expect("a table to read");
+    let mut writer = raw.acquire().await.expect("a raw connection");
+    sqlx::raw_sql("BEGIN IMMEDIATE; INSERT INTO other_writes VALUES (1)")
+        .execute(&mut *writer)
+        .await
+        .expect("a write transaction holding its lock");
+
+    // Past the busy timeout: Unavailable, and nothing changed.
+    let started = Instant::now();
+    let refused = chatstore_sql::SqlStore::connect(
+        &db.url,
+        db.options().busy_timeout(Duration::from_millis(300)),
+    )
+    .await
+    .map(drop)
+    .expect_err("the writer holds the file past the busy timeout");
+    assert_eq!(refused.kind(), ErrorKind::Unavailable, "{refused}");
+    assert!(refused.is_retryable());
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "gave up after {:?}, before the busy timeout",
+        started.elapsed()
+    );
+
+    // Within it: the open waits for the writer to end, then opens in WAL mode.
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        sqlx::raw_sql("COMMIT")
+            .execute(&mut *writer)
+            .await
+            .expect("end the write");
+    });
+    let store = chatstore_sql::SqlStore::connect(&db.url, db.options())
+        .await
+        .expect("the open waits for the writer")
+        .store();
+    release.await.expect("the writer ended");
+    // A connection learns of the change at its next transaction; a new one reads the file.
+    let mut fresh = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .expect("a new raw connection");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut fresh)
+        .await
+        .expect("journal mode");
+    assert_eq!(mode, "wal");
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM other_writes")
+        .fetch_one(&mut fresh)
+        .await
+        .expect("count");
+    assert_eq!(written, 1, "the writer's row is there");
+    store
+        .users
+        .create(NewUser::new("a@example.com", "A"))
+        .await
+        .expect("the store writes");
+    db.finish().await;
+}
+
 /// `ensure` beside a chat delete that removes the same tag as an orphan: on PostgreSQL the
 /// insert (nothing to do, the tag exists) and the read after it saw different snapshots, and
 /// the read found the tag gone. `ensure` takes the owner's tag lock, as every tag change
