@@ -220,14 +220,14 @@ async fn opening_a_database_another_connection_writes_waits_for_it() {
     sqlx::raw_sql("CREATE TABLE other_writes (x INTEGER)")
         .execute(raw)
         .await
-        .expect("a table to read");
+        .expect("a table to write to");
     let mut writer = raw.acquire().await.expect("a raw connection");
     sqlx::raw_sql("BEGIN IMMEDIATE; INSERT INTO other_writes VALUES (1)")
         .execute(&mut *writer)
         .await
         .expect("a write transaction holding its lock");
 
-    // Past the busy timeout: Unavailable, and nothing changed.
+    // Past the busy timeout: Unavailable.
     let started = Instant::now();
     let refused = chatstore_sql::SqlStore::connect(
         &db.url,
